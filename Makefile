@@ -1,0 +1,31 @@
+# The two entry points (README): `make demo` and `make test`.
+# Both install their own dependencies, configure, build, then run.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+ifeq ($(CI),true)
+  CMAKE_FLAGS += -DLMX_WERROR=ON
+endif
+
+.PHONY: setup configure build demo test bench clean
+
+setup:
+	@bash tools/setup.sh
+
+configure: setup
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	@bash tools/demo.sh $(BUILD)
+
+test: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+bench: build
+	@$(BUILD)/apps/lmx/lmx bench kernels
+
+clean:
+	rm -rf $(BUILD)

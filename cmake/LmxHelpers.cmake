@@ -1,0 +1,56 @@
+# Shared CMake helpers: one library target per layer, one test binary per layer.
+
+set(LMX_WARNINGS -Wall -Wextra)
+if(LMX_WERROR)
+  list(APPEND LMX_WARNINGS -Werror)
+endif()
+set(LMX_LAYER_TARGETS "" CACHE INTERNAL "")
+
+function(lmx_add_subdirectory_if_present dir)
+  if(EXISTS ${CMAKE_SOURCE_DIR}/${dir}/CMakeLists.txt)
+    add_subdirectory(${CMAKE_SOURCE_DIR}/${dir} ${CMAKE_BINARY_DIR}/${dir})
+  endif()
+endfunction()
+
+function(lmx_apply_common_options target)
+  target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:${LMX_WARNINGS}>)
+  if(LMX_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+endfunction()
+
+# lmx_add_layer(NAME lmx_core SOURCES a.cpp ... [AVX2_SOURCES k.cpp ...] DEPS ... [PRIVATE_DEPS ...])
+# AVX2_SOURCES get -mavx2 -mfma -mf16c; they must only run after a CPU feature check.
+function(lmx_add_layer)
+  cmake_parse_arguments(L "" "NAME" "SOURCES;AVX2_SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(${L_NAME} STATIC ${L_SOURCES} ${L_AVX2_SOURCES})
+  string(REPLACE "lmx_" "" short ${L_NAME})
+  add_library(lmx::${short} ALIAS ${L_NAME})
+  target_include_directories(${L_NAME} PUBLIC
+    $<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}> $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+  target_link_libraries(${L_NAME} PUBLIC ${L_DEPS} PRIVATE ${L_PRIVATE_DEPS})
+  if(L_AVX2_SOURCES)
+    set_source_files_properties(${L_AVX2_SOURCES} PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c")
+  endif()
+  lmx_apply_common_options(${L_NAME})
+  set(LMX_LAYER_TARGETS ${LMX_LAYER_TARGETS} ${L_NAME} CACHE INTERNAL "")
+endfunction()
+
+# lmx_add_test(NAME core_test SOURCES ... DEPS ... [LABELS unit])
+# Tests run with the source tree as working directory so ../shared/data resolves
+# the same way from every binary.
+function(lmx_add_test)
+  cmake_parse_arguments(T "" "NAME" "SOURCES;DEPS;LABELS" ${ARGN})
+  if(NOT T_LABELS)
+    set(T_LABELS unit)
+  endif()
+  add_executable(${T_NAME} ${T_SOURCES})
+  target_link_libraries(${T_NAME} PRIVATE ${T_DEPS} GTest::gtest GTest::gtest_main)
+  target_compile_definitions(${T_NAME} PRIVATE LMX_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+  lmx_apply_common_options(${T_NAME})
+  gtest_discover_tests(${T_NAME}
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
+    PROPERTIES LABELS "${T_LABELS}"
+    DISCOVERY_TIMEOUT 60)
+endfunction()
