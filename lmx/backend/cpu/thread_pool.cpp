@@ -1,0 +1,145 @@
+#include "lmx/backend/cpu/thread_pool.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+namespace lmx::cpu {
+namespace {
+
+thread_local bool t_inside_region = false;
+
+// Spin for roughly this long before sleeping on the atomic: long enough to catch the
+// next region of a decode step, short enough not to burn a core when idle.
+constexpr int kSpinIterations = 20000;
+
+inline void cpu_relax() { _mm_pause(); }
+
+std::unique_ptr<ThreadPool>& global_slot() {
+  static std::unique_ptr<ThreadPool> pool;
+  return pool;
+}
+std::mutex& global_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+}  // namespace
+
+int default_num_threads() {
+  if (const char* env = std::getenv("LMX_NUM_THREADS")) {
+    char* end = nullptr;
+    long v = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && v > 0 && v <= 1024) return static_cast<int>(v);
+  }
+  unsigned hc = std::thread::hardware_concurrency();
+  return hc == 0 ? 1 : static_cast<int>(hc);
+}
+
+ThreadPool::ThreadPool(int num_threads)
+    : num_threads_(num_threads > 0 ? num_threads : default_num_threads()) {
+  workers_.reserve(static_cast<size_t>(num_threads_ - 1));
+  for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  stop_.store(true, std::memory_order_release);
+  epoch_.fetch_add(1, std::memory_order_acq_rel);
+  epoch_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::worker_loop(int index) {
+  uint64_t seen = 0;
+  for (;;) {
+    uint64_t e = epoch_.load(std::memory_order_acquire);
+    for (int spin = 0; e == seen && spin < kSpinIterations; ++spin) {
+      cpu_relax();
+      e = epoch_.load(std::memory_order_acquire);
+    }
+    if (e == seen) {
+      epoch_.wait(seen, std::memory_order_acquire);
+      continue;
+    }
+    seen = e;
+    if (stop_.load(std::memory_order_acquire)) return;
+    if (index < active_threads_) {
+      t_inside_region = true;
+      try {
+        (*task_)(index, active_threads_);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
+      t_inside_region = false;
+      pending_.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+}
+
+void ThreadPool::run(const std::function<void(int, int)>& fn, int max_threads) {
+  int n = num_threads_;
+  if (max_threads > 0) n = std::min(n, max_threads);
+  if (n <= 1 || t_inside_region) {
+    fn(0, 1);
+    return;
+  }
+  std::lock_guard<std::mutex> region(run_mutex_);
+  task_ = &fn;
+  active_threads_ = n;
+  error_ = nullptr;
+  pending_.store(n - 1, std::memory_order_release);
+  epoch_.fetch_add(1, std::memory_order_acq_rel);
+  epoch_.notify_all();
+  t_inside_region = true;
+  try {
+    fn(0, n);
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(error_mutex_);
+    if (!error_) error_ = std::current_exception();
+  }
+  t_inside_region = false;
+  while (pending_.load(std::memory_order_acquire) != 0) cpu_relax();
+  task_ = nullptr;
+  if (error_) {
+    std::exception_ptr e = error_;
+    error_ = nullptr;
+    std::rethrow_exception(e);
+  }
+}
+
+void ThreadPool::parallel_for(int64_t n, int64_t grain,
+                              const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  int64_t max_chunks = (n + grain - 1) / grain;
+  int threads = static_cast<int>(std::min<int64_t>(num_threads_, max_chunks));
+  if (threads <= 1) {
+    fn(0, n);
+    return;
+  }
+  run(
+      [&](int t, int nt) {
+        int64_t begin = n * t / nt, end = n * (t + 1) / nt;
+        if (begin < end) fn(begin, end);
+      },
+      threads);
+}
+
+ThreadPool& ThreadPool::global() {
+  std::lock_guard<std::mutex> lock(global_mutex());
+  auto& slot = global_slot();
+  if (!slot) slot = std::make_unique<ThreadPool>();
+  return *slot;
+}
+
+void ThreadPool::set_global_threads(int num_threads) {
+  std::lock_guard<std::mutex> lock(global_mutex());
+  global_slot() = std::make_unique<ThreadPool>(num_threads);
+}
+
+}  // namespace lmx::cpu
