@@ -1,0 +1,70 @@
+#include "lmx/io/mapped_file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "lmx/core/error.h"
+
+namespace lmx::io {
+namespace {
+
+struct FdCloser {
+  int fd;
+  ~FdCloser() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+[[noreturn]] void throw_errno(const std::string& what, const std::filesystem::path& path) {
+  throw IoError(what + " '" + path.string() + "': " + std::strerror(errno));
+}
+
+}  // namespace
+
+std::shared_ptr<const MappedFile> MappedFile::open(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw_errno("cannot open", path);
+  FdCloser closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw_errno("cannot stat", path);
+  if (!S_ISREG(st.st_mode)) throw IoError("not a regular file: '" + path.string() + "'");
+  const auto size = static_cast<size_t>(st.st_size);
+  if (size == 0) {
+    return std::shared_ptr<const MappedFile>(new MappedFile(path, nullptr, 0));
+  }
+  void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  if (p == MAP_FAILED) throw_errno("cannot map", path);
+  // The mapping stays valid after the descriptor is closed.
+  return std::shared_ptr<const MappedFile>(
+      new MappedFile(path, static_cast<const std::byte*>(p), size));
+}
+
+MappedFile::~MappedFile() {
+  if (data_ != nullptr) ::munmap(const_cast<std::byte*>(data_), size_);
+}
+
+void MappedFile::advise(AccessHint hint, size_t offset, size_t length) const {
+  if (data_ == nullptr || offset >= size_) return;
+  if (length > size_ - offset) length = size_ - offset;
+  // madvise wants a page-aligned start.
+  const auto page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const size_t start = offset / page * page;
+  length += offset - start;
+  int advice = MADV_NORMAL;
+  switch (hint) {
+    case AccessHint::normal: advice = MADV_NORMAL; break;
+    case AccessHint::sequential: advice = MADV_SEQUENTIAL; break;
+    case AccessHint::random: advice = MADV_RANDOM; break;
+    case AccessHint::will_need: advice = MADV_WILLNEED; break;
+    case AccessHint::dont_need: advice = MADV_DONTNEED; break;
+  }
+  (void)::madvise(const_cast<std::byte*>(data_) + start, length, advice);
+}
+
+}  // namespace lmx::io

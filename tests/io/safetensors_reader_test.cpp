@@ -1,0 +1,243 @@
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "lmx/core/error.h"
+#include "lmx/io/mapped_file.h"
+#include "lmx/io/safetensors.h"
+#include "tests/io/io_test_util.h"
+
+namespace lmx::io {
+namespace {
+
+using testing::le64;
+using testing::raw_bytes;
+using testing::safetensors_bytes;
+using testing::TempDir;
+using testing::write_file;
+
+TEST(MappedFile, MapsBytesAndEmptyFiles) {
+  TempDir dir;
+  write_file(dir / "a.bin", "hello");
+  write_file(dir / "empty.bin", "");
+  auto m = MappedFile::open(dir / "a.bin");
+  ASSERT_EQ(m->size(), 5u);
+  EXPECT_EQ(std::memcmp(m->data(), "hello", 5), 0);
+  m->advise(AccessHint::will_need);
+  m->advise(AccessHint::sequential, 3, 100);
+  auto e = MappedFile::open(dir / "empty.bin");
+  EXPECT_EQ(e->size(), 0u);
+  EXPECT_EQ(e->data(), nullptr);
+}
+
+TEST(MappedFile, MissingFileAndFolderAreIoErrors) {
+  TempDir dir;
+  EXPECT_THROW(MappedFile::open(dir / "nope"), IoError);
+  EXPECT_THROW(MappedFile::open(dir.path()), IoError);
+}
+
+TEST(SafetensorsReader, ReadsHandAssembledFile) {
+  TempDir dir;
+  std::vector<float> a = {1.5f, -2.f, 3.f, 4.f, 5.f, 6.25f};
+  std::vector<int64_t> b = {7, -8};
+  std::string data = raw_bytes(a) + raw_bytes(b);
+  std::string header =
+      R"({"__metadata__":{"format":"pt","note":"x"},)"
+      R"("b":{"dtype":"I64","shape":[2],"data_offsets":[24,40]},)"
+      R"("a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},)"
+      R"("empty":{"dtype":"BF16","shape":[0,5],"data_offsets":[40,40]},)"
+      R"("scalar":{"dtype":"U8","shape":[],"data_offsets":[40,41]}})";
+  // Pad the header with spaces to a multiple of 8 like the Python library.
+  while ((header.size() + 8) % 8 != 0) header += ' ';
+  data += '\x2a';
+  write_file(dir / "m.safetensors", safetensors_bytes(header, data));
+
+  auto f = SafetensorsFile::open(dir / "m.safetensors");
+  EXPECT_EQ(f.name(), (dir / "m.safetensors").string());
+  ASSERT_EQ(f.size(), 4u);
+  EXPECT_EQ(f.metadata().at("format"), "pt");
+  EXPECT_EQ(f.metadata().at("note"), "x");
+  EXPECT_EQ(f.header_size(), header.size());
+  ASSERT_NE(f.owner(), nullptr);
+  ASSERT_NE(f.mapping(), nullptr);
+
+  const TensorInfo& ta = f.at("a");
+  EXPECT_EQ(ta.dtype, Dtype::f32);
+  EXPECT_EQ(ta.shape, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(ta.numel(), 6);
+  EXPECT_EQ(ta.nbytes, 24u);
+  EXPECT_EQ(ta.file_offset, 8 + header.size());
+  EXPECT_TRUE(ta.aligned);
+  std::vector<float> got(6);
+  std::memcpy(got.data(), ta.data, 24);
+  EXPECT_EQ(got, a);
+
+  const TensorInfo& tb = f.at("b");
+  EXPECT_EQ(tb.dtype, Dtype::i64);
+  int64_t b1 = 0;
+  std::memcpy(&b1, tb.data + 8, 8);
+  EXPECT_EQ(b1, -8);
+
+  EXPECT_EQ(f.at("empty").numel(), 0);
+  EXPECT_EQ(f.at("empty").nbytes, 0u);
+  EXPECT_EQ(f.at("scalar").numel(), 1);
+  EXPECT_EQ(static_cast<int>(*f.at("scalar").data), 42);
+  // Tensors are listed in data order.
+  EXPECT_EQ(f.tensors()[0].name, "a");
+  EXPECT_EQ(f.tensors()[1].name, "b");
+
+  EXPECT_EQ(f.find("zzz"), nullptr);
+  EXPECT_FALSE(f.contains("zzz"));
+  try {
+    (void)f.at("zzz");
+    FAIL();
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("zzz"), std::string::npos);
+  }
+
+  // The owner keeps the bytes alive after the file object is gone.
+  auto owner = f.owner();
+  const std::byte* p = f.at("a").data;
+  SafetensorsFile moved = std::move(f);
+  EXPECT_EQ(moved.at("a").data, p);
+  moved = SafetensorsFile();
+  float first = 0;
+  std::memcpy(&first, p, 4);
+  EXPECT_EQ(first, 1.5f);
+}
+
+TEST(SafetensorsReader, FlagsUnalignedData) {
+  // Header of 9 bytes puts the data section at offset 17: an F32 there is unaligned.
+  std::string header = R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
+  std::string bytes = safetensors_bytes(header, std::string(4, '\0'));
+  // Copy into an 8-aligned buffer so the file offset decides the alignment.
+  std::vector<uint64_t> buf((bytes.size() + 7) / 8);
+  std::memcpy(buf.data(), bytes.data(), bytes.size());
+  auto span = std::span<const std::byte>(reinterpret_cast<const std::byte*>(buf.data()),
+                                         bytes.size());
+  auto f = SafetensorsFile::parse(span, "mem");
+  EXPECT_EQ((8 + header.size()) % 4 != 0, !f.at("a").aligned);
+  std::string padded = header;
+  while ((padded.size() + 8) % 8 != 0) padded += ' ';
+  bytes = safetensors_bytes(padded, std::string(4, '\0'));
+  std::memcpy(buf.data(), bytes.data(), bytes.size());
+  auto g = SafetensorsFile::parse(
+      std::span<const std::byte>(reinterpret_cast<const std::byte*>(buf.data()), bytes.size()),
+      "mem");
+  EXPECT_TRUE(g.at("a").aligned);
+}
+
+struct BadCase {
+  const char* label;
+  std::string bytes;
+  const char* expect;  // substring of the message
+};
+
+std::vector<BadCase> bad_cases() {
+  const std::string f4(4, '\0');
+  auto one = [](const std::string& entry, const std::string& data) {
+    return safetensors_bytes(R"({"w":)" + entry + "}", data);
+  };
+  std::vector<BadCase> v;
+  v.push_back({"empty file", "", "too small"});
+  v.push_back({"short length", "abc", "too small"});
+  v.push_back({"length larger than file", le64(1000) + "{}", "larger than the file"});
+  v.push_back({"length above cap", le64(200'000'000) + "{}", "exceeds the cap"});
+  v.push_back({"negative length", le64(0x8000000000000000ull) + "{}", "negative"});
+  v.push_back({"length near UINT64_MAX", le64(std::numeric_limits<uint64_t>::max() - 3) + "{}",
+               "negative"});
+  v.push_back({"length 0", le64(0), "too small"});
+  v.push_back({"not json", safetensors_bytes("{nope", ""), "not valid JSON"});
+  v.push_back({"not an object", safetensors_bytes("[1,2]", ""), "not a JSON object"});
+  v.push_back({"entry not object", one("3", ""), "not an object"});
+  v.push_back({"offsets count 1", one(R"({"dtype":"F32","shape":[1],"data_offsets":[0]})", f4),
+               "data_offsets has 1 values"});
+  v.push_back(
+      {"offsets count 3", one(R"({"dtype":"F32","shape":[1],"data_offsets":[0,4,8]})", f4),
+       "data_offsets has 3 values"});
+  v.push_back({"offsets missing", one(R"({"dtype":"F32","shape":[1]})", f4), "data_offsets"});
+  v.push_back({"offsets inverted",
+               one(R"({"dtype":"F32","shape":[0],"data_offsets":[4,0]})", f4 + f4), "inverted"});
+  v.push_back({"offsets outside",
+               one(R"({"dtype":"F32","shape":[1],"data_offsets":[4,8]})", f4), "outside"});
+  v.push_back({"offsets huge",
+               one(R"({"dtype":"F32","shape":[1],"data_offsets":[18446744073709551612,18446744073709551615]})",
+                   f4),
+               "data_offsets"});
+  v.push_back({"offsets negative",
+               one(R"({"dtype":"F32","shape":[1],"data_offsets":[-4,0]})", f4), "negative"});
+  v.push_back({"offsets float",
+               one(R"({"dtype":"F32","shape":[1],"data_offsets":[0.5,4]})", f4), "invalid value"});
+  v.push_back({"span disagrees with shape",
+               one(R"({"dtype":"F32","shape":[1000,1000],"data_offsets":[0,4]})", f4),
+               "needs 4000000"});
+  v.push_back({"unknown dtype", one(R"({"dtype":"F33","shape":[1],"data_offsets":[0,4]})", f4),
+               "unknown or unsupported dtype 'F33'"});
+  v.push_back({"lowercase dtype",
+               one(R"({"dtype":"float32","shape":[1],"data_offsets":[0,4]})", f4), "dtype"});
+  v.push_back({"dtype not string", one(R"({"dtype":4,"shape":[1],"data_offsets":[0,4]})", f4),
+               "dtype"});
+  v.push_back({"shape overflow",
+               one(R"({"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,4]})",
+                   f4),
+               "overflows"});
+  v.push_back({"shape bytes overflow",
+               one(R"({"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,4]})", f4),
+               "overflows"});
+  v.push_back({"shape negative",
+               one(R"({"dtype":"F32","shape":[-1],"data_offsets":[0,4]})", f4), "negative"});
+  v.push_back({"shape not array",
+               one(R"({"dtype":"F32","shape":4,"data_offsets":[0,4]})", f4), "shape"});
+  v.push_back({"overlap",
+               safetensors_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                 R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                                 f4 + f4 + f4),
+               "overlaps"});
+  v.push_back({"metadata not strings",
+               safetensors_bytes(R"({"__metadata__":{"a":1}})", ""), "__metadata__"});
+  v.push_back({"metadata not object",
+               safetensors_bytes(R"({"__metadata__":[1]})", ""), "__metadata__"});
+  return v;
+}
+
+TEST(SafetensorsReader, BadInputsGiveFormatErrorsNamingFileAndField) {
+  TempDir dir;
+  int i = 0;
+  for (const BadCase& c : bad_cases()) {
+    SCOPED_TRACE(c.label);
+    const auto path = dir / ("bad" + std::to_string(i++) + ".safetensors");
+    write_file(path, c.bytes);
+    try {
+      (void)SafetensorsFile::open(path);
+      ADD_FAILURE() << "no error";
+    } catch (const FormatError& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find(path.string()), std::string::npos) << msg;
+      EXPECT_NE(msg.find(c.expect), std::string::npos) << msg;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "wrong exception: " << e.what();
+    }
+  }
+}
+
+TEST(SafetensorsReader, ErrorsNameTheTensor) {
+  auto bytes = safetensors_bytes(
+      R"({"model.layers.0.mlp.up_proj.weight":{"dtype":"F16","shape":[3],"data_offsets":[0,4]}})",
+      std::string(4, '\0'));
+  try {
+    (void)SafetensorsFile::parse(
+        std::span<const std::byte>(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size()),
+        "shard.safetensors");
+    FAIL();
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("'model.layers.0.mlp.up_proj.weight'"),
+              std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("shard.safetensors"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace lmx::io
