@@ -57,4 +57,14 @@ inline float f16_to_f32(uint16_t h) {
   return std::bit_cast<float>(sign | ((exp + 112u) << 23) | (mant << 13));
 }
 
+// Storage types for 16-bit floats, so typed data access can tell them apart.
+struct Half {
+  uint16_t bits;
+};
+struct BFloat16 {
+  uint16_t bits;
+};
+inline float to_float(Half h) { return f16_to_f32(h.bits); }
+inline float to_float(BFloat16 h) { return bf16_to_f32(h.bits); }
+
 }  // namespace lmx
