@@ -1,0 +1,50 @@
+#include "lmx/io/detail.h"
+
+#include <fstream>
+#include <iterator>
+
+#include "lmx/core/error.h"
+
+namespace lmx::io::detail {
+
+nlohmann::json read_json_file(const std::filesystem::path& path, const std::string& shown) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError("cannot read '" + shown + "'");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw IoError("cannot read '" + shown + "'");
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError("'" + shown + "' is not valid JSON: " + e.what());
+  }
+}
+
+bool is_safe_relative_path(std::string_view name) {
+  if (name.empty() || name.size() > 1024) return false;
+  if (name.front() == '/') return false;
+  for (char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f || c == '\\' || c == ':') return false;
+  }
+  size_t start = 0;
+  while (true) {
+    const size_t slash = name.find('/', start);
+    const std::string_view part =
+        name.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    if (slash == std::string_view::npos) return true;
+    start = slash + 1;
+  }
+}
+
+std::string printable(std::string_view s, size_t max_len) {
+  std::string out;
+  for (size_t i = 0; i < s.size() && i < max_len; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    out += (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
+  }
+  if (s.size() > max_len) out += "...";
+  return out;
+}
+
+}  // namespace lmx::io::detail
