@@ -15,6 +15,10 @@
 #include "lmx/core/allocator.h"
 #include "lmx/core/error.h"
 
+#ifdef LMX_HAS_CUDA
+#include "lmx/backend/cuda/cuda_backend.h"
+#endif
+
 namespace lmx {
 namespace {
 
@@ -164,6 +168,9 @@ Allocator& allocator_for(Device device) {
     static CpuAllocator* cpu = new CpuAllocator();
     return *cpu;
   }
+#ifdef LMX_HAS_CUDA
+  if (device.is_cuda()) return cuda::allocator(device.index);
+#endif
   auto get = g_device_allocators[static_cast<int>(device.type)];
   if (get == nullptr) {
     throw Unsupported("device " + device.str() + " is not available in this build of lmx");

@@ -9,6 +9,10 @@
 #include "lmx/core/detail/strided_loop.h"
 #include "lmx/core/error.h"
 
+#ifdef LMX_HAS_CUDA
+#include "lmx/backend/cuda/cuda_backend.h"
+#endif
+
 namespace lmx {
 
 int64_t shape_numel(const Shape& shape) {
@@ -302,8 +306,23 @@ Tensor Tensor::to(Dtype dtype) const {
 
 Tensor Tensor::to(Device dev) const {
   if (dev == device()) return *this;
+#ifdef LMX_HAS_CUDA
+  Tensor src = device().is_cpu() ? contiguous() : *this;
+  if (!src.is_contiguous()) {
+    throw Unsupported("Tensor::to: device copies of non-contiguous " + device().str() +
+                      " tensors are not implemented yet");
+  }
+  Tensor out = empty(shape_, dtype_, dev);
+  cuda::CopyKind kind = dev.is_cuda() && src.device().is_cpu()   ? cuda::CopyKind::host_to_device
+                        : dev.is_cpu() && src.device().is_cuda() ? cuda::CopyKind::device_to_host
+                                                                 : cuda::CopyKind::device_to_device;
+  int index = dev.is_cuda() ? dev.index : src.device().index;
+  cuda::copy(out.raw_data(), src.raw_data(), nbytes(), kind, index);
+  return out;
+#else
   throw Unsupported("Tensor::to: copies between " + device().str() + " and " + dev.str() +
-                    " need the CUDA backend");
+                    " need the CUDA backend (build with -DLMX_CUDA=ON)");
+#endif
 }
 
 void Tensor::copy_from_host(const void* src, size_t bytes) {

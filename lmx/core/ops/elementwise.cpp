@@ -9,6 +9,10 @@
 #include "lmx/core/detail/strided_loop.h"
 #include "lmx/core/error.h"
 
+#ifdef LMX_HAS_CUDA
+#include "lmx/backend/cuda/cuda_backend.h"
+#endif
+
 namespace lmx::ops {
 namespace {
 
@@ -265,10 +269,32 @@ Tensor unary(UnaryOp op, const Tensor& x) {
   return out;
 }
 
+#ifdef LMX_HAS_CUDA
+// The one CUDA kernel so far: same-shape contiguous f32 add/sub/mul/div.
+Tensor binary_cuda(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
+  if (a.device() != b.device() || a.dtype() != Dtype::f32 || b.dtype() != Dtype::f32 ||
+      a.shape() != b.shape() || !a.is_contiguous() || !b.is_contiguous() ||
+      !(op == BinaryOp::add || op == BinaryOp::sub || op == BinaryOp::mul || op == BinaryOp::div)) {
+    throw Unsupported(std::string(name) + ": the CUDA backend only has same-shape contiguous f32 "
+                      "add/sub/mul/div so far");
+  }
+  Tensor out = Tensor::empty(a.shape(), Dtype::f32, a.device());
+  cuda::BinaryKernel k = op == BinaryOp::add   ? cuda::BinaryKernel::add
+                         : op == BinaryOp::sub ? cuda::BinaryKernel::sub
+                         : op == BinaryOp::mul ? cuda::BinaryKernel::mul
+                                               : cuda::BinaryKernel::div;
+  cuda::binary_f32(k, a.data<float>(), b.data<float>(), out.data<float>(), a.numel(), a.device().index);
+  return out;
+}
+#endif
+
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = binary_name(op);
   check_defined(a, name);
   check_defined(b, name);
+#ifdef LMX_HAS_CUDA
+  if (a.device().is_cuda()) return binary_cuda(op, a, b, name);
+#endif
   check_cpu(a, name);
   check_cpu(b, name);
   if (a.device() != b.device()) {
