@@ -1,76 +1,12 @@
 #include "lmx/io/safetensors_writer.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <nlohmann/json.hpp>
-#include <random>
-#include <set>
 
 #include "lmx/core/error.h"
+#include "lmx/io/detail.h"
 
 namespace lmx::io {
-namespace {
-
-class TempFile {
- public:
-  explicit TempFile(const std::filesystem::path& target) : target_(target) {
-    std::random_device rd;
-    for (int attempt = 0; attempt < 16; ++attempt) {
-      tmp_ = target;
-      tmp_ += ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rd());
-      fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-      if (fd_ >= 0) return;
-      if (errno != EEXIST) break;
-    }
-    fail("cannot create a temporary file next to");
-  }
-  ~TempFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(tmp_.c_str());
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-
-  void write_all(const void* data, size_t n) {
-    const auto* p = static_cast<const char*>(data);
-    while (n > 0) {
-      // Bounded chunks: some kernels cap a single write near 2 GiB.
-      const size_t chunk = std::min<size_t>(n, size_t{1} << 30);
-      const ssize_t w = ::write(fd_, p, chunk);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        fail("cannot write");
-      }
-      p += w;
-      n -= static_cast<size_t>(w);
-    }
-  }
-
-  void commit() {
-    if (::fsync(fd_) != 0) fail("cannot sync");
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) fail("cannot close");
-    if (::rename(tmp_.c_str(), target_.c_str()) != 0) fail("cannot rename a temporary file to");
-    committed_ = true;
-  }
-
- private:
-  [[noreturn]] void fail(const char* what) const {
-    throw IoError(std::string(what) + " '" + target_.string() + "': " + std::strerror(errno));
-  }
-
-  std::filesystem::path target_;
-  std::filesystem::path tmp_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
-}  // namespace
 
 void SafetensorsWriter::add(std::string name,
                             Dtype dtype,
@@ -141,7 +77,7 @@ void SafetensorsWriter::write(const std::filesystem::path& path) const {
   // Pad with spaces (valid JSON whitespace) so the data section starts 8-byte aligned.
   text.append((8 - text.size() % 8) % 8, ' ');
 
-  TempFile out(path);
+  detail::AtomicFile out(path);
   unsigned char len[8];
   const uint64_t n = text.size();
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>((n >> (8 * i)) & 0xff);

@@ -1,0 +1,212 @@
+// Internal (AVX2 translation units only): the packed, register-tiled f32 GEMM driver
+// shared by dense, strided and quantized matmuls. C[m, n] (+)= A[m, k] @ B[k, n], with A
+// packed into 6-row k-major slivers and B into 16-column k-major slivers by caller-given
+// packers (which convert or dequantize on the fly), a 6x16 FMA microkernel (12 ymm
+// accumulators), cache blocking kc x mc x nc, and per-thread workspaces reused across calls.
+#pragma once
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+
+namespace lmx::cpu::detail::avx2 {
+
+constexpr int kMR = 6;
+constexpr int kNR = 16;
+constexpr int64_t kKC = 256;  // B sliver kc x 16 floats = 16 KiB: stays in L1
+constexpr int64_t kMC = 96;   // A block 96 x 256 floats = 96 KiB: stays in L2
+constexpr int64_t kNC = 1024; // B panel 256 x 1024 floats = 1 MiB: L2/L3
+
+// Grow-only 64-byte aligned scratch buffer, one per thread and use site.
+struct Scratch {
+  float* data = nullptr;
+  size_t size = 0;
+  ~Scratch() { std::free(data); }
+  float* get(size_t n) {
+    if (n > size) {
+      std::free(data);
+      size = (n + 15) / 16 * 16;
+      data = static_cast<float*>(std::aligned_alloc(64, size * sizeof(float)));
+    }
+    return data;
+  }
+};
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Transposes 8 rows of 8 floats (r[i] = row i) in place into 8 columns.
+inline void transpose8(__m256 r[8]) {
+  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+// Packs a B sliver for y = x @ W^T: dst[p][jj] = W[j0 + jj][p0 + p] for jj < 16 (zero
+// for jj >= nr), p < kc. decode(row, p, out8) writes 8 consecutive dequantized/converted
+// values of W row `row` starting at column p (p a multiple of 8 when whole); tail(row, p)
+// returns one value.
+template <class Decode8, class Scalar>
+inline void pack_b_rows(float* dst, int64_t j0, int nr, int64_t p0, int64_t kc,
+                        const Decode8& decode8, const Scalar& scalar) {
+  const int64_t kc8 = kc / 8 * 8;
+  for (int half = 0; half < 2; ++half) {
+    for (int64_t p = 0; p < kc8; p += 8) {
+      __m256 r[8];
+      for (int i = 0; i < 8; ++i) {
+        const int jj = half * 8 + i;
+        r[i] = jj < nr ? decode8(j0 + jj, p0 + p) : _mm256_setzero_ps();
+      }
+      transpose8(r);
+      for (int i = 0; i < 8; ++i) _mm256_store_ps(dst + (p + i) * kNR + half * 8, r[i]);
+    }
+  }
+  for (int64_t p = kc8; p < kc; ++p)
+    for (int jj = 0; jj < kNR; ++jj) dst[p * kNR + jj] = jj < nr ? scalar(j0 + jj, p0 + p) : 0.0f;
+}
+
+// Packs an A sliver: dst[p][ii] = A(i0 + ii, p0 + p), zero for ii >= mr.
+inline void pack_a_strided(float* dst, const float* a, int64_t rs, int64_t cs, int64_t i0, int mr,
+                           int64_t p0, int64_t kc) {
+  if (mr == kMR && cs == 1) {
+    const float* rows[kMR];
+    for (int ii = 0; ii < kMR; ++ii) rows[ii] = a + (i0 + ii) * rs + p0;
+    for (int64_t p = 0; p < kc; ++p)
+      for (int ii = 0; ii < kMR; ++ii) dst[p * kMR + ii] = rows[ii][p];
+    return;
+  }
+  for (int64_t p = 0; p < kc; ++p)
+    for (int ii = 0; ii < kMR; ++ii)
+      dst[p * kMR + ii] = ii < mr ? a[(i0 + ii) * rs + (p0 + p) * cs] : 0.0f;
+}
+
+// acc = A sliver (kc x 6) @ B sliver (kc x 16); then C tile = alpha * acc + beta * C
+// (C not read when read_c is false). Partial tiles (mr < 6 or nr < 16) or strided C go
+// through a local tile.
+inline void micro_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t c_rs,
+                       int64_t c_cs, int mr, int nr, float alpha, float beta, bool read_c) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+  __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+  __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+  __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+#pragma GCC unroll 4
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    __m256 av = _mm256_broadcast_ss(a + 0);
+    c00 = _mm256_fmadd_ps(av, b0, c00);
+    c01 = _mm256_fmadd_ps(av, b1, c01);
+    av = _mm256_broadcast_ss(a + 1);
+    c10 = _mm256_fmadd_ps(av, b0, c10);
+    c11 = _mm256_fmadd_ps(av, b1, c11);
+    av = _mm256_broadcast_ss(a + 2);
+    c20 = _mm256_fmadd_ps(av, b0, c20);
+    c21 = _mm256_fmadd_ps(av, b1, c21);
+    av = _mm256_broadcast_ss(a + 3);
+    c30 = _mm256_fmadd_ps(av, b0, c30);
+    c31 = _mm256_fmadd_ps(av, b1, c31);
+    av = _mm256_broadcast_ss(a + 4);
+    c40 = _mm256_fmadd_ps(av, b0, c40);
+    c41 = _mm256_fmadd_ps(av, b1, c41);
+    av = _mm256_broadcast_ss(a + 5);
+    c50 = _mm256_fmadd_ps(av, b0, c50);
+    c51 = _mm256_fmadd_ps(av, b1, c51);
+    a += kMR;
+    b += kNR;
+  }
+  const __m256 acc[kMR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+                              {c30, c31}, {c40, c41}, {c50, c51}};
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  if (mr == kMR && nr == kNR && c_cs == 1) {
+    for (int i = 0; i < kMR; ++i) {
+      float* row = c + i * c_rs;
+      for (int h = 0; h < 2; ++h) {
+        __m256 v = _mm256_mul_ps(acc[i][h], va);
+        if (read_c) v = _mm256_fmadd_ps(vb, _mm256_loadu_ps(row + h * 8), v);
+        _mm256_storeu_ps(row + h * 8, v);
+      }
+    }
+    return;
+  }
+  alignas(32) float tile[kMR][kNR];
+  for (int i = 0; i < kMR; ++i) {
+    _mm256_store_ps(tile[i], _mm256_mul_ps(acc[i][0], va));
+    _mm256_store_ps(tile[i] + 8, _mm256_mul_ps(acc[i][1], va));
+  }
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < nr; ++j) {
+      float& out = c[i * c_rs + j * c_cs];
+      out = read_c ? tile[i][j] + beta * out : tile[i][j];
+    }
+}
+
+// Runs C[0:m, n0:n1] = alpha * A @ B + beta * C on the calling thread.
+// pack_a(dst, i0, mr, p0, kc), pack_b(dst, j0, nr, p0, kc) as above.
+template <class PackA, class PackB>
+void gemm_range(int64_t m, int64_t n0, int64_t n1, int64_t k, float alpha, float beta, float* c,
+                int64_t c_rs, int64_t c_cs, const PackA& pack_a, const PackB& pack_b) {
+  thread_local Scratch a_buf, b_buf;
+  float* ap = a_buf.get(static_cast<size_t>(kMC * kKC));
+  float* bp = b_buf.get(static_cast<size_t>(kKC * kNC));
+  if (k == 0) {
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = n0; j < n1; ++j) {
+        float& out = c[i * c_rs + j * c_cs];
+        out = beta == 0.0f ? 0.0f : beta * out;
+      }
+    return;
+  }
+  for (int64_t jc = n0; jc < n1; jc += kNC) {
+    const int64_t nc = std::min(kNC, n1 - jc);
+    for (int64_t pc = 0; pc < k; pc += kKC) {
+      const int64_t kc = std::min(kKC, k - pc);
+      for (int64_t jr = 0; jr < nc; jr += kNR)
+        pack_b(bp + jr * kc, jc + jr, static_cast<int>(std::min<int64_t>(kNR, nc - jr)), pc, kc);
+      const bool first = pc == 0;
+      const float beta_eff = first ? beta : 1.0f;
+      const bool read_c = !first || beta != 0.0f;
+      for (int64_t ic = 0; ic < m; ic += kMC) {
+        const int64_t mc = std::min(kMC, m - ic);
+        for (int64_t ir = 0; ir < mc; ir += kMR)
+          pack_a(ap + ir * kc, ic + ir, static_cast<int>(std::min<int64_t>(kMR, mc - ir)), pc, kc);
+        for (int64_t jr = 0; jr < nc; jr += kNR) {
+          const int nr = static_cast<int>(std::min<int64_t>(kNR, nc - jr));
+          for (int64_t ir = 0; ir < mc; ir += kMR) {
+            const int mr = static_cast<int>(std::min<int64_t>(kMR, mc - ir));
+            micro_6x16(kc, ap + ir * kc, bp + jr * kc, c + (ic + ir) * c_rs + (jc + jr) * c_cs,
+                       c_rs, c_cs, mr, nr, alpha, beta_eff, read_c);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Splits [0, n) into per-thread ranges that are multiples of 16 columns.
+inline void split_n(int64_t n, int t, int nt, int64_t& n0, int64_t& n1) {
+  const int64_t tiles = (n + kNR - 1) / kNR;
+  n0 = std::min(n, tiles * t / nt * kNR);
+  n1 = std::min(n, tiles * (t + 1) / nt * kNR);
+}
+
+}  // namespace lmx::cpu::detail::avx2

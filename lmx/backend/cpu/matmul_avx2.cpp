@@ -1,0 +1,167 @@
+// AVX2/FMA/F16C dense kernels: y = x @ W^T (matvec for decode, packed GEMM for prefill)
+// and the general strided batched f32 GEMM.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "lmx/backend/cpu/gemm_avx2.h"
+#include "lmx/backend/cpu/matmul_kernels.h"
+#include "lmx/backend/cpu/thread_pool.h"
+
+namespace lmx::cpu::detail {
+namespace {
+
+using namespace avx2;
+
+template <Dtype D>
+inline __m256 load8(const void* base, int64_t i) {
+  if constexpr (D == Dtype::f32) {
+    return _mm256_loadu_ps(static_cast<const float*>(base) + i);
+  } else {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i));
+    if constexpr (D == Dtype::f16) {
+      return _mm256_cvtph_ps(h);
+    } else {
+      return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+  }
+}
+
+// y[j] = W[j, :] . x for rows [j0, j1): four rows per pass share each x load; two
+// accumulators per row hide the FMA latency.
+template <Dtype D>
+void matvec_rows(const float* x, const DenseWeightView& w, float* y, int64_t j0, int64_t j1) {
+  const int64_t k = w.k, k16 = k / 16 * 16;
+  const size_t es = dtype_size(D);
+  auto row_ptr = [&](int64_t j) { return static_cast<const uint8_t*>(w.data) + j * w.ld * static_cast<int64_t>(es); };
+  auto tail = [&](const void* row, int64_t p) { return load_scalar(row, D, p); };
+  int64_t j = j0;
+  for (; j + 4 <= j1; j += 4) {
+    const void* r0 = row_ptr(j);
+    const void* r1 = row_ptr(j + 1);
+    const void* r2 = row_ptr(j + 2);
+    const void* r3 = row_ptr(j + 3);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
+    for (int64_t p = 0; p < k16; p += 16) {
+      const __m256 x0 = _mm256_loadu_ps(x + p), x1 = _mm256_loadu_ps(x + p + 8);
+      a0 = _mm256_fmadd_ps(load8<D>(r0, p), x0, a0);
+      a1 = _mm256_fmadd_ps(load8<D>(r1, p), x0, a1);
+      a2 = _mm256_fmadd_ps(load8<D>(r2, p), x0, a2);
+      a3 = _mm256_fmadd_ps(load8<D>(r3, p), x0, a3);
+      b0 = _mm256_fmadd_ps(load8<D>(r0, p + 8), x1, b0);
+      b1 = _mm256_fmadd_ps(load8<D>(r1, p + 8), x1, b1);
+      b2 = _mm256_fmadd_ps(load8<D>(r2, p + 8), x1, b2);
+      b3 = _mm256_fmadd_ps(load8<D>(r3, p + 8), x1, b3);
+    }
+    float s[4] = {hsum(_mm256_add_ps(a0, b0)), hsum(_mm256_add_ps(a1, b1)), hsum(_mm256_add_ps(a2, b2)),
+                  hsum(_mm256_add_ps(a3, b3))};
+    const void* rows[4] = {r0, r1, r2, r3};
+    for (int64_t p = k16; p < k; ++p)
+      for (int r = 0; r < 4; ++r) s[r] += tail(rows[r], p) * x[p];
+    for (int r = 0; r < 4; ++r) y[j + r] = s[r];
+  }
+  for (; j < j1; ++j) {
+    const void* r0 = row_ptr(j);
+    __m256 a0 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps();
+    for (int64_t p = 0; p < k16; p += 16) {
+      a0 = _mm256_fmadd_ps(load8<D>(r0, p), _mm256_loadu_ps(x + p), a0);
+      b0 = _mm256_fmadd_ps(load8<D>(r0, p + 8), _mm256_loadu_ps(x + p + 8), b0);
+    }
+    float s = hsum(_mm256_add_ps(a0, b0));
+    for (int64_t p = k16; p < k; ++p) s += tail(r0, p) * x[p];
+    y[j] = s;
+  }
+}
+
+template <Dtype D>
+void matmul_nt_typed(const float* x, int64_t ldx, const DenseWeightView& w, float* y, int64_t ldy,
+                     int64_t m, ThreadPool& pool) {
+  if (m == 1) {
+    // Contiguous row ranges, multiples of 4, one per thread.
+    const int64_t n = w.n;
+    const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), n / 64)));
+    pool.run([&](int t, int tn) {
+      const int64_t quads = (n + 3) / 4;
+      const int64_t j0 = std::min(n, quads * t / tn * 4), j1 = std::min(n, quads * (t + 1) / tn * 4);
+      if (j0 < j1) matvec_rows<D>(x, w, y, j0, j1);
+    }, nt);
+    return;
+  }
+  const size_t es = dtype_size(D);
+  auto decode8 = [&](int64_t row, int64_t p) {
+    return load8<D>(static_cast<const uint8_t*>(w.data) + row * w.ld * static_cast<int64_t>(es), p);
+  };
+  auto scalar = [&](int64_t row, int64_t p) { return load_scalar(w.data, D, row * w.ld + p); };
+  auto pack_b = [&](float* dst, int64_t j0, int nr, int64_t p0, int64_t kc) {
+    pack_b_rows(dst, j0, nr, p0, kc, decode8, scalar);
+  };
+  auto pack_a = [&](float* dst, int64_t i0, int mr, int64_t p0, int64_t kc) {
+    pack_a_strided(dst, x, ldx, 1, i0, mr, p0, kc);
+  };
+  pool.run([&](int t, int nt) {
+    int64_t n0, n1;
+    split_n(w.n, t, nt, n0, n1);
+    if (n0 < n1) gemm_range(m, n0, n1, w.k, 1.0f, 0.0f, y, ldy, 1, pack_a, pack_b);
+  });
+}
+
+}  // namespace
+
+void matmul_nt_avx2(const float* x, int64_t ldx, const DenseWeightView& w, float* y, int64_t ldy,
+                    int64_t m, ThreadPool& pool) {
+  switch (w.dtype) {
+    case Dtype::f16: matmul_nt_typed<Dtype::f16>(x, ldx, w, y, ldy, m, pool); break;
+    case Dtype::bf16: matmul_nt_typed<Dtype::bf16>(x, ldx, w, y, ldy, m, pool); break;
+    default: matmul_nt_typed<Dtype::f32>(x, ldx, w, y, ldy, m, pool); break;
+  }
+}
+
+void gemm_f32_avx2(const GemmArgs& g, ThreadPool& pool) {
+  auto one = [&](int64_t b, int64_t n0, int64_t n1) {
+    const float* a = g.a + b * g.a_bs;
+    const float* bm = g.b + b * g.b_bs;
+    float* c = g.c + b * g.c_bs;
+    auto pack_a = [&](float* dst, int64_t i0, int mr, int64_t p0, int64_t kc) {
+      pack_a_strided(dst, a, g.a_rs, g.a_cs, i0, mr, p0, kc);
+    };
+    auto pack_b = [&](float* dst, int64_t j0, int nr, int64_t p0, int64_t kc) {
+      if (nr == kNR && g.b_cs == 1) {
+        for (int64_t p = 0; p < kc; ++p) {
+          const float* src = bm + (p0 + p) * g.b_rs + j0;
+          _mm256_store_ps(dst + p * kNR, _mm256_loadu_ps(src));
+          _mm256_store_ps(dst + p * kNR + 8, _mm256_loadu_ps(src + 8));
+        }
+        return;
+      }
+      if (nr == kNR && g.b_rs == 1) {
+        // B is a transposed row-major matrix: column j of B is contiguous in p.
+        auto decode8 = [&](int64_t j, int64_t p) { return _mm256_loadu_ps(bm + j * g.b_cs + p); };
+        auto scalar = [&](int64_t j, int64_t p) { return bm[j * g.b_cs + p]; };
+        pack_b_rows(dst, j0, nr, p0, kc, decode8, scalar);
+        return;
+      }
+      for (int64_t p = 0; p < kc; ++p)
+        for (int jj = 0; jj < kNR; ++jj)
+          dst[p * kNR + jj] = jj < nr ? bm[(p0 + p) * g.b_rs + (j0 + jj) * g.b_cs] : 0.0f;
+    };
+    gemm_range(g.m, n0, n1, g.k, g.alpha, g.beta, c, g.c_rs, g.c_cs, pack_a, pack_b);
+  };
+  const int nt = pool.num_threads();
+  if (g.batch >= nt || g.m * g.n * g.k < (int64_t{1} << 16)) {
+    // Independent products: one batch item per thread at a time.
+    pool.parallel_for(g.batch, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) one(b, 0, g.n);
+    });
+    return;
+  }
+  for (int64_t b = 0; b < g.batch; ++b) {
+    pool.run([&](int t, int tn) {
+      int64_t n0, n1;
+      split_n(g.n, t, tn, n0, n1);
+      if (n0 < n1) one(b, n0, n1);
+    });
+  }
+}
+
+}  // namespace lmx::cpu::detail

@@ -1,0 +1,62 @@
+// Internal: entry points of the AVX2/FMA/F16C kernels (compiled with -mavx2 -mfma -mf16c
+// in *_avx2.cpp). Call only after cpu_features().use_avx2().
+#pragma once
+
+#include <cstdint>
+
+#include "lmx/backend/cpu/matmul.h"
+#include "lmx/backend/cpu/quantized.h"
+
+namespace lmx::cpu::detail {
+
+void matmul_nt_avx2(const float* x,
+                    int64_t ldx,
+                    const DenseWeightView& w,
+                    float* y,
+                    int64_t ldy,
+                    int64_t m,
+                    ThreadPool& pool);
+void gemm_f32_avx2(const GemmArgs& args, ThreadPool& pool);
+
+void quantized_matmul_view_avx2(const float* x,
+                                int64_t ldx,
+                                const QuantView& w,
+                                float* y,
+                                int64_t ldy,
+                                int64_t m,
+                                ThreadPool& pool);
+void quantized_matmul_packed_avx2(const float* x,
+                                  int64_t ldx,
+                                  const PackedQuantWeight& w,
+                                  float* y,
+                                  int64_t ldy,
+                                  int64_t m,
+                                  const QuantMatmulOptions& options,
+                                  ThreadPool& pool);
+
+// Scalar helpers shared by the reference and packing code.
+inline float load_scalar(const void* p, Dtype dt, int64_t i);
+// Quantized value j of a row in the MLX bit stream.
+inline uint32_t mlx_q(const uint32_t* row, int bits, int64_t j) {
+  const auto* bytes = reinterpret_cast<const uint8_t*>(row);
+  const int64_t bit = j * bits;
+  const int64_t b0 = bit >> 3;
+  const int sh = static_cast<int>(bit & 7);
+  uint32_t v = bytes[b0];
+  if (sh + bits > 8) v |= static_cast<uint32_t>(bytes[b0 + 1]) << 8;
+  return (v >> sh) & ((1u << bits) - 1u);
+}
+
+}  // namespace lmx::cpu::detail
+
+#include "lmx/core/half.h"
+
+namespace lmx::cpu::detail {
+inline float load_scalar(const void* p, Dtype dt, int64_t i) {
+  switch (dt) {
+    case Dtype::f16: return f16_to_f32(static_cast<const uint16_t*>(p)[i]);
+    case Dtype::bf16: return bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
+    default: return static_cast<const float*>(p)[i];
+  }
+}
+}  // namespace lmx::cpu::detail

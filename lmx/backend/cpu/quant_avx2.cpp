@@ -1,0 +1,522 @@
+// AVX2/FMA/F16C kernels for MLX affine-quantized weights: matvec (decode) on the packed
+// layout with f32 activations (default) or int8 activations (opt-in), matvec on the MLX
+// layout as stored, and the GEMM (prefill) that dequantizes 16-row slivers into the packed
+// f32 GEMM. See quant.cpp for the packed layout.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+
+#include "lmx/backend/cpu/gemm_avx2.h"
+#include "lmx/backend/cpu/matmul_kernels.h"
+#include "lmx/backend/cpu/thread_pool.h"
+
+namespace lmx::cpu::detail {
+namespace {
+
+using namespace avx2;
+constexpr int R = PackedQuantWeight::kRows;
+
+template <int Begin, int End, class F>
+inline void static_for(F&& f) {
+  if constexpr (Begin < End) {
+    f(std::integral_constant<int, Begin>{});
+    static_for<Begin + 1, End>(f);
+  }
+}
+
+template <Dtype SD>
+constexpr int64_t ssize() {
+  return SD == Dtype::f32 ? 4 : 2;
+}
+
+// Four consecutive scale-dtype values as f32.
+template <Dtype SD>
+inline __m128 load4(const uint8_t* p) {
+  if constexpr (SD == Dtype::f32) {
+    return _mm_loadu_ps(reinterpret_cast<const float*>(p));
+  } else {
+    const __m128i h = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+    if constexpr (SD == Dtype::f16) return _mm_cvtph_ps(h);
+    return _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(h), 16));
+  }
+}
+
+// Activations prepared once per call (per x row), shared read-only by all threads.
+struct XPrep {
+  const float* xs[2] = {nullptr, nullptr};  // [k_padded] x pre-scaled per plane/position
+  const float* xsum = nullptr;              // [groups] sum of x over each group
+  const int8_t* xq = nullptr;               // [k_padded] int8 x in the plane's byte order
+  const float* dx = nullptr;                // [groups] scale of xq
+};
+
+// acc[r] += scale[g, r] * dot[r]
+template <Dtype SD>
+inline void flush(const uint8_t* scales, int64_t g, const __m256 dot[R], __m256 acc[R]) {
+  alignas(16) float s[R];
+  _mm_store_ps(s, load4<SD>(scales + g * R * ssize<SD>()));
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(s[r]), dot[r], acc[r]);
+}
+
+// One bit plane of one 4-row block, f32 activations: acc[r] += sum_g s[g,r] * (q . xs).
+template <int B, int G, Dtype SD>
+void plane_f32(const uint8_t* plane, const uint8_t* scales, const float* xs, int64_t groups, __m256 acc[R]) {
+  __m256 dot[R];
+  if constexpr (B == 8) {
+    for (int64_t g = 0; g < groups; ++g) {
+      for (int r = 0; r < R; ++r) dot[r] = _mm256_setzero_ps();
+      const uint8_t* base = plane + g * (G / 32) * 32 * R;
+      const float* xg = xs + g * G;
+      static_for<0, G / 8>([&](auto c) {
+        const __m256 xv = _mm256_loadu_ps(xg + c * 8);
+        const uint8_t* unit = base + (c / 4) * 32 * R + (c % 4) * 8;
+        for (int r = 0; r < R; ++r) {
+          const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(unit + r * 32)));
+          dot[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), xv, dot[r]);
+        }
+      });
+      flush<SD>(scales, g, dot, acc);
+    }
+  } else {
+    constexpr int P = 32 / B;  // positions per lane
+    constexpr int U = 8 * P;   // inputs per unit
+    auto pos_step = [&](auto pos, const __m256i* v, const float* xu) {
+      const __m256 xv = _mm256_loadu_ps(xu + pos * 8);
+      for (int r = 0; r < R; ++r) {
+        __m256i t;
+        if constexpr (pos == P - 1) {
+          t = _mm256_srli_epi32(v[r], 32 - B);
+        } else {
+          t = _mm256_and_si256(v[r], _mm256_set1_epi32(static_cast<int>(((1u << B) - 1u) << (B * pos))));
+        }
+        dot[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t), xv, dot[r]);
+      }
+    };
+    if constexpr (G >= U) {
+      for (int64_t g = 0; g < groups; ++g) {
+        for (int r = 0; r < R; ++r) dot[r] = _mm256_setzero_ps();
+        for (int uu = 0; uu < G / U; ++uu) {
+          const int64_t u = g * (G / U) + uu;
+          __m256i v[R];
+          for (int r = 0; r < R; ++r)
+            v[r] = _mm256_load_si256(reinterpret_cast<const __m256i*>(plane + (u * R + r) * 32));
+          static_for<0, P>([&](auto pos) { pos_step(pos, v, xs + u * U); });
+        }
+        flush<SD>(scales, g, dot, acc);
+      }
+    } else {
+      constexpr int S = U / G;       // groups per unit
+      constexpr int PG = G / 8;      // positions per group
+      const int64_t units = (groups + S - 1) / S;
+      for (int64_t u = 0; u < units; ++u) {
+        __m256i v[R];
+        for (int r = 0; r < R; ++r)
+          v[r] = _mm256_load_si256(reinterpret_cast<const __m256i*>(plane + (u * R + r) * 32));
+        static_for<0, S>([&](auto s) {
+          const int64_t g = u * S + s;
+          if (g < groups) {
+            for (int r = 0; r < R; ++r) dot[r] = _mm256_setzero_ps();
+            static_for<s * PG, (s + 1) * PG>([&](auto pos) { pos_step(pos, v, xs + u * U); });
+            flush<SD>(scales, g, dot, acc);
+          }
+        });
+      }
+    }
+  }
+}
+
+// int8 activations: 4-bit plane (G >= 64) and 8-bit plane.
+template <int B, int G, Dtype SD>
+void plane_int8(const uint8_t* plane, const uint8_t* scales, const XPrep& xp, int64_t groups, __m256 acc[R]) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t g = 0; g < groups; ++g) {
+    __m256i iacc[R];
+    for (int r = 0; r < R; ++r) iacc[r] = _mm256_setzero_si256();
+    if constexpr (B == 4) {
+      const __m256i low = _mm256_set1_epi8(0x0F);
+      for (int uu = 0; uu < G / 64; ++uu) {
+        const int64_t u = g * (G / 64) + uu;
+        const __m256i xlo = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp.xq + u * 64));
+        const __m256i xhi = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp.xq + u * 64 + 32));
+        for (int r = 0; r < R; ++r) {
+          const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(plane + (u * R + r) * 32));
+          const __m256i lo = _mm256_and_si256(v, low);
+          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+          const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo), _mm256_maddubs_epi16(hi, xhi));
+          iacc[r] = _mm256_add_epi32(iacc[r], _mm256_madd_epi16(s16, ones));
+        }
+      }
+    } else {
+      for (int c = 0; c < G / 32; ++c) {
+        const int64_t u = g * (G / 32) + c;
+        const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp.xq + u * 32));
+        for (int r = 0; r < R; ++r) {
+          const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(plane + (u * R + r) * 32));
+          const __m256i p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(v), _mm256_sign_epi8(xv, v));
+          iacc[r] = _mm256_add_epi32(iacc[r], _mm256_madd_epi16(p16, ones));
+        }
+      }
+    }
+    alignas(16) float s[R];
+    _mm_store_ps(s, _mm_mul_ps(load4<SD>(scales + g * R * ssize<SD>()), _mm_set1_ps(xp.dx[g])));
+    for (int r = 0; r < R; ++r)
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(s[r]), _mm256_cvtepi32_ps(iacc[r]), acc[r]);
+  }
+}
+
+using PlaneF32Fn = void (*)(const uint8_t*, const uint8_t*, const float*, int64_t, __m256*);
+using PlaneInt8Fn = void (*)(const uint8_t*, const uint8_t*, const XPrep&, int64_t, __m256*);
+
+template <Dtype SD, int B>
+PlaneF32Fn pick_f32_g(int group) {
+  switch (group) {
+    case 32: return &plane_f32<B, 32, SD>;
+    case 64: return &plane_f32<B, 64, SD>;
+    default: return &plane_f32<B, 128, SD>;
+  }
+}
+template <Dtype SD>
+PlaneF32Fn pick_f32_b(int b, int group) {
+  switch (b) {
+    case 1: return pick_f32_g<SD, 1>(group);
+    case 2: return pick_f32_g<SD, 2>(group);
+    case 4: return pick_f32_g<SD, 4>(group);
+    default: return pick_f32_g<SD, 8>(group);
+  }
+}
+PlaneF32Fn pick_f32(Dtype sd, int b, int group) {
+  switch (sd) {
+    case Dtype::f16: return pick_f32_b<Dtype::f16>(b, group);
+    case Dtype::bf16: return pick_f32_b<Dtype::bf16>(b, group);
+    default: return pick_f32_b<Dtype::f32>(b, group);
+  }
+}
+template <Dtype SD, int B>
+PlaneInt8Fn pick_int8_g(int group) {
+  switch (group) {
+    case 32: return &plane_int8<B, 32, SD>;
+    case 64: return &plane_int8<B, 64, SD>;
+    default: return &plane_int8<B, 128, SD>;
+  }
+}
+PlaneInt8Fn pick_int8(Dtype sd, int b, int group) {
+  auto by_b = [&]<Dtype SD>() { return b == 4 ? pick_int8_g<SD, 4>(group) : pick_int8_g<SD, 8>(group); };
+  switch (sd) {
+    case Dtype::f16: return by_b.template operator()<Dtype::f16>();
+    case Dtype::bf16: return by_b.template operator()<Dtype::bf16>();
+    default: return by_b.template operator()<Dtype::f32>();
+  }
+}
+
+// Sum over groups of (bias + q_offset * scale) * xsum for the 4 rows of a block.
+template <Dtype SD>
+__m128 bias_term(const uint8_t* block, const PackedQuantWeight& w, const float* xsum, int64_t groups) {
+  const uint8_t* sc = block + w.scales_offset();
+  const uint8_t* bi = block + w.biases_offset();
+  const __m128 off = _mm_set1_ps(static_cast<float>(w.q_offset()));
+  __m128 acc = _mm_setzero_ps();
+  for (int64_t g = 0; g < groups; ++g) {
+    __m128 b = load4<SD>(bi + g * R * ssize<SD>());
+    if (w.q_offset()) b = _mm_fmadd_ps(off, load4<SD>(sc + g * R * ssize<SD>()), b);
+    acc = _mm_fmadd_ps(b, _mm_set1_ps(xsum[g]), acc);
+  }
+  return acc;
+}
+__m128 bias_term_any(const uint8_t* block, const PackedQuantWeight& w, const float* xsum, int64_t groups) {
+  switch (w.scale_dtype()) {
+    case Dtype::f16: return bias_term<Dtype::f16>(block, w, xsum, groups);
+    case Dtype::bf16: return bias_term<Dtype::bf16>(block, w, xsum, groups);
+    default: return bias_term<Dtype::f32>(block, w, xsum, groups);
+  }
+}
+
+struct XWorkspace {
+  Scratch xs0, xs1, xsum, xq, dx;
+};
+
+// Prepares x for the packed kernels (calling thread, before the parallel region).
+XPrep prepare_x(const float* x, const PackedQuantWeight& w, bool int8, XWorkspace& ws) {
+  XPrep xp;
+  const int64_t k = w.k(), kp = w.k_padded(), gs = w.group_size(), groups = k / gs;
+  float* xsum = ws.xsum.get(static_cast<size_t>(groups));
+  for (int64_t g = 0; g < groups; ++g) {
+    __m256 s = _mm256_setzero_ps();
+    for (int64_t j = 0; j < gs; j += 8) s = _mm256_add_ps(s, _mm256_loadu_ps(x + g * gs + j));
+    xsum[g] = hsum(s);
+  }
+  xp.xsum = xsum;
+  if (int8) {
+    auto* xq = reinterpret_cast<int8_t*>(ws.xq.get(static_cast<size_t>(kp / 4)));
+    float* dx = ws.dx.get(static_cast<size_t>(groups));
+    std::memset(xq, 0, static_cast<size_t>(kp));
+    alignas(32) int8_t tmp[128];
+    for (int64_t g = 0; g < groups; ++g) {
+      const float* xg = x + g * gs;
+      float amax = 0.0f;
+      for (int64_t j = 0; j < gs; ++j) amax = std::max(amax, std::fabs(xg[j]));
+      const float d = amax / 127.0f;
+      const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+      dx[g] = d;
+      for (int64_t j = 0; j < gs; ++j) tmp[j] = static_cast<int8_t>(std::lrint(xg[j] * inv));
+      int8_t* dst = xq + g * gs;
+      if (w.bits() == 4) {
+        // Byte order of the nibble planes: low nibbles then high nibbles of each 64-unit.
+        for (int64_t u = 0; u < gs / 64; ++u)
+          for (int b = 0; b < 32; ++b) {
+            dst[u * 64 + b] = tmp[u * 64 + 16 * (b % 4) + b / 4];
+            dst[u * 64 + 32 + b] = tmp[u * 64 + 16 * (b % 4) + 8 + b / 4];
+          }
+      } else {
+        std::memcpy(dst, tmp, static_cast<size_t>(gs));
+      }
+    }
+    xp.xq = xq;
+    xp.dx = dx;
+    return xp;
+  }
+  Scratch* bufs[2] = {&ws.xs0, &ws.xs1};
+  for (int pl = 0; pl < w.num_planes(); ++pl) {
+    float* xs = bufs[pl]->get(static_cast<size_t>(kp));
+    const int b = w.plane_bits(pl);
+    const int P = 32 / b;
+    for (int64_t j = 0; j < kp; ++j) {
+      if (j >= k) {
+        xs[j] = 0.0f;
+        continue;
+      }
+      int e = w.plane_shift(pl);
+      if (b != 8) {
+        const int pos = static_cast<int>((j / 8) % P);
+        if (pos != P - 1) e -= b * pos;
+      }
+      xs[j] = std::ldexp(x[j], e);
+    }
+    xp.xs[pl] = xs;
+  }
+  return xp;
+}
+
+void packed_matvec(const float* x, const PackedQuantWeight& w, float* y, bool int8, ThreadPool& pool) {
+  thread_local XWorkspace ws;
+  const XPrep xp = prepare_x(x, w, int8, ws);
+  const int64_t groups = w.k() / w.group_size();
+  const int64_t blocks = (w.n() + R - 1) / R;
+  PlaneF32Fn f32fn[2] = {nullptr, nullptr};
+  PlaneInt8Fn i8fn = nullptr;
+  if (int8) {
+    i8fn = pick_int8(w.scale_dtype(), w.bits(), w.group_size());
+  } else {
+    for (int pl = 0; pl < w.num_planes(); ++pl) f32fn[pl] = pick_f32(w.scale_dtype(), w.plane_bits(pl), w.group_size());
+  }
+  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), blocks / 16)));
+  pool.run([&](int t, int tn) {
+    const int64_t b0 = blocks * t / tn, b1 = blocks * (t + 1) / tn;
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const uint8_t* block = w.data() + blk * w.block_bytes();
+      __m256 acc[R];
+      for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+      if (int8) {
+        i8fn(block + w.plane_offset(0), block + w.scales_offset(), xp, groups, acc);
+      } else {
+        for (int pl = 0; pl < w.num_planes(); ++pl)
+          f32fn[pl](block + w.plane_offset(pl), block + w.scales_offset(), xp.xs[pl], groups, acc);
+      }
+      alignas(16) float bias[R];
+      _mm_store_ps(bias, bias_term_any(block, w, xp.xsum, groups));
+      for (int r = 0; r < R; ++r) {
+        const int64_t row = blk * R + r;
+        if (row < w.n()) y[row] = hsum(acc[r]) + bias[r];
+      }
+    }
+  }, nt);
+}
+
+// 8 dequantized values of packed row `row` at input p (p a multiple of 8).
+template <Dtype SD>
+inline __m256 decode8_packed(const PackedQuantWeight& w, int64_t row, int64_t p) {
+  const uint8_t* block = w.data() + (row / R) * w.block_bytes();
+  const int64_t rr = row % R, c = p / 8, g = p / w.group_size();
+  __m256i q = _mm256_setzero_si256();
+  for (int pl = 0; pl < w.num_planes(); ++pl) {
+    const int b = w.plane_bits(pl);
+    const uint8_t* plane = block + w.plane_offset(pl);
+    if (b == 8) {
+      const uint8_t* src = plane + (c / 4) * 32 * R + rr * 32 + (c % 4) * 8;
+      q = _mm256_add_epi32(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src))),
+                           _mm256_set1_epi32(128));
+    } else {
+      const int P = 32 / b;
+      const int64_t u = c / P;
+      const int pos = static_cast<int>(c % P);
+      const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(plane + (u * R + rr) * 32));
+      __m256i t = _mm256_srl_epi32(v, _mm_cvtsi32_si128(b * pos));
+      t = _mm256_and_si256(t, _mm256_set1_epi32((1 << b) - 1));
+      q = _mm256_or_si256(q, _mm256_sll_epi32(t, _mm_cvtsi32_si128(w.plane_shift(pl))));
+    }
+  }
+  const float s = load_scalar(block + w.scales_offset(), SD, g * R + rr);
+  const float bi = load_scalar(block + w.biases_offset(), SD, g * R + rr);
+  return _mm256_fmadd_ps(_mm256_set1_ps(s), _mm256_cvtepi32_ps(q), _mm256_set1_ps(bi));
+}
+
+// 8 quantized values (as int32 lanes) of an MLX-layout row at input p.
+template <int BITS>
+inline __m256i mlx_q8(const uint32_t* row, int64_t p) {
+  const uint8_t* src = reinterpret_cast<const uint8_t*>(row) + (p / 8) * BITS;
+  uint64_t v = 0;
+  std::memcpy(&v, src, BITS);
+  constexpr uint32_t mask = (1u << BITS) - 1u;
+  if constexpr (BITS <= 4) {
+    const __m256i sh = _mm256_setr_epi32(0, BITS, 2 * BITS, 3 * BITS, 4 * BITS, 5 * BITS, 6 * BITS, 7 * BITS);
+    return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(v)), sh),
+                            _mm256_set1_epi32(static_cast<int>(mask)));
+  } else {
+    const auto lo = static_cast<int>(v & ((uint64_t{1} << (4 * BITS)) - 1));
+    const auto hi = static_cast<int>(v >> (4 * BITS));
+    const __m256i sh = _mm256_setr_epi32(0, BITS, 2 * BITS, 3 * BITS, 0, BITS, 2 * BITS, 3 * BITS);
+    return _mm256_and_si256(_mm256_srlv_epi32(_mm256_setr_epi32(lo, lo, lo, lo, hi, hi, hi, hi), sh),
+                            _mm256_set1_epi32(static_cast<int>(mask)));
+  }
+}
+
+// Matvec on the MLX layout: 4 rows per pass, raw q . x per group, then scale and bias.
+template <int BITS, Dtype SD>
+void view_matvec_rows(const float* x, const QuantView& w, const float* xsum, float* y, int64_t r0, int64_t r1) {
+  const int64_t ws = w.w_stride ? w.w_stride : w.k * BITS / 32;
+  const int64_t ss = w.s_stride ? w.s_stride : w.k / w.group_size;
+  const int64_t gs = w.group_size, groups = w.k / gs;
+  int64_t r = r0;
+  for (; r < r1; r += R) {
+    const int rows = static_cast<int>(std::min<int64_t>(R, r1 - r));
+    const uint32_t* wr[R];
+    for (int i = 0; i < R; ++i) wr[i] = w.w + (r + std::min(i, rows - 1)) * ws;
+    float out[R] = {0, 0, 0, 0};
+    __m256 acc[R];
+    for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
+    for (int64_t g = 0; g < groups; ++g) {
+      __m256 dot[R];
+      for (int i = 0; i < R; ++i) dot[i] = _mm256_setzero_ps();
+      for (int64_t p = g * gs; p < (g + 1) * gs; p += 8) {
+        const __m256 xv = _mm256_loadu_ps(x + p);
+        for (int i = 0; i < R; ++i) dot[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mlx_q8<BITS>(wr[i], p)), xv, dot[i]);
+      }
+      for (int i = 0; i < rows; ++i) {
+        const int64_t si = (r + i) * ss + g;
+        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(load_scalar(w.scales, SD, si)), dot[i], acc[i]);
+        out[i] += load_scalar(w.biases, SD, si) * xsum[g];
+      }
+    }
+    for (int i = 0; i < rows; ++i) y[r + i] = hsum(acc[i]) + out[i];
+  }
+}
+
+template <int BITS, Dtype SD>
+void view_matmul(const float* x, int64_t ldx, const QuantView& w, float* y, int64_t ldy, int64_t m,
+                 ThreadPool& pool) {
+  if (m == 1) {
+    thread_local Scratch xsum_buf;
+    const int64_t gs = w.group_size, groups = w.k / gs;
+    float* xsum = xsum_buf.get(static_cast<size_t>(groups));
+    for (int64_t g = 0; g < groups; ++g) {
+      float s = 0.0f;
+      for (int64_t j = 0; j < gs; ++j) s += x[g * gs + j];
+      xsum[g] = s;
+    }
+    const int64_t quads = (w.n + R - 1) / R;
+    const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), quads / 16)));
+    pool.run([&](int t, int tn) {
+      const int64_t a = std::min(w.n, quads * t / tn * R), b = std::min(w.n, quads * (t + 1) / tn * R);
+      if (a < b) view_matvec_rows<BITS, SD>(x, w, xsum, y, a, b);
+    }, nt);
+    return;
+  }
+  const int64_t ws = w.w_stride ? w.w_stride : w.k * BITS / 32;
+  const int64_t ss = w.s_stride ? w.s_stride : w.k / w.group_size;
+  auto decode8 = [&](int64_t row, int64_t p) {
+    const int64_t si = row * ss + p / w.group_size;
+    return _mm256_fmadd_ps(_mm256_set1_ps(load_scalar(w.scales, SD, si)),
+                           _mm256_cvtepi32_ps(mlx_q8<BITS>(w.w + row * ws, p)),
+                           _mm256_set1_ps(load_scalar(w.biases, SD, si)));
+  };
+  auto scalar = [&](int64_t row, int64_t p) {
+    alignas(32) float t[8];
+    _mm256_store_ps(t, decode8(row, p & ~int64_t{7}));
+    return t[p & 7];
+  };
+  auto pack_b = [&](float* dst, int64_t j0, int nr, int64_t p0, int64_t kc) {
+    pack_b_rows(dst, j0, nr, p0, kc, decode8, scalar);
+  };
+  auto pack_a = [&](float* dst, int64_t i0, int mr, int64_t p0, int64_t kc) {
+    pack_a_strided(dst, x, ldx, 1, i0, mr, p0, kc);
+  };
+  pool.run([&](int t, int nt) {
+    int64_t n0, n1;
+    split_n(w.n, t, nt, n0, n1);
+    if (n0 < n1) gemm_range(m, n0, n1, w.k, 1.0f, 0.0f, y, ldy, 1, pack_a, pack_b);
+  });
+}
+
+template <Dtype SD>
+void view_matmul_bits(const float* x, int64_t ldx, const QuantView& w, float* y, int64_t ldy, int64_t m,
+                      ThreadPool& pool) {
+  switch (w.bits) {
+    case 2: return view_matmul<2, SD>(x, ldx, w, y, ldy, m, pool);
+    case 3: return view_matmul<3, SD>(x, ldx, w, y, ldy, m, pool);
+    case 4: return view_matmul<4, SD>(x, ldx, w, y, ldy, m, pool);
+    case 5: return view_matmul<5, SD>(x, ldx, w, y, ldy, m, pool);
+    case 6: return view_matmul<6, SD>(x, ldx, w, y, ldy, m, pool);
+    default: return view_matmul<8, SD>(x, ldx, w, y, ldy, m, pool);
+  }
+}
+
+template <Dtype SD>
+void packed_gemm(const float* x, int64_t ldx, const PackedQuantWeight& w, float* y, int64_t ldy, int64_t m,
+                 ThreadPool& pool) {
+  auto decode8 = [&](int64_t row, int64_t p) { return decode8_packed<SD>(w, row, p); };
+  auto scalar = [&](int64_t row, int64_t p) {
+    alignas(32) float t[8];
+    _mm256_store_ps(t, decode8(row, p & ~int64_t{7}));
+    return t[p & 7];
+  };
+  auto pack_b = [&](float* dst, int64_t j0, int nr, int64_t p0, int64_t kc) {
+    pack_b_rows(dst, j0, nr, p0, kc, decode8, scalar);
+  };
+  auto pack_a = [&](float* dst, int64_t i0, int mr, int64_t p0, int64_t kc) {
+    pack_a_strided(dst, x, ldx, 1, i0, mr, p0, kc);
+  };
+  pool.run([&](int t, int nt) {
+    int64_t n0, n1;
+    split_n(w.n(), t, nt, n0, n1);
+    if (n0 < n1) gemm_range(m, n0, n1, w.k(), 1.0f, 0.0f, y, ldy, 1, pack_a, pack_b);
+  });
+}
+
+}  // namespace
+
+void quantized_matmul_view_avx2(const float* x, int64_t ldx, const QuantView& w, float* y, int64_t ldy,
+                                int64_t m, ThreadPool& pool) {
+  switch (w.scale_dtype) {
+    case Dtype::f16: return view_matmul_bits<Dtype::f16>(x, ldx, w, y, ldy, m, pool);
+    case Dtype::bf16: return view_matmul_bits<Dtype::bf16>(x, ldx, w, y, ldy, m, pool);
+    default: return view_matmul_bits<Dtype::f32>(x, ldx, w, y, ldy, m, pool);
+  }
+}
+
+void quantized_matmul_packed_avx2(const float* x, int64_t ldx, const PackedQuantWeight& w, float* y,
+                                  int64_t ldy, int64_t m, const QuantMatmulOptions& options,
+                                  ThreadPool& pool) {
+  if (m < 4) {
+    const bool int8 = options.int8_activations &&
+                      (w.bits() == 8 || (w.bits() == 4 && w.group_size() >= 64));
+    for (int64_t i = 0; i < m; ++i) packed_matvec(x + i * ldx, w, y + i * ldy, int8, pool);
+    return;
+  }
+  switch (w.scale_dtype()) {
+    case Dtype::f16: return packed_gemm<Dtype::f16>(x, ldx, w, y, ldy, m, pool);
+    case Dtype::bf16: return packed_gemm<Dtype::bf16>(x, ldx, w, y, ldy, m, pool);
+    default: return packed_gemm<Dtype::f32>(x, ldx, w, y, ldy, m, pool);
+  }
+}
+
+}  // namespace lmx::cpu::detail

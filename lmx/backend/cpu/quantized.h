@@ -1,0 +1,144 @@
+// MLX affine-quantized weights on raw pointers: quantize / dequantize exactly as MLX
+// does, y = x @ dequant(W)^T without materializing W, and a load-time repacked layout
+// (PackedQuantWeight) that the fast matvec and GEMM read.
+//
+// MLX layout (what mlx-community checkpoints store): `weight` uint32 [n, k*bits/32], the
+// k inputs of a row packed as one little-endian bit stream, lowest bits first (element j
+// of a row occupies bits [j*bits, (j+1)*bits) of the row's bytes; for bits 3/5/6 values
+// straddle words); `scales` and `biases` [n, k/group] in f32/f16/bf16;
+// w[r, j] = scales[r, j/group] * q[r, j] + biases[r, j/group].
+// bits in {2, 3, 4, 5, 6, 8}, group in {32, 64, 128}, k a multiple of group.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "lmx/core/dtype.h"
+
+namespace lmx::cpu {
+
+class ThreadPool;
+
+struct QuantView {
+  const uint32_t* w = nullptr;     // [n, k*bits/32]
+  const void* scales = nullptr;    // [n, k/group]
+  const void* biases = nullptr;    // [n, k/group]
+  Dtype scale_dtype = Dtype::f32;  // of scales and biases: f32, f16 or bf16
+  int64_t n = 0;
+  int64_t k = 0;
+  int bits = 4;
+  int group_size = 64;
+  int64_t w_stride = 0;  // row stride of w in uint32 words; 0 means k*bits/32
+  int64_t s_stride = 0;  // row stride of scales/biases in elements; 0 means k/group
+};
+
+// Quantizes w [n, k] (row-major, contiguous) the way mlx.core.quantize does on the CPU:
+// per group, scale = max((max - min) / (2^bits - 1), 1e-7) signed toward the edge of larger
+// magnitude, the edge snapped to an integer q0 (scale = edge / q0, bias = edge; bias = 0
+// when q0 == 0), q = clamp(rint((w - bias) / scale), 0, 2^bits - 1) with f32 scale and bias,
+// which are then rounded to scale_dtype. out_w [n, k*bits/32], out_scales/out_biases
+// [n, k/group] of scale_dtype.
+void quantize_affine(const float* w,
+                     int64_t n,
+                     int64_t k,
+                     int bits,
+                     int group_size,
+                     uint32_t* out_w,
+                     void* out_scales,
+                     void* out_biases,
+                     Dtype scale_dtype);
+
+// Rows [row_begin, row_end) of dequant(W) into out (row stride ldo floats):
+// out[r - row_begin, j] = scale * q + bias (f32 multiply then add). Also serves quantized
+// embedding lookups.
+void dequantize_affine(const QuantView& w,
+                       int64_t row_begin,
+                       int64_t row_end,
+                       float* out,
+                       int64_t ldo);
+
+// y[i, :] = x[i, :] @ dequant(W)^T on the MLX layout as stored (no repacking).
+void quantized_matmul(const float* x,
+                      int64_t ldx,
+                      const QuantView& w,
+                      float* y,
+                      int64_t ldy,
+                      int64_t m,
+                      ThreadPool* pool = nullptr);
+
+// Scalar reference: per output, sum over k of x * (scale * q + bias) in f32.
+void quantized_matmul_reference(const float* x,
+                                int64_t ldx,
+                                const QuantView& w,
+                                float* y,
+                                int64_t ldy,
+                                int64_t m);
+
+// The weight repacked at load time for the fast kernels: rows in blocks of 4 interleaved
+// so one pass reuses each activation load for 4 rows; quantized values laid out so an
+// AND (or one shift) plus a convert yields 8 f32 lanes. Scales and biases keep their dtype.
+// Owns its (64-byte aligned) buffer; movable, not copyable.
+class PackedQuantWeight {
+ public:
+  PackedQuantWeight() = default;
+  int64_t n() const { return n_; }
+  int64_t k() const { return k_; }
+  int bits() const { return bits_; }
+  int group_size() const { return group_size_; }
+  Dtype scale_dtype() const { return scale_dtype_; }
+  size_t bytes() const { return bytes_; }
+  bool empty() const { return data_ == nullptr; }
+
+  // Layout details for the kernels (see quant_pack.cpp).
+  const uint8_t* data() const { return data_.get(); }
+  int64_t k_padded() const { return k_padded_; }
+  int64_t block_bytes() const { return block_bytes_; }
+  int num_planes() const { return num_planes_; }
+  int plane_bits(int p) const { return plane_bits_[p]; }
+  int plane_shift(int p) const { return plane_shift_[p]; }
+  int64_t plane_offset(int p) const { return plane_offset_[p]; }
+  int64_t scales_offset() const { return scales_offset_; }
+  int64_t biases_offset() const { return biases_offset_; }
+  // Added to q before scaling (8-bit values are stored as q - 128, signed).
+  int q_offset() const { return q_offset_; }
+
+  static constexpr int kRows = 4;
+
+ private:
+  friend PackedQuantWeight pack_quantized(const QuantView& w);
+  struct Free {
+    void operator()(uint8_t* p) const;
+  };
+  std::unique_ptr<uint8_t[], Free> data_;
+  size_t bytes_ = 0;
+  int64_t n_ = 0, k_ = 0, k_padded_ = 0, block_bytes_ = 0;
+  int bits_ = 0, group_size_ = 0, num_planes_ = 0, q_offset_ = 0;
+  int plane_bits_[2] = {0, 0}, plane_shift_[2] = {0, 0};
+  int64_t plane_offset_[2] = {0, 0};
+  int64_t scales_offset_ = 0, biases_offset_ = 0;
+  Dtype scale_dtype_ = Dtype::f32;
+};
+
+PackedQuantWeight pack_quantized(const QuantView& w);
+
+struct QuantMatmulOptions {
+  // Opt-in: quantize x to int8 once per call (one scale per group of x) and use integer
+  // dot products. Faster decode, but results differ from the reference by the rounding
+  // of x (~1e-2 relative). Used for bits 4 and 8 (4-bit needs group >= 64); other shapes
+  // take the f32 path.
+  bool int8_activations = false;
+};
+
+// y[i, :] = x[i, :] @ dequant(W)^T from the packed layout (same result as
+// quantized_matmul_reference up to f32 rounding unless int8_activations is set).
+void quantized_matmul(const float* x,
+                      int64_t ldx,
+                      const PackedQuantWeight& w,
+                      float* y,
+                      int64_t ldy,
+                      int64_t m,
+                      const QuantMatmulOptions& options = {},
+                      ThreadPool* pool = nullptr);
+
+}  // namespace lmx::cpu

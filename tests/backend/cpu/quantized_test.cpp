@@ -1,0 +1,363 @@
+// MLX affine quantization: quantize against an independent transcription of MLX's
+// formula (bit for bit), dequantize round trips, and every quantized matmul path (MLX
+// layout, packed layout, f32 and int8 activations, scalar and AVX2 dispatch) against the
+// scalar reference for every bits / group / scale-dtype combination.
+#include "lmx/backend/cpu/quantized.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "lmx/backend/cpu/cpu_features.h"
+#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/core/half.h"
+
+namespace lmx::cpu {
+namespace {
+
+const int kBits[] = {2, 3, 4, 5, 6, 8};
+const int kGroups[] = {32, 64, 128};
+const Dtype kScaleDtypes[] = {Dtype::f32, Dtype::f16, Dtype::bf16};
+
+struct FeatureGuard {
+  CpuFeatures saved = cpu_features();
+  ~FeatureGuard() { set_cpu_features_for_testing(saved); }
+};
+
+std::vector<CpuFeatures> paths() {
+  std::vector<CpuFeatures> out{CpuFeatures{}};
+  if (cpu_features().use_avx2()) out.push_back(cpu_features());
+  return out;
+}
+
+std::vector<float> random_vec(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& e : v) e = d(rng);
+  return v;
+}
+
+float to_dtype_and_back(float v, Dtype dt) {
+  if (dt == Dtype::f16) return f16_to_f32(f32_to_f16(v));
+  if (dt == Dtype::bf16) return bf16_to_f32(f32_to_bf16(v));
+  return v;
+}
+
+// Scales/biases storage in a dtype.
+struct Params {
+  Dtype dt;
+  std::vector<uint8_t> bytes;
+  Params(Dtype d, size_t count) : dt(d), bytes(count * dtype_size(d)) {}
+  void set(size_t i, float v) {
+    if (dt == Dtype::f32) {
+      std::memcpy(bytes.data() + 4 * i, &v, 4);
+    } else {
+      const uint16_t h = dt == Dtype::f16 ? f32_to_f16(v) : f32_to_bf16(v);
+      std::memcpy(bytes.data() + 2 * i, &h, 2);
+    }
+  }
+  float get(size_t i) const {
+    if (dt == Dtype::f32) {
+      float v;
+      std::memcpy(&v, bytes.data() + 4 * i, 4);
+      return v;
+    }
+    uint16_t h;
+    std::memcpy(&h, bytes.data() + 2 * i, 2);
+    return dt == Dtype::f16 ? f16_to_f32(h) : bf16_to_f32(h);
+  }
+};
+
+// Bit j*bits + t of a row, read bit by bit (independent of the kernels' extraction).
+uint32_t q_bitwise(const uint32_t* row, int bits, int64_t j) {
+  uint32_t q = 0;
+  for (int t = 0; t < bits; ++t) {
+    const int64_t bit = j * bits + t;
+    q |= ((row[bit / 32] >> (bit % 32)) & 1u) << t;
+  }
+  return q;
+}
+
+// MLX's quantize (mlx/backend/cpu/quantized.cpp), transcribed per element.
+struct Expected {
+  std::vector<uint32_t> q;  // [n, k]
+  std::vector<float> scales, biases;  // f32, before rounding to the storage dtype
+};
+Expected mlx_quantize(const std::vector<float>& w, int64_t n, int64_t k, int bits, int group) {
+  Expected e;
+  e.q.resize(static_cast<size_t>(n * k));
+  const float n_bins = static_cast<float>((1 << bits) - 1);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t g = 0; g < k / group; ++g) {
+      const float* src = w.data() + r * k + g * group;
+      const float w_min = *std::min_element(src, src + group);
+      const float w_max = *std::max_element(src, src + group);
+      const bool mask = std::fabs(w_min) > std::fabs(w_max);
+      float scale = std::max((w_max - w_min) / n_bins, 1e-7f);
+      if (!mask) scale = -scale;
+      const float edge = mask ? w_min : w_max;
+      const float q0 = std::nearbyint(edge / scale);
+      float bias = 0.0f;
+      if (q0 != 0.0f) {
+        scale = edge / q0;
+        bias = edge;
+      }
+      for (int j = 0; j < group; ++j) {
+        const float q = std::clamp(std::nearbyint((src[j] - bias) / scale), 0.0f, n_bins);
+        e.q[static_cast<size_t>(r * k + g * group + j)] = static_cast<uint32_t>(q);
+      }
+      e.scales.push_back(scale);
+      e.biases.push_back(bias);
+    }
+  return e;
+}
+
+TEST(QuantizeAffine, MatchesMlxFormulaBitForBit) {
+  uint32_t seed = 7;
+  for (int bits : kBits)
+    for (int group : kGroups)
+      for (Dtype dt : kScaleDtypes) {
+        const int64_t n = 5, k = 3 * group;
+        auto w = random_vec(static_cast<size_t>(n * k), seed++, -2.0f, 1.0f);
+        // Edge cases: a constant group, an all-zero group, a group with one outlier.
+        std::fill(w.begin(), w.begin() + group, 0.25f);
+        std::fill(w.begin() + group, w.begin() + 2 * group, 0.0f);
+        w[static_cast<size_t>(k + 5)] = 40.0f;
+        std::vector<uint32_t> packed(static_cast<size_t>(n * k * bits / 32), 0xdeadbeef);
+        Params scales(dt, static_cast<size_t>(n * k / group)), biases(dt, static_cast<size_t>(n * k / group));
+        quantize_affine(w.data(), n, k, bits, group, packed.data(), scales.bytes.data(), biases.bytes.data(), dt);
+        const Expected e = mlx_quantize(w, n, k, bits, group);
+        for (int64_t r = 0; r < n; ++r)
+          for (int64_t j = 0; j < k; ++j)
+            ASSERT_EQ(q_bitwise(packed.data() + r * k * bits / 32, bits, j), e.q[static_cast<size_t>(r * k + j)])
+                << "bits=" << bits << " group=" << group << " r=" << r << " j=" << j;
+        for (size_t i = 0; i < e.scales.size(); ++i) {
+          ASSERT_EQ(scales.get(i), to_dtype_and_back(e.scales[i], dt)) << i;
+          ASSERT_EQ(biases.get(i), to_dtype_and_back(e.biases[i], dt)) << i;
+        }
+      }
+}
+
+TEST(QuantizeAffine, HandWorkedGroup) {
+  // Values 0..31, 4 bits: |min| < |max| so the scale is negative and the max is the edge:
+  // scale0 = -31/15, q0 = rint(31 / scale0) = -15, scale = 31 / -15, bias = 31,
+  // q(v) = rint((v - 31) / scale).
+  std::vector<float> w(32);
+  for (int i = 0; i < 32; ++i) w[static_cast<size_t>(i)] = static_cast<float>(i);
+  std::vector<uint32_t> packed(4);
+  float scale = 0, bias = 0;
+  quantize_affine(w.data(), 1, 32, 4, 32, packed.data(), &scale, &bias, Dtype::f32);
+  EXPECT_EQ(scale, 31.0f / -15.0f);
+  EXPECT_EQ(bias, 31.0f);
+  EXPECT_EQ(packed[0] & 0xF, 15u);                // v = 0
+  EXPECT_EQ((packed[3] >> 28) & 0xF, 0u);         // v = 31
+  EXPECT_EQ((packed[1] >> 0) & 0xF, std::nearbyint((8.0f - 31.0f) / scale));  // v = 8
+}
+
+TEST(QuantizeAffine, KnownPackingOfThreeFiveSixBits) {
+  // Element j occupies bits [j*bits, (j+1)*bits) of the row's little-endian bytes.
+  for (int bits : {3, 5, 6}) {
+    const int64_t k = 32;
+    std::vector<float> w(k);
+    // q = j % 2^bits with scale chosen so quantization is exact: values 0..(2^bits-1).
+    for (int64_t j = 0; j < k; ++j) w[static_cast<size_t>(j)] = static_cast<float>(j % (1 << bits));
+    w[0] = 0.0f;
+    w[1] = static_cast<float>((1 << bits) - 1);
+    std::vector<uint32_t> packed(static_cast<size_t>(k * bits / 32));
+    float scale = 0, bias = 0;
+    quantize_affine(w.data(), 1, k, bits, 32, packed.data(), &scale, &bias, Dtype::f32);
+    std::vector<uint8_t> bytes(packed.size() * 4);
+    std::memcpy(bytes.data(), packed.data(), bytes.size());
+    for (int64_t j = 0; j < k; ++j) {
+      uint32_t q = 0;
+      for (int t = 0; t < bits; ++t) {
+        const int64_t bit = j * bits + t;
+        q |= static_cast<uint32_t>((bytes[static_cast<size_t>(bit / 8)] >> (bit % 8)) & 1) << t;
+      }
+      EXPECT_NEAR(scale * static_cast<float>(q) + bias, w[static_cast<size_t>(j)], 1e-4f) << bits << " " << j;
+    }
+  }
+}
+
+TEST(DequantizeAffine, RoundTripWithinHalfStepAndMatchesDirectFormula) {
+  uint32_t seed = 11;
+  for (int bits : kBits)
+    for (int group : kGroups)
+      for (Dtype dt : kScaleDtypes) {
+        const int64_t n = 9, k = 2 * group;
+        const auto w = random_vec(static_cast<size_t>(n * k), seed++, -0.7f, 1.3f);
+        std::vector<uint32_t> packed(static_cast<size_t>(n * k * bits / 32));
+        Params scales(dt, static_cast<size_t>(n * k / group)), biases(dt, static_cast<size_t>(n * k / group));
+        quantize_affine(w.data(), n, k, bits, group, packed.data(), scales.bytes.data(), biases.bytes.data(), dt);
+        QuantView v{packed.data(), scales.bytes.data(), biases.bytes.data(), dt, n, k, bits, group};
+        const int64_t r0 = 2, r1 = 7, ldo = k + 3;
+        std::vector<float> out(static_cast<size_t>((r1 - r0) * ldo), -1.0f);
+        dequantize_affine(v, r0, r1, out.data(), ldo);
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t j = 0; j < k; ++j) {
+            const size_t gi = static_cast<size_t>(r * (k / group) + j / group);
+            const float s = scales.get(gi), b = biases.get(gi);
+            const float direct = s * static_cast<float>(q_bitwise(packed.data() + r * k * bits / 32, bits, j)) + b;
+            const float got = out[static_cast<size_t>((r - r0) * ldo + j)];
+            ASSERT_EQ(got, direct);
+            // Round trip: within one step (half a step plus the 16-bit rounding of scale
+            // and bias and the snapped edge).
+            ASSERT_NEAR(got, w[static_cast<size_t>(r * k + j)], 1.6 * std::fabs(s) + 0.01 * std::fabs(b) + 1e-6)
+                << "bits=" << bits << " group=" << group;
+          }
+      }
+}
+
+// Random quantized weight in the MLX layout with padded strides.
+struct QWeight {
+  std::vector<uint32_t> w;
+  Params scales, biases;
+  QuantView view;
+  QWeight(int64_t n, int64_t k, int bits, int group, Dtype dt, uint32_t seed)
+      : scales(dt, 0), biases(dt, 0) {
+    const int64_t words = k * bits / 32, ws = words + 3, groups = k / group, ss = groups + 1;
+    std::mt19937 rng(seed);
+    w.resize(static_cast<size_t>(n * ws));
+    for (auto& e : w) e = rng();
+    scales = Params(dt, static_cast<size_t>(n * ss));
+    biases = Params(dt, static_cast<size_t>(n * ss));
+    std::uniform_real_distribution<float> us(0.01f, 0.1f), ub(-0.5f, 0.5f);
+    for (size_t i = 0; i < static_cast<size_t>(n * ss); ++i) {
+      scales.set(i, (rng() & 1) ? us(rng) : -us(rng));
+      biases.set(i, ub(rng));
+    }
+    view = QuantView{w.data(), scales.bytes.data(), biases.bytes.data(), dt, n, k, bits, group, ws, ss};
+  }
+  float deq(int64_t r, int64_t j) const {
+    const size_t gi = static_cast<size_t>(r * view.s_stride + j / view.group_size);
+    return scales.get(gi) * static_cast<float>(q_bitwise(w.data() + r * view.w_stride, view.bits, j)) + biases.get(gi);
+  }
+  float mag_term(int64_t r, int64_t j) const {
+    const size_t gi = static_cast<size_t>(r * view.s_stride + j / view.group_size);
+    return std::fabs(scales.get(gi) * static_cast<float>(q_bitwise(w.data() + r * view.w_stride, view.bits, j))) +
+           std::fabs(biases.get(gi));
+  }
+};
+
+struct MShape {
+  int64_t n, kg, m;  // k = kg * group (kg < 0: k = 896)
+};
+const MShape kShapes[] = {{1, 1, 1}, {7, 3, 1}, {33, -1, 1}, {6, 2, 2}, {13, -1, 5}, {9, 2, 17}, {5, 1, 4}, {20, 1, 3}};
+
+void check_against_reference(const QWeight& qw, const std::vector<float>& x, int64_t ldx, const std::vector<float>& y,
+                             int64_t ldy, int64_t m, double rel, const char* what, bool int8) {
+  const QuantView& v = qw.view;
+  std::vector<float> ref(static_cast<size_t>(m * ldy));
+  quantized_matmul_reference(x.data(), ldx, v, ref.data(), ldy, m);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t r = 0; r < v.n; ++r) {
+      double mag = 0, xerr = 0;
+      for (int64_t g = 0; g < v.k / v.group_size; ++g) {
+        double amax = 0, wsum = 0;
+        for (int64_t j = g * v.group_size; j < (g + 1) * v.group_size; ++j) {
+          const double xv = std::fabs(x[static_cast<size_t>(i * ldx + j)]);
+          mag += xv * qw.mag_term(r, j);
+          amax = std::max(amax, xv);
+          wsum += qw.mag_term(r, j);
+        }
+        xerr += amax / 254.0 * wsum;
+      }
+      const double tol = rel * mag * (1.0 + v.k / 256.0) + (int8 ? 1.01 * xerr : 0.0) + 1e-30;
+      const size_t at = static_cast<size_t>(i * ldy + r);
+      ASSERT_NEAR(y[at], ref[at], tol) << what << " bits=" << v.bits << " group=" << v.group_size
+                                       << " dt=" << dtype_name(v.scale_dtype) << " n=" << v.n << " k=" << v.k
+                                       << " m=" << m << " at " << i << "," << r;
+    }
+}
+
+TEST(QuantizedMatmul, ReferenceMatchesDequantizedProduct) {
+  QWeight qw(5, 64, 4, 32, Dtype::bf16, 3);
+  const auto x = random_vec(64, 4);
+  std::vector<float> y(5);
+  quantized_matmul_reference(x.data(), 64, qw.view, y.data(), 5, 1);
+  for (int64_t r = 0; r < 5; ++r) {
+    double acc = 0;
+    for (int64_t j = 0; j < 64; ++j) acc += double(x[static_cast<size_t>(j)]) * qw.deq(r, j);
+    EXPECT_NEAR(y[static_cast<size_t>(r)], acc, 1e-4);
+  }
+}
+
+TEST(QuantizedMatmul, MlxLayoutAllBitsGroupsDtypes) {
+  FeatureGuard guard;
+  ThreadPool pool(2);
+  uint32_t seed = 21;
+  for (const auto& features : paths()) {
+    set_cpu_features_for_testing(features);
+    for (int bits : kBits)
+      for (int group : kGroups)
+        for (Dtype dt : kScaleDtypes)
+          for (const MShape& s : kShapes) {
+            const int64_t k = s.kg < 0 ? 896 : s.kg * group;
+            const QWeight qw(s.n, k, bits, group, dt, seed++);
+            const int64_t ldx = k + 1, ldy = s.n + 2;
+            const auto x = random_vec(static_cast<size_t>(s.m * ldx), seed++);
+            std::vector<float> y(static_cast<size_t>(s.m * ldy), 555.0f);
+            quantized_matmul(x.data(), ldx, qw.view, y.data(), ldy, s.m, &pool);
+            check_against_reference(qw, x, ldx, y, ldy, s.m, 1e-6, features.use_avx2() ? "view avx2" : "view scalar", false);
+            for (int64_t i = 0; i < s.m; ++i) ASSERT_EQ(y[static_cast<size_t>(i * ldy + s.n)], 555.0f);
+          }
+  }
+}
+
+TEST(QuantizedMatmul, PackedAllBitsGroupsDtypesF32AndInt8) {
+  FeatureGuard guard;
+  ThreadPool pool2(2), pool3(3);
+  uint32_t seed = 51;
+  for (const auto& features : paths()) {
+    set_cpu_features_for_testing(features);
+    for (int bits : kBits)
+      for (int group : kGroups)
+        for (Dtype dt : kScaleDtypes)
+          for (const MShape& s : kShapes) {
+            const int64_t k = s.kg < 0 ? 896 : s.kg * group;
+            const QWeight qw(s.n, k, bits, group, dt, seed++);
+            const PackedQuantWeight packed = pack_quantized(qw.view);
+            ASSERT_EQ(packed.n(), s.n);
+            ASSERT_EQ(packed.k(), k);
+            const int64_t ldx = k + 5, ldy = s.n + 1;
+            const auto x = random_vec(static_cast<size_t>(s.m * ldx), seed++);
+            for (bool int8 : {false, true}) {
+              std::vector<float> y(static_cast<size_t>(s.m * ldy), 555.0f);
+              QuantMatmulOptions opt;
+              opt.int8_activations = int8;
+              quantized_matmul(x.data(), ldx, packed, y.data(), ldy, s.m, opt, (seed & 1) ? &pool2 : &pool3);
+              const bool int8_used = int8 && features.use_avx2() && s.m < 4 && (bits == 8 || (bits == 4 && group >= 64));
+              check_against_reference(qw, x, ldx, y, ldy, s.m, 1e-6, features.use_avx2() ? "packed avx2" : "packed scalar",
+                                      int8_used);
+              for (int64_t i = 0; i < s.m; ++i) ASSERT_EQ(y[static_cast<size_t>(i * ldy + s.n)], 555.0f);
+            }
+          }
+  }
+}
+
+TEST(QuantizedMatmul, LargePrefillShape) {
+  FeatureGuard guard;
+  ThreadPool pool(2);
+  for (const auto& features : paths()) {
+    set_cpu_features_for_testing(features);
+    for (int bits : {4, 8}) {
+      const int64_t n = 67, k = 512, m = 512;
+      const QWeight qw(n, k, bits, 64, Dtype::bf16, static_cast<uint32_t>(bits));
+      const PackedQuantWeight packed = pack_quantized(qw.view);
+      const auto x = random_vec(static_cast<size_t>(m * k), 9);
+      std::vector<float> y(static_cast<size_t>(m * n)), y2(y.size());
+      quantized_matmul(x.data(), k, packed, y.data(), n, m, {}, &pool);
+      check_against_reference(qw, x, k, y, n, m, 1e-6, "packed prefill", false);
+      quantized_matmul(x.data(), k, qw.view, y2.data(), n, m, &pool);
+      check_against_reference(qw, x, k, y2, n, m, 1e-6, "view prefill", false);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lmx::cpu
