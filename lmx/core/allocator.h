@@ -41,8 +41,4 @@ Allocator& allocator_for(Device device);
 // Convenience: the statistics of the CPU allocator.
 inline MemoryStats cpu_memory_stats() { return allocator_for(Device::cpu()).stats(); }
 
-// Registers the allocator of a non-CPU device type (called by a backend at start-up
-// of its first use; the CUDA backend does this when built).
-void register_device_allocator(DeviceType type, Allocator& (*get)(int index));
-
 }  // namespace lmx

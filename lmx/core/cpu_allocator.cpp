@@ -154,13 +154,7 @@ class CpuAllocator final : public Allocator {
   std::map<size_t, std::vector<void*>> free_;
 };
 
-Allocator& (*g_device_allocators[2])(int) = {nullptr, nullptr};
-
 }  // namespace
-
-void register_device_allocator(DeviceType type, Allocator& (*get)(int index)) {
-  g_device_allocators[static_cast<int>(type)] = get;
-}
 
 Allocator& allocator_for(Device device) {
   if (device.is_cpu()) {
@@ -171,11 +165,8 @@ Allocator& allocator_for(Device device) {
 #ifdef LMX_HAS_CUDA
   if (device.is_cuda()) return cuda::allocator(device.index);
 #endif
-  auto get = g_device_allocators[static_cast<int>(device.type)];
-  if (get == nullptr) {
-    throw Unsupported("device " + device.str() + " is not available in this build of lmx");
-  }
-  return get(device.index);
+  throw Unsupported("device " + device.str() +
+                    " is not available in this build of lmx (build with -DLMX_CUDA=ON)");
 }
 
 }  // namespace lmx

@@ -1,12 +1,7 @@
-// Element-wise f32 binary ops: a grid-stride loop with float4 loads where aligned.
-#include <cuda_runtime.h>
+// Element-wise f32 binary ops: a grid-stride loop.
+#include "lmx/backend/cuda/binary_kernels.h"
 
-#include <string>
-
-#include "lmx/backend/cuda/cuda_backend.h"
-#include "lmx/core/error.h"
-
-namespace lmx::cuda {
+namespace lmx::cuda::detail {
 namespace {
 
 template <int Op>
@@ -21,32 +16,28 @@ template <int Op>
 __global__ void binary_kernel(const float* __restrict__ a, const float* __restrict__ b,
                               float* __restrict__ out, int64_t n) {
   int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (; i < n; i += stride) out[i] = apply<Op>(a[i], b[i]);
 }
 
 template <int Op>
-void launch(const float* a, const float* b, float* out, int64_t n) {
-  int threads = 256;
-  int64_t blocks64 = (n + threads - 1) / threads;
-  int blocks = static_cast<int>(blocks64 > 65535 * 8 ? 65535 * 8 : blocks64);
-  binary_kernel<Op><<<blocks, threads>>>(a, b, out, n);
+cudaError_t launch(const float* a, const float* b, float* out, int64_t n) {
+  const int threads = 256;
+  int64_t blocks = (n + threads - 1) / threads;
+  if (blocks > 65535 * 8) blocks = 65535 * 8;
+  binary_kernel<Op><<<static_cast<unsigned>(blocks), threads>>>(a, b, out, n);
+  return cudaGetLastError();
 }
 
 }  // namespace
 
-void binary_f32(BinaryKernel op, const float* a, const float* b, float* out, int64_t n, int device) {
-  if (n <= 0) return;
-  cudaSetDevice(device);
+cudaError_t launch_binary_f32(int op, const float* a, const float* b, float* out, int64_t n) {
   switch (op) {
-    case BinaryKernel::add: launch<0>(a, b, out, n); break;
-    case BinaryKernel::sub: launch<1>(a, b, out, n); break;
-    case BinaryKernel::mul: launch<2>(a, b, out, n); break;
-    case BinaryKernel::div: launch<3>(a, b, out, n); break;
+    case 0: return launch<0>(a, b, out, n);
+    case 1: return launch<1>(a, b, out, n);
+    case 2: return launch<2>(a, b, out, n);
+    default: return launch<3>(a, b, out, n);
   }
-  cudaError_t e = cudaDeviceSynchronize();
-  if (e == cudaSuccess) e = cudaGetLastError();
-  if (e != cudaSuccess) throw Error(std::string("cuda binary kernel: ") + cudaGetErrorString(e));
 }
 
-}  // namespace lmx::cuda
+}  // namespace lmx::cuda::detail

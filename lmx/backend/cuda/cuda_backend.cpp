@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "lmx/backend/cuda/binary_kernels.h"
 #include "lmx/backend/cuda/cuda_backend.h"
 #include "lmx/core/error.h"
 
@@ -155,6 +156,13 @@ void copy(void* dst, const void* src, size_t bytes, CopyKind kind, int device) {
                      : kind == CopyKind::device_to_host ? cudaMemcpyDeviceToHost
                                                         : cudaMemcpyDeviceToDevice;
   check(cudaMemcpy(dst, src, bytes, k), "cudaMemcpy");
+}
+
+void binary_f32(BinaryKernel op, const float* a, const float* b, float* out, int64_t n, int device) {
+  if (n <= 0) return;
+  check(cudaSetDevice(device), "cudaSetDevice");
+  check(detail::launch_binary_f32(static_cast<int>(op), a, b, out, n), "binary kernel launch");
+  check(cudaDeviceSynchronize(), "binary kernel");
 }
 
 }  // namespace lmx::cuda
