@@ -1,0 +1,116 @@
+#include "lmx/backend/cpu/norm.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "lmx/backend/cpu/cpu_features.h"
+#include "lmx/backend/cpu/norm_avx2.h"
+#include "lmx/core/half.h"
+
+namespace lmx::cpu {
+
+namespace {
+
+float channel(const ChannelVector& v, int64_t i) {
+  switch (v.dtype) {
+    case Dtype::f16:
+      return f16_to_f32(static_cast<const uint16_t*>(v.data)[i]);
+    case Dtype::bf16:
+      return bf16_to_f32(static_cast<const uint16_t*>(v.data)[i]);
+    default:
+      return static_cast<const float*>(v.data)[i];
+  }
+}
+
+// Rows per parallel chunk so that each chunk holds ~16K elements.
+int64_t row_grain(int64_t dim) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(dim, 1)); }
+
+void rms_norm_rows_scalar(const float* x,
+                          int64_t rows,
+                          int64_t dim,
+                          int64_t ldx,
+                          float* out,
+                          int64_t ldo,
+                          const RmsNormOptions& o) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ldx;
+    float* yr = out + r * ldo;
+    double ss = 0.0;
+    for (int64_t i = 0; i < dim; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+    const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(dim)) + o.eps);
+    for (int64_t i = 0; i < dim; ++i) {
+      // Without a weight the scale is 1, with or without the unit offset.
+      const float w =
+          o.weight.data ? channel(o.weight, i) + (o.add_unit_offset ? 1.0f : 0.0f) : 1.0f;
+      yr[i] = xr[i] * inv * w;
+    }
+  }
+}
+
+void layer_norm_rows_scalar(const float* x,
+                            int64_t rows,
+                            int64_t dim,
+                            int64_t ldx,
+                            float* out,
+                            int64_t ldo,
+                            const LayerNormOptions& o) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ldx;
+    float* yr = out + r * ldo;
+    double s = 0.0;
+    for (int64_t i = 0; i < dim; ++i) s += xr[i];
+    const double mean = s / static_cast<double>(dim);
+    double ss = 0.0;
+    for (int64_t i = 0; i < dim; ++i) ss += (xr[i] - mean) * (xr[i] - mean);
+    const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(dim)) + o.eps);
+    const float meanf = static_cast<float>(mean);
+    for (int64_t i = 0; i < dim; ++i) {
+      float y = (xr[i] - meanf) * inv;
+      if (o.weight.data) y *= channel(o.weight, i);
+      if (o.bias.data) y += channel(o.bias, i);
+      yr[i] = y;
+    }
+  }
+}
+
+}  // namespace
+
+void rms_norm(const float* x,
+              int64_t rows,
+              int64_t dim,
+              int64_t ldx,
+              float* out,
+              int64_t ldo,
+              const RmsNormOptions& options,
+              ThreadPool& pool) {
+  if (rows <= 0 || dim <= 0) return;
+  const bool avx2 = cpu_features().use_avx2();
+  pool.parallel_for(rows, row_grain(dim), [&](int64_t r0, int64_t r1) {
+    if (avx2) {
+      detail::rms_norm_rows_avx2(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo, options);
+    } else {
+      rms_norm_rows_scalar(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo, options);
+    }
+  });
+}
+
+void layer_norm(const float* x,
+                int64_t rows,
+                int64_t dim,
+                int64_t ldx,
+                float* out,
+                int64_t ldo,
+                const LayerNormOptions& options,
+                ThreadPool& pool) {
+  if (rows <= 0 || dim <= 0) return;
+  const bool avx2 = cpu_features().use_avx2();
+  pool.parallel_for(rows, row_grain(dim), [&](int64_t r0, int64_t r1) {
+    if (avx2) {
+      detail::layer_norm_rows_avx2(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo, options);
+    } else {
+      layer_norm_rows_scalar(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo, options);
+    }
+  });
+}
+
+}  // namespace lmx::cpu

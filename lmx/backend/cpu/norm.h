@@ -1,0 +1,55 @@
+// Row-wise normalization kernels (RMSNorm, LayerNorm) over f32 activations.
+// Raw-pointer kernels: callers (lmx/core ops) validate shapes and dtypes first.
+#pragma once
+
+#include <cstdint>
+
+#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/core/dtype.h"
+
+namespace lmx::cpu {
+
+// A per-channel parameter vector of `dim` contiguous elements (norm weight or bias) in
+// f32, f16 or bf16, as stored in the checkpoint. A null `data` means "absent".
+struct ChannelVector {
+  const void* data = nullptr;
+  Dtype dtype = Dtype::f32;
+};
+
+struct RmsNormOptions {
+  ChannelVector weight;          // [dim]; absent: no per-channel scale
+  bool add_unit_offset = false;  // scale by (1 + w), as Gemma stores its norm weights
+  float eps = 1e-6f;
+};
+
+// out[r, :] = x[r, :] * rsqrt(mean(x[r, :]^2) + eps) * w   (w: see RmsNormOptions)
+// x: [rows, dim] with row stride ldx; out: [rows, dim] with row stride ldo. out may
+// be x itself (in place, ldo == ldx). The sum of squares is accumulated in f32 lanes
+// (AVX2) or double (scalar); parity with HF's f32 computation is ~1e-6 relative.
+void rms_norm(const float* x,
+              int64_t rows,
+              int64_t dim,
+              int64_t ldx,
+              float* out,
+              int64_t ldo,
+              const RmsNormOptions& options,
+              ThreadPool& pool);
+
+struct LayerNormOptions {
+  ChannelVector weight;  // [dim]; absent: scale 1
+  ChannelVector bias;    // [dim]; absent: shift 0
+  float eps = 1e-5f;
+};
+
+// out[r, :] = (x[r, :] - mean) * rsqrt(var + eps) * w + b, var the biased variance
+// (as torch.nn.LayerNorm). Same layout rules as rms_norm.
+void layer_norm(const float* x,
+                int64_t rows,
+                int64_t dim,
+                int64_t ldx,
+                float* out,
+                int64_t ldo,
+                const LayerNormOptions& options,
+                ThreadPool& pool);
+
+}  // namespace lmx::cpu

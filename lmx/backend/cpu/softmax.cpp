@@ -1,0 +1,93 @@
+#include "lmx/backend/cpu/softmax.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "lmx/backend/cpu/cpu_features.h"
+#include "lmx/backend/cpu/softmax_avx2.h"
+
+namespace lmx::cpu {
+
+namespace {
+
+int64_t row_grain(int64_t dim) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(dim, 1)); }
+
+void softmax_rows_scalar(
+    const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ldx;
+    float* yr = out + r * ldo;
+    float m = -std::numeric_limits<float>::infinity();
+    for (int64_t i = 0; i < dim; ++i) m = std::max(m, xr[i]);
+    if (m == -std::numeric_limits<float>::infinity()) {
+      std::fill(yr, yr + dim, 0.0f);
+      continue;
+    }
+    double s = 0.0;
+    for (int64_t i = 0; i < dim; ++i) {
+      yr[i] = std::exp(xr[i] - m);
+      s += yr[i];
+    }
+    const float inv = static_cast<float>(1.0 / s);
+    for (int64_t i = 0; i < dim; ++i) yr[i] *= inv;
+  }
+}
+
+void log_softmax_rows_scalar(
+    const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ldx;
+    float* yr = out + r * ldo;
+    float m = -std::numeric_limits<float>::infinity();
+    for (int64_t i = 0; i < dim; ++i) m = std::max(m, xr[i]);
+    if (m == -std::numeric_limits<float>::infinity()) {
+      std::fill(yr, yr + dim, m);
+      continue;
+    }
+    double s = 0.0;
+    for (int64_t i = 0; i < dim; ++i) s += std::exp(static_cast<double>(xr[i] - m));
+    // (x - m) - log s: x - m is exact near the max, so large logits keep their
+    // precision (m + log s rounded to one float would not).
+    const float log_s = static_cast<float>(std::log(s));
+    for (int64_t i = 0; i < dim; ++i) yr[i] = (xr[i] - m) - log_s;
+  }
+}
+
+}  // namespace
+
+void softmax(const float* x,
+             int64_t rows,
+             int64_t dim,
+             int64_t ldx,
+             float* out,
+             int64_t ldo,
+             ThreadPool& pool) {
+  if (rows <= 0 || dim <= 0) return;
+  const bool avx2 = cpu_features().use_avx2();
+  pool.parallel_for(rows, row_grain(dim), [&](int64_t r0, int64_t r1) {
+    if (avx2)
+      detail::softmax_rows_avx2(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo);
+    else
+      softmax_rows_scalar(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo);
+  });
+}
+
+void log_softmax(const float* x,
+                 int64_t rows,
+                 int64_t dim,
+                 int64_t ldx,
+                 float* out,
+                 int64_t ldo,
+                 ThreadPool& pool) {
+  if (rows <= 0 || dim <= 0) return;
+  const bool avx2 = cpu_features().use_avx2();
+  pool.parallel_for(rows, row_grain(dim), [&](int64_t r0, int64_t r1) {
+    if (avx2)
+      detail::log_softmax_rows_avx2(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo);
+    else
+      log_softmax_rows_scalar(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo);
+  });
+}
+
+}  // namespace lmx::cpu
