@@ -82,7 +82,7 @@ bool is_safe_relative_path(std::string_view name) {
   if (name.front() == '/') return false;
   for (char c : name) {
     const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f || c == '\\' || c == ':') return false;
+    if (u < 0x20 || u == 0x7f || c == '\\') return false;
   }
   size_t start = 0;
   while (true) {
