@@ -1,0 +1,124 @@
+// Hostile templates end with a clear, typed error within the render limits.
+#include <chrono>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "lmx/chat/template.h"
+#include "lmx/chat/template_error.h"
+
+namespace lmx::chat {
+namespace {
+
+std::string render(const std::string& src, const RenderOptions& opts = {}) {
+  return Template(src).render(Value::dict({}), opts);
+}
+
+TEST(TemplateBadInput, RecursiveMacroHitsDepthLimit) {
+  try {
+    render("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}");
+    FAIL() << "expected TemplateLimitError";
+  } catch (const TemplateLimitError& e) {
+    EXPECT_NE(std::string(e.what()).find("recursion depth"), std::string::npos) << e.what();
+    EXPECT_EQ(e.line(), 1);
+  }
+}
+
+TEST(TemplateBadInput, RecursiveLoopHitsDepthLimit) {
+  EXPECT_THROW(render("{% set t = [[[[[[]]]]]] %}{% for x in [t] recursive %}{{ loop([x]) }}{% endfor %}"),
+               TemplateLimitError);
+}
+
+TEST(TemplateBadInput, DeepParenthesesAreASyntaxError) {
+  std::string src = "{{ " + std::string(150, '(') + "1" + std::string(150, ')') + " }}";
+  try {
+    render(src);
+    FAIL() << "expected TemplateSyntaxError";
+  } catch (const TemplateSyntaxError& e) {
+    EXPECT_EQ(e.line(), 1);
+    EXPECT_GT(e.column(), 1);
+    EXPECT_NE(std::string(e.what()).find("nested too deeply"), std::string::npos) << e.what();
+  }
+  // Moderate nesting still works.
+  EXPECT_EQ(render("{{ " + std::string(40, '(') + "1 + 2" + std::string(40, ')') + " }}"), "3");
+}
+
+TEST(TemplateBadInput, HugeNestedLoopsHitTheIterationLimit) {
+  auto start = std::chrono::steady_clock::now();
+  try {
+    render("{% for i in range(25000) %}{% for j in range(25000) %}{% endfor %}{% endfor %}");
+    FAIL() << "expected TemplateLimitError";
+  } catch (const TemplateLimitError& e) {
+    EXPECT_NE(std::string(e.what()).find("loop iterations"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+TEST(TemplateBadInput, TimeLimit) {
+  RenderOptions opts;
+  opts.limits.max_loop_iterations = int64_t{1} << 40;
+  opts.limits.max_seconds = 0.05;
+  auto start = std::chrono::steady_clock::now();
+  try {
+    render("{% for i in range(20000) %}{% for j in range(20000) %}{% endfor %}{% endfor %}", opts);
+    FAIL() << "expected TemplateLimitError";
+  } catch (const TemplateLimitError& e) {
+    EXPECT_NE(std::string(e.what()).find("time limit"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+}
+
+TEST(TemplateBadInput, OutputSizeLimit) {
+  RenderOptions opts;
+  opts.limits.max_output_bytes = 1000;
+  EXPECT_THROW(render("{% for i in range(100) %}0123456789abcdef{% endfor %}", opts), TemplateLimitError);
+  EXPECT_THROW(render("{{ 'x' * 100000 }}", opts), TemplateLimitError);
+  EXPECT_EQ(render("{% for i in range(10) %}0123456789{% endfor %}", opts).size(), 100u);
+}
+
+TEST(TemplateBadInput, RangeTooLargeIsRefused) {
+  EXPECT_THROW(render("{{ range(100000000000)|length }}"), TemplateLimitError);
+}
+
+TEST(TemplateBadInput, SandboxBlocksInternals) {
+  // Printing a forbidden attribute gives '' (as jinja2's sandbox); using it is an error.
+  EXPECT_EQ(render("{{ ''.__class__ }}"), "");
+  EXPECT_THROW(render("{{ ''.__class__.__mro__ }}"), TemplateSecurityError);
+  EXPECT_THROW(render("{{ ''.__class__.__mro__[1].__subclasses__() }}"), TemplateSecurityError);
+  EXPECT_THROW(render("{{ range.__globals__['os'] }}"), TemplateSecurityError);
+  EXPECT_THROW(render("{{ raise_exception.__globals__.os.system('id') }}"), TemplateSecurityError);
+  EXPECT_THROW(render("{{ namespace.__init__.__globals__ }}"), TemplateSecurityError);
+  EXPECT_THROW(render("{{ cycler.__init__.__globals__.os }}"), TemplateRuntimeError);
+  EXPECT_THROW(render("{% set l = [1] %}{{ l.append(2) }}"), TemplateSecurityError);
+  EXPECT_THROW(render("{% set d = {} %}{{ d.update({'a': 1}) }}"), TemplateSecurityError);
+  EXPECT_EQ(render("{{ [].mro }}|{{ {}.__class__ }}"), "|");
+}
+
+TEST(TemplateBadInput, SyntaxErrorsReportLineAndColumn) {
+  struct Case {
+    const char* src;
+    int line, column;
+  };
+  const Case cases[] = {
+      {"hello\n{{ 'x' ", 2, 8},
+      {"a\nb\n  {% if x %}\n{% endfor %}", 4, 4},
+      {"{% for x in %}", 1, 13},
+      {"line1\n{{ 1 + }}", 2, 8},
+      {"{{ x | }}", 1, 8},
+      {"{% unknown %}", 1, 4},
+      {"{{ 'unterminated }}", 1, 4},
+      {"{% if true %}never closed", 1, 26},
+  };
+  for (const Case& c : cases) {
+    try {
+      Template t(c.src);
+      ADD_FAILURE() << "no syntax error for " << c.src;
+    } catch (const TemplateSyntaxError& e) {
+      EXPECT_EQ(e.line(), c.line) << c.src << ": " << e.what();
+      EXPECT_EQ(e.column(), c.column) << c.src << ": " << e.what();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lmx::chat
