@@ -82,6 +82,8 @@ void quantized_matmul_reference(const float* x,
 class PackedQuantWeight {
  public:
   PackedQuantWeight() = default;
+  // A deep copy (benchmarks rotate over copies to defeat the caches).
+  PackedQuantWeight clone() const;
   int64_t n() const { return n_; }
   int64_t k() const { return k_; }
   int bits() const { return bits_; }

@@ -1,0 +1,22 @@
+// `lmx bench kernels`: measures this machine's read bandwidth and FMA peak, then the
+// matmul-family kernels on real model shapes, and prints each kernel's time, achieved
+// GB/s or GFLOP/s and its fraction of the roofline measured in the same run.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+
+namespace lmx::bench {
+
+struct KernelReportOptions {
+  int threads = 2;              // intra-op threads (the pool the kernels run on)
+  int repeats = 5;              // timed samples per kernel; the median is reported
+  double sample_seconds = 0.2;  // minimum duration of one timed sample
+  bool quick = false;           // fewer shapes (for tests / CI smoke runs)
+  std::string filter;           // only kernels whose name contains this
+};
+
+// Prints the report; returns 0 on success, non-zero if the CPU lacks what it measures.
+int run_kernel_report(std::ostream& out, const KernelReportOptions& options);
+
+}  // namespace lmx::bench
