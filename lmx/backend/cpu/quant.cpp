@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include <sys/mman.h>
 
@@ -42,6 +43,20 @@ uint8_t* alloc_packed(size_t bytes) {
     return p;
   }
   return static_cast<uint8_t*>(std::aligned_alloc(64, std::max<size_t>((bytes + 63) / 64 * 64, 64)));
+}
+
+// All k values of an MLX row as bytes (q[j] for j < k; the tail up to k_padded stays 0).
+void unpack_row(const uint32_t* row, int bits, int64_t k, uint8_t* q) {
+  if (bits == 2 || bits == 4 || bits == 8) {
+    const int per = 32 / bits;
+    const uint32_t mask = (1u << bits) - 1u;
+    for (int64_t wi = 0; wi < k / per; ++wi) {
+      const uint32_t word = row[wi];
+      for (int e = 0; e < per; ++e) q[wi * per + e] = static_cast<uint8_t>((word >> (e * bits)) & mask);
+    }
+    return;
+  }
+  for (int64_t j = 0; j < k; ++j) q[j] = static_cast<uint8_t>(detail::mlx_q(row, bits, j));
 }
 
 // Value of weight j of packed row r (before q_offset), for the scalar path.
@@ -235,36 +250,45 @@ PackedQuantWeight pack_quantized(const QuantView& w) {
   std::memset(p.data_.get(), 0, p.bytes_);
 
   const int64_t ws = w_stride_of(w), ss = s_stride_of(w);
-  for (int64_t r = 0; r < w.n; ++r) {
-    uint8_t* block = p.data_.get() + (r / R) * p.block_bytes_;
-    const int rr = static_cast<int>(r % R);
-    const uint32_t* row = w.w + r * ws;
-    for (int pl = 0; pl < p.num_planes_; ++pl) {
-      const int b = p.plane_bits_[pl], sh = p.plane_shift_[pl];
-      uint8_t* plane = block + p.plane_offset_[pl];
-      for (int64_t j = 0; j < w.k; ++j) {
-        const uint32_t v = (detail::mlx_q(row, w.bits, j) >> sh) & ((1u << b) - 1u);
+  // Rows are independent (each writes its own 32-byte slots): split blocks over threads.
+  ThreadPool::global().parallel_for(blocks, 8, [&](int64_t b0, int64_t b1) {
+    std::vector<uint8_t> q(static_cast<size_t>(p.k_padded_), 0);
+    for (int64_t r = b0 * R; r < std::min(w.n, b1 * R); ++r) {
+      uint8_t* block = p.data_.get() + (r / R) * p.block_bytes_;
+      const int rr = static_cast<int>(r % R);
+      unpack_row(w.w + r * ws, w.bits, w.k, q.data());
+      for (int pl = 0; pl < p.num_planes_; ++pl) {
+        const int b = p.plane_bits_[pl], sh = p.plane_shift_[pl];
+        const uint32_t mask = (1u << b) - 1u;
+        uint8_t* plane = block + p.plane_offset_[pl];
         if (b == 8) {
-          plane[(j / 32) * 32 * R + rr * 32 + j % 32] = static_cast<uint8_t>(v ^ 0x80u);
-        } else {
-          const int64_t unit = 256 / b;
-          const int64_t u = j / unit, pos = (j % unit) / 8, lane = j % 8;
-          uint8_t* word = plane + (u * R + rr) * 32 + lane * 4;
-          uint32_t cur;
-          std::memcpy(&cur, word, 4);
-          cur |= v << (b * pos);
-          std::memcpy(word, &cur, 4);
+          for (int64_t j = 0; j < w.k; ++j)
+            plane[(j / 32) * 32 * R + rr * 32 + j % 32] = static_cast<uint8_t>(q[static_cast<size_t>(j)] ^ 0x80u);
+          continue;
+        }
+        const int64_t unit = 256 / b, positions = 32 / b;
+        for (int64_t u = 0; u * unit < w.k; ++u) {
+          uint32_t lanes[8];
+          for (int lane = 0; lane < 8; ++lane) {
+            uint32_t word = 0;
+            for (int64_t pos = 0; pos < positions; ++pos) {
+              const uint32_t v = (q[static_cast<size_t>(u * unit + pos * 8 + lane)] >> sh) & mask;
+              word |= v << (b * pos);
+            }
+            lanes[lane] = word;
+          }
+          std::memcpy(plane + (u * R + rr) * 32, lanes, 32);
         }
       }
+      for (int64_t g = 0; g < groups; ++g) {
+        const int64_t src = (r * ss + g) * ssize;
+        std::memcpy(block + p.scales_offset_ + (g * R + rr) * ssize,
+                    static_cast<const uint8_t*>(w.scales) + src, static_cast<size_t>(ssize));
+        std::memcpy(block + p.biases_offset_ + (g * R + rr) * ssize,
+                    static_cast<const uint8_t*>(w.biases) + src, static_cast<size_t>(ssize));
+      }
     }
-    for (int64_t g = 0; g < groups; ++g) {
-      const int64_t src = (r * ss + g) * ssize;
-      std::memcpy(block + p.scales_offset_ + (g * R + rr) * ssize,
-                  static_cast<const uint8_t*>(w.scales) + src, static_cast<size_t>(ssize));
-      std::memcpy(block + p.biases_offset_ + (g * R + rr) * ssize,
-                  static_cast<const uint8_t*>(w.biases) + src, static_cast<size_t>(ssize));
-    }
-  }
+  });
   return p;
 }
 
