@@ -46,13 +46,15 @@ void widen_row(const void* src, int64_t stride, int64_t n, int64_t np, float* ds
   for (; d < np; ++d) dst[d] = 0.0f;
 }
 
-// Scores of the 4 block rows (q: [4][dp], zero padded) against keys k0 and k1 (f32
-// rows of dp floats), scaled; stored as s[0..8) = {k0: r0..r3, k1: r0..r3}.
+// Scores of the 4 block rows (q: [4][dp], zero padded) against keys k0 and k1 (rows
+// of dp elements of type K, widened on the fly), scaled; stored as
+// s[0..8) = {k0: r0..r3, k1: r0..r3}.
+template <Dtype K>
 inline void score_pair(
-    const float* q, int64_t dp, const float* k0, const float* k1, __m256 scale, float* s) {
+    const float* q, int64_t dp, const void* k0, const void* k1, __m256 scale, float* s) {
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
   for (int64_t d = 0; d < dp; d += 8) {
-    const __m256 x0 = _mm256_loadu_ps(k0 + d), x1 = _mm256_loadu_ps(k1 + d);
+    const __m256 x0 = avx2::load8<K>(k0, d), x1 = avx2::load8<K>(k1, d);
     const __m256 q0 = _mm256_loadu_ps(q + d), q1 = _mm256_loadu_ps(q + dp + d);
     const __m256 q2 = _mm256_loadu_ps(q + 2 * dp + d), q3 = _mm256_loadu_ps(q + 3 * dp + d);
     a0 = _mm256_fmadd_ps(q0, x0, a0);
@@ -73,14 +75,59 @@ inline void score_pair(
   _mm256_storeu_ps(s, _mm256_mul_ps(sum, scale));
 }
 
-// o[r][0..dvp) = o[r] * alpha[r] + sum_j p[j][r] v[j]   (v rows `vstride` apart).
+// Touches `bytes` bytes from p into the cache ahead of use.
+inline void prefetch_row(const char* p, int64_t bytes) {
+  for (int64_t b = 0; b < bytes; b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
+}
+
+// Scores of a tile of tn keys, key j at element offset j * kstride of kt. While it
+// runs it prefetches the next tile's keys and this tile's values (`next_k`,
+// `this_v`, rows of `k_bytes` / `v_bytes` bytes; null when not wanted): decode
+// streams the cache once, and those loads would otherwise stall the FMAs.
+template <Dtype K>
+inline void score_tile(const float* q,
+                       int64_t dp,
+                       const void* kt,
+                       int64_t kstride,
+                       int64_t tn,
+                       __m256 scale,
+                       float* s,
+                       const char* next_k,
+                       int64_t next_k_rows,
+                       int64_t k_row_bytes,
+                       int64_t k_bytes,
+                       const char* this_v,
+                       int64_t v_row_bytes,
+                       int64_t v_bytes) {
+  const int64_t esize = K == Dtype::f32 ? 4 : 2;
+  const char* base = static_cast<const char*>(kt);
+  for (int64_t j = 0; j < tn; j += 2) {
+    if (next_k) {
+      for (int64_t jj = j; jj < j + 2 && jj < next_k_rows; ++jj) {
+        prefetch_row(next_k + jj * k_row_bytes, k_bytes);
+      }
+    }
+    if (this_v) {
+      for (int64_t jj = j; jj < j + 2 && jj < tn; ++jj)
+        prefetch_row(this_v + jj * v_row_bytes, v_bytes);
+    }
+    const char* k0 = base + j * kstride * esize;
+    score_pair<K>(q, dp, k0, j + 1 < tn ? k0 + kstride * esize : k0, scale, s + j * R);
+  }
+}
+
+// o[r][0..dvp) = o[r] * alpha[r] + sum_j p[j][r] v[j]   (v rows of type V, `vstride`
+// elements apart, widened on the fly; each v element is loaded once per block).
+template <Dtype V>
 inline void accumulate_pv(const float* p,
                           int64_t tn,
-                          const float* v,
+                          const void* vt,
                           int64_t vstride,
                           int64_t dvp,
                           const float* alpha,
                           float* o) {
+  const int64_t esize = V == Dtype::f32 ? 4 : 2;
+  const char* base = static_cast<const char*>(vt);
   int64_t c = 0;
   for (; c + 16 <= dvp; c += 16) {
     __m256 acc[R][2];
@@ -90,8 +137,8 @@ inline void accumulate_pv(const float* p,
       acc[r][1] = _mm256_mul_ps(_mm256_loadu_ps(o + r * dvp + c + 8), al);
     }
     for (int64_t j = 0; j < tn; ++j) {
-      const __m256 v0 = _mm256_loadu_ps(v + j * vstride + c);
-      const __m256 v1 = _mm256_loadu_ps(v + j * vstride + c + 8);
+      const char* vj = base + j * vstride * esize;
+      const __m256 v0 = avx2::load8<V>(vj, c), v1 = avx2::load8<V>(vj, c + 8);
       for (int64_t r = 0; r < R; ++r) {
         const __m256 pr = _mm256_broadcast_ss(p + j * R + r);
         acc[r][0] = _mm256_fmadd_ps(pr, v0, acc[r][0]);
@@ -109,7 +156,7 @@ inline void accumulate_pv(const float* p,
       acc[r] = _mm256_mul_ps(_mm256_loadu_ps(o + r * dvp + c), _mm256_set1_ps(alpha[r]));
     }
     for (int64_t j = 0; j < tn; ++j) {
-      const __m256 v0 = _mm256_loadu_ps(v + j * vstride + c);
+      const __m256 v0 = avx2::load8<V>(base + j * vstride * esize, c);
       for (int64_t r = 0; r < R; ++r) {
         acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + j * R + r), v0, acc[r]);
       }
@@ -170,29 +217,30 @@ void block_impl(const AttentionArgs& a,
   const int64_t esize = D == Dtype::f32 ? 4 : 2;
   const int64_t k_head = blk.batch * a.k_strides[0] + blk.kv_head * a.k_strides[1];
   const int64_t v_head = blk.batch * a.v_strides[0] + blk.kv_head * a.v_strides[1];
-  const bool k_direct = D == Dtype::f32 && a.k_strides[3] == 1 && a.head_dim % 8 == 0;
-  const bool v_direct = D == Dtype::f32 && a.v_strides[3] == 1 && a.v_head_dim % 8 == 0;
+  const bool k_direct = a.k_strides[3] == 1 && a.head_dim % 8 == 0;
+  const bool v_direct = a.v_strides[3] == 1 && a.v_head_dim % 8 == 0;
   const __m256 scale = _mm256_set1_ps(opt.scale);
 
   for (int64_t t0 = key_lo; t0 < key_hi; t0 += T) {
     const int64_t tn = min64(T, key_hi - t0);
     // Keys of this tile as f32 rows.
-    const float* kt;
-    int64_t kstride;
+    // Keys are read in place (widened on the fly) when rows are contiguous and a whole
+    // number of registers; otherwise gathered into an f32 tile first.
+    const int64_t next_rows = min64(T, key_hi - (t0 + T));
+    const char* next_k =
+        k_direct && next_rows > 0 ? kbase + (k_head + (t0 + T) * a.k_strides[2]) * esize : nullptr;
+    const char* this_v = v_direct ? vbase + (v_head + t0 * a.v_strides[2]) * esize : nullptr;
     if (k_direct) {
-      kt = reinterpret_cast<const float*>(kbase) + k_head + t0 * a.k_strides[2];
-      kstride = a.k_strides[2];
+      score_tile<D>(qs, dp, kbase + (k_head + t0 * a.k_strides[2]) * esize, a.k_strides[2], tn,
+                    scale, s, next_k, next_rows, a.k_strides[2] * esize, a.head_dim * esize, this_v,
+                    a.v_strides[2] * esize, a.v_head_dim * esize);
     } else {
       for (int64_t j = 0; j < tn; ++j) {
         widen_row<D>(kbase + (k_head + (t0 + j) * a.k_strides[2]) * esize, a.k_strides[3],
                      a.head_dim, dp, ks + j * dp);
       }
-      kt = ks;
-      kstride = dp;
-    }
-    for (int64_t j = 0; j < tn; j += 2) {
-      const float* k0 = kt + j * kstride;
-      score_pair(qs, dp, k0, j + 1 < tn ? k0 + kstride : k0, scale, s + j * R);
+      score_tile<Dtype::f32>(qs, dp, ks, dp, tn, scale, s, nullptr, 0, 0, 0, this_v,
+                             a.v_strides[2] * esize, a.v_head_dim * esize);
     }
     const int64_t nvec = (tn * R + 7) / 8;  // whole registers over s (may read one pad key)
     if (opt.softcap > 0.0f) {
@@ -241,21 +289,17 @@ void block_impl(const AttentionArgs& a,
     alignas(16) float alpha_s[R];
     _mm_store_ps(alpha_s, alpha);
 
-    // Values of this tile as f32 rows, then o = o * alpha + p v.
-    const float* vt;
-    int64_t vstride;
+    // o = o * alpha + p v, values in place or gathered like the keys.
     if (v_direct) {
-      vt = reinterpret_cast<const float*>(vbase) + v_head + t0 * a.v_strides[2];
-      vstride = a.v_strides[2];
+      accumulate_pv<D>(s, tn, vbase + (v_head + t0 * a.v_strides[2]) * esize, a.v_strides[2], dvp,
+                       alpha_s, o);
     } else {
       for (int64_t j = 0; j < tn; ++j) {
         widen_row<D>(vbase + (v_head + (t0 + j) * a.v_strides[2]) * esize, a.v_strides[3],
                      a.v_head_dim, dvp, vs + j * dvp);
       }
-      vt = vs;
-      vstride = dvp;
+      accumulate_pv<Dtype::f32>(s, tn, vs, dvp, dvp, alpha_s, o);
     }
-    accumulate_pv(s, tn, vt, vstride, dvp, alpha_s, o);
   }
   _mm_storeu_ps(m_out, m);
   _mm_storeu_ps(l_out, l);
