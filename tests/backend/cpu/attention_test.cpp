@@ -324,6 +324,25 @@ TEST(Attention, DecodeSplitOverKeysMergesExactly) {
   }
 }
 
+TEST(Attention, SplitWithSeveralRowsAndEmptyCache) {
+  // Three queries of one head at different positions, keys split over 8 threads.
+  Problem p;
+  p.q_heads = 1;
+  p.kv_heads = 1;
+  p.q_len = 3;
+  p.kv_len = 1500;
+  p.head_dim = p.v_head_dim = 256;  // Gemma's head size
+  p.opt.causal = true;
+  p.opt.q_offset = 700;  // queries see 701..703 of the 1500 keys
+  check(p, "split rows", /*threads=*/8);
+  // No keys at all: every row is fully masked, so zeros (also with sinks).
+  Problem e;
+  e.kv_len = 0;
+  e.sink_storage = {1.0f, 2.0f, 3.0f, 4.0f};
+  e.opt.sinks = e.sink_storage.data();
+  check(e, "empty cache");
+}
+
 TEST(Attention, LongContextTilingAndStridedKeys) {
   Problem p;
   p.batch = 1;
