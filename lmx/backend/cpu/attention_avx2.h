@@ -20,7 +20,7 @@ static constexpr int64_t round_up8(int64_t n) { return (n + 7) & ~int64_t{7}; }
 static constexpr int64_t attention_scratch_floats(const AttentionArgs& a) {
   return kAttentionBlockRows * round_up8(a.head_dim) +
          kAttentionTileKeys * (round_up8(a.head_dim) + round_up8(a.v_head_dim)) +
-         (kAttentionTileKeys + 2) * kAttentionBlockRows;
+         (kAttentionTileKeys + 8) * kAttentionBlockRows;
 }
 
 struct AttentionBlock {
@@ -33,7 +33,7 @@ struct AttentionBlock {
 };
 
 // Online-softmax partial result of a block over its key range, before any sink and
-// normalization: for each row r < kAttentionBlockRows, running max m[r] (-inf when
+// normalization: for each row r < block.rows, running max m[r] (-inf when
 // the row saw no visible key), sum l[r] = sum_j e^(s_j - m), and
 // o[r * round_up8(v_head_dim) + d] = sum_j e^(s_j - m) v_j[d].
 void attention_block_avx2(const AttentionArgs& args,
