@@ -90,7 +90,8 @@ struct BinaryNode : Node {
 
 struct CompareNode : Node {
   NodePtr first;
-  std::vector<std::pair<std::string, NodePtr>> rest;  // "==", "!=", "<", "<=", ">", ">=", "in", "notin"
+  // op: '=' (==), '!' (!=), '<', 'l' (<=), '>', 'g' (>=), 'i' (in), 'I' (not in)
+  std::vector<std::pair<char, NodePtr>> rest;
   explicit CompareNode(int l) : Node(NodeKind::Compare, l) {}
 };
 

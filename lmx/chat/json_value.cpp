@@ -2,9 +2,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lmx/core/error.h"
+
 namespace lmx::chat {
 
-Value value_from_json(const nlohmann::ordered_json& j) {
+namespace {
+
+Value convert(const nlohmann::ordered_json& j, uint32_t depth) {
+  if (depth > kMaxValueDepth)
+    throw InvalidArgument("JSON input nested deeper than " + std::to_string(kMaxValueDepth) + " levels");
   switch (j.type()) {
     case nlohmann::ordered_json::value_t::null: return Value::none();
     case nlohmann::ordered_json::value_t::boolean: return Value::boolean(j.get<bool>());
@@ -16,18 +22,22 @@ Value value_from_json(const nlohmann::ordered_json& j) {
     case nlohmann::ordered_json::value_t::array: {
       std::vector<Value> items;
       items.reserve(j.size());
-      for (const auto& x : j) items.push_back(value_from_json(x));
+      for (const auto& x : j) items.push_back(convert(x, depth + 1));
       return Value::list(std::move(items));
     }
     case nlohmann::ordered_json::value_t::object: {
       std::vector<std::pair<Value, Value>> items;
       items.reserve(j.size());
       for (auto it = j.begin(); it != j.end(); ++it)
-        items.emplace_back(Value::string(it.key()), value_from_json(it.value()));
+        items.emplace_back(Value::string(it.key()), convert(it.value(), depth + 1));
       return Value::dict(std::move(items));
     }
     default: return Value::none();
   }
 }
+
+}  // namespace
+
+Value value_from_json(const nlohmann::ordered_json& j) { return convert(j, 1); }
 
 }  // namespace lmx::chat

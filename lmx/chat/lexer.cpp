@@ -133,8 +133,9 @@ class Lexer {
 
   // lstrip_blocks: whitespace between the line start and a block/comment tag goes.
   size_t lstrip(size_t pos, size_t start) const {
-    size_t nl = src_.rfind('\n', start == 0 ? 0 : start - 1);
-    size_t l_pos = (nl == std::string::npos || nl < pos) ? pos : nl + 1;
+    // Only the text since `pos` matters: never scan further back (linear lexing).
+    size_t l_pos = start;
+    while (l_pos > pos && src_[l_pos - 1] != '\n') --l_pos;
     bool line_starting = pos == 0 || src_[pos - 1] == '\n';
     if (l_pos == pos && !line_starting) return start;
     for (size_t i = l_pos; i < start; ++i)

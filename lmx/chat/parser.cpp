@@ -89,18 +89,32 @@ class Parser {
     return it->second;
   }
 
+  void enter() {
+    if (++depth_ > kMaxParseDepth)
+      fail("template nested too deeply (more than " + std::to_string(kMaxParseDepth) + " levels)");
+  }
   struct DepthGuard {
     Parser& p;
-    explicit DepthGuard(Parser& parser) : p(parser) {
-      if (++p.depth_ > kMaxParseDepth)
-        p.fail("expression nested too deeply (more than " + std::to_string(kMaxParseDepth) + " levels)");
-    }
+    explicit DepthGuard(Parser& parser) : p(parser) { p.enter(); }
     ~DepthGuard() { --p.depth_; }
+  };
+  // A left-deep chain (a + b + c, x|f|g, a.b.c) is as deep as it is long: each link
+  // counts as one nesting level until the function building it returns.
+  struct ChainGuard {
+    Parser& p;
+    int links = 0;
+    explicit ChainGuard(Parser& parser) : p(parser) {}
+    void grow() {
+      ++links;
+      p.enter();
+    }
+    ~ChainGuard() { p.depth_ -= links; }
   };
 
   // --- statements ------------------------------------------------------------------
   // Parses until `{% <one of end_tags>` (left unconsumed) or the end of the template.
   NodeList parse_body(std::initializer_list<std::string_view> end_tags, std::string_view innermost) {
+    DepthGuard guard(*this);
     NodeList body;
     while (true) {
       const Token& t = cur();
@@ -372,9 +386,11 @@ class Parser {
 
   NodePtr parse_expression(bool with_condexpr) {
     DepthGuard guard(*this);
+    ChainGuard chain(*this);
     NodePtr expr = parse_or();
     if (!with_condexpr) return expr;
     while (is_name("if")) {
+      chain.grow();
       int line = cur().line;
       ++pos_;
       auto node = std::make_unique<CondExprNode>(line);
@@ -387,18 +403,22 @@ class Parser {
   }
 
   NodePtr parse_or() {
+    ChainGuard chain(*this);
     NodePtr left = parse_and();
     while (is_name("or")) {
       int line = next().line;
+      chain.grow();
       left = std::make_unique<BinaryNode>('o', std::move(left), parse_and(), line);
     }
     return left;
   }
 
   NodePtr parse_and() {
+    ChainGuard chain(*this);
     NodePtr left = parse_not();
     while (is_name("and")) {
       int line = next().line;
+      chain.grow();
       left = std::make_unique<BinaryNode>('a', std::move(left), parse_not(), line);
     }
     return left;
@@ -418,20 +438,28 @@ class Parser {
     NodePtr first = parse_math1();
     std::unique_ptr<CompareNode> cmp;
     while (true) {
-      std::string op;
-      if (cur().type == TokenType::Op &&
-          (cur().value == "==" || cur().value == "!=" || cur().value == "<" || cur().value == "<=" ||
-           cur().value == ">" || cur().value == ">=")) {
-        op = next().value;
+      char op;
+      if (is_op("==")) {
+        op = '=';
+      } else if (is_op("!=")) {
+        op = '!';
+      } else if (is_op("<")) {
+        op = '<';
+      } else if (is_op("<=")) {
+        op = 'l';
+      } else if (is_op(">")) {
+        op = '>';
+      } else if (is_op(">=")) {
+        op = 'g';
       } else if (is_name("in")) {
-        ++pos_;
-        op = "in";
+        op = 'i';
       } else if (is_name("not") && peek().type == TokenType::Name && peek().value == "in") {
-        pos_ += 2;
-        op = "notin";
+        ++pos_;
+        op = 'I';
       } else {
         break;
       }
+      ++pos_;
       if (!cmp) {
         cmp = std::make_unique<CompareNode>(line);
         cmp->first = std::move(first);
@@ -443,37 +471,45 @@ class Parser {
   }
 
   NodePtr parse_math1() {
+    ChainGuard chain(*this);
     NodePtr left = parse_concat();
     while (is_op("+") || is_op("-")) {
       Token t = next();
+      chain.grow();
       left = std::make_unique<BinaryNode>(t.value[0], std::move(left), parse_concat(), t.line);
     }
     return left;
   }
 
   NodePtr parse_concat() {
+    ChainGuard chain(*this);
     NodePtr left = parse_math2();
     while (is_op("~")) {
       int line = next().line;
+      chain.grow();
       left = std::make_unique<BinaryNode>('~', std::move(left), parse_math2(), line);
     }
     return left;
   }
 
   NodePtr parse_math2() {
+    ChainGuard chain(*this);
     NodePtr left = parse_pow();
     while (is_op("*") || is_op("/") || is_op("//") || is_op("%")) {
       Token t = next();
       char op = t.value == "//" ? 'F' : t.value[0];
+      chain.grow();
       left = std::make_unique<BinaryNode>(op, std::move(left), parse_pow(), t.line);
     }
     return left;
   }
 
   NodePtr parse_pow() {
+    ChainGuard chain(*this);
     NodePtr left = parse_unary(true);
     while (is_op("**")) {
       int line = next().line;
+      chain.grow();
       left = std::make_unique<BinaryNode>('P', std::move(left), parse_unary(true), line);
     }
     return left;
@@ -565,8 +601,10 @@ class Parser {
   }
 
   NodePtr parse_postfix(NodePtr node) {
+    ChainGuard chain(*this);
     while (true) {
       if (is_op(".")) {
+        chain.grow();
         int line = next().line;
         if (cur().type == TokenType::Name) {
           node = std::make_unique<GetAttrNode>(std::move(node), next().value, line);
@@ -577,8 +615,10 @@ class Parser {
           unexpected("name or number");
         }
       } else if (is_op("[")) {
+        chain.grow();
         node = parse_subscript(std::move(node));
       } else if (is_op("(")) {
+        chain.grow();
         node = parse_call(std::move(node));
       } else {
         return node;
@@ -655,7 +695,9 @@ class Parser {
   }
 
   NodePtr parse_filter_expr(NodePtr node) {
+    ChainGuard chain(*this);
     while (true) {
+      chain.grow();
       if (is_op("|")) {
         node = parse_filter_chain(std::move(node));
       } else if (is_name("is")) {
@@ -670,8 +712,10 @@ class Parser {
 
   // `| name(args) | name ...`; with `leading_name` the first filter has no '|'.
   NodePtr parse_filter_chain(NodePtr subject, bool leading_name = false) {
+    ChainGuard chain(*this);
     bool first = true;
     while (is_op("|") || (leading_name && first)) {
+      chain.grow();
       ++pos_;  // '|', or the `filter` tag name itself
       first = false;
       auto f = std::make_unique<FilterNode>(cur().line);

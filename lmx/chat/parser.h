@@ -7,8 +7,9 @@
 
 namespace lmx::chat::detail {
 
-// Expression nesting deeper than this is a syntax error (bounds parser recursion).
-inline constexpr int kMaxParseDepth = 100;
+// Nesting deeper than this (brackets, operator / filter chains, blocks) is a syntax
+// error: it bounds the recursion of the parser, the renderer and the tree's destructor.
+inline constexpr int kMaxParseDepth = 256;
 
 // Throws TemplateSyntaxError with line and column.
 ParsedTemplate parse_template(std::string_view source);

@@ -8,16 +8,31 @@ using namespace detail;
 
 namespace {
 
+// Expression / statement recursion of one render (macro calls included): about 1 KB of
+// stack per level at most, so this stays far below an 8 MB thread stack.
+constexpr int kMaxNesting = 3000;
+
 // Frees a recursion level on every exit path.
 struct DepthScope {
   int& depth;
   DepthScope(int& d, int limit, int line) : depth(d) {
     if (++depth > limit) {
       --depth;
-      throw TemplateLimitError("maximum recursion depth (" + std::to_string(limit) + ") exceeded", line);
+      throw TemplateLimitError(limit == kMaxNesting ? "template evaluation nested too deeply"
+                                                   : "maximum recursion depth (" + std::to_string(limit) + ") exceeded",
+                               line);
     }
   }
   ~DepthScope() { --depth; }
+};
+
+// Sends output to another buffer for a scope (macro bodies, set blocks), restoring
+// it on every exit path without catching and rethrowing.
+struct OutputRedirect {
+  std::string*& out;
+  std::string* saved;
+  OutputRedirect(std::string*& o, std::string* to) : out(o), saved(o) { out = to; }
+  ~OutputRedirect() { out = saved; }
 };
 
 [[noreturn]] void throw_undefined(const Value& v, int line) {
@@ -87,21 +102,17 @@ void Renderer::emit(std::string_view text) {
 
 std::string Renderer::capture(const NodeList& body, const ScopePtr& scope) {
   std::string buf;
-  std::string* saved = out_;
-  out_ = &buf;
-  try {
+  {
+    OutputRedirect redirect(out_, &buf);
     exec_body(body, scope);
-  } catch (...) {
-    out_ = saved;
-    throw;
   }
-  out_ = saved;
   return buf;
 }
 
 // --- statements ------------------------------------------------------------------
 
 Renderer::Flow Renderer::exec_body(const NodeList& body, const ScopePtr& scope) {
+  DepthScope nesting(nesting_, kMaxNesting, line_);
   for (const auto& n : body) {
     Flow f = exec(n.get(), scope);
     if (f != Flow::Normal) return f;
@@ -114,7 +125,9 @@ Renderer::Flow Renderer::exec(const Node* node, const ScopePtr& scope) {
   switch (node->kind) {
     case NodeKind::Text: emit(static_cast<const TextNode*>(node)->text); break;
     case NodeKind::Print: {
-      Value v = eval(static_cast<const PrintNode*>(node)->expr.get(), scope);
+      const Node* expr = static_cast<const PrintNode*>(node)->expr.get();
+      if (expr->kind == NodeKind::Binary && emit_concat(static_cast<const BinaryNode*>(expr), scope)) break;
+      Value v = eval(expr, scope);
       if (v.is_string()) {
         emit(v.str());
       } else {
@@ -204,20 +217,27 @@ void Renderer::assign(const Target& target, const Value& value, const ScopePtr& 
 }
 
 void Renderer::exec_for(const ForNode* node, const ScopePtr& scope, const Value& iterable, int depth0) {
-  std::vector<Value> all = iterate(iterable);
+  // Lists are iterated in place (values are immutable); other iterables materialize.
+  std::vector<Value> owned;
+  const std::vector<Value>* seq = &iterable.items();
+  if (!iterable.is_list()) {
+    owned = iterate(iterable);
+    seq = &owned;
+  }
   auto inner = std::make_shared<Scope>();
   inner->parent = scope;
-  std::vector<Value> items;
   if (node->filter) {
-    for (const Value& item : all) {
+    std::vector<Value> kept;
+    for (const Value& item : *seq) {
       count_iterations(1);
       inner->vars.clear();
       assign(node->target, item, inner);
-      if (eval(node->filter.get(), inner).truthy()) items.push_back(item);
+      if (eval(node->filter.get(), inner).truthy()) kept.push_back(item);
     }
-  } else {
-    items = std::move(all);
+    owned = std::move(kept);
+    seq = &owned;
   }
+  const std::vector<Value>& items = *seq;
   if (items.empty()) {
     line_ = node->line;
     exec_body(node->else_body, scope);
@@ -247,15 +267,10 @@ Value Renderer::call_loop(LoopObject& loop, CallArgs& args) {
   if (args.args.size() != 1) throw TemplateRuntimeError("loop() takes exactly one argument", line_);
   DepthScope guard(depth_, options_.limits.max_depth, line_);
   std::string buf;
-  std::string* saved = out_;
-  out_ = &buf;
-  try {
+  {
+    OutputRedirect redirect(out_, &buf);
     exec_for(loop.node, loop.scope, args.args[0], loop.depth0 + 1);
-  } catch (...) {
-    out_ = saved;
-    throw;
   }
-  out_ = saved;
   return Value::string(std::move(buf));
 }
 
@@ -312,21 +327,54 @@ Value Renderer::call_macro(const MacroNode* node, const ScopePtr& closure, CallA
   frame->set(node->varargs_slot, Value::list(std::move(extra), ListFlavor::Tuple));
   frame->set(node->kwargs_slot, Value::dict(std::move(extra_kwargs)));
   std::string buf;
-  std::string* saved = out_;
-  out_ = &buf;
-  try {
+  {
+    OutputRedirect redirect(out_, &buf);
     exec_body(node->body, frame);
-  } catch (...) {
-    out_ = saved;
-    throw;
   }
-  out_ = saved;
   return Value::string(std::move(buf));
+}
+
+// `{{ a + b + c }}` / `{{ a ~ b ~ c }}`: append the operands instead of building the
+// intermediate strings. Falls back (returns false, nothing emitted) when a `+` operand
+// is not a plain string, so Python semantics (numbers, lists, Markup, errors) hold.
+bool Renderer::emit_concat(const BinaryNode* node, const ScopePtr& scope) {
+  char op = node->op;
+  if (op != '+' && op != '~') return false;
+  const Node* leaves[32];
+  size_t n = 0;
+  const Node* cur = node;
+  while (cur->kind == NodeKind::Binary && static_cast<const BinaryNode*>(cur)->op == op && n < 31) {
+    leaves[n++] = static_cast<const BinaryNode*>(cur)->right.get();
+    cur = static_cast<const BinaryNode*>(cur)->left.get();
+  }
+  leaves[n++] = cur;
+  Value values[32];
+  for (size_t i = 0; i < n; ++i) {
+    values[i] = eval(leaves[n - 1 - i], scope);
+    if (op == '+' && (!values[i].is_string() || values[i].is_markup())) {
+      // Fold what we have with Python semantics, then continue operand by operand.
+      line_ = node->line;
+      Value acc = values[0];
+      for (size_t k = 1; k <= i; ++k) acc = binary_op(*this, '+', acc, values[k]);
+      for (size_t k = i + 1; k < n; ++k) {
+        Value v = eval(leaves[n - 1 - k], scope);
+        line_ = node->line;
+        acc = binary_op(*this, '+', acc, v);
+      }
+      acc.append_str(*out_);
+      check_size(out_->size());
+      return true;
+    }
+  }
+  for (size_t i = 0; i < n; ++i) values[i].append_str(*out_);
+  check_size(out_->size());
+  return true;
 }
 
 // --- expressions -----------------------------------------------------------------
 
 Value Renderer::eval(const Node* node, const ScopePtr& scope) {
+  DepthScope nesting(nesting_, kMaxNesting, node->line);
   switch (node->kind) {
     case NodeKind::Literal: return static_cast<const LiteralNode*>(node)->value;
     case NodeKind::Name: return eval_name(static_cast<const NameNode*>(node), scope);
@@ -433,13 +481,13 @@ Value Renderer::eval_compare(const CompareNode* node, const ScopePtr& scope) {
     Value right = eval(expr.get(), scope);
     line_ = node->line;
     bool ok;
-    if (op == "==") {
+    if (op == '=') {
       ok = values_equal(left, right);
-    } else if (op == "!=") {
+    } else if (op == '!') {
       ok = !values_equal(left, right);
-    } else if (op == "in") {
+    } else if (op == 'i') {
       ok = contains(right, left, line_);
-    } else if (op == "notin") {
+    } else if (op == 'I') {
       ok = !contains(right, left, line_);
     } else {
       if (left.is_undefined()) throw_undefined(left, line_);
@@ -448,12 +496,13 @@ Value Renderer::eval_compare(const CompareNode* node, const ScopePtr& scope) {
       try {
         c = compare_values(left, right, line_);
       } catch (const TemplateRuntimeError&) {
-        throw TemplateRuntimeError("'" + op + "' not supported between instances of '" +
+        const char* sym = op == '<' ? "<" : op == 'l' ? "<=" : op == '>' ? ">" : ">=";
+        throw TemplateRuntimeError(std::string("'") + sym + "' not supported between instances of '" +
                                        std::string(left.type_name()) + "' and '" + std::string(right.type_name()) +
                                        "'",
                                    line_);
       }
-      ok = op == "<" ? c < 0 : op == "<=" ? c <= 0 : op == ">" ? c > 0 : c >= 0;
+      ok = op == '<' ? c < 0 : op == 'l' ? c <= 0 : op == '>' ? c > 0 : c >= 0;
     }
     if (!ok) return Value::boolean(false);
     left = std::move(right);
@@ -495,6 +544,15 @@ Value Renderer::eval_call(const CallNode* node, const ScopePtr& scope, const Val
     args.line = node->line;
     line_ = node->line;
     return call_value(callee, args);
+  }
+  if (node->callee->kind == NodeKind::Name) {
+    auto* name = static_cast<const NameNode*>(node->callee.get());
+    if (name->builtin != Builtin::None && !scope->find(name->slot)) {
+      eval_args(node->args, scope, args);
+      args.line = node->line;
+      line_ = node->line;
+      return call_builtin(name->builtin, args);
+    }
   }
   Value callee = eval(node->callee.get(), scope);
   eval_args(node->args, scope, args);

@@ -90,6 +90,7 @@ class Renderer {
   std::string* out_ = nullptr;
   int line_ = 0;
   int depth_ = 0;
+  int nesting_ = 0;  // eval/exec recursion, bounds the C++ stack
   int64_t iterations_ = 0;
   std::chrono::steady_clock::time_point deadline_;
 
@@ -102,6 +103,7 @@ class Renderer {
   void assign(const detail::Target& target, const Value& value, const detail::ScopePtr& scope);
   std::string capture(const detail::NodeList& body, const detail::ScopePtr& scope);
   void emit(std::string_view text);
+  bool emit_concat(const detail::BinaryNode* node, const detail::ScopePtr& scope);
   void check_time();
 
   Value eval(const detail::Node* node, const detail::ScopePtr& scope);

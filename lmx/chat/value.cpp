@@ -1,5 +1,6 @@
 #include "lmx/chat/value.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -10,6 +11,26 @@
 namespace lmx::chat {
 
 namespace {
+
+uint32_t child_depth(const std::shared_ptr<ValueObject>& obj, ValueKind kind) {
+  return (kind == ValueKind::List || kind == ValueKind::Dict) && obj ? obj->depth : 0;
+}
+void check_depth(uint32_t depth) {
+  if (depth > kMaxValueDepth)
+    throw TemplateLimitError("value nested deeper than " + std::to_string(kMaxValueDepth) + " levels", 0);
+}
+// Bounds recursion through namespaces, which can contain themselves.
+struct PrintDepth {
+  static inline thread_local int depth = 0;
+  PrintDepth() {
+    if (++depth > static_cast<int>(kMaxValueDepth) + 8) {
+      --depth;
+      throw TemplateLimitError("value nested too deeply to print", 0);
+    }
+  }
+  ~PrintDepth() { --depth; }
+};
+
 
 const std::string kEmpty;
 const std::vector<Value> kNoItems;
@@ -89,6 +110,7 @@ void append_indent(std::string& out, int indent, int level) {
 }
 
 void append_json_level(std::string& out, const Value& v, const JsonFormat& f, int level, int line) {
+  PrintDepth guard;
   const int indent = f.indent;
   const bool ascii = f.ensure_ascii;
   switch (v.kind()) {
@@ -211,10 +233,15 @@ std::string html_escape(std::string_view s) {
   return out;
 }
 
+
 Value Value::list(std::vector<Value> items, ListFlavor flavor) {
   Value v(ValueKind::List);
   auto o = std::make_shared<ListObject>();
   o->items = std::move(items);
+  uint32_t d = 0;
+  for (const Value& x : o->items) d = std::max(d, child_depth(x.obj_, x.kind_));
+  o->depth = d + 1;
+  check_depth(o->depth);
   v.obj_ = std::move(o);
   v.flag_ = static_cast<uint8_t>(flavor);
   return v;
@@ -227,6 +254,10 @@ Value Value::dict(std::vector<std::pair<Value, Value>> items) {
 }
 
 Value Value::dict_object(std::shared_ptr<DictObject> d) {
+  uint32_t depth = 0;
+  for (const auto& kv : d->items) depth = std::max(depth, child_depth(kv.second.obj_, kv.second.kind_));
+  d->depth = depth + 1;
+  check_depth(d->depth);
   Value v(ValueKind::Dict);
   v.obj_ = std::move(d);
   return v;
@@ -378,6 +409,7 @@ void append_string_repr(std::string& out, std::string_view s) {
 }
 
 void Value::append_repr(std::string& out) const {
+  PrintDepth guard;
   switch (kind_) {
     case ValueKind::String: append_string_repr(out, str()); return;
     case ValueKind::Undefined: out += "Undefined"; return;
@@ -386,6 +418,7 @@ void Value::append_repr(std::string& out) const {
 }
 
 void Value::append_str(std::string& out) const {
+  PrintDepth guard;
   switch (kind_) {
     case ValueKind::Undefined: return;
     case ValueKind::None: out += "None"; return;

@@ -37,7 +37,12 @@ enum class ListFlavor : uint8_t { List, Tuple, Generator };
 
 struct ValueObject {
   virtual ~ValueObject() = default;
+  uint32_t depth = 1;  // container nesting (lists / dicts), bounded by kMaxValueDepth
 };
+
+// Lists and dicts nested deeper than this are refused (TemplateLimitError): printing,
+// comparing and destroying values recurse.
+inline constexpr uint32_t kMaxValueDepth = 1000;
 
 struct StringObject;
 struct ListObject;
