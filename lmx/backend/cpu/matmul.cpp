@@ -52,7 +52,7 @@ void matmul_nt(const float* x,
     return;
   }
   // Scalar path: the reference, split over output columns.
-  tp.parallel_for(w.n, 16, [&](int64_t j0, int64_t j1) {
+  detail::parallel_for_on(tp, w.n, 16, [&](int64_t j0, int64_t j1) {
     DenseWeightView part = w;
     part.n = j1 - j0;
     part.data = static_cast<const uint8_t*>(w.data) + j0 * w.ld * static_cast<int64_t>(dtype_size(w.dtype));
@@ -67,7 +67,7 @@ void gemm_f32(const GemmArgs& args, ThreadPool* pool) {
     detail::gemm_f32_avx2(args, tp);
     return;
   }
-  tp.parallel_for(args.batch * args.m, 1, [&](int64_t r0, int64_t r1) {
+  detail::parallel_for_on(tp, args.batch * args.m, 1, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       GemmArgs one = args;
       const int64_t b = r / args.m, i = r % args.m;

@@ -81,7 +81,7 @@ void matmul_nt_typed(const float* x, int64_t ldx, const DenseWeightView& w, floa
     // Contiguous row ranges, multiples of 4, one per thread.
     const int64_t n = w.n;
     const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), n / 64)));
-    pool.run([&](int t, int tn) {
+    run_on(pool, [&](int t, int tn) {
       const int64_t quads = (n + 3) / 4;
       const int64_t j0 = std::min(n, quads * t / tn * 4), j1 = std::min(n, quads * (t + 1) / tn * 4);
       if (j0 < j1) matvec_rows<D>(x, w, y, j0, j1);
@@ -99,7 +99,7 @@ void matmul_nt_typed(const float* x, int64_t ldx, const DenseWeightView& w, floa
   auto pack_a = [&](float* dst, int64_t i0, int mr, int64_t p0, int64_t kc) {
     pack_a_strided(dst, x, ldx, 1, i0, mr, p0, kc);
   };
-  pool.run([&](int t, int nt) {
+  run_on(pool, [&](int t, int nt) {
     int64_t n0, n1;
     split_n(w.n, t, nt, n0, n1);
     if (n0 < n1) gemm_range(m, n0, n1, w.k, 1.0f, 0.0f, y, ldy, 1, pack_a, pack_b);
@@ -150,13 +150,13 @@ void gemm_f32_avx2(const GemmArgs& g, ThreadPool& pool) {
   const int nt = pool.num_threads();
   if (g.batch >= nt || g.m * g.n * g.k < (int64_t{1} << 16)) {
     // Independent products: one batch item per thread at a time.
-    pool.parallel_for(g.batch, 1, [&](int64_t b0, int64_t b1) {
+    parallel_for_on(pool, g.batch, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) one(b, 0, g.n);
     });
     return;
   }
   for (int64_t b = 0; b < g.batch; ++b) {
-    pool.run([&](int t, int tn) {
+    run_on(pool, [&](int t, int tn) {
       int64_t n0, n1;
       split_n(g.n, t, tn, n0, n1);
       if (n0 < n1) one(b, n0, n1);

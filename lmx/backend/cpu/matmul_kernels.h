@@ -3,11 +3,24 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "lmx/backend/cpu/matmul.h"
 #include "lmx/backend/cpu/quantized.h"
+#include "lmx/backend/cpu/thread_pool.h"
 
 namespace lmx::cpu::detail {
+
+// pool.run / pool.parallel_for without building a heap-allocated std::function from a
+// lambda with many captures: a reference_wrapper always fits std::function's local buffer.
+template <class F>
+void run_on(ThreadPool& pool, const F& fn, int max_threads = 0) {
+  pool.run(std::cref(fn), max_threads);
+}
+template <class F>
+void parallel_for_on(ThreadPool& pool, int64_t n, int64_t grain, const F& fn) {
+  pool.parallel_for(n, grain, std::cref(fn));
+}
 
 void matmul_nt_avx2(const float* x,
                     int64_t ldx,

@@ -191,7 +191,7 @@ void quantized_matmul(const float* x,
     detail::quantized_matmul_view_avx2(x, ldx, w, y, ldy, m, tp);
     return;
   }
-  tp.parallel_for(w.n, 16, [&](int64_t r0, int64_t r1) {
+  detail::parallel_for_on(tp, w.n, 16, [&](int64_t r0, int64_t r1) {
     QuantView part = w;
     part.n = r1 - r0;
     part.w = w.w + r0 * w_stride_of(w);
@@ -251,7 +251,7 @@ PackedQuantWeight pack_quantized(const QuantView& w) {
 
   const int64_t ws = w_stride_of(w), ss = s_stride_of(w);
   // Rows are independent (each writes its own 32-byte slots): split blocks over threads.
-  ThreadPool::global().parallel_for(blocks, 8, [&](int64_t b0, int64_t b1) {
+  detail::parallel_for_on(ThreadPool::global(), blocks, 8, [&](int64_t b0, int64_t b1) {
     std::vector<uint8_t> q(static_cast<size_t>(p.k_padded_), 0);
     for (int64_t r = b0 * R; r < std::min(w.n, b1 * R); ++r) {
       uint8_t* block = p.data_.get() + (r / R) * p.block_bytes_;
@@ -327,7 +327,7 @@ void quantized_matmul(const float* x,
   constexpr int R = PackedQuantWeight::kRows;
   const int64_t gs = w.group_size();
   const int64_t ssize = static_cast<int64_t>(dtype_size(w.scale_dtype()));
-  tp.parallel_for(w.n(), 16, [&](int64_t r0, int64_t r1) {
+  detail::parallel_for_on(tp, w.n(), 16, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const uint8_t* block = w.data() + (r / R) * w.block_bytes();
       const int64_t rr = r % R;

@@ -332,7 +332,7 @@ void packed_matvec(const float* x, const PackedQuantWeight& w, float* y, bool in
     for (int pl = 0; pl < w.num_planes(); ++pl) f32fn[pl] = pick_f32(w.scale_dtype(), w.plane_bits(pl), w.group_size());
   }
   const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), blocks / 16)));
-  pool.run([&](int t, int tn) {
+  run_on(pool, [&](int t, int tn) {
     const int64_t b0 = blocks * t / tn, b1 = blocks * (t + 1) / tn;
     for (int64_t blk = b0; blk < b1; ++blk) {
       const uint8_t* block = w.data() + blk * w.block_bytes();
@@ -354,24 +354,27 @@ void packed_matvec(const float* x, const PackedQuantWeight& w, float* y, bool in
   }, nt);
 }
 
-// 8 dequantized values of packed row `row` at input p (p a multiple of 8).
+// 8 dequantized values of packed row `row` at input p (p a multiple of 8). All index
+// arithmetic is shifts (group sizes and unit sizes are powers of two): this runs once per
+// 8 weights per GEMM call, next to 8 x m FMAs.
 template <Dtype SD>
-inline __m256 decode8_packed(const PackedQuantWeight& w, int64_t row, int64_t p) {
-  const uint8_t* block = w.data() + (row / R) * w.block_bytes();
-  const int64_t rr = row % R, c = p / 8, g = p / w.group_size();
-  __m256i q = _mm256_setzero_si256();
-  for (int pl = 0; pl < w.num_planes(); ++pl) {
-    const int b = w.plane_bits(pl);
-    const uint8_t* plane = block + w.plane_offset(pl);
-    if (b == 8) {
-      const uint8_t* src = plane + (c / 4) * 32 * R + rr * 32 + (c % 4) * 8;
-      q = _mm256_add_epi32(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src))),
-                           _mm256_set1_epi32(128));
-    } else {
-      const int P = 32 / b;
-      const int64_t u = c / P;
-      const int pos = static_cast<int>(c % P);
-      const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(plane + (u * R + rr) * 32));
+inline __m256 decode8_packed(const PackedQuantWeight& w, int gshift, int64_t row, int64_t p) {
+  const uint8_t* block = w.data() + (row >> 2) * w.block_bytes();
+  const int64_t rr = row & 3, c = p >> 3, g = p >> gshift;
+  __m256i q;
+  if (w.num_planes() == 1 && w.plane_bits(0) == 8) {
+    const uint8_t* src = block + w.plane_offset(0) + (c >> 2) * 32 * R + rr * 32 + (c & 3) * 8;
+    q = _mm256_add_epi32(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src))),
+                         _mm256_set1_epi32(128));
+  } else {
+    q = _mm256_setzero_si256();
+    for (int pl = 0; pl < w.num_planes(); ++pl) {
+      const int b = w.plane_bits(pl);
+      const int pshift = 5 - __builtin_ctz(static_cast<unsigned>(b));  // log2(32 / b)
+      const int64_t u = c >> pshift;
+      const int pos = static_cast<int>(c & ((int64_t{1} << pshift) - 1));
+      const __m256i v = _mm256_load_si256(
+          reinterpret_cast<const __m256i*>(block + w.plane_offset(pl) + (u * R + rr) * 32));
       __m256i t = _mm256_srl_epi32(v, _mm_cvtsi32_si128(b * pos));
       t = _mm256_and_si256(t, _mm256_set1_epi32((1 << b) - 1));
       q = _mm256_or_si256(q, _mm256_sll_epi32(t, _mm_cvtsi32_si128(w.plane_shift(pl))));
@@ -447,7 +450,7 @@ void view_matmul(const float* x, int64_t ldx, const QuantView& w, float* y, int6
     }
     const int64_t quads = (w.n + R - 1) / R;
     const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), quads / 16)));
-    pool.run([&](int t, int tn) {
+    run_on(pool, [&](int t, int tn) {
       const int64_t a = std::min(w.n, quads * t / tn * R), b = std::min(w.n, quads * (t + 1) / tn * R);
       if (a < b) view_matvec_rows<BITS, SD>(x, w, xsum, y, a, b);
     }, nt);
@@ -455,8 +458,9 @@ void view_matmul(const float* x, int64_t ldx, const QuantView& w, float* y, int6
   }
   const int64_t ws = w.w_stride ? w.w_stride : w.k * BITS / 32;
   const int64_t ss = w.s_stride ? w.s_stride : w.k / w.group_size;
+  const int gshift = __builtin_ctz(static_cast<unsigned>(w.group_size));
   auto decode8 = [&](int64_t row, int64_t p) {
-    const int64_t si = row * ss + p / w.group_size;
+    const int64_t si = row * ss + (p >> gshift);
     return _mm256_fmadd_ps(_mm256_set1_ps(load_scalar(w.scales, SD, si)),
                            _mm256_cvtepi32_ps(mlx_q8<BITS>(w.w + row * ws, p)),
                            _mm256_set1_ps(load_scalar(w.biases, SD, si)));
@@ -472,7 +476,7 @@ void view_matmul(const float* x, int64_t ldx, const QuantView& w, float* y, int6
   auto pack_a = [&](float* dst, int64_t i0, int mr, int64_t p0, int64_t kc) {
     pack_a_strided(dst, x, ldx, 1, i0, mr, p0, kc);
   };
-  pool.run([&](int t, int nt) {
+  run_on(pool, [&](int t, int nt) {
     int64_t n0, n1;
     split_n(w.n, t, nt, n0, n1);
     if (n0 < n1) gemm_range(m, n0, n1, w.k, 1.0f, 0.0f, y, ldy, 1, pack_a, pack_b);
@@ -495,7 +499,8 @@ void view_matmul_bits(const float* x, int64_t ldx, const QuantView& w, float* y,
 template <Dtype SD>
 void packed_gemm(const float* x, int64_t ldx, const PackedQuantWeight& w, float* y, int64_t ldy, int64_t m,
                  ThreadPool& pool) {
-  auto decode8 = [&](int64_t row, int64_t p) { return decode8_packed<SD>(w, row, p); };
+  const int gshift = __builtin_ctz(static_cast<unsigned>(w.group_size()));
+  auto decode8 = [&](int64_t row, int64_t p) { return decode8_packed<SD>(w, gshift, row, p); };
   auto scalar = [&](int64_t row, int64_t p) {
     alignas(32) float t[8];
     _mm256_store_ps(t, decode8(row, p & ~int64_t{7}));
@@ -507,7 +512,7 @@ void packed_gemm(const float* x, int64_t ldx, const PackedQuantWeight& w, float*
   auto pack_a = [&](float* dst, int64_t i0, int mr, int64_t p0, int64_t kc) {
     pack_a_strided(dst, x, ldx, 1, i0, mr, p0, kc);
   };
-  pool.run([&](int t, int nt) {
+  run_on(pool, [&](int t, int nt) {
     int64_t n0, n1;
     split_n(w.n(), t, nt, n0, n1);
     if (n0 < n1) gemm_range(m, n0, n1, w.k(), 1.0f, 0.0f, y, ldy, 1, pack_a, pack_b);
