@@ -1,0 +1,173 @@
+#include "lmx/core/ops/linalg.h"
+
+#include <string>
+
+#include "lmx/backend/cpu/matmul.h"
+#include "lmx/backend/cpu/quantized.h"
+#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/core/error.h"
+#include "lmx/core/ops/elementwise.h"
+
+namespace lmx::ops {
+namespace {
+
+void check_cpu_defined(const Tensor& t, const char* op, const char* what) {
+  if (!t.defined()) throw InvalidArgument(std::string(op) + ": " + what + " is undefined");
+  if (!t.device().is_cpu()) {
+    throw Unsupported(std::string(op) + ": no kernel for device " + t.device().str());
+  }
+}
+
+// Rows of x as a contiguous f32 matrix [rows, k] (copy only when needed).
+Tensor as_f32_rows(const Tensor& x) {
+  Tensor f = x.dtype() == Dtype::f32 ? x : x.to(Dtype::f32);
+  return f.contiguous().reshape({-1, x.dim(-1)});
+}
+
+Tensor add_bias(Tensor y, const Tensor& bias, const char* op) {
+  if (!bias.defined()) return y;
+  if (bias.ndim() != 1 || bias.dim(0) != y.dim(-1)) {
+    throw ShapeError(std::string(op) + ": bias " + shape_str(bias.shape()) +
+                     " does not match output features " + std::to_string(y.dim(-1)));
+  }
+  return add(y, bias);
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  check_cpu_defined(a_in, "matmul", "a");
+  check_cpu_defined(b_in, "matmul", "b");
+  if (a_in.ndim() == 0 || b_in.ndim() == 0) throw ShapeError("matmul: operands must be at least 1-D");
+  Tensor a = a_in.ndim() == 1 ? a_in.unsqueeze(0) : a_in;
+  Tensor b = b_in.ndim() == 1 ? b_in.unsqueeze(1) : b_in;
+  const int64_t m = a.dim(-2), k = a.dim(-1), n = b.dim(-1);
+  if (b.dim(-2) != k) {
+    throw ShapeError("matmul: shapes " + shape_str(a_in.shape()) + " and " +
+                     shape_str(b_in.shape()) + " do not align (" + std::to_string(k) +
+                     " != " + std::to_string(b.dim(-2)) + ")");
+  }
+  Shape abatch(a.shape().begin(), a.shape().end() - 2), bbatch(b.shape().begin(), b.shape().end() - 2);
+  Shape batch = broadcast_shapes(abatch, bbatch, "matmul");
+  Shape ashape = batch, bshape = batch, oshape = batch;
+  ashape.insert(ashape.end(), {m, k});
+  bshape.insert(bshape.end(), {k, n});
+  oshape.insert(oshape.end(), {m, n});
+  Tensor af = (a.dtype() == Dtype::f32 ? a : a.to(Dtype::f32)).expand(ashape);
+  Tensor bf = (b.dtype() == Dtype::f32 ? b : b.to(Dtype::f32)).expand(bshape);
+  // Flatten the batch dims: keep strides where they merge, else copy.
+  const int64_t nb = shape_numel(batch);
+  auto batch_stride = [&](Tensor& t) -> int64_t {
+    // A batch stride exists when the batch dims form one arithmetic progression.
+    const int nd = static_cast<int>(batch.size());
+    int64_t stride = 0;
+    bool first = true;
+    int64_t expect = 0;
+    for (int d = nd - 1; d >= 0; --d) {
+      if (batch[d] == 1) continue;
+      if (first) {
+        stride = t.strides()[d];
+        expect = stride * batch[d];
+        first = false;
+      } else {
+        if (t.strides()[d] != expect) return -1;
+        expect *= batch[d];
+      }
+    }
+    return stride;
+  };
+  int64_t abs = batch_stride(af), bbs = batch_stride(bf);
+  if (abs < 0) {
+    af = af.contiguous();
+    abs = m * k;
+  }
+  if (bbs < 0) {
+    bf = bf.contiguous();
+    bbs = k * n;
+  }
+  Tensor out = Tensor::empty(oshape, Dtype::f32);
+  cpu::GemmArgs g;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.a = af.data<float>();
+  g.a_rs = af.strides()[af.ndim() - 2];
+  g.a_cs = af.strides()[af.ndim() - 1];
+  g.b = bf.data<float>();
+  g.b_rs = bf.strides()[bf.ndim() - 2];
+  g.b_cs = bf.strides()[bf.ndim() - 1];
+  g.c = out.data<float>();
+  g.c_rs = n;
+  g.c_cs = 1;
+  g.batch = nb;
+  g.a_bs = abs;
+  g.b_bs = bbs;
+  g.c_bs = m * n;
+  if (out.numel() > 0) cpu::gemm_f32(g);
+  if (a_in.ndim() == 1 && b_in.ndim() == 1) return out.reshape({});
+  if (a_in.ndim() == 1) return out.squeeze(-2);
+  if (b_in.ndim() == 1) return out.squeeze(-1);
+  return out;
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_cpu_defined(x, "linear", "input");
+  check_cpu_defined(weight, "linear", "weight");
+  if (weight.ndim() != 2) throw ShapeError("linear: weight must be 2-D, got " + shape_str(weight.shape()));
+  if (!is_floating(weight.dtype())) {
+    throw InvalidArgument("linear: weight dtype " + std::string(dtype_name(weight.dtype())) +
+                          " is not f32, f16 or bf16");
+  }
+  if (x.ndim() == 0 || x.dim(-1) != weight.dim(1)) {
+    throw ShapeError("linear: input " + shape_str(x.shape()) + " does not match weight " +
+                     shape_str(weight.shape()) + " (in features " + std::to_string(weight.dim(1)) + ")");
+  }
+  Tensor w = weight.strides()[1] == 1 ? weight : weight.contiguous();
+  Tensor rows = as_f32_rows(x);
+  Shape oshape = x.shape();
+  oshape.back() = weight.dim(0);
+  Tensor out = Tensor::empty(oshape, Dtype::f32);
+  cpu::DenseWeightView view{w.raw_data(), w.dtype(), w.dim(0), w.dim(1), w.strides()[0]};
+  if (out.numel() > 0) {
+    cpu::matmul_nt(rows.data<float>(), rows.dim(1), view, out.data<float>(), weight.dim(0),
+                   rows.dim(0));
+  }
+  return add_bias(out, bias, "linear");
+}
+
+Tensor quantized_linear(const Tensor& x, const QuantizedWeight& weight, const Tensor& bias) {
+  check_cpu_defined(x, "quantized_linear", "input");
+  weight.validate("quantized_linear");
+  check_cpu_defined(weight.w, "quantized_linear", "weight");
+  if (x.ndim() == 0 || x.dim(-1) != weight.in_features()) {
+    throw ShapeError("quantized_linear: input " + shape_str(x.shape()) +
+                     " does not match quantized weight with " +
+                     std::to_string(weight.in_features()) + " input features");
+  }
+  Tensor rows = as_f32_rows(x);
+  const int64_t n = weight.out_features();
+  Shape oshape = x.shape();
+  oshape.back() = n;
+  Tensor out = Tensor::empty(oshape, Dtype::f32);
+  if (out.numel() == 0) return out;
+  if (weight.packed) {
+    cpu::quantized_matmul(rows.data<float>(), rows.dim(1), *weight.packed, out.data<float>(), n,
+                          rows.dim(0));
+  } else {
+    cpu::QuantView v;
+    v.w = static_cast<const uint32_t*>(weight.w.raw_data());
+    v.scales = weight.scales.raw_data();
+    v.biases = weight.biases.raw_data();
+    v.scale_dtype = weight.scales.dtype();
+    v.n = n;
+    v.k = weight.in_features();
+    v.bits = weight.bits;
+    v.group_size = weight.group_size;
+    v.w_stride = weight.w.strides()[0];
+    v.s_stride = weight.scales.strides()[0];
+    cpu::quantized_matmul(rows.data<float>(), rows.dim(1), v, out.data<float>(), n, rows.dim(0));
+  }
+  return add_bias(out, bias, "quantized_linear");
+}
+
+}  // namespace lmx::ops

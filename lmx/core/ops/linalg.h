@@ -1,0 +1,22 @@
+// Matrix products. Activations compute in f32 (inputs of other float dtypes are
+// converted); weights stay in their stored dtype (f32 / f16 / bf16 / MLX quantized).
+#pragma once
+
+#include "lmx/core/quantized_weight.h"
+#include "lmx/core/tensor.h"
+
+namespace lmx::ops {
+
+// Batched matrix product: a [..., m, k] @ b [..., k, n] -> [..., m, n] (f32), batch
+// dims broadcast; 1-D operands are treated as a row (a) or a column (b) vector.
+Tensor matmul(const Tensor& a, const Tensor& b);
+
+// x [..., in] @ weight [out, in]^T (+ bias [out]) -> [..., out] (f32). The weight may be
+// f32, f16 or bf16 and is read as stored.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
+// x [..., in] @ dequant(weight)^T (+ bias) -> [..., out] (f32), never materializing the
+// full-precision weight. Uses the repacked layout when weight.packed is set.
+Tensor quantized_linear(const Tensor& x, const QuantizedWeight& weight, const Tensor& bias = Tensor());
+
+}  // namespace lmx::ops

@@ -1,0 +1,250 @@
+#include "lmx/core/ops/nn.h"
+
+#include <cmath>
+#include <string>
+
+#include "lmx/backend/cpu/activations.h"
+#include "lmx/backend/cpu/attention.h"
+#include "lmx/backend/cpu/norm.h"
+#include "lmx/backend/cpu/rope.h"
+#include "lmx/backend/cpu/softmax.h"
+#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/core/error.h"
+#include "lmx/core/ops/elementwise.h"
+
+namespace lmx::ops {
+namespace {
+
+void check(const Tensor& t, const char* op, const char* what) {
+  if (!t.defined()) throw InvalidArgument(std::string(op) + ": " + what + " is undefined");
+  if (!t.device().is_cpu()) {
+    throw Unsupported(std::string(op) + ": no kernel for device " + t.device().str());
+  }
+  if (!is_floating(t.dtype())) {
+    throw InvalidArgument(std::string(op) + ": " + what + " must be floating, got " +
+                          std::string(dtype_name(t.dtype())));
+  }
+}
+
+// f32 with unit stride in the last dimension and rows at a common stride: returns the
+// matrix [rows, dim] and its row stride.
+Tensor f32_rows(const Tensor& x) {
+  Tensor f = x.dtype() == Dtype::f32 ? x : x.to(Dtype::f32);
+  return f.contiguous().reshape({-1, x.dim(-1)});
+}
+
+cpu::ChannelVector channel(const Tensor& w, int64_t dim, const char* op, const char* what) {
+  if (!w.defined()) return {};
+  check(w, op, what);
+  if (w.ndim() != 1 || w.dim(0) != dim) {
+    throw ShapeError(std::string(op) + ": " + what + " " + shape_str(w.shape()) +
+                     " does not match the last dimension " + std::to_string(dim));
+  }
+  if (!w.is_contiguous()) return channel(w.contiguous(), dim, op, what);
+  return {w.raw_data(), w.dtype()};
+}
+
+Tensor softmax_impl(const Tensor& x, int axis, bool log) {
+  const char* op = log ? "log_softmax" : "softmax";
+  check(x, op, "input");
+  if (x.ndim() == 0) throw ShapeError(std::string(op) + ": input must be at least 1-D");
+  const int nd = x.ndim();
+  if (axis < -nd || axis >= nd) {
+    throw InvalidArgument(std::string(op) + ": axis " + std::to_string(axis) + " out of range");
+  }
+  if (axis < 0) axis += nd;
+  if (axis != nd - 1) return softmax_impl(x.transpose(axis, -1), -1, log).transpose(axis, -1);
+  Tensor rows = f32_rows(x);
+  Tensor out = Tensor::empty(x.shape(), Dtype::f32);
+  if (out.numel() == 0) return out;
+  auto fn = log ? cpu::log_softmax : cpu::softmax;
+  fn(rows.data<float>(), rows.dim(0), rows.dim(1), rows.dim(1), out.data<float>(), rows.dim(1),
+     cpu::ThreadPool::global());
+  return out;
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& x, int axis) { return softmax_impl(x, axis, false); }
+Tensor log_softmax(const Tensor& x, int axis) { return softmax_impl(x, axis, true); }
+
+Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps, bool add_unit_offset) {
+  check(x, "rms_norm", "input");
+  if (x.ndim() == 0) throw ShapeError("rms_norm: input must be at least 1-D");
+  Tensor rows = f32_rows(x);
+  Tensor out = Tensor::empty(x.shape(), Dtype::f32);
+  cpu::RmsNormOptions o;
+  Tensor wc = weight.defined() ? weight.contiguous() : weight;
+  o.weight = channel(wc, x.dim(-1), "rms_norm", "weight");
+  o.add_unit_offset = add_unit_offset;
+  o.eps = eps;
+  if (out.numel() > 0) {
+    cpu::rms_norm(rows.data<float>(), rows.dim(0), rows.dim(1), rows.dim(1), out.data<float>(),
+                  rows.dim(1), o, cpu::ThreadPool::global());
+  }
+  return out;
+}
+
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {
+  check(x, "layer_norm", "input");
+  if (x.ndim() == 0) throw ShapeError("layer_norm: input must be at least 1-D");
+  Tensor rows = f32_rows(x);
+  Tensor out = Tensor::empty(x.shape(), Dtype::f32);
+  cpu::LayerNormOptions o;
+  Tensor wc = weight.defined() ? weight.contiguous() : weight;
+  Tensor bc = bias.defined() ? bias.contiguous() : bias;
+  o.weight = channel(wc, x.dim(-1), "layer_norm", "weight");
+  o.bias = channel(bc, x.dim(-1), "layer_norm", "bias");
+  o.eps = eps;
+  if (out.numel() > 0) {
+    cpu::layer_norm(rows.data<float>(), rows.dim(0), rows.dim(1), rows.dim(1), out.data<float>(),
+                    rows.dim(1), o, cpu::ThreadPool::global());
+  }
+  return out;
+}
+
+Tensor rope(const Tensor& x_in, const RopeParams& p) {
+  check(x_in, "rope", "input");
+  if (x_in.ndim() != 4) {
+    throw ShapeError("rope: input must be [batch, heads, seq, head_dim], got " +
+                     shape_str(x_in.shape()));
+  }
+  const int64_t head_dim = x_in.dim(3);
+  const int64_t rd = p.rotary_dim == 0 ? head_dim : p.rotary_dim;
+  if (rd <= 0 || rd > head_dim || rd % 2 != 0) {
+    throw InvalidArgument("rope: rotary_dim " + std::to_string(rd) +
+                          " must be even and in (0, head_dim = " + std::to_string(head_dim) + "]");
+  }
+  check(p.inv_freq, "rope", "inv_freq");
+  if (p.inv_freq.ndim() != 1 || p.inv_freq.dim(0) != rd / 2) {
+    throw ShapeError("rope: inv_freq " + shape_str(p.inv_freq.shape()) + " must hold rotary_dim/2 = " +
+                     std::to_string(rd / 2) + " values");
+  }
+  if (p.offset < 0) throw InvalidArgument("rope: negative position offset " + std::to_string(p.offset));
+  Tensor x = x_in.dtype() == Dtype::f32 ? x_in : x_in.to(Dtype::f32);
+  if (x.strides()[3] != 1) x = x.contiguous();
+  Tensor freqs = p.inv_freq.to(Dtype::f32).contiguous();
+  Tensor out = Tensor::empty(x.shape(), Dtype::f32);
+  if (out.numel() == 0) return out;
+  cpu::RopeOptions o;
+  o.batch = x.dim(0);
+  o.heads = x.dim(1);
+  o.seq = x.dim(2);
+  o.head_dim = head_dim;
+  for (int d = 0; d < 4; ++d) {
+    o.x_strides[d] = x.strides()[d];
+    o.out_strides[d] = out.strides()[d];
+  }
+  o.rotary_dim = rd;
+  o.traditional = p.traditional;
+  o.inv_freq = freqs.data<float>();
+  o.offset = p.offset;
+  o.mscale = p.mscale;
+  cpu::rope(x.data<float>(), out.data<float>(), o, cpu::ThreadPool::global());
+  return out;
+}
+
+Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
+                                    const AttentionParams& p) {
+  const char* op = "scaled_dot_product_attention";
+  check(q_in, op, "q");
+  check(k_in, op, "k");
+  check(v_in, op, "v");
+  if (q_in.ndim() != 4 || k_in.ndim() != 4 || v_in.ndim() != 4) {
+    throw ShapeError(std::string(op) + ": q, k, v must be 4-D [batch, heads, seq, dim], got " +
+                     shape_str(q_in.shape()) + ", " + shape_str(k_in.shape()) + ", " +
+                     shape_str(v_in.shape()));
+  }
+  const int64_t B = q_in.dim(0), Hq = q_in.dim(1), Lq = q_in.dim(2), D = q_in.dim(3);
+  const int64_t Hkv = k_in.dim(1), Lkv = k_in.dim(2), Dv = v_in.dim(3);
+  if (k_in.dim(0) != B || v_in.dim(0) != B || k_in.dim(3) != D || v_in.dim(1) != Hkv ||
+      v_in.dim(2) != Lkv || Hkv == 0 || Hq % Hkv != 0) {
+    throw ShapeError(std::string(op) + ": incompatible q " + shape_str(q_in.shape()) + ", k " +
+                     shape_str(k_in.shape()) + ", v " + shape_str(v_in.shape()) +
+                     " (q heads must be a multiple of kv heads)");
+  }
+  if (k_in.dtype() != v_in.dtype()) {
+    throw InvalidArgument(std::string(op) + ": k and v must share a dtype");
+  }
+  if (p.window < 0 || p.q_offset < 0) {
+    throw InvalidArgument(std::string(op) + ": window and q_offset must be >= 0");
+  }
+  Tensor q = q_in.dtype() == Dtype::f32 ? q_in : q_in.to(Dtype::f32);
+  Tensor k = k_in, v = v_in;
+  if (q.strides()[3] != 1) q = q.contiguous();
+  if (k.strides()[3] != 1) k = k.contiguous();
+  if (v.strides()[3] != 1) v = v.contiguous();
+  Tensor out = Tensor::empty({B, Hq, Lq, Dv}, Dtype::f32);
+  if (out.numel() == 0) return out;
+  cpu::AttentionArgs a;
+  a.batch = B;
+  a.q_heads = Hq;
+  a.kv_heads = Hkv;
+  a.q_len = Lq;
+  a.kv_len = Lkv;
+  a.head_dim = D;
+  a.v_head_dim = Dv;
+  a.q = q.data<float>();
+  a.k = k.raw_data();
+  a.v = v.raw_data();
+  a.kv_dtype = k.dtype();
+  a.out = out.data<float>();
+  for (int d = 0; d < 4; ++d) {
+    a.q_strides[d] = q.strides()[d];
+    a.k_strides[d] = k.strides()[d];
+    a.v_strides[d] = v.strides()[d];
+    a.out_strides[d] = out.strides()[d];
+  }
+  cpu::AttentionOptions o;
+  o.scale = p.scale != 0.0f ? p.scale : 1.0f / std::sqrt(static_cast<float>(D));
+  o.causal = p.causal;
+  o.q_offset = p.q_offset;
+  o.window = p.window;
+  o.softcap = p.softcap;
+  Tensor mask, sinks;
+  if (p.mask.defined()) {
+    check(p.mask, op, "mask");
+    Shape full{B, Hq, Lq, Lkv};
+    if (p.mask.ndim() > 4) throw ShapeError(std::string(op) + ": mask has more than 4 dims");
+    try {
+      mask = (p.mask.dtype() == Dtype::f32 ? p.mask : p.mask.to(Dtype::f32)).expand(full);
+    } catch (const ShapeError&) {
+      throw ShapeError(std::string(op) + ": mask " + shape_str(p.mask.shape()) +
+                       " does not broadcast to " + shape_str(full));
+    }
+    if (mask.strides()[3] != 1 && Lkv > 1) mask = mask.contiguous();
+    o.mask = mask.data<float>();
+    for (int d = 0; d < 4; ++d) o.mask_strides[d] = mask.strides()[d];
+  }
+  if (p.sinks.defined()) {
+    check(p.sinks, op, "sinks");
+    if (p.sinks.ndim() != 1 || p.sinks.dim(0) != Hq) {
+      throw ShapeError(std::string(op) + ": sinks " + shape_str(p.sinks.shape()) + " must be [" +
+                       std::to_string(Hq) + "]");
+    }
+    sinks = p.sinks.to(Dtype::f32).contiguous();
+    o.sinks = sinks.data<float>();
+  }
+  cpu::scaled_dot_product_attention(a, o, cpu::ThreadPool::global());
+  return out;
+}
+
+Tensor gated_activation(GatedActivation act, const Tensor& gate, const Tensor& up) {
+  check(gate, "gated_activation", "gate");
+  check(up, "gated_activation", "up");
+  if (gate.shape() != up.shape()) {
+    throw ShapeError("gated_activation: gate " + shape_str(gate.shape()) + " and up " +
+                     shape_str(up.shape()) + " differ");
+  }
+  Tensor g = (gate.dtype() == Dtype::f32 ? gate : gate.to(Dtype::f32)).contiguous();
+  Tensor u = (up.dtype() == Dtype::f32 ? up : up.to(Dtype::f32)).contiguous();
+  Tensor out = Tensor::empty(gate.shape(), Dtype::f32);
+  cpu::Activation a = act == GatedActivation::silu   ? cpu::Activation::silu
+                      : act == GatedActivation::gelu ? cpu::Activation::gelu
+                                                     : cpu::Activation::gelu_tanh;
+  cpu::activation_mul(a, g.data<float>(), u.data<float>(), out.data<float>(), out.numel(),
+                      cpu::ThreadPool::global());
+  return out;
+}
+
+}  // namespace lmx::ops

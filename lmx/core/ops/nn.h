@@ -1,0 +1,46 @@
+// Neural-network ops: softmax, norms, rotary embeddings, attention, fused MLP
+// activations. Inputs of any float dtype; results are f32.
+#pragma once
+
+#include "lmx/core/tensor.h"
+
+namespace lmx::ops {
+
+Tensor softmax(const Tensor& x, int axis = -1);
+Tensor log_softmax(const Tensor& x, int axis = -1);
+
+// x * rsqrt(mean(x^2) + eps) * weight over the last axis; weight [dim] optional.
+// add_unit_offset scales by (1 + weight) (Gemma's stored norm weights).
+Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps, bool add_unit_offset = false);
+// (x - mean) / sqrt(var + eps) * weight + bias over the last axis; both optional.
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
+
+struct RopeParams {
+  Tensor inv_freq;           // f32 [rotary_dim / 2]: scaled variants change only these
+  int64_t rotary_dim = 0;    // 0: the whole head_dim
+  bool traditional = false;  // interleaved pairs (2i, 2i+1) vs halves (HF rotate_half)
+  int64_t offset = 0;        // position of the first token
+  float mscale = 1.0f;       // multiplies cos / sin (yarn, longrope)
+};
+// x [batch, heads, seq, head_dim] (any strides) rotated at positions offset + s.
+Tensor rope(const Tensor& x, const RopeParams& params);
+
+struct AttentionParams {
+  float scale = 0.0f;        // 0: 1 / sqrt(head_dim)
+  bool causal = false;       // key j visible to query i iff j <= q_offset + i
+  int64_t q_offset = 0;      // absolute position of the first query
+  int64_t window = 0;        // sliding window (0 = none)
+  Tensor mask;               // optional additive mask broadcastable to [B, Hq, Lq, Lkv]
+  float softcap = 0.0f;      // logit soft-capping (0 = off)
+  Tensor sinks;              // optional [q_heads] attention-sink logits
+};
+// q [B, Hq, Lq, D], k [B, Hkv, Lkv, D], v [B, Hkv, Lkv, Dv] -> [B, Hq, Lq, Dv] (f32).
+// K/V may be f32, f16 or bf16 (the same dtype); Hq must be a multiple of Hkv.
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const AttentionParams& params = {});
+
+enum class GatedActivation { silu, gelu, gelu_tanh };
+// act(gate) * up, element-wise (the gated MLP of Llama / Gemma).
+Tensor gated_activation(GatedActivation act, const Tensor& gate, const Tensor& up);
+
+}  // namespace lmx::ops

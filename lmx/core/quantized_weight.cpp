@@ -1,0 +1,134 @@
+#include "lmx/core/quantized_weight.h"
+
+#include <string>
+
+#include "lmx/backend/cpu/quantized.h"
+#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/core/error.h"
+
+namespace lmx {
+namespace {
+
+cpu::QuantView view_of(const QuantizedWeight& q) {
+  cpu::QuantView v;
+  v.w = static_cast<const uint32_t*>(q.w.raw_data());
+  v.scales = q.scales.raw_data();
+  v.biases = q.biases.raw_data();
+  v.scale_dtype = q.scales.dtype();
+  v.n = q.out_features();
+  v.k = q.in_features();
+  v.bits = q.bits;
+  v.group_size = q.group_size;
+  v.w_stride = q.w.strides()[0];
+  v.s_stride = q.scales.strides()[0];
+  return v;
+}
+
+}  // namespace
+
+bool is_supported_quantization(int bits, int group_size) {
+  bool bits_ok = bits == 2 || bits == 3 || bits == 4 || bits == 5 || bits == 6 || bits == 8;
+  bool group_ok = group_size == 32 || group_size == 64 || group_size == 128;
+  return bits_ok && group_ok;
+}
+
+void QuantizedWeight::validate(const std::string& name) const {
+  auto fail = [&](const std::string& what) {
+    throw FormatError("quantized weight '" + name + "': " + what);
+  };
+  if (!is_supported_quantization(bits, group_size)) {
+    fail("unsupported quantization bits=" + std::to_string(bits) +
+         " group_size=" + std::to_string(group_size) +
+         " (bits 2, 3, 4, 5, 6, 8; group sizes 32, 64, 128)");
+  }
+  if (!w.defined() || !scales.defined() || !biases.defined()) fail("missing weight, scales or biases");
+  if (w.dtype() != Dtype::u32) fail("packed weight must be u32, got " + std::string(dtype_name(w.dtype())));
+  if (w.ndim() != 2 || scales.ndim() != 2 || biases.ndim() != 2) {
+    fail("weight, scales and biases must be 2-D, got " + shape_str(w.shape()) + ", " +
+         shape_str(scales.shape()) + ", " + shape_str(biases.shape()));
+  }
+  if (!is_floating(scales.dtype()) || scales.dtype() != biases.dtype()) {
+    fail("scales and biases must share one float dtype");
+  }
+  if ((w.dim(1) * 32) % bits != 0) {
+    fail("packed width " + std::to_string(w.dim(1)) + " words does not hold whole " +
+         std::to_string(bits) + "-bit values");
+  }
+  int64_t in = in_features();
+  if (in % group_size != 0) {
+    fail("input dimension " + std::to_string(in) + " is not a multiple of the group size " +
+         std::to_string(group_size));
+  }
+  Shape want{w.dim(0), in / group_size};
+  if (scales.shape() != want || biases.shape() != want) {
+    fail("scales " + shape_str(scales.shape()) + " / biases " + shape_str(biases.shape()) +
+         " do not match " + shape_str(want) + " for weight " + shape_str(w.shape()));
+  }
+  if (w.strides()[1] != 1 || scales.strides()[1] != 1 || biases.strides()[1] != 1 ||
+      scales.strides() != biases.strides()) {
+    fail("rows must be contiguous");
+  }
+}
+
+void QuantizedWeight::prepare_for_cpu() {
+  validate("prepare_for_cpu");
+  packed = std::make_shared<const cpu::PackedQuantWeight>(cpu::pack_quantized(view_of(*this)));
+}
+
+Tensor QuantizedWeight::dequantize() const {
+  validate("dequantize");
+  Tensor out = Tensor::empty({out_features(), in_features()}, Dtype::f32);
+  cpu::ThreadPool::global().parallel_for(out_features(), 16, [&](int64_t b, int64_t e) {
+    cpu::dequantize_affine(view_of(*this), b, e, out.data<float>() + b * in_features(),
+                           in_features());
+  });
+  return out;
+}
+
+Tensor QuantizedWeight::dequantize_rows(const Tensor& row_ids) const {
+  validate("dequantize_rows");
+  std::vector<int64_t> ids = row_ids.to_int_vector();
+  Shape shape = row_ids.shape();
+  shape.push_back(in_features());
+  Tensor out = Tensor::empty(shape, Dtype::f32);
+  const int64_t n = out_features();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= n) {
+      throw InvalidArgument("embedding: token id " + std::to_string(ids[i]) + " at position " +
+                            std::to_string(i) + " is out of range [0, " + std::to_string(n) + ")");
+    }
+    cpu::dequantize_affine(view_of(*this), ids[i], ids[i] + 1,
+                           out.data<float>() + static_cast<int64_t>(i) * in_features(),
+                           in_features());
+  }
+  return out;
+}
+
+QuantizedWeight QuantizedWeight::quantize(const Tensor& weight, int bits, int group_size,
+                                          Dtype scale_dtype) {
+  if (!is_supported_quantization(bits, group_size)) {
+    throw InvalidArgument("quantize: unsupported bits=" + std::to_string(bits) +
+                          " group_size=" + std::to_string(group_size));
+  }
+  if (weight.ndim() != 2) {
+    throw ShapeError("quantize: weight must be 2-D, got " + shape_str(weight.shape()));
+  }
+  const int64_t n = weight.dim(0), k = weight.dim(1);
+  if (k % group_size != 0) {
+    throw ShapeError("quantize: input dimension " + std::to_string(k) +
+                     " is not a multiple of the group size " + std::to_string(group_size));
+  }
+  if (!is_floating(scale_dtype)) throw InvalidArgument("quantize: scale dtype must be floating");
+  Tensor wf = weight.to(Dtype::f32).contiguous();
+  QuantizedWeight q;
+  q.bits = bits;
+  q.group_size = group_size;
+  q.w = Tensor::empty({n, k * bits / 32}, Dtype::u32);
+  q.scales = Tensor::empty({n, k / group_size}, scale_dtype);
+  q.biases = Tensor::empty({n, k / group_size}, scale_dtype);
+  cpu::quantize_affine(wf.data<float>(), n, k, bits, group_size, q.w.data<uint32_t>(),
+                       q.scales.raw_data(), q.biases.raw_data(), scale_dtype);
+  return q;
+}
+
+}  // namespace lmx

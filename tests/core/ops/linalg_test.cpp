@@ -1,0 +1,100 @@
+#include "lmx/core/ops/linalg.h"
+
+#include <gtest/gtest.h>
+
+#include "lmx/core/error.h"
+#include "../test_util.h"
+
+namespace lmx {
+namespace {
+
+using testing::at;
+using testing::random_tensor;
+
+// Naive double-precision product of 2-D tensors read through their strides.
+std::vector<double> naive_mm(const Tensor& a, const Tensor& b) {
+  int64_t m = a.dim(0), k = a.dim(1), n = b.dim(1);
+  std::vector<double> c(static_cast<size_t>(m * n), 0.0);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (int64_t p = 0; p < k; ++p) s += at(a, {i, p}) * at(b, {p, j});
+      c[i * n + j] = s;
+    }
+  return c;
+}
+
+TEST(Linalg, BatchedMatmulWithBroadcastAndTransposedViews) {
+  Tensor a = random_tensor({2, 3, 5, 7}, 90);
+  Tensor b = random_tensor({3, 9, 7}, 91).transpose(1, 2);  // [3, 7, 9], strided
+  Tensor c = ops::matmul(a, b);
+  ASSERT_EQ(c.shape(), (Shape{2, 3, 5, 9}));
+  for (int64_t i = 0; i < 2; ++i)
+    for (int64_t h = 0; h < 3; ++h) {
+      auto want = naive_mm(a.select(0, i).select(0, h), b.select(0, h));
+      auto got = c.select(0, i).select(0, h).to_float_vector();
+      testing::expect_close(got, std::vector<float>(want.begin(), want.end()), 1e-5, 1e-5);
+    }
+  EXPECT_THROW(ops::matmul(random_tensor({2, 3}, 1), random_tensor({4, 2}, 2)), ShapeError);
+  Tensor v = random_tensor({7}, 92);
+  EXPECT_EQ(ops::matmul(random_tensor({5, 7}, 93), v).shape(), (Shape{5}));
+}
+
+TEST(Linalg, LinearWithEveryWeightDtype) {
+  Tensor x = random_tensor({2, 3, 40}, 94);
+  Tensor bias = random_tensor({17}, 95);
+  for (Dtype dt : {Dtype::f32, Dtype::f16, Dtype::bf16}) {
+    Tensor w = random_tensor({17, 40}, 96, dt);
+    Tensor y = ops::linear(x, w, bias);
+    ASSERT_EQ(y.shape(), (Shape{2, 3, 17}));
+    Tensor x2 = x.reshape({6, 40});
+    auto ref = naive_mm(x2, w.transpose(0, 1));
+    auto got = y.to_float_vector();
+    for (size_t r = 0; r < 6; ++r)
+      for (size_t j = 0; j < 17; ++j)
+        ASSERT_NEAR(got[r * 17 + j], ref[r * 17 + j] + at(bias, {static_cast<int64_t>(j)}), 2e-5)
+            << dtype_name(dt);
+  }
+  EXPECT_THROW(ops::linear(x, random_tensor({17, 41}, 1)), ShapeError);
+  EXPECT_THROW(ops::linear(x, random_tensor({17, 40}, 1), random_tensor({16}, 2)), ShapeError);
+}
+
+TEST(Linalg, QuantizedLinearMatchesDequantizedWeights) {
+  Tensor x = random_tensor({3, 128}, 97);
+  Tensor w = random_tensor({24, 128}, 98, Dtype::f32, -0.5f, 0.5f);
+  for (int bits : {2, 3, 4, 5, 6, 8}) {
+    for (int group : {32, 64, 128}) {
+      QuantizedWeight q = QuantizedWeight::quantize(w, bits, group, Dtype::bf16);
+      q.validate("test");
+      Tensor deq = q.dequantize();
+      // Quantization error is bounded by half a step per element.
+      auto wv = w.to_float_vector(), dv = deq.to_float_vector();
+      double max_step = 1.0 / ((1 << bits) - 1) * 1.01 + 0.01;
+      for (size_t i = 0; i < wv.size(); ++i) ASSERT_NEAR(dv[i], wv[i], max_step) << bits;
+      auto want = naive_mm(x, deq.transpose(0, 1));
+      auto got = ops::quantized_linear(x, q).to_float_vector();
+      testing::expect_close(got, std::vector<float>(want.begin(), want.end()), 1e-4, 1e-4);
+      q.prepare_for_cpu();
+      auto packed = ops::quantized_linear(x, q).to_float_vector();
+      testing::expect_close(packed, std::vector<float>(want.begin(), want.end()), 1e-4, 1e-4);
+    }
+  }
+}
+
+TEST(Linalg, QuantizedBadInputsAreTypedErrors) {
+  Tensor w = random_tensor({8, 100}, 99);
+  EXPECT_THROW(QuantizedWeight::quantize(w, 4, 64), ShapeError);  // 100 % 64 != 0
+  EXPECT_THROW(QuantizedWeight::quantize(random_tensor({8, 128}, 1), 7, 64), InvalidArgument);
+  QuantizedWeight q = QuantizedWeight::quantize(random_tensor({8, 128}, 2), 4, 64);
+  EXPECT_THROW(ops::quantized_linear(random_tensor({2, 64}, 3), q), ShapeError);
+  q.scales = q.scales.slice(1, 0, 1);
+  EXPECT_THROW(q.validate("layer.q_proj"), FormatError);
+  try {
+    q.validate("layer.q_proj");
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("layer.q_proj"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace lmx

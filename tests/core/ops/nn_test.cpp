@@ -1,0 +1,143 @@
+// Each fused op is checked against a reference composed of simple ops (DESIGN.md).
+#include "lmx/core/ops/nn.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "lmx/core/error.h"
+#include "lmx/core/ops/elementwise.h"
+#include "lmx/core/ops/linalg.h"
+#include "lmx/core/ops/reduce.h"
+#include "lmx/core/ops/shape.h"
+#include "../test_util.h"
+
+namespace lmx {
+namespace {
+
+using testing::expect_close;
+using testing::random_tensor;
+
+Tensor softmax_composed(const Tensor& x) {
+  Tensor e = ops::exp(ops::sub(x, ops::max(x, -1, true)));
+  return ops::div(e, ops::sum(e, -1, true));
+}
+
+TEST(NnOps, SoftmaxAndLogSoftmax) {
+  Tensor x = random_tensor({4, 3, 37}, 100, Dtype::f32, -8, 8);
+  expect_close(ops::softmax(x).to_float_vector(), softmax_composed(x).to_float_vector(), 1e-5, 1e-7);
+  expect_close(ops::log_softmax(x).to_float_vector(),
+               ops::log(softmax_composed(x)).to_float_vector(), 1e-5, 1e-5);
+  // Along a middle axis and from bf16.
+  Tensor xb = x.to(Dtype::bf16);
+  Tensor mid = ops::softmax(xb, 1);
+  Tensor want = softmax_composed(xb.to(Dtype::f32).transpose(1, 2)).transpose(1, 2);
+  expect_close(mid.to_float_vector(), want.contiguous().to_float_vector(), 1e-5, 1e-7);
+}
+
+TEST(NnOps, RmsNormAndLayerNorm) {
+  Tensor x = random_tensor({5, 67}, 101);
+  Tensor w = random_tensor({67}, 102, Dtype::bf16);
+  float eps = 1e-5f;
+  Tensor ref = ops::mul(ops::mul(x, ops::rsqrt(ops::add(ops::mean(ops::square(x), -1, true), eps))),
+                        w.to(Dtype::f32));
+  expect_close(ops::rms_norm(x, w, eps).to_float_vector(), ref.to_float_vector(), 1e-5, 1e-6);
+  Tensor ref1 = ops::mul(ops::div(ref, w.to(Dtype::f32)), ops::add(w.to(Dtype::f32), 1.0));
+  expect_close(ops::rms_norm(x, w, eps, true).to_float_vector(), ref1.to_float_vector(), 1e-4, 1e-5);
+  Tensor b = random_tensor({67}, 103);
+  Tensor mu = ops::mean(x, -1, true);
+  Tensor xc = ops::sub(x, mu);
+  Tensor var = ops::mean(ops::square(xc), -1, true);
+  Tensor ln = ops::add(ops::mul(ops::mul(xc, ops::rsqrt(ops::add(var, eps))), w.to(Dtype::f32)), b);
+  expect_close(ops::layer_norm(x, w, b, eps).to_float_vector(), ln.to_float_vector(), 1e-5, 1e-5);
+  EXPECT_THROW(ops::rms_norm(x, random_tensor({66}, 1), eps), ShapeError);
+}
+
+// rotate_half formulation, written with slices and concat.
+Tensor rope_composed(const Tensor& x, const Tensor& inv_freq, int64_t offset, bool traditional) {
+  const int64_t L = x.dim(2), D = x.dim(3);
+  std::vector<float> ang;
+  auto f = inv_freq.to_float_vector();
+  for (int64_t s = 0; s < L; ++s)
+    for (int64_t i = 0; i < D / 2; ++i) ang.push_back(static_cast<float>(offset + s) * f[i]);
+  Tensor a = Tensor::from_vector(ang, {L, D / 2});
+  Tensor c = ops::cos(a), s = ops::sin(a);
+  if (!traditional) {
+    Tensor x1 = x.slice(3, 0, D / 2), x2 = x.slice(3, D / 2, D);
+    return ops::concat({ops::sub(ops::mul(x1, c), ops::mul(x2, s)),
+                        ops::add(ops::mul(x2, c), ops::mul(x1, s))},
+                       3);
+  }
+  Tensor x1 = x.slice(3, 0, D, 2), x2 = x.slice(3, 1, D, 2);
+  Tensor r1 = ops::sub(ops::mul(x1, c), ops::mul(x2, s));
+  Tensor r2 = ops::add(ops::mul(x2, c), ops::mul(x1, s));
+  return ops::stack({r1, r2}, 4).reshape(x.shape());
+}
+
+TEST(NnOps, RopeBothPairingsWithOffset) {
+  Tensor x = random_tensor({2, 3, 5, 16}, 104);
+  std::vector<float> fr;
+  for (int i = 0; i < 8; ++i) fr.push_back(std::pow(10000.0f, -2.0f * i / 16));
+  Tensor inv = Tensor::from_vector(fr, {8});
+  for (bool trad : {false, true}) {
+    ops::RopeParams p{inv, 0, trad, 7, 1.0f};
+    expect_close(ops::rope(x, p).to_float_vector(), rope_composed(x, inv, 7, trad).to_float_vector(),
+                 1e-5, 1e-5);
+    // Strided input: [B, L, H, D] memory viewed as [B, H, L, D].
+    Tensor xs = x.transpose(1, 2).contiguous().transpose(1, 2);
+    expect_close(ops::rope(xs, p).to_float_vector(), rope_composed(x, inv, 7, trad).to_float_vector(),
+                 1e-5, 1e-5);
+  }
+  EXPECT_THROW(ops::rope(x, {Tensor::from_vector(fr, {8}), 5, false, 0, 1.0f}), InvalidArgument);
+  EXPECT_THROW(ops::rope(x, {Tensor::from_vector(fr, {8}), 8, false, 0, 1.0f}), ShapeError);
+}
+
+Tensor attention_composed(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
+                          const Tensor& mask) {
+  int64_t rep = q.dim(1) / k.dim(1);
+  Tensor kr = ops::repeat_interleave(k.to(Dtype::f32), rep, 1);
+  Tensor vr = ops::repeat_interleave(v.to(Dtype::f32), rep, 1);
+  Tensor s = ops::mul(ops::matmul(q, kr.transpose(2, 3)), scale);
+  if (mask.defined()) s = ops::add(s, mask);
+  return ops::matmul(softmax_composed(s), vr);
+}
+
+TEST(NnOps, AttentionMatchesComposedReference) {
+  Tensor q = random_tensor({2, 8, 5, 16}, 105);
+  Tensor k = random_tensor({2, 2, 9, 16}, 106, Dtype::bf16);
+  Tensor v = random_tensor({2, 2, 9, 16}, 107, Dtype::bf16);
+  const float scale = 0.25f;
+  // Causal with offset 4: query i sees keys j <= 4 + i.
+  std::vector<float> m(5 * 9);
+  for (int i = 0; i < 5; ++i)
+    for (int j = 0; j < 9; ++j) m[i * 9 + j] = j <= 4 + i ? 0.0f : -INFINITY;
+  Tensor mask = Tensor::from_vector(m, {5, 9});
+  ops::AttentionParams p;
+  p.scale = scale;
+  p.causal = true;
+  p.q_offset = 4;
+  expect_close(ops::scaled_dot_product_attention(q, k, v, p).to_float_vector(),
+               attention_composed(q, k, v, scale, mask).to_float_vector(), 1e-5, 1e-5);
+  // The same through an explicit additive mask.
+  ops::AttentionParams pm;
+  pm.scale = scale;
+  pm.mask = mask;
+  expect_close(ops::scaled_dot_product_attention(q, k, v, pm).to_float_vector(),
+               attention_composed(q, k, v, scale, mask).to_float_vector(), 1e-5, 1e-5);
+  EXPECT_THROW(ops::scaled_dot_product_attention(q, random_tensor({2, 3, 9, 16}, 1),
+                                                 random_tensor({2, 3, 9, 16}, 2)),
+               ShapeError);
+}
+
+TEST(NnOps, GatedActivations) {
+  Tensor g = random_tensor({3, 33}, 108), u = random_tensor({3, 33}, 109);
+  expect_close(ops::gated_activation(ops::GatedActivation::silu, g, u).to_float_vector(),
+               ops::mul(ops::silu(g), u).to_float_vector(), 1e-5, 1e-6);
+  expect_close(ops::gated_activation(ops::GatedActivation::gelu, g, u).to_float_vector(),
+               ops::mul(ops::gelu(g), u).to_float_vector(), 1e-5, 1e-6);
+  expect_close(ops::gated_activation(ops::GatedActivation::gelu_tanh, g, u).to_float_vector(),
+               ops::mul(ops::gelu_tanh(g), u).to_float_vector(), 1e-5, 1e-6);
+}
+
+}  // namespace
+}  // namespace lmx
