@@ -1,0 +1,88 @@
+#include "lmx/models/config_reader.h"
+
+#include "lmx/core/error.h"
+
+namespace lmx::models {
+
+ConfigReader::ConfigReader(const nlohmann::json& json, std::string source)
+    : json_(&json), source_(std::move(source)) {
+  if (!json_->is_object()) throw FormatError(source_ + ": expected a JSON object");
+}
+
+void ConfigReader::fail(const std::string& key, const std::string& what) const {
+  throw FormatError(source_ + ": field '" + key + "' " + what);
+}
+
+bool ConfigReader::has(const std::string& key) const {
+  auto it = json_->find(key);
+  return it != json_->end() && !it->is_null();
+}
+
+int64_t ConfigReader::require_int(const std::string& key) const {
+  if (!has(key)) fail(key, "is missing");
+  return get_int(key, 0);
+}
+
+int64_t ConfigReader::get_int(const std::string& key, int64_t fallback) const {
+  if (!has(key)) return fallback;
+  const auto& v = json_->at(key);
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>()))) {
+    return static_cast<int64_t>(v.get<double>());
+  }
+  fail(key, "must be an integer, got " + v.dump());
+}
+
+double ConfigReader::get_double(const std::string& key, double fallback) const {
+  if (!has(key)) return fallback;
+  const auto& v = json_->at(key);
+  if (!v.is_number()) fail(key, "must be a number, got " + v.dump());
+  return v.get<double>();
+}
+
+bool ConfigReader::get_bool(const std::string& key, bool fallback) const {
+  if (!has(key)) return fallback;
+  const auto& v = json_->at(key);
+  if (!v.is_boolean()) fail(key, "must be true or false, got " + v.dump());
+  return v.get<bool>();
+}
+
+std::string ConfigReader::get_string(const std::string& key, const std::string& fallback) const {
+  if (!has(key)) return fallback;
+  const auto& v = json_->at(key);
+  if (!v.is_string()) fail(key, "must be a string, got " + v.dump());
+  return v.get<std::string>();
+}
+
+std::vector<double> ConfigReader::get_doubles(const std::string& key) const {
+  std::vector<double> out;
+  if (!has(key)) return out;
+  const auto& v = json_->at(key);
+  if (!v.is_array()) fail(key, "must be a list of numbers");
+  for (const auto& e : v) {
+    if (!e.is_number()) fail(key, "must be a list of numbers");
+    out.push_back(e.get<double>());
+  }
+  return out;
+}
+
+std::vector<int64_t> ConfigReader::get_ints(const std::string& key) const {
+  std::vector<int64_t> out;
+  if (!has(key)) return out;
+  const auto& v = json_->at(key);
+  if (!v.is_array()) fail(key, "must be a list of integers");
+  for (const auto& e : v) {
+    if (!e.is_number_integer()) fail(key, "must be a list of integers");
+    out.push_back(e.get<int64_t>());
+  }
+  return out;
+}
+
+std::optional<ConfigReader> ConfigReader::object(const std::string& key) const {
+  if (!has(key)) return std::nullopt;
+  const auto& v = json_->at(key);
+  if (!v.is_object()) fail(key, "must be an object");
+  return ConfigReader(v, source_ + ":" + key);
+}
+
+}  // namespace lmx::models

@@ -1,0 +1,43 @@
+// What every language model offers the generation engine: a forward pass over token
+// ids with per-layer caches, the cache kinds it needs, and its parameters by name.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "lmx/nn/kv_cache.h"
+#include "lmx/nn/module.h"
+
+namespace lmx::models {
+
+// Tensors by checkpoint name, before they are assigned to parameters.
+using WeightDict = std::map<std::string, Tensor>;
+
+struct ForwardOptions {
+  std::vector<Tensor>* hidden_states = nullptr;  // if set: embeddings, then each layer's output
+};
+
+class LanguageModel : public nn::Module {
+ public:
+  // tokens [batch, seq] (integer) -> logits [batch, seq, vocab] (f32). caches: one per
+  // layer (from make_cache()), or null for a stateless causal pass.
+  virtual Tensor forward(const Tensor& tokens, nn::KVCacheList* caches,
+                         const ForwardOptions& options = {}) = 0;
+  virtual int64_t vocab_size() const = 0;
+  virtual int64_t num_layers() const = 0;
+  // Sliding window of each layer's attention (0 = full attention): the cache kinds
+  // generation must create (rotating caches for windowed layers).
+  virtual std::vector<int64_t> layer_windows() const = 0;
+  // Renames / drops / stacks checkpoint tensors into this model's parameter names
+  // (tied embeddings, rotary_emb.inv_freq, per-expert weights).
+  virtual void sanitize(WeightDict& weights) const { (void)weights; }
+  // Called after loading: repack quantized weights for the fast kernels.
+  void prepare_for_inference();
+  const std::string& model_type() const { return model_type_; }
+
+ protected:
+  std::string model_type_;
+};
+
+}  // namespace lmx::models

@@ -1,0 +1,79 @@
+#include "lmx/models/llm/common.h"
+
+#include "lmx/core/error.h"
+
+namespace lmx::models::llm {
+
+TransformerSpec llama_like(const ConfigReader& c, const std::string& model_type) {
+  TransformerSpec s;
+  s.model_type = model_type;
+  s.vocab = c.require_int("vocab_size");
+  s.hidden = c.require_int("hidden_size");
+  const int64_t layers = c.require_int("num_hidden_layers");
+  const int64_t heads = c.require_int("num_attention_heads");
+  if (layers <= 0 || layers > 4096) c.fail("num_hidden_layers", "must be in [1, 4096]");
+  if (heads <= 0 || (s.hidden % heads != 0 && !c.has("head_dim"))) {
+    c.fail("num_attention_heads", "must divide hidden_size (or head_dim must be given)");
+  }
+  const int64_t kv_heads = c.get_int("num_key_value_heads", heads);
+  const int64_t head_dim = c.get_int("head_dim", s.hidden / heads);
+  s.norm_eps = static_cast<float>(c.get_double("rms_norm_eps", 1e-6));
+  s.tie_embeddings = c.get_bool("tie_word_embeddings", false);
+  const double partial = c.get_double("partial_rotary_factor", 1.0);
+  s.ropes.push_back(read_rope(c, static_cast<int64_t>(static_cast<double>(head_dim) * partial)));
+  LayerSpec ls;
+  ls.attention.hidden = s.hidden;
+  ls.attention.heads = heads;
+  ls.attention.kv_heads = kv_heads;
+  ls.attention.head_dim = head_dim;
+  ls.attention.norm_eps = s.norm_eps;
+  ls.mlp.hidden = s.hidden;
+  ls.mlp.intermediate = c.require_int("intermediate_size");
+  ls.mlp.act = nn::parse_activation(c.get_string("hidden_act", "silu"));
+  s.layers.assign(static_cast<size_t>(layers), ls);
+  return s;
+}
+
+nn::RopeConfig read_rope(const ConfigReader& c, int64_t dim, const std::string& layer_type) {
+  nn::RopeConfig r;
+  r.dim = dim;
+  r.max_position_embeddings = c.get_int("max_position_embeddings", 2048);
+  r.original_max_position_embeddings = c.get_int("original_max_position_embeddings", 0);
+  r.theta = c.get_double("rope_theta", 10000.0);
+  std::optional<ConfigReader> params = c.object("rope_parameters");
+  if (params && !layer_type.empty() && params->has(layer_type)) params = params->object(layer_type);
+  if (!params) params = c.object("rope_scaling");
+  if (!params) return r;
+  r.theta = params->get_double("rope_theta", r.theta);
+  r.type = params->get_string("rope_type", params->get_string("type", "default"));
+  if (r.type == "su") r.type = "longrope";  // Phi-3's first name for it
+  r.factor = params->get_double("factor", 1.0);
+  r.low_freq_factor = params->get_double("low_freq_factor", 1.0);
+  r.high_freq_factor = params->get_double("high_freq_factor", 4.0);
+  r.original_max_position_embeddings =
+      params->get_int("original_max_position_embeddings", r.original_max_position_embeddings);
+  r.short_factor = params->get_doubles("short_factor");
+  r.long_factor = params->get_doubles("long_factor");
+  r.attention_factor = params->get_double("attention_factor", 0.0);
+  return r;
+}
+
+std::vector<std::string> read_layer_types(const ConfigReader& c, int64_t layers,
+                                          std::string (*fallback)(const ConfigReader&, int64_t)) {
+  std::vector<std::string> out;
+  if (c.has("layer_types")) {
+    for (const auto& v : c.json().at("layer_types")) {
+      if (!v.is_string()) c.fail("layer_types", "must be a list of strings");
+      out.push_back(v.get<std::string>());
+    }
+    if (static_cast<int64_t>(out.size()) != layers) {
+      c.fail("layer_types", "has " + std::to_string(out.size()) + " entries for " + std::to_string(layers) +
+                                " layers");
+    }
+    return out;
+  }
+  for (int64_t i = 0; i < layers; ++i) out.push_back(fallback(c, i));
+  return out;
+}
+
+}  // namespace lmx::models::llm

@@ -1,0 +1,34 @@
+// Loading a model folder: config -> architecture, weights mapped zero-copy where the
+// stored dtype is used as is, MLX quantization applied per module, strict matching of
+// checkpoint tensors to parameters (one error lists every problem).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+
+#include "lmx/io/model_folder.h"
+#include "lmx/models/language_model.h"
+
+namespace lmx::models {
+
+struct LoadedModel {
+  std::unique_ptr<LanguageModel> model;
+  io::ModelFolder folder;
+};
+
+struct LoadOptions {
+  bool prepare = true;  // repack quantized weights for the fast CPU kernels
+};
+
+LoadedModel load_model(const std::filesystem::path& dir, const LoadOptions& options = {});
+
+// Assigns checkpoint tensors to the model's parameters after sanitize() and
+// quantization set-up; throws FormatError listing every missing key, unused key and
+// shape or dtype mismatch. `source` names the folder in messages.
+void load_weights(LanguageModel& model, WeightDict weights, const nlohmann::json& config,
+                  const std::string& source);
+
+// Every tensor of a folder's safetensors files, wrapped without copying.
+WeightDict read_weights(const io::ModelFolder& folder);
+
+}  // namespace lmx::models

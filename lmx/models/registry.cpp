@@ -1,0 +1,43 @@
+#include "lmx/models/registry.h"
+
+#include <utility>
+
+#include "lmx/core/error.h"
+#include "lmx/models/llm/common.h"
+
+namespace lmx::models {
+namespace {
+
+using Builder = TransformerSpec (*)(const ConfigReader&);
+
+const std::vector<std::pair<std::string, Builder>>& table() {
+  static const std::vector<std::pair<std::string, Builder>> kTable = {
+      {"llama", llm::llama},          {"mistral", llm::llama},     {"qwen2", llm::qwen2},
+      {"qwen3", llm::qwen3},          {"qwen3_moe", llm::qwen3_moe}, {"mixtral", llm::mixtral},
+      {"gemma", llm::gemma},          {"gemma2", llm::gemma2},     {"gemma3_text", llm::gemma3_text},
+      {"phi3", llm::phi3},            {"smollm3", llm::smollm3},   {"granite", llm::granite},
+      {"starcoder2", llm::starcoder2}, {"olmo2", llm::olmo2},
+  };
+  return kTable;
+}
+
+}  // namespace
+
+std::unique_ptr<LanguageModel> create_model(const ConfigReader& config) {
+  const std::string type = config.get_string("model_type", "");
+  if (type.empty()) config.fail("model_type", "is missing");
+  for (const auto& [name, build] : table()) {
+    if (name == type) return std::make_unique<TransformerLM>(build(config));
+  }
+  std::string known;
+  for (const auto& [name, build] : table()) known += (known.empty() ? "" : ", ") + name;
+  throw Unsupported(config.source() + ": model_type '" + type + "' is not supported (supported: " + known + ")");
+}
+
+std::vector<std::string> supported_model_types() {
+  std::vector<std::string> out;
+  for (const auto& [name, build] : table()) out.push_back(name);
+  return out;
+}
+
+}  // namespace lmx::models

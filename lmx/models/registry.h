@@ -1,0 +1,18 @@
+// model_type -> architecture builder, in one table (no static self-registration).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lmx/models/config_reader.h"
+#include "lmx/models/language_model.h"
+
+namespace lmx::models {
+
+// Builds the (unloaded) model a config describes; Unsupported for unknown model_type.
+std::unique_ptr<LanguageModel> create_model(const ConfigReader& config);
+// Every model_type (and alias) lmx can build.
+std::vector<std::string> supported_model_types();
+
+}  // namespace lmx::models

@@ -1,0 +1,163 @@
+#include "lmx/models/transformer.h"
+
+#include <cmath>
+#include <regex>
+
+#include "lmx/backend/cpu/quantized.h"
+#include "lmx/core/error.h"
+#include "lmx/core/ops/elementwise.h"
+#include "lmx/core/ops/shape.h"
+
+namespace lmx::models {
+
+void LanguageModel::prepare_for_inference() {
+  for_each_module([](const std::string&, nn::Module& m) {
+    if (auto* l = dynamic_cast<nn::Linear*>(&m)) l->prepare();
+    if (auto* e = dynamic_cast<nn::Embedding*>(&m)) e->prepare();
+    if (auto* s = dynamic_cast<nn::SwitchLinear*>(&m)) s->prepare();
+  });
+}
+
+TransformerLM::Layer::Layer(const TransformerSpec& spec, const LayerSpec& ls,
+                            const nn::RotaryEmbedding* rope) {
+  auto make_norm = [&](const std::string& name, std::unique_ptr<nn::Norm>& slot) {
+    if (name.empty()) return;
+    slot = std::make_unique<nn::Norm>(spec.norm_kind, spec.hidden, spec.norm_eps, spec.norm_unit_offset,
+                                      spec.norm_bias);
+    register_module(name, *slot);
+  };
+  make_norm(spec.pre_attn_norm, pre_attn);
+  make_norm(spec.post_attn_norm, post_attn);
+  make_norm(spec.pre_ffn_norm, pre_ffn);
+  make_norm(spec.post_ffn_norm, post_ffn);
+  nn::AttentionOptions ao = ls.attention;
+  ao.rope = rope;
+  attn = std::make_unique<nn::Attention>(ao);
+  register_module("self_attn", *attn);
+  if (ls.moe) {
+    moe = std::make_unique<nn::SparseMoe>(ls.moe_options);
+    register_module(spec.mlp_name, *moe);
+  } else {
+    mlp = std::make_unique<nn::Mlp>(ls.mlp);
+    register_module(spec.mlp_name, *mlp);
+  }
+}
+
+Tensor TransformerLM::Layer::forward(const Tensor& x, nn::KVCache* cache, const TransformerSpec& spec) const {
+  Tensor h = pre_attn ? pre_attn->forward(x) : x;
+  h = attn->forward(h, cache);
+  if (post_attn) h = post_attn->forward(h);
+  if (spec.residual_multiplier != 1.0f) h = ops::mul(h, spec.residual_multiplier);
+  Tensor r = ops::add(x, h);
+  h = pre_ffn ? pre_ffn->forward(r) : r;
+  h = moe ? moe->forward(h) : mlp->forward(h);
+  if (post_ffn) h = post_ffn->forward(h);
+  if (spec.residual_multiplier != 1.0f) h = ops::mul(h, spec.residual_multiplier);
+  return ops::add(r, h);
+}
+
+TransformerLM::Body::Body(TransformerLM& owner) {
+  register_module("embed_tokens", *owner.embed_);
+  for (size_t i = 0; i < owner.layers_.size(); ++i) {
+    register_module("layers." + std::to_string(i), *owner.layers_[i]);
+  }
+  register_module("norm", *owner.norm_);
+}
+
+TransformerLM::TransformerLM(TransformerSpec spec) : spec_(std::move(spec)) {
+  model_type_ = spec_.model_type;
+  if (spec_.vocab <= 0 || spec_.hidden <= 0 || spec_.layers.empty()) {
+    throw FormatError(spec_.model_type + ": vocab_size, hidden_size and num_hidden_layers must be positive");
+  }
+  for (const auto& rc : spec_.ropes) ropes_.push_back(std::make_unique<nn::RotaryEmbedding>(rc));
+  embed_ = std::make_unique<nn::Embedding>(spec_.vocab, spec_.hidden);
+  for (const auto& ls : spec_.layers) {
+    const nn::RotaryEmbedding* rope = nullptr;
+    if (ls.rope_index >= 0) {
+      if (ls.rope_index >= static_cast<int>(ropes_.size())) {
+        throw InternalError("transformer: layer refers to a missing rope");
+      }
+      rope = ropes_[static_cast<size_t>(ls.rope_index)].get();
+    }
+    layers_.push_back(std::make_unique<Layer>(spec_, ls, rope));
+  }
+  norm_ = std::make_unique<nn::Norm>(spec_.norm_kind, spec_.hidden, spec_.norm_eps, spec_.norm_unit_offset,
+                                     spec_.norm_bias);
+  body_ = std::make_unique<Body>(*this);
+  register_module("model", *body_);
+  if (!spec_.tie_embeddings) {
+    lm_head_ = std::make_unique<nn::Linear>(spec_.hidden, spec_.vocab, false);
+    register_module("lm_head", *lm_head_);
+  }
+}
+
+std::vector<int64_t> TransformerLM::layer_windows() const {
+  std::vector<int64_t> w;
+  for (const auto& ls : spec_.layers) w.push_back(ls.attention.window);
+  return w;
+}
+
+void TransformerLM::sanitize(WeightDict& weights) const {
+  // Buffers some exporters save; never parameters.
+  for (auto it = weights.begin(); it != weights.end();) {
+    if (it->first.find("rotary_emb.inv_freq") != std::string::npos) {
+      it = weights.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (spec_.tie_embeddings) weights.erase("lm_head.weight");
+  // Per-expert checkpoints (HF) -> stacked switch_mlp tensors (mlx-lm's layout).
+  static const std::vector<std::pair<std::string, std::vector<std::string>>> kExpertNames = {
+      {"gate_proj", {"gate_proj", "w1"}}, {"up_proj", {"up_proj", "w3"}}, {"down_proj", {"down_proj", "w2"}}};
+  for (size_t l = 0; l < spec_.layers.size(); ++l) {
+    const auto& ls = spec_.layers[l];
+    if (!ls.moe) continue;
+    const std::string base = "model.layers." + std::to_string(l) + "." + spec_.mlp_name;
+    for (const auto& [dst, aliases] : kExpertNames) {
+      for (const char* suffix : {"weight", "scales", "biases"}) {
+        for (const auto& src : aliases) {
+          const std::string first = base + ".experts.0." + src + "." + suffix;
+          if (!weights.count(first)) continue;
+          std::vector<Tensor> parts;
+          for (int64_t e = 0; e < ls.moe_options.experts; ++e) {
+            const std::string key = base + ".experts." + std::to_string(e) + "." + src + "." + suffix;
+            auto it = weights.find(key);
+            if (it == weights.end()) throw FormatError("missing expert weight '" + key + "'");
+            parts.push_back(it->second.unsqueeze(0));
+            weights.erase(it);
+          }
+          weights[base + ".switch_mlp." + dst + "." + suffix] = ops::concat(parts, 0);
+        }
+      }
+    }
+  }
+}
+
+Tensor TransformerLM::forward(const Tensor& tokens, nn::KVCacheList* caches, const ForwardOptions& options) {
+  if (tokens.ndim() != 2) {
+    throw ShapeError("forward: tokens must be [batch, seq], got " + shape_str(tokens.shape()));
+  }
+  if (caches && caches->size() != layers_.size()) {
+    throw InvalidArgument("forward: " + std::to_string(caches->size()) + " caches for " +
+                          std::to_string(layers_.size()) + " layers");
+  }
+  Tensor h = embed_->forward(tokens);  // [B, L, hidden] f32
+  if (spec_.embed_scale != 1.0f) h = ops::mul(h, spec_.embed_scale);
+  if (options.hidden_states) options.hidden_states->push_back(h);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    nn::KVCache* cache = caches ? (*caches)[i].get() : nullptr;
+    h = layers_[i]->forward(h, cache, spec_);
+    if (options.hidden_states) options.hidden_states->push_back(h);
+  }
+  h = norm_->forward(h);
+  if (options.hidden_states) options.hidden_states->back() = h;  // HF reports the normed last state
+  Tensor logits = lm_head_ ? lm_head_->forward(h) : embed_->as_linear(h);
+  if (spec_.logits_divisor != 1.0f) logits = ops::div(logits, spec_.logits_divisor);
+  if (spec_.final_softcap > 0.0f) {
+    logits = ops::mul(ops::tanh(ops::div(logits, spec_.final_softcap)), spec_.final_softcap);
+  }
+  return logits;
+}
+
+}  // namespace lmx::models

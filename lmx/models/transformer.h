@@ -1,0 +1,86 @@
+// The decoder-only transformer that every supported LLM architecture instantiates:
+// embeddings -> layers of (attention, feed-forward) with the architecture's norm
+// placement -> final norm -> output projection. An architecture file fills a
+// TransformerSpec from its config.json; anything it needs beyond the spec's switches
+// is a missing shared block, not a special case here.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lmx/models/language_model.h"
+#include "lmx/nn/attention.h"
+#include "lmx/nn/linear.h"
+#include "lmx/nn/mlp.h"
+#include "lmx/nn/norm.h"
+#include "lmx/nn/rope.h"
+
+namespace lmx::models {
+
+struct LayerSpec {
+  nn::AttentionOptions attention;  // rope pointer filled in by the model
+  int rope_index = 0;              // which of TransformerSpec::ropes (-1: no rope)
+  bool moe = false;
+  nn::MlpOptions mlp;
+  nn::MoeOptions moe_options;
+};
+
+struct TransformerSpec {
+  std::string model_type;
+  int64_t vocab = 0;
+  int64_t hidden = 0;
+  nn::NormKind norm_kind = nn::NormKind::rms;
+  float norm_eps = 1e-6f;
+  bool norm_unit_offset = false;  // Gemma: scale by (1 + w)
+  bool norm_bias = true;          // LayerNorm only
+  // Norm placement, by checkpoint name ("" = absent). Llama: pre-attention
+  // "input_layernorm", pre-FFN "post_attention_layernorm".
+  std::string pre_attn_norm = "input_layernorm";
+  std::string post_attn_norm;
+  std::string pre_ffn_norm = "post_attention_layernorm";
+  std::string post_ffn_norm;
+  std::string mlp_name = "mlp";
+  float embed_scale = 1.0f;          // multiplies the embeddings (Gemma sqrt(hidden), Granite)
+  float residual_multiplier = 1.0f;  // scales each block's output before the residual add
+  float logits_divisor = 1.0f;       // Granite logits_scaling
+  float final_softcap = 0.0f;        // Gemma-2 final logit soft-capping
+  bool tie_embeddings = false;
+  std::vector<nn::RopeConfig> ropes;
+  std::vector<LayerSpec> layers;
+};
+
+class TransformerLM : public LanguageModel {
+ public:
+  explicit TransformerLM(TransformerSpec spec);
+  Tensor forward(const Tensor& tokens, nn::KVCacheList* caches, const ForwardOptions& options) override;
+  int64_t vocab_size() const override { return spec_.vocab; }
+  int64_t num_layers() const override { return static_cast<int64_t>(layers_.size()); }
+  std::vector<int64_t> layer_windows() const override;
+  void sanitize(WeightDict& weights) const override;
+  const TransformerSpec& spec() const { return spec_; }
+
+ private:
+  struct Layer : nn::Module {
+    Layer(const TransformerSpec& spec, const LayerSpec& ls, const nn::RotaryEmbedding* rope);
+    Tensor forward(const Tensor& x, nn::KVCache* cache, const TransformerSpec& spec) const;
+    std::unique_ptr<nn::Norm> pre_attn, post_attn, pre_ffn, post_ffn;
+    std::unique_ptr<nn::Attention> attn;
+    std::unique_ptr<nn::Mlp> mlp;
+    std::unique_ptr<nn::SparseMoe> moe;
+  };
+  struct Body : nn::Module {
+    explicit Body(TransformerLM& owner);
+  };
+
+  TransformerSpec spec_;
+  std::vector<std::unique_ptr<nn::RotaryEmbedding>> ropes_;
+  std::unique_ptr<nn::Embedding> embed_;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  std::unique_ptr<nn::Norm> norm_;
+  std::unique_ptr<nn::Linear> lm_head_;
+  std::unique_ptr<Body> body_;  // "model." prefix: embed_tokens, layers.N, norm
+};
+
+}  // namespace lmx::models

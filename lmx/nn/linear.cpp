@@ -1,0 +1,91 @@
+#include "lmx/nn/linear.h"
+
+#include "lmx/core/error.h"
+#include "lmx/core/ops/index.h"
+#include "lmx/core/ops/linalg.h"
+
+namespace lmx::nn {
+
+std::vector<WeightMatrix::Slot> WeightMatrix::slots() {
+  if (!quantized_) return {{"weight", &dense_, {rows_, cols_}, false}};
+  const int64_t groups = cols_ / quant_.group_size;
+  return {{"weight", &quant_.w, {rows_, cols_ * quant_.bits / 32}, true},
+          {"scales", &quant_.scales, {rows_, groups}, false},
+          {"biases", &quant_.biases, {rows_, groups}, false}};
+}
+
+void WeightMatrix::set_quantized(int bits, int group_size) {
+  if (!is_supported_quantization(bits, group_size)) {
+    throw FormatError("unsupported quantization bits=" + std::to_string(bits) +
+                      " group_size=" + std::to_string(group_size));
+  }
+  if (cols_ % group_size != 0) {
+    throw FormatError("quantization group size " + std::to_string(group_size) +
+                      " does not divide the input dimension " + std::to_string(cols_));
+  }
+  quantized_ = true;
+  quant_ = QuantizedWeight{};
+  quant_.bits = bits;
+  quant_.group_size = group_size;
+  dense_ = Tensor();
+}
+
+void WeightMatrix::quantize_loaded(int bits, int group_size, Dtype scale_dtype) {
+  if (quantized_) return;
+  if (!dense_.defined()) throw InvalidArgument("quantize: weight is not loaded");
+  quant_ = QuantizedWeight::quantize(dense_, bits, group_size, scale_dtype);
+  quantized_ = true;
+  dense_ = Tensor();
+}
+
+Tensor WeightMatrix::matmul_t(const Tensor& x, const Tensor& bias) const {
+  if (quantized_) return ops::quantized_linear(x, quant_, bias);
+  return ops::linear(x, dense_, bias);
+}
+
+Tensor WeightMatrix::rows_at(const Tensor& ids) const {
+  if (quantized_) return quant_.dequantize_rows(ids);
+  Tensor rows = ops::embedding(dense_, ids);
+  return rows.dtype() == Dtype::f32 ? rows : rows.to(Dtype::f32);
+}
+
+void WeightMatrix::prepare() {
+  if (quantized_ && !quant_.packed) quant_.prepare_for_cpu();
+}
+
+Linear::Linear(int64_t in, int64_t out, bool bias) : w_(out, in), has_bias_(bias) { register_all(); }
+
+void Linear::register_all() {
+  clear_parameters();
+  for (auto& s : w_.slots()) register_parameter(s.name, *s.tensor, s.shape, s.integer);
+  if (has_bias_) register_parameter("bias", bias_, {w_.rows()});
+}
+
+void Linear::quantize_for_load(int bits, int group_size) {
+  w_.set_quantized(bits, group_size);
+  register_all();
+}
+
+void Linear::quantize(int bits, int group_size, Dtype scale_dtype) {
+  w_.quantize_loaded(bits, group_size, scale_dtype);
+  register_all();
+}
+
+Embedding::Embedding(int64_t vocab, int64_t dim) : w_(vocab, dim) { register_all(); }
+
+void Embedding::register_all() {
+  clear_parameters();
+  for (auto& s : w_.slots()) register_parameter(s.name, *s.tensor, s.shape, s.integer);
+}
+
+void Embedding::quantize_for_load(int bits, int group_size) {
+  w_.set_quantized(bits, group_size);
+  register_all();
+}
+
+void Embedding::quantize(int bits, int group_size, Dtype scale_dtype) {
+  w_.quantize_loaded(bits, group_size, scale_dtype);
+  register_all();
+}
+
+}  // namespace lmx::nn

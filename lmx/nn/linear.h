@@ -1,0 +1,93 @@
+// Linear and Embedding layers: full precision (f32 / f16 / bf16, as stored) or MLX
+// affine quantized. A layer becomes quantized before loading when the checkpoint holds
+// `<path>.scales` (quantize_for_load), or after loading (quantize, for the converter).
+#pragma once
+
+#include <vector>
+
+#include "lmx/core/quantized_weight.h"
+#include "lmx/nn/module.h"
+
+namespace lmx::nn {
+
+// Shared by Linear and Embedding: a [rows, cols] matrix that is either dense or quantized.
+class WeightMatrix {
+ public:
+  WeightMatrix(int64_t rows, int64_t cols) : rows_(rows), cols_(cols) {}
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  bool quantized() const { return quantized_; }
+  const Tensor& dense() const { return dense_; }
+  const QuantizedWeight& quant() const { return quant_; }
+  QuantizedWeight& quant() { return quant_; }
+  Tensor& dense_slot() { return dense_; }
+
+  struct Slot {
+    const char* name;
+    Tensor* tensor;
+    Shape shape;
+    bool integer;
+  };
+  // "weight" (and "scales", "biases" when quantized) with their expected shapes.
+  std::vector<Slot> slots();
+  void set_quantized(int bits, int group_size);
+  // Quantizes the loaded dense weight in place (for convert).
+  void quantize_loaded(int bits, int group_size, Dtype scale_dtype);
+  // x [..., cols] @ W^T -> [..., rows] (f32).
+  Tensor matmul_t(const Tensor& x, const Tensor& bias) const;
+  // Rows picked by ids, as f32 [..., cols].
+  Tensor rows_at(const Tensor& ids) const;
+  // Repacks quantized weights for the fast CPU kernels (after loading).
+  void prepare();
+
+ private:
+  int64_t rows_, cols_;
+  bool quantized_ = false;
+  Tensor dense_;
+  QuantizedWeight quant_;
+};
+
+class Linear : public Module {
+ public:
+  Linear(int64_t in, int64_t out, bool bias);
+  int64_t in_features() const { return w_.cols(); }
+  int64_t out_features() const { return w_.rows(); }
+  bool has_bias() const { return has_bias_; }
+  Tensor forward(const Tensor& x) const { return w_.matmul_t(x, bias_); }
+  Tensor operator()(const Tensor& x) const { return forward(x); }
+
+  void quantize_for_load(int bits, int group_size);
+  void quantize(int bits, int group_size, Dtype scale_dtype);
+  void prepare() { w_.prepare(); }
+  const WeightMatrix& weight() const { return w_; }
+  WeightMatrix& weight() { return w_; }
+  const Tensor& bias() const { return bias_; }
+
+ private:
+  void register_all();
+  WeightMatrix w_;
+  bool has_bias_;
+  Tensor bias_;
+};
+
+class Embedding : public Module {
+ public:
+  Embedding(int64_t vocab, int64_t dim);
+  int64_t vocab_size() const { return w_.rows(); }
+  int64_t dim() const { return w_.cols(); }
+  // ids [...] -> [..., dim] (f32). Out-of-range ids throw InvalidArgument.
+  Tensor forward(const Tensor& ids) const { return w_.rows_at(ids); }
+  // x [..., dim] @ table^T: the tied output projection.
+  Tensor as_linear(const Tensor& x) const { return w_.matmul_t(x, Tensor()); }
+
+  void quantize_for_load(int bits, int group_size);
+  void quantize(int bits, int group_size, Dtype scale_dtype);
+  void prepare() { w_.prepare(); }
+  const WeightMatrix& weight() const { return w_; }
+
+ private:
+  void register_all();
+  WeightMatrix w_;
+};
+
+}  // namespace lmx::nn

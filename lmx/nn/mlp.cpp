@@ -1,0 +1,213 @@
+#include "lmx/nn/mlp.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "lmx/backend/cpu/quantized.h"
+#include "lmx/core/error.h"
+#include "lmx/core/ops/elementwise.h"
+#include "lmx/core/ops/index.h"
+#include "lmx/core/ops/linalg.h"
+#include "lmx/core/ops/shape.h"
+
+namespace lmx::nn {
+namespace {
+
+ops::GatedActivation gated(Activation a) {
+  switch (a) {
+    case Activation::silu: return ops::GatedActivation::silu;
+    case Activation::gelu: return ops::GatedActivation::gelu;
+    case Activation::gelu_tanh: return ops::GatedActivation::gelu_tanh;
+  }
+  return ops::GatedActivation::silu;
+}
+
+Tensor activate(Activation a, const Tensor& x) {
+  switch (a) {
+    case Activation::silu: return ops::silu(x);
+    case Activation::gelu: return ops::gelu(x);
+    case Activation::gelu_tanh: return ops::gelu_tanh(x);
+  }
+  return x;
+}
+
+}  // namespace
+
+Activation parse_activation(const std::string& name) {
+  if (name == "silu" || name == "swish") return Activation::silu;
+  if (name == "gelu") return Activation::gelu;
+  if (name == "gelu_pytorch_tanh" || name == "gelu_new" || name == "gelu_fast" || name == "gelu_tanh") {
+    return Activation::gelu_tanh;
+  }
+  throw Unsupported("activation '" + name + "' is not supported");
+}
+
+Mlp::Mlp(const MlpOptions& o) : o_(o) {
+  switch (o.kind) {
+    case MlpKind::gated:
+      gate_ = std::make_unique<Linear>(o.hidden, o.intermediate, o.bias);
+      up_ = std::make_unique<Linear>(o.hidden, o.intermediate, o.bias);
+      down_ = std::make_unique<Linear>(o.intermediate, o.hidden, o.bias);
+      register_module("gate_proj", *gate_);
+      register_module("up_proj", *up_);
+      register_module("down_proj", *down_);
+      break;
+    case MlpKind::fused_gated:
+      gate_up_ = std::make_unique<Linear>(o.hidden, 2 * o.intermediate, o.bias);
+      down_ = std::make_unique<Linear>(o.intermediate, o.hidden, o.bias);
+      register_module("gate_up_proj", *gate_up_);
+      register_module("down_proj", *down_);
+      break;
+    case MlpKind::plain:
+      fc_ = std::make_unique<Linear>(o.hidden, o.intermediate, o.bias);
+      proj_ = std::make_unique<Linear>(o.intermediate, o.hidden, o.bias);
+      register_module("c_fc", *fc_);
+      register_module("c_proj", *proj_);
+      break;
+  }
+}
+
+Tensor Mlp::forward(const Tensor& x) const {
+  switch (o_.kind) {
+    case MlpKind::gated:
+      return down_->forward(ops::gated_activation(gated(o_.act), gate_->forward(x), up_->forward(x)));
+    case MlpKind::fused_gated: {
+      Tensor gu = gate_up_->forward(x);
+      const int64_t n = o_.intermediate;
+      return down_->forward(
+          ops::gated_activation(gated(o_.act), gu.slice(-1, 0, n), gu.slice(-1, n, 2 * n)));
+    }
+    case MlpKind::plain:
+      return proj_->forward(activate(o_.act, fc_->forward(x)));
+  }
+  return x;
+}
+
+SwitchLinear::SwitchLinear(int64_t experts, int64_t in, int64_t out)
+    : experts_(experts), in_(in), out_(out) {
+  register_all();
+}
+
+void SwitchLinear::register_all() {
+  clear_parameters();
+  if (!quantized_) {
+    register_parameter("weight", weight_, {experts_, out_, in_});
+    return;
+  }
+  const int64_t groups = in_ / quant_.group_size;
+  register_parameter("weight", quant_.w, {experts_, out_, in_ * quant_.bits / 32}, true);
+  register_parameter("scales", quant_.scales, {experts_, out_, groups});
+  register_parameter("biases", quant_.biases, {experts_, out_, groups});
+}
+
+void SwitchLinear::quantize_for_load(int bits, int group_size) {
+  if (!is_supported_quantization(bits, group_size) || in_ % group_size != 0) {
+    throw FormatError("switch linear: unsupported quantization bits=" + std::to_string(bits) +
+                      " group_size=" + std::to_string(group_size) + " for input dim " + std::to_string(in_));
+  }
+  quantized_ = true;
+  quant_ = QuantizedWeight{};
+  quant_.bits = bits;
+  quant_.group_size = group_size;
+  weight_ = Tensor();
+  register_all();
+}
+
+void SwitchLinear::quantize(int bits, int group_size, Dtype scale_dtype) {
+  if (quantized_) return;
+  std::vector<Tensor> ws, ss, bs;
+  for (int64_t e = 0; e < experts_; ++e) {
+    QuantizedWeight q = QuantizedWeight::quantize(weight_.select(0, e), bits, group_size, scale_dtype);
+    ws.push_back(q.w.unsqueeze(0));
+    ss.push_back(q.scales.unsqueeze(0));
+    bs.push_back(q.biases.unsqueeze(0));
+  }
+  quantize_for_load(bits, group_size);
+  quant_.w = ops::concat(ws, 0);
+  quant_.scales = ops::concat(ss, 0);
+  quant_.biases = ops::concat(bs, 0);
+}
+
+QuantizedWeight SwitchLinear::expert_quant(int64_t e) const {
+  QuantizedWeight q;
+  q.w = quant_.w.select(0, e);
+  q.scales = quant_.scales.select(0, e);
+  q.biases = quant_.biases.select(0, e);
+  q.bits = quant_.bits;
+  q.group_size = quant_.group_size;
+  if (!packed_.empty()) q.packed = packed_[static_cast<size_t>(e)];
+  return q;
+}
+
+void SwitchLinear::prepare() {
+  if (!quantized_ || !packed_.empty()) return;
+  for (int64_t e = 0; e < experts_; ++e) {
+    QuantizedWeight q = expert_quant(e);
+    q.prepare_for_cpu();
+    packed_.push_back(q.packed);
+  }
+}
+
+Tensor SwitchLinear::forward(const Tensor& x, int64_t expert) const {
+  if (quantized_) return ops::quantized_linear(x, expert_quant(expert));
+  return ops::linear(x, weight_.select(0, expert));
+}
+
+SparseMoe::SparseMoe(const MoeOptions& o) : o_(o) {
+  if (o.experts <= 0 || o.top_k <= 0 || o.top_k > o.experts) {
+    throw FormatError("moe: top_k " + std::to_string(o.top_k) + " must be in [1, experts = " +
+                      std::to_string(o.experts) + "]");
+  }
+  gate_ = std::make_unique<Linear>(o.hidden, o.experts, false);
+  gate_proj_ = std::make_unique<SwitchLinear>(o.experts, o.hidden, o.intermediate);
+  up_proj_ = std::make_unique<SwitchLinear>(o.experts, o.hidden, o.intermediate);
+  down_proj_ = std::make_unique<SwitchLinear>(o.experts, o.intermediate, o.hidden);
+  register_module("gate", *gate_);
+  register_module("switch_mlp.gate_proj", *gate_proj_);
+  register_module("switch_mlp.up_proj", *up_proj_);
+  register_module("switch_mlp.down_proj", *down_proj_);
+}
+
+Tensor SparseMoe::forward(const Tensor& x) const {
+  const Shape shape = x.shape();
+  Tensor rows = (x.dtype() == Dtype::f32 ? x : x.to(Dtype::f32)).contiguous().reshape({-1, o_.hidden});
+  const int64_t T = rows.dim(0), E = o_.experts, K = o_.top_k;
+  Tensor probs = ops::softmax(gate_->forward(rows));  // [T, E]
+  const float* p = probs.data<float>();
+  // Routing: per token the top-k experts (ties to the lower index) and their weights.
+  std::vector<std::vector<int64_t>> tokens_of(static_cast<size_t>(E));
+  std::vector<std::vector<float>> weights_of(static_cast<size_t>(E));
+  std::vector<int64_t> order(static_cast<size_t>(E));
+  for (int64_t t = 0; t < T; ++t) {
+    const float* pt = p + t * E;
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + K, order.end(),
+                      [&](int64_t a, int64_t b) { return pt[a] > pt[b] || (pt[a] == pt[b] && a < b); });
+    float total = 0.0f;
+    for (int64_t j = 0; j < K; ++j) total += pt[order[j]];
+    for (int64_t j = 0; j < K; ++j) {
+      const int64_t e = order[j];
+      tokens_of[e].push_back(t);
+      weights_of[e].push_back(o_.norm_topk_prob ? pt[e] / total : pt[e]);
+    }
+  }
+  Tensor out = Tensor::zeros({T, o_.hidden});
+  float* o = out.data<float>();
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& toks = tokens_of[e];
+    if (toks.empty()) continue;
+    Tensor idx = Tensor::from_vector(toks, {static_cast<int64_t>(toks.size())});
+    Tensor xs = ops::take(rows, idx, 0);
+    Tensor h = ops::gated_activation(gated(o_.act), gate_proj_->forward(xs, e), up_proj_->forward(xs, e));
+    Tensor y = down_proj_->forward(h, e);
+    const float* yv = y.data<float>();
+    for (size_t i = 0; i < toks.size(); ++i) {
+      float* orow = o + toks[i] * o_.hidden;
+      const float w = weights_of[e][i];
+      for (int64_t d = 0; d < o_.hidden; ++d) orow[d] += w * yv[static_cast<int64_t>(i) * o_.hidden + d];
+    }
+  }
+  return out.reshape(shape);
+}
+
+}  // namespace lmx::nn

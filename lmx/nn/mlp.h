@@ -1,0 +1,80 @@
+// Feed-forward blocks: gated (Llama: down(act(gate(x)) * up(x))), fused gated (Phi-3's
+// gate_up_proj), plain (StarCoder2: c_proj(act(c_fc(x)))), and mixture-of-experts with
+// top-k routing over stacked expert weights (mlx-lm's switch_mlp layout).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lmx/core/ops/nn.h"
+#include "lmx/nn/linear.h"
+
+namespace lmx::nn {
+
+enum class MlpKind { gated, fused_gated, plain };
+enum class Activation { silu, gelu, gelu_tanh };
+
+// Parses an HF activation name (silu, gelu, gelu_pytorch_tanh, gelu_new, ...).
+Activation parse_activation(const std::string& name);
+
+struct MlpOptions {
+  MlpKind kind = MlpKind::gated;
+  int64_t hidden = 0;
+  int64_t intermediate = 0;
+  Activation act = Activation::silu;
+  bool bias = false;
+};
+
+class Mlp : public Module {
+ public:
+  explicit Mlp(const MlpOptions& o);
+  Tensor forward(const Tensor& x) const;
+
+ private:
+  MlpOptions o_;
+  std::unique_ptr<Linear> gate_, up_, down_, gate_up_, fc_, proj_;
+};
+
+// Experts stored stacked: weight [experts, out, in] (or MLX-quantized per expert).
+class SwitchLinear : public Module {
+ public:
+  SwitchLinear(int64_t experts, int64_t in, int64_t out);
+  void quantize_for_load(int bits, int group_size);
+  void quantize(int bits, int group_size, Dtype scale_dtype);
+  void prepare();
+  // x [tokens, in] through expert e -> [tokens, out] (f32).
+  Tensor forward(const Tensor& x, int64_t expert) const;
+  int64_t experts() const { return experts_; }
+
+ private:
+  void register_all();
+  QuantizedWeight expert_quant(int64_t e) const;
+  int64_t experts_, in_, out_;
+  bool quantized_ = false;
+  Tensor weight_;  // dense [E, out, in]
+  QuantizedWeight quant_;  // stacked: w [E, out, in*bits/32], scales/biases [E, out, in/g]
+  std::vector<std::shared_ptr<const cpu::PackedQuantWeight>> packed_;
+};
+
+struct MoeOptions {
+  int64_t hidden = 0;
+  int64_t intermediate = 0;  // per expert
+  int64_t experts = 0;
+  int64_t top_k = 0;
+  bool norm_topk_prob = true;  // renormalize the top-k routing weights to sum to 1
+  Activation act = Activation::silu;
+};
+
+class SparseMoe : public Module {
+ public:
+  explicit SparseMoe(const MoeOptions& o);
+  Tensor forward(const Tensor& x) const;
+
+ private:
+  MoeOptions o_;
+  std::unique_ptr<Linear> gate_;  // router [experts, hidden]
+  std::unique_ptr<SwitchLinear> gate_proj_, up_proj_, down_proj_;  // under "switch_mlp."
+};
+
+}  // namespace lmx::nn

@@ -1,0 +1,46 @@
+// Rotary position embeddings and their scaled variants. Every variant differs only in
+// the inverse frequencies (and an attention factor multiplying cos / sin), computed
+// here as Hugging Face transformers computes them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lmx/core/tensor.h"
+
+namespace lmx::nn {
+
+struct RopeConfig {
+  std::string type = "default";  // default | linear | dynamic | llama3 | longrope
+  double theta = 10000.0;
+  int64_t dim = 0;               // rotary dims (even, <= head_dim)
+  bool traditional = false;      // interleaved pairs (GPT-J) instead of rotate_half
+  int64_t max_position_embeddings = 2048;
+  double factor = 1.0;
+  // llama3
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_max_position_embeddings = 0;
+  // longrope
+  std::vector<double> short_factor;
+  std::vector<double> long_factor;
+  double attention_factor = 0.0;  // 0: derived
+};
+
+class RotaryEmbedding {
+ public:
+  explicit RotaryEmbedding(RopeConfig config);
+  const RopeConfig& config() const { return config_; }
+  // x [batch, heads, seq, head_dim] at positions offset .. offset + seq - 1.
+  Tensor apply(const Tensor& x, int64_t offset) const;
+  // The inverse frequencies used when the longest position is seq_len - 1.
+  std::vector<float> inv_freq(int64_t seq_len) const;
+  float attention_scaling() const;
+
+ private:
+  RopeConfig config_;
+  std::vector<float> base_inv_freq_;
+};
+
+}  // namespace lmx::nn

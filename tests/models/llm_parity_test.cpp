@@ -1,0 +1,136 @@
+// Every architecture against Hugging Face transformers: tiny random-weight models made
+// by tools/fixtures/make_llm_fixtures.py, with transformers' fp32 logits and hidden
+// states stored beside them (tests/data/models/<name>/reference.safetensors).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "lmx/core/error.h"
+#include "lmx/io/safetensors.h"
+#include "lmx/models/load.h"
+#include "lmx/models/quantize.h"
+#include "lmx/models/registry.h"
+#include "lmx/nn/linear.h"
+
+namespace lmx {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path fixture(const std::string& name) { return fs::path(LMX_SOURCE_DIR) / "tests/data/models" / name; }
+
+Tensor read_tensor(const io::SafetensorsFile& f, const std::string& name) {
+  const io::TensorInfo& info = f.at(name);
+  return Tensor::wrap(const_cast<std::byte*>(info.data), info.shape, info.dtype, f.owner()).clone();
+}
+
+// max |a - b| / max(1, max |b|)
+double relative_error(const Tensor& got, const Tensor& want) {
+  auto g = got.to_float_vector(), w = want.to_float_vector();
+  EXPECT_EQ(g.size(), w.size());
+  double scale = 1.0, err = 0.0;
+  for (float v : w) scale = std::max(scale, static_cast<double>(std::fabs(v)));
+  for (size_t i = 0; i < std::min(g.size(), w.size()); ++i) {
+    err = std::max(err, static_cast<double>(std::fabs(g[i] - w[i])));
+  }
+  return err / scale;
+}
+
+struct Reference {
+  io::SafetensorsFile file;
+  Tensor ids, logits;
+};
+
+Reference reference(const std::string& name) {
+  Reference r{io::SafetensorsFile::open(fixture(name) / "reference.safetensors"), {}, {}};
+  r.ids = read_tensor(r.file, "input_ids");
+  r.logits = read_tensor(r.file, "logits");
+  return r;
+}
+
+void expect_parity(models::LanguageModel& model, const Reference& ref, double tol, bool check_hidden) {
+  std::vector<Tensor> hidden;
+  models::ForwardOptions opt;
+  opt.hidden_states = &hidden;
+  Tensor logits = model.forward(ref.ids, nullptr, opt);
+  ASSERT_EQ(logits.shape(), ref.logits.shape());
+  if (check_hidden) {
+    for (size_t i = 0; i < hidden.size(); ++i) {
+      std::string key = "hidden." + std::to_string(i);
+      if (!ref.file.contains(key)) break;
+      double e = relative_error(hidden[i], read_tensor(ref.file, key));
+      ASSERT_LE(e, tol) << "hidden state " << i << " (0 = embeddings) diverges first";
+    }
+  }
+  EXPECT_LE(relative_error(logits, ref.logits), tol);
+}
+
+class LlmParity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LlmParity, Fp32LogitsMatchTransformers) {
+  auto loaded = models::load_model(fixture(GetParam()));
+  expect_parity(*loaded.model, reference(GetParam()), 1e-4, true);
+}
+
+TEST_P(LlmParity, Bf16WeightsStayClose) {
+  auto loaded = models::load_model(fixture(GetParam()));
+  for (auto& p : loaded.model->parameters()) {
+    if (p.tensor->defined() && is_floating(p.tensor->dtype())) *p.tensor = p.tensor->to(Dtype::bf16);
+  }
+  expect_parity(*loaded.model, reference(GetParam()), 3e-2, false);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Architectures, LlmParity,
+    ::testing::Values("llama", "llama_linear_rope", "llama_dynamic_rope", "llama_tied", "mistral", "qwen2",
+                      "qwen3", "qwen3_moe", "mixtral", "gemma", "gemma2", "gemma3_text", "phi3",
+                      "phi3_short", "smollm3", "granite", "starcoder2", "olmo2"));
+
+class QuantizedParity : public ::testing::TestWithParam<std::string> {};
+
+// lmx's own quantizer on the f32 folder vs transformers run on MLX-dequantized weights.
+TEST_P(QuantizedParity, MatchesReferenceOnDequantizedWeights) {
+  nlohmann::json q;
+  std::ifstream(fixture(GetParam()) / "quantization.json") >> q;
+  auto loaded = models::load_model(fixture(q["source"].get<std::string>()));
+  models::QuantizeOptions o;
+  o.bits = q["bits"].get<int>();
+  o.group_size = q["group_size"].get<int>();
+  auto paths = models::quantize_model(*loaded.model, o);
+  EXPECT_GE(paths.size(), 8u);
+  expect_parity(*loaded.model, reference(GetParam()), 1e-4, false);
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, QuantizedParity,
+                         ::testing::Values("llama_q4_g32", "llama_q8_g64", "qwen3_q4_g64"));
+
+TEST(ModelLoading, StrictErrorListsEveryProblem) {
+  auto folder = io::ModelFolder::open(fixture("llama"));
+  auto model = models::create_model(models::ConfigReader(folder.text_config(), "config.json"));
+  auto weights = models::read_weights(folder);
+  weights.erase("model.norm.weight");
+  weights["model.extra.weight"] = Tensor::zeros({3});
+  weights["lm_head.weight"] = Tensor::zeros({10, 64});
+  try {
+    models::load_weights(*model, weights, folder.raw_config(), "llama");
+    FAIL() << "expected FormatError";
+  } catch (const FormatError& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("missing 'model.norm.weight'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("unused 'model.extra.weight'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("'lm_head.weight' is f32 [10, 64], expected float [256, 64]"), std::string::npos) << msg;
+  }
+}
+
+TEST(ModelLoading, UnknownArchitectureIsUnsupported) {
+  nlohmann::json cfg = {{"model_type", "not_a_model"}};
+  EXPECT_THROW(models::create_model(models::ConfigReader(cfg, "config.json")), Unsupported);
+  nlohmann::json bad = {{"model_type", "llama"}, {"vocab_size", "many"}};
+  EXPECT_THROW(models::create_model(models::ConfigReader(bad, "config.json")), FormatError);
+}
+
+}  // namespace
+}  // namespace lmx
