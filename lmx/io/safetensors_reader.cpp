@@ -3,6 +3,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <unordered_set>
 
 #include "lmx/core/error.h"
 #include "lmx/io/mapped_file.h"
@@ -123,11 +124,22 @@ SafetensorsFile SafetensorsFile::parse(std::span<const std::byte> bytes,
 
   const char* text = reinterpret_cast<const char*>(bytes.data()) + 8;
   json header;
+  // nlohmann keeps the last of duplicate keys; a second tensor of the same name is an error.
+  std::string duplicate;
+  std::unordered_set<std::string> top_keys;
+  auto on_event = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth == 1 && event == json::parse_event_t::key && duplicate.empty() &&
+        !top_keys.insert(parsed.get<std::string>()).second) {
+      duplicate = parsed.get<std::string>();
+    }
+    return true;
+  };
   try {
-    header = json::parse(text, text + n);
+    header = json::parse(text, text + n, on_event);
   } catch (const json::exception& e) {
     p.fail(std::string("header is not valid JSON: ") + e.what());
   }
+  if (!duplicate.empty()) p.fail_tensor(duplicate, "appears twice in the header");
   if (!header.is_object()) p.fail("header is not a JSON object");
 
   const uint64_t data_start = 8 + n;

@@ -200,6 +200,16 @@ std::vector<BadCase> bad_cases() {
                safetensors_bytes(R"({"__metadata__":{"a":1}})", ""), "__metadata__"});
   v.push_back({"metadata not object",
                safetensors_bytes(R"({"__metadata__":[1]})", ""), "__metadata__"});
+  v.push_back({"duplicate name",
+               safetensors_bytes(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                                 R"("a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                                 f4 + f4),
+               "'a': appears twice"});
+  v.push_back({"deep nesting",
+               safetensors_bytes(std::string(100000, '[') + std::string(100000, ']'), ""),
+               "not a JSON object"});
+  v.push_back({"deep nesting unclosed", safetensors_bytes(std::string(100000, '{'), ""),
+               "not valid JSON"});
   return v;
 }
 
