@@ -152,15 +152,20 @@ std::string cpu_model() {
 
 struct Timing {
   double median = 0, best = 0;  // seconds per call
+  double paired = 0;            // median over samples of rate / roofline rate measured just before
 };
 
 // Times fn (one call = one unit of work) in o.repeats samples of at least
-// o.sample_seconds each: the median and the best sample's seconds per call.
-Timing time_call(const std::function<void(int)>& fn, const KernelReportOptions& o) {
+// o.sample_seconds each. Before each sample, roof() measures the roofline rate (read
+// bandwidth or FMA throughput) right now, so each sample's fraction of the roofline is
+// taken under the same load: the machines are shared and their speed drifts.
+Timing time_call(const std::function<void(int)>& fn, const KernelReportOptions& o,
+                 const std::function<double()>& roof, double work) {
   fn(0);  // warm-up (workspaces, page faults)
-  std::vector<double> samples;
+  std::vector<double> samples, ratios;
   int iter = 1;
   for (int rep = 0; rep < o.repeats; ++rep) {
+    const double roof_rate = roof();
     int calls = 0;
     const auto t0 = Clock::now();
     double s = 0;
@@ -170,8 +175,9 @@ Timing time_call(const std::function<void(int)>& fn, const KernelReportOptions& 
       s = seconds_since(t0);
     } while (s < o.sample_seconds);
     samples.push_back(s / calls);
+    ratios.push_back(work / (s / calls) / roof_rate);
   }
-  return {median(samples), *std::min_element(samples.begin(), samples.end())};
+  return {median(samples), *std::min_element(samples.begin(), samples.end()), median(ratios)};
 }
 
 struct Shape {
@@ -216,30 +222,30 @@ struct Row {
   std::string kernel, shape;
   Timing t;
   double bytes = 0, flops = 0;
+  bool compute_bound = false;  // GEMM: roofline is the FMA peak, else read bandwidth
 };
 
 class Report {
  public:
-  Report(std::ostream& out, const KernelReportOptions& o, double bw_med, double bw_best, double peak)
-      : out_(out), o_(o), bw_med_(bw_med), bw_best_(bw_best), peak_(peak) {}
+  Report(std::ostream& out, const KernelReportOptions& o, double bw_med, double peak)
+      : out_(out), o_(o), bw_med_(bw_med), peak_(peak) {}
   void header() {
     out_ << std::left << std::setw(24) << "kernel" << std::setw(36) << "shape [n x k], m" << std::right
-         << std::setw(11) << "median us" << std::setw(10) << "best us" << std::setw(8) << "GB/s" << std::setw(8)
-         << "%BW" << std::setw(9) << "%BWbest" << std::setw(9) << "GFLOP/s" << std::setw(8) << "%peak"
-         << std::setw(10) << "%peakbest" << "\n";
+         << std::setw(11) << "median us" << std::setw(10) << "best us" << std::setw(8) << "GB/s" << std::setw(9)
+         << "GFLOP/s" << std::setw(7) << "roof" << std::setw(8) << "%roof" << std::setw(10) << "%paired"
+         << "\n";
   }
-  // GB/s and GFLOP/s from the median time; %BW = median / median bandwidth,
-  // %BWbest = best time's rate / best bandwidth; %peak likewise against the FMA peak.
+  // GB/s and GFLOP/s from the median time. %roof: that rate over the roofline measured at
+  // the start (median read bandwidth, or the FMA peak); %paired: the median of each
+  // sample's rate over the roofline re-measured just before it.
   void row(const Row& r) {
     std::ostringstream line;
     line << std::left << std::setw(24) << r.kernel << std::setw(36) << r.shape << std::right << std::fixed
          << std::setprecision(1) << std::setw(11) << r.t.median * 1e6 << std::setw(10) << r.t.best * 1e6;
     const double gbs = r.bytes / r.t.median / 1e9, gf = r.flops / r.t.median / 1e9;
-    const double gbs_best = r.bytes / r.t.best / 1e9, gf_best = r.flops / r.t.best / 1e9;
-    line << std::setw(8) << gbs << std::setw(7) << 100.0 * gbs / bw_med_ << "%" << std::setw(8)
-         << 100.0 * gbs_best / bw_best_ << "%";
-    line << std::setw(9) << gf << std::setw(7) << 100.0 * gf / peak_ << "%" << std::setw(9)
-         << 100.0 * gf_best / peak_ << "%";
+    line << std::setw(8) << gbs << std::setw(9) << gf << std::setw(7) << (r.compute_bound ? "FMA" : "BW");
+    const double frac = r.compute_bound ? gf / peak_ : gbs / bw_med_;
+    line << std::setw(7) << 100.0 * frac << "%" << std::setw(9) << 100.0 * r.t.paired << "%";
     out_ << line.str() << std::endl;
   }
   bool wanted(const std::string& name) const { return o_.filter.empty() || name.find(o_.filter) != std::string::npos; }
@@ -247,7 +253,7 @@ class Report {
  private:
   std::ostream& out_;
   const KernelReportOptions& o_;
-  double bw_med_, bw_best_, peak_;
+  double bw_med_, peak_;
 };
 
 std::string shape_str(const Shape& s, int64_t m) {
@@ -297,7 +303,18 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
   out << "ratios below: %BW against the " << threads << "-thread huge-page bandwidth (median " << bw_med2
       << " GB/s, best " << bw_best2 << " GB/s), %peak against " << peak << " GFLOP/s\n\n";
 
-  Report rep(out, o, bw_med2, bw_best2, peak);
+  Report rep(out, o, bw_med2, peak);
+  // Roofline probes re-measured before every timed sample (see time_call).
+  Buffer probe(size_t{256} << 20, true);
+  const auto bw_now = [&] { return measure_read(pool, threads, probe, 1)[0] * 1e9; };
+  const double fma_scale = peak / std::max(measured_peak, 1e-9);  // FMA loop -> peak units
+  const auto fma_now = [&] {
+    const int64_t iters = 2'000'000;
+    const auto t0 = Clock::now();
+    pool.run([&](int, int) { g_sink.fetch_add(static_cast<uint64_t>(fma_loop(iters)), std::memory_order_relaxed); },
+             threads);
+    return static_cast<double>(iters) * 12 * 16 * threads / seconds_since(t0) * fma_scale;
+  };
   rep.header();
 
   const std::vector<Shape> shapes = {
@@ -326,7 +343,7 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
         opt.int8_activations = int8;
         const Timing sec = time_call([&](int i) {
           cpu::quantized_matmul(x.data(), s.k, packs[static_cast<size_t>(i) % copies], y.data(), s.n, 1, opt, &pool);
-        }, o);
+        }, o, bw_now, bytes);
         std::string name = base;
         name += int8 ? " matvec int8-x" : " matvec";
         rep.row({name, shape_str(s, 1), sec, bytes, 2.0 * s.n * s.k});
@@ -334,7 +351,7 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
       if (bits == 4 && !o.quick) {
         const Timing sec = time_call([&](int) {
           cpu::quantized_matmul(x.data(), s.k, qd.view, y.data(), s.n, 1, &pool);
-        }, o);
+        }, o, bw_now, bytes);
         std::string name = base;
         name += " matvec mlx-layout";
         rep.row({name, shape_str(s, 1), sec, bytes, 2.0 * s.n * s.k});
@@ -350,7 +367,7 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
       const Timing sec = time_call([&](int i) {
         const cpu::DenseWeightView v{h + (static_cast<size_t>(i) % copies) * count, Dtype::bf16, s.n, s.k, s.k};
         cpu::matmul_nt(x.data(), s.k, v, y.data(), s.n, 1, &pool);
-      }, o);
+      }, o, bw_now, static_cast<double>(count * 2));
       rep.row({"bf16 matvec", shape_str(s, 1), sec, static_cast<double>(count * 2), 2.0 * s.n * s.k});
     }
   }
@@ -369,8 +386,8 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
       const cpu::PackedQuantWeight packed = cpu::pack_quantized(qd.view);
       const Timing sec = time_call([&](int) {
         cpu::quantized_matmul(x.data(), s.k, packed, y.data(), s.n, m, {}, &pool);
-      }, o);
-      rep.row({name, shape_str(s, m), sec, static_cast<double>(packed.bytes()), flops});
+      }, o, fma_now, flops);
+      rep.row({name, shape_str(s, m), sec, static_cast<double>(packed.bytes()), flops, true});
     }
     for (Dtype dt : {Dtype::bf16, Dtype::f32}) {
       const std::string name = dt == Dtype::bf16 ? "bf16 gemm" : "f32 gemm";
@@ -388,8 +405,9 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
         }
       }
       const cpu::DenseWeightView v{wbuf.data(), dt, s.n, s.k, s.k};
-      const Timing sec = time_call([&](int) { cpu::matmul_nt(x.data(), s.k, v, y.data(), s.n, m, &pool); }, o);
-      rep.row({name, shape_str(s, m), sec, static_cast<double>(wbuf.size()), flops});
+      const Timing sec =
+          time_call([&](int) { cpu::matmul_nt(x.data(), s.k, v, y.data(), s.n, m, &pool); }, o, fma_now, flops);
+      rep.row({name, shape_str(s, m), sec, static_cast<double>(wbuf.size()), flops, true});
     }
   }
   out << "\n(bytes counted for decode: weights + scales + biases as stored by MLX (bf16 scales/biases);\n"
