@@ -156,6 +156,17 @@ SpecialTokens special_tokens_from_config(const nlohmann::ordered_json& config) {
   return out;
 }
 
+std::pair<std::string, nlohmann::ordered_json> parse_template_variable(std::string_view assignment) {
+  size_t eq = assignment.find('=');
+  if (eq == std::string_view::npos || eq == 0)
+    throw InvalidArgument("template variable must be key=value, got '" + std::string(assignment) + "'");
+  std::string key(assignment.substr(0, eq));
+  std::string text(assignment.substr(eq + 1));
+  nlohmann::ordered_json value = nlohmann::ordered_json::parse(text, nullptr, false);
+  if (value.is_discarded()) value = text;
+  return {key, value};
+}
+
 std::shared_ptr<const ChatTemplate> ChatTemplateCache::get(const std::string& source) {
   {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -73,6 +73,11 @@ ChatTemplateSource select_chat_template(const std::filesystem::path& model_dir, 
 // a tokenizer_config (string or {"content": ...} forms).
 SpecialTokens special_tokens_from_config(const nlohmann::ordered_json& tokenizer_config);
 
+// `key=value` as given to `lmx template --var`: the value is parsed as JSON when it is
+// valid JSON (true, 3, "x", [1], {"a": 1}), else taken as a plain string. Throws
+// InvalidArgument without '=' or with an empty key.
+std::pair<std::string, nlohmann::ordered_json> parse_template_variable(std::string_view assignment);
+
 // Parsed templates shared by source text: a tokenizer keeps one of these so each
 // template is parsed once however many requests render it. Thread-safe.
 class ChatTemplateCache {

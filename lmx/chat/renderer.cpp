@@ -592,14 +592,14 @@ Value Renderer::eval_filter(const FilterNode* node, const ScopePtr& scope, const
 Value Renderer::apply_filter(std::string_view name, const Value& subject, CallArgs& args) {
   Value result;
   if (!call_filter(*this, name, subject, args, &result))
-    throw TemplateRuntimeError("No filter named '" + std::string(name) + "'.", line_);
+    throw TemplateRuntimeError("No filter named '" + std::string(name) + "' found.", line_);
   return result;
 }
 
 bool Renderer::apply_test(std::string_view name, const Value& subject, CallArgs& args) {
   bool result = false;
   if (!call_test(*this, name, subject, args, &result))
-    throw TemplateRuntimeError("No test named '" + std::string(name) + "'.", line_);
+    throw TemplateRuntimeError("No test named '" + std::string(name) + "' found.", line_);
   return result;
 }
 

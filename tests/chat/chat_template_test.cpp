@@ -72,6 +72,17 @@ TEST(ChatTemplateRender, ContinueFinalMessage) {
   EXPECT_EQ(t.render(messages, nullptr, nullptr, {}, opts), "<user>Q</user>\n<assistant>Partial ans ");
 }
 
+TEST(ChatTemplateVariables, ParsesJsonOrString) {
+  EXPECT_EQ(parse_template_variable("enable_thinking=false").second, ordered_json(false));
+  EXPECT_EQ(parse_template_variable("n=3").second, ordered_json(3));
+  EXPECT_EQ(parse_template_variable("name=Ada Lovelace").second, ordered_json("Ada Lovelace"));
+  EXPECT_EQ(parse_template_variable("x={\"a\": [1]}").second["a"][0], 1);
+  EXPECT_EQ(parse_template_variable("eq=a=b").second, ordered_json("a=b"));
+  EXPECT_EQ(parse_template_variable("empty=").second, ordered_json(""));
+  EXPECT_THROW(parse_template_variable("novalue"), InvalidArgument);
+  EXPECT_THROW(parse_template_variable("=x"), InvalidArgument);
+}
+
 TEST(ChatTemplateCacheTest, ParsesOnce) {
   ChatTemplateCache cache;
   auto a = cache.get("{{ 1 }}");

@@ -54,6 +54,8 @@ TEST(TemplateSnippets, MatchPythonJinja2) {
     } catch (const TemplateRuntimeError& e) {
       EXPECT_NE(type, "TemplateSyntaxError") << name << ": " << e.what();
       EXPECT_NE(type, "TemplateError") << name << ": " << e.what();
+      // jinja2 reports unknown filters at compile time with other wording.
+      if (type != "TemplateAssertionError") EXPECT_EQ(message, e.message()) << name;
       ++ok;
     }
   }
