@@ -1,10 +1,12 @@
 #include <curl/curl.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "lmx/core/error.h"
 #include "lmx/io/detail.h"
@@ -14,6 +16,8 @@ namespace lmx::io::detail {
 namespace fs = std::filesystem;
 
 namespace {
+
+constexpr size_t kMaxListingBytes = size_t{64} << 20;
 
 void global_init() {
   static std::once_flag once;
@@ -69,6 +73,8 @@ size_t on_write(char* data, size_t size, size_t n, void* user) {
     return len;
   }
   if (s->text != nullptr) {
+    // A listing is a few KB to a few MB; refuse to buffer without bound.
+    if (s->text->size() + len > kMaxListingBytes) return 0;
     s->text->append(data, len);
     return len;
   }
@@ -244,8 +250,13 @@ void hub_download_file(const HubOptions& options,
       continue;
     }
     if (status >= 300 && !(rc == CURLE_OK && status < 400)) {
-      if (status >= 400 && status < 500) throw_http(status, options, "downloading", shown);
+      if (status >= 400 && status < 500) {
+        if (fs::exists(partial, ec) && fs::file_size(partial, ec) == 0) fs::remove(partial, ec);
+        throw_http(status, options, "downloading", shown);
+      }
       last_error = "HTTP " + std::to_string(status);
+      // Server trouble: give it a moment before the next attempt.
+      std::this_thread::sleep_for(std::chrono::milliseconds(500 * (attempt + 1)));
       continue;
     }
     if (rc != CURLE_OK) {

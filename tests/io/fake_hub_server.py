@@ -8,6 +8,7 @@ Per-repo control files (never listed):
   .sha              commit sha to report (default: 40 x "a")
   .token            bearer token required (401 without it, 403 when wrong)
   .extra_siblings   JSON list of extra names to put in the listing (e.g. "../evil.json")
+  .errors           JSON {"file": [status, k]}: the first k GETs of that file answer status
   .cut              JSON {"file": n}: the first GET of that file sends n bytes of the body
                     (after a full Content-Length) and drops the connection
 Every request is appended to ROOT/.log as "METHOD PATH RANGE" lines.
@@ -24,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 ROOT = "."
 LOCK = threading.Lock()
 CUT_DONE = set()
+ERRORS_SENT = {}
 
 
 def repo_dir(org, name):
@@ -108,6 +110,16 @@ class Handler(BaseHTTPRequestHandler):
         full = os.path.realpath(os.path.join(d, rel))
         if not full.startswith(os.path.realpath(d) + os.sep) or not os.path.isfile(full):
             return self.send_json(404, {"error": "Entry not found"})
+        errors = read_control(d, ".errors")
+        if errors:
+            status, times = json.loads(errors).get(rel, [0, 0])
+            with LOCK:
+                sent = ERRORS_SENT.get(rel, 0)
+                fail = sent < times
+                if fail:
+                    ERRORS_SENT[rel] = sent + 1
+            if fail:
+                return self.send_json(status, {"error": "injected"})
         with open(full, "rb") as f:
             data = f.read()
         start = 0

@@ -297,6 +297,22 @@ TEST_F(HubFixture, InterruptedDownloadResumes) {
   EXPECT_FALSE(fs::exists(snap / "model.safetensors.incomplete"));
 }
 
+TEST_F(HubFixture, ServerErrorsAreRetriedThenReported) {
+  make_repo(hub->repo("org/tiny"));
+  write_file(hub->repo("org/tiny") / ".errors", R"({"tokenizer.json": [503, 1]})");
+  const fs::path snap = resolve_model("org/tiny", options);
+  EXPECT_EQ(read_file(snap / "tokenizer.json"), read_file(hub->repo("org/tiny") / "tokenizer.json"));
+  EXPECT_EQ(hub->count("/tokenizer.json"), 2);
+
+  make_repo(hub->repo("org/down"));
+  write_file(hub->repo("org/down") / ".errors", R"({"config.json": [500, 100]})");
+  options.max_attempts = 2;
+  const std::string msg = error_of<IoError>([&] { (void)resolve_model("org/down", options); });
+  EXPECT_NE(msg.find("org/down/config.json"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("HTTP 500"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("2 attempts"), std::string::npos) << msg;
+}
+
 TEST_F(HubFixture, PartialFileFromAnEarlierRunResumes) {
   make_repo(hub->repo("org/tiny"));
   const std::string full = read_file(hub->repo("org/tiny") / "model.safetensors");
