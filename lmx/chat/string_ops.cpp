@@ -1,5 +1,6 @@
 // Python str semantics on UTF-8 text: strip, split, case mapping, replace, %-format.
 #include <cstdio>
+#include <cstdlib>
 
 #include "lmx/chat/renderer.h"
 
@@ -269,8 +270,36 @@ std::string py_percent_format(Renderer& r, std::string_view fmt, const Value& ar
     const Value& v = list[next++];
     char buf[128];
     switch (conv) {
-      case 's': out += v.to_str(); break;
-      case 'r': v.append_repr(out); break;
+      case 's':
+      case 'r': {
+        std::string text;
+        if (conv == 's') {
+          text = v.to_str();
+        } else {
+          v.append_repr(text);
+        }
+        // Width and '-' apply to strings too ('%5s', '%-5s'); precision truncates.
+        bool left = spec.find('-') != std::string::npos;
+        size_t dot = spec.find('.');
+        std::string digits = spec.substr(1, dot == std::string::npos ? std::string::npos : dot - 1);
+        std::string width_digits;
+        for (char ch : digits)
+          if (ch >= '0' && ch <= '9') width_digits += ch;
+        if (dot != std::string::npos) {
+          size_t prec = static_cast<size_t>(std::atoi(spec.c_str() + dot + 1));
+          std::vector<std::string> cps = split_code_points(text);
+          if (cps.size() > prec) {
+            text.clear();
+            for (size_t k = 0; k < prec; ++k) text += cps[k];
+          }
+        }
+        size_t width = width_digits.empty() ? 0 : static_cast<size_t>(std::atoi(width_digits.c_str()));
+        size_t len = utf8_length(text);
+        if (len < width && !left) out.append(width - len, ' ');
+        out += text;
+        if (len < width && left) out.append(width - len, ' ');
+        break;
+      }
       case 'd':
       case 'i':
         if (!v.is_number()) throw TemplateRuntimeError("%d format: a real number is required", r.line());

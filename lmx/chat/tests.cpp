@@ -51,7 +51,7 @@ bool call_test(Renderer& r, std::string_view name, const Value& v, CallArgs& a, 
   } else if (name == "callable") {
     res = v.is_callable() || v.is_loop();
   } else if (name == "escaped") {
-    res = false;
+    res = v.is_markup();
   } else if (name == "odd" || name == "even") {
     if (!v.is_int() && !v.is_bool()) {
       if (v.is_float()) {
