@@ -25,13 +25,12 @@ BpeModel::BpeModel(Vocab vocab, const std::vector<Merge>& merges, BpeOptions opt
   merges_.reserve(merges.size());
   for (const auto& m : merges) {
     // The first (best-ranked) occurrence of a pair wins, as in HF.
-    merges_.emplace(pair_key(m.left, m.right), MergeValue{m.rank, m.merged});
+    merges_.insert(pair_key(m.left, m.right), MergeValue{m.rank, m.merged});
   }
 }
 
 const BpeModel::MergeValue* BpeModel::find_merge(int32_t left, int32_t right) const {
-  auto it = merges_.find(pair_key(left, right));
-  return it == merges_.end() ? nullptr : &it->second;
+  return merges_.find(pair_key(left, right));
 }
 
 void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& ids) const {

@@ -1,8 +1,11 @@
 // tokenizer.json (Hugging Face `tokenizers` serialization) -> TokenizerImpl.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include "lmx/core/error.h"
 #include "lmx/tokenizer/decoders.h"
+#include "lmx/tokenizer/json_scan.h"
 #include "lmx/tokenizer/models.h"
 #include "lmx/tokenizer/normalizers.h"
 #include "lmx/tokenizer/post_processors.h"
@@ -267,25 +270,36 @@ std::unique_ptr<Decoder> parse_decoder(const Reader& r, const Json& j, const std
   r.fail(path + ".type", "unsupported decoder '" + type + "'");
 }
 
-Vocab parse_vocab_object(const Reader& r, const Json& vocab, const std::string& path) {
-  if (!vocab.is_object()) r.fail(path, "expected an object of token -> id");
+// model.vocab and model.merges, read straight from the text (see json_scan.h).
+struct LargeValues {
+  const JsonScanner& scan;
+  JsonScanner::ModelSpans spans;
+  bool has_vocab() const { return spans.vocab_begin != std::string_view::npos; }
+  bool has_merges() const { return spans.merges_begin != std::string_view::npos; }
+};
+
+Vocab read_vocab(const Reader& r, const LargeValues& large, const std::string& path) {
+  if (!large.has_vocab()) r.fail(path, "missing");
   Vocab v;
-  v.reserve(vocab.size());
-  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    v.add(it.key(), r.token_id(it.value(), path + "[\"" + it.key() + "\"]"));
-  }
+  v.reserve(1 << 15);
+  large.scan.read_vocab_object(large.spans.vocab_begin, [&](std::string&& token, int64_t id) {
+    if (id < 0 || id >= (int64_t{1} << 24)) {
+      r.fail(path + "[\"" + token + "\"]", "token id " + std::to_string(id) + " out of range");
+    }
+    v.add(std::move(token), static_cast<int32_t>(id));
+  });
   return v;
 }
 
-std::unique_ptr<Model> parse_model(const Reader& r, const Json& m, const std::string& path) {
+std::unique_ptr<Model> parse_model(const Reader& r, const Json& m, const std::string& path,
+                                   const LargeValues& large) {
   if (!m.is_object()) r.fail(path, "expected an object");
   std::string type = r.str_or(m, "type", path, "");
   if (type.empty()) {
     // Files written by old versions of `tokenizers` carry no type: infer it.
-    const Json* vocab = r.find(m, "vocab");
-    if (r.find(m, "merges")) {
+    if (large.has_merges()) {
       type = "BPE";
-    } else if (vocab && vocab->is_array()) {
+    } else if (large.has_vocab() && large.scan.at(large.spans.vocab_begin) == '[') {
       type = "Unigram";
     } else if (r.find(m, "max_input_chars_per_word") || r.find(m, "continuing_subword_prefix")) {
       type = "WordPiece";
@@ -294,7 +308,7 @@ std::unique_ptr<Model> parse_model(const Reader& r, const Json& m, const std::st
     }
   }
   if (type == "BPE") {
-    Vocab vocab = parse_vocab_object(r, r.get(m, "vocab", path), path + ".vocab");
+    Vocab vocab = read_vocab(r, large, path + ".vocab");
     BpeOptions opt;
     if (const Json* u = r.find(m, "unk_token")) {
       if (!u->is_string()) r.fail(path + ".unk_token", "expected a string");
@@ -305,19 +319,23 @@ std::unique_ptr<Model> parse_model(const Reader& r, const Json& m, const std::st
     opt.fuse_unk = r.boolean_or(m, "fuse_unk", path, false);
     opt.byte_fallback = r.boolean_or(m, "byte_fallback", path, false);
     opt.ignore_merges = r.boolean_or(m, "ignore_merges", path, false);
-    const Json* merges = r.find(m, "merges");
     std::vector<BpeModel::Merge> resolved;
-    if (merges) {
-      if (!merges->is_array()) r.fail(path + ".merges", "expected an array");
-      resolved.reserve(merges->size());
-      const size_t prefix_len = opt.continuing_subword_prefix.size();
-      std::string merged;
-      for (size_t k = 0; k < merges->size(); ++k) {
-        const Json& e = (*merges)[k];
+    if (large.has_merges()) {
+      // Pass 1: split every merge into (a, b), stored back to back in one arena so
+      // a + b (the merged token) is a slice too. Pass 2 looks the three up in batches
+      // with prefetches: this is the bulk of load time for 500k-merge files.
+      struct Entry {
+        uint32_t offset, a_len, b_len;
+      };
+      std::string arena;
+      std::vector<Entry> entries;
+      arena.reserve(large.spans.merges_end - large.spans.merges_begin);
+      entries.reserve(1 << 17);
+      large.scan.read_merges(large.spans.merges_begin, [&](std::string& first, std::string& second,
+                                                           size_t k) {
         std::string_view a, b;
-        std::string joined;
-        if (e.is_string()) {
-          const std::string& s = e.get_ref<const std::string&>();
+        if (second.empty()) {
+          const std::string& s = first;
           size_t sp = s.find(' ');
           if (sp == std::string::npos) {
             r.fail(path + ".merges[" + std::to_string(k) + "]",
@@ -336,29 +354,62 @@ std::unique_ptr<Model> parse_model(const Reader& r, const Json& m, const std::st
           }
           a = std::string_view(s).substr(0, sp);
           b = std::string_view(s).substr(sp + 1);
-        } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
-          a = e[0].get_ref<const std::string&>();
-          b = e[1].get_ref<const std::string&>();
         } else {
-          r.fail(path + ".merges[" + std::to_string(k) + "]", "expected \"a b\" or [\"a\", \"b\"]");
+          a = first;
+          b = second;
         }
-        auto ia = vocab.find(a);
-        auto ib = vocab.find(b);
-        if (!ia || !ib) {
-          r.fail(path + ".merges[" + std::to_string(k) + "]",
-                 "merge names unknown token '" + std::string(!ia ? a : b) + "'");
+        entries.push_back({static_cast<uint32_t>(arena.size()), static_cast<uint32_t>(a.size()),
+                           static_cast<uint32_t>(b.size())});
+        arena.append(a);
+        arena.append(b);
+      });
+      const size_t prefix_len = opt.continuing_subword_prefix.size();
+      resolved.resize(entries.size());
+      constexpr size_t kBatch = 16;
+      size_t hashes[kBatch][3];
+      std::string merged;
+      for (size_t base = 0; base < entries.size(); base += kBatch) {
+        size_t n = std::min(kBatch, entries.size() - base);
+        auto slices = [&](size_t k, std::string_view& a, std::string_view& b, std::string_view& ab) {
+          const Entry& e = entries[base + k];
+          a = std::string_view(arena).substr(e.offset, e.a_len);
+          b = std::string_view(arena).substr(e.offset + e.a_len, e.b_len);
+          ab = std::string_view(arena).substr(e.offset, e.a_len + e.b_len);
+        };
+        for (size_t k = 0; k < n; ++k) {
+          std::string_view a, b, ab;
+          slices(k, a, b, ab);
+          hashes[k][0] = StringHash{}(a);
+          hashes[k][1] = StringHash{}(b);
+          hashes[k][2] = StringHash{}(ab);
+          for (size_t h : hashes[k]) vocab.prefetch(h);
         }
-        merged.assign(a);
-        merged.append(prefix_len > 0 && b.size() >= prefix_len &&
-                              b.substr(0, prefix_len) == opt.continuing_subword_prefix
-                          ? b.substr(prefix_len)
-                          : b);
-        auto im = vocab.find(merged);
-        if (!im) {
-          r.fail(path + ".merges[" + std::to_string(k) + "]",
-                 "merged token '" + merged + "' is not in the vocab");
+        for (size_t k = 0; k < n; ++k) {
+          std::string_view a, b, ab;
+          slices(k, a, b, ab);
+          const size_t index = base + k;
+          auto ia = vocab.find_hashed(a, hashes[k][0]);
+          auto ib = vocab.find_hashed(b, hashes[k][1]);
+          if (!ia || !ib) {
+            r.fail(path + ".merges[" + std::to_string(index) + "]",
+                   "merge names unknown token '" + std::string(!ia ? a : b) + "'");
+          }
+          std::optional<int32_t> im;
+          if (prefix_len > 0 && b.size() >= prefix_len &&
+              b.substr(0, prefix_len) == opt.continuing_subword_prefix) {
+            merged.assign(a);
+            merged.append(b.substr(prefix_len));
+            ab = merged;
+            im = vocab.find(ab);
+          } else {
+            im = vocab.find_hashed(ab, hashes[k][2]);
+          }
+          if (!im) {
+            r.fail(path + ".merges[" + std::to_string(index) + "]",
+                   "merged token '" + std::string(ab) + "' is not in the vocab");
+          }
+          resolved[index] = {*ia, *ib, *im, static_cast<int32_t>(index)};
         }
-        resolved.push_back({*ia, *ib, *im, static_cast<int32_t>(k)});
       }
     }
     return std::make_unique<BpeModel>(std::move(vocab), resolved, std::move(opt));
@@ -370,27 +421,20 @@ std::unique_ptr<Model> parse_model(const Reader& r, const Json& m, const std::st
     if (const Json* n = r.find(m, "max_input_chars_per_word")) {
       opt.max_input_chars_per_word = static_cast<size_t>(r.integer(*n, path + ".max_input_chars_per_word"));
     }
-    return std::make_unique<WordPieceModel>(parse_vocab_object(r, r.get(m, "vocab", path), path + ".vocab"),
-                                            std::move(opt));
+    return std::make_unique<WordPieceModel>(read_vocab(r, large, path + ".vocab"), std::move(opt));
   }
   if (type == "WordLevel") {
     std::optional<std::string> unk;
     if (const Json* u = r.find(m, "unk_token")) unk = u->get<std::string>();
-    return std::make_unique<WordLevelModel>(parse_vocab_object(r, r.get(m, "vocab", path), path + ".vocab"),
-                                            unk);
+    return std::make_unique<WordLevelModel>(read_vocab(r, large, path + ".vocab"), unk);
   }
   if (type == "Unigram") {
-    const Json& vocab = r.get(m, "vocab", path);
-    if (!vocab.is_array()) r.fail(path + ".vocab", "expected an array of [piece, score]");
+    if (!large.has_vocab()) r.fail(path + ".vocab", "missing");
     std::vector<UnigramPiece> pieces;
-    pieces.reserve(vocab.size());
-    for (size_t k = 0; k < vocab.size(); ++k) {
-      const Json& e = vocab[k];
-      if (!e.is_array() || e.size() != 2 || !e[0].is_string() || !e[1].is_number()) {
-        r.fail(path + ".vocab[" + std::to_string(k) + "]", "expected [piece, score]");
-      }
-      pieces.push_back({e[0].get<std::string>(), e[1].get<double>(), false, false});
-    }
+    pieces.reserve(1 << 15);
+    large.scan.read_scored_vocab(large.spans.vocab_begin, [&](std::string&& piece, double score) {
+      pieces.push_back({std::move(piece), score, false, false});
+    });
     std::optional<int32_t> unk;
     if (const Json* u = r.find(m, "unk_id")) unk = r.token_id(*u, path + ".unk_id");
     return std::make_unique<UnigramModel>(std::move(pieces), unk,
@@ -480,20 +524,40 @@ std::unique_ptr<PostProcessor> parse_post_processor(const Reader& r, const Json&
 }  // namespace
 
 std::shared_ptr<TokenizerImpl> load_tokenizer_json(std::string_view text, const std::string& source) {
+  // The two big values are read by the scanner; nlohmann parses the rest, with them
+  // replaced by null.
+  JsonScanner scan(text, source);
+  JsonScanner::ModelSpans spans = scan.find_model_spans();
+  struct Span {
+    size_t begin, end;
+  };
+  std::vector<Span> cut;
+  if (spans.vocab_begin != std::string_view::npos) cut.push_back({spans.vocab_begin, spans.vocab_end});
+  if (spans.merges_begin != std::string_view::npos) cut.push_back({spans.merges_begin, spans.merges_end});
+  std::sort(cut.begin(), cut.end(), [](const Span& a, const Span& b) { return a.begin < b.begin; });
+  std::string reduced;
+  size_t last = 0;
+  for (const auto& c : cut) {
+    reduced.append(text.substr(last, c.begin - last));
+    reduced.append("null");
+    last = c.end;
+  }
+  reduced.append(text.substr(last));
   Json doc;
   try {
-    doc = Json::parse(text.begin(), text.end());
+    doc = Json::parse(reduced);
   } catch (const Json::parse_error& e) {
     throw FormatError(source + ": malformed JSON: " + e.what());
   }
   Reader r(source);
   if (!doc.is_object()) r.fail("(root)", "expected an object");
+  LargeValues large{scan, spans};
   auto impl = std::make_shared<TokenizerImpl>();
   impl->source = source;
   try {
     impl->normalizer = parse_normalizer(r, doc.value("normalizer", Json()), "normalizer");
     impl->pre_tokenizer = parse_pre_tokenizer(r, doc.value("pre_tokenizer", Json()), "pre_tokenizer");
-    impl->model = parse_model(r, r.get(doc, "model", "(root)"), "model");
+    impl->model = parse_model(r, r.get(doc, "model", "(root)"), "model", large);
     impl->decoder = parse_decoder(r, doc.value("decoder", Json()), "decoder");
     std::vector<AddedToken> added;
     if (const Json* list = r.find(doc, "added_tokens")) {

@@ -1,30 +1,139 @@
+#include <algorithm>
 #include <cstring>
 
 #include "lmx/tokenizer/models.h"
 
 namespace lmx::tokenizer::detail {
 
-size_t StringHash::operator()(std::string_view s) const noexcept {
-  // FNV-1a over 8-byte words: fast for the short strings tokens are.
-  uint64_t h = 0xcbf29ce484222325ull ^ s.size();
-  size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    uint64_t w;
-    std::memcpy(&w, s.data() + i, 8);
-    h = (h ^ w) * 0x100000001b3ull;
-    h ^= h >> 29;
+namespace {
+inline uint64_t mum(uint64_t a, uint64_t b) {
+  unsigned __int128 r = static_cast<unsigned __int128>(a) * b;
+  return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
+}
+inline uint64_t load_tail(const char* p, size_t n) {  // n <= 8
+  uint64_t w = 0;
+  std::memcpy(&w, p, n);
+  return w;
+}
+inline bool same_bytes(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  size_t n = a.size(), i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x, y;
+    std::memcpy(&x, a.data() + i, 8);
+    std::memcpy(&y, b.data() + i, 8);
+    if (x != y) return false;
   }
-  uint64_t tail = 0;
-  std::memcpy(&tail, s.data() + i, s.size() - i);
-  h = (h ^ tail) * 0x100000001b3ull;
-  h ^= h >> 32;
-  return static_cast<size_t>(h);
+  return load_tail(a.data() + i, n - i) == load_tail(b.data() + i, n - i);
+}
+}  // namespace
+
+size_t StringHash::operator()(std::string_view s) const noexcept {
+  // A multiply-mix hash (wyhash-style) for the short strings tokens are.
+  constexpr uint64_t k0 = 0xa0761d6478bd642full, k1 = 0xe7037ed1a0b428dbull;
+  uint64_t h = k0 ^ s.size();
+  size_t i = 0;
+  for (; i + 16 <= s.size(); i += 16) {
+    uint64_t a, b;
+    std::memcpy(&a, s.data() + i, 8);
+    std::memcpy(&b, s.data() + i + 8, 8);
+    h = mum(a ^ k1 ^ h, b ^ k0);
+  }
+  size_t rest = s.size() - i;
+  uint64_t a = load_tail(s.data() + i, rest < 8 ? rest : 8);
+  uint64_t b = rest > 8 ? load_tail(s.data() + i + 8, rest - 8) : 0;
+  return static_cast<size_t>(mum(mum(a ^ k1, b ^ h) ^ k0, k1 ^ s.size()));
 }
 
-void Vocab::add(std::string token, int32_t id) {
-  if (static_cast<size_t>(id) >= tokens_.size()) tokens_.resize(static_cast<size_t>(id) + 1);
-  tokens_[id] = token;
-  ids_.insert_or_assign(std::move(token), id);
+void Vocab::reserve(size_t n) {
+  spans_.reserve(n);
+  arena_.reserve(n * 8);
+  size_t cap = 16;
+  while (cap < n * 2) cap <<= 1;
+  if (cap > slots_.size()) {
+    std::vector<uint64_t> old = std::move(slots_);
+    slots_.assign(cap, 0);
+    for (uint64_t s : old) {
+      if (!s) continue;
+      auto id = static_cast<int32_t>((s & 0xFFFFFFFFu) - 1);
+      size_t h = StringHash{}(token(id));
+      for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        if (!slots_[i]) {
+          slots_[i] = s;
+          break;
+        }
+      }
+    }
+  }
+}
+
+void Vocab::grow() { reserve(std::max<size_t>(count_ * 2, 1024)); }
+
+std::optional<int32_t> Vocab::find_hashed(std::string_view t, size_t h) const {
+  if (slots_.empty()) return std::nullopt;
+  uint64_t tag = static_cast<uint64_t>(h >> 32) << 32;
+  size_t mask = slots_.size() - 1;
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    uint64_t s = slots_[i];
+    if (!s) return std::nullopt;
+    if ((s & 0xFFFFFFFF00000000ull) == tag) {
+      auto id = static_cast<int32_t>((s & 0xFFFFFFFFu) - 1);
+      if (same_bytes(token(id), t)) return id;
+    }
+  }
+}
+
+void Vocab::add(std::string_view t, int32_t id) {
+  if ((count_ + 1) * 2 > slots_.size()) grow();
+  if (static_cast<size_t>(id) >= spans_.size()) spans_.resize(static_cast<size_t>(id) + 1);
+  spans_[id] = Span{static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(t.size())};
+  arena_.append(t);
+  size_t h = StringHash{}(t);
+  uint64_t entry = (static_cast<uint64_t>(h >> 32) << 32) | static_cast<uint32_t>(id + 1);
+  size_t mask = slots_.size() - 1;
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    uint64_t s = slots_[i];
+    if (!s) {
+      slots_[i] = entry;
+      ++count_;
+      return;
+    }
+    if ((s & 0xFFFFFFFF00000000ull) == (entry & 0xFFFFFFFF00000000ull)) {
+      auto other = static_cast<int32_t>((s & 0xFFFFFFFFu) - 1);
+      if (other != id && same_bytes(token(other), t)) {
+        slots_[i] = entry;  // same token again: re-point it
+        return;
+      }
+    }
+  }
+}
+
+void PairMap::reserve(size_t n) {
+  size_t cap = 16;
+  while (cap < n * 2) cap <<= 1;
+  if (cap <= keys_.size()) return;
+  std::vector<uint64_t> old_keys = std::move(keys_);
+  std::vector<Value> old_values = std::move(values_);
+  keys_.assign(cap, kEmpty);
+  values_.assign(cap, Value{0, 0});
+  count_ = 0;
+  for (size_t k = 0; k < old_keys.size(); ++k) {
+    if (old_keys[k] != kEmpty) insert(old_keys[k], old_values[k]);
+  }
+}
+
+void PairMap::insert(uint64_t key, Value value) {
+  if ((count_ + 1) * 2 > keys_.size()) reserve(std::max<size_t>(count_ * 2, 1024));
+  size_t mask = keys_.size() - 1;
+  for (size_t i = mix(key) & mask;; i = (i + 1) & mask) {
+    if (keys_[i] == key) return;
+    if (keys_[i] == kEmpty) {
+      keys_[i] = key;
+      values_[i] = value;
+      ++count_;
+      return;
+    }
+  }
 }
 
 bool WordCache::get(std::string_view word, std::vector<int32_t>& ids) const {
