@@ -224,7 +224,7 @@ fs::path resolve_model(std::string_view spec, const HubOptions& options) {
   if (ec) throw IoError("cannot create the cache folder '" + snap.string() + "': " + ec.message());
   for (const std::string& f : wanted) {
     if (fs::exists(snap / f, ec)) continue;
-    detail::hub_download_file(options, *repo, listing.sha, f, snap / f);
+    detail::hub_download_file(options, *repo, listing.sha, f, snap / f, dir / "blobs");
   }
   if (repo->revision != listing.sha) {
     const fs::path ref = dir / "refs" / repo->revision;

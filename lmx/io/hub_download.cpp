@@ -1,6 +1,8 @@
 #include <curl/curl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -62,7 +64,90 @@ struct Sink {
   bool truncate_on_200 = false;
   bool failed_write = false;
   curl_off_t written = 0;
+  int responses = 0;      // status lines seen (redirects add one each)
+  std::string etag;       // X-Linked-Etag, else ETag, of the first response
+  bool linked_etag = false;
 };
+
+std::string trim(std::string_view v) {
+  while (!v.empty() && std::isspace(static_cast<unsigned char>(v.front()))) v.remove_prefix(1);
+  while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back()))) v.remove_suffix(1);
+  return std::string(v);
+}
+
+bool iequals_prefix(std::string_view line, std::string_view name) {
+  if (line.size() < name.size()) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(line[i])) != name[i]) return false;
+  }
+  return true;
+}
+
+// The hub's first answer (before any redirect to a CDN) names the content.
+size_t on_header(char* data, size_t size, size_t n, void* user) {
+  auto* s = static_cast<Sink*>(user);
+  const size_t len = size * n;
+  const std::string_view line(data, len);
+  if (line.substr(0, 5) == "HTTP/") {
+    ++s->responses;
+  } else if (s->responses == 1) {
+    if (iequals_prefix(line, "x-linked-etag:")) {
+      s->etag = trim(line.substr(14));
+      s->linked_etag = true;
+    } else if (!s->linked_etag && iequals_prefix(line, "etag:")) {
+      s->etag = trim(line.substr(5));
+    }
+  }
+  return len;
+}
+
+// huggingface_hub's blob name: the etag without a weak marker and quotes; anything that is
+// not a plain file name is not used.
+std::string blob_name(std::string etag) {
+  if (etag.substr(0, 2) == "W/") etag.erase(0, 2);
+  if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') {
+    etag = etag.substr(1, etag.size() - 2);
+  }
+  const bool ok = !etag.empty() && etag.size() <= 128 && etag.front() != '.' &&
+                  std::all_of(etag.begin(), etag.end(), [](char c) {
+                    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
+                           c == '.';
+                  });
+  return ok ? etag : std::string();
+}
+
+// Moves a finished download into place: blob + relative symlink when the hub named the
+// content, else a plain file.
+void store(const fs::path& partial,
+           const fs::path& dest,
+           const fs::path& blobs_dir,
+           const std::string& blob,
+           const std::string& shown) {
+  std::error_code ec;
+  // A dangling symlink left by a deleted blob would block the new entry.
+  if (fs::is_symlink(fs::symlink_status(dest, ec))) fs::remove(dest, ec);
+  if (!blob.empty()) {
+    const fs::path target = blobs_dir / blob;
+    fs::create_directories(blobs_dir, ec);
+    if (fs::exists(target, ec)) {
+      fs::remove(partial, ec);  // same content already cached (another revision)
+    } else {
+      fs::rename(partial, target, ec);
+    }
+    if (!ec) {
+      fs::create_symlink(fs::relative(target, dest.parent_path(), ec), dest, ec);
+      if (!ec) return;
+      // No symlinks here: fall back to a copy.
+      fs::copy_file(target, dest, ec);
+      if (!ec) return;
+    }
+    throw IoError("cannot store the download of '" + shown + "' in the cache: " + ec.message());
+  }
+  fs::rename(partial, dest, ec);
+  if (ec) {
+    throw IoError("cannot move the download of '" + shown + "' into the cache: " + ec.message());
+  }
+}
 
 size_t on_write(char* data, size_t size, size_t n, void* user) {
   auto* s = static_cast<Sink*>(user);
@@ -201,7 +286,8 @@ void hub_download_file(const HubOptions& options,
                        const RepoId& repo,
                        const std::string& sha,
                        const std::string& file,
-                       const fs::path& dest) {
+                       const fs::path& dest,
+                       const fs::path& blobs_dir) {
   const std::string shown = repo.id() + "/" + file;
   std::error_code ec;
   fs::create_directories(dest.parent_path(), ec);
@@ -229,6 +315,8 @@ void hub_download_file(const HubOptions& options,
     Progress progress{file, have, false};
     curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
     curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(c.get(), CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c.get(), CURLOPT_HEADERDATA, &sink);
     if (have > 0) curl_easy_setopt(c.get(), CURLOPT_RESUME_FROM_LARGE, have);
     if (draw) {
       curl_easy_setopt(c.get(), CURLOPT_NOPROGRESS, 0L);
@@ -264,9 +352,7 @@ void hub_download_file(const HubOptions& options,
       last_error = curl_easy_strerror(rc);
       continue;
     }
-    fs::rename(partial, dest, ec);
-    if (ec) throw IoError("cannot move the download of '" + shown + "' into the cache: " +
-                          ec.message());
+    store(partial, dest, blobs_dir, blob_name(sink.etag), shown);
     return;
   }
   throw IoError("downloading '" + shown + "' from " + options.endpoint + " failed after " +

@@ -9,12 +9,15 @@ Per-repo control files (never listed):
   .token            bearer token required (401 without it, 403 when wrong)
   .extra_siblings   JSON list of extra names to put in the listing (e.g. "../evil.json")
   .errors           JSON {"file": [status, k]}: the first k GETs of that file answer status
+  .no_etag          send no ETag / X-Linked-Etag headers (default: ETag = sha1 of the
+                    content, plus X-Linked-Etag = sha256 for *.safetensors, like the hub)
   .cut              JSON {"file": n}: the first GET of that file sends n bytes of the body
                     (after a full Content-Length) and drops the connection
 Every request is appended to ROOT/.log as "METHOD PATH RANGE" lines.
 Prints "PORT <n>" on stdout once listening (port 0 picks a free one).
 """
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -137,6 +140,10 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         body = data[start:]
+        if read_control(d, ".no_etag") is None:
+            self.send_header("ETag", '"%s"' % hashlib.sha1(data).hexdigest())
+            if rel.endswith(".safetensors"):
+                self.send_header("X-Linked-Etag", '"%s"' % hashlib.sha256(data).hexdigest())
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Content-Type", "application/octet-stream")
         self.end_headers()

@@ -256,6 +256,43 @@ TEST_F(HubFixture, FreshDownloadThenCacheHitWithoutNetwork) {
   EXPECT_EQ(resolve_model("org/tiny@" + kSha, options), snap);
 }
 
+TEST_F(HubFixture, DownloadsUseTheBlobLayoutOfHuggingfaceHub) {
+  make_repo(hub->repo("org/tiny"));
+  const fs::path snap = resolve_model("org/tiny", options);
+  const fs::path blobs = cache.path() / "models--org--tiny" / "blobs";
+  // Entries are relative symlinks into blobs/ named by the hub's etag.
+  ASSERT_TRUE(fs::is_symlink(snap / "model.safetensors"));
+  const fs::path link = fs::read_symlink(snap / "model.safetensors");
+  EXPECT_TRUE(link.is_relative()) << link;
+  EXPECT_EQ(link.parent_path(), fs::path("../../blobs"));
+  EXPECT_EQ(link.filename().string().size(), 64u);  // sha256 from X-Linked-Etag
+  EXPECT_EQ(fs::read_symlink(snap / "config.json").filename().string().size(), 40u);  // sha1
+  EXPECT_EQ(fs::read_symlink(snap / "1_Pooling" / "config.json").parent_path(),
+            fs::path("../../../blobs"));
+  EXPECT_EQ(read_file(snap / "model.safetensors"),
+            read_file(hub->repo("org/tiny") / "model.safetensors"));
+  size_t n_blobs = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(blobs)) ++n_blobs;
+  EXPECT_EQ(n_blobs, 7u);  // one per fetched file
+
+  // A new commit with the same content reuses the blobs.
+  write_file(hub->repo("org/tiny") / ".sha", std::string(40, 'b'));
+  const fs::path snap2 = resolve_model("org/tiny@v2", options);
+  EXPECT_EQ(snap2.filename(), std::string(40, 'b'));
+  EXPECT_EQ(fs::read_symlink(snap2 / "model.safetensors"), link);
+  n_blobs = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(blobs)) ++n_blobs;
+  EXPECT_EQ(n_blobs, 7u);
+
+  // Without etags: plain files.
+  make_repo(hub->repo("org/plain"));
+  write_file(hub->repo("org/plain") / ".no_etag", "1");
+  const fs::path snap3 = resolve_model("org/plain", options);
+  EXPECT_FALSE(fs::is_symlink(snap3 / "model.safetensors"));
+  EXPECT_EQ(read_file(snap3 / "model.safetensors"),
+            read_file(hub->repo("org/plain") / "model.safetensors"));
+}
+
 TEST_F(HubFixture, RevisionsAreRecordedAsRefs) {
   make_repo(hub->repo("org/tiny"));
   const fs::path snap = resolve_model("org/tiny@v1.0", options);
@@ -321,6 +358,7 @@ TEST_F(HubFixture, PartialFileFromAnEarlierRunResumes) {
   EXPECT_EQ(resolve_model("org/tiny", options), snap);
   EXPECT_EQ(read_file(snap / "model.safetensors"), full);
   EXPECT_EQ(hub->count("model.safetensors bytes=1234-"), 1);
+  EXPECT_FALSE(fs::exists(snap / "model.safetensors.incomplete"));
   // A stale partial longer than the file: the server answers 416 and we start over.
   fs::remove(snap / "model.safetensors");
   write_file(snap / "model.safetensors.incomplete", full + "junk");
