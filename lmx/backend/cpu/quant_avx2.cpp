@@ -62,7 +62,10 @@ inline void flush(const uint8_t* scales, int64_t g, const __m256 dot[2][R], __m2
 
 // Bytes ahead of the current read position that the kernels prefetch: the hardware
 // prefetcher alone leaves a single core well below the DRAM bandwidth on this stream.
-constexpr int64_t kPrefetchAhead = 1536;
+#ifndef LMX_QUANT_PREFETCH_AHEAD
+#define LMX_QUANT_PREFETCH_AHEAD 3072
+#endif
+constexpr int64_t kPrefetchAhead = LMX_QUANT_PREFETCH_AHEAD;
 
 inline void prefetch2(const uint8_t* p) {
   _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchAhead), _MM_HINT_T0);
