@@ -3,9 +3,17 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "lmx/chat/value.h"
+
+namespace lmx::chat {
+// Dispatch indices of built-in filters and tests (-1: unknown), resolved at parse time.
+int filter_id(std::string_view name);
+int test_id(std::string_view name);
+}  // namespace lmx::chat
 
 namespace lmx::chat::detail {
 
@@ -133,6 +141,7 @@ struct CallNode : Node {
 struct FilterNode : Node {
   NodePtr subject;  // null inside filter blocks / set blocks: the block's output
   std::string name;
+  int id = -1;
   ArgList args;
   explicit FilterNode(int l) : Node(NodeKind::Filter, l) {}
 };
@@ -140,6 +149,7 @@ struct FilterNode : Node {
 struct TestNode : Node {
   NodePtr subject;
   std::string name;
+  int id = -1;
   ArgList args;
   bool negated = false;
   explicit TestNode(int l) : Node(NodeKind::Test, l) {}
@@ -232,7 +242,8 @@ struct LoopControlNode : Node {
 // A parsed template: the body plus the table of variable names it mentions.
 struct ParsedTemplate {
   NodeList body;
-  std::vector<std::string> names;  // slot -> name
+  std::vector<std::string> names;               // slot -> name
+  std::unordered_map<std::string, int> slots;  // name -> slot
 };
 
 }  // namespace lmx::chat::detail

@@ -12,6 +12,17 @@ namespace lmx::chat {
 
 namespace {
 
+constexpr std::string_view kFilterNames[] = {
+    "length", "count", "tojson", "join", "trim", "upper", "lower", "title", "capitalize", "string", "safe", "escape", "e", "forceescape", "default", "d", "replace", "first", "last", "list", "items", "dictsort", "sort", "unique", "reverse", "map", "select", "reject", "selectattr", "rejectattr", "int", "float", "abs", "round", "indent", "sum", "min", "max", "wordcount", "batch", "center", "truncate", "format", "attr", "pprint"};
+
+// Index of a name in kFilterNames, at compile time for the dispatch below.
+constexpr int K(std::string_view n) {
+  for (size_t i = 0; i < std::size(kFilterNames); ++i)
+    if (kFilterNames[i] == n) return static_cast<int>(i);
+  return -1;
+}
+
+
 [[noreturn]] void fail(const std::string& message, int line) { throw TemplateRuntimeError(message, line); }
 
 const Value* kw(CallArgs& a, std::string_view name, size_t pos) { return a.get(name, pos); }
@@ -175,11 +186,12 @@ Value select_or_reject(Renderer& r, const Value& seq, CallArgs& a, bool by_attr,
     targs.args.assign(a.args.begin() + static_cast<std::ptrdiff_t>(off + 1), a.args.end());
     targs.kwargs = a.kwargs;
   }
+  const int tid = test.empty() ? -1 : test_id(test);
   std::vector<Value> out;
   if (!seq.truthy()) return make_gen({});  // jinja2: `if value:` before iterating
   for (const Value& item : r.iterate(seq)) {
     Value subject = by_attr ? get_path(r, item, attr) : item;
-    bool ok = test.empty() ? subject.truthy() : r.apply_test(test, subject, targs);
+    bool ok = test.empty() ? subject.truthy() : r.apply_test(test, subject, targs, tid);
     if (ok == keep_if) out.push_back(item);
   }
   return make_gen(std::move(out));
@@ -187,11 +199,14 @@ Value select_or_reject(Renderer& r, const Value& seq, CallArgs& a, bool by_attr,
 
 }  // namespace
 
-bool call_filter(Renderer& r, std::string_view name, const Value& v, CallArgs& a, Value* out) {
+int filter_id(std::string_view name) { return K(name); }
+
+bool call_filter(Renderer& r, int id, std::string_view /*name*/, const Value& v, CallArgs& a, Value* out) {
+  if (id < 0) return false;
   int line = a.line;
-  if (name == "length" || name == "count") {
+  if (id == K("length") || id == K("count")) {
     *out = Value::integer(length_of(v, line));
-  } else if (name == "tojson") {
+  } else if (id == K("tojson")) {
     // transformers: tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False)
     const Value* ensure_ascii = kw(a, "ensure_ascii", 0);
     const Value* indent = kw(a, "indent", 1);
@@ -233,7 +248,7 @@ bool call_filter(Renderer& r, std::string_view name, const Value& v, CallArgs& a
     append_json(s, subject, format, line);
     r.check_size(s.size());
     *out = Value::string(std::move(s));
-  } else if (name == "join") {
+  } else if (id == K("join")) {
     const Value* sep = kw(a, "d", 0);
     const Value* attribute = kw(a, "attribute", 1);
     std::string d = sep ? sep->to_str() : "";
@@ -250,24 +265,24 @@ bool call_filter(Renderer& r, std::string_view name, const Value& v, CallArgs& a
     }
     r.check_size(s.size());
     *out = Value::string(std::move(s));
-  } else if (name == "trim") {
+  } else if (id == K("trim")) {
     const Value* chars = kw(a, "chars", 0);
     *out = like(v, py_strip(soft_str(v), chars, true, true));
-  } else if (name == "upper") {
+  } else if (id == K("upper")) {
     *out = like(v, py_upper(soft_str(v)));
-  } else if (name == "lower") {
+  } else if (id == K("lower")) {
     *out = like(v, py_lower(soft_str(v)));
-  } else if (name == "title") {
+  } else if (id == K("title")) {
     *out = like(v, py_title(soft_str(v)));
-  } else if (name == "capitalize") {
+  } else if (id == K("capitalize")) {
     *out = like(v, py_capitalize(soft_str(v)));
-  } else if (name == "string") {
+  } else if (id == K("string")) {
     *out = v.is_string() ? v : Value::string(soft_str(v));
-  } else if (name == "safe") {
+  } else if (id == K("safe")) {
     *out = Value::markup(soft_str(v));
-  } else if (name == "escape" || name == "e" || name == "forceescape") {
-    *out = v.is_markup() && name != "forceescape" ? v : Value::markup(html_escape(soft_str(v)));
-  } else if (name == "default" || name == "d") {
+  } else if (id == K("escape") || id == K("e") || id == K("forceescape")) {
+    *out = v.is_markup() && id != K("forceescape") ? v : Value::markup(html_escape(soft_str(v)));
+  } else if (id == K("default") || id == K("d")) {
     const Value* dflt = kw(a, "default_value", 0);
     bool boolean = kw_bool(a, "boolean", 1, false);
     if (v.is_undefined() || (boolean && !v.truthy())) {
@@ -275,30 +290,30 @@ bool call_filter(Renderer& r, std::string_view name, const Value& v, CallArgs& a
     } else {
       *out = v;
     }
-  } else if (name == "replace") {
+  } else if (id == K("replace")) {
     if (a.args.size() < 2 && !kw(a, "new", 1)) fail("replace() needs old and new", line);
     const Value* old = kw(a, "old", 0);
     const Value* repl = kw(a, "new", 1);
     const Value* count = kw(a, "count", 2);
     *out = Value::string(py_replace(soft_str(v), old->to_str(), repl->to_str(),
                                     count && !count->is_none() ? count->to_int() : -1));
-  } else if (name == "first") {
+  } else if (id == K("first")) {
     if (v.is_list()) {
       *out = v.items().empty() ? Value::undefined("No first item, sequence was empty.") : v.items().front();
     } else {
       std::vector<Value> items = r.iterate(v);
       *out = items.empty() ? Value::undefined("No first item, sequence was empty.") : items.front();
     }
-  } else if (name == "last") {
+  } else if (id == K("last")) {
     if (v.is_list()) {
       *out = v.items().empty() ? Value::undefined("No last item, sequence was empty.") : v.items().back();
     } else {
       std::vector<Value> items = r.iterate(v);
       *out = items.empty() ? Value::undefined("No last item, sequence was empty.") : items.back();
     }
-  } else if (name == "list") {
+  } else if (id == K("list")) {
     *out = make_list(r.iterate(v));
-  } else if (name == "items") {
+  } else if (id == K("items")) {
     if (v.is_undefined()) {
       *out = make_gen({});
     } else if (!v.is_dict()) {
@@ -308,7 +323,7 @@ bool call_filter(Renderer& r, std::string_view name, const Value& v, CallArgs& a
       for (const auto& [k, x] : v.dict_ref().items) items.push_back(Value::list({k, x}, ListFlavor::Tuple));
       *out = make_gen(std::move(items));
     }
-  } else if (name == "dictsort") {
+  } else if (id == K("dictsort")) {
     if (!v.is_dict()) fail("dictsort() needs a mapping", line);
     bool case_sensitive = kw_bool(a, "case_sensitive", 0, false);
     const Value* by = kw(a, "by", 1);
@@ -322,11 +337,11 @@ bool call_filter(Renderer& r, std::string_view name, const Value& v, CallArgs& a
       return reverse ? compare_values(kq, kp, line) < 0 : compare_values(kp, kq, line) < 0;
     });
     *out = make_list(std::move(items));
-  } else if (name == "sort") {
+  } else if (id == K("sort")) {
     bool reverse = kw_bool(a, "reverse", 0, false);
     bool case_sensitive = kw_bool(a, "case_sensitive", 1, false);
     *out = make_list(sorted(r, r.iterate(v), reverse, case_sensitive, kw(a, "attribute", 2)));
-  } else if (name == "unique") {
+  } else if (id == K("unique")) {
     bool case_sensitive = kw_bool(a, "case_sensitive", 0, false);
     const Value* attribute = kw(a, "attribute", 1);
     std::vector<Value> seen, result;
@@ -344,7 +359,7 @@ bool call_filter(Renderer& r, std::string_view name, const Value& v, CallArgs& a
       result.push_back(item);
     }
     *out = make_gen(std::move(result));
-  } else if (name == "reverse") {
+  } else if (id == K("reverse")) {
     if (v.is_string()) {
       std::vector<std::string> cps = split_code_points(v.str());
       std::string s;
@@ -355,7 +370,7 @@ bool call_filter(Renderer& r, std::string_view name, const Value& v, CallArgs& a
       std::reverse(items.begin(), items.end());
       *out = make_gen(std::move(items));
     }
-  } else if (name == "map") {
+  } else if (id == K("map")) {
     std::vector<Value> result;
     if (!v.truthy()) {
       *out = make_gen({});
@@ -376,17 +391,18 @@ bool call_filter(Renderer& r, std::string_view name, const Value& v, CallArgs& a
       fargs.line = line;
       fargs.args.assign(a.args.begin() + 1, a.args.end());
       fargs.kwargs = a.kwargs;
+      const int fid = filter_id(filter);
       for (const Value& item : r.iterate(v)) {
         CallArgs copy = fargs;
-        result.push_back(r.apply_filter(filter, item, copy));
+        result.push_back(r.apply_filter(filter, item, copy, fid));
       }
     }
     *out = make_gen(std::move(result));
-  } else if (name == "select" || name == "reject") {
-    *out = select_or_reject(r, v, a, false, name == "select");
-  } else if (name == "selectattr" || name == "rejectattr") {
-    *out = select_or_reject(r, v, a, true, name == "selectattr");
-  } else if (name == "int") {
+  } else if (id == K("select") || id == K("reject")) {
+    *out = select_or_reject(r, v, a, false, id == K("select"));
+  } else if (id == K("selectattr") || id == K("rejectattr")) {
+    *out = select_or_reject(r, v, a, true, id == K("selectattr"));
+  } else if (id == K("int")) {
     const Value* dflt = kw(a, "default", 0);
     const Value* base = kw(a, "base", 1);
     int64_t result = 0;
@@ -406,7 +422,7 @@ bool call_filter(Renderer& r, std::string_view name, const Value& v, CallArgs& a
     } else {
       *out = dflt ? *dflt : Value::integer(0);
     }
-  } else if (name == "float") {
+  } else if (id == K("float")) {
     const Value* dflt = kw(a, "default", 0);
     double f = 0;
     if (v.is_number()) {
@@ -416,7 +432,7 @@ bool call_filter(Renderer& r, std::string_view name, const Value& v, CallArgs& a
     } else {
       *out = dflt ? *dflt : Value::floating(0.0);
     }
-  } else if (name == "abs") {
+  } else if (id == K("abs")) {
     if (v.is_float()) {
       *out = Value::floating(std::fabs(v.as_float()));
     } else if (v.is_int() || v.is_bool()) {
@@ -424,7 +440,7 @@ bool call_filter(Renderer& r, std::string_view name, const Value& v, CallArgs& a
     } else {
       fail("bad operand type for abs(): '" + std::string(v.type_name()) + "'", line);
     }
-  } else if (name == "round") {
+  } else if (id == K("round")) {
     const Value* precision = kw(a, "precision", 0);
     const Value* method = kw(a, "method", 1);
     int p = precision ? static_cast<int>(precision->to_int()) : 0;
@@ -447,10 +463,10 @@ bool call_filter(Renderer& r, std::string_view name, const Value& v, CallArgs& a
       fail("method must be common, ceil or floor", line);
     }
     *out = Value::floating(result);
-  } else if (name == "indent") {
+  } else if (id == K("indent")) {
     const Value* width = kw(a, "width", 0);
     *out = like(v, do_indent(soft_str(v), width, kw_bool(a, "first", 1, false), kw_bool(a, "blank", 2, false)));
-  } else if (name == "sum") {
+  } else if (id == K("sum")) {
     const Value* attribute = kw(a, "attribute", 0);
     const Value* start = kw(a, "start", 1);
     Value total = start ? *start : Value::integer(0);
@@ -458,7 +474,7 @@ bool call_filter(Renderer& r, std::string_view name, const Value& v, CallArgs& a
       total = binary_op(r, '+', total,
                         attribute && !attribute->is_none() ? get_path(r, item, attribute->to_str()) : item);
     *out = total;
-  } else if (name == "min" || name == "max") {
+  } else if (id == K("min") || id == K("max")) {
     bool case_sensitive = kw_bool(a, "case_sensitive", 0, false);
     const Value* attribute = kw(a, "attribute", 1);
     std::vector<Value> items = r.iterate(v);
@@ -474,13 +490,13 @@ bool call_filter(Renderer& r, std::string_view name, const Value& v, CallArgs& a
     for (size_t i = 1; i < items.size(); ++i) {
       Value k = key(items[i]);
       int c = compare_values(k, best_key, line);
-      if (name == "min" ? c < 0 : c > 0) {
+      if (id == K("min") ? c < 0 : c > 0) {
         best = i;
         best_key = k;
       }
     }
     *out = items[best];
-  } else if (name == "wordcount") {
+  } else if (id == K("wordcount")) {
     std::string s = soft_str(v);
     int64_t n = 0;
     bool in_word = false;
@@ -490,7 +506,7 @@ bool call_filter(Renderer& r, std::string_view name, const Value& v, CallArgs& a
       in_word = w;
     }
     *out = Value::integer(n);
-  } else if (name == "batch") {
+  } else if (id == K("batch")) {
     const Value* count = kw(a, "linecount", 0);
     const Value* fill = kw(a, "fill_with", 1);
     int64_t n = count ? count->to_int() : 1;
@@ -509,13 +525,13 @@ bool call_filter(Renderer& r, std::string_view name, const Value& v, CallArgs& a
       result.push_back(make_list(std::move(cur)));
     }
     *out = make_gen(std::move(result));
-  } else if (name == "center") {
+  } else if (id == K("center")) {
     const Value* width = kw(a, "width", 0);
     CallArgs ca;
     ca.line = line;
     ca.args.push_back(width ? *width : Value::integer(80));
     *out = call_method(r, like(v, soft_str(v)), "center", ca);
-  } else if (name == "truncate") {
+  } else if (id == K("truncate")) {
     std::string s = soft_str(v);
     const Value* lengthv = kw(a, "length", 0);
     bool killwords = kw_bool(a, "killwords", 1, false);
@@ -537,13 +553,13 @@ bool call_filter(Renderer& r, std::string_view name, const Value& v, CallArgs& a
       if (sp != std::string::npos) head = head.substr(0, sp);
     }
     *out = Value::string(head + end);
-  } else if (name == "format") {
+  } else if (id == K("format")) {
     std::vector<Value> items = a.args;
     *out = Value::string(py_percent_format(r, soft_str(v), Value::list(std::move(items), ListFlavor::Tuple)));
-  } else if (name == "attr") {
+  } else if (id == K("attr")) {
     if (a.args.empty()) fail("attr() needs a name", line);
     *out = r.get_attr(v, a.args[0].to_str());
-  } else if (name == "pprint") {
+  } else if (id == K("pprint")) {
     std::string s;
     v.append_repr(s);
     *out = Value::string(std::move(s));

@@ -18,6 +18,7 @@ class Parser {
     ParsedTemplate t;
     t.body = parse_body({}, "");
     t.names = std::move(names_);
+    t.slots = std::move(slots_);
     return t;
   }
 
@@ -725,6 +726,7 @@ class Parser {
         f->name += '.';
         f->name += next().value;
       }
+      f->id = filter_id(f->name);
       if (is_op("(")) parse_call_args(f->args);
       f->subject = std::move(subject);
       subject = std::move(f);
@@ -741,6 +743,7 @@ class Parser {
       t->name += '.';
       t->name += next().value;
     }
+    t->id = test_id(t->name);
     if (is_op("(")) {
       parse_call_args(t->args);
     } else if ((cur().type == TokenType::Name || cur().type == TokenType::String || cur().type == TokenType::Int ||

@@ -66,9 +66,11 @@ std::string Renderer::render(const Value& context) {
   auto root = std::make_shared<Scope>();
   if (context.is_dict()) {
     // Only names the template mentions can ever be looked up.
-    for (size_t slot = 0; slot < tpl_.names.size(); ++slot)
-      if (const Value* v = context.dict_ref().find(std::string_view(tpl_.names[slot])))
-        root->vars.emplace_back(static_cast<int>(slot), *v);
+    for (const auto& [key, value] : context.dict_ref().items) {
+      if (!key.is_string()) continue;
+      auto it = tpl_.slots.find(key.str());
+      if (it != tpl_.slots.end()) root->set(it->second, value);
+    }
   }
   std::string out;
   out_ = &out;
@@ -444,7 +446,7 @@ Value Renderer::eval(const Node* node, const ScopePtr& scope) {
       CallArgs args;
       eval_args(n->args, scope, args);
       line_ = node->line;
-      bool r = apply_test(n->name, subject, args);
+      bool r = apply_test(n->name, subject, args, n->id);
       return Value::boolean(n->negated ? !r : r);
     }
     default: throw InternalError("template: statement node in expression position");
@@ -586,19 +588,19 @@ Value Renderer::eval_filter(const FilterNode* node, const ScopePtr& scope, const
   eval_args(node->args, scope, args);
   args.line = node->line;
   line_ = node->line;
-  return apply_filter(node->name, subject, args);
+  return apply_filter(node->name, subject, args, node->id);
 }
 
-Value Renderer::apply_filter(std::string_view name, const Value& subject, CallArgs& args) {
+Value Renderer::apply_filter(std::string_view name, const Value& subject, CallArgs& args, int id) {
   Value result;
-  if (!call_filter(*this, name, subject, args, &result))
+  if (!call_filter(*this, id == -2 ? filter_id(name) : id, name, subject, args, &result))
     throw TemplateRuntimeError("No filter named '" + std::string(name) + "' found.", line_);
   return result;
 }
 
-bool Renderer::apply_test(std::string_view name, const Value& subject, CallArgs& args) {
+bool Renderer::apply_test(std::string_view name, const Value& subject, CallArgs& args, int id) {
   bool result = false;
-  if (!call_test(*this, name, subject, args, &result))
+  if (!call_test(*this, id == -2 ? test_id(name) : id, name, subject, args, &result))
     throw TemplateRuntimeError("No test named '" + std::string(name) + "' found.", line_);
   return result;
 }

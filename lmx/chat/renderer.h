@@ -74,8 +74,8 @@ class Renderer {
   Value get_attr(const Value& obj, std::string_view name);
   Value get_item(const Value& obj, const Value& key);
   // Applies a named test / filter to a value (used by select, map, ...).
-  bool apply_test(std::string_view name, const Value& subject, CallArgs& args);
-  Value apply_filter(std::string_view name, const Value& subject, CallArgs& args);
+  bool apply_test(std::string_view name, const Value& subject, CallArgs& args, int id = -2);
+  Value apply_filter(std::string_view name, const Value& subject, CallArgs& args, int id = -2);
   // Iterates a value as Python's iter() would (strings by code point, dicts by key).
   std::vector<Value> iterate(const Value& v);
   // Throws TemplateLimitError when `bytes` exceeds the output limit.
@@ -119,9 +119,9 @@ class Renderer {
 };
 
 // --- built-in library (filters.cpp, tests.cpp, methods.cpp) ------------------------
-// Each returns false when the name is unknown.
-bool call_filter(Renderer& r, std::string_view name, const Value& subject, CallArgs& args, Value* result);
-bool call_test(Renderer& r, std::string_view name, const Value& subject, CallArgs& args, bool* result);
+// `id` comes from filter_id / test_id (ast.h); each returns false when it is -1.
+bool call_filter(Renderer& r, int id, std::string_view name, const Value& subject, CallArgs& args, Value* result);
+bool call_test(Renderer& r, int id, std::string_view name, const Value& subject, CallArgs& args, bool* result);
 // Methods of str / list / dict values: `obj.name(args)`.
 enum class MethodKind { None, Safe, Unsafe };
 MethodKind find_method(const Value& obj, std::string_view name);
