@@ -1,4 +1,6 @@
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <cstdio>
 
 #include "lmx/core/error.h"
@@ -21,6 +23,16 @@ BpeModel::BpeModel(Vocab vocab, const std::vector<Merge>& merges, BpeOptions opt
     std::snprintf(name, sizeof(name), "<0x%02X>", b);
     auto id = vocab_.find(name);
     byte_ids_[b] = id ? *id : -1;
+  }
+  if (options_.continuing_subword_prefix.empty() && options_.end_of_word_suffix.empty()) {
+    char_ids_.assign(kCharTable, -1);
+    std::string ch;
+    for (int32_t cp = 0; cp < kCharTable; ++cp) {
+      if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+      ch.clear();
+      append_utf8(ch, static_cast<char32_t>(cp));
+      if (auto id = vocab_.find(ch)) char_ids_[cp] = *id;
+    }
   }
   merges_.reserve(merges.size());
   for (const auto& m : merges) {
@@ -53,14 +65,19 @@ void BpeModel::tokenize_uncached(std::string_view word, std::vector<int32_t>& id
     int32_t id;
     int32_t prev, next;
   };
-  std::vector<Symbol> symbols;
-  symbols.reserve(word.size());
+  thread_local std::vector<Symbol> symbols;
+  symbols.clear();
   bool last_was_unk = false;
   std::string scratch;
   size_t i = 0;
   while (i < word.size()) {
     size_t start = i;
-    next_codepoint(word, i);
+    int32_t cp = next_codepoint(word, i);
+    if (!char_ids_.empty() && cp >= 0 && cp < kCharTable && char_ids_[cp] >= 0) {
+      symbols.push_back({char_ids_[cp], 0, 0});
+      last_was_unk = false;
+      continue;
+    }
     std::string_view ch = word.substr(start, i - start);
     std::optional<int32_t> id;
     bool has_prefix = start > 0 && !options_.continuing_subword_prefix.empty();
@@ -71,7 +88,7 @@ void BpeModel::tokenize_uncached(std::string_view word, std::vector<int32_t>& id
       scratch += ch;
       if (has_suffix) scratch += options_.end_of_word_suffix;
       id = vocab_.find(scratch);
-    } else {
+    } else if (char_ids_.empty() || cp >= kCharTable || cp < 0) {
       id = vocab_.find(ch);
     }
     if (id) {
@@ -95,13 +112,51 @@ void BpeModel::tokenize_uncached(std::string_view word, std::vector<int32_t>& id
     // Without an unk token the character is dropped, as HF does.
   }
   const auto n = static_cast<int32_t>(symbols.size());
+  if (n == 0) return;
   for (int32_t k = 0; k < n; ++k) {
     symbols[k].prev = k - 1;
     symbols[k].next = k + 1 < n ? k + 1 : -1;
   }
 
-  // Merge loop: always the best-ranked adjacent pair, leftmost on ties. A heap keeps
-  // this O(n log n) even for a megabyte of one repeated character.
+  // Merge loop: always the best-ranked adjacent pair, leftmost on ties.
+  if (n <= 48) {
+    // Short words: keep each pair's rank and rescan for the best; only the two pairs
+    // around a merge are looked up again.
+    constexpr int32_t kNone = INT32_MAX;
+    int32_t rank[48], merged[48];
+    auto update = [&](int32_t left) {
+      int32_t right = symbols[left].next;
+      rank[left] = kNone;
+      if (right < 0) return;
+      ++work_;
+      if (const MergeValue* m = find_merge(symbols[left].id, symbols[right].id)) {
+        rank[left] = m->rank;
+        merged[left] = m->merged;
+      }
+    };
+    for (int32_t k = 0; k < n; ++k) update(k);
+    while (true) {
+      int32_t best = -1, best_rank = kNone;
+      for (int32_t k = 0; k >= 0; k = symbols[k].next) {
+        if (rank[k] < best_rank) {
+          best_rank = rank[k];
+          best = k;
+        }
+      }
+      if (best < 0) break;
+      Symbol& l = symbols[best];
+      Symbol& r = symbols[l.next];
+      l.id = merged[best];
+      l.next = r.next;
+      if (r.next >= 0) symbols[r.next].prev = best;
+      update(best);
+      if (l.prev >= 0) update(l.prev);
+    }
+    for (int32_t k = 0; k >= 0; k = symbols[k].next) ids.push_back(symbols[k].id);
+    return;
+  }
+
+  // Long words: a heap keeps this O(n log n) even for a megabyte of one character.
   struct Candidate {
     int32_t rank, left, right, merged;
     int32_t left_id, right_id;
@@ -138,7 +193,7 @@ void BpeModel::tokenize_uncached(std::string_view word, std::vector<int32_t>& id
     push(l.prev);
     push(c.left);
   }
-  for (int32_t k = n > 0 ? 0 : -1; k >= 0; k = symbols[k].next) ids.push_back(symbols[k].id);
+  for (int32_t k = 0; k >= 0; k = symbols[k].next) ids.push_back(symbols[k].id);
 }
 
 }  // namespace lmx::tokenizer::detail

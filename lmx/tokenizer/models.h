@@ -91,21 +91,28 @@ class PairMap {
   size_t count_ = 0;
 };
 
-// A word -> ids cache shared by threads (BPE and Unigram results depend only on the word).
+// A word -> ids cache shared by threads (BPE and Unigram results depend only on the
+// word): one open-addressing table over two arenas, cleared when full.
 class WordCache {
  public:
   bool get(std::string_view word, std::vector<int32_t>& ids) const;
   void put(std::string_view word, const int32_t* ids, size_t n) const;
 
  private:
-  static constexpr size_t kShards = 16;
-  static constexpr size_t kMaxPerShard = 8192;
-  static constexpr size_t kMaxWordBytes = 256;
-  struct Shard {
-    std::mutex mutex;
-    std::unordered_map<std::string, std::vector<int32_t>, StringHash, StringEq> map;
+  static constexpr size_t kSlots = 1 << 16;  // at most half used
+  static constexpr size_t kMaxWordBytes = 128;
+  static constexpr size_t kMaxIds = 64;
+  struct Slot {
+    uint64_t hash = 0;  // 0 = empty
+    uint32_t word_offset = 0, ids_offset = 0;
+    uint16_t word_length = 0, ids_length = 0;
   };
-  mutable Shard shards_[kShards];
+  void clear_locked() const;
+  mutable std::mutex mutex_;
+  mutable std::vector<Slot> slots_;
+  mutable std::string words_;
+  mutable std::vector<int32_t> ids_;
+  mutable size_t count_ = 0;
 };
 
 struct BpeOptions {
@@ -146,6 +153,10 @@ class BpeModel final : public Model {
   BpeOptions options_;
   std::optional<int32_t> unk_id_;
   int32_t byte_ids_[256];
+  // Id of each single code point below kCharTable (-1: not a token); only when there
+  // is no subword prefix/suffix to add.
+  static constexpr int32_t kCharTable = 0x3100;
+  std::vector<int32_t> char_ids_;
   PairMap merges_;
   WordCache cache_;
   mutable uint64_t work_ = 0;  // approximate under threads; only read by tests

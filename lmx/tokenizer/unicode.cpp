@@ -194,6 +194,21 @@ bool is_chinese_char(char32_t c) {
          (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
 
+namespace {
+// Code points NFC leaves alone whatever surrounds them, and that never combine with
+// a preceding character (starters without decompositions or singletons).
+inline bool nfc_inert(int32_t cp) {
+  return cp < 0x300 || (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3040 && cp <= 0x3098) ||
+         (cp >= 0x30A0 && cp <= 0x30FF) || (cp >= 0x0400 && cp <= 0x0482) ||
+         (cp >= 0x0391 && cp <= 0x03C9) || (cp >= 0x05D0 && cp <= 0x05EA) ||
+         (cp >= 0x0621 && cp <= 0x064A) || (cp >= 0xAC00 && cp <= 0xD7A3) ||
+         (cp >= 0x1F300 && cp <= 0x1FAFF) || (cp >= 0x3000 && cp <= 0x3029) ||
+         (cp >= 0x2010 && cp <= 0x2027) || (cp >= 0xFF01 && cp <= 0xFF5E);
+}
+
+std::string utf8proc_nfc(std::string_view s, int options);
+}  // namespace
+
 std::string unicode_normalize(std::string_view s, NormalForm form) {
   if (s.empty()) return {};
   bool ascii = true;
@@ -204,6 +219,34 @@ std::string unicode_normalize(std::string_view s, NormalForm form) {
     }
   }
   if (ascii) return std::string(s);  // every normal form leaves ASCII alone
+  if (form == NormalForm::kNFC) {
+    // Copy inert runs; hand each other run, with the character before it (which may
+    // compose with it), to utf8proc.
+    std::string out;
+    out.reserve(s.size());
+    size_t i = 0, last_char = 0;
+    while (i < s.size()) {
+      size_t start = i;
+      int32_t cp = next_codepoint(s, i);
+      if (nfc_inert(cp)) {
+        out.append(s.data() + start, i - start);
+        last_char = start;
+        continue;
+      }
+      size_t seg_begin = start > 0 ? last_char : start;
+      out.resize(out.size() - (start - seg_begin));
+      size_t seg_end = i;
+      while (seg_end < s.size()) {
+        size_t k = seg_end;
+        if (nfc_inert(next_codepoint(s, k))) break;
+        seg_end = k;
+      }
+      out += utf8proc_nfc(s.substr(seg_begin, seg_end - seg_begin), UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+      i = seg_end;
+      last_char = seg_end;  // the next character starts a new context
+    }
+    return out;
+  }
   int options = UTF8PROC_STABLE;
   switch (form) {
     case NormalForm::kNFC: options |= UTF8PROC_COMPOSE; break;
@@ -211,6 +254,11 @@ std::string unicode_normalize(std::string_view s, NormalForm form) {
     case NormalForm::kNFKC: options |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
     case NormalForm::kNFKD: options |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
   }
+  return utf8proc_nfc(s, options);
+}
+
+namespace {
+std::string utf8proc_nfc(std::string_view s, int options) {
   utf8proc_uint8_t* out = nullptr;
   auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
                         static_cast<utf8proc_ssize_t>(s.size()), &out,
@@ -219,6 +267,7 @@ std::string unicode_normalize(std::string_view s, NormalForm form) {
   std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> guard(out, &std::free);
   return std::string(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
 }
+}  // namespace
 
 std::string to_lower(std::string_view s) {
   std::string out;

@@ -136,22 +136,50 @@ void PairMap::insert(uint64_t key, Value value) {
   }
 }
 
+void WordCache::clear_locked() const {
+  slots_.assign(kSlots, Slot{});
+  words_.clear();
+  ids_.clear();
+  count_ = 0;
+}
+
 bool WordCache::get(std::string_view word, std::vector<int32_t>& ids) const {
   if (word.size() > kMaxWordBytes) return false;
-  Shard& shard = shards_[StringHash{}(word) % kShards];
-  std::lock_guard<std::mutex> lock(shard.mutex);
-  auto it = shard.map.find(word);
-  if (it == shard.map.end()) return false;
-  ids.insert(ids.end(), it->second.begin(), it->second.end());
-  return true;
+  uint64_t h = StringHash{}(word) | 1;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (slots_.empty()) return false;
+  for (size_t i = h & (kSlots - 1);; i = (i + 1) & (kSlots - 1)) {
+    const Slot& s = slots_[i];
+    if (s.hash == 0) return false;
+    if (s.hash == h && same_bytes(std::string_view(words_.data() + s.word_offset, s.word_length), word)) {
+      ids.insert(ids.end(), ids_.begin() + s.ids_offset, ids_.begin() + s.ids_offset + s.ids_length);
+      return true;
+    }
+  }
 }
 
 void WordCache::put(std::string_view word, const int32_t* ids, size_t n) const {
-  if (word.size() > kMaxWordBytes) return;
-  Shard& shard = shards_[StringHash{}(word) % kShards];
-  std::lock_guard<std::mutex> lock(shard.mutex);
-  if (shard.map.size() >= kMaxPerShard) shard.map.clear();  // crude, but bounded
-  shard.map.emplace(std::string(word), std::vector<int32_t>(ids, ids + n));
+  if (word.size() > kMaxWordBytes || n > kMaxIds) return;
+  uint64_t h = StringHash{}(word) | 1;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (slots_.empty() || count_ * 2 >= kSlots) clear_locked();
+  for (size_t i = h & (kSlots - 1);; i = (i + 1) & (kSlots - 1)) {
+    Slot& s = slots_[i];
+    if (s.hash == h && same_bytes(std::string_view(words_.data() + s.word_offset, s.word_length), word)) {
+      return;
+    }
+    if (s.hash == 0) {
+      s.hash = h;
+      s.word_offset = static_cast<uint32_t>(words_.size());
+      s.word_length = static_cast<uint16_t>(word.size());
+      s.ids_offset = static_cast<uint32_t>(ids_.size());
+      s.ids_length = static_cast<uint16_t>(n);
+      words_.append(word);
+      ids_.insert(ids_.end(), ids, ids + n);
+      ++count_;
+      return;
+    }
+  }
 }
 
 }  // namespace lmx::tokenizer::detail
