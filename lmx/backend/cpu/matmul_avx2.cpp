@@ -35,6 +35,7 @@ void matvec_rows(const float* x, const DenseWeightView& w, float* y, int64_t j0,
   const size_t es = dtype_size(D);
   auto row_ptr = [&](int64_t j) { return static_cast<const uint8_t*>(w.data) + j * w.ld * static_cast<int64_t>(es); };
   auto tail = [&](const void* row, int64_t p) { return load_scalar(row, D, p); };
+  const bool short_rows = k * static_cast<int64_t>(es) <= 4096;
   int64_t j = j0;
   for (; j + 4 <= j1; j += 4) {
     const void* r0 = row_ptr(j);
@@ -43,7 +44,18 @@ void matvec_rows(const float* x, const DenseWeightView& w, float* y, int64_t j0,
     const void* r3 = row_ptr(j + 3);
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
     __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
+    // Short rows make four short streams per block that the hardware prefetcher barely
+    // trains on; fetch the next block's rows at the same offset while reading this one.
+    const bool prefetch_next = short_rows && j + 8 <= j1;
+    const int64_t next = 4 * w.ld * static_cast<int64_t>(es);
     for (int64_t p = 0; p < k16; p += 16) {
+      if (prefetch_next) {
+        const int64_t off = p * static_cast<int64_t>(es) + next;
+        _mm_prefetch(static_cast<const char*>(r0) + off, _MM_HINT_T0);
+        _mm_prefetch(static_cast<const char*>(r1) + off, _MM_HINT_T0);
+        _mm_prefetch(static_cast<const char*>(r2) + off, _MM_HINT_T0);
+        _mm_prefetch(static_cast<const char*>(r3) + off, _MM_HINT_T0);
+      }
       const __m256 x0 = _mm256_loadu_ps(x + p), x1 = _mm256_loadu_ps(x + p + 8);
       a0 = _mm256_fmadd_ps(load8<D>(r0, p), x0, a0);
       a1 = _mm256_fmadd_ps(load8<D>(r1, p), x0, a1);
