@@ -7,8 +7,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <random>
 #include <iterator>
+#include <random>
 
 #include "lmx/core/error.h"
 
@@ -87,8 +87,8 @@ bool is_safe_relative_path(std::string_view name) {
   size_t start = 0;
   while (true) {
     const size_t slash = name.find('/', start);
-    const std::string_view part =
-        name.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    const std::string_view part = name.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     if (part.empty() || part == "." || part == "..") return false;
     if (slash == std::string_view::npos) return true;
     start = slash + 1;

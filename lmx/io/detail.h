@@ -13,7 +13,8 @@ namespace lmx::io::detail {
 nlohmann::json read_json_file(const std::filesystem::path& path, const std::string& shown);
 
 // True for a relative path made only of normal components separated by '/': no empty,
-// "." or ".." component, no leading '/', no backslash, no control characters. Names that pass cannot leave the folder they are joined to.
+// "." or ".." component, no leading '/', no backslash, no control characters. Names that pass
+// cannot leave the folder they are joined to.
 bool is_safe_relative_path(std::string_view name);
 
 // Writes a file through a temporary sibling renamed over the target by commit(); the

@@ -13,10 +13,11 @@ namespace lmx::io {
 struct HubOptions {
   std::string endpoint = "https://huggingface.co";  // HF_ENDPOINT
   std::string token;                                // HF_TOKEN (bearer auth)
-  std::filesystem::path cache_dir;  // HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub
-  bool offline = false;             // HF_HUB_OFFLINE=1: never touch the network
-  bool progress = true;             // a progress bar, drawn only when stderr is a terminal
-  int max_attempts = 3;             // per file; later attempts resume the partial download
+  std::filesystem::path
+      cache_dir;         // HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub
+  bool offline = false;  // HF_HUB_OFFLINE=1: never touch the network
+  bool progress = true;  // a progress bar, drawn only when stderr is a terminal
+  int max_attempts = 3;  // per file; later attempts resume the partial download
 
   // Reads the variables above from the environment.
   static HubOptions from_env();

@@ -180,7 +180,9 @@ bool is_wanted_hub_file(std::string_view name) {
          ends_with(base, ".tiktoken") || ends_with(base, ".model");
 }
 
-fs::path resolve_model(std::string_view spec) { return resolve_model(spec, HubOptions::from_env()); }
+fs::path resolve_model(std::string_view spec) {
+  return resolve_model(spec, HubOptions::from_env());
+}
 
 fs::path resolve_model(std::string_view spec, const HubOptions& options) {
   std::error_code ec;

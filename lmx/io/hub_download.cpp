@@ -46,8 +46,8 @@ std::string escape_path(CURL* c, const std::string& path) {
   size_t start = 0;
   while (true) {
     const size_t slash = path.find('/', start);
-    out += escape(c, path.substr(start, slash == std::string::npos ? std::string::npos
-                                                                    : slash - start));
+    out += escape(
+        c, path.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
     if (slash == std::string::npos) return out;
     out += '/';
     start = slash + 1;
@@ -64,8 +64,8 @@ struct Sink {
   bool truncate_on_200 = false;
   bool failed_write = false;
   curl_off_t written = 0;
-  int responses = 0;      // status lines seen (redirects add one each)
-  std::string etag;       // X-Linked-Etag, else ETag, of the first response
+  int responses = 0;  // status lines seen (redirects add one each)
+  std::string etag;   // X-Linked-Etag, else ETag, of the first response
   bool linked_etag = false;
 };
 
@@ -108,11 +108,11 @@ std::string blob_name(std::string etag) {
   if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') {
     etag = etag.substr(1, etag.size() - 2);
   }
-  const bool ok = !etag.empty() && etag.size() <= 128 && etag.front() != '.' &&
-                  std::all_of(etag.begin(), etag.end(), [](char c) {
-                    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
-                           c == '.';
-                  });
+  const bool ok =
+      !etag.empty() && etag.size() <= 128 && etag.front() != '.' &&
+      std::all_of(etag.begin(), etag.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+      });
   return ok ? etag : std::string();
 }
 
@@ -214,8 +214,8 @@ CurlPtr make_handle(const HubOptions& options, HeaderList& headers) {
   curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, on_write);
   // libcurl does not forward a custom Authorization header to another host on redirect.
   if (!options.token.empty()) {
-    headers.reset(curl_slist_append(headers.release(),
-                                    ("Authorization: Bearer " + options.token).c_str()));
+    headers.reset(
+        curl_slist_append(headers.release(), ("Authorization: Bearer " + options.token).c_str()));
   }
   if (headers) curl_easy_setopt(c.get(), CURLOPT_HTTPHEADER, headers.get());
   return c;
@@ -228,15 +228,14 @@ CurlPtr make_handle(const HubOptions& options, HeaderList& headers) {
   if (status == 401 || status == 403) {
     throw IoError(what + ": access denied (HTTP " + std::to_string(status) + ") for '" + shown +
                   "'; " +
-                  (options.token.empty()
-                       ? "the repo may be private or gated: set HF_TOKEN"
-                       : "HF_TOKEN was rejected or has no access to this repo"));
+                  (options.token.empty() ? "the repo may be private or gated: set HF_TOKEN"
+                                         : "HF_TOKEN was rejected or has no access to this repo"));
   }
   if (status == 404) {
     throw IoError(what + ": '" + shown + "' not found on " + options.endpoint + " (HTTP 404)");
   }
-  throw IoError(what + ": HTTP " + std::to_string(status) + " from " + options.endpoint +
-                " for '" + shown + "'");
+  throw IoError(what + ": HTTP " + std::to_string(status) + " from " + options.endpoint + " for '" +
+                shown + "'");
 }
 
 }  // namespace
@@ -257,9 +256,8 @@ HubListing hub_list_files(const HubOptions& options, const RepoId& repo) {
   const std::string shown = repo.id() + "@" + repo.revision;
   const CURLcode rc = curl_easy_perform(c.get());
   if (rc != CURLE_OK) {
-    throw IoError("listing '" + shown + "' on " + options.endpoint +
-                  " failed: " + curl_easy_strerror(rc) +
-                  " (set HF_HUB_OFFLINE=1 to use only the local cache)");
+    throw IoError("listing '" + shown + "' on " + options.endpoint + " failed: " +
+                  curl_easy_strerror(rc) + " (set HF_HUB_OFFLINE=1 to use only the local cache)");
   }
   long status = 0;
   curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
@@ -269,12 +267,13 @@ HubListing hub_list_files(const HubOptions& options, const RepoId& repo) {
   try {
     auto j = nlohmann::json::parse(body);
     out.sha = j.at("sha").get<std::string>();
-    for (const auto& s : j.at("siblings")) out.files.push_back(s.at("rfilename").get<std::string>());
+    for (const auto& s : j.at("siblings"))
+      out.files.push_back(s.at("rfilename").get<std::string>());
   } catch (const nlohmann::json::exception& e) {
     throw FormatError("the hub's listing of '" + shown + "' is malformed: " + e.what());
   }
-  const bool hex = out.sha.size() == 40 &&
-                   out.sha.find_first_not_of("0123456789abcdef") == std::string::npos;
+  const bool hex =
+      out.sha.size() == 40 && out.sha.find_first_not_of("0123456789abcdef") == std::string::npos;
   if (!hex) {
     throw FormatError("the hub's listing of '" + shown + "' has an invalid commit sha '" +
                       printable(out.sha, 60) + "'");

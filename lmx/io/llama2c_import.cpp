@@ -35,15 +35,15 @@ uint64_t weight_count(const Llama2cConfig& c) {
   const uint64_t dim = c.dim, hidden = c.hidden_dim, layers = c.n_layers;
   const uint64_t head = dim / c.n_heads;
   const uint64_t kv_dim = head * c.n_kv_heads;
-  uint64_t n = uint64_t(c.vocab_size) * dim;      // token embedding
-  n += layers * dim;                              // rms_att
-  n += layers * dim * dim;                        // wq
-  n += 2 * layers * dim * kv_dim;                 // wk, wv
-  n += layers * dim * dim;                        // wo
-  n += layers * dim;                              // rms_ffn
-  n += 3 * layers * dim * hidden;                 // w1, w2, w3
-  n += dim;                                       // rms_final
-  n += uint64_t(c.seq_len) * head;                // freq_cis_real + freq_cis_imag (unused)
+  uint64_t n = uint64_t(c.vocab_size) * dim;  // token embedding
+  n += layers * dim;                          // rms_att
+  n += layers * dim * dim;                    // wq
+  n += 2 * layers * dim * kv_dim;             // wk, wv
+  n += layers * dim * dim;                    // wo
+  n += layers * dim;                          // rms_ffn
+  n += 3 * layers * dim * hidden;             // w1, w2, w3
+  n += dim;                                   // rms_final
+  n += uint64_t(c.seq_len) * head;            // freq_cis_real + freq_cis_imag (unused)
   if (!c.shared_classifier) n += uint64_t(c.vocab_size) * dim;
   return n;
 }
@@ -71,16 +71,16 @@ Llama2cConfig parse_config(const MappedFile& file) {
     int64_t value;
     int64_t max;
   };
-  const Field fields[] = {{"dim", c.dim, 1 << 16},
-                          {"hidden_dim", c.hidden_dim, 1 << 18},
-                          {"n_layers", c.n_layers, 1 << 10},
-                          {"n_heads", c.n_heads, 1 << 10},
-                          {"n_kv_heads", c.n_kv_heads, 1 << 10},
-                          {"vocab_size", vocab == std::numeric_limits<int32_t>::min()
-                                             ? int64_t{1} << 40
-                                             : std::abs(int64_t{vocab}),
-                           1 << 22},
-                          {"seq_len", c.seq_len, 1 << 22}};
+  const Field fields[] = {
+      {"dim", c.dim, 1 << 16},
+      {"hidden_dim", c.hidden_dim, 1 << 18},
+      {"n_layers", c.n_layers, 1 << 10},
+      {"n_heads", c.n_heads, 1 << 10},
+      {"n_kv_heads", c.n_kv_heads, 1 << 10},
+      {"vocab_size",
+       vocab == std::numeric_limits<int32_t>::min() ? int64_t{1} << 40 : std::abs(int64_t{vocab}),
+       1 << 22},
+      {"seq_len", c.seq_len, 1 << 22}};
   for (const Field& f : fields) {
     if (f.value <= 0 || f.value > f.max) {
       fail(std::string("header field ") + f.name + " = " + std::to_string(f.value) +
@@ -95,8 +95,8 @@ Llama2cConfig parse_config(const MappedFile& file) {
   const uint64_t expected = kHeaderBytes + 4 * weight_count(c);
   if (file.size() != expected) {
     fail("file has " + std::to_string(file.size()) + " bytes but its header describes " +
-         std::to_string(expected) + " (" +
-         (c.shared_classifier ? "shared" : "unshared") + " classifier)");
+         std::to_string(expected) + " (" + (c.shared_classifier ? "shared" : "unshared") +
+         " classifier)");
   }
   return c;
 }
@@ -174,8 +174,8 @@ ojson build_tokenizer_json(const std::vector<Llama2cToken>& tokens, const std::s
   for (int64_t i = 0; i < n; ++i) vocab[pieces[size_t(i)]] = i;
 
   auto special = [](int64_t id, const char* content) {
-    return ojson{{"id", id},           {"content", content}, {"single_word", false},
-                 {"lstrip", false},    {"rstrip", false},    {"normalized", false},
+    return ojson{{"id", id},        {"content", content}, {"single_word", false},
+                 {"lstrip", false}, {"rstrip", false},    {"normalized", false},
                  {"special", true}};
   };
   const std::string space = "\xe2\x96\x81";
@@ -201,13 +201,12 @@ ojson build_tokenizer_json(const std::vector<Llama2cToken>& tokens, const std::s
         {{"SpecialToken", {{"id", "<s>"}, {"type_id", 1}}}},
         {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
       {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {1}}, {"tokens", {"<s>"}}}}}}};
-  tj["decoder"] = {
-      {"type", "Sequence"},
-      {"decoders",
-       {{{"type", "Replace"}, {"pattern", {{"String", space}}}, {"content", " "}},
-        {{"type", "ByteFallback"}},
-        {{"type", "Fuse"}},
-        {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}};
+  tj["decoder"] = {{"type", "Sequence"},
+                   {"decoders",
+                    {{{"type", "Replace"}, {"pattern", {{"String", space}}}, {"content", " "}},
+                     {{"type", "ByteFallback"}},
+                     {{"type", "Fuse"}},
+                     {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}};
   tj["model"] = {{"type", "BPE"},
                  {"dropout", nullptr},
                  {"unk_token", "<unk>"},
@@ -383,7 +382,7 @@ void import_llama2c(const fs::path& model_bin,
   const ojson generation = {{"bos_token_id", 1}, {"eos_token_id", 2}};
 
   auto added = [](const char* content) {
-    return ojson{{"content", content}, {"lstrip", false}, {"normalized", false},
+    return ojson{{"content", content}, {"lstrip", false},      {"normalized", false},
                  {"rstrip", false},    {"single_word", false}, {"special", true}};
   };
   ojson tok_config;

@@ -58,11 +58,21 @@ void MappedFile::advise(AccessHint hint, size_t offset, size_t length) const {
   length += offset - start;
   int advice = MADV_NORMAL;
   switch (hint) {
-    case AccessHint::normal: advice = MADV_NORMAL; break;
-    case AccessHint::sequential: advice = MADV_SEQUENTIAL; break;
-    case AccessHint::random: advice = MADV_RANDOM; break;
-    case AccessHint::will_need: advice = MADV_WILLNEED; break;
-    case AccessHint::dont_need: advice = MADV_DONTNEED; break;
+    case AccessHint::normal:
+      advice = MADV_NORMAL;
+      break;
+    case AccessHint::sequential:
+      advice = MADV_SEQUENTIAL;
+      break;
+    case AccessHint::random:
+      advice = MADV_RANDOM;
+      break;
+    case AccessHint::will_need:
+      advice = MADV_WILLNEED;
+      break;
+    case AccessHint::dont_need:
+      advice = MADV_DONTNEED;
+      break;
   }
   (void)::madvise(const_cast<std::byte*>(data_) + start, length, advice);
 }

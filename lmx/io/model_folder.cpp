@@ -63,8 +63,8 @@ std::vector<fs::path> find_weight_files(const fs::path& dir) {
       std::string list;
       for (size_t i = 0; i < missing.size() && i < 10; ++i) list += (i ? ", " : "") + missing[i];
       if (missing.size() > 10) list += ", ... (" + std::to_string(missing.size()) + " in all)";
-      throw FormatError("'" + (dir / kIndexName).string() + "' names missing weight files: " +
-                        list);
+      throw FormatError("'" + (dir / kIndexName).string() +
+                        "' names missing weight files: " + list);
     }
     return out;
   }

@@ -216,9 +216,8 @@ SafetensorsFile SafetensorsFile::parse(std::span<const std::byte> bytes,
                              " bytes");
     }
     if (end - begin != expected) {
-      p.fail_tensor(key, "data_offsets span " + std::to_string(end - begin) +
-                             " bytes but shape " + sh->dump() + " x " + dtype_str + " needs " +
-                             std::to_string(expected));
+      p.fail_tensor(key, "data_offsets span " + std::to_string(end - begin) + " bytes but shape " +
+                             sh->dump() + " x " + dtype_str + " needs " + std::to_string(expected));
     }
     t.nbytes = end - begin;
     t.file_offset = data_start + begin;

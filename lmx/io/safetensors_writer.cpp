@@ -8,20 +8,19 @@
 
 namespace lmx::io {
 
-void SafetensorsWriter::add(std::string name,
-                            Dtype dtype,
-                            std::vector<int64_t> shape,
-                            const void* data,
-                            size_t nbytes) {
+void SafetensorsWriter::add(
+    std::string name, Dtype dtype, std::vector<int64_t> shape, const void* data, size_t nbytes) {
   if (name == "__metadata__") {
     throw InvalidArgument("safetensors writer: tensor name '__metadata__' is reserved");
   }
   for (const Entry& e : entries_) {
-    if (e.name == name) throw InvalidArgument("safetensors writer: duplicate tensor '" + name + "'");
+    if (e.name == name)
+      throw InvalidArgument("safetensors writer: duplicate tensor '" + name + "'");
   }
   uint64_t numel = 1;
   for (int64_t d : shape) {
-    if (d < 0) throw InvalidArgument("safetensors writer: tensor '" + name + "' has a negative dimension");
+    if (d < 0)
+      throw InvalidArgument("safetensors writer: tensor '" + name + "' has a negative dimension");
     if (__builtin_mul_overflow(numel, static_cast<uint64_t>(d), &numel)) {
       throw InvalidArgument("safetensors writer: tensor '" + name + "' shape overflows");
     }

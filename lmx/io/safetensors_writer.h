@@ -18,11 +18,8 @@ class SafetensorsWriter {
   // Adds a tensor whose bytes the caller keeps alive until write() returns. `nbytes` must
   // equal the element count times dtype_size(dtype). Throws lmx::InvalidArgument (naming
   // the tensor) for a duplicate or reserved name, a negative dimension or a size mismatch.
-  void add(std::string name,
-           Dtype dtype,
-           std::vector<int64_t> shape,
-           const void* data,
-           size_t nbytes);
+  void add(
+      std::string name, Dtype dtype, std::vector<int64_t> shape, const void* data, size_t nbytes);
   // Same, but the writer keeps the bytes.
   void add(std::string name, Dtype dtype, std::vector<int64_t> shape, std::vector<std::byte> bytes);
 

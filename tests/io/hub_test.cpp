@@ -1,3 +1,5 @@
+#include "lmx/io/hub.h"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
@@ -11,7 +13,6 @@
 #include <vector>
 
 #include "lmx/core/error.h"
-#include "lmx/io/hub.h"
 #include "lmx/io/model_folder.h"
 #include "lmx/io/safetensors_writer.h"
 #include "tests/io/io_test_util.h"
@@ -162,9 +163,9 @@ TEST(Hub, ParsesRepoIds) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->revision, "v1.0");
   EXPECT_TRUE(parse_repo_id("org/name@refs/pr/1"));
-  for (const char* bad : {"", "name", "a/b/c", "../x", "org/..", "org/.hidden", "/abs/x",
-                          "org/name@../../x", "org/name@", "org/na me", "org//x", "a--b/c",
-                          "org/name@/x", "org\\x/y"}) {
+  for (const char* bad :
+       {"", "name", "a/b/c", "../x", "org/..", "org/.hidden", "/abs/x", "org/name@../../x",
+        "org/name@", "org/na me", "org//x", "a--b/c", "org/name@/x", "org\\x/y"}) {
     EXPECT_FALSE(parse_repo_id(bad)) << bad;
   }
 }
@@ -216,9 +217,9 @@ TEST(Hub, WantedFiles) {
                           "tokenizer.model", "qwen.tiktoken", "1_Pooling/config.json"}) {
     EXPECT_TRUE(is_wanted_hub_file(yes)) << yes;
   }
-  for (const char* no : {"pytorch_model.bin", "README.md", ".gitattributes",
-                         "consolidated.safetensors", "original/model.safetensors", "model.gguf",
-                         "onnx/model.onnx"}) {
+  for (const char* no :
+       {"pytorch_model.bin", "README.md", ".gitattributes", "consolidated.safetensors",
+        "original/model.safetensors", "model.gguf", "onnx/model.onnx"}) {
     EXPECT_FALSE(is_wanted_hub_file(no)) << no;
   }
 }
@@ -236,9 +237,9 @@ TEST_F(HubFixture, FreshDownloadThenCacheHitWithoutNetwork) {
   const fs::path snap = resolve_model("org/tiny", options);
   EXPECT_EQ(snap, cache.path() / "models--org--tiny" / "snapshots" / kSha);
   EXPECT_EQ(read_file(cache.path() / "models--org--tiny" / "refs" / "main"), kSha);
-  for (const char* f : {"config.json", "generation_config.json", "tokenizer.json",
-                        "tokenizer_config.json", "chat_template.jinja", "model.safetensors",
-                        "1_Pooling/config.json"}) {
+  for (const char* f :
+       {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+        "chat_template.jinja", "model.safetensors", "1_Pooling/config.json"}) {
     EXPECT_EQ(read_file(snap / f), read_file(hub->repo("org/tiny") / f)) << f;
   }
   for (const char* f : {"README.md", "pytorch_model.bin", "original/model.safetensors"}) {
@@ -338,7 +339,8 @@ TEST_F(HubFixture, ServerErrorsAreRetriedThenReported) {
   make_repo(hub->repo("org/tiny"));
   write_file(hub->repo("org/tiny") / ".errors", R"({"tokenizer.json": [503, 1]})");
   const fs::path snap = resolve_model("org/tiny", options);
-  EXPECT_EQ(read_file(snap / "tokenizer.json"), read_file(hub->repo("org/tiny") / "tokenizer.json"));
+  EXPECT_EQ(read_file(snap / "tokenizer.json"),
+            read_file(hub->repo("org/tiny") / "tokenizer.json"));
   EXPECT_EQ(hub->count("/tokenizer.json"), 2);
 
   make_repo(hub->repo("org/down"));
@@ -368,11 +370,12 @@ TEST_F(HubFixture, PartialFileFromAnEarlierRunResumes) {
 
 TEST_F(HubFixture, MaliciousFileNamesAreRejected) {
   make_repo(hub->repo("org/tiny"));
-  for (const char* evil : {"../../evil.json", "/tmp/evil.json", "a\\..\\..\\evil.json",
-                           "ok/../../evil.json"}) {
+  for (const char* evil :
+       {"../../evil.json", "/tmp/evil.json", "a\\..\\..\\evil.json", "ok/../../evil.json"}) {
     SCOPED_TRACE(evil);
     write_file(hub->repo("org/tiny") / ".extra_siblings", nlohmann::json::array({evil}).dump());
-    const std::string msg = error_of<FormatError>([&] { (void)resolve_model("org/tiny", options); });
+    const std::string msg =
+        error_of<FormatError>([&] { (void)resolve_model("org/tiny", options); });
     EXPECT_NE(msg.find("unsafe file name"), std::string::npos) << msg;
     EXPECT_NE(msg.find("org/tiny"), std::string::npos) << msg;
     EXPECT_EQ(msg.find(cache.path().string()), std::string::npos) << msg;

@@ -1,3 +1,5 @@
+#include "lmx/io/llama2c_import.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,7 +11,6 @@
 #include <vector>
 
 #include "lmx/core/error.h"
-#include "lmx/io/llama2c_import.h"
 #include "lmx/io/model_folder.h"
 #include "tests/io/io_test_util.h"
 

@@ -1,3 +1,5 @@
+#include "lmx/io/model_folder.h"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -5,7 +7,6 @@
 #include <vector>
 
 #include "lmx/core/error.h"
-#include "lmx/io/model_folder.h"
 #include "lmx/io/safetensors_writer.h"
 #include "tests/io/io_test_util.h"
 
@@ -71,10 +72,11 @@ TEST(ModelFolder, SingleFileWithConfigs) {
 
 TEST(ModelFolder, MergesNestedTextConfig) {
   TempDir dir;
-  write_file(dir / "config.json",
-             R"({"model_type":"gemma3","vision_config":{"hidden_size":1152},)"
-             R"("quantization":{"bits":4,"group_size":64},"image_token_index":262144,)"
-             R"("text_config":{"model_type":"gemma3_text","hidden_size":640,"num_hidden_layers":2}})");
+  write_file(
+      dir / "config.json",
+      R"({"model_type":"gemma3","vision_config":{"hidden_size":1152},)"
+      R"("quantization":{"bits":4,"group_size":64},"image_token_index":262144,)"
+      R"("text_config":{"model_type":"gemma3_text","hidden_size":640,"num_hidden_layers":2}})");
   write_weights(dir / "model.safetensors", {"x"});
   auto m = ModelFolder::open(dir.path());
   EXPECT_EQ(m.model_type(), "gemma3_text");
@@ -101,9 +103,8 @@ TEST(ModelFolder, CompleteIndexIsTrustedAndStrayFilesIgnored) {
                            {"b", "model-00001-of-00002.safetensors"},
                            {"c", "model-00002-of-00002.safetensors"}});
   auto m = ModelFolder::open(dir.path());
-  EXPECT_EQ(m.weight_files(),
-            (std::vector<fs::path>{"model-00001-of-00002.safetensors",
-                                   "model-00002-of-00002.safetensors"}));
+  EXPECT_EQ(m.weight_files(), (std::vector<fs::path>{"model-00001-of-00002.safetensors",
+                                                     "model-00002-of-00002.safetensors"}));
   EXPECT_EQ(m.weights().size(), 3u);
   EXPECT_NE(m.weights().at("c").file->name().find("model-00002-of-00002"), std::string::npos);
 }

@@ -17,7 +17,8 @@ inline size_t fuzz_safetensors_header(const uint8_t* data, size_t size) {
   size_t sum = 0;
   for (const TensorInfo& t : file.tensors()) {
     // Reading the first and last byte proves the span lies inside the input (under ASan).
-    if (t.nbytes > 0) sum += static_cast<size_t>(t.data[0]) + static_cast<size_t>(t.data[t.nbytes - 1]);
+    if (t.nbytes > 0)
+      sum += static_cast<size_t>(t.data[0]) + static_cast<size_t>(t.data[t.nbytes - 1]);
     sum += static_cast<size_t>(t.numel()) + (file.find(t.name) == &t);
   }
   return sum + file.metadata().size();

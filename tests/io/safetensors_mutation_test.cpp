@@ -38,11 +38,30 @@ std::vector<std::string> seeds() {
   return out;
 }
 
-const char* const kTokens[] = {"{", "}", "[", "]", ",", ":", "\"", "-1", "0", "1e309",
-                               "18446744073709551615", "9223372036854775808", "4294967296",
-                               "null", "true", "\"F32\"", "\"dtype\"", "\"shape\"",
-                               "\"data_offsets\"", "\"__metadata__\"", "\\u0000", "\xff",
-                               "[[[[[[[[", "0.5"};
+const char* const kTokens[] = {"{",
+                               "}",
+                               "[",
+                               "]",
+                               ",",
+                               ":",
+                               "\"",
+                               "-1",
+                               "0",
+                               "1e309",
+                               "18446744073709551615",
+                               "9223372036854775808",
+                               "4294967296",
+                               "null",
+                               "true",
+                               "\"F32\"",
+                               "\"dtype\"",
+                               "\"shape\"",
+                               "\"data_offsets\"",
+                               "\"__metadata__\"",
+                               "\\u0000",
+                               "\xff",
+                               "[[[[[[[[",
+                               "0.5"};
 
 std::string mutate(std::string s, std::mt19937_64& rng) {
   auto pick = [&](size_t n) { return n == 0 ? size_t{0} : static_cast<size_t>(rng() % n); };

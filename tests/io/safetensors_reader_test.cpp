@@ -44,12 +44,11 @@ TEST(SafetensorsReader, ReadsHandAssembledFile) {
   std::vector<float> a = {1.5f, -2.f, 3.f, 4.f, 5.f, 6.25f};
   std::vector<int64_t> b = {7, -8};
   std::string data = raw_bytes(a) + raw_bytes(b);
-  std::string header =
-      R"({"__metadata__":{"format":"pt","note":"x"},)"
-      R"("b":{"dtype":"I64","shape":[2],"data_offsets":[24,40]},)"
-      R"("a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},)"
-      R"("empty":{"dtype":"BF16","shape":[0,5],"data_offsets":[40,40]},)"
-      R"("scalar":{"dtype":"U8","shape":[],"data_offsets":[40,41]}})";
+  std::string header = R"({"__metadata__":{"format":"pt","note":"x"},)"
+                       R"("b":{"dtype":"I64","shape":[2],"data_offsets":[24,40]},)"
+                       R"("a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},)"
+                       R"("empty":{"dtype":"BF16","shape":[0,5],"data_offsets":[40,40]},)"
+                       R"("scalar":{"dtype":"U8","shape":[],"data_offsets":[40,41]}})";
   // Pad the header with spaces to a multiple of 8 like the Python library.
   while ((header.size() + 8) % 8 != 0) header += ' ';
   data += '\x2a';
@@ -116,8 +115,8 @@ TEST(SafetensorsReader, FlagsUnalignedData) {
   // Copy into an 8-aligned buffer so the file offset decides the alignment.
   std::vector<uint64_t> buf((bytes.size() + 7) / 8);
   std::memcpy(buf.data(), bytes.data(), bytes.size());
-  auto span = std::span<const std::byte>(reinterpret_cast<const std::byte*>(buf.data()),
-                                         bytes.size());
+  auto span =
+      std::span<const std::byte>(reinterpret_cast<const std::byte*>(buf.data()), bytes.size());
   auto f = SafetensorsFile::parse(span, "mem");
   EXPECT_EQ((8 + header.size()) % 4 != 0, !f.at("a").aligned);
   std::string padded = header;
@@ -155,22 +154,22 @@ std::vector<BadCase> bad_cases() {
   v.push_back({"entry not object", one("3", ""), "not an object"});
   v.push_back({"offsets count 1", one(R"({"dtype":"F32","shape":[1],"data_offsets":[0]})", f4),
                "data_offsets has 1 values"});
-  v.push_back(
-      {"offsets count 3", one(R"({"dtype":"F32","shape":[1],"data_offsets":[0,4,8]})", f4),
-       "data_offsets has 3 values"});
+  v.push_back({"offsets count 3", one(R"({"dtype":"F32","shape":[1],"data_offsets":[0,4,8]})", f4),
+               "data_offsets has 3 values"});
   v.push_back({"offsets missing", one(R"({"dtype":"F32","shape":[1]})", f4), "data_offsets"});
   v.push_back({"offsets inverted",
                one(R"({"dtype":"F32","shape":[0],"data_offsets":[4,0]})", f4 + f4), "inverted"});
-  v.push_back({"offsets outside",
-               one(R"({"dtype":"F32","shape":[1],"data_offsets":[4,8]})", f4), "outside"});
-  v.push_back({"offsets huge",
-               one(R"({"dtype":"F32","shape":[1],"data_offsets":[18446744073709551612,18446744073709551615]})",
-                   f4),
-               "data_offsets"});
-  v.push_back({"offsets negative",
-               one(R"({"dtype":"F32","shape":[1],"data_offsets":[-4,0]})", f4), "negative"});
-  v.push_back({"offsets float",
-               one(R"({"dtype":"F32","shape":[1],"data_offsets":[0.5,4]})", f4), "invalid value"});
+  v.push_back({"offsets outside", one(R"({"dtype":"F32","shape":[1],"data_offsets":[4,8]})", f4),
+               "outside"});
+  v.push_back(
+      {"offsets huge",
+       one(R"({"dtype":"F32","shape":[1],"data_offsets":[18446744073709551612,18446744073709551615]})",
+           f4),
+       "data_offsets"});
+  v.push_back({"offsets negative", one(R"({"dtype":"F32","shape":[1],"data_offsets":[-4,0]})", f4),
+               "negative"});
+  v.push_back({"offsets float", one(R"({"dtype":"F32","shape":[1],"data_offsets":[0.5,4]})", f4),
+               "invalid value"});
   v.push_back({"span disagrees with shape",
                one(R"({"dtype":"F32","shape":[1000,1000],"data_offsets":[0,4]})", f4),
                "needs 4000000"});
@@ -178,28 +177,28 @@ std::vector<BadCase> bad_cases() {
                "unknown or unsupported dtype 'F33'"});
   v.push_back({"lowercase dtype",
                one(R"({"dtype":"float32","shape":[1],"data_offsets":[0,4]})", f4), "dtype"});
-  v.push_back({"dtype not string", one(R"({"dtype":4,"shape":[1],"data_offsets":[0,4]})", f4),
-               "dtype"});
-  v.push_back({"shape overflow",
-               one(R"({"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,4]})",
-                   f4),
-               "overflows"});
+  v.push_back(
+      {"dtype not string", one(R"({"dtype":4,"shape":[1],"data_offsets":[0,4]})", f4), "dtype"});
+  v.push_back(
+      {"shape overflow",
+       one(R"({"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,4]})", f4),
+       "overflows"});
   v.push_back({"shape bytes overflow",
                one(R"({"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,4]})", f4),
                "overflows"});
-  v.push_back({"shape negative",
-               one(R"({"dtype":"F32","shape":[-1],"data_offsets":[0,4]})", f4), "negative"});
-  v.push_back({"shape not array",
-               one(R"({"dtype":"F32","shape":4,"data_offsets":[0,4]})", f4), "shape"});
+  v.push_back({"shape negative", one(R"({"dtype":"F32","shape":[-1],"data_offsets":[0,4]})", f4),
+               "negative"});
+  v.push_back(
+      {"shape not array", one(R"({"dtype":"F32","shape":4,"data_offsets":[0,4]})", f4), "shape"});
   v.push_back({"overlap",
                safetensors_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
                                  R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
                                  f4 + f4 + f4),
                "overlaps"});
-  v.push_back({"metadata not strings",
-               safetensors_bytes(R"({"__metadata__":{"a":1}})", ""), "__metadata__"});
-  v.push_back({"metadata not object",
-               safetensors_bytes(R"({"__metadata__":[1]})", ""), "__metadata__"});
+  v.push_back({"metadata not strings", safetensors_bytes(R"({"__metadata__":{"a":1}})", ""),
+               "__metadata__"});
+  v.push_back(
+      {"metadata not object", safetensors_bytes(R"({"__metadata__":[1]})", ""), "__metadata__"});
   v.push_back({"duplicate name",
                safetensors_bytes(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
                                  R"("a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
@@ -208,8 +207,8 @@ std::vector<BadCase> bad_cases() {
   v.push_back({"deep nesting",
                safetensors_bytes(std::string(100000, '[') + std::string(100000, ']'), ""),
                "not a JSON object"});
-  v.push_back({"deep nesting unclosed", safetensors_bytes(std::string(100000, '{'), ""),
-               "not valid JSON"});
+  v.push_back(
+      {"deep nesting unclosed", safetensors_bytes(std::string(100000, '{'), ""), "not valid JSON"});
   return v;
 }
 
@@ -243,8 +242,7 @@ TEST(SafetensorsReader, ErrorsNameTheTensor) {
         "shard.safetensors");
     FAIL();
   } catch (const FormatError& e) {
-    EXPECT_NE(std::string(e.what()).find("'model.layers.0.mlp.up_proj.weight'"),
-              std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("'model.layers.0.mlp.up_proj.weight'"), std::string::npos);
     EXPECT_NE(std::string(e.what()).find("shard.safetensors"), std::string::npos);
   }
 }

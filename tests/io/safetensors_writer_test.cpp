@@ -1,3 +1,5 @@
+#include "lmx/io/safetensors_writer.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -7,7 +9,6 @@
 
 #include "lmx/core/error.h"
 #include "lmx/io/safetensors.h"
-#include "lmx/io/safetensors_writer.h"
 #include "tests/io/io_test_util.h"
 
 namespace lmx::io {
