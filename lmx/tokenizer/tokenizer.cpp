@@ -272,10 +272,13 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
 
 std::vector<int32_t> Tokenizer::encode_strict(std::string_view text, bool add_special_tokens) const {
   if (!detail::is_valid_utf8(text)) {
-    size_t i = 0;
-    while (i < text.size() && detail::next_codepoint(text, i) >= 0) {
+    size_t i = 0, bad = 0;
+    while (i < text.size()) {
+      bad = i;
+      if (detail::next_codepoint(text, i) < 0) break;
     }
-    throw InvalidArgument("encode: input is not valid UTF-8 (near byte " + std::to_string(i) + ")");
+    throw InvalidArgument("encode: input is not valid UTF-8 (invalid sequence at byte " +
+                          std::to_string(bad) + ")");
   }
   return encode(text, add_special_tokens);
 }

@@ -1,0 +1,194 @@
+// Bad input never crashes: clear errors naming the file and field, or a documented
+// recovery (invalid UTF-8 -> U+FFFD), and BPE stays near-linear on degenerate text.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "lmx/core/error.h"
+#include "lmx/tokenizer/tokenizer.h"
+#include "tokenizer_sources.h"
+#include "tokenizer_test_util.h"
+
+namespace lmx::tokenizer {
+namespace {
+
+// A small byte-fallback BPE tokenizer.json; `extra` is spliced into the model.
+std::string tiny_json(const std::string& vocab_extra = "", const std::string& merges = R"(["a b"])",
+                      const std::string& post = "null", const std::string& added = "[]") {
+  return R"({"version": "1.0", "added_tokens": )" + added + R"(,
+    "normalizer": null, "pre_tokenizer": null, "post_processor": )" + post + R"(,
+    "decoder": {"type": "Sequence", "decoders": [{"type": "ByteFallback"}, {"type": "Fuse"}]},
+    "model": {"type": "BPE", "unk_token": "<unk>", "byte_fallback": true, "fuse_unk": true,
+      "vocab": {"<unk>": 0, "<s>": 1, "a": 2, "b": 3, "ab": 4, "<0x41>": 5, "<0xE6>": 6,
+                "<0xAD>": 7, "<0xA3>": 8)" + vocab_extra + R"(},
+      "merges": )" + merges + "}}";
+}
+
+template <typename Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(BadInput, MalformedJson) {
+  std::string json = tiny_json();
+  for (size_t cut : {size_t{0}, size_t{1}, json.size() / 3, json.size() / 2, json.size() - 1}) {
+    auto msg = error_of([&] { Tokenizer::from_json_text(json.substr(0, cut), "", "cut.json"); });
+    EXPECT_NE(msg.find("cut.json"), std::string::npos) << msg;
+  }
+  EXPECT_THROW(Tokenizer::from_json_text("[1, 2]", "", "x.json"), FormatError);
+  EXPECT_THROW(Tokenizer::from_json_text("{\"model\": 3}", "", "x.json"), FormatError);
+  auto msg = error_of([&] { Tokenizer::from_json_text(tiny_json(), "{\"bos_token\": [1]}", "t"); });
+  EXPECT_NE(msg.find("bos_token"), std::string::npos) << msg;
+  msg = error_of([] { Tokenizer::from_folder("/nonexistent/folder"); });
+  EXPECT_NE(msg.find("/nonexistent/folder"), std::string::npos) << msg;
+}
+
+TEST(BadInput, WrongFieldTypesNameTheField) {
+  auto msg = error_of([] {
+    Tokenizer::from_json_text(R"({"model": {"type": "BPE", "vocab": {"a": "x"}, "merges": []}})", "", "f.json");
+  });
+  EXPECT_NE(msg.find("f.json"), std::string::npos) << msg;
+  msg = error_of([] {
+    Tokenizer::from_json_text(R"({"model": {"type": "Martian", "vocab": {}}})", "", "f.json");
+  });
+  EXPECT_NE(msg.find("model.type"), std::string::npos) << msg;
+  msg = error_of([] {
+    Tokenizer::from_json_text(tiny_json().replace(tiny_json().find("\"pre_tokenizer\": null"), 21,
+                                                  R"("pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(unclosed"}})"),
+                              "", "f.json");
+  });
+  EXPECT_NE(msg.find("pre_tokenizer.pattern.Regex"), std::string::npos) << msg;
+}
+
+TEST(BadInput, MergesNamingUnknownTokens) {
+  auto msg = error_of([] { Tokenizer::from_json_text(tiny_json("", R"(["a zzz"])"), "", "m.json"); });
+  EXPECT_NE(msg.find("m.json"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("model.merges[0]"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("zzz"), std::string::npos) << msg;
+  msg = error_of([] { Tokenizer::from_json_text(tiny_json("", R"(["a b", "b a"])"), "", "m.json"); });
+  EXPECT_NE(msg.find("model.merges[1]"), std::string::npos) << msg;  // "ba" is not a token
+  msg = error_of([] { Tokenizer::from_json_text(tiny_json("", R"(["ab"])"), "", "m.json"); });
+  EXPECT_NE(msg.find("model.merges[0]"), std::string::npos) << msg;
+}
+
+TEST(BadInput, ByteTokensThatAreNotBytes) {
+  // "<0xZZ>" and "<0x-1>" are ordinary tokens: never bytes, decoded as their text.
+  Tokenizer tok = Tokenizer::from_json_text(tiny_json(R"(, "<0xZZ>": 9, "<0x-1>": 10)"), "", "z.json");
+  std::vector<int32_t> ids = {9, 5, 10, 2};
+  EXPECT_EQ(tok.decode(ids), "<0xZZ>A<0x-1>a");
+  // Byte fallback for characters outside the vocab; an incomplete sequence of byte
+  // tokens decodes to one U+FFFD per byte.
+  EXPECT_EQ(tok.encode("A", false), (std::vector<int32_t>{5}));
+  std::vector<int32_t> partial = {6, 7};
+  EXPECT_EQ(tok.decode(partial), "\xEF\xBF\xBD\xEF\xBF\xBD");
+  std::vector<int32_t> whole = {6, 7, 8};
+  EXPECT_EQ(tok.decode(whole), "\xE6\xAD\xA3");
+  EXPECT_EQ(tok.encode("ab", false), (std::vector<int32_t>{4}));
+  EXPECT_EQ(tok.encode("xa", false), (std::vector<int32_t>{0, 2}));  // x: no byte token -> unk
+}
+
+TEST(BadInput, SpecialIdsBeyondTheVocab) {
+  std::string post = R"({"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+    {"Sequence": {"id": "A", "type_id": 0}}], "pair": [], "special_tokens": {"<s>": {"id": "<s>", "ids": [99999], "tokens": ["<s>"]}}})";
+  auto msg = error_of([&] { Tokenizer::from_json_text(tiny_json("", R"(["a b"])", post), "", "p.json"); });
+  EXPECT_NE(msg.find("post_processor.special_tokens.<s>"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("99999"), std::string::npos) << msg;
+  msg = error_of([] {
+    Tokenizer::from_json_text(tiny_json("", R"(["a b"])", "null",
+                                        R"([{"id": 4294967296, "content": "<x>", "special": true}])"),
+                              "", "p.json");
+  });
+  EXPECT_NE(msg.find("added_tokens[0].id"), std::string::npos) << msg;
+  msg = error_of([] { Tokenizer::from_json_text(tiny_json(R"(, "big": 16777216)"), "", "p.json"); });
+  EXPECT_NE(msg.find("out of range"), std::string::npos) << msg;
+  // Added tokens past the model vocab are fine (Qwen3 has them); decode checks range.
+  Tokenizer tok = Tokenizer::from_json_text(
+      tiny_json("", R"(["a b"])", "null", R"([{"id": 20, "content": "<x>", "special": true}])"), "", "p.json");
+  EXPECT_EQ(tok.vocab_size(), 21u);
+  EXPECT_EQ(tok.encode("a<x>b", false), (std::vector<int32_t>{2, 20, 3}));
+  std::vector<int32_t> bad = {2, 21};
+  msg = error_of([&] { tok.decode(bad); });
+  EXPECT_NE(msg.find("21"), std::string::npos) << msg;
+  std::vector<int32_t> negative = {-1};
+  EXPECT_THROW(tok.decode(negative), InvalidArgument);
+  std::vector<int32_t> hole = {15};  // inside the range, but no token: decodes to nothing
+  EXPECT_EQ(tok.decode(hole), "");
+}
+
+TEST(BadInput, InvalidUtf8IsReplacedOrRejected) {
+  const auto* src = test::find_source("qwen3");
+  LMX_REQUIRE_PATH(src->path);
+  Tokenizer tok = src->load();
+  const std::string partial = "\xE6\xAD";  // the first two bytes of a three-byte character
+  EXPECT_EQ(tok.encode(partial), tok.encode("\xEF\xBF\xBD"));
+  EXPECT_EQ(tok.encode("ok" + partial + "!"), tok.encode("ok\xEF\xBF\xBD!"));
+  // Each maximal invalid subpart is one U+FFFD, as Python's errors="replace".
+  EXPECT_EQ(tok.encode("\xC0\xAF"), tok.encode("\xEF\xBF\xBD\xEF\xBF\xBD"));
+  EXPECT_EQ(tok.encode("\xF0\x90\x80"), tok.encode("\xEF\xBF\xBD"));
+  EXPECT_EQ(tok.encode("\xED\xA0\x80"), tok.encode("\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"));
+  auto msg = error_of([&] { tok.encode_strict("ok" + partial + "!"); });
+  EXPECT_NE(msg.find("UTF-8"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("byte 2"), std::string::npos) << msg;
+  EXPECT_NO_THROW(tok.encode_strict("fine \xE6\xAD\xA3"));
+}
+
+TEST(BadInput, MalformedSentencePieceAndTiktokenFiles) {
+  auto dir = std::filesystem::temp_directory_path() / "lmx_tokenizer_bad_input";
+  std::filesystem::create_directories(dir);
+  auto write = [&](const std::string& name, const std::string& data) {
+    auto p = dir / name;
+    std::ofstream(p, std::ios::binary) << data;
+    return p;
+  };
+  auto msg = error_of([&] { Tokenizer::from_sentencepiece(write("trunc.model", "\x0a\xff\x01")); });
+  EXPECT_NE(msg.find("trunc.model"), std::string::npos) << msg;
+  msg = error_of([&] { Tokenizer::from_sentencepiece(write("empty.model", "")); });
+  EXPECT_NE(msg.find("no pieces"), std::string::npos) << msg;
+  msg = error_of([&] { Tokenizer::from_tiktoken(write("bad.tiktoken", "IQ== 0\n!!!! 1\n")); });
+  EXPECT_NE(msg.find("line 2"), std::string::npos) << msg;
+  msg = error_of([&] { Tokenizer::from_tiktoken(write("rank.tiktoken", "IQ== x\n")); });
+  EXPECT_NE(msg.find("rank"), std::string::npos) << msg;
+  // A truncated real model must fail cleanly at every cut.
+  auto real = test::shared_data("tokenizers/sentencepiece-unigram-botchan/test_model.model");
+  LMX_REQUIRE_PATH(real);
+  std::string data = test::read_text(real);
+  for (size_t cut : {size_t{5}, size_t{100}, data.size() / 2, data.size() - 3}) {
+    auto p = write("cut.model", data.substr(0, cut));
+    try {
+      Tokenizer::from_sentencepiece(p).encode("hello");
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find("cut.model"), std::string::npos);
+    }
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// A megabyte of one repeated character: the merge loop must stay near-linear
+// (measured as merge candidates examined, not time).
+TEST(BadInput, BpeNearLinearOnRepeatedCharacter) {
+  for (const char* name : {"qwen3", "llama2_spm", "gemma3"}) {
+    const auto* src = test::find_source(name);
+    LMX_REQUIRE_PATH(src->path);
+    Tokenizer tok = src->load();
+    for (const std::string unit : {"a", " ", "\xE6\x97\xA5"}) {
+      std::string text;
+      while (text.size() < (1u << 20)) text += unit;
+      uint64_t before = tok.debug_model_work();
+      auto ids = tok.encode(text, false);
+      uint64_t work = tok.debug_model_work() - before;
+      size_t chars = text.size() / unit.size();
+      EXPECT_LT(work, 40 * chars) << name << " unit [" << unit << "]";
+      EXPECT_GT(ids.size(), 0u);
+      EXPECT_LE(ids.size(), 2 * chars + 1) << name << " unit [" << unit << "]";
+      EXPECT_EQ(tok.decode(ids, false, false).size() >= text.size() - 1, true) << name;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lmx::tokenizer
