@@ -129,7 +129,7 @@ __attribute__((target("avx2,fma"))) float fma_loop(int64_t iters) {
 double measure_fma_gflops(cpu::ThreadPool& pool, int threads) {
   const int64_t iters = 20'000'000;
   std::vector<double> samples;
-  for (int rep = 0; rep < 3; ++rep) {
+  for (int rep = 0; rep < 5; ++rep) {
     const auto t0 = Clock::now();
     pool.run([&](int, int) { g_sink.fetch_add(static_cast<uint64_t>(fma_loop(iters)), std::memory_order_relaxed); }, threads);
     samples.push_back(static_cast<double>(iters) * 12 * 16 * threads / seconds_since(t0) / 1e9);
@@ -248,7 +248,8 @@ class Report {
   }
   // GB/s and GFLOP/s from the median time. %roof: that rate over the roofline measured at
   // the start (median read bandwidth, or the FMA peak); %paired: the median of each
-  // sample's rate over the roofline re-measured just before it.
+  // sample's rate over the roofline re-measured just before it (the read probe, or the FMA
+  // loop's own rate: the fraction of what the cores deliver at that moment).
   void row(const Row& r) {
     std::ostringstream line;
     line << std::left << std::setw(24) << r.kernel << std::setw(36) << r.shape << std::right << std::fixed
@@ -318,13 +319,12 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
   // Roofline probes re-measured before every timed sample (see time_call).
   Buffer probe(size_t{256} << 20, true);
   const auto bw_now = [&] { return measure_read(pool, threads, probe, 1)[0] * 1e9; };
-  const double fma_scale = peak / std::max(measured_peak, 1e-9);  // FMA loop -> peak units
   const auto fma_now = [&] {
     const int64_t iters = 2'000'000;
     const auto t0 = Clock::now();
     pool.run([&](int, int) { g_sink.fetch_add(static_cast<uint64_t>(fma_loop(iters)), std::memory_order_relaxed); },
              threads);
-    return static_cast<double>(iters) * 12 * 16 * threads / seconds_since(t0) * fma_scale;
+    return static_cast<double>(iters) * 12 * 16 * threads / seconds_since(t0);
   };
   rep.header();
 
