@@ -12,8 +12,9 @@ namespace lmx::cpu {
 
 struct AttentionArgs {
   int64_t batch = 1;
-  int64_t q_heads =
-      1;  // a multiple of kv_heads (GQA; q head h reads kv head h / (q_heads / kv_heads))
+  // q_heads is a multiple of kv_heads (GQA): q head h reads kv head
+  // h / (q_heads / kv_heads).
+  int64_t q_heads = 1;
   int64_t kv_heads = 1;
   int64_t q_len = 1;
   int64_t kv_len = 0;

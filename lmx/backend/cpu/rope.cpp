@@ -47,7 +47,8 @@ void rope(const float* x, float* out, const RopeOptions& o, ThreadPool& pool) {
     float* s = c + half;
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t b = p / o.seq, t = p % o.seq;
-      const int64_t pos = o.offset + (o.batch_offsets ? o.batch_offsets[b] : 0) + t;
+      const int64_t pos =
+          o.positions ? o.positions[p] : o.offset + (o.batch_offsets ? o.batch_offsets[b] : 0) + t;
       const float fpos = static_cast<float>(pos);
       for (int64_t i = 0; i < half; ++i) {
         const float angle = fpos * o.inv_freq[i];  // rounded to f32, as HF

@@ -25,9 +25,12 @@ struct RopeOptions {
   // [rotary_dim / 2] inverse frequencies of pair i; scaled RoPE variants (linear,
   // dynamic NTK, llama3, yarn, longrope) differ only in these values.
   const float* inv_freq = nullptr;
-  // Position of token s in batch b: offset + batch_offsets[b] (if given) + s.
+  // Position of token s in batch b: offset + batch_offsets[b] (if given) + s, or
+  // positions[b * seq + s] when `positions` is given (left-padded batches, packed
+  // sequences: any position per token).
   int64_t offset = 0;
   const int64_t* batch_offsets = nullptr;  // [batch] or null
+  const int64_t* positions = nullptr;      // [batch, seq] contiguous, or null
   // Multiplies cos and sin (yarn / longrope attention factor); 1 for plain RoPE.
   float mscale = 1.0f;
 };

@@ -126,6 +126,45 @@ TEST(Rope, MatchesHfFormulaForEveryLayout) {
   }
 }
 
+TEST(Rope, ExplicitPositionsPerToken) {
+  ThreadPool pool(2);
+  const int64_t batch = 2, heads = 3, seq = 4, head_dim = 24;
+  const auto x = random_vector(static_cast<size_t>(batch * heads * seq * head_dim), 31);
+  const auto inv_freq = llama_inv_freq(head_dim, 10000.0);
+  // Left padding in batch 0 (positions restart at the first real token), a packed
+  // second sequence in batch 1.
+  const std::vector<int64_t> positions = {0, 0, 1, 2, 5, 6, 0, 1};
+  RopeOptions o;
+  o.batch = batch;
+  o.heads = heads;
+  o.seq = seq;
+  o.head_dim = head_dim;
+  const int64_t s[4] = {heads * seq * head_dim, seq * head_dim, head_dim, 1};
+  std::copy(s, s + 4, o.x_strides);
+  std::copy(s, s + 4, o.out_strides);
+  o.rotary_dim = head_dim;
+  o.inv_freq = inv_freq.data();
+  o.offset = 1000;  // ignored when positions are given
+  o.positions = positions.data();
+  for (bool avx2 : available_paths()) {
+    ScopedCpuPath path(avx2);
+    std::vector<float> out(x.size());
+    rope(x.data(), out.data(), o, pool);
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t h = 0; h < heads; ++h) {
+        for (int64_t t = 0; t < seq; ++t) {
+          const int64_t off = b * s[0] + h * s[1] + t * s[2];
+          const auto ref = reference_head(x.data() + off, 1, head_dim, head_dim, false, inv_freq,
+                                          positions[b * seq + t], 1.0f);
+          for (int64_t d = 0; d < head_dim; ++d) {
+            ASSERT_NEAR(out[off + d], ref[d], 1e-6 * (std::abs(ref[d]) + 1.0)) << path_name(avx2);
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(Rope, NonUnitInnerStrideUsesScalarPathCorrectly) {
   ThreadPool pool(1);
   // head_dim elements 2 apart (e.g. a view with a step), out contiguous.
