@@ -446,6 +446,10 @@ bool call_filter(Renderer& r, int id, std::string_view /*name*/, const Value& v,
     int p = precision ? static_cast<int>(precision->to_int()) : 0;
     std::string m = method ? method->to_str() : "common";
     if (!v.is_number()) fail("round() needs a number", line);
+    if (id == K("round") && m == "common" && !v.is_float() && p >= 0) {
+      *out = Value::integer(v.to_int());  // Python: round(int, n >= 0) is the int itself
+      return true;
+    }
     double x = v.to_double();
     double result;
     if (m == "common") {

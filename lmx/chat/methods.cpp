@@ -1,5 +1,7 @@
 // Python methods of str, list and dict values that templates call.
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 
 #include "lmx/chat/renderer.h"
 
@@ -52,7 +54,117 @@ bool all_cp(std::string_view s, bool (*pred)(char)) {
   return true;
 }
 
-// str.format with {} / {0} / {name} fields and simple specs ignored beyond fill.
+// One replacement field's format spec: [[fill]align][sign][#][0][width][,][.precision][type].
+std::string apply_format_spec(Renderer& r, const Value& v, std::string_view spec) {
+  if (spec.empty()) return v.to_str();
+  size_t i = 0;
+  char fill = ' ', align = 0, sign = '-', type = 0;
+  auto is_align = [](char c) { return c == '<' || c == '>' || c == '^' || c == '='; };
+  if (spec.size() >= 2 && is_align(spec[1])) {
+    fill = spec[0];
+    align = spec[1];
+    i = 2;
+  } else if (is_align(spec[0])) {
+    align = spec[0];
+    i = 1;
+  }
+  if (i < spec.size() && (spec[i] == '+' || spec[i] == '-' || spec[i] == ' ')) sign = spec[i++];
+  if (i < spec.size() && spec[i] == '#') ++i;
+  if (i < spec.size() && spec[i] == '0') {
+    if (!align) {
+      fill = '0';
+      align = '=';
+    }
+    ++i;
+  }
+  size_t width = 0;
+  while (i < spec.size() && spec[i] >= '0' && spec[i] <= '9') width = width * 10 + static_cast<size_t>(spec[i++] - '0');
+  char group = 0;
+  if (i < spec.size() && (spec[i] == ',' || spec[i] == '_')) group = spec[i++];
+  int precision = -1;
+  if (i < spec.size() && spec[i] == '.') {
+    precision = 0;
+    ++i;
+    while (i < spec.size() && spec[i] >= '0' && spec[i] <= '9') precision = precision * 10 + (spec[i++] - '0');
+  }
+  if (i < spec.size()) type = spec[i++];
+  if (i != spec.size()) throw TemplateRuntimeError("Invalid format specifier", r.line());
+  bool numeric = v.is_number() && !v.is_bool() ? true : v.is_bool() && type != 0 && type != 's';
+  std::string body, prefix;
+  if (numeric) {
+    double x = v.to_double();
+    bool negative = v.is_float() ? std::signbit(x) : v.to_int() < 0;
+    char buf[512];
+    if (type == 'd' || type == 'x' || type == 'X' || type == 'o' || type == 'b' || (type == 0 && !v.is_float())) {
+      if (v.is_float()) throw TemplateRuntimeError("Unknown format code 'd' for object of type 'float'", r.line());
+      unsigned long long mag = negative ? 0ULL - static_cast<unsigned long long>(v.to_int())
+                                        : static_cast<unsigned long long>(v.to_int());
+      if (type == 'b') {
+        do {
+          body.insert(body.begin(), static_cast<char>('0' + (mag & 1)));
+          mag >>= 1;
+        } while (mag);
+      } else {
+        std::snprintf(buf, sizeof(buf), type == 'x' ? "%llx" : type == 'X' ? "%llX" : type == 'o' ? "%llo" : "%llu", mag);
+        body = buf;
+      }
+    } else if (type == 0 && precision < 0) {
+      append_float_repr(body, std::fabs(x));
+    } else {
+      char t = type == 0 ? 'g' : type == '%' ? 'f' : type;
+      if (t != 'f' && t != 'F' && t != 'e' && t != 'E' && t != 'g' && t != 'G')
+        throw TemplateRuntimeError(std::string("Unknown format code '") + type + "' for object of type '" +
+                                       std::string(v.type_name()) + "'",
+                                   r.line());
+      std::snprintf(buf, sizeof(buf), (std::string("%.*") + t).c_str(), precision < 0 ? 6 : precision,
+                    std::fabs(type == '%' ? x * 100 : x));
+      body = buf;
+      if (type == '%') body += '%';
+    }
+    if (group && (type == 0 || type == 'd' || type == 'f' || type == 'F')) {
+      size_t int_end = body.find_first_not_of("0123456789");
+      if (int_end == std::string::npos) int_end = body.size();
+      for (size_t k = int_end; k > 3; k -= 3) body.insert(k - 3, 1, group);
+    }
+    if (negative) {
+      prefix.push_back('-');
+    } else if (sign == '+' || sign == ' ') {
+      prefix.push_back(sign);
+    }
+    if (!align) align = '>';
+  } else {
+    if (type != 0 && type != 's')
+      throw TemplateRuntimeError(std::string("Unknown format code '") + type + "' for object of type '" +
+                                     std::string(v.type_name()) + "'",
+                                 r.line());
+    body = v.to_str();
+    if (precision >= 0) {
+      std::vector<std::string> cps = split_code_points(body);
+      if (cps.size() > static_cast<size_t>(precision)) {
+        body.clear();
+        for (int k = 0; k < precision; ++k) body += cps[static_cast<size_t>(k)];
+      }
+    }
+    if (!align) align = '<';
+  }
+  size_t len = utf8_length(prefix) + utf8_length(body);
+  if (len >= width) return prefix + body;
+  size_t pad = width - len;
+  std::string fill_s(1, fill);
+  auto repeat = [&](size_t n) {
+    std::string out;
+    for (size_t k = 0; k < n; ++k) out += fill_s;
+    return out;
+  };
+  switch (align) {
+    case '<': return prefix + body + repeat(pad);
+    case '^': return repeat(pad / 2) + prefix + body + repeat(pad - pad / 2);
+    case '=': return prefix + repeat(pad) + body;
+    default: return repeat(pad) + prefix + body;
+  }
+}
+
+// str.format with {} / {0} / {name} fields (attribute / index access not supported).
 std::string py_format(Renderer& r, std::string_view fmt, CallArgs& a) {
   std::string out;
   size_t auto_index = 0;
@@ -81,7 +193,11 @@ std::string py_format(Renderer& r, std::string_view fmt, CallArgs& a) {
         v = a.get(name);
         if (!v) throw TemplateRuntimeError("'" + std::string(name) + "'", r.line());
       }
-      v->append_str(out);
+      if (colon == std::string_view::npos) {
+        v->append_str(out);
+      } else {
+        out += apply_format_spec(r, *v, field.substr(colon + 1));
+      }
       i = close;
     } else if (c == '}') {
       if (i + 1 < fmt.size() && fmt[i + 1] == '}') ++i;
