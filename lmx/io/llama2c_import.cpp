@@ -57,6 +57,12 @@ Llama2cConfig parse_config(const MappedFile& file) {
     fail("file of " + std::to_string(file.size()) + " bytes is too small for the header");
   }
   const std::byte* p = file.data();
+  // llama2.c's later export.py versions start with the magic "ak42" and a version number;
+  // run.c (and this importer) read only the legacy layout.
+  if (load_i32(p) == 0x616b3432) {
+    fail("export format version " + std::to_string(load_i32(p + 4)) +
+         " (magic \"ak42\") is not supported; export with --version 0 (legacy)");
+  }
   Llama2cConfig c;
   c.dim = load_i32(p);
   c.hidden_dim = load_i32(p + 4);

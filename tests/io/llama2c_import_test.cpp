@@ -231,6 +231,10 @@ TEST(Llama2cImport, BadFilesGiveFormatErrors) {
   const int32_t unshared = -512;  // claims an lm_head the file lacks
   std::memcpy(bad.data() + 20, &unshared, 4);
   expect_format_error(bad, tok, "unshared classifier");
+  bad = model;
+  const int32_t magic[2] = {0x616b3432, 1};
+  std::memcpy(bad.data(), magic, 8);
+  expect_format_error(bad, tok, "version 1");
   expect_format_error(model, tok.substr(0, tok.size() - 3), "past the end");
   expect_format_error(model, tok + "xxxx", "do not match");
   expect_format_error(model, tok.substr(0, 100), "ends after");
