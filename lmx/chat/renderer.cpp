@@ -426,12 +426,27 @@ Value Renderer::eval(const Node* node, const ScopePtr& scope) {
     }
     case NodeKind::GetAttr: {
       auto* n = static_cast<const GetAttrNode*>(node);
+      // `message.role`: read the variable in place (no reference count traffic).
+      if (const Value* var = lookup_in_place(n->object.get(), scope)) {
+        line_ = node->line;
+        return get_attr(*var, n->attr);
+      }
       Value obj = eval(n->object.get(), scope);
       line_ = node->line;
       return get_attr(obj, n->attr);
     }
     case NodeKind::GetItem: {
       auto* n = static_cast<const GetItemNode*>(node);
+      if (n->index->kind == NodeKind::Literal) {
+        const Value& key = static_cast<const LiteralNode*>(n->index.get())->value;
+        if (const Value* var = lookup_in_place(n->object.get(), scope)) {
+          line_ = node->line;
+          return get_item(*var, key);
+        }
+        Value obj = eval(n->object.get(), scope);
+        line_ = node->line;
+        return get_item(obj, key);
+      }
       Value obj = eval(n->object.get(), scope);
       Value key = eval(n->index.get(), scope);
       line_ = node->line;
@@ -451,6 +466,13 @@ Value Renderer::eval(const Node* node, const ScopePtr& scope) {
     }
     default: throw InternalError("template: statement node in expression position");
   }
+}
+
+// A variable's value where it lives, when `node` is a plain name that is set; valid
+// until the scope changes (no statement runs while an expression is evaluated).
+const Value* Renderer::lookup_in_place(const Node* node, const ScopePtr& scope) const {
+  if (node->kind != NodeKind::Name) return nullptr;
+  return scope->find(static_cast<const NameNode*>(node)->slot);
 }
 
 Value Renderer::eval_name(const NameNode* node, const ScopePtr& scope) {

@@ -108,6 +108,7 @@ class Renderer {
 
   Value eval(const detail::Node* node, const detail::ScopePtr& scope);
   Value eval_name(const detail::NameNode* node, const detail::ScopePtr& scope);
+  const Value* lookup_in_place(const detail::Node* node, const detail::ScopePtr& scope) const;
   Value eval_binary(const detail::BinaryNode* node, const detail::ScopePtr& scope);
   Value eval_compare(const detail::CompareNode* node, const detail::ScopePtr& scope);
   Value eval_call(const detail::CallNode* node, const detail::ScopePtr& scope, const Value* caller);
