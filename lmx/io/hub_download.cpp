@@ -1,8 +1,11 @@
 #include <curl/curl.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -115,6 +118,30 @@ std::string blob_name(std::string etag) {
       });
   return ok ? etag : std::string();
 }
+
+// An exclusive flock held for the object's lifetime. Lock files are left in place
+// (removing them would race with waiters).
+class FileLock {
+ public:
+  FileLock(const fs::path& path, const std::string& shown) {
+    std::error_code ec;
+    fs::create_directories(path.parent_path(), ec);
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw IoError("cannot create a lock file in the cache for '" + shown + "'");
+    while (::flock(fd_, LOCK_EX) != 0) {
+      if (errno != EINTR) {
+        ::close(fd_);
+        throw IoError("cannot lock the cache entry of '" + shown + "'");
+      }
+    }
+  }
+  ~FileLock() { ::close(fd_); }
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 
 // Moves a finished download into place: blob + relative symlink when the hub named the
 // content, else a plain file.
@@ -293,6 +320,13 @@ void hub_download_file(const HubOptions& options,
   fs::path partial = dest;
   partial += ".incomplete";
   const bool draw = options.progress && ::isatty(STDERR_FILENO) == 1;
+
+  // One downloader per file across processes (lmx serve + lmx chat, say): the others wait,
+  // then find the file in place.
+  std::string lock_name = file;
+  std::replace(lock_name.begin(), lock_name.end(), '/', '~');
+  FileLock lock(blobs_dir.parent_path() / ".locks" / sha / (lock_name + ".lock"), shown);
+  if (fs::exists(dest, ec)) return;
 
   std::string last_error;
   for (int attempt = 0; attempt < std::max(1, options.max_attempts); ++attempt) {

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "lmx/core/error.h"
@@ -292,6 +293,32 @@ TEST_F(HubFixture, DownloadsUseTheBlobLayoutOfHuggingfaceHub) {
   EXPECT_FALSE(fs::is_symlink(snap3 / "model.safetensors"));
   EXPECT_EQ(read_file(snap3 / "model.safetensors"),
             read_file(hub->repo("org/plain") / "model.safetensors"));
+}
+
+TEST_F(HubFixture, ConcurrentResolvesShareOneDownload) {
+  make_repo(hub->repo("org/tiny"), 1 << 18);
+  std::vector<fs::path> got(4);
+  std::vector<std::string> errors(4);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < got.size(); ++i) {
+    threads.emplace_back([&, i] {
+      try {
+        got[i] = resolve_model("org/tiny", options);
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const std::string expected = read_file(hub->repo("org/tiny") / "model.safetensors");
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(errors[i], "");
+    EXPECT_EQ(got[i], got[0]);
+  }
+  EXPECT_EQ(read_file(got[0] / "model.safetensors"), expected);
+  // Each file was fetched once: the other resolves waited for the lock.
+  EXPECT_EQ(hub->count("/resolve/" + kSha + "/model.safetensors"), 1);
+  EXPECT_EQ(hub->count("/resolve/" + kSha + "/config.json"), 1);
 }
 
 TEST_F(HubFixture, RevisionsAreRecordedAsRefs) {
