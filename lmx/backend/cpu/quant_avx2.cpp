@@ -63,13 +63,16 @@ inline void flush(const uint8_t* scales, int64_t g, const __m256 dot[2][R], __m2
 // Bytes ahead of the current read position that the kernels prefetch: the hardware
 // prefetcher alone leaves a single core well below the DRAM bandwidth on this stream.
 #ifndef LMX_QUANT_PREFETCH_AHEAD
-#define LMX_QUANT_PREFETCH_AHEAD 3072
+#define LMX_QUANT_PREFETCH_AHEAD 6144
 #endif
 constexpr int64_t kPrefetchAhead = LMX_QUANT_PREFETCH_AHEAD;
 
+#ifndef LMX_QUANT_PREFETCH_HINT
+#define LMX_QUANT_PREFETCH_HINT _MM_HINT_T0
+#endif
 inline void prefetch2(const uint8_t* p) {
-  _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchAhead), _MM_HINT_T0);
-  _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchAhead + 64), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchAhead), LMX_QUANT_PREFETCH_HINT);
+  _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchAhead + 64), LMX_QUANT_PREFETCH_HINT);
 }
 
 // One bit plane of one 4-row block, f32 activations: acc[r] += sum_g s[g,r] * (q . xs).
@@ -425,6 +428,9 @@ void view_matvec_rows(const float* x, const QuantView& w, const float* xsum, flo
     for (int64_t g = 0; g < groups; ++g) {
       __m256 dot[R];
       for (int i = 0; i < R; ++i) dot[i] = _mm256_setzero_ps();
+      // Four short row streams per block: fetch the next block's rows at this offset.
+      for (int i = 0; i < R; ++i)
+        _mm_prefetch(reinterpret_cast<const char*>(wr[i] + R * ws + g * gs * BITS / 32), _MM_HINT_T0);
       for (int64_t p = g * gs; p < (g + 1) * gs; p += 8) {
         const __m256 xv = _mm256_loadu_ps(x + p);
         for (int i = 0; i < R; ++i) dot[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mlx_q8<BITS>(wr[i], p)), xv, dot[i]);
