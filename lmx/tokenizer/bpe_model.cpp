@@ -113,6 +113,12 @@ void BpeModel::tokenize_uncached(std::string_view word, std::vector<int32_t>& id
   }
   const auto n = static_cast<int32_t>(symbols.size());
   if (n == 0) return;
+  uint64_t work = 0;
+  struct AddWork {  // one atomic add per word, whichever way the function returns
+    std::atomic<uint64_t>& total;
+    uint64_t& work;
+    ~AddWork() { total.fetch_add(work, std::memory_order_relaxed); }
+  } add_work{work_, work};
   for (int32_t k = 0; k < n; ++k) {
     symbols[k].prev = k - 1;
     symbols[k].next = k + 1 < n ? k + 1 : -1;
@@ -128,7 +134,7 @@ void BpeModel::tokenize_uncached(std::string_view word, std::vector<int32_t>& id
       int32_t right = symbols[left].next;
       rank[left] = kNone;
       if (right < 0) return;
-      ++work_;
+      ++work;
       if (const MergeValue* m = find_merge(symbols[left].id, symbols[right].id)) {
         rank[left] = m->rank;
         merged[left] = m->merged;
@@ -169,7 +175,7 @@ void BpeModel::tokenize_uncached(std::string_view word, std::vector<int32_t>& id
     if (left < 0) return;
     int32_t right = symbols[left].next;
     if (right < 0) return;
-    ++work_;
+    ++work;
     const MergeValue* m = find_merge(symbols[left].id, symbols[right].id);
     if (!m) return;
     heap.push_back({m->rank, left, right, m->merged, symbols[left].id, symbols[right].id});
@@ -180,7 +186,7 @@ void BpeModel::tokenize_uncached(std::string_view word, std::vector<int32_t>& id
     std::pop_heap(heap.begin(), heap.end(), std::greater<>());
     Candidate c = heap.back();
     heap.pop_back();
-    ++work_;
+    ++work;
     Symbol& l = symbols[c.left];
     // Stale when either side changed since the candidate was pushed.
     if (l.id != c.left_id || l.next != c.right || symbols[c.right].id != c.right_id) continue;

@@ -1,6 +1,7 @@
 // Models of the tokenizer.json pipeline (internal): BPE, WordPiece, Unigram, WordLevel.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -142,7 +143,7 @@ class BpeModel final : public Model {
   const Vocab& vocab() const { return vocab_; }
 
   // Work counter for tests: merge candidates examined since construction.
-  uint64_t work_done() const { return work_; }
+  uint64_t work_done() const { return work_.load(std::memory_order_relaxed); }
 
  private:
   using MergeValue = PairMap::Value;
@@ -159,7 +160,7 @@ class BpeModel final : public Model {
   std::vector<int32_t> char_ids_;
   PairMap merges_;
   WordCache cache_;
-  mutable uint64_t work_ = 0;  // approximate under threads; only read by tests
+  mutable std::atomic<uint64_t> work_{0};  // added to once per word
 };
 
 struct WordPieceOptions {

@@ -3,6 +3,9 @@
 // config, batch encoding.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "lmx/core/error.h"
 #include "lmx/tokenizer/tokenizer.h"
 #include "lmx/tokenizer/unicode.h"
@@ -194,6 +197,29 @@ TEST(TokenizerApi, BatchPaddingTruncationMasks) {
   EXPECT_EQ(p.special_tokens_mask, (std::vector<uint8_t>{1, 0, 1, 0, 1}));
   EXPECT_EQ(tok.num_special_tokens_to_add(false), 2u);
   EXPECT_EQ(tok.num_special_tokens_to_add(true), 3u);
+}
+
+TEST(TokenizerApi, ConcurrentEncodeMatchesSequential) {
+  REQUIRE_SOURCE("qwen3");
+  Tokenizer tok = load("qwen3");
+  const auto& strings = test::corpus().strings;
+  std::vector<std::vector<int32_t>> expected;
+  for (const auto& s : strings) expected.push_back(tok.encode(s));
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      Tokenizer copy = tok;  // copies share the pipeline and its caches
+      for (int round = 0; round < 3; ++round) {
+        for (size_t k = 0; k < strings.size(); ++k) {
+          size_t i = (k * 7 + static_cast<size_t>(t) * 13 + static_cast<size_t>(round)) % strings.size();
+          if (copy.encode(strings[i]) != expected[i]) ++mismatches;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches.load(), 0);
 }
 
 TEST(TokenizerApi, ConfigFields) {
