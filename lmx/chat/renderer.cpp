@@ -74,8 +74,22 @@ std::string Renderer::render(const Value& context) {
   }
   std::string out;
   out_ = &out;
-  exec_body(tpl_.body, root);
+  try {
+    exec_body(tpl_.body, root);
+  } catch (...) {
+    release_cycles();
+    throw;
+  }
+  release_cycles();
   return out;
+}
+
+void Renderer::release_cycles() {
+  for (auto& weak : namespaces_)
+    if (auto obj = weak.lock()) static_cast<NamespaceObject*>(obj.get())->attrs.clear();
+  namespaces_.clear();
+  for (auto& scope : macro_scopes_) scope->vars.clear();
+  macro_scopes_.clear();
 }
 
 void Renderer::check_size(size_t bytes) const {
@@ -271,14 +285,20 @@ Value Renderer::call_loop(LoopObject& loop, CallArgs& args) {
   std::string buf;
   {
     OutputRedirect redirect(out_, &buf);
-    exec_for(loop.node, loop.scope, args.args[0], loop.depth0 + 1);
+    ScopePtr scope = loop.scope.lock();
+    if (!scope) throw TemplateRuntimeError("loop() called after its loop ended", args.line);
+    exec_for(loop.node, scope, args.args[0], loop.depth0 + 1);
   }
   return Value::string(std::move(buf));
 }
 
 Value Renderer::make_macro(const MacroNode* node, const ScopePtr& scope) {
-  return Value::callable(node->name, [node, scope](Renderer& r, CallArgs& args) {
-    return r.call_macro(node, scope, args);
+  if (macro_scopes_.empty() || macro_scopes_.back() != scope) macro_scopes_.push_back(scope);
+  std::weak_ptr<Scope> weak = scope;
+  return Value::callable(node->name, [node, weak](Renderer& r, CallArgs& args) {
+    ScopePtr closure = weak.lock();
+    if (!closure) throw TemplateRuntimeError("macro '" + node->name + "' called after its render ended", args.line);
+    return r.call_macro(node, closure, args);
   });
 }
 
@@ -897,6 +917,7 @@ Value Renderer::call_builtin(Builtin b, CallArgs& args) {
     }
     case Builtin::Namespace: {
       Value ns = Value::new_namespace();
+      namespaces_.push_back(ns.weak_object());
       if (!args.args.empty() && args.args[0].is_dict())
         for (const auto& kv : args.args[0].dict_ref().items) ns.ns().set(kv.first.to_str(), kv.second);
       for (auto& [k, v] : args.kwargs) ns.ns().set(k, v);

@@ -50,7 +50,7 @@ struct LoopObject : ValueObject {
   int64_t index0 = 0;
   int depth0 = 0;
   const detail::ForNode* node = nullptr;  // for recursive loop(...) calls
-  detail::ScopePtr scope;                 // scope the loop statement runs in
+  std::weak_ptr<detail::Scope> scope;     // scope the loop statement runs in (no cycle)
   bool has_changed = false;
   std::vector<Value> last_changed;
 };
@@ -93,6 +93,13 @@ class Renderer {
   int nesting_ = 0;  // eval/exec recursion, bounds the C++ stack
   int64_t iterations_ = 0;
   std::chrono::steady_clock::time_point deadline_;
+  // Macros refer to their defining scope weakly (a strong reference from a scope to
+  // itself would leak it); the renderer keeps those scopes alive until the render ends.
+  std::vector<detail::ScopePtr> macro_scopes_;
+  // Namespaces can contain themselves; their attributes are dropped after the render.
+  std::vector<std::weak_ptr<ValueObject>> namespaces_;
+
+  void release_cycles();
 
   Flow exec_body(const detail::NodeList& body, const detail::ScopePtr& scope);
   Flow exec(const detail::Node* node, const detail::ScopePtr& scope);

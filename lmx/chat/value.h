@@ -116,6 +116,7 @@ class Value {
   const CallableObject& fn() const;
   LoopObject& loop_ref() const;
   const std::string& undefined_hint() const;  // empty when none was given
+  std::weak_ptr<ValueObject> weak_object() const { return obj_; }
 
   // Python truthiness (generators are always true; undefined is false).
   bool truthy() const;
