@@ -236,7 +236,11 @@ void SentencePieceNormalizer::normalize(std::string& text) const {
 }
 
 std::shared_ptr<TokenizerImpl> load_sentencepiece(std::string_view data, const std::string& source) {
-  SentencePieceProto proto = parse_sentencepiece_proto(data, source);
+  return build_sentencepiece(parse_sentencepiece_proto(data, source), source);
+}
+
+std::shared_ptr<TokenizerImpl> build_sentencepiece(const SentencePieceProto& proto,
+                                                   const std::string& source) {
   auto impl = std::make_shared<TokenizerImpl>();
   impl->source = source;
   const auto n = static_cast<int32_t>(proto.pieces.size());

@@ -39,6 +39,11 @@ struct SentencePieceProto {
 // Throws FormatError naming `what` on malformed input.
 SentencePieceProto parse_sentencepiece_proto(std::string_view data, const std::string& what);
 
+class TokenizerImpl;
+// The pipeline for a SentencePiece model (also used for GGUF "llama" vocabularies).
+std::shared_ptr<TokenizerImpl> build_sentencepiece(const SentencePieceProto& proto,
+                                                   const std::string& source);
+
 class SentencePieceNormalizer final : public Normalizer {
  public:
   SentencePieceNormalizer(std::shared_ptr<const CharsMap> map,

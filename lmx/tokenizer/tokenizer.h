@@ -100,6 +100,10 @@ class Tokenizer {
   // GPT-2 style vocab.json + merges.txt (byte-level BPE).
   static Tokenizer from_vocab_merges(const std::filesystem::path& vocab_json,
                                      const std::filesystem::path& merges_txt);
+  // The tokenizer in a GGUF file's metadata (tokenizer.ggml.*): "llama" (SentencePiece
+  // BPE), "gpt2" (byte-level BPE; pre-tokenizers gpt-2, mpt, gpt-neox, starcoder,
+  // refact, falcon) and "bert" (WordPiece, uncased). Reads only the metadata.
+  static Tokenizer from_gguf(const std::filesystem::path& file);
   // BERT style vocab.txt (WordPiece, BertNormalizer with `lowercase`).
   static Tokenizer from_wordpiece_vocab(const std::filesystem::path& vocab_txt, bool lowercase);
 

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <sstream>
+
+#include "lmx/core/error.h"
 
 #include "lmx/tokenizer/tokenizer.h"
 #include "tokenizer_test_util.h"
@@ -94,6 +97,44 @@ TEST(LlamaCppVocabPairs, BertBge) {
   LMX_REQUIRE_PATH(file);
   check_pairs(Tokenizer::from_wordpiece_vocab(file, true), "ggml-vocab-bert-bge",
               "bert-bge <- bert-base-uncased vocab.txt");
+}
+
+// The same pairs through the vocab stored in each GGUF file itself.
+TEST(LlamaCppVocabPairs, FromGguf) {
+  auto dir = shared_data("tokenizers/llama.cpp-vocab-gguf");
+  LMX_REQUIRE_PATH(dir);
+  for (const char* name : {"gpt-2", "llama-spm", "phi-3", "falcon", "bert-bge", "mpt", "starcoder",
+                           "refact"}) {
+    std::string file = std::string("ggml-vocab-") + name;
+    SCOPED_TRACE(file);
+    check_pairs(Tokenizer::from_gguf(dir / (file + ".gguf")), file, std::string(name) + " <- gguf");
+  }
+  // DeepSeek's pre-tokenizers (long hand-written split lists) are not mapped yet.
+  EXPECT_THROW(Tokenizer::from_gguf(dir / "ggml-vocab-deepseek-llm.gguf"), Unsupported);
+}
+
+TEST(LlamaCppVocabPairs, GgufMetadata) {
+  auto file = shared_data("tokenizers/llama.cpp-vocab-gguf/ggml-vocab-phi-3.gguf");
+  LMX_REQUIRE_PATH(file);
+  Tokenizer tok = Tokenizer::from_gguf(file);
+  EXPECT_EQ(tok.vocab_size(), 32064u);
+  EXPECT_EQ(tok.bos_id(), 1);
+  EXPECT_EQ(tok.eos_id(), 32000);
+  EXPECT_NE(tok.config().chat_template.find("<|user|>"), std::string::npos);
+  EXPECT_EQ(tok.token_to_id("<|end|>"), 32007);
+  // Truncated metadata fails cleanly, naming the file.
+  std::string data = test::read_text(file);
+  auto tmp = std::filesystem::temp_directory_path() / "lmx_cut.gguf";
+  for (size_t cut : {size_t{3}, size_t{30}, data.size() / 4}) {
+    std::ofstream(tmp, std::ios::binary) << data.substr(0, cut);
+    try {
+      Tokenizer::from_gguf(tmp);
+      ADD_FAILURE() << "cut at " << cut << " loaded";
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find("lmx_cut.gguf"), std::string::npos) << e.what();
+    }
+  }
+  std::filesystem::remove(tmp);
 }
 
 }  // namespace
