@@ -58,6 +58,7 @@ void ThreadPool::worker_loop(int index) {
   for (;;) {
     uint64_t e = epoch_.load(std::memory_order_acquire);
     for (int spin = 0; e == seen && spin < kSpinIterations; ++spin) {
+      if (spin % 64 == 63) std::this_thread::yield();  // let other runnable threads in
       cpu_relax();
       e = epoch_.load(std::memory_order_acquire);
     }
@@ -103,7 +104,15 @@ void ThreadPool::run(const std::function<void(int, int)>& fn, int max_threads) {
     if (!error_) error_ = std::current_exception();
   }
   t_inside_region = false;
-  while (pending_.load(std::memory_order_acquire) != 0) cpu_relax();
+  // Spin briefly (the common case: workers finish within microseconds), then yield so
+  // a descheduled worker gets the core back when the machine is oversubscribed.
+  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+    if (spin < kSpinIterations) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
   task_ = nullptr;
   if (error_) {
     std::exception_ptr e = error_;

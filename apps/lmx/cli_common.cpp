@@ -1,0 +1,51 @@
+#include "cli_common.h"
+
+#include <cstdio>
+
+#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/core/error.h"
+#include "lmx/io/hub.h"
+
+namespace lmx::cli {
+
+std::filesystem::path resolve_model_arg(const std::string& spec) {
+  if (spec.empty()) throw InvalidArgument("--model is required (a model folder or a Hugging Face repo id)");
+  return io::resolve_model(spec);
+}
+
+void apply_threads(int threads) {
+  if (threads < 0) throw InvalidArgument("--threads must be >= 0");
+  if (threads > 0) cpu::ThreadPool::set_global_threads(threads);
+}
+
+std::vector<int32_t> parse_id_list(const std::string& text) {
+  std::vector<int32_t> ids;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find_first_of(", \n\t", pos);
+    if (end == std::string::npos) end = text.size();
+    std::string item = text.substr(pos, end - pos);
+    if (!item.empty()) {
+      char* stop = nullptr;
+      long long v = std::strtoll(item.c_str(), &stop, 10);
+      if (*stop != '\0' || v < INT32_MIN || v > INT32_MAX) {
+        throw InvalidArgument("'" + item + "' is not a token id");
+      }
+      ids.push_back(static_cast<int32_t>(v));
+    }
+    pos = end + 1;
+  }
+  return ids;
+}
+
+std::string format_bytes(size_t bytes) {
+  char buf[64];
+  if (bytes >= (size_t{1} << 30)) {
+    std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / (1 << 30));
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  }
+  return buf;
+}
+
+}  // namespace lmx::cli

@@ -1,0 +1,18 @@
+// Helpers shared by the subcommands: model resolution, thread settings, number formats.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace lmx::cli {
+
+// A local folder, or a Hugging Face repo id resolved through the hub cache.
+std::filesystem::path resolve_model_arg(const std::string& spec);
+// Applies --threads (0 = LMX_NUM_THREADS or the core count).
+void apply_threads(int threads);
+// "1,2,3" -> ids; throws InvalidArgument naming the bad entry.
+std::vector<int32_t> parse_id_list(const std::string& text);
+std::string format_bytes(size_t bytes);
+
+}  // namespace lmx::cli

@@ -1,0 +1,15 @@
+// The lmx subcommands, one file each; main.cpp registers them in this order.
+#pragma once
+
+namespace CLI {
+class App;
+}
+
+namespace lmx::cli {
+
+void add_generate_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+void add_logits_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
+
+}  // namespace lmx::cli

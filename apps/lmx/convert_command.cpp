@@ -1,0 +1,84 @@
+// lmx convert: a model folder to an mlx-community-style folder (optionally quantized or
+// cast), or a llama2.c checkpoint to a Hugging Face llama folder.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "lmx/core/error.h"
+#include "lmx/io/llama2c_import.h"
+#include "lmx/models/load.h"
+#include "lmx/models/save.h"
+
+namespace lmx::cli {
+namespace {
+
+struct ConvertArgs {
+  std::string model;
+  std::string out;
+  std::string from_llama2c;
+  std::string tokenizer;
+  bool quantize = false;
+  int q_bits = 4;
+  int q_group_size = 64;
+  std::string dtype;
+};
+
+void run_convert(const ConvertArgs& a) {
+  if (!a.from_llama2c.empty()) {
+    if (a.tokenizer.empty()) throw InvalidArgument("--from-llama2c needs --tokenizer TOKENIZER.bin");
+    io::import_llama2c(a.from_llama2c, a.tokenizer, a.out);
+    std::printf("wrote %s\n", a.out.c_str());
+    return;
+  }
+  if (a.model.empty()) throw InvalidArgument("give --model SRC (or --from-llama2c MODEL.bin)");
+  models::SaveOptions opts;
+  if (!a.dtype.empty()) {
+    auto d = parse_dtype(a.dtype);
+    if (!d || !is_floating(*d)) throw InvalidArgument("--dtype must be float32, float16 or bfloat16");
+    opts.dtype = d;
+  }
+  auto src = resolve_model_arg(a.model);
+  auto loaded = models::load_model(src, {.prepare = false});
+  if (a.quantize) {
+    models::QuantizeOptions q;
+    q.bits = a.q_bits;
+    q.group_size = a.q_group_size;
+    // Scales keep the weights' dtype, as mlx does (after the optional cast).
+    q.scale_dtype = opts.dtype.value_or(Dtype::f32);
+    if (!opts.dtype) {
+      for (auto& p : loaded.model->parameters()) {
+        if (p.tensor->defined() && is_floating(p.tensor->dtype())) {
+          q.scale_dtype = p.tensor->dtype();
+          break;
+        }
+      }
+    }
+    if (opts.dtype) {
+      for (auto& p : loaded.model->parameters())
+        if (p.tensor->defined() && is_floating(p.tensor->dtype())) *p.tensor = p.tensor->to(*opts.dtype);
+    }
+    models::quantize_model(*loaded.model, q);
+    opts.quantization = q;
+  }
+  models::save_model(*loaded.model, src, a.out, opts);
+  std::printf("wrote %s\n", a.out.c_str());
+}
+
+}  // namespace
+
+void add_convert_command(CLI::App& app) {
+  auto a = std::make_shared<ConvertArgs>();
+  auto* cmd = app.add_subcommand("convert", "Convert / quantize a model folder, or import a llama2.c checkpoint");
+  cmd->add_option("-m,--model", a->model, "Source model folder or Hugging Face repo id");
+  cmd->add_option("-o,--out", a->out, "Destination folder")->required();
+  cmd->add_option("--from-llama2c", a->from_llama2c, "llama2.c checkpoint (MODEL.bin)");
+  cmd->add_option("--tokenizer", a->tokenizer, "llama2.c tokenizer (tokenizer.bin) for --from-llama2c");
+  cmd->add_flag("-q,--quantize", a->quantize, "Quantize (MLX affine)");
+  cmd->add_option("--q-bits", a->q_bits, "Bits per weight: 2, 3, 4, 5, 6, 8 (default 4)");
+  cmd->add_option("--q-group-size", a->q_group_size, "Group size: 32, 64, 128 (default 64)");
+  cmd->add_option("--dtype", a->dtype, "Cast float weights: float32, float16, bfloat16");
+  cmd->callback([a] { run_convert(*a); });
+}
+
+}  // namespace lmx::cli

@@ -1,0 +1,29 @@
+// The lmx command line. Every error ends as one line on stderr and a non-zero exit.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+
+#include "commands.h"
+#include "lmx/core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"lmx: run, chat with, embed with and fine-tune language models locally"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "lmx 0.1.0");
+  lmx::cli::add_generate_command(app);
+  lmx::cli::add_bench_command(app);
+  lmx::cli::add_logits_command(app);
+  lmx::cli::add_convert_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const lmx::Error& e) {
+    std::fprintf(stderr, "lmx: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lmx: internal error: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}

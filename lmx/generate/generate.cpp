@@ -1,0 +1,136 @@
+#include "lmx/generate/generate.h"
+
+#include <nlohmann/json.hpp>
+
+#include "lmx/core/allocator.h"
+#include "lmx/core/error.h"
+
+namespace lmx::generate {
+namespace {
+
+void add_ids(const nlohmann::json* j, std::set<int32_t>& out) {
+  if (!j || j->is_null()) return;
+  if (j->is_number_integer()) out.insert(j->get<int32_t>());
+  if (j->is_array())
+    for (const auto& v : *j)
+      if (v.is_number_integer()) out.insert(v.get<int32_t>());
+}
+
+const nlohmann::json* field(const nlohmann::json& obj, const char* key) {
+  auto it = obj.find(key);
+  return it == obj.end() ? nullptr : &*it;
+}
+
+}  // namespace
+
+const char* stop_reason_name(StopReason r) {
+  switch (r) {
+    case StopReason::stop: return "stop";
+    case StopReason::length: return "length";
+    case StopReason::cancelled: return "cancelled";
+  }
+  return "?";
+}
+
+std::set<int32_t> collect_eos_ids(const io::ModelFolder& folder, const tokenizer::Tokenizer& tok,
+                                  const std::vector<std::string>& extra) {
+  std::set<int32_t> ids;
+  const nlohmann::json* gen = folder.generation_config();
+  if (gen && field(*gen, "eos_token_id")) {
+    add_ids(field(*gen, "eos_token_id"), ids);
+  } else {
+    add_ids(field(folder.raw_config(), "eos_token_id"), ids);
+    add_ids(field(folder.text_config(), "eos_token_id"), ids);
+  }
+  if (auto e = tok.eos_id()) ids.insert(*e);
+  for (const auto& t : extra) {
+    auto id = tok.token_to_id(t);
+    if (!id) throw InvalidArgument("extra EOS token '" + t + "' is not in the tokenizer's vocabulary");
+    ids.insert(*id);
+  }
+  return ids;
+}
+
+Generation::Generation(models::LanguageModel& model, const tokenizer::Tokenizer& tok, std::vector<int32_t> prompt,
+                       const GenerateParameters& params, GenerateOptions options, nn::KVCacheList* cache)
+    : options_(std::move(options)), detok_(tok.streaming_detokenizer(options_.skip_special_tokens)) {
+  options_.iterator.cancel = &cancel_;
+  allocator_for(Device::cpu()).reset_peak();
+  it_ = std::make_unique<TokenIterator>(model, std::move(prompt), params, cache, options_.iterator);
+}
+
+std::string Generation::release_safe_text(bool final) {
+  if (final || options_.stop_strings.empty()) return std::exchange(pending_, {});
+  // Hold back the longest suffix that is a proper prefix of some stop string.
+  size_t hold = 0;
+  for (const auto& s : options_.stop_strings) {
+    for (size_t len = std::min(s.size() - 1, pending_.size()); len > hold; --len) {
+      if (pending_.compare(pending_.size() - len, len, s, 0, len) == 0) {
+        hold = len;
+        break;
+      }
+    }
+  }
+  std::string out = pending_.substr(0, pending_.size() - hold);
+  pending_.erase(0, pending_.size() - hold);
+  return out;
+}
+
+std::optional<GenerationEvent> Generation::finish(StopReason reason) {
+  GenerationEvent e;
+  e.kind = GenerationEvent::Kind::info;
+  GenerationInfo& i = e.info;
+  i.prompt_tokens = it_->prompt_tokens();
+  i.generated_tokens = it_->generated_tokens();
+  i.prompt_seconds = it_->prompt_seconds();
+  i.generation_seconds = it_->generation_seconds();
+  i.prompt_tps = i.prompt_seconds > 0 ? static_cast<double>(i.prompt_tokens) / i.prompt_seconds : 0;
+  // The first token comes out of the prompt pass; the rest are decode steps.
+  i.generation_tps = i.generation_seconds > 0 ? static_cast<double>(i.generated_tokens - 1) / i.generation_seconds : 0;
+  i.peak_memory_bytes = allocator_for(Device::cpu()).stats().peak_bytes;
+  i.stop_reason = reason;
+  info_sent_ = true;
+  return e;
+}
+
+std::optional<GenerationEvent> Generation::end(StopReason reason, bool flush_detokenizer) {
+  final_reason_ = reason;
+  std::string text = std::exchange(pending_, {});
+  if (flush_detokenizer) text += detok_.finish();
+  if (text.empty()) return finish(reason);
+  GenerationEvent e;
+  e.text = std::move(text);
+  return e;
+}
+
+std::optional<GenerationEvent> Generation::next() {
+  if (info_sent_) return std::nullopt;
+  if (final_reason_) return finish(*final_reason_);
+  for (;;) {
+    std::optional<int32_t> token;
+    try {
+      token = it_->next();
+    } catch (const Cancelled&) {
+      return end(StopReason::cancelled, true);
+    }
+    if (!token) return end(StopReason::length, true);
+    tokens_.push_back(*token);
+    if (options_.eos_ids.count(*token)) return end(StopReason::stop, true);
+    pending_ += detok_.add(*token);
+    for (const auto& s : options_.stop_strings) {
+      const size_t at = pending_.find(s);
+      if (at != std::string::npos) {
+        pending_.resize(at);  // the stop string and anything after it are never emitted
+        return end(StopReason::stop, false);
+      }
+    }
+    std::string out = release_safe_text(false);
+    if (!out.empty()) {
+      GenerationEvent e;
+      e.text = std::move(out);
+      return e;
+    }
+  }
+}
+
+}  // namespace lmx::generate

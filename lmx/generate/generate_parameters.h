@@ -1,0 +1,33 @@
+// GenerateParameters: the knobs of one generation, with mlx-swift-lm's fields and
+// defaults (plus logit_bias and logprobs from the Python side).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+
+namespace lmx::generate {
+
+struct GenerateParameters {
+  std::optional<int64_t> max_tokens;   // none: until EOS (or the context ends)
+  std::optional<int64_t> max_kv_size;  // full-attention layers keep a rotating window
+  std::optional<int> kv_bits;          // quantize the KV cache (2-8 bits)
+  int kv_group_size = 64;
+  int64_t quantized_kv_start = 0;      // quantize once the offset passes this
+  float temperature = 0.6f;
+  float top_p = 1.0f;
+  int top_k = 0;
+  float min_p = 0.0f;
+  std::optional<float> repetition_penalty;
+  int repetition_context_size = 20;
+  std::optional<float> presence_penalty;
+  int presence_context_size = 20;
+  std::optional<float> frequency_penalty;
+  int frequency_context_size = 20;
+  std::map<int32_t, float> logit_bias;
+  int prefill_step_size = 512;
+  std::optional<uint64_t> seed;
+  int top_logprobs = 0;  // > 0: report this many alternatives per token
+};
+
+}  // namespace lmx::generate

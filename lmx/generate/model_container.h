@@ -1,0 +1,65 @@
+// ModelContainer: the thread-safe owner of a loaded model, its tokenizer and
+// configuration. perform() serializes access; prepare() turns user input (a prompt or
+// chat messages) into prompt tokens through the chat template.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "lmx/models/load.h"
+#include "lmx/tokenizer/tokenizer.h"
+
+namespace lmx::generate {
+
+struct UserInput {
+  std::string prompt;                    // used when messages is empty
+  std::string system_prompt;             // prepended as a system message when set
+  std::shared_ptr<nlohmann::ordered_json> messages;  // OpenAI-style list (optional)
+  std::shared_ptr<nlohmann::ordered_json> tools;     // JSON schemas (optional)
+  std::shared_ptr<nlohmann::ordered_json> extra_context;  // template variables (optional)
+  bool add_generation_prompt = true;
+  bool ignore_chat_template = false;
+};
+
+class ModelContainer {
+ public:
+  // A model folder or a Hugging Face repo id.
+  static std::shared_ptr<ModelContainer> load(const std::string& spec);
+
+  // Runs fn with exclusive access to the model.
+  template <typename Fn>
+  auto perform(Fn&& fn) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return fn(*loaded_.model, tokenizer_);
+  }
+  // Prompt token ids for this input (chat template when the tokenizer has one).
+  std::vector<int32_t> prepare(const UserInput& input) const;
+  // The rendered prompt text (for debugging templates and --verbose).
+  std::string render_prompt(const UserInput& input) const;
+  bool has_chat_template() const;
+
+  const tokenizer::Tokenizer& tokenizer() const { return tokenizer_; }
+  const io::ModelFolder& folder() const { return loaded_.folder; }
+  models::LanguageModel& model() { return *loaded_.model; }
+  const std::filesystem::path& path() const { return path_; }
+  double load_seconds() const { return load_seconds_; }
+  std::set<int32_t> eos_ids(const std::vector<std::string>& extra = {}) const;
+
+ private:
+  ModelContainer(std::filesystem::path path, models::LoadedModel loaded, tokenizer::Tokenizer tok);
+  std::filesystem::path path_;
+  models::LoadedModel loaded_;
+  tokenizer::Tokenizer tokenizer_;
+  double load_seconds_ = 0;
+  std::mutex mutex_;
+};
+
+}  // namespace lmx::generate

@@ -1,0 +1,159 @@
+#include "lmx/generate/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <numeric>
+#include <random>
+
+#include "lmx/core/error.h"
+
+namespace lmx::generate {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+uint64_t seed_of(const GenerateParameters& p) {
+  if (p.seed) return *p.seed;
+  return std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32);
+}
+
+}  // namespace
+
+void log_softmax_inplace(std::vector<float>& x) {
+  float m = kNegInf;
+  for (float v : x) m = std::max(m, v);
+  if (std::isinf(m) && m < 0) return;
+  double s = 0;
+  for (float v : x) s += std::exp(static_cast<double>(v) - m);
+  const float lse = m + static_cast<float>(std::log(s));
+  for (float& v : x) v -= lse;
+}
+
+void LogitProcessor::observe(int32_t token) {
+  const size_t keep = static_cast<size_t>(
+      std::max({p_.repetition_context_size, p_.presence_context_size, p_.frequency_context_size, 0}));
+  recent_.push_back(token);
+  while (recent_.size() > keep) recent_.pop_front();
+}
+
+void LogitProcessor::process(std::vector<float>& logits) const {
+  const int64_t vocab = static_cast<int64_t>(logits.size());
+  for (const auto& [id, bias] : p_.logit_bias) {
+    if (id < 0 || id >= vocab) {
+      throw InvalidArgument("logit_bias: token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                            std::to_string(vocab) + ")");
+    }
+    logits[static_cast<size_t>(id)] += bias;
+  }
+  auto window = [&](int size) {
+    const size_t n = std::min(recent_.size(), static_cast<size_t>(std::max(size, 0)));
+    return std::vector<int32_t>(recent_.end() - static_cast<std::ptrdiff_t>(n), recent_.end());
+  };
+  if (p_.repetition_penalty && *p_.repetition_penalty != 1.0f) {
+    const float pen = *p_.repetition_penalty;
+    std::vector<int32_t> ids = window(p_.repetition_context_size);
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    for (int32_t id : ids) {
+      if (id < 0 || id >= vocab) continue;
+      float& l = logits[static_cast<size_t>(id)];
+      l = l < 0 ? l * pen : l / pen;
+    }
+  }
+  if (p_.presence_penalty && *p_.presence_penalty != 0.0f) {
+    std::vector<int32_t> ids = window(p_.presence_context_size);
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    for (int32_t id : ids)
+      if (id >= 0 && id < vocab) logits[static_cast<size_t>(id)] -= *p_.presence_penalty;
+  }
+  if (p_.frequency_penalty && *p_.frequency_penalty != 0.0f) {
+    std::map<int32_t, int> counts;
+    for (int32_t id : window(p_.frequency_context_size)) counts[id]++;
+    for (const auto& [id, n] : counts)
+      if (id >= 0 && id < vocab) logits[static_cast<size_t>(id)] -= *p_.frequency_penalty * static_cast<float>(n);
+  }
+}
+
+Sampler::Sampler(const GenerateParameters& p) : p_(p), rng_(seed_of(p)) {
+  if (p.temperature < 0) throw InvalidArgument("temperature must be >= 0, got " + std::to_string(p.temperature));
+  if (p.top_p <= 0 || p.top_p > 1) throw InvalidArgument("top_p must be in (0, 1], got " + std::to_string(p.top_p));
+  if (p.min_p < 0 || p.min_p > 1) throw InvalidArgument("min_p must be in [0, 1], got " + std::to_string(p.min_p));
+  if (p.top_k < 0) throw InvalidArgument("top_k must be >= 0, got " + std::to_string(p.top_k));
+}
+
+int32_t Sampler::sample(std::vector<float>& logits) {
+  if (logits.empty()) throw InvalidArgument("sample: empty logits");
+  const bool want_logprobs = p_.top_logprobs > 0;
+  if (want_logprobs) {
+    logprobs_ = logits;
+    log_softmax_inplace(logprobs_);
+  }
+  if (p_.temperature == 0.0f) {
+    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  }
+  const size_t V = logits.size();
+  const bool filter = (p_.top_p > 0 && p_.top_p < 1) || p_.top_k > 0 || p_.min_p > 0;
+  if (filter) {
+    log_softmax_inplace(logits);
+    if (p_.top_p > 0 && p_.top_p < 1) {
+      // Keep tokens whose cumulative probability, accumulated from the least likely up,
+      // exceeds 1 - top_p (mlx-lm's apply_top_p).
+      order_.resize(V);
+      std::iota(order_.begin(), order_.end(), 0);
+      std::sort(order_.begin(), order_.end(), [&](int32_t a, int32_t b) { return logits[a] < logits[b]; });
+      double cum = 0;
+      const double threshold = 1.0 - p_.top_p;
+      for (int32_t id : order_) {
+        cum += std::exp(static_cast<double>(logits[id]));
+        if (!(cum > threshold)) logits[id] = kNegInf;
+      }
+    }
+    if (p_.min_p > 0) {
+      const float top = *std::max_element(logits.begin(), logits.end());
+      const float cut = top + std::log(p_.min_p);
+      for (float& l : logits)
+        if (l < cut) l = kNegInf;
+    }
+    if (p_.top_k > 0 && static_cast<size_t>(p_.top_k) < V) {
+      std::vector<float> sorted = logits;
+      std::nth_element(sorted.begin(), sorted.begin() + (p_.top_k - 1), sorted.end(), std::greater<float>());
+      const float kth = sorted[static_cast<size_t>(p_.top_k - 1)];
+      int kept = 0;
+      for (float& l : logits) {
+        if (l > kth) ++kept;
+      }
+      int ties_left = p_.top_k - kept;
+      for (float& l : logits) {
+        if (l > kth) continue;
+        if (l == kth && ties_left > 0) {
+          --ties_left;
+          continue;
+        }
+        l = kNegInf;
+      }
+    }
+  }
+  // Categorical draw from softmax(logits / temperature) by inverse CDF.
+  const float inv_t = 1.0f / p_.temperature;
+  float m = kNegInf;
+  for (float l : logits) m = std::max(m, l * inv_t);
+  double total = 0;
+  for (float l : logits) total += std::exp(static_cast<double>(l * inv_t - m));
+  const double target = rng_.next_double() * total;
+  double acc = 0;
+  int32_t pick = -1;
+  for (size_t i = 0; i < V; ++i) {
+    const double w = std::exp(static_cast<double>(logits[i] * inv_t - m));
+    if (w <= 0) continue;
+    pick = static_cast<int32_t>(i);
+    acc += w;
+    if (target < acc) break;
+  }
+  if (pick < 0) throw InvalidArgument("sample: every token was filtered out");
+  return pick;
+}
+
+}  // namespace lmx::generate

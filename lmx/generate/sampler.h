@@ -1,0 +1,47 @@
+// Turning a row of logits into the next token, in mlx-swift-lm's order: logit
+// processors (logit bias, repetition, presence, frequency penalties) then the sampler
+// (argmax at temperature 0; else top-p, min-p, top-k filters on log-probabilities and
+// a categorical draw at the temperature).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "lmx/core/ops/random.h"
+#include "lmx/generate/generate_parameters.h"
+
+namespace lmx::generate {
+
+class LogitProcessor {
+ public:
+  explicit LogitProcessor(const GenerateParameters& p) : p_(p) {}
+  // Records prompt or generated tokens (the penalties' context windows).
+  void observe(int32_t token);
+  // Applies bias and penalties to logits [vocab] in place.
+  void process(std::vector<float>& logits) const;
+
+ private:
+  GenerateParameters p_;
+  std::deque<int32_t> recent_;  // the last max(context sizes) tokens
+};
+
+class Sampler {
+ public:
+  explicit Sampler(const GenerateParameters& p);
+  // Picks a token from logits [vocab] (which it may modify).
+  int32_t sample(std::vector<float>& logits);
+  // log-softmax of the logits last passed to sample(), before filtering (for logprobs).
+  const std::vector<float>& last_logprobs() const { return logprobs_; }
+
+ private:
+  GenerateParameters p_;
+  ops::RandomGenerator rng_;
+  std::vector<float> logprobs_;
+  std::vector<int32_t> order_;
+};
+
+// log-softmax of a row in double precision accumulation.
+void log_softmax_inplace(std::vector<float>& x);
+
+}  // namespace lmx::generate

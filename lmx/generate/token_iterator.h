@@ -1,0 +1,63 @@
+// The token loop: prefill the prompt in balanced chunks (all but its last token), then
+// one forward step per generated token, sampling from the last position's logits.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "lmx/generate/generate_parameters.h"
+#include "lmx/generate/sampler.h"
+#include "lmx/models/language_model.h"
+
+namespace lmx::generate {
+
+// The caches a model needs for these parameters, one per layer.
+nn::KVCacheList make_cache(const models::LanguageModel& model, const GenerateParameters& params);
+
+struct TokenIteratorOptions {
+  // Called after each prefill chunk with (tokens processed, total to prefill).
+  std::function<void(int64_t, int64_t)> on_prefill_progress;
+  // Checked between chunks and steps; when set, next() throws lmx::Cancelled.
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+class TokenIterator {
+ public:
+  // `cache` may hold state from earlier calls (its offset tokens are already in it, and
+  // `prompt` holds only the new tokens). Null: a fresh cache is made and owned here.
+  TokenIterator(models::LanguageModel& model, std::vector<int32_t> prompt, const GenerateParameters& params,
+                nn::KVCacheList* cache = nullptr, TokenIteratorOptions options = {});
+
+  // The next token (the first call prefills). Stops at max_tokens: then nullopt.
+  std::optional<int32_t> next();
+
+  int64_t prompt_tokens() const { return static_cast<int64_t>(prompt_.size()); }
+  int64_t generated_tokens() const { return generated_; }
+  double prompt_seconds() const { return prompt_seconds_; }
+  double generation_seconds() const { return generation_seconds_; }
+  const Sampler& sampler() const { return sampler_; }
+  nn::KVCacheList& cache() { return *cache_; }
+
+ private:
+  void prefill();
+  int32_t step(const std::vector<int32_t>& tokens);
+  void check_cancel() const;
+
+  models::LanguageModel& model_;
+  std::vector<int32_t> prompt_;
+  GenerateParameters params_;
+  nn::KVCacheList owned_cache_;
+  nn::KVCacheList* cache_;
+  TokenIteratorOptions options_;
+  LogitProcessor processor_;
+  Sampler sampler_;
+  bool prefilled_ = false;
+  int32_t pending_ = -1;  // sampled but not yet fed back
+  int64_t generated_ = 0;
+  double prompt_seconds_ = 0, generation_seconds_ = 0;
+};
+
+}  // namespace lmx::generate

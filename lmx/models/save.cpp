@@ -1,0 +1,99 @@
+#include "lmx/models/save.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "lmx/core/error.h"
+#include "lmx/io/safetensors_writer.h"
+
+namespace lmx::models {
+namespace fs = std::filesystem;
+namespace {
+
+bool is_tokenizer_file(const std::string& name) {
+  return name == "tokenizer.json" || name == "tokenizer_config.json" || name == "special_tokens_map.json" ||
+         name == "tokenizer.model" || name == "chat_template.jinja" || name == "chat_template.json" ||
+         name == "generation_config.json" || name == "vocab.json" || name == "merges.txt" ||
+         name == "added_tokens.json" || name.ends_with(".tiktoken");
+}
+
+}  // namespace
+
+void save_model(LanguageModel& model, const fs::path& source_dir, const fs::path& out_dir,
+                const SaveOptions& options) {
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) throw IoError("convert: cannot create " + out_dir.string() + ": " + ec.message());
+  if (fs::equivalent(source_dir, out_dir, ec)) throw InvalidArgument("convert: --out must differ from the source");
+
+  // Weights, in registration order, split into shards.
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (auto& p : model.parameters()) {
+    if (!p.tensor->defined()) continue;
+    Tensor t = *p.tensor;
+    if (options.dtype && is_floating(t.dtype())) t = t.to(*options.dtype);
+    tensors.emplace_back(p.name, t.contiguous());
+  }
+  std::vector<std::vector<size_t>> shards(1);
+  size_t current = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const size_t n = tensors[i].second.nbytes();
+    if (current > 0 && current + n > options.shard_bytes) {
+      shards.emplace_back();
+      current = 0;
+    }
+    shards.back().push_back(i);
+    current += n;
+  }
+  nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
+  size_t total = 0;
+  for (size_t s = 0; s < shards.size(); ++s) {
+    const std::string file = shards.size() == 1 ? "model.safetensors"
+                                                : "model-" + std::string(5 - std::to_string(s + 1).size(), '0') +
+                                                      std::to_string(s + 1) + "-of-" +
+                                                      std::string(5 - std::to_string(shards.size()).size(), '0') +
+                                                      std::to_string(shards.size()) + ".safetensors";
+    io::SafetensorsWriter w;
+    w.set_metadata("format", "mlx");
+    for (size_t i : shards[s]) {
+      const auto& [name, t] = tensors[i];
+      w.add(name, t.dtype(), t.shape(), t.raw_data(), t.nbytes());
+      weight_map[name] = file;
+      total += t.nbytes();
+    }
+    w.write(out_dir / file);
+  }
+  if (shards.size() > 1) {
+    nlohmann::ordered_json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+    std::ofstream(out_dir / "model.safetensors.index.json") << index.dump(4);
+  }
+
+  // config.json: the source's, plus the quantization entry.
+  nlohmann::ordered_json config;
+  {
+    std::ifstream in(source_dir / "config.json");
+    if (!in) throw IoError("convert: cannot read " + (source_dir / "config.json").string());
+    config = nlohmann::ordered_json::parse(in);
+  }
+  if (options.quantization) {
+    nlohmann::ordered_json q = {{"group_size", options.quantization->group_size},
+                                {"bits", options.quantization->bits}};
+    config["quantization"] = q;
+    config["quantization_config"] = q;
+  }
+  if (options.dtype) {
+    const char* name = *options.dtype == Dtype::bf16 ? "bfloat16" : *options.dtype == Dtype::f16 ? "float16" : "float32";
+    config["torch_dtype"] = name;
+  }
+  std::ofstream(out_dir / "config.json") << config.dump(4);
+
+  for (const auto& entry : fs::directory_iterator(source_dir)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_regular_file() && is_tokenizer_file(name)) {
+      fs::copy_file(entry.path(), out_dir / name, fs::copy_options::overwrite_existing, ec);
+      if (ec) throw IoError("convert: cannot copy " + entry.path().string() + ": " + ec.message());
+    }
+  }
+}
+
+}  // namespace lmx::models

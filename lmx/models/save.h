@@ -1,0 +1,23 @@
+// Writing a model folder in the mlx-community layout: the source config (plus a
+// "quantization" entry when quantized), weights under their checkpoint names in
+// safetensors shards of at most `shard_bytes` with an index, tokenizer files copied.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+
+#include "lmx/models/language_model.h"
+#include "lmx/models/quantize.h"
+
+namespace lmx::models {
+
+struct SaveOptions {
+  std::optional<QuantizeOptions> quantization;  // recorded in config.json
+  std::optional<Dtype> dtype;                   // float weights cast to this (norms too)
+  size_t shard_bytes = size_t{5} << 30;          // 5 GB, as the Python tools
+};
+
+void save_model(LanguageModel& model, const std::filesystem::path& source_dir, const std::filesystem::path& out_dir,
+                const SaveOptions& options);
+
+}  // namespace lmx::models
