@@ -85,6 +85,7 @@ void run_generate(const GenerateArgs& a) {
     g_generation = nullptr;
   });
   std::fputc('\n', stdout);
+  std::fflush(stdout);
   if (a.verbose) {
     std::fprintf(stderr, "==========\n");
     std::fprintf(stderr, "Prompt: %lld tokens, %.3f tokens-per-sec\n", static_cast<long long>(info.prompt_tokens),
