@@ -184,6 +184,22 @@ class GgufReader {
   const std::string& what_;
 };
 
+// DeepSeek-LLM's letter class (cased scripts), from its tokenizer.json.
+const char* const kDeepSeekLlmLetters =
+    "\\s?[A-Za-z\u00B5\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u01BA\u01BC-\u01BF\u01C4-\u0293"
+    "\u0295-\u02AF\u0370-\u0373\u0376\u0377\u037B-\u037D\u037F\u0386\u0388-\u038A\u038C"
+    "\u038E-\u03A1\u03A3-\u03F5\u03F7-\u0481\u048A-\u052F\u0531-\u0556\u10A0-\u10C5"
+    "\u13A0-\u13F5\u13F8-\u13FD\u1C90-\u1CBA\u1CBD-\u1CBF\u1D00-\u1D2B\u1D6B-\u1D77"
+    "\u1D79-\u1D9A\u1E00-\u1F15\u1F18-\u1F1D\u1F20-\u1F45\u1F48-\u1F4D\u1F50-\u1F57\u1F59"
+    "\u1F5B\u1F5D\u1F5F-\u1F7D\u1F80-\u1FB4\u1FB6-\u1FBC\u1FBE\u1FC2-\u1FC4\u1FC6-\u1FCC"
+    "\u1FD0-\u1FD3\u1FD6-\u1FDB\u1FE0-\u1FEC\u1FF2-\u1FF4\u1FF6-\u1FFC\u2102\u2107"
+    "\u210A-\u2113\u2115\u2119-\u211D\u2124\u2126\u2128\u212A-\u212D\u212F-\u2134\u2139"
+    "\u213C-\u213F\u2145-\u2149\u214E\u2183\u2184\u2C00-\u2C7B\u2C7E-\u2CE4\u2CEB-\u2CEE"
+    "\u2CF2\u2CF3\uA640-\uA66D\uA680-\uA69B\uA722-\uA76F\uA771-\uA787\uA78B-\uA78E"
+    "\uAB70-\uABBF\uFB00-\uFB06\uFB13-\uFB17\uFF21-\uFF3A\uFF41-\uFF5A\U00010400-\U0001044F"
+    "\U000104B0-\U000104D3\U000104D8-\U000104FB\U00010C80-\U00010CB2\U00010CC0-\U00010CF2"
+    "\U000118A0-\U000118DF\U0001E900-\U0001E943]+";
+
 std::shared_ptr<TokenizerImpl> build_gguf(const GgufVocab& v, const std::string& source) {
   const auto n = static_cast<int64_t>(v.tokens.size());
   auto check_id = [&](const std::optional<int64_t>& id, const char* name) -> std::optional<int32_t> {
@@ -275,6 +291,21 @@ std::shared_ptr<TokenizerImpl> build_gguf(const GgufVocab& v, const std::string&
       pre.push_back(make_digits_pre_tokenizer(false));
       pre.push_back(std::make_unique<SplitPreTokenizer>(Pattern::regex("[0-9][0-9][0-9]", source),
                                                         SplitBehavior::kIsolated, false));
+    } else if (p == "deepseek-coder" || p == "deepseek-llm") {
+      // DeepSeek's tokenizer.json: a chain of isolating splits, then bytes.
+      const char* const cjk = "[\\x{4E00}-\\x{9FA5}\\x{0800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+";
+      std::vector<std::string> patterns;
+      if (p == "deepseek-coder") {
+        patterns = {"[\\r\\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", cjk, "\\p{N}"};
+      } else {
+        patterns = {"[\\r\\n]", kDeepSeekLlmLetters, "\\s?[!-/:-~\\x{FF01}-\\x{FF0F}\\x{FF1A}-\\x{FF5E}\\x{2018}-\\x{201F}\\x{3000}-\\x{3002}]+",
+                    "\\s+$", cjk, "\\p{N}+"};
+      }
+      for (const auto& pattern : patterns) {
+        pre.push_back(std::make_unique<SplitPreTokenizer>(Pattern::regex(pattern, source),
+                                                          SplitBehavior::kIsolated, false));
+      }
+      pre.push_back(std::make_unique<ByteLevelPreTokenizer>(false, false));
     } else {
       throw Unsupported(source + ": tokenizer.ggml.pre '" + p + "' is not supported");
     }

@@ -104,13 +104,11 @@ TEST(LlamaCppVocabPairs, FromGguf) {
   auto dir = shared_data("tokenizers/llama.cpp-vocab-gguf");
   LMX_REQUIRE_PATH(dir);
   for (const char* name : {"gpt-2", "llama-spm", "phi-3", "falcon", "bert-bge", "mpt", "starcoder",
-                           "refact"}) {
+                           "refact", "deepseek-coder", "deepseek-llm"}) {
     std::string file = std::string("ggml-vocab-") + name;
     SCOPED_TRACE(file);
     check_pairs(Tokenizer::from_gguf(dir / (file + ".gguf")), file, std::string(name) + " <- gguf");
   }
-  // DeepSeek's pre-tokenizers (long hand-written split lists) are not mapped yet.
-  EXPECT_THROW(Tokenizer::from_gguf(dir / "ggml-vocab-deepseek-llm.gguf"), Unsupported);
 }
 
 TEST(LlamaCppVocabPairs, GgufMetadata) {
