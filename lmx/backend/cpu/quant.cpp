@@ -292,6 +292,27 @@ PackedQuantWeight pack_quantized(const QuantView& w) {
   return p;
 }
 
+void dequantize_packed(const PackedQuantWeight& w,
+                       int64_t row_begin,
+                       int64_t row_end,
+                       float* out,
+                       int64_t ldo) {
+  constexpr int R = PackedQuantWeight::kRows;
+  const int64_t ssize = static_cast<int64_t>(dtype_size(w.scale_dtype()));
+  const uint32_t flip = w.q_offset() ? 0x80u : 0u;
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* block = w.data() + (r / R) * w.block_bytes();
+    const int64_t rr = r % R;
+    float* dst = out + (r - row_begin) * ldo;
+    for (int64_t g = 0; g < w.k() / w.group_size(); ++g) {
+      const float s = detail::load_scalar(block + w.scales_offset() + (g * R + rr) * ssize, w.scale_dtype(), 0);
+      const float b = detail::load_scalar(block + w.biases_offset() + (g * R + rr) * ssize, w.scale_dtype(), 0);
+      for (int64_t j = g * w.group_size(); j < (g + 1) * w.group_size(); ++j)
+        dst[j] = s * static_cast<float>(packed_q(w, r, j) ^ flip) + b;
+    }
+  }
+}
+
 PackedQuantWeight PackedQuantWeight::clone() const {
   PackedQuantWeight c;
   c.data_.reset(alloc_packed(bytes_));

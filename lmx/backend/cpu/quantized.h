@@ -109,6 +109,14 @@ class PackedQuantWeight {
 
  private:
   friend PackedQuantWeight pack_quantized(const QuantView& w);
+
+// dequantize_affine from the packed layout (same values, bit for bit), so a tied
+// embedding / lm_head needs only the packed copy: rows [row_begin, row_end) into out.
+void dequantize_packed(const PackedQuantWeight& w,
+                       int64_t row_begin,
+                       int64_t row_end,
+                       float* out,
+                       int64_t ldo);
   struct Free {
     void operator()(uint8_t* p) const;
   };
@@ -123,6 +131,14 @@ class PackedQuantWeight {
 };
 
 PackedQuantWeight pack_quantized(const QuantView& w);
+
+// dequantize_affine from the packed layout (same values, bit for bit), so a tied
+// embedding / lm_head needs only the packed copy: rows [row_begin, row_end) into out.
+void dequantize_packed(const PackedQuantWeight& w,
+                       int64_t row_begin,
+                       int64_t row_end,
+                       float* out,
+                       int64_t ldo);
 
 struct QuantMatmulOptions {
   // Opt-in: quantize x to int8 once per call (one scale per group of x) and use integer

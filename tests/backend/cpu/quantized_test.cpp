@@ -213,6 +213,26 @@ TEST(DequantizeAffine, RoundTripWithinHalfStepAndMatchesDirectFormula) {
       }
 }
 
+TEST(DequantizeAffine, PackedLayoutGivesTheSameRows) {
+  uint32_t seed = 31;
+  for (int bits : kBits)
+    for (int group : kGroups)
+      for (Dtype dt : kScaleDtypes) {
+        const int64_t n = 7, k = group == 128 ? 384 : 7 * group;
+        const auto w = random_vec(static_cast<size_t>(n * k), seed++);
+        std::vector<uint32_t> packed(static_cast<size_t>(n * k * bits / 32));
+        Params scales(dt, static_cast<size_t>(n * k / group)), biases(dt, static_cast<size_t>(n * k / group));
+        quantize_affine(w.data(), n, k, bits, group, packed.data(), scales.bytes.data(), biases.bytes.data(), dt);
+        const QuantView v{packed.data(), scales.bytes.data(), biases.bytes.data(), dt, n, k, bits, group};
+        const PackedQuantWeight p = pack_quantized(v);
+        std::vector<float> a(static_cast<size_t>(n * k)), b(a.size());
+        dequantize_affine(v, 1, n, a.data(), k);
+        dequantize_packed(p, 1, n, b.data(), k);
+        for (size_t i = 0; i < static_cast<size_t>((n - 1) * k); ++i)
+          ASSERT_EQ(a[i], b[i]) << "bits=" << bits << " group=" << group << " i=" << i;
+      }
+}
+
 // Random quantized weight in the MLX layout with padded strides.
 struct QWeight {
   std::vector<uint32_t> w;
