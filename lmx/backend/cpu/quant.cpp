@@ -214,7 +214,9 @@ void quantized_matmul(const float* x,
 //     units of 32 inputs as bytes q ^ 0x80 (= q - 128 as int8), for sign-extending
 //     loads and int8 dot products (q_offset = 128 puts it back).
 //   scales, biases: [groups][4] in the source dtype.
-// k is padded to a multiple of 256 (zeros) so every plane has whole units.
+// k is padded (with zeros) to a whole number of units of the narrowest plane: 32 inputs
+// for 8 bits, 64 for 4 bits, 128 for 2 bits, 256 when a 1-bit plane exists. Padding is
+// read bandwidth, so it is kept to what the layout needs (Qwen's k = 896 needs none at 4 bits).
 PackedQuantWeight pack_quantized(const QuantView& w) {
   PackedQuantWeight p;
   constexpr int R = PackedQuantWeight::kRows;
@@ -223,13 +225,14 @@ PackedQuantWeight pack_quantized(const QuantView& w) {
   p.bits_ = w.bits;
   p.group_size_ = w.group_size;
   p.scale_dtype_ = w.scale_dtype;
-  p.k_padded_ = round_up(w.k, 256);
   switch (w.bits) {
     case 3: p.num_planes_ = 2; p.plane_bits_[0] = 2; p.plane_bits_[1] = 1; break;
     case 5: p.num_planes_ = 2; p.plane_bits_[0] = 4; p.plane_bits_[1] = 1; break;
     case 6: p.num_planes_ = 2; p.plane_bits_[0] = 4; p.plane_bits_[1] = 2; break;
     default: p.num_planes_ = 1; p.plane_bits_[0] = w.bits; break;
   }
+  const int narrowest = std::min(p.plane_bits_[0], p.num_planes_ == 2 ? p.plane_bits_[1] : 8);
+  p.k_padded_ = round_up(w.k, 256 / narrowest);
   p.plane_shift_[1] = p.plane_bits_[0];
   p.q_offset_ = w.bits == 8 ? 128 : 0;
   const int64_t groups = w.k / w.group_size;
