@@ -25,7 +25,8 @@ std::filesystem::path tokenizer_dir(const std::string& name) {
     return root() / "../shared/data/tokenizers/llama2-sentencepiece-llama2.c/tokenizer.model";
   }
   if (name == "t5") return root() / "../shared/data/tokenizers/ortx-testdata/tokenizer/t5-small";
-  if (name == "minilm") return root() / "../shared/data/tokenizers/all-MiniLM-L6-v2-tokenizer-and-config";
+  if (name == "minilm")
+    return root() / "../shared/data/tokenizers/all-MiniLM-L6-v2-tokenizer-and-config";
   return root() / ".cache/npm-tokenizers" / name;
 }
 
@@ -38,13 +39,52 @@ Tokenizer load(const std::string& name) {
 // ~4 MB of mixed text, deterministic.
 const std::string& mixed_text() {
   static const std::string text = [] {
-    const std::vector<std::string> words = {
-        "the", "of", "and", "tokenizer", "model", "language", "Hello", "world", "running",
-        "quickly", "données", "über", "naïve", "日本語", "東京", "生活", "的", "北京", "Привет",
-        "мир", "мягких", "مرحبا", "بالعالم", "नमस्ते", "🦙", "😀", "👍🏽", "2024", "3.14159",
-        "1,000,000", "std::vector<int>", "return", "x += 1;", "def", "main():", "{\"key\":",
-        "https://example.com/a?b=c", "can't", "we'll", "I'm", "\n", "\n\n", "\t", "    "};
-    const std::u32string letters = U"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZéàüßøжзиклмнαβγδ中国人大小";
+    const std::vector<std::string> words = {"the",
+                                            "of",
+                                            "and",
+                                            "tokenizer",
+                                            "model",
+                                            "language",
+                                            "Hello",
+                                            "world",
+                                            "running",
+                                            "quickly",
+                                            "données",
+                                            "über",
+                                            "naïve",
+                                            "日本語",
+                                            "東京",
+                                            "生活",
+                                            "的",
+                                            "北京",
+                                            "Привет",
+                                            "мир",
+                                            "мягких",
+                                            "مرحبا",
+                                            "بالعالم",
+                                            "नमस्ते",
+                                            "🦙",
+                                            "😀",
+                                            "👍🏽",
+                                            "2024",
+                                            "3.14159",
+                                            "1,000,000",
+                                            "std::vector<int>",
+                                            "return",
+                                            "x += 1;",
+                                            "def",
+                                            "main():",
+                                            "{\"key\":",
+                                            "https://example.com/a?b=c",
+                                            "can't",
+                                            "we'll",
+                                            "I'm",
+                                            "\n",
+                                            "\n\n",
+                                            "\t",
+                                            "    "};
+    const std::u32string letters =
+        U"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZéàüßøжзиклмнαβγδ中国人大小";
     std::mt19937 rng(1234);
     std::string out;
     out.reserve(4 << 20);
@@ -140,7 +180,8 @@ void BM_StreamingDecode(benchmark::State& state, const std::string& name) {
                                                benchmark::Counter::kIsRate);
 }
 
-const char* const kNames[] = {"qwen3", "llama3", "gemma3", "deepseek_v3", "gptoss", "llama2_spm", "t5", "minilm"};
+const char* const kNames[] = {"qwen3",  "llama3",     "gemma3", "deepseek_v3",
+                              "gptoss", "llama2_spm", "t5",     "minilm"};
 
 int register_all() {
   for (const char* name : kNames) {
@@ -157,8 +198,8 @@ int register_all() {
         ->Unit(benchmark::kMillisecond);
   }
   for (const char* name : {"qwen3", "llama2_spm"}) {
-    benchmark::RegisterBenchmark((std::string("StreamingDecode/") + name).c_str(), BM_StreamingDecode,
-                                 name)
+    benchmark::RegisterBenchmark((std::string("StreamingDecode/") + name).c_str(),
+                                 BM_StreamingDecode, name)
         ->Unit(benchmark::kMillisecond);
   }
   return 0;

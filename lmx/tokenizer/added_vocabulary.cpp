@@ -34,8 +34,7 @@ void AddedVocabulary::Trie::insert(std::string_view key, int32_t token_index) {
   if (terminal[node] < 0) terminal[node] = token_index;
 }
 
-std::pair<size_t, int32_t> AddedVocabulary::Trie::longest(std::string_view text,
-                                                          size_t pos) const {
+std::pair<size_t, int32_t> AddedVocabulary::Trie::longest(std::string_view text, size_t pos) const {
   std::pair<size_t, int32_t> best{0, -1};
   int32_t node = root[static_cast<uint8_t>(text[pos])];
   size_t k = pos;

@@ -97,8 +97,7 @@ void ByteFallbackDecoder::decode_chain(std::vector<std::string>& tokens) const {
 void MetaspaceDecoder::decode_chain(std::vector<std::string>& tokens) const {
   for (size_t i = 0; i < tokens.size(); ++i) {
     // Token 0 loses its replacement characters when a prefix was added (HF behaviour).
-    replace_all(tokens[i], replacement_,
-                i == 0 && scheme_ != PrependScheme::kNever ? "" : " ");
+    replace_all(tokens[i], replacement_, i == 0 && scheme_ != PrependScheme::kNever ? "" : " ");
   }
 }
 

@@ -73,7 +73,9 @@ class StripDecoder final : public Decoder {
 class CtcDecoder final : public Decoder {
  public:
   CtcDecoder(std::string pad_token, std::string word_delimiter_token, bool cleanup)
-      : pad_(std::move(pad_token)), delimiter_(std::move(word_delimiter_token)), cleanup_(cleanup) {}
+      : pad_(std::move(pad_token)),
+        delimiter_(std::move(word_delimiter_token)),
+        cleanup_(cleanup) {}
   void decode_chain(std::vector<std::string>& tokens) const override;
 
  private:

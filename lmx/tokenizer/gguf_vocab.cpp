@@ -65,7 +65,8 @@ class GgufReader {
           v.scores.push_back(f);
         });
       } else if (key == "tokenizer.ggml.token_type") {
-        array_of(type, key, [&](uint32_t et) { v.types.push_back(static_cast<int32_t>(integer(et, key))); });
+        array_of(type, key,
+                 [&](uint32_t et) { v.types.push_back(static_cast<int32_t>(integer(et, key))); });
       } else if (key == "tokenizer.ggml.bos_token_id") {
         v.bos = as_int();
       } else if (key == "tokenizer.ggml.eos_token_id") {
@@ -123,24 +124,57 @@ class GgufReader {
   }
   static size_t scalar_size(uint32_t type) {
     switch (type) {
-      case 0: case 1: case 7: return 1;
-      case 2: case 3: return 2;
-      case 4: case 5: case 6: return 4;
-      case 10: case 11: case 12: return 8;
-      default: return 0;
+      case 0:
+      case 1:
+      case 7:
+        return 1;
+      case 2:
+      case 3:
+        return 2;
+      case 4:
+      case 5:
+      case 6:
+        return 4;
+      case 10:
+      case 11:
+      case 12:
+        return 8;
+      default:
+        return 0;
     }
   }
   int64_t integer(uint32_t type, const std::string& key) {
     switch (type) {
-      case 0: return static_cast<uint8_t>(*take(1));
-      case 1: return static_cast<int8_t>(*take(1));
-      case 2: { uint16_t v; std::memcpy(&v, take(2), 2); return v; }
-      case 3: { int16_t v; std::memcpy(&v, take(2), 2); return v; }
-      case 4: return u32();
-      case 5: { int32_t v; std::memcpy(&v, take(4), 4); return v; }
-      case 10: return static_cast<int64_t>(u64());
-      case 11: { int64_t v; std::memcpy(&v, take(8), 8); return v; }
-      default: fail(key + ": expected an integer (type " + std::to_string(type) + ")");
+      case 0:
+        return static_cast<uint8_t>(*take(1));
+      case 1:
+        return static_cast<int8_t>(*take(1));
+      case 2: {
+        uint16_t v;
+        std::memcpy(&v, take(2), 2);
+        return v;
+      }
+      case 3: {
+        int16_t v;
+        std::memcpy(&v, take(2), 2);
+        return v;
+      }
+      case 4:
+        return u32();
+      case 5: {
+        int32_t v;
+        std::memcpy(&v, take(4), 4);
+        return v;
+      }
+      case 10:
+        return static_cast<int64_t>(u64());
+      case 11: {
+        int64_t v;
+        std::memcpy(&v, take(8), 8);
+        return v;
+      }
+      default:
+        fail(key + ": expected an integer (type " + std::to_string(type) + ")");
     }
   }
   bool boolean(uint32_t type, const std::string& key) {
@@ -202,7 +236,8 @@ const char* const kDeepSeekLlmLetters =
 
 std::shared_ptr<TokenizerImpl> build_gguf(const GgufVocab& v, const std::string& source) {
   const auto n = static_cast<int64_t>(v.tokens.size());
-  auto check_id = [&](const std::optional<int64_t>& id, const char* name) -> std::optional<int32_t> {
+  auto check_id = [&](const std::optional<int64_t>& id,
+                      const char* name) -> std::optional<int32_t> {
     if (!id) return std::nullopt;
     if (*id < 0 || *id >= n) {
       throw FormatError(source + ": tokenizer.ggml." + name + " " + std::to_string(*id) +
@@ -216,7 +251,9 @@ std::shared_ptr<TokenizerImpl> build_gguf(const GgufVocab& v, const std::string&
   auto pad = check_id(v.pad, "padding_token_id");
   auto sep = check_id(v.sep, "seperator_token_id");
   auto cls = check_id(v.cls, "cls_token_id");
-  auto type_of = [&](int64_t id) { return id < static_cast<int64_t>(v.types.size()) ? v.types[id] : 1; };
+  auto type_of = [&](int64_t id) {
+    return id < static_cast<int64_t>(v.types.size()) ? v.types[id] : 1;
+  };
 
   if (v.model == "llama") {
     SentencePieceProto proto;
@@ -229,7 +266,8 @@ std::shared_ptr<TokenizerImpl> build_gguf(const GgufVocab& v, const std::string&
     proto.eos_id = eos.value_or(-1);
     proto.pad_id = -1;
     for (int64_t id = 0; id < n; ++id) {
-      proto.pieces.push_back({v.tokens[id], id < static_cast<int64_t>(v.scores.size()) ? v.scores[id] : 0.0f,
+      proto.pieces.push_back({v.tokens[id],
+                              id < static_cast<int64_t>(v.scores.size()) ? v.scores[id] : 0.0f,
                               type_of(id)});
     }
     auto impl = build_sentencepiece(proto, source);
@@ -242,8 +280,10 @@ std::shared_ptr<TokenizerImpl> build_gguf(const GgufVocab& v, const std::string&
   std::vector<AddedToken> added;
   for (int64_t id = 0; id < n; ++id) {
     int32_t t = type_of(id);
-    if (t == 3) added.push_back({v.tokens[id], static_cast<int32_t>(id), true, false, false, false, false});
-    if (t == 4) added.push_back({v.tokens[id], static_cast<int32_t>(id), false, false, false, false, false});
+    if (t == 3)
+      added.push_back({v.tokens[id], static_cast<int32_t>(id), true, false, false, false, false});
+    if (t == 4)
+      added.push_back({v.tokens[id], static_cast<int32_t>(id), false, false, false, false, false});
   }
   auto name = [&](const std::optional<int32_t>& id) -> std::optional<std::string> {
     if (!id) return std::nullopt;
@@ -265,8 +305,10 @@ std::shared_ptr<TokenizerImpl> build_gguf(const GgufVocab& v, const std::string&
     for (size_t k = 0; k < v.merges.size(); ++k) {
       const std::string& m = v.merges[k];
       size_t sp = m.find(' ');
-      auto a = sp == std::string::npos ? std::nullopt : vocab.find(std::string_view(m).substr(0, sp));
-      auto b = sp == std::string::npos ? std::nullopt : vocab.find(std::string_view(m).substr(sp + 1));
+      auto a =
+          sp == std::string::npos ? std::nullopt : vocab.find(std::string_view(m).substr(0, sp));
+      auto b =
+          sp == std::string::npos ? std::nullopt : vocab.find(std::string_view(m).substr(sp + 1));
       merged = sp == std::string::npos ? m : m.substr(0, sp) + m.substr(sp + 1);
       auto ab = vocab.find(merged);
       if (!a || !b || !ab) {
@@ -280,7 +322,8 @@ std::shared_ptr<TokenizerImpl> build_gguf(const GgufVocab& v, const std::string&
     std::vector<std::unique_ptr<PreTokenizer>> pre;
     const std::string& p = v.pre;
     if (p.empty() || p == "gpt-2" || p == "mpt" || p == "gpt-neox" || p == "default") {
-      if (p == "mpt" || p == "gpt-neox") impl->normalizer = std::make_unique<UnicodeNormalizer>(NormalForm::kNFC);
+      if (p == "mpt" || p == "gpt-neox")
+        impl->normalizer = std::make_unique<UnicodeNormalizer>(NormalForm::kNFC);
       pre.push_back(std::make_unique<ByteLevelPreTokenizer>(false, true));
     } else if (p == "starcoder" || p == "refact") {
       pre.push_back(make_digits_pre_tokenizer(true));
@@ -298,8 +341,14 @@ std::shared_ptr<TokenizerImpl> build_gguf(const GgufVocab& v, const std::string&
       if (p == "deepseek-coder") {
         patterns = {"[\\r\\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", cjk, "\\p{N}"};
       } else {
-        patterns = {"[\\r\\n]", kDeepSeekLlmLetters, "\\s?[!-/:-~\\x{FF01}-\\x{FF0F}\\x{FF1A}-\\x{FF5E}\\x{2018}-\\x{201F}\\x{3000}-\\x{3002}]+",
-                    "\\s+$", cjk, "\\p{N}+"};
+        patterns = {
+            "[\\r\\n]",
+            kDeepSeekLlmLetters,
+            "\\s?[!-/"
+            ":-~\\x{FF01}-\\x{FF0F}\\x{FF1A}-\\x{FF5E}\\x{2018}-\\x{201F}\\x{3000}-\\x{3002}]+",
+            "\\s+$",
+            cjk,
+            "\\p{N}+"};
       }
       for (const auto& pattern : patterns) {
         pre.push_back(std::make_unique<SplitPreTokenizer>(Pattern::regex(pattern, source),
@@ -313,8 +362,10 @@ std::shared_ptr<TokenizerImpl> build_gguf(const GgufVocab& v, const std::string&
     impl->decoder = std::make_unique<ByteLevelDecoder>();
     if (v.add_bos.value_or(false) && bos) {
       std::vector<TemplatePiece> single = {{false, 0, {*bos}, 0}, {true, 0, {}, 0}};
-      std::vector<TemplatePiece> pair = {{false, 0, {*bos}, 0}, {true, 0, {}, 0}, {false, 0, {*bos}, 1}, {true, 1, {}, 1}};
-      impl->post_processor = std::make_unique<TemplateProcessor>(std::move(single), std::move(pair));
+      std::vector<TemplatePiece> pair = {
+          {false, 0, {*bos}, 0}, {true, 0, {}, 0}, {false, 0, {*bos}, 1}, {true, 1, {}, 1}};
+      impl->post_processor =
+          std::make_unique<TemplateProcessor>(std::move(single), std::move(pair));
     }
   } else if (v.model == "bert") {
     // llama.cpp stores WordPiece tokens as "\u2581word" (word start) and "piece" (was

@@ -46,14 +46,30 @@ size_t JsonScanner::read_string(size_t pos, std::string& out) const {
     if (pos >= text_.size()) fail(pos, "unterminated escape");
     char e = text_[pos++];
     switch (e) {
-      case '"': out.push_back('"'); break;
-      case '\\': out.push_back('\\'); break;
-      case '/': out.push_back('/'); break;
-      case 'b': out.push_back('\b'); break;
-      case 'f': out.push_back('\f'); break;
-      case 'n': out.push_back('\n'); break;
-      case 'r': out.push_back('\r'); break;
-      case 't': out.push_back('\t'); break;
+      case '"':
+        out.push_back('"');
+        break;
+      case '\\':
+        out.push_back('\\');
+        break;
+      case '/':
+        out.push_back('/');
+        break;
+      case 'b':
+        out.push_back('\b');
+        break;
+      case 'f':
+        out.push_back('\f');
+        break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 'r':
+        out.push_back('\r');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
       case 'u': {
         auto hex4 = [&](size_t p) -> uint32_t {
           if (p + 4 > text_.size()) fail(p, "truncated \\u escape");
@@ -212,8 +228,8 @@ double JsonScanner::read_number(size_t& pos) const {
   return v;
 }
 
-void JsonScanner::read_vocab_object(size_t pos,
-                                    const std::function<void(std::string&&, int64_t)>& on_entry) const {
+void JsonScanner::read_vocab_object(
+    size_t pos, const std::function<void(std::string&&, int64_t)>& on_entry) const {
   pos = expect(pos, '{');
   pos = skip_ws(pos);
   if (pos < text_.size() && text_[pos] == '}') return;
@@ -233,8 +249,8 @@ void JsonScanner::read_vocab_object(size_t pos,
   }
 }
 
-void JsonScanner::read_scored_vocab(size_t pos,
-                                    const std::function<void(std::string&&, double)>& on_entry) const {
+void JsonScanner::read_scored_vocab(
+    size_t pos, const std::function<void(std::string&&, double)>& on_entry) const {
   pos = expect(pos, '[');
   pos = skip_ws(pos);
   if (pos < text_.size() && text_[pos] == ']') return;

@@ -35,9 +35,11 @@ class JsonScanner {
   ModelSpans find_model_spans() const;
 
   // {"token": id, ...}: calls on_entry(token, id) for each entry.
-  void read_vocab_object(size_t begin, const std::function<void(std::string&&, int64_t)>& on_entry) const;
+  void read_vocab_object(size_t begin,
+                         const std::function<void(std::string&&, int64_t)>& on_entry) const;
   // [["piece", score], ...]
-  void read_scored_vocab(size_t begin, const std::function<void(std::string&&, double)>& on_entry) const;
+  void read_scored_vocab(size_t begin,
+                         const std::function<void(std::string&&, double)>& on_entry) const;
   // ["a b", ...] or [["a", "b"], ...]: calls on_merge(a, b, index). For the string
   // form, `b` is empty and `a` holds the whole "a b" string (the caller splits it).
   void read_merges(size_t begin,

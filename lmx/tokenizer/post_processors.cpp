@@ -64,16 +64,21 @@ Sequence SequenceProcessor::process(Sequence a, const Sequence* b, bool add_spec
 }
 
 std::unique_ptr<PostProcessor> make_bert_processor(int32_t cls, int32_t sep) {
-  std::vector<TemplatePiece> single = {{false, 0, {cls}, 0}, {true, 0, {}, 0}, {false, 0, {sep}, 0}};
-  std::vector<TemplatePiece> pair = {{false, 0, {cls}, 0}, {true, 0, {}, 0}, {false, 0, {sep}, 0},
-                                     {true, 1, {}, 1},     {false, 0, {sep}, 1}};
+  std::vector<TemplatePiece> single = {
+      {false, 0, {cls}, 0}, {true, 0, {}, 0}, {false, 0, {sep}, 0}};
+  std::vector<TemplatePiece> pair = {{false, 0, {cls}, 0},
+                                     {true, 0, {}, 0},
+                                     {false, 0, {sep}, 0},
+                                     {true, 1, {}, 1},
+                                     {false, 0, {sep}, 1}};
   return std::make_unique<TemplateProcessor>(std::move(single), std::move(pair));
 }
 
 std::unique_ptr<PostProcessor> make_roberta_processor(int32_t cls, int32_t sep) {
-  std::vector<TemplatePiece> single = {{false, 0, {cls}, 0}, {true, 0, {}, 0}, {false, 0, {sep}, 0}};
+  std::vector<TemplatePiece> single = {
+      {false, 0, {cls}, 0}, {true, 0, {}, 0}, {false, 0, {sep}, 0}};
   std::vector<TemplatePiece> pair = {{false, 0, {cls}, 0}, {true, 0, {}, 0}, {false, 0, {sep}, 0},
-                                     {false, 0, {sep}, 0}, {true, 1, {}, 0},  {false, 0, {sep}, 0}};
+                                     {false, 0, {sep}, 0}, {true, 1, {}, 0}, {false, 0, {sep}, 0}};
   return std::make_unique<TemplateProcessor>(std::move(single), std::move(pair));
 }
 

@@ -44,8 +44,7 @@ Regex::Regex(std::string_view pattern, std::string_view what)
   int error = 0;
   PCRE2_SIZE offset = 0;
   impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                              PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &error, &offset,
-                              nullptr);
+                              PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &error, &offset, nullptr);
   if (!impl_->code) {
     PCRE2_UCHAR buffer[256];
     pcre2_get_error_message(error, buffer, sizeof(buffer));
@@ -63,16 +62,16 @@ void Regex::find_all(std::string_view text,
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t pos = 0;
   while (pos <= text.size()) {
-    int rc = impl_->jit ? pcre2_jit_match(impl_->code, subject, text.size(), pos, 0, md.data,
-                                          md.context)
-                        : pcre2_match(impl_->code, subject, text.size(), pos,
-                                      PCRE2_NO_UTF_CHECK, md.data, md.context);
+    int rc = impl_->jit
+                 ? pcre2_jit_match(impl_->code, subject, text.size(), pos, 0, md.data, md.context)
+                 : pcre2_match(impl_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md.data,
+                               md.context);
     if (rc == PCRE2_ERROR_NOMATCH) return;
     if (rc < 0) {
       PCRE2_UCHAR buffer[256];
       pcre2_get_error_message(rc, buffer, sizeof(buffer));
-      throw Error("regex match failed for /" + pattern_ + "/: " +
-                  reinterpret_cast<const char*>(buffer));
+      throw Error("regex match failed for /" + pattern_ +
+                  "/: " + reinterpret_cast<const char*>(buffer));
     }
     PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md.data);
     size_t start = ov[0], end = ov[1];

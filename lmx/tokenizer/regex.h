@@ -19,8 +19,7 @@ class Regex {
 
   // Calls on_match(start, end) for every non-overlapping match, left to right.
   // Empty matches are skipped. `text` must be valid UTF-8.
-  void find_all(std::string_view text,
-                const std::function<void(size_t, size_t)>& on_match) const;
+  void find_all(std::string_view text, const std::function<void(size_t, size_t)>& on_match) const;
 
   const std::string& pattern() const { return pattern_; }
 
@@ -41,8 +40,7 @@ class Pattern {
   static Pattern regex(std::string_view pattern, std::string_view what);
 
   // Calls on_match(start, end) for every non-overlapping, non-empty match.
-  void find_all(std::string_view text,
-                const std::function<void(size_t, size_t)>& on_match) const;
+  void find_all(std::string_view text, const std::function<void(size_t, size_t)>& on_match) const;
   // Replaces every match with `content`.
   std::string replace_all(std::string_view text, std::string_view content) const;
 

@@ -1,5 +1,7 @@
 // SentencePiece tokenizer.model (a protobuf ModelProto) -> TokenizerImpl.
 // The protobuf wire format is read by hand: only a handful of fields matter.
+#include "lmx/tokenizer/sentencepiece_model.h"
+
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -9,7 +11,6 @@
 #include "lmx/tokenizer/models.h"
 #include "lmx/tokenizer/normalizers.h"
 #include "lmx/tokenizer/post_processors.h"
-#include "lmx/tokenizer/sentencepiece_model.h"
 #include "lmx/tokenizer/tokenizer_impl.h"
 #include "lmx/tokenizer/unicode.h"
 
@@ -56,17 +57,22 @@ class WireReader {
   }
   void skip(uint32_t wire_type) {
     switch (wire_type) {
-      case 0: varint(); break;
+      case 0:
+        varint();
+        break;
       case 1:
         if (data_.size() - pos_ < 8) fail("truncated fixed64");
         pos_ += 8;
         break;
-      case 2: bytes(); break;
+      case 2:
+        bytes();
+        break;
       case 5:
         if (data_.size() - pos_ < 4) fail("truncated fixed32");
         pos_ += 4;
         break;
-      default: fail("unknown wire type " + std::to_string(wire_type));
+      default:
+        fail("unknown wire type " + std::to_string(wire_type));
     }
   }
   [[noreturn]] void fail(const std::string& msg) const {
@@ -113,15 +119,32 @@ SentencePieceProto parse_sentencepiece_proto(std::string_view data, const std::s
         }
         auto v = static_cast<int64_t>(t.varint());
         switch (f) {
-          case 3: proto.model_type = static_cast<int>(v); break;
-          case 24: proto.treat_whitespace_as_suffix = v != 0; break;
-          case 25: proto.split_digits = v != 0; break;
-          case 35: proto.byte_fallback = v != 0; break;
-          case 40: proto.unk_id = static_cast<int32_t>(v); break;
-          case 41: proto.bos_id = static_cast<int32_t>(v); break;
-          case 42: proto.eos_id = static_cast<int32_t>(v); break;
-          case 43: proto.pad_id = static_cast<int32_t>(v); break;
-          default: break;
+          case 3:
+            proto.model_type = static_cast<int>(v);
+            break;
+          case 24:
+            proto.treat_whitespace_as_suffix = v != 0;
+            break;
+          case 25:
+            proto.split_digits = v != 0;
+            break;
+          case 35:
+            proto.byte_fallback = v != 0;
+            break;
+          case 40:
+            proto.unk_id = static_cast<int32_t>(v);
+            break;
+          case 41:
+            proto.bos_id = static_cast<int32_t>(v);
+            break;
+          case 42:
+            proto.eos_id = static_cast<int32_t>(v);
+            break;
+          case 43:
+            proto.pad_id = static_cast<int32_t>(v);
+            break;
+          default:
+            break;
         }
       }
     } else if (field == 3 && wire == 2) {
@@ -235,7 +258,8 @@ void SentencePieceNormalizer::normalize(std::string& text) const {
   text = std::move(out);
 }
 
-std::shared_ptr<TokenizerImpl> load_sentencepiece(std::string_view data, const std::string& source) {
+std::shared_ptr<TokenizerImpl> load_sentencepiece(std::string_view data,
+                                                  const std::string& source) {
   return build_sentencepiece(parse_sentencepiece_proto(data, source), source);
 }
 
@@ -283,7 +307,8 @@ std::shared_ptr<TokenizerImpl> build_sentencepiece(const SentencePieceProto& pro
     std::vector<int32_t> order;
     for (int32_t id = 0; id < n; ++id) {
       int t = proto.pieces[id].type;
-      if (t == SentencePieceProto::kNormal || t == SentencePieceProto::kUserDefined) order.push_back(id);
+      if (t == SentencePieceProto::kNormal || t == SentencePieceProto::kUserDefined)
+        order.push_back(id);
     }
     std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
       return proto.pieces[a].score > proto.pieces[b].score;
@@ -322,7 +347,8 @@ std::shared_ptr<TokenizerImpl> build_sentencepiece(const SentencePieceProto& pro
     }
     std::optional<int32_t> unk;
     if (proto.unk_id >= 0) unk = proto.unk_id;
-    impl->model = std::make_unique<UnigramModel>(std::move(pieces), unk, proto.byte_fallback, source);
+    impl->model =
+        std::make_unique<UnigramModel>(std::move(pieces), unk, proto.byte_fallback, source);
   } else {
     throw FormatError(source + ": trainer_spec.model_type " + std::to_string(proto.model_type) +
                       " is not supported (only UNIGRAM=1 and BPE=2)");
@@ -349,8 +375,10 @@ std::shared_ptr<TokenizerImpl> build_sentencepiece(const SentencePieceProto& pro
   impl->config.pad_token = piece(proto.pad_id);
   if (proto.bos_id >= 0) {
     std::vector<TemplatePiece> single = {{false, 0, {proto.bos_id}, 0}, {true, 0, {}, 0}};
-    std::vector<TemplatePiece> pair = {{false, 0, {proto.bos_id}, 0}, {true, 0, {}, 0},
-                                       {false, 0, {proto.bos_id}, 1}, {true, 1, {}, 1}};
+    std::vector<TemplatePiece> pair = {{false, 0, {proto.bos_id}, 0},
+                                       {true, 0, {}, 0},
+                                       {false, 0, {proto.bos_id}, 1},
+                                       {true, 1, {}, 1}};
     impl->post_processor = std::make_unique<TemplateProcessor>(std::move(single), std::move(pair));
   }
   return impl;

@@ -14,7 +14,14 @@ namespace lmx::tokenizer::detail {
 
 // The fields of sentencepiece_model.proto that tokenizing needs.
 struct SentencePieceProto {
-  enum PieceType { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
+  enum PieceType {
+    kNormal = 1,
+    kUnknown = 2,
+    kControl = 3,
+    kUserDefined = 4,
+    kUnused = 5,
+    kByte = 6
+  };
   enum ModelType { kUnigram = 1, kBpe = 2, kWord = 3, kChar = 4 };
   struct Piece {
     std::string piece;
@@ -60,7 +67,8 @@ class SentencePieceNormalizer final : public Normalizer {
 
  private:
   std::shared_ptr<const CharsMap> map_;
-  bool add_dummy_prefix_, remove_extra_whitespaces_, escape_whitespaces_, treat_whitespace_as_suffix_;
+  bool add_dummy_prefix_, remove_extra_whitespaces_, escape_whitespaces_,
+      treat_whitespace_as_suffix_;
 };
 
 }  // namespace lmx::tokenizer::detail

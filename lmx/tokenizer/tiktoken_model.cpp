@@ -125,10 +125,16 @@ std::shared_ptr<TokenizerImpl> load_tiktoken(std::string_view data, const std::s
   // Meta's Llama-3 special tokens follow the 128000 ranks.
   std::vector<AddedToken> added;
   if (n == 128000) {
-    const char* named[] = {"<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>",
-                           "<|reserved_special_token_1|>", "<|reserved_special_token_2|>",
-                           "<|reserved_special_token_3|>", "<|start_header_id|>",
-                           "<|end_header_id|>", "<|reserved_special_token_4|>", "<|eot_id|>"};
+    const char* named[] = {"<|begin_of_text|>",
+                           "<|end_of_text|>",
+                           "<|reserved_special_token_0|>",
+                           "<|reserved_special_token_1|>",
+                           "<|reserved_special_token_2|>",
+                           "<|reserved_special_token_3|>",
+                           "<|start_header_id|>",
+                           "<|end_header_id|>",
+                           "<|reserved_special_token_4|>",
+                           "<|eot_id|>"};
     int32_t id = 128000;
     for (const char* t : named) added.push_back({t, id++, true, false, false, false, false});
     for (int k = 5; id < 128256; ++k) {
@@ -138,8 +144,8 @@ std::shared_ptr<TokenizerImpl> load_tiktoken(std::string_view data, const std::s
     impl->config.bos_token = "<|begin_of_text|>";
     impl->config.eos_token = "<|end_of_text|>";
     std::vector<TemplatePiece> single = {{false, 0, {128000}, 0}, {true, 0, {}, 0}};
-    std::vector<TemplatePiece> pair = {{false, 0, {128000}, 0}, {true, 0, {}, 0},
-                                       {false, 0, {128000}, 1}, {true, 1, {}, 1}};
+    std::vector<TemplatePiece> pair = {
+        {false, 0, {128000}, 0}, {true, 0, {}, 0}, {false, 0, {128000}, 1}, {true, 1, {}, 1}};
     impl->post_processor = std::make_unique<TemplateProcessor>(std::move(single), std::move(pair));
   }
   impl->added.build(std::move(added), nullptr);

@@ -53,7 +53,8 @@ void TokenizerImpl::finalize() {
   if (tokens.size() != added.tokens().size()) added.build(std::move(tokens), normalizer.get());
 
   vocab_size = model->vocab_size();
-  if (added.max_id() >= 0) vocab_size = std::max(vocab_size, static_cast<size_t>(added.max_id()) + 1);
+  if (added.max_id() >= 0)
+    vocab_size = std::max(vocab_size, static_cast<size_t>(added.max_id()) + 1);
   auto resolve = [&](const std::optional<std::string>& content) -> std::optional<int32_t> {
     if (!content) return std::nullopt;
     if (auto id = added.find(*content)) return id;
@@ -167,9 +168,11 @@ TokenizerConfig load_config_from_dir(const std::filesystem::path& dir,
   }
   if (!dir.empty()) {
     auto map = dir / "special_tokens_map.json";
-    if (file_exists(map)) detail::merge_special_tokens_map(config, detail::read_file(map), map.string());
+    if (file_exists(map))
+      detail::merge_special_tokens_map(config, detail::read_file(map), map.string());
     auto jinja = dir / "chat_template.jinja";
-    if (config.chat_template.empty() && file_exists(jinja)) config.chat_template = detail::read_file(jinja);
+    if (config.chat_template.empty() && file_exists(jinja))
+      config.chat_template = detail::read_file(jinja);
   }
   return config;
 }
@@ -215,8 +218,9 @@ Tokenizer Tokenizer::from_tokenizer_json(const std::filesystem::path& file,
                                          const std::filesystem::path& config_file) {
   auto impl = detail::load_tokenizer_json(detail::read_file(file), file.string());
   auto dir = file.parent_path();
-  return finish(std::move(impl),
-                load_config_from_dir(dir, config_file.empty() ? dir / "tokenizer_config.json" : config_file));
+  return finish(
+      std::move(impl),
+      load_config_from_dir(dir, config_file.empty() ? dir / "tokenizer_config.json" : config_file));
 }
 
 Tokenizer Tokenizer::from_sentencepiece(const std::filesystem::path& file,
@@ -270,7 +274,8 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
   return encode_full(text, add_special_tokens).ids;
 }
 
-std::vector<int32_t> Tokenizer::encode_strict(std::string_view text, bool add_special_tokens) const {
+std::vector<int32_t> Tokenizer::encode_strict(std::string_view text,
+                                              bool add_special_tokens) const {
   if (!detail::is_valid_utf8(text)) {
     size_t i = 0, bad = 0;
     while (i < text.size()) {
@@ -296,7 +301,8 @@ Encoding to_encoding(detail::Sequence s) {
 
 Encoding Tokenizer::encode_full(std::string_view text, bool add_special_tokens) const {
   auto s = impl_->encode_to_sequence(valid_text(text));
-  if (impl_->post_processor) s = impl_->post_processor->process(std::move(s), nullptr, add_special_tokens);
+  if (impl_->post_processor)
+    s = impl_->post_processor->process(std::move(s), nullptr, add_special_tokens);
   return to_encoding(std::move(s));
 }
 
@@ -394,8 +400,9 @@ std::vector<std::string> Tokenizer::tokenize(std::string_view text) const {
 std::string Tokenizer::decode(std::span<const int32_t> ids,
                               bool skip_special_tokens,
                               std::optional<bool> clean_up_tokenization_spaces) const {
-  return impl_->decode(ids, skip_special_tokens,
-                       clean_up_tokenization_spaces.value_or(impl_->config.clean_up_tokenization_spaces));
+  return impl_->decode(
+      ids, skip_special_tokens,
+      clean_up_tokenization_spaces.value_or(impl_->config.clean_up_tokenization_spaces));
 }
 
 StreamingDetokenizer Tokenizer::streaming_detokenizer(bool skip_special_tokens) const {
@@ -431,7 +438,8 @@ std::vector<std::pair<std::string, int32_t>> Tokenizer::special_tokens() const {
   for (const auto& t : impl_->added.tokens()) {
     if (t.special) out.emplace_back(t.content, t.id);
   }
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.second < b.second; });
   return out;
 }
 

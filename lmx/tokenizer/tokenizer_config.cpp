@@ -21,7 +21,9 @@ Json parse(std::string_view text, const std::string& source) {
 }
 
 // A special token is a string or an object with "content" (AddedToken form).
-std::optional<std::string> special_token(const Json& j, const char* key, const std::string& source) {
+std::optional<std::string> special_token(const Json& j,
+                                         const char* key,
+                                         const std::string& source) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return std::nullopt;
   if (it->is_string()) return it->get<std::string>();
@@ -32,7 +34,10 @@ std::optional<std::string> special_token(const Json& j, const char* key, const s
   throw FormatError(source + ": " + key + ": expected a string or an object with \"content\"");
 }
 
-void read_specials(TokenizerConfig& config, const Json& j, const std::string& source, bool overwrite) {
+void read_specials(TokenizerConfig& config,
+                   const Json& j,
+                   const std::string& source,
+                   bool overwrite) {
   auto set = [&](std::optional<std::string>& dst, const char* key) {
     auto v = special_token(j, key, source);
     if (v && (overwrite || !dst)) dst = v;
@@ -111,7 +116,9 @@ TokenizerConfig parse_tokenizer_config(std::string_view text, const std::string&
   return c;
 }
 
-void merge_special_tokens_map(TokenizerConfig& config, std::string_view text, const std::string& source) {
+void merge_special_tokens_map(TokenizerConfig& config,
+                              std::string_view text,
+                              const std::string& source) {
   read_specials(config, parse(text, source), source, false);
 }
 

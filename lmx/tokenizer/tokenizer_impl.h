@@ -35,12 +35,15 @@ class TokenizerImpl {
 };
 
 // Builders (one file each).
-std::shared_ptr<TokenizerImpl> load_tokenizer_json(std::string_view json, const std::string& source);
+std::shared_ptr<TokenizerImpl> load_tokenizer_json(std::string_view json,
+                                                   const std::string& source);
 std::shared_ptr<TokenizerImpl> load_sentencepiece(std::string_view data, const std::string& source);
 std::shared_ptr<TokenizerImpl> load_tiktoken(std::string_view data, const std::string& source);
 // Parses tokenizer_config.json text (and optionally special_tokens_map.json text).
 TokenizerConfig parse_tokenizer_config(std::string_view json, const std::string& source);
-void merge_special_tokens_map(TokenizerConfig& config, std::string_view json, const std::string& source);
+void merge_special_tokens_map(TokenizerConfig& config,
+                              std::string_view json,
+                              const std::string& source);
 std::string read_file(const std::filesystem::path& path);
 
 }  // namespace lmx::tokenizer::detail

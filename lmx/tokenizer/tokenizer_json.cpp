@@ -1,7 +1,6 @@
 // tokenizer.json (Hugging Face `tokenizers` serialization) -> TokenizerImpl.
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "lmx/core/error.h"
 #include "lmx/tokenizer/decoders.h"
@@ -42,7 +41,10 @@ class Reader {
     if (!v.is_string()) fail(path + "." + key, "expected a string");
     return v.get<std::string>();
   }
-  std::string str_or(const Json& j, const char* key, const std::string& path, std::string dflt) const {
+  std::string str_or(const Json& j,
+                     const char* key,
+                     const std::string& path,
+                     std::string dflt) const {
     const Json* v = find(j, key);
     if (!v) return dflt;
     if (!v->is_string()) fail(path + "." + key, "expected a string");
@@ -61,7 +63,8 @@ class Reader {
   int32_t token_id(const Json& v, const std::string& path) const {
     int64_t id = integer(v, path);
     // Ids index tables; anything past 2^24 is a corrupt file, not a real vocab.
-    if (id < 0 || id >= (int64_t{1} << 24)) fail(path, "token id " + std::to_string(id) + " out of range");
+    if (id < 0 || id >= (int64_t{1} << 24))
+      fail(path, "token id " + std::to_string(id) + " out of range");
     return static_cast<int32_t>(id);
   }
   const std::string& source() const { return source_; }
@@ -110,7 +113,9 @@ Pattern parse_pattern(const Reader& r, const Json& j, const std::string& path) {
   r.fail(path + ".pattern", "expected {\"String\": ...} or {\"Regex\": ...}");
 }
 
-SplitBehavior parse_behavior(const Reader& r, const Json& j, const std::string& path,
+SplitBehavior parse_behavior(const Reader& r,
+                             const Json& j,
+                             const std::string& path,
                              SplitBehavior dflt) {
   const Json* b = r.find(j, "behavior");
   if (!b) return dflt;
@@ -140,7 +145,9 @@ std::string type_of(const Reader& r, const Json& j, const std::string& path) {
   return r.str(j, "type", path);
 }
 
-std::unique_ptr<Normalizer> parse_normalizer(const Reader& r, const Json& j, const std::string& path) {
+std::unique_ptr<Normalizer> parse_normalizer(const Reader& r,
+                                             const Json& j,
+                                             const std::string& path) {
   if (j.is_null()) return nullptr;
   std::string type = type_of(r, j, path);
   if (type == "Sequence") {
@@ -164,7 +171,8 @@ std::unique_ptr<Normalizer> parse_normalizer(const Reader& r, const Json& j, con
   }
   if (type == "StripAccents") return std::make_unique<StripAccentsNormalizer>();
   if (type == "Replace") {
-    return std::make_unique<ReplaceNormalizer>(parse_pattern(r, j, path), r.str(j, "content", path));
+    return std::make_unique<ReplaceNormalizer>(parse_pattern(r, j, path),
+                                               r.str(j, "content", path));
   }
   if (type == "Prepend") return std::make_unique<PrependNormalizer>(r.str(j, "prepend", path));
   if (type == "BertNormalizer") {
@@ -189,7 +197,8 @@ std::unique_ptr<Normalizer> parse_normalizer(const Reader& r, const Json& j, con
   r.fail(path + ".type", "unsupported normalizer '" + type + "'");
 }
 
-std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const Reader& r, const Json& j,
+std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const Reader& r,
+                                                  const Json& j,
                                                   const std::string& path) {
   if (j.is_null()) return nullptr;
   std::string type = type_of(r, j, path);
@@ -208,9 +217,9 @@ std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const Reader& r, const Json& j
                                                    r.boolean_or(j, "use_regex", path, true));
   }
   if (type == "Split") {
-    return std::make_unique<SplitPreTokenizer>(
-        parse_pattern(r, j, path), parse_behavior(r, j, path, SplitBehavior::kIsolated),
-        r.boolean_or(j, "invert", path, false));
+    return std::make_unique<SplitPreTokenizer>(parse_pattern(r, j, path),
+                                               parse_behavior(r, j, path, SplitBehavior::kIsolated),
+                                               r.boolean_or(j, "invert", path, false));
   }
   if (type == "Metaspace") {
     return std::make_unique<MetaspacePreTokenizer>(r.str_or(j, "replacement", path, "\xE2\x96\x81"),
@@ -223,7 +232,8 @@ std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const Reader& r, const Json& j
   if (type == "Punctuation") {
     return make_punctuation_pre_tokenizer(parse_behavior(r, j, path, SplitBehavior::kIsolated));
   }
-  if (type == "Digits") return make_digits_pre_tokenizer(r.boolean_or(j, "individual_digits", path, false));
+  if (type == "Digits")
+    return make_digits_pre_tokenizer(r.boolean_or(j, "individual_digits", path, false));
   r.fail(path + ".type", "unsupported pre-tokenizer '" + type + "'");
 }
 
@@ -257,16 +267,17 @@ std::unique_ptr<Decoder> parse_decoder(const Reader& r, const Json& j, const std
   if (type == "Strip") {
     const Json* s = r.find(j, "start");
     const Json* e = r.find(j, "stop");
-    return std::make_unique<StripDecoder>(r.str(j, "content", path),
-                                          s ? static_cast<size_t>(r.integer(*s, path + ".start")) : 0,
-                                          e ? static_cast<size_t>(r.integer(*e, path + ".stop")) : 0);
+    return std::make_unique<StripDecoder>(
+        r.str(j, "content", path), s ? static_cast<size_t>(r.integer(*s, path + ".start")) : 0,
+        e ? static_cast<size_t>(r.integer(*e, path + ".stop")) : 0);
   }
   if (type == "CTC") {
     return std::make_unique<CtcDecoder>(r.str_or(j, "pad_token", path, "<pad>"),
                                         r.str_or(j, "word_delimiter_token", path, "|"),
                                         r.boolean_or(j, "cleanup", path, true));
   }
-  if (type == "BPEDecoder") return std::make_unique<BpeSuffixDecoder>(r.str_or(j, "suffix", path, "</w>"));
+  if (type == "BPEDecoder")
+    return std::make_unique<BpeSuffixDecoder>(r.str_or(j, "suffix", path, "</w>"));
   r.fail(path + ".type", "unsupported decoder '" + type + "'");
 }
 
@@ -291,7 +302,9 @@ Vocab read_vocab(const Reader& r, const LargeValues& large, const std::string& p
   return v;
 }
 
-std::unique_ptr<Model> parse_model(const Reader& r, const Json& m, const std::string& path,
+std::unique_ptr<Model> parse_model(const Reader& r,
+                                   const Json& m,
+                                   const std::string& path,
                                    const LargeValues& large) {
   if (!m.is_object()) r.fail(path, "expected an object");
   std::string type = r.str_or(m, "type", path, "");
@@ -331,38 +344,38 @@ std::unique_ptr<Model> parse_model(const Reader& r, const Json& m, const std::st
       std::vector<Entry> entries;
       arena.reserve(large.spans.merges_end - large.spans.merges_begin);
       entries.reserve(1 << 17);
-      large.scan.read_merges(large.spans.merges_begin, [&](std::string& first, std::string& second,
-                                                           size_t k) {
-        std::string_view a, b;
-        if (second.empty()) {
-          const std::string& s = first;
-          size_t sp = s.find(' ');
-          if (sp == std::string::npos) {
-            r.fail(path + ".merges[" + std::to_string(k) + "]",
-                   "expected two tokens separated by a space, got '" + s + "'");
-          }
-          if (s.find(' ', sp + 1) != std::string::npos) {
-            // Tokens that contain spaces make "a b" ambiguous (HF rejects such files);
-            // take the first split whose halves are both tokens.
-            for (size_t at = sp; at != std::string::npos; at = s.find(' ', at + 1)) {
-              if (vocab.find(std::string_view(s).substr(0, at)) &&
-                  vocab.find(std::string_view(s).substr(at + 1))) {
-                sp = at;
-                break;
+      large.scan.read_merges(
+          large.spans.merges_begin, [&](std::string& first, std::string& second, size_t k) {
+            std::string_view a, b;
+            if (second.empty()) {
+              const std::string& s = first;
+              size_t sp = s.find(' ');
+              if (sp == std::string::npos) {
+                r.fail(path + ".merges[" + std::to_string(k) + "]",
+                       "expected two tokens separated by a space, got '" + s + "'");
               }
+              if (s.find(' ', sp + 1) != std::string::npos) {
+                // Tokens that contain spaces make "a b" ambiguous (HF rejects such files);
+                // take the first split whose halves are both tokens.
+                for (size_t at = sp; at != std::string::npos; at = s.find(' ', at + 1)) {
+                  if (vocab.find(std::string_view(s).substr(0, at)) &&
+                      vocab.find(std::string_view(s).substr(at + 1))) {
+                    sp = at;
+                    break;
+                  }
+                }
+              }
+              a = std::string_view(s).substr(0, sp);
+              b = std::string_view(s).substr(sp + 1);
+            } else {
+              a = first;
+              b = second;
             }
-          }
-          a = std::string_view(s).substr(0, sp);
-          b = std::string_view(s).substr(sp + 1);
-        } else {
-          a = first;
-          b = second;
-        }
-        entries.push_back({static_cast<uint32_t>(arena.size()), static_cast<uint32_t>(a.size()),
-                           static_cast<uint32_t>(b.size())});
-        arena.append(a);
-        arena.append(b);
-      });
+            entries.push_back({static_cast<uint32_t>(arena.size()), static_cast<uint32_t>(a.size()),
+                               static_cast<uint32_t>(b.size())});
+            arena.append(a);
+            arena.append(b);
+          });
       const size_t prefix_len = opt.continuing_subword_prefix.size();
       resolved.resize(entries.size());
       constexpr size_t kBatch = 16;
@@ -370,7 +383,8 @@ std::unique_ptr<Model> parse_model(const Reader& r, const Json& m, const std::st
       std::string merged;
       for (size_t base = 0; base < entries.size(); base += kBatch) {
         size_t n = std::min(kBatch, entries.size() - base);
-        auto slices = [&](size_t k, std::string_view& a, std::string_view& b, std::string_view& ab) {
+        auto slices = [&](size_t k, std::string_view& a, std::string_view& b,
+                          std::string_view& ab) {
           const Entry& e = entries[base + k];
           a = std::string_view(arena).substr(e.offset, e.a_len);
           b = std::string_view(arena).substr(e.offset + e.a_len, e.b_len);
@@ -419,7 +433,8 @@ std::unique_ptr<Model> parse_model(const Reader& r, const Json& m, const std::st
     opt.unk_token = r.str_or(m, "unk_token", path, "[UNK]");
     opt.continuing_subword_prefix = r.str_or(m, "continuing_subword_prefix", path, "##");
     if (const Json* n = r.find(m, "max_input_chars_per_word")) {
-      opt.max_input_chars_per_word = static_cast<size_t>(r.integer(*n, path + ".max_input_chars_per_word"));
+      opt.max_input_chars_per_word =
+          static_cast<size_t>(r.integer(*n, path + ".max_input_chars_per_word"));
     }
     return std::make_unique<WordPieceModel>(read_vocab(r, large, path + ".vocab"), std::move(opt));
   }
@@ -444,7 +459,8 @@ std::unique_ptr<Model> parse_model(const Reader& r, const Json& m, const std::st
   r.fail(path + ".type", "unsupported model '" + type + "'");
 }
 
-std::unique_ptr<PostProcessor> parse_post_processor(const Reader& r, const Json& j,
+std::unique_ptr<PostProcessor> parse_post_processor(const Reader& r,
+                                                    const Json& j,
                                                     const std::string& path,
                                                     const TokenizerImpl& impl) {
   if (j.is_null()) return nullptr;
@@ -461,7 +477,8 @@ std::unique_ptr<PostProcessor> parse_post_processor(const Reader& r, const Json&
     const Json& list = r.get(j, "processors", path);
     if (!list.is_array()) r.fail(path + ".processors", "expected an array");
     for (size_t k = 0; k < list.size(); ++k) {
-      auto p = parse_post_processor(r, list[k], path + ".processors[" + std::to_string(k) + "]", impl);
+      auto p =
+          parse_post_processor(r, list[k], path + ".processors[" + std::to_string(k) + "]", impl);
       if (p) items.push_back(std::move(p));
     }
     // Only templates change ids; keep them in order, drop pass-throughs.
@@ -481,7 +498,8 @@ std::unique_ptr<PostProcessor> parse_post_processor(const Reader& r, const Json&
       return check_id(r.token_id(p[1], path + "." + key + "[1]"), path + "." + key);
     };
     int32_t cls = pair_id("cls"), sep = pair_id("sep");
-    return type == "BertProcessing" ? make_bert_processor(cls, sep) : make_roberta_processor(cls, sep);
+    return type == "BertProcessing" ? make_bert_processor(cls, sep)
+                                    : make_roberta_processor(cls, sep);
   }
   if (type == "TemplateProcessing") {
     const Json& specials = r.get(j, "special_tokens", path);
@@ -495,11 +513,13 @@ std::unique_ptr<PostProcessor> parse_post_processor(const Reader& r, const Json&
         if (const Json* s = r.find(e, "Sequence")) {
           std::string id = r.str(*s, "id", where + ".Sequence");
           if (id != "A" && id != "B") r.fail(where + ".Sequence.id", "expected A or B");
-          int32_t type_id = static_cast<int32_t>(r.integer(r.get(*s, "type_id", where), where + ".type_id"));
+          int32_t type_id =
+              static_cast<int32_t>(r.integer(r.get(*s, "type_id", where), where + ".type_id"));
           out.push_back({true, id == "A" ? 0 : 1, {}, type_id});
         } else if (const Json* s = r.find(e, "SpecialToken")) {
           std::string id = r.str(*s, "id", where + ".SpecialToken");
-          int32_t type_id = static_cast<int32_t>(r.integer(r.get(*s, "type_id", where), where + ".type_id"));
+          int32_t type_id =
+              static_cast<int32_t>(r.integer(r.get(*s, "type_id", where), where + ".type_id"));
           const Json* tok = r.find(specials, id.c_str());
           if (!tok) r.fail(where, "special token '" + id + "' is not in special_tokens");
           const Json& ids = r.get(*tok, "ids", path + ".special_tokens." + id);
@@ -523,7 +543,8 @@ std::unique_ptr<PostProcessor> parse_post_processor(const Reader& r, const Json&
 
 }  // namespace
 
-std::shared_ptr<TokenizerImpl> load_tokenizer_json(std::string_view text, const std::string& source) {
+std::shared_ptr<TokenizerImpl> load_tokenizer_json(std::string_view text,
+                                                   const std::string& source) {
   // The two big values are read by the scanner; nlohmann parses the rest, with them
   // replaced by null.
   JsonScanner scan(text, source);
@@ -532,8 +553,10 @@ std::shared_ptr<TokenizerImpl> load_tokenizer_json(std::string_view text, const 
     size_t begin, end;
   };
   std::vector<Span> cut;
-  if (spans.vocab_begin != std::string_view::npos) cut.push_back({spans.vocab_begin, spans.vocab_end});
-  if (spans.merges_begin != std::string_view::npos) cut.push_back({spans.merges_begin, spans.merges_end});
+  if (spans.vocab_begin != std::string_view::npos)
+    cut.push_back({spans.vocab_begin, spans.vocab_end});
+  if (spans.merges_begin != std::string_view::npos)
+    cut.push_back({spans.merges_begin, spans.merges_end});
   std::sort(cut.begin(), cut.end(), [](const Span& a, const Span& b) { return a.begin < b.begin; });
   std::string reduced;
   size_t last = 0;
@@ -556,7 +579,8 @@ std::shared_ptr<TokenizerImpl> load_tokenizer_json(std::string_view text, const 
   impl->source = source;
   try {
     impl->normalizer = parse_normalizer(r, doc.value("normalizer", Json()), "normalizer");
-    impl->pre_tokenizer = parse_pre_tokenizer(r, doc.value("pre_tokenizer", Json()), "pre_tokenizer");
+    impl->pre_tokenizer =
+        parse_pre_tokenizer(r, doc.value("pre_tokenizer", Json()), "pre_tokenizer");
     impl->model = parse_model(r, r.get(doc, "model", "(root)"), "model", large);
     impl->decoder = parse_decoder(r, doc.value("decoder", Json()), "decoder");
     std::vector<AddedToken> added;

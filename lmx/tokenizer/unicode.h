@@ -38,11 +38,11 @@ inline size_t utf8_len(unsigned char lead) {
 size_t incomplete_utf8_tail(std::string_view s);
 
 // Unicode properties, with the definitions the Rust std / HF tokenizers use.
-bool is_whitespace(char32_t c);   // White_Space property
-bool is_alphabetic(char32_t c);   // L* or Nl (approximation of Alphabetic)
-bool is_numeric(char32_t c);      // N*
+bool is_whitespace(char32_t c);  // White_Space property
+bool is_alphabetic(char32_t c);  // L* or Nl (approximation of Alphabetic)
+bool is_numeric(char32_t c);     // N*
 bool is_alphanumeric(char32_t c);
-bool is_punctuation(char32_t c);  // P* or ASCII punctuation
+bool is_punctuation(char32_t c);      // P* or ASCII punctuation
 bool is_nonspacing_mark(char32_t c);  // Mn
 bool is_other(char32_t c);            // C*
 bool is_bert_control(char32_t c);

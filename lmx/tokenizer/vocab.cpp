@@ -151,8 +151,10 @@ bool WordCache::get(std::string_view word, std::vector<int32_t>& ids) const {
   for (size_t i = h & (kSlots - 1);; i = (i + 1) & (kSlots - 1)) {
     const Slot& s = slots_[i];
     if (s.hash == 0) return false;
-    if (s.hash == h && same_bytes(std::string_view(words_.data() + s.word_offset, s.word_length), word)) {
-      ids.insert(ids.end(), ids_.begin() + s.ids_offset, ids_.begin() + s.ids_offset + s.ids_length);
+    if (s.hash == h &&
+        same_bytes(std::string_view(words_.data() + s.word_offset, s.word_length), word)) {
+      ids.insert(ids.end(), ids_.begin() + s.ids_offset,
+                 ids_.begin() + s.ids_offset + s.ids_length);
       return true;
     }
   }
@@ -165,7 +167,8 @@ void WordCache::put(std::string_view word, const int32_t* ids, size_t n) const {
   if (slots_.empty() || count_ * 2 >= kSlots) clear_locked();
   for (size_t i = h & (kSlots - 1);; i = (i + 1) & (kSlots - 1)) {
     Slot& s = slots_[i];
-    if (s.hash == h && same_bytes(std::string_view(words_.data() + s.word_offset, s.word_length), word)) {
+    if (s.hash == h &&
+        same_bytes(std::string_view(words_.data() + s.word_offset, s.word_length), word)) {
       return;
     }
     if (s.hash == 0) {

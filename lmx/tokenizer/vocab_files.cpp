@@ -24,7 +24,8 @@ Tokenizer Tokenizer::from_vocab_merges(const std::filesystem::path& vocab_json,
   } catch (const nlohmann::json::parse_error& e) {
     throw FormatError(vocab_json.string() + ": malformed JSON: " + e.what());
   }
-  if (!j.is_object()) throw FormatError(vocab_json.string() + ": expected an object of token -> id");
+  if (!j.is_object())
+    throw FormatError(vocab_json.string() + ": expected an object of token -> id");
   detail::Vocab vocab;
   vocab.reserve(j.size());
   for (auto it = j.begin(); it != j.end(); ++it) {
@@ -53,7 +54,8 @@ Tokenizer Tokenizer::from_vocab_merges(const std::filesystem::path& vocab_json,
     std::string merged(line.substr(0, sp));
     merged += line.substr(sp + 1);
     auto m = vocab.find(merged);
-    if (!a || !b || !m) throw FormatError(where + ": merge names a token not in " + vocab_json.string());
+    if (!a || !b || !m)
+      throw FormatError(where + ": merge names a token not in " + vocab_json.string());
     merges.push_back({*a, *b, *m, static_cast<int32_t>(merges.size())});
   }
   auto impl = std::make_shared<detail::TokenizerImpl>();
@@ -92,7 +94,8 @@ Tokenizer Tokenizer::from_wordpiece_vocab(const std::filesystem::path& vocab_txt
   }
   auto cls = vocab.find("[CLS]");
   auto sep = vocab.find("[SEP]");
-  impl->model = std::make_unique<detail::WordPieceModel>(std::move(vocab), detail::WordPieceOptions{});
+  impl->model =
+      std::make_unique<detail::WordPieceModel>(std::move(vocab), detail::WordPieceOptions{});
   impl->normalizer = std::make_unique<detail::BertNormalizer>(true, true, lowercase, lowercase);
   impl->pre_tokenizer = detail::make_bert_pre_tokenizer();
   impl->decoder = std::make_unique<detail::WordPieceDecoder>("##", true);

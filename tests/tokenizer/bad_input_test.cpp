@@ -13,15 +13,20 @@ namespace lmx::tokenizer {
 namespace {
 
 // A small byte-fallback BPE tokenizer.json; `extra` is spliced into the model.
-std::string tiny_json(const std::string& vocab_extra = "", const std::string& merges = R"(["a b"])",
-                      const std::string& post = "null", const std::string& added = "[]") {
+std::string tiny_json(const std::string& vocab_extra = "",
+                      const std::string& merges = R"(["a b"])",
+                      const std::string& post = "null",
+                      const std::string& added = "[]") {
   return R"({"version": "1.0", "added_tokens": )" + added + R"(,
-    "normalizer": null, "pre_tokenizer": null, "post_processor": )" + post + R"(,
+    "normalizer": null, "pre_tokenizer": null, "post_processor": )" +
+         post + R"(,
     "decoder": {"type": "Sequence", "decoders": [{"type": "ByteFallback"}, {"type": "Fuse"}]},
     "model": {"type": "BPE", "unk_token": "<unk>", "byte_fallback": true, "fuse_unk": true,
       "vocab": {"<unk>": 0, "<s>": 1, "a": 2, "b": 3, "ab": 4, "<0x41>": 5, "<0xE6>": 6,
-                "<0xAD>": 7, "<0xA3>": 8)" + vocab_extra + R"(},
-      "merges": )" + merges + "}}";
+                "<0xAD>": 7, "<0xA3>": 8)" +
+         vocab_extra + R"(},
+      "merges": )" +
+         merges + "}}";
 }
 
 template <typename Fn>
@@ -50,7 +55,8 @@ TEST(BadInput, MalformedJson) {
 
 TEST(BadInput, WrongFieldTypesNameTheField) {
   auto msg = error_of([] {
-    Tokenizer::from_json_text(R"({"model": {"type": "BPE", "vocab": {"a": "x"}, "merges": []}})", "", "f.json");
+    Tokenizer::from_json_text(R"({"model": {"type": "BPE", "vocab": {"a": "x"}, "merges": []}})",
+                              "", "f.json");
   });
   EXPECT_NE(msg.find("f.json"), std::string::npos) << msg;
   msg = error_of([] {
@@ -58,19 +64,23 @@ TEST(BadInput, WrongFieldTypesNameTheField) {
   });
   EXPECT_NE(msg.find("model.type"), std::string::npos) << msg;
   msg = error_of([] {
-    Tokenizer::from_json_text(tiny_json().replace(tiny_json().find("\"pre_tokenizer\": null"), 21,
-                                                  R"("pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(unclosed"}})"),
-                              "", "f.json");
+    Tokenizer::from_json_text(
+        tiny_json().replace(
+            tiny_json().find("\"pre_tokenizer\": null"), 21,
+            R"("pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(unclosed"}})"),
+        "", "f.json");
   });
   EXPECT_NE(msg.find("pre_tokenizer.pattern.Regex"), std::string::npos) << msg;
 }
 
 TEST(BadInput, MergesNamingUnknownTokens) {
-  auto msg = error_of([] { Tokenizer::from_json_text(tiny_json("", R"(["a zzz"])"), "", "m.json"); });
+  auto msg =
+      error_of([] { Tokenizer::from_json_text(tiny_json("", R"(["a zzz"])"), "", "m.json"); });
   EXPECT_NE(msg.find("m.json"), std::string::npos) << msg;
   EXPECT_NE(msg.find("model.merges[0]"), std::string::npos) << msg;
   EXPECT_NE(msg.find("zzz"), std::string::npos) << msg;
-  msg = error_of([] { Tokenizer::from_json_text(tiny_json("", R"(["a b", "b a"])"), "", "m.json"); });
+  msg =
+      error_of([] { Tokenizer::from_json_text(tiny_json("", R"(["a b", "b a"])"), "", "m.json"); });
   EXPECT_NE(msg.find("model.merges[1]"), std::string::npos) << msg;  // "ba" is not a token
   msg = error_of([] { Tokenizer::from_json_text(tiny_json("", R"(["ab"])"), "", "m.json"); });
   EXPECT_NE(msg.find("model.merges[0]"), std::string::npos) << msg;
@@ -78,7 +88,8 @@ TEST(BadInput, MergesNamingUnknownTokens) {
 
 TEST(BadInput, ByteTokensThatAreNotBytes) {
   // "<0xZZ>" and "<0x-1>" are ordinary tokens: never bytes, decoded as their text.
-  Tokenizer tok = Tokenizer::from_json_text(tiny_json(R"(, "<0xZZ>": 9, "<0x-1>": 10)"), "", "z.json");
+  Tokenizer tok =
+      Tokenizer::from_json_text(tiny_json(R"(, "<0xZZ>": 9, "<0x-1>": 10)"), "", "z.json");
   std::vector<int32_t> ids = {9, 5, 10, 2};
   EXPECT_EQ(tok.decode(ids), "<0xZZ>A<0x-1>a");
   // Byte fallback for characters outside the vocab; an incomplete sequence of byte
@@ -93,22 +104,27 @@ TEST(BadInput, ByteTokensThatAreNotBytes) {
 }
 
 TEST(BadInput, SpecialIdsBeyondTheVocab) {
-  std::string post = R"({"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+  std::string post =
+      R"({"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
     {"Sequence": {"id": "A", "type_id": 0}}], "pair": [], "special_tokens": {"<s>": {"id": "<s>", "ids": [99999], "tokens": ["<s>"]}}})";
-  auto msg = error_of([&] { Tokenizer::from_json_text(tiny_json("", R"(["a b"])", post), "", "p.json"); });
+  auto msg =
+      error_of([&] { Tokenizer::from_json_text(tiny_json("", R"(["a b"])", post), "", "p.json"); });
   EXPECT_NE(msg.find("post_processor.special_tokens.<s>"), std::string::npos) << msg;
   EXPECT_NE(msg.find("99999"), std::string::npos) << msg;
   msg = error_of([] {
-    Tokenizer::from_json_text(tiny_json("", R"(["a b"])", "null",
-                                        R"([{"id": 4294967296, "content": "<x>", "special": true}])"),
-                              "", "p.json");
+    Tokenizer::from_json_text(
+        tiny_json("", R"(["a b"])", "null",
+                  R"([{"id": 4294967296, "content": "<x>", "special": true}])"),
+        "", "p.json");
   });
   EXPECT_NE(msg.find("added_tokens[0].id"), std::string::npos) << msg;
-  msg = error_of([] { Tokenizer::from_json_text(tiny_json(R"(, "big": 16777216)"), "", "p.json"); });
+  msg =
+      error_of([] { Tokenizer::from_json_text(tiny_json(R"(, "big": 16777216)"), "", "p.json"); });
   EXPECT_NE(msg.find("out of range"), std::string::npos) << msg;
   // Added tokens past the model vocab are fine (Qwen3 has them); decode checks range.
   Tokenizer tok = Tokenizer::from_json_text(
-      tiny_json("", R"(["a b"])", "null", R"([{"id": 20, "content": "<x>", "special": true}])"), "", "p.json");
+      tiny_json("", R"(["a b"])", "null", R"([{"id": 20, "content": "<x>", "special": true}])"), "",
+      "p.json");
   EXPECT_EQ(tok.vocab_size(), 21u);
   EXPECT_EQ(tok.encode("a<x>b", false), (std::vector<int32_t>{2, 20, 3}));
   std::vector<int32_t> bad = {2, 21};

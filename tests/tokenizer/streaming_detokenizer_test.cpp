@@ -5,7 +5,6 @@
 #include <random>
 
 #include "lmx/core/error.h"
-
 #include "lmx/tokenizer/tokenizer.h"
 #include "lmx/tokenizer/unicode.h"
 #include "tokenizer_sources.h"
@@ -15,7 +14,9 @@ namespace lmx::tokenizer {
 namespace {
 
 // Streams ids; checks each chunk is whole UTF-8 and the total equals decode().
-void check_stream(const Tokenizer& tok, const std::vector<int32_t>& ids, bool skip_special,
+void check_stream(const Tokenizer& tok,
+                  const std::vector<int32_t>& ids,
+                  bool skip_special,
                   const std::string& label) {
   auto stream = tok.streaming_detokenizer(skip_special);
   std::string out;
@@ -28,8 +29,8 @@ void check_stream(const Tokenizer& tok, const std::vector<int32_t>& ids, bool sk
   EXPECT_EQ(out, tok.decode(ids, skip_special, false)) << label;
 }
 
-const char* const kStreamed[] = {"qwen3", "llama3_1", "gemma3", "llama2_spm", "mistral_v7",
-                                 "t5_small", "minilm", "botchan_ja", "phi3_mini", "gpt2_vocab"};
+const char* const kStreamed[] = {"qwen3",    "llama3_1", "gemma3",     "llama2_spm", "mistral_v7",
+                                 "t5_small", "minilm",   "botchan_ja", "phi3_mini",  "gpt2_vocab"};
 
 TEST(StreamingDetokenizer, CorpusConcatenationEqualsDecode) {
   for (const char* name : kStreamed) {
@@ -56,7 +57,8 @@ TEST(StreamingDetokenizer, RandomIdsConcatenationEqualsDecode) {
       std::vector<int32_t> ids;
       size_t n = 1 + rng() % 40;
       for (size_t k = 0; k < n; ++k) ids.push_back(any(rng));
-      check_stream(tok, ids, trial % 2 == 0, std::string(name) + " random #" + std::to_string(trial));
+      check_stream(tok, ids, trial % 2 == 0,
+                   std::string(name) + " random #" + std::to_string(trial));
     }
   }
 }

@@ -39,7 +39,8 @@ TEST(TokenizerCorpus, LosslessRoundTrip) {
         // SentencePiece cannot tell a space from U+2581, and its dummy prefix adds a
         // space before the text and after each special token.
         bool skip = !s.empty() && s[0] == ' ';
-        for (const auto& [content, id] : specials) skip = skip || s.find(content) != std::string::npos;
+        for (const auto& [content, id] : specials)
+          skip = skip || s.find(content) != std::string::npos;
         if (skip) continue;
       }
       if (space_is_u2581 && s.find("\xE2\x96\x81") != std::string::npos) continue;
@@ -58,7 +59,8 @@ TEST(TokenizerCorpus, Llama3TiktokenAgreesWithTokenizerJson) {
   EXPECT_EQ(a.vocab_size(), b.vocab_size());
   // This release of the tokenizer.json adds no BOS (ByteLevel post-processor only).
   for (const auto& s : test::corpus().strings) {
-    EXPECT_EQ(test::join_ids(a.encode(s, false)), test::join_ids(b.encode(s, false))) << "[" << s << "]";
+    EXPECT_EQ(test::join_ids(a.encode(s, false)), test::join_ids(b.encode(s, false)))
+        << "[" << s << "]";
   }
   for (const auto& s : test::corpus().invalid) {
     EXPECT_EQ(test::join_ids(a.encode(s, false)), test::join_ids(b.encode(s, false)));
@@ -100,7 +102,9 @@ TEST(TokenizerCorpus, SentencePieceBotchanGolden) {
   EXPECT_EQ(tok.encode("This is a test", false), (std::vector<int32_t>{284, 47, 11, 4, 15, 400}));
   EXPECT_EQ(tok.encode("Hello world", false), (std::vector<int32_t>{151, 88, 21, 887}));
   EXPECT_EQ(tok.tokenize("This is a test"),
-            (std::vector<std::string>{"\xE2\x96\x81This", "\xE2\x96\x81is", "\xE2\x96\x81" "a",
+            (std::vector<std::string>{"\xE2\x96\x81This", "\xE2\x96\x81is",
+                                      "\xE2\x96\x81"
+                                      "a",
                                       "\xE2\x96\x81", "t", "est"}));
   std::vector<int32_t> ids = {284, 47, 11, 4, 15, 400};
   EXPECT_EQ(tok.decode(ids), "This is a test");
@@ -212,7 +216,8 @@ TEST(TokenizerApi, ConcurrentEncodeMatchesSequential) {
       Tokenizer copy = tok;  // copies share the pipeline and its caches
       for (int round = 0; round < 3; ++round) {
         for (size_t k = 0; k < strings.size(); ++k) {
-          size_t i = (k * 7 + static_cast<size_t>(t) * 13 + static_cast<size_t>(round)) % strings.size();
+          size_t i =
+              (k * 7 + static_cast<size_t>(t) * 13 + static_cast<size_t>(round)) % strings.size();
           if (copy.encode(strings[i]) != expected[i]) ++mismatches;
         }
       }

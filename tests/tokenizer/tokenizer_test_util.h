@@ -24,13 +24,13 @@ std::string join_ids(const std::vector<int32_t>& ids);
 }  // namespace lmx::tokenizer::test
 
 // Skips the test (fails it under CI=true) when `path` does not exist.
-#define LMX_REQUIRE_PATH(path)                                                          \
-  do {                                                                                  \
-    if (!std::filesystem::exists(path)) {                                               \
-      if (::lmx::tokenizer::test::in_ci()) {                                            \
-        FAIL() << "missing test data: " << (path).string();                             \
-      } else {                                                                          \
-        GTEST_SKIP() << "missing test data: " << (path).string();                       \
-      }                                                                                 \
-    }                                                                                   \
+#define LMX_REQUIRE_PATH(path)                                    \
+  do {                                                            \
+    if (!std::filesystem::exists(path)) {                         \
+      if (::lmx::tokenizer::test::in_ci()) {                      \
+        FAIL() << "missing test data: " << (path).string();       \
+      } else {                                                    \
+        GTEST_SKIP() << "missing test data: " << (path).string(); \
+      }                                                           \
+    }                                                             \
   } while (0)
