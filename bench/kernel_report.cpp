@@ -349,14 +349,17 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
       std::vector<cpu::PackedQuantWeight> packs;
       for (size_t c = 0; c < copies; ++c) packs.push_back(first.clone());
       const double bytes = static_cast<double>(s.n * s.k * bits / 8 + 2 * s.n * (s.k / 64) * 2);
-      for (bool int8 : {false, true}) {
+      for (cpu::ActivationPrecision prec :
+           {cpu::ActivationPrecision::f32, cpu::ActivationPrecision::int16, cpu::ActivationPrecision::int8}) {
+        if (prec == cpu::ActivationPrecision::int16 && bits != 4) continue;
         cpu::QuantMatmulOptions opt;
-        opt.int8_activations = int8;
+        opt.activations = prec;
         const Timing sec = time_call([&](int i) {
           cpu::quantized_matmul(x.data(), s.k, packs[static_cast<size_t>(i) % copies], y.data(), s.n, 1, opt, &pool);
         }, o, bw_now, bytes);
         std::string name = base;
-        name += int8 ? " matvec int8-x" : " matvec";
+        name += prec == cpu::ActivationPrecision::f32 ? " matvec"
+                : prec == cpu::ActivationPrecision::int16 ? " matvec int16-x" : " matvec int8-x";
         rep.row({name, shape_str(s, 1), sec, bytes, 2.0 * s.n * s.k});
       }
       if (bits == 4 && !o.quick) {

@@ -49,7 +49,7 @@ struct QuantData {
   }
 };
 
-// args: n, k, bits, int8 (0/1)
+// args: n, k, bits, activations (0 f32, 1 int16, 2 int8)
 void BM_QuantMatvec(benchmark::State& st) {
   const int64_t n = st.range(0), k = st.range(1);
   const int bits = static_cast<int>(st.range(2));
@@ -58,7 +58,9 @@ void BM_QuantMatvec(benchmark::State& st) {
   const auto x = random_vec(static_cast<size_t>(k), 1);
   std::vector<float> y(static_cast<size_t>(n));
   cpu::QuantMatmulOptions opt;
-  opt.int8_activations = st.range(3) != 0;
+  opt.activations = st.range(3) == 0   ? cpu::ActivationPrecision::f32
+                    : st.range(3) == 1 ? cpu::ActivationPrecision::int16
+                                       : cpu::ActivationPrecision::int8;
   for (auto _ : st) {
     cpu::quantized_matmul(x.data(), k, packed, y.data(), n, 1, opt, &pool());
     benchmark::DoNotOptimize(y.data());
@@ -106,7 +108,8 @@ void DecodeShapes(benchmark::internal::Benchmark* b, bool quant) {
   for (const auto& s : shapes) {
     if (quant) {
       for (int bits : {4, 8})
-        for (int int8 : {0, 1}) b->Args({s[0], s[1], bits, int8});
+        for (int act : {0, 1, 2})
+          if (act != 1 || bits == 4) b->Args({s[0], s[1], bits, act});
     } else {
       b->Args({s[0], s[1]});
     }
@@ -114,7 +117,7 @@ void DecodeShapes(benchmark::internal::Benchmark* b, bool quant) {
   b->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
 
-BENCHMARK(BM_QuantMatvec)->Apply([](auto* b) { DecodeShapes(b, true); })->ArgNames({"n", "k", "bits", "int8"});
+BENCHMARK(BM_QuantMatvec)->Apply([](auto* b) { DecodeShapes(b, true); })->ArgNames({"n", "k", "bits", "act"});
 BENCHMARK(BM_Bf16Matvec)->Apply([](auto* b) { DecodeShapes(b, false); })->ArgNames({"n", "k"});
 BENCHMARK(BM_Gemm)
     ->ArgNames({"n", "k", "bits", "m"})

@@ -1,5 +1,5 @@
 // AVX2/FMA/F16C kernels for MLX affine-quantized weights: matvec (decode) on the packed
-// layout with f32 activations (default) or int8 activations (opt-in), matvec on the MLX
+// layout with f32 activations (default) or int16 / int8 activations (opt-in), matvec on the MLX
 // layout as stored, and the GEMM (prefill) that dequantizes 16-row slivers into the packed
 // f32 GEMM. See quant.cpp for the packed layout.
 #include <immintrin.h>
@@ -48,6 +48,7 @@ struct XPrep {
   const float* xs[2] = {nullptr, nullptr};  // [k_padded] x pre-scaled per plane/position
   const float* xsum = nullptr;              // [groups] sum of x over each group
   const int8_t* xq = nullptr;               // [k_padded] int8 x in the plane's byte order
+  const int16_t* xq16 = nullptr;            // [k_padded] int16 x in the plane's 16-bit lane order
   const float* dx = nullptr;                // [groups] scale of xq
 };
 
@@ -193,6 +194,42 @@ void plane_int8(const uint8_t* plane, const uint8_t* scales, const XPrep& xp, in
   }
 }
 
+// int16 activations, 4-bit plane, G >= 64. Read as 16 lanes of 16 bits, unit lane L holds
+// positions p = 4 * (L % 2) + i at bits 4i, i.e. inputs 32 * (L % 2) + 8i + L / 2; the x
+// values are pre-permuted to that order, so "shift, AND" gives q and vpmaddwd multiplies
+// 16 weights by 16 int16 activations, summing pairs that share a group.
+template <int G, Dtype SD>
+void plane_int16(const uint8_t* plane, const uint8_t* scales, const XPrep& xp, int64_t groups, __m256 acc[R]) {
+  const __m256i low = _mm256_set1_epi16(0x0F);
+  for (int64_t g = 0; g < groups; ++g) {
+    __m256i iacc[R];
+    for (int r = 0; r < R; ++r) iacc[r] = _mm256_setzero_si256();
+    for (int uu = 0; uu < G / 64; ++uu) {
+      const int64_t u = g * (G / 64) + uu;
+      prefetch2(plane + u * R * 32);
+      const int16_t* xu = xp.xq16 + u * 64;
+      const __m256i x0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xu));
+      const __m256i x1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xu + 16));
+      const __m256i x2 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xu + 32));
+      const __m256i x3 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xu + 48));
+      for (int r = 0; r < R; ++r) {
+        const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(plane + (u * R + r) * 32));
+        const __m256i t0 = _mm256_and_si256(v, low);
+        const __m256i t1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+        const __m256i t2 = _mm256_and_si256(_mm256_srli_epi16(v, 8), low);
+        const __m256i t3 = _mm256_srli_epi16(v, 12);
+        const __m256i s01 = _mm256_add_epi32(_mm256_madd_epi16(t0, x0), _mm256_madd_epi16(t1, x1));
+        const __m256i s23 = _mm256_add_epi32(_mm256_madd_epi16(t2, x2), _mm256_madd_epi16(t3, x3));
+        iacc[r] = _mm256_add_epi32(iacc[r], _mm256_add_epi32(s01, s23));
+      }
+    }
+    alignas(16) float s[R];
+    _mm_store_ps(s, _mm_mul_ps(load4<SD>(scales + g * R * ssize<SD>()), _mm_set1_ps(xp.dx[g])));
+    for (int r = 0; r < R; ++r)
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(s[r]), _mm256_cvtepi32_ps(iacc[r]), acc[r]);
+  }
+}
+
 using PlaneF32Fn = void (*)(const uint8_t*, const uint8_t*, const float*, int64_t, __m256*);
 using PlaneInt8Fn = void (*)(const uint8_t*, const uint8_t*, const XPrep&, int64_t, __m256*);
 
@@ -226,6 +263,17 @@ PlaneInt8Fn pick_int8_g(int group) {
     case 32: return &plane_int8<B, 32, SD>;
     case 64: return &plane_int8<B, 64, SD>;
     default: return &plane_int8<B, 128, SD>;
+  }
+}
+template <Dtype SD>
+PlaneInt8Fn pick_int16_g(int group) {
+  return group == 64 ? &plane_int16<64, SD> : &plane_int16<128, SD>;
+}
+PlaneInt8Fn pick_int16(Dtype sd, int group) {
+  switch (sd) {
+    case Dtype::f16: return pick_int16_g<Dtype::f16>(group);
+    case Dtype::bf16: return pick_int16_g<Dtype::bf16>(group);
+    default: return pick_int16_g<Dtype::f32>(group);
   }
 }
 PlaneInt8Fn pick_int8(Dtype sd, int b, int group) {
@@ -263,8 +311,17 @@ struct XWorkspace {
   Scratch xs0, xs1, xsum, xq, dx;
 };
 
+// Which activation path a packed matvec takes (reduced precisions only where supported).
+ActivationPrecision effective_precision(const PackedQuantWeight& w, ActivationPrecision asked) {
+  if (asked == ActivationPrecision::int8 && (w.bits() == 8 || (w.bits() == 4 && w.group_size() >= 64)))
+    return ActivationPrecision::int8;
+  if (asked == ActivationPrecision::int16 && w.bits() == 4 && w.group_size() >= 64)
+    return ActivationPrecision::int16;
+  return ActivationPrecision::f32;
+}
+
 // Prepares x for the packed kernels (calling thread, before the parallel region).
-XPrep prepare_x(const float* x, const PackedQuantWeight& w, bool int8, XWorkspace& ws) {
+XPrep prepare_x(const float* x, const PackedQuantWeight& w, ActivationPrecision prec, XWorkspace& ws) {
   XPrep xp;
   const int64_t k = w.k(), kp = w.k_padded(), gs = w.group_size(), groups = k / gs;
   float* xsum = ws.xsum.get(static_cast<size_t>(groups));
@@ -274,7 +331,29 @@ XPrep prepare_x(const float* x, const PackedQuantWeight& w, bool int8, XWorkspac
     xsum[g] = hsum(s);
   }
   xp.xsum = xsum;
-  if (int8) {
+  if (prec == ActivationPrecision::int16) {
+    auto* xq = reinterpret_cast<int16_t*>(ws.xq.get(static_cast<size_t>(kp / 2)));
+    float* dx = ws.dx.get(static_cast<size_t>(groups));
+    std::memset(xq, 0, static_cast<size_t>(kp) * 2);
+    alignas(32) int16_t tmp[128];
+    for (int64_t g = 0; g < groups; ++g) {
+      const float* xg = x + g * gs;
+      float amax = 0.0f;
+      for (int64_t j = 0; j < gs; ++j) amax = std::max(amax, std::fabs(xg[j]));
+      dx[g] = amax / 32767.0f;
+      const float inv = amax > 0.0f ? 32767.0f / amax : 0.0f;
+      for (int64_t j = 0; j < gs; ++j) tmp[j] = static_cast<int16_t>(std::lrint(xg[j] * inv));
+      int16_t* dst = xq + g * gs;
+      for (int64_t u = 0; u < gs / 64; ++u)
+        for (int i = 0; i < 4; ++i)
+          for (int lane = 0; lane < 16; ++lane)
+            dst[u * 64 + i * 16 + lane] = tmp[u * 64 + (lane & 1) * 32 + 8 * i + lane / 2];
+    }
+    xp.xq16 = xq;
+    xp.dx = dx;
+    return xp;
+  }
+  if (prec == ActivationPrecision::int8) {
     auto* xq = reinterpret_cast<int8_t*>(ws.xq.get(static_cast<size_t>(kp / 4)));
     float* dx = ws.dx.get(static_cast<size_t>(groups));
     std::memset(xq, 0, static_cast<size_t>(kp));
@@ -325,14 +404,18 @@ XPrep prepare_x(const float* x, const PackedQuantWeight& w, bool int8, XWorkspac
   return xp;
 }
 
-void packed_matvec(const float* x, const PackedQuantWeight& w, float* y, bool int8, ThreadPool& pool) {
+void packed_matvec(const float* x, const PackedQuantWeight& w, float* y, ActivationPrecision prec,
+                   ThreadPool& pool) {
   thread_local XWorkspace ws;
-  const XPrep xp = prepare_x(x, w, int8, ws);
+  const XPrep xp = prepare_x(x, w, prec, ws);
+  const bool int8 = prec != ActivationPrecision::f32;
   const int64_t groups = w.k() / w.group_size();
   const int64_t blocks = (w.n() + R - 1) / R;
   PlaneF32Fn f32fn[2] = {nullptr, nullptr};
   PlaneInt8Fn i8fn = nullptr;
-  if (int8) {
+  if (prec == ActivationPrecision::int16) {
+    i8fn = pick_int16(w.scale_dtype(), w.group_size());
+  } else if (int8) {
     i8fn = pick_int8(w.scale_dtype(), w.bits(), w.group_size());
   } else {
     for (int pl = 0; pl < w.num_planes(); ++pl) f32fn[pl] = pick_f32(w.scale_dtype(), w.plane_bits(pl), w.group_size());
@@ -543,9 +626,8 @@ void quantized_matmul_packed_avx2(const float* x, int64_t ldx, const PackedQuant
                                   int64_t ldy, int64_t m, const QuantMatmulOptions& options,
                                   ThreadPool& pool) {
   if (m < 4) {
-    const bool int8 = options.int8_activations &&
-                      (w.bits() == 8 || (w.bits() == 4 && w.group_size() >= 64));
-    for (int64_t i = 0; i < m; ++i) packed_matvec(x + i * ldx, w, y + i * ldy, int8, pool);
+    const ActivationPrecision prec = effective_precision(w, options.activations);
+    for (int64_t i = 0; i < m; ++i) packed_matvec(x + i * ldx, w, y + i * ldy, prec, pool);
     return;
   }
   switch (w.scale_dtype()) {

@@ -269,8 +269,10 @@ struct MShape {
 };
 const MShape kShapes[] = {{1, 1, 1}, {7, 3, 1}, {33, -1, 1}, {6, 2, 2}, {13, -1, 5}, {9, 2, 17}, {5, 1, 4}, {20, 1, 3}};
 
+// x_levels: 0 for exact f32 activations, else the x rounding's 2 * max level (254 for
+// int8, 65534 for int16): each x is then off by at most amax / x_levels.
 void check_against_reference(const QWeight& qw, const std::vector<float>& x, int64_t ldx, const std::vector<float>& y,
-                             int64_t ldy, int64_t m, double rel, const char* what, bool int8) {
+                             int64_t ldy, int64_t m, double rel, const char* what, double x_levels) {
   const QuantView& v = qw.view;
   std::vector<float> ref(static_cast<size_t>(m * ldy));
   quantized_matmul_reference(x.data(), ldx, v, ref.data(), ldy, m);
@@ -285,9 +287,9 @@ void check_against_reference(const QWeight& qw, const std::vector<float>& x, int
           amax = std::max(amax, xv);
           wsum += qw.mag_term(r, j);
         }
-        xerr += amax / 254.0 * wsum;
+        if (x_levels > 0) xerr += amax / x_levels * wsum;
       }
-      const double tol = rel * mag * (1.0 + v.k / 256.0) + (int8 ? 1.01 * xerr : 0.0) + 1e-30;
+      const double tol = rel * mag * (1.0 + v.k / 256.0) + 1.01 * xerr + 1e-30;
       const size_t at = static_cast<size_t>(i * ldy + r);
       ASSERT_NEAR(y[at], ref[at], tol) << what << " bits=" << v.bits << " group=" << v.group_size
                                        << " dt=" << dtype_name(v.scale_dtype) << " n=" << v.n << " k=" << v.k
@@ -323,7 +325,7 @@ TEST(QuantizedMatmul, MlxLayoutAllBitsGroupsDtypes) {
             const auto x = random_vec(static_cast<size_t>(s.m * ldx), seed++);
             std::vector<float> y(static_cast<size_t>(s.m * ldy), 555.0f);
             quantized_matmul(x.data(), ldx, qw.view, y.data(), ldy, s.m, &pool);
-            check_against_reference(qw, x, ldx, y, ldy, s.m, 1e-6, features.use_avx2() ? "view avx2" : "view scalar", false);
+            check_against_reference(qw, x, ldx, y, ldy, s.m, 1e-6, features.use_avx2() ? "view avx2" : "view scalar", 0);
             for (int64_t i = 0; i < s.m; ++i) ASSERT_EQ(y[static_cast<size_t>(i * ldy + s.n)], 555.0f);
           }
   }
@@ -346,18 +348,52 @@ TEST(QuantizedMatmul, PackedAllBitsGroupsDtypesF32AndInt8) {
             ASSERT_EQ(packed.k(), k);
             const int64_t ldx = k + 5, ldy = s.n + 1;
             const auto x = random_vec(static_cast<size_t>(s.m * ldx), seed++);
-            for (bool int8 : {false, true}) {
+            for (ActivationPrecision prec :
+                 {ActivationPrecision::f32, ActivationPrecision::int16, ActivationPrecision::int8}) {
               std::vector<float> y(static_cast<size_t>(s.m * ldy), 555.0f);
               QuantMatmulOptions opt;
-              opt.int8_activations = int8;
+              opt.activations = prec;
               quantized_matmul(x.data(), ldx, packed, y.data(), ldy, s.m, opt, (seed & 1) ? &pool2 : &pool3);
-              const bool int8_used = int8 && features.use_avx2() && s.m < 4 && (bits == 8 || (bits == 4 && group >= 64));
+              // Which path ran: reduced precisions only on AVX2, m < 4, supported shapes.
+              double levels = 0;
+              const bool reduced = features.use_avx2() && s.m < 4;
+              if (reduced && prec == ActivationPrecision::int8 && (bits == 8 || (bits == 4 && group >= 64))) levels = 254;
+              if (reduced && prec == ActivationPrecision::int16 && bits == 4 && group >= 64) levels = 65534;
               check_against_reference(qw, x, ldx, y, ldy, s.m, 1e-6, features.use_avx2() ? "packed avx2" : "packed scalar",
-                                      int8_used);
+                                      levels);
               for (int64_t i = 0; i < s.m; ++i) ASSERT_EQ(y[static_cast<size_t>(i * ldy + s.n)], 555.0f);
             }
           }
   }
+}
+
+// The reduced-precision paths must really run (a silent fall back to f32 would pass any
+// tolerance): their error against the reference is ordered f32 < int16 < int8.
+TEST(QuantizedMatmul, ReducedActivationPathsAreTakenAndOrdered) {
+  if (!cpu_features().use_avx2()) GTEST_SKIP() << "reduced paths are AVX2 only";
+  ThreadPool pool(2);
+  const int64_t n = 64, k = 1024;
+  const QWeight qw(n, k, 4, 64, Dtype::bf16, 77);
+  const PackedQuantWeight packed = pack_quantized(qw.view);
+  const auto x = random_vec(static_cast<size_t>(k), 78);
+  std::vector<float> ref(static_cast<size_t>(n));
+  quantized_matmul_reference(x.data(), k, qw.view, ref.data(), n, 1);
+  double err[3] = {0, 0, 0}, scale = 0;
+  const ActivationPrecision precs[3] = {ActivationPrecision::f32, ActivationPrecision::int16, ActivationPrecision::int8};
+  for (int p = 0; p < 3; ++p) {
+    std::vector<float> y(static_cast<size_t>(n));
+    QuantMatmulOptions opt;
+    opt.activations = precs[p];
+    quantized_matmul(x.data(), k, packed, y.data(), n, 1, opt, &pool);
+    for (int64_t r = 0; r < n; ++r) {
+      err[p] = std::max(err[p], double(std::fabs(y[static_cast<size_t>(r)] - ref[static_cast<size_t>(r)])));
+      scale = std::max(scale, double(std::fabs(ref[static_cast<size_t>(r)])));
+    }
+  }
+  EXPECT_LT(err[0], err[1]);
+  EXPECT_LT(err[1], err[2]);
+  EXPECT_LT(err[1], 1e-4 * scale);  // int16: ~1e-5 relative
+  EXPECT_GT(err[2], 1e-4 * scale);  // int8: visibly coarser
 }
 
 TEST(QuantizedMatmul, LargePrefillShape) {
@@ -372,9 +408,9 @@ TEST(QuantizedMatmul, LargePrefillShape) {
       const auto x = random_vec(static_cast<size_t>(m * k), 9);
       std::vector<float> y(static_cast<size_t>(m * n)), y2(y.size());
       quantized_matmul(x.data(), k, packed, y.data(), n, m, {}, &pool);
-      check_against_reference(qw, x, k, y, n, m, 1e-6, "packed prefill", false);
+      check_against_reference(qw, x, k, y, n, m, 1e-6, "packed prefill", 0);
       quantized_matmul(x.data(), k, qw.view, y2.data(), n, m, &pool);
-      check_against_reference(qw, x, k, y2, n, m, 1e-6, "view prefill", false);
+      check_against_reference(qw, x, k, y2, n, m, 1e-6, "view prefill", 0);
     }
   }
 }
