@@ -38,8 +38,19 @@ class Vocab {
   // find() with the hash computed by the caller, and a prefetch of its slot, so bulk
   // lookups (merges at load time) can overlap their cache misses.
   std::optional<int32_t> find_hashed(std::string_view token, size_t hash) const;
+  // Three stages for a batch: the slot, then the span of its id, then the bytes.
   void prefetch(size_t hash) const {
     if (!slots_.empty()) __builtin_prefetch(&slots_[hash & (slots_.size() - 1)]);
+  }
+  void prefetch_span(size_t hash) const {
+    if (slots_.empty()) return;
+    uint64_t s = slots_[hash & (slots_.size() - 1)];
+    if (s) __builtin_prefetch(&spans_[(s & 0xFFFFFFFFu) - 1]);
+  }
+  void prefetch_bytes(size_t hash) const {
+    if (slots_.empty()) return;
+    uint64_t s = slots_[hash & (slots_.size() - 1)];
+    if (s) __builtin_prefetch(arena_.data() + spans_[(s & 0xFFFFFFFFu) - 1].offset);
   }
   std::string_view token(int32_t id) const {
     if (id < 0 || static_cast<size_t>(id) >= spans_.size()) return {};

@@ -292,7 +292,8 @@ struct LargeValues {
 Vocab read_vocab(const Reader& r, const LargeValues& large, const std::string& path) {
   if (!large.has_vocab()) r.fail(path, "missing");
   Vocab v;
-  v.reserve(1 << 15);
+  // ~12 bytes of JSON per entry in real files; a close guess saves rehashing.
+  v.reserve((large.spans.vocab_end - large.spans.vocab_begin) / 12 + 16);
   large.scan.read_vocab_object(large.spans.vocab_begin, [&](std::string&& token, int64_t id) {
     if (id < 0 || id >= (int64_t{1} << 24)) {
       r.fail(path + "[\"" + token + "\"]", "token id " + std::to_string(id) + " out of range");
@@ -378,7 +379,7 @@ std::unique_ptr<Model> parse_model(const Reader& r,
           });
       const size_t prefix_len = opt.continuing_subword_prefix.size();
       resolved.resize(entries.size());
-      constexpr size_t kBatch = 16;
+      constexpr size_t kBatch = 32;
       size_t hashes[kBatch][3];
       std::string merged;
       for (size_t base = 0; base < entries.size(); base += kBatch) {
@@ -397,6 +398,12 @@ std::unique_ptr<Model> parse_model(const Reader& r,
           hashes[k][1] = StringHash{}(b);
           hashes[k][2] = StringHash{}(ab);
           for (size_t h : hashes[k]) vocab.prefetch(h);
+        }
+        for (size_t k = 0; k < n; ++k) {
+          for (size_t h : hashes[k]) vocab.prefetch_span(h);
+        }
+        for (size_t k = 0; k < n; ++k) {
+          for (size_t h : hashes[k]) vocab.prefetch_bytes(h);
         }
         for (size_t k = 0; k < n; ++k) {
           std::string_view a, b, ab;

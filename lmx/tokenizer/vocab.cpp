@@ -29,27 +29,52 @@ inline bool same_bytes(std::string_view a, std::string_view b) {
 }  // namespace
 
 size_t StringHash::operator()(std::string_view s) const noexcept {
-  // A multiply-mix hash (wyhash-style) for the short strings tokens are.
+  // A multiply-mix hash (wyhash-style) for the short strings tokens are: overlapping
+  // loads instead of byte loops.
   constexpr uint64_t k0 = 0xa0761d6478bd642full, k1 = 0xe7037ed1a0b428dbull;
-  uint64_t h = k0 ^ s.size();
-  size_t i = 0;
-  for (; i + 16 <= s.size(); i += 16) {
-    uint64_t a, b;
-    std::memcpy(&a, s.data() + i, 8);
-    std::memcpy(&b, s.data() + i + 8, 8);
-    h = mum(a ^ k1 ^ h, b ^ k0);
+  const char* p = s.data();
+  const size_t n = s.size();
+  uint64_t seed = k0 ^ n;
+  uint64_t a, b;
+  auto load8 = [](const char* q) {
+    uint64_t v;
+    std::memcpy(&v, q, 8);
+    return v;
+  };
+  auto load4 = [](const char* q) {
+    uint32_t v;
+    std::memcpy(&v, q, 4);
+    return static_cast<uint64_t>(v);
+  };
+  if (n <= 16) {
+    if (n >= 8) {
+      a = load8(p);
+      b = load8(p + n - 8);
+    } else if (n >= 4) {
+      a = load4(p);
+      b = load4(p + n - 4);
+    } else if (n > 0) {
+      a = (static_cast<uint64_t>(static_cast<uint8_t>(p[0])) << 16) |
+          (static_cast<uint64_t>(static_cast<uint8_t>(p[n >> 1])) << 8) |
+          static_cast<uint8_t>(p[n - 1]);
+      b = 0;
+    } else {
+      a = b = 0;
+    }
+  } else {
+    size_t i = 0;
+    for (; i + 16 < n; i += 16) seed = mum(load8(p + i) ^ k1, load8(p + i + 8) ^ seed);
+    a = load8(p + n - 16);
+    b = load8(p + n - 8);
   }
-  size_t rest = s.size() - i;
-  uint64_t a = load_tail(s.data() + i, rest < 8 ? rest : 8);
-  uint64_t b = rest > 8 ? load_tail(s.data() + i + 8, rest - 8) : 0;
-  return static_cast<size_t>(mum(mum(a ^ k1, b ^ h) ^ k0, k1 ^ s.size()));
+  return static_cast<size_t>(mum(k1 ^ n, mum(a ^ k1, b ^ seed)));
 }
 
 void Vocab::reserve(size_t n) {
   spans_.reserve(n);
   arena_.reserve(n * 8);
   size_t cap = 16;
-  while (cap < n * 2) cap <<= 1;
+  while (cap * 3 < n * 4) cap <<= 1;  // load factor <= 3/4
   if (cap > slots_.size()) {
     std::vector<uint64_t> old = std::move(slots_);
     slots_.assign(cap, 0);
@@ -84,7 +109,7 @@ std::optional<int32_t> Vocab::find_hashed(std::string_view t, size_t h) const {
 }
 
 void Vocab::add(std::string_view t, int32_t id) {
-  if ((count_ + 1) * 2 > slots_.size()) grow();
+  if ((count_ + 1) * 4 > slots_.size() * 3) grow();
   if (static_cast<size_t>(id) >= spans_.size()) spans_.resize(static_cast<size_t>(id) + 1);
   spans_[id] = Span{static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(t.size())};
   arena_.append(t);
@@ -110,7 +135,7 @@ void Vocab::add(std::string_view t, int32_t id) {
 
 void PairMap::reserve(size_t n) {
   size_t cap = 16;
-  while (cap < n * 2) cap <<= 1;
+  while (cap * 3 < n * 4) cap <<= 1;  // load factor <= 3/4
   if (cap <= keys_.size()) return;
   std::vector<uint64_t> old_keys = std::move(keys_);
   std::vector<Value> old_values = std::move(values_);
@@ -123,7 +148,7 @@ void PairMap::reserve(size_t n) {
 }
 
 void PairMap::insert(uint64_t key, Value value) {
-  if ((count_ + 1) * 2 > keys_.size()) reserve(std::max<size_t>(count_ * 2, 1024));
+  if ((count_ + 1) * 4 > keys_.size() * 3) reserve(std::max<size_t>(count_ * 2, 1024));
   size_t mask = keys_.size() - 1;
   for (size_t i = mix(key) & mask;; i = (i + 1) & mask) {
     if (keys_[i] == key) return;
