@@ -8,14 +8,33 @@
 #endif
 #include "cli_common.h"
 #include "commands.h"
+#include "model_bench.h"
 #include "lmx/core/error.h"
 
 namespace lmx::cli {
 
 void add_bench_command(CLI::App& app) {
-  auto* bench = app.add_subcommand("bench", "Benchmarks");
-  bench->require_subcommand(1);
+  auto* bench = app.add_subcommand(
+      "bench", "Prefill / decode speed of a model (or random weights of a config's shape); `bench kernels`");
+  bench->require_subcommand(0, 1);
+  auto m = std::make_shared<ModelBenchArgs>();
+  bench->add_option("-m,--model", m->model, "Model folder or Hugging Face repo id");
+  bench->add_option("--config", m->config, "config.json: benchmark random weights of this shape");
+  bench->add_flag("-q,--quantize", m->quantize, "With --config: MLX-quantize the random weights");
+  bench->add_option("--q-bits", m->q_bits, "Bits for -q (default 4)");
+  bench->add_option("--q-group-size", m->q_group_size, "Group size for -q (default 64)");
+  bench->add_option("--dtype", m->dtype, "With --config: float dtype (bf16, f16, f32; default bf16)");
+  bench->add_option("-p,--prompt-tokens", m->prompt_tokens, "Prompt length (default 512)");
+  bench->add_option("-g,--generation-tokens", m->generation_tokens, "Tokens to decode (default 128)");
+  bench->add_option("-n,--runs", m->runs, "Timed runs after one warm-up (default 3)");
+  bench->add_option("-t,--threads", m->threads, "CPU threads");
+  bench->add_flag("--json", m->json, "Print one JSON object");
   auto* kernels = bench->add_subcommand("kernels", "Kernel report: GB/s and GFLOP/s next to the measured roofline");
+  bench->callback([bench, m] {
+    if (!bench->get_subcommands().empty()) return;  // `bench kernels` ran
+    if (m->model.empty() == m->config.empty()) throw InvalidArgument("bench: give --model or --config");
+    run_model_bench(*m);
+  });
 #ifdef LMX_HAVE_KERNEL_REPORT
   auto opts = std::make_shared<bench::KernelReportOptions>();
   kernels->add_option("--threads", opts->threads, "Threads (default 2)");

@@ -1,0 +1,26 @@
+// `lmx bench` for whole models: prefill and decode tokens/s (mean +- sd over runs) and
+// peak memory, on a model folder or on random weights of a config's shape.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace lmx::cli {
+
+struct ModelBenchArgs {
+  std::string model;       // a model folder / repo id, or
+  std::string config;      // a config.json: random weights of its shape
+  bool quantize = false;
+  int q_bits = 4;
+  int q_group_size = 64;
+  std::string dtype = "bf16";
+  int prompt_tokens = 512;
+  int generation_tokens = 128;
+  int runs = 3;
+  int threads = 0;
+  bool json = false;
+};
+
+void run_model_bench(const ModelBenchArgs& args);
+
+}  // namespace lmx::cli
