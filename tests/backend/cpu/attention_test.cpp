@@ -343,6 +343,29 @@ TEST(Attention, SplitWithSeveralRowsAndEmptyCache) {
   check(e, "empty cache");
 }
 
+TEST(Attention, EveryOptionAtOnce) {
+  // bf16 cache, GQA 8/2, batch 2, chunked causal prefill with a window, a broadcast
+  // mask, soft-capping and sinks, on 3 threads.
+  Problem p;
+  p.batch = 2;
+  p.q_heads = 8;
+  p.kv_heads = 2;
+  p.q_len = 5;
+  p.kv_len = 211;
+  p.kv_dtype = Dtype::bf16;
+  p.opt.causal = true;
+  p.opt.q_offset = 206;
+  p.opt.window = 150;
+  p.opt.softcap = 3.0f;
+  p.mask_storage = random_vector(static_cast<size_t>(p.q_len * p.kv_len), 17, -2.0f, 0.5f);
+  for (int64_t j = 100; j < 211; j += 7) p.mask_storage[2 * p.kv_len + j] = -kInf;
+  p.opt.mask = p.mask_storage.data();
+  Problem::set4(p.opt.mask_strides, 0, 0, p.kv_len, 1);
+  p.sink_storage = random_vector(8, 23, -1.0f, 2.0f);
+  p.opt.sinks = p.sink_storage.data();
+  check(p, "every option", /*threads=*/3);
+}
+
 TEST(Attention, LongContextTilingAndStridedKeys) {
   Problem p;
   p.batch = 1;
