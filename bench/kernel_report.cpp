@@ -351,7 +351,6 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
       const double bytes = static_cast<double>(s.n * s.k * bits / 8 + 2 * s.n * (s.k / 64) * 2);
       for (cpu::ActivationPrecision prec :
            {cpu::ActivationPrecision::f32, cpu::ActivationPrecision::int16, cpu::ActivationPrecision::int8}) {
-        if (prec == cpu::ActivationPrecision::int16 && bits != 4) continue;
         cpu::QuantMatmulOptions opt;
         opt.activations = prec;
         const Timing sec = time_call([&](int i) {

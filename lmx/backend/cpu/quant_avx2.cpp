@@ -194,33 +194,49 @@ void plane_int8(const uint8_t* plane, const uint8_t* scales, const XPrep& xp, in
   }
 }
 
-// int16 activations, 4-bit plane, G >= 64. Read as 16 lanes of 16 bits, unit lane L holds
+// int16 activations. 4-bit plane (G >= 64): read as 16 lanes of 16 bits, unit lane L holds
 // positions p = 4 * (L % 2) + i at bits 4i, i.e. inputs 32 * (L % 2) + 8i + L / 2; the x
 // values are pre-permuted to that order, so "shift, AND" gives q and vpmaddwd multiplies
-// 16 weights by 16 int16 activations, summing pairs that share a group.
-template <int G, Dtype SD>
+// 16 weights by 16 int16 activations, summing pairs that share a group. 8-bit plane:
+// sign-extend 16 bytes to int16 (vpmovsxbw) and vpmaddwd with x in input order.
+template <int B, int G, Dtype SD>
 void plane_int16(const uint8_t* plane, const uint8_t* scales, const XPrep& xp, int64_t groups, __m256 acc[R]) {
-  const __m256i low = _mm256_set1_epi16(0x0F);
+  [[maybe_unused]] const __m256i low = _mm256_set1_epi16(0x0F);
   for (int64_t g = 0; g < groups; ++g) {
     __m256i iacc[R];
     for (int r = 0; r < R; ++r) iacc[r] = _mm256_setzero_si256();
-    for (int uu = 0; uu < G / 64; ++uu) {
-      const int64_t u = g * (G / 64) + uu;
-      prefetch2(plane + u * R * 32);
-      const int16_t* xu = xp.xq16 + u * 64;
-      const __m256i x0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xu));
-      const __m256i x1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xu + 16));
-      const __m256i x2 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xu + 32));
-      const __m256i x3 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xu + 48));
-      for (int r = 0; r < R; ++r) {
-        const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(plane + (u * R + r) * 32));
-        const __m256i t0 = _mm256_and_si256(v, low);
-        const __m256i t1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
-        const __m256i t2 = _mm256_and_si256(_mm256_srli_epi16(v, 8), low);
-        const __m256i t3 = _mm256_srli_epi16(v, 12);
-        const __m256i s01 = _mm256_add_epi32(_mm256_madd_epi16(t0, x0), _mm256_madd_epi16(t1, x1));
-        const __m256i s23 = _mm256_add_epi32(_mm256_madd_epi16(t2, x2), _mm256_madd_epi16(t3, x3));
-        iacc[r] = _mm256_add_epi32(iacc[r], _mm256_add_epi32(s01, s23));
+    if constexpr (B == 4) {
+      for (int uu = 0; uu < G / 64; ++uu) {
+        const int64_t u = g * (G / 64) + uu;
+        prefetch2(plane + u * R * 32);
+        const int16_t* xu = xp.xq16 + u * 64;
+        const __m256i x0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xu));
+        const __m256i x1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xu + 16));
+        const __m256i x2 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xu + 32));
+        const __m256i x3 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xu + 48));
+        for (int r = 0; r < R; ++r) {
+          const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(plane + (u * R + r) * 32));
+          const __m256i t0 = _mm256_and_si256(v, low);
+          const __m256i t1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+          const __m256i t2 = _mm256_and_si256(_mm256_srli_epi16(v, 8), low);
+          const __m256i t3 = _mm256_srli_epi16(v, 12);
+          const __m256i s01 = _mm256_add_epi32(_mm256_madd_epi16(t0, x0), _mm256_madd_epi16(t1, x1));
+          const __m256i s23 = _mm256_add_epi32(_mm256_madd_epi16(t2, x2), _mm256_madd_epi16(t3, x3));
+          iacc[r] = _mm256_add_epi32(iacc[r], _mm256_add_epi32(s01, s23));
+        }
+      }
+    } else {
+      for (int c = 0; c < G / 32; ++c) {
+        const int64_t u = g * (G / 32) + c;
+        prefetch2(plane + u * R * 32);
+        const __m256i xlo = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp.xq16 + u * 32));
+        const __m256i xhi = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp.xq16 + u * 32 + 16));
+        for (int r = 0; r < R; ++r) {
+          const uint8_t* src = plane + (u * R + r) * 32;
+          const __m256i w0 = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(src)));
+          const __m256i w1 = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(src + 16)));
+          iacc[r] = _mm256_add_epi32(iacc[r], _mm256_add_epi32(_mm256_madd_epi16(w0, xlo), _mm256_madd_epi16(w1, xhi)));
+        }
       }
     }
     alignas(16) float s[R];
@@ -266,14 +282,19 @@ PlaneInt8Fn pick_int8_g(int group) {
   }
 }
 template <Dtype SD>
-PlaneInt8Fn pick_int16_g(int group) {
-  return group == 64 ? &plane_int16<64, SD> : &plane_int16<128, SD>;
+PlaneInt8Fn pick_int16_g(int b, int group) {
+  if (b == 4) return group == 64 ? &plane_int16<4, 64, SD> : &plane_int16<4, 128, SD>;
+  switch (group) {
+    case 32: return &plane_int16<8, 32, SD>;
+    case 64: return &plane_int16<8, 64, SD>;
+    default: return &plane_int16<8, 128, SD>;
+  }
 }
-PlaneInt8Fn pick_int16(Dtype sd, int group) {
+PlaneInt8Fn pick_int16(Dtype sd, int b, int group) {
   switch (sd) {
-    case Dtype::f16: return pick_int16_g<Dtype::f16>(group);
-    case Dtype::bf16: return pick_int16_g<Dtype::bf16>(group);
-    default: return pick_int16_g<Dtype::f32>(group);
+    case Dtype::f16: return pick_int16_g<Dtype::f16>(b, group);
+    case Dtype::bf16: return pick_int16_g<Dtype::bf16>(b, group);
+    default: return pick_int16_g<Dtype::f32>(b, group);
   }
 }
 PlaneInt8Fn pick_int8(Dtype sd, int b, int group) {
@@ -315,7 +336,7 @@ struct XWorkspace {
 ActivationPrecision effective_precision(const PackedQuantWeight& w, ActivationPrecision asked) {
   if (asked == ActivationPrecision::int8 && (w.bits() == 8 || (w.bits() == 4 && w.group_size() >= 64)))
     return ActivationPrecision::int8;
-  if (asked == ActivationPrecision::int16 && w.bits() == 4 && w.group_size() >= 64)
+  if (asked == ActivationPrecision::int16 && (w.bits() == 8 || (w.bits() == 4 && w.group_size() >= 64)))
     return ActivationPrecision::int16;
   return ActivationPrecision::f32;
 }
@@ -344,10 +365,14 @@ XPrep prepare_x(const float* x, const PackedQuantWeight& w, ActivationPrecision 
       const float inv = amax > 0.0f ? 32767.0f / amax : 0.0f;
       for (int64_t j = 0; j < gs; ++j) tmp[j] = static_cast<int16_t>(std::lrint(xg[j] * inv));
       int16_t* dst = xq + g * gs;
-      for (int64_t u = 0; u < gs / 64; ++u)
-        for (int i = 0; i < 4; ++i)
-          for (int lane = 0; lane < 16; ++lane)
-            dst[u * 64 + i * 16 + lane] = tmp[u * 64 + (lane & 1) * 32 + 8 * i + lane / 2];
+      if (w.bits() == 4) {
+        for (int64_t u = 0; u < gs / 64; ++u)
+          for (int i = 0; i < 4; ++i)
+            for (int lane = 0; lane < 16; ++lane)
+              dst[u * 64 + i * 16 + lane] = tmp[u * 64 + (lane & 1) * 32 + 8 * i + lane / 2];
+      } else {
+        std::memcpy(dst, tmp, static_cast<size_t>(gs) * 2);
+      }
     }
     xp.xq16 = xq;
     xp.dx = dx;
@@ -414,7 +439,7 @@ void packed_matvec(const float* x, const PackedQuantWeight& w, float* y, Activat
   PlaneF32Fn f32fn[2] = {nullptr, nullptr};
   PlaneInt8Fn i8fn = nullptr;
   if (prec == ActivationPrecision::int16) {
-    i8fn = pick_int16(w.scale_dtype(), w.group_size());
+    i8fn = pick_int16(w.scale_dtype(), w.bits(), w.group_size());
   } else if (int8) {
     i8fn = pick_int8(w.scale_dtype(), w.bits(), w.group_size());
   } else {

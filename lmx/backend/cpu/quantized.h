@@ -146,7 +146,7 @@ enum class ActivationPrecision : uint8_t {
   f32,
   // Opt-in: x rounded once per call to int16 with one scale per group (error <= amax/65534
   // per element, ~1e-5 relative on a layer output) and integer dot products (vpmaddwd):
-  // about 1.7x fewer instructions per weight than f32. 4-bit weights with group >= 64.
+  // fewer instructions per weight than f32. 4-bit (group >= 64) and 8-bit weights.
   int16,
   // Opt-in: x rounded to int8 per group (~1e-3 relative, like llama.cpp's Q8 activations),
   // vpmaddubsw dot products: the fewest instructions. 4-bit (group >= 64) and 8-bit weights.

@@ -257,10 +257,12 @@ struct QWeight {
     const size_t gi = static_cast<size_t>(r * view.s_stride + j / view.group_size);
     return scales.get(gi) * static_cast<float>(q_bitwise(w.data() + r * view.w_stride, view.bits, j)) + biases.get(gi);
   }
+  // Magnitude of one weight's terms for error bounds. 8-bit kernels compute with q - 128
+  // and move 128 * scale into the bias, so both forms count.
   float mag_term(int64_t r, int64_t j) const {
     const size_t gi = static_cast<size_t>(r * view.s_stride + j / view.group_size);
-    return std::fabs(scales.get(gi) * static_cast<float>(q_bitwise(w.data() + r * view.w_stride, view.bits, j))) +
-           std::fabs(biases.get(gi));
+    const float q = static_cast<float>(q_bitwise(w.data() + r * view.w_stride, view.bits, j));
+    return std::fabs(scales.get(gi)) * (q + (view.bits == 8 ? 128.0f : 0.0f)) + std::fabs(biases.get(gi));
   }
 };
 
@@ -358,7 +360,7 @@ TEST(QuantizedMatmul, PackedAllBitsGroupsDtypesF32AndInt8) {
               double levels = 0;
               const bool reduced = features.use_avx2() && s.m < 4;
               if (reduced && prec == ActivationPrecision::int8 && (bits == 8 || (bits == 4 && group >= 64))) levels = 254;
-              if (reduced && prec == ActivationPrecision::int16 && bits == 4 && group >= 64) levels = 65534;
+              if (reduced && prec == ActivationPrecision::int16 && (bits == 8 || (bits == 4 && group >= 64))) levels = 65534;
               check_against_reference(qw, x, ldx, y, ldy, s.m, 1e-6, features.use_avx2() ? "packed avx2" : "packed scalar",
                                       levels);
               for (int64_t i = 0; i < s.m; ++i) ASSERT_EQ(y[static_cast<size_t>(i * ldy + s.n)], 555.0f);
