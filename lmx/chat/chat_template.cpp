@@ -129,9 +129,20 @@ ChatTemplateSource select_chat_template(const nlohmann::ordered_json& config, bo
 ChatTemplateSource select_chat_template(const std::filesystem::path& model_dir, bool has_tools) {
   auto jinja = model_dir / "chat_template.jinja";
   if (std::filesystem::exists(jinja)) return {read_file(jinja), jinja.string()};
+  // Processor-style folders (VLMs) keep {"chat_template": "..."} in chat_template.json.
+  auto json_file = model_dir / "chat_template.json";
+  if (std::filesystem::exists(json_file)) {
+    nlohmann::ordered_json j;
+    try {
+      j = nlohmann::ordered_json::parse(read_file(json_file));
+    } catch (const nlohmann::json::exception& e) {
+      throw FormatError(json_file.string() + ": " + e.what());
+    }
+    return select_chat_template(j, has_tools, json_file.string());
+  }
   auto config_path = model_dir / "tokenizer_config.json";
   if (!std::filesystem::exists(config_path))
-    throw IoError(model_dir.string() + ": no chat_template.jinja and no tokenizer_config.json");
+    throw IoError(model_dir.string() + ": no chat_template.jinja, chat_template.json or tokenizer_config.json");
   nlohmann::ordered_json config;
   try {
     config = nlohmann::ordered_json::parse(read_file(config_path));

@@ -65,8 +65,9 @@ struct ChatTemplateSource {
 ChatTemplateSource select_chat_template(const nlohmann::ordered_json& tokenizer_config,
                                         bool has_tools,
                                         std::string_view origin = "tokenizer_config.json");
-// A model folder: chat_template.jinja first, else tokenizer_config.json. Throws
-// IoError / FormatError naming the folder when there is no template.
+// A model folder: chat_template.jinja first, else chat_template.json (processor
+// folders), else tokenizer_config.json. Throws IoError / FormatError naming the
+// folder or file when there is no template.
 ChatTemplateSource select_chat_template(const std::filesystem::path& model_dir, bool has_tools);
 
 // bos_token, eos_token, unk_token, sep_token, pad_token, cls_token, mask_token from

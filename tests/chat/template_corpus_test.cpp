@@ -128,6 +128,68 @@ void check_folder(const std::string& folder, Tally* tally) {
   }
 }
 
+// Real model folders (../shared/data/tokenizers): the template is chosen per
+// conversation by select_chat_template(dir, has_tools) and the special tokens come
+// from the folder's tokenizer_config.json.
+TEST(ModelFolders, SelectionSpecialTokensAndRendering) {
+  auto root = testing::source_dir() / ".." / "shared" / "data" / "tokenizers";
+  if (!std::filesystem::exists(root)) {
+    if (std::getenv("CI")) FAIL() << "missing shared data: " << root;
+    GTEST_SKIP() << "missing shared data: " << root;
+  }
+  auto convs = read_json(fixture_dir() / "conversations.json");
+  auto expected = read_json(fixture_dir() / "expected" / "model-folders.json");
+  ChatTemplateCache cache;
+  int total = 0, ok = 0;
+  for (auto it = expected["folders"].begin(); it != expected["folders"].end(); ++it) {
+    auto dir = root / it.key();
+    SpecialTokens special;
+    if (std::filesystem::exists(dir / "tokenizer_config.json"))
+      special = special_tokens_from_config(read_json(dir / "tokenizer_config.json"));
+    SpecialTokens want_special;
+    for (auto t = it.value()["special_tokens"].begin(); t != it.value()["special_tokens"].end(); ++t)
+      want_special.emplace_back(t.key(), t.value().get<std::string>());
+    EXPECT_EQ(special, want_special) << it.key();
+    for (auto rit = it.value()["results"].begin(); rit != it.value()["results"].end(); ++rit) {
+      ++total;
+      const auto& conv = convs["conversations"][rit.key()];
+      const auto& want = rit.value();
+      ChatRenderOptions opts;
+      opts.render.now = testing::fixed_now(convs["fixed_now"].get<std::string>());
+      opts.add_generation_prompt = conv["add_generation_prompt"].get<bool>();
+      opts.continue_final_message = conv.value("continue_final_message", false);
+      nlohmann::ordered_json tools = conv.contains("tools") ? conv["tools"] : nlohmann::ordered_json();
+      nlohmann::ordered_json extra = conv.contains("extra") ? conv["extra"] : nlohmann::ordered_json();
+      std::string label = it.key() + " x " + rit.key();
+      try {
+        auto tmpl = cache.get(select_chat_template(dir, !tools.is_null()).text);
+        std::string got = tmpl->render(conv["messages"], tools, extra, special, opts);
+        if (want.contains("output") && got == want["output"].get<std::string>()) {
+          ++ok;
+        } else {
+          ADD_FAILURE() << label << ": rendered, want " << want.dump().substr(0, 300);
+        }
+      } catch (const TemplateRaisedError& e) {
+        if (want.contains("error") && want["error"]["type"] == "TemplateError" && want["error"]["message"] == e.what()) {
+          ++ok;
+        } else {
+          ADD_FAILURE() << label << ": raised '" << e.what() << "', want " << want.dump().substr(0, 300);
+        }
+      } catch (const TemplateRuntimeError& e) {
+        if (want.contains("error") && want["error"]["type"] != "TemplateError" &&
+            want["error"]["message"] == e.message()) {
+          ++ok;
+        } else {
+          ADD_FAILURE() << label << ": error '" << e.what() << "', want " << want.dump().substr(0, 300);
+        }
+      }
+    }
+  }
+  std::printf("[model folders] %d/%d renders identical (%zu folders, %zu parsed templates)\n", ok, total,
+              static_cast<size_t>(expected["folders"].size()), cache.size());
+  EXPECT_GT(total, 0);
+}
+
 class CorpusTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(CorpusTest, MatchesPythonJinja2) {
