@@ -562,7 +562,13 @@ bool call_filter(Renderer& r, int id, std::string_view /*name*/, const Value& v,
     *out = Value::string(py_percent_format(r, soft_str(v), Value::list(std::move(items), ListFlavor::Tuple)));
   } else if (id == K("attr")) {
     if (a.args.empty()) fail("attr() needs a name", line);
-    *out = r.get_attr(v, a.args[0].to_str());
+    std::string attr = a.args[0].to_str();
+    // jinja2's attr() is getattr only: dict keys are not attributes.
+    if (v.is_dict() && find_method(v, attr) == MethodKind::None && attr.rfind("__", 0) != 0) {
+      *out = Value::undefined("'dict object' has no attribute '" + attr + "'");
+    } else {
+      *out = r.get_attr(v, attr);
+    }
   } else if (id == K("pprint")) {
     std::string s;
     v.append_repr(s);

@@ -1,6 +1,9 @@
 // ChatTemplate API: template selection, special tokens, parse cache.
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <thread>
+#include <vector>
 
 #include "chat_fixtures.h"
 #include "lmx/chat/chat_template.h"
@@ -81,6 +84,55 @@ TEST(ChatTemplateVariables, ParsesJsonOrString) {
   EXPECT_EQ(parse_template_variable("empty=").second, ordered_json(""));
   EXPECT_THROW(parse_template_variable("novalue"), InvalidArgument);
   EXPECT_THROW(parse_template_variable("=x"), InvalidArgument);
+}
+
+// One parsed template rendered from several threads at once gives the same prompts as
+// a single thread (parsed templates are immutable; render state is per call).
+TEST(ChatTemplateRender, ConcurrentRendersOfOneTemplate) {
+  auto convs = testing::read_json(testing::fixture_dir() / "conversations.json");
+  auto src = testing::read_text(testing::corpus_dir() / "llama.cpp" / "Qwen-Qwen2.5-7B-Instruct.jinja");
+  ChatTemplateCache cache;
+  auto tmpl = cache.get(src);
+  std::vector<std::string> want;
+  std::vector<const ordered_json*> chats;
+  for (auto it = convs["conversations"].begin(); it != convs["conversations"].end(); ++it) {
+    if (it.value().value("continue_final_message", false)) continue;
+    chats.push_back(&it.value());
+    const auto& c = it.value();
+    ChatRenderOptions opts;
+    opts.add_generation_prompt = c["add_generation_prompt"].get<bool>();
+    try {
+      want.push_back(tmpl->render(c["messages"], c.value("tools", ordered_json()), c.value("extra", ordered_json()),
+                                  {{"eos_token", "</s>"}}, opts));
+    } catch (const std::exception& e) {
+      want.push_back(std::string("error: ") + e.what());
+    }
+  }
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 25; ++round) {
+        for (size_t i = 0; i < chats.size(); ++i) {
+          size_t k = (i + static_cast<size_t>(t)) % chats.size();
+          const auto& c = *chats[k];
+          ChatRenderOptions opts;
+          opts.add_generation_prompt = c["add_generation_prompt"].get<bool>();
+          std::string got;
+          try {
+            got = cache.get(src)->render(c["messages"], c.value("tools", ordered_json()),
+                                         c.value("extra", ordered_json()), {{"eos_token", "</s>"}}, opts);
+          } catch (const std::exception& e) {
+            got = std::string("error: ") + e.what();
+          }
+          if (got != want[k]) ++mismatches;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_EQ(cache.size(), 1u);
 }
 
 TEST(ChatTemplateCacheTest, ParsesOnce) {
