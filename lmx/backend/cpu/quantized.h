@@ -92,7 +92,7 @@ class PackedQuantWeight {
   size_t bytes() const { return bytes_; }
   bool empty() const { return data_ == nullptr; }
 
-  // Layout details for the kernels (see quant_pack.cpp).
+  // Layout details for the kernels (described at pack_quantized in quant.cpp).
   const uint8_t* data() const { return data_.get(); }
   int64_t k_padded() const { return k_padded_; }
   int64_t block_bytes() const { return block_bytes_; }
@@ -109,14 +109,6 @@ class PackedQuantWeight {
 
  private:
   friend PackedQuantWeight pack_quantized(const QuantView& w);
-
-// dequantize_affine from the packed layout (same values, bit for bit), so a tied
-// embedding / lm_head needs only the packed copy: rows [row_begin, row_end) into out.
-void dequantize_packed(const PackedQuantWeight& w,
-                       int64_t row_begin,
-                       int64_t row_end,
-                       float* out,
-                       int64_t ldo);
   struct Free {
     void operator()(uint8_t* p) const;
   };
