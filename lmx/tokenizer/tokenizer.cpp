@@ -170,9 +170,15 @@ TokenizerConfig load_config_from_dir(const std::filesystem::path& dir,
     auto map = dir / "special_tokens_map.json";
     if (file_exists(map))
       detail::merge_special_tokens_map(config, detail::read_file(map), map.string());
+    // Newer transformers write the template beside the config.
     auto jinja = dir / "chat_template.jinja";
-    if (config.chat_template.empty() && file_exists(jinja))
+    auto json = dir / "chat_template.json";
+    if (config.chat_template.empty() && file_exists(jinja)) {
       config.chat_template = detail::read_file(jinja);
+    } else if (config.chat_template.empty() && file_exists(json)) {
+      config.chat_template =
+          detail::parse_chat_template_json(detail::read_file(json), json.string());
+    }
   }
   return config;
 }
@@ -202,6 +208,14 @@ Tokenizer finish(std::shared_ptr<detail::TokenizerImpl> impl, TokenizerConfig co
   return Tokenizer(std::move(impl));
 }
 }  // namespace
+
+TokenizerConfig Tokenizer::load_config(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    throw IoError("tokenizer folder " + dir.string() + " does not exist or is not a folder");
+  }
+  return load_config_from_dir(dir, dir / "tokenizer_config.json");
+}
 
 Tokenizer Tokenizer::from_json_text(std::string_view json,
                                     std::string_view config_json,

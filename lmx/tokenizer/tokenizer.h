@@ -87,6 +87,9 @@ class Tokenizer {
   // A tokenizer.json file, with an optional tokenizer_config.json.
   static Tokenizer from_tokenizer_json(const std::filesystem::path& file,
                                        const std::filesystem::path& config_file = {});
+  // Only the configuration of a folder (tokenizer_config.json, special_tokens_map.json,
+  // chat_template.jinja / chat_template.json), e.g. for the chat layer.
+  static TokenizerConfig load_config(const std::filesystem::path& dir);
   // tokenizer.json text; `source` names it in errors.
   static Tokenizer from_json_text(std::string_view json,
                                   std::string_view config_json = {},

@@ -116,6 +116,15 @@ TokenizerConfig parse_tokenizer_config(std::string_view text, const std::string&
   return c;
 }
 
+std::string parse_chat_template_json(std::string_view text, const std::string& source) {
+  Json j = parse(text, source);
+  auto it = j.find("chat_template");
+  if (it == j.end() || !it->is_string()) {
+    throw FormatError(source + ": chat_template: expected a string");
+  }
+  return it->get<std::string>();
+}
+
 void merge_special_tokens_map(TokenizerConfig& config,
                               std::string_view text,
                               const std::string& source) {

@@ -41,6 +41,8 @@ std::shared_ptr<TokenizerImpl> load_sentencepiece(std::string_view data, const s
 std::shared_ptr<TokenizerImpl> load_tiktoken(std::string_view data, const std::string& source);
 // Parses tokenizer_config.json text (and optionally special_tokens_map.json text).
 TokenizerConfig parse_tokenizer_config(std::string_view json, const std::string& source);
+// chat_template.json: {"chat_template": "..."}.
+std::string parse_chat_template_json(std::string_view json, const std::string& source);
 void merge_special_tokens_map(TokenizerConfig& config,
                               std::string_view json,
                               const std::string& source);

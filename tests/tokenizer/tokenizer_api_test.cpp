@@ -250,5 +250,25 @@ TEST(TokenizerApi, ConfigFields) {
   EXPECT_EQ(t2.bos_id(), 1);
 }
 
+TEST(TokenizerApi, ChatTemplatesBesideTheConfig) {
+  auto ortx = shared_data("tokenizers/ortx-testdata");
+  LMX_REQUIRE_PATH(ortx);
+  // chat_template.json
+  auto gemma = Tokenizer::load_config(ortx / "gemma-3-chat");
+  EXPECT_EQ(gemma.chat_template.rfind("{{ bos_token }}", 0), 0u);
+  EXPECT_EQ(gemma.bos_token, "<bos>");
+  EXPECT_EQ(gemma.eos_token, "<eos>");
+  // chat_template.jinja
+  auto phi = Tokenizer::load_config(ortx / "phi-4-mini-reasoning");
+  EXPECT_EQ(phi.chat_template, test::read_text(ortx / "phi-4-mini-reasoning/chat_template.jinja"));
+  auto smol = Tokenizer::load_config(ortx / "v5/smollm3");
+  EXPECT_FALSE(smol.bos_token.has_value());
+  EXPECT_EQ(smol.eos_token, "<|im_end|>");
+  // Inline in tokenizer_config.json.
+  auto qwen = Tokenizer::load_config(ortx / "qwen3");
+  EXPECT_NE(qwen.chat_template.find("<|im_start|>"), std::string::npos);
+  EXPECT_THROW(Tokenizer::load_config(ortx / "no-such-folder"), IoError);
+}
+
 }  // namespace
 }  // namespace lmx::tokenizer
