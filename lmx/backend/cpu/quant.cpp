@@ -102,39 +102,42 @@ void quantize_affine(const float* w,
   const int64_t words = k * bits / 32;
   auto* out_bytes = reinterpret_cast<uint8_t*>(out_w);
   std::memset(out_w, 0, static_cast<size_t>(n * words) * 4);
-  for (int64_t r = 0; r < n; ++r) {
-    uint8_t* row_bytes = out_bytes + r * words * 4;
-    for (int64_t g = 0; g < groups; ++g) {
-      const float* src = w + r * k + g * group_size;
-      float w_min = std::numeric_limits<float>::infinity();
-      float w_max = -w_min;
-      for (int j = 0; j < group_size; ++j) {
-        w_max = std::max(w_max, src[j]);
-        w_min = std::min(w_min, src[j]);
+  // Rows are independent: split them over the pool (conversion of whole checkpoints).
+  detail::parallel_for_on(ThreadPool::global(), n, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      uint8_t* row_bytes = out_bytes + r * words * 4;
+      for (int64_t g = 0; g < groups; ++g) {
+        const float* src = w + r * k + g * group_size;
+        float w_min = std::numeric_limits<float>::infinity();
+        float w_max = -w_min;
+        for (int j = 0; j < group_size; ++j) {
+          w_max = std::max(w_max, src[j]);
+          w_min = std::min(w_min, src[j]);
+        }
+        const bool mask = std::abs(w_min) > std::abs(w_max);
+        float scale = std::max((w_max - w_min) / n_bins, eps);
+        scale = mask ? scale : -scale;
+        const float edge = mask ? w_min : w_max;
+        const float q0 = std::rint(edge / scale);
+        float bias = 0.0f;
+        if (q0 != 0.0f) {
+          scale = edge / q0;
+          bias = edge;
+        }
+        for (int j = 0; j < group_size; ++j) {
+          float q = std::rint((src[j] - bias) / scale);
+          q = std::min(std::max(q, 0.0f), n_bins);
+          const uint32_t qi = static_cast<uint32_t>(q);
+          const int64_t bit = (g * group_size + j) * bits;
+          const uint32_t shifted = qi << (bit & 7);
+          row_bytes[bit >> 3] |= static_cast<uint8_t>(shifted & 0xffu);
+          if ((bit & 7) + bits > 8) row_bytes[(bit >> 3) + 1] |= static_cast<uint8_t>(shifted >> 8);
+        }
+        store_scalar(out_scales, scale_dtype, r * groups + g, scale);
+        store_scalar(out_biases, scale_dtype, r * groups + g, bias);
       }
-      const bool mask = std::abs(w_min) > std::abs(w_max);
-      float scale = std::max((w_max - w_min) / n_bins, eps);
-      scale = mask ? scale : -scale;
-      const float edge = mask ? w_min : w_max;
-      const float q0 = std::rint(edge / scale);
-      float bias = 0.0f;
-      if (q0 != 0.0f) {
-        scale = edge / q0;
-        bias = edge;
-      }
-      for (int j = 0; j < group_size; ++j) {
-        float q = std::rint((src[j] - bias) / scale);
-        q = std::min(std::max(q, 0.0f), n_bins);
-        const uint32_t qi = static_cast<uint32_t>(q);
-        const int64_t bit = (g * group_size + j) * bits;
-        const uint32_t shifted = qi << (bit & 7);
-        row_bytes[bit >> 3] |= static_cast<uint8_t>(shifted & 0xffu);
-        if ((bit & 7) + bits > 8) row_bytes[(bit >> 3) + 1] |= static_cast<uint8_t>(shifted >> 8);
-      }
-      store_scalar(out_scales, scale_dtype, r * groups + g, scale);
-      store_scalar(out_biases, scale_dtype, r * groups + g, bias);
     }
-  }
+  });
 }
 
 void dequantize_affine(const QuantView& w,
