@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <new>
 
 namespace lmx::cpu::detail::avx2 {
 
@@ -29,6 +30,10 @@ struct Scratch {
       std::free(data);
       size = (n + 15) / 16 * 16;
       data = static_cast<float*>(std::aligned_alloc(64, size * sizeof(float)));
+      if (!data) {
+        size = 0;
+        throw std::bad_alloc();
+      }
     }
     return data;
   }

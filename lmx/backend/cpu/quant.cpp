@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include <sys/mman.h>
@@ -13,6 +14,7 @@
 #include "lmx/backend/cpu/matmul_kernels.h"
 #include "lmx/backend/cpu/quantized.h"
 #include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/core/error.h"
 #include "lmx/core/half.h"
 
 namespace lmx::cpu {
@@ -253,6 +255,7 @@ PackedQuantWeight pack_quantized(const QuantView& w) {
   const int64_t blocks = (w.n + R - 1) / R;
   p.bytes_ = static_cast<size_t>(blocks * p.block_bytes_);
   p.data_.reset(alloc_packed(p.bytes_));
+  if (!p.data_) throw OutOfMemory("pack_quantized: cannot allocate " + std::to_string(p.bytes_) + " bytes");
   std::memset(p.data_.get(), 0, p.bytes_);
 
   const int64_t ws = w_stride_of(w), ss = s_stride_of(w);
@@ -322,6 +325,7 @@ void dequantize_packed(const PackedQuantWeight& w,
 PackedQuantWeight PackedQuantWeight::clone() const {
   PackedQuantWeight c;
   c.data_.reset(alloc_packed(bytes_));
+  if (!c.data_) throw OutOfMemory("PackedQuantWeight::clone: cannot allocate " + std::to_string(bytes_) + " bytes");
   if (bytes_) std::memcpy(c.data_.get(), data_.get(), bytes_);
   c.bytes_ = bytes_;
   c.n_ = n_, c.k_ = k_, c.k_padded_ = k_padded_, c.block_bytes_ = block_bytes_;
