@@ -11,5 +11,7 @@ void add_generate_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_logits_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
+void add_tokenize_commands(CLI::App& app);
+void add_template_command(CLI::App& app);
 
 }  // namespace lmx::cli

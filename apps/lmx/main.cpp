@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   lmx::cli::add_bench_command(app);
   lmx::cli::add_logits_command(app);
   lmx::cli::add_convert_command(app);
+  lmx::cli::add_tokenize_commands(app);
+  lmx::cli::add_template_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,94 @@
+// The lmx binary as a user runs it: import stories260K, generate, tokenize,
+// detokenize, render a template, and fail with one clear line on bad input.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "../generate/shared_data.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int status;
+  std::string out;
+};
+
+// Runs `lmx ARGS` with stdin from `input`; captures stdout (+ stderr when asked).
+Result lmx_run(const std::string& args, const std::string& input = "", bool with_stderr = false) {
+  const fs::path in = fs::temp_directory_path() / ("lmx-cli-in-" + std::to_string(::getpid()));
+  std::ofstream(in) << input;
+  std::string cmd = std::string(LMX_CLI) + " " + args + " < " + in.string() + (with_stderr ? " 2>&1" : " 2>/dev/null");
+  FILE* p = popen(cmd.c_str(), "r");
+  Result r{-1, ""};
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  r.status = pclose(p);
+  fs::remove(in);
+  return r;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const fs::path src = lmx::testing::shared_data("models/stories260K");
+    if (!fs::exists(src / "stories260K.bin")) return;
+    dir_ = fs::temp_directory_path() / ("lmx-cli-" + std::to_string(::getpid()));
+    convert_ = lmx_run("convert --from-llama2c " + (src / "stories260K.bin").string() + " --tokenizer " +
+                       (src / "tok512.bin").string() + " --out " + dir_.string());
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
+  void SetUp() override { LMX_REQUIRE_SHARED(lmx::testing::shared_data("models/stories260K/stories260K.bin")); }
+  static fs::path dir_;
+  static Result convert_;
+};
+fs::path Cli::dir_;
+Result Cli::convert_;
+
+TEST_F(Cli, ConvertThenGenerateGreedyEqualsLlama2c) {
+  ASSERT_EQ(convert_.status, 0) << convert_.out;
+  nlohmann::json expected;
+  std::ifstream(lmx::testing::shared_data("models/stories260K/expected_outputs.json")) >> expected;
+  Result r = lmx_run("generate --model " + dir_.string() + " --prompt '' --max-tokens 256 --temp 0");
+  ASSERT_EQ(r.status, 0);
+  EXPECT_EQ(r.out, expected["greedy"]["stdout"].get<std::string>());
+}
+
+TEST_F(Cli, TokenizeAndDetokenizeRoundTrip) {
+  Result ids = lmx_run("tokenize --model " + dir_.string(), "Lily saw a big, red ball.");
+  ASSERT_EQ(ids.status, 0);
+  EXPECT_EQ(ids.out.substr(0, 2), "1 ");  // BOS first
+  Result text = lmx_run("detokenize --skip-special --model " + dir_.string(), ids.out);
+  ASSERT_EQ(text.status, 0);
+  EXPECT_EQ(text.out, "Lily saw a big, red ball.\n");
+}
+
+TEST_F(Cli, LogitsWritesSafetensors) {
+  const fs::path out = dir_ / "logits.safetensors";
+  Result r = lmx_run("logits --model " + dir_.string() + " --tokens 1,403,407 --out " + out.string());
+  ASSERT_EQ(r.status, 0);
+  EXPECT_NE(r.out.find("top-5: 261"), std::string::npos) << r.out;  // greedy continues with " a"
+  EXPECT_GT(fs::file_size(out), 3u * 512 * 4);
+}
+
+TEST(CliErrors, BadInputGivesOneClearLineAndNonZeroExit) {
+  Result r = lmx_run("generate --model /nonexistent/model --prompt hi", "", true);
+  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(r.out.rfind("lmx: error: ", 0), 0u) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  Result t = lmx_run("template --template /nonexistent.jinja --messages /nonexistent.json", "", true);
+  EXPECT_NE(t.status, 0);
+  EXPECT_NE(t.out.find("/nonexistent"), std::string::npos);
+  Result h = lmx_run("--help", "", true);
+  EXPECT_EQ(h.status, 0);
+  EXPECT_NE(h.out.find("generate"), std::string::npos);
+}
+
+}  // namespace
