@@ -215,7 +215,9 @@ bool call_filter(Renderer& r, int id, std::string_view /*name*/, const Value& v,
     JsonFormat format;
     format.ensure_ascii = ensure_ascii && ensure_ascii->truthy();
     if (indent && !indent->is_none()) {
-      format.indent = indent->is_string() ? 0 : static_cast<int>(std::max<int64_t>(0, indent->to_int()));
+      int64_t n = indent->is_string() ? 0 : std::max<int64_t>(0, indent->to_int());
+      if (n > 1024) throw TemplateLimitError("tojson indent too large", line);
+      format.indent = static_cast<int>(n);
       format.item_separator = ",";
     }
     if (separators && !separators->is_none()) {
@@ -296,7 +298,8 @@ bool call_filter(Renderer& r, int id, std::string_view /*name*/, const Value& v,
     const Value* repl = kw(a, "new", 1);
     const Value* count = kw(a, "count", 2);
     *out = Value::string(py_replace(soft_str(v), old->to_str(), repl->to_str(),
-                                    count && !count->is_none() ? count->to_int() : -1));
+                                    count && !count->is_none() ? count->to_int() : -1,
+                                    r.limits().max_output_bytes, line));
   } else if (id == K("first")) {
     if (v.is_list()) {
       *out = v.items().empty() ? Value::undefined("No first item, sequence was empty.") : v.items().front();
@@ -469,6 +472,7 @@ bool call_filter(Renderer& r, int id, std::string_view /*name*/, const Value& v,
     *out = Value::floating(result);
   } else if (id == K("indent")) {
     const Value* width = kw(a, "width", 0);
+    if (width && !width->is_string()) r.check_size(static_cast<size_t>(std::max<int64_t>(0, width->to_int())));
     *out = like(v, do_indent(soft_str(v), width, kw_bool(a, "first", 1, false), kw_bool(a, "blank", 2, false)));
   } else if (id == K("sum")) {
     const Value* attribute = kw(a, "attribute", 0);
@@ -514,6 +518,7 @@ bool call_filter(Renderer& r, int id, std::string_view /*name*/, const Value& v,
     const Value* count = kw(a, "linecount", 0);
     const Value* fill = kw(a, "fill_with", 1);
     int64_t n = count ? count->to_int() : 1;
+    if (n > r.limits().max_loop_iterations) throw TemplateLimitError("batch size too large", line);
     if (n <= 0) fail("batch size must be positive", line);
     std::vector<Value> result, cur;
     for (const Value& item : r.iterate(v)) {

@@ -78,7 +78,9 @@ std::string apply_format_spec(Renderer& r, const Value& v, std::string_view spec
     ++i;
   }
   size_t width = 0;
-  while (i < spec.size() && spec[i] >= '0' && spec[i] <= '9') width = width * 10 + static_cast<size_t>(spec[i++] - '0');
+  while (i < spec.size() && spec[i] >= '0' && spec[i] <= '9')
+    width = std::min<size_t>(width * 10 + static_cast<size_t>(spec[i++] - '0'), size_t{1} << 40);
+  r.check_size(width);
   char group = 0;
   if (i < spec.size() && (spec[i] == ',' || spec[i] == '_')) group = spec[i++];
   int precision = -1;
@@ -268,7 +270,8 @@ Value str_method(Renderer& r, const std::string& s, std::string_view name, CallA
   }
   if (name == "replace") {
     const Value* count = a.get("count", 2);
-    return Value::string(py_replace(s, str_arg(a, 0, name), str_arg(a, 1, name), count ? count->to_int() : -1));
+    return Value::string(py_replace(s, str_arg(a, 0, name), str_arg(a, 1, name), count ? count->to_int() : -1,
+                                    r.limits().max_output_bytes, a.line));
   }
   if (name == "upper") return Value::string(py_upper(s));
   if (name == "lower" || name == "casefold") return Value::string(py_lower(s));
@@ -343,6 +346,7 @@ Value str_method(Renderer& r, const std::string& s, std::string_view name, CallA
   }
   if (name == "center" || name == "ljust" || name == "rjust" || name == "zfill") {
     int64_t width = int_arg(a, 0, 0);
+    r.check_size(static_cast<size_t>(std::max<int64_t>(0, width)));
     std::string fill = name == "zfill" ? "0" : (a.args.size() > 1 ? a.args[1].str() : " ");
     int64_t len = static_cast<int64_t>(utf8_length(s));
     if (width <= len) return Value::string(s);

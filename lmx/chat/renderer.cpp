@@ -308,6 +308,8 @@ void Renderer::exec_macro_def(const MacroNode* node, const ScopePtr& scope) {
 
 Value Renderer::call_macro(const MacroNode* node, const ScopePtr& closure, CallArgs& args) {
   DepthScope guard(depth_, options_.limits.max_depth, args.line);
+  // Branching recursion can do exponential work without a loop: watch the clock.
+  if ((++macro_calls_ & 63) == 0) check_time();
   auto frame = std::make_shared<Scope>();
   frame->parent = closure;
   std::vector<Value> extra;

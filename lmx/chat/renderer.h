@@ -91,6 +91,7 @@ class Renderer {
   int line_ = 0;
   int depth_ = 0;
   int nesting_ = 0;  // eval/exec recursion, bounds the C++ stack
+  int64_t macro_calls_ = 0;
   int64_t iterations_ = 0;
   std::chrono::steady_clock::time_point deadline_;
   // Macros refer to their defining scope weakly (a strong reference from a scope to
@@ -145,7 +146,9 @@ std::string py_upper(std::string_view s);
 std::string py_lower(std::string_view s);
 std::string py_title(std::string_view s);
 std::string py_capitalize(std::string_view s);
-std::string py_replace(std::string_view s, std::string_view old, std::string_view repl, int64_t count);
+// Throws TemplateLimitError (line) once the result would pass max_bytes.
+std::string py_replace(std::string_view s, std::string_view old, std::string_view repl, int64_t count,
+                       size_t max_bytes, int line);
 std::vector<Value> py_split(std::string_view s, const Value* sep, int64_t maxsplit, bool from_right);
 std::string py_percent_format(Renderer& r, std::string_view fmt, const Value& args);
 

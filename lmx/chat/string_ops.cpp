@@ -153,8 +153,13 @@ std::string py_capitalize(std::string_view s) {
   });
 }
 
-std::string py_replace(std::string_view s, std::string_view old, std::string_view repl, int64_t count) {
+std::string py_replace(std::string_view s, std::string_view old, std::string_view repl, int64_t count,
+                       size_t max_bytes, int line) {
   std::string out;
+  auto check = [&] {
+    if (out.size() > max_bytes)
+      throw TemplateLimitError("output exceeds " + std::to_string(max_bytes) + " bytes", line);
+  };
   if (old.empty()) {
     std::vector<std::string> cps = split_code_points(s);
     int64_t done = 0;
@@ -164,6 +169,7 @@ std::string py_replace(std::string_view s, std::string_view old, std::string_vie
         ++done;
       }
       out += cp;
+      check();
     }
     if (count < 0 || done < count) out += repl;
     return out;
@@ -177,6 +183,7 @@ std::string py_replace(std::string_view s, std::string_view old, std::string_vie
     out.append(repl);
     pos = hit + old.size();
     ++done;
+    check();
   }
   out.append(s.substr(pos));
   return out;
@@ -293,7 +300,10 @@ std::string py_percent_format(Renderer& r, std::string_view fmt, const Value& ar
             for (size_t k = 0; k < prec; ++k) text += cps[k];
           }
         }
-        size_t width = width_digits.empty() ? 0 : static_cast<size_t>(std::atoi(width_digits.c_str()));
+        size_t width = width_digits.size() > 9 ? SIZE_MAX
+                       : width_digits.empty()    ? 0
+                                                 : static_cast<size_t>(std::atoi(width_digits.c_str()));
+        r.check_size(width);
         size_t len = utf8_length(text);
         if (len < width && !left) out.append(width - len, ' ');
         out += text;

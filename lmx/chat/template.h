@@ -21,7 +21,7 @@ struct ParsedTemplate;
 
 struct RenderLimits {
   int max_depth = 100;                      // nested macro calls / recursive loops
-  int64_t max_loop_iterations = 1'000'000;  // all loop iterations of one render
+  int64_t max_loop_iterations = 10'000'000;  // all loop iterations of one render
   size_t max_output_bytes = 16u << 20;      // any rendered string, output included
   double max_seconds = 5.0;                 // wall time of one render
 };

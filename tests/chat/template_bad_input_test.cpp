@@ -66,6 +66,37 @@ TEST(TemplateBadInput, TimeLimit) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
 }
 
+TEST(TemplateBadInput, ExponentialMacroRecursionHitsTheTimeLimit) {
+  RenderOptions opts;
+  opts.limits.max_seconds = 0.2;
+  try {
+    render("{% macro m(n) %}{% if n > 0 %}{{ m(n - 1) }}{{ m(n - 1) }}{% endif %}{% endmacro %}{{ m(60) }}", opts);
+    FAIL() << "expected TemplateLimitError";
+  } catch (const TemplateLimitError& e) {
+    EXPECT_NE(std::string(e.what()).find("time limit"), std::string::npos) << e.what();
+  }
+}
+
+TEST(TemplateBadInput, HugeWidthsAndReplacementsHitTheSizeLimit) {
+  RenderOptions opts;
+  opts.limits.max_output_bytes = 1 << 20;
+  for (const char* src : {
+           "{{ 'x'|center(1000000000) }}",
+           "{{ 'x'.ljust(1000000000) }}",
+           "{{ 'x'.zfill(1000000000) }}",
+           "{{ 'a\\nb'|indent(1000000000) }}",
+           "{{ '{:1000000000}'.format(1) }}",
+           "{{ '{:99999999999999999999999}'.format(1) }}",
+           "{{ '%1000000000s' % 'x' }}",
+           "{{ ('x' * 100000)|replace('', 'yyyyyyyyyy') }}",
+           "{{ ('x' * 100000).replace('x', 'yyyyyyyyyyyyyyyyyyyyyyyyyyy') }}",
+           "{{ [1]|tojson(indent=100000000) }}",
+           "{{ [1]|batch(1000000000, 0)|list }}",
+       }) {
+    EXPECT_THROW(render(src, opts), TemplateLimitError) << src;
+  }
+}
+
 TEST(TemplateBadInput, OutputSizeLimit) {
   RenderOptions opts;
   opts.limits.max_output_bytes = 1000;
