@@ -95,18 +95,27 @@ uint64_t read_scalar(const uint8_t* p, size_t bytes) {
 std::atomic<uint64_t> g_sink{0};
 
 // Streaming read of a buffer far larger than the caches; GB/s samples (one per pass).
-std::vector<double> measure_read(cpu::ThreadPool& pool, int threads, const Buffer& buf, int passes) {
+std::vector<double> measure_read(cpu::ThreadPool& pool,
+                                 int threads,
+                                 const Buffer& buf,
+                                 int passes) {
   std::vector<double> out;
   const bool avx2 = cpu::cpu_features().use_avx2();
   for (int rep = 0; rep < passes + 1; ++rep) {
     const auto t0 = Clock::now();
-    pool.run([&](int t, int nt) {
-      const size_t chunk = buf.size / static_cast<size_t>(nt) / 4096 * 4096;
-      const uint8_t* p = buf.p + chunk * static_cast<size_t>(t);
-      g_sink.fetch_add(avx2 ? read_avx2(p, chunk) : read_scalar(p, chunk), std::memory_order_relaxed);
-    }, threads);
+    pool.run(
+        [&](int t, int nt) {
+          const size_t chunk = buf.size / static_cast<size_t>(nt) / 4096 * 4096;
+          const uint8_t* p = buf.p + chunk * static_cast<size_t>(t);
+          g_sink.fetch_add(avx2 ? read_avx2(p, chunk) : read_scalar(p, chunk),
+                           std::memory_order_relaxed);
+        },
+        threads);
     const double s = seconds_since(t0);
-    if (rep > 0) out.push_back(static_cast<double>(buf.size / static_cast<size_t>(threads) / 4096 * 4096 * static_cast<size_t>(threads)) / s / 1e9);
+    if (rep > 0)
+      out.push_back(static_cast<double>(buf.size / static_cast<size_t>(threads) / 4096 * 4096 *
+                                        static_cast<size_t>(threads)) /
+                    s / 1e9);
   }
   return out;
 }
@@ -131,7 +140,11 @@ double measure_fma_gflops(cpu::ThreadPool& pool, int threads) {
   std::vector<double> samples;
   for (int rep = 0; rep < 5; ++rep) {
     const auto t0 = Clock::now();
-    pool.run([&](int, int) { g_sink.fetch_add(static_cast<uint64_t>(fma_loop(iters)), std::memory_order_relaxed); }, threads);
+    pool.run(
+        [&](int, int) {
+          g_sink.fetch_add(static_cast<uint64_t>(fma_loop(iters)), std::memory_order_relaxed);
+        },
+        threads);
     samples.push_back(static_cast<double>(iters) * 12 * 16 * threads / seconds_since(t0) / 1e9);
   }
   return *std::max_element(samples.begin(), samples.end());
@@ -170,8 +183,10 @@ struct Timing {
 // o.sample_seconds each. Before each sample, roof() measures the roofline rate (read
 // bandwidth or FMA throughput) right now, so each sample's fraction of the roofline is
 // taken under the same load: the machines are shared and their speed drifts.
-Timing time_call(const std::function<void(int)>& fn, const KernelReportOptions& o,
-                 const std::function<double()>& roof, double work) {
+Timing time_call(const std::function<void(int)>& fn,
+                 const KernelReportOptions& o,
+                 const std::function<double()>& roof,
+                 double work) {
   fn(0);  // warm-up (workspaces, page faults)
   std::vector<double> samples, ratios;
   int iter = 1;
@@ -241,9 +256,10 @@ class Report {
   Report(std::ostream& out, const KernelReportOptions& o, double bw_med, double peak)
       : out_(out), o_(o), bw_med_(bw_med), peak_(peak) {}
   void header() {
-    out_ << std::left << std::setw(24) << "kernel" << std::setw(36) << "shape [n x k], m" << std::right
-         << std::setw(11) << "median us" << std::setw(10) << "best us" << std::setw(8) << "GB/s" << std::setw(9)
-         << "GFLOP/s" << std::setw(7) << "roof" << std::setw(8) << "%roof" << std::setw(10) << "%paired"
+    out_ << std::left << std::setw(24) << "kernel" << std::setw(36) << "shape [n x k], m"
+         << std::right << std::setw(11) << "median us" << std::setw(10) << "best us" << std::setw(8)
+         << "GB/s" << std::setw(9) << "GFLOP/s" << std::setw(7) << "roof" << std::setw(8) << "%roof"
+         << std::setw(10) << "%paired"
          << "\n";
   }
   // GB/s and GFLOP/s from the median time. %roof: that rate over the roofline measured at
@@ -252,15 +268,19 @@ class Report {
   // loop's own rate: the fraction of what the cores deliver at that moment).
   void row(const Row& r) {
     std::ostringstream line;
-    line << std::left << std::setw(24) << r.kernel << std::setw(36) << r.shape << std::right << std::fixed
-         << std::setprecision(1) << std::setw(11) << r.t.median * 1e6 << std::setw(10) << r.t.best * 1e6;
+    line << std::left << std::setw(24) << r.kernel << std::setw(36) << r.shape << std::right
+         << std::fixed << std::setprecision(1) << std::setw(11) << r.t.median * 1e6 << std::setw(10)
+         << r.t.best * 1e6;
     const double gbs = r.bytes / r.t.median / 1e9, gf = r.flops / r.t.median / 1e9;
-    line << std::setw(8) << gbs << std::setw(9) << gf << std::setw(7) << (r.compute_bound ? "FMA" : "BW");
+    line << std::setw(8) << gbs << std::setw(9) << gf << std::setw(7)
+         << (r.compute_bound ? "FMA" : "BW");
     const double frac = r.compute_bound ? gf / peak_ : gbs / bw_med_;
     line << std::setw(7) << 100.0 * frac << "%" << std::setw(9) << 100.0 * r.t.paired << "%";
     out_ << line.str() << std::endl;
   }
-  bool wanted(const std::string& name) const { return o_.filter.empty() || name.find(o_.filter) != std::string::npos; }
+  bool wanted(const std::string& name) const {
+    return o_.filter.empty() || name.find(o_.filter) != std::string::npos;
+  }
 
  private:
   std::ostream& out_;
@@ -281,22 +301,27 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
   const int threads = std::max(1, o.threads);
   cpu::ThreadPool pool(threads);
   const double mhz = cpu_mhz();
-  out << "lmx kernel report: " << cpu_model() << ", " << std::thread::hardware_concurrency() << " cores, "
-      << (feat.use_avx2() ? "AVX2+FMA+F16C" : "scalar") << ", " << threads << " threads\n";
+  out << "lmx kernel report: " << cpu_model() << ", " << std::thread::hardware_concurrency()
+      << " cores, " << (feat.use_avx2() ? "AVX2+FMA+F16C" : "scalar") << ", " << threads
+      << " threads\n";
 
   // --- Roofline: read bandwidth and FMA peak, measured now. ---
   double bw_best2 = 0, bw_med2 = 0;
   {
     const size_t bytes = size_t{1} << 30;
-    out << "\nread bandwidth (1 GiB buffer, AVX2 loads, 4 sequential streams per thread), GB/s median [best] of " << o.repeats << ":\n";
+    out << "\nread bandwidth (1 GiB buffer, AVX2 loads, 4 sequential streams per thread), GB/s "
+           "median [best] of "
+        << o.repeats << ":\n";
     for (bool huge : {false, true}) {
       Buffer buf(bytes, huge);
       for (int t : {1, threads}) {
-        if (t == 1 && threads == 1 && huge == false) {}
+        if (t == 1 && threads == 1 && huge == false) {
+        }
         const auto s = measure_read(pool, t, buf, o.repeats);
         const double med = median(s), best = *std::max_element(s.begin(), s.end());
-        out << "  " << (huge ? "huge pages" : "4 KiB pages") << ", " << t << " thread" << (t > 1 ? "s" : " ")
-            << ": " << std::fixed << std::setprecision(1) << med << " [" << best << "]\n";
+        out << "  " << (huge ? "huge pages" : "4 KiB pages") << ", " << t << " thread"
+            << (t > 1 ? "s" : " ") << ": " << std::fixed << std::setprecision(1) << med << " ["
+            << best << "]\n";
         if (huge && t == threads) {
           bw_med2 = med;
           bw_best2 = best;
@@ -305,15 +330,18 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
       }
     }
   }
-  const double counted_peak = threads * mhz * 1e-3 * 2 * 8 * 2;  // cores x GHz x 2 FMA x 8 lanes x 2
+  const double counted_peak =
+      threads * mhz * 1e-3 * 2 * 8 * 2;  // cores x GHz x 2 FMA x 8 lanes x 2
   const double measured_peak = feat.use_avx2() ? measure_fma_gflops(pool, threads) : 0.0;
-  out << "FMA peak: counted " << std::setprecision(1) << counted_peak << " GFLOP/s (" << threads << " cores x "
-      << mhz / 1000.0 << " GHz x 2 FMA units x 8 lanes x 2), measured FMA loop " << measured_peak << " GFLOP/s\n";
+  out << "FMA peak: counted " << std::setprecision(1) << counted_peak << " GFLOP/s (" << threads
+      << " cores x " << mhz / 1000.0 << " GHz x 2 FMA units x 8 lanes x 2), measured FMA loop "
+      << measured_peak << " GFLOP/s\n";
   // The nominal clock in /proc/cpuinfo can sit below the boost clock the FMA loop runs at;
   // the ratios use the larger of the two so they never flatter the kernels.
   const double peak = std::max(counted_peak, measured_peak);
-  out << "ratios below: %BW against the " << threads << "-thread huge-page bandwidth (median " << bw_med2
-      << " GB/s, best " << bw_best2 << " GB/s), %peak against " << peak << " GFLOP/s\n\n";
+  out << "ratios below: %BW against the " << threads << "-thread huge-page bandwidth (median "
+      << bw_med2 << " GB/s, best " << bw_best2 << " GB/s), %peak against " << peak
+      << " GFLOP/s\n\n";
 
   Report rep(out, o, bw_med2, peak);
   // Roofline probes re-measured before every timed sample (see time_call).
@@ -322,16 +350,19 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
   const auto fma_now = [&] {
     const int64_t iters = 2'000'000;
     const auto t0 = Clock::now();
-    pool.run([&](int, int) { g_sink.fetch_add(static_cast<uint64_t>(fma_loop(iters)), std::memory_order_relaxed); },
-             threads);
+    pool.run(
+        [&](int, int) {
+          g_sink.fetch_add(static_cast<uint64_t>(fma_loop(iters)), std::memory_order_relaxed);
+        },
+        threads);
     return static_cast<double>(iters) * 12 * 16 * threads / seconds_since(t0);
   };
   rep.header();
 
   const std::vector<Shape> shapes = {
-      {"llama1b", "ffn_up", 8192, 2048},   {"llama1b", "ffn_down", 2048, 8192},
+      {"llama1b", "ffn_up", 8192, 2048},    {"llama1b", "ffn_down", 2048, 8192},
       {"llama1b", "lm_head", 128256, 2048}, {"qwen0.5b", "ffn_up", 4864, 896},
-      {"qwen0.5b", "ffn_down", 896, 4864}, {"qwen0.5b", "lm_head", 151936, 896}};
+      {"qwen0.5b", "ffn_down", 896, 4864},  {"qwen0.5b", "lm_head", 151936, 896}};
   const auto x = random_vec(size_t{512} * 8192, 1);
   std::vector<float> y(size_t{512} * 151936);
 
@@ -350,21 +381,26 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
       for (size_t c = 0; c < copies; ++c) packs.push_back(first.clone());
       const double bytes = static_cast<double>(s.n * s.k * bits / 8 + 2 * s.n * (s.k / 64) * 2);
       for (cpu::ActivationPrecision prec :
-           {cpu::ActivationPrecision::f32, cpu::ActivationPrecision::int16, cpu::ActivationPrecision::int8}) {
+           {cpu::ActivationPrecision::f32, cpu::ActivationPrecision::int16,
+            cpu::ActivationPrecision::int8}) {
         cpu::QuantMatmulOptions opt;
         opt.activations = prec;
-        const Timing sec = time_call([&](int i) {
-          cpu::quantized_matmul(x.data(), s.k, packs[static_cast<size_t>(i) % copies], y.data(), s.n, 1, opt, &pool);
-        }, o, bw_now, bytes);
+        const Timing sec = time_call(
+            [&](int i) {
+              cpu::quantized_matmul(x.data(), s.k, packs[static_cast<size_t>(i) % copies], y.data(),
+                                    s.n, 1, opt, &pool);
+            },
+            o, bw_now, bytes);
         std::string name = base;
-        name += prec == cpu::ActivationPrecision::f32 ? " matvec"
-                : prec == cpu::ActivationPrecision::int16 ? " matvec int16-x" : " matvec int8-x";
+        name += prec == cpu::ActivationPrecision::f32     ? " matvec"
+                : prec == cpu::ActivationPrecision::int16 ? " matvec int16-x"
+                                                          : " matvec int8-x";
         rep.row({name, shape_str(s, 1), sec, bytes, 2.0 * s.n * s.k});
       }
       if (bits == 4 && !o.quick) {
-        const Timing sec = time_call([&](int) {
-          cpu::quantized_matmul(x.data(), s.k, qd.view, y.data(), s.n, 1, &pool);
-        }, o, bw_now, bytes);
+        const Timing sec = time_call(
+            [&](int) { cpu::quantized_matmul(x.data(), s.k, qd.view, y.data(), s.n, 1, &pool); }, o,
+            bw_now, bytes);
         std::string name = base;
         name += " matvec mlx-layout";
         rep.row({name, shape_str(s, 1), sec, bytes, 2.0 * s.n * s.k});
@@ -376,12 +412,17 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
       Buffer buf(copies * count * 2, true);
       auto* h = reinterpret_cast<uint16_t*>(buf.p);
       std::mt19937 rng(5);
-      for (size_t i = 0; i < copies * count; ++i) h[i] = f32_to_bf16(static_cast<float>(rng() % 2001) * 1e-3f - 1.0f);
-      const Timing sec = time_call([&](int i) {
-        const cpu::DenseWeightView v{h + (static_cast<size_t>(i) % copies) * count, Dtype::bf16, s.n, s.k, s.k};
-        cpu::matmul_nt(x.data(), s.k, v, y.data(), s.n, 1, &pool);
-      }, o, bw_now, static_cast<double>(count * 2));
-      rep.row({"bf16 matvec", shape_str(s, 1), sec, static_cast<double>(count * 2), 2.0 * s.n * s.k});
+      for (size_t i = 0; i < copies * count; ++i)
+        h[i] = f32_to_bf16(static_cast<float>(rng() % 2001) * 1e-3f - 1.0f);
+      const Timing sec = time_call(
+          [&](int i) {
+            const cpu::DenseWeightView v{h + (static_cast<size_t>(i) % copies) * count, Dtype::bf16,
+                                         s.n, s.k, s.k};
+            cpu::matmul_nt(x.data(), s.k, v, y.data(), s.n, 1, &pool);
+          },
+          o, bw_now, static_cast<double>(count * 2));
+      rep.row(
+          {"bf16 matvec", shape_str(s, 1), sec, static_cast<double>(count * 2), 2.0 * s.n * s.k});
     }
   }
 
@@ -397,9 +438,9 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
       if (!rep.wanted(name)) continue;
       QuantData qd(s.n, s.k, bits, 64);
       const cpu::PackedQuantWeight packed = cpu::pack_quantized(qd.view);
-      const Timing sec = time_call([&](int) {
-        cpu::quantized_matmul(x.data(), s.k, packed, y.data(), s.n, m, {}, &pool);
-      }, o, fma_now, flops);
+      const Timing sec = time_call(
+          [&](int) { cpu::quantized_matmul(x.data(), s.k, packed, y.data(), s.n, m, {}, &pool); },
+          o, fma_now, flops);
       rep.row({name, shape_str(s, m), sec, static_cast<double>(packed.bytes()), flops, true});
     }
     for (Dtype dt : {Dtype::bf16, Dtype::f32}) {
@@ -419,12 +460,16 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
       }
       const cpu::DenseWeightView v{wbuf.data(), dt, s.n, s.k, s.k};
       const Timing sec =
-          time_call([&](int) { cpu::matmul_nt(x.data(), s.k, v, y.data(), s.n, m, &pool); }, o, fma_now, flops);
+          time_call([&](int) { cpu::matmul_nt(x.data(), s.k, v, y.data(), s.n, m, &pool); }, o,
+                    fma_now, flops);
       rep.row({name, shape_str(s, m), sec, static_cast<double>(wbuf.size()), flops, true});
     }
   }
-  out << "\n(bytes counted for decode: weights + scales + biases as stored by MLX (bf16 scales/biases);\n"
-         " best " << threads << "-thread bandwidth this run: " << std::setprecision(1) << bw_best2 << " GB/s)\n";
+  out << "\n(bytes counted for decode: weights + scales + biases as stored by MLX (bf16 "
+         "scales/biases);\n"
+         " best "
+      << threads << "-thread bandwidth this run: " << std::setprecision(1) << bw_best2
+      << " GB/s)\n";
   return 0;
 }
 

@@ -99,17 +99,18 @@ void BM_Gemm(benchmark::State& st) {
     const auto packed = cpu::pack_quantized(qd.view);
     for (auto _ : st) cpu::quantized_matmul(x.data(), k, packed, y.data(), n, m, {}, &pool());
   }
-  st.counters["FLOP/s"] = benchmark::Counter(2.0 * m * n * k * st.iterations(), benchmark::Counter::kIsRate);
+  st.counters["FLOP/s"] =
+      benchmark::Counter(2.0 * m * n * k * st.iterations(), benchmark::Counter::kIsRate);
 }
 
 // Decode shapes: Llama-3.2-1B ffn_up / ffn_down / lm_head, Qwen2.5-0.5B likewise.
 void DecodeShapes(benchmark::internal::Benchmark* b, bool quant) {
-  const int64_t shapes[][2] = {{8192, 2048}, {2048, 8192}, {128256, 2048}, {4864, 896}, {896, 4864}, {151936, 896}};
+  const int64_t shapes[][2] = {{8192, 2048}, {2048, 8192}, {128256, 2048},
+                               {4864, 896},  {896, 4864},  {151936, 896}};
   for (const auto& s : shapes) {
     if (quant) {
       for (int bits : {4, 8})
-        for (int act : {0, 1, 2})
-          b->Args({s[0], s[1], bits, act});
+        for (int act : {0, 1, 2}) b->Args({s[0], s[1], bits, act});
     } else {
       b->Args({s[0], s[1]});
     }
@@ -117,8 +118,9 @@ void DecodeShapes(benchmark::internal::Benchmark* b, bool quant) {
   b->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
 
-BENCHMARK(BM_QuantMatvec)->Apply([](auto* b) { DecodeShapes(b, true); })->ArgNames({"n", "k", "bits", "act"});
-BENCHMARK(BM_Bf16Matvec)->Apply([](auto* b) { DecodeShapes(b, false); })->ArgNames({"n", "k"});
+BENCHMARK(BM_QuantMatvec)
+    ->Apply([](auto* b) { DecodeShapes(b, true); }) -> ArgNames({"n", "k", "bits", "act"});
+BENCHMARK(BM_Bf16Matvec)->Apply([](auto* b) { DecodeShapes(b, false); }) -> ArgNames({"n", "k"});
 BENCHMARK(BM_Gemm)
     ->ArgNames({"n", "k", "bits", "m"})
     ->Args({8192, 2048, 4, 512})

@@ -16,9 +16,9 @@ namespace lmx::cpu::detail::avx2 {
 
 constexpr int kMR = 6;
 constexpr int kNR = 16;
-constexpr int64_t kKC = 256;  // B sliver kc x 16 floats = 16 KiB: stays in L1
-constexpr int64_t kMC = 96;   // A block 96 x 256 floats = 96 KiB: stays in L2
-constexpr int64_t kNC = 1024; // B panel 256 x 1024 floats = 1 MiB: L2/L3
+constexpr int64_t kKC = 256;   // B sliver kc x 16 floats = 16 KiB: stays in L1
+constexpr int64_t kMC = 96;    // A block 96 x 256 floats = 96 KiB: stays in L2
+constexpr int64_t kNC = 1024;  // B panel 256 x 1024 floats = 1 MiB: L2/L3
 
 // Grow-only 64-byte aligned scratch buffer, one per thread and use site.
 struct Scratch {
@@ -71,8 +71,13 @@ inline void transpose8(__m256 r[8]) {
 // values of W row `row` starting at column p (p a multiple of 8 when whole); tail(row, p)
 // returns one value.
 template <class Decode8, class Scalar>
-inline void pack_b_rows(float* dst, int64_t j0, int nr, int64_t p0, int64_t kc,
-                        const Decode8& decode8, const Scalar& scalar) {
+inline void pack_b_rows(float* dst,
+                        int64_t j0,
+                        int nr,
+                        int64_t p0,
+                        int64_t kc,
+                        const Decode8& decode8,
+                        const Scalar& scalar) {
   const int64_t kc8 = kc / 8 * 8;
   for (int half = 0; half < 2; ++half) {
     for (int64_t p = 0; p < kc8; p += 8) {
@@ -90,8 +95,14 @@ inline void pack_b_rows(float* dst, int64_t j0, int nr, int64_t p0, int64_t kc,
 }
 
 // Packs an A sliver: dst[p][ii] = A(i0 + ii, p0 + p), zero for ii >= mr.
-inline void pack_a_strided(float* dst, const float* a, int64_t rs, int64_t cs, int64_t i0, int mr,
-                           int64_t p0, int64_t kc) {
+inline void pack_a_strided(float* dst,
+                           const float* a,
+                           int64_t rs,
+                           int64_t cs,
+                           int64_t i0,
+                           int mr,
+                           int64_t p0,
+                           int64_t kc) {
   if (mr == kMR && cs == 1) {
     const float* rows[kMR];
     for (int ii = 0; ii < kMR; ++ii) rows[ii] = a + (i0 + ii) * rs + p0;
@@ -107,8 +118,17 @@ inline void pack_a_strided(float* dst, const float* a, int64_t rs, int64_t cs, i
 // acc = A sliver (kc x 6) @ B sliver (kc x 16); then C tile = alpha * acc + beta * C
 // (C not read when read_c is false). Partial tiles (mr < 6 or nr < 16) or strided C go
 // through a local tile.
-inline void micro_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t c_rs,
-                       int64_t c_cs, int mr, int nr, float alpha, float beta, bool read_c) {
+inline void micro_6x16(int64_t kc,
+                       const float* a,
+                       const float* b,
+                       float* c,
+                       int64_t c_rs,
+                       int64_t c_cs,
+                       int mr,
+                       int nr,
+                       float alpha,
+                       float beta,
+                       bool read_c) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -168,8 +188,17 @@ inline void micro_6x16(int64_t kc, const float* a, const float* b, float* c, int
 // Runs C[0:m, n0:n1] = alpha * A @ B + beta * C on the calling thread.
 // pack_a(dst, i0, mr, p0, kc), pack_b(dst, j0, nr, p0, kc) as above.
 template <class PackA, class PackB>
-void gemm_range(int64_t m, int64_t n0, int64_t n1, int64_t k, float alpha, float beta, float* c,
-                int64_t c_rs, int64_t c_cs, const PackA& pack_a, const PackB& pack_b) {
+void gemm_range(int64_t m,
+                int64_t n0,
+                int64_t n1,
+                int64_t k,
+                float alpha,
+                float beta,
+                float* c,
+                int64_t c_rs,
+                int64_t c_cs,
+                const PackA& pack_a,
+                const PackB& pack_b) {
   thread_local Scratch a_buf, b_buf;
   float* ap = a_buf.get(static_cast<size_t>(kMC * kKC));
   float* bp = b_buf.get(static_cast<size_t>(kKC * kNC));

@@ -6,17 +6,14 @@
 
 namespace lmx::cpu {
 
-void matmul_nt_reference(const float* x,
-                         int64_t ldx,
-                         const DenseWeightView& w,
-                         float* y,
-                         int64_t ldy,
-                         int64_t m) {
+void matmul_nt_reference(
+    const float* x, int64_t ldx, const DenseWeightView& w, float* y, int64_t ldy, int64_t m) {
   for (int64_t i = 0; i < m; ++i) {
     const float* xr = x + i * ldx;
     for (int64_t j = 0; j < w.n; ++j) {
       float acc = 0.0f;
-      for (int64_t p = 0; p < w.k; ++p) acc += xr[p] * detail::load_scalar(w.data, w.dtype, j * w.ld + p);
+      for (int64_t p = 0; p < w.k; ++p)
+        acc += xr[p] * detail::load_scalar(w.data, w.dtype, j * w.ld + p);
       y[i * ldy + j] = acc;
     }
   }
@@ -30,7 +27,8 @@ void gemm_f32_reference(const GemmArgs& g) {
     for (int64_t i = 0; i < g.m; ++i) {
       for (int64_t j = 0; j < g.n; ++j) {
         float acc = 0.0f;
-        for (int64_t p = 0; p < g.k; ++p) acc += a[i * g.a_rs + p * g.a_cs] * bb[p * g.b_rs + j * g.b_cs];
+        for (int64_t p = 0; p < g.k; ++p)
+          acc += a[i * g.a_rs + p * g.a_cs] * bb[p * g.b_rs + j * g.b_cs];
         float& out = c[i * g.c_rs + j * g.c_cs];
         out = g.beta == 0.0f ? g.alpha * acc : g.alpha * acc + g.beta * out;
       }
@@ -55,7 +53,8 @@ void matmul_nt(const float* x,
   detail::parallel_for_on(tp, w.n, 16, [&](int64_t j0, int64_t j1) {
     DenseWeightView part = w;
     part.n = j1 - j0;
-    part.data = static_cast<const uint8_t*>(w.data) + j0 * w.ld * static_cast<int64_t>(dtype_size(w.dtype));
+    part.data =
+        static_cast<const uint8_t*>(w.data) + j0 * w.ld * static_cast<int64_t>(dtype_size(w.dtype));
     matmul_nt_reference(x, ldx, part, y + j0, ldy, m);
   });
 }

@@ -36,12 +36,8 @@ void matmul_nt(const float* x,
 
 // Scalar reference of matmul_nt (f32 accumulation in k order; double is not used so the
 // reference stays the numerics the fast paths are compared against).
-void matmul_nt_reference(const float* x,
-                         int64_t ldx,
-                         const DenseWeightView& w,
-                         float* y,
-                         int64_t ldy,
-                         int64_t m);
+void matmul_nt_reference(
+    const float* x, int64_t ldx, const DenseWeightView& w, float* y, int64_t ldy, int64_t m);
 
 // C[b][i, j] = alpha * sum_p A[b][i, p] * B[b][p, j] + beta * C[b][i, j]
 // for b in [0, batch). Element (i, p) of A is a[b * a_bs + i * a_rs + p * a_cs]; B and C

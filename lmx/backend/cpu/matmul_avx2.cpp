@@ -18,7 +18,8 @@ inline __m256 load8(const void* base, int64_t i) {
   if constexpr (D == Dtype::f32) {
     return _mm256_loadu_ps(static_cast<const float*>(base) + i);
   } else {
-    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i));
+    const __m128i h =
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i));
     if constexpr (D == Dtype::f16) {
       return _mm256_cvtph_ps(h);
     } else {
@@ -33,7 +34,9 @@ template <Dtype D>
 void matvec_rows(const float* x, const DenseWeightView& w, float* y, int64_t j0, int64_t j1) {
   const int64_t k = w.k, k16 = k / 16 * 16;
   const size_t es = dtype_size(D);
-  auto row_ptr = [&](int64_t j) { return static_cast<const uint8_t*>(w.data) + j * w.ld * static_cast<int64_t>(es); };
+  auto row_ptr = [&](int64_t j) {
+    return static_cast<const uint8_t*>(w.data) + j * w.ld * static_cast<int64_t>(es);
+  };
   auto tail = [&](const void* row, int64_t p) { return load_scalar(row, D, p); };
   const bool short_rows = k * static_cast<int64_t>(es) <= 4096;
   int64_t j = j0;
@@ -42,8 +45,10 @@ void matvec_rows(const float* x, const DenseWeightView& w, float* y, int64_t j0,
     const void* r1 = row_ptr(j + 1);
     const void* r2 = row_ptr(j + 2);
     const void* r3 = row_ptr(j + 3);
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-    __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
+           a3 = _mm256_setzero_ps();
+    __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps(),
+           b3 = _mm256_setzero_ps();
     // Short rows make four short streams per block that the hardware prefetcher barely
     // trains on; fetch the next block's rows at the same offset while reading this one.
     const bool prefetch_next = short_rows && j + 8 <= j1;
@@ -66,8 +71,8 @@ void matvec_rows(const float* x, const DenseWeightView& w, float* y, int64_t j0,
       b2 = _mm256_fmadd_ps(load8<D>(r2, p + 8), x1, b2);
       b3 = _mm256_fmadd_ps(load8<D>(r3, p + 8), x1, b3);
     }
-    float s[4] = {hsum(_mm256_add_ps(a0, b0)), hsum(_mm256_add_ps(a1, b1)), hsum(_mm256_add_ps(a2, b2)),
-                  hsum(_mm256_add_ps(a3, b3))};
+    float s[4] = {hsum(_mm256_add_ps(a0, b0)), hsum(_mm256_add_ps(a1, b1)),
+                  hsum(_mm256_add_ps(a2, b2)), hsum(_mm256_add_ps(a3, b3))};
     const void* rows[4] = {r0, r1, r2, r3};
     for (int64_t p = k16; p < k; ++p)
       for (int r = 0; r < 4; ++r) s[r] += tail(rows[r], p) * x[p];
@@ -87,17 +92,27 @@ void matvec_rows(const float* x, const DenseWeightView& w, float* y, int64_t j0,
 }
 
 template <Dtype D>
-void matmul_nt_typed(const float* x, int64_t ldx, const DenseWeightView& w, float* y, int64_t ldy,
-                     int64_t m, ThreadPool& pool) {
+void matmul_nt_typed(const float* x,
+                     int64_t ldx,
+                     const DenseWeightView& w,
+                     float* y,
+                     int64_t ldy,
+                     int64_t m,
+                     ThreadPool& pool) {
   if (m == 1) {
     // Contiguous row ranges, multiples of 4, one per thread.
     const int64_t n = w.n;
-    const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), n / 64)));
-    run_on(pool, [&](int t, int tn) {
-      const int64_t quads = (n + 3) / 4;
-      const int64_t j0 = std::min(n, quads * t / tn * 4), j1 = std::min(n, quads * (t + 1) / tn * 4);
-      if (j0 < j1) matvec_rows<D>(x, w, y, j0, j1);
-    }, nt);
+    const int nt =
+        static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), n / 64)));
+    run_on(
+        pool,
+        [&](int t, int tn) {
+          const int64_t quads = (n + 3) / 4;
+          const int64_t j0 = std::min(n, quads * t / tn * 4),
+                        j1 = std::min(n, quads * (t + 1) / tn * 4);
+          if (j0 < j1) matvec_rows<D>(x, w, y, j0, j1);
+        },
+        nt);
     return;
   }
   const size_t es = dtype_size(D);
@@ -120,12 +135,23 @@ void matmul_nt_typed(const float* x, int64_t ldx, const DenseWeightView& w, floa
 
 }  // namespace
 
-void matmul_nt_avx2(const float* x, int64_t ldx, const DenseWeightView& w, float* y, int64_t ldy,
-                    int64_t m, ThreadPool& pool) {
+void matmul_nt_avx2(const float* x,
+                    int64_t ldx,
+                    const DenseWeightView& w,
+                    float* y,
+                    int64_t ldy,
+                    int64_t m,
+                    ThreadPool& pool) {
   switch (w.dtype) {
-    case Dtype::f16: matmul_nt_typed<Dtype::f16>(x, ldx, w, y, ldy, m, pool); break;
-    case Dtype::bf16: matmul_nt_typed<Dtype::bf16>(x, ldx, w, y, ldy, m, pool); break;
-    default: matmul_nt_typed<Dtype::f32>(x, ldx, w, y, ldy, m, pool); break;
+    case Dtype::f16:
+      matmul_nt_typed<Dtype::f16>(x, ldx, w, y, ldy, m, pool);
+      break;
+    case Dtype::bf16:
+      matmul_nt_typed<Dtype::bf16>(x, ldx, w, y, ldy, m, pool);
+      break;
+    default:
+      matmul_nt_typed<Dtype::f32>(x, ldx, w, y, ldy, m, pool);
+      break;
   }
 }
 

@@ -67,9 +67,12 @@ inline uint32_t mlx_q(const uint32_t* row, int bits, int64_t j) {
 namespace lmx::cpu::detail {
 inline float load_scalar(const void* p, Dtype dt, int64_t i) {
   switch (dt) {
-    case Dtype::f16: return f16_to_f32(static_cast<const uint16_t*>(p)[i]);
-    case Dtype::bf16: return bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
-    default: return static_cast<const float*>(p)[i];
+    case Dtype::f16:
+      return f16_to_f32(static_cast<const uint16_t*>(p)[i]);
+    case Dtype::bf16:
+      return bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
+    default:
+      return static_cast<const float*>(p)[i];
   }
 }
 }  // namespace lmx::cpu::detail

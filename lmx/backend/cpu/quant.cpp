@@ -1,5 +1,7 @@
 // MLX affine quantization: quantize / dequantize, the scalar reference matmul, the
 // load-time repacking and the dispatch to the AVX2 kernels.
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -7,8 +9,6 @@
 #include <limits>
 #include <string>
 #include <vector>
-
-#include <sys/mman.h>
 
 #include "lmx/backend/cpu/cpu_features.h"
 #include "lmx/backend/cpu/matmul_kernels.h"
@@ -25,9 +25,15 @@ int64_t s_stride_of(const QuantView& w) { return w.s_stride ? w.s_stride : w.k /
 
 void store_scalar(void* p, Dtype dt, int64_t i, float v) {
   switch (dt) {
-    case Dtype::f16: static_cast<uint16_t*>(p)[i] = f32_to_f16(v); break;
-    case Dtype::bf16: static_cast<uint16_t*>(p)[i] = f32_to_bf16(v); break;
-    default: static_cast<float*>(p)[i] = v; break;
+    case Dtype::f16:
+      static_cast<uint16_t*>(p)[i] = f32_to_f16(v);
+      break;
+    case Dtype::bf16:
+      static_cast<uint16_t*>(p)[i] = f32_to_bf16(v);
+      break;
+    default:
+      static_cast<float*>(p)[i] = v;
+      break;
   }
 }
 
@@ -44,7 +50,8 @@ uint8_t* alloc_packed(size_t bytes) {
     if (p) madvise(p, size, MADV_HUGEPAGE);
     return p;
   }
-  return static_cast<uint8_t*>(std::aligned_alloc(64, std::max<size_t>((bytes + 63) / 64 * 64, 64)));
+  return static_cast<uint8_t*>(
+      std::aligned_alloc(64, std::max<size_t>((bytes + 63) / 64 * 64, 64)));
 }
 
 // All k values of an MLX row as bytes (q[j] for j < k; the tail up to k_padded stays 0).
@@ -54,7 +61,8 @@ void unpack_row(const uint32_t* row, int bits, int64_t k, uint8_t* q) {
     const uint32_t mask = (1u << bits) - 1u;
     for (int64_t wi = 0; wi < k / per; ++wi) {
       const uint32_t word = row[wi];
-      for (int e = 0; e < per; ++e) q[wi * per + e] = static_cast<uint8_t>((word >> (e * bits)) & mask);
+      for (int e = 0; e < per; ++e)
+        q[wi * per + e] = static_cast<uint8_t>((word >> (e * bits)) & mask);
     }
     return;
   }
@@ -142,11 +150,8 @@ void quantize_affine(const float* w,
   });
 }
 
-void dequantize_affine(const QuantView& w,
-                       int64_t row_begin,
-                       int64_t row_end,
-                       float* out,
-                       int64_t ldo) {
+void dequantize_affine(
+    const QuantView& w, int64_t row_begin, int64_t row_end, float* out, int64_t ldo) {
   const int64_t ws = w_stride_of(w), ss = s_stride_of(w);
   for (int64_t r = row_begin; r < row_end; ++r) {
     const uint32_t* row = w.w + r * ws;
@@ -160,12 +165,8 @@ void dequantize_affine(const QuantView& w,
   }
 }
 
-void quantized_matmul_reference(const float* x,
-                                int64_t ldx,
-                                const QuantView& w,
-                                float* y,
-                                int64_t ldy,
-                                int64_t m) {
+void quantized_matmul_reference(
+    const float* x, int64_t ldx, const QuantView& w, float* y, int64_t ldy, int64_t m) {
   const int64_t ws = w_stride_of(w), ss = s_stride_of(w);
   for (int64_t i = 0; i < m; ++i) {
     const float* xr = x + i * ldx;
@@ -231,10 +232,25 @@ PackedQuantWeight pack_quantized(const QuantView& w) {
   p.group_size_ = w.group_size;
   p.scale_dtype_ = w.scale_dtype;
   switch (w.bits) {
-    case 3: p.num_planes_ = 2; p.plane_bits_[0] = 2; p.plane_bits_[1] = 1; break;
-    case 5: p.num_planes_ = 2; p.plane_bits_[0] = 4; p.plane_bits_[1] = 1; break;
-    case 6: p.num_planes_ = 2; p.plane_bits_[0] = 4; p.plane_bits_[1] = 2; break;
-    default: p.num_planes_ = 1; p.plane_bits_[0] = w.bits; break;
+    case 3:
+      p.num_planes_ = 2;
+      p.plane_bits_[0] = 2;
+      p.plane_bits_[1] = 1;
+      break;
+    case 5:
+      p.num_planes_ = 2;
+      p.plane_bits_[0] = 4;
+      p.plane_bits_[1] = 1;
+      break;
+    case 6:
+      p.num_planes_ = 2;
+      p.plane_bits_[0] = 4;
+      p.plane_bits_[1] = 2;
+      break;
+    default:
+      p.num_planes_ = 1;
+      p.plane_bits_[0] = w.bits;
+      break;
   }
   const int narrowest = std::min(p.plane_bits_[0], p.num_planes_ == 2 ? p.plane_bits_[1] : 8);
   p.k_padded_ = round_up(w.k, 256 / narrowest);
@@ -255,7 +271,8 @@ PackedQuantWeight pack_quantized(const QuantView& w) {
   const int64_t blocks = (w.n + R - 1) / R;
   p.bytes_ = static_cast<size_t>(blocks * p.block_bytes_);
   p.data_.reset(alloc_packed(p.bytes_));
-  if (!p.data_) throw OutOfMemory("pack_quantized: cannot allocate " + std::to_string(p.bytes_) + " bytes");
+  if (!p.data_)
+    throw OutOfMemory("pack_quantized: cannot allocate " + std::to_string(p.bytes_) + " bytes");
   std::memset(p.data_.get(), 0, p.bytes_);
 
   const int64_t ws = w_stride_of(w), ss = s_stride_of(w);
@@ -272,7 +289,8 @@ PackedQuantWeight pack_quantized(const QuantView& w) {
         uint8_t* plane = block + p.plane_offset_[pl];
         if (b == 8) {
           for (int64_t j = 0; j < w.k; ++j)
-            plane[(j / 32) * 32 * R + rr * 32 + j % 32] = static_cast<uint8_t>(q[static_cast<size_t>(j)] ^ 0x80u);
+            plane[(j / 32) * 32 * R + rr * 32 + j % 32] =
+                static_cast<uint8_t>(q[static_cast<size_t>(j)] ^ 0x80u);
           continue;
         }
         const int64_t unit = 256 / b, positions = 32 / b;
@@ -301,11 +319,8 @@ PackedQuantWeight pack_quantized(const QuantView& w) {
   return p;
 }
 
-void dequantize_packed(const PackedQuantWeight& w,
-                       int64_t row_begin,
-                       int64_t row_end,
-                       float* out,
-                       int64_t ldo) {
+void dequantize_packed(
+    const PackedQuantWeight& w, int64_t row_begin, int64_t row_end, float* out, int64_t ldo) {
   constexpr int R = PackedQuantWeight::kRows;
   const int64_t ssize = static_cast<int64_t>(dtype_size(w.scale_dtype()));
   const uint32_t flip = w.q_offset() ? 0x80u : 0u;
@@ -314,8 +329,10 @@ void dequantize_packed(const PackedQuantWeight& w,
     const int64_t rr = r % R;
     float* dst = out + (r - row_begin) * ldo;
     for (int64_t g = 0; g < w.k() / w.group_size(); ++g) {
-      const float s = detail::load_scalar(block + w.scales_offset() + (g * R + rr) * ssize, w.scale_dtype(), 0);
-      const float b = detail::load_scalar(block + w.biases_offset() + (g * R + rr) * ssize, w.scale_dtype(), 0);
+      const float s =
+          detail::load_scalar(block + w.scales_offset() + (g * R + rr) * ssize, w.scale_dtype(), 0);
+      const float b =
+          detail::load_scalar(block + w.biases_offset() + (g * R + rr) * ssize, w.scale_dtype(), 0);
       for (int64_t j = g * w.group_size(); j < (g + 1) * w.group_size(); ++j)
         dst[j] = s * static_cast<float>(packed_q(w, r, j) ^ flip) + b;
     }
@@ -325,11 +342,14 @@ void dequantize_packed(const PackedQuantWeight& w,
 PackedQuantWeight PackedQuantWeight::clone() const {
   PackedQuantWeight c;
   c.data_.reset(alloc_packed(bytes_));
-  if (!c.data_) throw OutOfMemory("PackedQuantWeight::clone: cannot allocate " + std::to_string(bytes_) + " bytes");
+  if (!c.data_)
+    throw OutOfMemory("PackedQuantWeight::clone: cannot allocate " + std::to_string(bytes_) +
+                      " bytes");
   if (bytes_) std::memcpy(c.data_.get(), data_.get(), bytes_);
   c.bytes_ = bytes_;
   c.n_ = n_, c.k_ = k_, c.k_padded_ = k_padded_, c.block_bytes_ = block_bytes_;
-  c.bits_ = bits_, c.group_size_ = group_size_, c.num_planes_ = num_planes_, c.q_offset_ = q_offset_;
+  c.bits_ = bits_, c.group_size_ = group_size_, c.num_planes_ = num_planes_,
+  c.q_offset_ = q_offset_;
   for (int i = 0; i < 2; ++i) {
     c.plane_bits_[i] = plane_bits_[i];
     c.plane_shift_[i] = plane_shift_[i];
@@ -367,8 +387,10 @@ void quantized_matmul(const float* x,
         float acc = 0.0f;
         for (int64_t j = 0; j < w.k(); ++j) {
           const int64_t g = j / gs;
-          const float s = detail::load_scalar(block + w.scales_offset() + (g * R + rr) * ssize, w.scale_dtype(), 0);
-          const float b = detail::load_scalar(block + w.biases_offset() + (g * R + rr) * ssize, w.scale_dtype(), 0);
+          const float s = detail::load_scalar(block + w.scales_offset() + (g * R + rr) * ssize,
+                                              w.scale_dtype(), 0);
+          const float b = detail::load_scalar(block + w.biases_offset() + (g * R + rr) * ssize,
+                                              w.scale_dtype(), 0);
           const uint32_t q = (packed_q(w, r, j) ^ (w.q_offset() ? 0x80u : 0u));
           acc += xr[j] * (s * static_cast<float>(q) + b);
         }

@@ -79,7 +79,8 @@ inline void prefetch2(const uint8_t* p) {
 // One bit plane of one 4-row block, f32 activations: acc[r] += sum_g s[g,r] * (q . xs).
 // Two dot accumulators per row (even / odd positions) keep 8 FMA chains in flight.
 template <int B, int G, Dtype SD>
-void plane_f32(const uint8_t* plane, const uint8_t* scales, const float* xs, int64_t groups, __m256 acc[R]) {
+void plane_f32(
+    const uint8_t* plane, const uint8_t* scales, const float* xs, int64_t groups, __m256 acc[R]) {
   __m256 dot[2][R];
   auto zero = [&] {
     for (int r = 0; r < R; ++r) dot[0][r] = dot[1][r] = _mm256_setzero_ps();
@@ -96,7 +97,8 @@ void plane_f32(const uint8_t* plane, const uint8_t* scales, const float* xs, int
         const __m256 xv = _mm256_loadu_ps(xg + c * 8);
         const uint8_t* unit = base + (c / 4) * 32 * R + (c % 4) * 8;
         for (int r = 0; r < R; ++r) {
-          const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(unit + r * 32)));
+          const __m256i q = _mm256_cvtepi8_epi32(
+              _mm_loadl_epi64(reinterpret_cast<const __m128i*>(unit + r * 32)));
           dot[c % 2][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), xv, dot[c % 2][r]);
         }
       });
@@ -112,7 +114,8 @@ void plane_f32(const uint8_t* plane, const uint8_t* scales, const float* xs, int
         if constexpr (pos == P - 1) {
           t = _mm256_srli_epi32(v[r], 32 - B);
         } else {
-          t = _mm256_and_si256(v[r], _mm256_set1_epi32(static_cast<int>(((1u << B) - 1u) << (B * pos))));
+          t = _mm256_and_si256(v[r],
+                               _mm256_set1_epi32(static_cast<int>(((1u << B) - 1u) << (B * pos))));
         }
         dot[pos % 2][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t), xv, dot[pos % 2][r]);
       }
@@ -120,7 +123,8 @@ void plane_f32(const uint8_t* plane, const uint8_t* scales, const float* xs, int
     auto load_unit = [&](int64_t u, __m256i* v) {
       const uint8_t* p = plane + u * R * 32;
       prefetch2(p);
-      for (int r = 0; r < R; ++r) v[r] = _mm256_load_si256(reinterpret_cast<const __m256i*>(p + r * 32));
+      for (int r = 0; r < R; ++r)
+        v[r] = _mm256_load_si256(reinterpret_cast<const __m256i*>(p + r * 32));
     };
     if constexpr (G >= U) {
       for (int64_t g = 0; g < groups; ++g) {
@@ -134,8 +138,8 @@ void plane_f32(const uint8_t* plane, const uint8_t* scales, const float* xs, int
         flush<SD>(scales, g, dot, acc);
       }
     } else {
-      constexpr int S = U / G;       // groups per unit
-      constexpr int PG = G / 8;      // positions per group
+      constexpr int S = U / G;   // groups per unit
+      constexpr int PG = G / 8;  // positions per group
       const int64_t units = (groups + S - 1) / S;
       for (int64_t u = 0; u < units; ++u) {
         __m256i v[R];
@@ -155,7 +159,8 @@ void plane_f32(const uint8_t* plane, const uint8_t* scales, const float* xs, int
 
 // int8 activations: 4-bit plane (G >= 64) and 8-bit plane.
 template <int B, int G, Dtype SD>
-void plane_int8(const uint8_t* plane, const uint8_t* scales, const XPrep& xp, int64_t groups, __m256 acc[R]) {
+void plane_int8(
+    const uint8_t* plane, const uint8_t* scales, const XPrep& xp, int64_t groups, __m256 acc[R]) {
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t g = 0; g < groups; ++g) {
     __m256i iacc[R];
@@ -165,13 +170,16 @@ void plane_int8(const uint8_t* plane, const uint8_t* scales, const XPrep& xp, in
       for (int uu = 0; uu < G / 64; ++uu) {
         const int64_t u = g * (G / 64) + uu;
         const __m256i xlo = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp.xq + u * 64));
-        const __m256i xhi = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp.xq + u * 64 + 32));
+        const __m256i xhi =
+            _mm256_load_si256(reinterpret_cast<const __m256i*>(xp.xq + u * 64 + 32));
         prefetch2(plane + u * R * 32);
         for (int r = 0; r < R; ++r) {
-          const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(plane + (u * R + r) * 32));
+          const __m256i v =
+              _mm256_load_si256(reinterpret_cast<const __m256i*>(plane + (u * R + r) * 32));
           const __m256i lo = _mm256_and_si256(v, low);
           const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
-          const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo), _mm256_maddubs_epi16(hi, xhi));
+          const __m256i s16 =
+              _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo), _mm256_maddubs_epi16(hi, xhi));
           iacc[r] = _mm256_add_epi32(iacc[r], _mm256_madd_epi16(s16, ones));
         }
       }
@@ -181,7 +189,8 @@ void plane_int8(const uint8_t* plane, const uint8_t* scales, const XPrep& xp, in
         const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp.xq + u * 32));
         prefetch2(plane + u * R * 32);
         for (int r = 0; r < R; ++r) {
-          const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(plane + (u * R + r) * 32));
+          const __m256i v =
+              _mm256_load_si256(reinterpret_cast<const __m256i*>(plane + (u * R + r) * 32));
           const __m256i p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(v), _mm256_sign_epi8(xv, v));
           iacc[r] = _mm256_add_epi32(iacc[r], _mm256_madd_epi16(p16, ones));
         }
@@ -200,7 +209,8 @@ void plane_int8(const uint8_t* plane, const uint8_t* scales, const XPrep& xp, in
 // 16 weights by 16 int16 activations, summing pairs that share a group. 8-bit plane:
 // sign-extend 16 bytes to int16 (vpmovsxbw) and vpmaddwd with x in input order.
 template <int B, int G, Dtype SD>
-void plane_int16(const uint8_t* plane, const uint8_t* scales, const XPrep& xp, int64_t groups, __m256 acc[R]) {
+void plane_int16(
+    const uint8_t* plane, const uint8_t* scales, const XPrep& xp, int64_t groups, __m256 acc[R]) {
   [[maybe_unused]] const __m256i low = _mm256_set1_epi16(0x0F);
   for (int64_t g = 0; g < groups; ++g) {
     __m256i iacc[R];
@@ -215,13 +225,16 @@ void plane_int16(const uint8_t* plane, const uint8_t* scales, const XPrep& xp, i
         const __m256i x2 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xu + 32));
         const __m256i x3 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xu + 48));
         for (int r = 0; r < R; ++r) {
-          const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(plane + (u * R + r) * 32));
+          const __m256i v =
+              _mm256_load_si256(reinterpret_cast<const __m256i*>(plane + (u * R + r) * 32));
           const __m256i t0 = _mm256_and_si256(v, low);
           const __m256i t1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
           const __m256i t2 = _mm256_and_si256(_mm256_srli_epi16(v, 8), low);
           const __m256i t3 = _mm256_srli_epi16(v, 12);
-          const __m256i s01 = _mm256_add_epi32(_mm256_madd_epi16(t0, x0), _mm256_madd_epi16(t1, x1));
-          const __m256i s23 = _mm256_add_epi32(_mm256_madd_epi16(t2, x2), _mm256_madd_epi16(t3, x3));
+          const __m256i s01 =
+              _mm256_add_epi32(_mm256_madd_epi16(t0, x0), _mm256_madd_epi16(t1, x1));
+          const __m256i s23 =
+              _mm256_add_epi32(_mm256_madd_epi16(t2, x2), _mm256_madd_epi16(t3, x3));
           iacc[r] = _mm256_add_epi32(iacc[r], _mm256_add_epi32(s01, s23));
         }
       }
@@ -230,12 +243,16 @@ void plane_int16(const uint8_t* plane, const uint8_t* scales, const XPrep& xp, i
         const int64_t u = g * (G / 32) + c;
         prefetch2(plane + u * R * 32);
         const __m256i xlo = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp.xq16 + u * 32));
-        const __m256i xhi = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp.xq16 + u * 32 + 16));
+        const __m256i xhi =
+            _mm256_load_si256(reinterpret_cast<const __m256i*>(xp.xq16 + u * 32 + 16));
         for (int r = 0; r < R; ++r) {
           const uint8_t* src = plane + (u * R + r) * 32;
-          const __m256i w0 = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(src)));
-          const __m256i w1 = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(src + 16)));
-          iacc[r] = _mm256_add_epi32(iacc[r], _mm256_add_epi32(_mm256_madd_epi16(w0, xlo), _mm256_madd_epi16(w1, xhi)));
+          const __m256i w0 =
+              _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(src)));
+          const __m256i w1 =
+              _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(src + 16)));
+          iacc[r] = _mm256_add_epi32(
+              iacc[r], _mm256_add_epi32(_mm256_madd_epi16(w0, xlo), _mm256_madd_epi16(w1, xhi)));
         }
       }
     }
@@ -252,63 +269,90 @@ using PlaneInt8Fn = void (*)(const uint8_t*, const uint8_t*, const XPrep&, int64
 template <Dtype SD, int B>
 PlaneF32Fn pick_f32_g(int group) {
   switch (group) {
-    case 32: return &plane_f32<B, 32, SD>;
-    case 64: return &plane_f32<B, 64, SD>;
-    default: return &plane_f32<B, 128, SD>;
+    case 32:
+      return &plane_f32<B, 32, SD>;
+    case 64:
+      return &plane_f32<B, 64, SD>;
+    default:
+      return &plane_f32<B, 128, SD>;
   }
 }
 template <Dtype SD>
 PlaneF32Fn pick_f32_b(int b, int group) {
   switch (b) {
-    case 1: return pick_f32_g<SD, 1>(group);
-    case 2: return pick_f32_g<SD, 2>(group);
-    case 4: return pick_f32_g<SD, 4>(group);
-    default: return pick_f32_g<SD, 8>(group);
+    case 1:
+      return pick_f32_g<SD, 1>(group);
+    case 2:
+      return pick_f32_g<SD, 2>(group);
+    case 4:
+      return pick_f32_g<SD, 4>(group);
+    default:
+      return pick_f32_g<SD, 8>(group);
   }
 }
 PlaneF32Fn pick_f32(Dtype sd, int b, int group) {
   switch (sd) {
-    case Dtype::f16: return pick_f32_b<Dtype::f16>(b, group);
-    case Dtype::bf16: return pick_f32_b<Dtype::bf16>(b, group);
-    default: return pick_f32_b<Dtype::f32>(b, group);
+    case Dtype::f16:
+      return pick_f32_b<Dtype::f16>(b, group);
+    case Dtype::bf16:
+      return pick_f32_b<Dtype::bf16>(b, group);
+    default:
+      return pick_f32_b<Dtype::f32>(b, group);
   }
 }
 template <Dtype SD, int B>
 PlaneInt8Fn pick_int8_g(int group) {
   switch (group) {
-    case 32: return &plane_int8<B, 32, SD>;
-    case 64: return &plane_int8<B, 64, SD>;
-    default: return &plane_int8<B, 128, SD>;
+    case 32:
+      return &plane_int8<B, 32, SD>;
+    case 64:
+      return &plane_int8<B, 64, SD>;
+    default:
+      return &plane_int8<B, 128, SD>;
   }
 }
 template <Dtype SD>
 PlaneInt8Fn pick_int16_g(int b, int group) {
   if (b == 4) return group == 64 ? &plane_int16<4, 64, SD> : &plane_int16<4, 128, SD>;
   switch (group) {
-    case 32: return &plane_int16<8, 32, SD>;
-    case 64: return &plane_int16<8, 64, SD>;
-    default: return &plane_int16<8, 128, SD>;
+    case 32:
+      return &plane_int16<8, 32, SD>;
+    case 64:
+      return &plane_int16<8, 64, SD>;
+    default:
+      return &plane_int16<8, 128, SD>;
   }
 }
 PlaneInt8Fn pick_int16(Dtype sd, int b, int group) {
   switch (sd) {
-    case Dtype::f16: return pick_int16_g<Dtype::f16>(b, group);
-    case Dtype::bf16: return pick_int16_g<Dtype::bf16>(b, group);
-    default: return pick_int16_g<Dtype::f32>(b, group);
+    case Dtype::f16:
+      return pick_int16_g<Dtype::f16>(b, group);
+    case Dtype::bf16:
+      return pick_int16_g<Dtype::bf16>(b, group);
+    default:
+      return pick_int16_g<Dtype::f32>(b, group);
   }
 }
 PlaneInt8Fn pick_int8(Dtype sd, int b, int group) {
-  auto by_b = [&]<Dtype SD>() { return b == 4 ? pick_int8_g<SD, 4>(group) : pick_int8_g<SD, 8>(group); };
+  auto by_b = [&]<Dtype SD>() {
+    return b == 4 ? pick_int8_g<SD, 4>(group) : pick_int8_g<SD, 8>(group);
+  };
   switch (sd) {
-    case Dtype::f16: return by_b.template operator()<Dtype::f16>();
-    case Dtype::bf16: return by_b.template operator()<Dtype::bf16>();
-    default: return by_b.template operator()<Dtype::f32>();
+    case Dtype::f16:
+      return by_b.template operator()<Dtype::f16>();
+    case Dtype::bf16:
+      return by_b.template operator()<Dtype::bf16>();
+    default:
+      return by_b.template operator()<Dtype::f32>();
   }
 }
 
 // Sum over groups of (bias + q_offset * scale) * xsum for the 4 rows of a block.
 template <Dtype SD>
-__m128 bias_term(const uint8_t* block, const PackedQuantWeight& w, const float* xsum, int64_t groups) {
+__m128 bias_term(const uint8_t* block,
+                 const PackedQuantWeight& w,
+                 const float* xsum,
+                 int64_t groups) {
   const uint8_t* sc = block + w.scales_offset();
   const uint8_t* bi = block + w.biases_offset();
   const __m128 off = _mm_set1_ps(static_cast<float>(w.q_offset()));
@@ -320,11 +364,17 @@ __m128 bias_term(const uint8_t* block, const PackedQuantWeight& w, const float* 
   }
   return acc;
 }
-__m128 bias_term_any(const uint8_t* block, const PackedQuantWeight& w, const float* xsum, int64_t groups) {
+__m128 bias_term_any(const uint8_t* block,
+                     const PackedQuantWeight& w,
+                     const float* xsum,
+                     int64_t groups) {
   switch (w.scale_dtype()) {
-    case Dtype::f16: return bias_term<Dtype::f16>(block, w, xsum, groups);
-    case Dtype::bf16: return bias_term<Dtype::bf16>(block, w, xsum, groups);
-    default: return bias_term<Dtype::f32>(block, w, xsum, groups);
+    case Dtype::f16:
+      return bias_term<Dtype::f16>(block, w, xsum, groups);
+    case Dtype::bf16:
+      return bias_term<Dtype::bf16>(block, w, xsum, groups);
+    default:
+      return bias_term<Dtype::f32>(block, w, xsum, groups);
   }
 }
 
@@ -334,15 +384,20 @@ struct XWorkspace {
 
 // Which activation path a packed matvec takes (reduced precisions only where supported).
 ActivationPrecision effective_precision(const PackedQuantWeight& w, ActivationPrecision asked) {
-  if (asked == ActivationPrecision::int8 && (w.bits() == 8 || (w.bits() == 4 && w.group_size() >= 64)))
+  if (asked == ActivationPrecision::int8 &&
+      (w.bits() == 8 || (w.bits() == 4 && w.group_size() >= 64)))
     return ActivationPrecision::int8;
-  if (asked == ActivationPrecision::int16 && (w.bits() == 8 || (w.bits() == 4 && w.group_size() >= 64)))
+  if (asked == ActivationPrecision::int16 &&
+      (w.bits() == 8 || (w.bits() == 4 && w.group_size() >= 64)))
     return ActivationPrecision::int16;
   return ActivationPrecision::f32;
 }
 
 // Prepares x for the packed kernels (calling thread, before the parallel region).
-XPrep prepare_x(const float* x, const PackedQuantWeight& w, ActivationPrecision prec, XWorkspace& ws) {
+XPrep prepare_x(const float* x,
+                const PackedQuantWeight& w,
+                ActivationPrecision prec,
+                XWorkspace& ws) {
   XPrep xp;
   const int64_t k = w.k(), kp = w.k_padded(), gs = w.group_size(), groups = k / gs;
   float* xsum = ws.xsum.get(static_cast<size_t>(groups));
@@ -429,7 +484,10 @@ XPrep prepare_x(const float* x, const PackedQuantWeight& w, ActivationPrecision 
   return xp;
 }
 
-void packed_matvec(const float* x, const PackedQuantWeight& w, float* y, ActivationPrecision prec,
+void packed_matvec(const float* x,
+                   const PackedQuantWeight& w,
+                   float* y,
+                   ActivationPrecision prec,
                    ThreadPool& pool) {
   thread_local XWorkspace ws;
   const XPrep xp = prepare_x(x, w, prec, ws);
@@ -443,29 +501,35 @@ void packed_matvec(const float* x, const PackedQuantWeight& w, float* y, Activat
   } else if (int8) {
     i8fn = pick_int8(w.scale_dtype(), w.bits(), w.group_size());
   } else {
-    for (int pl = 0; pl < w.num_planes(); ++pl) f32fn[pl] = pick_f32(w.scale_dtype(), w.plane_bits(pl), w.group_size());
+    for (int pl = 0; pl < w.num_planes(); ++pl)
+      f32fn[pl] = pick_f32(w.scale_dtype(), w.plane_bits(pl), w.group_size());
   }
-  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), blocks / 16)));
-  run_on(pool, [&](int t, int tn) {
-    const int64_t b0 = blocks * t / tn, b1 = blocks * (t + 1) / tn;
-    for (int64_t blk = b0; blk < b1; ++blk) {
-      const uint8_t* block = w.data() + blk * w.block_bytes();
-      __m256 acc[R];
-      for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-      if (int8) {
-        i8fn(block + w.plane_offset(0), block + w.scales_offset(), xp, groups, acc);
-      } else {
-        for (int pl = 0; pl < w.num_planes(); ++pl)
-          f32fn[pl](block + w.plane_offset(pl), block + w.scales_offset(), xp.xs[pl], groups, acc);
-      }
-      alignas(16) float bias[R];
-      _mm_store_ps(bias, bias_term_any(block, w, xp.xsum, groups));
-      for (int r = 0; r < R; ++r) {
-        const int64_t row = blk * R + r;
-        if (row < w.n()) y[row] = hsum(acc[r]) + bias[r];
-      }
-    }
-  }, nt);
+  const int nt =
+      static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), blocks / 16)));
+  run_on(
+      pool,
+      [&](int t, int tn) {
+        const int64_t b0 = blocks * t / tn, b1 = blocks * (t + 1) / tn;
+        for (int64_t blk = b0; blk < b1; ++blk) {
+          const uint8_t* block = w.data() + blk * w.block_bytes();
+          __m256 acc[R];
+          for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+          if (int8) {
+            i8fn(block + w.plane_offset(0), block + w.scales_offset(), xp, groups, acc);
+          } else {
+            for (int pl = 0; pl < w.num_planes(); ++pl)
+              f32fn[pl](block + w.plane_offset(pl), block + w.scales_offset(), xp.xs[pl], groups,
+                        acc);
+          }
+          alignas(16) float bias[R];
+          _mm_store_ps(bias, bias_term_any(block, w, xp.xsum, groups));
+          for (int r = 0; r < R; ++r) {
+            const int64_t row = blk * R + r;
+            if (row < w.n()) y[row] = hsum(acc[r]) + bias[r];
+          }
+        }
+      },
+      nt);
 }
 
 // 8 dequantized values of packed row `row` at input p (p a multiple of 8). All index
@@ -478,8 +542,9 @@ inline __m256 decode8_packed(const PackedQuantWeight& w, int gshift, int64_t row
   __m256i q;
   if (w.num_planes() == 1 && w.plane_bits(0) == 8) {
     const uint8_t* src = block + w.plane_offset(0) + (c >> 2) * 32 * R + rr * 32 + (c & 3) * 8;
-    q = _mm256_add_epi32(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src))),
-                         _mm256_set1_epi32(128));
+    q = _mm256_add_epi32(
+        _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src))),
+        _mm256_set1_epi32(128));
   } else {
     q = _mm256_setzero_si256();
     for (int pl = 0; pl < w.num_planes(); ++pl) {
@@ -507,21 +572,24 @@ inline __m256i mlx_q8(const uint32_t* row, int64_t p) {
   std::memcpy(&v, src, BITS);
   constexpr uint32_t mask = (1u << BITS) - 1u;
   if constexpr (BITS <= 4) {
-    const __m256i sh = _mm256_setr_epi32(0, BITS, 2 * BITS, 3 * BITS, 4 * BITS, 5 * BITS, 6 * BITS, 7 * BITS);
+    const __m256i sh =
+        _mm256_setr_epi32(0, BITS, 2 * BITS, 3 * BITS, 4 * BITS, 5 * BITS, 6 * BITS, 7 * BITS);
     return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(v)), sh),
                             _mm256_set1_epi32(static_cast<int>(mask)));
   } else {
     const auto lo = static_cast<int>(v & ((uint64_t{1} << (4 * BITS)) - 1));
     const auto hi = static_cast<int>(v >> (4 * BITS));
     const __m256i sh = _mm256_setr_epi32(0, BITS, 2 * BITS, 3 * BITS, 0, BITS, 2 * BITS, 3 * BITS);
-    return _mm256_and_si256(_mm256_srlv_epi32(_mm256_setr_epi32(lo, lo, lo, lo, hi, hi, hi, hi), sh),
-                            _mm256_set1_epi32(static_cast<int>(mask)));
+    return _mm256_and_si256(
+        _mm256_srlv_epi32(_mm256_setr_epi32(lo, lo, lo, lo, hi, hi, hi, hi), sh),
+        _mm256_set1_epi32(static_cast<int>(mask)));
   }
 }
 
 // Matvec on the MLX layout: 4 rows per pass, raw q . x per group, then scale and bias.
 template <int BITS, Dtype SD>
-void view_matvec_rows(const float* x, const QuantView& w, const float* xsum, float* y, int64_t r0, int64_t r1) {
+void view_matvec_rows(
+    const float* x, const QuantView& w, const float* xsum, float* y, int64_t r0, int64_t r1) {
   const int64_t ws = w.w_stride ? w.w_stride : w.k * BITS / 32;
   const int64_t ss = w.s_stride ? w.s_stride : w.k / w.group_size;
   const int64_t gs = w.group_size, groups = w.k / gs;
@@ -538,10 +606,12 @@ void view_matvec_rows(const float* x, const QuantView& w, const float* xsum, flo
       for (int i = 0; i < R; ++i) dot[i] = _mm256_setzero_ps();
       // Four short row streams per block: fetch the next block's rows at this offset.
       for (int i = 0; i < R; ++i)
-        _mm_prefetch(reinterpret_cast<const char*>(wr[i] + R * ws + g * gs * BITS / 32), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(wr[i] + R * ws + g * gs * BITS / 32),
+                     _MM_HINT_T0);
       for (int64_t p = g * gs; p < (g + 1) * gs; p += 8) {
         const __m256 xv = _mm256_loadu_ps(x + p);
-        for (int i = 0; i < R; ++i) dot[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mlx_q8<BITS>(wr[i], p)), xv, dot[i]);
+        for (int i = 0; i < R; ++i)
+          dot[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mlx_q8<BITS>(wr[i], p)), xv, dot[i]);
       }
       for (int i = 0; i < rows; ++i) {
         const int64_t si = (r + i) * ss + g;
@@ -554,7 +624,12 @@ void view_matvec_rows(const float* x, const QuantView& w, const float* xsum, flo
 }
 
 template <int BITS, Dtype SD>
-void view_matmul(const float* x, int64_t ldx, const QuantView& w, float* y, int64_t ldy, int64_t m,
+void view_matmul(const float* x,
+                 int64_t ldx,
+                 const QuantView& w,
+                 float* y,
+                 int64_t ldy,
+                 int64_t m,
                  ThreadPool& pool) {
   if (m == 1) {
     thread_local Scratch xsum_buf;
@@ -566,11 +641,16 @@ void view_matmul(const float* x, int64_t ldx, const QuantView& w, float* y, int6
       xsum[g] = s;
     }
     const int64_t quads = (w.n + R - 1) / R;
-    const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), quads / 16)));
-    run_on(pool, [&](int t, int tn) {
-      const int64_t a = std::min(w.n, quads * t / tn * R), b = std::min(w.n, quads * (t + 1) / tn * R);
-      if (a < b) view_matvec_rows<BITS, SD>(x, w, xsum, y, a, b);
-    }, nt);
+    const int nt =
+        static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), quads / 16)));
+    run_on(
+        pool,
+        [&](int t, int tn) {
+          const int64_t a = std::min(w.n, quads * t / tn * R),
+                        b = std::min(w.n, quads * (t + 1) / tn * R);
+          if (a < b) view_matvec_rows<BITS, SD>(x, w, xsum, y, a, b);
+        },
+        nt);
     return;
   }
   const int64_t ws = w.w_stride ? w.w_stride : w.k * BITS / 32;
@@ -601,20 +681,36 @@ void view_matmul(const float* x, int64_t ldx, const QuantView& w, float* y, int6
 }
 
 template <Dtype SD>
-void view_matmul_bits(const float* x, int64_t ldx, const QuantView& w, float* y, int64_t ldy, int64_t m,
+void view_matmul_bits(const float* x,
+                      int64_t ldx,
+                      const QuantView& w,
+                      float* y,
+                      int64_t ldy,
+                      int64_t m,
                       ThreadPool& pool) {
   switch (w.bits) {
-    case 2: return view_matmul<2, SD>(x, ldx, w, y, ldy, m, pool);
-    case 3: return view_matmul<3, SD>(x, ldx, w, y, ldy, m, pool);
-    case 4: return view_matmul<4, SD>(x, ldx, w, y, ldy, m, pool);
-    case 5: return view_matmul<5, SD>(x, ldx, w, y, ldy, m, pool);
-    case 6: return view_matmul<6, SD>(x, ldx, w, y, ldy, m, pool);
-    default: return view_matmul<8, SD>(x, ldx, w, y, ldy, m, pool);
+    case 2:
+      return view_matmul<2, SD>(x, ldx, w, y, ldy, m, pool);
+    case 3:
+      return view_matmul<3, SD>(x, ldx, w, y, ldy, m, pool);
+    case 4:
+      return view_matmul<4, SD>(x, ldx, w, y, ldy, m, pool);
+    case 5:
+      return view_matmul<5, SD>(x, ldx, w, y, ldy, m, pool);
+    case 6:
+      return view_matmul<6, SD>(x, ldx, w, y, ldy, m, pool);
+    default:
+      return view_matmul<8, SD>(x, ldx, w, y, ldy, m, pool);
   }
 }
 
 template <Dtype SD>
-void packed_gemm(const float* x, int64_t ldx, const PackedQuantWeight& w, float* y, int64_t ldy, int64_t m,
+void packed_gemm(const float* x,
+                 int64_t ldx,
+                 const PackedQuantWeight& w,
+                 float* y,
+                 int64_t ldy,
+                 int64_t m,
                  ThreadPool& pool) {
   const int gshift = __builtin_ctz(static_cast<unsigned>(w.group_size()));
   auto decode8 = [&](int64_t row, int64_t p) { return decode8_packed<SD>(w, gshift, row, p); };
@@ -638,17 +734,30 @@ void packed_gemm(const float* x, int64_t ldx, const PackedQuantWeight& w, float*
 
 }  // namespace
 
-void quantized_matmul_view_avx2(const float* x, int64_t ldx, const QuantView& w, float* y, int64_t ldy,
-                                int64_t m, ThreadPool& pool) {
+void quantized_matmul_view_avx2(const float* x,
+                                int64_t ldx,
+                                const QuantView& w,
+                                float* y,
+                                int64_t ldy,
+                                int64_t m,
+                                ThreadPool& pool) {
   switch (w.scale_dtype) {
-    case Dtype::f16: return view_matmul_bits<Dtype::f16>(x, ldx, w, y, ldy, m, pool);
-    case Dtype::bf16: return view_matmul_bits<Dtype::bf16>(x, ldx, w, y, ldy, m, pool);
-    default: return view_matmul_bits<Dtype::f32>(x, ldx, w, y, ldy, m, pool);
+    case Dtype::f16:
+      return view_matmul_bits<Dtype::f16>(x, ldx, w, y, ldy, m, pool);
+    case Dtype::bf16:
+      return view_matmul_bits<Dtype::bf16>(x, ldx, w, y, ldy, m, pool);
+    default:
+      return view_matmul_bits<Dtype::f32>(x, ldx, w, y, ldy, m, pool);
   }
 }
 
-void quantized_matmul_packed_avx2(const float* x, int64_t ldx, const PackedQuantWeight& w, float* y,
-                                  int64_t ldy, int64_t m, const QuantMatmulOptions& options,
+void quantized_matmul_packed_avx2(const float* x,
+                                  int64_t ldx,
+                                  const PackedQuantWeight& w,
+                                  float* y,
+                                  int64_t ldy,
+                                  int64_t m,
+                                  const QuantMatmulOptions& options,
                                   ThreadPool& pool) {
   if (m < 4) {
     const ActivationPrecision prec = effective_precision(w, options.activations);
@@ -656,9 +765,12 @@ void quantized_matmul_packed_avx2(const float* x, int64_t ldx, const PackedQuant
     return;
   }
   switch (w.scale_dtype()) {
-    case Dtype::f16: return packed_gemm<Dtype::f16>(x, ldx, w, y, ldy, m, pool);
-    case Dtype::bf16: return packed_gemm<Dtype::bf16>(x, ldx, w, y, ldy, m, pool);
-    default: return packed_gemm<Dtype::f32>(x, ldx, w, y, ldy, m, pool);
+    case Dtype::f16:
+      return packed_gemm<Dtype::f16>(x, ldx, w, y, ldy, m, pool);
+    case Dtype::bf16:
+      return packed_gemm<Dtype::bf16>(x, ldx, w, y, ldy, m, pool);
+    default:
+      return packed_gemm<Dtype::f32>(x, ldx, w, y, ldy, m, pool);
   }
 }
 

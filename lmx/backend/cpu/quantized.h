@@ -52,11 +52,8 @@ void quantize_affine(const float* w,
 // Rows [row_begin, row_end) of dequant(W) into out (row stride ldo floats):
 // out[r - row_begin, j] = scale * q + bias (f32 multiply then add). Also serves quantized
 // embedding lookups.
-void dequantize_affine(const QuantView& w,
-                       int64_t row_begin,
-                       int64_t row_end,
-                       float* out,
-                       int64_t ldo);
+void dequantize_affine(
+    const QuantView& w, int64_t row_begin, int64_t row_end, float* out, int64_t ldo);
 
 // y[i, :] = x[i, :] @ dequant(W)^T on the MLX layout as stored (no repacking).
 void quantized_matmul(const float* x,
@@ -68,12 +65,8 @@ void quantized_matmul(const float* x,
                       ThreadPool* pool = nullptr);
 
 // Scalar reference: per output, sum over k of x * (scale * q + bias) in f32.
-void quantized_matmul_reference(const float* x,
-                                int64_t ldx,
-                                const QuantView& w,
-                                float* y,
-                                int64_t ldy,
-                                int64_t m);
+void quantized_matmul_reference(
+    const float* x, int64_t ldx, const QuantView& w, float* y, int64_t ldy, int64_t m);
 
 // The weight repacked at load time for the fast kernels: rows in blocks of 4 interleaved
 // so one pass reuses each activation load for 4 rows; quantized values laid out so an
@@ -126,11 +119,8 @@ PackedQuantWeight pack_quantized(const QuantView& w);
 
 // dequantize_affine from the packed layout (same values, bit for bit), so a tied
 // embedding / lm_head needs only the packed copy: rows [row_begin, row_end) into out.
-void dequantize_packed(const PackedQuantWeight& w,
-                       int64_t row_begin,
-                       int64_t row_end,
-                       float* out,
-                       int64_t ldo);
+void dequantize_packed(
+    const PackedQuantWeight& w, int64_t row_begin, int64_t row_end, float* out, int64_t ldo);
 
 // Precision of the activations inside the packed matvec (m < 4).
 enum class ActivationPrecision : uint8_t {

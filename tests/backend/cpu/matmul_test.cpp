@@ -40,7 +40,9 @@ std::vector<CpuFeatures> paths() {
 struct Weights {
   std::vector<uint16_t> h;
   std::vector<float> f;  // exact values (what the reference sees too)
-  const void* data(Dtype dt) const { return dt == Dtype::f32 ? static_cast<const void*>(f.data()) : h.data(); }
+  const void* data(Dtype dt) const {
+    return dt == Dtype::f32 ? static_cast<const void*>(f.data()) : h.data();
+  }
 };
 
 Weights make_weights(size_t count, Dtype dt, uint32_t seed) {
@@ -65,9 +67,10 @@ TEST_P(MatmulNt, MatchesReferenceOnOddShapesAndStrides) {
   struct Shape {
     int64_t m, n, k;
   };
-  const Shape shapes[] = {{1, 1, 1},   {1, 5, 7},    {1, 33, 67},  {1, 131, 300}, {2, 17, 9},
-                          {3, 31, 65}, {5, 64, 256}, {7, 19, 513}, {17, 40, 33},  {16, 47, 260},
-                          {1, 257, 2048}, {512, 35, 70}, {100, 150, 600}};
+  const Shape shapes[] = {{1, 1, 1},      {1, 5, 7},     {1, 33, 67},    {1, 131, 300},
+                          {2, 17, 9},     {3, 31, 65},   {5, 64, 256},   {7, 19, 513},
+                          {17, 40, 33},   {16, 47, 260}, {1, 257, 2048}, {512, 35, 70},
+                          {100, 150, 600}};
   uint32_t seed = 1;
   for (const auto& features : paths()) {
     set_cpu_features_for_testing(features);
@@ -85,7 +88,8 @@ TEST_P(MatmulNt, MatchesReferenceOnOddShapesAndStrides) {
           for (int64_t p = 0; p < s.k; ++p) mag += std::fabs(x[i * ldx + p] * w.f[j * ldw + p]);
           const float got = y[i * ldy + j], want = ref[i * ldy + j];
           ASSERT_NEAR(got, want, 1e-6 * mag * (1.0 + s.k / 256.0) + 1e-30)
-              << "avx2=" << features.use_avx2() << " m=" << s.m << " n=" << s.n << " k=" << s.k << " at " << i << "," << j;
+              << "avx2=" << features.use_avx2() << " m=" << s.m << " n=" << s.n << " k=" << s.k
+              << " at " << i << "," << j;
         }
         for (int64_t j = s.n; j < ldy; ++j) ASSERT_EQ(y[i * ldy + j], 777.0f) << "wrote past n";
       }
@@ -93,7 +97,9 @@ TEST_P(MatmulNt, MatchesReferenceOnOddShapesAndStrides) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Dtypes, MatmulNt, ::testing::Values(Dtype::f32, Dtype::f16, Dtype::bf16),
+INSTANTIATE_TEST_SUITE_P(Dtypes,
+                         MatmulNt,
+                         ::testing::Values(Dtype::f32, Dtype::f16, Dtype::bf16),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
 TEST(GemmF32, StridedTransposedBatchedAlphaBeta) {
@@ -104,11 +110,12 @@ TEST(GemmF32, StridedTransposedBatchedAlphaBeta) {
     bool ta, tb;
     float alpha, beta;
   };
-  const Case cases[] = {{1, 1, 1, 1, false, false, 1.0f, 0.0f},   {1, 7, 13, 5, false, false, 1.0f, 0.0f},
-                        {3, 17, 33, 64, false, true, 0.125f, 0.0f}, {2, 13, 40, 31, true, false, 2.0f, 0.5f},
-                        {1, 64, 300, 129, true, true, -1.0f, 1.0f}, {4, 9, 64, 100, false, true, 1.0f, 0.0f},
-                        {1, 130, 260, 520, false, false, 1.0f, 0.0f}, {1, 512, 48, 64, false, true, 1.0f, 0.25f},
-                        {5, 1, 77, 64, false, false, 1.0f, 0.0f}};
+  const Case cases[] = {
+      {1, 1, 1, 1, false, false, 1.0f, 0.0f},       {1, 7, 13, 5, false, false, 1.0f, 0.0f},
+      {3, 17, 33, 64, false, true, 0.125f, 0.0f},   {2, 13, 40, 31, true, false, 2.0f, 0.5f},
+      {1, 64, 300, 129, true, true, -1.0f, 1.0f},   {4, 9, 64, 100, false, true, 1.0f, 0.0f},
+      {1, 130, 260, 520, false, false, 1.0f, 0.0f}, {1, 512, 48, 64, false, true, 1.0f, 0.25f},
+      {5, 1, 77, 64, false, false, 1.0f, 0.0f}};
   uint32_t seed = 100;
   for (const auto& features : paths()) {
     set_cpu_features_for_testing(features);
@@ -138,11 +145,13 @@ TEST(GemmF32, StridedTransposedBatchedAlphaBeta) {
           for (int64_t j = 0; j < c.n; ++j) {
             double mag = 0;
             for (int64_t p = 0; p < c.k; ++p)
-              mag += std::fabs(a[bi * a_bs + i * g.a_rs + p * g.a_cs] * b[bi * b_bs + p * g.b_rs + j * g.b_cs]);
+              mag += std::fabs(a[bi * a_bs + i * g.a_rs + p * g.a_cs] *
+                               b[bi * b_bs + p * g.b_rs + j * g.b_cs]);
             mag = mag * std::fabs(c.alpha) + std::fabs(ref[bi * c_bs + i * ldc + j]);
             const size_t at = static_cast<size_t>(bi * c_bs + i * ldc + j);
             ASSERT_NEAR(cm[at], ref[at], 1e-6 * mag * (1.0 + c.k / 256.0) + 1e-30)
-                << "avx2=" << features.use_avx2() << " case m=" << c.m << " n=" << c.n << " k=" << c.k;
+                << "avx2=" << features.use_avx2() << " case m=" << c.m << " n=" << c.n
+                << " k=" << c.k;
           }
     }
   }
@@ -154,7 +163,8 @@ TEST(GemmF32, ColumnStridedOutput) {
   for (const auto& features : paths()) {
     set_cpu_features_for_testing(features);
     const int64_t m = 11, n = 23, k = 37;
-    const auto a = random_vec(static_cast<size_t>(m * k), 5), b = random_vec(static_cast<size_t>(k * n), 6);
+    const auto a = random_vec(static_cast<size_t>(m * k), 5),
+               b = random_vec(static_cast<size_t>(k * n), 6);
     // C stored transposed: C(i, j) at j * m + i.
     std::vector<float> c(static_cast<size_t>(m * n)), ref(c.size());
     GemmArgs g;

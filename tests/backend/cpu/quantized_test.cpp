@@ -85,7 +85,7 @@ uint32_t q_bitwise(const uint32_t* row, int bits, int64_t j) {
 
 // MLX's quantize (mlx/backend/cpu/quantized.cpp), transcribed per element.
 struct Expected {
-  std::vector<uint32_t> q;  // [n, k]
+  std::vector<uint32_t> q;            // [n, k]
   std::vector<float> scales, biases;  // f32, before rounding to the storage dtype
 };
 Expected mlx_quantize(const std::vector<float>& w, int64_t n, int64_t k, int bits, int group) {
@@ -129,12 +129,15 @@ TEST(QuantizeAffine, MatchesMlxFormulaBitForBit) {
         std::fill(w.begin() + group, w.begin() + 2 * group, 0.0f);
         w[static_cast<size_t>(k + 5)] = 40.0f;
         std::vector<uint32_t> packed(static_cast<size_t>(n * k * bits / 32), 0xdeadbeef);
-        Params scales(dt, static_cast<size_t>(n * k / group)), biases(dt, static_cast<size_t>(n * k / group));
-        quantize_affine(w.data(), n, k, bits, group, packed.data(), scales.bytes.data(), biases.bytes.data(), dt);
+        Params scales(dt, static_cast<size_t>(n * k / group)),
+            biases(dt, static_cast<size_t>(n * k / group));
+        quantize_affine(w.data(), n, k, bits, group, packed.data(), scales.bytes.data(),
+                        biases.bytes.data(), dt);
         const Expected e = mlx_quantize(w, n, k, bits, group);
         for (int64_t r = 0; r < n; ++r)
           for (int64_t j = 0; j < k; ++j)
-            ASSERT_EQ(q_bitwise(packed.data() + r * k * bits / 32, bits, j), e.q[static_cast<size_t>(r * k + j)])
+            ASSERT_EQ(q_bitwise(packed.data() + r * k * bits / 32, bits, j),
+                      e.q[static_cast<size_t>(r * k + j)])
                 << "bits=" << bits << " group=" << group << " r=" << r << " j=" << j;
         for (size_t i = 0; i < e.scales.size(); ++i) {
           ASSERT_EQ(scales.get(i), to_dtype_and_back(e.scales[i], dt)) << i;
@@ -154,8 +157,8 @@ TEST(QuantizeAffine, HandWorkedGroup) {
   quantize_affine(w.data(), 1, 32, 4, 32, packed.data(), &scale, &bias, Dtype::f32);
   EXPECT_EQ(scale, 31.0f / -15.0f);
   EXPECT_EQ(bias, 31.0f);
-  EXPECT_EQ(packed[0] & 0xF, 15u);                // v = 0
-  EXPECT_EQ((packed[3] >> 28) & 0xF, 0u);         // v = 31
+  EXPECT_EQ(packed[0] & 0xF, 15u);                                            // v = 0
+  EXPECT_EQ((packed[3] >> 28) & 0xF, 0u);                                     // v = 31
   EXPECT_EQ((packed[1] >> 0) & 0xF, std::nearbyint((8.0f - 31.0f) / scale));  // v = 8
 }
 
@@ -179,7 +182,8 @@ TEST(QuantizeAffine, KnownPackingOfThreeFiveSixBits) {
         const int64_t bit = j * bits + t;
         q |= static_cast<uint32_t>((bytes[static_cast<size_t>(bit / 8)] >> (bit % 8)) & 1) << t;
       }
-      EXPECT_NEAR(scale * static_cast<float>(q) + bias, w[static_cast<size_t>(j)], 1e-4f) << bits << " " << j;
+      EXPECT_NEAR(scale * static_cast<float>(q) + bias, w[static_cast<size_t>(j)], 1e-4f)
+          << bits << " " << j;
     }
   }
 }
@@ -192,8 +196,10 @@ TEST(DequantizeAffine, RoundTripWithinHalfStepAndMatchesDirectFormula) {
         const int64_t n = 9, k = 2 * group;
         const auto w = random_vec(static_cast<size_t>(n * k), seed++, -0.7f, 1.3f);
         std::vector<uint32_t> packed(static_cast<size_t>(n * k * bits / 32));
-        Params scales(dt, static_cast<size_t>(n * k / group)), biases(dt, static_cast<size_t>(n * k / group));
-        quantize_affine(w.data(), n, k, bits, group, packed.data(), scales.bytes.data(), biases.bytes.data(), dt);
+        Params scales(dt, static_cast<size_t>(n * k / group)),
+            biases(dt, static_cast<size_t>(n * k / group));
+        quantize_affine(w.data(), n, k, bits, group, packed.data(), scales.bytes.data(),
+                        biases.bytes.data(), dt);
         QuantView v{packed.data(), scales.bytes.data(), biases.bytes.data(), dt, n, k, bits, group};
         const int64_t r0 = 2, r1 = 7, ldo = k + 3;
         std::vector<float> out(static_cast<size_t>((r1 - r0) * ldo), -1.0f);
@@ -202,12 +208,14 @@ TEST(DequantizeAffine, RoundTripWithinHalfStepAndMatchesDirectFormula) {
           for (int64_t j = 0; j < k; ++j) {
             const size_t gi = static_cast<size_t>(r * (k / group) + j / group);
             const float s = scales.get(gi), b = biases.get(gi);
-            const float direct = s * static_cast<float>(q_bitwise(packed.data() + r * k * bits / 32, bits, j)) + b;
+            const float direct =
+                s * static_cast<float>(q_bitwise(packed.data() + r * k * bits / 32, bits, j)) + b;
             const float got = out[static_cast<size_t>((r - r0) * ldo + j)];
             ASSERT_EQ(got, direct);
             // Round trip: within one step (half a step plus the 16-bit rounding of scale
             // and bias and the snapped edge).
-            ASSERT_NEAR(got, w[static_cast<size_t>(r * k + j)], 1.6 * std::fabs(s) + 0.01 * std::fabs(b) + 1e-6)
+            ASSERT_NEAR(got, w[static_cast<size_t>(r * k + j)],
+                        1.6 * std::fabs(s) + 0.01 * std::fabs(b) + 1e-6)
                 << "bits=" << bits << " group=" << group;
           }
       }
@@ -221,9 +229,12 @@ TEST(DequantizeAffine, PackedLayoutGivesTheSameRows) {
         const int64_t n = 7, k = group == 128 ? 384 : 7 * group;
         const auto w = random_vec(static_cast<size_t>(n * k), seed++);
         std::vector<uint32_t> packed(static_cast<size_t>(n * k * bits / 32));
-        Params scales(dt, static_cast<size_t>(n * k / group)), biases(dt, static_cast<size_t>(n * k / group));
-        quantize_affine(w.data(), n, k, bits, group, packed.data(), scales.bytes.data(), biases.bytes.data(), dt);
-        const QuantView v{packed.data(), scales.bytes.data(), biases.bytes.data(), dt, n, k, bits, group};
+        Params scales(dt, static_cast<size_t>(n * k / group)),
+            biases(dt, static_cast<size_t>(n * k / group));
+        quantize_affine(w.data(), n, k, bits, group, packed.data(), scales.bytes.data(),
+                        biases.bytes.data(), dt);
+        const QuantView v{packed.data(), scales.bytes.data(), biases.bytes.data(), dt, n, k, bits,
+                          group};
         const PackedQuantWeight p = pack_quantized(v);
         std::vector<float> a(static_cast<size_t>(n * k)), b(a.size());
         dequantize_affine(v, 1, n, a.data(), k);
@@ -251,30 +262,42 @@ struct QWeight {
       scales.set(i, (rng() & 1) ? us(rng) : -us(rng));
       biases.set(i, ub(rng));
     }
-    view = QuantView{w.data(), scales.bytes.data(), biases.bytes.data(), dt, n, k, bits, group, ws, ss};
+    view = QuantView{w.data(), scales.bytes.data(), biases.bytes.data(), dt, n, k, bits, group, ws,
+                     ss};
   }
   float deq(int64_t r, int64_t j) const {
     const size_t gi = static_cast<size_t>(r * view.s_stride + j / view.group_size);
-    return scales.get(gi) * static_cast<float>(q_bitwise(w.data() + r * view.w_stride, view.bits, j)) + biases.get(gi);
+    return scales.get(gi) *
+               static_cast<float>(q_bitwise(w.data() + r * view.w_stride, view.bits, j)) +
+           biases.get(gi);
   }
   // Magnitude of one weight's terms for error bounds. 8-bit kernels compute with q - 128
   // and move 128 * scale into the bias, so both forms count.
   float mag_term(int64_t r, int64_t j) const {
     const size_t gi = static_cast<size_t>(r * view.s_stride + j / view.group_size);
     const float q = static_cast<float>(q_bitwise(w.data() + r * view.w_stride, view.bits, j));
-    return std::fabs(scales.get(gi)) * (q + (view.bits == 8 ? 128.0f : 0.0f)) + std::fabs(biases.get(gi));
+    return std::fabs(scales.get(gi)) * (q + (view.bits == 8 ? 128.0f : 0.0f)) +
+           std::fabs(biases.get(gi));
   }
 };
 
 struct MShape {
   int64_t n, kg, m;  // k = kg * group (kg < 0: k = 896)
 };
-const MShape kShapes[] = {{1, 1, 1}, {7, 3, 1}, {33, -1, 1}, {6, 2, 2}, {13, -1, 5}, {9, 2, 17}, {5, 1, 4}, {20, 1, 3}};
+const MShape kShapes[] = {{1, 1, 1},   {7, 3, 1},  {33, -1, 1}, {6, 2, 2},
+                          {13, -1, 5}, {9, 2, 17}, {5, 1, 4},   {20, 1, 3}};
 
 // x_levels: 0 for exact f32 activations, else the x rounding's 2 * max level (254 for
 // int8, 65534 for int16): each x is then off by at most amax / x_levels.
-void check_against_reference(const QWeight& qw, const std::vector<float>& x, int64_t ldx, const std::vector<float>& y,
-                             int64_t ldy, int64_t m, double rel, const char* what, double x_levels) {
+void check_against_reference(const QWeight& qw,
+                             const std::vector<float>& x,
+                             int64_t ldx,
+                             const std::vector<float>& y,
+                             int64_t ldy,
+                             int64_t m,
+                             double rel,
+                             const char* what,
+                             double x_levels) {
   const QuantView& v = qw.view;
   std::vector<float> ref(static_cast<size_t>(m * ldy));
   quantized_matmul_reference(x.data(), ldx, v, ref.data(), ldy, m);
@@ -294,8 +317,8 @@ void check_against_reference(const QWeight& qw, const std::vector<float>& x, int
       const double tol = rel * mag * (1.0 + v.k / 256.0) + 1.01 * xerr + 1e-30;
       const size_t at = static_cast<size_t>(i * ldy + r);
       ASSERT_NEAR(y[at], ref[at], tol) << what << " bits=" << v.bits << " group=" << v.group_size
-                                       << " dt=" << dtype_name(v.scale_dtype) << " n=" << v.n << " k=" << v.k
-                                       << " m=" << m << " at " << i << "," << r;
+                                       << " dt=" << dtype_name(v.scale_dtype) << " n=" << v.n
+                                       << " k=" << v.k << " m=" << m << " at " << i << "," << r;
     }
 }
 
@@ -327,8 +350,10 @@ TEST(QuantizedMatmul, MlxLayoutAllBitsGroupsDtypes) {
             const auto x = random_vec(static_cast<size_t>(s.m * ldx), seed++);
             std::vector<float> y(static_cast<size_t>(s.m * ldy), 555.0f);
             quantized_matmul(x.data(), ldx, qw.view, y.data(), ldy, s.m, &pool);
-            check_against_reference(qw, x, ldx, y, ldy, s.m, 1e-6, features.use_avx2() ? "view avx2" : "view scalar", 0);
-            for (int64_t i = 0; i < s.m; ++i) ASSERT_EQ(y[static_cast<size_t>(i * ldy + s.n)], 555.0f);
+            check_against_reference(qw, x, ldx, y, ldy, s.m, 1e-6,
+                                    features.use_avx2() ? "view avx2" : "view scalar", 0);
+            for (int64_t i = 0; i < s.m; ++i)
+              ASSERT_EQ(y[static_cast<size_t>(i * ldy + s.n)], 555.0f);
           }
   }
 }
@@ -350,20 +375,27 @@ TEST(QuantizedMatmul, PackedAllBitsGroupsDtypesF32AndInt8) {
             ASSERT_EQ(packed.k(), k);
             const int64_t ldx = k + 5, ldy = s.n + 1;
             const auto x = random_vec(static_cast<size_t>(s.m * ldx), seed++);
-            for (ActivationPrecision prec :
-                 {ActivationPrecision::f32, ActivationPrecision::int16, ActivationPrecision::int8}) {
+            for (ActivationPrecision prec : {ActivationPrecision::f32, ActivationPrecision::int16,
+                                             ActivationPrecision::int8}) {
               std::vector<float> y(static_cast<size_t>(s.m * ldy), 555.0f);
               QuantMatmulOptions opt;
               opt.activations = prec;
-              quantized_matmul(x.data(), ldx, packed, y.data(), ldy, s.m, opt, (seed & 1) ? &pool2 : &pool3);
+              quantized_matmul(x.data(), ldx, packed, y.data(), ldy, s.m, opt,
+                               (seed & 1) ? &pool2 : &pool3);
               // Which path ran: reduced precisions only on AVX2, m < 4, supported shapes.
               double levels = 0;
               const bool reduced = features.use_avx2() && s.m < 4;
-              if (reduced && prec == ActivationPrecision::int8 && (bits == 8 || (bits == 4 && group >= 64))) levels = 254;
-              if (reduced && prec == ActivationPrecision::int16 && (bits == 8 || (bits == 4 && group >= 64))) levels = 65534;
-              check_against_reference(qw, x, ldx, y, ldy, s.m, 1e-6, features.use_avx2() ? "packed avx2" : "packed scalar",
+              if (reduced && prec == ActivationPrecision::int8 &&
+                  (bits == 8 || (bits == 4 && group >= 64)))
+                levels = 254;
+              if (reduced && prec == ActivationPrecision::int16 &&
+                  (bits == 8 || (bits == 4 && group >= 64)))
+                levels = 65534;
+              check_against_reference(qw, x, ldx, y, ldy, s.m, 1e-6,
+                                      features.use_avx2() ? "packed avx2" : "packed scalar",
                                       levels);
-              for (int64_t i = 0; i < s.m; ++i) ASSERT_EQ(y[static_cast<size_t>(i * ldy + s.n)], 555.0f);
+              for (int64_t i = 0; i < s.m; ++i)
+                ASSERT_EQ(y[static_cast<size_t>(i * ldy + s.n)], 555.0f);
             }
           }
   }
@@ -381,14 +413,16 @@ TEST(QuantizedMatmul, ReducedActivationPathsAreTakenAndOrdered) {
   std::vector<float> ref(static_cast<size_t>(n));
   quantized_matmul_reference(x.data(), k, qw.view, ref.data(), n, 1);
   double err[3] = {0, 0, 0}, scale = 0;
-  const ActivationPrecision precs[3] = {ActivationPrecision::f32, ActivationPrecision::int16, ActivationPrecision::int8};
+  const ActivationPrecision precs[3] = {ActivationPrecision::f32, ActivationPrecision::int16,
+                                        ActivationPrecision::int8};
   for (int p = 0; p < 3; ++p) {
     std::vector<float> y(static_cast<size_t>(n));
     QuantMatmulOptions opt;
     opt.activations = precs[p];
     quantized_matmul(x.data(), k, packed, y.data(), n, 1, opt, &pool);
     for (int64_t r = 0; r < n; ++r) {
-      err[p] = std::max(err[p], double(std::fabs(y[static_cast<size_t>(r)] - ref[static_cast<size_t>(r)])));
+      err[p] = std::max(err[p],
+                        double(std::fabs(y[static_cast<size_t>(r)] - ref[static_cast<size_t>(r)])));
       scale = std::max(scale, double(std::fabs(ref[static_cast<size_t>(r)])));
     }
   }
