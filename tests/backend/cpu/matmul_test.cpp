@@ -102,6 +102,32 @@ INSTANTIATE_TEST_SUITE_P(Dtypes,
                          ::testing::Values(Dtype::f32, Dtype::f16, Dtype::bf16),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
+TEST(MatmulNtEveryM, OneToSeventeenAllDtypes) {
+  FeatureGuard guard;
+  ThreadPool pool(2);
+  uint32_t seed = 900;
+  for (const auto& features : paths()) {
+    set_cpu_features_for_testing(features);
+    for (Dtype dt : {Dtype::f32, Dtype::f16, Dtype::bf16}) {
+      for (int64_t m = 1; m <= 17; ++m) {
+        const int64_t n = 37, k = 45, ldx = k + 2, ldw = k + 1, ldy = n + 3;
+        const auto x = random_vec(static_cast<size_t>(m * ldx), seed++);
+        const Weights w = make_weights(static_cast<size_t>(n * ldw), dt, seed++);
+        const DenseWeightView view{w.data(dt), dt, n, k, ldw};
+        std::vector<float> y(static_cast<size_t>(m * ldy)), ref(y.size());
+        matmul_nt(x.data(), ldx, view, y.data(), ldy, m, &pool);
+        matmul_nt_reference(x.data(), ldx, view, ref.data(), ldy, m);
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < n; ++j) {
+            double mag = 0;
+            for (int64_t p = 0; p < k; ++p) mag += std::fabs(x[i * ldx + p] * w.f[j * ldw + p]);
+            ASSERT_NEAR(y[i * ldy + j], ref[i * ldy + j], 2e-6 * mag + 1e-30) << "m=" << m;
+          }
+      }
+    }
+  }
+}
+
 TEST(GemmF32, StridedTransposedBatchedAlphaBeta) {
   FeatureGuard guard;
   ThreadPool pool(2);

@@ -432,6 +432,28 @@ TEST(QuantizedMatmul, ReducedActivationPathsAreTakenAndOrdered) {
   EXPECT_GT(err[2], 1e-4 * scale);  // int8: visibly coarser
 }
 
+TEST(QuantizedMatmul, EveryMFromOneToSeventeen) {
+  FeatureGuard guard;
+  ThreadPool pool(2);
+  uint32_t seed = 700;
+  for (const auto& features : paths()) {
+    set_cpu_features_for_testing(features);
+    for (int bits : {3, 4, 8}) {
+      const QWeight qw(11, 192, bits, 64, Dtype::bf16, seed++);
+      const PackedQuantWeight packed = pack_quantized(qw.view);
+      for (int64_t m = 1; m <= 17; ++m) {
+        const int64_t ldx = 192 + 3, ldy = 11 + 2;
+        const auto x = random_vec(static_cast<size_t>(m * ldx), seed++);
+        std::vector<float> y(static_cast<size_t>(m * ldy)), y2(y.size());
+        quantized_matmul(x.data(), ldx, packed, y.data(), ldy, m, {}, &pool);
+        check_against_reference(qw, x, ldx, y, ldy, m, 1e-6, "packed every m", 0);
+        quantized_matmul(x.data(), ldx, qw.view, y2.data(), ldy, m, &pool);
+        check_against_reference(qw, x, ldx, y2, ldy, m, 1e-6, "view every m", 0);
+      }
+    }
+  }
+}
+
 TEST(QuantizedMatmul, LargePrefillShape) {
   FeatureGuard guard;
   ThreadPool pool(2);
