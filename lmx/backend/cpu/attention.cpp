@@ -162,6 +162,12 @@ void flash_attention(const AttentionArgs& a, const AttentionOptions& o, ThreadPo
     return a.out + b * a.out_strides[0] + h * a.out_strides[1] + i * a.out_strides[2];
   };
 
+  // Tiny problems (a small model's decode step) run on the calling thread: a parallel
+  // region costs a few microseconds of hand-off, more than the work itself.
+  const double work = static_cast<double>(a.batch) * static_cast<double>(a.q_heads) *
+                      static_cast<double>(a.q_len) * static_cast<double>(a.kv_len) *
+                      static_cast<double>(a.head_dim + a.v_head_dim);
+  const int max_threads = work < 65536.0 ? 1 : 0;
   std::atomic<int64_t> next{0};
   pool.run([&](int, int) {
     float* scratch = thread_scratch(scratch_floats);
@@ -188,7 +194,7 @@ void flash_attention(const AttentionArgs& a, const AttentionOptions& o, ThreadPo
         }
       }
     }
-  });
+  }, max_threads);
   if (splits == 1) return;
   // Merge the key splits of each row.
   for (int64_t item = 0; item < items; ++item) {
