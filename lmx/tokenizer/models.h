@@ -82,11 +82,11 @@ class PairMap {
   // Keeps the first value inserted for a key.
   void insert(uint64_t key, Value value);
   const Value* find(uint64_t key) const {
-    if (keys_.empty()) return nullptr;
-    size_t mask = keys_.size() - 1;
+    if (slots_.empty()) return nullptr;
+    size_t mask = slots_.size() - 1;
     for (size_t i = mix(key) & mask;; i = (i + 1) & mask) {
-      if (keys_[i] == key) return &values_[i];
-      if (keys_[i] == kEmpty) return nullptr;
+      if (slots_[i].key == key) return &slots_[i].value;
+      if (slots_[i].key == kEmpty) return nullptr;
     }
   }
 
@@ -98,8 +98,12 @@ class PairMap {
     k ^= k >> 33;
     return static_cast<size_t>(k);
   }
-  std::vector<uint64_t> keys_;
-  std::vector<Value> values_;
+  // Key and value side by side: a hit costs one cache miss.
+  struct Slot {
+    uint64_t key;
+    Value value;
+  };
+  std::vector<Slot> slots_;
   size_t count_ = 0;
 };
 

@@ -136,25 +136,22 @@ void Vocab::add(std::string_view t, int32_t id) {
 void PairMap::reserve(size_t n) {
   size_t cap = 16;
   while (cap * 3 < n * 4) cap <<= 1;  // load factor <= 3/4
-  if (cap <= keys_.size()) return;
-  std::vector<uint64_t> old_keys = std::move(keys_);
-  std::vector<Value> old_values = std::move(values_);
-  keys_.assign(cap, kEmpty);
-  values_.assign(cap, Value{0, 0});
+  if (cap <= slots_.size()) return;
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(cap, Slot{kEmpty, Value{0, 0}});
   count_ = 0;
-  for (size_t k = 0; k < old_keys.size(); ++k) {
-    if (old_keys[k] != kEmpty) insert(old_keys[k], old_values[k]);
+  for (const Slot& s : old) {
+    if (s.key != kEmpty) insert(s.key, s.value);
   }
 }
 
 void PairMap::insert(uint64_t key, Value value) {
-  if ((count_ + 1) * 4 > keys_.size() * 3) reserve(std::max<size_t>(count_ * 2, 1024));
-  size_t mask = keys_.size() - 1;
+  if ((count_ + 1) * 4 > slots_.size() * 3) reserve(std::max<size_t>(count_ * 2, 1024));
+  size_t mask = slots_.size() - 1;
   for (size_t i = mix(key) & mask;; i = (i + 1) & mask) {
-    if (keys_[i] == key) return;
-    if (keys_[i] == kEmpty) {
-      keys_[i] = key;
-      values_[i] = value;
+    if (slots_[i].key == key) return;
+    if (slots_[i].key == kEmpty) {
+      slots_[i] = Slot{key, value};
       ++count_;
       return;
     }
