@@ -103,7 +103,7 @@ void matmul_nt_typed(const float* x,
     // Contiguous row ranges, multiples of 4, one per thread.
     const int64_t n = w.n;
     const int nt =
-        static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), n / 64)));
+        static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), detail::threads_for_weights(n, w.k))));
     run_on(
         pool,
         [&](int t, int tn) {

@@ -22,6 +22,11 @@ void parallel_for_on(ThreadPool& pool, int64_t n, int64_t grain, const F& fn) {
   pool.parallel_for(n, grain, std::cref(fn));
 }
 
+// Threads worth using for a matvec over an [n, k] weight: one per 64K weights, so a
+// tiny model's projections (a few thousand weights) stay on the calling thread, where
+// the hand-off of a parallel region would cost more than the work.
+inline int64_t threads_for_weights(int64_t n, int64_t k) { return (n * k) >> 16; }
+
 void matmul_nt_avx2(const float* x,
                     int64_t ldx,
                     const DenseWeightView& w,

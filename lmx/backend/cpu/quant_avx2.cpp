@@ -505,7 +505,7 @@ void packed_matvec(const float* x,
       f32fn[pl] = pick_f32(w.scale_dtype(), w.plane_bits(pl), w.group_size());
   }
   const int nt =
-      static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), blocks / 16)));
+      static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), std::min<int64_t>(blocks / 16, detail::threads_for_weights(w.n(), w.k())))));
   run_on(
       pool,
       [&](int t, int tn) {
@@ -642,7 +642,7 @@ void view_matmul(const float* x,
     }
     const int64_t quads = (w.n + R - 1) / R;
     const int nt =
-        static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), quads / 16)));
+        static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), std::min<int64_t>(quads / 16, detail::threads_for_weights(w.n, w.k)))));
     run_on(
         pool,
         [&](int t, int tn) {
