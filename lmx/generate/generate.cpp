@@ -56,7 +56,14 @@ Generation::Generation(models::LanguageModel& model, const tokenizer::Tokenizer&
     : options_(std::move(options)), detok_(tok.streaming_detokenizer(options_.skip_special_tokens)) {
   options_.iterator.cancel = &cancel_;
   allocator_for(Device::cpu()).reset_peak();
-  it_ = std::make_unique<TokenIterator>(model, std::move(prompt), params, cache, options_.iterator);
+  params_ = params;
+  if (params_.xtc_probability > 0 && params_.xtc_special_tokens.empty()) {
+    // As mlx-lm: the newline and the EOS tokens are never excluded by XTC.
+    params_.xtc_special_tokens = tok.encode("\n", false);
+    params_.xtc_special_tokens.insert(params_.xtc_special_tokens.end(), options_.eos_ids.begin(),
+                                      options_.eos_ids.end());
+  }
+  it_ = std::make_unique<TokenIterator>(model, std::move(prompt), params_, cache, options_.iterator);
 }
 
 std::string Generation::release_safe_text(bool final) {
@@ -104,6 +111,37 @@ std::optional<GenerationEvent> Generation::end(StopReason reason, bool flush_det
 }
 
 std::optional<GenerationEvent> Generation::next() {
+  if (queued_) return std::exchange(queued_, std::nullopt);
+  return produce();
+}
+
+StopReason Generation::run(const std::function<bool(const GenerationEvent&)>& fn) {
+  while (auto e = next()) {
+    if (e->kind == GenerationEvent::Kind::info) {
+      fn(*e);
+      return e->info.stop_reason;
+    }
+    if (!fn(*e)) {
+      final_reason_ = StopReason::cancelled;
+      info_sent_ = true;
+      return StopReason::cancelled;
+    }
+  }
+  return final_reason_.value_or(StopReason::length);
+}
+
+TokenLogprob token_logprob(const TokenIterator& it, int32_t token, const GenerateParameters& params) {
+  TokenLogprob t;
+  t.token = token;
+  const auto& lp = it.sampler().last_logprobs();
+  if ((params.logprobs || params.top_logprobs > 0) && static_cast<size_t>(token) < lp.size()) {
+    t.logprob = lp[static_cast<size_t>(token)];
+    t.top_logprobs = it.sampler().last_top_logprobs();
+  }
+  return t;
+}
+
+std::optional<GenerationEvent> Generation::produce() {
   if (info_sent_) return std::nullopt;
   if (final_reason_) return finish(*final_reason_);
   for (;;) {
@@ -115,22 +153,85 @@ std::optional<GenerationEvent> Generation::next() {
     }
     if (!token) return end(StopReason::length, true);
     tokens_.push_back(*token);
-    if (options_.eos_ids.count(*token)) return end(StopReason::stop, true);
+    std::optional<GenerationEvent> token_event;
+    if (options_.token_events) {
+      token_event.emplace();
+      token_event->kind = GenerationEvent::Kind::token;
+      token_event->token = token_logprob(*it_, *token, params_);
+    }
+    // With token events, the token goes first and whatever this step releases follows.
+    auto emit = [&](std::optional<GenerationEvent> e) -> std::optional<GenerationEvent> {
+      if (!token_event) return e;
+      queued_ = std::move(e);
+      return token_event;
+    };
+    if (options_.eos_ids.count(*token)) return emit(end(StopReason::stop, true));
     pending_ += detok_.add(*token);
     for (const auto& s : options_.stop_strings) {
       const size_t at = pending_.find(s);
       if (at != std::string::npos) {
         pending_.resize(at);  // the stop string and anything after it are never emitted
-        return end(StopReason::stop, false);
+        return emit(end(StopReason::stop, false));
       }
     }
     std::string out = release_safe_text(false);
     if (!out.empty()) {
       GenerationEvent e;
       e.text = std::move(out);
-      return e;
+      return emit(std::move(e));
+    }
+    if (token_event) return token_event;
+  }
+}
+
+TokenGeneration::TokenGeneration(models::LanguageModel& model, std::vector<int32_t> prompt,
+                                 const GenerateParameters& params, std::set<int32_t> eos_ids, nn::KVCacheList* cache,
+                                 TokenIteratorOptions options)
+    : eos_(std::move(eos_ids)) {
+  options.cancel = &cancel_;
+  it_ = std::make_unique<TokenIterator>(model, std::move(prompt), params, cache, std::move(options));
+}
+
+std::optional<TokenLogprob> TokenGeneration::next() {
+  if (reason_) return std::nullopt;
+  std::optional<int32_t> token;
+  try {
+    token = it_->next();
+  } catch (const Cancelled&) {
+    reason_ = StopReason::cancelled;
+    return std::nullopt;
+  }
+  if (!token) {
+    reason_ = StopReason::length;
+    return std::nullopt;
+  }
+  if (eos_.count(*token)) {
+    reason_ = StopReason::stop;
+    return std::nullopt;
+  }
+  return token_logprob(*it_, *token, it_->params());
+}
+
+StopReason TokenGeneration::run(const std::function<bool(const TokenLogprob&)>& fn) {
+  while (auto t = next()) {
+    if (!fn(*t)) {
+      reason_ = StopReason::cancelled;
+      break;
     }
   }
+  return *reason_;
+}
+
+GenerationInfo TokenGeneration::info() const {
+  GenerationInfo i;
+  i.prompt_tokens = it_->prompt_tokens();
+  i.generated_tokens = it_->generated_tokens();
+  i.prompt_seconds = it_->prompt_seconds();
+  i.generation_seconds = it_->generation_seconds();
+  i.prompt_tps = i.prompt_seconds > 0 ? static_cast<double>(i.prompt_tokens) / i.prompt_seconds : 0;
+  i.generation_tps = i.generation_seconds > 0 ? static_cast<double>(i.generated_tokens - 1) / i.generation_seconds : 0;
+  i.stop_reason = reason_.value_or(StopReason::length);
+  return i;
 }
 
 }  // namespace lmx::generate

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -31,17 +32,27 @@ struct GenerationInfo {
   StopReason stop_reason = StopReason::length;
 };
 
+struct TokenLogprob {
+  int32_t token = -1;
+  float logprob = 0;  // log-probability after the logit processors, before filtering
+  std::vector<std::pair<int32_t, float>> top_logprobs;  // most likely first
+};
+
 struct GenerationEvent {
-  enum class Kind { text, tool_call, info };
+  // token events come only with GenerateOptions::token_events, one per generated
+  // token, before the text that token releases; text events are the same either way.
+  enum class Kind { text, tool_call, info, token };
   Kind kind = Kind::text;
   std::string text;        // text: the new chunk; tool_call: the raw call text
   GenerationInfo info;     // info only
+  TokenLogprob token;      // token only (logprob filled when params.logprobs / top_logprobs)
 };
 
 struct GenerateOptions {
   std::set<int32_t> eos_ids;            // generation stops (reason stop) on any of these
   std::vector<std::string> stop_strings;  // stop before the first occurrence; never emitted
   bool skip_special_tokens = true;
+  bool token_events = false;  // also emit a token event per generated token
   TokenIteratorOptions iterator;
 };
 
@@ -55,8 +66,13 @@ class Generation {
  public:
   Generation(models::LanguageModel& model, const tokenizer::Tokenizer& tok, std::vector<int32_t> prompt,
              const GenerateParameters& params, GenerateOptions options, nn::KVCacheList* cache = nullptr);
-  // The next event; after the info event, nullopt.
+  // The next event; after the info event, nullopt. Errors inside generation (other
+  // than cancellation) propagate from here.
   std::optional<GenerationEvent> next();
+  // Callback consumption: calls fn for each event until it returns false (then the
+  // generation stops; no further events) or the stream ends. Returns the stop reason
+  // (cancelled when fn stopped it).
+  StopReason run(const std::function<bool(const GenerationEvent&)>& fn);
   // Stops at the next step boundary (thread-safe); the stream then ends with info
   // (stop reason cancelled).
   void cancel() { cancel_.store(true); }
@@ -64,6 +80,7 @@ class Generation {
   const std::vector<int32_t>& tokens() const { return tokens_; }
 
  private:
+  std::optional<GenerationEvent> produce();
   std::optional<GenerationEvent> finish(StopReason reason);
   // Ends the stream: flushes held text (as one text event) before the info event.
   std::optional<GenerationEvent> end(StopReason reason, bool flush_detokenizer);
@@ -72,12 +89,43 @@ class Generation {
 
   std::atomic<bool> cancel_{false};
   GenerateOptions options_;
+  GenerateParameters params_;
   std::unique_ptr<TokenIterator> it_;
   tokenizer::StreamingDetokenizer detok_;
   std::vector<int32_t> tokens_;
   std::string pending_;
+  std::optional<GenerationEvent> queued_;  // text held while a token event goes first
   std::optional<StopReason> final_reason_;
   bool info_sent_ = false;
 };
+
+// generate_tokens(): the raw id stream (no detokenizer, no stop strings); stops at EOS
+// (not reported), max_tokens or cancellation.
+class TokenGeneration {
+ public:
+  TokenGeneration(models::LanguageModel& model, std::vector<int32_t> prompt, const GenerateParameters& params,
+                  std::set<int32_t> eos_ids = {}, nn::KVCacheList* cache = nullptr,
+                  TokenIteratorOptions options = {});
+  std::optional<TokenLogprob> next();
+  // Calls fn per token until it returns false or the stream ends; returns the reason.
+  StopReason run(const std::function<bool(const TokenLogprob&)>& fn);
+  void cancel() { cancel_.store(true); }
+  // Counts and timings so far (stop_reason once the stream has ended).
+  GenerationInfo info() const;
+
+ private:
+  std::atomic<bool> cancel_{false};
+  std::set<int32_t> eos_;
+  std::unique_ptr<TokenIterator> it_;
+  std::optional<StopReason> reason_;
+};
+
+inline TokenGeneration generate_tokens(models::LanguageModel& model, std::vector<int32_t> prompt,
+                                       const GenerateParameters& params, std::set<int32_t> eos_ids = {}) {
+  return TokenGeneration(model, std::move(prompt), params, std::move(eos_ids));
+}
+
+// The token's log-probability (and top alternatives) from the iterator's sampler.
+TokenLogprob token_logprob(const TokenIterator& it, int32_t token, const GenerateParameters& params);
 
 }  // namespace lmx::generate

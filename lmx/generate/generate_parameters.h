@@ -5,13 +5,15 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <vector>
 
 namespace lmx::generate {
 
 struct GenerateParameters {
   std::optional<int64_t> max_tokens;   // none: until EOS (or the context ends)
   std::optional<int64_t> max_kv_size;  // full-attention layers keep a rotating window
-  std::optional<int> kv_bits;          // quantize the KV cache (2-8 bits)
+  std::optional<int> kv_bits;          // quantize the KV cache (2, 3, 4, 5, 6, 8 bits)
+  std::optional<int> kv_value_bits;    // bits for values when they differ from keys
   int kv_group_size = 64;
   int64_t quantized_kv_start = 0;      // quantize once the offset passes this
   float temperature = 0.6f;
@@ -27,7 +29,14 @@ struct GenerateParameters {
   std::map<int32_t, float> logit_bias;
   int prefill_step_size = 512;
   std::optional<uint64_t> seed;
-  int top_logprobs = 0;  // > 0: report this many alternatives per token
+  // XTC ("exclude top choices", mlx-lm): with probability xtc_probability, drop every
+  // token whose probability is >= xtc_threshold except the least likely of them
+  // (special tokens are never dropped). 0 = off.
+  float xtc_probability = 0.0f;
+  float xtc_threshold = 0.0f;
+  std::vector<int32_t> xtc_special_tokens;  // never dropped (generate() adds "\n" and EOS)
+  bool logprobs = false;  // report each token's log-probability
+  int top_logprobs = 0;   // > 0: report this many alternatives per token
 };
 
 }  // namespace lmx::generate

@@ -77,16 +77,49 @@ void LogitProcessor::process(std::vector<float>& logits) const {
   }
 }
 
+void apply_xtc(std::vector<float>& logprobs, float threshold, const std::vector<int32_t>& special) {
+  const float log_t = std::log(threshold);
+  float smallest_above = std::numeric_limits<float>::infinity();
+  for (float l : logprobs)
+    if (l > log_t) smallest_above = std::min(smallest_above, l);
+  if (std::isinf(smallest_above)) return;
+  std::vector<float> saved;
+  for (int32_t id : special)
+    if (id >= 0 && static_cast<size_t>(id) < logprobs.size()) saved.push_back(logprobs[static_cast<size_t>(id)]);
+  for (float& l : logprobs)
+    if (l > smallest_above) l = kNegInf;
+  size_t k = 0;
+  for (int32_t id : special)
+    if (id >= 0 && static_cast<size_t>(id) < logprobs.size()) logprobs[static_cast<size_t>(id)] = saved[k++];
+}
+
+std::vector<std::pair<int32_t, float>> Sampler::last_top_logprobs() const {
+  const size_t k = std::min(logprobs_.size(), static_cast<size_t>(std::max(p_.top_logprobs, 0)));
+  std::vector<int32_t> idx(logprobs_.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(k), idx.end(), [&](int32_t a, int32_t b) {
+    return logprobs_[static_cast<size_t>(a)] > logprobs_[static_cast<size_t>(b)] ||
+           (logprobs_[static_cast<size_t>(a)] == logprobs_[static_cast<size_t>(b)] && a < b);
+  });
+  std::vector<std::pair<int32_t, float>> out;
+  for (size_t i = 0; i < k; ++i) out.emplace_back(idx[i], logprobs_[static_cast<size_t>(idx[i])]);
+  return out;
+}
+
 Sampler::Sampler(const GenerateParameters& p) : p_(p), rng_(seed_of(p)) {
   if (p.temperature < 0) throw InvalidArgument("temperature must be >= 0, got " + std::to_string(p.temperature));
   if (p.top_p <= 0 || p.top_p > 1) throw InvalidArgument("top_p must be in (0, 1], got " + std::to_string(p.top_p));
   if (p.min_p < 0 || p.min_p > 1) throw InvalidArgument("min_p must be in [0, 1], got " + std::to_string(p.min_p));
   if (p.top_k < 0) throw InvalidArgument("top_k must be >= 0, got " + std::to_string(p.top_k));
+  if (p.xtc_probability < 0 || p.xtc_probability > 1 || (p.xtc_probability > 0 && (p.xtc_threshold <= 0 || p.xtc_threshold > 0.5f))) {
+    throw InvalidArgument("xtc_probability must be in [0, 1] and xtc_threshold in (0, 0.5], got " +
+                          std::to_string(p.xtc_probability) + " / " + std::to_string(p.xtc_threshold));
+  }
 }
 
 int32_t Sampler::sample(std::vector<float>& logits) {
   if (logits.empty()) throw InvalidArgument("sample: empty logits");
-  const bool want_logprobs = p_.top_logprobs > 0;
+  const bool want_logprobs = p_.logprobs || p_.top_logprobs > 0;
   if (want_logprobs) {
     logprobs_ = logits;
     log_softmax_inplace(logprobs_);
@@ -95,7 +128,8 @@ int32_t Sampler::sample(std::vector<float>& logits) {
     return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   }
   const size_t V = logits.size();
-  const bool filter = (p_.top_p > 0 && p_.top_p < 1) || p_.top_k > 0 || p_.min_p > 0;
+  const bool xtc = p_.xtc_probability > 0;
+  const bool filter = (p_.top_p > 0 && p_.top_p < 1) || p_.top_k > 0 || p_.min_p > 0 || xtc;
   if (filter) {
     log_softmax_inplace(logits);
     if (p_.top_p > 0 && p_.top_p < 1) {
@@ -116,6 +150,11 @@ int32_t Sampler::sample(std::vector<float>& logits) {
       const float cut = top + std::log(p_.min_p);
       for (float& l : logits)
         if (l < cut) l = kNegInf;
+    }
+    if (xtc) {
+      // One coin per step, drawn whether or not it fires, so the stream of draws does
+      // not depend on the logits.
+      if (!(rng_.next_double() > p_.xtc_probability)) apply_xtc(logits, p_.xtc_threshold, p_.xtc_special_tokens);
     }
     if (p_.top_k > 0 && static_cast<size_t>(p_.top_k) < V) {
       std::vector<float> sorted = logits;

@@ -1,11 +1,13 @@
 // Turning a row of logits into the next token, in mlx-swift-lm's order: logit
 // processors (logit bias, repetition, presence, frequency penalties) then the sampler
-// (argmax at temperature 0; else top-p, min-p, top-k filters on log-probabilities and
-// a categorical draw at the temperature).
+// (argmax at temperature 0; else top-p, min-p, XTC, top-k filters on log-probabilities
+// and a categorical draw at the temperature). All randomness comes from one seeded
+// generator consumed on the calling thread, so seeded runs do not depend on threads.
 #pragma once
 
 #include <cstdint>
 #include <deque>
+#include <utility>
 #include <vector>
 
 #include "lmx/core/ops/random.h"
@@ -31,8 +33,11 @@ class Sampler {
   explicit Sampler(const GenerateParameters& p);
   // Picks a token from logits [vocab] (which it may modify).
   int32_t sample(std::vector<float>& logits);
-  // log-softmax of the logits last passed to sample(), before filtering (for logprobs).
+  // log-softmax of the logits last passed to sample(), before filtering (for logprobs;
+  // kept only when params.logprobs or top_logprobs > 0).
   const std::vector<float>& last_logprobs() const { return logprobs_; }
+  // The top_logprobs most likely (token, logprob) of the last call, most likely first.
+  std::vector<std::pair<int32_t, float>> last_top_logprobs() const;
 
  private:
   GenerateParameters p_;
@@ -43,5 +48,9 @@ class Sampler {
 
 // log-softmax of a row in double precision accumulation.
 void log_softmax_inplace(std::vector<float>& x);
+// mlx-lm's XTC on log-probabilities: unless `coin` > probability, every token whose
+// probability exceeds the smallest probability above `threshold` gets -inf (so the least
+// likely of the tokens above the threshold survives); `special` tokens are never dropped.
+void apply_xtc(std::vector<float>& logprobs, float threshold, const std::vector<int32_t>& special);
 
 }  // namespace lmx::generate

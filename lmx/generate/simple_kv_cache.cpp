@@ -3,14 +3,27 @@
 #include <algorithm>
 
 #include "lmx/core/error.h"
+#include "lmx/generate/quantized_kv_cache.h"
 
 namespace lmx::generate {
 
-std::pair<Tensor, Tensor> SimpleKVCache::update_and_fetch(const Tensor& keys, const Tensor& values) {
-  if (keys.ndim() != 4 || values.ndim() != 4 || keys.dim(2) != values.dim(2)) {
-    throw ShapeError("kv cache: keys " + shape_str(keys.shape()) + " and values " + shape_str(values.shape()) +
-                     " must be [batch, heads, tokens, dim] with equal token counts");
+void check_kv(const Tensor& keys, const Tensor& values, const char* cache) {
+  if (keys.ndim() != 4 || values.ndim() != 4 || keys.dim(0) != values.dim(0) || keys.dim(1) != values.dim(1) ||
+      keys.dim(2) != values.dim(2)) {
+    throw ShapeError(std::string(cache) + ": keys " + shape_str(keys.shape()) + " and values " +
+                     shape_str(values.shape()) + " must be [batch, heads, tokens, dim] with equal batch, heads, tokens");
   }
+}
+
+SimpleKVCache::SimpleKVCache(const Tensor& keys, const Tensor& values, int64_t step) : step_(step) {
+  check_kv(keys, values, "KVCache state");
+  keys_ = keys.to(Dtype::f32).clone();
+  values_ = values.to(Dtype::f32).clone();
+  offset_ = keys.dim(2);
+}
+
+std::pair<Tensor, Tensor> SimpleKVCache::update_and_fetch(const Tensor& keys, const Tensor& values) {
+  check_kv(keys, values, "kv cache");
   const int64_t n = keys.dim(2);
   const int64_t capacity = keys_.defined() ? keys_.dim(2) : 0;
   if (keys_.defined() && (keys_.dim(0) != keys.dim(0) || keys_.dim(1) != keys.dim(1) ||
@@ -32,7 +45,7 @@ std::pair<Tensor, Tensor> SimpleKVCache::update_and_fetch(const Tensor& keys, co
   keys_.slice(2, offset_, offset_ + n).copy_(keys);
   values_.slice(2, offset_, offset_ + n).copy_(values);
   offset_ += n;
-  return state();
+  return {keys_.slice(2, 0, offset_), values_.slice(2, 0, offset_)};
 }
 
 int64_t SimpleKVCache::trim(int64_t n) {
@@ -41,9 +54,25 @@ int64_t SimpleKVCache::trim(int64_t n) {
   return dropped;
 }
 
-std::pair<Tensor, Tensor> SimpleKVCache::state() const {
-  if (!keys_.defined()) return {};
+std::vector<Tensor> SimpleKVCache::state() const {
+  if (!keys_.defined() || offset_ == 0) return {};
   return {keys_.slice(2, 0, offset_), values_.slice(2, 0, offset_)};
+}
+
+std::unique_ptr<nn::KVCache> SimpleKVCache::copy() const {
+  auto c = std::make_unique<SimpleKVCache>(step_);
+  c->offset_ = offset_;
+  if (keys_.defined()) {
+    c->keys_ = keys_.clone();
+    c->values_ = values_.clone();
+  }
+  return c;
+}
+
+std::unique_ptr<QuantizedKVCache> SimpleKVCache::to_quantized(int group_size, int bits, int v_bits) const {
+  auto q = std::make_unique<QuantizedKVCache>(group_size, bits, v_bits);
+  if (offset_ > 0) q->update_and_fetch_quantized(keys_.slice(2, 0, offset_), values_.slice(2, 0, offset_));
+  return q;
 }
 
 }  // namespace lmx::generate

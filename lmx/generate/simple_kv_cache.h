@@ -6,20 +6,33 @@
 
 namespace lmx::generate {
 
+class QuantizedKVCache;
+
 class SimpleKVCache : public nn::KVCache {
  public:
   explicit SimpleKVCache(int64_t step = 256) : step_(step) {}
+  // From saved state: keys / values [batch, kv_heads, offset, head_dim].
+  SimpleKVCache(const Tensor& keys, const Tensor& values, int64_t step = 256);
   int64_t offset() const override { return offset_; }
   std::pair<Tensor, Tensor> update_and_fetch(const Tensor& keys, const Tensor& values) override;
-  // Drops the last n positions; returns how many were dropped.
-  int64_t trim(int64_t n);
-  // The valid part of the buffers: [batch, kv_heads, offset, head_dim] each.
-  std::pair<Tensor, Tensor> state() const;
+  bool is_trimmable() const override { return true; }
+  int64_t trim(int64_t n) override;
+  // The valid part of the buffers: [batch, kv_heads, offset, head_dim] each (or none).
+  std::vector<Tensor> state() const override;
+  std::vector<std::string> meta_state() const override { return {""}; }
+  std::string class_name() const override { return "KVCache"; }
+  std::unique_ptr<nn::KVCache> copy() const override;
+  // The same positions, affine-quantized (bits for keys, v_bits for values).
+  std::unique_ptr<QuantizedKVCache> to_quantized(int group_size, int bits, int v_bits) const;
 
  private:
   int64_t step_;
   int64_t offset_ = 0;
   Tensor keys_, values_;  // [batch, kv_heads, capacity, head_dim]
 };
+
+// Shape / dtype checks shared by the caches: keys and values [B, H, n, D] with equal
+// B, H and n.
+void check_kv(const Tensor& keys, const Tensor& values, const char* cache);
 
 }  // namespace lmx::generate

@@ -3,6 +3,8 @@
 #include <chrono>
 
 #include "lmx/core/error.h"
+#include "lmx/generate/quantized_kv_cache.h"
+#include "lmx/generate/rotating_kv_cache.h"
 #include "lmx/generate/simple_kv_cache.h"
 
 namespace lmx::generate {
@@ -15,10 +17,59 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }  // namespace
 
 nn::KVCacheList make_cache(const models::LanguageModel& model, const GenerateParameters& params) {
-  (void)params;
+  if (params.max_kv_size && *params.max_kv_size <= 4) {
+    throw InvalidArgument("max_kv_size must be larger than the 4 kept positions, got " +
+                          std::to_string(*params.max_kv_size));
+  }
+  if (params.kv_bits) {
+    // Validate bits and group early (the switch happens later, inside generation).
+    QuantizedKVCache check(params.kv_group_size, *params.kv_bits, params.kv_value_bits.value_or(0));
+  }
   nn::KVCacheList caches;
-  for (int64_t i = 0; i < model.num_layers(); ++i) caches.push_back(std::make_unique<SimpleKVCache>());
+  const std::vector<int64_t> windows = model.layer_windows();
+  for (int64_t i = 0; i < model.num_layers(); ++i) {
+    const int64_t w = i < static_cast<int64_t>(windows.size()) ? windows[static_cast<size_t>(i)] : 0;
+    if (w > 0) {
+      caches.push_back(std::make_unique<RotatingKVCache>(w, 0));
+    } else if (params.max_kv_size) {
+      caches.push_back(std::make_unique<RotatingKVCache>(*params.max_kv_size, 4));
+    } else {
+      caches.push_back(std::make_unique<SimpleKVCache>());
+    }
+  }
   return caches;
+}
+
+void maybe_quantize_kv_cache(nn::KVCacheList& cache, const GenerateParameters& params) {
+  if (!params.kv_bits) return;
+  for (auto& c : cache) {
+    auto* simple = dynamic_cast<SimpleKVCache*>(c.get());
+    if (simple && simple->offset() >= params.quantized_kv_start) {
+      c = simple->to_quantized(params.kv_group_size, *params.kv_bits, params.kv_value_bits.value_or(0));
+    }
+  }
+}
+
+bool can_trim_cache(const nn::KVCacheList& cache) {
+  for (const auto& c : cache)
+    if (!c->is_trimmable()) return false;
+  return true;
+}
+
+int64_t trim_cache(nn::KVCacheList& cache, int64_t n) {
+  if (!can_trim_cache(cache)) throw InvalidArgument("trim_cache: the cache cannot be trimmed (a rotating cache has wrapped)");
+  int64_t dropped = 0;
+  for (size_t i = 0; i < cache.size(); ++i) {
+    const int64_t d = cache[i]->trim(n);
+    if (i == 0) dropped = d;
+  }
+  return dropped;
+}
+
+nn::KVCacheList copy_cache(const nn::KVCacheList& cache) {
+  nn::KVCacheList out;
+  for (const auto& c : cache) out.push_back(c->copy());
+  return out;
 }
 
 TokenIterator::TokenIterator(models::LanguageModel& model, std::vector<int32_t> prompt,
@@ -56,6 +107,7 @@ void TokenIterator::check_cancel() const {
 int32_t TokenIterator::step(const std::vector<int32_t>& tokens) {
   Tensor ids = Tensor::from_vector(tokens, {1, static_cast<int64_t>(tokens.size())});
   Tensor logits = model_.forward(ids, cache_);  // [1, L, vocab]
+  maybe_quantize_kv_cache(*cache_, params_);
   Tensor last = logits.select(1, -1).select(0, 0);
   std::vector<float> row(last.data<float>(), last.data<float>() + last.numel());
   processor_.process(row);
@@ -77,6 +129,7 @@ void TokenIterator::prefill() {
       Tensor ids = Tensor::from_vector(std::vector<int32_t>(prompt_.begin() + done, prompt_.begin() + done + len),
                                        {1, len});
       model_.forward(ids, cache_);
+      maybe_quantize_kv_cache(*cache_, params_);
       done += len;
       if (options_.on_prefill_progress) options_.on_prefill_progress(done, n);
     }

@@ -14,8 +14,19 @@
 
 namespace lmx::generate {
 
-// The caches a model needs for these parameters, one per layer.
+// The caches a model needs for these parameters, one per layer: windowed layers get
+// rotating caches of their window; with max_kv_size, full-attention layers get rotating
+// caches of that size (keep 4), else simple caches (which maybe_quantize_kv_cache turns
+// into quantized ones).
 nn::KVCacheList make_cache(const models::LanguageModel& model, const GenerateParameters& params);
+// With kv_bits set: replaces every simple cache whose offset reached
+// quantized_kv_start by its quantized form (as mlx-lm does after each forward pass).
+void maybe_quantize_kv_cache(nn::KVCacheList& cache, const GenerateParameters& params);
+// Whether every cache can drop positions now; trims all of them by n (returns the
+// number dropped from the first).
+bool can_trim_cache(const nn::KVCacheList& cache);
+int64_t trim_cache(nn::KVCacheList& cache, int64_t n);
+nn::KVCacheList copy_cache(const nn::KVCacheList& cache);
 
 struct TokenIteratorOptions {
   // Called after each prefill chunk with (tokens processed, total to prefill).
@@ -39,6 +50,7 @@ class TokenIterator {
   double prompt_seconds() const { return prompt_seconds_; }
   double generation_seconds() const { return generation_seconds_; }
   const Sampler& sampler() const { return sampler_; }
+  const GenerateParameters& params() const { return params_; }
   nn::KVCacheList& cache() { return *cache_; }
 
  private:

@@ -1,11 +1,103 @@
 #include "lmx/nn/attention.h"
 
+#include <algorithm>
 #include <cmath>
 
+#include "lmx/backend/cpu/attention_quantized.h"
+#include "lmx/backend/cpu/thread_pool.h"
 #include "lmx/core/error.h"
 #include "lmx/core/ops/nn.h"
 
 namespace lmx::nn {
+
+namespace {
+
+// x [B, H, L, D] rotated per row b at positions offset - pad[b] + s; left-padding
+// positions (negative) stay as they are (they are masked out as keys, and their
+// outputs are never read).
+Tensor rope_rows(const RotaryEmbedding& rope, const Tensor& x, const std::vector<int64_t>& pad, int64_t offset) {
+  const int64_t B = x.dim(0), L = x.dim(2);
+  if (static_cast<int64_t>(pad.size()) != B) {
+    throw ShapeError("attention: cache left padding has " + std::to_string(pad.size()) + " rows for batch " +
+                     std::to_string(B));
+  }
+  Tensor out = x.contiguous().clone();
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t start = offset - pad[static_cast<size_t>(b)];  // position of token 0 of this call
+    const int64_t skip = std::clamp<int64_t>(-start, 0, L);
+    if (skip == L) continue;
+    Tensor rows = x.slice(0, b, b + 1).slice(2, skip, L);
+    out.slice(0, b, b + 1).slice(2, skip, L).copy_(rope.apply(rows, start + skip));
+  }
+  return out;
+}
+
+void set_mask(ops::AttentionParams& p, const KVCache& cache, int64_t q_len, int64_t offset_before) {
+  Tensor mask = cache.make_mask(q_len, p.window);
+  if (mask.defined()) {
+    p.mask = mask;
+    p.causal = false;
+    p.window = 0;
+    p.q_offset = 0;
+  } else {
+    p.q_offset = offset_before - cache.first_position();  // relative to the first returned key
+  }
+}
+
+// Attention over a quantized cache: K / V dequantized block by block in the kernel.
+Tensor quantized_attention(const Tensor& q_in, const QuantizedKV& kv, const ops::AttentionParams& p) {
+  Tensor q = q_in.dtype() == Dtype::f32 && q_in.strides()[3] == 1 ? q_in : q_in.to(Dtype::f32).contiguous();
+  const int64_t B = q.dim(0), Hq = q.dim(1), Lq = q.dim(2), D = q.dim(3);
+  const int64_t Hkv = kv.k_w.dim(1), Lkv = kv.length();
+  const int64_t Dv = kv.v_w.dim(3) * 32 / kv.v_bits;
+  Tensor out = Tensor::empty({B, Hq, Lq, Dv}, Dtype::f32);
+  if (out.numel() == 0) return out;
+  cpu::QuantizedAttentionArgs a;
+  a.batch = B;
+  a.q_heads = Hq;
+  a.kv_heads = Hkv;
+  a.q_len = Lq;
+  a.kv_len = Lkv;
+  a.head_dim = D;
+  a.v_head_dim = Dv;
+  a.group_size = kv.group_size;
+  a.q = q.data<float>();
+  a.out = out.data<float>();
+  for (int d = 0; d < 4; ++d) {
+    a.q_strides[d] = q.strides()[d];
+    a.out_strides[d] = out.strides()[d];
+  }
+  auto rows = [](cpu::QuantizedRows& r, const Tensor& w, const Tensor& s, const Tensor& b, int bits) {
+    LMX_ASSERT(w.strides()[3] == 1 && s.strides()[3] == 1 && s.strides() == b.strides());
+    r.w = w.data<uint32_t>();
+    r.scales = s.data<float>();
+    r.biases = b.data<float>();
+    for (int d = 0; d < 3; ++d) {
+      r.w_strides[d] = w.strides()[d];
+      r.s_strides[d] = s.strides()[d];
+    }
+    r.bits = bits;
+  };
+  rows(a.k, kv.k_w, kv.k_scales, kv.k_biases, kv.k_bits);
+  rows(a.v, kv.v_w, kv.v_scales, kv.v_biases, kv.v_bits);
+  cpu::AttentionOptions o;
+  o.scale = p.scale;
+  o.causal = p.causal;
+  o.q_offset = p.q_offset;
+  o.window = p.window;
+  o.softcap = p.softcap;
+  Tensor mask;
+  if (p.mask.defined()) {
+    mask = p.mask.to(Dtype::f32).expand({B, Hq, Lq, Lkv});
+    if (mask.strides()[3] != 1 && Lkv > 1) mask = mask.contiguous();
+    o.mask = mask.data<float>();
+    for (int d = 0; d < 4; ++d) o.mask_strides[d] = mask.strides()[d];
+  }
+  cpu::quantized_scaled_dot_product_attention(a, o, cpu::ThreadPool::global());
+  return out;
+}
+
+}  // namespace
 
 Attention::Attention(const AttentionOptions& o) : o_(o) {
   if (o.heads <= 0 || o.kv_heads <= 0 || o.heads % o.kv_heads != 0 || o.head_dim <= 0) {
@@ -63,23 +155,34 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache) const {
   }
   const int64_t offset = cache ? cache->offset() : 0;
   if (o_.rope) {
-    q = o_.rope->apply(q, offset);
-    k = o_.rope->apply(k, offset);
-  }
-  int64_t key_start = 0;
-  if (cache) {
-    auto kv = cache->update_and_fetch(k, v);
-    k = kv.first;
-    v = kv.second;
-    key_start = cache->first_position();
+    const std::vector<int64_t> pad = cache ? cache->left_padding() : std::vector<int64_t>{};
+    if (pad.empty()) {
+      q = o_.rope->apply(q, offset);
+      k = o_.rope->apply(k, offset);
+    } else {
+      q = rope_rows(*o_.rope, q, pad, offset);
+      k = rope_rows(*o_.rope, k, pad, offset);
+    }
   }
   ops::AttentionParams p;
   p.scale = o_.scale != 0.0f ? o_.scale : 1.0f / std::sqrt(static_cast<float>(o_.head_dim));
   p.causal = true;
-  p.q_offset = offset - key_start;  // query positions relative to the first returned key
   p.window = o_.window;
   p.softcap = o_.softcap;
-  Tensor out = ops::scaled_dot_product_attention(q, k, v, p);  // [B, H, L, D]
+  Tensor out;  // [B, H, L, D]
+  if (cache && cache->is_quantized()) {
+    nn::QuantizedKV kv = cache->update_and_fetch_quantized(k, v);
+    set_mask(p, *cache, L, offset);
+    out = quantized_attention(q, kv, p);
+  } else {
+    if (cache) {
+      auto kv = cache->update_and_fetch(k, v);
+      k = kv.first;
+      v = kv.second;
+      set_mask(p, *cache, L, offset);
+    }
+    out = ops::scaled_dot_product_attention(q, k, v, p);
+  }
   return o_proj_->forward(out.transpose(1, 2).reshape({B, L, q_dim}));
 }
 

@@ -4,12 +4,25 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
+#include "lmx/core/error.h"
 #include "lmx/core/tensor.h"
 
 namespace lmx::nn {
+
+// Keys and values affine-quantized along head_dim in the MLX layout (uint32 words,
+// lowest bits first; x = scale * q + bias per group of `group_size` elements).
+struct QuantizedKV {
+  Tensor k_w, k_scales, k_biases;  // u32 [B, H, L, D * k_bits / 32], f32 [B, H, L, D / group]
+  Tensor v_w, v_scales, v_biases;  // u32 [B, H, L, Dv * v_bits / 32], f32 [B, H, L, Dv / group]
+  int k_bits = 8;
+  int v_bits = 8;
+  int group_size = 64;
+  int64_t length() const { return k_w.defined() ? k_w.dim(2) : 0; }
+};
 
 class KVCache {
  public:
@@ -17,11 +30,48 @@ class KVCache {
   // Number of tokens seen so far (the absolute position of the next token).
   virtual int64_t offset() const = 0;
   // Appends keys / values [batch, kv_heads, new_tokens, head_dim] and returns the keys
-  // and values to attend over. Key j of the result sits at absolute position
-  // `first_position() + j`.
+  // and values to attend over. Unless make_mask() says otherwise, key j of the result
+  // sits at absolute position `first_position() + j`.
   virtual std::pair<Tensor, Tensor> update_and_fetch(const Tensor& keys, const Tensor& values) = 0;
   // Absolute position of the first key returned by the last update_and_fetch.
   virtual int64_t first_position() const { return 0; }
+  // The additive mask (f32 [q_len, kv_len] of 0 / -inf; or [batch, 1, q_len, kv_len])
+  // for the keys returned by the last update, for the q_len queries just added (at
+  // positions offset() - q_len ...), combining causality, the layer's sliding `window`
+  // (0 = none) and what the cache itself evicts. Undefined: the keys are contiguous from
+  // first_position() and plain causal + window attention is right.
+  virtual Tensor make_mask(int64_t q_len, int64_t window) const {
+    (void)q_len;
+    (void)window;
+    return {};
+  }
+  // Per-sequence positions (batched caches with left padding): the rope offset of row b
+  // is offset() - left_padding()[b]. Empty: every row starts at position 0.
+  virtual std::vector<int64_t> left_padding() const { return {}; }
+
+  // Quantized caches store K / V quantized; attention then calls
+  // update_and_fetch_quantized instead of update_and_fetch.
+  virtual bool is_quantized() const { return false; }
+  virtual QuantizedKV update_and_fetch_quantized(const Tensor& keys, const Tensor& values) {
+    (void)keys;
+    (void)values;
+    throw Unsupported("kv cache: " + class_name() + " is not quantized");
+  }
+
+  // Whether trim() can drop positions now.
+  virtual bool is_trimmable() const { return false; }
+  // Drops the last n positions (at most offset()); returns how many were dropped.
+  virtual int64_t trim(int64_t n) {
+    (void)n;
+    return 0;
+  }
+  // The arrays that describe the cache (saved in prompt-cache files) and the strings
+  // that go with them, as mlx-lm names them (class_name) and orders them.
+  virtual std::vector<Tensor> state() const = 0;
+  virtual std::vector<std::string> meta_state() const { return {}; }
+  virtual std::string class_name() const = 0;
+  // A deep copy (buffers cloned).
+  virtual std::unique_ptr<KVCache> copy() const = 0;
 };
 
 using KVCacheList = std::vector<std::unique_ptr<KVCache>>;

@@ -1,0 +1,31 @@
+// The KV cache of a left-padded batch: row b's prompt starts after left_padding[b] pad
+// positions. Keys are stored at padded positions; make_mask hides the padding (and
+// applies causality and the layer's window), and attention rotates row b's queries and
+// keys at their true positions (offset - left_padding[b] + s).
+#pragma once
+
+#include "lmx/nn/kv_cache.h"
+
+namespace lmx::generate {
+
+class BatchKVCache : public nn::KVCache {
+ public:
+  explicit BatchKVCache(std::vector<int64_t> left_padding, int64_t step = 256);
+  int64_t offset() const override { return offset_; }
+  std::pair<Tensor, Tensor> update_and_fetch(const Tensor& keys, const Tensor& values) override;
+  Tensor make_mask(int64_t q_len, int64_t window) const override;
+  std::vector<int64_t> left_padding() const override { return pad_; }
+  bool is_trimmable() const override { return true; }
+  int64_t trim(int64_t n) override;
+  std::vector<Tensor> state() const override;
+  std::string class_name() const override { return "BatchKVCache"; }
+  std::unique_ptr<nn::KVCache> copy() const override;
+
+ private:
+  std::vector<int64_t> pad_;
+  int64_t step_;
+  int64_t offset_ = 0;
+  Tensor keys_, values_;  // [B, H, capacity, D]
+};
+
+}  // namespace lmx::generate
