@@ -88,6 +88,7 @@ std::optional<GenerationEvent> Generation::finish(StopReason reason) {
   e.kind = GenerationEvent::Kind::info;
   GenerationInfo& i = e.info;
   i.prompt_tokens = it_->prompt_tokens();
+  i.cached_prompt_tokens = it_->cached_prompt_tokens();
   i.generated_tokens = it_->generated_tokens();
   i.prompt_seconds = it_->prompt_seconds();
   i.generation_seconds = it_->generation_seconds();

@@ -151,6 +151,8 @@ std::vector<int64_t> RotatingKVCache::key_positions() const {
 }
 
 Tensor RotatingKVCache::make_mask(int64_t q_len, int64_t window) const {
+  // Nothing evicted yet and the keys in order from position 0: plain causal + window.
+  if (returned_ == offset_ && idx_ == returned_ && offset_ <= max_size_) return {};
   const std::vector<int64_t> pos = key_positions();
   const int64_t L = static_cast<int64_t>(pos.size());
   std::vector<float> m(static_cast<size_t>(q_len * L));

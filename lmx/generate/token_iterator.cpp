@@ -66,6 +66,25 @@ int64_t trim_cache(nn::KVCacheList& cache, int64_t n) {
   return dropped;
 }
 
+nn::KVCacheList prefill_cache(models::LanguageModel& model, const std::vector<int32_t>& tokens,
+                              const GenerateParameters& params, const std::function<void(int64_t, int64_t)>& progress) {
+  if (params.prefill_step_size <= 0) throw InvalidArgument("prefill_step_size must be positive");
+  nn::KVCacheList cache = make_cache(model, params);
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n == 0) return cache;
+  const int64_t chunks = (n + params.prefill_step_size - 1) / params.prefill_step_size;
+  const int64_t chunk = (n + chunks - 1) / chunks;
+  for (int64_t done = 0; done < n;) {
+    const int64_t len = std::min(chunk, n - done);
+    model.forward(Tensor::from_vector(std::vector<int32_t>(tokens.begin() + done, tokens.begin() + done + len), {1, len}),
+                  &cache);
+    maybe_quantize_kv_cache(cache, params);
+    done += len;
+    if (progress) progress(done, n);
+  }
+  return cache;
+}
+
 nn::KVCacheList copy_cache(const nn::KVCacheList& cache) {
   nn::KVCacheList out;
   for (const auto& c : cache) out.push_back(c->copy());
@@ -96,6 +115,8 @@ TokenIterator::TokenIterator(models::LanguageModel& model, std::vector<int32_t> 
   if (!cache_) {
     owned_cache_ = make_cache(model_, params_);
     cache_ = &owned_cache_;
+  } else if (!cache_->empty()) {
+    cached_tokens_ = (*cache_)[0]->offset();
   }
   for (int32_t t : prompt_) processor_.observe(t);
 }

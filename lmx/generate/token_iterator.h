@@ -27,6 +27,11 @@ void maybe_quantize_kv_cache(nn::KVCacheList& cache, const GenerateParameters& p
 bool can_trim_cache(const nn::KVCacheList& cache);
 int64_t trim_cache(nn::KVCacheList& cache, int64_t n);
 nn::KVCacheList copy_cache(const nn::KVCacheList& cache);
+// Runs the whole of `tokens` through the model into a fresh cache (make_cache(params)),
+// in balanced chunks of prefill_step_size: what `lmx cache-prompt` saves.
+nn::KVCacheList prefill_cache(models::LanguageModel& model, const std::vector<int32_t>& tokens,
+                              const GenerateParameters& params,
+                              const std::function<void(int64_t, int64_t)>& progress = {});
 
 struct TokenIteratorOptions {
   // Called after each prefill chunk with (tokens processed, total to prefill).
@@ -46,6 +51,8 @@ class TokenIterator {
   std::optional<int32_t> next();
 
   int64_t prompt_tokens() const { return static_cast<int64_t>(prompt_.size()); }
+  // Positions already in a cache passed in (a reused prompt cache).
+  int64_t cached_prompt_tokens() const { return cached_tokens_; }
   int64_t generated_tokens() const { return generated_; }
   double prompt_seconds() const { return prompt_seconds_; }
   double generation_seconds() const { return generation_seconds_; }
@@ -69,6 +76,7 @@ class TokenIterator {
   bool prefilled_ = false;
   int32_t pending_ = -1;  // sampled but not yet fed back
   int64_t generated_ = 0;
+  int64_t cached_tokens_ = 0;
   double prompt_seconds_ = 0, generation_seconds_ = 0;
 };
 

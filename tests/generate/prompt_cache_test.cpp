@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "lmx/core/error.h"
+#include "lmx/generate/generate.h"
 #include "lmx/generate/quantized_kv_cache.h"
 #include "lmx/generate/rotating_kv_cache.h"
 #include "lmx/generate/simple_kv_cache.h"
@@ -62,6 +63,37 @@ TEST_F(PromptCacheFiles, RoundTripContinuesIdenticallyForEachCacheKind) {
     EXPECT_EQ(continue_greedy(model, loaded.cache, kPrompt.back(), 30),
               continue_greedy(model, cache, kPrompt.back(), 30));
   }
+}
+
+// What `lmx cache-prompt` + `--prompt-cache-file` do: prefill a prefix, save, load, then
+// generate from the suffix alone: the tokens equal generating from the whole prompt.
+TEST_F(PromptCacheFiles, CachedPrefixPlusSuffixEqualsTheWholePrompt) {
+  auto c = testing::stories260k();
+  GenerateParameters p;
+  p.temperature = 0;
+  p.max_tokens = 25;
+  p.prefill_step_size = 4;  // several balanced chunks
+  const std::vector<int32_t> prefix(kPrompt.begin(), kPrompt.begin() + 10), suffix(kPrompt.begin() + 10, kPrompt.end());
+  int64_t progress = 0;
+  nn::KVCacheList cache = generate::prefill_cache(c->model(), prefix, p, [&](int64_t done, int64_t total) {
+    EXPECT_EQ(total, 10);
+    progress = done;
+  });
+  EXPECT_EQ(progress, 10);
+  const fs::path f = temp_file("prefix");
+  generate::save_prompt_cache(f, cache, {{"model", "stories260K"}});
+  auto loaded = generate::load_prompt_cache(f, {{"model", "stories260K"}});
+  fs::remove(f);
+  generate::Generation from_cache(c->model(), c->tokenizer(), suffix, p, {}, &loaded.cache);
+  generate::GenerationInfo info;
+  while (auto e = from_cache.next())
+    if (e->kind == generate::GenerationEvent::Kind::info) info = e->info;
+  generate::Generation whole(c->model(), c->tokenizer(), kPrompt, p, {});
+  while (whole.next()) {
+  }
+  EXPECT_EQ(from_cache.tokens(), whole.tokens());
+  EXPECT_EQ(info.cached_prompt_tokens, 10);
+  EXPECT_EQ(info.prompt_tokens, 4);
 }
 
 TEST_F(PromptCacheFiles, MetadataMismatchIsAClearError) {
