@@ -72,6 +72,18 @@ void append_hex(std::string& out, const char* prefix, uint32_t cp, int width) {
 void append_json_string(std::string& out, std::string_view s, bool ascii) {
   out += '"';
   for (size_t i = 0; i < s.size(); ++i) {
+    // Copy the run of characters that need no escaping in one go.
+    size_t run = i;
+    while (run < s.size()) {
+      auto b = static_cast<unsigned char>(s[run]);
+      if (b < 0x20 || b == '"' || b == '\\' || (ascii && b >= 0x80)) break;
+      ++run;
+    }
+    if (run > i) {
+      out.append(s.data() + i, run - i);
+      i = run;
+      if (i >= s.size()) break;
+    }
     char ch = s[i];
     auto c = static_cast<unsigned char>(ch);
     switch (c) {
