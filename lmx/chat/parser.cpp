@@ -547,6 +547,8 @@ class Parser {
         if (n == "namespace") node->builtin = Builtin::Namespace;
         if (n == "raise_exception") node->builtin = Builtin::RaiseException;
         if (n == "strftime_now") node->builtin = Builtin::StrftimeNow;
+        if (n == "joiner") node->builtin = Builtin::Joiner;
+        if (n == "cycler") node->builtin = Builtin::Cycler;
         return node;
       }
       case TokenType::String: {

@@ -925,6 +925,41 @@ Value Renderer::call_builtin(Builtin b, CallArgs& args) {
       for (auto& [k, v] : args.kwargs) ns.ns().set(k, v);
       return ns;
     }
+    case Builtin::Joiner: {
+      // joiner(sep=", "): '' on the first call, sep afterwards.
+      const Value* sep = args.get("sep", 0);
+      std::string s = sep ? sep->to_str() : ", ";
+      auto used = std::make_shared<bool>(false);
+      return Value::callable("joiner", [s, used](Renderer&, CallArgs&) {
+        if (!*used) {
+          *used = true;
+          return Value::string("");
+        }
+        return Value::string(s);
+      });
+    }
+    case Builtin::Cycler: {
+      // cycler(*items): .next() returns the current item and advances, .current, .reset().
+      if (args.args.empty()) throw TemplateRuntimeError("at least one item has to be provided", line);
+      Value ns = Value::new_namespace();
+      namespaces_.push_back(ns.weak_object());
+      auto items = std::make_shared<std::vector<Value>>(args.args);
+      auto pos = std::make_shared<size_t>(0);
+      std::weak_ptr<ValueObject> weak = ns.weak_object();
+      ns.ns().set("current", (*items)[0]);
+      ns.ns().set("next", Value::callable("next", [items, pos, weak](Renderer&, CallArgs&) {
+        Value v = (*items)[*pos];
+        *pos = (*pos + 1) % items->size();
+        if (auto obj = weak.lock()) static_cast<NamespaceObject*>(obj.get())->set("current", (*items)[*pos]);
+        return v;
+      }));
+      ns.ns().set("reset", Value::callable("reset", [items, pos, weak](Renderer&, CallArgs&) {
+        *pos = 0;
+        if (auto obj = weak.lock()) static_cast<NamespaceObject*>(obj.get())->set("current", (*items)[0]);
+        return Value::none();
+      }));
+      return ns;
+    }
     case Builtin::RaiseException: {
       const Value* msg = args.get("message", 0);
       throw TemplateRaisedError(msg ? msg->to_str() : std::string());
