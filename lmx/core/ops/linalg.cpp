@@ -1,5 +1,7 @@
 #include "lmx/core/ops/linalg.h"
 
+#include <atomic>
+#include <cstdlib>
 #include <string>
 
 #include "lmx/backend/cpu/matmul.h"
@@ -33,7 +35,25 @@ Tensor add_bias(Tensor y, const Tensor& bias, const char* op) {
   return add(y, bias);
 }
 
+QuantActivations activations_from_env() {
+  const char* env = std::getenv("LMX_QUANT_ACTIVATIONS");
+  if (!env) return QuantActivations::f32;
+  const std::string v = env;
+  if (v == "int16") return QuantActivations::int16;
+  if (v == "int8") return QuantActivations::int8;
+  if (v != "f32") throw InvalidArgument("LMX_QUANT_ACTIVATIONS must be f32, int16 or int8, got '" + v + "'");
+  return QuantActivations::f32;
+}
+
+std::atomic<QuantActivations>& activations_setting() {
+  static std::atomic<QuantActivations> setting{activations_from_env()};
+  return setting;
+}
+
 }  // namespace
+
+void set_quant_activations(QuantActivations precision) { activations_setting().store(precision); }
+QuantActivations quant_activations() { return activations_setting().load(); }
 
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   check_cpu_defined(a_in, "matmul", "a");
@@ -151,8 +171,14 @@ Tensor quantized_linear(const Tensor& x, const QuantizedWeight& weight, const Te
   Tensor out = Tensor::empty(oshape, Dtype::f32);
   if (out.numel() == 0) return out;
   if (weight.packed) {
+    cpu::QuantMatmulOptions opts;
+    switch (quant_activations()) {
+      case QuantActivations::f32: opts.activations = cpu::ActivationPrecision::f32; break;
+      case QuantActivations::int16: opts.activations = cpu::ActivationPrecision::int16; break;
+      case QuantActivations::int8: opts.activations = cpu::ActivationPrecision::int8; break;
+    }
     cpu::quantized_matmul(rows.data<float>(), rows.dim(1), *weight.packed, out.data<float>(), n,
-                          rows.dim(0));
+                          rows.dim(0), opts);
   } else {
     cpu::QuantView v;
     v.w = static_cast<const uint32_t*>(weight.w.raw_data());
