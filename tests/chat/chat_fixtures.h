@@ -18,6 +18,16 @@ inline std::filesystem::path source_dir() { return LMX_SOURCE_DIR; }
 inline std::filesystem::path fixture_dir() { return source_dir() / "tests" / "data" / "chat"; }
 inline std::filesystem::path corpus_dir() { return source_dir() / ".." / "shared" / "data" / "chat-templates"; }
 
+// Shared data (../shared/data) is published by others and lives beside the checkout:
+// without it a test skips, except under CI where it fails naming the path.
+#define LMX_REQUIRE_SHARED(path)                                         \
+  do {                                                                   \
+    if (!std::filesystem::exists(path)) {                                \
+      if (std::getenv("CI")) FAIL() << "missing shared data: " << (path); \
+      GTEST_SKIP() << "missing shared data: " << (path);                 \
+    }                                                                    \
+  } while (0)
+
 inline std::string read_text(const std::filesystem::path& p) {
   std::ifstream f(p, std::ios::binary);
   if (!f) ADD_FAILURE() << "cannot open " << p;

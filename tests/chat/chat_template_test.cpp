@@ -44,6 +44,7 @@ TEST(ChatTemplateSelect, ModelFolderPrefersJinjaFile) {
 }
 
 TEST(ChatTemplateSelect, SpecialTokensFromConfig) {
+  LMX_REQUIRE_SHARED(testing::corpus_dir() / "mistral.rs" / "vicuna.json");
   auto config = testing::read_json(testing::corpus_dir() / "mistral.rs" / "vicuna.json");
   SpecialTokens t = special_tokens_from_config(config);
   ASSERT_GE(t.size(), 2u);
@@ -89,6 +90,7 @@ TEST(ChatTemplateVariables, ParsesJsonOrString) {
 // One parsed template rendered from several threads at once gives the same prompts as
 // a single thread (parsed templates are immutable; render state is per call).
 TEST(ChatTemplateRender, ConcurrentRendersOfOneTemplate) {
+  LMX_REQUIRE_SHARED(testing::corpus_dir() / "llama.cpp" / "Qwen-Qwen2.5-7B-Instruct.jinja");
   auto convs = testing::read_json(testing::fixture_dir() / "conversations.json");
   auto src = testing::read_text(testing::corpus_dir() / "llama.cpp" / "Qwen-Qwen2.5-7B-Instruct.jinja");
   ChatTemplateCache cache;

@@ -32,10 +32,7 @@ std::string first_difference(const std::string& want, const std::string& got) {
 
 void check_folder(const std::string& folder, Tally* tally) {
   auto dir = corpus_dir() / folder;
-  if (!std::filesystem::exists(dir)) {
-    if (std::getenv("CI")) FAIL() << "missing shared data: " << dir;
-    GTEST_SKIP() << "missing shared data: " << dir;
-  }
+  LMX_REQUIRE_SHARED(dir);
   auto convs = read_json(fixture_dir() / "conversations.json");
   auto expected = read_json(fixture_dir() / "expected" / (folder + ".json"));
   SpecialTokens special;
@@ -133,10 +130,7 @@ void check_folder(const std::string& folder, Tally* tally) {
 // from the folder's tokenizer_config.json.
 TEST(ModelFolders, SelectionSpecialTokensAndRendering) {
   auto root = testing::source_dir() / ".." / "shared" / "data" / "tokenizers";
-  if (!std::filesystem::exists(root)) {
-    if (std::getenv("CI")) FAIL() << "missing shared data: " << root;
-    GTEST_SKIP() << "missing shared data: " << root;
-  }
+  LMX_REQUIRE_SHARED(root);
   auto convs = read_json(fixture_dir() / "conversations.json");
   auto expected = read_json(fixture_dir() / "expected" / "model-folders.json");
   ChatTemplateCache cache;
