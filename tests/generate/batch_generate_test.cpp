@@ -37,8 +37,10 @@ TEST_P(BatchFixtures, LeftPaddedRowsMatchReferenceLogits) {
   }
 }
 
+// Not "phi3": its longrope switches to the long factors once the sequence passes 8
+// tokens, so the 12-token reference is not the reference of a 7-token prefix.
 INSTANTIATE_TEST_SUITE_P(Fixtures, BatchFixtures,
-                         ::testing::Values("llama", "gemma2", "gemma3_text", "starcoder2", "qwen3", "phi3"));
+                         ::testing::Values("llama", "gemma2", "gemma3_text", "starcoder2", "qwen3", "phi3_short"));
 
 TEST(BatchGenerate, EachRowEqualsGeneratingItAloneOnStories260K) {
   LMX_REQUIRE_STORIES();

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "lmx/core/error.h"
 #include "lmx/generate/generate.h"
 #include "lmx/generate/quantized_kv_cache.h"
@@ -192,6 +194,27 @@ TEST_F(PromptCacheFiles, ReadsFilesInTheMlxLmAndSwiftLayouts) {
 // Quantized caches on a fixture with head_dim 32: the Python layout nests the arrays
 // ("i.0.0" key weights ... "i.1.2" value biases, meta offset / group / bits), Swift's is
 // flat ("i.0" ... "i.5", meta step / offset / group / bits).
+// Separate key / value bits survive the file (bits follow from the array shapes).
+TEST(PromptCacheQuantized, MixedKeyValueBitsRoundTrip) {
+  std::vector<float> data(1 * 2 * 5 * 64);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = std::sin(0.37f * static_cast<float>(i));
+  Tensor k = Tensor::from_vector(data, {1, 2, 5, 64});
+  nn::KVCacheList cache;
+  cache.push_back(std::make_unique<generate::QuantizedKVCache>(64, 8, 3));
+  cache[0]->update_and_fetch_quantized(k, k);
+  const fs::path f = temp_file("q-mixed");
+  generate::save_prompt_cache(f, cache);
+  auto loaded = generate::load_prompt_cache(f);
+  fs::remove(f);
+  auto* q = dynamic_cast<generate::QuantizedKVCache*>(loaded.cache[0].get());
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q->bits(), 8);
+  EXPECT_EQ(q->v_bits(), 3);
+  auto* orig = dynamic_cast<generate::QuantizedKVCache*>(cache[0].get());
+  EXPECT_EQ(q->dequantized().first.to_float_vector(), orig->dequantized().first.to_float_vector());
+  EXPECT_EQ(q->dequantized().second.to_float_vector(), orig->dequantized().second.to_float_vector());
+}
+
 TEST(PromptCacheQuantized, ReadsBothLayoutsAndRoundTrips) {
   auto loaded = models::load_model(testing::fixture("qwen3"));
   auto& model = *loaded.model;
