@@ -9,12 +9,15 @@
 
 namespace lmx::generate {
 
-Tensor batch_forward(models::LanguageModel& model, const std::vector<std::vector<int32_t>>& prompts,
-                     nn::KVCacheList* cache_out, int32_t pad_token) {
+Tensor batch_forward(models::LanguageModel& model,
+                     const std::vector<std::vector<int32_t>>& prompts,
+                     nn::KVCacheList* cache_out,
+                     int32_t pad_token) {
   if (prompts.empty()) throw InvalidArgument("batch_generate: no prompts");
   size_t longest = 0;
   for (size_t b = 0; b < prompts.size(); ++b) {
-    if (prompts[b].empty()) throw InvalidArgument("batch_generate: prompt " + std::to_string(b) + " has no tokens");
+    if (prompts[b].empty())
+      throw InvalidArgument("batch_generate: prompt " + std::to_string(b) + " has no tokens");
     longest = std::max(longest, prompts[b].size());
   }
   const int64_t B = static_cast<int64_t>(prompts.size()), L = static_cast<int64_t>(longest);
@@ -28,13 +31,15 @@ Tensor batch_forward(models::LanguageModel& model, const std::vector<std::vector
   nn::KVCacheList local;
   nn::KVCacheList& cache = cache_out ? *cache_out : local;
   cache.clear();
-  for (int64_t i = 0; i < model.num_layers(); ++i) cache.push_back(std::make_unique<BatchKVCache>(pad));
+  for (int64_t i = 0; i < model.num_layers(); ++i)
+    cache.push_back(std::make_unique<BatchKVCache>(pad));
   return model.forward(Tensor::from_vector(ids, {B, L}), &cache);
 }
 
 std::vector<std::vector<int32_t>> batch_generate(models::LanguageModel& model,
                                                  const std::vector<std::vector<int32_t>>& prompts,
-                                                 const GenerateParameters& params, const BatchOptions& options) {
+                                                 const GenerateParameters& params,
+                                                 const BatchOptions& options) {
   const size_t B = prompts.size();
   std::vector<LogitProcessor> processors;
   std::vector<Sampler> samplers;
@@ -45,8 +50,8 @@ std::vector<std::vector<int32_t>> batch_generate(models::LanguageModel& model,
     samplers.emplace_back(p);
     for (int32_t t : prompts[b]) {
       if (t < 0 || t >= model.vocab_size()) {
-        throw InvalidArgument("batch_generate: prompt " + std::to_string(b) + " token " + std::to_string(t) +
-                              " is outside the vocabulary");
+        throw InvalidArgument("batch_generate: prompt " + std::to_string(b) + " token " +
+                              std::to_string(t) + " is outside the vocabulary");
       }
       processors.back().observe(t);
     }

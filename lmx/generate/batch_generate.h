@@ -21,11 +21,14 @@ struct BatchOptions {
 // params.seed + row when a seed is given.
 std::vector<std::vector<int32_t>> batch_generate(models::LanguageModel& model,
                                                  const std::vector<std::vector<int32_t>>& prompts,
-                                                 const GenerateParameters& params, const BatchOptions& options = {});
+                                                 const GenerateParameters& params,
+                                                 const BatchOptions& options = {});
 
 // Left-padded batch forward for tests and scoring: logits [B, max_len, vocab] of the
 // prompts (row b's real tokens occupy the last prompts[b].size() positions).
-Tensor batch_forward(models::LanguageModel& model, const std::vector<std::vector<int32_t>>& prompts,
-                     nn::KVCacheList* cache_out = nullptr, int32_t pad_token = 0);
+Tensor batch_forward(models::LanguageModel& model,
+                     const std::vector<std::vector<int32_t>>& prompts,
+                     nn::KVCacheList* cache_out = nullptr,
+                     int32_t pad_token = 0);
 
 }  // namespace lmx::generate

@@ -8,7 +8,8 @@
 
 namespace lmx::generate {
 
-BatchKVCache::BatchKVCache(std::vector<int64_t> left_padding, int64_t step) : pad_(std::move(left_padding)), step_(step) {
+BatchKVCache::BatchKVCache(std::vector<int64_t> left_padding, int64_t step)
+    : pad_(std::move(left_padding)), step_(step) {
   for (int64_t p : pad_)
     if (p < 0) throw InvalidArgument("BatchKVCache: negative left padding");
 }
@@ -16,8 +17,8 @@ BatchKVCache::BatchKVCache(std::vector<int64_t> left_padding, int64_t step) : pa
 std::pair<Tensor, Tensor> BatchKVCache::update_and_fetch(const Tensor& keys, const Tensor& values) {
   check_kv(keys, values, "BatchKVCache");
   if (keys.dim(0) != static_cast<int64_t>(pad_.size())) {
-    throw ShapeError("BatchKVCache: batch " + std::to_string(keys.dim(0)) + " but " + std::to_string(pad_.size()) +
-                     " paddings");
+    throw ShapeError("BatchKVCache: batch " + std::to_string(keys.dim(0)) + " but " +
+                     std::to_string(pad_.size()) + " paddings");
   }
   const int64_t n = keys.dim(2);
   const int64_t capacity = keys_.defined() ? keys_.dim(2) : 0;
@@ -46,7 +47,8 @@ Tensor BatchKVCache::make_mask(int64_t q_len, int64_t window) const {
     for (int64_t i = 0; i < q_len; ++i) {
       const int64_t p = offset_ - q_len + i;
       for (int64_t j = 0; j < L; ++j) {
-        const bool visible = j >= pad_[static_cast<size_t>(b)] && j <= p && (window <= 0 || p - j < window);
+        const bool visible =
+            j >= pad_[static_cast<size_t>(b)] && j <= p && (window <= 0 || p - j < window);
         m[static_cast<size_t>((b * q_len + i) * L + j)] = visible ? 0.0f : neg_inf;
       }
     }

@@ -11,7 +11,10 @@ ChunkedKVCache::ChunkedKVCache(int64_t chunk_size, int64_t step) : chunk_(chunk_
   if (chunk_size <= 0) throw InvalidArgument("ChunkedKVCache: chunk size must be positive");
 }
 
-ChunkedKVCache::ChunkedKVCache(const Tensor& keys, const Tensor& values, int64_t chunk_size, int64_t start_position,
+ChunkedKVCache::ChunkedKVCache(const Tensor& keys,
+                               const Tensor& values,
+                               int64_t chunk_size,
+                               int64_t start_position,
                                int64_t step)
     : ChunkedKVCache(chunk_size, step) {
   check_kv(keys, values, "ChunkedKVCache state");
@@ -30,7 +33,8 @@ void ChunkedKVCache::maybe_trim_front() {
   start_ += drop;
 }
 
-std::pair<Tensor, Tensor> ChunkedKVCache::update_and_fetch(const Tensor& keys, const Tensor& values) {
+std::pair<Tensor, Tensor> ChunkedKVCache::update_and_fetch(const Tensor& keys,
+                                                           const Tensor& values) {
   check_kv(keys, values, "ChunkedKVCache");
   maybe_trim_front();
   const int64_t n = keys.dim(2), prev = offset_ - start_;

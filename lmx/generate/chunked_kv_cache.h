@@ -10,7 +10,10 @@ namespace lmx::generate {
 class ChunkedKVCache : public nn::KVCache {
  public:
   explicit ChunkedKVCache(int64_t chunk_size, int64_t step = 256);
-  ChunkedKVCache(const Tensor& keys, const Tensor& values, int64_t chunk_size, int64_t start_position,
+  ChunkedKVCache(const Tensor& keys,
+                 const Tensor& values,
+                 int64_t chunk_size,
+                 int64_t start_position,
                  int64_t step = 256);
   int64_t offset() const override { return offset_; }
   int64_t first_position() const override { return start_; }

@@ -2,11 +2,15 @@
 
 namespace lmx::generate {
 
-GenerationTask::GenerationTask(std::shared_ptr<ModelContainer> container, std::vector<int32_t> prompt,
-                               GenerateParameters params, GenerateOptions options)
+GenerationTask::GenerationTask(std::shared_ptr<ModelContainer> container,
+                               std::vector<int32_t> prompt,
+                               GenerateParameters params,
+                               GenerateOptions options)
     : container_(std::move(container)) {
   worker_ = std::thread([this, prompt = std::move(prompt), params = std::move(params),
-                         options = std::move(options)]() mutable { work(std::move(prompt), std::move(params), std::move(options)); });
+                         options = std::move(options)]() mutable {
+    work(std::move(prompt), std::move(params), std::move(options));
+  });
 }
 
 GenerationTask::~GenerationTask() {
@@ -14,7 +18,9 @@ GenerationTask::~GenerationTask() {
   if (worker_.joinable()) worker_.join();
 }
 
-void GenerationTask::work(std::vector<int32_t> prompt, GenerateParameters params, GenerateOptions options) {
+void GenerationTask::work(std::vector<int32_t> prompt,
+                          GenerateParameters params,
+                          GenerateOptions options) {
   try {
     container_->perform([&](models::LanguageModel& model, const tokenizer::Tokenizer& tok) {
       Generation gen(model, tok, std::move(prompt), params, std::move(options));

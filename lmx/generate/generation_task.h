@@ -19,7 +19,9 @@ namespace lmx::generate {
 
 class GenerationTask {
  public:
-  GenerationTask(std::shared_ptr<ModelContainer> container, std::vector<int32_t> prompt, GenerateParameters params,
+  GenerationTask(std::shared_ptr<ModelContainer> container,
+                 std::vector<int32_t> prompt,
+                 GenerateParameters params,
                  GenerateOptions options = {});
   ~GenerationTask();
   GenerationTask(const GenerationTask&) = delete;

@@ -25,7 +25,10 @@ nlohmann::ordered_json read_tokenizer_config(const std::filesystem::path& dir) {
 }  // namespace
 
 ModelContainer::ModelContainer(std::filesystem::path path, models::LoadedModel loaded, tokenizer::Tokenizer tok)
-    : path_(std::move(path)), loaded_(std::move(loaded)), tokenizer_(std::move(tok)) {}
+    : path_(std::move(path)),
+      loaded_(std::move(loaded)),
+      tokenizer_(std::move(tok)),
+      template_cache_(std::make_shared<chat::ChatTemplateCache>()) {}
 
 std::shared_ptr<ModelContainer> ModelContainer::load(const std::string& spec) {
   const auto start = std::chrono::steady_clock::now();
@@ -56,12 +59,12 @@ std::string ModelContainer::render_prompt(const UserInput& input) const {
   }
   const bool has_tools = input.tools && !input.tools->is_null() && !input.tools->empty();
   chat::ChatTemplateSource src = chat::select_chat_template(path_, has_tools);
-  chat::ChatTemplate tmpl(src.text);
+  auto tmpl = static_cast<chat::ChatTemplateCache*>(template_cache_.get())->get(src.text);
   chat::SpecialTokens specials = chat::special_tokens_from_config(read_tokenizer_config(path_));
   chat::ChatRenderOptions opts;
   opts.add_generation_prompt = input.add_generation_prompt;
   nlohmann::ordered_json none;
-  return tmpl.render(messages, has_tools ? *input.tools : none,
+  return tmpl->render(messages, has_tools ? *input.tools : none,
                      input.extra_context ? *input.extra_context : none, specials, opts);
 }
 

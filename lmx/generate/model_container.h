@@ -60,6 +60,8 @@ class ModelContainer {
   tokenizer::Tokenizer tokenizer_;
   double load_seconds_ = 0;
   std::mutex mutex_;
+  // Parsed chat templates by source text (parsed once per container).
+  std::shared_ptr<void> template_cache_;
 };
 
 }  // namespace lmx::generate

@@ -19,7 +19,8 @@ std::vector<int64_t> parse_path(const std::string& s) {
   size_t start = 0;
   while (start <= s.size()) {
     const size_t dot = s.find('.', start);
-    const std::string part = s.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    const std::string part =
+        s.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     int64_t v = 0;
     auto [p, ec] = std::from_chars(part.data(), part.data() + part.size(), v);
     if (ec != std::errc() || p != part.data() + part.size() || part.empty()) return {};
@@ -41,7 +42,8 @@ int64_t to_int(const std::string& s, const std::string& what, const std::string&
 
 }  // namespace
 
-void save_prompt_cache(const std::filesystem::path& path, const nn::KVCacheList& cache,
+void save_prompt_cache(const std::filesystem::path& path,
+                       const nn::KVCacheList& cache,
                        const std::map<std::string, std::string>& metadata) {
   io::SafetensorsWriter w;
   std::vector<Tensor> keep_alive;
@@ -52,15 +54,17 @@ void save_prompt_cache(const std::filesystem::path& path, const nn::KVCacheList&
     for (size_t j = 0; j < st.size(); ++j) {
       Tensor t = st[j].contiguous();
       keep_alive.push_back(t);
-      const std::string name = nested ? std::to_string(i) + "." + std::to_string(j / 3) + "." + std::to_string(j % 3)
-                                      : std::to_string(i) + "." + std::to_string(j);
+      const std::string name =
+          nested ? std::to_string(i) + "." + std::to_string(j / 3) + "." + std::to_string(j % 3)
+                 : std::to_string(i) + "." + std::to_string(j);
       w.add(name, t.dtype(), t.shape(), t.raw_data(), t.nbytes());
     }
     const std::vector<std::string> meta = c.meta_state();
     if (meta.size() == 1) {
       w.set_metadata("0." + std::to_string(i), meta[0]);
     } else {
-      for (size_t j = 0; j < meta.size(); ++j) w.set_metadata("0." + std::to_string(i) + "." + std::to_string(j), meta[j]);
+      for (size_t j = 0; j < meta.size(); ++j)
+        w.set_metadata("0." + std::to_string(i) + "." + std::to_string(j), meta[j]);
     }
     w.set_metadata("2." + std::to_string(i), c.class_name());
   }
@@ -68,7 +72,8 @@ void save_prompt_cache(const std::filesystem::path& path, const nn::KVCacheList&
   w.write(path);
 }
 
-PromptCache load_prompt_cache(const std::filesystem::path& path, const std::map<std::string, std::string>& expected) {
+PromptCache load_prompt_cache(const std::filesystem::path& path,
+                              const std::map<std::string, std::string>& expected) {
   const io::SafetensorsFile f = io::SafetensorsFile::open(path);
   const std::string file = path.string();
   PromptCache out;
@@ -87,25 +92,30 @@ PromptCache load_prompt_cache(const std::filesystem::path& path, const std::map<
   for (const auto& [k, want] : expected) {
     auto it = out.metadata.find(k);
     if (it == out.metadata.end()) {
-      throw InvalidArgument(file + ": prompt cache has no '" + k + "' metadata; expected '" + want + "'");
+      throw InvalidArgument(file + ": prompt cache has no '" + k + "' metadata; expected '" + want +
+                            "'");
     }
     if (it->second != want) {
-      throw InvalidArgument(file + ": prompt cache was made for " + k + " '" + it->second + "', not '" + want + "'");
+      throw InvalidArgument(file + ": prompt cache was made for " + k + " '" + it->second +
+                            "', not '" + want + "'");
     }
   }
-  if (classes.empty()) throw FormatError(file + ": no cache classes (metadata \"2.i\"): not a prompt-cache file");
+  if (classes.empty())
+    throw FormatError(file + ": no cache classes (metadata \"2.i\"): not a prompt-cache file");
   // Tensors by cache, ordered by their (j[, k]) path.
   std::map<int64_t, std::map<std::vector<int64_t>, Tensor>> arrays;
   for (const auto& info : f.tensors()) {
     const std::vector<int64_t> p = parse_path(info.name);
-    if (p.size() < 2 || p.size() > 3) throw FormatError(file + ": tensor '" + info.name + "' is not named i.j");
+    if (p.size() < 2 || p.size() > 3)
+      throw FormatError(file + ": tensor '" + info.name + "' is not named i.j");
     Tensor t = Tensor::wrap(const_cast<std::byte*>(info.data), info.shape, info.dtype, f.owner());
     arrays[p[0]][std::vector<int64_t>(p.begin() + 1, p.end())] = t;
   }
   const int64_t n = static_cast<int64_t>(classes.size());
   for (int64_t i = 0; i < n; ++i) {
     auto cit = classes.find(i);
-    if (cit == classes.end()) throw FormatError(file + ": cache " + std::to_string(i) + " has no class name");
+    if (cit == classes.end())
+      throw FormatError(file + ": cache " + std::to_string(i) + " has no class name");
     const std::string& cls = cit->second;
     std::vector<Tensor> st;
     for (const auto& [k, t] : arrays[i]) st.push_back(t);
@@ -114,10 +124,13 @@ PromptCache load_prompt_cache(const std::filesystem::path& path, const std::map<
     const std::string where = file + ": cache " + std::to_string(i) + " (" + cls + ")";
     auto kv = [&](size_t want) {
       if (st.size() != want) {
-        throw FormatError(where + " has " + std::to_string(st.size()) + " arrays, expected " + std::to_string(want));
+        throw FormatError(where + " has " + std::to_string(st.size()) + " arrays, expected " +
+                          std::to_string(want));
       }
     };
-    auto num = [&](size_t j, const char* what) { return to_int(m[j], std::string("cache ") + std::to_string(i) + " " + what, file); };
+    auto num = [&](size_t j, const char* what) {
+      return to_int(m[j], std::string("cache ") + std::to_string(i) + " " + what, file);
+    };
     try {
       if (cls == "KVCache" || cls == "KVCacheSimple") {
         if (st.empty()) {
@@ -129,17 +142,21 @@ PromptCache load_prompt_cache(const std::filesystem::path& path, const std::map<
       } else if (cls == "RotatingKVCache") {
         int64_t keep, max_size, offset, idx;
         if (m.size() == 4) {  // Python: keep, max_size, offset, idx
-          keep = num(0, "keep"), max_size = num(1, "max_size"), offset = num(2, "offset"), idx = num(3, "idx");
+          keep = num(0, "keep"), max_size = num(1, "max_size"), offset = num(2, "offset"),
+          idx = num(3, "idx");
         } else if (m.size() == 5) {  // Swift: keep, maxSize, step, offset, idx
-          keep = num(0, "keep"), max_size = num(1, "maxSize"), offset = num(3, "offset"), idx = num(4, "idx");
+          keep = num(0, "keep"), max_size = num(1, "maxSize"), offset = num(3, "offset"),
+          idx = num(4, "idx");
         } else {
-          throw FormatError(where + " meta state has " + std::to_string(m.size()) + " fields, expected 4 or 5");
+          throw FormatError(where + " meta state has " + std::to_string(m.size()) +
+                            " fields, expected 4 or 5");
         }
         if (st.empty()) {
           out.cache.push_back(std::make_unique<RotatingKVCache>(max_size, keep));
         } else {
           kv(2);
-          out.cache.push_back(std::make_unique<RotatingKVCache>(st[0], st[1], max_size, keep, offset, idx));
+          out.cache.push_back(
+              std::make_unique<RotatingKVCache>(st[0], st[1], max_size, keep, offset, idx));
         }
       } else if (cls == "QuantizedKVCache") {
         int64_t offset, group, bits;
@@ -148,22 +165,26 @@ PromptCache load_prompt_cache(const std::filesystem::path& path, const std::map<
         } else if (m.size() == 4) {  // Swift: step, offset, groupSize, bits
           offset = num(1, "offset"), group = num(2, "groupSize"), bits = num(3, "bits");
         } else {
-          throw FormatError(where + " meta state has " + std::to_string(m.size()) + " fields, expected 3 or 4");
+          throw FormatError(where + " meta state has " + std::to_string(m.size()) +
+                            " fields, expected 3 or 4");
         }
         if (st.empty()) {
-          out.cache.push_back(std::make_unique<QuantizedKVCache>(static_cast<int>(group), static_cast<int>(bits)));
+          out.cache.push_back(
+              std::make_unique<QuantizedKVCache>(static_cast<int>(group), static_cast<int>(bits)));
         } else {
           kv(6);
           auto q = std::make_unique<QuantizedKVCache>(st, static_cast<int>(group));
           if (q->offset() != offset || q->bits() != bits) {
-            throw FormatError(where + ": meta offset " + std::to_string(offset) + " / bits " + std::to_string(bits) +
-                              " disagree with the arrays (offset " + std::to_string(q->offset()) + ", bits " +
-                              std::to_string(q->bits()) + ")");
+            throw FormatError(where + ": meta offset " + std::to_string(offset) + " / bits " +
+                              std::to_string(bits) + " disagree with the arrays (offset " +
+                              std::to_string(q->offset()) + ", bits " + std::to_string(q->bits()) +
+                              ")");
           }
           out.cache.push_back(std::move(q));
         }
       } else if (cls == "ChunkedKVCache") {
-        if (m.size() != 2) throw FormatError(where + " meta state must be chunk_size, start_position");
+        if (m.size() != 2)
+          throw FormatError(where + " meta state must be chunk_size, start_position");
         const int64_t chunk = num(0, "chunk_size"), start = num(1, "start_position");
         if (st.empty()) {
           out.cache.push_back(std::make_unique<ChunkedKVCache>(chunk));

@@ -23,7 +23,8 @@ struct PromptCache {
   std::map<std::string, std::string> metadata;  // user metadata ("1.<key>")
 };
 
-void save_prompt_cache(const std::filesystem::path& path, const nn::KVCacheList& cache,
+void save_prompt_cache(const std::filesystem::path& path,
+                       const nn::KVCacheList& cache,
                        const std::map<std::string, std::string>& metadata = {});
 
 // Reads a file; lmx::FormatError naming the file and the cache for anything malformed.

@@ -30,22 +30,25 @@ Tensor grow(const Tensor& x, int64_t prev, int64_t capacity) {
 std::vector<Tensor> quantize_rows(const Tensor& x, int group_size, int bits) {
   const int64_t B = x.dim(0), H = x.dim(1), L = x.dim(2), D = x.dim(3);
   if (D % group_size != 0 || (D * bits) % 32 != 0) {
-    throw InvalidArgument("quantized kv cache: head_dim " + std::to_string(D) + " is not a multiple of the group size " +
-                          std::to_string(group_size) + " (choose kv_group_size dividing head_dim)");
+    throw InvalidArgument("quantized kv cache: head_dim " + std::to_string(D) +
+                          " is not a multiple of the group size " + std::to_string(group_size) +
+                          " (choose kv_group_size dividing head_dim)");
   }
   Tensor f = x.to(Dtype::f32).contiguous();
   Tensor w = Tensor::empty({B, H, L, D * bits / 32}, Dtype::u32);
   Tensor s = Tensor::empty({B, H, L, D / group_size}, Dtype::f32);
   Tensor b = Tensor::empty({B, H, L, D / group_size}, Dtype::f32);
   if (f.numel() > 0) {
-    cpu::quantize_affine(f.data<float>(), B * H * L, D, bits, group_size, w.data<uint32_t>(), s.data<float>(),
-                         b.data<float>(), Dtype::f32);
+    cpu::quantize_affine(f.data<float>(), B * H * L, D, bits, group_size, w.data<uint32_t>(),
+                         s.data<float>(), b.data<float>(), Dtype::f32);
   }
   return {w, s, b};
 }
 
-Tensor dequantize_rows(const Tensor& w_in, const Tensor& s_in, const Tensor& b_in, int group_size, int bits) {
-  Tensor w = w_in.contiguous(), s = s_in.to(Dtype::f32).contiguous(), b = b_in.to(Dtype::f32).contiguous();
+Tensor dequantize_rows(
+    const Tensor& w_in, const Tensor& s_in, const Tensor& b_in, int group_size, int bits) {
+  Tensor w = w_in.contiguous(), s = s_in.to(Dtype::f32).contiguous(),
+         b = b_in.to(Dtype::f32).contiguous();
   const int64_t B = w.dim(0), H = w.dim(1), L = w.dim(2), D = w.dim(3) * 32 / bits;
   Tensor out = Tensor::empty({B, H, L, D}, Dtype::f32);
   if (out.numel() == 0) return out;
@@ -65,7 +68,8 @@ Tensor dequantize_rows(const Tensor& w_in, const Tensor& s_in, const Tensor& b_i
 QuantizedKVCache::QuantizedKVCache(int group_size, int bits, int v_bits, int64_t step)
     : group_(group_size), bits_(bits), v_bits_(v_bits > 0 ? v_bits : bits), step_(step) {
   if (group_size != 32 && group_size != 64 && group_size != 128) {
-    throw InvalidArgument("quantized kv cache: group size " + std::to_string(group_size) + " is not 32, 64 or 128");
+    throw InvalidArgument("quantized kv cache: group size " + std::to_string(group_size) +
+                          " is not 32, 64 or 128");
   }
   check_bits(bits_, "key bits");
   check_bits(v_bits_, "value bits");
@@ -77,17 +81,20 @@ QuantizedKVCache::QuantizedKVCache(int group_size, int bits, int v_bits, int64_t
 QuantizedKVCache::QuantizedKVCache(const std::vector<Tensor>& st, int group_size, int64_t step)
     : QuantizedKVCache(group_size, 8, 8, step) {
   if (st.size() != 6) {
-    throw FormatError("QuantizedKVCache state: expected 6 arrays (key and value weights, scales, biases), got " +
-                      std::to_string(st.size()));
+    throw FormatError(
+        "QuantizedKVCache state: expected 6 arrays (key and value weights, scales, biases), got " +
+        std::to_string(st.size()));
   }
   for (const auto& t : st) {
-    if (t.ndim() != 4 || t.dim(2) != st[0].dim(2)) throw FormatError("QuantizedKVCache state: arrays must be [B, H, L, *] with equal L");
+    if (t.ndim() != 4 || t.dim(2) != st[0].dim(2))
+      throw FormatError("QuantizedKVCache state: arrays must be [B, H, L, *] with equal L");
   }
   auto bits_of = [&](const Tensor& w, const Tensor& s, const char* what) {
     const int64_t dim = s.dim(3) * group_size;
     if (w.dtype() != Dtype::u32 || dim == 0 || (w.dim(3) * 32) % dim != 0) {
-      throw FormatError(std::string("QuantizedKVCache state: ") + what + " weights " + shape_str(w.shape()) +
-                        " do not fit scales " + shape_str(s.shape()) + " at group size " + std::to_string(group_size));
+      throw FormatError(std::string("QuantizedKVCache state: ") + what + " weights " +
+                        shape_str(w.shape()) + " do not fit scales " + shape_str(s.shape()) +
+                        " at group size " + std::to_string(group_size));
     }
     const int bits = static_cast<int>(w.dim(3) * 32 / dim);
     check_bits(bits, what);
@@ -109,18 +116,21 @@ QuantizedKVCache::QuantizedKVCache(const std::vector<Tensor>& st, int group_size
 nn::QuantizedKV QuantizedKVCache::view(int64_t n) const {
   nn::QuantizedKV v = buf_;
   if (!v.k_w.defined()) return v;
-  for (Tensor* t : {&v.k_w, &v.k_scales, &v.k_biases, &v.v_w, &v.v_scales, &v.v_biases}) *t = t->slice(2, 0, n);
+  for (Tensor* t : {&v.k_w, &v.k_scales, &v.k_biases, &v.v_w, &v.v_scales, &v.v_biases})
+    *t = t->slice(2, 0, n);
   return v;
 }
 
-nn::QuantizedKV QuantizedKVCache::update_and_fetch_quantized(const Tensor& keys, const Tensor& values) {
+nn::QuantizedKV QuantizedKVCache::update_and_fetch_quantized(const Tensor& keys,
+                                                             const Tensor& values) {
   check_kv(keys, values, "QuantizedKVCache");
   const int64_t n = keys.dim(2);
   std::vector<Tensor> k = quantize_rows(keys, group_, bits_);
   std::vector<Tensor> v = quantize_rows(values, group_, v_bits_);
   if (buf_.k_w.defined() && (buf_.k_w.dim(0) != keys.dim(0) || buf_.k_w.dim(1) != keys.dim(1) ||
                              buf_.k_w.dim(3) != k[0].dim(3) || buf_.v_w.dim(3) != v[0].dim(3))) {
-    throw ShapeError("QuantizedKVCache: new keys " + shape_str(keys.shape()) + " do not match the cache");
+    throw ShapeError("QuantizedKVCache: new keys " + shape_str(keys.shape()) +
+                     " do not match the cache");
   }
   const int64_t capacity = buf_.k_w.defined() ? buf_.k_w.dim(2) : 0;
   if (offset_ + n > capacity) {
@@ -133,7 +143,8 @@ nn::QuantizedKV QuantizedKVCache::update_and_fetch_quantized(const Tensor& keys,
       buf_.v_scales = grow(v[1], 0, grown);
       buf_.v_biases = grow(v[2], 0, grown);
     } else {
-      for (Tensor* t : {&buf_.k_w, &buf_.k_scales, &buf_.k_biases, &buf_.v_w, &buf_.v_scales, &buf_.v_biases}) {
+      for (Tensor* t :
+           {&buf_.k_w, &buf_.k_scales, &buf_.k_biases, &buf_.v_w, &buf_.v_scales, &buf_.v_biases}) {
         *t = grow(*t, offset_, grown);
       }
     }
@@ -148,7 +159,8 @@ nn::QuantizedKV QuantizedKVCache::update_and_fetch_quantized(const Tensor& keys,
   return view(offset_);
 }
 
-std::pair<Tensor, Tensor> QuantizedKVCache::update_and_fetch(const Tensor& keys, const Tensor& values) {
+std::pair<Tensor, Tensor> QuantizedKVCache::update_and_fetch(const Tensor& keys,
+                                                             const Tensor& values) {
   update_and_fetch_quantized(keys, values);
   return dequantized();
 }

@@ -46,6 +46,7 @@ class QuantizedKVCache : public nn::KVCache {
 // scales f32 [B, H, L, D/group], biases f32 [B, H, L, D/group]}.
 std::vector<Tensor> quantize_rows(const Tensor& x, int group_size, int bits);
 // The inverse: f32 [B, H, L, D].
-Tensor dequantize_rows(const Tensor& w, const Tensor& scales, const Tensor& biases, int group_size, int bits);
+Tensor dequantize_rows(
+    const Tensor& w, const Tensor& scales, const Tensor& biases, int group_size, int bits);
 
 }  // namespace lmx::generate

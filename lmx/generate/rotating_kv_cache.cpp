@@ -23,20 +23,26 @@ Tensor cat2(const std::vector<Tensor>& parts) {
 RotatingKVCache::RotatingKVCache(int64_t max_size, int64_t keep, int64_t step)
     : max_size_(max_size), keep_(keep), step_(step) {
   if (max_size <= 0 || keep < 0 || keep >= max_size || step <= 0) {
-    throw InvalidArgument("RotatingKVCache: max_size " + std::to_string(max_size) + " must be positive and keep " +
-                          std::to_string(keep) + " in [0, max_size)");
+    throw InvalidArgument("RotatingKVCache: max_size " + std::to_string(max_size) +
+                          " must be positive and keep " + std::to_string(keep) +
+                          " in [0, max_size)");
   }
 }
 
-RotatingKVCache::RotatingKVCache(const Tensor& keys, const Tensor& values, int64_t max_size, int64_t keep,
-                                 int64_t offset, int64_t idx, int64_t step)
+RotatingKVCache::RotatingKVCache(const Tensor& keys,
+                                 const Tensor& values,
+                                 int64_t max_size,
+                                 int64_t keep,
+                                 int64_t offset,
+                                 int64_t idx,
+                                 int64_t step)
     : RotatingKVCache(max_size, keep, step) {
   check_kv(keys, values, "RotatingKVCache state");
   const int64_t size = keys.dim(2);
   if (idx < 0 || idx > size || size > offset) {
-    throw FormatError("RotatingKVCache state: offset " + std::to_string(offset) + ", index " + std::to_string(idx) +
-                      " do not fit " + std::to_string(size) + " stored positions (max_size " +
-                      std::to_string(max_size) + ")");
+    throw FormatError("RotatingKVCache state: offset " + std::to_string(offset) + ", index " +
+                      std::to_string(idx) + " do not fit " + std::to_string(size) +
+                      " stored positions (max_size " + std::to_string(max_size) + ")");
   }
   keys_ = keys.to(Dtype::f32).clone();
   values_ = values.to(Dtype::f32).clone();
@@ -46,18 +52,21 @@ RotatingKVCache::RotatingKVCache(const Tensor& keys, const Tensor& values, int64
 }
 
 std::vector<std::string> RotatingKVCache::meta_state() const {
-  return {std::to_string(keep_), std::to_string(max_size_), std::to_string(offset_), std::to_string(idx_)};
+  return {std::to_string(keep_), std::to_string(max_size_), std::to_string(offset_),
+          std::to_string(idx_)};
 }
 
 Tensor RotatingKVCache::temporal_order(const Tensor& v) const {
   const int64_t size = v.dim(2);
   if (idx_ == size) return v;
-  if (idx_ < offset_) return cat2({v.slice(2, 0, keep_), v.slice(2, idx_, size), v.slice(2, keep_, idx_)});
+  if (idx_ < offset_)
+    return cat2({v.slice(2, 0, keep_), v.slice(2, idx_, size), v.slice(2, keep_, idx_)});
   return v.slice(2, 0, idx_);
 }
 
 Tensor RotatingKVCache::trimmed(int64_t trim_size, const Tensor& v, const Tensor& append) const {
-  if (trim_size > 0) return cat2({v.slice(2, 0, keep_), v.slice(2, trim_size + keep_, v.dim(2)), append});
+  if (trim_size > 0)
+    return cat2({v.slice(2, 0, keep_), v.slice(2, trim_size + keep_, v.dim(2)), append});
   return cat2({v, append});
 }
 
@@ -80,7 +89,8 @@ std::pair<Tensor, Tensor> RotatingKVCache::update_concat(const Tensor& keys, con
   return {keys_, values_};
 }
 
-std::pair<Tensor, Tensor> RotatingKVCache::update_in_place(const Tensor& keys, const Tensor& values) {
+std::pair<Tensor, Tensor> RotatingKVCache::update_in_place(const Tensor& keys,
+                                                           const Tensor& values) {
   const int64_t B = keys.dim(0), H = keys.dim(1), S = keys.dim(2);
   const int64_t prev = offset_;
   if (!keys_.defined() || (prev >= keys_.dim(2) && keys_.dim(2) < max_size_)) {
@@ -116,12 +126,13 @@ std::pair<Tensor, Tensor> RotatingKVCache::update_in_place(const Tensor& keys, c
   return {keys_, values_};
 }
 
-std::pair<Tensor, Tensor> RotatingKVCache::update_and_fetch(const Tensor& keys, const Tensor& values) {
+std::pair<Tensor, Tensor> RotatingKVCache::update_and_fetch(const Tensor& keys,
+                                                            const Tensor& values) {
   check_kv(keys, values, "RotatingKVCache");
   if (keys_.defined() && (keys_.dim(0) != keys.dim(0) || keys_.dim(1) != keys.dim(1) ||
                           keys_.dim(3) != keys.dim(3) || values_.dim(3) != values.dim(3))) {
-    throw ShapeError("RotatingKVCache: new keys " + shape_str(keys.shape()) + " do not match the cached " +
-                     shape_str(keys_.shape()));
+    throw ShapeError("RotatingKVCache: new keys " + shape_str(keys.shape()) +
+                     " do not match the cached " + shape_str(keys_.shape()));
   }
   if (keys.dim(2) == 1) return update_in_place(keys, values);
   return update_concat(keys, values);

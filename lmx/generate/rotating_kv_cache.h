@@ -18,8 +18,13 @@ class RotatingKVCache : public nn::KVCache {
  public:
   RotatingKVCache(int64_t max_size, int64_t keep = 0, int64_t step = 256);
   // From saved state (the buffers as stored, ring order) and the ring index.
-  RotatingKVCache(const Tensor& keys, const Tensor& values, int64_t max_size, int64_t keep, int64_t offset,
-                  int64_t idx, int64_t step = 256);
+  RotatingKVCache(const Tensor& keys,
+                  const Tensor& values,
+                  int64_t max_size,
+                  int64_t keep,
+                  int64_t offset,
+                  int64_t idx,
+                  int64_t step = 256);
   int64_t offset() const override { return offset_; }
   std::pair<Tensor, Tensor> update_and_fetch(const Tensor& keys, const Tensor& values) override;
   Tensor make_mask(int64_t q_len, int64_t window) const override;
@@ -45,9 +50,9 @@ class RotatingKVCache : public nn::KVCache {
 
   int64_t max_size_, keep_, step_;
   int64_t offset_ = 0;
-  int64_t idx_ = 0;        // next write slot in the ring
-  int64_t returned_ = 0;   // keys returned by the last update
-  Tensor keys_, values_;   // [batch, kv_heads, size, head_dim]
+  int64_t idx_ = 0;       // next write slot in the ring
+  int64_t returned_ = 0;  // keys returned by the last update
+  Tensor keys_, values_;  // [batch, kv_heads, size, head_dim]
 };
 
 }  // namespace lmx::generate

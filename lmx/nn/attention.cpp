@@ -15,11 +15,14 @@ namespace {
 // x [B, H, L, D] rotated per row b at positions offset - pad[b] + s; left-padding
 // positions (negative) stay as they are (they are masked out as keys, and their
 // outputs are never read).
-Tensor rope_rows(const RotaryEmbedding& rope, const Tensor& x, const std::vector<int64_t>& pad, int64_t offset) {
+Tensor rope_rows(const RotaryEmbedding& rope,
+                 const Tensor& x,
+                 const std::vector<int64_t>& pad,
+                 int64_t offset) {
   const int64_t B = x.dim(0), L = x.dim(2);
   if (static_cast<int64_t>(pad.size()) != B) {
-    throw ShapeError("attention: cache left padding has " + std::to_string(pad.size()) + " rows for batch " +
-                     std::to_string(B));
+    throw ShapeError("attention: cache left padding has " + std::to_string(pad.size()) +
+                     " rows for batch " + std::to_string(B));
   }
   Tensor out = x.contiguous().clone();
   for (int64_t b = 0; b < B; ++b) {
@@ -45,8 +48,12 @@ void set_mask(ops::AttentionParams& p, const KVCache& cache, int64_t q_len, int6
 }
 
 // Attention over a quantized cache: K / V dequantized block by block in the kernel.
-Tensor quantized_attention(const Tensor& q_in, const QuantizedKV& kv, const ops::AttentionParams& p) {
-  Tensor q = q_in.dtype() == Dtype::f32 && q_in.strides()[3] == 1 ? q_in : q_in.to(Dtype::f32).contiguous();
+Tensor quantized_attention(const Tensor& q_in,
+                           const QuantizedKV& kv,
+                           const ops::AttentionParams& p) {
+  Tensor q = q_in.dtype() == Dtype::f32 && q_in.strides()[3] == 1
+                 ? q_in
+                 : q_in.to(Dtype::f32).contiguous();
   const int64_t B = q.dim(0), Hq = q.dim(1), Lq = q.dim(2), D = q.dim(3);
   const int64_t Hkv = kv.k_w.dim(1), Lkv = kv.length();
   const int64_t Dv = kv.v_w.dim(3) * 32 / kv.v_bits;
@@ -67,7 +74,8 @@ Tensor quantized_attention(const Tensor& q_in, const QuantizedKV& kv, const ops:
     a.q_strides[d] = q.strides()[d];
     a.out_strides[d] = out.strides()[d];
   }
-  auto rows = [](cpu::QuantizedRows& r, const Tensor& w, const Tensor& s, const Tensor& b, int bits) {
+  auto rows = [](cpu::QuantizedRows& r, const Tensor& w, const Tensor& s, const Tensor& b,
+                 int bits) {
     LMX_ASSERT(w.strides()[3] == 1 && s.strides()[3] == 1 && s.strides() == b.strides());
     r.w = w.data<uint32_t>();
     r.scales = s.data<float>();
@@ -101,8 +109,9 @@ Tensor quantized_attention(const Tensor& q_in, const QuantizedKV& kv, const ops:
 
 Attention::Attention(const AttentionOptions& o) : o_(o) {
   if (o.heads <= 0 || o.kv_heads <= 0 || o.heads % o.kv_heads != 0 || o.head_dim <= 0) {
-    throw FormatError("attention: heads " + std::to_string(o.heads) + " must be a positive multiple of kv heads " +
-                      std::to_string(o.kv_heads) + " (head_dim " + std::to_string(o.head_dim) + ")");
+    throw FormatError("attention: heads " + std::to_string(o.heads) +
+                      " must be a positive multiple of kv heads " + std::to_string(o.kv_heads) +
+                      " (head_dim " + std::to_string(o.head_dim) + ")");
   }
   const int64_t q_dim = o.heads * o.head_dim, kv_dim = o.kv_heads * o.head_dim;
   if (o.fused_qkv) {
@@ -120,8 +129,10 @@ Attention::Attention(const AttentionOptions& o) : o_(o) {
   register_module("o_proj", *o_proj_);
   if (o.qk_norm != QkNorm::none) {
     const bool full = o.qk_norm == QkNorm::full;
-    q_norm_ = std::make_unique<RMSNorm>(full ? q_dim : o.head_dim, o.norm_eps, o.qk_norm_unit_offset);
-    k_norm_ = std::make_unique<RMSNorm>(full ? kv_dim : o.head_dim, o.norm_eps, o.qk_norm_unit_offset);
+    q_norm_ =
+        std::make_unique<RMSNorm>(full ? q_dim : o.head_dim, o.norm_eps, o.qk_norm_unit_offset);
+    k_norm_ =
+        std::make_unique<RMSNorm>(full ? kv_dim : o.head_dim, o.norm_eps, o.qk_norm_unit_offset);
     register_module("q_norm", *q_norm_);
     register_module("k_norm", *k_norm_);
   }

@@ -21,7 +21,8 @@ TEST_P(BatchFixtures, LeftPaddedRowsMatchReferenceLogits) {
   std::vector<std::vector<int32_t>> prompts;
   for (int64_t b = 0; b < 2; ++b) {
     std::vector<int32_t> row;
-    for (int64_t t = 0; t < (b == 0 ? 12 : 7); ++t) row.push_back(static_cast<int32_t>(ref.ids.select(0, b).select(0, t).item<int64_t>()));
+    for (int64_t t = 0; t < (b == 0 ? 12 : 7); ++t)
+      row.push_back(static_cast<int32_t>(ref.ids.select(0, b).select(0, t).item<int64_t>()));
     prompts.push_back(row);
   }
   Tensor logits = generate::batch_forward(*loaded.model, prompts);
@@ -39,8 +40,10 @@ TEST_P(BatchFixtures, LeftPaddedRowsMatchReferenceLogits) {
 
 // Not "phi3": its longrope switches to the long factors once the sequence passes 8
 // tokens, so the 12-token reference is not the reference of a 7-token prefix.
-INSTANTIATE_TEST_SUITE_P(Fixtures, BatchFixtures,
-                         ::testing::Values("llama", "gemma2", "gemma3_text", "starcoder2", "qwen3", "phi3_short"));
+INSTANTIATE_TEST_SUITE_P(
+    Fixtures,
+    BatchFixtures,
+    ::testing::Values("llama", "gemma2", "gemma3_text", "starcoder2", "qwen3", "phi3_short"));
 
 TEST(BatchGenerate, EachRowEqualsGeneratingItAloneOnStories260K) {
   LMX_REQUIRE_STORIES();

@@ -42,7 +42,8 @@ TEST(Xtc, SamplingMixesTheTwoDistributionsByTheProbability) {
   p.seed = 3;
   p.xtc_probability = 0.5f;
   p.xtc_threshold = 0.15f;
-  const std::vector<float> logits = {std::log(0.4f), std::log(0.3f), std::log(0.2f), std::log(0.1f)};
+  const std::vector<float> logits = {std::log(0.4f), std::log(0.3f), std::log(0.2f),
+                                     std::log(0.1f)};
   // Half the time the original distribution, half the time {0.2, 0.1} renormalized.
   const std::vector<double> want = {0.2, 0.15, 0.1 + 0.5 * 2.0 / 3.0, 0.05 + 0.5 / 3.0};
   generate::Sampler s(p);
@@ -93,19 +94,24 @@ TEST_F(GenerateExtras, LogprobsEqualTheLogSoftmaxOfFullSequenceLogits) {
   std::vector<int32_t> seq = prompt;
   for (const auto& t : toks) seq.push_back(t.token);
   seq.pop_back();
-  Tensor logits = c->model().forward(Tensor::from_vector(seq, {1, static_cast<int64_t>(seq.size())}), nullptr);
+  Tensor logits =
+      c->model().forward(Tensor::from_vector(seq, {1, static_cast<int64_t>(seq.size())}), nullptr);
   for (size_t i = 0; i < toks.size(); ++i) {
-    auto row = logits.select(0, 0).select(0, static_cast<int64_t>(prompt.size() - 1 + i)).to_float_vector();
+    auto row = logits.select(0, 0)
+                   .select(0, static_cast<int64_t>(prompt.size() - 1 + i))
+                   .to_float_vector();
     double m = -1e30, s = 0;
     for (float v : row) m = std::max(m, static_cast<double>(v));
     for (float v : row) s += std::exp(v - m);
     const double lse = m + std::log(s);
-    EXPECT_NEAR(toks[i].logprob, row[static_cast<size_t>(toks[i].token)] - lse, 1e-4) << "token " << i;
+    EXPECT_NEAR(toks[i].logprob, row[static_cast<size_t>(toks[i].token)] - lse, 1e-4)
+        << "token " << i;
     ASSERT_EQ(toks[i].top_logprobs.size(), 3u);
     EXPECT_EQ(toks[i].top_logprobs[0].first, toks[i].token);  // greedy
     EXPECT_GE(toks[i].top_logprobs[0].second, toks[i].top_logprobs[1].second);
     EXPECT_GE(toks[i].top_logprobs[1].second, toks[i].top_logprobs[2].second);
-    EXPECT_NEAR(toks[i].top_logprobs[1].second, row[static_cast<size_t>(toks[i].top_logprobs[1].first)] - lse, 1e-4);
+    EXPECT_NEAR(toks[i].top_logprobs[1].second,
+                row[static_cast<size_t>(toks[i].top_logprobs[1].first)] - lse, 1e-4);
   }
 }
 
@@ -153,17 +159,20 @@ TEST_F(GenerateExtras, GenerateTokensAndCallbacks) {
   EXPECT_EQ(eos.run([&](const generate::TokenLogprob& t) {
     got.push_back(t.token);
     return true;
-  }), generate::StopReason::stop);
+  }),
+            generate::StopReason::stop);
   EXPECT_EQ(got, std::vector<int32_t>(g.tokens().begin(), g.tokens().begin() + 4));
   // A callback returning false stops the work.
   auto early = generate::generate_tokens(c->model(), {1}, p);
   int n = 0;
-  EXPECT_EQ(early.run([&](const generate::TokenLogprob&) { return ++n < 5; }), generate::StopReason::cancelled);
+  EXPECT_EQ(early.run([&](const generate::TokenLogprob&) { return ++n < 5; }),
+            generate::StopReason::cancelled);
   EXPECT_EQ(n, 5);
   EXPECT_EQ(early.info().generated_tokens, 5);
   generate::Generation text(c->model(), c->tokenizer(), {1}, p, {});
   int events = 0;
-  EXPECT_EQ(text.run([&](const generate::GenerationEvent&) { return ++events < 3; }), generate::StopReason::cancelled);
+  EXPECT_EQ(text.run([&](const generate::GenerationEvent&) { return ++events < 3; }),
+            generate::StopReason::cancelled);
   EXPECT_EQ(events, 3);
   EXPECT_FALSE(text.next().has_value());
 }
@@ -198,7 +207,8 @@ TEST_F(GenerateExtras, BackgroundTaskStreamsCancelsReleasesAndReportsErrors) {
     generate::GenerationTask task(c, {1}, p);
     ASSERT_TRUE(task.next().has_value());
   }
-  const bool free_now = c->perform([](models::LanguageModel&, const tokenizer::Tokenizer&) { return true; });
+  const bool free_now =
+      c->perform([](models::LanguageModel&, const tokenizer::Tokenizer&) { return true; });
   EXPECT_TRUE(free_now);
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 20.0);
   // cancel() ends the stream with a cancelled info event.

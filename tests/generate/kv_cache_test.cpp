@@ -26,8 +26,11 @@ Tensor row_ids(const Tensor& ids, int64_t b, int64_t from, int64_t to) {
 
 // Feeds the reference ids of every batch row in chunks of the given sizes (cycled),
 // comparing each position's logits with transformers' full-sequence logits.
-void expect_chunked_logits_match(models::LanguageModel& model, const testing::FixtureReference& ref,
-                                 const GenerateParameters& params, const std::vector<int64_t>& chunks, double tol,
+void expect_chunked_logits_match(models::LanguageModel& model,
+                                 const testing::FixtureReference& ref,
+                                 const GenerateParameters& params,
+                                 const std::vector<int64_t>& chunks,
+                                 double tol,
                                  const std::string& what) {
   const int64_t B = ref.ids.dim(0), L = ref.ids.dim(1);
   for (int64_t b = 0; b < B; ++b) {
@@ -40,7 +43,8 @@ void expect_chunked_logits_match(models::LanguageModel& model, const testing::Fi
       for (int64_t i = 0; i < n; ++i) {
         auto got = logits.select(0, 0).select(0, i).to_float_vector();
         auto want = ref.logits.select(0, b).select(0, pos + i).to_float_vector();
-        ASSERT_LE(testing::relative_error(got, want), tol) << what << ": row " << b << " position " << pos + i;
+        ASSERT_LE(testing::relative_error(got, want), tol)
+            << what << ": row " << b << " position " << pos + i;
       }
       pos += n;
     }
@@ -82,7 +86,9 @@ TEST_P(WindowedModels, RotatingCachesReproduceFullSequenceLogits) {
   expect_chunked_logits_match(model, ref, p, {2, 1, 4}, 1e-4, "max_kv_size 16");
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, WindowedModels, ::testing::Values("gemma2", "gemma3_text", "starcoder2"));
+INSTANTIATE_TEST_SUITE_P(Fixtures,
+                         WindowedModels,
+                         ::testing::Values("gemma2", "gemma3_text", "starcoder2"));
 
 TEST(MakeCache, MaxKvSizeGivesRotatingCachesWithKeep4) {
   auto loaded = models::load_model(testing::fixture("llama"));
@@ -136,7 +142,8 @@ TEST(RotatingKVCache, VisibleKeysFollowTheRuleAfterWrapping) {
           for (int64_t i = 0; i < n; ++i) {
             for (int64_t j = 0; j < L; ++j) {
               const int64_t p = pos + i;
-              if (j > p || (window > 0 && p - j >= window)) m[static_cast<size_t>(i * L + j)] = -1.0f;
+              if (j > p || (window > 0 && p - j >= window))
+                m[static_cast<size_t>(i * L + j)] = -1.0f;
             }
           }
         }
@@ -150,7 +157,8 @@ TEST(RotatingKVCache, VisibleKeysFollowTheRuleAfterWrapping) {
             EXPECT_TRUE(seen.insert(key_pos).second) << "position " << key_pos << " visible twice";
           }
           for (int64_t j = 0; j <= p; ++j) {
-            if ((j < keep || p - j < max_size - keep) && (window == 0 || p - j < window)) want.insert(j);
+            if ((j < keep || p - j < max_size - keep) && (window == 0 || p - j < window))
+              want.insert(j);
           }
           EXPECT_EQ(seen, want) << "keep " << keep << " window " << window << " query " << p;
         }
@@ -238,7 +246,8 @@ TEST(QuantizedKVCache, AttentionEqualsDequantizedAndStaysNearReference) {
     int bits, v_bits;
     double tol;
   };
-  for (const Case& c : {Case{8, 8, 2e-2}, Case{4, 4, 1.5e-1}, Case{8, 4, 1.5e-1}, Case{6, 3, 4.5e-1}}) {
+  for (const Case& c :
+       {Case{8, 8, 2e-2}, Case{4, 4, 1.5e-1}, Case{8, 4, 1.5e-1}, Case{6, 3, 4.5e-1}}) {
     nn::KVCacheList q, d;
     for (int i = 0; i < 2; ++i) {
       q.push_back(std::make_unique<generate::QuantizedKVCache>(32, c.bits, c.v_bits));
@@ -251,9 +260,10 @@ TEST(QuantizedKVCache, AttentionEqualsDequantizedAndStaysNearReference) {
       ASSERT_LE(testing::relative_error(lq.to_float_vector(), ld.to_float_vector()), 1e-5)
           << "bits " << c.bits << "/" << c.v_bits << " at " << pos;
       for (int64_t i = 0; i < n; ++i) {
-        EXPECT_LE(testing::relative_error(lq.select(0, 0).select(0, i).to_float_vector(),
-                                          ref.logits.select(0, 0).select(0, pos + i).to_float_vector()),
-                  c.tol)
+        EXPECT_LE(
+            testing::relative_error(lq.select(0, 0).select(0, i).to_float_vector(),
+                                    ref.logits.select(0, 0).select(0, pos + i).to_float_vector()),
+            c.tol)
             << "bits " << c.bits << "/" << c.v_bits << " position " << pos + i;
       }
     }

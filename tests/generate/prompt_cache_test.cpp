@@ -23,13 +23,19 @@ namespace fs = std::filesystem;
 using generate::GenerateParameters;
 
 fs::path temp_file(const std::string& name) {
-  return fs::temp_directory_path() / ("lmx-pc-" + std::to_string(::getpid()) + "-" + name + ".safetensors");
+  return fs::temp_directory_path() /
+         ("lmx-pc-" + std::to_string(::getpid()) + "-" + name + ".safetensors");
 }
 
-Tensor ids_of(const std::vector<int32_t>& v) { return Tensor::from_vector(v, {1, static_cast<int64_t>(v.size())}); }
+Tensor ids_of(const std::vector<int32_t>& v) {
+  return Tensor::from_vector(v, {1, static_cast<int64_t>(v.size())});
+}
 
 // Greedy continuation of `cache` for n tokens starting from `token`.
-std::vector<int32_t> continue_greedy(models::LanguageModel& model, nn::KVCacheList& cache, int32_t token, int n) {
+std::vector<int32_t> continue_greedy(models::LanguageModel& model,
+                                     nn::KVCacheList& cache,
+                                     int32_t token,
+                                     int n) {
   std::vector<int32_t> out;
   for (int i = 0; i < n; ++i) {
     auto row = model.forward(ids_of({token}), &cache).to_float_vector();
@@ -39,7 +45,8 @@ std::vector<int32_t> continue_greedy(models::LanguageModel& model, nn::KVCacheLi
   return out;
 }
 
-const std::vector<int32_t> kPrompt = {1, 403, 407, 261, 378, 300, 280, 270, 290, 301, 350, 260, 269, 330};
+const std::vector<int32_t> kPrompt = {1,   403, 407, 261, 378, 300, 280,
+                                      270, 290, 301, 350, 260, 269, 330};
 
 class PromptCacheFiles : public ::testing::Test {
  protected:
@@ -75,12 +82,14 @@ TEST_F(PromptCacheFiles, CachedPrefixPlusSuffixEqualsTheWholePrompt) {
   p.temperature = 0;
   p.max_tokens = 25;
   p.prefill_step_size = 4;  // several balanced chunks
-  const std::vector<int32_t> prefix(kPrompt.begin(), kPrompt.begin() + 10), suffix(kPrompt.begin() + 10, kPrompt.end());
+  const std::vector<int32_t> prefix(kPrompt.begin(), kPrompt.begin() + 10),
+      suffix(kPrompt.begin() + 10, kPrompt.end());
   int64_t progress = 0;
-  nn::KVCacheList cache = generate::prefill_cache(c->model(), prefix, p, [&](int64_t done, int64_t total) {
-    EXPECT_EQ(total, 10);
-    progress = done;
-  });
+  nn::KVCacheList cache =
+      generate::prefill_cache(c->model(), prefix, p, [&](int64_t done, int64_t total) {
+        EXPECT_EQ(total, 10);
+        progress = done;
+      });
   EXPECT_EQ(progress, 10);
   const fs::path f = temp_file("prefix");
   generate::save_prompt_cache(f, cache, {{"model", "stories260K"}});
@@ -123,7 +132,8 @@ struct LayoutCache {
   std::vector<std::string> meta;                        // "0.i.j" values (one: "0.i")
 };
 
-void write_layout(const fs::path& f, const std::vector<LayoutCache>& caches,
+void write_layout(const fs::path& f,
+                  const std::vector<LayoutCache>& caches,
                   const std::map<std::string, std::string>& user) {
   io::SafetensorsWriter w;
   std::vector<Tensor> alive;
@@ -158,7 +168,8 @@ TEST_F(PromptCacheFiles, ReadsFilesInTheMlxLmAndSwiftLayouts) {
   model.forward(ids_of(prefix), &rotating);
   auto* r0 = dynamic_cast<generate::RotatingKVCache*>(rotating[0].get());
   ASSERT_NE(r0, nullptr);
-  nn::KVCacheList simple_copy = generate::copy_cache(simple), rotating_copy = generate::copy_cache(rotating);
+  nn::KVCacheList simple_copy = generate::copy_cache(simple),
+                  rotating_copy = generate::copy_cache(rotating);
   const auto want_simple = continue_greedy(model, simple_copy, kPrompt.back(), 20);
   const auto want_rotating = continue_greedy(model, rotating_copy, kPrompt.back(), 20);
 
@@ -172,7 +183,8 @@ TEST_F(PromptCacheFiles, ReadsFilesInTheMlxLmAndSwiftLayouts) {
       auto rs = rc->state();
       const std::string keep = std::to_string(rc->keep()), max = std::to_string(rc->max_size()),
                         off = std::to_string(rc->offset()), idx = std::to_string(rc->ring_index());
-      r.push_back({"RotatingKVCache", {{"0", rs[0]}, {"1", rs[1]}},
+      r.push_back({"RotatingKVCache",
+                   {{"0", rs[0]}, {"1", rs[1]}},
                    swift ? std::vector<std::string>{keep, max, "256", off, idx}
                          : std::vector<std::string>{keep, max, off, idx}});
     }
@@ -186,8 +198,10 @@ TEST_F(PromptCacheFiles, ReadsFilesInTheMlxLmAndSwiftLayouts) {
     fs::remove(fr);
     EXPECT_EQ(ls.cache[0]->offset(), n);
     EXPECT_EQ(lr.cache[0]->offset(), n);
-    EXPECT_EQ(continue_greedy(model, ls.cache, kPrompt.back(), 20), want_simple) << (swift ? "swift" : "python");
-    EXPECT_EQ(continue_greedy(model, lr.cache, kPrompt.back(), 20), want_rotating) << (swift ? "swift" : "python");
+    EXPECT_EQ(continue_greedy(model, ls.cache, kPrompt.back(), 20), want_simple)
+        << (swift ? "swift" : "python");
+    EXPECT_EQ(continue_greedy(model, lr.cache, kPrompt.back(), 20), want_rotating)
+        << (swift ? "swift" : "python");
   }
 }
 
@@ -212,7 +226,8 @@ TEST(PromptCacheQuantized, MixedKeyValueBitsRoundTrip) {
   EXPECT_EQ(q->v_bits(), 3);
   auto* orig = dynamic_cast<generate::QuantizedKVCache*>(cache[0].get());
   EXPECT_EQ(q->dequantized().first.to_float_vector(), orig->dequantized().first.to_float_vector());
-  EXPECT_EQ(q->dequantized().second.to_float_vector(), orig->dequantized().second.to_float_vector());
+  EXPECT_EQ(q->dequantized().second.to_float_vector(),
+            orig->dequantized().second.to_float_vector());
 }
 
 TEST(PromptCacheQuantized, ReadsBothLayoutsAndRoundTrips) {
@@ -242,10 +257,12 @@ TEST(PromptCacheQuantized, ReadsBothLayoutsAndRoundTrips) {
       auto st = c->state();
       LayoutCache lc{"QuantizedKVCache", {}, {}};
       for (size_t j = 0; j < 6; ++j) {
-        lc.tensors.push_back({swift ? std::to_string(j) : std::to_string(j / 3) + "." + std::to_string(j % 3),
-                              j % 3 == 0 ? st[j] : st[j].to(Dtype::bf16).to(Dtype::f32)});
+        lc.tensors.push_back(
+            {swift ? std::to_string(j) : std::to_string(j / 3) + "." + std::to_string(j % 3),
+             j % 3 == 0 ? st[j] : st[j].to(Dtype::bf16).to(Dtype::f32)});
       }
-      lc.meta = swift ? std::vector<std::string>{"256", "8", "32", "4"} : std::vector<std::string>{"8", "32", "4"};
+      lc.meta = swift ? std::vector<std::string>{"256", "8", "32", "4"}
+                      : std::vector<std::string>{"8", "32", "4"};
       caches.push_back(lc);
     }
     const fs::path fq = temp_file(swift ? "q-swift" : "q-py");

@@ -3,12 +3,12 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
 #include <memory>
 #include <string>
-#include <unistd.h>
 
 #include "lmx/generate/model_container.h"
 #include "lmx/io/llama2c_import.h"
@@ -49,7 +49,8 @@ inline double relative_error(const std::vector<float>& got, const std::vector<fl
 
 // stories260K imported once per process (null when the shared data is absent).
 inline std::shared_ptr<generate::ModelContainer> stories260k() {
-  static std::shared_ptr<generate::ModelContainer> c = []() -> std::shared_ptr<generate::ModelContainer> {
+  static std::shared_ptr<generate::ModelContainer> c =
+      []() -> std::shared_ptr<generate::ModelContainer> {
     const std::filesystem::path src = shared_data("models/stories260K");
     if (!std::filesystem::exists(src / "stories260K.bin")) return nullptr;
     const std::filesystem::path dir =
@@ -64,4 +65,5 @@ inline std::shared_ptr<generate::ModelContainer> stories260k() {
 
 }  // namespace lmx::testing
 
-#define LMX_REQUIRE_STORIES() LMX_REQUIRE_SHARED(::lmx::testing::shared_data("models/stories260K/stories260K.bin"))
+#define LMX_REQUIRE_STORIES() \
+  LMX_REQUIRE_SHARED(::lmx::testing::shared_data("models/stories260K/stories260K.bin"))

@@ -15,7 +15,13 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr int64_t kKeyBlock = 64;
 
 // Rows [j0, j0 + n) of head (b, h) dequantized into out [n, dim].
-void dequantize_rows(const QuantizedRows& r, int64_t dim, int group, int64_t b, int64_t h, int64_t j0, int64_t n,
+void dequantize_rows(const QuantizedRows& r,
+                     int64_t dim,
+                     int group,
+                     int64_t b,
+                     int64_t h,
+                     int64_t j0,
+                     int64_t n,
                      float* out) {
   QuantView view;
   view.w = r.w + b * r.w_strides[0] + h * r.w_strides[1] + j0 * r.w_strides[2];
@@ -45,7 +51,8 @@ void quantized_scaled_dot_product_attention(const QuantizedAttentionArgs& a,
   const int64_t chunks = (a.q_len + q_chunk - 1) / q_chunk;
   const int64_t items = a.batch * a.kv_heads * chunks;
   pool.parallel_for(items, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> kb(static_cast<size_t>(kKeyBlock * D)), vb(static_cast<size_t>(kKeyBlock * Dv));
+    std::vector<float> kb(static_cast<size_t>(kKeyBlock * D)),
+        vb(static_cast<size_t>(kKeyBlock * Dv));
     std::vector<float> s(static_cast<size_t>(kKeyBlock));
     std::vector<float> acc, m, l;
     for (int64_t item = begin; item < end; ++item) {
@@ -84,7 +91,8 @@ void quantized_scaled_dot_product_attention(const QuantizedAttentionArgs& a,
             for (int64_t j = 0; j < n; ++j) {
               const int64_t kj = j0 + j;
               float sc = kNegInf;
-              const bool visible = (!o.causal || kj <= pos) && (o.window <= 0 || pos - kj < o.window);
+              const bool visible =
+                  (!o.causal || kj <= pos) && (o.window <= 0 || pos - kj < o.window);
               if (visible) {
                 const float* k = kb.data() + j * D;
                 float dot = 0.0f;
@@ -92,8 +100,8 @@ void quantized_scaled_dot_product_attention(const QuantizedAttentionArgs& a,
                 sc = dot * o.scale;
                 if (o.softcap > 0) sc = o.softcap * std::tanh(sc / o.softcap);
                 if (o.mask) {
-                  sc += o.mask[b * o.mask_strides[0] + h * o.mask_strides[1] + i * o.mask_strides[2] +
-                               kj * o.mask_strides[3]];
+                  sc += o.mask[b * o.mask_strides[0] + h * o.mask_strides[1] +
+                               i * o.mask_strides[2] + kj * o.mask_strides[3]];
                 }
               }
               s[static_cast<size_t>(j)] = sc;
