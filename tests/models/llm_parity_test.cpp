@@ -13,6 +13,7 @@
 #include "lmx/models/load.h"
 #include "lmx/models/quantize.h"
 #include "lmx/models/registry.h"
+#include "lmx/models/save.h"
 #include "lmx/nn/linear.h"
 
 namespace lmx {
@@ -130,6 +131,41 @@ TEST(ModelLoading, UnknownArchitectureIsUnsupported) {
   EXPECT_THROW(models::create_model(models::ConfigReader(cfg, "config.json")), Unsupported);
   nlohmann::json bad = {{"model_type", "llama"}, {"vocab_size", "many"}};
   EXPECT_THROW(models::create_model(models::ConfigReader(bad, "config.json")), FormatError);
+}
+
+}  // namespace
+}  // namespace lmx
+
+namespace lmx {
+namespace {
+
+// lmx convert's library path: quantize, save in the mlx-community layout, load the
+// saved folder back (MLX quantization config + .scales/.biases), same logits.
+TEST(Convert, QuantizedFolderRoundTripKeepsParity) {
+  auto loaded = models::load_model(fixture("llama"));
+  models::QuantizeOptions q;
+  q.bits = 4;
+  q.group_size = 32;
+  models::quantize_model(*loaded.model, q);
+  models::SaveOptions opts;
+  opts.quantization = q;
+  const fs::path out = fs::temp_directory_path() / ("lmx-convert-" + std::to_string(::getpid()));
+  models::save_model(*loaded.model, fixture("llama"), out, opts);
+  auto reloaded = models::load_model(out);
+  fs::remove_all(out);
+  expect_parity(*reloaded.model, reference("llama_q4_g32"), 1e-4, false);
+}
+
+TEST(Convert, Bf16FolderRoundTrip) {
+  auto loaded = models::load_model(fixture("qwen2"));
+  models::SaveOptions opts;
+  opts.dtype = Dtype::bf16;
+  const fs::path out = fs::temp_directory_path() / ("lmx-convert-bf16-" + std::to_string(::getpid()));
+  models::save_model(*loaded.model, fixture("qwen2"), out, opts);
+  auto reloaded = models::load_model(out);
+  fs::remove_all(out);
+  for (auto& p : reloaded.model->parameters()) EXPECT_EQ(p.tensor->dtype(), Dtype::bf16) << p.name;
+  expect_parity(*reloaded.model, reference("qwen2"), 3e-2, false);
 }
 
 }  // namespace
