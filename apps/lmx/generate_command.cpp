@@ -4,12 +4,14 @@
 #include <cstdio>
 #include <iostream>
 #include <iterator>
+#include <optional>
 
 #include "cli_common.h"
 #include "commands.h"
 #include "lmx/core/error.h"
 #include "lmx/generate/generate.h"
 #include "lmx/generate/model_container.h"
+#include "lmx/generate/prompt_cache.h"
 
 namespace lmx::cli {
 namespace {
@@ -31,7 +33,30 @@ struct GenerateArgs {
   int threads = 0;
   bool verbose = false;
   int prefill_step_size = 512;
+  std::optional<int64_t> max_kv_size;
+  std::optional<int> kv_bits;
+  int kv_group_size = 64;
+  int64_t quantized_kv_start = 0;
+  std::string prompt_cache_file;
 };
+
+generate::GenerateParameters cache_parameters(const GenerateArgs& a) {
+  generate::GenerateParameters p;
+  p.max_kv_size = a.max_kv_size;
+  p.kv_bits = a.kv_bits;
+  p.kv_group_size = a.kv_group_size;
+  p.quantized_kv_start = a.quantized_kv_start;
+  p.prefill_step_size = a.prefill_step_size;
+  return p;
+}
+
+void add_cache_options(CLI::App* cmd, GenerateArgs& a) {
+  cmd->add_option("--max-kv-size", a.max_kv_size, "Keep at most this many positions (rotating KV cache)");
+  cmd->add_option("--kv-bits", a.kv_bits, "Quantize the KV cache to this many bits (2-8)");
+  cmd->add_option("--kv-group-size", a.kv_group_size, "Group size of the quantized KV cache (default 64)");
+  cmd->add_option("--quantized-kv-start", a.quantized_kv_start, "Quantize the KV cache once it holds this many tokens");
+  cmd->add_option("--prefill-step-size", a.prefill_step_size, "Prompt tokens per prefill chunk");
+}
 
 // Ctrl-C stops the generation at the next token (the stream then ends cleanly).
 generate::Generation* g_generation = nullptr;
@@ -49,14 +74,23 @@ void run_generate(const GenerateArgs& a) {
   input.prompt = prompt;
   input.system_prompt = a.system_prompt;
   input.ignore_chat_template = a.ignore_chat_template;
-  std::vector<int32_t> ids = container->prepare(input);
+  std::optional<generate::PromptCache> cached;
+  std::vector<int32_t> ids;
+  if (!a.prompt_cache_file.empty()) {
+    // The cache holds the earlier tokens (BOS included): the prompt continues them.
+    cached.emplace(generate::load_prompt_cache(a.prompt_cache_file, {{"model", a.model}}));
+    ids = container->tokenizer().encode(prompt, false);
+    if (ids.empty()) throw InvalidArgument("--prompt-cache-file: give a --prompt to continue the cached one");
+  } else {
+    ids = container->prepare(input);
+  }
   if (a.verbose) {
     std::fprintf(stderr, "==========\n");
     if (container->has_chat_template() && !a.ignore_chat_template) {
       std::fprintf(stderr, "%s\n==========\n", container->render_prompt(input).c_str());
     }
   }
-  generate::GenerateParameters p;
+  generate::GenerateParameters p = cache_parameters(a);
   p.max_tokens = a.max_tokens;
   p.temperature = a.temp;
   p.top_p = a.top_p;
@@ -65,12 +99,11 @@ void run_generate(const GenerateArgs& a) {
   p.seed = a.seed;
   p.repetition_penalty = a.repetition_penalty;
   p.repetition_context_size = a.repetition_context_size;
-  p.prefill_step_size = a.prefill_step_size;
   generate::GenerateOptions opts;
   opts.eos_ids = container->eos_ids(a.extra_eos);
   generate::GenerationInfo info;
   container->perform([&](models::LanguageModel& model, const tokenizer::Tokenizer& tok) {
-    generate::Generation gen(model, tok, ids, p, opts);
+    generate::Generation gen(model, tok, ids, p, opts, cached ? &cached->cache : nullptr);
     g_generation = &gen;
     std::signal(SIGINT, on_sigint);
     while (auto e = gen.next()) {
@@ -115,10 +148,31 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--repetition-context-size", a->repetition_context_size, "Tokens the penalty looks back over");
   cmd->add_option("--extra-eos-token", a->extra_eos, "Additional end-of-sequence token (repeatable)");
   cmd->add_flag("--ignore-chat-template", a->ignore_chat_template, "Use the prompt as raw text");
-  cmd->add_option("--prefill-step-size", a->prefill_step_size, "Prompt tokens per prefill chunk");
+  add_cache_options(cmd, *a);
+  cmd->add_option("--prompt-cache-file", a->prompt_cache_file, "Continue from a prompt cache (lmx cache-prompt)");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
   cmd->add_flag("-v,--verbose", a->verbose, "Print the prompt and speed / memory statistics");
   cmd->callback([a] { run_generate(*a); });
+
+  auto c = std::make_shared<GenerateArgs>();
+  auto* cache = app.add_subcommand("cache-prompt", "Prefill a prompt once and save its KV cache to a file");
+  cache->add_option("-m,--model", c->model, "Model folder or Hugging Face repo id")->required();
+  cache->add_option("-p,--prompt", c->prompt, "Prompt text, or - to read it from stdin")->required();
+  cache->add_option("--prompt-cache-file", c->prompt_cache_file, "Where to write the cache (safetensors)")->required();
+  add_cache_options(cache, *c);
+  cache->add_option("-t,--threads", c->threads, "CPU threads");
+  cache->callback([c] {
+    apply_threads(c->threads);
+    std::string prompt = c->prompt;
+    if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    auto container = generate::ModelContainer::load(resolve_model_arg(c->model).string());
+    std::vector<int32_t> ids = container->tokenizer().encode(prompt, true);
+    auto kv = container->perform([&](models::LanguageModel& model, const tokenizer::Tokenizer&) {
+      return generate::prefill_cache(model, ids, cache_parameters(*c));
+    });
+    generate::save_prompt_cache(c->prompt_cache_file, kv, {{"model", c->model}});
+    std::printf("cached %zu prompt tokens in %s\n", ids.size(), c->prompt_cache_file.c_str());
+  });
 }
 
 }  // namespace lmx::cli
