@@ -8,6 +8,7 @@ class App;
 namespace lmx::cli {
 
 void add_generate_command(CLI::App& app);
+void add_chat_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_logits_command(CLI::App& app);
 void add_convert_command(CLI::App& app);

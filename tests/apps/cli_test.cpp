@@ -78,6 +78,14 @@ TEST_F(Cli, LogitsWritesSafetensors) {
   EXPECT_GT(fs::file_size(out), 3u * 512 * 4);
 }
 
+TEST_F(Cli, ChatReplResetsAndQuits) {
+  Result r = lmx_run("chat --model " + dir_.string() + " --temp 0 --max-tokens 12",
+                     "Once upon a time\n/reset\nOnce upon a time\n/quit\n");
+  ASSERT_EQ(r.status, 0);
+  const std::string reply = ">> , there was a little girl named Lily. She\n";
+  EXPECT_EQ(r.out, reply + ">> (conversation cleared)\n" + reply + ">> ");
+}
+
 TEST(CliErrors, BadInputGivesOneClearLineAndNonZeroExit) {
   Result r = lmx_run("generate --model /nonexistent/model --prompt hi", "", true);
   EXPECT_NE(r.status, 0);
