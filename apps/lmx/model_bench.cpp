@@ -96,7 +96,7 @@ void run_model_bench(const ModelBenchArgs& a) {
     // pp: all prompt tokens through the model; tg: decode steps after it.
     nn::KVCacheList cache = generate::make_cache(*model, p);
     auto t0 = Clock::now();
-    model->forward(Tensor::from_vector(prompt, {1, a.prompt_tokens}), &cache);
+    model->forward(Tensor::from_vector(prompt, {1, a.prompt_tokens}), &cache, {nullptr, true});
     const double prefill = std::chrono::duration<double>(Clock::now() - t0).count();
     int32_t token = prompt.back();
     t0 = Clock::now();

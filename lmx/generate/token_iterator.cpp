@@ -8,6 +8,9 @@
 #include "lmx/generate/simple_kv_cache.h"
 
 namespace lmx::generate {
+
+// Prefill chunks and decode steps only need the last position's logits.
+const models::ForwardOptions kLastLogitsOnly{nullptr, true};
 namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -77,7 +80,7 @@ nn::KVCacheList prefill_cache(models::LanguageModel& model, const std::vector<in
   for (int64_t done = 0; done < n;) {
     const int64_t len = std::min(chunk, n - done);
     model.forward(Tensor::from_vector(std::vector<int32_t>(tokens.begin() + done, tokens.begin() + done + len), {1, len}),
-                  &cache);
+                  &cache, kLastLogitsOnly);
     maybe_quantize_kv_cache(cache, params);
     done += len;
     if (progress) progress(done, n);
@@ -127,7 +130,7 @@ void TokenIterator::check_cancel() const {
 
 int32_t TokenIterator::step(const std::vector<int32_t>& tokens) {
   Tensor ids = Tensor::from_vector(tokens, {1, static_cast<int64_t>(tokens.size())});
-  Tensor logits = model_.forward(ids, cache_);  // [1, L, vocab]
+  Tensor logits = model_.forward(ids, cache_, kLastLogitsOnly);  // [1, 1, vocab]: the last position
   maybe_quantize_kv_cache(*cache_, params_);
   Tensor last = logits.select(1, -1).select(0, 0);
   std::vector<float> row(last.data<float>(), last.data<float>() + last.numel());
@@ -149,7 +152,7 @@ void TokenIterator::prefill() {
       const int64_t len = std::min(chunk, n - done);
       Tensor ids = Tensor::from_vector(std::vector<int32_t>(prompt_.begin() + done, prompt_.begin() + done + len),
                                        {1, len});
-      model_.forward(ids, cache_);
+      model_.forward(ids, cache_, kLastLogitsOnly);
       maybe_quantize_kv_cache(*cache_, params_);
       done += len;
       if (options_.on_prefill_progress) options_.on_prefill_progress(done, n);

@@ -16,6 +16,9 @@ using WeightDict = std::map<std::string, Tensor>;
 
 struct ForwardOptions {
   std::vector<Tensor>* hidden_states = nullptr;  // if set: embeddings, then each layer's output
+  // Only the last position's logits ([batch, 1, vocab]): prefill chunks need none, and
+  // the output projection of every prompt position would cost a vocab-sized GEMM.
+  bool last_position_only = false;
 };
 
 class LanguageModel : public nn::Module {

@@ -150,6 +150,7 @@ Tensor TransformerLM::forward(const Tensor& tokens, nn::KVCacheList* caches, con
     h = layers_[i]->forward(h, cache, spec_);
     if (options.hidden_states) options.hidden_states->push_back(h);
   }
+  if (options.last_position_only && h.dim(1) > 1) h = h.slice(1, h.dim(1) - 1, h.dim(1));
   h = norm_->forward(h);
   if (options.hidden_states) options.hidden_states->back() = h;  // HF reports the normed last state
   Tensor logits = lm_head_ ? lm_head_->forward(h) : embed_->as_linear(h);

@@ -36,8 +36,11 @@ Tensor add_bias(Tensor y, const Tensor& bias, const char* op) {
 }
 
 QuantActivations activations_from_env() {
+  // int16 by default: x rounded per group with error <= amax / 65534 (~1e-5 relative on
+  // a layer output), far closer to fp32 than MLX's own bf16 activations, and 10-20%
+  // faster decode on 2 cores (docs/performance.md). f32 stays available, exact.
   const char* env = std::getenv("LMX_QUANT_ACTIVATIONS");
-  if (!env) return QuantActivations::f32;
+  if (!env) return QuantActivations::int16;
   const std::string v = env;
   if (v == "int16") return QuantActivations::int16;
   if (v == "int8") return QuantActivations::int8;

@@ -20,7 +20,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 Tensor quantized_linear(const Tensor& x, const QuantizedWeight& weight, const Tensor& bias = Tensor());
 
 // Precision of the activations inside quantized matrix-vector products (decode):
-// f32 (exact, the default), int16 (x rounded per group, ~1e-5 relative) or int8 (~1e-3,
+// f32 (exact), int16 (the default: x rounded per group, ~1e-5 relative) or int8 (~1e-3,
 // like llama.cpp's Q8 activations). Set from LMX_QUANT_ACTIVATIONS=f32|int16|int8 at
 // start-up, or here. Prefill GEMMs are always f32.
 enum class QuantActivations { f32, int16, int8 };
