@@ -2,7 +2,6 @@
 // cudaMalloc/cudaFree synchronize the device and cost far more than a decode step's work.
 #include <cuda_runtime.h>
 
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -10,6 +9,7 @@
 
 #include "lmx/backend/cuda/binary_kernels.h"
 #include "lmx/backend/cuda/cuda_backend.h"
+#include "lmx/core/caching_allocator.h"
 #include "lmx/core/error.h"
 
 namespace lmx::cuda {
@@ -26,100 +26,33 @@ size_t round_size(size_t bytes) {
   return (bytes + kLarge - 1) / kLarge * kLarge;
 }
 
-class CudaAllocator final : public Allocator {
- public:
-  explicit CudaAllocator(int index) : index_(index) {
-    size_t free_b = 0, total = 0;
-    check(cudaSetDevice(index_), "cudaSetDevice");
-    check(cudaMemGetInfo(&free_b, &total), "cudaMemGetInfo");
-    stats_.cache_limit = total / 4;
-  }
+size_t total_device_memory(int index) {
+  size_t free_b = 0, total = 0;
+  check(cudaSetDevice(index), "cudaSetDevice");
+  check(cudaMemGetInfo(&free_b, &total), "cudaMemGetInfo");
+  return total;
+}
 
-  void* allocate(size_t bytes) override {
-    size_t size = round_size(bytes == 0 ? 1 : bytes);
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = free_.find(size);
-    if (it != free_.end() && !it->second.empty()) {
-      void* p = it->second.back();
-      it->second.pop_back();
-      stats_.cache_bytes -= size;
-      note(size);
-      return p;
-    }
-    if (stats_.memory_limit != 0 && stats_.active_bytes + size > stats_.memory_limit) {
-      trim(0);
-      if (stats_.active_bytes + size > stats_.memory_limit) {
-        throw OutOfMemory("cuda:" + std::to_string(index_) + " allocator: " + std::to_string(size) +
-                          " bytes would exceed the memory limit");
-      }
-    }
+class CudaAllocator final : public CachingAllocator {
+ public:
+  explicit CudaAllocator(int index) : CachingAllocator(total_device_memory(index) / 4), index_(index) {}
+  ~CudaAllocator() override { release_all(); }
+  Device device() const override { return Device::cuda(index_); }
+
+ private:
+  size_t bucket_size(size_t bytes) const override { return round_size(bytes); }
+  void* system_allocate(size_t size) override {
     check(cudaSetDevice(index_), "cudaSetDevice");
     void* p = nullptr;
     if (cudaMalloc(&p, size) != cudaSuccess) {
-      cudaGetLastError();
-      trim(0);
-      if (cudaMalloc(&p, size) != cudaSuccess) {
-        cudaGetLastError();
-        throw OutOfMemory("cuda:" + std::to_string(index_) + ": cudaMalloc of " +
-                          std::to_string(size) + " bytes failed");
-      }
+      cudaGetLastError();  // clear the sticky error; the caller reports OutOfMemory
+      return nullptr;
     }
-    note(size);
     return p;
   }
-
-  void deallocate(void* ptr, size_t bytes) override {
-    if (!ptr) return;
-    size_t size = round_size(bytes == 0 ? 1 : bytes);
-    std::lock_guard<std::mutex> lock(mutex_);
-    stats_.active_bytes -= size;
-    free_[size].push_back(ptr);
-    stats_.cache_bytes += size;
-    if (stats_.cache_bytes > stats_.cache_limit) trim(stats_.cache_limit);
-  }
-
-  Device device() const override { return Device::cuda(index_); }
-  MemoryStats stats() const override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return stats_;
-  }
-  void reset_peak() override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stats_.peak_bytes = stats_.active_bytes;
-  }
-  void set_cache_limit(size_t bytes) override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stats_.cache_limit = bytes;
-    trim(bytes);
-  }
-  void set_memory_limit(size_t bytes) override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stats_.memory_limit = bytes;
-  }
-  void clear_cache() override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    trim(0);
-  }
-
- private:
-  void note(size_t size) {
-    stats_.active_bytes += size;
-    if (stats_.active_bytes > stats_.peak_bytes) stats_.peak_bytes = stats_.active_bytes;
-  }
-  void trim(size_t target) {
-    for (auto it = free_.rbegin(); it != free_.rend() && stats_.cache_bytes > target; ++it) {
-      while (!it->second.empty() && stats_.cache_bytes > target) {
-        cudaFree(it->second.back());
-        it->second.pop_back();
-        stats_.cache_bytes -= it->first;
-      }
-    }
-  }
+  void system_free(void* p, size_t) override { cudaFree(p); }
 
   int index_;
-  mutable std::mutex mutex_;
-  MemoryStats stats_;
-  std::map<size_t, std::vector<void*>> free_;
 };
 
 }  // namespace

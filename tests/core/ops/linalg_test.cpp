@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "lmx/core/error.h"
 #include "../test_util.h"
 
@@ -75,8 +78,25 @@ TEST(Linalg, QuantizedLinearMatchesDequantizedWeights) {
       auto got = ops::quantized_linear(x, q).to_float_vector();
       testing::expect_close(got, std::vector<float>(want.begin(), want.end()), 1e-4, 1e-4);
       q.prepare_for_cpu();
+      // Exact f32 activations: the reference to f32 rounding.
+      ops::set_quant_activations(ops::QuantActivations::f32);
       auto packed = ops::quantized_linear(x, q).to_float_vector();
       testing::expect_close(packed, std::vector<float>(want.begin(), want.end()), 1e-4, 1e-4);
+      // int16 activations (the decode default): each x is off by at most amax/65534, so
+      // an output moves by at most sum|w| * amax / 65534.
+      ops::set_quant_activations(ops::QuantActivations::int16);
+      auto rounded = ops::quantized_linear(x, q).to_float_vector();
+      auto xv = x.to_float_vector();
+      float amax = 0;
+      for (float v : xv) amax = std::max(amax, std::fabs(v));
+      for (int64_t r = 0; r < 3; ++r)
+        for (int64_t j = 0; j < 24; ++j) {
+          double wsum = 0;
+          for (int64_t p = 0; p < 128; ++p) wsum += std::fabs(at(deq, {j, p}));
+          const size_t i = static_cast<size_t>(r * 24 + j);
+          ASSERT_NEAR(rounded[i], want[i], wsum * amax / 65534.0 + 1e-4) << bits << " " << group;
+        }
+
     }
   }
 }
