@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "lmx/core/error.h"
+#include "lmx/generate/kv_buffer.h"
 #include "lmx/generate/simple_kv_cache.h"
 
 namespace lmx::generate {
@@ -20,23 +21,7 @@ std::pair<Tensor, Tensor> BatchKVCache::update_and_fetch(const Tensor& keys, con
     throw ShapeError("BatchKVCache: batch " + std::to_string(keys.dim(0)) + " but " +
                      std::to_string(pad_.size()) + " paddings");
   }
-  const int64_t n = keys.dim(2);
-  const int64_t capacity = keys_.defined() ? keys_.dim(2) : 0;
-  if (offset_ + n > capacity) {
-    const int64_t grown = (offset_ + n + step_ - 1) / step_ * step_;
-    Tensor k = Tensor::zeros({keys.dim(0), keys.dim(1), grown, keys.dim(3)}, Dtype::f32);
-    Tensor v = Tensor::zeros({values.dim(0), values.dim(1), grown, values.dim(3)}, Dtype::f32);
-    if (offset_ > 0) {
-      k.slice(2, 0, offset_).copy_(keys_.slice(2, 0, offset_));
-      v.slice(2, 0, offset_).copy_(values_.slice(2, 0, offset_));
-    }
-    keys_ = k;
-    values_ = v;
-  }
-  keys_.slice(2, offset_, offset_ + n).copy_(keys);
-  values_.slice(2, offset_, offset_ + n).copy_(values);
-  offset_ += n;
-  return {keys_.slice(2, 0, offset_), values_.slice(2, 0, offset_)};
+  return append_kv(keys_, values_, offset_, keys, values, step_);
 }
 
 Tensor BatchKVCache::make_mask(int64_t q_len, int64_t window) const {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "lmx/core/error.h"
+#include "lmx/generate/kv_buffer.h"
 #include "lmx/generate/quantized_kv_cache.h"
 
 namespace lmx::generate {
@@ -24,28 +25,12 @@ SimpleKVCache::SimpleKVCache(const Tensor& keys, const Tensor& values, int64_t s
 
 std::pair<Tensor, Tensor> SimpleKVCache::update_and_fetch(const Tensor& keys, const Tensor& values) {
   check_kv(keys, values, "kv cache");
-  const int64_t n = keys.dim(2);
-  const int64_t capacity = keys_.defined() ? keys_.dim(2) : 0;
   if (keys_.defined() && (keys_.dim(0) != keys.dim(0) || keys_.dim(1) != keys.dim(1) ||
                           keys_.dim(3) != keys.dim(3) || values_.dim(3) != values.dim(3))) {
     throw ShapeError("kv cache: new keys " + shape_str(keys.shape()) + " do not match the cached " +
                      shape_str(keys_.shape()));
   }
-  if (offset_ + n > capacity) {
-    const int64_t grown = (offset_ + n + step_ - 1) / step_ * step_;
-    Tensor k = Tensor::empty({keys.dim(0), keys.dim(1), grown, keys.dim(3)}, Dtype::f32);
-    Tensor v = Tensor::empty({values.dim(0), values.dim(1), grown, values.dim(3)}, Dtype::f32);
-    if (offset_ > 0) {
-      k.slice(2, 0, offset_).copy_(keys_.slice(2, 0, offset_));
-      v.slice(2, 0, offset_).copy_(values_.slice(2, 0, offset_));
-    }
-    keys_ = k;
-    values_ = v;
-  }
-  keys_.slice(2, offset_, offset_ + n).copy_(keys);
-  values_.slice(2, offset_, offset_ + n).copy_(values);
-  offset_ += n;
-  return {keys_.slice(2, 0, offset_), values_.slice(2, 0, offset_)};
+  return append_kv(keys_, values_, offset_, keys, values, step_);
 }
 
 int64_t SimpleKVCache::trim(int64_t n) {

@@ -1,0 +1,26 @@
+#include "lmx/generate/kv_buffer.h"
+
+namespace lmx::generate {
+
+std::pair<Tensor, Tensor> append_kv(Tensor& keys_buf, Tensor& values_buf, int64_t& offset, const Tensor& keys,
+                                    const Tensor& values, int64_t step) {
+  const int64_t n = keys.dim(2);
+  const int64_t capacity = keys_buf.defined() ? keys_buf.dim(2) : 0;
+  if (offset + n > capacity) {
+    const int64_t grown = (offset + n + step - 1) / step * step;
+    Tensor k = Tensor::zeros({keys.dim(0), keys.dim(1), grown, keys.dim(3)}, Dtype::f32);
+    Tensor v = Tensor::zeros({values.dim(0), values.dim(1), grown, values.dim(3)}, Dtype::f32);
+    if (offset > 0) {
+      k.slice(2, 0, offset).copy_(keys_buf.slice(2, 0, offset));
+      v.slice(2, 0, offset).copy_(values_buf.slice(2, 0, offset));
+    }
+    keys_buf = k;
+    values_buf = v;
+  }
+  keys_buf.slice(2, offset, offset + n).copy_(keys);
+  values_buf.slice(2, offset, offset + n).copy_(values);
+  offset += n;
+  return {keys_buf.slice(2, 0, offset), values_buf.slice(2, 0, offset)};
+}
+
+}  // namespace lmx::generate

@@ -1,0 +1,17 @@
+// The growing key/value buffers shared by the simple and batch caches: capacity grows
+// in steps (zero-filled, so masked slots never hold NaN) and new positions are copied
+// in at the offset.
+#pragma once
+
+#include <utility>
+
+#include "lmx/core/tensor.h"
+
+namespace lmx::generate {
+
+// Appends keys / values [batch, heads, n, dim] at `offset` (advanced by n) and returns
+// the valid views [batch, heads, offset, dim].
+std::pair<Tensor, Tensor> append_kv(Tensor& keys_buf, Tensor& values_buf, int64_t& offset, const Tensor& keys,
+                                    const Tensor& values, int64_t step);
+
+}  // namespace lmx::generate
