@@ -10,6 +10,9 @@
 
 namespace lmx::chat::detail {
 
+// Appends the UTF-8 encoding of a code point (lexer escapes, string case mapping).
+void append_utf8(std::string& out, uint32_t cp);
+
 enum class TokenType : uint8_t {
   Text,
   VarBegin,

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "lmx/chat/lexer.h"
 #include "lmx/chat/renderer.h"
 
 namespace lmx::chat {
@@ -21,23 +22,6 @@ uint32_t decode(std::string_view s, size_t i, size_t* len) {
   return cp;
 }
 
-void encode(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 bool is_py_space(uint32_t cp) {
   return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
@@ -73,7 +57,7 @@ std::string map_code_points(std::string_view s, F f) {
     }
     size_t len;
     uint32_t cp = decode(s, i, &len);
-    encode(out, f(cp));
+    detail::append_utf8(out, f(cp));
     i += len;
   }
   return out;

@@ -56,38 +56,28 @@ void log_softmax_rows_scalar(
 
 }  // namespace
 
-void softmax(const float* x,
-             int64_t rows,
-             int64_t dim,
-             int64_t ldx,
-             float* out,
-             int64_t ldo,
-             ThreadPool& pool) {
+namespace {
+
+using RowsFn = void (*)(const float*, int64_t, int64_t, int64_t, float*, int64_t);
+
+// Splits rows over the pool and runs the AVX2 or the scalar row kernel on each range.
+void run_rows(RowsFn avx2_fn, RowsFn scalar_fn, const float* x, int64_t rows, int64_t dim, int64_t ldx,
+              float* out, int64_t ldo, ThreadPool& pool) {
   if (rows <= 0 || dim <= 0) return;
-  const bool avx2 = cpu_features().use_avx2();
+  const RowsFn fn = cpu_features().use_avx2() ? avx2_fn : scalar_fn;
   pool.parallel_for(rows, row_grain(dim), [&](int64_t r0, int64_t r1) {
-    if (avx2)
-      detail::softmax_rows_avx2(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo);
-    else
-      softmax_rows_scalar(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo);
+    fn(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo);
   });
 }
 
-void log_softmax(const float* x,
-                 int64_t rows,
-                 int64_t dim,
-                 int64_t ldx,
-                 float* out,
-                 int64_t ldo,
-                 ThreadPool& pool) {
-  if (rows <= 0 || dim <= 0) return;
-  const bool avx2 = cpu_features().use_avx2();
-  pool.parallel_for(rows, row_grain(dim), [&](int64_t r0, int64_t r1) {
-    if (avx2)
-      detail::log_softmax_rows_avx2(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo);
-    else
-      log_softmax_rows_scalar(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo);
-  });
+}  // namespace
+
+void softmax(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo, ThreadPool& pool) {
+  run_rows(detail::softmax_rows_avx2, softmax_rows_scalar, x, rows, dim, ldx, out, ldo, pool);
+}
+
+void log_softmax(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo, ThreadPool& pool) {
+  run_rows(detail::log_softmax_rows_avx2, log_softmax_rows_scalar, x, rows, dim, ldx, out, ldo, pool);
 }
 
 }  // namespace lmx::cpu
