@@ -1,6 +1,7 @@
 #include "lmx/tokenizer/pre_tokenizers.h"
 
 #include "lmx/tokenizer/unicode.h"
+#include "lmx/tokenizer/unicode_scripts.h"
 
 namespace lmx::tokenizer::detail {
 
@@ -39,7 +40,43 @@ std::vector<MatchRange> ranges_from_matches(size_t size,
   return ranges;
 }
 
+// HF's UnicodeScripts: a piece starts at every character whose script (never Any)
+// differs from the last non-Any script seen. Characters of script Any (U+0020 and code
+// points Unicode 9.0 did not assign) join the piece they fall in; the reference starts
+// its first piece at the first non-Any character, so a leading run of Any characters
+// is dropped, and a piece of Any characters only yields nothing.
+class UnicodeScriptsPreTokenizer final : public PreTokenizer {
+ public:
+  void pre_tokenize(std::vector<Piece>& pieces) const override {
+    std::vector<size_t> starts;
+    rewrite_pieces(pieces, [&](Piece& p, std::vector<Piece>& out) {
+      starts.clear();
+      int last = -1;
+      for (size_t i = 0; i < p.text.size();) {
+        size_t at = i;
+        int32_t cp = next_codepoint(p.text, i);
+        int script = unicode_scripts_class(cp < 0 ? kReplacementChar : static_cast<char32_t>(cp));
+        if (script == kScriptAny) continue;
+        if (script != last) starts.push_back(at);
+        last = script;
+      }
+      starts.push_back(p.text.size());
+      for (size_t k = 0; k + 1 < starts.size(); ++k) {
+        out.push_back(
+            Piece{p.text.substr(starts[k], starts[k + 1] - starts[k]), p.offset + starts[k], -1});
+      }
+    });
+  }
+};
+
 }  // namespace
+
+uint8_t unicode_scripts_class(char32_t c) {
+  if (c == 0x30FC) return kScriptHan;  // KATAKANA-HIRAGANA PROLONGED SOUND MARK, Common
+  if (c == U' ') return kScriptAny;
+  uint8_t script = unicode_script(c);
+  return script == kScriptHiragana || script == kScriptKatakana ? kScriptHan : script;
+}
 
 void split_by_ranges(const Piece& piece,
                      const std::vector<MatchRange>& ranges,
@@ -221,6 +258,10 @@ std::unique_ptr<PreTokenizer> make_digits_pre_tokenizer(bool individual_digits) 
   return std::make_unique<CharSplitPreTokenizer>(
       [](char32_t c) { return is_numeric(c); },
       individual_digits ? SplitBehavior::kIsolated : SplitBehavior::kContiguous);
+}
+
+std::unique_ptr<PreTokenizer> make_unicode_scripts_pre_tokenizer() {
+  return std::make_unique<UnicodeScriptsPreTokenizer>();
 }
 
 }  // namespace lmx::tokenizer::detail

@@ -92,6 +92,12 @@ std::unique_ptr<PreTokenizer> make_whitespace_split_pre_tokenizer();  // on whit
 std::unique_ptr<PreTokenizer> make_bert_pre_tokenizer();
 std::unique_ptr<PreTokenizer> make_punctuation_pre_tokenizer(SplitBehavior behavior);
 std::unique_ptr<PreTokenizer> make_digits_pre_tokenizer(bool individual_digits);
+// Splits where the Unicode script changes (HF `UnicodeScripts`, see docs/tokenizer.md).
+std::unique_ptr<PreTokenizer> make_unicode_scripts_pre_tokenizer();
+
+// The script UnicodeScripts assigns to c: Hiragana, Katakana and U+30FC count as Han,
+// U+0020 as Any (joins either side).
+uint8_t unicode_scripts_class(char32_t c);
 
 // The GPT-2 split regex ByteLevel uses.
 extern const char* const kGpt2Pattern;

@@ -234,6 +234,7 @@ std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const Reader& r,
   }
   if (type == "Digits")
     return make_digits_pre_tokenizer(r.boolean_or(j, "individual_digits", path, false));
+  if (type == "UnicodeScripts") return make_unicode_scripts_pre_tokenizer();
   r.fail(path + ".type", "unsupported pre-tokenizer '" + type + "'");
 }
 
