@@ -4,6 +4,7 @@
 // the cache is trimmed where the new prompt diverges, or rebuilt when it cannot trim.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -31,6 +32,22 @@ class ChatSession {
   // Forgets the history and the cache; keeps the instructions.
   void clear();
 
+  // Writes the session (instructions, history, template variables) and its KV cache with
+  // the token ledger to one file: a prompt-cache safetensors file (mlx-lm's layout) whose
+  // metadata holds the session. restore() replaces this session's state with a saved one;
+  // the file must come from the same model (config.json fingerprint), else
+  // InvalidArgument; a malformed file gives FormatError naming it.
+  void save(const std::filesystem::path& path) const;
+  void restore(const std::filesystem::path& path);
+
+  // Template variables passed to the chat template on every turn (e.g.
+  // {"enable_thinking": false}, as mlx-lm's --chat-template-config); a JSON object.
+  void set_template_context(const nlohmann::ordered_json& context);
+  // Called during each turn's prefill with (tokens processed, total to prefill).
+  void set_prefill_progress(std::function<void(int64_t, int64_t)> fn) { prefill_progress_ = std::move(fn); }
+  // Extra end-of-sequence tokens (by text), as --extra-eos-token.
+  void set_extra_eos(std::vector<std::string> tokens) { extra_eos_ = std::move(tokens); }
+
   const GenerationInfo& last_info() const { return last_info_; }
   // The messages so far (OpenAI style, without the instructions).
   const nlohmann::ordered_json& history() const;
@@ -43,6 +60,9 @@ class ChatSession {
   std::string instructions_;
   GenerateParameters parameters_;
   std::unique_ptr<nlohmann::ordered_json> messages_;
+  std::unique_ptr<nlohmann::ordered_json> template_context_;  // object or null
+  std::function<void(int64_t, int64_t)> prefill_progress_;
+  std::vector<std::string> extra_eos_;
   nn::KVCacheList cache_;
   std::vector<int32_t> ledger_;  // the tokens whose keys / values the cache holds
   GenerationInfo last_info_;

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "lmx/chat/chat_template.h"
@@ -22,13 +23,42 @@ nlohmann::ordered_json read_tokenizer_config(const std::filesystem::path& dir) {
   }
 }
 
+// The folder's chat template for prompts without and with tools (null when it has none).
+struct Templates {
+  std::shared_ptr<const chat::ChatTemplate> plain, with_tools;
+  std::string plain_origin, tools_origin;
+};
+
+std::shared_ptr<const chat::ChatTemplate> pick(const std::filesystem::path& dir, bool tools, std::string& origin) {
+  chat::ChatTemplateSource src;
+  try {
+    src = chat::select_chat_template(dir, tools);
+  } catch (const Error&) {
+    return nullptr;  // no template: prompts are plain text
+  }
+  origin = src.origin;
+  return std::make_shared<const chat::ChatTemplate>(src.text);
+}
+
+std::string config_fingerprint(const std::filesystem::path& dir, const models::LanguageModel& model) {
+  std::ifstream in(dir / "config.json", std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char ch : text) h = (h ^ ch) * 1099511628211ull;
+  return model.model_type() + ":" + std::to_string(model.num_layers()) + ":" + std::to_string(h);
+}
+
 }  // namespace
 
 ModelContainer::ModelContainer(std::filesystem::path path, models::LoadedModel loaded, tokenizer::Tokenizer tok)
-    : path_(std::move(path)),
-      loaded_(std::move(loaded)),
-      tokenizer_(std::move(tok)),
-      template_cache_(std::make_shared<chat::ChatTemplateCache>()) {}
+    : path_(std::move(path)), loaded_(std::move(loaded)), tokenizer_(std::move(tok)) {
+  tokenizer_config_ = std::make_shared<const nlohmann::ordered_json>(read_tokenizer_config(path_));
+  auto t = std::make_shared<Templates>();
+  t->plain = pick(path_, false, t->plain_origin);
+  t->with_tools = pick(path_, true, t->tools_origin);
+  templates_ = t;
+  fingerprint_ = config_fingerprint(path_, *loaded_.model);
+}
 
 std::shared_ptr<ModelContainer> ModelContainer::load(const std::string& spec) {
   const auto start = std::chrono::steady_clock::now();
@@ -41,12 +71,7 @@ std::shared_ptr<ModelContainer> ModelContainer::load(const std::string& spec) {
 }
 
 bool ModelContainer::has_chat_template() const {
-  try {
-    chat::select_chat_template(path_, false);
-    return true;
-  } catch (const Error&) {
-    return false;
-  }
+  return static_cast<const Templates*>(templates_.get())->plain != nullptr;
 }
 
 std::string ModelContainer::render_prompt(const UserInput& input) const {
@@ -58,9 +83,10 @@ std::string ModelContainer::render_prompt(const UserInput& input) const {
     messages.push_back({{"role", "user"}, {"content", input.prompt}});
   }
   const bool has_tools = input.tools && !input.tools->is_null() && !input.tools->empty();
-  chat::ChatTemplateSource src = chat::select_chat_template(path_, has_tools);
-  auto tmpl = static_cast<chat::ChatTemplateCache*>(template_cache_.get())->get(src.text);
-  chat::SpecialTokens specials = chat::special_tokens_from_config(read_tokenizer_config(path_));
+  const auto* templates = static_cast<const Templates*>(templates_.get());
+  const auto& tmpl = has_tools ? templates->with_tools : templates->plain;
+  if (!tmpl) throw InvalidArgument(path_.string() + ": the model folder has no chat template");
+  chat::SpecialTokens specials = chat::special_tokens_from_config(*tokenizer_config_);
   chat::ChatRenderOptions opts;
   opts.add_generation_prompt = input.add_generation_prompt;
   nlohmann::ordered_json none;

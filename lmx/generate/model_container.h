@@ -52,6 +52,11 @@ class ModelContainer {
   const std::filesystem::path& path() const { return path_; }
   double load_seconds() const { return load_seconds_; }
   std::set<int32_t> eos_ids(const std::vector<std::string>& extra = {}) const;
+  // tokenizer_config.json as read at load (an empty object when the folder has none).
+  const nlohmann::ordered_json& tokenizer_config() const { return *tokenizer_config_; }
+  // Identifies the model: model_type, layers and a hash of config.json as read at load
+  // (session and cache files made with another model are refused by it).
+  const std::string& fingerprint() const { return fingerprint_; }
 
  private:
   ModelContainer(std::filesystem::path path, models::LoadedModel loaded, tokenizer::Tokenizer tok);
@@ -60,8 +65,11 @@ class ModelContainer {
   tokenizer::Tokenizer tokenizer_;
   double load_seconds_ = 0;
   std::mutex mutex_;
-  // Parsed chat templates by source text (parsed once per container).
-  std::shared_ptr<void> template_cache_;
+  // Everything the chat template needs is read once at load, so renders neither touch
+  // the folder again nor depend on it staying in place.
+  std::shared_ptr<const nlohmann::ordered_json> tokenizer_config_;
+  std::shared_ptr<void> templates_;  // the template selected with / without tools, parsed
+  std::string fingerprint_;
 };
 
 }  // namespace lmx::generate
