@@ -1,0 +1,85 @@
+// Helpers shared by the tool-call format parsers (not public API).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lmx/chat/tool_call_parser.h"
+
+namespace lmx::chat::detail {
+
+using Json = nlohmann::ordered_json;
+
+// A region ends right after the first of `ends`; searching resumes where it stopped.
+class EndMarkerScanner : public RegionScanner {
+ public:
+  EndMarkerScanner(std::vector<std::string> ends, size_t marker_size, bool complete_at_eos = false)
+      : ends_(std::move(ends)), from_(marker_size), complete_at_eos_(complete_at_eos) {}
+  std::optional<size_t> end(std::string_view region) override;
+  bool complete_at_end_of_stream() const override { return complete_at_eos_; }
+
+ private:
+  std::vector<std::string> ends_;
+  size_t from_;
+  bool complete_at_eos_;
+};
+
+// Finds the end of one JSON object or array starting at or after `from` (after
+// whitespace), incrementally: brackets are counted outside strings. When something
+// other than `{` / `[` comes first, the value "ends" there (the parse then fails and
+// the call is rejected instead of swallowing the rest of the stream).
+class JsonValueEnd {
+ public:
+  explicit JsonValueEnd(size_t from = 0) : pos_(from) {}
+  std::optional<size_t> advance(std::string_view text);
+
+ private:
+  size_t pos_;
+  int depth_ = 0;
+  bool in_string_ = false;
+  bool escape_ = false;
+};
+
+std::string_view trim(std::string_view s);
+bool starts_with(std::string_view s, std::string_view prefix);
+// The text after `marker` at the start of `region` (which must begin with it), up to
+// the first of `ends` (or the whole rest when none is found).
+std::string_view region_body(std::string_view region, std::string_view marker, const std::vector<std::string>& ends);
+// The marker among `markers` that `region` starts with (the longest); throws if none.
+std::string_view leading_marker(std::string_view region, const std::vector<std::string>& markers);
+
+// JSON text -> value; throws ToolCallParseError naming `what` and nlohmann's reason.
+Json parse_json(std::string_view text, std::string_view what);
+// {"name", "arguments" | "parameters", "id"?} -> call; arguments given as JSON text are
+// decoded. Throws ToolCallParseError.
+ToolCall call_from_json(const Json& object);
+// An arguments value that must be an object: JSON text is decoded. Throws.
+Json arguments_object(const Json& arguments, std::string_view tool);
+
+// A parameter value given as text (xml-like formats): converted to the declared schema
+// type when known, else parsed as JSON when valid JSON, else kept as the string.
+Json convert_text_value(std::string_view text, const Json* schema);
+
+// Blocks `OPEN_PREFIX attribute OPEN_SUFFIX body CLOSE` of xml-like formats, in order.
+// A block without CLOSE ends at the next OPEN_PREFIX (or the end): models drop closing
+// tags now and then.
+struct TagBlock {
+  std::string_view attribute;
+  std::string_view body;
+};
+std::vector<TagBlock> tag_blocks(std::string_view text,
+                                 std::string_view open_prefix,
+                                 std::string_view open_suffix,
+                                 std::string_view close);
+// Removes one leading and one trailing newline (Qwen3-Coder puts values on own lines).
+std::string_view strip_one_newline(std::string_view s);
+// The declared arguments of the tool `name` converted from text values.
+Json text_arguments(const std::vector<TagBlock>& params, std::string_view tool, const ToolSchemas& schemas,
+                    bool strip_newlines);
+
+}  // namespace lmx::chat::detail

@@ -1,0 +1,227 @@
+#include "lmx/chat/tool_formats/python_literal.h"
+
+#include <cctype>
+#include <string>
+
+#include "lmx/chat/tool_formats/common.h"
+#include "lmx/chat/lexer.h"
+
+namespace lmx::chat::detail {
+
+namespace {
+
+class PythonReader {
+ public:
+  explicit PythonReader(std::string_view text) : s_(text) {}
+
+  std::vector<ToolCall> calls() {
+    std::vector<ToolCall> out;
+    skip_ws();
+    if (peek() == '[') {
+      ++pos_;
+      skip_ws();
+      while (peek() != ']') {
+        out.push_back(call());
+        skip_ws();
+        if (peek() == ',') {
+          ++pos_;
+          skip_ws();
+        } else if (peek() != ']') {
+          fail("expected ',' or ']' after a call");
+        }
+      }
+      ++pos_;
+    } else {
+      out.push_back(call());
+    }
+    skip_ws();
+    if (pos_ != s_.size()) fail("unexpected text after the calls");
+    return out;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw ToolCallParseError("python-style tool call: " + what + " at offset " + std::to_string(pos_) + " in: " +
+                             std::string(s_.substr(0, 200)));
+  }
+  char peek() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
+  void skip_ws() {
+    while (pos_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[pos_]))) ++pos_;
+  }
+  void expect(char c) {
+    skip_ws();
+    if (peek() != c) fail(std::string("expected '") + c + "'");
+    ++pos_;
+  }
+  static bool ident_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+  std::string_view identifier(bool dotted) {
+    size_t b = pos_;
+    while (pos_ < s_.size() && (ident_char(s_[pos_]) || (dotted && s_[pos_] == '.') || (dotted && s_[pos_] == '-'))) {
+      ++pos_;
+    }
+    if (b == pos_) fail("expected a name");
+    return s_.substr(b, pos_ - b);
+  }
+
+  ToolCall call() {
+    ToolCall c;
+    c.name = std::string(identifier(/*dotted=*/true));
+    if (c.name.size() > 5 && c.name.ends_with(".call")) c.name.resize(c.name.size() - 5);
+    expect('(');
+    skip_ws();
+    while (peek() != ')') {
+      if (pos_ >= s_.size()) fail("unterminated call of '" + c.name + "'");
+      std::string key(identifier(/*dotted=*/false));
+      skip_ws();
+      if (peek() != '=') fail("positional argument in call of '" + c.name + "' (only keyword arguments name a parameter)");
+      ++pos_;
+      c.arguments[key] = value();
+      skip_ws();
+      if (peek() == ',') {
+        ++pos_;
+        skip_ws();
+      } else if (peek() != ')') {
+        fail("expected ',' or ')' in call of '" + c.name + "'");
+      }
+    }
+    ++pos_;
+    return c;
+  }
+
+  Json value() {
+    // Nesting deeper than any real argument is an error, not a stack overflow.
+    if (++depth_ > kMaxDepth) fail("values nested deeper than " + std::to_string(kMaxDepth));
+    struct Leave {
+      int& d;
+      ~Leave() { --d; }
+    } leave{depth_};
+    skip_ws();
+    char c = peek();
+    if (c == '\'' || c == '"') return string_literal(c);
+    if (c == '[' || c == '(') return sequence(c == '[' ? ']' : ')');
+    if (c == '{') return dict();
+    if (c == '-' || c == '+' || c == '.' || std::isdigit(static_cast<unsigned char>(c))) return number();
+    std::string_view word = identifier(/*dotted=*/false);
+    if (word == "True" || word == "true") return true;
+    if (word == "False" || word == "false") return false;
+    if (word == "None" || word == "null") return nullptr;
+    fail("unknown value '" + std::string(word) + "'");
+  }
+
+  Json number() {
+    size_t b = pos_;
+    if (peek() == '-' || peek() == '+') ++pos_;
+    while (pos_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '.' ||
+                                ((s_[pos_] == '-' || s_[pos_] == '+') && (s_[pos_ - 1] == 'e' || s_[pos_ - 1] == 'E')))) {
+      ++pos_;
+    }
+    std::string text(s_.substr(b, pos_ - b));
+    if (!text.empty() && text[0] == '+') text.erase(0, 1);
+    if (!text.empty() && text[0] == '.') text = std::string("0") + text;
+    if (text.size() > 1 && text.back() == '.') text += "0";
+    Json v = Json::parse(text, nullptr, false);
+    if (v.is_discarded() || !v.is_number()) fail("bad number '" + text + "'");
+    return v;
+  }
+
+  // Lenient: see the header.
+  bool closes_here(size_t quote_pos) const {
+    size_t p = quote_pos + 1;
+    while (p < s_.size() && std::isspace(static_cast<unsigned char>(s_[p]))) ++p;
+    return p == s_.size() || s_[p] == ',' || s_[p] == ')' || s_[p] == ']' || s_[p] == '}' || s_[p] == ':';
+  }
+
+  Json string_literal(char quote) {
+    ++pos_;
+    std::string out;
+    while (true) {
+      if (pos_ >= s_.size()) fail("unterminated string");
+      char c = s_[pos_];
+      if (c == quote && closes_here(pos_)) {
+        ++pos_;
+        return out;
+      }
+      if (c == '\\' && pos_ + 1 < s_.size()) {
+        char e = s_[pos_ + 1];
+        pos_ += 2;
+        switch (e) {
+          case 'n': out += '\n'; break;
+          case 't': out += '\t'; break;
+          case 'r': out += '\r'; break;
+          case '\\': out += '\\'; break;
+          case '\'': out += '\''; break;
+          case '"': out += '"'; break;
+          case 'u':
+            if (pos_ + 4 <= s_.size()) {
+              try {
+                append_utf8(out, static_cast<uint32_t>(std::stoul(std::string(s_.substr(pos_, 4)), nullptr, 16)));
+                pos_ += 4;
+                break;
+              } catch (const std::exception&) {
+              }
+            }
+            out += "\\u";
+            break;
+          default:  // Python keeps unknown escapes as written
+            out += '\\';
+            out += e;
+        }
+        continue;
+      }
+      out += c;
+      ++pos_;
+    }
+  }
+
+  Json sequence(char close) {
+    ++pos_;
+    Json out = Json::array();
+    skip_ws();
+    while (peek() != close) {
+      if (pos_ >= s_.size()) fail("unterminated list");
+      out.push_back(value());
+      skip_ws();
+      if (peek() == ',') {
+        ++pos_;
+        skip_ws();
+      } else if (peek() != close) {
+        fail(std::string("expected ',' or '") + close + "'");
+      }
+    }
+    ++pos_;
+    return out;
+  }
+
+  Json dict() {
+    ++pos_;
+    Json out = Json::object();
+    skip_ws();
+    while (peek() != '}') {
+      if (pos_ >= s_.size()) fail("unterminated dict");
+      Json key = value();
+      expect(':');
+      out[key.is_string() ? key.get<std::string>() : key.dump()] = value();
+      skip_ws();
+      if (peek() == ',') {
+        ++pos_;
+        skip_ws();
+      } else if (peek() != '}') {
+        fail("expected ',' or '}'");
+      }
+    }
+    ++pos_;
+    return out;
+  }
+
+  std::string_view s_;
+  size_t pos_ = 0;
+  int depth_ = 0;
+  static constexpr int kMaxDepth = 256;
+};
+
+}  // namespace
+
+std::vector<ToolCall> parse_python_calls(std::string_view text) { return PythonReader(text).calls(); }
+
+}  // namespace lmx::chat::detail
