@@ -3,6 +3,10 @@
 // those conversations identically.
 #include <gtest/gtest.h>
 
+#include <set>
+#include <string>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "chat_fixtures.h"

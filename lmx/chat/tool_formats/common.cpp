@@ -1,6 +1,7 @@
 #include "lmx/chat/tool_formats/common.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 
 namespace lmx::chat::detail {
@@ -199,6 +200,33 @@ Json text_arguments(const std::vector<TagBlock>& params, std::string_view tool, 
     args[key] = convert_text_value(value, schemas.parameter(tool, key));
   }
   return args;
+}
+
+void TextReader::fail(const std::string& what) const {
+  throw ToolCallParseError(std::string(syntax_) + ": " + what + " at offset " + std::to_string(pos_) + " in: " +
+                           std::string(s_.substr(0, 200)));
+}
+
+void TextReader::skip_ws() {
+  while (pos_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[pos_]))) ++pos_;
+}
+
+void TextReader::separator(char close) {
+  skip_ws();
+  if (peek() == ',') {
+    ++pos_;
+    skip_ws();
+  } else if (peek() != close) {
+    fail(std::string("expected ',' or '") + close + "'");
+  }
+}
+
+TextReader::DepthGuard TextReader::nest() {
+  if (++depth_ > kMaxDepth) {
+    --depth_;
+    fail("values nested deeper than " + std::to_string(kMaxDepth));
+  }
+  return DepthGuard{depth_};
 }
 
 }  // namespace lmx::chat::detail

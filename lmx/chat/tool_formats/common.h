@@ -82,4 +82,32 @@ std::string_view strip_one_newline(std::string_view s);
 Json text_arguments(const std::vector<TagBlock>& params, std::string_view tool, const ToolSchemas& schemas,
                     bool strip_newlines);
 
+// Cursor over a hand-parsed value syntax (Python literals, Gemma values): position,
+// errors that name the syntax and offset, and a nesting guard.
+class TextReader {
+ protected:
+  TextReader(std::string_view text, std::string_view syntax) : s_(text), syntax_(syntax) {}
+
+  [[noreturn]] void fail(const std::string& what) const;
+  char peek() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
+  void skip_ws();
+  // After a list item: consumes `,` (and blanks) or stops before `close`; else fails.
+  void separator(char close);
+  // Counts one nesting level for the lifetime of the returned guard; nesting deeper
+  // than any real argument is an error, not a stack overflow.
+  struct DepthGuard {
+    int& depth;
+    ~DepthGuard() { --depth; }
+  };
+  [[nodiscard]] DepthGuard nest();
+
+  std::string_view s_;
+  size_t pos_ = 0;
+
+ private:
+  static constexpr int kMaxDepth = 256;
+  std::string_view syntax_;
+  int depth_ = 0;
+};
+
 }  // namespace lmx::chat::detail

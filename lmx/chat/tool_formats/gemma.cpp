@@ -26,9 +26,9 @@ const GemmaSyntax& syntax_of(std::string_view marker) {
   throw ToolCallParseError("not a gemma tool-call marker: " + std::string(marker));
 }
 
-class GemmaValueReader {
+class GemmaValueReader : TextReader {
  public:
-  GemmaValueReader(std::string_view text, std::string_view quote) : s_(text), quote_(quote) {}
+  GemmaValueReader(std::string_view text, std::string_view quote) : TextReader(text, "gemma tool call"), quote_(quote) {}
 
   // call:NAME{...} and nothing else.
   ToolCall call() {
@@ -48,13 +48,6 @@ class GemmaValueReader {
   }
 
  private:
-  [[noreturn]] void fail(const std::string& what) const {
-    throw ToolCallParseError("gemma tool call: " + what + " at offset " + std::to_string(pos_) + " in: " +
-                             std::string(s_.substr(0, 200)));
-  }
-  void skip_ws() {
-    while (pos_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[pos_]))) ++pos_;
-  }
   bool at_quote() const { return s_.substr(pos_, quote_.size()) == quote_; }
 
   std::string quoted() {
@@ -104,23 +97,8 @@ class GemmaValueReader {
     return out;
   }
 
-  void separator(char close) {
-    skip_ws();
-    if (pos_ < s_.size() && s_[pos_] == ',') {
-      ++pos_;
-      skip_ws();
-    } else if (pos_ < s_.size() && s_[pos_] != close) {
-      fail(std::string("expected ',' or '") + close + "'");
-    }
-  }
-
   Json value() {
-    // Nesting deeper than any real argument is an error, not a stack overflow.
-    if (++depth_ > kMaxDepth) fail("values nested deeper than " + std::to_string(kMaxDepth));
-    struct Leave {
-      int& d;
-      ~Leave() { --d; }
-    } leave{depth_};
+    DepthGuard guard = nest();
     skip_ws();
     if (at_quote()) return quoted();
     if (pos_ < s_.size() && s_[pos_] == '{') return object();
@@ -137,11 +115,7 @@ class GemmaValueReader {
     return std::string(word);  // a bare word the model did not quote
   }
 
-  std::string_view s_;
   std::string_view quote_;
-  size_t pos_ = 0;
-  int depth_ = 0;
-  static constexpr int kMaxDepth = 256;
 };
 
 class GemmaParser : public ToolCallParser {

@@ -10,9 +10,9 @@ namespace lmx::chat::detail {
 
 namespace {
 
-class PythonReader {
+class PythonReader : TextReader {
  public:
-  explicit PythonReader(std::string_view text) : s_(text) {}
+  explicit PythonReader(std::string_view text) : TextReader(text, "python-style tool call") {}
 
   std::vector<ToolCall> calls() {
     std::vector<ToolCall> out;
@@ -22,13 +22,7 @@ class PythonReader {
       skip_ws();
       while (peek() != ']') {
         out.push_back(call());
-        skip_ws();
-        if (peek() == ',') {
-          ++pos_;
-          skip_ws();
-        } else if (peek() != ']') {
-          fail("expected ',' or ']' after a call");
-        }
+        separator(']');
       }
       ++pos_;
     } else {
@@ -40,14 +34,6 @@ class PythonReader {
   }
 
  private:
-  [[noreturn]] void fail(const std::string& what) const {
-    throw ToolCallParseError("python-style tool call: " + what + " at offset " + std::to_string(pos_) + " in: " +
-                             std::string(s_.substr(0, 200)));
-  }
-  char peek() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
-  void skip_ws() {
-    while (pos_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[pos_]))) ++pos_;
-  }
   void expect(char c) {
     skip_ws();
     if (peek() != c) fail(std::string("expected '") + c + "'");
@@ -77,25 +63,14 @@ class PythonReader {
       if (peek() != '=') fail("positional argument in call of '" + c.name + "' (only keyword arguments name a parameter)");
       ++pos_;
       c.arguments[key] = value();
-      skip_ws();
-      if (peek() == ',') {
-        ++pos_;
-        skip_ws();
-      } else if (peek() != ')') {
-        fail("expected ',' or ')' in call of '" + c.name + "'");
-      }
+      separator(')');
     }
     ++pos_;
     return c;
   }
 
   Json value() {
-    // Nesting deeper than any real argument is an error, not a stack overflow.
-    if (++depth_ > kMaxDepth) fail("values nested deeper than " + std::to_string(kMaxDepth));
-    struct Leave {
-      int& d;
-      ~Leave() { --d; }
-    } leave{depth_};
+    DepthGuard guard = nest();
     skip_ws();
     char c = peek();
     if (c == '\'' || c == '"') return string_literal(c);
@@ -181,13 +156,7 @@ class PythonReader {
     while (peek() != close) {
       if (pos_ >= s_.size()) fail("unterminated list");
       out.push_back(value());
-      skip_ws();
-      if (peek() == ',') {
-        ++pos_;
-        skip_ws();
-      } else if (peek() != close) {
-        fail(std::string("expected ',' or '") + close + "'");
-      }
+      separator(close);
     }
     ++pos_;
     return out;
@@ -202,22 +171,11 @@ class PythonReader {
       Json key = value();
       expect(':');
       out[key.is_string() ? key.get<std::string>() : key.dump()] = value();
-      skip_ws();
-      if (peek() == ',') {
-        ++pos_;
-        skip_ws();
-      } else if (peek() != '}') {
-        fail("expected ',' or '}'");
-      }
+      separator('}');
     }
     ++pos_;
     return out;
   }
-
-  std::string_view s_;
-  size_t pos_ = 0;
-  int depth_ = 0;
-  static constexpr int kMaxDepth = 256;
 };
 
 }  // namespace
