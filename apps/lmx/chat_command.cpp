@@ -1,13 +1,18 @@
 // lmx chat: an interactive conversation (ChatSession) on the terminal. Multi-line input:
 // end a line with "\" to continue it, or wrap a block in """ ... """. Commands: /reset
-// (forget the conversation), /quit. Ctrl-C stops the reply and returns to the prompt.
+// (forget the conversation), /save FILE and /load FILE (the conversation with its KV
+// cache), /quit. Ctrl-C stops the reply and returns to the prompt.
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
 
 #include "cli_common.h"
+#include "generation_options.h"
 #include "commands.h"
+#include "lmx/core/error.h"
 #include "lmx/generate/chat_session.h"
 
 namespace lmx::cli {
@@ -16,11 +21,15 @@ namespace {
 struct ChatArgs {
   std::string model;
   std::string system_prompt;
-  int64_t max_tokens = 512;
-  float temp = 0.6f;
-  float top_p = 1.0f;
-  std::optional<uint64_t> seed;
+  GenerationArgs gen = [] {
+    GenerationArgs g;
+    g.max_tokens = 512;
+    g.temp = 0.6f;
+    return g;
+  }();
+  std::string resume;
   int threads = 0;
+  bool verbose = false;
 };
 
 std::atomic<bool> g_interrupted{false};
@@ -44,25 +53,69 @@ std::optional<std::string> read_message() {
   return text + line;
 }
 
+void print_turn_stats(const generate::GenerationInfo& info) {
+  std::fprintf(stderr, "[prompt: %lld tokens (%lld cached), %.1f tokens-per-sec | generation: %lld tokens, %.1f "
+               "tokens-per-sec | peak memory %s | %s]\n",
+               static_cast<long long>(info.prompt_tokens), static_cast<long long>(info.cached_prompt_tokens),
+               info.prompt_tps, static_cast<long long>(info.generated_tokens), info.generation_tps,
+               format_bytes(info.peak_memory_bytes).c_str(), generate::stop_reason_name(info.stop_reason));
+}
+
+// "/save FILE" -> FILE; nullopt when `message` is not that command.
+std::optional<std::string> command_argument(const std::string& message, const std::string& command) {
+  if (message.rfind(command, 0) != 0) return std::nullopt;
+  std::string rest = message.substr(command.size());
+  if (!rest.empty() && rest[0] != ' ') return std::nullopt;
+  const size_t b = rest.find_first_not_of(' ');
+  return b == std::string::npos ? std::string() : rest.substr(b);
+}
+
+// Handles a /command; false when the message is text for the model.
+bool handle_command(const std::string& message, generate::ChatSession& session) {
+  if (message == "/reset") {
+    session.clear();
+    std::fputs("(conversation cleared)\n", stdout);
+    return true;
+  }
+  for (const char* cmd : {"/save", "/load"}) {
+    auto file = command_argument(message, cmd);
+    if (!file) continue;
+    if (file->empty()) {
+      std::fprintf(stderr, "usage: %s FILE\n", cmd);
+      return true;
+    }
+    try {
+      if (std::string(cmd) == "/save") {
+        session.save(*file);
+        std::printf("(conversation saved to %s)\n", file->c_str());
+      } else {
+        session.restore(*file);
+        std::printf("(conversation restored from %s: %zu messages)\n", file->c_str(), session.history().size());
+      }
+    } catch (const Error& e) {
+      std::fprintf(stderr, "lmx chat: %s\n", e.what());  // the conversation goes on
+    }
+    return true;
+  }
+  return false;
+}
+
 void run_chat(const ChatArgs& a) {
   apply_threads(a.threads);
+  const generate::GenerateParameters p = to_parameters(a.gen);
+  const nlohmann::ordered_json variables = chat_template_variables(a.gen);
   auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string());
-  generate::GenerateParameters p;
-  p.max_tokens = a.max_tokens;
-  p.temperature = a.temp;
-  p.top_p = a.top_p;
-  p.seed = a.seed;
   generate::ChatSession session(container, a.system_prompt, p);
-  std::fprintf(stderr, "lmx chat: %s. /reset clears the conversation, /quit exits.\n", a.model.c_str());
+  session.set_template_context(variables);
+  session.set_extra_eos(a.gen.extra_eos);
+  session.set_prefill_progress(show_prefill_progress);
+  if (!a.resume.empty()) session.restore(a.resume);
+  std::fprintf(stderr, "lmx chat: %s. /reset clears the conversation, /save FILE and /load FILE keep it, /quit exits.\n",
+               a.model.c_str());
   std::signal(SIGINT, on_sigint);
   while (auto message = read_message()) {
     if (*message == "/quit" || *message == "/exit") break;
-    if (*message == "/reset") {
-      session.clear();
-      std::fputs("(conversation cleared)\n", stdout);
-      continue;
-    }
-    if (message->empty()) continue;
+    if (message->empty() || handle_command(*message, session)) continue;
     g_interrupted.store(false);
     session.stream_response(*message, [](const std::string& chunk) {
       std::fwrite(chunk.data(), 1, chunk.size(), stdout);
@@ -70,6 +123,8 @@ void run_chat(const ChatArgs& a) {
       return !g_interrupted.load();
     });
     std::fputc('\n', stdout);
+    std::fflush(stdout);
+    if (a.verbose) print_turn_stats(session.last_info());
   }
   std::signal(SIGINT, SIG_DFL);
 }
@@ -81,11 +136,11 @@ void add_chat_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("chat", "Interactive chat (multi-turn, KV cache reused between turns)");
   cmd->add_option("-m,--model", a->model, "Model folder or Hugging Face repo id")->required();
   cmd->add_option("--system-prompt", a->system_prompt, "Instructions (system message)");
-  cmd->add_option("--max-tokens", a->max_tokens, "Maximum tokens per reply (default 512)");
-  cmd->add_option("--temp", a->temp, "Sampling temperature (default 0.6)");
-  cmd->add_option("--top-p", a->top_p, "Nucleus sampling threshold");
-  cmd->add_option("--seed", a->seed, "Random seed");
-  cmd->add_option("-t,--threads", a->threads, "CPU threads");
+  add_sampling_options(cmd, a->gen);
+  add_cache_options(cmd, a->gen);
+  cmd->add_option("--resume", a->resume, "Continue a conversation saved with /save");
+  cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
+  cmd->add_flag("-v,--verbose", a->verbose, "Print token counts, speed and peak memory after each reply");
   cmd->callback([a] { run_chat(*a); });
 }
 

@@ -4,9 +4,11 @@
 #include <cstdio>
 #include <iostream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "cli_common.h"
+#include "generation_options.h"
 #include "commands.h"
 #include "lmx/core/error.h"
 #include "lmx/generate/generate.h"
@@ -20,43 +22,12 @@ struct GenerateArgs {
   std::string model;
   std::string prompt = "";
   std::string system_prompt;
-  int64_t max_tokens = 256;
-  float temp = 0.0f;
-  float top_p = 1.0f;
-  int top_k = 0;
-  float min_p = 0.0f;
-  std::optional<uint64_t> seed;
-  std::optional<float> repetition_penalty;
-  int repetition_context_size = 20;
-  std::vector<std::string> extra_eos;
+  GenerationArgs gen;
   bool ignore_chat_template = false;
   int threads = 0;
   bool verbose = false;
-  int prefill_step_size = 512;
-  std::optional<int64_t> max_kv_size;
-  std::optional<int> kv_bits;
-  int kv_group_size = 64;
-  int64_t quantized_kv_start = 0;
   std::string prompt_cache_file;
 };
-
-generate::GenerateParameters cache_parameters(const GenerateArgs& a) {
-  generate::GenerateParameters p;
-  p.max_kv_size = a.max_kv_size;
-  p.kv_bits = a.kv_bits;
-  p.kv_group_size = a.kv_group_size;
-  p.quantized_kv_start = a.quantized_kv_start;
-  p.prefill_step_size = a.prefill_step_size;
-  return p;
-}
-
-void add_cache_options(CLI::App* cmd, GenerateArgs& a) {
-  cmd->add_option("--max-kv-size", a.max_kv_size, "Keep at most this many positions (rotating KV cache)");
-  cmd->add_option("--kv-bits", a.kv_bits, "Quantize the KV cache to this many bits (2-8)");
-  cmd->add_option("--kv-group-size", a.kv_group_size, "Group size of the quantized KV cache (default 64)");
-  cmd->add_option("--quantized-kv-start", a.quantized_kv_start, "Quantize the KV cache once it holds this many tokens");
-  cmd->add_option("--prefill-step-size", a.prefill_step_size, "Prompt tokens per prefill chunk");
-}
 
 // Ctrl-C stops the generation at the next token (the stream then ends cleanly).
 generate::Generation* g_generation = nullptr;
@@ -74,6 +45,8 @@ void run_generate(const GenerateArgs& a) {
   input.prompt = prompt;
   input.system_prompt = a.system_prompt;
   input.ignore_chat_template = a.ignore_chat_template;
+  nlohmann::ordered_json variables = chat_template_variables(a.gen);
+  if (!variables.is_null()) input.extra_context = std::make_shared<nlohmann::ordered_json>(std::move(variables));
   std::optional<generate::PromptCache> cached;
   std::vector<int32_t> ids;
   if (!a.prompt_cache_file.empty()) {
@@ -90,17 +63,10 @@ void run_generate(const GenerateArgs& a) {
       std::fprintf(stderr, "%s\n==========\n", container->render_prompt(input).c_str());
     }
   }
-  generate::GenerateParameters p = cache_parameters(a);
-  p.max_tokens = a.max_tokens;
-  p.temperature = a.temp;
-  p.top_p = a.top_p;
-  p.top_k = a.top_k;
-  p.min_p = a.min_p;
-  p.seed = a.seed;
-  p.repetition_penalty = a.repetition_penalty;
-  p.repetition_context_size = a.repetition_context_size;
+  const generate::GenerateParameters p = to_parameters(a.gen);
   generate::GenerateOptions opts;
-  opts.eos_ids = container->eos_ids(a.extra_eos);
+  opts.eos_ids = container->eos_ids(a.gen.extra_eos);
+  opts.iterator.on_prefill_progress = show_prefill_progress;
   generate::GenerationInfo info;
   container->perform([&](models::LanguageModel& model, const tokenizer::Tokenizer& tok) {
     generate::Generation gen(model, tok, ids, p, opts, cached ? &cached->cache : nullptr);
@@ -138,17 +104,9 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("-m,--model", a->model, "Model folder or Hugging Face repo id")->required();
   cmd->add_option("-p,--prompt", a->prompt, "Prompt text, or - to read it from stdin");
   cmd->add_option("--system-prompt", a->system_prompt, "System message (chat models)");
-  cmd->add_option("--max-tokens", a->max_tokens, "Maximum tokens to generate (default 256)");
-  cmd->add_option("--temp", a->temp, "Sampling temperature (0 = greedy, the default)");
-  cmd->add_option("--top-p", a->top_p, "Nucleus sampling threshold");
-  cmd->add_option("--top-k", a->top_k, "Keep only the k most likely tokens (0 = off)");
-  cmd->add_option("--min-p", a->min_p, "Minimum probability relative to the top token");
-  cmd->add_option("--seed", a->seed, "Random seed");
-  cmd->add_option("--repetition-penalty", a->repetition_penalty, "Penalty for repeated tokens (> 1 discourages)");
-  cmd->add_option("--repetition-context-size", a->repetition_context_size, "Tokens the penalty looks back over");
-  cmd->add_option("--extra-eos-token", a->extra_eos, "Additional end-of-sequence token (repeatable)");
+  add_sampling_options(cmd, a->gen);
   cmd->add_flag("--ignore-chat-template", a->ignore_chat_template, "Use the prompt as raw text");
-  add_cache_options(cmd, *a);
+  add_cache_options(cmd, a->gen);
   cmd->add_option("--prompt-cache-file", a->prompt_cache_file, "Continue from a prompt cache (lmx cache-prompt)");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
   cmd->add_flag("-v,--verbose", a->verbose, "Print the prompt and speed / memory statistics");
@@ -159,7 +117,7 @@ void add_generate_command(CLI::App& app) {
   cache->add_option("-m,--model", c->model, "Model folder or Hugging Face repo id")->required();
   cache->add_option("-p,--prompt", c->prompt, "Prompt text, or - to read it from stdin")->required();
   cache->add_option("--prompt-cache-file", c->prompt_cache_file, "Where to write the cache (safetensors)")->required();
-  add_cache_options(cache, *c);
+  add_cache_options(cache, c->gen);
   cache->add_option("-t,--threads", c->threads, "CPU threads");
   cache->callback([c] {
     apply_threads(c->threads);
@@ -168,7 +126,7 @@ void add_generate_command(CLI::App& app) {
     auto container = generate::ModelContainer::load(resolve_model_arg(c->model).string());
     std::vector<int32_t> ids = container->tokenizer().encode(prompt, true);
     auto kv = container->perform([&](models::LanguageModel& model, const tokenizer::Tokenizer&) {
-      return generate::prefill_cache(model, ids, cache_parameters(*c));
+      return generate::prefill_cache(model, ids, to_parameters(c->gen), show_prefill_progress);
     });
     generate::save_prompt_cache(c->prompt_cache_file, kv, {{"model", c->model}});
     std::printf("cached %zu prompt tokens in %s\n", ids.size(), c->prompt_cache_file.c_str());

@@ -86,6 +86,43 @@ TEST_F(Cli, ChatReplResetsAndQuits) {
   EXPECT_EQ(r.out, reply + ">> (conversation cleared)\n" + reply + ">> ");
 }
 
+TEST_F(Cli, ChatSaveAndLoadContinueTheConversation) {
+  const fs::path file = dir_ / "session.safetensors";
+  const std::string opts = "chat --model " + dir_.string() + " --temp 0 --max-tokens 10";
+  // One run: a turn, save, a second turn, load (back to after the first turn), the same second turn.
+  Result r = lmx_run(opts, "Once upon a time\n/save " + file.string() + "\nLily\n/load " + file.string() + "\nLily\n");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const std::string first = ">> , there was a little girl named Lily\n";
+  ASSERT_EQ(r.out.rfind(first, 0), 0u) << r.out;
+  const size_t saved = r.out.find("(conversation saved to ");
+  const size_t loaded = r.out.find("(conversation restored from ");
+  ASSERT_NE(saved, std::string::npos) << r.out;
+  ASSERT_NE(loaded, std::string::npos) << r.out;
+  const std::string second = r.out.substr(r.out.find(">> ", saved), loaded - r.out.find(">> ", saved));
+  const std::string again = r.out.substr(r.out.find(">> ", r.out.find('\n', loaded)));
+  EXPECT_EQ(again, second);  // both end with the next prompt
+  // A new process resumes the saved file: its first reply is that same second turn.
+  Result resumed = lmx_run(opts + " --resume " + file.string(), "Lily\n");
+  ASSERT_EQ(resumed.status, 0);
+  EXPECT_EQ(resumed.out, second);
+  // A bad file is reported and the conversation goes on.
+  Result bad = lmx_run(opts, "/load " + (dir_ / "none.safetensors").string() + "\nOnce upon a time\n", true);
+  EXPECT_EQ(bad.status, 0);
+  EXPECT_NE(bad.out.find("none.safetensors"), std::string::npos);
+  EXPECT_NE(bad.out.find(first.substr(3)), std::string::npos) << bad.out;
+}
+
+TEST_F(Cli, ChatTemplateConfigMustBeAJsonObject) {
+  for (const char* bad : {"'[1]'", "'{not json'"}) {
+    Result r = lmx_run("generate --model " + dir_.string() + " --prompt hi --chat-template-config " + bad, "", true);
+    EXPECT_NE(r.status, 0);
+    EXPECT_NE(r.out.find("--chat-template-config"), std::string::npos) << r.out;
+  }
+  Result ok = lmx_run("generate --model " + dir_.string() +
+                      " --prompt 'Once upon a time' --max-tokens 4 --temp 0 --chat-template-config '{\"x\": 1}'");
+  EXPECT_EQ(ok.status, 0);
+}
+
 TEST(CliErrors, BadInputGivesOneClearLineAndNonZeroExit) {
   Result r = lmx_run("generate --model /nonexistent/model --prompt hi", "", true);
   EXPECT_NE(r.status, 0);
