@@ -55,6 +55,7 @@ Generation::Generation(models::LanguageModel& model, const tokenizer::Tokenizer&
                        const GenerateParameters& params, GenerateOptions options, nn::KVCacheList* cache)
     : options_(std::move(options)), detok_(tok.streaming_detokenizer(options_.skip_special_tokens)) {
   options_.iterator.cancel = &cancel_;
+  options_.iterator.stop = stop_.get_token();
   allocator_for(Device::cpu()).reset_peak();
   params_ = params;
   if (params_.xtc_probability > 0 && params_.xtc_special_tokens.empty()) {
@@ -103,6 +104,7 @@ std::optional<GenerationEvent> Generation::finish(StopReason reason) {
 
 std::optional<GenerationEvent> Generation::end(StopReason reason, bool flush_detokenizer) {
   final_reason_ = reason;
+  it_->release_wired();
   std::string text = std::exchange(pending_, {});
   if (flush_detokenizer) text += detok_.finish();
   if (text.empty()) return finish(reason);
@@ -125,6 +127,7 @@ StopReason Generation::run(const std::function<bool(const GenerationEvent&)>& fn
     if (!fn(*e)) {
       final_reason_ = StopReason::cancelled;
       info_sent_ = true;
+      it_->release_wired();
       return StopReason::cancelled;
     }
   }
@@ -190,7 +193,14 @@ TokenGeneration::TokenGeneration(models::LanguageModel& model, std::vector<int32
                                  TokenIteratorOptions options)
     : eos_(std::move(eos_ids)) {
   options.cancel = &cancel_;
+  options.stop = stop_.get_token();
   it_ = std::make_unique<TokenIterator>(model, std::move(prompt), params, cache, std::move(options));
+}
+
+std::optional<TokenLogprob> TokenGeneration::stop_with(StopReason reason) {
+  reason_ = reason;
+  it_->release_wired();
+  return std::nullopt;
 }
 
 std::optional<TokenLogprob> TokenGeneration::next() {
@@ -199,24 +209,17 @@ std::optional<TokenLogprob> TokenGeneration::next() {
   try {
     token = it_->next();
   } catch (const Cancelled&) {
-    reason_ = StopReason::cancelled;
-    return std::nullopt;
+    return stop_with(StopReason::cancelled);
   }
-  if (!token) {
-    reason_ = StopReason::length;
-    return std::nullopt;
-  }
-  if (eos_.count(*token)) {
-    reason_ = StopReason::stop;
-    return std::nullopt;
-  }
+  if (!token) return stop_with(StopReason::length);
+  if (eos_.count(*token)) return stop_with(StopReason::stop);
   return token_logprob(*it_, *token, it_->params());
 }
 
 StopReason TokenGeneration::run(const std::function<bool(const TokenLogprob&)>& fn) {
   while (auto t = next()) {
     if (!fn(*t)) {
-      reason_ = StopReason::cancelled;
+      stop_with(StopReason::cancelled);
       break;
     }
   }

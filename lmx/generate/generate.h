@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,7 @@ struct GenerateOptions {
   std::vector<std::string> stop_strings;  // stop before the first occurrence; never emitted
   bool skip_special_tokens = true;
   bool token_events = false;  // also emit a token event per generated token
+  // iterator.wired_ticket: the wired-memory ticket held over prefill and decode.
   TokenIteratorOptions iterator;
 };
 
@@ -73,9 +75,12 @@ class Generation {
   // generation stops; no further events) or the stream ends. Returns the stop reason
   // (cancelled when fn stopped it).
   StopReason run(const std::function<bool(const GenerationEvent&)>& fn);
-  // Stops at the next step boundary (thread-safe); the stream then ends with info
-  // (stop reason cancelled).
-  void cancel() { cancel_.store(true); }
+  // Stops at the next step boundary (thread-safe), or a wait for wired-memory admission;
+  // the stream then ends with info (stop reason cancelled).
+  void cancel() {
+    cancel_.store(true);
+    stop_.request_stop();
+  }
   // Tokens generated so far (including the stop token, if any).
   const std::vector<int32_t>& tokens() const { return tokens_; }
 
@@ -88,6 +93,7 @@ class Generation {
   std::string release_safe_text(bool final);
 
   std::atomic<bool> cancel_{false};
+  std::stop_source stop_;
   GenerateOptions options_;
   GenerateParameters params_;
   std::unique_ptr<TokenIterator> it_;
@@ -109,12 +115,18 @@ class TokenGeneration {
   std::optional<TokenLogprob> next();
   // Calls fn per token until it returns false or the stream ends; returns the reason.
   StopReason run(const std::function<bool(const TokenLogprob&)>& fn);
-  void cancel() { cancel_.store(true); }
+  void cancel() {
+    cancel_.store(true);
+    stop_.request_stop();
+  }
   // Counts and timings so far (stop_reason once the stream has ended).
   GenerationInfo info() const;
 
  private:
+  std::optional<TokenLogprob> stop_with(StopReason reason);
+
   std::atomic<bool> cancel_{false};
+  std::stop_source stop_;
   std::set<int32_t> eos_;
   std::unique_ptr<TokenIterator> it_;
   std::optional<StopReason> reason_;

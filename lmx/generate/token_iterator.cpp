@@ -6,6 +6,8 @@
 #include "lmx/generate/quantized_kv_cache.h"
 #include "lmx/generate/rotating_kv_cache.h"
 #include "lmx/generate/simple_kv_cache.h"
+#include "lmx/generate/wired_memory_backend.h"
+#include "lmx/generate/wired_memory_estimate.h"
 
 namespace lmx::generate {
 
@@ -122,6 +124,36 @@ TokenIterator::TokenIterator(models::LanguageModel& model, std::vector<int32_t> 
     cached_tokens_ = (*cache_)[0]->offset();
   }
   for (int32_t t : prompt_) processor_.observe(t);
+  if (options_.check_memory) {
+    const MemoryEstimate estimate = estimate_memory(model_, prompt_tokens(), params_, cached_tokens_);
+    const size_t available = options_.available_memory ? options_.available_memory() : residency::available_memory();
+    // Positions already cached hold their buffers: only the growth needs free memory.
+    check_memory(estimate, available + region_bytes(kv_regions(*cache_)));
+  }
+}
+
+void TokenIterator::acquire_wired() {
+  if (!options_.wired_ticket || wired_) return;
+  auto& registry = residency::RegionRegistry::global();
+  weight_pins_ = registry.add(residency::RegionClass::weights, weight_regions(model_));
+  kv_pins_ = registry.add(residency::RegionClass::kv_cache, kv_regions(*cache_));
+  wired_.emplace(*options_.wired_ticket, options_.stop);
+}
+
+void TokenIterator::release_wired() {
+  wired_.reset();
+  kv_pins_.reset();
+  weight_pins_.reset();
+}
+
+std::optional<size_t> TokenIterator::wired_limit() const {
+  return wired_ ? std::optional<size_t>(wired_->applied_limit()) : std::nullopt;
+}
+
+void TokenIterator::after_forward() {
+  maybe_quantize_kv_cache(*cache_, params_);
+  // The cache may have grown into new buffers (or turned quantized): pin those instead.
+  if (wired_) kv_pins_.update(kv_regions(*cache_));
 }
 
 void TokenIterator::check_cancel() const {
@@ -131,7 +163,7 @@ void TokenIterator::check_cancel() const {
 int32_t TokenIterator::step(const std::vector<int32_t>& tokens) {
   Tensor ids = Tensor::from_vector(tokens, {1, static_cast<int64_t>(tokens.size())});
   Tensor logits = model_.forward(ids, cache_, kLastLogitsOnly);  // [1, 1, vocab]: the last position
-  maybe_quantize_kv_cache(*cache_, params_);
+  after_forward();
   Tensor last = logits.select(1, -1).select(0, 0);
   std::vector<float> row(last.data<float>(), last.data<float>() + last.numel());
   processor_.process(row);
@@ -141,6 +173,7 @@ int32_t TokenIterator::step(const std::vector<int32_t>& tokens) {
 }
 
 void TokenIterator::prefill() {
+  acquire_wired();
   const auto start = std::chrono::steady_clock::now();
   const int64_t n = static_cast<int64_t>(prompt_.size()) - 1;  // the last token goes with the first step
   if (n > 0) {
@@ -153,7 +186,7 @@ void TokenIterator::prefill() {
       Tensor ids = Tensor::from_vector(std::vector<int32_t>(prompt_.begin() + done, prompt_.begin() + done + len),
                                        {1, len});
       model_.forward(ids, cache_, kLastLogitsOnly);
-      maybe_quantize_kv_cache(*cache_, params_);
+      after_forward();
       done += len;
       if (options_.on_prefill_progress) options_.on_prefill_progress(done, n);
     }
@@ -165,7 +198,10 @@ void TokenIterator::prefill() {
 }
 
 std::optional<int32_t> TokenIterator::next() {
-  if (params_.max_tokens && generated_ >= *params_.max_tokens) return std::nullopt;
+  if (params_.max_tokens && generated_ >= *params_.max_tokens) {
+    release_wired();
+    return std::nullopt;
+  }
   if (!prefilled_) {
     prefill();
     ++generated_;

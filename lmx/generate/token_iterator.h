@@ -6,10 +6,13 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <stop_token>
 #include <vector>
 
+#include "lmx/core/residency.h"
 #include "lmx/generate/generate_parameters.h"
 #include "lmx/generate/sampler.h"
+#include "lmx/generate/wired_memory.h"
 #include "lmx/models/language_model.h"
 
 namespace lmx::generate {
@@ -38,6 +41,15 @@ struct TokenIteratorOptions {
   std::function<void(int64_t, int64_t)> on_prefill_progress;
   // Checked between chunks and steps; when set, next() throws lmx::Cancelled.
   const std::atomic<bool>* cancel = nullptr;
+  // Held from before the prefill to the end of decode (mlx-swift covers decode only):
+  // meanwhile the model's weights and this iteration's KV cache are the regions the CPU
+  // wired limit pins. Admission may wait; `stop` cancels the wait (lmx::Cancelled).
+  std::optional<WiredTicket> wired_ticket;
+  std::stop_token stop;
+  // Before running, estimate weights + KV for the whole context + workspace and throw
+  // OutOfMemory when it cannot fit in `available_memory()` (default: MemAvailable).
+  bool check_memory = true;
+  std::function<size_t()> available_memory;
 };
 
 class TokenIterator {
@@ -59,8 +71,15 @@ class TokenIterator {
   const Sampler& sampler() const { return sampler_; }
   const GenerateParameters& params() const { return params_; }
   nn::KVCacheList& cache() { return *cache_; }
+  // Ends the wired ticket (when held) and unpins the regions; idempotent. The stream's
+  // end calls it; so does the destructor.
+  void release_wired();
+  // The limit applied when the ticket started (nullopt: no ticket held).
+  std::optional<size_t> wired_limit() const;
 
  private:
+  void acquire_wired();
+  void after_forward();
   void prefill();
   int32_t step(const std::vector<int32_t>& tokens);
   void check_cancel() const;
@@ -78,6 +97,10 @@ class TokenIterator {
   int64_t generated_ = 0;
   int64_t cached_tokens_ = 0;
   double prompt_seconds_ = 0, generation_seconds_ = 0;
+  // Declared after the cache so they unpin before it is freed; the guard last, so the
+  // ticket ends (and the limit drops) before the regions go.
+  residency::RegionRegistry::Handle weight_pins_, kv_pins_;
+  std::optional<WiredLimitGuard> wired_;
 };
 
 }  // namespace lmx::generate
