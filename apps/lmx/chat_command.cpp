@@ -11,6 +11,7 @@
 
 #include "cli_common.h"
 #include "generation_options.h"
+#include "wired_options.h"
 #include "commands.h"
 #include "lmx/core/error.h"
 #include "lmx/generate/chat_session.h"
@@ -30,6 +31,7 @@ struct ChatArgs {
   std::string resume;
   int threads = 0;
   bool verbose = false;
+  WiredArgs wired;
 };
 
 std::atomic<bool> g_interrupted{false};
@@ -110,6 +112,8 @@ void run_chat(const ChatArgs& a) {
   session.set_extra_eos(a.gen.extra_eos);
   session.set_prefill_progress(show_prefill_progress);
   if (!a.resume.empty()) session.restore(a.resume);
+  const auto wired_log = report_wired_limits(a.verbose);
+  const auto ticket = make_wired_ticket(a.wired, container->model(), 0, p);
   std::fprintf(stderr, "lmx chat: %s. /reset clears the conversation, /save FILE and /load FILE keep it, /quit exits.\n",
                a.model.c_str());
   std::signal(SIGINT, on_sigint);
@@ -117,6 +121,8 @@ void run_chat(const ChatArgs& a) {
     if (*message == "/quit" || *message == "/exit") break;
     if (message->empty() || handle_command(*message, session)) continue;
     g_interrupted.store(false);
+    std::optional<WiredHold> wired;  // held over the turn
+    if (ticket) wired.emplace(*ticket, container->model());
     session.stream_response(*message, [](const std::string& chunk) {
       std::fwrite(chunk.data(), 1, chunk.size(), stdout);
       std::fflush(stdout);
@@ -138,6 +144,7 @@ void add_chat_command(CLI::App& app) {
   cmd->add_option("--system-prompt", a->system_prompt, "Instructions (system message)");
   add_sampling_options(cmd, a->gen);
   add_cache_options(cmd, a->gen);
+  add_wired_options(cmd, a->wired);
   cmd->add_option("--resume", a->resume, "Continue a conversation saved with /save");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
   cmd->add_flag("-v,--verbose", a->verbose, "Print token counts, speed and peak memory after each reply");

@@ -9,6 +9,7 @@
 
 #include "cli_common.h"
 #include "generation_options.h"
+#include "wired_options.h"
 #include "commands.h"
 #include "lmx/core/error.h"
 #include "lmx/generate/generate.h"
@@ -27,6 +28,7 @@ struct GenerateArgs {
   int threads = 0;
   bool verbose = false;
   std::string prompt_cache_file;
+  WiredArgs wired;
 };
 
 // Ctrl-C stops the generation at the next token (the stream then ends cleanly).
@@ -68,7 +70,9 @@ void run_generate(const GenerateArgs& a) {
   opts.eos_ids = container->eos_ids(a.gen.extra_eos);
   opts.iterator.on_prefill_progress = show_prefill_progress;
   generate::GenerationInfo info;
+  const auto wired_log = report_wired_limits(a.verbose);
   container->perform([&](models::LanguageModel& model, const tokenizer::Tokenizer& tok) {
+    opts.iterator.wired_ticket = make_wired_ticket(a.wired, model, static_cast<int64_t>(ids.size()), p);
     generate::Generation gen(model, tok, ids, p, opts, cached ? &cached->cache : nullptr);
     g_generation = &gen;
     std::signal(SIGINT, on_sigint);
@@ -107,6 +111,7 @@ void add_generate_command(CLI::App& app) {
   add_sampling_options(cmd, a->gen);
   cmd->add_flag("--ignore-chat-template", a->ignore_chat_template, "Use the prompt as raw text");
   add_cache_options(cmd, a->gen);
+  add_wired_options(cmd, a->wired);
   cmd->add_option("--prompt-cache-file", a->prompt_cache_file, "Continue from a prompt cache (lmx cache-prompt)");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
   cmd->add_flag("-v,--verbose", a->verbose, "Print the prompt and speed / memory statistics");

@@ -123,6 +123,24 @@ TEST_F(Cli, ChatTemplateConfigMustBeAJsonObject) {
   EXPECT_EQ(ok.status, 0);
 }
 
+TEST_F(Cli, WiredLimitIsAppliedWhileGeneratingAndRestoredAfter) {
+  const std::string model = " --model " + dir_.string() + " --temp 0 --max-tokens 8 -v";
+  Result r = lmx_run("generate --prompt 'Once upon a time'" + model + " --wired-limit 2M --wire-policy fixed", "", true);
+  ASSERT_EQ(r.status, 0) << r.out;
+  const size_t applied = r.out.find("wired memory: limit applied: 2.0 MiB");
+  EXPECT_NE(applied, std::string::npos) << r.out;
+  EXPECT_GT(r.out.find("wired memory: baseline restored: 0.0 MiB"), applied) << r.out;
+  Result chat = lmx_run("chat" + model + " --wired-limit auto", "Once upon a time\n/quit\n", true);
+  ASSERT_EQ(chat.status, 0) << chat.out;
+  EXPECT_NE(chat.out.find("wired memory: limit applied: "), std::string::npos) << chat.out;
+  EXPECT_NE(chat.out.find("wired memory: baseline restored"), std::string::npos) << chat.out;
+  Result bad = lmx_run("generate --prompt hi" + model + " --wired-limit 12Q", "", true);
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.out.find("'12Q' is not a size"), std::string::npos) << bad.out;
+  Result help = lmx_run("chat --help");
+  EXPECT_NE(help.out.find("--wire-policy"), std::string::npos);
+}
+
 TEST(CliErrors, BadInputGivesOneClearLineAndNonZeroExit) {
   Result r = lmx_run("generate --model /nonexistent/model --prompt hi", "", true);
   EXPECT_NE(r.status, 0);
