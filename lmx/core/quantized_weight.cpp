@@ -24,7 +24,29 @@ cpu::QuantView view_of(const QuantizedWeight& q) {
   return v;
 }
 
+// Rows [r0, r1) of dequant(W) into out (row stride in_features), from whichever copy is held:
+// both give the same values bit for bit.
+void dequantize_into(const QuantizedWeight& q, int64_t r0, int64_t r1, float* out) {
+  if (q.has_mlx_tensors()) cpu::dequantize_affine(view_of(q), r0, r1, out, q.in_features());
+  else cpu::dequantize_packed(*q.packed, r0, r1, out, q.in_features());
+}
+
 }  // namespace
+
+int64_t QuantizedWeight::out_features() const {
+  if (w.defined()) return w.dim(0);
+  return packed ? packed->n() : 0;
+}
+
+int64_t QuantizedWeight::in_features() const {
+  if (w.defined()) return w.dim(1) * 32 / bits;
+  return packed ? packed->k() : 0;
+}
+
+Dtype QuantizedWeight::scale_dtype() const {
+  if (scales.defined()) return scales.dtype();
+  return packed ? packed->scale_dtype() : Dtype::f32;
+}
 
 bool is_supported_quantization(int bits, int group_size) {
   bool bits_ok = bits == 2 || bits == 3 || bits == 4 || bits == 5 || bits == 6 || bits == 8;
@@ -36,6 +58,14 @@ void QuantizedWeight::validate(const std::string& name) const {
   auto fail = [&](const std::string& what) {
     throw FormatError("quantized weight '" + name + "': " + what);
   };
+  if (!w.defined() && packed) {
+    if (packed->bits() != bits || packed->group_size() != group_size) {
+      fail("packed copy is " + std::to_string(packed->bits()) + "-bit with group size " +
+           std::to_string(packed->group_size()) + ", the weight says " + std::to_string(bits) +
+           "-bit with group size " + std::to_string(group_size));
+    }
+    return;
+  }
   if (!is_supported_quantization(bits, group_size)) {
     fail("unsupported quantization bits=" + std::to_string(bits) +
          " group_size=" + std::to_string(group_size) +
@@ -71,16 +101,33 @@ void QuantizedWeight::validate(const std::string& name) const {
 }
 
 void QuantizedWeight::prepare_for_cpu() {
+  if (packed && !w.defined()) return;
   validate("prepare_for_cpu");
-  packed = std::make_shared<const cpu::PackedQuantWeight>(cpu::pack_quantized(view_of(*this)));
+  if (!packed) {
+    packed = std::make_shared<const cpu::PackedQuantWeight>(cpu::pack_quantized(view_of(*this)));
+  }
+  w = Tensor();
+  scales = Tensor();
+  biases = Tensor();
+}
+
+QuantizedWeight QuantizedWeight::mlx_layout() const {
+  validate("mlx_layout");
+  if (has_mlx_tensors()) return *this;
+  QuantizedWeight q = *this;
+  const int64_t n = out_features(), k = in_features();
+  q.w = Tensor::empty({n, k * bits / 32}, Dtype::u32);
+  q.scales = Tensor::empty({n, k / group_size}, scale_dtype());
+  q.biases = Tensor::empty({n, k / group_size}, scale_dtype());
+  cpu::unpack_quantized(*packed, q.w.data<uint32_t>(), q.scales.raw_data(), q.biases.raw_data());
+  return q;
 }
 
 Tensor QuantizedWeight::dequantize() const {
   validate("dequantize");
   Tensor out = Tensor::empty({out_features(), in_features()}, Dtype::f32);
   cpu::ThreadPool::global().parallel_for(out_features(), 16, [&](int64_t b, int64_t e) {
-    cpu::dequantize_affine(view_of(*this), b, e, out.data<float>() + b * in_features(),
-                           in_features());
+    dequantize_into(*this, b, e, out.data<float>() + b * in_features());
   });
   return out;
 }
@@ -97,9 +144,8 @@ Tensor QuantizedWeight::dequantize_rows(const Tensor& row_ids) const {
       throw InvalidArgument("embedding: token id " + std::to_string(ids[i]) + " at position " +
                             std::to_string(i) + " is out of range [0, " + std::to_string(n) + ")");
     }
-    cpu::dequantize_affine(view_of(*this), ids[i], ids[i] + 1,
-                           out.data<float>() + static_cast<int64_t>(i) * in_features(),
-                           in_features());
+    dequantize_into(*this, ids[i], ids[i] + 1,
+                    out.data<float>() + static_cast<int64_t>(i) * in_features());
   }
   return out;
 }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -19,6 +20,27 @@ struct FdCloser {
   ~FdCloser() {
     if (fd >= 0) ::close(fd);
   }
+};
+
+size_t page_size() {
+  static const auto page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  return page;
+}
+
+// Releases its range of the mapping when the last tensor wrapped over it goes.
+class RangeOwner {
+ public:
+  RangeOwner(std::shared_ptr<const MappedFile> file, size_t offset, size_t length)
+      : file_(std::move(file)), offset_(offset), length_(length) {}
+  RangeOwner(const RangeOwner&) = delete;
+  RangeOwner& operator=(const RangeOwner&) = delete;
+  ~RangeOwner() {
+    if (file_) file_->release(offset_, length_);
+  }
+
+ private:
+  std::shared_ptr<const MappedFile> file_;
+  size_t offset_, length_;
 };
 
 [[noreturn]] void throw_errno(const std::string& what, const std::filesystem::path& path) {
@@ -53,7 +75,7 @@ void MappedFile::advise(AccessHint hint, size_t offset, size_t length) const {
   if (data_ == nullptr || offset >= size_) return;
   if (length > size_ - offset) length = size_ - offset;
   // madvise wants a page-aligned start.
-  const auto page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const size_t page = page_size();
   const size_t start = offset / page * page;
   length += offset - start;
   int advice = MADV_NORMAL;
@@ -75,6 +97,21 @@ void MappedFile::advise(AccessHint hint, size_t offset, size_t length) const {
       break;
   }
   (void)::madvise(const_cast<std::byte*>(data_) + start, length, advice);
+}
+
+void MappedFile::release(size_t offset, size_t length) const {
+  if (data_ == nullptr || offset >= size_) return;
+  length = std::min(length, size_ - offset);
+  const size_t page = page_size();
+  const size_t start = (offset + page - 1) / page * page;
+  const size_t end = (offset + length) / page * page;
+  if (end > start) (void)::madvise(const_cast<std::byte*>(data_) + start, end - start, MADV_DONTNEED);
+}
+
+std::shared_ptr<const void> MappedFile::range_owner(std::shared_ptr<const MappedFile> file,
+                                                    size_t offset,
+                                                    size_t length) {
+  return std::make_shared<const RangeOwner>(std::move(file), offset, length);
 }
 
 }  // namespace lmx::io

@@ -28,6 +28,18 @@ class MappedFile {
   // failures are ignored because they never change what the bytes read.
   void advise(AccessHint hint, size_t offset = 0, size_t length = static_cast<size_t>(-1)) const;
 
+  // Drops the pages wholly inside [offset, offset + length) from this process's resident
+  // memory (MADV_DONTNEED; pages shared with neighbouring bytes stay). The bytes stay
+  // readable: a later read faults them back in from the page cache or the file.
+  void release(size_t offset, size_t length) const;
+
+  // An owner handle for a tensor wrapped over [offset, offset + length) of `file`: keeps the
+  // mapping alive, and when the last copy goes (the tensor was converted, repacked or
+  // dropped) releases that range, so a weight held elsewhere is not resident twice.
+  static std::shared_ptr<const void> range_owner(std::shared_ptr<const MappedFile> file,
+                                                 size_t offset,
+                                                 size_t length);
+
  private:
   MappedFile(std::filesystem::path path, const std::byte* data, size_t size)
       : path_(std::move(path)), data_(data), size_(size) {}

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lmx/core/error.h"
+#include "lmx/io/mapped_file.h"
 #include "lmx/models/config_reader.h"
 #include "lmx/models/registry.h"
 #include "lmx/nn/linear.h"
@@ -61,7 +62,13 @@ WeightDict read_weights(const io::ModelFolder& folder) {
   WeightDict out;
   for (const auto& [name, ref] : folder.weights()) {
     const io::TensorInfo& info = *ref.info;
-    Tensor t = Tensor::wrap(const_cast<std::byte*>(info.data), info.shape, info.dtype, ref.file->owner());
+    // Over a mapped file, each tensor's owner releases its pages when the tensor goes
+    // (a quantized weight once packed, a weight cast to another dtype), so nothing stays
+    // resident twice.
+    const auto& mapping = ref.file->mapping();
+    std::shared_ptr<const void> owner =
+        mapping ? io::MappedFile::range_owner(mapping, info.file_offset, info.nbytes) : ref.file->owner();
+    Tensor t = Tensor::wrap(const_cast<std::byte*>(info.data), info.shape, info.dtype, std::move(owner));
     if (!info.aligned) t = t.clone();  // kernels need naturally aligned elements
     out.emplace(name, std::move(t));
   }

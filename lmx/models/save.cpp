@@ -1,10 +1,13 @@
 #include "lmx/models/save.h"
 
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "lmx/core/error.h"
 #include "lmx/io/safetensors_writer.h"
+#include "lmx/nn/linear.h"
+#include "lmx/nn/mlp.h"
 
 namespace lmx::models {
 namespace fs = std::filesystem;
@@ -15,6 +18,27 @@ bool is_tokenizer_file(const std::string& name) {
          name == "tokenizer.model" || name == "chat_template.jinja" || name == "chat_template.json" ||
          name == "generation_config.json" || name == "vocab.json" || name == "merges.txt" ||
          name == "added_tokens.json" || name.ends_with(".tiktoken");
+}
+
+// The MLX tensors of every quantized layer by parameter name. Prepared layers hold only
+// their packed copy (their parameter slots are empty), so these are unpacked from it,
+// bit for bit what was loaded or quantized.
+std::map<std::string, Tensor> quantized_tensors(LanguageModel& model) {
+  std::map<std::string, Tensor> out;
+  model.for_each_module([&](const std::string& path, nn::Module& m) {
+    const nn::WeightMatrix* matrix = nullptr;
+    if (auto* l = dynamic_cast<nn::Linear*>(&m)) matrix = &l->weight();
+    if (auto* e = dynamic_cast<nn::Embedding*>(&m)) matrix = &e->weight();
+    auto* s = dynamic_cast<nn::SwitchLinear*>(&m);
+    QuantizedWeight q;
+    if (matrix && matrix->quantized()) q = matrix->quant().mlx_layout();
+    else if (s && s->quantized()) q = s->mlx_layout();
+    else return;
+    out[nn::join_path(path, "weight")] = q.w;
+    out[nn::join_path(path, "scales")] = q.scales;
+    out[nn::join_path(path, "biases")] = q.biases;
+  });
+  return out;
 }
 
 }  // namespace
@@ -28,9 +52,11 @@ void save_model(LanguageModel& model, const fs::path& source_dir, const fs::path
 
   // Weights, in registration order, split into shards.
   std::vector<std::pair<std::string, Tensor>> tensors;
+  const std::map<std::string, Tensor> quantized = quantized_tensors(model);
   for (auto& p : model.parameters()) {
-    if (!p.tensor->defined()) continue;
-    Tensor t = *p.tensor;
+    auto q = quantized.find(p.name);
+    Tensor t = q != quantized.end() ? q->second : *p.tensor;
+    if (!t.defined()) continue;
     if (options.dtype && is_floating(t.dtype())) t = t.to(*options.dtype);
     tensors.emplace_back(p.name, t.contiguous());
   }

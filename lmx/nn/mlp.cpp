@@ -31,6 +31,23 @@ Tensor activate(Activation a, const Tensor& x) {
   return x;
 }
 
+// Per-expert MLX tensors stacked along a new first axis: w [E, out, in*bits/32], ...
+QuantizedWeight stack_experts(const std::vector<QuantizedWeight>& experts) {
+  std::vector<Tensor> ws, ss, bs;
+  for (const auto& q : experts) {
+    ws.push_back(q.w.unsqueeze(0));
+    ss.push_back(q.scales.unsqueeze(0));
+    bs.push_back(q.biases.unsqueeze(0));
+  }
+  QuantizedWeight out;
+  out.bits = experts.front().bits;
+  out.group_size = experts.front().group_size;
+  out.w = ops::concat(ws, 0);
+  out.scales = ops::concat(ss, 0);
+  out.biases = ops::concat(bs, 0);
+  return out;
+}
+
 }  // namespace
 
 Activation parse_activation(const std::string& name) {
@@ -115,37 +132,49 @@ void SwitchLinear::quantize_for_load(int bits, int group_size) {
 
 void SwitchLinear::quantize(int bits, int group_size, Dtype scale_dtype) {
   if (quantized_) return;
-  std::vector<Tensor> ws, ss, bs;
+  std::vector<QuantizedWeight> experts;
   for (int64_t e = 0; e < experts_; ++e) {
-    QuantizedWeight q = QuantizedWeight::quantize(weight_.select(0, e), bits, group_size, scale_dtype);
-    ws.push_back(q.w.unsqueeze(0));
-    ss.push_back(q.scales.unsqueeze(0));
-    bs.push_back(q.biases.unsqueeze(0));
+    experts.push_back(QuantizedWeight::quantize(weight_.select(0, e), bits, group_size, scale_dtype));
   }
   quantize_for_load(bits, group_size);
-  quant_.w = ops::concat(ws, 0);
-  quant_.scales = ops::concat(ss, 0);
-  quant_.biases = ops::concat(bs, 0);
+  quant_ = stack_experts(experts);
 }
 
 QuantizedWeight SwitchLinear::expert_quant(int64_t e) const {
   QuantizedWeight q;
+  q.bits = quant_.bits;
+  q.group_size = quant_.group_size;
+  if (!packed_.empty()) {
+    q.packed = packed_[static_cast<size_t>(e)];
+    return q;
+  }
   q.w = quant_.w.select(0, e);
   q.scales = quant_.scales.select(0, e);
   q.biases = quant_.biases.select(0, e);
-  q.bits = quant_.bits;
-  q.group_size = quant_.group_size;
-  if (!packed_.empty()) q.packed = packed_[static_cast<size_t>(e)];
   return q;
 }
 
 void SwitchLinear::prepare() {
   if (!quantized_ || !packed_.empty()) return;
+  std::vector<std::shared_ptr<const cpu::PackedQuantWeight>> packed;
   for (int64_t e = 0; e < experts_; ++e) {
     QuantizedWeight q = expert_quant(e);
     q.prepare_for_cpu();
-    packed_.push_back(q.packed);
+    packed.push_back(q.packed);
   }
+  packed_ = std::move(packed);
+  // Only the packed copies stay: the stacked tensors (or their mapped pages) go back.
+  quant_.w = Tensor();
+  quant_.scales = Tensor();
+  quant_.biases = Tensor();
+}
+
+QuantizedWeight SwitchLinear::mlx_layout() const {
+  if (!quantized_) throw InvalidArgument("switch linear: mlx_layout of a dense layer");
+  if (packed_.empty()) return quant_;
+  std::vector<QuantizedWeight> experts;
+  for (int64_t e = 0; e < experts_; ++e) experts.push_back(expert_quant(e).mlx_layout());
+  return stack_experts(experts);
 }
 
 Tensor SwitchLinear::forward(const Tensor& x, int64_t expert) const {

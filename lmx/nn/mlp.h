@@ -42,10 +42,14 @@ class SwitchLinear : public Module {
   SwitchLinear(int64_t experts, int64_t in, int64_t out);
   void quantize_for_load(int bits, int group_size);
   void quantize(int bits, int group_size, Dtype scale_dtype);
+  // Packs every expert for the fast CPU kernels, then keeps only the packed copies.
   void prepare();
   // x [tokens, in] through expert e -> [tokens, out] (f32).
   Tensor forward(const Tensor& x, int64_t expert) const;
   int64_t experts() const { return experts_; }
+  bool quantized() const { return quantized_; }
+  // The stacked MLX tensors (quantized layers only): held, or unpacked from the packed copies.
+  QuantizedWeight mlx_layout() const;
 
  private:
   void register_all();

@@ -1,6 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <string>
 #include <vector>
@@ -31,6 +35,51 @@ TEST(MappedFile, MapsBytesAndEmptyFiles) {
   auto e = MappedFile::open(dir / "empty.bin");
   EXPECT_EQ(e->size(), 0u);
   EXPECT_EQ(e->data(), nullptr);
+}
+
+// Resident kB of the mapping that holds `p`, from /proc/self/smaps.
+long resident_kb(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  const auto addr = reinterpret_cast<uintptr_t>(p);
+  while (std::getline(smaps, line)) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find('-') < 17) {
+      inside = addr >= lo && addr < hi;
+    } else if (inside && line.rfind("Rss:", 0) == 0) {
+      return std::stol(line.substr(4));
+    }
+  }
+  return -1;
+}
+
+TEST(MappedFile, RangeOwnerReleasesItsWholePagesWhenDropped) {
+  TempDir dir;
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE)), size = 64 * page;
+  std::string bytes(size, '\0');
+  for (size_t i = 0; i < size; ++i) bytes[i] = static_cast<char>(i * 7 + 3);
+  write_file(dir / "w.bin", bytes);
+  auto m = MappedFile::open(dir / "w.bin");
+  const std::byte* data = m->data();
+  auto touch = [&] {
+    long sum = 0;
+    for (size_t i = 0; i < size; i += page) sum += static_cast<long>(data[i]);
+    return sum;
+  };
+  const long sum = touch();
+  const long all_kb = resident_kb(data);
+  ASSERT_GE(all_kb, static_cast<long>(size / 1024));
+  // A tensor over [100, 100 + 40 pages): pages 1..40 lie wholly inside it.
+  auto keep = MappedFile::range_owner(m, 0, 1);  // no whole page: releases nothing
+  auto owner = MappedFile::range_owner(m, 100, 40 * page);
+  m.reset();  // the owners alone keep the mapping
+  owner.reset();
+  const long released_kb = all_kb - resident_kb(data);
+  EXPECT_EQ(released_kb, static_cast<long>(39 * page / 1024));
+  // The bytes still read the same (faulted back in from the page cache).
+  EXPECT_EQ(touch(), sum);
+  EXPECT_EQ(std::memcmp(data, bytes.data(), size), 0);
 }
 
 TEST(MappedFile, MissingFileAndFolderAreIoErrors) {

@@ -156,6 +156,39 @@ TEST(Convert, QuantizedFolderRoundTripKeepsParity) {
   expect_parity(*reloaded.model, reference("llama_q4_g32"), 1e-4, false);
 }
 
+std::string file_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// A prepared model holds only the packed copies of its quantized weights; saving unpacks
+// them exactly: a quantized folder loaded (packed) and saved again is byte-identical, the
+// stacked MoE experts included, and so is one saved from an unprepared load.
+TEST(Convert, SavingPackedWeightsReproducesTheFolderExactly) {
+  for (const std::string name : {"llama", "mixtral"}) {
+    auto loaded = models::load_model(fixture(name));
+    models::QuantizeOptions q;
+    q.bits = 4;
+    q.group_size = 32;
+    models::quantize_model(*loaded.model, q);
+    models::SaveOptions opts;
+    opts.quantization = q;
+    const fs::path base = fs::temp_directory_path() / ("lmx-resave-" + std::to_string(::getpid()));
+    models::save_model(*loaded.model, fixture(name), base / "a", opts);
+    auto packed = models::load_model(base / "a");
+    models::save_model(*packed.model, base / "a", base / "b", opts);
+    auto unprepared = models::load_model(base / "a", {.prepare = false});
+    models::save_model(*unprepared.model, base / "a", base / "c", opts);
+    const std::string a = file_bytes(base / "a" / "model.safetensors");
+    const bool same_b = a == file_bytes(base / "b" / "model.safetensors");
+    const bool same_c = a == file_bytes(base / "c" / "model.safetensors");
+    fs::remove_all(base);
+    EXPECT_GT(a.size(), 1000u) << name;
+    EXPECT_TRUE(same_b) << name;
+    EXPECT_TRUE(same_c) << name;
+  }
+}
+
 TEST(Convert, Bf16FolderRoundTrip) {
   auto loaded = models::load_model(fixture("qwen2"));
   models::SaveOptions opts;

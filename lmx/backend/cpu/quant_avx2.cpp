@@ -1,7 +1,7 @@
 // AVX2/FMA/F16C kernels for MLX affine-quantized weights: matvec (decode) on the packed
 // layout with f32 activations (default) or int16 / int8 activations (opt-in), matvec on the MLX
 // layout as stored, and the GEMM (prefill) that dequantizes 16-row slivers into the packed
-// f32 GEMM. See quant.cpp for the packed layout.
+// f32 GEMM. See quant_pack.cpp for the packed layout.
 #include <immintrin.h>
 
 #include <cmath>
@@ -590,8 +590,8 @@ inline __m256i mlx_q8(const uint32_t* row, int64_t p) {
 template <int BITS, Dtype SD>
 void view_matvec_rows(
     const float* x, const QuantView& w, const float* xsum, float* y, int64_t r0, int64_t r1) {
-  const int64_t ws = w.w_stride ? w.w_stride : w.k * BITS / 32;
-  const int64_t ss = w.s_stride ? w.s_stride : w.k / w.group_size;
+  const int64_t ws = w.w_row_stride();
+  const int64_t ss = w.s_row_stride();
   const int64_t gs = w.group_size, groups = w.k / gs;
   int64_t r = r0;
   for (; r < r1; r += R) {
@@ -653,8 +653,8 @@ void view_matmul(const float* x,
         nt);
     return;
   }
-  const int64_t ws = w.w_stride ? w.w_stride : w.k * BITS / 32;
-  const int64_t ss = w.s_stride ? w.s_stride : w.k / w.group_size;
+  const int64_t ws = w.w_row_stride();
+  const int64_t ss = w.s_row_stride();
   const int gshift = __builtin_ctz(static_cast<unsigned>(w.group_size));
   auto decode8 = [&](int64_t row, int64_t p) {
     const int64_t si = row * ss + (p >> gshift);

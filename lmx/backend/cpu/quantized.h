@@ -31,6 +31,9 @@ struct QuantView {
   int group_size = 64;
   int64_t w_stride = 0;  // row stride of w in uint32 words; 0 means k*bits/32
   int64_t s_stride = 0;  // row stride of scales/biases in elements; 0 means k/group
+
+  int64_t w_row_stride() const { return w_stride ? w_stride : k * bits / 32; }
+  int64_t s_row_stride() const { return s_stride ? s_stride : k / group_size; }
 };
 
 // Quantizes w [n, k] (row-major, contiguous) the way mlx.core.quantize does on the CPU:
@@ -85,7 +88,7 @@ class PackedQuantWeight {
   size_t bytes() const { return bytes_; }
   bool empty() const { return data_ == nullptr; }
 
-  // Layout details for the kernels (described at pack_quantized in quant.cpp).
+  // Layout details for the kernels (described at the top of quant_pack.cpp).
   const uint8_t* data() const { return data_.get(); }
   int64_t k_padded() const { return k_padded_; }
   int64_t block_bytes() const { return block_bytes_; }
@@ -102,6 +105,11 @@ class PackedQuantWeight {
 
  private:
   friend PackedQuantWeight pack_quantized(const QuantView& w);
+
+// The MLX tensors back from the packed layout, bit for bit what pack_quantized read:
+// out_w [n, k*bits/32], out_scales / out_biases [n, k/group] of w.scale_dtype(), contiguous.
+// Lets a model keep only the packed copy and still save mlx-community checkpoints.
+void unpack_quantized(const PackedQuantWeight& w, uint32_t* out_w, void* out_scales, void* out_biases);
   struct Free {
     void operator()(uint8_t* p) const;
   };
@@ -116,6 +124,11 @@ class PackedQuantWeight {
 };
 
 PackedQuantWeight pack_quantized(const QuantView& w);
+
+// The MLX tensors back from the packed layout, bit for bit what pack_quantized read:
+// out_w [n, k*bits/32], out_scales / out_biases [n, k/group] of w.scale_dtype(), contiguous.
+// Lets a model keep only the packed copy and still save mlx-community checkpoints.
+void unpack_quantized(const PackedQuantWeight& w, uint32_t* out_w, void* out_scales, void* out_biases);
 
 // dequantize_affine from the packed layout (same values, bit for bit), so a tied
 // embedding / lm_head needs only the packed copy: rows [row_begin, row_end) into out.

@@ -161,7 +161,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
 Tensor quantized_linear(const Tensor& x, const QuantizedWeight& weight, const Tensor& bias) {
   check_cpu_defined(x, "quantized_linear", "input");
   weight.validate("quantized_linear");
-  check_cpu_defined(weight.w, "quantized_linear", "weight");
+  if (weight.has_mlx_tensors()) check_cpu_defined(weight.w, "quantized_linear", "weight");
   if (x.ndim() == 0 || x.dim(-1) != weight.in_features()) {
     throw ShapeError("quantized_linear: input " + shape_str(x.shape()) +
                      " does not match quantized weight with " +

@@ -244,6 +244,38 @@ TEST(DequantizeAffine, PackedLayoutGivesTheSameRows) {
       }
 }
 
+// Packing then unpacking gives the MLX tensors back bit for bit. Random bits everywhere
+// (every bit of the packed rows is some value's; scales and biases are arbitrary 16/32-bit
+// patterns), rows not a multiple of 4, k with and without padding, a row stride.
+TEST(UnpackQuantized, RestoresMlxTensorsBitForBit) {
+  std::mt19937 rng(123);
+  for (int bits : kBits)
+    for (int group : kGroups)
+      for (Dtype dt : kScaleDtypes)
+        for (int64_t k : {int64_t{group}, int64_t{3} * group, int64_t{256} + group}) {
+          const int64_t n = 7, words = k * bits / 32, stride = words + 5;
+          const size_t ssize = dtype_size(dt), groups = static_cast<size_t>(k / group);
+          std::vector<uint32_t> w(static_cast<size_t>(n * stride));
+          for (auto& v : w) v = static_cast<uint32_t>(rng());
+          std::vector<uint8_t> scales(static_cast<size_t>(n) * groups * ssize),
+              biases(scales.size());
+          for (auto& v : scales) v = static_cast<uint8_t>(rng());
+          for (auto& v : biases) v = static_cast<uint8_t>(rng());
+          QuantView view{w.data(), scales.data(), biases.data(), dt, n, k, bits, group};
+          view.w_stride = stride;
+          const PackedQuantWeight p = pack_quantized(view);
+          std::vector<uint32_t> w2(static_cast<size_t>(n * words), 0xdeadbeef);
+          std::vector<uint8_t> s2(scales.size(), 0xab), b2(biases.size(), 0xcd);
+          unpack_quantized(p, w2.data(), s2.data(), b2.data());
+          for (int64_t r = 0; r < n; ++r)
+            for (int64_t i = 0; i < words; ++i)
+              ASSERT_EQ(w2[static_cast<size_t>(r * words + i)], w[static_cast<size_t>(r * stride + i)])
+                  << "bits=" << bits << " group=" << group << " k=" << k << " row " << r << " word " << i;
+          ASSERT_EQ(s2, scales) << "bits=" << bits << " group=" << group << " k=" << k;
+          ASSERT_EQ(b2, biases) << "bits=" << bits << " group=" << group << " k=" << k;
+        }
+}
+
 // Random quantized weight in the MLX layout with padded strides.
 struct QWeight {
   std::vector<uint32_t> w;

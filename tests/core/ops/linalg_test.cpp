@@ -101,6 +101,30 @@ TEST(Linalg, QuantizedLinearMatchesDequantizedWeights) {
   }
 }
 
+// Once packed, only the packed copy is held; shapes, dequantization and the MLX tensors
+// all come from it unchanged (the products are checked in the test above, after packing).
+TEST(Linalg, PreparedQuantizedWeightHoldsOnlyThePackedCopy) {
+  for (int bits : {3, 4, 8}) {
+    QuantizedWeight q = QuantizedWeight::quantize(random_tensor({10, 192}, 6), bits, 64, Dtype::f16);
+    const QuantizedWeight original = q;
+    const auto deq = q.dequantize().to_float_vector();
+    q.prepare_for_cpu();
+    EXPECT_FALSE(q.has_mlx_tensors());
+    EXPECT_FALSE(q.w.defined() || q.scales.defined() || q.biases.defined());
+    EXPECT_EQ(q.out_features(), 10);
+    EXPECT_EQ(q.in_features(), 192);
+    EXPECT_EQ(q.scale_dtype(), Dtype::f16);
+    EXPECT_EQ(q.dequantize().to_float_vector(), deq);
+    std::vector<float> rows(deq.begin() + 9 * 192, deq.end());
+    rows.insert(rows.end(), deq.begin(), deq.begin() + 192);
+    EXPECT_EQ(q.dequantize_rows(Tensor::from_vector(std::vector<int32_t>{9, 0}, {2})).to_float_vector(), rows);
+    const QuantizedWeight back = q.mlx_layout();
+    EXPECT_EQ(back.w.to_int_vector(), original.w.to_int_vector());
+    EXPECT_EQ(back.scales.to_float_vector(), original.scales.to_float_vector());
+    EXPECT_EQ(back.biases.to_float_vector(), original.biases.to_float_vector());
+  }
+}
+
 TEST(Linalg, QuantizedBadInputsAreTypedErrors) {
   Tensor w = random_tensor({8, 100}, 99);
   EXPECT_THROW(QuantizedWeight::quantize(w, 4, 64), ShapeError);  // 100 % 64 != 0
