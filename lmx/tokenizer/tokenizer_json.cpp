@@ -605,6 +605,9 @@ std::shared_ptr<TokenizerImpl> load_tokenizer_json(std::string_view text,
         t.rstrip = r.boolean_or(e, "rstrip", where, false);
         t.single_word = r.boolean_or(e, "single_word", where, false);
         t.normalized = r.boolean_or(e, "normalized", where, !t.special);
+        // As HF's AddedVocabulary: a token whose content the model's vocabulary already
+        // holds takes the model's id, whatever id the file declares.
+        if (auto model_id = impl->model->token_to_id(t.content)) t.id = *model_id;
         added.push_back(std::move(t));
       }
     }
