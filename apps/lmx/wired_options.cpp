@@ -13,9 +13,10 @@
 namespace lmx::cli {
 
 void add_wired_options(CLI::App* cmd, WiredArgs& a) {
-  cmd->add_option("--wired-limit", a.limit,
-                  "Memory to keep wired (pinned in RAM) while generating: BYTES (e.g. 2G, 512M), auto (the "
-                  "estimate of weights + KV cache + workspace) or none")
+  cmd->add_option(
+         "--wired-limit", a.limit,
+         "Memory to keep wired (pinned in RAM) while generating: BYTES (e.g. 2G, 512M), auto (the "
+         "estimate of weights + KV cache + workspace) or none")
       ->check([](const std::string& v) -> std::string {
         if (v == "auto" || v == "none") return "";
         try {
@@ -27,7 +28,8 @@ void add_wired_options(CLI::App* cmd, WiredArgs& a) {
       })
       ->capture_default_str();
   cmd->add_option("--wire-policy", a.policy,
-                  "How the wired limit combines with other work: sum, max, fixed (the limit as given) or budget "
+                  "How the wired limit combines with other work: sum, max, fixed (the limit as "
+                  "given) or budget "
                   "(the limit as base, plus the KV cache)")
       ->check(CLI::IsMember({"sum", "max", "fixed", "budget"}))
       ->capture_default_str();
@@ -35,7 +37,7 @@ void add_wired_options(CLI::App* cmd, WiredArgs& a) {
 
 size_t parse_byte_size(const std::string& text, const std::string& option) {
   const InvalidArgument bad((option.empty() ? "" : option + ": ") + "'" + text +
-                           "' is not a size (bytes, or a number with K, M, G or T)");
+                            "' is not a size (bytes, or a number with K, M, G or T)");
   size_t used = 0;
   double value = 0;
   try {
@@ -49,7 +51,8 @@ size_t parse_byte_size(const std::string& text, const std::string& option) {
   static const std::string kUnits = "KMGT";
   int power = 0;
   if (!unit.empty()) {
-    const size_t at = unit.size() == 1 ? kUnits.find(static_cast<char>(std::toupper(unit[0]))) : std::string::npos;
+    const size_t at = unit.size() == 1 ? kUnits.find(static_cast<char>(std::toupper(unit[0])))
+                                       : std::string::npos;
     if (at == std::string::npos) throw bad;
     power = static_cast<int>(at) + 1;
   }
@@ -57,35 +60,44 @@ size_t parse_byte_size(const std::string& text, const std::string& option) {
   return static_cast<size_t>(std::llround(std::ldexp(value, 10 * power)));
 }
 
-std::optional<generate::WiredTicket> make_wired_ticket(const WiredArgs& a, models::LanguageModel& model,
-                                                       int64_t prompt_tokens, const generate::GenerateParameters& p) {
+std::optional<generate::WiredTicket> make_wired_ticket(const WiredArgs& a,
+                                                       models::LanguageModel& model,
+                                                       int64_t prompt_tokens,
+                                                       const generate::GenerateParameters& p) {
   if (a.limit == "none") return std::nullopt;
   auto& manager = generate::WiredMemoryManager::shared();
   const auto e = generate::estimate_memory(model, prompt_tokens, p);
   const std::optional<size_t> bytes =
-      a.limit == "auto" ? std::nullopt : std::optional<size_t>(parse_byte_size(a.limit, "--wired-limit"));
+      a.limit == "auto" ? std::nullopt
+                        : std::optional<size_t>(parse_byte_size(a.limit, "--wired-limit"));
   if (a.policy == "budget") {
-    auto policy = generate::make_wired_policy("budget", bytes.value_or(e.weight_bytes + e.workspace_bytes),
-                                              manager.recommended_source());
+    auto policy = generate::make_wired_policy(
+        "budget", bytes.value_or(e.weight_bytes + e.workspace_bytes), manager.recommended_source());
     return generate::WiredTicket(e.kv_bytes, policy);
   }
   const size_t size = bytes.value_or(e.total_bytes);
-  return generate::WiredTicket(size, generate::make_wired_policy(a.policy, size, manager.recommended_source()));
+  return generate::WiredTicket(
+      size, generate::make_wired_policy(a.policy, size, manager.recommended_source()));
 }
 
 generate::WiredMemoryManager::Subscription report_wired_limits(bool verbose) {
   if (!verbose) return {};
   return generate::WiredMemoryManager::shared().subscribe([](const generate::WiredEvent& e) {
     using K = generate::WiredEvent::Kind;
-    if (e.kind != K::limit_applied && e.kind != K::limit_apply_failed && e.kind != K::baseline_restored) return;
+    if (e.kind != K::limit_applied && e.kind != K::limit_apply_failed &&
+        e.kind != K::baseline_restored)
+      return;
     std::fprintf(stderr, "wired memory: %s: %s%s%s\n", generate::wired_event_name(e.kind),
-                 format_bytes(e.kind == K::limit_apply_failed ? e.desired.value_or(0) : e.applied.value_or(0)).c_str(),
+                 format_bytes(e.kind == K::limit_apply_failed ? e.desired.value_or(0)
+                                                              : e.applied.value_or(0))
+                     .c_str(),
                  e.message.empty() ? "" : " - ", e.message.c_str());
   });
 }
 
 WiredHold::WiredHold(const generate::WiredTicket& ticket, models::LanguageModel& model)
-    : weights(residency::RegionRegistry::global().add(residency::RegionClass::weights, generate::weight_regions(model))),
+    : weights(residency::RegionRegistry::global().add(residency::RegionClass::weights,
+                                                      generate::weight_regions(model))),
       guard(ticket) {}
 
 }  // namespace lmx::cli

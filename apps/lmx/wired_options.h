@@ -32,8 +32,10 @@ size_t parse_byte_size(const std::string& text, const std::string& option);
 // The ticket a run holds (nullopt with --wired-limit none). auto sizes it from
 // estimate_memory (weights + KV for prompt_tokens + max_tokens + workspace); the budget
 // policy takes weights + workspace (or BYTES) as its base and the KV cache as the size.
-std::optional<generate::WiredTicket> make_wired_ticket(const WiredArgs& a, models::LanguageModel& model,
-                                                       int64_t prompt_tokens, const generate::GenerateParameters& p);
+std::optional<generate::WiredTicket> make_wired_ticket(const WiredArgs& a,
+                                                       models::LanguageModel& model,
+                                                       int64_t prompt_tokens,
+                                                       const generate::GenerateParameters& p);
 
 // With `verbose`, prints each limit the shared manager applies (or fails to) on stderr
 // while the returned subscription lives.

@@ -119,8 +119,9 @@ void RegionRegistry::update(uint64_t id, std::vector<Region> regions) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
-  const bool same = std::equal(regions.begin(), regions.end(), it->second.regions.begin(), it->second.regions.end(),
-                               [](const Region& a, const Region& b) { return a.data == b.data && a.bytes == b.bytes; });
+  const bool same = std::equal(
+      regions.begin(), regions.end(), it->second.regions.begin(), it->second.regions.end(),
+      [](const Region& a, const Region& b) { return a.data == b.data && a.bytes == b.bytes; });
   if (same) return;
   it->second.regions = std::move(regions);
   if (limit_ > 0 || !locked_.empty()) repin_locked();
@@ -164,8 +165,9 @@ PinResult RegionRegistry::repin_locked() {
   const uintptr_t page = page_size();
   std::vector<std::tuple<RegionClass, uint64_t, const Entry*>> order;
   for (const auto& [id, e] : entries_) order.emplace_back(e.cls, id, &e);
-  std::sort(order.begin(), order.end(),
-            [](const auto& a, const auto& b) { return std::tie(std::get<0>(a), std::get<1>(a)) < std::tie(std::get<0>(b), std::get<1>(b)); });
+  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+    return std::tie(std::get<0>(a), std::get<1>(a)) < std::tie(std::get<0>(b), std::get<1>(b));
+  });
 
   // Walk the regions in pin order, page-rounded, each page counted once, until the
   // limit is spent. `wanted` is the union of every region; `lock` the part within the limit.
@@ -175,7 +177,8 @@ PinResult RegionRegistry::repin_locked() {
     for (const Region& r : std::get<2>(item)->regions) {
       if (r.bytes == 0) continue;
       const auto at = reinterpret_cast<uintptr_t>(r.data);
-      const Intervals fresh = subtract({{at / page * page, (at + r.bytes + page - 1) / page * page}}, wanted);
+      const Intervals fresh =
+          subtract({{at / page * page, (at + r.bytes + page - 1) / page * page}}, wanted);
       for (const auto& [b, e] : fresh) {
         insert(wanted, b, e);
         const size_t take = std::min<size_t>(e - b, budget);

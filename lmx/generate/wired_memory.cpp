@@ -11,7 +11,8 @@ namespace lmx::generate {
 namespace {
 
 std::string describe(const WiredTicket& t) {
-  return "ticket " + std::to_string(t.id()) + " (" + std::to_string(t.size()) + " bytes, policy " + t.policy()->id() + ")";
+  return "ticket " + std::to_string(t.id()) + " (" + std::to_string(t.size()) + " bytes, policy " +
+         t.policy()->id() + ")";
 }
 
 }  // namespace
@@ -19,37 +20,57 @@ std::string describe(const WiredTicket& t) {
 const char* wired_event_name(WiredEvent::Kind kind) {
   using K = WiredEvent::Kind;
   switch (kind) {
-    case K::baseline_captured: return "baseline captured";
-    case K::admission_wait: return "admission wait";
-    case K::admission_granted: return "admission granted";
-    case K::admission_cancelled: return "admission cancelled";
-    case K::ticket_started: return "ticket started";
-    case K::ticket_start_ignored: return "ticket start ignored";
-    case K::ticket_ended: return "ticket ended";
-    case K::ticket_end_ignored: return "ticket end ignored";
-    case K::limit_computed: return "limit computed";
-    case K::limit_applied: return "limit applied";
-    case K::limit_apply_failed: return "limit apply failed";
-    case K::baseline_restored: return "baseline restored";
+    case K::baseline_captured:
+      return "baseline captured";
+    case K::admission_wait:
+      return "admission wait";
+    case K::admission_granted:
+      return "admission granted";
+    case K::admission_cancelled:
+      return "admission cancelled";
+    case K::ticket_started:
+      return "ticket started";
+    case K::ticket_start_ignored:
+      return "ticket start ignored";
+    case K::ticket_ended:
+      return "ticket ended";
+    case K::ticket_end_ignored:
+      return "ticket end ignored";
+    case K::limit_computed:
+      return "limit computed";
+    case K::limit_applied:
+      return "limit applied";
+    case K::limit_apply_failed:
+      return "limit apply failed";
+    case K::baseline_restored:
+      return "baseline restored";
   }
   return "?";
 }
 
-WiredTicket::WiredTicket(size_t size, std::shared_ptr<const WiredPolicy> policy, TicketKind kind,
+WiredTicket::WiredTicket(size_t size,
+                         std::shared_ptr<const WiredPolicy> policy,
+                         TicketKind kind,
                          WiredMemoryManager* manager)
-    : size_(size), policy_(std::move(policy)), kind_(kind), manager_(manager ? manager : &WiredMemoryManager::shared()) {
+    : size_(size),
+      policy_(std::move(policy)),
+      kind_(kind),
+      manager_(manager ? manager : &WiredMemoryManager::shared()) {
   static std::atomic<uint64_t> next{1};
   id_ = next.fetch_add(1);
   if (!policy_) throw InvalidArgument("wired memory ticket: no policy");
 }
 
-size_t WiredTicket::start(std::stop_token stop, std::optional<std::chrono::milliseconds> timeout) const {
+size_t WiredTicket::start(std::stop_token stop,
+                          std::optional<std::chrono::milliseconds> timeout) const {
   return manager_->start(*this, std::move(stop), timeout);
 }
 
 size_t WiredTicket::end() const { return manager_->end(*this); }
 
-WiredLimitGuard::WiredLimitGuard(WiredTicket ticket, std::stop_token stop, std::optional<std::chrono::milliseconds> timeout)
+WiredLimitGuard::WiredLimitGuard(WiredTicket ticket,
+                                 std::stop_token stop,
+                                 std::optional<std::chrono::milliseconds> timeout)
     : ticket_(std::move(ticket)) {
   applied_ = ticket_.start(std::move(stop), timeout);
 }
@@ -59,7 +80,9 @@ size_t WiredLimitGuard::release() {
   return applied_;
 }
 
-WiredMemoryManager::WiredMemoryManager(std::shared_ptr<WiredBackend> backend, WiredManagerConfig config, ClockFn now)
+WiredMemoryManager::WiredMemoryManager(std::shared_ptr<WiredBackend> backend,
+                                       WiredManagerConfig config,
+                                       ClockFn now)
     : backend_(std::move(backend)), now_(now ? std::move(now) : ClockFn(&Clock::now)) {
   if (!backend_) throw InvalidArgument("wired memory manager: no backend");
   configure(std::move(config));
@@ -68,11 +91,16 @@ WiredMemoryManager::WiredMemoryManager(std::shared_ptr<WiredBackend> backend, Wi
 void WiredMemoryManager::configure(WiredManagerConfig config) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!tickets_.empty() || waiters_ > 0) {
-    throw InvalidArgument("wired memory manager: the configuration can change only while no ticket is running or waiting");
+    throw InvalidArgument(
+        "wired memory manager: the configuration can change only while no ticket is running or "
+        "waiting");
   }
   config.shrink_threshold_ratio = std::clamp(config.shrink_threshold_ratio, 0.0, 1.0);
   config.shrink_cooldown = std::max(config.shrink_cooldown, std::chrono::duration<double>(0));
-  if (!config.warn) config.warn = [](const std::string& m) { std::fprintf(stderr, "lmx: warning: %s\n", m.c_str()); };
+  if (!config.warn)
+    config.warn = [](const std::string& m) {
+      std::fprintf(stderr, "lmx: warning: %s\n", m.c_str());
+    };
   config_ = std::move(config);
 }
 
@@ -95,7 +123,8 @@ size_t WiredMemoryManager::waiter_count() const {
   return waiters_;
 }
 
-WiredMemoryManager::Subscription& WiredMemoryManager::Subscription::operator=(Subscription&& o) noexcept {
+WiredMemoryManager::Subscription& WiredMemoryManager::Subscription::operator=(
+    Subscription&& o) noexcept {
   if (this != &o) {
     this->~Subscription();
     manager_ = std::exchange(o.manager_, nullptr);
@@ -111,7 +140,8 @@ WiredMemoryManager::Subscription::~Subscription() {
   }
 }
 
-WiredMemoryManager::Subscription WiredMemoryManager::subscribe(std::function<void(const WiredEvent&)> fn) {
+WiredMemoryManager::Subscription WiredMemoryManager::subscribe(
+    std::function<void(const WiredEvent&)> fn) {
   std::lock_guard<std::mutex> lock(mutex_);
   const uint64_t id = next_subscriber_++;
   subscribers_[id] = std::move(fn);
@@ -143,7 +173,8 @@ size_t WiredMemoryManager::resolve_baseline(bool refresh) {
                        : current_limit_          ? *current_limit_
                                                  : backend_->current_limit();
   const auto previous = std::exchange(baseline_, value);
-  if (previous != value) emit(WiredEvent::Kind::baseline_captured, {.baseline = value, .applied = value});
+  if (previous != value)
+    emit(WiredEvent::Kind::baseline_captured, {.baseline = value, .applied = value});
   return value;
 }
 
@@ -155,7 +186,8 @@ std::vector<size_t> WiredMemoryManager::group_sizes(const std::string& group) co
 }
 
 bool WiredMemoryManager::has_active_work() const {
-  return std::any_of(tickets_.begin(), tickets_.end(), [](const auto& t) { return t.second.kind == TicketKind::active; });
+  return std::any_of(tickets_.begin(), tickets_.end(),
+                     [](const auto& t) { return t.second.kind == TicketKind::active; });
 }
 
 std::optional<size_t> WiredMemoryManager::desired_limit() const {
@@ -172,7 +204,8 @@ std::optional<size_t> WiredMemoryManager::desired_limit() const {
 void WiredMemoryManager::apply_if_needed(size_t limit) {
   if (current_limit_ == limit && !apply_failed_) return;
   if (current_limit_ && limit < *current_limit_ && has_active_work()) {
-    const double drop = static_cast<double>(*current_limit_ - limit) / static_cast<double>(*current_limit_);
+    const double drop =
+        static_cast<double>(*current_limit_ - limit) / static_cast<double>(*current_limit_);
     if (drop < config_.shrink_threshold_ratio) return;
     if (last_change_ && now_() - *last_change_ < config_.shrink_cooldown) return;
   }
@@ -181,14 +214,15 @@ void WiredMemoryManager::apply_if_needed(size_t limit) {
     current_limit_ = limit;
     apply_failed_ = false;
     last_change_ = now_();
-    emit(WiredEvent::Kind::limit_applied, {.baseline = baseline_, .desired = limit, .applied = limit});
+    emit(WiredEvent::Kind::limit_applied,
+         {.baseline = baseline_, .desired = limit, .applied = limit});
     return;
   }
   apply_failed_ = true;
   emit(WiredEvent::Kind::limit_apply_failed,
        {.baseline = baseline_, .desired = limit, .applied = current_limit_, .message = error});
-  config_.warn("wired memory: applying a limit of " + std::to_string(limit) + " bytes through " + backend_->name() +
-               " failed: " + error);
+  config_.warn("wired memory: applying a limit of " + std::to_string(limit) + " bytes through " +
+               backend_->name() + " failed: " + error);
 }
 
 void WiredMemoryManager::apply_current_limit() {
@@ -206,7 +240,9 @@ void WiredMemoryManager::apply_current_limit() {
   apply_if_needed(*desired);
 }
 
-void WiredMemoryManager::wait_for_admission(const WiredTicket& t, size_t& baseline, std::stop_token stop,
+void WiredMemoryManager::wait_for_admission(const WiredTicket& t,
+                                            size_t& baseline,
+                                            std::stop_token stop,
                                             std::optional<std::chrono::milliseconds> timeout,
                                             std::unique_lock<std::mutex>& lock) {
   const std::string group = t.policy()->id();
@@ -215,8 +251,11 @@ void WiredMemoryManager::wait_for_admission(const WiredTicket& t, size_t& baseli
     return t.policy()->can_admit(baseline, group_sizes(group), t.size());
   };
   const auto give_up = [&](const std::string& why) {
-    emit(WiredEvent::Kind::admission_cancelled,
-         {.ticket = t.id(), .size = t.size(), .policy = group, .baseline = baseline, .message = why});
+    emit(WiredEvent::Kind::admission_cancelled, {.ticket = t.id(),
+                                                 .size = t.size(),
+                                                 .policy = group,
+                                                 .baseline = baseline,
+                                                 .message = why});
   };
   const auto deadline = Clock::now() + timeout.value_or(std::chrono::milliseconds(0));
   ++waiters_;
@@ -224,17 +263,20 @@ void WiredMemoryManager::wait_for_admission(const WiredTicket& t, size_t& baseli
     size_t& n;
     ~Leave() { --n; }
   } leave{waiters_};
-  emit(WiredEvent::Kind::admission_wait, {.ticket = t.id(), .size = t.size(), .policy = group, .baseline = baseline});
+  emit(WiredEvent::Kind::admission_wait,
+       {.ticket = t.id(), .size = t.size(), .policy = group, .baseline = baseline});
   while (!admits()) {
     if (tickets_.empty()) {
       // Nothing running could ever end and make room: waiting would never return.
-      const std::string why = describe(t) + " can never be admitted (baseline " + std::to_string(baseline) + ")";
+      const std::string why =
+          describe(t) + " can never be admitted (baseline " + std::to_string(baseline) + ")";
       give_up(why);
       throw OutOfMemory("wired memory: " + why);
     }
     const uint64_t seen = ends_;
     const auto changed = [&] { return ends_ != seen; };
-    const bool woke = timeout ? admitted_.wait_until(lock, stop, deadline, changed) : admitted_.wait(lock, stop, changed);
+    const bool woke = timeout ? admitted_.wait_until(lock, stop, deadline, changed)
+                              : admitted_.wait(lock, stop, changed);
     if (stop.stop_requested()) {
       give_up("stop requested");
       throw Cancelled("wired memory: admission of " + describe(t) + " cancelled");
@@ -247,21 +289,26 @@ void WiredMemoryManager::wait_for_admission(const WiredTicket& t, size_t& baseli
   }
 }
 
-size_t WiredMemoryManager::start(const WiredTicket& t, std::stop_token stop, std::optional<std::chrono::milliseconds> timeout) {
+size_t WiredMemoryManager::start(const WiredTicket& t,
+                                 std::stop_token stop,
+                                 std::optional<std::chrono::milliseconds> timeout) {
   std::unique_lock<std::mutex> lock(mutex_);
   size_t baseline = resolve_baseline(!baseline_ || !has_active_work());
   const std::string group = t.policy()->id();
   if (tickets_.count(t.id())) {
-    emit(WiredEvent::Kind::ticket_start_ignored, {.ticket = t.id(), .size = t.size(), .policy = group, .baseline = baseline});
+    emit(WiredEvent::Kind::ticket_start_ignored,
+         {.ticket = t.id(), .size = t.size(), .policy = group, .baseline = baseline});
     return current_limit_.value_or(baseline);
   }
   if (!t.policy()->can_admit(baseline, group_sizes(group), t.size())) {
     wait_for_admission(t, baseline, std::move(stop), timeout, lock);
   }
-  emit(WiredEvent::Kind::admission_granted, {.ticket = t.id(), .size = t.size(), .policy = group, .baseline = baseline});
+  emit(WiredEvent::Kind::admission_granted,
+       {.ticket = t.id(), .size = t.size(), .policy = group, .baseline = baseline});
   tickets_[t.id()] = TicketState{t.size(), group, t.kind()};
   policies_[group] = t.policy();
-  emit(WiredEvent::Kind::ticket_started, {.ticket = t.id(), .size = t.size(), .policy = group, .baseline = baseline});
+  emit(WiredEvent::Kind::ticket_started,
+       {.ticket = t.id(), .size = t.size(), .policy = group, .baseline = baseline});
   apply_current_limit();
   return current_limit_.value_or(baseline);
 }
@@ -270,12 +317,14 @@ size_t WiredMemoryManager::end(const WiredTicket& t) {
   std::unique_lock<std::mutex> lock(mutex_);
   auto it = tickets_.find(t.id());
   if (it == tickets_.end()) {
-    emit(WiredEvent::Kind::ticket_end_ignored, {.ticket = t.id(), .size = t.size(), .policy = t.policy()->id()});
+    emit(WiredEvent::Kind::ticket_end_ignored,
+         {.ticket = t.id(), .size = t.size(), .policy = t.policy()->id()});
     return current_limit_.value_or(baseline_.value_or(0));
   }
   const TicketState state = it->second;
   tickets_.erase(it);
-  emit(WiredEvent::Kind::ticket_ended, {.ticket = t.id(), .size = state.size, .policy = state.group, .baseline = baseline_});
+  emit(WiredEvent::Kind::ticket_ended,
+       {.ticket = t.id(), .size = state.size, .policy = state.group, .baseline = baseline_});
   if (group_sizes(state.group).empty()) policies_.erase(state.group);
   ++ends_;
   if (tickets_.empty()) {

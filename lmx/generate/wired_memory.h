@@ -95,7 +95,9 @@ struct WiredEventFields {
 class WiredTicket {
  public:
   // manager null: WiredMemoryManager::shared().
-  WiredTicket(size_t size, std::shared_ptr<const WiredPolicy> policy, TicketKind kind = TicketKind::active,
+  WiredTicket(size_t size,
+              std::shared_ptr<const WiredPolicy> policy,
+              TicketKind kind = TicketKind::active,
               WiredMemoryManager* manager = nullptr);
   uint64_t id() const { return id_; }
   size_t size() const { return size_; }
@@ -104,7 +106,8 @@ class WiredTicket {
   WiredMemoryManager& manager() const { return *manager_; }
   // Waits for admission (stop / timeout: throws lmx::Cancelled), then returns the
   // applied limit. A second start is ignored.
-  size_t start(std::stop_token stop = {}, std::optional<std::chrono::milliseconds> timeout = std::nullopt) const;
+  size_t start(std::stop_token stop = {},
+               std::optional<std::chrono::milliseconds> timeout = std::nullopt) const;
   // Releases the ticket and returns the applied limit. A second end is ignored.
   size_t end() const;
 
@@ -120,7 +123,8 @@ class WiredTicket {
 // exception or cancellation). If start throws, nothing is ended.
 class WiredLimitGuard {
  public:
-  explicit WiredLimitGuard(WiredTicket ticket, std::stop_token stop = {},
+  explicit WiredLimitGuard(WiredTicket ticket,
+                           std::stop_token stop = {},
                            std::optional<std::chrono::milliseconds> timeout = std::nullopt);
   ~WiredLimitGuard() { release(); }
   WiredLimitGuard(const WiredLimitGuard&) = delete;
@@ -152,11 +156,14 @@ class WiredMemoryManager {
   // backend when CUDA devices are in use.
   static WiredMemoryManager& shared();
 
-  explicit WiredMemoryManager(std::shared_ptr<WiredBackend> backend, WiredManagerConfig config = {}, ClockFn now = {});
+  explicit WiredMemoryManager(std::shared_ptr<WiredBackend> backend,
+                              WiredManagerConfig config = {},
+                              ClockFn now = {});
   WiredMemoryManager(const WiredMemoryManager&) = delete;
   WiredMemoryManager& operator=(const WiredMemoryManager&) = delete;
 
-  size_t start(const WiredTicket& ticket, std::stop_token stop = {},
+  size_t start(const WiredTicket& ticket,
+               std::stop_token stop = {},
                std::optional<std::chrono::milliseconds> timeout = std::nullopt);
   size_t end(const WiredTicket& ticket);
 
@@ -169,7 +176,8 @@ class WiredMemoryManager {
   class Subscription {
    public:
     Subscription() = default;
-    Subscription(Subscription&& o) noexcept : manager_(std::exchange(o.manager_, nullptr)), id_(o.id_) {}
+    Subscription(Subscription&& o) noexcept
+        : manager_(std::exchange(o.manager_, nullptr)), id_(o.id_) {}
     Subscription& operator=(Subscription&& o) noexcept;
     ~Subscription();
 
@@ -181,7 +189,9 @@ class WiredMemoryManager {
   };
   [[nodiscard]] Subscription subscribe(std::function<void(const WiredEvent&)> fn);
 
-  std::optional<size_t> recommended_working_set() const { return backend_->recommended_working_set(); }
+  std::optional<size_t> recommended_working_set() const {
+    return backend_->recommended_working_set();
+  }
   // A source of the recommended working set for policies built for this manager.
   RecommendedWorkingSet recommended_source() const;
   std::optional<size_t> applied_limit() const;  // the last limit applied (none yet: nullopt)
@@ -204,8 +214,11 @@ class WiredMemoryManager {
   std::optional<size_t> desired_limit() const;
   void apply_current_limit();
   void apply_if_needed(size_t limit);
-  void wait_for_admission(const WiredTicket& ticket, size_t& baseline, std::stop_token stop,
-                          std::optional<std::chrono::milliseconds> timeout, std::unique_lock<std::mutex>& lock);
+  void wait_for_admission(const WiredTicket& ticket,
+                          size_t& baseline,
+                          std::stop_token stop,
+                          std::optional<std::chrono::milliseconds> timeout,
+                          std::unique_lock<std::mutex>& lock);
 
   std::shared_ptr<WiredBackend> backend_;
   WiredManagerConfig config_;

@@ -24,7 +24,9 @@ std::optional<size_t> CudaPoolBackend::recommended_working_set() {
 }
 #endif
 
-std::shared_ptr<WiredBackend> make_default_wired_backend() { return std::make_shared<CpuResidencyBackend>(); }
+std::shared_ptr<WiredBackend> make_default_wired_backend() {
+  return std::make_shared<CpuResidencyBackend>();
+}
 
 std::vector<residency::Region> weight_regions(nn::Module& model, size_t* mapped_bytes) {
   std::vector<residency::Region> regions;

@@ -20,8 +20,9 @@ constexpr size_t kDefaultWiredReserve = size_t{2} << 30;  // left to the OS and 
 
 class CpuResidencyBackend : public WiredBackend {
  public:
-  explicit CpuResidencyBackend(residency::RegionRegistry& registry = residency::RegionRegistry::global(),
-                               size_t reserve_bytes = kDefaultWiredReserve)
+  explicit CpuResidencyBackend(
+      residency::RegionRegistry& registry = residency::RegionRegistry::global(),
+      size_t reserve_bytes = kDefaultWiredReserve)
       : registry_(registry), reserve_(reserve_bytes) {}
   std::string name() const override { return "cpu mlock"; }
   size_t current_limit() override { return registry_.limit(); }

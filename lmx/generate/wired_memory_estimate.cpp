@@ -18,18 +18,25 @@ constexpr int64_t kCacheStep = 256;  // the caches grow in steps of this many po
 std::string mib(size_t bytes) { return std::to_string((bytes + (size_t{1} << 19)) >> 20) + " MiB"; }
 
 // Bytes one position costs in one layer's cache.
-size_t kv_bytes_per_position(int64_t kv_heads, int64_t head_dim, bool quantized, const GenerateParameters& p) {
+size_t kv_bytes_per_position(int64_t kv_heads,
+                             int64_t head_dim,
+                             bool quantized,
+                             const GenerateParameters& p) {
   const auto elems = static_cast<size_t>(kv_heads * head_dim);
   if (!quantized) return 2 * elems * sizeof(float);
   const auto k_bits = static_cast<size_t>(*p.kv_bits);
   const auto v_bits = static_cast<size_t>(p.kv_value_bits.value_or(*p.kv_bits));
-  const auto groups = static_cast<size_t>(kv_heads * std::max<int64_t>(1, head_dim / p.kv_group_size));
-  return elems * (k_bits + v_bits) / 8 + 2 * 2 * groups * sizeof(float);  // f32 scales and biases for K and V
+  const auto groups =
+      static_cast<size_t>(kv_heads * std::max<int64_t>(1, head_dim / p.kv_group_size));
+  return elems * (k_bits + v_bits) / 8 +
+         2 * 2 * groups * sizeof(float);  // f32 scales and biases for K and V
 }
 
 }  // namespace
 
-MemoryEstimate estimate_memory(models::LanguageModel& model, int64_t prompt_tokens, const GenerateParameters& params,
+MemoryEstimate estimate_memory(models::LanguageModel& model,
+                               int64_t prompt_tokens,
+                               const GenerateParameters& params,
                                int64_t cached_tokens) {
   MemoryEstimate e;
   e.weight_bytes = region_bytes(weight_regions(model, &e.mapped_weight_bytes));
@@ -40,7 +47,8 @@ MemoryEstimate estimate_memory(models::LanguageModel& model, int64_t prompt_toke
     int64_t widest = 0, heads = 0, longest = 0;
     for (const auto& layer : spec.layers) {
       const auto& a = layer.attention;
-      const int64_t head_dim = a.head_dim > 0 ? a.head_dim : spec.hidden / std::max<int64_t>(a.heads, 1);
+      const int64_t head_dim =
+          a.head_dim > 0 ? a.head_dim : spec.hidden / std::max<int64_t>(a.heads, 1);
       const int64_t kv_heads = a.kv_heads > 0 ? a.kv_heads : a.heads;
       // What the layer's cache keeps (what each query attends to), and the capacity its
       // buffers grow to in steps, never past the bound.
@@ -51,17 +59,21 @@ MemoryEstimate estimate_memory(models::LanguageModel& model, int64_t prompt_toke
       // Only plain caches of full-attention layers turn quantized (maybe_quantize_kv_cache).
       const bool quantized = params.kv_bits && a.window == 0 && !params.max_kv_size &&
                              e.context_tokens > params.quantized_kv_start;
-      e.kv_bytes += static_cast<size_t>(positions) * kv_bytes_per_position(kv_heads, head_dim, quantized, params);
-      widest = std::max({widest, layer.mlp.intermediate, layer.moe_options.intermediate * layer.moe_options.top_k});
+      e.kv_bytes += static_cast<size_t>(positions) *
+                    kv_bytes_per_position(kv_heads, head_dim, quantized, params);
+      widest = std::max({widest, layer.mlp.intermediate,
+                         layer.moe_options.intermediate * layer.moe_options.top_k});
       heads = std::max(heads, a.heads);
     }
     // The largest prefill chunk's activations: residual stream and attention / MLP
     // intermediates, the attention scores over the whole context, the last logits.
-    const auto chunk = static_cast<size_t>(std::clamp<int64_t>(prompt_tokens, 1, params.prefill_step_size));
+    const auto chunk =
+        static_cast<size_t>(std::clamp<int64_t>(prompt_tokens, 1, params.prefill_step_size));
     const auto hidden = static_cast<size_t>(spec.hidden);
-    e.workspace_bytes = sizeof(float) * (chunk * (8 * hidden + 3 * static_cast<size_t>(widest)) +
-                                         static_cast<size_t>(heads) * chunk * static_cast<size_t>(longest) +
-                                         2 * static_cast<size_t>(spec.vocab));
+    e.workspace_bytes =
+        sizeof(float) * (chunk * (8 * hidden + 3 * static_cast<size_t>(widest)) +
+                         static_cast<size_t>(heads) * chunk * static_cast<size_t>(longest) +
+                         2 * static_cast<size_t>(spec.vocab));
   }
   e.total_bytes = e.weight_bytes + e.kv_bytes + e.workspace_bytes;
   return e;
@@ -69,14 +81,17 @@ MemoryEstimate estimate_memory(models::LanguageModel& model, int64_t prompt_toke
 
 void check_memory(const MemoryEstimate& e, size_t available_bytes) {
   if (e.required_bytes() <= available_bytes) return;
-  throw OutOfMemory("generate: not enough memory for a context of " + std::to_string(e.context_tokens) +
-                    " tokens: it needs about " + mib(e.required_bytes()) + " more (KV cache " + mib(e.kv_bytes) +
-                    ", workspace " + mib(e.workspace_bytes) + ", memory-mapped weights " + mib(e.mapped_weight_bytes) +
-                    "; weights in all " + mib(e.weight_bytes) + ") but only " + mib(available_bytes) +
-                    " is available; lower max_tokens, or bound the cache with max_kv_size or kv_bits");
+  throw OutOfMemory(
+      "generate: not enough memory for a context of " + std::to_string(e.context_tokens) +
+      " tokens: it needs about " + mib(e.required_bytes()) + " more (KV cache " + mib(e.kv_bytes) +
+      ", workspace " + mib(e.workspace_bytes) + ", memory-mapped weights " +
+      mib(e.mapped_weight_bytes) + "; weights in all " + mib(e.weight_bytes) + ") but only " +
+      mib(available_bytes) +
+      " is available; lower max_tokens, or bound the cache with max_kv_size or kv_bits");
 }
 
-MemoryMeasurement measure(models::LanguageModel& model, const std::vector<int32_t>& tokens,
+MemoryMeasurement measure(models::LanguageModel& model,
+                          const std::vector<int32_t>& tokens,
                           const GenerateParameters& params) {
   Allocator& alloc = allocator_for(Device::cpu());
   MemoryMeasurement m;
@@ -89,16 +104,22 @@ MemoryMeasurement measure(models::LanguageModel& model, const std::vector<int32_
     // What this prefill added on top of what was already allocated (weights included).
     m.peak_active_bytes = m.weight_bytes + (alloc.stats().peak_bytes - before);
   }
-  m.workspace_bytes = m.peak_active_bytes > m.weight_bytes + m.kv_bytes ? m.peak_active_bytes - m.weight_bytes - m.kv_bytes : 0;
+  m.workspace_bytes = m.peak_active_bytes > m.weight_bytes + m.kv_bytes
+                          ? m.peak_active_bytes - m.weight_bytes - m.kv_bytes
+                          : 0;
   m.total_bytes = m.weight_bytes + m.kv_bytes + m.workspace_bytes;
   return m;
 }
 
-MemoryMeasurement measure(ModelContainer& container, int64_t num_tokens, const GenerateParameters& params) {
-  if (num_tokens < 1) throw InvalidArgument("measure: num_tokens must be >= 1, got " + std::to_string(num_tokens));
+MemoryMeasurement measure(ModelContainer& container,
+                          int64_t num_tokens,
+                          const GenerateParameters& params) {
+  if (num_tokens < 1)
+    throw InvalidArgument("measure: num_tokens must be >= 1, got " + std::to_string(num_tokens));
   return container.perform([&](models::LanguageModel& model, const tokenizer::Tokenizer&) {
     std::vector<int32_t> tokens(static_cast<size_t>(num_tokens));
-    for (int64_t i = 0; i < num_tokens; ++i) tokens[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7 + 1) % model.vocab_size());
+    for (int64_t i = 0; i < num_tokens; ++i)
+      tokens[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7 + 1) % model.vocab_size());
     return measure(model, tokens, params);
   });
 }

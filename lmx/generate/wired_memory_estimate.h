@@ -31,7 +31,9 @@ struct MemoryEstimate {
 
 // The estimate for a prompt of `prompt_tokens` new tokens plus params.max_tokens (on top
 // of `cached_tokens` already in a cache), honouring max_kv_size, sliding windows and kv_bits.
-MemoryEstimate estimate_memory(models::LanguageModel& model, int64_t prompt_tokens, const GenerateParameters& params,
+MemoryEstimate estimate_memory(models::LanguageModel& model,
+                               int64_t prompt_tokens,
+                               const GenerateParameters& params,
                                int64_t cached_tokens = 0);
 // Throws OutOfMemory naming every part when required_bytes() exceeds `available_bytes`.
 void check_memory(const MemoryEstimate& estimate, size_t available_bytes);
@@ -45,10 +47,13 @@ struct MemoryMeasurement {
 };
 
 // Runs one prefill of `tokens` through a fresh cache and reports what it used.
-MemoryMeasurement measure(models::LanguageModel& model, const std::vector<int32_t>& tokens,
+MemoryMeasurement measure(models::LanguageModel& model,
+                          const std::vector<int32_t>& tokens,
                           const GenerateParameters& params = {});
 // The same through the container (serialized with other work on the model); `num_tokens`
 // prompt tokens cycling over the vocabulary.
-MemoryMeasurement measure(ModelContainer& container, int64_t num_tokens, const GenerateParameters& params = {});
+MemoryMeasurement measure(ModelContainer& container,
+                          int64_t num_tokens,
+                          const GenerateParameters& params = {});
 
 }  // namespace lmx::generate

@@ -21,7 +21,9 @@ class WiredPolicy {
   // The limit this group wants for these active ticket sizes.
   virtual size_t limit(size_t baseline, std::span<const size_t> active_sizes) const = 0;
   // Whether a ticket of new_size may join the group now (else it waits). Default: yes.
-  virtual bool can_admit(size_t baseline, std::span<const size_t> active_sizes, size_t new_size) const;
+  virtual bool can_admit(size_t baseline,
+                         std::span<const size_t> active_sizes,
+                         size_t new_size) const;
   // Group identity: equal ids share one limit and one admission set.
   virtual std::string id() const = 0;
 };
@@ -30,9 +32,12 @@ class WiredPolicy {
 // set; admits a ticket only while the projected sum is not clamped.
 class SumPolicy : public WiredPolicy {
  public:
-  explicit SumPolicy(std::optional<size_t> cap = std::nullopt, RecommendedWorkingSet recommended = {});
+  explicit SumPolicy(std::optional<size_t> cap = std::nullopt,
+                     RecommendedWorkingSet recommended = {});
   size_t limit(size_t baseline, std::span<const size_t> active_sizes) const override;
-  bool can_admit(size_t baseline, std::span<const size_t> active_sizes, size_t new_size) const override;
+  bool can_admit(size_t baseline,
+                 std::span<const size_t> active_sizes,
+                 size_t new_size) const override;
   std::string id() const override;
 
  private:
@@ -63,10 +68,14 @@ class FixedPolicy : public WiredPolicy {
 // joins the existing group.
 class BudgetPolicy : public WiredPolicy {
  public:
-  BudgetPolicy(size_t base_bytes, std::optional<size_t> cap = std::nullopt, std::string id = {},
+  BudgetPolicy(size_t base_bytes,
+               std::optional<size_t> cap = std::nullopt,
+               std::string id = {},
                RecommendedWorkingSet recommended = {});
   size_t limit(size_t baseline, std::span<const size_t> active_sizes) const override;
-  bool can_admit(size_t baseline, std::span<const size_t> active_sizes, size_t new_size) const override;
+  bool can_admit(size_t baseline,
+                 std::span<const size_t> active_sizes,
+                 size_t new_size) const override;
   std::string id() const override { return "budget#" + id_; }
   size_t base_bytes() const { return base_bytes_; }
 
@@ -79,7 +88,8 @@ class BudgetPolicy : public WiredPolicy {
 
 // The policies by CLI name: "sum" (no cap), "max", "fixed" (`bytes` is the limit, required),
 // "budget" (`bytes` is the base). Throws InvalidArgument for other names.
-std::shared_ptr<const WiredPolicy> make_wired_policy(const std::string& name, std::optional<size_t> bytes,
+std::shared_ptr<const WiredPolicy> make_wired_policy(const std::string& name,
+                                                     std::optional<size_t> bytes,
                                                      RecommendedWorkingSet recommended);
 
 }  // namespace lmx::generate

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "lmx/backend/cpu/quantized.h"
 #include "lmx/core/error.h"
@@ -69,8 +70,10 @@ TEST(Residency, PinsWeightsFirstWithinTheLimitAndUnpinsToVmLck) {
   const size_t base = residency::locked_bytes();
   RegionRegistry registry;
   Mapping kv(kMiB), weights(kMiB);
-  auto kv_handle = registry.add(RegionClass::kv_cache, {kv.region()});  // registered first, pinned second
-  auto w_handle = registry.add(RegionClass::weights, {weights.region(), weights.region()});  // overlap counts once
+  auto kv_handle =
+      registry.add(RegionClass::kv_cache, {kv.region()});  // registered first, pinned second
+  auto w_handle = registry.add(RegionClass::weights,
+                               {weights.region(), weights.region()});  // overlap counts once
   EXPECT_EQ(registry.registered_bytes(), 2 * kMiB);
 
   const auto r = registry.pin(kMiB + kMiB / 2);
@@ -111,7 +114,8 @@ bool failed_mlock_is_reported() {
   WiredMemoryManager manager(std::make_shared<CpuResidencyBackend>(registry), config);
   bool failed_event = false;
   auto sub = manager.subscribe([&](const WiredEvent& e) {
-    failed_event |= e.kind == WiredEvent::Kind::limit_apply_failed && e.message.find("RLIMIT_MEMLOCK") != std::string::npos;
+    failed_event |= e.kind == WiredEvent::Kind::limit_apply_failed &&
+                    e.message.find("RLIMIT_MEMLOCK") != std::string::npos;
   });
   WiredTicket ticket(kMiB, std::make_shared<FixedPolicy>(kMiB), TicketKind::active, &manager);
   ticket.start();
@@ -130,7 +134,8 @@ TEST(WeightRegions, RepackedMatricesReplaceTheirStoredTensors) {
   loaded.model->prepare_for_inference();
   const auto regions = weight_regions(*loaded.model);
   auto has = [&](const void* p) {
-    return std::any_of(regions.begin(), regions.end(), [&](const residency::Region& r) { return r.data == p; });
+    return std::any_of(regions.begin(), regions.end(),
+                       [&](const residency::Region& r) { return r.data == p; });
   };
   int quantized = 0;
   loaded.model->for_each_module([&](const std::string&, nn::Module& m) {
@@ -139,7 +144,8 @@ TEST(WeightRegions, RepackedMatricesReplaceTheirStoredTensors) {
     const auto& q = linear->weight().quant();
     ASSERT_TRUE(q.packed);
     EXPECT_TRUE(has(q.packed->data()));
-    for (const Tensor* t : {&q.w, &q.scales, &q.biases}) EXPECT_FALSE(t->defined() && has(t->raw_data()));
+    for (const Tensor* t : {&q.w, &q.scales, &q.biases})
+      EXPECT_FALSE(t->defined() && has(t->raw_data()));
     ++quantized;
   });
   EXPECT_GT(quantized, 0);
@@ -224,6 +230,31 @@ TEST(WiredGeneration, TicketPinsWeightsAndKvOverPrefillAndDecode) {
   EXPECT_EQ(manager.ticket_count(), 0u);
   ASSERT_FALSE(kinds.empty());
   EXPECT_EQ(kinds.back(), WiredEvent::Kind::baseline_restored);
+}
+
+// A generation whose ticket waits for admission ends as cancelled when cancel() comes
+// during the wait, and never runs its prefill.
+TEST(WiredGeneration, CancelDuringAdmissionEndsTheStreamAsCancelled) {
+  auto loaded = models::load_model(testing::fixture("llama"));
+  WiredMemoryManager manager(std::make_shared<CpuResidencyBackend>(), WiredManagerConfig{});
+  auto policy = std::make_shared<SumPolicy>(100);
+  WiredTicket holder(60, policy, TicketKind::active, &manager);
+  holder.start();
+  GenerateParameters p;
+  p.max_tokens = 4;
+  TokenIteratorOptions o;
+  o.wired_ticket.emplace(60, policy, TicketKind::active, &manager);
+  TokenGeneration gen(*loaded.model, {1, 2, 3}, p, {}, nullptr, o);
+  std::thread canceller([&] {
+    while (manager.waiter_count() == 0) std::this_thread::yield();
+    gen.cancel();
+  });
+  EXPECT_FALSE(gen.next().has_value());
+  canceller.join();
+  EXPECT_EQ(gen.info().stop_reason, StopReason::cancelled);
+  EXPECT_EQ(gen.info().generated_tokens, 0);
+  EXPECT_EQ(manager.ticket_count(), 1u);
+  holder.end();
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 // rules (with an injected clock), admission waits that end, cancel or time out, the RAII
 // guard, apply failures, and many threads whose every applied limit equals the formula
 // over the tickets live at that moment.
+#include "lmx/generate/wired_memory.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,7 +13,6 @@
 #include <thread>
 
 #include "lmx/core/error.h"
-#include "lmx/generate/wired_memory.h"
 
 namespace lmx::generate {
 namespace {
@@ -46,7 +47,9 @@ struct Harness {
     manager = std::make_unique<WiredMemoryManager>(backend, config, [this] { return now; });
     sub = manager->subscribe([this](const WiredEvent& e) { events.push_back(e); });
   }
-  WiredTicket ticket(size_t size, std::shared_ptr<const WiredPolicy> p, TicketKind kind = TicketKind::active) {
+  WiredTicket ticket(size_t size,
+                     std::shared_ptr<const WiredPolicy> p,
+                     TicketKind kind = TicketKind::active) {
     return WiredTicket(size, std::move(p), kind, manager.get());
   }
   std::vector<Kind> kinds() const {
@@ -111,7 +114,9 @@ TEST(WiredPolicy, MakeByName) {
   EXPECT_EQ(make_wired_policy("fixed", 77, {})->limit(0, sizes({})), 77u);
   EXPECT_EQ(make_wired_policy("budget", 10, fixed_recommended(100))->limit(5, sizes({20})), 35u);
   EXPECT_EQ(make_wired_policy("max", std::nullopt, {})->limit(5, sizes({20})), 20u);
-  EXPECT_EQ(make_wired_policy("sum", std::nullopt, fixed_recommended(30))->limit(5, sizes({20, 20})), 30u);
+  EXPECT_EQ(
+      make_wired_policy("sum", std::nullopt, fixed_recommended(30))->limit(5, sizes({20, 20})),
+      30u);
   EXPECT_THROW(make_wired_policy("fixed", std::nullopt, {}), InvalidArgument);
   EXPECT_THROW(make_wired_policy("most", std::nullopt, {}), InvalidArgument);
 }
@@ -124,11 +129,13 @@ TEST(WiredManager, OneTicketRaisesTheLimitAndRestoresTheBaseline) {
   EXPECT_EQ(h.manager->applied_limit(), 250u);
   EXPECT_EQ(t.end(), 50u);
   EXPECT_EQ(h.backend->applied, (std::vector<size_t>{250, 50}));
-  EXPECT_EQ(h.kinds(), (std::vector<Kind>{Kind::baseline_captured, Kind::admission_granted, Kind::ticket_started,
-                                          Kind::limit_computed, Kind::limit_applied, Kind::ticket_ended,
-                                          Kind::limit_applied, Kind::baseline_restored}));
+  EXPECT_EQ(h.kinds(),
+            (std::vector<Kind>{Kind::baseline_captured, Kind::admission_granted,
+                               Kind::ticket_started, Kind::limit_computed, Kind::limit_applied,
+                               Kind::ticket_ended, Kind::limit_applied, Kind::baseline_restored}));
   EXPECT_EQ(h.events[0].baseline, 50u);
-  for (size_t i = 1; i < h.events.size(); ++i) EXPECT_EQ(h.events[i].sequence, h.events[i - 1].sequence + 1);
+  for (size_t i = 1; i < h.events.size(); ++i)
+    EXPECT_EQ(h.events[i].sequence, h.events[i - 1].sequence + 1);
   // Duplicates are ignored, not double counted.
   t.start();
   t.start();
@@ -256,10 +263,11 @@ TEST(WiredManager, CancellingAWaitThrowsAndRegistersNothing) {
 TEST(WiredManager, GuardEndsExactlyOnceAlsoOnExceptions) {
   Harness h;
   auto t = h.ticket(10, std::make_shared<SumPolicy>(100));
-  EXPECT_THROW(with_wired_limit(t, [&]() -> int {
-                 EXPECT_EQ(h.manager->ticket_count(), 1u);
-                 throw InvalidArgument("boom");
-               }),
+  EXPECT_THROW(with_wired_limit(t,
+                                [&]() -> int {
+                                  EXPECT_EQ(h.manager->ticket_count(), 1u);
+                                  throw InvalidArgument("boom");
+                                }),
                InvalidArgument);
   EXPECT_EQ(h.manager->ticket_count(), 0u);
   {
@@ -267,7 +275,9 @@ TEST(WiredManager, GuardEndsExactlyOnceAlsoOnExceptions) {
     EXPECT_EQ(guard.applied_limit(), 10u);
     EXPECT_EQ(guard.release(), 0u);
   }
-  const auto ended = std::count_if(h.events.begin(), h.events.end(), [](const WiredEvent& e) { return e.kind == Kind::ticket_ended; });
+  const auto ended = std::count_if(h.events.begin(), h.events.end(), [](const WiredEvent& e) {
+    return e.kind == Kind::ticket_ended;
+  });
   EXPECT_EQ(ended, 2);
   const auto kinds = h.kinds();
   EXPECT_EQ(std::count(kinds.begin(), kinds.end(), Kind::ticket_end_ignored), 0);
@@ -307,8 +317,10 @@ TEST(WiredManager, ConcurrentTicketsKeepTheLimitEqualToTheFormula) {
     if (e.kind != Kind::limit_applied) return;
     size_t sum_sizes = 0, max_size = 0;
     for (const auto& [id, t] : live) {
-      if (t.second) sum_sizes += t.first;
-      else max_size = std::max(max_size, t.first);
+      if (t.second)
+        sum_sizes += t.first;
+      else
+        max_size = std::max(max_size, t.first);
     }
     const size_t want = live.empty() ? 0 : std::max(std::min<size_t>(sum_sizes, 1000), max_size);
     ++checked;
@@ -320,7 +332,8 @@ TEST(WiredManager, ConcurrentTicketsKeepTheLimitEqualToTheFormula) {
       std::mt19937 rng(static_cast<unsigned>(w));
       for (int i = 0; i < 150; ++i) {
         const bool in_sum = rng() % 3 != 0;
-        WiredTicket t(rng() % 400, in_sum ? std::shared_ptr<const WiredPolicy>(sum) : max, TicketKind::active, h.manager.get());
+        WiredTicket t(rng() % 400, in_sum ? std::shared_ptr<const WiredPolicy>(sum) : max,
+                      TicketKind::active, h.manager.get());
         WiredLimitGuard guard(t);
         if (rng() % 4 == 0) std::this_thread::yield();
       }

@@ -34,7 +34,8 @@ size_t reserved_pool_bytes(int device) {
   cudaMemPool_t pool{};
   uint64_t held = 0;
   if (!failure(default_pool(device, &pool), "cudaDeviceGetDefaultMemPool").empty() ||
-      !failure(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &held), "cudaMemPoolGetAttribute")
+      !failure(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &held),
+               "cudaMemPoolGetAttribute")
            .empty()) {
     return 0;
   }
@@ -43,7 +44,8 @@ size_t reserved_pool_bytes(int device) {
 
 std::string reserve_pool(int device, size_t bytes) {
   cudaMemPool_t pool{};
-  if (auto why = failure(default_pool(device, &pool), "cudaDeviceGetDefaultMemPool"); !why.empty()) return why;
+  if (auto why = failure(default_pool(device, &pool), "cudaDeviceGetDefaultMemPool"); !why.empty())
+    return why;
   uint64_t threshold = bytes;
   if (auto why = failure(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold),
                          "cudaMemPoolSetAttribute(release threshold)");
@@ -54,10 +56,13 @@ std::string reserve_pool(int device, size_t bytes) {
   if (bytes <= held) return failure(cudaMemPoolTrimTo(pool, bytes), "cudaMemPoolTrimTo");
   // One allocation of the missing bytes, freed at once: the pool keeps it (below the threshold).
   void* block = nullptr;
-  if (auto why = failure(cudaMallocAsync(&block, bytes - held, cudaStreamPerThread), "cudaMallocAsync"); !why.empty()) {
+  if (auto why =
+          failure(cudaMallocAsync(&block, bytes - held, cudaStreamPerThread), "cudaMallocAsync");
+      !why.empty()) {
     return why + " (reserving " + std::to_string(bytes - held) + " more bytes)";
   }
-  if (auto why = failure(cudaFreeAsync(block, cudaStreamPerThread), "cudaFreeAsync"); !why.empty()) return why;
+  if (auto why = failure(cudaFreeAsync(block, cudaStreamPerThread), "cudaFreeAsync"); !why.empty())
+    return why;
   return failure(cudaStreamSynchronize(cudaStreamPerThread), "cudaStreamSynchronize");
 }
 
