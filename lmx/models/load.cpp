@@ -120,6 +120,24 @@ void load_weights(LanguageModel& model, WeightDict weights, const nlohmann::json
   }
 }
 
+WeightBytes weight_bytes(LanguageModel& model) {
+  WeightBytes b;
+  model.for_each_module([&](const std::string&, nn::Module& m) {
+    size_t packed = 0;
+    if (auto* l = dynamic_cast<nn::Linear*>(&m)) packed = l->weight().packed_bytes();
+    if (auto* e = dynamic_cast<nn::Embedding*>(&m)) packed = e->weight().packed_bytes();
+    if (auto* s = dynamic_cast<nn::SwitchLinear*>(&m)) packed = s->packed_bytes();
+    b.total += packed;
+    b.outside_allocator += packed;
+  });
+  for (auto& p : model.parameters()) {
+    if (!p.tensor->defined()) continue;
+    b.total += p.tensor->nbytes();
+    if (p.tensor->storage()->is_foreign()) b.outside_allocator += p.tensor->nbytes();
+  }
+  return b;
+}
+
 LoadedModel load_model(const std::filesystem::path& dir, const LoadOptions& options) {
   LoadedModel out{nullptr, io::ModelFolder::open(dir)};
   const std::string source = (dir / "config.json").string();

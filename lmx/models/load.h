@@ -31,4 +31,14 @@ void load_weights(LanguageModel& model, WeightDict weights, const nlohmann::json
 // Every tensor of a folder's safetensors files, wrapped without copying.
 WeightDict read_weights(const io::ModelFolder& folder);
 
+// The weights a model holds now. Quantized layers, once prepared, hold only their packed
+// copy (their parameter tensors are released), so counting parameter tensors alone would
+// miss them.
+struct WeightBytes {
+  size_t total = 0;              // dense parameter tensors + packed quantized copies
+  size_t outside_allocator = 0;  // of which mapped files and packed copies: not in the
+                                 // CPU allocator's statistics
+};
+WeightBytes weight_bytes(LanguageModel& model);
+
 }  // namespace lmx::models

@@ -1,5 +1,6 @@
 #include "lmx/nn/linear.h"
 
+#include "lmx/backend/cpu/quantized.h"
 #include "lmx/core/error.h"
 #include "lmx/core/ops/index.h"
 #include "lmx/core/ops/linalg.h"
@@ -47,6 +48,10 @@ Tensor WeightMatrix::rows_at(const Tensor& ids) const {
   if (quantized_) return quant_.dequantize_rows(ids);
   Tensor rows = ops::embedding(dense_, ids);
   return rows.dtype() == Dtype::f32 ? rows : rows.to(Dtype::f32);
+}
+
+size_t WeightMatrix::packed_bytes() const {
+  return quantized_ && quant_.packed ? quant_.packed->bytes() : 0;
 }
 
 void WeightMatrix::prepare() {

@@ -37,6 +37,8 @@ class WeightMatrix {
   Tensor matmul_t(const Tensor& x, const Tensor& bias) const;
   // Rows picked by ids, as f32 [..., cols].
   Tensor rows_at(const Tensor& ids) const;
+  // Bytes of the packed copy (0 when dense or not prepared).
+  size_t packed_bytes() const;
   // Repacks quantized weights for the fast CPU kernels (after loading); only the packed
   // copy stays (quant().mlx_layout() gives the MLX tensors back, e.g. for saving).
   void prepare();

@@ -169,6 +169,12 @@ void SwitchLinear::prepare() {
   quant_.biases = Tensor();
 }
 
+size_t SwitchLinear::packed_bytes() const {
+  size_t n = 0;
+  for (const auto& p : packed_) n += p->bytes();
+  return n;
+}
+
 QuantizedWeight SwitchLinear::mlx_layout() const {
   if (!quantized_) throw InvalidArgument("switch linear: mlx_layout of a dense layer");
   if (packed_.empty()) return quant_;

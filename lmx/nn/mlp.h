@@ -48,6 +48,8 @@ class SwitchLinear : public Module {
   Tensor forward(const Tensor& x, int64_t expert) const;
   int64_t experts() const { return experts_; }
   bool quantized() const { return quantized_; }
+  // Bytes of the experts' packed copies (0 when dense or not prepared).
+  size_t packed_bytes() const;
   // The stacked MLX tensors (quantized layers only): held, or unpacked from the packed copies.
   QuantizedWeight mlx_layout() const;
 

@@ -189,6 +189,24 @@ TEST(Convert, SavingPackedWeightsReproducesTheFolderExactly) {
   }
 }
 
+// Prepared quantized layers hold only packed copies: weight_bytes counts those, outside
+// the allocator's statistics like the mapped dense tensors.
+TEST(ModelLoading, WeightBytesCountPackedCopies) {
+  auto loaded = models::load_model(fixture("mixtral"));
+  const models::WeightBytes dense = models::weight_bytes(*loaded.model);
+  size_t params = 0;
+  for (auto& p : loaded.model->parameters()) params += p.tensor->defined() ? p.tensor->nbytes() : 0;
+  EXPECT_EQ(dense.total, params);
+  models::QuantizeOptions q;
+  q.bits = 4;
+  q.group_size = 32;
+  models::quantize_model(*loaded.model, q);
+  const models::WeightBytes packed = models::weight_bytes(*loaded.model);
+  EXPECT_GT(packed.total, dense.total / 8);  // 4-bit of f32, plus scales, biases, norms
+  EXPECT_LT(packed.total, dense.total / 3);
+  EXPECT_GT(packed.outside_allocator, packed.total / 2);
+}
+
 TEST(Convert, Bf16FolderRoundTrip) {
   auto loaded = models::load_model(fixture("qwen2"));
   models::SaveOptions opts;
