@@ -27,8 +27,10 @@ cpu::QuantView view_of(const QuantizedWeight& q) {
 // Rows [r0, r1) of dequant(W) into out (row stride in_features), from whichever copy is held:
 // both give the same values bit for bit.
 void dequantize_into(const QuantizedWeight& q, int64_t r0, int64_t r1, float* out) {
-  if (q.has_mlx_tensors()) cpu::dequantize_affine(view_of(q), r0, r1, out, q.in_features());
-  else cpu::dequantize_packed(*q.packed, r0, r1, out, q.in_features());
+  if (q.has_mlx_tensors())
+    cpu::dequantize_affine(view_of(q), r0, r1, out, q.in_features());
+  else
+    cpu::dequantize_packed(*q.packed, r0, r1, out, q.in_features());
 }
 
 }  // namespace

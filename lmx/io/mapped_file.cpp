@@ -105,7 +105,8 @@ void MappedFile::release(size_t offset, size_t length) const {
   const size_t page = page_size();
   const size_t start = (offset + page - 1) / page * page;
   const size_t end = (offset + length) / page * page;
-  if (end > start) (void)::madvise(const_cast<std::byte*>(data_) + start, end - start, MADV_DONTNEED);
+  if (end > start)
+    (void)::madvise(const_cast<std::byte*>(data_) + start, end - start, MADV_DONTNEED);
 }
 
 std::shared_ptr<const void> MappedFile::range_owner(std::shared_ptr<const MappedFile> file,

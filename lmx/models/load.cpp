@@ -67,8 +67,10 @@ WeightDict read_weights(const io::ModelFolder& folder) {
     // resident twice.
     const auto& mapping = ref.file->mapping();
     std::shared_ptr<const void> owner =
-        mapping ? io::MappedFile::range_owner(mapping, info.file_offset, info.nbytes) : ref.file->owner();
-    Tensor t = Tensor::wrap(const_cast<std::byte*>(info.data), info.shape, info.dtype, std::move(owner));
+        mapping ? io::MappedFile::range_owner(mapping, info.file_offset, info.nbytes)
+                : ref.file->owner();
+    Tensor t =
+        Tensor::wrap(const_cast<std::byte*>(info.data), info.shape, info.dtype, std::move(owner));
     if (!info.aligned) t = t.clone();  // kernels need naturally aligned elements
     out.emplace(name, std::move(t));
   }

@@ -31,9 +31,12 @@ std::map<std::string, Tensor> quantized_tensors(LanguageModel& model) {
     if (auto* e = dynamic_cast<nn::Embedding*>(&m)) matrix = &e->weight();
     auto* s = dynamic_cast<nn::SwitchLinear*>(&m);
     QuantizedWeight q;
-    if (matrix && matrix->quantized()) q = matrix->quant().mlx_layout();
-    else if (s && s->quantized()) q = s->mlx_layout();
-    else return;
+    if (matrix && matrix->quantized())
+      q = matrix->quant().mlx_layout();
+    else if (s && s->quantized())
+      q = s->mlx_layout();
+    else
+      return;
     out[nn::join_path(path, "weight")] = q.w;
     out[nn::join_path(path, "scales")] = q.scales;
     out[nn::join_path(path, "biases")] = q.biases;

@@ -134,7 +134,8 @@ void SwitchLinear::quantize(int bits, int group_size, Dtype scale_dtype) {
   if (quantized_) return;
   std::vector<QuantizedWeight> experts;
   for (int64_t e = 0; e < experts_; ++e) {
-    experts.push_back(QuantizedWeight::quantize(weight_.select(0, e), bits, group_size, scale_dtype));
+    experts.push_back(
+        QuantizedWeight::quantize(weight_.select(0, e), bits, group_size, scale_dtype));
   }
   quantize_for_load(bits, group_size);
   quant_ = stack_experts(experts);

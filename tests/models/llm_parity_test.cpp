@@ -139,14 +139,19 @@ TEST(ModelLoading, UnknownArchitectureIsUnsupported) {
 namespace lmx {
 namespace {
 
+models::QuantizeOptions quantize_q4_g32(models::LanguageModel& model) {
+  models::QuantizeOptions q;
+  q.bits = 4;
+  q.group_size = 32;
+  models::quantize_model(model, q);
+  return q;
+}
+
 // lmx convert's library path: quantize, save in the mlx-community layout, load the
 // saved folder back (MLX quantization config + .scales/.biases), same logits.
 TEST(Convert, QuantizedFolderRoundTripKeepsParity) {
   auto loaded = models::load_model(fixture("llama"));
-  models::QuantizeOptions q;
-  q.bits = 4;
-  q.group_size = 32;
-  models::quantize_model(*loaded.model, q);
+  const models::QuantizeOptions q = quantize_q4_g32(*loaded.model);
   models::SaveOptions opts;
   opts.quantization = q;
   const fs::path out = fs::temp_directory_path() / ("lmx-convert-" + std::to_string(::getpid()));
@@ -167,10 +172,7 @@ std::string file_bytes(const fs::path& p) {
 TEST(Convert, SavingPackedWeightsReproducesTheFolderExactly) {
   for (const std::string name : {"llama", "mixtral"}) {
     auto loaded = models::load_model(fixture(name));
-    models::QuantizeOptions q;
-    q.bits = 4;
-    q.group_size = 32;
-    models::quantize_model(*loaded.model, q);
+    const models::QuantizeOptions q = quantize_q4_g32(*loaded.model);
     models::SaveOptions opts;
     opts.quantization = q;
     const fs::path base = fs::temp_directory_path() / ("lmx-resave-" + std::to_string(::getpid()));
@@ -197,10 +199,7 @@ TEST(ModelLoading, WeightBytesCountPackedCopies) {
   size_t params = 0;
   for (auto& p : loaded.model->parameters()) params += p.tensor->defined() ? p.tensor->nbytes() : 0;
   EXPECT_EQ(dense.total, params);
-  models::QuantizeOptions q;
-  q.bits = 4;
-  q.group_size = 32;
-  models::quantize_model(*loaded.model, q);
+  quantize_q4_g32(*loaded.model);
   const models::WeightBytes packed = models::weight_bytes(*loaded.model);
   EXPECT_GT(packed.total, dense.total / 8);  // 4-bit of f32, plus scales, biases, norms
   EXPECT_LT(packed.total, dense.total / 3);

@@ -79,7 +79,8 @@ void transpose_nibbles(const void* in, void* out) {
   // Four named words (not an array) stay in registers; 16-byte moves through the stack
   // would stall store forwarding.
   uint64_t x0 = load64(in, 0), x1 = load64(in, 1), x2 = load64(in, 2), x3 = load64(in, 3);
-  for (uint64_t* v : {&x0, &x1, &x2, &x3}) {  // odd columns of even rows <-> even columns of odd rows
+  for (uint64_t* v :
+       {&x0, &x1, &x2, &x3}) {  // odd columns of even rows <-> even columns of odd rows
     const uint64_t t = ((*v >> 28) ^ *v) & 0x00000000F0F0F0F0ull;
     *v ^= t ^ (t << 28);
   }
@@ -124,26 +125,38 @@ uint32_t packed_q(const PackedQuantWeight& w, int64_t r, int64_t j) {
 // Copies the scales and biases of one row between [groups] (MLX, src/dst stride 1) and
 // the block's [groups][4] (packed, stride 4).
 template <typename T>
-void move_scales(const void* src, int64_t src_stride, void* dst, int64_t dst_stride, int64_t groups) {
+void move_scales(
+    const void* src, int64_t src_stride, void* dst, int64_t dst_stride, int64_t groups) {
   const T* s = static_cast<const T*>(src);
   T* d = static_cast<T*>(dst);
   for (int64_t g = 0; g < groups; ++g) d[g * dst_stride] = s[g * src_stride];
 }
 
-void move_scales(const void* src, int64_t src_stride, void* dst, int64_t dst_stride, int64_t groups,
+void move_scales(const void* src,
+                 int64_t src_stride,
+                 void* dst,
+                 int64_t dst_stride,
+                 int64_t groups,
                  size_t size) {
-  if (size == 2) move_scales<uint16_t>(src, src_stride, dst, dst_stride, groups);
-  else move_scales<uint32_t>(src, src_stride, dst, dst_stride, groups);
+  if (size == 2)
+    move_scales<uint16_t>(src, src_stride, dst, dst_stride, groups);
+  else
+    move_scales<uint32_t>(src, src_stride, dst, dst_stride, groups);
 }
 
 // One MLX row (its k values, scales and biases) into row rr of a zeroed block.
-void pack_row(const QuantView& w, int64_t r, const PackedQuantWeight& p, uint8_t* block, int rr,
+void pack_row(const QuantView& w,
+              int64_t r,
+              const PackedQuantWeight& p,
+              uint8_t* block,
+              int rr,
               std::vector<uint8_t>& q) {
   const uint32_t* row = w.w + r * w.w_row_stride();
   const int64_t words = w.k * w.bits / 32;
   if (w.bits == 4) {
     int64_t u = 0;
-    for (; u * 8 + 8 <= words; ++u) transpose_nibbles(row + u * 8, block + unit_offset(p, 0, u, rr));
+    for (; u * 8 + 8 <= words; ++u)
+      transpose_nibbles(row + u * 8, block + unit_offset(p, 0, u, rr));
     if (u * 8 < words) {  // a half unit (k = 32 mod 64): the padding reads as zeros
       uint32_t in[8] = {};
       std::memcpy(in, row + u * 8, static_cast<size_t>(words - u * 8) * 4);
@@ -156,7 +169,8 @@ void pack_row(const QuantView& w, int64_t r, const PackedQuantWeight& p, uint8_t
       for (int i = 0; i < 32; ++i) dst[i] = static_cast<uint8_t>(bytes[u * 32 + i] ^ 0x80u);
     }
   } else {
-    for (int64_t j = 0; j < w.k; ++j) q[static_cast<size_t>(j)] = static_cast<uint8_t>(detail::mlx_q(row, w.bits, j));
+    for (int64_t j = 0; j < w.k; ++j)
+      q[static_cast<size_t>(j)] = static_cast<uint8_t>(detail::mlx_q(row, w.bits, j));
     for (int pl = 0; pl < p.num_planes(); ++pl) {
       const int b = p.plane_bits(pl), sh = p.plane_shift(pl);
       const uint32_t mask = (1u << b) - 1u;
@@ -189,7 +203,8 @@ void unpack_row(const PackedQuantWeight& p, int64_t r, uint32_t* row, void* scal
   const int64_t words = p.k() * p.bits() / 32;
   if (p.bits() == 4) {
     int64_t u = 0;
-    for (; u * 8 + 8 <= words; ++u) transpose_nibbles(block + unit_offset(p, 0, u, rr), row + u * 8);
+    for (; u * 8 + 8 <= words; ++u)
+      transpose_nibbles(block + unit_offset(p, 0, u, rr), row + u * 8);
     if (u * 8 < words) {
       uint32_t out[8];
       transpose_nibbles(block + unit_offset(p, 0, u, rr), out);
@@ -286,7 +301,10 @@ PackedQuantWeight pack_quantized(const QuantView& w) {
   return p;
 }
 
-void unpack_quantized(const PackedQuantWeight& w, uint32_t* out_w, void* out_scales, void* out_biases) {
+void unpack_quantized(const PackedQuantWeight& w,
+                      uint32_t* out_w,
+                      void* out_scales,
+                      void* out_biases) {
   const int64_t words = w.k() * w.bits() / 32;
   detail::parallel_for_on(ThreadPool::global(), w.n(), 16, [&](int64_t r0, int64_t r1) {
     std::memset(out_w + r0 * words, 0, static_cast<size_t>((r1 - r0) * words) * 4);

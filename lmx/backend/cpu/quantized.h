@@ -105,11 +105,6 @@ class PackedQuantWeight {
 
  private:
   friend PackedQuantWeight pack_quantized(const QuantView& w);
-
-// The MLX tensors back from the packed layout, bit for bit what pack_quantized read:
-// out_w [n, k*bits/32], out_scales / out_biases [n, k/group] of w.scale_dtype(), contiguous.
-// Lets a model keep only the packed copy and still save mlx-community checkpoints.
-void unpack_quantized(const PackedQuantWeight& w, uint32_t* out_w, void* out_scales, void* out_biases);
   struct Free {
     void operator()(uint8_t* p) const;
   };
@@ -128,7 +123,10 @@ PackedQuantWeight pack_quantized(const QuantView& w);
 // The MLX tensors back from the packed layout, bit for bit what pack_quantized read:
 // out_w [n, k*bits/32], out_scales / out_biases [n, k/group] of w.scale_dtype(), contiguous.
 // Lets a model keep only the packed copy and still save mlx-community checkpoints.
-void unpack_quantized(const PackedQuantWeight& w, uint32_t* out_w, void* out_scales, void* out_biases);
+void unpack_quantized(const PackedQuantWeight& w,
+                      uint32_t* out_w,
+                      void* out_scales,
+                      void* out_biases);
 
 // dequantize_affine from the packed layout (same values, bit for bit), so a tied
 // embedding / lm_head needs only the packed copy: rows [row_begin, row_end) into out.

@@ -269,8 +269,10 @@ TEST(UnpackQuantized, RestoresMlxTensorsBitForBit) {
           unpack_quantized(p, w2.data(), s2.data(), b2.data());
           for (int64_t r = 0; r < n; ++r)
             for (int64_t i = 0; i < words; ++i)
-              ASSERT_EQ(w2[static_cast<size_t>(r * words + i)], w[static_cast<size_t>(r * stride + i)])
-                  << "bits=" << bits << " group=" << group << " k=" << k << " row " << r << " word " << i;
+              ASSERT_EQ(w2[static_cast<size_t>(r * words + i)],
+                        w[static_cast<size_t>(r * stride + i)])
+                  << "bits=" << bits << " group=" << group << " k=" << k << " row " << r << " word "
+                  << i;
           ASSERT_EQ(s2, scales) << "bits=" << bits << " group=" << group << " k=" << k;
           ASSERT_EQ(b2, biases) << "bits=" << bits << " group=" << group << " k=" << k;
         }

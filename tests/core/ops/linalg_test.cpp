@@ -105,7 +105,8 @@ TEST(Linalg, QuantizedLinearMatchesDequantizedWeights) {
 // all come from it unchanged (the products are checked in the test above, after packing).
 TEST(Linalg, PreparedQuantizedWeightHoldsOnlyThePackedCopy) {
   for (int bits : {3, 4, 8}) {
-    QuantizedWeight q = QuantizedWeight::quantize(random_tensor({10, 192}, 6), bits, 64, Dtype::f16);
+    QuantizedWeight q =
+        QuantizedWeight::quantize(random_tensor({10, 192}, 6), bits, 64, Dtype::f16);
     const QuantizedWeight original = q;
     const auto deq = q.dequantize().to_float_vector();
     q.prepare_for_cpu();
@@ -117,7 +118,9 @@ TEST(Linalg, PreparedQuantizedWeightHoldsOnlyThePackedCopy) {
     EXPECT_EQ(q.dequantize().to_float_vector(), deq);
     std::vector<float> rows(deq.begin() + 9 * 192, deq.end());
     rows.insert(rows.end(), deq.begin(), deq.begin() + 192);
-    EXPECT_EQ(q.dequantize_rows(Tensor::from_vector(std::vector<int32_t>{9, 0}, {2})).to_float_vector(), rows);
+    EXPECT_EQ(
+        q.dequantize_rows(Tensor::from_vector(std::vector<int32_t>{9, 0}, {2})).to_float_vector(),
+        rows);
     const QuantizedWeight back = q.mlx_layout();
     EXPECT_EQ(back.w.to_int_vector(), original.w.to_int_vector());
     EXPECT_EQ(back.scales.to_float_vector(), original.scales.to_float_vector());
