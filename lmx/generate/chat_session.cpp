@@ -106,14 +106,27 @@ void ChatSession::clear() {
   ledger_.clear();
 }
 
-std::vector<int32_t> ChatSession::transcript_tokens() const {
+void ChatSession::set_tools(std::shared_ptr<const chat::ToolRegistry> tools, int max_steps) {
+  if (max_steps < 1) throw InvalidArgument("ChatSession: max tool steps must be >= 1, got " + std::to_string(max_steps));
+  tools_ = std::move(tools);
+  max_tool_steps_ = max_steps;
+}
+
+ChatSession::Prompt ChatSession::transcript() const {
+  Prompt out;
   if (container_->has_chat_template()) {
     UserInput input;
     input.system_prompt = instructions_;
     input.messages = std::make_shared<nlohmann::ordered_json>(*messages_);
     if (template_context_ && !template_context_->is_null())
       input.extra_context = std::make_shared<nlohmann::ordered_json>(*template_context_);
-    return container_->prepare(input);
+    if (tools_ && !tools_->specs().empty()) input.tools = std::make_shared<nlohmann::ordered_json>(tools_->to_json());
+    // The template writes the special tokens itself (as transformers' apply_chat_template).
+    const std::string text = container_->render_prompt(input);
+    const size_t open = text.rfind("<think>");
+    out.in_reasoning = open != std::string::npos && text.find("</think>", open) == std::string::npos;
+    out.tokens = container_->tokenizer().encode(text, false);
+    return out;
   }
   // No template (a base model): the turns as plain text, one per line.
   std::string text = instructions_.empty() ? "" : instructions_ + "\n";
@@ -121,19 +134,13 @@ std::vector<int32_t> ChatSession::transcript_tokens() const {
     text += (*messages_)[i]["content"].get<std::string>();
     if (i + 1 < messages_->size()) text += "\n";
   }
-  return container_->tokenizer().encode(text, true);
+  out.tokens = container_->tokenizer().encode(text, true);
+  return out;
 }
 
-std::string ChatSession::stream_details(const std::string& text,
-                                        const std::function<bool(const GenerationEvent&)>& on_event) {
-  messages_->push_back({{"role", "user"}, {"content", text}});
-  std::vector<int32_t> tokens;
-  try {
-    tokens = transcript_tokens();
-  } catch (...) {
-    messages_->erase(messages_->end() - 1);  // a template error leaves the history as it was
-    throw;
-  }
+ChatSession::Round ChatSession::generate_round(const std::function<bool(const GenerationEvent&)>& on_event) {
+  const Prompt prompt = transcript();
+  const std::vector<int32_t>& tokens = prompt.tokens;
   // Reuse the longest common prefix of the cached tokens; keep at least one token to feed.
   size_t common = 0;
   while (common < ledger_.size() && common < tokens.size() && ledger_[common] == tokens[common]) ++common;
@@ -154,35 +161,84 @@ std::string ChatSession::stream_details(const std::string& text,
   GenerateOptions opts;
   opts.eos_ids = container_->eos_ids(extra_eos_);
   opts.iterator.on_prefill_progress = prefill_progress_;
-  std::string reply;
+  opts.iterator.wired_ticket = wired_ticket_;
+  if (container_->has_chat_template()) {
+    // Tool calls and reasoning come as their own events (text is what remains).
+    opts.tool_call_format = container_->tool_call_format();
+    if (tools_) opts.tool_calls.tools = tools_->specs();
+    opts.tool_calls.starts_in_reasoning = prompt.in_reasoning;
+  }
+  Round round;
   std::vector<int32_t> generated;
   try {
     container_->perform([&](models::LanguageModel& model, const tokenizer::Tokenizer& tok) {
       Generation gen(model, tok, suffix, parameters_, opts, &cache_);
       last_info_ = GenerationInfo{};
       last_info_.stop_reason = gen.run([&](const GenerationEvent& e) {
-        if (e.kind == GenerationEvent::Kind::text) reply += e.text;
-        if (e.kind == GenerationEvent::Kind::info) last_info_ = e.info;
-        return on_event(e);
+        switch (e.kind) {
+          case GenerationEvent::Kind::text: round.text += e.text; break;
+          case GenerationEvent::Kind::reasoning: round.reasoning += e.text; break;
+          case GenerationEvent::Kind::tool_call: round.calls.push_back(e.call); break;
+          // Kept as text, so that nothing the model wrote is lost from the history.
+          case GenerationEvent::Kind::rejected_tool_call: round.text += e.text; break;
+          case GenerationEvent::Kind::info: last_info_ = e.info; break;
+          case GenerationEvent::Kind::token: break;
+        }
+        const bool go_on = on_event(e);
+        if (!go_on) round.stopped = true;
+        return go_on;
       });
       generated = gen.tokens();
     });
   } catch (...) {
-    // The cache may hold part of this turn: forget it rather than trust it.
+    // The cache may hold part of this round: forget it rather than trust it.
     cache_.clear();
     ledger_.clear();
-    messages_->erase(messages_->end() - 1);
     throw;
   }
   last_info_.cached_prompt_tokens = static_cast<int64_t>(common);
   // The cache holds the prompt and every generated token but the last sampled one; a
-  // turn cancelled during prefill holds only part of the prompt.
+  // round cancelled during prefill holds only part of the prompt.
   ledger_ = tokens;
   if (!generated.empty()) ledger_.insert(ledger_.end(), generated.begin(), generated.end() - 1);
   const auto held = static_cast<size_t>(cache_.empty() ? 0 : cache_[0]->offset());
   if (held < ledger_.size()) ledger_.resize(held);
-  messages_->push_back({{"role", "assistant"}, {"content", reply}});
-  return reply;
+  return round;
+}
+
+std::string ChatSession::stream_details(const std::string& text,
+                                        const std::function<bool(const GenerationEvent&)>& on_event) {
+  const size_t before = messages_->size();
+  messages_->push_back({{"role", "user"}, {"content", text}});
+  try {
+    for (int step = 0;; ++step) {
+      Round round = generate_round(on_event);
+      nlohmann::ordered_json reply = {{"role", "assistant"}, {"content", round.text}};
+      if (!round.reasoning.empty()) reply["reasoning_content"] = round.reasoning;
+      if (!round.calls.empty()) {
+        reply["tool_calls"] = nlohmann::ordered_json::array();
+        for (const auto& c : round.calls) reply["tool_calls"].push_back(c.to_json());
+      }
+      messages_->push_back(std::move(reply));
+      // Calls run only when the model finished its message (a reply cut by max_tokens or
+      // stopped by the caller is returned as is), and at most max_tool_steps_ rounds.
+      const bool run_tools = tools_ && !round.calls.empty() && !round.stopped &&
+                             last_info_.stop_reason == StopReason::stop && step < max_tool_steps_;
+      if (!run_tools) return round.text;
+      for (const auto& call : round.calls) {
+        std::string result;
+        try {
+          result = tools_->execute(call);
+        } catch (const Error& e) {
+          result = nlohmann::ordered_json{{"error", e.what()}}.dump();
+        }
+        messages_->push_back({{"role", "tool"}, {"tool_call_id", call.id}, {"name", call.name}, {"content", result}});
+      }
+    }
+  } catch (...) {
+    messages_->erase(messages_->begin() + static_cast<std::ptrdiff_t>(before), messages_->end());
+    throw;
+  }
 }
 
 std::string ChatSession::stream_response(const std::string& text,

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "lmx/chat/tool.h"
 #include "lmx/generate/generate.h"
 #include "lmx/generate/model_container.h"
 
@@ -27,7 +28,8 @@ class ChatSession {
   std::string respond(const std::string& text);
   // Calls on_chunk with each text chunk (return false to stop early); returns the reply.
   std::string stream_response(const std::string& text, const std::function<bool(const std::string&)>& on_chunk);
-  // Every event (text, tool calls, info).
+  // Every event (text, reasoning, tool calls, rejected tool calls, info; with tools,
+  // one info per generation round).
   std::string stream_details(const std::string& text, const std::function<bool(const GenerationEvent&)>& on_event);
   // Forgets the history and the cache; keeps the instructions.
   void clear();
@@ -48,13 +50,36 @@ class ChatSession {
   // Extra end-of-sequence tokens (by text), as --extra-eos-token.
   void set_extra_eos(std::vector<std::string> tokens) { extra_eos_ = std::move(tokens); }
 
+  // Tools the model may call. Their schemas go to the chat template's `tools`; each
+  // call the model makes (in ModelContainer::tool_call_format()) is run through the
+  // registry, the assistant message gets its `tool_calls` and a `tool` message the
+  // result, and generation continues until the model answers without calls or
+  // max_steps rounds of calls have run. A call that fails (unknown tool, arguments that
+  // do not fit, a handler throwing lmx::Error) gets {"error": ...} as its result, so
+  // the model can recover. Without tools, calls the model writes anyway are parsed,
+  // reported as events and kept in the history, but not run.
+  void set_tools(std::shared_ptr<const chat::ToolRegistry> tools, int max_steps = 8);
+  // The wired-memory ticket each turn holds over its prefill and decode.
+  void set_wired_ticket(std::optional<WiredTicket> ticket) { wired_ticket_ = std::move(ticket); }
+
   const GenerationInfo& last_info() const { return last_info_; }
   // The messages so far (OpenAI style, without the instructions).
   const nlohmann::ordered_json& history() const;
   GenerateParameters& parameters() { return parameters_; }
 
  private:
-  std::vector<int32_t> transcript_tokens() const;
+  struct Prompt {
+    std::vector<int32_t> tokens;
+    bool in_reasoning = false;  // the template left a <think> block open
+  };
+  struct Round {
+    std::string text, reasoning;
+    std::vector<chat::ToolCall> calls;
+    bool stopped = false;  // on_event asked to stop
+  };
+  Prompt transcript() const;
+  // One generation over the current transcript, reusing the cached prefix.
+  Round generate_round(const std::function<bool(const GenerationEvent&)>& on_event);
 
   std::shared_ptr<ModelContainer> container_;
   std::string instructions_;
@@ -63,6 +88,9 @@ class ChatSession {
   std::unique_ptr<nlohmann::ordered_json> template_context_;  // object or null
   std::function<void(int64_t, int64_t)> prefill_progress_;
   std::vector<std::string> extra_eos_;
+  std::shared_ptr<const chat::ToolRegistry> tools_;
+  int max_tool_steps_ = 8;
+  std::optional<WiredTicket> wired_ticket_;
   nn::KVCacheList cache_;
   std::vector<int32_t> ledger_;  // the tokens whose keys / values the cache holds
   GenerationInfo last_info_;

@@ -64,7 +64,53 @@ Generation::Generation(models::LanguageModel& model, const tokenizer::Tokenizer&
     params_.xtc_special_tokens.insert(params_.xtc_special_tokens.end(), options_.eos_ids.begin(),
                                       options_.eos_ids.end());
   }
+  if (options_.tool_call_format) {
+    tool_processor_ = std::make_unique<chat::ToolCallProcessor>(*options_.tool_call_format, options_.tool_calls);
+  }
   it_ = std::make_unique<TokenIterator>(model, std::move(prompt), params_, cache, options_.iterator);
+}
+
+void Generation::emit_text(std::string text, bool final) {
+  if (!tool_processor_) {
+    if (!text.empty()) {
+      GenerationEvent e;
+      e.text = std::move(text);
+      queue_.push_back(std::move(e));
+    }
+    return;
+  }
+  std::vector<chat::ToolStreamEvent> events;
+  if (!text.empty()) events = tool_processor_->feed(text);
+  if (final) {
+    auto rest = tool_processor_->finish();
+    events.insert(events.end(), std::make_move_iterator(rest.begin()), std::make_move_iterator(rest.end()));
+  }
+  using TK = chat::ToolStreamEvent::Kind;
+  for (auto& t : events) {
+    GenerationEvent e;
+    switch (t.kind) {
+      case TK::kText:
+        if (t.text.empty()) continue;  // protocol markup (Harmony headers): no text for the user
+        e.text = std::move(t.text);
+        break;
+      case TK::kReasoning:
+        if (t.text.empty()) continue;
+        e.kind = GenerationEvent::Kind::reasoning;
+        e.text = std::move(t.text);
+        break;
+      case TK::kToolCall:
+        e.kind = GenerationEvent::Kind::tool_call;
+        e.call = std::move(t.call);
+        e.text = std::move(t.raw);
+        break;
+      case TK::kRejectedToolCall:
+        e.kind = GenerationEvent::Kind::rejected_tool_call;
+        e.error = std::move(t.error);
+        e.text = std::move(t.raw);
+        break;
+    }
+    queue_.push_back(std::move(e));
+  }
 }
 
 std::string Generation::release_safe_text(bool final) {
@@ -84,7 +130,7 @@ std::string Generation::release_safe_text(bool final) {
   return out;
 }
 
-std::optional<GenerationEvent> Generation::finish(StopReason reason) {
+GenerationEvent Generation::finish(StopReason reason) {
   GenerationEvent e;
   e.kind = GenerationEvent::Kind::info;
   GenerationInfo& i = e.info;
@@ -102,20 +148,21 @@ std::optional<GenerationEvent> Generation::finish(StopReason reason) {
   return e;
 }
 
-std::optional<GenerationEvent> Generation::end(StopReason reason, bool flush_detokenizer) {
+void Generation::end(StopReason reason, bool flush_detokenizer) {
   final_reason_ = reason;
   it_->release_wired();
   std::string text = std::exchange(pending_, {});
   if (flush_detokenizer) text += detok_.finish();
-  if (text.empty()) return finish(reason);
-  GenerationEvent e;
-  e.text = std::move(text);
-  return e;
+  emit_text(std::move(text), true);
+  queue_.push_back(finish(reason));
 }
 
 std::optional<GenerationEvent> Generation::next() {
-  if (queued_) return std::exchange(queued_, std::nullopt);
-  return produce();
+  if (queue_.empty() && !info_sent_) produce();
+  if (queue_.empty()) return std::nullopt;
+  GenerationEvent e = std::move(queue_.front());
+  queue_.pop_front();
+  return e;
 }
 
 StopReason Generation::run(const std::function<bool(const GenerationEvent&)>& fn) {
@@ -145,10 +192,12 @@ TokenLogprob token_logprob(const TokenIterator& it, int32_t token, const Generat
   return t;
 }
 
-std::optional<GenerationEvent> Generation::produce() {
-  if (info_sent_) return std::nullopt;
-  if (final_reason_) return finish(*final_reason_);
-  for (;;) {
+void Generation::produce() {
+  if (final_reason_) {
+    queue_.push_back(finish(*final_reason_));
+    return;
+  }
+  while (queue_.empty()) {
     std::optional<int32_t> token;
     try {
       token = it_->next();
@@ -157,34 +206,23 @@ std::optional<GenerationEvent> Generation::produce() {
     }
     if (!token) return end(StopReason::length, true);
     tokens_.push_back(*token);
-    std::optional<GenerationEvent> token_event;
     if (options_.token_events) {
-      token_event.emplace();
-      token_event->kind = GenerationEvent::Kind::token;
-      token_event->token = token_logprob(*it_, *token, params_);
+      // The token goes first and whatever this step releases follows.
+      GenerationEvent t;
+      t.kind = GenerationEvent::Kind::token;
+      t.token = token_logprob(*it_, *token, params_);
+      queue_.push_back(std::move(t));
     }
-    // With token events, the token goes first and whatever this step releases follows.
-    auto emit = [&](std::optional<GenerationEvent> e) -> std::optional<GenerationEvent> {
-      if (!token_event) return e;
-      queued_ = std::move(e);
-      return token_event;
-    };
-    if (options_.eos_ids.count(*token)) return emit(end(StopReason::stop, true));
+    if (options_.eos_ids.count(*token)) return end(StopReason::stop, true);
     pending_ += detok_.add(*token);
     for (const auto& s : options_.stop_strings) {
       const size_t at = pending_.find(s);
       if (at != std::string::npos) {
         pending_.resize(at);  // the stop string and anything after it are never emitted
-        return emit(end(StopReason::stop, false));
+        return end(StopReason::stop, false);
       }
     }
-    std::string out = release_safe_text(false);
-    if (!out.empty()) {
-      GenerationEvent e;
-      e.text = std::move(out);
-      return emit(std::move(e));
-    }
-    if (token_event) return token_event;
+    emit_text(release_safe_text(false), false);
   }
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "lmx/chat/tool_call_processor.h"
 #include "lmx/generate/token_iterator.h"
 #include "lmx/io/model_folder.h"
 #include "lmx/tokenizer/tokenizer.h"
@@ -42,11 +44,16 @@ struct TokenLogprob {
 struct GenerationEvent {
   // token events come only with GenerateOptions::token_events, one per generated
   // token, before the text that token releases; text events are the same either way.
-  enum class Kind { text, tool_call, info, token };
+  // With GenerateOptions::tool_call_format, text is split further: reasoning (the
+  // content of a <think> block), tool_call (a complete, parsed call) and
+  // rejected_tool_call (a malformed, unterminated or undeclared call, never dropped).
+  enum class Kind { text, tool_call, info, token, reasoning, rejected_tool_call };
   Kind kind = Kind::text;
-  std::string text;        // text: the new chunk; tool_call: the raw call text
+  std::string text;        // text / reasoning: the new chunk; (rejected_)tool_call: the raw call text
   GenerationInfo info;     // info only
   TokenLogprob token;      // token only (logprob filled when params.logprobs / top_logprobs)
+  chat::ToolCall call;     // tool_call only
+  std::string error;       // rejected_tool_call only: why
 };
 
 struct GenerateOptions {
@@ -54,6 +61,11 @@ struct GenerateOptions {
   std::vector<std::string> stop_strings;  // stop before the first occurrence; never emitted
   bool skip_special_tokens = true;
   bool token_events = false;  // also emit a token event per generated token
+  // When set, the text passes through a tool-call processor of this format (see
+  // GenerationEvent); tool_calls declares the tools and whether the prompt already
+  // opened a reasoning block.
+  std::optional<chat::ToolCallFormat> tool_call_format;
+  chat::ToolCallProcessorOptions tool_calls;
   // iterator.wired_ticket: the wired-memory ticket held over prefill and decode.
   TokenIteratorOptions iterator;
 };
@@ -85,10 +97,14 @@ class Generation {
   const std::vector<int32_t>& tokens() const { return tokens_; }
 
  private:
-  std::optional<GenerationEvent> produce();
-  std::optional<GenerationEvent> finish(StopReason reason);
-  // Ends the stream: flushes held text (as one text event) before the info event.
-  std::optional<GenerationEvent> end(StopReason reason, bool flush_detokenizer);
+  // Runs the token loop until it has queued at least one event (or the stream ended).
+  void produce();
+  GenerationEvent finish(StopReason reason);
+  // Ends the stream: queues the held text, then the info event.
+  void end(StopReason reason, bool flush_detokenizer);
+  // Queues released text as text events, or through the tool-call processor; `final`
+  // also flushes the processor.
+  void emit_text(std::string text, bool final);
   // Moves the part of pending_ that cannot start a stop string into the returned text.
   std::string release_safe_text(bool final);
 
@@ -100,7 +116,8 @@ class Generation {
   tokenizer::StreamingDetokenizer detok_;
   std::vector<int32_t> tokens_;
   std::string pending_;
-  std::optional<GenerationEvent> queued_;  // text held while a token event goes first
+  std::unique_ptr<chat::ToolCallProcessor> tool_processor_;
+  std::deque<GenerationEvent> queue_;  // events produced but not yet returned
   std::optional<StopReason> final_reason_;
   bool info_sent_ = false;
 };

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <vector>
@@ -35,6 +36,11 @@ struct GenerateParameters {
   float xtc_probability = 0.0f;
   float xtc_threshold = 0.0f;
   std::vector<int32_t> xtc_special_tokens;  // never dropped (generate() adds "\n" and EOS)
+  // Custom logits processors (mlx-lm's logits_processors), applied in order after the
+  // bias and penalties, before sampling: fn(tokens, logits) with the tokens of this
+  // generation so far (its prompt, then the generated ones) and the logits [vocab] to
+  // modify in place. Each call is one sampling step.
+  std::vector<std::function<void(const std::vector<int32_t>&, std::vector<float>&)>> logits_processors;
   bool logprobs = false;  // report each token's log-probability
   int top_logprobs = 0;   // > 0: report this many alternatives per token
 };

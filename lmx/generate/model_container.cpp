@@ -26,17 +26,17 @@ nlohmann::ordered_json read_tokenizer_config(const std::filesystem::path& dir) {
 // The folder's chat template for prompts without and with tools (null when it has none).
 struct Templates {
   std::shared_ptr<const chat::ChatTemplate> plain, with_tools;
-  std::string plain_origin, tools_origin;
+  std::string tools_source;  // the text of with_tools (tool-call format inference)
 };
 
-std::shared_ptr<const chat::ChatTemplate> pick(const std::filesystem::path& dir, bool tools, std::string& origin) {
+std::shared_ptr<const chat::ChatTemplate> pick(const std::filesystem::path& dir, bool tools, std::string* text) {
   chat::ChatTemplateSource src;
   try {
     src = chat::select_chat_template(dir, tools);
   } catch (const Error&) {
     return nullptr;  // no template: prompts are plain text
   }
-  origin = src.origin;
+  if (text) *text = src.text;
   return std::make_shared<const chat::ChatTemplate>(src.text);
 }
 
@@ -54,8 +54,8 @@ ModelContainer::ModelContainer(std::filesystem::path path, models::LoadedModel l
     : path_(std::move(path)), loaded_(std::move(loaded)), tokenizer_(std::move(tok)) {
   tokenizer_config_ = std::make_shared<const nlohmann::ordered_json>(read_tokenizer_config(path_));
   auto t = std::make_shared<Templates>();
-  t->plain = pick(path_, false, t->plain_origin);
-  t->with_tools = pick(path_, true, t->tools_origin);
+  t->plain = pick(path_, false, nullptr);
+  t->with_tools = pick(path_, true, &t->tools_source);
   templates_ = t;
   fingerprint_ = config_fingerprint(path_, *loaded_.model);
 }
@@ -101,6 +101,12 @@ std::vector<int32_t> ModelContainer::prepare(const UserInput& input) const {
   }
   // The template writes the special tokens itself (as transformers' apply_chat_template).
   return tokenizer_.encode(render_prompt(input), false);
+}
+
+chat::ToolCallFormat ModelContainer::tool_call_format() const {
+  return chat::infer_tool_call_format(tool_format_override_, *tokenizer_config_,
+                                      static_cast<const Templates*>(templates_.get())->tools_source,
+                                      loaded_.model->model_type());
 }
 
 std::set<int32_t> ModelContainer::eos_ids(const std::vector<std::string>& extra) const {

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "lmx/chat/tool_call_format.h"
 #include "lmx/models/load.h"
 #include "lmx/tokenizer/tokenizer.h"
 
@@ -57,6 +58,11 @@ class ModelContainer {
   // Identifies the model: model_type, layers and a hash of config.json as read at load
   // (session and cache files made with another model are refused by it).
   const std::string& fingerprint() const { return fingerprint_; }
+  // How this model writes tool calls: set_tool_call_format() when given, else
+  // tokenizer_config's tool_parser_type, else markers in the chat template, else by
+  // model_type, else json.
+  chat::ToolCallFormat tool_call_format() const;
+  void set_tool_call_format(std::optional<chat::ToolCallFormat> format) { tool_format_override_ = format; }
 
  private:
   ModelContainer(std::filesystem::path path, models::LoadedModel loaded, tokenizer::Tokenizer tok);
@@ -70,6 +76,7 @@ class ModelContainer {
   std::shared_ptr<const nlohmann::ordered_json> tokenizer_config_;
   std::shared_ptr<void> templates_;  // the template selected with / without tools, parsed
   std::string fingerprint_;
+  std::optional<chat::ToolCallFormat> tool_format_override_;
 };
 
 }  // namespace lmx::generate

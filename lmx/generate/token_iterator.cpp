@@ -124,6 +124,7 @@ TokenIterator::TokenIterator(models::LanguageModel& model, std::vector<int32_t> 
     cached_tokens_ = (*cache_)[0]->offset();
   }
   for (int32_t t : prompt_) processor_.observe(t);
+  if (!params_.logits_processors.empty()) history_ = prompt_;
   if (options_.check_memory) {
     const MemoryEstimate estimate = estimate_memory(model_, prompt_tokens(), params_, cached_tokens_);
     const size_t available = options_.available_memory ? options_.available_memory() : residency::available_memory();
@@ -167,8 +168,10 @@ int32_t TokenIterator::step(const std::vector<int32_t>& tokens) {
   Tensor last = logits.select(1, -1).select(0, 0);
   std::vector<float> row(last.data<float>(), last.data<float>() + last.numel());
   processor_.process(row);
+  for (const auto& fn : params_.logits_processors) fn(history_, row);
   const int32_t token = sampler_.sample(row);
   processor_.observe(token);
+  if (!params_.logits_processors.empty()) history_.push_back(token);
   return token;
 }
 
