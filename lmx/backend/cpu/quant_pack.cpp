@@ -144,6 +144,63 @@ void move_scales(const void* src,
     move_scales<uint32_t>(src, src_stride, dst, dst_stride, groups);
 }
 
+// The k values of an MLX row as bytes: every 8 values of B bits fill B bytes exactly.
+template <int B>
+void unpack_values(const uint8_t* bytes, int64_t k, uint8_t* q) {
+  const int64_t row_bytes = k * B / 8;
+  for (int64_t g = 0; g < k / 8; ++g) {
+    // An 8-byte load where the row has 8 bytes left (a B-byte copy into a 64-bit local
+    // would stall store forwarding), the exact B bytes at the end of the row.
+    uint64_t v = 0;
+    if (g * B + 8 <= row_bytes)
+      v = load64(bytes + g * B, 0);
+    else
+      std::memcpy(&v, bytes + g * B, B);
+    for (int i = 0; i < 8; ++i)
+      q[g * 8 + i] = static_cast<uint8_t>((v >> (B * i)) & ((1u << B) - 1u));
+  }
+}
+
+void unpack_values(const uint32_t* row, int bits, int64_t k, uint8_t* q) {
+  const auto* bytes = reinterpret_cast<const uint8_t*>(row);
+  switch (bits) {
+    case 2:
+      return unpack_values<2>(bytes, k, q);
+    case 3:
+      return unpack_values<3>(bytes, k, q);
+    case 5:
+      return unpack_values<5>(bytes, k, q);
+    default:
+      return unpack_values<6>(bytes, k, q);
+  }
+}
+
+// One plane (b in {1, 2, 4} bits of each value, from bit sh) of a row's values q (zero past
+// k up to the padded length) into the row's unit slots starting at `slot` (units R * 32
+// bytes apart). Byte j of lane l holds the values of the 8 / b groups of 8 inputs
+// j * 8 / b ..: each group is one 64-bit load of q (byte l = input 8p + l), and the four
+// bytes of the 8 lanes are then interleaved.
+void pack_plane(const uint8_t* q, int64_t k, int b, int sh, uint8_t* slot) {
+  const int64_t unit = 256 / b;
+  const int per_byte = 8 / b;
+  const uint64_t mask = 0x0101010101010101ull * ((1u << b) - 1u);
+  for (int64_t u = 0; u * unit < k; ++u, slot += R * 32) {
+    uint64_t v[4];
+    for (int j = 0; j < 4; ++j) {
+      uint64_t acc = 0;
+      for (int i = 0; i < per_byte; ++i)
+        acc |= ((load64(q + u * unit + (j * per_byte + i) * 8, 0) >> sh) & mask) << (b * i);
+      v[j] = acc;
+    }
+    for (int lane = 0; lane < 8; ++lane) {
+      uint32_t word = 0;
+      for (int j = 0; j < 4; ++j)
+        word |= static_cast<uint32_t>((v[j] >> (8 * lane)) & 0xffu) << (8 * j);
+      std::memcpy(slot + lane * 4, &word, 4);
+    }
+  }
+}
+
 // One MLX row (its k values, scales and biases) into row rr of a zeroed block.
 void pack_row(const QuantView& w,
               int64_t r,
@@ -169,23 +226,10 @@ void pack_row(const QuantView& w,
       for (int i = 0; i < 32; ++i) dst[i] = static_cast<uint8_t>(bytes[u * 32 + i] ^ 0x80u);
     }
   } else {
-    for (int64_t j = 0; j < w.k; ++j)
-      q[static_cast<size_t>(j)] = static_cast<uint8_t>(detail::mlx_q(row, w.bits, j));
-    for (int pl = 0; pl < p.num_planes(); ++pl) {
-      const int b = p.plane_bits(pl), sh = p.plane_shift(pl);
-      const uint32_t mask = (1u << b) - 1u;
-      const int64_t unit = 256 / b, positions = 32 / b;
-      for (int64_t u = 0; u * unit < w.k; ++u) {
-        uint32_t lanes[8];
-        for (int lane = 0; lane < 8; ++lane) {
-          uint32_t word = 0;
-          for (int64_t pos = 0; pos < positions; ++pos)
-            word |= ((q[static_cast<size_t>(u * unit + pos * 8 + lane)] >> sh) & mask) << (b * pos);
-          lanes[lane] = word;
-        }
-        std::memcpy(block + unit_offset(p, pl, u, rr), lanes, 32);
-      }
-    }
+    unpack_values(row, w.bits, w.k, q.data());
+    for (int pl = 0; pl < p.num_planes(); ++pl)
+      pack_plane(q.data(), w.k, p.plane_bits(pl), p.plane_shift(pl),
+                 block + unit_offset(p, pl, 0, rr));
   }
   const int64_t groups = w.k / w.group_size, ss = w.s_row_stride();
   const size_t size = dtype_size(w.scale_dtype);
@@ -291,7 +335,7 @@ PackedQuantWeight pack_quantized(const QuantView& w) {
   // Blocks are independent: each thread zeroes its blocks just before filling them, so the
   // first touch of the fresh pages (the kernel's zeroing) is split over the threads too.
   detail::parallel_for_on(ThreadPool::global(), blocks, 4, [&](int64_t b0, int64_t b1) {
-    std::vector<uint8_t> q(w.bits == 4 || w.bits == 8 ? 0 : static_cast<size_t>(w.k));
+    std::vector<uint8_t> q(w.bits == 4 || w.bits == 8 ? 0 : static_cast<size_t>(p.k_padded_));
     for (int64_t b = b0; b < b1; ++b) {
       uint8_t* block = p.data_.get() + b * p.block_bytes_;
       std::memset(block, 0, static_cast<size_t>(p.block_bytes_));
