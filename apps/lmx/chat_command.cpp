@@ -8,6 +8,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <unistd.h>
 
 #include "cli_common.h"
 #include "generation_options.h"
@@ -102,6 +103,22 @@ bool handle_command(const std::string& message, generate::ChatSession& session) 
   return false;
 }
 
+// Streams a reply: text as it comes, reasoning dimmed (on a terminal), tool calls the
+// model writes as their raw text (nothing it writes is hidden). Ctrl-C stops it.
+bool print_event(const generate::GenerationEvent& e) {
+  static const bool tty = ::isatty(STDOUT_FILENO) != 0;
+  using K = generate::GenerationEvent::Kind;
+  if (e.kind == K::text || e.kind == K::tool_call || e.kind == K::rejected_tool_call) {
+    std::fwrite(e.text.data(), 1, e.text.size(), stdout);
+  } else if (e.kind == K::reasoning) {
+    if (tty) std::fputs("\033[2m", stdout);
+    std::fwrite(e.text.data(), 1, e.text.size(), stdout);
+    if (tty) std::fputs("\033[0m", stdout);
+  }
+  std::fflush(stdout);
+  return !g_interrupted.load();
+}
+
 void run_chat(const ChatArgs& a) {
   apply_threads(a.threads);
   const generate::GenerateParameters p = to_parameters(a.gen);
@@ -112,8 +129,8 @@ void run_chat(const ChatArgs& a) {
   session.set_extra_eos(a.gen.extra_eos);
   session.set_prefill_progress(show_prefill_progress);
   if (!a.resume.empty()) session.restore(a.resume);
-  const auto wired_log = report_wired_limits(a.verbose);
-  const auto ticket = make_wired_ticket(a.wired, container->model(), 0, p);
+  WiredLog wired_log(a.verbose);
+  session.set_wired_ticket(make_wired_ticket(a.wired, container->model(), 0, p));
   std::fprintf(stderr, "lmx chat: %s. /reset clears the conversation, /save FILE and /load FILE keep it, /quit exits.\n",
                a.model.c_str());
   std::signal(SIGINT, on_sigint);
@@ -121,15 +138,10 @@ void run_chat(const ChatArgs& a) {
     if (*message == "/quit" || *message == "/exit") break;
     if (message->empty() || handle_command(*message, session)) continue;
     g_interrupted.store(false);
-    std::optional<WiredHold> wired;  // held over the turn
-    if (ticket) wired.emplace(*ticket, container->model());
-    session.stream_response(*message, [](const std::string& chunk) {
-      std::fwrite(chunk.data(), 1, chunk.size(), stdout);
-      std::fflush(stdout);
-      return !g_interrupted.load();
-    });
+    session.stream_details(*message, print_event);
     std::fputc('\n', stdout);
     std::fflush(stdout);
+    wired_log.flush();
     if (a.verbose) print_turn_stats(session.last_info());
   }
   std::signal(SIGINT, SIG_DFL);

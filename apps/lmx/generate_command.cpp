@@ -70,7 +70,7 @@ void run_generate(const GenerateArgs& a) {
   opts.eos_ids = container->eos_ids(a.gen.extra_eos);
   opts.iterator.on_prefill_progress = show_prefill_progress;
   generate::GenerationInfo info;
-  const auto wired_log = report_wired_limits(a.verbose);
+  WiredLog wired_log(a.verbose);
   container->perform([&](models::LanguageModel& model, const tokenizer::Tokenizer& tok) {
     opts.iterator.wired_ticket = make_wired_ticket(a.wired, model, static_cast<int64_t>(ids.size()), p);
     generate::Generation gen(model, tok, ids, p, opts, cached ? &cached->cache : nullptr);
@@ -97,6 +97,7 @@ void run_generate(const GenerateArgs& a) {
                  static_cast<long long>(info.generated_tokens), info.generation_tps);
     std::fprintf(stderr, "Peak memory: %s\n", format_bytes(info.peak_memory_bytes).c_str());
     std::fprintf(stderr, "Stop reason: %s\n", generate::stop_reason_name(info.stop_reason));
+    wired_log.flush();
   }
 }
 

@@ -80,24 +80,23 @@ std::optional<generate::WiredTicket> make_wired_ticket(const WiredArgs& a,
       size, generate::make_wired_policy(a.policy, size, manager.recommended_source()));
 }
 
-generate::WiredMemoryManager::Subscription report_wired_limits(bool verbose) {
-  if (!verbose) return {};
-  return generate::WiredMemoryManager::shared().subscribe([](const generate::WiredEvent& e) {
+WiredLog::WiredLog(bool verbose) {
+  if (!verbose) return;
+  subscription_ = generate::WiredMemoryManager::shared().subscribe([this](const generate::WiredEvent& e) {
     using K = generate::WiredEvent::Kind;
-    if (e.kind != K::limit_applied && e.kind != K::limit_apply_failed &&
-        e.kind != K::baseline_restored)
-      return;
-    std::fprintf(stderr, "wired memory: %s: %s%s%s\n", generate::wired_event_name(e.kind),
-                 format_bytes(e.kind == K::limit_apply_failed ? e.desired.value_or(0)
-                                                              : e.applied.value_or(0))
-                     .c_str(),
-                 e.message.empty() ? "" : " - ", e.message.c_str());
+    if (e.kind != K::limit_applied && e.kind != K::limit_apply_failed && e.kind != K::baseline_restored) return;
+    const size_t bytes = e.kind == K::limit_apply_failed ? e.desired.value_or(0) : e.applied.value_or(0);
+    std::string line = std::string("wired memory: ") + generate::wired_event_name(e.kind) + ": " + format_bytes(bytes);
+    if (!e.message.empty()) line += " - " + e.message;
+    std::lock_guard<std::mutex> lock(mutex_);
+    lines_.push_back(std::move(line));
   });
 }
 
-WiredHold::WiredHold(const generate::WiredTicket& ticket, models::LanguageModel& model)
-    : weights(residency::RegionRegistry::global().add(residency::RegionClass::weights,
-                                                      generate::weight_regions(model))),
-      guard(ticket) {}
+void WiredLog::flush() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& l : lines_) std::fprintf(stderr, "%s\n", l.c_str());
+  lines_.clear();
+}
 
 }  // namespace lmx::cli

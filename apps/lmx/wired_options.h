@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "lmx/core/residency.h"
 #include "lmx/generate/generate_parameters.h"
@@ -37,16 +39,18 @@ std::optional<generate::WiredTicket> make_wired_ticket(const WiredArgs& a,
                                                        int64_t prompt_tokens,
                                                        const generate::GenerateParameters& p);
 
-// With `verbose`, prints each limit the shared manager applies (or fails to) on stderr
-// while the returned subscription lives.
-generate::WiredMemoryManager::Subscription report_wired_limits(bool verbose);
+// With `verbose`, collects each limit the shared manager applies (or fails to) while it
+// lives; flush() prints what was collected on stderr (after the generated text, so the
+// lines never land inside it).
+class WiredLog {
+ public:
+  explicit WiredLog(bool verbose);
+  void flush();
 
-// For callers that run generation through an API without a ticket option (ChatSession):
-// holds the ticket and pins the model's weights until destroyed.
-struct WiredHold {
-  WiredHold(const generate::WiredTicket& ticket, models::LanguageModel& model);
-  residency::RegionRegistry::Handle weights;
-  generate::WiredLimitGuard guard;
+ private:
+  std::mutex mutex_;
+  std::vector<std::string> lines_;
+  generate::WiredMemoryManager::Subscription subscription_;
 };
 
 }  // namespace lmx::cli
