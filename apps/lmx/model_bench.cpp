@@ -13,6 +13,7 @@
 #include "lmx/core/error.h"
 #include "lmx/core/ops/random.h"
 #include "lmx/generate/token_iterator.h"
+#include "lmx/generate/wired_memory_backend.h"
 #include "lmx/models/config_reader.h"
 #include "lmx/models/load.h"
 #include "lmx/models/random_init.h"
@@ -36,19 +37,19 @@ Stats stats(const std::vector<double>& v) {
   return s;
 }
 
-size_t parameter_bytes(models::LanguageModel& m, bool mapped_only = false) {
-  size_t n = 0;
-  for (auto& p : m.parameters())
-    if (p.tensor->defined() && (!mapped_only || p.tensor->storage()->is_foreign())) n += p.tensor->nbytes();
-  return n;
+// A prompt of n random tokens.
+std::vector<int32_t> random_tokens(ops::RandomGenerator& rng, int64_t n, int64_t vocab) {
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  for (auto& v : t) v = static_cast<int32_t>(rng.next_u64() % static_cast<uint64_t>(vocab));
+  return t;
 }
 
 }  // namespace
 
 void run_model_bench(const ModelBenchArgs& a) {
   apply_threads(a.threads);
-  if (a.prompt_tokens < 1 || a.generation_tokens < 1 || a.runs < 1) {
-    throw InvalidArgument("bench: -p, -g and -n must be >= 1");
+  if (a.prompt_tokens < 1 || a.generation_tokens < 1 || a.runs < 1 || a.depth < 0) {
+    throw InvalidArgument("bench: -p, -g and -n must be >= 1, -d >= 0");
   }
   const auto load_start = Clock::now();
   std::unique_ptr<models::LanguageModel> owned;
@@ -80,61 +81,73 @@ void run_model_bench(const ModelBenchArgs& a) {
     label = a.model;
   }
   const double load_seconds = std::chrono::duration<double>(Clock::now() - load_start).count();
-  const size_t weight_bytes = parameter_bytes(*model);
+  const models::WeightBytes weights = models::weight_bytes(*model);
 
   ops::RandomGenerator rng(7);
   std::vector<double> pp, tg;
   Allocator& alloc = allocator_for(Device::cpu());
   alloc.reset_peak();
+  size_t kv_bytes = 0;
+  const int64_t vocab = model->vocab_size();
+  generate::GenerateParameters p;
+  p.prefill_step_size = std::max(std::max(a.prompt_tokens, a.depth), 512);
   for (int run = 0; run <= a.runs; ++run) {  // run 0 warms up
-    std::vector<int32_t> prompt(static_cast<size_t>(a.prompt_tokens));
-    for (auto& t : prompt) t = static_cast<int32_t>(rng.next_u64() % static_cast<uint64_t>(model->vocab_size()));
-    generate::GenerateParameters p;
-    p.temperature = 0;
-    p.max_tokens = a.generation_tokens;
-    p.prefill_step_size = std::max(a.prompt_tokens, 512);
-    // pp: all prompt tokens through the model; tg: decode steps after it.
+    // pp: the prompt through an empty cache, one forward pass.
+    double prefill = 0;
+    {
+      nn::KVCacheList cache = generate::make_cache(*model, p);
+      const std::vector<int32_t> prompt = random_tokens(rng, a.prompt_tokens, vocab);
+      const auto t0 = Clock::now();
+      model->forward(Tensor::from_vector(prompt, {1, a.prompt_tokens}), &cache, {nullptr, true});
+      prefill = std::chrono::duration<double>(Clock::now() - t0).count();
+    }
+    // tg: greedy decode steps from an empty cache (or after `depth` cached tokens).
     nn::KVCacheList cache = generate::make_cache(*model, p);
-    auto t0 = Clock::now();
-    model->forward(Tensor::from_vector(prompt, {1, a.prompt_tokens}), &cache, {nullptr, true});
-    const double prefill = std::chrono::duration<double>(Clock::now() - t0).count();
-    int32_t token = prompt.back();
-    t0 = Clock::now();
+    if (a.depth > 0) model->forward(Tensor::from_vector(random_tokens(rng, a.depth, vocab), {1, a.depth}), &cache,
+                                    {nullptr, true});
+    int32_t token = random_tokens(rng, 1, vocab)[0];
+    const auto t0 = Clock::now();
     for (int i = 0; i < a.generation_tokens; ++i) {
       Tensor logits = model->forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &cache);
       const float* l = logits.data<float>();
-      token = static_cast<int32_t>(std::max_element(l, l + model->vocab_size()) - l);
+      token = static_cast<int32_t>(std::max_element(l, l + vocab) - l);
     }
     const double decode = std::chrono::duration<double>(Clock::now() - t0).count();
+    kv_bytes = generate::region_bytes(generate::kv_regions(cache));
     if (run == 0) continue;
     pp.push_back(a.prompt_tokens / prefill);
     tg.push_back(a.generation_tokens / decode);
   }
   const Stats ps = stats(pp), ts = stats(tg);
-  // The allocator's peak counts weights it allocated (random init); mapped weights
-  // (loaded folders) live outside it and are added.
-  const size_t peak = alloc.stats().peak_bytes + parameter_bytes(*model, true);
+  // The allocator's peak counts the weights it allocated (dense random init); mapped
+  // weights and packed quantized copies live outside it and are added.
+  const size_t peak = alloc.stats().peak_bytes + weights.outside_allocator;
   if (a.json) {
     nlohmann::json j = {{"model", label},
                         {"threads", cpu::ThreadPool::global().num_threads()},
                         {"prompt_tokens", a.prompt_tokens},
                         {"generation_tokens", a.generation_tokens},
+                        {"depth", a.depth},
                         {"runs", a.runs},
                         {"prompt_tps", ps.mean},
                         {"prompt_tps_sd", ps.sd},
                         {"generation_tps", ts.mean},
                         {"generation_tps_sd", ts.sd},
-                        {"weight_bytes", weight_bytes},
+                        {"weight_bytes", weights.total},
+                        {"kv_bytes", kv_bytes},
                         {"peak_memory_bytes", peak},
                         {"load_seconds", load_seconds}};
     std::printf("%s\n", j.dump().c_str());
     return;
   }
   std::printf("model: %s\nthreads: %d  weights: %s  load: %.2f s\n", label.c_str(),
-              cpu::ThreadPool::global().num_threads(), format_bytes(weight_bytes).c_str(), load_seconds);
+              cpu::ThreadPool::global().num_threads(), format_bytes(weights.total).c_str(), load_seconds);
   std::printf("pp%d: %.2f +- %.2f tokens/s\n", a.prompt_tokens, ps.mean, ps.sd);
-  std::printf("tg%d: %.2f +- %.2f tokens/s\n", a.generation_tokens, ts.mean, ts.sd);
-  std::printf("peak memory: %s (weights %s)\n", format_bytes(peak).c_str(), format_bytes(weight_bytes).c_str());
+  std::printf("tg%d%s: %.2f +- %.2f tokens/s\n", a.generation_tokens,
+              a.depth > 0 ? (" @ d" + std::to_string(a.depth)).c_str() : "", ts.mean, ts.sd);
+  std::printf("peak memory: %s (weights %s + KV cache %s, peak / (weights + KV) = %.2f)\n", format_bytes(peak).c_str(),
+              format_bytes(weights.total).c_str(), format_bytes(kv_bytes).c_str(),
+              static_cast<double>(peak) / static_cast<double>(weights.total + kv_bytes));
 }
 
 }  // namespace lmx::cli

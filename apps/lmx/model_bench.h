@@ -1,5 +1,7 @@
 // `lmx bench` for whole models: prefill and decode tokens/s (mean +- sd over runs) and
-// peak memory, on a model folder or on random weights of a config's shape.
+// peak memory, on a model folder or on random weights of a config's shape. As
+// llama-bench: ppN runs an N-token prompt through an empty cache; tgN decodes N tokens
+// from an empty cache (or after `depth` cached tokens, llama-bench's -d).
 #pragma once
 
 #include <optional>
@@ -16,6 +18,7 @@ struct ModelBenchArgs {
   std::string dtype = "bf16";
   int prompt_tokens = 512;
   int generation_tokens = 128;
+  int depth = 0;  // decode starts after this many cached tokens (llama-bench's -d)
   int runs = 3;
   int threads = 0;
   bool json = false;
