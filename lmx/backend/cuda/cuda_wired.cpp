@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace lmx::cuda {
 namespace {
@@ -54,16 +55,31 @@ std::string reserve_pool(int device, size_t bytes) {
   }
   const size_t held = reserved_pool_bytes(device);
   if (bytes <= held) return failure(cudaMemPoolTrimTo(pool, bytes), "cudaMemPoolTrimTo");
-  // One allocation of the missing bytes, freed at once: the pool keeps it (below the threshold).
-  void* block = nullptr;
-  if (auto why =
-          failure(cudaMallocAsync(&block, bytes - held, cudaStreamPerThread), "cudaMallocAsync");
-      !why.empty()) {
-    return why + " (reserving " + std::to_string(bytes - held) + " more bytes)";
+  // Allocate the missing bytes and free them: the pool keeps them (below the threshold).
+  // Memory the pool already holds free serves allocations first, so blocks stay
+  // allocated until the pool's reservation has grown to `bytes`, then all are freed.
+  std::vector<void*> blocks;
+  std::string why;
+  for (size_t reserved = held; reserved < bytes && why.empty() && blocks.size() < 64;) {
+    void* block = nullptr;
+    why = failure(cudaMallocAsync(&block, bytes - reserved, cudaStreamPerThread), "cudaMallocAsync");
+    if (!why.empty()) {
+      why += " (reserving " + std::to_string(bytes - reserved) + " more bytes)";
+      break;
+    }
+    blocks.push_back(block);
+    reserved = reserved_pool_bytes(device);
   }
-  if (auto why = failure(cudaFreeAsync(block, cudaStreamPerThread), "cudaFreeAsync"); !why.empty())
-    return why;
-  return failure(cudaStreamSynchronize(cudaStreamPerThread), "cudaStreamSynchronize");
+  for (void* b : blocks) {
+    if (auto e = failure(cudaFreeAsync(b, cudaStreamPerThread), "cudaFreeAsync"); !e.empty() && why.empty()) why = e;
+  }
+  if (auto e = failure(cudaStreamSynchronize(cudaStreamPerThread), "cudaStreamSynchronize"); why.empty()) why = e;
+  if (!why.empty()) {
+    uint64_t held_threshold = held;  // a failed reservation leaves the pool as it was
+    cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &held_threshold);
+    cudaMemPoolTrimTo(pool, held);
+  }
+  return why;
 }
 
 }  // namespace lmx::cuda
