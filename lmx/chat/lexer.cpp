@@ -265,42 +265,9 @@ class Lexer {
         continue;
       }
       if (p + 1 >= n) fail("unterminated string literal", start);
-      char e = src_[p + 1];
-      p += 2;
-      switch (e) {
-        case 'n': out += '\n'; break;
-        case 't': out += '\t'; break;
-        case 'r': out += '\r'; break;
-        case '\\': out += '\\'; break;
-        case '\'': out += '\''; break;
-        case '"': out += '"'; break;
-        case 'a': out += '\a'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'v': out += '\v'; break;
-        case '\n': break;  // line continuation
-        case 'x':
-        case 'u':
-        case 'U': {
-          size_t len = e == 'x' ? 2 : e == 'u' ? 4 : 8;
-          uint32_t cp = 0;
-          auto res = std::from_chars(src_.data() + p, src_.data() + std::min(n, p + len), cp, 16);
-          if (res.ec != std::errc() || res.ptr != src_.data() + p + len) fail("invalid escape in string literal", p - 2);
-          p += len;
-          append_utf8(out, cp);
-          break;
-        }
-        default:
-          if (e >= '0' && e <= '7') {
-            uint32_t cp = static_cast<uint32_t>(e - '0');
-            for (int k = 0; k < 2 && p < n && src_[p] >= '0' && src_[p] <= '7'; ++k, ++p)
-              cp = cp * 8 + static_cast<uint32_t>(src_[p] - '0');
-            append_utf8(out, cp);
-          } else {
-            out += '\\';
-            out += e;
-          }
-      }
+      const size_t used = decode_escape(src_, p + 1, out);
+      if (used == 0) fail("invalid escape in string literal", p);
+      p += 1 + used;
     }
     tokens_.push_back(make(TokenType::String, std::move(out), start));
     return p + 1;
@@ -374,6 +341,47 @@ void append_utf8(std::string& out, uint32_t cp) {
     out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
     out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
     out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+size_t decode_escape(std::string_view s, size_t p, std::string& out) {
+  const char e = s[p];
+  switch (e) {
+    case 'n': out += '\n'; return 1;
+    case 't': out += '\t'; return 1;
+    case 'r': out += '\r'; return 1;
+    case '\\': out += '\\'; return 1;
+    case '\'': out += '\''; return 1;
+    case '"': out += '"'; return 1;
+    case 'a': out += '\a'; return 1;
+    case 'b': out += '\b'; return 1;
+    case 'f': out += '\f'; return 1;
+    case 'v': out += '\v'; return 1;
+    case '\n': return 1;  // line continuation
+    case 'x':
+    case 'u':
+    case 'U': {
+      const size_t len = e == 'x' ? 2 : e == 'u' ? 4 : 8;
+      uint32_t cp = 0;
+      const char* first = s.data() + p + 1;
+      const char* last = s.data() + std::min(s.size(), p + 1 + len);
+      auto res = std::from_chars(first, last, cp, 16);
+      if (res.ec != std::errc() || res.ptr != first + len) return 0;
+      append_utf8(out, cp);
+      return 1 + len;
+    }
+    default:
+      if (e >= '0' && e <= '7') {
+        uint32_t cp = static_cast<uint32_t>(e - '0');
+        size_t q = p + 1;
+        for (int k = 0; k < 2 && q < s.size() && s[q] >= '0' && s[q] <= '7'; ++k, ++q)
+          cp = cp * 8 + static_cast<uint32_t>(s[q] - '0');
+        append_utf8(out, cp);
+        return q - p;
+      }
+      out += '\\';  // Python keeps unknown escapes as written
+      out += e;
+      return 1;
   }
 }
 

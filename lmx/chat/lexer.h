@@ -12,6 +12,10 @@ namespace lmx::chat::detail {
 
 // Appends the UTF-8 encoding of a code point (lexer escapes, string case mapping).
 void append_utf8(std::string& out, uint32_t cp);
+// Decodes the Python escape sequence whose letter is s[p] (just after the backslash)
+// into out; returns the characters it used from p, or 0 when it is malformed (\x, \u,
+// \U without their hex digits). Unknown escapes are kept as written.
+size_t decode_escape(std::string_view s, size_t p, std::string& out);
 
 enum class TokenType : uint8_t {
   Text,

@@ -118,29 +118,12 @@ class PythonReader : TextReader {
         return out;
       }
       if (c == '\\' && pos_ + 1 < s_.size()) {
-        char e = s_[pos_ + 1];
-        pos_ += 2;
-        switch (e) {
-          case 'n': out += '\n'; break;
-          case 't': out += '\t'; break;
-          case 'r': out += '\r'; break;
-          case '\\': out += '\\'; break;
-          case '\'': out += '\''; break;
-          case '"': out += '"'; break;
-          case 'u':
-            if (pos_ + 4 <= s_.size()) {
-              try {
-                append_utf8(out, static_cast<uint32_t>(std::stoul(std::string(s_.substr(pos_, 4)), nullptr, 16)));
-                pos_ += 4;
-                break;
-              } catch (const std::exception&) {
-              }
-            }
-            out += "\\u";
-            break;
-          default:  // Python keeps unknown escapes as written
-            out += '\\';
-            out += e;
+        const size_t used = decode_escape(s_, pos_ + 1, out);
+        if (used == 0) {
+          out += '\\';  // a malformed \x / \u escape is kept as written
+          ++pos_;
+        } else {
+          pos_ += 1 + used;
         }
         continue;
       }
