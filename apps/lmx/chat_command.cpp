@@ -127,7 +127,11 @@ void run_chat(const ChatArgs& a) {
   generate::ChatSession session(container, a.system_prompt, p);
   session.set_template_context(variables);
   session.set_extra_eos(a.gen.extra_eos);
-  session.set_prefill_progress(show_prefill_progress);
+  // Ctrl-C during a long prefill stops it at the next chunk (the turn ends as cancelled).
+  session.set_prefill_progress([](int64_t done, int64_t total) {
+    show_prefill_progress(done, total);
+    if (g_interrupted.load()) throw Cancelled("interrupted");
+  });
   if (!a.resume.empty()) session.restore(a.resume);
   WiredLog wired_log(a.verbose);
   session.set_wired_ticket(make_wired_ticket(a.wired, container->model(), 0, p));
