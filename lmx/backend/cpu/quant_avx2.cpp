@@ -157,11 +157,53 @@ void plane_f32(
   }
 }
 
-// int8 activations: 4-bit plane (G >= 64) and 8-bit plane.
+// The four row sums of acc[0..3] as one vector (row r in lane r).
+inline __m128 reduce_rows(const __m256 acc[R]) {
+  const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+  return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+}
+
+// Where the integer kernels find a block's scales and biases (bytes from the block start;
+// their single plane starts the block).
+struct BlockLayout {
+  int64_t scales = 0, biases = 0;
+};
+
+// End of one group in the integer kernels. The 4 rows' integer sums are first reduced to
+// one vector (lane r + 4h: row r, half h), so one convert and one FMA by s[g, r] * dx[g]
+// serve the 4 rows and a single f32 accumulator stays in a register. The bias term
+// (b[g, r] + q_offset * s[g, r]) * sum(x)_g accumulates on 4 lanes (one per row).
+template <int B, Dtype SD>
+inline void flush_int(const uint8_t* block,
+                      const BlockLayout& bl,
+                      const XPrep& xp,
+                      int64_t g,
+                      const __m256i iacc[R],
+                      __m256& acc,
+                      __m128& bacc) {
+  const __m128 s = load4<SD>(block + bl.scales + g * R * ssize<SD>());
+  __m128 b = load4<SD>(block + bl.biases + g * R * ssize<SD>());
+  if constexpr (B == 8) b = _mm_fmadd_ps(_mm_set1_ps(128.0f), s, b);  // q stored as q - 128
+  bacc = _mm_fmadd_ps(b, _mm_set1_ps(xp.xsum[g]), bacc);
+  const __m128 sd = _mm_mul_ps(s, _mm_set1_ps(xp.dx[g]));
+  const __m256i t = _mm256_hadd_epi32(_mm256_hadd_epi32(iacc[0], iacc[1]),
+                                      _mm256_hadd_epi32(iacc[2], iacc[3]));
+  acc = _mm256_fmadd_ps(_mm256_set_m128(sd, sd), _mm256_cvtepi32_ps(t), acc);
+}
+
+// The block's 4 outputs from the integer kernels' accumulators.
+inline void store_int(__m256 acc, __m128 bacc, float* y4) {
+  const __m128 rows = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  _mm_store_ps(y4, _mm_add_ps(rows, bacc));
+}
+
+// int8 activations: 4-bit plane (G >= 64) and 8-bit plane; y4 = the block's 4 outputs.
 template <int B, int G, Dtype SD>
-void plane_int8(
-    const uint8_t* plane, const uint8_t* scales, const XPrep& xp, int64_t groups, __m256 acc[R]) {
+void block_int8(
+    const uint8_t* block, const BlockLayout& bl, const XPrep& xp, int64_t groups, float* y4) {
   const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc = _mm256_setzero_ps();
+  __m128 bacc = _mm_setzero_ps();
   for (int64_t g = 0; g < groups; ++g) {
     __m256i iacc[R];
     for (int r = 0; r < R; ++r) iacc[r] = _mm256_setzero_si256();
@@ -172,10 +214,10 @@ void plane_int8(
         const __m256i xlo = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp.xq + u * 64));
         const __m256i xhi =
             _mm256_load_si256(reinterpret_cast<const __m256i*>(xp.xq + u * 64 + 32));
-        prefetch2(plane + u * R * 32);
+        prefetch2(block + u * R * 32);
         for (int r = 0; r < R; ++r) {
           const __m256i v =
-              _mm256_load_si256(reinterpret_cast<const __m256i*>(plane + (u * R + r) * 32));
+              _mm256_load_si256(reinterpret_cast<const __m256i*>(block + (u * R + r) * 32));
           const __m256i lo = _mm256_and_si256(v, low);
           const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
           const __m256i s16 =
@@ -187,20 +229,18 @@ void plane_int8(
       for (int c = 0; c < G / 32; ++c) {
         const int64_t u = g * (G / 32) + c;
         const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp.xq + u * 32));
-        prefetch2(plane + u * R * 32);
+        prefetch2(block + u * R * 32);
         for (int r = 0; r < R; ++r) {
           const __m256i v =
-              _mm256_load_si256(reinterpret_cast<const __m256i*>(plane + (u * R + r) * 32));
+              _mm256_load_si256(reinterpret_cast<const __m256i*>(block + (u * R + r) * 32));
           const __m256i p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(v), _mm256_sign_epi8(xv, v));
           iacc[r] = _mm256_add_epi32(iacc[r], _mm256_madd_epi16(p16, ones));
         }
       }
     }
-    alignas(16) float s[R];
-    _mm_store_ps(s, _mm_mul_ps(load4<SD>(scales + g * R * ssize<SD>()), _mm_set1_ps(xp.dx[g])));
-    for (int r = 0; r < R; ++r)
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(s[r]), _mm256_cvtepi32_ps(iacc[r]), acc[r]);
+    flush_int<B, SD>(block, bl, xp, g, iacc, acc, bacc);
   }
+  store_int(acc, bacc, y4);
 }
 
 // int16 activations. 4-bit plane (G >= 64): read as 16 lanes of 16 bits, unit lane L holds
@@ -208,17 +248,21 @@ void plane_int8(
 // values are pre-permuted to that order, so "shift, AND" gives q and vpmaddwd multiplies
 // 16 weights by 16 int16 activations, summing pairs that share a group. 8-bit plane:
 // sign-extend 16 bytes to int16 (vpmovsxbw) and vpmaddwd with x in input order.
+// Each row's products go straight into its accumulator (two partial sums per row): fewer
+// live registers than a tree per row, so the 4-row loop does not spill.
 template <int B, int G, Dtype SD>
-void plane_int16(
-    const uint8_t* plane, const uint8_t* scales, const XPrep& xp, int64_t groups, __m256 acc[R]) {
+void block_int16(
+    const uint8_t* block, const BlockLayout& bl, const XPrep& xp, int64_t groups, float* y4) {
   [[maybe_unused]] const __m256i low = _mm256_set1_epi16(0x0F);
+  __m256 acc = _mm256_setzero_ps();
+  __m128 bacc = _mm_setzero_ps();
   for (int64_t g = 0; g < groups; ++g) {
     __m256i iacc[R];
     for (int r = 0; r < R; ++r) iacc[r] = _mm256_setzero_si256();
     if constexpr (B == 4) {
       for (int uu = 0; uu < G / 64; ++uu) {
         const int64_t u = g * (G / 64) + uu;
-        prefetch2(plane + u * R * 32);
+        prefetch2(block + u * R * 32);
         const int16_t* xu = xp.xq16 + u * 64;
         const __m256i x0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xu));
         const __m256i x1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xu + 16));
@@ -226,45 +270,45 @@ void plane_int16(
         const __m256i x3 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xu + 48));
         for (int r = 0; r < R; ++r) {
           const __m256i v =
-              _mm256_load_si256(reinterpret_cast<const __m256i*>(plane + (u * R + r) * 32));
-          const __m256i t0 = _mm256_and_si256(v, low);
-          const __m256i t1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
-          const __m256i t2 = _mm256_and_si256(_mm256_srli_epi16(v, 8), low);
-          const __m256i t3 = _mm256_srli_epi16(v, 12);
-          const __m256i s01 =
-              _mm256_add_epi32(_mm256_madd_epi16(t0, x0), _mm256_madd_epi16(t1, x1));
-          const __m256i s23 =
-              _mm256_add_epi32(_mm256_madd_epi16(t2, x2), _mm256_madd_epi16(t3, x3));
-          iacc[r] = _mm256_add_epi32(iacc[r], _mm256_add_epi32(s01, s23));
+              _mm256_load_si256(reinterpret_cast<const __m256i*>(block + (u * R + r) * 32));
+          __m256i a = _mm256_madd_epi16(_mm256_and_si256(v, low), x0);
+          a = _mm256_add_epi32(
+              a, _mm256_madd_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low), x1));
+          a = _mm256_add_epi32(
+              a, _mm256_madd_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 8), low), x2));
+          a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_srli_epi16(v, 12), x3));
+          iacc[r] = _mm256_add_epi32(iacc[r], a);
+          // Keeps g++ from interleaving the 4 rows' temporaries (it then spills them);
+          // the CPU overlaps the rows anyway.
+          asm("" : "+x"(iacc[r]));
         }
       }
     } else {
       for (int c = 0; c < G / 32; ++c) {
         const int64_t u = g * (G / 32) + c;
-        prefetch2(plane + u * R * 32);
+        prefetch2(block + u * R * 32);
         const __m256i xlo = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp.xq16 + u * 32));
         const __m256i xhi =
             _mm256_load_si256(reinterpret_cast<const __m256i*>(xp.xq16 + u * 32 + 16));
         for (int r = 0; r < R; ++r) {
-          const uint8_t* src = plane + (u * R + r) * 32;
+          const uint8_t* src = block + (u * R + r) * 32;
           const __m256i w0 =
               _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(src)));
           const __m256i w1 =
               _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(src + 16)));
           iacc[r] = _mm256_add_epi32(
               iacc[r], _mm256_add_epi32(_mm256_madd_epi16(w0, xlo), _mm256_madd_epi16(w1, xhi)));
+          asm("" : "+x"(iacc[r]));  // as above
         }
       }
     }
-    alignas(16) float s[R];
-    _mm_store_ps(s, _mm_mul_ps(load4<SD>(scales + g * R * ssize<SD>()), _mm_set1_ps(xp.dx[g])));
-    for (int r = 0; r < R; ++r)
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(s[r]), _mm256_cvtepi32_ps(iacc[r]), acc[r]);
+    flush_int<B, SD>(block, bl, xp, g, iacc, acc, bacc);
   }
+  store_int(acc, bacc, y4);
 }
 
 using PlaneF32Fn = void (*)(const uint8_t*, const uint8_t*, const float*, int64_t, __m256*);
-using PlaneInt8Fn = void (*)(const uint8_t*, const uint8_t*, const XPrep&, int64_t, __m256*);
+using BlockIntFn = void (*)(const uint8_t*, const BlockLayout&, const XPrep&, int64_t, float*);
 
 template <Dtype SD, int B>
 PlaneF32Fn pick_f32_g(int group) {
@@ -301,29 +345,29 @@ PlaneF32Fn pick_f32(Dtype sd, int b, int group) {
   }
 }
 template <Dtype SD, int B>
-PlaneInt8Fn pick_int8_g(int group) {
+BlockIntFn pick_int8_g(int group) {
   switch (group) {
     case 32:
-      return &plane_int8<B, 32, SD>;
+      return &block_int8<B, 32, SD>;
     case 64:
-      return &plane_int8<B, 64, SD>;
+      return &block_int8<B, 64, SD>;
     default:
-      return &plane_int8<B, 128, SD>;
+      return &block_int8<B, 128, SD>;
   }
 }
 template <Dtype SD>
-PlaneInt8Fn pick_int16_g(int b, int group) {
-  if (b == 4) return group == 64 ? &plane_int16<4, 64, SD> : &plane_int16<4, 128, SD>;
+BlockIntFn pick_int16_g(int b, int group) {
+  if (b == 4) return group == 64 ? &block_int16<4, 64, SD> : &block_int16<4, 128, SD>;
   switch (group) {
     case 32:
-      return &plane_int16<8, 32, SD>;
+      return &block_int16<8, 32, SD>;
     case 64:
-      return &plane_int16<8, 64, SD>;
+      return &block_int16<8, 64, SD>;
     default:
-      return &plane_int16<8, 128, SD>;
+      return &block_int16<8, 128, SD>;
   }
 }
-PlaneInt8Fn pick_int16(Dtype sd, int b, int group) {
+BlockIntFn pick_int16(Dtype sd, int b, int group) {
   switch (sd) {
     case Dtype::f16:
       return pick_int16_g<Dtype::f16>(b, group);
@@ -333,7 +377,7 @@ PlaneInt8Fn pick_int16(Dtype sd, int b, int group) {
       return pick_int16_g<Dtype::f32>(b, group);
   }
 }
-PlaneInt8Fn pick_int8(Dtype sd, int b, int group) {
+BlockIntFn pick_int8(Dtype sd, int b, int group) {
   auto by_b = [&]<Dtype SD>() {
     return b == 4 ? pick_int8_g<SD, 4>(group) : pick_int8_g<SD, 8>(group);
   };
@@ -491,42 +535,48 @@ void packed_matvec(const float* x,
                    ThreadPool& pool) {
   thread_local XWorkspace ws;
   const XPrep xp = prepare_x(x, w, prec, ws);
-  const bool int8 = prec != ActivationPrecision::f32;
+  const bool integer = prec != ActivationPrecision::f32;
   const int64_t groups = w.k() / w.group_size();
   const int64_t blocks = (w.n() + R - 1) / R;
   PlaneF32Fn f32fn[2] = {nullptr, nullptr};
-  PlaneInt8Fn i8fn = nullptr;
+  BlockIntFn intfn = nullptr;
   if (prec == ActivationPrecision::int16) {
-    i8fn = pick_int16(w.scale_dtype(), w.bits(), w.group_size());
-  } else if (int8) {
-    i8fn = pick_int8(w.scale_dtype(), w.bits(), w.group_size());
+    intfn = pick_int16(w.scale_dtype(), w.bits(), w.group_size());
+  } else if (integer) {
+    intfn = pick_int8(w.scale_dtype(), w.bits(), w.group_size());
   } else {
     for (int pl = 0; pl < w.num_planes(); ++pl)
       f32fn[pl] = pick_f32(w.scale_dtype(), w.plane_bits(pl), w.group_size());
   }
-  const int nt =
-      static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), std::min<int64_t>(blocks / 16, detail::threads_for_weights(w.n(), w.k())))));
+  const BlockLayout bl{w.scales_offset(), w.biases_offset()};
+  // The kernels prefetch kPrefetchAhead bytes past each plane unit they read, which skips
+  // the lines that lie that far past this block's scales and biases (the plane reads jump
+  // over them): fetch those here, so the stream has no holes.
+  const int64_t tail = w.block_bytes() - w.scales_offset();
+  const int nt = static_cast<int>(std::max<int64_t>(
+      1, std::min<int64_t>(pool.num_threads(),
+                           std::min<int64_t>(blocks / 16, threads_for_weights(w.n(), w.k())))));
   run_on(
       pool,
       [&](int t, int tn) {
         const int64_t b0 = blocks * t / tn, b1 = blocks * (t + 1) / tn;
         for (int64_t blk = b0; blk < b1; ++blk) {
           const uint8_t* block = w.data() + blk * w.block_bytes();
-          __m256 acc[R];
-          for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-          if (int8) {
-            i8fn(block + w.plane_offset(0), block + w.scales_offset(), xp, groups, acc);
+          for (int64_t off = kPrefetchAhead - tail; off < kPrefetchAhead; off += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(block + off), LMX_QUANT_PREFETCH_HINT);
+          alignas(16) float out[R];
+          if (integer) {
+            intfn(block, bl, xp, groups, out);
           } else {
+            __m256 acc[R];
+            for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
             for (int pl = 0; pl < w.num_planes(); ++pl)
               f32fn[pl](block + w.plane_offset(pl), block + w.scales_offset(), xp.xs[pl], groups,
                         acc);
+            _mm_store_ps(out, _mm_add_ps(reduce_rows(acc), bias_term_any(block, w, xp.xsum, groups)));
           }
-          alignas(16) float bias[R];
-          _mm_store_ps(bias, bias_term_any(block, w, xp.xsum, groups));
-          for (int r = 0; r < R; ++r) {
-            const int64_t row = blk * R + r;
-            if (row < w.n()) y[row] = hsum(acc[r]) + bias[r];
-          }
+          const int rows = static_cast<int>(std::min<int64_t>(R, w.n() - blk * R));
+          for (int r = 0; r < rows; ++r) y[blk * R + r] = out[r];
         }
       },
       nt);
