@@ -1,5 +1,7 @@
 #include "lmx/generate/wired_memory_backend.h"
 
+#include "lmx/nn/mlp.h"
+
 #include <set>
 
 #include "lmx/backend/cpu/quantized.h"
@@ -7,6 +9,7 @@
 #include "lmx/backend/cuda/cuda_wired.h"
 #endif
 #include "lmx/nn/linear.h"
+#include "lmx/nn/mlp.h"
 
 namespace lmx::generate {
 
@@ -36,6 +39,11 @@ std::vector<residency::Region> weight_regions(nn::Module& model, size_t* mapped_
     const nn::WeightMatrix* w = nullptr;
     if (auto* linear = dynamic_cast<nn::Linear*>(&m)) w = &linear->weight();
     if (auto* embedding = dynamic_cast<nn::Embedding*>(&m)) w = &embedding->weight();
+    if (auto* experts = dynamic_cast<nn::SwitchLinear*>(&m)) {
+      for (const auto& p : experts->packed())
+        if (p && !p->empty()) regions.push_back({p->data(), p->bytes()});
+      return;
+    }
     if (!w || !w->quantized() || !w->quant().packed || w->quant().packed->empty()) return;
     const auto& q = w->quant();
     regions.push_back({q.packed->data(), q.packed->bytes()});

@@ -50,6 +50,8 @@ class SwitchLinear : public Module {
   bool quantized() const { return quantized_; }
   // Bytes of the experts' packed copies (0 when dense or not prepared).
   size_t packed_bytes() const;
+  // The per-expert packed copies (quantized layers, once prepared; else empty).
+  const std::vector<std::shared_ptr<const cpu::PackedQuantWeight>>& packed() const { return packed_; }
   // The stacked MLX tensors (quantized layers only): held, or unpacked from the packed copies.
   QuantizedWeight mlx_layout() const;
 

@@ -21,8 +21,10 @@
 #include "lmx/generate/generate.h"
 #include "lmx/generate/wired_memory_backend.h"
 #include "lmx/generate/wired_memory_estimate.h"
+#include "lmx/models/load.h"
 #include "lmx/models/quantize.h"
 #include "lmx/nn/linear.h"
+#include "lmx/nn/mlp.h"
 #include "test_models.h"
 
 namespace lmx::generate {
@@ -149,6 +151,27 @@ TEST(WeightRegions, RepackedMatricesReplaceTheirStoredTensors) {
     ++quantized;
   });
   EXPECT_GT(quantized, 0);
+}
+
+TEST(WeightRegions, MixtureOfExpertsPinsEachExpertsPackedCopy) {
+  auto loaded = models::load_model(testing::fixture("mixtral"));
+  models::quantize_model(*loaded.model, {.bits = 4, .group_size = 32});
+  loaded.model->prepare_for_inference();
+  const auto regions = weight_regions(*loaded.model);
+  size_t experts = 0;
+  loaded.model->for_each_module([&](const std::string&, nn::Module& m) {
+    auto* s = dynamic_cast<nn::SwitchLinear*>(&m);
+    if (!s) return;
+    ASSERT_FALSE(s->packed().empty());
+    for (const auto& p : s->packed()) {
+      EXPECT_TRUE(std::any_of(regions.begin(), regions.end(),
+                              [&](const residency::Region& r) { return r.data == p->data() && r.bytes == p->bytes(); }));
+      ++experts;
+    }
+  });
+  EXPECT_GT(experts, 0u);
+  // Everything the forward pass reads is counted once: dense parameters + packed copies.
+  EXPECT_EQ(region_bytes(regions), models::weight_bytes(*loaded.model).total);
 }
 
 TEST(MemoryEstimate, KvBytesMatchTheCachesAPrefillBuildsAndHonourLimits) {
