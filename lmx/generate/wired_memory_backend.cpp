@@ -1,7 +1,5 @@
 #include "lmx/generate/wired_memory_backend.h"
 
-#include "lmx/nn/mlp.h"
-
 #include <set>
 
 #include "lmx/backend/cpu/quantized.h"
