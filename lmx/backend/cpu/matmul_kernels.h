@@ -18,6 +18,10 @@ void run_on(ThreadPool& pool, const F& fn, int max_threads = 0) {
   pool.run(std::cref(fn), max_threads);
 }
 template <class F>
+void run_dynamic_on(ThreadPool& pool, int64_t n, const F& fn, int max_threads = 0) {
+  pool.run_dynamic(n, std::cref(fn), max_threads);
+}
+template <class F>
 void parallel_for_on(ThreadPool& pool, int64_t n, int64_t grain, const F& fn) {
   pool.parallel_for(n, grain, std::cref(fn));
 }

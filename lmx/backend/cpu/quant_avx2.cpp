@@ -186,8 +186,8 @@ inline void flush_int(const uint8_t* block,
   if constexpr (B == 8) b = _mm_fmadd_ps(_mm_set1_ps(128.0f), s, b);  // q stored as q - 128
   bacc = _mm_fmadd_ps(b, _mm_set1_ps(xp.xsum[g]), bacc);
   const __m128 sd = _mm_mul_ps(s, _mm_set1_ps(xp.dx[g]));
-  const __m256i t = _mm256_hadd_epi32(_mm256_hadd_epi32(iacc[0], iacc[1]),
-                                      _mm256_hadd_epi32(iacc[2], iacc[3]));
+  const __m256i t =
+      _mm256_hadd_epi32(_mm256_hadd_epi32(iacc[0], iacc[1]), _mm256_hadd_epi32(iacc[2], iacc[3]));
   acc = _mm256_fmadd_ps(_mm256_set_m128(sd, sd), _mm256_cvtepi32_ps(t), acc);
 }
 
@@ -556,30 +556,30 @@ void packed_matvec(const float* x,
   const int nt = static_cast<int>(std::max<int64_t>(
       1, std::min<int64_t>(pool.num_threads(),
                            std::min<int64_t>(blocks / 16, threads_for_weights(w.n(), w.k())))));
-  run_on(
-      pool,
-      [&](int t, int tn) {
-        const int64_t b0 = blocks * t / tn, b1 = blocks * (t + 1) / tn;
-        for (int64_t blk = b0; blk < b1; ++blk) {
-          const uint8_t* block = w.data() + blk * w.block_bytes();
-          for (int64_t off = kPrefetchAhead - tail; off < kPrefetchAhead; off += 64)
-            _mm_prefetch(reinterpret_cast<const char*>(block + off), LMX_QUANT_PREFETCH_HINT);
-          alignas(16) float out[R];
-          if (integer) {
-            intfn(block, bl, xp, groups, out);
-          } else {
-            __m256 acc[R];
-            for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-            for (int pl = 0; pl < w.num_planes(); ++pl)
-              f32fn[pl](block + w.plane_offset(pl), block + w.scales_offset(), xp.xs[pl], groups,
-                        acc);
-            _mm_store_ps(out, _mm_add_ps(reduce_rows(acc), bias_term_any(block, w, xp.xsum, groups)));
-          }
-          const int rows = static_cast<int>(std::min<int64_t>(R, w.n() - blk * R));
-          for (int r = 0; r < rows; ++r) y[blk * R + r] = out[r];
-        }
-      },
-      nt);
+  // Chunks of blocks handed out as threads become free (ThreadPool::run_dynamic): about 8
+  // per thread, so a thread that loses its core or starts late holds up little.
+  const int64_t chunk = std::max<int64_t>(16, blocks / (8 * nt));
+  const int64_t chunks = (blocks + chunk - 1) / chunk;
+  auto do_chunk = [&](int64_t c) {
+    for (int64_t blk = c * chunk; blk < std::min(blocks, (c + 1) * chunk); ++blk) {
+      const uint8_t* block = w.data() + blk * w.block_bytes();
+      for (int64_t off = kPrefetchAhead - tail; off < kPrefetchAhead; off += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(block + off), LMX_QUANT_PREFETCH_HINT);
+      alignas(16) float out[R];
+      if (integer) {
+        intfn(block, bl, xp, groups, out);
+      } else {
+        __m256 acc[R];
+        for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+        for (int pl = 0; pl < w.num_planes(); ++pl)
+          f32fn[pl](block + w.plane_offset(pl), block + w.scales_offset(), xp.xs[pl], groups, acc);
+        _mm_store_ps(out, _mm_add_ps(reduce_rows(acc), bias_term_any(block, w, xp.xsum, groups)));
+      }
+      const int rows = static_cast<int>(std::min<int64_t>(R, w.n() - blk * R));
+      for (int r = 0; r < rows; ++r) y[blk * R + r] = out[r];
+    }
+  };
+  run_dynamic_on(pool, chunks, do_chunk, nt);
 }
 
 // 8 dequantized values of packed row `row` at input p (p a multiple of 8). All index

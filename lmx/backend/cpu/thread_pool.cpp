@@ -68,10 +68,19 @@ void ThreadPool::worker_loop(int index) {
     }
     seen = e;
     if (stop_.load(std::memory_order_acquire)) return;
-    if (index < active_threads_) {
+    const int active = active_threads_.load(std::memory_order_relaxed);
+    if (index >= active) continue;
+    // A dynamic region may be over by now (the caller does not wait for late workers):
+    // join it only if it is still open, counted in dyn_busy_ so that the caller waits for
+    // this worker before the region's function goes away.
+    dyn_busy_.fetch_add(1, std::memory_order_seq_cst);
+    if (dyn_epoch_.load(std::memory_order_seq_cst) == e) take_dynamic(*dyn_task_, dyn_n_);
+    dyn_busy_.fetch_sub(1, std::memory_order_seq_cst);
+    // A run() region waits for every worker, so it is still current if it was e.
+    if (fixed_epoch_.load(std::memory_order_acquire) == e) {
       t_inside_region = true;
       try {
-        (*task_)(index, active_threads_);
+        (*task_)(index, active);
       } catch (...) {
         std::lock_guard<std::mutex> lock(error_mutex_);
         if (!error_) error_ = std::current_exception();
@@ -80,6 +89,60 @@ void ThreadPool::worker_loop(int index) {
       pending_.fetch_sub(1, std::memory_order_acq_rel);
     }
   }
+}
+
+void ThreadPool::take_dynamic(const std::function<void(int64_t)>& fn, int64_t n) {
+  t_inside_region = true;
+  for (int64_t i = dyn_next_.fetch_add(1, std::memory_order_relaxed); i < n;
+       i = dyn_next_.fetch_add(1, std::memory_order_relaxed)) {
+    try {
+      fn(i);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+  }
+  t_inside_region = false;
+}
+
+void ThreadPool::rethrow_error() {
+  if (error_) {
+    std::exception_ptr e = error_;
+    error_ = nullptr;
+    std::rethrow_exception(e);
+  }
+}
+
+void ThreadPool::run_dynamic(int64_t n, const std::function<void(int64_t)>& fn, int max_threads) {
+  if (n <= 0) return;
+  int threads = num_threads_;
+  if (max_threads > 0) threads = std::min(threads, max_threads);
+  if (threads <= 1 || n == 1 || t_inside_region) {
+    for (int64_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  std::lock_guard<std::mutex> region(run_mutex_);
+  dyn_task_ = &fn;
+  dyn_n_ = n;
+  active_threads_.store(static_cast<int>(std::min<int64_t>(threads, n)), std::memory_order_relaxed);
+  error_ = nullptr;
+  dyn_next_.store(0, std::memory_order_relaxed);
+  const uint64_t e = epoch_.load(std::memory_order_relaxed) + 1;
+  dyn_epoch_.store(e, std::memory_order_seq_cst);
+  epoch_.store(e, std::memory_order_seq_cst);
+  epoch_.notify_all();
+  take_dynamic(fn, n);
+  // Every index is taken: close the region, then wait only for workers inside it.
+  dyn_epoch_.store(0, std::memory_order_seq_cst);
+  for (int spin = 0; dyn_busy_.load(std::memory_order_seq_cst) != 0; ++spin) {
+    if (spin < kSpinIterations) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+  dyn_task_ = nullptr;
+  rethrow_error();
 }
 
 void ThreadPool::run(const std::function<void(int, int)>& fn, int max_threads) {
@@ -91,10 +154,12 @@ void ThreadPool::run(const std::function<void(int, int)>& fn, int max_threads) {
   }
   std::lock_guard<std::mutex> region(run_mutex_);
   task_ = &fn;
-  active_threads_ = n;
+  active_threads_.store(n, std::memory_order_relaxed);
   error_ = nullptr;
   pending_.store(n - 1, std::memory_order_release);
-  epoch_.fetch_add(1, std::memory_order_acq_rel);
+  const uint64_t e = epoch_.load(std::memory_order_relaxed) + 1;
+  fixed_epoch_.store(e, std::memory_order_release);
+  epoch_.store(e, std::memory_order_seq_cst);
   epoch_.notify_all();
   t_inside_region = true;
   try {
@@ -114,11 +179,7 @@ void ThreadPool::run(const std::function<void(int, int)>& fn, int max_threads) {
     }
   }
   task_ = nullptr;
-  if (error_) {
-    std::exception_ptr e = error_;
-    error_ = nullptr;
-    std::rethrow_exception(e);
-  }
+  rethrow_error();
 }
 
 void ThreadPool::parallel_for(int64_t n, int64_t grain,

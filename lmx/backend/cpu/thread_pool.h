@@ -29,6 +29,13 @@ class ThreadPool {
   // The first exception thrown by any thread is rethrown here.
   void run(const std::function<void(int, int)>& fn, int max_threads = 0);
 
+  // Calls fn(i) for every i in [0, n) on up to max_threads threads (the caller included),
+  // each thread taking the next index as it becomes free, and returns when all calls are
+  // done. A thread that loses its core only delays the indices it took: a worker that
+  // arrives after every index was taken is not waited for, so a busy machine costs less
+  // than in run(), where every thread's share waits for that thread.
+  void run_dynamic(int64_t n, const std::function<void(int64_t)>& fn, int max_threads = 0);
+
   // Splits [0, n) into contiguous ranges of at least `grain` items, one per thread,
   // and calls fn(begin, end) for each non-empty range.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
@@ -40,12 +47,22 @@ class ThreadPool {
 
  private:
   void worker_loop(int index);
+  void take_dynamic(const std::function<void(int64_t)>& fn, int64_t n);
+  void rethrow_error();
 
   int num_threads_;
   std::vector<std::thread> workers_;
   std::mutex run_mutex_;  // one region at a time
   const std::function<void(int, int)>* task_ = nullptr;
-  int active_threads_ = 0;
+  std::atomic<int> active_threads_{0};  // written before the epoch; late workers may read it
+  // run_dynamic: the region's function and size, the next index to hand out, the epoch of
+  // the open dynamic region (0 when none) and the workers inside it.
+  const std::function<void(int64_t)>* dyn_task_ = nullptr;
+  int64_t dyn_n_ = 0;
+  std::atomic<int64_t> dyn_next_{0};
+  std::atomic<uint64_t> dyn_epoch_{0};
+  std::atomic<int> dyn_busy_{0};
+  std::atomic<uint64_t> fixed_epoch_{0};  // epoch of the current run() region
   std::atomic<uint64_t> epoch_{0};
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <numeric>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 namespace lmx::cpu {
@@ -43,6 +45,33 @@ TEST(ThreadPool, ExceptionOnWorkerReachesCaller) {
   std::atomic<int> count{0};
   pool.run([&](int, int) { count++; });
   EXPECT_EQ(count.load(), 2);
+}
+
+TEST(ThreadPool, RunDynamicCoversRangeExactlyOnceBetweenFixedRegions) {
+  ThreadPool pool(3);
+  for (int rep = 0; rep < 300; ++rep) {
+    const int64_t n = 1 + rep % 37;
+    std::vector<std::atomic<int>> seen(static_cast<size_t>(n));
+    pool.run_dynamic(n, [&](int64_t i) { seen[static_cast<size_t>(i)]++; });
+    for (auto& s : seen) ASSERT_EQ(s.load(), 1);
+    // Workers that come late to a dynamic region must not run the next region twice.
+    std::vector<std::atomic<int>> hits(3);
+    pool.run([&](int t, int) { hits[static_cast<size_t>(t)]++; });
+    for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+  }
+}
+
+TEST(ThreadPool, RunDynamicRethrowsAndWaitsForSlowIndices) {
+  ThreadPool pool(2);
+  std::atomic<int> done{0};
+  EXPECT_THROW(pool.run_dynamic(8,
+                                [&](int64_t i) {
+                                  if (i == 3) throw std::runtime_error("boom");
+                                  std::this_thread::sleep_for(std::chrono::microseconds(200));
+                                  done++;
+                                }),
+               std::runtime_error);
+  EXPECT_EQ(done.load(), 7);  // every other index ran before the call returned
 }
 
 TEST(ThreadPool, NestedRegionRunsInline) {
