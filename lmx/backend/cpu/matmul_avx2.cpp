@@ -100,19 +100,15 @@ void matmul_nt_typed(const float* x,
                      int64_t m,
                      ThreadPool& pool) {
   if (m == 1) {
-    // Contiguous row ranges, multiples of 4, one per thread.
+    // Chunks of rows (multiples of 4), about 8 per thread, handed out as threads become
+    // free (ThreadPool::run_dynamic): a thread that loses its core holds up little.
     const int64_t n = w.n;
-    const int nt =
-        static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), detail::threads_for_weights(n, w.k))));
-    run_on(
-        pool,
-        [&](int t, int tn) {
-          const int64_t quads = (n + 3) / 4;
-          const int64_t j0 = std::min(n, quads * t / tn * 4),
-                        j1 = std::min(n, quads * (t + 1) / tn * 4);
-          if (j0 < j1) matvec_rows<D>(x, w, y, j0, j1);
-        },
-        nt);
+    const int nt = static_cast<int>(std::max<int64_t>(
+        1, std::min<int64_t>(pool.num_threads(), detail::threads_for_weights(n, w.k))));
+    const int64_t chunk = std::max<int64_t>(64, (n / (8 * nt) + 3) / 4 * 4);
+    run_dynamic_on(
+        pool, (n + chunk - 1) / chunk,
+        [&](int64_t c) { matvec_rows<D>(x, w, y, c * chunk, std::min(n, (c + 1) * chunk)); }, nt);
     return;
   }
   const size_t es = dtype_size(D);
