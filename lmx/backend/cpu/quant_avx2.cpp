@@ -454,21 +454,40 @@ XPrep prepare_x(const float* x,
   if (prec == ActivationPrecision::int16) {
     auto* xq = reinterpret_cast<int16_t*>(ws.xq.get(static_cast<size_t>(kp / 2)));
     float* dx = ws.dx.get(static_cast<size_t>(groups));
-    std::memset(xq, 0, static_cast<size_t>(kp) * 2);
+    std::memset(xq + k, 0, static_cast<size_t>(kp - k) * 2);
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     alignas(32) int16_t tmp[128];
     for (int64_t g = 0; g < groups; ++g) {
       const float* xg = x + g * gs;
-      float amax = 0.0f;
-      for (int64_t j = 0; j < gs; ++j) amax = std::max(amax, std::fabs(xg[j]));
+      __m256 m = _mm256_setzero_ps();
+      for (int64_t j = 0; j < gs; j += 8)
+        m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(xg + j), abs_mask));
+      __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+      m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+      const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
       dx[g] = amax / 32767.0f;
-      const float inv = amax > 0.0f ? 32767.0f / amax : 0.0f;
-      for (int64_t j = 0; j < gs; ++j) tmp[j] = static_cast<int16_t>(std::lrint(xg[j] * inv));
+      const __m256 inv = _mm256_set1_ps(amax > 0.0f ? 32767.0f / amax : 0.0f);
+      // Round to nearest even (as lrint), |q| <= 32767.
+      for (int64_t j = 0; j < gs; j += 16) {
+        const __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + j), inv));
+        const __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + j + 8), inv));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(tmp + j),
+                           _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8));
+      }
       int16_t* dst = xq + g * gs;
       if (w.bits() == 4) {
+        // Lane L of row i of a unit takes input 32 * (L % 2) + 8i + L / 2: interleave the
+        // 8 inputs at 8i with the 8 at 32 + 8i.
         for (int64_t u = 0; u < gs / 64; ++u)
-          for (int i = 0; i < 4; ++i)
-            for (int lane = 0; lane < 16; ++lane)
-              dst[u * 64 + i * 16 + lane] = tmp[u * 64 + (lane & 1) * 32 + 8 * i + lane / 2];
+          for (int i = 0; i < 4; ++i) {
+            const __m128i lo =
+                _mm_load_si128(reinterpret_cast<const __m128i*>(tmp + u * 64 + 8 * i));
+            const __m128i hi =
+                _mm_load_si128(reinterpret_cast<const __m128i*>(tmp + u * 64 + 32 + 8 * i));
+            int16_t* d = dst + u * 64 + i * 16;
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(d), _mm_unpacklo_epi16(lo, hi));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 8), _mm_unpackhi_epi16(lo, hi));
+          }
       } else {
         std::memcpy(dst, tmp, static_cast<size_t>(gs) * 2);
       }
