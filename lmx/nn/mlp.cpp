@@ -8,6 +8,7 @@
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/index.h"
 #include "lmx/core/ops/linalg.h"
+#include "lmx/core/ops/nn.h"
 #include "lmx/core/ops/shape.h"
 
 namespace lmx::nn {
@@ -85,9 +86,30 @@ Mlp::Mlp(const MlpOptions& o) : o_(o) {
 }
 
 Tensor Mlp::forward(const Tensor& x) const {
+  const int64_t width = x.dim(-1);
+  const int64_t rows = width > 0 ? x.numel() / width : 0;
+  const int64_t max_rows =
+      std::max<int64_t>(64, (int64_t{4} << 20) / (4 * std::max<int64_t>(1, o_.intermediate)));
+  if (rows <= max_rows) return forward_rows(x);
+  const int64_t chunks = (rows + max_rows - 1) / max_rows;
+  const int64_t step = (rows + chunks - 1) / chunks;  // balanced chunks
+  const Tensor flat = x.contiguous().reshape({rows, width});
+  std::vector<Tensor> parts;
+  for (int64_t r = 0; r < rows; r += step)
+    parts.push_back(forward_rows(flat.slice(0, r, std::min(rows, r + step))));
+  Tensor out = ops::concat(parts, 0);
+  Shape shape = x.shape();
+  shape.back() = out.dim(-1);
+  return out.reshape(shape);
+}
+
+Tensor Mlp::forward_rows(const Tensor& x) const {
   switch (o_.kind) {
-    case MlpKind::gated:
-      return down_->forward(ops::gated_activation(gated(o_.act), gate_->forward(x), up_->forward(x)));
+    case MlpKind::gated: {
+      Tensor g = gate_->forward(x);  // a fresh f32 buffer: the product is written into it
+      if (g.dtype() != Dtype::f32 || !g.is_contiguous()) g = g.to(Dtype::f32).contiguous();
+      return down_->forward(ops::gated_activation_(gated(o_.act), g, up_->forward(x)));
+    }
     case MlpKind::fused_gated: {
       Tensor gu = gate_up_->forward(x);
       const int64_t n = o_.intermediate;

@@ -29,9 +29,15 @@ struct MlpOptions {
 class Mlp : public Module {
  public:
   explicit Mlp(const MlpOptions& o);
+  // Long inputs (prefill) go through in row chunks whose intermediate activations stay
+  // under about 8 MiB each, and the gated product is written into the gate buffer: the
+  // [rows, intermediate] buffers would otherwise dominate the memory a prefill needs on
+  // top of weights and KV cache.
   Tensor forward(const Tensor& x) const;
 
  private:
+  Tensor forward_rows(const Tensor& x) const;
+
   MlpOptions o_;
   std::unique_ptr<Linear> gate_, up_, down_, gate_up_, fc_, proj_;
 };

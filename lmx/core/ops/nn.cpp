@@ -229,22 +229,44 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
   return out;
 }
 
-Tensor gated_activation(GatedActivation act, const Tensor& gate, const Tensor& up) {
-  check(gate, "gated_activation", "gate");
-  check(up, "gated_activation", "up");
+namespace {
+
+cpu::Activation cpu_activation(GatedActivation act) {
+  return act == GatedActivation::silu   ? cpu::Activation::silu
+         : act == GatedActivation::gelu ? cpu::Activation::gelu
+                                        : cpu::Activation::gelu_tanh;
+}
+
+void check_gated(const Tensor& gate, const Tensor& up, const char* op) {
+  check(gate, op, "gate");
+  check(up, op, "up");
   if (gate.shape() != up.shape()) {
-    throw ShapeError("gated_activation: gate " + shape_str(gate.shape()) + " and up " +
-                     shape_str(up.shape()) + " differ");
+    throw ShapeError(std::string(op) + ": gate " + shape_str(gate.shape()) + " and up " + shape_str(up.shape()) +
+                     " differ");
   }
+}
+
+}  // namespace
+
+Tensor gated_activation(GatedActivation act, const Tensor& gate, const Tensor& up) {
+  check_gated(gate, up, "gated_activation");
   Tensor g = (gate.dtype() == Dtype::f32 ? gate : gate.to(Dtype::f32)).contiguous();
   Tensor u = (up.dtype() == Dtype::f32 ? up : up.to(Dtype::f32)).contiguous();
   Tensor out = Tensor::empty(gate.shape(), Dtype::f32);
-  cpu::Activation a = act == GatedActivation::silu   ? cpu::Activation::silu
-                      : act == GatedActivation::gelu ? cpu::Activation::gelu
-                                                     : cpu::Activation::gelu_tanh;
-  cpu::activation_mul(a, g.data<float>(), u.data<float>(), out.data<float>(), out.numel(),
+  cpu::activation_mul(cpu_activation(act), g.data<float>(), u.data<float>(), out.data<float>(), out.numel(),
                       cpu::ThreadPool::global());
   return out;
+}
+
+Tensor& gated_activation_(GatedActivation act, Tensor& gate, const Tensor& up) {
+  check_gated(gate, up, "gated_activation_");
+  if (gate.dtype() != Dtype::f32 || !gate.is_contiguous())
+    throw InvalidArgument("gated_activation_: gate must be contiguous f32, got " +
+                          std::string(dtype_name(gate.dtype())) + (gate.is_contiguous() ? "" : " (strided)"));
+  Tensor u = (up.dtype() == Dtype::f32 ? up : up.to(Dtype::f32)).contiguous();
+  cpu::activation_mul(cpu_activation(act), gate.data<float>(), u.data<float>(), gate.data<float>(), gate.numel(),
+                      cpu::ThreadPool::global());
+  return gate;
 }
 
 }  // namespace lmx::ops

@@ -42,5 +42,8 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
 enum class GatedActivation { silu, gelu, gelu_tanh };
 // act(gate) * up, element-wise (the gated MLP of Llama / Gemma).
 Tensor gated_activation(GatedActivation act, const Tensor& gate, const Tensor& up);
+// The same written into `gate` (f32, contiguous, not shared with anything the caller
+// still needs): one activation buffer fewer. Returns gate.
+Tensor& gated_activation_(GatedActivation act, Tensor& gate, const Tensor& up);
 
 }  // namespace lmx::ops

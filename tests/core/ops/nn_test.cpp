@@ -137,6 +137,17 @@ TEST(NnOps, GatedActivations) {
                ops::mul(ops::gelu(g), u).to_float_vector(), 1e-5, 1e-6);
   expect_close(ops::gated_activation(ops::GatedActivation::gelu_tanh, g, u).to_float_vector(),
                ops::mul(ops::gelu_tanh(g), u).to_float_vector(), 1e-5, 1e-6);
+  // In place: the same values, written into the gate buffer.
+  for (auto act : {ops::GatedActivation::silu, ops::GatedActivation::gelu, ops::GatedActivation::gelu_tanh}) {
+    Tensor inplace = Tensor::empty(g.shape(), Dtype::f32);
+    inplace.copy_(g);
+    const void* buffer = inplace.raw_data();
+    Tensor& r = ops::gated_activation_(act, inplace, u);
+    EXPECT_EQ(r.raw_data(), buffer);
+    EXPECT_EQ(r.to_float_vector(), ops::gated_activation(act, g, u).to_float_vector());
+  }
+  Tensor strided = random_tensor({33, 3}, 110).transpose(0, 1);
+  EXPECT_THROW(ops::gated_activation_(ops::GatedActivation::silu, strided, u), InvalidArgument);
 }
 
 }  // namespace
