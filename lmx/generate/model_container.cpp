@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lmx/chat/chat_template.h"
+#include "lmx/chat/tool.h"
 #include "lmx/core/error.h"
 #include "lmx/generate/generate.h"
 #include "lmx/io/hub.h"
@@ -60,14 +61,41 @@ ModelContainer::ModelContainer(std::filesystem::path path, models::LoadedModel l
   fingerprint_ = config_fingerprint(path_, *loaded_.model);
 }
 
-std::shared_ptr<ModelContainer> ModelContainer::load(const std::string& spec) {
+std::shared_ptr<ModelContainer> ModelContainer::load(const std::string& spec, const LoadProgress& progress) {
   const auto start = std::chrono::steady_clock::now();
+  auto report = [&](std::string_view stage, double fraction) {
+    if (progress) progress(stage, fraction);
+  };
+  report("resolve", 0.0);
   std::filesystem::path dir = io::resolve_model(spec);
+  report("weights", 0.1);
   models::LoadedModel loaded = models::load_model(dir);
+  report("tokenizer", 0.9);
   tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_folder(dir);
   std::shared_ptr<ModelContainer> c(new ModelContainer(dir, std::move(loaded), std::move(tok)));
   c->load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report("ready", 1.0);
   return c;
+}
+
+GenerationInfo ModelContainer::generate(const UserInput& input, const GenerateParameters& params,
+                                        const std::function<bool(const GenerationEvent&)>& on_event) {
+  const std::vector<int32_t> prompt = prepare(input);
+  GenerateOptions opts;
+  opts.eos_ids = eos_ids();
+  if (input.tools && !input.tools->is_null() && !input.tools->empty() && !input.ignore_chat_template) {
+    opts.tool_call_format = tool_call_format();
+    for (const auto& t : *input.tools) opts.tool_calls.tools.push_back(chat::ToolSpec::from_json(t));
+  }
+  GenerationInfo info;
+  perform([&](models::LanguageModel& model, const tokenizer::Tokenizer& tok) {
+    Generation gen(model, tok, prompt, params, opts);
+    info.stop_reason = gen.run([&](const GenerationEvent& e) {
+      if (e.kind == GenerationEvent::Kind::info) info = e.info;
+      return on_event(e);
+    });
+  });
+  return info;
 }
 
 bool ModelContainer::has_chat_template() const {

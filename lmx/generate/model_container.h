@@ -9,12 +9,14 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <string_view>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
 #include "lmx/chat/tool_call_format.h"
+#include "lmx/generate/generate.h"
 #include "lmx/models/load.h"
 #include "lmx/tokenizer/tokenizer.h"
 
@@ -30,10 +32,15 @@ struct UserInput {
   bool ignore_chat_template = false;
 };
 
+// Load progress: the stage ("resolve": finding or downloading the folder, "weights",
+// "tokenizer", "ready") and the fraction of the whole load done when it starts (ready: 1).
+using LoadProgress = std::function<void(std::string_view stage, double fraction)>;
+
 class ModelContainer {
  public:
-  // A model folder or a Hugging Face repo id.
-  static std::shared_ptr<ModelContainer> load(const std::string& spec);
+  // A model folder or a Hugging Face repo id (downloads draw their own progress bar on a
+  // terminal; see io::HubOptions).
+  static std::shared_ptr<ModelContainer> load(const std::string& spec, const LoadProgress& progress = {});
 
   // Runs fn with exclusive access to the model.
   template <typename Fn>
@@ -43,6 +50,12 @@ class ModelContainer {
   }
   // Prompt token ids for this input (chat template when the tokenizer has one).
   std::vector<int32_t> prepare(const UserInput& input) const;
+  // prepare(input), then one generation with this model's EOS tokens, holding the model
+  // for its duration: on_event gets every event (return false to stop). With input.tools
+  // the tool calls (in tool_call_format()) and reasoning come as their own events.
+  // Returns the final info.
+  GenerationInfo generate(const UserInput& input, const GenerateParameters& params,
+                          const std::function<bool(const GenerationEvent&)>& on_event);
   // The rendered prompt text (for debugging templates and --verbose).
   std::string render_prompt(const UserInput& input) const;
   bool has_chat_template() const;

@@ -15,12 +15,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
+std::vector<std::pair<std::string, double>> g_load_stages;
+
 std::shared_ptr<generate::ModelContainer> stories() {
   static std::shared_ptr<generate::ModelContainer> c = [] {
     const fs::path src = testing::shared_data("models/stories260K");
     const fs::path dir = fs::temp_directory_path() / ("lmx-stream-" + std::to_string(::getpid()));
     io::import_llama2c(src / "stories260K.bin", src / "tok512.bin", dir);
-    auto loaded = generate::ModelContainer::load(dir.string());
+    auto loaded = generate::ModelContainer::load(
+        dir.string(), [](std::string_view stage, double f) { g_load_stages.emplace_back(stage, f); });
     fs::remove_all(dir);
     return loaded;
   }();
@@ -102,6 +105,37 @@ TEST_F(GenerateStream, CancelFromAnotherThreadEndsWithCancelled) {
 TEST_F(GenerateStream, PromptTokenOutsideVocabularyIsAClearError) {
   auto c = stories();
   EXPECT_THROW(generate::Generation(c->model(), c->tokenizer(), {1, 600}, {}, {}), InvalidArgument);
+}
+
+TEST(ModelContainerApi, LoadReportsProgressAndGenerateStreamsThePreparedPrompt) {
+  LMX_REQUIRE_SHARED(testing::shared_data("models/stories260K/stories260K.bin"));
+  auto c = stories();
+  using Stage = std::pair<std::string, double>;
+  EXPECT_EQ(g_load_stages, (std::vector<Stage>{{"resolve", 0.0}, {"weights", 0.1}, {"tokenizer", 0.9}, {"ready", 1.0}}));
+  generate::GenerateParameters p;
+  p.temperature = 0;
+  p.max_tokens = 20;
+  generate::UserInput input;
+  input.prompt = "Once upon a time";
+  std::string text;
+  const auto info = c->generate(input, p, [&](const generate::GenerationEvent& e) {
+    if (e.kind == generate::GenerationEvent::Kind::text) text += e.text;
+    return true;
+  });
+  // The same as a Generation over prepare(input) (a base model: BOS + the prompt).
+  generate::GenerateOptions o;
+  o.eos_ids = c->eos_ids();
+  generate::Generation gen(c->model(), c->tokenizer(), c->prepare(input), p, o);
+  std::string expected;
+  while (auto e = gen.next())
+    if (e->kind == generate::GenerationEvent::Kind::text) expected += e->text;
+  EXPECT_EQ(text, expected);
+  EXPECT_EQ(info.generated_tokens, 20);
+  EXPECT_EQ(info.stop_reason, generate::StopReason::length);
+  // Stopping early from the callback ends it as cancelled.
+  int chunks = 0;
+  EXPECT_EQ(c->generate(input, p, [&](const generate::GenerationEvent&) { return ++chunks < 2; }).stop_reason,
+            generate::StopReason::cancelled);
 }
 
 }  // namespace
