@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "lmx/backend/cpu/attention_quantized.h"
 #include "lmx/backend/cpu/thread_pool.h"
@@ -148,9 +149,11 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache) const {
     k = qkv.slice(2, q_dim, q_dim + kv_dim);
     v = qkv.slice(2, q_dim + kv_dim, q_dim + 2 * kv_dim);
   } else {
-    q = q_proj_->forward(x);
-    k = k_proj_->forward(x);
-    v = v_proj_->forward(x);
+    const Linear* layers[3] = {q_proj_.get(), k_proj_.get(), v_proj_.get()};
+    std::vector<Tensor> qkv = forward_shared_input(x, layers);
+    q = qkv[0];
+    k = qkv[1];
+    v = qkv[2];
   }
   if (o_.qk_norm == QkNorm::full) {
     q = q_norm_->forward(q);

@@ -76,6 +76,25 @@ void Linear::quantize(int bits, int group_size, Dtype scale_dtype) {
   register_all();
 }
 
+std::vector<Tensor> forward_shared_input(const Tensor& x, std::span<const Linear* const> layers) {
+  const int64_t rows = x.ndim() == 0 || x.dim(-1) == 0 ? 0 : x.numel() / x.dim(-1);
+  bool shared = rows > 0 && rows < 4;
+  for (const Linear* l : layers)
+    shared = shared && l->weight().quantized() && l->weight().quant().packed;
+  std::vector<Tensor> outs;
+  if (!shared) {
+    for (const Linear* l : layers) outs.push_back(l->forward(x));
+    return outs;
+  }
+  std::vector<const QuantizedWeight*> weights;
+  std::vector<Tensor> biases;
+  for (const Linear* l : layers) {
+    weights.push_back(&l->weight().quant());
+    biases.push_back(l->has_bias() ? l->bias() : Tensor());
+  }
+  return ops::quantized_linears(x, weights, biases);
+}
+
 Embedding::Embedding(int64_t vocab, int64_t dim) : w_(vocab, dim) { register_all(); }
 
 void Embedding::register_all() {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <vector>
 
 #include "lmx/backend/cpu/quantized.h"
 #include "lmx/core/error.h"
@@ -106,9 +107,11 @@ Tensor Mlp::forward(const Tensor& x) const {
 Tensor Mlp::forward_rows(const Tensor& x) const {
   switch (o_.kind) {
     case MlpKind::gated: {
-      Tensor g = gate_->forward(x);  // a fresh f32 buffer: the product is written into it
+      const Linear* layers[2] = {gate_.get(), up_.get()};
+      std::vector<Tensor> gu = forward_shared_input(x, layers);
+      Tensor g = gu[0];  // a fresh f32 buffer: the product is written into it
       if (g.dtype() != Dtype::f32 || !g.is_contiguous()) g = g.to(Dtype::f32).contiguous();
-      return down_->forward(ops::gated_activation_(gated(o_.act), g, up_->forward(x)));
+      return down_->forward(ops::gated_activation_(gated(o_.act), g, gu[1]));
     }
     case MlpKind::fused_gated: {
       Tensor gu = gate_up_->forward(x);

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 
 #include "lmx/backend/cpu/matmul.h"
 #include "lmx/backend/cpu/quantized.h"
@@ -55,6 +56,13 @@ void quantized_matmul_packed_avx2(const float* x,
                                   int64_t m,
                                   const QuantMatmulOptions& options,
                                   ThreadPool& pool);
+
+void quantized_matmul_packed_multi_avx2(const float* x,
+                                        int64_t ldx,
+                                        std::span<const QuantMatmulTarget> targets,
+                                        int64_t m,
+                                        const QuantMatmulOptions& options,
+                                        ThreadPool& pool);
 
 // Scalar helpers shared by the reference and packing code.
 inline float load_scalar(const void* p, Dtype dt, int64_t i);

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <span>
 #include <type_traits>
 
 #include "lmx/backend/cpu/gemm_avx2.h"
@@ -547,6 +548,73 @@ XPrep prepare_x(const float* x,
   return xp;
 }
 
+// One packed weight's share of a matvec region: its kernels and where its rows go.
+struct MatvecTarget {
+  const PackedQuantWeight* w = nullptr;
+  float* y = nullptr;
+  PlaneF32Fn f32fn[2] = {nullptr, nullptr};
+  BlockIntFn intfn = nullptr;
+  int64_t blocks = 0;
+  int64_t chunk = 0;   // blocks per chunk handed out
+  int64_t chunks = 0;
+};
+
+MatvecTarget make_target(const PackedQuantWeight& w, float* y, ActivationPrecision prec, int nt) {
+  MatvecTarget t;
+  t.w = &w;
+  t.y = y;
+  if (prec == ActivationPrecision::int16) {
+    t.intfn = pick_int16(w.scale_dtype(), w.bits(), w.group_size());
+  } else if (prec == ActivationPrecision::int8) {
+    t.intfn = pick_int8(w.scale_dtype(), w.bits(), w.group_size());
+  } else {
+    for (int pl = 0; pl < w.num_planes(); ++pl)
+      t.f32fn[pl] = pick_f32(w.scale_dtype(), w.plane_bits(pl), w.group_size());
+  }
+  t.blocks = (w.n() + R - 1) / R;
+  // Chunks of blocks handed out as threads become free (ThreadPool::run_dynamic): about 8
+  // per thread, so a thread that loses its core or starts late holds up little.
+  t.chunk = std::max<int64_t>(16, t.blocks / (8 * nt));
+  t.chunks = (t.blocks + t.chunk - 1) / t.chunk;
+  return t;
+}
+
+// Threads for a region over `blocks` row blocks of n rows of k inputs in all.
+int matvec_threads(const ThreadPool& pool, int64_t blocks, int64_t n, int64_t k) {
+  return static_cast<int>(std::max<int64_t>(
+      1, std::min<int64_t>(pool.num_threads(),
+                           std::min<int64_t>(blocks / 16, threads_for_weights(n, k)))));
+}
+
+// Chunk c of target t: every output row is computed by the same code whatever the chunking,
+// so one region over several targets gives the bits of separate regions.
+void matvec_chunk(const MatvecTarget& t, const XPrep& xp, ActivationPrecision prec, int64_t c) {
+  const PackedQuantWeight& w = *t.w;
+  const int64_t groups = w.k() / w.group_size();
+  const BlockLayout bl{w.scales_offset(), w.biases_offset()};
+  // The kernels prefetch kPrefetchAhead bytes past each plane unit they read, which skips
+  // the lines that lie that far past this block's scales and biases (the plane reads jump
+  // over them): fetch those here, so the stream has no holes.
+  const int64_t tail = w.block_bytes() - w.scales_offset();
+  for (int64_t blk = c * t.chunk; blk < std::min(t.blocks, (c + 1) * t.chunk); ++blk) {
+    const uint8_t* block = w.data() + blk * w.block_bytes();
+    for (int64_t off = kPrefetchAhead - tail; off < kPrefetchAhead; off += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(block + off), LMX_QUANT_PREFETCH_HINT);
+    alignas(16) float out[R];
+    if (prec != ActivationPrecision::f32) {
+      t.intfn(block, bl, xp, groups, out);
+    } else {
+      __m256 acc[R];
+      for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+      for (int pl = 0; pl < w.num_planes(); ++pl)
+        t.f32fn[pl](block + w.plane_offset(pl), block + w.scales_offset(), xp.xs[pl], groups, acc);
+      _mm_store_ps(out, _mm_add_ps(reduce_rows(acc), bias_term_any(block, w, xp.xsum, groups)));
+    }
+    const int rows = static_cast<int>(std::min<int64_t>(R, w.n() - blk * R));
+    for (int r = 0; r < rows; ++r) t.y[blk * R + r] = out[r];
+  }
+}
+
 void packed_matvec(const float* x,
                    const PackedQuantWeight& w,
                    float* y,
@@ -554,51 +622,50 @@ void packed_matvec(const float* x,
                    ThreadPool& pool) {
   thread_local XWorkspace ws;
   const XPrep xp = prepare_x(x, w, prec, ws);
-  const bool integer = prec != ActivationPrecision::f32;
-  const int64_t groups = w.k() / w.group_size();
   const int64_t blocks = (w.n() + R - 1) / R;
-  PlaneF32Fn f32fn[2] = {nullptr, nullptr};
-  BlockIntFn intfn = nullptr;
-  if (prec == ActivationPrecision::int16) {
-    intfn = pick_int16(w.scale_dtype(), w.bits(), w.group_size());
-  } else if (integer) {
-    intfn = pick_int8(w.scale_dtype(), w.bits(), w.group_size());
-  } else {
-    for (int pl = 0; pl < w.num_planes(); ++pl)
-      f32fn[pl] = pick_f32(w.scale_dtype(), w.plane_bits(pl), w.group_size());
+  const int nt = matvec_threads(pool, blocks, w.n(), w.k());
+  const MatvecTarget t = make_target(w, y, prec, nt);
+  auto do_chunk = [&](int64_t c) { matvec_chunk(t, xp, prec, c); };
+  run_dynamic_on(pool, t.chunks, do_chunk, nt);
+}
+
+constexpr size_t kMaxSharedTargets = 8;
+
+// x prepared for the first weight serves every weight with the same input layout.
+bool same_input_layout(const PackedQuantWeight& a, const PackedQuantWeight& b) {
+  return a.k() == b.k() && a.k_padded() == b.k_padded() && a.bits() == b.bits() &&
+         a.group_size() == b.group_size();
+}
+
+// Several weights over one x: one preparation, one region over the union of their chunks.
+void packed_matvec_multi(const float* x,
+                         std::span<const QuantMatmulTarget> targets,
+                         int64_t row,
+                         ActivationPrecision asked,
+                         ThreadPool& pool) {
+  const PackedQuantWeight& w0 = *targets[0].w;
+  const ActivationPrecision prec = effective_precision(w0, asked);
+  thread_local XWorkspace ws;
+  const XPrep xp = prepare_x(x, w0, prec, ws);
+  int64_t blocks = 0, n = 0;
+  for (const auto& tg : targets) {
+    blocks += (tg.w->n() + R - 1) / R;
+    n += tg.w->n();
   }
-  const BlockLayout bl{w.scales_offset(), w.biases_offset()};
-  // The kernels prefetch kPrefetchAhead bytes past each plane unit they read, which skips
-  // the lines that lie that far past this block's scales and biases (the plane reads jump
-  // over them): fetch those here, so the stream has no holes.
-  const int64_t tail = w.block_bytes() - w.scales_offset();
-  const int nt = static_cast<int>(std::max<int64_t>(
-      1, std::min<int64_t>(pool.num_threads(),
-                           std::min<int64_t>(blocks / 16, threads_for_weights(w.n(), w.k())))));
-  // Chunks of blocks handed out as threads become free (ThreadPool::run_dynamic): about 8
-  // per thread, so a thread that loses its core or starts late holds up little.
-  const int64_t chunk = std::max<int64_t>(16, blocks / (8 * nt));
-  const int64_t chunks = (blocks + chunk - 1) / chunk;
+  const int nt = matvec_threads(pool, blocks, n, w0.k());
+  MatvecTarget ts[kMaxSharedTargets];
+  // first[i]: the first chunk of target i in the region's numbering.
+  int64_t first[kMaxSharedTargets + 1] = {0};
+  for (size_t i = 0; i < targets.size(); ++i) {
+    ts[i] = make_target(*targets[i].w, targets[i].y + row * targets[i].ldy, prec, nt);
+    first[i + 1] = first[i] + ts[i].chunks;
+  }
   auto do_chunk = [&](int64_t c) {
-    for (int64_t blk = c * chunk; blk < std::min(blocks, (c + 1) * chunk); ++blk) {
-      const uint8_t* block = w.data() + blk * w.block_bytes();
-      for (int64_t off = kPrefetchAhead - tail; off < kPrefetchAhead; off += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(block + off), LMX_QUANT_PREFETCH_HINT);
-      alignas(16) float out[R];
-      if (integer) {
-        intfn(block, bl, xp, groups, out);
-      } else {
-        __m256 acc[R];
-        for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-        for (int pl = 0; pl < w.num_planes(); ++pl)
-          f32fn[pl](block + w.plane_offset(pl), block + w.scales_offset(), xp.xs[pl], groups, acc);
-        _mm_store_ps(out, _mm_add_ps(reduce_rows(acc), bias_term_any(block, w, xp.xsum, groups)));
-      }
-      const int rows = static_cast<int>(std::min<int64_t>(R, w.n() - blk * R));
-      for (int r = 0; r < rows; ++r) y[blk * R + r] = out[r];
-    }
+    size_t i = 0;
+    while (c >= first[i + 1]) ++i;
+    matvec_chunk(ts[i], xp, prec, c - first[i]);
   };
-  run_dynamic_on(pool, chunks, do_chunk, nt);
+  run_dynamic_on(pool, first[targets.size()], do_chunk, nt);
 }
 
 // 8 dequantized values of packed row `row` at input p (p a multiple of 8). All index
@@ -841,6 +908,26 @@ void quantized_matmul_packed_avx2(const float* x,
     default:
       return packed_gemm<Dtype::f32>(x, ldx, w, y, ldy, m, pool);
   }
+}
+
+void quantized_matmul_packed_multi_avx2(const float* x,
+                                        int64_t ldx,
+                                        std::span<const QuantMatmulTarget> targets,
+                                        int64_t m,
+                                        const QuantMatmulOptions& options,
+                                        ThreadPool& pool) {
+  bool shared = m < 4 && targets.size() <= kMaxSharedTargets;
+  for (const auto& t : targets)
+    shared = shared && same_input_layout(*targets[0].w, *t.w) &&
+             effective_precision(*t.w, options.activations) ==
+                 effective_precision(*targets[0].w, options.activations);
+  if (!shared) {
+    for (const auto& t : targets)
+      cpu::quantized_matmul(x, ldx, *t.w, t.y, t.ldy, m, options, &pool);
+    return;
+  }
+  for (int64_t i = 0; i < m; ++i)
+    packed_matvec_multi(x + i * ldx, targets, i, options.activations, pool);
 }
 
 }  // namespace lmx::cpu::detail

@@ -435,4 +435,19 @@ void quantized_matmul(const float* x,
   });
 }
 
+void quantized_matmul(const float* x,
+                      int64_t ldx,
+                      std::span<const QuantMatmulTarget> targets,
+                      int64_t m,
+                      const QuantMatmulOptions& options,
+                      ThreadPool* pool) {
+  if (m <= 0 || targets.empty()) return;
+  ThreadPool& tp = pool ? *pool : ThreadPool::global();
+  if (cpu_features().use_avx2()) {
+    detail::quantized_matmul_packed_multi_avx2(x, ldx, targets, m, options, tp);
+    return;
+  }
+  for (const auto& t : targets) quantized_matmul(x, ldx, *t.w, t.y, t.ldy, m, options, &tp);
+}
+
 }  // namespace lmx::cpu

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 
 #include "lmx/core/dtype.h"
 
@@ -158,6 +159,26 @@ void quantized_matmul(const float* x,
                       const PackedQuantWeight& w,
                       float* y,
                       int64_t ldy,
+                      int64_t m,
+                      const QuantMatmulOptions& options = {},
+                      ThreadPool* pool = nullptr);
+
+// One weight of a quantized_matmul over a shared input: y [m, w.n()] with row stride ldy.
+struct QuantMatmulTarget {
+  const PackedQuantWeight* w = nullptr;
+  float* y = nullptr;
+  int64_t ldy = 0;
+};
+
+// quantized_matmul(x, ldx, *t.w, t.y, t.ldy, m, options, pool) for each target, bit for
+// bit (each row runs the same kernel on the same prepared x). When m < 4 and the weights
+// share k, bits and group size (decode's q/k/v, gate/up), x is prepared once and the rows
+// of all the weights are split over the threads in one parallel region: one hand-off
+// instead of one per weight, and small weights (k/v) no longer run alone on the calling
+// thread. At most 8 targets share a region.
+void quantized_matmul(const float* x,
+                      int64_t ldx,
+                      std::span<const QuantMatmulTarget> targets,
                       int64_t m,
                       const QuantMatmulOptions& options = {},
                       ThreadPool* pool = nullptr);

@@ -53,6 +53,16 @@ std::atomic<QuantActivations>& activations_setting() {
   return setting;
 }
 
+cpu::QuantMatmulOptions packed_options() {
+  cpu::QuantMatmulOptions opts;
+  switch (quant_activations()) {
+    case QuantActivations::f32: opts.activations = cpu::ActivationPrecision::f32; break;
+    case QuantActivations::int16: opts.activations = cpu::ActivationPrecision::int16; break;
+    case QuantActivations::int8: opts.activations = cpu::ActivationPrecision::int8; break;
+  }
+  return opts;
+}
+
 }  // namespace
 
 void set_quant_activations(QuantActivations precision) { activations_setting().store(precision); }
@@ -174,14 +184,8 @@ Tensor quantized_linear(const Tensor& x, const QuantizedWeight& weight, const Te
   Tensor out = Tensor::empty(oshape, Dtype::f32);
   if (out.numel() == 0) return out;
   if (weight.packed) {
-    cpu::QuantMatmulOptions opts;
-    switch (quant_activations()) {
-      case QuantActivations::f32: opts.activations = cpu::ActivationPrecision::f32; break;
-      case QuantActivations::int16: opts.activations = cpu::ActivationPrecision::int16; break;
-      case QuantActivations::int8: opts.activations = cpu::ActivationPrecision::int8; break;
-    }
     cpu::quantized_matmul(rows.data<float>(), rows.dim(1), *weight.packed, out.data<float>(), n,
-                          rows.dim(0), opts);
+                          rows.dim(0), packed_options());
   } else {
     cpu::QuantView v;
     v.w = static_cast<const uint32_t*>(weight.w.raw_data());
@@ -197,6 +201,40 @@ Tensor quantized_linear(const Tensor& x, const QuantizedWeight& weight, const Te
     cpu::quantized_matmul(rows.data<float>(), rows.dim(1), v, out.data<float>(), n, rows.dim(0));
   }
   return add_bias(out, bias, "quantized_linear");
+}
+
+std::vector<Tensor> quantized_linears(const Tensor& x,
+                                      std::span<const QuantizedWeight* const> weights,
+                                      std::span<const Tensor> biases) {
+  if (biases.size() != weights.size()) {
+    throw InvalidArgument("quantized_linears: " + std::to_string(weights.size()) + " weights but " +
+                          std::to_string(biases.size()) + " biases");
+  }
+  check_cpu_defined(x, "quantized_linears", "input");
+  const int64_t nrows = x.ndim() == 0 || x.dim(-1) == 0 ? 0 : x.numel() / x.dim(-1);
+  bool shared = nrows > 0 && nrows < 4 && !weights.empty();
+  for (const QuantizedWeight* w : weights)
+    shared = shared && w->packed && w->in_features() == x.dim(-1) && w->out_features() > 0;
+  std::vector<Tensor> outs;
+  outs.reserve(weights.size());
+  if (!shared) {
+    for (size_t i = 0; i < weights.size(); ++i)
+      outs.push_back(quantized_linear(x, *weights[i], biases[i]));
+    return outs;
+  }
+  Tensor rows = as_f32_rows(x);
+  std::vector<cpu::QuantMatmulTarget> targets;
+  for (const QuantizedWeight* w : weights) {
+    w->validate("quantized_linears");
+    Shape oshape = x.shape();
+    oshape.back() = w->out_features();
+    outs.push_back(Tensor::empty(oshape, Dtype::f32));
+    targets.push_back({w->packed.get(), outs.back().data<float>(), w->out_features()});
+  }
+  cpu::quantized_matmul(rows.data<float>(), rows.dim(1), targets, rows.dim(0), packed_options());
+  for (size_t i = 0; i < weights.size(); ++i)
+    outs[i] = add_bias(outs[i], biases[i], "quantized_linears");
+  return outs;
 }
 
 }  // namespace lmx::ops

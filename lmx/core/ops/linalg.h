@@ -2,6 +2,9 @@
 // converted); weights stay in their stored dtype (f32 / f16 / bf16 / MLX quantized).
 #pragma once
 
+#include <span>
+#include <vector>
+
 #include "lmx/core/quantized_weight.h"
 #include "lmx/core/tensor.h"
 
@@ -18,6 +21,14 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 // x [..., in] @ dequant(weight)^T (+ bias) -> [..., out] (f32), never materializing the
 // full-precision weight. Uses the repacked layout when weight.packed is set.
 Tensor quantized_linear(const Tensor& x, const QuantizedWeight& weight, const Tensor& bias = Tensor());
+
+// quantized_linear(x, *weights[i], biases[i]) for each i (biases may be undefined), bit
+// for bit, for weights that read the same x. With a few rows (decode, < 4) and packed
+// weights of one input layout, x is prepared once and all the weights' rows share one
+// parallel region: decode's q/k/v and gate/up pay one hand-off instead of three and two.
+std::vector<Tensor> quantized_linears(const Tensor& x,
+                                      std::span<const QuantizedWeight* const> weights,
+                                      std::span<const Tensor> biases);
 
 // Precision of the activations inside quantized matrix-vector products (decode):
 // f32 (exact), int16 (the default: x rounded per group, ~1e-5 relative) or int8 (~1e-3,

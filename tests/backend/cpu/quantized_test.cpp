@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -464,6 +465,61 @@ TEST(QuantizedMatmul, ReducedActivationPathsAreTakenAndOrdered) {
   EXPECT_LT(err[1], err[2]);
   EXPECT_LT(err[1], 1e-4 * scale);  // int16: ~1e-5 relative
   EXPECT_GT(err[2], 1e-4 * scale);  // int8: visibly coarser
+}
+
+// Several weights over one x (decode's q/k/v, gate/up) give exactly the bits of separate
+// calls: one x preparation and one region change no row's arithmetic. Mixed bits / groups
+// (separate calls inside) and m >= 4 (GEMM) are covered too.
+TEST(QuantizedMatmul, SharedInputTargetsEqualSeparateCallsBitForBit) {
+  FeatureGuard guard;
+  ThreadPool pool2(2), pool3(3);
+  uint32_t seed = 900;
+  struct Case {
+    int bits[3];
+    int group[3];
+  };
+  const Case cases[] = {{{4, 4, 4}, {64, 64, 64}}, {{4, 4, 4}, {32, 32, 32}},
+                        {{8, 8, 8}, {64, 64, 64}}, {{8, 8, 8}, {32, 32, 32}},
+                        {{4, 8, 4}, {64, 64, 32}}};
+  // Odd, not multiples of the 4-row blocks; enough weights for a region of 2-3 threads.
+  const int64_t rows[3] = {333, 97, 101};
+  for (const auto& features : paths()) {
+    set_cpu_features_for_testing(features);
+    for (const Case& c : cases)
+      for (ActivationPrecision prec :
+           {ActivationPrecision::f32, ActivationPrecision::int16, ActivationPrecision::int8})
+        for (int64_t m : {1, 2, 3, 5}) {
+          const int64_t k = 384, ldx = k + 3;
+          std::vector<QWeight> qws;
+          std::vector<PackedQuantWeight> packed;
+          qws.reserve(3);
+          for (int i = 0; i < 3; ++i) {
+            qws.emplace_back(rows[i], k, c.bits[i], c.group[i], Dtype::bf16, seed++);
+            packed.push_back(pack_quantized(qws.back().view));
+          }
+          const auto x = random_vec(static_cast<size_t>(m * ldx), seed++);
+          QuantMatmulOptions opt;
+          opt.activations = prec;
+          ThreadPool* pool = (seed & 1) ? &pool2 : &pool3;
+          std::vector<std::vector<float>> sep(3), fused(3);
+          std::vector<QuantMatmulTarget> targets;
+          for (int i = 0; i < 3; ++i) {
+            const int64_t ldy = rows[i] + 1;
+            sep[static_cast<size_t>(i)].assign(static_cast<size_t>(m * ldy), 555.0f);
+            fused[static_cast<size_t>(i)].assign(static_cast<size_t>(m * ldy), 555.0f);
+            quantized_matmul(x.data(), ldx, packed[static_cast<size_t>(i)],
+                             sep[static_cast<size_t>(i)].data(), ldy, m, opt, pool);
+            targets.push_back(
+                {&packed[static_cast<size_t>(i)], fused[static_cast<size_t>(i)].data(), ldy});
+          }
+          quantized_matmul(x.data(), ldx, targets, m, opt, pool);
+          for (size_t i = 0; i < 3; ++i)
+            for (size_t j = 0; j < sep[i].size(); ++j)
+              ASSERT_EQ(std::bit_cast<uint32_t>(sep[i][j]), std::bit_cast<uint32_t>(fused[i][j]))
+                  << "target " << i << " element " << j << " bits " << c.bits[i] << " group "
+                  << c.group[i] << " m " << m << " precision " << static_cast<int>(prec);
+        }
+  }
 }
 
 TEST(QuantizedMatmul, EveryMFromOneToSeventeen) {
