@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "lmx/core/error.h"
+#include "lmx/generate/kv_buffer.h"
 #include "lmx/generate/simple_kv_cache.h"
 
 namespace lmx::generate {
@@ -37,23 +38,11 @@ std::pair<Tensor, Tensor> ChunkedKVCache::update_and_fetch(const Tensor& keys,
                                                            const Tensor& values) {
   check_kv(keys, values, "ChunkedKVCache");
   maybe_trim_front();
-  const int64_t n = keys.dim(2), prev = offset_ - start_;
-  const int64_t capacity = keys_.defined() ? keys_.dim(2) : 0;
-  if (prev + n > capacity) {
-    const int64_t grown = (prev + n + step_ - 1) / step_ * step_;
-    Tensor k = Tensor::zeros({keys.dim(0), keys.dim(1), grown, keys.dim(3)}, Dtype::f32);
-    Tensor v = Tensor::zeros({values.dim(0), values.dim(1), grown, values.dim(3)}, Dtype::f32);
-    if (prev > 0) {
-      k.slice(2, 0, prev).copy_(keys_.slice(2, 0, prev));
-      v.slice(2, 0, prev).copy_(values_.slice(2, 0, prev));
-    }
-    keys_ = k;
-    values_ = v;
-  }
-  keys_.slice(2, prev, prev + n).copy_(keys);
-  values_.slice(2, prev, prev + n).copy_(values);
+  const int64_t n = keys.dim(2);
+  int64_t held = offset_ - start_;  // positions in the buffers (the chunk kept so far)
+  auto kv = append_kv(keys_, values_, held, keys, values, step_);
   offset_ += n;
-  return {keys_.slice(2, 0, prev + n), values_.slice(2, 0, prev + n)};
+  return kv;
 }
 
 int64_t ChunkedKVCache::trim(int64_t n) {
