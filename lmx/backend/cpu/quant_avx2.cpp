@@ -1,7 +1,7 @@
 // AVX2/FMA/F16C kernels for MLX affine-quantized weights: matvec (decode) on the packed
-// layout with f32 activations (default) or int16 / int8 activations (opt-in), matvec on the MLX
-// layout as stored, and the GEMM (prefill) that dequantizes 16-row slivers into the packed
-// f32 GEMM. See quant_pack.cpp for the packed layout.
+// layout with f32 activations (default) or int16 / int8 activations (opt-in), and matvec /
+// GEMM on the MLX layout as stored. The packed GEMM (prefill) is in quant_gemm_avx2.cpp;
+// see quant_pack.cpp for the packed layout.
 #include <immintrin.h>
 
 #include <cmath>
@@ -11,6 +11,7 @@
 
 #include "lmx/backend/cpu/gemm_avx2.h"
 #include "lmx/backend/cpu/matmul_kernels.h"
+#include "lmx/backend/cpu/quant_avx2_shared.h"
 #include "lmx/backend/cpu/thread_pool.h"
 
 namespace lmx::cpu::detail {
@@ -456,25 +457,9 @@ XPrep prepare_x(const float* x,
     auto* xq = reinterpret_cast<int16_t*>(ws.xq.get(static_cast<size_t>(kp / 2)));
     float* dx = ws.dx.get(static_cast<size_t>(groups));
     std::memset(xq + k, 0, static_cast<size_t>(kp - k) * 2);
-    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     alignas(32) int16_t tmp[128];
     for (int64_t g = 0; g < groups; ++g) {
-      const float* xg = x + g * gs;
-      __m256 m = _mm256_setzero_ps();
-      for (int64_t j = 0; j < gs; j += 8)
-        m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(xg + j), abs_mask));
-      __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-      m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-      const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
-      dx[g] = amax / 32767.0f;
-      const __m256 inv = _mm256_set1_ps(amax > 0.0f ? 32767.0f / amax : 0.0f);
-      // Round to nearest even (as lrint), |q| <= 32767.
-      for (int64_t j = 0; j < gs; j += 16) {
-        const __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + j), inv));
-        const __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + j + 8), inv));
-        _mm256_store_si256(reinterpret_cast<__m256i*>(tmp + j),
-                           _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8));
-      }
+      dx[g] = quantize_group_int16(x + g * gs, gs, tmp);
       int16_t* dst = xq + g * gs;
       if (w.bits() == 4) {
         // Lane L of row i of a unit takes input 32 * (L % 2) + 8i + L / 2: interleave the
@@ -668,38 +653,6 @@ void packed_matvec_multi(const float* x,
   run_dynamic_on(pool, first[targets.size()], do_chunk, nt);
 }
 
-// 8 dequantized values of packed row `row` at input p (p a multiple of 8). All index
-// arithmetic is shifts (group sizes and unit sizes are powers of two): this runs once per
-// 8 weights per GEMM call, next to 8 x m FMAs.
-template <Dtype SD>
-inline __m256 decode8_packed(const PackedQuantWeight& w, int gshift, int64_t row, int64_t p) {
-  const uint8_t* block = w.data() + (row >> 2) * w.block_bytes();
-  const int64_t rr = row & 3, c = p >> 3, g = p >> gshift;
-  __m256i q;
-  if (w.num_planes() == 1 && w.plane_bits(0) == 8) {
-    const uint8_t* src = block + w.plane_offset(0) + (c >> 2) * 32 * R + rr * 32 + (c & 3) * 8;
-    q = _mm256_add_epi32(
-        _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src))),
-        _mm256_set1_epi32(128));
-  } else {
-    q = _mm256_setzero_si256();
-    for (int pl = 0; pl < w.num_planes(); ++pl) {
-      const int b = w.plane_bits(pl);
-      const int pshift = 5 - __builtin_ctz(static_cast<unsigned>(b));  // log2(32 / b)
-      const int64_t u = c >> pshift;
-      const int pos = static_cast<int>(c & ((int64_t{1} << pshift) - 1));
-      const __m256i v = _mm256_load_si256(
-          reinterpret_cast<const __m256i*>(block + w.plane_offset(pl) + (u * R + rr) * 32));
-      __m256i t = _mm256_srl_epi32(v, _mm_cvtsi32_si128(b * pos));
-      t = _mm256_and_si256(t, _mm256_set1_epi32((1 << b) - 1));
-      q = _mm256_or_si256(q, _mm256_sll_epi32(t, _mm_cvtsi32_si128(w.plane_shift(pl))));
-    }
-  }
-  const float s = load_scalar(block + w.scales_offset(), SD, g * R + rr);
-  const float bi = load_scalar(block + w.biases_offset(), SD, g * R + rr);
-  return _mm256_fmadd_ps(_mm256_set1_ps(s), _mm256_cvtepi32_ps(q), _mm256_set1_ps(bi));
-}
-
 // 8 quantized values (as int32 lanes) of an MLX-layout row at input p.
 template <int BITS>
 inline __m256i mlx_q8(const uint32_t* row, int64_t p) {
@@ -840,34 +793,6 @@ void view_matmul_bits(const float* x,
   }
 }
 
-template <Dtype SD>
-void packed_gemm(const float* x,
-                 int64_t ldx,
-                 const PackedQuantWeight& w,
-                 float* y,
-                 int64_t ldy,
-                 int64_t m,
-                 ThreadPool& pool) {
-  const int gshift = __builtin_ctz(static_cast<unsigned>(w.group_size()));
-  auto decode8 = [&](int64_t row, int64_t p) { return decode8_packed<SD>(w, gshift, row, p); };
-  auto scalar = [&](int64_t row, int64_t p) {
-    alignas(32) float t[8];
-    _mm256_store_ps(t, decode8(row, p & ~int64_t{7}));
-    return t[p & 7];
-  };
-  auto pack_b = [&](float* dst, int64_t j0, int nr, int64_t p0, int64_t kc) {
-    pack_b_rows(dst, j0, nr, p0, kc, decode8, scalar);
-  };
-  auto pack_a = [&](float* dst, int64_t i0, int mr, int64_t p0, int64_t kc) {
-    pack_a_strided(dst, x, ldx, 1, i0, mr, p0, kc);
-  };
-  run_on(pool, [&](int t, int nt) {
-    int64_t n0, n1;
-    split_n(w.n(), t, nt, n0, n1);
-    if (n0 < n1) gemm_range(m, n0, n1, w.k(), 1.0f, 0.0f, y, ldy, 1, pack_a, pack_b);
-  });
-}
-
 }  // namespace
 
 void quantized_matmul_view_avx2(const float* x,
@@ -900,14 +825,7 @@ void quantized_matmul_packed_avx2(const float* x,
     for (int64_t i = 0; i < m; ++i) packed_matvec(x + i * ldx, w, y + i * ldy, prec, pool);
     return;
   }
-  switch (w.scale_dtype()) {
-    case Dtype::f16:
-      return packed_gemm<Dtype::f16>(x, ldx, w, y, ldy, m, pool);
-    case Dtype::bf16:
-      return packed_gemm<Dtype::bf16>(x, ldx, w, y, ldy, m, pool);
-    default:
-      return packed_gemm<Dtype::f32>(x, ldx, w, y, ldy, m, pool);
-  }
+  packed_gemm_avx2(x, ldx, w, y, ldy, m, options.activations, pool);
 }
 
 void quantized_matmul_packed_multi_avx2(const float* x,

@@ -134,7 +134,10 @@ void unpack_quantized(const PackedQuantWeight& w,
 void dequantize_packed(
     const PackedQuantWeight& w, int64_t row_begin, int64_t row_end, float* out, int64_t ldo);
 
-// Precision of the activations inside the packed matvec (m < 4).
+// Precision of the activations inside the packed kernels. The matvec (m < 4) has an int16 and
+// an int8 path for the shapes listed; the GEMM (m >= 4, prefill) rounds x to int16 for either
+// reduced precision, any bits and group size, and multiplies integers (vpmaddwd: 16
+// multiply-adds per instruction where an FMA does 8).
 enum class ActivationPrecision : uint8_t {
   // Default: exact f32 activations; matches the reference to f32 rounding (~1e-6).
   f32,

@@ -30,10 +30,10 @@ std::vector<Tensor> quantized_linears(const Tensor& x,
                                       std::span<const QuantizedWeight* const> weights,
                                       std::span<const Tensor> biases);
 
-// Precision of the activations inside quantized matrix-vector products (decode):
-// f32 (exact), int16 (the default: x rounded per group, ~1e-5 relative) or int8 (~1e-3,
-// like llama.cpp's Q8 activations). Set from LMX_QUANT_ACTIVATIONS=f32|int16|int8 at
-// start-up, or here. Prefill GEMMs are always f32.
+// Precision of the activations inside quantized matmuls: f32 (exact), int16 (the default:
+// x rounded per group, ~1e-5 relative per layer) or int8 (~1e-3, like llama.cpp's Q8
+// activations; decode only: prefill GEMMs take int16 for either reduced precision). Set
+// from LMX_QUANT_ACTIVATIONS=f32|int16|int8 at start-up, or here.
 enum class QuantActivations { f32, int16, int8 };
 void set_quant_activations(QuantActivations precision);
 QuantActivations quant_activations();

@@ -417,9 +417,12 @@ TEST(QuantizedMatmul, PackedAllBitsGroupsDtypesF32AndInt8) {
               opt.activations = prec;
               quantized_matmul(x.data(), ldx, packed, y.data(), ldy, s.m, opt,
                                (seed & 1) ? &pool2 : &pool3);
-              // Which path ran: reduced precisions only on AVX2, m < 4, supported shapes.
+              // Which path ran: reduced precisions only on AVX2; the matvec (m < 4) on
+              // supported shapes, the GEMM (m >= 4) rounds x to int16 for either, any shape.
               double levels = 0;
               const bool reduced = features.use_avx2() && s.m < 4;
+              if (features.use_avx2() && s.m >= 4 && prec != ActivationPrecision::f32)
+                levels = 65534;
               if (reduced && prec == ActivationPrecision::int8 &&
                   (bits == 8 || (bits == 4 && group >= 64)))
                 levels = 254;
@@ -465,6 +468,38 @@ TEST(QuantizedMatmul, ReducedActivationPathsAreTakenAndOrdered) {
   EXPECT_LT(err[1], err[2]);
   EXPECT_LT(err[1], 1e-4 * scale);  // int16: ~1e-5 relative
   EXPECT_GT(err[2], 1e-4 * scale);  // int8: visibly coarser
+}
+
+// The GEMM's int16 path must really run: coarser than f32 activations but within the int16
+// bound, and an int8 request takes the same int16 path (bit for bit).
+TEST(QuantizedMatmul, GemmInt16PathIsTakenForReducedPrecisions) {
+  if (!cpu_features().use_avx2()) GTEST_SKIP() << "reduced paths are AVX2 only";
+  ThreadPool pool(2);
+  const int64_t n = 70, k = 1024, m = 13;
+  for (int bits : {4, 8}) {
+    const QWeight qw(n, k, bits, 64, Dtype::bf16, 177 + bits);
+    const PackedQuantWeight packed = pack_quantized(qw.view);
+    const auto x = random_vec(static_cast<size_t>(m * k), 178);
+    std::vector<float> ref(static_cast<size_t>(m * n));
+    quantized_matmul_reference(x.data(), k, qw.view, ref.data(), n, m);
+    std::vector<float> y[3];
+    double err[3] = {0, 0, 0}, scale = 0;
+    const ActivationPrecision precs[3] = {ActivationPrecision::f32, ActivationPrecision::int16,
+                                          ActivationPrecision::int8};
+    for (int p = 0; p < 3; ++p) {
+      y[p].resize(static_cast<size_t>(m * n));
+      QuantMatmulOptions opt;
+      opt.activations = precs[p];
+      quantized_matmul(x.data(), k, packed, y[p].data(), n, m, opt, &pool);
+      for (size_t i = 0; i < ref.size(); ++i) {
+        err[p] = std::max(err[p], double(std::fabs(y[p][i] - ref[i])));
+        scale = std::max(scale, double(std::fabs(ref[i])));
+      }
+    }
+    EXPECT_LT(err[0], err[1]) << bits;
+    EXPECT_LT(err[1], 1e-4 * scale) << bits;  // int16: ~1e-5 relative
+    EXPECT_EQ(y[1], y[2]) << bits;
+  }
 }
 
 // Several weights over one x (decode's q/k/v, gate/up) give exactly the bits of separate
