@@ -438,10 +438,18 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
       if (!rep.wanted(name)) continue;
       QuantData qd(s.n, s.k, bits, 64);
       const cpu::PackedQuantWeight packed = cpu::pack_quantized(qd.view);
-      const Timing sec = time_call(
-          [&](int) { cpu::quantized_matmul(x.data(), s.k, packed, y.data(), s.n, m, {}, &pool); },
-          o, fma_now, flops);
-      rep.row({name, shape_str(s, m), sec, static_cast<double>(packed.bytes()), flops, true});
+      // f32 activations (dequantized into the f32 GEMM) and the model default, int16 x
+      // (integer GEMM); GFLOP/s counts the multiply-adds either way.
+      for (cpu::ActivationPrecision prec :
+           {cpu::ActivationPrecision::f32, cpu::ActivationPrecision::int16}) {
+        cpu::QuantMatmulOptions opt;
+        opt.activations = prec;
+        const Timing sec = time_call(
+            [&](int) { cpu::quantized_matmul(x.data(), s.k, packed, y.data(), s.n, m, opt, &pool); },
+            o, fma_now, flops);
+        rep.row({prec == cpu::ActivationPrecision::f32 ? name : name + " int16-x", shape_str(s, m),
+                 sec, static_cast<double>(packed.bytes()), flops, true});
+      }
     }
     for (Dtype dt : {Dtype::bf16, Dtype::f32}) {
       const std::string name = dt == Dtype::bf16 ? "bf16 gemm" : "f32 gemm";
