@@ -165,12 +165,16 @@ inline __m128 reduce_rows(const __m256 acc[R]) {
   return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
 }
 
-// Prefetch distance of the integer kernels: 8-bit rows of 1-4 K inputs (Llama-3.2-1B's
-// projections and lm_head) ran ~12% faster 12 KiB ahead (tg128 Llama-3.2-1B q8 21.1 ->
-// 23.6 tok/s, 3 interleaved A/B runs); 4-bit rows and the other shapes measured no better
-// than 6 KiB (Zen 3, 2 threads).
+// Prefetch distance of the integer kernels: about 1.25 row blocks ahead, between 6 and
+// 18 KiB. Measured on Zen 3, 2 threads (kernel_report, then tg128 in interleaved A/B runs):
+// 8-bit k = 2048 (Llama's projections, lm_head; 8.5 KiB blocks) ~12% faster at 11-12 KiB
+// than at 6; 4-bit k = 4864 / 8192 (the ffn_down shapes, 10-17 KiB blocks) 15-18% faster at
+// 13-18 KiB; shorter blocks measured best at 6 KiB (12 KiB was slower for Qwen's k = 896),
+// and 8-bit k = 4864 / 8192 the same at 6 and 18 KiB. tg128 against 6 KiB everywhere:
+// Qwen q4 +3-7%, Qwen q8 +2-10%, Llama q4 +5%, Llama q8 +12%.
 inline int64_t prefetch_ahead(const PackedQuantWeight& w) {
-  return w.bits() == 8 && w.k() > 1024 && w.k() <= 4096 ? 2 * kPrefetchAhead : kPrefetchAhead;
+  const int64_t want = (w.block_bytes() + w.block_bytes() / 4 + 63) / 64 * 64;
+  return std::clamp<int64_t>(want, kPrefetchAhead, 3 * kPrefetchAhead);
 }
 
 // Where the integer kernels find a block's scales and biases (bytes from the block start;
