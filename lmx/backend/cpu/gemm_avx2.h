@@ -10,7 +10,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <new>
+
+#include "lmx/backend/cpu/thread_pool.h"
 
 namespace lmx::cpu::detail::avx2 {
 
@@ -241,6 +244,46 @@ inline void split_n(int64_t n, int t, int nt, int64_t& n0, int64_t& n1) {
   const int64_t tiles = (n + kNR - 1) / kNR;
   n0 = std::min(n, tiles * t / nt * kNR);
   n1 = std::min(n, tiles * (t + 1) / nt * kNR);
+}
+
+// y[m, n] = x[m, k] @ W^T for a W whose rows are produced on the fly: decode8(row, p) gives
+// 8 values of row `row` from input p (a multiple of 8), scalar(row, p) one value (the
+// k % 8 tail). Threads split n in 16-column tiles; B slivers are converted / dequantized
+// while packing, so this serves bf16 / f16 / f32 and quantized weights alike.
+template <class Decode8, class Scalar>
+void gemm_nt_rows(const float* x,
+                  int64_t ldx,
+                  int64_t m,
+                  int64_t n,
+                  int64_t k,
+                  float* y,
+                  int64_t ldy,
+                  const Decode8& decode8,
+                  const Scalar& scalar,
+                  ThreadPool& pool) {
+  auto pack_b = [&](float* dst, int64_t j0, int nr, int64_t p0, int64_t kc) {
+    pack_b_rows(dst, j0, nr, p0, kc, decode8, scalar);
+  };
+  auto pack_a = [&](float* dst, int64_t i0, int mr, int64_t p0, int64_t kc) {
+    pack_a_strided(dst, x, ldx, 1, i0, mr, p0, kc);
+  };
+  auto body = [&](int t, int nt) {
+    int64_t n0, n1;
+    split_n(n, t, nt, n0, n1);
+    if (n0 < n1) gemm_range(m, n0, n1, k, 1.0f, 0.0f, y, ldy, 1, pack_a, pack_b);
+  };
+  pool.run(std::cref(body));
+}
+
+// The scalar of gemm_nt_rows from decode8, for weights whose rows are padded to whole
+// groups of 8 values (quantized layouts).
+template <class Decode8>
+auto scalar_from_decode8(const Decode8& decode8) {
+  return [&decode8](int64_t row, int64_t p) {
+    alignas(32) float t[8];
+    _mm256_store_ps(t, decode8(row, p & ~int64_t{7}));
+    return t[p & 7];
+  };
 }
 
 }  // namespace lmx::cpu::detail::avx2

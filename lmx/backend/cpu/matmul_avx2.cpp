@@ -127,17 +127,7 @@ void matmul_nt_typed(const float* x,
     return load8<D>(static_cast<const uint8_t*>(w.data) + row * w.ld * static_cast<int64_t>(es), p);
   };
   auto scalar = [&](int64_t row, int64_t p) { return load_scalar(w.data, D, row * w.ld + p); };
-  auto pack_b = [&](float* dst, int64_t j0, int nr, int64_t p0, int64_t kc) {
-    pack_b_rows(dst, j0, nr, p0, kc, decode8, scalar);
-  };
-  auto pack_a = [&](float* dst, int64_t i0, int mr, int64_t p0, int64_t kc) {
-    pack_a_strided(dst, x, ldx, 1, i0, mr, p0, kc);
-  };
-  run_on(pool, [&](int t, int nt) {
-    int64_t n0, n1;
-    split_n(w.n, t, nt, n0, n1);
-    if (n0 < n1) gemm_range(m, n0, n1, w.k, 1.0f, 0.0f, y, ldy, 1, pack_a, pack_b);
-  });
+  gemm_nt_rows(x, ldx, m, w.n, w.k, y, ldy, decode8, scalar, pool);
 }
 
 }  // namespace

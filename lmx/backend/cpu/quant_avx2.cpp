@@ -765,22 +765,7 @@ void view_matmul(const float* x,
                            _mm256_cvtepi32_ps(mlx_q8<BITS>(w.w + row * ws, p)),
                            _mm256_set1_ps(load_scalar(w.biases, SD, si)));
   };
-  auto scalar = [&](int64_t row, int64_t p) {
-    alignas(32) float t[8];
-    _mm256_store_ps(t, decode8(row, p & ~int64_t{7}));
-    return t[p & 7];
-  };
-  auto pack_b = [&](float* dst, int64_t j0, int nr, int64_t p0, int64_t kc) {
-    pack_b_rows(dst, j0, nr, p0, kc, decode8, scalar);
-  };
-  auto pack_a = [&](float* dst, int64_t i0, int mr, int64_t p0, int64_t kc) {
-    pack_a_strided(dst, x, ldx, 1, i0, mr, p0, kc);
-  };
-  run_on(pool, [&](int t, int nt) {
-    int64_t n0, n1;
-    split_n(w.n, t, nt, n0, n1);
-    if (n0 < n1) gemm_range(m, n0, n1, w.k, 1.0f, 0.0f, y, ldy, 1, pack_a, pack_b);
-  });
+  gemm_nt_rows(x, ldx, m, w.n, w.k, y, ldy, decode8, scalar_from_decode8(decode8), pool);
 }
 
 template <Dtype SD>
