@@ -109,7 +109,21 @@ inline void pack_a_strided(float* dst,
   if (mr == kMR && cs == 1) {
     const float* rows[kMR];
     for (int ii = 0; ii < kMR; ++ii) rows[ii] = a + (i0 + ii) * rs + p0;
-    for (int64_t p = 0; p < kc; ++p)
+    int64_t p = 0;
+    // 8 inputs of the 6 rows at a time: one 8x8 transpose (2 zero rows), then the first 6
+    // lanes of each column.
+    for (; p + 8 <= kc; p += 8) {
+      __m256 r[8];
+      for (int ii = 0; ii < kMR; ++ii) r[ii] = _mm256_loadu_ps(rows[ii] + p);
+      r[6] = r[7] = _mm256_setzero_ps();
+      transpose8(r);
+      for (int e = 0; e < 8; ++e) {
+        float* d = dst + (p + e) * kMR;
+        _mm_storeu_ps(d, _mm256_castps256_ps128(r[e]));
+        _mm_storel_pi(reinterpret_cast<__m64*>(d + 4), _mm256_extractf128_ps(r[e], 1));
+      }
+    }
+    for (; p < kc; ++p)
       for (int ii = 0; ii < kMR; ++ii) dst[p * kMR + ii] = rows[ii][p];
     return;
   }
