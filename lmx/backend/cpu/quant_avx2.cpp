@@ -460,11 +460,7 @@ XPrep prepare_x(const float* x,
   XPrep xp;
   const int64_t k = w.k(), kp = w.k_padded(), gs = w.group_size(), groups = k / gs;
   float* xsum = ws.xsum.get(static_cast<size_t>(groups));
-  for (int64_t g = 0; g < groups; ++g) {
-    __m256 s = _mm256_setzero_ps();
-    for (int64_t j = 0; j < gs; j += 8) s = _mm256_add_ps(s, _mm256_loadu_ps(x + g * gs + j));
-    xsum[g] = hsum(s);
-  }
+  for (int64_t g = 0; g < groups; ++g) xsum[g] = group_sum(x + g * gs, gs);
   xp.xsum = xsum;
   if (prec == ActivationPrecision::int16) {
     auto* xq = reinterpret_cast<int16_t*>(ws.xq.get(static_cast<size_t>(kp / 2)));

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "lmx/backend/cpu/gemm_avx2.h"
 #include "lmx/backend/cpu/quantized.h"
 
 namespace lmx::cpu {
@@ -52,6 +53,13 @@ inline __m256i packed_q8(const PackedQuantWeight& w, int64_t row, int64_t p) {
     q = _mm256_or_si256(q, _mm256_sll_epi32(t, _mm_cvtsi32_si128(w.plane_shift(pl))));
   }
   return q;
+}
+
+// Sum of gs inputs (gs a multiple of 8): the bias term's sum(x) of one group.
+inline float group_sum(const float* x, int64_t gs) {
+  __m256 s = _mm256_setzero_ps();
+  for (int64_t j = 0; j < gs; j += 8) s = _mm256_add_ps(s, _mm256_loadu_ps(x + j));
+  return avx2::hsum(s);
 }
 
 // Rounds gs inputs (gs a multiple of 16) to int16 with one scale d = amax / 32767:

@@ -72,9 +72,7 @@ XInt16 quantize_x(const float* x, int64_t ldx, int64_t m, int64_t k, int gs, Thr
       for (int64_t g = 0; g < groups; ++g) {
         const float* xg = x + i * ldx + g * gs;
         dx[i * groups + g] = quantize_group_int16(xg, gs, q + i * k + g * gs);
-        __m256 s = _mm256_setzero_ps();
-        for (int j = 0; j < gs; j += 8) s = _mm256_add_ps(s, _mm256_loadu_ps(xg + j));
-        sum[i * groups + g] = hsum(s);
+        sum[i * groups + g] = group_sum(xg, gs);
       }
   });
   return {q, dx, sum, k, groups};

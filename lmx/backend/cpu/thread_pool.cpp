@@ -19,6 +19,19 @@ constexpr int kSpinIterations = 20000;
 
 inline void cpu_relax() { _mm_pause(); }
 
+// The caller's wait for its workers: spin briefly (the common case: workers finish within
+// microseconds), then yield so a descheduled worker gets the core back when the machine
+// is oversubscribed.
+void wait_until_zero(const std::atomic<int>& count, std::memory_order order) {
+  for (int spin = 0; count.load(order) != 0; ++spin) {
+    if (spin < kSpinIterations) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
 std::unique_ptr<ThreadPool>& global_slot() {
   static std::unique_ptr<ThreadPool> pool;
   return pool;
@@ -134,13 +147,7 @@ void ThreadPool::run_dynamic(int64_t n, const std::function<void(int64_t)>& fn, 
   take_dynamic(fn, n);
   // Every index is taken: close the region, then wait only for workers inside it.
   dyn_epoch_.store(0, std::memory_order_seq_cst);
-  for (int spin = 0; dyn_busy_.load(std::memory_order_seq_cst) != 0; ++spin) {
-    if (spin < kSpinIterations) {
-      cpu_relax();
-    } else {
-      std::this_thread::yield();
-    }
-  }
+  wait_until_zero(dyn_busy_, std::memory_order_seq_cst);
   dyn_task_ = nullptr;
   rethrow_error();
 }
@@ -169,15 +176,7 @@ void ThreadPool::run(const std::function<void(int, int)>& fn, int max_threads) {
     if (!error_) error_ = std::current_exception();
   }
   t_inside_region = false;
-  // Spin briefly (the common case: workers finish within microseconds), then yield so
-  // a descheduled worker gets the core back when the machine is oversubscribed.
-  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
-    if (spin < kSpinIterations) {
-      cpu_relax();
-    } else {
-      std::this_thread::yield();
-    }
-  }
+  wait_until_zero(pending_, std::memory_order_acquire);
   task_ = nullptr;
   rethrow_error();
 }
