@@ -122,6 +122,10 @@ void matmul_nt_typed(const float* x,
         [&](int64_t c) { matvec_rows<D>(x, w, y, c * chunk, std::min(n, (c + 1) * chunk)); }, nt);
     return;
   }
+  if constexpr (D == Dtype::bf16) {
+    gemm_nt_bf16(x, ldx, m, w.n, w.k, static_cast<const uint16_t*>(w.data), w.ld, y, ldy, pool);
+    return;
+  }
   const size_t es = dtype_size(D);
   auto decode8 = [&](int64_t row, int64_t p) {
     return load8<D>(static_cast<const uint8_t*>(w.data) + row * w.ld * static_cast<int64_t>(es), p);
