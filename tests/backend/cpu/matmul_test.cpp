@@ -70,7 +70,7 @@ TEST_P(MatmulNt, MatchesReferenceOnOddShapesAndStrides) {
   const Shape shapes[] = {{1, 1, 1},      {1, 5, 7},     {1, 33, 67},    {1, 131, 300},
                           {2, 17, 9},     {3, 31, 65},   {5, 64, 256},   {7, 19, 513},
                           {17, 40, 33},   {16, 47, 260}, {1, 257, 2048}, {512, 35, 70},
-                          {100, 150, 600}, {13, 1037, 1100}};
+                          {100, 150, 600}, {13, 1037, 1100}, {9, 23, 4200}};
   uint32_t seed = 1;
   for (const auto& features : paths()) {
     set_cpu_features_for_testing(features);
