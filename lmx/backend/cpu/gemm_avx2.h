@@ -35,21 +35,34 @@ struct F32Sliver {
     b1 = _mm256_load_ps(b + 8);
   }
 };
-// Bf16PairSliver: bf16 weights kept at 16 bits, 16 per k: 32-bit lane i holds column i in
-// its low half and column i + 8 in its high half, so a shift and a mask give both vectors
-// exactly (integer ops that run beside the FMAs: the 6x16 loop keeps its FMA rate on Zen 3).
-// Half the packing traffic of F32Sliver. kc 2048, mc 24 (a 64 KiB sliver and a 192 KiB A
-// block, both in L2; a 4 MiB B panel in L3): one pass over C for k <= 2048 and few
-// epilogues; 3.5% faster on Llama-1B's projections at 512 rows than kc 512 / mc 96, the
-// best of kc 256-8192 x mc 6-192 x nc 512-2048 measured on Zen 3 (2 threads).
+// 16-bit weights (bf16, f16) stay 16-bit in the sliver, 16 per k step, and are widened
+// inside the 6x16 loop: half the packing traffic of F32Sliver, and the widening runs
+// beside the FMAs (the loop keeps its FMA rate on Zen 3 either way). kc 2048, mc 24 (a
+// 64 KiB sliver and a 192 KiB A block in L2, a 4 MiB B panel in L3): one pass over C for
+// k <= 2048 and few epilogues; 3.5% faster on Llama-1B's projections at 512 rows than
+// kc 512 / mc 96, the best of kc 256-8192 x mc 6-192 x nc 512-2048 measured on Zen 3.
+// Bf16PairSliver: 32-bit lane i holds column i in its low half and column i + 8 in its
+// high half, so a shift and a mask give both vectors exactly.
 struct Bf16PairSliver {
   using T = uint16_t;
   static constexpr int64_t kc = 2048;
   static constexpr int64_t mc = 24;
+  static constexpr bool kPairsHalfApart = true;  // lane i = columns (i, i + 8)
   static void load(const T* b, __m256& b0, __m256& b1) {
     const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(b));
     b0 = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
     b1 = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
+  }
+};
+// F16Sliver: columns in order, two F16C conversions.
+struct F16Sliver {
+  using T = uint16_t;
+  static constexpr int64_t kc = Bf16PairSliver::kc;
+  static constexpr int64_t mc = Bf16PairSliver::mc;
+  static constexpr bool kPairsHalfApart = false;  // lane i = columns (2i, 2i + 1)
+  static void load(const T* b, __m256& b0, __m256& b1) {
+    b0 = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(b)));
+    b1 = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(b + 8)));
   }
 };
 constexpr int64_t kKC = F32Sliver::kc;
@@ -134,27 +147,36 @@ inline void pack_b_rows(float* dst,
     for (int jj = 0; jj < kNR; ++jj) dst[p * kNR + jj] = jj < nr ? scalar(j0 + jj, p0 + p) : 0.0f;
 }
 
-// Packs a Bf16PairSliver for y = x @ W^T from a bf16 W (row j at w + j * ld): at k step p,
-// 32-bit lane i = W[j0 + i][p0 + p] | W[j0 + i + 8][p0 + p] << 16 (zero for rows >= nr).
-inline void pack_b_bf16_pairs(uint16_t* dst,
-                              const uint16_t* w,
-                              int64_t ld,
-                              int64_t j0,
-                              int nr,
-                              int64_t p0,
-                              int64_t kc) {
+// Packs a 16-bit sliver (BS = Bf16PairSliver or F16Sliver) for y = x @ W^T from a 16-bit
+// W (row j at w + j * ld): at k step p, 32-bit lane i holds W rows (r0(i), r1(i)) at input
+// p0 + p, low half first: (i, i + 8) when BS::kPairsHalfApart, else (2i, 2i + 1); zero
+// for rows >= nr.
+template <class BS>
+inline void pack_b_16bit(uint16_t* dst,
+                         const uint16_t* w,
+                         int64_t ld,
+                         int64_t j0,
+                         int nr,
+                         int64_t p0,
+                         int64_t kc) {
   const uint16_t* rows[kNR];
   for (int jj = 0; jj < kNR; ++jj) rows[jj] = jj < nr ? w + (j0 + jj) * ld + p0 : nullptr;
+  auto lane_rows = [](int i, int& r0, int& r1) {
+    r0 = BS::kPairsHalfApart ? i : 2 * i;
+    r1 = BS::kPairsHalfApart ? i + 8 : 2 * i + 1;
+  };
   auto load8 = [&](int jj, int64_t p) {
     return rows[jj] ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[jj] + p))
                     : _mm_setzero_si128();
   };
   int64_t p = 0;
   for (; p + 8 <= kc; p += 8) {
-    // Row i of the 8x8 (32-bit) block: the pairs (row i, row i + 8) at inputs p..p+7.
+    // Row i of the 8x8 (32-bit) block: lane i's row pair at inputs p..p+7.
     __m256 r[8];
     for (int i = 0; i < 8; ++i) {
-      const __m128i lo = load8(i, p), hi = load8(i + 8, p);
+      int r0, r1;
+      lane_rows(i, r0, r1);
+      const __m128i lo = load8(r0, p), hi = load8(r1, p);
       r[i] = _mm256_castsi256_ps(
           _mm256_set_m128i(_mm_unpackhi_epi16(lo, hi), _mm_unpacklo_epi16(lo, hi)));
     }
@@ -163,8 +185,10 @@ inline void pack_b_bf16_pairs(uint16_t* dst,
   }
   for (; p < kc; ++p)
     for (int i = 0; i < 8; ++i) {
-      dst[p * kNR + 2 * i] = rows[i] ? rows[i][p] : uint16_t{0};
-      dst[p * kNR + 2 * i + 1] = rows[i + 8] ? rows[i + 8][p] : uint16_t{0};
+      int r0, r1;
+      lane_rows(i, r0, r1);
+      dst[p * kNR + 2 * i] = rows[r0] ? rows[r0][p] : uint16_t{0};
+      dst[p * kNR + 2 * i + 1] = rows[r1] ? rows[r1][p] : uint16_t{0};
     }
 }
 
@@ -385,22 +409,23 @@ void gemm_nt_rows(const float* x,
   gemm_nt_packed<F32Sliver>(x, ldx, m, n, k, y, ldy, pack_b, pool);
 }
 
-// y[m, n] = x[m, k] @ W^T for a row-major bf16 W (row stride ld): B slivers stay 16-bit
-// (Bf16PairSliver) and are widened inside the microkernel.
-inline void gemm_nt_bf16(const float* x,
-                         int64_t ldx,
-                         int64_t m,
-                         int64_t n,
-                         int64_t k,
-                         const uint16_t* w,
-                         int64_t ld,
-                         float* y,
-                         int64_t ldy,
-                         ThreadPool& pool) {
+// y[m, n] = x[m, k] @ W^T for a row-major 16-bit W (row stride ld) in BS's sliver
+// layout (Bf16PairSliver for bf16, F16Sliver for f16): widened inside the microkernel.
+template <class BS>
+void gemm_nt_16bit(const float* x,
+                   int64_t ldx,
+                   int64_t m,
+                   int64_t n,
+                   int64_t k,
+                   const uint16_t* w,
+                   int64_t ld,
+                   float* y,
+                   int64_t ldy,
+                   ThreadPool& pool) {
   auto pack_b = [&](uint16_t* dst, int64_t j0, int nr, int64_t p0, int64_t kc) {
-    pack_b_bf16_pairs(dst, w, ld, j0, nr, p0, kc);
+    pack_b_16bit<BS>(dst, w, ld, j0, nr, p0, kc);
   };
-  gemm_nt_packed<Bf16PairSliver>(x, ldx, m, n, k, y, ldy, pack_b, pool);
+  gemm_nt_packed<BS>(x, ldx, m, n, k, y, ldy, pack_b, pool);
 }
 
 // The scalar of gemm_nt_rows from decode8, for weights whose rows are padded to whole

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "lmx/backend/cpu/gemm_avx2.h"
 #include "lmx/backend/cpu/matmul_kernels.h"
@@ -122,8 +123,10 @@ void matmul_nt_typed(const float* x,
         [&](int64_t c) { matvec_rows<D>(x, w, y, c * chunk, std::min(n, (c + 1) * chunk)); }, nt);
     return;
   }
-  if constexpr (D == Dtype::bf16) {
-    gemm_nt_bf16(x, ldx, m, w.n, w.k, static_cast<const uint16_t*>(w.data), w.ld, y, ldy, pool);
+  if constexpr (D != Dtype::f32) {
+    using BS = std::conditional_t<D == Dtype::bf16, Bf16PairSliver, F16Sliver>;
+    gemm_nt_16bit<BS>(x, ldx, m, w.n, w.k, static_cast<const uint16_t*>(w.data), w.ld, y, ldy,
+                      pool);
     return;
   }
   const size_t es = dtype_size(D);
