@@ -1,8 +1,9 @@
 // Internal (AVX2 translation units only): the packed, register-tiled f32 GEMM driver
 // shared by dense, strided and quantized matmuls. C[m, n] (+)= A[m, k] @ B[k, n], with A
 // packed into 6-row k-major slivers and B into 16-column k-major slivers by caller-given
-// packers (which convert or dequantize on the fly), a 6x16 FMA microkernel (12 ymm
-// accumulators), cache blocking kc x mc x nc, and per-thread workspaces reused across calls.
+// packers (which convert or dequantize on the fly; 16-bit weights stay 16-bit and are
+// widened in the loop), a 6x16 FMA microkernel (12 ymm accumulators), cache blocking
+// kc x mc x nc per sliver kind, and per-thread workspaces reused across calls.
 #pragma once
 
 #include <immintrin.h>
@@ -393,7 +394,8 @@ void gemm_nt_packed(const float* x,
 // y[m, n] = x[m, k] @ W^T for a W whose rows are produced on the fly: decode8(row, p) gives
 // 8 values of row `row` from input p (a multiple of 8), scalar(row, p) one value (the
 // k % 8 tail). Threads split n in 16-column tiles; B slivers are converted / dequantized
-// while packing, so this serves bf16 / f16 / f32 and quantized weights alike.
+// to f32 while packing, so this serves f32 and quantized weights alike (16-bit weights
+// take gemm_nt_16bit).
 template <class Decode8, class Scalar>
 void gemm_nt_rows(const float* x,
                   int64_t ldx,
