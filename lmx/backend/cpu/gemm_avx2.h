@@ -154,13 +154,8 @@ inline void pack_b_rows(float* dst,
 // p0 + p, low half first: (i, i + 8) when BS::kPairsHalfApart, else (2i, 2i + 1); zero
 // for rows >= nr.
 template <class BS>
-inline void pack_b_16bit(uint16_t* dst,
-                         const uint16_t* w,
-                         int64_t ld,
-                         int64_t j0,
-                         int nr,
-                         int64_t p0,
-                         int64_t kc) {
+inline void pack_b_16bit(
+    uint16_t* dst, const uint16_t* w, int64_t ld, int64_t j0, int nr, int64_t p0, int64_t kc) {
   const uint16_t* rows[kNR];
   for (int jj = 0; jj < kNR; ++jj) rows[jj] = jj < nr ? w + (j0 + jj) * ld + p0 : nullptr;
   auto lane_rows = [](int i, int& r0, int& r1) {
@@ -183,7 +178,8 @@ inline void pack_b_16bit(uint16_t* dst,
           _mm256_set_m128i(_mm_unpackhi_epi16(lo, hi), _mm_unpacklo_epi16(lo, hi)));
     }
     transpose8(r);
-    for (int e = 0; e < 8; ++e) _mm256_store_ps(reinterpret_cast<float*>(dst + (p + e) * kNR), r[e]);
+    for (int e = 0; e < 8; ++e)
+      _mm256_store_ps(reinterpret_cast<float*>(dst + (p + e) * kNR), r[e]);
   }
   for (; p < kc; ++p)
     for (int i = 0; i < 8; ++i) {
@@ -353,7 +349,7 @@ void gemm_range(int64_t m,
           for (int64_t ir = 0; ir < mc; ir += kMR) {
             const int mr = static_cast<int>(std::min<int64_t>(kMR, mc - ir));
             micro_6x16<BS>(kc, ap + ir * kc, bp + jr * kc, c + (ic + ir) * c_rs + (jc + jr) * c_cs,
-                       c_rs, c_cs, mr, nr, alpha, beta_eff, read_c);
+                           c_rs, c_cs, mr, nr, alpha, beta_eff, read_c);
           }
         }
       }

@@ -264,12 +264,14 @@ void gemm16_range(const XInt16& x,
                   int64_t n1,
                   float* y,
                   int64_t ldy) {
-  thread_local Scratch a_buf, b_buf;
-  auto* ap = reinterpret_cast<int32_t*>(a_buf.get(static_cast<size_t>(kMC16 * kKC16 / 2)));
-  const int64_t sliver_bytes = kKC16 / GS * group_bytes16(GS);
-  auto* bp = reinterpret_cast<uint8_t*>(
-      b_buf.get(static_cast<size_t>((kNC / kNR) * sliver_bytes / 4)));
   const int64_t k = w.k();
+  // Workspaces sized to the call: the largest k block and column panel it uses.
+  const int64_t kc_max = std::min(kKC16, k);
+  const int64_t slivers = (std::min(kNC, n1 - n0) + kNR - 1) / kNR;
+  thread_local Scratch a_buf, b_buf;
+  auto* ap = reinterpret_cast<int32_t*>(a_buf.get(static_cast<size_t>(kMC16 * kc_max / 2)));
+  const int64_t sliver_bytes = kc_max / GS * group_bytes16(GS);
+  auto* bp = reinterpret_cast<uint8_t*>(b_buf.get(static_cast<size_t>(slivers * sliver_bytes / 4)));
   for (int64_t jc = n0; jc < n1; jc += kNC) {
     const int64_t nc = std::min(kNC, n1 - jc);
     for (int64_t pc = 0; pc < k; pc += kKC16) {

@@ -319,9 +319,10 @@ struct QWeight {
 struct MShape {
   int64_t n, kg, m;  // k = kg * group (kg < 0: k = 896)
 };
-const MShape kShapes[] = {{1, 1, 1},   {7, 3, 1},  {33, -1, 1}, {6, 2, 2},
-                          {13, -1, 5}, {9, 2, 17}, {5, 1, 4},   {20, 1, 3},
-                          {19, 13, 30}};  // GEMM over two k blocks (group 128) and A blocks
+const MShape kShapes[] = {
+    {1, 1, 1},  {7, 3, 1}, {33, -1, 1}, {6, 2, 2},   {13, -1, 5},
+    {9, 2, 17}, {5, 1, 4}, {20, 1, 3},  {19, 13, 30}};  // GEMM over two k blocks (group 128) and A
+                                                        // blocks
 
 // x_levels: 0 for exact f32 activations, else the x rounding's 2 * max level (254 for
 // int8, 65534 for int16): each x is then off by at most amax / x_levels.
