@@ -1,5 +1,6 @@
 #include "lmx/core/ops/linalg.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <string>
@@ -40,8 +41,12 @@ Tensor add_bias(Tensor y, const Tensor& bias, const char* op) {
   const float* bp = b.data<float>();
   float* yp = y.data<float>();
   const int64_t n = y.dim(-1), rows = n == 0 ? 0 : y.numel() / n;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < n; ++j) yp[r * n + j] += bp[j];
+  // Rows split over the pool like the generic add, at least ~64K elements per range.
+  cpu::ThreadPool::global().parallel_for(
+      rows, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, n)), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t j = 0; j < n; ++j) yp[r * n + j] += bp[j];
+      });
   return y;
 }
 
