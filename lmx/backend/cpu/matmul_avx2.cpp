@@ -34,10 +34,12 @@ inline __m256 load8(const void* base, int64_t i) {
 constexpr int64_t kRowPrefetchAhead = 1024;
 
 // y[j] = W[j, :] . x for rows [j0, j1). Rows of up to 4 KiB (Qwen's k = 896, Llama's
-// k = 2048 in bf16) are read one after another, so the range is a single sequential stream
-// that a software prefetch 1 KiB ahead keeps in flight; four rows read side by side made
-// four streams of a few lines each that the hardware prefetcher never trained on (73% ->
-// 90-95% of the read bandwidth on Qwen's ffn_up and lm_head). x stays in L1 either way.
+// k = 2048 in bf16): the range is read as two sequential streams side by side (its two
+// halves, one row of each at a time, alternating every 32 inputs), each prefetched 1 KiB
+// ahead: a core keeps more lines in flight over two long streams than over one (see
+// blocks_int in quant_avx2.cpp), while four rows read side by side made four streams of
+// a few lines each that the hardware prefetcher never trained on (73% -> 90-95% of the
+// read bandwidth on Qwen's ffn_up and lm_head for one stream). x stays in L1 either way.
 // Longer rows: four rows per pass share each x load, two accumulators per row.
 template <Dtype D>
 void matvec_rows(const float* x, const DenseWeightView& w, float* y, int64_t j0, int64_t j1) {
@@ -49,28 +51,45 @@ void matvec_rows(const float* x, const DenseWeightView& w, float* y, int64_t j0,
   auto tail = [&](const void* row, int64_t p) { return load_scalar(row, D, p); };
   const bool short_rows = k * static_cast<int64_t>(es) <= 4096;
   int64_t j = j0;
-  // One row, four accumulators, prefetching ahead of the read position.
-  auto dot_row = [&](const uint8_t* r0) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
-           a3 = _mm256_setzero_ps();
+  // NR rows side by side, four accumulators each, prefetching ahead of the read position.
+  auto dot_rows = [&]<int NR>(const uint8_t* const* r, float* out) {
+    __m256 a[NR][4];
+    for (int i = 0; i < NR; ++i)
+      for (int c = 0; c < 4; ++c) a[i][c] = _mm256_setzero_ps();
     int64_t p = 0;
     for (; p + 32 <= k; p += 32) {
-      const char* ahead =
-          reinterpret_cast<const char*>(r0) + p * static_cast<int64_t>(es) + kRowPrefetchAhead;
-      _mm_prefetch(ahead, _MM_HINT_T0);
-      if (es == 4) _mm_prefetch(ahead + 64, _MM_HINT_T0);
-      a0 = _mm256_fmadd_ps(load8<D>(r0, p), _mm256_loadu_ps(x + p), a0);
-      a1 = _mm256_fmadd_ps(load8<D>(r0, p + 8), _mm256_loadu_ps(x + p + 8), a1);
-      a2 = _mm256_fmadd_ps(load8<D>(r0, p + 16), _mm256_loadu_ps(x + p + 16), a2);
-      a3 = _mm256_fmadd_ps(load8<D>(r0, p + 24), _mm256_loadu_ps(x + p + 24), a3);
+      for (int i = 0; i < NR; ++i) {
+        const char* ahead = reinterpret_cast<const char*>(r[i]) + p * static_cast<int64_t>(es) +
+                            kRowPrefetchAhead;
+        _mm_prefetch(ahead, _MM_HINT_T0);
+        if (es == 4) _mm_prefetch(ahead + 64, _MM_HINT_T0);
+        for (int c = 0; c < 4; ++c)
+          a[i][c] = _mm256_fmadd_ps(load8<D>(r[i], p + 8 * c), _mm256_loadu_ps(x + p + 8 * c),
+                                    a[i][c]);
+      }
     }
-    for (; p + 8 <= k; p += 8) a0 = _mm256_fmadd_ps(load8<D>(r0, p), _mm256_loadu_ps(x + p), a0);
-    float sum = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; p < k; ++p) sum += tail(r0, p) * x[p];
-    return sum;
+    const int64_t p32 = p;
+    for (int i = 0; i < NR; ++i) {
+      for (p = p32; p + 8 <= k; p += 8)
+        a[i][0] = _mm256_fmadd_ps(load8<D>(r[i], p), _mm256_loadu_ps(x + p), a[i][0]);
+      float sum = hsum(_mm256_add_ps(_mm256_add_ps(a[i][0], a[i][1]), _mm256_add_ps(a[i][2], a[i][3])));
+      for (; p < k; ++p) sum += tail(r[i], p) * x[p];
+      out[i] = sum;
+    }
   };
   if (short_rows) {
-    for (; j < j1; ++j) y[j] = dot_row(row_ptr(j));
+    const int64_t half = (j1 - j0) / 2;
+    for (int64_t i = 0; i < half; ++i) {
+      const uint8_t* r[2] = {row_ptr(j0 + i), row_ptr(j0 + half + i)};
+      float out[2];
+      dot_rows.template operator()<2>(r, out);
+      y[j0 + i] = out[0];
+      y[j0 + half + i] = out[1];
+    }
+    for (j = j0 + 2 * half; j < j1; ++j) {
+      const uint8_t* r = row_ptr(j);
+      dot_rows.template operator()<1>(&r, y + j);
+    }
     return;
   }
   for (; j + 4 <= j1; j += 4) {
@@ -100,7 +119,10 @@ void matvec_rows(const float* x, const DenseWeightView& w, float* y, int64_t j0,
       for (int r = 0; r < 4; ++r) s[r] += tail(rows[r], p) * x[p];
     for (int r = 0; r < 4; ++r) y[j + r] = s[r];
   }
-  for (; j < j1; ++j) y[j] = dot_row(row_ptr(j));
+  for (; j < j1; ++j) {
+    const uint8_t* r = row_ptr(j);
+    dot_rows.template operator()<1>(&r, y + j);
+  }
 }
 
 template <Dtype D>

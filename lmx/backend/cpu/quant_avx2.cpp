@@ -287,10 +287,10 @@ inline void group_int16(const uint8_t* block,
         const __m256i v =
             _mm256_load_si256(reinterpret_cast<const __m256i*>(block + (u * R + r) * 32));
         __m256i a = _mm256_madd_epi16(_mm256_and_si256(v, low), x0);
-        a = _mm256_add_epi32(
-            a, _mm256_madd_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low), x1));
-        a = _mm256_add_epi32(
-            a, _mm256_madd_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 8), low), x2));
+        a = _mm256_add_epi32(a,
+                             _mm256_madd_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low), x1));
+        a = _mm256_add_epi32(a,
+                             _mm256_madd_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 8), low), x2));
         a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_srli_epi16(v, 12), x3));
         iacc[r] = _mm256_add_epi32(iacc[r], a);
         // Keeps g++ from interleaving the 4 rows' temporaries (it then spills them);
