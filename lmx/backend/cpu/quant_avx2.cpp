@@ -8,6 +8,7 @@
 #include <cstring>
 #include <span>
 #include <type_traits>
+#include <vector>
 
 #include "lmx/backend/cpu/gemm_avx2.h"
 #include "lmx/backend/cpu/matmul_kernels.h"
@@ -596,13 +597,9 @@ struct MatvecTarget {
   PlaneF32Fn f32fn[2] = {nullptr, nullptr};
   BlockIntFn intfn = nullptr;
   int64_t blocks = 0;
-  int64_t chunk = 0;   // blocks per chunk handed out
-  int64_t chunks = 0;
 };
 
-constexpr int64_t kMinChunkBytes = 512 << 10;
-
-MatvecTarget make_target(const PackedQuantWeight& w, float* y, ActivationPrecision prec, int nt) {
+MatvecTarget make_target(const PackedQuantWeight& w, float* y, ActivationPrecision prec) {
   MatvecTarget t;
   t.w = &w;
   t.y = y;
@@ -615,17 +612,47 @@ MatvecTarget make_target(const PackedQuantWeight& w, float* y, ActivationPrecisi
       t.f32fn[pl] = pick_f32(w.scale_dtype(), w.plane_bits(pl), w.group_size());
   }
   t.blocks = (w.n() + R - 1) / R;
-  // Chunks of blocks handed out as threads become free (ThreadPool::run_dynamic): up to 8
-  // per thread, so a thread that loses its core or starts late holds up little, but about
-  // kMinChunkBytes or more each, since every chunk starts a new stream whose first lines
-  // are read cold (Qwen-0.5B's 2.5 MB weights in 14 chunks lost 5-10% of their bandwidth
-  // to it); a whole number per thread, so equal threads finish together.
-  const int64_t bytes = t.blocks * w.block_bytes();
-  const int64_t per_thread = std::clamp<int64_t>(bytes / (nt * kMinChunkBytes), 1, 8);
-  t.chunks = std::min<int64_t>(t.blocks, nt * per_thread);
-  t.chunk = (t.blocks + t.chunks - 1) / t.chunks;
-  t.chunks = (t.blocks + t.chunk - 1) / t.chunk;
   return t;
+}
+
+// Blocks [b0, b1) of target `target`: what a thread takes from a region at a time.
+struct MatvecChunk {
+  int target = 0;
+  int64_t b0 = 0, b1 = 0;
+};
+
+constexpr size_t kMaxSharedTargets = 8;  // weights in one region at most
+constexpr int64_t kMinChunkBytes = 512 << 10;
+constexpr int64_t kTailChunkBytes = 64 << 10;
+constexpr int kTailChunksPerThread = 2;
+
+// The chunks of a region over `targets`, in the order threads take them
+// (ThreadPool::run_dynamic). Each target's head: up to 8 chunks per thread, but about
+// kMinChunkBytes or more each, since every chunk starts new streams whose first lines are
+// read cold (Qwen-0.5B's 2.5 MB weights in 14 chunks lost 5-10% of their bandwidth to
+// it), and a whole number per thread. Then, after every head, each target's tail of
+// kTailChunksPerThread small chunks per thread (~64 KiB), so threads that start or run at
+// different speeds finish within a small chunk of each other instead of a large one.
+void plan_chunks(std::span<const MatvecTarget> targets, int nt, std::vector<MatvecChunk>& out) {
+  out.clear();
+  int64_t tail_blocks[kMaxSharedTargets] = {0}, tail_chunk[kMaxSharedTargets] = {0};
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const MatvecTarget& t = targets[i];
+    const int64_t bb = t.w->block_bytes();
+    if (nt > 1) {
+      tail_chunk[i] = std::max<int64_t>(1, kTailChunkBytes / bb);
+      tail_blocks[i] = tail_chunk[i] * kTailChunksPerThread * nt;
+      if (2 * tail_blocks[i] > t.blocks) tail_blocks[i] = 0;  // small: head chunks only
+    }
+    const int64_t head = t.blocks - tail_blocks[i];
+    const int64_t per_thread = std::clamp<int64_t>(head * bb / (nt * kMinChunkBytes), 1, 8);
+    const int64_t chunk = (head + nt * per_thread - 1) / (nt * per_thread);
+    for (int64_t b = 0; b < head; b += chunk)
+      out.push_back({static_cast<int>(i), b, std::min(head, b + chunk)});
+  }
+  for (size_t i = 0; i < targets.size(); ++i)
+    for (int64_t b = targets[i].blocks - tail_blocks[i]; b < targets[i].blocks; b += tail_chunk[i])
+      out.push_back({static_cast<int>(i), b, std::min(targets[i].blocks, b + tail_chunk[i])});
 }
 
 // Threads for a region over `blocks` row blocks of n rows of k inputs in all.
@@ -635,9 +662,10 @@ int matvec_threads(const ThreadPool& pool, int64_t blocks, int64_t n, int64_t k)
                            std::min<int64_t>(blocks / 16, threads_for_weights(n, k)))));
 }
 
-// Chunk c of target t: every output row is computed by the same code whatever the chunking,
-// so one region over several targets gives the bits of separate regions.
-void matvec_chunk(const MatvecTarget& t, const XPrep& xp, ActivationPrecision prec, int64_t c) {
+// Blocks [b0, b1) of target t: every output row is computed by the same code whatever the
+// chunking, so one region over several targets gives the bits of separate regions.
+void matvec_chunk(
+    const MatvecTarget& t, const XPrep& xp, ActivationPrecision prec, int64_t b0, int64_t b1) {
   const PackedQuantWeight& w = *t.w;
   const int64_t groups = w.k() / w.group_size();
   const BlockLayout bl{w.scales_offset(), w.biases_offset(),
@@ -656,7 +684,6 @@ void matvec_chunk(const MatvecTarget& t, const XPrep& xp, ActivationPrecision pr
     const int rows = static_cast<int>(std::min<int64_t>(R, w.n() - blk * R));
     for (int r = 0; r < rows; ++r) t.y[blk * R + r] = out[r];
   };
-  const int64_t b0 = c * t.chunk, b1 = std::min(t.blocks, (c + 1) * t.chunk);
   alignas(16) float out[kStreams][R];
   if (prec == ActivationPrecision::f32) {
     for (int64_t blk = b0; blk < b1; ++blk) {
@@ -688,6 +715,22 @@ void matvec_chunk(const MatvecTarget& t, const XPrep& xp, ActivationPrecision pr
   }
 }
 
+// One parallel region over the chunks of `targets`, all with x prepared as xp.
+void run_matvec_region(std::span<const MatvecTarget> targets,
+                       const XPrep& xp,
+                       ActivationPrecision prec,
+                       int nt,
+                       ThreadPool& pool) {
+  thread_local std::vector<MatvecChunk> plan;
+  std::vector<MatvecChunk>& chunks = plan;  // the caller's: workers have their own `plan`
+  plan_chunks(targets, nt, chunks);
+  auto do_chunk = [&](int64_t c) {
+    const MatvecChunk& ch = chunks[static_cast<size_t>(c)];
+    matvec_chunk(targets[static_cast<size_t>(ch.target)], xp, prec, ch.b0, ch.b1);
+  };
+  run_dynamic_on(pool, static_cast<int64_t>(chunks.size()), do_chunk, nt);
+}
+
 void packed_matvec(const float* x,
                    const PackedQuantWeight& w,
                    float* y,
@@ -695,14 +738,9 @@ void packed_matvec(const float* x,
                    ThreadPool& pool) {
   thread_local XWorkspace ws;
   const XPrep xp = prepare_x(x, w, prec, ws);
-  const int64_t blocks = (w.n() + R - 1) / R;
-  const int nt = matvec_threads(pool, blocks, w.n(), w.k());
-  const MatvecTarget t = make_target(w, y, prec, nt);
-  auto do_chunk = [&](int64_t c) { matvec_chunk(t, xp, prec, c); };
-  run_dynamic_on(pool, t.chunks, do_chunk, nt);
+  const MatvecTarget t = make_target(w, y, prec);
+  run_matvec_region({&t, 1}, xp, prec, matvec_threads(pool, t.blocks, w.n(), w.k()), pool);
 }
-
-constexpr size_t kMaxSharedTargets = 8;
 
 // x prepared for the first weight serves every weight with the same input layout.
 bool same_input_layout(const PackedQuantWeight& a, const PackedQuantWeight& b) {
@@ -720,25 +758,14 @@ void packed_matvec_multi(const float* x,
   const ActivationPrecision prec = effective_precision(w0, asked);
   thread_local XWorkspace ws;
   const XPrep xp = prepare_x(x, w0, prec, ws);
-  int64_t blocks = 0, n = 0;
-  for (const auto& tg : targets) {
-    blocks += (tg.w->n() + R - 1) / R;
-    n += tg.w->n();
-  }
-  const int nt = matvec_threads(pool, blocks, n, w0.k());
   MatvecTarget ts[kMaxSharedTargets];
-  // first[i]: the first chunk of target i in the region's numbering.
-  int64_t first[kMaxSharedTargets + 1] = {0};
+  int64_t blocks = 0, n = 0;
   for (size_t i = 0; i < targets.size(); ++i) {
-    ts[i] = make_target(*targets[i].w, targets[i].y + row * targets[i].ldy, prec, nt);
-    first[i + 1] = first[i] + ts[i].chunks;
+    ts[i] = make_target(*targets[i].w, targets[i].y + row * targets[i].ldy, prec);
+    blocks += ts[i].blocks;
+    n += targets[i].w->n();
   }
-  auto do_chunk = [&](int64_t c) {
-    size_t i = 0;
-    while (c >= first[i + 1]) ++i;
-    matvec_chunk(ts[i], xp, prec, c - first[i]);
-  };
-  run_dynamic_on(pool, first[targets.size()], do_chunk, nt);
+  run_matvec_region({ts, targets.size()}, xp, prec, matvec_threads(pool, blocks, n, w0.k()), pool);
 }
 
 // 8 quantized values (as int32 lanes) of an MLX-layout row at input p.

@@ -559,6 +559,66 @@ TEST(QuantizedMatmul, SharedInputTargetsEqualSeparateCallsBitForBit) {
   }
 }
 
+// Decode matvecs large enough that workers take chunks (heads of >= 512 KiB, tails of
+// ~64 KiB, two streams per chunk): 1, 2 and 3 threads give the same bits, separate calls
+// and one shared region alike, and match the reference.
+TEST(QuantizedMatmul, DecodeSplitOverThreadsGivesTheBitsOfOneThread) {
+  FeatureGuard guard;
+  ThreadPool pool1(1), pool2(2), pool3(3);
+  ThreadPool* pools[3] = {&pool1, &pool2, &pool3};
+  uint32_t seed = 1300;
+  for (const auto& features : paths()) {
+    set_cpu_features_for_testing(features);
+    for (int bits : {4, 8}) {
+      const int64_t k = 1024, ldx = k + 3;
+      const int64_t rows[3] = {2051, 303, 299};  // 4.5 / 8.5 bits: ~1.2 / 2.2 MB in all
+      std::vector<QWeight> qws;
+      std::vector<PackedQuantWeight> packed;
+      qws.reserve(3);
+      for (int i = 0; i < 3; ++i) {
+        qws.emplace_back(rows[i], k, bits, 64, Dtype::bf16, seed++);
+        packed.push_back(pack_quantized(qws.back().view));
+      }
+      const auto x = random_vec(static_cast<size_t>(ldx), seed++);
+      for (ActivationPrecision prec :
+           {ActivationPrecision::f32, ActivationPrecision::int16, ActivationPrecision::int8}) {
+        QuantMatmulOptions opt;
+        opt.activations = prec;
+        std::vector<float> first[3];
+        for (ThreadPool* pool : pools) {
+          std::vector<float> sep[3], fused[3];
+          std::vector<QuantMatmulTarget> targets;
+          for (int i = 0; i < 3; ++i) {
+            sep[i].assign(static_cast<size_t>(rows[i]), 555.0f);
+            fused[i].assign(static_cast<size_t>(rows[i]), 555.0f);
+            quantized_matmul(x.data(), ldx, packed[static_cast<size_t>(i)], sep[i].data(),
+                             rows[i], 1, opt, pool);
+            targets.push_back({&packed[static_cast<size_t>(i)], fused[i].data(), rows[i]});
+          }
+          quantized_matmul(x.data(), ldx, targets, 1, opt, pool);
+          for (int i = 0; i < 3; ++i) {
+            if (pool == &pool1) {
+              first[i] = sep[i];
+              const double levels = !features.use_avx2()                     ? 0
+                                    : prec == ActivationPrecision::int16 ? 65534
+                                    : prec == ActivationPrecision::int8  ? 254
+                                                                         : 0;
+              check_against_reference(qws[static_cast<size_t>(i)], x, ldx, sep[i], rows[i], 1,
+                                      1e-6, "decode split", levels);
+            }
+            for (size_t j = 0; j < first[i].size(); ++j) {
+              ASSERT_EQ(std::bit_cast<uint32_t>(first[i][j]), std::bit_cast<uint32_t>(sep[i][j]))
+                  << "threads " << pool->num_threads() << " target " << i << " row " << j;
+              ASSERT_EQ(std::bit_cast<uint32_t>(first[i][j]), std::bit_cast<uint32_t>(fused[i][j]))
+                  << "threads " << pool->num_threads() << " target " << i << " row " << j;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(QuantizedMatmul, EveryMFromOneToSeventeen) {
   FeatureGuard guard;
   ThreadPool pool(2);

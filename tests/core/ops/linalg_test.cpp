@@ -59,6 +59,15 @@ TEST(Linalg, LinearWithEveryWeightDtype) {
       for (size_t j = 0; j < 17; ++j)
         ASSERT_NEAR(got[r * 17 + j], ref[r * 17 + j] + at(bias, {static_cast<int64_t>(j)}), 2e-5)
             << dtype_name(dt);
+    // A strided bias view: every other element of a longer vector.
+    const Tensor strided = random_tensor({34}, 97, dt).slice(0, 0, 34, 2);
+    const Tensor strided_f32 = strided.to(Dtype::f32);
+    auto got2 = ops::linear(x, w, strided).to_float_vector();
+    for (size_t r = 0; r < 6; ++r)
+      for (size_t j = 0; j < 17; ++j)
+        ASSERT_NEAR(got2[r * 17 + j], ref[r * 17 + j] + at(strided_f32, {static_cast<int64_t>(j)}),
+                    2e-5)
+            << "strided bias " << dtype_name(dt);
   }
   EXPECT_THROW(ops::linear(x, random_tensor({17, 41}, 1)), ShapeError);
   EXPECT_THROW(ops::linear(x, random_tensor({17, 40}, 1), random_tensor({16}, 2)), ShapeError);
