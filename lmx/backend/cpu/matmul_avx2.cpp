@@ -59,20 +59,21 @@ void matvec_rows(const float* x, const DenseWeightView& w, float* y, int64_t j0,
     int64_t p = 0;
     for (; p + 32 <= k; p += 32) {
       for (int i = 0; i < NR; ++i) {
-        const char* ahead = reinterpret_cast<const char*>(r[i]) + p * static_cast<int64_t>(es) +
-                            kRowPrefetchAhead;
+        const char* ahead =
+            reinterpret_cast<const char*>(r[i]) + p * static_cast<int64_t>(es) + kRowPrefetchAhead;
         _mm_prefetch(ahead, _MM_HINT_T0);
         if (es == 4) _mm_prefetch(ahead + 64, _MM_HINT_T0);
         for (int c = 0; c < 4; ++c)
-          a[i][c] = _mm256_fmadd_ps(load8<D>(r[i], p + 8 * c), _mm256_loadu_ps(x + p + 8 * c),
-                                    a[i][c]);
+          a[i][c] =
+              _mm256_fmadd_ps(load8<D>(r[i], p + 8 * c), _mm256_loadu_ps(x + p + 8 * c), a[i][c]);
       }
     }
     const int64_t p32 = p;
     for (int i = 0; i < NR; ++i) {
       for (p = p32; p + 8 <= k; p += 8)
         a[i][0] = _mm256_fmadd_ps(load8<D>(r[i], p), _mm256_loadu_ps(x + p), a[i][0]);
-      float sum = hsum(_mm256_add_ps(_mm256_add_ps(a[i][0], a[i][1]), _mm256_add_ps(a[i][2], a[i][3])));
+      float sum =
+          hsum(_mm256_add_ps(_mm256_add_ps(a[i][0], a[i][1]), _mm256_add_ps(a[i][2], a[i][3])));
       for (; p < k; ++p) sum += tail(r[i], p) * x[p];
       out[i] = sum;
     }

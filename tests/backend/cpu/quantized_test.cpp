@@ -591,20 +591,20 @@ TEST(QuantizedMatmul, DecodeSplitOverThreadsGivesTheBitsOfOneThread) {
           for (int i = 0; i < 3; ++i) {
             sep[i].assign(static_cast<size_t>(rows[i]), 555.0f);
             fused[i].assign(static_cast<size_t>(rows[i]), 555.0f);
-            quantized_matmul(x.data(), ldx, packed[static_cast<size_t>(i)], sep[i].data(),
-                             rows[i], 1, opt, pool);
+            quantized_matmul(x.data(), ldx, packed[static_cast<size_t>(i)], sep[i].data(), rows[i],
+                             1, opt, pool);
             targets.push_back({&packed[static_cast<size_t>(i)], fused[i].data(), rows[i]});
           }
           quantized_matmul(x.data(), ldx, targets, 1, opt, pool);
           for (int i = 0; i < 3; ++i) {
             if (pool == &pool1) {
               first[i] = sep[i];
-              const double levels = !features.use_avx2()                     ? 0
+              const double levels = !features.use_avx2()                 ? 0
                                     : prec == ActivationPrecision::int16 ? 65534
                                     : prec == ActivationPrecision::int8  ? 254
                                                                          : 0;
-              check_against_reference(qws[static_cast<size_t>(i)], x, ldx, sep[i], rows[i], 1,
-                                      1e-6, "decode split", levels);
+              check_against_reference(qws[static_cast<size_t>(i)], x, ldx, sep[i], rows[i], 1, 1e-6,
+                                      "decode split", levels);
             }
             for (size_t j = 0; j < first[i].size(); ++j) {
               ASSERT_EQ(std::bit_cast<uint32_t>(first[i][j]), std::bit_cast<uint32_t>(sep[i][j]))
