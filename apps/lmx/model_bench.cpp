@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "cli_common.h"
+#include "lmx/backend/cpu/argmax.h"
 #include "lmx/backend/cpu/thread_pool.h"
 #include "lmx/core/allocator.h"
 #include "lmx/core/error.h"
@@ -110,7 +111,7 @@ void run_model_bench(const ModelBenchArgs& a) {
     for (int i = 0; i < a.generation_tokens; ++i) {
       Tensor logits = model->forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &cache);
       const float* l = logits.data<float>();
-      token = static_cast<int32_t>(std::max_element(l, l + vocab) - l);
+      token = static_cast<int32_t>(cpu::argmax(l, vocab));  // greedy, as Sampler at temperature 0
     }
     const double decode = std::chrono::duration<double>(Clock::now() - t0).count();
     kv_bytes = generate::region_bytes(generate::kv_regions(cache));

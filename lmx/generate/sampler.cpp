@@ -7,6 +7,7 @@
 #include <numeric>
 #include <random>
 
+#include "lmx/backend/cpu/argmax.h"
 #include "lmx/core/error.h"
 
 namespace lmx::generate {
@@ -125,7 +126,7 @@ int32_t Sampler::sample(std::vector<float>& logits) {
     log_softmax_inplace(logprobs_);
   }
   if (p_.temperature == 0.0f) {
-    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    return static_cast<int32_t>(cpu::argmax(logits.data(), static_cast<int64_t>(logits.size())));
   }
   const size_t V = logits.size();
   const bool xtc = p_.xtc_probability > 0;

@@ -166,10 +166,10 @@ int32_t TokenIterator::step(const std::vector<int32_t>& tokens) {
   Tensor logits = model_.forward(ids, cache_, kLastLogitsOnly);  // [1, 1, vocab]: the last position
   after_forward();
   Tensor last = logits.select(1, -1).select(0, 0);
-  std::vector<float> row(last.data<float>(), last.data<float>() + last.numel());
-  processor_.process(row);
-  for (const auto& fn : params_.logits_processors) fn(history_, row);
-  const int32_t token = sampler_.sample(row);
+  row_.assign(last.data<float>(), last.data<float>() + last.numel());
+  processor_.process(row_);
+  for (const auto& fn : params_.logits_processors) fn(history_, row_);
+  const int32_t token = sampler_.sample(row_);
   processor_.observe(token);
   if (!params_.logits_processors.empty()) history_.push_back(token);
   return token;

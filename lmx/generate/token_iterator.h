@@ -95,6 +95,7 @@ class TokenIterator {
   bool prefilled_ = false;
   int32_t pending_ = -1;  // sampled but not yet fed back
   std::vector<int32_t> history_;  // prompt + generated, kept for params.logits_processors
+  std::vector<float> row_;        // the last position's logits, reused every step
   int64_t generated_ = 0;
   int64_t cached_tokens_ = 0;
   double prompt_seconds_ = 0, generation_seconds_ = 0;
