@@ -10,7 +10,7 @@
 #include "lmx/backend/cpu/quantized.h"
 #include "lmx/backend/cpu/thread_pool.h"
 #include "lmx/core/error.h"
-#include "lmx/core/half.h"
+#include "lmx/core/detail/element_access.h"
 #include "lmx/core/ops/elementwise.h"
 
 namespace lmx::ops {
@@ -39,26 +39,18 @@ Tensor add_bias(Tensor y, const Tensor& bias, const char* op) {
     throw ShapeError(std::string(op) + ": bias " + shape_str(bias.shape()) +
                      " does not match output features " + std::to_string(y.dim(-1)));
   }
-  // The bias as f32: in place when it is f32 and contiguous; a bf16 / f16 bias widened
-  // into a per-thread buffer (a tensor per call showed up in the decode profile).
+  // The bias as f32: in place when it is f32 and contiguous, else widened into a
+  // per-thread buffer (a tensor per call showed up in the decode profile).
   const float* bp = nullptr;
-  Tensor widened_tensor;
   const int64_t nb = bias.dim(0), stride = bias.strides()[0];
   if (bias.dtype() == Dtype::f32 && stride == 1) {
     bp = bias.data<float>();
-  } else if (bias.dtype() == Dtype::bf16 || bias.dtype() == Dtype::f16) {
+  } else {
     thread_local std::vector<float> widened;
     widened.resize(static_cast<size_t>(nb));
-    const auto* src = static_cast<const uint16_t*>(bias.raw_data());
-    const bool bf = bias.dtype() == Dtype::bf16;
-    for (int64_t j = 0; j < nb; ++j) {
-      const uint16_t h = src[j * stride];
-      widened[static_cast<size_t>(j)] = bf ? bf16_to_f32(h) : f16_to_f32(h);
-    }
+    for (int64_t j = 0; j < nb; ++j)
+      widened[static_cast<size_t>(j)] = detail::load_as_float(bias.raw_data(), bias.dtype(), j * stride);
     bp = widened.data();
-  } else {
-    widened_tensor = as_f32_rows(bias);
-    bp = widened_tensor.data<float>();
   }
   float* yp = y.data<float>();
   const int64_t n = y.dim(-1), rows = n == 0 ? 0 : y.numel() / n;
