@@ -23,7 +23,7 @@
 #include "lmx/backend/cpu/cpu_features.h"
 #include "lmx/backend/cpu/matmul.h"
 #include "lmx/backend/cpu/quantized.h"
-#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/base/thread_pool.h"
 #include "lmx/core/half.h"
 
 namespace lmx::bench {
@@ -95,7 +95,7 @@ uint64_t read_scalar(const uint8_t* p, size_t bytes) {
 std::atomic<uint64_t> g_sink{0};
 
 // Streaming read of a buffer far larger than the caches; GB/s samples (one per pass).
-std::vector<double> measure_read(cpu::ThreadPool& pool,
+std::vector<double> measure_read(ThreadPool& pool,
                                  int threads,
                                  const Buffer& buf,
                                  int passes) {
@@ -135,7 +135,7 @@ __attribute__((target("avx2,fma"))) float fma_loop(int64_t iters) {
   return t[0];
 }
 
-double measure_fma_gflops(cpu::ThreadPool& pool, int threads) {
+double measure_fma_gflops(ThreadPool& pool, int threads) {
   const int64_t iters = 20'000'000;
   std::vector<double> samples;
   for (int rep = 0; rep < 5; ++rep) {
@@ -299,7 +299,7 @@ std::string shape_str(const Shape& s, int64_t m) {
 int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
   const auto& feat = cpu::cpu_features();
   const int threads = std::max(1, o.threads);
-  cpu::ThreadPool pool(threads);
+  ThreadPool pool(threads);
   const double mhz = cpu_mhz();
   out << "lmx kernel report: " << cpu_model() << ", " << std::thread::hardware_concurrency()
       << " cores, " << (feat.use_avx2() ? "AVX2+FMA+F16C" : "scalar") << ", " << threads

@@ -11,15 +11,15 @@
 
 #include "lmx/backend/cpu/matmul.h"
 #include "lmx/backend/cpu/quantized.h"
-#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/base/thread_pool.h"
 #include "lmx/core/half.h"
 
 namespace {
 
 using namespace lmx;
 
-cpu::ThreadPool& pool() {
-  static cpu::ThreadPool p(2);
+ThreadPool& pool() {
+  static ThreadPool p(2);
   return p;
 }
 

@@ -25,7 +25,7 @@
 #include "lmx/backend/cpu/norm.h"
 #include "lmx/backend/cpu/rope.h"
 #include "lmx/backend/cpu/softmax.h"
-#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/base/thread_pool.h"
 #include "lmx/core/half.h"
 
 namespace {
@@ -34,8 +34,8 @@ using namespace lmx;
 
 constexpr int64_t kHidden = 2048, kHeads = 32, kKvHeads = 8, kHeadDim = 64;
 
-cpu::ThreadPool& pool(int threads) {
-  static cpu::ThreadPool one(1), two(2);
+ThreadPool& pool(int threads) {
+  static ThreadPool one(1), two(2);
   return threads == 1 ? one : two;
 }
 

@@ -2,7 +2,7 @@
 //   example_simple_chat MODEL "Why is the sky blue?"
 #include <cstdio>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/generate/chat_session.h"
 
 int main(int argc, char** argv) {

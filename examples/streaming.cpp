@@ -2,7 +2,7 @@
 //   example_streaming MODEL "Tell me a story"
 #include <cstdio>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/generate/generate.h"
 #include "lmx/generate/model_container.h"
 

@@ -3,7 +3,7 @@
 //   example_token_loop MODEL "Once upon a time"
 #include <cstdio>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/generate/model_container.h"
 #include "lmx/generate/token_iterator.h"
 

@@ -9,7 +9,7 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "model_bench.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::cli {
 

@@ -14,7 +14,7 @@
 #include "generation_options.h"
 #include "wired_options.h"
 #include "commands.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/generate/chat_session.h"
 
 namespace lmx::cli {

@@ -2,8 +2,8 @@
 
 #include <cstdio>
 
-#include "lmx/backend/cpu/thread_pool.h"
-#include "lmx/core/error.h"
+#include "lmx/base/thread_pool.h"
+#include "lmx/base/error.h"
 #include "lmx/io/hub.h"
 
 namespace lmx::cli {
@@ -15,7 +15,7 @@ std::filesystem::path resolve_model_arg(const std::string& spec) {
 
 void apply_threads(int threads) {
   if (threads < 0) throw InvalidArgument("--threads must be >= 0");
-  if (threads > 0) cpu::ThreadPool::set_global_threads(threads);
+  if (threads > 0) ThreadPool::set_global_threads(threads);
 }
 
 std::vector<int32_t> parse_id_list(const std::string& text) {

@@ -5,7 +5,7 @@
 
 #include "cli_common.h"
 #include "commands.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/io/llama2c_import.h"
 #include "lmx/models/load.h"
 #include "lmx/models/save.h"

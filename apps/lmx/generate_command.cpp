@@ -11,7 +11,7 @@
 #include "generation_options.h"
 #include "wired_options.h"
 #include "commands.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/generate/generate.h"
 #include "lmx/generate/model_container.h"
 #include "lmx/generate/prompt_cache.h"

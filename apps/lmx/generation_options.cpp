@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::cli {
 

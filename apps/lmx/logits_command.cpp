@@ -8,7 +8,7 @@
 
 #include "cli_common.h"
 #include "commands.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/io/safetensors_writer.h"
 #include "lmx/models/load.h"
 

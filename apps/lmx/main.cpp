@@ -4,7 +4,7 @@
 #include <exception>
 
 #include "commands.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"lmx: run, chat with, embed with and fine-tune language models locally"};

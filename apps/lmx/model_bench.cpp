@@ -8,10 +8,10 @@
 #include <optional>
 
 #include "cli_common.h"
-#include "lmx/backend/cpu/argmax.h"
-#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/base/thread_pool.h"
+#include "lmx/core/ops/reduce.h"
 #include "lmx/core/allocator.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/core/ops/random.h"
 #include "lmx/generate/token_iterator.h"
 #include "lmx/generate/wired_memory_backend.h"
@@ -111,7 +111,7 @@ void run_model_bench(const ModelBenchArgs& a) {
     for (int i = 0; i < a.generation_tokens; ++i) {
       Tensor logits = model->forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &cache);
       const float* l = logits.data<float>();
-      token = static_cast<int32_t>(cpu::argmax(l, vocab));  // greedy, as Sampler at temperature 0
+      token = static_cast<int32_t>(ops::greedy_argmax({l, static_cast<size_t>(vocab)}));  // greedy, as Sampler at temperature 0
     }
     const double decode = std::chrono::duration<double>(Clock::now() - t0).count();
     kv_bytes = generate::region_bytes(generate::kv_regions(cache));
@@ -125,7 +125,7 @@ void run_model_bench(const ModelBenchArgs& a) {
   const size_t peak = alloc.stats().peak_bytes + weights.outside_allocator;
   if (a.json) {
     nlohmann::json j = {{"model", label},
-                        {"threads", cpu::ThreadPool::global().num_threads()},
+                        {"threads", ThreadPool::global().num_threads()},
                         {"prompt_tokens", a.prompt_tokens},
                         {"generation_tokens", a.generation_tokens},
                         {"depth", a.depth},
@@ -142,7 +142,7 @@ void run_model_bench(const ModelBenchArgs& a) {
     return;
   }
   std::printf("model: %s\nthreads: %d  weights: %s  load: %.2f s\n", label.c_str(),
-              cpu::ThreadPool::global().num_threads(), format_bytes(weights.total).c_str(), load_seconds);
+              ThreadPool::global().num_threads(), format_bytes(weights.total).c_str(), load_seconds);
   std::printf("pp%d: %.2f +- %.2f tokens/s\n", a.prompt_tokens, ps.mean, ps.sd);
   std::printf("tg%d%s: %.2f +- %.2f tokens/s\n", a.generation_tokens,
               a.depth > 0 ? (" @ d" + std::to_string(a.depth)).c_str() : "", ts.mean, ts.sd);

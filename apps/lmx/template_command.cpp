@@ -9,7 +9,7 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "lmx/chat/chat_template.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::cli {
 namespace {

@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "cli_common.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/generate/wired_memory_backend.h"
 #include "lmx/generate/wired_memory_estimate.h"
 

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::chat {
 

@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::chat {
 

@@ -13,7 +13,7 @@
 
 #include "lmx/chat/tool.h"
 #include "lmx/chat/tool_call_format.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::chat {
 

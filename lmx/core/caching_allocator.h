@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "lmx/core/allocator.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx {
 

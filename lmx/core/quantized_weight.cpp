@@ -2,52 +2,58 @@
 
 #include <string>
 
-#include "lmx/backend/cpu/quantized.h"
-#include "lmx/backend/cpu/thread_pool.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
+#include "lmx/core/backend.h"
 
 namespace lmx {
 namespace {
 
-cpu::QuantView view_of(const QuantizedWeight& q) {
-  cpu::QuantView v;
-  v.w = static_cast<const uint32_t*>(q.w.raw_data());
-  v.scales = q.scales.raw_data();
-  v.biases = q.biases.raw_data();
-  v.scale_dtype = q.scales.dtype();
-  v.n = q.out_features();
-  v.k = q.in_features();
-  v.bits = q.bits;
-  v.group_size = q.group_size;
-  v.w_stride = q.w.strides()[0];
-  v.s_stride = q.scales.strides()[0];
-  return v;
-}
-
-// Rows [r0, r1) of dequant(W) into out (row stride in_features), from whichever copy is held:
-// both give the same values bit for bit.
+// Rows [r0, r1) of dequant(W) into out (row stride in_features, on the weight's device),
+// from whichever copy is held: both give the same values bit for bit.
 void dequantize_into(const QuantizedWeight& q, int64_t r0, int64_t r1, float* out) {
+  Backend& backend = backend_for(q.device());
   if (q.has_mlx_tensors())
-    cpu::dequantize_affine(view_of(q), r0, r1, out, q.in_features());
+    backend.dequantize(q.view(), r0, r1, out, q.in_features());
   else
-    cpu::dequantize_packed(*q.packed, r0, r1, out, q.in_features());
+    backend.dequantize_prepared(*q.prepared, r0, r1, out, q.in_features());
 }
 
 }  // namespace
 
 int64_t QuantizedWeight::out_features() const {
   if (w.defined()) return w.dim(0);
-  return packed ? packed->n() : 0;
+  return prepared ? prepared->n() : 0;
 }
 
 int64_t QuantizedWeight::in_features() const {
   if (w.defined()) return w.dim(1) * 32 / bits;
-  return packed ? packed->k() : 0;
+  return prepared ? prepared->k() : 0;
 }
 
 Dtype QuantizedWeight::scale_dtype() const {
   if (scales.defined()) return scales.dtype();
-  return packed ? packed->scale_dtype() : Dtype::f32;
+  return prepared ? prepared->scale_dtype() : Dtype::f32;
+}
+
+Device QuantizedWeight::device() const {
+  if (w.defined()) return w.device();
+  return prepared ? prepared->device() : Device::cpu();
+}
+
+kernels::QuantView QuantizedWeight::view() const {
+  LMX_ASSERT(has_mlx_tensors());
+  kernels::QuantView v;
+  v.w = static_cast<const uint32_t*>(w.raw_data());
+  v.scales = scales.raw_data();
+  v.biases = biases.raw_data();
+  v.scale_dtype = scales.dtype();
+  v.n = out_features();
+  v.k = in_features();
+  v.bits = bits;
+  v.group_size = group_size;
+  v.w_stride = w.strides()[0];
+  v.s_stride = scales.strides()[0];
+  return v;
 }
 
 bool is_supported_quantization(int bits, int group_size) {
@@ -60,10 +66,10 @@ void QuantizedWeight::validate(const std::string& name) const {
   auto fail = [&](const std::string& what) {
     throw FormatError("quantized weight '" + name + "': " + what);
   };
-  if (!w.defined() && packed) {
-    if (packed->bits() != bits || packed->group_size() != group_size) {
-      fail("packed copy is " + std::to_string(packed->bits()) + "-bit with group size " +
-           std::to_string(packed->group_size()) + ", the weight says " + std::to_string(bits) +
+  if (!w.defined() && prepared) {
+    if (prepared->bits() != bits || prepared->group_size() != group_size) {
+      fail("prepared copy is " + std::to_string(prepared->bits()) + "-bit with group size " +
+           std::to_string(prepared->group_size()) + ", the weight says " + std::to_string(bits) +
            "-bit with group size " + std::to_string(group_size));
     }
     return;
@@ -100,14 +106,16 @@ void QuantizedWeight::validate(const std::string& name) const {
       scales.strides() != biases.strides()) {
     fail("rows must be contiguous");
   }
+  if (scales.device() != w.device() || biases.device() != w.device()) {
+    fail("weight on " + w.device().str() + ", scales on " + scales.device().str() + ", biases on " +
+         biases.device().str());
+  }
 }
 
-void QuantizedWeight::prepare_for_cpu() {
-  if (packed && !w.defined()) return;
-  validate("prepare_for_cpu");
-  if (!packed) {
-    packed = std::make_shared<const cpu::PackedQuantWeight>(cpu::pack_quantized(view_of(*this)));
-  }
+void QuantizedWeight::prepare() {
+  if (prepared && !w.defined()) return;
+  validate("prepare");
+  if (!prepared) prepared = backend_for(w.device()).prepare_quantized(view());
   w = Tensor();
   scales = Tensor();
   biases = Tensor();
@@ -118,19 +126,19 @@ QuantizedWeight QuantizedWeight::mlx_layout() const {
   if (has_mlx_tensors()) return *this;
   QuantizedWeight q = *this;
   const int64_t n = out_features(), k = in_features();
-  q.w = Tensor::empty({n, k * bits / 32}, Dtype::u32);
-  q.scales = Tensor::empty({n, k / group_size}, scale_dtype());
-  q.biases = Tensor::empty({n, k / group_size}, scale_dtype());
-  cpu::unpack_quantized(*packed, q.w.data<uint32_t>(), q.scales.raw_data(), q.biases.raw_data());
+  const Device device = prepared->device();
+  q.w = Tensor::empty({n, k * bits / 32}, Dtype::u32, device);
+  q.scales = Tensor::empty({n, k / group_size}, scale_dtype(), device);
+  q.biases = Tensor::empty({n, k / group_size}, scale_dtype(), device);
+  backend_for(device).unpack_prepared(*prepared, q.w.data<uint32_t>(), q.scales.raw_data(),
+                                      q.biases.raw_data());
   return q;
 }
 
 Tensor QuantizedWeight::dequantize() const {
   validate("dequantize");
-  Tensor out = Tensor::empty({out_features(), in_features()}, Dtype::f32);
-  cpu::ThreadPool::global().parallel_for(out_features(), 16, [&](int64_t b, int64_t e) {
-    dequantize_into(*this, b, e, out.data<float>() + b * in_features());
-  });
+  Tensor out = Tensor::empty({out_features(), in_features()}, Dtype::f32, device());
+  if (out.numel() > 0) dequantize_into(*this, 0, out_features(), out.data<float>());
   return out;
 }
 
@@ -139,7 +147,7 @@ Tensor QuantizedWeight::dequantize_rows(const Tensor& row_ids) const {
   std::vector<int64_t> ids = row_ids.to_int_vector();
   Shape shape = row_ids.shape();
   shape.push_back(in_features());
-  Tensor out = Tensor::empty(shape, Dtype::f32);
+  Tensor out = Tensor::empty(shape, Dtype::f32, device());
   const int64_t n = out_features();
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= n) {
@@ -168,14 +176,17 @@ QuantizedWeight QuantizedWeight::quantize(const Tensor& weight, int bits, int gr
   }
   if (!is_floating(scale_dtype)) throw InvalidArgument("quantize: scale dtype must be floating");
   Tensor wf = weight.to(Dtype::f32).contiguous();
+  const Device device = weight.device();
   QuantizedWeight q;
   q.bits = bits;
   q.group_size = group_size;
-  q.w = Tensor::empty({n, k * bits / 32}, Dtype::u32);
-  q.scales = Tensor::empty({n, k / group_size}, scale_dtype);
-  q.biases = Tensor::empty({n, k / group_size}, scale_dtype);
-  cpu::quantize_affine(wf.data<float>(), n, k, bits, group_size, q.w.data<uint32_t>(),
-                       q.scales.raw_data(), q.biases.raw_data(), scale_dtype);
+  q.w = Tensor::empty({n, k * bits / 32}, Dtype::u32, device);
+  q.scales = Tensor::empty({n, k / group_size}, scale_dtype, device);
+  q.biases = Tensor::empty({n, k / group_size}, scale_dtype, device);
+  if (n > 0 && k > 0) {
+    backend_for(device).quantize_affine(wf.data<float>(), n, k, bits, group_size, q.w.data<uint32_t>(),
+                                        q.scales.raw_data(), q.biases.raw_data(), scale_dtype);
+  }
   return q;
 }
 

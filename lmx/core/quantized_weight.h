@@ -1,50 +1,53 @@
 // A weight matrix in MLX's affine quantized layout, loaded as stored by
 // mlx-community checkpoints (no conversion): w = scale * q + bias per group of
 // `group_size` inputs, q packed into uint32 words along the input dimension.
-// prepare_for_cpu() repacks it for the fast kernels and then keeps only the packed copy:
-// shapes, dequantization and the MLX tensors themselves (mlx_layout(), for saving) are
-// all recovered from it exactly.
+// prepare() hands it to the backend of its device, which makes its own layout for its
+// kernels (the CPU repacks rows); then only that copy is kept: shapes, dequantization and
+// the MLX tensors themselves (mlx_layout(), for saving) are all recovered from it exactly.
 #pragma once
 
 #include <memory>
 #include <string>
 
+#include "lmx/core/kernel_args.h"
 #include "lmx/core/tensor.h"
 
 namespace lmx {
 
-namespace cpu {
-class PackedQuantWeight;
-}
+class PreparedWeight;
 
 enum class QuantMode : unsigned char { affine };
 
 struct QuantizedWeight {
-  // The MLX tensors; undefined once prepare_for_cpu() has packed them.
+  // The MLX tensors; undefined once prepare() has made the backend's layout.
   Tensor w;        // u32 [out, in * bits / 32]
   Tensor scales;   // [out, in / group_size], f32 / f16 / bf16
   Tensor biases;   // [out, in / group_size], same dtype as scales
   int bits = 4;
   int group_size = 64;
   QuantMode mode = QuantMode::affine;
-  // Load-time repacked copy for the fast CPU kernels (null until prepare_for_cpu()).
-  std::shared_ptr<const cpu::PackedQuantWeight> packed;
+  // The backend's own layout, made at load time (null until prepare()).
+  std::shared_ptr<const PreparedWeight> prepared;
 
   int64_t out_features() const;
   int64_t in_features() const;
   Dtype scale_dtype() const;
-  // True while w, scales and biases are held (before packing, or never packed).
+  // True while w, scales and biases are held (before prepare(), or never prepared).
   bool has_mlx_tensors() const { return w.defined(); }
+  // Where the weight lives (of the prepared copy, or of w).
+  Device device() const;
+  // The MLX tensors as kernel arguments (has_mlx_tensors() must hold).
+  kernels::QuantView view() const;
 
   // Throws FormatError naming `name` when shapes, dtypes, bits or group size do not
-  // describe a valid MLX quantized matrix (or a packed one, once the tensors are released).
+  // describe a valid MLX quantized matrix (or a prepared one, once the tensors are released).
   void validate(const std::string& name) const;
-  // Builds the repacked layout used by the fast kernels, then releases w, scales and biases
-  // (their memory, or their pages of a mapped checkpoint, go back), so the weight is held
-  // once. No-op when already packed.
-  void prepare_for_cpu();
-  // This weight with w, scales and biases defined: the held tensors, or new ones unpacked
-  // from the packed copy (bit for bit what was loaded). Shares `packed`.
+  // Makes the layout of the backend of the weight's device, then releases w, scales and
+  // biases (their memory, or their pages of a mapped checkpoint, go back), so the weight is
+  // held once. No-op when already prepared.
+  void prepare();
+  // This weight with w, scales and biases defined: the held tensors, or new
+  // ones unpacked from the prepared copy (bit for bit what was loaded). Shares `prepared`.
   QuantizedWeight mlx_layout() const;
   // The full-precision matrix [out, in] in f32.
   Tensor dequantize() const;

@@ -4,14 +4,12 @@
 #include <cstring>
 #include <sstream>
 
-#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/base/thread_pool.h"
+#include "lmx/core/backend.h"
 #include "lmx/core/detail/element_access.h"
 #include "lmx/core/detail/strided_loop.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
-#ifdef LMX_HAS_CUDA
-#include "lmx/backend/cuda/cuda_backend.h"
-#endif
 
 namespace lmx {
 
@@ -306,23 +304,23 @@ Tensor Tensor::to(Dtype dtype) const {
 
 Tensor Tensor::to(Device dev) const {
   if (dev == device()) return *this;
-#ifdef LMX_HAS_CUDA
+  // Host <-> device and device <-> device copies go through the device's backend (the
+  // host side is made contiguous first; a strided device tensor has no gather yet).
   Tensor src = device().is_cpu() ? contiguous() : *this;
   if (!src.is_contiguous()) {
     throw Unsupported("Tensor::to: device copies of non-contiguous " + device().str() +
                       " tensors are not implemented yet");
   }
+  if (!dev.is_cpu() && !src.device().is_cpu() ) {
+    throw Unsupported("Tensor::to: copies between two devices (" + src.device().str() + " -> " +
+                      dev.str() + ") go through the host for now: use .to(Device::cpu()) first");
+  }
   Tensor out = empty(shape_, dtype_, dev);
-  cuda::CopyKind kind = dev.is_cuda() && src.device().is_cpu()   ? cuda::CopyKind::host_to_device
-                        : dev.is_cpu() && src.device().is_cuda() ? cuda::CopyKind::device_to_host
-                                                                 : cuda::CopyKind::device_to_device;
-  int index = dev.is_cuda() ? dev.index : src.device().index;
-  cuda::copy(out.raw_data(), src.raw_data(), nbytes(), kind, index);
+  const bool to_device = !dev.is_cpu();
+  backend_for(to_device ? dev : src.device())
+      .copy_bytes(out.raw_data(), src.raw_data(), nbytes(),
+                  to_device ? CopyDirection::host_to_device : CopyDirection::device_to_host);
   return out;
-#else
-  throw Unsupported("Tensor::to: copies between " + device().str() + " and " + dev.str() +
-                    " need the CUDA backend (build with -DLMX_CUDA=ON)");
-#endif
 }
 
 void Tensor::copy_from_host(const void* src, size_t bytes) {
@@ -374,7 +372,7 @@ void Tensor::copy_(const Tensor& src) {
   };
   int64_t outer = detail::outer_count(layout);
   if (numel_ >= (int64_t{1} << 16) && outer > 1) {
-    cpu::ThreadPool::global().parallel_for(outer, std::max<int64_t>(1, (1 << 14) / layout.shape.back()), body);
+    ThreadPool::global().parallel_for(outer, std::max<int64_t>(1, (1 << 14) / layout.shape.back()), body);
   } else {
     body(0, outer);
   }

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <limits>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/generate/batch_kv_cache.h"
 #include "lmx/generate/sampler.h"
 

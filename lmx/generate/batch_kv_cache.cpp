@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <limits>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/generate/kv_buffer.h"
 #include "lmx/generate/simple_kv_cache.h"
 

@@ -2,7 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/generate/prompt_cache.h"
 #include "lmx/io/safetensors.h"
 

@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lmx/core/allocator.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::generate {
 namespace {

@@ -7,7 +7,7 @@
 
 #include "lmx/chat/chat_template.h"
 #include "lmx/chat/tool.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/generate/generate.h"
 #include "lmx/io/hub.h"
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <charconv>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/generate/chunked_kv_cache.h"
 #include "lmx/generate/quantized_kv_cache.h"
 #include "lmx/generate/rotating_kv_cache.h"

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 
-#include "lmx/backend/cpu/quantized.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/core/ops/shape.h"
+#include "lmx/core/quantized_weight.h"
 #include "lmx/generate/simple_kv_cache.h"
 
 namespace lmx::generate {
@@ -34,35 +34,22 @@ std::vector<Tensor> quantize_rows(const Tensor& x, int group_size, int bits) {
                           " is not a multiple of the group size " + std::to_string(group_size) +
                           " (choose kv_group_size dividing head_dim)");
   }
-  Tensor f = x.to(Dtype::f32).contiguous();
-  Tensor w = Tensor::empty({B, H, L, D * bits / 32}, Dtype::u32);
-  Tensor s = Tensor::empty({B, H, L, D / group_size}, Dtype::f32);
-  Tensor b = Tensor::empty({B, H, L, D / group_size}, Dtype::f32);
-  if (f.numel() > 0) {
-    cpu::quantize_affine(f.data<float>(), B * H * L, D, bits, group_size, w.data<uint32_t>(),
-                         s.data<float>(), b.data<float>(), Dtype::f32);
-  }
-  return {w, s, b};
+  // Each position's row of D values is one row of a quantized matrix [B*H*L, D].
+  QuantizedWeight q = QuantizedWeight::quantize(x.reshape({B * H * L, D}), bits, group_size, Dtype::f32);
+  return {q.w.reshape({B, H, L, D * bits / 32}), q.scales.reshape({B, H, L, D / group_size}),
+          q.biases.reshape({B, H, L, D / group_size})};
 }
 
 Tensor dequantize_rows(
     const Tensor& w_in, const Tensor& s_in, const Tensor& b_in, int group_size, int bits) {
-  Tensor w = w_in.contiguous(), s = s_in.to(Dtype::f32).contiguous(),
-         b = b_in.to(Dtype::f32).contiguous();
-  const int64_t B = w.dim(0), H = w.dim(1), L = w.dim(2), D = w.dim(3) * 32 / bits;
-  Tensor out = Tensor::empty({B, H, L, D}, Dtype::f32);
-  if (out.numel() == 0) return out;
-  cpu::QuantView v;
-  v.w = w.data<uint32_t>();
-  v.scales = s.data<float>();
-  v.biases = b.data<float>();
-  v.scale_dtype = Dtype::f32;
-  v.n = B * H * L;
-  v.k = D;
-  v.bits = bits;
-  v.group_size = group_size;
-  cpu::dequantize_affine(v, 0, v.n, out.data<float>(), D);
-  return out;
+  const int64_t B = w_in.dim(0), H = w_in.dim(1), L = w_in.dim(2), D = w_in.dim(3) * 32 / bits;
+  QuantizedWeight q;
+  q.bits = bits;
+  q.group_size = group_size;
+  q.w = w_in.contiguous().reshape({B * H * L, w_in.dim(3)});
+  q.scales = s_in.to(Dtype::f32).contiguous().reshape({B * H * L, D / group_size});
+  q.biases = b_in.to(Dtype::f32).contiguous().reshape({B * H * L, D / group_size});
+  return q.dequantize().reshape({B, H, L, D});
 }
 
 QuantizedKVCache::QuantizedKVCache(int group_size, int bits, int v_bits, int64_t step)

@@ -1,7 +1,7 @@
 // A KV cache that stores keys and values affine-quantized along head_dim in the MLX
 // layout (mlx-lm's QuantizedKVCache), with separate bit widths for keys and values.
 // Attention reads it through update_and_fetch_quantized and dequantizes one block of
-// positions at a time (lmx/backend/cpu/attention_quantized.h).
+// positions at a time (ops::quantized_scaled_dot_product_attention).
 #pragma once
 
 #include "lmx/nn/kv_cache.h"

@@ -7,8 +7,8 @@
 #include <numeric>
 #include <random>
 
-#include "lmx/backend/cpu/argmax.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
+#include "lmx/core/ops/reduce.h"
 
 namespace lmx::generate {
 namespace {
@@ -126,7 +126,7 @@ int32_t Sampler::sample(std::vector<float>& logits) {
     log_softmax_inplace(logprobs_);
   }
   if (p_.temperature == 0.0f) {
-    return static_cast<int32_t>(cpu::argmax(logits.data(), static_cast<int64_t>(logits.size())));
+    return static_cast<int32_t>(ops::greedy_argmax(logits));
   }
   const size_t V = logits.size();
   const bool xtc = p_.xtc_probability > 0;

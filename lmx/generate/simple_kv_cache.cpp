@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/generate/kv_buffer.h"
 #include "lmx/generate/quantized_kv_cache.h"
 

@@ -2,7 +2,7 @@
 
 #include <chrono>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/generate/quantized_kv_cache.h"
 #include "lmx/generate/rotating_kv_cache.h"
 #include "lmx/generate/simple_kv_cache.h"

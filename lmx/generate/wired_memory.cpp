@@ -4,7 +4,7 @@
 #include <atomic>
 #include <cstdio>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/generate/wired_memory_backend.h"
 
 namespace lmx::generate {

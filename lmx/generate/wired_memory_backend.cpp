@@ -2,10 +2,7 @@
 
 #include <set>
 
-#include "lmx/backend/cpu/quantized.h"
-#ifdef LMX_HAS_CUDA
-#include "lmx/backend/cuda/cuda_wired.h"
-#endif
+#include "lmx/core/backend.h"
 #include "lmx/nn/linear.h"
 #include "lmx/nn/mlp.h"
 
@@ -17,13 +14,11 @@ std::optional<size_t> CpuResidencyBackend::recommended_working_set() {
   return ram > reserve_ ? ram - reserve_ : 0;
 }
 
-#ifdef LMX_HAS_CUDA
-size_t CudaPoolBackend::current_limit() { return cuda::reserved_pool_bytes(device_); }
-std::string CudaPoolBackend::apply(size_t limit) { return cuda::reserve_pool(device_, limit); }
-std::optional<size_t> CudaPoolBackend::recommended_working_set() {
-  return cuda::recommended_working_set(device_, reserve_);
+size_t DevicePoolBackend::current_limit() { return backend_for(device_).reserved_pool_bytes(); }
+std::string DevicePoolBackend::apply(size_t limit) { return backend_for(device_).reserve_pool(limit); }
+std::optional<size_t> DevicePoolBackend::recommended_working_set() {
+  return backend_for(device_).recommended_working_set(reserve_);
 }
-#endif
 
 std::shared_ptr<WiredBackend> make_default_wired_backend() {
   return std::make_shared<CpuResidencyBackend>();
@@ -32,19 +27,19 @@ std::shared_ptr<WiredBackend> make_default_wired_backend() {
 std::vector<residency::Region> weight_regions(nn::Module& model, size_t* mapped_bytes) {
   std::vector<residency::Region> regions;
   if (mapped_bytes) *mapped_bytes = 0;
-  std::set<const void*> replaced;  // stored quantized tensors that a repacked copy replaces
+  std::set<const void*> replaced;  // stored quantized tensors that a prepared copy replaces
   model.for_each_module([&](const std::string&, nn::Module& m) {
     const nn::WeightMatrix* w = nullptr;
     if (auto* linear = dynamic_cast<nn::Linear*>(&m)) w = &linear->weight();
     if (auto* embedding = dynamic_cast<nn::Embedding*>(&m)) w = &embedding->weight();
     if (auto* experts = dynamic_cast<nn::SwitchLinear*>(&m)) {
-      for (const auto& p : experts->packed())
-        if (p && !p->empty()) regions.push_back({p->data(), p->bytes()});
+      for (const auto& p : experts->prepared())
+        if (p && p->host_data()) regions.push_back({p->host_data(), p->bytes()});
       return;
     }
-    if (!w || !w->quantized() || !w->quant().packed || w->quant().packed->empty()) return;
+    if (!w || !w->quantized() || !w->quant().prepared || !w->quant().prepared->host_data()) return;
     const auto& q = w->quant();
-    regions.push_back({q.packed->data(), q.packed->bytes()});
+    regions.push_back({q.prepared->host_data(), q.prepared->bytes()});
     for (const Tensor* t : {&q.w, &q.scales, &q.biases})
       if (t->defined()) replaced.insert(t->raw_data());
   });

@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "lmx/core/device.h"
 #include "lmx/core/residency.h"
 #include "lmx/generate/wired_memory.h"
 #include "lmx/nn/kv_cache.h"
@@ -34,26 +35,26 @@ class CpuResidencyBackend : public WiredBackend {
   size_t reserve_;
 };
 
-#ifdef LMX_HAS_CUDA
-class CudaPoolBackend : public WiredBackend {
+// A device with its own memory (CUDA): the limit is the device memory pool its backend
+// keeps reserved (Backend::reserve_pool). Devices without a pool answer apply() with why.
+class DevicePoolBackend : public WiredBackend {
  public:
-  explicit CudaPoolBackend(int device = 0, size_t reserve_bytes = size_t{1} << 30)
+  explicit DevicePoolBackend(Device device, size_t reserve_bytes = size_t{1} << 30)
       : device_(device), reserve_(reserve_bytes) {}
-  std::string name() const override { return "cuda memory pool"; }
+  std::string name() const override { return device_.str() + " memory pool"; }
   size_t current_limit() override;
   std::string apply(size_t limit) override;
   std::optional<size_t> recommended_working_set() override;
 
  private:
-  int device_;
+  Device device_;
   size_t reserve_;
 };
-#endif
 
 // The backend of WiredMemoryManager::shared(): CPU residency over the global registry.
 std::shared_ptr<WiredBackend> make_default_wired_backend();
 
-// The memory a model's forward pass reads, once each: repacked quantized matrices (their
+// The memory a model's forward pass reads, once each: prepared quantized matrices (their
 // stored originals are then skipped), then every other CPU parameter. `mapped_bytes`
 // (optional) receives the part that is memory-mapped from checkpoint files.
 std::vector<residency::Region> weight_regions(nn::Module& model, size_t* mapped_bytes = nullptr);

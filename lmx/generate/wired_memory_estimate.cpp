@@ -4,7 +4,7 @@
 #include <cstdint>
 
 #include "lmx/core/allocator.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/generate/model_container.h"
 #include "lmx/generate/token_iterator.h"
 #include "lmx/generate/wired_memory_backend.h"

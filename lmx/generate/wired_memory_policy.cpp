@@ -4,7 +4,7 @@
 #include <atomic>
 #include <limits>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::generate {
 namespace {

@@ -10,7 +10,7 @@
 #include <iterator>
 #include <random>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::io::detail {
 

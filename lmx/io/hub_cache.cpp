@@ -6,7 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/io/detail.h"
 #include "lmx/io/hub.h"
 #include "lmx/io/hub_http.h"

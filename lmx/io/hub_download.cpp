@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/io/detail.h"
 #include "lmx/io/hub_http.h"
 

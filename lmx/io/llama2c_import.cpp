@@ -10,7 +10,7 @@
 #include <numeric>
 #include <unordered_map>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/io/detail.h"
 #include "lmx/io/mapped_file.h"
 #include "lmx/io/safetensors_writer.h"

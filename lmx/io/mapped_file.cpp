@@ -10,7 +10,7 @@
 #include <cstring>
 #include <string>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::io {
 namespace {

@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/io/detail.h"
 
 namespace lmx::io {

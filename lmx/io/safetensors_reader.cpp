@@ -5,7 +5,7 @@
 #include <string>
 #include <unordered_set>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/io/mapped_file.h"
 #include "lmx/io/safetensors.h"
 

@@ -1,6 +1,6 @@
 #include "lmx/io/weight_map.h"
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::io {
 

@@ -2,7 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/io/mapped_file.h"
 #include "lmx/models/config_reader.h"
 #include "lmx/models/registry.h"
@@ -125,12 +125,12 @@ void load_weights(LanguageModel& model, WeightDict weights, const nlohmann::json
 WeightBytes weight_bytes(LanguageModel& model) {
   WeightBytes b;
   model.for_each_module([&](const std::string&, nn::Module& m) {
-    size_t packed = 0;
-    if (auto* l = dynamic_cast<nn::Linear*>(&m)) packed = l->weight().packed_bytes();
-    if (auto* e = dynamic_cast<nn::Embedding*>(&m)) packed = e->weight().packed_bytes();
-    if (auto* s = dynamic_cast<nn::SwitchLinear*>(&m)) packed = s->packed_bytes();
-    b.total += packed;
-    b.outside_allocator += packed;
+    size_t prepared = 0;
+    if (auto* l = dynamic_cast<nn::Linear*>(&m)) prepared = l->weight().prepared_bytes();
+    if (auto* e = dynamic_cast<nn::Embedding*>(&m)) prepared = e->weight().prepared_bytes();
+    if (auto* s = dynamic_cast<nn::SwitchLinear*>(&m)) prepared = s->prepared_bytes();
+    b.total += prepared;
+    b.outside_allocator += prepared;
   });
   for (auto& p : model.parameters()) {
     if (!p.tensor->defined()) continue;

@@ -1,6 +1,6 @@
 #include "lmx/models/quantize.h"
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/nn/linear.h"
 #include "lmx/nn/mlp.h"
 

@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/models/llm/common.h"
 
 namespace lmx::models {

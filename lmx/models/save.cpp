@@ -4,7 +4,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/io/safetensors_writer.h"
 #include "lmx/nn/linear.h"
 #include "lmx/nn/mlp.h"

@@ -3,8 +3,7 @@
 #include <cmath>
 #include <regex>
 
-#include "lmx/backend/cpu/quantized.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/shape.h"
 

@@ -4,9 +4,7 @@
 #include <cmath>
 #include <vector>
 
-#include "lmx/backend/cpu/attention_quantized.h"
-#include "lmx/backend/cpu/thread_pool.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/core/ops/nn.h"
 
 namespace lmx::nn {
@@ -46,64 +44,6 @@ void set_mask(ops::AttentionParams& p, const KVCache& cache, int64_t q_len, int6
   } else {
     p.q_offset = offset_before - cache.first_position();  // relative to the first returned key
   }
-}
-
-// Attention over a quantized cache: K / V dequantized block by block in the kernel.
-Tensor quantized_attention(const Tensor& q_in,
-                           const QuantizedKV& kv,
-                           const ops::AttentionParams& p) {
-  Tensor q = q_in.dtype() == Dtype::f32 && q_in.strides()[3] == 1
-                 ? q_in
-                 : q_in.to(Dtype::f32).contiguous();
-  const int64_t B = q.dim(0), Hq = q.dim(1), Lq = q.dim(2), D = q.dim(3);
-  const int64_t Hkv = kv.k_w.dim(1), Lkv = kv.length();
-  const int64_t Dv = kv.v_w.dim(3) * 32 / kv.v_bits;
-  Tensor out = Tensor::empty({B, Hq, Lq, Dv}, Dtype::f32);
-  if (out.numel() == 0) return out;
-  cpu::QuantizedAttentionArgs a;
-  a.batch = B;
-  a.q_heads = Hq;
-  a.kv_heads = Hkv;
-  a.q_len = Lq;
-  a.kv_len = Lkv;
-  a.head_dim = D;
-  a.v_head_dim = Dv;
-  a.group_size = kv.group_size;
-  a.q = q.data<float>();
-  a.out = out.data<float>();
-  for (int d = 0; d < 4; ++d) {
-    a.q_strides[d] = q.strides()[d];
-    a.out_strides[d] = out.strides()[d];
-  }
-  auto rows = [](cpu::QuantizedRows& r, const Tensor& w, const Tensor& s, const Tensor& b,
-                 int bits) {
-    LMX_ASSERT(w.strides()[3] == 1 && s.strides()[3] == 1 && s.strides() == b.strides());
-    r.w = w.data<uint32_t>();
-    r.scales = s.data<float>();
-    r.biases = b.data<float>();
-    for (int d = 0; d < 3; ++d) {
-      r.w_strides[d] = w.strides()[d];
-      r.s_strides[d] = s.strides()[d];
-    }
-    r.bits = bits;
-  };
-  rows(a.k, kv.k_w, kv.k_scales, kv.k_biases, kv.k_bits);
-  rows(a.v, kv.v_w, kv.v_scales, kv.v_biases, kv.v_bits);
-  cpu::AttentionOptions o;
-  o.scale = p.scale;
-  o.causal = p.causal;
-  o.q_offset = p.q_offset;
-  o.window = p.window;
-  o.softcap = p.softcap;
-  Tensor mask;
-  if (p.mask.defined()) {
-    mask = p.mask.to(Dtype::f32).expand({B, Hq, Lq, Lkv});
-    if (mask.strides()[3] != 1 && Lkv > 1) mask = mask.contiguous();
-    o.mask = mask.data<float>();
-    for (int d = 0; d < 4; ++d) o.mask_strides[d] = mask.strides()[d];
-  }
-  cpu::quantized_scaled_dot_product_attention(a, o, cpu::ThreadPool::global());
-  return out;
 }
 
 }  // namespace
@@ -187,7 +127,7 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache) const {
   if (cache && cache->is_quantized()) {
     nn::QuantizedKV kv = cache->update_and_fetch_quantized(k, v);
     set_mask(p, *cache, L, offset);
-    out = quantized_attention(q, kv, p);
+    out = ops::quantized_scaled_dot_product_attention(q, kv, p);
   } else {
     if (cache) {
       auto kv = cache->update_and_fetch(k, v);

@@ -8,21 +8,15 @@
 #include <utility>
 #include <vector>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
+#include "lmx/core/ops/nn.h"
 #include "lmx/core/tensor.h"
 
 namespace lmx::nn {
 
 // Keys and values affine-quantized along head_dim in the MLX layout (uint32 words,
 // lowest bits first; x = scale * q + bias per group of `group_size` elements).
-struct QuantizedKV {
-  Tensor k_w, k_scales, k_biases;  // u32 [B, H, L, D * k_bits / 32], f32 [B, H, L, D / group]
-  Tensor v_w, v_scales, v_biases;  // u32 [B, H, L, Dv * v_bits / 32], f32 [B, H, L, Dv / group]
-  int k_bits = 8;
-  int v_bits = 8;
-  int group_size = 64;
-  int64_t length() const { return k_w.defined() ? k_w.dim(2) : 0; }
-};
+using QuantizedKV = ops::QuantizedKV;
 
 class KVCache {
  public:

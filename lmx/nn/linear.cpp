@@ -1,7 +1,7 @@
 #include "lmx/nn/linear.h"
 
-#include "lmx/backend/cpu/quantized.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
+#include "lmx/core/backend.h"
 #include "lmx/core/ops/index.h"
 #include "lmx/core/ops/linalg.h"
 
@@ -50,12 +50,12 @@ Tensor WeightMatrix::rows_at(const Tensor& ids) const {
   return rows.dtype() == Dtype::f32 ? rows : rows.to(Dtype::f32);
 }
 
-size_t WeightMatrix::packed_bytes() const {
-  return quantized_ && quant_.packed ? quant_.packed->bytes() : 0;
+size_t WeightMatrix::prepared_bytes() const {
+  return quantized_ && quant_.prepared ? quant_.prepared->bytes() : 0;
 }
 
 void WeightMatrix::prepare() {
-  if (quantized_ && !quant_.packed) quant_.prepare_for_cpu();
+  if (quantized_ && !quant_.prepared) quant_.prepare();
 }
 
 Linear::Linear(int64_t in, int64_t out, bool bias) : w_(out, in), has_bias_(bias) { register_all(); }
@@ -80,7 +80,7 @@ std::vector<Tensor> forward_shared_input(const Tensor& x, std::span<const Linear
   const int64_t rows = x.ndim() == 0 || x.dim(-1) == 0 ? 0 : x.numel() / x.dim(-1);
   bool shared = rows > 0 && rows < 4;
   for (const Linear* l : layers)
-    shared = shared && l->weight().quantized() && l->weight().quant().packed;
+    shared = shared && l->weight().quantized() && l->weight().quant().prepared;
   std::vector<Tensor> outs;
   if (!shared) {
     for (const Linear* l : layers) outs.push_back(l->forward(x));

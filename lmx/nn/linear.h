@@ -38,10 +38,11 @@ class WeightMatrix {
   Tensor matmul_t(const Tensor& x, const Tensor& bias) const;
   // Rows picked by ids, as f32 [..., cols].
   Tensor rows_at(const Tensor& ids) const;
-  // Bytes of the packed copy (0 when dense or not prepared).
-  size_t packed_bytes() const;
-  // Repacks quantized weights for the fast CPU kernels (after loading); only the packed
-  // copy stays (quant().mlx_layout() gives the MLX tensors back, e.g. for saving).
+  // Bytes of the backend's prepared copy (0 when dense or not prepared).
+  size_t prepared_bytes() const;
+  // Has the backend of the weight's device make its layout of a quantized weight (after
+  // loading); only that copy stays (quant().mlx_layout() gives the MLX tensors back, e.g.
+  // for saving).
   void prepare();
 
  private:
@@ -75,7 +76,7 @@ class Linear : public Module {
 };
 
 // layers[i]->forward(x) for each layer, bit for bit, for layers that read the same x
-// (q/k/v, gate/up). On decode (< 4 rows) with packed quantized weights, one parallel region
+// (q/k/v, gate/up). On decode (< 4 rows) with prepared quantized weights, one parallel region
 // covers all of them (ops::quantized_linears); otherwise the layers run one by one. (Dense
 // weights run one by one: one region for Llama-3.2-1B bf16 measured 5% slower.)
 std::vector<Tensor> forward_shared_input(const Tensor& x, std::span<const Linear* const> layers);

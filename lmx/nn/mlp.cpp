@@ -4,8 +4,8 @@
 #include <numeric>
 #include <vector>
 
-#include "lmx/backend/cpu/quantized.h"
-#include "lmx/core/error.h"
+#include "lmx/core/backend.h"
+#include "lmx/base/error.h"
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/index.h"
 #include "lmx/core/ops/linalg.h"
@@ -170,8 +170,8 @@ QuantizedWeight SwitchLinear::expert_quant(int64_t e) const {
   QuantizedWeight q;
   q.bits = quant_.bits;
   q.group_size = quant_.group_size;
-  if (!packed_.empty()) {
-    q.packed = packed_[static_cast<size_t>(e)];
+  if (!prepared_.empty()) {
+    q.prepared = prepared_[static_cast<size_t>(e)];
     return q;
   }
   q.w = quant_.w.select(0, e);
@@ -181,29 +181,29 @@ QuantizedWeight SwitchLinear::expert_quant(int64_t e) const {
 }
 
 void SwitchLinear::prepare() {
-  if (!quantized_ || !packed_.empty()) return;
-  std::vector<std::shared_ptr<const cpu::PackedQuantWeight>> packed;
+  if (!quantized_ || !prepared_.empty()) return;
+  std::vector<std::shared_ptr<const PreparedWeight>> prepared;
   for (int64_t e = 0; e < experts_; ++e) {
     QuantizedWeight q = expert_quant(e);
-    q.prepare_for_cpu();
-    packed.push_back(q.packed);
+    q.prepare();
+    prepared.push_back(q.prepared);
   }
-  packed_ = std::move(packed);
-  // Only the packed copies stay: the stacked tensors (or their mapped pages) go back.
+  prepared_ = std::move(prepared);
+  // Only the prepared copies stay: the stacked tensors (or their mapped pages) go back.
   quant_.w = Tensor();
   quant_.scales = Tensor();
   quant_.biases = Tensor();
 }
 
-size_t SwitchLinear::packed_bytes() const {
+size_t SwitchLinear::prepared_bytes() const {
   size_t n = 0;
-  for (const auto& p : packed_) n += p->bytes();
+  for (const auto& p : prepared_) n += p->bytes();
   return n;
 }
 
 QuantizedWeight SwitchLinear::mlx_layout() const {
   if (!quantized_) throw InvalidArgument("switch linear: mlx_layout of a dense layer");
-  if (packed_.empty()) return quant_;
+  if (prepared_.empty()) return quant_;
   std::vector<QuantizedWeight> experts;
   for (int64_t e = 0; e < experts_; ++e) experts.push_back(expert_quant(e).mlx_layout());
   return stack_experts(experts);

@@ -48,17 +48,17 @@ class SwitchLinear : public Module {
   SwitchLinear(int64_t experts, int64_t in, int64_t out);
   void quantize_for_load(int bits, int group_size);
   void quantize(int bits, int group_size, Dtype scale_dtype);
-  // Packs every expert for the fast CPU kernels, then keeps only the packed copies.
+  // Prepares every expert for its device's kernels, then keeps only the prepared copies.
   void prepare();
   // x [tokens, in] through expert e -> [tokens, out] (f32).
   Tensor forward(const Tensor& x, int64_t expert) const;
   int64_t experts() const { return experts_; }
   bool quantized() const { return quantized_; }
-  // Bytes of the experts' packed copies (0 when dense or not prepared).
-  size_t packed_bytes() const;
-  // The per-expert packed copies (quantized layers, once prepared; else empty).
-  const std::vector<std::shared_ptr<const cpu::PackedQuantWeight>>& packed() const { return packed_; }
-  // The stacked MLX tensors (quantized layers only): held, or unpacked from the packed copies.
+  // Bytes of the experts' prepared copies (0 when dense or not prepared).
+  size_t prepared_bytes() const;
+  // The per-expert prepared copies (quantized layers, once prepared; else empty).
+  const std::vector<std::shared_ptr<const PreparedWeight>>& prepared() const { return prepared_; }
+  // The stacked MLX tensors (quantized layers only): held, or unpacked from the prepared copies.
   QuantizedWeight mlx_layout() const;
 
  private:
@@ -68,7 +68,7 @@ class SwitchLinear : public Module {
   bool quantized_ = false;
   Tensor weight_;  // dense [E, out, in]
   QuantizedWeight quant_;  // stacked: w [E, out, in*bits/32], scales/biases [E, out, in/g]
-  std::vector<std::shared_ptr<const cpu::PackedQuantWeight>> packed_;
+  std::vector<std::shared_ptr<const PreparedWeight>> prepared_;
 };
 
 struct MoeOptions {

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/core/ops/nn.h"
 
 namespace lmx::nn {

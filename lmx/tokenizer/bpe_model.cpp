@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <cstdio>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/tokenizer/models.h"
 #include "lmx/tokenizer/unicode.h"
 

@@ -2,7 +2,7 @@
 // llama.cpp's tests and any GGUF model. Only the key/value section is read.
 #include <cstring>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/tokenizer/decoders.h"
 #include "lmx/tokenizer/models.h"
 #include "lmx/tokenizer/normalizers.h"

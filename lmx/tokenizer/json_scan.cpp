@@ -3,7 +3,7 @@
 #include <charconv>
 #include <cstring>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/tokenizer/unicode.h"
 
 namespace lmx::tokenizer::detail {

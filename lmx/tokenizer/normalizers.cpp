@@ -4,7 +4,7 @@
 
 #include <cstring>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::tokenizer::detail {
 

@@ -3,7 +3,7 @@
 
 #include <pcre2.h>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::tokenizer::detail {
 

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <map>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/tokenizer/decoders.h"
 #include "lmx/tokenizer/models.h"
 #include "lmx/tokenizer/normalizers.h"

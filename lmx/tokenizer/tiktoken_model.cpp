@@ -2,7 +2,7 @@
 // tokenizer.model) -> a byte-level BPE TokenizerImpl.
 #include <string>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/tokenizer/decoders.h"
 #include "lmx/tokenizer/models.h"
 #include "lmx/tokenizer/post_processors.h"

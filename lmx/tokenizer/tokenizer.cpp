@@ -4,7 +4,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/tokenizer/decoders.h"
 #include "lmx/tokenizer/post_processors.h"
 #include "lmx/tokenizer/tokenizer_impl.h"

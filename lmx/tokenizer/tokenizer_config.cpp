@@ -1,7 +1,7 @@
 // tokenizer_config.json / special_tokens_map.json -> TokenizerConfig.
 #include <nlohmann/json.hpp>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/tokenizer/tokenizer_impl.h"
 
 namespace lmx::tokenizer::detail {

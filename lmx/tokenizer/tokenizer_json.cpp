@@ -2,7 +2,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/tokenizer/decoders.h"
 #include "lmx/tokenizer/json_scan.h"
 #include "lmx/tokenizer/models.h"

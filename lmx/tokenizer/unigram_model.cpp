@@ -2,7 +2,7 @@
 #include <cstdio>
 #include <limits>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/tokenizer/models.h"
 #include "lmx/tokenizer/unicode.h"
 

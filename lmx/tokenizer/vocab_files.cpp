@@ -2,7 +2,7 @@
 // vocab.txt, assembled the way the HF converters do.
 #include <nlohmann/json.hpp>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/tokenizer/decoders.h"
 #include "lmx/tokenizer/models.h"
 #include "lmx/tokenizer/normalizers.h"

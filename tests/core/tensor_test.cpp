@@ -3,7 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "lmx/core/allocator.h"
-#include "lmx/core/error.h"
+#include "lmx/core/backend.h"
+#include "lmx/base/error.h"
 #include "test_util.h"
 
 namespace lmx {
@@ -149,9 +150,10 @@ TEST(Allocator, MemoryLimitThrowsOutOfMemory) {
 }
 
 TEST(Tensor, CudaDeviceIsUnsupportedWithoutBackend) {
-#ifndef LMX_HAS_CUDA
+  if (built_with_cuda()) GTEST_SKIP() << "built with CUDA: tests/backend/cuda covers the device";
   EXPECT_THROW(Tensor::empty({4}, Dtype::f32, Device::cuda()), Unsupported);
-#endif
+  EXPECT_THROW(Tensor::zeros({4}).to(Device::cuda()), Unsupported);
+  EXPECT_THROW(backend_for(Device::cuda(1)), Unsupported);
 }
 
 }  // namespace

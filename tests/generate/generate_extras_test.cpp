@@ -6,8 +6,8 @@
 #include <chrono>
 #include <cmath>
 
-#include "lmx/backend/cpu/thread_pool.h"
-#include "lmx/core/error.h"
+#include "lmx/base/thread_pool.h"
+#include "lmx/base/error.h"
 #include "lmx/generate/generate.h"
 #include "lmx/generate/generation_task.h"
 #include "lmx/generate/sampler.h"
@@ -128,12 +128,12 @@ TEST_F(GenerateExtras, SeededRunsAreTheSameWithOneAndTwoThreads) {
     }
     return g.tokens();
   };
-  const int before = cpu::ThreadPool::global().num_threads();
-  cpu::ThreadPool::set_global_threads(1);
+  const int before = ThreadPool::global().num_threads();
+  ThreadPool::set_global_threads(1);
   const auto one = run();
-  cpu::ThreadPool::set_global_threads(2);
+  ThreadPool::set_global_threads(2);
   const auto two = run();
-  cpu::ThreadPool::set_global_threads(before);
+  ThreadPool::set_global_threads(before);
   EXPECT_EQ(one, two);
   EXPECT_EQ(one.size(), 80u);
   p.seed = 1235;

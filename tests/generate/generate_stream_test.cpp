@@ -4,7 +4,7 @@
 
 #include <thread>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/generate/generate.h"
 #include "lmx/generate/model_container.h"
 #include "lmx/io/llama2c_import.h"

@@ -7,7 +7,7 @@
 
 #include <cmath>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/generate/generate.h"
 #include "lmx/generate/quantized_kv_cache.h"
 #include "lmx/generate/rotating_kv_cache.h"

@@ -8,7 +8,7 @@
 #include <numeric>
 #include <random>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::generate {
 namespace {

@@ -15,8 +15,8 @@
 #include <sstream>
 #include <thread>
 
-#include "lmx/backend/cpu/quantized.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
+#include "lmx/core/backend.h"
 #include "lmx/core/residency.h"
 #include "lmx/generate/generate.h"
 #include "lmx/generate/wired_memory_backend.h"
@@ -144,8 +144,8 @@ TEST(WeightRegions, RepackedMatricesReplaceTheirStoredTensors) {
     auto* linear = dynamic_cast<nn::Linear*>(&m);
     if (!linear || !linear->weight().quantized()) return;
     const auto& q = linear->weight().quant();
-    ASSERT_TRUE(q.packed);
-    EXPECT_TRUE(has(q.packed->data()));
+    ASSERT_TRUE(q.prepared);
+    EXPECT_TRUE(has(q.prepared->host_data()));
     for (const Tensor* t : {&q.w, &q.scales, &q.biases})
       EXPECT_FALSE(t->defined() && has(t->raw_data()));
     ++quantized;
@@ -162,10 +162,10 @@ TEST(WeightRegions, MixtureOfExpertsPinsEachExpertsPackedCopy) {
   loaded.model->for_each_module([&](const std::string&, nn::Module& m) {
     auto* s = dynamic_cast<nn::SwitchLinear*>(&m);
     if (!s) return;
-    ASSERT_FALSE(s->packed().empty());
-    for (const auto& p : s->packed()) {
+    ASSERT_FALSE(s->prepared().empty());
+    for (const auto& p : s->prepared()) {
       EXPECT_TRUE(std::any_of(regions.begin(), regions.end(),
-                              [&](const residency::Region& r) { return r.data == p->data() && r.bytes == p->bytes(); }));
+                              [&](const residency::Region& r) { return r.data == p->host_data() && r.bytes == p->bytes(); }));
       ++experts;
     }
   });

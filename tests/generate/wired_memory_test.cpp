@@ -12,7 +12,7 @@
 #include <random>
 #include <thread>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::generate {
 namespace {

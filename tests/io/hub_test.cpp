@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/io/model_folder.h"
 #include "lmx/io/safetensors_writer.h"
 #include "tests/io/io_test_util.h"

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/io/model_folder.h"
 #include "tests/io/io_test_util.h"
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/io/safetensors_writer.h"
 #include "tests/io/io_test_util.h"
 

@@ -3,7 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "tests/io/safetensors_fuzz_entry.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

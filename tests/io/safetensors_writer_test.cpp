@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/io/safetensors.h"
 #include "tests/io/io_test_util.h"
 

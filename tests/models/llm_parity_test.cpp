@@ -8,7 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/core/ops/linalg.h"
 #include "lmx/io/safetensors.h"
 #include "lmx/models/load.h"

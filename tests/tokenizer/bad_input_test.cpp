@@ -4,7 +4,7 @@
 
 #include <fstream>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/tokenizer/tokenizer.h"
 #include "tokenizer_sources.h"
 #include "tokenizer_test_util.h"

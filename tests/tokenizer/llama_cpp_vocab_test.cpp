@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/tokenizer/tokenizer.h"
 #include "tokenizer_test_util.h"
 

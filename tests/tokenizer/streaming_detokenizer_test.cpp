@@ -4,7 +4,7 @@
 
 #include <random>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/tokenizer/tokenizer.h"
 #include "lmx/tokenizer/unicode.h"
 #include "tokenizer_sources.h"

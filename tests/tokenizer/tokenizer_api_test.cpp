@@ -6,7 +6,7 @@
 #include <atomic>
 #include <thread>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/tokenizer/tokenizer.h"
 #include "lmx/tokenizer/unicode.h"
 #include "tokenizer_sources.h"

@@ -5,19 +5,12 @@
 
 #include <cstdint>
 
-#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/base/thread_pool.h"
+#include "lmx/core/kernel_args.h"
 
 namespace lmx::cpu {
 
-enum class Activation {
-  silu,       // x * sigmoid(x)
-  gelu,       // x/2 * (1 + erf(x / sqrt 2))                    (exact, torch default)
-  gelu_tanh,  // x/2 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))  ("gelu_pytorch_tanh")
-  exp,
-  tanh,
-  sigmoid,
-  softplus,  // log(1 + e^x), computed stably for all x (no threshold switch)
-};
+using kernels::Activation;
 
 // out[i] = act(x[i]) for i < n. out may equal x. Large arrays are split over `pool`.
 void activation(Activation act, const float* x, float* out, int64_t n, ThreadPool& pool);

@@ -9,7 +9,7 @@
 
 #include "lmx/backend/cpu/attention_avx2.h"
 #include "lmx/backend/cpu/cpu_features.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/core/half.h"
 
 namespace lmx::cpu {

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "lmx/backend/cpu/quantized.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::cpu {
 namespace {

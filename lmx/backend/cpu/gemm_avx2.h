@@ -14,7 +14,7 @@
 #include <functional>
 #include <new>
 
-#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/base/thread_pool.h"
 
 namespace lmx::cpu::detail::avx2 {
 

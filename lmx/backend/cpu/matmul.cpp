@@ -2,7 +2,7 @@
 
 #include "lmx/backend/cpu/cpu_features.h"
 #include "lmx/backend/cpu/matmul_kernels.h"
-#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/base/thread_pool.h"
 
 namespace lmx::cpu {
 

@@ -8,7 +8,7 @@
 
 #include "lmx/backend/cpu/matmul.h"
 #include "lmx/backend/cpu/quantized.h"
-#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/base/thread_pool.h"
 
 namespace lmx::cpu::detail {
 

@@ -4,23 +4,16 @@
 
 #include <cstdint>
 
-#include "lmx/backend/cpu/thread_pool.h"
-#include "lmx/core/dtype.h"
+#include "lmx/base/thread_pool.h"
+#include "lmx/core/kernel_args.h"
 
 namespace lmx::cpu {
 
-// A per-channel parameter vector of `dim` contiguous elements (norm weight or bias) in
-// f32, f16 or bf16, as stored in the checkpoint. A null `data` means "absent".
-struct ChannelVector {
-  const void* data = nullptr;
-  Dtype dtype = Dtype::f32;
-};
+using kernels::ChannelVector;
+using kernels::RmsNormOptions;
+using kernels::LayerNormOptions;
 
-struct RmsNormOptions {
-  ChannelVector weight;          // [dim]; absent: no per-channel scale
-  bool add_unit_offset = false;  // scale by (1 + w), as Gemma stores its norm weights
-  float eps = 1e-6f;
-};
+
 
 // out[r, :] = x[r, :] * rsqrt(mean(x[r, :]^2) + eps) * w   (w: see RmsNormOptions)
 // x: [rows, dim] with row stride ldx; out: [rows, dim] with row stride ldo. out may
@@ -35,11 +28,6 @@ void rms_norm(const float* x,
               const RmsNormOptions& options,
               ThreadPool& pool);
 
-struct LayerNormOptions {
-  ChannelVector weight;  // [dim]; absent: scale 1
-  ChannelVector bias;    // [dim]; absent: shift 0
-  float eps = 1e-5f;
-};
 
 // out[r, :] = (x[r, :] - mean) * rsqrt(var + eps) * w + b, var the biased variance
 // (as torch.nn.LayerNorm). Same layout rules as rms_norm.

@@ -13,7 +13,7 @@
 #include "lmx/backend/cpu/gemm_avx2.h"
 #include "lmx/backend/cpu/matmul_kernels.h"
 #include "lmx/backend/cpu/quant_avx2_shared.h"
-#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/base/thread_pool.h"
 
 namespace lmx::cpu::detail {
 namespace {

@@ -10,8 +10,11 @@
 #include "lmx/backend/cpu/gemm_avx2.h"
 #include "lmx/backend/cpu/quantized.h"
 
-namespace lmx::cpu {
+namespace lmx {
 class ThreadPool;
+}  // namespace lmx
+
+namespace lmx::cpu {
 }
 
 namespace lmx::cpu::detail {

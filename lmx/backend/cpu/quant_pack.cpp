@@ -30,8 +30,8 @@
 #include "lmx/backend/cpu/cpu_features.h"
 #include "lmx/backend/cpu/matmul_kernels.h"
 #include "lmx/backend/cpu/quantized.h"
-#include "lmx/backend/cpu/thread_pool.h"
-#include "lmx/core/error.h"
+#include "lmx/base/thread_pool.h"
+#include "lmx/base/error.h"
 
 namespace lmx::cpu {
 namespace {

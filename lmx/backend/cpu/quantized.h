@@ -15,27 +15,17 @@
 #include <memory>
 #include <span>
 
-#include "lmx/core/dtype.h"
+#include "lmx/core/kernel_args.h"
+
+namespace lmx {
+class ThreadPool;
+}  // namespace lmx
 
 namespace lmx::cpu {
 
-class ThreadPool;
+using kernels::QuantView;
 
-struct QuantView {
-  const uint32_t* w = nullptr;     // [n, k*bits/32]
-  const void* scales = nullptr;    // [n, k/group]
-  const void* biases = nullptr;    // [n, k/group]
-  Dtype scale_dtype = Dtype::f32;  // of scales and biases: f32, f16 or bf16
-  int64_t n = 0;
-  int64_t k = 0;
-  int bits = 4;
-  int group_size = 64;
-  int64_t w_stride = 0;  // row stride of w in uint32 words; 0 means k*bits/32
-  int64_t s_stride = 0;  // row stride of scales/biases in elements; 0 means k/group
 
-  int64_t w_row_stride() const { return w_stride ? w_stride : k * bits / 32; }
-  int64_t s_row_stride() const { return s_stride ? s_stride : k / group_size; }
-};
 
 // Quantizes w [n, k] (row-major, contiguous) the way mlx.core.quantize does on the CPU:
 // per group, scale = max((max - min) / (2^bits - 1), 1e-7) signed toward the edge of larger
@@ -138,17 +128,7 @@ void dequantize_packed(
 // an int8 path for the shapes listed; the GEMM (m >= 4, prefill) rounds x to int16 for either
 // reduced precision, any bits and group size, and multiplies integers (vpmaddwd: 16
 // multiply-adds per instruction where an FMA does 8).
-enum class ActivationPrecision : uint8_t {
-  // Default: exact f32 activations; matches the reference to f32 rounding (~1e-6).
-  f32,
-  // Opt-in: x rounded once per call to int16 with one scale per group (error <= amax/65534
-  // per element, ~1e-5 relative on a layer output) and integer dot products (vpmaddwd):
-  // fewer instructions per weight than f32. 4-bit (group >= 64) and 8-bit weights.
-  int16,
-  // Opt-in: x rounded to int8 per group (~1e-3 relative, like llama.cpp's Q8 activations),
-  // vpmaddubsw dot products: the fewest instructions. 4-bit (group >= 64) and 8-bit weights.
-  int8,
-};
+using kernels::ActivationPrecision;
 
 struct QuantMatmulOptions {
   // Shapes a reduced precision does not support run the f32 path.

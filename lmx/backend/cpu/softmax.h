@@ -3,7 +3,7 @@
 
 #include <cstdint>
 
-#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/base/thread_pool.h"
 
 namespace lmx::cpu {
 

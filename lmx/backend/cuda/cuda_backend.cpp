@@ -9,8 +9,10 @@
 
 #include "lmx/backend/cuda/binary_kernels.h"
 #include "lmx/backend/cuda/cuda_backend.h"
+#include "lmx/backend/cuda/cuda_wired.h"
+#include "lmx/core/backend.h"
 #include "lmx/core/caching_allocator.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::cuda {
 namespace {
@@ -66,36 +68,57 @@ int device_count() {
   return n;
 }
 
-Allocator& allocator(int index) {
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int index) : index_(index), allocator_(index) {}
+  Device device() const override { return Device::cuda(index_); }
+  Allocator& allocator() override { return allocator_; }
+
+  void copy_bytes(void* dst, const void* src, size_t bytes, CopyDirection direction) override {
+    if (bytes == 0) return;
+    check(cudaSetDevice(index_), "cudaSetDevice");
+    cudaMemcpyKind k = direction == CopyDirection::host_to_device   ? cudaMemcpyHostToDevice
+                       : direction == CopyDirection::device_to_host ? cudaMemcpyDeviceToHost
+                                                                    : cudaMemcpyDeviceToDevice;
+    check(cudaMemcpy(dst, src, bytes, k), "cudaMemcpy");
+  }
+
+  void binary_f32(BinaryKernel op, const float* a, const float* b, float* out, int64_t n) override {
+    if (n <= 0) return;
+    check(cudaSetDevice(index_), "cudaSetDevice");
+    check(detail::launch_binary_f32(static_cast<int>(op), a, b, out, n), "binary kernel launch");
+    check(cudaDeviceSynchronize(), "binary kernel");
+  }
+
+  std::optional<size_t> recommended_working_set(size_t reserve_bytes) override {
+    return cuda::recommended_working_set(index_, reserve_bytes);
+  }
+  size_t reserved_pool_bytes() override { return cuda::reserved_pool_bytes(index_); }
+  std::string reserve_pool(size_t bytes) override { return cuda::reserve_pool(index_, bytes); }
+
+ private:
+  int index_;
+  CudaAllocator allocator_;
+};
+
+}  // namespace lmx::cuda
+
+namespace lmx::detail {
+
+Backend& cuda_backend(int index) {
   static std::mutex m;
-  static std::vector<std::unique_ptr<CudaAllocator>>* all =
-      new std::vector<std::unique_ptr<CudaAllocator>>();  // never destroyed (exit order)
+  // Never destroyed: device buffers held by other statics may be freed after main returns.
+  static auto* all = new std::vector<std::unique_ptr<cuda::CudaBackend>>();
   std::lock_guard<std::mutex> lock(m);
-  int n = device_count();
+  const int n = cuda::device_count();
   if (index < 0 || index >= n) {
     throw Unsupported("cuda:" + std::to_string(index) + " does not exist (" + std::to_string(n) +
                       " CUDA devices visible)");
   }
   if (all->size() < static_cast<size_t>(n)) all->resize(static_cast<size_t>(n));
   auto& slot = (*all)[static_cast<size_t>(index)];
-  if (!slot) slot = std::make_unique<CudaAllocator>(index);
+  if (!slot) slot = std::make_unique<cuda::CudaBackend>(index);
   return *slot;
 }
 
-void copy(void* dst, const void* src, size_t bytes, CopyKind kind, int device) {
-  if (bytes == 0) return;
-  check(cudaSetDevice(device), "cudaSetDevice");
-  cudaMemcpyKind k = kind == CopyKind::host_to_device   ? cudaMemcpyHostToDevice
-                     : kind == CopyKind::device_to_host ? cudaMemcpyDeviceToHost
-                                                        : cudaMemcpyDeviceToDevice;
-  check(cudaMemcpy(dst, src, bytes, k), "cudaMemcpy");
-}
-
-void binary_f32(BinaryKernel op, const float* a, const float* b, float* out, int64_t n, int device) {
-  if (n <= 0) return;
-  check(cudaSetDevice(device), "cudaSetDevice");
-  check(detail::launch_binary_f32(static_cast<int>(op), a, b, out, n), "binary kernel launch");
-  check(cudaDeviceSynchronize(), "binary kernel");
-}
-
-}  // namespace lmx::cuda
+}  // namespace lmx::detail

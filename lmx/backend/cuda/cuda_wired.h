@@ -1,7 +1,8 @@
 // The wired limit on CUDA: device memory kept reserved for lmx in the device's default
 // memory pool. The pool keeps freed memory up to its release threshold, so reserving N
 // bytes means raising the threshold to N and allocating (then freeing) up to N once;
-// lowering it trims the pool. Used by CudaPoolBackend (lmx/generate/wired_memory_backend.h).
+// lowering it trims the pool. Reached through the backend table (Backend::reserve_pool; DevicePoolBackend in
+// lmx/generate/wired_memory_backend.h).
 #pragma once
 
 #include <cstddef>

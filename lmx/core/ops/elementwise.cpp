@@ -4,14 +4,12 @@
 #include <cmath>
 #include <string>
 
-#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/base/thread_pool.h"
+#include "lmx/core/backend.h"
 #include "lmx/core/detail/element_access.h"
 #include "lmx/core/detail/strided_loop.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
-#ifdef LMX_HAS_CUDA
-#include "lmx/backend/cuda/cuda_backend.h"
-#endif
 
 namespace lmx::ops {
 namespace {
@@ -36,7 +34,7 @@ void run_layout(const detail::StridedLayout<N>& layout, int64_t numel, Body&& bo
   int64_t outer = detail::outer_count(layout);
   if (numel >= kParallelThreshold && outer > 1) {
     int64_t grain = std::max<int64_t>(1, kParallelThreshold / layout.shape.back());
-    cpu::ThreadPool::global().parallel_for(outer, grain, body);
+    ThreadPool::global().parallel_for(outer, grain, body);
   } else if (numel >= kParallelThreshold) {
     // One long run: split the inner dimension instead by viewing it as rows.
     body(0, outer);
@@ -269,38 +267,29 @@ Tensor unary(UnaryOp op, const Tensor& x) {
   return out;
 }
 
-#ifdef LMX_HAS_CUDA
-// The one CUDA kernel so far: same-shape contiguous f32 add/sub/mul/div.
-Tensor binary_cuda(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
-  if (a.device() != b.device() || a.dtype() != Dtype::f32 || b.dtype() != Dtype::f32 ||
-      a.shape() != b.shape() || !a.is_contiguous() || !b.is_contiguous() ||
+// Devices other than the CPU: same-shape contiguous f32 add/sub/mul/div through the
+// backend's kernel (the strided, broadcasting, any-dtype loops below are the CPU's).
+Tensor binary_on_device(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
+  if (a.dtype() != Dtype::f32 || b.dtype() != Dtype::f32 || a.shape() != b.shape() ||
+      !a.is_contiguous() || !b.is_contiguous() ||
       !(op == BinaryOp::add || op == BinaryOp::sub || op == BinaryOp::mul || op == BinaryOp::div)) {
-    throw Unsupported(std::string(name) + ": the CUDA backend only has same-shape contiguous f32 "
-                      "add/sub/mul/div so far");
+    throw Unsupported(std::string(name) + ": on " + a.device().str() +
+                      " only same-shape contiguous f32 add/sub/mul/div so far");
   }
   Tensor out = Tensor::empty(a.shape(), Dtype::f32, a.device());
-  cuda::BinaryKernel k = op == BinaryOp::add   ? cuda::BinaryKernel::add
-                         : op == BinaryOp::sub ? cuda::BinaryKernel::sub
-                         : op == BinaryOp::mul ? cuda::BinaryKernel::mul
-                                               : cuda::BinaryKernel::div;
-  cuda::binary_f32(k, a.data<float>(), b.data<float>(), out.data<float>(), a.numel(), a.device().index);
+  BinaryKernel k = op == BinaryOp::add   ? BinaryKernel::add
+                   : op == BinaryOp::sub ? BinaryKernel::sub
+                   : op == BinaryOp::mul ? BinaryKernel::mul
+                                         : BinaryKernel::div;
+  backend_for(a.device()).binary_f32(k, a.data<float>(), b.data<float>(), out.data<float>(), a.numel());
   return out;
 }
-#endif
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = binary_name(op);
   check_defined(a, name);
   check_defined(b, name);
-#ifdef LMX_HAS_CUDA
-  if (a.device().is_cuda()) return binary_cuda(op, a, b, name);
-#endif
-  check_cpu(a, name);
-  check_cpu(b, name);
-  if (a.device() != b.device()) {
-    throw InvalidArgument(std::string(name) + ": inputs on " + a.device().str() + " and " +
-                          b.device().str());
-  }
+  if (!common_device(name, {a.device(), b.device()}).is_cpu()) return binary_on_device(op, a, b, name);
   Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
   Dtype od = promote_types(a.dtype(), b.dtype());
   Tensor out = Tensor::empty(shape, od, a.device());

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "lmx/core/detail/element_access.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::ops {
 namespace {

@@ -6,21 +6,16 @@
 #include <string>
 #include <vector>
 
-#include "lmx/backend/cpu/matmul.h"
-#include "lmx/backend/cpu/quantized.h"
-#include "lmx/backend/cpu/thread_pool.h"
-#include "lmx/core/error.h"
+#include "lmx/core/backend.h"
+#include "lmx/base/error.h"
 #include "lmx/core/detail/element_access.h"
 #include "lmx/core/ops/elementwise.h"
 
 namespace lmx::ops {
 namespace {
 
-void check_cpu_defined(const Tensor& t, const char* op, const char* what) {
+void check_defined(const Tensor& t, const char* op, const char* what) {
   if (!t.defined()) throw InvalidArgument(std::string(op) + ": " + what + " is undefined");
-  if (!t.device().is_cpu()) {
-    throw Unsupported(std::string(op) + ": no kernel for device " + t.device().str());
-  }
 }
 
 // Rows of x as a contiguous f32 matrix [rows, k] (copy only when needed).
@@ -29,12 +24,12 @@ Tensor as_f32_rows(const Tensor& x) {
   return f.contiguous().reshape({-1, x.dim(-1)});
 }
 
-// y += bias on every row, in place: y is the op's own fresh f32 output (contiguous, CPU).
+// y += bias on every row, in place: y is the op's own fresh f32 output (contiguous).
 // The bias is widened to f32 once (a bf16 bias through the generic add() took the
 // per-element conversion path: 2% of Qwen's prefill).
 Tensor add_bias(Tensor y, const Tensor& bias, const char* op) {
   if (!bias.defined()) return y;
-  check_cpu_defined(bias, op, "bias");
+  common_device(op, {y.device(), bias.device()});
   if (bias.ndim() != 1 || bias.dim(0) != y.dim(-1)) {
     throw ShapeError(std::string(op) + ": bias " + shape_str(bias.shape()) +
                      " does not match output features " + std::to_string(y.dim(-1)));
@@ -45,6 +40,8 @@ Tensor add_bias(Tensor y, const Tensor& bias, const char* op) {
   const int64_t nb = bias.dim(0), stride = bias.strides()[0];
   if (bias.dtype() == Dtype::f32 && stride == 1) {
     bp = bias.data<float>();
+  } else if (!bias.device().is_cpu()) {
+    return add_bias(std::move(y), bias.to(Dtype::f32).contiguous(), op);
   } else {
     thread_local std::vector<float> widened;
     widened.resize(static_cast<size_t>(nb));
@@ -52,14 +49,8 @@ Tensor add_bias(Tensor y, const Tensor& bias, const char* op) {
       widened[static_cast<size_t>(j)] = detail::load_as_float(bias.raw_data(), bias.dtype(), j * stride);
     bp = widened.data();
   }
-  float* yp = y.data<float>();
   const int64_t n = y.dim(-1), rows = n == 0 ? 0 : y.numel() / n;
-  // Rows split over the pool like the generic add, at least ~64K elements per range.
-  cpu::ThreadPool::global().parallel_for(
-      rows, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, n)), [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r)
-          for (int64_t j = 0; j < n; ++j) yp[r * n + j] += bp[j];
-      });
+  backend_for(y.device()).add_bias(y.data<float>(), rows, n, bp);
   return y;
 }
 
@@ -81,14 +72,13 @@ std::atomic<QuantActivations>& activations_setting() {
   return setting;
 }
 
-cpu::QuantMatmulOptions packed_options() {
-  cpu::QuantMatmulOptions opts;
+kernels::ActivationPrecision prepared_activations() {
   switch (quant_activations()) {
-    case QuantActivations::f32: opts.activations = cpu::ActivationPrecision::f32; break;
-    case QuantActivations::int16: opts.activations = cpu::ActivationPrecision::int16; break;
-    case QuantActivations::int8: opts.activations = cpu::ActivationPrecision::int8; break;
+    case QuantActivations::f32: return kernels::ActivationPrecision::f32;
+    case QuantActivations::int16: return kernels::ActivationPrecision::int16;
+    case QuantActivations::int8: return kernels::ActivationPrecision::int8;
   }
-  return opts;
+  return kernels::ActivationPrecision::f32;
 }
 
 }  // namespace
@@ -97,8 +87,9 @@ void set_quant_activations(QuantActivations precision) { activations_setting().s
 QuantActivations quant_activations() { return activations_setting().load(); }
 
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
-  check_cpu_defined(a_in, "matmul", "a");
-  check_cpu_defined(b_in, "matmul", "b");
+  check_defined(a_in, "matmul", "a");
+  check_defined(b_in, "matmul", "b");
+  const Device device = common_device("matmul", {a_in.device(), b_in.device()});
   if (a_in.ndim() == 0 || b_in.ndim() == 0) throw ShapeError("matmul: operands must be at least 1-D");
   Tensor a = a_in.ndim() == 1 ? a_in.unsqueeze(0) : a_in;
   Tensor b = b_in.ndim() == 1 ? b_in.unsqueeze(1) : b_in;
@@ -146,8 +137,8 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
     bf = bf.contiguous();
     bbs = k * n;
   }
-  Tensor out = Tensor::empty(oshape, Dtype::f32);
-  cpu::GemmArgs g;
+  Tensor out = Tensor::empty(oshape, Dtype::f32, device);
+  kernels::GemmArgs g;
   g.m = m;
   g.n = n;
   g.k = k;
@@ -164,7 +155,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   g.a_bs = abs;
   g.b_bs = bbs;
   g.c_bs = m * n;
-  if (out.numel() > 0) cpu::gemm_f32(g);
+  if (out.numel() > 0) backend_for(device).gemm_f32(g);
   if (a_in.ndim() == 1 && b_in.ndim() == 1) return out.reshape({});
   if (a_in.ndim() == 1) return out.squeeze(-2);
   if (b_in.ndim() == 1) return out.squeeze(-1);
@@ -172,8 +163,9 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  check_cpu_defined(x, "linear", "input");
-  check_cpu_defined(weight, "linear", "weight");
+  check_defined(x, "linear", "input");
+  check_defined(weight, "linear", "weight");
+  const Device device = common_device("linear", {x.device(), weight.device()});
   if (weight.ndim() != 2) throw ShapeError("linear: weight must be 2-D, got " + shape_str(weight.shape()));
   if (!is_floating(weight.dtype())) {
     throw InvalidArgument("linear: weight dtype " + std::string(dtype_name(weight.dtype())) +
@@ -187,19 +179,19 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Tensor rows = as_f32_rows(x);
   Shape oshape = x.shape();
   oshape.back() = weight.dim(0);
-  Tensor out = Tensor::empty(oshape, Dtype::f32);
-  cpu::DenseWeightView view{w.raw_data(), w.dtype(), w.dim(0), w.dim(1), w.strides()[0]};
+  Tensor out = Tensor::empty(oshape, Dtype::f32, device);
+  kernels::DenseWeightView view{w.raw_data(), w.dtype(), w.dim(0), w.dim(1), w.strides()[0]};
   if (out.numel() > 0) {
-    cpu::matmul_nt(rows.data<float>(), rows.dim(1), view, out.data<float>(), weight.dim(0),
-                   rows.dim(0));
+    backend_for(device).matmul_nt(rows.data<float>(), rows.dim(1), view, out.data<float>(),
+                                  weight.dim(0), rows.dim(0));
   }
   return add_bias(out, bias, "linear");
 }
 
 Tensor quantized_linear(const Tensor& x, const QuantizedWeight& weight, const Tensor& bias) {
-  check_cpu_defined(x, "quantized_linear", "input");
+  check_defined(x, "quantized_linear", "input");
   weight.validate("quantized_linear");
-  if (weight.has_mlx_tensors()) check_cpu_defined(weight.w, "quantized_linear", "weight");
+  const Device device = common_device("quantized_linear", {x.device(), weight.device()});
   if (x.ndim() == 0 || x.dim(-1) != weight.in_features()) {
     throw ShapeError("quantized_linear: input " + shape_str(x.shape()) +
                      " does not match quantized weight with " +
@@ -209,24 +201,16 @@ Tensor quantized_linear(const Tensor& x, const QuantizedWeight& weight, const Te
   const int64_t n = weight.out_features();
   Shape oshape = x.shape();
   oshape.back() = n;
-  Tensor out = Tensor::empty(oshape, Dtype::f32);
+  Tensor out = Tensor::empty(oshape, Dtype::f32, device);
   if (out.numel() == 0) return out;
-  if (weight.packed) {
-    cpu::quantized_matmul(rows.data<float>(), rows.dim(1), *weight.packed, out.data<float>(), n,
-                          rows.dim(0), packed_options());
+  Backend& backend = backend_for(device);
+  if (weight.prepared) {
+    const PreparedMatmulTarget target{weight.prepared.get(), out.data<float>(), n};
+    backend.prepared_matmul(rows.data<float>(), rows.dim(1), {&target, 1}, rows.dim(0),
+                            prepared_activations());
   } else {
-    cpu::QuantView v;
-    v.w = static_cast<const uint32_t*>(weight.w.raw_data());
-    v.scales = weight.scales.raw_data();
-    v.biases = weight.biases.raw_data();
-    v.scale_dtype = weight.scales.dtype();
-    v.n = n;
-    v.k = weight.in_features();
-    v.bits = weight.bits;
-    v.group_size = weight.group_size;
-    v.w_stride = weight.w.strides()[0];
-    v.s_stride = weight.scales.strides()[0];
-    cpu::quantized_matmul(rows.data<float>(), rows.dim(1), v, out.data<float>(), n, rows.dim(0));
+    backend.quantized_matmul(rows.data<float>(), rows.dim(1), weight.view(), out.data<float>(), n,
+                             rows.dim(0));
   }
   return add_bias(out, bias, "quantized_linear");
 }
@@ -238,11 +222,12 @@ std::vector<Tensor> quantized_linears(const Tensor& x,
     throw InvalidArgument("quantized_linears: " + std::to_string(weights.size()) + " weights but " +
                           std::to_string(biases.size()) + " biases");
   }
-  check_cpu_defined(x, "quantized_linears", "input");
+  check_defined(x, "quantized_linears", "input");
   const int64_t nrows = x.ndim() == 0 || x.dim(-1) == 0 ? 0 : x.numel() / x.dim(-1);
   bool shared = nrows > 0 && nrows < 4 && !weights.empty();
   for (const QuantizedWeight* w : weights)
-    shared = shared && w->packed && w->in_features() == x.dim(-1) && w->out_features() > 0;
+    shared = shared && w->prepared && w->in_features() == x.dim(-1) && w->out_features() > 0 &&
+             w->device() == x.device();
   std::vector<Tensor> outs;
   outs.reserve(weights.size());
   if (!shared) {
@@ -251,15 +236,16 @@ std::vector<Tensor> quantized_linears(const Tensor& x,
     return outs;
   }
   Tensor rows = as_f32_rows(x);
-  std::vector<cpu::QuantMatmulTarget> targets;
+  std::vector<PreparedMatmulTarget> targets;
   for (const QuantizedWeight* w : weights) {
     w->validate("quantized_linears");
     Shape oshape = x.shape();
     oshape.back() = w->out_features();
-    outs.push_back(Tensor::empty(oshape, Dtype::f32));
-    targets.push_back({w->packed.get(), outs.back().data<float>(), w->out_features()});
+    outs.push_back(Tensor::empty(oshape, Dtype::f32, x.device()));
+    targets.push_back({w->prepared.get(), outs.back().data<float>(), w->out_features()});
   }
-  cpu::quantized_matmul(rows.data<float>(), rows.dim(1), targets, rows.dim(0), packed_options());
+  backend_for(x.device())
+      .prepared_matmul(rows.data<float>(), rows.dim(1), targets, rows.dim(0), prepared_activations());
   for (size_t i = 0; i < weights.size(); ++i)
     outs[i] = add_bias(outs[i], biases[i], "quantized_linears");
   return outs;

@@ -19,7 +19,7 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
 // x [..., in] @ dequant(weight)^T (+ bias) -> [..., out] (f32), never materializing the
-// full-precision weight. Uses the repacked layout when weight.packed is set.
+// full-precision weight. Uses the backend's layout when weight.prepared is set.
 Tensor quantized_linear(const Tensor& x, const QuantizedWeight& weight, const Tensor& bias = Tensor());
 
 // quantized_linear(x, *weights[i], biases[i]) for each i (biases may be undefined), bit

@@ -3,13 +3,8 @@
 #include <cmath>
 #include <string>
 
-#include "lmx/backend/cpu/activations.h"
-#include "lmx/backend/cpu/attention.h"
-#include "lmx/backend/cpu/norm.h"
-#include "lmx/backend/cpu/rope.h"
-#include "lmx/backend/cpu/softmax.h"
-#include "lmx/backend/cpu/thread_pool.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
+#include "lmx/core/backend.h"
 #include "lmx/core/ops/elementwise.h"
 
 namespace lmx::ops {
@@ -17,9 +12,6 @@ namespace {
 
 void check(const Tensor& t, const char* op, const char* what) {
   if (!t.defined()) throw InvalidArgument(std::string(op) + ": " + what + " is undefined");
-  if (!t.device().is_cpu()) {
-    throw Unsupported(std::string(op) + ": no kernel for device " + t.device().str());
-  }
   if (!is_floating(t.dtype())) {
     throw InvalidArgument(std::string(op) + ": " + what + " must be floating, got " +
                           std::string(dtype_name(t.dtype())));
@@ -33,7 +25,7 @@ Tensor f32_rows(const Tensor& x) {
   return f.contiguous().reshape({-1, x.dim(-1)});
 }
 
-cpu::ChannelVector channel(const Tensor& w, int64_t dim, const char* op, const char* what) {
+kernels::ChannelVector channel(const Tensor& w, int64_t dim, const char* op, const char* what) {
   if (!w.defined()) return {};
   check(w, op, what);
   if (w.ndim() != 1 || w.dim(0) != dim) {
@@ -42,6 +34,49 @@ cpu::ChannelVector channel(const Tensor& w, int64_t dim, const char* op, const c
   }
   if (!w.is_contiguous()) return channel(w.contiguous(), dim, op, what);
   return {w.raw_data(), w.dtype()};
+}
+
+// The optional parts of attention (additive mask, sinks) as kernel options; the tensors
+// they point into are kept alive here.
+struct AttentionExtras {
+  kernels::AttentionOptions options;
+  Tensor mask, sinks;
+};
+
+AttentionExtras attention_extras(const AttentionParams& p, const char* op, int64_t B, int64_t Hq,
+                                 int64_t Lq, int64_t Lkv, Device device) {
+  AttentionExtras e;
+  kernels::AttentionOptions& o = e.options;
+  o.causal = p.causal;
+  o.q_offset = p.q_offset;
+  o.window = p.window;
+  o.softcap = p.softcap;
+  if (p.mask.defined()) {
+    check(p.mask, op, "mask");
+    common_device(op, {device, p.mask.device()});
+    Shape full{B, Hq, Lq, Lkv};
+    if (p.mask.ndim() > 4) throw ShapeError(std::string(op) + ": mask has more than 4 dims");
+    try {
+      e.mask = (p.mask.dtype() == Dtype::f32 ? p.mask : p.mask.to(Dtype::f32)).expand(full);
+    } catch (const ShapeError&) {
+      throw ShapeError(std::string(op) + ": mask " + shape_str(p.mask.shape()) +
+                       " does not broadcast to " + shape_str(full));
+    }
+    if (e.mask.strides()[3] != 1 && Lkv > 1) e.mask = e.mask.contiguous();
+    o.mask = e.mask.data<float>();
+    for (int d = 0; d < 4; ++d) o.mask_strides[d] = e.mask.strides()[d];
+  }
+  if (p.sinks.defined()) {
+    check(p.sinks, op, "sinks");
+    common_device(op, {device, p.sinks.device()});
+    if (p.sinks.ndim() != 1 || p.sinks.dim(0) != Hq) {
+      throw ShapeError(std::string(op) + ": sinks " + shape_str(p.sinks.shape()) + " must be [" +
+                       std::to_string(Hq) + "]");
+    }
+    e.sinks = p.sinks.to(Dtype::f32).contiguous();
+    o.sinks = e.sinks.data<float>();
+  }
+  return e;
 }
 
 Tensor softmax_impl(const Tensor& x, int axis, bool log) {
@@ -55,11 +90,10 @@ Tensor softmax_impl(const Tensor& x, int axis, bool log) {
   if (axis < 0) axis += nd;
   if (axis != nd - 1) return softmax_impl(x.transpose(axis, -1), -1, log).transpose(axis, -1);
   Tensor rows = f32_rows(x);
-  Tensor out = Tensor::empty(x.shape(), Dtype::f32);
+  Tensor out = Tensor::empty(x.shape(), Dtype::f32, x.device());
   if (out.numel() == 0) return out;
-  auto fn = log ? cpu::log_softmax : cpu::softmax;
-  fn(rows.data<float>(), rows.dim(0), rows.dim(1), rows.dim(1), out.data<float>(), rows.dim(1),
-     cpu::ThreadPool::global());
+  backend_for(x.device())
+      .softmax(rows.data<float>(), rows.dim(0), rows.dim(1), rows.dim(1), out.data<float>(), rows.dim(1), log);
   return out;
 }
 
@@ -71,16 +105,17 @@ Tensor log_softmax(const Tensor& x, int axis) { return softmax_impl(x, axis, tru
 Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps, bool add_unit_offset) {
   check(x, "rms_norm", "input");
   if (x.ndim() == 0) throw ShapeError("rms_norm: input must be at least 1-D");
+  const Device device = common_device("rms_norm", {x.device(), weight.defined() ? weight.device() : x.device()});
   Tensor rows = f32_rows(x);
-  Tensor out = Tensor::empty(x.shape(), Dtype::f32);
-  cpu::RmsNormOptions o;
+  Tensor out = Tensor::empty(x.shape(), Dtype::f32, device);
+  kernels::RmsNormOptions o;
   Tensor wc = weight.defined() ? weight.contiguous() : weight;
   o.weight = channel(wc, x.dim(-1), "rms_norm", "weight");
   o.add_unit_offset = add_unit_offset;
   o.eps = eps;
   if (out.numel() > 0) {
-    cpu::rms_norm(rows.data<float>(), rows.dim(0), rows.dim(1), rows.dim(1), out.data<float>(),
-                  rows.dim(1), o, cpu::ThreadPool::global());
+    backend_for(device).rms_norm(rows.data<float>(), rows.dim(0), rows.dim(1), rows.dim(1),
+                                 out.data<float>(), rows.dim(1), o);
   }
   return out;
 }
@@ -88,17 +123,19 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps, bool add_unit_
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {
   check(x, "layer_norm", "input");
   if (x.ndim() == 0) throw ShapeError("layer_norm: input must be at least 1-D");
+  const Device device = common_device("layer_norm", {x.device(), weight.defined() ? weight.device() : x.device(),
+                                                     bias.defined() ? bias.device() : x.device()});
   Tensor rows = f32_rows(x);
-  Tensor out = Tensor::empty(x.shape(), Dtype::f32);
-  cpu::LayerNormOptions o;
+  Tensor out = Tensor::empty(x.shape(), Dtype::f32, device);
+  kernels::LayerNormOptions o;
   Tensor wc = weight.defined() ? weight.contiguous() : weight;
   Tensor bc = bias.defined() ? bias.contiguous() : bias;
   o.weight = channel(wc, x.dim(-1), "layer_norm", "weight");
   o.bias = channel(bc, x.dim(-1), "layer_norm", "bias");
   o.eps = eps;
   if (out.numel() > 0) {
-    cpu::layer_norm(rows.data<float>(), rows.dim(0), rows.dim(1), rows.dim(1), out.data<float>(),
-                    rows.dim(1), o, cpu::ThreadPool::global());
+    backend_for(device).layer_norm(rows.data<float>(), rows.dim(0), rows.dim(1), rows.dim(1),
+                                   out.data<float>(), rows.dim(1), o);
   }
   return out;
 }
@@ -121,12 +158,13 @@ Tensor rope(const Tensor& x_in, const RopeParams& p) {
                      std::to_string(rd / 2) + " values");
   }
   if (p.offset < 0) throw InvalidArgument("rope: negative position offset " + std::to_string(p.offset));
+  const Device device = common_device("rope", {x_in.device(), p.inv_freq.device()});
   Tensor x = x_in.dtype() == Dtype::f32 ? x_in : x_in.to(Dtype::f32);
   if (x.strides()[3] != 1) x = x.contiguous();
   Tensor freqs = p.inv_freq.to(Dtype::f32).contiguous();
-  Tensor out = Tensor::empty(x.shape(), Dtype::f32);
+  Tensor out = Tensor::empty(x.shape(), Dtype::f32, device);
   if (out.numel() == 0) return out;
-  cpu::RopeOptions o;
+  kernels::RopeOptions o;
   o.batch = x.dim(0);
   o.heads = x.dim(1);
   o.seq = x.dim(2);
@@ -140,7 +178,7 @@ Tensor rope(const Tensor& x_in, const RopeParams& p) {
   o.inv_freq = freqs.data<float>();
   o.offset = p.offset;
   o.mscale = p.mscale;
-  cpu::rope(x.data<float>(), out.data<float>(), o, cpu::ThreadPool::global());
+  backend_for(device).rope(x.data<float>(), out.data<float>(), o);
   return out;
 }
 
@@ -166,6 +204,7 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
   if (k_in.dtype() != v_in.dtype()) {
     throw InvalidArgument(std::string(op) + ": k and v must share a dtype");
   }
+  const Device device = common_device(op, {q_in.device(), k_in.device(), v_in.device()});
   if (p.window < 0 || p.q_offset < 0) {
     throw InvalidArgument(std::string(op) + ": window and q_offset must be >= 0");
   }
@@ -174,9 +213,9 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
   if (q.strides()[3] != 1) q = q.contiguous();
   if (k.strides()[3] != 1) k = k.contiguous();
   if (v.strides()[3] != 1) v = v.contiguous();
-  Tensor out = Tensor::empty({B, Hq, Lq, Dv}, Dtype::f32);
+  Tensor out = Tensor::empty({B, Hq, Lq, Dv}, Dtype::f32, device);
   if (out.numel() == 0) return out;
-  cpu::AttentionArgs a;
+  kernels::AttentionArgs a;
   a.batch = B;
   a.q_heads = Hq;
   a.kv_heads = Hkv;
@@ -195,51 +234,81 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
     a.v_strides[d] = v.strides()[d];
     a.out_strides[d] = out.strides()[d];
   }
-  cpu::AttentionOptions o;
-  o.scale = p.scale != 0.0f ? p.scale : 1.0f / std::sqrt(static_cast<float>(D));
-  o.causal = p.causal;
-  o.q_offset = p.q_offset;
-  o.window = p.window;
-  o.softcap = p.softcap;
-  Tensor mask, sinks;
-  if (p.mask.defined()) {
-    check(p.mask, op, "mask");
-    Shape full{B, Hq, Lq, Lkv};
-    if (p.mask.ndim() > 4) throw ShapeError(std::string(op) + ": mask has more than 4 dims");
-    try {
-      mask = (p.mask.dtype() == Dtype::f32 ? p.mask : p.mask.to(Dtype::f32)).expand(full);
-    } catch (const ShapeError&) {
-      throw ShapeError(std::string(op) + ": mask " + shape_str(p.mask.shape()) +
-                       " does not broadcast to " + shape_str(full));
-    }
-    if (mask.strides()[3] != 1 && Lkv > 1) mask = mask.contiguous();
-    o.mask = mask.data<float>();
-    for (int d = 0; d < 4; ++d) o.mask_strides[d] = mask.strides()[d];
+  AttentionExtras extras = attention_extras(p, op, B, Hq, Lq, Lkv, device);
+  extras.options.scale = p.scale != 0.0f ? p.scale : 1.0f / std::sqrt(static_cast<float>(D));
+  backend_for(device).attention(a, extras.options);
+  return out;
+}
+
+Tensor quantized_scaled_dot_product_attention(const Tensor& q_in, const QuantizedKV& kv,
+                                              const AttentionParams& p) {
+  const char* op = "quantized_scaled_dot_product_attention";
+  check(q_in, op, "q");
+  if (q_in.ndim() != 4 || !kv.k_w.defined() || kv.k_w.ndim() != 4 || !kv.v_w.defined() ||
+      kv.v_w.ndim() != 4) {
+    throw ShapeError(std::string(op) + ": q and the quantized k / v must be 4-D, got q " +
+                     shape_str(q_in.shape()));
   }
-  if (p.sinks.defined()) {
-    check(p.sinks, op, "sinks");
-    if (p.sinks.ndim() != 1 || p.sinks.dim(0) != Hq) {
-      throw ShapeError(std::string(op) + ": sinks " + shape_str(p.sinks.shape()) + " must be [" +
-                       std::to_string(Hq) + "]");
-    }
-    sinks = p.sinks.to(Dtype::f32).contiguous();
-    o.sinks = sinks.data<float>();
+  const Device device = common_device(op, {q_in.device(), kv.k_w.device(), kv.k_scales.device(),
+                                           kv.k_biases.device(), kv.v_w.device(), kv.v_scales.device(),
+                                           kv.v_biases.device()});
+  Tensor q = q_in.dtype() == Dtype::f32 && q_in.strides()[3] == 1 ? q_in : q_in.to(Dtype::f32).contiguous();
+  const int64_t B = q.dim(0), Hq = q.dim(1), Lq = q.dim(2), D = q.dim(3);
+  const int64_t Hkv = kv.k_w.dim(1), Lkv = kv.length();
+  const int64_t Dv = kv.v_w.dim(3) * 32 / kv.v_bits;
+  if (kv.k_w.dim(0) != B || Hkv == 0 || Hq % Hkv != 0 || kv.k_w.dim(3) * 32 / kv.k_bits != D ||
+      kv.v_w.dim(1) != Hkv || kv.v_w.dim(2) != Lkv) {
+    throw ShapeError(std::string(op) + ": q " + shape_str(q.shape()) + " does not fit quantized k " +
+                     shape_str(kv.k_w.shape()) + " / v " + shape_str(kv.v_w.shape()));
   }
-  cpu::scaled_dot_product_attention(a, o, cpu::ThreadPool::global());
+  Tensor out = Tensor::empty({B, Hq, Lq, Dv}, Dtype::f32, device);
+  if (out.numel() == 0) return out;
+  kernels::QuantizedAttentionArgs a;
+  a.batch = B;
+  a.q_heads = Hq;
+  a.kv_heads = Hkv;
+  a.q_len = Lq;
+  a.kv_len = Lkv;
+  a.head_dim = D;
+  a.v_head_dim = Dv;
+  a.group_size = kv.group_size;
+  a.q = q.data<float>();
+  a.out = out.data<float>();
+  for (int d = 0; d < 4; ++d) {
+    a.q_strides[d] = q.strides()[d];
+    a.out_strides[d] = out.strides()[d];
+  }
+  auto rows = [](kernels::QuantizedRows& r, const Tensor& w, const Tensor& s, const Tensor& b, int bits) {
+    LMX_ASSERT(w.strides()[3] == 1 && s.strides()[3] == 1 && s.strides() == b.strides());
+    r.w = w.data<uint32_t>();
+    r.scales = s.data<float>();
+    r.biases = b.data<float>();
+    for (int d = 0; d < 3; ++d) {
+      r.w_strides[d] = w.strides()[d];
+      r.s_strides[d] = s.strides()[d];
+    }
+    r.bits = bits;
+  };
+  rows(a.k, kv.k_w, kv.k_scales, kv.k_biases, kv.k_bits);
+  rows(a.v, kv.v_w, kv.v_scales, kv.v_biases, kv.v_bits);
+  AttentionExtras extras = attention_extras(p, op, B, Hq, Lq, Lkv, device);
+  extras.options.scale = p.scale;
+  backend_for(device).quantized_attention(a, extras.options);
   return out;
 }
 
 namespace {
 
-cpu::Activation cpu_activation(GatedActivation act) {
-  return act == GatedActivation::silu   ? cpu::Activation::silu
-         : act == GatedActivation::gelu ? cpu::Activation::gelu
-                                        : cpu::Activation::gelu_tanh;
+kernels::Activation kernel_activation(GatedActivation act) {
+  return act == GatedActivation::silu   ? kernels::Activation::silu
+         : act == GatedActivation::gelu ? kernels::Activation::gelu
+                                        : kernels::Activation::gelu_tanh;
 }
 
 void check_gated(const Tensor& gate, const Tensor& up, const char* op) {
   check(gate, op, "gate");
   check(up, op, "up");
+  common_device(op, {gate.device(), up.device()});
   if (gate.shape() != up.shape()) {
     throw ShapeError(std::string(op) + ": gate " + shape_str(gate.shape()) + " and up " + shape_str(up.shape()) +
                      " differ");
@@ -252,9 +321,9 @@ Tensor gated_activation(GatedActivation act, const Tensor& gate, const Tensor& u
   check_gated(gate, up, "gated_activation");
   Tensor g = (gate.dtype() == Dtype::f32 ? gate : gate.to(Dtype::f32)).contiguous();
   Tensor u = (up.dtype() == Dtype::f32 ? up : up.to(Dtype::f32)).contiguous();
-  Tensor out = Tensor::empty(gate.shape(), Dtype::f32);
-  cpu::activation_mul(cpu_activation(act), g.data<float>(), u.data<float>(), out.data<float>(), out.numel(),
-                      cpu::ThreadPool::global());
+  Tensor out = Tensor::empty(gate.shape(), Dtype::f32, gate.device());
+  backend_for(gate.device())
+      .activation_mul(kernel_activation(act), g.data<float>(), u.data<float>(), out.data<float>(), out.numel());
   return out;
 }
 
@@ -264,8 +333,8 @@ Tensor& gated_activation_(GatedActivation act, Tensor& gate, const Tensor& up) {
     throw InvalidArgument("gated_activation_: gate must be contiguous f32, got " +
                           std::string(dtype_name(gate.dtype())) + (gate.is_contiguous() ? "" : " (strided)"));
   Tensor u = (up.dtype() == Dtype::f32 ? up : up.to(Dtype::f32)).contiguous();
-  cpu::activation_mul(cpu_activation(act), gate.data<float>(), u.data<float>(), gate.data<float>(), gate.numel(),
-                      cpu::ThreadPool::global());
+  backend_for(gate.device())
+      .activation_mul(kernel_activation(act), gate.data<float>(), u.data<float>(), gate.data<float>(), gate.numel());
   return gate;
 }
 

@@ -39,6 +39,22 @@ struct AttentionParams {
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     const AttentionParams& params = {});
 
+// Keys and values stored MLX-affine-quantized along head_dim (a quantized KV cache):
+// u32 words [B, Hkv, L, D * bits / 32] and f32 scales / biases [B, Hkv, L, D / group].
+struct QuantizedKV {
+  Tensor k_w, k_scales, k_biases;
+  Tensor v_w, v_scales, v_biases;
+  int k_bits = 8;
+  int v_bits = 8;
+  int group_size = 64;
+  int64_t length() const { return k_w.defined() ? k_w.dim(2) : 0; }
+};
+// scaled_dot_product_attention over a quantized K / V, dequantized block by block inside
+// the kernel (exactly as dequantize does), never the whole cache at once. params.scale
+// must be set (no head_dim default: the caller knows it).
+Tensor quantized_scaled_dot_product_attention(const Tensor& q, const QuantizedKV& kv,
+                                              const AttentionParams& params);
+
 enum class GatedActivation { silu, gelu, gelu_tanh };
 // act(gate) * up, element-wise (the gated MLP of Llama / Gemma).
 Tensor gated_activation(GatedActivation act, const Tensor& gate, const Tensor& up);

@@ -4,9 +4,9 @@
 #include <limits>
 #include <string>
 
-#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/base/thread_pool.h"
 #include "lmx/core/detail/element_access.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::ops {
 namespace {
@@ -28,7 +28,7 @@ Tensor fill(const Shape& shape, Dtype dtype, F value_at) {
   }
   Tensor t = Tensor::empty(shape, dtype);
   void* p = t.raw_data();
-  cpu::ThreadPool::global().parallel_for(t.numel(), 1 << 14, [&](int64_t b, int64_t e) {
+  ThreadPool::global().parallel_for(t.numel(), 1 << 14, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) detail::store_from_double(p, dtype, i, value_at(i));
   });
   return t;

@@ -7,9 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/base/thread_pool.h"
+#include "lmx/core/backend.h"
 #include "lmx/core/detail/element_access.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::ops {
 namespace {
@@ -153,7 +154,7 @@ Tensor reduce(Kind k, const Tensor& x, int axis, bool keepdims) {
     }
   };
   if (nrows * n >= (1 << 16) && nrows > 1) {
-    cpu::ThreadPool::global().parallel_for(nrows, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(n, 1)), body);
+    ThreadPool::global().parallel_for(nrows, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(n, 1)), body);
   } else {
     body(0, nrows);
   }
@@ -228,6 +229,11 @@ Tensor argsort(const Tensor& x, bool descending) {
     });
   }
   return out;
+}
+
+int64_t greedy_argmax(std::span<const float> x) {
+  if (x.size() <= 1) return 0;
+  return backend_for(Device::cpu()).argmax_f32(x.data(), static_cast<int64_t>(x.size()));
 }
 
 }  // namespace lmx::ops

@@ -1,6 +1,7 @@
 // Reductions along one axis (or all elements), top-k and argsort.
 #pragma once
 
+#include <span>
 #include <utility>
 
 #include "lmx/core/tensor.h"
@@ -17,6 +18,10 @@ Tensor min(const Tensor& x, int axis, bool keepdims = false);
 Tensor logsumexp(const Tensor& x, int axis, bool keepdims = false);
 // Index of the first maximum (i32); NaN counts as the maximum, as in NumPy.
 Tensor argmax(const Tensor& x, int axis, bool keepdims = false);
+// The first index of the largest of the floats in host memory, as std::max_element picks
+// it (NaNs passed over, except that a NaN first gives 0): the sampler's greedy rule, on
+// the CPU backend's vector kernel. 0 for fewer than two values.
+int64_t greedy_argmax(std::span<const float> x);
 
 // Over all elements (scalar result).
 Tensor sum_all(const Tensor& x);

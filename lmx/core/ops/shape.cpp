@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::ops {
 namespace {

@@ -1,6 +1,6 @@
 #include "lmx/models/llm/common.h"
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::models::llm {
 

@@ -1,5 +1,5 @@
 // Qwen2 (q/k/v biases), Qwen3 (per-head q/k RMSNorm) and Qwen3-MoE (sparse experts).
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/models/llm/common.h"
 
 namespace lmx::models::llm {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "lmx/backend/cpu/cpu_features.h"
-#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/base/thread_pool.h"
 #include "lmx/core/half.h"
 
 namespace lmx::cpu {

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "lmx/core/allocator.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/core/tensor.h"
 #include "../../core/test_util.h"

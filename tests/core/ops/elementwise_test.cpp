@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "../test_util.h"
 
 namespace lmx {

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "../test_util.h"
 
 namespace lmx {
@@ -88,7 +88,7 @@ TEST(Linalg, QuantizedLinearMatchesDequantizedWeights) {
       auto want = naive_mm(x, deq.transpose(0, 1));
       auto got = ops::quantized_linear(x, q).to_float_vector();
       testing::expect_close(got, std::vector<float>(want.begin(), want.end()), 1e-4, 1e-4);
-      q.prepare_for_cpu();
+      q.prepare();
       // Exact f32 activations: the reference to f32 rounding.
       ops::set_quant_activations(ops::QuantActivations::f32);
       auto packed = ops::quantized_linear(x, q).to_float_vector();
@@ -120,7 +120,7 @@ TEST(Linalg, PreparedQuantizedWeightHoldsOnlyThePackedCopy) {
         QuantizedWeight::quantize(random_tensor({10, 192}, 6), bits, 64, Dtype::f16);
     const QuantizedWeight original = q;
     const auto deq = q.dequantize().to_float_vector();
-    q.prepare_for_cpu();
+    q.prepare();
     EXPECT_FALSE(q.has_mlx_tensors());
     EXPECT_FALSE(q.w.defined() || q.scales.defined() || q.biases.defined());
     EXPECT_EQ(q.out_features(), 10);

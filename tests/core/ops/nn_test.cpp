@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/linalg.h"
 #include "lmx/core/ops/reduce.h"

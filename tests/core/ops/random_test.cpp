@@ -4,18 +4,18 @@
 
 #include <cmath>
 
-#include "lmx/backend/cpu/thread_pool.h"
-#include "lmx/core/error.h"
+#include "lmx/base/thread_pool.h"
+#include "lmx/base/error.h"
 
 namespace lmx {
 namespace {
 
 TEST(Random, SameSeedSameValuesWhateverTheThreadCount) {
-  cpu::ThreadPool::set_global_threads(1);
+  ThreadPool::set_global_threads(1);
   auto one = ops::RandomGenerator(5).normal({300, 301}).to_float_vector();
-  cpu::ThreadPool::set_global_threads(3);
+  ThreadPool::set_global_threads(3);
   auto three = ops::RandomGenerator(5).normal({300, 301}).to_float_vector();
-  cpu::ThreadPool::set_global_threads(0);
+  ThreadPool::set_global_threads(0);
   EXPECT_EQ(one, three);
   auto other = ops::RandomGenerator(6).normal({300, 301}).to_float_vector();
   EXPECT_NE(one, other);

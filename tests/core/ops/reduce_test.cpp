@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "../test_util.h"
 
 namespace lmx {

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 #include "../test_util.h"
 
 namespace lmx {

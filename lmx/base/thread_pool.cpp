@@ -1,4 +1,4 @@
-#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/base/thread_pool.h"
 
 #include <immintrin.h>
 
@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-namespace lmx::cpu {
+namespace lmx {
 namespace {
 
 thread_local bool t_inside_region = false;
@@ -211,4 +211,4 @@ void ThreadPool::set_global_threads(int num_threads) {
   global_slot() = std::make_unique<ThreadPool>(num_threads);
 }
 
-}  // namespace lmx::cpu
+}  // namespace lmx

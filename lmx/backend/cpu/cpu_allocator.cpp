@@ -11,15 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "lmx/core/allocator.h"
+#include "lmx/backend/cpu/cpu_allocator.h"
 #include "lmx/core/caching_allocator.h"
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
-#ifdef LMX_HAS_CUDA
-#include "lmx/backend/cuda/cuda_backend.h"
-#endif
-
-namespace lmx {
+namespace lmx::cpu {
 namespace {
 
 constexpr size_t kAlign = 64;
@@ -71,17 +67,10 @@ class CpuAllocator final : public CachingAllocator {
 
 }  // namespace
 
-Allocator& allocator_for(Device device) {
-  if (device.is_cpu()) {
-    // Never destroyed: tensors held by other statics may be freed after main returns.
-    static CpuAllocator* cpu = new CpuAllocator();
-    return *cpu;
-  }
-#ifdef LMX_HAS_CUDA
-  if (device.is_cuda()) return cuda::allocator(device.index);
-#endif
-  throw Unsupported("device " + device.str() +
-                    " is not available in this build of lmx (build with -DLMX_CUDA=ON)");
+Allocator& cpu_allocator() {
+  // Never destroyed: tensors held by other statics may be freed after main returns.
+  static CpuAllocator* cpu = new CpuAllocator();
+  return *cpu;
 }
 
-}  // namespace lmx
+}  // namespace lmx::cpu

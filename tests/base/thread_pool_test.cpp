@@ -1,4 +1,4 @@
-#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/base/thread_pool.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-namespace lmx::cpu {
+namespace lmx {
 namespace {
 
 TEST(ThreadPool, EveryThreadRunsOnceWithItsIndex) {
@@ -101,4 +101,4 @@ TEST(ThreadPool, SumMatchesSerial) {
 }
 
 }  // namespace
-}  // namespace lmx::cpu
+}  // namespace lmx

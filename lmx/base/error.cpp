@@ -1,4 +1,4 @@
-#include "lmx/core/error.h"
+#include "lmx/base/error.h"
 
 namespace lmx::detail {
 

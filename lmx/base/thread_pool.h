@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-namespace lmx::cpu {
+namespace lmx {
 
 class ThreadPool {
  public:
@@ -73,4 +73,4 @@ class ThreadPool {
 // Number of threads to use by default: LMX_NUM_THREADS, else hardware concurrency.
 int default_num_threads();
 
-}  // namespace lmx::cpu
+}  // namespace lmx

@@ -1,0 +1,200 @@
+// The argument structs of the backend seam (lmx/core/backend.h): what an op front end
+// hands a device's kernels once it has validated its tensors. Plain pointers, sizes and
+// element strides, no tensors, so backends (lmx/backend/*) include this header without
+// linking the tensor engine. Pointers refer to memory of the device the kernel runs on.
+// Arguments are trusted: the front ends in lmx/core/ops check shapes and dtypes first.
+#pragma once
+
+#include <cstdint>
+
+#include "lmx/core/dtype.h"
+
+namespace lmx::kernels {
+
+// A dense weight matrix W [n, k], row-major, row stride `ld` elements (>= k).
+// dtype is f32, f16 or bf16.
+struct DenseWeightView {
+  const void* data = nullptr;
+  Dtype dtype = Dtype::f32;
+  int64_t n = 0;
+  int64_t k = 0;
+  int64_t ld = 0;
+};
+
+// C[b][i, j] = alpha * sum_p A[b][i, p] * B[b][p, j] + beta * C[b][i, j]
+// for b in [0, batch). Element (i, p) of A is a[b * a_bs + i * a_rs + p * a_cs]; B and C
+// likewise. A transposed operand is just swapped strides. beta == 0 never reads C (so C
+// may hold garbage or NaN).
+struct GemmArgs {
+  int64_t m = 0, n = 0, k = 0;
+  float alpha = 1.0f;
+  float beta = 0.0f;
+  const float* a = nullptr;
+  int64_t a_rs = 0, a_cs = 1;
+  const float* b = nullptr;
+  int64_t b_rs = 0, b_cs = 1;
+  float* c = nullptr;
+  int64_t c_rs = 0, c_cs = 1;
+  int64_t batch = 1;
+  int64_t a_bs = 0, b_bs = 0, c_bs = 0;
+};
+
+// An MLX affine-quantized matrix as stored (see lmx/core/quantized_weight.h):
+// w uint32 [n, k*bits/32], scales / biases [n, k/group] of scale_dtype.
+struct QuantView {
+  const uint32_t* w = nullptr;     // [n, k*bits/32]
+  const void* scales = nullptr;    // [n, k/group]
+  const void* biases = nullptr;    // [n, k/group]
+  Dtype scale_dtype = Dtype::f32;  // of scales and biases: f32, f16 or bf16
+  int64_t n = 0;
+  int64_t k = 0;
+  int bits = 4;
+  int group_size = 64;
+  int64_t w_stride = 0;  // row stride of w in uint32 words; 0 means k*bits/32
+  int64_t s_stride = 0;  // row stride of scales/biases in elements; 0 means k/group
+
+  int64_t w_row_stride() const { return w_stride ? w_stride : k * bits / 32; }
+  int64_t s_row_stride() const { return s_stride ? s_stride : k / group_size; }
+};
+
+// Precision of the activations inside the quantized matmul kernels. Shapes a reduced
+// precision does not support run the f32 path.
+enum class ActivationPrecision : uint8_t {
+  // Exact f32 activations; matches the reference to f32 rounding (~1e-6).
+  f32,
+  // x rounded once per call to int16 with one scale per group (error <= amax/65534 per
+  // element, ~1e-5 relative on a layer output) and integer dot products (vpmaddwd on the
+  // CPU): fewer instructions per weight than f32. 4-bit (group >= 64) and 8-bit weights.
+  int16,
+  // x rounded to int8 per group (~1e-3 relative, like llama.cpp's Q8 activations): the
+  // fewest instructions. 4-bit (group >= 64) and 8-bit weights.
+  int8,
+};
+
+struct AttentionArgs {
+  int64_t batch = 1;
+  // q_heads is a multiple of kv_heads (GQA): q head h reads kv head
+  // h / (q_heads / kv_heads).
+  int64_t q_heads = 1;
+  int64_t kv_heads = 1;
+  int64_t q_len = 1;
+  int64_t kv_len = 0;
+  int64_t head_dim = 0;    // of q and k
+  int64_t v_head_dim = 0;  // of v and out
+  // Element strides for [batch, head, seq, dim] of each operand.
+  const float* q = nullptr;  // [batch, q_heads, q_len, head_dim]
+  int64_t q_strides[4] = {0, 0, 0, 1};
+  const void* k = nullptr;  // [batch, kv_heads, kv_len, head_dim], kv_dtype
+  int64_t k_strides[4] = {0, 0, 0, 1};
+  const void* v = nullptr;  // [batch, kv_heads, kv_len, v_head_dim], kv_dtype
+  int64_t v_strides[4] = {0, 0, 0, 1};
+  Dtype kv_dtype = Dtype::f32;  // f32, f16 or bf16 (both k and v)
+  float* out = nullptr;         // [batch, q_heads, q_len, v_head_dim]
+  int64_t out_strides[4] = {0, 0, 0, 1};
+};
+
+struct AttentionOptions {
+  float scale = 1.0f;  // usually 1/sqrt(head_dim)
+  // Causal: query i sits at absolute position q_offset + i; key j (absolute position
+  // j) is visible iff j <= q_offset + i.
+  bool causal = false;
+  int64_t q_offset = 0;
+  // Sliding window (0 = none): key j is visible iff (q_offset + i) - j < window.
+  int64_t window = 0;
+  // Optional additive mask (-inf allowed) [batch, q_heads, q_len, kv_len], element
+  // strides; stride 0 broadcasts (an [q_len, kv_len] mask: {0, 0, ld, 1}).
+  const float* mask = nullptr;
+  int64_t mask_strides[4] = {0, 0, 0, 1};
+  // Logit soft-capping (0 = off): s = cap * tanh(s / cap), applied to the scaled
+  // scores before the mask (Gemma 2).
+  float softcap = 0.0f;
+  // Attention sinks [q_heads] (null = none): a learned logit per head that joins the
+  // softmax denominator but has no value row (gpt-oss).
+  const float* sinks = nullptr;
+};
+
+// One quantized operand [batch, kv_heads, kv_len, dim]: row (b, h, j) holds `dim`
+// values as dim * bits / 32 uint32 words and dim / group f32 scales and biases.
+struct QuantizedRows {
+  const uint32_t* w = nullptr;
+  const float* scales = nullptr;
+  const float* biases = nullptr;
+  int64_t w_strides[3] = {0, 0, 0};  // in words, for (batch, head, position)
+  int64_t s_strides[3] = {0, 0, 0};  // in elements, for scales and biases alike
+  int bits = 8;
+};
+
+struct QuantizedAttentionArgs {
+  int64_t batch = 1;
+  int64_t q_heads = 1;
+  int64_t kv_heads = 1;
+  int64_t q_len = 1;
+  int64_t kv_len = 0;
+  int64_t head_dim = 0;
+  int64_t v_head_dim = 0;
+  int group_size = 64;
+  const float* q = nullptr;  // [batch, q_heads, q_len, head_dim]
+  int64_t q_strides[4] = {0, 0, 0, 1};
+  QuantizedRows k, v;
+  float* out = nullptr;  // [batch, q_heads, q_len, v_head_dim]
+  int64_t out_strides[4] = {0, 0, 0, 1};
+};
+
+// A per-channel parameter vector of `dim` contiguous elements (norm weight or bias) in
+// f32, f16 or bf16, as stored in the checkpoint. A null `data` means "absent".
+struct ChannelVector {
+  const void* data = nullptr;
+  Dtype dtype = Dtype::f32;
+};
+
+struct RmsNormOptions {
+  ChannelVector weight;          // [dim]; absent: no per-channel scale
+  bool add_unit_offset = false;  // scale by (1 + w), as Gemma stores its norm weights
+  float eps = 1e-6f;
+};
+
+struct LayerNormOptions {
+  ChannelVector weight;  // [dim]; absent: scale 1
+  ChannelVector bias;    // [dim]; absent: shift 0
+  float eps = 1e-5f;
+};
+
+struct RopeOptions {
+  // Shape of x and out: [batch, heads, seq, head_dim].
+  int64_t batch = 1;
+  int64_t heads = 1;
+  int64_t seq = 1;
+  int64_t head_dim = 0;
+  // Element strides of x and of out for each of the 4 dims (any layout, e.g. the
+  // [batch, seq, heads, head_dim] output of a projection viewed as above).
+  int64_t x_strides[4] = {0, 0, 0, 1};
+  int64_t out_strides[4] = {0, 0, 0, 1};
+  // Leading dims that rotate (even, <= head_dim); the rest are copied through.
+  int64_t rotary_dim = 0;
+  // true: pairs (2i, 2i+1) (GPT-J, MLX traditional=True). false: pairs (i, i + d/2)
+  // with d = rotary_dim (HF rotate_half: Llama, Qwen, Mistral, ...).
+  bool traditional = false;
+  // [rotary_dim / 2] inverse frequencies of pair i; scaled RoPE variants (linear,
+  // dynamic NTK, llama3, yarn, longrope) differ only in these values.
+  const float* inv_freq = nullptr;
+  // Position of token s in batch b: offset + batch_offsets[b] (if given) + s, or
+  // positions[b * seq + s] when `positions` is given (left-padded batches, packed
+  // sequences: any position per token).
+  int64_t offset = 0;
+  const int64_t* batch_offsets = nullptr;  // [batch] or null
+  const int64_t* positions = nullptr;      // [batch, seq] contiguous, or null
+  // Multiplies cos and sin (yarn / longrope attention factor); 1 for plain RoPE.
+  float mscale = 1.0f;
+};
+
+enum class Activation {
+  silu,       // x * sigmoid(x)
+  gelu,       // x/2 * (1 + erf(x / sqrt 2))                    (exact, torch default)
+  gelu_tanh,  // x/2 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))  ("gelu_pytorch_tanh")
+  exp,
+  tanh,
+  sigmoid,
+  softplus,  // log(1 + e^x), computed stably for all x (no threshold switch)
+};
+
+}  // namespace lmx::kernels
