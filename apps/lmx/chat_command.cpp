@@ -31,6 +31,7 @@ struct ChatArgs {
   }();
   std::string resume;
   int threads = 0;
+  std::string device = "cpu";
   bool verbose = false;
   WiredArgs wired;
 };
@@ -121,9 +122,10 @@ bool print_event(const generate::GenerationEvent& e) {
 
 void run_chat(const ChatArgs& a) {
   apply_threads(a.threads);
+  const Device device = device_arg(a.device);
   const generate::GenerateParameters p = to_parameters(a.gen);
   const nlohmann::ordered_json variables = chat_template_variables(a.gen);
-  auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string());
+  auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(), {.device = device});
   generate::ChatSession session(container, a.system_prompt, p);
   session.set_template_context(variables);
   session.set_extra_eos(a.gen.extra_eos);
@@ -163,6 +165,7 @@ void add_chat_command(CLI::App& app) {
   add_wired_options(cmd, a->wired);
   cmd->add_option("--resume", a->resume, "Continue a conversation saved with /save");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--device", a->device, "cpu, cuda or cuda:N (default cpu)");
   cmd->add_flag("-v,--verbose", a->verbose, "Print token counts, speed and peak memory after each reply");
   cmd->callback([a] { run_chat(*a); });
 }

@@ -2,8 +2,9 @@
 
 #include <cstdio>
 
-#include "lmx/base/thread_pool.h"
 #include "lmx/base/error.h"
+#include "lmx/base/thread_pool.h"
+#include "lmx/core/backend.h"
 #include "lmx/io/hub.h"
 
 namespace lmx::cli {
@@ -11,6 +12,16 @@ namespace lmx::cli {
 std::filesystem::path resolve_model_arg(const std::string& spec) {
   if (spec.empty()) throw InvalidArgument("--model is required (a model folder or a Hugging Face repo id)");
   return io::resolve_model(spec);
+}
+
+Device device_arg(const std::string& text) {
+  try {
+    const Device device = Device::parse(text);
+    backend_for(device);  // this build and machine have it
+    return device;
+  } catch (const Error& e) {
+    throw InvalidArgument("--device " + text + ": " + e.what());
+  }
 }
 
 void apply_threads(int threads) {

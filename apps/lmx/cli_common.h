@@ -5,10 +5,15 @@
 #include <string>
 #include <vector>
 
+#include "lmx/core/device.h"
+
 namespace lmx::cli {
 
 // A local folder, or a Hugging Face repo id resolved through the hub cache.
 std::filesystem::path resolve_model_arg(const std::string& spec);
+// --device: "cpu", "cuda" or "cuda:N", checked against this build and machine (one clear
+// InvalidArgument otherwise, e.g. a build without CUDA).
+Device device_arg(const std::string& text);
 // Applies --threads (0 = LMX_NUM_THREADS or the core count).
 void apply_threads(int threads);
 // "1,2,3" -> ids; throws InvalidArgument naming the bad entry.

@@ -26,6 +26,7 @@ struct GenerateArgs {
   GenerationArgs gen;
   bool ignore_chat_template = false;
   int threads = 0;
+  std::string device = "cpu";
   bool verbose = false;
   std::string prompt_cache_file;
   WiredArgs wired;
@@ -40,9 +41,10 @@ void on_sigint(int) {
 
 void run_generate(const GenerateArgs& a) {
   apply_threads(a.threads);
+  const Device device = device_arg(a.device);
   std::string prompt = a.prompt;
   if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-  auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string());
+  auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(), {.device = device});
   generate::UserInput input;
   input.prompt = prompt;
   input.system_prompt = a.system_prompt;
@@ -115,6 +117,7 @@ void add_generate_command(CLI::App& app) {
   add_wired_options(cmd, a->wired);
   cmd->add_option("--prompt-cache-file", a->prompt_cache_file, "Continue from a prompt cache (lmx cache-prompt)");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--device", a->device, "cpu, cuda or cuda:N (default cpu)");
   cmd->add_flag("-v,--verbose", a->verbose, "Print the prompt and speed / memory statistics");
   cmd->callback([a] { run_generate(*a); });
 
@@ -125,11 +128,13 @@ void add_generate_command(CLI::App& app) {
   cache->add_option("--prompt-cache-file", c->prompt_cache_file, "Where to write the cache (safetensors)")->required();
   add_cache_options(cache, c->gen);
   cache->add_option("-t,--threads", c->threads, "CPU threads");
+  cache->add_option("--device", c->device, "cpu, cuda or cuda:N (default cpu)");
   cache->callback([c] {
     apply_threads(c->threads);
+    const Device device = device_arg(c->device);
     std::string prompt = c->prompt;
     if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-    auto container = generate::ModelContainer::load(resolve_model_arg(c->model).string());
+    auto container = generate::ModelContainer::load(resolve_model_arg(c->model).string(), {.device = device});
     std::vector<int32_t> ids = container->tokenizer().encode(prompt, true);
     auto kv = container->perform([&](models::LanguageModel& model, const tokenizer::Tokenizer&) {
       return generate::prefill_cache(model, ids, to_parameters(c->gen), show_prefill_progress);

@@ -21,13 +21,15 @@ struct LogitsArgs {
   std::string out;
   bool dump_hidden = false;
   int threads = 0;
+  std::string device = "cpu";
 };
 
 void run_logits(const LogitsArgs& a) {
   apply_threads(a.threads);
+  const Device device = device_arg(a.device);
   std::vector<int32_t> ids = parse_id_list(a.tokens);
   if (ids.empty()) throw InvalidArgument("--tokens: give at least one token id");
-  auto loaded = models::load_model(resolve_model_arg(a.model));
+  auto loaded = models::load_model(resolve_model_arg(a.model), {.device = device});
   const int64_t vocab = loaded.model->vocab_size();
   for (int32_t id : ids) {
     if (id < 0 || id >= vocab) {
@@ -39,6 +41,9 @@ void run_logits(const LogitsArgs& a) {
   models::ForwardOptions opt;
   if (a.dump_hidden) opt.hidden_states = &hidden;
   Tensor logits = loaded.model->forward(Tensor::from_vector(ids, {1, static_cast<int64_t>(ids.size())}), nullptr, opt);
+  // What is printed and saved is read on the host.
+  logits = logits.contiguous().to(Device::cpu());
+  for (Tensor& h : hidden) h = h.contiguous().to(Device::cpu());
   Tensor last = logits.select(0, 0).select(0, -1).contiguous();
   const float* l = last.data<float>();
   std::vector<int32_t> order(static_cast<size_t>(vocab));
@@ -78,6 +83,7 @@ void add_logits_command(CLI::App& app) {
   cmd->add_option("--out", a->out, "Write logits [tokens, vocab] (float32 safetensors)");
   cmd->add_flag("--dump-hidden", a->dump_hidden, "Also write each layer's output (hidden.N)");
   cmd->add_option("-t,--threads", a->threads, "CPU threads");
+  cmd->add_option("--device", a->device, "cpu, cuda or cuda:N (default cpu)");
   cmd->callback([a] { run_logits(*a); });
 }
 

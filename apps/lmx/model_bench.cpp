@@ -8,13 +8,13 @@
 #include <optional>
 
 #include "cli_common.h"
-#include "lmx/base/thread_pool.h"
-#include "lmx/core/ops/reduce.h"
-#include "lmx/core/allocator.h"
 #include "lmx/base/error.h"
+#include "lmx/base/thread_pool.h"
+#include "lmx/core/allocator.h"
+#include "lmx/core/backend.h"
 #include "lmx/core/ops/random.h"
+#include "lmx/core/ops/reduce.h"
 #include "lmx/generate/token_iterator.h"
-#include "lmx/generate/wired_memory_backend.h"
 #include "lmx/models/config_reader.h"
 #include "lmx/models/load.h"
 #include "lmx/models/random_init.h"
@@ -49,6 +49,8 @@ std::vector<int32_t> random_tokens(ops::RandomGenerator& rng, int64_t n, int64_t
 
 void run_model_bench(const ModelBenchArgs& a) {
   apply_threads(a.threads);
+  const Device device = device_arg(a.device);
+  Backend& backend = backend_for(device);
   if (a.prompt_tokens < 1 || a.generation_tokens < 1 || a.runs < 1 || a.depth < 0) {
     throw InvalidArgument("bench: -p, -g and -n must be >= 1, -d >= 0");
   }
@@ -68,6 +70,7 @@ void run_model_bench(const ModelBenchArgs& a) {
     }
     owned = models::create_model(models::ConfigReader(cfg, a.config));
     models::RandomInitOptions ro;
+    ro.device = device;
     auto d = parse_dtype(a.dtype);
     if (!d || !is_floating(*d)) throw InvalidArgument("--dtype must be f32, f16 or bf16");
     ro.dtype = *d;
@@ -77,7 +80,7 @@ void run_model_bench(const ModelBenchArgs& a) {
     label = a.config + (a.quantize ? " q" + std::to_string(a.q_bits) + "/g" + std::to_string(a.q_group_size)
                                    : " " + a.dtype) + " (random weights)";
   } else {
-    loaded.emplace(models::load_model(resolve_model_arg(a.model)));
+    loaded.emplace(models::load_model(resolve_model_arg(a.model), {.device = device}));
     model = loaded->model.get();
     label = a.model;
   }
@@ -86,7 +89,7 @@ void run_model_bench(const ModelBenchArgs& a) {
 
   ops::RandomGenerator rng(7);
   std::vector<double> pp, tg;
-  Allocator& alloc = allocator_for(Device::cpu());
+  Allocator& alloc = allocator_for(device);
   alloc.reset_peak();
   size_t kv_bytes = 0;
   const int64_t vocab = model->vocab_size();
@@ -100,6 +103,7 @@ void run_model_bench(const ModelBenchArgs& a) {
       const std::vector<int32_t> prompt = random_tokens(rng, a.prompt_tokens, vocab);
       const auto t0 = Clock::now();
       model->forward(Tensor::from_vector(prompt, {1, a.prompt_tokens}), &cache, {nullptr, true});
+      backend.synchronize();
       prefill = std::chrono::duration<double>(Clock::now() - t0).count();
     }
     // tg: greedy decode steps from an empty cache (or after `depth` cached tokens).
@@ -110,11 +114,16 @@ void run_model_bench(const ModelBenchArgs& a) {
     const auto t0 = Clock::now();
     for (int i = 0; i < a.generation_tokens; ++i) {
       Tensor logits = model->forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &cache);
+      if (!logits.device().is_cpu()) logits = logits.contiguous().to(Device::cpu());  // the row the sampler reads
       const float* l = logits.data<float>();
       token = static_cast<int32_t>(ops::greedy_argmax({l, static_cast<size_t>(vocab)}));  // greedy, as Sampler at temperature 0
     }
     const double decode = std::chrono::duration<double>(Clock::now() - t0).count();
-    kv_bytes = generate::region_bytes(generate::kv_regions(cache));
+    // The caches' buffers (whole capacity, as wired memory pins them), on any device.
+    kv_bytes = 0;
+    for (const auto& c : cache)
+      for (const Tensor& t : c->state())
+        if (t.defined() && t.storage().use_count() >= 2) kv_bytes += t.storage()->nbytes();
     if (run == 0) continue;
     pp.push_back(a.prompt_tokens / prefill);
     tg.push_back(a.generation_tokens / decode);
@@ -125,6 +134,7 @@ void run_model_bench(const ModelBenchArgs& a) {
   const size_t peak = alloc.stats().peak_bytes + weights.outside_allocator;
   if (a.json) {
     nlohmann::json j = {{"model", label},
+                        {"device", backend.describe()},
                         {"threads", ThreadPool::global().num_threads()},
                         {"prompt_tokens", a.prompt_tokens},
                         {"generation_tokens", a.generation_tokens},
@@ -141,8 +151,9 @@ void run_model_bench(const ModelBenchArgs& a) {
     std::printf("%s\n", j.dump().c_str());
     return;
   }
-  std::printf("model: %s\nthreads: %d  weights: %s  load: %.2f s\n", label.c_str(),
-              ThreadPool::global().num_threads(), format_bytes(weights.total).c_str(), load_seconds);
+  std::printf("model: %s\ndevice: %s  threads: %d  weights: %s  load: %.2f s\n", label.c_str(),
+              backend.describe().c_str(), ThreadPool::global().num_threads(), format_bytes(weights.total).c_str(),
+              load_seconds);
   std::printf("pp%d: %.2f +- %.2f tokens/s\n", a.prompt_tokens, ps.mean, ps.sd);
   std::printf("tg%d%s: %.2f +- %.2f tokens/s\n", a.generation_tokens,
               a.depth > 0 ? (" @ d" + std::to_string(a.depth)).c_str() : "", ts.mean, ts.sd);

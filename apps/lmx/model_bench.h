@@ -21,6 +21,7 @@ struct ModelBenchArgs {
   int depth = 0;  // decode starts after this many cached tokens (llama-bench's -d)
   int runs = 3;
   int threads = 0;
+  std::string device = "cpu";
   bool json = false;
 };
 

@@ -93,6 +93,10 @@ class Backend {
     return "wired memory pool: not available on " + device().str();
   }
 
+  // Waits until the work queued on this device is done (timing, and before the host reads
+  // memory a kernel wrote). A backend that runs synchronously has nothing to wait for.
+  virtual void synchronize() {}
+
   // Element-wise (contiguous f32; the strided generic loops are the CPU's) ---------
   virtual void binary_f32(BinaryKernel op, const float* a, const float* b, float* out, int64_t n) {
     (void)op, (void)a, (void)b, (void)out, (void)n;

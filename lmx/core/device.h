@@ -19,6 +19,9 @@ struct Device {
   std::string str() const {
     return is_cpu() ? std::string("cpu") : "cuda:" + std::to_string(index);
   }
+  // "cpu", "cuda" (device 0) or "cuda:N"; throws InvalidArgument naming the text otherwise.
+  // Whether the device exists is the backend's to say (backend_for).
+  static Device parse(const std::string& text);
 };
 
 }  // namespace lmx

@@ -8,8 +8,8 @@ std::pair<Tensor, Tensor> append_kv(Tensor& keys_buf, Tensor& values_buf, int64_
   const int64_t capacity = keys_buf.defined() ? keys_buf.dim(2) : 0;
   if (offset + n > capacity) {
     const int64_t grown = (offset + n + step - 1) / step * step;
-    Tensor k = Tensor::zeros({keys.dim(0), keys.dim(1), grown, keys.dim(3)}, Dtype::f32);
-    Tensor v = Tensor::zeros({values.dim(0), values.dim(1), grown, values.dim(3)}, Dtype::f32);
+    Tensor k = Tensor::zeros({keys.dim(0), keys.dim(1), grown, keys.dim(3)}, Dtype::f32, keys.device());
+    Tensor v = Tensor::zeros({values.dim(0), values.dim(1), grown, values.dim(3)}, Dtype::f32, values.device());
     if (offset > 0) {
       k.slice(2, 0, offset).copy_(keys_buf.slice(2, 0, offset));
       v.slice(2, 0, offset).copy_(values_buf.slice(2, 0, offset));

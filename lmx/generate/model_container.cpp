@@ -62,6 +62,11 @@ ModelContainer::ModelContainer(std::filesystem::path path, models::LoadedModel l
 }
 
 std::shared_ptr<ModelContainer> ModelContainer::load(const std::string& spec, const LoadProgress& progress) {
+  return load(spec, models::LoadOptions{}, progress);
+}
+
+std::shared_ptr<ModelContainer> ModelContainer::load(const std::string& spec, const models::LoadOptions& options,
+                                                     const LoadProgress& progress) {
   const auto start = std::chrono::steady_clock::now();
   auto report = [&](std::string_view stage, double fraction) {
     if (progress) progress(stage, fraction);
@@ -69,7 +74,7 @@ std::shared_ptr<ModelContainer> ModelContainer::load(const std::string& spec, co
   report("resolve", 0.0);
   std::filesystem::path dir = io::resolve_model(spec);
   report("weights", 0.1);
-  models::LoadedModel loaded = models::load_model(dir);
+  models::LoadedModel loaded = models::load_model(dir, options);
   report("tokenizer", 0.9);
   tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_folder(dir);
   std::shared_ptr<ModelContainer> c(new ModelContainer(dir, std::move(loaded), std::move(tok)));

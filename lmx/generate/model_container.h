@@ -41,6 +41,9 @@ class ModelContainer {
   // A model folder or a Hugging Face repo id (downloads draw their own progress bar on a
   // terminal; see io::HubOptions).
   static std::shared_ptr<ModelContainer> load(const std::string& spec, const LoadProgress& progress = {});
+  // The same with load options (options.device: where the weights go).
+  static std::shared_ptr<ModelContainer> load(const std::string& spec, const models::LoadOptions& options,
+                                              const LoadProgress& progress = {});
 
   // Runs fn with exclusive access to the model.
   template <typename Fn>

@@ -20,7 +20,7 @@ void check_bits(int bits, const char* what) {
 Tensor grow(const Tensor& x, int64_t prev, int64_t capacity) {
   Shape s = x.shape();
   s[2] = capacity;
-  Tensor out = Tensor::zeros(s, x.dtype());
+  Tensor out = Tensor::zeros(s, x.dtype(), x.device());
   if (prev > 0) out.slice(2, 0, prev).copy_(x.slice(2, 0, prev));
   return out;
 }

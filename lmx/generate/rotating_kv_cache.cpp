@@ -95,8 +95,8 @@ std::pair<Tensor, Tensor> RotatingKVCache::update_in_place(const Tensor& keys,
   const int64_t prev = offset_;
   if (!keys_.defined() || (prev >= keys_.dim(2) && keys_.dim(2) < max_size_)) {
     const int64_t grow = std::min(step_, max_size_ - prev);
-    Tensor k = Tensor::zeros({B, H, grow, keys.dim(3)}, Dtype::f32);
-    Tensor v = Tensor::zeros({B, H, grow, values.dim(3)}, Dtype::f32);
+    Tensor k = Tensor::zeros({B, H, grow, keys.dim(3)}, Dtype::f32, keys.device());
+    Tensor v = Tensor::zeros({B, H, grow, values.dim(3)}, Dtype::f32, values.device());
     if (keys_.defined()) {
       keys_ = cat2({keys_, k});
       values_ = cat2({values_, v});

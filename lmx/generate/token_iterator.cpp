@@ -166,6 +166,7 @@ int32_t TokenIterator::step(const std::vector<int32_t>& tokens) {
   Tensor logits = model_.forward(ids, cache_, kLastLogitsOnly);  // [1, 1, vocab]: the last position
   after_forward();
   Tensor last = logits.select(1, -1).select(0, 0);
+  if (!last.device().is_cpu()) last = last.contiguous().to(Device::cpu());  // only the row comes back
   row_.assign(last.data<float>(), last.data<float>() + last.numel());
   processor_.process(row_);
   for (const auto& fn : params_.logits_processors) fn(history_, row_);

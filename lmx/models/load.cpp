@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lmx/base/error.h"
+#include "lmx/core/backend.h"
 #include "lmx/io/mapped_file.h"
 #include "lmx/models/config_reader.h"
 #include "lmx/models/registry.h"
@@ -141,11 +142,13 @@ WeightBytes weight_bytes(LanguageModel& model) {
 }
 
 LoadedModel load_model(const std::filesystem::path& dir, const LoadOptions& options) {
+  backend_for(options.device);  // an unavailable device fails before any file is read
   LoadedModel out{nullptr, io::ModelFolder::open(dir)};
   const std::string source = (dir / "config.json").string();
   ConfigReader config(out.folder.text_config(), source);
   out.model = create_model(config);
   load_weights(*out.model, read_weights(out.folder), out.folder.raw_config(), dir.string());
+  if (!options.device.is_cpu()) out.model->to(options.device);
   if (options.prepare) out.model->prepare_for_inference();
   return out;
 }

@@ -17,7 +17,11 @@ struct LoadedModel {
 };
 
 struct LoadOptions {
-  bool prepare = true;  // repack quantized weights for the fast CPU kernels
+  bool prepare = true;  // make the backend's layout of quantized weights (CPU: repacked rows)
+  // Where the weights go: read (mapped) on the host, then copied to this device before
+  // they are prepared. backend_for(device) is asked first, so a build or machine without
+  // it fails before anything is read.
+  Device device = Device::cpu();
 };
 
 LoadedModel load_model(const std::filesystem::path& dir, const LoadOptions& options = {});

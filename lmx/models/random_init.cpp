@@ -35,6 +35,7 @@ void randomize_model(LanguageModel& model, const RandomInitOptions& o) {
   for (auto& p : model.parameters()) {
     if (!p.tensor->defined()) fill(*p.tensor, p.shape);
   }
+  if (!o.device.is_cpu()) model.to(o.device);
   model.prepare_for_inference();
 }
 

@@ -13,6 +13,7 @@ struct RandomInitOptions {
   Dtype dtype = Dtype::bf16;                    // float weights (and quantization scales)
   std::optional<QuantizeOptions> quantization;  // quantize each matrix as it is made
   uint64_t seed = 0;
+  Device device = Device::cpu();  // made (and quantized) on the host, then moved here
 };
 
 // Fills every parameter: norms near 1, matrices uniform in +-0.02 (so activations stay

@@ -34,10 +34,12 @@ Tensor rope_rows(const RotaryEmbedding& rope,
   return out;
 }
 
-void set_mask(ops::AttentionParams& p, const KVCache& cache, int64_t q_len, int64_t offset_before) {
+// The caches build masks on the host; they follow the queries to their device.
+void set_mask(ops::AttentionParams& p, const KVCache& cache, int64_t q_len, int64_t offset_before,
+              Device device) {
   Tensor mask = cache.make_mask(q_len, p.window);
   if (mask.defined()) {
-    p.mask = mask;
+    p.mask = mask.device() == device ? mask : mask.contiguous().to(device);
     p.causal = false;
     p.window = 0;
     p.q_offset = 0;
@@ -126,14 +128,14 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache) const {
   Tensor out;  // [B, H, L, D]
   if (cache && cache->is_quantized()) {
     nn::QuantizedKV kv = cache->update_and_fetch_quantized(k, v);
-    set_mask(p, *cache, L, offset);
+    set_mask(p, *cache, L, offset, q.device());
     out = ops::quantized_scaled_dot_product_attention(q, kv, p);
   } else {
     if (cache) {
       auto kv = cache->update_and_fetch(k, v);
       k = kv.first;
       v = kv.second;
-      set_mask(p, *cache, L, offset);
+      set_mask(p, *cache, L, offset, q.device());
     }
     out = ops::scaled_dot_product_attention(q, k, v, p);
   }

@@ -230,6 +230,8 @@ SparseMoe::SparseMoe(const MoeOptions& o) : o_(o) {
 }
 
 Tensor SparseMoe::forward(const Tensor& x) const {
+  // The routing below reads the router's probabilities on the host.
+  if (!x.device().is_cpu()) throw Unsupported("moe: expert routing runs on the CPU only so far, input on " + x.device().str());
   const Shape shape = x.shape();
   Tensor rows = (x.dtype() == Dtype::f32 ? x : x.to(Dtype::f32)).contiguous().reshape({-1, o_.hidden});
   const int64_t T = rows.dim(0), E = o_.experts, K = o_.top_k;

@@ -27,6 +27,17 @@ std::vector<Module::ParamSlot> Module::parameters(const std::string& prefix) {
   return out;
 }
 
+void Module::to(Device device) {
+  for (auto& p : parameters())
+    if (p.tensor->defined() && p.tensor->device() != device) *p.tensor = p.tensor->to(device);
+}
+
+Device Module::device() {
+  for (auto& p : parameters())
+    if (p.tensor->defined()) return p.tensor->device();
+  return Device::cpu();
+}
+
 void Module::for_each_module(const std::function<void(const std::string&, Module&)>& fn,
                              const std::string& prefix) {
   fn(prefix, *this);

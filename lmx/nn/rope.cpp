@@ -99,6 +99,7 @@ Tensor RotaryEmbedding::apply(const Tensor& x, int64_t offset) const {
   std::vector<float> freqs = inv_freq(seq_len);
   ops::RopeParams p;
   p.inv_freq = Tensor::from_vector(freqs, {static_cast<int64_t>(freqs.size())});
+  if (!x.device().is_cpu()) p.inv_freq = p.inv_freq.to(x.device());
   p.rotary_dim = config_.dim;
   p.traditional = config_.traditional;
   p.offset = offset;

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "../generate/shared_data.h"
+#include "lmx/core/backend.h"
 
 namespace {
 
@@ -152,6 +153,23 @@ TEST(CliErrors, BadInputGivesOneClearLineAndNonZeroExit) {
   Result h = lmx_run("--help", "", true);
   EXPECT_EQ(h.status, 0);
   EXPECT_NE(h.out.find("generate"), std::string::npos);
+}
+
+// --device is checked before anything is loaded: an unknown name, and a device this build
+// or machine lacks, each give one line naming the flag.
+TEST(CliErrors, DeviceIsCheckedBeforeLoading) {
+  for (const char* cmd : {"generate --prompt hi", "chat", "bench", "logits --tokens 1"}) {
+    Result r = lmx_run(std::string(cmd) + " --model /nonexistent/model --device tpu", "", true);
+    EXPECT_NE(r.status, 0) << cmd;
+    EXPECT_EQ(r.out.rfind("lmx: error: --device tpu: device 'tpu' is not cpu, cuda or cuda:N", 0), 0u) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  }
+  if (lmx::built_with_cuda()) GTEST_SKIP() << "built with CUDA: whether cuda:0 exists depends on the machine";
+  Result r = lmx_run("bench --config ../shared/data/configs/llama-3.2-1b.json --device cuda", "", true);
+  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(r.out.rfind("lmx: error: --device cuda: device cuda:0 is not available in this build of lmx", 0), 0u)
+      << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
 }
 
 }  // namespace
