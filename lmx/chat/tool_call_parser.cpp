@@ -6,13 +6,18 @@
 namespace lmx::chat {
 
 const nlohmann::ordered_json* ToolSchemas::parameter(std::string_view tool, std::string_view name) const {
+  const ToolSpec* spec = this->tool(tool);
+  if (!spec) return nullptr;
+  auto props = spec->parameters.find("properties");
+  if (props == spec->parameters.end() || !props->is_object()) return nullptr;
+  auto p = props->find(std::string(name));
+  return p == props->end() ? nullptr : &*p;
+}
+
+const ToolSpec* ToolSchemas::tool(std::string_view name) const {
   if (!tools_) return nullptr;
   for (const auto& spec : *tools_) {
-    if (spec.name != tool) continue;
-    auto props = spec.parameters.find("properties");
-    if (props == spec.parameters.end() || !props->is_object()) return nullptr;
-    auto p = props->find(std::string(name));
-    return p == props->end() ? nullptr : &*p;
+    if (spec.name == name) return &spec;
   }
   return nullptr;
 }

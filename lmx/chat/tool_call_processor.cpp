@@ -62,6 +62,7 @@ struct ToolCallProcessor::State {
   std::string buffer;       // input not yet reported; in kCall it starts with the region
   std::string pending_raw;  // a reasoning-open marker not yet carried by an event
   std::unique_ptr<RegionScanner> scanner;
+  size_t call_marker_size = 0;  // the start marker of the open region
   size_t next_id = 0;
   bool finished = false;
   std::vector<ToolStreamEvent> out;
@@ -93,6 +94,8 @@ struct ToolCallProcessor::State {
     std::vector<ToolCall> calls;
     try {
       calls = parser->parse(region, ToolSchemas(&options.tools));
+    } catch (const NotAToolCall&) {
+      return emit(ToolStreamEvent::Kind::kText, region, std::string(region));
     } catch (const Error& e) {
       return reject(region, e.what());
     } catch (const nlohmann::json::exception& e) {
@@ -149,6 +152,14 @@ struct ToolCallProcessor::State {
       std::string_view rest = std::string_view(buffer).substr(start);
       if (mode == Mode::kCall) {
         std::optional<size_t> end = scanner->end(rest);
+        if (end == RegionScanner::kNotACall) {
+          std::string_view marker = rest.substr(0, call_marker_size);
+          emit(ToolStreamEvent::Kind::kText, marker, std::string(marker));
+          start += call_marker_size;
+          mode = Mode::kText;
+          scanner.reset();
+          continue;
+        }
         if (end) {
           handle_region(rest.substr(0, *end));
           start += *end;
@@ -186,6 +197,7 @@ struct ToolCallProcessor::State {
       if (marker->role == Role::kCallStart) {
         start += used - marker->text.size();  // the region starts with its marker
         mode = Mode::kCall;
+        call_marker_size = marker->text.size();
         scanner = parser->scanner(marker->text);
       } else if (marker->role == Role::kReasoningOpen) {
         start += used;

@@ -61,8 +61,13 @@ ToolCall call_from_json(const Json& object);
 // An arguments value that must be an object: JSON text is decoded. Throws.
 Json arguments_object(const Json& arguments, std::string_view tool);
 
-// A parameter value given as text (xml-like formats): converted to the declared schema
-// type when known, else parsed as JSON when valid JSON, else kept as the string.
+// The JSON type names `schema` admits ("type", enum values, anyOf / oneOf / allOf);
+// empty for no schema.
+std::vector<std::string> schema_types(const Json* schema);
+// A parameter value given as text (xml-like formats, LFM2 and Gemma scalars): converted
+// to the declared schema type when one is declared (integer / number, boolean,
+// object / array in that order, then string), else parsed as JSON when valid JSON, else
+// kept as the string.
 Json convert_text_value(std::string_view text, const Json* schema);
 
 // Blocks `OPEN_PREFIX attribute OPEN_SUFFIX body CLOSE` of xml-like formats, in order.

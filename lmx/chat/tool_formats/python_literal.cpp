@@ -1,6 +1,9 @@
 #include "lmx/chat/tool_formats/python_literal.h"
 
+#include <algorithm>
 #include <cctype>
+#include <iterator>
+#include <optional>
 #include <string>
 
 #include "lmx/chat/tool_formats/common.h"
@@ -12,7 +15,8 @@ namespace {
 
 class PythonReader : TextReader {
  public:
-  explicit PythonReader(std::string_view text) : TextReader(text, "python-style tool call") {}
+  PythonReader(std::string_view text, const ToolSchemas& schemas)
+      : TextReader(text, "python-style tool call"), schemas_(schemas) {}
 
   std::vector<ToolCall> calls() {
     std::vector<ToolCall> out;
@@ -62,11 +66,55 @@ class PythonReader : TextReader {
       skip_ws();
       if (peek() != '=') fail("positional argument in call of '" + c.name + "' (only keyword arguments name a parameter)");
       ++pos_;
-      c.arguments[key] = value();
+      c.arguments[key] = argument(c.name, key);
       separator(')');
     }
     ++pos_;
+    unwrap_arguments(c);
     return c;
+  }
+
+  // A top-level argument: typed by the declared schema when there is one.
+  Json argument(const std::string& tool, const std::string& key) {
+    const Json* schema = schemas_.parameter(tool, key);
+    skip_ws();
+    char c = peek();
+    if (c == '\'' || c == '"') {
+      Json s = string_literal(c);
+      return schema ? convert_text_value(s.get<std::string>(), schema) : s;
+    }
+    if (c == '[' || c == '(' || c == '{') return value();
+    size_t b = pos_;
+    size_t e = s_.find_first_of(",)", pos_);
+    if (e == std::string_view::npos) fail("unterminated call of '" + tool + "'");
+    std::string_view raw = trim(s_.substr(b, e - b));
+    if (raw.empty()) fail("missing value of '" + key + "'");
+    pos_ = e;
+    if (schema) return convert_text_value(raw, schema);
+    PythonReader literal(raw, schemas_);
+    if (std::optional<Json> v = literal.whole_value()) return *v;
+    return std::string(raw);  // a bare word the model did not quote
+  }
+
+  // The text as one literal, or nullopt when it is not one.
+  std::optional<Json> whole_value() {
+    try {
+      Json v = value();
+      skip_ws();
+      if (pos_ == s_.size()) return v;
+    } catch (const ToolCallParseError&) {
+    }
+    return std::nullopt;
+  }
+
+  void unwrap_arguments(ToolCall& c) const {
+    if (c.arguments.size() != 1) return;
+    auto only = c.arguments.begin();
+    static constexpr std::string_view kWrappers[] = {"properties", "parameters", "arguments", "args", "kwargs"};
+    bool wrapper = std::find(std::begin(kWrappers), std::end(kWrappers), only.key()) != std::end(kWrappers);
+    if (!wrapper || !only->is_object() || schemas_.parameter(c.name, only.key())) return;
+    Json inner = *only;
+    c.arguments = std::move(inner);
   }
 
   Json value() {
@@ -159,10 +207,14 @@ class PythonReader : TextReader {
     ++pos_;
     return out;
   }
+
+  const ToolSchemas& schemas_;
 };
 
 }  // namespace
 
-std::vector<ToolCall> parse_python_calls(std::string_view text) { return PythonReader(text).calls(); }
+std::vector<ToolCall> parse_python_calls(std::string_view text, const ToolSchemas& schemas) {
+  return PythonReader(text, schemas).calls();
+}
 
 }  // namespace lmx::chat::detail
