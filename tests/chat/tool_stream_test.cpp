@@ -199,7 +199,7 @@ TEST(ToolStream, BadInputIsRejectedWithItsRawText) {
       {ToolCallFormat::kLfm2, "<|tool_call_start|>[f(s='x', 3)]<|tool_call_end|>", "positional argument"},
       {ToolCallFormat::kLfm2, "<|tool_call_start|>[f(s='x)]<|tool_call_end|>", "unterminated string"},
       {ToolCallFormat::kLfm2, "<|tool_call_start|>[f(s=)]<|tool_call_end|>", "missing value of 's'"},
-      {ToolCallFormat::kXmlFunction, "<tool_call>\n<parameter=s>x</parameter></tool_call>", "no <function=NAME>"},
+      {ToolCallFormat::kXmlFunction, "<tool_call>\n<parameter=s>x</parameter></tool_call>", "expected <function=NAME>"},
       {ToolCallFormat::kGlm4, "<tool_call>f<arg_key>s</arg_key>x</tool_call>", "not followed by <arg_value>"},
       {ToolCallFormat::kGemma, "<start_function_call>call:f{s:<escape>x}<end_function_call>", "unterminated string"},
       {ToolCallFormat::kGemma, "<start_function_call>f{}<end_function_call>", "expected 'call:'"},

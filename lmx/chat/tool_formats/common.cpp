@@ -126,6 +126,14 @@ ToolCall call_from_json(const Json& object) {
   return call;
 }
 
+std::vector<ToolCall> calls_from_json(const Json& object_or_list) {
+  std::vector<ToolCall> calls;
+  for (const auto& one : object_or_list.is_array() ? object_or_list : Json::array({object_or_list})) {
+    calls.push_back(call_from_json(one));
+  }
+  return calls;
+}
+
 namespace {
 
 // The JSON types a schema admits: "type" (a name or a list), the types of its enum

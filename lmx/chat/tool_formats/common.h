@@ -58,6 +58,8 @@ Json parse_json(std::string_view text, std::string_view what);
 // {"name", "arguments" | "parameters", "id"?} -> call; arguments given as JSON text are
 // decoded. Throws ToolCallParseError.
 ToolCall call_from_json(const Json& object);
+// One call object or a JSON list of them -> calls, in order. Throws.
+std::vector<ToolCall> calls_from_json(const Json& object_or_list);
 // An arguments value that must be an object: JSON text is decoded. Throws.
 Json arguments_object(const Json& arguments, std::string_view tool);
 

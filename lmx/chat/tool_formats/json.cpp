@@ -76,9 +76,7 @@ class JsonParser : public ToolCallParser {
     std::string_view text = trim(region_body(region, kStart, kEnd));
     std::optional<Json> recovered = without_redundant_braces(text);
     Json body = recovered ? *recovered : parse_json(text, "<tool_call> body");
-    std::vector<ToolCall> calls;
-    for (const auto& one : body.is_array() ? body : Json::array({body})) calls.push_back(call_from_json(one));
-    return calls;
+    return calls_from_json(body);
   }
 };
 

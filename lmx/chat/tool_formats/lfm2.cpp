@@ -23,10 +23,7 @@ class Lfm2Parser : public ToolCallParser {
     std::string_view body = trim(region_body(region, kStart, kEnd));
     // Some LFM2 checkpoints answer with a JSON list of {"name", "arguments"} instead.
     if (starts_with(body, "[{") || starts_with(body, "{")) {
-      Json j = parse_json(body, "<|tool_call_start|> body");
-      std::vector<ToolCall> calls;
-      for (const auto& one : j.is_array() ? j : Json::array({j})) calls.push_back(call_from_json(one));
-      return calls;
+      return calls_from_json(parse_json(body, "<|tool_call_start|> body"));
     }
     return parse_python_calls(body, schemas);
   }
