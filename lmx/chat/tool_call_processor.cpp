@@ -2,6 +2,10 @@
 
 #include <algorithm>
 
+#include "lmx/chat/harmony_stream_adapter.h"
+#include "lmx/chat/marker_scan.h"
+#include "lmx/chat/tool_call_region.h"
+
 namespace lmx::chat {
 
 namespace {
@@ -13,34 +17,10 @@ struct Marker {
   Role role;
 };
 
-struct Match {
-  size_t pos = std::string_view::npos;
-  const Marker* marker = nullptr;
-};
-
-// The earliest marker in `s` (the longest at that position).
-Match find_marker(std::string_view s, const std::vector<Marker>& markers) {
-  Match best;
-  for (const auto& m : markers) {
-    size_t p = s.find(m.text);
-    if (p == std::string_view::npos) continue;
-    if (p < best.pos || (p == best.pos && m.text.size() > best.marker->text.size())) best = {p, &m};
-  }
-  return best;
-}
-
-// The longest suffix of `s` that is a proper prefix of a marker: it may become one.
-size_t partial_marker_suffix(std::string_view s, const std::vector<Marker>& markers) {
-  size_t hold = 0;
-  for (const auto& m : markers) {
-    for (size_t k = std::min(m.text.size() - 1, s.size()); k > hold; --k) {
-      if (s.substr(s.size() - k) == std::string_view(m.text).substr(0, k)) {
-        hold = k;
-        break;
-      }
-    }
-  }
-  return hold;
+std::vector<std::string> texts_of(const std::vector<Marker>& markers) {
+  std::vector<std::string> out;
+  for (const auto& m : markers) out.push_back(m.text);
+  return out;
 }
 
 std::vector<Marker> with_role(const std::vector<std::string>& texts, Role role) {
@@ -55,6 +35,7 @@ struct ToolCallProcessor::State {
   enum class Mode { kText, kReasoning, kCall };
 
   std::unique_ptr<ToolCallParser> parser;
+  std::unique_ptr<HarmonyStreamAdapter> harmony;  // gpt_oss: Harmony frames, not markers
   ToolCallProcessorOptions options;
   std::vector<Marker> text_markers;       // call starts, reasoning opens, markup
   std::vector<Marker> reasoning_markers;  // reasoning closes
@@ -81,45 +62,15 @@ struct ToolCallProcessor::State {
     out.push_back(std::move(e));
   }
 
-  void reject(std::string_view region, std::string error) {
-    ToolStreamEvent e;
-    e.kind = ToolStreamEvent::Kind::kRejectedToolCall;
-    e.text = std::string(region);
-    e.raw = std::string(region);
-    e.error = std::move(error);
-    out.push_back(std::move(e));
-  }
+  void reject(std::string_view region, std::string error) { out.push_back(detail::rejected_event(region, std::move(error))); }
 
   void handle_region(std::string_view region) {
-    std::vector<ToolCall> calls;
-    try {
-      calls = parser->parse(region, ToolSchemas(&options.tools));
-    } catch (const NotAToolCall&) {
-      return emit(ToolStreamEvent::Kind::kText, region, std::string(region));
-    } catch (const Error& e) {
-      return reject(region, e.what());
-    } catch (const nlohmann::json::exception& e) {
-      return reject(region, std::string("tool call: ") + e.what());
-    }
-    if (calls.empty()) return reject(region, "tool call region holds no call");
-    if (!options.tools.empty()) {
-      for (const auto& c : calls) {
-        bool declared = std::any_of(options.tools.begin(), options.tools.end(),
-                                    [&](const ToolSpec& t) { return t.name == c.name; });
-        if (!declared) {
-          std::string names;
-          for (const auto& t : options.tools) names += (names.empty() ? "" : ", ") + t.name;
-          return reject(region, "call to undeclared tool '" + c.name + "' (declared: " + names + ")");
-        }
+    for (auto& e : detail::region_events(*parser, region, options.tools, next_id)) {
+      if (e.kind == ToolStreamEvent::Kind::kText) {
+        emit(e.kind, e.text, std::move(e.raw));  // merged with the text around it
+      } else {
+        out.push_back(std::move(e));
       }
-    }
-    for (size_t i = 0; i < calls.size(); ++i) {
-      ToolStreamEvent e;
-      e.kind = ToolStreamEvent::Kind::kToolCall;
-      e.call = std::move(calls[i]);
-      if (e.call.id.empty()) e.call.id = "call_" + std::to_string(next_id++);
-      if (i == 0) e.raw = std::string(region);
-      out.push_back(std::move(e));
     }
   }
 
@@ -127,8 +78,13 @@ struct ToolCallProcessor::State {
   // Returns the bytes consumed and the marker hit, if any.
   std::pair<size_t, const Marker*> scan_markers(std::string_view s, const std::vector<Marker>& markers, bool eos,
                                                 ToolStreamEvent::Kind kind) {
-    Match m = find_marker(s, markers);
-    size_t hold_start = eos ? s.size() : s.size() - partial_marker_suffix(s, markers);
+    std::vector<std::string> texts = texts_of(markers);
+    detail::MarkerHit hit = detail::find_first_marker(s, texts);
+    struct {
+      size_t pos;
+      const Marker* marker;
+    } m{hit.pos, hit.pos == std::string_view::npos ? nullptr : &markers[hit.index]};
+    size_t hold_start = eos ? s.size() : s.size() - detail::partial_marker_suffix(s, texts);
     size_t text_end = (m.marker && m.pos < hold_start) ? m.pos : hold_start;
     std::string_view text = s.substr(0, text_end);
     if (kind == ToolStreamEvent::Kind::kText) {
@@ -222,6 +178,7 @@ ToolCallProcessor::ToolCallProcessor(ToolCallFormat format, ToolCallProcessorOpt
     : state_(std::make_unique<State>()) {
   State& s = *state_;
   s.parser = make_tool_call_parser(format);
+  if (format == ToolCallFormat::kGptOss) s.harmony = std::make_unique<HarmonyStreamAdapter>(options);
   s.options = std::move(options);
   for (auto group : {with_role(s.parser->start_markers(), Role::kCallStart),
                      with_role(s.parser->reasoning_open_markers(), Role::kReasoningOpen),
@@ -238,6 +195,7 @@ ToolCallProcessor& ToolCallProcessor::operator=(ToolCallProcessor&&) noexcept = 
 
 std::vector<ToolStreamEvent> ToolCallProcessor::feed(std::string_view chunk) {
   if (state_->finished) throw InvalidArgument("ToolCallProcessor::feed after finish()");
+  if (state_->harmony) return state_->harmony->feed(chunk);
   state_->buffer.append(chunk);
   state_->run(/*eos=*/false);
   return state_->take();
@@ -246,13 +204,16 @@ std::vector<ToolStreamEvent> ToolCallProcessor::feed(std::string_view chunk) {
 std::vector<ToolStreamEvent> ToolCallProcessor::finish() {
   if (state_->finished) return {};
   state_->finished = true;
+  if (state_->harmony) return state_->harmony->finish();
   state_->run(/*eos=*/true);
   return state_->take();
 }
 
 ToolCallFormat ToolCallProcessor::format() const { return state_->parser->format(); }
 
-bool ToolCallProcessor::in_tool_call() const { return state_->mode == State::Mode::kCall; }
+bool ToolCallProcessor::in_tool_call() const {
+  return state_->harmony ? state_->harmony->in_tool_call() : state_->mode == State::Mode::kCall;
+}
 
 std::vector<ToolStreamEvent> process_tool_calls(ToolCallFormat format,
                                                 std::string_view text,
