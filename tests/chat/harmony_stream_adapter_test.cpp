@@ -19,13 +19,7 @@ std::vector<ToolSpec> tools() {
   return {{"get_weather", "", ordered_json::parse(R"({"type": "object", "properties": {"city": {"type": "string"}}})")}};
 }
 
-std::string joined(const std::vector<ToolStreamEvent>& events, Kind kind) {
-  std::string out;
-  for (const auto& e : events) {
-    if (e.kind == kind) out += e.text;
-  }
-  return out;
-}
+using testing::joined;
 
 std::vector<const ToolStreamEvent*> of_kind(const std::vector<ToolStreamEvent>& events, Kind kind) {
   std::vector<const ToolStreamEvent*> out;

@@ -37,14 +37,6 @@ struct Output {
   bool declared = true;  // parse with weather_tools()
 };
 
-std::string joined_text(const std::vector<ToolStreamEvent>& events) {
-  std::string out;
-  for (const auto& e : events) {
-    if (e.kind == Kind::kText) out += e.text;
-  }
-  return out;
-}
-
 void expect_calls(const Output& o) {
   SCOPED_TRACE(std::string(to_string(o.format)) + ": " + o.text);
   ToolCallProcessorOptions options;
@@ -60,7 +52,7 @@ void expect_calls(const Output& o) {
       EXPECT_EQ(calls[i].id, o.calls[i]["id"]);
     }
   }
-  EXPECT_EQ(joined_text(events), o.plain);
+  EXPECT_EQ(testing::joined(events, Kind::kText), o.plain);
 }
 
 void expect_rejected(ToolCallFormat format, const std::string& text, const std::string& error_part) {
@@ -211,8 +203,8 @@ TEST(ToolModelOutput, XmlFunctionRefusesStrayText) {
   // The canonical form still parses, typed by the schema.
   expect_calls({ToolCallFormat::kXmlFunction,
                 "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n<parameter=days>\n3\n"
-                "</parameter>\n</function>\n</tool_call>",
-                json::parse(R"([{"name": "get_weather", "arguments": {"city": "Paris", "days": 3}}])")});
+                "</parameter>\n<parameter=detailed>\nYes\n</parameter>\n</function>\n</tool_call>",
+                json::parse(R"([{"name": "get_weather", "arguments": {"city": "Paris", "days": 3, "detailed": true}}])")});
 }
 
 TEST(ToolModelOutput, Qwen35ReadsXmlAndJson) {

@@ -97,13 +97,7 @@ std::vector<Case> cases() {
   };
 }
 
-std::string joined(const std::vector<ToolStreamEvent>& events, Kind kind) {
-  std::string out;
-  for (const auto& e : events) {
-    if (e.kind == kind) out += e.text;
-  }
-  return out;
-}
+using testing::joined;
 
 TEST(ToolStream, EveryFormatWholeAndChunked) {
   int index = 0;

@@ -89,6 +89,15 @@ inline std::string concat_raw(const std::vector<ToolStreamEvent>& events) {
   return out;
 }
 
+// The text of all events of `kind`, concatenated.
+inline std::string joined(const std::vector<ToolStreamEvent>& events, ToolStreamEvent::Kind kind) {
+  std::string out;
+  for (const auto& e : events) {
+    if (e.kind == kind) out += e.text;
+  }
+  return out;
+}
+
 inline std::vector<ToolCall> calls_of(const std::vector<ToolStreamEvent>& events) {
   std::vector<ToolCall> out;
   for (const auto& e : events) {

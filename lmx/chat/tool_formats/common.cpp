@@ -194,8 +194,14 @@ Json convert_text_value(std::string_view text, const Json* schema) {
     if (auto v = try_json(t); v && v->is_number() && (admits("number") || v->is_number_integer())) return *v;
   }
   if (admits("boolean")) {
-    if (t == "true" || t == "True") return true;
-    if (t == "false" || t == "False") return false;
+    std::string lower(t);
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    for (const char* yes : {"true", "1", "yes", "on"}) {
+      if (lower == yes) return true;
+    }
+    for (const char* no : {"false", "0", "no", "off"}) {
+      if (lower == no) return false;
+    }
   }
   if (admits("object") || admits("array")) {
     if (auto v = try_json(t); v && (v->is_object() || v->is_array())) return *v;
