@@ -13,10 +13,13 @@ const std::string kMessage = "<|message|>";
 const std::string kCall = "<|call|>";
 // What may open a header. ` to=` only at the very start: the prompt ended in
 // `<|start|>assistant` and the model continues the header with a recipient.
-const std::vector<std::string> kHeaderStarts = {"<|start|>", "<|channel|>", "<|constrain|>", kMessage};
-const std::vector<std::string> kFirstHeaderStarts = {"<|start|>", "<|channel|>", "<|constrain|>", kMessage, " to="};
+const std::vector<std::string> kHeaderStarts = {"<|start|>", "<|channel|>", "<|constrain|>",
+                                                kMessage};
+const std::vector<std::string> kFirstHeaderStarts = {"<|start|>", "<|channel|>", "<|constrain|>",
+                                                     kMessage, " to="};
 // What ends a payload: its terminators, or (terminator missing) the next header.
-const std::vector<std::string> kPayloadEnds = {"<|end|>", kCall, "<|return|>", "<|start|>", "<|channel|>"};
+const std::vector<std::string> kPayloadEnds = {"<|end|>", kCall, "<|return|>", "<|start|>",
+                                               "<|channel|>"};
 constexpr size_t kTerminators = 3;  // the first three of kPayloadEnds
 // A "header" longer than this is text that merely began like one.
 constexpr size_t kMaxHeaderBytes = 4096;
@@ -93,9 +96,11 @@ struct HarmonyStreamAdapter::State {
     if (terminator == kCall) {
       events = detail::region_events(*parser, region, options.tools, next_id);
     } else {
-      std::string how = terminator.empty() ? "the message ended without it" : "it ended with " + std::string(terminator);
+      std::string how = terminator.empty() ? "the message ended without it"
+                                           : "it ended with " + std::string(terminator);
       events = {detail::rejected_event(region, "Harmony message to '" + header.recipient +
-                                                   "' is not a call: <|call|> must end it, but " + how)};
+                                                   "' is not a call: <|call|> must end it, but " +
+                                                   how)};
     }
     for (auto& e : events) {
       e.channel = header.channel;
@@ -150,9 +155,10 @@ struct HarmonyStreamAdapter::State {
     std::string_view b = buffer;
     detail::MarkerHit hit = detail::find_first_marker(b, kPayloadEnds);
     size_t text_end = hit.pos != std::string_view::npos ? hit.pos
-                      : eos                            ? b.size()
-                                                       : b.size() - detail::partial_marker_suffix(b, kPayloadEnds);
-    auto kind = header.channel == "analysis" ? ToolStreamEvent::Kind::kReasoning : ToolStreamEvent::Kind::kText;
+                      : eos                             ? b.size()
+                            : b.size() - detail::partial_marker_suffix(b, kPayloadEnds);
+    auto kind = header.channel == "analysis" ? ToolStreamEvent::Kind::kReasoning
+                                             : ToolStreamEvent::Kind::kText;
     if (text_end > 0) emit(kind, b.substr(0, text_end), b.substr(0, text_end));
     size_t used = text_end;
     if (hit.pos != std::string_view::npos) {
@@ -179,7 +185,8 @@ struct HarmonyStreamAdapter::State {
         phase = Phase::kBetween;
       } else if (call_text.size() > options.max_call_bytes) {
         out.push_back(detail::rejected_event(call_text, "tool call longer than " +
-                                                            std::to_string(options.max_call_bytes) + " bytes without an end"));
+                                                            std::to_string(options.max_call_bytes) +
+                                                            " bytes without an end"));
         call_text.clear();
         header.recipient.clear();  // the rest of the message streams as text
       }
@@ -205,7 +212,8 @@ struct HarmonyStreamAdapter::State {
   }
 };
 
-HarmonyStreamAdapter::HarmonyStreamAdapter(ToolCallProcessorOptions options) : state_(std::make_unique<State>()) {
+HarmonyStreamAdapter::HarmonyStreamAdapter(ToolCallProcessorOptions options)
+    : state_(std::make_unique<State>()) {
   state_->options = std::move(options);
   if (state_->options.starts_in_reasoning) {
     state_->header.channel = "analysis";

@@ -9,7 +9,8 @@ MarkerHit find_first_marker(std::string_view s, const std::vector<std::string>& 
   for (size_t i = 0; i < markers.size(); ++i) {
     size_t p = s.find(markers[i]);
     if (p == std::string_view::npos) continue;
-    if (p < best.pos || (p == best.pos && markers[i].size() > markers[best.index].size())) best = {p, i};
+    if (p < best.pos || (p == best.pos && markers[i].size() > markers[best.index].size()))
+      best = {p, i};
   }
   return best;
 }

@@ -86,7 +86,8 @@ std::optional<ToolCallFormat> by_model_type(std::string_view model_type) {
 
 // Whether the model's own format also reads what the template shows, so it is kept.
 bool reads_superset(ToolCallFormat model, ToolCallFormat shown) {
-  return model == ToolCallFormat::kQwen35 && (shown == ToolCallFormat::kXmlFunction || shown == ToolCallFormat::kJson);
+  return model == ToolCallFormat::kQwen35 &&
+         (shown == ToolCallFormat::kXmlFunction || shown == ToolCallFormat::kJson);
 }
 
 }  // namespace

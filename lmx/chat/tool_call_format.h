@@ -19,9 +19,11 @@ enum class ToolCallFormat {
   kMinimaxM2,    // <minimax:tool_call><invoke name="f"><parameter name="k">v</parameter>..
   kMistral,      // [TOOL_CALLS]f[ARGS]{..} or [TOOL_CALLS][{..}]; no end tag
   kLlama3,       // <|python_tag|>{..} or inline {"name": .., "parameters": {..}}
-  kGptOss,       // Harmony: <|channel|>commentary to=functions.f <|constrain|>json<|message|>{..}<|call|>
+  kGptOss,       // Harmony: <|channel|>commentary to=functions.f
+                 // <|constrain|>json<|message|>{..}<|call|>
   kQwen35,       // Qwen 3.5: <tool_call> holding the xml_function form or the json form
-  kAtem,         // <atem:function_calls><atem:invoke name="f"><atem:parameter name="k">v</atem:parameter>..
+  kAtem,         // <atem:function_calls><atem:invoke name="f"><atem:parameter
+                 // name="k">v</atem:parameter>..
 };
 
 // "json", "lfm2", "xml_function", "glm4", "gemma", "kimi_k2", "minimax_m2", "mistral",

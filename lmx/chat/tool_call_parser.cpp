@@ -34,8 +34,10 @@ std::unique_ptr<ToolCallParser> make_tool_call_parser(ToolCallFormat format) {
     case ToolCallFormat::kMistral: return detail::make_mistral_parser();
     case ToolCallFormat::kLlama3: return detail::make_llama3_parser();
     case ToolCallFormat::kGptOss: return detail::make_gpt_oss_parser();
-    case ToolCallFormat::kQwen35: return detail::make_qwen3_5_parser();
-    case ToolCallFormat::kAtem: return detail::make_atem_parser();
+    case ToolCallFormat::kQwen35:
+      return detail::make_qwen3_5_parser();
+    case ToolCallFormat::kAtem:
+      return detail::make_atem_parser();
   }
   throw InvalidArgument("make_tool_call_parser: unknown format");
 }

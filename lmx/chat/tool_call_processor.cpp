@@ -62,7 +62,9 @@ struct ToolCallProcessor::State {
     out.push_back(std::move(e));
   }
 
-  void reject(std::string_view region, std::string error) { out.push_back(detail::rejected_event(region, std::move(error))); }
+  void reject(std::string_view region, std::string error) {
+    out.push_back(detail::rejected_event(region, std::move(error)));
+  }
 
   void handle_region(std::string_view region) {
     for (auto& e : detail::region_events(*parser, region, options.tools, next_id)) {
@@ -178,7 +180,8 @@ ToolCallProcessor::ToolCallProcessor(ToolCallFormat format, ToolCallProcessorOpt
     : state_(std::make_unique<State>()) {
   State& s = *state_;
   s.parser = make_tool_call_parser(format);
-  if (format == ToolCallFormat::kGptOss) s.harmony = std::make_unique<HarmonyStreamAdapter>(options);
+  if (format == ToolCallFormat::kGptOss)
+    s.harmony = std::make_unique<HarmonyStreamAdapter>(options);
   s.options = std::move(options);
   for (auto group : {with_role(s.parser->start_markers(), Role::kCallStart),
                      with_role(s.parser->reasoning_open_markers(), Role::kReasoningOpen),

@@ -33,11 +33,13 @@ std::vector<ToolStreamEvent> region_events(const ToolCallParser& parser,
   if (calls.empty()) return {rejected_event(region, "tool call region holds no call")};
   if (!tools.empty()) {
     for (const auto& c : calls) {
-      bool declared = std::any_of(tools.begin(), tools.end(), [&](const ToolSpec& t) { return t.name == c.name; });
+      bool declared = std::any_of(tools.begin(), tools.end(),
+                                  [&](const ToolSpec& t) { return t.name == c.name; });
       if (!declared) {
         std::string names;
         for (const auto& t : tools) names += (names.empty() ? "" : ", ") + t.name;
-        return {rejected_event(region, "call to undeclared tool '" + c.name + "' (declared: " + names + ")")};
+        return {rejected_event(
+            region, "call to undeclared tool '" + c.name + "' (declared: " + names + ")")};
       }
     }
   }

@@ -16,7 +16,9 @@ using nlohmann::ordered_json;
 using Kind = ToolStreamEvent::Kind;
 
 std::vector<ToolSpec> tools() {
-  return {{"get_weather", "", ordered_json::parse(R"({"type": "object", "properties": {"city": {"type": "string"}}})")}};
+  return {
+      {"get_weather", "",
+       ordered_json::parse(R"({"type": "object", "properties": {"city": {"type": "string"}}})")}};
 }
 
 using testing::joined;
@@ -29,7 +31,9 @@ std::vector<const ToolStreamEvent*> of_kind(const std::vector<ToolStreamEvent>& 
   return out;
 }
 
-std::vector<ToolStreamEvent> routed(const std::string& text, bool declared = true, bool in_reasoning = false) {
+std::vector<ToolStreamEvent> routed(const std::string& text,
+                                    bool declared = true,
+                                    bool in_reasoning = false) {
   ToolCallProcessorOptions options;
   if (declared) options.tools = tools();
   options.starts_in_reasoning = in_reasoning;
@@ -38,8 +42,10 @@ std::vector<ToolStreamEvent> routed(const std::string& text, bool declared = tru
 
 TEST(HarmonyStreamAdapter, RoutesChannelsAndCallsByRecipient) {
   auto events = routed(
-      "<|channel|>analysis<|message|>User wants weather.<|end|><|start|>assistant<|channel|>commentary<|message|>"
-      "Checking.<|end|><|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>"
+      "<|channel|>analysis<|message|>User wants "
+      "weather.<|end|><|start|>assistant<|channel|>commentary<|message|>"
+      "Checking.<|end|><|start|>assistant<|channel|>commentary to=functions.get_weather "
+      "<|constrain|>json<|message|>"
       "{\"city\": \"Paris\"}<|call|>");
   EXPECT_EQ(joined(events, Kind::kReasoning), "User wants weather.");
   EXPECT_EQ(joined(events, Kind::kText), "Checking.");
@@ -50,7 +56,8 @@ TEST(HarmonyStreamAdapter, RoutesChannelsAndCallsByRecipient) {
   EXPECT_EQ(calls[0]->recipient, "functions.get_weather");
   EXPECT_EQ(calls[0]->channel, "commentary");
   EXPECT_EQ(calls[0]->raw,
-            "<|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>"
+            "<|start|>assistant<|channel|>commentary to=functions.get_weather "
+            "<|constrain|>json<|message|>"
             "{\"city\": \"Paris\"}<|call|>");
   for (const auto* e : of_kind(events, Kind::kReasoning)) EXPECT_EQ(e->channel, "analysis");
   EXPECT_TRUE(of_kind(events, Kind::kRejectedToolCall).empty());
@@ -72,35 +79,45 @@ TEST(HarmonyStreamAdapter, RecipientInTheRoleAndFinalAnswer) {
 }
 
 TEST(HarmonyStreamAdapter, TextOutsideFramesIsFinalText) {
-  EXPECT_EQ(joined(routed("Just an answer, no headers."), Kind::kText), "Just an answer, no headers.");
-  EXPECT_EQ(joined(routed("<|channel|>final<|message|>Hi <there>.<|return|>"), Kind::kText), "Hi <there>.");
-  auto events = routed("still thinking<|end|><|start|>assistant<|channel|>final<|message|>ok", true, true);
+  EXPECT_EQ(joined(routed("Just an answer, no headers."), Kind::kText),
+            "Just an answer, no headers.");
+  EXPECT_EQ(joined(routed("<|channel|>final<|message|>Hi <there>.<|return|>"), Kind::kText),
+            "Hi <there>.");
+  auto events =
+      routed("still thinking<|end|><|start|>assistant<|channel|>final<|message|>ok", true, true);
   EXPECT_EQ(joined(events, Kind::kReasoning), "still thinking");
   EXPECT_EQ(joined(events, Kind::kText), "ok");
 }
 
 TEST(HarmonyStreamAdapter, CallsNotEndedByCallAreRejected) {
-  const std::string head = "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>";
-  for (const std::string& text : {head + "{\"city\": \"Paris\"}<|end|>", head + "{\"city\": \"Par",
-                                  head + "{\"city\": \"Paris\"}<|start|>assistant<|channel|>final<|message|>Done."}) {
+  const std::string head =
+      "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>";
+  for (const std::string& text :
+       {head + "{\"city\": \"Paris\"}<|end|>", head + "{\"city\": \"Par",
+        head + "{\"city\": \"Paris\"}<|start|>assistant<|channel|>final<|message|>Done."}) {
     SCOPED_TRACE(text);
     auto events = routed(text);
     EXPECT_TRUE(of_kind(events, Kind::kToolCall).empty());
     auto rejected = of_kind(events, Kind::kRejectedToolCall);
     ASSERT_EQ(rejected.size(), 1u);
-    EXPECT_NE(rejected[0]->error.find("<|call|> must end it"), std::string::npos) << rejected[0]->error;
+    EXPECT_NE(rejected[0]->error.find("<|call|> must end it"), std::string::npos)
+        << rejected[0]->error;
     EXPECT_EQ(rejected[0]->recipient, "functions.get_weather");
   }
-  EXPECT_EQ(joined(routed(head + "{}<|start|>assistant<|channel|>final<|message|>Done."), Kind::kText), "Done.");
+  EXPECT_EQ(
+      joined(routed(head + "{}<|start|>assistant<|channel|>final<|message|>Done."), Kind::kText),
+      "Done.");
   // A payload that is not a JSON object, and an undeclared function.
   auto bad_events = routed(head + "[1]<|call|>");
   auto bad = of_kind(bad_events, Kind::kRejectedToolCall);
   ASSERT_EQ(bad.size(), 1u);
   EXPECT_NE(bad[0]->error.find("must be an object"), std::string::npos);
-  auto undeclared_events = routed("<|channel|>commentary to=functions.get_time <|constrain|>json<|message|>{}<|call|>");
+  auto undeclared_events =
+      routed("<|channel|>commentary to=functions.get_time <|constrain|>json<|message|>{}<|call|>");
   auto undeclared = of_kind(undeclared_events, Kind::kRejectedToolCall);
   ASSERT_EQ(undeclared.size(), 1u);
-  EXPECT_NE(undeclared[0]->error.find("undeclared tool 'get_time'"), std::string::npos) << undeclared[0]->error;
+  EXPECT_NE(undeclared[0]->error.find("undeclared tool 'get_time'"), std::string::npos)
+      << undeclared[0]->error;
 }
 
 TEST(HarmonyStreamAdapter, BuiltInRecipientsKeepTheirName) {
@@ -125,7 +142,8 @@ TEST(HarmonyStreamAdapter, StreamsPayloadsAsTheyCome) {
   EXPECT_EQ(a[0].raw, "<|channel|>analysis<|message|>");
   EXPECT_EQ(a[1].kind, Kind::kReasoning);
   EXPECT_EQ(a[1].text, "thinking ");
-  auto b = adapter.feed("d|><|start|>assistant<|channel|>commentary to=functions.f json<|message|>{\"a\"");
+  auto b = adapter.feed(
+      "d|><|start|>assistant<|channel|>commentary to=functions.f json<|message|>{\"a\"");
   EXPECT_TRUE(adapter.in_tool_call());
   auto c = adapter.feed(": 1}<|call|>");
   ASSERT_EQ(c.size(), 1u);

@@ -104,7 +104,8 @@ TEST(ToolGolden, Qwen35ReadsQwenTemplates) {
     if (name.find("Qwen3.5") == std::string::npos) continue;
     LMX_REQUIRE_SHARED(testing::corpus_dir());
     std::string text = testing::read_text(testing::corpus_dir() / name);
-    EXPECT_EQ(infer_tool_call_format(std::nullopt, nullptr, text, "qwen3_5"), ToolCallFormat::kQwen35);
+    EXPECT_EQ(infer_tool_call_format(std::nullopt, nullptr, text, "qwen3_5"),
+              ToolCallFormat::kQwen35);
   }
   EXPECT_GE(checked, 8);
 }

@@ -25,7 +25,9 @@ const std::string kInvokeEnd = "</atem:invoke>";
 const std::string kParameter = "<atem:parameter";
 const std::string kParameterEnd = "</atem:parameter>";
 
-[[noreturn]] void fail(const std::string& what) { throw ToolCallParseError("ATEM tool call: " + what); }
+[[noreturn]] void fail(const std::string& what) {
+  throw ToolCallParseError("ATEM tool call: " + what);
+}
 
 bool blank(std::string_view s) { return trim(s).empty(); }
 
@@ -34,7 +36,8 @@ std::string attribute(std::string_view tag, std::string_view name) {
   for (size_t at = tag.find(name); at != std::string_view::npos; at = tag.find(name, at + 1)) {
     size_t q = at + name.size() + 1;
     bool bounded = at > 0 && std::isspace(static_cast<unsigned char>(tag[at - 1]));
-    if (!bounded || q >= tag.size() || tag[q - 1] != '=' || (tag[q] != '"' && tag[q] != '\'')) continue;
+    if (!bounded || q >= tag.size() || tag[q - 1] != '=' || (tag[q] != '"' && tag[q] != '\''))
+      continue;
     size_t close = tag.find(tag[q], q + 1);
     if (close == std::string_view::npos) break;
     return std::string(tag.substr(q + 1, close - q - 1));
@@ -44,16 +47,19 @@ std::string attribute(std::string_view tag, std::string_view name) {
 
 // One element `PREFIX attrs>body CLOSE` at the start of `text` (after blanks). Returns
 // the opening tag and body, and moves `text` past the element.
-std::pair<std::string_view, std::string_view> element(std::string_view& text, std::string_view prefix,
+std::pair<std::string_view, std::string_view> element(std::string_view& text,
+                                                      std::string_view prefix,
                                                       std::string_view close) {
   std::string_view rest = trim(text);
   size_t after = prefix.size();
-  if (!starts_with(rest, prefix) || after >= rest.size() || (rest[after] != '>' && !std::isspace(static_cast<unsigned char>(rest[after])))) {
+  if (!starts_with(rest, prefix) || after >= rest.size() ||
+      (rest[after] != '>' && !std::isspace(static_cast<unsigned char>(rest[after])))) {
     fail("expected " + std::string(prefix) + ", found '" + std::string(rest.substr(0, 40)) + "'");
   }
   size_t tag_end = rest.find('>');
   size_t close_at = rest.find(close, tag_end);
-  if (tag_end == std::string_view::npos || close_at == std::string_view::npos) fail("unterminated " + std::string(prefix));
+  if (tag_end == std::string_view::npos || close_at == std::string_view::npos)
+    fail("unterminated " + std::string(prefix));
   text = rest.substr(close_at + close.size());
   return {rest.substr(0, tag_end + 1), rest.substr(tag_end + 1, close_at - tag_end - 1)};
 }
@@ -74,12 +80,14 @@ bool value_matches(const Json& v, const std::vector<std::string>& types) {
 Json parameter_value(std::string_view raw, const Json* schema, const std::string& name) {
   std::vector<std::string> types = schema_types(schema);
   if (types.empty()) return convert_text_value(raw, nullptr);
-  bool only_string = std::all_of(types.begin(), types.end(), [](const std::string& t) { return t == "string" || t == "null"; });
+  bool only_string = std::all_of(types.begin(), types.end(),
+                                 [](const std::string& t) { return t == "string" || t == "null"; });
   if (only_string && !(has_type(types, "null") && (trim(raw) == "null" || trim(raw) == "None"))) {
     return std::string(raw);  // the protocol keeps a string's blanks
   }
   Json v = convert_text_value(trim(raw), schema);
-  if (!value_matches(v, types)) fail("parameter '" + name + "' is not of its declared type: " + std::string(raw));
+  if (!value_matches(v, types))
+    fail("parameter '" + name + "' is not of its declared type: " + std::string(raw));
   return v;
 }
 
@@ -94,9 +102,11 @@ ToolCall invoke(std::string_view body, const ToolSchemas& schemas) {
   while (!blank(params)) {
     auto [ptag, raw] = element(params, kParameter, kParameterEnd);
     std::string name = attribute(ptag, "name");
-    if (name.empty() || call.arguments.contains(name)) fail("parameter name empty or repeated: '" + name + "'");
+    if (name.empty() || call.arguments.contains(name))
+      fail("parameter name empty or repeated: '" + name + "'");
     const Json* schema = schemas.parameter(call.name, name);
-    if (spec && !schema && spec->parameters.value("additionalProperties", Json(true)) == Json(false)) {
+    if (spec && !schema &&
+        spec->parameters.value("additionalProperties", Json(true)) == Json(false)) {
       fail("parameter '" + name + "' is not declared by '" + call.name + "'");
     }
     call.arguments[name] = parameter_value(raw, schema, name);

@@ -128,7 +128,8 @@ ToolCall call_from_json(const Json& object) {
 
 std::vector<ToolCall> calls_from_json(const Json& object_or_list) {
   std::vector<ToolCall> calls;
-  for (const auto& one : object_or_list.is_array() ? object_or_list : Json::array({object_or_list})) {
+  for (const auto& one :
+       object_or_list.is_array() ? object_or_list : Json::array({object_or_list})) {
     calls.push_back(call_from_json(one));
   }
   return calls;
@@ -147,13 +148,13 @@ void collect_types(const Json& schema, std::vector<std::string>& out, int depth)
   }
   if (auto e = schema.find("enum"); e != schema.end() && e->is_array()) {
     for (const auto& v : *e) {
-      out.push_back(v.is_string()            ? "string"
-                    : v.is_boolean()         ? "boolean"
-                    : v.is_number_integer()  ? "integer"
-                    : v.is_number()          ? "number"
-                    : v.is_null()            ? "null"
-                    : v.is_array()           ? "array"
-                                             : "object");
+      out.push_back(v.is_string()           ? "string"
+                    : v.is_boolean()        ? "boolean"
+                    : v.is_number_integer() ? "integer"
+                    : v.is_number()         ? "number"
+                    : v.is_null()           ? "null"
+                    : v.is_array()          ? "array"
+                                            : "object");
     }
   }
   for (const char* key : {"anyOf", "oneOf", "allOf"}) {
@@ -183,19 +184,24 @@ Json convert_text_value(std::string_view text, const Json* schema) {
     if (auto v = try_json(text)) return *v;
     return std::string(text);
   }
-  auto admits = [&](std::string_view type) { return std::find(types.begin(), types.end(), type) != types.end(); };
-  bool only_string = std::all_of(types.begin(), types.end(), [](const std::string& t) { return t == "string" || t == "null"; });
+  auto admits = [&](std::string_view type) {
+    return std::find(types.begin(), types.end(), type) != types.end();
+  };
+  bool only_string = std::all_of(types.begin(), types.end(),
+                                 [](const std::string& t) { return t == "string" || t == "null"; });
   std::string_view t = trim(text);
   if (admits("null") && (t == "null" || t == "None")) return nullptr;
   if (only_string) return std::string(text);
   // The more specific types first, as mlx-swift-lm does: a value that reads as one of
   // them is that type, whatever else the schema admits.
   if (admits("integer") || admits("number")) {
-    if (auto v = try_json(t); v && v->is_number() && (admits("number") || v->is_number_integer())) return *v;
+    if (auto v = try_json(t); v && v->is_number() && (admits("number") || v->is_number_integer()))
+      return *v;
   }
   if (admits("boolean")) {
     std::string lower(t);
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
     for (const char* yes : {"true", "1", "yes", "on"}) {
       if (lower == yes) return true;
     }

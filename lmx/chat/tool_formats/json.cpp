@@ -33,7 +33,8 @@ class BareJsonScanner : public RegionScanner {
 
 bool has_call_keys(std::string_view text) {
   return text.find("\"name\"") != std::string_view::npos &&
-         (text.find("\"arguments\"") != std::string_view::npos || text.find("\"parameters\"") != std::string_view::npos);
+         (text.find("\"arguments\"") != std::string_view::npos ||
+          text.find("\"parameters\"") != std::string_view::npos);
 }
 
 // Bare JSON is a call only with a name and arguments (ordinary JSON in an answer stays

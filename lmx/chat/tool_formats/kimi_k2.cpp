@@ -34,11 +34,12 @@ class KimiK2Parser : public ToolCallParser {
   ToolCallFormat format() const override { return ToolCallFormat::kKimiK2; }
   std::vector<std::string> start_markers() const override { return {kSection, kCall}; }
   std::unique_ptr<RegionScanner> scanner(std::string_view marker) const override {
-    return std::make_unique<EndMarkerScanner>(std::vector<std::string>{marker == kSection ? kSectionEnd : kCallEnd},
-                                              marker.size());
+    return std::make_unique<EndMarkerScanner>(
+        std::vector<std::string>{marker == kSection ? kSectionEnd : kCallEnd}, marker.size());
   }
   std::vector<ToolCall> parse(std::string_view region, const ToolSchemas&) const override {
-    std::string_view body = starts_with(region, kSection) ? region_body(region, kSection, {kSectionEnd}) : region;
+    std::string_view body =
+        starts_with(region, kSection) ? region_body(region, kSection, {kSectionEnd}) : region;
     std::vector<TagBlock> blocks = tag_blocks(body, kCall, kArguments, kCallEnd);
     if (blocks.empty()) {
       if (size_t a = body.find(kArguments); a != std::string_view::npos) {

@@ -6,8 +6,8 @@
 #include <optional>
 #include <string>
 
-#include "lmx/chat/tool_formats/common.h"
 #include "lmx/chat/lexer.h"
+#include "lmx/chat/tool_formats/common.h"
 
 namespace lmx::chat::detail {
 
@@ -110,8 +110,10 @@ class PythonReader : TextReader {
   void unwrap_arguments(ToolCall& c) const {
     if (c.arguments.size() != 1) return;
     auto only = c.arguments.begin();
-    static constexpr std::string_view kWrappers[] = {"properties", "parameters", "arguments", "args", "kwargs"};
-    bool wrapper = std::find(std::begin(kWrappers), std::end(kWrappers), only.key()) != std::end(kWrappers);
+    static constexpr std::string_view kWrappers[] = {"properties", "parameters", "arguments",
+                                                     "args", "kwargs"};
+    bool wrapper =
+        std::find(std::begin(kWrappers), std::end(kWrappers), only.key()) != std::end(kWrappers);
     if (!wrapper || !only->is_object() || schemas_.parameter(c.name, only.key())) return;
     Json inner = *only;
     c.arguments = std::move(inner);

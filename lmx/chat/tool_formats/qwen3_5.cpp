@@ -17,7 +17,9 @@ class Qwen35Parser : public ToolCallParser {
   ToolCallFormat format() const override { return ToolCallFormat::kQwen35; }
   // Markers and region ends are those of the XML form.
   std::vector<std::string> start_markers() const override { return xml_->start_markers(); }
-  std::unique_ptr<RegionScanner> scanner(std::string_view marker) const override { return xml_->scanner(marker); }
+  std::unique_ptr<RegionScanner> scanner(std::string_view marker) const override {
+    return xml_->scanner(marker);
+  }
   std::vector<ToolCall> parse(std::string_view region, const ToolSchemas& schemas) const override {
     if (!starts_with(region, kToolCall)) return xml_->parse(region, schemas);
     std::string_view body = trim(region_body(region, kToolCall, {"</tool_call>"}));

@@ -46,7 +46,8 @@ class XmlFunctionReader : TextReader {
   }
 
   ToolCall function() {
-    if (!at(kFunction)) fail("expected <function=NAME>, found '" + std::string(s_.substr(pos_, 40)) + "'");
+    if (!at(kFunction))
+      fail("expected <function=NAME>, found '" + std::string(s_.substr(pos_, 40)) + "'");
     ToolCall call;
     call.name = tag_name(kFunction);
     std::vector<TagBlock> params;
@@ -59,7 +60,8 @@ class XmlFunctionReader : TextReader {
       size_t attribute_begin = pos_ + kParameter.size();
       tag_name(kParameter);
       std::string_view attribute = s_.substr(attribute_begin, pos_ - 1 - attribute_begin);
-      size_t value_end = std::min({s_.find(kParameterEnd, pos_), s_.find(kParameter, pos_), s_.find(kFunctionEnd, pos_)});
+      size_t value_end = std::min(
+          {s_.find(kParameterEnd, pos_), s_.find(kParameter, pos_), s_.find(kFunctionEnd, pos_)});
       if (value_end == std::string_view::npos) value_end = s_.size();
       params.push_back({attribute, s_.substr(pos_, value_end - pos_)});
       pos_ = value_end;
@@ -79,7 +81,8 @@ class XmlFunctionParser : public ToolCallParser {
   std::vector<std::string> start_markers() const override { return {kToolCall, kFunction}; }
   std::unique_ptr<RegionScanner> scanner(std::string_view marker) const override {
     return std::make_unique<EndMarkerScanner>(
-        std::vector<std::string>{marker == kToolCall ? "</tool_call>" : kFunctionEnd}, marker.size());
+        std::vector<std::string>{marker == kToolCall ? "</tool_call>" : kFunctionEnd},
+        marker.size());
   }
   std::vector<ToolCall> parse(std::string_view region, const ToolSchemas& schemas) const override {
     if (!starts_with(region, kToolCall)) return parse_xml_functions(region, schemas);
