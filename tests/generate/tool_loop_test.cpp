@@ -7,8 +7,8 @@
 
 #include <fstream>
 #include <iterator>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "lmx/chat/chat_template.h"
 #include "lmx/generate/chat_session.h"
@@ -202,7 +202,8 @@ TEST(ToolLoop, StepLimitUndeclaredToolsAndFailingCalls) {
 }
 
 // A minimal template in Muse Glimmer's (Onyx) framing, with ATEM calls in the history.
-const char* kAtemTemplate = R"({%- if tools -%}<|start|>system<|message|>{{ tools | tojson }}<|eot|>{%- endif -%}
+const char* kAtemTemplate =
+    R"({%- if tools -%}<|start|>system<|message|>{{ tools | tojson }}<|eot|>{%- endif -%}
 {%- for m in messages -%}
 {%- if m.role == 'assistant' and m.tool_calls is defined and m.tool_calls -%}
 <|start|>assistant<|message|><atem:function_calls>{%- for tc in m.tool_calls -%}<atem:invoke name="{{ tc.function.name }}"><atem:parameter name="json">{{ tc.function.arguments | tojson }}</atem:parameter></atem:invoke>{%- endfor -%}</atem:function_calls><|eot|>
@@ -227,20 +228,26 @@ TEST(ToolLoop, NewFormatsRunThroughTheSession) {
   const std::string qwen35 = corpus_template("llama.cpp/Qwen3.5-4B.jinja");
   const std::vector<Case> cases = {
       {"qwen3_5 xml", qwen35, chat::ToolCallFormat::kQwen35, chat::ToolCallFormat::kQwen35,
-       "Weather first.\n</think>\n\n<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n"
+       "Weather "
+       "first.\n</think>\n\n<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</"
+       "parameter>\n"
        "<parameter=days>\n2\n</parameter>\n</function>\n</tool_call>",
        "Done.\n</think>\n\nSunny."},
       {"qwen3_5 json", qwen35, chat::ToolCallFormat::kQwen35, chat::ToolCallFormat::kQwen35,
-       "</think>\n\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": 2}}\n"
+       "</think>\n\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", "
+       "\"days\": 2}}\n"
        "</tool_call>",
        "</think>\n\nSunny."},
-      {"gpt_oss", corpus_template("llama.cpp/openai-gpt-oss-120b.jinja"), std::nullopt, chat::ToolCallFormat::kGptOss,
+      {"gpt_oss", corpus_template("llama.cpp/openai-gpt-oss-120b.jinja"), std::nullopt,
+       chat::ToolCallFormat::kGptOss,
        "<|channel|>analysis<|message|>Weather first.<|end|><|start|>assistant<|channel|>commentary "
-       "to=functions.get_weather <|constrain|>json<|message|>{\"city\": \"Paris\", \"days\": 2}<|call|>",
+       "to=functions.get_weather <|constrain|>json<|message|>{\"city\": \"Paris\", \"days\": "
+       "2}<|call|>",
        "<|channel|>final<|message|>Sunny.<|return|>"},
       {"atem", kAtemTemplate, std::nullopt, chat::ToolCallFormat::kAtem,
        "<atem:function_calls><atem:invoke name=\"get_weather\"><atem:parameter name=\"city\">Paris"
-       "</atem:parameter><atem:parameter name=\"days\">2</atem:parameter></atem:invoke></atem:function_calls>",
+       "</atem:parameter><atem:parameter "
+       "name=\"days\">2</atem:parameter></atem:invoke></atem:function_calls>",
        "Sunny."},
   };
   for (const auto& c : cases) {
@@ -250,18 +257,21 @@ TEST(ToolLoop, NewFormatsRunThroughTheSession) {
     ASSERT_EQ(container->tool_call_format(), c.format);
     auto registry = std::make_shared<chat::ToolRegistry>();
     std::vector<WeatherIn> seen;
-    registry->add(chat::Tool<WeatherIn, WeatherOut>(chat::ToolSpec::from_json(fx["tools"][0]), [&](const WeatherIn& in) {
-      seen.push_back(in);
-      return WeatherOut{"sunny", 21.5};
-    }));
+    registry->add(chat::Tool<WeatherIn, WeatherOut>(chat::ToolSpec::from_json(fx["tools"][0]),
+                                                    [&](const WeatherIn& in) {
+                                                      seen.push_back(in);
+                                                      return WeatherOut{"sunny", 21.5};
+                                                    }));
     std::shared_ptr<Script> script;
     generate::ChatSession session(container, "", scripted(*container, {c.call, c.answer}, script));
     session.set_tools(registry);
     std::vector<std::string> rejected;
-    const std::string reply = session.stream_details("Weather in Paris?", [&](const generate::GenerationEvent& e) {
-      if (e.kind == generate::GenerationEvent::Kind::rejected_tool_call) rejected.push_back(e.error);
-      return true;
-    });
+    const std::string reply =
+        session.stream_details("Weather in Paris?", [&](const generate::GenerationEvent& e) {
+          if (e.kind == generate::GenerationEvent::Kind::rejected_tool_call)
+            rejected.push_back(e.error);
+          return true;
+        });
     EXPECT_TRUE(rejected.empty()) << rejected.front();
     ASSERT_EQ(seen.size(), 1u);
     EXPECT_EQ(seen[0].city, "Paris");
