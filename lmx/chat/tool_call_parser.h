@@ -76,6 +76,11 @@ class ToolCallParser {
   // ToolCallParseError when malformed.
   virtual std::vector<ToolCall> parse(std::string_view region, const ToolSchemas& schemas) const = 0;
 
+  // Whether `marker` opens a call only at the start of a line (after blanks at most):
+  // a marker that also occurs in ordinary text, e.g. inside a JSON string, which never
+  // holds a raw newline.
+  virtual bool starts_only_a_line(std::string_view /*marker*/) const { return false; }
+
   // Markers around reasoning; default <think> ... </think>.
   virtual std::vector<std::string> reasoning_open_markers() const { return {"<think>"}; }
   virtual std::vector<std::string> reasoning_close_markers() const { return {"</think>"}; }

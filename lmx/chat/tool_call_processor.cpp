@@ -15,6 +15,7 @@ enum class Role { kCallStart, kReasoningOpen, kReasoningClose, kMarkup };
 struct Marker {
   std::string text;
   Role role;
+  bool line_start_only = false;  // see ToolCallParser::starts_only_a_line
 };
 
 std::vector<std::string> texts_of(const std::vector<Marker>& markers) {
@@ -44,6 +45,7 @@ struct ToolCallProcessor::State {
   std::string pending_raw;  // a reasoning-open marker not yet carried by an event
   std::unique_ptr<RegionScanner> scanner;
   size_t call_marker_size = 0;  // the start marker of the open region
+  bool line_start = true;       // the buffer begins a line (line_start_at)
   size_t next_id = 0;
   bool finished = false;
   std::vector<ToolStreamEvent> out;
@@ -76,12 +78,28 @@ struct ToolCallProcessor::State {
     }
   }
 
+  // Whether buffer[pos] starts a line: only blanks since the last newline (or the start
+  // of the stream).
+  bool line_start_at(size_t pos) const {
+    while (pos > 0 && (buffer[pos - 1] == ' ' || buffer[pos - 1] == '\t')) --pos;
+    return pos == 0 ? line_start : buffer[pos - 1] == '\n';
+  }
+
   // Text or reasoning: reports up to the next marker (or what cannot start one).
   // Returns the bytes consumed and the marker hit, if any.
-  std::pair<size_t, const Marker*> scan_markers(std::string_view s, const std::vector<Marker>& markers, bool eos,
-                                                ToolStreamEvent::Kind kind) {
+  std::pair<size_t, const Marker*> scan_markers(std::string_view s, size_t base, const std::vector<Marker>& markers,
+                                                bool eos, ToolStreamEvent::Kind kind) {
     std::vector<std::string> texts = texts_of(markers);
-    detail::MarkerHit hit = detail::find_first_marker(s, texts);
+    detail::MarkerHit hit;
+    for (size_t from = 0; from < s.size(); from = hit.pos + 1) {
+      hit = detail::find_first_marker(s.substr(from), texts);
+      if (hit.pos == std::string_view::npos) break;
+      hit.pos += from;
+      if (!markers[hit.index].line_start_only || line_start_at(base + hit.pos)) break;
+    }
+    if (hit.pos != std::string_view::npos && markers[hit.index].line_start_only && !line_start_at(base + hit.pos)) {
+      hit = {};
+    }
     struct {
       size_t pos;
       const Marker* marker;
@@ -141,13 +159,13 @@ struct ToolCallProcessor::State {
       }
       if (rest.empty() && !(eos && !pending_raw.empty())) break;
       if (mode == Mode::kReasoning) {
-        auto [used, marker] = scan_markers(rest, reasoning_markers, eos, ToolStreamEvent::Kind::kReasoning);
+        auto [used, marker] = scan_markers(rest, start, reasoning_markers, eos, ToolStreamEvent::Kind::kReasoning);
         start += used;
         if (!marker) break;
         mode = Mode::kText;
         continue;
       }
-      auto [used, marker] = scan_markers(rest, text_markers, eos, ToolStreamEvent::Kind::kText);
+      auto [used, marker] = scan_markers(rest, start, text_markers, eos, ToolStreamEvent::Kind::kText);
       if (!marker) {
         start += used;
         break;
@@ -166,6 +184,7 @@ struct ToolCallProcessor::State {
         emit(ToolStreamEvent::Kind::kText, "", marker->text);
       }
     }
+    line_start = line_start_at(start);
     buffer.erase(0, start);
   }
 
@@ -183,7 +202,9 @@ ToolCallProcessor::ToolCallProcessor(ToolCallFormat format, ToolCallProcessorOpt
   if (format == ToolCallFormat::kGptOss)
     s.harmony = std::make_unique<HarmonyStreamAdapter>(options);
   s.options = std::move(options);
-  for (auto group : {with_role(s.parser->start_markers(), Role::kCallStart),
+  std::vector<Marker> starts = with_role(s.parser->start_markers(), Role::kCallStart);
+  for (auto& m : starts) m.line_start_only = s.parser->starts_only_a_line(m.text);
+  for (auto group : {starts,
                      with_role(s.parser->reasoning_open_markers(), Role::kReasoningOpen),
                      with_role(s.parser->markup_markers(), Role::kMarkup)}) {
     s.text_markers.insert(s.text_markers.end(), group.begin(), group.end());

@@ -247,6 +247,18 @@ TEST(ToolModelOutput, XmlFunctionRefusesStrayText) {
                   "<tool_call>{\"name\": \"run\", \"arguments\": {\"code\": "
                   "\"<function=get_weather>\"}}</tool_call>",
                   "expected <function=NAME>");
+  // Unwrapped, <function= opens a call only at the start of a line: quoted in JSON (whose
+  // strings hold no raw newline) or mid-sentence it is text.
+  for (auto format : {ToolCallFormat::kXmlFunction, ToolCallFormat::kQwen35}) {
+    const std::string quoted =
+        "{\"name\": \"run\", \"arguments\": {\"code\": \"s = '<function=get_weather><parameter=city>Paris"
+        "</parameter></function>'\"}}";
+    expect_calls({format, quoted, json::array(), quoted});
+    expect_calls({format, "Use <function=get_weather></function> to call it.", json::array(),
+                  "Use <function=get_weather></function> to call it."});
+    expect_calls({format, "Calling:\n  <function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>",
+                  json::parse(R"([{"name": "get_weather", "arguments": {"city": "Paris"}}])"), "Calling:\n  "});
+  }
   // The canonical form still parses, typed by the schema.
   expect_calls(
       {ToolCallFormat::kXmlFunction,

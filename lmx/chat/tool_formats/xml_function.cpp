@@ -79,6 +79,9 @@ class XmlFunctionParser : public ToolCallParser {
   ToolCallFormat format() const override { return ToolCallFormat::kXmlFunction; }
   // Models sometimes drop the <tool_call> wrapper.
   std::vector<std::string> start_markers() const override { return {kToolCall, kFunction}; }
+  // Without the wrapper, `<function=` is a call only where it starts a line, so one
+  // quoted inside JSON or prose is text.
+  bool starts_only_a_line(std::string_view marker) const override { return marker == kFunction; }
   std::unique_ptr<RegionScanner> scanner(std::string_view marker) const override {
     return std::make_unique<EndMarkerScanner>(
         std::vector<std::string>{marker == kToolCall ? "</tool_call>" : kFunctionEnd},
