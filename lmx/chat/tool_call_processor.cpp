@@ -87,8 +87,11 @@ struct ToolCallProcessor::State {
 
   // Text or reasoning: reports up to the next marker (or what cannot start one).
   // Returns the bytes consumed and the marker hit, if any.
-  std::pair<size_t, const Marker*> scan_markers(std::string_view s, size_t base, const std::vector<Marker>& markers,
-                                                bool eos, ToolStreamEvent::Kind kind) {
+  std::pair<size_t, const Marker*> scan_markers(std::string_view s,
+                                                size_t base,
+                                                const std::vector<Marker>& markers,
+                                                bool eos,
+                                                ToolStreamEvent::Kind kind) {
     std::vector<std::string> texts = texts_of(markers);
     detail::MarkerHit hit;
     for (size_t from = 0; from < s.size(); from = hit.pos + 1) {
@@ -97,7 +100,8 @@ struct ToolCallProcessor::State {
       hit.pos += from;
       if (!markers[hit.index].line_start_only || line_start_at(base + hit.pos)) break;
     }
-    if (hit.pos != std::string_view::npos && markers[hit.index].line_start_only && !line_start_at(base + hit.pos)) {
+    if (hit.pos != std::string_view::npos && markers[hit.index].line_start_only &&
+        !line_start_at(base + hit.pos)) {
       hit = {};
     }
     struct {
@@ -159,13 +163,15 @@ struct ToolCallProcessor::State {
       }
       if (rest.empty() && !(eos && !pending_raw.empty())) break;
       if (mode == Mode::kReasoning) {
-        auto [used, marker] = scan_markers(rest, start, reasoning_markers, eos, ToolStreamEvent::Kind::kReasoning);
+        auto [used, marker] =
+            scan_markers(rest, start, reasoning_markers, eos, ToolStreamEvent::Kind::kReasoning);
         start += used;
         if (!marker) break;
         mode = Mode::kText;
         continue;
       }
-      auto [used, marker] = scan_markers(rest, start, text_markers, eos, ToolStreamEvent::Kind::kText);
+      auto [used, marker] =
+          scan_markers(rest, start, text_markers, eos, ToolStreamEvent::Kind::kText);
       if (!marker) {
         start += used;
         break;
@@ -204,8 +210,7 @@ ToolCallProcessor::ToolCallProcessor(ToolCallFormat format, ToolCallProcessorOpt
   s.options = std::move(options);
   std::vector<Marker> starts = with_role(s.parser->start_markers(), Role::kCallStart);
   for (auto& m : starts) m.line_start_only = s.parser->starts_only_a_line(m.text);
-  for (auto group : {starts,
-                     with_role(s.parser->reasoning_open_markers(), Role::kReasoningOpen),
+  for (auto group : {starts, with_role(s.parser->reasoning_open_markers(), Role::kReasoningOpen),
                      with_role(s.parser->markup_markers(), Role::kMarkup)}) {
     s.text_markers.insert(s.text_markers.end(), group.begin(), group.end());
   }

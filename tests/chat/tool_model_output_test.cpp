@@ -251,13 +251,17 @@ TEST(ToolModelOutput, XmlFunctionRefusesStrayText) {
   // strings hold no raw newline) or mid-sentence it is text.
   for (auto format : {ToolCallFormat::kXmlFunction, ToolCallFormat::kQwen35}) {
     const std::string quoted =
-        "{\"name\": \"run\", \"arguments\": {\"code\": \"s = '<function=get_weather><parameter=city>Paris"
+        "{\"name\": \"run\", \"arguments\": {\"code\": \"s = "
+        "'<function=get_weather><parameter=city>Paris"
         "</parameter></function>'\"}}";
     expect_calls({format, quoted, json::array(), quoted});
     expect_calls({format, "Use <function=get_weather></function> to call it.", json::array(),
                   "Use <function=get_weather></function> to call it."});
-    expect_calls({format, "Calling:\n  <function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>",
-                  json::parse(R"([{"name": "get_weather", "arguments": {"city": "Paris"}}])"), "Calling:\n  "});
+    expect_calls(
+        {format,
+         "Calling:\n  <function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>",
+         json::parse(R"([{"name": "get_weather", "arguments": {"city": "Paris"}}])"),
+         "Calling:\n  "});
   }
   // The canonical form still parses, typed by the schema.
   expect_calls(

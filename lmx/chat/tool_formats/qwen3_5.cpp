@@ -20,7 +20,9 @@ class Qwen35Parser : public ToolCallParser {
   std::unique_ptr<RegionScanner> scanner(std::string_view marker) const override {
     return xml_->scanner(marker);
   }
-  bool starts_only_a_line(std::string_view marker) const override { return xml_->starts_only_a_line(marker); }
+  bool starts_only_a_line(std::string_view marker) const override {
+    return xml_->starts_only_a_line(marker);
+  }
   std::vector<ToolCall> parse(std::string_view region, const ToolSchemas& schemas) const override {
     if (!starts_with(region, kToolCall)) return xml_->parse(region, schemas);
     std::string_view body = trim(region_body(region, kToolCall, {"</tool_call>"}));
