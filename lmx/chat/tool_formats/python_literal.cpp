@@ -58,6 +58,8 @@ class PythonReader : TextReader {
     ToolCall c;
     c.name = std::string(identifier(/*dotted=*/true));
     if (c.name.size() > 5 && c.name.ends_with(".call")) c.name.resize(c.name.size() - 5);
+    // The namespace templates show tools in (`functions.get_weather(...)`).
+    if (c.name.size() > 10 && c.name.starts_with("functions.")) c.name.erase(0, 10);
     expect('(');
     skip_ws();
     while (peek() != ')') {
