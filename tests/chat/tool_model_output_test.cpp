@@ -141,8 +141,10 @@ TEST(ToolModelOutput, Lfm2Recovery) {
          json::parse(R"([{"name": "get_weather", "arguments": {"city": "Paris", "days": 3}}])"),
          "Checking.", declared});
     // A call in the `functions.` namespace.
-    expect_calls({ToolCallFormat::kLfm2, "<|tool_call_start|>[functions.get_weather(city='Oslo')]<|tool_call_end|>",
-                  json::parse(R"([{"name": "get_weather", "arguments": {"city": "Oslo"}}])"), "", declared});
+    expect_calls({ToolCallFormat::kLfm2,
+                  "<|tool_call_start|>[functions.get_weather(city='Oslo')]<|tool_call_end|>",
+                  json::parse(R"([{"name": "get_weather", "arguments": {"city": "Oslo"}}])"), "",
+                  declared});
     // Arguments wrapped in the schema's `properties`.
     expect_calls(
         {ToolCallFormat::kLfm2,

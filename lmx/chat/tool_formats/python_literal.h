@@ -18,7 +18,8 @@ namespace lmx::chat::detail {
 // `s=5` -> "5" for a string); collections are read as literals. A single argument
 // named properties / parameters / arguments / args / kwargs holding an object, and not
 // itself declared, is unwrapped (LFM2 writes `f(properties={"city": "x"})`). A trailing
-// `.call` of the name (Llama's built-in tools) and a leading `functions.` are dropped. Throws ToolCallParseError.
+// `.call` of the name (Llama's built-in tools) and a leading `functions.` are dropped. Throws
+// ToolCallParseError.
 std::vector<ToolCall> parse_python_calls(std::string_view text, const ToolSchemas& schemas);
 
 }  // namespace lmx::chat::detail
