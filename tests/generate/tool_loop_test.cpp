@@ -211,7 +211,7 @@ const char* kAtemTemplate =
 {%- else -%}<|start|>{{ m.role }}<|message|>{{ m.content }}<|eot|>
 {%- endif -%}
 {%- endfor -%}
-{%- if add_generation_prompt -%}<|start|>assistant<|message|>{%- endif -%})";
+{%- if add_generation_prompt -%}<|start|>assistant{%- endif -%})";
 
 // The tool loop with the formats of issue 25 (what example_tool_calling does with a
 // model of each): the call is parsed in the template's format, its text values typed by
@@ -245,10 +245,10 @@ TEST(ToolLoop, NewFormatsRunThroughTheSession) {
        "2}<|call|>",
        "<|channel|>final<|message|>Sunny.<|return|>"},
       {"atem", kAtemTemplate, std::nullopt, chat::ToolCallFormat::kAtem,
-       "<atem:function_calls><atem:invoke name=\"get_weather\"><atem:parameter name=\"city\">Paris"
+       " to=get_weather<|message|><atem:function_calls><atem:invoke name=\"get_weather\"><atem:parameter name=\"city\">Paris"
        "</atem:parameter><atem:parameter "
        "name=\"days\">2</atem:parameter></atem:invoke></atem:function_calls>",
-       "Sunny."},
+       "<|message|>Sunny."},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);

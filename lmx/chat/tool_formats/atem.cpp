@@ -7,6 +7,13 @@
 // outside the tags, each parameter named once, values of the declared types, every
 // required parameter present, and no undeclared parameter where the schema sets
 // additionalProperties to false.
+//
+// Muse Glimmer frames its messages in Onyx: the prompt ends in `<|start|>assistant`, and
+// the model continues the header: ` to=NAME<|message|>` + the ATEM call for a tool,
+// ` to=self<|message|>` for reasoning, `<|message|>` (or ` to=user<|message|>`) for the
+// answer; `<|eom|>` / `<|eot|>` end a message. Read here at the text level: the tool
+// header opens the call region (its NAME must be the invoke's), reasoning is reasoning,
+// the other control tokens are markup.
 #include <algorithm>
 #include <cctype>
 #include <set>
@@ -121,15 +128,62 @@ ToolCall invoke(std::string_view body, const ToolSchemas& schemas) {
   return call;
 }
 
+const std::string kOnyxTool = " to=";
+const std::string kOnyxMessage = "<|message|>";
+const std::vector<std::string> kOnyxEnds = {"<|eom|>", "<|eot|>"};
+constexpr size_t kMaxRecipientBytes = 128;
+
+// ` to=NAME<|message|>` opens a tool frame; anything else after ` to=` was text.
+class OnyxToolScanner : public RegionScanner {
+ public:
+  std::optional<size_t> end(std::string_view region) override {
+    if (!header_checked_) {
+      size_t name_end = region.find_first_of(" \t\r\n<", kOnyxTool.size());
+      if (name_end == std::string_view::npos) {
+        if (region.size() > kOnyxTool.size() + kMaxRecipientBytes) return kNotACall;
+        return std::nullopt;
+      }
+      std::string_view after = region.substr(name_end);
+      bool may_be_message = kOnyxMessage.substr(0, after.size()) == after.substr(0, kOnyxMessage.size());
+      if (name_end == kOnyxTool.size() || !may_be_message) return kNotACall;
+      if (after.size() < kOnyxMessage.size()) return std::nullopt;
+      header_checked_ = true;
+    }
+    return ends_.end(region);
+  }
+
+ private:
+  bool header_checked_ = false;
+  EndMarkerScanner ends_{{kEnd, kOnyxEnds[0], kOnyxEnds[1]}, kOnyxTool.size()};
+};
+
 class AtemParser : public ToolCallParser {
  public:
   ToolCallFormat format() const override { return ToolCallFormat::kAtem; }
-  std::vector<std::string> start_markers() const override { return {kStart}; }
+  std::vector<std::string> start_markers() const override { return {kStart, kOnyxTool}; }
   std::unique_ptr<RegionScanner> scanner(std::string_view marker) const override {
+    if (marker == kOnyxTool) return std::make_unique<OnyxToolScanner>();
     return std::make_unique<EndMarkerScanner>(std::vector<std::string>{kEnd}, marker.size());
   }
   std::vector<ToolCall> parse(std::string_view region, const ToolSchemas& schemas) const override {
-    return {invoke(region_body(region, kStart, {kEnd}), schemas)};
+    if (!starts_with(region, kOnyxTool)) return {invoke(region_body(region, kStart, {kEnd}), schemas)};
+    size_t message = region.find(kOnyxMessage);
+    std::string recipient(region.substr(kOnyxTool.size(), message - kOnyxTool.size()));
+    std::string_view payload = trim(region.substr(message + kOnyxMessage.size()));
+    for (const auto& e : kOnyxEnds) {
+      if (payload.ends_with(e)) payload = trim(payload.substr(0, payload.size() - e.size()));
+    }
+    if (!starts_with(payload, kStart) || !payload.ends_with(kEnd)) {
+      fail("Onyx message to '" + recipient + "' does not hold one <atem:function_calls> frame");
+    }
+    ToolCall call = invoke(region_body(payload, kStart, {kEnd}), schemas);
+    if (call.name != recipient) fail("Onyx message to '" + recipient + "' invokes '" + call.name + "'");
+    return {call};
+  }
+  std::vector<std::string> reasoning_open_markers() const override { return {"<think>", " to=self<|message|>"}; }
+  std::vector<std::string> reasoning_close_markers() const override { return {"</think>", kOnyxEnds[0], kOnyxEnds[1]}; }
+  std::vector<std::string> markup_markers() const override {
+    return {"<|start|>assistant", " to=user<|message|>", kOnyxMessage, kOnyxEnds[0], kOnyxEnds[1]};
   }
 };
 
