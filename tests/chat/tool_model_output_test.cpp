@@ -346,23 +346,27 @@ TEST(ToolModelOutput, AtemInvokes) {
 // Muse Glimmer continues the Onyx header the prompt opened (`<|start|>assistant`).
 TEST(ToolModelOutput, AtemInOnyxFrames) {
   const std::string call =
-      "<atem:function_calls><atem:invoke name=\"get_weather\"><atem:parameter name=\"city\">Paris</atem:parameter>"
+      "<atem:function_calls><atem:invoke name=\"get_weather\"><atem:parameter "
+      "name=\"city\">Paris</atem:parameter>"
       "</atem:invoke></atem:function_calls>";
   ToolCallProcessorOptions options;
   options.tools = weather_tools();
   auto events = testing::expect_stream_invariant(
       ToolCallFormat::kAtem,
-      " to=self<|message|>Need the weather.<|eom|><|start|>assistant to=get_weather<|message|>" + call + "<|eot|>",
+      " to=self<|message|>Need the weather.<|eom|><|start|>assistant to=get_weather<|message|>" +
+          call + "<|eot|>",
       options);
   EXPECT_EQ(testing::joined(events, Kind::kReasoning), "Need the weather.");
   EXPECT_EQ(testing::joined(events, Kind::kText), "");
   ASSERT_EQ(testing::calls_of(events).size(), 1u);
   EXPECT_EQ(json(testing::calls_of(events)[0].arguments), json::parse(R"({"city": "Paris"})"));
-  expect_calls({ToolCallFormat::kAtem, "<|message|>It is sunny; I want to=be clear.<|eot|>", json::array(),
-                "It is sunny; I want to=be clear."});
+  expect_calls({ToolCallFormat::kAtem, "<|message|>It is sunny; I want to=be clear.<|eot|>",
+                json::array(), "It is sunny; I want to=be clear."});
   expect_calls({ToolCallFormat::kAtem, " to=user<|message|>Hi.", json::array(), "Hi."});
-  expect_rejected(ToolCallFormat::kAtem, " to=note<|message|>" + call, "Onyx message to 'note' invokes 'get_weather'");
-  expect_rejected(ToolCallFormat::kAtem, " to=get_weather<|message|>Paris<|eot|>", "does not hold one");
+  expect_rejected(ToolCallFormat::kAtem, " to=note<|message|>" + call,
+                  "Onyx message to 'note' invokes 'get_weather'");
+  expect_rejected(ToolCallFormat::kAtem, " to=get_weather<|message|>Paris<|eot|>",
+                  "does not hold one");
 }
 
 TEST(ToolModelOutput, FormatInferenceForNewFormats) {

@@ -245,7 +245,8 @@ TEST(ToolLoop, NewFormatsRunThroughTheSession) {
        "2}<|call|>",
        "<|channel|>final<|message|>Sunny.<|return|>"},
       {"atem", kAtemTemplate, std::nullopt, chat::ToolCallFormat::kAtem,
-       " to=get_weather<|message|><atem:function_calls><atem:invoke name=\"get_weather\"><atem:parameter name=\"city\">Paris"
+       " to=get_weather<|message|><atem:function_calls><atem:invoke "
+       "name=\"get_weather\"><atem:parameter name=\"city\">Paris"
        "</atem:parameter><atem:parameter "
        "name=\"days\">2</atem:parameter></atem:invoke></atem:function_calls>",
        "<|message|>Sunny."},

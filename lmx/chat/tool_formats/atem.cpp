@@ -144,7 +144,8 @@ class OnyxToolScanner : public RegionScanner {
         return std::nullopt;
       }
       std::string_view after = region.substr(name_end);
-      bool may_be_message = kOnyxMessage.substr(0, after.size()) == after.substr(0, kOnyxMessage.size());
+      bool may_be_message =
+          kOnyxMessage.substr(0, after.size()) == after.substr(0, kOnyxMessage.size());
       if (name_end == kOnyxTool.size() || !may_be_message) return kNotACall;
       if (after.size() < kOnyxMessage.size()) return std::nullopt;
       header_checked_ = true;
@@ -166,7 +167,8 @@ class AtemParser : public ToolCallParser {
     return std::make_unique<EndMarkerScanner>(std::vector<std::string>{kEnd}, marker.size());
   }
   std::vector<ToolCall> parse(std::string_view region, const ToolSchemas& schemas) const override {
-    if (!starts_with(region, kOnyxTool)) return {invoke(region_body(region, kStart, {kEnd}), schemas)};
+    if (!starts_with(region, kOnyxTool))
+      return {invoke(region_body(region, kStart, {kEnd}), schemas)};
     size_t message = region.find(kOnyxMessage);
     std::string recipient(region.substr(kOnyxTool.size(), message - kOnyxTool.size()));
     std::string_view payload = trim(region.substr(message + kOnyxMessage.size()));
@@ -177,11 +179,16 @@ class AtemParser : public ToolCallParser {
       fail("Onyx message to '" + recipient + "' does not hold one <atem:function_calls> frame");
     }
     ToolCall call = invoke(region_body(payload, kStart, {kEnd}), schemas);
-    if (call.name != recipient) fail("Onyx message to '" + recipient + "' invokes '" + call.name + "'");
+    if (call.name != recipient)
+      fail("Onyx message to '" + recipient + "' invokes '" + call.name + "'");
     return {call};
   }
-  std::vector<std::string> reasoning_open_markers() const override { return {"<think>", " to=self<|message|>"}; }
-  std::vector<std::string> reasoning_close_markers() const override { return {"</think>", kOnyxEnds[0], kOnyxEnds[1]}; }
+  std::vector<std::string> reasoning_open_markers() const override {
+    return {"<think>", " to=self<|message|>"};
+  }
+  std::vector<std::string> reasoning_close_markers() const override {
+    return {"</think>", kOnyxEnds[0], kOnyxEnds[1]};
+  }
   std::vector<std::string> markup_markers() const override {
     return {"<|start|>assistant", " to=user<|message|>", kOnyxMessage, kOnyxEnds[0], kOnyxEnds[1]};
   }
