@@ -92,36 +92,31 @@ struct ToolCallProcessor::State {
                                                 const std::vector<Marker>& markers,
                                                 bool eos,
                                                 ToolStreamEvent::Kind kind) {
-    std::vector<std::string> texts = texts_of(markers);
-    detail::MarkerHit hit;
-    for (size_t from = 0; from < s.size(); from = hit.pos + 1) {
-      hit = detail::find_first_marker(s.substr(from), texts);
+    const std::vector<std::string> texts = texts_of(markers);
+    const Marker* marker = nullptr;  // the first marker that counts here, at `pos`
+    size_t pos = std::string_view::npos;
+    for (size_t from = 0; from < s.size() && !marker;) {
+      detail::MarkerHit hit = detail::find_first_marker(s.substr(from), texts);
       if (hit.pos == std::string_view::npos) break;
-      hit.pos += from;
-      if (!markers[hit.index].line_start_only || line_start_at(base + hit.pos)) break;
+      pos = from + hit.pos;
+      if (!markers[hit.index].line_start_only || line_start_at(base + pos))
+        marker = &markers[hit.index];
+      from = pos + 1;
     }
-    if (hit.pos != std::string_view::npos && markers[hit.index].line_start_only &&
-        !line_start_at(base + hit.pos)) {
-      hit = {};
-    }
-    struct {
-      size_t pos;
-      const Marker* marker;
-    } m{hit.pos, hit.pos == std::string_view::npos ? nullptr : &markers[hit.index]};
     size_t hold_start = eos ? s.size() : s.size() - detail::partial_marker_suffix(s, texts);
-    size_t text_end = (m.marker && m.pos < hold_start) ? m.pos : hold_start;
+    bool hit = marker && pos < hold_start;
+    size_t text_end = hit ? pos : hold_start;
     std::string_view text = s.substr(0, text_end);
     if (kind == ToolStreamEvent::Kind::kText) {
       if (!text.empty()) emit(kind, text, std::string(text));
     } else {
-      bool closing = m.marker && m.pos < hold_start;
-      if (!text.empty() || closing || (eos && !pending_raw.empty())) {
-        std::string raw = pending_raw + std::string(text) + (closing ? m.marker->text : "");
+      if (!text.empty() || hit || (eos && !pending_raw.empty())) {
+        std::string raw = pending_raw + std::string(text) + (hit ? marker->text : "");
         emit(kind, text, std::move(raw));
         pending_raw.clear();
       }
     }
-    if (m.marker && m.pos < hold_start) return {m.pos + m.marker->text.size(), m.marker};
+    if (hit) return {pos + marker->text.size(), marker};
     return {text_end, nullptr};
   }
 
