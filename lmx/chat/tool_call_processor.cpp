@@ -40,6 +40,7 @@ struct ToolCallProcessor::State {
   ToolCallProcessorOptions options;
   std::vector<Marker> text_markers;       // call starts, reasoning opens, markup
   std::vector<Marker> reasoning_markers;  // reasoning closes
+  std::vector<std::string> text_texts, reasoning_texts;  // their texts, for marker_scan
   Mode mode = Mode::kText;
   std::string buffer;       // input not yet reported; in kCall it starts with the region
   std::string pending_raw;  // a reasoning-open marker not yet carried by an event
@@ -90,9 +91,9 @@ struct ToolCallProcessor::State {
   std::pair<size_t, const Marker*> scan_markers(std::string_view s,
                                                 size_t base,
                                                 const std::vector<Marker>& markers,
+                                                const std::vector<std::string>& texts,
                                                 bool eos,
                                                 ToolStreamEvent::Kind kind) {
-    const std::vector<std::string> texts = texts_of(markers);
     const Marker* marker = nullptr;  // the first marker that counts here, at `pos`
     size_t pos = std::string_view::npos;
     for (size_t from = 0; from < s.size() && !marker;) {
@@ -158,15 +159,15 @@ struct ToolCallProcessor::State {
       }
       if (rest.empty() && !(eos && !pending_raw.empty())) break;
       if (mode == Mode::kReasoning) {
-        auto [used, marker] =
-            scan_markers(rest, start, reasoning_markers, eos, ToolStreamEvent::Kind::kReasoning);
+        auto [used, marker] = scan_markers(rest, start, reasoning_markers, reasoning_texts, eos,
+                                           ToolStreamEvent::Kind::kReasoning);
         start += used;
         if (!marker) break;
         mode = Mode::kText;
         continue;
       }
       auto [used, marker] =
-          scan_markers(rest, start, text_markers, eos, ToolStreamEvent::Kind::kText);
+          scan_markers(rest, start, text_markers, text_texts, eos, ToolStreamEvent::Kind::kText);
       if (!marker) {
         start += used;
         break;
@@ -210,6 +211,8 @@ ToolCallProcessor::ToolCallProcessor(ToolCallFormat format, ToolCallProcessorOpt
     s.text_markers.insert(s.text_markers.end(), group.begin(), group.end());
   }
   s.reasoning_markers = with_role(s.parser->reasoning_close_markers(), Role::kReasoningClose);
+  s.text_texts = texts_of(s.text_markers);
+  s.reasoning_texts = texts_of(s.reasoning_markers);
   if (s.options.starts_in_reasoning) s.mode = State::Mode::kReasoning;
 }
 

@@ -253,6 +253,13 @@ TEST(ToolStream, HugeInputsFinishQuickly) {
   ASSERT_FALSE(capped.empty());
   EXPECT_EQ(capped[0].kind, Kind::kRejectedToolCall);
   EXPECT_NE(capped[0].error.find("longer than 1000 bytes"), std::string::npos);
+  // Braces and JSON objects in a long json-format answer (bare JSON calls are looked for)
+  // stay text, and quickly.
+  std::string braces;
+  while (braces.size() < (1 << 20)) braces += "{x} {\"a\": [1, {\"b\": \"}\"}]} {} text ";
+  auto brace_events = testing::feed_chunked(ToolCallFormat::kJson, braces, {}, 8, 64);
+  EXPECT_EQ(testing::concat_raw(brace_events), braces);
+  EXPECT_EQ(testing::joined(brace_events, Kind::kText), braces);
   // Deep nesting in a Python literal is an error, not a stack overflow.
   std::string deep = "<|tool_call_start|>[f(a=" + std::string(100000, '[') + ")]<|tool_call_end|>";
   auto deep_events = process_tool_calls(ToolCallFormat::kLfm2, deep);
