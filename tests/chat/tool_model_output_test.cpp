@@ -25,7 +25,7 @@ std::vector<ToolSpec> weather_tools() {
               "units": {"anyOf": [{"type": "integer"}, {"type": "null"}]}},
               "required": ["city"]})")},
       {"note", "", ordered_json::parse(R"({"type": "object", "properties": {
-              "count": {"type": "string"}, "value": {"type": "integer"}},
+              "count": {"type": "string"}, "value": {"type": "integer"}, "memo": {"description": "untyped"}},
               "additionalProperties": false})")},
       {"run", "",
        ordered_json::parse(R"({"type": "object", "properties": {"code": {"type": "string"}}})")}};
@@ -117,6 +117,11 @@ TEST(ToolModelOutput, Lfm2ArgumentsTakeSchemaTypes) {
   expect_calls({ToolCallFormat::kLfm2,
                 "<|tool_call_start|>[note(count=5, value=7)]<|tool_call_end|>",
                 json::parse(R"([{"name": "note", "arguments": {"count": "5", "value": 7}}])")});
+  // A parameter declared without a type: the literal keeps its own type.
+  expect_calls({ToolCallFormat::kLfm2, "<|tool_call_start|>[note(memo='25')]<|tool_call_end|>",
+                json::parse(R"([{"name": "note", "arguments": {"memo": "25"}}])")});
+  expect_calls({ToolCallFormat::kGemma, "<|tool_call>call:note{memo:<|\"|>25<|\"|>}<tool_call|>",
+                json::parse(R"([{"name": "note", "arguments": {"memo": "25"}}])")});
   // Undeclared: Python literals keep their own types.
   expect_calls(
       {ToolCallFormat::kLfm2, "<|tool_call_start|>[note(count=5, value='7')]<|tool_call_end|>",

@@ -178,6 +178,13 @@ std::vector<std::string> schema_types(const Json* schema) {
   return out;
 }
 
+const Json* typed_parameter(const ToolSchemas& schemas,
+                            std::string_view tool,
+                            std::string_view name) {
+  const Json* schema = schemas.parameter(tool, name);
+  return schema_types(schema).empty() ? nullptr : schema;
+}
+
 Json convert_text_value(std::string_view text, const Json* schema) {
   std::vector<std::string> types = schema_types(schema);
   if (types.empty()) {

@@ -66,6 +66,12 @@ Json arguments_object(const Json& arguments, std::string_view tool);
 // The JSON type names `schema` admits ("type", enum values, anyOf / oneOf / allOf);
 // empty for no schema.
 std::vector<std::string> schema_types(const Json* schema);
+// The schema of `tool`'s parameter `name` when it declares a type (schema_types not
+// empty), else nullptr: literals written with their own type (Python, Gemma) are
+// converted only then.
+const Json* typed_parameter(const ToolSchemas& schemas,
+                            std::string_view tool,
+                            std::string_view name);
 // A parameter value given as text (xml-like formats, LFM2 and Gemma scalars): converted
 // to the declared schema type when one is declared (integer / number, boolean,
 // object / array in that order, then string), else parsed as JSON when valid JSON, else

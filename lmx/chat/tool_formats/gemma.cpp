@@ -96,7 +96,7 @@ class GemmaValueReader : TextReader {
       skip_ws();
       if (pos_ >= s_.size() || s_[pos_] != ':') fail("expected ':' after key '" + key + "'");
       ++pos_;
-      const Json* schema = tool ? schemas_.parameter(*tool, key) : nullptr;
+      const Json* schema = tool ? typed_parameter(schemas_, *tool, key) : nullptr;
       out[key] = schema ? typed_value(*schema) : value();
       separator('}');
     }

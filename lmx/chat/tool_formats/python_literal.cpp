@@ -78,7 +78,7 @@ class PythonReader : TextReader {
 
   // A top-level argument: typed by the declared schema when there is one.
   Json argument(const std::string& tool, const std::string& key) {
-    const Json* schema = schemas_.parameter(tool, key);
+    const Json* schema = typed_parameter(schemas_, tool, key);
     skip_ws();
     char c = peek();
     if (c == '\'' || c == '"') {
