@@ -25,7 +25,8 @@ std::vector<ToolSpec> weather_tools() {
               "units": {"anyOf": [{"type": "integer"}, {"type": "null"}]}},
               "required": ["city"]})")},
       {"note", "", ordered_json::parse(R"({"type": "object", "properties": {
-              "count": {"type": "string"}, "value": {"type": "integer"}, "memo": {"description": "untyped"}},
+              "count": {"type": "string"}, "value": {"type": "integer"}, "memo": {"description": "untyped"},
+              "size": {"type": "int"}, "label": {"type": "str"}},
               "additionalProperties": false})")},
       {"run", "",
        ordered_json::parse(R"({"type": "object", "properties": {"code": {"type": "string"}}})")}};
@@ -117,6 +118,11 @@ TEST(ToolModelOutput, Lfm2ArgumentsTakeSchemaTypes) {
   expect_calls({ToolCallFormat::kLfm2,
                 "<|tool_call_start|>[note(count=5, value=7)]<|tool_call_end|>",
                 json::parse(R"([{"name": "note", "arguments": {"count": "5", "value": 7}}])")});
+  // Type names other languages use.
+  expect_calls({ToolCallFormat::kXmlFunction,
+                "<function=note>\n<parameter=size>\n12\n</parameter>\n<parameter=label>\n12\n</"
+                "parameter>\n</function>",
+                json::parse(R"([{"name": "note", "arguments": {"size": 12, "label": "12"}}])")});
   // A parameter declared without a type: the literal keeps its own type.
   expect_calls({ToolCallFormat::kLfm2, "<|tool_call_start|>[note(memo='25')]<|tool_call_end|>",
                 json::parse(R"([{"name": "note", "arguments": {"memo": "25"}}])")});

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <initializer_list>
 
 namespace lmx::chat::detail {
 
@@ -137,13 +138,32 @@ std::vector<ToolCall> calls_from_json(const Json& object_or_list) {
 
 namespace {
 
+// A type name as JSON Schema spells it. Tool schemas written by hand (or generated from
+// other languages) also say "int", "str", "float", "bool", "dict", "list"...; mlx-swift-lm
+// reads those too.
+std::string json_type_name(std::string name) {
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  auto starts = [&](std::initializer_list<std::string_view> prefixes) {
+    return std::any_of(prefixes.begin(), prefixes.end(),
+                       [&](std::string_view p) { return name.starts_with(p); });
+  };
+  if (starts({"int", "uint", "long", "short", "unsigned"})) return "integer";
+  if (starts({"num", "float", "double"})) return "number";
+  if (starts({"str", "text", "varchar", "char"})) return "string";
+  if (starts({"bool", "binary"})) return "boolean";
+  if (starts({"dict", "object"})) return "object";
+  if (starts({"list", "array"})) return "array";
+  return name;
+}
+
 // The JSON types a schema admits: "type" (a name or a list), the types of its enum
 // values, and those of anyOf / oneOf / allOf branches.
 void collect_types(const Json& schema, std::vector<std::string>& out, int depth) {
   if (!schema.is_object() || depth > 8) return;
   if (auto t = schema.find("type"); t != schema.end()) {
     for (const auto& one : t->is_array() ? *t : Json::array({*t})) {
-      if (one.is_string()) out.push_back(one.get<std::string>());
+      if (one.is_string()) out.push_back(json_type_name(one.get<std::string>()));
     }
   }
   if (auto e = schema.find("enum"); e != schema.end() && e->is_array()) {
