@@ -1,6 +1,7 @@
 // A ChatSession with a typed tool: the model's calls are parsed in its own format, run,
 // and their results fed back until it answers in text.
-//   example_tool_calling MODEL        (e.g. a Qwen2.5 / Qwen3 / Llama-3.1 instruct folder)
+//   example_tool_calling MODEL        (e.g. a Qwen2.5 / Qwen3 / Qwen3.5 / Llama-3.1 / gpt-oss
+//                                     instruct folder; the call format comes from the model)
 #include <cstdio>
 #include <nlohmann/json.hpp>
 

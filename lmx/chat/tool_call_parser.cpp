@@ -6,13 +6,18 @@
 namespace lmx::chat {
 
 const nlohmann::ordered_json* ToolSchemas::parameter(std::string_view tool, std::string_view name) const {
+  const ToolSpec* spec = this->tool(tool);
+  if (!spec) return nullptr;
+  auto props = spec->parameters.find("properties");
+  if (props == spec->parameters.end() || !props->is_object()) return nullptr;
+  auto p = props->find(std::string(name));
+  return p == props->end() ? nullptr : &*p;
+}
+
+const ToolSpec* ToolSchemas::tool(std::string_view name) const {
   if (!tools_) return nullptr;
   for (const auto& spec : *tools_) {
-    if (spec.name != tool) continue;
-    auto props = spec.parameters.find("properties");
-    if (props == spec.parameters.end() || !props->is_object()) return nullptr;
-    auto p = props->find(std::string(name));
-    return p == props->end() ? nullptr : &*p;
+    if (spec.name == name) return &spec;
   }
   return nullptr;
 }
@@ -29,6 +34,10 @@ std::unique_ptr<ToolCallParser> make_tool_call_parser(ToolCallFormat format) {
     case ToolCallFormat::kMistral: return detail::make_mistral_parser();
     case ToolCallFormat::kLlama3: return detail::make_llama3_parser();
     case ToolCallFormat::kGptOss: return detail::make_gpt_oss_parser();
+    case ToolCallFormat::kQwen35:
+      return detail::make_qwen3_5_parser();
+    case ToolCallFormat::kAtem:
+      return detail::make_atem_parser();
   }
   throw InvalidArgument("make_tool_call_parser: unknown format");
 }

@@ -23,6 +23,14 @@ class ToolCallParseError : public FormatError {
   using FormatError::FormatError;
 };
 
+// Thrown by ToolCallParser::parse when a region opened by a marker that ordinary text
+// may contain (a bare `{` in the json format) turns out to be text after all: the
+// processor reports it as text, not as a rejected call.
+class NotAToolCall : public ToolCallParseError {
+ public:
+  using ToolCallParseError::ToolCallParseError;
+};
+
 // Finds the end of one call region as its text grows. A region starts with its start
 // marker; end() sees the whole region so far each time (the scanner may keep a position
 // to avoid rescanning).
@@ -30,8 +38,10 @@ class RegionScanner {
  public:
   virtual ~RegionScanner() = default;
   // Length of the complete region (a prefix of `region`), or nullopt while more text is
-  // needed.
+  // needed, or kNotACall when the start marker opened no call after all (its text is
+  // reported as text and scanning resumes right after it).
   virtual std::optional<size_t> end(std::string_view region) = 0;
+  static constexpr size_t kNotACall = std::string_view::npos;
   // Formats without an end tag (mistral, llama3's <|python_tag|>): at end of stream the
   // text so far is the call. Others report an unterminated call.
   virtual bool complete_at_end_of_stream() const { return false; }
@@ -44,6 +54,10 @@ class ToolSchemas {
   explicit ToolSchemas(const std::vector<ToolSpec>* tools = nullptr) : tools_(tools) {}
   // The schema of `tool`'s parameter `name`, or nullptr when unknown.
   const nlohmann::ordered_json* parameter(std::string_view tool, std::string_view name) const;
+  // The declaration of `tool`, or nullptr when none (or no tools) are declared.
+  const ToolSpec* tool(std::string_view name) const;
+  // Whether tools are declared at all (then only declared names are accepted).
+  bool any() const { return tools_ && !tools_->empty(); }
 
  private:
   const std::vector<ToolSpec>* tools_;
@@ -61,6 +75,11 @@ class ToolCallParser {
   // A complete region (start marker included) -> its calls, in order. Throws
   // ToolCallParseError when malformed.
   virtual std::vector<ToolCall> parse(std::string_view region, const ToolSchemas& schemas) const = 0;
+
+  // Whether `marker` opens a call only at the start of a line (after blanks at most):
+  // a marker that also occurs in ordinary text, e.g. inside a JSON string, which never
+  // holds a raw newline.
+  virtual bool starts_only_a_line(std::string_view /*marker*/) const { return false; }
 
   // Markers around reasoning; default <think> ... </think>.
   virtual std::vector<std::string> reasoning_open_markers() const { return {"<think>"}; }

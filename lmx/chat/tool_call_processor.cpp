@@ -2,6 +2,10 @@
 
 #include <algorithm>
 
+#include "lmx/chat/harmony_stream_adapter.h"
+#include "lmx/chat/marker_scan.h"
+#include "lmx/chat/tool_call_region.h"
+
 namespace lmx::chat {
 
 namespace {
@@ -11,36 +15,13 @@ enum class Role { kCallStart, kReasoningOpen, kReasoningClose, kMarkup };
 struct Marker {
   std::string text;
   Role role;
+  bool line_start_only = false;  // see ToolCallParser::starts_only_a_line
 };
 
-struct Match {
-  size_t pos = std::string_view::npos;
-  const Marker* marker = nullptr;
-};
-
-// The earliest marker in `s` (the longest at that position).
-Match find_marker(std::string_view s, const std::vector<Marker>& markers) {
-  Match best;
-  for (const auto& m : markers) {
-    size_t p = s.find(m.text);
-    if (p == std::string_view::npos) continue;
-    if (p < best.pos || (p == best.pos && m.text.size() > best.marker->text.size())) best = {p, &m};
-  }
-  return best;
-}
-
-// The longest suffix of `s` that is a proper prefix of a marker: it may become one.
-size_t partial_marker_suffix(std::string_view s, const std::vector<Marker>& markers) {
-  size_t hold = 0;
-  for (const auto& m : markers) {
-    for (size_t k = std::min(m.text.size() - 1, s.size()); k > hold; --k) {
-      if (s.substr(s.size() - k) == std::string_view(m.text).substr(0, k)) {
-        hold = k;
-        break;
-      }
-    }
-  }
-  return hold;
+std::vector<std::string> texts_of(const std::vector<Marker>& markers) {
+  std::vector<std::string> out;
+  for (const auto& m : markers) out.push_back(m.text);
+  return out;
 }
 
 std::vector<Marker> with_role(const std::vector<std::string>& texts, Role role) {
@@ -55,13 +36,17 @@ struct ToolCallProcessor::State {
   enum class Mode { kText, kReasoning, kCall };
 
   std::unique_ptr<ToolCallParser> parser;
+  std::unique_ptr<HarmonyStreamAdapter> harmony;  // gpt_oss: Harmony frames, not markers
   ToolCallProcessorOptions options;
   std::vector<Marker> text_markers;       // call starts, reasoning opens, markup
   std::vector<Marker> reasoning_markers;  // reasoning closes
+  std::vector<std::string> text_texts, reasoning_texts;  // their texts, for marker_scan
   Mode mode = Mode::kText;
   std::string buffer;       // input not yet reported; in kCall it starts with the region
   std::string pending_raw;  // a reasoning-open marker not yet carried by an event
   std::unique_ptr<RegionScanner> scanner;
+  size_t call_marker_size = 0;  // the start marker of the open region
+  bool line_start = true;       // the buffer begins a line (line_start_at)
   size_t next_id = 0;
   bool finished = false;
   std::vector<ToolStreamEvent> out;
@@ -81,64 +66,58 @@ struct ToolCallProcessor::State {
   }
 
   void reject(std::string_view region, std::string error) {
-    ToolStreamEvent e;
-    e.kind = ToolStreamEvent::Kind::kRejectedToolCall;
-    e.text = std::string(region);
-    e.raw = std::string(region);
-    e.error = std::move(error);
-    out.push_back(std::move(e));
+    out.push_back(detail::rejected_event(region, std::move(error)));
   }
 
   void handle_region(std::string_view region) {
-    std::vector<ToolCall> calls;
-    try {
-      calls = parser->parse(region, ToolSchemas(&options.tools));
-    } catch (const Error& e) {
-      return reject(region, e.what());
-    } catch (const nlohmann::json::exception& e) {
-      return reject(region, std::string("tool call: ") + e.what());
-    }
-    if (calls.empty()) return reject(region, "tool call region holds no call");
-    if (!options.tools.empty()) {
-      for (const auto& c : calls) {
-        bool declared = std::any_of(options.tools.begin(), options.tools.end(),
-                                    [&](const ToolSpec& t) { return t.name == c.name; });
-        if (!declared) {
-          std::string names;
-          for (const auto& t : options.tools) names += (names.empty() ? "" : ", ") + t.name;
-          return reject(region, "call to undeclared tool '" + c.name + "' (declared: " + names + ")");
-        }
+    for (auto& e : detail::region_events(*parser, region, options.tools, next_id)) {
+      if (e.kind == ToolStreamEvent::Kind::kText) {
+        emit(e.kind, e.text, std::move(e.raw));  // merged with the text around it
+      } else {
+        out.push_back(std::move(e));
       }
     }
-    for (size_t i = 0; i < calls.size(); ++i) {
-      ToolStreamEvent e;
-      e.kind = ToolStreamEvent::Kind::kToolCall;
-      e.call = std::move(calls[i]);
-      if (e.call.id.empty()) e.call.id = "call_" + std::to_string(next_id++);
-      if (i == 0) e.raw = std::string(region);
-      out.push_back(std::move(e));
-    }
+  }
+
+  // Whether buffer[pos] starts a line: only blanks since the last newline (or the start
+  // of the stream).
+  bool line_start_at(size_t pos) const {
+    while (pos > 0 && (buffer[pos - 1] == ' ' || buffer[pos - 1] == '\t')) --pos;
+    return pos == 0 ? line_start : buffer[pos - 1] == '\n';
   }
 
   // Text or reasoning: reports up to the next marker (or what cannot start one).
   // Returns the bytes consumed and the marker hit, if any.
-  std::pair<size_t, const Marker*> scan_markers(std::string_view s, const std::vector<Marker>& markers, bool eos,
+  std::pair<size_t, const Marker*> scan_markers(std::string_view s,
+                                                size_t base,
+                                                const std::vector<Marker>& markers,
+                                                const std::vector<std::string>& texts,
+                                                bool eos,
                                                 ToolStreamEvent::Kind kind) {
-    Match m = find_marker(s, markers);
-    size_t hold_start = eos ? s.size() : s.size() - partial_marker_suffix(s, markers);
-    size_t text_end = (m.marker && m.pos < hold_start) ? m.pos : hold_start;
+    const Marker* marker = nullptr;  // the first marker that counts here, at `pos`
+    size_t pos = std::string_view::npos;
+    for (size_t from = 0; from < s.size() && !marker;) {
+      detail::MarkerHit hit = detail::find_first_marker(s.substr(from), texts);
+      if (hit.pos == std::string_view::npos) break;
+      pos = from + hit.pos;
+      if (!markers[hit.index].line_start_only || line_start_at(base + pos))
+        marker = &markers[hit.index];
+      from = pos + 1;
+    }
+    size_t hold_start = eos ? s.size() : s.size() - detail::partial_marker_suffix(s, texts);
+    bool hit = marker && pos < hold_start;
+    size_t text_end = hit ? pos : hold_start;
     std::string_view text = s.substr(0, text_end);
     if (kind == ToolStreamEvent::Kind::kText) {
       if (!text.empty()) emit(kind, text, std::string(text));
     } else {
-      bool closing = m.marker && m.pos < hold_start;
-      if (!text.empty() || closing || (eos && !pending_raw.empty())) {
-        std::string raw = pending_raw + std::string(text) + (closing ? m.marker->text : "");
+      if (!text.empty() || hit || (eos && !pending_raw.empty())) {
+        std::string raw = pending_raw + std::string(text) + (hit ? marker->text : "");
         emit(kind, text, std::move(raw));
         pending_raw.clear();
       }
     }
-    if (m.marker && m.pos < hold_start) return {m.pos + m.marker->text.size(), m.marker};
+    if (hit) return {pos + marker->text.size(), marker};
     return {text_end, nullptr};
   }
 
@@ -149,6 +128,14 @@ struct ToolCallProcessor::State {
       std::string_view rest = std::string_view(buffer).substr(start);
       if (mode == Mode::kCall) {
         std::optional<size_t> end = scanner->end(rest);
+        if (end == RegionScanner::kNotACall) {
+          std::string_view marker = rest.substr(0, call_marker_size);
+          emit(ToolStreamEvent::Kind::kText, marker, std::string(marker));
+          start += call_marker_size;
+          mode = Mode::kText;
+          scanner.reset();
+          continue;
+        }
         if (end) {
           handle_region(rest.substr(0, *end));
           start += *end;
@@ -172,13 +159,15 @@ struct ToolCallProcessor::State {
       }
       if (rest.empty() && !(eos && !pending_raw.empty())) break;
       if (mode == Mode::kReasoning) {
-        auto [used, marker] = scan_markers(rest, reasoning_markers, eos, ToolStreamEvent::Kind::kReasoning);
+        auto [used, marker] = scan_markers(rest, start, reasoning_markers, reasoning_texts, eos,
+                                           ToolStreamEvent::Kind::kReasoning);
         start += used;
         if (!marker) break;
         mode = Mode::kText;
         continue;
       }
-      auto [used, marker] = scan_markers(rest, text_markers, eos, ToolStreamEvent::Kind::kText);
+      auto [used, marker] =
+          scan_markers(rest, start, text_markers, text_texts, eos, ToolStreamEvent::Kind::kText);
       if (!marker) {
         start += used;
         break;
@@ -186,6 +175,7 @@ struct ToolCallProcessor::State {
       if (marker->role == Role::kCallStart) {
         start += used - marker->text.size();  // the region starts with its marker
         mode = Mode::kCall;
+        call_marker_size = marker->text.size();
         scanner = parser->scanner(marker->text);
       } else if (marker->role == Role::kReasoningOpen) {
         start += used;
@@ -196,6 +186,7 @@ struct ToolCallProcessor::State {
         emit(ToolStreamEvent::Kind::kText, "", marker->text);
       }
     }
+    line_start = line_start_at(start);
     buffer.erase(0, start);
   }
 
@@ -210,13 +201,18 @@ ToolCallProcessor::ToolCallProcessor(ToolCallFormat format, ToolCallProcessorOpt
     : state_(std::make_unique<State>()) {
   State& s = *state_;
   s.parser = make_tool_call_parser(format);
+  if (format == ToolCallFormat::kGptOss)
+    s.harmony = std::make_unique<HarmonyStreamAdapter>(options);
   s.options = std::move(options);
-  for (auto group : {with_role(s.parser->start_markers(), Role::kCallStart),
-                     with_role(s.parser->reasoning_open_markers(), Role::kReasoningOpen),
+  std::vector<Marker> starts = with_role(s.parser->start_markers(), Role::kCallStart);
+  for (auto& m : starts) m.line_start_only = s.parser->starts_only_a_line(m.text);
+  for (auto group : {starts, with_role(s.parser->reasoning_open_markers(), Role::kReasoningOpen),
                      with_role(s.parser->markup_markers(), Role::kMarkup)}) {
     s.text_markers.insert(s.text_markers.end(), group.begin(), group.end());
   }
   s.reasoning_markers = with_role(s.parser->reasoning_close_markers(), Role::kReasoningClose);
+  s.text_texts = texts_of(s.text_markers);
+  s.reasoning_texts = texts_of(s.reasoning_markers);
   if (s.options.starts_in_reasoning) s.mode = State::Mode::kReasoning;
 }
 
@@ -226,6 +222,7 @@ ToolCallProcessor& ToolCallProcessor::operator=(ToolCallProcessor&&) noexcept = 
 
 std::vector<ToolStreamEvent> ToolCallProcessor::feed(std::string_view chunk) {
   if (state_->finished) throw InvalidArgument("ToolCallProcessor::feed after finish()");
+  if (state_->harmony) return state_->harmony->feed(chunk);
   state_->buffer.append(chunk);
   state_->run(/*eos=*/false);
   return state_->take();
@@ -234,13 +231,16 @@ std::vector<ToolStreamEvent> ToolCallProcessor::feed(std::string_view chunk) {
 std::vector<ToolStreamEvent> ToolCallProcessor::finish() {
   if (state_->finished) return {};
   state_->finished = true;
+  if (state_->harmony) return state_->harmony->finish();
   state_->run(/*eos=*/true);
   return state_->take();
 }
 
 ToolCallFormat ToolCallProcessor::format() const { return state_->parser->format(); }
 
-bool ToolCallProcessor::in_tool_call() const { return state_->mode == State::Mode::kCall; }
+bool ToolCallProcessor::in_tool_call() const {
+  return state_->harmony ? state_->harmony->in_tool_call() : state_->mode == State::Mode::kCall;
+}
 
 std::vector<ToolStreamEvent> process_tool_calls(ToolCallFormat format,
                                                 std::string_view text,

@@ -30,6 +30,11 @@ struct ToolStreamEvent {
   std::string text;
   ToolCall call;
   std::string error;
+  // Harmony (gpt_oss) only: the channel of the message the event belongs to
+  // ("analysis", "commentary", "final", ...) and, for calls, the `to=` recipient
+  // ("functions.get_weather"). Empty for other formats.
+  std::string channel;
+  std::string recipient;
   // The exact input this event accounts for, markers included: the concatenation of
   // `raw` over all events equals the concatenation of all chunks fed. Several calls of
   // one region (a Kimi section, an LFM2 list) share it: the first carries it, the others

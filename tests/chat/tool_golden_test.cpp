@@ -60,31 +60,54 @@ TEST(ToolGolden, OurEngineRendersLikeJinja2) {
   }
 }
 
+// The assistant turn of golden case `c` parses with `format` to the rendered calls.
+void expect_parses_back(ToolCallFormat format, const ordered_json& c, bool declared) {
+  std::string turn = c["full"].get<std::string>().substr(c["cut"].get<size_t>());
+  ToolCallProcessorOptions options;
+  if (declared) options.tools = golden().tools();
+  std::vector<ToolStreamEvent> events = testing::expect_stream_invariant(format, turn, options);
+  std::vector<ToolCall> calls = testing::calls_of(events);
+  const auto& expected = c["expected"];
+  ASSERT_EQ(calls.size(), expected.size()) << testing::normalized(events).dump(1);
+  for (size_t i = 0; i < calls.size(); ++i) {
+    EXPECT_EQ(calls[i].name, expected[i]["name"].get<std::string>());
+    EXPECT_EQ(nlohmann::json(calls[i].arguments), nlohmann::json(expected[i]["arguments"]));
+  }
+  for (const auto& e : events) {
+    EXPECT_NE(e.kind, ToolStreamEvent::Kind::kRejectedToolCall) << e.error;
+  }
+}
+
 TEST(ToolGolden, RenderedCallsParseBack) {
-  std::vector<ToolSpec> tools = golden().tools();
   for (const auto& c : golden().root["cases"]) {
     SCOPED_TRACE(c["template"].get<std::string>() + " " + c["conversation"].get<std::string>());
     auto format = tool_call_format_from_name(c["format"].get<std::string>());
     ASSERT_TRUE(format);
-    std::string turn = c["full"].get<std::string>().substr(c["cut"].get<size_t>());
     for (bool declared : {true, false}) {
-      ToolCallProcessorOptions options;
-      if (declared) options.tools = tools;
       // Without declared types, xml-like values are only typed when they are valid JSON.
       if (!declared && (*format == ToolCallFormat::kXmlFunction)) continue;
-      std::vector<ToolStreamEvent> events = testing::expect_stream_invariant(*format, turn, options);
-      std::vector<ToolCall> calls = testing::calls_of(events);
-      const auto& expected = c["expected"];
-      ASSERT_EQ(calls.size(), expected.size()) << testing::normalized(events).dump(1);
-      for (size_t i = 0; i < calls.size(); ++i) {
-        EXPECT_EQ(calls[i].name, expected[i]["name"].get<std::string>());
-        EXPECT_EQ(nlohmann::json(calls[i].arguments), nlohmann::json(expected[i]["arguments"]));
-      }
-      for (const auto& e : events) {
-        EXPECT_NE(e.kind, ToolStreamEvent::Kind::kRejectedToolCall) << e.error;
-      }
+      expect_parses_back(*format, c, declared);
     }
   }
+}
+
+// qwen3_5 reads both forms Qwen templates render: XML (Qwen3.5, Qwen3-Coder) and JSON
+// (Qwen2.5, Qwen3); a Qwen 3.5 model type picks it over its template's xml_function.
+TEST(ToolGolden, Qwen35ReadsQwenTemplates) {
+  int checked = 0;
+  for (const auto& c : golden().root["cases"]) {
+    std::string name = c["template"].get<std::string>();
+    if (name.find("Qwen") == std::string::npos) continue;
+    SCOPED_TRACE(name + " " + c["conversation"].get<std::string>());
+    expect_parses_back(ToolCallFormat::kQwen35, c, /*declared=*/true);
+    ++checked;
+    if (name.find("Qwen3.5") == std::string::npos) continue;
+    LMX_REQUIRE_SHARED(testing::corpus_dir());
+    std::string text = testing::read_text(testing::corpus_dir() / name);
+    EXPECT_EQ(infer_tool_call_format(std::nullopt, nullptr, text, "qwen3_5"),
+              ToolCallFormat::kQwen35);
+  }
+  EXPECT_GE(checked, 8);
 }
 
 TEST(ToolGolden, FormatInferredFromEachTemplate) {

@@ -97,13 +97,7 @@ std::vector<Case> cases() {
   };
 }
 
-std::string joined(const std::vector<ToolStreamEvent>& events, Kind kind) {
-  std::string out;
-  for (const auto& e : events) {
-    if (e.kind == kind) out += e.text;
-  }
-  return out;
-}
+using testing::joined;
 
 TEST(ToolStream, EveryFormatWholeAndChunked) {
   int index = 0;
@@ -190,25 +184,39 @@ struct Bad {
 
 TEST(ToolStream, BadInputIsRejectedWithItsRawText) {
   std::vector<Bad> bad = {
-      {ToolCallFormat::kJson, "<tool_call>{\"name\": \"f\", \"arguments\": {\"s\": 1}", "unterminated"},
-      {ToolCallFormat::kJson, "<tool_call>{\"name\": \"f\", \"arguments\": {\"s\": }}</tool_call>", "not valid JSON"},
+      {ToolCallFormat::kJson, "<tool_call>{\"name\": \"f\", \"arguments\": {\"s\": 1}",
+       "unterminated"},
+      {ToolCallFormat::kJson, "<tool_call>{\"name\": \"f\", \"arguments\": {\"s\": }}</tool_call>",
+       "not valid JSON"},
       {ToolCallFormat::kJson, "<tool_call>{\"arguments\": {}}</tool_call>", "no \"name\""},
-      {ToolCallFormat::kJson, "<tool_call>{\"name\": \"f\", \"arguments\": \"{oops\"}</tool_call>", "arguments of 'f'"},
-      {ToolCallFormat::kJson, "<tool_call>{\"name\": \"f\", \"arguments\": [1]}</tool_call>", "must be an object"},
-      {ToolCallFormat::kJson, "<tool_call>{\"name\": \"nope\", \"arguments\": {}}</tool_call>", "undeclared tool 'nope'"},
-      {ToolCallFormat::kLfm2, "<|tool_call_start|>[f(s='x', 3)]<|tool_call_end|>", "positional argument"},
-      {ToolCallFormat::kLfm2, "<|tool_call_start|>[f(s='x)]<|tool_call_end|>", "unterminated string"},
-      {ToolCallFormat::kLfm2, "<|tool_call_start|>[f(s=x)]<|tool_call_end|>", "unknown value"},
-      {ToolCallFormat::kXmlFunction, "<tool_call>\n<parameter=s>x</parameter></tool_call>", "no <function=NAME>"},
-      {ToolCallFormat::kGlm4, "<tool_call>f<arg_key>s</arg_key>x</tool_call>", "not followed by <arg_value>"},
-      {ToolCallFormat::kGemma, "<start_function_call>call:f{s:<escape>x}<end_function_call>", "unterminated string"},
+      {ToolCallFormat::kJson, "<tool_call>{\"name\": \"f\", \"arguments\": \"{oops\"}</tool_call>",
+       "arguments of 'f'"},
+      {ToolCallFormat::kJson, "<tool_call>{\"name\": \"f\", \"arguments\": [1]}</tool_call>",
+       "must be an object"},
+      {ToolCallFormat::kJson, "<tool_call>{\"name\": \"nope\", \"arguments\": {}}</tool_call>",
+       "undeclared tool 'nope'"},
+      {ToolCallFormat::kLfm2, "<|tool_call_start|>[f(s='x', 3)]<|tool_call_end|>",
+       "positional argument"},
+      {ToolCallFormat::kLfm2, "<|tool_call_start|>[f(s='x)]<|tool_call_end|>",
+       "unterminated string"},
+      {ToolCallFormat::kLfm2, "<|tool_call_start|>[f(s=)]<|tool_call_end|>",
+       "missing value of 's'"},
+      {ToolCallFormat::kXmlFunction, "<tool_call>\n<parameter=s>x</parameter></tool_call>",
+       "expected <function=NAME>"},
+      {ToolCallFormat::kGlm4, "<tool_call>f<arg_key>s</arg_key>x</tool_call>",
+       "not followed by <arg_value>"},
+      {ToolCallFormat::kGemma, "<start_function_call>call:f{s:<escape>x}<end_function_call>",
+       "unterminated string"},
       {ToolCallFormat::kGemma, "<start_function_call>f{}<end_function_call>", "expected 'call:'"},
-      {ToolCallFormat::kKimiK2, "<|tool_calls_section_begin|>junk<|tool_calls_section_end|>", "no <|tool_call_begin|>"},
-      {ToolCallFormat::kMinimaxM2, "<minimax:tool_call><invoke name=\"f\"><parameter name=\"s\"", "unterminated"},
+      {ToolCallFormat::kKimiK2, "<|tool_calls_section_begin|>junk<|tool_calls_section_end|>",
+       "no <|tool_call_begin|>"},
+      {ToolCallFormat::kMinimaxM2, "<minimax:tool_call><invoke name=\"f\"><parameter name=\"s\"",
+       "unterminated"},
       {ToolCallFormat::kMistral, "[TOOL_CALLS]f[ARGS]{\"s\": \"x\"", "not valid JSON"},
       {ToolCallFormat::kMistral, "[TOOL_CALLS]just text", "without [ARGS]"},
       {ToolCallFormat::kLlama3, "{\"name\": \"Bob\", \"age\": 3}", "no \"parameters\""},
-      {ToolCallFormat::kGptOss, "<|channel|>commentary to=functions.f json<|message|>{bad}<|call|>", "not valid JSON"},
+      {ToolCallFormat::kGptOss, "<|channel|>commentary to=functions.f json<|message|>{bad}<|call|>",
+       "not valid JSON"},
   };
   for (const auto& b : bad) {
     SCOPED_TRACE(std::string(to_string(b.format)) + ": " + b.text);
@@ -245,6 +253,13 @@ TEST(ToolStream, HugeInputsFinishQuickly) {
   ASSERT_FALSE(capped.empty());
   EXPECT_EQ(capped[0].kind, Kind::kRejectedToolCall);
   EXPECT_NE(capped[0].error.find("longer than 1000 bytes"), std::string::npos);
+  // Braces and JSON objects in a long json-format answer (bare JSON calls are looked for)
+  // stay text, and quickly.
+  std::string braces;
+  while (braces.size() < (1 << 20)) braces += "{x} {\"a\": [1, {\"b\": \"}\"}]} {} text ";
+  auto brace_events = testing::feed_chunked(ToolCallFormat::kJson, braces, {}, 8, 64);
+  EXPECT_EQ(testing::concat_raw(brace_events), braces);
+  EXPECT_EQ(testing::joined(brace_events, Kind::kText), braces);
   // Deep nesting in a Python literal is an error, not a stack overflow.
   std::string deep = "<|tool_call_start|>[f(a=" + std::string(100000, '[') + ")]<|tool_call_end|>";
   auto deep_events = process_tool_calls(ToolCallFormat::kLfm2, deep);

@@ -123,9 +123,10 @@ TEST(ToolRegistry, DispatchesByNameTypedAndUntyped) {
 }
 
 TEST(ToolCallFormat, NamesRoundTrip) {
-  for (auto f : {ToolCallFormat::kJson, ToolCallFormat::kLfm2, ToolCallFormat::kXmlFunction, ToolCallFormat::kGlm4,
-                 ToolCallFormat::kGemma, ToolCallFormat::kKimiK2, ToolCallFormat::kMinimaxM2, ToolCallFormat::kMistral,
-                 ToolCallFormat::kLlama3, ToolCallFormat::kGptOss}) {
+  for (auto f : {ToolCallFormat::kJson, ToolCallFormat::kLfm2, ToolCallFormat::kXmlFunction,
+                 ToolCallFormat::kGlm4, ToolCallFormat::kGemma, ToolCallFormat::kKimiK2,
+                 ToolCallFormat::kMinimaxM2, ToolCallFormat::kMistral, ToolCallFormat::kLlama3,
+                 ToolCallFormat::kGptOss, ToolCallFormat::kQwen35, ToolCallFormat::kAtem}) {
     EXPECT_EQ(tool_call_format_from_name(to_string(f)), f);
   }
   EXPECT_EQ(tool_call_format_from_name("pythonic"), ToolCallFormat::kLfm2);
@@ -142,7 +143,8 @@ TEST(ToolCallFormat, InferenceOrder) {
             ToolCallFormat::kJson);
   EXPECT_EQ(infer_tool_call_format(std::nullopt, nullptr, "plain", "lfm2_moe"), ToolCallFormat::kLfm2);
   EXPECT_EQ(infer_tool_call_format(std::nullopt, nullptr, "plain", "gemma"), ToolCallFormat::kGemma);
-  EXPECT_EQ(infer_tool_call_format(std::nullopt, nullptr, "plain", "qwen3_5_moe"), ToolCallFormat::kXmlFunction);
+  EXPECT_EQ(infer_tool_call_format(std::nullopt, nullptr, "plain", "qwen3_5_moe"),
+            ToolCallFormat::kQwen35);
   EXPECT_EQ(infer_tool_call_format(std::nullopt, nullptr, "plain", "gpt_oss"), ToolCallFormat::kGptOss);
   EXPECT_EQ(infer_tool_call_format(std::nullopt, nullptr, "plain", "llama"), ToolCallFormat::kJson);
   EXPECT_EQ(infer_tool_call_format(std::nullopt, nullptr, "", ""), ToolCallFormat::kJson);

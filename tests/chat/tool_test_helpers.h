@@ -33,6 +33,20 @@ inline std::vector<ToolStreamEvent> feed_chunked(ToolCallFormat format,
   return events;
 }
 
+// Feeds `text` in chunks of exactly `chunk` bytes (the last may be shorter).
+inline std::vector<ToolStreamEvent> feed_fixed(ToolCallFormat format,
+                                               std::string_view text,
+                                               const ToolCallProcessorOptions& options,
+                                               size_t chunk) {
+  ToolCallProcessor p(format, options);
+  std::vector<ToolStreamEvent> events;
+  for (size_t pos = 0; pos < text.size(); pos += chunk) {
+    for (auto& e : p.feed(text.substr(pos, chunk))) events.push_back(std::move(e));
+  }
+  for (auto& e : p.finish()) events.push_back(std::move(e));
+  return events;
+}
+
 // Events as comparable JSON: consecutive text (and reasoning) events merged, since
 // chunking decides where text is cut; ids of calls dropped unless the format gave them.
 inline nlohmann::json normalized(const std::vector<ToolStreamEvent>& events) {
@@ -75,6 +89,15 @@ inline std::string concat_raw(const std::vector<ToolStreamEvent>& events) {
   return out;
 }
 
+// The text of all events of `kind`, concatenated.
+inline std::string joined(const std::vector<ToolStreamEvent>& events, ToolStreamEvent::Kind kind) {
+  std::string out;
+  for (const auto& e : events) {
+    if (e.kind == kind) out += e.text;
+  }
+  return out;
+}
+
 inline std::vector<ToolCall> calls_of(const std::vector<ToolStreamEvent>& events) {
   std::vector<ToolCall> out;
   for (const auto& e : events) {
@@ -83,14 +106,19 @@ inline std::vector<ToolCall> calls_of(const std::vector<ToolStreamEvent>& events
   return out;
 }
 
-// Whole-text and chunked feeding (several seeds, 1-byte chunks included) agree, and the
-// events account for every input byte.
+// Whole-text and chunked feeding (1-byte and 7-byte chunks, random chunks of several
+// seeds) agree, and the events account for every input byte.
 inline std::vector<ToolStreamEvent> expect_stream_invariant(ToolCallFormat format,
                                                             std::string_view text,
                                                             const ToolCallProcessorOptions& options = {}) {
   std::vector<ToolStreamEvent> whole = process_tool_calls(format, text, options);
   EXPECT_EQ(concat_raw(whole), text);
   nlohmann::json expected = normalized(whole);
+  for (size_t chunk : {size_t{1}, size_t{7}}) {
+    std::vector<ToolStreamEvent> fixed = feed_fixed(format, text, options, chunk);
+    EXPECT_EQ(concat_raw(fixed), text) << "chunks of " << chunk;
+    EXPECT_EQ(normalized(fixed), expected) << "chunks of " << chunk;
+  }
   for (unsigned seed : {1u, 2u, 3u, 7u}) {
     for (size_t max_chunk : {size_t{1}, size_t{3}, size_t{16}}) {
       std::vector<ToolStreamEvent> chunked = feed_chunked(format, text, options, seed, max_chunk);

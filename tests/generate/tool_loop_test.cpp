@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "lmx/chat/chat_template.h"
 #include "lmx/generate/chat_session.h"
@@ -57,19 +59,26 @@ struct Script {
   }
 };
 
-// stories260K with the fixture's chat template.
-std::shared_ptr<generate::ModelContainer> templated_stories(const nlohmann::ordered_json& fx) {
-  static std::shared_ptr<generate::ModelContainer> cached;
-  if (cached) return cached;
+// stories260K with the chat template `template_text`.
+std::shared_ptr<generate::ModelContainer> stories_with_template(const std::string& template_text) {
   const fs::path src = testing::shared_data("models/stories260K");
   const fs::path dir = fs::temp_directory_path() / ("lmx-tool-loop-" + std::to_string(::getpid()));
   io::import_llama2c(src / "stories260K.bin", src / "tok512.bin", dir);
-  {
-    std::ifstream in(testing::shared_data("chat-templates/" + fx["template"].get<std::string>()));
-    std::ofstream(dir / "chat_template.jinja") << in.rdbuf();
-  }
-  cached = generate::ModelContainer::load(dir.string());
+  std::ofstream(dir / "chat_template.jinja") << template_text;
+  auto container = generate::ModelContainer::load(dir.string());
   fs::remove_all(dir);
+  return container;
+}
+
+std::string corpus_template(const std::string& name) {
+  std::ifstream in(testing::shared_data("chat-templates/" + name));
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// stories260K with the fixture's chat template.
+std::shared_ptr<generate::ModelContainer> templated_stories(const nlohmann::ordered_json& fx) {
+  static std::shared_ptr<generate::ModelContainer> cached;
+  if (!cached) cached = stories_with_template(corpus_template(fx["template"].get<std::string>()));
   return cached;
 }
 
@@ -79,7 +88,7 @@ generate::GenerateParameters scripted(const generate::ModelContainer& c, const s
   for (const auto& r : replies) script->rounds.push_back(c.tokenizer().encode(r, false));
   generate::GenerateParameters p;
   p.temperature = 0;
-  p.max_tokens = 200;
+  p.max_tokens = 400;
   p.logits_processors.push_back([script](const std::vector<int32_t>& t, std::vector<float>& l) { (*script)(t, l); });
   return p;
 }
@@ -189,6 +198,90 @@ TEST(ToolLoop, StepLimitUndeclaredToolsAndFailingCalls) {
     const auto result = nlohmann::ordered_json::parse(session.history()[2]["content"].get<std::string>());
     EXPECT_TRUE(result.contains("error")) << result.dump();
     EXPECT_EQ(runs, 2);
+  }
+}
+
+// A minimal template in Muse Glimmer's (Onyx) framing, with ATEM calls in the history.
+const char* kAtemTemplate =
+    R"({%- if tools -%}<|start|>system<|message|>{{ tools | tojson }}<|eot|>{%- endif -%}
+{%- for m in messages -%}
+{%- if m.role == 'assistant' and m.tool_calls is defined and m.tool_calls -%}
+<|start|>assistant<|message|><atem:function_calls>{%- for tc in m.tool_calls -%}<atem:invoke name="{{ tc.function.name }}"><atem:parameter name="json">{{ tc.function.arguments | tojson }}</atem:parameter></atem:invoke>{%- endfor -%}</atem:function_calls><|eot|>
+{%- elif m.role == 'tool' -%}<|start|>tool<|message|><tool_output>{{ m.content }}</tool_output><|eot|>
+{%- else -%}<|start|>{{ m.role }}<|message|>{{ m.content }}<|eot|>
+{%- endif -%}
+{%- endfor -%}
+{%- if add_generation_prompt -%}<|start|>assistant{%- endif -%})";
+
+// The tool loop with the formats of issue 25 (what example_tool_calling does with a
+// model of each): the call is parsed in the template's format, its text values typed by
+// the schema, the tool run, and the second round's answer comes back as text.
+TEST(ToolLoop, NewFormatsRunThroughTheSession) {
+  LMX_REQUIRE_SHARED(testing::shared_data("models/stories260K/stories260K.bin"));
+  const nlohmann::ordered_json fx = fixture();
+  struct Case {
+    std::string name, template_text;
+    std::optional<chat::ToolCallFormat> set;  // else inferred from the template
+    chat::ToolCallFormat format;
+    std::string call, answer;
+  };
+  const std::string qwen35 = corpus_template("llama.cpp/Qwen3.5-4B.jinja");
+  const std::vector<Case> cases = {
+      {"qwen3_5 xml", qwen35, chat::ToolCallFormat::kQwen35, chat::ToolCallFormat::kQwen35,
+       "Weather "
+       "first.\n</think>\n\n<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</"
+       "parameter>\n"
+       "<parameter=days>\n2\n</parameter>\n</function>\n</tool_call>",
+       "Done.\n</think>\n\nSunny."},
+      {"qwen3_5 json", qwen35, chat::ToolCallFormat::kQwen35, chat::ToolCallFormat::kQwen35,
+       "</think>\n\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", "
+       "\"days\": 2}}\n"
+       "</tool_call>",
+       "</think>\n\nSunny."},
+      {"gpt_oss", corpus_template("llama.cpp/openai-gpt-oss-120b.jinja"), std::nullopt,
+       chat::ToolCallFormat::kGptOss,
+       "<|channel|>analysis<|message|>Weather first.<|end|><|start|>assistant<|channel|>commentary "
+       "to=functions.get_weather <|constrain|>json<|message|>{\"city\": \"Paris\", \"days\": "
+       "2}<|call|>",
+       "<|channel|>final<|message|>Sunny.<|return|>"},
+      {"atem", kAtemTemplate, std::nullopt, chat::ToolCallFormat::kAtem,
+       " to=get_weather<|message|><atem:function_calls><atem:invoke "
+       "name=\"get_weather\"><atem:parameter name=\"city\">Paris"
+       "</atem:parameter><atem:parameter "
+       "name=\"days\">2</atem:parameter></atem:invoke></atem:function_calls>",
+       "<|message|>Sunny."},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto container = stories_with_template(c.template_text);
+    container->set_tool_call_format(c.set);
+    ASSERT_EQ(container->tool_call_format(), c.format);
+    auto registry = std::make_shared<chat::ToolRegistry>();
+    std::vector<WeatherIn> seen;
+    registry->add(chat::Tool<WeatherIn, WeatherOut>(chat::ToolSpec::from_json(fx["tools"][0]),
+                                                    [&](const WeatherIn& in) {
+                                                      seen.push_back(in);
+                                                      return WeatherOut{"sunny", 21.5};
+                                                    }));
+    std::shared_ptr<Script> script;
+    generate::ChatSession session(container, "", scripted(*container, {c.call, c.answer}, script));
+    session.set_tools(registry);
+    std::vector<std::string> rejected;
+    const std::string reply =
+        session.stream_details("Weather in Paris?", [&](const generate::GenerationEvent& e) {
+          if (e.kind == generate::GenerationEvent::Kind::rejected_tool_call)
+            rejected.push_back(e.error);
+          return true;
+        });
+    EXPECT_TRUE(rejected.empty()) << rejected.front();
+    ASSERT_EQ(seen.size(), 1u);
+    EXPECT_EQ(seen[0].city, "Paris");
+    EXPECT_EQ(seen[0].days, 2);
+    EXPECT_NE(reply.find("Sunny."), std::string::npos) << reply;
+    EXPECT_EQ(reply.find("<|"), std::string::npos) << reply;
+    ASSERT_EQ(session.history().size(), 4u);  // user, the call, its result, the answer
+    EXPECT_EQ(session.history()[1]["tool_calls"][0]["function"]["name"], "get_weather");
+    EXPECT_EQ(session.history()[2]["role"], "tool");
   }
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <initializer_list>
 
 namespace lmx::chat::detail {
 
@@ -117,22 +118,70 @@ ToolCall call_from_json(const Json& object) {
       break;
     }
   }
-  if (auto id = object.find("id"); id != object.end() && id->is_string()) call.id = id->get<std::string>();
+  // The id sits beside "function" in the OpenAI form; some models put it inside.
+  for (const Json* holder : {&object, fn}) {
+    if (auto id = holder->find("id"); call.id.empty() && id != holder->end() && id->is_string()) {
+      call.id = id->get<std::string>();
+    }
+  }
   return call;
+}
+
+std::vector<ToolCall> calls_from_json(const Json& object_or_list) {
+  std::vector<ToolCall> calls;
+  for (const auto& one :
+       object_or_list.is_array() ? object_or_list : Json::array({object_or_list})) {
+    calls.push_back(call_from_json(one));
+  }
+  return calls;
 }
 
 namespace {
 
-bool declares(const Json& schema, std::string_view type) {
-  auto t = schema.find("type");
-  if (t == schema.end()) return false;
-  if (t->is_string()) return t->get<std::string>() == type;
-  if (t->is_array()) {
-    for (const auto& one : *t) {
-      if (one.is_string() && one.get<std::string>() == type) return true;
+// A type name as JSON Schema spells it. Tool schemas written by hand (or generated from
+// other languages) also say "int", "str", "float", "bool", "dict", "list"...; mlx-swift-lm
+// reads those too.
+std::string json_type_name(std::string name) {
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  auto starts = [&](std::initializer_list<std::string_view> prefixes) {
+    return std::any_of(prefixes.begin(), prefixes.end(),
+                       [&](std::string_view p) { return name.starts_with(p); });
+  };
+  if (starts({"int", "uint", "long", "short", "unsigned"})) return "integer";
+  if (starts({"num", "float", "double"})) return "number";
+  if (starts({"str", "text", "varchar", "char"})) return "string";
+  if (starts({"bool", "binary"})) return "boolean";
+  if (starts({"dict", "object"})) return "object";
+  if (starts({"list", "array"})) return "array";
+  return name;
+}
+
+// The JSON types a schema admits: "type" (a name or a list), the types of its enum
+// values, and those of anyOf / oneOf / allOf branches.
+void collect_types(const Json& schema, std::vector<std::string>& out, int depth) {
+  if (!schema.is_object() || depth > 8) return;
+  if (auto t = schema.find("type"); t != schema.end()) {
+    for (const auto& one : t->is_array() ? *t : Json::array({*t})) {
+      if (one.is_string()) out.push_back(json_type_name(one.get<std::string>()));
     }
   }
-  return false;
+  if (auto e = schema.find("enum"); e != schema.end() && e->is_array()) {
+    for (const auto& v : *e) {
+      out.push_back(v.is_string()           ? "string"
+                    : v.is_boolean()        ? "boolean"
+                    : v.is_number_integer() ? "integer"
+                    : v.is_number()         ? "number"
+                    : v.is_null()           ? "null"
+                    : v.is_array()          ? "array"
+                                            : "object");
+    }
+  }
+  for (const char* key : {"anyOf", "oneOf", "allOf"}) {
+    if (auto branches = schema.find(key); branches != schema.end() && branches->is_array()) {
+      for (const auto& b : *branches) collect_types(b, out, depth + 1);
+    }
+  }
 }
 
 std::optional<Json> try_json(std::string_view text) {
@@ -143,22 +192,55 @@ std::optional<Json> try_json(std::string_view text) {
 
 }  // namespace
 
+std::vector<std::string> schema_types(const Json* schema) {
+  std::vector<std::string> out;
+  if (schema) collect_types(*schema, out, 0);
+  return out;
+}
+
+const Json* typed_parameter(const ToolSchemas& schemas,
+                            std::string_view tool,
+                            std::string_view name) {
+  const Json* schema = schemas.parameter(tool, name);
+  return schema_types(schema).empty() ? nullptr : schema;
+}
+
 Json convert_text_value(std::string_view text, const Json* schema) {
-  if (schema && schema->is_object() && schema->contains("type")) {
-    if (declares(*schema, "string")) return std::string(text);
-    std::string_view t = trim(text);
-    if (declares(*schema, "boolean")) {
-      if (t == "true" || t == "True") return true;
-      if (t == "false" || t == "False") return false;
-    }
-    if (declares(*schema, "null") && (t == "null" || t == "None")) return nullptr;
-    if (declares(*schema, "integer") || declares(*schema, "number") || declares(*schema, "object") ||
-        declares(*schema, "array")) {
-      if (auto v = try_json(t)) return *v;
-    }
+  std::vector<std::string> types = schema_types(schema);
+  if (types.empty()) {
+    if (auto v = try_json(text)) return *v;
     return std::string(text);
   }
-  if (auto v = try_json(text)) return *v;
+  auto admits = [&](std::string_view type) {
+    return std::find(types.begin(), types.end(), type) != types.end();
+  };
+  bool only_string = std::all_of(types.begin(), types.end(),
+                                 [](const std::string& t) { return t == "string" || t == "null"; });
+  std::string_view t = trim(text);
+  if (admits("null") && (t == "null" || t == "None")) return nullptr;
+  if (only_string) return std::string(text);
+  // The more specific types first, as mlx-swift-lm does: a value that reads as one of
+  // them is that type, whatever else the schema admits.
+  if (admits("integer") || admits("number")) {
+    if (auto v = try_json(t); v && v->is_number() && (admits("number") || v->is_number_integer()))
+      return *v;
+  }
+  if (admits("boolean")) {
+    std::string lower(t);
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    for (const char* yes : {"true", "1", "yes", "on"}) {
+      if (lower == yes) return true;
+    }
+    for (const char* no : {"false", "0", "no", "off"}) {
+      if (lower == no) return false;
+    }
+  }
+  if (admits("object") || admits("array")) {
+    if (auto v = try_json(t); v && (v->is_object() || v->is_array())) return *v;
+  }
+  if (admits("string")) return std::string(text);
+  if (auto v = try_json(t)) return *v;
   return std::string(text);
 }
 

@@ -58,11 +58,24 @@ Json parse_json(std::string_view text, std::string_view what);
 // {"name", "arguments" | "parameters", "id"?} -> call; arguments given as JSON text are
 // decoded. Throws ToolCallParseError.
 ToolCall call_from_json(const Json& object);
+// One call object or a JSON list of them -> calls, in order. Throws.
+std::vector<ToolCall> calls_from_json(const Json& object_or_list);
 // An arguments value that must be an object: JSON text is decoded. Throws.
 Json arguments_object(const Json& arguments, std::string_view tool);
 
-// A parameter value given as text (xml-like formats): converted to the declared schema
-// type when known, else parsed as JSON when valid JSON, else kept as the string.
+// The JSON type names `schema` admits ("type", enum values, anyOf / oneOf / allOf);
+// empty for no schema.
+std::vector<std::string> schema_types(const Json* schema);
+// The schema of `tool`'s parameter `name` when it declares a type (schema_types not
+// empty), else nullptr: literals written with their own type (Python, Gemma) are
+// converted only then.
+const Json* typed_parameter(const ToolSchemas& schemas,
+                            std::string_view tool,
+                            std::string_view name);
+// A parameter value given as text (xml-like formats, LFM2 and Gemma scalars): converted
+// to the declared schema type when one is declared (integer / number, boolean,
+// object / array in that order, then string), else parsed as JSON when valid JSON, else
+// kept as the string.
 Json convert_text_value(std::string_view text, const Json* schema);
 
 // Blocks `OPEN_PREFIX attribute OPEN_SUFFIX body CLOSE` of xml-like formats, in order.

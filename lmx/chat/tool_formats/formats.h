@@ -17,5 +17,7 @@ std::unique_ptr<ToolCallParser> make_minimax_m2_parser();
 std::unique_ptr<ToolCallParser> make_mistral_parser();
 std::unique_ptr<ToolCallParser> make_llama3_parser();
 std::unique_ptr<ToolCallParser> make_gpt_oss_parser();
+std::unique_ptr<ToolCallParser> make_qwen3_5_parser();
+std::unique_ptr<ToolCallParser> make_atem_parser();
 
 }  // namespace lmx::chat::detail

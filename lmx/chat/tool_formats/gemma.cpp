@@ -1,7 +1,10 @@
 // FunctionGemma: <start_function_call>call:f{k:1,s:<escape>text<escape>}<end_function_call>
 // Gemma 4:       <|tool_call>call:f{k:1,s:<|"|>text<|"|>}<tool_call|>
 // Keys are bare, strings sit between the escape token, other values are written as
-// numbers, true/false, None/null, {..} and [..].
+// numbers, true/false, None/null, {..} and [..]. Models also write JSON-quoted keys and
+// strings inside nested objects ({filters:{"city":"Paris"}}): those are JSON strings.
+// With a declared schema, a top-level value takes its parameter's type, escaped or not
+// (`<|"|>25<|"|>` is 25 for an integer), as mlx-swift-lm does.
 #include <cctype>
 
 #include "lmx/chat/tool_formats/common.h"
@@ -28,7 +31,8 @@ const GemmaSyntax& syntax_of(std::string_view marker) {
 
 class GemmaValueReader : TextReader {
  public:
-  GemmaValueReader(std::string_view text, std::string_view quote) : TextReader(text, "gemma tool call"), quote_(quote) {}
+  GemmaValueReader(std::string_view text, std::string_view quote, const ToolSchemas& schemas)
+      : TextReader(text, "gemma tool call"), quote_(quote), schemas_(schemas) {}
 
   // call:NAME{...} and nothing else.
   ToolCall call() {
@@ -41,7 +45,7 @@ class GemmaValueReader : TextReader {
     c.name = std::string(trim(s_.substr(pos_, brace - pos_)));
     if (c.name.empty()) fail("empty function name");
     pos_ = brace;
-    c.arguments = object();
+    c.arguments = object(&c.name);
     skip_ws();
     if (pos_ != s_.size()) fail("unexpected text after the arguments");
     return c;
@@ -59,7 +63,21 @@ class GemmaValueReader : TextReader {
     return out;
   }
 
-  Json object() {
+  // A JSON-quoted string ("..." with JSON escapes).
+  std::string json_string() {
+    size_t end = pos_ + 1;
+    for (; end < s_.size() && s_[end] != '"'; ++end) {
+      if (s_[end] == '\\') ++end;
+    }
+    if (end >= s_.size()) fail("unterminated string");
+    Json v = Json::parse(s_.substr(pos_, end + 1 - pos_), nullptr, /*allow_exceptions=*/false);
+    if (v.is_discarded()) fail("bad JSON string");
+    pos_ = end + 1;
+    return v.get<std::string>();
+  }
+
+  // `tool` is set for the arguments object: its values are typed by the schema.
+  Json object(const std::string* tool = nullptr) {
     ++pos_;  // '{'
     Json out = Json::object();
     skip_ws();
@@ -67,6 +85,8 @@ class GemmaValueReader : TextReader {
       std::string key;
       if (at_quote()) {
         key = quoted();
+      } else if (peek() == '"') {
+        key = json_string();
       } else {
         size_t colon = s_.find(':', pos_);
         if (colon == std::string_view::npos) fail("expected ':' after a key");
@@ -76,12 +96,30 @@ class GemmaValueReader : TextReader {
       skip_ws();
       if (pos_ >= s_.size() || s_[pos_] != ':') fail("expected ':' after key '" + key + "'");
       ++pos_;
-      out[key] = value();
+      const Json* schema = tool ? typed_parameter(schemas_, *tool, key) : nullptr;
+      out[key] = schema ? typed_value(*schema) : value();
       separator('}');
     }
     if (pos_ >= s_.size()) fail("unterminated '{'");
     ++pos_;
     return out;
+  }
+
+  Json typed_value(const Json& schema) {
+    skip_ws();
+    if (at_quote()) return convert_text_value(quoted(), &schema);
+    if (peek() == '"') return convert_text_value(json_string(), &schema);
+    if (peek() == '{' || peek() == '[') return value();
+    return convert_text_value(word(), &schema);
+  }
+
+  // A value written without quotes, up to the next `,` `}` or `]`.
+  std::string_view word() {
+    size_t end = s_.find_first_of(",}]", pos_);
+    if (end == std::string_view::npos) fail("unterminated value");
+    std::string_view w = trim(s_.substr(pos_, end - pos_));
+    pos_ = end;
+    return w;
   }
 
   Json array() {
@@ -101,12 +139,10 @@ class GemmaValueReader : TextReader {
     DepthGuard guard = nest();
     skip_ws();
     if (at_quote()) return quoted();
-    if (pos_ < s_.size() && s_[pos_] == '{') return object();
-    if (pos_ < s_.size() && s_[pos_] == '[') return array();
-    size_t end = s_.find_first_of(",}]", pos_);
-    if (end == std::string_view::npos) fail("unterminated value");
-    std::string_view word = trim(s_.substr(pos_, end - pos_));
-    pos_ = end;
+    if (peek() == '"') return json_string();
+    if (peek() == '{') return object();
+    if (peek() == '[') return array();
+    std::string_view word = this->word();
     if (word == "true" || word == "True") return true;
     if (word == "false" || word == "False") return false;
     if (word == "null" || word == "None") return nullptr;
@@ -116,6 +152,7 @@ class GemmaValueReader : TextReader {
   }
 
   std::string_view quote_;
+  const ToolSchemas& schemas_;
 };
 
 class GemmaParser : public ToolCallParser {
@@ -129,10 +166,10 @@ class GemmaParser : public ToolCallParser {
   std::unique_ptr<RegionScanner> scanner(std::string_view marker) const override {
     return std::make_unique<EndMarkerScanner>(std::vector<std::string>{syntax_of(marker).end}, marker.size());
   }
-  std::vector<ToolCall> parse(std::string_view region, const ToolSchemas&) const override {
+  std::vector<ToolCall> parse(std::string_view region, const ToolSchemas& schemas) const override {
     const GemmaSyntax& syntax = syntax_of(leading_marker(region, start_markers()));
     std::string_view body = region_body(region, syntax.start, {syntax.end});
-    return {GemmaValueReader(body, syntax.quote).call()};
+    return {GemmaValueReader(body, syntax.quote, schemas).call()};
   }
   // Gemma 4 thinks in <|channel>thought ... <channel|>.
   std::vector<std::string> reasoning_open_markers() const override { return {"<think>", "<|channel>"}; }

@@ -1,7 +1,9 @@
 // gpt-oss (Harmony): a call is a commentary message addressed to a function,
 //   <|channel|>commentary to=functions.f <|constrain|>json<|message|>{json}<|call|>
 // or with the recipient in the header: <|start|>assistant to=functions.f<|channel|>...
-// The analysis channel is reasoning; channel headers and <|end|> / <|return|> are markup.
+// The stream is routed by HarmonyStreamAdapter (channels, recipients, terminators);
+// this parser reads one call frame it hands over, and serves callers that drive the
+// parser interface directly.
 #include "lmx/chat/tool_formats/common.h"
 #include "lmx/chat/tool_formats/formats.h"
 
@@ -40,12 +42,6 @@ class GptOssParser : public ToolCallParser {
     }
     call.arguments = arguments_object(parse_json(trim(body), "arguments of '" + call.name + "'"), call.name);
     return {call};
-  }
-  std::vector<std::string> reasoning_open_markers() const override { return {"<|channel|>analysis<|message|>"}; }
-  std::vector<std::string> reasoning_close_markers() const override { return {"<|end|>"}; }
-  std::vector<std::string> markup_markers() const override {
-    return {"<|start|>assistant", "<|channel|>final<|message|>", "<|channel|>commentary<|message|>",
-            "<|end|>", "<|return|>", "<|call|>"};
   }
 };
 

@@ -49,9 +49,7 @@ class MistralParser : public ToolCallParser {
     std::string_view body = trim(region.substr(kStart.size()));
     std::vector<ToolCall> calls;
     if (starts_with(body, "[") && !starts_with(body, kArgs) && !starts_with(body, kCallId)) {
-      Json list = parse_json(body, "[TOOL_CALLS] list");
-      for (const auto& one : list.is_array() ? list : Json::array({list})) calls.push_back(call_from_json(one));
-      return calls;
+      return calls_from_json(parse_json(body, "[TOOL_CALLS] list"));
     }
     size_t args = body.find(kArgs);
     if (args == std::string_view::npos) throw ToolCallParseError("[TOOL_CALLS] without [ARGS]: " + std::string(body.substr(0, 200)));

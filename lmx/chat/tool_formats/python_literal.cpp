@@ -1,10 +1,13 @@
 #include "lmx/chat/tool_formats/python_literal.h"
 
+#include <algorithm>
 #include <cctype>
+#include <iterator>
+#include <optional>
 #include <string>
 
-#include "lmx/chat/tool_formats/common.h"
 #include "lmx/chat/lexer.h"
+#include "lmx/chat/tool_formats/common.h"
 
 namespace lmx::chat::detail {
 
@@ -12,7 +15,8 @@ namespace {
 
 class PythonReader : TextReader {
  public:
-  explicit PythonReader(std::string_view text) : TextReader(text, "python-style tool call") {}
+  PythonReader(std::string_view text, const ToolSchemas& schemas)
+      : TextReader(text, "python-style tool call"), schemas_(schemas) {}
 
   std::vector<ToolCall> calls() {
     std::vector<ToolCall> out;
@@ -54,6 +58,8 @@ class PythonReader : TextReader {
     ToolCall c;
     c.name = std::string(identifier(/*dotted=*/true));
     if (c.name.size() > 5 && c.name.ends_with(".call")) c.name.resize(c.name.size() - 5);
+    // The namespace templates show tools in (`functions.get_weather(...)`).
+    if (c.name.size() > 10 && c.name.starts_with("functions.")) c.name.erase(0, 10);
     expect('(');
     skip_ws();
     while (peek() != ')') {
@@ -62,11 +68,57 @@ class PythonReader : TextReader {
       skip_ws();
       if (peek() != '=') fail("positional argument in call of '" + c.name + "' (only keyword arguments name a parameter)");
       ++pos_;
-      c.arguments[key] = value();
+      c.arguments[key] = argument(c.name, key);
       separator(')');
     }
     ++pos_;
+    unwrap_arguments(c);
     return c;
+  }
+
+  // A top-level argument: typed by the declared schema when there is one.
+  Json argument(const std::string& tool, const std::string& key) {
+    const Json* schema = typed_parameter(schemas_, tool, key);
+    skip_ws();
+    char c = peek();
+    if (c == '\'' || c == '"') {
+      Json s = string_literal(c);
+      return schema ? convert_text_value(s.get<std::string>(), schema) : s;
+    }
+    if (c == '[' || c == '(' || c == '{') return value();
+    size_t b = pos_;
+    size_t e = s_.find_first_of(",)", pos_);
+    if (e == std::string_view::npos) fail("unterminated call of '" + tool + "'");
+    std::string_view raw = trim(s_.substr(b, e - b));
+    if (raw.empty()) fail("missing value of '" + key + "'");
+    pos_ = e;
+    if (schema) return convert_text_value(raw, schema);
+    PythonReader literal(raw, schemas_);
+    if (std::optional<Json> v = literal.whole_value()) return *v;
+    return std::string(raw);  // a bare word the model did not quote
+  }
+
+  // The text as one literal, or nullopt when it is not one.
+  std::optional<Json> whole_value() {
+    try {
+      Json v = value();
+      skip_ws();
+      if (pos_ == s_.size()) return v;
+    } catch (const ToolCallParseError&) {
+    }
+    return std::nullopt;
+  }
+
+  void unwrap_arguments(ToolCall& c) const {
+    if (c.arguments.size() != 1) return;
+    auto only = c.arguments.begin();
+    static constexpr std::string_view kWrappers[] = {"properties", "parameters", "arguments",
+                                                     "args", "kwargs"};
+    bool wrapper =
+        std::find(std::begin(kWrappers), std::end(kWrappers), only.key()) != std::end(kWrappers);
+    if (!wrapper || !only->is_object() || schemas_.parameter(c.name, only.key())) return;
+    Json inner = *only;
+    c.arguments = std::move(inner);
   }
 
   Json value() {
@@ -159,10 +211,14 @@ class PythonReader : TextReader {
     ++pos_;
     return out;
   }
+
+  const ToolSchemas& schemas_;
 };
 
 }  // namespace
 
-std::vector<ToolCall> parse_python_calls(std::string_view text) { return PythonReader(text).calls(); }
+std::vector<ToolCall> parse_python_calls(std::string_view text, const ToolSchemas& schemas) {
+  return PythonReader(text, schemas).calls();
+}
 
 }  // namespace lmx::chat::detail
