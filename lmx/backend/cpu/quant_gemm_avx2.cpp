@@ -13,6 +13,7 @@
 #include "lmx/backend/cpu/gemm_avx2.h"
 #include "lmx/backend/cpu/matmul_kernels.h"
 #include "lmx/backend/cpu/quant_avx2_shared.h"
+#include "lmx/backend/cpu/quant_gemm_int16.h"
 #include "lmx/backend/cpu/thread_pool.h"
 
 namespace lmx::cpu::detail {
@@ -53,18 +54,11 @@ void gemm_f32(const float* x,
 // fewer passes over C and fewer microkernel epilogues, as in the 16-bit float GEMM.
 constexpr int64_t kKC16 = 1536;
 constexpr int64_t kMC16 = 24;
+static_assert(kMR == kInt16SliverRows && kNR == kInt16SliverCols);
 
-// x rounded once per call: q[i * k + p], and per row and group its scale dx and the sum of
-// the f32 inputs. Rows are padded to a multiple of kMR with zero dx and sums, so partial
-// tiles read zeros.
-struct XInt16 {
-  const int16_t* q = nullptr;
-  const float* dx = nullptr;
-  const float* sum = nullptr;
-  int64_t k = 0, groups = 0;
-};
+}  // namespace
 
-XInt16 quantize_x(const float* x, int64_t ldx, int64_t m, int64_t k, int gs, ThreadPool& pool) {
+XInt16 quantize_x_int16(const float* x, int64_t ldx, int64_t m, int64_t k, int gs, ThreadPool& pool) {
   thread_local Scratch qbuf, dxbuf, sumbuf;
   const int64_t groups = k / gs, mp = (m + kMR - 1) / kMR * kMR;
   auto* q = reinterpret_cast<int16_t*>(qbuf.get(static_cast<size_t>((m * k + 1) / 2)));
@@ -83,8 +77,7 @@ XInt16 quantize_x(const float* x, int64_t ldx, int64_t m, int64_t k, int gs, Thr
   return {q, dx, sum, k, groups};
 }
 
-// A sliver: dst[pp * 6 + ii] = the int16 pair (x[i0 + ii, p0 + 2pp], x[.., p0 + 2pp + 1]).
-void pack_a16(int32_t* dst, const XInt16& x, int64_t i0, int mr, int64_t p0, int64_t kc) {
+void pack_a_int16(int32_t* dst, const XInt16& x, int64_t i0, int mr, int64_t p0, int64_t kc) {
   for (int ii = 0; ii < kMR; ++ii) {
     if (ii >= mr) {
       for (int64_t pp = 0; pp < kc / 2; ++pp) dst[pp * kMR + ii] = 0;
@@ -95,13 +88,7 @@ void pack_a16(int32_t* dst, const XInt16& x, int64_t i0, int mr, int64_t p0, int
   }
 }
 
-// Bytes of one group in a B sliver: G/2 pairs x 16 columns of int32, 16 scales, 16 biases.
-constexpr int64_t group_bytes16(int gs) { return gs / 2 * kNR * 4 + 2 * kNR * 4; }
-
-// B sliver for columns j0 .. j0 + nr (W rows), inputs [p0, p0 + kc): per group, the q pairs
-// (q[j, 2pp] in the low 16 bits, q[j, 2pp + 1] in the high), then s[g, j] and b[g, j] as f32;
-// columns >= nr are zero.
-void pack_b16(uint8_t* dst, const PackedQuantWeight& w, int64_t j0, int nr, int64_t p0, int64_t kc) {
+void pack_b_int16(uint8_t* dst, const PackedQuantWeight& w, int64_t j0, int nr, int64_t p0, int64_t kc) {
   const int gs = w.group_size();
   for (int64_t g0 = p0; g0 < p0 + kc; g0 += gs) {
     auto* q = reinterpret_cast<int32_t*>(dst);
@@ -132,9 +119,11 @@ void pack_b16(uint8_t* dst, const PackedQuantWeight& w, int64_t j0, int nr, int6
       s[jj] = load_scalar(block + w.scales_offset(), w.scale_dtype(), i);
       b[jj] = load_scalar(block + w.biases_offset(), w.scale_dtype(), i);
     }
-    dst += group_bytes16(gs);
+    dst += group_bytes_int16(gs);
   }
 }
+
+namespace {
 
 // C tile (mr x nr of 6 x 16) (+)= the A sliver times the B sliver over `groups` groups of gs
 // inputs. dx[ii * grs + g], xsum[ii * grs + g]: row ii's scale and input sum in group g.
@@ -270,20 +259,20 @@ void gemm16_range(const XInt16& x,
   const int64_t slivers = (std::min(kNC, n1 - n0) + kNR - 1) / kNR;
   thread_local Scratch a_buf, b_buf;
   auto* ap = reinterpret_cast<int32_t*>(a_buf.get(static_cast<size_t>(kMC16 * kc_max / 2)));
-  const int64_t sliver_bytes = kc_max / GS * group_bytes16(GS);
+  const int64_t sliver_bytes = kc_max / GS * group_bytes_int16(GS);
   auto* bp = reinterpret_cast<uint8_t*>(b_buf.get(static_cast<size_t>(slivers * sliver_bytes / 4)));
   for (int64_t jc = n0; jc < n1; jc += kNC) {
     const int64_t nc = std::min(kNC, n1 - jc);
     for (int64_t pc = 0; pc < k; pc += kKC16) {
       const int64_t kc = std::min(kKC16, k - pc);
-      const int64_t sb = kc / GS * group_bytes16(GS);
+      const int64_t sb = kc / GS * group_bytes_int16(GS);
       for (int64_t jr = 0; jr < nc; jr += kNR)
-        pack_b16(bp + jr / kNR * sb, w, jc + jr, static_cast<int>(std::min<int64_t>(kNR, nc - jr)),
+        pack_b_int16(bp + jr / kNR * sb, w, jc + jr, static_cast<int>(std::min<int64_t>(kNR, nc - jr)),
                  pc, kc);
       for (int64_t ic = 0; ic < m; ic += kMC16) {
         const int64_t mc = std::min(kMC16, m - ic);
         for (int64_t ir = 0; ir < mc; ir += kMR)
-          pack_a16(ap + ir * kc / 2, x, ic + ir, static_cast<int>(std::min<int64_t>(kMR, mc - ir)),
+          pack_a_int16(ap + ir * kc / 2, x, ic + ir, static_cast<int>(std::min<int64_t>(kMR, mc - ir)),
                    pc, kc);
         for (int64_t jr = 0; jr < nc; jr += kNR) {
           const int nr = static_cast<int>(std::min<int64_t>(kNR, nc - jr));
@@ -308,7 +297,7 @@ void gemm_int16(const float* x,
                 int64_t ldy,
                 int64_t m,
                 ThreadPool& pool) {
-  const XInt16 xq = quantize_x(x, ldx, m, w.k(), GS, pool);
+  const XInt16 xq = quantize_x_int16(x, ldx, m, w.k(), GS, pool);
   run_on(pool, [&](int t, int nt) {
     int64_t n0, n1;
     split_n(w.n(), t, nt, n0, n1);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "lmx/backend/cpu/cpu_features.h"
+#include "cpu_tiers.h"
 #include "lmx/backend/cpu/thread_pool.h"
 #include "lmx/core/half.h"
 
@@ -29,11 +30,8 @@ struct FeatureGuard {
   ~FeatureGuard() { set_cpu_features_for_testing(saved); }
 };
 
-std::vector<CpuFeatures> paths() {
-  std::vector<CpuFeatures> out{CpuFeatures{}};
-  if (cpu_features().use_avx2()) out.push_back(cpu_features());
-  return out;
-}
+// scalar and every SIMD tier this machine supports (avx2, avx_vnni, avx512).
+std::vector<CpuFeatures> paths() { return testing::available_tiers(); }
 
 std::vector<float> random_vec(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
   std::mt19937 rng(seed);
