@@ -76,6 +76,15 @@ bool packed_gemm_int16_avx512(const float* x,
                               int64_t m,
                               ThreadPool& pool);
 
+// Dense bf16 weights, m >= 2 rows of x (prefill): f32 FMA GEMM with the weights widened.
+void matmul_nt_bf16_gemm_avx512(const float* x,
+                                int64_t ldx,
+                                const DenseWeightView& w,
+                                float* y,
+                                int64_t ldy,
+                                int64_t m,
+                                ThreadPool& pool);
+
 // Scalar helpers shared by the reference and packing code.
 inline float load_scalar(const void* p, Dtype dt, int64_t i);
 // Quantized value j of a row in the MLX bit stream.
