@@ -10,6 +10,7 @@
 
 #include <cstring>
 
+#include "lmx/backend/cpu/cpu_features.h"
 #include "lmx/backend/cpu/gemm_avx2.h"
 #include "lmx/backend/cpu/matmul_kernels.h"
 #include "lmx/backend/cpu/quant_avx2_shared.h"
@@ -125,9 +126,71 @@ void pack_b_int16(uint8_t* dst, const PackedQuantWeight& w, int64_t j0, int nr, 
 
 namespace {
 
+// The 6x16 pair loop of micro16_6x16 (below), with MADD(b, acc) one multiply-accumulate:
+// acc (ymm `acc`) += the pairs of ymm `b` times the broadcast x pair in ymm14.
+#define LMX_MADD_PLAIN(B, ACC) \
+  "vpmaddwd %%ymm" #B ", %%ymm14, %%ymm15\n\t" "vpaddd %%ymm15, %%ymm" #ACC ", %%ymm" #ACC "\n\t"
+// AVX-VNNI: one instruction, no temporary ({vex}: the 256-bit VEX form, not AVX512_VNNI's).
+#define LMX_MADD_VNNI(B, ACC) "%{vex%} vpdpwssd %%ymm14, %%ymm" #B ", %%ymm" #ACC "\n\t"
+#define LMX_INT16_PAIR_LOOP(MADD) \
+  asm volatile( \
+      "vpxor %%xmm0, %%xmm0, %%xmm0\n\t" \
+      "vpxor %%xmm1, %%xmm1, %%xmm1\n\t" \
+      "vpxor %%xmm2, %%xmm2, %%xmm2\n\t" \
+      "vpxor %%xmm3, %%xmm3, %%xmm3\n\t" \
+      "vpxor %%xmm4, %%xmm4, %%xmm4\n\t" \
+      "vpxor %%xmm5, %%xmm5, %%xmm5\n\t" \
+      "vpxor %%xmm6, %%xmm6, %%xmm6\n\t" \
+      "vpxor %%xmm7, %%xmm7, %%xmm7\n\t" \
+      "vpxor %%xmm8, %%xmm8, %%xmm8\n\t" \
+      "vpxor %%xmm9, %%xmm9, %%xmm9\n\t" \
+      "vpxor %%xmm10, %%xmm10, %%xmm10\n\t" \
+      "vpxor %%xmm11, %%xmm11, %%xmm11\n\t" \
+      "1:\n\t" \
+      "vmovdqa (%[b]), %%ymm12\n\t" \
+      "vmovdqa 32(%[b]), %%ymm13\n\t" \
+      "vpbroadcastd 0(%[a]), %%ymm14\n\t" \
+      MADD(12, 0) \
+      MADD(13, 1) \
+      "vpbroadcastd 4(%[a]), %%ymm14\n\t" \
+      MADD(12, 2) \
+      MADD(13, 3) \
+      "vpbroadcastd 8(%[a]), %%ymm14\n\t" \
+      MADD(12, 4) \
+      MADD(13, 5) \
+      "vpbroadcastd 12(%[a]), %%ymm14\n\t" \
+      MADD(12, 6) \
+      MADD(13, 7) \
+      "vpbroadcastd 16(%[a]), %%ymm14\n\t" \
+      MADD(12, 8) \
+      MADD(13, 9) \
+      "vpbroadcastd 20(%[a]), %%ymm14\n\t" \
+      MADD(12, 10) \
+      MADD(13, 11) \
+      "add $24, %[a]\n\t" \
+      "add $64, %[b]\n\t" \
+      "dec %[n]\n\t" \
+      "jnz 1b\n\t" \
+      "vmovdqa %%ymm0, 0(%[out])\n\t" \
+      "vmovdqa %%ymm1, 32(%[out])\n\t" \
+      "vmovdqa %%ymm2, 64(%[out])\n\t" \
+      "vmovdqa %%ymm3, 96(%[out])\n\t" \
+      "vmovdqa %%ymm4, 128(%[out])\n\t" \
+      "vmovdqa %%ymm5, 160(%[out])\n\t" \
+      "vmovdqa %%ymm6, 192(%[out])\n\t" \
+      "vmovdqa %%ymm7, 224(%[out])\n\t" \
+      "vmovdqa %%ymm8, 256(%[out])\n\t" \
+      "vmovdqa %%ymm9, 288(%[out])\n\t" \
+      "vmovdqa %%ymm10, 320(%[out])\n\t" \
+      "vmovdqa %%ymm11, 352(%[out])\n\t" \
+      : [a] "+r"(a), [b] "+r"(b), [n] "+r"(pairs) \
+      : [out] "r"(&acc[0][0]) \
+      : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", \
+        "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15")
+
 // C tile (mr x nr of 6 x 16) (+)= the A sliver times the B sliver over `groups` groups of gs
 // inputs. dx[ii * grs + g], xsum[ii * grs + g]: row ii's scale and input sum in group g.
-template <int GS>
+template <int GS, bool kVnni>
 void micro16_6x16(int64_t groups,
                   const int32_t* a,
                   const uint8_t* b,
@@ -146,72 +209,10 @@ void micro16_6x16(int64_t groups,
     // broadcasts) spilled accumulators to the stack. acc[ii][h] = row ii, columns 8h..8h+7.
     alignas(32) __m256i acc[kMR][2];
     int64_t pairs = GS / 2;
-    asm volatile(
-        "vpxor %%xmm0, %%xmm0, %%xmm0\n\t"
-        "vpxor %%xmm1, %%xmm1, %%xmm1\n\t"
-        "vpxor %%xmm2, %%xmm2, %%xmm2\n\t"
-        "vpxor %%xmm3, %%xmm3, %%xmm3\n\t"
-        "vpxor %%xmm4, %%xmm4, %%xmm4\n\t"
-        "vpxor %%xmm5, %%xmm5, %%xmm5\n\t"
-        "vpxor %%xmm6, %%xmm6, %%xmm6\n\t"
-        "vpxor %%xmm7, %%xmm7, %%xmm7\n\t"
-        "vpxor %%xmm8, %%xmm8, %%xmm8\n\t"
-        "vpxor %%xmm9, %%xmm9, %%xmm9\n\t"
-        "vpxor %%xmm10, %%xmm10, %%xmm10\n\t"
-        "vpxor %%xmm11, %%xmm11, %%xmm11\n\t"
-        "1:\n\t"
-        "vmovdqa (%[b]), %%ymm12\n\t"
-        "vmovdqa 32(%[b]), %%ymm13\n\t"
-        "vpbroadcastd 0(%[a]), %%ymm14\n\t"
-        "vpmaddwd %%ymm12, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm0, %%ymm0\n\t"
-        "vpmaddwd %%ymm13, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm1, %%ymm1\n\t"
-        "vpbroadcastd 4(%[a]), %%ymm14\n\t"
-        "vpmaddwd %%ymm12, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm2, %%ymm2\n\t"
-        "vpmaddwd %%ymm13, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm3, %%ymm3\n\t"
-        "vpbroadcastd 8(%[a]), %%ymm14\n\t"
-        "vpmaddwd %%ymm12, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm4, %%ymm4\n\t"
-        "vpmaddwd %%ymm13, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm5, %%ymm5\n\t"
-        "vpbroadcastd 12(%[a]), %%ymm14\n\t"
-        "vpmaddwd %%ymm12, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm6, %%ymm6\n\t"
-        "vpmaddwd %%ymm13, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm7, %%ymm7\n\t"
-        "vpbroadcastd 16(%[a]), %%ymm14\n\t"
-        "vpmaddwd %%ymm12, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm8, %%ymm8\n\t"
-        "vpmaddwd %%ymm13, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm9, %%ymm9\n\t"
-        "vpbroadcastd 20(%[a]), %%ymm14\n\t"
-        "vpmaddwd %%ymm12, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm10, %%ymm10\n\t"
-        "vpmaddwd %%ymm13, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm11, %%ymm11\n\t"
-        "add $24, %[a]\n\t"
-        "add $64, %[b]\n\t"
-        "dec %[n]\n\t"
-        "jnz 1b\n\t"
-        "vmovdqa %%ymm0, 0(%[out])\n\t"
-        "vmovdqa %%ymm1, 32(%[out])\n\t"
-        "vmovdqa %%ymm2, 64(%[out])\n\t"
-        "vmovdqa %%ymm3, 96(%[out])\n\t"
-        "vmovdqa %%ymm4, 128(%[out])\n\t"
-        "vmovdqa %%ymm5, 160(%[out])\n\t"
-        "vmovdqa %%ymm6, 192(%[out])\n\t"
-        "vmovdqa %%ymm7, 224(%[out])\n\t"
-        "vmovdqa %%ymm8, 256(%[out])\n\t"
-        "vmovdqa %%ymm9, 288(%[out])\n\t"
-        "vmovdqa %%ymm10, 320(%[out])\n\t"
-        "vmovdqa %%ymm11, 352(%[out])\n\t"
-        : [a] "+r"(a), [b] "+r"(b), [n] "+r"(pairs)
-        : [out] "r"(&acc[0][0])
-        : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
-          "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+    if constexpr (kVnni)
+      LMX_INT16_PAIR_LOOP(LMX_MADD_VNNI);
+    else
+      LMX_INT16_PAIR_LOOP(LMX_MADD_PLAIN);
     const auto* sb = reinterpret_cast<const float*>(b);
     const __m256 s0 = _mm256_load_ps(sb), s1 = _mm256_load_ps(sb + 8);
     const __m256 b0 = _mm256_load_ps(sb + 16), b1 = _mm256_load_ps(sb + 24);
@@ -245,7 +246,7 @@ void micro16_6x16(int64_t groups,
 }
 
 // C[0:m, n0:n1] = x @ dequant(W)^T on the calling thread, blocked as gemm_range.
-template <int GS>
+template <int GS, bool kVnni>
 void gemm16_range(const XInt16& x,
                   const PackedQuantWeight& w,
                   int64_t m,
@@ -279,7 +280,7 @@ void gemm16_range(const XInt16& x,
           for (int64_t ir = 0; ir < mc; ir += kMR) {
             const int mr = static_cast<int>(std::min<int64_t>(kMR, mc - ir));
             const int64_t g0 = (ic + ir) * x.groups + pc / GS;
-            micro16_6x16<GS>(kc / GS, ap + ir * kc / 2, bp + jr / kNR * sb, x.dx + g0,
+            micro16_6x16<GS, kVnni>(kc / GS, ap + ir * kc / 2, bp + jr / kNR * sb, x.dx + g0,
                              x.sum + g0, x.groups, y + (ic + ir) * ldy + jc + jr, ldy, mr, nr,
                              pc > 0);
           }
@@ -298,10 +299,16 @@ void gemm_int16(const float* x,
                 int64_t m,
                 ThreadPool& pool) {
   const XInt16 xq = quantize_x_int16(x, ldx, m, w.k(), GS, pool);
+  const bool vnni = cpu_features().use_avx_vnni();
   run_on(pool, [&](int t, int nt) {
     int64_t n0, n1;
     split_n(w.n(), t, nt, n0, n1);
-    if (n0 < n1) gemm16_range<GS>(xq, w, m, n0, n1, y, ldy);
+    if (n0 < n1) {
+      if (vnni)
+        gemm16_range<GS, true>(xq, w, m, n0, n1, y, ldy);
+      else
+        gemm16_range<GS, false>(xq, w, m, n0, n1, y, ldy);
+    }
   });
 }
 
