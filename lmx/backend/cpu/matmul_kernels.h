@@ -66,15 +66,17 @@ void quantized_matmul_packed_multi_avx2(const float* x,
                                         ThreadPool& pool);
 
 // AVX-512 tier (*_avx512.cpp; call only after cpu_features().use_avx512()).
-// Prefill (m >= 4) with int16 activations (asked for as int16 or int8, as the AVX2 GEMM):
-// false when the group size has no VNNI kernel (the caller then takes the AVX2 path).
-bool packed_gemm_int16_avx512(const float* x,
-                              int64_t ldx,
-                              const PackedQuantWeight& w,
-                              float* y,
-                              int64_t ldy,
-                              int64_t m,
-                              ThreadPool& pool);
+// Prefill (m >= 4) with integer activations: int16 (vpdpwssd) or int8 (vpdpbusd, as
+// asked; the AVX2 GEMM rounds to int16 for either). false when the group size has no VNNI
+// kernel (the caller then takes the AVX2 path).
+bool packed_gemm_int_avx512(const float* x,
+                            int64_t ldx,
+                            const PackedQuantWeight& w,
+                            float* y,
+                            int64_t ldy,
+                            int64_t m,
+                            ActivationPrecision activations,
+                            ThreadPool& pool);
 
 // Dense bf16 weights, m >= 2 rows of x (prefill): f32 FMA GEMM with the weights widened.
 void matmul_nt_bf16_gemm_avx512(const float* x,

@@ -57,6 +57,61 @@ constexpr int64_t kKC16 = 1536;
 constexpr int64_t kMC16 = 24;
 static_assert(kMR == kInt16SliverRows && kNR == kInt16SliverCols);
 
+// An A sliver of 32-bit steps (int16 pairs or int8 quads of inputs): dst[s * 6 + ii] = the
+// 4 bytes of row i0 + ii at inputs [p0, p0 + kc), step s; rows ii >= mr are zero.
+template <class T>
+void pack_a_steps(int32_t* dst, const T* q, int64_t k, int64_t i0, int mr, int64_t p0, int64_t kc) {
+  constexpr int64_t kPer = 4 / sizeof(T);
+  for (int ii = 0; ii < kMR; ++ii) {
+    if (ii >= mr) {
+      for (int64_t st = 0; st < kc / kPer; ++st) dst[st * kMR + ii] = 0;
+      continue;
+    }
+    const T* row = q + (i0 + ii) * k + p0;
+    for (int64_t st = 0; st < kc / kPer; ++st) std::memcpy(dst + st * kMR + ii, row + kPer * st, 4);
+  }
+}
+
+// A B sliver group's s[g, j] then b[g, j] as f32 (16 each), zero for columns >= nr.
+void pack_group_scales(float* s, const PackedQuantWeight& w, int64_t j0, int nr, int64_t g) {
+  float* b = s + kNR;
+  for (int jj = 0; jj < kNR; ++jj) {
+    if (jj >= nr) {
+      s[jj] = b[jj] = 0.0f;
+      continue;
+    }
+    const uint8_t* block = w.data() + ((j0 + jj) >> 2) * w.block_bytes();
+    const int64_t i = g * R + ((j0 + jj) & 3);
+    s[jj] = load_scalar(block + w.scales_offset(), w.scale_dtype(), i);
+    b[jj] = load_scalar(block + w.biases_offset(), w.scale_dtype(), i);
+  }
+}
+
+// Rounds gs inputs (gs a multiple of 32) to int8 with one scale d = amax / 127:
+// out[j] = round-to-nearest-even(x[j] / d). Returns d (0 for an all-zero group).
+float quantize_group_int8(const float* x, int64_t gs, int8_t* out) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 mx = _mm256_setzero_ps();
+  for (int64_t j = 0; j < gs; j += 8)
+    mx = _mm256_max_ps(mx, _mm256_and_ps(_mm256_loadu_ps(x + j), abs_mask));
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+  const __m256 inv = _mm256_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t j = 0; j < gs; j += 32) {
+    __m256i v[4];
+    for (int t = 0; t < 4; ++t)
+      v[t] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * t), inv));
+    // packs work per 128-bit lane: 32-bit groups of 4 come out as a0 b0 c0 d0 a1 b1 c1 d1.
+    const __m256i bytes =
+        _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j),
+                        _mm256_permutevar8x32_epi32(bytes, order));
+  }
+  return amax / 127.0f;
+}
+
 }  // namespace
 
 XInt16 quantize_x_int16(const float* x, int64_t ldx, int64_t m, int64_t k, int gs, ThreadPool& pool) {
@@ -79,14 +134,7 @@ XInt16 quantize_x_int16(const float* x, int64_t ldx, int64_t m, int64_t k, int g
 }
 
 void pack_a_int16(int32_t* dst, const XInt16& x, int64_t i0, int mr, int64_t p0, int64_t kc) {
-  for (int ii = 0; ii < kMR; ++ii) {
-    if (ii >= mr) {
-      for (int64_t pp = 0; pp < kc / 2; ++pp) dst[pp * kMR + ii] = 0;
-      continue;
-    }
-    const int16_t* row = x.q + (i0 + ii) * x.k + p0;
-    for (int64_t pp = 0; pp < kc / 2; ++pp) std::memcpy(dst + pp * kMR + ii, row + 2 * pp, 4);
-  }
+  pack_a_steps(dst, x.q, x.k, i0, mr, p0, kc);
 }
 
 void pack_b_int16(uint8_t* dst, const PackedQuantWeight& w, int64_t j0, int nr, int64_t p0, int64_t kc) {
@@ -107,20 +155,58 @@ void pack_b_int16(uint8_t* dst, const PackedQuantWeight& w, int64_t j0, int nr, 
                              _mm256_or_si256(lo, _mm256_slli_epi32(hi, 16)));
         }
       }
-    auto* s = reinterpret_cast<float*>(dst + gs / 2 * kNR * 4);
-    float* b = s + kNR;
-    const int64_t g = g0 / gs;
-    for (int jj = 0; jj < kNR; ++jj) {
-      if (jj >= nr) {
-        s[jj] = b[jj] = 0.0f;
-        continue;
-      }
-      const uint8_t* block = w.data() + ((j0 + jj) >> 2) * w.block_bytes();
-      const int64_t i = g * R + ((j0 + jj) & 3);
-      s[jj] = load_scalar(block + w.scales_offset(), w.scale_dtype(), i);
-      b[jj] = load_scalar(block + w.biases_offset(), w.scale_dtype(), i);
-    }
+    pack_group_scales(reinterpret_cast<float*>(dst + gs / 2 * kNR * 4), w, j0, nr, g0 / gs);
     dst += group_bytes_int16(gs);
+  }
+}
+
+XInt8 quantize_x_int8(const float* x, int64_t ldx, int64_t m, int64_t k, int gs, ThreadPool& pool) {
+  thread_local Scratch qbuf, dxbuf, sumbuf;
+  const int64_t groups = k / gs, mp = (m + kMR - 1) / kMR * kMR;
+  auto* q = reinterpret_cast<int8_t*>(qbuf.get(static_cast<size_t>((m * k + 3) / 4)));
+  float* dx = dxbuf.get(static_cast<size_t>(mp * groups));
+  float* sum = sumbuf.get(static_cast<size_t>(mp * groups));
+  std::memset(dx + m * groups, 0, static_cast<size_t>((mp - m) * groups) * sizeof(float));
+  std::memset(sum + m * groups, 0, static_cast<size_t>((mp - m) * groups) * sizeof(float));
+  parallel_for_on(pool, m, 16, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      for (int64_t g = 0; g < groups; ++g) {
+        const float* xg = x + i * ldx + g * gs;
+        dx[i * groups + g] = quantize_group_int8(xg, gs, q + i * k + g * gs);
+        sum[i * groups + g] = group_sum(xg, gs);
+      }
+  });
+  return {q, dx, sum, k, groups};
+}
+
+void pack_a_int8(int32_t* dst, const XInt8& x, int64_t i0, int mr, int64_t p0, int64_t kc) {
+  pack_a_steps(dst, x.q, x.k, i0, mr, p0, kc);
+}
+
+void pack_b_int8(uint8_t* dst, const PackedQuantWeight& w, int64_t j0, int nr, int64_t p0, int64_t kc) {
+  const int gs = w.group_size();
+  for (int64_t g0 = p0; g0 < p0 + kc; g0 += gs) {
+    auto* q = reinterpret_cast<int32_t*>(dst);
+    for (int64_t p = g0; p < g0 + gs; p += 8)
+      for (int half = 0; half < 2; ++half) {
+        __m256 r[8];
+        for (int i = 0; i < 8; ++i) {
+          const int jj = half * 8 + i;
+          r[i] = _mm256_castsi256_ps(jj < nr ? packed_q8(w, j0 + jj, p) : _mm256_setzero_si256());
+        }
+        transpose8(r);  // r[e]: input p + e of the 8 columns, q in 0 .. 255
+        for (int e = 0; e < 2; ++e) {
+          const __m256i b0 = _mm256_castps_si256(r[4 * e]), b1 = _mm256_castps_si256(r[4 * e + 1]);
+          const __m256i b2 = _mm256_castps_si256(r[4 * e + 2]), b3 = _mm256_castps_si256(r[4 * e + 3]);
+          const __m256i quad = _mm256_or_si256(
+              _mm256_or_si256(b0, _mm256_slli_epi32(b1, 8)),
+              _mm256_or_si256(_mm256_slli_epi32(b2, 16), _mm256_slli_epi32(b3, 24)));
+          _mm256_store_si256(reinterpret_cast<__m256i*>(q + ((p - g0) / 4 + e) * kNR + half * 8),
+                             quad);
+        }
+      }
+    pack_group_scales(reinterpret_cast<float*>(dst + gs / 4 * kNR * 4), w, j0, nr, g0 / gs);
+    dst += group_bytes_int8(gs);
   }
 }
 

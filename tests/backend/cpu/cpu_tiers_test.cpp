@@ -69,11 +69,12 @@ struct QuantWeight {
   }
 };
 
-// The int16-activation GEMM (the models' default for prefill) against the f32 reference:
-// within the int16 rounding of x (<= amax / 65534 per element) on every shape, with tiles
-// cut at odd rows and columns and padded strides, and the same bits on every SIMD tier
-// (exact integer sums, the same f32 epilogue).
-TEST_P(CpuTierTest, QuantizedGemmInt16MatchesReference) {
+// The integer-activation GEMM against the f32 reference: within the rounding of x to
+// int16 (<= amax / 65534 per element; the models' default for prefill) or int8 (amax / 254;
+// vpdpbusd on the AVX-512 tier, int16 below it) on every shape, with tiles cut at odd rows
+// and columns and padded strides; int16 gives the same bits on every SIMD tier (exact integer
+// sums, the same f32 epilogue).
+void check_quantized_gemm(CpuTier tier, const CpuFeatures& features, ActivationPrecision prec) {
   ThreadPool pool(2);
   struct Shape {
     int64_t m, n, k;
@@ -82,6 +83,8 @@ TEST_P(CpuTierTest, QuantizedGemmInt16MatchesReference) {
   const Shape shapes[] = {{4, 1, 64, 4, 64},      {5, 33, 128, 4, 32},   {7, 17, 192, 8, 64},
                           {13, 95, 896, 4, 64},   {29, 70, 1664, 8, 128}, {6, 32, 3200, 4, 64},
                           {37, 129, 256, 3, 64},  {100, 47, 512, 8, 32}, {64, 1100, 128, 4, 128}};
+  const double levels =
+      prec == ActivationPrecision::int8 && features.use_avx512() ? 254 : 65534;
   uint32_t seed = 7;
   for (const Shape& sh : shapes) {
     const QuantWeight qw(sh.n, sh.k, sh.bits, sh.group, seed++);
@@ -90,14 +93,15 @@ TEST_P(CpuTierTest, QuantizedGemmInt16MatchesReference) {
     const auto x = random_vec(static_cast<size_t>(sh.m * ldx), seed++);
     std::vector<float> y(static_cast<size_t>(sh.m * ldy), 555.0f), ref(y), avx2(y);
     QuantMatmulOptions opt;
-    opt.activations = ActivationPrecision::int16;
+    opt.activations = prec;
     {
-      ScopedCpuFeatures scope(features_);
+      ScopedCpuFeatures scope(features);
       quantized_matmul(x.data(), ldx, packed, y.data(), ldy, sh.m, opt, &pool);
     }
     quantized_matmul_reference(x.data(), ldx, qw.view, ref.data(), ldy, sh.m);
     CpuFeatures f2;
-    const bool simd = GetParam() != CpuTier::scalar && testing::tier_features(CpuTier::avx2, f2);
+    const bool simd = tier != CpuTier::scalar && prec == ActivationPrecision::int16 &&
+                      testing::tier_features(CpuTier::avx2, f2);
     if (simd) {
       ScopedCpuFeatures scope(f2);
       quantized_matmul(x.data(), ldx, packed, avx2.data(), ldy, sh.m, opt, &pool);
@@ -118,11 +122,11 @@ TEST_P(CpuTierTest, QuantizedGemmInt16MatchesReference) {
             amax = std::max(amax, xv);
             wsum += wt;
           }
-          xerr += amax / 65534 * wsum;
+          xerr += amax / levels * wsum;
         }
         const size_t at = static_cast<size_t>(i * ldy + r);
         const double tol = 1e-6 * mag * (1.0 + sh.k / 256.0) + 1.01 * xerr + 1e-30;
-        ASSERT_NEAR(y[at], ref[at], tol) << cpu_tier_name(GetParam()) << " m=" << sh.m
+        ASSERT_NEAR(y[at], ref[at], tol) << cpu_tier_name(tier) << " m=" << sh.m
                                          << " n=" << sh.n << " k=" << sh.k << " bits=" << sh.bits
                                          << " group=" << sh.group << " at " << i << "," << r;
         if (simd) {
@@ -133,6 +137,14 @@ TEST_P(CpuTierTest, QuantizedGemmInt16MatchesReference) {
         ASSERT_EQ(y[static_cast<size_t>(i * ldy + r)], 555.0f) << "wrote past n";
     }
   }
+}
+
+TEST_P(CpuTierTest, QuantizedGemmInt16MatchesReference) {
+  check_quantized_gemm(GetParam(), features_, ActivationPrecision::int16);
+}
+
+TEST_P(CpuTierTest, QuantizedGemmInt8MatchesReference) {
+  check_quantized_gemm(GetParam(), features_, ActivationPrecision::int8);
 }
 
 // Dense bf16 weights (the bf16 models' prefill) against the reference at f32 tolerance.
