@@ -7,7 +7,8 @@
 // is one VNNI instruction per row and half tile, x's step broadcast from memory:
 // - int16 x (the default): vpdpwssd, 32 int16 multiply-adds (AVX2: vpmaddwd + vpaddd for
 //   16). The integer sums are exact and the f32 epilogue runs the AVX2 kernel's operations
-//   in its order, so both tiers give the same bits.
+//   in its order, so both tiers give the same bits while k fits one k block of both (1536;
+//   beyond, the blocks' f32 partial sums are added at other places).
 // - int8 x (LMX_QUANT_ACTIVATIONS=int8): vpdpbusd, 64 multiply-adds of u8 weights (q in
 //   0 .. 255) and s8 x (d = amax / 127 per group, ~1e-3 relative, as the int8 matvec and
 //   llama.cpp's Q8 activations); the AVX2 GEMM rounds to int16 for this request.
