@@ -16,7 +16,6 @@
 
 #include "lmx/backend/cpu/gemm_avx2.h"
 #include "lmx/backend/cpu/matmul_kernels.h"
-#include "lmx/backend/cpu/thread_pool.h"
 // Last: everything below is compiled for AVX-512.
 #include "lmx/backend/cpu/avx512_target.h"
 

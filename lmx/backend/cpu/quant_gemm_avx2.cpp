@@ -14,7 +14,7 @@
 #include "lmx/backend/cpu/gemm_avx2.h"
 #include "lmx/backend/cpu/matmul_kernels.h"
 #include "lmx/backend/cpu/quant_avx2_shared.h"
-#include "lmx/backend/cpu/quant_gemm_int16.h"
+#include "lmx/backend/cpu/quant_gemm_integer.h"
 #include "lmx/backend/cpu/thread_pool.h"
 
 namespace lmx::cpu::detail {

@@ -19,8 +19,7 @@
 
 #include "lmx/backend/cpu/gemm_avx2.h"
 #include "lmx/backend/cpu/matmul_kernels.h"
-#include "lmx/backend/cpu/quant_gemm_int16.h"
-#include "lmx/backend/cpu/thread_pool.h"
+#include "lmx/backend/cpu/quant_gemm_integer.h"
 // Last: everything below is compiled for AVX-512.
 #include "lmx/backend/cpu/avx512_target.h"
 

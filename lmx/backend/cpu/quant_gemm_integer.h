@@ -6,11 +6,7 @@
 
 #include <cstdint>
 
-#include "lmx/backend/cpu/quantized.h"
-
-namespace lmx::cpu {
-class ThreadPool;
-}
+#include "lmx/backend/cpu/quantized.h"  // also declares ThreadPool
 
 namespace lmx::cpu::detail {
 
