@@ -31,7 +31,8 @@ constexpr int64_t kNC = 1024;   // columns per B panel
 
 // B sliver for W rows j0 .. j0 + nr (row stride ld), inputs [p0, p0 + kc): at k step p the
 // 32-bit lane i holds (W[j0 + i][p0 + p], W[j0 + i + 16][p0 + p]); rows >= nr are zero.
-void pack_b(uint16_t* dst, const uint16_t* w, int64_t ld, int64_t j0, int nr, int64_t p0, int64_t kc) {
+void pack_b(
+    uint16_t* dst, const uint16_t* w, int64_t ld, int64_t j0, int nr, int64_t p0, int64_t kc) {
   const uint16_t* rows[kNR];
   for (int jj = 0; jj < kNR; ++jj) rows[jj] = jj < nr ? w + (j0 + jj) * ld + p0 : nullptr;
   auto load8 = [&](int jj, int64_t p) {
@@ -215,8 +216,8 @@ void gemm_range(const float* x,
           for (int64_t ir = 0; ir < mc; ir += kMR) {
             const int mr = static_cast<int>(std::min<int64_t>(kMR, mc - ir));
             const float* a0 = ap + ir * kc;
-            micro_12x32(kc, a0, a0 + kSR * kc, bp + jr * kc, y + (ic + ir) * ldy + jc + jr, ldy,
-                        mr, nr, pc > 0);
+            micro_12x32(kc, a0, a0 + kSR * kc, bp + jr * kc, y + (ic + ir) * ldy + jc + jr, ldy, mr,
+                        nr, pc > 0);
           }
         }
       }

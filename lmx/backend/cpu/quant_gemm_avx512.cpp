@@ -26,8 +26,8 @@
 namespace lmx::cpu::detail {
 namespace {
 
-constexpr int kMR = 2 * kInt16SliverRows;   // 12 rows of x per tile: two A slivers
-constexpr int kNR = 2 * kInt16SliverCols;   // 32 columns (W rows) per tile: two slivers
+constexpr int kMR = 2 * kInt16SliverRows;  // 12 rows of x per tile: two A slivers
+constexpr int kNR = 2 * kInt16SliverCols;  // 32 columns (W rows) per tile: two slivers
 // Blocking: kc 2048 (Llama's k in one pass; a 128 KiB int16 sliver pair and a 96 KiB A block
 // in L2), mc 24. Zen 5, 1 core, 512 rows, per-core rate against the AVX2 kernel in the same
 // process: Qwen ffn_up kc 1536 / mc 24 1.63-1.68x, mc 48 1.55-1.68x, kc 768 / mc 48
@@ -192,8 +192,8 @@ struct XInt16Kind {
   static void pack_a(int32_t* d, const X& x, int64_t i0, int mr, int64_t p0, int64_t kc) {
     pack_a_int16(d, x, i0, mr, p0, kc);
   }
-  static void pack_b(uint8_t* d, const PackedQuantWeight& w, int64_t j0, int nr, int64_t p0,
-                     int64_t kc) {
+  static void pack_b(
+      uint8_t* d, const PackedQuantWeight& w, int64_t j0, int nr, int64_t p0, int64_t kc) {
     pack_b_int16(d, w, j0, nr, p0, kc);
   }
 };
@@ -207,8 +207,8 @@ struct XInt8Kind {
   static void pack_a(int32_t* d, const X& x, int64_t i0, int mr, int64_t p0, int64_t kc) {
     pack_a_int8(d, x, i0, mr, p0, kc);
   }
-  static void pack_b(uint8_t* d, const PackedQuantWeight& w, int64_t j0, int nr, int64_t p0,
-                     int64_t kc) {
+  static void pack_b(
+      uint8_t* d, const PackedQuantWeight& w, int64_t j0, int nr, int64_t p0, int64_t kc) {
     pack_b_int8(d, w, j0, nr, p0, kc);
   }
 };
@@ -256,8 +256,8 @@ void gemm_range(const typename K::X& x,
             const int64_t g0 = (ic + ir) * x.groups + pc / GS;
             const int32_t* a0 = ap + ir * kc / kPer;
             micro_12x32<GS, K::kInt8>(kc / GS, a0, a0 + kS6 * kc / kPer, b0, b0 + sb, x.dx + g0,
-                                      x.sum + g0, x.groups, y + (ic + ir) * ldy + jc + jr, ldy,
-                                      mr, nr, pc > 0);
+                                      x.sum + g0, x.groups, y + (ic + ir) * ldy + jc + jr, ldy, mr,
+                                      nr, pc > 0);
           }
         }
       }

@@ -2,6 +2,8 @@
 // against the scalar reference on odd shapes and strides, run where the CPU has the tier and
 // reported as skipped (with what is missing) where it does not. The per-kernel tests
 // (matmul_test, quantized_test, ...) also loop over every available tier.
+#include "cpu_tiers.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,7 +12,6 @@
 #include <string>
 #include <vector>
 
-#include "cpu_tiers.h"
 #include "lmx/backend/cpu/matmul.h"
 #include "lmx/backend/cpu/quantized.h"
 #include "lmx/backend/cpu/thread_pool.h"
@@ -80,11 +81,10 @@ void check_quantized_gemm(CpuTier tier, const CpuFeatures& features, ActivationP
     int64_t m, n, k;
     int bits, group;
   };
-  const Shape shapes[] = {{4, 1, 64, 4, 64},      {5, 33, 128, 4, 32},   {7, 17, 192, 8, 64},
-                          {13, 95, 896, 4, 64},   {29, 70, 1664, 8, 128}, {6, 32, 3200, 4, 64},
-                          {37, 129, 256, 3, 64},  {100, 47, 512, 8, 32}, {64, 1100, 128, 4, 128}};
-  const double levels =
-      prec == ActivationPrecision::int8 && features.use_avx512() ? 254 : 65534;
+  const Shape shapes[] = {{4, 1, 64, 4, 64},     {5, 33, 128, 4, 32},    {7, 17, 192, 8, 64},
+                          {13, 95, 896, 4, 64},  {29, 70, 1664, 8, 128}, {6, 32, 3200, 4, 64},
+                          {37, 129, 256, 3, 64}, {100, 47, 512, 8, 32},  {64, 1100, 128, 4, 128}};
+  const double levels = prec == ActivationPrecision::int8 && features.use_avx512() ? 254 : 65534;
   uint32_t seed = 7;
   for (const Shape& sh : shapes) {
     const QuantWeight qw(sh.n, sh.k, sh.bits, sh.group, seed++);
@@ -128,9 +128,9 @@ void check_quantized_gemm(CpuTier tier, const CpuFeatures& features, ActivationP
         }
         const size_t at = static_cast<size_t>(i * ldy + r);
         const double tol = 1e-6 * mag * (1.0 + sh.k / 256.0) + 1.01 * xerr + 1e-30;
-        ASSERT_NEAR(y[at], ref[at], tol) << cpu_tier_name(tier) << " m=" << sh.m
-                                         << " n=" << sh.n << " k=" << sh.k << " bits=" << sh.bits
-                                         << " group=" << sh.group << " at " << i << "," << r;
+        ASSERT_NEAR(y[at], ref[at], tol)
+            << cpu_tier_name(tier) << " m=" << sh.m << " n=" << sh.n << " k=" << sh.k
+            << " bits=" << sh.bits << " group=" << sh.group << " at " << i << "," << r;
         if (simd) {
           ASSERT_EQ(y[at], avx2[at]) << "differs from avx2 at " << i << "," << r;
         }
@@ -178,7 +178,8 @@ TEST_P(CpuTierTest, DenseBf16GemmMatchesReference) {
       for (int64_t j = 0; j < sh.n; ++j) {
         double mag = 0;
         for (int64_t p = 0; p < sh.k; ++p)
-          mag += std::fabs(x[static_cast<size_t>(i * ldx + p)] * wf[static_cast<size_t>(j * ldw + p)]);
+          mag +=
+              std::fabs(x[static_cast<size_t>(i * ldx + p)] * wf[static_cast<size_t>(j * ldw + p)]);
         const size_t at = static_cast<size_t>(i * ldy + j);
         ASSERT_NEAR(y[at], ref[at], 1e-6 * mag * (1.0 + sh.k / 256.0) + 1e-30)
             << cpu_tier_name(GetParam()) << " m=" << sh.m << " n=" << sh.n << " k=" << sh.k
