@@ -135,6 +135,60 @@ __attribute__((target("avx2,fma"))) float fma_loop(int64_t iters) {
   return t[0];
 }
 
+// The same with 16 lanes (AVX-512: Zen 5 and Intel server cores run two 512-bit FMAs per
+// cycle, Zen 4 one).
+__attribute__((target("avx512f"))) float fma_loop512(int64_t iters) {
+  __m512 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i) * 1e-3f);
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  for (int64_t it = 0; it < iters; ++it) {
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  }
+  __m512 s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, acc[i]);
+  alignas(64) float t[16];  // (not _mm512_reduce_add_ps: g++ 12 warns inside it)
+  _mm512_store_ps(t, s);
+  return t[0];
+}
+
+// VNNI throughput loops, 12 independent chains: vpdpwssd (32 int16 multiply-adds per
+// instruction, the int16-activation GEMM's) and vpdpbusd (64 u8 x s8).
+__attribute__((target("avx512f,avx512vnni"))) int vnni_loop(int64_t iters, bool bytes) {
+  __m512i acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_epi32(i);
+  const __m512i a = _mm512_set1_epi32(0x01020304), b = _mm512_set1_epi32(0x00050006);
+  if (bytes) {
+    for (int64_t it = 0; it < iters; ++it)
+      for (int i = 0; i < 12; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], a, b);
+  } else {
+    for (int64_t it = 0; it < iters; ++it)
+      for (int i = 0; i < 12; ++i) acc[i] = _mm512_dpwssd_epi32(acc[i], a, b);
+  }
+  __m512i s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_epi32(s, acc[i]);
+  alignas(64) int t[16];
+  _mm512_store_si512(t, s);
+  return t[0];
+}
+
+// Best of 5 runs of a 12-chain loop on every thread: ops counted per inner instruction.
+template <class Loop>
+double measure_loop_gops(ThreadPool& pool, int threads, double ops_per_instr, const Loop& loop) {
+  const int64_t iters = 20'000'000;
+  std::vector<double> samples;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = Clock::now();
+    pool.run(
+        [&](int, int) {
+          g_sink.fetch_add(static_cast<uint64_t>(loop(iters)), std::memory_order_relaxed);
+        },
+        threads);
+    samples.push_back(static_cast<double>(iters) * 12 * ops_per_instr * threads /
+                      seconds_since(t0) / 1e9);
+  }
+  return *std::max_element(samples.begin(), samples.end());
+}
+
 double measure_fma_gflops(ThreadPool& pool, int threads) {
   const int64_t iters = 20'000'000;
   std::vector<double> samples;
@@ -177,7 +231,12 @@ std::string cpu_model() {
 struct Timing {
   double median = 0, best = 0;  // seconds per call
   double paired = 0;            // median over samples of rate / roofline rate measured just before
+  std::vector<double> tier_median;  // seconds per call on each of g_tiers (tier columns)
 };
+
+// Tier columns: the SIMD tiers (up to the active one) this CPU has, each kernel timed on
+// each; the active tier's column is the main timing.
+std::vector<cpu::CpuTier> g_tiers;
 
 // Times fn (one call = one unit of work) in o.repeats samples of at least
 // o.sample_seconds each. Before each sample, roof() measures the roofline rate (read
@@ -203,7 +262,31 @@ Timing time_call(const std::function<void(int)>& fn,
     samples.push_back(s / calls);
     ratios.push_back(work / (s / calls) / roof_rate);
   }
-  return {median(samples), *std::min_element(samples.begin(), samples.end()), median(ratios)};
+  Timing t{median(samples), *std::min_element(samples.begin(), samples.end()), median(ratios), {}};
+  const cpu::CpuFeatures active = cpu::cpu_features();
+  for (cpu::CpuTier tier : g_tiers) {
+    if (tier == active.tier()) {
+      t.tier_median.push_back(t.median);
+      continue;
+    }
+    cpu::set_cpu_features_for_testing(active.limited_to(tier));
+    fn(0);
+    std::vector<double> ts;
+    for (int rep = 0; rep < std::max(1, (o.repeats + 1) / 2); ++rep) {
+      int calls = 0;
+      const auto t0 = Clock::now();
+      double s = 0;
+      do {
+        fn(iter++);
+        ++calls;
+        s = seconds_since(t0);
+      } while (s < o.sample_seconds);
+      ts.push_back(s / calls);
+    }
+    cpu::set_cpu_features_for_testing(active);
+    t.tier_median.push_back(median(ts));
+  }
+  return t;
 }
 
 struct Shape {
@@ -253,14 +336,23 @@ struct Row {
 
 class Report {
  public:
-  Report(std::ostream& out, const KernelReportOptions& o, double bw_med, double peak)
-      : out_(out), o_(o), bw_med_(bw_med), peak_(peak) {}
+  Report(std::ostream& out,
+         const KernelReportOptions& o,
+         double bw_med,
+         double peak,
+         double int16_peak)
+      : out_(out), o_(o), bw_med_(bw_med), peak_(peak), int16_peak_(int16_peak) {}
   void header() {
     out_ << std::left << std::setw(24) << "kernel" << std::setw(36) << "shape [n x k], m"
          << std::right << std::setw(11) << "median us" << std::setw(10) << "best us" << std::setw(8)
          << "GB/s" << std::setw(9) << "GFLOP/s" << std::setw(7) << "roof" << std::setw(8) << "%roof"
-         << std::setw(10) << "%paired"
-         << "\n";
+         << std::setw(10) << "%paired";
+    // Per tier: GB/s (decode rows) or GFLOP/s (GEMM rows), then the active tier over avx2;
+    // %vnni: an int16-x GEMM's rate over the vpdpwssd loop's.
+    for (cpu::CpuTier t : g_tiers) out_ << std::setw(10) << cpu::cpu_tier_name(t);
+    if (g_tiers.size() > 1) out_ << std::setw(9) << "vs avx2";
+    if (int16_peak_ > 0) out_ << std::setw(7) << "%vnni";
+    out_ << "\n";
   }
   // GB/s and GFLOP/s from the median time. %roof: that rate over the roofline measured at
   // the start (median read bandwidth, or the FMA peak); %paired: the median of each
@@ -276,6 +368,11 @@ class Report {
          << (r.compute_bound ? "FMA" : "BW");
     const double frac = r.compute_bound ? gf / peak_ : gbs / bw_med_;
     line << std::setw(7) << 100.0 * frac << "%" << std::setw(9) << 100.0 * r.t.paired << "%";
+    const double work = r.compute_bound ? r.flops : r.bytes;
+    for (double t : r.t.tier_median) line << std::setw(10) << work / t / 1e9;
+    if (r.t.tier_median.size() > 1) line << std::setw(8) << r.t.tier_median[0] / r.t.median << "x";
+    if (int16_peak_ > 0 && r.compute_bound && r.kernel.find("int16-x") != std::string::npos)
+      line << std::setw(6) << 100.0 * gf / int16_peak_ << "%";
     out_ << line.str() << std::endl;
   }
   bool wanted(const std::string& name) const {
@@ -285,7 +382,7 @@ class Report {
  private:
   std::ostream& out_;
   const KernelReportOptions& o_;
-  double bw_med_, peak_;
+  double bw_med_, peak_, int16_peak_;
 };
 
 std::string shape_str(const Shape& s, int64_t m) {
@@ -302,8 +399,13 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
   ThreadPool pool(threads);
   const double mhz = cpu_mhz();
   out << "lmx kernel report: " << cpu_model() << ", " << std::thread::hardware_concurrency()
-      << " cores, " << (feat.use_avx2() ? "AVX2+FMA+F16C" : "scalar") << ", " << threads
+      << " cores, tier " << cpu::active_cpu_tier_description() << ", " << threads
       << " threads\n";
+  const bool avx512 = feat.use_avx512();
+  g_tiers.clear();
+  if (o.tier_columns)
+    for (cpu::CpuTier t : {cpu::CpuTier::avx2, cpu::CpuTier::avx_vnni, cpu::CpuTier::avx512})
+      if (t <= feat.tier() && feat.limited_to(t).tier() == t) g_tiers.push_back(t);
 
   // --- Roofline: read bandwidth and FMA peak, measured now. ---
   double bw_best2 = 0, bw_med2 = 0;
@@ -330,12 +432,24 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
       }
     }
   }
+  // The active tier's FMA width: the AVX-512 kernels' roofline is the 16-lane loop.
+  const int lanes = avx512 ? 16 : 8;
   const double counted_peak =
-      threads * mhz * 1e-3 * 2 * 8 * 2;  // cores x GHz x 2 FMA x 8 lanes x 2
-  const double measured_peak = feat.use_avx2() ? measure_fma_gflops(pool, threads) : 0.0;
+      threads * mhz * 1e-3 * 2 * lanes * 2;  // cores x GHz x 2 FMA x lanes x 2
+  const double measured_peak =
+      avx512 ? measure_loop_gops(pool, threads, 32, fma_loop512)
+             : feat.use_avx2() ? measure_fma_gflops(pool, threads) : 0.0;
   out << "FMA peak: counted " << std::setprecision(1) << counted_peak << " GFLOP/s (" << threads
-      << " cores x " << mhz / 1000.0 << " GHz x 2 FMA units x 8 lanes x 2), measured FMA loop "
-      << measured_peak << " GFLOP/s\n";
+      << " cores x " << mhz / 1000.0 << " GHz x 2 FMA units x " << lanes
+      << " lanes x 2), measured FMA loop " << measured_peak << " GFLOP/s\n";
+  double int16_peak = 0;
+  if (avx512) {
+    int16_peak = measure_loop_gops(pool, threads, 64, [](int64_t n) { return vnni_loop(n, false); });
+    const double int8_peak =
+        measure_loop_gops(pool, threads, 128, [](int64_t n) { return vnni_loop(n, true); });
+    out << "VNNI peak (measured loops, 2 ops per multiply-add): vpdpwssd (int16) " << int16_peak
+        << " GOP/s, vpdpbusd (int8) " << int8_peak << " GOP/s\n";
+  }
   // The nominal clock in /proc/cpuinfo can sit below the boost clock the FMA loop runs at;
   // the ratios use the larger of the two so they never flatter the kernels.
   const double peak = std::max(counted_peak, measured_peak);
@@ -343,7 +457,7 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
       << bw_med2 << " GB/s, best " << bw_best2 << " GB/s), %peak against " << peak
       << " GFLOP/s\n\n";
 
-  Report rep(out, o, bw_med2, peak);
+  Report rep(out, o, bw_med2, peak, int16_peak);
   // Roofline probes re-measured before every timed sample (see time_call).
   Buffer probe(size_t{256} << 20, true);
   const auto bw_now = [&] { return measure_read(pool, threads, probe, 1)[0] * 1e9; };
@@ -352,10 +466,11 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
     const auto t0 = Clock::now();
     pool.run(
         [&](int, int) {
-          g_sink.fetch_add(static_cast<uint64_t>(fma_loop(iters)), std::memory_order_relaxed);
+          g_sink.fetch_add(static_cast<uint64_t>(avx512 ? fma_loop512(iters) : fma_loop(iters)),
+                           std::memory_order_relaxed);
         },
         threads);
-    return static_cast<double>(iters) * 12 * 16 * threads / seconds_since(t0);
+    return static_cast<double>(iters) * 12 * 2 * lanes * threads / seconds_since(t0);
   };
   rep.header();
 

@@ -14,6 +14,7 @@ struct KernelReportOptions {
   double sample_seconds = 0.2;  // minimum duration of one timed sample
   bool quick = false;           // fewer shapes (for tests / CI smoke runs)
   std::string filter;           // only kernels whose name contains this
+  bool tier_columns = true;     // also time every kernel on each lower SIMD tier the CPU has
 };
 
 // Prints the report; returns 0 on success, non-zero if the CPU lacks what it measures.

@@ -1,5 +1,5 @@
 // Stand-alone runner of the kernel report (the CLI exposes it as `lmx bench kernels`).
-// Usage: kernel_report [--threads N] [--repeats N] [--quick] [--filter TEXT]
+// Usage: kernel_report [--threads N] [--repeats N] [--quick] [--no-tiers] [--filter TEXT]
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -15,10 +15,12 @@ int main(int argc, char** argv) {
       o.repeats = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--quick"))
       o.quick = true;
+    else if (!std::strcmp(argv[i], "--no-tiers"))
+      o.tier_columns = false;
     else if (!std::strcmp(argv[i], "--filter") && i + 1 < argc)
       o.filter = argv[++i];
     else {
-      std::cerr << "usage: kernel_report [--threads N] [--repeats N] [--quick] [--filter TEXT]\n";
+      std::cerr << "usage: kernel_report [--threads N] [--repeats N] [--quick] [--no-tiers] [--filter TEXT]\n";
       return 2;
     }
   }

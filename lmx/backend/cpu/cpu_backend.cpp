@@ -43,9 +43,7 @@ const PackedQuantWeight& packed_of(const PreparedWeight& w) {
 class CpuBackend final : public Backend {
  public:
   Device device() const override { return Device::cpu(); }
-  std::string describe() const override {
-    return cpu_features().use_avx2() ? "cpu (avx2+fma+f16c)" : "cpu (scalar)";
-  }
+  std::string describe() const override { return std::string("cpu ") + active_cpu_tier_description(); }
   Allocator& allocator() override { return cpu_allocator(); }
   void copy_bytes(void* dst, const void* src, size_t bytes, CopyDirection) override {
     std::copy_n(static_cast<const char*>(src), bytes, static_cast<char*>(dst));

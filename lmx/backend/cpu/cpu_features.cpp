@@ -1,7 +1,9 @@
 #include "lmx/backend/cpu/cpu_features.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 
 namespace lmx::cpu {
 namespace {
@@ -17,21 +19,97 @@ CpuFeatures detect() {
   unsigned eax = 1, ebx = 0, ecx = 0, edx = 0;
   __asm__ volatile("cpuid" : "+a"(eax), "=b"(ebx), "+c"(ecx), "=d"(edx));
   f.f16c = (ecx >> 29) & 1u;
-#endif
-  if (const char* env = std::getenv("LMX_CPU"); env && std::strcmp(env, "scalar") == 0) {
-    f = CpuFeatures{};
+  // libgcc's checks include the OS's XSAVE support for the ymm / zmm / mask registers.
+  f.avx512f = __builtin_cpu_supports("avx512f");
+  f.avx512bw = __builtin_cpu_supports("avx512bw");
+  f.avx512dq = __builtin_cpu_supports("avx512dq");
+  f.avx512vl = __builtin_cpu_supports("avx512vl");
+  f.avx512_vnni = __builtin_cpu_supports("avx512vnni");
+  f.avx512_bf16 = __builtin_cpu_supports("avx512bf16");
+  // AVX-VNNI: CPUID leaf 7 subleaf 1, EAX bit 4 (clang 14 has no builtin name for it); the
+  // OS's ymm state is covered by the avx2 check.
+  unsigned max_leaf = 0;
+  eax = 0;
+  __asm__ volatile("cpuid" : "+a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx));
+  max_leaf = eax;
+  if (max_leaf >= 7) {
+    eax = 7;
+    ecx = 1;
+    __asm__ volatile("cpuid" : "+a"(eax), "=b"(ebx), "+c"(ecx), "=d"(edx));
+    f.avx_vnni = (eax >> 4) & 1u;
   }
+#endif
+  return f;
+}
+
+const CpuFeatures& detected() {
+  static const CpuFeatures f = detect();
+  return f;
+}
+
+CpuFeatures from_env() {
+  CpuFeatures f = detected();
+  const char* env = std::getenv("LMX_CPU");
+  if (!env || !*env) return f;
+  for (CpuTier t : {CpuTier::scalar, CpuTier::avx2, CpuTier::avx_vnni, CpuTier::avx512})
+    if (std::strcmp(env, cpu_tier_name(t)) == 0) return f.limited_to(t);
+  // A kernel library should not throw from a static initializer; say so once and go on.
+  std::fprintf(stderr, "lmx: LMX_CPU='%s' ignored (scalar, avx2, avx_vnni or avx512)\n", env);
   return f;
 }
 
 CpuFeatures& slot() {
-  static CpuFeatures f = detect();
+  static CpuFeatures f = from_env();
   return f;
 }
 
 }  // namespace
 
+CpuTier CpuFeatures::tier() const {
+  if (use_avx512()) return CpuTier::avx512;
+  if (use_avx_vnni()) return CpuTier::avx_vnni;
+  if (use_avx2()) return CpuTier::avx2;
+  return CpuTier::scalar;
+}
+
+CpuFeatures CpuFeatures::limited_to(CpuTier t) const {
+  CpuFeatures f = *this;
+  if (t < CpuTier::avx512)
+    f.avx512f = f.avx512bw = f.avx512dq = f.avx512vl = f.avx512_vnni = f.avx512_bf16 = false;
+  if (t < CpuTier::avx_vnni) f.avx_vnni = false;
+  if (t < CpuTier::avx2) f = CpuFeatures{};
+  return f;
+}
+
 const CpuFeatures& cpu_features() { return slot(); }
+const CpuFeatures& detected_cpu_features() { return detected(); }
 void set_cpu_features_for_testing(const CpuFeatures& f) { slot() = f; }
+
+const char* cpu_tier_name(CpuTier t) {
+  switch (t) {
+    case CpuTier::avx512:
+      return "avx512";
+    case CpuTier::avx_vnni:
+      return "avx_vnni";
+    case CpuTier::avx2:
+      return "avx2";
+    default:
+      return "scalar";
+  }
+}
+
+const char* active_cpu_tier_description() {
+  const CpuFeatures& f = cpu_features();
+  switch (f.tier()) {
+    case CpuTier::avx512:
+      return f.avx512_bf16 ? "avx512 (AVX-512 VNNI, BF16)" : "avx512 (AVX-512 VNNI)";
+    case CpuTier::avx_vnni:
+      return "avx_vnni (AVX2, FMA, F16C, AVX-VNNI)";
+    case CpuTier::avx2:
+      return "avx2 (AVX2, FMA, F16C)";
+    default:
+      return "scalar";
+  }
+}
 
 }  // namespace lmx::cpu

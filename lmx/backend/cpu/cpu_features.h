@@ -1,22 +1,59 @@
-// Run-time CPU feature detection: AVX2 kernels run only where the CPU has them,
-// so one binary serves machines with and without AVX2.
+// Run-time CPU feature detection and the kernel tier it selects: one binary runs on
+// machines with and without AVX2 / AVX-512, and each kernel family takes the best tier
+// the CPU (and LMX_CPU) allow.
 #pragma once
 
+#include <cstdint>
+
 namespace lmx::cpu {
+
+// Kernel tiers, ordered: each tier's kernels may use everything below it.
+//   scalar:   the reference loops.
+//   avx2:     AVX2 + FMA + F16C (Haswell / Zen 1 and later).
+//   avx_vnni: avx2 plus the 256-bit VEX VNNI dot products (vpdpwssd; Alder Lake, Zen 5).
+//   avx512:   AVX-512 F/BW/DQ/VL + VNNI (Ice Lake, Zen 4 and later); bf16 dot products
+//             (AVX512_BF16) where the CPU has them.
+enum class CpuTier : uint8_t { scalar, avx2, avx_vnni, avx512 };
 
 struct CpuFeatures {
   bool avx2 = false;
   bool fma = false;
   bool f16c = false;
+  bool avx_vnni = false;
+  bool avx512f = false;
+  bool avx512bw = false;
+  bool avx512dq = false;
+  bool avx512vl = false;
+  bool avx512_vnni = false;
+  bool avx512_bf16 = false;
+
   // True when AVX2 + FMA + F16C kernels may run (and LMX_CPU is not "scalar").
   bool use_avx2() const { return avx2 && fma && f16c; }
+  // 256-bit VNNI inside the AVX2 kernels.
+  bool use_avx_vnni() const { return use_avx2() && avx_vnni; }
+  // The AVX-512 tier: 512-bit kernels with masked tails and VNNI dot products.
+  bool use_avx512() const {
+    return use_avx2() && avx512f && avx512bw && avx512dq && avx512vl && avx512_vnni;
+  }
+  // The best tier these features allow.
+  CpuTier tier() const;
+  // These features with everything above `t` switched off (t above tier() changes nothing).
+  CpuFeatures limited_to(CpuTier t) const;
 };
 
-// Detected once; LMX_CPU=scalar forces the scalar reference kernels (for tests and
-// for comparing paths).
+// Detected once. LMX_CPU=scalar|avx2|avx_vnni|avx512 caps the tier (for comparing paths;
+// a tier the CPU lacks falls back to the best one it has).
 const CpuFeatures& cpu_features();
 
-// Overrides the detected features (tests use this to run both paths).
+// What the CPU itself supports, ignoring LMX_CPU (tests enumerate the tiers from this).
+const CpuFeatures& detected_cpu_features();
+
+// "scalar", "avx2", "avx_vnni" or "avx512" (the LMX_CPU spelling).
+const char* cpu_tier_name(CpuTier t);
+// The active tier in words for `lmx bench` and `-v`, e.g. "avx512 (AVX-512 VNNI, BF16)".
+const char* active_cpu_tier_description();
+
+// Overrides the detected features (tests use this to run every path).
 void set_cpu_features_for_testing(const CpuFeatures& f);
 
 }  // namespace lmx::cpu

@@ -45,6 +45,10 @@ void matmul_nt(const float* x,
                ThreadPool* pool) {
   if (m <= 0 || w.n <= 0) return;
   ThreadPool& tp = pool ? *pool : ThreadPool::global();
+  if (cpu_features().use_avx512() && m >= 2 && w.dtype == Dtype::bf16) {
+    detail::matmul_nt_bf16_gemm_avx512(x, ldx, w, y, ldy, m, tp);
+    return;
+  }
   if (cpu_features().use_avx2()) {
     detail::matmul_nt_avx2(x, ldx, w, y, ldy, m, tp);
     return;

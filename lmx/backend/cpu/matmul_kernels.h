@@ -1,5 +1,6 @@
 // Internal: entry points of the AVX2/FMA/F16C kernels (compiled with -mavx2 -mfma -mf16c
-// in *_avx2.cpp). Call only after cpu_features().use_avx2().
+// in *_avx2.cpp; call only after cpu_features().use_avx2()) and of the AVX-512 kernels
+// (*_avx512.cpp; only after cpu_features().use_avx512()).
 #pragma once
 
 #include <cstdint>
@@ -63,6 +64,28 @@ void quantized_matmul_packed_multi_avx2(const float* x,
                                         int64_t m,
                                         const QuantMatmulOptions& options,
                                         ThreadPool& pool);
+
+// AVX-512 tier (*_avx512.cpp; call only after cpu_features().use_avx512()).
+// Prefill (m >= 4) with integer activations: int16 (vpdpwssd) or int8 (vpdpbusd, as
+// asked; the AVX2 GEMM rounds to int16 for either). false when the group size has no VNNI
+// kernel (the caller then takes the AVX2 path).
+bool packed_gemm_int_avx512(const float* x,
+                            int64_t ldx,
+                            const PackedQuantWeight& w,
+                            float* y,
+                            int64_t ldy,
+                            int64_t m,
+                            ActivationPrecision activations,
+                            ThreadPool& pool);
+
+// Dense bf16 weights, m >= 2 rows of x (prefill): f32 FMA GEMM with the weights widened.
+void matmul_nt_bf16_gemm_avx512(const float* x,
+                                int64_t ldx,
+                                const DenseWeightView& w,
+                                float* y,
+                                int64_t ldy,
+                                int64_t m,
+                                ThreadPool& pool);
 
 // Scalar helpers shared by the reference and packing code.
 inline float load_scalar(const void* p, Dtype dt, int64_t i);

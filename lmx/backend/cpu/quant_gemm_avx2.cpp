@@ -10,9 +10,11 @@
 
 #include <cstring>
 
+#include "lmx/backend/cpu/cpu_features.h"
 #include "lmx/backend/cpu/gemm_avx2.h"
 #include "lmx/backend/cpu/matmul_kernels.h"
 #include "lmx/backend/cpu/quant_avx2_shared.h"
+#include "lmx/backend/cpu/quant_gemm_integer.h"
 #include "lmx/base/thread_pool.h"
 
 namespace lmx::cpu::detail {
@@ -53,18 +55,66 @@ void gemm_f32(const float* x,
 // fewer passes over C and fewer microkernel epilogues, as in the 16-bit float GEMM.
 constexpr int64_t kKC16 = 1536;
 constexpr int64_t kMC16 = 24;
+static_assert(kMR == kInt16SliverRows && kNR == kInt16SliverCols);
 
-// x rounded once per call: q[i * k + p], and per row and group its scale dx and the sum of
-// the f32 inputs. Rows are padded to a multiple of kMR with zero dx and sums, so partial
-// tiles read zeros.
-struct XInt16 {
-  const int16_t* q = nullptr;
-  const float* dx = nullptr;
-  const float* sum = nullptr;
-  int64_t k = 0, groups = 0;
-};
+// An A sliver of 32-bit steps (int16 pairs or int8 quads of inputs): dst[s * 6 + ii] = the
+// 4 bytes of row i0 + ii at inputs [p0, p0 + kc), step s; rows ii >= mr are zero.
+template <class T>
+void pack_a_steps(int32_t* dst, const T* q, int64_t k, int64_t i0, int mr, int64_t p0, int64_t kc) {
+  constexpr int64_t kPer = 4 / sizeof(T);
+  for (int ii = 0; ii < kMR; ++ii) {
+    if (ii >= mr) {
+      for (int64_t st = 0; st < kc / kPer; ++st) dst[st * kMR + ii] = 0;
+      continue;
+    }
+    const T* row = q + (i0 + ii) * k + p0;
+    for (int64_t st = 0; st < kc / kPer; ++st) std::memcpy(dst + st * kMR + ii, row + kPer * st, 4);
+  }
+}
 
-XInt16 quantize_x(const float* x, int64_t ldx, int64_t m, int64_t k, int gs, ThreadPool& pool) {
+// A B sliver group's s[g, j] then b[g, j] as f32 (16 each), zero for columns >= nr.
+void pack_group_scales(float* s, const PackedQuantWeight& w, int64_t j0, int nr, int64_t g) {
+  float* b = s + kNR;
+  for (int jj = 0; jj < kNR; ++jj) {
+    if (jj >= nr) {
+      s[jj] = b[jj] = 0.0f;
+      continue;
+    }
+    const uint8_t* block = w.data() + ((j0 + jj) >> 2) * w.block_bytes();
+    const int64_t i = g * R + ((j0 + jj) & 3);
+    s[jj] = load_scalar(block + w.scales_offset(), w.scale_dtype(), i);
+    b[jj] = load_scalar(block + w.biases_offset(), w.scale_dtype(), i);
+  }
+}
+
+// Rounds gs inputs (gs a multiple of 32) to int8 with one scale d = amax / 127:
+// out[j] = round-to-nearest-even(x[j] / d). Returns d (0 for an all-zero group).
+float quantize_group_int8(const float* x, int64_t gs, int8_t* out) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 mx = _mm256_setzero_ps();
+  for (int64_t j = 0; j < gs; j += 8)
+    mx = _mm256_max_ps(mx, _mm256_and_ps(_mm256_loadu_ps(x + j), abs_mask));
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+  const __m256 inv = _mm256_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t j = 0; j < gs; j += 32) {
+    __m256i v[4];
+    for (int t = 0; t < 4; ++t)
+      v[t] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * t), inv));
+    // packs work per 128-bit lane: 32-bit groups of 4 come out as a0 b0 c0 d0 a1 b1 c1 d1.
+    const __m256i bytes =
+        _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j),
+                        _mm256_permutevar8x32_epi32(bytes, order));
+  }
+  return amax / 127.0f;
+}
+
+}  // namespace
+
+XInt16 quantize_x_int16(const float* x, int64_t ldx, int64_t m, int64_t k, int gs, ThreadPool& pool) {
   thread_local Scratch qbuf, dxbuf, sumbuf;
   const int64_t groups = k / gs, mp = (m + kMR - 1) / kMR * kMR;
   auto* q = reinterpret_cast<int16_t*>(qbuf.get(static_cast<size_t>((m * k + 1) / 2)));
@@ -83,25 +133,11 @@ XInt16 quantize_x(const float* x, int64_t ldx, int64_t m, int64_t k, int gs, Thr
   return {q, dx, sum, k, groups};
 }
 
-// A sliver: dst[pp * 6 + ii] = the int16 pair (x[i0 + ii, p0 + 2pp], x[.., p0 + 2pp + 1]).
-void pack_a16(int32_t* dst, const XInt16& x, int64_t i0, int mr, int64_t p0, int64_t kc) {
-  for (int ii = 0; ii < kMR; ++ii) {
-    if (ii >= mr) {
-      for (int64_t pp = 0; pp < kc / 2; ++pp) dst[pp * kMR + ii] = 0;
-      continue;
-    }
-    const int16_t* row = x.q + (i0 + ii) * x.k + p0;
-    for (int64_t pp = 0; pp < kc / 2; ++pp) std::memcpy(dst + pp * kMR + ii, row + 2 * pp, 4);
-  }
+void pack_a_int16(int32_t* dst, const XInt16& x, int64_t i0, int mr, int64_t p0, int64_t kc) {
+  pack_a_steps(dst, x.q, x.k, i0, mr, p0, kc);
 }
 
-// Bytes of one group in a B sliver: G/2 pairs x 16 columns of int32, 16 scales, 16 biases.
-constexpr int64_t group_bytes16(int gs) { return gs / 2 * kNR * 4 + 2 * kNR * 4; }
-
-// B sliver for columns j0 .. j0 + nr (W rows), inputs [p0, p0 + kc): per group, the q pairs
-// (q[j, 2pp] in the low 16 bits, q[j, 2pp + 1] in the high), then s[g, j] and b[g, j] as f32;
-// columns >= nr are zero.
-void pack_b16(uint8_t* dst, const PackedQuantWeight& w, int64_t j0, int nr, int64_t p0, int64_t kc) {
+void pack_b_int16(uint8_t* dst, const PackedQuantWeight& w, int64_t j0, int nr, int64_t p0, int64_t kc) {
   const int gs = w.group_size();
   for (int64_t g0 = p0; g0 < p0 + kc; g0 += gs) {
     auto* q = reinterpret_cast<int32_t*>(dst);
@@ -119,26 +155,128 @@ void pack_b16(uint8_t* dst, const PackedQuantWeight& w, int64_t j0, int nr, int6
                              _mm256_or_si256(lo, _mm256_slli_epi32(hi, 16)));
         }
       }
-    auto* s = reinterpret_cast<float*>(dst + gs / 2 * kNR * 4);
-    float* b = s + kNR;
-    const int64_t g = g0 / gs;
-    for (int jj = 0; jj < kNR; ++jj) {
-      if (jj >= nr) {
-        s[jj] = b[jj] = 0.0f;
-        continue;
-      }
-      const uint8_t* block = w.data() + ((j0 + jj) >> 2) * w.block_bytes();
-      const int64_t i = g * R + ((j0 + jj) & 3);
-      s[jj] = load_scalar(block + w.scales_offset(), w.scale_dtype(), i);
-      b[jj] = load_scalar(block + w.biases_offset(), w.scale_dtype(), i);
-    }
-    dst += group_bytes16(gs);
+    pack_group_scales(reinterpret_cast<float*>(dst + gs / 2 * kNR * 4), w, j0, nr, g0 / gs);
+    dst += group_bytes_int16(gs);
   }
 }
 
+XInt8 quantize_x_int8(const float* x, int64_t ldx, int64_t m, int64_t k, int gs, ThreadPool& pool) {
+  thread_local Scratch qbuf, dxbuf, sumbuf;
+  const int64_t groups = k / gs, mp = (m + kMR - 1) / kMR * kMR;
+  auto* q = reinterpret_cast<int8_t*>(qbuf.get(static_cast<size_t>((m * k + 3) / 4)));
+  float* dx = dxbuf.get(static_cast<size_t>(mp * groups));
+  float* sum = sumbuf.get(static_cast<size_t>(mp * groups));
+  std::memset(dx + m * groups, 0, static_cast<size_t>((mp - m) * groups) * sizeof(float));
+  std::memset(sum + m * groups, 0, static_cast<size_t>((mp - m) * groups) * sizeof(float));
+  parallel_for_on(pool, m, 16, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      for (int64_t g = 0; g < groups; ++g) {
+        const float* xg = x + i * ldx + g * gs;
+        dx[i * groups + g] = quantize_group_int8(xg, gs, q + i * k + g * gs);
+        sum[i * groups + g] = group_sum(xg, gs);
+      }
+  });
+  return {q, dx, sum, k, groups};
+}
+
+void pack_a_int8(int32_t* dst, const XInt8& x, int64_t i0, int mr, int64_t p0, int64_t kc) {
+  pack_a_steps(dst, x.q, x.k, i0, mr, p0, kc);
+}
+
+void pack_b_int8(uint8_t* dst, const PackedQuantWeight& w, int64_t j0, int nr, int64_t p0, int64_t kc) {
+  const int gs = w.group_size();
+  for (int64_t g0 = p0; g0 < p0 + kc; g0 += gs) {
+    auto* q = reinterpret_cast<int32_t*>(dst);
+    for (int64_t p = g0; p < g0 + gs; p += 8)
+      for (int half = 0; half < 2; ++half) {
+        __m256 r[8];
+        for (int i = 0; i < 8; ++i) {
+          const int jj = half * 8 + i;
+          r[i] = _mm256_castsi256_ps(jj < nr ? packed_q8(w, j0 + jj, p) : _mm256_setzero_si256());
+        }
+        transpose8(r);  // r[e]: input p + e of the 8 columns, q in 0 .. 255
+        for (int e = 0; e < 2; ++e) {
+          const __m256i b0 = _mm256_castps_si256(r[4 * e]), b1 = _mm256_castps_si256(r[4 * e + 1]);
+          const __m256i b2 = _mm256_castps_si256(r[4 * e + 2]), b3 = _mm256_castps_si256(r[4 * e + 3]);
+          const __m256i quad = _mm256_or_si256(
+              _mm256_or_si256(b0, _mm256_slli_epi32(b1, 8)),
+              _mm256_or_si256(_mm256_slli_epi32(b2, 16), _mm256_slli_epi32(b3, 24)));
+          _mm256_store_si256(reinterpret_cast<__m256i*>(q + ((p - g0) / 4 + e) * kNR + half * 8),
+                             quad);
+        }
+      }
+    pack_group_scales(reinterpret_cast<float*>(dst + gs / 4 * kNR * 4), w, j0, nr, g0 / gs);
+    dst += group_bytes_int8(gs);
+  }
+}
+
+namespace {
+
+// The 6x16 pair loop of micro16_6x16 (below), with MADD(b, acc) one multiply-accumulate:
+// acc (ymm `acc`) += the pairs of ymm `b` times the broadcast x pair in ymm14.
+#define LMX_MADD_PLAIN(B, ACC) \
+  "vpmaddwd %%ymm" #B ", %%ymm14, %%ymm15\n\t" "vpaddd %%ymm15, %%ymm" #ACC ", %%ymm" #ACC "\n\t"
+// AVX-VNNI: one instruction, no temporary ({vex}: the 256-bit VEX form, not AVX512_VNNI's).
+#define LMX_MADD_VNNI(B, ACC) "%{vex%} vpdpwssd %%ymm14, %%ymm" #B ", %%ymm" #ACC "\n\t"
+#define LMX_INT16_PAIR_LOOP(MADD) \
+  asm volatile( \
+      "vpxor %%xmm0, %%xmm0, %%xmm0\n\t" \
+      "vpxor %%xmm1, %%xmm1, %%xmm1\n\t" \
+      "vpxor %%xmm2, %%xmm2, %%xmm2\n\t" \
+      "vpxor %%xmm3, %%xmm3, %%xmm3\n\t" \
+      "vpxor %%xmm4, %%xmm4, %%xmm4\n\t" \
+      "vpxor %%xmm5, %%xmm5, %%xmm5\n\t" \
+      "vpxor %%xmm6, %%xmm6, %%xmm6\n\t" \
+      "vpxor %%xmm7, %%xmm7, %%xmm7\n\t" \
+      "vpxor %%xmm8, %%xmm8, %%xmm8\n\t" \
+      "vpxor %%xmm9, %%xmm9, %%xmm9\n\t" \
+      "vpxor %%xmm10, %%xmm10, %%xmm10\n\t" \
+      "vpxor %%xmm11, %%xmm11, %%xmm11\n\t" \
+      "1:\n\t" \
+      "vmovdqa (%[b]), %%ymm12\n\t" \
+      "vmovdqa 32(%[b]), %%ymm13\n\t" \
+      "vpbroadcastd 0(%[a]), %%ymm14\n\t" \
+      MADD(12, 0) \
+      MADD(13, 1) \
+      "vpbroadcastd 4(%[a]), %%ymm14\n\t" \
+      MADD(12, 2) \
+      MADD(13, 3) \
+      "vpbroadcastd 8(%[a]), %%ymm14\n\t" \
+      MADD(12, 4) \
+      MADD(13, 5) \
+      "vpbroadcastd 12(%[a]), %%ymm14\n\t" \
+      MADD(12, 6) \
+      MADD(13, 7) \
+      "vpbroadcastd 16(%[a]), %%ymm14\n\t" \
+      MADD(12, 8) \
+      MADD(13, 9) \
+      "vpbroadcastd 20(%[a]), %%ymm14\n\t" \
+      MADD(12, 10) \
+      MADD(13, 11) \
+      "add $24, %[a]\n\t" \
+      "add $64, %[b]\n\t" \
+      "dec %[n]\n\t" \
+      "jnz 1b\n\t" \
+      "vmovdqa %%ymm0, 0(%[out])\n\t" \
+      "vmovdqa %%ymm1, 32(%[out])\n\t" \
+      "vmovdqa %%ymm2, 64(%[out])\n\t" \
+      "vmovdqa %%ymm3, 96(%[out])\n\t" \
+      "vmovdqa %%ymm4, 128(%[out])\n\t" \
+      "vmovdqa %%ymm5, 160(%[out])\n\t" \
+      "vmovdqa %%ymm6, 192(%[out])\n\t" \
+      "vmovdqa %%ymm7, 224(%[out])\n\t" \
+      "vmovdqa %%ymm8, 256(%[out])\n\t" \
+      "vmovdqa %%ymm9, 288(%[out])\n\t" \
+      "vmovdqa %%ymm10, 320(%[out])\n\t" \
+      "vmovdqa %%ymm11, 352(%[out])\n\t" \
+      : [a] "+r"(a), [b] "+r"(b), [n] "+r"(pairs) \
+      : [out] "r"(&acc[0][0]) \
+      : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", \
+        "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15")
+
 // C tile (mr x nr of 6 x 16) (+)= the A sliver times the B sliver over `groups` groups of gs
 // inputs. dx[ii * grs + g], xsum[ii * grs + g]: row ii's scale and input sum in group g.
-template <int GS>
+template <int GS, bool kVnni>
 void micro16_6x16(int64_t groups,
                   const int32_t* a,
                   const uint8_t* b,
@@ -157,72 +295,10 @@ void micro16_6x16(int64_t groups,
     // broadcasts) spilled accumulators to the stack. acc[ii][h] = row ii, columns 8h..8h+7.
     alignas(32) __m256i acc[kMR][2];
     int64_t pairs = GS / 2;
-    asm volatile(
-        "vpxor %%xmm0, %%xmm0, %%xmm0\n\t"
-        "vpxor %%xmm1, %%xmm1, %%xmm1\n\t"
-        "vpxor %%xmm2, %%xmm2, %%xmm2\n\t"
-        "vpxor %%xmm3, %%xmm3, %%xmm3\n\t"
-        "vpxor %%xmm4, %%xmm4, %%xmm4\n\t"
-        "vpxor %%xmm5, %%xmm5, %%xmm5\n\t"
-        "vpxor %%xmm6, %%xmm6, %%xmm6\n\t"
-        "vpxor %%xmm7, %%xmm7, %%xmm7\n\t"
-        "vpxor %%xmm8, %%xmm8, %%xmm8\n\t"
-        "vpxor %%xmm9, %%xmm9, %%xmm9\n\t"
-        "vpxor %%xmm10, %%xmm10, %%xmm10\n\t"
-        "vpxor %%xmm11, %%xmm11, %%xmm11\n\t"
-        "1:\n\t"
-        "vmovdqa (%[b]), %%ymm12\n\t"
-        "vmovdqa 32(%[b]), %%ymm13\n\t"
-        "vpbroadcastd 0(%[a]), %%ymm14\n\t"
-        "vpmaddwd %%ymm12, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm0, %%ymm0\n\t"
-        "vpmaddwd %%ymm13, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm1, %%ymm1\n\t"
-        "vpbroadcastd 4(%[a]), %%ymm14\n\t"
-        "vpmaddwd %%ymm12, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm2, %%ymm2\n\t"
-        "vpmaddwd %%ymm13, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm3, %%ymm3\n\t"
-        "vpbroadcastd 8(%[a]), %%ymm14\n\t"
-        "vpmaddwd %%ymm12, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm4, %%ymm4\n\t"
-        "vpmaddwd %%ymm13, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm5, %%ymm5\n\t"
-        "vpbroadcastd 12(%[a]), %%ymm14\n\t"
-        "vpmaddwd %%ymm12, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm6, %%ymm6\n\t"
-        "vpmaddwd %%ymm13, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm7, %%ymm7\n\t"
-        "vpbroadcastd 16(%[a]), %%ymm14\n\t"
-        "vpmaddwd %%ymm12, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm8, %%ymm8\n\t"
-        "vpmaddwd %%ymm13, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm9, %%ymm9\n\t"
-        "vpbroadcastd 20(%[a]), %%ymm14\n\t"
-        "vpmaddwd %%ymm12, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm10, %%ymm10\n\t"
-        "vpmaddwd %%ymm13, %%ymm14, %%ymm15\n\t"
-        "vpaddd %%ymm15, %%ymm11, %%ymm11\n\t"
-        "add $24, %[a]\n\t"
-        "add $64, %[b]\n\t"
-        "dec %[n]\n\t"
-        "jnz 1b\n\t"
-        "vmovdqa %%ymm0, 0(%[out])\n\t"
-        "vmovdqa %%ymm1, 32(%[out])\n\t"
-        "vmovdqa %%ymm2, 64(%[out])\n\t"
-        "vmovdqa %%ymm3, 96(%[out])\n\t"
-        "vmovdqa %%ymm4, 128(%[out])\n\t"
-        "vmovdqa %%ymm5, 160(%[out])\n\t"
-        "vmovdqa %%ymm6, 192(%[out])\n\t"
-        "vmovdqa %%ymm7, 224(%[out])\n\t"
-        "vmovdqa %%ymm8, 256(%[out])\n\t"
-        "vmovdqa %%ymm9, 288(%[out])\n\t"
-        "vmovdqa %%ymm10, 320(%[out])\n\t"
-        "vmovdqa %%ymm11, 352(%[out])\n\t"
-        : [a] "+r"(a), [b] "+r"(b), [n] "+r"(pairs)
-        : [out] "r"(&acc[0][0])
-        : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
-          "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+    if constexpr (kVnni)
+      LMX_INT16_PAIR_LOOP(LMX_MADD_VNNI);
+    else
+      LMX_INT16_PAIR_LOOP(LMX_MADD_PLAIN);
     const auto* sb = reinterpret_cast<const float*>(b);
     const __m256 s0 = _mm256_load_ps(sb), s1 = _mm256_load_ps(sb + 8);
     const __m256 b0 = _mm256_load_ps(sb + 16), b1 = _mm256_load_ps(sb + 24);
@@ -256,7 +332,7 @@ void micro16_6x16(int64_t groups,
 }
 
 // C[0:m, n0:n1] = x @ dequant(W)^T on the calling thread, blocked as gemm_range.
-template <int GS>
+template <int GS, bool kVnni>
 void gemm16_range(const XInt16& x,
                   const PackedQuantWeight& w,
                   int64_t m,
@@ -270,27 +346,27 @@ void gemm16_range(const XInt16& x,
   const int64_t slivers = (std::min(kNC, n1 - n0) + kNR - 1) / kNR;
   thread_local Scratch a_buf, b_buf;
   auto* ap = reinterpret_cast<int32_t*>(a_buf.get(static_cast<size_t>(kMC16 * kc_max / 2)));
-  const int64_t sliver_bytes = kc_max / GS * group_bytes16(GS);
+  const int64_t sliver_bytes = kc_max / GS * group_bytes_int16(GS);
   auto* bp = reinterpret_cast<uint8_t*>(b_buf.get(static_cast<size_t>(slivers * sliver_bytes / 4)));
   for (int64_t jc = n0; jc < n1; jc += kNC) {
     const int64_t nc = std::min(kNC, n1 - jc);
     for (int64_t pc = 0; pc < k; pc += kKC16) {
       const int64_t kc = std::min(kKC16, k - pc);
-      const int64_t sb = kc / GS * group_bytes16(GS);
+      const int64_t sb = kc / GS * group_bytes_int16(GS);
       for (int64_t jr = 0; jr < nc; jr += kNR)
-        pack_b16(bp + jr / kNR * sb, w, jc + jr, static_cast<int>(std::min<int64_t>(kNR, nc - jr)),
+        pack_b_int16(bp + jr / kNR * sb, w, jc + jr, static_cast<int>(std::min<int64_t>(kNR, nc - jr)),
                  pc, kc);
       for (int64_t ic = 0; ic < m; ic += kMC16) {
         const int64_t mc = std::min(kMC16, m - ic);
         for (int64_t ir = 0; ir < mc; ir += kMR)
-          pack_a16(ap + ir * kc / 2, x, ic + ir, static_cast<int>(std::min<int64_t>(kMR, mc - ir)),
+          pack_a_int16(ap + ir * kc / 2, x, ic + ir, static_cast<int>(std::min<int64_t>(kMR, mc - ir)),
                    pc, kc);
         for (int64_t jr = 0; jr < nc; jr += kNR) {
           const int nr = static_cast<int>(std::min<int64_t>(kNR, nc - jr));
           for (int64_t ir = 0; ir < mc; ir += kMR) {
             const int mr = static_cast<int>(std::min<int64_t>(kMR, mc - ir));
             const int64_t g0 = (ic + ir) * x.groups + pc / GS;
-            micro16_6x16<GS>(kc / GS, ap + ir * kc / 2, bp + jr / kNR * sb, x.dx + g0,
+            micro16_6x16<GS, kVnni>(kc / GS, ap + ir * kc / 2, bp + jr / kNR * sb, x.dx + g0,
                              x.sum + g0, x.groups, y + (ic + ir) * ldy + jc + jr, ldy, mr, nr,
                              pc > 0);
           }
@@ -308,11 +384,17 @@ void gemm_int16(const float* x,
                 int64_t ldy,
                 int64_t m,
                 ThreadPool& pool) {
-  const XInt16 xq = quantize_x(x, ldx, m, w.k(), GS, pool);
+  const XInt16 xq = quantize_x_int16(x, ldx, m, w.k(), GS, pool);
+  const bool vnni = cpu_features().use_avx_vnni();
   run_on(pool, [&](int t, int nt) {
     int64_t n0, n1;
     split_n(w.n(), t, nt, n0, n1);
-    if (n0 < n1) gemm16_range<GS>(xq, w, m, n0, n1, y, ldy);
+    if (n0 < n1) {
+      if (vnni)
+        gemm16_range<GS, true>(xq, w, m, n0, n1, y, ldy);
+      else
+        gemm16_range<GS, false>(xq, w, m, n0, n1, y, ldy);
+    }
   });
 }
 

@@ -406,6 +406,10 @@ void quantized_matmul(const float* x,
                       ThreadPool* pool) {
   if (m <= 0 || w.n() <= 0) return;
   ThreadPool& tp = pool ? *pool : ThreadPool::global();
+  if (cpu_features().use_avx512() && m >= 4 &&
+      options.activations != ActivationPrecision::f32 &&
+      detail::packed_gemm_int_avx512(x, ldx, w, y, ldy, m, options.activations, tp))
+    return;
   if (cpu_features().use_avx2()) {
     detail::quantized_matmul_packed_avx2(x, ldx, w, y, ldy, m, options, tp);
     return;

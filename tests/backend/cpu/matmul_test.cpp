@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "lmx/backend/cpu/cpu_features.h"
+#include "cpu_tiers.h"
 #include "lmx/base/thread_pool.h"
 #include "lmx/core/half.h"
 
@@ -30,11 +31,8 @@ struct FeatureGuard {
   ~FeatureGuard() { set_cpu_features_for_testing(saved); }
 };
 
-std::vector<CpuFeatures> paths() {
-  std::vector<CpuFeatures> out{CpuFeatures{}};  // scalar
-  if (cpu_features().use_avx2()) out.push_back(cpu_features());
-  return out;
-}
+// scalar and every SIMD tier this machine supports (avx2, avx_vnni, avx512).
+std::vector<CpuFeatures> paths() { return testing::available_tiers(); }
 
 // Weight storage of a dtype, with the f32 values it represents exactly.
 struct Weights {

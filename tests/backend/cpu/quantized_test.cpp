@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "lmx/backend/cpu/cpu_features.h"
+#include "cpu_tiers.h"
 #include "lmx/base/thread_pool.h"
 #include "lmx/core/half.h"
 
@@ -29,11 +30,8 @@ struct FeatureGuard {
   ~FeatureGuard() { set_cpu_features_for_testing(saved); }
 };
 
-std::vector<CpuFeatures> paths() {
-  std::vector<CpuFeatures> out{CpuFeatures{}};
-  if (cpu_features().use_avx2()) out.push_back(cpu_features());
-  return out;
-}
+// scalar and every SIMD tier this machine supports (avx2, avx_vnni, avx512).
+std::vector<CpuFeatures> paths() { return testing::available_tiers(); }
 
 std::vector<float> random_vec(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
   std::mt19937 rng(seed);
@@ -421,10 +419,11 @@ TEST(QuantizedMatmul, PackedAllBitsGroupsDtypesF32AndInt8) {
                                (seed & 1) ? &pool2 : &pool3);
               // Which path ran: reduced precisions only on AVX2; the matvec (m < 4) on
               // supported shapes, the GEMM (m >= 4) rounds x to int16 for either, any shape.
+              // The AVX-512 GEMM rounds x to int8 when int8 is asked for (vpdpbusd).
               double levels = 0;
               const bool reduced = features.use_avx2() && s.m < 4;
               if (features.use_avx2() && s.m >= 4 && prec != ActivationPrecision::f32)
-                levels = 65534;
+                levels = features.use_avx512() && prec == ActivationPrecision::int8 ? 254 : 65534;
               if (reduced && prec == ActivationPrecision::int8 &&
                   (bits == 8 || (bits == 4 && group >= 64)))
                 levels = 254;
@@ -473,7 +472,8 @@ TEST(QuantizedMatmul, ReducedActivationPathsAreTakenAndOrdered) {
 }
 
 // The GEMM's int16 path must really run: coarser than f32 activations but within the int16
-// bound, and an int8 request takes the same int16 path (bit for bit).
+// bound; an int8 request takes the same int16 path (bit for bit) below the AVX-512 tier, and
+// there the int8 VNNI path (coarser than int16).
 TEST(QuantizedMatmul, GemmInt16PathIsTakenForReducedPrecisions) {
   if (!cpu_features().use_avx2()) GTEST_SKIP() << "reduced paths are AVX2 only";
   ThreadPool pool(2);
@@ -500,7 +500,12 @@ TEST(QuantizedMatmul, GemmInt16PathIsTakenForReducedPrecisions) {
     }
     EXPECT_LT(err[0], err[1]) << bits;
     EXPECT_LT(err[1], 1e-4 * scale) << bits;  // int16: ~1e-5 relative
-    EXPECT_EQ(y[1], y[2]) << bits;
+    if (cpu_features().use_avx512()) {
+      EXPECT_LT(err[1], err[2]) << bits;
+      EXPECT_LT(err[2], 1e-2 * scale) << bits;  // int8: ~1e-3 relative
+    } else {
+      EXPECT_EQ(y[1], y[2]) << bits;
+    }
   }
 }
 

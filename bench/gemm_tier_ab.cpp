@@ -1,0 +1,106 @@
+// Prefill GEMMs (m = 512) on every SIMD tier this CPU has, interleaved in one process and
+// timed in thread CPU time on one thread: on a shared machine, where wall-clock rates drift
+// 2-5x with the neighbours' builds, CPU time per call still compares tiers (a core's share
+// of a busy sibling thread moves it less than the scheduler does).
+// Usage: gemm_tier_ab [rounds]  (prints one line per shape, weight type and tier per round)
+#include <time.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "lmx/backend/cpu/cpu_features.h"
+#include "lmx/backend/cpu/matmul.h"
+#include "lmx/backend/cpu/quantized.h"
+#include "lmx/base/thread_pool.h"
+#include "lmx/core/half.h"
+
+namespace {
+
+using namespace lmx;
+using namespace lmx::cpu;
+
+double thread_seconds() {
+  timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
+}
+
+struct Shape {
+  const char* name;
+  int64_t n, k;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int rounds = argc > 1 ? std::atoi(argv[1]) : 2;
+  const int64_t m = 512;
+  ThreadPool pool(1);
+  std::vector<CpuTier> tiers;
+  for (CpuTier t : {CpuTier::avx2, CpuTier::avx_vnni, CpuTier::avx512})
+    if (detected_cpu_features().limited_to(t).tier() == t) tiers.push_back(t);
+  const Shape shapes[] = {{"llama1b ffn_up", 8192, 2048}, {"qwen0.5b ffn_up", 4864, 896}};
+  std::printf("one thread, m = %ld, thread CPU time per call; GOP/s = 2 m n k / time\n",
+              static_cast<long>(m));
+  for (const Shape& s : shapes) {
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+    std::vector<float> x(static_cast<size_t>(m * s.k)), y(static_cast<size_t>(m * s.n));
+    std::vector<float> w(static_cast<size_t>(s.n * s.k));
+    for (auto& e : x) e = d(rng);
+    for (auto& e : w) e = 0.1f * d(rng);
+    std::vector<uint16_t> wh(w.size());
+    for (size_t i = 0; i < w.size(); ++i) wh[i] = f32_to_bf16(w[i]);
+    struct Kernel {
+      std::string name;
+      PackedQuantWeight packed;
+      ActivationPrecision prec = ActivationPrecision::int16;
+    };
+    std::vector<Kernel> kernels;
+    for (int bits : {4, 8}) {
+      std::vector<uint32_t> q(static_cast<size_t>(s.n * s.k * bits / 32));
+      std::vector<uint16_t> sc(static_cast<size_t>(s.n * s.k / 64)), bi(sc.size());
+      quantize_affine(w.data(), s.n, s.k, bits, 64, q.data(), sc.data(), bi.data(), Dtype::bf16);
+      const QuantView v{q.data(), sc.data(), bi.data(), Dtype::bf16, s.n, s.k, bits, 64};
+      for (ActivationPrecision p : {ActivationPrecision::int16, ActivationPrecision::int8}) {
+        char name[32];
+        std::snprintf(name, sizeof name, "q%dg64 %s", bits,
+                      p == ActivationPrecision::int16 ? "int16-x" : "int8-x");
+        kernels.push_back({name, pack_quantized(v), p});
+      }
+    }
+    kernels.push_back({"bf16", PackedQuantWeight{}, ActivationPrecision::f32});
+    for (int r = 0; r < rounds; ++r)
+      for (const Kernel& kn : kernels)
+        for (CpuTier t : tiers) {
+          set_cpu_features_for_testing(detected_cpu_features().limited_to(t));
+          auto call = [&] {
+            if (kn.packed.empty()) {
+              const DenseWeightView v{wh.data(), Dtype::bf16, s.n, s.k, s.k};
+              matmul_nt(x.data(), s.k, v, y.data(), s.n, m, &pool);
+            } else {
+              QuantMatmulOptions opt;
+              opt.activations = kn.prec;
+              quantized_matmul(x.data(), s.k, kn.packed, y.data(), s.n, m, opt, &pool);
+            }
+          };
+          call();
+          int calls = 0;
+          const double t0 = thread_seconds();
+          double sec = 0;
+          do {
+            call();
+            ++calls;
+            sec = thread_seconds() - t0;
+          } while (sec < 0.5);
+          const double per = sec / calls;
+          std::printf("%-16s [%ldx%ld] %-14s %-9s %8.2f ms %7.1f GOP/s\n", s.name,
+                      static_cast<long>(s.n), static_cast<long>(s.k), kn.name.c_str(),
+                      cpu_tier_name(t), per * 1e3, 2.0 * m * s.n * s.k / per / 1e9);
+        }
+  }
+  return 0;
+}

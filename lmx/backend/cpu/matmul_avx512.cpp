@@ -1,0 +1,253 @@
+// AVX-512 GEMM (prefill: m >= 2 rows of x) for bf16 weights: y = x @ W^T with f32
+// activations and f32 accumulation, the numerics of the AVX2 GEMM and of the scalar
+// reference (bf16 -> f32 widening is exact). Not vdpbf16ps: that rounds x to bf16 too
+// (a relative error of up to 2^-9 per product, ~1e-3 on a layer output, against the ~1e-6
+// the parity tests allow); splitting x into two bf16 halves to stay exact costs two
+// vdpbf16ps per pair, the work of the FMAs (docs/performance.md, "AVX-512 tier").
+//
+// BLIS-style as gemm_avx2.h: A packed into 6-row f32 slivers (two per tile), B into
+// 32-column bf16 slivers whose 32-bit lane i holds columns i (low half) and i + 16 (high),
+// so one 64-byte load and a shift / AND give both f32 vectors exactly; a 12 x 32 FMA tile
+// (24 zmm accumulators, x broadcast from memory by the FMA); partial tiles store through
+// masks.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "lmx/backend/cpu/gemm_avx2.h"
+#include "lmx/backend/cpu/matmul_kernels.h"
+// Last: everything below is compiled for AVX-512.
+#include "lmx/backend/cpu/avx512_target.h"
+
+namespace lmx::cpu::detail {
+namespace {
+
+constexpr int kSR = avx2::kMR;  // rows of an A sliver (pack_a_strided)
+constexpr int kMR = 2 * kSR;    // 12 rows per tile
+constexpr int kNR = 32;         // columns per tile and B sliver
+constexpr int64_t kKC = 2048;   // inputs per k block
+constexpr int64_t kMC = 24;     // rows per A block (a multiple of kMR)
+constexpr int64_t kNC = 1024;   // columns per B panel
+
+// B sliver for W rows j0 .. j0 + nr (row stride ld), inputs [p0, p0 + kc): at k step p the
+// 32-bit lane i holds (W[j0 + i][p0 + p], W[j0 + i + 16][p0 + p]); rows >= nr are zero.
+void pack_b(
+    uint16_t* dst, const uint16_t* w, int64_t ld, int64_t j0, int nr, int64_t p0, int64_t kc) {
+  const uint16_t* rows[kNR];
+  for (int jj = 0; jj < kNR; ++jj) rows[jj] = jj < nr ? w + (j0 + jj) * ld + p0 : nullptr;
+  auto load8 = [&](int jj, int64_t p) {
+    return rows[jj] ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[jj] + p))
+                    : _mm_setzero_si128();
+  };
+  int64_t p = 0;
+  for (; p + 8 <= kc; p += 8)
+    for (int half = 0; half < 2; ++half) {
+      // Row i of the 8x8 (32-bit) block: lane 8 * half + i's column pair at inputs p..p+7.
+      __m256 r[8];
+      for (int i = 0; i < 8; ++i) {
+        const int lane = 8 * half + i;
+        const __m128i lo = load8(lane, p), hi = load8(lane + 16, p);
+        r[i] = _mm256_castsi256_ps(
+            _mm256_set_m128i(_mm_unpackhi_epi16(lo, hi), _mm_unpacklo_epi16(lo, hi)));
+      }
+      avx2::transpose8(r);
+      for (int e = 0; e < 8; ++e)
+        _mm256_store_ps(reinterpret_cast<float*>(dst + (p + e) * kNR + 16 * half), r[e]);
+    }
+  for (; p < kc; ++p)
+    for (int i = 0; i < 16; ++i) {
+      dst[p * kNR + 2 * i] = rows[i] ? rows[i][p] : uint16_t{0};
+      dst[p * kNR + 2 * i + 1] = rows[i + 16] ? rows[i + 16][p] : uint16_t{0};
+    }
+}
+
+// Masks of the columns < nr in the two 16-column halves of a tile.
+inline __mmask16 half_mask(int nr, int h) {
+  const int c = std::clamp(nr - 16 * h, 0, 16);
+  return static_cast<__mmask16>((1u << c) - 1u);
+}
+
+// C tile (mr x nr of 12 x 32) (+)= A slivers a0 (rows 0-5), a1 (6-11) times the B sliver
+// over kc inputs; C is overwritten when read_c is false.
+void micro_12x32(int64_t kc,
+                 const float* a0,
+                 const float* a1,
+                 const uint16_t* b,
+                 float* c,
+                 int64_t c_rs,
+                 int mr,
+                 int nr,
+                 bool read_c) {
+  // The k loop in assembly (g++ 12 shuffled intrinsic accumulators between registers):
+  // zmm0-23 accumulate (row r, columns 16h..16h+15 in zmm 2r + h), zmm24-25 the widened B
+  // vectors, zmm26 the raw bf16 pairs, zmm27 the high-half mask.
+  alignas(64) float acc[kMR][kNR];
+  int64_t n = kc;
+  const uint32_t hi_mask = 0xFFFF0000u;
+  asm volatile(
+      "vpbroadcastd %[hm], %%zmm27\n\t"
+      "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
+      "vpxord %%zmm1, %%zmm1, %%zmm1\n\t"
+      "vpxord %%zmm2, %%zmm2, %%zmm2\n\t"
+      "vpxord %%zmm3, %%zmm3, %%zmm3\n\t"
+      "vpxord %%zmm4, %%zmm4, %%zmm4\n\t"
+      "vpxord %%zmm5, %%zmm5, %%zmm5\n\t"
+      "vpxord %%zmm6, %%zmm6, %%zmm6\n\t"
+      "vpxord %%zmm7, %%zmm7, %%zmm7\n\t"
+      "vpxord %%zmm8, %%zmm8, %%zmm8\n\t"
+      "vpxord %%zmm9, %%zmm9, %%zmm9\n\t"
+      "vpxord %%zmm10, %%zmm10, %%zmm10\n\t"
+      "vpxord %%zmm11, %%zmm11, %%zmm11\n\t"
+      "vpxord %%zmm12, %%zmm12, %%zmm12\n\t"
+      "vpxord %%zmm13, %%zmm13, %%zmm13\n\t"
+      "vpxord %%zmm14, %%zmm14, %%zmm14\n\t"
+      "vpxord %%zmm15, %%zmm15, %%zmm15\n\t"
+      "vpxord %%zmm16, %%zmm16, %%zmm16\n\t"
+      "vpxord %%zmm17, %%zmm17, %%zmm17\n\t"
+      "vpxord %%zmm18, %%zmm18, %%zmm18\n\t"
+      "vpxord %%zmm19, %%zmm19, %%zmm19\n\t"
+      "vpxord %%zmm20, %%zmm20, %%zmm20\n\t"
+      "vpxord %%zmm21, %%zmm21, %%zmm21\n\t"
+      "vpxord %%zmm22, %%zmm22, %%zmm22\n\t"
+      "vpxord %%zmm23, %%zmm23, %%zmm23\n\t"
+      "1:\n\t"
+      "vmovdqa64 (%[b]), %%zmm26\n\t"
+      "vpslld $16, %%zmm26, %%zmm24\n\t"
+      "vpandd %%zmm27, %%zmm26, %%zmm25\n\t"
+      "vfmadd231ps 0(%[a0])%{1to16%}, %%zmm24, %%zmm0\n\t"
+      "vfmadd231ps 0(%[a0])%{1to16%}, %%zmm25, %%zmm1\n\t"
+      "vfmadd231ps 4(%[a0])%{1to16%}, %%zmm24, %%zmm2\n\t"
+      "vfmadd231ps 4(%[a0])%{1to16%}, %%zmm25, %%zmm3\n\t"
+      "vfmadd231ps 8(%[a0])%{1to16%}, %%zmm24, %%zmm4\n\t"
+      "vfmadd231ps 8(%[a0])%{1to16%}, %%zmm25, %%zmm5\n\t"
+      "vfmadd231ps 12(%[a0])%{1to16%}, %%zmm24, %%zmm6\n\t"
+      "vfmadd231ps 12(%[a0])%{1to16%}, %%zmm25, %%zmm7\n\t"
+      "vfmadd231ps 16(%[a0])%{1to16%}, %%zmm24, %%zmm8\n\t"
+      "vfmadd231ps 16(%[a0])%{1to16%}, %%zmm25, %%zmm9\n\t"
+      "vfmadd231ps 20(%[a0])%{1to16%}, %%zmm24, %%zmm10\n\t"
+      "vfmadd231ps 20(%[a0])%{1to16%}, %%zmm25, %%zmm11\n\t"
+      "vfmadd231ps 0(%[a1])%{1to16%}, %%zmm24, %%zmm12\n\t"
+      "vfmadd231ps 0(%[a1])%{1to16%}, %%zmm25, %%zmm13\n\t"
+      "vfmadd231ps 4(%[a1])%{1to16%}, %%zmm24, %%zmm14\n\t"
+      "vfmadd231ps 4(%[a1])%{1to16%}, %%zmm25, %%zmm15\n\t"
+      "vfmadd231ps 8(%[a1])%{1to16%}, %%zmm24, %%zmm16\n\t"
+      "vfmadd231ps 8(%[a1])%{1to16%}, %%zmm25, %%zmm17\n\t"
+      "vfmadd231ps 12(%[a1])%{1to16%}, %%zmm24, %%zmm18\n\t"
+      "vfmadd231ps 12(%[a1])%{1to16%}, %%zmm25, %%zmm19\n\t"
+      "vfmadd231ps 16(%[a1])%{1to16%}, %%zmm24, %%zmm20\n\t"
+      "vfmadd231ps 16(%[a1])%{1to16%}, %%zmm25, %%zmm21\n\t"
+      "vfmadd231ps 20(%[a1])%{1to16%}, %%zmm24, %%zmm22\n\t"
+      "vfmadd231ps 20(%[a1])%{1to16%}, %%zmm25, %%zmm23\n\t"
+      "add $24, %[a0]\n\t"
+      "add $24, %[a1]\n\t"
+      "add $64, %[b]\n\t"
+      "dec %[n]\n\t"
+      "jnz 1b\n\t"
+      "vmovaps %%zmm0, 0(%[out])\n\t"
+      "vmovaps %%zmm1, 64(%[out])\n\t"
+      "vmovaps %%zmm2, 128(%[out])\n\t"
+      "vmovaps %%zmm3, 192(%[out])\n\t"
+      "vmovaps %%zmm4, 256(%[out])\n\t"
+      "vmovaps %%zmm5, 320(%[out])\n\t"
+      "vmovaps %%zmm6, 384(%[out])\n\t"
+      "vmovaps %%zmm7, 448(%[out])\n\t"
+      "vmovaps %%zmm8, 512(%[out])\n\t"
+      "vmovaps %%zmm9, 576(%[out])\n\t"
+      "vmovaps %%zmm10, 640(%[out])\n\t"
+      "vmovaps %%zmm11, 704(%[out])\n\t"
+      "vmovaps %%zmm12, 768(%[out])\n\t"
+      "vmovaps %%zmm13, 832(%[out])\n\t"
+      "vmovaps %%zmm14, 896(%[out])\n\t"
+      "vmovaps %%zmm15, 960(%[out])\n\t"
+      "vmovaps %%zmm16, 1024(%[out])\n\t"
+      "vmovaps %%zmm17, 1088(%[out])\n\t"
+      "vmovaps %%zmm18, 1152(%[out])\n\t"
+      "vmovaps %%zmm19, 1216(%[out])\n\t"
+      "vmovaps %%zmm20, 1280(%[out])\n\t"
+      "vmovaps %%zmm21, 1344(%[out])\n\t"
+      "vmovaps %%zmm22, 1408(%[out])\n\t"
+      "vmovaps %%zmm23, 1472(%[out])\n\t"
+      : [a0] "+r"(a0), [a1] "+r"(a1), [b] "+r"(b), [n] "+r"(n)
+      : [out] "r"(&acc[0][0]), [hm] "m"(hi_mask)
+      : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
+        "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18",
+        "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27");
+  const __mmask16 m[2] = {half_mask(nr, 0), half_mask(nr, 1)};
+  for (int ii = 0; ii < mr; ++ii)
+    for (int h = 0; h < 2; ++h) {
+      float* out = c + ii * c_rs + h * 16;
+      __m512 v = _mm512_load_ps(acc[ii] + 16 * h);
+      if (read_c) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m[h], out));
+      _mm512_mask_storeu_ps(out, m[h], v);
+    }
+}
+
+// y[0:m, n0:n1] = x @ W^T on the calling thread.
+void gemm_range(const float* x,
+                int64_t ldx,
+                const uint16_t* w,
+                int64_t ld,
+                int64_t k,
+                int64_t m,
+                int64_t n0,
+                int64_t n1,
+                float* y,
+                int64_t ldy) {
+  const int64_t kc_max = std::min(kKC, k);
+  const int64_t nc_max = std::min(kNC, (n1 - n0 + kNR - 1) / kNR * kNR);
+  thread_local avx2::Scratch a_buf, b_buf;
+  float* ap = a_buf.get(static_cast<size_t>(kMC * kc_max));
+  auto* bp = b_buf.get_as<uint16_t>(static_cast<size_t>(kc_max * nc_max));
+  for (int64_t jc = n0; jc < n1; jc += kNC) {
+    const int64_t nc = std::min(kNC, n1 - jc);
+    for (int64_t pc = 0; pc < k; pc += kKC) {
+      const int64_t kc = std::min(kKC, k - pc);
+      for (int64_t jr = 0; jr < nc; jr += kNR)
+        pack_b(bp + jr * kc, w, ld, jc + jr, static_cast<int>(std::min<int64_t>(kNR, nc - jr)), pc,
+               kc);
+      for (int64_t ic = 0; ic < m; ic += kMC) {
+        const int64_t mc = std::min(kMC, m - ic);
+        // 6-row slivers, a zero one where a tile's second half is past m.
+        for (int64_t ir = 0; ir < (mc + kMR - 1) / kMR * kMR; ir += kSR)
+          avx2::pack_a_strided(ap + ir * kc, x, ldx, 1, ic + ir,
+                               static_cast<int>(std::clamp<int64_t>(mc - ir, 0, kSR)), pc, kc);
+        for (int64_t jr = 0; jr < nc; jr += kNR) {
+          const int nr = static_cast<int>(std::min<int64_t>(kNR, nc - jr));
+          for (int64_t ir = 0; ir < mc; ir += kMR) {
+            const int mr = static_cast<int>(std::min<int64_t>(kMR, mc - ir));
+            const float* a0 = ap + ir * kc;
+            micro_12x32(kc, a0, a0 + kSR * kc, bp + jr * kc, y + (ic + ir) * ldy + jc + jr, ldy, mr,
+                        nr, pc > 0);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void matmul_nt_bf16_gemm_avx512(const float* x,
+                                int64_t ldx,
+                                const DenseWeightView& w,
+                                float* y,
+                                int64_t ldy,
+                                int64_t m,
+                                ThreadPool& pool) {
+  const auto* wb = static_cast<const uint16_t*>(w.data);
+  if (w.k == 0) {
+    for (int64_t i = 0; i < m; ++i) std::fill(y + i * ldy, y + i * ldy + w.n, 0.0f);
+    return;
+  }
+  run_on(pool, [&](int t, int nt) {
+    // Threads split n in whole 32-column tiles.
+    const int64_t tiles = (w.n + kNR - 1) / kNR;
+    const int64_t n0 = std::min(w.n, tiles * t / nt * kNR);
+    const int64_t n1 = std::min(w.n, tiles * (t + 1) / nt * kNR);
+    if (n0 < n1) gemm_range(x, ldx, wb, w.ld, w.k, m, n0, n1, y, ldy);
+  });
+}
+
+}  // namespace lmx::cpu::detail
+
+#include "lmx/backend/cpu/avx512_target_end.h"

@@ -1,0 +1,326 @@
+// AVX-512 VNNI GEMM (prefill: m >= 4 rows of x) on packed MLX affine weights with integer
+// activations: y = x @ dequant(W)^T. The method of the AVX2 int16 GEMM (quant_gemm_avx2.cpp,
+// which also rounds x and packs the slivers for this tier): x rounded once per call per row
+// and group, W's slivers unpacked to integer q, and per group the integer sums scaled by
+// s[g, j] * dx[i, g] plus b[g, j] * sum(x)[i, g] in f32. Here the tile is 12 rows x 32
+// columns (two 6-row A slivers, two 16-column B slivers of one zmm each), and the step loop
+// is one VNNI instruction per row and half tile, x's step broadcast from memory:
+// - int16 x (the default): vpdpwssd, 32 int16 multiply-adds (AVX2: vpmaddwd + vpaddd for
+//   16). The integer sums are exact and the f32 epilogue runs the AVX2 kernel's operations
+//   in its order, so both tiers give the same bits while k fits one k block of both (1536;
+//   beyond, the blocks' f32 partial sums are added at other places).
+// - int8 x (LMX_QUANT_ACTIVATIONS=int8): vpdpbusd, 64 multiply-adds of u8 weights (q in
+//   0 .. 255) and s8 x (d = amax / 127 per group, ~1e-3 relative, as the int8 matvec and
+//   llama.cpp's Q8 activations); the AVX2 GEMM rounds to int16 for this request.
+// Partial tiles store through masks.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "lmx/backend/cpu/gemm_avx2.h"
+#include "lmx/backend/cpu/matmul_kernels.h"
+#include "lmx/backend/cpu/quant_gemm_integer.h"
+// Last: everything below is compiled for AVX-512.
+#include "lmx/backend/cpu/avx512_target.h"
+
+namespace lmx::cpu::detail {
+namespace {
+
+constexpr int kMR = 2 * kInt16SliverRows;  // 12 rows of x per tile: two A slivers
+constexpr int kNR = 2 * kInt16SliverCols;  // 32 columns (W rows) per tile: two slivers
+// Blocking: kc 2048 (Llama's k in one pass; a 128 KiB int16 sliver pair and a 96 KiB A block
+// in L2), mc 24. Zen 5, 1 core, 512 rows, per-core rate against the AVX2 kernel in the same
+// process: Qwen ffn_up kc 1536 / mc 24 1.63-1.68x, mc 48 1.55-1.68x, kc 768 / mc 48
+// 1.56-1.66x, kc 256 1.29-1.34x (B in L1 but many passes over C); Llama ffn_up kc 2048
+// against 1536: int16 260-281 -> 287-304 GOP/s, int8 383-464 -> 438-507.
+constexpr int64_t kKC = 2048;  // inputs per k block (a multiple of every group)
+constexpr int64_t kMC = 24;    // rows per A block (a multiple of the 12-row tile)
+constexpr int64_t kNC = 1024;  // columns per B panel
+
+// Masks of the columns < nr in the two 16-column halves of a tile.
+inline __mmask16 half_mask(int nr, int h) {
+  const int c = std::clamp(nr - 16 * h, 0, 16);
+  return static_cast<__mmask16>((1u << c) - 1u);
+}
+
+// One multiply-accumulate of the step loop below: zmm ACC += zmm B (weights) times the 32-bit
+// step of x at OFF(%[A]), broadcast from memory by the instruction itself.
+#define LMX_DP(INSN, OFF, A, B, ACC) \
+  INSN " " #OFF "(%[" #A "])%{1to16%}, %%zmm" #B ", %%zmm" #ACC "\n\t"
+// The 12 x 32 tile's step loop over one group (INSN vpdpwssd: int16 pairs; vpdpbusd: u8
+// weights times s8 x quads), in assembly as in the AVX2 kernel (g++ 12 copied intrinsic
+// accumulators between registers every iteration): zmm0-23 accumulate (row r, columns
+// 16h..16h+15 in zmm 2r + h), zmm24-25 hold the B vectors. 24 independent sums keep both
+// VNNI pipes busy through their latency; 2 B loads per 24 VNNI instructions keep the
+// slivers' L2 traffic low.
+#define LMX_VNNI_TILE_LOOP(INSN) \
+  asm volatile( \
+  "vpxord %%zmm0, %%zmm0, %%zmm0\n\t" \
+  "vpxord %%zmm1, %%zmm1, %%zmm1\n\t" \
+  "vpxord %%zmm2, %%zmm2, %%zmm2\n\t" \
+  "vpxord %%zmm3, %%zmm3, %%zmm3\n\t" \
+  "vpxord %%zmm4, %%zmm4, %%zmm4\n\t" \
+  "vpxord %%zmm5, %%zmm5, %%zmm5\n\t" \
+  "vpxord %%zmm6, %%zmm6, %%zmm6\n\t" \
+  "vpxord %%zmm7, %%zmm7, %%zmm7\n\t" \
+  "vpxord %%zmm8, %%zmm8, %%zmm8\n\t" \
+  "vpxord %%zmm9, %%zmm9, %%zmm9\n\t" \
+  "vpxord %%zmm10, %%zmm10, %%zmm10\n\t" \
+  "vpxord %%zmm11, %%zmm11, %%zmm11\n\t" \
+  "vpxord %%zmm12, %%zmm12, %%zmm12\n\t" \
+  "vpxord %%zmm13, %%zmm13, %%zmm13\n\t" \
+  "vpxord %%zmm14, %%zmm14, %%zmm14\n\t" \
+  "vpxord %%zmm15, %%zmm15, %%zmm15\n\t" \
+  "vpxord %%zmm16, %%zmm16, %%zmm16\n\t" \
+  "vpxord %%zmm17, %%zmm17, %%zmm17\n\t" \
+  "vpxord %%zmm18, %%zmm18, %%zmm18\n\t" \
+  "vpxord %%zmm19, %%zmm19, %%zmm19\n\t" \
+  "vpxord %%zmm20, %%zmm20, %%zmm20\n\t" \
+  "vpxord %%zmm21, %%zmm21, %%zmm21\n\t" \
+  "vpxord %%zmm22, %%zmm22, %%zmm22\n\t" \
+  "vpxord %%zmm23, %%zmm23, %%zmm23\n\t" \
+  "1:\n\t" \
+  "vmovdqa64 (%[b0]), %%zmm24\n\t" \
+  "vmovdqa64 (%[b1]), %%zmm25\n\t" \
+  LMX_DP(INSN, 0, a0, 24, 0) LMX_DP(INSN, 0, a0, 25, 1) \
+  LMX_DP(INSN, 4, a0, 24, 2) LMX_DP(INSN, 4, a0, 25, 3) \
+  LMX_DP(INSN, 8, a0, 24, 4) LMX_DP(INSN, 8, a0, 25, 5) \
+  LMX_DP(INSN, 12, a0, 24, 6) LMX_DP(INSN, 12, a0, 25, 7) \
+  LMX_DP(INSN, 16, a0, 24, 8) LMX_DP(INSN, 16, a0, 25, 9) \
+  LMX_DP(INSN, 20, a0, 24, 10) LMX_DP(INSN, 20, a0, 25, 11) \
+  LMX_DP(INSN, 0, a1, 24, 12) LMX_DP(INSN, 0, a1, 25, 13) \
+  LMX_DP(INSN, 4, a1, 24, 14) LMX_DP(INSN, 4, a1, 25, 15) \
+  LMX_DP(INSN, 8, a1, 24, 16) LMX_DP(INSN, 8, a1, 25, 17) \
+  LMX_DP(INSN, 12, a1, 24, 18) LMX_DP(INSN, 12, a1, 25, 19) \
+  LMX_DP(INSN, 16, a1, 24, 20) LMX_DP(INSN, 16, a1, 25, 21) \
+  LMX_DP(INSN, 20, a1, 24, 22) LMX_DP(INSN, 20, a1, 25, 23) \
+  "add $24, %[a0]\n\t" \
+  "add $24, %[a1]\n\t" \
+  "add $64, %[b0]\n\t" \
+  "add $64, %[b1]\n\t" \
+  "dec %[n]\n\t" \
+  "jnz 1b\n\t" \
+  "vmovdqa64 %%zmm0, 0(%[out])\n\t" \
+  "vmovdqa64 %%zmm1, 64(%[out])\n\t" \
+  "vmovdqa64 %%zmm2, 128(%[out])\n\t" \
+  "vmovdqa64 %%zmm3, 192(%[out])\n\t" \
+  "vmovdqa64 %%zmm4, 256(%[out])\n\t" \
+  "vmovdqa64 %%zmm5, 320(%[out])\n\t" \
+  "vmovdqa64 %%zmm6, 384(%[out])\n\t" \
+  "vmovdqa64 %%zmm7, 448(%[out])\n\t" \
+  "vmovdqa64 %%zmm8, 512(%[out])\n\t" \
+  "vmovdqa64 %%zmm9, 576(%[out])\n\t" \
+  "vmovdqa64 %%zmm10, 640(%[out])\n\t" \
+  "vmovdqa64 %%zmm11, 704(%[out])\n\t" \
+  "vmovdqa64 %%zmm12, 768(%[out])\n\t" \
+  "vmovdqa64 %%zmm13, 832(%[out])\n\t" \
+  "vmovdqa64 %%zmm14, 896(%[out])\n\t" \
+  "vmovdqa64 %%zmm15, 960(%[out])\n\t" \
+  "vmovdqa64 %%zmm16, 1024(%[out])\n\t" \
+  "vmovdqa64 %%zmm17, 1088(%[out])\n\t" \
+  "vmovdqa64 %%zmm18, 1152(%[out])\n\t" \
+  "vmovdqa64 %%zmm19, 1216(%[out])\n\t" \
+  "vmovdqa64 %%zmm20, 1280(%[out])\n\t" \
+  "vmovdqa64 %%zmm21, 1344(%[out])\n\t" \
+  "vmovdqa64 %%zmm22, 1408(%[out])\n\t" \
+  "vmovdqa64 %%zmm23, 1472(%[out])\n\t" \
+  : [a0] "+r"(a0), [a1] "+r"(a1), [b0] "+r"(b0), [b1] "+r"(b1), [n] "+r"(steps) \
+  : [out] "r"(&acc[0][0]) \
+  : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25")
+
+// C tile (mr x nr of 12 x 32) (+)= the A slivers a0 (rows 0-5) and a1 (rows 6-11) times the
+// B slivers b0 (columns 0-15) and b1 (16-31) over `groups` groups of GS inputs, on int16
+// pairs (kInt8 false) or int8 quads. dx[ii * grs + g], xsum[ii * grs + g]: row ii's scale
+// and input sum in group g (read for rows < mr only).
+template <int GS, bool kInt8>
+void micro_12x32(int64_t groups,
+                 const int32_t* a0,
+                 const int32_t* a1,
+                 const uint8_t* b0,
+                 const uint8_t* b1,
+                 const float* dx,
+                 const float* xsum,
+                 int64_t grs,
+                 float* c,
+                 int64_t c_rs,
+                 int mr,
+                 int nr,
+                 bool read_c) {
+  alignas(64) float tile[kMR][kNR] = {};
+  for (int64_t g = 0; g < groups; ++g) {
+    alignas(64) __m512i acc[kMR][2];
+    int64_t steps = kInt8 ? GS / 4 : GS / 2;
+    if constexpr (kInt8)
+      LMX_VNNI_TILE_LOOP("vpdpbusd");
+    else
+      LMX_VNNI_TILE_LOOP("vpdpwssd");
+    const auto* sb0 = reinterpret_cast<const float*>(b0);
+    const auto* sb1 = reinterpret_cast<const float*>(b1);
+    const __m512 s[2] = {_mm512_load_ps(sb0), _mm512_load_ps(sb1)};
+    const __m512 bias[2] = {_mm512_load_ps(sb0 + 16), _mm512_load_ps(sb1 + 16)};
+    b0 += 2 * kInt16SliverCols * sizeof(float);  // past the scales and biases
+    b1 += 2 * kInt16SliverCols * sizeof(float);
+    for (int ii = 0; ii < mr; ++ii) {
+      const __m512 d = _mm512_set1_ps(dx[ii * grs + g]);
+      const __m512 xs = _mm512_set1_ps(xsum[ii * grs + g]);
+      for (int h = 0; h < 2; ++h) {
+        float* tr = tile[ii] + 16 * h;
+        const __m512 u = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[ii][h]), _mm512_mul_ps(s[h], d),
+                                         _mm512_load_ps(tr));
+        _mm512_store_ps(tr, _mm512_fmadd_ps(bias[h], xs, u));
+      }
+    }
+  }
+  const __mmask16 m[2] = {half_mask(nr, 0), half_mask(nr, 1)};
+  for (int ii = 0; ii < mr; ++ii)
+    for (int h = 0; h < 2; ++h) {
+      float* out = c + ii * c_rs + h * 16;
+      __m512 v = _mm512_load_ps(tile[ii] + 16 * h);
+      if (read_c) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m[h], out));
+      _mm512_mask_storeu_ps(out, m[h], v);
+    }
+}
+
+// x rounded to integers once per call, with the packers of its kind.
+struct XInt16Kind {
+  using X = XInt16;
+  static constexpr bool kInt8 = false;
+  static X quantize(const float* x, int64_t ldx, int64_t m, int64_t k, int gs, ThreadPool& pool) {
+    return quantize_x_int16(x, ldx, m, k, gs, pool);
+  }
+  static constexpr int64_t group_bytes(int gs) { return group_bytes_int16(gs); }
+  static void pack_a(int32_t* d, const X& x, int64_t i0, int mr, int64_t p0, int64_t kc) {
+    pack_a_int16(d, x, i0, mr, p0, kc);
+  }
+  static void pack_b(
+      uint8_t* d, const PackedQuantWeight& w, int64_t j0, int nr, int64_t p0, int64_t kc) {
+    pack_b_int16(d, w, j0, nr, p0, kc);
+  }
+};
+struct XInt8Kind {
+  using X = XInt8;
+  static constexpr bool kInt8 = true;
+  static X quantize(const float* x, int64_t ldx, int64_t m, int64_t k, int gs, ThreadPool& pool) {
+    return quantize_x_int8(x, ldx, m, k, gs, pool);
+  }
+  static constexpr int64_t group_bytes(int gs) { return group_bytes_int8(gs); }
+  static void pack_a(int32_t* d, const X& x, int64_t i0, int mr, int64_t p0, int64_t kc) {
+    pack_a_int8(d, x, i0, mr, p0, kc);
+  }
+  static void pack_b(
+      uint8_t* d, const PackedQuantWeight& w, int64_t j0, int nr, int64_t p0, int64_t kc) {
+    pack_b_int8(d, w, j0, nr, p0, kc);
+  }
+};
+
+// C[0:m, n0:n1] = x @ dequant(W)^T on the calling thread.
+template <int GS, class K>
+void gemm_range(const typename K::X& x,
+                const PackedQuantWeight& w,
+                int64_t m,
+                int64_t n0,
+                int64_t n1,
+                float* y,
+                int64_t ldy) {
+  constexpr int kS = kInt16SliverCols;
+  constexpr int64_t kPer = K::kInt8 ? 4 : 2;  // inputs per 32-bit step
+  const int64_t k = w.k();
+  const int64_t kc_max = std::min(kKC, k);
+  // Slivers of a panel, rounded up to whole tiles (an odd last sliver gets a zero partner).
+  const int64_t slivers = (std::min(kNC, n1 - n0) + kNR - 1) / kNR * 2;
+  const int64_t sliver_bytes = kc_max / GS * K::group_bytes(GS);
+  thread_local avx2::Scratch a_buf, b_buf;
+  auto* ap = a_buf.get_as<int32_t>(static_cast<size_t>(kMC * kc_max / kPer));
+  auto* bp = b_buf.get_as<uint8_t>(static_cast<size_t>(slivers * sliver_bytes));
+  for (int64_t jc = n0; jc < n1; jc += kNC) {
+    const int64_t nc = std::min(kNC, n1 - jc);
+    for (int64_t pc = 0; pc < k; pc += kKC) {
+      const int64_t kc = std::min(kKC, k - pc);
+      const int64_t sb = kc / GS * K::group_bytes(GS);
+      const int64_t nsl = (nc + kNR - 1) / kNR * 2;
+      for (int64_t s = 0; s < nsl; ++s)
+        K::pack_b(bp + s * sb, w, jc + s * kS,
+                  static_cast<int>(std::clamp<int64_t>(nc - s * kS, 0, kS)), pc, kc);
+      for (int64_t ic = 0; ic < m; ic += kMC) {
+        const int64_t mc = std::min(kMC, m - ic);
+        // A in 6-row slivers, a zero one where a tile's second half is past m.
+        constexpr int kS6 = kInt16SliverRows;
+        for (int64_t ir = 0; ir < (mc + kMR - 1) / kMR * kMR; ir += kS6)
+          K::pack_a(ap + ir * kc / kPer, x, ic + ir,
+                    static_cast<int>(std::clamp<int64_t>(mc - ir, 0, kS6)), pc, kc);
+        for (int64_t jr = 0; jr < nc; jr += kNR) {
+          const int nr = static_cast<int>(std::min<int64_t>(kNR, nc - jr));
+          const uint8_t* b0 = bp + jr / kS * sb;
+          for (int64_t ir = 0; ir < mc; ir += kMR) {
+            const int mr = static_cast<int>(std::min<int64_t>(kMR, mc - ir));
+            const int64_t g0 = (ic + ir) * x.groups + pc / GS;
+            const int32_t* a0 = ap + ir * kc / kPer;
+            micro_12x32<GS, K::kInt8>(kc / GS, a0, a0 + kS6 * kc / kPer, b0, b0 + sb, x.dx + g0,
+                                      x.sum + g0, x.groups, y + (ic + ir) * ldy + jc + jr, ldy, mr,
+                                      nr, pc > 0);
+          }
+        }
+      }
+    }
+  }
+}
+
+template <int GS, class K>
+void gemm_int(const float* x,
+              int64_t ldx,
+              const PackedQuantWeight& w,
+              float* y,
+              int64_t ldy,
+              int64_t m,
+              ThreadPool& pool) {
+  const typename K::X xq = K::quantize(x, ldx, m, w.k(), GS, pool);
+  run_on(pool, [&](int t, int nt) {
+    // Threads split n in whole 32-column tiles.
+    const int64_t tiles = (w.n() + kNR - 1) / kNR;
+    const int64_t n0 = std::min(w.n(), tiles * t / nt * kNR);
+    const int64_t n1 = std::min(w.n(), tiles * (t + 1) / nt * kNR);
+    if (n0 < n1) gemm_range<GS, K>(xq, w, m, n0, n1, y, ldy);
+  });
+}
+
+template <class K>
+bool gemm_int_any_group(const float* x,
+                        int64_t ldx,
+                        const PackedQuantWeight& w,
+                        float* y,
+                        int64_t ldy,
+                        int64_t m,
+                        ThreadPool& pool) {
+  switch (w.group_size()) {
+    case 32:
+      gemm_int<32, K>(x, ldx, w, y, ldy, m, pool);
+      return true;
+    case 64:
+      gemm_int<64, K>(x, ldx, w, y, ldy, m, pool);
+      return true;
+    case 128:
+      gemm_int<128, K>(x, ldx, w, y, ldy, m, pool);
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+bool packed_gemm_int_avx512(const float* x,
+                            int64_t ldx,
+                            const PackedQuantWeight& w,
+                            float* y,
+                            int64_t ldy,
+                            int64_t m,
+                            ActivationPrecision activations,
+                            ThreadPool& pool) {
+  return activations == ActivationPrecision::int8
+             ? gemm_int_any_group<XInt8Kind>(x, ldx, w, y, ldy, m, pool)
+             : gemm_int_any_group<XInt16Kind>(x, ldx, w, y, ldy, m, pool);
+}
+
+}  // namespace lmx::cpu::detail
+
+#include "lmx/backend/cpu/avx512_target_end.h"

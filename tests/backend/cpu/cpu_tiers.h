@@ -1,0 +1,60 @@
+// The CPU kernel tiers (scalar, avx2, avx_vnni, avx512) for the backend tests: each test
+// that loops over paths runs every tier this machine supports.
+#pragma once
+
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "lmx/backend/cpu/cpu_features.h"
+
+namespace lmx::cpu::testing {
+
+inline const CpuTier kAllTiers[] = {CpuTier::scalar, CpuTier::avx2, CpuTier::avx_vnni,
+                                    CpuTier::avx512};
+
+// The features that select tier t on this CPU, or false when the CPU lacks it.
+inline bool tier_features(CpuTier t, CpuFeatures& out) {
+  out = detected_cpu_features().limited_to(t);
+  return out.tier() == t;
+}
+
+// Every tier this machine can run, lowest first, as the features that select it.
+inline std::vector<CpuFeatures> available_tiers() {
+  std::vector<CpuFeatures> out;
+  for (CpuTier t : kAllTiers) {
+    CpuFeatures f;
+    if (tier_features(t, f)) out.push_back(f);
+  }
+  return out;
+}
+
+// What a tier needs, for the skip message of a machine without it.
+inline std::string tier_requirement(CpuTier t) {
+  switch (t) {
+    case CpuTier::avx512:
+      return "AVX-512 F/BW/DQ/VL and AVX512_VNNI";
+    case CpuTier::avx_vnni:
+      return "AVX2, FMA, F16C and AVX-VNNI";
+    case CpuTier::avx2:
+      return "AVX2, FMA and F16C";
+    default:
+      return "nothing";
+  }
+}
+
+// Runs the kernels on `f` for the lifetime of the object.
+class ScopedCpuFeatures {
+ public:
+  explicit ScopedCpuFeatures(const CpuFeatures& f) : saved_(cpu_features()) {
+    set_cpu_features_for_testing(f);
+  }
+  ~ScopedCpuFeatures() { set_cpu_features_for_testing(saved_); }
+  ScopedCpuFeatures(const ScopedCpuFeatures&) = delete;
+  ScopedCpuFeatures& operator=(const ScopedCpuFeatures&) = delete;
+
+ private:
+  CpuFeatures saved_;
+};
+
+}  // namespace lmx::cpu::testing
