@@ -2,7 +2,9 @@
 #include <CLI/CLI.hpp>
 #include <pthread.h>
 
+#include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <thread>
 
@@ -28,17 +30,28 @@ bool is_loopback(const std::string& host) {
 }
 
 void run_serve(ServeArgs a) {
-  apply_threads(a.threads);
-  const Device device = device_arg(a.device);
-  if (a.server.port < 0 || a.server.port > 65535) throw InvalidArgument("--port must be in [0, 65535]");
-  if (a.server.max_body_bytes == 0) throw InvalidArgument("--max-body-bytes must be > 0");
   // SIGINT / SIGTERM are taken by one thread (sigwait) that stops the server; blocked
-  // before any other thread starts, so the HTTP workers inherit the mask.
+  // before any other thread starts (compute pool included), so the HTTP workers inherit the mask.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Before the server runs (loading), a stop signal ends the process as Ctrl-C would.
+  static std::atomic<server::HttpServer*> running{nullptr};
+  std::thread([stop_signals] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    if (server::HttpServer* s = running.load()) {
+      s->stop();
+    } else {
+      std::_Exit(128 + sig);
+    }
+  }).detach();
+  apply_threads(a.threads);
+  const Device device = device_arg(a.device);
+  if (a.server.port < 0 || a.server.port > 65535) throw InvalidArgument("--port must be in [0, 65535]");
+  if (a.server.max_body_bytes == 0) throw InvalidArgument("--max-body-bytes must be > 0");
 
   auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(), {.device = device});
   a.server.model_id = a.model_id.empty() ? a.model : a.model_id;
@@ -49,12 +62,9 @@ void run_serve(ServeArgs a) {
   std::fprintf(stderr, "lmx serve: %s on http://%s:%d (POST /v1/chat/completions, POST /v1/completions, "
                "GET /v1/models, GET /health); Ctrl-C stops\n",
                a.server.model_id.c_str(), a.server.host.c_str(), port);
-  std::thread([&http, stop_signals] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    http.stop();
-  }).detach();
+  running = &http;
   http.listen();
+  running = nullptr;
 }
 
 }  // namespace
