@@ -11,23 +11,11 @@
 namespace lmx::testing {
 namespace {
 
-json fixture() {
-  json j;
-  std::ifstream(fs::path(LMX_SOURCE_DIR) / "tests/data/chat/tool_loop.json") >> j;
-  return j;
-}
-
-// Forces `tokens`, then EOS (id 2), whatever the model would say.
-void force_script(const std::vector<int32_t>& tokens, size_t step, std::vector<float>& logits) {
-  const int32_t want = step < tokens.size() ? tokens[step] : 2;
-  for (size_t i = 0; i < logits.size(); ++i) logits[i] = static_cast<int32_t>(i) == want ? 100.0f : -100.0f;
-}
-
 class ServerTools : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (!have_stories()) return;
-    fx_ = fixture();
+    fx_ = tool_loop_fixture();
     model_ = load_stories(fx_["template"].get<std::string>());
     server::ServerOptions o;
     o.customize_parameters = [](generate::GenerateParameters& p) {

@@ -46,6 +46,21 @@ inline std::shared_ptr<generate::ModelContainer> load_stories(const std::string&
   return container;
 }
 
+// A logits processor's step that forces `tokens`, then EOS (id 2), whatever the model
+// would say: scripted replies.
+inline void force_script(const std::vector<int32_t>& tokens, size_t step, std::vector<float>& logits) {
+  const int32_t want = step < tokens.size() ? tokens[step] : 2;
+  for (size_t i = 0; i < logits.size(); ++i) logits[i] = static_cast<int32_t>(i) == want ? 100.0f : -100.0f;
+}
+
+// tests/data/chat/tool_loop.json: Qwen2.5's template, a weather tool, scripted replies
+// and Python jinja2's rendering of the tool-result round.
+inline json tool_loop_fixture() {
+  json j;
+  std::ifstream(fs::path(LMX_SOURCE_DIR) / "tests/data/chat/tool_loop.json") >> j;
+  return j;
+}
+
 class TestServer {
  public:
   TestServer(std::shared_ptr<generate::ModelContainer> model, server::ServerOptions options)
