@@ -1,11 +1,11 @@
 // lmx serve: the OpenAI-compatible HTTP server (lmx/server) over one loaded model.
-#include <CLI/CLI.hpp>
 #include <pthread.h>
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <csignal>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include "cli_common.h"
@@ -50,16 +50,22 @@ void run_serve(ServeArgs a) {
   }).detach();
   apply_threads(a.threads);
   const Device device = device_arg(a.device);
-  if (a.server.port < 0 || a.server.port > 65535) throw InvalidArgument("--port must be in [0, 65535]");
+  if (a.server.port < 0 || a.server.port > 65535)
+    throw InvalidArgument("--port must be in [0, 65535]");
   if (a.server.max_body_bytes == 0) throw InvalidArgument("--max-body-bytes must be > 0");
+  // Each waiting request holds an HTTP thread.
+  if (a.server.max_queue > 1024) throw InvalidArgument("--max-queue must be at most 1024");
 
-  auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(), {.device = device});
+  auto container =
+      generate::ModelContainer::load(resolve_model_arg(a.model).string(), {.device = device});
   a.server.model_id = a.model_id.empty() ? a.model : a.model_id;
   server::HttpServer http(container, a.server);
   const int port = http.bind();
   if (!is_loopback(a.server.host) && a.server.api_key.empty())
-    std::fprintf(stderr, "lmx serve: warning: listening on %s without --api-key\n", a.server.host.c_str());
-  std::fprintf(stderr, "lmx serve: %s on http://%s:%d (POST /v1/chat/completions, POST /v1/completions, "
+    std::fprintf(stderr, "lmx serve: warning: listening on %s without --api-key\n",
+                 a.server.host.c_str());
+  std::fprintf(stderr,
+               "lmx serve: %s on http://%s:%d (POST /v1/chat/completions, POST /v1/completions, "
                "GET /v1/models, GET /health); Ctrl-C stops\n",
                a.server.model_id.c_str(), a.server.host.c_str(), port);
   running = &http;
@@ -71,16 +77,21 @@ void run_serve(ServeArgs a) {
 
 void add_serve_command(CLI::App& app) {
   auto a = std::make_shared<ServeArgs>();
-  auto* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server (chat/completions, completions, models)");
+  auto* cmd = app.add_subcommand(
+      "serve", "OpenAI-compatible HTTP server (chat/completions, completions, models)");
   cmd->add_option("-m,--model", a->model, "Model folder or Hugging Face repo id")->required();
-  cmd->add_option("--model-id", a->model_id, "The model name clients use (default: the --model text)");
+  cmd->add_option("--model-id", a->model_id,
+                  "The model name clients use (default: the --model text)");
   cmd->add_option("--host", a->server.host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", a->server.port, "Port (0: any free port)")->capture_default_str();
-  cmd->add_option("--api-key", a->server.api_key, "Require Authorization: Bearer KEY (or set LMX_API_KEY)")
+  cmd->add_option("--api-key", a->server.api_key,
+                  "Require Authorization: Bearer KEY (or set LMX_API_KEY)")
       ->envname("LMX_API_KEY");
-  cmd->add_option("--max-queue", a->server.max_queue, "Requests that may wait for the model; more get 503")
+  cmd->add_option("--max-queue", a->server.max_queue,
+                  "Requests that may wait for the model; more get 503")
       ->capture_default_str();
-  cmd->add_option("--max-body-bytes", a->server.max_body_bytes, "Largest request body; larger get 413")
+  cmd->add_option("--max-body-bytes", a->server.max_body_bytes,
+                  "Largest request body; larger get 413")
       ->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
   cmd->add_option("--device", a->device, "cpu, cuda or cuda:N (default cpu)");

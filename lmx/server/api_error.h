@@ -2,17 +2,21 @@
 // {"error": {"message", "type", "param", "code"}} with its HTTP status.
 #pragma once
 
-#include <stdexcept>
 #include <string>
-#include <string_view>
+
+#include "lmx/base/error.h"
 
 namespace lmx::server {
 
-class ApiError : public std::runtime_error {
+// Part of lmx's one Error hierarchy; the status decides the answer, not the class.
+class ApiError : public Error {
  public:
   // param: the request field at fault ("" when none); code: OpenAI's machine-readable
   // code ("" when none).
-  ApiError(int status, const std::string& message, std::string param = "", std::string code = "",
+  ApiError(int status,
+           const std::string& message,
+           std::string param = "",
+           std::string code = "",
            std::string type = "invalid_request_error");
   int status() const { return status_; }
   const std::string& param() const { return param_; }

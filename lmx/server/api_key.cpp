@@ -7,7 +7,8 @@ namespace lmx::server {
 bool api_key_matches(std::string_view authorization, std::string_view key) {
   constexpr std::string_view kScheme = "Bearer ";
   const bool scheme_ok = authorization.substr(0, kScheme.size()) == kScheme;
-  const std::string_view given = scheme_ok ? authorization.substr(kScheme.size()) : std::string_view();
+  const std::string_view given =
+      scheme_ok ? authorization.substr(kScheme.size()) : std::string_view();
   // Every byte of the key is compared whatever the given text is, so the time taken
   // says nothing about how long a matching prefix was (only the key's length is public).
   unsigned diff = given.size() == key.size() ? 0u : 1u;

@@ -7,7 +7,8 @@
 
 namespace lmx::server {
 
-Prompt chat_prompt(const generate::ModelContainer& model, const nlohmann::ordered_json& messages,
+Prompt chat_prompt(const generate::ModelContainer& model,
+                   const nlohmann::ordered_json& messages,
                    const nlohmann::ordered_json& tools) {
   Prompt out;
   if (!model.has_chat_template()) {
@@ -21,14 +22,15 @@ Prompt chat_prompt(const generate::ModelContainer& model, const nlohmann::ordere
   }
   generate::UserInput input;
   input.messages = std::make_shared<nlohmann::ordered_json>(messages);
-  if (tools.is_array() && !tools.empty()) input.tools = std::make_shared<nlohmann::ordered_json>(tools);
+  if (tools.is_array() && !tools.empty())
+    input.tools = std::make_shared<nlohmann::ordered_json>(tools);
   std::string text;
   try {
     text = model.render_prompt(input);
   } catch (const Error& e) {
     // Templates raise on conversations they do not accept (roles out of order, ...).
-    throw ApiError(400, std::string("the chat template refused these messages: ") + e.what(), "messages",
-                   "template_error");
+    throw ApiError(400, std::string("the chat template refused these messages: ") + e.what(),
+                   "messages", "template_error");
   }
   const size_t open = text.rfind("<think>");
   out.in_reasoning = open != std::string::npos && text.find("</think>", open) == std::string::npos;

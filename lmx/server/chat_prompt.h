@@ -3,10 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "lmx/generate/model_container.h"
 
@@ -14,13 +13,15 @@ namespace lmx::server {
 
 struct Prompt {
   std::vector<int32_t> tokens;
-  bool templated = false;     // rendered through the chat template (reasoning and tool calls are parsed)
+  bool templated =
+      false;  // rendered through the chat template (reasoning and tool calls are parsed)
   bool in_reasoning = false;  // the template opened a <think> block the reply continues
 };
 
 // Chat: through the model's chat template (messages, tools); a model without one (a
 // base model) gets the message contents one per line after BOS, as ChatSession does.
-Prompt chat_prompt(const generate::ModelContainer& model, const nlohmann::ordered_json& messages,
+Prompt chat_prompt(const generate::ModelContainer& model,
+                   const nlohmann::ordered_json& messages,
                    const nlohmann::ordered_json& tools);
 // Completions: the text as is, after BOS (no template).
 Prompt completion_prompt(const generate::ModelContainer& model, const std::string& text);

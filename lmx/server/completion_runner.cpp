@@ -4,8 +4,11 @@
 
 namespace lmx::server {
 
-Outcome run_completion(generate::ModelContainer& model, const Prompt& prompt, const SamplingRequest& request,
-                       const ToolUse& tools, const std::function<bool(const Delta&)>& on_delta) {
+Outcome run_completion(generate::ModelContainer& model,
+                       const Prompt& prompt,
+                       const SamplingRequest& request,
+                       const ToolUse& tools,
+                       const std::function<bool(const Delta&)>& on_delta) {
   using Kind = generate::GenerationEvent::Kind;
   generate::GenerateOptions opts;
   opts.eos_ids = model.eos_ids();
@@ -48,7 +51,8 @@ Outcome run_completion(generate::ModelContainer& model, const Prompt& prompt, co
         case Kind::info:
           out.info = e.info;  // the stop reason is then set from run()'s answer
           return true;
-        case Kind::token: return true;
+        case Kind::token:
+          return true;
       }
       return true;
     });

@@ -38,7 +38,10 @@ struct ToolUse {
 
 // on_delta returns false to stop (a client that went away): the generation ends at the
 // next token and the model is released.
-Outcome run_completion(generate::ModelContainer& model, const Prompt& prompt, const SamplingRequest& request,
-                       const ToolUse& tools, const std::function<bool(const Delta&)>& on_delta);
+Outcome run_completion(generate::ModelContainer& model,
+                       const Prompt& prompt,
+                       const SamplingRequest& request,
+                       const ToolUse& tools,
+                       const std::function<bool(const Delta&)>& on_delta);
 
 }  // namespace lmx::server

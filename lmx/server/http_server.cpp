@@ -20,13 +20,14 @@ void send(const Reply& reply, httplib::Response& res) {
     res.set_content(reply.body, reply.content_type);
     return;
   }
-  res.set_chunked_content_provider(reply.content_type, [stream = reply.stream](size_t, httplib::DataSink& sink) {
-    // The whole stream is written in this one call; a failed write (the client left)
-    // makes the endpoint stop its generation.
-    stream([&](std::string_view text) { return sink.write(text.data(), text.size()); });
-    sink.done();
-    return true;
-  });
+  res.set_chunked_content_provider(
+      reply.content_type, [stream = reply.stream](size_t, httplib::DataSink& sink) {
+        // The whole stream is written in this one call; a failed write (the client left)
+        // makes the endpoint stop its generation.
+        stream([&](std::string_view text) { return sink.write(text.data(), text.size()); });
+        sink.done();
+        return true;
+      });
 }
 
 // Runs an endpoint; any exception becomes its error reply.
@@ -61,22 +62,25 @@ HttpServer::HttpServer(std::shared_ptr<generate::ModelContainer> model, ServerOp
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http.set_payload_max_length(opts.max_body_bytes);
   http.set_pre_routing_handler([&opts](const httplib::Request& req, httplib::Response& res) {
-    if (opts.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    if (opts.api_key.empty() || req.path == "/health")
+      return httplib::Server::HandlerResponse::Unhandled;
     if (api_key_matches(req.get_header_value("Authorization"), opts.api_key))
       return httplib::Server::HandlerResponse::Unhandled;
     res.status = 401;
     // The message never quotes what was sent (it may be a near-miss of the key).
-    res.set_content(error_body(ApiError(401, "invalid or missing API key (send Authorization: Bearer KEY)", "",
-                                        "invalid_api_key")),
-                    "application/json");
+    res.set_content(
+        error_body(ApiError(401, "invalid or missing API key (send Authorization: Bearer KEY)", "",
+                            "invalid_api_key")),
+        "application/json");
     return httplib::Server::HandlerResponse::Handled;
   });
   http.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (res.body.empty()) res.set_content(error_body_for_status(res.status), "application/json");
   });
-  http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
-    send(Endpoints::error_reply(error), res);
-  });
+  http.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
+        send(Endpoints::error_reply(error), res);
+      });
   http.Post("/v1/chat/completions", [&ep](const httplib::Request& req, httplib::Response& res) {
     answer(res, [&] { return ep.chat_completions(req.body); });
   });
@@ -101,7 +105,8 @@ int HttpServer::bind() {
   impl_->port = o.port == 0 ? impl_->http.bind_to_any_port(o.host)
                             : (impl_->http.bind_to_port(o.host, o.port) ? o.port : -1);
   if (impl_->port < 0)
-    throw IoError("cannot listen on " + o.host + ":" + std::to_string(o.port) + " (address in use or not local?)");
+    throw IoError("cannot listen on " + o.host + ":" + std::to_string(o.port) +
+                  " (address in use or not local?)");
   return impl_->port;
 }
 

@@ -42,20 +42,23 @@ std::optional<double> RequestFields::number(const char* name, double lo, double 
   if (!v->is_number()) throw bad_field(param(name), "'" + param(name) + "' must be a number");
   const double d = v->get<double>();
   if (!std::isfinite(d) || d < lo || d > hi)
-    throw bad_field(param(name), "'" + param(name) + "' must be " + range_text(lo, hi) + ", got " + v->dump());
+    throw bad_field(param(name),
+                    "'" + param(name) + "' must be " + range_text(lo, hi) + ", got " + v->dump());
   return d;
 }
 
 std::optional<int64_t> RequestFields::integer(const char* name, int64_t lo, int64_t hi) const {
   const auto* v = get(name);
   if (!v) return std::nullopt;
-  if (!v->is_number_integer()) throw bad_field(param(name), "'" + param(name) + "' must be an integer");
+  if (!v->is_number_integer())
+    throw bad_field(param(name), "'" + param(name) + "' must be an integer");
   if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(hi))
-    throw bad_field(param(name), "'" + param(name) + "' must be at most " + std::to_string(hi) + ", got " + v->dump());
+    throw bad_field(param(name), "'" + param(name) + "' must be at most " + std::to_string(hi) +
+                                     ", got " + v->dump());
   const int64_t i = v->get<int64_t>();
   if (i < lo || i > hi)
-    throw bad_field(param(name), "'" + param(name) + "' must be between " + std::to_string(lo) + " and " +
-                                     std::to_string(hi) + ", got " + v->dump());
+    throw bad_field(param(name), "'" + param(name) + "' must be between " + std::to_string(lo) +
+                                     " and " + std::to_string(hi) + ", got " + v->dump());
   return i;
 }
 
@@ -84,9 +87,11 @@ nlohmann::ordered_json parse_body(const std::string& body) {
     j = nlohmann::ordered_json::parse(body);
   } catch (const nlohmann::json::parse_error& e) {
     // nlohmann's message locates the error (byte offset, what was expected).
-    throw ApiError(400, std::string("the request body is not valid JSON: ") + e.what(), "", "invalid_json");
+    throw ApiError(400, std::string("the request body is not valid JSON: ") + e.what(), "",
+                   "invalid_json");
   }
-  if (!j.is_object()) throw ApiError(400, "the request body must be a JSON object", "", "invalid_json");
+  if (!j.is_object())
+    throw ApiError(400, "the request body must be a JSON object", "", "invalid_json");
   return j;
 }
 

@@ -5,10 +5,9 @@
 // rather than silently dropped.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "lmx/chat/tool.h"
 #include "lmx/generate/generate_parameters.h"

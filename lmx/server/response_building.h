@@ -3,10 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "lmx/server/completion_runner.h"
 
@@ -14,7 +13,7 @@ namespace lmx::server {
 
 // What every object of one response shares.
 struct ResponseMeta {
-  std::string id;  // "chatcmpl-..." / "cmpl-..."
+  std::string id;       // "chatcmpl-..." / "cmpl-..."
   int64_t created = 0;  // Unix seconds
   std::string model;
 };
@@ -26,13 +25,17 @@ nlohmann::ordered_json tool_call_json(const chat::ToolCall& call, size_t index);
 nlohmann::ordered_json chat_completion(const ResponseMeta& meta, const Outcome& outcome);
 // One streamed chunk: `delta` with finish_reason null, or the last one with an empty
 // delta and the finish reason.
-nlohmann::ordered_json chat_chunk(const ResponseMeta& meta, nlohmann::ordered_json delta,
+nlohmann::ordered_json chat_chunk(const ResponseMeta& meta,
+                                  nlohmann::ordered_json delta,
                                   const std::optional<std::string>& finish_reason = std::nullopt);
 nlohmann::ordered_json text_completion(const ResponseMeta& meta, const Outcome& outcome);
-nlohmann::ordered_json text_chunk(const ResponseMeta& meta, const std::string& text,
+nlohmann::ordered_json text_chunk(const ResponseMeta& meta,
+                                  const std::string& text,
                                   const std::optional<std::string>& finish_reason = std::nullopt);
 // The stream_options.include_usage chunk: no choices, the usage.
-nlohmann::ordered_json usage_chunk(const ResponseMeta& meta, const char* object, const generate::GenerationInfo& info);
+nlohmann::ordered_json usage_chunk(const ResponseMeta& meta,
+                                   const char* object,
+                                   const generate::GenerationInfo& info);
 
 nlohmann::ordered_json model_list(const std::string& id, int64_t created);
 

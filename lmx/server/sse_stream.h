@@ -2,9 +2,8 @@
 // "data: [DONE]".
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace lmx::server {
 

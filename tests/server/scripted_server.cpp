@@ -28,9 +28,10 @@ int main(int argc, char** argv) {
     if (text.empty()) return;
     auto tokens = std::make_shared<std::vector<int32_t>>(model->tokenizer().encode(text, false));
     auto step = std::make_shared<size_t>(0);
-    p.logits_processors.push_back([tokens, step](const std::vector<int32_t>&, std::vector<float>& logits) {
-      force_script(*tokens, (*step)++, logits);
-    });
+    p.logits_processors.push_back(
+        [tokens, step](const std::vector<int32_t>&, std::vector<float>& logits) {
+          force_script(*tokens, (*step)++, logits);
+        });
   };
   TestServer server(model, options);
   std::printf("port %d\n", server.port());

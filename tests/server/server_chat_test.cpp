@@ -49,7 +49,8 @@ TEST_F(ServerChat, GreedyCompletionEqualsLlama2c) {
   nlohmann::json expected;
   std::ifstream(shared_data("models/stories260K/expected_outputs.json")) >> expected;
   const std::string stdout_text = expected["greedy"]["stdout"].get<std::string>();
-  const auto res = server_->post("/v1/completions", json{{"prompt", ""}, {"max_tokens", 256}, {"temperature", 0}});
+  const auto res = server_->post("/v1/completions",
+                                 json{{"prompt", ""}, {"max_tokens", 256}, {"temperature", 0}});
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 200) << res->body;
   const json j = json::parse(res->body);
@@ -132,8 +133,9 @@ TEST_F(ServerChat, StreamedChunksConcatenateToTheSameTextThenDone) {
 
 TEST_F(ServerChat, StreamedCompletionConcatenatesToTheSameText) {
   const Reference ref = reference_generate(*model_, prompt_input("Tom had"), greedy(25));
-  const auto res = server_->post("/v1/completions",
-                                 json{{"prompt", "Tom had"}, {"max_tokens", 25}, {"temperature", 0}, {"stream", true}});
+  const auto res = server_->post(
+      "/v1/completions",
+      json{{"prompt", "Tom had"}, {"max_tokens", 25}, {"temperature", 0}, {"stream", true}});
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 200) << res->body;
   const std::vector<std::string> events = sse_payloads(res->body);
@@ -175,8 +177,14 @@ TEST_F(ServerChat, SeededSamplingEqualsModelContainerWithTheSameSettings) {
   p.max_tokens = 40;
   const Reference ref = reference_generate(*model_, prompt_input("A dog"), p);
   json body = user_chat("A dog", 40);
-  body.update({{"temperature", 0.9}, {"top_p", 0.8}, {"top_k", 40}, {"min_p", 0.05}, {"repetition_penalty", 1.1},
-               {"presence_penalty", 0.5}, {"frequency_penalty", 0.25}, {"seed", 1234}});
+  body.update({{"temperature", 0.9},
+               {"top_p", 0.8},
+               {"top_k", 40},
+               {"min_p", 0.05},
+               {"repetition_penalty", 1.1},
+               {"presence_penalty", 0.5},
+               {"frequency_penalty", 0.25},
+               {"seed", 1234}});
   const auto a = server_->post("/v1/chat/completions", body);
   ASSERT_TRUE(a);
   ASSERT_EQ(a->status, 200) << a->body;

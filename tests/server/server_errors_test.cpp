@@ -28,7 +28,8 @@ class ServerErrors : public ::testing::Test {
 
   // A good request still works.
   static void expect_serving(const TestServer& s, const httplib::Headers& headers = {}) {
-    const json body = {{"messages", json::array({{{"role", "user"}, {"content", "Hi"}}})}, {"max_tokens", 3}};
+    const json body = {{"messages", json::array({{{"role", "user"}, {"content", "Hi"}}})},
+                       {"max_tokens", 3}};
     const auto res = s.post("/v1/chat/completions", body.dump(), headers);
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200) << res->body;
@@ -59,19 +60,25 @@ TEST_F(ServerErrors, EachBadRequestGetsItsStatusAndField) {
       {"/v1/chat/completions", "[1, 2]", 400, nullptr, "invalid_json"},
       {"/v1/chat/completions", "", 400, nullptr, "invalid_json"},
       // Invalid UTF-8 (a lone lead byte) inside a string.
-      {"/v1/chat/completions", std::string(R"({"messages": [{"role": "user", "content": "caf)") + "\xc3" + R"("}]})",
-       400, nullptr, "invalid_json"},
-      {"/v1/chat/completions", R"({"model": "stories260K"})", 400, "messages", "missing_required_parameter"},
+      {"/v1/chat/completions",
+       std::string(R"({"messages": [{"role": "user", "content": "caf)") + "\xc3" + R"("}]})", 400,
+       nullptr, "invalid_json"},
+      {"/v1/chat/completions", R"({"model": "stories260K"})", 400, "messages",
+       "missing_required_parameter"},
       {"/v1/chat/completions", R"({"messages": "Hi"})", 400, "messages", nullptr},
       {"/v1/chat/completions", R"({"messages": []})", 400, "messages", nullptr},
-      {"/v1/chat/completions", R"({"messages": [{"role": "wizard", "content": "x"}]})", 400, "messages[0].role", nullptr},
-      {"/v1/chat/completions", R"({"messages": [{"role": "user", "content": 5}]})", 400, "messages[0].content", nullptr},
-      {"/v1/chat/completions", R"({"messages": [{"role": "user"}]})", 400, "messages[0].content", nullptr},
+      {"/v1/chat/completions", R"({"messages": [{"role": "wizard", "content": "x"}]})", 400,
+       "messages[0].role", nullptr},
+      {"/v1/chat/completions", R"({"messages": [{"role": "user", "content": 5}]})", 400,
+       "messages[0].content", nullptr},
+      {"/v1/chat/completions", R"({"messages": [{"role": "user"}]})", 400, "messages[0].content",
+       nullptr},
       {"/v1/chat/completions", with(R"("max_tokens": -1)"), 400, "max_tokens", nullptr},
       {"/v1/chat/completions", with(R"("max_tokens": 0)"), 400, "max_tokens", nullptr},
       {"/v1/chat/completions", with(R"("max_tokens": "10")"), 400, "max_tokens", nullptr},
       {"/v1/chat/completions", with(R"("max_tokens": 1e30)"), 400, "max_tokens", nullptr},
-      {"/v1/chat/completions", with(R"("max_completion_tokens": 99999999999999999999)"), 400, "max_completion_tokens", nullptr},
+      {"/v1/chat/completions", with(R"("max_completion_tokens": 99999999999999999999)"), 400,
+       "max_completion_tokens", nullptr},
       {"/v1/chat/completions", with(R"("temperature": "hot")"), 400, "temperature", nullptr},
       {"/v1/chat/completions", with(R"("temperature": -0.5)"), 400, "temperature", nullptr},
       {"/v1/chat/completions", with(R"("top_p": 0)"), 400, "top_p", nullptr},
@@ -79,16 +86,21 @@ TEST_F(ServerErrors, EachBadRequestGetsItsStatusAndField) {
       {"/v1/chat/completions", with(R"("presence_penalty": 3)"), 400, "presence_penalty", nullptr},
       {"/v1/chat/completions", with(R"("seed": "x")"), 400, "seed", nullptr},
       {"/v1/chat/completions", with(R"("stream": "yes")"), 400, "stream", nullptr},
-      {"/v1/chat/completions", with(R"("stream_options": {"include_usage": 1})"), 400, "stream_options.include_usage", nullptr},
+      {"/v1/chat/completions", with(R"("stream_options": {"include_usage": 1})"), 400,
+       "stream_options.include_usage", nullptr},
       {"/v1/chat/completions", with(R"("stop": [1])"), 400, "stop", nullptr},
       {"/v1/chat/completions", with(R"("logit_bias": {"512": 1})"), 400, "logit_bias", nullptr},
       {"/v1/chat/completions", with(R"("logit_bias": {"-1": 1})"), 400, "logit_bias", nullptr},
       {"/v1/chat/completions", with(R"("n": 2)"), 400, "n", "unsupported_value"},
       {"/v1/chat/completions", with(R"("logprobs": true)"), 400, "logprobs", "unsupported_value"},
-      {"/v1/chat/completions", with(R"("response_format": {"type": "json_object"})"), 400, "response_format", "unsupported_value"},
-      {"/v1/chat/completions", with(R"("tool_choice": "required")"), 400, "tool_choice", "unsupported_value"},
-      {"/v1/chat/completions", with(R"("tools": [{"type": "function"}])"), 400, "tools[0]", nullptr},
-      {"/v1/chat/completions", with(R"("tools": [{"type": 7, "function": {"name": "f"}}])"), 400, "tools[0]", nullptr},
+      {"/v1/chat/completions", with(R"("response_format": {"type": "json_object"})"), 400,
+       "response_format", "unsupported_value"},
+      {"/v1/chat/completions", with(R"("tool_choice": "required")"), 400, "tool_choice",
+       "unsupported_value"},
+      {"/v1/chat/completions", with(R"("tools": [{"type": "function"}])"), 400, "tools[0]",
+       nullptr},
+      {"/v1/chat/completions", with(R"("tools": [{"type": 7, "function": {"name": "f"}}])"), 400,
+       "tools[0]", nullptr},
       {"/v1/chat/completions", with(R"("model": "gpt-4o")"), 404, "model", "model_not_found"},
       {"/v1/completions", R"({"max_tokens": 3})", 400, "prompt", "missing_required_parameter"},
       {"/v1/completions", R"({"prompt": 5})", 400, "prompt", nullptr},
@@ -112,7 +124,8 @@ TEST_F(ServerErrors, EachBadRequestGetsItsStatusAndField) {
 }
 
 TEST_F(ServerErrors, UnknownFieldsAreIgnored) {
-  const auto res = server_->post("/v1/chat/completions", with(R"("max_tokens": 2, "user": "u1", "x_future": {"a": [1]})"));
+  const auto res = server_->post("/v1/chat/completions",
+                                 with(R"("max_tokens": 2, "user": "u1", "x_future": {"a": [1]})"));
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200) << res->body;
 }
@@ -135,7 +148,8 @@ TEST_F(ServerErrors, ApiKeyIsRequiredAndNeverEchoed) {
   const std::string ok = with(R"("max_tokens": 2)");
   const json none = expect_openai_error(keyed_->post("/v1/chat/completions", ok), 401);
   EXPECT_EQ(none["code"], "invalid_api_key");
-  for (const std::string wrong : {"Bearer sk-local-3f9a1d", "Bearer sk-local-3f9a1c2", "sk-local-3f9a1c", "Bearer "}) {
+  for (const std::string wrong :
+       {"Bearer sk-local-3f9a1d", "Bearer sk-local-3f9a1c2", "sk-local-3f9a1c", "Bearer "}) {
     SCOPED_TRACE(wrong);
     const auto res = keyed_->post("/v1/chat/completions", ok, {{"Authorization", wrong}});
     expect_openai_error(res, 401);

@@ -2,8 +2,8 @@
 // running request finishes normally, and a client that leaves mid-stream stops its
 // generation at the next token and frees the model.
 #include <atomic>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "test_server.h"
 
@@ -93,8 +93,9 @@ TEST(ServerQueue, ClientLeavingMidStreamCancelsItsGeneration) {
   };
   TestServer server(load_stories(), o);
   const int kMaxTokens = 400;
-  const std::string got =
-      send_and_leave(server.port(), http_post_text("/v1/chat/completions", chat(kMaxTokens, true).dump()), "\"content\":\"");
+  const std::string got = send_and_leave(
+      server.port(), http_post_text("/v1/chat/completions", chat(kMaxTokens, true).dump()),
+      "\"content\":\"");
   ASSERT_NE(got.find("data: "), std::string::npos) << got;
 
   // The model is free for the next request, which runs to its end.

@@ -20,11 +20,13 @@ class ServerTools : public ::testing::Test {
     server::ServerOptions o;
     o.customize_parameters = [](generate::GenerateParameters& p) {
       std::lock_guard<std::mutex> lock(script_mutex_);
-      auto tokens = std::make_shared<std::vector<int32_t>>(model_->tokenizer().encode(script_, false));
+      auto tokens =
+          std::make_shared<std::vector<int32_t>>(model_->tokenizer().encode(script_, false));
       auto step = std::make_shared<size_t>(0);
-      p.logits_processors.push_back([tokens, step](const std::vector<int32_t>&, std::vector<float>& logits) {
-        force_script(*tokens, (*step)++, logits);
-      });
+      p.logits_processors.push_back(
+          [tokens, step](const std::vector<int32_t>&, std::vector<float>& logits) {
+            force_script(*tokens, (*step)++, logits);
+          });
     };
     server_ = std::make_unique<TestServer>(model_, o);
   }
@@ -72,7 +74,8 @@ TEST_F(ServerTools, ToolCallComesBackAsToolCalls) {
   EXPECT_EQ(call["function"]["name"], "get_weather");
   // OpenAI sends arguments as JSON text.
   ASSERT_TRUE(call["function"]["arguments"].is_string());
-  EXPECT_EQ(json::parse(call["function"]["arguments"].get<std::string>()), json({{"city", "Paris"}, {"days", 0}}));
+  EXPECT_EQ(json::parse(call["function"]["arguments"].get<std::string>()),
+            json({{"city", "Paris"}, {"days", 0}}));
 }
 
 TEST_F(ServerTools, StreamedToolCallIsAnIndexedDelta) {
@@ -94,7 +97,8 @@ TEST_F(ServerTools, StreamedToolCallIsAnIndexedDelta) {
   ASSERT_EQ(calls.size(), 1u);
   EXPECT_EQ(calls[0]["index"], 0);
   EXPECT_EQ(calls[0]["function"]["name"], "get_weather");
-  EXPECT_EQ(json::parse(calls[0]["function"]["arguments"].get<std::string>()), json({{"city", "Paris"}, {"days", 0}}));
+  EXPECT_EQ(json::parse(calls[0]["function"]["arguments"].get<std::string>()),
+            json({{"city", "Paris"}, {"days", 0}}));
   EXPECT_EQ(json::parse(events[events.size() - 2])["choices"][0]["finish_reason"], "tool_calls");
 }
 
@@ -110,14 +114,16 @@ TEST_F(ServerTools, ToolResultRoundRendersLikeJinja2) {
   const std::string answer = fx_["scripted_replies"][1].get<std::string>();
   script(answer);
   const auto res =
-      server_->post("/v1/chat/completions", json{{"messages", messages}, {"tools", fx_["tools"]}, {"max_tokens", 100}});
+      server_->post("/v1/chat/completions",
+                    json{{"messages", messages}, {"tools", fx_["tools"]}, {"max_tokens", 100}});
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 200) << res->body;
   const json j = json::parse(res->body);
   EXPECT_EQ(j["choices"][0]["message"]["content"], answer);
   EXPECT_EQ(j["choices"][0]["finish_reason"], "stop");
   // The prompt the server fed is exactly Python jinja2's rendering of this conversation.
-  const auto expected = model_->tokenizer().encode(fx_["prompt_before_answer"].get<std::string>(), false);
+  const auto expected =
+      model_->tokenizer().encode(fx_["prompt_before_answer"].get<std::string>(), false);
   EXPECT_EQ(j["usage"]["prompt_tokens"], expected.size());
 }
 
@@ -147,7 +153,8 @@ TEST_F(ServerTools, ReasoningComesAsReasoningContent) {
   ASSERT_FALSE(reasoning.empty());
   const auto res = server_->post(
       "/v1/chat/completions",
-      json{{"messages", json::array({{{"role", "user"}, {"content", "Tell me a story"}}})}, {"max_tokens", 100}});
+      json{{"messages", json::array({{{"role", "user"}, {"content", "Tell me a story"}}})},
+           {"max_tokens", 100}});
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 200) << res->body;
   const json message = json::parse(res->body)["choices"][0]["message"];

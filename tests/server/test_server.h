@@ -32,10 +32,11 @@ using json = nlohmann::ordered_json;
 inline bool have_stories() { return fs::exists(shared_data("models/stories260K/stories260K.bin")); }
 
 // stories260K, plain (no chat template) or with a template of ../shared/data/chat-templates.
-inline std::shared_ptr<generate::ModelContainer> load_stories(const std::string& chat_template = "") {
+inline std::shared_ptr<generate::ModelContainer> load_stories(
+    const std::string& chat_template = "") {
   const fs::path src = shared_data("models/stories260K");
-  const fs::path dir = fs::temp_directory_path() /
-                       ("lmx-server-" + std::to_string(::getpid()) + (chat_template.empty() ? "" : "-templated"));
+  const fs::path dir = fs::temp_directory_path() / ("lmx-server-" + std::to_string(::getpid()) +
+                                                    (chat_template.empty() ? "" : "-templated"));
   io::import_llama2c(src / "stories260K.bin", src / "tok512.bin", dir);
   if (!chat_template.empty()) {
     std::ifstream in(shared_data("chat-templates/" + chat_template));
@@ -48,9 +49,12 @@ inline std::shared_ptr<generate::ModelContainer> load_stories(const std::string&
 
 // A logits processor's step that forces `tokens`, then EOS (id 2), whatever the model
 // would say: scripted replies.
-inline void force_script(const std::vector<int32_t>& tokens, size_t step, std::vector<float>& logits) {
+inline void force_script(const std::vector<int32_t>& tokens,
+                         size_t step,
+                         std::vector<float>& logits) {
   const int32_t want = step < tokens.size() ? tokens[step] : 2;
-  for (size_t i = 0; i < logits.size(); ++i) logits[i] = static_cast<int32_t>(i) == want ? 100.0f : -100.0f;
+  for (size_t i = 0; i < logits.size(); ++i)
+    logits[i] = static_cast<int32_t>(i) == want ? 100.0f : -100.0f;
 }
 
 // tests/data/chat/tool_loop.json: Qwen2.5's template, a weather tool, scripted replies
@@ -79,10 +83,14 @@ class TestServer {
     c->set_read_timeout(60);
     return c;
   }
-  httplib::Result post(const std::string& path, const std::string& body, const httplib::Headers& headers = {}) const {
+  httplib::Result post(const std::string& path,
+                       const std::string& body,
+                       const httplib::Headers& headers = {}) const {
     return client()->Post(path.c_str(), headers, body, "application/json");
   }
-  httplib::Result post(const std::string& path, const json& body) const { return post(path, body.dump()); }
+  httplib::Result post(const std::string& path, const json& body) const {
+    return post(path, body.dump());
+  }
 
  private:
   static server::ServerOptions with_loopback(server::ServerOptions o) {
@@ -141,7 +149,8 @@ inline std::string send_and_leave(int port, const std::string& request, const st
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   std::string got;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
+      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size())) {
     timeval tv{1, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -157,7 +166,8 @@ inline std::string send_and_leave(int port, const std::string& request, const st
 }
 
 inline std::string http_post_text(const std::string& path, const std::string& body) {
-  return "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
+  return "POST " + path +
+         " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
          std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
@@ -166,7 +176,8 @@ struct Reference {
   std::string text;
   generate::GenerationInfo info;
 };
-inline Reference reference_generate(generate::ModelContainer& model, const generate::UserInput& input,
+inline Reference reference_generate(generate::ModelContainer& model,
+                                    const generate::UserInput& input,
                                     const generate::GenerateParameters& params) {
   Reference r;
   r.info = model.generate(input, params, [&](const generate::GenerationEvent& e) {
@@ -178,4 +189,5 @@ inline Reference reference_generate(generate::ModelContainer& model, const gener
 
 }  // namespace lmx::testing
 
-#define LMX_REQUIRE_STORIES() LMX_REQUIRE_SHARED(::lmx::testing::shared_data("models/stories260K/stories260K.bin"))
+#define LMX_REQUIRE_STORIES() \
+  LMX_REQUIRE_SHARED(::lmx::testing::shared_data("models/stories260K/stories260K.bin"))
