@@ -219,5 +219,22 @@ TEST_F(ServerChat, ModelsAndHealth) {
   EXPECT_EQ(json::parse(health->body)["status"], "ok");
 }
 
+TEST_F(ServerChat, TextPartsAreJoinedLikeOneString) {
+  const auto joined = server_->post("/v1/chat/completions", user_chat("Once upon a time", 12));
+  json parts = user_chat("", 12);
+  parts["messages"][0]["content"] = json::array(
+      {{{"type", "text"}, {"text", "Once upon"}}, {{"type", "text"}, {"text", " a time"}}});
+  const auto split = server_->post("/v1/chat/completions", parts);
+  ASSERT_TRUE(joined && split);
+  ASSERT_EQ(split->status, 200) << split->body;
+  const json a = json::parse(joined->body), b = json::parse(split->body);
+  EXPECT_EQ(b["choices"][0]["message"]["content"], a["choices"][0]["message"]["content"]);
+  EXPECT_EQ(b["usage"]["prompt_tokens"], a["usage"]["prompt_tokens"]);
+  // Parts other than text are refused, not dropped.
+  parts["messages"][0]["content"][1] = {{"type", "image_url"}, {"image_url", {{"url", "x"}}}};
+  const json e = expect_openai_error(server_->post("/v1/chat/completions", parts), 400);
+  EXPECT_EQ(e["param"], "messages[0].content");
+}
+
 }  // namespace
 }  // namespace lmx::testing

@@ -163,5 +163,35 @@ TEST_F(ServerTools, ReasoningComesAsReasoningContent) {
   EXPECT_EQ(content.find("<think>"), std::string::npos);
 }
 
+TEST_F(ServerTools, StreamedReasoningDeltasConcatenateToTheSameSplit) {
+  const std::string reply = "<think>\nShort plan.\n</think>\n\nThe end.";
+  script(reply);
+  const json body = {{"messages", json::array({{{"role", "user"}, {"content", "Story?"}}})},
+                     {"max_tokens", 100}};
+  const auto whole = server_->post("/v1/chat/completions", body);
+  ASSERT_TRUE(whole);
+  ASSERT_EQ(whole->status, 200) << whole->body;
+  const json message = json::parse(whole->body)["choices"][0]["message"];
+  json streamed_body = body;
+  streamed_body["stream"] = true;
+  const auto res = server_->post("/v1/chat/completions", streamed_body);
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const auto events = sse_payloads(res->body);
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  std::string reasoning, content;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    const json delta = json::parse(events[i])["choices"][0]["delta"];
+    if (delta.contains("reasoning_content"))
+      reasoning += delta["reasoning_content"].get<std::string>();
+    if (delta.contains("content")) content += delta["content"].get<std::string>();
+  }
+  EXPECT_EQ(reasoning, message["reasoning_content"]);
+  EXPECT_EQ(content, message["content"]);
+  EXPECT_NE(reasoning.find("Short plan."), std::string::npos);
+  EXPECT_EQ(content.find("</think>"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace lmx::testing
