@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include <sys/socket.h>
+
 #include <csignal>
 
 #include "lmx/base/error.h"
@@ -61,6 +63,12 @@ HttpServer::HttpServer(std::shared_ptr<generate::ModelContainer> model, ServerOp
   const size_t threads = opts.max_queue + 1 + 4;
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http.set_payload_max_length(opts.max_body_bytes);
+  // cpp-httplib's default also sets SO_REUSEPORT, which lets a second server bind the same
+  // port and silently share its connections: keep only SO_REUSEADDR (quick restarts).
+  http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   http.set_pre_routing_handler([&opts](const httplib::Request& req, httplib::Response& res) {
     if (opts.api_key.empty() || req.path == "/health")
       return httplib::Server::HandlerResponse::Unhandled;

@@ -164,5 +164,15 @@ TEST_F(ServerErrors, ApiKeyIsRequiredAndNeverEchoed) {
   expect_serving(*keyed_, {{"Authorization", "Bearer sk-local-3f9a1c"}});
 }
 
+TEST_F(ServerErrors, ASecondServerCannotTakeABusyPort) {
+  // Without SO_REUSEPORT: two servers never silently share one port's connections.
+  server::ServerOptions o;
+  o.host = "127.0.0.1";
+  o.port = server_->port();
+  server::HttpServer second(model_, o);
+  EXPECT_THROW(second.bind(), IoError);
+  expect_serving(*server_);
+}
+
 }  // namespace
 }  // namespace lmx::testing
