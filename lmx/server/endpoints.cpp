@@ -172,6 +172,11 @@ Reply Endpoints::completions(const std::string& body) {
 
 Reply Endpoints::models() const { return json_reply(model_list(options_.model_id, created_)); }
 
+Reply Endpoints::model(const std::string& id) const {
+  check_model(id);
+  return json_reply(model_list(options_.model_id, created_)["data"][0]);
+}
+
 Reply Endpoints::health() const { return json_reply({{"status", "ok"}}); }
 
 Reply Endpoints::error_reply(std::exception_ptr error) {

@@ -33,6 +33,8 @@ class Endpoints {
   Reply chat_completions(const std::string& body);
   Reply completions(const std::string& body);
   Reply models() const;
+  // GET /v1/models/{id}: the served model, or 404 model_not_found.
+  Reply model(const std::string& id) const;
   Reply health() const;
   // An error reply for any exception (ApiError keeps its status; lmx errors raised by a
   // request's content are 400; anything else 500 without internals).

@@ -98,6 +98,10 @@ HttpServer::HttpServer(std::shared_ptr<generate::ModelContainer> model, ServerOp
   http.Get("/v1/models", [&ep](const httplib::Request&, httplib::Response& res) {
     answer(res, [&] { return ep.models(); });
   });
+  // Ids may hold slashes (org/name).
+  http.Get(R"(/v1/models/(.+))", [&ep](const httplib::Request& req, httplib::Response& res) {
+    answer(res, [&] { return ep.model(req.matches[1].str()); });
+  });
   http.Get("/health", [&ep](const httplib::Request&, httplib::Response& res) {
     answer(res, [&] { return ep.health(); });
   });

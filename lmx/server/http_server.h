@@ -2,7 +2,7 @@
 // header), with the API key check, the body-size limit and OpenAI-shaped errors for
 // everything the HTTP layer refuses itself (unknown paths, bodies too large).
 //
-//   POST /v1/chat/completions   POST /v1/completions   GET /v1/models   GET /health
+//   POST /v1/chat/completions   POST /v1/completions   GET /v1/models[/{id}]   GET /health
 //
 // Requests that need the model run one at a time (ModelContainer::perform); up to
 // options.max_queue wait, the next ones get 503 + Retry-After.

@@ -213,6 +213,12 @@ TEST_F(ServerChat, ModelsAndHealth) {
   ASSERT_EQ(m["data"].size(), 1u);
   EXPECT_EQ(m["data"][0]["id"], "stories260K");
   EXPECT_EQ(m["data"][0]["object"], "model");
+  const auto one = server_->client()->Get("/v1/models/stories260K");
+  ASSERT_TRUE(one);
+  ASSERT_EQ(one->status, 200) << one->body;
+  EXPECT_EQ(json::parse(one->body), m["data"][0]);
+  const json e = expect_openai_error(server_->client()->Get("/v1/models/org/other"), 404);
+  EXPECT_EQ(e["code"], "model_not_found");
   const auto health = server_->client()->Get("/health");
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200);
