@@ -56,8 +56,10 @@ void run_serve(ServeArgs a) {
   // Each waiting request holds an HTTP thread.
   if (a.server.max_queue > 1024) throw InvalidArgument("--max-queue must be at most 1024");
 
+  models::LoadOptions load_options;
+  load_options.device = device;
   auto container =
-      generate::ModelContainer::load(resolve_model_arg(a.model).string(), {.device = device});
+      generate::ModelContainer::load(resolve_model_arg(a.model).string(), load_options);
   a.server.model_id = a.model_id.empty() ? a.model : a.model_id;
   server::HttpServer http(container, a.server);
   const int port = http.bind();

@@ -22,7 +22,7 @@ Outcome run_completion(generate::ModelContainer& model,
   }
   Outcome out;
   bool going = true;
-  auto emit = [&](Delta d) {
+  auto emit = [&](const Delta& d) {
     if (going) going = on_delta(d);
     return going;
   };

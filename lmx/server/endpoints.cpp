@@ -179,7 +179,7 @@ Reply Endpoints::model(const std::string& id) const {
 
 Reply Endpoints::health() const { return json_reply({{"status", "ok"}}); }
 
-Reply Endpoints::error_reply(std::exception_ptr error) {
+Reply Endpoints::error_reply(const std::exception_ptr& error) {
   Reply r;
   try {
     std::rethrow_exception(error);

@@ -38,7 +38,7 @@ class Endpoints {
   Reply health() const;
   // An error reply for any exception (ApiError keeps its status; lmx errors raised by a
   // request's content are 400; anything else 500 without internals).
-  static Reply error_reply(std::exception_ptr error);
+  static Reply error_reply(const std::exception_ptr& error);
 
  private:
   std::shared_ptr<RequestQueue::Place> admit();
