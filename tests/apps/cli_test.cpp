@@ -9,6 +9,14 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include <httplib.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
 #include "../generate/shared_data.h"
 #include "lmx/core/backend.h"
 
@@ -170,6 +178,60 @@ TEST(CliErrors, DeviceIsCheckedBeforeLoading) {
   EXPECT_EQ(r.out.rfind("lmx: error: --device cuda: device cuda:0 is not available in this build of lmx", 0), 0u)
       << r.out;
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+}
+
+// lmx serve as a user starts it: on 127.0.0.1, a free port (--port 0) announced on
+// stderr, answers a chat completion equal to `lmx generate`, refuses a wrong key, and
+// exits 0 on SIGTERM.
+TEST_F(Cli, ServeAnswersOnLoopbackAndStopsOnSigterm) {
+  ASSERT_EQ(convert_.status, 0) << convert_.out;
+  const Result generated = lmx_run("generate --model " + dir_.string() + " --prompt 'Once upon' --max-tokens 20 --temp 0");
+  ASSERT_EQ(generated.status, 0);
+  const fs::path log = dir_ / "serve.log";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string model = dir_.string(), err = log.string();
+    std::freopen(err.c_str(), "w", stderr);
+    execl(LMX_CLI, LMX_CLI, "serve", "-m", model.c_str(), "--port", "0", "--api-key", "k-123", "-t", "1",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // The announced port, within 30 s.
+  int port = 0;
+  for (int i = 0; i < 300 && port == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::ifstream in(log);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t at = text.find("http://127.0.0.1:");
+    if (at != std::string::npos) port = std::atoi(text.c_str() + at + 17);
+  }
+  if (port > 0) {
+    httplib::Client client("127.0.0.1", port);
+    client.set_read_timeout(30);
+    const std::string body =
+        R"({"messages": [{"role": "user", "content": "Once upon"}], "max_tokens": 20, "temperature": 0})";
+    const auto denied = client.Post("/v1/chat/completions", {{"Authorization", "Bearer k-124"}}, body, "application/json");
+    ASSERT_TRUE(denied);
+    EXPECT_EQ(denied->status, 401);
+    const auto res = client.Post("/v1/chat/completions", {{"Authorization", "Bearer k-123"}}, body, "application/json");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200) << res->body;
+    // `lmx generate` ends its output with a newline.
+    EXPECT_EQ(nlohmann::json::parse(res->body)["choices"][0]["message"]["content"].get<std::string>() + "\n",
+              generated.out);
+  }
+  kill(pid, SIGTERM);
+  int status = -1;
+  for (int i = 0; i < 200 && waitpid(pid, &status, WNOHANG) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (!WIFEXITED(status)) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    ADD_FAILURE() << "lmx serve did not stop on SIGTERM";
+  }
+  ASSERT_GT(port, 0) << "lmx serve announced no port";
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 }  // namespace

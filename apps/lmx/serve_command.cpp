@@ -1,0 +1,103 @@
+// lmx serve: the OpenAI-compatible HTTP server (lmx/server) over one loaded model.
+#include <pthread.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "lmx/base/error.h"
+#include "lmx/generate/model_container.h"
+#include "lmx/server/http_server.h"
+
+namespace lmx::cli {
+namespace {
+
+struct ServeArgs {
+  std::string model;
+  std::string model_id;
+  server::ServerOptions server;
+  int threads = 0;
+  std::string device = "cpu";
+};
+
+bool is_loopback(const std::string& host) {
+  return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+void run_serve(ServeArgs a) {
+  // SIGINT / SIGTERM are taken by one thread (sigwait) that stops the server; blocked
+  // before any other thread starts (compute pool included), so the HTTP workers inherit the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Before the server runs (loading), a stop signal ends the process as Ctrl-C would.
+  static std::atomic<server::HttpServer*> running{nullptr};
+  std::thread([stop_signals] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    if (server::HttpServer* s = running.load()) {
+      s->stop();
+    } else {
+      std::_Exit(128 + sig);
+    }
+  }).detach();
+  apply_threads(a.threads);
+  const Device device = device_arg(a.device);
+  if (a.server.port < 0 || a.server.port > 65535)
+    throw InvalidArgument("--port must be in [0, 65535]");
+  if (a.server.max_body_bytes == 0) throw InvalidArgument("--max-body-bytes must be > 0");
+  // Each waiting request holds an HTTP thread.
+  if (a.server.max_queue > 1024) throw InvalidArgument("--max-queue must be at most 1024");
+
+  models::LoadOptions load_options;
+  load_options.device = device;
+  auto container =
+      generate::ModelContainer::load(resolve_model_arg(a.model).string(), load_options);
+  a.server.model_id = a.model_id.empty() ? a.model : a.model_id;
+  server::HttpServer http(container, a.server);
+  const int port = http.bind();
+  if (!is_loopback(a.server.host) && a.server.api_key.empty())
+    std::fprintf(stderr, "lmx serve: warning: listening on %s without --api-key\n",
+                 a.server.host.c_str());
+  std::fprintf(stderr,
+               "lmx serve: %s on http://%s:%d (POST /v1/chat/completions, POST /v1/completions, "
+               "GET /v1/models, GET /health); Ctrl-C stops\n",
+               a.server.model_id.c_str(), a.server.host.c_str(), port);
+  running = &http;
+  http.listen();
+  running = nullptr;
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app) {
+  auto a = std::make_shared<ServeArgs>();
+  auto* cmd = app.add_subcommand(
+      "serve", "OpenAI-compatible HTTP server (chat/completions, completions, models)");
+  cmd->add_option("-m,--model", a->model, "Model folder or Hugging Face repo id")->required();
+  cmd->add_option("--model-id", a->model_id,
+                  "The model name clients use (default: the --model text)");
+  cmd->add_option("--host", a->server.host, "Address to listen on")->capture_default_str();
+  cmd->add_option("--port", a->server.port, "Port (0: any free port)")->capture_default_str();
+  cmd->add_option("--api-key", a->server.api_key,
+                  "Require Authorization: Bearer KEY (or set LMX_API_KEY)")
+      ->envname("LMX_API_KEY");
+  cmd->add_option("--max-queue", a->server.max_queue,
+                  "Requests that may wait for the model; more get 503")
+      ->capture_default_str();
+  cmd->add_option("--max-body-bytes", a->server.max_body_bytes,
+                  "Largest request body; larger get 413")
+      ->capture_default_str();
+  cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--device", a->device, "cpu, cuda or cuda:N (default cpu)");
+  cmd->callback([a] { run_serve(*a); });
+}
+
+}  // namespace lmx::cli

@@ -1,0 +1,53 @@
+// The API's endpoints, independent of the HTTP library: each takes a request body and
+// returns a Reply, either whole or as a stream of server-sent events that the HTTP layer
+// pumps (a write that fails means the client left, and the generation stops).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "lmx/generate/model_container.h"
+#include "lmx/server/request_queue.h"
+#include "lmx/server/server_options.h"
+
+namespace lmx::server {
+
+struct Reply {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  // Set for a streamed reply (text/event-stream): writes every event through `write`,
+  // which returns false once the client is gone.
+  std::function<void(const std::function<bool(std::string_view)>& write)> stream;
+};
+
+class Endpoints {
+ public:
+  Endpoints(std::shared_ptr<generate::ModelContainer> model, const ServerOptions& options);
+
+  Reply chat_completions(const std::string& body);
+  Reply completions(const std::string& body);
+  Reply models() const;
+  // GET /v1/models/{id}: the served model, or 404 model_not_found.
+  Reply model(const std::string& id) const;
+  Reply health() const;
+  // An error reply for any exception (ApiError keeps its status; lmx errors raised by a
+  // request's content are 400; anything else 500 without internals).
+  static Reply error_reply(const std::exception_ptr& error);
+
+ private:
+  std::shared_ptr<RequestQueue::Place> admit();
+  void check_model(const std::string& requested) const;
+
+  std::shared_ptr<generate::ModelContainer> model_;
+  ServerOptions options_;
+  RequestQueue queue_;
+  int64_t created_;
+};
+
+}  // namespace lmx::server

@@ -1,0 +1,25 @@
+// How `lmx serve` (or an app embedding the server) runs it.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <string>
+
+#include "lmx/generate/generate_parameters.h"
+
+namespace lmx::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";           // loopback unless asked otherwise
+  int port = 8080;                          // 0: any free port (HttpServer::bind() says which)
+  std::string model_id;                     // the name /v1/models lists and requests may give
+  std::string api_key;                      // empty: no authentication
+  size_t max_queue = 8;                     // requests waiting behind the running one; more get 503
+  size_t max_body_bytes = size_t{8} << 20;  // larger bodies get 413
+  // Called on each request's parameters before it runs: where an embedding app adds
+  // logits processors (constraints, scripted replies in tests) or clamps settings.
+  // Called from the HTTP threads, possibly several at once.
+  std::function<void(generate::GenerateParameters&)> customize_parameters;
+};
+
+}  // namespace lmx::server

@@ -1,0 +1,114 @@
+// One request at a time on the model: a full queue answers 503 + Retry-After while the
+// running request finishes normally, and a client that leaves mid-stream stops its
+// generation at the next token and frees the model.
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "test_server.h"
+
+namespace lmx::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Polls `done` every 5 ms for at most `limit`.
+template <class Fn>
+bool wait_for(Fn done, std::chrono::milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+json chat(int64_t max_tokens, bool stream = false) {
+  return {{"messages", json::array({{{"role", "user"}, {"content", "Once"}}})},
+          {"max_tokens", max_tokens},
+          {"temperature", 0},
+          {"stream", stream}};
+}
+
+TEST(ServerQueue, FullQueueAnswers503WithRetryAfterAndKeepsServing) {
+  LMX_REQUIRE_STORIES();
+  // The first request's first step waits until the test lets it go.
+  std::atomic<bool> started{false}, release{false};
+  server::ServerOptions o;
+  o.max_queue = 0;
+  o.customize_parameters = [&](generate::GenerateParameters& p) {
+    p.logits_processors.push_back([&](const std::vector<int32_t>&, std::vector<float>&) {
+      started = true;
+      wait_for([&] { return release.load(); }, 20000ms);
+    });
+  };
+  TestServer server(load_stories(), o);
+  std::optional<httplib::Result> first;
+  std::thread running([&] { first.emplace(server.post("/v1/chat/completions", chat(3))); });
+  if (!wait_for([&] { return started.load(); }, 20000ms)) {
+    release = true;
+    running.join();
+    FAIL() << "the first request never reached its first step";
+  }
+
+  const auto busy = server.post("/v1/chat/completions", chat(3));
+  const json e = expect_openai_error(busy, 503);
+  EXPECT_EQ(e["type"], "server_error");
+  EXPECT_EQ(e["code"], "server_busy");
+  EXPECT_EQ(busy->get_header_value("Retry-After"), "1");
+  // Endpoints that do not need the model still answer.
+  const auto health = server.client()->Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+
+  release = true;
+  running.join();
+  ASSERT_TRUE(first && *first);
+  EXPECT_EQ((*first)->status, 200) << (*first)->body;
+  EXPECT_EQ(json::parse((*first)->body)["usage"]["completion_tokens"], 3);
+  const auto after = server.post("/v1/chat/completions", chat(3));
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->status, 200) << after->body;
+}
+
+TEST(ServerQueue, ClientLeavingMidStreamCancelsItsGeneration) {
+  LMX_REQUIRE_STORIES();
+  // Each request counts its sampling steps; EOS is banned so that only max_tokens or
+  // the cancellation ends it, and each step takes a few ms so the stream outlives the
+  // client.
+  std::mutex mutex;
+  std::vector<std::shared_ptr<std::atomic<int>>> steps;
+  server::ServerOptions o;
+  o.customize_parameters = [&](generate::GenerateParameters& p) {
+    auto count = std::make_shared<std::atomic<int>>(0);
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      steps.push_back(count);
+    }
+    p.logits_processors.push_back([count](const std::vector<int32_t>&, std::vector<float>& logits) {
+      ++*count;
+      logits[2] = -1e30f;
+      std::this_thread::sleep_for(3ms);
+    });
+  };
+  TestServer server(load_stories(), o);
+  const int kMaxTokens = 400;
+  const std::string got = send_and_leave(
+      server.port(), http_post_text("/v1/chat/completions", chat(kMaxTokens, true).dump()),
+      "\"content\":\"");
+  ASSERT_NE(got.find("data: "), std::string::npos) << got;
+
+  // The model is free for the next request, which runs to its end.
+  const auto next = server.post("/v1/chat/completions", chat(5));
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->status, 200) << next->body;
+  EXPECT_EQ(json::parse(next->body)["usage"]["completion_tokens"], 5);
+  std::lock_guard<std::mutex> lock(mutex);
+  ASSERT_EQ(steps.size(), 2u);
+  // The abandoned stream stopped after a few tokens, far from its 400.
+  EXPECT_LT(steps[0]->load(), kMaxTokens / 4) << "steps run for the abandoned stream";
+  EXPECT_EQ(steps[1]->load(), 5);
+}
+
+}  // namespace
+}  // namespace lmx::testing
