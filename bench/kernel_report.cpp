@@ -172,8 +172,8 @@ __attribute__((target("avx512f,avx512vnni"))) int vnni_loop(int64_t iters, bool 
 }
 
 // Best of 5 runs of a 12-chain loop on every thread: ops counted per inner instruction.
-template <class Loop>
-double measure_loop_gops(cpu::ThreadPool& pool, int threads, double ops_per_instr, const Loop& loop) {
+template <class Pool, class Loop>
+double measure_loop_gops(Pool& pool, int threads, double ops_per_instr, const Loop& loop) {
   const int64_t iters = 20'000'000;
   std::vector<double> samples;
   for (int rep = 0; rep < 5; ++rep) {
