@@ -51,7 +51,7 @@ struct StreamState {
   std::shared_ptr<RequestQueue::Place> place;
 };
 
-// Runs one streamed generation: on_delta turns each delta into an event; the last
+// Runs one streamed generation: to_chunk turns each delta into an event; the last
 // chunk carries the finish reason, then the usage chunk (when asked) and [DONE]. An
 // error once the stream has started can only be reported as an event.
 template <class Request>
