@@ -53,6 +53,7 @@ void run_serve(ServeArgs a) {
   if (a.server.port < 0 || a.server.port > 65535)
     throw InvalidArgument("--port must be in [0, 65535]");
   if (a.server.max_body_bytes == 0) throw InvalidArgument("--max-body-bytes must be > 0");
+  if (a.server.default_max_tokens < 1) throw InvalidArgument("--max-tokens must be >= 1");
   // Each waiting request holds an HTTP thread.
   if (a.server.max_queue > 1024) throw InvalidArgument("--max-queue must be at most 1024");
 
@@ -91,6 +92,9 @@ void add_serve_command(CLI::App& app) {
       ->envname("LMX_API_KEY");
   cmd->add_option("--max-queue", a->server.max_queue,
                   "Requests that may wait for the model; more get 503")
+      ->capture_default_str();
+  cmd->add_option("--max-tokens", a->server.default_max_tokens,
+                  "Token limit of requests that set none")
       ->capture_default_str();
   cmd->add_option("--max-body-bytes", a->server.max_body_bytes,
                   "Largest request body; larger get 413")

@@ -103,6 +103,11 @@ std::shared_ptr<RequestQueue::Place> Endpoints::admit() {
   return place;
 }
 
+void Endpoints::prepare_parameters(generate::GenerateParameters& params) const {
+  if (!params.max_tokens) params.max_tokens = options_.default_max_tokens;
+  if (options_.customize_parameters) options_.customize_parameters(params);
+}
+
 void Endpoints::check_model(const std::string& requested) const {
   if (!requested.empty() && requested != options_.model_id)
     throw ApiError(404,
@@ -114,7 +119,7 @@ void Endpoints::check_model(const std::string& requested) const {
 Reply Endpoints::chat_completions(const std::string& body) {
   ChatRequest request = parse_chat_request(body, model_->tokenizer().vocab_size());
   check_model(request.model);
-  if (options_.customize_parameters) options_.customize_parameters(request.params);
+  prepare_parameters(request.params);
   ToolUse tools{request.tool_choice == ToolChoice::kAuto && !request.tool_specs.empty(),
                 request.tool_specs};
   Prompt prompt = chat_prompt(*model_, request.messages, request.tools);
@@ -152,7 +157,7 @@ Reply Endpoints::chat_completions(const std::string& body) {
 Reply Endpoints::completions(const std::string& body) {
   CompletionRequest request = parse_completion_request(body, model_->tokenizer().vocab_size());
   check_model(request.model);
-  if (options_.customize_parameters) options_.customize_parameters(request.params);
+  prepare_parameters(request.params);
   Prompt prompt = completion_prompt(*model_, request.prompt);
   ResponseMeta meta{next_id("cmpl-"), unix_now(), options_.model_id};
   auto place = admit();

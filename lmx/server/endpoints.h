@@ -43,6 +43,8 @@ class Endpoints {
  private:
   std::shared_ptr<RequestQueue::Place> admit();
   void check_model(const std::string& requested) const;
+  // The server's default token limit, then options.customize_parameters.
+  void prepare_parameters(generate::GenerateParameters& params) const;
 
   std::shared_ptr<generate::ModelContainer> model_;
   ServerOptions options_;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -16,6 +17,9 @@ struct ServerOptions {
   std::string api_key;                      // empty: no authentication
   size_t max_queue = 8;                     // requests waiting behind the running one; more get 503
   size_t max_body_bytes = size_t{8} << 20;  // larger bodies get 413
+  // The token limit of a request that sets none: generation has no context bound of its
+  // own, so a model that never writes EOS would otherwise hold the model forever.
+  int64_t default_max_tokens = 4096;
   // Called on each request's parameters before it runs: where an embedding app adds
   // logits processors (constraints, scripted replies in tests) or clamps settings.
   // Called from the HTTP threads, possibly several at once.

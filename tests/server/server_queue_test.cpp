@@ -110,5 +110,28 @@ TEST(ServerQueue, ClientLeavingMidStreamCancelsItsGeneration) {
   EXPECT_EQ(steps[1]->load(), 5);
 }
 
+TEST(ServerQueue, RequestsWithoutALimitStopAtTheServerDefault) {
+  LMX_REQUIRE_STORIES();
+  // EOS banned: only the limit ends these generations.
+  server::ServerOptions o;
+  o.default_max_tokens = 9;
+  o.customize_parameters = [](generate::GenerateParameters& p) {
+    p.logits_processors.push_back(
+        [](const std::vector<int32_t>&, std::vector<float>& logits) { logits[2] = -1e30f; });
+  };
+  TestServer server(load_stories(), o);
+  json body = chat(1);
+  body.erase("max_tokens");
+  const auto unset = server.post("/v1/chat/completions", body);
+  ASSERT_TRUE(unset);
+  ASSERT_EQ(unset->status, 200) << unset->body;
+  EXPECT_EQ(json::parse(unset->body)["usage"]["completion_tokens"], 9);
+  EXPECT_EQ(json::parse(unset->body)["choices"][0]["finish_reason"], "length");
+  // A request's own limit wins, above the default too.
+  const auto own = server.post("/v1/chat/completions", chat(20));
+  ASSERT_TRUE(own);
+  EXPECT_EQ(json::parse(own->body)["usage"]["completion_tokens"], 20);
+}
+
 }  // namespace
 }  // namespace lmx::testing
