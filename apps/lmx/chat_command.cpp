@@ -144,7 +144,13 @@ void run_chat(const ChatArgs& a) {
     if (*message == "/quit" || *message == "/exit") break;
     if (message->empty() || handle_command(*message, session)) continue;
     g_interrupted.store(false);
-    session.stream_details(*message, print_event);
+    try {
+      session.stream_details(*message, print_event);
+    } catch (const std::exception& e) {
+      // The session drops the failed turn and keeps the conversation before it.
+      std::fprintf(stderr, "\nlmx chat: %s (the conversation is kept: /save FILE saves it)\n", e.what());
+      continue;
+    }
     std::fputc('\n', stdout);
     std::fflush(stdout);
     wired_log.flush();
