@@ -213,10 +213,9 @@ Result lmx_run_stdout_closed(const std::string& args) {
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::dup2(fds[1], STDOUT_FILENO);
-    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    const int e = ::open(err.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
     ::dup2(e, STDERR_FILENO);
-    const int in = ::open("/dev/null", O_RDONLY);  // read only: nothing is written to it
-    ::dup2(in, STDIN_FILENO);
+    ::dup2(e, STDIN_FILENO);  // an empty file
     ::signal(SIGPIPE, SIG_DFL);
     ::execl("/bin/sh", "sh", "-c", (std::string(LMX_CLI) + " " + args).c_str(), nullptr);
     ::_exit(127);
@@ -233,7 +232,7 @@ Result lmx_run_stdout_closed(const std::string& args) {
 // Issue 22: a failed write to stdout is an error (one line, non-zero), not a success.
 TEST_F(Cli, StdoutWriteErrorsAreReported) {
   for (const std::string args : {"generate --model " + dir_.string() + " --prompt 'Once upon a time' --max-tokens 64",
-                                 "tokenize --model " + dir_.string() + " --prompt 'Lily'"}) {
+                                 "tokenize --model " + dir_.string()}) {
     Result r = lmx_run_stdout_closed(args);
     ASSERT_TRUE(WIFEXITED(r.status)) << args << " died of signal " << WTERMSIG(r.status);
     EXPECT_EQ(WEXITSTATUS(r.status), 1) << args;
@@ -302,14 +301,13 @@ TEST_F(Cli, ChatKeepsTheConversationThroughErrors) {
   Result load = lmx_run(opts, "Once upon a time\n/load " + bad.string() + "\n/save " + after.string() + "\n", true);
   EXPECT_EQ(load.status, 0) << load.out;
   EXPECT_NE(load.out.find("template_context"), std::string::npos) << load.out;
-  // What was saved after the refused /load is the conversation before it.
-  Result resumed = lmx_run(opts + " --resume " + after.string(), "/save " + (dir_ / "x.safetensors").string() + "\n");
-  std::ifstream a(after, std::ios::binary), g(good, std::ios::binary);
+  // What was saved after the refused /load is the conversation before it: the same
+  // bytes as the session saved after that turn alone.
+  std::ifstream a(after, std::ios::binary);
   EXPECT_EQ(std::string((std::istreambuf_iterator<char>(a)), std::istreambuf_iterator<char>()), bytes);
   fs::remove(good);
   fs::remove(bad);
   fs::remove(after);
-  fs::remove(dir_ / "x.safetensors");
 }
 
 TEST(CliErrors, BadInputGivesOneClearLineAndNonZeroExit) {

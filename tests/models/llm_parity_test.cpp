@@ -161,8 +161,8 @@ TEST(ModelLoading, NonsenseConfigValuesNameTheField) {
       {{{"rms_norm_eps", -1e-6}}, "rms_norm_eps"},
       {{{"partial_rotary_factor", 1.5}}, "partial_rotary_factor"},
       {{{"partial_rotary_factor", 0}}, "partial_rotary_factor"},
-      {{{"rope_scaling", {{"rope_type", "linear"}, {"factor", -2.0}}}}, "factor"},
-      {{{"rope_scaling", {{"rope_type", "default"}, {"rope_theta", 0.0}}}}, "rope_theta"},
+      {{{"rope_parameters", {{"factor", -2.0}}}}, "factor"},
+      {{{"rope_parameters", {{"rope_theta", 0.0}}}}, "rope_theta"},
   };
   for (const auto& c : cases) {
     nlohmann::json cfg = good;

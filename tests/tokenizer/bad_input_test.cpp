@@ -95,7 +95,8 @@ TEST(BadInput, DeepNestingIsAnErrorNotACrash) {
       base.find(dec), dec.size(),
       "\"decoder\": " + nested_sequence("decoders", 10, R"({"type": "ByteFallback"})"));
   auto tok = Tokenizer::from_json_text(ok, "", "ok.json");
-  EXPECT_EQ(tok.decode({5}), "A");
+  const std::vector<int32_t> ids = {5};
+  EXPECT_EQ(tok.decode(ids), "A");
 }
 
 TEST(BadInput, WrongFieldTypesNameTheField) {
