@@ -74,11 +74,11 @@ std::string weights_fingerprint(const std::filesystem::path& dir, const io::Mode
   std::ifstream in(dir / "config.json", std::ios::binary);
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::string fp = model.model_type() + ":" + std::to_string(model.num_layers()) + ":config=" + hex(fnv1a(text));
-  for (const auto& file : folder.weight_files()) {
+  for (const auto& rel : folder.weight_files()) {  // relative to the folder
+    const std::filesystem::path file = dir / rel;
     std::error_code ec;
     const auto size = std::filesystem::file_size(file, ec);
-    fp += ";" + file.filename().string() + "=" + std::to_string(ec ? 0 : size) + ":" +
-          hex(fnv1a(safetensors_header(file)));
+    fp += ";" + rel.string() + "=" + std::to_string(ec ? 0 : size) + ":" + hex(fnv1a(safetensors_header(file)));
   }
   return fp;
 }
