@@ -231,7 +231,7 @@ Result lmx_run_stdout_closed(const std::string& args) {
 
 // Issue 22: a failed write to stdout is an error (one line, non-zero), not a success.
 TEST_F(Cli, StdoutWriteErrorsAreReported) {
-  for (const std::string args : {"generate --model " + dir_.string() + " --prompt 'Once upon a time' --max-tokens 64",
+  for (const std::string& args : {"generate --model " + dir_.string() + " --prompt 'Once upon a time' --max-tokens 64",
                                  "tokenize --model " + dir_.string()}) {
     Result r = lmx_run_stdout_closed(args);
     ASSERT_TRUE(WIFEXITED(r.status)) << args << " died of signal " << WTERMSIG(r.status);
