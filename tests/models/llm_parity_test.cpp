@@ -163,6 +163,11 @@ TEST(ModelLoading, NonsenseConfigValuesNameTheField) {
       {{{"partial_rotary_factor", 0}}, "partial_rotary_factor"},
       {{{"rope_parameters", {{"factor", -2.0}}}}, "factor"},
       {{{"rope_parameters", {{"rope_theta", 0.0}}}}, "rope_theta"},
+      {{{"num_key_value_heads", 0}}, "num_key_value_heads"},
+      {{{"num_key_value_heads", 3}}, "num_key_value_heads"},
+      {{{"intermediate_size", -1}}, "intermediate_size"},
+      {{{"vocab_size", 0}}, "vocab_size"},
+      {{{"head_dim", 0}}, "head_dim"},
   };
   for (const auto& c : cases) {
     nlohmann::json cfg = good;

@@ -15,8 +15,14 @@ TransformerSpec llama_like(const ConfigReader& c, const std::string& model_type)
   if (heads <= 0 || (s.hidden % heads != 0 && !c.has("head_dim"))) {
     c.fail("num_attention_heads", "must divide hidden_size (or head_dim must be given)");
   }
+  if (s.vocab <= 0) c.fail("vocab_size", "must be positive");
+  if (s.hidden <= 0) c.fail("hidden_size", "must be positive");
   const int64_t kv_heads = c.get_int("num_key_value_heads", heads);
+  if (kv_heads <= 0 || heads % kv_heads != 0) {
+    c.fail("num_key_value_heads", "must be positive and divide num_attention_heads");
+  }
   const int64_t head_dim = c.get_int("head_dim", s.hidden / heads);
+  if (head_dim <= 0) c.fail("head_dim", "must be positive");
   s.norm_eps = static_cast<float>(c.get_non_negative("rms_norm_eps", 1e-6));
   s.tie_embeddings = c.get_bool("tie_word_embeddings", false);
   const double partial = c.get_positive("partial_rotary_factor", 1.0);
@@ -30,6 +36,7 @@ TransformerSpec llama_like(const ConfigReader& c, const std::string& model_type)
   ls.attention.norm_eps = s.norm_eps;
   ls.mlp.hidden = s.hidden;
   ls.mlp.intermediate = c.require_int("intermediate_size");
+  if (ls.mlp.intermediate <= 0) c.fail("intermediate_size", "must be positive");
   ls.mlp.act = nn::parse_activation(c.get_string("hidden_act", "silu"));
   s.layers.assign(static_cast<size_t>(layers), ls);
   return s;
