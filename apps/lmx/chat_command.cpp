@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
+#include <exception>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -96,7 +97,7 @@ bool handle_command(const std::string& message, generate::ChatSession& session) 
         session.restore(*file);
         std::printf("(conversation restored from %s: %zu messages)\n", file->c_str(), session.history().size());
       }
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {  // lmx::Error or anything else: nothing is lost
       std::fprintf(stderr, "lmx chat: %s\n", e.what());  // the conversation goes on
     }
     return true;
