@@ -140,7 +140,23 @@ void write_folder_atomic(const fs::path& target, bool replace_non_empty,
     fsync_path(staging, O_RDONLY | O_DIRECTORY);
     if (exists) {
       if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, t.c_str(), RENAME_EXCHANGE) != 0) {
-        throw IoError("cannot swap the new folder into '" + t.string() + "': " + std::strerror(errno));
+        if (errno != EINVAL && errno != ENOSYS) {
+          throw IoError("cannot swap the new folder into '" + t.string() + "': " + std::strerror(errno));
+        }
+        // A filesystem without RENAME_EXCHANGE: move the old folder aside first. A crash
+        // between the two renames leaves the old model in that sibling, never a mix.
+        const fs::path old = sibling(t, "old");
+        if (::rename(t.c_str(), old.c_str()) != 0) {
+          throw IoError("cannot move '" + t.string() + "' aside: " + std::strerror(errno));
+        }
+        if (::rename(staging.c_str(), t.c_str()) != 0) {
+          const int err = errno;
+          ::rename(old.c_str(), t.c_str());
+          throw IoError("cannot rename the new folder to '" + t.string() + "': " + std::strerror(err));
+        }
+        fs::remove_all(old, ec);
+        fsync_path(t.parent_path(), O_RDONLY | O_DIRECTORY);
+        return;
       }
     } else if (::rename(staging.c_str(), t.c_str()) != 0) {
       throw IoError("cannot rename the new folder to '" + t.string() + "': " + std::strerror(errno));

@@ -40,8 +40,10 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
 
 // Writes a whole folder: `fill(staging)` writes the new content into a fresh sibling
 // folder, which then replaces `target` in one step (renameat2 RENAME_EXCHANGE when
-// `target` exists; the old content is removed afterwards). A crash leaves `target`
-// holding the old folder or the new one, plus at most a leftover ".NAME.lmx-*" sibling.
+// `target` exists; the old content is removed afterwards; on a filesystem without
+// RENAME_EXCHANGE the old folder is first renamed aside). A crash leaves `target` holding
+// the old folder or the new one (or, in that fallback's one-step window, the old one
+// beside it), plus at most a leftover ".NAME.lmx-*" sibling.
 // A `target` that exists and is not empty is refused (lmx::InvalidArgument naming it)
 // unless `replace_non_empty`; a `target` that is not a folder is refused (lmx::IoError).
 // When `fill` throws, `target` is untouched and the staging folder removed.
