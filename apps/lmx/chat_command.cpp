@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
+#include <exception>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -96,7 +97,7 @@ bool handle_command(const std::string& message, generate::ChatSession& session) 
         session.restore(*file);
         std::printf("(conversation restored from %s: %zu messages)\n", file->c_str(), session.history().size());
       }
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {  // lmx::Error or anything else: nothing is lost
       std::fprintf(stderr, "lmx chat: %s\n", e.what());  // the conversation goes on
     }
     return true;
@@ -144,7 +145,13 @@ void run_chat(const ChatArgs& a) {
     if (*message == "/quit" || *message == "/exit") break;
     if (message->empty() || handle_command(*message, session)) continue;
     g_interrupted.store(false);
-    session.stream_details(*message, print_event);
+    try {
+      session.stream_details(*message, print_event);
+    } catch (const std::exception& e) {
+      // The session drops the failed turn and keeps the conversation before it.
+      std::fprintf(stderr, "\nlmx chat: %s (the conversation is kept: /save FILE saves it)\n", e.what());
+      continue;
+    }
     std::fputc('\n', stdout);
     std::fflush(stdout);
     wired_log.flush();

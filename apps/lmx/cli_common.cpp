@@ -1,6 +1,8 @@
 #include "cli_common.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "lmx/base/error.h"
 #include "lmx/base/thread_pool.h"
@@ -47,6 +49,21 @@ std::vector<int32_t> parse_id_list(const std::string& text) {
     pos = end + 1;
   }
   return ids;
+}
+
+void write_stdout(std::string_view text) {
+  if (!text.empty()) std::fwrite(text.data(), 1, text.size(), stdout);
+  check_stdout();
+}
+
+void check_stdout() {
+  errno = 0;
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    const int err = errno;
+    std::clearerr(stdout);
+    throw IoError(std::string("cannot write to stdout: ") +
+                  (err ? std::strerror(err) : "write error"));
+  }
 }
 
 std::string format_bytes(size_t bytes) {

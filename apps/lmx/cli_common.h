@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lmx/core/device.h"
@@ -19,5 +20,11 @@ void apply_threads(int threads);
 // "1,2,3" -> ids; throws InvalidArgument naming the bad entry.
 std::vector<int32_t> parse_id_list(const std::string& text);
 std::string format_bytes(size_t bytes);
+// Writes and flushes text to stdout; lmx::IoError ("cannot write to stdout: ...") when
+// that fails (a full disk, a closed pipe: main ignores SIGPIPE), so a long generation
+// stops at once instead of computing output nobody gets.
+void write_stdout(std::string_view text);
+// After a command: flushes stdout and throws the same IoError when any write failed.
+void check_stdout();
 
 }  // namespace lmx::cli

@@ -2,10 +2,12 @@
 // cast), or a llama2.c checkpoint to a Hugging Face llama folder.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
 
 #include "cli_common.h"
 #include "commands.h"
 #include "lmx/base/error.h"
+#include "lmx/io/atomic_write.h"
 #include "lmx/io/llama2c_import.h"
 #include "lmx/models/load.h"
 #include "lmx/models/save.h"
@@ -22,12 +24,15 @@ struct ConvertArgs {
   int q_bits = 4;
   int q_group_size = 64;
   std::string dtype;
+  bool force = false;
 };
 
 void run_convert(const ConvertArgs& a) {
   if (!a.from_llama2c.empty()) {
     if (a.tokenizer.empty()) throw InvalidArgument("--from-llama2c needs --tokenizer TOKENIZER.bin");
-    io::import_llama2c(a.from_llama2c, a.tokenizer, a.out);
+    io::write_folder_atomic(a.out, a.force, [&](const std::filesystem::path& staging) {
+      io::import_llama2c(a.from_llama2c, a.tokenizer, staging);
+    });
     std::printf("wrote %s\n", a.out.c_str());
     return;
   }
@@ -39,6 +44,8 @@ void run_convert(const ConvertArgs& a) {
     opts.dtype = d;
   }
   auto src = resolve_model_arg(a.model);
+  std::error_code ec;
+  if (std::filesystem::equivalent(src, a.out, ec)) throw InvalidArgument("--out must differ from the source");
   auto loaded = models::load_model(src, {.prepare = false});
   if (a.quantize) {
     models::QuantizeOptions q;
@@ -61,7 +68,9 @@ void run_convert(const ConvertArgs& a) {
     models::quantize_model(*loaded.model, q);
     opts.quantization = q;
   }
-  models::save_model(*loaded.model, src, a.out, opts);
+  io::write_folder_atomic(a.out, a.force, [&](const std::filesystem::path& staging) {
+    models::save_model(*loaded.model, src, staging, opts);
+  });
   std::printf("wrote %s\n", a.out.c_str());
 }
 
@@ -72,6 +81,8 @@ void add_convert_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("convert", "Convert / quantize a model folder, or import a llama2.c checkpoint");
   cmd->add_option("-m,--model", a->model, "Source model folder or Hugging Face repo id");
   cmd->add_option("-o,--out", a->out, "Destination folder")->required();
+  cmd->add_flag("--force", a->force,
+                "Replace a non-empty --out folder (the new model is written beside it and swapped in)");
   cmd->add_option("--from-llama2c", a->from_llama2c, "llama2.c checkpoint (MODEL.bin)");
   cmd->add_option("--tokenizer", a->tokenizer, "llama2.c tokenizer (tokenizer.bin) for --from-llama2c");
   cmd->add_flag("-q,--quantize", a->quantize, "Quantize (MLX affine)");

@@ -55,7 +55,9 @@ void run_generate(const GenerateArgs& a) {
   std::vector<int32_t> ids;
   if (!a.prompt_cache_file.empty()) {
     // The cache holds the earlier tokens (BOS included): the prompt continues them.
-    cached.emplace(generate::load_prompt_cache(a.prompt_cache_file, {{"model", a.model}}));
+    // Matched by the weights' fingerprint, not by the --model text.
+    cached.emplace(generate::load_prompt_cache(
+        a.prompt_cache_file, {{generate::ModelContainer::kFingerprintKey, container->fingerprint()}}));
     ids = container->tokenizer().encode(prompt, false);
     if (ids.empty()) throw InvalidArgument("--prompt-cache-file: give a --prompt to continue the cached one");
   } else {
@@ -78,19 +80,21 @@ void run_generate(const GenerateArgs& a) {
     generate::Generation gen(model, tok, ids, p, opts, cached ? &cached->cache : nullptr);
     g_generation = &gen;
     std::signal(SIGINT, on_sigint);
+    struct RestoreSigint {  // also when writing to stdout fails mid-stream
+      ~RestoreSigint() {
+        std::signal(SIGINT, SIG_DFL);
+        g_generation = nullptr;
+      }
+    } restore;
     while (auto e = gen.next()) {
       if (e->kind == generate::GenerationEvent::Kind::text) {
-        std::fwrite(e->text.data(), 1, e->text.size(), stdout);
-        std::fflush(stdout);
+        write_stdout(e->text);
       } else if (e->kind == generate::GenerationEvent::Kind::info) {
         info = e->info;
       }
     }
-    std::signal(SIGINT, SIG_DFL);
-    g_generation = nullptr;
   });
-  std::fputc('\n', stdout);
-  std::fflush(stdout);
+  write_stdout("\n");
   if (a.verbose) {
     std::fprintf(stderr, "==========\n");
     std::fprintf(stderr, "Prompt: %lld tokens, %.3f tokens-per-sec\n", static_cast<long long>(info.prompt_tokens),
@@ -139,7 +143,9 @@ void add_generate_command(CLI::App& app) {
     auto kv = container->perform([&](models::LanguageModel& model, const tokenizer::Tokenizer&) {
       return generate::prefill_cache(model, ids, to_parameters(c->gen), show_prefill_progress);
     });
-    generate::save_prompt_cache(c->prompt_cache_file, kv, {{"model", c->model}});
+    generate::save_prompt_cache(
+        c->prompt_cache_file, kv,
+        {{"model", c->model}, {generate::ModelContainer::kFingerprintKey, container->fingerprint()}});
     std::printf("cached %zu prompt tokens in %s\n", ids.size(), c->prompt_cache_file.c_str());
   });
 }

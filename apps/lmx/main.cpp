@@ -1,8 +1,10 @@
 // The lmx command line. Every error ends as one line on stderr and a non-zero exit.
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 
+#include "cli_common.h"
 #include "commands.h"
 #include "lmx/base/error.h"
 
@@ -18,8 +20,11 @@ int main(int argc, char** argv) {
   lmx::cli::add_convert_command(app);
   lmx::cli::add_tokenize_commands(app);
   lmx::cli::add_template_command(app);
+  // Writes to a closed pipe fail with EPIPE (reported below) instead of killing lmx.
+  std::signal(SIGPIPE, SIG_IGN);
   try {
     app.parse(argc, argv);
+    lmx::cli::check_stdout();
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const lmx::Error& e) {

@@ -10,7 +10,7 @@ namespace lmx::generate {
 namespace {
 
 constexpr const char* kSessionKey = "lmx.chat_session";
-constexpr const char* kFingerprintKey = "lmx.model_fingerprint";
+constexpr const char* kFingerprintKey = ModelContainer::kFingerprintKey;
 
 }  // namespace
 
@@ -52,8 +52,8 @@ void ChatSession::restore(const std::filesystem::path& path) {
     if (it == meta.end()) throw FormatError(file + ": not a chat session file (no '" + kSessionKey + "' metadata)");
     auto fp = meta.find(std::string("1.") + kFingerprintKey);
     if (fp == meta.end() || fp->second != container_->fingerprint()) {
-      throw InvalidArgument(file + ": the session was saved with another model (config.json differs from " +
-                            (container_->path() / "config.json").string() + ")");
+      throw InvalidArgument(file + ": the session was saved with another model (its config or weights differ from " +
+                            container_->path().string() + ")");
     }
     try {
       session = nlohmann::ordered_json::parse(it->second);
@@ -74,7 +74,17 @@ void ChatSession::restore(const std::filesystem::path& path) {
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(file + ": session metadata: " + e.what());
   }
+  // Everything is checked before anything is replaced: a refused file changes nothing.
   if (!messages.is_array()) throw FormatError(file + ": session 'messages' is not a list");
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const auto& m = messages[i];
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) {
+      throw FormatError(file + ": session 'messages[" + std::to_string(i) + "]' is not a message with a role");
+    }
+  }
+  if (!context.is_null() && !context.is_object()) {
+    throw FormatError(file + ": session 'template_context' is not an object");
+  }
   nn::KVCacheList cache;
   if (!ledger.empty()) {
     PromptCache pc = load_prompt_cache(path);

@@ -1,6 +1,8 @@
 #include "lmx/generate/model_container.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -41,12 +43,54 @@ std::shared_ptr<const chat::ChatTemplate> pick(const std::filesystem::path& dir,
   return std::make_shared<const chat::ChatTemplate>(src.text);
 }
 
-std::string config_fingerprint(const std::filesystem::path& dir, const models::LanguageModel& model) {
+uint64_t fnv1a(std::string_view bytes, uint64_t h = 1469598103934665603ull) {
+  for (unsigned char ch : bytes) h = (h ^ ch) * 1099511628211ull;
+  return h;
+}
+
+std::string hex(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+// The first bytes of a safetensors file: the 8-byte length and the JSON header, which
+// names every tensor with its dtype, shape and byte offsets (at most 100 MB read).
+std::string safetensors_header(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::string head(8, '\0');
+  if (!in.read(head.data(), 8)) return head;
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(head[static_cast<size_t>(i)]);
+  std::string json(static_cast<size_t>(std::min<uint64_t>(n, 100u << 20)), '\0');
+  in.read(json.data(), static_cast<std::streamsize>(json.size()));
+  return head + json;
+}
+
+// Identifies the weights, not the path they were loaded from: model_type, layers, a hash
+// of config.json, then per weight file its name, size and a hash of its header.
+std::string weights_fingerprint(const std::filesystem::path& dir, const io::ModelFolder& folder,
+                                const models::LanguageModel& model) {
   std::ifstream in(dir / "config.json", std::ios::binary);
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  uint64_t h = 1469598103934665603ull;  // FNV-1a
-  for (unsigned char ch : text) h = (h ^ ch) * 1099511628211ull;
-  return model.model_type() + ":" + std::to_string(model.num_layers()) + ":" + std::to_string(h);
+  // Appended piece by piece: g++ 12 warns (-Wrestrict) on "literal" + std::string here.
+  std::string fp = model.model_type();
+  fp += ':';
+  fp += std::to_string(model.num_layers());
+  fp += ":config=";
+  fp += hex(fnv1a(text));
+  for (const auto& rel : folder.weight_files()) {  // relative to the folder
+    const std::filesystem::path file = dir / rel;
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(file, ec);
+    fp += ';';
+    fp += rel.string();
+    fp += '=';
+    fp += std::to_string(ec ? 0 : size);
+    fp += ':';
+    fp += hex(fnv1a(safetensors_header(file)));
+  }
+  return fp;
 }
 
 }  // namespace
@@ -58,7 +102,7 @@ ModelContainer::ModelContainer(std::filesystem::path path, models::LoadedModel l
   t->plain = pick(path_, false, nullptr);
   t->with_tools = pick(path_, true, &t->tools_source);
   templates_ = t;
-  fingerprint_ = config_fingerprint(path_, *loaded_.model);
+  fingerprint_ = weights_fingerprint(path_, loaded_.folder, *loaded_.model);
 }
 
 std::shared_ptr<ModelContainer> ModelContainer::load(const std::string& spec, const LoadProgress& progress) {

@@ -71,9 +71,12 @@ class ModelContainer {
   std::set<int32_t> eos_ids(const std::vector<std::string>& extra = {}) const;
   // tokenizer_config.json as read at load (an empty object when the folder has none).
   const nlohmann::ordered_json& tokenizer_config() const { return *tokenizer_config_; }
-  // Identifies the model: model_type, layers and a hash of config.json as read at load
-  // (session and cache files made with another model are refused by it).
+  // Identifies the weights, not the path: model_type, layers, a hash of config.json and,
+  // per weight file, its size and a hash of its safetensors header (tensor names,
+  // dtypes, shapes, offsets). Session and prompt-cache files store it under
+  // kFingerprintKey; a file made with another model is refused by it.
   const std::string& fingerprint() const { return fingerprint_; }
+  static constexpr const char* kFingerprintKey = "lmx.model_fingerprint";
   // How this model writes tool calls: set_tool_call_format() when given, else
   // tokenizer_config's tool_parser_type, else markers in the chat template, else by
   // model_type, else json.

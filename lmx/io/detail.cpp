@@ -14,57 +14,6 @@
 
 namespace lmx::io::detail {
 
-AtomicFile::AtomicFile(const std::filesystem::path& target) : target_(target) {
-  std::random_device rd;
-  for (int attempt = 0; attempt < 16; ++attempt) {
-    tmp_ = target;
-    tmp_ += ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rd());
-    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd_ >= 0) return;
-    if (errno != EEXIST) break;
-  }
-  fail("cannot create a temporary file next to");
-}
-
-AtomicFile::~AtomicFile() {
-  if (fd_ >= 0) ::close(fd_);
-  if (!committed_) ::unlink(tmp_.c_str());
-}
-
-void AtomicFile::write_all(const void* data, size_t n) {
-  const auto* p = static_cast<const char*>(data);
-  while (n > 0) {
-    // Bounded chunks: Linux caps a single write near 2 GiB.
-    const size_t chunk = std::min<size_t>(n, size_t{1} << 30);
-    const ssize_t w = ::write(fd_, p, chunk);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      fail("cannot write");
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-
-void AtomicFile::commit() {
-  if (::fsync(fd_) != 0) fail("cannot sync");
-  const int fd = fd_;
-  fd_ = -1;
-  if (::close(fd) != 0) fail("cannot close");
-  if (::rename(tmp_.c_str(), target_.c_str()) != 0) fail("cannot rename a temporary file to");
-  committed_ = true;
-}
-
-void AtomicFile::fail(const char* what) const {
-  throw IoError(std::string(what) + " '" + target_.string() + "': " + std::strerror(errno));
-}
-
-void write_file_atomic(const std::filesystem::path& path, std::string_view content) {
-  AtomicFile f(path);
-  f.write_all(content.data(), content.size());
-  f.commit();
-}
-
 nlohmann::json read_json_file(const std::filesystem::path& path, const std::string& shown) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError("cannot read '" + shown + "'");

@@ -17,31 +17,6 @@ nlohmann::json read_json_file(const std::filesystem::path& path, const std::stri
 // cannot leave the folder they are joined to.
 bool is_safe_relative_path(std::string_view name);
 
-// Writes a file through a temporary sibling renamed over the target by commit(); the
-// temporary is removed when commit() was not reached. lmx::IoError naming the target.
-class AtomicFile {
- public:
-  explicit AtomicFile(const std::filesystem::path& target);
-  ~AtomicFile();
-  AtomicFile(const AtomicFile&) = delete;
-  AtomicFile& operator=(const AtomicFile&) = delete;
-
-  void write_all(const void* data, size_t n);
-  // fsync, close, rename.
-  void commit();
-
- private:
-  [[noreturn]] void fail(const char* what) const;
-
-  std::filesystem::path target_;
-  std::filesystem::path tmp_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
-// AtomicFile with the whole content at once.
-void write_file_atomic(const std::filesystem::path& path, std::string_view content);
-
 // A short printable rendering of untrusted text for error messages.
 std::string printable(std::string_view s, size_t max_len = 120);
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lmx/base/error.h"
+#include "lmx/io/atomic_write.h"
 #include "lmx/io/detail.h"
 #include "lmx/io/hub.h"
 #include "lmx/io/hub_http.h"
@@ -231,7 +232,7 @@ fs::path resolve_model(std::string_view spec, const HubOptions& options) {
   if (repo->revision != listing.sha) {
     const fs::path ref = dir / "refs" / repo->revision;
     fs::create_directories(ref.parent_path(), ec);
-    detail::write_file_atomic(ref, listing.sha);
+    write_file_atomic(ref, listing.sha);
   }
   if (auto missing = missing_model_files(snap); !missing.empty()) {
     throw FormatError("'" + shown + "' is not a model repo: it lacks " + join(missing));

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "lmx/base/error.h"
+#include "lmx/io/atomic_write.h"
 #include "lmx/io/detail.h"
 #include "lmx/io/mapped_file.h"
 #include "lmx/io/safetensors_writer.h"
@@ -408,11 +409,11 @@ void import_llama2c(const fs::path& model_bin,
 
   const std::string tok_name = "tokenizer from '" + tokenizer_bin.string() + "'";
   writer.write(out_dir / "model.safetensors");
-  detail::write_file_atomic(out_dir / "config.json", dump(config, "config.json"));
-  detail::write_file_atomic(out_dir / "generation_config.json", dump(generation, "generation"));
-  detail::write_file_atomic(out_dir / "tokenizer.json", dump(tokenizer_json, tok_name));
-  detail::write_file_atomic(out_dir / "tokenizer_config.json", dump(tok_config, tok_name));
-  detail::write_file_atomic(out_dir / "special_tokens_map.json", dump(special_map, tok_name));
+  write_file_atomic(out_dir / "config.json", dump(config, "config.json"));
+  write_file_atomic(out_dir / "generation_config.json", dump(generation, "generation"));
+  write_file_atomic(out_dir / "tokenizer.json", dump(tokenizer_json, tok_name));
+  write_file_atomic(out_dir / "tokenizer_config.json", dump(tok_config, tok_name));
+  write_file_atomic(out_dir / "special_tokens_map.json", dump(special_map, tok_name));
 }
 
 }  // namespace lmx::io

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lmx/base/error.h"
+#include "lmx/io/atomic_write.h"
 #include "lmx/io/detail.h"
 
 namespace lmx::io {
@@ -76,7 +77,7 @@ void SafetensorsWriter::write(const std::filesystem::path& path) const {
   // Pad with spaces (valid JSON whitespace) so the data section starts 8-byte aligned.
   text.append((8 - text.size() % 8) % 8, ' ');
 
-  detail::AtomicFile out(path);
+  AtomicFile out(path);
   unsigned char len[8];
   const uint64_t n = text.size();
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>((n >> (8 * i)) & 0xff);

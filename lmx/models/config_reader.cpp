@@ -1,5 +1,7 @@
 #include "lmx/models/config_reader.h"
 
+#include <cmath>
+
 #include "lmx/base/error.h"
 
 namespace lmx::models {
@@ -38,6 +40,18 @@ double ConfigReader::get_double(const std::string& key, double fallback) const {
   const auto& v = json_->at(key);
   if (!v.is_number()) fail(key, "must be a number, got " + v.dump());
   return v.get<double>();
+}
+
+double ConfigReader::get_positive(const std::string& key, double fallback) const {
+  const double v = get_double(key, fallback);
+  if (!std::isfinite(v) || v <= 0) fail(key, "must be a positive number, got " + json_->at(key).dump());
+  return v;
+}
+
+double ConfigReader::get_non_negative(const std::string& key, double fallback) const {
+  const double v = get_double(key, fallback);
+  if (!std::isfinite(v) || v < 0) fail(key, "must be a number >= 0, got " + json_->at(key).dump());
+  return v;
 }
 
 bool ConfigReader::get_bool(const std::string& key, bool fallback) const {

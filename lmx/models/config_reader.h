@@ -20,6 +20,10 @@ class ConfigReader {
   int64_t require_int(const std::string& key) const;
   int64_t get_int(const std::string& key, int64_t fallback) const;
   double get_double(const std::string& key, double fallback) const;
+  // Numbers that only make sense finite and > 0 (rope_theta, factors, scales) or
+  // finite and >= 0 (epsilons, softcaps); anything else fails naming the field.
+  double get_positive(const std::string& key, double fallback) const;
+  double get_non_negative(const std::string& key, double fallback) const;
   bool get_bool(const std::string& key, bool fallback) const;
   std::string get_string(const std::string& key, const std::string& fallback) const;
   std::vector<double> get_doubles(const std::string& key) const;

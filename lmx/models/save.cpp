@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lmx/base/error.h"
+#include "lmx/io/atomic_write.h"
 #include "lmx/io/safetensors_writer.h"
 #include "lmx/nn/linear.h"
 #include "lmx/nn/mlp.h"
@@ -94,7 +95,7 @@ void save_model(LanguageModel& model, const fs::path& source_dir, const fs::path
   }
   if (shards.size() > 1) {
     nlohmann::ordered_json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
-    std::ofstream(out_dir / "model.safetensors.index.json") << index.dump(4);
+    io::write_file_atomic(out_dir / "model.safetensors.index.json", index.dump(4));
   }
 
   // config.json: the source's, plus the quantization entry.
@@ -114,7 +115,7 @@ void save_model(LanguageModel& model, const fs::path& source_dir, const fs::path
     const char* name = *options.dtype == Dtype::bf16 ? "bfloat16" : *options.dtype == Dtype::f16 ? "float16" : "float32";
     config["torch_dtype"] = name;
   }
-  std::ofstream(out_dir / "config.json") << config.dump(4);
+  io::write_file_atomic(out_dir / "config.json", config.dump(4));
 
   for (const auto& entry : fs::directory_iterator(source_dir)) {
     const std::string name = entry.path().filename().string();

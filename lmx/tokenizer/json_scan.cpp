@@ -108,7 +108,9 @@ size_t JsonScanner::read_string(size_t pos, std::string& out) const {
   }
 }
 
-size_t JsonScanner::skip_value(size_t pos) const {
+size_t JsonScanner::skip_value(size_t pos) const { return skip_value(pos, 0); }
+
+size_t JsonScanner::skip_value(size_t pos, int depth) const {
   pos = skip_ws(pos);
   if (pos >= text_.size()) fail(pos, "expected a value");
   char c = text_[pos];
@@ -125,16 +127,19 @@ size_t JsonScanner::skip_value(size_t pos) const {
     }
   }
   if (c == '{' || c == '[') {
+    if (depth >= kMaxDepth) {
+      fail(pos, "nesting deeper than " + std::to_string(kMaxDepth) + " levels");
+    }
     char close = c == '{' ? '}' : ']';
     pos = skip_ws(pos + 1);
     if (pos < text_.size() && text_[pos] == close) return pos + 1;
     while (true) {
       if (c == '{') {
         pos = skip_ws(pos);
-        pos = skip_value(pos);  // key
+        pos = skip_value(pos, depth + 1);  // key
         pos = expect(pos, ':');
       }
-      pos = skip_value(pos);
+      pos = skip_value(pos, depth + 1);
       pos = skip_ws(pos);
       if (pos >= text_.size()) fail(pos, "unterminated container");
       if (text_[pos] == ',') {

@@ -22,6 +22,12 @@ class JsonScanner {
 
   size_t skip_ws(size_t pos) const;
   char at(size_t pos) const { return pos < text_.size() ? text_[pos] : '\0'; }
+  // Containers nested deeper than this are refused (FormatError naming the file):
+  // the scanner recurses once per level, and find_model_spans() skips every
+  // top-level value, so this bounds the nesting of the whole document before
+  // nlohmann and the recursive normalizer / pre-tokenizer / decoder parsers see it.
+  static constexpr int kMaxDepth = 128;
+
   // End of the value starting at pos (after skipping whitespace).
   size_t skip_value(size_t pos) const;
   // Reads the string starting at text[pos] == '"' into out; returns the position after it.
@@ -51,6 +57,7 @@ class JsonScanner {
   int64_t read_integer(size_t& pos) const;
   double read_number(size_t& pos) const;
   size_t expect(size_t pos, char c) const;
+  size_t skip_value(size_t pos, int depth) const;
 
   std::string_view text_;
   std::string what_;

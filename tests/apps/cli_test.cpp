@@ -2,12 +2,19 @@
 // detokenize, render a template, and fail with one clear line on bad input.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <array>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include <httplib.h>
 #include <signal.h>
@@ -148,6 +155,167 @@ TEST_F(Cli, WiredLimitIsAppliedWhileGeneratingAndRestoredAfter) {
   EXPECT_NE(bad.out.find("'12Q' is not a size"), std::string::npos) << bad.out;
   Result help = lmx_run("chat --help");
   EXPECT_NE(help.out.find("--wire-policy"), std::string::npos);
+}
+
+// Issue 22: convert never mixes two models in one folder. A non-empty --out is refused
+// unless --force, which swaps in a fresh folder: the old model's files (here a stale
+// index naming other shards) are gone and the folder loads as the new model.
+TEST_F(Cli, ConvertRefusesANonEmptyFolderAndForceReplacesIt) {
+  const fs::path out = dir_ / "converted";
+  fs::create_directories(out);
+  std::ofstream(out / "model.safetensors.index.json")
+      << R"({"weight_map": {"model.embed_tokens.weight": "model-00001-of-00002.safetensors"}})";
+  std::ofstream(out / "notes.txt") << "old";
+  const std::string convert = "convert --model " + dir_.string() + " --out " + out.string();
+  Result refused = lmx_run(convert, "", true);
+  EXPECT_NE(refused.status, 0);
+  EXPECT_EQ(refused.out, "lmx: error: '" + out.string() +
+                             "' is not empty: refusing to mix a new model with its files (give --force to replace "
+                             "the folder)\n");
+  EXPECT_TRUE(fs::exists(out / "notes.txt"));
+  Result forced = lmx_run(convert + " --force", "", true);
+  ASSERT_EQ(forced.status, 0) << forced.out;
+  EXPECT_FALSE(fs::exists(out / "model.safetensors.index.json"));
+  EXPECT_FALSE(fs::exists(out / "notes.txt"));
+  EXPECT_TRUE(fs::exists(out / "model.safetensors"));
+  std::vector<std::string> leftovers;
+  for (const auto& e : fs::directory_iterator(dir_))
+    if (e.path().filename().string().find(".lmx-") != std::string::npos) leftovers.push_back(e.path());
+  EXPECT_TRUE(leftovers.empty()) << leftovers.front();
+  const std::string gen = " --prompt 'Once upon a time' --max-tokens 8 --temp 0";
+  Result a = lmx_run("generate --model " + out.string() + gen);
+  Result b = lmx_run("generate --model " + dir_.string() + gen);
+  ASSERT_EQ(a.status, 0);
+  EXPECT_EQ(a.out, b.out);
+  fs::remove_all(out);
+}
+
+// Issue 22: --out onto something that is not a regular file is refused, naming it.
+TEST_F(Cli, WritesRefuseToReplaceFifosAndSymlinks) {
+  const fs::path fifo = dir_ / "out.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  Result r = lmx_run("logits --model " + dir_.string() + " --tokens 1,403 --out " + fifo.string(), "", true);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("lmx: error: refusing to replace '" + fifo.string() + "': it is not a regular file"),
+            std::string::npos)
+      << r.out;
+  EXPECT_TRUE(fs::is_fifo(fs::symlink_status(fifo)));
+  const fs::path link = dir_ / "cache.link";
+  fs::create_symlink(dir_ / "config.json", link);
+  Result c = lmx_run("cache-prompt --model " + dir_.string() + " --prompt hi --prompt-cache-file " + link.string(),
+                     "", true);
+  EXPECT_NE(c.status, 0);
+  EXPECT_NE(c.out.find("refusing to replace '" + link.string() + "'"), std::string::npos) << c.out;
+  EXPECT_TRUE(fs::is_symlink(fs::symlink_status(link)));
+  fs::remove(fifo);
+  fs::remove(link);
+}
+
+// Runs `lmx ARGS` with stdout on a pipe whose read end is already closed; returns the
+// exit status and stderr.
+Result lmx_run_stdout_closed(const std::string& args) {
+  int fds[2];
+  if (::pipe(fds) != 0) return {-1, "pipe failed"};
+  ::close(fds[0]);
+  const fs::path err = fs::temp_directory_path() / ("lmx-cli-err-" + std::to_string(::getpid()));
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(fds[1], STDOUT_FILENO);
+    const int e = ::open(err.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+    ::dup2(e, STDERR_FILENO);
+    ::dup2(e, STDIN_FILENO);  // an empty file
+    ::signal(SIGPIPE, SIG_DFL);
+    ::execl("/bin/sh", "sh", "-c", (std::string(LMX_CLI) + " " + args).c_str(), nullptr);
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  std::ifstream in(err);
+  Result r{status, std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>())};
+  fs::remove(err);
+  return r;
+}
+
+// Issue 22: a failed write to stdout is an error (one line, non-zero), not a success.
+TEST_F(Cli, StdoutWriteErrorsAreReported) {
+  for (const std::string& args : {"generate --model " + dir_.string() + " --prompt 'Once upon a time' --max-tokens 64",
+                                 "tokenize --model " + dir_.string()}) {
+    Result r = lmx_run_stdout_closed(args);
+    ASSERT_TRUE(WIFEXITED(r.status)) << args << " died of signal " << WTERMSIG(r.status);
+    EXPECT_EQ(WEXITSTATUS(r.status), 1) << args;
+    EXPECT_EQ(r.out, "lmx: error: cannot write to stdout: Broken pipe\n") << args;
+  }
+}
+
+// Issue 22: a prompt cache is matched to the weights, not to the --model text: the same
+// model named another way is accepted, other weights at the same path are refused.
+TEST_F(Cli, PromptCacheIsMatchedByTheWeightsNotThePath) {
+  const fs::path model = dir_ / "cache-model";
+  ASSERT_EQ(lmx_run("convert --model " + dir_.string() + " --out " + model.string()).status, 0);
+  const fs::path cache = dir_ / "prompt.safetensors";
+  ASSERT_EQ(lmx_run("cache-prompt --model " + model.string() + " --prompt 'Once upon a time' --prompt-cache-file " +
+                    cache.string())
+                .status,
+            0);
+  const std::string cont = " --prompt ' there' --max-tokens 6 --temp 0 --prompt-cache-file " + cache.string();
+  Result same = lmx_run("generate --model " + model.string() + cont, "", true);
+  ASSERT_EQ(same.status, 0) << same.out;
+  Result slash = lmx_run("generate --model " + model.string() + "/" + cont, "", true);
+  EXPECT_EQ(slash.status, 0) << slash.out;
+  EXPECT_EQ(slash.out, same.out);
+  Result relative = lmx_run("generate --model " + fs::relative(model).string() + cont, "", true);
+  EXPECT_EQ(relative.status, 0) << relative.out;
+  EXPECT_EQ(relative.out, same.out);
+  // Other weights (bfloat16) at the same path.
+  ASSERT_EQ(lmx_run("convert --force --dtype bfloat16 --model " + dir_.string() + " --out " + model.string()).status, 0);
+  Result other = lmx_run("generate --model " + model.string() + cont, "", true);
+  EXPECT_NE(other.status, 0);
+  EXPECT_NE(other.out.find("prompt cache was made for lmx.model_fingerprint"), std::string::npos) << other.out;
+  fs::remove_all(model);
+  fs::remove(cache);
+}
+
+// Issue 22: in chat, an error during a turn is reported and the conversation goes on
+// (and can be saved); a refused /load changes nothing.
+TEST_F(Cli, ChatKeepsTheConversationThroughErrors) {
+  const std::string opts = "chat --model " + dir_.string() + " --temp 0 --max-tokens 10";
+  // A quantized KV cache whose group size does not divide head_dim (8) fails each turn.
+  Result r = lmx_run(opts + " --kv-bits 4 --quantized-kv-start 0", "Once upon a time\n/reset\n/quit\n", true);
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("(the conversation is kept: /save FILE saves it)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(conversation cleared)"), std::string::npos) << r.out;
+
+  // A session file whose template_context is not an object: refused, nothing replaced.
+  const fs::path good = dir_ / "good-session.safetensors";
+  Result saved = lmx_run(opts, "Once upon a time\n/save " + good.string() + "\n");
+  ASSERT_EQ(saved.status, 0);
+  std::ifstream in(good, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[static_cast<size_t>(i)]);
+  nlohmann::json header = nlohmann::json::parse(bytes.substr(8, n));
+  nlohmann::json session = nlohmann::json::parse(header["__metadata__"]["1.lmx.chat_session"].get<std::string>());
+  session["messages"] = nlohmann::json::array({{{"role", "user"}, {"content", "Lily"}}});
+  session["template_context"] = "not an object";
+  header["__metadata__"]["1.lmx.chat_session"] = session.dump();
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<char>((h.size() >> (8 * i)) & 0xff);
+  const fs::path bad = dir_ / "bad-session.safetensors";
+  std::ofstream(bad, std::ios::binary) << out << h << bytes.substr(8 + n);
+  const fs::path after = dir_ / "after-session.safetensors";
+  Result load = lmx_run(opts, "Once upon a time\n/load " + bad.string() + "\n/save " + after.string() + "\n", true);
+  EXPECT_EQ(load.status, 0) << load.out;
+  EXPECT_NE(load.out.find("template_context"), std::string::npos) << load.out;
+  // What was saved after the refused /load is the conversation before it: the same
+  // bytes as the session saved after that turn alone.
+  std::ifstream a(after, std::ios::binary);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(a)), std::istreambuf_iterator<char>()), bytes);
+  fs::remove(good);
+  fs::remove(bad);
+  fs::remove(after);
 }
 
 TEST(CliErrors, BadInputGivesOneClearLineAndNonZeroExit) {

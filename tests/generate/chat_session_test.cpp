@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "lmx/io/llama2c_import.h"
+#include "lmx/models/load.h"
+#include "lmx/models/save.h"
 #include "shared_data.h"
 
 namespace lmx {
@@ -137,6 +139,30 @@ TEST_F(ChatSessionTest, RestoreRefusesOtherModelsAndMalformedFiles) {
   generate::ChatSession b(other, "", p);
   EXPECT_THROW(b.restore(file), InvalidArgument);
   EXPECT_EQ(b.history().size(), 0u);  // a refused restore changes nothing
+
+  // Issue 22: the fingerprint is of the weights, not of the path. The same model
+  // imported into another folder is accepted; the same config.json with other weights
+  // (cast to bfloat16) is refused.
+  generate::ChatSession same(import_stories("same"), "", p);
+  same.restore(file);
+  EXPECT_EQ(same.history().size(), 2u);
+  auto bf16 = import_stories("bf16", [](const fs::path& dir) {
+    const fs::path tmp = dir.string() + "-bf16";
+    auto loaded = models::load_model(dir, {.prepare = false});
+    models::SaveOptions o;
+    o.dtype = Dtype::bf16;
+    models::save_model(*loaded.model, dir, tmp, o);
+    fs::copy_file(tmp / "model.safetensors", dir / "model.safetensors", fs::copy_options::overwrite_existing);
+    fs::remove_all(tmp);
+  });
+  generate::ChatSession c(bf16, "", p);
+  try {
+    c.restore(file);
+    ADD_FAILURE() << "restored a session of other weights";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("saved with another model"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(c.history().size(), 0u);
 
   // Not a session file, and a truncated one.
   {

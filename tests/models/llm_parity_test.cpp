@@ -146,6 +146,43 @@ TEST(ModelLoading, UnknownArchitectureIsUnsupported) {
   EXPECT_THROW(models::create_model(models::ConfigReader(bad, "config.json")), FormatError);
 }
 
+// Issue 22: values that make no sense are refused naming the field, not run silently.
+TEST(ModelLoading, NonsenseConfigValuesNameTheField) {
+  auto folder = io::ModelFolder::open(fixture("llama"));
+  const nlohmann::json good = folder.text_config();
+  EXPECT_NO_THROW(models::create_model(models::ConfigReader(good, "config.json")));
+  struct Case {
+    nlohmann::json patch;
+    std::string field;
+  };
+  const std::vector<Case> cases = {
+      {{{"rope_theta", 0}}, "rope_theta"},
+      {{{"rope_theta", -10000.0}}, "rope_theta"},
+      {{{"rms_norm_eps", -1e-6}}, "rms_norm_eps"},
+      {{{"partial_rotary_factor", 1.5}}, "partial_rotary_factor"},
+      {{{"partial_rotary_factor", 0}}, "partial_rotary_factor"},
+      {{{"rope_parameters", {{"factor", -2.0}}}}, "factor"},
+      {{{"rope_parameters", {{"rope_theta", 0.0}}}}, "rope_theta"},
+      {{{"num_key_value_heads", 0}}, "num_key_value_heads"},
+      {{{"num_key_value_heads", 3}}, "num_key_value_heads"},
+      {{{"intermediate_size", -1}}, "intermediate_size"},
+      {{{"vocab_size", 0}}, "vocab_size"},
+      {{{"head_dim", 0}}, "head_dim"},
+  };
+  for (const auto& c : cases) {
+    nlohmann::json cfg = good;
+    cfg.merge_patch(c.patch);
+    try {
+      models::create_model(models::ConfigReader(cfg, "bad/config.json"));
+      ADD_FAILURE() << "accepted " << c.patch.dump();
+    } catch (const FormatError& e) {
+      std::string msg = e.what();
+      EXPECT_NE(msg.find("bad/config.json"), std::string::npos) << msg;
+      EXPECT_NE(msg.find(c.field), std::string::npos) << msg;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace lmx
 

@@ -53,6 +53,52 @@ TEST(BadInput, MalformedJson) {
   EXPECT_NE(msg.find("/nonexistent/folder"), std::string::npos) << msg;
 }
 
+// Issue 22: nesting deep enough to overflow the stack (a SIGSEGV before) is a
+// FormatError naming the file; nesting real files use still loads.
+std::string nested_sequence(const std::string& list, int depth, const std::string& leaf) {
+  std::string open = R"({"type": "Sequence", ")" + list + R"(": [)";
+  std::string s;
+  for (int i = 0; i < depth; ++i) s += open;
+  s += leaf;
+  for (int i = 0; i < depth; ++i) s += "]}";
+  return s;
+}
+
+TEST(BadInput, DeepNestingIsAnErrorNotACrash) {
+  std::string deep_array = std::string(100000, '[') + std::string(100000, ']');
+  std::string base = tiny_json();
+  std::vector<std::string> docs = {
+      // A deep array under an unknown top-level key, and inside the model object.
+      "{\"junk\": " + deep_array + ", " + base.substr(1),
+      base.substr(0, base.size() - 2) + ", \"extra\": " + deep_array + "}}",
+  };
+  std::string doc = base;
+  std::string dec = R"("decoder": {"type": "Sequence", "decoders": [{"type": "ByteFallback"}, {"type": "Fuse"}]})";
+  ASSERT_NE(doc.find(dec), std::string::npos);
+  docs.push_back(std::string(base).replace(
+      base.find(dec), dec.size(),
+      "\"decoder\": " + nested_sequence("decoders", 30000, R"({"type": "Fuse"})")));
+  docs.push_back(std::string(base).replace(
+      base.find("\"normalizer\": null"), 18,
+      "\"normalizer\": " + nested_sequence("normalizers", 30000, R"({"type": "NFC"})")));
+  docs.push_back(std::string(base).replace(
+      base.find("\"pre_tokenizer\": null"), 21,
+      "\"pre_tokenizer\": " +
+          nested_sequence("pretokenizers", 30000, R"({"type": "Whitespace"})")));
+  for (const auto& d : docs) {
+    auto msg = error_of([&] { Tokenizer::from_json_text(d, "", "deep/tokenizer.json"); });
+    EXPECT_NE(msg.find("deep/tokenizer.json"), std::string::npos) << msg.substr(0, 200);
+    EXPECT_NE(msg.find("nesting deeper than 128"), std::string::npos) << msg.substr(0, 200);
+  }
+  // Ten nested Sequence decoders (about 20 levels) are fine and still decode.
+  std::string ok = std::string(base).replace(
+      base.find(dec), dec.size(),
+      "\"decoder\": " + nested_sequence("decoders", 10, R"({"type": "ByteFallback"})"));
+  auto tok = Tokenizer::from_json_text(ok, "", "ok.json");
+  const std::vector<int32_t> ids = {5};
+  EXPECT_EQ(tok.decode(ids), "A");
+}
+
 TEST(BadInput, WrongFieldTypesNameTheField) {
   auto msg = error_of([] {
     Tokenizer::from_json_text(R"({"model": {"type": "BPE", "vocab": {"a": "x"}, "merges": []}})",

@@ -15,11 +15,18 @@ TransformerSpec llama_like(const ConfigReader& c, const std::string& model_type)
   if (heads <= 0 || (s.hidden % heads != 0 && !c.has("head_dim"))) {
     c.fail("num_attention_heads", "must divide hidden_size (or head_dim must be given)");
   }
+  if (s.vocab <= 0) c.fail("vocab_size", "must be positive");
+  if (s.hidden <= 0) c.fail("hidden_size", "must be positive");
   const int64_t kv_heads = c.get_int("num_key_value_heads", heads);
+  if (kv_heads <= 0 || heads % kv_heads != 0) {
+    c.fail("num_key_value_heads", "must be positive and divide num_attention_heads");
+  }
   const int64_t head_dim = c.get_int("head_dim", s.hidden / heads);
-  s.norm_eps = static_cast<float>(c.get_double("rms_norm_eps", 1e-6));
+  if (head_dim <= 0) c.fail("head_dim", "must be positive");
+  s.norm_eps = static_cast<float>(c.get_non_negative("rms_norm_eps", 1e-6));
   s.tie_embeddings = c.get_bool("tie_word_embeddings", false);
-  const double partial = c.get_double("partial_rotary_factor", 1.0);
+  const double partial = c.get_positive("partial_rotary_factor", 1.0);
+  if (partial > 1.0) c.fail("partial_rotary_factor", "must be in (0, 1]");
   s.ropes.push_back(read_rope(c, static_cast<int64_t>(static_cast<double>(head_dim) * partial)));
   LayerSpec ls;
   ls.attention.hidden = s.hidden;
@@ -29,6 +36,7 @@ TransformerSpec llama_like(const ConfigReader& c, const std::string& model_type)
   ls.attention.norm_eps = s.norm_eps;
   ls.mlp.hidden = s.hidden;
   ls.mlp.intermediate = c.require_int("intermediate_size");
+  if (ls.mlp.intermediate <= 0) c.fail("intermediate_size", "must be positive");
   ls.mlp.act = nn::parse_activation(c.get_string("hidden_act", "silu"));
   s.layers.assign(static_cast<size_t>(layers), ls);
   return s;
@@ -39,22 +47,22 @@ nn::RopeConfig read_rope(const ConfigReader& c, int64_t dim, const std::string& 
   r.dim = dim;
   r.max_position_embeddings = c.get_int("max_position_embeddings", 2048);
   r.original_max_position_embeddings = c.get_int("original_max_position_embeddings", 0);
-  r.theta = c.get_double("rope_theta", 10000.0);
+  r.theta = c.get_positive("rope_theta", 10000.0);
   std::optional<ConfigReader> params = c.object("rope_parameters");
   if (params && !layer_type.empty() && params->has(layer_type)) params = params->object(layer_type);
   if (!params) params = c.object("rope_scaling");
   if (!params) return r;
-  r.theta = params->get_double("rope_theta", r.theta);
+  r.theta = params->get_positive("rope_theta", r.theta);
   r.type = params->get_string("rope_type", params->get_string("type", "default"));
   if (r.type == "su") r.type = "longrope";  // Phi-3's first name for it
-  r.factor = params->get_double("factor", 1.0);
-  r.low_freq_factor = params->get_double("low_freq_factor", 1.0);
-  r.high_freq_factor = params->get_double("high_freq_factor", 4.0);
+  r.factor = params->get_positive("factor", 1.0);
+  r.low_freq_factor = params->get_positive("low_freq_factor", 1.0);
+  r.high_freq_factor = params->get_positive("high_freq_factor", 4.0);
   r.original_max_position_embeddings =
       params->get_int("original_max_position_embeddings", r.original_max_position_embeddings);
   r.short_factor = params->get_doubles("short_factor");
   r.long_factor = params->get_doubles("long_factor");
-  r.attention_factor = params->get_double("attention_factor", 0.0);
+  r.attention_factor = params->get_non_negative("attention_factor", 0.0);
   return r;
 }
 

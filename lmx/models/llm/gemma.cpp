@@ -43,13 +43,13 @@ TransformerSpec gemma2(const ConfigReader& c) {
   TransformerSpec s = llama_like(c, "gemma2");
   gemma_base(c, s);
   sandwich_norms(s);
-  s.final_softcap = static_cast<float>(c.get_double("final_logit_softcapping", 0.0));
+  s.final_softcap = static_cast<float>(c.get_non_negative("final_logit_softcapping", 0.0));
   const auto types = read_layer_types(c, static_cast<int64_t>(s.layers.size()), gemma2_layer_type);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(c.get_double("query_pre_attn_scalar", 256.0)));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.get_positive("query_pre_attn_scalar", 256.0)));
   for (size_t i = 0; i < s.layers.size(); ++i) {
     auto& a = s.layers[i].attention;
     a.scale = scale;
-    a.softcap = static_cast<float>(c.get_double("attn_logit_softcapping", 0.0));
+    a.softcap = static_cast<float>(c.get_non_negative("attn_logit_softcapping", 0.0));
     a.window = types[i] == "sliding_attention" ? c.get_int("sliding_window", 4096) : 0;
   }
   return s;
@@ -59,7 +59,7 @@ TransformerSpec gemma3_text(const ConfigReader& c) {
   TransformerSpec s = llama_like(c, "gemma3_text");
   gemma_base(c, s);
   sandwich_norms(s);
-  s.final_softcap = static_cast<float>(c.get_double("final_logit_softcapping", 0.0));
+  s.final_softcap = static_cast<float>(c.get_non_negative("final_logit_softcapping", 0.0));
   const int64_t head_dim = s.layers[0].attention.head_dim;
   // Two ropes: global layers (rope_theta + scaling), local layers (rope_local_base_freq).
   s.ropes.clear();
@@ -68,12 +68,12 @@ TransformerSpec gemma3_text(const ConfigReader& c) {
   if (!c.has("rope_parameters") || !c.object("rope_parameters")->has("sliding_attention")) {
     local = nn::RopeConfig{};
     local.dim = head_dim;
-    local.theta = c.get_double("rope_local_base_freq", 10000.0);
+    local.theta = c.get_positive("rope_local_base_freq", 10000.0);
     local.max_position_embeddings = c.get_int("max_position_embeddings", 2048);
   }
   s.ropes.push_back(local);
   const auto types = read_layer_types(c, static_cast<int64_t>(s.layers.size()), gemma3_layer_type);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(c.get_double("query_pre_attn_scalar", 256.0)));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.get_positive("query_pre_attn_scalar", 256.0)));
   for (size_t i = 0; i < s.layers.size(); ++i) {
     auto& ls = s.layers[i];
     const bool sliding = types[i] == "sliding_attention";
@@ -81,7 +81,7 @@ TransformerSpec gemma3_text(const ConfigReader& c) {
     ls.attention.scale = scale;
     ls.attention.qk_norm = nn::QkNorm::per_head;
     ls.attention.qk_norm_unit_offset = true;
-    ls.attention.softcap = static_cast<float>(c.get_double("attn_logit_softcapping", 0.0));
+    ls.attention.softcap = static_cast<float>(c.get_non_negative("attn_logit_softcapping", 0.0));
     ls.attention.window = sliding ? c.get_int("sliding_window", 4096) : 0;
   }
   return s;
