@@ -210,7 +210,8 @@ class CudaBackend final : public Backend {
   }
   void fill(void* data, Dtype dtype, int64_t n, double value) override {
     use_device();
-    launched(detail::launch_fill(data, code(dtype), n, value, stream_), "fill");
+    // Tensor::full stores zeros as zero bytes, -0.0 included.
+    launched(detail::launch_fill(data, code(dtype), n, value == 0.0 ? 0.0 : value, stream_), "fill");
   }
   void gather_rows(const void* src, int64_t row_bytes, const int64_t* ids, int64_t count, void* out) override {
     use_device();

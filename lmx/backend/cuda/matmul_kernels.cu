@@ -48,11 +48,11 @@ struct Out {
 };
 
 template <typename B>
-__global__ void gemm_tiled_kernel(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_rs, int64_t a_cs,
-                                  int64_t a_bs, B bload, Out out) {
+__global__ void gemm_tiled_kernel(int64_t batch0, int64_t m, int64_t n, int64_t k, const float* a, int64_t a_rs,
+                                  int64_t a_cs, int64_t a_bs, B bload, Out out) {
   __shared__ float as[kTileK][kTile + 1];
   __shared__ float bs[kTileK][kTile + 1];
-  const int64_t batch = blockIdx.z;
+  const int64_t batch = batch0 + blockIdx.z;
   const int64_t i0 = static_cast<int64_t>(blockIdx.y) * kTile, j0 = static_cast<int64_t>(blockIdx.x) * kTile;
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
   float acc[4][4] = {};
@@ -89,9 +89,9 @@ __global__ void gemm_tiled_kernel(int64_t m, int64_t n, int64_t k, const float* 
 
 // One warp per output column j: lanes split p, each B(p, j) read once for all m rows.
 template <typename B>
-__global__ void matvec_kernel(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_rs, int64_t a_cs,
-                              int64_t a_bs, B bload, Out out) {
-  const int64_t batch = blockIdx.z;
+__global__ void matvec_kernel(int64_t batch0, int64_t m, int64_t n, int64_t k, const float* a, int64_t a_rs,
+                              int64_t a_cs, int64_t a_bs, B bload, Out out) {
+  const int64_t batch = batch0 + blockIdx.z;
   const int64_t j = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (j >= n) return;
@@ -117,17 +117,13 @@ cudaError_t launch_product(int64_t m, int64_t n, int64_t k, const float* a, int6
   if (m <= 0 || n <= 0 || batch <= 0) return cudaSuccess;
   for (int64_t b0 = 0; b0 < batch; b0 += 65535) {
     const unsigned nb = static_cast<unsigned>(batch - b0 < 65535 ? batch - b0 : 65535);
-    const float* ab = a + b0 * a_bs;
-    Out o = out;
-    o.c += b0 * out.bs;
-    B bl = bload;
     if (m <= kMatvecRows) {
       const int warps = 8;
       dim3 grid(static_cast<unsigned>((n + warps - 1) / warps), 1, nb);
-      matvec_kernel<B><<<grid, warps * 32, 0, stream>>>(m, n, k, ab, a_rs, a_cs, a_bs, bl, o);
+      matvec_kernel<B><<<grid, warps * 32, 0, stream>>>(b0, m, n, k, a, a_rs, a_cs, a_bs, bload, out);
     } else {
       dim3 grid(static_cast<unsigned>((n + kTile - 1) / kTile), static_cast<unsigned>((m + kTile - 1) / kTile), nb);
-      gemm_tiled_kernel<B><<<grid, 256, 0, stream>>>(m, n, k, ab, a_rs, a_cs, a_bs, bl, o);
+      gemm_tiled_kernel<B><<<grid, 256, 0, stream>>>(b0, m, n, k, a, a_rs, a_cs, a_bs, bload, out);
     }
     if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
   }
