@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "lmx/backend/cuda/attention_kernels.h"
+#include "lmx/backend/cuda/cublas_gemm.h"
 #include "lmx/backend/cuda/cuda_wired.h"
 #include "lmx/backend/cuda/elementwise_kernels.h"
 #include "lmx/backend/cuda/matmul_kernels.h"
@@ -174,6 +175,7 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(int index) : index_(index), allocator_(index) {
     check(cudaSetDevice(index_), "cudaSetDevice");
     check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    cublas_ = std::make_unique<CublasGemm>(index_, stream_);
     cudaDeviceProp prop{};
     if (cudaGetDeviceProperties(&prop, index_) == cudaSuccess) name_ = prop.name;
   }
@@ -244,13 +246,41 @@ class CudaBackend final : public Backend {
   // Linear algebra -------------------------------------------------------------------
   void gemm_f32(const kernels::GemmArgs& g) override {
     use_device();
+    if (g.m > kMatvecRows && cublas_->sgemm(g)) return;
     const detail::Gemm l{g.m,    g.n,    g.k,    g.alpha, g.beta, g.a,     g.a_rs,  g.a_cs, g.b,
                          g.b_rs, g.b_cs, g.c,    g.c_rs,  g.c_cs, g.batch, g.a_bs,  g.b_bs, g.c_bs};
     launched(detail::launch_gemm_f32(l, stream_), "matmul");
   }
+  // Past the matvec's rows: SGEMM for f32 W, bf16 x bf16 -> f32 cuBLAS for bf16 W (x
+  // rounded to bf16 once); f16 W stays on the own kernel (f16 x could overflow).
   void matmul_nt(const float* x, int64_t ldx, const kernels::DenseWeightView& w, float* y, int64_t ldy,
                  int64_t m) override {
     use_device();
+    if (m > kMatvecRows && w.dtype == Dtype::f32) {
+      kernels::GemmArgs g;
+      g.m = m, g.n = w.n, g.k = w.k;
+      g.a = x, g.a_rs = ldx, g.a_cs = 1;
+      g.b = static_cast<const float*>(w.data), g.b_rs = 1, g.b_cs = w.ld;
+      g.c = y, g.c_rs = ldy, g.c_cs = 1;
+      if (cublas_->sgemm(g)) return;
+    }
+    if (m > kMatvecRows && w.dtype == Dtype::bf16 && w.k > 0 && w.ld < (int64_t{1} << 31) && m * w.k < (int64_t{1} << 31)) {
+      const size_t bytes = static_cast<size_t>(m * w.k) * 2;
+      void* xb = allocator_.allocate(bytes);
+      detail::Elementwise c;  // x [m, k] (row stride ldx) -> contiguous bf16
+      c.rank = 2, c.shape[0] = m, c.shape[1] = w.k, c.numel = m * w.k;
+      c.out.data = xb, c.out.dtype = detail::kBF16, c.out.strides[0] = w.k, c.out.strides[1] = 1;
+      c.in[0].data = const_cast<float*>(x), c.in[0].dtype = detail::kF32, c.in[0].strides[0] = ldx, c.in[0].strides[1] = 1;
+      try {
+        launched(detail::launch_copy(c, stream_), "linear (x to bf16)");
+        cublas_->bf16_nt(xb, w.data, w.n, w.k, w.ld, y, ldy, m);
+      } catch (...) {
+        allocator_.deallocate(xb, bytes);
+        throw;
+      }
+      allocator_.deallocate(xb, bytes);  // stream-ordered: the GEMM queued before any reuse
+      return;
+    }
     launched(detail::launch_matmul_nt(x, ldx, w.data, code(w.dtype), w.n, w.k, w.ld, y, ldy, m, stream_),
              "linear");
   }
@@ -406,9 +436,13 @@ class CudaBackend final : public Backend {
     }
   }
 
+  // Rows up to which the matvec kernels (each weight read once) beat a GEMM.
+  static constexpr int64_t kMatvecRows = 8;
+
   int index_;
   CudaAllocator allocator_;
   cudaStream_t stream_ = nullptr;
+  std::unique_ptr<CublasGemm> cublas_;
   std::string name_;
 };
 

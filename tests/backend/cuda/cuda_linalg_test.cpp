@@ -38,7 +38,11 @@ TEST_F(CudaLinalg, LinearDenseWeightsEveryDtypeAndRowCount) {
     for (int64_t m : {1, 3, 8, 9, 67}) {
       SCOPED_TRACE(std::string(dtype_name(wd)) + " m=" + std::to_string(m));
       Tensor x = random_tensor({m, 67}, 39 + static_cast<uint32_t>(m));
-      expect_matches(ops::linear(on_cuda(x), on_cuda(w), on_cuda(bias)), ops::linear(x, w, bias), 1e-5, 1e-5);
+      // Past 8 rows bf16 weights run cuBLAS on x rounded to bf16 (2^-9 relative per
+      // element): outputs of ~10 move by ~1e-2.
+      const bool bf16_x = wd == Dtype::bf16 && m > 8;
+      expect_matches(ops::linear(on_cuda(x), on_cuda(w), on_cuda(bias)), ops::linear(x, w, bias), bf16_x ? 1e-2 : 1e-5,
+                     bf16_x ? 5e-2 : 1e-5);
     }
   }
 }

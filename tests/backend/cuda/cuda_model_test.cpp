@@ -54,8 +54,10 @@ TEST_P(CudaModel, LogitsMatchCpu) {
     Tensor got = loaded.model->forward(ids, nullptr, {});
     ASSERT_TRUE(got.device().is_cuda());
     ASSERT_EQ(got.shape(), want.shape());
-    // Both sides sum in f32 in different orders; transformers parity itself is 1e-4.
-    EXPECT_LE(relative_error(got, want), 1e-4);
+    // f32: both sides sum in f32 in different orders (transformers parity itself is
+    // 1e-4). bf16: prompts past 8 tokens run cuBLAS on activations rounded to bf16 (the
+    // CPU keeps them f32), the tolerance of the bf16 parity test.
+    EXPECT_LE(relative_error(got, want), weights == Dtype::f32 ? 1e-4 : 3e-2);
   }
 }
 
