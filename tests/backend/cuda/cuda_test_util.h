@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <vector>
 
 #include "lmx/backend/cuda/cuda_backend.h"
@@ -26,7 +27,17 @@ inline void expect_matches(const Tensor& cuda, const Tensor& cpu, double rel = 1
   ASSERT_TRUE(cuda.device().is_cuda()) << cuda.str();
   ASSERT_EQ(cuda.shape(), cpu.shape());
   ASSERT_EQ(cuda.dtype(), cpu.dtype());
-  expect_close(cuda.to_float_vector(), cpu.to_float_vector(), rel, abs);
+  const std::vector<float> got = cuda.to_float_vector(), want = cpu.to_float_vector();
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (std::isnan(want[i]) || std::isinf(want[i])) {  // NaN where NaN, the same infinity
+      ASSERT_EQ(std::isnan(got[i]), std::isnan(want[i])) << "at " << i;
+      if (!std::isnan(want[i])) {
+        ASSERT_EQ(got[i], want[i]) << "at " << i;
+      }
+    } else {
+      ASSERT_NEAR(got[i], want[i], abs + rel * std::fabs(want[i])) << "at " << i;
+    }
+  }
 }
 
 // Bit-for-bit equality (copies, conversions, integer ops).
