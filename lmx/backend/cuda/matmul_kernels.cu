@@ -15,13 +15,16 @@ namespace {
 constexpr int kTile = 64, kTileK = 16;
 constexpr int kMatvecRows = 8;
 
+// kAlongP: B(p, j) is contiguous along p (a weight row), so a tile loads p fastest.
 struct StridedB {
+  static constexpr bool kAlongP = false;
   const float* b;
   int64_t rs, cs, bs;
   __device__ float operator()(int64_t batch, int64_t p, int64_t j) const { return b[batch * bs + p * rs + j * cs]; }
 };
 
 struct DenseRowsB {  // B(p, j) = W[j, p]
+  static constexpr bool kAlongP = true;
   const void* w;
   int dtype;
   int64_t ld;
@@ -29,6 +32,7 @@ struct DenseRowsB {  // B(p, j) = W[j, p]
 };
 
 struct QuantRowsB {  // B(p, j) = dequant(W)[j, p]
+  static constexpr bool kAlongP = true;
   Quant q;
   __device__ float operator()(int64_t, int64_t p, int64_t j) const {
     const int64_t s = j * q.s_stride + p / q.group_size;
@@ -58,11 +62,11 @@ __global__ void gemm_tiled_kernel(int64_t batch0, int64_t m, int64_t n, int64_t 
   float acc[4][4] = {};
   for (int64_t p0 = 0; p0 < k; p0 += kTileK) {
     for (int e = threadIdx.x; e < kTile * kTileK; e += 256) {
-      // A tile: row r, column c (c fastest); B tile: column c of row p (j fastest).
+      // A tile: row r, column c (c fastest); B tile: along j, or along p for weight rows.
       const int r = e / kTileK, c = e % kTileK;
       const int64_t gi = i0 + r, gp = p0 + c;
       as[c][r] = gi < m && gp < k ? a[batch * a_bs + gi * a_rs + gp * a_cs] : 0.0f;
-      const int bp = e / kTile, bj = e % kTile;
+      const int bp = B::kAlongP ? e % kTileK : e / kTile, bj = B::kAlongP ? e / kTileK : e % kTile;
       const int64_t gbp = p0 + bp, gj = j0 + bj;
       bs[bp][bj] = gbp < k && gj < n ? bload(batch, gbp, gj) : 0.0f;
     }
