@@ -102,6 +102,43 @@ class Backend {
     (void)op, (void)a, (void)b, (void)out, (void)n;
     no_kernel("binary");
   }
+  // Generic element-wise kernels over strided operands of any dtype (kernel_args.h,
+  // ElementwiseArgs): what lmx/core's CPU loops do, for the other devices --------------
+  // out = in[0] in out's dtype: bits copied when the dtypes match, integer to integer
+  // through int64, anything else through double (Tensor::copy_'s rules).
+  virtual void copy_strided(const kernels::ElementwiseArgs& args) {
+    (void)args;
+    no_kernel("copy");
+  }
+  virtual void unary(kernels::UnaryKernel op, const kernels::ElementwiseArgs& args) {
+    (void)op, (void)args;
+    no_kernel("unary");
+  }
+  virtual void binary(kernels::ArithmeticKernel op, const kernels::ElementwiseArgs& args) {
+    (void)op, (void)args;
+    no_kernel("binary");
+  }
+  virtual void compare(kernels::CompareKernel op, const kernels::ElementwiseArgs& args) {
+    (void)op, (void)args;
+    no_kernel("compare");
+  }
+  // out = in[0] != 0 ? in[1] : in[2].
+  virtual void where(const kernels::ElementwiseArgs& args) {
+    (void)args;
+    no_kernel("where");
+  }
+  // data[0, n) = value, rounded as a store of a double to `dtype`.
+  virtual void fill(void* data, Dtype dtype, int64_t n, double value) {
+    (void)data, (void)dtype, (void)n, (void)value;
+    no_kernel("fill");
+  }
+  // Row i of out = row ids[i] of src for i < count (rows of row_bytes bytes, contiguous;
+  // ids in this device's memory, already checked to be in range).
+  virtual void gather_rows(const void* src, int64_t row_bytes, const int64_t* ids, int64_t count, void* out) {
+    (void)src, (void)row_bytes, (void)ids, (void)count, (void)out;
+    no_kernel("take");
+  }
+
   // y[r, :] += bias for r < rows: y [rows, n] contiguous, bias [n].
   virtual void add_bias(float* y, int64_t rows, int64_t n, const float* bias) {
     (void)y, (void)rows, (void)n, (void)bias;

@@ -71,6 +71,41 @@ enum class ActivationPrecision : uint8_t {
   int8,
 };
 
+// Element-wise kernels over strided operands of any dtype (lmx/core's generic tensor
+// loops on devices other than the CPU): copies with dtype conversion, unary / binary /
+// compare / where with broadcasting, as the CPU loops of lmx/core/ops/elementwise.cpp
+// and Tensor::copy_ compute them. The front end merges adjacent dims first
+// (detail::make_layout), so kMaxRank covers every layout a model makes.
+inline constexpr int kMaxRank = 8;
+
+// One operand: `data` points at its element 0 (offset applied); strides in elements for
+// each dim of the shared shape (0 broadcasts).
+struct StridedOperand {
+  void* data = nullptr;
+  Dtype dtype = Dtype::f32;
+  int64_t strides[kMaxRank] = {};
+};
+
+struct ElementwiseArgs {
+  int rank = 0;  // 1..kMaxRank
+  int64_t shape[kMaxRank] = {};
+  int64_t numel = 0;
+  StridedOperand out;
+  // The inputs: copy and unary read in[0]; binary and compare in[0], in[1]; where reads
+  // the condition in[0] and the values in[1], in[2].
+  StridedOperand in[3];
+};
+
+// Element-wise functions. A floating output computes in f32 (inputs widened as
+// load_as_float does) and rounds once to the output dtype; an integer output computes in
+// int64 (neg, abs, square; add, sub, mul, maximum, minimum).
+enum class UnaryKernel : uint8_t {
+  neg, abs, square, exp, log, sqrt, rsqrt, tanh, sigmoid, silu, gelu, gelu_tanh, softplus, sin, cos, erf
+};
+enum class ArithmeticKernel : uint8_t { add, sub, mul, div, maximum, minimum, pow };
+// Compares in double; the output is bool (u8 0 / 1).
+enum class CompareKernel : uint8_t { eq, ne, lt, le, gt, ge };
+
 struct AttentionArgs {
   int64_t batch = 1;
   // q_heads is a multiple of kv_heads (GQA): q head h reads kv head

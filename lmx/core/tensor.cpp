@@ -7,6 +7,7 @@
 #include "lmx/base/thread_pool.h"
 #include "lmx/core/backend.h"
 #include "lmx/core/detail/element_access.h"
+#include "lmx/core/detail/elementwise_args.h"
 #include "lmx/core/detail/strided_loop.h"
 #include "lmx/base/error.h"
 
@@ -67,6 +68,11 @@ Tensor Tensor::zeros(const Shape& shape, Dtype dtype, Device device) {
 }
 
 Tensor Tensor::full(const Shape& shape, double value, Dtype dtype, Device device) {
+  if (!device.is_cpu()) {
+    Tensor d = empty(shape, dtype, device);
+    if (d.numel() > 0) backend_for(device).fill(d.raw_data(), dtype, d.numel(), value);
+    return d;
+  }
   Tensor t = empty(shape, Dtype(dtype), Device::cpu());
   if (value == 0.0) {
     std::memset(t.raw_data(), 0, t.nbytes());
@@ -304,13 +310,9 @@ Tensor Tensor::to(Dtype dtype) const {
 
 Tensor Tensor::to(Device dev) const {
   if (dev == device()) return *this;
-  // Host <-> device and device <-> device copies go through the device's backend (the
-  // host side is made contiguous first; a strided device tensor has no gather yet).
-  Tensor src = device().is_cpu() ? contiguous() : *this;
-  if (!src.is_contiguous()) {
-    throw Unsupported("Tensor::to: device copies of non-contiguous " + device().str() +
-                      " tensors are not implemented yet");
-  }
+  // Host <-> device copies go through the device's backend, from a contiguous source
+  // (a strided device tensor is gathered on its device first).
+  Tensor src = contiguous();
   if (!dev.is_cpu() && !src.device().is_cpu() ) {
     throw Unsupported("Tensor::to: copies between two devices (" + src.device().str() + " -> " +
                       dev.str() + ") go through the host for now: use .to(Device::cpu()) first");
@@ -338,7 +340,18 @@ void Tensor::copy_(const Tensor& src) {
                      shape_str(shape_));
   }
   if (!device().is_cpu() || !src.device().is_cpu()) {
-    throw Unsupported("copy: device copies need the CUDA backend");
+    if (numel_ == 0) return;
+    if (device() == src.device()) {
+      backend_for(device()).copy_strided(detail::elementwise_args<1>(*this, {&src}, "copy"));
+    } else if (src.device().is_cpu() || device().is_cpu()) {
+      // Across host and device: move src as it is (contiguous), then convert and scatter
+      // on this tensor's side.
+      copy_(src.to(device()));
+    } else {
+      throw Unsupported("copy: between two devices (" + src.device().str() + " -> " + device().str() +
+                        ") go through the host for now");
+    }
+    return;
   }
   if (numel_ == 0) return;
   auto layout = detail::make_layout<2>(shape_, {&strides_, &src.strides_}, {offset_, src.offset_});

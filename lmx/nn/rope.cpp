@@ -98,8 +98,8 @@ Tensor RotaryEmbedding::apply(const Tensor& x, int64_t offset) const {
   const int64_t seq_len = offset + x.dim(2);
   std::vector<float> freqs = inv_freq(seq_len);
   ops::RopeParams p;
-  p.inv_freq = Tensor::from_vector(freqs, {static_cast<int64_t>(freqs.size())});
-  if (!x.device().is_cpu()) p.inv_freq = p.inv_freq.to(x.device());
+  // The frequencies go where x is (ops never move tensors between devices themselves).
+  p.inv_freq = Tensor::from_vector(freqs, {static_cast<int64_t>(freqs.size())}).to(x.device());
   p.rotary_dim = config_.dim;
   p.traditional = config_.traditional;
   p.offset = offset;

@@ -1,25 +1,40 @@
-// Caching allocator over cudaMalloc: freed blocks are kept per size for reuse, since
-// cudaMalloc/cudaFree synchronize the device and cost far more than a decode step's work.
+// The CUDA backend: a caching device allocator, copies, the wired-memory pool and the
+// kernels of the backend table, all queued on one stream per device. Nothing waits for
+// the device except what returns values to the host (copies to the host, argmax).
+#include "lmx/backend/cuda/cuda_backend.h"
+
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
-#include "lmx/backend/cuda/binary_kernels.h"
-#include "lmx/backend/cuda/cuda_backend.h"
+#include "lmx/backend/cuda/attention_kernels.h"
+#include "lmx/backend/cuda/cublas_gemm.h"
 #include "lmx/backend/cuda/cuda_wired.h"
+#include "lmx/backend/cuda/elementwise_kernels.h"
+#include "lmx/backend/cuda/matmul_kernels.h"
+#include "lmx/backend/cuda/nn_kernels.h"
+#include "lmx/base/error.h"
 #include "lmx/core/backend.h"
 #include "lmx/core/caching_allocator.h"
-#include "lmx/base/error.h"
 
 namespace lmx::cuda {
 namespace {
 
+static_assert(static_cast<int>(Dtype::f32) == detail::kF32 && static_cast<int>(Dtype::f16) == detail::kF16 &&
+              static_cast<int>(Dtype::bf16) == detail::kBF16 && static_cast<int>(Dtype::i32) == detail::kI32 &&
+              static_cast<int>(Dtype::i64) == detail::kI64 && static_cast<int>(Dtype::u8) == detail::kU8 &&
+              static_cast<int>(Dtype::u32) == detail::kU32 && static_cast<int>(Dtype::boolean) == detail::kBool);
+static_assert(kernels::kMaxRank == detail::kMaxRank);
+
 void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw Error(std::string("cuda: ") + what + ": " + cudaGetErrorString(e));
 }
+
+int code(Dtype d) { return static_cast<int>(d); }
 
 size_t round_size(size_t bytes) {
   constexpr size_t kGranule = 512;
@@ -35,6 +50,10 @@ size_t total_device_memory(int index) {
   return total;
 }
 
+// Caching allocator over cudaMalloc: freed blocks are kept per size for reuse, since
+// cudaMalloc/cudaFree synchronize the device and cost far more than a decode step's
+// work. A block freed while kernels that use it are queued is safe to hand out again:
+// every kernel runs on the device's one stream, in order.
 class CudaAllocator final : public CachingAllocator {
  public:
   explicit CudaAllocator(int index) : CachingAllocator(total_device_memory(index) / 4), index_(index) {}
@@ -57,6 +76,89 @@ class CudaAllocator final : public CachingAllocator {
   int index_;
 };
 
+// The CUDA prepared layout: the MLX layout itself, copied into one device buffer with
+// contiguous rows (w, then scales, then biases), so the source tensors can go.
+class CudaPreparedWeight final : public PreparedWeight {
+ public:
+  CudaPreparedWeight(Device device, const kernels::QuantView& w)
+      : PreparedWeight(device, w.n, w.k, w.bits, w.group_size, w.scale_dtype),
+        w_bytes_(static_cast<size_t>(w.n * (w.k * w.bits / 32)) * 4),
+        s_bytes_(static_cast<size_t>(w.n * (w.k / w.group_size)) * dtype_size(w.scale_dtype)) {
+    void* p = nullptr;
+    if (cudaMalloc(&p, bytes()) != cudaSuccess) {
+      cudaGetLastError();
+      throw OutOfMemory("prepare quantized weight: " + std::to_string(bytes()) + " bytes on " + device.str());
+    }
+    data_.reset(p);
+  }
+  size_t bytes() const override { return w_bytes_ + 2 * s_bytes_; }
+  const void* host_data() const override { return nullptr; }
+  uint32_t* w() const { return static_cast<uint32_t*>(data_.get()); }
+  char* scales() const { return static_cast<char*>(data_.get()) + w_bytes_; }
+  char* biases() const { return scales() + s_bytes_; }
+  size_t w_bytes() const { return w_bytes_; }
+  size_t s_bytes() const { return s_bytes_; }
+  kernels::QuantView view() const {
+    kernels::QuantView v;
+    v.w = w();
+    v.scales = scales();
+    v.biases = biases();
+    v.scale_dtype = scale_dtype();
+    v.n = n();
+    v.k = k();
+    v.bits = bits();
+    v.group_size = group_size();
+    return v;
+  }
+
+ private:
+  struct Free {
+    void operator()(void* p) const { cudaFree(p); }
+  };
+  size_t w_bytes_, s_bytes_;
+  std::unique_ptr<void, Free> data_;
+};
+
+const CudaPreparedWeight& prepared_of(const PreparedWeight& w) {
+  LMX_ASSERT(w.device().is_cuda());
+  return static_cast<const CudaPreparedWeight&>(w);
+}
+
+detail::Elementwise launch_args(const kernels::ElementwiseArgs& a) {
+  detail::Elementwise e;
+  e.rank = a.rank;
+  e.numel = a.numel;
+  auto operand = [&](detail::Operand& o, const kernels::StridedOperand& s) {
+    o.data = s.data;
+    o.dtype = code(s.dtype);
+    std::copy(s.strides, s.strides + kernels::kMaxRank, o.strides);
+  };
+  std::copy(a.shape, a.shape + kernels::kMaxRank, e.shape);
+  operand(e.out, a.out);
+  for (int k = 0; k < 3; ++k) operand(e.in[k], a.in[k]);
+  return e;
+}
+
+detail::Quant launch_args(const kernels::QuantView& w) {
+  return {w.w, w.scales, w.biases, code(w.scale_dtype), w.n, w.k, w.bits, w.group_size, w.w_row_stride(),
+          w.s_row_stride()};
+}
+
+detail::Channel launch_args(const kernels::ChannelVector& c) { return {c.data, code(c.dtype)}; }
+
+void copy4(const int64_t* from, int64_t* to) { std::copy(from, from + 4, to); }
+
+void set_options(detail::Attention& l, const kernels::AttentionOptions& o) {
+  l.scale = o.scale;
+  l.causal = o.causal;
+  l.q_offset = o.q_offset;
+  l.window = o.window;
+  l.mask = o.mask;
+  copy4(o.mask_strides, l.mask_strides);
+  l.softcap = o.softcap;
+  l.sinks = o.sinks;
+}
+
 }  // namespace
 
 int device_count() {
@@ -70,24 +172,243 @@ int device_count() {
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int index) : index_(index), allocator_(index) {}
+  explicit CudaBackend(int index) : index_(index), allocator_(index) {
+    check(cudaSetDevice(index_), "cudaSetDevice");
+    check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    cublas_ = std::make_unique<CublasGemm>(index_, stream_);
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, index_) == cudaSuccess) name_ = prop.name;
+  }
   Device device() const override { return Device::cuda(index_); }
+  std::string describe() const override { return device().str() + " " + name_; }
   Allocator& allocator() override { return allocator_; }
 
   void copy_bytes(void* dst, const void* src, size_t bytes, CopyDirection direction) override {
     if (bytes == 0) return;
-    check(cudaSetDevice(index_), "cudaSetDevice");
+    use_device();
     cudaMemcpyKind k = direction == CopyDirection::host_to_device   ? cudaMemcpyHostToDevice
                        : direction == CopyDirection::device_to_host ? cudaMemcpyDeviceToHost
                                                                     : cudaMemcpyDeviceToDevice;
-    check(cudaMemcpy(dst, src, bytes, k), "cudaMemcpy");
+    check(cudaMemcpyAsync(dst, src, bytes, k, stream_), "cudaMemcpyAsync");
+    // The host side of a copy may be read or freed as soon as we return.
+    if (direction != CopyDirection::device_to_device) sync("copy");
   }
 
+  // Element-wise ---------------------------------------------------------------------
+  void copy_strided(const kernels::ElementwiseArgs& a) override {
+    launched(detail::launch_copy(prep(launch_args(a)), stream_), "copy");
+  }
+  void unary(kernels::UnaryKernel op, const kernels::ElementwiseArgs& a) override {
+    launched(detail::launch_unary(static_cast<int>(op), prep(launch_args(a)), stream_), "unary");
+  }
+  void binary(kernels::ArithmeticKernel op, const kernels::ElementwiseArgs& a) override {
+    launched(detail::launch_binary(static_cast<int>(op), prep(launch_args(a)), stream_), "binary");
+  }
+  void compare(kernels::CompareKernel op, const kernels::ElementwiseArgs& a) override {
+    launched(detail::launch_compare(static_cast<int>(op), prep(launch_args(a)), stream_), "compare");
+  }
+  void where(const kernels::ElementwiseArgs& a) override {
+    launched(detail::launch_where(prep(launch_args(a)), stream_), "where");
+  }
+  void fill(void* data, Dtype dtype, int64_t n, double value) override {
+    use_device();
+    // Tensor::full stores zeros as zero bytes, -0.0 included.
+    launched(detail::launch_fill(data, code(dtype), n, value == 0.0 ? 0.0 : value, stream_), "fill");
+  }
+  void gather_rows(const void* src, int64_t row_bytes, const int64_t* ids, int64_t count, void* out) override {
+    use_device();
+    launched(detail::launch_gather_rows(src, row_bytes, ids, count, out, stream_), "take");
+  }
   void binary_f32(BinaryKernel op, const float* a, const float* b, float* out, int64_t n) override {
-    if (n <= 0) return;
-    check(cudaSetDevice(index_), "cudaSetDevice");
-    check(detail::launch_binary_f32(static_cast<int>(op), a, b, out, n), "binary kernel launch");
-    check(cudaDeviceSynchronize(), "binary kernel");
+    use_device();
+    launched(detail::launch_binary_f32(static_cast<int>(op), a, b, out, n, stream_), "binary");
+  }
+  void add_bias(float* y, int64_t rows, int64_t n, const float* bias) override {
+    use_device();
+    launched(detail::launch_add_bias(y, rows, n, bias, stream_), "add_bias");
+  }
+  void activation_mul(kernels::Activation act, const float* gate, const float* up, float* out, int64_t n) override {
+    use_device();
+    launched(detail::launch_activation_mul(static_cast<int>(act), gate, up, out, n, stream_), "gated_activation");
+  }
+  int64_t argmax_f32(const float* x, int64_t n) override {
+    use_device();
+    int64_t* result = static_cast<int64_t*>(allocator_.allocate(sizeof(int64_t)));
+    int64_t host = 0;
+    cudaError_t e = detail::launch_argmax_f32(x, n, result, stream_);
+    if (e == cudaSuccess) e = cudaMemcpyAsync(&host, result, sizeof host, cudaMemcpyDeviceToHost, stream_);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(stream_);
+    allocator_.deallocate(result, sizeof(int64_t));
+    check(e, "argmax");
+    return host;
+  }
+
+  // Linear algebra -------------------------------------------------------------------
+  void gemm_f32(const kernels::GemmArgs& g) override {
+    use_device();
+    if (g.m > kMatvecRows && cublas_->sgemm(g)) return;
+    const detail::Gemm l{g.m,    g.n,    g.k,    g.alpha, g.beta, g.a,     g.a_rs,  g.a_cs, g.b,
+                         g.b_rs, g.b_cs, g.c,    g.c_rs,  g.c_cs, g.batch, g.a_bs,  g.b_bs, g.c_bs};
+    launched(detail::launch_gemm_f32(l, stream_), "matmul");
+  }
+  // Past the matvec's rows: SGEMM for f32 W, bf16 x bf16 -> f32 cuBLAS for bf16 W (x
+  // rounded to bf16 once); f16 W stays on the own kernel (f16 x could overflow).
+  void matmul_nt(const float* x, int64_t ldx, const kernels::DenseWeightView& w, float* y, int64_t ldy,
+                 int64_t m) override {
+    use_device();
+    if (m > kMatvecRows && w.dtype == Dtype::f32) {
+      kernels::GemmArgs g;
+      g.m = m, g.n = w.n, g.k = w.k;
+      g.a = x, g.a_rs = ldx, g.a_cs = 1;
+      g.b = static_cast<const float*>(w.data), g.b_rs = 1, g.b_cs = w.ld;
+      g.c = y, g.c_rs = ldy, g.c_cs = 1;
+      if (cublas_->sgemm(g)) return;
+    }
+    if (m > kMatvecRows && w.dtype == Dtype::bf16 && w.k > 0 && w.ld < (int64_t{1} << 31) && m * w.k < (int64_t{1} << 31)) {
+      const size_t bytes = static_cast<size_t>(m * w.k) * 2;
+      void* xb = allocator_.allocate(bytes);
+      detail::Elementwise c;  // x [m, k] (row stride ldx) -> contiguous bf16
+      c.rank = 2, c.shape[0] = m, c.shape[1] = w.k, c.numel = m * w.k;
+      c.out.data = xb, c.out.dtype = detail::kBF16, c.out.strides[0] = w.k, c.out.strides[1] = 1;
+      c.in[0].data = const_cast<float*>(x), c.in[0].dtype = detail::kF32, c.in[0].strides[0] = ldx, c.in[0].strides[1] = 1;
+      try {
+        launched(detail::launch_copy(c, stream_), "linear (x to bf16)");
+        cublas_->bf16_nt(xb, w.data, w.n, w.k, w.ld, y, ldy, m);
+      } catch (...) {
+        allocator_.deallocate(xb, bytes);
+        throw;
+      }
+      allocator_.deallocate(xb, bytes);  // stream-ordered: the GEMM queued before any reuse
+      return;
+    }
+    launched(detail::launch_matmul_nt(x, ldx, w.data, code(w.dtype), w.n, w.k, w.ld, y, ldy, m, stream_),
+             "linear");
+  }
+  void quantized_matmul(const float* x, int64_t ldx, const kernels::QuantView& w, float* y, int64_t ldy,
+                        int64_t m) override {
+    use_device();
+    launched(detail::launch_quantized_matmul(x, ldx, launch_args(w), y, ldy, m, stream_), "quantized_linear");
+  }
+  // Every precision runs the f32 kernel (exact f32 activations).
+  void prepared_matmul(const float* x, int64_t ldx, std::span<const PreparedMatmulTarget> targets, int64_t m,
+                       kernels::ActivationPrecision) override {
+    for (const PreparedMatmulTarget& t : targets) quantized_matmul(x, ldx, prepared_of(*t.w).view(), t.y, t.ldy, m);
+  }
+
+  // Quantized weights ----------------------------------------------------------------
+  std::shared_ptr<const PreparedWeight> prepare_quantized(const kernels::QuantView& w) override {
+    use_device();
+    auto p = std::make_shared<CudaPreparedWeight>(device(), w);
+    const size_t s_size = dtype_size(w.scale_dtype), s_cols = static_cast<size_t>(w.k / w.group_size);
+    const size_t w_cols = static_cast<size_t>(w.k * w.bits / 32);
+    const auto rows = static_cast<size_t>(w.n);
+    if (rows > 0) {
+      check(cudaMemcpy2DAsync(p->w(), w_cols * 4, w.w, static_cast<size_t>(w.w_row_stride()) * 4, w_cols * 4, rows,
+                              cudaMemcpyDeviceToDevice, stream_),
+            "prepare quantized weight");
+      const size_t s_pitch = static_cast<size_t>(w.s_row_stride()) * s_size;
+      check(cudaMemcpy2DAsync(p->scales(), s_cols * s_size, w.scales, s_pitch, s_cols * s_size, rows,
+                              cudaMemcpyDeviceToDevice, stream_),
+            "prepare quantized weight");
+      check(cudaMemcpy2DAsync(p->biases(), s_cols * s_size, w.biases, s_pitch, s_cols * s_size, rows,
+                              cudaMemcpyDeviceToDevice, stream_),
+            "prepare quantized weight");
+    }
+    return p;
+  }
+  void unpack_prepared(const PreparedWeight& w, uint32_t* out_w, void* out_scales, void* out_biases) override {
+    use_device();
+    const CudaPreparedWeight& p = prepared_of(w);
+    check(cudaMemcpyAsync(out_w, p.w(), p.w_bytes(), cudaMemcpyDeviceToDevice, stream_), "unpack");
+    check(cudaMemcpyAsync(out_scales, p.scales(), p.s_bytes(), cudaMemcpyDeviceToDevice, stream_), "unpack");
+    check(cudaMemcpyAsync(out_biases, p.biases(), p.s_bytes(), cudaMemcpyDeviceToDevice, stream_), "unpack");
+  }
+  void dequantize(const kernels::QuantView& w, int64_t r0, int64_t r1, float* out, int64_t ldo) override {
+    use_device();
+    launched(detail::launch_dequantize(launch_args(w), r0, r1, out, ldo, stream_), "dequantize");
+  }
+  void dequantize_prepared(const PreparedWeight& w, int64_t r0, int64_t r1, float* out, int64_t ldo) override {
+    dequantize(prepared_of(w).view(), r0, r1, out, ldo);
+  }
+  void quantize_affine(const float* w, int64_t n, int64_t k, int bits, int group_size, uint32_t* out_w,
+                       void* out_scales, void* out_biases, Dtype scale_dtype) override {
+    use_device();
+    launched(detail::launch_quantize_affine(w, n, k, bits, group_size, out_w, out_scales, out_biases,
+                                            code(scale_dtype), stream_),
+             "quantize");
+  }
+
+  // Neural-network kernels -----------------------------------------------------------
+  void softmax(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo, bool log) override {
+    use_device();
+    launched(detail::launch_softmax(x, rows, dim, ldx, out, ldo, log, stream_), log ? "log_softmax" : "softmax");
+  }
+  void rms_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,
+                const kernels::RmsNormOptions& o) override {
+    use_device();
+    launched(detail::launch_rms_norm(x, rows, dim, ldx, out, ldo, launch_args(o.weight), o.add_unit_offset, o.eps,
+                                     stream_),
+             "rms_norm");
+  }
+  void layer_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,
+                  const kernels::LayerNormOptions& o) override {
+    use_device();
+    launched(detail::launch_layer_norm(x, rows, dim, ldx, out, ldo, launch_args(o.weight), launch_args(o.bias),
+                                       o.eps, stream_),
+             "layer_norm");
+  }
+  void rope(const float* x, float* out, const kernels::RopeOptions& o) override {
+    use_device();
+    detail::Rope r;
+    r.batch = o.batch;
+    r.heads = o.heads;
+    r.seq = o.seq;
+    r.head_dim = o.head_dim;
+    copy4(o.x_strides, r.x_strides);
+    copy4(o.out_strides, r.out_strides);
+    r.rotary_dim = o.rotary_dim;
+    r.traditional = o.traditional;
+    r.inv_freq = o.inv_freq;
+    r.offset = o.offset;
+    r.batch_offsets = o.batch_offsets;
+    r.positions = o.positions;
+    r.mscale = o.mscale;
+    launched(detail::launch_rope(x, out, r, stream_), "rope");
+  }
+  void attention(const kernels::AttentionArgs& a, const kernels::AttentionOptions& o) override {
+    const char* op = "scaled_dot_product_attention";
+    check_heads(op, a.head_dim, a.v_head_dim, a.q_heads, a.kv_heads);
+    detail::Attention l;
+    l.batch = a.batch, l.q_heads = a.q_heads, l.kv_heads = a.kv_heads, l.q_len = a.q_len, l.kv_len = a.kv_len;
+    l.head_dim = a.head_dim, l.v_head_dim = a.v_head_dim;
+    l.q = a.q, l.k = a.k, l.v = a.v, l.kv_dtype = code(a.kv_dtype), l.out = a.out;
+    copy4(a.q_strides, l.q_strides);
+    copy4(a.k_strides, l.k_strides);
+    copy4(a.v_strides, l.v_strides);
+    copy4(a.out_strides, l.out_strides);
+    set_options(l, o);
+    use_device();
+    launched(detail::launch_attention(l, stream_), op);
+  }
+  void quantized_attention(const kernels::QuantizedAttentionArgs& a, const kernels::AttentionOptions& o) override {
+    const char* op = "quantized_scaled_dot_product_attention";
+    check_heads(op, a.head_dim, a.v_head_dim, a.q_heads, a.kv_heads);
+    detail::Attention l;
+    l.batch = a.batch, l.q_heads = a.q_heads, l.kv_heads = a.kv_heads, l.q_len = a.q_len, l.kv_len = a.kv_len;
+    l.head_dim = a.head_dim, l.v_head_dim = a.v_head_dim;
+    l.q = a.q, l.out = a.out, l.quantized = true, l.group_size = a.group_size;
+    copy4(a.q_strides, l.q_strides);
+    copy4(a.out_strides, l.out_strides);
+    auto rows = [](detail::QuantRows& r, const kernels::QuantizedRows& s) {
+      r.w = s.w, r.scales = s.scales, r.biases = s.biases, r.bits = s.bits;
+      std::copy(s.w_strides, s.w_strides + 3, r.w_strides);
+      std::copy(s.s_strides, s.s_strides + 3, r.s_strides);
+    };
+    rows(l.qk, a.k);
+    rows(l.qv, a.v);
+    set_options(l, o);
+    use_device();
+    launched(detail::launch_attention(l, stream_), op);
   }
 
   std::optional<size_t> recommended_working_set(size_t reserve_bytes) override {
@@ -97,8 +418,32 @@ class CudaBackend final : public Backend {
   std::string reserve_pool(size_t bytes) override { return cuda::reserve_pool(index_, bytes); }
 
  private:
+  void use_device() { check(cudaSetDevice(index_), "cudaSetDevice"); }
+  const detail::Elementwise& prep(const detail::Elementwise& e) {
+    use_device();
+    return e;
+  }
+  void launched(cudaError_t e, const char* op) { check(e, op); }
+  void sync(const char* op) { check(cudaStreamSynchronize(stream_), op); }
+  void check_heads(const char* op, int64_t d, int64_t dv, int64_t hq, int64_t hkv) const {
+    if (d > detail::kMaxAttentionHeadDim || dv > detail::kMaxAttentionHeadDim) {
+      throw Unsupported(std::string(op) + ": head_dim " + std::to_string(std::max(d, dv)) + " > " +
+                        std::to_string(detail::kMaxAttentionHeadDim) + " on " + device().str());
+    }
+    if (hkv <= 0 || hq % hkv != 0) {
+      throw InvalidArgument(std::string(op) + ": q_heads (" + std::to_string(hq) + ") is not a multiple of kv_heads (" +
+                            std::to_string(hkv) + ")");
+    }
+  }
+
+  // Rows up to which the matvec kernels (each weight read once) beat a GEMM.
+  static constexpr int64_t kMatvecRows = 8;
+
   int index_;
   CudaAllocator allocator_;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<CublasGemm> cublas_;
+  std::string name_;
 };
 
 }  // namespace lmx::cuda

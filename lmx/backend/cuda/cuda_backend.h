@@ -1,7 +1,8 @@
 // The CUDA backend (built with -DLMX_CUDA=ON): its entries of the backend table
-// (lmx/core/backend.h, detail::cuda_backend()) are a caching device allocator, host <->
-// device copies, the wired-memory pool (cuda_wired.h) and one kernel (f32 element-wise
-// binary ops). Kernels grow here as the GPU path does.
+// (lmx/core/backend.h, detail::cuda_backend()) are a caching device allocator, copies,
+// the wired-memory pool (cuda_wired.h) and the kernels of every table entry
+// (elementwise_kernels.h, matmul_kernels.h, nn_kernels.h, attention_kernels.h), queued on
+// one stream per device.
 #pragma once
 
 namespace lmx::cuda {

@@ -7,6 +7,7 @@
 #include "lmx/base/thread_pool.h"
 #include "lmx/core/backend.h"
 #include "lmx/core/detail/element_access.h"
+#include "lmx/core/detail/elementwise_args.h"
 #include "lmx/core/detail/strided_loop.h"
 #include "lmx/base/error.h"
 
@@ -14,17 +15,18 @@
 namespace lmx::ops {
 namespace {
 
+// The device kernels' enums (kernel_args.h) list the ops in the same order.
+static_assert(static_cast<int>(UnaryOp::erf) == static_cast<int>(kernels::UnaryKernel::erf) &&
+              static_cast<int>(UnaryOp::silu) == static_cast<int>(kernels::UnaryKernel::silu));
+static_assert(static_cast<int>(BinaryOp::pow) == static_cast<int>(kernels::ArithmeticKernel::pow) &&
+              static_cast<int>(BinaryOp::maximum) == static_cast<int>(kernels::ArithmeticKernel::maximum));
+static_assert(static_cast<int>(CompareOp::ge) == static_cast<int>(kernels::CompareKernel::ge) &&
+              static_cast<int>(CompareOp::lt) == static_cast<int>(kernels::CompareKernel::lt));
+
 constexpr int64_t kParallelThreshold = 1 << 15;  // elements; below this, one thread
 
 void check_defined(const Tensor& t, const char* op) {
   if (!t.defined()) throw InvalidArgument(std::string(op) + ": undefined tensor argument");
-}
-
-void check_cpu(const Tensor& t, const char* op) {
-  if (!t.device().is_cpu()) {
-    throw Unsupported(std::string(op) + ": no kernel for device " + t.device().str() +
-                      " in this build");
-  }
 }
 
 // Runs body(outer_begin, outer_end) over the layout's outer range, in parallel when
@@ -228,12 +230,16 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
 Tensor unary(UnaryOp op, const Tensor& x) {
   const char* name = unary_name(op);
   check_defined(x, name);
-  check_cpu(x, name);
   const bool int_op = !is_floating(x.dtype()) &&
                       (op == UnaryOp::neg || op == UnaryOp::abs || op == UnaryOp::square);
   Dtype od = int_op || is_floating(x.dtype()) ? x.dtype() : Dtype::f32;
   Tensor out = Tensor::empty(x.shape(), od, x.device());
   if (out.numel() == 0) return out;
+  if (!x.device().is_cpu()) {
+    backend_for(x.device())
+        .unary(static_cast<kernels::UnaryKernel>(op), detail::elementwise_args<1>(out, {&x}, name));
+    return out;
+  }
   if (int_op) {
     switch (op) {
       case UnaryOp::neg: unary_int_loop(x, out, [](int64_t v) { return -v; }); break;
@@ -267,31 +273,23 @@ Tensor unary(UnaryOp op, const Tensor& x) {
   return out;
 }
 
-// Devices other than the CPU: same-shape contiguous f32 add/sub/mul/div through the
-// backend's kernel (the strided, broadcasting, any-dtype loops below are the CPU's).
-Tensor binary_on_device(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
-  if (a.dtype() != Dtype::f32 || b.dtype() != Dtype::f32 || a.shape() != b.shape() ||
-      !a.is_contiguous() || !b.is_contiguous() ||
-      !(op == BinaryOp::add || op == BinaryOp::sub || op == BinaryOp::mul || op == BinaryOp::div)) {
-    throw Unsupported(std::string(name) + ": on " + a.device().str() +
-                      " only same-shape contiguous f32 add/sub/mul/div so far");
-  }
-  Tensor out = Tensor::empty(a.shape(), Dtype::f32, a.device());
-  BinaryKernel k = op == BinaryOp::add   ? BinaryKernel::add
-                   : op == BinaryOp::sub ? BinaryKernel::sub
-                   : op == BinaryOp::mul ? BinaryKernel::mul
-                                         : BinaryKernel::div;
-  backend_for(a.device()).binary_f32(k, a.data<float>(), b.data<float>(), out.data<float>(), a.numel());
-  return out;
-}
-
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = binary_name(op);
   check_defined(a, name);
   check_defined(b, name);
-  if (!common_device(name, {a.device(), b.device()}).is_cpu()) return binary_on_device(op, a, b, name);
+  const Device device = common_device(name, {a.device(), b.device()});
   Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
   Dtype od = promote_types(a.dtype(), b.dtype());
+  if (!device.is_cpu()) {
+    // Integer division and power are true divisions here too (see below).
+    if (!is_floating(od) && (op == BinaryOp::div || op == BinaryOp::pow)) od = Dtype::f32;
+    Tensor out = Tensor::empty(shape, od, device);
+    if (out.numel() == 0) return out;
+    Tensor ae = a.expand(shape), be = b.expand(shape);
+    backend_for(device).binary(static_cast<kernels::ArithmeticKernel>(op),
+                               detail::elementwise_args<2>(out, {&ae, &be}, name));
+    return out;
+  }
   Tensor out = Tensor::empty(shape, od, a.device());
   if (out.numel() == 0) return out;
   Tensor ae = a.expand(shape), be = b.expand(shape);
@@ -332,12 +330,16 @@ Tensor binary(BinaryOp op, const Tensor& a, double b) {
 Tensor compare(CompareOp op, const Tensor& a, const Tensor& b) {
   check_defined(a, "compare");
   check_defined(b, "compare");
-  check_cpu(a, "compare");
-  check_cpu(b, "compare");
+  const Device device = common_device("compare", {a.device(), b.device()});
   Shape shape = broadcast_shapes(a.shape(), b.shape(), "compare");
   Tensor out = Tensor::empty(shape, Dtype::boolean, a.device());
   if (out.numel() == 0) return out;
   Tensor ae = a.expand(shape), be = b.expand(shape);
+  if (!device.is_cpu()) {
+    backend_for(device).compare(static_cast<kernels::CompareKernel>(op),
+                                detail::elementwise_args<2>(out, {&ae, &be}, "compare"));
+    return out;
+  }
   auto layout = detail::make_layout<3>(shape, {&out.strides(), &ae.strides(), &be.strides()},
                                        {out.offset(), ae.offset(), be.offset()});
   uint8_t* ob = static_cast<uint8_t*>(out.storage()->data());
@@ -375,15 +377,17 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   check_defined(cond, "where");
   check_defined(a, "where");
   check_defined(b, "where");
-  check_cpu(cond, "where");
-  check_cpu(a, "where");
-  check_cpu(b, "where");
+  const Device device = common_device("where", {cond.device(), a.device(), b.device()});
   Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(),
                                  "where");
   Dtype od = promote_types(a.dtype(), b.dtype());
   Tensor out = Tensor::empty(shape, od, a.device());
   if (out.numel() == 0) return out;
   Tensor ce = cond.expand(shape), ae = a.expand(shape), be = b.expand(shape);
+  if (!device.is_cpu()) {
+    backend_for(device).where(detail::elementwise_args<3>(out, {&ce, &ae, &be}, "where"));
+    return out;
+  }
   auto layout = detail::make_layout<4>(
       shape, {&out.strides(), &ce.strides(), &ae.strides(), &be.strides()},
       {out.offset(), ce.offset(), ae.offset(), be.offset()});

@@ -1,8 +1,10 @@
 #include "lmx/core/ops/index.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
+#include "lmx/core/backend.h"
 #include "lmx/core/detail/element_access.h"
 #include "lmx/base/error.h"
 
@@ -28,7 +30,6 @@ Tensor take(const Tensor& x, const Tensor& indices, int axis) {
                           shape_str(x.shape()));
   }
   if (axis < 0) axis += nd;
-  if (!x.device().is_cpu()) throw Unsupported("take: no kernel for device " + x.device().str());
   const int64_t n = x.dim(axis);
   std::vector<int64_t> idx = indices.to_int_vector();
   for (size_t i = 0; i < idx.size(); ++i) {
@@ -53,11 +54,23 @@ Tensor take(const Tensor& x, const Tensor& indices, int axis) {
   Shape gathered_shape{static_cast<int64_t>(idx.size())};
   for (int d = 0; d < nd; ++d)
     if (d != axis) gathered_shape.push_back(x.dim(d));
-  Tensor gathered = Tensor::empty(gathered_shape, x.dtype());
-  const char* s = static_cast<const char*>(src.raw_data());
-  char* o = static_cast<char*>(gathered.raw_data());
-  for (size_t i = 0; i < idx.size(); ++i) {
-    std::memcpy(o + i * row_bytes, s + static_cast<size_t>(idx[i]) * row_bytes, row_bytes);
+  Tensor gathered = Tensor::empty(gathered_shape, x.dtype(), x.device());
+  if (!x.device().is_cpu()) {
+    // The checked ids go to the device once; the rows never leave it.
+    Tensor ids = Tensor::empty({static_cast<int64_t>(idx.size())}, Dtype::i64);
+    std::copy(idx.begin(), idx.end(), ids.data<int64_t>());
+    Tensor device_ids = ids.to(x.device());
+    if (!idx.empty() && row_bytes > 0) {
+      backend_for(x.device())
+          .gather_rows(src.raw_data(), static_cast<int64_t>(row_bytes), device_ids.data<int64_t>(),
+                       static_cast<int64_t>(idx.size()), gathered.raw_data());
+    }
+  } else {
+    const char* s = static_cast<const char*>(src.raw_data());
+    char* o = static_cast<char*>(gathered.raw_data());
+    for (size_t i = 0; i < idx.size(); ++i) {
+      std::memcpy(o + i * row_bytes, s + static_cast<size_t>(idx[i]) * row_bytes, row_bytes);
+    }
   }
   // gathered: [I, other dims...]; reshape I to indices' shape, then permute into place.
   Shape split_shape = indices.shape();
@@ -85,6 +98,9 @@ Tensor take_along_last_axis(const Tensor& x, const Tensor& indices) {
       throw ShapeError("take_along_last_axis: x " + shape_str(x.shape()) + " and indices " +
                        shape_str(indices.shape()) + " differ outside the last axis");
     }
+  }
+  if (!x.device().is_cpu()) {
+    throw Unsupported("take_along_last_axis: no kernel for device " + x.device().str());
   }
   Tensor xc = x.contiguous();
   std::vector<int64_t> idx = indices.to_int_vector();

@@ -1,0 +1,158 @@
+// Row-wise kernels (one block per row, sums in f32 with a tree reduction) and RoPE (one
+// thread per rotated pair or copied value), computing what lmx/backend/cpu's norm.h,
+// softmax.h and rope.h document.
+#include <math_constants.h>
+
+#include "lmx/backend/cuda/device_values.cuh"
+#include "lmx/backend/cuda/nn_kernels.h"
+
+namespace lmx::cuda::detail {
+namespace {
+
+constexpr int kRowThreads = 256;
+
+// Sum (or max) over the block; every thread gets the result.
+template <bool Max>
+__device__ float block_reduce(float v, float* shared) {
+  for (int o = 16; o > 0; o >>= 1) {
+    const float w = __shfl_xor_sync(0xffffffffu, v, o);
+    v = Max ? fmaxf(v, w) : v + w;
+  }
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  __syncthreads();  // `shared` may still be read from a previous reduction
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  const int warps = blockDim.x / 32;
+  v = lane < warps ? shared[lane] : (Max ? -CUDART_INF_F : 0.0f);
+  for (int o = 16; o > 0; o >>= 1) {
+    const float w = __shfl_xor_sync(0xffffffffu, v, o);
+    v = Max ? fmaxf(v, w) : v + w;
+  }
+  return v;
+}
+
+__device__ __forceinline__ float channel(const Channel& c, int64_t i) { return load_float(c.data, c.dtype, i); }
+
+__global__ void softmax_kernel(const float* x, int64_t dim, int64_t ldx, float* out, int64_t ldo, bool log) {
+  __shared__ float shared[32];
+  const float* xr = x + blockIdx.x * ldx;
+  float* yr = out + blockIdx.x * ldo;
+  float mx = -CUDART_INF_F;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) mx = fmaxf(mx, xr[i]);
+  mx = block_reduce<true>(mx, shared);
+  if (mx == -CUDART_INF_F) {  // every entry -inf: zeros (softmax) or -inf (log_softmax)
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = log ? -CUDART_INF_F : 0.0f;
+    return;
+  }
+  float sum = 0.0f;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) sum += expf(xr[i] - mx);
+  sum = block_reduce<false>(sum, shared);
+  if (log) {
+    const float lse = logf(sum);
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] - mx - lse;
+  } else {
+    const float inv = 1.0f / sum;
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = expf(xr[i] - mx) * inv;
+  }
+}
+
+__global__ void rms_norm_kernel(const float* x, int64_t dim, int64_t ldx, float* out, int64_t ldo, Channel w,
+                                bool unit_offset, float eps) {
+  __shared__ float shared[32];
+  const float* xr = x + blockIdx.x * ldx;
+  float* yr = out + blockIdx.x * ldo;
+  float ss = 0.0f;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
+  ss = block_reduce<false>(ss, shared);
+  const float inv = 1.0f / sqrtf(ss / static_cast<float>(dim) + eps);
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+    const float wi = w.data ? channel(w, i) + (unit_offset ? 1.0f : 0.0f) : 1.0f;
+    yr[i] = xr[i] * inv * wi;
+  }
+}
+
+__global__ void layer_norm_kernel(const float* x, int64_t dim, int64_t ldx, float* out, int64_t ldo, Channel w,
+                                  Channel b, float eps) {
+  __shared__ float shared[32];
+  const float* xr = x + blockIdx.x * ldx;
+  float* yr = out + blockIdx.x * ldo;
+  float s = 0.0f;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) s += xr[i];
+  const float mean = block_reduce<false>(s, shared) / static_cast<float>(dim);
+  float ss = 0.0f;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += (xr[i] - mean) * (xr[i] - mean);
+  ss = block_reduce<false>(ss, shared);
+  const float inv = 1.0f / sqrtf(ss / static_cast<float>(dim) + eps);
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+    float y = (xr[i] - mean) * inv;
+    if (w.data) y *= channel(w, i);
+    if (b.data) y += channel(b, i);
+    yr[i] = y;
+  }
+}
+
+// Item t of [batch, heads, seq, head_dim - rotary_dim / 2]: the first rotary_dim / 2
+// items of a row are pairs, the rest copy one value each.
+__global__ void rope_kernel(const float* x, float* out, Rope r) {
+  const int64_t half = r.rotary_dim / 2;
+  const int64_t per_row = r.head_dim - half;
+  const int64_t total = r.batch * r.heads * r.seq * per_row;
+  for (int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; t < total;
+       t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t j = t % per_row;
+    const int64_t s = (t / per_row) % r.seq;
+    const int64_t h = (t / per_row / r.seq) % r.heads;
+    const int64_t b = t / per_row / r.seq / r.heads;
+    const float* xr = x + b * r.x_strides[0] + h * r.x_strides[1] + s * r.x_strides[2];
+    float* yr = out + b * r.out_strides[0] + h * r.out_strides[1] + s * r.out_strides[2];
+    const int64_t xs = r.x_strides[3], ys = r.out_strides[3];
+    if (j >= half) {  // past the rotary dims: copied through
+      const int64_t d = r.rotary_dim + (j - half);
+      yr[d * ys] = xr[d * xs];
+      continue;
+    }
+    const int64_t pos = r.positions ? r.positions[b * r.seq + s]
+                                    : r.offset + (r.batch_offsets ? r.batch_offsets[b] : 0) + s;
+    const float angle = __fmul_rn(static_cast<float>(pos), r.inv_freq[j]);
+    const float c = cosf(angle) * r.mscale, sn = sinf(angle) * r.mscale;
+    const int64_t i0 = r.traditional ? 2 * j : j, i1 = r.traditional ? 2 * j + 1 : j + half;
+    const float x0 = xr[i0 * xs], x1 = xr[i1 * xs];
+    yr[i0 * ys] = x0 * c - x1 * sn;
+    yr[i1 * ys] = x1 * c + x0 * sn;
+  }
+}
+
+}  // namespace
+
+cudaError_t launch_softmax(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,
+                           bool log, cudaStream_t stream) {
+  if (rows <= 0) return cudaSuccess;
+  softmax_kernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(x, dim, ldx, out, ldo, log);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_rms_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,
+                            Channel weight, bool add_unit_offset, float eps, cudaStream_t stream) {
+  if (rows <= 0) return cudaSuccess;
+  rms_norm_kernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(x, dim, ldx, out, ldo, weight,
+                                                                           add_unit_offset, eps);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_layer_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,
+                              Channel weight, Channel bias, float eps, cudaStream_t stream) {
+  if (rows <= 0) return cudaSuccess;
+  layer_norm_kernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(x, dim, ldx, out, ldo, weight, bias,
+                                                                             eps);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_rope(const float* x, float* out, const Rope& r, cudaStream_t stream) {
+  const int64_t total = r.batch * r.heads * r.seq * (r.head_dim - r.rotary_dim / 2);
+  if (total <= 0) return cudaSuccess;
+  rope_kernel<<<grid_for(total, 256), 256, 0, stream>>>(x, out, r);
+  return cudaGetLastError();
+}
+
+}  // namespace lmx::cuda::detail
+

@@ -1,0 +1,27 @@
+// Launchers of the row-wise CUDA kernels (softmax, norms) and RoPE: plain C++17, no lmx
+// includes (launch_args.h). Asynchronous on `stream`; they return the launch's error.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "lmx/backend/cuda/launch_args.h"
+
+namespace lmx::cuda::detail {
+
+// A per-channel vector (kernels::ChannelVector): null data means absent.
+struct Channel {
+  const void* data = nullptr;
+  int dtype = kF32;
+};
+
+cudaError_t launch_softmax(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,
+                           bool log, cudaStream_t stream);
+cudaError_t launch_rms_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,
+                            Channel weight, bool add_unit_offset, float eps, cudaStream_t stream);
+cudaError_t launch_layer_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,
+                              Channel weight, Channel bias, float eps, cudaStream_t stream);
+cudaError_t launch_rope(const float* x, float* out, const Rope& r, cudaStream_t stream);
+
+}  // namespace lmx::cuda::detail

@@ -1,0 +1,136 @@
+// CUDA matmuls, quantized weights and the small kernels of a linear layer against the
+// CPU backend. Sums of k products in another order differ by a few f32 ulps of the
+// largest partial sum, hence rel 1e-5 with a small absolute floor.
+#include <gtest/gtest.h>
+
+#include <limits>
+
+#include "cuda_test_util.h"
+#include "lmx/core/backend.h"
+#include "lmx/core/ops/linalg.h"
+#include "lmx/core/ops/nn.h"
+#include "lmx/core/quantized_weight.h"
+
+namespace lmx {
+namespace {
+
+using testing::expect_identical;
+using testing::expect_matches;
+using testing::on_cuda;
+using testing::random_tensor;
+using CudaLinalg = testing::CudaTest;
+
+TEST_F(CudaLinalg, MatmulBatchedBroadcastTransposed) {
+  Tensor a = random_tensor({2, 3, 67, 129}, 31), b = random_tensor({3, 129, 80}, 32);
+  expect_matches(ops::matmul(on_cuda(a), on_cuda(b)), ops::matmul(a, b), 1e-5, 1e-5);
+  Tensor bt = random_tensor({80, 129}, 33).transpose(0, 1);  // column-major B
+  expect_matches(ops::matmul(on_cuda(a), on_cuda(random_tensor({80, 129}, 33)).transpose(0, 1)),
+                 ops::matmul(a, bt), 1e-5, 1e-5);
+  Tensor v = random_tensor({129}, 34);  // matvec shapes: m = 1
+  expect_matches(ops::matmul(on_cuda(v), on_cuda(b)), ops::matmul(v, b), 1e-5, 1e-5);
+  Tensor small = random_tensor({5, 67}, 35), w = random_tensor({67, 3}, 36);
+  expect_matches(ops::matmul(on_cuda(small), on_cuda(w)), ops::matmul(small, w), 1e-5, 1e-5);
+}
+
+TEST_F(CudaLinalg, LinearDenseWeightsEveryDtypeAndRowCount) {
+  for (Dtype wd : {Dtype::f32, Dtype::f16, Dtype::bf16}) {
+    Tensor w = random_tensor({129, 67}, 37, wd), bias = random_tensor({129}, 38, wd);
+    for (int64_t m : {1, 3, 8, 9, 67}) {
+      SCOPED_TRACE(std::string(dtype_name(wd)) + " m=" + std::to_string(m));
+      Tensor x = random_tensor({m, 67}, 39 + static_cast<uint32_t>(m));
+      // Past 8 rows bf16 weights run cuBLAS on x rounded to bf16 (2^-9 relative per
+      // element): outputs of ~10 move by ~1e-2.
+      const bool bf16_x = wd == Dtype::bf16 && m > 8;
+      expect_matches(ops::linear(on_cuda(x), on_cuda(w), on_cuda(bias)), ops::linear(x, w, bias), bf16_x ? 1e-2 : 1e-5,
+                     bf16_x ? 5e-2 : 1e-5);
+    }
+  }
+}
+
+TEST_F(CudaLinalg, QuantizeMatchesCpuBitForBit) {
+  Tensor w = random_tensor({33, 384}, 40, Dtype::f32, -0.5f, 0.7f);
+  for (int bits : {2, 3, 4, 5, 6, 8}) {
+    for (int group : {32, 64, 128}) {
+      for (Dtype sd : {Dtype::f32, Dtype::bf16}) {
+        SCOPED_TRACE("bits=" + std::to_string(bits) + " group=" + std::to_string(group));
+        QuantizedWeight c = QuantizedWeight::quantize(w, bits, group, sd);
+        QuantizedWeight g = QuantizedWeight::quantize(on_cuda(w), bits, group, sd);
+        expect_identical(g.w, c.w);
+        expect_identical(g.scales, c.scales);
+        expect_identical(g.biases, c.biases);
+      }
+    }
+  }
+}
+
+TEST_F(CudaLinalg, QuantizedLinearEveryLayoutStoredAndPrepared) {
+  for (int bits : {2, 3, 4, 5, 6, 8}) {
+    for (int group : {32, 64, 128}) {
+      SCOPED_TRACE("bits=" + std::to_string(bits) + " group=" + std::to_string(group));
+      QuantizedWeight c = QuantizedWeight::quantize(random_tensor({129, 256}, 41, Dtype::f32, -0.5f, 0.5f), bits,
+                                                    group, Dtype::bf16);
+      QuantizedWeight g = c;
+      g.w = on_cuda(c.w), g.scales = on_cuda(c.scales), g.biases = on_cuda(c.biases);
+      // dequantize: scale * q + bias in f32, the same values bit for bit.
+      expect_identical(g.dequantize(), c.dequantize());
+      Tensor bias = random_tensor({129}, 42);
+      for (int64_t m : {1, 5, 67}) {
+        Tensor x = random_tensor({m, 256}, 43 + static_cast<uint32_t>(m));
+        expect_matches(ops::quantized_linear(on_cuda(x), g, on_cuda(bias)), ops::quantized_linear(x, c, bias), 1e-5,
+                       1e-5);
+      }
+      QuantizedWeight p = g;
+      p.prepare();
+      ASSERT_FALSE(p.has_mlx_tensors());
+      Tensor x = random_tensor({3, 256}, 44);
+      expect_matches(ops::quantized_linear(on_cuda(x), p, Tensor()), ops::quantized_linear(x, c, Tensor()), 1e-5,
+                     1e-5);
+      expect_identical(p.dequantize(), c.dequantize());
+      QuantizedWeight back = p.mlx_layout();
+      expect_identical(back.w, c.w);
+      expect_identical(back.scales, c.scales);
+      expect_identical(back.biases, c.biases);
+      Tensor ids = Tensor::from_vector<int64_t>({128, 0, 7}, {3});
+      expect_identical(p.dequantize_rows(ids), c.dequantize_rows(ids));
+    }
+  }
+}
+
+TEST_F(CudaLinalg, PreparedTargetsShareOneInput) {
+  QuantizedWeight q1 = QuantizedWeight::quantize(random_tensor({64, 128}, 45), 4, 64, Dtype::f16);
+  QuantizedWeight q2 = QuantizedWeight::quantize(random_tensor({96, 128}, 46), 8, 32, Dtype::f32);
+  QuantizedWeight g1 = q1, g2 = q2;
+  for (QuantizedWeight* g : {&g1, &g2}) {
+    g->w = on_cuda(g->w), g->scales = on_cuda(g->scales), g->biases = on_cuda(g->biases);
+    g->prepare();
+  }
+  Tensor x = random_tensor({2, 128}, 47);
+  const QuantizedWeight* cw[] = {&q1, &q2};
+  const QuantizedWeight* gw[] = {&g1, &g2};
+  Tensor biases[] = {random_tensor({64}, 48), Tensor()};
+  Tensor gbiases[] = {on_cuda(biases[0]), Tensor()};
+  auto want = ops::quantized_linears(x, cw, biases);
+  auto got = ops::quantized_linears(on_cuda(x), gw, gbiases);
+  ASSERT_EQ(got.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) expect_matches(got[i], want[i], 1e-5, 1e-5);
+}
+
+TEST_F(CudaLinalg, ArgmaxPicksAsMaxElement) {
+  Backend& cuda = backend_for(Device::cuda());
+  Backend& cpu = backend_for(Device::cpu());
+  for (int64_t n : {1, 7, 1000, 151936}) {
+    Tensor x = random_tensor({n}, 49 + static_cast<uint32_t>(n));
+    Tensor d = on_cuda(x);
+    EXPECT_EQ(cuda.argmax_f32(d.data<float>(), n), cpu.argmax_f32(x.data<float>(), n));
+  }
+  // Ties go to the first index; NaNs are passed over unless at 0.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (std::vector<float> v : {std::vector<float>{1, 3, 3, 2}, {nan, 5, 1}, {1, nan, 5, nan, 5}, {-1, -1}}) {
+    Tensor x = Tensor::from_vector<float>(v, {static_cast<int64_t>(v.size())});
+    Tensor d = on_cuda(x);
+    EXPECT_EQ(cuda.argmax_f32(d.data<float>(), x.numel()), cpu.argmax_f32(x.data<float>(), x.numel()));
+  }
+}
+
+}  // namespace
+}  // namespace lmx

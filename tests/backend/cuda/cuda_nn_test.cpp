@@ -1,0 +1,174 @@
+// CUDA softmax, norms, RoPE, gated activations and attention against the CPU backend.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "cuda_test_util.h"
+#include "lmx/core/backend.h"
+#include "lmx/core/ops/nn.h"
+#include "lmx/core/quantized_weight.h"
+
+namespace lmx {
+namespace {
+
+using testing::expect_matches;
+using testing::on_cuda;
+using testing::random_tensor;
+using CudaNn = testing::CudaTest;
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+TEST_F(CudaNn, SoftmaxAndLogSoftmaxWithMaskedRows) {
+  Tensor x = random_tensor({5, 301}, 51, Dtype::f32, -8.0f, 8.0f);
+  std::vector<float> v = x.to_float_vector();
+  for (int j = 0; j < 301; ++j) v[301 * 2 + j] = -kInf;  // a row with nothing left
+  for (int j = 0; j < 301; j += 3) v[301 * 3 + j] = -kInf;
+  x = Tensor::from_vector<float>(v, {5, 301});
+  expect_matches(ops::softmax(on_cuda(x), -1), ops::softmax(x, -1), 1e-5, 1e-7);
+  expect_matches(ops::log_softmax(on_cuda(x), -1), ops::log_softmax(x, -1), 1e-5, 1e-5);
+  Tensor y = random_tensor({67, 3}, 52);  // along axis 0: strided rows through a transpose
+  expect_matches(ops::softmax(on_cuda(y), 0), ops::softmax(y, 0), 1e-5, 1e-7);
+}
+
+TEST_F(CudaNn, RmsNormAndLayerNorm) {
+  Tensor x = random_tensor({2, 7, 1000}, 53);
+  for (Dtype wd : {Dtype::f32, Dtype::bf16}) {
+    Tensor w = random_tensor({1000}, 54, wd), b = random_tensor({1000}, 55, wd);
+    for (bool unit : {false, true})
+      expect_matches(ops::rms_norm(on_cuda(x), on_cuda(w), 1e-5f, unit), ops::rms_norm(x, w, 1e-5f, unit), 1e-5, 1e-6);
+    expect_matches(ops::layer_norm(on_cuda(x), on_cuda(w), on_cuda(b), 1e-5f), ops::layer_norm(x, w, b, 1e-5f), 1e-5,
+                   1e-5);
+  }
+  expect_matches(ops::rms_norm(on_cuda(x), Tensor(), 1e-6f, false), ops::rms_norm(x, Tensor(), 1e-6f, false), 1e-5,
+                 1e-6);
+  expect_matches(ops::layer_norm(on_cuda(x.to(Dtype::bf16)), Tensor(), Tensor(), 1e-5f),
+                 ops::layer_norm(x.to(Dtype::bf16), Tensor(), Tensor(), 1e-5f), 1e-5, 1e-5);
+}
+
+TEST_F(CudaNn, RopeBothPairingsPartialRotaryStrided) {
+  // [batch, seq, heads, head_dim] projections viewed as [batch, heads, seq, head_dim].
+  Tensor x = random_tensor({2, 9, 3, 80}, 56).transpose(1, 2);
+  for (bool traditional : {false, true}) {
+    for (int64_t rd : {80, 32}) {
+      ops::RopeParams p;
+      std::vector<float> freqs(static_cast<size_t>(rd / 2));
+      for (size_t i = 0; i < freqs.size(); ++i) freqs[i] = std::pow(10000.0f, -2.0f * i / rd);
+      p.inv_freq = Tensor::from_vector<float>(freqs, {rd / 2});
+      p.rotary_dim = rd;
+      p.traditional = traditional;
+      p.offset = 1234;
+      p.mscale = 1.25f;
+      ops::RopeParams pd = p;
+      pd.inv_freq = on_cuda(p.inv_freq);
+      // cosf / sinf of the same f32 angle: within 2 ulp of glibc's.
+      expect_matches(ops::rope(on_cuda(x), pd), ops::rope(x, p), 1e-5, 1e-6);
+    }
+  }
+}
+
+TEST_F(CudaNn, RopeKernelPositionsAndBatchOffsets) {
+  Tensor x = random_tensor({2, 3, 5, 64}, 57);
+  Tensor freqs = random_tensor({32}, 58, Dtype::f32, 0.0f, 1.0f);
+  Tensor offsets = Tensor::from_vector<int64_t>({3, 17}, {2});
+  Tensor positions = Tensor::from_vector<int64_t>({0, 1, 2, 9, 4, 100, 101, 102, 7, 7}, {2, 5});
+  Tensor dx = on_cuda(x), dfreqs = on_cuda(freqs), doffsets = on_cuda(offsets), dpositions = on_cuda(positions);
+  for (int variant = 0; variant < 2; ++variant) {
+    auto options = [&](const Tensor& f, const Tensor& o, const Tensor& pos) {
+      kernels::RopeOptions r;
+      r.batch = 2, r.heads = 3, r.seq = 5, r.head_dim = 64, r.rotary_dim = 64;
+      for (int d = 0; d < 4; ++d) r.x_strides[d] = r.out_strides[d] = x.strides()[d];
+      r.inv_freq = f.data<float>();
+      r.offset = 11;
+      if (variant == 0) r.batch_offsets = o.data<int64_t>();
+      if (variant == 1) r.positions = pos.data<int64_t>();
+      return r;
+    };
+    Tensor want = Tensor::empty(x.shape(), Dtype::f32), got = Tensor::empty(x.shape(), Dtype::f32, Device::cuda());
+    backend_for(Device::cpu()).rope(x.data<float>(), want.data<float>(), options(freqs, offsets, positions));
+    backend_for(Device::cuda()).rope(dx.data<float>(), got.data<float>(), options(dfreqs, doffsets, dpositions));
+    expect_matches(got, want, 1e-5, 1e-6);
+  }
+}
+
+TEST_F(CudaNn, GatedActivations) {
+  Tensor g = random_tensor({3, 1001}, 59, Dtype::f32, -6.0f, 6.0f), u = random_tensor({3, 1001}, 60);
+  for (auto act : {ops::GatedActivation::silu, ops::GatedActivation::gelu, ops::GatedActivation::gelu_tanh})
+    expect_matches(ops::gated_activation(act, on_cuda(g), on_cuda(u)), ops::gated_activation(act, g, u), 2e-6, 1e-7);
+}
+
+struct AttentionCase {
+  int64_t batch, q_heads, kv_heads, q_len, kv_len, head_dim;
+  bool causal;
+  int64_t q_offset, window;
+  float softcap;
+  bool mask, sinks;
+};
+
+TEST_F(CudaNn, AttentionMasksWindowsSoftcapSinksGqa) {
+  const AttentionCase cases[] = {
+      {2, 8, 2, 1, 1, 80, true, 0, 0, 0.0f, false, false},      // first decode step
+      {2, 8, 2, 1, 300, 80, true, 299, 0, 0.0f, false, false},  // decode, GQA 4:1
+      {1, 4, 4, 37, 37, 64, true, 0, 0, 0.0f, false, false},    // prefill
+      {2, 4, 1, 13, 45, 128, true, 32, 9, 0.0f, false, false},  // chunk after a prefix, window
+      {1, 8, 2, 5, 77, 256, false, 0, 0, 30.0f, true, false},   // softcap + mask
+      {2, 4, 2, 9, 20, 64, true, 11, 4, 0.0f, true, true},      // everything at once
+      {1, 2, 2, 6, 6, 32, false, 0, 0, 0.0f, true, true},       // rows with no visible key
+  };
+  uint32_t seed = 61;
+  for (const AttentionCase& c : cases) {
+    SCOPED_TRACE("kv_len=" + std::to_string(c.kv_len) + " head_dim=" + std::to_string(c.head_dim));
+    Tensor q = random_tensor({c.batch, c.q_heads, c.q_len, c.head_dim}, seed++);
+    // K / V as a cache view: [batch, kv_len + 3, kv_heads, dim] sliced and transposed.
+    Tensor kbuf = random_tensor({c.batch, c.kv_len + 3, c.kv_heads, c.head_dim}, seed++);
+    Tensor vbuf = random_tensor({c.batch, c.kv_len + 3, c.kv_heads, c.head_dim}, seed++);
+    ops::AttentionParams p;
+    p.causal = c.causal, p.q_offset = c.q_offset, p.window = c.window, p.softcap = c.softcap;
+    if (c.mask) {
+      std::vector<float> m = random_tensor({c.q_len, c.kv_len}, seed++).to_float_vector();
+      for (size_t i = 0; i < m.size(); i += 3) m[i] = -kInf;
+      if (c.q_len == c.kv_len) {
+        for (int64_t j = 0; j < c.kv_len; ++j) m[static_cast<size_t>(2 * c.kv_len + j)] = -kInf;  // row 2 sees nothing
+      }
+      p.mask = Tensor::from_vector<float>(m, {c.q_len, c.kv_len});
+    }
+    if (c.sinks) p.sinks = random_tensor({c.q_heads}, seed++);
+    ops::AttentionParams pd = p;
+    if (p.mask.defined()) pd.mask = on_cuda(p.mask);
+    if (p.sinks.defined()) pd.sinks = on_cuda(p.sinks);
+    for (Dtype kv : {Dtype::f32, Dtype::bf16}) {
+      Tensor k = kbuf.to(kv).slice(1, 1, c.kv_len + 1).transpose(1, 2);
+      Tensor v = vbuf.to(kv).slice(1, 1, c.kv_len + 1).transpose(1, 2);
+      Tensor dk = on_cuda(kbuf.to(kv)).slice(1, 1, c.kv_len + 1).transpose(1, 2);
+      Tensor dv = on_cuda(vbuf.to(kv)).slice(1, 1, c.kv_len + 1).transpose(1, 2);
+      expect_matches(ops::scaled_dot_product_attention(on_cuda(q), dk, dv, pd),
+                     ops::scaled_dot_product_attention(q, k, v, p), 1e-5, 2e-6);
+    }
+  }
+}
+
+TEST_F(CudaNn, QuantizedAttention) {
+  const int64_t B = 2, Hq = 8, Hkv = 2, Lq = 3, L = 130, D = 64;
+  for (int bits : {4, 8}) {
+    SCOPED_TRACE("bits=" + std::to_string(bits));
+    auto quantized = [&](uint32_t seed) {
+      QuantizedWeight w = QuantizedWeight::quantize(random_tensor({B * Hkv * L, D}, seed), bits, 32, Dtype::f32);
+      return std::array<Tensor, 3>{w.w.reshape({B, Hkv, L, D * bits / 32}), w.scales.reshape({B, Hkv, L, D / 32}),
+                                   w.biases.reshape({B, Hkv, L, D / 32})};
+    };
+    auto k = quantized(70), v = quantized(71);
+    ops::QuantizedKV kv{k[0], k[1], k[2], v[0], v[1], v[2], bits, bits, 32};
+    ops::QuantizedKV dkv{on_cuda(k[0]), on_cuda(k[1]), on_cuda(k[2]), on_cuda(v[0]), on_cuda(v[1]),
+                         on_cuda(v[2]), bits, bits, 32};
+    Tensor q = random_tensor({B, Hq, Lq, D}, 72);
+    ops::AttentionParams p;
+    p.scale = 0.125f, p.causal = true, p.q_offset = L - Lq, p.sinks = random_tensor({Hq}, 73);
+    ops::AttentionParams pd = p;
+    pd.sinks = on_cuda(p.sinks);
+    expect_matches(ops::quantized_scaled_dot_product_attention(on_cuda(q), dkv, pd),
+                   ops::quantized_scaled_dot_product_attention(q, kv, p), 1e-5, 2e-6);
+  }
+}
+
+}  // namespace
+}  // namespace lmx

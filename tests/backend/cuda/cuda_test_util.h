@@ -1,0 +1,55 @@
+// Shared by the CUDA tests: a fixture that skips without a GPU, and comparisons of a
+// CUDA result with the CPU backend's.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "lmx/backend/cuda/cuda_backend.h"
+#include "lmx/core/tensor.h"
+#include "../../core/test_util.h"
+
+namespace lmx::testing {
+
+class CudaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
+  }
+};
+
+inline Tensor on_cuda(const Tensor& t) { return t.to(Device::cuda()); }
+
+// A CUDA result against the CPU's: same shape and dtype, values within tolerance.
+inline void expect_matches(const Tensor& cuda, const Tensor& cpu, double rel = 1e-5, double abs = 1e-6) {
+  ASSERT_TRUE(cuda.device().is_cuda()) << cuda.str();
+  ASSERT_EQ(cuda.shape(), cpu.shape());
+  ASSERT_EQ(cuda.dtype(), cpu.dtype());
+  const std::vector<float> got = cuda.to_float_vector(), want = cpu.to_float_vector();
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (std::isnan(want[i]) || std::isinf(want[i])) {  // NaN where NaN, the same infinity
+      ASSERT_EQ(std::isnan(got[i]), std::isnan(want[i])) << "at " << i;
+      if (!std::isnan(want[i])) {
+        ASSERT_EQ(got[i], want[i]) << "at " << i;
+      }
+    } else {
+      ASSERT_NEAR(got[i], want[i], abs + rel * std::fabs(want[i])) << "at " << i;
+    }
+  }
+}
+
+// Bit-for-bit equality (copies, conversions, integer ops).
+inline void expect_identical(const Tensor& cuda, const Tensor& cpu) {
+  ASSERT_TRUE(cuda.device().is_cuda()) << cuda.str();
+  ASSERT_EQ(cuda.shape(), cpu.shape());
+  ASSERT_EQ(cuda.dtype(), cpu.dtype());
+  Tensor host = cuda.to(Device::cpu()).contiguous(), want = cpu.contiguous();
+  const auto* a = static_cast<const unsigned char*>(host.raw_data());
+  const auto* b = static_cast<const unsigned char*>(want.raw_data());
+  const std::vector<unsigned char> got(a, a + host.nbytes()), expected(b, b + want.nbytes());
+  EXPECT_EQ(got, expected);
+}
+
+}  // namespace lmx::testing
