@@ -114,10 +114,16 @@ float quantize_group_int8(const float* x, int64_t gs, int8_t* out) {
 
 }  // namespace
 
-XInt16 quantize_x_int16(const float* x, int64_t ldx, int64_t m, int64_t k, int gs, ThreadPool& pool) {
+namespace {
+
+// x rounded per row and group to T (quantize_group gives the group's scale), with each
+// group's plain sum; rows padded to kMR with zero scales and sums.
+template <typename X, typename T, typename QuantizeGroup>
+X quantize_x(const float* x, int64_t ldx, int64_t m, int64_t k, int gs, ThreadPool& pool,
+             QuantizeGroup quantize_group) {
   thread_local Scratch qbuf, dxbuf, sumbuf;
   const int64_t groups = k / gs, mp = (m + kMR - 1) / kMR * kMR;
-  auto* q = reinterpret_cast<int16_t*>(qbuf.get(static_cast<size_t>((m * k + 1) / 2)));
+  auto* q = reinterpret_cast<T*>(qbuf.get(static_cast<size_t>((m * k * static_cast<int64_t>(sizeof(T)) + 3) / 4)));
   float* dx = dxbuf.get(static_cast<size_t>(mp * groups));
   float* sum = sumbuf.get(static_cast<size_t>(mp * groups));
   std::memset(dx + m * groups, 0, static_cast<size_t>((mp - m) * groups) * sizeof(float));
@@ -126,11 +132,17 @@ XInt16 quantize_x_int16(const float* x, int64_t ldx, int64_t m, int64_t k, int g
     for (int64_t i = i0; i < i1; ++i)
       for (int64_t g = 0; g < groups; ++g) {
         const float* xg = x + i * ldx + g * gs;
-        dx[i * groups + g] = quantize_group_int16(xg, gs, q + i * k + g * gs);
+        dx[i * groups + g] = quantize_group(xg, gs, q + i * k + g * gs);
         sum[i * groups + g] = group_sum(xg, gs);
       }
   });
   return {q, dx, sum, k, groups};
+}
+
+}  // namespace
+
+XInt16 quantize_x_int16(const float* x, int64_t ldx, int64_t m, int64_t k, int gs, ThreadPool& pool) {
+  return quantize_x<XInt16, int16_t>(x, ldx, m, k, gs, pool, quantize_group_int16);
 }
 
 void pack_a_int16(int32_t* dst, const XInt16& x, int64_t i0, int mr, int64_t p0, int64_t kc) {
@@ -161,22 +173,7 @@ void pack_b_int16(uint8_t* dst, const PackedQuantWeight& w, int64_t j0, int nr, 
 }
 
 XInt8 quantize_x_int8(const float* x, int64_t ldx, int64_t m, int64_t k, int gs, ThreadPool& pool) {
-  thread_local Scratch qbuf, dxbuf, sumbuf;
-  const int64_t groups = k / gs, mp = (m + kMR - 1) / kMR * kMR;
-  auto* q = reinterpret_cast<int8_t*>(qbuf.get(static_cast<size_t>((m * k + 3) / 4)));
-  float* dx = dxbuf.get(static_cast<size_t>(mp * groups));
-  float* sum = sumbuf.get(static_cast<size_t>(mp * groups));
-  std::memset(dx + m * groups, 0, static_cast<size_t>((mp - m) * groups) * sizeof(float));
-  std::memset(sum + m * groups, 0, static_cast<size_t>((mp - m) * groups) * sizeof(float));
-  parallel_for_on(pool, m, 16, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i)
-      for (int64_t g = 0; g < groups; ++g) {
-        const float* xg = x + i * ldx + g * gs;
-        dx[i * groups + g] = quantize_group_int8(xg, gs, q + i * k + g * gs);
-        sum[i * groups + g] = group_sum(xg, gs);
-      }
-  });
-  return {q, dx, sum, k, groups};
+  return quantize_x<XInt8, int8_t>(x, ldx, m, k, gs, pool, quantize_group_int8);
 }
 
 void pack_a_int8(int32_t* dst, const XInt8& x, int64_t i0, int mr, int64_t p0, int64_t kc) {
