@@ -141,9 +141,7 @@ Tensor TransformerLM::forward(const Tensor& tokens, nn::KVCacheList* caches, con
     throw InvalidArgument("forward: " + std::to_string(caches->size()) + " caches for " +
                           std::to_string(layers_.size()) + " layers");
   }
-  // Token ids come from the host; the table may live on a device.
-  const Device device = embed_->device();
-  Tensor h = embed_->forward(tokens.device() == device ? tokens : tokens.to(device));  // [B, L, hidden] f32
+  Tensor h = embed_->forward(tokens);  // [B, L, hidden] f32
   if (spec_.embed_scale != 1.0f) h = ops::mul(h, spec_.embed_scale);
   if (options.hidden_states) options.hidden_states->push_back(h);
   for (size_t i = 0; i < layers_.size(); ++i) {

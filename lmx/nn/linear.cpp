@@ -46,7 +46,8 @@ Tensor WeightMatrix::matmul_t(const Tensor& x, const Tensor& bias) const {
 
 Tensor WeightMatrix::rows_at(const Tensor& ids) const {
   if (quantized_) return quant_.dequantize_rows(ids);
-  Tensor rows = ops::embedding(dense_, ids);
+  // Token ids come from the host; the table may live on a device.
+  Tensor rows = ops::embedding(dense_, ids.device() == dense_.device() ? ids : ids.to(dense_.device()));
   return rows.dtype() == Dtype::f32 ? rows : rows.to(Dtype::f32);
 }
 

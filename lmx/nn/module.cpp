@@ -32,12 +32,6 @@ void Module::to(Device device) {
     if (p.tensor->defined() && p.tensor->device() != device) *p.tensor = p.tensor->to(device);
 }
 
-Device Module::device() {
-  for (auto& p : parameters())
-    if (p.tensor->defined()) return p.tensor->device();
-  return Device::cpu();
-}
-
 void Module::for_each_module(const std::function<void(const std::string&, Module&)>& fn,
                              const std::string& prefix) {
   fn(prefix, *this);

@@ -28,10 +28,8 @@ class Module {
   // Every parameter of this module and its descendants, in registration order.
   std::vector<ParamSlot> parameters(const std::string& prefix = "");
   // Moves every defined parameter to `device` (before quantized weights are prepared:
-  // prepared copies are not parameters). The device of the first defined parameter, or
-  // the CPU when there is none.
+  // prepared copies are not parameters).
   void to(Device device);
-  Device device();
   // Calls fn(path, module) for this module and every descendant.
   void for_each_module(const std::function<void(const std::string&, Module&)>& fn,
                        const std::string& prefix = "");
