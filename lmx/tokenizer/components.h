@@ -66,6 +66,9 @@ class Decoder {
   virtual ~Decoder() = default;
   // Rewrites the token strings; the caller concatenates the result.
   virtual void decode_chain(std::vector<std::string>& tokens) const = 0;
+  // Like decode_chain, but bytes that do not form valid UTF-8 (a token holding part of a
+  // character) stay as they are instead of becoming U+FFFD.
+  virtual void decode_chain_raw(std::vector<std::string>& tokens) const { decode_chain(tokens); }
 };
 
 }  // namespace lmx::tokenizer::detail

@@ -47,7 +47,7 @@ std::string cleanup_tokenization(std::string text) {
   return text;
 }
 
-void ByteLevelDecoder::decode_chain(std::vector<std::string>& tokens) const {
+void ByteLevelDecoder::decode(std::vector<std::string>& tokens, bool sanitize) const {
   std::string bytes;
   std::string token_bytes;
   for (const auto& t : tokens) {
@@ -65,16 +65,16 @@ void ByteLevelDecoder::decode_chain(std::vector<std::string>& tokens) const {
     }
     bytes += all ? token_bytes : t;  // a token outside the alphabet passes as is
   }
-  tokens.assign(1, sanitize_utf8(bytes));
+  tokens.assign(1, sanitize ? sanitize_utf8(bytes) : bytes);
 }
 
-void ByteFallbackDecoder::decode_chain(std::vector<std::string>& tokens) const {
+void ByteFallbackDecoder::decode(std::vector<std::string>& tokens, bool sanitize) const {
   std::vector<std::string> out;
   out.reserve(tokens.size());
   std::string pending;
   auto flush = [&] {
     if (pending.empty()) return;
-    if (is_valid_utf8(pending)) {
+    if (!sanitize || is_valid_utf8(pending)) {
       out.push_back(pending);
     } else {
       for (size_t k = 0; k < pending.size(); ++k) out.emplace_back("\xEF\xBF\xBD");

@@ -13,12 +13,20 @@ namespace lmx::tokenizer::detail {
 
 class ByteLevelDecoder final : public Decoder {
  public:
-  void decode_chain(std::vector<std::string>& tokens) const override;
+  void decode_chain(std::vector<std::string>& tokens) const override { decode(tokens, true); }
+  void decode_chain_raw(std::vector<std::string>& tokens) const override { decode(tokens, false); }
+
+ private:
+  void decode(std::vector<std::string>& tokens, bool sanitize) const;
 };
 
 class ByteFallbackDecoder final : public Decoder {
  public:
-  void decode_chain(std::vector<std::string>& tokens) const override;
+  void decode_chain(std::vector<std::string>& tokens) const override { decode(tokens, true); }
+  void decode_chain_raw(std::vector<std::string>& tokens) const override { decode(tokens, false); }
+
+ private:
+  void decode(std::vector<std::string>& tokens, bool sanitize) const;
 };
 
 class MetaspaceDecoder final : public Decoder {
@@ -98,6 +106,9 @@ class SequenceDecoder final : public Decoder {
       : items_(std::move(items)) {}
   void decode_chain(std::vector<std::string>& tokens) const override {
     for (const auto& d : items_) d->decode_chain(tokens);
+  }
+  void decode_chain_raw(std::vector<std::string>& tokens) const override {
+    for (const auto& d : items_) d->decode_chain_raw(tokens);
   }
 
  private:

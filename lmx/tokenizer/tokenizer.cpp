@@ -115,6 +115,51 @@ std::string TokenizerImpl::token_text(int32_t id) const {
   return std::string(model->id_to_token(id));
 }
 
+std::vector<std::string> TokenizerImpl::token_bytes() const {
+  // A token's text depends on its neighbours (SentencePiece drops the space of the first
+  // token, WordPiece prefixes non-"##" tokens with one), so each token is decoded after
+  // an anchor token and the anchor's own text is cut off.
+  auto raw = [&](std::vector<std::string> tokens) {
+    std::string text;
+    if (decoder) {
+      decoder->decode_chain_raw(tokens);
+      for (const auto& t : tokens) text += t;
+    } else {
+      for (size_t k = 0; k < tokens.size(); ++k) text += (k ? " " : "") + tokens[k];
+    }
+    return text;
+  };
+  std::string anchor, anchor_text;
+  for (size_t id = 0; id < vocab_size && anchor.empty(); ++id) {
+    if (added.find_id(static_cast<int32_t>(id))) continue;
+    std::string tok(model->id_to_token(static_cast<int32_t>(id)));
+    if (tok.empty()) continue;
+    std::string text = raw({tok});
+    bool letters = !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    });
+    if (letters && raw({tok, tok}) == text + text) anchor = tok, anchor_text = text;
+  }
+  std::vector<std::string> out(vocab_size);
+  for (size_t id = 0; id < vocab_size; ++id) {
+    if (const AddedToken* t = added.find_id(static_cast<int32_t>(id))) {
+      if (!t->special) out[id] = t->content;
+      continue;
+    }
+    std::string tok(model->id_to_token(static_cast<int32_t>(id)));
+    if (tok.empty()) continue;
+    if (!anchor.empty()) {
+      std::string text = raw({anchor, tok});
+      if (text.compare(0, anchor_text.size(), anchor_text) == 0) {
+        out[id] = text.substr(anchor_text.size());
+        continue;
+      }
+    }
+    out[id] = raw({tok});
+  }
+  return out;
+}
+
 std::string TokenizerImpl::decode(std::span<const int32_t> ids,
                                   bool skip_special_tokens,
                                   bool clean_up) const {
@@ -427,6 +472,8 @@ std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
   if (auto id = impl_->added.find(token)) return id;
   return impl_->model->token_to_id(token);
 }
+
+std::vector<std::string> Tokenizer::token_bytes() const { return impl_->token_bytes(); }
 
 std::optional<std::string> Tokenizer::id_to_token(int32_t id) const {
   if (id < 0 || static_cast<size_t>(id) >= impl_->vocab_size) return std::nullopt;

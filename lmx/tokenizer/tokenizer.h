@@ -129,6 +129,13 @@ class Tokenizer {
                      std::optional<bool> clean_up_tokenization_spaces = std::nullopt) const;
   StreamingDetokenizer streaming_detokenizer(bool skip_special_tokens = false) const;
 
+  // For every id in [0, vocab_size()): the bytes the token adds to the decoded text in
+  // the middle of a sequence (a SentencePiece "▁x" gives " x"; a byte token or a
+  // byte-level piece of a character gives its raw bytes, not valid UTF-8 alone). Special
+  // tokens give "" (they are not text); a non-special added token gives its content.
+  // What constrained decoding walks to know which tokens a grammar allows.
+  std::vector<std::string> token_bytes() const;
+
   std::optional<int32_t> token_to_id(std::string_view token) const;
   std::optional<std::string> id_to_token(int32_t id) const;
   // One more than the largest id (model vocab and added tokens).

@@ -32,6 +32,7 @@ class TokenizerImpl {
   Sequence encode_to_sequence(std::string_view text) const;
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens, bool clean_up) const;
   std::string token_text(int32_t id) const;  // "" when none
+  std::vector<std::string> token_bytes() const;  // see Tokenizer::token_bytes
 };
 
 // Builders (one file each).
