@@ -2,7 +2,7 @@
 # Installs the Debian packages lmx builds with (DESIGN.md: Dependencies).
 # Idempotent and quiet when everything is already present.
 set -euo pipefail
-pkgs=(cmake ninja-build g++ pkg-config ccache python3
+pkgs=(cmake ninja-build g++ pkg-config ccache python3 python3-jsonschema
       nlohmann-json3-dev libpcre2-dev libutf8proc-dev libcurl4-openssl-dev
       libcpp-httplib-dev libstb-dev libcli11-dev libfmt-dev
       libgtest-dev libgmock-dev libbenchmark-dev)

@@ -186,6 +186,12 @@ chat::ToolCallFormat ModelContainer::tool_call_format() const {
                                       loaded_.model->model_type());
 }
 
+std::shared_ptr<const constrained::TokenVocabulary> ModelContainer::constraint_vocabulary() const {
+  std::lock_guard<std::mutex> lock(constraint_mutex_);
+  if (!constraint_vocabulary_) constraint_vocabulary_ = generate::constraint_vocabulary(tokenizer_, eos_ids());
+  return constraint_vocabulary_;
+}
+
 std::set<int32_t> ModelContainer::eos_ids(const std::vector<std::string>& extra) const {
   return collect_eos_ids(loaded_.folder, tokenizer_, extra);
 }

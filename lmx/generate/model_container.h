@@ -16,6 +16,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "lmx/chat/tool_call_format.h"
+#include "lmx/generate/constrained/constrained_decoding.h"
 #include "lmx/generate/generate.h"
 #include "lmx/models/load.h"
 #include "lmx/tokenizer/tokenizer.h"
@@ -69,6 +70,9 @@ class ModelContainer {
   const std::filesystem::path& path() const { return path_; }
   double load_seconds() const { return load_seconds_; }
   std::set<int32_t> eos_ids(const std::vector<std::string>& extra = {}) const;
+  // The tokenizer's vocabulary indexed for constrained decoding (with eos_ids()), built
+  // on first use and shared by every constrained generation of this model.
+  std::shared_ptr<const constrained::TokenVocabulary> constraint_vocabulary() const;
   // tokenizer_config.json as read at load (an empty object when the folder has none).
   const nlohmann::ordered_json& tokenizer_config() const { return *tokenizer_config_; }
   // Identifies the weights, not the path: model_type, layers, a hash of config.json and,
@@ -96,6 +100,8 @@ class ModelContainer {
   std::shared_ptr<void> templates_;  // the template selected with / without tools, parsed
   std::string fingerprint_;
   std::optional<chat::ToolCallFormat> tool_format_override_;
+  mutable std::mutex constraint_mutex_;
+  mutable std::shared_ptr<const constrained::TokenVocabulary> constraint_vocabulary_;
 };
 
 }  // namespace lmx::generate
