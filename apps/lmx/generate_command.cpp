@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "cli_common.h"
+#include "constraint_options.h"
 #include "generation_options.h"
 #include "wired_options.h"
 #include "commands.h"
@@ -30,6 +31,7 @@ struct GenerateArgs {
   bool verbose = false;
   std::string prompt_cache_file;
   WiredArgs wired;
+  ConstraintArgs constraint;
 };
 
 // Ctrl-C stops the generation at the next token (the stream then ends cleanly).
@@ -69,7 +71,8 @@ void run_generate(const GenerateArgs& a) {
       std::fprintf(stderr, "%s\n==========\n", container->render_prompt(input).c_str());
     }
   }
-  const generate::GenerateParameters p = to_parameters(a.gen);
+  generate::GenerateParameters p = to_parameters(a.gen);
+  add_output_constraint(a.constraint, *container, p);
   generate::GenerateOptions opts;
   opts.eos_ids = container->eos_ids(a.gen.extra_eos);
   opts.iterator.on_prefill_progress = show_prefill_progress;
@@ -119,6 +122,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_flag("--ignore-chat-template", a->ignore_chat_template, "Use the prompt as raw text");
   add_cache_options(cmd, a->gen);
   add_wired_options(cmd, a->wired);
+  add_constraint_options(cmd, a->constraint);
   cmd->add_option("--prompt-cache-file", a->prompt_cache_file, "Continue from a prompt cache (lmx cache-prompt)");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
   cmd->add_option("--device", a->device, "cpu, cuda or cuda:N (default cpu)");
