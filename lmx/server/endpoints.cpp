@@ -9,6 +9,7 @@
 #include "lmx/server/api_error.h"
 #include "lmx/server/chat_prompt.h"
 #include "lmx/server/completion_runner.h"
+#include "lmx/server/output_constraint.h"
 #include "lmx/server/request_parsing.h"
 #include "lmx/server/response_building.h"
 #include "lmx/server/sse_stream.h"
@@ -120,7 +121,8 @@ Reply Endpoints::chat_completions(const std::string& body) {
   ChatRequest request = parse_chat_request(body, model_->tokenizer().vocab_size());
   check_model(request.model);
   prepare_parameters(request.params);
-  ToolUse tools{request.tool_choice == ToolChoice::kAuto && !request.tool_specs.empty(),
+  constrain_output(*model_, request);
+  ToolUse tools{request.tool_choice != ToolChoice::kNone && !request.tool_specs.empty(),
                 request.tool_specs};
   Prompt prompt = chat_prompt(*model_, request.messages, request.tools);
   ResponseMeta meta{next_id("chatcmpl-"), unix_now(), options_.model_id};
@@ -158,6 +160,7 @@ Reply Endpoints::completions(const std::string& body) {
   CompletionRequest request = parse_completion_request(body, model_->tokenizer().vocab_size());
   check_model(request.model);
   prepare_parameters(request.params);
+  constrain_output(*model_, request);
   Prompt prompt = completion_prompt(*model_, request.prompt);
   ResponseMeta meta{next_id("cmpl-"), unix_now(), options_.model_id};
   auto place = admit();

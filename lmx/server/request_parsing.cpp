@@ -1,5 +1,6 @@
 #include "lmx/server/request_parsing.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 
@@ -56,6 +57,39 @@ std::map<int32_t, float> read_logit_bias(const RequestFields& f, size_t vocab_si
   return out;
 }
 
+// response_format: null for text, else the grammar of json_object / json_schema.
+std::shared_ptr<const generate::constrained::Grammar> read_response_format(const RequestFields& f) {
+  const auto* rf = f.object("response_format");
+  if (!rf) return nullptr;
+  const RequestFields format(*rf, "response_format.");
+  const std::string type = format.string("type").value_or("text");
+  if (type == "text") return nullptr;
+  if (type == "json_object") return generate::json_object_grammar();
+  if (type != "json_schema")
+    throw ApiError(400,
+                   "'response_format.type' must be \"text\", \"json_object\" or \"json_schema\", "
+                   "got \"" + type + "\"",
+                   "response_format.type", "invalid_value");
+  const auto* js = format.object("json_schema");
+  if (!js)
+    throw ApiError(400, "'response_format.json_schema' is required when the type is json_schema",
+                   "response_format.json_schema", "missing_required_parameter");
+  const RequestFields fields(*js, "response_format.json_schema.");
+  if (fields.string("name").value_or("").empty())
+    throw ApiError(400, "'response_format.json_schema.name' must be a non-empty string",
+                   "response_format.json_schema.name", "missing_required_parameter");
+  fields.boolean("strict");  // type-checked only: the output always follows the schema
+  const auto* schema = fields.object("schema");
+  if (!schema)
+    throw ApiError(400, "'response_format.json_schema.schema' is required (a JSON schema object)",
+                   "response_format.json_schema.schema", "missing_required_parameter");
+  try {
+    return generate::json_schema_grammar(*schema, "response_format.json_schema.schema");
+  } catch (const Error& e) {
+    throw ApiError(400, e.what(), "response_format.json_schema.schema", "invalid_json_schema");
+  }
+}
+
 // The fields both endpoints share. max_tokens_names: the names the token limit may come
 // under, the preferred one first.
 SamplingRequest read_sampling(const RequestFields& f,
@@ -100,29 +134,42 @@ SamplingRequest read_sampling(const RequestFields& f,
   if (f.get("logprobs") && !(f.get("logprobs")->is_boolean() && !f.get("logprobs")->get<bool>()))
     throw ApiError(400, "'logprobs' is not supported by this server yet", "logprobs",
                    "unsupported_value");
-  if (const auto* rf = f.object("response_format")) {
-    if (RequestFields(*rf, "response_format.").string("type").value_or("text") != "text")
-      throw ApiError(400, "'response_format' other than text is not supported by this server yet",
-                     "response_format", "unsupported_value");
-  }
+  r.response_grammar = read_response_format(f);
   return r;
 }
 
-void read_tools(const RequestFields& f, ChatRequest& r) {
-  if (const auto* tc = f.get("tool_choice")) {
-    if (!tc->is_string())
-      throw ApiError(
-          400,
-          "'tool_choice' must be \"auto\" or \"none\" (forcing a function is not supported yet)",
-          "tool_choice", "unsupported_value");
+// "auto", "none", "required" or {"type": "function", "function": {"name": ...}}.
+void read_tool_choice(const RequestFields& f, ChatRequest& r) {
+  const auto* tc = f.get("tool_choice");
+  if (!tc) return;
+  const char* expected =
+      "'tool_choice' must be \"auto\", \"none\", \"required\" or "
+      "{\"type\": \"function\", \"function\": {\"name\": ...}}";
+  if (tc->is_string()) {
     const std::string choice = tc->get<std::string>();
     if (choice == "none") {
       r.tool_choice = ToolChoice::kNone;
+    } else if (choice == "required") {
+      r.tool_choice = ToolChoice::kRequired;
     } else if (choice != "auto") {
-      throw ApiError(400, "'tool_choice' must be \"auto\" or \"none\", got \"" + choice + "\"",
-                     "tool_choice", "unsupported_value");
+      throw ApiError(400, std::string(expected) + ", got \"" + choice + "\"", "tool_choice",
+                     "invalid_value");
     }
+    return;
   }
+  if (!tc->is_object()) throw bad_field("tool_choice", expected);
+  const RequestFields choice(*tc, "tool_choice.");
+  const auto* fn = choice.object("function");
+  if (choice.string("type").value_or("") != "function" || !fn) throw bad_field("tool_choice", expected);
+  const auto name = RequestFields(*fn, "tool_choice.function.").string("name");
+  if (!name || name->empty())
+    throw bad_field("tool_choice.function.name", "'tool_choice.function.name' must be a non-empty string");
+  r.tool_choice = ToolChoice::kFunction;
+  r.tool_choice_name = *name;
+}
+
+void read_tools(const RequestFields& f, ChatRequest& r) {
+  read_tool_choice(f, r);
   const auto* tools = f.array("tools");
   if (!tools || tools->empty()) return;
   for (size_t i = 0; i < tools->size(); ++i) {
@@ -148,6 +195,19 @@ void read_tools(const RequestFields& f, ChatRequest& r) {
   r.tools = *tools;
 }
 
+void check_tool_choice(ChatRequest& r) {
+  if (r.tool_choice != ToolChoice::kRequired && r.tool_choice != ToolChoice::kFunction) return;
+  if (r.tool_specs.empty())
+    throw ApiError(400, "'tool_choice' forces a tool call but 'tools' declares none", "tool_choice",
+                   "invalid_value");
+  if (r.tool_choice == ToolChoice::kFunction &&
+      std::none_of(r.tool_specs.begin(), r.tool_specs.end(),
+                   [&](const chat::ToolSpec& t) { return t.name == r.tool_choice_name; }))
+    throw ApiError(400, "'tool_choice.function.name' names '" + r.tool_choice_name +
+                            "', which is not among 'tools'",
+                   "tool_choice.function.name", "invalid_value");
+}
+
 }  // namespace
 
 ChatRequest parse_chat_request(const std::string& body, size_t vocab_size) {
@@ -161,6 +221,7 @@ ChatRequest parse_chat_request(const std::string& body, size_t vocab_size) {
     throw ApiError(400, "'messages' is required", "messages", "missing_required_parameter");
   r.messages = normalize_messages(*messages);
   read_tools(f, r);
+  check_tool_choice(r);
   return r;
 }
 

@@ -93,10 +93,10 @@ TEST_F(ServerErrors, EachBadRequestGetsItsStatusAndField) {
       {"/v1/chat/completions", with(R"("logit_bias": {"-1": 1})"), 400, "logit_bias", nullptr},
       {"/v1/chat/completions", with(R"("n": 2)"), 400, "n", "unsupported_value"},
       {"/v1/chat/completions", with(R"("logprobs": true)"), 400, "logprobs", "unsupported_value"},
-      {"/v1/chat/completions", with(R"("response_format": {"type": "json_object"})"), 400,
-       "response_format", "unsupported_value"},
+      {"/v1/chat/completions", with(R"("response_format": {"type": "xml"})"), 400,
+       "response_format.type", "invalid_value"},
       {"/v1/chat/completions", with(R"("tool_choice": "required")"), 400, "tool_choice",
-       "unsupported_value"},
+       "invalid_value"},  // no tools declared
       {"/v1/chat/completions", with(R"("tools": [{"type": "function"}])"), 400, "tools[0]",
        nullptr},
       {"/v1/chat/completions", with(R"("tools": [{"type": 7, "function": {"name": "f"}}])"), 400,
