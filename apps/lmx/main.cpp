@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   lmx::cli::add_chat_command(app);
   lmx::cli::add_serve_command(app);
   lmx::cli::add_bench_command(app);
+  lmx::cli::add_embed_commands(app);
   lmx::cli::add_logits_command(app);
   lmx::cli::add_convert_command(app);
   lmx::cli::add_tokenize_commands(app);

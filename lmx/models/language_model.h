@@ -43,4 +43,8 @@ class LanguageModel : public nn::Module {
   std::string model_type_;
 };
 
+// Repacks every quantized Linear / Embedding / expert weight of a module tree for the
+// fast kernels of its device (what prepare_for_inference does for a LanguageModel).
+void prepare_module_for_inference(nn::Module& module);
+
 }  // namespace lmx::models

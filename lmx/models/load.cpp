@@ -81,6 +81,11 @@ WeightDict read_weights(const io::ModelFolder& folder) {
 void load_weights(LanguageModel& model, WeightDict weights, const nlohmann::json& config,
                   const std::string& source) {
   model.sanitize(weights);
+  load_module_weights(model, std::move(weights), config, source, model.model_type());
+}
+
+void load_module_weights(nn::Module& model, WeightDict weights, const nlohmann::json& config,
+                         const std::string& source, const std::string& architecture) {
   const QuantSettings q = read_quantization(config, source);
   std::vector<std::string> problems;
   model.for_each_module([&](const std::string& path, nn::Module& m) {
@@ -116,7 +121,7 @@ void load_weights(LanguageModel& model, WeightDict weights, const nlohmann::json
   }
   for (const auto& [name, t] : weights) problems.push_back("unused '" + name + "' (" + describe(t) + ")");
   if (!problems.empty()) {
-    std::string msg = source + ": the weights do not match the " + model.model_type() + " architecture (" +
+    std::string msg = source + ": the weights do not match the " + architecture + " architecture (" +
                       std::to_string(problems.size()) + " problems):";
     for (const auto& p : problems) msg += "\n  " + p;
     throw FormatError(msg);

@@ -32,6 +32,11 @@ LoadedModel load_model(const std::filesystem::path& dir, const LoadOptions& opti
 void load_weights(LanguageModel& model, WeightDict weights, const nlohmann::json& config,
                   const std::string& source);
 
+// The same for any module tree (no sanitize step): MLX quantization set up from `config`,
+// then the strict matching. `architecture` names the model in the error.
+void load_module_weights(nn::Module& model, WeightDict weights, const nlohmann::json& config,
+                         const std::string& source, const std::string& architecture);
+
 // Every tensor of a folder's safetensors files, wrapped without copying.
 WeightDict read_weights(const io::ModelFolder& folder);
 

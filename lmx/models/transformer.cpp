@@ -9,8 +9,10 @@
 
 namespace lmx::models {
 
-void LanguageModel::prepare_for_inference() {
-  for_each_module([](const std::string&, nn::Module& m) {
+void LanguageModel::prepare_for_inference() { prepare_module_for_inference(*this); }
+
+void prepare_module_for_inference(nn::Module& module) {
+  module.for_each_module([](const std::string&, nn::Module& m) {
     if (auto* l = dynamic_cast<nn::Linear*>(&m)) l->prepare();
     if (auto* e = dynamic_cast<nn::Embedding*>(&m)) e->prepare();
     if (auto* s = dynamic_cast<nn::SwitchLinear*>(&m)) s->prepare();

@@ -24,15 +24,6 @@ ops::GatedActivation gated(Activation a) {
   return ops::GatedActivation::silu;
 }
 
-Tensor activate(Activation a, const Tensor& x) {
-  switch (a) {
-    case Activation::silu: return ops::silu(x);
-    case Activation::gelu: return ops::gelu(x);
-    case Activation::gelu_tanh: return ops::gelu_tanh(x);
-  }
-  return x;
-}
-
 // Per-expert MLX tensors stacked along a new first axis: w [E, out, in*bits/32], ...
 QuantizedWeight stack_experts(const std::vector<QuantizedWeight>& experts) {
   std::vector<Tensor> ws, ss, bs;
@@ -51,6 +42,15 @@ QuantizedWeight stack_experts(const std::vector<QuantizedWeight>& experts) {
 }
 
 }  // namespace
+
+Tensor activate(Activation a, const Tensor& x) {
+  switch (a) {
+    case Activation::silu: return ops::silu(x);
+    case Activation::gelu: return ops::gelu(x);
+    case Activation::gelu_tanh: return ops::gelu_tanh(x);
+  }
+  return x;
+}
 
 Activation parse_activation(const std::string& name) {
   if (name == "silu" || name == "swish") return Activation::silu;

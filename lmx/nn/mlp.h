@@ -17,6 +17,8 @@ enum class Activation { silu, gelu, gelu_tanh };
 
 // Parses an HF activation name (silu, gelu, gelu_pytorch_tanh, gelu_new, ...).
 Activation parse_activation(const std::string& name);
+// act(x), element-wise.
+Tensor activate(Activation a, const Tensor& x);
 
 struct MlpOptions {
   MlpKind kind = MlpKind::gated;

@@ -1,0 +1,20 @@
+// The encoder builders and what their sanitize() steps share (internal to lmx/models/embed).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lmx/models/embed/encoder.h"
+
+namespace lmx::models::embed {
+
+std::unique_ptr<Encoder> make_bert(const ConfigReader& c, bool with_pooler);
+std::unique_ptr<Encoder> make_distilbert(const ConfigReader& c);
+
+// Renames "<prefix>name" to "name" for the first matching prefix, then drops every tensor
+// whose (renamed) name starts with one of `dropped` (task heads, buffers).
+void strip_prefix_and_heads(WeightDict& weights, const std::vector<std::string>& prefixes,
+                            const std::vector<std::string>& dropped);
+
+}  // namespace lmx::models::embed

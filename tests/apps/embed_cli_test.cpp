@@ -1,0 +1,178 @@
+// lmx embed / lmx rerank as a user runs them, on random-weight folders made in a temporary
+// directory: the written vectors equal the library's (bit for bit through %.9g), and bad
+// inputs end with one clear line and a non-zero exit.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "../models/embed/embed_test_util.h"
+#include "lmx/io/safetensors.h"
+#include "lmx/models/config_reader.h"
+#include "lmx/models/embed/cross_encoder.h"
+#include "lmx/models/embed/embedder.h"
+#include "lmx/models/embed/encoder.h"
+
+namespace lmx {
+namespace {
+
+namespace fs = std::filesystem;
+namespace embed = models::embed;
+
+const fs::path kMiniLm = "../shared/data/tokenizers/all-MiniLM-L6-v2-tokenizer-and-config";
+
+struct Result {
+  int status;
+  std::string out;
+};
+
+Result run(const std::string& args) {
+  const std::string cmd = std::string(LMX_CLI) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  Result r{-1, ""};
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  r.status = pclose(p);
+  return r;
+}
+
+std::vector<std::vector<float>> parse_jsonl(const std::string& text) {
+  std::vector<std::vector<float>> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("{\"index\"", 0) != 0) continue;
+    auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["index"].get<size_t>(), out.size());
+    out.push_back(j["embedding"].get<std::vector<float>>());
+  }
+  return out;
+}
+
+class EmbedCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(kMiniLm)) GTEST_SKIP() << "shared data missing: " << kMiniLm;
+    dir_ = tmp_.path() / "model";
+    test::write_random_encoder(dir_, test::tiny_bert_config({{"vocab_size", 30522}}), 41);
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) {
+      fs::copy_file(kMiniLm / f, dir_ / f);
+    }
+    test::write_st_modules(dir_, 16, {"mean_tokens"}, {}, true, 9);
+    test::write_json(dir_ / "sentence_bert_config.json", {{"max_seq_length", 12}});
+    test::write_json(dir_ / "config_sentence_transformers.json", {{"prompts", {{"query", "query: "}}}});
+  }
+  test::TempDir tmp_;
+  fs::path dir_;
+};
+
+TEST_F(EmbedCli, TextsAsJsonLinesEqualTheLibrary) {
+  const std::vector<std::string> texts = {"hello there", "a second, longer text that goes well past twelve tokens for sure"};
+  Result r = run("embed --model " + dir_.string() + " --text 'hello there' --text '" + texts[1] + "' --prompt-name query");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("warning: 1 of 2 inputs were longer than 12 tokens"), std::string::npos) << r.out;
+  const auto got = parse_jsonl(r.out);
+  embed::EmbedOptions o;
+  o.prompt_name = "query";
+  const Tensor want = embed::Embedder::load(dir_).embed(texts, o).values;
+  ASSERT_EQ(got.size(), 2u);
+  for (int64_t i = 0; i < 2; ++i) EXPECT_EQ(got[static_cast<size_t>(i)], want.select(0, i).contiguous().to_float_vector());
+}
+
+TEST_F(EmbedCli, InputFileToSafetensorsWithDimensions) {
+  const fs::path in = tmp_.path() / "in.jsonl", out = tmp_.path() / "e.safetensors";
+  std::ofstream(in) << "\"first\"\n{\"text\": \"\"}\n{\"text\": \"third one\"}\n";
+  Result r = run("embed --model " + dir_.string() + " --input " + in.string() + " --dimensions 8 --out " + out.string());
+  ASSERT_EQ(r.status, 0) << r.out;
+  auto f = io::SafetensorsFile::open(out);
+  const auto& info = f.at("embeddings");
+  ASSERT_EQ(info.shape, (std::vector<int64_t>{3, 8}));
+  embed::EmbedOptions o;
+  o.dimensions = 8;
+  const std::vector<std::string> texts = {"first", "", "third one"};
+  const auto want = embed::Embedder::load(dir_).embed(texts, o).values.to_float_vector();
+  const float* p = reinterpret_cast<const float*>(info.data);
+  EXPECT_EQ(std::vector<float>(p, p + 24), want);
+}
+
+TEST_F(EmbedCli, TokenListsWithPoolingOverride) {
+  const fs::path out = tmp_.path() / "t.safetensors";
+  Result r = run("embed --model " + dir_.string() + " --tokens '101,7592,102;101,102' --pooling cls --no-normalize --out " +
+                 out.string());
+  ASSERT_EQ(r.status, 0) << r.out;
+  embed::EmbedderOptions lo = test::ids_only({embed::PoolingMode::cls});
+  embed::EmbedOptions o;
+  o.normalize = false;
+  const std::vector<std::vector<int32_t>> ids = {{101, 7592, 102}, {101, 102}};
+  const auto want = embed::Embedder::load(dir_, lo).embed_tokens(ids, o).values.to_float_vector();
+  auto f = io::SafetensorsFile::open(out);
+  const float* p = reinterpret_cast<const float*>(f.at("embeddings").data);
+  EXPECT_EQ(std::vector<float>(p, p + 32), want);
+}
+
+TEST_F(EmbedCli, BadInputsGiveOneClearLine) {
+  const fs::path empty = tmp_.path() / "empty.txt", blank = tmp_.path() / "blank.txt";
+  std::ofstream(empty) << "";
+  std::ofstream(blank) << "one\n\nthree\n";
+  struct Case {
+    std::string args, message;
+  };
+  const std::vector<Case> cases = {
+      {"--input " + empty.string(), "holds no inputs"},
+      {"--input " + blank.string(), "line 2 is empty"},
+      {"", "give exactly one of --text, --input, --tokens"},
+      {"--text a --tokens 1,2", "give exactly one of --text, --input, --tokens"},
+      {"--tokens '1,2;'", "--tokens: input 1 has no ids"},
+      {"--tokens 1,99999", "outside the vocabulary"},
+      {"--text a --prompt-name nope", "prompt 'nope' is not in config_sentence_transformers.json"},
+      {"--text a --dimensions 99", "dimensions 99 is outside [1, 16]"},
+      {"--text a --pooling median", "pooling 'median' is not one of"},
+  };
+  for (const Case& c : cases) {
+    Result r = run("embed --model " + dir_.string() + " " + c.args);
+    EXPECT_NE(r.status, 0) << c.args;
+    EXPECT_NE(r.out.find(c.message), std::string::npos) << c.args << "\n" << r.out;
+    EXPECT_EQ(r.out.find("internal error"), std::string::npos) << r.out;
+  }
+}
+
+TEST_F(EmbedCli, RerankPrintsScoresBestFirst) {
+  const fs::path ce = tmp_.path() / "ce";
+  nlohmann::json cfg = test::tiny_bert_config({{"vocab_size", 30522}, {"num_labels", 1}});
+  test::write_json(ce / "config.json", cfg);
+  auto enc = embed::create_encoder(models::ConfigReader(cfg, "test"), true);
+  std::vector<std::pair<std::string, std::vector<int64_t>>> tensors;
+  for (const auto& p : enc->parameters()) tensors.push_back({"bert." + p.name, p.shape});
+  tensors.push_back({"classifier.weight", {1, 16}});
+  tensors.push_back({"classifier.bias", {1}});
+  test::write_random_tensors(ce / "model.safetensors", tensors, 43);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) fs::copy_file(kMiniLm / f, ce / f);
+  const fs::path docs = tmp_.path() / "docs.txt";
+  std::ofstream(docs) << "paris is in france\nspiders have eight legs\nthe sky is blue\n";
+  Result r = run("rerank --model " + ce.string() + " --query 'where is paris' --documents " + docs.string());
+  ASSERT_EQ(r.status, 0) << r.out;
+  const std::vector<std::string> d = {"paris is in france", "spiders have eight legs", "the sky is blue"};
+  const auto scores = embed::CrossEncoder::load(ce).score("where is paris", d).scores;
+  std::istringstream in(r.out);
+  std::string line;
+  float previous = 1e30f;
+  int lines = 0;
+  while (std::getline(in, line)) {
+    int rank = 0;
+    float score = 0;
+    size_t index = 0;
+    ASSERT_EQ(std::sscanf(line.c_str(), "%d\t%f\t%zu", &rank, &score, &index), 3) << line;
+    EXPECT_EQ(rank, ++lines);
+    EXPECT_NEAR(score, scores[index], 1e-6);
+    EXPECT_LE(score, previous);
+    EXPECT_NE(line.find(d[index]), std::string::npos);
+    previous = score;
+  }
+  EXPECT_EQ(lines, 3);
+}
+
+}  // namespace
+}  // namespace lmx

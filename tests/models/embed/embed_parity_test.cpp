@@ -1,0 +1,185 @@
+// Embedders and cross-encoders against Hugging Face transformers + sentence-transformers:
+// tiny random-weight folders made by tools/fixtures/make_embedder_fixtures.py on the GPU
+// machine (tests/data/embed/<name>/reference.safetensors). Each test skips, saying so,
+// while its fixture has not been generated.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "embed_test_util.h"
+#include "lmx/base/error.h"
+#include "lmx/io/safetensors.h"
+#include "lmx/models/embed/cross_encoder.h"
+#include "lmx/models/embed/embedder.h"
+#include "lmx/models/embed/encoder.h"
+#include "lmx/tokenizer/tokenizer.h"
+
+namespace lmx::models::embed {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kNotGenerated =
+    "fixture not generated yet: run tools/fixtures/make_embedder_fixtures.py on the GPU machine";
+const fs::path kMiniLm = "../shared/data/tokenizers/all-MiniLM-L6-v2-tokenizer-and-config";
+
+fs::path fixture(const std::string& name) { return fs::path(LMX_SOURCE_DIR) / "tests/data/embed" / name; }
+
+Tensor read_tensor(const io::SafetensorsFile& f, const std::string& name) {
+  const io::TensorInfo& info = f.at(name);
+  return Tensor::wrap(const_cast<std::byte*>(info.data), info.shape, info.dtype, f.owner()).clone();
+}
+
+// max |a - b| / max(1, max |b|) over the elements both hold.
+double relative_error(const std::vector<float>& g, const std::vector<float>& w) {
+  EXPECT_EQ(g.size(), w.size());
+  double scale = 1.0, err = 0.0;
+  for (float v : w) scale = std::max(scale, static_cast<double>(std::fabs(v)));
+  for (size_t i = 0; i < std::min(g.size(), w.size()); ++i) err = std::max(err, static_cast<double>(std::fabs(g[i] - w[i])));
+  return err / scale;
+}
+
+struct Batch {
+  TokenBatch batch;
+  std::vector<std::vector<int32_t>> rows;  // the real ids of each row
+};
+
+Batch read_batch(const io::SafetensorsFile& ref, const std::string& prefix = "") {
+  Batch b;
+  const Tensor ids = read_tensor(ref, prefix + "input_ids").to(Dtype::i32);
+  const auto mask = read_tensor(ref, prefix + "attention_mask").to_int_vector();
+  const auto idv = ids.to_int_vector();
+  const int64_t B = ids.dim(0), L = ids.dim(1);
+  b.batch.ids = ids;
+  if (ref.contains(prefix + "token_type_ids")) b.batch.type_ids = read_tensor(ref, prefix + "token_type_ids").to(Dtype::i32);
+  for (int64_t r = 0; r < B; ++r) {
+    int64_t n = 0;
+    while (n < L && mask[static_cast<size_t>(r * L + n)] != 0) ++n;
+    b.batch.lengths.push_back(n);
+    b.rows.emplace_back(idv.begin() + r * L, idv.begin() + r * L + n);
+  }
+  return b;
+}
+
+// The hidden states of the real tokens only (HF's rows at padding are not meaningful).
+std::vector<float> real_rows(const Tensor& h, const std::vector<int64_t>& lengths) {
+  std::vector<float> out;
+  for (size_t b = 0; b < lengths.size(); ++b) {
+    auto v = h.select(0, static_cast<int64_t>(b)).slice(0, 0, lengths[b]).contiguous().to_float_vector();
+    out.insert(out.end(), v.begin(), v.end());
+  }
+  return out;
+}
+
+class EmbedParity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EmbedParity, HiddenStatePooledAndNormalizedEmbeddings) {
+  const fs::path dir = fixture(GetParam());
+  if (!fs::exists(dir / "reference.safetensors")) GTEST_SKIP() << kNotGenerated << " (" << dir << ")";
+  std::optional<Embedder> loaded;
+  try {
+    loaded.emplace(Embedder::load(dir, test::ids_only()));
+  } catch (const Unsupported& err) {
+    GTEST_SKIP() << "lmx does not run this architecture yet: " << err.what();
+  }
+  Embedder& e = *loaded;
+  const auto ref = io::SafetensorsFile::open(dir / "reference.safetensors");
+  const Batch b = read_batch(ref);
+  const Tensor hidden = e.last_hidden_state(b.batch);
+  EXPECT_LE(relative_error(real_rows(hidden, b.batch.lengths), real_rows(read_tensor(ref, "last_hidden_state"), b.batch.lengths)),
+            1e-4);
+  const Tensor pooled = e.pool_and_project(hidden, b.batch.lengths);
+  EXPECT_LE(relative_error(pooled.to_float_vector(), read_tensor(ref, "pooled").to_float_vector()), 1e-4);
+  // The whole path through embed_tokens (sorting, batching, normalizing) where the fixture
+  // has no token types to pass.
+  const Tensor want = read_tensor(ref, "embeddings");
+  if (!b.batch.type_ids.defined() || b.batch.type_ids.to(Dtype::i32).to_int_vector() == std::vector<int64_t>(b.batch.ids.numel(), 0)) {
+    EXPECT_LE(relative_error(e.embed_tokens(b.rows).values.to_float_vector(), want.to_float_vector()), 1e-4);
+  } else {
+    Tensor got = e.normalizes() ? l2_normalize_rows(pooled) : pooled;
+    EXPECT_LE(relative_error(got.to_float_vector(), want.to_float_vector()), 1e-4);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Embed, EmbedParity,
+                         ::testing::Values("bert", "bert_weighted", "bert_multi_pool", "bert_dense", "roberta",
+                                           "xlm_roberta", "distilbert", "modernbert", "qwen3", "gemma3_embedding",
+                                           "nomic_bert"));
+
+class CrossEncoderParity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CrossEncoderParity, Scores) {
+  const fs::path dir = fixture(GetParam());
+  if (!fs::exists(dir / "reference.safetensors")) GTEST_SKIP() << kNotGenerated << " (" << dir << ")";
+  const CrossEncoder c = CrossEncoder::load(dir);
+  const auto ref = io::SafetensorsFile::open(dir / "reference.safetensors");
+  const Batch b = read_batch(ref);
+  EXPECT_LE(relative_error(c.logits(b.batch).to_float_vector(), read_tensor(ref, "scores").to_float_vector()), 1e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Embed, CrossEncoderParity, ::testing::Values("bert_cross_encoder", "xlm_roberta_cross_encoder"));
+
+TEST(EmbedParityText, MiniLmTokenizerEndToEnd) {
+  const fs::path dir = fixture("minilm_text");
+  if (!fs::exists(dir / "reference.safetensors")) GTEST_SKIP() << kNotGenerated << " (" << dir << ")";
+  EmbedderOptions with_tokenizer;
+  with_tokenizer.tokenizer_dir = kMiniLm;
+  Embedder e = Embedder::load(dir, with_tokenizer);
+  const auto ref = io::SafetensorsFile::open(dir / "reference.safetensors");
+  nlohmann::json meta = nlohmann::json::parse(std::ifstream(dir / "reference.json"));
+  const std::vector<std::string> texts = meta["texts"].get<std::vector<std::string>>();
+  for (const std::string tag : {"plain", "query"}) {
+    const Batch b = read_batch(ref, tag + ".");
+    EmbedOptions o;
+    if (tag == "query") o.prompt_name = "query";
+    // The tokenizer (with the prompt and the cut at max_seq_length) against sentence-transformers.
+    const std::string prompt = tag == "query" ? std::string("query: ") : "";
+    for (size_t i = 0; i < texts.size(); ++i) {
+      std::vector<int32_t> ids = e.tokenizer().encode(prompt + texts[i]);
+      if (static_cast<int64_t>(ids.size()) > e.max_length()) {
+        ids.resize(static_cast<size_t>(e.max_length() - 1));
+        ids.push_back(102);  // [SEP] stays last
+      }
+      EXPECT_EQ(ids, b.rows[i]) << tag << " text " << i;
+    }
+    const Embeddings got = e.embed(texts, o);
+    EXPECT_EQ(got.truncated, 1u);
+    EXPECT_LE(relative_error(got.values.to_float_vector(), read_tensor(ref, tag + ".embeddings").to_float_vector()), 1e-4)
+        << tag;
+  }
+}
+
+TEST(EmbedParityText, PairTokenizationEqualsHf) {
+  const fs::path file = fixture("pair_tokenization.json");
+  if (!fs::exists(file)) GTEST_SKIP() << kNotGenerated << " (" << file << ")";
+  if (!fs::exists(kMiniLm)) GTEST_SKIP() << "shared data missing: " << kMiniLm;
+  const auto tok = tokenizer::Tokenizer::from_folder(kMiniLm);
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(file));
+  for (const auto& p : j["pairs"]) {
+    const tokenizer::Encoding e = tok.encode_pair(p["query"].get<std::string>(), p["document"].get<std::string>());
+    EXPECT_EQ(e.ids, p["input_ids"].get<std::vector<int32_t>>()) << p["query"];
+    EXPECT_EQ(e.type_ids, p["token_type_ids"].get<std::vector<int32_t>>()) << p["query"];
+  }
+  // longest_first truncation at 16, as the batch was encoded.
+  const auto& batch = j["batch_max_length_16"];
+  for (size_t i = 0; i < j["pairs"].size(); ++i) {
+    tokenizer::Encoding e = tok.encode_pair(j["pairs"][i]["query"].get<std::string>(), j["pairs"][i]["document"].get<std::string>());
+    truncate_pair_longest_first(e, 16);
+    std::vector<int32_t> want = batch["input_ids"][i].get<std::vector<int32_t>>();
+    std::vector<int32_t> want_types = batch["token_type_ids"][i].get<std::vector<int32_t>>();
+    const auto mask = batch["attention_mask"][i].get<std::vector<int32_t>>();
+    size_t n = 0;
+    while (n < mask.size() && mask[n]) ++n;
+    want.resize(n);
+    want_types.resize(n);
+    EXPECT_EQ(e.ids, want) << "pair " << i;
+    EXPECT_EQ(e.type_ids, want_types) << "pair " << i;
+  }
+}
+
+}  // namespace
+}  // namespace lmx::models::embed
