@@ -2,6 +2,7 @@
 
 #include "lmx/base/error.h"
 #include "lmx/core/backend.h"
+#include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/index.h"
 #include "lmx/core/ops/linalg.h"
 
@@ -59,6 +60,15 @@ void WeightMatrix::prepare() {
   if (quantized_ && !quant_.prepared) quant_.prepare();
 }
 
+Tensor lora_delta(const LoraWeights& lora, const Tensor& x) {
+  return ops::mul(ops::matmul(ops::matmul(x, lora.a), lora.b), static_cast<double>(lora.scale));
+}
+
+Tensor Linear::forward(const Tensor& x) const {
+  Tensor y = w_.matmul_t(x, bias_);
+  return lora_ ? ops::add(y, lora_delta(*lora_, x)) : y;
+}
+
 Linear::Linear(int64_t in, int64_t out, bool bias) : w_(out, in), has_bias_(bias) { register_all(); }
 
 void Linear::register_all() {
@@ -81,7 +91,7 @@ std::vector<Tensor> forward_shared_input(const Tensor& x, std::span<const Linear
   const int64_t rows = x.ndim() == 0 || x.dim(-1) == 0 ? 0 : x.numel() / x.dim(-1);
   bool shared = rows > 0 && rows < 4;
   for (const Linear* l : layers)
-    shared = shared && l->weight().quantized() && l->weight().quant().prepared;
+    shared = shared && l->weight().quantized() && l->weight().quant().prepared && !l->lora();
   std::vector<Tensor> outs;
   if (!shared) {
     for (const Linear* l : layers) outs.push_back(l->forward(x));
