@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
+#include "lmx/base/thread_pool.h"
 #include "lmx/train/adapter_file.h"
 #include "lmx/train/trainer.h"
 #include "tests/generate/test_models.h"
@@ -44,8 +46,16 @@ std::string stories(int count, int first) {
   return out;
 }
 
+// A 260K-parameter model's ops are too small to share among threads: one thread is
+// faster, and immune to a busy machine's stalled workers.
+struct OneThread {
+  OneThread() { ThreadPool::set_global_threads(1); }
+  ~OneThread() { ThreadPool::set_global_threads(0); }
+};
+
 TEST(Stories260KLora, ValidationLossDropsAndAdaptersRoundTrip) {
   LMX_REQUIRE_STORIES();
+  OneThread one;
   auto container = testing::stories260k();
   auto& model = dynamic_cast<models::TransformerLM&>(container->model());
   TempDir tmp;
@@ -66,7 +76,7 @@ TEST(Stories260KLora, ValidationLossDropsAndAdaptersRoundTrip) {
   o.val_batches = -1;
   o.save_every = 40;
   o.seed = 3;
-  o.schedule = {train::ScheduleKind::cosine, 3e-3f, 5, 80, 3e-4f};
+  o.schedule = {train::ScheduleKind::cosine, 5e-4f, 5, 80, 5e-5f};
   o.optimizer.kind = train::OptimizerKind::adamw;
   o.adapter_path = tmp.path / "adapters";
   std::vector<train::TrainReport> reports;
@@ -75,8 +85,9 @@ TEST(Stories260KLora, ValidationLossDropsAndAdaptersRoundTrip) {
   });
   std::printf("stories260K LoRA: validation loss %.4f -> %.4f over %lld iterations\n", r.initial_validation_loss,
               r.final_validation_loss, static_cast<long long>(r.iterations));
-  // The margin: the pattern is learnable, so the loss per token falls by at least a third.
-  EXPECT_LT(r.final_validation_loss, r.initial_validation_loss * (2.0 / 3.0));
+  // The margin: the pattern is learnable, so the loss per token on unseen lines falls to
+  // less than half (measured: 2.22 -> 0.39).
+  EXPECT_LT(r.final_validation_loss, r.initial_validation_loss * 0.5);
   int train_reports = 0;
   for (const auto& rep : reports) {
     if (rep.kind != train::TrainReport::Kind::train) continue;
@@ -93,6 +104,74 @@ TEST(Stories260KLora, ValidationLossDropsAndAdaptersRoundTrip) {
   EXPECT_NEAR(reloaded, r.final_validation_loss, 1e-5);
   loaded.attach(model);
   train::LoraAdapters::detach(model);
+}
+
+TEST(Stories260KLora, TheSameSeedGivesTheSameAdapters) {
+  LMX_REQUIRE_STORIES();
+  OneThread one;
+  auto container = testing::stories260k();
+  auto& model = dynamic_cast<models::TransformerLM&>(container->model());
+  TempDir tmp;
+  const auto data = train::load_jsonl(tmp.write("train.jsonl", stories(24, 0)), *container);
+  train::DifferentiableTransformer dt(model);
+  auto run = [&](uint64_t seed) {
+    train::LoraConfig lc;
+    lc.num_layers = 2;
+    lc.dropout = 0.1f;
+    train::LoraAdapters a = train::make_lora(model, lc, seed);
+    train::TrainOptions o;
+    o.iters = 5;
+    o.seed = seed;
+    o.schedule.peak = 1e-3f;
+    train::train(dt, a, data, data, o);
+    std::vector<float> all;
+    for (auto* p : a.parameters()) {
+      auto v = p->value().to_float_vector();
+      all.insert(all.end(), v.begin(), v.end());
+    }
+    return all;
+  };
+  const auto first = run(7);
+  EXPECT_EQ(first, run(7));
+  EXPECT_NE(first, run(8));
+}
+
+TEST(Stories260KLora, ANanLossStopsAndKeepsTheLastSavedAdapters) {
+  LMX_REQUIRE_STORIES();
+  OneThread one;
+  auto container = testing::stories260k();
+  auto& model = dynamic_cast<models::TransformerLM&>(container->model());
+  TempDir tmp;
+  const auto data = train::load_jsonl(tmp.write("train.jsonl", stories(16, 0)), *container);
+  train::DifferentiableTransformer dt(model);
+  train::LoraConfig lc;
+  lc.num_layers = 1;
+  train::LoraAdapters a = train::make_lora(model, lc, 1);
+  train::TrainOptions o;
+  o.iters = 2;
+  o.schedule.peak = 1e-3f;
+  o.adapter_path = tmp.path / "adapters";
+  train::train(dt, a, data, data, o);
+  auto read = [&] {
+    std::ifstream f(o.adapter_path / "adapters.safetensors", std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  const std::string saved = read();
+  // A diverged adapter (as a too-large learning rate leaves one): the next loss is NaN.
+  auto& pair = a.layers.begin()->second;
+  std::vector<float> v = pair.b.value().to_float_vector();
+  v[0] = std::numeric_limits<float>::quiet_NaN();
+  pair.b.set_value(Tensor::from_vector(v, pair.b.shape()));
+  o.save_every = 1;
+  try {
+    train::train(dt, a, data, data, o);
+    FAIL() << "expected the NaN loss to stop training";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("training stopped at iteration 1: the loss is nan"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("are kept"), std::string::npos) << msg;
+  }
+  EXPECT_EQ(read(), saved);
 }
 
 TEST(Stories260KDataset, RecordsMaskingAndPadding) {
