@@ -15,5 +15,6 @@ void add_convert_command(CLI::App& app);
 void add_tokenize_commands(CLI::App& app);
 void add_template_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
+void add_lora_command(CLI::App& app);
 
 }  // namespace lmx::cli
