@@ -37,6 +37,10 @@ class WeightMatrix {
   void set_quantized(int bits, int group_size);
   // Quantizes the loaded dense weight in place (for convert).
   void quantize_loaded(int bits, int group_size, Dtype scale_dtype);
+  // Makes the weight dense with these values [rows, cols] (fusing adapters).
+  void set_dense(Tensor weight);
+  // A quantized weight made dense: f32 for f32 scales, else the scales' dtype.
+  void dequantize_loaded();
   // x [..., cols] @ W^T -> [..., rows] (f32).
   Tensor matmul_t(const Tensor& x, const Tensor& bias) const;
   // Rows picked by ids, as f32 [..., cols].
@@ -71,6 +75,9 @@ class Linear : public Module {
 
   void quantize_for_load(int bits, int group_size);
   void quantize(int bits, int group_size, Dtype scale_dtype);
+  // Replaces the weight with dense values [out, in] (fusing adapters).
+  void set_dense_weight(Tensor weight);
+  void dequantize();
   void prepare() { w_.prepare(); }
   const WeightMatrix& weight() const { return w_; }
   WeightMatrix& weight() { return w_; }
@@ -102,6 +109,7 @@ class Embedding : public Module {
 
   void quantize_for_load(int bits, int group_size);
   void quantize(int bits, int group_size, Dtype scale_dtype);
+  void dequantize();
   void prepare() { w_.prepare(); }
   const WeightMatrix& weight() const { return w_; }
 
