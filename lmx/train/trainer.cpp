@@ -22,6 +22,14 @@ autograd::Var batch_loss(const DifferentiableTransformer& model, const LoraAdapt
   return autograd::cross_entropy(autograd::reshape(logits, {-1, V}), batch.targets, batch.weights);
 }
 
+TrainReport validation_report(int64_t it, double loss) {
+  TrainReport r;
+  r.kind = TrainReport::Kind::validation;
+  r.iteration = it;
+  r.loss = loss;
+  return r;
+}
+
 std::string checkpoint_name(int64_t it) {
   char buf[64];
   std::snprintf(buf, sizeof(buf), "%07lld_adapters.safetensors", static_cast<long long>(it));
@@ -73,7 +81,7 @@ TrainResult train(const DifferentiableTransformer& model, LoraAdapters& adapters
   Optimizer opt(adapters.parameters(), o.optimizer);
   TrainResult result;
   result.initial_validation_loss = validate();
-  report({TrainReport::Kind::validation, 0, result.initial_validation_loss});
+  report(validation_report(0, result.initial_validation_loss));
 
   std::vector<size_t> order;
   size_t next = 0;
@@ -130,12 +138,12 @@ TrainResult train(const DifferentiableTransformer& model, LoraAdapters& adapters
       window_start = std::chrono::steady_clock::now();
     }
     if (o.steps_per_eval > 0 && it % o.steps_per_eval == 0 && it != o.iters) {
-      report({TrainReport::Kind::validation, it, validate()});
+      report(validation_report(it, validate()));
     }
     if (o.save_every > 0 && it % o.save_every == 0 && it != o.iters) save(it);
   }
   result.final_validation_loss = validate();
-  report({TrainReport::Kind::validation, result.iterations, result.final_validation_loss});
+  report(validation_report(result.iterations, result.final_validation_loss));
   save(result.iterations);
   return result;
 }

@@ -126,7 +126,9 @@ TEST(Stories260KFuse, QLoraTrainsAFourBitCopyAndDequantizedFuseKeepsItsLogits) {
   std::printf("QLoRA stories260K 4-bit: loss %.3f -> %.3f\n", r.initial_validation_loss, r.final_validation_loss);
   EXPECT_LT(r.final_validation_loss, 0.6 * r.initial_validation_loss);
   for (auto& [path, l] : train::linear_layers(model)) {
-    if (l->weight().quantized()) EXPECT_TRUE(l->weight().quant().prepared) << path << " stayed packed";
+    if (l->weight().quantized()) {
+      EXPECT_TRUE(l->weight().quant().prepared) << path << " stayed packed";
+    }
   }
 
   const ops::QuantActivations saved = ops::quant_activations();
