@@ -17,12 +17,14 @@
 #include "commands.h"
 #include "lmx/base/error.h"
 #include "lmx/generate/chat_session.h"
+#include "lmx/train/adapter_file.h"
 
 namespace lmx::cli {
 namespace {
 
 struct ChatArgs {
   std::string model;
+  std::string adapter_path;
   std::string system_prompt;
   GenerationArgs gen = [] {
     GenerationArgs g;
@@ -127,6 +129,7 @@ void run_chat(const ChatArgs& a) {
   const generate::GenerateParameters p = to_parameters(a.gen);
   const nlohmann::ordered_json variables = chat_template_variables(a.gen);
   auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(), {.device = device});
+  if (!a.adapter_path.empty()) train::attach_adapters(container->model(), a.adapter_path);
   generate::ChatSession session(container, a.system_prompt, p);
   session.set_template_context(variables);
   session.set_extra_eos(a.gen.extra_eos);
@@ -166,6 +169,7 @@ void add_chat_command(CLI::App& app) {
   auto a = std::make_shared<ChatArgs>();
   auto* cmd = app.add_subcommand("chat", "Interactive chat (multi-turn, KV cache reused between turns)");
   cmd->add_option("-m,--model", a->model, "Model folder or Hugging Face repo id")->required();
+  cmd->add_option("--adapter-path", a->adapter_path, "LoRA adapters (mlx-lm files) applied without fusing");
   cmd->add_option("--system-prompt", a->system_prompt, "Instructions (system message)");
   add_sampling_options(cmd, a->gen);
   add_cache_options(cmd, a->gen);

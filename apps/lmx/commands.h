@@ -16,5 +16,7 @@ void add_tokenize_commands(CLI::App& app);
 void add_template_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_embed_commands(CLI::App& app);
+void add_lora_command(CLI::App& app);
+void add_fuse_command(CLI::App& app);
 
 }  // namespace lmx::cli

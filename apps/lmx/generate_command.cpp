@@ -15,6 +15,7 @@
 #include "lmx/base/error.h"
 #include "lmx/generate/generate.h"
 #include "lmx/generate/model_container.h"
+#include "lmx/train/adapter_file.h"
 #include "lmx/generate/prompt_cache.h"
 
 namespace lmx::cli {
@@ -22,6 +23,7 @@ namespace {
 
 struct GenerateArgs {
   std::string model;
+  std::string adapter_path;
   std::string prompt = "";
   std::string system_prompt;
   GenerationArgs gen;
@@ -47,6 +49,7 @@ void run_generate(const GenerateArgs& a) {
   std::string prompt = a.prompt;
   if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(), {.device = device});
+  if (!a.adapter_path.empty()) train::attach_adapters(container->model(), a.adapter_path);
   generate::UserInput input;
   input.prompt = prompt;
   input.system_prompt = a.system_prompt;
@@ -116,6 +119,7 @@ void add_generate_command(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   auto* cmd = app.add_subcommand("generate", "Generate text from a prompt");
   cmd->add_option("-m,--model", a->model, "Model folder or Hugging Face repo id")->required();
+  cmd->add_option("--adapter-path", a->adapter_path, "LoRA adapters (mlx-lm files) applied without fusing");
   cmd->add_option("-p,--prompt", a->prompt, "Prompt text, or - to read it from stdin");
   cmd->add_option("--system-prompt", a->system_prompt, "System message (chat models)");
   add_sampling_options(cmd, a->gen);

@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   lmx::cli::add_embed_commands(app);
   lmx::cli::add_logits_command(app);
   lmx::cli::add_convert_command(app);
+  lmx::cli::add_lora_command(app);
+  lmx::cli::add_fuse_command(app);
   lmx::cli::add_tokenize_commands(app);
   lmx::cli::add_template_command(app);
   // Writes to a closed pipe fail with EPIPE (reported below) instead of killing lmx.

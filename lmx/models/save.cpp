@@ -105,6 +105,10 @@ void save_model(LanguageModel& model, const fs::path& source_dir, const fs::path
     if (!in) throw IoError("convert: cannot read " + (source_dir / "config.json").string());
     config = nlohmann::ordered_json::parse(in);
   }
+  if (options.drop_quantization) {
+    config.erase("quantization");
+    config.erase("quantization_config");
+  }
   if (options.quantization) {
     nlohmann::ordered_json q = {{"group_size", options.quantization->group_size},
                                 {"bits", options.quantization->bits}};

@@ -15,6 +15,7 @@ struct SaveOptions {
   std::optional<QuantizeOptions> quantization;  // recorded in config.json
   std::optional<Dtype> dtype;                   // float weights cast to this (norms too)
   size_t shard_bytes = size_t{5} << 30;          // 5 GB, as the Python tools
+  bool drop_quantization = false;               // remove the source's entry (a dequantized model)
 };
 
 void save_model(LanguageModel& model, const std::filesystem::path& source_dir, const std::filesystem::path& out_dir,

@@ -2,6 +2,7 @@
 
 #include "lmx/base/error.h"
 #include "lmx/core/backend.h"
+#include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/index.h"
 #include "lmx/core/ops/linalg.h"
 
@@ -39,6 +40,23 @@ void WeightMatrix::quantize_loaded(int bits, int group_size, Dtype scale_dtype) 
   dense_ = Tensor();
 }
 
+void WeightMatrix::set_dense(Tensor weight) {
+  if (weight.shape() != Shape{rows_, cols_}) {
+    throw ShapeError("weight: " + shape_str(weight.shape()) + " for a [" + std::to_string(rows_) + ", " +
+                     std::to_string(cols_) + "] matrix");
+  }
+  quantized_ = false;
+  quant_ = QuantizedWeight{};
+  dense_ = std::move(weight);
+}
+
+void WeightMatrix::dequantize_loaded() {
+  if (!quantized_) return;
+  const Dtype dtype = quant_.scale_dtype();
+  Tensor w = quant_.dequantize();
+  set_dense(dtype == Dtype::f32 ? w : w.to(dtype));
+}
+
 Tensor WeightMatrix::matmul_t(const Tensor& x, const Tensor& bias) const {
   if (quantized_) return ops::quantized_linear(x, quant_, bias);
   return ops::linear(x, dense_, bias);
@@ -59,6 +77,15 @@ void WeightMatrix::prepare() {
   if (quantized_ && !quant_.prepared) quant_.prepare();
 }
 
+Tensor lora_delta(const LoraWeights& lora, const Tensor& x) {
+  return ops::mul(ops::matmul(ops::matmul(x, lora.a), lora.b), static_cast<double>(lora.scale));
+}
+
+Tensor Linear::forward(const Tensor& x) const {
+  Tensor y = w_.matmul_t(x, bias_);
+  return lora_ ? ops::add(y, lora_delta(*lora_, x)) : y;
+}
+
 Linear::Linear(int64_t in, int64_t out, bool bias) : w_(out, in), has_bias_(bias) { register_all(); }
 
 void Linear::register_all() {
@@ -77,11 +104,21 @@ void Linear::quantize(int bits, int group_size, Dtype scale_dtype) {
   register_all();
 }
 
+void Linear::set_dense_weight(Tensor weight) {
+  w_.set_dense(std::move(weight));
+  register_all();
+}
+
+void Linear::dequantize() {
+  w_.dequantize_loaded();
+  register_all();
+}
+
 std::vector<Tensor> forward_shared_input(const Tensor& x, std::span<const Linear* const> layers) {
   const int64_t rows = x.ndim() == 0 || x.dim(-1) == 0 ? 0 : x.numel() / x.dim(-1);
   bool shared = rows > 0 && rows < 4;
   for (const Linear* l : layers)
-    shared = shared && l->weight().quantized() && l->weight().quant().prepared;
+    shared = shared && l->weight().quantized() && l->weight().quant().prepared && !l->lora();
   std::vector<Tensor> outs;
   if (!shared) {
     for (const Linear* l : layers) outs.push_back(l->forward(x));
@@ -110,6 +147,11 @@ void Embedding::quantize_for_load(int bits, int group_size) {
 
 void Embedding::quantize(int bits, int group_size, Dtype scale_dtype) {
   w_.quantize_loaded(bits, group_size, scale_dtype);
+  register_all();
+}
+
+void Embedding::dequantize() {
+  w_.dequantize_loaded();
   register_all();
 }
 

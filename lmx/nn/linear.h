@@ -6,7 +6,10 @@
 #include <span>
 #include <vector>
 
+#include <memory>
+
 #include "lmx/core/quantized_weight.h"
+#include "lmx/nn/lora.h"
 #include "lmx/nn/module.h"
 
 namespace lmx::nn {
@@ -34,6 +37,10 @@ class WeightMatrix {
   void set_quantized(int bits, int group_size);
   // Quantizes the loaded dense weight in place (for convert).
   void quantize_loaded(int bits, int group_size, Dtype scale_dtype);
+  // Makes the weight dense with these values [rows, cols] (fusing adapters).
+  void set_dense(Tensor weight);
+  // A quantized weight made dense: f32 for f32 scales, else the scales' dtype.
+  void dequantize_loaded();
   // x [..., cols] @ W^T -> [..., rows] (f32).
   Tensor matmul_t(const Tensor& x, const Tensor& bias) const;
   // Rows picked by ids, as f32 [..., cols].
@@ -58,11 +65,19 @@ class Linear : public Module {
   int64_t in_features() const { return w_.cols(); }
   int64_t out_features() const { return w_.rows(); }
   bool has_bias() const { return has_bias_; }
-  Tensor forward(const Tensor& x) const { return w_.matmul_t(x, bias_); }
+  // base(x), plus the adapter's delta when one is attached.
+  Tensor forward(const Tensor& x) const;
   Tensor operator()(const Tensor& x) const { return forward(x); }
+
+  // Attaches (or with null removes) a low-rank adapter applied on top of the frozen weight.
+  void set_lora(std::shared_ptr<const LoraWeights> lora) { lora_ = std::move(lora); }
+  const LoraWeights* lora() const { return lora_.get(); }
 
   void quantize_for_load(int bits, int group_size);
   void quantize(int bits, int group_size, Dtype scale_dtype);
+  // Replaces the weight with dense values [out, in] (fusing adapters).
+  void set_dense_weight(Tensor weight);
+  void dequantize();
   void prepare() { w_.prepare(); }
   const WeightMatrix& weight() const { return w_; }
   WeightMatrix& weight() { return w_; }
@@ -73,6 +88,7 @@ class Linear : public Module {
   WeightMatrix w_;
   bool has_bias_;
   Tensor bias_;
+  std::shared_ptr<const LoraWeights> lora_;
 };
 
 // layers[i]->forward(x) for each layer, bit for bit, for layers that read the same x
@@ -93,6 +109,7 @@ class Embedding : public Module {
 
   void quantize_for_load(int bits, int group_size);
   void quantize(int bits, int group_size, Dtype scale_dtype);
+  void dequantize();
   void prepare() { w_.prepare(); }
   const WeightMatrix& weight() const { return w_; }
 

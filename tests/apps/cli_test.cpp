@@ -23,6 +23,7 @@
 
 #include <chrono>
 #include <thread>
+#include <tuple>
 
 #include "../generate/shared_data.h"
 #include "lmx/core/backend.h"
@@ -316,6 +317,49 @@ TEST_F(Cli, ChatKeepsTheConversationThroughErrors) {
   fs::remove(good);
   fs::remove(bad);
   fs::remove(after);
+}
+
+// lmx lora on stories made here: training prints progress and writes mlx-lm's files,
+// --test scores them, generate --adapter-path applies them (greedy text follows the
+// trained pattern), and a malformed line stops with its line number.
+TEST_F(Cli, LoraTrainsAndGenerateAppliesTheAdapters) {
+  const fs::path work = fs::temp_directory_path() / ("lmx-cli-lora-" + std::to_string(::getpid()));
+  fs::create_directories(work / "data");
+  const char* names[] = {"Lily", "Tom", "Sue", "Ben"};
+  const char* things[] = {"ball", "kite", "cat", "dog", "box", "cake"};
+  for (const auto& [split, first, count] : {std::tuple{"train", 0, 120}, {"valid", 500, 16}, {"test", 900, 16}}) {
+    std::ofstream f(work / "data" / (std::string(split) + ".jsonl"));
+    for (int i = first; i < first + count; ++i) {
+      const std::string n = names[i % 4], t = things[(i / 4) % 6];
+      f << "{\"text\": \"" << n << " had a " << t << ". " << n << " took the " << t << " to the park.\"}\n";
+    }
+  }
+  const std::string common = "--model " + dir_.string() + " --data " + (work / "data").string() + " --adapter-path " +
+                             (work / "adapters").string() + " -t 1";
+  Result train = lmx_run("lora " + common + " --train --iters 100 --learning-rate 5e-4 --steps-per-report 50 "
+                         "--steps-per-eval 100 --save-every 0", "", true);
+  EXPECT_EQ(train.status, 0) << train.out;
+  EXPECT_NE(train.out.find("Iter 0: val loss"), std::string::npos) << train.out;
+  EXPECT_NE(train.out.find("Iter 50: train loss"), std::string::npos) << train.out;
+  EXPECT_NE(train.out.find("tokens/s"), std::string::npos) << train.out;
+  EXPECT_NE(train.out.find("peak memory"), std::string::npos) << train.out;
+  EXPECT_TRUE(fs::exists(work / "adapters" / "adapters.safetensors"));
+  EXPECT_TRUE(fs::exists(work / "adapters" / "adapter_config.json"));
+  Result test = lmx_run("lora " + common + " --test");
+  EXPECT_EQ(test.status, 0);
+  EXPECT_EQ(test.out.rfind("Test loss ", 0), 0u) << test.out;
+
+  const std::string gen = "generate --model " + dir_.string() + " --prompt \"Ben had a\" --temp 0 --max-tokens 12";
+  Result base = lmx_run(gen), adapted = lmx_run(gen + " --adapter-path " + (work / "adapters").string());
+  EXPECT_EQ(adapted.status, 0);
+  EXPECT_NE(adapted.out, base.out);
+  EXPECT_NE(adapted.out.find("took the"), std::string::npos) << adapted.out;
+
+  std::ofstream(work / "data" / "valid.jsonl") << "{\"text\": \"ok\"}\n{\"text\": 1\n";
+  Result bad = lmx_run("lora " + common + " --train --iters 1", "", true);
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.out.find("valid.jsonl:2: not valid JSON"), std::string::npos) << bad.out;
+  fs::remove_all(work);
 }
 
 TEST(CliErrors, BadInputGivesOneClearLineAndNonZeroExit) {

@@ -1,0 +1,184 @@
+// lmx lora: LoRA fine-tuning (mlx-lm's `lora --train` / `--test`) on a folder of
+// train.jsonl / valid.jsonl / test.jsonl, adapters written in mlx-lm's files.
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "lmx/base/error.h"
+#include "lmx/generate/model_container.h"
+#include "lmx/train/adapter_file.h"
+#include "lmx/train/trainer.h"
+
+namespace lmx::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct LoraArgs {
+  std::string model;
+  bool train = false;
+  bool test = false;
+  std::string data = "data";
+  std::string fine_tune_type = "lora";
+  int64_t num_layers = 16;
+  int64_t batch_size = 4;
+  int64_t iters = 1000;
+  double learning_rate = 1e-5;
+  std::string adapter_path = "adapters";
+  int64_t steps_per_report = 10;
+  int64_t steps_per_eval = 200;
+  int64_t val_batches = 25;
+  int64_t test_batches = 500;
+  int64_t save_every = 100;
+  int64_t max_seq_length = 2048;
+  uint64_t seed = 0;
+  bool mask_prompt = false;
+  int64_t rank = 8;
+  double scale = 20.0;
+  double dropout = 0.0;
+  std::vector<std::string> keys;
+  std::string optimizer = "adam";
+  double weight_decay = 0.01;
+  std::string lr_schedule = "constant";
+  int64_t warmup = 0;
+  double grad_clip = 0.0;
+  int threads = 0;
+};
+
+models::TransformerLM& transformer_of(generate::ModelContainer& c) {
+  auto* t = dynamic_cast<models::TransformerLM*>(&c.model());
+  if (!t) throw Unsupported("lora: model type '" + c.model().model_type() + "' cannot be trained yet");
+  return *t;
+}
+
+std::vector<train::Example> read_split(const fs::path& dir, const char* name, const generate::ModelContainer& c) {
+  const fs::path file = dir / (std::string(name) + ".jsonl");
+  if (!fs::exists(file)) throw IoError("lora: " + file.string() + " not found (--data holds train/valid/test.jsonl)");
+  return train::load_jsonl(file, c);
+}
+
+void warn_truncated(const std::vector<train::Example>& data, int64_t max_len, const char* split) {
+  if (int64_t n = train::count_longer_than(data, max_len)) {
+    std::fprintf(stderr, "%s: %lld of %zu examples are longer than --max-seq-length %lld and are truncated\n", split,
+                 static_cast<long long>(n), data.size(), static_cast<long long>(max_len));
+  }
+}
+
+void run_lora(const LoraArgs& a) {
+  apply_threads(a.threads);
+  if (!a.train && !a.test) throw InvalidArgument("lora: give --train, --test or both");
+  if (a.fine_tune_type != "lora") throw Unsupported("lora: --fine-tune-type " + a.fine_tune_type + " (only lora so far)");
+  auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(), {.prepare = true});
+  models::TransformerLM& model = transformer_of(*container);
+  train::DifferentiableTransformer dt(model);
+  const fs::path data(a.data);
+  train::LoraAdapters adapters;
+  if (a.train) {
+    const auto train_set = read_split(data, "train", *container);
+    const auto valid_set = read_split(data, "valid", *container);
+    warn_truncated(train_set, a.max_seq_length, "train");
+    warn_truncated(valid_set, a.max_seq_length, "valid");
+    train::LoraConfig lc;
+    lc.rank = a.rank;
+    lc.scale = static_cast<float>(a.scale);
+    lc.dropout = static_cast<float>(a.dropout);
+    lc.num_layers = std::min(a.num_layers, model.num_layers());
+    if (a.num_layers < 0) lc.num_layers = -1;
+    lc.keys = a.keys;
+    adapters = train::make_lora(model, lc, a.seed);
+    int64_t trainable = 0;
+    for (auto* p : adapters.parameters()) trainable += p->value().numel();
+    std::printf("Training %lld LoRA parameters in %zu layers of the last %lld blocks; %zu train, %zu valid examples\n",
+                static_cast<long long>(trainable), adapters.layers.size(),
+                static_cast<long long>(adapters.config.num_layers), train_set.size(), valid_set.size());
+    train::TrainOptions o;
+    o.batch_size = a.batch_size;
+    o.iters = a.iters;
+    o.steps_per_report = a.steps_per_report;
+    o.steps_per_eval = a.steps_per_eval;
+    o.val_batches = a.val_batches;
+    o.save_every = a.save_every;
+    o.max_seq_length = a.max_seq_length;
+    o.mask_prompt = a.mask_prompt;
+    o.grad_clip = a.grad_clip;
+    o.seed = a.seed;
+    o.schedule.kind = train::parse_schedule(a.lr_schedule);
+    o.schedule.peak = static_cast<float>(a.learning_rate);
+    o.schedule.warmup = a.warmup;
+    o.schedule.total = a.iters;
+    o.optimizer.kind = train::parse_optimizer(a.optimizer);
+    o.optimizer.weight_decay = static_cast<float>(a.weight_decay);
+    o.adapter_path = a.adapter_path;
+    o.config_extra = {{"model", a.model},         {"data", a.data},          {"batch_size", a.batch_size},
+                      {"iters", a.iters},         {"learning_rate", a.learning_rate},
+                      {"max_seq_length", a.max_seq_length}, {"mask_prompt", a.mask_prompt}, {"seed", a.seed},
+                      {"optimizer", a.optimizer}, {"lr_schedule", a.lr_schedule}};
+    train::train(dt, adapters, train_set, valid_set, o, [](const train::TrainReport& r) {
+      switch (r.kind) {
+        case train::TrainReport::Kind::validation:
+          std::printf("Iter %lld: val loss %.3f\n", static_cast<long long>(r.iteration), r.loss);
+          break;
+        case train::TrainReport::Kind::train:
+          std::printf("Iter %lld: train loss %.3f, learning rate %.3e, it/s %.3f, tokens/s %.1f, trained tokens %lld, "
+                      "peak memory %s\n",
+                      static_cast<long long>(r.iteration), r.loss, r.learning_rate, r.iterations_per_second,
+                      r.tokens_per_second, static_cast<long long>(r.trained_tokens), format_bytes(r.peak_memory).c_str());
+          break;
+        case train::TrainReport::Kind::save:
+          std::printf("Iter %lld: saved adapters to %s\n", static_cast<long long>(r.iteration), r.saved.c_str());
+          break;
+      }
+      std::fflush(stdout);
+    });
+  } else {
+    adapters = train::load_adapters(a.adapter_path, model);
+  }
+  if (a.test) {
+    const auto test_set = read_split(data, "test", *container);
+    warn_truncated(test_set, a.max_seq_length, "test");
+    const double loss =
+        train::evaluate(dt, &adapters, test_set, a.batch_size, a.test_batches, a.max_seq_length, a.mask_prompt);
+    std::printf("Test loss %.3f, Test ppl %.3f.\n", loss, std::exp(loss));
+  }
+}
+
+}  // namespace
+
+void add_lora_command(CLI::App& app) {
+  auto a = std::make_shared<LoraArgs>();
+  auto* cmd = app.add_subcommand("lora", "Fine-tune a model with LoRA adapters (mlx-lm's lora), or test adapters");
+  cmd->add_option("-m,--model", a->model, "Model folder or Hugging Face repo id")->required();
+  cmd->add_flag("--train", a->train, "Train adapters");
+  cmd->add_flag("--test", a->test, "Report the loss on test.jsonl (after training, or of --adapter-path)");
+  cmd->add_option("--data", a->data, "Folder with train.jsonl, valid.jsonl, test.jsonl (default data)");
+  cmd->add_option("--fine-tune-type", a->fine_tune_type, "lora (dora and full are not implemented yet)");
+  cmd->add_option("--num-layers", a->num_layers, "Adapt the last N blocks (default 16, or all when fewer; -1 all)");
+  cmd->add_option("--batch-size", a->batch_size, "Examples per step (default 4)");
+  cmd->add_option("--iters", a->iters, "Training steps (default 1000)");
+  cmd->add_option("--learning-rate", a->learning_rate, "Peak learning rate (default 1e-5)");
+  cmd->add_option("--adapter-path", a->adapter_path, "Folder of adapters.safetensors + adapter_config.json (default adapters)");
+  cmd->add_option("--steps-per-report", a->steps_per_report, "Steps between progress lines (default 10)");
+  cmd->add_option("--steps-per-eval", a->steps_per_eval, "Steps between validation losses (default 200)");
+  cmd->add_option("--val-batches", a->val_batches, "Validation batches (default 25; -1 all)");
+  cmd->add_option("--test-batches", a->test_batches, "Test batches (default 500; -1 all)");
+  cmd->add_option("--save-every", a->save_every, "Steps between saved adapters (default 100)");
+  cmd->add_option("--max-seq-length", a->max_seq_length, "Longer examples are truncated (default 2048)");
+  cmd->add_option("--seed", a->seed, "Seed of the initialization, batch order and dropout (default 0)");
+  cmd->add_flag("--mask-prompt", a->mask_prompt, "Leave the prompt tokens out of the loss");
+  cmd->add_option("--rank", a->rank, "LoRA rank (default 8)");
+  cmd->add_option("--lora-scale", a->scale, "LoRA scale (default 20)");
+  cmd->add_option("--lora-dropout", a->dropout, "Dropout on the adapters' input (default 0)");
+  cmd->add_option("--keys", a->keys, "Layers to adapt inside each block, e.g. self_attn.q_proj (default all Linear)");
+  cmd->add_option("--optimizer", a->optimizer, "adam, adamw or sgd (default adam)");
+  cmd->add_option("--weight-decay", a->weight_decay, "AdamW weight decay (default 0.01)");
+  cmd->add_option("--lr-schedule", a->lr_schedule, "constant, linear or cosine (default constant)");
+  cmd->add_option("--warmup", a->warmup, "Linear warmup steps (default 0)");
+  cmd->add_option("--grad-clip", a->grad_clip, "Clip the gradient's global norm (default 0: off)");
+  cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
+  cmd->callback([a] { run_lora(*a); });
+}
+
+}  // namespace lmx::cli

@@ -1,0 +1,147 @@
+#include "lmx/train/differentiable_transformer.h"
+
+#include <cmath>
+
+#include "lmx/base/error.h"
+#include "lmx/core/autograd/functions.h"
+
+namespace lmx::train {
+
+using autograd::Var;
+
+namespace {
+
+void require(bool ok, const models::TransformerSpec& spec, const std::string& what) {
+  if (!ok) throw Unsupported("training " + spec.model_type + ": " + what + " is not supported yet");
+}
+
+Var apply_weight(const nn::WeightMatrix& w, const Var& x, const Tensor& bias) {
+  if (w.quantized()) return autograd::quantized_linear(x, w.quant(), bias);
+  return autograd::linear(x, Var(w.dense()), Var(bias));
+}
+
+}  // namespace
+
+DifferentiableTransformer::DifferentiableTransformer(models::TransformerLM& model)
+    : model_(model), linears_(linear_layers(model)) {
+  const auto& spec = model.spec();
+  require(spec.norm_kind == nn::NormKind::rms, spec, "LayerNorm");
+  require(spec.final_softcap == 0.0f, spec, "final logit soft-capping");
+  for (const auto& ls : spec.layers) {
+    require(!ls.moe, spec, "a mixture-of-experts block");
+    require(!ls.attention.fused_qkv, spec, "a fused qkv projection");
+    require(ls.attention.window == 0, spec, "sliding-window attention");
+    require(ls.attention.softcap == 0.0f, spec, "attention soft-capping");
+    require(ls.mlp.kind == nn::MlpKind::gated && ls.mlp.act == nn::Activation::silu, spec,
+            "an MLP other than SwiGLU");
+  }
+  for (auto& slot : model.parameters()) params_[slot.name] = slot.tensor;
+  for (const auto& rc : spec.ropes) ropes_.push_back(std::make_unique<nn::RotaryEmbedding>(rc));
+}
+
+Var DifferentiableTransformer::project(const std::string& path, const Var& x, const LoraAdapters* lora,
+                                       ops::RandomGenerator* rng) const {
+  auto it = linears_.find(path);
+  if (it == linears_.end()) throw InternalError("training: no Linear '" + path + "'");
+  const nn::Linear& l = *it->second;
+  Var y = apply_weight(l.weight(), x, l.bias());
+  if (lora) {
+    auto ad = lora->layers.find(path);
+    if (ad != lora->layers.end()) {
+      Var xin = rng ? autograd::dropout(x, lora->config.dropout, *rng) : x;
+      Var delta = autograd::matmul(autograd::matmul(xin, ad->second.a), ad->second.b);
+      y = autograd::add(y, autograd::mul(delta, static_cast<double>(lora->config.scale)));
+    }
+  }
+  return y;
+}
+
+Var DifferentiableTransformer::norm(const std::string& path, const Var& x) const {
+  auto it = params_.find(path + ".weight");
+  if (it == params_.end()) throw InternalError("training: no norm weight '" + path + ".weight'");
+  const auto& spec = model_.spec();
+  return autograd::rms_norm(x, Var(*it->second), spec.norm_eps, spec.norm_unit_offset);
+}
+
+Var DifferentiableTransformer::attention(int64_t layer, const Var& x, const LoraAdapters* lora,
+                                         ops::RandomGenerator* rng) const {
+  const auto& ls = model_.spec().layers[static_cast<size_t>(layer)];
+  const nn::AttentionOptions& o = ls.attention;
+  const std::string base = "model.layers." + std::to_string(layer) + ".self_attn.";
+  const int64_t B = x.shape()[0], L = x.shape()[1];
+  Var q = project(base + "q_proj", x, lora, rng);  // [B, L, H * D]
+  Var k = project(base + "k_proj", x, lora, rng);
+  Var v = project(base + "v_proj", x, lora, rng);
+  auto qk_norm = [&](const char* name, const Var& t) {
+    auto it = params_.find(base + name + ".weight");
+    return autograd::rms_norm(t, Var(*it->second), o.norm_eps, o.qk_norm_unit_offset);
+  };
+  if (o.qk_norm == nn::QkNorm::full) {
+    q = qk_norm("q_norm", q);
+    k = qk_norm("k_norm", k);
+  }
+  auto heads = [&](const Var& t, int64_t h) {  // [B, L, h * D] -> [B, h, L, D]
+    return autograd::transpose(autograd::reshape(t, {B, L, h, o.head_dim}), 1, 2);
+  };
+  q = heads(q, o.heads);
+  k = heads(k, o.kv_heads);
+  v = heads(v, o.kv_heads);
+  if (o.qk_norm == nn::QkNorm::per_head) {
+    q = qk_norm("q_norm", q);
+    k = qk_norm("k_norm", k);
+  }
+  if (ls.rope_index >= 0) {
+    const nn::RotaryEmbedding& rope = *ropes_[static_cast<size_t>(ls.rope_index)];
+    std::vector<float> freqs = rope.inv_freq(L);
+    ops::RopeParams p;
+    p.inv_freq = Tensor::from_vector(freqs, {static_cast<int64_t>(freqs.size())}).to(x.value().device());
+    p.rotary_dim = rope.config().dim;
+    p.traditional = rope.config().traditional;
+    p.mscale = rope.attention_scaling();
+    q = autograd::rope(q, p);
+    k = autograd::rope(k, p);
+  }
+  const float scale = o.scale != 0.0f ? o.scale : 1.0f / std::sqrt(static_cast<float>(o.head_dim));
+  Var out = autograd::scaled_dot_product_attention(q, k, v, scale, /*causal=*/true);  // [B, H, L, D]
+  out = autograd::reshape(autograd::transpose(out, 1, 2), {B, L, o.heads * o.head_dim});
+  return project(base + "o_proj", out, lora, rng);
+}
+
+Var DifferentiableTransformer::forward(const Tensor& tokens, const LoraAdapters* lora, ops::RandomGenerator* rng) const {
+  if (tokens.ndim() != 2) throw ShapeError("training forward: tokens must be [batch, seq], got " + shape_str(tokens.shape()));
+  const auto& spec = model_.spec();
+  auto find_embedding = [&]() -> const nn::Embedding& {
+    const nn::Embedding* e = nullptr;
+    model_.for_each_module([&](const std::string& path, nn::Module& m) {
+      if (path == "model.embed_tokens") e = dynamic_cast<const nn::Embedding*>(&m);
+    });
+    if (!e) throw InternalError("training: no model.embed_tokens");
+    return *e;
+  };
+  const nn::Embedding& embed = find_embedding();
+  Var h(embed.forward(tokens));  // frozen: a constant [B, L, hidden]
+  if (spec.embed_scale != 1.0f) h = autograd::mul(h, spec.embed_scale);
+  const double rm = spec.residual_multiplier;
+  for (int64_t i = 0; i < static_cast<int64_t>(spec.layers.size()); ++i) {
+    const std::string base = "model.layers." + std::to_string(i) + ".";
+    Var a = spec.pre_attn_norm.empty() ? h : norm(base + spec.pre_attn_norm, h);
+    a = attention(i, a, lora, rng);
+    if (!spec.post_attn_norm.empty()) a = norm(base + spec.post_attn_norm, a);
+    if (rm != 1.0) a = autograd::mul(a, rm);
+    Var r = autograd::add(h, a);
+    Var f = spec.pre_ffn_norm.empty() ? r : norm(base + spec.pre_ffn_norm, r);
+    const std::string mlp = base + spec.mlp_name + ".";
+    f = project(mlp + "down_proj",
+                autograd::silu_mul(project(mlp + "gate_proj", f, lora, rng), project(mlp + "up_proj", f, lora, rng)),
+                lora, rng);
+    if (!spec.post_ffn_norm.empty()) f = norm(base + spec.post_ffn_norm, f);
+    if (rm != 1.0) f = autograd::mul(f, rm);
+    h = autograd::add(r, f);
+  }
+  h = norm("model.norm", h);
+  Var logits = linears_.count("lm_head") ? project("lm_head", h, lora, rng) : apply_weight(embed.weight(), h, Tensor());
+  if (spec.logits_divisor != 1.0f) logits = autograd::mul(logits, 1.0 / spec.logits_divisor);
+  return logits;
+}
+
+}  // namespace lmx::train

@@ -1,0 +1,60 @@
+// Optimizers over autograd leaves, as MLX's (mlx.optimizers) define them: SGD (with
+// momentum), Adam and AdamW (no bias correction unless asked, MLX's default), plus
+// gradient clipping by global norm. The update is composed of lmx::ops, so it runs where
+// the parameters live.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lmx/core/autograd/variable.h"
+
+namespace lmx::train {
+
+enum class OptimizerKind { sgd, adam, adamw };
+// "sgd", "adam", "adamw"; InvalidArgument naming the value otherwise.
+OptimizerKind parse_optimizer(const std::string& name);
+
+struct OptimizerOptions {
+  OptimizerKind kind = OptimizerKind::adam;
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+  float weight_decay = 0.01f;  // AdamW only (decoupled: p -= lr * wd * p)
+  float momentum = 0.0f;       // SGD only
+  bool bias_correction = false;
+};
+
+class Optimizer {
+ public:
+  Optimizer(std::vector<autograd::Var*> params, OptimizerOptions options);
+  // One update of every parameter that has a gradient, at learning rate lr.
+  void step(float lr);
+  void zero_grad();
+  int64_t steps() const { return t_; }
+
+ private:
+  std::vector<autograd::Var*> params_;
+  OptimizerOptions o_;
+  std::vector<Tensor> m_, v_;  // first / second moments (or SGD velocity in m_)
+  int64_t t_ = 0;
+};
+
+// Scales every gradient by min(1, max_norm / total norm); returns the norm before clipping.
+double clip_grad_norm(const std::vector<autograd::Var*>& params, double max_norm);
+
+// Learning rate at a step: linear warmup from 0 over `warmup` steps, then constant, linear
+// decay or cosine decay to `final_lr` at `total` steps.
+enum class ScheduleKind { constant, linear, cosine };
+ScheduleKind parse_schedule(const std::string& name);
+
+struct Schedule {
+  ScheduleKind kind = ScheduleKind::constant;
+  float peak = 1e-5f;
+  int64_t warmup = 0;
+  int64_t total = 1;
+  float final_lr = 0.0f;
+  // step counts from 0 (the first update).
+  float at(int64_t step) const;
+};
+
+}  // namespace lmx::train

@@ -1,0 +1,151 @@
+#include "lmx/train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <random>
+
+#include "lmx/base/error.h"
+#include "lmx/core/allocator.h"
+#include "lmx/core/autograd/functions.h"
+#include "lmx/core/autograd/grad_scope.h"
+#include "lmx/core/ops/random.h"
+#include "lmx/train/adapter_file.h"
+
+namespace lmx::train {
+namespace {
+
+autograd::Var batch_loss(const DifferentiableTransformer& model, const LoraAdapters* adapters, const Batch& batch,
+                         ops::RandomGenerator* rng) {
+  autograd::Var logits = model.forward(batch.inputs, adapters, rng);  // [B, T, V]
+  const int64_t V = logits.shape().back();
+  return autograd::cross_entropy(autograd::reshape(logits, {-1, V}), batch.targets, batch.weights);
+}
+
+TrainReport validation_report(int64_t it, double loss) {
+  TrainReport r;
+  r.kind = TrainReport::Kind::validation;
+  r.iteration = it;
+  r.loss = loss;
+  return r;
+}
+
+std::string checkpoint_name(int64_t it) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%07lld_adapters.safetensors", static_cast<long long>(it));
+  return buf;
+}
+
+}  // namespace
+
+double evaluate(const DifferentiableTransformer& model, const LoraAdapters* adapters, const std::vector<Example>& data,
+                int64_t batch_size, int64_t num_batches, int64_t max_seq_length, bool mask_prompt) {
+  const auto batches = length_sorted_batches(data, batch_size);
+  double total = 0.0;
+  int64_t tokens = 0;
+  for (size_t i = 0; i < batches.size() && (num_batches < 0 || static_cast<int64_t>(i) < num_batches); ++i) {
+    Batch b = make_batch(data, batches[i], max_seq_length, mask_prompt);
+    if (b.tokens == 0) continue;
+    total += batch_loss(model, adapters, b, nullptr).value().item<double>() * static_cast<double>(b.tokens);
+    tokens += b.tokens;
+  }
+  if (tokens == 0) throw InvalidArgument("evaluate: no batch has a target to score");
+  return total / static_cast<double>(tokens);
+}
+
+TrainResult train(const DifferentiableTransformer& model, LoraAdapters& adapters, const std::vector<Example>& train_set,
+                  const std::vector<Example>& valid_set, const TrainOptions& o,
+                  const std::function<void(const TrainReport&)>& on_report) {
+  if (o.iters <= 0) throw InvalidArgument("train: iters must be positive");
+  const auto batches = length_sorted_batches(train_set, o.batch_size);
+  auto report = [&](const TrainReport& r) {
+    if (on_report) on_report(r);
+  };
+  auto validate = [&]() {
+    return evaluate(model, &adapters, valid_set, o.batch_size, o.val_batches, o.max_seq_length, o.mask_prompt);
+  };
+  auto save = [&](int64_t it) {
+    if (o.adapter_path.empty()) return;
+    nlohmann::json extra = o.config_extra;
+    save_adapters(o.adapter_path, adapters, extra);
+    if (it > 0) save_adapters(o.adapter_path, adapters, extra, checkpoint_name(it));
+    TrainReport r;
+    r.kind = TrainReport::Kind::save;
+    r.iteration = it;
+    r.saved = o.adapter_path / "adapters.safetensors";
+    report(r);
+  };
+
+  std::mt19937_64 order_rng(o.seed);
+  ops::RandomGenerator dropout_rng(o.seed + 1);
+  Optimizer opt(adapters.parameters(), o.optimizer);
+  TrainResult result;
+  result.initial_validation_loss = validate();
+  report(validation_report(0, result.initial_validation_loss));
+
+  std::vector<size_t> order;
+  size_t next = 0;
+  double window_loss = 0.0;
+  int64_t window_steps = 0, window_tokens = 0, trained_tokens = 0;
+  auto window_start = std::chrono::steady_clock::now();
+  allocator_for(Device::cpu()).reset_peak();
+  for (int64_t it = 1; it <= o.iters; ++it) {
+    if (next == order.size()) {  // a new epoch: the batches in a fresh order
+      order.resize(batches.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+      std::shuffle(order.begin(), order.end(), order_rng);
+      next = 0;
+    }
+    const Batch batch = make_batch(train_set, batches[order[next++]], o.max_seq_length, o.mask_prompt);
+    if (batch.tokens == 0) continue;  // every target masked (a prompt longer than the limit)
+    const float lr = o.schedule.at(it - 1);
+    double loss = 0.0;
+    {
+      autograd::GradScope scope;
+      autograd::Var l = batch_loss(model, &adapters, batch, &dropout_rng);
+      loss = l.value().item<double>();
+      if (!std::isfinite(loss)) {
+        throw Error("training stopped at iteration " + std::to_string(it) + ": the loss is " + std::to_string(loss) +
+                    (o.adapter_path.empty() ? std::string()
+                                            : "; the adapters saved last in " + o.adapter_path.string() + " are kept"));
+      }
+      autograd::backward(l);
+    }
+    auto params = adapters.parameters();
+    if (o.grad_clip > 0.0) clip_grad_norm(params, o.grad_clip);
+    opt.step(lr);
+    opt.zero_grad();
+    window_loss += loss;
+    ++window_steps;
+    window_tokens += batch.tokens;
+    trained_tokens += batch.tokens;
+    result.iterations = it;
+    if (it % o.steps_per_report == 0 || it == o.iters) {
+      const double secs =
+          std::max(1e-9, std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count());
+      TrainReport r;
+      r.kind = TrainReport::Kind::train;
+      r.iteration = it;
+      r.loss = window_loss / static_cast<double>(window_steps);
+      r.learning_rate = lr;
+      r.iterations_per_second = static_cast<double>(window_steps) / secs;
+      r.tokens_per_second = static_cast<double>(window_tokens) / secs;
+      r.trained_tokens = trained_tokens;
+      r.peak_memory = cpu_memory_stats().peak_bytes;
+      report(r);
+      window_loss = 0.0;
+      window_steps = window_tokens = 0;
+      window_start = std::chrono::steady_clock::now();
+    }
+    if (o.steps_per_eval > 0 && it % o.steps_per_eval == 0 && it != o.iters) {
+      report(validation_report(it, validate()));
+    }
+    if (o.save_every > 0 && it % o.save_every == 0 && it != o.iters) save(it);
+  }
+  result.final_validation_loss = validate();
+  report(validation_report(result.iterations, result.final_validation_loss));
+  save(result.iterations);
+  return result;
+}
+
+}  // namespace lmx::train

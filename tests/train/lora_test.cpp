@@ -1,0 +1,186 @@
+// The differentiable forward against transformers' logits and the inference path, LoRA
+// applied by Linear (inference) and by the training forward alike, and the gradient of a
+// whole model's loss w.r.t. its adapters against finite differences.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "lmx/core/autograd/functions.h"
+#include "lmx/core/autograd/grad_scope.h"
+#include "lmx/core/ops/linalg.h"
+#include "lmx/core/ops/random.h"
+#include "lmx/models/quantize.h"
+#include "lmx/train/differentiable_transformer.h"
+#include "tests/core/test_util.h"
+#include "tests/train/train_fixtures.h"
+
+namespace lmx {
+namespace {
+
+double max_rel_diff(const std::vector<float>& got, const std::vector<float>& want) {
+  double scale = 1.0, err = 0.0;
+  for (float v : want) scale = std::max(scale, static_cast<double>(std::fabs(v)));
+  for (size_t i = 0; i < want.size(); ++i) err = std::max(err, static_cast<double>(std::fabs(got[i] - want[i])));
+  return err / scale;
+}
+
+// Adapters with random (non-zero) b, so they change the output.
+train::LoraAdapters random_adapters(models::TransformerLM& model, int64_t num_layers, uint64_t seed) {
+  train::LoraConfig c;
+  c.rank = 4;
+  c.scale = 2.0f;
+  c.num_layers = num_layers;
+  train::LoraAdapters a = train::make_lora(model, c, seed);
+  ops::RandomGenerator rng(seed + 7);
+  for (auto& [name, pair] : a.layers) pair.b.set_value(rng.uniform(pair.b.shape(), -0.2f, 0.2f));
+  return a;
+}
+
+TEST(DifferentiableTransformer, ReproducesTransformersLogits) {
+  auto m = testing::load_tiny_llama();
+  train::DifferentiableTransformer dt(testing::transformer(m));
+  Tensor ids = testing::fixture_tensor("input_ids");
+  Tensor want = testing::fixture_tensor("logits");
+  autograd::Var logits = dt.forward(ids, nullptr, nullptr);
+  EXPECT_LT(max_rel_diff(logits.value().to_float_vector(), want.to_float_vector()), 1e-4);
+}
+
+TEST(Lora, MakeLoraFollowsMlxInitAndLayerChoice) {
+  auto m = testing::load_tiny_llama();
+  auto& model = testing::transformer(m);
+  train::LoraConfig c;
+  c.rank = 3;
+  c.num_layers = 1;
+  c.keys = {"self_attn.q_proj", "mlp.down_proj"};
+  train::LoraAdapters a = train::make_lora(model, c, 1);
+  ASSERT_EQ(a.layers.size(), 2u);
+  const auto& q = a.layers.at("model.layers.1.self_attn.q_proj");
+  EXPECT_EQ(q.a.shape(), (Shape{64, 3}));
+  EXPECT_EQ(q.b.shape(), (Shape{3, 64}));
+  for (float v : q.a.value().to_float_vector()) EXPECT_LE(std::fabs(v), 1.0f / 8.0f);  // U(+-1/sqrt(in))
+  for (float v : q.b.value().to_float_vector()) EXPECT_EQ(v, 0.0f);
+  EXPECT_EQ(a.layers.at("model.layers.1.mlp.down_proj").a.shape(), (Shape{128, 3}));
+  c.keys = {"self_attn.nope"};
+  EXPECT_THROW(train::make_lora(model, c, 1), InvalidArgument);
+  c.keys = {};
+  c.num_layers = 3;
+  EXPECT_THROW(train::make_lora(model, c, 1), InvalidArgument);
+  c.num_layers = 2;
+  EXPECT_EQ(train::make_lora(model, c, 1).layers.size(), 14u);  // 7 Linear layers a block
+}
+
+TEST(Lora, LinearAppliesTheAdapterAsADoubleReference) {
+  nn::Linear l(6, 5, true);
+  auto params = l.parameters();
+  Tensor w = testing::random_tensor({5, 6}, 1), b = testing::random_tensor({5}, 2);
+  *params[0].tensor = w;
+  *params[1].tensor = b;
+  auto lora = std::make_shared<nn::LoraWeights>();
+  lora->a = testing::random_tensor({6, 2}, 3);
+  lora->b = testing::random_tensor({2, 5}, 4);
+  lora->scale = 1.7f;
+  l.set_lora(lora);
+  Tensor x = testing::random_tensor({3, 6}, 5);
+  auto got = l.forward(x).to_float_vector();
+  auto xv = x.to_float_vector(), wv = w.to_float_vector(), bv = b.to_float_vector();
+  auto av = lora->a.to_float_vector(), bbv = lora->b.to_float_vector();
+  for (int r = 0; r < 3; ++r)
+    for (int o = 0; o < 5; ++o) {
+      double y = bv[o];
+      for (int i = 0; i < 6; ++i) y += static_cast<double>(xv[r * 6 + i]) * wv[o * 6 + i];
+      double d = 0;
+      for (int k = 0; k < 2; ++k) {
+        double xa = 0;
+        for (int i = 0; i < 6; ++i) xa += static_cast<double>(xv[r * 6 + i]) * av[i * 2 + k];
+        d += xa * bbv[k * 5 + o];
+      }
+      EXPECT_NEAR(got[r * 5 + o], y + 1.7 * d, 1e-4) << r << "," << o;
+    }
+}
+
+TEST(Lora, TrainingForwardEqualsInferenceWithAttachedAdapters) {
+  auto m = testing::load_tiny_llama();
+  auto& model = testing::transformer(m);
+  train::LoraAdapters a = random_adapters(model, 2, 3);
+  train::DifferentiableTransformer dt(model);
+  Tensor ids = testing::fixture_tensor("input_ids");
+  auto trained = dt.forward(ids, &a, nullptr).value().to_float_vector();
+  a.attach(model);
+  auto inference = model.forward(ids, nullptr, {}).to_float_vector();
+  EXPECT_LT(max_rel_diff(trained, inference), 1e-5);
+  Tensor base = testing::fixture_tensor("logits");
+  EXPECT_GT(max_rel_diff(inference, base.to_float_vector()), 1e-3);  // the adapters did change the logits
+  train::LoraAdapters::detach(model);
+  EXPECT_LT(max_rel_diff(model.forward(ids, nullptr, {}).to_float_vector(), base.to_float_vector()), 1e-4);
+}
+
+// Loss of the whole model as a function of one adapter element, by central differences
+// in f32 (h large enough to stay above rounding): a check of the chain through every
+// layer, on the elements with the largest gradients.
+void check_model_gradient(models::TransformerLM& model, double tol) {
+  train::LoraAdapters a = random_adapters(model, 2, 11);
+  train::DifferentiableTransformer dt(model);
+  Tensor ids = testing::fixture_tensor("input_ids").to(Dtype::i32);  // [2, 12]
+  const int64_t B = ids.dim(0), L = ids.dim(1);
+  Tensor inputs = ids.slice(1, 0, L - 1).contiguous();
+  Tensor targets = ids.slice(1, 1, L).contiguous().reshape({-1});
+  std::vector<float> w(static_cast<size_t>(B * (L - 1)), 1.0f);
+  w[3] = 0.0f;
+  Tensor weights = Tensor::from_vector(w, {B * (L - 1)});
+  auto loss = [&]() {
+    autograd::Var logits = dt.forward(inputs, &a, nullptr);
+    return autograd::cross_entropy(autograd::reshape(logits, {-1, logits.shape().back()}), targets, weights);
+  };
+  {
+    autograd::GradScope scope;
+    autograd::backward(loss());
+  }
+  int checked = 0;
+  for (const char* layer : {"model.layers.0.self_attn.k_proj", "model.layers.0.mlp.gate_proj", "model.layers.1.self_attn.v_proj"}) {
+    for (autograd::Var* p : {&a.layers.at(layer).a, &a.layers.at(layer).b}) {
+      std::vector<float> g = p->grad().to_float_vector();
+      size_t best = 0;
+      for (size_t i = 0; i < g.size(); ++i)
+        if (std::fabs(g[i]) > std::fabs(g[best])) best = i;
+      std::vector<float> v = p->value().to_float_vector();
+      const float h = 1e-2f, orig = v[best];
+      v[best] = orig + h;
+      p->set_value(Tensor::from_vector(v, p->shape()));
+      const double up = loss().value().item<double>();
+      v[best] = orig - h;
+      p->set_value(Tensor::from_vector(v, p->shape()));
+      const double down = loss().value().item<double>();
+      v[best] = orig;
+      p->set_value(Tensor::from_vector(v, p->shape()));
+      const double num = (up - down) / (2 * h);
+      EXPECT_NEAR(g[best], num, tol * std::fabs(num) + 1e-5) << layer;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 6);
+}
+
+TEST(Lora, WholeModelGradientMatchesFiniteDifferences) {
+  auto m = testing::load_tiny_llama();
+  check_model_gradient(testing::transformer(m), 2e-2);
+}
+
+TEST(Lora, QLoraGradientMatchesFiniteDifferencesWithThePackedBase) {
+  // Exact f32 activations in the quantized kernels, so the finite differences see no
+  // int16 rounding of x.
+  const ops::QuantActivations saved = ops::quant_activations();
+  ops::set_quant_activations(ops::QuantActivations::f32);
+  auto m = testing::load_tiny_llama(/*prepare=*/false);
+  models::QuantizeOptions q;
+  q.bits = 4;
+  q.group_size = 32;
+  models::quantize_model(*m.model, q);
+  m.model->prepare_for_inference();
+  auto& model = testing::transformer(m);
+  for (auto& [path, l] : train::linear_layers(model)) ASSERT_TRUE(l->weight().quantized()) << path;
+  check_model_gradient(model, 2e-2);
+  ops::set_quant_activations(saved);
+}
+
+}  // namespace
+}  // namespace lmx
