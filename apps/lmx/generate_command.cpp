@@ -9,6 +9,7 @@
 
 #include "cli_common.h"
 #include "generation_options.h"
+#include "logprobs_output.h"
 #include "wired_options.h"
 #include "commands.h"
 #include "lmx/base/error.h"
@@ -42,6 +43,10 @@ void on_sigint(int) {
 void run_generate(const GenerateArgs& a) {
   apply_threads(a.threads);
   const Device device = device_arg(a.device);
+  // The options are checked before the model loads.
+  const generate::GenerateParameters p = to_parameters(a.gen);
+  generate::GenerateOptions opts;
+  opts.stop_strings = stop_strings(a.gen);
   std::string prompt = a.prompt;
   if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(), {.device = device});
@@ -69,10 +74,15 @@ void run_generate(const GenerateArgs& a) {
       std::fprintf(stderr, "%s\n==========\n", container->render_prompt(input).c_str());
     }
   }
-  const generate::GenerateParameters p = to_parameters(a.gen);
-  generate::GenerateOptions opts;
+  const int64_t cached_tokens = cached && !cached->cache.empty() ? cached->cache[0]->offset() : 0;
+  check_against_model(a.gen, *container, cached_tokens + static_cast<int64_t>(ids.size()));
   opts.eos_ids = container->eos_ids(a.gen.extra_eos);
   opts.iterator.on_prefill_progress = show_prefill_progress;
+  std::optional<LogprobsOutput> logprobs;
+  if (a.gen.top_logprobs) {
+    logprobs.emplace(a.gen.logprobs_file, container->tokenizer());
+    opts.token_events = true;
+  }
   generate::GenerationInfo info;
   WiredLog wired_log(a.verbose);
   container->perform([&](models::LanguageModel& model, const tokenizer::Tokenizer& tok) {
@@ -89,12 +99,15 @@ void run_generate(const GenerateArgs& a) {
     while (auto e = gen.next()) {
       if (e->kind == generate::GenerationEvent::Kind::text) {
         write_stdout(e->text);
+      } else if (e->kind == generate::GenerationEvent::Kind::token) {
+        if (logprobs) logprobs->write(e->token);
       } else if (e->kind == generate::GenerationEvent::Kind::info) {
         info = e->info;
       }
     }
   });
   write_stdout("\n");
+  if (logprobs) logprobs->finish();
   if (a.verbose) {
     std::fprintf(stderr, "==========\n");
     std::fprintf(stderr, "Prompt: %lld tokens, %.3f tokens-per-sec\n", static_cast<long long>(info.prompt_tokens),
