@@ -161,7 +161,7 @@ void check_against_model(const GenerationArgs& a, generate::ModelContainer& cont
   const auto it = config.find("max_position_embeddings");
   if (it == config.end() || !it->is_number_integer()) return;
   const int64_t context = it->get<int64_t>();
-  if (prompt_tokens + a.max_tokens > context) {
+  if (context > 0 && a.max_tokens > context - prompt_tokens) {
     std::fprintf(stderr,
                  "lmx: warning: --max-tokens %lld with %lld prompt tokens passes the model's context of %lld "
                  "tokens (max_position_embeddings in config.json): output past it may degrade\n",
