@@ -156,6 +156,7 @@ void run_chat(const ChatArgs& a) {
     if (*message == "/quit" || *message == "/exit") break;
     if (message->empty() || handle_command(*message, session)) continue;
     g_interrupted.store(false);
+    encode_warning_on_invalid_utf8(container->tokenizer(), *message, false, "the message");
     try {
       session.stream_details(*message, [&](const generate::GenerationEvent& e) {
         return print_event(e, logprobs ? &*logprobs : nullptr);
@@ -186,7 +187,7 @@ void add_chat_command(CLI::App& app) {
   add_wired_options(cmd, a->wired);
   cmd->add_option("--resume", a->resume, "Continue a conversation saved with /save");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
-  cmd->add_option("--device", a->device, "cpu, cuda or cuda:N (default cpu)");
+  add_device_option(cmd, a->device);
   cmd->add_flag("-v,--verbose", a->verbose, "Print token counts, speed and peak memory after each reply");
   cmd->callback([a] { run_chat(*a); });
 }

@@ -63,9 +63,11 @@ void run_generate(const GenerateArgs& a) {
     // Matched by the weights' fingerprint, not by the --model text.
     cached.emplace(generate::load_prompt_cache(
         a.prompt_cache_file, {{generate::ModelContainer::kFingerprintKey, container->fingerprint()}}));
-    ids = container->tokenizer().encode(prompt, false);
+    ids = encode_warning_on_invalid_utf8(container->tokenizer(), prompt, false, "the prompt");
     if (ids.empty()) throw InvalidArgument("--prompt-cache-file: give a --prompt to continue the cached one");
   } else {
+    // prepare() reads invalid UTF-8 as U+FFFD too; the check only warns.
+    encode_warning_on_invalid_utf8(container->tokenizer(), prompt, false, "the prompt");
     ids = container->prepare(input);
   }
   if (a.verbose) {
@@ -134,7 +136,7 @@ void add_generate_command(CLI::App& app) {
   add_wired_options(cmd, a->wired);
   cmd->add_option("--prompt-cache-file", a->prompt_cache_file, "Continue from a prompt cache (lmx cache-prompt)");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
-  cmd->add_option("--device", a->device, "cpu, cuda or cuda:N (default cpu)");
+  add_device_option(cmd, a->device);
   cmd->add_flag("-v,--verbose", a->verbose, "Print the prompt and speed / memory statistics");
   cmd->callback([a] { run_generate(*a); });
 
@@ -145,7 +147,7 @@ void add_generate_command(CLI::App& app) {
   cache->add_option("--prompt-cache-file", c->prompt_cache_file, "Where to write the cache (safetensors)")->required();
   add_cache_options(cache, c->gen);
   cache->add_option("-t,--threads", c->threads, "CPU threads");
-  cache->add_option("--device", c->device, "cpu, cuda or cuda:N (default cpu)");
+  add_device_option(cache, c->device);
   cache->callback([c] {
     apply_threads(c->threads);
     const Device device = device_arg(c->device);
