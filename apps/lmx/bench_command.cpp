@@ -29,7 +29,7 @@ void add_bench_command(CLI::App& app) {
   bench->add_option("-d,--depth", m->depth, "Decode after this many cached tokens (default 0, as llama-bench)");
   bench->add_option("-n,--runs", m->runs, "Timed runs after one warm-up (default 3)");
   bench->add_option("-t,--threads", m->threads, "CPU threads");
-  bench->add_option("--device", m->device, "cpu, cuda or cuda:N (default cpu)");
+  add_device_option(bench, m->device);
   bench->add_flag("--json", m->json, "Print one JSON object");
   auto* kernels = bench->add_subcommand("kernels", "Kernel report: GB/s and GFLOP/s next to the measured roofline");
   bench->callback([bench, m] {

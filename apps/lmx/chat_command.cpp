@@ -13,6 +13,7 @@
 
 #include "cli_common.h"
 #include "generation_options.h"
+#include "logprobs_output.h"
 #include "wired_options.h"
 #include "commands.h"
 #include "lmx/base/error.h"
@@ -108,11 +109,16 @@ bool handle_command(const std::string& message, generate::ChatSession& session) 
 }
 
 // Streams a reply: text as it comes, reasoning dimmed (on a terminal), tool calls the
-// model writes as their raw text (nothing it writes is hidden). Ctrl-C stops it.
-bool print_event(const generate::GenerationEvent& e) {
+// model writes as their raw text (nothing it writes is hidden), each token's logprobs to
+// `logprobs` when given. Ctrl-C stops it.
+bool print_event(const generate::GenerationEvent& e, LogprobsOutput* logprobs) {
   static const bool tty = ::isatty(STDOUT_FILENO) != 0;
   using K = generate::GenerationEvent::Kind;
-  if (e.kind == K::text || e.kind == K::tool_call || e.kind == K::rejected_tool_call) {
+  if (e.kind == K::token) {
+    if (logprobs) logprobs->write(e.token);
+  } else if (e.kind == K::info) {
+    if (logprobs) logprobs->restart();  // the next round starts a new reply
+  } else if (e.kind == K::text || e.kind == K::tool_call || e.kind == K::rejected_tool_call) {
     std::fwrite(e.text.data(), 1, e.text.size(), stdout);
   } else if (e.kind == K::reasoning) {
     if (tty) std::fputs("\033[2m", stdout);
@@ -128,11 +134,16 @@ void run_chat(const ChatArgs& a) {
   const Device device = device_arg(a.device);
   const generate::GenerateParameters p = to_parameters(a.gen);
   const nlohmann::ordered_json variables = chat_template_variables(a.gen);
+  std::vector<std::string> stops = stop_strings(a.gen);
   auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(), {.device = device});
   if (!a.adapter_path.empty()) train::attach_adapters(container->model(), a.adapter_path);
+  check_against_model(a.gen, *container, 0);
+  std::optional<LogprobsOutput> logprobs;
+  if (a.gen.top_logprobs) logprobs.emplace(a.gen.logprobs_file, container->tokenizer());
   generate::ChatSession session(container, a.system_prompt, p);
   session.set_template_context(variables);
   session.set_extra_eos(a.gen.extra_eos);
+  session.set_stop_strings(std::move(stops));
   // Ctrl-C during a long prefill stops it at the next chunk (the turn ends as cancelled).
   session.set_prefill_progress([](int64_t done, int64_t total) {
     show_prefill_progress(done, total);
@@ -148,8 +159,11 @@ void run_chat(const ChatArgs& a) {
     if (*message == "/quit" || *message == "/exit") break;
     if (message->empty() || handle_command(*message, session)) continue;
     g_interrupted.store(false);
+    encode_warning_on_invalid_utf8(container->tokenizer(), *message, false, "the message");
     try {
-      session.stream_details(*message, print_event);
+      session.stream_details(*message, [&](const generate::GenerationEvent& e) {
+        return print_event(e, logprobs ? &*logprobs : nullptr);
+      });
     } catch (const std::exception& e) {
       // The session drops the failed turn and keeps the conversation before it.
       std::fprintf(stderr, "\nlmx chat: %s (the conversation is kept: /save FILE saves it)\n", e.what());
@@ -161,6 +175,7 @@ void run_chat(const ChatArgs& a) {
     if (a.verbose) print_turn_stats(session.last_info());
   }
   std::signal(SIGINT, SIG_DFL);
+  if (logprobs) logprobs->finish();
 }
 
 }  // namespace
@@ -176,7 +191,7 @@ void add_chat_command(CLI::App& app) {
   add_wired_options(cmd, a->wired);
   cmd->add_option("--resume", a->resume, "Continue a conversation saved with /save");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
-  cmd->add_option("--device", a->device, "cpu, cuda or cuda:N (default cpu)");
+  add_device_option(cmd, a->device);
   cmd->add_flag("-v,--verbose", a->verbose, "Print token counts, speed and peak memory after each reply");
   cmd->callback([a] { run_chat(*a); });
 }

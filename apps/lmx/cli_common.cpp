@@ -1,5 +1,7 @@
 #include "cli_common.h"
 
+#include <CLI/CLI.hpp>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -8,6 +10,7 @@
 #include "lmx/base/thread_pool.h"
 #include "lmx/core/backend.h"
 #include "lmx/io/hub.h"
+#include "lmx/tokenizer/tokenizer.h"
 
 namespace lmx::cli {
 
@@ -24,6 +27,12 @@ Device device_arg(const std::string& text) {
   } catch (const Error& e) {
     throw InvalidArgument("--device " + text + ": " + e.what());
   }
+}
+
+void add_device_option(CLI::App* cmd, std::string& device) {
+  cmd->add_option("--device", device,
+                  "cpu (default); cuda or cuda:N in a -DLMX_CUDA=ON build, not yet verified on a GPU "
+                  "(docs/cli.md)");
 }
 
 void apply_threads(int threads) {
@@ -63,6 +72,18 @@ void check_stdout() {
     std::clearerr(stdout);
     throw IoError(std::string("cannot write to stdout: ") +
                   (err ? std::strerror(err) : "write error"));
+  }
+}
+
+std::vector<int32_t> encode_warning_on_invalid_utf8(const tokenizer::Tokenizer& tok,
+                                                    std::string_view text,
+                                                    bool add_special_tokens,
+                                                    const char* what) {
+  try {
+    return tok.encode_strict(text, add_special_tokens);
+  } catch (const InvalidArgument& e) {
+    std::fprintf(stderr, "lmx: warning: %s: %s; each invalid sequence is read as U+FFFD\n", what, e.what());
+    return tok.encode(text, add_special_tokens);
   }
 }
 

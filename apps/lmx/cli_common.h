@@ -8,6 +8,14 @@
 
 #include "lmx/core/device.h"
 
+namespace CLI {
+class App;
+}
+
+namespace lmx::tokenizer {
+class Tokenizer;
+}
+
 namespace lmx::cli {
 
 // A local folder, or a Hugging Face repo id resolved through the hub cache.
@@ -15,11 +23,19 @@ std::filesystem::path resolve_model_arg(const std::string& spec);
 // --device: "cpu", "cuda" or "cuda:N", checked against this build and machine (one clear
 // InvalidArgument otherwise, e.g. a build without CUDA).
 Device device_arg(const std::string& text);
+// --device on `cmd`, into `device` (checked later by device_arg()).
+void add_device_option(CLI::App* cmd, std::string& device);
 // Applies --threads (0 = LMX_NUM_THREADS or the core count).
 void apply_threads(int threads);
 // "1,2,3" -> ids; throws InvalidArgument naming the bad entry.
 std::vector<int32_t> parse_id_list(const std::string& text);
 std::string format_bytes(size_t bytes);
+// Tokenizer::encode, with a warning on stderr naming `what` when `text` is not valid
+// UTF-8 (each invalid sequence is then read as U+FFFD, as Python's errors="replace").
+std::vector<int32_t> encode_warning_on_invalid_utf8(const tokenizer::Tokenizer& tok,
+                                                    std::string_view text,
+                                                    bool add_special_tokens,
+                                                    const char* what);
 // Writes and flushes text to stdout; lmx::IoError ("cannot write to stdout: ...") when
 // that fails (a full disk, a closed pipe: main ignores SIGPIPE), so a long generation
 // stops at once instead of computing output nobody gets.

@@ -65,8 +65,22 @@ void run_convert(const ConvertArgs& a) {
       for (auto& p : loaded.model->parameters())
         if (p.tensor->defined() && is_floating(p.tensor->dtype())) *p.tensor = p.tensor->to(*opts.dtype);
     }
-    models::quantize_model(*loaded.model, q);
+    std::vector<models::UnquantizedModule> skipped;
+    const auto quantized = models::quantize_model(*loaded.model, q, &skipped);
+    if (quantized.empty()) {
+      throw InvalidArgument("-q: no layer can be quantized with --q-group-size " + std::to_string(q.group_size) +
+                            (skipped.empty() ? std::string() : " (" + skipped.front().path + ": " +
+                                                                   skipped.front().reason + ")") +
+                            "; nothing written");
+    }
     opts.quantization = q;
+    std::printf("quantized %zu layers to %d bits (group size %d)", quantized.size(), q.bits, q.group_size);
+    if (skipped.empty()) {
+      std::printf("\n");
+    } else {
+      std::printf("; left %zu unquantized:\n", skipped.size());
+      for (const auto& s : skipped) std::printf("  %s: %s\n", s.path.c_str(), s.reason.c_str());
+    }
   }
   io::write_folder_atomic(a.out, a.force, [&](const std::filesystem::path& staging) {
     models::save_model(*loaded.model, src, staging, opts);

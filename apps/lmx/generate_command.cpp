@@ -10,6 +10,7 @@
 #include "cli_common.h"
 #include "constraint_options.h"
 #include "generation_options.h"
+#include "logprobs_output.h"
 #include "wired_options.h"
 #include "commands.h"
 #include "lmx/base/error.h"
@@ -46,6 +47,10 @@ void on_sigint(int) {
 void run_generate(const GenerateArgs& a) {
   apply_threads(a.threads);
   const Device device = device_arg(a.device);
+  // The options are checked before the model loads.
+  generate::GenerateParameters p = to_parameters(a.gen);
+  generate::GenerateOptions opts;
+  opts.stop_strings = stop_strings(a.gen);
   std::string prompt = a.prompt;
   if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(), {.device = device});
@@ -63,9 +68,11 @@ void run_generate(const GenerateArgs& a) {
     // Matched by the weights' fingerprint, not by the --model text.
     cached.emplace(generate::load_prompt_cache(
         a.prompt_cache_file, {{generate::ModelContainer::kFingerprintKey, container->fingerprint()}}));
-    ids = container->tokenizer().encode(prompt, false);
+    ids = encode_warning_on_invalid_utf8(container->tokenizer(), prompt, false, "the prompt");
     if (ids.empty()) throw InvalidArgument("--prompt-cache-file: give a --prompt to continue the cached one");
   } else {
+    // prepare() reads invalid UTF-8 as U+FFFD too; the check only warns.
+    encode_warning_on_invalid_utf8(container->tokenizer(), prompt, false, "the prompt");
     ids = container->prepare(input);
   }
   if (a.verbose) {
@@ -74,11 +81,16 @@ void run_generate(const GenerateArgs& a) {
       std::fprintf(stderr, "%s\n==========\n", container->render_prompt(input).c_str());
     }
   }
-  generate::GenerateParameters p = to_parameters(a.gen);
+  const int64_t cached_tokens = cached && !cached->cache.empty() ? cached->cache[0]->offset() : 0;
+  check_against_model(a.gen, *container, cached_tokens + static_cast<int64_t>(ids.size()));
   add_output_constraint(a.constraint, *container, p);
-  generate::GenerateOptions opts;
   opts.eos_ids = container->eos_ids(a.gen.extra_eos);
   opts.iterator.on_prefill_progress = show_prefill_progress;
+  std::optional<LogprobsOutput> logprobs;
+  if (a.gen.top_logprobs) {
+    logprobs.emplace(a.gen.logprobs_file, container->tokenizer());
+    opts.token_events = true;
+  }
   generate::GenerationInfo info;
   WiredLog wired_log(a.verbose);
   container->perform([&](models::LanguageModel& model, const tokenizer::Tokenizer& tok) {
@@ -95,12 +107,15 @@ void run_generate(const GenerateArgs& a) {
     while (auto e = gen.next()) {
       if (e->kind == generate::GenerationEvent::Kind::text) {
         write_stdout(e->text);
+      } else if (e->kind == generate::GenerationEvent::Kind::token) {
+        if (logprobs) logprobs->write(e->token);
       } else if (e->kind == generate::GenerationEvent::Kind::info) {
         info = e->info;
       }
     }
   });
   write_stdout("\n");
+  if (logprobs) logprobs->finish();
   if (a.verbose) {
     std::fprintf(stderr, "==========\n");
     std::fprintf(stderr, "Prompt: %lld tokens, %.3f tokens-per-sec\n", static_cast<long long>(info.prompt_tokens),
@@ -129,7 +144,7 @@ void add_generate_command(CLI::App& app) {
   add_constraint_options(cmd, a->constraint);
   cmd->add_option("--prompt-cache-file", a->prompt_cache_file, "Continue from a prompt cache (lmx cache-prompt)");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
-  cmd->add_option("--device", a->device, "cpu, cuda or cuda:N (default cpu)");
+  add_device_option(cmd, a->device);
   cmd->add_flag("-v,--verbose", a->verbose, "Print the prompt and speed / memory statistics");
   cmd->callback([a] { run_generate(*a); });
 
@@ -140,7 +155,7 @@ void add_generate_command(CLI::App& app) {
   cache->add_option("--prompt-cache-file", c->prompt_cache_file, "Where to write the cache (safetensors)")->required();
   add_cache_options(cache, c->gen);
   cache->add_option("-t,--threads", c->threads, "CPU threads");
-  cache->add_option("--device", c->device, "cpu, cuda or cuda:N (default cpu)");
+  add_device_option(cache, c->device);
   cache->callback([c] {
     apply_threads(c->threads);
     const Device device = device_arg(c->device);

@@ -83,7 +83,7 @@ void add_logits_command(CLI::App& app) {
   cmd->add_option("--out", a->out, "Write logits [tokens, vocab] (float32 safetensors)");
   cmd->add_flag("--dump-hidden", a->dump_hidden, "Also write each layer's output (hidden.N)");
   cmd->add_option("-t,--threads", a->threads, "CPU threads");
-  cmd->add_option("--device", a->device, "cpu, cuda or cuda:N (default cpu)");
+  add_device_option(cmd, a->device);
   cmd->callback([a] { run_logits(*a); });
 }
 

@@ -9,7 +9,7 @@
 #include "lmx/base/error.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"lmx: run, chat with, embed with and fine-tune language models locally"};
+  CLI::App app{"lmx: run, chat with and serve language models locally (commands: docs/cli.md)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "lmx 0.1.0");
   lmx::cli::add_generate_command(app);

@@ -100,7 +100,7 @@ void add_serve_command(CLI::App& app) {
                   "Largest request body; larger get 413")
       ->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
-  cmd->add_option("--device", a->device, "cpu, cuda or cuda:N (default cpu)");
+  add_device_option(cmd, a->device);
   cmd->callback([a] { run_serve(*a); });
 }
 

@@ -26,7 +26,7 @@ std::string read_stdin() {
 void run_tokenize(const TokenizeArgs& a) {
   auto tok = tokenizer::Tokenizer::from_folder(resolve_model_arg(a.model));
   const std::string text = read_stdin();
-  std::vector<int32_t> ids = tok.encode(text, !a.no_special);
+  std::vector<int32_t> ids = encode_warning_on_invalid_utf8(tok, text, !a.no_special, "the input");
   std::string line;
   for (size_t i = 0; i < ids.size(); ++i) line += (i ? " " : "") + std::to_string(ids[i]);
   std::printf("%s\n", line.c_str());

@@ -170,6 +170,8 @@ ChatSession::Round ChatSession::generate_round(const std::function<bool(const Ge
   std::vector<int32_t> suffix(tokens.begin() + static_cast<std::ptrdiff_t>(common), tokens.end());
   GenerateOptions opts;
   opts.eos_ids = container_->eos_ids(extra_eos_);
+  opts.stop_strings = stop_strings_;
+  opts.token_events = parameters_.logprobs || parameters_.top_logprobs > 0;
   opts.iterator.on_prefill_progress = prefill_progress_;
   opts.iterator.wired_ticket = wired_ticket_;
   if (container_->has_chat_template()) {

@@ -29,7 +29,8 @@ class ChatSession {
   // Calls on_chunk with each text chunk (return false to stop early); returns the reply.
   std::string stream_response(const std::string& text, const std::function<bool(const std::string&)>& on_chunk);
   // Every event (text, reasoning, tool calls, rejected tool calls, info; with tools,
-  // one info per generation round).
+  // one info per generation round; a token event per generated token when the
+  // parameters ask for logprobs or top_logprobs).
   std::string stream_details(const std::string& text, const std::function<bool(const GenerationEvent&)>& on_event);
   // Forgets the history and the cache; keeps the instructions.
   void clear();
@@ -49,6 +50,8 @@ class ChatSession {
   void set_prefill_progress(std::function<void(int64_t, int64_t)> fn) { prefill_progress_ = std::move(fn); }
   // Extra end-of-sequence tokens (by text), as --extra-eos-token.
   void set_extra_eos(std::vector<std::string> tokens) { extra_eos_ = std::move(tokens); }
+  // Each reply ends before the first of these texts (GenerateOptions::stop_strings).
+  void set_stop_strings(std::vector<std::string> stops) { stop_strings_ = std::move(stops); }
 
   // Tools the model may call. Their schemas go to the chat template's `tools`; each
   // call the model makes (in ModelContainer::tool_call_format()) is run through the
@@ -88,6 +91,7 @@ class ChatSession {
   std::unique_ptr<nlohmann::ordered_json> template_context_;  // object or null
   std::function<void(int64_t, int64_t)> prefill_progress_;
   std::vector<std::string> extra_eos_;
+  std::vector<std::string> stop_strings_;
   std::shared_ptr<const chat::ToolRegistry> tools_;
   int max_tool_steps_ = 8;
   std::optional<WiredTicket> wired_ticket_;

@@ -10,13 +10,6 @@
 namespace lmx::generate {
 namespace {
 
-void check_bits(int bits, const char* what) {
-  if (bits != 2 && bits != 3 && bits != 4 && bits != 5 && bits != 6 && bits != 8) {
-    throw InvalidArgument(std::string("quantized kv cache: ") + what + " " + std::to_string(bits) +
-                          " is not one of 2, 3, 4, 5, 6, 8");
-  }
-}
-
 Tensor grow(const Tensor& x, int64_t prev, int64_t capacity) {
   Shape s = x.shape();
   s[2] = capacity;
@@ -26,6 +19,18 @@ Tensor grow(const Tensor& x, int64_t prev, int64_t capacity) {
 }
 
 }  // namespace
+
+void check_kv_bits(int bits, const std::string& what) {
+  if (bits != 2 && bits != 3 && bits != 4 && bits != 5 && bits != 6 && bits != 8) {
+    throw InvalidArgument(what + " " + std::to_string(bits) + " is not one of 2, 3, 4, 5, 6, 8");
+  }
+}
+
+void check_kv_group_size(int group_size, const std::string& what) {
+  if (group_size != 32 && group_size != 64 && group_size != 128) {
+    throw InvalidArgument(what + " " + std::to_string(group_size) + " is not 32, 64 or 128");
+  }
+}
 
 std::vector<Tensor> quantize_rows(const Tensor& x, int group_size, int bits) {
   const int64_t B = x.dim(0), H = x.dim(1), L = x.dim(2), D = x.dim(3);
@@ -54,12 +59,9 @@ Tensor dequantize_rows(
 
 QuantizedKVCache::QuantizedKVCache(int group_size, int bits, int v_bits, int64_t step)
     : group_(group_size), bits_(bits), v_bits_(v_bits > 0 ? v_bits : bits), step_(step) {
-  if (group_size != 32 && group_size != 64 && group_size != 128) {
-    throw InvalidArgument("quantized kv cache: group size " + std::to_string(group_size) +
-                          " is not 32, 64 or 128");
-  }
-  check_bits(bits_, "key bits");
-  check_bits(v_bits_, "value bits");
+  check_kv_group_size(group_size, "quantized kv cache: group size");
+  check_kv_bits(bits_, "quantized kv cache: key bits");
+  check_kv_bits(v_bits_, "quantized kv cache: value bits");
   buf_.k_bits = bits_;
   buf_.v_bits = v_bits_;
   buf_.group_size = group_;
@@ -84,7 +86,7 @@ QuantizedKVCache::QuantizedKVCache(const std::vector<Tensor>& st, int group_size
                         " at group size " + std::to_string(group_size));
     }
     const int bits = static_cast<int>(w.dim(3) * 32 / dim);
-    check_bits(bits, what);
+    check_kv_bits(bits, std::string("QuantizedKVCache state: ") + what + " bits");
     return bits;
   };
   bits_ = bits_of(st[0], st[1], "key");

@@ -8,6 +8,12 @@
 
 namespace lmx::generate {
 
+// InvalidArgument "`what` BITS is not one of 2, 3, 4, 5, 6, 8" / "`what` N is not 32, 64
+// or 128": the bit widths and group sizes a quantized KV cache takes (`what` names the
+// field or option the value came from).
+void check_kv_bits(int bits, const std::string& what);
+void check_kv_group_size(int group_size, const std::string& what);
+
 class QuantizedKVCache : public nn::KVCache {
  public:
   // bits / v_bits in {2, 3, 4, 5, 6, 8}; group_size in {32, 64, 128}.

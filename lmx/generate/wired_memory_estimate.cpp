@@ -15,6 +15,23 @@ namespace {
 
 constexpr int64_t kCacheStep = 256;  // the caches grow in steps of this many positions
 
+// Sizes saturate here, far above any memory, so that absurd requests (max_tokens near
+// INT64_MAX) give an estimate that is refused rather than one that wrapped around to a
+// small number and was let through; sums of a few of them cannot overflow.
+constexpr size_t kSaturated = SIZE_MAX / 8;
+
+size_t sat_mul(size_t a, size_t b) {
+  size_t r = 0;
+  return __builtin_mul_overflow(a, b, &r) ? kSaturated : std::min(r, kSaturated);
+}
+
+size_t sat_add(size_t a, size_t b) { return std::min(kSaturated, std::min(a, kSaturated) + std::min(b, kSaturated)); }
+
+int64_t sat_add(int64_t a, int64_t b) {
+  int64_t r = 0;
+  return __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
 std::string mib(size_t bytes) { return std::to_string((bytes + (size_t{1} << 19)) >> 20) + " MiB"; }
 
 // Bytes one position costs in one layer's cache.
@@ -40,7 +57,7 @@ MemoryEstimate estimate_memory(models::LanguageModel& model,
                                int64_t cached_tokens) {
   MemoryEstimate e;
   e.weight_bytes = region_bytes(weight_regions(model, &e.mapped_weight_bytes));
-  e.context_tokens = cached_tokens + prompt_tokens + params.max_tokens.value_or(0);
+  e.context_tokens = sat_add(sat_add(cached_tokens, prompt_tokens), params.max_tokens.value_or(0));
   const auto* transformer = dynamic_cast<const models::TransformerLM*>(&model);
   if (transformer) {
     const auto& spec = transformer->spec();
@@ -54,13 +71,13 @@ MemoryEstimate estimate_memory(models::LanguageModel& model,
       // buffers grow to in steps, never past the bound.
       const int64_t bound = a.window > 0 ? a.window : params.max_kv_size.value_or(INT64_MAX);
       const int64_t kept = std::min(e.context_tokens, bound);
-      const int64_t positions = std::min((kept + kCacheStep - 1) / kCacheStep * kCacheStep, bound);
+      const int64_t positions = std::min(sat_add(kept, kCacheStep - 1) / kCacheStep * kCacheStep, bound);
       longest = std::max(longest, kept);
       // Only plain caches of full-attention layers turn quantized (maybe_quantize_kv_cache).
       const bool quantized = params.kv_bits && a.window == 0 && !params.max_kv_size &&
                              e.context_tokens > params.quantized_kv_start;
-      e.kv_bytes += static_cast<size_t>(positions) *
-                    kv_bytes_per_position(kv_heads, head_dim, quantized, params);
+      e.kv_bytes = sat_add(e.kv_bytes, sat_mul(static_cast<size_t>(positions),
+                                               kv_bytes_per_position(kv_heads, head_dim, quantized, params)));
       widest = std::max({widest, layer.mlp.intermediate,
                          layer.moe_options.intermediate * layer.moe_options.top_k});
       heads = std::max(heads, a.heads);
@@ -70,10 +87,10 @@ MemoryEstimate estimate_memory(models::LanguageModel& model,
     const auto chunk =
         static_cast<size_t>(std::clamp<int64_t>(prompt_tokens, 1, params.prefill_step_size));
     const auto hidden = static_cast<size_t>(spec.hidden);
-    e.workspace_bytes =
-        sizeof(float) * (chunk * (8 * hidden + 3 * static_cast<size_t>(widest)) +
-                         static_cast<size_t>(heads) * chunk * static_cast<size_t>(longest) +
-                         2 * static_cast<size_t>(spec.vocab));
+    e.workspace_bytes = sat_mul(
+        sizeof(float), sat_add(sat_add(chunk * (8 * hidden + 3 * static_cast<size_t>(widest)),
+                                       sat_mul(static_cast<size_t>(heads) * chunk, static_cast<size_t>(longest))),
+                               2 * static_cast<size_t>(spec.vocab)));
   }
   e.total_bytes = e.weight_bytes + e.kv_bytes + e.workspace_bytes;
   return e;

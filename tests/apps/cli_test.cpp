@@ -25,49 +25,16 @@
 #include <thread>
 #include <tuple>
 
-#include "../generate/shared_data.h"
+#include "cli_run.h"
 #include "lmx/core/backend.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int status;
-  std::string out;
-};
-
-// Runs `lmx ARGS` with stdin from `input`; captures stdout (+ stderr when asked).
-Result lmx_run(const std::string& args, const std::string& input = "", bool with_stderr = false) {
-  const fs::path in = fs::temp_directory_path() / ("lmx-cli-in-" + std::to_string(::getpid()));
-  std::ofstream(in) << input;
-  std::string cmd = std::string(LMX_CLI) + " " + args + " < " + in.string() + (with_stderr ? " 2>&1" : " 2>/dev/null");
-  FILE* p = popen(cmd.c_str(), "r");
-  Result r{-1, ""};
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  r.status = pclose(p);
-  fs::remove(in);
-  return r;
-}
-
-class Cli : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    const fs::path src = lmx::testing::shared_data("models/stories260K");
-    if (!fs::exists(src / "stories260K.bin")) return;
-    dir_ = fs::temp_directory_path() / ("lmx-cli-" + std::to_string(::getpid()));
-    convert_ = lmx_run("convert --from-llama2c " + (src / "stories260K.bin").string() + " --tokenizer " +
-                       (src / "tok512.bin").string() + " --out " + dir_.string());
-  }
-  static void TearDownTestSuite() { fs::remove_all(dir_); }
-  void SetUp() override { LMX_REQUIRE_SHARED(lmx::testing::shared_data("models/stories260K/stories260K.bin")); }
-  static fs::path dir_;
-  static Result convert_;
-};
-fs::path Cli::dir_;
-Result Cli::convert_;
+using Result = lmx::testing::CliResult;
+using lmx::testing::lmx_run;
+using Cli = lmx::testing::Stories260KCli;
 
 TEST_F(Cli, ConvertThenGenerateGreedyEqualsLlama2c) {
   ASSERT_EQ(convert_.status, 0) << convert_.out;
@@ -360,6 +327,39 @@ TEST_F(Cli, LoraTrainsAndGenerateAppliesTheAdapters) {
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.out.find("valid.jsonl:2: not valid JSON"), std::string::npos) << bad.out;
   fs::remove_all(work);
+}
+
+// convert -q names each layer it leaves unquantized and why; the written weights agree
+// (no scales for those, scales for the rest). A group size no layer fits is refused.
+TEST_F(Cli, ConvertQuantizeReportsLayersLeftUnquantized) {
+  ASSERT_EQ(convert_.status, 0) << convert_.out;
+  const fs::path out = dir_ / "q4g32";
+  Result r = lmx_run("convert -q --q-group-size 32 --model " + dir_.string() + " --out " + out.string(), "", true);
+  ASSERT_EQ(r.status, 0) << r.out;
+  std::string expected = "quantized 31 layers to 4 bits (group size 32); left 5 unquantized:\n";
+  for (int i = 0; i < 5; ++i) {
+    expected += "  model.layers." + std::to_string(i) +
+                ".mlp.down_proj: input dimension 172 is not a multiple of the group size 32\n";
+  }
+  EXPECT_EQ(r.out, expected + "wrote " + out.string() + "\n");
+  std::ifstream in(out / "model.safetensors", std::ios::binary);
+  std::string len(8, '\0');
+  in.read(len.data(), 8);
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(len[static_cast<size_t>(i)]);
+  std::string header(n, '\0');
+  in.read(header.data(), static_cast<std::streamsize>(n));
+  const nlohmann::json names = nlohmann::json::parse(header);
+  EXPECT_FALSE(names.contains("model.layers.0.mlp.down_proj.scales"));
+  EXPECT_TRUE(names.contains("model.layers.0.mlp.up_proj.scales"));
+  EXPECT_TRUE(names.contains("model.embed_tokens.scales"));
+  const fs::path none = dir_ / "q4g128";
+  Result refused = lmx_run("convert -q --q-group-size 128 --model " + dir_.string() + " --out " + none.string(), "", true);
+  EXPECT_NE(refused.status, 0);
+  EXPECT_EQ(refused.out, "lmx: error: -q: no layer can be quantized with --q-group-size 128 (model.embed_tokens: "
+                         "input dimension 64 is not a multiple of the group size 128); nothing written\n");
+  EXPECT_FALSE(fs::exists(none));
+  fs::remove_all(out);
 }
 
 TEST(CliErrors, BadInputGivesOneClearLineAndNonZeroExit) {

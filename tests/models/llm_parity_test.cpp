@@ -168,6 +168,8 @@ TEST(ModelLoading, NonsenseConfigValuesNameTheField) {
       {{{"intermediate_size", -1}}, "intermediate_size"},
       {{{"vocab_size", 0}}, "vocab_size"},
       {{{"head_dim", 0}}, "head_dim"},
+      {{{"max_position_embeddings", -1}}, "max_position_embeddings"},
+      {{{"max_position_embeddings", 0}}, "max_position_embeddings"},
   };
   for (const auto& c : cases) {
     nlohmann::json cfg = good;

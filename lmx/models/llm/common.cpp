@@ -46,7 +46,9 @@ nn::RopeConfig read_rope(const ConfigReader& c, int64_t dim, const std::string& 
   nn::RopeConfig r;
   r.dim = dim;
   r.max_position_embeddings = c.get_int("max_position_embeddings", 2048);
+  if (r.max_position_embeddings <= 0) c.fail("max_position_embeddings", "must be positive");
   r.original_max_position_embeddings = c.get_int("original_max_position_embeddings", 0);
+  if (r.original_max_position_embeddings < 0) c.fail("original_max_position_embeddings", "must be >= 0");
   r.theta = c.get_positive("rope_theta", 10000.0);
   std::optional<ConfigReader> params = c.object("rope_parameters");
   if (params && !layer_type.empty() && params->has(layer_type)) params = params->object(layer_type);
