@@ -1,8 +1,8 @@
 // The bodies of POST /v1/chat/completions and POST /v1/completions, read into the
 // GenerateParameters and options of one generation. Every field is type- and
 // range-checked (ApiError 400 naming it); unknown fields are ignored; fields this server
-// cannot honour yet (n > 1, logprobs, a response_format other than text) are refused
-// rather than silently dropped.
+// cannot honour yet (a response_format other than text) are refused
+// rather than silently dropped. n and logprobs: choice_fields.h.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -21,6 +21,7 @@ struct SamplingRequest {
   std::vector<std::string> stop;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
+  int64_t n = 1;               // choices (choice_fields.h)
 };
 
 enum class ToolChoice { kAuto, kNone };
