@@ -158,10 +158,14 @@ void BatchScheduler::work() {
       }
     }
     prefilling_count_.store(prefilling_.size());
-    if (container_) {
-      container_->perform([&](models::LanguageModel&, const tokenizer::Tokenizer&) { step(); });
-    } else {
-      step();
+    try {
+      if (container_) {
+        container_->perform([&](models::LanguageModel&, const tokenizer::Tokenizer&) { step(); });
+      } else {
+        step();
+      }
+    } catch (const std::exception& e) {
+      fail_all(e.what());  // the worker lives on for the next requests
     }
   }
 }
@@ -252,15 +256,7 @@ void BatchScheduler::decode() {
     if (!logits.device().is_cpu()) logits = logits.contiguous().to(Device::cpu());
     logits = logits.contiguous();
   } catch (const std::exception& e) {
-    // The batch cannot go on: every row ends with the error.
-    std::vector<std::unique_ptr<Sequence>> failed = std::move(rows_);
-    rows_.clear();
-    batch_cache_.clear();
-    row_count_.store(0);
-    for (auto& s : failed) {
-      s->group->fail(e.what());
-      finish(*s, StopReason::cancelled, false);
-    }
+    fail_rows(e.what());  // the batch cannot go on
     return;
   }
   steps_.fetch_add(1);
@@ -278,7 +274,14 @@ void BatchScheduler::decode() {
     Sequence& s = *rows_[static_cast<size_t>(r)];
     const float* p = logits.data<float>() + r * vocab;
     row.assign(p, p + vocab);
-    const int32_t token = s.sampler->sample(row);
+    int32_t token = -1;
+    try {
+      token = s.sampler->sample(row);  // runs the request's logits processors
+    } catch (const std::exception& e) {
+      s.group->fail(e.what());  // this row ends; the others go on
+      done.push_back({static_cast<size_t>(r), StopReason::cancelled, false});
+      continue;
+    }
     if (++s.generated == 1) s.first_token = Clock::now();
     if (s.options.token_events) {
       GenerationEvent t;
@@ -326,6 +329,26 @@ void BatchScheduler::finish(Sequence& s, StopReason reason, bool flush_detokeniz
   i.generation_tps = i.generation_seconds > 0 ? static_cast<double>(i.generated_tokens - 1) / i.generation_seconds : 0;
   i.stop_reason = reason;
   s.group->push(s.index, std::move(info));
+}
+
+void BatchScheduler::fail_rows(const std::string& error) {
+  std::vector<std::unique_ptr<Sequence>> failed = std::move(rows_);
+  rows_.clear();
+  batch_cache_.clear();
+  row_count_.store(0);
+  for (auto& s : failed) {
+    s->group->fail(error);
+    finish(*s, StopReason::cancelled, false);
+  }
+}
+
+void BatchScheduler::fail_all(const std::string& error) {
+  fail_rows(error);
+  while (!prefilling_.empty()) {
+    auto s = take_prefilling(0);
+    s->group->fail(error);
+    finish(*s, StopReason::cancelled, false);
+  }
 }
 
 std::unique_ptr<BatchScheduler::Sequence> BatchScheduler::take_row(size_t r) {

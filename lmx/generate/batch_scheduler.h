@@ -117,6 +117,9 @@ class BatchScheduler {
   // the counts stats() reads follow at once.
   std::unique_ptr<Sequence> take_row(size_t r);
   std::unique_ptr<Sequence> take_prefilling(size_t i);
+  // Ends the batch's rows (and with fail_all the prefilling sequences too) with `error`.
+  void fail_rows(const std::string& error);
+  void fail_all(const std::string& error);
 
   std::shared_ptr<ModelContainer> container_;  // null when running a bare model
   models::LanguageModel& model_;

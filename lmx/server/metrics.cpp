@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "lmx/core/allocator.h"
+
 namespace lmx::server {
 
 namespace {
@@ -75,6 +77,11 @@ std::string ServerMetrics::render(const generate::SchedulerStats& s, size_t admi
     header(out, "lmx_generated_tokens_total", "counter", "Tokens generated.");
     sample(out, "lmx_generated_tokens_total", static_cast<double>(generated_tokens_));
   }
+  const MemoryStats memory = cpu_memory_stats();
+  header(out, "lmx_memory_active_bytes", "gauge", "CPU tensor memory handed out and not yet freed.");
+  sample(out, "lmx_memory_active_bytes", static_cast<double>(memory.active_bytes));
+  header(out, "lmx_memory_cache_bytes", "gauge", "Freed CPU tensor buffers kept for reuse.");
+  sample(out, "lmx_memory_cache_bytes", static_cast<double>(memory.cache_bytes));
   header(out, "lmx_requests_admitted", "gauge", "Requests holding a place (running or waiting).");
   sample(out, "lmx_requests_admitted", static_cast<double>(admitted_requests));
   header(out, "lmx_queue_depth", "gauge", "Sequences waiting for a batch row.");

@@ -208,5 +208,30 @@ TEST(BatchScheduler, DeadlineEndsTheGroupAndBadPromptsAreRefused) {
   EXPECT_THROW(scheduler.submit({r}), InvalidArgument);
 }
 
+// A logits processor that throws ends its own sequence with the error; the row beside
+// it runs to its limit and the scheduler keeps serving.
+TEST(BatchScheduler, ThrowingLogitsProcessorFailsOnlyItsSequence) {
+  LMX_REQUIRE_STORIES();
+  auto c = testing::stories260k();
+  BatchScheduler scheduler(c, {4});
+  ScheduledRequest good;
+  good.prompt = {1, 403, 407};
+  good.params.temperature = 0;
+  good.params.max_tokens = 30;
+  good.params.logit_bias = {{2, -100.0f}};
+  ScheduledRequest bad = good;
+  bad.params.logits_processors.push_back([](const std::vector<int32_t>& seq, std::vector<float>&) {
+    if (seq.size() > 5) throw InvalidArgument("constraint broken");
+  });
+  auto g1 = scheduler.submit({good});
+  auto g2 = scheduler.submit({bad});
+  const auto failed = drain(*g2, 1)[0];
+  EXPECT_EQ(failed.info.stop_reason, generate::StopReason::cancelled);
+  EXPECT_EQ(g2->error(), "constraint broken");
+  EXPECT_EQ(drain(*g1, 1)[0].info.generated_tokens, 30);
+  EXPECT_TRUE(g1->error().empty());
+  EXPECT_EQ(drain(*scheduler.submit({good}), 1)[0].info.generated_tokens, 30);
+}
+
 }  // namespace
 }  // namespace lmx

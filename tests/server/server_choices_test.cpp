@@ -10,19 +10,8 @@
 namespace lmx::testing {
 namespace {
 
-class ServerChoices : public ::testing::Test {
+class ServerChoices : public StoriesServerSuite {
  protected:
-  static void SetUpTestSuite() {
-    if (!have_stories()) return;
-    model_ = load_stories();
-    server_ = std::make_unique<TestServer>(model_, server::ServerOptions{});
-  }
-  static void TearDownTestSuite() {
-    server_.reset();
-    model_.reset();
-  }
-  void SetUp() override { LMX_REQUIRE_STORIES(); }
-
   // The greedy reply's token ids (generated alone) and, per generated position, the
   // log-softmax over the vocabulary from one forward pass of prompt + reply.
   struct Truth {
@@ -91,11 +80,10 @@ class ServerChoices : public ::testing::Test {
       EXPECT_EQ(a["bytes"], bytes_of(a["token"].get<std::string>()));
       EXPECT_EQ(a.size(), 3u) << a;
     }
-    if (top > 0) EXPECT_EQ(e["top_logprobs"][0]["token"], text) << "greedy picks the most likely";
+    if (top > 0) {
+      EXPECT_EQ(e["top_logprobs"][0]["token"], text) << "greedy picks the most likely";
+    }
   }
-
-  static inline std::shared_ptr<generate::ModelContainer> model_;
-  static inline std::unique_ptr<TestServer> server_;
 };
 
 TEST_F(ServerChoices, ChatLogprobsWholeAndStreamedMatchTheModel) {
