@@ -114,6 +114,8 @@ std::shared_ptr<ScheduledGroup> BatchScheduler::submit(std::vector<ScheduledRequ
     if (r.params.max_tokens && *r.params.max_tokens < 0)
       throw InvalidArgument("max_tokens must be >= 0, got " + std::to_string(*r.params.max_tokens));
     if (r.params.prefill_step_size <= 0) throw InvalidArgument("prefill_step_size must be positive");
+    if (r.params.kv_bits || r.params.max_kv_size)
+      throw InvalidArgument("BatchScheduler: kv_bits and max_kv_size are not supported in a batch (rows keep f32 keys)");
     auto s = std::make_unique<Sequence>();
     s->group = group;
     s->index = i;

@@ -206,6 +206,9 @@ TEST(BatchScheduler, DeadlineEndsTheGroupAndBadPromptsAreRefused) {
   EXPECT_THROW(scheduler.submit({r}), InvalidArgument);
   r.prompt = {};
   EXPECT_THROW(scheduler.submit({r}), InvalidArgument);
+  r.prompt = {1};
+  r.params.kv_bits = 4;
+  EXPECT_THROW(scheduler.submit({r}), InvalidArgument);
 }
 
 // A logits processor that throws ends its own sequence with the error; the row beside
