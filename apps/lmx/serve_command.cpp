@@ -56,6 +56,9 @@ void run_serve(ServeArgs a) {
   if (a.server.default_max_tokens < 1) throw InvalidArgument("--max-tokens must be >= 1");
   // Each waiting request holds an HTTP thread.
   if (a.server.max_queue > 1024) throw InvalidArgument("--max-queue must be at most 1024");
+  if (a.server.max_concurrent < 1 || a.server.max_concurrent > 256)
+    throw InvalidArgument("--max-concurrent must be in [1, 256]");
+  if (!(a.server.request_timeout_seconds >= 0)) throw InvalidArgument("--timeout must be >= 0");
 
   models::LoadOptions load_options;
   load_options.device = device;
@@ -69,7 +72,7 @@ void run_serve(ServeArgs a) {
                  a.server.host.c_str());
   std::fprintf(stderr,
                "lmx serve: %s on http://%s:%d (POST /v1/chat/completions, POST /v1/completions, "
-               "GET /v1/models, GET /health); Ctrl-C stops\n",
+               "GET /v1/models, GET /health, GET /metrics); Ctrl-C stops\n",
                a.server.model_id.c_str(), a.server.host.c_str(), port);
   running = &http;
   http.listen();
@@ -90,8 +93,14 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--api-key", a->server.api_key,
                   "Require Authorization: Bearer KEY (or set LMX_API_KEY)")
       ->envname("LMX_API_KEY");
+  cmd->add_option("--max-concurrent", a->server.max_concurrent,
+                  "Requests decoded together in one batch (continuous batching)")
+      ->capture_default_str();
   cmd->add_option("--max-queue", a->server.max_queue,
-                  "Requests that may wait for the model; more get 503")
+                  "Requests that may wait for a free batch row; more get 503")
+      ->capture_default_str();
+  cmd->add_option("--timeout", a->server.request_timeout_seconds,
+                  "Seconds a request may run before it ends with 504 (0: no limit)")
       ->capture_default_str();
   cmd->add_option("--max-tokens", a->server.default_max_tokens,
                   "Token limit of requests that set none")

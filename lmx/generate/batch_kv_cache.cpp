@@ -47,6 +47,74 @@ int64_t BatchKVCache::trim(int64_t n) {
   return dropped;
 }
 
+namespace {
+
+// Fresh zeroed buffers of `rows` rows and `length` positions (rounded up to the step).
+Tensor zeroed_like(const Tensor& like, int64_t rows, int64_t length, int64_t step) {
+  const int64_t capacity = std::max<int64_t>(step, (length + step - 1) / step * step);
+  return Tensor::zeros({rows, like.dim(1), capacity, like.dim(3)}, Dtype::f32, like.device());
+}
+
+}  // namespace
+
+void BatchKVCache::add_row(const Tensor& keys, const Tensor& values) {
+  const int64_t n = keys.defined() ? keys.dim(2) : 0;
+  if (keys.defined()) {
+    check_kv(keys, values, "BatchKVCache::add_row");
+    if (keys.dim(0) != 1) throw ShapeError("BatchKVCache::add_row: a row of batch " + std::to_string(keys.dim(0)));
+    if (keys_.defined() && (keys.dim(1) != keys_.dim(1) || keys.dim(3) != keys_.dim(3)))
+      throw ShapeError("BatchKVCache::add_row: heads / head_dim differ from the batch's");
+  }
+  const int64_t B = rows();
+  const int64_t shift = std::max<int64_t>(0, n - offset_);  // the batch moves right by this
+  const int64_t length = offset_ + shift;
+  const Tensor& like = keys_.defined() ? keys_ : keys;
+  if (like.defined()) {
+    Tensor k = zeroed_like(like, B + 1, length, step_), v = zeroed_like(values_.defined() ? values_ : values, B + 1, length, step_);
+    if (B > 0 && keys_.defined() && offset_ > 0) {
+      k.slice(0, 0, B).slice(2, shift, length).copy_(keys_.slice(2, 0, offset_));
+      v.slice(0, 0, B).slice(2, shift, length).copy_(values_.slice(2, 0, offset_));
+    }
+    if (n > 0) {
+      k.slice(0, B, B + 1).slice(2, length - n, length).copy_(keys);
+      v.slice(0, B, B + 1).slice(2, length - n, length).copy_(values);
+    }
+    keys_ = k;
+    values_ = v;
+  }
+  for (int64_t& p : pad_) p += shift;
+  pad_.push_back(length - n);
+  offset_ = length;
+}
+
+void BatchKVCache::remove_row(int64_t b) {
+  if (b < 0 || b >= rows()) throw InvalidArgument("BatchKVCache::remove_row: no row " + std::to_string(b));
+  pad_.erase(pad_.begin() + b);
+  if (pad_.empty()) {  // nothing left: the buffers go
+    keys_ = {};
+    values_ = {};
+    offset_ = 0;
+    return;
+  }
+  const int64_t drop = std::min(*std::min_element(pad_.begin(), pad_.end()), offset_);
+  const int64_t length = offset_ - drop;
+  if (keys_.defined()) {
+    const int64_t B = rows() + 1;
+    Tensor k = zeroed_like(keys_, B - 1, length, step_), v = zeroed_like(values_, B - 1, length, step_);
+    auto move_rows = [&](int64_t from, int64_t to, int64_t dest) {
+      if (to <= from || length == 0) return;
+      k.slice(0, dest, dest + to - from).slice(2, 0, length).copy_(keys_.slice(0, from, to).slice(2, drop, offset_));
+      v.slice(0, dest, dest + to - from).slice(2, 0, length).copy_(values_.slice(0, from, to).slice(2, drop, offset_));
+    };
+    move_rows(0, b, 0);
+    move_rows(b + 1, B, b);
+    keys_ = k;
+    values_ = v;
+  }
+  for (int64_t& p : pad_) p -= drop;
+  offset_ = length;
+}
+
 std::vector<Tensor> BatchKVCache::state() const {
   if (!keys_.defined() || offset_ == 0) return {};
   return {keys_.slice(2, 0, offset_), values_.slice(2, 0, offset_)};

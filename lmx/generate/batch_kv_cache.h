@@ -2,6 +2,11 @@
 // positions. Keys are stored at padded positions; make_mask hides the padding (and
 // applies causality and the layer's window), and attention rotates row b's queries and
 // keys at their true positions (offset - left_padding[b] + s).
+//
+// Rows may join and leave between steps (continuous batching): a sequence prefilled
+// alone joins as the last row, left-padded to the batch's length (or the batch is
+// padded to its length), and a row that leaves takes its keys with it; positions no
+// remaining row sees are dropped from the front.
 #pragma once
 
 #include "lmx/nn/kv_cache.h"
@@ -20,6 +25,13 @@ class BatchKVCache : public nn::KVCache {
   std::vector<Tensor> state() const override;
   std::string class_name() const override { return "BatchKVCache"; }
   std::unique_ptr<nn::KVCache> copy() const override;
+
+  int64_t rows() const { return static_cast<int64_t>(pad_.size()); }
+  // Appends a row holding keys / values [1, kv_heads, n, head_dim] (undefined: n = 0)
+  // at positions 0..n-1 of its sequence.
+  void add_row(const Tensor& keys, const Tensor& values);
+  // Removes row b (later rows move up by one).
+  void remove_row(int64_t b);
 
  private:
   std::vector<int64_t> pad_;

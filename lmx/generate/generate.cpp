@@ -51,83 +51,22 @@ std::set<int32_t> collect_eos_ids(const io::ModelFolder& folder, const tokenizer
   return ids;
 }
 
+void default_xtc_special_tokens(GenerateParameters& params, const tokenizer::Tokenizer& tok,
+                                const std::set<int32_t>& eos_ids) {
+  if (params.xtc_probability <= 0 || !params.xtc_special_tokens.empty()) return;
+  params.xtc_special_tokens = tok.encode("\n", false);
+  params.xtc_special_tokens.insert(params.xtc_special_tokens.end(), eos_ids.begin(), eos_ids.end());
+}
+
 Generation::Generation(models::LanguageModel& model, const tokenizer::Tokenizer& tok, std::vector<int32_t> prompt,
                        const GenerateParameters& params, GenerateOptions options, nn::KVCacheList* cache)
-    : options_(std::move(options)), detok_(tok.streaming_detokenizer(options_.skip_special_tokens)) {
+    : options_(std::move(options)), text_(tok, options_) {
   options_.iterator.cancel = &cancel_;
   options_.iterator.stop = stop_.get_token();
   allocator_for(Device::cpu()).reset_peak();
   params_ = params;
-  if (params_.xtc_probability > 0 && params_.xtc_special_tokens.empty()) {
-    // As mlx-lm: the newline and the EOS tokens are never excluded by XTC.
-    params_.xtc_special_tokens = tok.encode("\n", false);
-    params_.xtc_special_tokens.insert(params_.xtc_special_tokens.end(), options_.eos_ids.begin(),
-                                      options_.eos_ids.end());
-  }
-  if (options_.tool_call_format) {
-    tool_processor_ = std::make_unique<chat::ToolCallProcessor>(*options_.tool_call_format, options_.tool_calls);
-  }
+  default_xtc_special_tokens(params_, tok, options_.eos_ids);
   it_ = std::make_unique<TokenIterator>(model, std::move(prompt), params_, cache, options_.iterator);
-}
-
-void Generation::emit_text(std::string text, bool final) {
-  if (!tool_processor_) {
-    if (!text.empty()) {
-      GenerationEvent e;
-      e.text = std::move(text);
-      queue_.push_back(std::move(e));
-    }
-    return;
-  }
-  std::vector<chat::ToolStreamEvent> events;
-  if (!text.empty()) events = tool_processor_->feed(text);
-  if (final) {
-    auto rest = tool_processor_->finish();
-    events.insert(events.end(), std::make_move_iterator(rest.begin()), std::make_move_iterator(rest.end()));
-  }
-  using TK = chat::ToolStreamEvent::Kind;
-  for (auto& t : events) {
-    GenerationEvent e;
-    switch (t.kind) {
-      case TK::kText:
-        if (t.text.empty()) continue;  // protocol markup (Harmony headers): no text for the user
-        e.text = std::move(t.text);
-        break;
-      case TK::kReasoning:
-        if (t.text.empty()) continue;
-        e.kind = GenerationEvent::Kind::reasoning;
-        e.text = std::move(t.text);
-        break;
-      case TK::kToolCall:
-        e.kind = GenerationEvent::Kind::tool_call;
-        e.call = std::move(t.call);
-        e.text = std::move(t.raw);
-        break;
-      case TK::kRejectedToolCall:
-        e.kind = GenerationEvent::Kind::rejected_tool_call;
-        e.error = std::move(t.error);
-        e.text = std::move(t.raw);
-        break;
-    }
-    queue_.push_back(std::move(e));
-  }
-}
-
-std::string Generation::release_safe_text(bool final) {
-  if (final || options_.stop_strings.empty()) return std::exchange(pending_, {});
-  // Hold back the longest suffix that is a proper prefix of some stop string.
-  size_t hold = 0;
-  for (const auto& s : options_.stop_strings) {
-    for (size_t len = std::min(s.size() - 1, pending_.size()); len > hold; --len) {
-      if (pending_.compare(pending_.size() - len, len, s, 0, len) == 0) {
-        hold = len;
-        break;
-      }
-    }
-  }
-  std::string out = pending_.substr(0, pending_.size() - hold);
-  pending_.erase(0, pending_.size() - hold);
-  return out;
 }
 
 GenerationEvent Generation::finish(StopReason reason) {
@@ -151,9 +90,7 @@ GenerationEvent Generation::finish(StopReason reason) {
 void Generation::end(StopReason reason, bool flush_detokenizer) {
   final_reason_ = reason;
   it_->release_wired();
-  std::string text = std::exchange(pending_, {});
-  if (flush_detokenizer) text += detok_.finish();
-  emit_text(std::move(text), true);
+  text_.end(flush_detokenizer, queue_);
   queue_.push_back(finish(reason));
 }
 
@@ -181,17 +118,6 @@ StopReason Generation::run(const std::function<bool(const GenerationEvent&)>& fn
   return final_reason_.value_or(StopReason::length);
 }
 
-TokenLogprob token_logprob(const TokenIterator& it, int32_t token, const GenerateParameters& params) {
-  TokenLogprob t;
-  t.token = token;
-  const auto& lp = it.sampler().last_logprobs();
-  if ((params.logprobs || params.top_logprobs > 0) && static_cast<size_t>(token) < lp.size()) {
-    t.logprob = lp[static_cast<size_t>(token)];
-    t.top_logprobs = it.sampler().last_top_logprobs();
-  }
-  return t;
-}
-
 void Generation::produce() {
   if (final_reason_) {
     queue_.push_back(finish(*final_reason_));
@@ -210,19 +136,11 @@ void Generation::produce() {
       // The token goes first and whatever this step releases follows.
       GenerationEvent t;
       t.kind = GenerationEvent::Kind::token;
-      t.token = token_logprob(*it_, *token, params_);
+      t.token = it_->sampler().logprob(*token);
       queue_.push_back(std::move(t));
     }
     if (options_.eos_ids.count(*token)) return end(StopReason::stop, true);
-    pending_ += detok_.add(*token);
-    for (const auto& s : options_.stop_strings) {
-      const size_t at = pending_.find(s);
-      if (at != std::string::npos) {
-        pending_.resize(at);  // the stop string and anything after it are never emitted
-        return end(StopReason::stop, false);
-      }
-    }
-    emit_text(release_safe_text(false), false);
+    if (text_.add(*token, queue_)) return end(StopReason::stop, false);
   }
 }
 
@@ -251,7 +169,7 @@ std::optional<TokenLogprob> TokenGeneration::next() {
   }
   if (!token) return stop_with(StopReason::length);
   if (eos_.count(*token)) return stop_with(StopReason::stop);
-  return token_logprob(*it_, *token, it_->params());
+  return it_->sampler().logprob(*token);
 }
 
 StopReason TokenGeneration::run(const std::function<bool(const TokenLogprob&)>& fn) {

@@ -35,11 +35,6 @@ struct GenerationInfo {
   StopReason stop_reason = StopReason::length;
 };
 
-struct TokenLogprob {
-  int32_t token = -1;
-  float logprob = 0;  // log-probability after the logit processors, before filtering
-  std::vector<std::pair<int32_t, float>> top_logprobs;  // most likely first
-};
 
 struct GenerationEvent {
   // token events come only with GenerateOptions::token_events, one per generated
@@ -70,11 +65,43 @@ struct GenerateOptions {
   TokenIteratorOptions iterator;
 };
 
+// The text side of a generation: generated tokens through the streaming detokenizer,
+// the stop-string filter (a partial match is held back until it is decided) and, with
+// options.tool_call_format, the tool-call processor, as text / reasoning / tool_call
+// events. The caller feeds tokens (EOS excluded) and ends it.
+class TextStream {
+ public:
+  TextStream(const tokenizer::Tokenizer& tok, const GenerateOptions& options);
+  // Queues what this token releases. True when a stop string appeared: the text up to
+  // it is kept and the stream must end (end(false)).
+  bool add(int32_t token, std::deque<GenerationEvent>& out);
+  // Queues the held text (and the detokenizer's rest with flush_detokenizer) and
+  // flushes the tool-call processor.
+  void end(bool flush_detokenizer, std::deque<GenerationEvent>& out);
+
+ private:
+  // Queues released text as text events, or through the tool-call processor; `final`
+  // also flushes the processor.
+  void emit(std::string text, bool final, std::deque<GenerationEvent>& out);
+  // Moves the part of pending_ that cannot start a stop string into the returned text.
+  std::string release_safe_text();
+
+  std::vector<std::string> stop_strings_;
+  tokenizer::StreamingDetokenizer detok_;
+  std::string pending_;
+  std::unique_ptr<chat::ToolCallProcessor> tool_processor_;
+};
+
 // EOS ids as the reference merges them: config.json eos_token_id (root or text_config),
 // replaced by generation_config.json's when present, plus the tokenizer's eos, plus
 // `extra` tokens (by text; unknown ones throw InvalidArgument).
 std::set<int32_t> collect_eos_ids(const io::ModelFolder& folder, const tokenizer::Tokenizer& tok,
                                   const std::vector<std::string>& extra = {});
+
+// XTC's tokens that are never dropped, as mlx-lm fills them when unset: the newline
+// and the EOS tokens (only when xtc_probability > 0).
+void default_xtc_special_tokens(GenerateParameters& params, const tokenizer::Tokenizer& tok,
+                                const std::set<int32_t>& eos_ids);
 
 class Generation {
  public:
@@ -102,21 +129,14 @@ class Generation {
   GenerationEvent finish(StopReason reason);
   // Ends the stream: queues the held text, then the info event.
   void end(StopReason reason, bool flush_detokenizer);
-  // Queues released text as text events, or through the tool-call processor; `final`
-  // also flushes the processor.
-  void emit_text(std::string text, bool final);
-  // Moves the part of pending_ that cannot start a stop string into the returned text.
-  std::string release_safe_text(bool final);
 
   std::atomic<bool> cancel_{false};
   std::stop_source stop_;
   GenerateOptions options_;
   GenerateParameters params_;
   std::unique_ptr<TokenIterator> it_;
-  tokenizer::StreamingDetokenizer detok_;
+  TextStream text_;
   std::vector<int32_t> tokens_;
-  std::string pending_;
-  std::unique_ptr<chat::ToolCallProcessor> tool_processor_;
   std::deque<GenerationEvent> queue_;  // events produced but not yet returned
   std::optional<StopReason> final_reason_;
   bool info_sent_ = false;
@@ -153,8 +173,5 @@ inline TokenGeneration generate_tokens(models::LanguageModel& model, std::vector
                                        const GenerateParameters& params, std::set<int32_t> eos_ids = {}) {
   return TokenGeneration(model, std::move(prompt), params, std::move(eos_ids));
 }
-
-// The token's log-probability (and top alternatives) from the iterator's sampler.
-TokenLogprob token_logprob(const TokenIterator& it, int32_t token, const GenerateParameters& params);
 
 }  // namespace lmx::generate

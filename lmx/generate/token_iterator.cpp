@@ -103,8 +103,7 @@ TokenIterator::TokenIterator(models::LanguageModel& model, std::vector<int32_t> 
       params_(params),
       cache_(cache),
       options_(std::move(options)),
-      processor_(params),
-      sampler_(params) {
+      sampler_(params, prompt_) {
   if (prompt_.empty()) throw InvalidArgument("generate: the prompt has no tokens");
   const int64_t vocab = model_.vocab_size();
   for (size_t i = 0; i < prompt_.size(); ++i) {
@@ -123,8 +122,6 @@ TokenIterator::TokenIterator(models::LanguageModel& model, std::vector<int32_t> 
   } else if (!cache_->empty()) {
     cached_tokens_ = (*cache_)[0]->offset();
   }
-  for (int32_t t : prompt_) processor_.observe(t);
-  if (!params_.logits_processors.empty()) history_ = prompt_;
   if (options_.check_memory) {
     const MemoryEstimate estimate = estimate_memory(model_, prompt_tokens(), params_, cached_tokens_);
     const size_t available = options_.available_memory ? options_.available_memory() : residency::available_memory();
@@ -168,12 +165,7 @@ int32_t TokenIterator::step(const std::vector<int32_t>& tokens) {
   Tensor last = logits.select(1, -1).select(0, 0);
   if (!last.device().is_cpu()) last = last.contiguous().to(Device::cpu());  // only the row comes back
   row_.assign(last.data<float>(), last.data<float>() + last.numel());
-  processor_.process(row_);
-  for (const auto& fn : params_.logits_processors) fn(history_, row_);
-  const int32_t token = sampler_.sample(row_);
-  processor_.observe(token);
-  if (!params_.logits_processors.empty()) history_.push_back(token);
-  return token;
+  return sampler_.sample(row_);
 }
 
 void TokenIterator::prefill() {

@@ -11,7 +11,7 @@
 
 #include "lmx/core/residency.h"
 #include "lmx/generate/generate_parameters.h"
-#include "lmx/generate/sampler.h"
+#include "lmx/generate/token_sampler.h"
 #include "lmx/generate/wired_memory.h"
 #include "lmx/models/language_model.h"
 
@@ -68,7 +68,7 @@ class TokenIterator {
   int64_t generated_tokens() const { return generated_; }
   double prompt_seconds() const { return prompt_seconds_; }
   double generation_seconds() const { return generation_seconds_; }
-  const Sampler& sampler() const { return sampler_; }
+  const TokenSampler& sampler() const { return sampler_; }
   const GenerateParameters& params() const { return params_; }
   nn::KVCacheList& cache() { return *cache_; }
   // Ends the wired ticket (when held) and unpins the regions; idempotent. The stream's
@@ -90,11 +90,9 @@ class TokenIterator {
   nn::KVCacheList owned_cache_;
   nn::KVCacheList* cache_;
   TokenIteratorOptions options_;
-  LogitProcessor processor_;
-  Sampler sampler_;
+  TokenSampler sampler_;
   bool prefilled_ = false;
   int32_t pending_ = -1;  // sampled but not yet fed back
-  std::vector<int32_t> history_;  // prompt + generated, kept for params.logits_processors
   std::vector<float> row_;        // the last position's logits, reused every step
   int64_t generated_ = 0;
   int64_t cached_tokens_ = 0;

@@ -1,68 +1,119 @@
 #include "lmx/server/completion_runner.h"
 
-#include "lmx/generate/generate.h"
+#include "lmx/server/api_error.h"
 
 namespace lmx::server {
 
-Outcome run_completion(generate::ModelContainer& model,
-                       const Prompt& prompt,
-                       const SamplingRequest& request,
-                       const ToolUse& tools,
-                       const std::function<bool(const Delta&)>& on_delta) {
+std::vector<Outcome> run_completion(const Runner& runner,
+                                    const Prompt& prompt,
+                                    const SamplingRequest& request,
+                                    const ToolUse& tools,
+                                    const std::function<bool(const Delta&)>& on_delta) {
   using Kind = generate::GenerationEvent::Kind;
-  generate::GenerateOptions opts;
-  opts.eos_ids = model.eos_ids();
-  opts.stop_strings = request.stop;
+  const bool logprobs = request.params.logprobs || request.params.top_logprobs > 0;
+  generate::ScheduledRequest base;
+  base.prompt = prompt.tokens;
+  base.params = request.params;
+  base.options.eos_ids = runner.model.eos_ids();
+  base.options.stop_strings = request.stop;
+  base.options.token_events = true;  // timed for the metrics; their logprobs when asked
   if (prompt.templated) {
     // The processor separates reasoning always; calls only count when tools are in use
     // (otherwise their text stays content).
-    opts.tool_call_format = model.tool_call_format();
-    if (tools.parse_calls) opts.tool_calls.tools = tools.specs;
-    opts.tool_calls.starts_in_reasoning = prompt.in_reasoning;
+    base.options.tool_call_format = runner.model.tool_call_format();
+    if (tools.parse_calls) base.options.tool_calls.tools = tools.specs;
+    base.options.tool_calls.starts_in_reasoning = prompt.in_reasoning;
   }
-  Outcome out;
-  bool going = true;
-  auto emit = [&](const Delta& d) {
-    if (going) going = on_delta(d);
-    return going;
+  const size_t n = static_cast<size_t>(request.n);
+  std::vector<generate::ScheduledRequest> choices(n, base);
+  for (size_t i = 0; i < n; ++i)
+    if (base.params.seed) choices[i].params.seed = *base.params.seed + i;  // n distinct, repeatable draws
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  if (runner.timeout) deadline = std::chrono::steady_clock::now() + *runner.timeout;
+  const auto admitted = std::chrono::steady_clock::now();
+  auto group = runner.scheduler.submit(std::move(choices), deadline);
+  std::vector<std::optional<std::chrono::steady_clock::time_point>> last_token(n);
+  auto time_token = [&](size_t i, std::chrono::steady_clock::time_point at) {
+    if (!runner.metrics) return;
+    const auto since = at - last_token[i].value_or(admitted);
+    (last_token[i] ? runner.metrics->inter_token : runner.metrics->time_to_first_token)
+        .observe(std::chrono::duration<double>(since).count());
+    last_token[i] = at;
   };
-  model.perform([&](models::LanguageModel& lm, const tokenizer::Tokenizer& tok) {
-    generate::Generation gen(lm, tok, prompt.tokens, request.params, opts);
-    out.info.stop_reason = gen.run([&](const generate::GenerationEvent& e) {
-      switch (e.kind) {
-        case Kind::text:
-          if (e.text.empty()) return true;
-          out.content += e.text;
-          return emit({Delta::Kind::content, e.text, {}});
-        case Kind::reasoning:
-          out.reasoning += e.text;
-          return emit({Delta::Kind::reasoning, e.text, {}});
-        case Kind::tool_call:
-          if (tools.parse_calls) {
-            chat::ToolCall call = e.call;
-            out.calls.push_back(call);
-            return emit({Delta::Kind::tool_call, "", std::move(call)});
-          }
-          [[fallthrough]];
-        case Kind::rejected_tool_call:
-          // Kept as text: nothing the model wrote is dropped.
-          out.content += e.text;
-          return emit({Delta::Kind::content, e.text, {}});
-        case Kind::info:
-          out.info = e.info;  // the stop reason is then set from run()'s answer
-          return true;
-        case Kind::token:
-          return true;
-      }
-      return true;
-    });
-  });
-  if (out.info.stop_reason == generate::StopReason::length) {
-    out.finish_reason = "length";
-  } else if (!out.calls.empty()) {
-    out.finish_reason = "tool_calls";
-  } else {
-    out.finish_reason = "stop";
+
+  std::vector<Outcome> out(n);
+  std::vector<std::vector<generate::TokenLogprob>> unsent(n);  // logprobs not yet in a delta
+  bool going = true;
+  auto emit = [&](Delta d) {
+    d.logprobs = std::move(unsent[d.choice]);
+    unsent[d.choice].clear();
+    if (going && !on_delta(d)) {
+      going = false;
+      group->cancel();  // the rows leave before the next step
+    }
+  };
+  while (going) {
+    auto item = group->next();
+    if (!item) break;
+    const size_t i = item->index;
+    generate::GenerationEvent& e = item->event;
+    Outcome& o = out[i];
+    switch (e.kind) {
+      case Kind::token:
+        time_token(i, item->at);
+        if (logprobs && !base.options.eos_ids.count(e.token.token)) {
+          o.logprobs.push_back(e.token);
+          unsent[i].push_back(e.token);
+        }
+        break;
+      case Kind::text:
+        if (e.text.empty()) break;
+        o.content += e.text;
+        emit({Delta::Kind::content, i, e.text, {}, {}});
+        break;
+      case Kind::reasoning:
+        o.reasoning += e.text;
+        emit({Delta::Kind::reasoning, i, e.text, {}, {}});
+        break;
+      case Kind::tool_call:
+        if (tools.parse_calls) {
+          o.calls.push_back(e.call);
+          emit({Delta::Kind::tool_call, i, "", e.call, {}});
+          break;
+        }
+        [[fallthrough]];
+      case Kind::rejected_tool_call:
+        // Kept as text: nothing the model wrote is dropped.
+        o.content += e.text;
+        emit({Delta::Kind::content, i, e.text, {}, {}});
+        break;
+      case Kind::info:
+        o.info = e.info;
+        // Tokens whose text never came (a stop string, special tokens) still count.
+        if (!unsent[i].empty()) emit({Delta::Kind::content, i, "", {}, {}});
+        break;
+    }
+  }
+  if (runner.metrics) {
+    int64_t generated = 0;
+    for (const Outcome& o : out) generated += o.info.generated_tokens;
+    runner.metrics->add_tokens(static_cast<int64_t>(prompt.tokens.size()), generated);
+    runner.metrics->request_duration.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - admitted).count());
+  }
+  if (!going) return out;
+  if (group->timed_out())
+    throw ApiError(504, "the request ran past the server's timeout", "", "timeout", "server_error");
+  if (const std::string error = group->error(); !error.empty())
+    throw std::runtime_error("generation failed: " + error);
+  for (Outcome& o : out) {
+    if (o.info.stop_reason == generate::StopReason::length) {
+      o.finish_reason = "length";
+    } else if (!o.calls.empty()) {
+      o.finish_reason = "tool_calls";
+    } else {
+      o.finish_reason = "stop";
+    }
   }
   return out;
 }

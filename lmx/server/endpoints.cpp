@@ -9,6 +9,7 @@
 #include "lmx/server/api_error.h"
 #include "lmx/server/chat_prompt.h"
 #include "lmx/server/completion_runner.h"
+#include "lmx/server/logprobs_json.h"
 #include "lmx/server/output_constraint.h"
 #include "lmx/server/request_parsing.h"
 #include "lmx/server/response_building.h"
@@ -42,7 +43,7 @@ Reply json_reply(const json& body) {
 }
 
 // What a stream needs after the handler returned: the request, its prompt, its place in
-// the queue (held until the stream ends) and the ids its chunks share.
+// the queue (held until the stream ends), the ids its chunks share and where it runs.
 template <class Request>
 struct StreamState {
   Request request;
@@ -50,26 +51,30 @@ struct StreamState {
   ToolUse tools;
   ResponseMeta meta;
   std::shared_ptr<RequestQueue::Place> place;
+  std::shared_ptr<generate::ModelContainer> model;
+  std::shared_ptr<generate::BatchScheduler> scheduler;
+  std::optional<std::chrono::steady_clock::duration> timeout;
+  ServerMetrics* metrics = nullptr;  // the Endpoints', which outlive the server's streams
 };
 
-// Runs one streamed generation: to_chunk turns each delta into an event; the last
-// chunk carries the finish reason, then the usage chunk (when asked) and [DONE]. An
+// Runs one streamed request: to_chunk turns each delta into an event; each choice's last
+// chunk carries its finish reason, then the usage chunk (when asked) and [DONE]. An
 // error once the stream has started can only be reported as an event.
 template <class Request>
-void pump(generate::ModelContainer& model,
-          const StreamState<Request>& s,
+void pump(const StreamState<Request>& s,
           const char* object,
           const std::function<json(const Delta&)>& to_chunk,
-          const std::function<json(const Outcome&)>& last_chunk,
+          const std::function<json(size_t, const Outcome&)>& last_chunk,
           const std::function<bool(std::string_view)>& write) {
   bool client_here = true;
   try {
-    const Outcome outcome =
-        run_completion(model, s.prompt, s.request, s.tools,
-                       [&](const Delta& d) { return client_here = write(sse_event(to_chunk(d))); });
+    const std::vector<Outcome> outcomes = run_completion(
+        {*s.model, *s.scheduler, s.timeout, s.metrics}, s.prompt, s.request, s.tools,
+        [&](const Delta& d) { return client_here = write(sse_event(to_chunk(d))); });
     if (!client_here) return;
-    if (!write(sse_event(last_chunk(outcome)))) return;
-    if (s.request.include_usage && !write(sse_event(usage_chunk(s.meta, object, outcome.info))))
+    for (size_t k = 0; k < outcomes.size(); ++k)
+      if (!write(sse_event(last_chunk(k, outcomes[k])))) return;
+    if (s.request.include_usage && !write(sse_event(usage_chunk(s.meta, object, outcomes))))
       return;
     write(kSseDone);
   } catch (...) {
@@ -91,15 +96,24 @@ Reply event_stream(std::function<void(const std::function<bool(std::string_view)
 Endpoints::Endpoints(std::shared_ptr<generate::ModelContainer> model, const ServerOptions& options)
     : model_(std::move(model)),
       options_(options),
-      queue_(options.max_queue),
-      created_(unix_now()) {}
+      queue_(options.max_concurrent, options.max_queue),
+      scheduler_(std::make_shared<generate::BatchScheduler>(
+          model_, generate::SchedulerOptions{options.max_concurrent})),
+      created_(unix_now()) {
+  if (options.request_timeout_seconds > 0)
+    timeout_ = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(options.request_timeout_seconds));
+}
+
+Runner Endpoints::runner() { return {*model_, *scheduler_, timeout_, &metrics_}; }
 
 std::shared_ptr<RequestQueue::Place> Endpoints::admit() {
   std::shared_ptr<RequestQueue::Place> place = queue_.try_enter();
   if (!place)
     throw ApiError(503,
-                   "the server is busy: " + std::to_string(options_.max_queue) +
-                       " requests already wait for the model; retry later",
+                   "the server is busy: " + std::to_string(options_.max_concurrent) +
+                       " requests run and " + std::to_string(options_.max_queue) +
+                       " already wait; retry later",
                    "", "server_busy", "server_error");
   return place;
 }
@@ -127,31 +141,43 @@ Reply Endpoints::chat_completions(const std::string& body) {
   Prompt prompt = chat_prompt(*model_, request.messages, request.tools);
   ResponseMeta meta{next_id("chatcmpl-"), unix_now(), options_.model_id};
   auto place = admit();
+  const tokenizer::Tokenizer* logprobs_tok = request.params.logprobs ? &model_->tokenizer() : nullptr;
   if (!request.stream) {
-    const Outcome outcome =
-        run_completion(*model_, prompt, request, tools, [](const Delta&) { return true; });
-    return json_reply(chat_completion(meta, outcome));
+    const auto outcomes =
+        run_completion(runner(), prompt, request, tools, [](const Delta&) { return true; });
+    return json_reply(chat_completion(meta, outcomes, logprobs_tok));
   }
-  auto s = std::make_shared<StreamState<ChatRequest>>(StreamState<ChatRequest>{
-      std::move(request), std::move(prompt), std::move(tools), meta, std::move(place)});
-  return event_stream([model = model_, s](const std::function<bool(std::string_view)>& write) {
-    if (!write(sse_event(chat_chunk(s->meta, {{"role", "assistant"}, {"content", ""}})))) return;
-    size_t calls = 0;
+  auto s = std::make_shared<StreamState<ChatRequest>>(
+      StreamState<ChatRequest>{std::move(request), std::move(prompt), std::move(tools), meta,
+                               std::move(place), model_, scheduler_, timeout_, &metrics_});
+  return event_stream([s, logprobs_tok](const std::function<bool(std::string_view)>& write) {
+    const size_t n = static_cast<size_t>(s->request.n);
+    for (size_t k = 0; k < n; ++k)
+      if (!write(sse_event(
+              chat_chunk(s->meta, {{"role", "assistant"}, {"content", ""}}, std::nullopt, k))))
+        return;
+    std::vector<size_t> calls(n, 0);
     pump(
-        *model, *s, "chat.completion.chunk",
+        *s, "chat.completion.chunk",
         [&](const Delta& d) {
+          json logprobs = logprobs_tok ? chat_logprobs_json(*logprobs_tok, d.logprobs) : json();
+          json delta;
           switch (d.kind) {
             case Delta::Kind::content:
-              return chat_chunk(s->meta, {{"content", d.text}});
+              delta = {{"content", d.text}};
+              break;
             case Delta::Kind::reasoning:
-              return chat_chunk(s->meta, {{"reasoning_content", d.text}});
+              delta = {{"reasoning_content", d.text}};
+              break;
             case Delta::Kind::tool_call:
+              delta = {{"tool_calls", json::array({tool_call_json(d.call, calls[d.choice]++)})}};
               break;
           }
-          return chat_chunk(s->meta,
-                            {{"tool_calls", json::array({tool_call_json(d.call, calls++)})}});
+          return chat_chunk(s->meta, std::move(delta), std::nullopt, d.choice, std::move(logprobs));
         },
-        [&](const Outcome& o) { return chat_chunk(s->meta, json::object(), o.finish_reason); },
+        [&](size_t k, const Outcome& o) {
+          return chat_chunk(s->meta, json::object(), o.finish_reason, k);
+        },
         write);
   });
 }
@@ -164,17 +190,31 @@ Reply Endpoints::completions(const std::string& body) {
   Prompt prompt = completion_prompt(*model_, request.prompt);
   ResponseMeta meta{next_id("cmpl-"), unix_now(), options_.model_id};
   auto place = admit();
+  const tokenizer::Tokenizer* logprobs_tok = request.params.logprobs ? &model_->tokenizer() : nullptr;
+  const size_t top = static_cast<size_t>(request.params.top_logprobs);
   if (!request.stream) {
-    const Outcome outcome =
-        run_completion(*model_, prompt, request, {}, [](const Delta&) { return true; });
-    return json_reply(text_completion(meta, outcome));
+    const auto outcomes =
+        run_completion(runner(), prompt, request, {}, [](const Delta&) { return true; });
+    return json_reply(text_completion(meta, outcomes, logprobs_tok, top));
   }
   auto s = std::make_shared<StreamState<CompletionRequest>>(StreamState<CompletionRequest>{
-      std::move(request), std::move(prompt), {}, meta, std::move(place)});
-  return event_stream([model = model_, s](const std::function<bool(std::string_view)>& write) {
+      std::move(request), std::move(prompt), {}, meta, std::move(place), model_, scheduler_, timeout_, &metrics_});
+  return event_stream([s, logprobs_tok, top](const std::function<bool(std::string_view)>& write) {
+    std::vector<size_t> offsets(static_cast<size_t>(s->request.n), 0);  // legacy text_offset
     pump(
-        *model, *s, "text_completion", [&](const Delta& d) { return text_chunk(s->meta, d.text); },
-        [&](const Outcome& o) { return text_chunk(s->meta, "", o.finish_reason); }, write);
+        *s, "text_completion",
+        [&](const Delta& d) {
+          json logprobs;
+          if (logprobs_tok) {
+            logprobs = completion_logprobs_json(*logprobs_tok, d.logprobs, top, offsets[d.choice]);
+            if (!d.logprobs.empty())
+              offsets[d.choice] = logprobs["text_offset"].back().get<size_t>() +
+                                  logprobs["tokens"].back().get<std::string>().size();
+          }
+          return text_chunk(s->meta, d.text, std::nullopt, d.choice, std::move(logprobs));
+        },
+        [&](size_t k, const Outcome& o) { return text_chunk(s->meta, "", o.finish_reason, k); },
+        write);
   });
 }
 
@@ -186,6 +226,13 @@ Reply Endpoints::model(const std::string& id) const {
 }
 
 Reply Endpoints::health() const { return json_reply({{"status", "ok"}}); }
+
+Reply Endpoints::metrics() const {
+  Reply r;
+  r.content_type = "text/plain; version=0.0.4";
+  r.body = metrics_.render(scheduler_->stats(), queue_.in_flight());
+  return r;
+}
 
 Reply Endpoints::error_reply(const std::exception_ptr& error) {
   Reply r;

@@ -4,13 +4,17 @@
 #pragma once
 
 #include <functional>
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "lmx/generate/model_container.h"
+#include "lmx/server/completion_runner.h"
+#include "lmx/server/metrics.h"
 #include "lmx/server/request_queue.h"
 #include "lmx/server/server_options.h"
 
@@ -36,12 +40,17 @@ class Endpoints {
   // GET /v1/models/{id}: the served model, or 404 model_not_found.
   Reply model(const std::string& id) const;
   Reply health() const;
+  // GET /metrics: Prometheus text (metrics.h).
+  Reply metrics() const;
+  // Counts an answered request (the HTTP layer calls it with the reply's status).
+  void count_request(const std::string& endpoint, int status) { metrics_.count_request(endpoint, status); }
   // An error reply for any exception (ApiError keeps its status; lmx errors raised by a
   // request's content are 400; anything else 500 without internals).
   static Reply error_reply(const std::exception_ptr& error);
 
  private:
   std::shared_ptr<RequestQueue::Place> admit();
+  Runner runner();
   void check_model(const std::string& requested) const;
   // The server's default token limit, then options.customize_parameters.
   void prepare_parameters(generate::GenerateParameters& params) const;
@@ -49,6 +58,9 @@ class Endpoints {
   std::shared_ptr<generate::ModelContainer> model_;
   ServerOptions options_;
   RequestQueue queue_;
+  std::shared_ptr<generate::BatchScheduler> scheduler_;
+  ServerMetrics metrics_;
+  std::optional<std::chrono::steady_clock::duration> timeout_;
   int64_t created_;
 };
 

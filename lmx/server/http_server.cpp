@@ -31,14 +31,18 @@ void send(const Reply& reply, httplib::Response& res) {
       });
 }
 
-// Runs an endpoint; any exception becomes its error reply.
+// Runs an endpoint; any exception becomes its error reply. The answer is counted under
+// `endpoint` (a stream counts with the status it started with).
 template <class Fn>
-void answer(httplib::Response& res, Fn&& fn) {
+void answer(Endpoints& ep, const char* endpoint, httplib::Response& res, Fn&& fn) {
+  Reply reply;
   try {
-    send(fn(), res);
+    reply = fn();
   } catch (...) {
-    send(Endpoints::error_reply(std::current_exception()), res);
+    reply = Endpoints::error_reply(std::current_exception());
   }
+  ep.count_request(endpoint, reply.status);
+  send(reply, res);
 }
 
 }  // namespace
@@ -57,9 +61,9 @@ HttpServer::HttpServer(std::shared_ptr<generate::ModelContainer> model, ServerOp
   auto& http = impl_->http;
   Endpoints& ep = impl_->endpoints;
   const ServerOptions& opts = impl_->options;
-  // One thread per request that may wait for the model, plus a few so that /health and
-  // /v1/models answer while the queue is full.
-  const size_t threads = opts.max_queue + 1 + 4;
+  // One thread per request that may run or wait for the model, plus a few so that
+  // /health, /metrics and /v1/models answer while the queue is full.
+  const size_t threads = opts.max_concurrent + opts.max_queue + 4;
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http.set_payload_max_length(opts.max_body_bytes);
   // cpp-httplib's default also sets SO_REUSEPORT, which lets a second server bind the same
@@ -89,20 +93,23 @@ HttpServer::HttpServer(std::shared_ptr<generate::ModelContainer> model, ServerOp
         send(Endpoints::error_reply(error), res);
       });
   http.Post("/v1/chat/completions", [&ep](const httplib::Request& req, httplib::Response& res) {
-    answer(res, [&] { return ep.chat_completions(req.body); });
+    answer(ep, "/v1/chat/completions", res, [&] { return ep.chat_completions(req.body); });
   });
   http.Post("/v1/completions", [&ep](const httplib::Request& req, httplib::Response& res) {
-    answer(res, [&] { return ep.completions(req.body); });
+    answer(ep, "/v1/completions", res, [&] { return ep.completions(req.body); });
   });
   http.Get("/v1/models", [&ep](const httplib::Request&, httplib::Response& res) {
-    answer(res, [&] { return ep.models(); });
+    answer(ep, "/v1/models", res, [&] { return ep.models(); });
   });
   // Ids may hold slashes (org/name).
   http.Get(R"(/v1/models/(.+))", [&ep](const httplib::Request& req, httplib::Response& res) {
-    answer(res, [&] { return ep.model(req.matches[1].str()); });
+    answer(ep, "/v1/models/{id}", res, [&] { return ep.model(req.matches[1].str()); });
   });
   http.Get("/health", [&ep](const httplib::Request&, httplib::Response& res) {
-    answer(res, [&] { return ep.health(); });
+    answer(ep, "/health", res, [&] { return ep.health(); });
+  });
+  http.Get("/metrics", [&ep](const httplib::Request&, httplib::Response& res) {
+    answer(ep, "/metrics", res, [&] { return ep.metrics(); });
   });
 }
 

@@ -3,9 +3,11 @@
 // everything the HTTP layer refuses itself (unknown paths, bodies too large).
 //
 //   POST /v1/chat/completions   POST /v1/completions   GET /v1/models[/{id}]   GET /health
+//   GET /metrics
 //
-// Requests that need the model run one at a time (ModelContainer::perform); up to
-// options.max_queue wait, the next ones get 503 + Retry-After.
+// Requests that need the model are decoded together by a batch scheduler (up to
+// options.max_concurrent); up to options.max_queue wait, the next ones get 503 +
+// Retry-After.
 #pragma once
 
 #include <memory>

@@ -7,17 +7,22 @@ namespace lmx::server {
 
 namespace {
 
+// A constraint processor follows one generation: the n choices of one request would share
+// it, so n > 1 is refused with a constrained reply rather than producing invalid output.
 void add_processor(const generate::ModelContainer& model,
-                   std::shared_ptr<const generate::constrained::Grammar> grammar,
-                   generate::GenerateParameters& params) {
-  params.logits_processors.push_back(
+                   std::shared_ptr<const generate::constrained::Grammar> grammar, SamplingRequest& request,
+                   const char* field) {
+  if (request.n > 1)
+    throw ApiError(400, std::string("'n' > 1 cannot be combined with '") + field + "' yet", "n",
+                   "unsupported_value");
+  request.params.logits_processors.push_back(
       generate::constrained_logits_processor(std::move(grammar), model.constraint_vocabulary()));
 }
 
 }  // namespace
 
 void constrain_output(const generate::ModelContainer& model, SamplingRequest& request) {
-  if (request.response_grammar) add_processor(model, request.response_grammar, request.params);
+  if (request.response_grammar) add_processor(model, request.response_grammar, request, "response_format");
 }
 
 void constrain_output(const generate::ModelContainer& model, ChatRequest& request) {
@@ -41,7 +46,7 @@ void constrain_output(const generate::ModelContainer& model, ChatRequest& reques
   } catch (const Error& e) {
     throw ApiError(400, e.what(), "tools", "invalid_json_schema");
   }
-  add_processor(model, std::move(grammar), request.params);
+  add_processor(model, std::move(grammar), request, "tool_choice");
 }
 
 }  // namespace lmx::server

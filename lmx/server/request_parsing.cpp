@@ -7,6 +7,7 @@
 #include "lmx/base/error.h"
 #include "lmx/server/api_error.h"
 #include "lmx/server/chat_messages.h"
+#include "lmx/server/choice_fields.h"
 #include "lmx/server/request_fields.h"
 
 namespace lmx::server {
@@ -128,12 +129,6 @@ SamplingRequest read_sampling(const RequestFields& f,
     r.include_usage =
         RequestFields(*so, "stream_options.").boolean("include_usage").value_or(false);
   }
-  if (f.integer("n", 1, kMaxInt).value_or(1) != 1)
-    throw ApiError(400, "'n' must be 1: this server returns one choice per request", "n",
-                   "unsupported_value");
-  if (f.get("logprobs") && !(f.get("logprobs")->is_boolean() && !f.get("logprobs")->get<bool>()))
-    throw ApiError(400, "'logprobs' is not supported by this server yet", "logprobs",
-                   "unsupported_value");
   r.response_grammar = read_response_format(f);
   return r;
 }
@@ -222,6 +217,7 @@ ChatRequest parse_chat_request(const std::string& body, size_t vocab_size) {
   r.messages = normalize_messages(*messages);
   read_tools(f, r);
   check_tool_choice(r);
+  read_choice_fields(f, r, ChoiceApi::chat);
   return r;
 }
 
@@ -230,6 +226,7 @@ CompletionRequest parse_completion_request(const std::string& body, size_t vocab
   const RequestFields f(j);
   CompletionRequest r;
   static_cast<SamplingRequest&>(r) = read_sampling(f, vocab_size, {"max_tokens"});
+  read_choice_fields(f, r, ChoiceApi::completions);
   const auto* prompt = f.get("prompt");
   if (!prompt) throw ApiError(400, "'prompt' is required", "prompt", "missing_required_parameter");
   if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_string()) {

@@ -1,8 +1,8 @@
 // The bodies of POST /v1/chat/completions and POST /v1/completions, read into the
 // GenerateParameters and options of one generation. Every field is type- and
 // range-checked (ApiError 400 naming it); unknown fields are ignored; fields this server
-// cannot honour yet (n > 1, logprobs) are refused
-// rather than silently dropped. response_format json_object / json_schema become the
+// cannot honour yet are refused rather than silently dropped. n and logprobs:
+// choice_fields.h. response_format json_object / json_schema become the
 // grammar the reply must follow (a bad schema is a 400 naming the place in it).
 #pragma once
 
@@ -26,6 +26,7 @@ struct SamplingRequest {
   bool include_usage = false;  // stream_options.include_usage
   // response_format json_object / json_schema: what the reply must be (null: free text).
   std::shared_ptr<const generate::constrained::Grammar> response_grammar;
+  int64_t n = 1;               // choices (choice_fields.h)
 };
 
 // auto: the model may call tools; none: calls stay text; required: the reply is one call

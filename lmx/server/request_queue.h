@@ -1,5 +1,6 @@
-// Admission for requests that need the model: one runs, at most max_waiting wait behind
-// it; beyond that try_enter() refuses (the server answers 503 with Retry-After).
+// Admission for requests that need the model: up to max_running run (the batch
+// scheduler's rows), at most max_waiting wait behind them; beyond that try_enter()
+// refuses (the server answers 503 with Retry-After).
 #pragma once
 
 #include <cstddef>
@@ -10,7 +11,7 @@ namespace lmx::server {
 
 class RequestQueue {
  public:
-  explicit RequestQueue(size_t max_waiting) : capacity_(max_waiting + 1) {}
+  RequestQueue(size_t max_running, size_t max_waiting) : capacity_(max_running + max_waiting) {}
 
   // Held while a request runs or waits; leaving frees the place.
   class Place {

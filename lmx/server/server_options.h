@@ -15,11 +15,15 @@ struct ServerOptions {
   int port = 8080;                          // 0: any free port (HttpServer::bind() says which)
   std::string model_id;                     // the name /v1/models lists and requests may give
   std::string api_key;                      // empty: no authentication
-  size_t max_queue = 8;                     // requests waiting behind the running one; more get 503
+  size_t max_concurrent = 8;                // sequences decoded together (continuous batching)
+  size_t max_queue = 8;                     // requests waiting for a free row; more get 503
   size_t max_body_bytes = size_t{8} << 20;  // larger bodies get 413
   // The token limit of a request that sets none: generation has no context bound of its
   // own, so a model that never writes EOS would otherwise hold the model forever.
   int64_t default_max_tokens = 4096;
+  // > 0: a request still generating this many seconds after it was admitted ends (504
+  // timeout, or an error event when streaming) and frees its rows.
+  double request_timeout_seconds = 0;
   // Called on each request's parameters before it runs: where an embedding app adds
   // logits processors (constraints, scripted replies in tests) or clamps settings.
   // Called from the HTTP threads, possibly several at once.

@@ -8,19 +8,8 @@
 namespace lmx::testing {
 namespace {
 
-class ServerChat : public ::testing::Test {
+class ServerChat : public StoriesServerSuite {
  protected:
-  static void SetUpTestSuite() {
-    if (!have_stories()) return;
-    model_ = load_stories();
-    server_ = std::make_unique<TestServer>(model_, server::ServerOptions{});
-  }
-  static void TearDownTestSuite() {
-    server_.reset();
-    model_.reset();
-  }
-  void SetUp() override { LMX_REQUIRE_STORIES(); }
-
   static generate::UserInput prompt_input(const std::string& prompt) {
     generate::UserInput in;
     in.prompt = prompt;
@@ -39,11 +28,7 @@ class ServerChat : public ::testing::Test {
             {"max_tokens", max_tokens}};
   }
 
-  static std::shared_ptr<generate::ModelContainer> model_;
-  static std::unique_ptr<TestServer> server_;
 };
-std::shared_ptr<generate::ModelContainer> ServerChat::model_;
-std::unique_ptr<TestServer> ServerChat::server_;
 
 TEST_F(ServerChat, GreedyCompletionEqualsLlama2c) {
   nlohmann::json expected;

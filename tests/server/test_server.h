@@ -191,3 +191,25 @@ inline Reference reference_generate(generate::ModelContainer& model,
 
 #define LMX_REQUIRE_STORIES() \
   LMX_REQUIRE_SHARED(::lmx::testing::shared_data("models/stories260K/stories260K.bin"))
+
+namespace lmx::testing {
+
+// A suite sharing one server of plain stories260K, started once for the suite.
+class StoriesServerSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!have_stories()) return;
+    model_ = load_stories();
+    server_ = std::make_unique<TestServer>(model_, server::ServerOptions{});
+  }
+  static void TearDownTestSuite() {
+    server_.reset();
+    model_.reset();
+  }
+  void SetUp() override { LMX_REQUIRE_STORIES(); }
+
+  static inline std::shared_ptr<generate::ModelContainer> model_;
+  static inline std::unique_ptr<TestServer> server_;
+};
+
+}  // namespace lmx::testing

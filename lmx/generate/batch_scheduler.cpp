@@ -1,0 +1,371 @@
+#include "lmx/generate/batch_scheduler.h"
+
+#include <algorithm>
+
+#include "lmx/base/error.h"
+#include "lmx/generate/batch_kv_cache.h"
+#include "lmx/generate/simple_kv_cache.h"
+
+namespace lmx::generate {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+const models::ForwardOptions kLastPositionOnly{nullptr, true};
+
+}  // namespace
+
+struct BatchScheduler::Sequence {
+  std::shared_ptr<ScheduledGroup> group;
+  size_t index = 0;
+  std::vector<int32_t> prompt;
+  GenerateParameters params;
+  GenerateOptions options;
+  std::unique_ptr<TokenSampler> sampler;
+  std::unique_ptr<TextStream> text;
+  nn::KVCacheList cache;  // the prefill's, until the sequence joins the batch
+  int64_t prefilled = 0;  // of the prompt's first size() - 1 tokens (the last one starts decoding)
+  int32_t next_token = -1;
+  int64_t generated = 0;
+  Clock::time_point started, first_token;
+};
+
+// ---- ScheduledGroup
+
+std::optional<ScheduledGroup::Event> ScheduledGroup::next() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  cv_.wait(lock, [&] { return !events_.empty() || open_ == 0; });
+  if (events_.empty()) return std::nullopt;
+  Event e = std::move(events_.front());
+  events_.pop_front();
+  return e;
+}
+
+void ScheduledGroup::push(size_t index, GenerationEvent e) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (e.kind == GenerationEvent::Kind::info) --open_;
+    events_.push_back({index, std::move(e), Clock::now()});
+  }
+  cv_.notify_all();
+}
+
+void ScheduledGroup::fail(const std::string& message) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (error_.empty()) error_ = message;
+}
+
+std::string ScheduledGroup::error() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return error_;
+}
+
+// ---- BatchScheduler
+
+BatchScheduler::BatchScheduler(std::shared_ptr<ModelContainer> model, SchedulerOptions options)
+    : container_(model), model_(model->model()), tok_(&model->tokenizer()), options_(options) {
+  start();
+}
+
+BatchScheduler::BatchScheduler(models::LanguageModel& model, const tokenizer::Tokenizer* tok, SchedulerOptions options)
+    : model_(model), tok_(tok), options_(options) {
+  start();
+}
+
+void BatchScheduler::start() {
+  if (options_.max_concurrent == 0) throw InvalidArgument("BatchScheduler: max_concurrent must be >= 1");
+  worker_ = std::thread([this] { work(); });
+}
+
+BatchScheduler::~BatchScheduler() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  worker_.join();
+  for (auto& s : rows_) finish(*s, StopReason::cancelled, true);
+  for (auto& s : prefilling_) finish(*s, StopReason::cancelled, true);
+  for (auto& s : waiting_) finish(*s, StopReason::cancelled, true);
+}
+
+std::shared_ptr<ScheduledGroup> BatchScheduler::submit(std::vector<ScheduledRequest> requests,
+                                                       std::optional<Clock::time_point> deadline) {
+  if (requests.empty()) throw InvalidArgument("BatchScheduler::submit: no sequences");
+  const int64_t vocab = model_.vocab_size();
+  auto group = std::make_shared<ScheduledGroup>();
+  group->deadline_ = deadline;
+  group->open_ = requests.size();
+  std::vector<std::unique_ptr<Sequence>> seqs;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    ScheduledRequest& r = requests[i];
+    if (r.prompt.empty()) throw InvalidArgument("generate: the prompt has no tokens");
+    for (size_t k = 0; k < r.prompt.size(); ++k) {
+      if (r.prompt[k] < 0 || r.prompt[k] >= vocab) {
+        throw InvalidArgument("generate: prompt token " + std::to_string(r.prompt[k]) + " at position " +
+                              std::to_string(k) + " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+      }
+    }
+    if (r.params.max_tokens && *r.params.max_tokens < 0)
+      throw InvalidArgument("max_tokens must be >= 0, got " + std::to_string(*r.params.max_tokens));
+    if (r.params.prefill_step_size <= 0) throw InvalidArgument("prefill_step_size must be positive");
+    if (r.params.kv_bits || r.params.max_kv_size)
+      throw InvalidArgument("BatchScheduler: kv_bits and max_kv_size are not supported in a batch (rows keep f32 keys)");
+    auto s = std::make_unique<Sequence>();
+    s->group = group;
+    s->index = i;
+    s->params = std::move(r.params);
+    if (tok_) default_xtc_special_tokens(s->params, *tok_, r.options.eos_ids);
+    s->options = std::move(r.options);
+    s->sampler = std::make_unique<TokenSampler>(s->params, r.prompt);
+    if (tok_) s->text = std::make_unique<TextStream>(*tok_, s->options);
+    s->prompt = std::move(r.prompt);
+    seqs.push_back(std::move(s));
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& s : seqs) waiting_.push_back(std::move(s));
+  }
+  cv_.notify_all();
+  return group;
+}
+
+SchedulerStats BatchScheduler::stats() const {
+  SchedulerStats s;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    s.waiting = waiting_.size();
+  }
+  s.prefilling = prefilling_count_.load();
+  s.rows = row_count_.load();
+  s.steps = steps_.load();
+  s.step_rows = step_rows_.load();
+  return s;
+}
+
+void BatchScheduler::work() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      cv_.wait(lock, [&] { return stopping_ || !waiting_.empty() || !prefilling_.empty() || !rows_.empty(); });
+      if (stopping_) return;
+      while (!waiting_.empty() && rows_.size() + prefilling_.size() < options_.max_concurrent) {
+        prefilling_.push_back(std::move(waiting_.front()));
+        waiting_.pop_front();
+      }
+    }
+    prefilling_count_.store(prefilling_.size());
+    try {
+      if (container_) {
+        container_->perform([&](models::LanguageModel&, const tokenizer::Tokenizer&) { step(); });
+      } else {
+        step();
+      }
+    } catch (const std::exception& e) {
+      fail_all(e.what());  // the worker lives on for the next requests
+    }
+  }
+}
+
+void BatchScheduler::step() {
+  const Clock::time_point now = Clock::now();
+  auto expired = [&](Sequence& s) {
+    if (s.group->cancelled()) return true;
+    if (s.group->deadline_ && now >= *s.group->deadline_) {
+      s.group->timed_out_.store(true);
+      return true;
+    }
+    return false;
+  };
+  for (size_t r = rows_.size(); r-- > 0;) {
+    if (expired(*rows_[r])) {
+      auto s = take_row(r);
+      finish(*s, StopReason::cancelled, true);
+    }
+  }
+  for (size_t i = prefilling_.size(); i-- > 0;) {
+    if (expired(*prefilling_[i])) {
+      auto s = take_prefilling(i);
+      finish(*s, StopReason::cancelled, true);
+    }
+  }
+  if (!prefilling_.empty()) prefill_chunk();
+  if (!rows_.empty()) decode();
+}
+
+void BatchScheduler::prefill_chunk() {
+  models::LanguageModel& model = model_;
+  Sequence& s = *prefilling_.front();
+  const int64_t n = static_cast<int64_t>(s.prompt.size()) - 1;
+  try {
+    if (s.cache.empty()) {
+      s.started = Clock::now();
+      // Plain caches on every layer (windowed ones too: the batch cache masks by window).
+      for (int64_t i = 0; i < model.num_layers(); ++i) s.cache.push_back(std::make_unique<SimpleKVCache>());
+    }
+    if (s.prefilled < n) {
+      // Balanced chunks, as the single-sequence token loop cuts them.
+      const int64_t chunks = (n + s.params.prefill_step_size - 1) / s.params.prefill_step_size;
+      const int64_t chunk = (n + chunks - 1) / chunks;
+      const int64_t len = std::min(chunk, n - s.prefilled);
+      std::vector<int32_t> ids(s.prompt.begin() + s.prefilled, s.prompt.begin() + s.prefilled + len);
+      model.forward(Tensor::from_vector(ids, {1, len}), &s.cache, kLastPositionOnly);
+      s.prefilled += len;
+    }
+    if (s.prefilled < n) return;
+    if (s.params.max_tokens && *s.params.max_tokens == 0) {
+      finish(*take_prefilling(0), StopReason::length, true);
+      return;
+    }
+    if (batch_cache_.empty()) {
+      for (int64_t i = 0; i < model.num_layers(); ++i)
+        batch_cache_.push_back(std::make_unique<BatchKVCache>(std::vector<int64_t>{}));
+    }
+    for (size_t i = 0; i < batch_cache_.size(); ++i) {
+      const std::vector<Tensor> kv = s.cache[i]->state();
+      auto& batch = static_cast<BatchKVCache&>(*batch_cache_[i]);
+      if (kv.empty()) {
+        batch.add_row({}, {});
+      } else {
+        batch.add_row(kv[0], kv[1]);
+      }
+    }
+  } catch (const std::exception& e) {
+    auto failed = take_prefilling(0);
+    failed->group->fail(e.what());
+    finish(*failed, StopReason::cancelled, false);
+    return;
+  }
+  s.cache.clear();
+  s.next_token = s.prompt.back();
+  rows_.push_back(take_prefilling(0));
+  row_count_.store(rows_.size());
+}
+
+void BatchScheduler::decode() {
+  models::LanguageModel& model = model_;
+  const int64_t B = static_cast<int64_t>(rows_.size());
+  std::vector<int32_t> ids;
+  for (const auto& s : rows_) ids.push_back(s->next_token);
+  Tensor logits;
+  try {
+    logits = model.forward(Tensor::from_vector(ids, {B, 1}), &batch_cache_, kLastPositionOnly);  // [B, 1, vocab]
+    if (!logits.device().is_cpu()) logits = logits.contiguous().to(Device::cpu());
+    logits = logits.contiguous();
+  } catch (const std::exception& e) {
+    fail_rows(e.what());  // the batch cannot go on
+    return;
+  }
+  steps_.fetch_add(1);
+  step_rows_.fetch_add(static_cast<uint64_t>(B));
+  const int64_t vocab = logits.dim(2);
+  std::vector<float> row;
+  struct Ending {
+    size_t row;
+    StopReason reason;
+    bool flush;
+  };
+  std::vector<Ending> done;  // ended this step: they leave the batch, then their info goes out
+  std::deque<GenerationEvent> events;
+  for (int64_t r = 0; r < B; ++r) {
+    Sequence& s = *rows_[static_cast<size_t>(r)];
+    const float* p = logits.data<float>() + r * vocab;
+    row.assign(p, p + vocab);
+    int32_t token = -1;
+    try {
+      token = s.sampler->sample(row);  // runs the request's logits processors
+    } catch (const std::exception& e) {
+      s.group->fail(e.what());  // this row ends; the others go on
+      done.push_back({static_cast<size_t>(r), StopReason::cancelled, false});
+      continue;
+    }
+    if (++s.generated == 1) s.first_token = Clock::now();
+    if (s.options.token_events) {
+      GenerationEvent t;
+      t.kind = GenerationEvent::Kind::token;
+      t.token = s.sampler->logprob(token);
+      s.group->push(s.index, std::move(t));
+    }
+    const size_t at = static_cast<size_t>(r);
+    if (s.options.eos_ids.count(token)) {
+      done.push_back({at, StopReason::stop, true});
+      continue;
+    }
+    const bool stopped = s.text && s.text->add(token, events);
+    for (auto& e : events) s.group->push(s.index, std::move(e));
+    events.clear();
+    if (stopped) {
+      done.push_back({at, StopReason::stop, false});
+    } else if (s.params.max_tokens && s.generated >= *s.params.max_tokens) {
+      done.push_back({at, StopReason::length, true});
+    } else {
+      s.next_token = token;
+    }
+  }
+  for (size_t i = done.size(); i-- > 0;) {
+    auto s = take_row(done[i].row);
+    finish(*s, done[i].reason, done[i].flush);
+  }
+}
+
+void BatchScheduler::finish(Sequence& s, StopReason reason, bool flush_detokenizer) {
+  std::deque<GenerationEvent> events;
+  if (s.text) s.text->end(flush_detokenizer, events);
+  for (auto& e : events) s.group->push(s.index, std::move(e));
+  GenerationEvent info;
+  info.kind = GenerationEvent::Kind::info;
+  GenerationInfo& i = info.info;
+  const Clock::time_point now = Clock::now();
+  i.prompt_tokens = static_cast<int64_t>(s.prompt.size());
+  i.generated_tokens = s.generated;
+  if (s.generated > 0) {
+    i.prompt_seconds = seconds_between(s.started, s.first_token);
+    i.generation_seconds = seconds_between(s.first_token, now);
+  }
+  i.prompt_tps = i.prompt_seconds > 0 ? static_cast<double>(i.prompt_tokens) / i.prompt_seconds : 0;
+  i.generation_tps = i.generation_seconds > 0 ? static_cast<double>(i.generated_tokens - 1) / i.generation_seconds : 0;
+  i.stop_reason = reason;
+  s.group->push(s.index, std::move(info));
+}
+
+void BatchScheduler::fail_rows(const std::string& error) {
+  std::vector<std::unique_ptr<Sequence>> failed = std::move(rows_);
+  rows_.clear();
+  batch_cache_.clear();
+  row_count_.store(0);
+  for (auto& s : failed) {
+    s->group->fail(error);
+    finish(*s, StopReason::cancelled, false);
+  }
+}
+
+void BatchScheduler::fail_all(const std::string& error) {
+  fail_rows(error);
+  while (!prefilling_.empty()) {
+    auto s = take_prefilling(0);
+    s->group->fail(error);
+    finish(*s, StopReason::cancelled, false);
+  }
+}
+
+std::unique_ptr<BatchScheduler::Sequence> BatchScheduler::take_row(size_t r) {
+  for (auto& c : batch_cache_) static_cast<BatchKVCache&>(*c).remove_row(static_cast<int64_t>(r));
+  auto s = std::move(rows_[r]);
+  rows_.erase(rows_.begin() + static_cast<std::ptrdiff_t>(r));
+  row_count_.store(rows_.size());
+  return s;
+}
+
+std::unique_ptr<BatchScheduler::Sequence> BatchScheduler::take_prefilling(size_t i) {
+  auto s = std::move(prefilling_[i]);
+  prefilling_.erase(prefilling_.begin() + static_cast<std::ptrdiff_t>(i));
+  prefilling_count_.store(prefilling_.size());
+  return s;
+}
+
+}  // namespace lmx::generate

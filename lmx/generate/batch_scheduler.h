@@ -1,0 +1,141 @@
+// Continuous batching: many generations share one forward pass per decode step. A
+// submitted request waits until a row is free (max_concurrent rows), has its prompt
+// prefilled alone in chunks of params.prefill_step_size (one chunk between two decode
+// steps, so a long prompt does not stall the running rows), then joins the batch
+// (BatchKVCache rows join and leave between steps). Each row keeps its own parameters
+// (sampler, penalties, logit bias, logits_processors), stop strings, EOS and token limit,
+// and leaves when it ends, is cancelled or passes its deadline. At temperature 0 a row
+// yields the tokens of generating its prompt alone.
+//
+// One worker thread runs the model (holding ModelContainer::perform for one step at a
+// time); consumers pull each request's events from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "lmx/generate/model_container.h"
+
+namespace lmx::generate {
+
+struct SchedulerOptions {
+  size_t max_concurrent = 8;  // rows decoded together
+};
+
+// One sequence to generate. options: eos_ids, stop_strings, tool calls, token_events
+// (options.iterator is not used).
+struct ScheduledRequest {
+  std::vector<int32_t> prompt;
+  GenerateParameters params;
+  GenerateOptions options;
+};
+
+// What the scheduler tells about itself (for metrics).
+struct SchedulerStats {
+  size_t waiting = 0;      // sequences not yet prefilling
+  size_t prefilling = 0;   // sequences being prefilled
+  size_t rows = 0;         // sequences in the batch
+  uint64_t steps = 0;      // decode steps run
+  uint64_t step_rows = 0;  // sum of the batch size over those steps
+};
+
+// The events of a submitted group of sequences (n choices of one request), each tagged
+// with the sequence's index; every sequence ends with its info event.
+class ScheduledGroup {
+ public:
+  struct Event {
+    size_t index = 0;
+    GenerationEvent event;
+    std::chrono::steady_clock::time_point at;  // when the scheduler queued it
+  };
+  // Blocks for the next event; nullopt once every sequence has sent its info.
+  std::optional<Event> next();
+  // Thread-safe: the group's rows leave the batch before the next decode step; each
+  // sequence then ends with info (stop reason cancelled).
+  void cancel() { cancelled_.store(true); }
+  bool cancelled() const { return cancelled_.load(); }
+  // Whether the deadline ended it (the stop reason is then cancelled).
+  bool timed_out() const { return timed_out_.load(); }
+  // The error that ended it (a failed forward pass), or empty.
+  std::string error() const;
+
+ private:
+  friend class BatchScheduler;
+  void push(size_t index, GenerationEvent e);
+  void fail(const std::string& message);
+
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<Event> events_;
+  std::string error_;
+  size_t open_ = 0;  // sequences whose info is not yet queued
+  std::atomic<bool> cancelled_{false};
+  std::atomic<bool> timed_out_{false};
+  std::optional<std::chrono::steady_clock::time_point> deadline_;
+};
+
+class BatchScheduler {
+ public:
+  // Runs the container's model (each step inside ModelContainer::perform).
+  BatchScheduler(std::shared_ptr<ModelContainer> model, SchedulerOptions options);
+  // Runs `model` directly (the caller keeps it alive and out of other hands while the
+  // scheduler lives). Without a tokenizer the sequences produce token events only
+  // (options.token_events) and no text.
+  BatchScheduler(models::LanguageModel& model, const tokenizer::Tokenizer* tok, SchedulerOptions options);
+  ~BatchScheduler();  // ends the waiting and running sequences (cancelled) and the worker
+  BatchScheduler(const BatchScheduler&) = delete;
+  BatchScheduler& operator=(const BatchScheduler&) = delete;
+
+  // Queues the sequences as one group. Prompts are checked here (empty, or a token
+  // outside the vocabulary: InvalidArgument). `deadline`: past it the group ends
+  // (timed_out()).
+  std::shared_ptr<ScheduledGroup> submit(std::vector<ScheduledRequest> requests,
+                                         std::optional<std::chrono::steady_clock::time_point> deadline = {});
+  SchedulerStats stats() const;
+  const SchedulerOptions& options() const { return options_; }
+
+ private:
+  struct Sequence;
+  void start();
+  void work();
+  // One iteration on the worker: drop cancelled sequences, one prefill chunk, one decode step.
+  void step();
+  void prefill_chunk();
+  void decode();
+  // Ends a sequence: queues its held text and its info.
+  void finish(Sequence& s, StopReason reason, bool flush_detokenizer);
+  // Takes a sequence out of the batch (its cache row goes) or out of the prefill queue;
+  // the counts stats() reads follow at once.
+  std::unique_ptr<Sequence> take_row(size_t r);
+  std::unique_ptr<Sequence> take_prefilling(size_t i);
+  // Ends the batch's rows (and with fail_all the prefilling sequences too) with `error`.
+  void fail_rows(const std::string& error);
+  void fail_all(const std::string& error);
+
+  std::shared_ptr<ModelContainer> container_;  // null when running a bare model
+  models::LanguageModel& model_;
+  const tokenizer::Tokenizer* tok_;
+  SchedulerOptions options_;
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Sequence>> waiting_;  // guarded by mutex_
+  bool stopping_ = false;                          // guarded by mutex_
+  // Worker-only state (counts mirrored into the atomics for stats()).
+  std::deque<std::unique_ptr<Sequence>> prefilling_;
+  std::vector<std::unique_ptr<Sequence>> rows_;  // row r of the batch cache
+  nn::KVCacheList batch_cache_;
+  std::atomic<size_t> prefilling_count_{0}, row_count_{0};
+  std::atomic<uint64_t> steps_{0}, step_rows_{0};
+  std::thread worker_;
+};
+
+}  // namespace lmx::generate

@@ -1,0 +1,31 @@
+#include "lmx/generate/token_sampler.h"
+
+namespace lmx::generate {
+
+TokenSampler::TokenSampler(const GenerateParameters& params, const std::vector<int32_t>& prompt)
+    : params_(params), processor_(params), sampler_(params) {
+  for (int32_t t : prompt) processor_.observe(t);
+  if (!params_.logits_processors.empty()) history_ = prompt;
+}
+
+int32_t TokenSampler::sample(std::vector<float>& logits) {
+  processor_.process(logits);
+  for (const auto& fn : params_.logits_processors) fn(history_, logits);
+  const int32_t token = sampler_.sample(logits);
+  processor_.observe(token);
+  if (!params_.logits_processors.empty()) history_.push_back(token);
+  return token;
+}
+
+TokenLogprob TokenSampler::logprob(int32_t token) const {
+  TokenLogprob t;
+  t.token = token;
+  const auto& lp = sampler_.last_logprobs();
+  if ((params_.logprobs || params_.top_logprobs > 0) && token >= 0 && static_cast<size_t>(token) < lp.size()) {
+    t.logprob = lp[static_cast<size_t>(token)];
+    t.top_logprobs = sampler_.last_top_logprobs();
+  }
+  return t;
+}
+
+}  // namespace lmx::generate

@@ -1,0 +1,40 @@
+// One sequence's sampling step, shared by the single-sequence token loop and the batch
+// scheduler: the logit processors (bias, penalties), then params.logits_processors with
+// the sequence so far, then the sampler; the chosen token is recorded for the next step.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <utility>
+
+#include "lmx/generate/sampler.h"
+
+namespace lmx::generate {
+
+struct TokenLogprob {
+  int32_t token = -1;
+  float logprob = 0;  // log-probability after the logit processors, before filtering
+  std::vector<std::pair<int32_t, float>> top_logprobs;  // most likely first
+};
+
+class TokenSampler {
+ public:
+  // `prompt`: the tokens already in the sequence (the penalties' and the logits
+  // processors' context).
+  TokenSampler(const GenerateParameters& params, const std::vector<int32_t>& prompt);
+  // Picks the next token from logits [vocab] (modified in place) and records it.
+  int32_t sample(std::vector<float>& logits);
+  // The token's log-probability (and top alternatives) from the last sample(), when the
+  // parameters ask for logprobs; else only the token.
+  TokenLogprob logprob(int32_t token) const;
+  const GenerateParameters& params() const { return params_; }
+
+ private:
+  GenerateParameters params_;
+  LogitProcessor processor_;
+  Sampler sampler_;
+  std::vector<int32_t> history_;  // prompt + generated, kept for params.logits_processors
+};
+
+}  // namespace lmx::generate

@@ -1,0 +1,105 @@
+#include "lmx/server/metrics.h"
+
+#include <cstdio>
+
+#include "lmx/core/allocator.h"
+
+namespace lmx::server {
+
+namespace {
+
+std::string number(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+void header(std::string& out, const std::string& name, const char* type, const std::string& help) {
+  out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+}
+
+void sample(std::string& out, const std::string& name, double value, const std::string& labels = "") {
+  out += name + (labels.empty() ? "" : "{" + labels + "}") + " " + number(value) + "\n";
+}
+
+}  // namespace
+
+Histogram::Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
+
+void Histogram::observe(double value) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  size_t i = 0;
+  while (i < bounds_.size() && value > bounds_[i]) ++i;
+  ++counts_[i];
+  sum_ += value;
+  ++count_;
+}
+
+void Histogram::write(std::string& out, const std::string& name, const std::string& help) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  header(out, name, "histogram", help);
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < bounds_.size(); ++i) {
+    cumulative += counts_[i];
+    sample(out, name + "_bucket", static_cast<double>(cumulative), "le=\"" + number(bounds_[i]) + "\"");
+  }
+  sample(out, name + "_bucket", static_cast<double>(count_), "le=\"+Inf\"");
+  sample(out, name + "_sum", sum_);
+  sample(out, name + "_count", static_cast<double>(count_));
+}
+
+ServerMetrics::ServerMetrics()
+    : time_to_first_token({0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}),
+      inter_token({0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}),
+      request_duration({0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300}) {}
+
+void ServerMetrics::count_request(const std::string& endpoint, int status) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++requests_[{endpoint, status}];
+}
+
+void ServerMetrics::add_tokens(int64_t prompt, int64_t generated) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  prompt_tokens_ += static_cast<uint64_t>(prompt);
+  generated_tokens_ += static_cast<uint64_t>(generated);
+}
+
+std::string ServerMetrics::render(const generate::SchedulerStats& s, size_t admitted_requests) const {
+  std::string out;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    header(out, "lmx_requests_total", "counter", "Requests answered, by endpoint and HTTP status.");
+    for (const auto& [key, n] : requests_)
+      sample(out, "lmx_requests_total", static_cast<double>(n),
+             "endpoint=\"" + key.first + "\",status=\"" + std::to_string(key.second) + "\"");
+    header(out, "lmx_prompt_tokens_total", "counter", "Prompt tokens of finished generations.");
+    sample(out, "lmx_prompt_tokens_total", static_cast<double>(prompt_tokens_));
+    header(out, "lmx_generated_tokens_total", "counter", "Tokens generated.");
+    sample(out, "lmx_generated_tokens_total", static_cast<double>(generated_tokens_));
+  }
+  const MemoryStats memory = cpu_memory_stats();
+  header(out, "lmx_memory_active_bytes", "gauge", "CPU tensor memory handed out and not yet freed.");
+  sample(out, "lmx_memory_active_bytes", static_cast<double>(memory.active_bytes));
+  header(out, "lmx_memory_cache_bytes", "gauge", "Freed CPU tensor buffers kept for reuse.");
+  sample(out, "lmx_memory_cache_bytes", static_cast<double>(memory.cache_bytes));
+  header(out, "lmx_requests_admitted", "gauge", "Requests holding a place (running or waiting).");
+  sample(out, "lmx_requests_admitted", static_cast<double>(admitted_requests));
+  header(out, "lmx_queue_depth", "gauge", "Sequences waiting for a batch row.");
+  sample(out, "lmx_queue_depth", static_cast<double>(s.waiting));
+  header(out, "lmx_prefilling_sequences", "gauge", "Sequences being prefilled.");
+  sample(out, "lmx_prefilling_sequences", static_cast<double>(s.prefilling));
+  header(out, "lmx_batch_size", "gauge", "Sequences in the decode batch now.");
+  sample(out, "lmx_batch_size", static_cast<double>(s.rows));
+  header(out, "lmx_decode_steps_total", "counter", "Batched decode steps run.");
+  sample(out, "lmx_decode_steps_total", static_cast<double>(s.steps));
+  header(out, "lmx_decode_step_rows_total", "counter",
+         "Sum of the batch size over decode steps (divided by lmx_decode_steps_total: the mean batch size).");
+  sample(out, "lmx_decode_step_rows_total", static_cast<double>(s.step_rows));
+  time_to_first_token.write(out, "lmx_time_to_first_token_seconds",
+                            "From admission to a sequence's first token.");
+  inter_token.write(out, "lmx_inter_token_latency_seconds", "Between two tokens of one sequence.");
+  request_duration.write(out, "lmx_request_duration_seconds", "From admission to a request's last token.");
+  return out;
+}
+
+}  // namespace lmx::server

@@ -1,0 +1,240 @@
+// Continuous batching: sequences that join and leave a running batch at random steps
+// (random prompt lengths, limits, chunked prefill) each yield, at temperature 0, the
+// tokens of generating their prompt alone through the single-sequence token loop; a
+// cancelled sequence leaves the batch before the next step.
+#include "lmx/generate/batch_scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <random>
+#include <thread>
+
+#include "test_models.h"
+
+namespace lmx {
+namespace {
+
+using generate::BatchScheduler;
+using generate::GenerateParameters;
+using generate::GenerationEvent;
+using generate::ScheduledGroup;
+using generate::ScheduledRequest;
+
+struct Collected {
+  std::vector<int32_t> tokens;  // every token event (EOS included)
+  std::string text;
+  generate::GenerationInfo info;
+};
+
+std::vector<Collected> drain(ScheduledGroup& g, size_t n) {
+  std::vector<Collected> out(n);
+  while (auto e = g.next()) {
+    Collected& c = out.at(e->index);
+    switch (e->event.kind) {
+      case GenerationEvent::Kind::token: c.tokens.push_back(e->event.token.token); break;
+      case GenerationEvent::Kind::info: c.info = e->event.info; break;
+      default: c.text += e->event.text; break;
+    }
+  }
+  return out;
+}
+
+std::vector<int32_t> random_prompt(std::mt19937& rng, int64_t vocab, int max_len) {
+  std::uniform_int_distribution<int> len(1, max_len);
+  std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(vocab) - 1);
+  std::vector<int32_t> p(static_cast<size_t>(len(rng)));
+  for (auto& t : p) t = tok(rng);
+  return p;
+}
+
+class SchedulerFixtures : public ::testing::TestWithParam<std::string> {};
+
+// 10 sequences through 3 rows: each joins when a row frees, at a random point of the
+// others' decoding (submissions are spread over time), with its own prompt length,
+// token limit and prefill chunk size.
+TEST_P(SchedulerFixtures, EachRowEqualsGeneratingItAlone) {
+  auto loaded = models::load_model(testing::fixture(GetParam()));
+  models::LanguageModel& model = *loaded.model;
+  std::mt19937 rng(1234);
+  struct Case {
+    std::vector<int32_t> prompt;
+    GenerateParameters params;
+  };
+  std::vector<Case> cases;
+  for (int i = 0; i < 10; ++i) {
+    Case c;
+    c.prompt = random_prompt(rng, model.vocab_size(), 20);
+    c.params.temperature = 0;
+    c.params.max_tokens = std::uniform_int_distribution<int>(1, 24)(rng);
+    c.params.prefill_step_size = std::uniform_int_distribution<int>(3, 8)(rng);
+    cases.push_back(c);
+  }
+  std::vector<std::vector<int32_t>> alone;
+  for (const Case& c : cases) {
+    std::vector<int32_t> t;
+    generate::TokenGeneration gen(model, c.prompt, c.params);
+    gen.run([&](const generate::TokenLogprob& l) {
+      t.push_back(l.token);
+      return true;
+    });
+    alone.push_back(t);
+  }
+  BatchScheduler scheduler(model, nullptr, {3});
+  std::vector<std::shared_ptr<ScheduledGroup>> groups;
+  for (const Case& c : cases) {
+    ScheduledRequest r{c.prompt, c.params, {}};
+    r.options.token_events = true;
+    groups.push_back(scheduler.submit({r}));
+    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 3000)(rng)));
+  }
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto got = drain(*groups[i], 1);
+    EXPECT_EQ(got[0].tokens, alone[i]) << GetParam() << " sequence " << i << " (prompt of "
+                                       << cases[i].prompt.size() << ")";
+    EXPECT_EQ(got[0].info.stop_reason, generate::StopReason::length);
+    EXPECT_EQ(got[0].info.generated_tokens, *cases[i].params.max_tokens);
+  }
+  EXPECT_GT(scheduler.stats().step_rows, scheduler.stats().steps) << "rows were never batched";
+  EXPECT_EQ(scheduler.stats().rows, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, SchedulerFixtures,
+                         ::testing::Values("llama", "gemma2", "gemma3_text", "starcoder2", "qwen3", "mixtral"));
+
+// stories260K with its tokenizer: greedy rows equal Generation alone (tokens, text, EOS
+// stop); seeded sampled rows, a stop string and a logits processor ride in the same batch
+// and equal their single runs too.
+TEST(BatchScheduler, MixedRequestsEqualGenerationAloneOnStories260K) {
+  LMX_REQUIRE_STORIES();
+  auto c = testing::stories260k();
+  std::mt19937 rng(99);
+  std::vector<ScheduledRequest> requests;
+  for (int i = 0; i < 12; ++i) {
+    ScheduledRequest r;
+    r.prompt = random_prompt(rng, c->model().vocab_size(), 12);
+    r.prompt[0] = 1;  // BOS
+    r.params.max_tokens = std::uniform_int_distribution<int>(5, 60)(rng);
+    r.params.temperature = 0;
+    if (i % 3 == 1) {
+      r.params.temperature = 0.8f;
+      r.params.top_k = 20;
+      r.params.repetition_penalty = 1.1f;
+      r.params.seed = 7 + i;
+    }
+    if (i == 2) r.options.stop_strings = {"e"};
+    if (i == 5) {
+      r.params.logits_processors.push_back([](const std::vector<int32_t>& seq, std::vector<float>& l) {
+        l[static_cast<size_t>(seq.size() % 300 + 10)] += 100.0f;  // a scripted reply
+      });
+    }
+    r.options.eos_ids = c->eos_ids();
+    r.options.token_events = true;
+    requests.push_back(r);
+  }
+  BatchScheduler scheduler(c, {4});
+  std::vector<std::shared_ptr<ScheduledGroup>> groups;
+  for (const auto& r : requests) {
+    groups.push_back(scheduler.submit({r}));
+    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 2000)(rng)));
+  }
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const auto got = drain(*groups[i], 1)[0];
+    Collected want;
+    generate::GenerateOptions o = requests[i].options;
+    generate::Generation alone(c->model(), c->tokenizer(), requests[i].prompt, requests[i].params, o);
+    alone.run([&](const GenerationEvent& e) {
+      if (e.kind == GenerationEvent::Kind::text) want.text += e.text;
+      if (e.kind == GenerationEvent::Kind::info) want.info = e.info;
+      return true;
+    });
+    EXPECT_EQ(got.tokens, alone.tokens()) << "sequence " << i;
+    EXPECT_EQ(got.text, want.text) << "sequence " << i;
+    EXPECT_EQ(got.info.stop_reason, want.info.stop_reason) << "sequence " << i;
+    EXPECT_EQ(got.info.generated_tokens, want.info.generated_tokens) << "sequence " << i;
+    EXPECT_EQ(got.info.prompt_tokens, static_cast<int64_t>(requests[i].prompt.size()));
+  }
+}
+
+// A group cancelled from inside its 5th sampling step is never sampled again, while the
+// row beside it runs on to its limit; the batch then empties.
+TEST(BatchScheduler, CancelledRowLeavesBeforeTheNextStep) {
+  LMX_REQUIRE_STORIES();
+  auto c = testing::stories260k();
+  BatchScheduler scheduler(c, {4});
+  std::atomic<int> calls{0};
+  std::shared_ptr<ScheduledGroup> cancelled;
+  std::atomic<bool> ready{false};
+  ScheduledRequest r;
+  r.prompt = {1, 403, 407};
+  r.params.temperature = 0;
+  r.params.max_tokens = 1000;
+  r.params.logit_bias = {{2, -100.0f}};  // no EOS
+  r.params.logits_processors.push_back([&](const std::vector<int32_t>&, std::vector<float>&) {
+    while (!ready.load()) std::this_thread::yield();
+    if (++calls == 5) cancelled->cancel();
+  });
+  ScheduledRequest other = r;
+  other.params.logits_processors.clear();
+  other.params.max_tokens = 40;
+  auto neighbour = scheduler.submit({other});
+  cancelled = scheduler.submit({r});
+  ready.store(true);
+  const auto got = drain(*cancelled, 1)[0];
+  EXPECT_EQ(calls.load(), 5);
+  EXPECT_EQ(got.info.stop_reason, generate::StopReason::cancelled);
+  EXPECT_EQ(got.info.generated_tokens, 5);
+  EXPECT_FALSE(cancelled->timed_out());
+  const auto n = drain(*neighbour, 1)[0];
+  EXPECT_EQ(n.info.generated_tokens, 40);
+  EXPECT_EQ(scheduler.stats().rows, 0u);
+}
+
+TEST(BatchScheduler, DeadlineEndsTheGroupAndBadPromptsAreRefused) {
+  LMX_REQUIRE_STORIES();
+  auto c = testing::stories260k();
+  BatchScheduler scheduler(c, {2});
+  ScheduledRequest r;
+  r.prompt = {1, 403};
+  r.params.max_tokens = 100000;
+  r.params.logit_bias = {{2, -100.0f}};
+  auto g = scheduler.submit({r, r}, std::chrono::steady_clock::now() + std::chrono::milliseconds(50));
+  const auto got = drain(*g, 2);
+  EXPECT_TRUE(g->timed_out());
+  for (const auto& s : got) EXPECT_EQ(s.info.stop_reason, generate::StopReason::cancelled);
+  r.prompt = {1, 100000};
+  EXPECT_THROW(scheduler.submit({r}), InvalidArgument);
+  r.prompt = {};
+  EXPECT_THROW(scheduler.submit({r}), InvalidArgument);
+  r.prompt = {1};
+  r.params.kv_bits = 4;
+  EXPECT_THROW(scheduler.submit({r}), InvalidArgument);
+}
+
+// A logits processor that throws ends its own sequence with the error; the row beside
+// it runs to its limit and the scheduler keeps serving.
+TEST(BatchScheduler, ThrowingLogitsProcessorFailsOnlyItsSequence) {
+  LMX_REQUIRE_STORIES();
+  auto c = testing::stories260k();
+  BatchScheduler scheduler(c, {4});
+  ScheduledRequest good;
+  good.prompt = {1, 403, 407};
+  good.params.temperature = 0;
+  good.params.max_tokens = 30;
+  good.params.logit_bias = {{2, -100.0f}};
+  ScheduledRequest bad = good;
+  bad.params.logits_processors.push_back([](const std::vector<int32_t>& seq, std::vector<float>&) {
+    if (seq.size() > 5) throw InvalidArgument("constraint broken");
+  });
+  auto g1 = scheduler.submit({good});
+  auto g2 = scheduler.submit({bad});
+  const auto failed = drain(*g2, 1)[0];
+  EXPECT_EQ(failed.info.stop_reason, generate::StopReason::cancelled);
+  EXPECT_EQ(g2->error(), "constraint broken");
+  EXPECT_EQ(drain(*g1, 1)[0].info.generated_tokens, 30);
+  EXPECT_TRUE(g1->error().empty());
+  EXPECT_EQ(drain(*scheduler.submit({good}), 1)[0].info.generated_tokens, 30);
+}
+
+}  // namespace
+}  // namespace lmx
