@@ -3,12 +3,11 @@
 // inputs end with one clear line and a non-zero exit.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <fstream>
 #include <sstream>
 
 #include "../models/embed/embed_test_util.h"
+#include "cli_run.h"
 #include "lmx/io/safetensors.h"
 #include "lmx/models/config_reader.h"
 #include "lmx/models/embed/cross_encoder.h"
@@ -23,21 +22,10 @@ namespace embed = models::embed;
 
 const fs::path kMiniLm = "../shared/data/tokenizers/all-MiniLM-L6-v2-tokenizer-and-config";
 
-struct Result {
-  int status;
-  std::string out;
-};
+using Result = testing::CliResult;
 
-Result run(const std::string& args) {
-  const std::string cmd = std::string(LMX_CLI) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  Result r{-1, ""};
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  r.status = pclose(p);
-  return r;
-}
+// stdout and stderr together.
+Result run(const std::string& args) { return testing::lmx_run(args, "", true); }
 
 std::vector<std::vector<float>> parse_jsonl(const std::string& text) {
   std::vector<std::vector<float>> out;
