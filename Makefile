@@ -7,7 +7,7 @@ ifeq ($(CI),true)
   CMAKE_FLAGS += -DLMX_WERROR=ON
 endif
 
-.PHONY: setup configure build demo test cuda-check bench clean fetch-data
+.PHONY: setup configure build demo test sanitize-test cuda-check bench clean fetch-data
 
 setup:
 	@bash tools/setup.sh
@@ -33,6 +33,20 @@ fetch-data:
 
 test: build fetch-data cuda-check
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+	@$(MAKE) --no-print-directory sanitize-test
+
+# The whole test suite again under ASan + UBSan (clang, -O1, every report fatal), and a
+# smoke run of every libFuzzer target over its seeds (ctest label fuzz): one build,
+# LMX_FUZZ=ON (docs/hardening.md says what it costs). SAN_EXCLUDE: tests too slow under
+# ASan, each with its reason in docs/hardening.md.
+SAN_BUILD ?= build-asan
+SAN_EXCLUDE ?= ^$$
+sanitize-test: setup fetch-data
+	@CC=clang CXX=clang++ cmake -S . -B $(SAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DCMAKE_C_FLAGS_DEBUG="-O1 -g" -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
+	  -DLMX_FUZZ=ON -DLMX_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(SAN_BUILD) -j $(JOBS)
+	@cd $(SAN_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900 -E "$(SAN_EXCLUDE)"
 
 # Where nvcc exists (this project's machines have the CUDA 13 toolkit, no GPU): compile
 # the CUDA backend and its tests in build-cuda, and run them; without a GPU each says

@@ -15,7 +15,9 @@ endfunction()
 function(lmx_apply_common_options target)
   target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:${LMX_WARNINGS}>)
   if(LMX_SANITIZE)
-    target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer)
+    # Every finding fails: UBSan reports abort instead of printing and going on.
+    target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-sanitize-recover=all
+                                             -fno-omit-frame-pointer)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
   endif()
 endfunction()
@@ -34,6 +36,11 @@ function(lmx_add_layer)
     set_source_files_properties(${L_AVX2_SOURCES} PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c")
   endif()
   lmx_apply_common_options(${L_NAME})
+  # Coverage feedback for the fuzzers where the parsers live; the numeric layers stay
+  # uninstrumented (their loops would only slow the sanitizer test run).
+  if(LMX_FUZZ AND NOT L_NAME MATCHES "^lmx_(core|nn|backend_.*)$")
+    target_compile_options(${L_NAME} PRIVATE -fsanitize=fuzzer-no-link)
+  endif()
   set(LMX_LAYER_TARGETS ${LMX_LAYER_TARGETS} ${L_NAME} CACHE INTERNAL "")
 endfunction()
 

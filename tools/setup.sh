@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config ccache python3 python3-jsonschema
       nlohmann-json3-dev libpcre2-dev libutf8proc-dev libcurl4-openssl-dev
       libcpp-httplib-dev libstb-dev libcli11-dev libfmt-dev
-      libgtest-dev libgmock-dev libbenchmark-dev)
+      libgtest-dev libgmock-dev libbenchmark-dev
+      clang libclang-rt-14-dev llvm)  # make sanitize-test: ASan/UBSan/libFuzzer, llvm-symbolizer
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

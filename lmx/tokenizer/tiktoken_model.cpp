@@ -83,6 +83,10 @@ std::shared_ptr<TokenizerImpl> load_tiktoken(std::string_view data, const std::s
       if (c < '0' || c > '9') bad("invalid rank");
       rank = rank * 10 + (c - '0');
     }
+    // Ranks are dense from 0, so a rank beyond the file's byte count is a gap larger than
+    // the file: refused before it sizes the table (a one-line file could ask for 32 GB).
+    if (static_cast<size_t>(rank) > data.size())
+      bad("rank " + std::to_string(rank) + " leaves a gap larger than the file");
     if (static_cast<size_t>(rank) >= raw.size()) raw.resize(static_cast<size_t>(rank) + 1);
     raw[rank] = bytes;
     vocab.add(to_byte_level(bytes), rank);

@@ -215,6 +215,13 @@ TEST(BadInput, MalformedSentencePieceAndTiktokenFiles) {
   EXPECT_NE(msg.find("line 2"), std::string::npos) << msg;
   msg = error_of([&] { Tokenizer::from_tiktoken(write("rank.tiktoken", "IQ== x\n")); });
   EXPECT_NE(msg.find("rank"), std::string::npos) << msg;
+  // One line with a 9-digit rank sized the rank table to a billion strings (32 GB) before
+  // any check (seen reading the loader after a tiktoken_fuzz timeout, docs/hardening.md).
+  msg = error_of([&] { Tokenizer::from_tiktoken(write("gap.tiktoken", "IQ== 0\nIg== 999999999\n")); });
+  EXPECT_NE(msg.find("line 2: rank 999999999"), std::string::npos) << msg;
+  // Dense ranks pass the rank check (this file then lacks the 256 single bytes).
+  msg = error_of([&] { Tokenizer::from_tiktoken(write("dense.tiktoken", "IQ== 0\nIg== 1\n")); });
+  EXPECT_NE(msg.find("single byte"), std::string::npos) << msg;
   // A truncated real model must fail cleanly at every cut.
   auto real = test::shared_data("tokenizers/sentencepiece-unigram-botchan/test_model.model");
   LMX_REQUIRE_PATH(real);

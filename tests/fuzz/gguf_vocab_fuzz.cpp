@@ -1,0 +1,12 @@
+// libFuzzer target: the tokenizer in a GGUF file's metadata (header, typed key/values,
+// nested arrays, tokenizer.ggml.*), then encode and decode.
+#include "tests/fuzz/fuzz_target.h"
+#include "tests/fuzz/tokenizer_exercise.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static lmx::fuzz::ScratchFile file("vocab.gguf");
+  return lmx::fuzz::guarded([&] {
+    auto tok = lmx::tokenizer::Tokenizer::from_gguf(file.write(lmx::fuzz::as_text(data, size)));
+    lmx::fuzz::exercise_tokenizer(tok);
+  });
+}

@@ -1,0 +1,12 @@
+// libFuzzer target: SentencePiece tokenizer.model files (ModelProto: pieces, scores,
+// types, trainer and normalizer specs; BPE and Unigram), then encode and decode.
+#include "tests/fuzz/fuzz_target.h"
+#include "tests/fuzz/tokenizer_exercise.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static lmx::fuzz::ScratchFile file("tokenizer.model");
+  return lmx::fuzz::guarded([&] {
+    auto tok = lmx::tokenizer::Tokenizer::from_sentencepiece(file.write(lmx::fuzz::as_text(data, size)));
+    lmx::fuzz::exercise_tokenizer(tok);
+  });
+}
