@@ -18,7 +18,17 @@ namespace fs = std::filesystem;
 using lmx::testing::CliResult;
 using lmx::testing::lmx_run;
 
-using CliBadInput = lmx::testing::Stories260KCli;
+class CliBadInput : public lmx::testing::Stories260KCli {
+ protected:
+  // A copy of the imported model in dir_/NAME without `left_out` (the test writes it).
+  static fs::path copy_model_but(const std::string& name, const std::string& left_out) {
+    const fs::path model = dir_ / name;
+    fs::create_directories(model);
+    for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"})
+      if (f != left_out) fs::copy_file(dir_ / f, model / f, fs::copy_options::overwrite_existing);
+    return model;
+  }
+};
 
 // A --max-tokens near INT64_MAX made the memory estimate wrap around to a few MiB: the
 // generation was let through and ran without end. Now the estimate saturates and the
@@ -40,10 +50,7 @@ TEST_F(CliBadInput, HugeMaxTokensIsRefusedBeforeGenerating) {
 // max_position_embeddings <= 0 was accepted (and fed to the RoPE scaling formulas).
 TEST_F(CliBadInput, NonPositiveMaxPositionEmbeddingsNamesTheField) {
   ASSERT_EQ(convert_.status, 0) << convert_.out;
-  const fs::path model = dir_ / "bad-context";
-  fs::create_directories(model);
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "model.safetensors"})
-    fs::copy_file(dir_ / f, model / f, fs::copy_options::overwrite_existing);
+  const fs::path model = copy_model_but("bad-context", "config.json");
   nlohmann::json config;
   std::ifstream(dir_ / "config.json") >> config;
   config["max_position_embeddings"] = -1;
@@ -78,10 +85,7 @@ TEST_F(CliBadInput, AbsurdConfigSizesFailAtOnceWithOneError) {
 // (stack overflow, SIGSEGV). Now an error naming the file.
 TEST_F(CliBadInput, DeeplyNestedTokenizerJsonIsAnError) {
   ASSERT_EQ(convert_.status, 0) << convert_.out;
-  const fs::path model = dir_ / "deep-tokenizer";
-  fs::create_directories(model);
-  for (const char* f : {"config.json", "tokenizer_config.json", "model.safetensors"})
-    fs::copy_file(dir_ / f, model / f, fs::copy_options::overwrite_existing);
+  const fs::path model = copy_model_but("deep-tokenizer", "tokenizer.json");
   std::ifstream in(dir_ / "tokenizer.json");
   std::string tok((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   ASSERT_EQ(tok[0], '{');
