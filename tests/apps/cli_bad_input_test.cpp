@@ -91,7 +91,7 @@ TEST_F(CliBadInput, DeeplyNestedTokenizerJsonIsAnError) {
   ASSERT_EQ(tok[0], '{');
   std::ofstream(model / "tokenizer.json") << "{\"junk\": " << std::string(100000, '[') << std::string(100000, ']')
                                           << ", " << tok.substr(1);
-  for (const std::string cmd : {"tokenize --model " + model.string(),
+  for (const std::string& cmd : {"tokenize --model " + model.string(),
                                 "generate --prompt hi --max-tokens 2 --model " + model.string()}) {
     CliResult r = lmx_run(cmd, "hi", true);
     ASSERT_TRUE(WIFEXITED(r.status)) << cmd << " died of signal " << WTERMSIG(r.status);

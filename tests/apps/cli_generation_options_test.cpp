@@ -101,7 +101,9 @@ TEST_F(CliGenerationOptions, GreedyTokensHaveTheLargestLogprob) {
     double mass = 0;
     for (size_t i = 0; i < top.size(); ++i) {
       mass += std::exp(top[i]["logprob"].get<double>());
-      if (i > 0) EXPECT_LE(top[i]["logprob"].get<double>(), top[i - 1]["logprob"].get<double>()) << l;
+      if (i > 0) {
+        EXPECT_LE(top[i]["logprob"].get<double>(), top[i - 1]["logprob"].get<double>()) << l;
+      }
     }
     EXPECT_LE(mass, 1.0 + 1e-5) << l;
     EXPECT_GT(mass, 0.0);
@@ -198,7 +200,9 @@ TEST_F(CliGenerationOptions, XtcExcludesTheTopChoices) {
     ++fired;
     const int token = l["token"].get<int>();
     for (size_t i = 0; i + 1 < above.size(); ++i) {
-      if (!never_excluded.count(above[i])) EXPECT_NE(token, above[i]) << l;
+      if (!never_excluded.count(above[i])) {
+        EXPECT_NE(token, above[i]) << l;
+      }
     }
   }
   EXPECT_GT(fired, 0) << "no step had two tokens above the threshold: the test checks nothing";
