@@ -135,7 +135,7 @@ void run_chat(const ChatArgs& a) {
   const generate::GenerateParameters p = to_parameters(a.gen);
   const nlohmann::ordered_json variables = chat_template_variables(a.gen);
   std::vector<std::string> stops = stop_strings(a.gen);
-  auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(), {.device = device});
+  auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(), models::LoadOptions{.device = device});
   if (!a.adapter_path.empty()) train::attach_adapters(container->model(), a.adapter_path);
   check_against_model(a.gen, *container, 0);
   std::optional<LogprobsOutput> logprobs;

@@ -53,7 +53,7 @@ void run_generate(const GenerateArgs& a) {
   opts.stop_strings = stop_strings(a.gen);
   std::string prompt = a.prompt;
   if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-  auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(), {.device = device});
+  auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(), models::LoadOptions{.device = device});
   if (!a.adapter_path.empty()) train::attach_adapters(container->model(), a.adapter_path);
   generate::UserInput input;
   input.prompt = prompt;
@@ -161,7 +161,7 @@ void add_generate_command(CLI::App& app) {
     const Device device = device_arg(c->device);
     std::string prompt = c->prompt;
     if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-    auto container = generate::ModelContainer::load(resolve_model_arg(c->model).string(), {.device = device});
+    auto container = generate::ModelContainer::load(resolve_model_arg(c->model).string(), models::LoadOptions{.device = device});
     std::vector<int32_t> ids = container->tokenizer().encode(prompt, true);
     auto kv = container->perform([&](models::LanguageModel& model, const tokenizer::Tokenizer&) {
       return generate::prefill_cache(model, ids, to_parameters(c->gen), show_prefill_progress);

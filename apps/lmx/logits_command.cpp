@@ -29,7 +29,7 @@ void run_logits(const LogitsArgs& a) {
   const Device device = device_arg(a.device);
   std::vector<int32_t> ids = parse_id_list(a.tokens);
   if (ids.empty()) throw InvalidArgument("--tokens: give at least one token id");
-  auto loaded = models::load_model(resolve_model_arg(a.model), {.device = device});
+  auto loaded = models::load_model(resolve_model_arg(a.model), models::LoadOptions{.device = device});
   const int64_t vocab = loaded.model->vocab_size();
   for (int32_t id : ids) {
     if (id < 0 || id >= vocab) {

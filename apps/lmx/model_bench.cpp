@@ -80,7 +80,7 @@ void run_model_bench(const ModelBenchArgs& a) {
     label = a.config + (a.quantize ? " q" + std::to_string(a.q_bits) + "/g" + std::to_string(a.q_group_size)
                                    : " " + a.dtype) + " (random weights)";
   } else {
-    loaded.emplace(models::load_model(resolve_model_arg(a.model), {.device = device}));
+    loaded.emplace(models::load_model(resolve_model_arg(a.model), models::LoadOptions{.device = device}));
     model = loaded->model.get();
     label = a.model;
   }
