@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "lmx/base/error.h"
 #include "lmx/generate/model_container.h"
+#include "lmx/models/embed/embedder.h"
 #include "lmx/server/http_server.h"
 
 namespace lmx::cli {
@@ -20,6 +21,7 @@ namespace {
 struct ServeArgs {
   std::string model;
   std::string model_id;
+  std::string embedding_model;
   server::ServerOptions server;
   int threads = 0;
   std::string device = "cpu";
@@ -65,15 +67,24 @@ void run_serve(ServeArgs a) {
   auto container =
       generate::ModelContainer::load(resolve_model_arg(a.model).string(), load_options);
   a.server.model_id = a.model_id.empty() ? a.model : a.model_id;
-  server::HttpServer http(container, a.server);
+  std::shared_ptr<const models::embed::Embedder> embedder;
+  if (!a.embedding_model.empty()) {
+    models::embed::EmbedderOptions embed_options;
+    embed_options.device = device;
+    embedder = std::make_shared<const models::embed::Embedder>(
+        models::embed::Embedder::load(resolve_model_arg(a.embedding_model), embed_options));
+    a.server.embedding_model_id = a.embedding_model;
+  }
+  server::HttpServer http(container, a.server, embedder);
   const int port = http.bind();
   if (!is_loopback(a.server.host) && a.server.api_key.empty())
     std::fprintf(stderr, "lmx serve: warning: listening on %s without --api-key\n",
                  a.server.host.c_str());
   std::fprintf(stderr,
                "lmx serve: %s on http://%s:%d (POST /v1/chat/completions, POST /v1/completions, "
-               "GET /v1/models, GET /health, GET /metrics); Ctrl-C stops\n",
-               a.server.model_id.c_str(), a.server.host.c_str(), port);
+               "GET /v1/models, GET /health, GET /metrics%s); Ctrl-C stops\n",
+               a.server.model_id.c_str(), a.server.host.c_str(), port,
+               embedder ? ", POST /v1/embeddings" : "");
   running = &http;
   http.listen();
   running = nullptr;
@@ -86,6 +97,8 @@ void add_serve_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "serve", "OpenAI-compatible HTTP server (chat/completions, completions, models)");
   cmd->add_option("-m,--model", a->model, "Model folder or Hugging Face repo id")->required();
+  cmd->add_option("--embedding-model", a->embedding_model,
+                  "Sentence-transformers folder (or repo id) that answers POST /v1/embeddings");
   cmd->add_option("--model-id", a->model_id,
                   "The model name clients use (default: the --model text)");
   cmd->add_option("--host", a->server.host, "Address to listen on")->capture_default_str();

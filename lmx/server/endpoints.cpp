@@ -3,12 +3,15 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <random>
 
 #include "lmx/base/error.h"
 #include "lmx/server/api_error.h"
+#include "lmx/models/embed/embedder.h"
 #include "lmx/server/chat_prompt.h"
 #include "lmx/server/completion_runner.h"
+#include "lmx/server/embeddings_request.h"
 #include "lmx/server/logprobs_json.h"
 #include "lmx/server/output_constraint.h"
 #include "lmx/server/request_parsing.h"
@@ -93,8 +96,10 @@ Reply event_stream(std::function<void(const std::function<bool(std::string_view)
 
 }  // namespace
 
-Endpoints::Endpoints(std::shared_ptr<generate::ModelContainer> model, const ServerOptions& options)
+Endpoints::Endpoints(std::shared_ptr<generate::ModelContainer> model, const ServerOptions& options,
+                     std::shared_ptr<const models::embed::Embedder> embedder)
     : model_(std::move(model)),
+      embedder_(std::move(embedder)),
       options_(options),
       queue_(options.max_concurrent, options.max_queue),
       scheduler_(std::make_shared<generate::BatchScheduler>(
@@ -104,6 +109,8 @@ Endpoints::Endpoints(std::shared_ptr<generate::ModelContainer> model, const Serv
     timeout_ = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
         std::chrono::duration<double>(options.request_timeout_seconds));
 }
+
+Endpoints::~Endpoints() = default;
 
 Runner Endpoints::runner() { return {*model_, *scheduler_, timeout_, &metrics_}; }
 
@@ -216,6 +223,47 @@ Reply Endpoints::completions(const std::string& body) {
         [&](size_t k, const Outcome& o) { return text_chunk(s->meta, "", o.finish_reason, k); },
         write);
   });
+}
+
+Reply Endpoints::embeddings(const std::string& body) {
+  if (!embedder_) {
+    throw ApiError(404, "this server has no embedding model (start lmx serve with --embedding-model DIR)", "model",
+                   "model_not_found");
+  }
+  const models::embed::Embedder& e = *embedder_;
+  const int64_t vocab = e.has_tokenizer() ? e.tokenizer().vocab_size() : std::numeric_limits<int32_t>::max();
+  EmbeddingsRequest request = parse_embeddings_request(body, vocab, options_.max_embedding_inputs);
+  if (!request.model.empty() && request.model != options_.embedding_model_id) {
+    throw ApiError(404,
+                   "the model '" + request.model + "' does not exist (this server embeds with '" +
+                       options_.embedding_model_id + "')",
+                   "model", "model_not_found");
+  }
+  if (request.dimensions > e.dimension()) {
+    throw ApiError(400, "dimensions " + std::to_string(request.dimensions) + " is more than the model's " +
+                            std::to_string(e.dimension()),
+                   "dimensions");
+  }
+  // Inputs past the model's limit are refused (sentence-transformers would cut them).
+  int64_t tokens = 0;
+  auto count = [&](size_t i, size_t n) {
+    if (static_cast<int64_t>(n) > e.max_length()) {
+      throw ApiError(400, "input[" + std::to_string(i) + "] is " + std::to_string(n) + " tokens; the model takes at most " +
+                              std::to_string(e.max_length()),
+                     "input");
+    }
+    tokens += static_cast<int64_t>(n);
+  };
+  if (!request.texts.empty() && !e.has_tokenizer())
+    throw ApiError(400, "the embedding model has no tokenizer: send token ids", "input");
+  for (size_t i = 0; i < request.texts.size(); ++i) count(i, e.tokenizer().encode_full(request.texts[i]).ids.size());
+  for (size_t i = 0; i < request.token_ids.size(); ++i) count(i, request.token_ids[i].size());
+  models::embed::EmbedOptions o;
+  o.dimensions = request.dimensions;
+  std::lock_guard<std::mutex> lock(*embed_mutex_);
+  const models::embed::Embeddings out =
+      request.texts.empty() ? e.embed_tokens(request.token_ids, o) : e.embed(request.texts, o);
+  return json_reply(embeddings_response(out.values, request.base64, options_.embedding_model_id, tokens));
 }
 
 Reply Endpoints::models() const { return json_reply(model_list(options_.model_id, created_)); }

@@ -6,6 +6,7 @@
 #include <functional>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,6 +18,10 @@
 #include "lmx/server/metrics.h"
 #include "lmx/server/request_queue.h"
 #include "lmx/server/server_options.h"
+
+namespace lmx::models::embed {
+class Embedder;
+}
 
 namespace lmx::server {
 
@@ -32,10 +37,15 @@ struct Reply {
 
 class Endpoints {
  public:
-  Endpoints(std::shared_ptr<generate::ModelContainer> model, const ServerOptions& options);
+  // embedder (optional) answers POST /v1/embeddings as options.embedding_model_id.
+  Endpoints(std::shared_ptr<generate::ModelContainer> model, const ServerOptions& options,
+            std::shared_ptr<const models::embed::Embedder> embedder = nullptr);
+  ~Endpoints();
 
   Reply chat_completions(const std::string& body);
   Reply completions(const std::string& body);
+  // POST /v1/embeddings (embeddings_request.h); 404 when no embedding model is served.
+  Reply embeddings(const std::string& body);
   Reply models() const;
   // GET /v1/models/{id}: the served model, or 404 model_not_found.
   Reply model(const std::string& id) const;
@@ -56,6 +66,8 @@ class Endpoints {
   void prepare_parameters(generate::GenerateParameters& params) const;
 
   std::shared_ptr<generate::ModelContainer> model_;
+  std::shared_ptr<const models::embed::Embedder> embedder_;
+  std::unique_ptr<std::mutex> embed_mutex_ = std::make_unique<std::mutex>();  // one embedding batch at a time
   ServerOptions options_;
   RequestQueue queue_;
   std::shared_ptr<generate::BatchScheduler> scheduler_;

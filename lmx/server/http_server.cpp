@@ -48,16 +48,18 @@ void answer(Endpoints& ep, const char* endpoint, httplib::Response& res, Fn&& fn
 }  // namespace
 
 struct HttpServer::Impl {
-  Impl(std::shared_ptr<generate::ModelContainer> model, ServerOptions opts)
-      : options(std::move(opts)), endpoints(std::move(model), options) {}
+  Impl(std::shared_ptr<generate::ModelContainer> model, ServerOptions opts,
+       std::shared_ptr<const models::embed::Embedder> embedder)
+      : options(std::move(opts)), endpoints(std::move(model), options, std::move(embedder)) {}
   ServerOptions options;
   Endpoints endpoints;
   httplib::Server http;
   int port = -1;
 };
 
-HttpServer::HttpServer(std::shared_ptr<generate::ModelContainer> model, ServerOptions options)
-    : impl_(std::make_unique<Impl>(std::move(model), std::move(options))) {
+HttpServer::HttpServer(std::shared_ptr<generate::ModelContainer> model, ServerOptions options,
+                       std::shared_ptr<const models::embed::Embedder> embedder)
+    : impl_(std::make_unique<Impl>(std::move(model), std::move(options), std::move(embedder))) {
   auto& http = impl_->http;
   Endpoints& ep = impl_->endpoints;
   const ServerOptions& opts = impl_->options;
@@ -97,6 +99,9 @@ HttpServer::HttpServer(std::shared_ptr<generate::ModelContainer> model, ServerOp
   });
   http.Post("/v1/completions", [&ep](const httplib::Request& req, httplib::Response& res) {
     answer(ep, "/v1/completions", res, [&] { return ep.completions(req.body); });
+  });
+  http.Post("/v1/embeddings", [&ep](const httplib::Request& req, httplib::Response& res) {
+    answer(ep, "/v1/embeddings", res, [&] { return ep.embeddings(req.body); });
   });
   http.Get("/v1/models", [&ep](const httplib::Request&, httplib::Response& res) {
     answer(ep, "/v1/models", res, [&] { return ep.models(); });

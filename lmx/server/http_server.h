@@ -3,7 +3,7 @@
 // everything the HTTP layer refuses itself (unknown paths, bodies too large).
 //
 //   POST /v1/chat/completions   POST /v1/completions   GET /v1/models[/{id}]   GET /health
-//   GET /metrics
+//   GET /metrics   POST /v1/embeddings (with an embedding model)
 //
 // Requests that need the model are decoded together by a batch scheduler (up to
 // options.max_concurrent); up to options.max_queue wait, the next ones get 503 +
@@ -15,11 +15,17 @@
 #include "lmx/generate/model_container.h"
 #include "lmx/server/server_options.h"
 
+namespace lmx::models::embed {
+class Embedder;
+}
+
 namespace lmx::server {
 
 class HttpServer {
  public:
-  HttpServer(std::shared_ptr<generate::ModelContainer> model, ServerOptions options);
+  // embedder (optional): answers POST /v1/embeddings as options.embedding_model_id.
+  HttpServer(std::shared_ptr<generate::ModelContainer> model, ServerOptions options,
+             std::shared_ptr<const models::embed::Embedder> embedder = nullptr);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

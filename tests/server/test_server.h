@@ -22,6 +22,7 @@
 #include "../generate/shared_data.h"
 #include "lmx/generate/model_container.h"
 #include "lmx/io/llama2c_import.h"
+#include "lmx/models/embed/embedder.h"
 #include "lmx/server/http_server.h"
 
 namespace lmx::testing {
@@ -67,8 +68,9 @@ inline json tool_loop_fixture() {
 
 class TestServer {
  public:
-  TestServer(std::shared_ptr<generate::ModelContainer> model, server::ServerOptions options)
-      : server_(std::move(model), with_loopback(std::move(options))) {
+  TestServer(std::shared_ptr<generate::ModelContainer> model, server::ServerOptions options,
+             std::shared_ptr<const models::embed::Embedder> embedder = nullptr)
+      : server_(std::move(model), with_loopback(std::move(options)), std::move(embedder)) {
     port_ = server_.bind();
     thread_ = std::thread([this] { server_.listen(); });
   }
