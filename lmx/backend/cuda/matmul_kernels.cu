@@ -8,6 +8,7 @@
 
 #include "lmx/backend/cuda/device_values.cuh"
 #include "lmx/backend/cuda/matmul_kernels.h"
+#include "lmx/backend/cuda/matvec_kernels.h"
 
 namespace lmx::cuda::detail {
 namespace {
@@ -190,12 +191,14 @@ cudaError_t launch_gemm_f32(const Gemm& g, cudaStream_t stream) {
 
 cudaError_t launch_matmul_nt(const float* x, int64_t ldx, const void* w, int w_dtype, int64_t n, int64_t k,
                              int64_t ld, float* y, int64_t ldy, int64_t m, cudaStream_t stream) {
+  if (cudaError_t e; launch_vector_matvec_dense(x, ldx, w, w_dtype, n, k, ld, y, ldy, m, stream, &e)) return e;
   return launch_product(m, n, k, x, ldx, 1, 0, DenseRowsB{w, w_dtype, ld}, Out{y, ldy, 1, 0, 1.0f, 0.0f}, 1,
                         stream);
 }
 
 cudaError_t launch_quantized_matmul(const float* x, int64_t ldx, const Quant& w, float* y, int64_t ldy, int64_t m,
                                     cudaStream_t stream) {
+  if (cudaError_t e; launch_vector_matvec_quant(x, ldx, w, y, ldy, m, stream, &e)) return e;
   return launch_product(m, w.n, w.k, x, ldx, 1, 0, QuantRowsB{w}, Out{y, ldy, 1, 0, 1.0f, 0.0f}, 1, stream);
 }
 

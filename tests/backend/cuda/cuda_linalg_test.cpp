@@ -47,6 +47,25 @@ TEST_F(CudaLinalg, LinearDenseWeightsEveryDtypeAndRowCount) {
   }
 }
 
+// k a multiple of 8 with aligned rows: the vectorized decode matvec (16-byte loads) serves
+// f16 / bf16 weights for 1..8 rows; a weight view with an odd row stride falls back.
+TEST_F(CudaLinalg, LinearDenseVectorizedMatvecEveryRowCount) {
+  for (Dtype wd : {Dtype::f16, Dtype::bf16}) {
+    Tensor w = random_tensor({131, 264}, 52, wd);
+    for (int64_t m = 1; m <= 8; ++m) {
+      SCOPED_TRACE(std::string(dtype_name(wd)) + " m=" + std::to_string(m));
+      Tensor x = random_tensor({m, 264}, 53 + static_cast<uint32_t>(m));
+      // 264 products summed in another order (8-wide partial sums per lane, then the warp):
+      // a few f32 ulps of partial sums of ~10 (seen on an H200: 1.2e-5 at |y| 0.08).
+      expect_matches(ops::linear(on_cuda(x), on_cuda(w)), ops::linear(x, w), 1e-5, 5e-5);
+    }
+    Tensor wide = random_tensor({131, 270}, 54, wd);
+    Tensor x = random_tensor({2, 264}, 55);
+    Tensor cut = wide.slice(1, 0, 264);  // row stride 270: not the vectorized layout
+    expect_matches(ops::linear(on_cuda(x), on_cuda(wide).slice(1, 0, 264)), ops::linear(x, cut), 1e-5, 5e-5);
+  }
+}
+
 TEST_F(CudaLinalg, QuantizeMatchesCpuBitForBit) {
   Tensor w = random_tensor({33, 384}, 40, Dtype::f32, -0.5f, 0.7f);
   for (int bits : {2, 3, 4, 5, 6, 8}) {
