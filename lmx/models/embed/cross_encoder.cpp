@@ -159,10 +159,20 @@ bool truncate_pair_longest_first(tokenizer::Encoding& e, int64_t max_length) {
   if (to_remove > first + second) {
     throw InvalidArgument("truncate pair: the special tokens alone exceed " + std::to_string(max_length) + " tokens");
   }
-  for (int64_t k = 0; k < to_remove; ++k) {
-    if (first > second) --first;
-    else --second;
+  // The tokenizers library's rule: the shorter run keeps its length when it fits in half
+  // the budget (the longer one takes the rest), else it gets the budget's floor half and
+  // the longer one the ceiling half (so on a tie the first run is the shorter one).
+  const int64_t budget = first + second - to_remove;
+  const bool swapped = first > second;
+  int64_t shorter = swapped ? second : first, longer;
+  if (shorter > budget / 2) {
+    shorter = budget / 2;
+    longer = shorter + budget % 2;
+  } else {
+    longer = budget - shorter;
   }
+  first = swapped ? longer : shorter;
+  second = swapped ? shorter : longer;
   std::vector<bool> keep(static_cast<size_t>(n), true);
   for (int64_t i = runs[0].first + first; i < runs[0].second; ++i) keep[static_cast<size_t>(i)] = false;
   for (int64_t i = runs[1].first + second; i < runs[1].second; ++i) keep[static_cast<size_t>(i)] = false;

@@ -53,9 +53,10 @@ class CrossEncoder {
 };
 
 // Cuts a pair encoding (two runs of ordinary tokens between special tokens) to `max_length`
-// ids as HF's longest_first does: one token at a time from the end of the longer run (the
-// second on a tie). False when it already fits; InvalidArgument when the special tokens
-// alone exceed max_length.
+// ids as HF's longest_first does (the tokenizers library's rule: the shorter run keeps its
+// tokens if they fit in half the budget, else the runs get the budget's floor and ceiling
+// halves, the first run the floor on a tie). False when it already fits; InvalidArgument
+// when the special tokens alone exceed max_length.
 bool truncate_pair_longest_first(tokenizer::Encoding& e, int64_t max_length);
 
 }  // namespace lmx::models::embed

@@ -9,11 +9,12 @@
 namespace lmx::models::embed {
 
 PoolingMode parse_pooling_mode(std::string_view name) {
-  if (name == "cls" || name == "first") return PoolingMode::cls;
-  if (name == "mean") return PoolingMode::mean;
-  if (name == "max") return PoolingMode::max;
-  if (name == "mean_sqrt_len") return PoolingMode::mean_sqrt_len;
-  if (name == "weightedmean" || name == "weighted_mean") return PoolingMode::weighted_mean;
+  // Short names, and the names sentence-transformers >= 6 writes in "pooling_mode".
+  if (name == "cls" || name == "first" || name == "cls_token") return PoolingMode::cls;
+  if (name == "mean" || name == "mean_tokens") return PoolingMode::mean;
+  if (name == "max" || name == "max_tokens") return PoolingMode::max;
+  if (name == "mean_sqrt_len" || name == "mean_sqrt_len_tokens") return PoolingMode::mean_sqrt_len;
+  if (name == "weightedmean" || name == "weighted_mean" || name == "weightedmean_tokens") return PoolingMode::weighted_mean;
   if (name == "lasttoken" || name == "last" || name == "last_token") return PoolingMode::last_token;
   throw InvalidArgument("pooling '" + std::string(name) +
                         "' is not one of cls, first, mean, max, mean_sqrt_len, weightedmean, last");

@@ -48,12 +48,30 @@ void read_pooling(const fs::path& dir, SentenceTransformerModules& m) {
       {"pooling_mode_mean_sqrt_len_tokens", PoolingMode::mean_sqrt_len},
       {"pooling_mode_weightedmean_tokens", PoolingMode::weighted_mean},
       {"pooling_mode_lasttoken", PoolingMode::last_token}};
-  for (const auto& [key, mode] : keys) {
-    if (r.get_bool(key, false)) m.pooling.push_back(mode);
+  // sentence-transformers >= 6 writes "pooling_mode": a name or a list of names (pooled
+  // in the list's order); older versions one boolean per mode.
+  if (auto it = j->find("pooling_mode"); it != j->end()) {
+    const auto parse = [&](const nlohmann::json& v) {
+      if (!v.is_string()) r.fail("pooling_mode", "must be a mode name or a list of mode names");
+      try {
+        m.pooling.push_back(parse_pooling_mode(v.get<std::string>()));
+      } catch (const InvalidArgument& e) {
+        r.fail("pooling_mode", e.what());
+      }
+    };
+    if (it->is_array()) {
+      for (const auto& v : *it) parse(v);
+    } else {
+      parse(*it);
+    }
+  } else {
+    for (const auto& [key, mode] : keys) {
+      if (r.get_bool(key, false)) m.pooling.push_back(mode);
+    }
   }
-  if (m.pooling.empty()) r.fail("pooling_mode_*", "no pooling mode is enabled");
+  if (m.pooling.empty()) r.fail("pooling_mode", "no pooling mode is enabled");
   m.include_prompt = r.get_bool("include_prompt", true);
-  m.pooling_dimension = r.get_int("word_embedding_dimension", 0);
+  m.pooling_dimension = r.get_int("embedding_dimension", r.get_int("word_embedding_dimension", 0));
 }
 
 DenseConfig read_dense(const fs::path& dir) {

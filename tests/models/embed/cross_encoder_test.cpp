@@ -83,6 +83,11 @@ TEST(CrossEncoder, LongestFirstTruncation) {
   e = pair(6, 5);  // 14 -> 8: 6,5 -> 5,5 -> 5,4 -> 4,4 -> 4,3 -> 3,3 -> 3,2
   EXPECT_TRUE(truncate_pair_longest_first(e, 8));
   EXPECT_EQ(e.ids, (std::vector<int32_t>{101, 10, 11, 12, 102, 50, 51, 102}));
+  // A tie: HF transformers 5.17 gives the first run the floor half
+  // (tests/data/embed/pair_tokenization.json has a real case).
+  e = pair(7, 7);  // 17 -> 16: budget 13 -> 6 + 7
+  EXPECT_TRUE(truncate_pair_longest_first(e, 16));
+  EXPECT_EQ(e.ids, (std::vector<int32_t>{101, 10, 11, 12, 13, 14, 15, 102, 50, 51, 52, 53, 54, 55, 56, 102}));
   e = pair(2, 2);
   EXPECT_THROW(truncate_pair_longest_first(e, 2), InvalidArgument);
 }
