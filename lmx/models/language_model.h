@@ -19,6 +19,8 @@ struct ForwardOptions {
   // Only the last position's logits ([batch, 1, vocab]): prefill chunks need none, and
   // the output projection of every prompt position would cost a vocab-sized GEMM.
   bool last_position_only = false;
+  // Return the final-normed hidden state [batch, seq, hidden] instead of logits (embedders).
+  bool hidden_only = false;
 };
 
 class LanguageModel : public nn::Module {

@@ -154,6 +154,7 @@ Tensor TransformerLM::forward(const Tensor& tokens, nn::KVCacheList* caches, con
   if (options.last_position_only && h.dim(1) > 1) h = h.slice(1, h.dim(1) - 1, h.dim(1));
   h = norm_->forward(h);
   if (options.hidden_states) options.hidden_states->back() = h;  // HF reports the normed last state
+  if (options.hidden_only) return h;
   Tensor logits = lm_head_ ? lm_head_->forward(h) : embed_->as_linear(h);
   if (spec_.logits_divisor != 1.0f) logits = ops::div(logits, spec_.logits_divisor);
   if (spec_.final_softcap > 0.0f) {

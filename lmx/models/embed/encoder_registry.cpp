@@ -16,10 +16,15 @@ std::unique_ptr<Encoder> build_distilbert(const ConfigReader& c, bool with_poole
   return make_distilbert(c);
 }
 
+std::unique_ptr<Encoder> build_decoder(const ConfigReader& c, bool with_pooler) {
+  if (with_pooler) throw Unsupported(c.get_string("model_type", "") + ": no pooler (decoder-only embedder)");
+  return make_decoder_encoder(c);
+}
+
 const std::vector<std::pair<std::string, Builder>>& table() {
   static const std::vector<std::pair<std::string, Builder>> t = {
       {"bert", make_bert}, {"roberta", make_bert}, {"xlm-roberta", make_bert},
-      {"distilbert", build_distilbert}};
+      {"distilbert", build_distilbert}, {"qwen3", build_decoder}};
   return t;
 }
 

@@ -11,6 +11,8 @@ namespace lmx::models::embed {
 
 std::unique_ptr<Encoder> make_bert(const ConfigReader& c, bool with_pooler);
 std::unique_ptr<Encoder> make_distilbert(const ConfigReader& c);
+// A decoder-only LLM of lmx/models (causal attention) used as an encoder (decoder_encoder.cpp).
+std::unique_ptr<Encoder> make_decoder_encoder(const ConfigReader& c);
 
 // Renames "<prefix>name" to "name" for the first matching prefix, then drops every tensor
 // whose (renamed) name starts with one of `dropped` (task heads, buffers).
