@@ -66,7 +66,9 @@ Image decode_image(std::span<const uint8_t> bytes, const std::string& label,
   } else {
     throw FormatError(label + ": not an image lmx can read (PNG, JPEG, WebP or GIF expected)");
   }
-  return d.orientation == 1 ? std::move(d.image) : detail::apply_orientation(d.image, d.orientation);
+  Image image = d.orientation == 1 ? std::move(d.image) : detail::apply_orientation(d.image, d.orientation);
+  image.source = label;
+  return image;
 }
 
 Image load_image_file(const std::filesystem::path& path, const DecodeLimits& limits) {

@@ -34,10 +34,10 @@ class Qwen2VLProcessor : public ImageProcessor {
   std::string_view type() const override { return "Qwen2VLImageProcessor"; }
 
   // transformers' smart_resize (Python's round: half to even).
-  std::pair<int, int> smart_resize(int height, int width) const {
+  std::pair<int, int> smart_resize(int height, int width, const std::string& source) const {
     const int factor = patch_ * merge_;
     if (static_cast<double>(std::max(height, width)) / std::min(height, width) > 200) {
-      throw InvalidArgument(label_ + ": Qwen2-VL takes images with an aspect ratio up to 200, got " +
+      throw InvalidArgument((source.empty() ? "image" : source) + ": Qwen2-VL takes images with an aspect ratio up to 200, got " +
                             std::to_string(width) + "x" + std::to_string(height));
     }
     int64_t h = static_cast<int64_t>(std::nearbyint(static_cast<double>(height) / factor)) * factor;
@@ -63,7 +63,7 @@ class Qwen2VLProcessor : public ImageProcessor {
     for (const Image& image : images) {
       Image resized = image;
       if (do_resize_) {
-        auto [h, w] = smart_resize(image.height, image.width);
+        auto [h, w] = smart_resize(image.height, image.width, image.source);
         resized = resize(image, w, h, resample_);
       }
       if (resized.height % (patch_ * merge_) || resized.width % (patch_ * merge_)) {
