@@ -66,6 +66,7 @@ Decoded decode_gif(std::span<const uint8_t> bytes, const std::string& label,
   } while (type != IMAGE_DESC_RECORD_TYPE);
   if (DGifGetImageDesc(gif) == GIF_ERROR) fail("bad frame descriptor");
   const GifImageDesc& d = gif->Image;
+  check_dimensions(d.Width, d.Height, label, limits);
   const ColorMapObject* map = d.ColorMap ? d.ColorMap : gif->SColorMap;
   const int sw = gif->SWidth, sh = gif->SHeight;
   std::vector<uint8_t> indices(static_cast<size_t>(sw) * sh,
