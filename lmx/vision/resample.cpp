@@ -1,5 +1,6 @@
 #include "lmx/vision/resample.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -129,15 +130,20 @@ Image horizontal_pass(const Image& in, int row0, int rows, int out_width, const 
 Image vertical_pass(const Image& in, int row_offset, int out_height, const Coefficients& c) {
   Image out = make_image(in.width, out_height);
   const size_t stride = static_cast<size_t>(in.width) * 3;
+  // Row by row over the taps, so the inner loop runs along memory (integer sums: the
+  // order does not change the result).
+  std::vector<int32_t> acc(stride);
   for (int yy = 0; yy < out_height; ++yy) {
     const int32_t* k = c.weights.data() + static_cast<size_t>(yy) * c.ksize;
     const uint8_t* base = in.row(c.first[yy] - row_offset);
-    uint8_t* dst = out.row(yy);
-    for (size_t i = 0; i < stride; ++i) {
-      int32_t acc = 1 << (kPrecisionBits - 1);
-      for (int y = 0; y < c.count[yy]; ++y) acc += base[y * stride + i] * k[y];
-      dst[i] = clip8(acc);
+    std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
+    for (int y = 0; y < c.count[yy]; ++y) {
+      const uint8_t* src = base + y * stride;
+      const int32_t w = k[y];
+      for (size_t i = 0; i < stride; ++i) acc[i] += src[i] * w;
     }
+    uint8_t* dst = out.row(yy);
+    for (size_t i = 0; i < stride; ++i) dst[i] = clip8(acc[i]);
   }
   return out;
 }
