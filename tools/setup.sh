@@ -5,6 +5,7 @@ set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config ccache python3 python3-jsonschema
       nlohmann-json3-dev libpcre2-dev libutf8proc-dev libcurl4-openssl-dev
       libcpp-httplib-dev libstb-dev libcli11-dev libfmt-dev
+      libpng-dev libjpeg62-turbo-dev libwebp-dev libgif-dev  # lmx/vision image decoding
       libgtest-dev libgmock-dev libbenchmark-dev
       clang libclang-rt-14-dev llvm)  # make sanitize-test: ASan/UBSan/libFuzzer, llvm-symbolizer
 missing=()

@@ -18,5 +18,6 @@ void add_serve_command(CLI::App& app);
 void add_embed_commands(CLI::App& app);
 void add_lora_command(CLI::App& app);
 void add_fuse_command(CLI::App& app);
+void add_preprocess_command(CLI::App& app);
 
 }  // namespace lmx::cli

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   lmx::cli::add_bench_command(app);
   lmx::cli::add_embed_commands(app);
   lmx::cli::add_logits_command(app);
+  lmx::cli::add_preprocess_command(app);
   lmx::cli::add_convert_command(app);
   lmx::cli::add_lora_command(app);
   lmx::cli::add_fuse_command(app);

@@ -2,6 +2,7 @@
 // tokenizer.model) -> a byte-level BPE TokenizerImpl.
 #include <string>
 
+#include "lmx/base/base64.h"
 #include "lmx/base/error.h"
 #include "lmx/tokenizer/decoders.h"
 #include "lmx/tokenizer/models.h"
@@ -17,37 +18,6 @@ namespace {
 // Llama-3's split pattern (tiktoken's cl100k family).
 const char* const kLlama3Pattern =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-
-bool decode_base64(std::string_view in, std::string& out) {
-  out.clear();
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v;
-    if (c >= 'A' && c <= 'Z') {
-      v = c - 'A';
-    } else if (c >= 'a' && c <= 'z') {
-      v = c - 'a' + 26;
-    } else if (c >= '0' && c <= '9') {
-      v = c - '0' + 52;
-    } else if (c == '+') {
-      v = 62;
-    } else if (c == '/') {
-      v = 63;
-    } else if (c == '=') {
-      continue;
-    } else {
-      return false;
-    }
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
-  }
-  return true;
-}
 
 std::string to_byte_level(std::string_view bytes) {
   std::string out;
@@ -75,7 +45,9 @@ std::shared_ptr<TokenizerImpl> load_tiktoken(std::string_view data, const std::s
       throw FormatError(source + ": line " + std::to_string(line_no) + ": " + why);
     };
     if (sp == std::string_view::npos) bad("expected '<base64 token> <rank>'");
-    if (!decode_base64(line.substr(0, sp), bytes) || bytes.empty()) bad("invalid base64 token");
+    auto decoded = decode_base64(line.substr(0, sp));
+    if (!decoded || decoded->empty()) bad("invalid base64 token");
+    bytes = std::move(*decoded);
     std::string_view rank_text = line.substr(sp + 1);
     if (rank_text.empty() || rank_text.size() > 9) bad("invalid rank");
     int32_t rank = 0;

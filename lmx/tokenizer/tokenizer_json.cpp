@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "lmx/base/base64.h"
 #include "lmx/base/error.h"
 #include "lmx/tokenizer/decoders.h"
 #include "lmx/tokenizer/json_scan.h"
@@ -72,33 +73,6 @@ class Reader {
  private:
   std::string source_;
 };
-
-std::string base64_decode(std::string_view in, const Reader& r, const std::string& path) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
-  };
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    if (c == '=' || c == '\n' || c == '\r') continue;
-    int v = value(c);
-    if (v < 0) r.fail(path, "invalid base64");
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
-  }
-  return out;
-}
 
 Pattern parse_pattern(const Reader& r, const Json& j, const std::string& path) {
   const Json& p = r.get(j, "pattern", path);
@@ -189,7 +163,9 @@ std::unique_ptr<Normalizer> parse_normalizer(const Reader& r,
     std::string blob;
     if (c) {
       if (!c->is_string()) r.fail(path + ".precompiled_charsmap", "expected a base64 string");
-      blob = base64_decode(c->get<std::string>(), r, path + ".precompiled_charsmap");
+      auto decoded = decode_base64(c->get<std::string>());
+      if (!decoded) r.fail(path + ".precompiled_charsmap", "invalid base64");
+      blob = std::move(*decoded);
     }
     return std::make_unique<PrecompiledNormalizer>(
         std::make_shared<const CharsMap>(std::move(blob), r.source() + ": " + path));

@@ -1,0 +1,93 @@
+#include "lmx/vision/image_processor.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "lmx/base/error.h"
+#include "lmx/vision/processor_families.h"
+
+namespace lmx::vision {
+
+const ProcessorTensor& ProcessorOutput::at(std::string_view name) const {
+  for (const auto& t : tensors) {
+    if (t.name == name) return t;
+  }
+  throw InvalidArgument("processor output has no tensor '" + std::string(name) + "'");
+}
+
+namespace {
+
+using Factory = std::unique_ptr<ImageProcessor> (*)(const detail::ConfigReader&);
+
+struct Family {
+  const char* type;
+  Factory make;
+};
+
+const Family kFamilies[] = {
+    {"Qwen2VLImageProcessor", detail::make_qwen2_vl_processor},
+    {"SiglipImageProcessor", detail::make_siglip_processor},
+    {"CLIPImageProcessor", detail::make_clip_processor},
+    {"LlavaImageProcessor", detail::make_llava_processor},
+    {"Gemma3ImageProcessor", detail::make_gemma3_processor},
+    {"Idefics3ImageProcessor", [](const detail::ConfigReader& c) { return detail::make_idefics3_processor(c, false); }},
+    {"SmolVLMImageProcessor", [](const detail::ConfigReader& c) { return detail::make_idefics3_processor(c, true); }},
+};
+
+std::string strip_suffix(std::string type) {
+  for (const char* suffix : {"Fast", "Pil"}) {
+    const std::string s = suffix;
+    if (type.size() > s.size() && type.compare(type.size() - s.size(), s.size(), s) == 0) {
+      type.resize(type.size() - s.size());
+    }
+  }
+  return type;
+}
+
+}  // namespace
+
+std::vector<std::string> supported_image_processor_types() {
+  std::vector<std::string> out;
+  for (const auto& f : kFamilies) out.emplace_back(f.type);
+  return out;
+}
+
+std::unique_ptr<ImageProcessor> make_image_processor(std::string_view json_text,
+                                                     const std::string& label) {
+  nlohmann::json doc = nlohmann::json::parse(json_text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) throw FormatError(label + ": not a JSON object");
+  // processor_config.json nests the image processor's keys.
+  const nlohmann::json& config =
+      doc.contains("image_processor") && doc["image_processor"].is_object() ? doc["image_processor"] : doc;
+  auto it = config.find("image_processor_type");
+  if (it == config.end() || !it->is_string()) {
+    throw FormatError(label + ": field 'image_processor_type' is missing");
+  }
+  const std::string type = strip_suffix(it->get<std::string>());
+  for (const auto& f : kFamilies) {
+    if (type == f.type) return f.make(detail::ConfigReader(config, label));
+  }
+  std::string known;
+  for (const auto& f : kFamilies) known += std::string(known.empty() ? "" : ", ") + f.type;
+  throw Unsupported(label + ": image_processor_type '" + it->get<std::string>() +
+                    "' is not supported (supported: " + known + ")");
+}
+
+std::unique_ptr<ImageProcessor> load_image_processor(const std::filesystem::path& path) {
+  std::filesystem::path file = path;
+  if (std::filesystem::is_directory(path)) {
+    file = path / "preprocessor_config.json";
+    if (!std::filesystem::exists(file)) file = path / "processor_config.json";
+    if (!std::filesystem::exists(file)) {
+      throw IoError(path.string() + ": no preprocessor_config.json or processor_config.json");
+    }
+  }
+  std::ifstream in(file);
+  if (!in) throw IoError(file.string() + ": cannot read");
+  std::stringstream text;
+  text << in.rdbuf();
+  return make_image_processor(text.str(), file.string());
+}
+
+}  // namespace lmx::vision

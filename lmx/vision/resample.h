@@ -1,0 +1,22 @@
+// Image resizing equal to Pillow's Image.resize(size, resample) on 8-bit RGB (no box, no
+// reducing_gap: what transformers calls): support-scaled filters (antialiasing when
+// shrinking), 22-bit fixed-point coefficients, rounding and clipping as Pillow's, the
+// horizontal pass first. docs/vision.md says how it was checked.
+#pragma once
+
+#include <string_view>
+
+#include "lmx/vision/image.h"
+
+namespace lmx::vision {
+
+// Pillow's numbering (PIL.Image.Resampling), which preprocessor_config.json uses.
+enum class Resample { kNearest = 0, kLanczos = 1, kBilinear = 2, kBicubic = 3, kBox = 4, kHamming = 5 };
+
+// lmx::InvalidArgument naming `field` for a number outside 0..5.
+Resample resample_from_pil(int code, std::string_view field);
+
+// lmx::InvalidArgument for a size that is not positive.
+Image resize(const Image& image, int width, int height, Resample filter);
+
+}  // namespace lmx::vision
