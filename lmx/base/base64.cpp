@@ -31,4 +31,20 @@ std::optional<std::string> decode_base64(std::string_view in) {
   return out;
 }
 
+std::string encode_base64(const void* data, size_t bytes) {
+  static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const auto* p = static_cast<const unsigned char*>(data);
+  std::string out;
+  out.reserve((bytes + 2) / 3 * 4);
+  for (size_t i = 0; i < bytes; i += 3) {
+    const uint32_t v = (uint32_t{p[i]} << 16) | (i + 1 < bytes ? uint32_t{p[i + 1]} << 8 : 0u) |
+                       (i + 2 < bytes ? uint32_t{p[i + 2]} : 0u);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += i + 1 < bytes ? kAlphabet[(v >> 6) & 63] : '=';
+    out += i + 2 < bytes ? kAlphabet[v & 63] : '=';
+  }
+  return out;
+}
+
 }  // namespace lmx

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "lmx/base/base64.h"
 #include "lmx/server/api_error.h"
 #include "lmx/server/request_fields.h"
 
@@ -74,22 +75,6 @@ EmbeddingsRequest parse_embeddings_request(const std::string& body, int64_t voca
   return r;
 }
 
-std::string base64_encode(const void* data, size_t bytes) {
-  static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  const auto* p = static_cast<const unsigned char*>(data);
-  std::string out;
-  out.reserve((bytes + 2) / 3 * 4);
-  for (size_t i = 0; i < bytes; i += 3) {
-    const uint32_t v = (uint32_t{p[i]} << 16) | (i + 1 < bytes ? uint32_t{p[i + 1]} << 8 : 0u) |
-                       (i + 2 < bytes ? uint32_t{p[i + 2]} : 0u);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += i + 1 < bytes ? kAlphabet[(v >> 6) & 63] : '=';
-    out += i + 2 < bytes ? kAlphabet[v & 63] : '=';
-  }
-  return out;
-}
-
 json embeddings_response(const Tensor& values, bool base64, const std::string& model, int64_t prompt_tokens) {
   const std::vector<float> v = values.to_float_vector();
   const int64_t rows = values.shape()[0], dim = values.shape()[1];
@@ -98,7 +83,7 @@ json embeddings_response(const Tensor& values, bool base64, const std::string& m
     const float* row = v.data() + i * dim;
     json item = {{"object", "embedding"}, {"index", i}};
     if (base64) {
-      item["embedding"] = base64_encode(row, static_cast<size_t>(dim) * sizeof(float));
+      item["embedding"] = encode_base64(row, static_cast<size_t>(dim) * sizeof(float));
     } else {
       item["embedding"] = std::vector<float>(row, row + dim);
     }

@@ -30,7 +30,4 @@ EmbeddingsRequest parse_embeddings_request(const std::string& body, int64_t voca
 nlohmann::ordered_json embeddings_response(const Tensor& values, bool base64, const std::string& model,
                                            int64_t prompt_tokens);
 
-// RFC 4648 base64 of raw bytes.
-std::string base64_encode(const void* data, size_t bytes);
-
 }  // namespace lmx::server

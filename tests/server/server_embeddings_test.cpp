@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "../models/embed/embed_test_util.h"
+#include "lmx/base/base64.h"
 #include "test_server.h"
 
 namespace lmx::testing {
@@ -12,21 +13,9 @@ namespace {
 
 const fs::path kMiniLm = "../shared/data/tokenizers/all-MiniLM-L6-v2-tokenizer-and-config";
 
+// The base64 text's bytes as f32 (lmx/base/base64's decoder: RFC 4648 vectors in base_test).
 std::vector<float> base64_floats(const std::string& s) {
-  auto value = [](char c) -> uint32_t {
-    if (c >= 'A' && c <= 'Z') return static_cast<uint32_t>(c - 'A');
-    if (c >= 'a' && c <= 'z') return static_cast<uint32_t>(c - 'a' + 26);
-    if (c >= '0' && c <= '9') return static_cast<uint32_t>(c - '0' + 52);
-    return c == '+' ? 62u : 63u;
-  };
-  std::string bytes;
-  for (size_t i = 0; i + 3 < s.size(); i += 4) {
-    const uint32_t v = value(s[i]) << 18 | value(s[i + 1]) << 12 | (s[i + 2] == '=' ? 0 : value(s[i + 2]) << 6) |
-                       (s[i + 3] == '=' ? 0 : value(s[i + 3]));
-    bytes += static_cast<char>(v >> 16);
-    if (s[i + 2] != '=') bytes += static_cast<char>((v >> 8) & 255);
-    if (s[i + 3] != '=') bytes += static_cast<char>(v & 255);
-  }
+  const std::string bytes = decode_base64(s).value_or("");
   std::vector<float> out(bytes.size() / 4);
   std::memcpy(out.data(), bytes.data(), out.size() * 4);
   return out;
