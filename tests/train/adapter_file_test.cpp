@@ -87,7 +87,7 @@ TEST(AdapterFile, AdaptersForAnotherModelListEveryMismatch) {
     EXPECT_NE(msg.find("no Linear layer 'model.layers.7.self_attn.q_proj'"), std::string::npos) << msg;
     EXPECT_NE(msg.find("'model.layers.1.mlp.up_proj.lora_b' is missing"), std::string::npos) << msg;
   }
-  std::ofstream(tmp.path / "adapter_config.json") << R"({"fine_tune_type": "dora"})";
+  std::ofstream(tmp.path / "adapter_config.json") << R"({"fine_tune_type": "ia3"})";
   EXPECT_THROW(train::load_adapters(tmp.path, model), Unsupported);
   std::ofstream(tmp.path / "adapter_config.json") << "{not json";
   EXPECT_THROW(train::load_adapters(tmp.path, model), FormatError);
