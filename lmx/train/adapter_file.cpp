@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "lmx/base/error.h"
 #include "lmx/io/atomic_write.h"
@@ -184,6 +185,35 @@ LoraAdapters load_adapters(const fs::path& dir, models::TransformerLM& model, co
     (suffix == "lora_a" ? t.a : suffix == "lora_b" ? t.b : t.m) = read_f32(info);
   }
   return adapters_from_tensors(file.name(), config, layers, problems, model);
+}
+
+void resume_adapters(const fs::path& path, LoraAdapters& adapters) {
+  io::SafetensorsFile file = io::SafetensorsFile::open(path);
+  std::vector<std::string> problems;
+  std::vector<std::pair<autograd::Var*, Tensor>> values;
+  const auto params = adapters.named_parameters();
+  std::set<std::string> names;
+  for (const auto& [name, var] : params) names.insert(name);
+  for (const auto& info : file.tensors()) {
+    if (!names.count(info.name)) problems.push_back("'" + info.name + "' is not one of these adapters' tensors");
+  }
+  for (auto& [name, var] : params) {
+    const io::TensorInfo* info = file.find(name);
+    if (!info) {
+      problems.push_back("'" + name + "' is missing");
+    } else if (!is_floating(info->dtype) || Shape(info->shape) != var->shape()) {
+      problems.push_back("'" + name + "': " + std::string(dtype_name(info->dtype)) + " " + shape_str(info->shape) +
+                         ", training needs a float " + shape_str(var->shape()));
+    } else {
+      values.emplace_back(var, read_f32(*info));
+    }
+  }
+  if (!problems.empty()) {
+    std::string msg = path.string() + ": cannot resume these adapters (same --fine-tune-type, --rank, --num-layers and --keys?):";
+    for (const auto& p : problems) msg += "\n  " + p;
+    throw FormatError(msg);
+  }
+  for (auto& [var, value] : values) var->set_value(value);
 }
 
 void attach_adapters(models::LanguageModel& model, const fs::path& dir) {

@@ -35,6 +35,11 @@ void save_adapters(const std::filesystem::path& dir, const LoraAdapters& adapter
 LoraAdapters load_adapters(const std::filesystem::path& dir, models::TransformerLM& model,
                            const std::string& weights_name = "adapters.safetensors");
 
+// Sets every trainable tensor of `adapters` from a weights file written by save_adapters
+// (`--resume-adapter-file`): FormatError naming the file and listing each tensor missing
+// or of another shape (the file must come from the same fine-tune type, rank and layers).
+void resume_adapters(const std::filesystem::path& file, LoraAdapters& adapters);
+
 // load_adapters, then attaches them to the model (applied at inference without fusing:
 // `lmx generate/chat --adapter-path`). Unsupported for a model that is not a
 // TransformerLM.
