@@ -93,5 +93,45 @@ TEST(AdapterFile, AdaptersForAnotherModelListEveryMismatch) {
   EXPECT_THROW(train::load_adapters(tmp.path, model), FormatError);
 }
 
+TEST(AdapterFile, DoraFilesAndCorruptOnesNameTheFileAndTensor) {
+  TempDir tmp;
+  auto m = testing::load_tiny_llama();
+  auto& model = testing::transformer(m);
+  train::LoraConfig c;
+  c.type = train::FineTuneType::dora;
+  c.rank = 2;
+  c.num_layers = 1;
+  c.keys = {"mlp.down_proj"};
+  train::LoraAdapters a = train::make_lora(model, c, 5);
+  train::save_adapters(tmp.path, a, {});
+  auto f = io::SafetensorsFile::open(tmp.path / "adapters.safetensors");
+  EXPECT_EQ(f.at("model.layers.1.mlp.down_proj.m").shape, (std::vector<int64_t>{64}));
+  train::LoraAdapters back = train::load_adapters(tmp.path, model);
+  EXPECT_EQ(back.layers.at("model.layers.1.mlp.down_proj").m.value().to_float_vector(),
+            a.layers.at("model.layers.1.mlp.down_proj").m.value().to_float_vector());
+  // The config says LoRA of rank 4: the magnitude and both shapes are listed.
+  std::ofstream(tmp.path / "adapter_config.json") << R"({"fine_tune_type": "lora", "lora_parameters": {"rank": 4}})";
+  try {
+    train::load_adapters(tmp.path, model);
+    FAIL() << "expected FormatError";
+  } catch (const FormatError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find((tmp.path / "adapters.safetensors").string()), std::string::npos) << msg;
+    EXPECT_NE(msg.find("down_proj.m': a DoRA magnitude in lora adapters"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("down_proj.lora_a': shape [128, 2] does not fit the layer (in 128, out 64, rank 4)"), std::string::npos) << msg;
+  }
+  std::ofstream(tmp.path / "adapter_config.json") << R"({"fine_tune_type": "dora", "lora_parameters": {"rank": 0}})";
+  EXPECT_THROW(train::load_adapters(tmp.path, model), FormatError);
+  // A truncated weights file.
+  std::ofstream(tmp.path / "adapter_config.json") << R"({"fine_tune_type": "dora", "lora_parameters": {"rank": 2}})";
+  fs::resize_file(tmp.path / "adapters.safetensors", 50);
+  try {
+    train::load_adapters(tmp.path, model);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find((tmp.path / "adapters.safetensors").string()), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace lmx
