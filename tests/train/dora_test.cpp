@@ -12,7 +12,6 @@
 #include "lmx/core/ops/random.h"
 #include "lmx/io/safetensors.h"
 #include "lmx/io/safetensors_writer.h"
-#include "lmx/models/quantize.h"
 #include "lmx/train/adapter_file.h"
 #include "lmx/train/differentiable_transformer.h"
 #include "lmx/train/fuse.h"
@@ -26,11 +25,8 @@ namespace fs = std::filesystem;
 
 const fs::path kDora = fs::path(LMX_SOURCE_DIR) / "tests/data/train/llama_dora";
 
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("lmx-dora-" + std::to_string(::getpid()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-};
+using testing::expect_error;
+using testing::TempDir;
 
 double max_rel_diff(const std::vector<float>& got, const std::vector<float>& want) {
   double scale = 1.0, err = 0.0;
@@ -62,18 +58,10 @@ TEST(Dora, TrainingInferenceAndFusedLogitsAgree) {
 }
 
 TEST(Dora, BiasAndTiedHeadOnAFourBitBase) {
-  auto m = models::load_model(fs::path(LMX_SOURCE_DIR) / "tests/data/models/llama_tied", {.prepare = false});
-  models::QuantizeOptions q;
-  q.bits = 4;
-  q.group_size = 32;
-  models::quantize_model(*m.model, q);
-  m.model->prepare_for_inference();
+  auto m = testing::load_quantized("llama_tied", 4, 32);
   auto& model = testing::transformer(m);
-  train::LoraConfig c;
-  c.type = train::FineTuneType::dora;
-  c.rank = 3;
+  train::LoraConfig c = testing::tuning(train::FineTuneType::dora, 2, 3);
   c.scale = 1.5f;
-  c.num_layers = 2;
   train::LoraAdapters a = train::make_lora(model, c, 4);
   ops::RandomGenerator rng(8);
   for (auto& [name, pair] : a.layers) {
@@ -86,10 +74,7 @@ TEST(Dora, BiasAndTiedHeadOnAFourBitBase) {
 TEST(Dora, NewMagnitudeIsTheRowNormSoTheModelStartsUnchanged) {
   auto m = testing::load_tiny_llama();
   auto& model = testing::transformer(m);
-  train::LoraConfig c;
-  c.type = train::FineTuneType::dora;
-  c.num_layers = 1;
-  train::LoraAdapters a = train::make_lora(model, c, 1);
+  train::LoraAdapters a = train::make_lora(model, testing::tuning(train::FineTuneType::dora, 1), 1);
   const auto& pair = a.layers.at("model.layers.1.mlp.down_proj");
   const Tensor w = train::linear_layers(model).at("model.layers.1.mlp.down_proj")->weight().dense();
   const auto wv = w.to_float_vector(), mv = pair.m.value().to_float_vector();
@@ -140,14 +125,8 @@ TEST(Peft, ExportAndImportRoundTripBitForBit) {
   }
 }
 
-void expect_error(const fs::path& dir, models::TransformerLM& model, const std::vector<std::string>& parts) {
-  try {
-    train::load_adapters(dir, model);
-    ADD_FAILURE() << "expected an error";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-  }
+void expect_load_error(const fs::path& dir, models::TransformerLM& model, const std::vector<std::string>& parts) {
+  expect_error([&] { train::load_adapters(dir, model); }, parts);
 }
 
 TEST(Peft, BadFoldersAreRefusedNamingTheFileAndField) {
@@ -164,35 +143,32 @@ TEST(Peft, BadFoldersAreRefusedNamingTheFileAndField) {
   w.add("base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector", Dtype::f32, {64}, mag.data(), 256);
   w.write(weights);
   std::ofstream(config) << R"({"peft_type": "LORA", "r": 4, "lora_alpha": 16, "use_dora": true})";
-  expect_error(tmp.path, model,
+  expect_load_error(tmp.path, model,
                {weights.string(), "q_proj.lora_a': shape [96, 4] does not fit the layer (in 64, out 64, rank 4)",
                 "no Linear layer 'model.layers.9.self_attn.q_proj'"});
   std::ofstream(config) << R"({"peft_type": "LORA", "r": 8, "lora_alpha": 16, "use_dora": false})";
-  expect_error(tmp.path, model, {"rank 8", "DoRA magnitude in lora adapters"});
+  expect_load_error(tmp.path, model, {"rank 8", "DoRA magnitude in lora adapters"});
   std::ofstream(config) << R"({"peft_type": "IA3", "r": 4})";
-  expect_error(tmp.path, model, {config.string(), "peft_type 'IA3'"});
+  expect_load_error(tmp.path, model, {config.string(), "peft_type 'IA3'"});
   std::ofstream(config) << R"({"peft_type": "LORA", "r": 4, "fan_in_fan_out": true})";
-  expect_error(tmp.path, model, {config.string(), "fan_in_fan_out"});
+  expect_load_error(tmp.path, model, {config.string(), "fan_in_fan_out"});
   std::ofstream(config) << R"({"peft_type": "LORA", "r": 4, "rank_pattern": {"q_proj": 8}})";
-  expect_error(tmp.path, model, {config.string(), "rank_pattern"});
+  expect_load_error(tmp.path, model, {config.string(), "rank_pattern"});
   std::ofstream(config) << R"({"peft_type": "LORA", "r": "four"})";
-  expect_error(tmp.path, model, {config.string(), "r must be a positive integer"});
+  expect_load_error(tmp.path, model, {config.string(), "r must be a positive integer"});
   std::ofstream(config) << "{\"peft_type\": ";
-  expect_error(tmp.path, model, {config.string(), "not valid JSON"});
+  expect_load_error(tmp.path, model, {config.string(), "not valid JSON"});
   // A truncated weights file.
   std::ofstream(config) << R"({"peft_type": "LORA", "r": 4, "lora_alpha": 16})";
   fs::resize_file(weights, 100);
-  expect_error(tmp.path, model, {weights.string()});
+  expect_load_error(tmp.path, model, {weights.string()});
 }
 
 TEST(FullFineTune, AttachWritesTheTrainedWeightsAndFilesRoundTrip) {
   TempDir tmp;
   auto m = testing::load_tiny_llama();
   auto& model = testing::transformer(m);
-  train::LoraConfig c;
-  c.type = train::FineTuneType::full;
-  c.num_layers = 1;
-  train::LoraAdapters a = train::make_lora(model, c, 0);
+  train::LoraAdapters a = train::make_lora(model, testing::tuning(train::FineTuneType::full, 1), 0);
   ASSERT_EQ(a.weights.size(), 9u);
   ops::RandomGenerator rng(2);
   for (auto& [name, w] : a.weights) w.set_value(ops::add(w.value(), rng.uniform(w.shape(), -0.05f, 0.05f)));
@@ -214,7 +190,7 @@ TEST(FullFineTune, AttachWritesTheTrainedWeightsAndFilesRoundTrip) {
   w.add("model.layers.1.mlp.up_proj.weight", Dtype::f32, {2, 5}, bad.data(), 40);
   w.add("model.layers.1.mlp.nonexistent", Dtype::f32, {10}, bad.data(), 40);
   w.write(tmp.path / "adapters.safetensors");
-  expect_error(tmp.path, model, {"'model.layers.1.mlp.up_proj.weight': f32 [2, 5], the model's is a float [128, 64]",
+  expect_load_error(tmp.path, model, {"'model.layers.1.mlp.up_proj.weight': f32 [2, 5], the model's is a float [128, 64]",
                                  "'model.layers.1.mlp.nonexistent': the model has no (dense) parameter"});
 }
 

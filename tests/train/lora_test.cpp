@@ -170,12 +170,7 @@ TEST(Lora, QLoraGradientMatchesFiniteDifferencesWithThePackedBase) {
   // int16 rounding of x.
   const ops::QuantActivations saved = ops::quant_activations();
   ops::set_quant_activations(ops::QuantActivations::f32);
-  auto m = testing::load_tiny_llama(/*prepare=*/false);
-  models::QuantizeOptions q;
-  q.bits = 4;
-  q.group_size = 32;
-  models::quantize_model(*m.model, q);
-  m.model->prepare_for_inference();
+  auto m = testing::load_quantized("llama", 4, 32);
   auto& model = testing::transformer(m);
   for (auto& [path, l] : train::linear_layers(model)) ASSERT_TRUE(l->weight().quantized()) << path;
   check_model_gradient(model, 2e-2);

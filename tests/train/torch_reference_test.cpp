@@ -29,10 +29,7 @@ Tensor reference(const io::SafetensorsFile& f, const std::string& name) {
 
 train::LoraAdapters trained(const std::string& kind, models::TransformerLM& model) {
   if (kind != "full") return train::load_adapters(data_dir(kind), model);
-  train::LoraConfig c;
-  c.type = train::FineTuneType::full;
-  c.num_layers = 1;
-  return train::make_lora(model, c, 0);
+  return train::make_lora(model, testing::tuning(train::FineTuneType::full, 1), 0);
 }
 
 struct Step {

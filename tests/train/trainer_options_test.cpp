@@ -16,11 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("lmx-trainer-" + std::to_string(::getpid()) + "-" +
-                                               ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  ~TempDir() { fs::remove_all(path); }
-};
+using testing::TempDir;
 
 // Four random sequences of 10 tokens: with batch_size 4, every step sees the same batch.
 std::vector<train::Example> one_batch() {
@@ -58,11 +54,7 @@ std::vector<float> values(train::LoraAdapters& a) {
 }
 
 train::LoraAdapters dora(models::TransformerLM& model) {
-  train::LoraConfig c;
-  c.type = train::FineTuneType::dora;
-  c.rank = 2;
-  c.num_layers = 1;
-  return train::make_lora(model, c, 6);
+  return train::make_lora(model, testing::tuning(train::FineTuneType::dora, 1, 2), 6);
 }
 
 TEST(TrainerOptions, AccumulatingTwoEqualBatchesIsOneUpdateOnTheirMeanGradient) {
@@ -105,29 +97,14 @@ TEST(TrainerOptions, StopRequestSavesAndResumeRestores) {
   EXPECT_EQ(values(resumed), values(a));
 
   // Plain LoRA adapters cannot resume from DoRA's file: each extra magnitude is named.
-  train::LoraConfig c;
-  c.rank = 2;
-  c.num_layers = 1;
-  train::LoraAdapters lora = train::make_lora(model, c, 6);
-  try {
-    train::resume_adapters(tmp.path / "adapters.safetensors", lora);
-    FAIL() << "expected FormatError";
-  } catch (const FormatError& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find((tmp.path / "adapters.safetensors").string()), std::string::npos) << msg;
-    EXPECT_NE(msg.find("'model.layers.1.mlp.up_proj.m' is not one of these adapters' tensors"), std::string::npos) << msg;
-  }
-  c.rank = 3;  // another rank: every shape is listed
-  c.type = train::FineTuneType::dora;
-  train::LoraAdapters wider = train::make_lora(model, c, 6);
-  try {
-    train::resume_adapters(tmp.path / "adapters.safetensors", wider);
-    FAIL() << "expected FormatError";
-  } catch (const FormatError& e) {
-    EXPECT_NE(std::string(e.what()).find("'model.layers.1.self_attn.q_proj.lora_a': f32 [64, 2], training needs a float [64, 3]"),
-              std::string::npos)
-        << e.what();
-  }
+  train::LoraAdapters lora = train::make_lora(model, testing::tuning(train::FineTuneType::lora, 1, 2), 6);
+  testing::expect_error<FormatError>([&] { train::resume_adapters(tmp.path / "adapters.safetensors", lora); },
+                        {(tmp.path / "adapters.safetensors").string(),
+                         "'model.layers.1.mlp.up_proj.m' is not one of these adapters' tensors"});
+  // Another rank: every shape is listed.
+  train::LoraAdapters wider = train::make_lora(model, testing::tuning(train::FineTuneType::dora, 1, 3), 6);
+  testing::expect_error<FormatError>([&] { train::resume_adapters(tmp.path / "adapters.safetensors", wider); },
+                        {"'model.layers.1.self_attn.q_proj.lora_a': f32 [64, 2], training needs a float [64, 3]"});
 }
 
 }  // namespace
