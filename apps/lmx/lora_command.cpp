@@ -130,7 +130,7 @@ void run_lora(const LoraArgs& a) {
     o.schedule.kind = train::parse_schedule(a.lr_schedule);
     o.schedule.peak = static_cast<float>(a.learning_rate);
     o.schedule.warmup = a.warmup;
-    o.schedule.total = a.iters;
+    o.schedule.total = std::max<int64_t>(1, a.iters / std::max<int64_t>(1, a.grad_accumulation_steps));  // updates
     o.optimizer.kind = train::parse_optimizer(a.optimizer);
     // mlx's Adafactor has no weight decay unless asked.
     o.optimizer.weight_decay =
