@@ -52,7 +52,12 @@ LoraConfig read_peft_config(const fs::path& path) {
     out.scale = static_cast<float>(alpha / (rslora ? std::sqrt(static_cast<double>(out.rank)) : static_cast<double>(out.rank)));
     out.type = c.value("use_dora", false) ? FineTuneType::dora : FineTuneType::lora;
     out.dropout = c.contains("lora_dropout") && c["lora_dropout"].is_number() ? c["lora_dropout"].get<float>() : 0.0f;
-    if (c.value("fan_in_fan_out", false)) unsupported("fan_in_fan_out", "true");
+    for (const char* field : {"fan_in_fan_out", "lora_bias", "use_qalora"}) {
+      if (c.contains(field) && c[field].is_boolean() && c[field].get<bool>()) unsupported(field, "true");
+    }
+    for (const char* field : {"layer_replication", "trainable_token_indices"}) {
+      if (c.contains(field) && !c[field].is_null()) unsupported(field, c[field].dump());
+    }
     for (const char* field : {"rank_pattern", "alpha_pattern"}) {
       if (c.contains(field) && c[field].is_object() && !c[field].empty()) unsupported(field, "(per-module values)");
     }

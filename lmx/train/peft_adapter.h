@@ -18,7 +18,8 @@ bool is_peft_adapter(const std::filesystem::path& dir);
 // Reads a PEFT folder as LoRA or DoRA adapters for `model`: FormatError naming the file
 // and listing every tensor that does not fit, Unsupported naming the config field of an
 // option lmx does not implement (another peft_type, fan_in_fan_out, per-module ranks or
-// alphas, trained biases, modules_to_save).
+// alphas, trained biases or lora_bias, modules_to_save, use_qalora, layer_replication,
+// trainable_token_indices).
 LoraAdapters load_peft_adapters(const std::filesystem::path& dir, models::TransformerLM& model);
 
 // Writes LoRA / DoRA adapters as a PEFT folder (lora_alpha = scale * rank), each file

@@ -152,6 +152,8 @@ TEST(Peft, BadFoldersAreRefusedNamingTheFileAndField) {
   expect_load_error(tmp.path, model, {config.string(), "peft_type 'IA3'"});
   std::ofstream(config) << R"({"peft_type": "LORA", "r": 4, "fan_in_fan_out": true})";
   expect_load_error(tmp.path, model, {config.string(), "fan_in_fan_out"});
+  std::ofstream(config) << R"({"peft_type": "LORA", "r": 4, "lora_bias": true})";
+  expect_load_error(tmp.path, model, {config.string(), "lora_bias true is not supported"});
   std::ofstream(config) << R"({"peft_type": "LORA", "r": 4, "rank_pattern": {"q_proj": 8}})";
   expect_load_error(tmp.path, model, {config.string(), "rank_pattern"});
   std::ofstream(config) << R"({"peft_type": "LORA", "r": "four"})";
