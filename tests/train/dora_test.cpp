@@ -21,6 +21,8 @@
 namespace lmx {
 namespace {
 
+using testing::max_rel_diff;
+
 namespace fs = std::filesystem;
 
 const fs::path kDora = fs::path(LMX_SOURCE_DIR) / "tests/data/train/llama_dora";
@@ -28,12 +30,6 @@ const fs::path kDora = fs::path(LMX_SOURCE_DIR) / "tests/data/train/llama_dora";
 using testing::expect_error;
 using testing::TempDir;
 
-double max_rel_diff(const std::vector<float>& got, const std::vector<float>& want) {
-  double scale = 1.0, err = 0.0;
-  for (float v : want) scale = std::max(scale, static_cast<double>(std::fabs(v)));
-  for (size_t i = 0; i < want.size(); ++i) err = std::max(err, static_cast<double>(std::fabs(got[i] - want[i])));
-  return err / scale;
-}
 
 // The training forward, then attached at inference, then fused: all three logits agree.
 void check_three_ways(models::TransformerLM& model, const train::LoraAdapters& a, double tol) {

@@ -17,12 +17,8 @@
 namespace lmx {
 namespace {
 
-double max_rel_diff(const std::vector<float>& got, const std::vector<float>& want) {
-  double scale = 1.0, err = 0.0;
-  for (float v : want) scale = std::max(scale, static_cast<double>(std::fabs(v)));
-  for (size_t i = 0; i < want.size(); ++i) err = std::max(err, static_cast<double>(std::fabs(got[i] - want[i])));
-  return err / scale;
-}
+using testing::max_rel_diff;
+
 
 // Adapters with random (non-zero) b, so they change the output.
 train::LoraAdapters random_adapters(models::TransformerLM& model, int64_t num_layers, uint64_t seed) {

@@ -20,24 +20,14 @@
 namespace lmx {
 namespace {
 
+using testing::reference;
+using testing::rel_err;
+
 namespace fs = std::filesystem;
 
 fs::path case_dir(const std::string& name) { return fs::path(LMX_SOURCE_DIR) / "tests/data/train/peft" / name; }
 
-Tensor reference(const io::SafetensorsFile& f, const std::string& name) {
-  const io::TensorInfo& info = f.at(name);
-  return Tensor::wrap(const_cast<std::byte*>(info.data), info.shape, info.dtype, f.owner()).clone();
-}
 
-double rel_err(const std::vector<float>& got, const std::vector<float>& want) {
-  double num = 0, den = 0;
-  EXPECT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < want.size() && i < got.size(); ++i) {
-    num = std::max(num, static_cast<double>(std::fabs(got[i] - want[i])));
-    den = std::max(den, static_cast<double>(std::fabs(want[i])));
-  }
-  return num / den;
-}
 
 struct Case {
   std::string name, model;

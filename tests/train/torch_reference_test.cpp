@@ -18,14 +18,13 @@
 namespace lmx {
 namespace {
 
+using testing::reference;
+using testing::rel_err;
+
 std::filesystem::path data_dir(const std::string& kind) {
   return std::filesystem::path(LMX_SOURCE_DIR) / ("tests/data/train/llama_" + kind);
 }
 
-Tensor reference(const io::SafetensorsFile& f, const std::string& name) {
-  const io::TensorInfo& info = f.at(name);
-  return Tensor::wrap(const_cast<std::byte*>(info.data), info.shape, info.dtype, f.owner()).clone();
-}
 
 train::LoraAdapters trained(const std::string& kind, models::TransformerLM& model) {
   if (kind != "full") return train::load_adapters(data_dir(kind), model);
@@ -52,14 +51,6 @@ struct Step {
   }
 };
 
-double rel_err(const std::vector<float>& got, const std::vector<float>& want) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    num = std::max(num, static_cast<double>(std::fabs(got[i] - want[i])));
-    den = std::max(den, static_cast<double>(std::fabs(want[i])));
-  }
-  return num / den;
-}
 
 class TorchReference : public ::testing::TestWithParam<const char*> {};
 

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -48,10 +50,33 @@ inline models::TransformerLM& transformer(models::LoadedModel& m) {
   return dynamic_cast<models::TransformerLM&>(*m.model);
 }
 
-inline Tensor fixture_tensor(const std::string& name) {
-  auto f = io::SafetensorsFile::open(tiny_llama_dir() / "reference.safetensors");
+// A copy of tensor `name` of a reference file.
+inline Tensor reference(const io::SafetensorsFile& f, const std::string& name) {
   const io::TensorInfo& info = f.at(name);
   return Tensor::wrap(const_cast<std::byte*>(info.data), info.shape, info.dtype, f.owner()).clone();
+}
+
+inline Tensor fixture_tensor(const std::string& name) {
+  return reference(io::SafetensorsFile::open(tiny_llama_dir() / "reference.safetensors"), name);
+}
+
+// max |got - want| / max(1, max |want|) (logits).
+inline double max_rel_diff(const std::vector<float>& got, const std::vector<float>& want) {
+  double scale = 1.0, err = 0.0;
+  for (float v : want) scale = std::max(scale, static_cast<double>(std::fabs(v)));
+  for (size_t i = 0; i < want.size(); ++i) err = std::max(err, static_cast<double>(std::fabs(got[i] - want[i])));
+  return err / scale;
+}
+
+// max |got - want| / max |want|.
+inline double rel_err(const std::vector<float>& got, const std::vector<float>& want) {
+  EXPECT_EQ(got.size(), want.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < want.size() && i < got.size(); ++i) {
+    num = std::max(num, static_cast<double>(std::fabs(got[i] - want[i])));
+    den = std::max(den, static_cast<double>(std::fabs(want[i])));
+  }
+  return num / den;
 }
 
 // What to train on the last `num_layers` blocks (the other fields at their defaults).
