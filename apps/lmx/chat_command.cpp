@@ -184,7 +184,7 @@ void add_chat_command(CLI::App& app) {
   auto a = std::make_shared<ChatArgs>();
   auto* cmd = app.add_subcommand("chat", "Interactive chat (multi-turn, KV cache reused between turns)");
   cmd->add_option("-m,--model", a->model, "Model folder or Hugging Face repo id")->required();
-  cmd->add_option("--adapter-path", a->adapter_path, "LoRA adapters (mlx-lm files) applied without fusing");
+  cmd->add_option("--adapter-path", a->adapter_path, "LoRA / DoRA adapters (mlx-lm or PEFT folder) or full fine-tuning weights, applied without fusing");
   cmd->add_option("--system-prompt", a->system_prompt, "Instructions (system message)");
   add_sampling_options(cmd, a->gen);
   add_cache_options(cmd, a->gen);

@@ -1,4 +1,5 @@
-// lmx fuse: LoRA adapters fused into a copy of the model (mlx-lm's fuse).
+// lmx fuse: LoRA / DoRA adapters (or full fine-tuning's weights) fused into a copy of the
+// model (mlx-lm's fuse).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
@@ -37,14 +38,19 @@ void run_fuse(const FuseArgs& a) {
   io::write_folder_atomic(a.save_path, a.force, [&](const std::filesystem::path& staging) {
     models::save_model(*model, src, staging, opts);
   });
-  std::printf("fused %zu adapters into %s\n", adapters.layers.size(), a.save_path.c_str());
+  if (adapters.weights.empty()) {
+    std::printf("fused %zu %s adapters into %s\n", adapters.layers.size(), train::fine_tune_type_name(adapters.config.type),
+                a.save_path.c_str());
+  } else {
+    std::printf("wrote %zu fine-tuned weights into %s\n", adapters.weights.size(), a.save_path.c_str());
+  }
 }
 
 }  // namespace
 
 void add_fuse_command(CLI::App& app) {
   auto a = std::make_shared<FuseArgs>();
-  auto* cmd = app.add_subcommand("fuse", "Fuse LoRA adapters into a copy of the model");
+  auto* cmd = app.add_subcommand("fuse", "Fuse LoRA / DoRA adapters (mlx-lm or PEFT folders) or full fine-tuning weights into a copy of the model");
   cmd->add_option("-m,--model", a->model, "Base model folder or Hugging Face repo id")->required();
   cmd->add_option("--adapter-path", a->adapter_path, "Adapters folder (default adapters)");
   cmd->add_option("--save-path", a->save_path, "Where the fused model goes (default fused_model)");

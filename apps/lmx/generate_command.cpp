@@ -134,7 +134,7 @@ void add_generate_command(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   auto* cmd = app.add_subcommand("generate", "Generate text from a prompt");
   cmd->add_option("-m,--model", a->model, "Model folder or Hugging Face repo id")->required();
-  cmd->add_option("--adapter-path", a->adapter_path, "LoRA adapters (mlx-lm files) applied without fusing");
+  cmd->add_option("--adapter-path", a->adapter_path, "LoRA / DoRA adapters (mlx-lm or PEFT folder) or full fine-tuning weights, applied without fusing");
   cmd->add_option("-p,--prompt", a->prompt, "Prompt text, or - to read it from stdin");
   cmd->add_option("--system-prompt", a->system_prompt, "System message (chat models)");
   add_sampling_options(cmd, a->gen);

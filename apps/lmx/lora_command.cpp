@@ -1,7 +1,10 @@
-// lmx lora: LoRA fine-tuning (mlx-lm's `lora --train` / `--test`) on a folder of
-// train.jsonl / valid.jsonl / test.jsonl, adapters written in mlx-lm's files.
+// lmx lora: LoRA / DoRA / full fine-tuning (mlx-lm's `lora --train` / `--test`) on a
+// folder of train.jsonl / valid.jsonl / test.jsonl, adapters written in mlx-lm's files;
+// --export-peft writes adapters as a PEFT folder.
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 
@@ -10,6 +13,7 @@
 #include "lmx/base/error.h"
 #include "lmx/generate/model_container.h"
 #include "lmx/train/adapter_file.h"
+#include "lmx/train/peft_adapter.h"
 #include "lmx/train/trainer.h"
 
 namespace lmx::cli {
@@ -28,6 +32,10 @@ struct LoraArgs {
   int64_t iters = 1000;
   double learning_rate = 1e-5;
   std::string adapter_path = "adapters";
+  std::string resume_adapter_file;
+  std::string export_peft;
+  int64_t grad_accumulation_steps = 1;
+  bool weight_decay_given = false;
   int64_t steps_per_report = 10;
   int64_t steps_per_eval = 200;
   int64_t val_batches = 25;
@@ -67,10 +75,18 @@ void warn_truncated(const std::vector<train::Example>& data, int64_t max_len, co
   }
 }
 
+// The first Ctrl-C asks training to stop after the current batch and save; a second one
+// ends the process as usual.
+std::atomic<bool> g_stop{false};
+void on_interrupt(int) {
+  g_stop.store(true);
+  std::signal(SIGINT, SIG_DFL);
+}
+
 void run_lora(const LoraArgs& a) {
   apply_threads(a.threads);
-  if (!a.train && !a.test) throw InvalidArgument("lora: give --train, --test or both");
-  if (a.fine_tune_type != "lora") throw Unsupported("lora: --fine-tune-type " + a.fine_tune_type + " (only lora so far)");
+  if (!a.train && !a.test && a.export_peft.empty()) throw InvalidArgument("lora: give --train, --test, --export-peft or a mix");
+  const train::FineTuneType type = train::parse_fine_tune_type(a.fine_tune_type);
   auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(), {.prepare = true});
   models::TransformerLM& model = transformer_of(*container);
   train::DifferentiableTransformer dt(model);
@@ -82,6 +98,7 @@ void run_lora(const LoraArgs& a) {
     warn_truncated(train_set, a.max_seq_length, "train");
     warn_truncated(valid_set, a.max_seq_length, "valid");
     train::LoraConfig lc;
+    lc.type = type;
     lc.rank = a.rank;
     lc.scale = static_cast<float>(a.scale);
     lc.dropout = static_cast<float>(a.dropout);
@@ -89,10 +106,14 @@ void run_lora(const LoraArgs& a) {
     if (a.num_layers < 0) lc.num_layers = -1;
     lc.keys = a.keys;
     adapters = train::make_lora(model, lc, a.seed);
+    if (!a.resume_adapter_file.empty()) {
+      train::resume_adapters(a.resume_adapter_file, adapters);
+      std::printf("Resuming from %s\n", a.resume_adapter_file.c_str());
+    }
     int64_t trainable = 0;
     for (auto* p : adapters.parameters()) trainable += p->value().numel();
-    std::printf("Training %lld LoRA parameters in %zu layers of the last %lld blocks; %zu train, %zu valid examples\n",
-                static_cast<long long>(trainable), adapters.layers.size(),
+    std::printf("Training %lld %s parameters in %zu tensors of the last %lld blocks; %zu train, %zu valid examples\n",
+                static_cast<long long>(trainable), a.fine_tune_type.c_str(), adapters.parameters().size(),
                 static_cast<long long>(adapters.config.num_layers), train_set.size(), valid_set.size());
     train::TrainOptions o;
     o.batch_size = a.batch_size;
@@ -101,6 +122,7 @@ void run_lora(const LoraArgs& a) {
     o.steps_per_eval = a.steps_per_eval;
     o.val_batches = a.val_batches;
     o.save_every = a.save_every;
+    o.grad_accumulation_steps = a.grad_accumulation_steps;
     o.max_seq_length = a.max_seq_length;
     o.mask_prompt = a.mask_prompt;
     o.grad_clip = a.grad_clip;
@@ -108,15 +130,21 @@ void run_lora(const LoraArgs& a) {
     o.schedule.kind = train::parse_schedule(a.lr_schedule);
     o.schedule.peak = static_cast<float>(a.learning_rate);
     o.schedule.warmup = a.warmup;
-    o.schedule.total = a.iters;
+    o.schedule.total = std::max<int64_t>(1, a.iters / std::max<int64_t>(1, a.grad_accumulation_steps));  // updates
     o.optimizer.kind = train::parse_optimizer(a.optimizer);
-    o.optimizer.weight_decay = static_cast<float>(a.weight_decay);
+    // mlx's Adafactor has no weight decay unless asked.
+    o.optimizer.weight_decay =
+        o.optimizer.kind == train::OptimizerKind::adafactor && !a.weight_decay_given ? 0.0f : static_cast<float>(a.weight_decay);
     o.adapter_path = a.adapter_path;
     o.config_extra = {{"model", a.model},         {"data", a.data},          {"batch_size", a.batch_size},
                       {"iters", a.iters},         {"learning_rate", a.learning_rate},
                       {"max_seq_length", a.max_seq_length}, {"mask_prompt", a.mask_prompt}, {"seed", a.seed},
-                      {"optimizer", a.optimizer}, {"lr_schedule", a.lr_schedule}};
-    train::train(dt, adapters, train_set, valid_set, o, [](const train::TrainReport& r) {
+                      {"optimizer", a.optimizer}, {"lr_schedule", a.lr_schedule},
+                      {"grad_accumulation_steps", a.grad_accumulation_steps}};
+    g_stop.store(false);
+    o.stop_requested = [] { return g_stop.load(); };
+    auto* previous = std::signal(SIGINT, on_interrupt);
+    const train::TrainResult result = train::train(dt, adapters, train_set, valid_set, o, [](const train::TrainReport& r) {
       switch (r.kind) {
         case train::TrainReport::Kind::validation:
           std::printf("Iter %lld: val loss %.3f\n", static_cast<long long>(r.iteration), r.loss);
@@ -133,8 +161,18 @@ void run_lora(const LoraArgs& a) {
       }
       std::fflush(stdout);
     });
+    std::signal(SIGINT, previous == SIG_ERR ? SIG_DFL : previous);
+    if (result.stopped) {
+      std::printf("Interrupted at iteration %lld: adapters saved in %s\n", static_cast<long long>(result.iterations),
+                  a.adapter_path.c_str());
+      return;
+    }
   } else {
     adapters = train::load_adapters(a.adapter_path, model);
+  }
+  if (!a.export_peft.empty()) {
+    train::save_peft_adapters(a.export_peft, adapters, a.model);
+    std::printf("wrote PEFT adapters (%zu layers) to %s\n", adapters.layers.size(), a.export_peft.c_str());
   }
   if (a.test) {
     const auto test_set = read_split(data, "test", *container);
@@ -149,17 +187,25 @@ void run_lora(const LoraArgs& a) {
 
 void add_lora_command(CLI::App& app) {
   auto a = std::make_shared<LoraArgs>();
-  auto* cmd = app.add_subcommand("lora", "Fine-tune a model with LoRA adapters (mlx-lm's lora), or test adapters");
+  auto* cmd = app.add_subcommand("lora", "Fine-tune a model (LoRA, DoRA or full; mlx-lm's lora), test or export adapters");
   cmd->add_option("-m,--model", a->model, "Model folder or Hugging Face repo id")->required();
   cmd->add_flag("--train", a->train, "Train adapters");
   cmd->add_flag("--test", a->test, "Report the loss on test.jsonl (after training, or of --adapter-path)");
   cmd->add_option("--data", a->data, "Folder with train.jsonl, valid.jsonl, test.jsonl (default data)");
-  cmd->add_option("--fine-tune-type", a->fine_tune_type, "lora (dora and full are not implemented yet)");
-  cmd->add_option("--num-layers", a->num_layers, "Adapt the last N blocks (default 16, or all when fewer; -1 all)");
+  cmd->add_option("--fine-tune-type", a->fine_tune_type, "lora, dora or full (default lora)");
+  cmd->add_option("--num-layers", a->num_layers, "Train the last N blocks (default 16, or all when fewer; -1 all)");
   cmd->add_option("--batch-size", a->batch_size, "Examples per step (default 4)");
   cmd->add_option("--iters", a->iters, "Training steps (default 1000)");
   cmd->add_option("--learning-rate", a->learning_rate, "Peak learning rate (default 1e-5)");
-  cmd->add_option("--adapter-path", a->adapter_path, "Folder of adapters.safetensors + adapter_config.json (default adapters)");
+  cmd->add_option("--adapter-path", a->adapter_path,
+                  "Folder of adapters.safetensors + adapter_config.json (default adapters); --test and --export-peft "
+                  "also read PEFT folders");
+  cmd->add_option("--resume-adapter-file", a->resume_adapter_file,
+                  "Start training from these weights (an adapters.safetensors of the same type, rank and layers)");
+  cmd->add_option("--export-peft", a->export_peft,
+                  "Write the adapters (trained, or of --adapter-path) as a PEFT folder (LoRA / DoRA)");
+  cmd->add_option("--grad-accumulation-steps", a->grad_accumulation_steps,
+                  "Batches whose mean gradient makes one update (default 1)");
   cmd->add_option("--steps-per-report", a->steps_per_report, "Steps between progress lines (default 10)");
   cmd->add_option("--steps-per-eval", a->steps_per_eval, "Steps between validation losses (default 200)");
   cmd->add_option("--val-batches", a->val_batches, "Validation batches (default 25; -1 all)");
@@ -172,8 +218,9 @@ void add_lora_command(CLI::App& app) {
   cmd->add_option("--lora-scale", a->scale, "LoRA scale (default 20)");
   cmd->add_option("--lora-dropout", a->dropout, "Dropout on the adapters' input (default 0)");
   cmd->add_option("--keys", a->keys, "Layers to adapt inside each block, e.g. self_attn.q_proj (default all Linear)");
-  cmd->add_option("--optimizer", a->optimizer, "adam, adamw or sgd (default adam)");
-  cmd->add_option("--weight-decay", a->weight_decay, "AdamW weight decay (default 0.01)");
+  cmd->add_option("--optimizer", a->optimizer, "adam, adamw, sgd or adafactor (default adam)");
+  cmd->add_option("--weight-decay", a->weight_decay, "AdamW weight decay (default 0.01; Adafactor: 0)")
+      ->each([a](const std::string&) { a->weight_decay_given = true; });
   cmd->add_option("--lr-schedule", a->lr_schedule, "constant, linear or cosine (default constant)");
   cmd->add_option("--warmup", a->warmup, "Linear warmup steps (default 0)");
   cmd->add_option("--grad-clip", a->grad_clip, "Clip the gradient's global norm (default 0: off)");

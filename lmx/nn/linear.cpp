@@ -82,8 +82,10 @@ Tensor lora_delta(const LoraWeights& lora, const Tensor& x) {
 }
 
 Tensor Linear::forward(const Tensor& x) const {
-  Tensor y = w_.matmul_t(x, bias_);
-  return lora_ ? ops::add(y, lora_delta(*lora_, x)) : y;
+  if (!lora_) return w_.matmul_t(x, bias_);
+  if (!lora_->magnitude_scale.defined()) return ops::add(w_.matmul_t(x, bias_), lora_delta(*lora_, x));
+  Tensor y = ops::mul(ops::add(w_.matmul_t(x, Tensor()), lora_delta(*lora_, x)), lora_->magnitude_scale);
+  return has_bias_ ? ops::add(y, bias_.dtype() == Dtype::f32 ? bias_ : bias_.to(Dtype::f32)) : y;
 }
 
 Linear::Linear(int64_t in, int64_t out, bool bias) : w_(out, in), has_bias_(bias) { register_all(); }

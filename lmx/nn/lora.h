@@ -1,5 +1,6 @@
 // A low-rank adapter on a Linear, applied without fusing: y = base(x) + scale * (x @ a) @ b
-// with mlx-lm's shapes, a [in, rank] and b [rank, out]. Training keeps its own copies as
+// with mlx-lm's shapes, a [in, rank] and b [rank, out]. DoRA also rescales each output
+// before the bias: y = magnitude_scale * (W x + scale * (x @ a) @ b) + bias. Training keeps its own copies as
 // autograd leaves (lmx/train/lora.h); this is what inference attaches.
 #pragma once
 
@@ -11,6 +12,7 @@ struct LoraWeights {
   Tensor a;  // [in, rank]
   Tensor b;  // [rank, out]
   float scale = 1.0f;
+  Tensor magnitude_scale;  // DoRA: m / ||W + scale * (a b)^T||_row, f32 [out]; else undefined
 };
 
 // scale * (x @ a) @ b for x [..., in] -> [..., out] (f32).

@@ -8,6 +8,7 @@
 #include "lmx/io/atomic_write.h"
 #include "lmx/io/safetensors.h"
 #include "lmx/io/safetensors_writer.h"
+#include "lmx/train/peft_adapter.h"
 
 namespace lmx::train {
 
@@ -20,17 +21,20 @@ void save_adapters(const fs::path& dir, const LoraAdapters& adapters, const nloh
   if (ec) throw IoError("cannot create adapter folder " + dir.string() + ": " + ec.message());
   io::SafetensorsWriter writer;
   std::vector<Tensor> keep;  // contiguous f32 copies alive until write() returns
+  auto add = [&](const std::string& name, const autograd::Var& var) {
+    Tensor t = var.value().to(Device::cpu()).to(Dtype::f32).contiguous();
+    keep.push_back(t);
+    writer.add(name, Dtype::f32, t.shape(), t.raw_data(), t.nbytes());
+  };
   for (const auto& [name, pair] : adapters.layers) {
-    for (const auto& [suffix, var] : {std::pair<const char*, const autograd::Var*>{".lora_a", &pair.a},
-                                      std::pair<const char*, const autograd::Var*>{".lora_b", &pair.b}}) {
-      Tensor t = var->value().to(Device::cpu()).to(Dtype::f32).contiguous();
-      keep.push_back(t);
-      writer.add(name + suffix, Dtype::f32, t.shape(), t.raw_data(), t.nbytes());
-    }
+    add(name + ".lora_a", pair.a);
+    add(name + ".lora_b", pair.b);
+    if (pair.m.defined()) add(name + ".m", pair.m);
   }
+  for (const auto& [name, w] : adapters.weights) add(name, w);
   writer.write(dir / weights_name);
   nlohmann::json config = extra.is_object() ? extra : nlohmann::json::object();
-  config["fine_tune_type"] = "lora";
+  config["fine_tune_type"] = fine_tune_type_name(adapters.config.type);
   config["num_layers"] = adapters.config.num_layers;
   nlohmann::json lp = {{"rank", adapters.config.rank},
                        {"scale", adapters.config.scale},
@@ -40,76 +44,176 @@ void save_adapters(const fs::path& dir, const LoraAdapters& adapters, const nloh
   io::write_file_atomic(dir / "adapter_config.json", config.dump(2) + "\n");
 }
 
-LoraAdapters load_adapters(const fs::path& dir, models::TransformerLM& model) {
-  const fs::path config_path = dir / "adapter_config.json", weights_path = dir / "adapters.safetensors";
-  std::ifstream in(config_path);
-  if (!in) throw IoError("cannot read " + config_path.string());
-  nlohmann::json config;
+nlohmann::json read_json_file(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw IoError("cannot read " + path.string());
+  nlohmann::json out;
   try {
-    in >> config;
+    in >> out;
   } catch (const nlohmann::json::exception& e) {
-    throw FormatError(config_path.string() + ": not valid JSON (" + e.what() + ")");
+    throw FormatError(path.string() + ": not valid JSON (" + e.what() + ")");
   }
-  LoraAdapters out;
-  try {
-    const std::string type = config.value("fine_tune_type", "lora");
-    if (type != "lora") throw Unsupported(config_path.string() + ": fine_tune_type '" + type + "' is not supported (lora)");
-    out.config.num_layers = config.value("num_layers", int64_t{16});
-    const nlohmann::json lp = config.value("lora_parameters", nlohmann::json::object());
-    out.config.rank = lp.value("rank", int64_t{8});
-    out.config.scale = lp.value("scale", 20.0f);
-    out.config.dropout = lp.value("dropout", 0.0f);
-    if (lp.contains("keys") && lp["keys"].is_array()) out.config.keys = lp["keys"].get<std::vector<std::string>>();
-  } catch (const nlohmann::json::exception& e) {
-    throw FormatError(config_path.string() + ": " + e.what());
-  }
-  io::SafetensorsFile file = io::SafetensorsFile::open(weights_path);
+  if (!out.is_object()) throw FormatError(path.string() + ": not a JSON object");
+  return out;
+}
+
+Tensor read_f32(const io::TensorInfo& info) {
+  std::vector<std::byte> bytes(info.data, info.data + info.nbytes);  // copied: the file may be unaligned
+  Tensor t = Tensor::empty(info.shape, info.dtype);
+  t.copy_from_host(bytes.data(), bytes.size());
+  return t.to(Dtype::f32);
+}
+
+LoraAdapters adapters_from_tensors(const std::string& file, const LoraConfig& config,
+                                   const std::map<std::string, LayerTensors>& layers, std::vector<std::string> problems,
+                                   models::TransformerLM& model) {
   auto linears = linear_layers(model);
-  std::vector<std::string> problems;
-  std::map<std::string, std::pair<Tensor, Tensor>> found;
-  for (const auto& info : file.tensors()) {
-    const bool is_a = info.name.size() > 7 && info.name.ends_with(".lora_a");
-    const bool is_b = info.name.size() > 7 && info.name.ends_with(".lora_b");
-    if (!is_a && !is_b) {
-      problems.push_back("unexpected tensor '" + info.name + "'");
-      continue;
-    }
-    const std::string layer = info.name.substr(0, info.name.size() - 7);
+  const bool dora = config.type == FineTuneType::dora;
+  auto shape_problem = [&](const std::string& name, const Tensor& t, const Shape& want, const nn::Linear& l) {
+    if (t.shape() == want) return;
+    problems.push_back("'" + name + "': shape " + shape_str(t.shape()) + " does not fit the layer (in " +
+                       std::to_string(l.in_features()) + ", out " + std::to_string(l.out_features()) + ", rank " +
+                       std::to_string(config.rank) + ")");
+  };
+  for (const auto& [layer, t] : layers) {
     auto it = linears.find(layer);
     if (it == linears.end()) {
-      problems.push_back("'" + info.name + "': the model has no Linear layer '" + layer + "'");
+      problems.push_back("the model has no Linear layer '" + layer + "'");
       continue;
     }
-    if (!is_floating(info.dtype) || info.shape.size() != 2) {
-      problems.push_back("'" + info.name + "': must be a 2-D float tensor, got " + std::string(dtype_name(info.dtype)) +
-                         " " + shape_str(info.shape));
-      continue;
-    }
-    const int64_t want_rows = is_a ? it->second->in_features() : info.shape[0];
-    const int64_t want_cols = is_a ? info.shape[1] : it->second->out_features();
-    if (info.shape[0] != want_rows || info.shape[1] != want_cols || info.shape[is_a ? 1 : 0] != out.config.rank) {
-      problems.push_back("'" + info.name + "': shape " + shape_str(info.shape) + " does not fit the layer (in " +
-                         std::to_string(it->second->in_features()) + ", out " +
-                         std::to_string(it->second->out_features()) + ", rank " + std::to_string(out.config.rank) + ")");
-      continue;
-    }
-    std::vector<std::byte> bytes(info.data, info.data + info.nbytes);  // copied: the file may be unaligned
-    Tensor t = Tensor::empty(info.shape, info.dtype);
-    t.copy_from_host(bytes.data(), bytes.size());
-    (is_a ? found[layer].first : found[layer].second) = t.to(Dtype::f32);
+    const nn::Linear& l = *it->second;
+    if (!t.a.defined()) problems.push_back("'" + layer + ".lora_a' is missing");
+    if (!t.b.defined()) problems.push_back("'" + layer + ".lora_b' is missing");
+    if (dora && !t.m.defined()) problems.push_back("'" + layer + ".m' (DoRA magnitude) is missing");
+    if (!dora && t.m.defined()) problems.push_back("'" + layer + ".m': a DoRA magnitude in " + std::string(fine_tune_type_name(config.type)) + " adapters");
+    if (t.a.defined()) shape_problem(layer + ".lora_a", t.a, {l.in_features(), config.rank}, l);
+    if (t.b.defined()) shape_problem(layer + ".lora_b", t.b, {config.rank, l.out_features()}, l);
+    if (dora && t.m.defined()) shape_problem(layer + ".m", t.m, {l.out_features()}, l);
   }
-  for (const auto& [layer, pair] : found) {
-    if (!pair.first.defined()) problems.push_back("'" + layer + ".lora_a' is missing");
-    if (!pair.second.defined()) problems.push_back("'" + layer + ".lora_b' is missing");
-  }
-  if (found.empty() && problems.empty()) problems.push_back("no adapters in the file");
+  if (layers.empty() && problems.empty()) problems.push_back("no adapters in the file");
   if (!problems.empty()) {
-    std::string msg = weights_path.string() + ": adapters do not fit this model:";
+    std::string msg = file + ": adapters do not fit this model:";
     for (const auto& p : problems) msg += "\n  " + p;
     throw FormatError(msg);
   }
-  for (auto& [layer, pair] : found) out.layers.emplace(layer, LoraPair{autograd::Var(pair.first, true), autograd::Var(pair.second, true)});
+  LoraAdapters out;
+  out.config = config;
+  for (const auto& [layer, t] : layers) {
+    out.layers.emplace(layer, LoraPair{autograd::Var(t.a, true), autograd::Var(t.b, true),
+                                       dora ? autograd::Var(t.m, true) : autograd::Var()});
+  }
   return out;
+}
+
+namespace {
+
+LoraConfig read_mlx_config(const fs::path& config_path) {
+  const nlohmann::json config = read_json_file(config_path);
+  LoraConfig out;
+  try {
+    const std::string type = config.value("fine_tune_type", "lora");
+    try {
+      out.type = parse_fine_tune_type(type);
+    } catch (const InvalidArgument&) {
+      throw Unsupported(config_path.string() + ": fine_tune_type '" + type + "' is not supported (lora, dora, full)");
+    }
+    out.num_layers = config.value("num_layers", int64_t{16});
+    const nlohmann::json lp = config.value("lora_parameters", nlohmann::json::object());
+    out.rank = lp.value("rank", int64_t{8});
+    out.scale = lp.value("scale", 20.0f);
+    out.dropout = lp.value("dropout", 0.0f);
+    if (lp.contains("keys") && lp["keys"].is_array()) out.keys = lp["keys"].get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(config_path.string() + ": " + e.what());
+  }
+  if (out.rank <= 0 && out.type != FineTuneType::full) {
+    throw FormatError(config_path.string() + ": lora_parameters.rank must be positive, got " + std::to_string(out.rank));
+  }
+  return out;
+}
+
+// Full fine-tuning's file: parameters of the model by name, each of its shape.
+LoraAdapters read_full_weights(const io::SafetensorsFile& file, const LoraConfig& config, models::TransformerLM& model) {
+  std::map<std::string, Shape> shapes;
+  for (const auto& slot : model.parameters()) {
+    if (slot.tensor->defined() && !slot.integer) shapes[slot.name] = slot.tensor->shape();
+  }
+  std::vector<std::string> problems;
+  LoraAdapters out;
+  out.config = config;
+  for (const auto& info : file.tensors()) {
+    auto it = shapes.find(info.name);
+    if (it == shapes.end()) {
+      problems.push_back("'" + info.name + "': the model has no (dense) parameter of that name");
+    } else if (!is_floating(info.dtype) || Shape(info.shape) != it->second) {
+      problems.push_back("'" + info.name + "': " + std::string(dtype_name(info.dtype)) + " " + shape_str(info.shape) +
+                         ", the model's is a float " + shape_str(it->second));
+    } else {
+      out.weights.emplace(info.name, autograd::Var(read_f32(info), true));
+    }
+  }
+  if (out.weights.empty() && problems.empty()) problems.push_back("no weights in the file");
+  if (!problems.empty()) {
+    std::string msg = file.name() + ": weights do not fit this model:";
+    for (const auto& p : problems) msg += "\n  " + p;
+    throw FormatError(msg);
+  }
+  return out;
+}
+
+}  // namespace
+
+LoraAdapters load_adapters(const fs::path& dir, models::TransformerLM& model, const std::string& weights_name) {
+  if (is_peft_adapter(dir)) return load_peft_adapters(dir, model);
+  const LoraConfig config = read_mlx_config(dir / "adapter_config.json");
+  io::SafetensorsFile file = io::SafetensorsFile::open(dir / weights_name);
+  if (config.type == FineTuneType::full) return read_full_weights(file, config, model);
+  std::vector<std::string> problems;
+  std::map<std::string, LayerTensors> layers;
+  for (const auto& info : file.tensors()) {
+    const size_t dot = info.name.rfind('.');
+    const std::string suffix = dot == std::string::npos ? "" : info.name.substr(dot + 1);
+    if (suffix != "lora_a" && suffix != "lora_b" && suffix != "m") {
+      problems.push_back("unexpected tensor '" + info.name + "'");
+      continue;
+    }
+    if (!is_floating(info.dtype)) {
+      problems.push_back("'" + info.name + "': must be a float tensor, got " + std::string(dtype_name(info.dtype)));
+      continue;
+    }
+    LayerTensors& t = layers[info.name.substr(0, dot)];
+    (suffix == "lora_a" ? t.a : suffix == "lora_b" ? t.b : t.m) = read_f32(info);
+  }
+  return adapters_from_tensors(file.name(), config, layers, problems, model);
+}
+
+void resume_adapters(const fs::path& path, LoraAdapters& adapters) {
+  io::SafetensorsFile file = io::SafetensorsFile::open(path);
+  std::vector<std::string> problems;
+  std::vector<std::pair<autograd::Var*, Tensor>> values;
+  const auto params = adapters.named_parameters();
+  std::set<std::string> names;
+  for (const auto& [name, var] : params) names.insert(name);
+  for (const auto& info : file.tensors()) {
+    if (!names.count(info.name)) problems.push_back("'" + info.name + "' is not one of these adapters' tensors");
+  }
+  for (auto& [name, var] : params) {
+    const io::TensorInfo* info = file.find(name);
+    if (!info) {
+      problems.push_back("'" + name + "' is missing");
+    } else if (!is_floating(info->dtype) || Shape(info->shape) != var->shape()) {
+      problems.push_back("'" + name + "': " + std::string(dtype_name(info->dtype)) + " " + shape_str(info->shape) +
+                         ", training needs a float " + shape_str(var->shape()));
+    } else {
+      values.emplace_back(var, read_f32(*info));
+    }
+  }
+  if (!problems.empty()) {
+    std::string msg = path.string() + ": cannot resume these adapters (same --fine-tune-type, --rank, --num-layers and --keys?):";
+    for (const auto& p : problems) msg += "\n  " + p;
+    throw FormatError(msg);
+  }
+  for (auto& [var, value] : values) var->set_value(value);
 }
 
 void attach_adapters(models::LanguageModel& model, const fs::path& dir) {

@@ -4,6 +4,7 @@
 
 #include "lmx/base/error.h"
 #include "lmx/core/autograd/functions.h"
+#include "lmx/core/ops/elementwise.h"
 
 namespace lmx::train {
 
@@ -18,6 +19,15 @@ void require(bool ok, const models::TransformerSpec& spec, const std::string& wh
 Var apply_weight(const nn::WeightMatrix& w, const Var& x, const Tensor& bias) {
   if (w.quantized()) return autograd::quantized_linear(x, w.quant(), bias);
   return autograd::linear(x, Var(w.dense()), Var(bias));
+}
+
+// The trainable copy of a parameter (full fine-tuning), or the frozen one.
+Var trained_or(const LoraAdapters* lora, const std::string& name, const Tensor& frozen) {
+  if (lora) {
+    auto it = lora->weights.find(name);
+    if (it != lora->weights.end()) return it->second;
+  }
+  return Var(frozen);
 }
 
 }  // namespace
@@ -44,23 +54,30 @@ Var DifferentiableTransformer::project(const std::string& path, const Var& x, co
   auto it = linears_.find(path);
   if (it == linears_.end()) throw InternalError("training: no Linear '" + path + "'");
   const nn::Linear& l = *it->second;
-  Var y = apply_weight(l.weight(), x, l.bias());
-  if (lora) {
-    auto ad = lora->layers.find(path);
-    if (ad != lora->layers.end()) {
-      Var xin = rng ? autograd::dropout(x, lora->config.dropout, *rng) : x;
-      Var delta = autograd::matmul(autograd::matmul(xin, ad->second.a), ad->second.b);
-      y = autograd::add(y, autograd::mul(delta, static_cast<double>(lora->config.scale)));
-    }
+  if (lora && !lora->weights.empty() && !l.weight().quantized()) {
+    return autograd::linear(x, trained_or(lora, path + ".weight", l.weight().dense()),
+                            trained_or(lora, path + ".bias", l.bias()));
   }
-  return y;
+  auto ad = lora ? lora->layers.find(path) : std::map<std::string, LoraPair>::const_iterator();
+  if (!lora || ad == lora->layers.end()) return apply_weight(l.weight(), x, l.bias());
+  const LoraPair& p = ad->second;
+  const double scale = lora->config.scale;
+  Var xin = rng ? autograd::dropout(x, lora->config.dropout, *rng) : x;
+  Var delta = autograd::mul(autograd::matmul(autograd::matmul(xin, p.a), p.b), scale);
+  if (!p.m.defined()) return autograd::add(apply_weight(l.weight(), x, l.bias()), delta);
+  // DoRA: m / ||W + scale (a b)^T||_row rescales base + delta before the bias; the norm is
+  // a constant of this step.
+  Tensor inv_norms = ops::pow(dora_row_norms(l.weight(), p.a.value(), p.b.value(), lora->config.scale), -1.0);
+  Var y = autograd::mul(autograd::add(apply_weight(l.weight(), x, Tensor()), delta),
+                        autograd::mul(p.m, Var(inv_norms)));
+  return l.has_bias() ? autograd::add(y, Var(l.bias())) : y;
 }
 
-Var DifferentiableTransformer::norm(const std::string& path, const Var& x) const {
+Var DifferentiableTransformer::norm(const std::string& path, const Var& x, const LoraAdapters* lora) const {
   auto it = params_.find(path + ".weight");
   if (it == params_.end()) throw InternalError("training: no norm weight '" + path + ".weight'");
   const auto& spec = model_.spec();
-  return autograd::rms_norm(x, Var(*it->second), spec.norm_eps, spec.norm_unit_offset);
+  return autograd::rms_norm(x, trained_or(lora, path + ".weight", *it->second), spec.norm_eps, spec.norm_unit_offset);
 }
 
 Var DifferentiableTransformer::attention(int64_t layer, const Var& x, const LoraAdapters* lora,
@@ -74,7 +91,8 @@ Var DifferentiableTransformer::attention(int64_t layer, const Var& x, const Lora
   Var v = project(base + "v_proj", x, lora, rng);
   auto qk_norm = [&](const char* name, const Var& t) {
     auto it = params_.find(base + name + ".weight");
-    return autograd::rms_norm(t, Var(*it->second), o.norm_eps, o.qk_norm_unit_offset);
+    return autograd::rms_norm(t, trained_or(lora, base + name + ".weight", *it->second), o.norm_eps,
+                              o.qk_norm_unit_offset);
   };
   if (o.qk_norm == nn::QkNorm::full) {
     q = qk_norm("q_norm", q);
@@ -124,21 +142,21 @@ Var DifferentiableTransformer::forward(const Tensor& tokens, const LoraAdapters*
   const double rm = spec.residual_multiplier;
   for (int64_t i = 0; i < static_cast<int64_t>(spec.layers.size()); ++i) {
     const std::string base = "model.layers." + std::to_string(i) + ".";
-    Var a = spec.pre_attn_norm.empty() ? h : norm(base + spec.pre_attn_norm, h);
+    Var a = spec.pre_attn_norm.empty() ? h : norm(base + spec.pre_attn_norm, h, lora);
     a = attention(i, a, lora, rng);
-    if (!spec.post_attn_norm.empty()) a = norm(base + spec.post_attn_norm, a);
+    if (!spec.post_attn_norm.empty()) a = norm(base + spec.post_attn_norm, a, lora);
     if (rm != 1.0) a = autograd::mul(a, rm);
     Var r = autograd::add(h, a);
-    Var f = spec.pre_ffn_norm.empty() ? r : norm(base + spec.pre_ffn_norm, r);
+    Var f = spec.pre_ffn_norm.empty() ? r : norm(base + spec.pre_ffn_norm, r, lora);
     const std::string mlp = base + spec.mlp_name + ".";
     f = project(mlp + "down_proj",
                 autograd::silu_mul(project(mlp + "gate_proj", f, lora, rng), project(mlp + "up_proj", f, lora, rng)),
                 lora, rng);
-    if (!spec.post_ffn_norm.empty()) f = norm(base + spec.post_ffn_norm, f);
+    if (!spec.post_ffn_norm.empty()) f = norm(base + spec.post_ffn_norm, f, lora);
     if (rm != 1.0) f = autograd::mul(f, rm);
     h = autograd::add(r, f);
   }
-  h = norm("model.norm", h);
+  h = norm("model.norm", h, lora);
   Var logits = linears_.count("lm_head") ? project("lm_head", h, lora, rng) : apply_weight(embed.weight(), h, Tensor());
   if (spec.logits_divisor != 1.0f) logits = autograd::mul(logits, 1.0 / spec.logits_divisor);
   return logits;

@@ -26,13 +26,14 @@ class DifferentiableTransformer {
  public:
   explicit DifferentiableTransformer(models::TransformerLM& model);
   // tokens [batch, seq] -> logits [batch, seq, vocab]. Adapters (may be null) are applied
-  // to their layers; dropout draws from `rng` when given (training), none otherwise.
+  // to their layers, or their full-fine-tuning weights replace the model's; dropout
+  // draws from `rng` when given (training), none otherwise.
   autograd::Var forward(const Tensor& tokens, const LoraAdapters* lora, ops::RandomGenerator* rng) const;
 
  private:
   autograd::Var project(const std::string& path, const autograd::Var& x, const LoraAdapters* lora,
                         ops::RandomGenerator* rng) const;
-  autograd::Var norm(const std::string& path, const autograd::Var& x) const;
+  autograd::Var norm(const std::string& path, const autograd::Var& x, const LoraAdapters* lora) const;
   autograd::Var attention(int64_t layer, const autograd::Var& x, const LoraAdapters* lora,
                           ops::RandomGenerator* rng) const;
 

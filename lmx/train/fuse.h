@@ -1,6 +1,8 @@
-// Fusing LoRA adapters into the base weights (mlx-lm's `fuse`): W' = W + scale * (a @ b)^T,
-// computed in f32 and stored in the weight's dtype; a quantized weight is dequantized,
-// fused and quantized again with its bits and group size, or left dense with dequantize.
+// Fusing adapters into the base weights (mlx-lm's `fuse`): W' = W + scale * (a @ b)^T
+// (DoRA: each row of that rescaled to norm m), computed in f32 and stored in the weight's
+// dtype; a quantized weight is dequantized, fused and quantized again with its bits and
+// group size, or left dense with dequantize. Full fine-tuning's weights replace the
+// model's.
 #pragma once
 
 #include "lmx/train/lora.h"

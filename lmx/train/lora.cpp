@@ -4,7 +4,10 @@
 #include <set>
 
 #include "lmx/base/error.h"
+#include "lmx/core/ops/elementwise.h"
+#include "lmx/core/ops/linalg.h"
 #include "lmx/core/ops/random.h"
+#include "lmx/core/ops/reduce.h"
 
 namespace lmx::train {
 
@@ -16,16 +19,62 @@ std::map<std::string, nn::Linear*> linear_layers(models::TransformerLM& model) {
   return out;
 }
 
+FineTuneType parse_fine_tune_type(const std::string& name) {
+  if (name == "lora") return FineTuneType::lora;
+  if (name == "dora") return FineTuneType::dora;
+  if (name == "full") return FineTuneType::full;
+  throw InvalidArgument("fine-tune type: unknown '" + name + "' (lora, dora, full)");
+}
+
+const char* fine_tune_type_name(FineTuneType type) {
+  switch (type) {
+    case FineTuneType::lora: return "lora";
+    case FineTuneType::dora: return "dora";
+    case FineTuneType::full: return "full";
+  }
+  return "lora";
+}
+
+Tensor dense_f32(const nn::WeightMatrix& weight) {
+  if (weight.quantized()) return weight.quant().dequantize().to(Dtype::f32);
+  return weight.dense().to(Dtype::f32);
+}
+
+Tensor dora_row_norms(const nn::WeightMatrix& weight, const Tensor& a, const Tensor& b, float scale) {
+  Tensor w = dense_f32(weight);
+  Tensor adapted = ops::add(w, ops::mul(ops::matmul(a.to(w.device()), b.to(w.device())).transpose(0, 1),
+                                        static_cast<double>(scale)));
+  return ops::sqrt(ops::sum(ops::square(adapted), 1));
+}
+
+std::vector<std::pair<std::string, autograd::Var*>> LoraAdapters::named_parameters() {
+  std::vector<std::pair<std::string, autograd::Var*>> out;
+  for (auto& [name, pair] : layers) {
+    out.emplace_back(name + ".lora_a", &pair.a);
+    out.emplace_back(name + ".lora_b", &pair.b);
+    if (pair.m.defined()) out.emplace_back(name + ".m", &pair.m);
+  }
+  for (auto& [name, w] : weights) out.emplace_back(name, &w);
+  return out;
+}
+
 std::vector<autograd::Var*> LoraAdapters::parameters() {
   std::vector<autograd::Var*> out;
-  for (auto& [name, pair] : layers) {
-    out.push_back(&pair.a);
-    out.push_back(&pair.b);
-  }
+  for (auto& [name, p] : named_parameters()) out.push_back(p);
   return out;
 }
 
 void LoraAdapters::attach(models::TransformerLM& model) const {
+  if (!weights.empty()) {
+    std::map<std::string, Tensor*> slots;
+    for (auto& slot : model.parameters()) slots[slot.name] = slot.tensor;
+    for (const auto& [name, w] : weights) {
+      auto it = slots.find(name);
+      if (it == slots.end()) throw InvalidArgument("full fine-tuning: the model has no parameter '" + name + "'");
+      Tensor& t = *it->second;
+      t = w.value().to(t.defined() ? t.device() : Device::cpu()).to(t.defined() ? t.dtype() : Dtype::f32);
+    }
+  }
   auto linears = linear_layers(model);
   for (const auto& [name, pair] : layers) {
     auto it = linears.find(name);
@@ -36,6 +85,9 @@ void LoraAdapters::attach(models::TransformerLM& model) const {
     w->a = pair.a.value().to(device);
     w->b = pair.b.value().to(device);
     w->scale = config.scale;
+    if (pair.m.defined()) {
+      w->magnitude_scale = ops::div(pair.m.value().to(device), dora_row_norms(base, w->a, w->b, w->scale));
+    }
     it->second->set_lora(std::move(w));
   }
 }
@@ -58,6 +110,22 @@ LoraAdapters make_lora(models::TransformerLM& model, const LoraConfig& config, u
   LoraAdapters out;
   out.config = config;
   out.config.num_layers = n;
+  if (config.type == FineTuneType::full) {
+    for (auto& slot : model.parameters()) {
+      bool in_block = false;
+      for (int64_t l = total - n; l < total && !in_block; ++l) {
+        const std::string block = "model.layers." + std::to_string(l) + ".";
+        in_block = slot.name.compare(0, block.size(), block) == 0;
+      }
+      if (!in_block || !slot.tensor->defined()) continue;
+      if (slot.integer || slot.name.ends_with(".scales") || slot.name.ends_with(".biases")) {
+        throw Unsupported("full fine-tuning: '" + slot.name +
+                          "' is quantized; fine-tune a dense model (lmx fuse --dequantize makes one)");
+      }
+      out.weights.emplace(slot.name, autograd::Var(slot.tensor->to(Dtype::f32).clone(), true));
+    }
+    return out;
+  }
   ops::RandomGenerator rng(seed);
   auto linears = linear_layers(model);
   std::set<std::string> used_keys;
@@ -75,7 +143,11 @@ LoraAdapters make_lora(models::TransformerLM& model, const LoraConfig& config, u
       const int64_t in = linear->in_features(), outf = linear->out_features();
       const float bound = 1.0f / std::sqrt(static_cast<float>(in));
       LoraPair pair{autograd::Var(rng.uniform({in, config.rank}, -bound, bound), true),
-                    autograd::Var(Tensor::zeros({config.rank, outf}), true)};
+                    autograd::Var(Tensor::zeros({config.rank, outf}), true), autograd::Var()};
+      if (config.type == FineTuneType::dora) {
+        const Tensor w = dense_f32(linear->weight());
+        pair.m = autograd::Var(ops::sqrt(ops::sum(ops::square(w), 1)).to(Device::cpu()), true);
+      }
       out.layers.emplace(path, std::move(pair));
     }
   }

@@ -1,7 +1,12 @@
-// LoRA adapters for training (mlx-lm's LoRALinear): on the chosen Linear layers of the last
-// `num_layers` blocks, y = base(x) + scale * (dropout(x) @ lora_a) @ lora_b with lora_a
-// [in, rank] ~ U(-1/sqrt(in), 1/sqrt(in)) and lora_b [rank, out] = 0, the base frozen
-// (kept packed when it is quantized: QLoRA).
+// What fine-tuning trains (mlx-lm's tuner), on the last `num_layers` blocks:
+// - lora (LoRALinear): on the chosen Linear layers, y = base(x) + scale * (dropout(x) @
+//   lora_a) @ lora_b with lora_a [in, rank] ~ U(-1/sqrt(in), 1/sqrt(in)) and lora_b
+//   [rank, out] = 0, the base frozen (kept packed when it is quantized: QLoRA);
+// - dora (DoRALinear): the same pair plus a magnitude m [out], initialized to the row
+//   norms of W; y = m / ||W + scale * (a b)^T||_row * (W x + scale * (x a) b) + bias, the
+//   norm treated as a constant in the backward (as mlx-lm and PEFT do);
+// - full: every parameter of those blocks (Linear weights and biases, norms), as f32
+//   copies; the model keeps its own until attach() writes them back.
 #pragma once
 
 #include <cstdint>
@@ -14,7 +19,13 @@
 
 namespace lmx::train {
 
+enum class FineTuneType { lora, dora, full };
+// "lora", "dora", "full"; InvalidArgument naming the value otherwise.
+FineTuneType parse_fine_tune_type(const std::string& name);
+const char* fine_tune_type_name(FineTuneType type);
+
 struct LoraConfig {
+  FineTuneType type = FineTuneType::lora;
   int64_t rank = 8;
   float scale = 20.0f;
   float dropout = 0.0f;
@@ -27,26 +38,41 @@ struct LoraConfig {
 struct LoraPair {
   autograd::Var a;  // [in, rank]
   autograd::Var b;  // [rank, out]
+  autograd::Var m;  // [out], DoRA only (undefined for LoRA)
 };
 
-// Adapters by the Linear's full path ("model.layers.3.self_attn.q_proj").
+// The trained state: LoRA / DoRA adapters by the Linear's full path
+// ("model.layers.3.self_attn.q_proj"), or (full) f32 parameters by name
+// ("model.layers.3.self_attn.q_proj.weight").
 struct LoraAdapters {
   LoraConfig config;
   std::map<std::string, LoraPair> layers;
+  std::map<std::string, autograd::Var> weights;
 
-  // The trainable leaves, in path order (a, then b).
+  // The trainable leaves, in name order (a, b, m of each layer; or the weights).
   std::vector<autograd::Var*> parameters();
-  // Attaches the current values to the model's Linear layers (inference without fusing),
-  // or detaches them.
+  // The same with their names as saved ("<layer>.lora_a" / ".lora_b" / ".m", or the
+  // parameter names).
+  std::vector<std::pair<std::string, autograd::Var*>> named_parameters();
+  // LoRA / DoRA: attaches the current values to the model's Linear layers (inference
+  // without fusing; DoRA's norm is computed here, once). Full: copies the weights into
+  // the model's parameters (in their dtypes).
   void attach(models::TransformerLM& model) const;
   static void detach(models::TransformerLM& model);
 };
 
 // New adapters for `model` (mlx-lm's initialization, drawn from `seed`). Throws
-// InvalidArgument naming a key that matches no Linear of the blocks.
+// InvalidArgument naming a key that matches no Linear of the blocks; Unsupported for
+// full fine-tuning of a quantized layer.
 LoraAdapters make_lora(models::TransformerLM& model, const LoraConfig& config, uint64_t seed);
 
 // The Linear layers of the model by full path.
 std::map<std::string, nn::Linear*> linear_layers(models::TransformerLM& model);
+
+// DoRA's denominator: the row norms ||W + scale * (a @ b)^T|| (f32 [out]) of a Linear's
+// weight, dequantized when packed.
+Tensor dora_row_norms(const nn::WeightMatrix& weight, const Tensor& a, const Tensor& b, float scale);
+// The dense weight as f32 [out, in] (dequantized when packed).
+Tensor dense_f32(const nn::WeightMatrix& weight);
 
 }  // namespace lmx::train

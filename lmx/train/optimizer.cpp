@@ -14,7 +14,8 @@ OptimizerKind parse_optimizer(const std::string& name) {
   if (name == "sgd") return OptimizerKind::sgd;
   if (name == "adam") return OptimizerKind::adam;
   if (name == "adamw") return OptimizerKind::adamw;
-  throw InvalidArgument("optimizer: unknown '" + name + "' (sgd, adam, adamw)");
+  if (name == "adafactor") return OptimizerKind::adafactor;
+  throw InvalidArgument("optimizer: unknown '" + name + "' (sgd, adam, adamw, adafactor)");
 }
 
 ScheduleKind parse_schedule(const std::string& name) {
@@ -25,7 +26,7 @@ ScheduleKind parse_schedule(const std::string& name) {
 }
 
 Optimizer::Optimizer(std::vector<autograd::Var*> params, OptimizerOptions options)
-    : params_(std::move(params)), o_(options), m_(params_.size()), v_(params_.size()) {}
+    : params_(std::move(params)), o_(options), m_(params_.size()), v_(params_.size()), f_(params_.size()) {}
 
 void Optimizer::zero_grad() {
   for (auto* p : params_) p->zero_grad();
@@ -39,6 +40,10 @@ void Optimizer::step(float lr) {
     Tensor g = p.grad();
     if (!g.defined()) continue;
     Tensor w = p.value();
+    if (o_.kind == OptimizerKind::adafactor) {
+      adafactor_step(i, p, g, a);
+      continue;
+    }
     if (o_.kind == OptimizerKind::sgd) {
       if (o_.momentum != 0.0f) {
         // MLX: v = momentum * v + g (no dampening); w -= lr * v.
@@ -64,6 +69,42 @@ void Optimizer::step(float lr) {
     Tensor update = ops::div(mhat, ops::add(ops::sqrt(vhat), static_cast<double>(o_.eps)));
     p.set_value(ops::sub(w, ops::mul(update, a)));
   }
+}
+
+namespace {
+double rms(const Tensor& x) { return std::sqrt(ops::mean(ops::square(x).flatten(), 0).item<double>()); }
+}  // namespace
+
+void Optimizer::adafactor_step(size_t i, autograd::Var& p, const Tensor& g, double lr) {
+  const Tensor w = p.value().to(Dtype::f32);
+  if (w.ndim() > 2) throw InvalidArgument("adafactor: parameters of more than 2 dimensions are not supported");
+  const double t = static_cast<double>(t_);
+  const double step_size = o_.relative_step ? std::min(1e-2, 1.0 / std::sqrt(t)) : lr;
+  const double rate = step_size * (o_.scale_parameter ? std::max(static_cast<double>(o_.eps2), rms(w)) : 1.0);
+  const double beta2 = 1.0 - std::pow(t, static_cast<double>(o_.decay_rate));
+  const Tensor sq = ops::add(ops::square(g), static_cast<double>(o_.eps1));
+  auto decay = [&](const Tensor& old, const Tensor& now) {
+    return old.defined() ? ops::add(ops::mul(old, beta2), ops::mul(now, 1.0 - beta2)) : ops::mul(now, 1.0 - beta2);
+  };
+  Tensor update;
+  if (w.ndim() == 2) {  // factored: row and column means of g^2
+    m_[i] = decay(m_[i], ops::mean(sq, 1));  // [rows]
+    v_[i] = decay(v_[i], ops::mean(sq, 0));  // [cols]
+    Tensor r = ops::rsqrt(ops::div(m_[i], ops::mean(m_[i], 0).item<double>()));
+    Tensor c = ops::rsqrt(v_[i]);
+    update = ops::mul(ops::mul(r.reshape({-1, 1}), c.reshape({1, -1})), g);
+  } else {
+    m_[i] = decay(m_[i], sq);
+    update = ops::mul(ops::rsqrt(m_[i]), g);
+  }
+  update = ops::mul(update, rate / std::max(1.0, rms(update) / static_cast<double>(o_.clip_threshold)));
+  if (o_.adafactor_beta1 > 0.0f) {
+    const double b1 = o_.adafactor_beta1;
+    f_[i] = f_[i].defined() ? ops::add(ops::mul(f_[i], b1), ops::mul(update, 1.0 - b1)) : ops::mul(update, 1.0 - b1);
+    update = f_[i];
+  }
+  Tensor nw = o_.weight_decay != 0.0f ? ops::mul(w, 1.0 - static_cast<double>(o_.weight_decay) * rate) : w;
+  p.set_value(ops::sub(nw, update));
 }
 
 double clip_grad_norm(const std::vector<autograd::Var*>& params, double max_norm) {

@@ -1,6 +1,6 @@
 // Optimizers over autograd leaves, as MLX's (mlx.optimizers) define them: SGD (with
-// momentum), Adam and AdamW (no bias correction unless asked, MLX's default), plus
-// gradient clipping by global norm. The update is composed of lmx::ops, so it runs where
+// momentum), Adam and AdamW (no bias correction unless asked, MLX's default), Adafactor
+// (factored second moments for matrices), plus gradient clipping by global norm. The update is composed of lmx::ops, so it runs where
 // the parameters live.
 #pragma once
 
@@ -12,16 +12,26 @@
 
 namespace lmx::train {
 
-enum class OptimizerKind { sgd, adam, adamw };
-// "sgd", "adam", "adamw"; InvalidArgument naming the value otherwise.
+enum class OptimizerKind { sgd, adam, adamw, adafactor };
+// "sgd", "adam", "adamw", "adafactor"; InvalidArgument naming the value otherwise.
 OptimizerKind parse_optimizer(const std::string& name);
 
 struct OptimizerOptions {
   OptimizerKind kind = OptimizerKind::adam;
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
-  float weight_decay = 0.01f;  // AdamW only (decoupled: p -= lr * wd * p)
+  float weight_decay = 0.01f;  // AdamW (decoupled: p -= lr * wd * p) and Adafactor
   float momentum = 0.0f;       // SGD only
   bool bias_correction = false;
+  // Adafactor (mlx.optimizers.Adafactor's parameters): the step size is lr (or, with
+  // relative_step, min(1e-2, 1/sqrt(t))) times max(eps2, rms(p)) when scale_parameter;
+  // second moments decay with beta2 = 1 - t^decay_rate; the update's rms is clipped to
+  // clip_threshold; beta1 > 0 adds a first moment.
+  bool relative_step = false;
+  bool scale_parameter = true;
+  float eps1 = 1e-30f, eps2 = 1e-3f;
+  float clip_threshold = 1.0f;
+  float decay_rate = -0.8f;
+  float adafactor_beta1 = 0.0f;
 };
 
 class Optimizer {
@@ -35,7 +45,10 @@ class Optimizer {
  private:
   std::vector<autograd::Var*> params_;
   OptimizerOptions o_;
-  std::vector<Tensor> m_, v_;  // first / second moments (or SGD velocity in m_)
+  void adafactor_step(size_t i, autograd::Var& p, const Tensor& g, double lr);
+  std::vector<Tensor> m_, v_;  // first / second moments (or SGD velocity in m_; Adafactor's row / col
+                               // or full second moments)
+  std::vector<Tensor> f_;      // Adafactor's first moment
   int64_t t_ = 0;
 };
 

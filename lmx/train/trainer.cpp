@@ -9,6 +9,7 @@
 #include "lmx/core/allocator.h"
 #include "lmx/core/autograd/functions.h"
 #include "lmx/core/autograd/grad_scope.h"
+#include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/random.h"
 #include "lmx/train/adapter_file.h"
 
@@ -57,6 +58,7 @@ TrainResult train(const DifferentiableTransformer& model, LoraAdapters& adapters
                   const std::vector<Example>& valid_set, const TrainOptions& o,
                   const std::function<void(const TrainReport&)>& on_report) {
   if (o.iters <= 0) throw InvalidArgument("train: iters must be positive");
+  if (o.grad_accumulation_steps <= 0) throw InvalidArgument("train: grad_accumulation_steps must be positive");
   const auto batches = length_sorted_batches(train_set, o.batch_size);
   auto report = [&](const TrainReport& r) {
     if (on_report) on_report(r);
@@ -98,7 +100,7 @@ TrainResult train(const DifferentiableTransformer& model, LoraAdapters& adapters
     }
     const Batch batch = make_batch(train_set, batches[order[next++]], o.max_seq_length, o.mask_prompt);
     if (batch.tokens == 0) continue;  // every target masked (a prompt longer than the limit)
-    const float lr = o.schedule.at(it - 1);
+    const float lr = o.schedule.at(opt.steps());
     double loss = 0.0;
     {
       autograd::GradScope scope;
@@ -111,10 +113,17 @@ TrainResult train(const DifferentiableTransformer& model, LoraAdapters& adapters
       }
       autograd::backward(l);
     }
-    auto params = adapters.parameters();
-    if (o.grad_clip > 0.0) clip_grad_norm(params, o.grad_clip);
-    opt.step(lr);
-    opt.zero_grad();
+    if (it % o.grad_accumulation_steps == 0) {  // the gradients of the last N batches add up in the leaves
+      auto params = adapters.parameters();
+      if (o.grad_accumulation_steps > 1) {
+        for (auto* p : params) {
+          if (p->grad().defined()) p->set_grad(ops::div(p->grad(), static_cast<double>(o.grad_accumulation_steps)));
+        }
+      }
+      if (o.grad_clip > 0.0) clip_grad_norm(params, o.grad_clip);
+      opt.step(lr);
+      opt.zero_grad();
+    }
     window_loss += loss;
     ++window_steps;
     window_tokens += batch.tokens;
@@ -141,6 +150,14 @@ TrainResult train(const DifferentiableTransformer& model, LoraAdapters& adapters
       report(validation_report(it, validate()));
     }
     if (o.save_every > 0 && it % o.save_every == 0 && it != o.iters) save(it);
+    if (o.stop_requested && o.stop_requested()) {
+      result.stopped = true;
+      break;
+    }
+  }
+  if (result.stopped) {
+    save(result.iterations);
+    return result;
   }
   result.final_validation_loss = validate();
   report(validation_report(result.iterations, result.final_validation_loss));

@@ -1,8 +1,10 @@
-// The LoRA training loop (mlx-lm's `lora --train`): batches in a seeded order, masked
+// The training loop (mlx-lm's `lora --train`): batches in a seeded order, masked
 // cross-entropy averaged over the counted tokens, the optimizer at the scheduled learning
-// rate, reports every few steps, validation loss every few steps, adapters saved every
-// few steps and at the end. A loss that is not finite stops training with an error; the
-// adapters saved last stay as they are.
+// rate (every `grad_accumulation_steps` batches, on the mean of their gradients, as
+// mlx-lm counts iterations in batches), reports every few steps, validation loss every
+// few steps, adapters saved every few steps and at the end. A loss that is not finite
+// stops training with an error; the adapters saved last stay as they are. A stop request
+// (Ctrl-C) ends training after the current batch with the adapters saved.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +26,7 @@ struct TrainOptions {
   int64_t steps_per_eval = 200;
   int64_t val_batches = 25;  // -1: the whole validation set
   int64_t save_every = 100;  // 0: only at the end
+  int64_t grad_accumulation_steps = 1;
   int64_t max_seq_length = 2048;
   bool mask_prompt = false;
   double grad_clip = 0.0;  // max global gradient norm; 0: no clipping
@@ -32,6 +35,8 @@ struct TrainOptions {
   OptimizerOptions optimizer;
   std::filesystem::path adapter_path;  // empty: nothing saved
   nlohmann::json config_extra = nlohmann::json::object();  // more keys for adapter_config.json
+  // Polled after each batch; true stops training early (the adapters are saved).
+  std::function<bool()> stop_requested;
 };
 
 struct TrainReport {
@@ -50,6 +55,7 @@ struct TrainResult {
   double initial_validation_loss = 0.0;
   double final_validation_loss = 0.0;
   int64_t iterations = 0;
+  bool stopped = false;  // by stop_requested
 };
 
 // Mean loss per counted token over up to `num_batches` batches (-1: all), no gradients.

@@ -17,11 +17,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("lmx-adapters-" + std::to_string(::getpid()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-};
+using testing::TempDir;
 
 TEST(AdapterFile, RoundTripInMlxLayout) {
   TempDir tmp;
@@ -77,20 +73,41 @@ TEST(AdapterFile, AdaptersForAnotherModelListEveryMismatch) {
   w.write(tmp.path / "adapters.safetensors");
   std::ofstream(tmp.path / "adapter_config.json") << R"({"fine_tune_type": "lora", "num_layers": 2,
       "lora_parameters": {"rank": 4, "scale": 20.0, "dropout": 0.0}})";
-  try {
-    train::load_adapters(tmp.path, model);
-    FAIL() << "expected FormatError";
-  } catch (const FormatError& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find("q_proj.lora_a': shape [100, 4] does not fit the layer (in 64, out 64, rank 4)"), std::string::npos)
-        << msg;
-    EXPECT_NE(msg.find("no Linear layer 'model.layers.7.self_attn.q_proj'"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("'model.layers.1.mlp.up_proj.lora_b' is missing"), std::string::npos) << msg;
-  }
-  std::ofstream(tmp.path / "adapter_config.json") << R"({"fine_tune_type": "dora"})";
+  testing::expect_error<FormatError>([&] { train::load_adapters(tmp.path, model); },
+                                     {"q_proj.lora_a': shape [100, 4] does not fit the layer (in 64, out 64, rank 4)",
+                                       "no Linear layer 'model.layers.7.self_attn.q_proj'",
+                                      "'model.layers.1.mlp.up_proj.lora_b' is missing"});
+  std::ofstream(tmp.path / "adapter_config.json") << R"({"fine_tune_type": "ia3"})";
   EXPECT_THROW(train::load_adapters(tmp.path, model), Unsupported);
   std::ofstream(tmp.path / "adapter_config.json") << "{not json";
   EXPECT_THROW(train::load_adapters(tmp.path, model), FormatError);
+}
+
+TEST(AdapterFile, DoraFilesAndCorruptOnesNameTheFileAndTensor) {
+  TempDir tmp;
+  auto m = testing::load_tiny_llama();
+  auto& model = testing::transformer(m);
+  train::LoraConfig c = testing::tuning(train::FineTuneType::dora, 1, 2);
+  c.keys = {"mlp.down_proj"};
+  train::LoraAdapters a = train::make_lora(model, c, 5);
+  train::save_adapters(tmp.path, a, {});
+  auto f = io::SafetensorsFile::open(tmp.path / "adapters.safetensors");
+  EXPECT_EQ(f.at("model.layers.1.mlp.down_proj.m").shape, (std::vector<int64_t>{64}));
+  train::LoraAdapters back = train::load_adapters(tmp.path, model);
+  EXPECT_EQ(back.layers.at("model.layers.1.mlp.down_proj").m.value().to_float_vector(),
+            a.layers.at("model.layers.1.mlp.down_proj").m.value().to_float_vector());
+  // The config says LoRA of rank 4: the magnitude and both shapes are listed.
+  std::ofstream(tmp.path / "adapter_config.json") << R"({"fine_tune_type": "lora", "lora_parameters": {"rank": 4}})";
+  const std::string weights = (tmp.path / "adapters.safetensors").string();
+  auto load = [&] { train::load_adapters(tmp.path, model); };
+  testing::expect_error<FormatError>(load, {weights, "down_proj.m': a DoRA magnitude in lora adapters",
+                               "down_proj.lora_a': shape [128, 2] does not fit the layer (in 128, out 64, rank 4)"});
+  std::ofstream(tmp.path / "adapter_config.json") << R"({"fine_tune_type": "dora", "lora_parameters": {"rank": 0}})";
+  EXPECT_THROW(train::load_adapters(tmp.path, model), FormatError);
+  // A truncated weights file.
+  std::ofstream(tmp.path / "adapter_config.json") << R"({"fine_tune_type": "dora", "lora_parameters": {"rank": 2}})";
+  fs::resize_file(tmp.path / "adapters.safetensors", 50);
+  testing::expect_error(load, {weights});
 }
 
 }  // namespace

@@ -17,12 +17,8 @@
 namespace lmx {
 namespace {
 
-double max_rel_diff(const std::vector<float>& got, const std::vector<float>& want) {
-  double scale = 1.0, err = 0.0;
-  for (float v : want) scale = std::max(scale, static_cast<double>(std::fabs(v)));
-  for (size_t i = 0; i < want.size(); ++i) err = std::max(err, static_cast<double>(std::fabs(got[i] - want[i])));
-  return err / scale;
-}
+using testing::max_rel_diff;
+
 
 // Adapters with random (non-zero) b, so they change the output.
 train::LoraAdapters random_adapters(models::TransformerLM& model, int64_t num_layers, uint64_t seed) {
@@ -170,12 +166,7 @@ TEST(Lora, QLoraGradientMatchesFiniteDifferencesWithThePackedBase) {
   // int16 rounding of x.
   const ops::QuantActivations saved = ops::quant_activations();
   ops::set_quant_activations(ops::QuantActivations::f32);
-  auto m = testing::load_tiny_llama(/*prepare=*/false);
-  models::QuantizeOptions q;
-  q.bits = 4;
-  q.group_size = 32;
-  models::quantize_model(*m.model, q);
-  m.model->prepare_for_inference();
+  auto m = testing::load_quantized("llama", 4, 32);
   auto& model = testing::transformer(m);
   for (auto& [path, l] : train::linear_layers(model)) ASSERT_TRUE(l->weight().quantized()) << path;
   check_model_gradient(model, 2e-2);

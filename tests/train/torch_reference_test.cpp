@@ -1,6 +1,7 @@
-// LoRA on the tiny llama fixture against plain PyTorch (tools/fixtures/lora_reference.py,
-// whose own llama first reproduces transformers' logits): the loss and the gradient of
-// every lora_a / lora_b of one masked step, and the losses of 20 AdamW steps.
+// LoRA, DoRA and full fine-tuning on the tiny llama fixture against plain PyTorch
+// (tools/fixtures/lora_reference.py --kind K, whose own llama first reproduces
+// transformers' logits): the loss and the gradient of every trained tensor of one masked
+// step, and the losses of 20 AdamW steps.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -17,44 +18,46 @@
 namespace lmx {
 namespace {
 
-const std::filesystem::path kDir = std::filesystem::path(LMX_SOURCE_DIR) / "tests/data/train/llama_lora";
+using testing::reference;
+using testing::rel_err;
 
-Tensor reference(const io::SafetensorsFile& f, const std::string& name) {
-  const io::TensorInfo& info = f.at(name);
-  return Tensor::wrap(const_cast<std::byte*>(info.data), info.shape, info.dtype, f.owner()).clone();
+std::filesystem::path data_dir(const std::string& kind) {
+  return std::filesystem::path(LMX_SOURCE_DIR) / ("tests/data/train/llama_" + kind);
+}
+
+
+train::LoraAdapters trained(const std::string& kind, models::TransformerLM& model) {
+  if (kind != "full") return train::load_adapters(data_dir(kind), model);
+  return train::make_lora(model, testing::tuning(train::FineTuneType::full, 1), 0);
 }
 
 struct Step {
-  models::LoadedModel loaded = testing::load_tiny_llama();
-  models::TransformerLM& model = testing::transformer(loaded);
-  train::DifferentiableTransformer dt{model};
-  train::LoraAdapters adapters = train::load_adapters(kDir, model);
-  io::SafetensorsFile ref = io::SafetensorsFile::open(kDir / "reference.safetensors");
-  Tensor inputs, targets, weights;
-  Step() {
+  explicit Step(const std::string& kind)
+      : adapters(trained(kind, model)), ref(io::SafetensorsFile::open(data_dir(kind) / "reference.safetensors")) {
     Tensor ids = testing::fixture_tensor("input_ids").to(Dtype::i32);
     inputs = ids.slice(1, 0, ids.dim(1) - 1).contiguous();
     targets = reference(ref, "targets").to(Dtype::i32);
     weights = reference(ref, "weights");
   }
+  models::LoadedModel loaded = testing::load_tiny_llama();
+  models::TransformerLM& model = testing::transformer(loaded);
+  train::DifferentiableTransformer dt{model};
+  train::LoraAdapters adapters;
+  io::SafetensorsFile ref;
+  Tensor inputs, targets, weights;
   autograd::Var loss() {
     autograd::Var logits = dt.forward(inputs, &adapters, nullptr);
     return autograd::cross_entropy(autograd::reshape(logits, {-1, logits.shape().back()}), targets, weights);
   }
 };
 
-double rel_err(const std::vector<float>& got, const std::vector<float>& want) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    num = std::max(num, static_cast<double>(std::fabs(got[i] - want[i])));
-    den = std::max(den, static_cast<double>(std::fabs(want[i])));
-  }
-  return num / den;
-}
 
-TEST(TorchReference, LossAndEveryLoraGradientOfOneStep) {
-  Step s;
-  ASSERT_EQ(s.adapters.layers.size(), 14u);
+class TorchReference : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(TorchReference, LossAndEveryGradientOfOneStep) {
+  Step s(GetParam());
+  const size_t tensors = s.adapters.named_parameters().size();
+  ASSERT_EQ(tensors, std::string(GetParam()) == "lora" ? 28u : std::string(GetParam()) == "dora" ? 42u : 9u);
   {
     autograd::GradScope scope;
     autograd::Var l = s.loss();
@@ -62,18 +65,17 @@ TEST(TorchReference, LossAndEveryLoraGradientOfOneStep) {
     autograd::backward(l);
   }
   double worst = 0.0;
-  for (const auto& [name, pair] : s.adapters.layers) {
-    const auto ga = reference(s.ref, "grad." + name + ".lora_a").to_float_vector();
-    const auto gb = reference(s.ref, "grad." + name + ".lora_b").to_float_vector();
-    EXPECT_LE(rel_err(pair.a.grad().to_float_vector(), ga), 1e-4) << name << ".lora_a";
-    EXPECT_LE(rel_err(pair.b.grad().to_float_vector(), gb), 1e-4) << name << ".lora_b";
-    worst = std::max({worst, rel_err(pair.a.grad().to_float_vector(), ga), rel_err(pair.b.grad().to_float_vector(), gb)});
+  for (const auto& [name, var] : s.adapters.named_parameters()) {
+    const auto want = reference(s.ref, "grad." + name).to_float_vector();
+    const double err = rel_err(var->grad().to_float_vector(), want);
+    EXPECT_LE(err, 1e-4) << name;
+    worst = std::max(worst, err);
   }
-  std::printf("28 LoRA gradients: largest relative error to torch %.2e\n", worst);
+  std::printf("%s: %zu gradients, largest relative error to torch %.2e\n", GetParam(), tensors, worst);
 }
 
-TEST(TorchReference, TwentyAdamWSteps) {
-  Step s;
+TEST_P(TorchReference, TwentyAdamWSteps) {
+  Step s(GetParam());
   train::OptimizerOptions o;
   o.kind = train::OptimizerKind::adamw;
   o.weight_decay = 0.01f;
@@ -90,9 +92,11 @@ TEST(TorchReference, TwentyAdamWSteps) {
     opt.step(1e-3f);
     opt.zero_grad();
   }
-  std::printf("20 AdamW steps: losses %.4f -> %.4f, largest relative difference to torch %.2e\n", want.front(),
-              want.back(), worst);
+  std::printf("%s: 20 AdamW steps, losses %.4f -> %.4f, largest relative difference to torch %.2e\n", GetParam(),
+              want.front(), want.back(), worst);
 }
+
+INSTANTIATE_TEST_SUITE_P(Kinds, TorchReference, ::testing::Values("lora", "dora", "full"));
 
 }  // namespace
 }  // namespace lmx

@@ -1,0 +1,104 @@
+// lmx lora beyond LoRA on stories260K: DoRA training stopped by Ctrl-C saves its adapters,
+// --resume-adapter-file continues from them, --export-peft writes a PEFT folder that
+// generate and fuse take and that gives the text of the mlx-lm files; an unknown
+// --fine-tune-type is named.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "cli_run.h"
+
+namespace lmx::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using Cli = Stories260KCli;
+using Result = CliResult;
+
+std::string read_all(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// Starts `lmx ARGS` with stdout and stderr into `log`; sends SIGINT once `log` shows a
+// training step; returns the exit status.
+int run_and_interrupt(const std::string& args, const fs::path& log) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const std::string cmd = "exec " + std::string(LMX_CLI) + " " + args + " > " + log.string() + " 2>&1";
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
+    ::_exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (read_all(log).find("train loss") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return status;
+}
+
+TEST_F(Cli, DoraInterruptedResumedExportedToPeftAndFused) {
+  const fs::path work = fs::temp_directory_path() / ("lmx-cli-finetune-" + std::to_string(::getpid()));
+  fs::create_directories(work / "data");
+  const char* names[] = {"Lily", "Tom", "Sue", "Ben"};
+  const char* things[] = {"ball", "kite", "cat", "dog", "box", "cake"};
+  for (const auto& [split, first, count] : {std::tuple{"train", 0, 120}, {"valid", 500, 16}}) {
+    std::ofstream f(work / "data" / (std::string(split) + ".jsonl"));
+    for (int i = first; i < first + count; ++i) {
+      const std::string n = names[i % 4], t = things[(i / 4) % 6];
+      f << "{\"text\": \"" << n << " had a " << t << ". " << n << " took the " << t << " to the park.\"}\n";
+    }
+  }
+  const std::string common = "lora --model " + dir_.string() + " --data " + (work / "data").string() +
+                             " -t 1 --fine-tune-type dora --learning-rate 5e-4 --steps-per-eval 0 --val-batches 2";
+  const int status = run_and_interrupt(
+      common + " --train --iters 1000000 --steps-per-report 1 --save-every 0 --adapter-path " + (work / "a").string(),
+      work / "log");
+  const std::string log = read_all(work / "log");
+  ASSERT_TRUE(WIFEXITED(status)) << log;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << log;
+  EXPECT_NE(log.find("Interrupted at iteration"), std::string::npos) << log;
+  ASSERT_TRUE(fs::exists(work / "a" / "adapters.safetensors")) << log;
+
+  Result resumed = lmx_run(common + " --train --iters 20 --steps-per-report 10 --adapter-path " + (work / "b").string() +
+                               " --resume-adapter-file " + (work / "a" / "adapters.safetensors").string() +
+                               " --export-peft " + (work / "peft").string(),
+                           "", true);
+  EXPECT_EQ(resumed.status, 0) << resumed.out;
+  EXPECT_NE(resumed.out.find("Resuming from"), std::string::npos) << resumed.out;
+  EXPECT_TRUE(fs::exists(work / "peft" / "adapter_model.safetensors")) << resumed.out;
+
+  const std::string gen = " --prompt \"Ben had a\" --temp 0 --max-tokens 12";
+  Result mlx = lmx_run("generate --model " + dir_.string() + gen + " --adapter-path " + (work / "b").string());
+  Result peft = lmx_run("generate --model " + dir_.string() + gen + " --adapter-path " + (work / "peft").string());
+  EXPECT_EQ(mlx.status, 0);
+  EXPECT_EQ(peft.out, mlx.out);
+  EXPECT_NE(mlx.out.find("took the"), std::string::npos) << mlx.out;
+  Result fuse = lmx_run("fuse --model " + dir_.string() + " --adapter-path " + (work / "peft").string() +
+                            " --save-path " + (work / "fused").string(),
+                        "", true);
+  EXPECT_EQ(fuse.status, 0) << fuse.out;
+  EXPECT_EQ(lmx_run("generate --model " + (work / "fused").string() + gen).out, mlx.out);
+
+  Result bad = lmx_run("lora --model " + dir_.string() + " --train --fine-tune-type qlora", "", true);
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.out.find("fine-tune type: unknown 'qlora' (lora, dora, full)"), std::string::npos) << bad.out;
+  fs::remove_all(work);
+}
+
+}  // namespace
+}  // namespace lmx::testing

@@ -1,0 +1,142 @@
+// LoRA, DoRA and full fine-tuning against Hugging Face PEFT / transformers
+// (tools/fixtures/make_peft_fixtures.py, run on the GPU machine): PEFT's saved adapter
+// folders load as they are; the logits with the adapters attached and after fusing equal
+// PEFT's unmerged and merged logits; the loss and every gradient of one masked step, and
+// the losses of 20 torch.optim.AdamW steps, equal PEFT's.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "lmx/core/autograd/functions.h"
+#include "lmx/core/autograd/grad_scope.h"
+#include "lmx/train/adapter_file.h"
+#include "lmx/train/differentiable_transformer.h"
+#include "lmx/train/fuse.h"
+#include "lmx/train/optimizer.h"
+#include "tests/train/train_fixtures.h"
+
+namespace lmx {
+namespace {
+
+using testing::reference;
+using testing::rel_err;
+
+namespace fs = std::filesystem;
+
+fs::path case_dir(const std::string& name) { return fs::path(LMX_SOURCE_DIR) / "tests/data/train/peft" / name; }
+
+
+
+struct Case {
+  std::string name, model;
+};
+
+struct Fixture {
+  explicit Fixture(const Case& c)
+      : loaded(models::load_model(fs::path(LMX_SOURCE_DIR) / "tests/data/models" / c.model)),
+        model(testing::transformer(loaded)),
+        ref(io::SafetensorsFile::open(case_dir(c.name) / "reference.safetensors")) {
+    ids = reference(ref, "input_ids").to(Dtype::i32);
+    inputs = ids.slice(1, 0, ids.dim(1) - 1).contiguous();
+    targets = ids.slice(1, 1, ids.dim(1)).contiguous().reshape({-1});
+    weights = reference(ref, "weights");
+  }
+  autograd::Var loss(const train::DifferentiableTransformer& dt, const train::LoraAdapters& a) const {
+    autograd::Var logits = dt.forward(inputs, &a, nullptr);
+    return autograd::cross_entropy(autograd::reshape(logits, {-1, logits.shape().back()}), targets, weights);
+  }
+  // One step's loss and gradients, then 20 AdamW steps as torch.optim.AdamW takes them.
+  void check_training(train::LoraAdapters& a, const std::map<std::string, std::pair<autograd::Var*, bool>>& grads) {
+    train::DifferentiableTransformer dt(model);
+    {
+      autograd::GradScope scope;
+      autograd::Var l = loss(dt, a);
+      EXPECT_NEAR(l.value().item<double>(), reference(ref, "loss").item<double>(), 1e-5);
+      autograd::backward(l);
+    }
+    double worst = 0;
+    for (const auto& [key, target] : grads) {
+      Tensor g = target.first->grad();
+      if (target.second) g = g.transpose(0, 1).contiguous();  // PEFT's [out, in] layout
+      const double err = rel_err(g.to_float_vector(), reference(ref, "grad." + key).to_float_vector());
+      EXPECT_LE(err, 1e-4) << key;
+      worst = std::max(worst, err);
+    }
+    train::OptimizerOptions o;
+    o.kind = train::OptimizerKind::adamw;
+    o.weight_decay = 0.01f;
+    o.bias_correction = true;
+    train::Optimizer opt(a.parameters(), o);
+    opt.zero_grad();
+    const auto want = reference(ref, "adamw_losses").to_float_vector();
+    double worst_loss = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+      autograd::GradScope scope;
+      autograd::Var l = loss(dt, a);
+      const double d = std::fabs(l.value().item<double>() - want[i]) / std::fabs(want[i]);
+      EXPECT_LE(d, 1e-3) << "step " << i;
+      worst_loss = std::max(worst_loss, d);
+      autograd::backward(l);
+      opt.step(1e-3f);
+      opt.zero_grad();
+    }
+    std::printf("%zu gradients: largest relative error to PEFT %.2e; %zu AdamW losses %.4f -> %.4f, largest relative "
+                "difference %.2e\n",
+                grads.size(), worst, want.size(), want.front(), want.back(), worst_loss);
+  }
+  models::LoadedModel loaded;
+  models::TransformerLM& model;
+  io::SafetensorsFile ref;
+  Tensor ids, inputs, targets, weights;
+};
+
+class PeftReference : public ::testing::TestWithParam<Case> {};
+
+TEST_P(PeftReference, LogitsMergedLogitsGradientsAndAdamWLosses) {
+  Fixture f(GetParam());
+  train::LoraAdapters a = train::load_adapters(case_dir(GetParam().name), f.model);
+  EXPECT_EQ(a.config.type, GetParam().name.ends_with("dora") ? train::FineTuneType::dora : train::FineTuneType::lora);
+  EXPECT_EQ(a.layers.size(), 14u);
+  EXPECT_EQ(a.config.scale, 2.0f);  // lora_alpha 8 / r 4
+
+  a.attach(f.model);
+  const auto logits = reference(f.ref, "logits").to_float_vector();
+  const double attached = rel_err(f.model.forward(f.ids, nullptr, {}).to_float_vector(), logits);
+  EXPECT_LE(attached, 1e-4);
+  train::fuse_adapters(f.model, a, false);
+  const double merged = rel_err(f.model.forward(f.ids, nullptr, {}).to_float_vector(),
+                                reference(f.ref, "merged_logits").to_float_vector());
+  EXPECT_LE(merged, 1e-4);
+  std::printf("%s: logits with attached adapters %.2e, fused %.2e from PEFT's\n", GetParam().name.c_str(), attached,
+              merged);
+
+  Fixture fresh(GetParam());  // the unfused model for training
+  train::LoraAdapters t = train::load_adapters(case_dir(GetParam().name), fresh.model);
+  std::map<std::string, std::pair<autograd::Var*, bool>> grads;
+  for (auto& [layer, pair] : t.layers) {
+    const std::string key = "base_model.model." + layer;
+    grads[key + ".lora_A.weight"] = {&pair.a, true};
+    grads[key + ".lora_B.weight"] = {&pair.b, true};
+    if (pair.m.defined()) grads[key + ".lora_magnitude_vector"] = {&pair.m, false};
+  }
+  fresh.check_training(t, grads);
+}
+
+INSTANTIATE_TEST_SUITE_P(Adapters, PeftReference,
+                         ::testing::Values(Case{"llama_lora", "llama"}, Case{"llama_dora", "llama"},
+                                           Case{"llama_tied_dora", "llama_tied"}),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(PeftReference, FullFineTuningOfTheLastBlock) {
+  Fixture f(Case{"llama_full", "llama"});
+  train::LoraAdapters a = train::make_lora(f.model, testing::tuning(train::FineTuneType::full, 1), 0);
+  std::map<std::string, std::pair<autograd::Var*, bool>> grads;
+  for (auto& [name, w] : a.weights) grads[name] = {&w, false};
+  EXPECT_EQ(grads.size(), 9u);
+  f.check_training(a, grads);
+}
+
+}  // namespace
+}  // namespace lmx
