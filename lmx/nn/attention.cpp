@@ -130,14 +130,14 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache) const {
     k = qkv[1];
     v = qkv[2];
   }
+  if (o_.qk_norm == QkNorm::full) {
+    q = q_norm_->forward(q);
+    k = k_norm_->forward(k);
+  }
   if (o_.clip_qkv > 0.0f) {
     q = ops::clamp(q, -o_.clip_qkv, o_.clip_qkv);
     k = ops::clamp(k, -o_.clip_qkv, o_.clip_qkv);
     v = ops::clamp(v, -o_.clip_qkv, o_.clip_qkv);
-  }
-  if (o_.qk_norm == QkNorm::full) {
-    q = q_norm_->forward(q);
-    k = k_norm_->forward(k);
   }
   // [B, L, H, D] viewed as [B, H, L, D] (strided; kernels take strides).
   q = q.reshape({B, L, o_.heads, o_.head_dim}).transpose(1, 2);

@@ -29,7 +29,7 @@ struct AttentionOptions {
   float softcap = 0.0f;         // attention logit soft-capping (0 = off)
   int64_t window = 0;           // sliding window (0 = full attention)
   bool sinks = false;           // learned per-head sink logits "sinks" [heads] (gpt-oss)
-  float clip_qkv = 0.0f;        // clamp q, k, v to [-clip, clip] after projection (0 = off)
+  float clip_qkv = 0.0f;        // clamp q, k, v to [-clip, clip] after projection and a full q/k norm (0 = off)
   // Llama 4: weightless RMS ("L2") norm of q and k after RoPE; chunked attention (a query
   // sees the keys of its own chunk of `chunk` positions only, 0 = off); on NoPE layers
   // queries at position p scaled by 1 + temperature_scale * log1p(floor((p + 1) / temperature_floor)).

@@ -1,5 +1,5 @@
 // DeepSeek-V2 / V3 (and Kimi K2, a V3): multi-head latent attention with interleaved
-// RoPE (YaRN in the released models, its mscale folded into the softmax scale), dense
+// RoPE (YaRN in the released models; V3 folds its mscale into the softmax scale), dense
 // MLPs in the first layers, then shared + routed experts.
 #include "lmx/models/llm/moe_families.h"
 
@@ -25,12 +25,12 @@ TransformerSpec deepseek(const ConfigReader& c, const std::string& type, bool v3
   if (m.qk_nope_head_dim < 0) c.fail("qk_nope_head_dim", "must be >= 0");
   if (m.qk_rope_head_dim % 2 != 0) c.fail("qk_rope_head_dim", "must be even");
   m.bias = c.get_bool("attention_bias", false);
-  m.norm_eps = s.norm_eps;
+  m.norm_eps = 1e-6f;  // the latent norms keep their default epsilon, not rms_norm_eps
   s.ropes.front() = read_rope(c, m.qk_rope_head_dim);
   nn::RopeConfig& rope = s.ropes.front();
   rope.traditional = c.get_bool("rope_interleave", true);
   m.scale = 1.0f / std::sqrt(static_cast<float>(m.qk_nope_head_dim + m.qk_rope_head_dim));
-  if (rope.type != "default" && rope.mscale_all_dim > 0) {
+  if (v3 && rope.type != "default" && rope.mscale_all_dim > 0) {  // transformers' V2 leaves it out
     const double mscale = nn::yarn_mscale(rope.factor, rope.mscale_all_dim);
     m.scale *= static_cast<float>(mscale * mscale);
   }
@@ -39,6 +39,9 @@ TransformerSpec deepseek(const ConfigReader& c, const std::string& type, bool v3
     ls.mla_options = m;
   }
   deepseek_moe_layers(c, s, v3);
+  if (!v3) {
+    for (auto& ls : s.layers) ls.moe_options.norm_topk_prob = false;  // V2 never renormalizes
+  }
   return s;
 }
 

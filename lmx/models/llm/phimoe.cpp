@@ -8,6 +8,7 @@ TransformerSpec phimoe(const ConfigReader& c) {
   TransformerSpec s = llama_like(c, "phimoe");
   s.norm_kind = nn::NormKind::layer;
   s.mlp_name = "block_sparse_moe";
+  s.renames = {{".mlp.router.", ".block_sparse_moe.gate."}, {".mlp.experts.", ".block_sparse_moe.experts."}};
   s.lm_head_bias = c.get_bool("lm_head_bias", false);
   nn::MoeOptions o = read_moe(c, s, "intermediate_size", "num_local_experts", "num_experts_per_tok");
   if (o.top_k != 2) c.fail("num_experts_per_tok", "must be 2 (sparsemixer routing)");
