@@ -7,6 +7,7 @@
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/shape.h"
 #include "lmx/models/expert_weights.h"
+#include "lmx/models/latent_weights.h"
 
 namespace lmx::models {
 
@@ -130,7 +131,9 @@ void TransformerLM::sanitize(WeightDict& weights) const {
   if (spec_.tie_embeddings) weights.erase("lm_head.weight");
   for (size_t l = 0; l < spec_.layers.size(); ++l) {
     const auto& ls = spec_.layers[l];
-    if (ls.moe) stack_expert_weights(weights, "model.layers." + std::to_string(l) + "." + spec_.mlp_name, ls.moe_options);
+    const std::string layer = "model.layers." + std::to_string(l) + ".";
+    if (ls.moe) stack_expert_weights(weights, layer + spec_.mlp_name, ls.moe_options);
+    if (ls.mla) merge_latent_projections(weights, layer + "self_attn", ls.mla_options);
   }
 }
 

@@ -30,6 +30,7 @@ SparseMoe::SparseMoe(const MoeOptions& o) : o_(o) {
     m.hidden = o.hidden;
     m.intermediate = o.shared_intermediate;
     m.act = o.act;
+    m.bias = o.expert_bias;
     shared_ = std::make_unique<Mlp>(m);
     register_module(o.shared_name, *shared_);
     if (o.shared_gate) {

@@ -37,7 +37,7 @@ struct MoeOptions {
   // and whether gate and up alternate along the fused axis (gpt-oss) or are its halves.
   bool fused_in_out = false;
   bool fused_interleaved = false;
-  bool expert_bias = false;
+  bool expert_bias = false;  // biases on every expert projection (and the shared experts')
   ExpertActivation expert_act = ExpertActivation::gated;
   float swiglu_alpha = 1.702f;
   float swiglu_limit = 7.0f;

@@ -11,6 +11,7 @@ TransformerSpec ernie4_5_moe(const ConfigReader& c) {
   const bool bias = c.get_bool("use_bias", false);
   nn::MoeOptions o = read_moe(c, s, "moe_intermediate_size", "moe_num_experts", "moe_k");
   o.correction_bias = "moe_statics.e_score_correction_bias";
+  o.expert_bias = bias;
   o.shared_intermediate = c.get_int("moe_num_shared_experts", 0) * o.intermediate;
   if (o.shared_intermediate < 0) c.fail("moe_num_shared_experts", "must be >= 0");
   const auto layers = static_cast<int64_t>(s.layers.size());
