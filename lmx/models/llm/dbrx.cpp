@@ -50,9 +50,8 @@ TransformerSpec dbrx(const ConfigReader& c) {
   for (auto& ls : s.layers) {
     ls.attention.fused_qkv = true;
     ls.attention.clip_qkv = clip;
-    ls.moe = true;
-    ls.moe_options = o;
   }
+  moe_in_every_layer(s, o);
   return s;
 }
 

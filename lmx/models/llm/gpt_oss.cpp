@@ -30,9 +30,8 @@ TransformerSpec gpt_oss(const ConfigReader& c) {
     ls.attention.qkv_bias = ls.attention.o_bias = c.get_bool("attention_bias", true);
     ls.attention.sinks = true;
     ls.attention.window = types[i] == "sliding_attention" ? window : 0;
-    ls.moe = true;
-    ls.moe_options = o;
   }
+  moe_in_every_layer(s, o);
   return s;
 }
 

@@ -16,6 +16,13 @@ nn::MoeOptions read_moe(const ConfigReader& c, const TransformerSpec& s, const c
   return o;
 }
 
+void moe_in_every_layer(TransformerSpec& s, const nn::MoeOptions& o) {
+  for (auto& ls : s.layers) {
+    ls.moe = true;
+    ls.moe_options = o;
+  }
+}
+
 void deepseek_moe_layers(const ConfigReader& c, TransformerSpec& s, bool sigmoid_groups) {
   nn::MoeOptions o = read_moe(c, s, "moe_intermediate_size", "n_routed_experts", "num_experts_per_tok");
   o.norm_topk_prob = c.get_bool("norm_topk_prob", false);

@@ -11,6 +11,9 @@ namespace lmx::models::llm {
 nn::MoeOptions read_moe(const ConfigReader& c, const TransformerSpec& s, const char* intermediate_key,
                         const char* experts_key, const char* top_k_key);
 
+// The same sparse block in every layer.
+void moe_in_every_layer(TransformerSpec& s, const nn::MoeOptions& o);
+
 // DeepSeek's MoE layout (also GLM-4-MoE): dense MLPs in the first first_k_dense_replace
 // layers, then routed experts with n_shared_experts shared ones, routed_scaling_factor,
 // norm_topk_prob; `sigmoid_groups`: V3's sigmoid scores with e_score_correction_bias and

@@ -13,9 +13,8 @@ TransformerSpec olmoe(const ConfigReader& c) {
     ls.attention.qk_norm = nn::QkNorm::full;
     ls.attention.qkv_bias = ls.attention.o_bias = c.get_bool("attention_bias", false);
     ls.attention.clip_qkv = clip;
-    ls.moe = true;
-    ls.moe_options = o;
   }
+  moe_in_every_layer(s, o);
   return s;
 }
 

@@ -18,9 +18,8 @@ TransformerSpec phimoe(const ConfigReader& c) {
   for (auto& ls : s.layers) {
     ls.attention.qkv_bias = ls.attention.o_bias = c.get_bool("attention_bias", false);
     ls.attention.window = window;
-    ls.moe = true;
-    ls.moe_options = o;
   }
+  moe_in_every_layer(s, o);
   return s;
 }
 
