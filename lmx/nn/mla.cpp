@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "lmx/base/error.h"
+#include "lmx/core/ops/linalg.h"
 #include "lmx/core/ops/nn.h"
 #include "lmx/core/ops/shape.h"
 #include "lmx/nn/attention.h"
@@ -60,15 +61,42 @@ Tensor MultiLatentAttention::forward(const Tensor& x, KVCache* cache) const {
     k_pe = kv.second;
     set_mask(p, *cache, L, offset, q.device());
   }
-  const int64_t T = latent.dim(2);
-  Tensor kv = kv_b_proj_->forward(latent.reshape({B, T, rank}))
+  q = ops::concat({q.slice(3, 0, nope).contiguous(), q_pe.contiguous()}, 3);
+  // Expanding every cached latent costs T * rank * H * (nope + v) per call; the latent
+  // form costs L * H * (nope + v) * rank: decoding steps take the latter.
+  // (An adapter on kv_b_proj only acts through the expanded form.)
+  const bool latent_form = latent.dim(2) >= 4 * L && !kv_b_proj_->lora();
+  const Tensor out = latent_form ? absorbed(q, latent, k_pe, p) : expanded(q, latent, k_pe, p);
+  return o_proj_->forward(out.transpose(1, 2).reshape({B, L, H * o_.v_head_dim}));
+}
+
+Tensor MultiLatentAttention::expanded(const Tensor& q, const Tensor& latent, const Tensor& k_pe,
+                                      const ops::AttentionParams& p) const {
+  const int64_t B = latent.dim(0), T = latent.dim(2), H = o_.heads, nope = o_.qk_nope_head_dim;
+  Tensor kv = kv_b_proj_->forward(latent.reshape({B, T, o_.kv_lora_rank}))
                   .reshape({B, T, H, nope + o_.v_head_dim})
                   .transpose(1, 2);  // [B, H, T, nope + v]
   Tensor k = ops::concat({kv.slice(3, 0, nope).contiguous(), ops::repeat_interleave(k_pe, H, 1)}, 3);
-  Tensor v = kv.slice(3, nope, nope + o_.v_head_dim);
-  q = ops::concat({q.slice(3, 0, nope).contiguous(), q_pe.contiguous()}, 3);
-  Tensor out = ops::scaled_dot_product_attention(q, k, v, p);  // [B, H, L, v]
-  return o_proj_->forward(out.transpose(1, 2).reshape({B, L, H * o_.v_head_dim}));
+  return ops::scaled_dot_product_attention(q, k, kv.slice(3, nope, nope + o_.v_head_dim), p);
+}
+
+Tensor MultiLatentAttention::absorbed(const Tensor& q, const Tensor& latent, const Tensor& k_pe,
+                                      const ops::AttentionParams& p) const {
+  const int64_t H = o_.heads, nope = o_.qk_nope_head_dim, rank = o_.kv_lora_rank, v = o_.v_head_dim;
+  // Split once, at the first decoding step (weights are loaded and prepared by then).
+  std::call_once(absorb_once_, [&] {
+    const WeightMatrix& w = kv_b_proj_->weight();
+    Tensor dense = (w.quantized() ? w.quant().mlx_layout().dequantize() : w.dense()).to(Dtype::f32);
+    dense = dense.reshape({H, nope + v, rank});
+    w_uk_ = dense.slice(1, 0, nope).contiguous();
+    w_uv_t_ = dense.slice(1, nope, nope + v).transpose(1, 2).contiguous();
+  });
+  const int64_t rope = o_.qk_rope_head_dim;
+  // Scores: q_nope . (W_uk latent) = (q_nope W_uk) . latent, plus the rotary part.
+  Tensor q_latent = ops::concat({ops::matmul(q.slice(3, 0, nope), w_uk_), q.slice(3, nope, nope + rope).contiguous()}, 3);
+  Tensor k = ops::concat({latent.contiguous(), k_pe.contiguous()}, 3);  // one shared key head
+  Tensor out = ops::scaled_dot_product_attention(q_latent, k, latent, p);  // [B, H, L, rank]
+  return ops::matmul(out, w_uv_t_);                                        // [B, H, L, v]
 }
 
 }  // namespace lmx::nn

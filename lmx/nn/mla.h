@@ -4,10 +4,13 @@
 // plus one rotary key shared by all heads. The KV cache keeps what mlx-lm keeps: the
 // normed latent as "keys" [B, 1, T, kv_lora_rank] and the rotated shared key as "values"
 // [B, 1, T, qk_rope_head_dim], (kv_lora_rank + qk_rope_head_dim) floats per token and
-// layer; each call expands the cached latent through kv_b_proj.
+// layer. Prefill expands the latent through kv_b_proj into per-head keys and values;
+// decoding (a few queries over a longer cache) attends in the latent space instead
+// (mlx-lm's absorbed form: the same products, reassociated).
 #pragma once
 
 #include <memory>
+#include <mutex>
 
 #include "lmx/nn/kv_cache.h"
 #include "lmx/nn/linear.h"
@@ -37,7 +40,14 @@ class MultiLatentAttention : public Module {
   Tensor forward(const Tensor& x, KVCache* cache) const;
 
  private:
+  // q [B, H, L, nope + rope] (rotated) over the cached latent [B, 1, T, rank] and rotary
+  // keys [B, 1, T, rope] -> [B, H, L, v].
+  Tensor expanded(const Tensor& q, const Tensor& latent, const Tensor& k_pe, const ops::AttentionParams& p) const;
+  Tensor absorbed(const Tensor& q, const Tensor& latent, const Tensor& k_pe, const ops::AttentionParams& p) const;
+
   MlaOptions o_;
+  mutable std::once_flag absorb_once_;
+  mutable Tensor w_uk_, w_uv_t_;  // kv_b_proj per head: [H, nope, rank], [H, rank, v] (f32)
   std::unique_ptr<Linear> q_proj_, q_a_proj_, q_b_proj_, kv_a_proj_, kv_b_proj_, o_proj_;
   std::unique_ptr<RMSNorm> q_a_norm_, kv_a_norm_;
 };
