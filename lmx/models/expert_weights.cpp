@@ -72,13 +72,14 @@ void split_fused(WeightDict& weights, const std::string& base, const nn::MoeOpti
         out_in(take(src + "down_proj"), o.hidden, o.intermediate, o.fused_in_out, src + "down_proj").contiguous();
   }
   if (weights.count(src + "down_proj_bias")) weights[dst + "down_proj.bias"] = take(src + "down_proj_bias");
-  // DBRX: "experts.mlp.{w1,v1,w2}" [experts * ffn, hidden]; w2 is the down projection transposed.
+  // DBRX: "experts.mlp.{w1,v1,w2}" [experts * ffn, hidden] (or [experts, ffn, hidden]); w2 is the
+  // down projection transposed.
   const std::pair<const char*, const char*> dbrx[] = {{"w1", "gate_proj"}, {"v1", "up_proj"}, {"w2", "down_proj"}};
   for (const auto& [name, proj] : dbrx) {
     const std::string key = src + "mlp." + name;
     if (!weights.count(key)) continue;
     Tensor t = take(key);
-    if (t.ndim() != 2 || t.dim(0) != o.experts * o.intermediate || t.dim(1) != o.hidden) {
+    if (t.numel() != o.experts * o.intermediate * o.hidden || t.dim(-1) != o.hidden) {
       throw FormatError("'" + key + "' is " + shape_str(t.shape()) + ", expected [" +
                         std::to_string(o.experts * o.intermediate) + ", " + std::to_string(o.hidden) + "]");
     }
