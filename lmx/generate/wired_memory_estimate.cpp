@@ -76,8 +76,12 @@ MemoryEstimate estimate_memory(models::LanguageModel& model,
       // Only plain caches of full-attention layers turn quantized (maybe_quantize_kv_cache).
       const bool quantized = params.kv_bits && a.window == 0 && !params.max_kv_size &&
                              e.context_tokens > params.quantized_kv_start;
-      e.kv_bytes = sat_add(e.kv_bytes, sat_mul(static_cast<size_t>(positions),
-                                               kv_bytes_per_position(kv_heads, head_dim, quantized, params)));
+      // Multi-head latent attention caches its latent and shared rotary key (f32).
+      const size_t per_position =
+          layer.mla ? static_cast<size_t>(layer.mla_options.kv_lora_rank + layer.mla_options.qk_rope_head_dim) *
+                          sizeof(float)
+                    : kv_bytes_per_position(kv_heads, head_dim, quantized, params);
+      e.kv_bytes = sat_add(e.kv_bytes, sat_mul(static_cast<size_t>(positions), per_position));
       widest = std::max({widest, layer.mlp.intermediate,
                          layer.moe_options.intermediate * layer.moe_options.top_k});
       heads = std::max(heads, a.heads);

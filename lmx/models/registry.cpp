@@ -4,6 +4,7 @@
 
 #include "lmx/base/error.h"
 #include "lmx/models/llm/common.h"
+#include "lmx/models/llm/moe_families.h"
 
 namespace lmx::models {
 namespace {
@@ -17,6 +18,11 @@ const std::vector<std::pair<std::string, Builder>>& table() {
       {"gemma", llm::gemma},          {"gemma2", llm::gemma2},     {"gemma3_text", llm::gemma3_text},
       {"phi3", llm::phi3},            {"smollm3", llm::smollm3},   {"granite", llm::granite},
       {"starcoder2", llm::starcoder2}, {"olmo2", llm::olmo2},
+      // Mixtures of experts (lmx/models/llm/moe_families.h).
+      {"qwen2_moe", llm::qwen2_moe},   {"olmoe", llm::olmoe},       {"phimoe", llm::phimoe},
+      {"deepseek_v2", llm::deepseek_v2}, {"deepseek_v3", llm::deepseek_v3}, {"kimi_k2", llm::deepseek_v3},
+      {"glm4_moe", llm::glm4_moe},     {"gpt_oss", llm::gpt_oss},   {"ernie4_5_moe", llm::ernie4_5_moe},
+      {"llama4_text", llm::llama4_text}, {"dbrx", llm::dbrx},
   };
   return kTable;
 }

@@ -6,6 +6,8 @@
 #include "lmx/base/error.h"
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/shape.h"
+#include "lmx/models/expert_weights.h"
+#include "lmx/models/latent_weights.h"
 
 namespace lmx::models {
 
@@ -31,10 +33,17 @@ TransformerLM::Layer::Layer(const TransformerSpec& spec, const LayerSpec& ls,
   make_norm(spec.post_attn_norm, post_attn);
   make_norm(spec.pre_ffn_norm, pre_ffn);
   make_norm(spec.post_ffn_norm, post_ffn);
-  nn::AttentionOptions ao = ls.attention;
-  ao.rope = rope;
-  attn = std::make_unique<nn::Attention>(ao);
-  register_module("self_attn", *attn);
+  if (ls.mla) {
+    nn::MlaOptions mo = ls.mla_options;
+    mo.rope = rope;
+    mla = std::make_unique<nn::MultiLatentAttention>(mo);
+    register_module("self_attn", *mla);
+  } else {
+    nn::AttentionOptions ao = ls.attention;
+    ao.rope = rope;
+    attn = std::make_unique<nn::Attention>(ao);
+    register_module("self_attn", *attn);
+  }
   if (ls.moe) {
     moe = std::make_unique<nn::SparseMoe>(ls.moe_options);
     register_module(spec.mlp_name, *moe);
@@ -46,7 +55,7 @@ TransformerLM::Layer::Layer(const TransformerSpec& spec, const LayerSpec& ls,
 
 Tensor TransformerLM::Layer::forward(const Tensor& x, nn::KVCache* cache, const TransformerSpec& spec) const {
   Tensor h = pre_attn ? pre_attn->forward(x) : x;
-  h = attn->forward(h, cache);
+  h = mla ? mla->forward(h, cache) : attn->forward(h, cache);
   if (post_attn) h = post_attn->forward(h);
   if (spec.residual_multiplier != 1.0f) h = ops::mul(h, spec.residual_multiplier);
   Tensor r = ops::add(x, h);
@@ -87,7 +96,7 @@ TransformerLM::TransformerLM(TransformerSpec spec) : spec_(std::move(spec)) {
   body_ = std::make_unique<Body>(*this);
   register_module("model", *body_);
   if (!spec_.tie_embeddings) {
-    lm_head_ = std::make_unique<nn::Linear>(spec_.hidden, spec_.vocab, false);
+    lm_head_ = std::make_unique<nn::Linear>(spec_.hidden, spec_.vocab, spec_.lm_head_bias);
     register_module("lm_head", *lm_head_);
   }
 }
@@ -99,6 +108,18 @@ std::vector<int64_t> TransformerLM::layer_windows() const {
 }
 
 void TransformerLM::sanitize(WeightDict& weights) const {
+  if (!spec_.renames.empty()) {
+    WeightDict renamed;
+    for (auto& [name, t] : weights) {
+      std::string n = name;
+      for (const auto& [from, to] : spec_.renames) {
+        const size_t at = n.find(from);
+        if (at != std::string::npos) n.replace(at, from.size(), to);
+      }
+      renamed[n] = t;
+    }
+    weights = std::move(renamed);
+  }
   // Buffers some exporters save; never parameters.
   for (auto it = weights.begin(); it != weights.end();) {
     if (it->first.find("rotary_emb.inv_freq") != std::string::npos) {
@@ -108,30 +129,11 @@ void TransformerLM::sanitize(WeightDict& weights) const {
     }
   }
   if (spec_.tie_embeddings) weights.erase("lm_head.weight");
-  // Per-expert checkpoints (HF) -> stacked switch_mlp tensors (mlx-lm's layout).
-  static const std::vector<std::pair<std::string, std::vector<std::string>>> kExpertNames = {
-      {"gate_proj", {"gate_proj", "w1"}}, {"up_proj", {"up_proj", "w3"}}, {"down_proj", {"down_proj", "w2"}}};
   for (size_t l = 0; l < spec_.layers.size(); ++l) {
     const auto& ls = spec_.layers[l];
-    if (!ls.moe) continue;
-    const std::string base = "model.layers." + std::to_string(l) + "." + spec_.mlp_name;
-    for (const auto& [dst, aliases] : kExpertNames) {
-      for (const char* suffix : {"weight", "scales", "biases"}) {
-        for (const auto& src : aliases) {
-          const std::string first = base + ".experts.0." + src + "." + suffix;
-          if (!weights.count(first)) continue;
-          std::vector<Tensor> parts;
-          for (int64_t e = 0; e < ls.moe_options.experts; ++e) {
-            const std::string key = base + ".experts." + std::to_string(e) + "." + src + "." + suffix;
-            auto it = weights.find(key);
-            if (it == weights.end()) throw FormatError("missing expert weight '" + key + "'");
-            parts.push_back(it->second.unsqueeze(0));
-            weights.erase(it);
-          }
-          weights[base + ".switch_mlp." + dst + "." + suffix] = ops::concat(parts, 0);
-        }
-      }
-    }
+    const std::string layer = "model.layers." + std::to_string(l) + ".";
+    if (ls.moe) stack_expert_weights(weights, layer + spec_.mlp_name, ls.moe_options);
+    if (ls.mla) merge_latent_projections(weights, layer + "self_attn", ls.mla_options);
   }
 }
 

@@ -8,12 +8,15 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lmx/models/language_model.h"
 #include "lmx/nn/attention.h"
 #include "lmx/nn/linear.h"
+#include "lmx/nn/mla.h"
 #include "lmx/nn/mlp.h"
+#include "lmx/nn/moe.h"
 #include "lmx/nn/norm.h"
 #include "lmx/nn/rope.h"
 
@@ -25,6 +28,8 @@ struct LayerSpec {
   bool moe = false;
   nn::MlpOptions mlp;
   nn::MoeOptions moe_options;
+  bool mla = false;  // multi-head latent attention (mla_options) instead of `attention`
+  nn::MlaOptions mla_options;
 };
 
 struct TransformerSpec {
@@ -42,11 +47,14 @@ struct TransformerSpec {
   std::string pre_ffn_norm = "post_attention_layernorm";
   std::string post_ffn_norm;
   std::string mlp_name = "mlp";
+  // Checkpoint name pieces replaced by ours before loading (DBRX's own naming).
+  std::vector<std::pair<std::string, std::string>> renames;
   float embed_scale = 1.0f;          // multiplies the embeddings (Gemma sqrt(hidden), Granite)
   float residual_multiplier = 1.0f;  // scales each block's output before the residual add
   float logits_divisor = 1.0f;       // Granite logits_scaling
   float final_softcap = 0.0f;        // Gemma-2 final logit soft-capping
   bool tie_embeddings = false;
+  bool lm_head_bias = false;  // PhiMoE
   std::vector<nn::RopeConfig> ropes;
   std::vector<LayerSpec> layers;
 };
@@ -67,6 +75,7 @@ class TransformerLM : public LanguageModel {
     Tensor forward(const Tensor& x, nn::KVCache* cache, const TransformerSpec& spec) const;
     std::unique_ptr<nn::Norm> pre_attn, post_attn, pre_ffn, post_ffn;
     std::unique_ptr<nn::Attention> attn;
+    std::unique_ptr<nn::MultiLatentAttention> mla;
     std::unique_ptr<nn::Mlp> mlp;
     std::unique_ptr<nn::SparseMoe> moe;
   };

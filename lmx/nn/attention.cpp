@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "lmx/base/error.h"
+#include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/nn.h"
 
 namespace lmx::nn {
@@ -34,7 +36,39 @@ Tensor rope_rows(const RotaryEmbedding& rope,
   return out;
 }
 
-// The caches build masks on the host; they follow the queries to their device.
+// Additive mask [q_len, kv_len] of chunked causal attention, queries at positions
+// q0 ..., keys at k0 ...
+Tensor chunk_mask(int64_t q_len, int64_t kv_len, int64_t q0, int64_t k0, int64_t chunk) {
+  std::vector<float> m(static_cast<size_t>(q_len * kv_len));
+  for (int64_t i = 0; i < q_len; ++i) {
+    for (int64_t j = 0; j < kv_len; ++j) {
+      const int64_t qp = q0 + i, kp = k0 + j;
+      const bool visible = kp <= qp && kp / chunk == qp / chunk;
+      m[static_cast<size_t>(i * kv_len + j)] = visible ? 0.0f : -std::numeric_limits<float>::infinity();
+    }
+  }
+  return Tensor::from_vector(m, {q_len, kv_len});
+}
+
+// q [B, H, L, D] at positions offset ... scaled per position (Llama 4's NoPE layers).
+Tensor temperature_scaled(const Tensor& q, int64_t offset, float scale, float floor_scale) {
+  const int64_t L = q.dim(2);
+  std::vector<float> f(static_cast<size_t>(L));
+  for (int64_t i = 0; i < L; ++i) {
+    const float pos = static_cast<float>(offset + i);
+    f[static_cast<size_t>(i)] = std::log1p(std::floor((pos + 1.0f) / floor_scale)) * scale + 1.0f;
+  }
+  return ops::mul(q, Tensor::from_vector(f, {L, 1}).to(q.device()));
+}
+
+}  // namespace
+
+Tensor rope_at_cache_positions(const RotaryEmbedding& rope, const Tensor& x, const KVCache* cache) {
+  const int64_t offset = cache ? cache->offset() : 0;
+  const std::vector<int64_t> pad = cache ? cache->left_padding() : std::vector<int64_t>{};
+  return pad.empty() ? rope.apply(x, offset) : rope_rows(rope, x, pad, offset);
+}
+
 void set_mask(ops::AttentionParams& p, const KVCache& cache, int64_t q_len, int64_t offset_before,
               Device device) {
   Tensor mask = cache.make_mask(q_len, p.window);
@@ -47,8 +81,6 @@ void set_mask(ops::AttentionParams& p, const KVCache& cache, int64_t q_len, int6
     p.q_offset = offset_before - cache.first_position();  // relative to the first returned key
   }
 }
-
-}  // namespace
 
 Attention::Attention(const AttentionOptions& o) : o_(o) {
   if (o.heads <= 0 || o.kv_heads <= 0 || o.heads % o.kv_heads != 0 || o.head_dim <= 0) {
@@ -70,6 +102,7 @@ Attention::Attention(const AttentionOptions& o) : o_(o) {
   }
   o_proj_ = std::make_unique<Linear>(q_dim, o.hidden, o.o_bias);
   register_module("o_proj", *o_proj_);
+  if (o.sinks) register_parameter("sinks", sinks_, {o.heads});
   if (o.qk_norm != QkNorm::none) {
     const bool full = o.qk_norm == QkNorm::full;
     q_norm_ =
@@ -101,6 +134,11 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache) const {
     q = q_norm_->forward(q);
     k = k_norm_->forward(k);
   }
+  if (o_.clip_qkv > 0.0f) {
+    q = ops::clamp(q, -o_.clip_qkv, o_.clip_qkv);
+    k = ops::clamp(k, -o_.clip_qkv, o_.clip_qkv);
+    v = ops::clamp(v, -o_.clip_qkv, o_.clip_qkv);
+  }
   // [B, L, H, D] viewed as [B, H, L, D] (strided; kernels take strides).
   q = q.reshape({B, L, o_.heads, o_.head_dim}).transpose(1, 2);
   k = k.reshape({B, L, o_.kv_heads, o_.head_dim}).transpose(1, 2);
@@ -111,20 +149,20 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache) const {
   }
   const int64_t offset = cache ? cache->offset() : 0;
   if (o_.rope) {
-    const std::vector<int64_t> pad = cache ? cache->left_padding() : std::vector<int64_t>{};
-    if (pad.empty()) {
-      q = o_.rope->apply(q, offset);
-      k = o_.rope->apply(k, offset);
-    } else {
-      q = rope_rows(*o_.rope, q, pad, offset);
-      k = rope_rows(*o_.rope, k, pad, offset);
-    }
+    q = rope_at_cache_positions(*o_.rope, q, cache);
+    k = rope_at_cache_positions(*o_.rope, k, cache);
   }
+  if (o_.qk_l2_norm) {
+    q = ops::rms_norm(q, Tensor(), o_.norm_eps);
+    k = ops::rms_norm(k, Tensor(), o_.norm_eps);
+  }
+  if (o_.temperature_scale > 0.0f) q = temperature_scaled(q, offset, o_.temperature_scale, o_.temperature_floor);
   ops::AttentionParams p;
   p.scale = o_.scale != 0.0f ? o_.scale : 1.0f / std::sqrt(static_cast<float>(o_.head_dim));
   p.causal = true;
   p.window = o_.window;
   p.softcap = o_.softcap;
+  if (sinks_.defined()) p.sinks = sinks_.dtype() == Dtype::f32 ? sinks_ : sinks_.to(Dtype::f32);
   Tensor out;  // [B, H, L, D]
   if (cache && cache->is_quantized()) {
     nn::QuantizedKV kv = cache->update_and_fetch_quantized(k, v);
@@ -136,6 +174,12 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache) const {
       k = kv.first;
       v = kv.second;
       set_mask(p, *cache, L, offset, q.device());
+    }
+    if (o_.chunk > 0) {
+      if (p.mask.defined()) throw Unsupported("attention: chunked attention over a cache that masks its own keys");
+      p.mask = chunk_mask(L, k.dim(2), offset, offset - p.q_offset, o_.chunk).to(q.device());
+      p.causal = false;
+      p.q_offset = 0;
     }
     out = ops::scaled_dot_product_attention(q, k, v, p);
   }

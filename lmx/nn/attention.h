@@ -28,7 +28,24 @@ struct AttentionOptions {
   float scale = 0.0f;           // 0: 1 / sqrt(head_dim)
   float softcap = 0.0f;         // attention logit soft-capping (0 = off)
   int64_t window = 0;           // sliding window (0 = full attention)
+  bool sinks = false;           // learned per-head sink logits "sinks" [heads] (gpt-oss)
+  float clip_qkv = 0.0f;        // clamp q, k, v to [-clip, clip] after projection and a full q/k norm (0 = off)
+  // Llama 4: weightless RMS ("L2") norm of q and k after RoPE; chunked attention (a query
+  // sees the keys of its own chunk of `chunk` positions only, 0 = off); on NoPE layers
+  // queries at position p scaled by 1 + temperature_scale * log1p(floor((p + 1) / temperature_floor)).
+  bool qk_l2_norm = false;
+  int64_t chunk = 0;
+  float temperature_scale = 0.0f;  // 0 = off
+  float temperature_floor = 1.0f;
 };
+
+// x [B, H, L, D] rotated at the positions of the tokens a cache is about to receive (its
+// offset, less each row's left padding); no cache: positions 0 ...
+Tensor rope_at_cache_positions(const RotaryEmbedding& rope, const Tensor& x, const KVCache* cache);
+// The mask (or causal offset) in p for the keys the cache returned by its last update, for
+// q_len queries that start at absolute position offset_before; the mask moves to `device`.
+// The caches build masks on the host.
+void set_mask(ops::AttentionParams& p, const KVCache& cache, int64_t q_len, int64_t offset_before, Device device);
 
 class Attention : public Module {
  public:
@@ -42,6 +59,7 @@ class Attention : public Module {
   AttentionOptions o_;
   std::unique_ptr<Linear> q_proj_, k_proj_, v_proj_, qkv_proj_, o_proj_;
   std::unique_ptr<RMSNorm> q_norm_, k_norm_;
+  Tensor sinks_;  // [heads]
 };
 
 }  // namespace lmx::nn

@@ -52,6 +52,10 @@ Tensor activate(Activation a, const Tensor& x) {
   return x;
 }
 
+Tensor gated_activate(Activation a, const Tensor& gate, const Tensor& up) {
+  return ops::gated_activation(gated(a), gate, up);
+}
+
 Activation parse_activation(const std::string& name) {
   if (name == "silu" || name == "swish") return Activation::silu;
   if (name == "gelu") return Activation::gelu;
@@ -125,13 +129,14 @@ Tensor Mlp::forward_rows(const Tensor& x) const {
   return x;
 }
 
-SwitchLinear::SwitchLinear(int64_t experts, int64_t in, int64_t out)
-    : experts_(experts), in_(in), out_(out) {
+SwitchLinear::SwitchLinear(int64_t experts, int64_t in, int64_t out, bool bias)
+    : experts_(experts), in_(in), out_(out), has_bias_(bias) {
   register_all();
 }
 
 void SwitchLinear::register_all() {
   clear_parameters();
+  if (has_bias_) register_parameter("bias", bias_, {experts_, out_});
   if (!quantized_) {
     register_parameter("weight", weight_, {experts_, out_, in_});
     return;
@@ -210,67 +215,9 @@ QuantizedWeight SwitchLinear::mlx_layout() const {
 }
 
 Tensor SwitchLinear::forward(const Tensor& x, int64_t expert) const {
-  if (quantized_) return ops::quantized_linear(x, expert_quant(expert));
-  return ops::linear(x, weight_.select(0, expert));
-}
-
-SparseMoe::SparseMoe(const MoeOptions& o) : o_(o) {
-  if (o.experts <= 0 || o.top_k <= 0 || o.top_k > o.experts) {
-    throw FormatError("moe: top_k " + std::to_string(o.top_k) + " must be in [1, experts = " +
-                      std::to_string(o.experts) + "]");
-  }
-  gate_ = std::make_unique<Linear>(o.hidden, o.experts, false);
-  gate_proj_ = std::make_unique<SwitchLinear>(o.experts, o.hidden, o.intermediate);
-  up_proj_ = std::make_unique<SwitchLinear>(o.experts, o.hidden, o.intermediate);
-  down_proj_ = std::make_unique<SwitchLinear>(o.experts, o.intermediate, o.hidden);
-  register_module("gate", *gate_);
-  register_module("switch_mlp.gate_proj", *gate_proj_);
-  register_module("switch_mlp.up_proj", *up_proj_);
-  register_module("switch_mlp.down_proj", *down_proj_);
-}
-
-Tensor SparseMoe::forward(const Tensor& x) const {
-  // The routing below reads the router's probabilities on the host.
-  if (!x.device().is_cpu()) throw Unsupported("moe: expert routing runs on the CPU only so far, input on " + x.device().str());
-  const Shape shape = x.shape();
-  Tensor rows = (x.dtype() == Dtype::f32 ? x : x.to(Dtype::f32)).contiguous().reshape({-1, o_.hidden});
-  const int64_t T = rows.dim(0), E = o_.experts, K = o_.top_k;
-  Tensor probs = ops::softmax(gate_->forward(rows));  // [T, E]
-  const float* p = probs.data<float>();
-  // Routing: per token the top-k experts (ties to the lower index) and their weights.
-  std::vector<std::vector<int64_t>> tokens_of(static_cast<size_t>(E));
-  std::vector<std::vector<float>> weights_of(static_cast<size_t>(E));
-  std::vector<int64_t> order(static_cast<size_t>(E));
-  for (int64_t t = 0; t < T; ++t) {
-    const float* pt = p + t * E;
-    std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + K, order.end(),
-                      [&](int64_t a, int64_t b) { return pt[a] > pt[b] || (pt[a] == pt[b] && a < b); });
-    float total = 0.0f;
-    for (int64_t j = 0; j < K; ++j) total += pt[order[j]];
-    for (int64_t j = 0; j < K; ++j) {
-      const int64_t e = order[j];
-      tokens_of[e].push_back(t);
-      weights_of[e].push_back(o_.norm_topk_prob ? pt[e] / total : pt[e]);
-    }
-  }
-  Tensor out = Tensor::zeros({T, o_.hidden});
-  float* o = out.data<float>();
-  for (int64_t e = 0; e < E; ++e) {
-    const auto& toks = tokens_of[e];
-    if (toks.empty()) continue;
-    Tensor idx = Tensor::from_vector(toks, {static_cast<int64_t>(toks.size())});
-    Tensor xs = ops::take(rows, idx, 0);
-    Tensor h = ops::gated_activation(gated(o_.act), gate_proj_->forward(xs, e), up_proj_->forward(xs, e));
-    Tensor y = down_proj_->forward(h, e);
-    const float* yv = y.data<float>();
-    for (size_t i = 0; i < toks.size(); ++i) {
-      float* orow = o + toks[i] * o_.hidden;
-      const float w = weights_of[e][i];
-      for (int64_t d = 0; d < o_.hidden; ++d) orow[d] += w * yv[static_cast<int64_t>(i) * o_.hidden + d];
-    }
-  }
-  return out.reshape(shape);
+  const Tensor bias = has_bias_ ? bias_.select(0, expert) : Tensor();
+  if (quantized_) return ops::quantized_linear(x, expert_quant(expert), bias);
+  return ops::linear(x, weight_.select(0, expert), bias);
 }
 
 }  // namespace lmx::nn

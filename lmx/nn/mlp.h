@@ -1,6 +1,6 @@
 // Feed-forward blocks: gated (Llama: down(act(gate(x)) * up(x))), fused gated (Phi-3's
-// gate_up_proj), plain (StarCoder2: c_proj(act(c_fc(x)))), and mixture-of-experts with
-// top-k routing over stacked expert weights (mlx-lm's switch_mlp layout).
+// gate_up_proj), plain (StarCoder2: c_proj(act(c_fc(x)))), and the stacked expert
+// weights that mixtures of experts (lmx/nn/moe.h) run through.
 #pragma once
 
 #include <memory>
@@ -19,6 +19,8 @@ enum class Activation { silu, gelu, gelu_tanh };
 Activation parse_activation(const std::string& name);
 // act(x), element-wise.
 Tensor activate(Activation a, const Tensor& x);
+// act(gate) * up, element-wise (one fused pass).
+Tensor gated_activate(Activation a, const Tensor& gate, const Tensor& up);
 
 struct MlpOptions {
   MlpKind kind = MlpKind::gated;
@@ -44,10 +46,11 @@ class Mlp : public Module {
   std::unique_ptr<Linear> gate_, up_, down_, gate_up_, fc_, proj_;
 };
 
-// Experts stored stacked: weight [experts, out, in] (or MLX-quantized per expert).
+// Experts stored stacked: weight [experts, out, in] (or MLX-quantized per expert), and
+// optionally a bias [experts, out].
 class SwitchLinear : public Module {
  public:
-  SwitchLinear(int64_t experts, int64_t in, int64_t out);
+  SwitchLinear(int64_t experts, int64_t in, int64_t out, bool bias = false);
   void quantize_for_load(int bits, int group_size);
   void quantize(int bits, int group_size, Dtype scale_dtype);
   // Prepares every expert for its device's kernels, then keeps only the prepared copies.
@@ -67,30 +70,12 @@ class SwitchLinear : public Module {
   void register_all();
   QuantizedWeight expert_quant(int64_t e) const;
   int64_t experts_, in_, out_;
+  bool has_bias_;
   bool quantized_ = false;
   Tensor weight_;  // dense [E, out, in]
+  Tensor bias_;    // [E, out]
   QuantizedWeight quant_;  // stacked: w [E, out, in*bits/32], scales/biases [E, out, in/g]
   std::vector<std::shared_ptr<const PreparedWeight>> prepared_;
-};
-
-struct MoeOptions {
-  int64_t hidden = 0;
-  int64_t intermediate = 0;  // per expert
-  int64_t experts = 0;
-  int64_t top_k = 0;
-  bool norm_topk_prob = true;  // renormalize the top-k routing weights to sum to 1
-  Activation act = Activation::silu;
-};
-
-class SparseMoe : public Module {
- public:
-  explicit SparseMoe(const MoeOptions& o);
-  Tensor forward(const Tensor& x) const;
-
- private:
-  MoeOptions o_;
-  std::unique_ptr<Linear> gate_;  // router [experts, hidden]
-  std::unique_ptr<SwitchLinear> gate_proj_, up_proj_, down_proj_;  // under "switch_mlp."
 };
 
 }  // namespace lmx::nn

@@ -1,5 +1,6 @@
 #include "lmx/nn/rope.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "lmx/base/error.h"
@@ -18,14 +19,46 @@ std::vector<float> default_inv_freq(double base, int64_t dim) {
   return out;
 }
 
+// YaRN: interpolated frequencies (divided by factor) below the correction range,
+// extrapolated (unchanged) above it, a linear ramp between.
+void apply_yarn(const RopeConfig& c, std::vector<float>& inv_freq) {
+  const double dim = static_cast<double>(c.dim);
+  const double original = static_cast<double>(c.original_max_position_embeddings > 0
+                                                  ? c.original_max_position_embeddings
+                                                  : c.max_position_embeddings);
+  auto correction_dim = [&](double rotations) {
+    return dim * std::log(original / (rotations * 2.0 * M_PI)) / (2.0 * std::log(c.theta));
+  };
+  double low = correction_dim(c.beta_fast), high = correction_dim(c.beta_slow);
+  if (c.truncate) {
+    low = std::floor(low);
+    high = std::ceil(high);
+  }
+  low = std::max(low, 0.0);
+  high = std::min(high, dim - 1.0);
+  if (low == high) high += 0.001;
+  const float factor = static_cast<float>(c.factor);
+  for (size_t i = 0; i < inv_freq.size(); ++i) {
+    float ramp = static_cast<float>((static_cast<double>(i) - low) / (high - low));
+    ramp = std::clamp(ramp, 0.0f, 1.0f);
+    const float extrapolation = 1.0f - ramp;
+    inv_freq[i] = inv_freq[i] / factor * (1.0f - extrapolation) + inv_freq[i] * extrapolation;
+  }
+}
+
 }  // namespace
+
+double yarn_mscale(double factor, double mscale) {
+  return factor <= 1.0 ? 1.0 : 0.1 * mscale * std::log(factor) + 1.0;
+}
 
 RotaryEmbedding::RotaryEmbedding(RopeConfig c) : config_(std::move(c)) {
   const auto& t = config_.type;
   if (config_.dim <= 0 || config_.dim % 2 != 0) {
     throw FormatError("rope: rotary dimension " + std::to_string(config_.dim) + " must be even and positive");
   }
-  if (t != "default" && t != "linear" && t != "dynamic" && t != "llama3" && t != "longrope") {
+  if (t != "default" && t != "linear" && t != "dynamic" && t != "llama3" && t != "longrope" &&
+      t != "yarn") {
     throw Unsupported("rope: scaling type '" + t + "' is not supported yet");
   }
   if (t == "longrope") {
@@ -38,6 +71,8 @@ RotaryEmbedding::RotaryEmbedding(RopeConfig c) : config_(std::move(c)) {
   base_inv_freq_ = default_inv_freq(config_.theta, config_.dim);
   if (t == "linear") {
     for (auto& f : base_inv_freq_) f = f / static_cast<float>(config_.factor);
+  } else if (t == "yarn") {
+    apply_yarn(config_, base_inv_freq_);
   } else if (t == "llama3") {
     const double old_ctx = static_cast<double>(config_.original_max_position_embeddings);
     const double low_wavelen = old_ctx / config_.low_freq_factor;
@@ -85,6 +120,14 @@ std::vector<float> RotaryEmbedding::inv_freq(int64_t seq_len) const {
 }
 
 float RotaryEmbedding::attention_scaling() const {
+  if (config_.type == "yarn") {
+    if (config_.attention_factor > 0) return static_cast<float>(config_.attention_factor);
+    if (config_.mscale > 0 && config_.mscale_all_dim > 0) {
+      return static_cast<float>(yarn_mscale(config_.factor, config_.mscale) /
+                                yarn_mscale(config_.factor, config_.mscale_all_dim));
+    }
+    return static_cast<float>(yarn_mscale(config_.factor, 1.0));
+  }
   if (config_.type != "longrope") return 1.0f;
   if (config_.attention_factor > 0) return static_cast<float>(config_.attention_factor);
   const int64_t original = config_.original_max_position_embeddings;

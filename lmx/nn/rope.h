@@ -12,7 +12,7 @@
 namespace lmx::nn {
 
 struct RopeConfig {
-  std::string type = "default";  // default | linear | dynamic | llama3 | longrope
+  std::string type = "default";  // default | linear | dynamic | llama3 | longrope | yarn
   double theta = 10000.0;
   int64_t dim = 0;               // rotary dims (even, <= head_dim)
   bool traditional = false;      // interleaved pairs (GPT-J) instead of rotate_half
@@ -26,7 +26,16 @@ struct RopeConfig {
   std::vector<double> short_factor;
   std::vector<double> long_factor;
   double attention_factor = 0.0;  // 0: derived
+  // yarn
+  double beta_fast = 32.0;
+  double beta_slow = 1.0;
+  double mscale = 0.0;          // 0: absent
+  double mscale_all_dim = 0.0;  // 0: absent
+  bool truncate = true;         // round the correction range to whole dimensions
 };
+
+// YaRN's attention magnitude correction: 0.1 * mscale * ln(factor) + 1 (1 when factor <= 1).
+double yarn_mscale(double factor, double mscale);
 
 class RotaryEmbedding {
  public:

@@ -351,5 +351,35 @@ TEST(CacheGeneration, RotatingCacheAboveLengthEqualsSimpleOnStories260K) {
   EXPECT_TRUE(std::equal(small.begin(), small.begin() + 20, plain.begin()));
 }
 
+class MoeFamilies : public ::testing::TestWithParam<std::string> {};
+
+// Issue 19's attention / MoE families: token by token and in chunks, cached decoding
+// reproduces transformers' full-sequence logits (gpt_oss: rotating caches on its
+// windowed layers; llama4_text: chunked attention across the cache; deepseek: the
+// cache holds the compressed latent and the shared rotary key).
+TEST_P(MoeFamilies, CachedDecodeEqualsFullForward) {
+  auto loaded = models::load_model(testing::fixture(GetParam()));
+  const auto ref = testing::fixture_reference(GetParam());
+  expect_chunked_logits_match(*loaded.model, ref, {}, {1}, 1e-4, "token by token");
+  expect_chunked_logits_match(*loaded.model, ref, {}, {5, 1, 3}, 1e-4, "mixed chunks");
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, MoeFamilies,
+                         ::testing::Values("qwen2_moe", "olmoe", "phimoe", "deepseek_v2", "deepseek_v3",
+                                           "glm4_moe", "ernie4_5_moe", "gpt_oss", "dbrx", "llama4_text"));
+
+// DeepSeek's multi-head latent attention caches kv_lora_rank + qk_rope_head_dim floats
+// per token and layer (16 + 8 in the fixture), not heads * (k + v) head dims.
+TEST(MoeFamilies, LatentAttentionCachesTheCompressedLatent) {
+  auto loaded = models::load_model(testing::fixture("deepseek_v3"));
+  const auto ref = testing::fixture_reference("deepseek_v3");
+  nn::KVCacheList cache = generate::make_cache(*loaded.model, {});
+  loaded.model->forward(row_ids(ref.ids, 0, 0, 5), &cache);
+  const std::vector<Tensor> state = cache[0]->state();
+  ASSERT_EQ(state.size(), 2u);
+  EXPECT_EQ(state[0].shape(), (Shape{1, 1, 5, 16}));
+  EXPECT_EQ(state[1].shape(), (Shape{1, 1, 5, 8}));
+}
+
 }  // namespace
 }  // namespace lmx

@@ -65,6 +65,11 @@ nn::RopeConfig read_rope(const ConfigReader& c, int64_t dim, const std::string& 
   r.short_factor = params->get_doubles("short_factor");
   r.long_factor = params->get_doubles("long_factor");
   r.attention_factor = params->get_non_negative("attention_factor", 0.0);
+  r.beta_fast = params->get_positive("beta_fast", r.beta_fast);
+  r.beta_slow = params->get_positive("beta_slow", r.beta_slow);
+  r.mscale = params->get_non_negative("mscale", 0.0);
+  r.mscale_all_dim = params->get_non_negative("mscale_all_dim", 0.0);
+  r.truncate = params->get_bool("truncate", true);
   return r;
 }
 

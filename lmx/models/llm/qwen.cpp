@@ -1,6 +1,7 @@
-// Qwen2 (q/k/v biases), Qwen3 (per-head q/k RMSNorm) and Qwen3-MoE (sparse experts).
+// Qwen2 (q/k/v biases), Qwen3 (per-head q/k RMSNorm), Qwen3-MoE (sparse experts) and
+// Qwen2-MoE (Qwen2 attention, experts plus a shared expert behind a sigmoid gate).
 #include "lmx/base/error.h"
-#include "lmx/models/llm/common.h"
+#include "lmx/models/llm/moe_families.h"
 
 namespace lmx::models::llm {
 namespace {
@@ -16,6 +17,20 @@ void apply_windows(const ConfigReader& c, TransformerSpec& s) {
   const int64_t window = c.get_int("sliding_window", 0);
   for (size_t i = 0; i < s.layers.size(); ++i) {
     s.layers[i].attention.window = types[i] == "sliding_attention" ? window : 0;
+  }
+}
+
+// Sparse experts every decoder_sparse_step layers except mlp_only_layers.
+void apply_moe(const ConfigReader& c, TransformerSpec& s, const nn::MoeOptions& o) {
+  const int64_t step = c.get_int("decoder_sparse_step", 1);
+  const std::vector<int64_t> dense_layers = c.get_ints("mlp_only_layers");
+  if (step <= 0) c.fail("decoder_sparse_step", "must be positive");
+  for (size_t i = 0; i < s.layers.size(); ++i) {
+    const bool dense = std::find(dense_layers.begin(), dense_layers.end(), static_cast<int64_t>(i)) !=
+                       dense_layers.end();
+    if (dense || (static_cast<int64_t>(i) + 1) % step != 0) continue;
+    s.layers[i].moe = true;
+    s.layers[i].moe_options = o;
   }
 }
 
@@ -43,22 +58,26 @@ TransformerSpec qwen3_moe(const ConfigReader& c) {
   TransformerSpec s = qwen3(c);
   // v4 configs say "num_experts", transformers v5 writes "num_local_experts".
   const int64_t experts = c.get_int("num_experts", c.get_int("num_local_experts", 0));
-  const int64_t step = c.get_int("decoder_sparse_step", 1);
-  const std::vector<int64_t> dense_layers = c.get_ints("mlp_only_layers");
-  if (step <= 0) c.fail("decoder_sparse_step", "must be positive");
-  for (size_t i = 0; i < s.layers.size(); ++i) {
-    const bool dense = std::find(dense_layers.begin(), dense_layers.end(), static_cast<int64_t>(i)) !=
-                       dense_layers.end();
-    if (dense || experts <= 0 || (static_cast<int64_t>(i) + 1) % step != 0) continue;
-    auto& ls = s.layers[i];
-    ls.moe = true;
-    ls.moe_options.hidden = s.hidden;
-    ls.moe_options.intermediate = c.require_int("moe_intermediate_size");
-    ls.moe_options.experts = experts;
-    ls.moe_options.top_k = c.require_int("num_experts_per_tok");
-    ls.moe_options.norm_topk_prob = c.get_bool("norm_topk_prob", false);
-    ls.moe_options.act = ls.mlp.act;
-  }
+  if (experts <= 0) return s;
+  nn::MoeOptions o = read_moe(c, s, "moe_intermediate_size", c.has("num_experts") ? "num_experts" : "num_local_experts",
+                              "num_experts_per_tok");
+  o.norm_topk_prob = c.get_bool("norm_topk_prob", false);
+  apply_moe(c, s, o);
+  return s;
+}
+
+TransformerSpec qwen2_moe(const ConfigReader& c) {
+  TransformerSpec s = llama_like(c, "qwen2_moe");
+  for (auto& ls : s.layers) ls.attention.qkv_bias = c.get_bool("qkv_bias", true);
+  apply_windows(c, s);
+  nn::MoeOptions o = read_moe(c, s, "moe_intermediate_size", c.has("num_experts") ? "num_experts" : "num_local_experts",
+                              "num_experts_per_tok");
+  o.norm_topk_prob = c.get_bool("norm_topk_prob", false);
+  o.shared_intermediate = c.get_int("shared_expert_intermediate_size", 0);
+  if (o.shared_intermediate < 0) c.fail("shared_expert_intermediate_size", "must be >= 0");
+  o.shared_name = "shared_expert";
+  o.shared_gate = true;
+  apply_moe(c, s, o);
   return s;
 }
 
