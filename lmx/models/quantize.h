@@ -20,7 +20,7 @@ struct QuantizeOptions {
   QuantMode mode = QuantMode::affine;
   // "" (every layer alike) or one of mlx-lm's recipes (quant_recipes()); affine only. The
   // recipe's low bits replace `bits`.
-  std::string recipe;
+  std::string recipe = "";
 };
 
 // One layer's entry of config.json's "quantization" (mlx-lm writes one per layer when a
