@@ -21,8 +21,13 @@ void add_bench_command(CLI::App& app) {
   bench->add_option("-m,--model", m->model, "Model folder or Hugging Face repo id");
   bench->add_option("--config", m->config, "config.json: benchmark random weights of this shape");
   bench->add_flag("-q,--quantize", m->quantize, "With --config: MLX-quantize the random weights");
-  bench->add_option("--q-bits", m->q_bits, "Bits for -q (default 4)");
-  bench->add_option("--q-group-size", m->q_group_size, "Group size for -q (default 64)");
+  bench->add_option("--q-mode", m->q_mode, "Mode for -q: affine (default), mxfp4, mxfp8, nvfp4");
+  bench->add_option("--q-bits", m->q_bits, "Bits for -q (default: the mode's, 4 for affine)");
+  bench->add_option("--q-group-size", m->q_group_size, "Group size for -q (default: the mode's, 64 for affine)");
+  bench->add_option("--draft-model", m->draft_model, "Also benchmark speculative decoding with this draft model");
+  bench->add_option("--draft-config", m->draft_config,
+                    "Also benchmark speculative decoding with random weights of this config as the draft");
+  bench->add_option("--num-draft-tokens", m->num_draft_tokens, "Tokens drafted per step (default 3)");
   bench->add_option("--dtype", m->dtype, "With --config: float dtype (bf16, f16, f32; default bf16)");
   bench->add_option("-p,--prompt-tokens", m->prompt_tokens, "Prompt length (default 512)");
   bench->add_option("-g,--generation-tokens", m->generation_tokens, "Tokens to decode (default 128)");

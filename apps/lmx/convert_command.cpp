@@ -9,6 +9,7 @@
 #include "lmx/base/error.h"
 #include "lmx/io/atomic_write.h"
 #include "lmx/io/llama2c_import.h"
+#include "lmx/core/quantized_weight.h"
 #include "lmx/models/load.h"
 #include "lmx/models/save.h"
 
@@ -21,8 +22,10 @@ struct ConvertArgs {
   std::string from_llama2c;
   std::string tokenizer;
   bool quantize = false;
-  int q_bits = 4;
-  int q_group_size = 64;
+  int q_bits = 0;  // 0: the mode's default
+  int q_group_size = 0;  // 0: the mode's default
+  std::string q_mode = "affine";
+  std::string quant_predicate;
   std::string dtype;
   bool force = false;
 };
@@ -49,8 +52,14 @@ void run_convert(const ConvertArgs& a) {
   auto loaded = models::load_model(src, {.prepare = false});
   if (a.quantize) {
     models::QuantizeOptions q;
-    q.bits = a.q_bits;
-    q.group_size = a.q_group_size;
+    q.mode = parse_quant_mode(a.q_mode, "--q-mode");
+    auto [group, bits] = default_group_size_and_bits(q.mode);
+    q.bits = a.q_bits ? a.q_bits : bits;
+    q.group_size = a.q_group_size ? a.q_group_size : group;
+    q.recipe = a.quant_predicate;
+    if (!q.recipe.empty() && q.mode != QuantMode::affine) {
+      throw InvalidArgument("--quant-predicate supports --q-mode affine only");
+    }
     // Scales keep the weights' dtype, as mlx does (after the optional cast).
     q.scale_dtype = opts.dtype.value_or(Dtype::f32);
     if (!opts.dtype) {
@@ -66,7 +75,7 @@ void run_convert(const ConvertArgs& a) {
         if (p.tensor->defined() && is_floating(p.tensor->dtype())) *p.tensor = p.tensor->to(*opts.dtype);
     }
     std::vector<models::UnquantizedModule> skipped;
-    const auto quantized = models::quantize_model(*loaded.model, q, &skipped);
+    const auto quantized = models::quantize_model(*loaded.model, q, &skipped, &opts.quantization_per_layer);
     if (quantized.empty()) {
       throw InvalidArgument("-q: no layer can be quantized with --q-group-size " + std::to_string(q.group_size) +
                             (skipped.empty() ? std::string() : " (" + skipped.front().path + ": " +
@@ -74,7 +83,12 @@ void run_convert(const ConvertArgs& a) {
                             "; nothing written");
     }
     opts.quantization = q;
-    std::printf("quantized %zu layers to %d bits (group size %d)", quantized.size(), q.bits, q.group_size);
+    if (q.recipe.empty()) {
+      std::printf("quantized %zu layers to %s %d bits (group size %d)", quantized.size(), quant_mode_name(q.mode),
+                  q.bits, q.group_size);
+    } else {
+      std::printf("quantized %zu layers with %s (group size %d)", quantized.size(), q.recipe.c_str(), q.group_size);
+    }
     if (skipped.empty()) {
       std::printf("\n");
     } else {
@@ -99,9 +113,13 @@ void add_convert_command(CLI::App& app) {
                 "Replace a non-empty --out folder (the new model is written beside it and swapped in)");
   cmd->add_option("--from-llama2c", a->from_llama2c, "llama2.c checkpoint (MODEL.bin)");
   cmd->add_option("--tokenizer", a->tokenizer, "llama2.c tokenizer (tokenizer.bin) for --from-llama2c");
-  cmd->add_flag("-q,--quantize", a->quantize, "Quantize (MLX affine)");
-  cmd->add_option("--q-bits", a->q_bits, "Bits per weight: 2, 3, 4, 5, 6, 8 (default 4)");
-  cmd->add_option("--q-group-size", a->q_group_size, "Group size: 32, 64, 128 (default 64)");
+  cmd->add_flag("-q,--quantize", a->quantize, "Quantize (MLX layout)");
+  cmd->add_option("--q-mode", a->q_mode, "affine (default), mxfp4, mxfp8 or nvfp4");
+  cmd->add_option("--q-bits", a->q_bits,
+                  "Bits per weight: affine 2, 3, 4, 5, 6, 8 (default 4); mxfp4 / nvfp4 4, mxfp8 8");
+  cmd->add_option("--q-group-size", a->q_group_size, "Group size: affine 32, 64, 128 (default 64); mxfp 32, nvfp4 16");
+  cmd->add_option("--quant-predicate", a->quant_predicate,
+                  "mlx-lm's mixed-bits recipe (affine): mixed_2_6, mixed_3_4, mixed_3_6, mixed_4_6");
   cmd->add_option("--dtype", a->dtype, "Cast float weights: float32, float16, bfloat16");
   cmd->callback([a] { run_convert(*a); });
 }

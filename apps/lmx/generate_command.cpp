@@ -16,6 +16,7 @@
 #include "lmx/base/error.h"
 #include "lmx/generate/generate.h"
 #include "lmx/generate/model_container.h"
+#include "lmx/models/load.h"
 #include "lmx/train/adapter_file.h"
 #include "lmx/generate/prompt_cache.h"
 
@@ -33,6 +34,8 @@ struct GenerateArgs {
   std::string device = "cpu";
   bool verbose = false;
   std::string prompt_cache_file;
+  std::string draft_model;  // speculative decoding
+  int num_draft_tokens = 3;
   WiredArgs wired;
   ConstraintArgs constraint;
 };
@@ -55,6 +58,11 @@ void run_generate(const GenerateArgs& a) {
   if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(), models::LoadOptions{.device = device});
   if (!a.adapter_path.empty()) train::attach_adapters(container->model(), a.adapter_path);
+  std::optional<models::LoadedModel> draft;
+  if (!a.draft_model.empty()) {
+    draft.emplace(models::load_model(resolve_model_arg(a.draft_model), models::LoadOptions{.device = device}));
+    opts.iterator.speculative = {draft->model.get(), a.num_draft_tokens};
+  }
   generate::UserInput input;
   input.prompt = prompt;
   input.system_prompt = a.system_prompt;
@@ -122,6 +130,11 @@ void run_generate(const GenerateArgs& a) {
                  info.prompt_tps);
     std::fprintf(stderr, "Generation: %lld tokens, %.3f tokens-per-sec\n",
                  static_cast<long long>(info.generated_tokens), info.generation_tps);
+    if (info.draft_tokens > 0) {
+      std::fprintf(stderr, "Speculative: %lld of %lld draft tokens accepted (%.1f%%)\n",
+                   static_cast<long long>(info.accepted_draft_tokens), static_cast<long long>(info.draft_tokens),
+                   100.0 * static_cast<double>(info.accepted_draft_tokens) / static_cast<double>(info.draft_tokens));
+    }
     std::fprintf(stderr, "Peak memory: %s\n", format_bytes(info.peak_memory_bytes).c_str());
     std::fprintf(stderr, "Stop reason: %s\n", generate::stop_reason_name(info.stop_reason));
     wired_log.flush();
@@ -143,6 +156,10 @@ void add_generate_command(CLI::App& app) {
   add_wired_options(cmd, a->wired);
   add_constraint_options(cmd, a->constraint);
   cmd->add_option("--prompt-cache-file", a->prompt_cache_file, "Continue from a prompt cache (lmx cache-prompt)");
+  cmd->add_option("--draft-model", a->draft_model,
+                  "Speculative decoding: a smaller model with the same tokenizer drafts tokens that the model verifies");
+  cmd->add_option("--num-draft-tokens", a->num_draft_tokens, "Tokens drafted per step with --draft-model")
+      ->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
   add_device_option(cmd, a->device);
   cmd->add_flag("-v,--verbose", a->verbose, "Print the prompt and speed / memory statistics");

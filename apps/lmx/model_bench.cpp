@@ -12,6 +12,7 @@
 #include "lmx/base/thread_pool.h"
 #include "lmx/core/allocator.h"
 #include "lmx/core/backend.h"
+#include "lmx/core/quantized_weight.h"
 #include "lmx/core/ops/random.h"
 #include "lmx/core/ops/reduce.h"
 #include "lmx/generate/token_iterator.h"
@@ -45,6 +46,103 @@ std::vector<int32_t> random_tokens(ops::RandomGenerator& rng, int64_t n, int64_t
   return t;
 }
 
+// A model to benchmark: a folder, or random weights of a config's shape.
+struct BenchModel {
+  std::unique_ptr<models::LanguageModel> owned;
+  std::optional<models::LoadedModel> loaded;
+  models::LanguageModel* model = nullptr;
+  std::string label;
+};
+
+BenchModel bench_model(const std::string& folder, const std::string& config, const ModelBenchArgs& a, Device device) {
+  BenchModel b;
+  if (config.empty()) {
+    b.loaded.emplace(models::load_model(resolve_model_arg(folder), models::LoadOptions{.device = device}));
+    b.model = b.loaded->model.get();
+    b.label = folder;
+    return b;
+  }
+  std::ifstream in(config);
+  if (!in) throw IoError("bench: cannot read " + config);
+  nlohmann::json cfg;
+  try {
+    cfg = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(config + ": " + e.what());
+  }
+  b.owned = models::create_model(models::ConfigReader(cfg, config));
+  models::RandomInitOptions ro;
+  ro.device = device;
+  auto d = parse_dtype(a.dtype);
+  if (!d || !is_floating(*d)) throw InvalidArgument("--dtype must be f32, f16 or bf16");
+  ro.dtype = *d;
+  std::string q_label;
+  if (a.quantize) {
+    models::QuantizeOptions q;
+    q.mode = parse_quant_mode(a.q_mode, "--q-mode");
+    auto [group, bits] = default_group_size_and_bits(q.mode);
+    q.bits = a.q_bits ? a.q_bits : bits;
+    q.group_size = a.q_group_size ? a.q_group_size : group;
+    q.scale_dtype = *d;
+    ro.quantization = q;
+    q_label = std::string(" ") + (q.mode == QuantMode::affine ? "q" : quant_mode_name(q.mode)) +
+              std::to_string(q.bits) + "/g" + std::to_string(q.group_size);
+  }
+  models::randomize_model(*b.owned, ro);
+  b.model = b.owned.get();
+  b.label = config + (a.quantize ? q_label : " " + a.dtype) + " (random weights)";
+  return b;
+}
+
+// Greedy speculative decoding of -g tokens after a random prompt, against plain decoding
+// measured the same way: tokens/s, acceptance and the step costs.
+void speculative_bench(models::LanguageModel& model, models::LanguageModel& draft, const ModelBenchArgs& a,
+                       ops::RandomGenerator& rng) {
+  const int64_t vocab = std::min(model.vocab_size(), draft.vocab_size());
+  generate::GenerateParameters p;
+  p.max_tokens = a.generation_tokens;
+  p.temperature = 0.0f;
+  std::vector<double> plain_tps, spec_tps, accept, t_draft, t_verify, t_step;
+  for (int run = 0; run <= a.runs; ++run) {  // run 0 warms up
+    const std::vector<int32_t> prompt = random_tokens(rng, 16, vocab);
+    generate::TokenIteratorOptions plain_opts;
+    plain_opts.check_memory = false;
+    generate::TokenIterator plain(model, prompt, p, nullptr, plain_opts);
+    while (plain.next()) {
+    }
+    generate::TokenIteratorOptions spec_opts = plain_opts;
+    spec_opts.speculative = {&draft, a.num_draft_tokens};
+    generate::TokenIterator spec(model, prompt, p, nullptr, spec_opts);
+    while (spec.next()) {
+    }
+    if (run == 0) continue;
+    const generate::SpeculativeStats s = spec.speculative_stats();
+    const double decoded = static_cast<double>(plain.generated_tokens() - 1);
+    plain_tps.push_back(decoded / plain.generation_seconds());
+    spec_tps.push_back(static_cast<double>(spec.generated_tokens() - 1) / spec.generation_seconds());
+    accept.push_back(s.acceptance_rate());
+    t_step.push_back(plain.generation_seconds() / decoded);
+    t_draft.push_back(s.draft_seconds / static_cast<double>(std::max<int64_t>(s.drafted, 1)));
+    t_verify.push_back(s.verify_seconds / static_cast<double>(std::max<int64_t>(s.rounds, 1)));
+  }
+  const Stats pl = stats(plain_tps), sp = stats(spec_tps), ac = stats(accept);
+  const double step = stats(t_step).mean, dstep = stats(t_draft).mean, verify = stats(t_verify).mean;
+  const int n = a.num_draft_tokens;
+  std::printf("speculative (greedy, %d draft tokens): %.2f +- %.2f tokens/s vs plain %.2f +- %.2f (x%.2f), "
+              "acceptance %.3f\n",
+              n, sp.mean, sp.sd, pl.mean, pl.sd, sp.mean / pl.mean, ac.mean);
+  std::printf("step costs: main %.3f ms/token, draft %.3f ms/token, verify of %d tokens %.3f ms (x%.2f a step)\n",
+              step * 1e3, dstep * 1e3, n + 1, verify * 1e3, verify / step);
+  // A round drafts n tokens and verifies n + 1; with each draft accepted independently at
+  // rate r it yields (1 - r^(n+1)) / (1 - r) tokens.
+  std::printf("predicted speed-up from these costs:");
+  for (double r : {0.5, 0.7, 0.9}) {
+    const double tokens = (1.0 - std::pow(r, n + 1)) / (1.0 - r);
+    std::printf(" at %.1f x%.2f", r, tokens * step / (n * dstep + verify));
+  }
+  std::printf("\n");
+}
+
 }  // namespace
 
 void run_model_bench(const ModelBenchArgs& a) {
@@ -55,35 +153,9 @@ void run_model_bench(const ModelBenchArgs& a) {
     throw InvalidArgument("bench: -p, -g and -n must be >= 1, -d >= 0");
   }
   const auto load_start = Clock::now();
-  std::unique_ptr<models::LanguageModel> owned;
-  std::optional<models::LoadedModel> loaded;
-  models::LanguageModel* model = nullptr;
-  std::string label;
-  if (!a.config.empty()) {
-    std::ifstream in(a.config);
-    if (!in) throw IoError("bench: cannot read " + a.config);
-    nlohmann::json cfg;
-    try {
-      cfg = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-      throw FormatError(a.config + ": " + e.what());
-    }
-    owned = models::create_model(models::ConfigReader(cfg, a.config));
-    models::RandomInitOptions ro;
-    ro.device = device;
-    auto d = parse_dtype(a.dtype);
-    if (!d || !is_floating(*d)) throw InvalidArgument("--dtype must be f32, f16 or bf16");
-    ro.dtype = *d;
-    if (a.quantize) ro.quantization = models::QuantizeOptions{a.q_bits, a.q_group_size, *d};
-    models::randomize_model(*owned, ro);
-    model = owned.get();
-    label = a.config + (a.quantize ? " q" + std::to_string(a.q_bits) + "/g" + std::to_string(a.q_group_size)
-                                   : " " + a.dtype) + " (random weights)";
-  } else {
-    loaded.emplace(models::load_model(resolve_model_arg(a.model), models::LoadOptions{.device = device}));
-    model = loaded->model.get();
-    label = a.model;
-  }
+  BenchModel main = bench_model(a.model, a.config, a, device);
+  models::LanguageModel* model = main.model;
+  const std::string& label = main.label;
   const double load_seconds = std::chrono::duration<double>(Clock::now() - load_start).count();
   const models::WeightBytes weights = models::weight_bytes(*model);
 
@@ -160,6 +232,11 @@ void run_model_bench(const ModelBenchArgs& a) {
   std::printf("peak memory: %s (weights %s + KV cache %s, peak / (weights + KV) = %.2f)\n", format_bytes(peak).c_str(),
               format_bytes(weights.total).c_str(), format_bytes(kv_bytes).c_str(),
               static_cast<double>(peak) / static_cast<double>(weights.total + kv_bytes));
+  if (!a.draft_model.empty() || !a.draft_config.empty()) {
+    BenchModel draft = bench_model(a.draft_model, a.draft_config, a, device);
+    std::printf("draft: %s\n", draft.label.c_str());
+    speculative_bench(*model, *draft.model, a, rng);
+  }
 }
 
 }  // namespace lmx::cli

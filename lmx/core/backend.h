@@ -29,8 +29,15 @@ namespace lmx {
 // them back bit for bit (Backend::unpack_prepared).
 class PreparedWeight {
  public:
-  PreparedWeight(Device device, int64_t n, int64_t k, int bits, int group_size, Dtype scale_dtype)
-      : device_(device), n_(n), k_(k), bits_(bits), group_size_(group_size), scale_dtype_(scale_dtype) {}
+  PreparedWeight(Device device, int64_t n, int64_t k, int bits, int group_size, Dtype scale_dtype,
+                 QuantMode mode = QuantMode::affine)
+      : device_(device),
+        n_(n),
+        k_(k),
+        bits_(bits),
+        group_size_(group_size),
+        scale_dtype_(scale_dtype),
+        mode_(mode) {}
   virtual ~PreparedWeight() = default;
   PreparedWeight(const PreparedWeight&) = delete;
   PreparedWeight& operator=(const PreparedWeight&) = delete;
@@ -41,6 +48,7 @@ class PreparedWeight {
   int bits() const { return bits_; }
   int group_size() const { return group_size_; }
   Dtype scale_dtype() const { return scale_dtype_; }
+  QuantMode mode() const { return mode_; }
   // Bytes the layout holds (memory accounting).
   virtual size_t bytes() const = 0;
   // The host memory of the layout (what wired memory pins), or null when it is not in
@@ -52,6 +60,7 @@ class PreparedWeight {
   int64_t n_, k_;
   int bits_, group_size_;
   Dtype scale_dtype_;
+  QuantMode mode_;
 };
 
 // One weight of a prepared matmul over a shared input: y [m, w->n()] with row stride ldy.
@@ -188,7 +197,8 @@ class Backend {
     (void)w;
     no_kernel("prepare quantized weight");
   }
-  // The MLX tensors back (contiguous): out_w [n, k*bits/32], scales / biases [n, k/group].
+  // The MLX tensors back (contiguous): out_w [n, k*bits/32], scales / biases [n, k/group]
+  // (out_biases is null unless the weight is affine).
   virtual void unpack_prepared(const PreparedWeight& w, uint32_t* out_w, void* out_scales, void* out_biases) {
     (void)w, (void)out_w, (void)out_scales, (void)out_biases;
     no_kernel("unpack quantized weight");
@@ -216,6 +226,13 @@ class Backend {
     (void)w, (void)n, (void)k, (void)bits, (void)group_size, (void)out_w, (void)out_scales,
         (void)out_biases, (void)scale_dtype;
     no_kernel("quantize");
+  }
+  // Quantizes w [n, k] (contiguous f32) in a floating-point mode (mxfp4, mxfp8, nvfp4) as
+  // mlx.core.quantize does: out_w [n, k*bits/32], out_scales u8 [n, k/group].
+  virtual void quantize_fp(
+      const float* w, int64_t n, int64_t k, QuantMode mode, uint32_t* out_w, uint8_t* out_scales) {
+    (void)w, (void)n, (void)k, (void)mode, (void)out_w, (void)out_scales;
+    no_kernel("quantize (floating-point modes)");
   }
 
   // Neural-network kernels (f32 rows: x [rows, dim] with row stride ldx) -------------

@@ -9,6 +9,17 @@
 
 #include "lmx/core/dtype.h"
 
+namespace lmx {
+
+// How a quantized matrix encodes its values (MLX's `mode`): affine = scale * q + bias
+// with 2..8-bit integers q; the microscaling floating-point modes store each element as a
+// small float with one power-of-two (mxfp4, mxfp8: e8m0) or e4m3 (nvfp4) scale per group
+// and no biases. mxfp4: e2m1 elements, group 32; mxfp8: e4m3 elements, group 32;
+// nvfp4: e2m1 elements, group 16.
+enum class QuantMode : unsigned char { affine, mxfp4, mxfp8, nvfp4 };
+
+}  // namespace lmx
+
 namespace lmx::kernels {
 
 // A dense weight matrix W [n, k], row-major, row stride `ld` elements (>= k).
@@ -39,19 +50,21 @@ struct GemmArgs {
   int64_t a_bs = 0, b_bs = 0, c_bs = 0;
 };
 
-// An MLX affine-quantized matrix as stored (see lmx/core/quantized_weight.h):
-// w uint32 [n, k*bits/32], scales / biases [n, k/group] of scale_dtype.
+// An MLX-quantized matrix as stored (see lmx/core/quantized_weight.h):
+// w uint32 [n, k*bits/32], scales / biases [n, k/group] of scale_dtype. In the
+// floating-point modes the scales are u8 codes (e8m0 or e4m3) and there are no biases.
 struct QuantView {
   const uint32_t* w = nullptr;     // [n, k*bits/32]
   const void* scales = nullptr;    // [n, k/group]
-  const void* biases = nullptr;    // [n, k/group]
-  Dtype scale_dtype = Dtype::f32;  // of scales and biases: f32, f16 or bf16
+  const void* biases = nullptr;    // [n, k/group]; null unless affine
+  Dtype scale_dtype = Dtype::f32;  // of scales and biases: f32, f16 or bf16 (u8 unless affine)
   int64_t n = 0;
   int64_t k = 0;
   int bits = 4;
   int group_size = 64;
   int64_t w_stride = 0;  // row stride of w in uint32 words; 0 means k*bits/32
   int64_t s_stride = 0;  // row stride of scales/biases in elements; 0 means k/group
+  QuantMode mode = QuantMode::affine;
 
   int64_t w_row_stride() const { return w_stride ? w_stride : k * bits / 32; }
   int64_t s_row_stride() const { return s_stride ? s_stride : k / group_size; }

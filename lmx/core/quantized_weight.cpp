@@ -45,8 +45,9 @@ kernels::QuantView QuantizedWeight::view() const {
   kernels::QuantView v;
   v.w = static_cast<const uint32_t*>(w.raw_data());
   v.scales = scales.raw_data();
-  v.biases = biases.raw_data();
+  v.biases = biases.defined() ? biases.raw_data() : nullptr;
   v.scale_dtype = scales.dtype();
+  v.mode = mode;
   v.n = out_features();
   v.k = in_features();
   v.bits = bits;
@@ -56,17 +57,63 @@ kernels::QuantView QuantizedWeight::view() const {
   return v;
 }
 
-bool is_supported_quantization(int bits, int group_size) {
+const char* quant_mode_name(QuantMode mode) {
+  switch (mode) {
+    case QuantMode::affine: return "affine";
+    case QuantMode::mxfp4: return "mxfp4";
+    case QuantMode::mxfp8: return "mxfp8";
+    case QuantMode::nvfp4: return "nvfp4";
+  }
+  return "?";
+}
+
+QuantMode parse_quant_mode(const std::string& name, const std::string& what) {
+  for (QuantMode m : {QuantMode::affine, QuantMode::mxfp4, QuantMode::mxfp8, QuantMode::nvfp4})
+    if (name == quant_mode_name(m)) return m;
+  throw InvalidArgument(what + ": unknown quantization mode '" + name +
+                        "' (affine, mxfp4, mxfp8, nvfp4)");
+}
+
+std::pair<int, int> default_group_size_and_bits(QuantMode mode) {
+  switch (mode) {
+    case QuantMode::mxfp4: return {32, 4};
+    case QuantMode::mxfp8: return {32, 8};
+    case QuantMode::nvfp4: return {16, 4};
+    case QuantMode::affine: break;
+  }
+  return {64, 4};
+}
+
+bool is_supported_quantization(int bits, int group_size, QuantMode mode) {
+  if (mode != QuantMode::affine) {
+    auto [group, b] = default_group_size_and_bits(mode);
+    return bits == b && group_size == group;
+  }
   bool bits_ok = bits == 2 || bits == 3 || bits == 4 || bits == 5 || bits == 6 || bits == 8;
   bool group_ok = group_size == 32 || group_size == 64 || group_size == 128;
   return bits_ok && group_ok;
+}
+
+std::string supported_quantization_text(QuantMode mode) {
+  if (mode == QuantMode::affine) return "affine: bits 2, 3, 4, 5, 6, 8; group sizes 32, 64, 128";
+  auto [group, bits] = default_group_size_and_bits(mode);
+  return std::string(quant_mode_name(mode)) + " needs bits " + std::to_string(bits) + ", group size " +
+         std::to_string(group);
 }
 
 void QuantizedWeight::validate(const std::string& name) const {
   auto fail = [&](const std::string& what) {
     throw FormatError("quantized weight '" + name + "': " + what);
   };
+  if (mode != QuantMode::affine && !device().is_cpu()) {
+    throw Unsupported("quantized weight '" + name + "': " + quant_mode_name(mode) +
+                      " weights run on the CPU only for now, not on " + device().str());
+  }
   if (!w.defined() && prepared) {
+    if (prepared->mode() != mode) {
+      fail(std::string("prepared copy is ") + quant_mode_name(prepared->mode()) + ", the weight says " +
+           quant_mode_name(mode));
+    }
     if (prepared->bits() != bits || prepared->group_size() != group_size) {
       fail("prepared copy is " + std::to_string(prepared->bits()) + "-bit with group size " +
            std::to_string(prepared->group_size()) + ", the weight says " + std::to_string(bits) +
@@ -74,19 +121,27 @@ void QuantizedWeight::validate(const std::string& name) const {
     }
     return;
   }
-  if (!is_supported_quantization(bits, group_size)) {
-    fail("unsupported quantization bits=" + std::to_string(bits) +
-         " group_size=" + std::to_string(group_size) +
-         " (bits 2, 3, 4, 5, 6, 8; group sizes 32, 64, 128)");
+  if (!is_supported_quantization(bits, group_size, mode)) {
+    fail(std::string("unsupported ") + quant_mode_name(mode) + " quantization bits=" + std::to_string(bits) +
+         " group_size=" + std::to_string(group_size) + " (" + supported_quantization_text(mode) + ")");
   }
-  if (!w.defined() || !scales.defined() || !biases.defined()) fail("missing weight, scales or biases");
+  const bool affine = mode == QuantMode::affine;
+  if (!w.defined() || !scales.defined()) fail("missing weight or scales");
+  if (affine != biases.defined()) {
+    fail(affine ? "missing biases" : std::string(quant_mode_name(mode)) + " weights have no biases");
+  }
+  // Stand-in for the checks below when the mode has no biases.
+  const Tensor& b = affine ? biases : scales;
   if (w.dtype() != Dtype::u32) fail("packed weight must be u32, got " + std::string(dtype_name(w.dtype())));
-  if (w.ndim() != 2 || scales.ndim() != 2 || biases.ndim() != 2) {
+  if (w.ndim() != 2 || scales.ndim() != 2 || b.ndim() != 2) {
     fail("weight, scales and biases must be 2-D, got " + shape_str(w.shape()) + ", " +
-         shape_str(scales.shape()) + ", " + shape_str(biases.shape()));
+         shape_str(scales.shape()) + ", " + shape_str(b.shape()));
   }
-  if (!is_floating(scales.dtype()) || scales.dtype() != biases.dtype()) {
+  if (affine && (!is_floating(scales.dtype()) || scales.dtype() != biases.dtype())) {
     fail("scales and biases must share one float dtype");
+  }
+  if (!affine && scales.dtype() != Dtype::u8) {
+    fail(std::string(quant_mode_name(mode)) + " scales must be u8 codes, got " + std::string(dtype_name(scales.dtype())));
   }
   if ((w.dim(1) * 32) % bits != 0) {
     fail("packed width " + std::to_string(w.dim(1)) + " words does not hold whole " +
@@ -98,17 +153,17 @@ void QuantizedWeight::validate(const std::string& name) const {
          std::to_string(group_size));
   }
   Shape want{w.dim(0), in / group_size};
-  if (scales.shape() != want || biases.shape() != want) {
-    fail("scales " + shape_str(scales.shape()) + " / biases " + shape_str(biases.shape()) +
+  if (scales.shape() != want || b.shape() != want) {
+    fail("scales " + shape_str(scales.shape()) + " / biases " + shape_str(b.shape()) +
          " do not match " + shape_str(want) + " for weight " + shape_str(w.shape()));
   }
-  if (w.strides()[1] != 1 || scales.strides()[1] != 1 || biases.strides()[1] != 1 ||
-      scales.strides() != biases.strides()) {
+  if (w.strides()[1] != 1 || scales.strides()[1] != 1 || b.strides()[1] != 1 ||
+      scales.strides() != b.strides()) {
     fail("rows must be contiguous");
   }
-  if (scales.device() != w.device() || biases.device() != w.device()) {
+  if (scales.device() != w.device() || b.device() != w.device()) {
     fail("weight on " + w.device().str() + ", scales on " + scales.device().str() + ", biases on " +
-         biases.device().str());
+         b.device().str());
   }
 }
 
@@ -129,9 +184,12 @@ QuantizedWeight QuantizedWeight::mlx_layout() const {
   const Device device = prepared->device();
   q.w = Tensor::empty({n, k * bits / 32}, Dtype::u32, device);
   q.scales = Tensor::empty({n, k / group_size}, scale_dtype(), device);
-  q.biases = Tensor::empty({n, k / group_size}, scale_dtype(), device);
-  backend_for(device).unpack_prepared(*prepared, q.w.data<uint32_t>(), q.scales.raw_data(),
-                                      q.biases.raw_data());
+  void* biases_out = nullptr;
+  if (mode == QuantMode::affine) {
+    q.biases = Tensor::empty({n, k / group_size}, scale_dtype(), device);
+    biases_out = q.biases.raw_data();
+  }
+  backend_for(device).unpack_prepared(*prepared, q.w.data<uint32_t>(), q.scales.raw_data(), biases_out);
   return q;
 }
 
@@ -161,10 +219,11 @@ Tensor QuantizedWeight::dequantize_rows(const Tensor& row_ids) const {
 }
 
 QuantizedWeight QuantizedWeight::quantize(const Tensor& weight, int bits, int group_size,
-                                          Dtype scale_dtype) {
-  if (!is_supported_quantization(bits, group_size)) {
-    throw InvalidArgument("quantize: unsupported bits=" + std::to_string(bits) +
-                          " group_size=" + std::to_string(group_size));
+                                          Dtype scale_dtype, QuantMode mode) {
+  if (!is_supported_quantization(bits, group_size, mode)) {
+    throw InvalidArgument(std::string("quantize: unsupported ") + quant_mode_name(mode) +
+                          " bits=" + std::to_string(bits) + " group_size=" + std::to_string(group_size) +
+                          " (" + supported_quantization_text(mode) + ")");
   }
   if (weight.ndim() != 2) {
     throw ShapeError("quantize: weight must be 2-D, got " + shape_str(weight.shape()));
@@ -180,7 +239,16 @@ QuantizedWeight QuantizedWeight::quantize(const Tensor& weight, int bits, int gr
   QuantizedWeight q;
   q.bits = bits;
   q.group_size = group_size;
+  q.mode = mode;
   q.w = Tensor::empty({n, k * bits / 32}, Dtype::u32, device);
+  if (mode != QuantMode::affine) {
+    q.scales = Tensor::empty({n, k / group_size}, Dtype::u8, device);
+    if (n > 0 && k > 0) {
+      backend_for(device).quantize_fp(wf.data<float>(), n, k, mode, q.w.data<uint32_t>(),
+                                      q.scales.data<uint8_t>());
+    }
+    return q;
+  }
   q.scales = Tensor::empty({n, k / group_size}, scale_dtype, device);
   q.biases = Tensor::empty({n, k / group_size}, scale_dtype, device);
   if (n > 0 && k > 0) {

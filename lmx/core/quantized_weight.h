@@ -1,6 +1,8 @@
-// A weight matrix in MLX's affine quantized layout, loaded as stored by
-// mlx-community checkpoints (no conversion): w = scale * q + bias per group of
-// `group_size` inputs, q packed into uint32 words along the input dimension.
+// A weight matrix in MLX's quantized layout, loaded as stored by mlx-community
+// checkpoints (no conversion): q packed into uint32 words along the input dimension,
+// lowest bits first, one scale per group of `group_size` inputs. affine: w = scale * q +
+// bias; mxfp4 / mxfp8 / nvfp4: w = scale * fp(q) with q an e2m1 / e4m3 float code and the
+// scale a u8 code (e8m0, or e4m3 for nvfp4), no biases (see QuantMode).
 // prepare() hands it to the backend of its device, which makes its own layout for its
 // kernels (the CPU repacks rows); then only that copy is kept: shapes, dequantization and
 // the MLX tensors themselves (mlx_layout(), for saving) are all recovered from it exactly.
@@ -8,6 +10,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "lmx/core/kernel_args.h"
 #include "lmx/core/tensor.h"
@@ -16,13 +19,20 @@ namespace lmx {
 
 class PreparedWeight;
 
-enum class QuantMode : unsigned char { affine };
+// "affine", "mxfp4", "mxfp8", "nvfp4" (MLX's spelling of the `mode`).
+const char* quant_mode_name(QuantMode mode);
+// The mode named `name`; InvalidArgument listing the modes otherwise (`what` names the
+// field or option, e.g. "config.json: quantization.mode").
+QuantMode parse_quant_mode(const std::string& name, const std::string& what);
+// MLX's defaults for a mode: {group_size, bits} (affine 64 / 4, mxfp4 32 / 4, mxfp8 32 / 8,
+// nvfp4 16 / 4).
+std::pair<int, int> default_group_size_and_bits(QuantMode mode);
 
 struct QuantizedWeight {
   // The MLX tensors; undefined once prepare() has made the backend's layout.
   Tensor w;        // u32 [out, in * bits / 32]
-  Tensor scales;   // [out, in / group_size], f32 / f16 / bf16
-  Tensor biases;   // [out, in / group_size], same dtype as scales
+  Tensor scales;   // [out, in / group_size], f32 / f16 / bf16 (u8 codes unless affine)
+  Tensor biases;   // [out, in / group_size], same dtype as scales (undefined unless affine)
   int bits = 4;
   int group_size = 64;
   QuantMode mode = QuantMode::affine;
@@ -54,12 +64,18 @@ struct QuantizedWeight {
   // Rows [begin, end) dequantized to f32 [end - begin, in] (quantized embeddings).
   Tensor dequantize_rows(const Tensor& row_ids) const;
 
-  // Quantizes a [out, in] float matrix as mlx.core.quantize does.
+  // Quantizes a [out, in] float matrix as mlx.core.quantize does (scale_dtype is that of
+  // affine scales and biases; the floating-point modes store u8 scales).
   static QuantizedWeight quantize(const Tensor& weight, int bits, int group_size,
-                                  Dtype scale_dtype = Dtype::bf16);
+                                  Dtype scale_dtype = Dtype::bf16,
+                                  QuantMode mode = QuantMode::affine);
 };
 
-// bits in {2, 3, 4, 5, 6, 8}; group_size in {32, 64, 128}.
-bool is_supported_quantization(int bits, int group_size);
+// affine: bits in {2, 3, 4, 5, 6, 8}, group_size in {32, 64, 128}; the floating-point
+// modes: exactly their bits and group size (default_group_size_and_bits).
+bool is_supported_quantization(int bits, int group_size, QuantMode mode = QuantMode::affine);
+// "bits 2, 3, 4, 5, 6, 8; group sizes 32, 64, 128" or "mxfp4 needs bits 4, group size 32":
+// what is_supported_quantization accepts, for error messages.
+std::string supported_quantization_text(QuantMode mode);
 
 }  // namespace lmx

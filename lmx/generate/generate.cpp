@@ -69,18 +69,32 @@ Generation::Generation(models::LanguageModel& model, const tokenizer::Tokenizer&
   it_ = std::make_unique<TokenIterator>(model, std::move(prompt), params_, cache, options_.iterator);
 }
 
+namespace {
+
+// Counts, timings and rates of a token loop.
+GenerationInfo iterator_info(const TokenIterator& it) {
+  GenerationInfo i;
+  i.prompt_tokens = it.prompt_tokens();
+  i.generated_tokens = it.generated_tokens();
+  i.prompt_seconds = it.prompt_seconds();
+  i.generation_seconds = it.generation_seconds();
+  i.prompt_tps = i.prompt_seconds > 0 ? static_cast<double>(i.prompt_tokens) / i.prompt_seconds : 0;
+  // The first token comes out of the prompt pass; the rest are decode steps.
+  i.generation_tps = i.generation_seconds > 0 ? static_cast<double>(i.generated_tokens - 1) / i.generation_seconds : 0;
+  const SpeculativeStats s = it.speculative_stats();
+  i.draft_tokens = s.drafted;
+  i.accepted_draft_tokens = s.accepted;
+  return i;
+}
+
+}  // namespace
+
 GenerationEvent Generation::finish(StopReason reason) {
   GenerationEvent e;
   e.kind = GenerationEvent::Kind::info;
   GenerationInfo& i = e.info;
-  i.prompt_tokens = it_->prompt_tokens();
+  i = iterator_info(*it_);
   i.cached_prompt_tokens = it_->cached_prompt_tokens();
-  i.generated_tokens = it_->generated_tokens();
-  i.prompt_seconds = it_->prompt_seconds();
-  i.generation_seconds = it_->generation_seconds();
-  i.prompt_tps = i.prompt_seconds > 0 ? static_cast<double>(i.prompt_tokens) / i.prompt_seconds : 0;
-  // The first token comes out of the prompt pass; the rest are decode steps.
-  i.generation_tps = i.generation_seconds > 0 ? static_cast<double>(i.generated_tokens - 1) / i.generation_seconds : 0;
   i.peak_memory_bytes = allocator_for(Device::cpu()).stats().peak_bytes;
   i.stop_reason = reason;
   info_sent_ = true;
@@ -183,13 +197,7 @@ StopReason TokenGeneration::run(const std::function<bool(const TokenLogprob&)>& 
 }
 
 GenerationInfo TokenGeneration::info() const {
-  GenerationInfo i;
-  i.prompt_tokens = it_->prompt_tokens();
-  i.generated_tokens = it_->generated_tokens();
-  i.prompt_seconds = it_->prompt_seconds();
-  i.generation_seconds = it_->generation_seconds();
-  i.prompt_tps = i.prompt_seconds > 0 ? static_cast<double>(i.prompt_tokens) / i.prompt_seconds : 0;
-  i.generation_tps = i.generation_seconds > 0 ? static_cast<double>(i.generated_tokens - 1) / i.generation_seconds : 0;
+  GenerationInfo i = iterator_info(*it_);
   i.stop_reason = reason_.value_or(StopReason::length);
   return i;
 }

@@ -33,6 +33,9 @@ struct GenerationInfo {
   double generation_tps = 0;
   size_t peak_memory_bytes = 0;
   StopReason stop_reason = StopReason::length;
+  // Speculative decoding (0 without a draft model): tokens drafted and accepted.
+  int64_t draft_tokens = 0;
+  int64_t accepted_draft_tokens = 0;
 };
 
 

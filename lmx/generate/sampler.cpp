@@ -118,16 +118,7 @@ Sampler::Sampler(const GenerateParameters& p) : p_(p), rng_(seed_of(p)) {
   }
 }
 
-int32_t Sampler::sample(std::vector<float>& logits) {
-  if (logits.empty()) throw InvalidArgument("sample: empty logits");
-  const bool want_logprobs = p_.logprobs || p_.top_logprobs > 0;
-  if (want_logprobs) {
-    logprobs_ = logits;
-    log_softmax_inplace(logprobs_);
-  }
-  if (p_.temperature == 0.0f) {
-    return static_cast<int32_t>(ops::greedy_argmax(logits));
-  }
+void Sampler::apply_filters(std::vector<float>& logits) {
   const size_t V = logits.size();
   const bool xtc = p_.xtc_probability > 0;
   const bool filter = (p_.top_p > 0 && p_.top_p < 1) || p_.top_k > 0 || p_.min_p > 0 || xtc;
@@ -176,24 +167,62 @@ int32_t Sampler::sample(std::vector<float>& logits) {
       }
     }
   }
-  // Categorical draw from softmax(logits / temperature) by inverse CDF.
+}
+
+std::vector<double> Sampler::weights(std::vector<float>& logits) {
+  apply_filters(logits);
+  // softmax(logits / temperature) up to its normalization.
   const float inv_t = 1.0f / p_.temperature;
   float m = kNegInf;
   for (float l : logits) m = std::max(m, l * inv_t);
+  std::vector<double> w(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) w[i] = std::exp(static_cast<double>(logits[i] * inv_t - m));
+  return w;
+}
+
+std::vector<double> Sampler::probabilities(std::vector<float>& logits) {
+  if (logits.empty()) throw InvalidArgument("sample: empty logits");
+  if (p_.temperature == 0.0f) {
+    std::vector<double> probs(logits.size(), 0.0);
+    probs[static_cast<size_t>(ops::greedy_argmax(logits))] = 1.0;
+    return probs;
+  }
+  std::vector<double> probs = weights(logits);
   double total = 0;
-  for (float l : logits) total += std::exp(static_cast<double>(l * inv_t - m));
+  for (double p : probs) total += p;
+  if (!(total > 0)) throw InvalidArgument("sample: every token was filtered out");
+  for (double& p : probs) p /= total;
+  return probs;
+}
+
+int32_t Sampler::draw(const std::vector<double>& w) {
+  double total = 0;
+  for (double v : w) total += v;
   const double target = rng_.next_double() * total;
   double acc = 0;
   int32_t pick = -1;
-  for (size_t i = 0; i < V; ++i) {
-    const double w = std::exp(static_cast<double>(logits[i] * inv_t - m));
-    if (w <= 0) continue;
+  for (size_t i = 0; i < w.size(); ++i) {
+    if (w[i] <= 0) continue;
     pick = static_cast<int32_t>(i);
-    acc += w;
+    acc += w[i];
     if (target < acc) break;
   }
   if (pick < 0) throw InvalidArgument("sample: every token was filtered out");
   return pick;
+}
+
+int32_t Sampler::sample(std::vector<float>& logits) {
+  if (logits.empty()) throw InvalidArgument("sample: empty logits");
+  const bool want_logprobs = p_.logprobs || p_.top_logprobs > 0;
+  if (want_logprobs) {
+    logprobs_ = logits;
+    log_softmax_inplace(logprobs_);
+  }
+  if (p_.temperature == 0.0f) {
+    return static_cast<int32_t>(ops::greedy_argmax(logits));
+  }
+  // Categorical draw from softmax(logits / temperature) by inverse CDF.
+  return draw(weights(logits));
 }
 
 }  // namespace lmx::generate

@@ -33,6 +33,14 @@ class Sampler {
   explicit Sampler(const GenerateParameters& p);
   // Picks a token from logits [vocab] (which it may modify).
   int32_t sample(std::vector<float>& logits);
+  // The distribution sample() would draw from, as probabilities [vocab] summing to 1 (the
+  // filters and the temperature applied; temperature 0: all mass on the argmax). The XTC
+  // coin, when enabled, is drawn here as sample() draws it. For speculative decoding.
+  std::vector<double> probabilities(std::vector<float>& logits);
+  // A token drawn from non-negative weights [vocab] (inverse CDF; one uniform draw).
+  int32_t draw(const std::vector<double>& weights);
+  // A uniform draw in [0, 1) from the same generator.
+  double uniform() { return rng_.next_double(); }
   // log-softmax of the logits last passed to sample(), before filtering (for logprobs;
   // kept only when params.logprobs or top_logprobs > 0).
   const std::vector<float>& last_logprobs() const { return logprobs_; }
@@ -40,6 +48,10 @@ class Sampler {
   std::vector<std::pair<int32_t, float>> last_top_logprobs() const;
 
  private:
+  // log-softmax, then top-p, min-p, XTC, top-k (nothing when none is enabled).
+  void apply_filters(std::vector<float>& logits);
+  // The filters, then exp(logit / temperature - max): the draw's unnormalized weights.
+  std::vector<double> weights(std::vector<float>& logits);
   GenerateParameters p_;
   ops::RandomGenerator rng_;
   std::vector<float> logprobs_;

@@ -1,6 +1,7 @@
 #include "lmx/generate/token_iterator.h"
 
 #include <chrono>
+#include <limits>
 
 #include "lmx/base/error.h"
 #include "lmx/generate/quantized_kv_cache.h"
@@ -122,6 +123,13 @@ TokenIterator::TokenIterator(models::LanguageModel& model, std::vector<int32_t> 
   } else if (!cache_->empty()) {
     cached_tokens_ = (*cache_)[0]->offset();
   }
+  if (options_.speculative.draft_model) {
+    if (cached_tokens_ > 0) {
+      throw InvalidArgument("speculative decoding starts from an empty cache (the draft model has no prompt cache)");
+    }
+    speculative_ = std::make_unique<SpeculativeDecoder>(model_, *cache_, sampler_, params_, options_.speculative,
+                                                        prompt_);
+  }
   if (options_.check_memory) {
     const MemoryEstimate estimate = estimate_memory(model_, prompt_tokens(), params_, cached_tokens_);
     const size_t available = options_.available_memory ? options_.available_memory() : residency::available_memory();
@@ -168,29 +176,46 @@ int32_t TokenIterator::step(const std::vector<int32_t>& tokens) {
   return sampler_.sample(row_);
 }
 
+void TokenIterator::prefill_chunks(models::LanguageModel& model, nn::KVCacheList& cache, int64_t n, bool main) {
+  if (n <= 0) return;
+  // Balanced chunks: ceil(n / ceil(n / step)) tokens each.
+  const int64_t chunks = (n + params_.prefill_step_size - 1) / params_.prefill_step_size;
+  const int64_t chunk = (n + chunks - 1) / chunks;
+  for (int64_t done = 0; done < n;) {
+    check_cancel();
+    const int64_t len = std::min(chunk, n - done);
+    Tensor ids = Tensor::from_vector(std::vector<int32_t>(prompt_.begin() + done, prompt_.begin() + done + len),
+                                     {1, len});
+    model.forward(ids, &cache, kLastLogitsOnly);
+    if (main) after_forward();
+    else maybe_quantize_kv_cache(cache, params_);
+    done += len;
+    if (main && options_.on_prefill_progress) options_.on_prefill_progress(done, n);
+  }
+}
+
 void TokenIterator::prefill() {
   acquire_wired();
   const auto start = std::chrono::steady_clock::now();
   const int64_t n = static_cast<int64_t>(prompt_.size()) - 1;  // the last token goes with the first step
-  if (n > 0) {
-    // Balanced chunks: ceil(n / ceil(n / step)) tokens each.
-    const int64_t chunks = (n + params_.prefill_step_size - 1) / params_.prefill_step_size;
-    const int64_t chunk = (n + chunks - 1) / chunks;
-    for (int64_t done = 0; done < n;) {
-      check_cancel();
-      const int64_t len = std::min(chunk, n - done);
-      Tensor ids = Tensor::from_vector(std::vector<int32_t>(prompt_.begin() + done, prompt_.begin() + done + len),
-                                       {1, len});
-      model_.forward(ids, cache_, kLastLogitsOnly);
-      after_forward();
-      done += len;
-      if (options_.on_prefill_progress) options_.on_prefill_progress(done, n);
-    }
-  }
+  prefill_chunks(model_, *cache_, n, true);
+  if (speculative_) prefill_chunks(speculative_->draft_model(), speculative_->draft_cache(), n, false);
   check_cancel();
-  pending_ = step({prompt_.back()});
+  if (speculative_) {
+    pending_ = prompt_.back();
+    speculate();
+  } else {
+    pending_ = step({prompt_.back()});
+  }
   prompt_seconds_ = seconds_since(start);
   prefilled_ = true;
+}
+
+void TokenIterator::speculate() {
+  const int64_t left = params_.max_tokens ? *params_.max_tokens - generated_ : std::numeric_limits<int64_t>::max();
+  std::vector<int32_t> tokens = speculative_->round(pending_, left);
+  after_forward();
+  ready_.assign(tokens.begin(), tokens.end());
 }
 
 std::optional<int32_t> TokenIterator::next() {
@@ -200,13 +225,17 @@ std::optional<int32_t> TokenIterator::next() {
   }
   if (!prefilled_) {
     prefill();
-    ++generated_;
-    return pending_;
+  } else if (!speculative_ || ready_.empty()) {
+    check_cancel();
+    const auto start = std::chrono::steady_clock::now();
+    if (speculative_) speculate();
+    else pending_ = step({pending_});
+    generation_seconds_ += seconds_since(start);
   }
-  check_cancel();
-  const auto start = std::chrono::steady_clock::now();
-  pending_ = step({pending_});
-  generation_seconds_ += seconds_since(start);
+  if (speculative_) {
+    pending_ = ready_.front();
+    ready_.pop_front();
+  }
   ++generated_;
   return pending_;
 }

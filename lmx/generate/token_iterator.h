@@ -4,13 +4,16 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <vector>
 
 #include "lmx/core/residency.h"
 #include "lmx/generate/generate_parameters.h"
+#include "lmx/generate/speculative.h"
 #include "lmx/generate/token_sampler.h"
 #include "lmx/generate/wired_memory.h"
 #include "lmx/models/language_model.h"
@@ -50,6 +53,8 @@ struct TokenIteratorOptions {
   // OutOfMemory when it cannot fit in `available_memory()` (default: MemAvailable).
   bool check_memory = true;
   std::function<size_t()> available_memory;
+  // With a draft model: speculative decoding (lmx/generate/speculative.h).
+  SpeculativeOptions speculative;
 };
 
 class TokenIterator {
@@ -69,6 +74,8 @@ class TokenIterator {
   double prompt_seconds() const { return prompt_seconds_; }
   double generation_seconds() const { return generation_seconds_; }
   const TokenSampler& sampler() const { return sampler_; }
+  // Draft / acceptance counts and timings (all zero without a draft model).
+  SpeculativeStats speculative_stats() const { return speculative_ ? speculative_->stats() : SpeculativeStats{}; }
   const GenerateParameters& params() const { return params_; }
   nn::KVCacheList& cache() { return *cache_; }
   // Ends the wired ticket (when held) and unpins the regions; idempotent. The stream's
@@ -81,7 +88,11 @@ class TokenIterator {
   void acquire_wired();
   void after_forward();
   void prefill();
+  // Runs tokens [0, n) of `prompt_` through `model` into `cache` in balanced chunks.
+  void prefill_chunks(models::LanguageModel& model, nn::KVCacheList& cache, int64_t n, bool main);
   int32_t step(const std::vector<int32_t>& tokens);
+  // One speculative round after pending_ into ready_.
+  void speculate();
   void check_cancel() const;
 
   models::LanguageModel& model_;
@@ -93,6 +104,8 @@ class TokenIterator {
   TokenSampler sampler_;
   bool prefilled_ = false;
   int32_t pending_ = -1;  // sampled but not yet fed back
+  std::unique_ptr<SpeculativeDecoder> speculative_;
+  std::deque<int32_t> ready_;  // decided by the last speculative round, not yet returned
   std::vector<float> row_;        // the last position's logits, reused every step
   int64_t generated_ = 0;
   int64_t cached_tokens_ = 0;

@@ -12,9 +12,30 @@ int32_t TokenSampler::sample(std::vector<float>& logits) {
   processor_.process(logits);
   for (const auto& fn : params_.logits_processors) fn(history_, logits);
   const int32_t token = sampler_.sample(logits);
+  record(token);
+  return token;
+}
+
+std::vector<double> TokenSampler::probabilities(std::vector<float>& logits, const std::vector<int32_t>& pending) {
+  if (pending.empty()) {
+    processor_.process(logits);
+    for (const auto& fn : params_.logits_processors) fn(history_, logits);
+  } else {
+    LogitProcessor processor = processor_;
+    for (int32_t t : pending) processor.observe(t);
+    processor.process(logits);
+    if (!params_.logits_processors.empty()) {
+      std::vector<int32_t> history = history_;
+      history.insert(history.end(), pending.begin(), pending.end());
+      for (const auto& fn : params_.logits_processors) fn(history, logits);
+    }
+  }
+  return sampler_.probabilities(logits);
+}
+
+void TokenSampler::record(int32_t token) {
   processor_.observe(token);
   if (!params_.logits_processors.empty()) history_.push_back(token);
-  return token;
 }
 
 TokenLogprob TokenSampler::logprob(int32_t token) const {

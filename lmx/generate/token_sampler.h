@@ -30,6 +30,16 @@ class TokenSampler {
   TokenLogprob logprob(int32_t token) const;
   const GenerateParameters& params() const { return params_; }
 
+  // Speculative decoding. The distribution sample() would draw the next token from if the
+  // tokens recorded so far were followed by `pending` (drafted, not yet accepted), as
+  // probabilities [vocab]; logits are modified in place. Records nothing.
+  std::vector<double> probabilities(std::vector<float>& logits, const std::vector<int32_t>& pending);
+  // Records a token chosen outside sample() (an accepted draft or a correction).
+  void record(int32_t token);
+  // A draw from weights [vocab], and a uniform in [0, 1), from the sampler's generator.
+  int32_t draw(const std::vector<double>& weights) { return sampler_.draw(weights); }
+  double uniform() { return sampler_.uniform(); }
+
  private:
   GenerateParameters params_;
   LogitProcessor processor_;

@@ -1,5 +1,7 @@
 #include "lmx/models/load.h"
 
+#include <tuple>
+
 #include <nlohmann/json.hpp>
 
 #include "lmx/base/error.h"
@@ -13,12 +15,20 @@
 namespace lmx::models {
 namespace {
 
-// MLX "quantization": {"group_size", "bits", "<module path>": {...} | false}.
+// MLX "quantization": {"group_size", "bits", "mode", "<module path>": {...} | false}.
 struct QuantSettings {
   bool present = false;
   int bits = 4;
   int group_size = 64;
+  QuantMode mode = QuantMode::affine;
   const nlohmann::json* json = nullptr;
+  std::string source;
+};
+
+// One module's bits, group size and mode.
+struct ModuleQuant {
+  int bits = 0, group_size = 0;
+  QuantMode mode = QuantMode::affine;
 };
 
 QuantSettings read_quantization(const nlohmann::json& config, const std::string& source) {
@@ -32,23 +42,32 @@ QuantSettings read_quantization(const nlohmann::json& config, const std::string&
   if (!j) return q;
   ConfigReader r(*j, source + ": quantization");
   q.present = true;
-  q.bits = static_cast<int>(r.get_int("bits", 4));
-  q.group_size = static_cast<int>(r.get_int("group_size", 64));
+  q.mode = parse_quant_mode(r.get_string("mode", "affine"), source + ": quantization.mode");
+  // A mode's defaults as mlx-lm's quantize_model fills them in.
+  auto [group, bits] = default_group_size_and_bits(q.mode);
+  q.bits = static_cast<int>(r.get_int("bits", bits));
+  q.group_size = static_cast<int>(r.get_int("group_size", group));
   q.json = j;
+  q.source = source;
   return q;
 }
 
-// Bits and group size for one module path, or false when the config excludes it.
-bool module_quantization(const QuantSettings& q, const std::string& path, int& bits, int& group) {
-  bits = q.bits;
-  group = q.group_size;
+// Bits, group size and mode for one module path (a per-layer entry overrides the
+// defaults), or false when the config excludes it.
+bool module_quantization(const QuantSettings& q, const std::string& path, ModuleQuant& out) {
+  out = {q.bits, q.group_size, q.mode};
   if (!q.json) return true;
   auto it = q.json->find(path);
   if (it == q.json->end()) return true;
   if (it->is_boolean()) return it->get<bool>();
   if (it->is_object()) {
-    bits = it->value("bits", bits);
-    group = it->value("group_size", group);
+    ConfigReader r(*it, q.source + ": quantization." + path);
+    if (it->contains("mode")) {
+      out.mode = parse_quant_mode(r.get_string("mode", "affine"), q.source + ": quantization." + path + ".mode");
+      std::tie(out.group_size, out.bits) = default_group_size_and_bits(out.mode);
+    }
+    out.bits = static_cast<int>(r.get_int("bits", out.bits));
+    out.group_size = static_cast<int>(r.get_int("group_size", out.group_size));
   }
   return true;
 }
@@ -90,15 +109,15 @@ void load_module_weights(nn::Module& model, WeightDict weights, const nlohmann::
   std::vector<std::string> problems;
   model.for_each_module([&](const std::string& path, nn::Module& m) {
     if (!weights.count(path + ".scales")) return;
-    int bits = 0, group = 0;
-    if (!q.present || !module_quantization(q, path, bits, group)) {
-      problems.push_back("'" + path + ".scales' present but config.json does not quantize '" + path + "'");
-      return;
-    }
+    ModuleQuant mq;
     try {
-      if (auto* l = dynamic_cast<nn::Linear*>(&m)) l->quantize_for_load(bits, group);
-      else if (auto* e = dynamic_cast<nn::Embedding*>(&m)) e->quantize_for_load(bits, group);
-      else if (auto* s = dynamic_cast<nn::SwitchLinear*>(&m)) s->quantize_for_load(bits, group);
+      if (!q.present || !module_quantization(q, path, mq)) {
+        problems.push_back("'" + path + ".scales' present but config.json does not quantize '" + path + "'");
+        return;
+      }
+      if (auto* l = dynamic_cast<nn::Linear*>(&m)) l->quantize_for_load(mq.bits, mq.group_size, mq.mode);
+      else if (auto* e = dynamic_cast<nn::Embedding*>(&m)) e->quantize_for_load(mq.bits, mq.group_size, mq.mode);
+      else if (auto* s = dynamic_cast<nn::SwitchLinear*>(&m)) s->quantize_for_load(mq.bits, mq.group_size, mq.mode);
     } catch (const Error& err) {
       problems.push_back("'" + path + "': " + err.what());
     }
@@ -110,10 +129,12 @@ void load_module_weights(nn::Module& model, WeightDict weights, const nlohmann::
       continue;
     }
     const Tensor& t = it->second;
-    bool dtype_ok = p.integer ? t.dtype() == Dtype::u32 : is_floating(t.dtype());
+    // Integer slots: packed words (u32) or the u8 scale codes of the floating-point modes.
+    const Dtype want = p.name.ends_with(".scales") ? Dtype::u8 : Dtype::u32;
+    bool dtype_ok = p.integer ? t.dtype() == want : is_floating(t.dtype());
     if (t.shape() != p.shape || !dtype_ok) {
       problems.push_back("'" + p.name + "' is " + describe(t) + ", expected " +
-                         (p.integer ? "u32 " : "float ") + shape_str(p.shape));
+                         (p.integer ? std::string(dtype_name(want)) + " " : "float ") + shape_str(p.shape));
     } else {
       *p.tensor = t;
     }

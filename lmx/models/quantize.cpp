@@ -1,5 +1,7 @@
 #include "lmx/models/quantize.h"
 
+#include <cctype>
+
 #include "lmx/base/error.h"
 #include "lmx/nn/linear.h"
 #include "lmx/nn/mlp.h"
@@ -18,13 +20,53 @@ std::string why_unquantized(bool already_quantized, int64_t in, int group_size) 
   return "";
 }
 
+// The first all-digit component of a dotted path ("model.layers.3.mlp" -> 3), else 0.
+int64_t layer_index(const std::string& path) {
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('.', start);
+    if (end == std::string::npos) end = path.size();
+    bool digits = end > start;
+    for (size_t i = start; i < end; ++i) digits = digits && std::isdigit(static_cast<unsigned char>(path[i]));
+    if (digits) return std::stoll(path.substr(start, end - start));
+    start = end + 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
+const std::vector<std::string>& quant_recipes() {
+  static const std::vector<std::string> names = {"mixed_2_6", "mixed_3_4", "mixed_3_6", "mixed_4_6"};
+  return names;
+}
+
+int recipe_bits(const std::string& recipe, const std::string& path, int64_t num_layers) {
+  int low = 0, high = 6;
+  if (recipe == "mixed_2_6") low = 2;
+  else if (recipe == "mixed_3_4") low = 3, high = 4;
+  else if (recipe == "mixed_3_6") low = 3;
+  else if (recipe == "mixed_4_6") low = 4;
+  else throw InvalidArgument("quantize: unknown recipe '" + recipe + "' (mixed_2_6, mixed_3_4, mixed_3_6, mixed_4_6)");
+  const int64_t i = layer_index(path), n = num_layers;
+  const bool more = i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+  const auto has = [&](const char* s) { return path.find(s) != std::string::npos; };
+  if ((has("v_proj") || has("v_a_proj") || has("v_b_proj")) && more) return high;
+  if (has("down_proj") && more) return high;
+  if (has("lm_head")) return high;
+  return low;
+}
+
 std::vector<std::string> quantize_model(LanguageModel& model, const QuantizeOptions& o,
-                                        std::vector<UnquantizedModule>* skipped) {
-  if (!is_supported_quantization(o.bits, o.group_size)) {
-    throw InvalidArgument("quantize: unsupported bits=" + std::to_string(o.bits) +
-                          " group_size=" + std::to_string(o.group_size));
+                                        std::vector<UnquantizedModule>* skipped,
+                                        std::map<std::string, LayerQuantization>* per_layer) {
+  if (!o.recipe.empty()) {
+    if (o.mode != QuantMode::affine) throw InvalidArgument("quantize: recipes support affine quantization only");
+    recipe_bits(o.recipe, "", 1);  // an unknown recipe fails before anything changes
+  } else if (!is_supported_quantization(o.bits, o.group_size, o.mode)) {
+    throw InvalidArgument(std::string("quantize: unsupported ") + quant_mode_name(o.mode) +
+                          " bits=" + std::to_string(o.bits) + " group_size=" + std::to_string(o.group_size) +
+                          " (" + supported_quantization_text(o.mode) + ")");
   }
   std::vector<std::string> done;
   model.for_each_module([&](const std::string& path, nn::Module& m) {
@@ -33,18 +75,20 @@ std::vector<std::string> quantize_model(LanguageModel& model, const QuantizeOpti
       if (skipped) skipped->push_back({path, why});
       return true;
     };
+    const int bits = o.recipe.empty() ? o.bits : recipe_bits(o.recipe, path, model.num_layers());
     if (auto* l = dynamic_cast<nn::Linear*>(&m)) {
       if (skip(why_unquantized(l->weight().quantized(), l->in_features(), o.group_size))) return;
-      l->quantize(o.bits, o.group_size, o.scale_dtype);
+      l->quantize(bits, o.group_size, o.scale_dtype, o.mode);
     } else if (auto* e = dynamic_cast<nn::Embedding*>(&m)) {
       if (skip(why_unquantized(e->weight().quantized(), e->dim(), o.group_size))) return;
-      e->quantize(o.bits, o.group_size, o.scale_dtype);
+      e->quantize(bits, o.group_size, o.scale_dtype, o.mode);
     } else if (auto* s = dynamic_cast<nn::SwitchLinear*>(&m)) {
-      s->quantize(o.bits, o.group_size, o.scale_dtype);
+      s->quantize(bits, o.group_size, o.scale_dtype, o.mode);
     } else {
       return;
     }
     done.push_back(path);
+    if (per_layer && !o.recipe.empty()) (*per_layer)[path] = {bits, o.group_size, o.mode};
   });
   model.prepare_for_inference();
   return done;

@@ -28,9 +28,9 @@ void randomize_model(LanguageModel& model, const RandomInitOptions& o) {
     }
     if (!o.quantization) return;
     const auto& q = *o.quantization;
-    if (l && l->in_features() % q.group_size == 0) l->quantize(q.bits, q.group_size, o.dtype);
-    if (e && e->dim() % q.group_size == 0) e->quantize(q.bits, q.group_size, o.dtype);
-    if (s) s->quantize(q.bits, q.group_size, o.dtype);
+    if (l && l->in_features() % q.group_size == 0) l->quantize(q.bits, q.group_size, o.dtype, q.mode);
+    if (e && e->dim() % q.group_size == 0) e->quantize(q.bits, q.group_size, o.dtype, q.mode);
+    if (s) s->quantize(q.bits, q.group_size, o.dtype, q.mode);
   });
   for (auto& p : model.parameters()) {
     if (!p.tensor->defined()) fill(*p.tensor, p.shape);

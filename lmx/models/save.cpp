@@ -40,7 +40,7 @@ std::map<std::string, Tensor> quantized_tensors(LanguageModel& model) {
       return;
     out[nn::join_path(path, "weight")] = q.w;
     out[nn::join_path(path, "scales")] = q.scales;
-    out[nn::join_path(path, "biases")] = q.biases;
+    if (q.biases.defined()) out[nn::join_path(path, "biases")] = q.biases;
   });
   return out;
 }
@@ -110,8 +110,15 @@ void save_model(LanguageModel& model, const fs::path& source_dir, const fs::path
     config.erase("quantization_config");
   }
   if (options.quantization) {
-    nlohmann::ordered_json q = {{"group_size", options.quantization->group_size},
-                                {"bits", options.quantization->bits}};
+    // mlx-lm's keys; the mode only when not affine, so affine configs read as before.
+    auto entry = [](int group_size, int bits, QuantMode mode) {
+      nlohmann::ordered_json e = {{"group_size", group_size}, {"bits", bits}};
+      if (mode != QuantMode::affine) e["mode"] = quant_mode_name(mode);
+      return e;
+    };
+    const QuantizeOptions& o = *options.quantization;
+    nlohmann::ordered_json q = entry(o.group_size, o.bits, o.mode);
+    for (const auto& [path, l] : options.quantization_per_layer) q[path] = entry(l.group_size, l.bits, l.mode);
     config["quantization"] = q;
     config["quantization_config"] = q;
   }

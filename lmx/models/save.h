@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <optional>
 
 #include "lmx/models/language_model.h"
@@ -13,6 +14,8 @@ namespace lmx::models {
 
 struct SaveOptions {
   std::optional<QuantizeOptions> quantization;  // recorded in config.json
+  // Per-layer entries of config.json's "quantization" (a recipe's choices).
+  std::map<std::string, LayerQuantization> quantization_per_layer;
   std::optional<Dtype> dtype;                   // float weights cast to this (norms too)
   size_t shard_bytes = size_t{5} << 30;          // 5 GB, as the Python tools
   bool drop_quantization = false;               // remove the source's entry (a dequantized model)

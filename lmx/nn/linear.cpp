@@ -11,15 +11,20 @@ namespace lmx::nn {
 std::vector<WeightMatrix::Slot> WeightMatrix::slots() {
   if (!quantized_) return {{"weight", &dense_, {rows_, cols_}, false}};
   const int64_t groups = cols_ / quant_.group_size;
+  if (quant_.mode != QuantMode::affine) {  // u8 scale codes, no biases
+    return {{"weight", &quant_.w, {rows_, cols_ * quant_.bits / 32}, true},
+            {"scales", &quant_.scales, {rows_, groups}, true}};
+  }
   return {{"weight", &quant_.w, {rows_, cols_ * quant_.bits / 32}, true},
           {"scales", &quant_.scales, {rows_, groups}, false},
           {"biases", &quant_.biases, {rows_, groups}, false}};
 }
 
-void WeightMatrix::set_quantized(int bits, int group_size) {
-  if (!is_supported_quantization(bits, group_size)) {
-    throw FormatError("unsupported quantization bits=" + std::to_string(bits) +
-                      " group_size=" + std::to_string(group_size));
+void WeightMatrix::set_quantized(int bits, int group_size, QuantMode mode) {
+  if (!is_supported_quantization(bits, group_size, mode)) {
+    throw FormatError(std::string("unsupported ") + quant_mode_name(mode) + " quantization bits=" +
+                      std::to_string(bits) + " group_size=" + std::to_string(group_size) + " (" +
+                      supported_quantization_text(mode) + ")");
   }
   if (cols_ % group_size != 0) {
     throw FormatError("quantization group size " + std::to_string(group_size) +
@@ -29,13 +34,14 @@ void WeightMatrix::set_quantized(int bits, int group_size) {
   quant_ = QuantizedWeight{};
   quant_.bits = bits;
   quant_.group_size = group_size;
+  quant_.mode = mode;
   dense_ = Tensor();
 }
 
-void WeightMatrix::quantize_loaded(int bits, int group_size, Dtype scale_dtype) {
+void WeightMatrix::quantize_loaded(int bits, int group_size, Dtype scale_dtype, QuantMode mode) {
   if (quantized_) return;
   if (!dense_.defined()) throw InvalidArgument("quantize: weight is not loaded");
-  quant_ = QuantizedWeight::quantize(dense_, bits, group_size, scale_dtype);
+  quant_ = QuantizedWeight::quantize(dense_, bits, group_size, scale_dtype, mode);
   quantized_ = true;
   dense_ = Tensor();
 }
@@ -52,7 +58,9 @@ void WeightMatrix::set_dense(Tensor weight) {
 
 void WeightMatrix::dequantize_loaded() {
   if (!quantized_) return;
-  const Dtype dtype = quant_.scale_dtype();
+  // The floating-point modes' values (at most 6 significant bits, f32's exponent range)
+  // are exact in bf16.
+  const Dtype dtype = quant_.mode == QuantMode::affine ? quant_.scale_dtype() : Dtype::bf16;
   Tensor w = quant_.dequantize();
   set_dense(dtype == Dtype::f32 ? w : w.to(dtype));
 }
@@ -96,13 +104,13 @@ void Linear::register_all() {
   if (has_bias_) register_parameter("bias", bias_, {w_.rows()});
 }
 
-void Linear::quantize_for_load(int bits, int group_size) {
-  w_.set_quantized(bits, group_size);
+void Linear::quantize_for_load(int bits, int group_size, QuantMode mode) {
+  w_.set_quantized(bits, group_size, mode);
   register_all();
 }
 
-void Linear::quantize(int bits, int group_size, Dtype scale_dtype) {
-  w_.quantize_loaded(bits, group_size, scale_dtype);
+void Linear::quantize(int bits, int group_size, Dtype scale_dtype, QuantMode mode) {
+  w_.quantize_loaded(bits, group_size, scale_dtype, mode);
   register_all();
 }
 
@@ -142,13 +150,13 @@ void Embedding::register_all() {
   for (auto& s : w_.slots()) register_parameter(s.name, *s.tensor, s.shape, s.integer);
 }
 
-void Embedding::quantize_for_load(int bits, int group_size) {
-  w_.set_quantized(bits, group_size);
+void Embedding::quantize_for_load(int bits, int group_size, QuantMode mode) {
+  w_.set_quantized(bits, group_size, mode);
   register_all();
 }
 
-void Embedding::quantize(int bits, int group_size, Dtype scale_dtype) {
-  w_.quantize_loaded(bits, group_size, scale_dtype);
+void Embedding::quantize(int bits, int group_size, Dtype scale_dtype, QuantMode mode) {
+  w_.quantize_loaded(bits, group_size, scale_dtype, mode);
   register_all();
 }
 

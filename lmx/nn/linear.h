@@ -1,5 +1,5 @@
 // Linear and Embedding layers: full precision (f32 / f16 / bf16, as stored) or MLX
-// affine quantized. A layer becomes quantized before loading when the checkpoint holds
+// quantized (affine, mxfp4, mxfp8, nvfp4). A layer becomes quantized before loading when the checkpoint holds
 // `<path>.scales` (quantize_for_load), or after loading (quantize, for the converter).
 #pragma once
 
@@ -34,9 +34,9 @@ class WeightMatrix {
   };
   // "weight" (and "scales", "biases" when quantized) with their expected shapes.
   std::vector<Slot> slots();
-  void set_quantized(int bits, int group_size);
+  void set_quantized(int bits, int group_size, QuantMode mode = QuantMode::affine);
   // Quantizes the loaded dense weight in place (for convert).
-  void quantize_loaded(int bits, int group_size, Dtype scale_dtype);
+  void quantize_loaded(int bits, int group_size, Dtype scale_dtype, QuantMode mode = QuantMode::affine);
   // Makes the weight dense with these values [rows, cols] (fusing adapters).
   void set_dense(Tensor weight);
   // A quantized weight made dense: f32 for f32 scales, else the scales' dtype.
@@ -73,8 +73,8 @@ class Linear : public Module {
   void set_lora(std::shared_ptr<const LoraWeights> lora) { lora_ = std::move(lora); }
   const LoraWeights* lora() const { return lora_.get(); }
 
-  void quantize_for_load(int bits, int group_size);
-  void quantize(int bits, int group_size, Dtype scale_dtype);
+  void quantize_for_load(int bits, int group_size, QuantMode mode = QuantMode::affine);
+  void quantize(int bits, int group_size, Dtype scale_dtype, QuantMode mode = QuantMode::affine);
   // Replaces the weight with dense values [out, in] (fusing adapters).
   void set_dense_weight(Tensor weight);
   void dequantize();
@@ -107,8 +107,8 @@ class Embedding : public Module {
   // x [..., dim] @ table^T: the tied output projection.
   Tensor as_linear(const Tensor& x) const { return w_.matmul_t(x, Tensor()); }
 
-  void quantize_for_load(int bits, int group_size);
-  void quantize(int bits, int group_size, Dtype scale_dtype);
+  void quantize_for_load(int bits, int group_size, QuantMode mode = QuantMode::affine);
+  void quantize(int bits, int group_size, Dtype scale_dtype, QuantMode mode = QuantMode::affine);
   void dequantize();
   void prepare() { w_.prepare(); }
   const WeightMatrix& weight() const { return w_; }

@@ -30,14 +30,15 @@ QuantizedWeight stack_experts(const std::vector<QuantizedWeight>& experts) {
   for (const auto& q : experts) {
     ws.push_back(q.w.unsqueeze(0));
     ss.push_back(q.scales.unsqueeze(0));
-    bs.push_back(q.biases.unsqueeze(0));
+    if (q.biases.defined()) bs.push_back(q.biases.unsqueeze(0));
   }
   QuantizedWeight out;
   out.bits = experts.front().bits;
   out.group_size = experts.front().group_size;
+  out.mode = experts.front().mode;
   out.w = ops::concat(ws, 0);
   out.scales = ops::concat(ss, 0);
-  out.biases = ops::concat(bs, 0);
+  if (!bs.empty()) out.biases = ops::concat(bs, 0);
   return out;
 }
 
@@ -143,31 +144,34 @@ void SwitchLinear::register_all() {
   }
   const int64_t groups = in_ / quant_.group_size;
   register_parameter("weight", quant_.w, {experts_, out_, in_ * quant_.bits / 32}, true);
-  register_parameter("scales", quant_.scales, {experts_, out_, groups});
-  register_parameter("biases", quant_.biases, {experts_, out_, groups});
+  const bool affine = quant_.mode == QuantMode::affine;  // else u8 scale codes, no biases
+  register_parameter("scales", quant_.scales, {experts_, out_, groups}, !affine);
+  if (affine) register_parameter("biases", quant_.biases, {experts_, out_, groups});
 }
 
-void SwitchLinear::quantize_for_load(int bits, int group_size) {
-  if (!is_supported_quantization(bits, group_size) || in_ % group_size != 0) {
-    throw FormatError("switch linear: unsupported quantization bits=" + std::to_string(bits) +
+void SwitchLinear::quantize_for_load(int bits, int group_size, QuantMode mode) {
+  if (!is_supported_quantization(bits, group_size, mode) || in_ % group_size != 0) {
+    throw FormatError(std::string("switch linear: unsupported ") + quant_mode_name(mode) +
+                      " quantization bits=" + std::to_string(bits) +
                       " group_size=" + std::to_string(group_size) + " for input dim " + std::to_string(in_));
   }
   quantized_ = true;
   quant_ = QuantizedWeight{};
   quant_.bits = bits;
   quant_.group_size = group_size;
+  quant_.mode = mode;
   weight_ = Tensor();
   register_all();
 }
 
-void SwitchLinear::quantize(int bits, int group_size, Dtype scale_dtype) {
+void SwitchLinear::quantize(int bits, int group_size, Dtype scale_dtype, QuantMode mode) {
   if (quantized_) return;
   std::vector<QuantizedWeight> experts;
   for (int64_t e = 0; e < experts_; ++e) {
     experts.push_back(
-        QuantizedWeight::quantize(weight_.select(0, e), bits, group_size, scale_dtype));
+        QuantizedWeight::quantize(weight_.select(0, e), bits, group_size, scale_dtype, mode));
   }
-  quantize_for_load(bits, group_size);
+  quantize_for_load(bits, group_size, mode);
   quant_ = stack_experts(experts);
 }
 
@@ -175,13 +179,14 @@ QuantizedWeight SwitchLinear::expert_quant(int64_t e) const {
   QuantizedWeight q;
   q.bits = quant_.bits;
   q.group_size = quant_.group_size;
+  q.mode = quant_.mode;
   if (!prepared_.empty()) {
     q.prepared = prepared_[static_cast<size_t>(e)];
     return q;
   }
   q.w = quant_.w.select(0, e);
   q.scales = quant_.scales.select(0, e);
-  q.biases = quant_.biases.select(0, e);
+  if (quant_.biases.defined()) q.biases = quant_.biases.select(0, e);
   return q;
 }
 

@@ -51,8 +51,8 @@ class Mlp : public Module {
 class SwitchLinear : public Module {
  public:
   SwitchLinear(int64_t experts, int64_t in, int64_t out, bool bias = false);
-  void quantize_for_load(int bits, int group_size);
-  void quantize(int bits, int group_size, Dtype scale_dtype);
+  void quantize_for_load(int bits, int group_size, QuantMode mode = QuantMode::affine);
+  void quantize(int bits, int group_size, Dtype scale_dtype, QuantMode mode = QuantMode::affine);
   // Prepares every expert for its device's kernels, then keeps only the prepared copies.
   void prepare();
   // x [tokens, in] through expert e -> [tokens, out] (f32).

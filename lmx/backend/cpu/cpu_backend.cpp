@@ -2,6 +2,7 @@
 // kernels of this folder with the process-wide thread pool.
 #include <algorithm>
 #include <memory>
+#include <vector>
 
 #include "lmx/backend/cpu/activations.h"
 #include "lmx/backend/cpu/argmax.h"
@@ -11,6 +12,7 @@
 #include "lmx/backend/cpu/cpu_features.h"
 #include "lmx/backend/cpu/matmul.h"
 #include "lmx/backend/cpu/norm.h"
+#include "lmx/backend/cpu/quant_fp.h"
 #include "lmx/backend/cpu/quantized.h"
 #include "lmx/backend/cpu/rope.h"
 #include "lmx/backend/cpu/softmax.h"
@@ -36,8 +38,49 @@ class CpuPreparedWeight final : public PreparedWeight {
 };
 
 const PackedQuantWeight& packed_of(const PreparedWeight& w) {
-  LMX_ASSERT(w.device().is_cpu());
+  LMX_ASSERT(w.device().is_cpu() && w.mode() == QuantMode::affine);
   return static_cast<const CpuPreparedWeight&>(w).packed();
+}
+
+// The floating-point modes keep the MLX layout (their kernels read it as stored), copied
+// into one buffer: the words, then the scale codes.
+class CpuFpPreparedWeight final : public PreparedWeight {
+ public:
+  explicit CpuFpPreparedWeight(const kernels::QuantView& w)
+      : PreparedWeight(Device::cpu(), w.n, w.k, w.bits, w.group_size, Dtype::u8, w.mode),
+        words_(w.k * w.bits / 32),
+        groups_(w.k / w.group_size),
+        data_(static_cast<size_t>(w.n * words_ + (w.n * groups_ + 3) / 4)) {
+    for (int64_t r = 0; r < w.n; ++r) {
+      std::copy_n(w.w + r * w.w_row_stride(), words_, data_.data() + r * words_);
+      std::copy_n(static_cast<const uint8_t*>(w.scales) + r * w.s_row_stride(), groups_, scales() + r * groups_);
+    }
+  }
+  size_t bytes() const override { return data_.size() * sizeof(uint32_t); }
+  const void* host_data() const override { return data_.data(); }
+  kernels::QuantView view() const {
+    kernels::QuantView v;
+    v.w = data_.data();
+    v.scales = scales();
+    v.scale_dtype = Dtype::u8;
+    v.mode = mode();
+    v.n = n();
+    v.k = k();
+    v.bits = bits();
+    v.group_size = group_size();
+    return v;
+  }
+
+ private:
+  uint8_t* scales() { return reinterpret_cast<uint8_t*>(data_.data() + n() * words_); }
+  const uint8_t* scales() const { return reinterpret_cast<const uint8_t*>(data_.data() + n() * words_); }
+  int64_t words_, groups_;
+  std::vector<uint32_t> data_;
+};
+
+kernels::QuantView fp_view_of(const PreparedWeight& w) {
+  LMX_ASSERT(w.device().is_cpu() && w.mode() != QuantMode::affine);
+  return static_cast<const CpuFpPreparedWeight&>(w).view();
 }
 
 class CpuBackend final : public Backend {
@@ -70,12 +113,22 @@ class CpuBackend final : public Backend {
   }
   void quantized_matmul(const float* x, int64_t ldx, const kernels::QuantView& w, float* y, int64_t ldy,
                         int64_t m) override {
-    cpu::quantized_matmul(x, ldx, w, y, ldy, m);
+    if (w.mode != QuantMode::affine) cpu::quantized_matmul_fp(x, ldx, w, y, ldy, m);
+    else cpu::quantized_matmul(x, ldx, w, y, ldy, m);
   }
   void prepared_matmul(const float* x, int64_t ldx, std::span<const PreparedMatmulTarget> targets, int64_t m,
                        kernels::ActivationPrecision activations) override {
     QuantMatmulOptions opts;
     opts.activations = activations;
+    const bool any_fp = std::any_of(targets.begin(), targets.end(),
+                                    [](const PreparedMatmulTarget& t) { return t.w->mode() != QuantMode::affine; });
+    if (any_fp) {
+      for (const PreparedMatmulTarget& t : targets) {
+        if (t.w->mode() != QuantMode::affine) cpu::quantized_matmul_fp(x, ldx, fp_view_of(*t.w), t.y, t.ldy, m);
+        else cpu::quantized_matmul(x, ldx, packed_of(*t.w), t.y, t.ldy, m, opts);
+      }
+      return;
+    }
     if (targets.size() == 1) {
       const PreparedMatmulTarget& t = targets[0];
       cpu::quantized_matmul(x, ldx, packed_of(*t.w), t.y, t.ldy, m, opts);
@@ -88,21 +141,39 @@ class CpuBackend final : public Backend {
   }
 
   std::shared_ptr<const PreparedWeight> prepare_quantized(const kernels::QuantView& w) override {
+    if (w.mode != QuantMode::affine) return std::make_shared<const CpuFpPreparedWeight>(w);
     return std::make_shared<const CpuPreparedWeight>(pack_quantized(w));
   }
   void unpack_prepared(const PreparedWeight& w, uint32_t* out_w, void* out_scales, void* out_biases) override {
+    if (w.mode() != QuantMode::affine) {
+      const kernels::QuantView v = fp_view_of(w);
+      std::copy_n(v.w, v.n * v.w_row_stride(), out_w);
+      std::copy_n(static_cast<const uint8_t*>(v.scales), v.n * v.s_row_stride(), static_cast<uint8_t*>(out_scales));
+      return;
+    }
     unpack_quantized(packed_of(w), out_w, out_scales, out_biases);
   }
   void dequantize(const kernels::QuantView& w, int64_t r0, int64_t r1, float* out, int64_t ldo) override {
-    parallel_rows(r0, r1, [&](int64_t b, int64_t e) { dequantize_affine(w, b, e, out + (b - r0) * ldo, ldo); });
+    parallel_rows(r0, r1, [&](int64_t b, int64_t e) {
+      if (w.mode != QuantMode::affine) dequantize_fp(w, b, e, out + (b - r0) * ldo, ldo);
+      else dequantize_affine(w, b, e, out + (b - r0) * ldo, ldo);
+    });
   }
   void dequantize_prepared(const PreparedWeight& w, int64_t r0, int64_t r1, float* out, int64_t ldo) override {
+    if (w.mode() != QuantMode::affine) {
+      dequantize(fp_view_of(w), r0, r1, out, ldo);
+      return;
+    }
     const PackedQuantWeight& p = packed_of(w);
     parallel_rows(r0, r1, [&](int64_t b, int64_t e) { dequantize_packed(p, b, e, out + (b - r0) * ldo, ldo); });
   }
   void quantize_affine(const float* w, int64_t n, int64_t k, int bits, int group_size, uint32_t* out_w,
                        void* out_scales, void* out_biases, Dtype scale_dtype) override {
     cpu::quantize_affine(w, n, k, bits, group_size, out_w, out_scales, out_biases, scale_dtype);
+  }
+  void quantize_fp(const float* w, int64_t n, int64_t k, QuantMode mode, uint32_t* out_w,
+                   uint8_t* out_scales) override {
+    cpu::quantize_fp(w, n, k, mode, out_w, out_scales);
   }
 
   void softmax(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,
