@@ -108,12 +108,14 @@ void ChatSession::restore(const std::filesystem::path& path) {
   set_template_context(context);
   cache_ = std::move(cache);
   ledger_ = std::move(ledger);
+  snapshot_.clear();
 }
 
 void ChatSession::clear() {
   *messages_ = nlohmann::ordered_json::array();
   cache_.clear();
   ledger_.clear();
+  snapshot_.clear();
 }
 
 void ChatSession::set_tools(std::shared_ptr<const chat::ToolRegistry> tools, int max_steps) {
@@ -158,6 +160,10 @@ ChatSession::Round ChatSession::generate_round(const std::function<bool(const Ge
   if (!cache_.empty() && common < ledger_.size()) {
     if (can_trim_cache(cache_)) {
       trim_cache(cache_, static_cast<int64_t>(ledger_.size() - common));
+    } else if (!snapshot_.empty() && snapshot_tokens_ <= common) {
+      // A state cannot be trimmed: go back to the last turn boundary and re-prefill from there.
+      cache_ = copy_cache(snapshot_);
+      common = snapshot_tokens_;
     } else {
       cache_.clear();
       common = 0;
@@ -168,6 +174,23 @@ ChatSession::Round ChatSession::generate_round(const std::function<bool(const Ge
     common = 0;
   }
   std::vector<int32_t> suffix(tokens.begin() + static_cast<std::ptrdiff_t>(common), tokens.end());
+  if (!can_trim_cache(cache_) && suffix.size() > 1) {
+    // Snapshot at this turn boundary: the prompt but its last token (fed by the generation).
+    try {
+      container_->perform([&](models::LanguageModel& model, const tokenizer::Tokenizer&) {
+        extend_cache(model, cache_, std::vector<int32_t>(suffix.begin(), suffix.end() - 1), parameters_);
+      });
+    } catch (...) {
+      cache_.clear();
+      ledger_.clear();
+      snapshot_.clear();
+      throw;
+    }
+    snapshot_ = copy_cache(cache_);
+    snapshot_tokens_ = tokens.size() - 1;
+    common = tokens.size() - 1;
+    suffix.erase(suffix.begin(), suffix.end() - 1);
+  }
   GenerateOptions opts;
   opts.eos_ids = container_->eos_ids(extra_eos_);
   opts.stop_strings = stop_strings_;
@@ -206,6 +229,7 @@ ChatSession::Round ChatSession::generate_round(const std::function<bool(const Ge
     // The cache may hold part of this round: forget it rather than trust it.
     cache_.clear();
     ledger_.clear();
+    snapshot_.clear();
     throw;
   }
   last_info_.cached_prompt_tokens = static_cast<int64_t>(common);

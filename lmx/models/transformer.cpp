@@ -6,6 +6,7 @@
 #include "lmx/base/error.h"
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/shape.h"
+#include "lmx/models/expert_weights.h"
 
 namespace lmx::models {
 
@@ -109,28 +110,10 @@ void TransformerLM::sanitize(WeightDict& weights) const {
   }
   if (spec_.tie_embeddings) weights.erase("lm_head.weight");
   // Per-expert checkpoints (HF) -> stacked switch_mlp tensors (mlx-lm's layout).
-  static const std::vector<std::pair<std::string, std::vector<std::string>>> kExpertNames = {
-      {"gate_proj", {"gate_proj", "w1"}}, {"up_proj", {"up_proj", "w3"}}, {"down_proj", {"down_proj", "w2"}}};
   for (size_t l = 0; l < spec_.layers.size(); ++l) {
     const auto& ls = spec_.layers[l];
-    if (!ls.moe) continue;
-    const std::string base = "model.layers." + std::to_string(l) + "." + spec_.mlp_name;
-    for (const auto& [dst, aliases] : kExpertNames) {
-      for (const char* suffix : {"weight", "scales", "biases"}) {
-        for (const auto& src : aliases) {
-          const std::string first = base + ".experts.0." + src + "." + suffix;
-          if (!weights.count(first)) continue;
-          std::vector<Tensor> parts;
-          for (int64_t e = 0; e < ls.moe_options.experts; ++e) {
-            const std::string key = base + ".experts." + std::to_string(e) + "." + src + "." + suffix;
-            auto it = weights.find(key);
-            if (it == weights.end()) throw FormatError("missing expert weight '" + key + "'");
-            parts.push_back(it->second.unsqueeze(0));
-            weights.erase(it);
-          }
-          weights[base + ".switch_mlp." + dst + "." + suffix] = ops::concat(parts, 0);
-        }
-      }
+    if (ls.moe) {
+      stack_expert_weights(weights, "model.layers." + std::to_string(l) + "." + spec_.mlp_name, ls.moe_options.experts);
     }
   }
 }

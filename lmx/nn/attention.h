@@ -28,6 +28,9 @@ struct AttentionOptions {
   float scale = 0.0f;           // 0: 1 / sqrt(head_dim)
   float softcap = 0.0f;         // attention logit soft-capping (0 = off)
   int64_t window = 0;           // sliding window (0 = full attention)
+  // Qwen3-Next: q_proj also yields a per-head output gate ([q_h, gate_h] for each head);
+  // the attention output is multiplied by sigmoid(gate) before o_proj.
+  bool output_gate = false;
 };
 
 class Attention : public Module {
