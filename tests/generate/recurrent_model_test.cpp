@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -17,11 +18,15 @@
 #include "lmx/core/ops/reduce.h"
 #include "lmx/core/ops/shape.h"
 #include "lmx/generate/batch_generate.h"
+#include "lmx/generate/chat_session.h"
+#include "lmx/generate/generate.h"
 #include "lmx/generate/prompt_cache.h"
 #include "lmx/generate/simple_kv_cache.h"
 #include "lmx/generate/token_iterator.h"
 #include "lmx/models/load.h"
 #include "lmx/models/registry.h"
+#include "lmx/models/save.h"
+#include "lmx/io/llama2c_import.h"
 #include "lmx/nn/state_cache.h"
 #include "test_models.h"
 
@@ -233,6 +238,57 @@ TEST_P(RecurrentCaches, ChunkingRoundTripsAndBatchRowsKeepTheLogits) {
 
 INSTANTIATE_TEST_SUITE_P(Types, RecurrentCaches,
                          ::testing::Values("mamba", "mamba2", "nemotron_h", "lfm2", "qwen3_next"));
+
+// A ChatSession over a recurrent model (random lfm2 weights, stories260K's tokenizer):
+// every turn answers exactly as a fresh prefill of the whole transcript, and later turns
+// restart from the snapshot taken at the previous turn boundary.
+TEST(RecurrentModels, ChatSessionTurnsMatchAFreshPrefillOfTheHistory) {
+  const fs::path src = testing::shared_data("models/stories260K");
+  LMX_REQUIRE_SHARED(src / "stories260K.bin");
+  const std::string tag = std::to_string(::getpid());
+  const fs::path tok_dir = fs::temp_directory_path() / ("lmx-recurrent-tok-" + tag);
+  const fs::path model_dir = fs::temp_directory_path() / ("lmx-recurrent-chat-" + tag);
+  io::import_llama2c(src / "stories260K.bin", src / "tok512.bin", tok_dir);
+  nlohmann::json cfg = configs().at("lfm2");
+  cfg["vocab_size"] = 512;
+  std::ofstream(tok_dir / "config.json") << cfg.dump();
+  {
+    auto model = models::create_model(models::ConfigReader(cfg, "config.json"));
+    ops::RandomGenerator rng(3);
+    for (auto& p : model->parameters()) {
+      *p.tensor = p.shape.size() == 1 ? rng.uniform(p.shape, 0.5f, 1.5f) : rng.uniform(p.shape, -0.3f, 0.3f);
+    }
+    models::save_model(*model, tok_dir, model_dir, {});
+  }
+  auto container = generate::ModelContainer::load(model_dir.string());
+  fs::remove_all(tok_dir);
+  fs::remove_all(model_dir);
+  generate::GenerateParameters p;
+  p.temperature = 0;
+  p.max_tokens = 6;
+  auto fresh = [&](const std::string& transcript) {
+    generate::GenerateOptions o;
+    o.eos_ids = container->eos_ids();
+    generate::Generation gen(container->model(), container->tokenizer(),
+                             container->tokenizer().encode(transcript, true), p, o);
+    std::string text;
+    while (auto e = gen.next())
+      if (e->kind == generate::GenerationEvent::Kind::text) text += e->text;
+    return text;
+  };
+  generate::ChatSession session(container, "", p);
+  std::string transcript;
+  int64_t reused = 0;
+  for (const char* message : {"Once upon a time", "Lily", "The dog", "She was happy", "The end"}) {
+    transcript += (transcript.empty() ? "" : "\n") + std::string(message);
+    const std::string reply = session.respond(message);
+    EXPECT_FALSE(reply.empty());
+    EXPECT_EQ(reply, fresh(transcript)) << "after '" << message << "'";
+    reused += session.last_info().cached_prompt_tokens;
+    transcript += "\n" + reply;
+  }
+  EXPECT_GT(reused, 0);  // the snapshots were used
+}
 
 // A cache list made for another model is refused by name, not misread.
 TEST(RecurrentModels, WrongCacheKindIsAClearError) {
