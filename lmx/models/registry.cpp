@@ -32,6 +32,7 @@ const std::vector<std::pair<std::string, ModelBuilder>>& model_table() {
       {"nemotron_h", recurrent::nemotron_h},
       {"lfm2", recurrent::lfm2},
       {"qwen3_next", recurrent::qwen3_next},
+      {"jamba", recurrent::jamba},
   };
   return kTable;
 }

@@ -176,6 +176,11 @@ const std::map<std::string, nlohmann::json>& configs() {
                 {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"intermediate_size", 48},
                 {"block_auto_adjust_ff_dim", false}, {"conv_L_cache", 3},
                 {"layer_types", {"conv", "full_attention", "conv"}}}},
+      {"jamba", {{"model_type", "jamba"}, {"vocab_size", 64}, {"hidden_size", 32}, {"num_hidden_layers", 4},
+                 {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"intermediate_size", 48},
+                 {"num_experts", 4}, {"num_experts_per_tok", 2}, {"attn_layer_period", 2}, {"attn_layer_offset", 1},
+                 {"expert_layer_period", 2}, {"expert_layer_offset", 1}, {"mamba_d_state", 8}, {"mamba_d_conv", 4},
+                 {"mamba_expand", 2}, {"mamba_dt_rank", 4}}},
       {"qwen3_next", {{"model_type", "qwen3_next"}, {"vocab_size", 64}, {"hidden_size", 32}, {"num_hidden_layers", 2},
                       {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"head_dim", 8},
                       {"intermediate_size", 48}, {"partial_rotary_factor", 0.5},
@@ -237,7 +242,7 @@ TEST_P(RecurrentCaches, ChunkingRoundTripsAndBatchRowsKeepTheLogits) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, RecurrentCaches,
-                         ::testing::Values("mamba", "mamba2", "nemotron_h", "lfm2", "qwen3_next"));
+                         ::testing::Values("mamba", "mamba2", "nemotron_h", "lfm2", "qwen3_next", "jamba"));
 
 // A ChatSession over a recurrent model (random lfm2 weights, stories260K's tokenizer):
 // every turn answers exactly as a fresh prefill of the whole transcript, and later turns

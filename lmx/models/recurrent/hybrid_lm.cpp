@@ -61,7 +61,7 @@ HybridLM::HybridLM(HybridSpec spec) : spec_(std::move(spec)) {
   embed_ = std::make_unique<nn::Embedding>(spec_.vocab, spec_.hidden);
   body_.register_module("embed_tokens", *embed_);
   for (size_t i = 0; i < spec_.layers.size(); ++i) {
-    layers_.push_back(std::make_unique<Layer>(spec_, spec_.layers[i], rope_.get()));
+    layers_.push_back(std::make_unique<Layer>(spec_, spec_.layers[i], spec_.use_rope ? rope_.get() : nullptr));
     body_.register_module("layers." + std::to_string(i), *layers_.back());
   }
   norm_ = std::make_unique<nn::RMSNorm>(spec_.hidden, spec_.norm_eps, spec_.norm_unit_offset);

@@ -43,6 +43,7 @@ struct HybridSpec {
   std::string pre_ffn_norm = "post_attention_layernorm";
   std::string final_norm = "norm";
   bool tie_embeddings = false;
+  bool use_rope = true;  // false: attention without positions (Jamba)
   nn::RopeConfig rope;
   std::vector<HybridLayerSpec> layers;
   // Checkpoint names -> the shared blocks' names (e.g. LFM2's "feed_forward.w1" ->

@@ -15,5 +15,6 @@ std::unique_ptr<LanguageModel> mamba2(const ConfigReader& c);
 std::unique_ptr<LanguageModel> nemotron_h(const ConfigReader& c);
 std::unique_ptr<LanguageModel> lfm2(const ConfigReader& c);
 std::unique_ptr<LanguageModel> qwen3_next(const ConfigReader& c);
+std::unique_ptr<LanguageModel> jamba(const ConfigReader& c);
 
 }  // namespace lmx::models::recurrent
