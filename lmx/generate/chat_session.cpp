@@ -1,10 +1,12 @@
 #include "lmx/generate/chat_session.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "lmx/base/error.h"
 #include "lmx/generate/prompt_cache.h"
 #include "lmx/io/safetensors.h"
+#include "lmx/nn/state_cache.h"
 
 namespace lmx::generate {
 namespace {
@@ -174,7 +176,10 @@ ChatSession::Round ChatSession::generate_round(const std::function<bool(const Ge
     common = 0;
   }
   std::vector<int32_t> suffix(tokens.begin() + static_cast<std::ptrdiff_t>(common), tokens.end());
-  if (!can_trim_cache(cache_) && suffix.size() > 1) {
+  const bool holds_state = std::any_of(cache_.begin(), cache_.end(), [](const std::unique_ptr<nn::KVCache>& c) {
+    return dynamic_cast<const nn::StateCache*>(c.get()) != nullptr;
+  });
+  if (holds_state && suffix.size() > 1) {
     // Snapshot at this turn boundary: the prompt but its last token (fed by the generation).
     try {
       container_->perform([&](models::LanguageModel& model, const tokenizer::Tokenizer&) {

@@ -7,6 +7,17 @@
 
 namespace lmx::models::recurrent {
 
+HybridSpec hybrid_spec(const TransformerSpec& base) {
+  HybridSpec s;
+  s.model_type = base.model_type;
+  s.vocab = base.vocab;
+  s.hidden = base.hidden;
+  s.norm_eps = base.norm_eps;
+  s.tie_embeddings = base.tie_embeddings;
+  if (!base.ropes.empty()) s.rope = base.ropes.front();
+  return s;
+}
+
 HybridLM::Layer::Layer(const HybridSpec& spec, HybridLayerSpec& ls, const nn::RotaryEmbedding* rope) {
   pre_mixer = std::make_unique<nn::RMSNorm>(spec.hidden, spec.norm_eps, spec.norm_unit_offset);
   register_module(spec.pre_mixer_norm, *pre_mixer);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "lmx/models/language_model.h"
+#include "lmx/models/transformer.h"
 #include "lmx/nn/attention.h"
 #include "lmx/nn/mlp.h"
 #include "lmx/nn/norm.h"
@@ -50,6 +51,10 @@ struct HybridSpec {
   // "feed_forward.gate_proj"), applied to every key by sanitize (substring rules).
   std::vector<std::pair<std::string, std::string>> renames;
 };
+
+// A HybridSpec with what a Llama-style config reader found (model_type, vocab, hidden,
+// norm epsilon, tied embeddings, the first rope); layers and names still to fill in.
+HybridSpec hybrid_spec(const TransformerSpec& base);
 
 class HybridLM : public LanguageModel {
  public:

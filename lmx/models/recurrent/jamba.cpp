@@ -10,16 +10,10 @@ namespace lmx::models::recurrent {
 
 std::unique_ptr<LanguageModel> jamba(const ConfigReader& c) {
   const TransformerSpec base = llm::llama_like(c, "jamba");
-  HybridSpec s;
-  s.model_type = "jamba";
-  s.vocab = base.vocab;
-  s.hidden = base.hidden;
-  s.norm_eps = base.norm_eps;
+  HybridSpec s = hybrid_spec(base);
   s.pre_ffn_norm = "pre_ff_layernorm";
   s.final_norm = "final_layernorm";
-  s.tie_embeddings = base.tie_embeddings;
   s.use_rope = false;
-  s.rope = base.ropes.at(0);
   nn::MambaOptions m;
   m.hidden = s.hidden;
   m.intermediate = c.get_int("mamba_expand", 2) * s.hidden;

@@ -10,20 +10,25 @@
 #include "lmx/nn/ssm/short_conv.h"
 
 namespace lmx::models::recurrent {
+namespace {
+
+// Older configs list the attention layers in "full_attn_idxs" instead of "layer_types".
+std::string lfm2_layer_type(const ConfigReader& c, int64_t layer) {
+  const std::vector<int64_t> attn = c.get_ints("full_attn_idxs");
+  return std::find(attn.begin(), attn.end(), layer) != attn.end() ? "full_attention" : "conv";
+}
+
+}  // namespace
 
 std::unique_ptr<LanguageModel> lfm2(const ConfigReader& c) {
   // The attention / rope basics as Llama reads them, then LFM2's own layout.
   const TransformerSpec base = llm::llama_like(c, "lfm2");
-  HybridSpec s;
-  s.model_type = "lfm2";
-  s.vocab = base.vocab;
-  s.hidden = base.hidden;
+  HybridSpec s = hybrid_spec(base);
   s.norm_eps = static_cast<float>(c.get_non_negative("norm_eps", 1e-5));
   s.pre_mixer_norm = "operator_norm";
   s.pre_ffn_norm = "ffn_norm";
   s.final_norm = "embedding_norm";
   s.tie_embeddings = c.get_bool("tie_word_embeddings", true);
-  s.rope = base.ropes.at(0);
   int64_t ff = c.get_int("block_ff_dim", c.get_int("intermediate_size", 0));
   if (c.get_bool("block_auto_adjust_ff_dim", true)) {
     ff = 2 * ff / 3;
@@ -39,19 +44,7 @@ std::unique_ptr<LanguageModel> lfm2(const ConfigReader& c) {
   if (kernel <= 0) c.fail("conv_L_cache", "must be positive");
   const bool conv_bias = c.get_bool("conv_bias", false);
   const int64_t layers = static_cast<int64_t>(base.layers.size());
-  std::vector<std::string> types;
-  if (c.has("layer_types")) {
-    for (const auto& t : c.json().at("layer_types")) {
-      if (!t.is_string()) c.fail("layer_types", "must be a list of strings");
-      types.push_back(t.get<std::string>());
-    }
-  } else {
-    std::vector<int64_t> attn = c.get_ints("full_attn_idxs");
-    for (int64_t i = 0; i < layers; ++i) {
-      types.push_back(std::find(attn.begin(), attn.end(), i) != attn.end() ? "full_attention" : "conv");
-    }
-  }
-  if (static_cast<int64_t>(types.size()) != layers) c.fail("layer_types", "must name every layer");
+  const std::vector<std::string> types = llm::read_layer_types(c, layers, lfm2_layer_type);
   const int64_t hidden = s.hidden;
   for (int64_t i = 0; i < layers; ++i) {
     HybridLayerSpec ls;

@@ -8,17 +8,21 @@
 #include "lmx/nn/ssm/gated_delta_net.h"
 
 namespace lmx::models::recurrent {
+namespace {
+
+// Without "layer_types": every full_attention_interval-th layer is full attention.
+std::string qwen3_next_layer_type(const ConfigReader& c, int64_t layer) {
+  const int64_t interval = c.get_int("full_attention_interval", 4);
+  if (interval <= 0) c.fail("full_attention_interval", "must be positive");
+  return (layer + 1) % interval == 0 ? "full_attention" : "linear_attention";
+}
+
+}  // namespace
 
 std::unique_ptr<LanguageModel> qwen3_next(const ConfigReader& c) {
   const TransformerSpec base = llm::qwen3_moe(c);
-  HybridSpec s;
-  s.model_type = "qwen3_next";
-  s.vocab = base.vocab;
-  s.hidden = base.hidden;
-  s.norm_eps = base.norm_eps;
+  HybridSpec s = hybrid_spec(base);
   s.norm_unit_offset = true;
-  s.tie_embeddings = base.tie_embeddings;
-  s.rope = base.ropes.at(0);
   const int64_t head_dim = base.layers.at(0).attention.head_dim;
   if (auto rp = c.object("rope_parameters"); rp && rp->has("partial_rotary_factor")) {
     const double partial = rp->get_positive("partial_rotary_factor", 1.0);
@@ -26,18 +30,7 @@ std::unique_ptr<LanguageModel> qwen3_next(const ConfigReader& c) {
     s.rope = llm::read_rope(c, static_cast<int64_t>(static_cast<double>(head_dim) * partial));
   }
   const int64_t layers = static_cast<int64_t>(base.layers.size());
-  const int64_t interval = c.get_int("full_attention_interval", 4);
-  if (interval <= 0) c.fail("full_attention_interval", "must be positive");
-  std::vector<std::string> types;
-  if (c.has("layer_types")) {
-    for (const auto& t : c.json().at("layer_types")) {
-      if (!t.is_string()) c.fail("layer_types", "must be a list of strings");
-      types.push_back(t.get<std::string>());
-    }
-  } else {
-    for (int64_t i = 0; i < layers; ++i) types.push_back((i + 1) % interval == 0 ? "full_attention" : "linear_attention");
-  }
-  if (static_cast<int64_t>(types.size()) != layers) c.fail("layer_types", "must name every layer");
+  const std::vector<std::string> types = llm::read_layer_types(c, layers, qwen3_next_layer_type);
   nn::GatedDeltaNetOptions gd;
   gd.hidden = s.hidden;
   gd.k_heads = c.require_int("linear_num_key_heads");
