@@ -75,21 +75,22 @@ void gated_delta_scan(const kernels::GatedDeltaArgs& a, ThreadPool& pool) {
         const float* k = a.k + (bt * Hk + hk) * K;
         const float* v = a.v + (bt * Hv + h) * V;
         float* o = a.out + (bt * Hv + h) * V;
-        // u = S^T k after the decay, accumulated row by row (rows of S are contiguous).
-        for (int64_t j = 0; j < V; ++j) u[static_cast<size_t>(j)] = 0.0f;
-        for (int64_t r = 0; r < K * V; ++r) S[r] *= decay;
+        // Two passes over S (rows contiguous): u = (decay S)^T k = decay (S^T k), then
+        // S = decay S + k u^T with the output o = S^T q read on the way.
+        float* uu = u.data();
+        for (int64_t j = 0; j < V; ++j) uu[j] = 0.0f;
         for (int64_t kk = 0; kk < K; ++kk) {
           const float* row = S + kk * V;
           const float kv = k[kk];
-          for (int64_t j = 0; j < V; ++j) u[static_cast<size_t>(j)] += row[j] * kv;
+          for (int64_t j = 0; j < V; ++j) uu[j] += row[j] * kv;
         }
-        for (int64_t j = 0; j < V; ++j) u[static_cast<size_t>(j)] = (v[j] - u[static_cast<size_t>(j)]) * beta;
+        for (int64_t j = 0; j < V; ++j) uu[j] = (v[j] - decay * uu[j]) * beta;
         for (int64_t j = 0; j < V; ++j) o[j] = 0.0f;
         for (int64_t kk = 0; kk < K; ++kk) {
           float* row = S + kk * V;
           const float kv = k[kk], qv = q[kk];
           for (int64_t j = 0; j < V; ++j) {
-            row[j] += kv * u[static_cast<size_t>(j)];
+            row[j] = decay * row[j] + kv * uu[j];
             o[j] += row[j] * qv;
           }
         }
