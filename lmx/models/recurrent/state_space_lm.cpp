@@ -34,7 +34,7 @@ class StateSpaceLM : public LanguageModel {
  public:
   // prefix: the checkpoint's name of the body ("backbone" for mamba / mamba2, "model").
   StateSpaceLM(const ConfigReader& c, const std::string& type, const std::string& prefix, MixerFactory make_mixer)
-      : prefix_(prefix) {
+      : prefix_(prefix), hidden_from_embeddings_(prefix != "backbone") {
     model_type_ = type;
     vocab_ = c.require_int("vocab_size");
     const int64_t hidden = c.require_int("hidden_size");
@@ -71,7 +71,7 @@ class StateSpaceLM : public LanguageModel {
                             std::to_string(blocks_.size()) + " layers");
     }
     Tensor h = embed_->forward(tokens);
-    if (options.hidden_states) options.hidden_states->push_back(h);
+    if (options.hidden_states && hidden_from_embeddings_) options.hidden_states->push_back(h);
     for (size_t i = 0; i < blocks_.size(); ++i) {
       const Mixer& m = blocks_[i]->mixer;
       nn::KVCache* cache = caches ? (*caches)[i].get() : nullptr;
@@ -92,7 +92,15 @@ class StateSpaceLM : public LanguageModel {
     }
     if (options.last_position_only && h.dim(1) > 1) h = h.slice(1, h.dim(1) - 1, h.dim(1));
     h = norm_f_->forward(h);
-    if (options.hidden_states) options.hidden_states->back() = h;  // HF reports the normed last state
+    if (options.hidden_states) {
+      // transformers' Mamba / Mamba2 report each block's output and then the normed one;
+      // the others the embeddings, each block's output, the last one normed.
+      if (hidden_from_embeddings_) {
+        options.hidden_states->back() = h;
+      } else {
+        options.hidden_states->push_back(h);
+      }
+    }
     return lm_head_ ? lm_head_->forward(h) : embed_->as_linear(h);
   }
 
@@ -141,6 +149,7 @@ class StateSpaceLM : public LanguageModel {
     using nn::Module::register_module;
   };
   std::string prefix_;
+  bool hidden_from_embeddings_;  // hidden_states start with the embeddings (not Mamba / Mamba2)
   int64_t vocab_ = 0;
   bool tied_ = true;
   Prefix backbone_;
