@@ -2,6 +2,8 @@
 // -> norm_f -> lm_head (often tied). The mixer of a block is a recurrent one (Mamba,
 // Mamba2) or, in Nemotron-H, attention without positions, a plain MLP.
 #include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
 
 #include "lmx/base/error.h"
 #include "lmx/core/ops/elementwise.h"
@@ -38,7 +40,13 @@ class StateSpaceLM : public LanguageModel {
     model_type_ = type;
     vocab_ = c.require_int("vocab_size");
     const int64_t hidden = c.require_int("hidden_size");
-    const int64_t layers = c.require_int("num_hidden_layers");
+    // Nemotron-H configs may give the layer count only as the length of their block list.
+    int64_t layers = 0;
+    if (c.has("num_hidden_layers") || !c.has("layers_block_type")) {
+      layers = c.require_int("num_hidden_layers");
+    } else if (c.json().at("layers_block_type").is_array()) {
+      layers = static_cast<int64_t>(c.json().at("layers_block_type").size());
+    }
     if (vocab_ <= 0) c.fail("vocab_size", "must be positive");
     if (hidden <= 0) c.fail("hidden_size", "must be positive");
     if (layers <= 0 || layers > 4096) c.fail("num_hidden_layers", "must be in [1, 4096]");
@@ -194,8 +202,21 @@ nn::Mamba2Options mamba2_options(const ConfigReader& c, int64_t hidden, const Ma
   o.bias = c.get_bool("use_bias", false);
   o.conv_bias = c.get_bool("use_conv_bias", true);
   o.norm_eps = static_cast<float>(c.get_non_negative("layer_norm_epsilon", 1e-5));
-  const std::vector<double> limit = c.get_doubles("time_step_limit");
-  if (limit.size() == 2) o.dt_min = static_cast<float>(limit[0]), o.dt_max = static_cast<float>(limit[1]);
+  // [min, max]; transformers 5 writes infinity as {"__float__": "Infinity"}.
+  if (c.has("time_step_limit")) {
+    const auto& limit = c.json().at("time_step_limit");
+    auto bound = [&](const nlohmann::json& v) -> float {
+      if (v.is_number()) return v.get<float>();
+      if (v.is_object() && v.contains("__float__") && v["__float__"] == "Infinity") {
+        return std::numeric_limits<float>::infinity();
+      }
+      c.fail("time_step_limit", "must be two numbers");
+    };
+    if (!limit.is_array() || limit.size() != 2) c.fail("time_step_limit", "must be two numbers");
+    o.dt_min = bound(limit[0]);
+    o.dt_max = bound(limit[1]);
+    if (!(o.dt_min >= 0.0f) || !(o.dt_max > o.dt_min)) c.fail("time_step_limit", "must be 0 <= min < max");
+  }
   if (o.heads <= 0) c.fail(keys.heads, "must be positive");
   if (o.head_dim <= 0) c.fail(keys.head_dim, "must be positive");
   if (o.state <= 0) c.fail(keys.state, "must be positive");
@@ -218,7 +239,11 @@ std::string nemotron_block_type(const ConfigReader& c, int64_t layer) {
     if (!types.is_array() || layer >= static_cast<int64_t>(types.size()) || !types[static_cast<size_t>(layer)].is_string()) {
       c.fail("layers_block_type", "must name every layer");
     }
-    return types[static_cast<size_t>(layer)].get<std::string>();
+    // transformers 5 names the kinds as layer types: linear_attention (Mamba2), full_attention.
+    const std::string t = types[static_cast<size_t>(layer)].get<std::string>();
+    if (t == "linear_attention") return "mamba";
+    if (t == "full_attention") return "attention";
+    return t;
   }
   const std::string pattern = c.get_string("hybrid_override_pattern", "");
   if (layer >= static_cast<int64_t>(pattern.size())) c.fail("hybrid_override_pattern", "must name every layer");
