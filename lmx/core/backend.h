@@ -273,6 +273,15 @@ class Backend {
     (void)args, (void)options;
     no_kernel("quantized_scaled_dot_product_attention");
   }
+  // Recurrent scans (lmx/core/ops/ssm.h).
+  virtual void ssm_scan(const kernels::SsmScanArgs& args) {
+    (void)args;
+    no_kernel("ssm_scan");
+  }
+  virtual void gated_delta_scan(const kernels::GatedDeltaArgs& args) {
+    (void)args;
+    no_kernel("gated_delta_scan");
+  }
 
  protected:
   [[noreturn]] void no_kernel(const char* op) const {

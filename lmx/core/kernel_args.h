@@ -245,4 +245,37 @@ enum class Activation {
   softplus,  // log(1 + e^x), computed stably for all x (no threshold switch)
 };
 
+// Selective state-space scan (Mamba, Mamba2), one recurrence per (batch row, head) over
+// a state S [head_dim, state_dim]; with g = h / (heads / groups):
+//   S[p][n] = exp(dt[t][h] * a[h][n]) * S[p][n] + dt[t][h] * x[t][h][p] * b[t][g][n]
+//   y[t][h][p] = sum_n S[p][n] * c[t][g][n] + d[h] * x[t][h][p]
+// Mamba2 has one decay per head (a[h][n] equal over n); Mamba is heads = channels,
+// head_dim = 1, groups = 1. Every array contiguous f32.
+struct SsmScanArgs {
+  int64_t batch = 0, seq = 0, heads = 0, head_dim = 0, state_dim = 0, groups = 1;
+  const float* x = nullptr;   // [batch, seq, heads, head_dim]
+  const float* dt = nullptr;  // [batch, seq, heads], already softplus'd
+  const float* a = nullptr;   // [heads, state_dim], negative
+  const float* b = nullptr;   // [batch, seq, groups, state_dim]
+  const float* c = nullptr;   // [batch, seq, groups, state_dim]
+  const float* d = nullptr;   // [heads] or null (no skip term)
+  float* state = nullptr;     // [batch, heads, head_dim, state_dim], read and updated
+  float* y = nullptr;         // [batch, seq, heads, head_dim]
+};
+
+// Gated delta rule (Qwen3-Next linear attention), one recurrence per (batch row, value
+// head) over S [k_dim, v_dim]; key head = h / (v_heads / k_heads):
+//   S *= exp(g[t][h]);  u = (v[t][h] - S^T k[t]) * beta[t][h];  S += k[t] u^T;  o[t][h] = S^T q[t]
+// q and k as given (normalize and scale them before). Every array contiguous f32.
+struct GatedDeltaArgs {
+  int64_t batch = 0, seq = 0, k_heads = 0, v_heads = 0, k_dim = 0, v_dim = 0;
+  const float* q = nullptr;     // [batch, seq, k_heads, k_dim]
+  const float* k = nullptr;     // [batch, seq, k_heads, k_dim]
+  const float* v = nullptr;     // [batch, seq, v_heads, v_dim]
+  const float* g = nullptr;     // [batch, seq, v_heads] log decay (<= 0)
+  const float* beta = nullptr;  // [batch, seq, v_heads]
+  float* state = nullptr;       // [batch, v_heads, k_dim, v_dim], read and updated
+  float* out = nullptr;         // [batch, seq, v_heads, v_dim]
+};
+
 }  // namespace lmx::kernels

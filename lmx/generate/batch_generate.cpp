@@ -31,8 +31,16 @@ Tensor batch_forward(models::LanguageModel& model,
   nn::KVCacheList local;
   nn::KVCacheList& cache = cache_out ? *cache_out : local;
   cache.clear();
-  for (int64_t i = 0; i < model.num_layers(); ++i)
+  for (int64_t i = 0; i < model.num_layers(); ++i) {
+    if (model.make_layer_cache(i)) {
+      // Left padding would enter a recurrent state; the batch scheduler prefills each
+      // sequence alone and batches only the decode steps.
+      throw Unsupported("batch_generate: " + model.model_type() +
+                        " has recurrent layers; left-padded batches are not supported for them (use the batch "
+                        "scheduler, which prefills each sequence separately)");
+    }
     cache.push_back(std::make_unique<BatchKVCache>(pad));
+  }
   return model.forward(Tensor::from_vector(ids, {B, L}), &cache);
 }
 

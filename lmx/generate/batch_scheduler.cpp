@@ -5,6 +5,7 @@
 #include "lmx/base/error.h"
 #include "lmx/generate/batch_kv_cache.h"
 #include "lmx/generate/simple_kv_cache.h"
+#include "lmx/nn/state_cache.h"
 
 namespace lmx::generate {
 
@@ -206,7 +207,12 @@ void BatchScheduler::prefill_chunk() {
     if (s.cache.empty()) {
       s.started = Clock::now();
       // Plain caches on every layer (windowed ones too: the batch cache masks by window).
-      for (int64_t i = 0; i < model.num_layers(); ++i) s.cache.push_back(std::make_unique<SimpleKVCache>());
+      // Recurrent layers keep their own state cache.
+      for (int64_t i = 0; i < model.num_layers(); ++i) {
+        std::unique_ptr<nn::KVCache> own = model.make_layer_cache(i);
+        if (!own) own = std::make_unique<SimpleKVCache>();
+        s.cache.push_back(std::move(own));
+      }
     }
     if (s.prefilled < n) {
       // Balanced chunks, as the single-sequence token loop cuts them.
@@ -223,10 +229,20 @@ void BatchScheduler::prefill_chunk() {
       return;
     }
     if (batch_cache_.empty()) {
-      for (int64_t i = 0; i < model.num_layers(); ++i)
-        batch_cache_.push_back(std::make_unique<BatchKVCache>(std::vector<int64_t>{}));
+      for (int64_t i = 0; i < model.num_layers(); ++i) {
+        // Recurrent layers batch their state rows; attention layers their keys / values.
+        if (dynamic_cast<const nn::StateCache*>(s.cache[static_cast<size_t>(i)].get())) {
+          batch_cache_.push_back(std::make_unique<nn::StateCache>(0));
+        } else {
+          batch_cache_.push_back(std::make_unique<BatchKVCache>(std::vector<int64_t>{}));
+        }
+      }
     }
     for (size_t i = 0; i < batch_cache_.size(); ++i) {
+      if (auto* state = dynamic_cast<nn::StateCache*>(batch_cache_[i].get())) {
+        state->append_rows(dynamic_cast<const nn::StateCache&>(*s.cache[i]));
+        continue;
+      }
       const std::vector<Tensor> kv = s.cache[i]->state();
       auto& batch = static_cast<BatchKVCache&>(*batch_cache_[i]);
       if (kv.empty()) {
@@ -354,7 +370,13 @@ void BatchScheduler::fail_all(const std::string& error) {
 }
 
 std::unique_ptr<BatchScheduler::Sequence> BatchScheduler::take_row(size_t r) {
-  for (auto& c : batch_cache_) static_cast<BatchKVCache&>(*c).remove_row(static_cast<int64_t>(r));
+  for (auto& c : batch_cache_) {
+    if (auto* state = dynamic_cast<nn::StateCache*>(c.get())) {
+      state->remove_row(static_cast<int64_t>(r));
+    } else {
+      static_cast<BatchKVCache&>(*c).remove_row(static_cast<int64_t>(r));
+    }
+  }
   auto s = std::move(rows_[r]);
   rows_.erase(rows_.begin() + static_cast<std::ptrdiff_t>(r));
   row_count_.store(rows_.size());

@@ -1,10 +1,12 @@
 #include "lmx/generate/chat_session.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "lmx/base/error.h"
 #include "lmx/generate/prompt_cache.h"
 #include "lmx/io/safetensors.h"
+#include "lmx/nn/state_cache.h"
 
 namespace lmx::generate {
 namespace {
@@ -108,12 +110,14 @@ void ChatSession::restore(const std::filesystem::path& path) {
   set_template_context(context);
   cache_ = std::move(cache);
   ledger_ = std::move(ledger);
+  snapshot_.clear();
 }
 
 void ChatSession::clear() {
   *messages_ = nlohmann::ordered_json::array();
   cache_.clear();
   ledger_.clear();
+  snapshot_.clear();
 }
 
 void ChatSession::set_tools(std::shared_ptr<const chat::ToolRegistry> tools, int max_steps) {
@@ -158,6 +162,10 @@ ChatSession::Round ChatSession::generate_round(const std::function<bool(const Ge
   if (!cache_.empty() && common < ledger_.size()) {
     if (can_trim_cache(cache_)) {
       trim_cache(cache_, static_cast<int64_t>(ledger_.size() - common));
+    } else if (!snapshot_.empty() && snapshot_tokens_ <= common) {
+      // A state cannot be trimmed: go back to the last turn boundary and re-prefill from there.
+      cache_ = copy_cache(snapshot_);
+      common = snapshot_tokens_;
     } else {
       cache_.clear();
       common = 0;
@@ -168,6 +176,26 @@ ChatSession::Round ChatSession::generate_round(const std::function<bool(const Ge
     common = 0;
   }
   std::vector<int32_t> suffix(tokens.begin() + static_cast<std::ptrdiff_t>(common), tokens.end());
+  const bool holds_state = std::any_of(cache_.begin(), cache_.end(), [](const std::unique_ptr<nn::KVCache>& c) {
+    return dynamic_cast<const nn::StateCache*>(c.get()) != nullptr;
+  });
+  if (holds_state && suffix.size() > 1) {
+    // Snapshot at this turn boundary: the prompt but its last token (fed by the generation).
+    try {
+      container_->perform([&](models::LanguageModel& model, const tokenizer::Tokenizer&) {
+        extend_cache(model, cache_, std::vector<int32_t>(suffix.begin(), suffix.end() - 1), parameters_);
+      });
+    } catch (...) {
+      cache_.clear();
+      ledger_.clear();
+      snapshot_.clear();
+      throw;
+    }
+    snapshot_ = copy_cache(cache_);
+    snapshot_tokens_ = tokens.size() - 1;
+    common = tokens.size() - 1;
+    suffix.erase(suffix.begin(), suffix.end() - 1);
+  }
   GenerateOptions opts;
   opts.eos_ids = container_->eos_ids(extra_eos_);
   opts.stop_strings = stop_strings_;
@@ -206,6 +234,7 @@ ChatSession::Round ChatSession::generate_round(const std::function<bool(const Ge
     // The cache may hold part of this round: forget it rather than trust it.
     cache_.clear();
     ledger_.clear();
+    snapshot_.clear();
     throw;
   }
   last_info_.cached_prompt_tokens = static_cast<int64_t>(common);

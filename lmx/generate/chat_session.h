@@ -97,6 +97,10 @@ class ChatSession {
   std::optional<WiredTicket> wired_ticket_;
   nn::KVCacheList cache_;
   std::vector<int32_t> ledger_;  // the tokens whose keys / values the cache holds
+  // Caches that cannot be trimmed (recurrent state): a copy taken at the last turn
+  // boundary (the prompt but its last token), and how many ledger tokens it holds.
+  nn::KVCacheList snapshot_;
+  size_t snapshot_tokens_ = 0;
   GenerationInfo last_info_;
 };
 

@@ -10,9 +10,12 @@
 #include "lmx/generate/simple_kv_cache.h"
 #include "lmx/io/safetensors.h"
 #include "lmx/io/safetensors_writer.h"
+#include "lmx/nn/state_cache.h"
 
 namespace lmx::generate {
 namespace {
+
+constexpr const char* kStateOffsetKey = "lmx_state_offset";
 
 std::vector<int64_t> parse_path(const std::string& s) {
   std::vector<int64_t> out;
@@ -69,6 +72,14 @@ void save_prompt_cache(const std::filesystem::path& path,
     w.set_metadata("2." + std::to_string(i), c.class_name());
   }
   for (const auto& [k, v] : metadata) w.set_metadata("1." + k, v);
+  // mlx-lm's ArraysCache has no meta state to hold the tokens a state has seen; they go
+  // in the user metadata (mlx-lm reads it as such and ignores it).
+  for (const auto& c : cache) {
+    if (dynamic_cast<const nn::StateCache*>(c.get())) {
+      w.set_metadata("1." + std::string(kStateOffsetKey), std::to_string(c->offset()));
+      break;
+    }
+  }
   w.write(path);
 }
 
@@ -192,6 +203,10 @@ PromptCache load_prompt_cache(const std::filesystem::path& path,
           kv(2);
           out.cache.push_back(std::make_unique<ChunkedKVCache>(st[0], st[1], chunk, start));
         }
+      } else if (cls == "ArraysCache" || cls == "MambaCache") {
+        // Without arrays (nothing seen yet) the layer sizes the cache on first use.
+        out.cache.push_back(st.empty() ? std::make_unique<nn::StateCache>(0)
+                                       : std::make_unique<nn::StateCache>(st, 0));
       } else {
         throw Unsupported(where + ": unsupported cache class");
       }
@@ -201,6 +216,20 @@ PromptCache load_prompt_cache(const std::filesystem::path& path,
       throw FormatError(where + ": " + e.what());
     }
   }
+  // A state has no length of its own: the tokens it has seen are those of the KV caches
+  // beside it, else the count saved with it.
+  int64_t seen = -1;
+  for (const auto& c : out.cache)
+    if (!dynamic_cast<const nn::StateCache*>(c.get())) {
+      seen = c->offset();
+      break;
+    }
+  if (auto it = out.metadata.find(kStateOffsetKey); it != out.metadata.end()) {
+    if (seen < 0) seen = to_int(it->second, kStateOffsetKey, file);
+    out.metadata.erase(it);
+  }
+  for (auto& c : out.cache)
+    if (auto* st = dynamic_cast<nn::StateCache*>(c.get())) st->set_offset(std::max<int64_t>(seen, 0));
   return out;
 }
 

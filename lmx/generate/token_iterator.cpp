@@ -35,7 +35,9 @@ nn::KVCacheList make_cache(const models::LanguageModel& model, const GeneratePar
   const std::vector<int64_t> windows = model.layer_windows();
   for (int64_t i = 0; i < model.num_layers(); ++i) {
     const int64_t w = i < static_cast<int64_t>(windows.size()) ? windows[static_cast<size_t>(i)] : 0;
-    if (w > 0) {
+    if (auto own = model.make_layer_cache(i)) {
+      caches.push_back(std::move(own));
+    } else if (w > 0) {
       caches.push_back(std::make_unique<RotatingKVCache>(w, 0));
     } else if (params.max_kv_size) {
       caches.push_back(std::make_unique<RotatingKVCache>(*params.max_kv_size, 4));
@@ -76,8 +78,15 @@ nn::KVCacheList prefill_cache(models::LanguageModel& model, const std::vector<in
                               const GenerateParameters& params, const std::function<void(int64_t, int64_t)>& progress) {
   if (params.prefill_step_size <= 0) throw InvalidArgument("prefill_step_size must be positive");
   nn::KVCacheList cache = make_cache(model, params);
+  extend_cache(model, cache, tokens, params, progress);
+  return cache;
+}
+
+void extend_cache(models::LanguageModel& model, nn::KVCacheList& cache, const std::vector<int32_t>& tokens,
+                  const GenerateParameters& params, const std::function<void(int64_t, int64_t)>& progress) {
+  if (params.prefill_step_size <= 0) throw InvalidArgument("prefill_step_size must be positive");
   const int64_t n = static_cast<int64_t>(tokens.size());
-  if (n == 0) return cache;
+  if (n == 0) return;
   const int64_t chunks = (n + params.prefill_step_size - 1) / params.prefill_step_size;
   const int64_t chunk = (n + chunks - 1) / chunks;
   for (int64_t done = 0; done < n;) {
@@ -88,7 +97,6 @@ nn::KVCacheList prefill_cache(models::LanguageModel& model, const std::vector<in
     done += len;
     if (progress) progress(done, n);
   }
-  return cache;
 }
 
 nn::KVCacheList copy_cache(const nn::KVCacheList& cache) {

@@ -38,6 +38,9 @@ nn::KVCacheList copy_cache(const nn::KVCacheList& cache);
 nn::KVCacheList prefill_cache(models::LanguageModel& model, const std::vector<int32_t>& tokens,
                               const GenerateParameters& params,
                               const std::function<void(int64_t, int64_t)>& progress = {});
+// The same into an existing cache (continuing its sequence).
+void extend_cache(models::LanguageModel& model, nn::KVCacheList& cache, const std::vector<int32_t>& tokens,
+                  const GenerateParameters& params, const std::function<void(int64_t, int64_t)>& progress = {});
 
 struct TokenIteratorOptions {
   // Called after each prefill chunk with (tokens processed, total to prefill).

@@ -22,8 +22,46 @@ nlohmann::json read_json_file(const std::filesystem::path& path, const std::stri
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
+    // Python's json module writes the non-standard tokens Infinity / NaN (Mamba2's
+    // "time_step_limit": [0.0, Infinity]); read them as the largest double / null.
+    const std::string replaced = replace_python_non_finite(text);
+    if (replaced != text) {
+      try {
+        return nlohmann::json::parse(replaced);
+      } catch (const nlohmann::json::exception&) {
+      }
+    }
     throw FormatError("'" + shown + "' is not valid JSON: " + e.what());
   }
+}
+
+std::string replace_python_non_finite(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      out += c;
+      if (c == '\\' && i + 1 < text.size()) {
+        out += text[++i];
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') in_string = true;
+    if (text.compare(i, 8, "Infinity") == 0) {
+      out += "1.7976931348623157e308";
+      i += 7;
+    } else if (text.compare(i, 3, "NaN") == 0) {
+      out += "null";
+      i += 2;
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 
 bool is_safe_relative_path(std::string_view name) {

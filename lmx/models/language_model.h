@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,12 @@ class LanguageModel : public nn::Module {
   // Sliding window of each layer's attention (0 = full attention): the cache kinds
   // generation must create (rotating caches for windowed layers).
   virtual std::vector<int64_t> layer_windows() const = 0;
+  // The cache of layer i when the model decides it (recurrent layers: a state cache);
+  // null leaves the choice to generation (a KV cache kind from layer_windows()).
+  virtual std::unique_ptr<nn::KVCache> make_layer_cache(int64_t layer) const {
+    (void)layer;
+    return nullptr;
+  }
   // Renames / drops / stacks checkpoint tensors into this model's parameter names
   // (tied embeddings, rotary_emb.inv_freq, per-expert weights).
   virtual void sanitize(WeightDict& weights) const { (void)weights; }

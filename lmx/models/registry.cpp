@@ -5,6 +5,7 @@
 #include "lmx/base/error.h"
 #include "lmx/models/llm/common.h"
 #include "lmx/models/llm/moe_families.h"
+#include "lmx/models/recurrent/recurrent_models.h"
 
 namespace lmx::models {
 namespace {
@@ -27,6 +28,21 @@ const std::vector<std::pair<std::string, Builder>>& table() {
   return kTable;
 }
 
+// Families with their own module tree (recurrent and hybrid layers).
+using ModelBuilder = std::unique_ptr<LanguageModel> (*)(const ConfigReader&);
+
+const std::vector<std::pair<std::string, ModelBuilder>>& model_table() {
+  static const std::vector<std::pair<std::string, ModelBuilder>> kTable = {
+      {"mamba", recurrent::mamba},
+      {"mamba2", recurrent::mamba2},
+      {"nemotron_h", recurrent::nemotron_h},
+      {"lfm2", recurrent::lfm2},
+      {"qwen3_next", recurrent::qwen3_next},
+      {"jamba", recurrent::jamba},
+  };
+  return kTable;
+}
+
 }  // namespace
 
 std::unique_ptr<LanguageModel> create_model(const ConfigReader& config) {
@@ -35,14 +51,18 @@ std::unique_ptr<LanguageModel> create_model(const ConfigReader& config) {
   for (const auto& [name, build] : table()) {
     if (name == type) return std::make_unique<TransformerLM>(build(config));
   }
+  for (const auto& [name, build] : model_table()) {
+    if (name == type) return build(config);
+  }
   std::string known;
-  for (const auto& [name, build] : table()) known += (known.empty() ? "" : ", ") + name;
+  for (const auto& name : supported_model_types()) known += (known.empty() ? "" : ", ") + name;
   throw Unsupported(config.source() + ": model_type '" + type + "' is not supported (supported: " + known + ")");
 }
 
 std::vector<std::string> supported_model_types() {
   std::vector<std::string> out;
   for (const auto& [name, build] : table()) out.push_back(name);
+  for (const auto& [name, build] : model_table()) out.push_back(name);
   return out;
 }
 

@@ -93,7 +93,7 @@ Attention::Attention(const AttentionOptions& o) : o_(o) {
     qkv_proj_ = std::make_unique<Linear>(o.hidden, q_dim + 2 * kv_dim, o.qkv_bias);
     register_module("qkv_proj", *qkv_proj_);
   } else {
-    q_proj_ = std::make_unique<Linear>(o.hidden, q_dim, o.qkv_bias);
+    q_proj_ = std::make_unique<Linear>(o.hidden, o.output_gate ? 2 * q_dim : q_dim, o.qkv_bias);
     k_proj_ = std::make_unique<Linear>(o.hidden, kv_dim, o.qkv_bias);
     v_proj_ = std::make_unique<Linear>(o.hidden, kv_dim, o.qkv_bias);
     register_module("q_proj", *q_proj_);
@@ -129,6 +129,12 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache) const {
     q = qkv[0];
     k = qkv[1];
     v = qkv[2];
+  }
+  Tensor gate;  // [B, L, H * D]
+  if (o_.output_gate) {
+    Tensor qg = q.reshape({B, L, o_.heads, 2 * o_.head_dim});
+    gate = qg.slice(3, o_.head_dim, 2 * o_.head_dim).contiguous().reshape({B, L, q_dim});
+    q = qg.slice(3, 0, o_.head_dim).contiguous().reshape({B, L, q_dim});
   }
   if (o_.qk_norm == QkNorm::full) {
     q = q_norm_->forward(q);
@@ -183,7 +189,9 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache) const {
     }
     out = ops::scaled_dot_product_attention(q, k, v, p);
   }
-  return o_proj_->forward(out.transpose(1, 2).reshape({B, L, q_dim}));
+  out = out.transpose(1, 2).reshape({B, L, q_dim});
+  if (gate.defined()) out = ops::mul(out, ops::sigmoid(gate));
+  return o_proj_->forward(out);
 }
 
 }  // namespace lmx::nn

@@ -37,6 +37,9 @@ struct AttentionOptions {
   int64_t chunk = 0;
   float temperature_scale = 0.0f;  // 0 = off
   float temperature_floor = 1.0f;
+  // Qwen3-Next: q_proj also yields a per-head output gate ([q_h, gate_h] for each head);
+  // the attention output is multiplied by sigmoid(gate) before o_proj.
+  bool output_gate = false;
 };
 
 // x [B, H, L, D] rotated at the positions of the tokens a cache is about to receive (its

@@ -20,8 +20,9 @@ ops::GatedActivation gated(Activation a) {
     case Activation::silu: return ops::GatedActivation::silu;
     case Activation::gelu: return ops::GatedActivation::gelu;
     case Activation::gelu_tanh: return ops::GatedActivation::gelu_tanh;
+    case Activation::relu2: break;
   }
-  return ops::GatedActivation::silu;
+  throw Unsupported("mlp: relu2 is supported in plain (ungated) MLPs only");
 }
 
 // Per-expert MLX tensors stacked along a new first axis: w [E, out, in*bits/32], ...
@@ -49,6 +50,7 @@ Tensor activate(Activation a, const Tensor& x) {
     case Activation::silu: return ops::silu(x);
     case Activation::gelu: return ops::gelu(x);
     case Activation::gelu_tanh: return ops::gelu_tanh(x);
+    case Activation::relu2: return ops::square(ops::binary(ops::BinaryOp::maximum, x, 0.0));
   }
   return x;
 }
@@ -60,6 +62,7 @@ Tensor gated_activate(Activation a, const Tensor& gate, const Tensor& up) {
 Activation parse_activation(const std::string& name) {
   if (name == "silu" || name == "swish") return Activation::silu;
   if (name == "gelu") return Activation::gelu;
+  if (name == "relu2") return Activation::relu2;
   if (name == "gelu_pytorch_tanh" || name == "gelu_new" || name == "gelu_fast" || name == "gelu_tanh") {
     return Activation::gelu_tanh;
   }

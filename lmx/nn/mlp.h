@@ -13,7 +13,7 @@
 namespace lmx::nn {
 
 enum class MlpKind { gated, fused_gated, plain };
-enum class Activation { silu, gelu, gelu_tanh };
+enum class Activation { silu, gelu, gelu_tanh, relu2 };  // relu2: relu(x)^2, plain MLPs only (Nemotron-H)
 
 // Parses an HF activation name (silu, gelu, gelu_pytorch_tanh, gelu_new, ...).
 Activation parse_activation(const std::string& name);

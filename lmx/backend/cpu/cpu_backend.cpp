@@ -16,6 +16,7 @@
 #include "lmx/backend/cpu/quantized.h"
 #include "lmx/backend/cpu/rope.h"
 #include "lmx/backend/cpu/softmax.h"
+#include "lmx/backend/cpu/ssm_scan.h"
 #include "lmx/base/thread_pool.h"
 #include "lmx/core/backend.h"
 
@@ -197,6 +198,10 @@ class CpuBackend final : public Backend {
   void quantized_attention(const kernels::QuantizedAttentionArgs& args,
                            const kernels::AttentionOptions& options) override {
     quantized_scaled_dot_product_attention(args, options, ThreadPool::global());
+  }
+  void ssm_scan(const kernels::SsmScanArgs& args) override { cpu::ssm_scan(args, ThreadPool::global()); }
+  void gated_delta_scan(const kernels::GatedDeltaArgs& args) override {
+    cpu::gated_delta_scan(args, ThreadPool::global());
   }
 
  private:
