@@ -17,6 +17,13 @@ const std::vector<std::pair<std::string, Builder>>& table() {
       {"gemma", llm::gemma},          {"gemma2", llm::gemma2},     {"gemma3_text", llm::gemma3_text},
       {"phi3", llm::phi3},            {"smollm3", llm::smollm3},   {"granite", llm::granite},
       {"starcoder2", llm::starcoder2}, {"olmo2", llm::olmo2},
+      // Issue 19, dense attention families.
+      {"phi", llm::phi},               {"gpt_neox", llm::gpt_neox}, {"stablelm", llm::stablelm},
+      {"gpt2", llm::gpt2},             {"gpt_bigcode", llm::gpt_bigcode}, {"cohere", llm::cohere},
+      {"cohere2", llm::cohere2},       {"glm4", llm::glm4},         {"olmo3", llm::olmo3},
+      {"exaone4", llm::exaone4},       {"ernie4_5", llm::ernie4_5}, {"helium", llm::helium},
+      {"apertus", llm::apertus},       {"hunyuan_v1_dense", llm::hunyuan_v1_dense},
+      {"bitnet", llm::bitnet},         {"ministral", llm::ministral}, {"nanochat", llm::nanochat},
   };
   return kTable;
 }

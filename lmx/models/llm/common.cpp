@@ -25,9 +25,7 @@ TransformerSpec llama_like(const ConfigReader& c, const std::string& model_type)
   if (head_dim <= 0) c.fail("head_dim", "must be positive");
   s.norm_eps = static_cast<float>(c.get_non_negative("rms_norm_eps", 1e-6));
   s.tie_embeddings = c.get_bool("tie_word_embeddings", false);
-  const double partial = c.get_positive("partial_rotary_factor", 1.0);
-  if (partial > 1.0) c.fail("partial_rotary_factor", "must be in (0, 1]");
-  s.ropes.push_back(read_rope(c, static_cast<int64_t>(static_cast<double>(head_dim) * partial)));
+  s.ropes.push_back(read_rope(c, rotary_dims(c, head_dim, 1.0)));
   LayerSpec ls;
   ls.attention.hidden = s.hidden;
   ls.attention.heads = heads;
@@ -40,6 +38,21 @@ TransformerSpec llama_like(const ConfigReader& c, const std::string& model_type)
   ls.mlp.act = nn::parse_activation(c.get_string("hidden_act", "silu"));
   s.layers.assign(static_cast<size_t>(layers), ls);
   return s;
+}
+
+int64_t rotary_dims(const ConfigReader& c, int64_t head_dim, double fallback) {
+  std::string key = "partial_rotary_factor";
+  double partial = fallback;
+  if (c.has(key)) {
+    partial = c.get_positive(key, fallback);
+  } else if (auto params = c.object("rope_parameters"); params && params->has(key)) {
+    partial = params->get_positive(key, fallback);
+  } else if (c.has("rotary_pct")) {  // GPT-NeoX before transformers v5
+    key = "rotary_pct";
+    partial = c.get_positive(key, fallback);
+  }
+  if (partial > 1.0) c.fail(key, "must be in (0, 1]");
+  return static_cast<int64_t>(static_cast<double>(head_dim) * partial);
 }
 
 nn::RopeConfig read_rope(const ConfigReader& c, int64_t dim, const std::string& layer_type) {
@@ -66,6 +79,18 @@ nn::RopeConfig read_rope(const ConfigReader& c, int64_t dim, const std::string& 
   r.long_factor = params->get_doubles("long_factor");
   r.attention_factor = params->get_non_negative("attention_factor", 0.0);
   return r;
+}
+
+void apply_layer_types(const ConfigReader& c, TransformerSpec& s,
+                       std::string (*fallback)(const ConfigReader&, int64_t), bool nope_on_full) {
+  const auto types = read_layer_types(c, static_cast<int64_t>(s.layers.size()), fallback);
+  const int64_t window = c.get_int("sliding_window", 0);
+  if (window < 0) c.fail("sliding_window", "must be >= 0");
+  for (size_t i = 0; i < s.layers.size(); ++i) {
+    const bool sliding = types[i] == "sliding_attention";
+    s.layers[i].attention.window = sliding ? window : 0;
+    if (nope_on_full && !sliding) s.layers[i].rope_index = -1;
+  }
 }
 
 std::vector<std::string> read_layer_types(const ConfigReader& c, int64_t layers,
