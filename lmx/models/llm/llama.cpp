@@ -1,6 +1,6 @@
 // Llama (incl. rope_scaling llama3 / linear / dynamic) and the families that are Llama
 // with one switch: Mistral (shares it), Ministral (per-layer sliding windows), Helium
-// (interleaved rotary pairs).
+// (interleaved rotary pairs, no output-projection bias).
 #include "lmx/models/llm/common.h"
 
 namespace lmx::models::llm {
@@ -31,6 +31,7 @@ TransformerSpec ministral(const ConfigReader& c) {
 TransformerSpec helium(const ConfigReader& c) {
   TransformerSpec s = llama(c);
   for (auto& r : s.ropes) r.traditional = true;
+  for (auto& ls : s.layers) ls.attention.o_bias = false;  // attention_bias covers q, k, v only
   return s;
 }
 
