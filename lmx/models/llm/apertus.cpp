@@ -8,14 +8,8 @@ TransformerSpec apertus(const ConfigReader& c) {
   TransformerSpec s = llama(c);
   s.pre_attn_norm = "attention_layernorm";
   s.pre_ffn_norm = "feedforward_layernorm";
-  for (auto& ls : s.layers) {
-    ls.attention.qk_norm = nn::QkNorm::per_head;
-    ls.mlp.kind = nn::MlpKind::plain;
-    ls.mlp.act = nn::parse_activation(c.get_string("hidden_act", "xielu"));
-    ls.mlp.bias = false;
-    ls.mlp.up_name = "up_proj";
-    ls.mlp.down_name = "down_proj";
-  }
+  for (auto& ls : s.layers) ls.attention.qk_norm = nn::QkNorm::per_head;
+  use_plain_mlp(s, nn::parse_activation(c.get_string("hidden_act", "xielu")), false, "up_proj", "down_proj");
   return s;
 }
 

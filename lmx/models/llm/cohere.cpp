@@ -16,9 +16,7 @@ std::string cohere2_layer_type(const ConfigReader& c, int64_t i) {
 
 TransformerSpec cohere(const ConfigReader& c) {
   TransformerSpec s = llama_like(c, c.get_string("model_type", "cohere"));
-  s.norm_kind = nn::NormKind::layer;
-  s.norm_bias = false;
-  s.norm_eps = static_cast<float>(c.get_non_negative("layer_norm_eps", 1e-5));
+  use_layer_norm(c, s, "layer_norm_eps", /*bias=*/false);
   s.pre_ffn_norm = "";
   s.parallel_residual = true;
   s.tie_embeddings = c.get_bool("tie_word_embeddings", true);
@@ -27,7 +25,6 @@ TransformerSpec cohere(const ConfigReader& c) {
   const bool bias = c.get_bool("attention_bias", false);
   for (auto& ls : s.layers) {
     ls.attention.qkv_bias = ls.attention.o_bias = bias;
-    ls.attention.norm_eps = s.norm_eps;
     if (c.get_bool("use_qk_norm", false)) ls.attention.qk_norm = nn::QkNorm::head_wise_layer;
   }
   return s;

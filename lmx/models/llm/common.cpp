@@ -40,6 +40,24 @@ TransformerSpec llama_like(const ConfigReader& c, const std::string& model_type)
   return s;
 }
 
+void use_layer_norm(const ConfigReader& c, TransformerSpec& s, const std::string& eps_key, bool bias) {
+  s.norm_kind = nn::NormKind::layer;
+  s.norm_bias = bias;
+  s.norm_eps = static_cast<float>(c.get_non_negative(eps_key, 1e-5));
+  for (auto& ls : s.layers) ls.attention.norm_eps = s.norm_eps;
+}
+
+void use_plain_mlp(TransformerSpec& s, nn::Activation act, bool bias, const std::string& up,
+                   const std::string& down) {
+  for (auto& ls : s.layers) {
+    ls.mlp.kind = nn::MlpKind::plain;
+    ls.mlp.act = act;
+    ls.mlp.bias = bias;
+    ls.mlp.up_name = up;
+    ls.mlp.down_name = down;
+  }
+}
+
 int64_t rotary_dims(const ConfigReader& c, int64_t head_dim, double fallback) {
   std::string key = "partial_rotary_factor";
   double partial = fallback;

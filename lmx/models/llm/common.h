@@ -19,6 +19,14 @@ TransformerSpec llama_like(const ConfigReader& c, const std::string& model_type)
 // v5 "rope_parameters" ({"full_attention": {...}, "sliding_attention": {...}}).
 nn::RopeConfig read_rope(const ConfigReader& c, int64_t dim, const std::string& layer_type = "");
 
+// LayerNorms (with biases unless `bias` is false) with epsilon `eps_key` (default
+// 1e-5), for the blocks and the q/k norms.
+void use_layer_norm(const ConfigReader& c, TransformerSpec& s, const std::string& eps_key, bool bias = true);
+
+// A plain MLP in every layer: `down`(act(`up`(x))).
+void use_plain_mlp(TransformerSpec& s, nn::Activation act, bool bias, const std::string& up,
+                   const std::string& down);
+
 // Rotary dims: head_dim times "partial_rotary_factor" (top level or in v5
 // "rope_parameters"; GPT-NeoX's "rotary_pct"), `fallback` when none is given.
 int64_t rotary_dims(const ConfigReader& c, int64_t head_dim, double fallback);

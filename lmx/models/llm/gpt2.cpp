@@ -55,8 +55,6 @@ TransformerSpec gpt2_like(const ConfigReader& c, const std::string& model_type) 
   if (heads <= 0 || s.hidden % heads != 0) c.fail("n_head", "must be positive and divide n_embd");
   s.positions = c.get_int("n_positions", c.get_int("max_position_embeddings", 1024));
   if (s.positions <= 0) c.fail("n_positions", "must be positive");
-  s.norm_kind = nn::NormKind::layer;
-  s.norm_eps = static_cast<float>(c.get_non_negative("layer_norm_epsilon", 1e-5));
   s.tie_embeddings = c.get_bool("tie_word_embeddings", true);
   s.pre_attn_norm = "ln_1";
   s.pre_ffn_norm = "ln_2";
@@ -74,13 +72,12 @@ TransformerSpec gpt2_like(const ConfigReader& c, const std::string& model_type) 
   ls.attention.qkv_bias = ls.attention.o_bias = true;
   ls.attention.qkv_name = "c_attn";
   ls.attention.o_name = "c_proj";
-  ls.mlp.kind = nn::MlpKind::plain;
   ls.mlp.hidden = s.hidden;
   ls.mlp.intermediate = c.get_int("n_inner", 4 * s.hidden);
   if (ls.mlp.intermediate <= 0) c.fail("n_inner", "must be positive");
-  ls.mlp.bias = true;
-  ls.mlp.act = nn::parse_activation(c.get_string("activation_function", "gelu_new"));
   s.layers.assign(static_cast<size_t>(layers), ls);
+  use_layer_norm(c, s, "layer_norm_epsilon");
+  use_plain_mlp(s, nn::parse_activation(c.get_string("activation_function", "gelu_new")), true, "c_fc", "c_proj");
   return s;
 }
 

@@ -11,15 +11,10 @@ TransformerSpec nanochat(const ConfigReader& c) {
   s.norm_embeddings = true;
   s.final_softcap = static_cast<float>(c.get_non_negative("final_logit_softcapping", 0.0));
   for (auto& r : s.ropes) r.inverted = true;
-  const auto act = nn::parse_activation(c.get_string("hidden_act", "relu2"));
+  use_plain_mlp(s, nn::parse_activation(c.get_string("hidden_act", "relu2")), false, "fc1", "fc2");
   for (auto& ls : s.layers) {
     ls.attention.qk_norm = nn::QkNorm::weightless;
     ls.attention.qk_norm_after_rope = true;
-    ls.mlp.kind = nn::MlpKind::plain;
-    ls.mlp.act = act;
-    ls.mlp.bias = false;
-    ls.mlp.up_name = "fc1";
-    ls.mlp.down_name = "fc2";
   }
   return s;
 }

@@ -6,29 +6,22 @@ namespace lmx::models::llm {
 
 TransformerSpec phi(const ConfigReader& c) {
   TransformerSpec s = llama_like(c, "phi");
-  s.norm_kind = nn::NormKind::layer;
-  s.norm_eps = static_cast<float>(c.get_non_negative("layer_norm_eps", 1e-5));
+  use_layer_norm(c, s, "layer_norm_eps");
   s.pre_ffn_norm = "";
   s.parallel_residual = true;
   s.final_norm_name = "final_layernorm";
   s.lm_head_bias = true;
   s.ropes[0].dim = rotary_dims(c, s.layers[0].attention.head_dim, 0.5);
-  const auto act = nn::parse_activation(c.get_string("hidden_act", "gelu_new"));
+  use_plain_mlp(s, nn::parse_activation(c.get_string("hidden_act", "gelu_new")), true, "fc1", "fc2");
   for (auto& ls : s.layers) {
     auto& a = ls.attention;
     a.qkv_bias = a.o_bias = true;
     a.o_name = "dense";
-    a.norm_eps = s.norm_eps;
     if (c.get_bool("qk_layernorm", false)) {
       a.qk_norm = nn::QkNorm::per_head_layer;
       a.q_norm_name = "q_layernorm";
       a.k_norm_name = "k_layernorm";
     }
-    ls.mlp.kind = nn::MlpKind::plain;
-    ls.mlp.bias = true;
-    ls.mlp.act = act;
-    ls.mlp.up_name = "fc1";
-    ls.mlp.down_name = "fc2";
   }
   return s;
 }

@@ -6,15 +6,13 @@ namespace lmx::models::llm {
 
 TransformerSpec stablelm(const ConfigReader& c) {
   TransformerSpec s = llama_like(c, "stablelm");
-  s.norm_kind = nn::NormKind::layer;
-  s.norm_eps = static_cast<float>(c.get_non_negative("layer_norm_eps", 1e-5));
+  use_layer_norm(c, s, "layer_norm_eps");
   s.parallel_residual = c.get_bool("use_parallel_residual", false);
   if (s.parallel_residual) s.pre_ffn_norm = "";
   s.ropes[0].dim = rotary_dims(c, s.layers[0].attention.head_dim, 0.25);
   for (auto& ls : s.layers) {
     auto& a = ls.attention;
     a.qkv_bias = c.get_bool("use_qkv_bias", false);
-    a.norm_eps = s.norm_eps;
     if (c.get_bool("qk_layernorm", false)) {
       a.qk_norm = nn::QkNorm::head_wise_layer;
       a.qk_norm_split = true;
