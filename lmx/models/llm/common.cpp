@@ -82,7 +82,9 @@ nn::RopeConfig read_rope(const ConfigReader& c, int64_t dim, const std::string& 
   if (r.original_max_position_embeddings < 0) c.fail("original_max_position_embeddings", "must be >= 0");
   r.theta = c.get_positive("rope_theta", 10000.0);
   std::optional<ConfigReader> params = c.object("rope_parameters");
-  if (params && !layer_type.empty() && params->has(layer_type)) params = params->object(layer_type);
+  // Keyed by layer type (v5): the named type's entry, else the full-attention one.
+  const std::string type = layer_type.empty() ? "full_attention" : layer_type;
+  if (params && params->has(type)) params = params->object(type);
   if (!params) params = c.object("rope_scaling");
   if (!params) return r;
   r.theta = params->get_positive("rope_theta", r.theta);
@@ -104,9 +106,19 @@ void apply_layer_types(const ConfigReader& c, TransformerSpec& s,
   const auto types = read_layer_types(c, static_cast<int64_t>(s.layers.size()), fallback);
   const int64_t window = c.get_int("sliding_window", 0);
   if (window < 0) c.fail("sliding_window", "must be >= 0");
+  // v5 "rope_parameters" keyed by layer type (OLMo 3): one rope per type, [full, sliding].
+  const auto params = c.object("rope_parameters");
+  const bool rope_per_type = params && params->has("sliding_attention") && s.ropes.size() == 1;
+  if (rope_per_type) {
+    nn::RopeConfig sliding = read_rope(c, s.ropes[0].dim, "sliding_attention");
+    sliding.traditional = s.ropes[0].traditional;
+    sliding.inverted = s.ropes[0].inverted;
+    s.ropes.push_back(sliding);
+  }
   for (size_t i = 0; i < s.layers.size(); ++i) {
     const bool sliding = types[i] == "sliding_attention";
     s.layers[i].attention.window = sliding ? window : 0;
+    if (rope_per_type && sliding) s.layers[i].rope_index = 1;
     if (nope_on_full && !sliding) s.layers[i].rope_index = -1;
   }
 }

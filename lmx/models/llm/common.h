@@ -33,7 +33,8 @@ int64_t rotary_dims(const ConfigReader& c, int64_t head_dim, double fallback);
 
 // Per-layer windows from "layer_types" (else `fallback(i)`): "sliding_attention" layers
 // get "sliding_window", the others full attention, and no rope when `nope_on_full`
-// (Cohere 2, EXAONE 4).
+// (Cohere 2, EXAONE 4). A v5 "rope_parameters" keyed by layer type gives the sliding
+// layers a rope of their own (s.ropes[1]).
 void apply_layer_types(const ConfigReader& c, TransformerSpec& s,
                        std::string (*fallback)(const ConfigReader&, int64_t), bool nope_on_full = false);
 
