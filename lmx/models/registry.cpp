@@ -24,6 +24,13 @@ const std::vector<std::pair<std::string, Builder>>& table() {
       {"deepseek_v2", llm::deepseek_v2}, {"deepseek_v3", llm::deepseek_v3}, {"kimi_k2", llm::deepseek_v3},
       {"glm4_moe", llm::glm4_moe},     {"gpt_oss", llm::gpt_oss},   {"ernie4_5_moe", llm::ernie4_5_moe},
       {"llama4_text", llm::llama4_text}, {"dbrx", llm::dbrx},
+      // Issue 19, dense attention families.
+      {"phi", llm::phi},               {"gpt_neox", llm::gpt_neox}, {"stablelm", llm::stablelm},
+      {"gpt2", llm::gpt2},             {"gpt_bigcode", llm::gpt_bigcode}, {"cohere", llm::cohere},
+      {"cohere2", llm::cohere2},       {"glm4", llm::glm4},         {"olmo3", llm::olmo3},
+      {"exaone4", llm::exaone4},       {"ernie4_5", llm::ernie4_5}, {"helium", llm::helium},
+      {"apertus", llm::apertus},       {"hunyuan_v1_dense", llm::hunyuan_v1_dense},
+      {"bitnet", llm::bitnet},         {"ministral", llm::ministral}, {"nanochat", llm::nanochat},
   };
   return kTable;
 }

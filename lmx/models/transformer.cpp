@@ -1,5 +1,6 @@
 #include "lmx/models/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <regex>
 
@@ -26,7 +27,7 @@ TransformerLM::Layer::Layer(const TransformerSpec& spec, const LayerSpec& ls,
   auto make_norm = [&](const std::string& name, std::unique_ptr<nn::Norm>& slot) {
     if (name.empty()) return;
     slot = std::make_unique<nn::Norm>(spec.norm_kind, spec.hidden, spec.norm_eps, spec.norm_unit_offset,
-                                      spec.norm_bias);
+                                      spec.norm_bias, spec.norm_weight);
     register_module(name, *slot);
   };
   make_norm(spec.pre_attn_norm, pre_attn);
@@ -42,7 +43,7 @@ TransformerLM::Layer::Layer(const TransformerSpec& spec, const LayerSpec& ls,
     nn::AttentionOptions ao = ls.attention;
     ao.rope = rope;
     attn = std::make_unique<nn::Attention>(ao);
-    register_module("self_attn", *attn);
+    register_module(spec.attn_name, *attn);
   }
   if (ls.moe) {
     moe = std::make_unique<nn::SparseMoe>(ls.moe_options);
@@ -55,6 +56,11 @@ TransformerLM::Layer::Layer(const TransformerSpec& spec, const LayerSpec& ls,
 
 Tensor TransformerLM::Layer::forward(const Tensor& x, nn::KVCache* cache, const TransformerSpec& spec) const {
   Tensor h = pre_attn ? pre_attn->forward(x) : x;
+  if (spec.parallel_residual) {
+    Tensor m = pre_ffn ? pre_ffn->forward(x) : h;
+    m = moe ? moe->forward(m) : mlp->forward(m);
+    return ops::add(ops::add(x, attn->forward(h, cache)), m);
+  }
   h = mla ? mla->forward(h, cache) : attn->forward(h, cache);
   if (post_attn) h = post_attn->forward(h);
   if (spec.residual_multiplier != 1.0f) h = ops::mul(h, spec.residual_multiplier);
@@ -67,11 +73,13 @@ Tensor TransformerLM::Layer::forward(const Tensor& x, nn::KVCache* cache, const 
 }
 
 TransformerLM::Body::Body(TransformerLM& owner) {
-  register_module("embed_tokens", *owner.embed_);
+  const TransformerSpec& s = owner.spec_;
+  register_module(s.embed_name, *owner.embed_);
+  if (owner.positions_) register_module(s.positions_name, *owner.positions_);
   for (size_t i = 0; i < owner.layers_.size(); ++i) {
-    register_module("layers." + std::to_string(i), *owner.layers_[i]);
+    register_module(s.layers_name + "." + std::to_string(i), *owner.layers_[i]);
   }
-  register_module("norm", *owner.norm_);
+  register_module(s.final_norm_name, *owner.norm_);
 }
 
 TransformerLM::TransformerLM(TransformerSpec spec) : spec_(std::move(spec)) {
@@ -81,6 +89,7 @@ TransformerLM::TransformerLM(TransformerSpec spec) : spec_(std::move(spec)) {
   }
   for (const auto& rc : spec_.ropes) ropes_.push_back(std::make_unique<nn::RotaryEmbedding>(rc));
   embed_ = std::make_unique<nn::Embedding>(spec_.vocab, spec_.hidden);
+  if (spec_.positions > 0) positions_ = std::make_unique<nn::Embedding>(spec_.positions, spec_.hidden);
   for (const auto& ls : spec_.layers) {
     const nn::RotaryEmbedding* rope = nullptr;
     if (ls.rope_index >= 0) {
@@ -92,12 +101,12 @@ TransformerLM::TransformerLM(TransformerSpec spec) : spec_(std::move(spec)) {
     layers_.push_back(std::make_unique<Layer>(spec_, ls, rope));
   }
   norm_ = std::make_unique<nn::Norm>(spec_.norm_kind, spec_.hidden, spec_.norm_eps, spec_.norm_unit_offset,
-                                     spec_.norm_bias);
+                                     spec_.norm_bias, spec_.norm_weight);
   body_ = std::make_unique<Body>(*this);
-  register_module("model", *body_);
+  register_module(spec_.body_name, *body_);
   if (!spec_.tie_embeddings) {
     lm_head_ = std::make_unique<nn::Linear>(spec_.hidden, spec_.vocab, spec_.lm_head_bias);
-    register_module("lm_head", *lm_head_);
+    register_module(spec_.lm_head_name, *lm_head_);
   }
 }
 
@@ -108,6 +117,7 @@ std::vector<int64_t> TransformerLM::layer_windows() const {
 }
 
 void TransformerLM::sanitize(WeightDict& weights) const {
+  if (spec_.sanitize) spec_.sanitize(weights, spec_);
   if (!spec_.renames.empty()) {
     WeightDict renamed;
     for (auto& [name, t] : weights) {
@@ -128,13 +138,35 @@ void TransformerLM::sanitize(WeightDict& weights) const {
       ++it;
     }
   }
-  if (spec_.tie_embeddings) weights.erase("lm_head.weight");
+  if (spec_.tie_embeddings) weights.erase(spec_.lm_head_name + ".weight");
   for (size_t l = 0; l < spec_.layers.size(); ++l) {
     const auto& ls = spec_.layers[l];
-    const std::string layer = "model.layers." + std::to_string(l) + ".";
+    const std::string layer = spec_.body_name + "." + spec_.layers_name + "." + std::to_string(l) + ".";
     if (ls.moe) stack_expert_weights(weights, layer + spec_.mlp_name, ls.moe_options);
     if (ls.mla) merge_latent_projections(weights, layer + "self_attn", ls.mla_options);
   }
+}
+
+// Rows of the learned position table for tokens [B, L]: positions continue from the
+// cache's offset, less each row's left padding.
+Tensor TransformerLM::position_embeddings(const Tensor& tokens, const nn::KVCacheList* caches) const {
+  const int64_t B = tokens.dim(0), L = tokens.dim(1);
+  const nn::KVCache* cache = caches && !caches->empty() ? (*caches)[0].get() : nullptr;
+  const int64_t offset = cache ? cache->offset() : 0;
+  const std::vector<int64_t> pad = cache ? cache->left_padding() : std::vector<int64_t>{};
+  std::vector<int32_t> ids(static_cast<size_t>(B * L));
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t start = offset - (pad.empty() ? 0 : pad[static_cast<size_t>(b)]);
+    for (int64_t s = 0; s < L; ++s) {
+      const int64_t p = std::max<int64_t>(0, start + s);  // left padding: never read
+      if (p >= spec_.positions) {
+        throw InvalidArgument(spec_.model_type + ": position " + std::to_string(p) + " is past the model's " +
+                              std::to_string(spec_.positions) + " learned positions");
+      }
+      ids[static_cast<size_t>(b * L + s)] = static_cast<int32_t>(p);
+    }
+  }
+  return positions_->forward(Tensor::from_vector(ids, {B, L}));
 }
 
 Tensor TransformerLM::forward(const Tensor& tokens, nn::KVCacheList* caches, const ForwardOptions& options) {
@@ -147,6 +179,8 @@ Tensor TransformerLM::forward(const Tensor& tokens, nn::KVCacheList* caches, con
   }
   Tensor h = embed_->forward(tokens);  // [B, L, hidden] f32
   if (spec_.embed_scale != 1.0f) h = ops::mul(h, spec_.embed_scale);
+  if (positions_) h = ops::add(h, position_embeddings(tokens, caches));
+  if (spec_.norm_embeddings) h = norm_->forward(h);
   if (options.hidden_states) options.hidden_states->push_back(h);
   for (size_t i = 0; i < layers_.size(); ++i) {
     nn::KVCache* cache = caches ? (*caches)[i].get() : nullptr;

@@ -54,7 +54,27 @@ struct TransformerSpec {
   float logits_divisor = 1.0f;       // Granite logits_scaling
   float final_softcap = 0.0f;        // Gemma-2 final logit soft-capping
   bool tie_embeddings = false;
-  bool lm_head_bias = false;  // PhiMoE
+  bool lm_head_bias = false;         // Phi
+  // Attention and MLP both read the block's input (the MLP through pre_ffn_norm, or the
+  // attention's normed input when that is empty) and both are added to it (Phi,
+  // GPT-NeoX, Cohere).
+  bool parallel_residual = false;
+  bool norm_weight = true;           // false: RMSNorms without a learned scale (NanoChat)
+  bool norm_embeddings = false;      // the final norm also normalizes the embeddings (NanoChat)
+  int64_t positions = 0;             // learned absolute position embeddings (GPT-2), 0 = none
+  // Checkpoint names of the parts that families spell differently (GPT-2: transformer.wte,
+  // transformer.wpe, transformer.h.N.attn, transformer.ln_f; GPT-NeoX: gpt_neox.embed_in,
+  // gpt_neox.layers.N.attention, gpt_neox.final_layer_norm, embed_out).
+  std::string body_name = "model";
+  std::string embed_name = "embed_tokens";
+  std::string positions_name = "wpe";
+  std::string layers_name = "layers";
+  std::string attn_name = "self_attn";
+  std::string final_norm_name = "norm";
+  std::string lm_head_name = "lm_head";
+  // The family's own checkpoint fix-ups (GPT-2's transposed Conv1D weights), run first
+  // in TransformerLM::sanitize.
+  void (*sanitize)(WeightDict& weights, const TransformerSpec& spec) = nullptr;
   std::vector<nn::RopeConfig> ropes;
   std::vector<LayerSpec> layers;
 };
@@ -85,11 +105,13 @@ class TransformerLM : public LanguageModel {
 
   TransformerSpec spec_;
   std::vector<std::unique_ptr<nn::RotaryEmbedding>> ropes_;
-  std::unique_ptr<nn::Embedding> embed_;
+  Tensor position_embeddings(const Tensor& tokens, const nn::KVCacheList* caches) const;
+
+  std::unique_ptr<nn::Embedding> embed_, positions_;
   std::vector<std::unique_ptr<Layer>> layers_;
   std::unique_ptr<nn::Norm> norm_;
   std::unique_ptr<nn::Linear> lm_head_;
-  std::unique_ptr<Body> body_;  // "model." prefix: embed_tokens, layers.N, norm
+  std::unique_ptr<Body> body_;  // "model." prefix (body_name): embed_tokens, layers.N, norm
 };
 
 }  // namespace lmx::models

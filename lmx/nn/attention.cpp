@@ -89,9 +89,12 @@ Attention::Attention(const AttentionOptions& o) : o_(o) {
                       " (head_dim " + std::to_string(o.head_dim) + ")");
   }
   const int64_t q_dim = o.heads * o.head_dim, kv_dim = o.kv_heads * o.head_dim;
+  if (o.qkv_per_head && (!o.fused_qkv || o.kv_heads != o.heads)) {
+    throw FormatError("attention: a per-head fused qkv layout needs as many kv heads as heads");
+  }
   if (o.fused_qkv) {
     qkv_proj_ = std::make_unique<Linear>(o.hidden, q_dim + 2 * kv_dim, o.qkv_bias);
-    register_module("qkv_proj", *qkv_proj_);
+    register_module(o.qkv_name, *qkv_proj_);
   } else {
     q_proj_ = std::make_unique<Linear>(o.hidden, o.output_gate ? 2 * q_dim : q_dim, o.qkv_bias);
     k_proj_ = std::make_unique<Linear>(o.hidden, kv_dim, o.qkv_bias);
@@ -101,24 +104,46 @@ Attention::Attention(const AttentionOptions& o) : o_(o) {
     register_module("v_proj", *v_proj_);
   }
   o_proj_ = std::make_unique<Linear>(q_dim, o.hidden, o.o_bias);
-  register_module("o_proj", *o_proj_);
+  register_module(o.o_name, *o_proj_);
   if (o.sinks) register_parameter("sinks", sinks_, {o.heads});
-  if (o.qk_norm != QkNorm::none) {
+  if (o.qk_norm == QkNorm::head_wise_layer) {
+    q_head_norm_ = std::make_unique<PerHeadLayerNorm>(o.heads, o.head_dim, o.norm_eps, o.qk_norm_split);
+    k_head_norm_ = std::make_unique<PerHeadLayerNorm>(o.kv_heads, o.head_dim, o.norm_eps, o.qk_norm_split);
+    register_module(o.q_norm_name, *q_head_norm_);
+    register_module(o.k_norm_name, *k_head_norm_);
+  } else if (o.qk_norm != QkNorm::none) {
     const bool full = o.qk_norm == QkNorm::full;
-    q_norm_ =
-        std::make_unique<RMSNorm>(full ? q_dim : o.head_dim, o.norm_eps, o.qk_norm_unit_offset);
-    k_norm_ =
-        std::make_unique<RMSNorm>(full ? kv_dim : o.head_dim, o.norm_eps, o.qk_norm_unit_offset);
-    register_module("q_norm", *q_norm_);
-    register_module("k_norm", *k_norm_);
+    const NormKind kind = o.qk_norm == QkNorm::per_head_layer ? NormKind::layer : NormKind::rms;
+    const bool weight = o.qk_norm != QkNorm::weightless;
+    q_norm_ = std::make_unique<Norm>(kind, full ? q_dim : o.head_dim, o.norm_eps, o.qk_norm_unit_offset, true,
+                                     weight);
+    k_norm_ = std::make_unique<Norm>(kind, full ? kv_dim : o.head_dim, o.norm_eps, o.qk_norm_unit_offset, true,
+                                     weight);
+    register_module(o.q_norm_name, *q_norm_);
+    register_module(o.k_norm_name, *k_norm_);
   }
+  if (o.sub_norm) {
+    sub_norm_ = std::make_unique<RMSNorm>(q_dim, o.norm_eps);
+    register_module("attn_sub_norm", *sub_norm_);
+  }
+}
+
+Tensor Attention::norm_heads(const Tensor& x, bool query) const {
+  if (q_head_norm_) return (query ? q_head_norm_ : k_head_norm_)->forward(x);
+  return (query ? q_norm_ : k_norm_)->forward(x);
 }
 
 Tensor Attention::forward(const Tensor& x, KVCache* cache) const {
   const int64_t B = x.dim(0), L = x.dim(1);
   const int64_t q_dim = o_.heads * o_.head_dim, kv_dim = o_.kv_heads * o_.head_dim;
   Tensor q, k, v;  // [B, L, H * D]
-  if (qkv_proj_) {
+  if (qkv_proj_ && o_.qkv_per_head) {
+    const int64_t D = o_.head_dim;
+    Tensor qkv = qkv_proj_->forward(x).reshape({B, L, o_.heads, 3 * D});
+    q = qkv.slice(3, 0, D);
+    k = qkv.slice(3, D, 2 * D);
+    v = qkv.slice(3, 2 * D, 3 * D);
+  } else if (qkv_proj_) {
     Tensor qkv = qkv_proj_->forward(x);
     q = qkv.slice(2, 0, q_dim);
     k = qkv.slice(2, q_dim, q_dim + kv_dim);
@@ -149,14 +174,19 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache) const {
   q = q.reshape({B, L, o_.heads, o_.head_dim}).transpose(1, 2);
   k = k.reshape({B, L, o_.kv_heads, o_.head_dim}).transpose(1, 2);
   v = v.reshape({B, L, o_.kv_heads, o_.head_dim}).transpose(1, 2);
-  if (o_.qk_norm == QkNorm::per_head) {
-    q = q_norm_->forward(q);
-    k = k_norm_->forward(k);
+  const bool head_norms = o_.qk_norm != QkNorm::none && o_.qk_norm != QkNorm::full;
+  if (head_norms && !o_.qk_norm_after_rope) {
+    q = norm_heads(q, true);
+    k = norm_heads(k, false);
   }
   const int64_t offset = cache ? cache->offset() : 0;
   if (o_.rope) {
     q = rope_at_cache_positions(*o_.rope, q, cache);
     k = rope_at_cache_positions(*o_.rope, k, cache);
+  }
+  if (head_norms && o_.qk_norm_after_rope) {
+    q = norm_heads(q, true);
+    k = norm_heads(k, false);
   }
   if (o_.qk_l2_norm) {
     q = ops::rms_norm(q, Tensor(), o_.norm_eps);
@@ -191,7 +221,7 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache) const {
   }
   out = out.transpose(1, 2).reshape({B, L, q_dim});
   if (gate.defined()) out = ops::mul(out, ops::sigmoid(gate));
-  return o_proj_->forward(out);
+  return o_proj_->forward(sub_norm_ ? sub_norm_->forward(out) : out);
 }
 
 }  // namespace lmx::nn

@@ -11,7 +11,11 @@
 
 namespace lmx::nn {
 
-enum class QkNorm { none, per_head, full };
+// q/k norms: RMSNorm over head_dim (per_head) or the whole projection (full); LayerNorm
+// with bias over head_dim shared by the heads (per_head_layer: Phi); LayerNorm with a
+// scale per head and no bias (head_wise_layer: StableLM, Cohere); RMSNorm over head_dim
+// without a learned scale (weightless: NanoChat).
+enum class QkNorm { none, per_head, full, per_head_layer, head_wise_layer, weightless };
 
 struct AttentionOptions {
   int64_t hidden = 0;
@@ -21,8 +25,20 @@ struct AttentionOptions {
   bool qkv_bias = false;        // biases on q/k/v projections
   bool o_bias = false;          // bias on the output projection
   bool fused_qkv = false;       // one "qkv_proj" (Phi-3)
+  // Layout of the fused projection: [q | k | v] (Phi-3, GPT-BigCode multi-query) or,
+  // per head, [q_h k_h v_h] for each head h (GPT-NeoX; needs kv_heads == heads).
+  bool qkv_per_head = false;
   QkNorm qk_norm = QkNorm::none;
   bool qk_norm_unit_offset = false;  // Gemma-3 norms scale by (1 + w)
+  bool qk_norm_split = false;        // head_wise_layer stored as "norms.<h>.weight" (StableLM)
+  bool qk_norm_after_rope = false;   // Hunyuan, NanoChat normalize the rotated q / k
+  bool sub_norm = false;             // BitNet: RMSNorm "attn_sub_norm" before the output projection
+  // Checkpoint names that families spell differently (GPT-2 c_attn / c_proj, GPT-NeoX
+  // query_key_value / dense, Hunyuan query_layernorm / key_layernorm).
+  std::string qkv_name = "qkv_proj";
+  std::string o_name = "o_proj";
+  std::string q_norm_name = "q_norm";
+  std::string k_norm_name = "k_norm";
   float norm_eps = 1e-6f;
   const RotaryEmbedding* rope = nullptr;  // null: no positional rotation (NoPE layer)
   float scale = 0.0f;           // 0: 1 / sqrt(head_dim)
@@ -59,9 +75,14 @@ class Attention : public Module {
   const AttentionOptions& options() const { return o_; }
 
  private:
+  // q / k [B, H, L, D] through their norms (per-head kinds).
+  Tensor norm_heads(const Tensor& x, bool query) const;
+
   AttentionOptions o_;
   std::unique_ptr<Linear> q_proj_, k_proj_, v_proj_, qkv_proj_, o_proj_;
-  std::unique_ptr<RMSNorm> q_norm_, k_norm_;
+  std::unique_ptr<Norm> q_norm_, k_norm_;
+  std::unique_ptr<PerHeadLayerNorm> q_head_norm_, k_head_norm_;
+  std::unique_ptr<RMSNorm> sub_norm_;
   Tensor sinks_;  // [heads]
 };
 

@@ -1,6 +1,9 @@
 #include "lmx/nn/mlp.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
+#include <optional>
 #include <numeric>
 #include <vector>
 
@@ -15,15 +18,21 @@
 namespace lmx::nn {
 namespace {
 
-ops::GatedActivation gated(Activation a) {
+// The fused kernel's activation, if it has one for `a`.
+std::optional<ops::GatedActivation> fused_gate(Activation a) {
   switch (a) {
     case Activation::silu: return ops::GatedActivation::silu;
     case Activation::gelu: return ops::GatedActivation::gelu;
     case Activation::gelu_tanh: return ops::GatedActivation::gelu_tanh;
-    case Activation::relu2: break;
+    default: return std::nullopt;
   }
-  throw Unsupported("mlp: relu2 is supported in plain (ungated) MLPs only");
 }
+
+float scalar_of(const Tensor& t, float fallback) {
+  return t.defined() ? t.to_float_vector().at(0) : fallback;
+}
+
+float softplus(float v) { return v > 20.0f ? v : std::log1p(std::exp(v)); }
 
 // Per-expert MLX tensors stacked along a new first axis: w [E, out, in*bits/32], ...
 QuantizedWeight stack_experts(const std::vector<QuantizedWeight>& experts) {
@@ -50,13 +59,33 @@ Tensor activate(Activation a, const Tensor& x) {
     case Activation::silu: return ops::silu(x);
     case Activation::gelu: return ops::gelu(x);
     case Activation::gelu_tanh: return ops::gelu_tanh(x);
-    case Activation::relu2: return ops::square(ops::binary(ops::BinaryOp::maximum, x, 0.0));
+    case Activation::relu2: return ops::square(ops::clamp(x, 0.0, std::numeric_limits<double>::infinity()));
+    case Activation::xielu: throw InternalError("activate: xielu needs its parameters (nn::Xielu)");
   }
   return x;
 }
 
+// The fused kernel where there is one, else element-wise ops.
 Tensor gated_activate(Activation a, const Tensor& gate, const Tensor& up) {
-  return ops::gated_activation(gated(a), gate, up);
+  if (auto f = fused_gate(a)) return ops::gated_activation(*f, gate, up);
+  return ops::mul(activate(a, gate), up);
+}
+
+Xielu::Xielu() {
+  register_parameter("alpha_p", alpha_p_, {1});
+  register_parameter("alpha_n", alpha_n_, {1});
+  register_parameter("beta", beta_, {}, false, true);
+  register_parameter("eps", eps_, {}, false, true);
+}
+
+Tensor Xielu::forward(const Tensor& x) const {
+  const float beta = scalar_of(beta_, 0.5f), eps = scalar_of(eps_, -1e-6f);
+  const float ap = softplus(scalar_of(alpha_p_, 0.0f)), an = beta + softplus(scalar_of(alpha_n_, 0.0f));
+  const Tensor bx = ops::mul(x, beta);
+  const Tensor pos = ops::add(ops::mul(ops::square(x), ap), bx);
+  const Tensor expm1 = ops::sub(ops::exp(ops::clamp(x, -std::numeric_limits<double>::infinity(), eps)), 1.0);
+  const Tensor neg = ops::add(ops::mul(ops::sub(expm1, x), an), bx);
+  return ops::where(ops::greater(x, Tensor::zeros({1}, x.dtype(), x.device())), pos, neg);
 }
 
 Activation parse_activation(const std::string& name) {
@@ -66,6 +95,8 @@ Activation parse_activation(const std::string& name) {
   if (name == "gelu_pytorch_tanh" || name == "gelu_new" || name == "gelu_fast" || name == "gelu_tanh") {
     return Activation::gelu_tanh;
   }
+  if (name == "relu2") return Activation::relu2;
+  if (name == "xielu") return Activation::xielu;
   throw Unsupported("activation '" + name + "' is not supported");
 }
 
@@ -88,10 +119,27 @@ Mlp::Mlp(const MlpOptions& o) : o_(o) {
     case MlpKind::plain:
       fc_ = std::make_unique<Linear>(o.hidden, o.intermediate, o.bias);
       proj_ = std::make_unique<Linear>(o.intermediate, o.hidden, o.bias);
-      register_module("c_fc", *fc_);
-      register_module("c_proj", *proj_);
+      register_module(o.up_name, *fc_);
+      register_module(o.down_name, *proj_);
       break;
   }
+  if (o.act == Activation::xielu) {
+    if (o.kind != MlpKind::plain) throw Unsupported("mlp: xielu is supported in plain MLPs only");
+    xielu_ = std::make_unique<Xielu>();
+    register_module("act_fn", *xielu_);
+  }
+  if (o.sub_norm_eps > 0.0f) {
+    sub_norm_ = std::make_unique<RMSNorm>(o.intermediate, o.sub_norm_eps);
+    register_module("ffn_sub_norm", *sub_norm_);
+  }
+}
+
+Tensor Mlp::act(const Tensor& x) const { return xielu_ ? xielu_->forward(x) : activate(o_.act, x); }
+
+// act(gate) * up, then the sub-norm if the model has one.
+Tensor Mlp::gated(const Tensor& gate, const Tensor& up) const {
+  Tensor h = gated_activate(o_.act, gate, up);
+  return sub_norm_ ? sub_norm_->forward(h) : h;
 }
 
 Tensor Mlp::forward(const Tensor& x) const {
@@ -118,17 +166,18 @@ Tensor Mlp::forward_rows(const Tensor& x) const {
       const Linear* layers[2] = {gate_.get(), up_.get()};
       std::vector<Tensor> gu = forward_shared_input(x, layers);
       Tensor g = gu[0];  // a fresh f32 buffer: the product is written into it
+      if (!fused_gate(o_.act) || sub_norm_) return down_->forward(gated(g, gu[1]));
       if (g.dtype() != Dtype::f32 || !g.is_contiguous()) g = g.to(Dtype::f32).contiguous();
-      return down_->forward(ops::gated_activation_(gated(o_.act), g, gu[1]));
+      return down_->forward(ops::gated_activation_(*fused_gate(o_.act), g, gu[1]));
     }
     case MlpKind::fused_gated: {
       Tensor gu = gate_up_->forward(x);
       const int64_t n = o_.intermediate;
-      return down_->forward(
-          ops::gated_activation(gated(o_.act), gu.slice(-1, 0, n), gu.slice(-1, n, 2 * n)));
+      return down_->forward(gated(gu.slice(-1, 0, n), gu.slice(-1, n, 2 * n)));
     }
     case MlpKind::plain:
-      return proj_->forward(activate(o_.act, fc_->forward(x)));
+      Tensor h = act(fc_->forward(x));
+      return proj_->forward(sub_norm_ ? sub_norm_->forward(h) : h);
   }
   return x;
 }

@@ -9,18 +9,34 @@
 
 #include "lmx/core/ops/nn.h"
 #include "lmx/nn/linear.h"
+#include "lmx/nn/norm.h"
 
 namespace lmx::nn {
 
 enum class MlpKind { gated, fused_gated, plain };
-enum class Activation { silu, gelu, gelu_tanh, relu2 };  // relu2: relu(x)^2, plain MLPs only (Nemotron-H)
+// relu2: relu(x)^2 (BitNet, NanoChat); xielu: the learned xIELU of Apertus, whose
+// parameters live in an Xielu module ("act_fn").
+enum class Activation { silu, gelu, gelu_tanh, relu2, xielu };
 
-// Parses an HF activation name (silu, gelu, gelu_pytorch_tanh, gelu_new, ...).
+// Parses an HF activation name (silu, gelu, gelu_pytorch_tanh, gelu_new, relu2, xielu, ...).
 Activation parse_activation(const std::string& name);
-// act(x), element-wise.
+// act(x), element-wise (not xielu: that one has parameters, see Xielu).
 Tensor activate(Activation a, const Tensor& x);
-// act(gate) * up, element-wise (one fused pass).
+// act(gate) * up (one fused pass for silu / gelu / gelu_tanh).
 Tensor gated_activate(Activation a, const Tensor& gate, const Tensor& up);
+
+// xIELU (arXiv 2411.13010): x > 0: ap * x^2 + beta * x; else
+// (expm1(min(x, eps)) - x) * an + beta * x, with ap = softplus(alpha_p) and
+// an = beta + softplus(alpha_n), as transformers computes it.
+class Xielu : public Module {
+ public:
+  Xielu();
+  Tensor forward(const Tensor& x) const;
+
+ private:
+  Tensor alpha_p_, alpha_n_;  // [1], learned
+  Tensor beta_, eps_;         // scalars; optional in a checkpoint (defaults 0.5, -1e-6)
+};
 
 struct MlpOptions {
   MlpKind kind = MlpKind::gated;
@@ -28,6 +44,13 @@ struct MlpOptions {
   int64_t intermediate = 0;
   Activation act = Activation::silu;
   bool bias = false;
+  // Checkpoint names of the plain MLP's two projections (GPT-2 / StarCoder2 c_fc, c_proj;
+  // Phi fc1, fc2; GPT-NeoX dense_h_to_4h, dense_4h_to_h; Apertus up_proj, down_proj).
+  std::string up_name = "c_fc";
+  std::string down_name = "c_proj";
+  // > 0: RMSNorm "ffn_sub_norm" over the intermediate activations before the down
+  // projection (BitNet), with this epsilon.
+  float sub_norm_eps = 0.0f;
 };
 
 class Mlp : public Module {
@@ -42,8 +65,13 @@ class Mlp : public Module {
  private:
   Tensor forward_rows(const Tensor& x) const;
 
+  Tensor act(const Tensor& x) const;
+  Tensor gated(const Tensor& gate, const Tensor& up) const;
+
   MlpOptions o_;
   std::unique_ptr<Linear> gate_, up_, down_, gate_up_, fc_, proj_;
+  std::unique_ptr<Xielu> xielu_;
+  std::unique_ptr<RMSNorm> sub_norm_;
 };
 
 // Experts stored stacked: weight [experts, out, in] (or MLX-quantized per expert), and

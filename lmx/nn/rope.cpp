@@ -140,6 +140,9 @@ float RotaryEmbedding::attention_scaling() const {
 Tensor RotaryEmbedding::apply(const Tensor& x, int64_t offset) const {
   const int64_t seq_len = offset + x.dim(2);
   std::vector<float> freqs = inv_freq(seq_len);
+  if (config_.inverted) {
+    for (float& f : freqs) f = -f;  // cos is even, sin odd: the same rotation backwards
+  }
   ops::RopeParams p;
   // The frequencies go where x is (ops never move tensors between devices themselves).
   p.inv_freq = Tensor::from_vector(freqs, {static_cast<int64_t>(freqs.size())}).to(x.device());

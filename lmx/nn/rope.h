@@ -16,6 +16,7 @@ struct RopeConfig {
   double theta = 10000.0;
   int64_t dim = 0;               // rotary dims (even, <= head_dim)
   bool traditional = false;      // interleaved pairs (GPT-J) instead of rotate_half
+  bool inverted = false;         // rotate by minus the angle (NanoChat's rotate_half is [x2, -x1])
   int64_t max_position_embeddings = 2048;
   double factor = 1.0;
   // llama3

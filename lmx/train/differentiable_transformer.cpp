@@ -37,15 +37,27 @@ DifferentiableTransformer::DifferentiableTransformer(models::TransformerLM& mode
   const auto& spec = model.spec();
   require(spec.norm_kind == nn::NormKind::rms, spec, "LayerNorm");
   require(spec.final_softcap == 0.0f, spec, "final logit soft-capping");
+  require(!spec.parallel_residual, spec, "a parallel residual");
+  require(spec.positions == 0, spec, "learned position embeddings");
+  require(spec.norm_weight && !spec.norm_embeddings && !spec.lm_head_bias, spec, "this norm / head layout");
+  require(spec.body_name == "model" && spec.attn_name == "self_attn" && spec.layers_name == "layers" &&
+              spec.embed_name == "embed_tokens" && spec.final_norm_name == "norm" && spec.lm_head_name == "lm_head",
+          spec, "these checkpoint names");
   for (const auto& ls : spec.layers) {
     require(!ls.moe, spec, "a mixture-of-experts block");
     require(!ls.attention.fused_qkv, spec, "a fused qkv projection");
     require(ls.attention.window == 0, spec, "sliding-window attention");
     require(ls.attention.softcap == 0.0f, spec, "attention soft-capping");
+    const auto qk = ls.attention.qk_norm;
+    require(qk == nn::QkNorm::none || qk == nn::QkNorm::per_head || qk == nn::QkNorm::full, spec, "this q/k norm");
+    require(!ls.attention.qk_norm_after_rope && !ls.attention.sub_norm && ls.attention.o_name == "o_proj", spec,
+            "this attention layout");
     require(ls.mlp.kind == nn::MlpKind::gated && ls.mlp.act == nn::Activation::silu, spec,
             "an MLP other than SwiGLU");
+    require(ls.mlp.sub_norm_eps == 0.0f, spec, "an MLP sub-norm");
   }
   for (auto& slot : model.parameters()) params_[slot.name] = slot.tensor;
+  for (const auto& rc : spec.ropes) require(!rc.inverted, spec, "an inverted rotary embedding");
   for (const auto& rc : spec.ropes) ropes_.push_back(std::make_unique<nn::RotaryEmbedding>(rc));
 }
 

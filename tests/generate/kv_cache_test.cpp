@@ -89,6 +89,23 @@ TEST_P(WindowedModels, RotatingCachesReproduceFullSequenceLogits) {
 INSTANTIATE_TEST_SUITE_P(Fixtures,
                          WindowedModels,
                          ::testing::Values("gemma2", "gemma3_text", "starcoder2"));
+INSTANTIATE_TEST_SUITE_P(DenseFixtures,
+                         WindowedModels,
+                         ::testing::Values("cohere2", "olmo3", "exaone4", "ministral"));
+
+class CachedModels : public ::testing::TestWithParam<std::string> {};
+
+// Learned positions (gpt2) continue from the cache offset, per-head fused qkv (gpt_neox)
+// and parallel residuals (phi) through a simple cache: token by token and in chunks,
+// transformers' full-sequence logits.
+TEST_P(CachedModels, IncrementalDecodeReproducesFullSequenceLogits) {
+  auto loaded = models::load_model(testing::fixture(GetParam()));
+  const auto ref = testing::fixture_reference(GetParam());
+  expect_chunked_logits_match(*loaded.model, ref, {}, {1}, 1e-4, "token by token");
+  expect_chunked_logits_match(*loaded.model, ref, {}, {5, 1, 2, 4}, 1e-4, "mixed chunks");
+}
+
+INSTANTIATE_TEST_SUITE_P(DenseFixtures, CachedModels, ::testing::Values("gpt2", "gpt_neox", "phi", "nanochat"));
 
 TEST(MakeCache, MaxKvSizeGivesRotatingCachesWithKeep4) {
   auto loaded = models::load_model(testing::fixture("llama"));

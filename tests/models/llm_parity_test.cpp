@@ -141,6 +141,47 @@ INSTANTIATE_TEST_SUITE_P(
                       "qwen2_moe", "olmoe", "phimoe", "deepseek_v2", "deepseek_v3", "glm4_moe", "ernie4_5_moe",
                       "gpt_oss", "dbrx", "llama4_text"));
 
+// Issue 19: the dense attention families.
+INSTANTIATE_TEST_SUITE_P(DenseArchitectures, LlmParity,
+                         ::testing::Values("phi", "stablelm", "gpt2", "gpt_neox", "gpt_bigcode", "cohere", "cohere2",
+                                           "helium", "glm4", "olmo3", "exaone4", "ernie4_5", "apertus",
+                                           "hunyuan_v1_dense", "bitnet", "ministral", "nanochat"));
+
+// GPT-2 checkpoints come as transformers saves them (transformer.*, Conv1D weights
+// [in, out]), as the hub's original (unprefixed, Conv1D) and as mlx-lm saves them
+// (model.*, already [out, in]): all three must give transformers' logits.
+TEST(ModelLoading, Gpt2CheckpointLayoutsAllLoad) {
+  auto folder = io::ModelFolder::open(fixture("gpt2"));
+  const Reference ref = reference("gpt2");
+  const std::string prefix = "transformer.";
+  for (const bool mlx : {false, true}) {
+    auto model = models::create_model(models::ConfigReader(folder.text_config(), "config.json"));
+    models::WeightDict weights;
+    int transposed = 0;
+    for (auto& [key, t] : models::read_weights(folder)) {
+      if (key.rfind("lm_head.", 0) == 0) {  // the fixture's head is untied; no prefix in any layout
+        weights[key] = t;
+        continue;
+      }
+      ASSERT_EQ(key.rfind(prefix, 0), 0u) << key;
+      const std::string name = key.substr(prefix.size());
+      const bool conv1d = t.ndim() == 2 && (name.find(".attn.") != std::string::npos ||
+                                            name.find(".mlp.") != std::string::npos);
+      if (mlx) {
+        transposed += conv1d ? 1 : 0;
+        weights["model." + name] = conv1d ? t.transpose(0, 1).contiguous() : t;
+      } else {
+        weights[name] = t;
+      }
+    }
+    if (mlx) {
+      EXPECT_EQ(transposed, 4 * 2);  // c_attn, attn c_proj, c_fc, mlp c_proj in 2 layers
+    }
+    models::load_weights(*model, weights, folder.raw_config(), "gpt2");
+    expect_parity(*model, ref, 1e-4, false);
+  }
+}
+
 class QuantizedParity : public ::testing::TestWithParam<std::string> {};
 
 // lmx's own quantizer on the f32 folder vs transformers run on MLX-dequantized weights.

@@ -25,9 +25,7 @@ TransformerSpec llama_like(const ConfigReader& c, const std::string& model_type)
   if (head_dim <= 0) c.fail("head_dim", "must be positive");
   s.norm_eps = static_cast<float>(c.get_non_negative("rms_norm_eps", 1e-6));
   s.tie_embeddings = c.get_bool("tie_word_embeddings", false);
-  const double partial = c.get_positive("partial_rotary_factor", 1.0);
-  if (partial > 1.0) c.fail("partial_rotary_factor", "must be in (0, 1]");
-  s.ropes.push_back(read_rope(c, static_cast<int64_t>(static_cast<double>(head_dim) * partial)));
+  s.ropes.push_back(read_rope(c, rotary_dims(c, head_dim, 1.0)));
   LayerSpec ls;
   ls.attention.hidden = s.hidden;
   ls.attention.heads = heads;
@@ -42,6 +40,39 @@ TransformerSpec llama_like(const ConfigReader& c, const std::string& model_type)
   return s;
 }
 
+void use_layer_norm(const ConfigReader& c, TransformerSpec& s, const std::string& eps_key, bool bias) {
+  s.norm_kind = nn::NormKind::layer;
+  s.norm_bias = bias;
+  s.norm_eps = static_cast<float>(c.get_non_negative(eps_key, 1e-5));
+  for (auto& ls : s.layers) ls.attention.norm_eps = s.norm_eps;
+}
+
+void use_plain_mlp(TransformerSpec& s, nn::Activation act, bool bias, const std::string& up,
+                   const std::string& down) {
+  for (auto& ls : s.layers) {
+    ls.mlp.kind = nn::MlpKind::plain;
+    ls.mlp.act = act;
+    ls.mlp.bias = bias;
+    ls.mlp.up_name = up;
+    ls.mlp.down_name = down;
+  }
+}
+
+int64_t rotary_dims(const ConfigReader& c, int64_t head_dim, double fallback) {
+  std::string key = "partial_rotary_factor";
+  double partial = fallback;
+  if (c.has(key)) {
+    partial = c.get_positive(key, fallback);
+  } else if (auto params = c.object("rope_parameters"); params && params->has(key)) {
+    partial = params->get_positive(key, fallback);
+  } else if (c.has("rotary_pct")) {  // GPT-NeoX before transformers v5
+    key = "rotary_pct";
+    partial = c.get_positive(key, fallback);
+  }
+  if (partial > 1.0) c.fail(key, "must be in (0, 1]");
+  return static_cast<int64_t>(static_cast<double>(head_dim) * partial);
+}
+
 nn::RopeConfig read_rope(const ConfigReader& c, int64_t dim, const std::string& layer_type) {
   nn::RopeConfig r;
   r.dim = dim;
@@ -51,7 +82,9 @@ nn::RopeConfig read_rope(const ConfigReader& c, int64_t dim, const std::string& 
   if (r.original_max_position_embeddings < 0) c.fail("original_max_position_embeddings", "must be >= 0");
   r.theta = c.get_positive("rope_theta", 10000.0);
   std::optional<ConfigReader> params = c.object("rope_parameters");
-  if (params && !layer_type.empty() && params->has(layer_type)) params = params->object(layer_type);
+  // Keyed by layer type (v5): the named type's entry, else the full-attention one.
+  const std::string type = layer_type.empty() ? "full_attention" : layer_type;
+  if (params && params->has(type)) params = params->object(type);
   if (!params) params = c.object("rope_scaling");
   if (!params) return r;
   r.theta = params->get_positive("rope_theta", r.theta);
@@ -71,6 +104,28 @@ nn::RopeConfig read_rope(const ConfigReader& c, int64_t dim, const std::string& 
   r.mscale_all_dim = params->get_non_negative("mscale_all_dim", 0.0);
   r.truncate = params->get_bool("truncate", true);
   return r;
+}
+
+void apply_layer_types(const ConfigReader& c, TransformerSpec& s,
+                       std::string (*fallback)(const ConfigReader&, int64_t), bool nope_on_full) {
+  const auto types = read_layer_types(c, static_cast<int64_t>(s.layers.size()), fallback);
+  const int64_t window = c.get_int("sliding_window", 0);
+  if (window < 0) c.fail("sliding_window", "must be >= 0");
+  // v5 "rope_parameters" keyed by layer type (OLMo 3): one rope per type, [full, sliding].
+  const auto params = c.object("rope_parameters");
+  const bool rope_per_type = params && params->has("sliding_attention") && s.ropes.size() == 1;
+  if (rope_per_type) {
+    nn::RopeConfig sliding = read_rope(c, s.ropes[0].dim, "sliding_attention");
+    sliding.traditional = s.ropes[0].traditional;
+    sliding.inverted = s.ropes[0].inverted;
+    s.ropes.push_back(sliding);
+  }
+  for (size_t i = 0; i < s.layers.size(); ++i) {
+    const bool sliding = types[i] == "sliding_attention";
+    s.layers[i].attention.window = sliding ? window : 0;
+    if (rope_per_type && sliding) s.layers[i].rope_index = 1;
+    if (nope_on_full && !sliding) s.layers[i].rope_index = -1;
+  }
 }
 
 std::vector<std::string> read_layer_types(const ConfigReader& c, int64_t layers,

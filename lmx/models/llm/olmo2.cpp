@@ -1,8 +1,14 @@
 // OLMo 2: norms after attention and MLP (not before), q/k RMSNorm over the whole
-// projection.
+// projection. OLMo 3 adds sliding-window layers (three of every four by default).
 #include "lmx/models/llm/common.h"
 
 namespace lmx::models::llm {
+
+namespace {
+std::string olmo3_layer_type(const ConfigReader&, int64_t i) {
+  return (i + 1) % 4 != 0 ? "sliding_attention" : "full_attention";
+}
+}  // namespace
 
 TransformerSpec olmo2(const ConfigReader& c) {
   TransformerSpec s = llama(c);
@@ -11,6 +17,12 @@ TransformerSpec olmo2(const ConfigReader& c) {
   s.pre_ffn_norm = "";
   s.post_ffn_norm = "post_feedforward_layernorm";
   for (auto& ls : s.layers) ls.attention.qk_norm = nn::QkNorm::full;
+  return s;
+}
+
+TransformerSpec olmo3(const ConfigReader& c) {
+  TransformerSpec s = olmo2(c);
+  apply_layer_types(c, s, olmo3_layer_type);
   return s;
 }
 

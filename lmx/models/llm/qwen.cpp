@@ -12,13 +12,6 @@ std::string qwen2_layer_type(const ConfigReader& c, int64_t i) {
   return sliding ? "sliding_attention" : "full_attention";
 }
 
-void apply_windows(const ConfigReader& c, TransformerSpec& s) {
-  auto types = read_layer_types(c, static_cast<int64_t>(s.layers.size()), qwen2_layer_type);
-  const int64_t window = c.get_int("sliding_window", 0);
-  for (size_t i = 0; i < s.layers.size(); ++i) {
-    s.layers[i].attention.window = types[i] == "sliding_attention" ? window : 0;
-  }
-}
 
 // Sparse experts every decoder_sparse_step layers except mlp_only_layers.
 void apply_moe(const ConfigReader& c, TransformerSpec& s, const nn::MoeOptions& o) {
@@ -39,7 +32,7 @@ void apply_moe(const ConfigReader& c, TransformerSpec& s, const nn::MoeOptions& 
 TransformerSpec qwen2(const ConfigReader& c) {
   TransformerSpec s = llama_like(c, "qwen2");
   for (auto& ls : s.layers) ls.attention.qkv_bias = true;
-  apply_windows(c, s);
+  apply_layer_types(c, s, qwen2_layer_type);
   return s;
 }
 
@@ -50,7 +43,7 @@ TransformerSpec qwen3(const ConfigReader& c) {
     ls.attention.o_bias = ls.attention.qkv_bias;
     ls.attention.qk_norm = nn::QkNorm::per_head;
   }
-  apply_windows(c, s);
+  apply_layer_types(c, s, qwen2_layer_type);
   return s;
 }
 

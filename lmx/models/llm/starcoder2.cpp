@@ -5,8 +5,7 @@ namespace lmx::models::llm {
 
 TransformerSpec starcoder2(const ConfigReader& c) {
   TransformerSpec s = llama_like(c, "starcoder2");
-  s.norm_kind = nn::NormKind::layer;
-  s.norm_eps = static_cast<float>(c.get_non_negative("norm_epsilon", 1e-5));
+  use_layer_norm(c, s, "norm_epsilon");
   s.tie_embeddings = c.get_bool("tie_word_embeddings", false);
   const bool bias = c.get_bool("use_bias", true);
   const int64_t window = c.get_int("sliding_window", 0);
