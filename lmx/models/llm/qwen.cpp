@@ -62,7 +62,7 @@ TransformerSpec qwen3_moe(const ConfigReader& c) {
 TransformerSpec qwen2_moe(const ConfigReader& c) {
   TransformerSpec s = llama_like(c, "qwen2_moe");
   for (auto& ls : s.layers) ls.attention.qkv_bias = c.get_bool("qkv_bias", true);
-  apply_windows(c, s);
+  apply_layer_types(c, s, qwen2_layer_type);
   nn::MoeOptions o = read_moe(c, s, "moe_intermediate_size", c.has("num_experts") ? "num_experts" : "num_local_experts",
                               "num_experts_per_tok");
   o.norm_topk_prob = c.get_bool("norm_topk_prob", false);
