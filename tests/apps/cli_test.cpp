@@ -336,7 +336,7 @@ TEST_F(Cli, ConvertQuantizeReportsLayersLeftUnquantized) {
   const fs::path out = dir_ / "q4g32";
   Result r = lmx_run("convert -q --q-group-size 32 --model " + dir_.string() + " --out " + out.string(), "", true);
   ASSERT_EQ(r.status, 0) << r.out;
-  std::string expected = "quantized 31 layers to 4 bits (group size 32); left 5 unquantized:\n";
+  std::string expected = "quantized 31 layers to affine 4 bits (group size 32); left 5 unquantized:\n";
   for (int i = 0; i < 5; ++i) {
     expected += "  model.layers." + std::to_string(i) +
                 ".mlp.down_proj: input dimension 172 is not a multiple of the group size 32\n";
