@@ -55,6 +55,22 @@ class PreparedWeight {
   // host memory.
   virtual const void* host_data() const = 0;
 
+ protected:
+  // A kernel view of this layout's shape and mode over the backend's contiguous buffers.
+  kernels::QuantView view_over(const uint32_t* w, const void* scales, const void* biases) const {
+    kernels::QuantView v;
+    v.w = w;
+    v.scales = scales;
+    v.biases = biases;
+    v.scale_dtype = scale_dtype_;
+    v.n = n_;
+    v.k = k_;
+    v.bits = bits_;
+    v.group_size = group_size_;
+    v.mode = mode_;
+    return v;
+  }
+
  private:
   Device device_;
   int64_t n_, k_;

@@ -59,18 +59,7 @@ class CpuFpPreparedWeight final : public PreparedWeight {
   }
   size_t bytes() const override { return data_.size() * sizeof(uint32_t); }
   const void* host_data() const override { return data_.data(); }
-  kernels::QuantView view() const {
-    kernels::QuantView v;
-    v.w = data_.data();
-    v.scales = scales();
-    v.scale_dtype = Dtype::u8;
-    v.mode = mode();
-    v.n = n();
-    v.k = k();
-    v.bits = bits();
-    v.group_size = group_size();
-    return v;
-  }
+  kernels::QuantView view() const { return view_over(data_.data(), scales(), nullptr); }
 
  private:
   uint8_t* scales() { return reinterpret_cast<uint8_t*>(data_.data() + n() * words_); }

@@ -98,18 +98,7 @@ class CudaPreparedWeight final : public PreparedWeight {
   char* biases() const { return scales() + s_bytes_; }
   size_t w_bytes() const { return w_bytes_; }
   size_t s_bytes() const { return s_bytes_; }
-  kernels::QuantView view() const {
-    kernels::QuantView v;
-    v.w = w();
-    v.scales = scales();
-    v.biases = biases();
-    v.scale_dtype = scale_dtype();
-    v.n = n();
-    v.k = k();
-    v.bits = bits();
-    v.group_size = group_size();
-    return v;
-  }
+  kernels::QuantView view() const { return view_over(w(), scales(), biases()); }
 
  private:
   struct Free {

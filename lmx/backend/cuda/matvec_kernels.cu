@@ -6,6 +6,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <type_traits>
+
 #include "lmx/backend/cuda/device_values.cuh"
 #include "lmx/backend/cuda/matvec_kernels.h"
 
@@ -113,32 +115,40 @@ __global__ void __launch_bounds__(kWarps * 32) matvec_quant_kernel(const float* 
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
-template <int kDtype>
-cudaError_t launch_dense(int64_t m, const float* x, int64_t ldx, const uint16_t* w, int64_t n, int64_t k, int64_t ld,
-                         float* y, int64_t ldy, cudaStream_t s) {
-  const dim3 grid(static_cast<unsigned>((n + kWarps - 1) / kWarps)), block(kWarps * 32);
+// Calls launch(std::integral_constant<int, M>()) for M = m, the kernels' row count.
+template <class Launch>
+cudaError_t for_row_count(int64_t m, Launch&& launch) {
   switch (m) {
-#define LMX_CASE(M) \
-  case M: matvec_dense16_kernel<kDtype, M><<<grid, block, 0, s>>>(x, ldx, w, n, k, ld, y, ldy); break;
-    LMX_CASE(1) LMX_CASE(2) LMX_CASE(3) LMX_CASE(4) LMX_CASE(5) LMX_CASE(6) LMX_CASE(7) LMX_CASE(8)
-#undef LMX_CASE
+    case 1: launch(std::integral_constant<int, 1>()); break;
+    case 2: launch(std::integral_constant<int, 2>()); break;
+    case 3: launch(std::integral_constant<int, 3>()); break;
+    case 4: launch(std::integral_constant<int, 4>()); break;
+    case 5: launch(std::integral_constant<int, 5>()); break;
+    case 6: launch(std::integral_constant<int, 6>()); break;
+    case 7: launch(std::integral_constant<int, 7>()); break;
+    case 8: launch(std::integral_constant<int, 8>()); break;
     default: return cudaErrorInvalidValue;
   }
   return cudaGetLastError();
 }
 
+dim3 grid_for_rows(int64_t n) { return dim3(static_cast<unsigned>((n + kWarps - 1) / kWarps)); }
+
+template <int kDtype>
+cudaError_t launch_dense(int64_t m, const float* x, int64_t ldx, const uint16_t* w, int64_t n, int64_t k, int64_t ld,
+                         float* y, int64_t ldy, cudaStream_t s) {
+  return for_row_count(m, [&](auto rows) {
+    matvec_dense16_kernel<kDtype, decltype(rows)::value><<<grid_for_rows(n), kWarps * 32, 0, s>>>(x, ldx, w, n, k, ld,
+                                                                                                  y, ldy);
+  });
+}
+
 template <int kBits>
 cudaError_t launch_quant(int64_t m, const float* x, int64_t ldx, const Quant& q, float* y, int64_t ldy,
                          cudaStream_t s) {
-  const dim3 grid(static_cast<unsigned>((q.n + kWarps - 1) / kWarps)), block(kWarps * 32);
-  switch (m) {
-#define LMX_CASE(M) \
-  case M: matvec_quant_kernel<kBits, M><<<grid, block, 0, s>>>(x, ldx, q, y, ldy); break;
-    LMX_CASE(1) LMX_CASE(2) LMX_CASE(3) LMX_CASE(4) LMX_CASE(5) LMX_CASE(6) LMX_CASE(7) LMX_CASE(8)
-#undef LMX_CASE
-    default: return cudaErrorInvalidValue;
-  }
-  return cudaGetLastError();
+  return for_row_count(m, [&](auto rows) {
+    matvec_quant_kernel<kBits, decltype(rows)::value><<<grid_for_rows(q.n), kWarps * 32, 0, s>>>(x, ldx, q, y, ldy);
+  });
 }
 
 }  // namespace
