@@ -74,13 +74,11 @@ __device__ void attend(const Attention& a, const Rows& kr, const Rows& vr, float
                              : nullptr;
   float m = -CUDART_INF_F, l = 0.0f;
   for (int64_t j = j_begin + warp; j < j_end; j += kWarps) {
-    float dot = 0.0f, vv[kPerLane];
+    float dot = 0.0f;
 #pragma unroll
     for (int t = 0; t < kPerLane; ++t) {
       const int64_t d = lane + 32 * t;
       if (d < a.head_dim) dot += qv[t] * kr(b, kvh, j, d);
-      // Read with the key: the value's load latency overlaps the key's and the reduction.
-      vv[t] = d < a.v_head_dim ? vr(b, kvh, j, d) : 0.0f;
     }
     for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
     float s = a.scale * dot;
@@ -94,7 +92,7 @@ __device__ void attend(const Attention& a, const Rows& kr, const Rows& vr, float
 #pragma unroll
     for (int t = 0; t < kPerLane; ++t) {
       const int64_t d = lane + 32 * t;
-      if (d < a.v_head_dim) acc[t] = acc[t] * corr + p * vv[t];
+      if (d < a.v_head_dim) acc[t] = acc[t] * corr + p * vr(b, kvh, j, d);
     }
     m = m_new;
   }
@@ -196,11 +194,9 @@ bool splits_enabled() {
 int attention_splits(const Attention& a) {
   const int64_t rows = a.batch * a.q_heads * a.q_len;
   if (rows <= 0 || !splits_enabled()) return 1;
-  // Enough blocks to keep every SM of an H100 / H200 busy with several, each with at
-  // least kKeysPerSplit keys (fewer would cost more in the merge than they save). At 512
-  // blocks of 32 keys a Llama-1B decode step's attention took 37 us per layer on an H200
-  // (docs/performance.md), the warps' key loop being latency-bound.
-  constexpr int64_t kTargetBlocks = 2048, kKeysPerSplit = 16, kMaxSplits = 64;
+  // Enough blocks to fill the GPU (~4 per SM of an H100 / H200), each with at least
+  // kKeysPerSplit keys (fewer would cost more in the merge than they save).
+  constexpr int64_t kTargetBlocks = 512, kKeysPerSplit = 32, kMaxSplits = 64;
   const int64_t by_keys = (a.kv_len + kKeysPerSplit - 1) / kKeysPerSplit;
   const int64_t by_rows = (kTargetBlocks + rows - 1) / rows;
   return static_cast<int>(std::max<int64_t>(1, std::min({by_keys, by_rows, kMaxSplits})));
