@@ -104,7 +104,8 @@ __device__ void attend(const Attention& a, const Rows& kr, const Rows& vr, float
   }
   __syncthreads();
   if (split_out) {  // [row, split]: max, sum, acc[v_head_dim], without the sink
-    float* part = split_out + (static_cast<int64_t>(blockIdx.x) * gridDim.y + blockIdx.y) * (a.v_head_dim + 2);
+    float* part = split_out +
+                  (static_cast<int64_t>(blockIdx.x) * gridDim.y + blockIdx.y) * (a.v_head_dim + 2);
     float mx = -CUDART_INF_F;
     for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, part_m[w]);
     float wgt[kWarps], sum = 0.0f;
@@ -147,7 +148,8 @@ __global__ void attention_kernel(Attention a, float* split_out) {
   if (a.quantized) {
     attend(a, QuantizedRows{&a.qk, a.group_size}, QuantizedRows{&a.qv, a.group_size}, split_out);
   } else {
-    attend(a, DenseRows{a.k, a.kv_dtype, a.k_strides}, DenseRows{a.v, a.kv_dtype, a.v_strides}, split_out);
+    attend(a, DenseRows{a.k, a.kv_dtype, a.k_strides}, DenseRows{a.v, a.kv_dtype, a.v_strides},
+           split_out);
   }
 }
 
@@ -162,7 +164,8 @@ __global__ void merge_splits_kernel(Attention a, const float* split_out, int spl
   for (int s = 0; s < splits; ++s) mx = fmaxf(mx, parts[s * width]);
   float* out = a.out + b * a.out_strides[0] + h * a.out_strides[1] + i * a.out_strides[2];
   if (mx == -CUDART_INF_F) {
-    for (int64_t d = threadIdx.x; d < a.v_head_dim; d += blockDim.x) out[d * a.out_strides[3]] = 0.0f;
+    for (int64_t d = threadIdx.x; d < a.v_head_dim; d += blockDim.x)
+      out[d * a.out_strides[3]] = 0.0f;
     return;
   }
   float denom = a.sinks ? expf(a.sinks[h] - mx) : 0.0f;

@@ -76,11 +76,13 @@ void CallProfile::print() {
   for (const auto& [op, r] : launches_) total += r.seconds, count += r.count;
   std::fprintf(stderr, "cuda profile: %ld launches, %.3f ms device time\n", count, total * 1e3);
   for (const auto& [op, r] : launches_) {
-    std::fprintf(stderr, "  launch %-40s %8ld  %9.3f ms  %6.2f us each  %5.1f%%\n", op.c_str(), r.count,
-                 r.seconds * 1e3, r.seconds * 1e6 / static_cast<double>(r.count), 100.0 * r.seconds / total);
+    std::fprintf(stderr, "  launch %-40s %8ld  %9.3f ms  %6.2f us each  %5.1f%%\n", op.c_str(),
+                 r.count, r.seconds * 1e3, r.seconds * 1e6 / static_cast<double>(r.count),
+                 100.0 * r.seconds / total);
   }
   for (const auto& [op, r] : syncs_)
-    std::fprintf(stderr, "  sync   %-40s %8ld  %9.3f ms waited\n", op.c_str(), r.count, r.seconds * 1e3);
+    std::fprintf(stderr, "  sync   %-40s %8ld  %9.3f ms waited\n", op.c_str(), r.count,
+                 r.seconds * 1e3);
   for (const auto& [dir, r] : copies_)
     std::fprintf(stderr, "  copy   %-40s %8ld  %9.0f bytes\n", dir.c_str(), r.count, r.bytes);
   std::fprintf(stderr, "  cudaMalloc %ld calls, %.0f bytes\n", mallocs_.count, mallocs_.bytes);

@@ -201,13 +201,19 @@ class CudaBackend final : public Backend {
     launch("copy", [&] { return detail::launch_copy(prep(launch_args(a)), stream_); });
   }
   void unary(kernels::UnaryKernel op, const kernels::ElementwiseArgs& a) override {
-    launch("unary", [&] { return detail::launch_unary(static_cast<int>(op), prep(launch_args(a)), stream_); });
+    launch("unary", [&] {
+      return detail::launch_unary(static_cast<int>(op), prep(launch_args(a)), stream_);
+    });
   }
   void binary(kernels::ArithmeticKernel op, const kernels::ElementwiseArgs& a) override {
-    launch("binary", [&] { return detail::launch_binary(static_cast<int>(op), prep(launch_args(a)), stream_); });
+    launch("binary", [&] {
+      return detail::launch_binary(static_cast<int>(op), prep(launch_args(a)), stream_);
+    });
   }
   void compare(kernels::CompareKernel op, const kernels::ElementwiseArgs& a) override {
-    launch("compare", [&] { return detail::launch_compare(static_cast<int>(op), prep(launch_args(a)), stream_); });
+    launch("compare", [&] {
+      return detail::launch_compare(static_cast<int>(op), prep(launch_args(a)), stream_);
+    });
   }
   void where(const kernels::ElementwiseArgs& a) override {
     launch("where", [&] { return detail::launch_where(prep(launch_args(a)), stream_); });
@@ -215,15 +221,19 @@ class CudaBackend final : public Backend {
   void fill(void* data, Dtype dtype, int64_t n, double value) override {
     use_device();
     // Tensor::full stores zeros as zero bytes, -0.0 included.
-    launch("fill", [&] { return detail::launch_fill(data, code(dtype), n, value == 0.0 ? 0.0 : value, stream_); });
+    launch("fill", [&] {
+      return detail::launch_fill(data, code(dtype), n, value == 0.0 ? 0.0 : value, stream_);
+    });
   }
   void gather_rows(const void* src, int64_t row_bytes, const int64_t* ids, int64_t count, void* out) override {
     use_device();
-    launch("take", [&] { return detail::launch_gather_rows(src, row_bytes, ids, count, out, stream_); });
+    launch("take",
+           [&] { return detail::launch_gather_rows(src, row_bytes, ids, count, out, stream_); });
   }
   void binary_f32(BinaryKernel op, const float* a, const float* b, float* out, int64_t n) override {
     use_device();
-    launch("binary", [&] { return detail::launch_binary_f32(static_cast<int>(op), a, b, out, n, stream_); });
+    launch("binary",
+           [&] { return detail::launch_binary_f32(static_cast<int>(op), a, b, out, n, stream_); });
   }
   void add_bias(float* y, int64_t rows, int64_t n, const float* bias) override {
     use_device();
@@ -231,7 +241,9 @@ class CudaBackend final : public Backend {
   }
   void activation_mul(kernels::Activation act, const float* gate, const float* up, float* out, int64_t n) override {
     use_device();
-    launch("gated_activation", [&] { return detail::launch_activation_mul(static_cast<int>(act), gate, up, out, n, stream_); });
+    launch("gated_activation", [&] {
+      return detail::launch_activation_mul(static_cast<int>(act), gate, up, out, n, stream_);
+    });
   }
   int64_t argmax_f32(const float* x, int64_t n) override {
     use_device();
@@ -286,12 +298,17 @@ class CudaBackend final : public Backend {
       allocator_.deallocate(xb, bytes);  // stream-ordered: the GEMM queued before any reuse
       return;
     }
-    launch(m <= kMatvecRows ? "linear (matvec)" : "linear", [&] { return detail::launch_matmul_nt(x, ldx, w.data, code(w.dtype), w.n, w.k, w.ld, y, ldy, m, stream_); });
+    launch(m <= kMatvecRows ? "linear (matvec)" : "linear", [&] {
+      return detail::launch_matmul_nt(x, ldx, w.data, code(w.dtype), w.n, w.k, w.ld, y, ldy, m,
+                                      stream_);
+    });
   }
   void quantized_matmul(const float* x, int64_t ldx, const kernels::QuantView& w, float* y, int64_t ldy,
                         int64_t m) override {
     use_device();
-    launch(m <= kMatvecRows ? "quantized_linear (matvec)" : "quantized_linear", [&] { return detail::launch_quantized_matmul(x, ldx, launch_args(w), y, ldy, m, stream_); });
+    launch(m <= kMatvecRows ? "quantized_linear (matvec)" : "quantized_linear", [&] {
+      return detail::launch_quantized_matmul(x, ldx, launch_args(w), y, ldy, m, stream_);
+    });
   }
   // Every precision runs the f32 kernel (exact f32 activations). A decode step's
   // projections of one x go in one launch where the matvec kernel takes them together.
@@ -309,8 +326,8 @@ class CudaBackend final : public Backend {
       bool fused = false;
       launch("quantized_linear (matvec, shared x)", [&] {
         cudaError_t e = cudaSuccess;
-        fused = detail::launch_vector_matvec_quant_targets(x, ldx, q, y, ldy, static_cast<int>(targets.size()), m,
-                                                            stream_, &e);
+        fused = detail::launch_vector_matvec_quant_targets(
+            x, ldx, q, y, ldy, static_cast<int>(targets.size()), m, stream_, &e);
         return e;
       });
       if (fused) return;
@@ -348,7 +365,8 @@ class CudaBackend final : public Backend {
   }
   void dequantize(const kernels::QuantView& w, int64_t r0, int64_t r1, float* out, int64_t ldo) override {
     use_device();
-    launch("dequantize", [&] { return detail::launch_dequantize(launch_args(w), r0, r1, out, ldo, stream_); });
+    launch("dequantize",
+           [&] { return detail::launch_dequantize(launch_args(w), r0, r1, out, ldo, stream_); });
   }
   void dequantize_prepared(const PreparedWeight& w, int64_t r0, int64_t r1, float* out, int64_t ldo) override {
     dequantize(prepared_of(w).view(), r0, r1, out, ldo);
@@ -356,26 +374,33 @@ class CudaBackend final : public Backend {
   void quantize_affine(const float* w, int64_t n, int64_t k, int bits, int group_size, uint32_t* out_w,
                        void* out_scales, void* out_biases, Dtype scale_dtype) override {
     use_device();
-    launch("quantize", [&] { return detail::launch_quantize_affine(w, n, k, bits, group_size, out_w, out_scales, out_biases,
-                                            code(scale_dtype), stream_); });
+    launch("quantize", [&] {
+      return detail::launch_quantize_affine(w, n, k, bits, group_size, out_w, out_scales,
+                                            out_biases, code(scale_dtype), stream_);
+    });
   }
 
   // Neural-network kernels -----------------------------------------------------------
   void softmax(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo, bool log) override {
     use_device();
-    launch(log ? "log_softmax" : "softmax", [&] { return detail::launch_softmax(x, rows, dim, ldx, out, ldo, log, stream_); });
+    launch(log ? "log_softmax" : "softmax",
+           [&] { return detail::launch_softmax(x, rows, dim, ldx, out, ldo, log, stream_); });
   }
   void rms_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,
                 const kernels::RmsNormOptions& o) override {
     use_device();
-    launch("rms_norm", [&] { return detail::launch_rms_norm(x, rows, dim, ldx, out, ldo, launch_args(o.weight), o.add_unit_offset, o.eps,
-                                     stream_); });
+    launch("rms_norm", [&] {
+      return detail::launch_rms_norm(x, rows, dim, ldx, out, ldo, launch_args(o.weight),
+                                     o.add_unit_offset, o.eps, stream_);
+    });
   }
   void layer_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,
                   const kernels::LayerNormOptions& o) override {
     use_device();
-    launch("layer_norm", [&] { return detail::launch_layer_norm(x, rows, dim, ldx, out, ldo, launch_args(o.weight), launch_args(o.bias),
-                                       o.eps, stream_); });
+    launch("layer_norm", [&] {
+      return detail::launch_layer_norm(x, rows, dim, ldx, out, ldo, launch_args(o.weight),
+                                       launch_args(o.bias), o.eps, stream_);
+    });
   }
   void rope(const float* x, float* out, const kernels::RopeOptions& o) override {
     use_device();
@@ -465,7 +490,8 @@ class CudaBackend final : public Backend {
       allocator_.deallocate(scratch, bytes);
       throw;
     }
-    allocator_.deallocate(scratch, bytes);  // stream-ordered: the kernels are queued before any reuse
+    allocator_.deallocate(scratch,
+                          bytes);  // stream-ordered: the kernels are queued before any reuse
   }
   bool sgemm(const kernels::GemmArgs& g) {
     bool queued = false;
@@ -520,7 +546,8 @@ Backend& cuda_backend(int index) {
   if (all->size() < static_cast<size_t>(n)) all->resize(static_cast<size_t>(n));
   auto& slot = (*all)[static_cast<size_t>(index)];
   if (!slot) slot = std::make_unique<cuda::CudaBackend>(index);
-  if (index < kFastDevices) made[static_cast<size_t>(index)].store(slot.get(), std::memory_order_release);
+  if (index < kFastDevices)
+    made[static_cast<size_t>(index)].store(slot.get(), std::memory_order_release);
   return *slot;
 }
 

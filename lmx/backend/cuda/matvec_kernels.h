@@ -24,8 +24,14 @@ bool launch_vector_matvec_quant(const float* x, int64_t ldx, const Quant& q, flo
 // y[t] = x @ W[t]^T for the `count` (<= kMaxMatvecTargets) matrices q[t] over one x, in
 // one launch: one launch instead of one per projection of a decode step. All must have
 // the same bits and k (false otherwise, launching nothing).
-bool launch_vector_matvec_quant_targets(const float* x, int64_t ldx, const Quant* q, float* const* y,
-                                        const int64_t* ldy, int count, int64_t m, cudaStream_t stream,
+bool launch_vector_matvec_quant_targets(const float* x,
+                                        int64_t ldx,
+                                        const Quant* q,
+                                        float* const* y,
+                                        const int64_t* ldy,
+                                        int count,
+                                        int64_t m,
+                                        cudaStream_t stream,
                                         cudaError_t* err);
 
 }  // namespace lmx::cuda::detail

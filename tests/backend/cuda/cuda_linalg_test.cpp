@@ -145,7 +145,8 @@ TEST_F(CudaLinalg, PreparedTargetsOfOneWidthShareOneLaunch) {
     const int group[] = {64, 32, 64};
     std::vector<QuantizedWeight> cpu, gpu;
     for (int i = 0; i < 3; ++i) {
-      cpu.push_back(QuantizedWeight::quantize(random_tensor({rows[i], 256}, 80 + i), bits, group[i], Dtype::bf16));
+      cpu.push_back(QuantizedWeight::quantize(random_tensor({rows[i], 256}, 80 + i), bits, group[i],
+                                              Dtype::bf16));
       QuantizedWeight g = cpu.back();
       g.w = on_cuda(g.w), g.scales = on_cuda(g.scales), g.biases = on_cuda(g.biases);
       g.prepare();
