@@ -72,8 +72,10 @@ Tensor WeightMatrix::matmul_t(const Tensor& x, const Tensor& bias) const {
 
 Tensor WeightMatrix::rows_at(const Tensor& ids) const {
   if (quantized_) return quant_.dequantize_rows(ids);
-  // Token ids come from the host; the table may live on a device.
-  Tensor rows = ops::embedding(dense_, ids.device() == dense_.device() ? ids : ids.to(dense_.device()));
+  // Token ids come from the host; the table may live on a device. take() reads the ids
+  // on the host to check them and copies them to the table's device once: moving them
+  // first would cost two more round trips that wait for the device.
+  Tensor rows = ops::embedding(dense_, ids);
   return rows.dtype() == Dtype::f32 ? rows : rows.to(Dtype::f32);
 }
 

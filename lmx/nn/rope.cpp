@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
+#include <mutex>
 
 #include "lmx/base/error.h"
 #include "lmx/core/ops/nn.h"
@@ -137,6 +139,32 @@ float RotaryEmbedding::attention_scaling() const {
   return static_cast<float>(std::sqrt(1.0 + std::log(factor) / std::log(static_cast<double>(original))));
 }
 
+namespace {
+
+// The inverse frequencies as an f32 tensor on `device`. A copy from the host waits for
+// the device's queue and apply() runs twice per layer and step, so the tensors of recent
+// frequency sets stay on their device: the values alone decide what the kernel reads.
+Tensor freqs_on(std::vector<float> values, Device device) {
+  const auto n = static_cast<int64_t>(values.size());
+  if (device.is_cpu()) return Tensor::from_vector(values, {n});
+  struct Entry {
+    std::vector<float> values;
+    Tensor tensor;  // [values.size()] on its device
+  };
+  static std::mutex mutex;
+  static std::deque<Entry> recent;  // newest last; dynamic / longrope sets change with the length
+  std::lock_guard<std::mutex> lock(mutex);
+  for (const Entry& e : recent)
+    if (e.tensor.device() == device && e.values == values) return e.tensor;
+  Tensor t = Tensor::from_vector(values, {n}).to(device);
+  constexpr size_t kKept = 32;
+  if (recent.size() == kKept) recent.pop_front();
+  recent.push_back({std::move(values), t});
+  return t;
+}
+
+}  // namespace
+
 Tensor RotaryEmbedding::apply(const Tensor& x, int64_t offset) const {
   const int64_t seq_len = offset + x.dim(2);
   std::vector<float> freqs = inv_freq(seq_len);
@@ -145,7 +173,7 @@ Tensor RotaryEmbedding::apply(const Tensor& x, int64_t offset) const {
   }
   ops::RopeParams p;
   // The frequencies go where x is (ops never move tensors between devices themselves).
-  p.inv_freq = Tensor::from_vector(freqs, {static_cast<int64_t>(freqs.size())}).to(x.device());
+  p.inv_freq = freqs_on(std::move(freqs), x.device());
   p.rotary_dim = config_.dim;
   p.traditional = config_.traditional;
   p.offset = offset;

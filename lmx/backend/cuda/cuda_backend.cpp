@@ -6,16 +6,21 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "lmx/backend/cuda/attention_kernels.h"
+#include "lmx/backend/cuda/call_profile.h"
 #include "lmx/backend/cuda/cublas_gemm.h"
 #include "lmx/backend/cuda/cuda_wired.h"
 #include "lmx/backend/cuda/elementwise_kernels.h"
 #include "lmx/backend/cuda/matmul_kernels.h"
+#include "lmx/backend/cuda/matvec_kernels.h"
 #include "lmx/backend/cuda/nn_kernels.h"
 #include "lmx/base/error.h"
 #include "lmx/core/backend.h"
@@ -65,6 +70,7 @@ class CudaAllocator final : public CachingAllocator {
   void* system_allocate(size_t size) override {
     check(cudaSetDevice(index_), "cudaSetDevice");
     void* p = nullptr;
+    if (CallProfile* profile = CallProfile::active()) profile->note_malloc(size);
     if (cudaMalloc(&p, size) != cudaSuccess) {
       cudaGetLastError();  // clear the sticky error; the caller reports OutOfMemory
       return nullptr;
@@ -171,6 +177,7 @@ class CudaBackend final : public Backend {
   Device device() const override { return Device::cuda(index_); }
   std::string describe() const override { return device().str() + " " + name_; }
   Allocator& allocator() override { return allocator_; }
+  void synchronize() override { sync("synchronize"); }
 
   void copy_bytes(void* dst, const void* src, size_t bytes, CopyDirection direction) override {
     if (bytes == 0) return;
@@ -178,6 +185,12 @@ class CudaBackend final : public Backend {
     cudaMemcpyKind k = direction == CopyDirection::host_to_device   ? cudaMemcpyHostToDevice
                        : direction == CopyDirection::device_to_host ? cudaMemcpyDeviceToHost
                                                                     : cudaMemcpyDeviceToDevice;
+    if (CallProfile* p = CallProfile::active()) {
+      p->note_copy(direction == CopyDirection::host_to_device   ? "host to device"
+                   : direction == CopyDirection::device_to_host ? "device to host"
+                                                                : "device to device",
+                   bytes);
+    }
     check(cudaMemcpyAsync(dst, src, bytes, k, stream_), "cudaMemcpyAsync");
     // The host side of a copy may be read or freed as soon as we return.
     if (direction != CopyDirection::device_to_device) sync("copy");
@@ -185,40 +198,52 @@ class CudaBackend final : public Backend {
 
   // Element-wise ---------------------------------------------------------------------
   void copy_strided(const kernels::ElementwiseArgs& a) override {
-    launched(detail::launch_copy(prep(launch_args(a)), stream_), "copy");
+    launch("copy", [&] { return detail::launch_copy(prep(launch_args(a)), stream_); });
   }
   void unary(kernels::UnaryKernel op, const kernels::ElementwiseArgs& a) override {
-    launched(detail::launch_unary(static_cast<int>(op), prep(launch_args(a)), stream_), "unary");
+    launch("unary", [&] {
+      return detail::launch_unary(static_cast<int>(op), prep(launch_args(a)), stream_);
+    });
   }
   void binary(kernels::ArithmeticKernel op, const kernels::ElementwiseArgs& a) override {
-    launched(detail::launch_binary(static_cast<int>(op), prep(launch_args(a)), stream_), "binary");
+    launch("binary", [&] {
+      return detail::launch_binary(static_cast<int>(op), prep(launch_args(a)), stream_);
+    });
   }
   void compare(kernels::CompareKernel op, const kernels::ElementwiseArgs& a) override {
-    launched(detail::launch_compare(static_cast<int>(op), prep(launch_args(a)), stream_), "compare");
+    launch("compare", [&] {
+      return detail::launch_compare(static_cast<int>(op), prep(launch_args(a)), stream_);
+    });
   }
   void where(const kernels::ElementwiseArgs& a) override {
-    launched(detail::launch_where(prep(launch_args(a)), stream_), "where");
+    launch("where", [&] { return detail::launch_where(prep(launch_args(a)), stream_); });
   }
   void fill(void* data, Dtype dtype, int64_t n, double value) override {
     use_device();
     // Tensor::full stores zeros as zero bytes, -0.0 included.
-    launched(detail::launch_fill(data, code(dtype), n, value == 0.0 ? 0.0 : value, stream_), "fill");
+    launch("fill", [&] {
+      return detail::launch_fill(data, code(dtype), n, value == 0.0 ? 0.0 : value, stream_);
+    });
   }
   void gather_rows(const void* src, int64_t row_bytes, const int64_t* ids, int64_t count, void* out) override {
     use_device();
-    launched(detail::launch_gather_rows(src, row_bytes, ids, count, out, stream_), "take");
+    launch("take",
+           [&] { return detail::launch_gather_rows(src, row_bytes, ids, count, out, stream_); });
   }
   void binary_f32(BinaryKernel op, const float* a, const float* b, float* out, int64_t n) override {
     use_device();
-    launched(detail::launch_binary_f32(static_cast<int>(op), a, b, out, n, stream_), "binary");
+    launch("binary",
+           [&] { return detail::launch_binary_f32(static_cast<int>(op), a, b, out, n, stream_); });
   }
   void add_bias(float* y, int64_t rows, int64_t n, const float* bias) override {
     use_device();
-    launched(detail::launch_add_bias(y, rows, n, bias, stream_), "add_bias");
+    launch("add_bias", [&] { return detail::launch_add_bias(y, rows, n, bias, stream_); });
   }
   void activation_mul(kernels::Activation act, const float* gate, const float* up, float* out, int64_t n) override {
     use_device();
-    launched(detail::launch_activation_mul(static_cast<int>(act), gate, up, out, n, stream_), "gated_activation");
+    launch("gated_activation", [&] {
+      return detail::launch_activation_mul(static_cast<int>(act), gate, up, out, n, stream_);
+    });
   }
   int64_t argmax_f32(const float* x, int64_t n) override {
     use_device();
@@ -226,7 +251,7 @@ class CudaBackend final : public Backend {
     int64_t host = 0;
     cudaError_t e = detail::launch_argmax_f32(x, n, result, stream_);
     if (e == cudaSuccess) e = cudaMemcpyAsync(&host, result, sizeof host, cudaMemcpyDeviceToHost, stream_);
-    if (e == cudaSuccess) e = cudaStreamSynchronize(stream_);
+    if (e == cudaSuccess) e = wait_stream("argmax");
     allocator_.deallocate(result, sizeof(int64_t));
     check(e, "argmax");
     return host;
@@ -235,10 +260,10 @@ class CudaBackend final : public Backend {
   // Linear algebra -------------------------------------------------------------------
   void gemm_f32(const kernels::GemmArgs& g) override {
     use_device();
-    if (g.m > kMatvecRows && cublas_->sgemm(g)) return;
+    if (g.m > kMatvecRows && sgemm(g)) return;
     const detail::Gemm l{g.m,    g.n,    g.k,    g.alpha, g.beta, g.a,     g.a_rs,  g.a_cs, g.b,
                          g.b_rs, g.b_cs, g.c,    g.c_rs,  g.c_cs, g.batch, g.a_bs,  g.b_bs, g.c_bs};
-    launched(detail::launch_gemm_f32(l, stream_), "matmul");
+    launch("matmul", [&] { return detail::launch_gemm_f32(l, stream_); });
   }
   // Past the matvec's rows: SGEMM for f32 W, bf16 x bf16 -> f32 cuBLAS for bf16 W (x
   // rounded to bf16 once); f16 W stays on the own kernel (f16 x could overflow).
@@ -251,7 +276,7 @@ class CudaBackend final : public Backend {
       g.a = x, g.a_rs = ldx, g.a_cs = 1;
       g.b = static_cast<const float*>(w.data), g.b_rs = 1, g.b_cs = w.ld;
       g.c = y, g.c_rs = ldy, g.c_cs = 1;
-      if (cublas_->sgemm(g)) return;
+      if (sgemm(g)) return;
     }
     if (m > kMatvecRows && w.dtype == Dtype::bf16 && w.k > 0 && w.ld < (int64_t{1} << 31) && m * w.k < (int64_t{1} << 31)) {
       const size_t bytes = static_cast<size_t>(m * w.k) * 2;
@@ -261,8 +286,11 @@ class CudaBackend final : public Backend {
       c.out.data = xb, c.out.dtype = detail::kBF16, c.out.strides[0] = w.k, c.out.strides[1] = 1;
       c.in[0].data = const_cast<float*>(x), c.in[0].dtype = detail::kF32, c.in[0].strides[0] = ldx, c.in[0].strides[1] = 1;
       try {
-        launched(detail::launch_copy(c, stream_), "linear (x to bf16)");
-        cublas_->bf16_nt(xb, w.data, w.n, w.k, w.ld, y, ldy, m);
+        launch("linear (x to bf16)", [&] { return detail::launch_copy(c, stream_); });
+        launch("cublas bf16 gemm", [&] {
+          cublas_->bf16_nt(xb, w.data, w.n, w.k, w.ld, y, ldy, m);
+          return cudaSuccess;
+        });
       } catch (...) {
         allocator_.deallocate(xb, bytes);
         throw;
@@ -270,17 +298,40 @@ class CudaBackend final : public Backend {
       allocator_.deallocate(xb, bytes);  // stream-ordered: the GEMM queued before any reuse
       return;
     }
-    launched(detail::launch_matmul_nt(x, ldx, w.data, code(w.dtype), w.n, w.k, w.ld, y, ldy, m, stream_),
-             "linear");
+    launch(m <= kMatvecRows ? "linear (matvec)" : "linear", [&] {
+      return detail::launch_matmul_nt(x, ldx, w.data, code(w.dtype), w.n, w.k, w.ld, y, ldy, m,
+                                      stream_);
+    });
   }
   void quantized_matmul(const float* x, int64_t ldx, const kernels::QuantView& w, float* y, int64_t ldy,
                         int64_t m) override {
     use_device();
-    launched(detail::launch_quantized_matmul(x, ldx, launch_args(w), y, ldy, m, stream_), "quantized_linear");
+    launch(m <= kMatvecRows ? "quantized_linear (matvec)" : "quantized_linear", [&] {
+      return detail::launch_quantized_matmul(x, ldx, launch_args(w), y, ldy, m, stream_);
+    });
   }
-  // Every precision runs the f32 kernel (exact f32 activations).
+  // Every precision runs the f32 kernel (exact f32 activations). A decode step's
+  // projections of one x go in one launch where the matvec kernel takes them together.
   void prepared_matmul(const float* x, int64_t ldx, std::span<const PreparedMatmulTarget> targets, int64_t m,
                        kernels::ActivationPrecision) override {
+    if (targets.size() > 1 && targets.size() <= static_cast<size_t>(detail::kMaxMatvecTargets)) {
+      detail::Quant q[detail::kMaxMatvecTargets];
+      float* y[detail::kMaxMatvecTargets];
+      int64_t ldy[detail::kMaxMatvecTargets];
+      for (size_t i = 0; i < targets.size(); ++i) {
+        q[i] = launch_args(prepared_of(*targets[i].w).view());
+        y[i] = targets[i].y, ldy[i] = targets[i].ldy;
+      }
+      use_device();
+      bool fused = false;
+      launch("quantized_linear (matvec, shared x)", [&] {
+        cudaError_t e = cudaSuccess;
+        fused = detail::launch_vector_matvec_quant_targets(
+            x, ldx, q, y, ldy, static_cast<int>(targets.size()), m, stream_, &e);
+        return e;
+      });
+      if (fused) return;
+    }
     for (const PreparedMatmulTarget& t : targets) quantized_matmul(x, ldx, prepared_of(*t.w).view(), t.y, t.ldy, m);
   }
 
@@ -314,7 +365,8 @@ class CudaBackend final : public Backend {
   }
   void dequantize(const kernels::QuantView& w, int64_t r0, int64_t r1, float* out, int64_t ldo) override {
     use_device();
-    launched(detail::launch_dequantize(launch_args(w), r0, r1, out, ldo, stream_), "dequantize");
+    launch("dequantize",
+           [&] { return detail::launch_dequantize(launch_args(w), r0, r1, out, ldo, stream_); });
   }
   void dequantize_prepared(const PreparedWeight& w, int64_t r0, int64_t r1, float* out, int64_t ldo) override {
     dequantize(prepared_of(w).view(), r0, r1, out, ldo);
@@ -322,29 +374,33 @@ class CudaBackend final : public Backend {
   void quantize_affine(const float* w, int64_t n, int64_t k, int bits, int group_size, uint32_t* out_w,
                        void* out_scales, void* out_biases, Dtype scale_dtype) override {
     use_device();
-    launched(detail::launch_quantize_affine(w, n, k, bits, group_size, out_w, out_scales, out_biases,
-                                            code(scale_dtype), stream_),
-             "quantize");
+    launch("quantize", [&] {
+      return detail::launch_quantize_affine(w, n, k, bits, group_size, out_w, out_scales,
+                                            out_biases, code(scale_dtype), stream_);
+    });
   }
 
   // Neural-network kernels -----------------------------------------------------------
   void softmax(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo, bool log) override {
     use_device();
-    launched(detail::launch_softmax(x, rows, dim, ldx, out, ldo, log, stream_), log ? "log_softmax" : "softmax");
+    launch(log ? "log_softmax" : "softmax",
+           [&] { return detail::launch_softmax(x, rows, dim, ldx, out, ldo, log, stream_); });
   }
   void rms_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,
                 const kernels::RmsNormOptions& o) override {
     use_device();
-    launched(detail::launch_rms_norm(x, rows, dim, ldx, out, ldo, launch_args(o.weight), o.add_unit_offset, o.eps,
-                                     stream_),
-             "rms_norm");
+    launch("rms_norm", [&] {
+      return detail::launch_rms_norm(x, rows, dim, ldx, out, ldo, launch_args(o.weight),
+                                     o.add_unit_offset, o.eps, stream_);
+    });
   }
   void layer_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,
                   const kernels::LayerNormOptions& o) override {
     use_device();
-    launched(detail::launch_layer_norm(x, rows, dim, ldx, out, ldo, launch_args(o.weight), launch_args(o.bias),
-                                       o.eps, stream_),
-             "layer_norm");
+    launch("layer_norm", [&] {
+      return detail::launch_layer_norm(x, rows, dim, ldx, out, ldo, launch_args(o.weight),
+                                       launch_args(o.bias), o.eps, stream_);
+    });
   }
   void rope(const float* x, float* out, const kernels::RopeOptions& o) override {
     use_device();
@@ -362,7 +418,7 @@ class CudaBackend final : public Backend {
     r.batch_offsets = o.batch_offsets;
     r.positions = o.positions;
     r.mscale = o.mscale;
-    launched(detail::launch_rope(x, out, r, stream_), "rope");
+    launch("rope", [&] { return detail::launch_rope(x, out, r, stream_); });
   }
   void attention(const kernels::AttentionArgs& a, const kernels::AttentionOptions& o) override {
     const char* op = "scaled_dot_product_attention";
@@ -376,8 +432,7 @@ class CudaBackend final : public Backend {
     copy4(a.v_strides, l.v_strides);
     copy4(a.out_strides, l.out_strides);
     set_options(l, o);
-    use_device();
-    launched(detail::launch_attention(l, stream_), op);
+    run_attention(l, a.q_len == 1 ? "attention (one query)" : op);
   }
   void quantized_attention(const kernels::QuantizedAttentionArgs& a, const kernels::AttentionOptions& o) override {
     const char* op = "quantized_scaled_dot_product_attention";
@@ -396,8 +451,7 @@ class CudaBackend final : public Backend {
     rows(l.qk, a.k);
     rows(l.qv, a.v);
     set_options(l, o);
-    use_device();
-    launched(detail::launch_attention(l, stream_), op);
+    run_attention(l, a.q_len == 1 ? "attention (one query)" : op);
   }
 
   std::optional<size_t> recommended_working_set(size_t reserve_bytes) override {
@@ -412,8 +466,41 @@ class CudaBackend final : public Backend {
     use_device();
     return e;
   }
-  void launched(cudaError_t e, const char* op) { check(e, op); }
-  void sync(const char* op) { check(cudaStreamSynchronize(stream_), op); }
+  template <class F>
+  void launch(const char* op, F&& f) {
+    check(profiled_launch(stream_, op, f), op);
+  }
+  // Waits for the stream; the wait is the profile's "sync" row.
+  cudaError_t wait_stream(const char* op) {
+    CallProfile* p = CallProfile::active();
+    if (!p) return cudaStreamSynchronize(stream_);
+    const auto t0 = std::chrono::steady_clock::now();
+    const cudaError_t e = cudaStreamSynchronize(stream_);
+    p->note_sync(op, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    return e;
+  }
+  void sync(const char* op) { check(wait_stream(op), op); }
+  void run_attention(const detail::Attention& l, const char* op) {
+    use_device();
+    const size_t bytes = static_cast<size_t>(detail::attention_scratch_floats(l)) * sizeof(float);
+    float* scratch = bytes > 0 ? static_cast<float*>(allocator_.allocate(bytes)) : nullptr;
+    try {
+      launch(op, [&] { return detail::launch_attention(l, scratch, stream_); });
+    } catch (...) {
+      allocator_.deallocate(scratch, bytes);
+      throw;
+    }
+    allocator_.deallocate(scratch,
+                          bytes);  // stream-ordered: the kernels are queued before any reuse
+  }
+  bool sgemm(const kernels::GemmArgs& g) {
+    bool queued = false;
+    launch("cublas sgemm", [&] {
+      queued = cublas_->sgemm(g);
+      return cudaSuccess;
+    });
+    return queued;
+  }
   void check_heads(const char* op, int64_t d, int64_t dv, int64_t hq, int64_t hkv) const {
     if (d > detail::kMaxAttentionHeadDim || dv > detail::kMaxAttentionHeadDim) {
       throw Unsupported(std::string(op) + ": head_dim " + std::to_string(std::max(d, dv)) + " > " +
@@ -440,6 +527,13 @@ class CudaBackend final : public Backend {
 namespace lmx::detail {
 
 Backend& cuda_backend(int index) {
+  // Every op and every allocation on a device asks for its backend: made ones are read
+  // without the lock or the driver's device count.
+  constexpr int kFastDevices = 16;
+  static std::array<std::atomic<Backend*>, kFastDevices> made{};
+  if (index >= 0 && index < kFastDevices) {
+    if (Backend* b = made[static_cast<size_t>(index)].load(std::memory_order_acquire)) return *b;
+  }
   static std::mutex m;
   // Never destroyed: device buffers held by other statics may be freed after main returns.
   static auto* all = new std::vector<std::unique_ptr<cuda::CudaBackend>>();
@@ -452,6 +546,8 @@ Backend& cuda_backend(int index) {
   if (all->size() < static_cast<size_t>(n)) all->resize(static_cast<size_t>(n));
   auto& slot = (*all)[static_cast<size_t>(index)];
   if (!slot) slot = std::make_unique<cuda::CudaBackend>(index);
+  if (index < kFastDevices)
+    made[static_cast<size_t>(index)].store(slot.get(), std::memory_order_release);
   return *slot;
 }
 

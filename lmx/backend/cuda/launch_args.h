@@ -54,6 +54,17 @@ struct Quant {
   int64_t w_stride = 0, s_stride = 0;
 };
 
+// Matrices sharing one x in one matvec launch: target t gets the blocks
+// [first_block[t], first_block[t + 1]).
+constexpr int kMaxMatvecTargets = 4;
+struct QuantTargets {
+  Quant q[kMaxMatvecTargets];
+  float* y[kMaxMatvecTargets] = {};
+  int64_t ldy[kMaxMatvecTargets] = {};
+  unsigned first_block[kMaxMatvecTargets + 1] = {};
+  int count = 0;
+};
+
 // kernels::RopeOptions.
 struct Rope {
   int64_t batch = 1, heads = 1, seq = 1, head_dim = 0;

@@ -69,13 +69,22 @@ __global__ void __launch_bounds__(kWarps * 32) matvec_dense16_kernel(const float
 // One 16-byte chunk of a quantized row holds V = 128 / bits values of one group (the
 // launcher checks group_size % V == 0): sum_t (scale * q_t + bias) * x_t
 // = scale * sum_t q_t x_t + bias * sum_t x_t.
+//
+// One launch serves every matrix of `targets` (a decode step's q / k / v or gate / up
+// projections over one x): block b works on the target whose first_block range holds it.
 template <int kBits, int M>
-__global__ void __launch_bounds__(kWarps * 32) matvec_quant_kernel(const float* __restrict__ x, int64_t ldx, Quant q,
-                                                                    float* __restrict__ y, int64_t ldy) {
+__global__ void __launch_bounds__(kWarps * 32)
+    matvec_quant_kernel(const float* __restrict__ x, int64_t ldx, QuantTargets targets) {
   constexpr int V = 128 / kBits, kPerWord = 32 / kBits;
   constexpr uint32_t kMask = (1u << kBits) - 1u;
+  int t = 0;
+  while (t + 1 < targets.count && blockIdx.x >= targets.first_block[t + 1]) ++t;
+  const Quant& q = targets.q[t];
+  float* __restrict__ y = targets.y[t];
+  const int64_t ldy = targets.ldy[t];
   const int lane = threadIdx.x % 32;
-  const int64_t j = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32;
+  const int64_t j =
+      static_cast<int64_t>(blockIdx.x - targets.first_block[t]) * kWarps + threadIdx.x / 32;
   if (j >= q.n) return;
   const uint4* row = reinterpret_cast<const uint4*>(q.w + j * q.w_stride);
   const int64_t chunks = q.k / V, s_row = j * q.s_stride;
@@ -144,10 +153,11 @@ cudaError_t launch_dense(int64_t m, const float* x, int64_t ldx, const uint16_t*
 }
 
 template <int kBits>
-cudaError_t launch_quant(int64_t m, const float* x, int64_t ldx, const Quant& q, float* y, int64_t ldy,
-                         cudaStream_t s) {
+cudaError_t launch_quant(
+    int64_t m, const float* x, int64_t ldx, const QuantTargets& t, cudaStream_t s) {
   return for_row_count(m, [&](auto rows) {
-    matvec_quant_kernel<kBits, decltype(rows)::value><<<grid_for_rows(q.n), kWarps * 32, 0, s>>>(x, ldx, q, y, ldy);
+    matvec_quant_kernel<kBits, decltype(rows)::value>
+        <<<dim3(t.first_block[t.count]), kWarps * 32, 0, s>>>(x, ldx, t);
   });
 }
 
@@ -165,13 +175,37 @@ bool launch_vector_matvec_dense(const float* x, int64_t ldx, const void* w, int 
 
 bool launch_vector_matvec_quant(const float* x, int64_t ldx, const Quant& q, float* y, int64_t ldy, int64_t m,
                                 cudaStream_t stream, cudaError_t* err) {
-  if (m < 1 || m > kMaxVectorMatvecRows || (q.bits != 4 && q.bits != 8)) return false;
-  const int values = 128 / q.bits;  // per 16-byte chunk
-  if (q.k % values != 0 || q.group_size % values != 0 || q.w_stride % 4 != 0 || (m > 1 && ldx % 4 != 0) ||
-      !aligned16(q.w) || !aligned16(x)) {
-    return false;
+  return launch_vector_matvec_quant_targets(x, ldx, &q, &y, &ldy, 1, m, stream, err);
+}
+
+bool launch_vector_matvec_quant_targets(const float* x,
+                                        int64_t ldx,
+                                        const Quant* q,
+                                        float* const* y,
+                                        const int64_t* ldy,
+                                        int count,
+                                        int64_t m,
+                                        cudaStream_t stream,
+                                        cudaError_t* err) {
+  if (m < 1 || m > kMaxVectorMatvecRows || count < 1 || count > kMaxMatvecTargets) return false;
+  if (m > 1 && ldx % 4 != 0) return false;
+  if (!aligned16(x)) return false;
+  const int bits = q[0].bits;
+  if (bits != 4 && bits != 8) return false;
+  const int values = 128 / bits;  // per 16-byte chunk
+  QuantTargets t;
+  t.count = count;
+  t.first_block[0] = 0;
+  for (int i = 0; i < count; ++i) {
+    const Quant& w = q[i];
+    if (w.bits != bits || w.k != q[0].k || w.k % values != 0 || w.group_size % values != 0 ||
+        w.w_stride % 4 != 0 || !aligned16(w.w)) {
+      return false;
+    }
+    t.q[i] = w, t.y[i] = y[i], t.ldy[i] = ldy[i];
+    t.first_block[i + 1] = t.first_block[i] + static_cast<unsigned>((w.n + kWarps - 1) / kWarps);
   }
-  *err = q.bits == 4 ? launch_quant<4>(m, x, ldx, q, y, ldy, stream) : launch_quant<8>(m, x, ldx, q, y, ldy, stream);
+  *err = bits == 4 ? launch_quant<4>(m, x, ldx, t, stream) : launch_quant<8>(m, x, ldx, t, stream);
   return true;
 }
 

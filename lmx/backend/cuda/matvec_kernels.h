@@ -21,5 +21,17 @@ bool launch_vector_matvec_dense(const float* x, int64_t ldx, const void* w, int 
 // The same with W MLX-quantized (affine, 4 or 8 bits).
 bool launch_vector_matvec_quant(const float* x, int64_t ldx, const Quant& q, float* y, int64_t ldy, int64_t m,
                                 cudaStream_t stream, cudaError_t* err);
+// y[t] = x @ W[t]^T for the `count` (<= kMaxMatvecTargets) matrices q[t] over one x, in
+// one launch: one launch instead of one per projection of a decode step. All must have
+// the same bits and k (false otherwise, launching nothing).
+bool launch_vector_matvec_quant_targets(const float* x,
+                                        int64_t ldx,
+                                        const Quant* q,
+                                        float* const* y,
+                                        const int64_t* ldy,
+                                        int count,
+                                        int64_t m,
+                                        cudaStream_t stream,
+                                        cudaError_t* err);
 
 }  // namespace lmx::cuda::detail

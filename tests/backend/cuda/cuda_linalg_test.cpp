@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "cuda_test_util.h"
 #include "lmx/core/backend.h"
@@ -132,6 +134,37 @@ TEST_F(CudaLinalg, PreparedTargetsShareOneInput) {
   auto got = ops::quantized_linears(on_cuda(x), gw, gbiases);
   ASSERT_EQ(got.size(), 2u);
   for (size_t i = 0; i < 2; ++i) expect_matches(got[i], want[i], 1e-5, 1e-5);
+}
+
+// Projections of one bit width over one x go in one launch (a decode step's q / k / v):
+// row counts that leave partial blocks, group sizes that differ, 1 and 3 rows of x.
+TEST_F(CudaLinalg, PreparedTargetsOfOneWidthShareOneLaunch) {
+  for (int bits : {4, 8}) {
+    SCOPED_TRACE("bits=" + std::to_string(bits));
+    const int64_t rows[] = {40, 9, 72};
+    const int group[] = {64, 32, 64};
+    std::vector<QuantizedWeight> cpu, gpu;
+    for (int i = 0; i < 3; ++i) {
+      cpu.push_back(QuantizedWeight::quantize(random_tensor({rows[i], 256}, 80 + i), bits, group[i],
+                                              Dtype::bf16));
+      QuantizedWeight g = cpu.back();
+      g.w = on_cuda(g.w), g.scales = on_cuda(g.scales), g.biases = on_cuda(g.biases);
+      g.prepare();
+      gpu.push_back(g);
+    }
+    const QuantizedWeight* cw[] = {&cpu[0], &cpu[1], &cpu[2]};
+    const QuantizedWeight* gw[] = {&gpu[0], &gpu[1], &gpu[2]};
+    Tensor biases[3], gbiases[3];
+    biases[1] = random_tensor({rows[1]}, 84);
+    gbiases[1] = on_cuda(biases[1]);
+    for (int64_t m : {1, 3}) {
+      Tensor x = random_tensor({m, 256}, 85 + static_cast<uint32_t>(m));
+      auto want = ops::quantized_linears(x, cw, biases);
+      auto got = ops::quantized_linears(on_cuda(x), gw, gbiases);
+      ASSERT_EQ(got.size(), 3u);
+      for (size_t i = 0; i < 3; ++i) expect_matches(got[i], want[i], 1e-5, 1e-5);
+    }
+  }
 }
 
 TEST_F(CudaLinalg, ArgmaxPicksAsMaxElement) {
