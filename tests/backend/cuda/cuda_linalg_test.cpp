@@ -162,7 +162,10 @@ TEST_F(CudaLinalg, PreparedTargetsOfOneWidthShareOneLaunch) {
       auto want = ops::quantized_linears(x, cw, biases);
       auto got = ops::quantized_linears(on_cuda(x), gw, gbiases);
       ASSERT_EQ(got.size(), 3u);
-      for (size_t i = 0; i < 3; ++i) expect_matches(got[i], want[i], 1e-5, 1e-5);
+      // 3e-5 + 1e-4 relative: the kernel sums scale * sum(q x) + bias * sum(x), and with 8-bit
+      // codes (q up to 255) the two terms can be far larger than |y| and cancel; measured on an H100: 1.7e-5
+      // at |y| 0.35, 8-bit only (4-bit passed 1e-5).
+      for (size_t i = 0; i < 3; ++i) expect_matches(got[i], want[i], 3e-5, 1e-4);
     }
   }
 }
