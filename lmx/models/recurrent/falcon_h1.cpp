@@ -94,13 +94,7 @@ std::unique_ptr<LanguageModel> falcon_h1(const ConfigReader& c) {
   s.pre_ffn_norm = "pre_ff_layernorm";
   s.final_norm = "final_layernorm";
   s.conv_mlx_layout = true;
-  Mamba2Keys keys{"mamba_n_heads", "mamba_d_head", "mamba_d_state"};
-  keys.groups = "mamba_n_groups";
-  keys.conv_kernel = "mamba_d_conv";
-  keys.expand = "mamba_expand";
-  keys.bias = "mamba_proj_bias";
-  keys.conv_bias = "mamba_conv_bias";
-  keys.eps = "rms_norm_eps";
+  Mamba2Keys keys = hybrid_mamba2_keys();
   keys.intermediate = "mamba_d_ssm";
   Multipliers m;
   m.mamba = read_mamba2_options(c, s.hidden, keys);

@@ -49,14 +49,8 @@ std::unique_ptr<LanguageModel> granitemoehybrid(const ConfigReader& c) {
   const std::string positions = c.get_string("position_embedding_type", "nope");
   if (positions != "rope" && positions != "nope") c.fail("position_embedding_type", "must be \"rope\", \"nope\" or null");
   s.use_rope = positions == "rope";
-  Mamba2Keys keys{"mamba_n_heads", "mamba_d_head", "mamba_d_state"};
-  keys.groups = "mamba_n_groups";
-  keys.conv_kernel = "mamba_d_conv";
-  keys.expand = "mamba_expand";
-  keys.bias = "mamba_proj_bias";
-  keys.conv_bias = "mamba_conv_bias";
-  keys.eps = "rms_norm_eps";
-  const nn::Mamba2Options mamba = read_mamba2_options(c, s.hidden, keys);  // the gated norm spans all channels
+  // The gated norm spans all channels (one norm group).
+  const nn::Mamba2Options mamba = read_mamba2_options(c, s.hidden, hybrid_mamba2_keys());
   const int64_t experts = c.get_int("num_local_experts", 8);
   const int64_t shared = c.get_int("shared_intermediate_size", 1024);
   if (experts < 0) c.fail("num_local_experts", "must be >= 0");

@@ -25,6 +25,17 @@ void read_time_step_limit(const ConfigReader& c, nn::Mamba2Options& o) {
 
 }  // namespace
 
+Mamba2Keys hybrid_mamba2_keys() {
+  Mamba2Keys keys{"mamba_n_heads", "mamba_d_head", "mamba_d_state"};
+  keys.groups = "mamba_n_groups";
+  keys.conv_kernel = "mamba_d_conv";
+  keys.expand = "mamba_expand";
+  keys.bias = "mamba_proj_bias";
+  keys.conv_bias = "mamba_conv_bias";
+  keys.eps = "rms_norm_eps";
+  return keys;
+}
+
 nn::Mamba2Options read_mamba2_options(const ConfigReader& c, int64_t hidden, const Mamba2Keys& keys) {
   nn::Mamba2Options o;
   o.hidden = hidden;

@@ -23,6 +23,9 @@ struct Mamba2Keys {
   const char* intermediate = nullptr;
 };
 
+// The "mamba_*" names of the hybrids (Granite 4.0, Falcon-H1), epsilon "rms_norm_eps".
+Mamba2Keys hybrid_mamba2_keys();
+
 // The options with intermediate = heads * head_dim checked against the config (a
 // FormatError naming the field otherwise), time_step_limit read as [min, max].
 nn::Mamba2Options read_mamba2_options(const ConfigReader& c, int64_t hidden, const Mamba2Keys& keys);
