@@ -158,10 +158,11 @@ TEST_P(RecurrentParity, StateCachesCannotBeTrimmedAndCopiesAreIndependent) {
 }
 
 // The fixture types (tests/data/models/<name>, made by transformers 5.17 on the GPU
-// machine). jamba's fixture (1.5 MB) is over the 1 MB limit and not committed.
+// machine).
 INSTANTIATE_TEST_SUITE_P(Types, RecurrentParity,
-                         ::testing::Values("mamba", "mamba2", "nemotron_h", "lfm2", "qwen3_next", "granitemoehybrid",
-                                           "granitemoehybrid_dense", "falcon_h1", "falcon_h1_plain_gate", "lfm2_moe"));
+                         ::testing::Values("mamba", "mamba2", "nemotron_h", "lfm2", "qwen3_next", "jamba",
+                                           "granitemoehybrid", "granitemoehybrid_dense", "falcon_h1",
+                                           "falcon_h1_plain_gate", "lfm2_moe"));
 
 // Without a reference: models of every recurrent type built from small configs with
 // random weights large enough that the states matter, checked for what the caches must

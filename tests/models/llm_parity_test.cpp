@@ -197,6 +197,11 @@ TEST_P(QuantizedParity, MatchesReferenceOnDequantizedWeights) {
   expect_quantized_parity(*loaded.model, reference(GetParam()));
 }
 
+// deepseek_v3_q4_g32 (fixture committed) is not in the list: with f32 activations
+// (LMX_QUANT_ACTIVATIONS=f32) its embeddings and dense layer 0 match the reference to 4e-7, but
+// the first MoE layer's output is 0.40 away (logits 0.56), and lmx's q4 is as far from the
+// reference's q4 as either is from fp32. Both quantize the router and the experts along the input
+// axis; the difference is not found yet.
 INSTANTIATE_TEST_SUITE_P(Variants, QuantizedParity,
                          ::testing::Values("llama_q4_g32", "llama_q8_g64", "qwen3_q4_g64", "phimoe_q4_g32",
                                            "gpt_oss_q4_g32", "llama4_text_q4_g32", "granitemoehybrid_q4_g32",
