@@ -49,6 +49,7 @@ const std::vector<std::pair<std::string, ModelBuilder>>& model_table() {
       {"granitemoehybrid", recurrent::granitemoehybrid},
       {"falcon_h1", recurrent::falcon_h1},
       {"lfm2_moe", recurrent::lfm2_moe},
+      {"recurrent_gemma", recurrent::recurrent_gemma},
   };
   return kTable;
 }

@@ -162,7 +162,7 @@ TEST_P(RecurrentParity, StateCachesCannotBeTrimmedAndCopiesAreIndependent) {
 INSTANTIATE_TEST_SUITE_P(Types, RecurrentParity,
                          ::testing::Values("mamba", "mamba2", "nemotron_h", "lfm2", "qwen3_next", "jamba",
                                            "granitemoehybrid", "granitemoehybrid_dense", "falcon_h1",
-                                           "falcon_h1_plain_gate", "lfm2_moe"));
+                                           "falcon_h1_plain_gate", "lfm2_moe", "recurrent_gemma"));
 
 // Without a reference: models of every recurrent type built from small configs with
 // random weights large enough that the states matter, checked for what the caches must
@@ -224,6 +224,11 @@ const std::map<std::string, nlohmann::json>& configs() {
                     {"moe_intermediate_size", 16}, {"num_experts", 4}, {"num_experts_per_tok", 2},
                     {"num_dense_layers", 1}, {"routed_scaling_factor", 1.5}, {"conv_L_cache", 3},
                     {"layer_types", {"conv", "full_attention", "conv"}}}},
+      {"recurrent_gemma", {{"model_type", "recurrent_gemma"}, {"vocab_size", 64}, {"hidden_size", 32},
+                           {"num_hidden_layers", 3}, {"num_attention_heads", 4}, {"num_key_value_heads", 1},
+                           {"head_dim", 8}, {"intermediate_size", 48}, {"lru_width", 32},
+                           {"attention_window_size", 3}, {"conv1d_width", 4}, {"partial_rotary_factor", 0.5},
+                           {"block_types", {"recurrent", "attention"}}, {"logits_soft_cap", 10.0}}},
   };
   return kConfigs;
 }
@@ -278,7 +283,8 @@ TEST_P(RecurrentCaches, ChunkingRoundTripsAndBatchRowsKeepTheLogits) {
 
 INSTANTIATE_TEST_SUITE_P(Types, RecurrentCaches,
                          ::testing::Values("mamba", "mamba2", "nemotron_h", "lfm2", "qwen3_next", "jamba",
-                                           "granitemoehybrid", "granitemoehybrid_dense", "falcon_h1", "lfm2_moe"));
+                                           "granitemoehybrid", "granitemoehybrid_dense", "falcon_h1", "lfm2_moe",
+                                           "recurrent_gemma"));
 
 // Falcon-H1 runs attention and Mamba2 side by side: two cache slots per layer, its state
 // then its KV cache.

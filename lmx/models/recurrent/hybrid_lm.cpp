@@ -173,7 +173,9 @@ Tensor HybridLM::forward(const Tensor& tokens, nn::KVCacheList* caches, const Fo
   if (options.hidden_states) options.hidden_states->back() = h;  // HF reports the normed last state
   if (options.hidden_only) return h;
   Tensor logits = lm_head_ ? lm_head_->forward(h) : embed_->as_linear(h);
-  return spec_.logits_scale == 1.0f ? logits : ops::mul(logits, spec_.logits_scale);
+  if (spec_.logits_scale != 1.0f) logits = ops::mul(logits, spec_.logits_scale);
+  const float cap = spec_.final_softcap;
+  return cap > 0.0f ? ops::mul(ops::tanh(ops::mul(logits, 1.0 / cap)), cap) : logits;
 }
 
 }  // namespace lmx::models::recurrent

@@ -60,6 +60,7 @@ struct HybridSpec {
   float embedding_scale = 1.0f;
   float residual_scale = 1.0f;
   float logits_scale = 1.0f;
+  float final_softcap = 0.0f;  // logits -> cap * tanh(logits / cap) (RecurrentGemma; 0 = off)
   // Checkpoint names -> the shared blocks' names (e.g. LFM2's "feed_forward.w1" ->
   // "feed_forward.gate_proj"), applied to every key by sanitize (substring rules).
   std::vector<std::pair<std::string, std::string>> renames;

@@ -19,5 +19,6 @@ std::unique_ptr<LanguageModel> jamba(const ConfigReader& c);
 std::unique_ptr<LanguageModel> granitemoehybrid(const ConfigReader& c);
 std::unique_ptr<LanguageModel> falcon_h1(const ConfigReader& c);
 std::unique_ptr<LanguageModel> lfm2_moe(const ConfigReader& c);
+std::unique_ptr<LanguageModel> recurrent_gemma(const ConfigReader& c);
 
 }  // namespace lmx::models::recurrent
