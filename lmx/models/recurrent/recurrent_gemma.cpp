@@ -29,6 +29,7 @@ std::unique_ptr<LanguageModel> recurrent_gemma(const ConfigReader& c) {
   lru.width = c.get_int("lru_width", s.hidden);
   lru.heads = base.layers.at(0).attention.heads;
   lru.conv_kernel = c.get_int("conv1d_width", 4);
+  lru.act = nn::parse_activation(c.get_string("hidden_activation", "gelu_pytorch_tanh"));
   if (lru.width <= 0 || lru.width % lru.heads != 0) c.fail("lru_width", "must be a positive multiple of num_attention_heads");
   if (lru.conv_kernel <= 0) c.fail("conv1d_width", "must be positive");
   const int64_t window = c.get_int("attention_window_size", 2048);
@@ -61,7 +62,7 @@ std::unique_ptr<LanguageModel> recurrent_gemma(const ConfigReader& c) {
     ls.mlp = b.mlp;
     ls.mlp.intermediate = b.mlp.intermediate / 2;
     ls.mlp.bias = true;
-    ls.mlp.act = nn::parse_activation(c.get_string("hidden_activation", "gelu_pytorch_tanh"));
+    ls.mlp.act = lru.act;
     s.layers.push_back(std::move(ls));
   }
   return std::make_unique<HybridLM>(std::move(s));

@@ -7,7 +7,6 @@
 #include "lmx/core/ops/linalg.h"
 #include "lmx/core/ops/shape.h"
 #include "lmx/core/ops/ssm.h"
-#include "lmx/nn/mlp.h"
 
 namespace lmx::nn {
 
@@ -43,7 +42,7 @@ Tensor RgLruBlock::forward(const Tensor& x, StateCache* cache) const {
   const int64_t B = x.dim(0), L = x.dim(1), W = o_.width;
   if (cache) cache->expect_arrays(cache_arrays(), "rg_lru");
   const bool at_start = !cache || cache->offset() == 0;
-  const Tensor y = activate(Activation::gelu_tanh, linear_y_->forward(x));
+  const Tensor y = activate(o_.act, linear_y_->forward(x));
   Tensor conv_state = cache ? cache->get(0) : Tensor();
   const Tensor u = conv_->forward(linear_x_->forward(x), conv_state);  // [B, L, W]
   const Tensor input_gate = gate(u, input_gate_weight_, input_gate_bias_);

@@ -1,5 +1,5 @@
 // Griffin's recurrent block (RecurrentGemma's "temporal_block" on recurrent layers):
-// y = gelu_tanh(linear_y(x)); u = conv_1d(linear_x(x)) through the RG-LRU, a gated
+// y = act(linear_y(x)) (gelu_tanh); u = conv_1d(linear_x(x)) through the RG-LRU, a gated
 // linear recurrence with one decay per channel,
 //   a_t = exp(-8 * sigmoid(W_a u_t + b_a) * softplus(recurrent_param)),
 //   h_t = a_t h_{t-1} + sqrt(1 - a_t^2) * sigmoid(W_x u_t + b_x) * u_t
@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "lmx/nn/linear.h"
+#include "lmx/nn/mlp.h"
 #include "lmx/nn/ssm/causal_conv.h"
 #include "lmx/nn/ssm/recurrent_mixer.h"
 
@@ -21,6 +22,7 @@ struct RgLruOptions {
   int64_t width = 0;  // lru_width
   int64_t heads = 0;  // blocks of the gates' block-diagonal weights
   int64_t conv_kernel = 4;
+  Activation act = Activation::gelu_tanh;  // of the y branch (hidden_activation)
 };
 
 class RgLruBlock : public RecurrentMixer {
