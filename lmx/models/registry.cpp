@@ -46,6 +46,10 @@ const std::vector<std::pair<std::string, ModelBuilder>>& model_table() {
       {"lfm2", recurrent::lfm2},
       {"qwen3_next", recurrent::qwen3_next},
       {"jamba", recurrent::jamba},
+      {"granitemoehybrid", recurrent::granitemoehybrid},
+      {"falcon_h1", recurrent::falcon_h1},
+      {"lfm2_moe", recurrent::lfm2_moe},
+      {"recurrent_gemma", recurrent::recurrent_gemma},
   };
   return kTable;
 }

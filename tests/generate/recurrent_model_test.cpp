@@ -160,7 +160,9 @@ TEST_P(RecurrentParity, StateCachesCannotBeTrimmedAndCopiesAreIndependent) {
 // The fixture types (tests/data/models/<name>, made by transformers 5.17 on the GPU
 // machine).
 INSTANTIATE_TEST_SUITE_P(Types, RecurrentParity,
-                         ::testing::Values("mamba", "mamba2", "nemotron_h", "lfm2", "qwen3_next", "jamba"));
+                         ::testing::Values("mamba", "mamba2", "nemotron_h", "lfm2", "qwen3_next", "jamba",
+                                           "granitemoehybrid", "granitemoehybrid_dense", "falcon_h1",
+                                           "falcon_h1_plain_gate", "lfm2_moe", "recurrent_gemma"));
 
 // Without a reference: models of every recurrent type built from small configs with
 // random weights large enough that the states matter, checked for what the caches must
@@ -194,6 +196,39 @@ const std::map<std::string, nlohmann::json>& configs() {
                       {"linear_conv_kernel_dim", 4}, {"num_experts", 4}, {"num_experts_per_tok", 2},
                       {"moe_intermediate_size", 16}, {"shared_expert_intermediate_size", 16},
                       {"norm_topk_prob", true}}},
+      {"granitemoehybrid", {{"model_type", "granitemoehybrid"}, {"vocab_size", 64}, {"hidden_size", 32},
+                            {"num_hidden_layers", 3}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
+                            {"intermediate_size", 16}, {"layer_types", {"mamba", "attention", "mamba"}},
+                            {"mamba_n_heads", 4}, {"mamba_d_head", 16}, {"mamba_d_state", 8}, {"mamba_n_groups", 2},
+                            {"mamba_d_conv", 4}, {"mamba_expand", 2}, {"num_local_experts", 4},
+                            {"num_experts_per_tok", 2}, {"shared_intermediate_size", 16},
+                            {"embedding_multiplier", 2.0}, {"residual_multiplier", 0.5},
+                            {"attention_multiplier", 0.25}, {"logits_scaling", 2.0},
+                            {"position_embedding_type", nullptr}}},
+      {"granitemoehybrid_dense", {{"model_type", "granitemoehybrid"}, {"vocab_size", 64}, {"hidden_size", 32},
+                                  {"num_hidden_layers", 3}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
+                                  {"intermediate_size", 16}, {"layer_types", {"attention", "mamba", "attention"}},
+                                  {"mamba_n_heads", 4}, {"mamba_d_head", "auto"}, {"mamba_d_state", 8},
+                                  {"mamba_d_conv", 4}, {"mamba_expand", 2}, {"num_local_experts", 0},
+                                  {"shared_intermediate_size", 24}, {"embedding_multiplier", 2.0},
+                                  {"residual_multiplier", 0.5}, {"position_embedding_type", "rope"}}},
+      {"falcon_h1", {{"model_type", "falcon_h1"}, {"vocab_size", 64}, {"hidden_size", 32}, {"num_hidden_layers", 2},
+                     {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"head_dim", 8},
+                     {"intermediate_size", 48}, {"mamba_d_ssm", 64}, {"mamba_n_heads", 4}, {"mamba_d_head", 16},
+                     {"mamba_n_groups", 2}, {"mamba_d_state", 8}, {"mamba_d_conv", 4}, {"mamba_rms_norm", true},
+                     {"embedding_multiplier", 1.5}, {"lm_head_multiplier", 0.5}, {"key_multiplier", 0.8},
+                     {"mlp_multipliers", {0.8, 1.3}}, {"ssm_multipliers", {1.1, 0.9, 1.2, 0.8, 1.3}},
+                     {"tie_word_embeddings", true}}},
+      {"lfm2_moe", {{"model_type", "lfm2_moe"}, {"vocab_size", 64}, {"hidden_size", 32}, {"num_hidden_layers", 3},
+                    {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"intermediate_size", 48},
+                    {"moe_intermediate_size", 16}, {"num_experts", 4}, {"num_experts_per_tok", 2},
+                    {"num_dense_layers", 1}, {"routed_scaling_factor", 1.5}, {"conv_L_cache", 3},
+                    {"layer_types", {"conv", "full_attention", "conv"}}}},
+      {"recurrent_gemma", {{"model_type", "recurrent_gemma"}, {"vocab_size", 64}, {"hidden_size", 32},
+                           {"num_hidden_layers", 3}, {"num_attention_heads", 4}, {"num_key_value_heads", 1},
+                           {"head_dim", 8}, {"intermediate_size", 48}, {"lru_width", 32},
+                           {"attention_window_size", 3}, {"conv1d_width", 4}, {"partial_rotary_factor", 0.5},
+                           {"block_types", {"recurrent", "attention"}}, {"logits_soft_cap", 10.0}}},
   };
   return kConfigs;
 }
@@ -247,7 +282,62 @@ TEST_P(RecurrentCaches, ChunkingRoundTripsAndBatchRowsKeepTheLogits) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, RecurrentCaches,
-                         ::testing::Values("mamba", "mamba2", "nemotron_h", "lfm2", "qwen3_next", "jamba"));
+                         ::testing::Values("mamba", "mamba2", "nemotron_h", "lfm2", "qwen3_next", "jamba",
+                                           "granitemoehybrid", "granitemoehybrid_dense", "falcon_h1", "lfm2_moe",
+                                           "recurrent_gemma"));
+
+// Falcon-H1 runs attention and Mamba2 side by side: two cache slots per layer, its state
+// then its KV cache.
+TEST(RecurrentModels, FalconH1LayersTakeAStateAndAKvCacheSlot) {
+  auto model = random_model("falcon_h1");
+  EXPECT_EQ(model->num_layers(), 4);
+  nn::KVCacheList cache = generate::make_cache(*model, {});
+  ASSERT_EQ(cache.size(), 4u);
+  for (size_t i = 0; i < cache.size(); ++i) {
+    EXPECT_EQ(dynamic_cast<const nn::StateCache*>(cache[i].get()) != nullptr, i % 2 == 0) << "slot " << i;
+  }
+}
+
+// lmx saves Falcon-H1 with its multipliers folded and MLX's conv layout, the marker that
+// they are folded: loading the saved folder does not fold them again.
+TEST(RecurrentModels, FalconH1SavedFolderReloadsWithTheSameLogits) {
+  const std::string tag = std::to_string(::getpid());
+  const fs::path src = fs::temp_directory_path() / ("lmx-falcon-src-" + tag);
+  const fs::path out = fs::temp_directory_path() / ("lmx-falcon-out-" + tag);
+  fs::create_directories(src);
+  std::ofstream(src / "config.json") << configs().at("falcon_h1").dump();
+  auto model = random_model("falcon_h1");
+  const Tensor ids = Tensor::from_vector(std::vector<int32_t>{3, 17, 42, 5, 9, 60, 1, 33}, {1, 8});
+  const Tensor want = model->forward(ids, nullptr);
+  models::save_model(*model, src, out, {});
+  auto reloaded = models::load_model(out);
+  fs::remove_all(src);
+  fs::remove_all(out);
+  EXPECT_LE(error(reloaded.model->forward(ids, nullptr), want), 1e-6);
+}
+
+// Config values that cannot describe a model fail naming the field.
+TEST(RecurrentModels, BadHybridConfigValuesNameTheField) {
+  auto fails_naming = [](nlohmann::json cfg, const std::string& key, const nlohmann::json& value) {
+    cfg[key] = value;
+    try {
+      models::create_model(models::ConfigReader(cfg, "config.json"));
+      ADD_FAILURE() << key << " = " << value.dump() << " was accepted";
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+    }
+  };
+  fails_naming(configs().at("granitemoehybrid"), "position_embedding_type", "alibi");
+  fails_naming(configs().at("granitemoehybrid"), "mamba_d_head", 12);
+  fails_naming(configs().at("granitemoehybrid"), "mamba_n_groups", 3);
+  fails_naming(configs().at("granitemoehybrid"), "layer_types", {"mamba", "sliding_attention", "mamba"});
+  fails_naming(configs().at("granitemoehybrid"), "num_experts_per_tok", 5);
+  fails_naming(configs().at("falcon_h1"), "ssm_multipliers", {1.0, 2.0});
+  fails_naming(configs().at("falcon_h1"), "mamba_d_ssm", 48);
+  fails_naming(configs().at("falcon_h1"), "projectors_bias", true);
+  fails_naming(configs().at("lfm2_moe"), "routed_scaling_factor", 0.0);
+  fails_naming(configs().at("lfm2_moe"), "num_experts_per_tok", 0);
+}
 
 // A ChatSession over a recurrent model (random lfm2 weights, stories260K's tokenizer):
 // every turn answers exactly as a fresh prefill of the whole transcript, and later turns

@@ -1,8 +1,10 @@
 // A decoder whose layers mix attention with recurrent mixers (LFM2's short conv,
-// Jamba's Mamba, ...): embeddings -> layers of (norm, attention or recurrent mixer,
-// residual, norm, feed-forward, residual) -> final norm -> output projection. A family
-// file fills a HybridSpec; attention layers get KV caches from generation, recurrent
-// layers their StateCache (make_layer_cache).
+// Jamba's Mamba, ...): embeddings -> layers of (norm, attention or recurrent mixer, or
+// both side by side, residual, norm, feed-forward, residual) -> final norm -> output
+// projection. A family file fills a HybridSpec; attention layers get KV caches from
+// generation, recurrent layers their StateCache (make_layer_cache). The cache list has
+// one slot per mixer: a layer with both (Falcon-H1) takes two, its state then its KV
+// cache, so num_layers() counts cache slots.
 #pragma once
 
 #include <functional>
@@ -29,9 +31,15 @@ struct HybridLayerSpec {
   bool moe = false;
   nn::MlpOptions mlp;
   nn::MoeOptions moe_options;
-  // > 0: beside the experts a shared expert ("<ffn>.shared_expert", this intermediate
-  // size) weighted by sigmoid("<ffn>.shared_expert_gate"(x)) (Qwen3-Next).
+  // Set with make_mixer: attention runs beside the recurrent mixer on the same normed
+  // input and the two outputs add up (Falcon-H1).
+  bool parallel_attention = false;
+  // > 0: beside the experts a shared expert of this intermediate size, a gated MLP at
+  // `shared_expert_name` ("" = "<ffn>.shared_expert"), weighted by
+  // sigmoid("<name>_gate"(x)) when shared_expert_gate (Qwen3-Next) or not (Granite 4.0).
   int64_t shared_expert_intermediate = 0;
+  std::string shared_expert_name;
+  bool shared_expert_gate = true;
 };
 
 struct HybridSpec {
@@ -47,9 +55,21 @@ struct HybridSpec {
   bool use_rope = true;  // false: attention without positions (Jamba)
   nn::RopeConfig rope;
   std::vector<HybridLayerSpec> layers;
+  // Granite's multipliers: the embeddings, each mixer's and feed-forward's output before
+  // its residual, and the logits (1 / logits_scaling) are scaled by these.
+  float embedding_scale = 1.0f;
+  float residual_scale = 1.0f;
+  float logits_scale = 1.0f;
+  float final_softcap = 0.0f;  // logits -> cap * tanh(logits / cap) (RecurrentGemma; 0 = off)
   // Checkpoint names -> the shared blocks' names (e.g. LFM2's "feed_forward.w1" ->
   // "feed_forward.gate_proj"), applied to every key by sanitize (substring rules).
   std::vector<std::pair<std::string, std::string>> renames;
+  // A family's own fix-ups, run before the renames (Falcon-H1 folds its multipliers
+  // into the weights, Granite splits its fused shared MLP).
+  std::function<void(WeightDict&)> sanitize;
+  // Depthwise conv weights kept as MLX's [channels, kernel, 1] instead of torch's
+  // [channels, 1, kernel]: checkpoints are brought to the layout the model registers.
+  bool conv_mlx_layout = false;
 };
 
 // A HybridSpec with what a Llama-style config reader found (model_type, vocab, hidden,
@@ -61,15 +81,17 @@ class HybridLM : public LanguageModel {
   explicit HybridLM(HybridSpec spec);
   Tensor forward(const Tensor& tokens, nn::KVCacheList* caches, const ForwardOptions& options) override;
   int64_t vocab_size() const override { return spec_.vocab; }
-  int64_t num_layers() const override { return static_cast<int64_t>(layers_.size()); }
+  int64_t num_layers() const override { return static_cast<int64_t>(slot_kinds_.size()); }
   std::vector<int64_t> layer_windows() const override;
-  std::unique_ptr<nn::KVCache> make_layer_cache(int64_t layer) const override;
+  std::unique_ptr<nn::KVCache> make_layer_cache(int64_t slot) const override;
   void sanitize(WeightDict& weights) const override;
 
  private:
   struct Layer : nn::Module {
     Layer(const HybridSpec& spec, HybridLayerSpec& ls, const nn::RotaryEmbedding* rope);
-    Tensor forward(const Tensor& x, nn::KVCache* cache, const std::string& model_type) const;
+    // cache: the mixer's (the state cache of a recurrent layer, else the KV cache);
+    // attn_cache: the KV cache of parallel attention.
+    Tensor forward(const Tensor& x, nn::KVCache* cache, nn::KVCache* attn_cache, const HybridSpec& spec) const;
     std::unique_ptr<nn::RMSNorm> pre_mixer, pre_ffn;
     std::unique_ptr<nn::Attention> attn;
     std::unique_ptr<nn::RecurrentMixer> mixer;
@@ -86,6 +108,8 @@ class HybridLM : public LanguageModel {
   std::unique_ptr<nn::RotaryEmbedding> rope_;
   std::unique_ptr<nn::Embedding> embed_;
   std::vector<std::unique_ptr<Layer>> layers_;
+  std::vector<size_t> first_slot_;  // per layer: its first cache slot
+  std::vector<int64_t> slot_kinds_;  // per cache slot: -1 a state cache, else the attention window
   std::unique_ptr<nn::RMSNorm> norm_;
   std::unique_ptr<nn::Linear> lm_head_;
   Prefix body_;  // "model."

@@ -16,5 +16,9 @@ std::unique_ptr<LanguageModel> nemotron_h(const ConfigReader& c);
 std::unique_ptr<LanguageModel> lfm2(const ConfigReader& c);
 std::unique_ptr<LanguageModel> qwen3_next(const ConfigReader& c);
 std::unique_ptr<LanguageModel> jamba(const ConfigReader& c);
+std::unique_ptr<LanguageModel> granitemoehybrid(const ConfigReader& c);
+std::unique_ptr<LanguageModel> falcon_h1(const ConfigReader& c);
+std::unique_ptr<LanguageModel> lfm2_moe(const ConfigReader& c);
+std::unique_ptr<LanguageModel> recurrent_gemma(const ConfigReader& c);
 
 }  // namespace lmx::models::recurrent

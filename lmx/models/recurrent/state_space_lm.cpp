@@ -1,12 +1,10 @@
 // mamba, mamba2 and nemotron_h: embeddings -> blocks of (RMSNorm, mixer) with a residual
 // -> norm_f -> lm_head (often tied). The mixer of a block is a recurrent one (Mamba,
 // Mamba2) or, in Nemotron-H, attention without positions, a plain MLP.
-#include <cmath>
-#include <limits>
-#include <nlohmann/json.hpp>
 
 #include "lmx/base/error.h"
 #include "lmx/core/ops/elementwise.h"
+#include "lmx/models/recurrent/mamba2_config.h"
 #include "lmx/models/recurrent/recurrent_models.h"
 #include "lmx/nn/attention.h"
 #include "lmx/nn/mlp.h"
@@ -183,51 +181,8 @@ Mixer mamba_mixer(const ConfigReader& c, int64_t hidden, int64_t) {
   return {std::make_unique<nn::MambaMixer>(o), nullptr, nullptr};
 }
 
-// Mamba2's options under the names of `keys` (mamba2 and nemotron_h differ).
-struct Mamba2Keys {
-  const char* heads;
-  const char* head_dim;
-  const char* state;
-};
-
-nn::Mamba2Options mamba2_options(const ConfigReader& c, int64_t hidden, const Mamba2Keys& keys) {
-  nn::Mamba2Options o;
-  o.hidden = hidden;
-  o.heads = c.require_int(keys.heads);
-  o.head_dim = c.get_int(keys.head_dim, 64);
-  o.state = c.get_int(keys.state, 128);
-  o.groups = c.get_int("n_groups", 1);
-  o.conv_kernel = c.get_int("conv_kernel", 4);
-  o.intermediate = static_cast<int64_t>(c.get_positive("expand", 2.0) * static_cast<double>(hidden));
-  o.bias = c.get_bool("use_bias", false);
-  o.conv_bias = c.get_bool("use_conv_bias", true);
-  o.norm_eps = static_cast<float>(c.get_non_negative("layer_norm_epsilon", 1e-5));
-  // [min, max]; transformers 5 writes infinity as {"__float__": "Infinity"}.
-  if (c.has("time_step_limit")) {
-    const auto& limit = c.json().at("time_step_limit");
-    auto bound = [&](const nlohmann::json& v) -> float {
-      if (v.is_number()) return v.get<float>();
-      if (v.is_object() && v.contains("__float__") && v["__float__"] == "Infinity") {
-        return std::numeric_limits<float>::infinity();
-      }
-      c.fail("time_step_limit", "must be two numbers");
-    };
-    if (!limit.is_array() || limit.size() != 2) c.fail("time_step_limit", "must be two numbers");
-    o.dt_min = bound(limit[0]);
-    o.dt_max = bound(limit[1]);
-    if (!(o.dt_min >= 0.0f) || !(o.dt_max > o.dt_min)) c.fail("time_step_limit", "must be 0 <= min < max");
-  }
-  if (o.heads <= 0) c.fail(keys.heads, "must be positive");
-  if (o.head_dim <= 0) c.fail(keys.head_dim, "must be positive");
-  if (o.state <= 0) c.fail(keys.state, "must be positive");
-  if (o.groups <= 0 || o.heads % o.groups != 0) c.fail("n_groups", "must be positive and divide the heads");
-  if (o.conv_kernel <= 0) c.fail("conv_kernel", "must be positive");
-  return o;
-}
-
 Mixer mamba2_mixer(const ConfigReader& c, int64_t hidden, int64_t) {
-  nn::Mamba2Options o = mamba2_options(c, hidden, {"num_heads", "head_dim", "state_size"});
-  if (o.intermediate != o.heads * o.head_dim) c.fail("expand", "expand * hidden_size must equal num_heads * head_dim");
+  const nn::Mamba2Options o = read_mamba2_options(c, hidden, {"num_heads", "head_dim", "state_size"});
   return {std::make_unique<nn::Mamba2Mixer>(o), nullptr, nullptr};
 }
 
@@ -260,8 +215,9 @@ Mixer nemotron_h_mixer(const ConfigReader& c, int64_t hidden, int64_t layer) {
   const std::string type = nemotron_block_type(c, layer);
   Mixer m;
   if (type == "mamba") {
-    nn::Mamba2Options o = mamba2_options(c, hidden, {"mamba_num_heads", "mamba_head_dim", "ssm_state_size"});
-    o.intermediate = o.heads * o.head_dim;
+    Mamba2Keys keys{"mamba_num_heads", "mamba_head_dim", "ssm_state_size"};
+    keys.expand = nullptr;  // the intermediate size is heads * head_dim
+    nn::Mamba2Options o = read_mamba2_options(c, hidden, keys);
     o.norm_groups = o.groups;  // the gated norm works on intermediate / n_groups channels at a time
     m.recurrent = std::make_unique<nn::Mamba2Mixer>(o);
   } else if (type == "attention") {

@@ -6,9 +6,10 @@
 
 namespace lmx::nn {
 
-CausalConv1d::CausalConv1d(int64_t channels, int64_t kernel, bool bias) : channels_(channels), kernel_(kernel) {
+CausalConv1d::CausalConv1d(int64_t channels, int64_t kernel, bool bias, bool mlx_layout)
+    : channels_(channels), kernel_(kernel) {
   if (channels <= 0 || kernel <= 0) throw InvalidArgument("causal conv1d: channels and kernel must be positive");
-  register_parameter("weight", weight_, {channels, 1, kernel});
+  register_parameter("weight", weight_, mlx_layout ? Shape{channels, kernel, 1} : Shape{channels, 1, kernel});
   if (bias) register_parameter("bias", bias_, {channels});
 }
 

@@ -9,8 +9,9 @@ namespace lmx::nn {
 
 class CausalConv1d : public Module {
  public:
-  // Checkpoint layout of torch's Conv1d(groups = channels): weight [channels, 1, kernel].
-  CausalConv1d(int64_t channels, int64_t kernel, bool bias);
+  // Checkpoint layout of torch's Conv1d(groups = channels): weight [channels, 1, kernel];
+  // mlx_layout: MLX's [channels, kernel, 1] (the same values in the same order).
+  CausalConv1d(int64_t channels, int64_t kernel, bool bias, bool mlx_layout = false);
   // x [batch, seq, channels] -> [batch, seq, channels] (f32, no activation). state: the
   // previous kernel - 1 inputs [batch, kernel - 1, channels]; undefined means zeros (a
   // fresh sequence). Replaced by the last kernel - 1 inputs including x.
@@ -19,7 +20,7 @@ class CausalConv1d : public Module {
 
  private:
   int64_t channels_, kernel_;
-  Tensor weight_;  // [channels, 1, kernel]
+  Tensor weight_;  // [channels, 1, kernel] or [channels, kernel, 1]
   Tensor bias_;    // [channels] or undefined
 };
 

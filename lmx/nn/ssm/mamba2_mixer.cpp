@@ -24,15 +24,17 @@ Mamba2Mixer::Mamba2Mixer(const Mamba2Options& o) : o_(o) {
   }
   conv_dim_ = o_.intermediate + 2 * o_.groups * o_.state;
   in_proj_ = std::make_unique<Linear>(o_.hidden, o_.intermediate + conv_dim_ + o_.heads, o_.bias);
-  conv1d_ = std::make_unique<CausalConv1d>(conv_dim_, o_.conv_kernel, o_.conv_bias);
-  norm_ = std::make_unique<GatedNorm>(o_.intermediate);
+  conv1d_ = std::make_unique<CausalConv1d>(conv_dim_, o_.conv_kernel, o_.conv_bias, o_.conv_mlx_layout);
   out_proj_ = std::make_unique<Linear>(o_.intermediate, o_.hidden, o_.bias);
   register_module("in_proj", *in_proj_);
   register_module("conv1d", *conv1d_);
   register_parameter("dt_bias", dt_bias_, {o_.heads});
   register_parameter("A_log", a_log_, {o_.heads});
   register_parameter("D", d_, {o_.heads});
-  register_module("norm", *norm_);
+  if (o_.gated_norm) {
+    norm_ = std::make_unique<GatedNorm>(o_.intermediate);
+    register_module("norm", *norm_);
+  }
   register_module("out_proj", *out_proj_);
 }
 
@@ -56,11 +58,17 @@ Tensor Mamba2Mixer::forward(const Tensor& x, StateCache* cache) const {
     cache->set(1, ssm_state);
     cache->advance(L);
   }
-  // Gated RMSNorm: normalize y * silu(gate) per group of channels, then scale.
-  Tensor gated = ops::mul(y.reshape({B, L, I}), ops::silu(parts[0]));
-  const int64_t ng = o_.norm_groups;
-  Tensor normed = ops::rms_norm(gated.reshape({B, L, ng, I / ng}), Tensor(), o_.norm_eps).reshape({B, L, I});
-  return out_proj_->forward(ops::mul(normed, norm_->weight));
+  // Gated RMSNorm: normalize y * silu(gate) (or y, gated after) per group of channels, then scale.
+  const Tensor gate = ops::silu(parts[0]);
+  Tensor out = y.reshape({B, L, I});
+  if (!o_.norm_before_gate || !norm_) out = ops::mul(out, gate);
+  if (norm_) {
+    const int64_t ng = o_.norm_groups;
+    out = ops::mul(ops::rms_norm(out.reshape({B, L, ng, I / ng}), Tensor(), o_.norm_eps).reshape({B, L, I}),
+                   norm_->weight);
+    if (o_.norm_before_gate) out = ops::mul(out, gate);
+  }
+  return out_proj_->forward(out);
 }
 
 }  // namespace lmx::nn

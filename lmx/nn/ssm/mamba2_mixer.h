@@ -1,7 +1,8 @@
 // Mamba2's mixer (state-space duality): in_proj -> (gate, x B C, dt); depthwise causal
 // conv + SiLU over x B C; the selective scan with one decay per head; RMSNorm of
-// y * silu(gate) (over groups of channels, as the family says); out_proj. Shared by
-// mamba2 and the hybrids (granitemoehybrid, nemotron_h, falcon_h1). The cache is a
+// y * silu(gate) (over groups of channels, as the family says; Falcon-H1 may norm y
+// before the gate or not at all); out_proj. Shared by mamba2 and the hybrids
+// (granitemoehybrid, nemotron_h, falcon_h1). The cache is a
 // StateCache of two arrays: conv [batch, kernel - 1, conv_dim], ssm [batch, heads,
 // head_dim, state].
 #pragma once
@@ -27,6 +28,9 @@ struct Mamba2Options {
   bool conv_bias = true;
   float norm_eps = 1e-5f;
   int64_t norm_groups = 1;    // the gated RMSNorm normalizes intermediate / norm_groups channels at a time
+  bool gated_norm = true;         // false: y * silu(gate) with no norm (and no "norm.weight")
+  bool norm_before_gate = false;  // true: norm(y) * silu(gate) (Falcon-H1) instead of norm(y * silu(gate))
+  bool conv_mlx_layout = false;   // conv1d weight stored as MLX's [channels, kernel, 1]
   float dt_min = 0.0f, dt_max = std::numeric_limits<float>::infinity();  // time_step_limit
 };
 
