@@ -34,7 +34,8 @@ void keep_text_part(const nlohmann::json& config, WeightDict& weights) {
     for (auto& [name, t] : weights) {
       bool drop = false;
       for (std::string_view p : part.dropped) {
-        drop = drop || name.starts_with(p) || (name.starts_with("model.") && name.substr(6).starts_with(p));
+        drop = drop || name.starts_with(p) ||
+               (name.starts_with("model.") && name.substr(6).starts_with(p));
       }
       if (!drop) text[text_name(name)] = t;
     }

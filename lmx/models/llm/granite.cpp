@@ -22,11 +22,11 @@ TransformerSpec granite(const ConfigReader& c) {
 TransformerSpec minicpm(const ConfigReader& c) {
   TransformerSpec s = llama(c);
   s.tie_embeddings = c.get_bool("tie_word_embeddings", true);
-  const double layers = static_cast<double>(s.layers.size());
+  const double layers = static_cast<double>(s.layers.size()), hidden = static_cast<double>(s.hidden);
+  const double depth = c.get_positive("scale_depth", std::sqrt(layers));
   s.embed_scale = static_cast<float>(c.get_positive("scale_emb", 1.0));
-  s.residual_multiplier = static_cast<float>(c.get_positive("scale_depth", std::sqrt(layers)) / std::sqrt(layers));
-  s.logits_divisor = static_cast<float>(static_cast<double>(s.hidden) /
-                                        c.get_positive("dim_model_base", static_cast<double>(s.hidden)));
+  s.residual_multiplier = static_cast<float>(depth / std::sqrt(layers));
+  s.logits_divisor = static_cast<float>(hidden / c.get_positive("dim_model_base", hidden));
   return s;
 }
 
