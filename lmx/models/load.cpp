@@ -9,6 +9,7 @@
 #include "lmx/io/mapped_file.h"
 #include "lmx/models/config_reader.h"
 #include "lmx/models/registry.h"
+#include "lmx/models/text_part.h"
 #include "lmx/nn/linear.h"
 #include "lmx/nn/mlp.h"
 
@@ -99,6 +100,7 @@ WeightDict read_weights(const io::ModelFolder& folder) {
 
 void load_weights(LanguageModel& model, WeightDict weights, const nlohmann::json& config,
                   const std::string& source) {
+  keep_text_part(config, weights);
   model.sanitize(weights);
   load_module_weights(model, std::move(weights), config, source, model.model_type());
 }

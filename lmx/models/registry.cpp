@@ -31,6 +31,10 @@ const std::vector<std::pair<std::string, Builder>>& table() {
       {"exaone4", llm::exaone4},       {"ernie4_5", llm::ernie4_5}, {"helium", llm::helium},
       {"apertus", llm::apertus},       {"hunyuan_v1_dense", llm::hunyuan_v1_dense},
       {"bitnet", llm::bitnet},         {"ministral", llm::ministral}, {"nanochat", llm::nanochat},
+      {"minicpm", llm::minicpm},
+      // The language model of a vision-language folder whose text_config names no type of
+      // its own (load.cpp keeps the text part of the weights: text_part.h).
+      {"mistral3", llm::llama},
   };
   return kTable;
 }

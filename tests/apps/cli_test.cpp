@@ -45,6 +45,21 @@ TEST_F(Cli, ConvertThenGenerateGreedyEqualsLlama2c) {
   EXPECT_EQ(r.out, expected["greedy"]["stdout"].get<std::string>());
 }
 
+// Speculative decoding with the model as its own draft: the same text as llama2.c's greedy
+// decoding, and -v reports every draft kept.
+TEST_F(Cli, GreedySpeculativeGenerateEqualsLlama2c) {
+  ASSERT_EQ(convert_.status, 0) << convert_.out;
+  nlohmann::json expected;
+  std::ifstream(lmx::testing::shared_data("models/stories260K/expected_outputs.json")) >> expected;
+  const std::string args = "generate --model " + dir_.string() + " --draft-model " + dir_.string() +
+                           " --num-draft-tokens 3 --prompt '' --max-tokens 256 --temp 0 -v";
+  Result out = lmx::testing::lmx_capture(args, "", lmx::testing::Capture::out);
+  ASSERT_EQ(out.status, 0);
+  EXPECT_EQ(out.out, expected["greedy"]["stdout"].get<std::string>());
+  Result err = lmx::testing::lmx_capture(args, "", lmx::testing::Capture::err);
+  EXPECT_NE(err.out.find("draft tokens accepted (100.0%)"), std::string::npos) << err.out;
+}
+
 TEST_F(Cli, TokenizeAndDetokenizeRoundTrip) {
   Result ids = lmx_run("tokenize --model " + dir_.string(), "Lily saw a big, red ball.");
   ASSERT_EQ(ids.status, 0);

@@ -145,7 +145,10 @@ INSTANTIATE_TEST_SUITE_P(
 INSTANTIATE_TEST_SUITE_P(DenseArchitectures, LlmParity,
                          ::testing::Values("phi", "stablelm", "gpt2", "gpt_neox", "gpt_bigcode", "cohere", "cohere2",
                                            "helium", "glm4", "olmo3", "exaone4", "ernie4_5", "apertus",
-                                           "hunyuan_v1_dense", "bitnet", "ministral", "nanochat"));
+                                           "hunyuan_v1_dense", "bitnet", "ministral", "nanochat",
+                                           // MiniCPM (a Llama reference with its scalings: see the
+                                           // generator) and the text part of a Mistral3 folder.
+                                           "minicpm", "mistral3"));
 
 // GPT-2 checkpoints come as transformers saves them (transformer.*, Conv1D weights
 // [in, out]), as the hub's original (unprefixed, Conv1D) and as mlx-lm saves them
@@ -179,6 +182,42 @@ TEST(ModelLoading, Gpt2CheckpointLayoutsAllLoad) {
     }
     models::load_weights(*model, weights, folder.raw_config(), "gpt2");
     expect_parity(*model, ref, 1e-4, false);
+  }
+}
+
+// Mistral3 folders: the fixture is in the hub's layout (language_model.model.*,
+// language_model.lm_head.*, vision_tower.*, multi_modal_projector.*); transformers 5's
+// in-memory names (model.language_model.*, lm_head.*, model.vision_tower.*) load the same.
+// A folder of another top-level type keeps loading strictly: the vision weights are unused.
+TEST(ModelLoading, Mistral3TextPartLoadsFromBothLayouts) {
+  auto folder = io::ModelFolder::open(fixture("mistral3"));
+  const Reference ref = reference("mistral3");
+  models::WeightDict v5;
+  int vision = 0;
+  for (auto& [key, t] : models::read_weights(folder)) {
+    if (key.starts_with("language_model.model.")) {
+      v5["model.language_model." + key.substr(21)] = t;
+    } else if (key.starts_with("language_model.")) {
+      v5[key.substr(15)] = t;
+    } else {
+      ASSERT_TRUE(key.starts_with("vision_tower.") || key.starts_with("multi_modal_projector.")) << key;
+      v5["model." + key] = t;
+      ++vision;
+    }
+  }
+  EXPECT_GT(vision, 5);
+  auto model = models::create_model(models::ConfigReader(folder.text_config(), "config.json"));
+  models::load_weights(*model, v5, folder.raw_config(), "mistral3");
+  expect_parity(*model, ref, 1e-4, false);
+
+  nlohmann::json plain = folder.raw_config();
+  plain["model_type"] = "mistral";
+  auto strict = models::create_model(models::ConfigReader(folder.text_config(), "config.json"));
+  try {
+    models::load_weights(*strict, models::read_weights(folder), plain, "mistral3");
+    FAIL() << "vision weights were accepted for a plain mistral folder";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("vision_tower.patch_conv.weight"), std::string::npos) << e.what();
   }
 }
 

@@ -384,7 +384,12 @@ void gemm_nt_packed(const float* x,
     split_n(n, t, nt, n0, n1);
     if (n0 < n1) gemm_range<BS>(m, n0, n1, k, 1.0f, 0.0f, y, ldy, 1, pack_a, pack_b);
   };
-  pool.run(std::cref(body));
+  // One thread per 64K multiply-adds, as the matvec's and attention's rule: a small model's
+  // few-row pass (stories260K's speculative verify, 4 rows of 11K weights) stays on the
+  // calling thread. Handing it to 2 threads made that verify 25x slower than plain decoding
+  // on a loaded 2-core machine (spin and wake-up of a region per projection).
+  const int64_t threads = std::min<int64_t>(pool.num_threads(), std::max<int64_t>(1, (m * n * k) >> 16));
+  pool.run(std::cref(body), static_cast<int>(threads));
 }
 
 // y[m, n] = x[m, k] @ W^T for a W whose rows are produced on the fly: decode8(row, p) gives

@@ -54,6 +54,7 @@ TransformerSpec gemma3_text(const ConfigReader& c);
 TransformerSpec phi3(const ConfigReader& c);
 TransformerSpec smollm3(const ConfigReader& c);
 TransformerSpec granite(const ConfigReader& c);
+TransformerSpec minicpm(const ConfigReader& c);
 TransformerSpec starcoder2(const ConfigReader& c);
 TransformerSpec olmo2(const ConfigReader& c);
 TransformerSpec olmo3(const ConfigReader& c);

@@ -1,0 +1,46 @@
+#include "lmx/models/text_part.h"
+
+#include <array>
+#include <nlohmann/json.hpp>
+#include <string_view>
+
+namespace lmx::models {
+namespace {
+
+struct TextPart {
+  std::string_view model_type;
+  std::array<std::string_view, 2> dropped;  // prefixes of the parts lmx does not run
+};
+
+constexpr std::array<TextPart, 1> kTextParts = {{
+    {"mistral3", {"vision_tower.", "multi_modal_projector."}},
+}};
+
+std::string text_name(const std::string& name) {
+  constexpr std::string_view hub = "language_model.", v5 = "model.language_model.";
+  if (name.starts_with(hub)) return name.substr(hub.size());  // language_model.model.X -> model.X
+  if (name.starts_with(v5)) return "model." + name.substr(v5.size());
+  return name;
+}
+
+}  // namespace
+
+void keep_text_part(const nlohmann::json& config, WeightDict& weights) {
+  auto type = config.find("model_type");
+  if (type == config.end() || !type->is_string()) return;
+  for (const TextPart& part : kTextParts) {
+    if (part.model_type != type->get<std::string>()) continue;
+    WeightDict text;
+    for (auto& [name, t] : weights) {
+      bool drop = false;
+      for (std::string_view p : part.dropped) {
+        drop = drop || name.starts_with(p) ||
+               (name.starts_with("model.") && name.substr(6).starts_with(p));
+      }
+      if (!drop) text[text_name(name)] = t;
+    }
+    weights = std::move(text);
+  }
+}
+
+}  // namespace lmx::models

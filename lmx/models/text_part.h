@@ -1,0 +1,19 @@
+// The language model inside a vision-language checkpoint, for the types whose text part
+// lmx runs on its own (mistral3, as mlx-lm does): the checkpoint's names for that part
+// become the text model's and the vision tower and projector are dropped. Names come in
+// the hub's layout (language_model.model.*, language_model.lm_head.*, vision_tower.*;
+// mlx-lm keeps it) or transformers 5's (model.language_model.*, lm_head.*,
+// model.vision_tower.*).
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "lmx/models/language_model.h"
+
+namespace lmx::models {
+
+// Rewrites `weights` when config.json's top-level model_type is such a type; leaves them
+// alone otherwise.
+void keep_text_part(const nlohmann::json& config, WeightDict& weights);
+
+}  // namespace lmx::models
