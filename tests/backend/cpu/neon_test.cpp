@@ -8,11 +8,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "cpu_tiers.h"
+#include "nn_test_util.h"
 #include "lmx/backend/cpu/quantized.h"
 #include "lmx/base/thread_pool.h"
 
@@ -42,14 +42,6 @@ TEST(NeonTier, NamesTheExtensionsItDetected) {
   EXPECT_EQ(testing::without_neon_extensions(f).tier(), CpuTier::neon);
 }
 
-std::vector<float> random_vec(size_t n, uint32_t seed, float lo, float hi) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (auto& e : v) e = d(rng);
-  return v;
-}
-
 struct Case {
   int bits, group;
   bool int8_path;  // the shapes the sdot kernel takes
@@ -63,13 +55,13 @@ struct Outputs {
 
 Outputs run_case(const Case& c, const CpuFeatures& f, uint32_t seed) {
   const int64_t n = 37, k = 1024, m = 2;
-  const auto src = random_vec(static_cast<size_t>(n * k), seed, -0.3f, 0.3f);
+  const auto src = testing::random_vector(static_cast<size_t>(n * k), seed, -0.3f, 0.3f);
   std::vector<uint32_t> w(static_cast<size_t>(n * k * c.bits / 32));
   std::vector<uint16_t> s(static_cast<size_t>(n * k / c.group)), b(s.size());
   quantize_affine(src.data(), n, k, c.bits, c.group, w.data(), s.data(), b.data(), Dtype::bf16);
   const QuantView view{w.data(), s.data(), b.data(), Dtype::bf16, n, k, c.bits, c.group};
   const PackedQuantWeight packed = pack_quantized(view);
-  const auto x = random_vec(static_cast<size_t>(m * k), seed + 1, -1.0f, 1.0f);
+  const auto x = testing::random_vector(static_cast<size_t>(m * k), seed + 1, -1.0f, 1.0f);
   ThreadPool pool(2);
   Outputs r;
   r.ref.resize(static_cast<size_t>(m * n));
