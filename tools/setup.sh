@@ -5,7 +5,7 @@
 #   tools/setup.sh --arm64  the aarch64 cross build's too (make arm-test): Debian's cross
 #                           compiler, qemu-user, and the arm64 multiarch -dev packages of the
 #                           libraries lmx links (dpkg --add-architecture arm64 first).
-#                           Exits non-zero, quietly, when they cannot be installed.
+#                           Silent; exits non-zero when they cannot be installed.
 set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config ccache python3 python3-jsonschema
       nlohmann-json3-dev libpcre2-dev libutf8proc-dev libcurl4-openssl-dev
@@ -40,7 +40,7 @@ if [ "${1:-}" = "--arm64" ]; then
   missing=()
   while read -r p; do [ -n "$p" ] && missing+=("$p"); done < <(missing_of "${arm64_pkgs[@]}")
   [ ${#missing[@]} -eq 0 ] && exit 0
-  echo "setup: installing ${missing[*]}"
+  # Silent either way: make arm-test says in one line what came of it.
   {
     dpkg --print-foreign-architectures | grep -qx arm64 || $sudo_cmd dpkg --add-architecture arm64
     install_pkgs "${missing[@]}"
