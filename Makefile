@@ -60,8 +60,9 @@ cuda-check: setup
 	  $(CUDA_BUILD)/tests/backend/cuda/backend_cuda_test; \
 	else echo "cuda-check: no nvcc on this machine; the CUDA backend was not compiled"; fi
 
-# Not yet part of `make test`: under qemu the thread pool's first parallel region hangs
-# (docs/hardening.md, "aarch64 under qemu-user"); it joins `test` once that is fixed.
+# Not yet part of `make test`: qemu-user 7.2 on these machines hangs when a guest program
+# starts a thread, so every threaded test hangs (docs/hardening.md, "aarch64 under
+# qemu-user"); it joins `test` once a qemu that runs threads is found.
 # The aarch64 job: a cross build with Debian's g++-aarch64-linux-gnu in build-arm
 # (cmake/aarch64-linux-gnu.cmake) and ctest under qemu-aarch64 -cpu max (the NEON tier with
 # dotprod / i8mm / bf16). Correctness only: no timing from an emulator means anything.
