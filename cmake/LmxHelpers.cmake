@@ -22,11 +22,30 @@ function(lmx_apply_common_options target)
   endif()
 endfunction()
 
-# lmx_add_layer(NAME lmx_core SOURCES a.cpp ... [AVX2_SOURCES k.cpp ...] DEPS ... [PRIVATE_DEPS ...])
-# AVX2_SOURCES get -mavx2 -mfma -mf16c; they must only run after a CPU feature check.
+# Which SIMD kernels this build carries: the x86 tiers (AVX2 / AVX-512) on x86-64, the NEON
+# tier on aarch64, only the scalar references elsewhere (lmx/backend/cpu/cpu_features.h).
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+  set(LMX_SIMD_ARCH x86)
+elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64|ARM64)$")
+  set(LMX_SIMD_ARCH arm64)
+else()
+  set(LMX_SIMD_ARCH none)
+endif()
+
+# lmx_add_layer(NAME lmx_core SOURCES a.cpp ... [AVX2_SOURCES k.cpp ...] [NEON_SOURCES n.cpp ...]
+#               DEPS ... [PRIVATE_DEPS ...])
+# AVX2_SOURCES (x86-64 builds only) get -mavx2 -mfma -mf16c; they must only run after a CPU
+# feature check. NEON_SOURCES (aarch64 builds only) need no flag: Advanced SIMD is baseline
+# there, and their dot-product functions carry their own target attributes.
 function(lmx_add_layer)
-  cmake_parse_arguments(L "" "NAME" "SOURCES;AVX2_SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
-  add_library(${L_NAME} STATIC ${L_SOURCES} ${L_AVX2_SOURCES})
+  cmake_parse_arguments(L "" "NAME" "SOURCES;AVX2_SOURCES;NEON_SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
+  if(NOT LMX_SIMD_ARCH STREQUAL "x86")
+    set(L_AVX2_SOURCES "")
+  endif()
+  if(NOT LMX_SIMD_ARCH STREQUAL "arm64")
+    set(L_NEON_SOURCES "")
+  endif()
+  add_library(${L_NAME} STATIC ${L_SOURCES} ${L_AVX2_SOURCES} ${L_NEON_SOURCES})
   string(REPLACE "lmx_" "" short ${L_NAME})
   add_library(lmx::${short} ALIAS ${L_NAME})
   target_include_directories(${L_NAME} PUBLIC

@@ -1,6 +1,8 @@
 #include "lmx/base/thread_pool.h"
 
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -17,7 +19,15 @@ thread_local bool t_inside_region = false;
 // next region of a decode step, short enough not to burn a core when idle.
 constexpr int kSpinIterations = 20000;
 
-inline void cpu_relax() { _mm_pause(); }
+// The spin-wait hint (pause / yield), so a spinning thread leaves its core's other
+// hardware thread the pipeline.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
 
 // The caller's wait for its workers: spin briefly (the common case: workers finish within
 // microseconds), then yield so a descheduled worker gets the core back when the machine

@@ -48,20 +48,28 @@ float activation_scalar(Activation act, float x) {
 }
 
 void activation(Activation act, const float* x, float* out, int64_t n, ThreadPool& pool) {
+#ifdef LMX_CPU_X86
   const bool avx2 = cpu_features().use_avx2();
+#endif
   split(n, pool, [&](int64_t b, int64_t e) {
     int64_t i = b;
+#ifdef LMX_CPU_X86
     if (avx2) i += detail::activation_avx2(act, x + b, out + b, e - b);
+#endif
     for (; i < e; ++i) out[i] = activation_scalar(act, x[i]);
   });
 }
 
 void activation_mul(
     Activation act, const float* gate, const float* up, float* out, int64_t n, ThreadPool& pool) {
+#ifdef LMX_CPU_X86
   const bool avx2 = cpu_features().use_avx2();
+#endif
   split(n, pool, [&](int64_t b, int64_t e) {
     int64_t i = b;
+#ifdef LMX_CPU_X86
     if (avx2) i += detail::activation_mul_avx2(act, gate + b, up + b, out + b, e - b);
+#endif
     for (; i < e; ++i) out[i] = activation_scalar(act, gate[i]) * up[i];
   });
 }

@@ -94,6 +94,7 @@ void reference_heads(const AttentionArgs& a,
   }
 }
 
+#ifdef LMX_CPU_X86  // the flash path runs the AVX2 block kernel
 // Combines online-softmax partials (m, l, o of one row from `parts` key splits,
 // `stride` floats apart) with the row's sink and writes the normalized row.
 void finish_row(const float* m,
@@ -210,6 +211,7 @@ void flash_attention(const AttentionArgs& a, const AttentionOptions& o, ThreadPo
     }
   }
 }
+#endif  // LMX_CPU_X86
 
 }  // namespace
 
@@ -226,10 +228,12 @@ void scaled_dot_product_attention(const AttentionArgs& args,
                           ") is not a multiple of kv_heads (" + std::to_string(args.kv_heads) +
                           ")");
   }
+#ifdef LMX_CPU_X86
   if (cpu_features().use_avx2()) {
     flash_attention(args, options, pool);
     return;
   }
+#endif
   pool.parallel_for(args.batch * args.q_heads, 1,
                     [&](int64_t b, int64_t e) { reference_heads(args, options, b, e); });
 }

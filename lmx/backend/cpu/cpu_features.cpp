@@ -5,6 +5,23 @@
 #include <cstring>
 #include <initializer_list>
 
+#if defined(LMX_CPU_ARM64) && defined(__linux__)
+#include <sys/auxv.h>
+// The Linux hwcap bits (asm/hwcap.h), for C libraries whose headers predate them.
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1UL << 1)
+#endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1UL << 20)
+#endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1UL << 13)
+#endif
+#ifndef HWCAP2_BF16
+#define HWCAP2_BF16 (1UL << 14)
+#endif
+#endif
+
 namespace lmx::cpu {
 namespace {
 
@@ -38,6 +55,14 @@ CpuFeatures detect() {
     __asm__ volatile("cpuid" : "+a"(eax), "=b"(ebx), "+c"(ecx), "=d"(edx));
     f.avx_vnni = (eax >> 4) & 1u;
   }
+#elif defined(LMX_CPU_ARM64) && defined(__linux__)
+  const unsigned long hwcap = getauxval(AT_HWCAP), hwcap2 = getauxval(AT_HWCAP2);
+  f.neon = (hwcap & HWCAP_ASIMD) != 0;
+  f.neon_dotprod = (hwcap & HWCAP_ASIMDDP) != 0;
+  f.neon_i8mm = (hwcap2 & HWCAP2_I8MM) != 0;
+  f.neon_bf16 = (hwcap2 & HWCAP2_BF16) != 0;
+#elif defined(LMX_CPU_ARM64)
+  f.neon = true;  // Advanced SIMD is part of every aarch64 core; the extensions stay off.
 #endif
   return f;
 }
@@ -51,10 +76,11 @@ CpuFeatures from_env() {
   CpuFeatures f = detected();
   const char* env = std::getenv("LMX_CPU");
   if (!env || !*env) return f;
-  for (CpuTier t : {CpuTier::scalar, CpuTier::avx2, CpuTier::avx_vnni, CpuTier::avx512})
+  for (CpuTier t :
+       {CpuTier::scalar, CpuTier::avx2, CpuTier::avx_vnni, CpuTier::avx512, CpuTier::neon})
     if (std::strcmp(env, cpu_tier_name(t)) == 0) return f.limited_to(t);
   // A kernel library should not throw from a static initializer; say so once and go on.
-  std::fprintf(stderr, "lmx: LMX_CPU='%s' ignored (scalar, avx2, avx_vnni or avx512)\n", env);
+  std::fprintf(stderr, "lmx: LMX_CPU='%s' ignored (scalar, avx2, avx_vnni, avx512 or neon)\n", env);
   return f;
 }
 
@@ -69,9 +95,12 @@ CpuTier CpuFeatures::tier() const {
   if (use_avx512()) return CpuTier::avx512;
   if (use_avx_vnni()) return CpuTier::avx_vnni;
   if (use_avx2()) return CpuTier::avx2;
+  if (use_neon()) return CpuTier::neon;
   return CpuTier::scalar;
 }
 
+// The x86 caps leave the NEON features alone and the NEON cap leaves x86's (a cap of the
+// other architecture changes nothing); scalar clears everything.
 CpuFeatures CpuFeatures::limited_to(CpuTier t) const {
   CpuFeatures f = *this;
   if (t < CpuTier::avx512)
@@ -87,6 +116,8 @@ void set_cpu_features_for_testing(const CpuFeatures& f) { slot() = f; }
 
 const char* cpu_tier_name(CpuTier t) {
   switch (t) {
+    case CpuTier::neon:
+      return "neon";
     case CpuTier::avx512:
       return "avx512";
     case CpuTier::avx_vnni:
@@ -107,6 +138,17 @@ const char* active_cpu_tier_description() {
       return "avx_vnni (AVX2, FMA, F16C, AVX-VNNI)";
     case CpuTier::avx2:
       return "avx2 (AVX2, FMA, F16C)";
+    case CpuTier::neon: {
+      static const char* const kNeon[8] = {"neon",
+                                           "neon (dotprod)",
+                                           "neon (i8mm)",
+                                           "neon (dotprod, i8mm)",
+                                           "neon (bf16)",
+                                           "neon (dotprod, bf16)",
+                                           "neon (i8mm, bf16)",
+                                           "neon (dotprod, i8mm, bf16)"};
+      return kNeon[(f.neon_dotprod ? 1 : 0) | (f.neon_i8mm ? 2 : 0) | (f.neon_bf16 ? 4 : 0)];
+    }
     default:
       return "scalar";
   }

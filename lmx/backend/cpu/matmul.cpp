@@ -45,6 +45,7 @@ void matmul_nt(const float* x,
                ThreadPool* pool) {
   if (m <= 0 || w.n <= 0) return;
   ThreadPool& tp = pool ? *pool : ThreadPool::global();
+#ifdef LMX_CPU_X86
   if (cpu_features().use_avx512() && m >= 2 && w.dtype == Dtype::bf16) {
     detail::matmul_nt_bf16_gemm_avx512(x, ldx, w, y, ldy, m, tp);
     return;
@@ -53,6 +54,12 @@ void matmul_nt(const float* x,
     detail::matmul_nt_avx2(x, ldx, w, y, ldy, m, tp);
     return;
   }
+#elif defined(LMX_CPU_ARM64)
+  if (cpu_features().use_neon()) {
+    detail::matmul_nt_neon(x, ldx, w, y, ldy, m, tp);
+    return;
+  }
+#endif
   // Scalar path: the reference, split over output columns.
   detail::parallel_for_on(tp, w.n, 16, [&](int64_t j0, int64_t j1) {
     DenseWeightView part = w;
@@ -66,10 +73,12 @@ void matmul_nt(const float* x,
 void gemm_f32(const GemmArgs& args, ThreadPool* pool) {
   if (args.m <= 0 || args.n <= 0 || args.batch <= 0) return;
   ThreadPool& tp = pool ? *pool : ThreadPool::global();
+#ifdef LMX_CPU_X86
   if (cpu_features().use_avx2()) {
     detail::gemm_f32_avx2(args, tp);
     return;
   }
+#endif
   detail::parallel_for_on(tp, args.batch * args.m, 1, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       GemmArgs one = args;

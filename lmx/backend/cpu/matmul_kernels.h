@@ -1,6 +1,8 @@
 // Internal: entry points of the AVX2/FMA/F16C kernels (compiled with -mavx2 -mfma -mf16c
-// in *_avx2.cpp; call only after cpu_features().use_avx2()) and of the AVX-512 kernels
-// (*_avx512.cpp; only after cpu_features().use_avx512()).
+// in *_avx2.cpp; call only after cpu_features().use_avx2()), of the AVX-512 kernels
+// (*_avx512.cpp; only after cpu_features().use_avx512()) and of the NEON kernels
+// (*_neon.cpp; only after cpu_features().use_neon()). Each set exists only in builds for
+// its architecture (LMX_CPU_X86 / LMX_CPU_ARM64).
 #pragma once
 
 #include <cstdint>
@@ -86,6 +88,29 @@ void matmul_nt_bf16_gemm_avx512(const float* x,
                                 int64_t ldy,
                                 int64_t m,
                                 ThreadPool& pool);
+
+// NEON tier (*_neon.cpp, aarch64 builds only; call only after cpu_features().use_neon()).
+// Dense f32 / f16 / bf16 weights, any m.
+void matmul_nt_neon(const float* x,
+                    int64_t ldx,
+                    const DenseWeightView& w,
+                    float* y,
+                    int64_t ldy,
+                    int64_t m,
+                    ThreadPool& pool);
+// The packed quantized layout, any m: f32 activations, or int8 where
+// neon_int8_activations() says so (quant_neon.cpp states the numerics).
+void quantized_matmul_packed_neon(const float* x,
+                                  int64_t ldx,
+                                  const PackedQuantWeight& w,
+                                  float* y,
+                                  int64_t ldy,
+                                  int64_t m,
+                                  const QuantMatmulOptions& options,
+                                  ThreadPool& pool);
+// True when the NEON kernel takes int8 activations for `asked` on w: int8 asked, sdot
+// present, 8-bit weights or 4-bit in groups of 64 or more.
+bool neon_int8_activations(const PackedQuantWeight& w, ActivationPrecision asked);
 
 // Scalar helpers shared by the reference and packing code.
 inline float load_scalar(const void* p, Dtype dt, int64_t i);

@@ -84,13 +84,17 @@ void rms_norm(const float* x,
               const RmsNormOptions& options,
               ThreadPool& pool) {
   if (rows <= 0 || dim <= 0) return;
+#ifdef LMX_CPU_X86
   const bool avx2 = cpu_features().use_avx2();
+#endif
   pool.parallel_for(rows, row_grain(dim), [&](int64_t r0, int64_t r1) {
+#ifdef LMX_CPU_X86
     if (avx2) {
       detail::rms_norm_rows_avx2(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo, options);
-    } else {
-      rms_norm_rows_scalar(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo, options);
+      return;
     }
+#endif
+    rms_norm_rows_scalar(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo, options);
   });
 }
 
@@ -103,13 +107,17 @@ void layer_norm(const float* x,
                 const LayerNormOptions& options,
                 ThreadPool& pool) {
   if (rows <= 0 || dim <= 0) return;
+#ifdef LMX_CPU_X86
   const bool avx2 = cpu_features().use_avx2();
+#endif
   pool.parallel_for(rows, row_grain(dim), [&](int64_t r0, int64_t r1) {
+#ifdef LMX_CPU_X86
     if (avx2) {
       detail::layer_norm_rows_avx2(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo, options);
-    } else {
-      layer_norm_rows_scalar(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo, options);
+      return;
     }
+#endif
+    layer_norm_rows_scalar(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo, options);
   });
 }
 

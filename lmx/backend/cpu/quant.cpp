@@ -132,10 +132,12 @@ void quantized_matmul(const float* x,
                       ThreadPool* pool) {
   if (m <= 0 || w.n <= 0) return;
   ThreadPool& tp = pool ? *pool : ThreadPool::global();
+#ifdef LMX_CPU_X86
   if (cpu_features().use_avx2()) {
     detail::quantized_matmul_view_avx2(x, ldx, w, y, ldy, m, tp);
     return;
   }
+#endif
   detail::parallel_for_on(tp, w.n, 16, [&](int64_t r0, int64_t r1) {
     QuantView part = w;
     part.n = r1 - r0;

@@ -188,12 +188,16 @@ void quantized_matmul_fp(const float* x,
     return;
   }
   const int64_t grain = std::max<int64_t>(8, 65536 / std::max<int64_t>(1, w.k));
+#ifdef LMX_CPU_X86
   const bool avx2 = cpu_features().use_avx2();
+#endif
   detail::parallel_for_on(tp, w.n, grain, [&](int64_t r0, int64_t r1) {
+#ifdef LMX_CPU_X86
     if (avx2) {
       detail::quantized_matvec_fp_avx2(x, ldx, w, y, ldy, m, r0, r1);
       return;
     }
+#endif
     QuantView part = w;
     part.n = r1 - r0;
     part.w = w.w + r0 * w.w_row_stride();

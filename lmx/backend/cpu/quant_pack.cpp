@@ -406,6 +406,7 @@ void quantized_matmul(const float* x,
                       ThreadPool* pool) {
   if (m <= 0 || w.n() <= 0) return;
   ThreadPool& tp = pool ? *pool : ThreadPool::global();
+#ifdef LMX_CPU_X86
   if (cpu_features().use_avx512() && m >= 4 &&
       options.activations != ActivationPrecision::f32 &&
       detail::packed_gemm_int_avx512(x, ldx, w, y, ldy, m, options.activations, tp))
@@ -414,6 +415,12 @@ void quantized_matmul(const float* x,
     detail::quantized_matmul_packed_avx2(x, ldx, w, y, ldy, m, options, tp);
     return;
   }
+#elif defined(LMX_CPU_ARM64)
+  if (cpu_features().use_neon()) {
+    detail::quantized_matmul_packed_neon(x, ldx, w, y, ldy, m, options, tp);
+    return;
+  }
+#endif
   // Scalar path over the packed layout (also checks the layout in tests).
   const int64_t gs = w.group_size();
   const int64_t ssize = static_cast<int64_t>(dtype_size(w.scale_dtype()));
@@ -447,10 +454,12 @@ void quantized_matmul(const float* x,
                       ThreadPool* pool) {
   if (m <= 0 || targets.empty()) return;
   ThreadPool& tp = pool ? *pool : ThreadPool::global();
+#ifdef LMX_CPU_X86
   if (cpu_features().use_avx2()) {
     detail::quantized_matmul_packed_multi_avx2(x, ldx, targets, m, options, tp);
     return;
   }
+#endif
   for (const auto& t : targets) quantized_matmul(x, ldx, *t.w, t.y, t.ldy, m, options, &tp);
 }
 

@@ -60,11 +60,21 @@ namespace {
 
 using RowsFn = void (*)(const float*, int64_t, int64_t, int64_t, float*, int64_t);
 
+// The AVX2 row kernels, or none where this build has no x86 kernels.
+#ifdef LMX_CPU_X86
+constexpr RowsFn kSoftmaxAvx2 = detail::softmax_rows_avx2;
+constexpr RowsFn kLogSoftmaxAvx2 = detail::log_softmax_rows_avx2;
+#else
+constexpr RowsFn kSoftmaxAvx2 = nullptr;
+constexpr RowsFn kLogSoftmaxAvx2 = nullptr;
+#endif
+
 // Splits rows over the pool and runs the AVX2 or the scalar row kernel on each range.
 void run_rows(RowsFn avx2_fn, RowsFn scalar_fn, const float* x, int64_t rows, int64_t dim, int64_t ldx,
               float* out, int64_t ldo, ThreadPool& pool) {
   if (rows <= 0 || dim <= 0) return;
-  const RowsFn fn = cpu_features().use_avx2() ? avx2_fn : scalar_fn;
+  RowsFn fn = scalar_fn;
+  if (avx2_fn && cpu_features().use_avx2()) fn = avx2_fn;
   pool.parallel_for(rows, row_grain(dim), [&](int64_t r0, int64_t r1) {
     fn(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo);
   });
@@ -73,11 +83,11 @@ void run_rows(RowsFn avx2_fn, RowsFn scalar_fn, const float* x, int64_t rows, in
 }  // namespace
 
 void softmax(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo, ThreadPool& pool) {
-  run_rows(detail::softmax_rows_avx2, softmax_rows_scalar, x, rows, dim, ldx, out, ldo, pool);
+  run_rows(kSoftmaxAvx2, softmax_rows_scalar, x, rows, dim, ldx, out, ldo, pool);
 }
 
 void log_softmax(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo, ThreadPool& pool) {
-  run_rows(detail::log_softmax_rows_avx2, log_softmax_rows_scalar, x, rows, dim, ldx, out, ldo, pool);
+  run_rows(kLogSoftmaxAvx2, log_softmax_rows_scalar, x, rows, dim, ldx, out, ldo, pool);
 }
 
 }  // namespace lmx::cpu

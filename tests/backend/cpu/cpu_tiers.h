@@ -1,5 +1,5 @@
-// The CPU kernel tiers (scalar, avx2, avx_vnni, avx512) for the backend tests: each test
-// that loops over paths runs every tier this machine supports.
+// The CPU kernel tiers (scalar, avx2, avx_vnni, avx512, neon) for the backend tests: each
+// test that loops over paths runs every tier this machine supports.
 #pragma once
 
 #include <initializer_list>
@@ -11,7 +11,7 @@
 namespace lmx::cpu::testing {
 
 inline const CpuTier kAllTiers[] = {CpuTier::scalar, CpuTier::avx2, CpuTier::avx_vnni,
-                                    CpuTier::avx512};
+                                    CpuTier::avx512, CpuTier::neon};
 
 // The features that select tier t on this CPU, or false when the CPU lacks it.
 inline bool tier_features(CpuTier t, CpuFeatures& out) {
@@ -19,12 +19,22 @@ inline bool tier_features(CpuTier t, CpuFeatures& out) {
   return out.tier() == t;
 }
 
-// Every tier this machine can run, lowest first, as the features that select it.
+// The NEON tier with its extensions (sdot, i8mm, bf16) switched off: the path of an
+// ARMv8.0 core.
+inline CpuFeatures without_neon_extensions(CpuFeatures f) {
+  f.neon_dotprod = f.neon_i8mm = f.neon_bf16 = false;
+  return f;
+}
+
+// Every tier this machine can run, lowest first, as the features that select it. Where the
+// CPU has NEON extensions, the NEON tier comes twice: without them, then with them.
 inline std::vector<CpuFeatures> available_tiers() {
   std::vector<CpuFeatures> out;
   for (CpuTier t : kAllTiers) {
     CpuFeatures f;
-    if (tier_features(t, f)) out.push_back(f);
+    if (!tier_features(t, f)) continue;
+    if (t == CpuTier::neon && f.neon_dotprod) out.push_back(without_neon_extensions(f));
+    out.push_back(f);
   }
   return out;
 }
@@ -38,6 +48,12 @@ inline std::string tier_requirement(CpuTier t) {
       return "AVX2, FMA, F16C and AVX-VNNI";
     case CpuTier::avx2:
       return "AVX2, FMA and F16C";
+    case CpuTier::neon:
+#ifdef LMX_CPU_ARM64
+      return "aarch64 Advanced SIMD";
+#else
+      return "an aarch64 build";
+#endif
     default:
       return "nothing";
   }

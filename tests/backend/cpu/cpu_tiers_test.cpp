@@ -84,7 +84,9 @@ void check_quantized_gemm(CpuTier tier, const CpuFeatures& features, ActivationP
   const Shape shapes[] = {{4, 1, 64, 4, 64},     {5, 33, 128, 4, 32},    {7, 17, 192, 8, 64},
                           {13, 95, 896, 4, 64},  {29, 70, 1664, 8, 128}, {6, 32, 3200, 4, 64},
                           {37, 129, 256, 3, 64}, {100, 47, 512, 8, 32},  {64, 1100, 128, 4, 128}};
-  const double levels = prec == ActivationPrecision::int8 && features.use_avx512() ? 254 : 65534;
+  // int8 x: vpdpbusd on AVX-512, sdot on NEON (NEON keeps f32 x for int16, inside any bound).
+  const bool int8_x = features.use_avx512() || features.use_neon_dotprod();
+  const double levels = prec == ActivationPrecision::int8 && int8_x ? 254 : 65534;
   uint32_t seed = 7;
   for (const Shape& sh : shapes) {
     const QuantWeight qw(sh.n, sh.k, sh.bits, sh.group, seed++);

@@ -86,7 +86,7 @@ TEST_P(MatmulNt, MatchesReferenceOnOddShapesAndStrides) {
           for (int64_t p = 0; p < s.k; ++p) mag += std::fabs(x[i * ldx + p] * w.f[j * ldw + p]);
           const float got = y[i * ldy + j], want = ref[i * ldy + j];
           ASSERT_NEAR(got, want, 1e-6 * mag * (1.0 + s.k / 256.0) + 1e-30)
-              << "avx2=" << features.use_avx2() << " m=" << s.m << " n=" << s.n << " k=" << s.k
+              << cpu_tier_name(features.tier()) << " m=" << s.m << " n=" << s.n << " k=" << s.k
               << " at " << i << "," << j;
         }
         for (int64_t j = s.n; j < ldy; ++j) ASSERT_EQ(y[i * ldy + j], 777.0f) << "wrote past n";

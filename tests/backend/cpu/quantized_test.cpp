@@ -386,7 +386,7 @@ TEST(QuantizedMatmul, MlxLayoutAllBitsGroupsDtypes) {
             std::vector<float> y(static_cast<size_t>(s.m * ldy), 555.0f);
             quantized_matmul(x.data(), ldx, qw.view, y.data(), ldy, s.m, &pool);
             check_against_reference(qw, x, ldx, y, ldy, s.m, 1e-6,
-                                    features.use_avx2() ? "view avx2" : "view scalar", 0);
+                                    cpu_tier_name(features.tier()), 0);
             for (int64_t i = 0; i < s.m; ++i)
               ASSERT_EQ(y[static_cast<size_t>(i * ldy + s.n)], 555.0f);
           }
@@ -417,9 +417,11 @@ TEST(QuantizedMatmul, PackedAllBitsGroupsDtypesF32AndInt8) {
               opt.activations = prec;
               quantized_matmul(x.data(), ldx, packed, y.data(), ldy, s.m, opt,
                                (seed & 1) ? &pool2 : &pool3);
-              // Which path ran: reduced precisions only on AVX2; the matvec (m < 4) on
-              // supported shapes, the GEMM (m >= 4) rounds x to int16 for either, any shape.
-              // The AVX-512 GEMM rounds x to int8 when int8 is asked for (vpdpbusd).
+              // Which path ran: reduced precisions only on AVX2 and NEON; the matvec (m < 4)
+              // on supported shapes, the GEMM (m >= 4) rounds x to int16 for either, any
+              // shape. The AVX-512 GEMM rounds x to int8 when int8 is asked for (vpdpbusd).
+              // NEON rounds x to int8 for an int8 request where it has sdot (any m, the
+              // AVX2 int8 matvec's shapes) and keeps f32 otherwise.
               double levels = 0;
               const bool reduced = features.use_avx2() && s.m < 4;
               if (features.use_avx2() && s.m >= 4 && prec != ActivationPrecision::f32)
@@ -430,9 +432,11 @@ TEST(QuantizedMatmul, PackedAllBitsGroupsDtypesF32AndInt8) {
               if (reduced && prec == ActivationPrecision::int16 &&
                   (bits == 8 || (bits == 4 && group >= 64)))
                 levels = 65534;
+              if (features.use_neon_dotprod() && prec == ActivationPrecision::int8 &&
+                  (bits == 8 || (bits == 4 && group >= 64)))
+                levels = 254;
               check_against_reference(qw, x, ldx, y, ldy, s.m, 1e-6,
-                                      features.use_avx2() ? "packed avx2" : "packed scalar",
-                                      levels);
+                                      cpu_tier_name(features.tier()), levels);
               for (int64_t i = 0; i < s.m; ++i)
                 ASSERT_EQ(y[static_cast<size_t>(i * ldy + s.n)], 555.0f);
             }

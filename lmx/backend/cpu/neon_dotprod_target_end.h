@@ -1,0 +1,6 @@
+// Internal: closes the dot-product region opened by neon_dotprod_target.h.
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
