@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <random>
 
 #include "embed_test_util.h"
@@ -307,6 +308,33 @@ TEST(EmbedderErrors, DenseOfTheWrongShape) {
   msg = load_error(tmp.path());
   EXPECT_NE(msg.find("'linear.weight' is f32 [4, 12], expected float [4, 16]"), std::string::npos) << msg;
   EXPECT_NE(msg.find("2_Dense"), std::string::npos) << msg;
+}
+
+// Config values the new encoders cannot honour fail naming config.json and the field.
+TEST(EmbedderErrors, ConfigValuesOfTheNewEncodersAreNamed) {
+  struct Case {
+    std::string arch;
+    nlohmann::json change;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"modernbert", {{"layer_types", {"full_attention", "chunked_attention", "sliding_attention"}}},
+       "unknown layer type 'chunked_attention'"},
+      {"modernbert", {{"hidden_activation", "swish2"}}, "'swish2' is not supported"},
+      {"nomic_bert", {{"prenorm", true}}, "prenorm"},
+      {"nomic_bert", {{"rotary_emb_fraction", 0.5}}, "rotary_emb_fraction"},
+      {"gemma3_text", {{"model_type", "qwen3"}}, "use_bidirectional_attention"},
+  };
+  for (const Case& c : cases) {
+    TempDir tmp;
+    make_folder(tmp.path(), c.arch, 31);
+    nlohmann::json cfg = nlohmann::json::parse(std::ifstream(tmp.path() / "config.json"));
+    cfg.update(c.change);
+    test::write_json(tmp.path() / "config.json", cfg);
+    const std::string msg = load_error(tmp.path());
+    EXPECT_NE(msg.find(c.message), std::string::npos) << c.arch << ": " << msg;
+    EXPECT_NE(msg.find("config.json"), std::string::npos) << c.arch << ": " << msg;
+  }
 }
 
 TEST(EmbedderErrors, UnsupportedModulesAndArchitectures) {
