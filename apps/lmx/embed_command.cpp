@@ -169,6 +169,7 @@ struct RerankArgs {
   std::string model;
   std::string query;
   std::string documents;
+  std::string instruction;
   int top = 0;
   int threads = 0;
   std::string device = "cpu";
@@ -178,7 +179,12 @@ void run_rerank(const RerankArgs& a) {
   apply_threads(a.threads);
   const std::vector<std::string> docs = read_inputs(a.documents, "--documents");
   const embed::CrossEncoder c = embed::CrossEncoder::load(resolve_model_arg(a.model), device_arg(a.device));
-  const embed::RerankScores s = c.score(a.query, docs);
+  if (!a.instruction.empty() && !c.is_yes_no()) {
+    throw InvalidArgument("--instruction: only yes/no rerankers (causal LMs such as Qwen3-Reranker) take an instruction");
+  }
+  embed::RerankOptions options;
+  options.instruction = a.instruction;
+  const embed::RerankScores s = c.score(a.query, docs, options);
   if (s.truncated > 0) {
     std::fprintf(stderr, "lmx: warning: %zu of %zu (query, document) pairs were longer than %lld tokens and were cut\n",
                  s.truncated, docs.size(), static_cast<long long>(c.max_length()));
@@ -217,10 +223,12 @@ void add_embed_commands(CLI::App& app) {
   cmd->callback([a] { run_embed(*a); });
 
   auto r = std::make_shared<RerankArgs>();
-  auto* rr = app.add_subcommand("rerank", "Score documents for a query with a cross-encoder (BERT / XLM-RoBERTa)");
+  auto* rr = app.add_subcommand(
+      "rerank", "Score documents for a query with a cross-encoder (BERT / XLM-RoBERTa) or a yes/no LM (Qwen3-Reranker)");
   rr->add_option("-m,--model", r->model, "Cross-encoder folder or Hugging Face repo id")->required();
   rr->add_option("--query", r->query, "The query")->required();
   rr->add_option("--documents", r->documents, "File of documents: .jsonl or one per line")->required();
+  rr->add_option("--instruction", r->instruction, "Yes/no rerankers: the task in the prompt (default: web search)");
   rr->add_option("--top", r->top, "Print only the best N");
   rr->add_option("-t,--threads", r->threads, "CPU threads");
   rr->add_option("--device", r->device, "cpu, cuda or cuda:N (default cpu)");

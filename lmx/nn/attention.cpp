@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <vector>
 
@@ -36,18 +37,29 @@ Tensor rope_rows(const RotaryEmbedding& rope,
   return out;
 }
 
-// Additive mask [q_len, kv_len] of chunked causal attention, queries at positions
-// q0 ..., keys at k0 ...
-Tensor chunk_mask(int64_t q_len, int64_t kv_len, int64_t q0, int64_t k0, int64_t chunk) {
+// Additive mask [q_len, kv_len]: 0 where visible(i, j), -inf elsewhere.
+template <typename Visible>
+Tensor additive_mask(int64_t q_len, int64_t kv_len, Visible visible) {
   std::vector<float> m(static_cast<size_t>(q_len * kv_len));
   for (int64_t i = 0; i < q_len; ++i) {
     for (int64_t j = 0; j < kv_len; ++j) {
-      const int64_t qp = q0 + i, kp = k0 + j;
-      const bool visible = kp <= qp && kp / chunk == qp / chunk;
-      m[static_cast<size_t>(i * kv_len + j)] = visible ? 0.0f : -std::numeric_limits<float>::infinity();
+      m[static_cast<size_t>(i * kv_len + j)] = visible(i, j) ? 0.0f : -std::numeric_limits<float>::infinity();
     }
   }
   return Tensor::from_vector(m, {q_len, kv_len});
+}
+
+// Chunked causal attention, queries at positions q0 ..., keys at k0 ...
+Tensor chunk_mask(int64_t q_len, int64_t kv_len, int64_t q0, int64_t k0, int64_t chunk) {
+  return additive_mask(q_len, kv_len, [&](int64_t i, int64_t j) {
+    const int64_t qp = q0 + i, kp = k0 + j;
+    return kp <= qp && kp / chunk == qp / chunk;
+  });
+}
+
+// Bidirectional sliding-window attention over one sequence: |i - j| < window.
+Tensor symmetric_window_mask(int64_t len, int64_t window) {
+  return additive_mask(len, len, [&](int64_t i, int64_t j) { return std::abs(i - j) < window; });
 }
 
 // q [B, H, L, D] at positions offset ... scaled per position (Llama 4's NoPE layers).
@@ -197,6 +209,12 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache) const {
   p.scale = o_.scale != 0.0f ? o_.scale : 1.0f / std::sqrt(static_cast<float>(o_.head_dim));
   p.causal = true;
   p.window = o_.window;
+  if (!o_.causal) {
+    if (cache) throw Unsupported("attention: a bidirectional (non-causal) layer runs without a KV cache");
+    p.causal = false;
+    p.window = 0;  // the kernels' window is causal (keys behind the query only)
+    if (o_.window > 0) p.mask = symmetric_window_mask(L, o_.window).to(q.device());
+  }
   p.softcap = o_.softcap;
   if (sinks_.defined()) p.sinks = sinks_.dtype() == Dtype::f32 ? sinks_ : sinks_.to(Dtype::f32);
   Tensor out;  // [B, H, L, D]

@@ -101,26 +101,27 @@ Activation parse_activation(const std::string& name) {
 }
 
 Mlp::Mlp(const MlpOptions& o) : o_(o) {
+  auto name = [](const std::string& given, const char* usual) { return given.empty() ? std::string(usual) : given; };
   switch (o.kind) {
     case MlpKind::gated:
       gate_ = std::make_unique<Linear>(o.hidden, o.intermediate, o.bias);
       up_ = std::make_unique<Linear>(o.hidden, o.intermediate, o.bias);
       down_ = std::make_unique<Linear>(o.intermediate, o.hidden, o.bias);
-      register_module("gate_proj", *gate_);
-      register_module("up_proj", *up_);
-      register_module("down_proj", *down_);
+      register_module(name(o.gate_name, "gate_proj"), *gate_);
+      register_module(name(o.up_name, "up_proj"), *up_);
+      register_module(name(o.down_name, "down_proj"), *down_);
       break;
     case MlpKind::fused_gated:
       gate_up_ = std::make_unique<Linear>(o.hidden, 2 * o.intermediate, o.bias);
       down_ = std::make_unique<Linear>(o.intermediate, o.hidden, o.bias);
-      register_module("gate_up_proj", *gate_up_);
-      register_module("down_proj", *down_);
+      register_module(name(o.gate_name, "gate_up_proj"), *gate_up_);
+      register_module(name(o.down_name, "down_proj"), *down_);
       break;
     case MlpKind::plain:
       fc_ = std::make_unique<Linear>(o.hidden, o.intermediate, o.bias);
       proj_ = std::make_unique<Linear>(o.intermediate, o.hidden, o.bias);
-      register_module(o.up_name, *fc_);
-      register_module(o.down_name, *proj_);
+      register_module(name(o.up_name, "c_fc"), *fc_);
+      register_module(name(o.down_name, "c_proj"), *proj_);
       break;
   }
   if (o.act == Activation::xielu) {

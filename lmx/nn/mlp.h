@@ -44,10 +44,13 @@ struct MlpOptions {
   int64_t intermediate = 0;
   Activation act = Activation::silu;
   bool bias = false;
-  // Checkpoint names of the plain MLP's two projections (GPT-2 / StarCoder2 c_fc, c_proj;
-  // Phi fc1, fc2; GPT-NeoX dense_h_to_4h, dense_4h_to_h; Apertus up_proj, down_proj).
-  std::string up_name = "c_fc";
-  std::string down_name = "c_proj";
+  // Checkpoint names, empty for the kind's usual ones. gate_name: the gate ("gate_proj")
+  // or, fused, the [gate | up] matrix ("gate_up_proj"; ModernBERT Wi); up_name: the gated
+  // up projection ("up_proj"; nomic fc11) or the plain first one ("c_fc"; Phi fc1, GPT-NeoX
+  // dense_h_to_4h); down_name: "down_proj" when gated or fused, "c_proj" when plain.
+  std::string gate_name;
+  std::string up_name;
+  std::string down_name;
   // > 0: RMSNorm "ffn_sub_norm" over the intermediate activations before the down
   // projection (BitNet), with this epsilon.
   float sub_norm_eps = 0.0f;

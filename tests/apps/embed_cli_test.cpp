@@ -160,6 +160,42 @@ TEST_F(EmbedCli, RerankPrintsScoresBestFirst) {
     previous = score;
   }
   EXPECT_EQ(lines, 3);
+  Result bad = run("rerank --model " + ce.string() + " --query q --instruction 'be brief' --documents " + docs.string());
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.out.find("--instruction: only yes/no rerankers"), std::string::npos) << bad.out;
+}
+
+// Qwen3-Reranker's form on its parity fixture: the printed scores are HF's (rel err 1e-4
+// of the probabilities, the print keeps 6 decimals).
+TEST_F(EmbedCli, RerankYesNoWithInstruction) {
+  const fs::path dir = fs::path(LMX_SOURCE_DIR) / "tests/data/embed/qwen3_reranker";
+  if (!fs::exists(dir / "reference.safetensors")) GTEST_SKIP() << "fixture not generated yet: " << dir;
+  const nlohmann::json meta = nlohmann::json::parse(std::ifstream(dir / "reference.json"));
+  const auto ref = io::SafetensorsFile::open(dir / "reference.safetensors");
+  const io::TensorInfo& info = ref.at("custom.scores");
+  const float* want = reinterpret_cast<const float*>(info.data);
+  const fs::path docs = tmp_.path() / "docs.jsonl";
+  {
+    std::ofstream out(docs);
+    for (const auto& d : meta["documents"]) out << d.dump() << "\n";
+  }
+  Result r = run("rerank --model " + dir.string() + " --query '" + meta["query"].get<std::string>() +
+                 "' --instruction '" + meta["instructions"]["custom"].get<std::string>() + "' --documents " +
+                 docs.string());
+  ASSERT_EQ(r.status, 0) << r.out;
+  std::istringstream in(r.out);
+  std::string line;
+  int lines = 0;
+  while (std::getline(in, line)) {
+    int rank = 0;
+    float score = 0;
+    size_t index = 0;
+    ASSERT_EQ(std::sscanf(line.c_str(), "%d\t%f\t%zu", &rank, &score, &index), 3) << line;
+    ASSERT_LT(index, meta["documents"].size());
+    EXPECT_NEAR(score, want[index], 2e-6) << line;
+    ++lines;
+  }
+  EXPECT_EQ(lines, 3);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "lmx/models/embed/batching.h"
 #include "lmx/models/embed/bert.h"
 #include "lmx/models/embed/sentence_transformers_folder.h"
+#include "lmx/models/embed/yes_no_reranker.h"
 #include "lmx/models/load.h"
 #include "lmx/tokenizer/tokenizer.h"
 
@@ -43,6 +44,7 @@ class ClassifierHead : public nn::Module {
 struct CrossEncoder::Impl {
   std::unique_ptr<BertEncoder> encoder;
   std::unique_ptr<ClassifierHead> head;
+  std::unique_ptr<YesNoReranker> yes_no;  // instead of encoder + head
   std::unique_ptr<tokenizer::Tokenizer> tok;
   Device device = Device::cpu();
   int64_t labels = 1;
@@ -61,10 +63,21 @@ CrossEncoder CrossEncoder::load(const std::filesystem::path& dir, Device device)
   io::ModelFolder folder = io::ModelFolder::open(dir);
   const std::string source = (dir / "config.json").string();
   ConfigReader config(folder.text_config(), source);
+  if (is_causal_lm_config(config)) {
+    if (!std::filesystem::is_regular_file(dir / "tokenizer.json")) {
+      throw IoError("'" + dir.string() + "': a yes/no reranker needs its tokenizer.json");
+    }
+    impl->tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_folder(dir));
+    impl->yes_no = std::make_unique<YesNoReranker>(dir, device, *impl->tok);
+    impl->labels = 2;
+    impl->max_length = impl->yes_no->max_length();
+    return CrossEncoder(std::move(impl));
+  }
   const std::string type = config.get_string("model_type", "");
   const bool roberta = type == "roberta" || type == "xlm-roberta";
   if (type != "bert" && !roberta) {
-    config.fail("model_type", "'" + type + "' is not a supported cross-encoder (bert, roberta, xlm-roberta)");
+    config.fail("model_type", "'" + type + "' is not a supported cross-encoder (bert, roberta, xlm-roberta, or a "
+                              "causal LM such as Qwen3-Reranker)");
   }
   if (config.has("id2label") && config.json()["id2label"].is_object()) {
     impl->labels = static_cast<int64_t>(config.json()["id2label"].size());
@@ -105,6 +118,7 @@ CrossEncoder CrossEncoder::load(const std::filesystem::path& dir, Device device)
 }
 
 Tensor CrossEncoder::logits(const TokenBatch& batch) const {
+  if (impl_->yes_no) return impl_->yes_no->logits(batch);
   check_batch(*impl_->encoder, batch);
   TokenBatch b = batch;
   if (!impl_->device.is_cpu()) {
@@ -120,6 +134,18 @@ RerankScores CrossEncoder::score(std::string_view query, std::span<const std::st
   const tokenizer::Tokenizer& tok = tokenizer();
   RerankScores out;
   std::vector<TokenInput> inputs(documents.size());
+  if (impl_->yes_no) {
+    for (size_t i = 0; i < documents.size(); ++i) {
+      bool cut = false;
+      inputs[i].ids = impl_->yes_no->prompt_ids(tok, options.instruction, query, documents[i], &cut);
+      out.truncated += cut ? 1 : 0;
+    }
+    Tensor logits = run_in_batches(inputs, impl_->yes_no->pad_id(), options.max_batch_tokens,
+                                   [&](const TokenBatch& b) { return this->logits(b); });
+    const float* p = logits.data<float>();
+    for (size_t i = 0; i < documents.size(); ++i) out.scores.push_back(YesNoReranker::yes_probability(p[2 * i], p[2 * i + 1]));
+    return out;
+  }
   const bool types = impl_->encoder->type_vocab_size() >= 2;
   for (size_t i = 0; i < documents.size(); ++i) {
     tokenizer::Encoding e = tok.encode_pair(query, documents[i]);
@@ -134,6 +160,7 @@ RerankScores CrossEncoder::score(std::string_view query, std::span<const std::st
   return out;
 }
 
+bool CrossEncoder::is_yes_no() const { return impl_->yes_no != nullptr; }
 int64_t CrossEncoder::num_labels() const { return impl_->labels; }
 int64_t CrossEncoder::max_length() const { return impl_->max_length; }
 

@@ -2,6 +2,9 @@
 // (XLM-)RobertaForSequenceClassification folders. A (query, document) pair is encoded as
 // one input the way HF does (token types 0 then 1 where the model has two), truncated
 // longest-first at the model's limit, and the classifier's logits are the scores.
+// A causal LM folder (architectures "*ForCausalLM": Qwen3-Reranker) is a yes/no reranker
+// instead: the pair goes into its chat prompt with an instruction, and the score is the
+// probability of "yes" against "no" for the next token (yes_no_reranker.h).
 #pragma once
 
 #include <filesystem>
@@ -23,11 +26,15 @@ struct TokenBatch;
 
 struct RerankOptions {
   int64_t max_batch_tokens = 8192;
+  // Yes/no rerankers: the task in the prompt (empty: the model card's web-search default).
+  std::string instruction;
 };
 
 struct RerankScores {
-  std::vector<float> scores;  // the first label's logit per document, in input order
-  size_t truncated = 0;       // pairs cut at max_length()
+  // Per document, in input order: the first label's logit (classifiers) or the
+  // probability of "yes" (yes/no rerankers).
+  std::vector<float> scores;
+  size_t truncated = 0;  // pairs cut at max_length()
 };
 
 class CrossEncoder {
@@ -40,8 +47,11 @@ class CrossEncoder {
   // Needs the folder's tokenizer.
   RerankScores score(std::string_view query, std::span<const std::string> documents,
                      const RerankOptions& options = {}) const;
-  // The classifier's logits f32 [batch, labels] of one padded batch (ids with type ids).
+  // The classifier's logits f32 [batch, labels] of one padded batch (ids with type ids);
+  // for a yes/no reranker, the logits of "no" and "yes" [batch, 2] after each row's last
+  // real token (the ids being whole prompts).
   Tensor logits(const TokenBatch& batch) const;
+  bool is_yes_no() const;
   int64_t num_labels() const;
   int64_t max_length() const;
   const tokenizer::Tokenizer& tokenizer() const;

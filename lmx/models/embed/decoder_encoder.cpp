@@ -1,7 +1,9 @@
-// Decoder-only embedders (Qwen3-Embedding): the LLM architecture of lmx/models run without
-// its output head, the final-normed hidden state of every position returned. Causal
-// attention makes right padding harmless: a real token never sees the padding after it,
-// so no mask is needed and last-token pooling reads position length - 1.
+// Decoder-only embedders: the LLM architecture of lmx/models run without its output head,
+// the final-normed hidden state of every position returned. Qwen3-Embedding is causal,
+// which makes right padding harmless: a real token never sees the padding after it, so
+// no mask is needed and last-token pooling reads position length - 1. EmbeddingGemma
+// (gemma3_text with use_bidirectional_attention) sees both ways: each row runs alone over
+// exactly its real tokens, as the BERT encoders' attention does.
 #include <nlohmann/json.hpp>
 
 #include "lmx/base/error.h"
@@ -14,9 +16,12 @@ namespace {
 class DecoderEncoder final : public Encoder {
  public:
   explicit DecoderEncoder(const ConfigReader& c) {
-    if (c.get_bool("use_bidirectional_attention", false) || c.get_bool("is_causal", true) == false) {
-      c.fail("use_bidirectional_attention", "bidirectional decoder embedders are not supported yet");
+    const std::string type = c.get_string("model_type", "");
+    bidirectional_ = c.get_bool("use_bidirectional_attention", false);
+    if (bidirectional_ && type != "gemma3_text") {  // the architectures whose spec reads the flag
+      c.fail("use_bidirectional_attention", "bidirectional attention is supported for gemma3_text only, not " + type);
     }
+    if (!c.get_bool("is_causal", true)) c.fail("is_causal", "non-causal " + type + " embedders are not supported");
     // The head is never run: build the model tied so that it has no lm_head to load.
     nlohmann::json j = c.json();
     j["tie_word_embeddings"] = true;
@@ -33,7 +38,8 @@ class DecoderEncoder final : public Encoder {
   Tensor forward(const TokenBatch& batch) const override {
     ForwardOptions o;
     o.hidden_only = true;
-    return lm_->forward(batch.ids, nullptr, o);
+    if (!bidirectional_) return lm_->forward(batch.ids, nullptr, o);
+    return forward_each_row_alone(batch, hidden_, [&](const TokenBatch& row) { return lm_->forward(row.ids, nullptr, o); });
   }
   int64_t hidden_size() const override { return hidden_; }
   int64_t vocab_size() const override { return vocab_; }
@@ -57,6 +63,7 @@ class DecoderEncoder final : public Encoder {
   std::unique_ptr<LanguageModel> lm_;
   int64_t hidden_ = 0, vocab_ = 0, max_length_ = 0;
   int32_t pad_ = 0;
+  bool bidirectional_ = false;
 };
 
 }  // namespace

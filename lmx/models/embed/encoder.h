@@ -40,7 +40,8 @@ class Encoder : public nn::Module {
   std::string model_type_;
 };
 
-// Builds the (unloaded) encoder of a config: bert, roberta, xlm-roberta, distilbert.
+// Builds the (unloaded) encoder of a config: bert, roberta, xlm-roberta, distilbert,
+// modernbert, nomic_bert, and decoder LLMs used as embedders (qwen3, gemma3_text).
 // `with_pooler`: keep BERT's pooler (the head of BertForSequenceClassification).
 std::unique_ptr<Encoder> create_encoder(const ConfigReader& config, bool with_pooler = false);
 // The model types create_encoder builds.

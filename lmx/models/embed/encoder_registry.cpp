@@ -11,20 +11,23 @@ namespace {
 
 using Builder = std::unique_ptr<Encoder> (*)(const ConfigReader&, bool);
 
-std::unique_ptr<Encoder> build_distilbert(const ConfigReader& c, bool with_pooler) {
-  if (with_pooler) throw Unsupported("distilbert: no pooler (sequence classification is not supported)");
-  return make_distilbert(c);
-}
-
-std::unique_ptr<Encoder> build_decoder(const ConfigReader& c, bool with_pooler) {
-  if (with_pooler) throw Unsupported(c.get_string("model_type", "") + ": no pooler (decoder-only embedder)");
-  return make_decoder_encoder(c);
+// Encoders without a sequence-classification head here.
+template <std::unique_ptr<Encoder> (*make)(const ConfigReader&)>
+std::unique_ptr<Encoder> build_without_pooler(const ConfigReader& c, bool with_pooler) {
+  if (with_pooler) throw Unsupported(c.get_string("model_type", "") + ": sequence classification is not supported");
+  return make(c);
 }
 
 const std::vector<std::pair<std::string, Builder>>& table() {
   static const std::vector<std::pair<std::string, Builder>> t = {
-      {"bert", make_bert}, {"roberta", make_bert}, {"xlm-roberta", make_bert},
-      {"distilbert", build_distilbert}, {"qwen3", build_decoder}};
+      {"bert", make_bert},
+      {"roberta", make_bert},
+      {"xlm-roberta", make_bert},
+      {"distilbert", build_without_pooler<make_distilbert>},
+      {"modernbert", build_without_pooler<make_modernbert>},
+      {"nomic_bert", build_without_pooler<make_nomic_bert>},
+      {"qwen3", build_without_pooler<make_decoder_encoder>},
+      {"gemma3_text", build_without_pooler<make_decoder_encoder>}};
   return t;
 }
 
@@ -83,6 +86,20 @@ void check_batch(const Encoder& encoder, const TokenBatch& batch) {
       }
     }
   }
+}
+
+Tensor forward_each_row_alone(const TokenBatch& batch, int64_t hidden,
+                              const std::function<Tensor(const TokenBatch& row)>& run) {
+  const int64_t B = batch.ids.dim(0), L = batch.ids.dim(1);
+  Tensor out = Tensor::zeros({B, L, hidden}, Dtype::f32, batch.ids.device());  // [batch, seq, hidden]
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = batch.lengths[static_cast<size_t>(b)];
+    auto cut = [&](const Tensor& t) { return t.slice(0, b, b + 1).slice(1, 0, n).contiguous(); };
+    TokenBatch row{.ids = cut(batch.ids), .type_ids = batch.type_ids.defined() ? cut(batch.type_ids) : Tensor(),
+                   .lengths = {n}};
+    out.slice(0, b, b + 1).slice(1, 0, n).copy_(run(row).to(Dtype::f32));  // [1, n, hidden]
+  }
+  return out;
 }
 
 void strip_prefix_and_heads(WeightDict& weights, const std::vector<std::string>& prefixes,

@@ -74,6 +74,11 @@ TransformerSpec gemma3_text(const ConfigReader& c) {
   s.ropes.push_back(local);
   const auto types = read_layer_types(c, static_cast<int64_t>(s.layers.size()), gemma3_layer_type);
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.get_positive("query_pre_attn_scalar", 256.0)));
+  // EmbeddingGemma: no causal mask; a sliding layer sees |i - j| < sliding_window / 2 + 1
+  // (transformers halves the configured window in this mode).
+  const bool bidirectional = c.get_bool("use_bidirectional_attention", false);
+  const int64_t window = c.get_int("sliding_window", 4096);
+  if (window <= 0) c.fail("sliding_window", "must be positive");
   for (size_t i = 0; i < s.layers.size(); ++i) {
     auto& ls = s.layers[i];
     const bool sliding = types[i] == "sliding_attention";
@@ -82,7 +87,8 @@ TransformerSpec gemma3_text(const ConfigReader& c) {
     ls.attention.qk_norm = nn::QkNorm::per_head;
     ls.attention.qk_norm_unit_offset = true;
     ls.attention.softcap = static_cast<float>(c.get_non_negative("attn_logit_softcapping", 0.0));
-    ls.attention.window = sliding ? c.get_int("sliding_window", 4096) : 0;
+    ls.attention.window = sliding ? (bidirectional ? window / 2 + 1 : window) : 0;
+    ls.attention.causal = !bidirectional;
   }
   return s;
 }

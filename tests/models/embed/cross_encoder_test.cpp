@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 
 #include "embed_test_util.h"
 #include "lmx/base/error.h"
@@ -102,6 +103,30 @@ TEST(CrossEncoder, RejectsOtherArchitectures) {
   } catch (const FormatError& e) {
     EXPECT_NE(std::string(e.what()).find("not a supported cross-encoder"), std::string::npos) << e.what();
   }
+}
+
+// A causal LM folder is a yes/no reranker; without its tokenizer, or with one that has no
+// "yes" token, it says so.
+TEST(CrossEncoder, YesNoRerankerNeedsTokenizerWithYesAndNo) {
+  const fs::path fixture = fs::path(LMX_SOURCE_DIR) / "tests/data/embed/qwen3_reranker";
+  if (!fs::exists(fixture / "model.safetensors")) GTEST_SKIP() << "fixture not generated yet: " << fixture;
+  test::TempDir tmp;
+  for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(fixture / f, tmp.path() / f);
+  auto error_of = [&] {
+    try {
+      CrossEncoder::load(tmp.path());
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  std::string msg = error_of();
+  EXPECT_NE(msg.find("a yes/no reranker needs its tokenizer.json"), std::string::npos) << msg;
+  nlohmann::json tok = nlohmann::json::parse(std::ifstream(fixture / "tokenizer.json"));
+  tok["model"]["vocab"].erase("yes");
+  test::write_json(tmp.path() / "tokenizer.json", tok);
+  msg = error_of();
+  EXPECT_NE(msg.find("the tokenizer has no token \"yes\""), std::string::npos) << msg;
 }
 
 }  // namespace

@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <optional>
 
 #include "embed_test_util.h"
 #include "lmx/base/error.h"
@@ -80,13 +79,7 @@ class EmbedParity : public ::testing::TestWithParam<std::string> {};
 TEST_P(EmbedParity, HiddenStatePooledAndNormalizedEmbeddings) {
   const fs::path dir = fixture(GetParam());
   if (!fs::exists(dir / "reference.safetensors")) GTEST_SKIP() << kNotGenerated << " (" << dir << ")";
-  std::optional<Embedder> loaded;
-  try {
-    loaded.emplace(Embedder::load(dir, test::ids_only()));
-  } catch (const Unsupported& err) {
-    GTEST_SKIP() << "lmx does not run this architecture yet: " << err.what();
-  }
-  Embedder& e = *loaded;
+  Embedder e = Embedder::load(dir, test::ids_only());
   const auto ref = io::SafetensorsFile::open(dir / "reference.safetensors");
   const Batch b = read_batch(ref);
   const Tensor hidden = e.last_hidden_state(b.batch);
@@ -122,6 +115,45 @@ TEST_P(CrossEncoderParity, Scores) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Embed, CrossEncoderParity, ::testing::Values("bert_cross_encoder", "xlm_roberta_cross_encoder"));
+
+// Qwen3-Reranker's yes/no form on a tiny random Qwen3ForCausalLM with a small word-level
+// tokenizer (the real vocabulary would not fit a fixture): the prompt's ids, the "no" /
+// "yes" logits of HF's left-padded batch, and the scores through the whole path.
+TEST(CrossEncoderParityYesNo, Qwen3Reranker) {
+  const fs::path dir = fixture("qwen3_reranker");
+  if (!fs::exists(dir / "reference.safetensors")) GTEST_SKIP() << kNotGenerated << " (" << dir << ")";
+  const CrossEncoder c = CrossEncoder::load(dir);
+  ASSERT_TRUE(c.is_yes_no());
+  EXPECT_EQ(c.num_labels(), 2);
+  const auto ref = io::SafetensorsFile::open(dir / "reference.safetensors");
+  const nlohmann::json meta = nlohmann::json::parse(std::ifstream(dir / "reference.json"));
+  EXPECT_EQ(c.tokenizer().encode(meta["prefix"].get<std::string>(), false), meta["prefix_ids"].get<std::vector<int32_t>>());
+  EXPECT_EQ(c.tokenizer().encode(meta["suffix"].get<std::string>(), false), meta["suffix_ids"].get<std::vector<int32_t>>());
+  EXPECT_EQ(c.tokenizer().token_to_id("yes"), meta["yes_id"].get<int32_t>());
+  EXPECT_EQ(c.tokenizer().token_to_id("no"), meta["no_id"].get<int32_t>());
+  const auto docs = meta["documents"].get<std::vector<std::string>>();
+  for (const std::string tag : {"default", "custom"}) {
+    // HF's rows, right-padded here (each row runs alone, so the padding side is moot).
+    const auto rows = meta["rows"][tag].get<std::vector<std::vector<int32_t>>>();
+    size_t L = 0;
+    for (const auto& r : rows) L = std::max(L, r.size());
+    std::vector<int32_t> ids(rows.size() * L, 0);
+    TokenBatch b;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      std::copy(rows[i].begin(), rows[i].end(), ids.begin() + static_cast<std::ptrdiff_t>(i * L));
+      b.lengths.push_back(static_cast<int64_t>(rows[i].size()));
+    }
+    b.ids = Tensor::from_vector(ids, {static_cast<int64_t>(rows.size()), static_cast<int64_t>(L)});
+    EXPECT_LE(relative_error(c.logits(b).to_float_vector(), read_tensor(ref, tag + ".yes_no_logits").to_float_vector()),
+              1e-4)
+        << tag;
+    RerankOptions o;
+    if (tag == "custom") o.instruction = meta["instructions"]["custom"].get<std::string>();
+    const RerankScores s = c.score(meta["query"].get<std::string>(), docs, o);
+    EXPECT_EQ(s.truncated, 0u);
+    EXPECT_LE(relative_error(s.scores, read_tensor(ref, tag + ".scores").to_float_vector()), 1e-4) << tag;
+  }
+}
 
 TEST(EmbedParityText, MiniLmTokenizerEndToEnd) {
   const fs::path dir = fixture("minilm_text");

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <random>
 
 #include "embed_test_util.h"
@@ -50,6 +51,26 @@ void make_folder(const fs::path& dir, const std::string& arch, unsigned seed) {
     cfg = {{"model_type", "distilbert"}, {"vocab_size", 64}, {"dim", 16}, {"hidden_dim", 32}, {"n_layers", 2},
            {"n_heads", 4}, {"max_position_embeddings", 40}, {"activation", "gelu"}, {"pad_token_id", 0}};
   }
+  // The older config keys (global_attn_every_n_layers, *_rope_theta; nomic's n_embd, ...):
+  // the parity fixtures cover transformers v5's.
+  if (arch == "modernbert") {
+    cfg = {{"model_type", "modernbert"}, {"vocab_size", 64}, {"hidden_size", 16}, {"intermediate_size", 24},
+           {"num_hidden_layers", 3}, {"num_attention_heads", 4}, {"local_attention", 4},
+           {"global_attn_every_n_layers", 2}, {"global_rope_theta", 160000.0}, {"local_rope_theta", 10000.0},
+           {"max_position_embeddings", 64}, {"pad_token_id", 0}};
+  }
+  if (arch == "nomic_bert") {
+    cfg = {{"model_type", "nomic_bert"}, {"vocab_size", 64}, {"n_embd", 16}, {"n_inner", 32}, {"n_layer", 2},
+           {"n_head", 4}, {"n_positions", 64}, {"rotary_emb_base", 1000}, {"layer_norm_epsilon", 1e-12},
+           {"activation_function", "swiglu"}, {"type_vocab_size", 2}, {"pad_token_id", 0}};
+  }
+  if (arch == "gemma3_text") {
+    cfg = {{"model_type", "gemma3_text"}, {"vocab_size", 64}, {"hidden_size", 16}, {"intermediate_size", 32},
+           {"num_hidden_layers", 3}, {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"head_dim", 8},
+           {"sliding_window", 6}, {"layer_types", {"sliding_attention", "sliding_attention", "full_attention"}},
+           {"use_bidirectional_attention", true}, {"query_pre_attn_scalar", 8}, {"max_position_embeddings", 64},
+           {"pad_token_id", 0}};
+  }
   test::write_random_encoder(dir, cfg, seed);
 }
 
@@ -91,7 +112,8 @@ TEST_P(BatchInvariance, HiddenStateOfRealTokensIgnoresPadding) {
                         alone.contiguous().to_float_vector()));
 }
 
-INSTANTIATE_TEST_SUITE_P(Embed, BatchInvariance, ::testing::Values("bert", "roberta", "distilbert"));
+INSTANTIATE_TEST_SUITE_P(Embed, BatchInvariance,
+                         ::testing::Values("bert", "roberta", "distilbert", "modernbert", "nomic_bert", "gemma3_text"));
 
 TEST(Embedder, PlainFolderPoolsMeanAndNormalizes) {
   TempDir tmp;
@@ -286,6 +308,33 @@ TEST(EmbedderErrors, DenseOfTheWrongShape) {
   msg = load_error(tmp.path());
   EXPECT_NE(msg.find("'linear.weight' is f32 [4, 12], expected float [4, 16]"), std::string::npos) << msg;
   EXPECT_NE(msg.find("2_Dense"), std::string::npos) << msg;
+}
+
+// Config values the new encoders cannot honour fail naming config.json and the field.
+TEST(EmbedderErrors, ConfigValuesOfTheNewEncodersAreNamed) {
+  struct Case {
+    std::string arch;
+    nlohmann::json change;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"modernbert", {{"layer_types", {"full_attention", "chunked_attention", "sliding_attention"}}},
+       "unknown layer type 'chunked_attention'"},
+      {"modernbert", {{"hidden_activation", "swish2"}}, "'swish2' is not supported"},
+      {"nomic_bert", {{"prenorm", true}}, "prenorm"},
+      {"nomic_bert", {{"rotary_emb_fraction", 0.5}}, "rotary_emb_fraction"},
+      {"gemma3_text", {{"model_type", "qwen3"}}, "use_bidirectional_attention"},
+  };
+  for (const Case& c : cases) {
+    TempDir tmp;
+    make_folder(tmp.path(), c.arch, 31);
+    nlohmann::json cfg = nlohmann::json::parse(std::ifstream(tmp.path() / "config.json"));
+    cfg.update(c.change);
+    test::write_json(tmp.path() / "config.json", cfg);
+    const std::string msg = load_error(tmp.path());
+    EXPECT_NE(msg.find(c.message), std::string::npos) << c.arch << ": " << msg;
+    EXPECT_NE(msg.find("config.json"), std::string::npos) << c.arch << ": " << msg;
+  }
 }
 
 TEST(EmbedderErrors, UnsupportedModulesAndArchitectures) {
