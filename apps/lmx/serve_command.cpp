@@ -121,6 +121,9 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-body-bytes", a->server.max_body_bytes,
                   "Largest request body; larger get 413")
       ->capture_default_str();
+  cmd->add_option("--prefix-cache-bytes", a->server.prefix_cache_bytes,
+                  "Memory for the keys / values of prompt prefixes shared across requests (0: no prefix cache)")
+      ->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
   add_device_option(cmd, a->device);
   cmd->callback([a] { run_serve(*a); });

@@ -95,6 +95,22 @@ std::string ServerMetrics::render(const generate::SchedulerStats& s, size_t admi
   header(out, "lmx_decode_step_rows_total", "counter",
          "Sum of the batch size over decode steps (divided by lmx_decode_steps_total: the mean batch size).");
   sample(out, "lmx_decode_step_rows_total", static_cast<double>(s.step_rows));
+  header(out, "lmx_prefill_tokens_total", "counter",
+         "Prompt tokens run through prefill passes (not those taken from the prefix cache).");
+  sample(out, "lmx_prefill_tokens_total", static_cast<double>(s.prefill_tokens));
+  const generate::PrefixCacheStats& pc = s.prefix_cache;
+  header(out, "lmx_prefix_cache_lookups_total", "counter", "Sequences that looked for a cached prompt prefix.");
+  sample(out, "lmx_prefix_cache_lookups_total", static_cast<double>(pc.lookups));
+  header(out, "lmx_prefix_cache_hits_total", "counter", "Sequences that reused at least one cached block.");
+  sample(out, "lmx_prefix_cache_hits_total", static_cast<double>(pc.hits));
+  header(out, "lmx_prefix_cache_reused_tokens_total", "counter", "Prompt tokens taken from the prefix cache.");
+  sample(out, "lmx_prefix_cache_reused_tokens_total", static_cast<double>(pc.reused_tokens));
+  header(out, "lmx_prefix_cache_evictions_total", "counter", "Prefix-cache blocks evicted to make room.");
+  sample(out, "lmx_prefix_cache_evictions_total", static_cast<double>(pc.evictions));
+  header(out, "lmx_prefix_cache_bytes", "gauge", "Memory the prefix cache holds.");
+  sample(out, "lmx_prefix_cache_bytes", static_cast<double>(pc.bytes));
+  header(out, "lmx_prefix_cache_blocks", "gauge", "Token blocks the prefix cache holds.");
+  sample(out, "lmx_prefix_cache_blocks", static_cast<double>(pc.blocks));
   time_to_first_token.write(out, "lmx_time_to_first_token_seconds",
                             "From admission to a sequence's first token.");
   inter_token.write(out, "lmx_inter_token_latency_seconds", "Between two tokens of one sequence.");
