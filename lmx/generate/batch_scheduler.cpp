@@ -34,6 +34,7 @@ struct BatchScheduler::Sequence {
   int64_t cached = 0;     // of those, taken from the prefix cache
   bool reuse_prefix = false;
   PrefixLease lease;  // the prefix-cache blocks it uses or stored, held while it lives
+  std::vector<int32_t> sampled;  // the tokens it generated (with reuse_prefix only)
   int32_t next_token = -1;
   int64_t generated = 0;
   Clock::time_point started, first_token;
@@ -239,8 +240,11 @@ void BatchScheduler::prefill_chunk() {
       prefill_tokens_.fetch_add(static_cast<uint64_t>(len));
     }
     if (s.prefilled < n) return;
-    if (s.reuse_prefix)
-      prefix_cache_->store(std::span<const int32_t>(s.prompt.data(), static_cast<size_t>(n)), s.cache, s.lease);
+    if (s.reuse_prefix) {
+      std::vector<std::vector<Tensor>> layers;
+      for (const auto& c : s.cache) layers.push_back(c->state());
+      prefix_cache_->store(std::span<const int32_t>(s.prompt.data(), static_cast<size_t>(n)), layers, s.lease);
+    }
     if (s.params.max_tokens && *s.params.max_tokens == 0) {
       finish(*take_prefilling(0), StopReason::length, true);
       return;
@@ -318,6 +322,7 @@ void BatchScheduler::decode() {
       continue;
     }
     if (++s.generated == 1) s.first_token = Clock::now();
+    if (s.reuse_prefix) s.sampled.push_back(token);
     if (s.options.token_events) {
       GenerationEvent t;
       t.kind = GenerationEvent::Kind::token;
@@ -341,9 +346,21 @@ void BatchScheduler::decode() {
     }
   }
   for (size_t i = done.size(); i-- > 0;) {
+    if (done[i].reason != StopReason::cancelled) store_reply(done[i].row);
     auto s = take_row(done[i].row);
     finish(*s, done[i].reason, done[i].flush);
   }
+}
+
+void BatchScheduler::store_reply(size_t r) {
+  Sequence& s = *rows_[r];
+  if (!s.reuse_prefix) return;
+  // The row holds the prompt and every sampled token but the last (never fed back).
+  std::vector<int32_t> tokens = s.prompt;
+  tokens.insert(tokens.end(), s.sampled.begin(), s.sampled.end() - (s.sampled.empty() ? 0 : 1));
+  std::vector<std::vector<Tensor>> layers;
+  for (const auto& c : batch_cache_) layers.push_back(static_cast<const BatchKVCache&>(*c).row_state(static_cast<int64_t>(r)));
+  prefix_cache_->store(tokens, layers, s.lease);
 }
 
 void BatchScheduler::finish(Sequence& s, StopReason reason, bool flush_detokenizer) {

@@ -123,6 +123,8 @@ class BatchScheduler {
   void step();
   void prefill_chunk();
   void decode();
+  // Adds row r's prompt and reply (what its cache row holds) to the prefix cache.
+  void store_reply(size_t r);
   // Ends a sequence: queues its held text and its info.
   void finish(Sequence& s, StopReason reason, bool flush_detokenizer);
   // Takes a sequence out of the batch (its cache row goes) or out of the prefill queue;

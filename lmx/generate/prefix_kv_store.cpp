@@ -43,13 +43,13 @@ int64_t PrefixKVStore::seed(std::span<const int32_t> tokens,
 }
 
 void PrefixKVStore::store(std::span<const int32_t> tokens,
-                          const nn::KVCacheList& caches,
+                          const std::vector<std::vector<Tensor>>& layers,
                           PrefixLease& lease) {
   const size_t bt = tree_.block_tokens();
-  const size_t blocks =
-      std::min(tokens.size(), static_cast<size_t>(caches.empty() ? 0 : caches[0]->offset())) / bt;
-  std::vector<std::vector<Tensor>> states;
-  for (const auto& c : caches) states.push_back(c->state());
+  size_t length = layers.empty() ? 0 : tokens.size();
+  for (const auto& kv : layers)
+    length = std::min(length, kv.empty() ? 0 : static_cast<size_t>(kv[0].dim(2)));
+  const size_t blocks = length / bt;
   PrefixBlockTree::Node* at = lease.nodes().empty() ? nullptr : lease.nodes().back();
   for (size_t b = lease.nodes().size(); b < blocks; ++b) {
     const std::span<const int32_t> block = tokens.subspan(b * bt, bt);
@@ -57,7 +57,7 @@ void PrefixKVStore::store(std::span<const int32_t> tokens,
     if (!next) {
       const auto first = static_cast<int64_t>(b * bt), last = static_cast<int64_t>((b + 1) * bt);
       size_t bytes = 0;
-      for (const auto& state : states)
+      for (const auto& state : layers)
         for (const Tensor& t : state) bytes += t.slice(2, first, last).nbytes();
       bool fits = true;
       while (fits && tree_.bytes() + bytes > budget_) {
@@ -66,7 +66,7 @@ void PrefixKVStore::store(std::span<const int32_t> tokens,
       }
       if (!fits) break;
       std::vector<Tensor> arrays;
-      for (const auto& state : states)
+      for (const auto& state : layers)
         for (const Tensor& t : state)
           arrays.push_back(t.slice(2, first, last).clone());  // a view would keep the whole buffer
       next = tree_.add(at, block, std::move(arrays), bytes);

@@ -49,11 +49,12 @@ class PrefixKVStore {
   // Replaces the empty caches by plain caches holding the longest cached run of whole
   // blocks of `tokens`; returns its length in tokens. `lease` holds its blocks.
   int64_t seed(std::span<const int32_t> tokens, nn::KVCacheList& caches, PrefixLease& lease);
-  // Adds the whole blocks of `tokens` (whose keys and values `caches` hold at positions
-  // 0, 1, ...) that are not cached yet, evicting unreferenced blocks to stay within the
-  // budget (it stops at the first block that does not fit); `lease`, from seed(),
-  // comes to hold the whole stored chain.
-  void store(std::span<const int32_t> tokens, const nn::KVCacheList& caches, PrefixLease& lease);
+  // Adds the whole blocks of `tokens` that are not cached yet, evicting unreferenced
+  // blocks to stay within the budget (it stops at the first block that does not fit);
+  // `lease`, from seed() (and earlier store() calls with a shorter `tokens`), comes to
+  // hold the whole stored chain. `layers[i]`: layer i's keys and values of `tokens` at
+  // positions 0, 1, ... ([1, kv_heads, >= tokens, head_dim], a cache's state()).
+  void store(std::span<const int32_t> tokens, const std::vector<std::vector<Tensor>>& layers, PrefixLease& lease);
 
   PrefixCacheStats stats() const;
 

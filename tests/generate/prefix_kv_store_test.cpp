@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "cached_prefix.h"
 #include "lmx/generate/batch_scheduler.h"
 #include "test_models.h"
 
@@ -36,15 +37,15 @@ constexpr size_t kBigBudget = size_t{1} << 30;
 // ~1e-6), carried through a few layers into a log-softmax whose values are O(1..10).
 constexpr float kLogprobTolerance = 1e-4f;
 
-struct Run {
+struct SequenceRun {
   std::vector<int32_t> tokens;
   std::vector<float> logprobs;
   std::string text;
   generate::GenerationInfo info;
 };
 
-Run drain_one(ScheduledGroup& g) {
-  Run out;
+SequenceRun drain_one(ScheduledGroup& g) {
+  SequenceRun out;
   while (auto e = g.next()) {
     switch (e->event.kind) {
       case GenerationEvent::Kind::token:
@@ -98,24 +99,8 @@ std::vector<std::vector<int32_t>> shared_prefix_prompts(std::mt19937& rng,
   return prompts;
 }
 
-// The tokens sequence i should take from the cache: the whole blocks of its longest
-// common prefix with the prompts prefilled before it (each stored up to its own
-// size() - 1 tokens, the prefill's length), with nothing evicted.
-int64_t expected_cached(const std::vector<std::vector<int32_t>>& prompts, size_t i) {
-  const auto& p = prompts[i];
-  size_t best = 0;
-  for (size_t j = 0; j < i; ++j) {
-    const auto& q = prompts[j];
-    const size_t limit = std::min(p.size() - 1, q.size() - 1);
-    size_t k = 0;
-    while (k < limit && p[k] == q[k]) ++k;
-    best = std::max(best, k);
-  }
-  return static_cast<int64_t>(best / kBlock * kBlock);
-}
-
 struct Workload {
-  std::vector<Run> runs;
+  std::vector<SequenceRun> runs;
   generate::SchedulerStats stats;
 };
 
@@ -156,8 +141,8 @@ void expect_cache_is_transparent(const Workload& without,
   uint64_t all = 0, reused = 0;
   size_t hits = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    const Run& a = without.runs[i];
-    const Run& b = with.runs[i];
+    const SequenceRun& a = without.runs[i];
+    const SequenceRun& b = with.runs[i];
     EXPECT_EQ(b.tokens, a.tokens) << what << " sequence " << i;
     EXPECT_EQ(b.text, a.text) << what << " sequence " << i;
     ASSERT_EQ(b.logprobs.size(), a.logprobs.size());
@@ -165,7 +150,7 @@ void expect_cache_is_transparent(const Workload& without,
       EXPECT_NEAR(b.logprobs[k], a.logprobs[k], kLogprobTolerance)
           << what << " sequence " << i << " token " << k;
     EXPECT_EQ(a.info.cached_prompt_tokens, 0);
-    const int64_t want = expected_cached(prompts, i);
+    const int64_t want = testing::expected_cached_tokens(prompts, i, kBlock);
     EXPECT_EQ(b.info.cached_prompt_tokens, want) << what << " sequence " << i;
     EXPECT_EQ(b.info.prompt_tokens + b.info.cached_prompt_tokens,
               static_cast<int64_t>(prompts[i].size()));
@@ -294,11 +279,12 @@ struct Serial {
     o.prefix_cache_bytes = budget;
     return o;
   }
-  Run run(const std::vector<int32_t>& prompt, int max_tokens = 1) {
+  SequenceRun run(const std::vector<int32_t>& prompt, int max_tokens = 1) {
     ScheduledRequest r;
     r.prompt = prompt;
     r.params.temperature = 0;
     r.params.max_tokens = max_tokens;
+    r.params.logprobs = true;
     r.options.token_events = true;
     return drain_one(*scheduler.submit({r}));
   }
@@ -387,6 +373,44 @@ TEST(PrefixCache, BlocksOfARunningSequenceAreNeverEvicted) {
   EXPECT_EQ(s.scheduler.stats().prefix_cache.evictions, 2u);
   EXPECT_EQ(s.run(b).info.cached_prompt_tokens, static_cast<int64_t>(2 * kBlock));
 }
+
+// A conversation's next turn (prompt + reply + a new message) reuses the blocks of the
+// reply too: a finished row stores what its cache row holds (the prompt and every
+// generated token but the last), and the next turn answers as without the cache.
+class PrefixCacheReplies : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PrefixCacheReplies, TheNextTurnReusesTheReply) {
+  auto loaded = models::load_model(testing::fixture(GetParam()));
+  models::LanguageModel& model = *loaded.model;
+  std::mt19937 rng(11);
+  for (int round = 0; round < 3; ++round) {
+    const auto first =
+        random_tokens(rng, model.vocab_size(), std::uniform_int_distribution<size_t>(5, 40)(rng));
+    const int reply_tokens = std::uniform_int_distribution<int>(10, 50)(rng);
+    Serial plain(model, 0), cached(model, kBigBudget);
+    const SequenceRun a = plain.run(first, reply_tokens);
+    const SequenceRun b = cached.run(first, reply_tokens);
+    ASSERT_EQ(b.tokens, a.tokens);
+    auto next = concat({first, a.tokens, random_tokens(rng, model.vocab_size(), 5)});
+    const SequenceRun want = plain.run(next, 8);
+    const SequenceRun got = cached.run(next, 8);
+    EXPECT_EQ(got.tokens, want.tokens) << GetParam() << " round " << round;
+    ASSERT_EQ(got.logprobs.size(), want.logprobs.size());
+    for (size_t k = 0; k < want.logprobs.size(); ++k)
+      EXPECT_NEAR(got.logprobs[k], want.logprobs[k], kLogprobTolerance)
+          << GetParam() << " round " << round;
+    const auto held = first.size() + a.tokens.size() - 1;  // the first turn's cache row
+    EXPECT_EQ(got.info.cached_prompt_tokens, static_cast<int64_t>(held / kBlock * kBlock))
+        << GetParam();
+    EXPECT_EQ(
+        cached.scheduler.stats().prefill_tokens,
+        first.size() - 1 + next.size() - 1 - static_cast<size_t>(got.info.cached_prompt_tokens));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures,
+                         PrefixCacheReplies,
+                         ::testing::Values("llama", "gemma2", "qwen3"));
 
 }  // namespace
 }  // namespace lmx

@@ -5,25 +5,13 @@
 // counts the hits, the reused tokens and the prefill tokens actually run.
 #include <random>
 
+#include "../generate/cached_prefix.h"
 #include "test_server.h"
 
 namespace lmx::testing {
 namespace {
 
 constexpr int64_t kBlock = 16;  // PrefixKVStore::kDefaultBlockTokens
-
-// The cached tokens the server should report for prompt i: whole blocks of its longest
-// common prefix with an earlier prompt, within both prefills (all but the last token).
-int64_t expected_cached(const std::vector<std::vector<int32_t>>& prompts, size_t i) {
-  size_t best = 0;
-  for (size_t j = 0; j < i; ++j) {
-    const size_t limit = std::min(prompts[i].size(), prompts[j].size()) - 1;
-    size_t k = 0;
-    while (k < limit && prompts[i][k] == prompts[j][k]) ++k;
-    best = std::max(best, k);
-  }
-  return static_cast<int64_t>(best) / kBlock * kBlock;
-}
 
 struct Reply {
   std::string text;
@@ -105,7 +93,7 @@ TEST(ServerPrefixCache, SharedPrefixesAnswerAsWithoutTheCacheAndReportCachedToke
     const auto prompt_tokens = static_cast<int64_t>(prompts[i].size());
     EXPECT_EQ(got.usage["prompt_tokens"], prompt_tokens);
     EXPECT_EQ(want.usage["prompt_tokens_details"]["cached_tokens"], 0);
-    const int64_t expected = expected_cached(prompts, i);
+    const int64_t expected = expected_cached_tokens(prompts, i, kBlock);
     EXPECT_EQ(got.usage["prompt_tokens_details"]["cached_tokens"], expected)
         << "request " << i << (stream ? " (streamed)" : "");
     all += prompt_tokens - 1;
