@@ -14,8 +14,10 @@ PrefixKVStore::PrefixKVStore(size_t budget_bytes, size_t block_tokens)
 bool PrefixKVStore::reusable(const models::LanguageModel& model, const nn::KVCacheList& caches) {
   if (model.positions_depend_on_length()) return false;
   for (const auto& c : caches) {
+    if (!c) return false;
     // Exactly the plain cache: its subclasses and the other kinds keep other state.
-    if (!c || typeid(*c) != typeid(SimpleKVCache) || c->offset() != 0) return false;
+    const nn::KVCache& cache = *c;
+    if (typeid(cache) != typeid(SimpleKVCache) || cache.offset() != 0) return false;
   }
   return !caches.empty();
 }
