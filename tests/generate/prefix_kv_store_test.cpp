@@ -133,6 +133,30 @@ Workload run_workload(BatchScheduler& scheduler,
   return w;
 }
 
+// The same tokens, text and (to float rounding) log-probabilities.
+void expect_same_output(const SequenceRun& got, const SequenceRun& want, const std::string& what) {
+  EXPECT_EQ(got.tokens, want.tokens) << what;
+  EXPECT_EQ(got.text, want.text) << what;
+  ASSERT_EQ(got.logprobs.size(), want.logprobs.size()) << what;
+  for (size_t k = 0; k < want.logprobs.size(); ++k)
+    EXPECT_NEAR(got.logprobs[k], want.logprobs[k], kLogprobTolerance) << what << " token " << k;
+}
+
+// The workload on a scheduler without the cache, then on one with it. make(options)
+// returns the scheduler.
+template <typename Make>
+std::pair<Workload, Workload> without_and_with(const Make& make,
+                                               size_t rows,
+                                               const std::vector<std::vector<int32_t>>& prompts,
+                                               const std::vector<int>& max_tokens,
+                                               const std::set<int32_t>& eos) {
+  SchedulerOptions o{rows};
+  Workload without = run_workload(*make(o), prompts, max_tokens, eos);
+  o.prefix_cache_bytes = kBigBudget;
+  Workload with = run_workload(*make(o), prompts, max_tokens, eos);
+  return {std::move(without), std::move(with)};
+}
+
 // Greedy with the cache equals greedy without, token for token and logprob for
 // logprob; cached counts are the true common-prefix blocks; the prefill computed
 // exactly the tokens not reused.
@@ -147,12 +171,7 @@ void expect_cache_is_transparent(const Workload& without,
   for (size_t i = 0; i < prompts.size(); ++i) {
     const SequenceRun& a = without.runs[i];
     const SequenceRun& b = with.runs[i];
-    EXPECT_EQ(b.tokens, a.tokens) << what << " sequence " << i;
-    EXPECT_EQ(b.text, a.text) << what << " sequence " << i;
-    ASSERT_EQ(b.logprobs.size(), a.logprobs.size());
-    for (size_t k = 0; k < a.logprobs.size(); ++k)
-      EXPECT_NEAR(b.logprobs[k], a.logprobs[k], kLogprobTolerance)
-          << what << " sequence " << i << " token " << k;
+    expect_same_output(b, a, what + " sequence " + std::to_string(i));
     EXPECT_EQ(a.info.cached_prompt_tokens, 0);
     const int64_t want = testing::expected_cached_tokens(prompts, i, kBlock);
     EXPECT_EQ(b.info.cached_prompt_tokens, want) << what << " sequence " << i;
@@ -198,17 +217,9 @@ TEST_P(PrefixCacheFixtures, GreedyWithTheCacheEqualsWithout) {
   std::vector<int> max_tokens;
   for (size_t i = 0; i < prompts.size(); ++i)
     max_tokens.push_back(std::uniform_int_distribution<int>(1, 10)(rng));
-  Workload without, with;
-  {
-    BatchScheduler scheduler(model, nullptr, {3});
-    without = run_workload(scheduler, prompts, max_tokens, {});
-  }
-  {
-    SchedulerOptions o{3};
-    o.prefix_cache_bytes = kBigBudget;
-    BatchScheduler scheduler(model, nullptr, o);
-    with = run_workload(scheduler, prompts, max_tokens, {});
-  }
+  const auto [without, with] = without_and_with(
+      [&](SchedulerOptions o) { return std::make_unique<BatchScheduler>(model, nullptr, o); }, 3,
+      prompts, max_tokens, {});
   expect_cache_is_transparent(without, with, prompts, GetParam());
 }
 
@@ -234,17 +245,9 @@ TEST(PrefixCache, GreedyWithTheCacheEqualsWithoutOnStories260K) {
   std::vector<int> max_tokens;
   for (size_t i = 0; i < prompts.size(); ++i)
     max_tokens.push_back(std::uniform_int_distribution<int>(10, 60)(rng));
-  Workload without, with;
-  {
-    BatchScheduler scheduler(c, {4});
-    without = run_workload(scheduler, prompts, max_tokens, c->eos_ids());
-  }
-  {
-    SchedulerOptions o{4};
-    o.prefix_cache_bytes = kBigBudget;
-    BatchScheduler scheduler(c, o);
-    with = run_workload(scheduler, prompts, max_tokens, c->eos_ids());
-  }
+  const auto [without, with] =
+      without_and_with([&](SchedulerOptions o) { return std::make_unique<BatchScheduler>(c, o); },
+                       4, prompts, max_tokens, c->eos_ids());
   expect_cache_is_transparent(without, with, prompts, "stories260K");
 }
 
@@ -259,23 +262,12 @@ TEST_P(PrefixCacheSkipped, NeverUsesTheCache) {
   std::mt19937 rng(8);
   const auto prompts = shared_prefix_prompts(rng, model.vocab_size(), -1);
   const std::vector<int> max_tokens(prompts.size(), 3);
-  Workload without, with;
-  {
-    BatchScheduler scheduler(model, nullptr, {3});
-    without = run_workload(scheduler, prompts, max_tokens, {});
-  }
-  {
-    SchedulerOptions o{3};
-    o.prefix_cache_bytes = kBigBudget;
-    BatchScheduler scheduler(model, nullptr, o);
-    with = run_workload(scheduler, prompts, max_tokens, {});
-  }
+  const auto [without, with] = without_and_with(
+      [&](SchedulerOptions o) { return std::make_unique<BatchScheduler>(model, nullptr, o); }, 3,
+      prompts, max_tokens, {});
   for (size_t i = 0; i < prompts.size(); ++i) {
-    EXPECT_EQ(with.runs[i].tokens, without.runs[i].tokens) << GetParam() << " sequence " << i;
-    ASSERT_EQ(with.runs[i].logprobs.size(), without.runs[i].logprobs.size());
-    for (size_t k = 0; k < with.runs[i].logprobs.size(); ++k)
-      EXPECT_NEAR(with.runs[i].logprobs[k], without.runs[i].logprobs[k], kLogprobTolerance)
-          << GetParam();
+    expect_same_output(with.runs[i], without.runs[i],
+                       GetParam() + " sequence " + std::to_string(i));
     EXPECT_EQ(with.runs[i].info.cached_prompt_tokens, 0);
   }
   EXPECT_EQ(with.stats.prefix_cache.lookups, 0u);
@@ -413,11 +405,7 @@ TEST_P(PrefixCacheReplies, TheNextTurnReusesTheReply) {
     auto next = concat({first, a.tokens, random_tokens(rng, model.vocab_size(), 5)});
     const SequenceRun want = plain.run(next, 8);
     const SequenceRun got = cached.run(next, 8);
-    EXPECT_EQ(got.tokens, want.tokens) << GetParam() << " round " << round;
-    ASSERT_EQ(got.logprobs.size(), want.logprobs.size());
-    for (size_t k = 0; k < want.logprobs.size(); ++k)
-      EXPECT_NEAR(got.logprobs[k], want.logprobs[k], kLogprobTolerance)
-          << GetParam() << " round " << round;
+    expect_same_output(got, want, GetParam() + " round " + std::to_string(round));
     const auto held = first.size() + a.tokens.size() - 1;  // the first turn's cache row
     EXPECT_EQ(got.info.cached_prompt_tokens, static_cast<int64_t>(held / kBlock * kBlock))
         << GetParam();
