@@ -359,7 +359,8 @@ void BatchScheduler::store_reply(size_t r) {
   std::vector<int32_t> tokens = s.prompt;
   tokens.insert(tokens.end(), s.sampled.begin(), s.sampled.end() - (s.sampled.empty() ? 0 : 1));
   std::vector<std::vector<Tensor>> layers;
-  for (const auto& c : batch_cache_) layers.push_back(static_cast<const BatchKVCache&>(*c).row_state(static_cast<int64_t>(r)));
+  for (const auto& c : batch_cache_)
+    layers.push_back(static_cast<const BatchKVCache&>(*c).row_state(static_cast<int64_t>(r)));
   prefix_cache_->store(tokens, layers, s.lease);
 }
 
