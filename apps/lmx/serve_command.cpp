@@ -121,6 +121,12 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-body-bytes", a->server.max_body_bytes,
                   "Largest request body; larger get 413")
       ->capture_default_str();
+  cmd->add_option("--prefix-cache-bytes", a->server.prefix_cache_bytes,
+                  "Memory for the keys / values of prompt prefixes shared across requests (0: no prefix cache)")
+      ->check([](const std::string& v) {  // a negative count would wrap to an unbounded size_t
+        return v.find('-') == std::string::npos ? std::string() : std::string("must be a byte count >= 0");
+      })
+      ->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
   add_device_option(cmd, a->device);
   cmd->callback([a] { run_serve(*a); });

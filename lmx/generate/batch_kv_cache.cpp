@@ -115,6 +115,13 @@ void BatchKVCache::remove_row(int64_t b) {
   offset_ = length;
 }
 
+std::vector<Tensor> BatchKVCache::row_state(int64_t b) const {
+  if (b < 0 || b >= rows()) throw InvalidArgument("BatchKVCache::row_state: no row " + std::to_string(b));
+  const int64_t first = pad_[static_cast<size_t>(b)];
+  if (!keys_.defined() || first >= offset_) return {};
+  return {keys_.slice(0, b, b + 1).slice(2, first, offset_), values_.slice(0, b, b + 1).slice(2, first, offset_)};
+}
+
 std::vector<Tensor> BatchKVCache::state() const {
   if (!keys_.defined() || offset_ == 0) return {};
   return {keys_.slice(2, 0, offset_), values_.slice(2, 0, offset_)};

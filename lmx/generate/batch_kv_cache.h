@@ -32,6 +32,9 @@ class BatchKVCache : public nn::KVCache {
   void add_row(const Tensor& keys, const Tensor& values);
   // Removes row b (later rows move up by one).
   void remove_row(int64_t b);
+  // Row b's keys and values at positions 0.. of its sequence: views [1, kv_heads, n,
+  // head_dim] (empty while the batch holds no keys).
+  std::vector<Tensor> row_state(int64_t b) const;
 
  private:
   std::vector<int64_t> pad_;

@@ -31,6 +31,10 @@ struct BatchScheduler::Sequence {
   std::unique_ptr<TextStream> text;
   nn::KVCacheList cache;  // the prefill's, until the sequence joins the batch
   int64_t prefilled = 0;  // of the prompt's first size() - 1 tokens (the last one starts decoding)
+  int64_t cached = 0;     // of those, taken from the prefix cache
+  bool reuse_prefix = false;
+  PrefixLease lease;  // the prefix-cache blocks it uses or stored, held while it lives
+  std::vector<int32_t> sampled;  // the tokens it generated (with reuse_prefix only)
   int32_t next_token = -1;
   int64_t generated = 0;
   Clock::time_point started, first_token;
@@ -80,6 +84,8 @@ BatchScheduler::BatchScheduler(models::LanguageModel& model, const tokenizer::To
 
 void BatchScheduler::start() {
   if (options_.max_concurrent == 0) throw InvalidArgument("BatchScheduler: max_concurrent must be >= 1");
+  if (options_.prefix_cache_bytes > 0)
+    prefix_cache_ = std::make_unique<PrefixKVStore>(options_.prefix_cache_bytes, options_.prefix_block_tokens);
   worker_ = std::thread([this] { work(); });
 }
 
@@ -146,6 +152,8 @@ SchedulerStats BatchScheduler::stats() const {
   s.rows = row_count_.load();
   s.steps = steps_.load();
   s.step_rows = step_rows_.load();
+  s.prefill_tokens = prefill_tokens_.load();
+  if (prefix_cache_) s.prefix_cache = prefix_cache_->stats();
   return s;
 }
 
@@ -213,17 +221,30 @@ void BatchScheduler::prefill_chunk() {
         if (!own) own = std::make_unique<SimpleKVCache>();
         s.cache.push_back(std::move(own));
       }
+      s.reuse_prefix = prefix_cache_ && PrefixKVStore::reusable(model, s.cache);
+      if (s.reuse_prefix) {
+        s.cached = prefix_cache_->seed(std::span<const int32_t>(s.prompt.data(), static_cast<size_t>(n)), s.cache,
+                                       s.lease);
+        s.prefilled = s.cached;
+      }
     }
     if (s.prefilled < n) {
-      // Balanced chunks, as the single-sequence token loop cuts them.
-      const int64_t chunks = (n + s.params.prefill_step_size - 1) / s.params.prefill_step_size;
-      const int64_t chunk = (n + chunks - 1) / chunks;
+      // Balanced chunks of what is left, as the single-sequence token loop cuts them.
+      const int64_t todo = n - s.cached;
+      const int64_t chunks = (todo + s.params.prefill_step_size - 1) / s.params.prefill_step_size;
+      const int64_t chunk = (todo + chunks - 1) / chunks;
       const int64_t len = std::min(chunk, n - s.prefilled);
       std::vector<int32_t> ids(s.prompt.begin() + s.prefilled, s.prompt.begin() + s.prefilled + len);
       model.forward(Tensor::from_vector(ids, {1, len}), &s.cache, kLastPositionOnly);
       s.prefilled += len;
+      prefill_tokens_.fetch_add(static_cast<uint64_t>(len));
     }
     if (s.prefilled < n) return;
+    if (s.reuse_prefix) {
+      std::vector<std::vector<Tensor>> layers;
+      for (const auto& c : s.cache) layers.push_back(c->state());
+      prefix_cache_->store(std::span<const int32_t>(s.prompt.data(), static_cast<size_t>(n)), layers, s.lease);
+    }
     if (s.params.max_tokens && *s.params.max_tokens == 0) {
       finish(*take_prefilling(0), StopReason::length, true);
       return;
@@ -301,6 +322,7 @@ void BatchScheduler::decode() {
       continue;
     }
     if (++s.generated == 1) s.first_token = Clock::now();
+    if (s.reuse_prefix) s.sampled.push_back(token);
     if (s.options.token_events) {
       GenerationEvent t;
       t.kind = GenerationEvent::Kind::token;
@@ -324,9 +346,22 @@ void BatchScheduler::decode() {
     }
   }
   for (size_t i = done.size(); i-- > 0;) {
+    if (done[i].reason != StopReason::cancelled) store_reply(done[i].row);
     auto s = take_row(done[i].row);
     finish(*s, done[i].reason, done[i].flush);
   }
+}
+
+void BatchScheduler::store_reply(size_t r) {
+  Sequence& s = *rows_[r];
+  if (!s.reuse_prefix) return;
+  // The row holds the prompt and every sampled token but the last (never fed back).
+  std::vector<int32_t> tokens = s.prompt;
+  tokens.insert(tokens.end(), s.sampled.begin(), s.sampled.end() - (s.sampled.empty() ? 0 : 1));
+  std::vector<std::vector<Tensor>> layers;
+  for (const auto& c : batch_cache_)
+    layers.push_back(static_cast<const BatchKVCache&>(*c).row_state(static_cast<int64_t>(r)));
+  prefix_cache_->store(tokens, layers, s.lease);
 }
 
 void BatchScheduler::finish(Sequence& s, StopReason reason, bool flush_detokenizer) {
@@ -337,7 +372,8 @@ void BatchScheduler::finish(Sequence& s, StopReason reason, bool flush_detokeniz
   info.kind = GenerationEvent::Kind::info;
   GenerationInfo& i = info.info;
   const Clock::time_point now = Clock::now();
-  i.prompt_tokens = static_cast<int64_t>(s.prompt.size());
+  i.prompt_tokens = static_cast<int64_t>(s.prompt.size()) - s.cached;
+  i.cached_prompt_tokens = s.cached;
   i.generated_tokens = s.generated;
   if (s.generated > 0) {
     i.prompt_seconds = seconds_between(s.started, s.first_token);

@@ -7,6 +7,10 @@
 // and leaves when it ends, is cancelled or passes its deadline. At temperature 0 a row
 // yields the tokens of generating its prompt alone.
 //
+// With a prefix cache (SchedulerOptions::prefix_cache_bytes > 0) a sequence about to be
+// prefilled starts from the longest run of whole blocks of its prompt that an earlier
+// (or running) sequence prefilled, and prefills only the rest (PrefixKVStore).
+//
 // One worker thread runs the model (holding ModelContainer::perform for one step at a
 // time); consumers pull each request's events from any thread.
 #pragma once
@@ -24,11 +28,15 @@
 #include <vector>
 
 #include "lmx/generate/model_container.h"
+#include "lmx/generate/prefix_kv_store.h"
 
 namespace lmx::generate {
 
 struct SchedulerOptions {
   size_t max_concurrent = 8;  // rows decoded together
+  // The byte budget of the prefix cache shared by the sequences; 0: none.
+  size_t prefix_cache_bytes = 0;
+  size_t prefix_block_tokens = PrefixKVStore::kDefaultBlockTokens;
 };
 
 // One sequence to generate. options: eos_ids, stop_strings, tool calls, token_events
@@ -46,6 +54,10 @@ struct SchedulerStats {
   size_t rows = 0;         // sequences in the batch
   uint64_t steps = 0;      // decode steps run
   uint64_t step_rows = 0;  // sum of the batch size over those steps
+  // Prompt tokens run through prefill passes (a sequence's last prompt token is run by
+  // its first decode step, and tokens taken from the prefix cache are not run at all).
+  uint64_t prefill_tokens = 0;
+  PrefixCacheStats prefix_cache;  // zeros without a prefix cache
 };
 
 // The events of a submitted group of sequences (n choices of one request), each tagged
@@ -111,6 +123,8 @@ class BatchScheduler {
   void step();
   void prefill_chunk();
   void decode();
+  // Adds row r's prompt and reply (what its cache row holds) to the prefix cache.
+  void store_reply(size_t r);
   // Ends a sequence: queues its held text and its info.
   void finish(Sequence& s, StopReason reason, bool flush_detokenizer);
   // Takes a sequence out of the batch (its cache row goes) or out of the prefill queue;
@@ -125,6 +139,8 @@ class BatchScheduler {
   models::LanguageModel& model_;
   const tokenizer::Tokenizer* tok_;
   SchedulerOptions options_;
+  // Before the sequences: their leases release its blocks when they go.
+  std::unique_ptr<PrefixKVStore> prefix_cache_;
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<std::unique_ptr<Sequence>> waiting_;  // guarded by mutex_
@@ -134,7 +150,7 @@ class BatchScheduler {
   std::vector<std::unique_ptr<Sequence>> rows_;  // row r of the batch cache
   nn::KVCacheList batch_cache_;
   std::atomic<size_t> prefilling_count_{0}, row_count_{0};
-  std::atomic<uint64_t> steps_{0}, step_rows_{0};
+  std::atomic<uint64_t> steps_{0}, step_rows_{0}, prefill_tokens_{0};
   std::thread worker_;
 };
 

@@ -41,6 +41,10 @@ class LanguageModel : public nn::Module {
     (void)layer;
     return nullptr;
   }
+  // Whether the keys of a position depend on the length of the pass that computes them
+  // (RoPE scaled by the sequence length: dynamic NTK, longrope): then keys cached by one
+  // request are not those another would compute, and the shared prefix cache skips it.
+  virtual bool positions_depend_on_length() const { return false; }
   // Renames / drops / stacks checkpoint tensors into this model's parameter names
   // (tied embeddings, rotary_emb.inv_freq, per-expert weights).
   virtual void sanitize(WeightDict& weights) const { (void)weights; }

@@ -110,6 +110,12 @@ TransformerLM::TransformerLM(TransformerSpec spec) : spec_(std::move(spec)) {
   }
 }
 
+bool TransformerLM::positions_depend_on_length() const {
+  for (const auto& rc : spec_.ropes)
+    if (rc.type == "dynamic" || rc.type == "longrope") return true;  // RotaryEmbedding::inv_freq(seq_len)
+  return false;
+}
+
 std::vector<int64_t> TransformerLM::layer_windows() const {
   std::vector<int64_t> w;
   for (const auto& ls : spec_.layers) w.push_back(ls.attention.window);

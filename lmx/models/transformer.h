@@ -87,6 +87,7 @@ class TransformerLM : public LanguageModel {
   int64_t num_layers() const override { return static_cast<int64_t>(layers_.size()); }
   std::vector<int64_t> layer_windows() const override;
   void sanitize(WeightDict& weights) const override;
+  bool positions_depend_on_length() const override;
   const TransformerSpec& spec() const { return spec_; }
 
  private:

@@ -103,7 +103,7 @@ Endpoints::Endpoints(std::shared_ptr<generate::ModelContainer> model, const Serv
       options_(options),
       queue_(options.max_concurrent, options.max_queue),
       scheduler_(std::make_shared<generate::BatchScheduler>(
-          model_, generate::SchedulerOptions{options.max_concurrent})),
+          model_, generate::SchedulerOptions{options.max_concurrent, options.prefix_cache_bytes})),
       created_(unix_now()) {
   if (options.request_timeout_seconds > 0)
     timeout_ = std::chrono::duration_cast<std::chrono::steady_clock::duration>(

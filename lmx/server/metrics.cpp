@@ -22,6 +22,12 @@ void sample(std::string& out, const std::string& name, double value, const std::
   out += name + (labels.empty() ? "" : "{" + labels + "}") + " " + number(value) + "\n";
 }
 
+// One metric of one unlabelled sample.
+void metric(std::string& out, const std::string& name, const char* type, const std::string& help, double value) {
+  header(out, name, type, help);
+  sample(out, name, value);
+}
+
 }  // namespace
 
 Histogram::Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
@@ -78,23 +84,42 @@ std::string ServerMetrics::render(const generate::SchedulerStats& s, size_t admi
     sample(out, "lmx_generated_tokens_total", static_cast<double>(generated_tokens_));
   }
   const MemoryStats memory = cpu_memory_stats();
-  header(out, "lmx_memory_active_bytes", "gauge", "CPU tensor memory handed out and not yet freed.");
-  sample(out, "lmx_memory_active_bytes", static_cast<double>(memory.active_bytes));
-  header(out, "lmx_memory_cache_bytes", "gauge", "Freed CPU tensor buffers kept for reuse.");
-  sample(out, "lmx_memory_cache_bytes", static_cast<double>(memory.cache_bytes));
-  header(out, "lmx_requests_admitted", "gauge", "Requests holding a place (running or waiting).");
-  sample(out, "lmx_requests_admitted", static_cast<double>(admitted_requests));
-  header(out, "lmx_queue_depth", "gauge", "Sequences waiting for a batch row.");
-  sample(out, "lmx_queue_depth", static_cast<double>(s.waiting));
-  header(out, "lmx_prefilling_sequences", "gauge", "Sequences being prefilled.");
-  sample(out, "lmx_prefilling_sequences", static_cast<double>(s.prefilling));
-  header(out, "lmx_batch_size", "gauge", "Sequences in the decode batch now.");
-  sample(out, "lmx_batch_size", static_cast<double>(s.rows));
-  header(out, "lmx_decode_steps_total", "counter", "Batched decode steps run.");
-  sample(out, "lmx_decode_steps_total", static_cast<double>(s.steps));
-  header(out, "lmx_decode_step_rows_total", "counter",
-         "Sum of the batch size over decode steps (divided by lmx_decode_steps_total: the mean batch size).");
-  sample(out, "lmx_decode_step_rows_total", static_cast<double>(s.step_rows));
+  metric(out, "lmx_memory_active_bytes", "gauge",
+         "CPU tensor memory handed out and not yet freed.",
+         static_cast<double>(memory.active_bytes));
+  metric(out, "lmx_memory_cache_bytes", "gauge",
+         "Freed CPU tensor buffers kept for reuse.",
+         static_cast<double>(memory.cache_bytes));
+  metric(out, "lmx_requests_admitted", "gauge",
+         "Requests holding a place (running or waiting).",
+         static_cast<double>(admitted_requests));
+  metric(out, "lmx_queue_depth", "gauge", "Sequences waiting for a batch row.", static_cast<double>(s.waiting));
+  metric(out, "lmx_prefilling_sequences", "gauge", "Sequences being prefilled.", static_cast<double>(s.prefilling));
+  metric(out, "lmx_batch_size", "gauge", "Sequences in the decode batch now.", static_cast<double>(s.rows));
+  metric(out, "lmx_decode_steps_total", "counter", "Batched decode steps run.", static_cast<double>(s.steps));
+  metric(out, "lmx_decode_step_rows_total", "counter",
+         "Sum of the batch size over decode steps (divided by lmx_decode_steps_total: the mean batch size).",
+         static_cast<double>(s.step_rows));
+  metric(out, "lmx_prefill_tokens_total", "counter",
+         "Prompt tokens run through prefill passes (not those taken from the prefix cache).",
+         static_cast<double>(s.prefill_tokens));
+  const generate::PrefixCacheStats& pc = s.prefix_cache;
+  metric(out, "lmx_prefix_cache_lookups_total", "counter",
+         "Sequences that looked for a cached prompt prefix.",
+         static_cast<double>(pc.lookups));
+  metric(out, "lmx_prefix_cache_hits_total", "counter",
+         "Sequences that reused at least one cached block.",
+         static_cast<double>(pc.hits));
+  metric(out, "lmx_prefix_cache_reused_tokens_total", "counter",
+         "Prompt tokens taken from the prefix cache.",
+         static_cast<double>(pc.reused_tokens));
+  metric(out, "lmx_prefix_cache_evictions_total", "counter",
+         "Prefix-cache blocks evicted to make room.",
+         static_cast<double>(pc.evictions));
+  metric(out, "lmx_prefix_cache_bytes", "gauge", "Memory the prefix cache holds.", static_cast<double>(pc.bytes));
+  metric(out, "lmx_prefix_cache_blocks", "gauge",
+         "Token blocks the prefix cache holds.",
+         static_cast<double>(pc.blocks));
   time_to_first_token.write(out, "lmx_time_to_first_token_seconds",
                             "From admission to a sequence's first token.");
   inter_token.write(out, "lmx_inter_token_latency_seconds", "Between two tokens of one sequence.");

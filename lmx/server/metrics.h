@@ -1,6 +1,6 @@
 // The server's counters for GET /metrics, in Prometheus' text format (0.0.4): requests
 // by endpoint and status, prompt and generated tokens, the scheduler's queue depth,
-// rows and batch sizes, CPU tensor memory, and latency histograms (time to first token, inter-token
+// rows, batch sizes, prefill tokens and prefix cache, CPU tensor memory, and latency histograms (time to first token, inter-token
 // latency, request duration). Thread-safe.
 #pragma once
 

@@ -22,9 +22,12 @@ json usage_json(const std::vector<Outcome>& outcomes) {
     prompt = o.info.prompt_tokens + o.info.cached_prompt_tokens;
     completion += o.info.generated_tokens;
   }
+  // The prompt counts once, as the first choice (prefilled first) saw it.
+  const int64_t cached = outcomes.empty() ? 0 : outcomes.front().info.cached_prompt_tokens;
   return {{"prompt_tokens", prompt},
           {"completion_tokens", completion},
-          {"total_tokens", prompt + completion}};
+          {"total_tokens", prompt + completion},
+          {"prompt_tokens_details", {{"cached_tokens", cached}}}};
 }
 
 json tool_call_json(const chat::ToolCall& call, size_t index) {

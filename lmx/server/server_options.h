@@ -20,6 +20,9 @@ struct ServerOptions {
   size_t max_concurrent = 8;                // sequences decoded together (continuous batching)
   size_t max_queue = 8;                     // requests waiting for a free row; more get 503
   size_t max_body_bytes = size_t{8} << 20;  // larger bodies get 413
+  // The byte budget of the prefix cache shared across requests (the keys and values of
+  // prompt blocks already prefilled; docs/server.md); 0: none.
+  size_t prefix_cache_bytes = size_t{1} << 30;
   // The token limit of a request that sets none: generation has no context bound of its
   // own, so a model that never writes EOS would otherwise hold the model forever.
   int64_t default_max_tokens = 4096;

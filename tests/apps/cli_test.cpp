@@ -410,6 +410,14 @@ TEST(CliErrors, DeviceIsCheckedBeforeLoading) {
 // lmx serve as a user starts it: on 127.0.0.1, a free port (--port 0) announced on
 // stderr, answers a chat completion equal to `lmx generate`, refuses a wrong key, and
 // exits 0 on SIGTERM.
+// A negative budget would wrap to an unbounded size_t: refused, naming the option.
+TEST_F(Cli, ServeRefusesANegativePrefixCacheBudget) {
+  ASSERT_EQ(convert_.status, 0) << convert_.out;
+  const Result r = lmx_run("serve --model " + dir_.string() + " --port 0 --prefix-cache-bytes -1", "", true);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("--prefix-cache-bytes: must be a byte count >= 0"), std::string::npos) << r.out;
+}
+
 TEST_F(Cli, ServeAnswersOnLoopbackAndStopsOnSigterm) {
   ASSERT_EQ(convert_.status, 0) << convert_.out;
   const Result generated = lmx_run("generate --model " + dir_.string() + " --prompt 'Once upon' --max-tokens 20 --temp 0");
@@ -421,7 +429,7 @@ TEST_F(Cli, ServeAnswersOnLoopbackAndStopsOnSigterm) {
     const std::string model = dir_.string(), err = log.string();
     std::freopen(err.c_str(), "w", stderr);
     execl(LMX_CLI, LMX_CLI, "serve", "-m", model.c_str(), "--port", "0", "--api-key", "k-123", "-t", "1",
-          static_cast<char*>(nullptr));
+          "--prefix-cache-bytes", "65536", static_cast<char*>(nullptr));
     _exit(127);
   }
   // The announced port, within 30 s.

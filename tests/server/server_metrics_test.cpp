@@ -3,33 +3,11 @@
 // usage), and whose histograms are well formed (cumulative buckets, +Inf = count).
 #include <algorithm>
 #include <cmath>
-#include <map>
-#include <regex>
-#include <sstream>
 
 #include "test_server.h"
 
 namespace lmx::testing {
 namespace {
-
-// "name{labels}" (or "name") -> value, for every sample line; every line is checked
-// against the text format.
-std::map<std::string, double> parse_metrics(const std::string& text) {
-  std::map<std::string, double> out;
-  const std::regex sample(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})?) (\S+)$)");
-  const std::regex comment(R"(^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$)");
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::smatch m;
-    if (std::regex_match(line, m, sample)) {
-      out[m[1]] = std::stod(m[3]);
-    } else {
-      EXPECT_TRUE(std::regex_match(line, comment)) << "not Prometheus text: " << line;
-    }
-  }
-  return out;
-}
 
 TEST(ServerMetrics, CountersFollowTheAnswersAndHistogramsAreCumulative) {
   LMX_REQUIRE_STORIES();

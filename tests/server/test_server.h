@@ -13,7 +13,10 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <regex>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -171,6 +174,25 @@ inline std::string http_post_text(const std::string& path, const std::string& bo
   return "POST " + path +
          " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
          std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+// "name{labels}" (or "name") -> value, for every sample line; every line is checked
+// against the text format.
+inline std::map<std::string, double> parse_metrics(const std::string& text) {
+  std::map<std::string, double> out;
+  const std::regex sample(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})?) (\S+)$)");
+  const std::regex comment(R"(^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$)");
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (std::regex_match(line, m, sample)) {
+      out[m[1]] = std::stod(m[3]);
+    } else {
+      EXPECT_TRUE(std::regex_match(line, comment)) << "not Prometheus text: " << line;
+    }
+  }
+  return out;
 }
 
 // Text events of one ModelContainer::generate: the independent reference.

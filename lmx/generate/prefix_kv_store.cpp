@@ -1,0 +1,94 @@
+#include "lmx/generate/prefix_kv_store.h"
+
+#include <algorithm>
+#include <typeinfo>
+
+#include "lmx/core/ops/shape.h"
+#include "lmx/generate/simple_kv_cache.h"
+
+namespace lmx::generate {
+
+PrefixKVStore::PrefixKVStore(size_t budget_bytes, size_t block_tokens)
+    : budget_(budget_bytes), tree_(block_tokens) {}
+
+bool PrefixKVStore::reusable(const models::LanguageModel& model, const nn::KVCacheList& caches) {
+  if (model.positions_depend_on_length()) return false;
+  for (const auto& c : caches) {
+    if (!c) return false;
+    // Exactly the plain cache: its subclasses and the other kinds keep other state.
+    const nn::KVCache& cache = *c;
+    if (typeid(cache) != typeid(SimpleKVCache) || cache.offset() != 0) return false;
+  }
+  return !caches.empty();
+}
+
+int64_t PrefixKVStore::seed(std::span<const int32_t> tokens,
+                            nn::KVCacheList& caches,
+                            PrefixLease& lease) {
+  ++lookups_;
+  const size_t bt = tree_.block_tokens();
+  const std::vector<PrefixBlockTree::Node*> chain = tree_.match(tokens, tokens.size() / bt);
+  if (chain.empty()) return 0;
+  for (auto* node : chain) lease.hold(tree_, node);
+  for (size_t layer = 0; layer < caches.size(); ++layer) {
+    std::vector<Tensor> keys, values;
+    for (const auto* node : chain) {
+      keys.push_back(node->arrays[2 * layer]);
+      values.push_back(node->arrays[2 * layer + 1]);
+    }
+    caches[layer] = std::make_unique<SimpleKVCache>(ops::concat(keys, 2), ops::concat(values, 2));
+  }
+  const int64_t reused = static_cast<int64_t>(chain.size() * bt);
+  ++hits_;
+  reused_tokens_ += static_cast<uint64_t>(reused);
+  return reused;
+}
+
+void PrefixKVStore::store(std::span<const int32_t> tokens,
+                          const std::vector<std::vector<Tensor>>& layers,
+                          PrefixLease& lease) {
+  const size_t bt = tree_.block_tokens();
+  size_t length = layers.empty() ? 0 : tokens.size();
+  for (const auto& kv : layers)
+    length = std::min(length, kv.empty() ? 0 : static_cast<size_t>(kv[0].dim(2)));
+  const size_t blocks = length / bt;
+  PrefixBlockTree::Node* at = lease.nodes().empty() ? nullptr : lease.nodes().back();
+  for (size_t b = lease.nodes().size(); b < blocks; ++b) {
+    const std::span<const int32_t> block = tokens.subspan(b * bt, bt);
+    PrefixBlockTree::Node* next = tree_.child(at, block);
+    if (!next) {
+      const auto first = static_cast<int64_t>(b * bt), last = static_cast<int64_t>((b + 1) * bt);
+      size_t bytes = 0;
+      for (const auto& state : layers)
+        for (const Tensor& t : state) bytes += t.slice(2, first, last).nbytes();
+      bool fits = true;
+      while (fits && tree_.bytes() + bytes > budget_) {
+        fits = tree_.evict_one().has_value();
+        if (fits) ++evictions_;
+      }
+      if (!fits) break;
+      std::vector<Tensor> arrays;
+      for (const auto& state : layers)
+        for (const Tensor& t : state)
+          arrays.push_back(t.slice(2, first, last).clone());  // a view would keep the whole buffer
+      next = tree_.add(at, block, std::move(arrays), bytes);
+    }
+    lease.hold(tree_, next);
+    at = next;
+  }
+  bytes_.store(tree_.bytes());
+  blocks_.store(tree_.blocks());
+}
+
+PrefixCacheStats PrefixKVStore::stats() const {
+  PrefixCacheStats s;
+  s.lookups = lookups_.load();
+  s.hits = hits_.load();
+  s.reused_tokens = reused_tokens_.load();
+  s.evictions = evictions_.load();
+  s.bytes = bytes_.load();
+  s.blocks = blocks_.load();
+  return s;
+}
+
+}  // namespace lmx::generate

@@ -1,0 +1,33 @@
+// The independent account of what the prefix cache should reuse, shared by the
+// generation and server tests: prompt i takes the whole blocks of its longest common
+// prefix with the prompts served before it, within its prefill (all but its last token).
+// Earlier sequences stored their prompts and, once finished, their replies; a reply
+// only matters when an earlier prompt is a strict prefix of this one, which the
+// workloads avoid (the count would then depend on timing, and the check says so).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+namespace lmx::testing {
+
+inline int64_t expected_cached_tokens(const std::vector<std::vector<int32_t>>& prompts,
+                                      size_t i,
+                                      size_t block) {
+  const auto& p = prompts[i];
+  size_t best = 0;
+  for (size_t j = 0; j < i; ++j) {
+    const auto& q = prompts[j];
+    size_t k = 0;
+    while (k < std::min(p.size(), q.size()) && p[k] == q[k]) ++k;
+    if (k == q.size() && q.size() < p.size())
+      ADD_FAILURE() << "prompt " << j << " is a prefix of prompt " << i;
+    best = std::max(best, std::min(k, p.size() - 1));
+  }
+  return static_cast<int64_t>(best / block * block);
+}
+
+}  // namespace lmx::testing

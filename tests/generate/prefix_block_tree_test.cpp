@@ -1,0 +1,130 @@
+// The token-block radix tree of the prefix cache: longest whole-block matches, LRU order
+// of evicting unreferenced leaves, and that referenced nodes (and so their ancestors)
+// are never evicted, on random trees against a brute-force account.
+#include "lmx/generate/prefix_block_tree.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <set>
+
+#include "lmx/base/error.h"
+
+namespace lmx {
+namespace {
+
+using generate::PrefixBlockTree;
+using generate::PrefixLease;
+using Node = PrefixBlockTree::Node;
+
+// Adds every missing whole block of `tokens`; returns the chain.
+std::vector<Node*> add_chain(PrefixBlockTree& tree,
+                             const std::vector<int32_t>& tokens,
+                             size_t bytes_per_block = 10) {
+  std::vector<Node*> chain;
+  Node* at = nullptr;
+  const size_t bt = tree.block_tokens();
+  for (size_t b = 0; (b + 1) * bt <= tokens.size(); ++b) {
+    std::span<const int32_t> block(tokens.data() + b * bt, bt);
+    Node* next = tree.child(at, block);
+    if (!next) next = tree.add(at, block, {}, bytes_per_block);
+    chain.push_back(next);
+    at = next;
+  }
+  return chain;
+}
+
+TEST(PrefixBlockTree, MatchesTheLongestRunOfWholeBlocks) {
+  PrefixBlockTree tree(4);
+  add_chain(tree, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12});
+  add_chain(tree, {1, 2, 3, 4, 5, 6, 7, 9});  // branches at the second block
+  EXPECT_EQ(tree.blocks(), 4u);
+  EXPECT_EQ(tree.bytes(), 40u);
+  EXPECT_EQ(tree.match(std::vector<int32_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}, 10).size(),
+            3u);
+  EXPECT_EQ(tree.match(std::vector<int32_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, 10).size(),
+            2u);  // a partial block
+  EXPECT_EQ(tree.match(std::vector<int32_t>{1, 2, 3, 4, 5, 6, 7, 9}, 10).size(), 2u);
+  EXPECT_EQ(tree.match(std::vector<int32_t>{1, 2, 3, 4, 5, 6, 7, 0}, 10).size(), 1u);
+  EXPECT_EQ(tree.match(std::vector<int32_t>{0, 2, 3, 4, 5, 6, 7, 8}, 10).size(), 0u);
+  EXPECT_EQ(tree.match(std::vector<int32_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, 1).size(),
+            1u);  // capped
+  auto chain = tree.match(std::vector<int32_t>{1, 2, 3, 4, 5, 6, 7, 8}, 10);
+  ASSERT_EQ(chain.size(), 2u);
+  EXPECT_EQ(chain[1]->parent, chain[0]);
+  EXPECT_EQ(chain[1]->block, (std::vector<int32_t>{5, 6, 7, 8}));
+  EXPECT_THROW(tree.add(nullptr, std::vector<int32_t>{1, 2, 3, 4}, {}, 1),
+               InvalidArgument);  // already there
+  EXPECT_THROW(tree.add(nullptr, std::vector<int32_t>{1, 2, 3}, {}, 1),
+               InvalidArgument);  // not a block
+}
+
+TEST(PrefixBlockTree, EvictsTheLeastRecentlyUsedLeafFirst) {
+  PrefixBlockTree tree(2);
+  add_chain(tree, {1, 1, 2, 2});                    // a -> b
+  add_chain(tree, {3, 3});                          // c
+  add_chain(tree, {4, 4, 5, 5});                    // d -> e
+  tree.match(std::vector<int32_t>{1, 1, 2, 2}, 2);  // a, b are now the newest
+  std::vector<std::vector<int32_t>> gone;
+  while (tree.blocks() > 0) {
+    // Record which first blocks still match, to see what each eviction took.
+    const size_t before = tree.blocks();
+    ASSERT_TRUE(tree.evict_one().has_value());
+    EXPECT_EQ(tree.blocks(), before - 1);
+    std::vector<int32_t> left;
+    for (int32_t t : {1, 3, 4})
+      left.push_back(
+          static_cast<int32_t>(tree.child(nullptr, std::vector<int32_t>{t, t}) != nullptr));
+    gone.push_back(left);
+  }
+  // c (oldest leaf), then e, then d (a leaf once e went), then b, then a.
+  EXPECT_EQ(gone, (std::vector<std::vector<int32_t>>{
+                      {1, 0, 1}, {1, 0, 1}, {1, 0, 0}, {1, 0, 0}, {0, 0, 0}}));
+  EXPECT_EQ(tree.bytes(), 0u);
+  EXPECT_FALSE(tree.evict_one().has_value());
+}
+
+// Random chains, random leases; evicting everything possible leaves exactly the held
+// nodes and their ancestors, each still found by a lookup, and releasing them lets
+// the tree empty.
+TEST(PrefixBlockTree, NeverEvictsReferencedNodes) {
+  std::mt19937 rng(21);
+  for (int round = 0; round < 20; ++round) {
+    PrefixBlockTree tree(3);
+    std::vector<std::vector<int32_t>> prompts;
+    for (int i = 0; i < 30; ++i) {
+      std::vector<int32_t> p(static_cast<size_t>(std::uniform_int_distribution<int>(3, 15)(rng)));
+      for (auto& t : p)
+        t = std::uniform_int_distribution<int32_t>(0, 2)(rng);  // few symbols: shared prefixes
+      prompts.push_back(p);
+      add_chain(tree, p);
+    }
+    std::vector<PrefixLease> leases(8);
+    std::set<Node*> pinned;
+    for (auto& lease : leases) {
+      const auto& p = prompts[std::uniform_int_distribution<size_t>(0, prompts.size() - 1)(rng)];
+      const auto chain = tree.match(p, std::uniform_int_distribution<size_t>(1, 5)(rng));
+      for (Node* n : chain) {
+        lease.hold(tree, n);
+        pinned.insert(n);
+      }
+    }
+    size_t evicted = 0;
+    while (tree.evict_one()) ++evicted;
+    EXPECT_EQ(tree.blocks(), pinned.size()) << "round " << round;
+    EXPECT_EQ(tree.bytes(), 10 * pinned.size());
+    for (auto& lease : leases) {
+      // The held chain is still whole: a lookup of its blocks walks it node by node.
+      std::vector<int32_t> tokens;
+      for (Node* n : lease.nodes()) tokens.insert(tokens.end(), n->block.begin(), n->block.end());
+      EXPECT_EQ(tree.match(tokens, 100), lease.nodes());
+    }
+    for (auto& lease : leases) lease.reset();
+    while (tree.evict_one()) ++evicted;
+    EXPECT_EQ(tree.blocks(), 0u);
+    EXPECT_GT(evicted, pinned.size());
+  }
+}
+
+}  // namespace
+}  // namespace lmx
