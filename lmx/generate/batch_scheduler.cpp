@@ -17,7 +17,11 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-const models::ForwardOptions kLastPositionOnly{nullptr, true};
+const models::ForwardOptions kLastPositionOnly = [] {
+  models::ForwardOptions o;
+  o.last_position_only = true;
+  return o;
+}();
 
 }  // namespace
 

@@ -24,8 +24,9 @@ Tensor PatchEmbedding::forward_patches(const Tensor& patches) const {
     throw ShapeError("patch embedding: patches must be [N, " + std::to_string(patch_elements_) + "], got " +
                      shape_str(patches.shape()));
   }
-  Tensor w = weight_.reshape({dim_, patch_elements_});
-  return ops::linear(patches.to(w.dtype()), w, bias_);
+  // In f32 whatever the checkpoint's dtype: the products of a few thousand pixels each.
+  Tensor w = weight_.to(Dtype::f32).reshape({dim_, patch_elements_});
+  return ops::linear(patches.to(Dtype::f32), w, bias_.defined() ? bias_.to(Dtype::f32) : bias_);
 }
 
 Tensor PatchEmbedding::forward_images(const Tensor& images) const {

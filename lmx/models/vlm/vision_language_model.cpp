@@ -34,6 +34,16 @@ std::string canonical_name(std::string n) {
   return n;
 }
 
+// mlx-vlm stores patch convolutions channels last ([out, kernel..., channels]); ours are
+// transformers' [out, channels, kernel...]. RGB: 3 channels, and no tower has a
+// (temporal) kernel of 3 in its second axis.
+Tensor channels_first(const Tensor& w) {
+  if ((w.ndim() != 4 && w.ndim() != 5) || w.dim(-1) != 3 || w.dim(1) == 3) return w;
+  std::vector<int> axes{0, static_cast<int>(w.ndim()) - 1};
+  for (int a = 1; a + 1 < static_cast<int>(w.ndim()); ++a) axes.push_back(a);
+  return w.permute(axes).contiguous();
+}
+
 }  // namespace
 
 std::unique_ptr<TransformerLM> make_text_model(const ConfigReader& text) {
@@ -87,8 +97,12 @@ void VisionLanguageModel::sanitize(WeightDict& weights) const {
   WeightDict text, rest;
   for (auto& [name, t] : weights) {
     std::string n = canonical_name(name);
-    if (take_prefix(n, "language_model.")) text[n] = t;
-    else rest[n] = t;
+    if (take_prefix(n, "language_model.")) {
+      text[n] = t;
+    } else {
+      const bool conv = n.ends_with("patch_embedding.weight") || n.ends_with("patch_embed.proj.weight");
+      rest[n] = conv ? channels_first(t) : t;
+    }
   }
   text_->sanitize(text);
   for (auto& [name, t] : text) rest["language_model." + name] = t;

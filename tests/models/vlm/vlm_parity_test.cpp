@@ -11,6 +11,7 @@
 #include "lmx/base/error.h"
 #include "lmx/core/ops/shape.h"
 #include "lmx/models/load.h"
+#include "lmx/models/registry.h"
 #include "lmx/models/vlm/image_inputs.h"
 #include "lmx/models/vlm/vision_language_model.h"
 #include "lmx/tokenizer/tokenizer.h"
@@ -96,9 +97,9 @@ TEST_P(VlmParity, ImageTokenCountsMatchTheExpandedPrompt) {
 }
 
 // Prefill of all but the last token into a cache, then the last token alone: the same
-// logits as the whole prompt at once (M-RoPE's rope_deltas carry over to decoding).
+// logits as the whole prompt at once (M-RoPE's rope_deltas carry over to decoding;
+// Gemma 3's image blocks in the prefill, its sliding window over the kept keys).
 TEST_P(VlmParity, DecodingAfterAnImagePromptContinuesThePositions) {
-  if (GetParam() == "gemma3") GTEST_SKIP() << "gemma3's sliding layers need a rotating cache (lmx/generate)";
   Fixture f = open_fixture(GetParam());
   const int64_t L = f.ids.dim(1);
   nn::KVCacheList caches;
@@ -140,7 +141,66 @@ TEST_P(VlmParity, ProcessorAndPromptExpansionGiveTheFixtureInputs) {
                InvalidArgument);
 }
 
+// Hub checkpoints are bf16: the same model with bf16 weights stays within 3e-2.
+TEST_P(VlmParity, Bf16WeightsStayClose) {
+  Fixture f = open_fixture(GetParam());
+  const io::ModelFolder mf = io::ModelFolder::open(folder(GetParam()));
+  models::WeightDict bf16;
+  for (auto& [name, t] : models::read_weights(mf)) bf16[name] = t.to(Dtype::bf16);
+  auto model = models::create_folder_model(models::ConfigReader(mf.raw_config(), "config.json"),
+                                           models::ConfigReader(mf.text_config(), "config.json"));
+  models::load_weights(*model, bf16, mf.raw_config(), GetParam());
+  model->prepare_for_inference();
+  auto* vlm = dynamic_cast<VisionLanguageModel*>(model.get());
+  vlm->set_images(f.images);
+  EXPECT_LE(relative_error(vlm->forward(f.ids, nullptr, {}), read_tensor(f.ref, "logits")), 3e-2);
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, VlmParity, ::testing::Values("llava", "qwen2_vl", "qwen2_5_vl", "gemma3"));
+
+// The same weights under transformers 5's names (model.language_model.*, model.vision_tower.*
+// or model.visual.*, lm_head), mlx-vlm's Qwen2-VL names (language_model.*, vision_tower.*)
+// and llava-hf's vision_tower.vision_model.* give the model the fixtures' layout gives.
+TEST(VlmCheckpoints, TransformersFiveAndMlxVlmNamesLoad) {
+  for (const std::string family : {"llava", "qwen2_vl"}) {
+    Fixture f = open_fixture(family);
+    f.vlm->set_images(f.images);
+    const Tensor want = f.vlm->forward(f.ids, nullptr, {});
+    const io::ModelFolder mf = io::ModelFolder::open(folder(family));
+    for (bool v5 : {true, false}) {
+      models::WeightDict renamed;
+      for (auto& [name, t] : models::read_weights(mf)) {
+        std::string n = name;
+        auto swap = [&](const std::string& from, const std::string& to) {
+          if (n.rfind(from, 0) != 0) return false;
+          n = to + n.substr(from.size());
+          return true;
+        };
+        if (family == "qwen2_vl") {  // stored as model.* (text) and visual.*
+          (void)(swap("visual.", v5 ? "model.visual." : "vision_tower.") ||
+                 swap("model.", v5 ? "model.language_model." : "language_model.model."));
+        } else if (v5) {  // stored as language_model.{model,lm_head}.*, vision_tower.*, multi_modal_projector.*
+          (void)(swap("language_model.model.", "model.language_model.") || swap("language_model.lm_head.", "lm_head.") ||
+                 swap("vision_tower.", "model.vision_tower.") ||
+                 swap("multi_modal_projector.", "model.multi_modal_projector."));
+        } else {  // llava-hf's and mlx-vlm's CLIPVisionModel wrapper
+          swap("vision_tower.", "vision_tower.vision_model.");
+        }
+        // mlx-vlm's patch convolutions are channels last.
+        const bool conv = n.find("patch_embed") != std::string::npos && n.ends_with("weight");
+        std::vector<int> last{0, 2, 3, 1};
+        if (t.ndim() == 5) last = {0, 2, 3, 4, 1};
+        renamed[n] = conv && !v5 ? t.permute(last).contiguous() : t;
+      }
+      auto model = models::create_folder_model(models::ConfigReader(mf.raw_config(), "config.json"),
+                                               models::ConfigReader(mf.text_config(), "config.json"));
+      models::load_weights(*model, renamed, mf.raw_config(), family);
+      auto* vlm = dynamic_cast<VisionLanguageModel*>(model.get());
+      vlm->set_images(f.images);
+      EXPECT_LE(relative_error(vlm->forward(f.ids, nullptr, {}), want), 1e-6) << family << (v5 ? " transformers 5" : " hub / mlx-vlm");
+    }
+  }
+}
 
 TEST(VlmBadInput, MorePlaceholdersThanImageFeaturesIsRefused) {
   Fixture f = open_fixture("llava");
