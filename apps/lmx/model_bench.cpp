@@ -167,8 +167,6 @@ void run_model_bench(const ModelBenchArgs& a) {
   const int64_t vocab = model->vocab_size();
   generate::GenerateParameters p;
   p.prefill_step_size = std::max(std::max(a.prompt_tokens, a.depth), 512);
-  models::ForwardOptions last_only;  // only the last position's logits
-  last_only.last_position_only = true;
   for (int run = 0; run <= a.runs; ++run) {  // run 0 warms up
     // pp: the prompt through an empty cache, one forward pass.
     double prefill = 0;
@@ -176,14 +174,14 @@ void run_model_bench(const ModelBenchArgs& a) {
       nn::KVCacheList cache = generate::make_cache(*model, p);
       const std::vector<int32_t> prompt = random_tokens(rng, a.prompt_tokens, vocab);
       const auto t0 = Clock::now();
-      model->forward(Tensor::from_vector(prompt, {1, a.prompt_tokens}), &cache, last_only);
+      model->forward(Tensor::from_vector(prompt, {1, a.prompt_tokens}), &cache, {nullptr, true});
       backend.synchronize();
       prefill = std::chrono::duration<double>(Clock::now() - t0).count();
     }
     // tg: greedy decode steps from an empty cache (or after `depth` cached tokens).
     nn::KVCacheList cache = generate::make_cache(*model, p);
     if (a.depth > 0) model->forward(Tensor::from_vector(random_tokens(rng, a.depth, vocab), {1, a.depth}), &cache,
-                                    last_only);
+                                    {nullptr, true});
     int32_t token = random_tokens(rng, 1, vocab)[0];
     const auto t0 = Clock::now();
     for (int i = 0; i < a.generation_tokens; ++i) {

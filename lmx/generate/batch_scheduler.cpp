@@ -17,11 +17,7 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-const models::ForwardOptions kLastPositionOnly = [] {
-  models::ForwardOptions o;
-  o.last_position_only = true;
-  return o;
-}();
+const models::ForwardOptions kLastPositionOnly{nullptr, true};
 
 }  // namespace
 

@@ -75,9 +75,7 @@ std::vector<int32_t> SpeculativeDecoder::round(int32_t last, int64_t max_new) {
   feed.push_back(last);
   for (int64_t i = 0; i < n_draft; ++i) {
     Tensor ids = Tensor::from_vector(feed, {1, static_cast<int64_t>(feed.size())});
-    models::ForwardOptions last_only;
-    last_only.last_position_only = true;
-    Tensor logits = draft_.forward(ids, &draft_cache_, last_only);
+    Tensor logits = draft_.forward(ids, &draft_cache_, {.last_position_only = true});
     maybe_quantize_kv_cache(draft_cache_, params_);
     std::vector<float> row = logits_row(logits, 0);
     q.push_back(draft_sampler_.probabilities(row, drafts));

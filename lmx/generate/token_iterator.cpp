@@ -13,11 +13,7 @@
 namespace lmx::generate {
 
 // Prefill chunks and decode steps only need the last position's logits.
-const models::ForwardOptions kLastLogitsOnly = [] {
-  models::ForwardOptions o;
-  o.last_position_only = true;
-  return o;
-}();
+const models::ForwardOptions kLastLogitsOnly{nullptr, true};
 namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t) {

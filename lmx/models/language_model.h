@@ -26,7 +26,7 @@ struct ForwardOptions {
   bool hidden_only = false;
   // Vision-language models: replaces the (scaled) token embeddings [batch, seq, hidden]
   // before the first layer (image features go where the placeholders are).
-  std::function<Tensor(Tensor)> edit_embeddings;
+  std::function<Tensor(Tensor)> edit_embeddings = {};
   // Passed to every attention layer (M-RoPE rotations, bidirectional image blocks);
   // models whose layers cannot take it refuse it.
   const nn::AttentionContext* attention = nullptr;
