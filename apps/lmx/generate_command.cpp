@@ -17,6 +17,8 @@
 #include "lmx/generate/generate.h"
 #include "lmx/generate/model_container.h"
 #include "lmx/models/load.h"
+#include "lmx/models/vlm/image_inputs.h"
+#include "lmx/vision/image_decode.h"
 #include "lmx/train/adapter_file.h"
 #include "lmx/generate/prompt_cache.h"
 
@@ -27,6 +29,7 @@ struct GenerateArgs {
   std::string model;
   std::string adapter_path;
   std::string prompt = "";
+  std::vector<std::string> images;
   std::string system_prompt;
   GenerationArgs gen;
   bool ignore_chat_template = false;
@@ -45,6 +48,32 @@ generate::Generation* g_generation = nullptr;
 
 void on_sigint(int) {
   if (g_generation) g_generation->cancel();
+}
+
+// --image: the images through the model's processor, one image part per image before
+// the prompt's text in the user message; returns the expanded prompt ids.
+std::vector<int32_t> prepare_images(const GenerateArgs& a, generate::ModelContainer& container,
+                                    generate::UserInput& input, generate::GenerateParameters& p) {
+  auto* vlm = dynamic_cast<models::vlm::VisionLanguageModel*>(&container.model());
+  if (!vlm) throw InvalidArgument("--image: " + container.model().model_type() + " is not a vision-language model");
+  if (a.ignore_chat_template || !container.has_chat_template()) {
+    throw InvalidArgument("--image needs the model's chat template (it places the image markers)");
+  }
+  std::vector<vision::Image> images;
+  for (const auto& path : a.images) images.push_back(vision::load_image(path));
+  auto processor = vision::load_image_processor(resolve_model_arg(a.model));
+  models::vlm::ImageInputs inputs = models::vlm::image_inputs(processor->process(images));
+  nlohmann::ordered_json content = nlohmann::ordered_json::array();
+  for (size_t i = 0; i < images.size(); ++i) content.push_back({{"type", "image"}});
+  content.push_back({{"type", "text"}, {"text", input.prompt}});
+  input.messages = std::make_shared<nlohmann::ordered_json>(
+      nlohmann::ordered_json::array({{{"role", "user"}, {"content", content}}}));
+  std::vector<int32_t> ids = models::vlm::expand_image_prompt(*vlm, container.prepare(input),
+                                                              vlm->image_token_counts(inputs), container.tokenizer());
+  // The image tokens' positions and blocks are set up for the whole prompt in one step.
+  p.prefill_step_size = std::max<int>(p.prefill_step_size, static_cast<int>(ids.size()));
+  vlm->set_images(std::move(inputs));
+  return ids;
 }
 
 void run_generate(const GenerateArgs& a) {
@@ -71,7 +100,12 @@ void run_generate(const GenerateArgs& a) {
   if (!variables.is_null()) input.extra_context = std::make_shared<nlohmann::ordered_json>(std::move(variables));
   std::optional<generate::PromptCache> cached;
   std::vector<int32_t> ids;
-  if (!a.prompt_cache_file.empty()) {
+  if (!a.images.empty()) {
+    if (!a.prompt_cache_file.empty() || draft) {
+      throw InvalidArgument("--image takes neither --prompt-cache-file nor --draft-model yet");
+    }
+    ids = prepare_images(a, *container, input, p);
+  } else if (!a.prompt_cache_file.empty()) {
     // The cache holds the earlier tokens (BOS included): the prompt continues them.
     // Matched by the weights' fingerprint, not by the --model text.
     cached.emplace(generate::load_prompt_cache(
@@ -149,6 +183,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("-m,--model", a->model, "Model folder or Hugging Face repo id")->required();
   cmd->add_option("--adapter-path", a->adapter_path, "LoRA / DoRA adapters (mlx-lm or PEFT folder) or full fine-tuning weights, applied without fusing");
   cmd->add_option("-p,--prompt", a->prompt, "Prompt text, or - to read it from stdin");
+  cmd->add_option("--image", a->images, "An image for a vision-language model (file or data URL); repeatable");
   cmd->add_option("--system-prompt", a->system_prompt, "System message (chat models)");
   add_sampling_options(cmd, a->gen);
   cmd->add_flag("--ignore-chat-template", a->ignore_chat_template, "Use the prompt as raw text");

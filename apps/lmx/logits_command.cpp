@@ -11,6 +11,7 @@
 #include "lmx/base/error.h"
 #include "lmx/io/safetensors_writer.h"
 #include "lmx/models/load.h"
+#include "lmx/models/vlm/image_inputs.h"
 
 namespace lmx::cli {
 namespace {
@@ -19,10 +20,17 @@ struct LogitsArgs {
   std::string model;
   std::string tokens;
   std::string out;
+  std::string pixel_values;
   bool dump_hidden = false;
   int threads = 0;
   std::string device = "cpu";
 };
+
+// A VLM's image placeholder (which may lie past the vocabulary), else -1.
+int64_t image_token_of(models::LanguageModel& model) {
+  auto* vlm = dynamic_cast<models::vlm::VisionLanguageModel*>(&model);
+  return vlm ? vlm->image_token_id() : -1;
+}
 
 void run_logits(const LogitsArgs& a) {
   apply_threads(a.threads);
@@ -31,11 +39,19 @@ void run_logits(const LogitsArgs& a) {
   if (ids.empty()) throw InvalidArgument("--tokens: give at least one token id");
   auto loaded = models::load_model(resolve_model_arg(a.model), models::LoadOptions{.device = device});
   const int64_t vocab = loaded.model->vocab_size();
+  const int64_t image_token = image_token_of(*loaded.model);
   for (int32_t id : ids) {
-    if (id < 0 || id >= vocab) {
+    if ((id < 0 || id >= vocab) && id != image_token) {
       throw InvalidArgument("--tokens: id " + std::to_string(id) + " is outside the vocabulary [0, " +
                             std::to_string(vocab) + ")");
     }
+  }
+  if (!a.pixel_values.empty()) {
+    auto* vlm = dynamic_cast<models::vlm::VisionLanguageModel*>(loaded.model.get());
+    if (!vlm) {
+      throw InvalidArgument("--pixel-values: " + loaded.model->model_type() + " is not a vision-language model");
+    }
+    vlm->set_images(models::vlm::read_image_inputs(a.pixel_values));
   }
   std::vector<Tensor> hidden;
   models::ForwardOptions opt;
@@ -81,6 +97,9 @@ void add_logits_command(CLI::App& app) {
   cmd->add_option("-m,--model", a->model, "Model folder or Hugging Face repo id")->required();
   cmd->add_option("--tokens", a->tokens, "Token ids, comma separated (e.g. 1,2,3)")->required();
   cmd->add_option("--out", a->out, "Write logits [tokens, vocab] (float32 safetensors)");
+  cmd->add_option("--pixel-values", a->pixel_values,
+                  "Image inputs of a vision-language model (safetensors: pixel_values [+ image_grid_thw], as "
+                  "lmx preprocess writes them); --tokens then holds the expanded image placeholders");
   cmd->add_flag("--dump-hidden", a->dump_hidden, "Also write each layer's output (hidden.N)");
   cmd->add_option("-t,--threads", a->threads, "CPU threads");
   add_device_option(cmd, a->device);

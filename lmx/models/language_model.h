@@ -2,11 +2,13 @@
 // ids with per-layer caches, the cache kinds it needs, and its parameters by name.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "lmx/nn/attention.h"
 #include "lmx/nn/kv_cache.h"
 #include "lmx/nn/module.h"
 
@@ -22,6 +24,12 @@ struct ForwardOptions {
   bool last_position_only = false;
   // Return the final-normed hidden state [batch, seq, hidden] instead of logits (embedders).
   bool hidden_only = false;
+  // Vision-language models: replaces the (scaled) token embeddings [batch, seq, hidden]
+  // before the first layer (image features go where the placeholders are).
+  std::function<Tensor(Tensor)> edit_embeddings = {};
+  // Passed to every attention layer (M-RoPE rotations, bidirectional image blocks);
+  // models whose layers cannot take it refuse it.
+  const nn::AttentionContext* attention = nullptr;
 };
 
 class LanguageModel : public nn::Module {

@@ -174,7 +174,7 @@ LoadedModel load_model(const std::filesystem::path& dir, const LoadOptions& opti
   LoadedModel out{nullptr, io::ModelFolder::open(dir)};
   const std::string source = (dir / "config.json").string();
   ConfigReader config(out.folder.text_config(), source);
-  out.model = create_model(config);
+  out.model = create_folder_model(ConfigReader(out.folder.raw_config(), source), config);
   load_weights(*out.model, read_weights(out.folder), out.folder.raw_config(), dir.string());
   if (!options.device.is_cpu()) out.model->to(options.device);
   if (options.prepare) out.model->prepare_for_inference();

@@ -6,6 +6,7 @@
 #include "lmx/models/llm/common.h"
 #include "lmx/models/llm/moe_families.h"
 #include "lmx/models/recurrent/recurrent_models.h"
+#include "lmx/models/vlm/vlm_families.h"
 
 namespace lmx::models {
 namespace {
@@ -58,7 +59,28 @@ const std::vector<std::pair<std::string, ModelBuilder>>& model_table() {
   return kTable;
 }
 
+// Vision-language models: built from config.json as it stands and the text config.
+using VlmBuilder = std::unique_ptr<LanguageModel> (*)(const ConfigReader& raw, const ConfigReader& text);
+
+const std::vector<std::pair<std::string, VlmBuilder>>& vlm_table() {
+  static const std::vector<std::pair<std::string, VlmBuilder>> kTable = {
+      {"llava", vlm::llava},
+      {"qwen2_vl", vlm::qwen2_vl},
+      {"qwen2_5_vl", vlm::qwen2_5_vl},
+      {"gemma3", vlm::gemma3},
+  };
+  return kTable;
+}
+
 }  // namespace
+
+std::unique_ptr<LanguageModel> create_folder_model(const ConfigReader& raw, const ConfigReader& text) {
+  const std::string type = raw.get_string("model_type", "");
+  for (const auto& [name, build] : vlm_table()) {
+    if (name == type) return build(raw, text);
+  }
+  return create_model(text);
+}
 
 std::unique_ptr<LanguageModel> create_model(const ConfigReader& config) {
   const std::string type = config.get_string("model_type", "");
@@ -69,6 +91,9 @@ std::unique_ptr<LanguageModel> create_model(const ConfigReader& config) {
   for (const auto& [name, build] : model_table()) {
     if (name == type) return build(config);
   }
+  for (const auto& [name, build] : vlm_table()) {
+    if (name == type) throw Unsupported(config.source() + ": '" + type + "' is a vision-language model: load its folder");
+  }
   std::string known;
   for (const auto& name : supported_model_types()) known += (known.empty() ? "" : ", ") + name;
   throw Unsupported(config.source() + ": model_type '" + type + "' is not supported (supported: " + known + ")");
@@ -78,6 +103,7 @@ std::vector<std::string> supported_model_types() {
   std::vector<std::string> out;
   for (const auto& [name, build] : table()) out.push_back(name);
   for (const auto& [name, build] : model_table()) out.push_back(name);
+  for (const auto& [name, build] : vlm_table()) out.push_back(name);
   return out;
 }
 

@@ -54,14 +54,16 @@ TransformerLM::Layer::Layer(const TransformerSpec& spec, const LayerSpec& ls,
   }
 }
 
-Tensor TransformerLM::Layer::forward(const Tensor& x, nn::KVCache* cache, const TransformerSpec& spec) const {
+Tensor TransformerLM::Layer::forward(const Tensor& x, nn::KVCache* cache, const TransformerSpec& spec,
+                                     const nn::AttentionContext* ctx) const {
   Tensor h = pre_attn ? pre_attn->forward(x) : x;
   if (spec.parallel_residual) {
     Tensor m = pre_ffn ? pre_ffn->forward(x) : h;
     m = moe ? moe->forward(m) : mlp->forward(m);
-    return ops::add(ops::add(x, attn->forward(h, cache)), m);
+    return ops::add(ops::add(x, attn->forward(h, cache, ctx)), m);
   }
-  h = mla ? mla->forward(h, cache) : attn->forward(h, cache);
+  if (mla && ctx) throw Unsupported(spec.model_type + ": latent attention takes no attention context");
+  h = mla ? mla->forward(h, cache) : attn->forward(h, cache, ctx);
   if (post_attn) h = post_attn->forward(h);
   if (spec.residual_multiplier != 1.0f) h = ops::mul(h, spec.residual_multiplier);
   Tensor r = ops::add(x, h);
@@ -187,10 +189,11 @@ Tensor TransformerLM::forward(const Tensor& tokens, nn::KVCacheList* caches, con
   if (spec_.embed_scale != 1.0f) h = ops::mul(h, spec_.embed_scale);
   if (positions_) h = ops::add(h, position_embeddings(tokens, caches));
   if (spec_.norm_embeddings) h = norm_->forward(h);
+  if (options.edit_embeddings) h = options.edit_embeddings(h);
   if (options.hidden_states) options.hidden_states->push_back(h);
   for (size_t i = 0; i < layers_.size(); ++i) {
     nn::KVCache* cache = caches ? (*caches)[i].get() : nullptr;
-    h = layers_[i]->forward(h, cache, spec_);
+    h = layers_[i]->forward(h, cache, spec_, options.attention);
     if (options.hidden_states) options.hidden_states->push_back(h);
   }
   if (options.last_position_only && h.dim(1) > 1) h = h.slice(1, h.dim(1) - 1, h.dim(1));

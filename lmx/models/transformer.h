@@ -93,7 +93,8 @@ class TransformerLM : public LanguageModel {
  private:
   struct Layer : nn::Module {
     Layer(const TransformerSpec& spec, const LayerSpec& ls, const nn::RotaryEmbedding* rope);
-    Tensor forward(const Tensor& x, nn::KVCache* cache, const TransformerSpec& spec) const;
+    Tensor forward(const Tensor& x, nn::KVCache* cache, const TransformerSpec& spec,
+                   const nn::AttentionContext* ctx) const;
     std::unique_ptr<nn::Norm> pre_attn, post_attn, pre_ffn, post_ffn;
     std::unique_ptr<nn::Attention> attn;
     std::unique_ptr<nn::MultiLatentAttention> mla;

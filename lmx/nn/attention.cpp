@@ -73,6 +73,22 @@ Tensor temperature_scaled(const Tensor& q, int64_t offset, float scale, float fl
   return ops::mul(q, Tensor::from_vector(f, {L, 1}).to(q.device()));
 }
 
+// Additive mask [L, L] of a call's tokens grouped in blocks (AttentionContext::blocks).
+Tensor block_mask(const std::vector<int64_t>& blocks, bool causal, int64_t window) {
+  const int64_t L = static_cast<int64_t>(blocks.size());
+  std::vector<float> m(static_cast<size_t>(L * L));
+  for (int64_t i = 0; i < L; ++i) {
+    for (int64_t j = 0; j < L; ++j) {
+      const int64_t bi = blocks[static_cast<size_t>(i)], bj = blocks[static_cast<size_t>(j)];
+      const bool same = bi >= 0 && bi == bj;
+      bool visible = causal ? (j <= i || same) : same;
+      if (causal && window > 0 && j <= i - window) visible = false;
+      m[static_cast<size_t>(i * L + j)] = visible ? 0.0f : -std::numeric_limits<float>::infinity();
+    }
+  }
+  return Tensor::from_vector(m, {L, L});
+}
+
 }  // namespace
 
 Tensor rope_at_cache_positions(const RotaryEmbedding& rope, const Tensor& x, const KVCache* cache) {
@@ -145,8 +161,14 @@ Tensor Attention::norm_heads(const Tensor& x, bool query) const {
   return (query ? q_norm_ : k_norm_)->forward(x);
 }
 
-Tensor Attention::forward(const Tensor& x, KVCache* cache) const {
+Tensor Attention::forward(const Tensor& x, KVCache* cache, const AttentionContext* ctx) const {
   const int64_t B = x.dim(0), L = x.dim(1);
+  const bool own_rotation = ctx && ctx->cos.defined();
+  const bool blocks = ctx && !ctx->blocks.empty();
+  if (blocks && (static_cast<int64_t>(ctx->blocks.size()) != L || (cache && cache->offset() != 0))) {
+    throw Unsupported("attention: token blocks need the whole sequence in one call over a fresh cache (" +
+                      std::to_string(ctx->blocks.size()) + " blocks for " + std::to_string(L) + " tokens)");
+  }
   const int64_t q_dim = o_.heads * o_.head_dim, kv_dim = o_.kv_heads * o_.head_dim;
   Tensor q, k, v;  // [B, L, H * D]
   if (qkv_proj_ && o_.qkv_per_head) {
@@ -192,7 +214,10 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache) const {
     k = norm_heads(k, false);
   }
   const int64_t offset = cache ? cache->offset() : 0;
-  if (o_.rope) {
+  if (own_rotation) {
+    q = apply_rotary(q, ctx->cos, ctx->sin);
+    k = apply_rotary(k, ctx->cos, ctx->sin);
+  } else if (o_.rope) {
     q = rope_at_cache_positions(*o_.rope, q, cache);
     k = rope_at_cache_positions(*o_.rope, k, cache);
   }
@@ -207,7 +232,7 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache) const {
   if (o_.temperature_scale > 0.0f) q = temperature_scaled(q, offset, o_.temperature_scale, o_.temperature_floor);
   ops::AttentionParams p;
   p.scale = o_.scale != 0.0f ? o_.scale : 1.0f / std::sqrt(static_cast<float>(o_.head_dim));
-  p.causal = true;
+  p.causal = o_.causal;
   p.window = o_.window;
   if (!o_.causal) {
     if (cache) throw Unsupported("attention: a bidirectional (non-causal) layer runs without a KV cache");
@@ -219,6 +244,7 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache) const {
   if (sinks_.defined()) p.sinks = sinks_.dtype() == Dtype::f32 ? sinks_ : sinks_.to(Dtype::f32);
   Tensor out;  // [B, H, L, D]
   if (cache && cache->is_quantized()) {
+    if (blocks) throw Unsupported("attention: token blocks over a quantized cache");
     nn::QuantizedKV kv = cache->update_and_fetch_quantized(k, v);
     set_mask(p, *cache, L, offset, q.device());
     out = ops::quantized_scaled_dot_product_attention(q, kv, p);
@@ -233,6 +259,13 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache) const {
       if (p.mask.defined()) throw Unsupported("attention: chunked attention over a cache that masks its own keys");
       p.mask = chunk_mask(L, k.dim(2), offset, offset - p.q_offset, o_.chunk).to(q.device());
       p.causal = false;
+      p.q_offset = 0;
+    }
+    if (blocks) {
+      if (k.dim(2) != L) throw Unsupported("attention: token blocks over a cache that kept earlier keys");
+      p.mask = block_mask(ctx->blocks, o_.causal, o_.window).to(q.device());
+      p.causal = false;
+      p.window = 0;
       p.q_offset = 0;
     }
     out = ops::scaled_dot_product_attention(q, k, v, p);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "lmx/nn/kv_cache.h"
 #include "lmx/nn/linear.h"
@@ -42,6 +43,7 @@ struct AttentionOptions {
   float norm_eps = 1e-6f;
   const RotaryEmbedding* rope = nullptr;  // null: no positional rotation (NoPE layer)
   float scale = 0.0f;           // 0: 1 / sqrt(head_dim)
+  bool causal = true;           // false: every query sees every key (vision towers)
   float softcap = 0.0f;         // attention logit soft-capping (0 = off)
   int64_t window = 0;           // sliding window (0 = full attention)
   // false: bidirectional (encoders run without a cache): every query sees every key of its
@@ -61,6 +63,18 @@ struct AttentionOptions {
   bool output_gate = false;
 };
 
+// What one call brings beyond x and the cache, for models that place tokens themselves.
+struct AttentionContext {
+  // The rotation of this call's tokens (M-RoPE, 2D vision RoPE): cos / sin [L, R] or
+  // [B, 1, L, R] (see apply_rotary), used instead of the layer's rope at cache positions.
+  Tensor cos, sin;
+  // Block of each token of this call (-1: none). Causal attention: a token also sees the
+  // later tokens of its own block (Gemma 3's images); non-causal: a token sees only its
+  // own block (a batch of images as one sequence). Needs the call to hold every key
+  // (no cache, or a fresh one).
+  std::vector<int64_t> blocks;
+};
+
 // x [B, H, L, D] rotated at the positions of the tokens a cache is about to receive (its
 // offset, less each row's left padding); no cache: positions 0 ...
 Tensor rope_at_cache_positions(const RotaryEmbedding& rope, const Tensor& x, const KVCache* cache);
@@ -73,8 +87,8 @@ class Attention : public Module {
  public:
   explicit Attention(const AttentionOptions& o);
   // x [batch, seq, hidden] -> [batch, seq, hidden]; cache may be null (a fresh causal
-  // pass over the whole sequence).
-  Tensor forward(const Tensor& x, KVCache* cache) const;
+  // pass over the whole sequence); ctx may be null.
+  Tensor forward(const Tensor& x, KVCache* cache, const AttentionContext* ctx = nullptr) const;
   const AttentionOptions& options() const { return o_; }
 
  private:

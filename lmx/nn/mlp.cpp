@@ -60,6 +60,7 @@ Tensor activate(Activation a, const Tensor& x) {
     case Activation::gelu: return ops::gelu(x);
     case Activation::gelu_tanh: return ops::gelu_tanh(x);
     case Activation::relu2: return ops::square(ops::clamp(x, 0.0, std::numeric_limits<double>::infinity()));
+    case Activation::quick_gelu: return ops::mul(x, ops::sigmoid(ops::mul(x, 1.702)));
     case Activation::xielu: throw InternalError("activate: xielu needs its parameters (nn::Xielu)");
   }
   return x;
@@ -95,7 +96,7 @@ Activation parse_activation(const std::string& name) {
   if (name == "gelu_pytorch_tanh" || name == "gelu_new" || name == "gelu_fast" || name == "gelu_tanh") {
     return Activation::gelu_tanh;
   }
-  if (name == "relu2") return Activation::relu2;
+  if (name == "quick_gelu") return Activation::quick_gelu;
   if (name == "xielu") return Activation::xielu;
   throw Unsupported("activation '" + name + "' is not supported");
 }

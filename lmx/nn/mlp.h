@@ -14,9 +14,10 @@
 namespace lmx::nn {
 
 enum class MlpKind { gated, fused_gated, plain };
-// relu2: relu(x)^2 (BitNet, NanoChat); xielu: the learned xIELU of Apertus, whose
-// parameters live in an Xielu module ("act_fn").
-enum class Activation { silu, gelu, gelu_tanh, relu2, xielu };
+// relu2: relu(x)^2 (BitNet, NanoChat); quick_gelu: x * sigmoid(1.702 x) (CLIP, Qwen2-VL's
+// vision tower); xielu: the learned xIELU of Apertus, whose parameters live in an Xielu
+// module ("act_fn").
+enum class Activation { silu, gelu, gelu_tanh, relu2, quick_gelu, xielu };
 
 // Parses an HF activation name (silu, gelu, gelu_pytorch_tanh, gelu_new, relu2, xielu, ...).
 Activation parse_activation(const std::string& name);

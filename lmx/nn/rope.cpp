@@ -6,7 +6,9 @@
 #include <mutex>
 
 #include "lmx/base/error.h"
+#include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/nn.h"
+#include "lmx/core/ops/shape.h"
 
 namespace lmx::nn {
 namespace {
@@ -49,6 +51,34 @@ void apply_yarn(const RopeConfig& c, std::vector<float>& inv_freq) {
 }
 
 }  // namespace
+
+Tensor apply_rotary(const Tensor& x, const Tensor& cos, const Tensor& sin) {
+  const int64_t R = cos.dim(-1), D = x.dim(-1);
+  if (x.ndim() != 4 || R % 2 != 0 || R > D || cos.shape() != sin.shape() || cos.dim(-2) != x.dim(2)) {
+    throw ShapeError("apply_rotary: x " + shape_str(x.shape()) + " with cos " + shape_str(cos.shape()) +
+                     " and sin " + shape_str(sin.shape()));
+  }
+  Tensor rot = x.slice(3, 0, R);
+  Tensor half = ops::concat({ops::neg(rot.slice(3, R / 2, R)), rot.slice(3, 0, R / 2)}, 3);
+  Tensor out = ops::add(ops::mul(rot, cos), ops::mul(half, sin));
+  return R == D ? out : ops::concat({out, x.slice(3, R, D)}, 3);
+}
+
+std::pair<Tensor, Tensor> rotary_tables(const std::vector<float>& angles, int64_t rows) {
+  const int64_t F = rows > 0 ? static_cast<int64_t>(angles.size()) / rows : 0;
+  LMX_ASSERT(F * rows == static_cast<int64_t>(angles.size()));
+  std::vector<float> c(static_cast<size_t>(rows * 2 * F)), s(c.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t i = 0; i < F; ++i) {
+      const float a = angles[static_cast<size_t>(r * F + i)];
+      for (int64_t h : {i, i + F}) {
+        c[static_cast<size_t>(r * 2 * F + h)] = std::cos(a);
+        s[static_cast<size_t>(r * 2 * F + h)] = std::sin(a);
+      }
+    }
+  }
+  return {Tensor::from_vector(c, {rows, 2 * F}), Tensor::from_vector(s, {rows, 2 * F})};
+}
 
 double yarn_mscale(double factor, double mscale) {
   return factor <= 1.0 ? 1.0 : 0.1 * mscale * std::log(factor) + 1.0;

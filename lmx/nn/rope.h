@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lmx/core/tensor.h"
@@ -37,6 +38,15 @@ struct RopeConfig {
 
 // YaRN's attention magnitude correction: 0.1 * mscale * ln(factor) + 1 (1 when factor <= 1).
 double yarn_mscale(double factor, double mscale);
+
+// Rotation by per-token angles (M-RoPE, 2D vision RoPE), as transformers' rotate_half
+// form: x [B, H, L, D] (any strides), cos / sin [L, R] or [B, 1, L, R] with R even and
+// <= D; the first R dims of x are rotated (x * cos + rotate_half(x) * sin), the rest
+// pass through.
+Tensor apply_rotary(const Tensor& x, const Tensor& cos, const Tensor& sin);
+// cos / sin [L, 2 * F] of angles [L, F] (f32, row-major), each angle used for the pair
+// (i, i + F) of rotate_half.
+std::pair<Tensor, Tensor> rotary_tables(const std::vector<float>& angles, int64_t rows);
 
 class RotaryEmbedding {
  public:

@@ -21,6 +21,7 @@
 #include "lmx/models/save.h"
 #include "lmx/models/transformer.h"
 #include "lmx/nn/linear.h"
+#include "parity_util.h"
 
 namespace lmx {
 namespace {
@@ -29,22 +30,8 @@ namespace fs = std::filesystem;
 
 fs::path fixture(const std::string& name) { return fs::path(LMX_SOURCE_DIR) / "tests/data/models" / name; }
 
-Tensor read_tensor(const io::SafetensorsFile& f, const std::string& name) {
-  const io::TensorInfo& info = f.at(name);
-  return Tensor::wrap(const_cast<std::byte*>(info.data), info.shape, info.dtype, f.owner()).clone();
-}
-
-// max |a - b| / max(1, max |b|)
-double relative_error(const Tensor& got, const Tensor& want) {
-  auto g = got.to_float_vector(), w = want.to_float_vector();
-  EXPECT_EQ(g.size(), w.size());
-  double scale = 1.0, err = 0.0;
-  for (float v : w) scale = std::max(scale, static_cast<double>(std::fabs(v)));
-  for (size_t i = 0; i < std::min(g.size(), w.size()); ++i) {
-    err = std::max(err, static_cast<double>(std::fabs(g[i] - w[i])));
-  }
-  return err / scale;
-}
+using testing::read_tensor;
+using testing::relative_error;
 
 struct Reference {
   io::SafetensorsFile file;

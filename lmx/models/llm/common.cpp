@@ -90,6 +90,7 @@ nn::RopeConfig read_rope(const ConfigReader& c, int64_t dim, const std::string& 
   r.theta = params->get_positive("rope_theta", r.theta);
   r.type = params->get_string("rope_type", params->get_string("type", "default"));
   if (r.type == "su") r.type = "longrope";  // Phi-3's first name for it
+  if (r.type == "mrope") r.type = "default";  // Qwen2-VL's: lmx/models/vlm reads its sections
   r.factor = params->get_positive("factor", 1.0);
   r.low_freq_factor = params->get_positive("low_freq_factor", 1.0);
   r.high_freq_factor = params->get_positive("high_freq_factor", 4.0);

@@ -1,0 +1,156 @@
+#include "lmx/models/vlm/qwen2_vision.h"
+
+#include <cmath>
+#include <string>
+
+#include "lmx/base/error.h"
+#include "lmx/core/ops/elementwise.h"
+#include "lmx/nn/rope.h"
+
+namespace lmx::models::vlm {
+
+Qwen2VisionOptions read_qwen2_vision(const ConfigReader& v, bool qwen2_5) {
+  Qwen2VisionOptions o;
+  o.qwen2_5 = qwen2_5;
+  o.depth = v.get_int("depth", 32);
+  o.heads = v.get_int("num_heads", 16);
+  o.patch = v.get_int("patch_size", 14);
+  o.temporal_patch = v.get_int("temporal_patch_size", 2);
+  o.merge = v.get_int("spatial_merge_size", 2);
+  o.channels = v.get_int("in_channels", 3);
+  if (qwen2_5) {
+    o.embed_dim = v.get_int("hidden_size", 3584);
+    o.intermediate = v.get_int("intermediate_size", 3420);
+    o.out_hidden = v.get_int("out_hidden_size", 3584);
+    o.act = nn::parse_activation(v.get_string("hidden_act", "silu"));
+    o.window = v.get_int("window_size", 112);
+    o.full_attention_blocks = v.has("fullatt_block_indexes") ? v.get_ints("fullatt_block_indexes")
+                                                              : std::vector<int64_t>{7, 15, 23, 31};
+  } else {
+    o.embed_dim = v.get_int("embed_dim", 1280);
+    o.intermediate = o.embed_dim * v.get_int("mlp_ratio", 4);
+    o.out_hidden = v.get_int("hidden_size", 3584);
+    o.act = nn::parse_activation(v.get_string("hidden_act", "quick_gelu"));
+  }
+  if (auto rope = v.object("rope_parameters")) o.theta = rope->get_positive("rope_theta", 10000.0);
+  if (o.heads <= 0 || o.embed_dim % o.heads != 0 || (o.embed_dim / o.heads) % 4 != 0) {
+    v.fail("num_heads", "must divide the vision width into heads of a multiple of 4 dims");
+  }
+  if (o.merge <= 0 || o.patch <= 0 || o.temporal_patch <= 0) v.fail("spatial_merge_size", "must be positive");
+  if (qwen2_5 && (o.window <= 0 || o.window % (o.merge * o.patch) != 0)) {
+    v.fail("window_size", "must be a positive multiple of spatial_merge_size * patch_size");
+  }
+  return o;
+}
+
+std::vector<GridThw> read_grids(const Tensor& grid_thw, const Tensor& pixel_values, int64_t merge) {
+  if (!grid_thw.defined()) throw InvalidArgument("image_grid_thw is missing (the Qwen2-VL processor writes it)");
+  if (grid_thw.ndim() != 2 || grid_thw.dim(1) != 3) {
+    throw ShapeError("image_grid_thw must be [images, 3], got " + shape_str(grid_thw.shape()));
+  }
+  const std::vector<float> v = grid_thw.to(Dtype::f32).to_float_vector();
+  std::vector<GridThw> out;
+  int64_t patches = 0;
+  for (int64_t i = 0; i < grid_thw.dim(0); ++i) {
+    GridThw g{static_cast<int64_t>(v[3 * i]), static_cast<int64_t>(v[3 * i + 1]), static_cast<int64_t>(v[3 * i + 2])};
+    if (g.t <= 0 || g.h <= 0 || g.w <= 0 || g.h % merge != 0 || g.w % merge != 0) {
+      throw InvalidArgument("image_grid_thw row " + std::to_string(i) + " (" + std::to_string(g.t) + ", " +
+                            std::to_string(g.h) + ", " + std::to_string(g.w) +
+                            ") must be positive with height and width multiples of " + std::to_string(merge));
+    }
+    patches += g.t * g.h * g.w;
+    out.push_back(g);
+  }
+  if (pixel_values.ndim() != 2 || pixel_values.dim(0) != patches) {
+    throw ShapeError("pixel_values must be [" + std::to_string(patches) + ", patch values] for image_grid_thw, got " +
+                     shape_str(pixel_values.shape()));
+  }
+  return out;
+}
+
+Qwen2VisionTower::PatchEmbed::PatchEmbed(const Qwen2VisionOptions& o) {
+  proj = std::make_unique<nn::PatchEmbedding>(o.channels, o.embed_dim,
+                                              std::vector<int64_t>{o.temporal_patch, o.patch, o.patch}, false);
+  register_module("proj", *proj);
+}
+
+Qwen2VisionTower::Merger::Merger(const Qwen2VisionOptions& o) {
+  const int64_t width = o.embed_dim * o.merge * o.merge;
+  ln_q = std::make_unique<nn::Norm>(o.qwen2_5 ? nn::NormKind::rms : nn::NormKind::layer, o.embed_dim, 1e-6f);
+  fc1 = std::make_unique<nn::Linear>(width, width, true);
+  fc2 = std::make_unique<nn::Linear>(width, o.out_hidden, true);
+  register_module("ln_q", *ln_q);
+  register_module("mlp.0", *fc1);
+  register_module("mlp.2", *fc2);
+}
+
+Qwen2VisionTower::Qwen2VisionTower(const Qwen2VisionOptions& o) : o_(o) {
+  patch_embed_ = std::make_unique<PatchEmbed>(o);
+  register_module("patch_embed", *patch_embed_);
+  nn::VisionBlockOptions bo{.hidden = o.embed_dim, .heads = o.heads, .intermediate = o.intermediate,
+                            .norm = o.qwen2_5 ? nn::NormKind::rms : nn::NormKind::layer, .norm_eps = 1e-6f,
+                            .act = o.act, .gated_mlp = o.qwen2_5, .norm1_name = "norm1", .norm2_name = "norm2",
+                            .attn_name = "attn", .fused_qkv = true};
+  for (int64_t i = 0; i < o.depth; ++i) {
+    blocks_.push_back(std::make_unique<nn::VisionBlock>(bo));
+    register_module("blocks." + std::to_string(i), *blocks_.back());
+  }
+  merger_ = std::make_unique<Merger>(o);
+  register_module("merger", *merger_);
+}
+
+void Qwen2VisionTower::contexts(const std::vector<GridThw>& grids, nn::AttentionContext& full,
+                                nn::AttentionContext& windowed) const {
+  const int64_t head_dim = o_.embed_dim / o_.heads, spatial = head_dim / 2, m = o_.merge;
+  std::vector<float> inv(static_cast<size_t>(spatial / 2));
+  for (int64_t i = 0; i < spatial / 2; ++i) {
+    inv[i] = 1.0f / std::pow(static_cast<float>(o_.theta), static_cast<float>(2 * i) / static_cast<float>(spatial));
+  }
+  // Qwen2.5-VL: windows of `units` x `units` merged patches, tiled from the top left.
+  const int64_t units = o_.window > 0 ? o_.window / (m * o_.patch) : 1;
+  std::vector<float> angles;
+  int64_t frame = 0, window_base = 0;
+  for (const GridThw& g : grids) {
+    for (int64_t t = 0; t < g.t; ++t, ++frame) {
+      // The processor orders patches by merged unit (row-major), then within the unit.
+      for (int64_t hb = 0; hb < g.h / m; ++hb) {
+        for (int64_t wb = 0; wb < g.w / m; ++wb) {
+          for (int64_t p = 0; p < m * m; ++p) {
+            const float hpos = static_cast<float>(hb * m + p / m), wpos = static_cast<float>(wb * m + p % m);
+            for (float f : inv) angles.push_back(hpos * f);
+            for (float f : inv) angles.push_back(wpos * f);
+            full.blocks.push_back(frame);
+            windowed.blocks.push_back(window_base + (hb / units) * (g.w / m) + wb / units);
+          }
+        }
+      }
+      window_base += (g.h / m) * (g.w / m);
+    }
+  }
+  const int64_t n = static_cast<int64_t>(full.blocks.size());
+  std::tie(full.cos, full.sin) = nn::rotary_tables(angles, n);
+  windowed.cos = full.cos;
+  windowed.sin = full.sin;
+}
+
+Tensor Qwen2VisionTower::encode(const Tensor& pixel_values, const std::vector<GridThw>& grids) const {
+  nn::AttentionContext full, windowed;
+  contexts(grids, full, windowed);
+  Tensor x = patch_embed_->proj->forward_patches(pixel_values.to(Dtype::f32));  // [N, embed]
+  x = x.reshape({1, x.dim(0), x.dim(1)});
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    bool is_full = !o_.qwen2_5;
+    for (int64_t b : o_.full_attention_blocks) is_full = is_full || b == static_cast<int64_t>(i);
+    x = blocks_[i]->forward(x, is_full ? &full : &windowed);
+  }
+  return x.select(0, 0);
+}
+
+Tensor Qwen2VisionTower::forward(const Tensor& pixel_values, const std::vector<GridThw>& grids) const {
+  Tensor x = merger_->ln_q->forward(encode(pixel_values, grids));
+  const int64_t width = o_.embed_dim * o_.merge * o_.merge;
+  x = x.reshape({x.dim(0) / (o_.merge * o_.merge), width});
+  return merger_->fc2->forward(ops::gelu(merger_->fc1->forward(x)));
+}
+
+}  // namespace lmx::models::vlm

@@ -1,0 +1,151 @@
+// Qwen2-VL and Qwen2.5-VL: the Qwen2 vision transformer (lmx/models/vlm/qwen2_vision.h)
+// and a Qwen2 text model whose rotary takes three position ids per token (M-RoPE:
+// temporal, height, width over the sections of rope_parameters.mrope_section). Text
+// tokens have three equal ids; an image's tokens count from the position after the text
+// before it along its (t, h, w) grid of merged patches, and the text after it continues
+// from the largest id + 1, so positions run behind token indices by rope_deltas, kept
+// for the decoding steps that follow.
+#include <algorithm>
+#include <numeric>
+#include <string>
+
+#include "lmx/base/error.h"
+#include "lmx/models/llm/common.h"
+#include "lmx/models/vlm/qwen2_vision.h"
+#include "lmx/models/vlm/vision_language_model.h"
+#include "lmx/models/vlm/vlm_families.h"
+#include "lmx/nn/rope.h"
+
+namespace lmx::models::vlm {
+namespace {
+
+std::vector<int64_t> read_mrope_section(const ConfigReader& text, int64_t half) {
+  std::vector<int64_t> s;
+  for (const char* key : {"rope_parameters", "rope_scaling"}) {
+    if (auto r = text.object(key); r && r->has("mrope_section")) {
+      s = r->get_ints("mrope_section");
+      break;
+    }
+  }
+  if (s.empty()) s = {16, 24, 24};
+  if (s.size() != 3 || std::accumulate(s.begin(), s.end(), int64_t{0}) != half) {
+    text.fail("rope_parameters", "mrope_section must be three sizes summing to head_dim / 2 (" +
+                                     std::to_string(half) + ")");
+  }
+  return s;
+}
+
+class Qwen2VL : public VisionLanguageModel {
+ public:
+  Qwen2VL(const ConfigReader& raw, const ConfigReader& text, bool qwen2_5)
+      : VisionLanguageModel(qwen2_5 ? "qwen2_5_vl" : "qwen2_vl", std::make_unique<TransformerLM>(llm::qwen2(text)),
+                            raw.get_int("image_token_id", 151655)) {
+    auto vision = raw.object("vision_config");
+    if (!vision) raw.fail("vision_config", "is missing");
+    tower_ = std::make_unique<Qwen2VisionTower>(read_qwen2_vision(*vision, qwen2_5));
+    register_module("vision_tower", *tower_);
+    const nn::RopeConfig& rope = text_->spec().ropes.at(0);
+    if (rope.type != "default" || rope.dim != text_->spec().layers.at(0).attention.head_dim) {
+      text.fail("rope_parameters", "M-RoPE needs the default rope over the whole head_dim");
+    }
+    sections_ = read_mrope_section(text, rope.dim / 2);
+    inv_freq_ = nn::RotaryEmbedding(rope).inv_freq(1);
+  }
+
+  std::vector<int64_t> image_token_counts(const ImageInputs& images) const override {
+    std::vector<int64_t> out;
+    for (const GridThw& g : read_grids(images.image_grid_thw, images.pixel_values, tower_->merge())) {
+      out.push_back(g.t * g.h * g.w / (tower_->merge() * tower_->merge()));
+    }
+    return out;
+  }
+
+  Tensor image_features(const ImageInputs& images) const override {
+    return tower_->forward(images.pixel_values, read_grids(images.image_grid_thw, images.pixel_values, tower_->merge()));
+  }
+
+ protected:
+  bool attention_context(const Tensor& tokens, const nn::KVCacheList* caches, const ImageInputs& images,
+                         nn::AttentionContext& ctx) const override;
+
+ private:
+  // The three position ids ([3][L]) of a call's tokens; updates rope_delta_.
+  std::vector<std::vector<int64_t>> positions(const Tensor& tokens, int64_t offset, const ImageInputs& images) const;
+
+  std::unique_ptr<Qwen2VisionTower> tower_;
+  std::vector<int64_t> sections_;
+  std::vector<float> inv_freq_;
+  mutable int64_t rope_delta_ = 0;  // position id - token index after the last call
+};
+
+std::vector<std::vector<int64_t>> Qwen2VL::positions(const Tensor& tokens, int64_t offset,
+                                                     const ImageInputs& images) const {
+  const int64_t L = tokens.dim(1), m = tower_->merge();
+  std::vector<GridThw> grids;
+  if (!images.empty()) grids = read_grids(images.image_grid_thw, images.pixel_values, m);
+  std::vector<std::vector<int64_t>> pos(3, std::vector<int64_t>(static_cast<size_t>(L)));
+  int64_t next = offset + rope_delta_, i = 0;
+  size_t image = 0;
+  for (const auto& [start, length] : placeholder_runs(tokens)) {
+    for (; i < start; ++i, ++next) {
+      for (auto& p : pos) p[static_cast<size_t>(i)] = next;
+    }
+    // A run may hold several images back to back: each takes its grid's token count.
+    for (int64_t end = start + length; i < end;) {
+      if (image >= grids.size()) {
+        throw InvalidArgument(model_type_ + ": more image placeholders than image_grid_thw rows");
+      }
+      const GridThw g = grids[image++];
+      const int64_t gh = g.h / m, gw = g.w / m, n = g.t * gh * gw;
+      if (i + n > end) {
+        throw InvalidArgument(model_type_ + ": image " + std::to_string(image - 1) + " needs " + std::to_string(n) +
+                              " consecutive placeholders, the prompt has " + std::to_string(end - i));
+      }
+      for (int64_t k = 0; k < n; ++i, ++k) {
+        pos[0][static_cast<size_t>(i)] = next + k / (gh * gw);
+        pos[1][static_cast<size_t>(i)] = next + k / gw % gh;
+        pos[2][static_cast<size_t>(i)] = next + k % gw;
+      }
+      next += std::max(gh, gw);
+    }
+  }
+  for (; i < L; ++i, ++next) {
+    for (auto& p : pos) p[static_cast<size_t>(i)] = next;
+  }
+  rope_delta_ = next - (offset + L);
+  return pos;
+}
+
+bool Qwen2VL::attention_context(const Tensor& tokens, const nn::KVCacheList* caches, const ImageInputs& images,
+                                nn::AttentionContext& ctx) const {
+  const int64_t offset = cache_offset(caches);
+  if (offset == 0) rope_delta_ = 0;
+  if (images.empty() && rope_delta_ == 0) return false;  // three equal ids: the plain rope
+  if (tokens.dim(0) != 1) throw InvalidArgument(model_type_ + ": image positions need a batch of one sequence");
+  const auto pos = positions(tokens, offset, images);
+  const int64_t L = tokens.dim(1), half = static_cast<int64_t>(inv_freq_.size());
+  std::vector<float> angles(static_cast<size_t>(L * half));
+  for (int64_t t = 0; t < L; ++t) {
+    int64_t f = 0;
+    for (size_t s = 0; s < sections_.size(); ++s) {
+      for (int64_t j = 0; j < sections_[s]; ++j, ++f) {
+        angles[static_cast<size_t>(t * half + f)] =
+            static_cast<float>(pos[s][static_cast<size_t>(t)]) * inv_freq_[static_cast<size_t>(f)];
+      }
+    }
+  }
+  std::tie(ctx.cos, ctx.sin) = nn::rotary_tables(angles, L);
+  return true;
+}
+
+}  // namespace
+
+std::unique_ptr<LanguageModel> qwen2_vl(const ConfigReader& raw, const ConfigReader& text) {
+  return std::make_unique<Qwen2VL>(raw, text, false);
+}
+
+std::unique_ptr<LanguageModel> qwen2_5_vl(const ConfigReader& raw, const ConfigReader& text) {
+  return std::make_unique<Qwen2VL>(raw, text, true);
+}
+
+}  // namespace lmx::models::vlm

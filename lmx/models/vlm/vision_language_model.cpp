@@ -1,0 +1,177 @@
+#include "lmx/models/vlm/vision_language_model.h"
+
+#include <algorithm>
+#include <string_view>
+
+#include "lmx/base/error.h"
+#include "lmx/core/ops/index.h"
+#include "lmx/core/ops/shape.h"
+#include "lmx/models/registry.h"
+
+namespace lmx::models::vlm {
+namespace {
+
+bool take_prefix(std::string& name, std::string_view prefix) {
+  if (!name.starts_with(prefix)) return false;
+  name.erase(0, prefix.size());
+  return true;
+}
+
+// One checkpoint name in lmx's layout: language_model.{model,lm_head}.*, vision_tower.*,
+// multi_modal_projector.*.
+std::string canonical_name(std::string n) {
+  if (take_prefix(n, "model.language_model.")) {
+    n = "language_model.model." + n;
+  } else if (n.starts_with("lm_head.")) {
+    n = "language_model." + n;
+  } else if (take_prefix(n, "model.")) {
+    const bool vision = n.starts_with("vision_tower.") || n.starts_with("visual.") ||
+                        n.starts_with("multi_modal_projector.");
+    if (!vision) n = "language_model.model." + n;  // Qwen2-VL's original layout
+  }
+  if (take_prefix(n, "visual.")) n = "vision_tower." + n;
+  if (take_prefix(n, "vision_tower.vision_model.")) n = "vision_tower." + n;
+  return n;
+}
+
+// mlx-vlm stores patch convolutions channels last ([out, kernel..., channels]); ours are
+// transformers' [out, channels, kernel...]. RGB: 3 channels, and no tower has a
+// (temporal) kernel of 3 in its second axis.
+Tensor channels_first(const Tensor& w) {
+  if ((w.ndim() != 4 && w.ndim() != 5) || w.dim(-1) != 3 || w.dim(1) == 3) return w;
+  std::vector<int> axes{0, static_cast<int>(w.ndim()) - 1};
+  for (int a = 1; a + 1 < static_cast<int>(w.ndim()); ++a) axes.push_back(a);
+  return w.permute(axes).contiguous();
+}
+
+}  // namespace
+
+std::unique_ptr<TransformerLM> make_text_model(const ConfigReader& text) {
+  std::unique_ptr<LanguageModel> m = create_model(text);
+  auto* t = dynamic_cast<TransformerLM*>(m.get());
+  if (!t) {
+    throw Unsupported(text.source() + ": text model '" + m->model_type() + "' is not a decoder a VLM can drive");
+  }
+  m.release();
+  return std::unique_ptr<TransformerLM>(t);
+}
+
+std::vector<int32_t> VisionLanguageModel::image_prompt(int64_t count, const tokenizer::Tokenizer&) const {
+  return std::vector<int32_t>(static_cast<size_t>(count), static_cast<int32_t>(image_token_));
+}
+
+std::vector<int32_t> expand_image_prompt(const VisionLanguageModel& model, const std::vector<int32_t>& ids,
+                                         const std::vector<int64_t>& counts, const tokenizer::Tokenizer& tok) {
+  std::vector<int32_t> out;
+  size_t image = 0;
+  for (int32_t id : ids) {
+    if (id != model.prompt_image_marker()) {
+      out.push_back(id);
+      continue;
+    }
+    if (image == counts.size()) break;
+    const std::vector<int32_t> piece = model.image_prompt(counts[image++], tok);
+    out.insert(out.end(), piece.begin(), piece.end());
+  }
+  const size_t markers = static_cast<size_t>(std::count(ids.begin(), ids.end(), model.prompt_image_marker()));
+  if (markers != counts.size()) {
+    throw InvalidArgument(model.model_type() + ": the prompt holds " + std::to_string(markers) +
+                          " image markers (token " + std::to_string(model.prompt_image_marker()) + ") for " +
+                          std::to_string(counts.size()) + " images");
+  }
+  return out;
+}
+
+int64_t cache_offset(const nn::KVCacheList* caches) {
+  return caches && !caches->empty() && (*caches)[0] ? (*caches)[0]->offset() : 0;
+}
+
+VisionLanguageModel::VisionLanguageModel(std::string model_type, std::unique_ptr<TransformerLM> text,
+                                         int64_t image_token)
+    : text_(std::move(text)), image_token_(image_token) {
+  model_type_ = std::move(model_type);
+  register_module("language_model", *text_);
+}
+
+void VisionLanguageModel::sanitize(WeightDict& weights) const {
+  WeightDict text, rest;
+  for (auto& [name, t] : weights) {
+    std::string n = canonical_name(name);
+    if (take_prefix(n, "language_model.")) {
+      text[n] = t;
+    } else {
+      const bool conv = n.ends_with("patch_embedding.weight") || n.ends_with("patch_embed.proj.weight");
+      rest[n] = conv ? channels_first(t) : t;
+    }
+  }
+  text_->sanitize(text);
+  for (auto& [name, t] : text) rest["language_model." + name] = t;
+  weights = std::move(rest);
+}
+
+std::vector<std::pair<int64_t, int64_t>> VisionLanguageModel::placeholder_runs(const Tensor& tokens) const {
+  const std::vector<float> ids = tokens.to(Dtype::f32).to_float_vector();
+  std::vector<std::pair<int64_t, int64_t>> runs;
+  const auto id = static_cast<float>(image_token_);
+  for (int64_t i = 0; i < static_cast<int64_t>(ids.size()); ++i) {
+    if (ids[static_cast<size_t>(i)] != id) continue;
+    if (!runs.empty() && runs.back().first + runs.back().second == i) {
+      ++runs.back().second;
+    } else {
+      runs.emplace_back(i, 1);
+    }
+  }
+  return runs;
+}
+
+bool VisionLanguageModel::attention_context(const Tensor&, const nn::KVCacheList*, const ImageInputs&,
+                                            nn::AttentionContext&) const {
+  return false;
+}
+
+Tensor VisionLanguageModel::forward(const Tensor& tokens, nn::KVCacheList* caches, const ForwardOptions& options) {
+  if (tokens.ndim() != 2) throw ShapeError("forward: tokens must be [batch, seq], got " + shape_str(tokens.shape()));
+  ImageInputs images = std::move(pending_);
+  pending_ = {};
+  ForwardOptions opt = options;
+  Tensor ids = tokens;
+  if (!images.empty()) {
+    if (tokens.dim(0) != 1) throw InvalidArgument(model_type_ + ": images need a batch of one sequence");
+    Tensor features = image_features(images);  // [N, hidden]
+    int64_t placeholders = 0;
+    for (const auto& run : placeholder_runs(tokens)) placeholders += run.second;
+    if (placeholders != features.dim(0)) {
+      throw InvalidArgument(model_type_ + ": the tokens hold " + std::to_string(placeholders) +
+                            " image placeholders (token " + std::to_string(image_token_) +
+                            ") but pixel_values gives " + std::to_string(features.dim(0)) + " image features");
+    }
+    // Row i of the merged embeddings: text row i, or image feature k (row L + k).
+    const int64_t L = tokens.dim(1);
+    const std::vector<float> v = tokens.to(Dtype::f32).to_float_vector();
+    std::vector<int32_t> rows(static_cast<size_t>(L));
+    std::vector<int32_t> safe_ids(static_cast<size_t>(L));
+    int64_t k = 0;
+    for (int64_t i = 0; i < L; ++i) {
+      const bool image = v[static_cast<size_t>(i)] == static_cast<float>(image_token_);
+      rows[static_cast<size_t>(i)] = static_cast<int32_t>(image ? L + k++ : i);
+      // Placeholder ids may lie past the vocabulary (Gemma 3): their rows are replaced anyway.
+      safe_ids[static_cast<size_t>(i)] = image ? 0 : static_cast<int32_t>(v[static_cast<size_t>(i)]);
+    }
+    ids = Tensor::from_vector(safe_ids, {1, L});
+    auto outer = options.edit_embeddings;
+    opt.edit_embeddings = [features, rows, L, outer](Tensor h) {
+      const int64_t H = h.dim(2);
+      Tensor all = ops::concat({h.reshape({L, H}), features.to(h.dtype())}, 0);
+      Tensor merged = ops::take(all, Tensor::from_vector(rows, {L}), 0).reshape({1, L, H});
+      return outer ? outer(merged) : merged;
+    };
+  } else if (cache_offset(caches) == 0 && !placeholder_runs(tokens).empty()) {
+    throw InvalidArgument(model_type_ + ": the tokens hold image placeholders (token " + std::to_string(image_token_) +
+                          ") but no pixel_values were given");
+  }
+  nn::AttentionContext ctx;
+  if (attention_context(tokens, caches, images, ctx)) opt.attention = &ctx;
+  return text_->forward(ids, caches, opt);
+}
+
+}  // namespace lmx::models::vlm

@@ -1,0 +1,78 @@
+// The part every vision-language model shares: a text model (one of lmx's decoders)
+// whose placeholder tokens take projected image features. A family adds its vision
+// tower and projector (image_features) and, where it needs them, the positions and
+// attention blocks of image tokens (attention_context).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lmx/models/config_reader.h"
+#include "lmx/models/transformer.h"
+#include "lmx/tokenizer/tokenizer.h"
+
+namespace lmx::models::vlm {
+
+// A processor's outputs under transformers' names (lmx preprocess writes them).
+struct ImageInputs {
+  Tensor pixel_values;    // f32: [images, channels, H, W], or Qwen2-VL's [patches, values]
+  Tensor image_grid_thw;  // i64 [images, 3] (Qwen2-VL families)
+  bool empty() const { return !pixel_values.defined(); }
+};
+
+class VisionLanguageModel : public LanguageModel {
+ public:
+  // The images of the next forward call, which must hold all of their placeholders
+  // (a prompt with images is prefilled in one call). That call consumes them.
+  void set_images(ImageInputs images) { pending_ = std::move(images); }
+  Tensor forward(const Tensor& tokens, nn::KVCacheList* caches, const ForwardOptions& options) override;
+  int64_t vocab_size() const override { return text_->vocab_size(); }
+  int64_t num_layers() const override { return text_->num_layers(); }
+  std::vector<int64_t> layer_windows() const override { return text_->layer_windows(); }
+  // Checkpoint layouts to lmx's: transformers 5 (model.language_model.*, model.vision_tower.*,
+  // lm_head), the hub's older ones (language_model.model.*, vision_tower.vision_model.*;
+  // Qwen2-VL's model.* + visual.*) and mlx-vlm's all load.
+  void sanitize(WeightDict& weights) const override;
+
+  int64_t image_token_id() const { return image_token_; }
+  // How many placeholder tokens each image of `images` takes in the prompt.
+  virtual std::vector<int64_t> image_token_counts(const ImageInputs& images) const = 0;
+  // The projected features [placeholders, text hidden] that replace the placeholders.
+  virtual Tensor image_features(const ImageInputs& images) const = 0;
+  // The token a chat template writes once per image (LLaVA's <image>, Qwen2-VL's
+  // <|image_pad|>, Gemma 3's <start_of_image>).
+  virtual int64_t prompt_image_marker() const { return image_token_; }
+  // What the processor puts in place of one marker for an image of `count` placeholders
+  // (default: the placeholder `count` times).
+  virtual std::vector<int32_t> image_prompt(int64_t count, const tokenizer::Tokenizer& tok) const;
+  const TransformerLM& text_model() const { return *text_; }
+
+ protected:
+  VisionLanguageModel(std::string model_type, std::unique_ptr<TransformerLM> text, int64_t image_token);
+  // Fills ctx for this call's tokens [1 or batch, seq] (positions of image tokens,
+  // bidirectional image blocks); false: plain causal attention at cache positions.
+  // `images` is empty on calls without images.
+  virtual bool attention_context(const Tensor& tokens, const nn::KVCacheList* caches, const ImageInputs& images,
+                                 nn::AttentionContext& ctx) const;
+  // Consecutive placeholder runs of a single-sequence call: (start, length).
+  std::vector<std::pair<int64_t, int64_t>> placeholder_runs(const Tensor& tokens) const;
+
+  std::unique_ptr<TransformerLM> text_;
+  int64_t image_token_;
+
+ private:
+  ImageInputs pending_;
+};
+
+// A prompt's token ids with each image marker expanded (expand_image_prompt): the
+// prompt must hold one marker per image.
+std::vector<int32_t> expand_image_prompt(const VisionLanguageModel& model, const std::vector<int32_t>& ids,
+                                         const std::vector<int64_t>& counts, const tokenizer::Tokenizer& tok);
+
+// The text model a VLM's text config describes (a decoder of the registry).
+std::unique_ptr<TransformerLM> make_text_model(const ConfigReader& text);
+// Number of tokens of the cache's first layer (0 without caches).
+int64_t cache_offset(const nn::KVCacheList* caches);
+
+}  // namespace lmx::models::vlm

@@ -1,0 +1,42 @@
+// The pre-norm encoder layer of vision transformers (CLIP, SigLIP, Qwen2-VL, Qwen2.5-VL):
+// x + attn(norm1(x)), then + mlp(norm2(x)); bidirectional attention with biases.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "lmx/nn/attention.h"
+#include "lmx/nn/mlp.h"
+#include "lmx/nn/norm.h"
+
+namespace lmx::nn {
+
+struct VisionBlockOptions {
+  int64_t hidden = 0;
+  int64_t heads = 0;
+  int64_t intermediate = 0;
+  NormKind norm = NormKind::layer;
+  float norm_eps = 1e-6f;
+  Activation act = Activation::gelu;
+  bool gated_mlp = false;  // gate_proj / up_proj / down_proj with biases (Qwen2.5-VL)
+  // Checkpoint names: CLIP / SigLIP layer_norm1, self_attn.{q,k,v,out}_proj, mlp.fc1/fc2;
+  // Qwen2-VL norm1, attn.qkv / attn.proj.
+  std::string norm1_name = "layer_norm1";
+  std::string norm2_name = "layer_norm2";
+  std::string attn_name = "self_attn";
+  bool fused_qkv = false;  // "qkv" and "proj"
+};
+
+class VisionBlock : public Module {
+ public:
+  explicit VisionBlock(const VisionBlockOptions& o);
+  // x [batch, tokens, hidden]; ctx: the 2-D rotation and the image / window blocks.
+  Tensor forward(const Tensor& x, const AttentionContext* ctx = nullptr) const;
+
+ private:
+  std::unique_ptr<Norm> norm1_, norm2_;
+  std::unique_ptr<Attention> attn_;
+  std::unique_ptr<Mlp> mlp_;
+};
+
+}  // namespace lmx::nn

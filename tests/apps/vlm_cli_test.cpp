@@ -1,0 +1,146 @@
+// Vision-language models through the lmx binary: `lmx logits --pixel-values` gives
+// transformers' logits on the VLM fixtures (tests/data/vision/models), and `lmx generate
+// --image` renders the chat template's image part, expands it and runs the image.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "cli_run.h"
+#include "lmx/io/safetensors.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using lmx::testing::lmx_run;
+using lmx::testing::lmx_stderr;
+
+fs::path fixture(const std::string& family) {
+  return fs::path(LMX_SOURCE_DIR) / "tests/data/vision/models" / family;
+}
+
+std::vector<float> floats(const lmx::io::SafetensorsFile& f, const std::string& name) {
+  const auto& t = f.at(name);
+  std::vector<float> v(static_cast<size_t>(t.numel()));
+  std::memcpy(v.data(), t.data, t.nbytes);
+  return v;
+}
+
+std::string input_ids(const lmx::io::SafetensorsFile& f) {
+  const auto& t = f.at("input_ids");
+  std::vector<int64_t> v(static_cast<size_t>(t.numel()));
+  std::memcpy(v.data(), t.data, t.nbytes);
+  std::string s;
+  for (int64_t id : v) {
+    if (!s.empty()) s += ',';
+    s += std::to_string(id);
+  }
+  return s;
+}
+
+class VlmCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("lmx-vlm-cli-" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+TEST_F(VlmCli, LogitsWithPixelValuesMatchTransformers) {
+  for (const char* family : {"llava", "qwen2_vl", "qwen2_5_vl", "gemma3"}) {
+    SCOPED_TRACE(family);
+    const fs::path ref_path = fixture(family) / "reference.safetensors";
+    auto ref = lmx::io::SafetensorsFile::open(ref_path);
+    const fs::path out = dir_ / (std::string(family) + ".safetensors");
+    auto r = lmx_run("logits --model " + fixture(family).string() + " --tokens " + input_ids(ref) +
+                     " --pixel-values " + ref_path.string() + " --out " + out.string());
+    ASSERT_EQ(r.status, 0) << r.out;
+    const std::vector<float> got = floats(lmx::io::SafetensorsFile::open(out), "logits");
+    const std::vector<float> want = floats(ref, "logits");
+    ASSERT_EQ(got.size(), want.size());
+    double scale = 1.0, err = 0.0;
+    for (size_t i = 0; i < want.size(); ++i) {
+      scale = std::max(scale, static_cast<double>(std::fabs(want[i])));
+      err = std::max(err, static_cast<double>(std::fabs(got[i] - want[i])));
+    }
+    EXPECT_LE(err / scale, 1e-4);
+  }
+}
+
+TEST_F(VlmCli, PixelValuesOfTheWrongShapeOrModelAreClearErrors) {
+  const fs::path ref = fixture("llava") / "reference.safetensors";
+  auto r = lmx_stderr("logits --model " + fixture("qwen2_vl").string() + " --tokens 1,250,2 --pixel-values " +
+                      ref.string());
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("image_grid_thw"), std::string::npos) << r.out;
+}
+
+// A word-level tokenizer over the fixture's 256 ids ("t0" ... "t249", "<image>" = 250)
+// and a chat template that writes <image> for each image part.
+void write_tokenizer(const fs::path& dir) {
+  nlohmann::json vocab;
+  for (int i = 0; i < 250; ++i) vocab[std::string(1, 't').append(std::to_string(i))] = i;
+  vocab["<image>"] = 250;
+  const nlohmann::json tok = {
+      {"version", "1.0"},
+      {"added_tokens", {{{"id", 250}, {"content", "<image>"}, {"single_word", false}, {"lstrip", false},
+                         {"rstrip", false}, {"normalized", false}, {"special", true}}}},
+      {"normalizer", nullptr},
+      {"pre_tokenizer", {{"type", "WhitespaceSplit"}}},
+      {"post_processor", nullptr},
+      {"decoder", nullptr},
+      {"model", {{"type", "WordLevel"}, {"vocab", vocab}, {"unk_token", "t0"}}}};
+  std::ofstream(dir / "tokenizer.json") << tok.dump();
+  const nlohmann::json config = {
+      {"eos_token", "t2"},
+      {"chat_template",
+       "t1 {% for m in messages %}{% for c in m['content'] %}{% if c['type'] == 'image' %}<image> "
+       "{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endfor %} t9"}};
+  std::ofstream(dir / "tokenizer_config.json") << config.dump();
+}
+
+TEST_F(VlmCli, GenerateWithAnImageExpandsThePromptAndRunsTheImage) {
+  const fs::path model = dir_ / "llava";
+  fs::create_directories(model);
+  for (const char* f : {"config.json", "model.safetensors", "preprocessor_config.json"}) {
+    fs::copy_file(fixture("llava") / f, model / f);
+  }
+  write_tokenizer(model);
+  const std::string image = (fixture("llava") / "image0.png").string();
+  // "t1 <image> t17 t33 t9": 5 tokens, the marker expanded to the 16 placeholders.
+  auto r = lmx_run("generate --model " + model.string() + " --image " + image +
+                       " --prompt 't17 t33' --max-tokens 3 --temp 0 -v",
+                   "", true);
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("Prompt: 20 tokens"), std::string::npos) << r.out;
+  // The first generated token is the argmax of the same prompt's logits with the image.
+  std::string ids = "1";
+  for (int i = 0; i < 16; ++i) ids += ",250";
+  ids += ",17,33,9";
+  const fs::path pv = dir_ / "pv.safetensors";
+  ASSERT_EQ(lmx_run("preprocess --model " + model.string() + " --image " + image + " --out " + pv.string()).status, 0);
+  auto logits = lmx_run("logits --model " + model.string() + " --tokens " + ids + " --pixel-values " + pv.string());
+  ASSERT_EQ(logits.status, 0) << logits.out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(logits.out, m, std::regex("top-5: (\\d+)"))) << logits.out;
+  auto text = lmx_run("generate --model " + model.string() + " --image " + image +
+                      " --prompt 't17 t33' --max-tokens 1 --temp 0");
+  ASSERT_EQ(text.status, 0);
+  EXPECT_TRUE(std::regex_search(text.out, std::regex("^\\s*t" + m[1].str() + "(\\D|$)")))
+      << "expected t" << m[1] << " in: " << text.out;
+  // Without the chat template the image markers have nowhere to go.
+  auto refused = lmx_stderr("generate --model " + model.string() + " --image " + image +
+                            " --prompt 't17' --ignore-chat-template");
+  EXPECT_NE(refused.status, 0);
+  EXPECT_NE(refused.out.find("chat template"), std::string::npos) << refused.out;
+}
+
+}  // namespace

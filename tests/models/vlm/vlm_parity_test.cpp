@@ -1,0 +1,247 @@
+// Vision-language models against transformers 5.17: tiny random-weight models made by
+// tools/fixtures/make_vlm_fixtures.py (tests/data/vision/models/<family>), with the
+// processor's pixel_values, the expanded input_ids, the projected image features, the
+// text model's hidden states and the fp32 logits.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+
+#include "../parity_util.h"
+#include "lmx/base/error.h"
+#include "lmx/core/ops/shape.h"
+#include "lmx/models/load.h"
+#include "lmx/models/registry.h"
+#include "lmx/models/vlm/image_inputs.h"
+#include "lmx/models/vlm/vision_language_model.h"
+#include "lmx/tokenizer/tokenizer.h"
+#include "lmx/vision/image_decode.h"
+#include "lmx/vision/image_processor.h"
+
+namespace lmx {
+namespace {
+
+namespace fs = std::filesystem;
+using models::vlm::ImageInputs;
+using models::vlm::VisionLanguageModel;
+using testing::read_tensor;
+using testing::relative_error;
+
+fs::path folder(const std::string& family) {
+  return fs::path(LMX_SOURCE_DIR) / "tests/data/vision/models" / family;
+}
+
+struct Fixture {
+  models::LoadedModel loaded;
+  VisionLanguageModel* vlm = nullptr;
+  io::SafetensorsFile ref;
+  Tensor ids;
+  ImageInputs images;
+};
+
+Fixture open_fixture(const std::string& family) {
+  Fixture f{models::load_model(folder(family)), nullptr,
+            io::SafetensorsFile::open(folder(family) / "reference.safetensors"), {}, {}};
+  f.vlm = dynamic_cast<VisionLanguageModel*>(f.loaded.model.get());
+  f.ids = read_tensor(f.ref, "input_ids");
+  f.images = models::vlm::read_image_inputs(folder(family) / "reference.safetensors");
+  return f;
+}
+
+// Keys and values appended along the sequence (what generation's simple cache does).
+class GrowingCache : public nn::KVCache {
+ public:
+  int64_t offset() const override { return k_.defined() ? k_.dim(2) : 0; }
+  std::pair<Tensor, Tensor> update_and_fetch(const Tensor& k, const Tensor& v) override {
+    k_ = k_.defined() ? ops::concat({k_, k}, 2) : k.contiguous();
+    v_ = v_.defined() ? ops::concat({v_, v}, 2) : v.contiguous();
+    return {k_, v_};
+  }
+  std::vector<Tensor> state() const override { return {k_, v_}; }
+  std::string class_name() const override { return "GrowingCache"; }
+  std::unique_ptr<nn::KVCache> copy() const override { return std::make_unique<GrowingCache>(*this); }
+
+ private:
+  Tensor k_, v_;
+};
+
+class VlmParity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(VlmParity, ImageFeaturesHiddenStatesAndLogitsMatchTransformers) {
+  Fixture f = open_fixture(GetParam());
+  ASSERT_NE(f.vlm, nullptr) << GetParam() << " did not load as a vision-language model";
+  EXPECT_LE(relative_error(f.vlm->image_features(f.images), read_tensor(f.ref, "image_features")), 1e-4);
+  std::vector<Tensor> hidden;
+  models::ForwardOptions opt;
+  opt.hidden_states = &hidden;
+  f.vlm->set_images(f.images);
+  Tensor logits = f.vlm->forward(f.ids, nullptr, opt);
+  for (size_t i = 0; i < hidden.size(); ++i) {
+    ASSERT_LE(relative_error(hidden[i], read_tensor(f.ref, "hidden." + std::to_string(i))), 1e-4)
+        << "hidden state " << i << " (0 = embeddings with the image features) diverges first";
+  }
+  Tensor want = read_tensor(f.ref, "logits");
+  ASSERT_EQ(logits.shape(), want.shape());
+  EXPECT_LE(relative_error(logits, want), 1e-4);
+}
+
+// The processor's placeholder count per image equals what the expanded input_ids hold.
+TEST_P(VlmParity, ImageTokenCountsMatchTheExpandedPrompt) {
+  Fixture f = open_fixture(GetParam());
+  int64_t placeholders = 0;
+  for (float v : f.ids.to(Dtype::f32).to_float_vector()) placeholders += v == f.vlm->image_token_id() ? 1 : 0;
+  int64_t counted = 0;
+  for (int64_t n : f.vlm->image_token_counts(f.images)) counted += n;
+  EXPECT_EQ(counted, placeholders);
+  EXPECT_GT(placeholders, 0);
+}
+
+// Prefill of all but the last token into a cache, then the last token alone: the same
+// logits as the whole prompt at once (M-RoPE's rope_deltas carry over to decoding;
+// Gemma 3's image blocks in the prefill, its sliding window over the kept keys).
+TEST_P(VlmParity, DecodingAfterAnImagePromptContinuesThePositions) {
+  Fixture f = open_fixture(GetParam());
+  const int64_t L = f.ids.dim(1);
+  nn::KVCacheList caches;
+  for (int64_t i = 0; i < f.vlm->num_layers(); ++i) caches.push_back(std::make_unique<GrowingCache>());
+  f.vlm->set_images(f.images);
+  f.vlm->forward(f.ids.slice(1, 0, L - 1).contiguous(), &caches, {});
+  Tensor last = f.vlm->forward(f.ids.slice(1, L - 1, L).contiguous(), &caches, {});
+  Tensor want = read_tensor(f.ref, "logits").slice(1, L - 1, L).contiguous();
+  EXPECT_LE(relative_error(last, want), 1e-4);
+}
+
+// What `lmx generate --image` does before the model runs: the folder's processor on the
+// fixture's images gives transformers' pixel_values, and the chat template's one marker
+// per image expands to the fixture's input_ids.
+TEST_P(VlmParity, ProcessorAndPromptExpansionGiveTheFixtureInputs) {
+  Fixture f = open_fixture(GetParam());
+  std::vector<vision::Image> images;
+  for (const char* name : {"image0.png", "image1.png"}) {
+    if (fs::exists(folder(GetParam()) / name)) images.push_back(vision::load_image((folder(GetParam()) / name).string()));
+  }
+  ImageInputs got = models::vlm::image_inputs(vision::load_image_processor(folder(GetParam()))->process(images));
+  EXPECT_LE(relative_error(got.pixel_values, f.images.pixel_values), 1e-5);
+  // The prompts make_vlm_fixtures.py expanded, with one marker per image.
+  const std::map<std::string, std::vector<int32_t>> prompts = {
+      {"llava", {1, 17, 33, 9, 250, 40, 41, 120, 7, 99}},
+      {"qwen2_vl", {1, 30, 31, 252, 250, 253, 60, 61, 252, 250, 253, 61, 62, 90, 91, 92}},
+      {"qwen2_5_vl", {1, 30, 31, 252, 250, 253, 60, 61, 90, 91, 92}},
+      {"gemma3", {2, 20, 21, 108, 250, 108, 22, 108, 250, 108, 23, 24, 25}},
+  };
+  // A vocabulary where "\n\n" is token 108, as in Gemma's.
+  const auto tok = tokenizer::Tokenizer::from_json_text(
+      R"({"model": {"type": "WordLevel", "vocab": {"a": 0, "\n\n": 108}, "unk_token": "a"}})", {}, "test tokenizer");
+  const std::vector<int32_t> expanded = models::vlm::expand_image_prompt(
+      *f.vlm, prompts.at(GetParam()), f.vlm->image_token_counts(got), tok);
+  std::vector<int32_t> want;
+  for (float v : f.ids.to(Dtype::f32).to_float_vector()) want.push_back(static_cast<int32_t>(v));
+  EXPECT_EQ(expanded, want);
+  EXPECT_THROW(models::vlm::expand_image_prompt(*f.vlm, {1, 2, 3}, f.vlm->image_token_counts(got), tok),
+               InvalidArgument);
+}
+
+// Hub checkpoints are bf16: the same model with bf16 weights stays within 3e-2.
+TEST_P(VlmParity, Bf16WeightsStayClose) {
+  Fixture f = open_fixture(GetParam());
+  const io::ModelFolder mf = io::ModelFolder::open(folder(GetParam()));
+  models::WeightDict bf16;
+  for (auto& [name, t] : models::read_weights(mf)) bf16[name] = t.to(Dtype::bf16);
+  auto model = models::create_folder_model(models::ConfigReader(mf.raw_config(), "config.json"),
+                                           models::ConfigReader(mf.text_config(), "config.json"));
+  models::load_weights(*model, bf16, mf.raw_config(), GetParam());
+  model->prepare_for_inference();
+  auto* vlm = dynamic_cast<VisionLanguageModel*>(model.get());
+  vlm->set_images(f.images);
+  EXPECT_LE(relative_error(vlm->forward(f.ids, nullptr, {}), read_tensor(f.ref, "logits")), 3e-2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, VlmParity, ::testing::Values("llava", "qwen2_vl", "qwen2_5_vl", "gemma3"));
+
+// The same weights under transformers 5's names (model.language_model.*, model.vision_tower.*
+// or model.visual.*, lm_head), mlx-vlm's Qwen2-VL names (language_model.*, vision_tower.*)
+// and llava-hf's vision_tower.vision_model.* give the model the fixtures' layout gives.
+TEST(VlmCheckpoints, TransformersFiveAndMlxVlmNamesLoad) {
+  for (const std::string family : {"llava", "qwen2_vl"}) {
+    Fixture f = open_fixture(family);
+    f.vlm->set_images(f.images);
+    const Tensor want = f.vlm->forward(f.ids, nullptr, {});
+    const io::ModelFolder mf = io::ModelFolder::open(folder(family));
+    for (bool v5 : {true, false}) {
+      models::WeightDict renamed;
+      for (auto& [name, t] : models::read_weights(mf)) {
+        std::string n = name;
+        auto swap = [&](const std::string& from, const std::string& to) {
+          if (n.rfind(from, 0) != 0) return false;
+          n = to + n.substr(from.size());
+          return true;
+        };
+        if (family == "qwen2_vl") {  // stored as model.* (text) and visual.*
+          (void)(swap("visual.", v5 ? "model.visual." : "vision_tower.") ||
+                 swap("model.", v5 ? "model.language_model." : "language_model.model."));
+        } else if (v5) {  // stored as language_model.{model,lm_head}.*, vision_tower.*, multi_modal_projector.*
+          (void)(swap("language_model.model.", "model.language_model.") || swap("language_model.lm_head.", "lm_head.") ||
+                 swap("vision_tower.", "model.vision_tower.") ||
+                 swap("multi_modal_projector.", "model.multi_modal_projector."));
+        } else {  // llava-hf's and mlx-vlm's CLIPVisionModel wrapper
+          swap("vision_tower.", "vision_tower.vision_model.");
+        }
+        // mlx-vlm's patch convolutions are channels last.
+        const bool conv = n.find("patch_embed") != std::string::npos && n.ends_with("weight");
+        std::vector<int> last{0, 2, 3, 1};
+        if (t.ndim() == 5) last = {0, 2, 3, 4, 1};
+        renamed[n] = conv && !v5 ? t.permute(last).contiguous() : t;
+      }
+      auto model = models::create_folder_model(models::ConfigReader(mf.raw_config(), "config.json"),
+                                               models::ConfigReader(mf.text_config(), "config.json"));
+      models::load_weights(*model, renamed, mf.raw_config(), family);
+      auto* vlm = dynamic_cast<VisionLanguageModel*>(model.get());
+      vlm->set_images(f.images);
+      EXPECT_LE(relative_error(vlm->forward(f.ids, nullptr, {}), want), 1e-6) << family << (v5 ? " transformers 5" : " hub / mlx-vlm");
+    }
+  }
+}
+
+TEST(VlmBadInput, MorePlaceholdersThanImageFeaturesIsRefused) {
+  Fixture f = open_fixture("llava");
+  std::vector<float> ids = f.ids.to(Dtype::f32).to_float_vector();
+  std::vector<int32_t> more(ids.begin(), ids.end());
+  more.push_back(static_cast<int32_t>(f.vlm->image_token_id()));
+  f.vlm->set_images(f.images);
+  try {
+    f.vlm->forward(Tensor::from_vector(more, {1, static_cast<int64_t>(more.size())}), nullptr, {});
+    FAIL() << "expected InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("17 image placeholders"), std::string::npos) << e.what();
+  }
+}
+
+TEST(VlmBadInput, PlaceholdersWithoutImagesAreRefused) {
+  Fixture f = open_fixture("gemma3");
+  EXPECT_THROW(f.vlm->forward(f.ids, nullptr, {}), InvalidArgument);
+}
+
+TEST(VlmBadInput, WrongPixelValuesShapeNamesTheField) {
+  Fixture f = open_fixture("llava");
+  ImageInputs bad{f.images.pixel_values.slice(3, 0, 24).contiguous(), {}};
+  f.vlm->set_images(bad);
+  try {
+    f.vlm->forward(f.ids, nullptr, {});
+    FAIL() << "expected ShapeError";
+  } catch (const ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("pixel_values"), std::string::npos) << e.what();
+  }
+}
+
+TEST(VlmBadInput, GridRowsThatDisagreeWithPixelValuesAreRefused) {
+  Fixture f = open_fixture("qwen2_vl");
+  ImageInputs bad{f.images.pixel_values.slice(0, 0, 24).contiguous(), f.images.image_grid_thw};
+  f.vlm->set_images(bad);
+  EXPECT_THROW(f.vlm->forward(f.ids, nullptr, {}), ShapeError);
+  ImageInputs no_grid{f.images.pixel_values, {}};
+  f.vlm->set_images(no_grid);
+  EXPECT_THROW(f.vlm->forward(f.ids, nullptr, {}), InvalidArgument);
+}
+
+}  // namespace
+}  // namespace lmx
