@@ -43,11 +43,10 @@ struct AttentionOptions {
   float norm_eps = 1e-6f;
   const RotaryEmbedding* rope = nullptr;  // null: no positional rotation (NoPE layer)
   float scale = 0.0f;           // 0: 1 / sqrt(head_dim)
-  bool causal = true;           // false: every query sees every key (vision towers)
   float softcap = 0.0f;         // attention logit soft-capping (0 = off)
   int64_t window = 0;           // sliding window (0 = full attention)
-  // false: bidirectional (encoders run without a cache): every query sees every key of its
-  // sequence, within |i - j| < window when there is a window.
+  // false: bidirectional (encoders and vision towers, run without a cache): every query sees
+  // every key of its sequence, within |i - j| < window when there is a window.
   bool causal = true;
   bool sinks = false;           // learned per-head sink logits "sinks" [heads] (gpt-oss)
   float clip_qkv = 0.0f;        // clamp q, k, v to [-clip, clip] after projection and a full q/k norm (0 = off)

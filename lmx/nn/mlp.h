@@ -49,9 +49,9 @@ struct MlpOptions {
   // or, fused, the [gate | up] matrix ("gate_up_proj"; ModernBERT Wi); up_name: the gated
   // up projection ("up_proj"; nomic fc11) or the plain first one ("c_fc"; Phi fc1, GPT-NeoX
   // dense_h_to_4h); down_name: "down_proj" when gated or fused, "c_proj" when plain.
-  std::string gate_name;
-  std::string up_name;
-  std::string down_name;
+  std::string gate_name{};
+  std::string up_name{};
+  std::string down_name{};
   // > 0: RMSNorm "ffn_sub_norm" over the intermediate activations before the down
   // projection (BitNet), with this epsilon.
   float sub_norm_eps = 0.0f;
