@@ -20,8 +20,10 @@ VisionBlock::VisionBlock(const VisionBlockOptions& o) {
   attn_ = std::make_unique<Attention>(ao);
   MlpOptions mo{.kind = o.gated_mlp ? MlpKind::gated : MlpKind::plain, .hidden = o.hidden,
                 .intermediate = o.intermediate, .act = o.act, .bias = true};
-  mo.up_name = "fc1";
-  mo.down_name = "fc2";
+  if (!o.gated_mlp) {  // CLIP / SigLIP's plain MLP; the gated one keeps gate / up / down_proj
+    mo.up_name = "fc1";
+    mo.down_name = "fc2";
+  }
   mlp_ = std::make_unique<Mlp>(mo);
   register_module(o.norm1_name, *norm1_);
   register_module(o.attn_name, *attn_);
