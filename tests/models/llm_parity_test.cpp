@@ -277,6 +277,11 @@ TEST(ModelLoading, NonsenseConfigValuesNameTheField) {
       {{{"head_dim", 0}}, "head_dim"},
       {{{"max_position_embeddings", -1}}, "max_position_embeddings"},
       {{{"max_position_embeddings", 0}}, "max_position_embeddings"},
+      // Integers past int64 are named as such (the config_json fuzz target's 1.28e118 was cast
+      // to int64: undefined behaviour); "out of range" is only said by the range check.
+      {{{"max_position_embeddings", 1.28e118}}, "max_position_embeddings' is out of range"},
+      {{{"max_position_embeddings", 18446744073709551615ull}}, "max_position_embeddings' is out of range"},
+      {{{"num_hidden_layers", -1e30}}, "num_hidden_layers' is out of range"},
   };
   for (const auto& c : cases) {
     nlohmann::json cfg = good;
