@@ -78,10 +78,9 @@ std::string ServerMetrics::render(const generate::SchedulerStats& s, size_t admi
     for (const auto& [key, n] : requests_)
       sample(out, "lmx_requests_total", static_cast<double>(n),
              "endpoint=\"" + key.first + "\",status=\"" + std::to_string(key.second) + "\"");
-    header(out, "lmx_prompt_tokens_total", "counter", "Prompt tokens of finished generations.");
-    sample(out, "lmx_prompt_tokens_total", static_cast<double>(prompt_tokens_));
-    header(out, "lmx_generated_tokens_total", "counter", "Tokens generated.");
-    sample(out, "lmx_generated_tokens_total", static_cast<double>(generated_tokens_));
+    metric(out, "lmx_prompt_tokens_total", "counter", "Prompt tokens of finished generations.",
+           static_cast<double>(prompt_tokens_));
+    metric(out, "lmx_generated_tokens_total", "counter", "Tokens generated.", static_cast<double>(generated_tokens_));
   }
   const MemoryStats memory = cpu_memory_stats();
   metric(out, "lmx_memory_active_bytes", "gauge",
