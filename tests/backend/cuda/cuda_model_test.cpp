@@ -64,6 +64,17 @@ TEST_P(CudaModel, LogitsMatchCpu) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaModel,
                          ::testing::Values("llama", "llama_tied", "qwen2", "qwen3", "gemma", "gemma2", "mistral",
                                            "phi3", "starcoder2", "olmo2", "granite", "smollm3"));
+// Mixture-of-experts (routing on the host, experts and their sum on the GPU) and
+// recurrent / hybrid layers (the scans and reductions on the GPU).
+INSTANTIATE_TEST_SUITE_P(
+    Coverage, CudaModel,
+    ::testing::Values("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "phimoe", "deepseek_v2", "deepseek_v3", "glm4_moe",
+                      "ernie4_5_moe", "gpt_oss", "dbrx", "llama4_text", "lfm2_moe", "mamba", "mamba2", "jamba",
+                      "nemotron_h", "falcon_h1", "granitemoehybrid", "qwen3_next", "recurrent_gemma", "lfm2",
+                      "apertus", "bitnet", "cohere", "cohere2", "ernie4_5", "exaone4", "gemma3_text", "glm4", "gpt2",
+                      "gpt_bigcode", "gpt_neox", "helium", "hunyuan_v1_dense", "minicpm", "ministral", "mistral3",
+                      "nanochat", "olmo3", "phi", "phi3_short", "stablelm", "llama_dynamic_rope",
+                      "llama_linear_rope"));
 
 }  // namespace
 }  // namespace lmx
