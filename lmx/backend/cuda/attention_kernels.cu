@@ -183,7 +183,7 @@ template <int kDimsPerLane, typename Rows>
 __device__ void attend_tiled(const Attention& a, const Rows& kr, const Rows& vr) {
   extern __shared__ float4 shared4[];
   float* shared = reinterpret_cast<float*>(shared4);
-  const int64_t D = a.head_dim, Dv = a.v_head_dim, kld = D + 4;
+  const int D = static_cast<int>(a.head_dim), Dv = static_cast<int>(a.v_head_dim), kld = D + 4;
   float* qs = shared;
   float* ks = qs + kTileRows * D;
   float* vs = ks + kTileKeys * kld;
@@ -195,9 +195,11 @@ __device__ void attend_tiled(const Attention& a, const Rows& kr, const Rows& vr)
   const int64_t kvh = h / (a.q_heads / a.kv_heads);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const float* q = a.q + b * a.q_strides[0] + h * a.q_strides[1];
-  for (int64_t e = threadIdx.x; e < kTileRows * D; e += blockDim.x) {
-    const int64_t r = e / D, d = e % D, i = i0 + r;
-    qs[e] = i < a.q_len ? q[i * a.q_strides[2] + d * a.q_strides[3]] : 0.0f;
+  // Shared-memory fills: warp w takes rows w, w + kTileWarps, ..., lanes the dims (no
+  // per-element division).
+  for (int r = warp; r < kTileRows; r += kTileWarps) {
+    const int64_t i = i0 + r;
+    for (int d = lane; d < D; d += 32) qs[r * D + d] = i < a.q_len ? q[i * a.q_strides[2] + d * a.q_strides[3]] : 0.0f;
   }
   // The keys any row of the tile sees.
   const int64_t i_last = min(i0 + kTileRows, a.q_len) - 1;
@@ -217,13 +219,11 @@ __device__ void attend_tiled(const Attention& a, const Rows& kr, const Rows& vr)
   const float* mask_base = a.mask ? a.mask + b * a.mask_strides[0] + h * a.mask_strides[1] : nullptr;
   for (int64_t j0 = j_begin; j0 < j_end; j0 += kTileKeys) {
     __syncthreads();  // the previous tile's k / v are no longer read
-    for (int64_t e = threadIdx.x; e < kTileKeys * D; e += blockDim.x) {
-      const int64_t jj = e / D, d = e % D, j = j0 + jj;
-      ks[jj * kld + d] = j < j_end ? kr(b, kvh, j, d) : 0.0f;
-    }
-    for (int64_t e = threadIdx.x; e < kTileKeys * Dv; e += blockDim.x) {
-      const int64_t jj = e / Dv, d = e % Dv, j = j0 + jj;
-      vs[e] = j < j_end ? vr(b, kvh, j, d) : 0.0f;
+    for (int jj = warp; jj < kTileKeys; jj += kTileWarps) {
+      const int64_t j = j0 + jj;
+      const bool in = j < j_end;
+      for (int d = lane; d < D; d += 32) ks[jj * kld + d] = in ? kr(b, kvh, j, d) : 0.0f;
+      for (int d = lane; d < Dv; d += 32) vs[jj * Dv + d] = in ? vr(b, kvh, j, d) : 0.0f;
     }
     __syncthreads();
     // Scores of key j0 + lane against the warp's rows.
@@ -232,7 +232,7 @@ __device__ void attend_tiled(const Attention& a, const Rows& kr, const Rows& vr)
     for (int r = 0; r < kWarpRows; ++r) s[r] = 0.0f;
     const float4* krow = reinterpret_cast<const float4*>(ks + lane * kld);
     const float4* qrows = reinterpret_cast<const float4*>(qs + warp * kWarpRows * D);
-    for (int64_t d4 = 0; d4 < D / 4; ++d4) {
+    for (int d4 = 0; d4 < D / 4; ++d4) {
       const float4 kv = krow[d4];
 #pragma unroll
       for (int r = 0; r < kWarpRows; ++r) {

@@ -49,7 +49,8 @@ struct DenseFormat {
   __device__ static const uint4* row(const Dense& w, int64_t j) {
     return reinterpret_cast<const uint4*>(w.w + j * w.ld);
   }
-  __device__ static Chunk load(const Dense&, const uint4* row, int64_t, int64_t c) {
+  __device__ static int group_shift(const Dense&) { return 0; }
+  __device__ static Chunk load(const Dense&, const uint4* row, int64_t, int64_t c, int) {
     return {load_streaming(row + c), 0.0f, 0.0f};
   }
   template <int M>
@@ -76,40 +77,52 @@ __device__ __forceinline__ float load_scale(const void* p, int dt, int64_t i) {
   return load_float(p, dt, i);
 }
 
+// 2^23 + q in a float's bits (q < 2^8 in the low byte): minus 2^23 it is q exactly, a
+// byte permute and a full-rate add where an int-to-float conversion runs at a quarter of
+// the rate (the quantized matvecs are bound by instructions, not bytes).
+__device__ __forceinline__ float byte_value(uint32_t w, int byte) {
+  return __uint_as_float(__byte_perm(w, 0x4B000000u, 0x7440u | static_cast<unsigned>(byte))) - 8388608.0f;
+}
+
 // MLX affine rows of kBits: a chunk holds V = 128 / kBits values of one group (the
-// launcher checks group_size % V == 0), sum_t (scale * q_t + bias) * x_t
+// launcher checks that group_size / V is a power of two), sum_t (scale * q_t + bias) * x_t
 // = scale * sum_t q_t x_t + bias * sum_t x_t.
 template <int kBits>
 struct QuantFormat {
   using Matrix = Quant;
   static constexpr int kValues = 128 / kBits;
+  __device__ static int group_shift(const Quant& q) { return __ffs(q.group_size / kValues) - 1; }
   __device__ static const uint4* row(const Quant& q, int64_t j) {
     return reinterpret_cast<const uint4*>(q.w + j * q.w_stride);
   }
-  __device__ static Chunk load(const Quant& q, const uint4* row, int64_t j, int64_t c) {
-    const int64_t s = j * q.s_stride + c * kValues / q.group_size;
+  __device__ static Chunk load(const Quant& q, const uint4* row, int64_t j, int64_t c, int shift) {
+    const int64_t s = j * q.s_stride + (c >> shift);
     return {load_streaming(row + c), load_scale(q.scales, q.scale_dtype, s), load_scale(q.biases, q.scale_dtype, s)};
   }
   template <int M>
   __device__ static void accumulate(const Chunk& ch, const float* x, int64_t ldx, int64_t c, float (&acc)[M]) {
-    constexpr int kPerWord = 32 / kBits;
-    constexpr uint32_t kMask = (1u << kBits) - 1u;
     const uint32_t words[4] = {ch.v.x, ch.v.y, ch.v.z, ch.v.w};
+    float q[kValues];
+#pragma unroll
+    for (int t = 0; t < 4; ++t) {
+      if constexpr (kBits == 8) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) q[4 * t + e] = byte_value(words[t], e);
+      } else {  // value 2e in the low nibble of byte e, 2e + 1 in the high one
+        const uint32_t lo = words[t] & 0x0F0F0F0Fu, hi = (words[t] >> 4) & 0x0F0F0F0Fu;
+#pragma unroll
+        for (int e = 0; e < 4; ++e) q[8 * t + 2 * e] = byte_value(lo, e), q[8 * t + 2 * e + 1] = byte_value(hi, e);
+      }
+    }
 #pragma unroll
     for (int i = 0; i < M; ++i) {
-      const float* xp = x + i * ldx + c * kValues;
+      const float4* xp = reinterpret_cast<const float4*>(x + i * ldx + c * kValues);
       float qx = 0.0f, sx = 0.0f;
 #pragma unroll
-      for (int t = 0; t < 4; ++t) {
-#pragma unroll
-        for (int h = 0; h < kPerWord; h += 4) {
-          const float4 a = __ldg(reinterpret_cast<const float4*>(xp + t * kPerWord + h));
-          const uint32_t wd = words[t] >> (h * kBits);
-          qx += a.x * static_cast<float>(wd & kMask) + a.y * static_cast<float>((wd >> kBits) & kMask) +
-                a.z * static_cast<float>((wd >> (2 * kBits)) & kMask) +
-                a.w * static_cast<float>((wd >> (3 * kBits)) & kMask);
-          sx += (a.x + a.y) + (a.z + a.w);
-        }
+      for (int v = 0; v < kValues / 4; ++v) {
+        const float4 a = __ldg(xp + v);
+        qx += a.x * q[4 * v] + a.y * q[4 * v + 1] + a.z * q[4 * v + 2] + a.w * q[4 * v + 3];
+        sx += (a.x + a.y) + (a.z + a.w);
       }
       acc[i] += ch.scale * qx + ch.bias * sx;
     }
@@ -132,13 +145,14 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int64_t jr = j < w.n ? j : w.n - 1;  // lanes past the end read a real row, store nothing
   const uint4* row = Format::row(w, jr);
   const int64_t chunks = w.k / Format::kValues;
+  const int shift = Format::group_shift(w);
   float acc[M] = {};
   for (int64_t c0 = sub; c0 < chunks; c0 += L * kUnroll) {
     Chunk ch[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t c = c0 + u * L;
-      if (c < chunks) ch[u] = Format::load(w, row, jr, c);
+      if (c < chunks) ch[u] = Format::load(w, row, jr, c, shift);
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -268,7 +282,9 @@ bool launch_vector_matvec_quant_targets(const float* x,
   t.count = count;
   for (int i = 0; i < count; ++i) {
     const Quant& w = q[i];
+    const int chunks_per_group = w.group_size / values;
     if (w.bits != bits || w.k != q[0].k || w.k % values != 0 || w.group_size % values != 0 ||
+        chunks_per_group < 1 || (chunks_per_group & (chunks_per_group - 1)) != 0 ||
         w.w_stride % 4 != 0 || !aligned16(w.w) || w.n < 1) {
       return false;
     }

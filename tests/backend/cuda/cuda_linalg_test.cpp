@@ -202,7 +202,9 @@ TEST_F(CudaLinalg, DenseTargetsShareOneLaunch) {
         auto got = ops::linears(on_cuda(x), gw, gbiases);
         ASSERT_EQ(got.size(), 3u);
         for (size_t i = 0; i < 3; ++i) {
-          expect_matches(got[i], want[i], 1e-5, 1e-5);
+          // k up to 2056 products in another order: partial sums reach ~sqrt(k) and differ
+          // by a few f32 ulps of those (measured on an H100: 5.9e-5 at |y| 1.4, f16, k 2056).
+          expect_matches(got[i], want[i], 1e-5, 1e-4);
           // linears is linear() for each weight on the CPU, bit for bit.
           EXPECT_EQ(want[i].to_float_vector(), ops::linear(x, cpu[i], biases[i]).to_float_vector());
         }
