@@ -9,6 +9,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cstdlib>
 #include <type_traits>
 
 #include "lmx/backend/cuda/device_values.cuh"
@@ -194,8 +195,17 @@ cudaError_t for_row_count(int64_t m, Launch&& launch) {
 
 // Lanes per row: a whole warp for rows of >= 32 * kUnroll chunks, else fewer so that
 // each lane keeps kUnroll chunks in flight (one x row only; more rows of x keep 32).
+// LMX_CUDA_MATVEC_LANES=8|16|32 forces the lanes of one-row launches (to measure what
+// the choice costs; cuda_matvec_bench).
 int lanes_per_row(int64_t chunks, int64_t m) {
-  if (m > 1 || chunks >= 32 * kUnroll) return 32;
+  static const int forced = [] {
+    const char* env = std::getenv("LMX_CUDA_MATVEC_LANES");
+    const int v = env ? std::atoi(env) : 0;
+    return v == 8 || v == 16 || v == 32 ? v : 0;
+  }();
+  if (m > 1) return 32;
+  if (forced) return forced;
+  if (chunks >= 32 * kUnroll) return 32;
   return chunks >= 16 * kUnroll ? 16 : 8;
 }
 
