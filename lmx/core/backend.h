@@ -86,8 +86,17 @@ struct PreparedMatmulTarget {
   int64_t ldy = 0;
 };
 
+// One weight of a dense matmul over a shared input: y [m, w.n] with row stride ldy.
+struct DenseMatmulTarget {
+  kernels::DenseWeightView w;
+  float* y = nullptr;
+  int64_t ldy = 0;
+};
+
 enum class CopyDirection { host_to_device, device_to_host, device_to_device };
 enum class BinaryKernel { add, sub, mul, div };
+// Row reductions of lmx/core/ops/reduce.h (argmax gives i32 indices).
+enum class ReduceKernel { sum, mean, max, min, logsumexp, argmax };
 
 class Backend {
  public:
@@ -191,6 +200,11 @@ class Backend {
     (void)x, (void)ldx, (void)w, (void)y, (void)ldy, (void)m;
     no_kernel("linear");
   }
+  // matmul_nt for each target over one x (a decode step's q / k / v or gate / up), so the
+  // backend can cover them in one launch. By default one matmul_nt each.
+  virtual void matmul_nt_targets(const float* x, int64_t ldx, std::span<const DenseMatmulTarget> targets, int64_t m) {
+    for (const DenseMatmulTarget& t : targets) matmul_nt(x, ldx, t.w, t.y, t.ldy, m);
+  }
   // The same with W MLX-quantized, read as stored.
   virtual void quantized_matmul(
       const float* x, int64_t ldx, const kernels::QuantView& w, float* y, int64_t ldy, int64_t m) {
@@ -288,6 +302,14 @@ class Backend {
                                    const kernels::AttentionOptions& options) {
     (void)args, (void)options;
     no_kernel("quantized_scaled_dot_product_attention");
+  }
+  // out[r] = reduction of x[r * n, (r + 1) * n) for r < rows: x contiguous f32 / f16 / bf16,
+  // out of x's dtype (i32 for argmax), computed as lmx/core/ops/reduce.cpp does (sums in
+  // f64, NaN wins max / min / argmax, the first maximum's index). The CPU path runs in
+  // reduce.cpp itself; other backends fill this in.
+  virtual void reduce_rows(ReduceKernel kind, const void* x, Dtype dtype, int64_t rows, int64_t n, void* out) {
+    (void)kind, (void)x, (void)dtype, (void)rows, (void)n, (void)out;
+    no_kernel("reduce");
   }
   // Recurrent scans (lmx/core/ops/ssm.h).
   virtual void ssm_scan(const kernels::SsmScanArgs& args) {

@@ -126,13 +126,26 @@ void Linear::dequantize() {
   register_all();
 }
 
+// Dense weights of a decode step go to ops::linears: the CPU runs them one by one (one
+// region for Llama-3.2-1B bf16 measured 5% slower), CUDA in one launch.
 std::vector<Tensor> forward_shared_input(const Tensor& x, std::span<const Linear* const> layers) {
   const int64_t rows = x.ndim() == 0 || x.dim(-1) == 0 ? 0 : x.numel() / x.dim(-1);
-  bool shared = rows > 0 && rows < 4;
-  for (const Linear* l : layers)
-    shared = shared && l->weight().quantized() && l->weight().quant().prepared && !l->lora();
+  bool quantized = rows > 0 && rows < 4, dense = quantized;
+  for (const Linear* l : layers) {
+    quantized = quantized && l->weight().quantized() && l->weight().quant().prepared && !l->lora();
+    dense = dense && !l->weight().quantized() && !l->lora();
+  }
   std::vector<Tensor> outs;
-  if (!shared) {
+  if (dense) {
+    std::vector<const Tensor*> weights;
+    std::vector<Tensor> biases;
+    for (const Linear* l : layers) {
+      weights.push_back(&l->weight().dense());
+      biases.push_back(l->has_bias() ? l->bias() : Tensor());
+    }
+    return ops::linears(x, weights, biases);
+  }
+  if (!quantized) {
     for (const Linear* l : layers) outs.push_back(l->forward(x));
     return outs;
   }

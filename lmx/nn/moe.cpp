@@ -1,13 +1,53 @@
 #include "lmx/nn/moe.h"
 
+#include <functional>
 #include <limits>
 #include <vector>
 
 #include "lmx/base/error.h"
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/index.h"
+#include "lmx/core/ops/shape.h"
 
 namespace lmx::nn {
+namespace {
+
+// The device's way of adding the weighted expert outputs (expert_rows(e): expert e's
+// rows of tokens_of[e]) into out [T, hidden]:
+// out[t] += w * y for each of token t's experts in expert order, as the CPU loop adds
+// them, without a scatter kernel: the weighted expert outputs are stacked, and the k-th
+// contribution of every token is gathered and added in one op, k = 0 .. top_k - 1.
+Tensor combine_on_device(Tensor out, const std::vector<std::vector<int64_t>>& tokens_of,
+                         const std::vector<std::vector<float>>& weights_of, int64_t K, bool weight_inputs,
+                         const std::function<Tensor(int64_t)>& expert_rows) {
+  const int64_t T = out.dim(0), E = static_cast<int64_t>(tokens_of.size());
+  std::vector<Tensor> ys;
+  std::vector<int64_t> slot(static_cast<size_t>(T * K)), seen(static_cast<size_t>(T), 0);
+  int64_t base = 0;
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& toks = tokens_of[e];
+    if (toks.empty()) continue;
+    const int64_t n = static_cast<int64_t>(toks.size());
+    Tensor y = expert_rows(e);
+    if (!weight_inputs) y = ops::mul(y, Tensor::from_vector(weights_of[e], {n, 1}).to(out.device()));
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t t = toks[i];
+      slot[static_cast<size_t>(t * K + seen[static_cast<size_t>(t)]++)] = base + i;
+    }
+    ys.push_back(std::move(y));
+    base += n;
+  }
+  if (ys.empty()) return out;
+  Tensor all = ys.size() == 1 ? ys[0] : ops::concat(ys, 0);
+  std::vector<int64_t> ids(static_cast<size_t>(T));
+  for (int64_t k = 0; k < K; ++k) {
+    for (int64_t t = 0; t < T; ++t) ids[static_cast<size_t>(t)] = slot[static_cast<size_t>(t * K + k)];
+    out = ops::add(out, ops::take(all, Tensor::from_vector(ids, {T}), 0));
+  }
+  return out;
+}
+
+}  // namespace
 
 SparseMoe::SparseMoe(const MoeOptions& o) : o_(o) {
   if (o.experts <= 0 || o.top_k <= 0 || o.top_k > o.experts) {
@@ -54,13 +94,13 @@ Tensor SparseMoe::expert(const Tensor& xs, int64_t e) const {
 }
 
 Tensor SparseMoe::forward(const Tensor& x) const {
-  // The routing below reads the router's logits on the host.
-  if (!x.device().is_cpu()) throw Unsupported("moe: expert routing runs on the CPU only so far, input on " + x.device().str());
   const Shape shape = x.shape();
+  const Device device = x.device();
   Tensor rows = (x.dtype() == Dtype::f32 ? x : x.to(Dtype::f32)).contiguous().reshape({-1, o_.hidden});
   const int64_t T = rows.dim(0), E = o_.experts, K = o_.top_k;
-  Tensor logits = gate_->forward(rows).to(Dtype::f32).contiguous();  // [T, E]
-  Tensor correction = correction_.defined() ? correction_.to(Dtype::f32).contiguous() : Tensor();
+  // The routing reads the router's logits on the host: one copy per layer on a device.
+  Tensor logits = gate_->forward(rows).to(Dtype::f32).to(Device::cpu()).contiguous();  // [T, E]
+  Tensor correction = correction_.defined() ? correction_.to(Dtype::f32).to(Device::cpu()).contiguous() : Tensor();
   const MoeRoute route = route_tokens(o_.routing, logits.data<float>(), T, E,
                                       correction.defined() ? correction.data<float>() : nullptr);
   std::vector<std::vector<int64_t>> tokens_of(static_cast<size_t>(E));
@@ -69,16 +109,22 @@ Tensor SparseMoe::forward(const Tensor& x) const {
     tokens_of[route.experts[i]].push_back(i / K);
     weights_of[route.experts[i]].push_back(route.weights[i]);
   }
-  Tensor out = shared_ ? shared_->forward(rows).to(Dtype::f32).contiguous() : Tensor::zeros({T, o_.hidden});
+  Tensor out = shared_ ? shared_->forward(rows).to(Dtype::f32).contiguous() : Tensor::zeros({T, o_.hidden}, Dtype::f32, device);
   if (shared_gate_) out = ops::mul(out, ops::sigmoid(shared_gate_->forward(rows))).contiguous();
+  auto expert_rows = [&](int64_t e) {
+    const auto& toks = tokens_of[e];
+    const int64_t n = static_cast<int64_t>(toks.size());
+    Tensor xs = ops::take(rows, Tensor::from_vector(toks, {n}), 0);
+    if (o_.weight_inputs) xs = ops::mul(xs, Tensor::from_vector(weights_of[e], {n, 1}).to(device));
+    return expert(xs, e).to(Dtype::f32).contiguous();
+  };
+  if (!device.is_cpu()) return combine_on_device(out, tokens_of, weights_of, K, o_.weight_inputs, expert_rows).reshape(shape);
   float* o = out.data<float>();
   for (int64_t e = 0; e < E; ++e) {
     const auto& toks = tokens_of[e];
     if (toks.empty()) continue;
     const int64_t n = static_cast<int64_t>(toks.size());
-    Tensor xs = ops::take(rows, Tensor::from_vector(toks, {n}), 0);
-    if (o_.weight_inputs) xs = ops::mul(xs, Tensor::from_vector(weights_of[e], {n, 1}));
-    Tensor y = expert(xs, e).to(Dtype::f32).contiguous();
+    Tensor y = expert_rows(e);
     const float* yv = y.data<float>();
     for (int64_t i = 0; i < n; ++i) {
       float* orow = o + toks[i] * o_.hidden;

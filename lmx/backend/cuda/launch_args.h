@@ -54,16 +54,26 @@ struct Quant {
   int64_t w_stride = 0, s_stride = 0;
 };
 
+// A dense f16 / bf16 matrix [n, k] with row stride ld (kernels::DenseWeightView).
+struct Dense {
+  const uint16_t* w = nullptr;
+  int dtype = kBF16;
+  int64_t n = 0, k = 0, ld = 0;
+};
+
 // Matrices sharing one x in one matvec launch: target t gets the blocks
 // [first_block[t], first_block[t + 1]).
 constexpr int kMaxMatvecTargets = 4;
-struct QuantTargets {
-  Quant q[kMaxMatvecTargets];
+template <class Matrix>
+struct MatvecTargets {
+  Matrix q[kMaxMatvecTargets];
   float* y[kMaxMatvecTargets] = {};
   int64_t ldy[kMaxMatvecTargets] = {};
   unsigned first_block[kMaxMatvecTargets + 1] = {};
   int count = 0;
 };
+using QuantTargets = MatvecTargets<Quant>;
+using DenseTargets = MatvecTargets<Dense>;
 
 // kernels::RopeOptions.
 struct Rope {

@@ -6,6 +6,8 @@
 // Accumulation is f32 throughout.
 #include <math_constants.h>
 
+#include <algorithm>
+
 #include "lmx/backend/cuda/device_values.cuh"
 #include "lmx/backend/cuda/matmul_kernels.h"
 #include "lmx/backend/cuda/matvec_kernels.h"
@@ -202,8 +204,26 @@ cudaError_t launch_quantized_matmul(const float* x, int64_t ldx, const Quant& w,
   return launch_product(m, w.n, w.k, x, ldx, 1, 0, QuantRowsB{w}, Out{y, ldy, 1, 0, 1.0f, 0.0f}, 1, stream);
 }
 
+// Row r0 + blockIdx.y, columns over x: the same values as dequantize_kernel without its
+// 64-bit division per element (the prefill's dequantize-then-SGEMM path).
+__global__ void dequantize_rows_kernel(Quant q, int64_t r0, float* out, int64_t ldo) {
+  const int64_t j = r0 + blockIdx.y;
+  const uint32_t* row = q.w + j * q.w_stride;
+  float* o = out + static_cast<int64_t>(blockIdx.y) * ldo;
+  const int k = static_cast<int>(q.k);
+  for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < k; p += gridDim.x * blockDim.x) {
+    const int64_t s = j * q.s_stride + p / q.group_size;
+    o[p] = affine(load_float(q.scales, q.scale_dtype, s), mlx_q(row, q.bits, p), load_float(q.biases, q.scale_dtype, s));
+  }
+}
+
 cudaError_t launch_dequantize(const Quant& w, int64_t r0, int64_t r1, float* out, int64_t ldo, cudaStream_t stream) {
   if (r1 <= r0 || w.k <= 0) return cudaSuccess;
+  if (r1 - r0 <= 65535 && w.k < (int64_t{1} << 30)) {
+    const dim3 grid(static_cast<unsigned>(std::min<int64_t>((w.k + 255) / 256, 64)), static_cast<unsigned>(r1 - r0));
+    dequantize_rows_kernel<<<grid, 256, 0, stream>>>(w, r0, out, ldo);
+    return cudaGetLastError();
+  }
   dequantize_kernel<<<grid_for((r1 - r0) * w.k, 256), 256, 0, stream>>>(w, r0, r1, out, ldo);
   return cudaGetLastError();
 }

@@ -1,11 +1,15 @@
 // Vectorized matvec kernels for decode steps (m <= 8 rows of x): y[i, j] = x[i, :] . W[j, :]
-// with W dense f16 / bf16 or MLX-quantized with 4 or 8 bits. Memory-bound: each warp
-// streams whole weight rows with 16-byte loads (8 halves, or 32 / 16 quantized values, one
-// group's slice), converts in registers and keeps f32 sums for every x row; x is small and
-// stays in L1/L2. The generic kernels of matmul_kernels.cu serve every other layout.
+// with W dense f16 / bf16 or MLX-quantized with 4 or 8 bits. Memory-bound: W is read once
+// in 16-byte chunks (8 halves, or 128 / bits quantized values of one group), kUnroll chunks
+// per lane in flight before the first is used, with loads that skip L1 so that x (small,
+// f32, read by every row) stays there. L lanes share a row (L = 8 or 16 for short
+// quantized rows, so that each lane still has kUnroll chunks in flight), and one launch
+// serves up to kMaxMatvecTargets matrices over the same x (q / k / v, gate / up). The
+// generic kernels of matmul_kernels.cu serve every other layout.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cstdlib>
 #include <type_traits>
 
 #include "lmx/backend/cuda/device_values.cuh"
@@ -14,111 +18,159 @@
 namespace lmx::cuda::detail {
 namespace {
 
-constexpr int kWarps = 8;  // rows of W per block
+constexpr int kWarps = 4;    // per block
+constexpr int kUnroll = 8;   // 16-byte chunks per lane in flight
 
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-template <int kDtype>
-__device__ __forceinline__ void unpack8(const uint4& v, float (&out)[8]) {
-  const uint32_t words[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-  for (int t = 0; t < 4; ++t) {
-    const uint16_t lo = static_cast<uint16_t>(words[t] & 0xffffu), hi = static_cast<uint16_t>(words[t] >> 16);
-    if constexpr (kDtype == kBF16) {
-      out[2 * t] = bf16_to_float(lo), out[2 * t + 1] = bf16_to_float(hi);
-    } else {
-      out[2 * t] = f16_to_float(lo), out[2 * t + 1] = f16_to_float(hi);
-    }
-  }
+// A weight chunk that only this kernel reads once: no L1 allocation.
+__device__ __forceinline__ uint4 load_streaming(const uint4* p) {
+  uint4 r;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+      : "l"(p));
+  return r;
 }
 
 // Sum over 8 consecutive x values starting at xp (16-byte aligned) times w.
 __device__ __forceinline__ float dot8(const float* xp, const float (&w)[8]) {
-  const float4 a = *reinterpret_cast<const float4*>(xp), b = *reinterpret_cast<const float4*>(xp + 4);
+  const float4 a = __ldg(reinterpret_cast<const float4*>(xp)), b = __ldg(reinterpret_cast<const float4*>(xp + 4));
   return a.x * w[0] + a.y * w[1] + a.z * w[2] + a.w * w[3] + b.x * w[4] + b.y * w[5] + b.z * w[6] + b.w * w[7];
 }
 
-template <int kDtype, int M>
-__global__ void __launch_bounds__(kWarps * 32) matvec_dense16_kernel(const float* __restrict__ x, int64_t ldx,
-                                                                      const uint16_t* __restrict__ w, int64_t n,
-                                                                      int64_t k, int64_t ld, float* __restrict__ y,
-                                                                      int64_t ldy) {
-  const int lane = threadIdx.x % 32;
-  const int64_t j = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32;
-  if (j >= n) return;
-  const uint4* row = reinterpret_cast<const uint4*>(w + j * ld);
-  const int64_t chunks = k / 8;
-  float acc[M] = {};
-#pragma unroll 4
-  for (int64_t c = lane; c < chunks; c += 32) {
-    float wf[8];
-    unpack8<kDtype>(__ldg(row + c), wf);
-#pragma unroll
-    for (int i = 0; i < M; ++i) acc[i] += dot8(x + i * ldx + c * 8, wf);
+// One 16-byte chunk of W with what it needs besides (the group's scale and bias).
+struct Chunk {
+  uint4 v;
+  float scale, bias;
+};
+
+// Dense f16 / bf16 rows: 8 values per chunk.
+template <int kDtype>
+struct DenseFormat {
+  using Matrix = Dense;
+  static constexpr int kValues = 8;
+  __device__ static const uint4* row(const Dense& w, int64_t j) {
+    return reinterpret_cast<const uint4*>(w.w + j * w.ld);
   }
-#pragma unroll
-  for (int i = 0; i < M; ++i) {
-    const float s = warp_sum(acc[i]);
-    if (lane == 0) y[i * ldy + j] = s;
+  __device__ static int group_shift(const Dense&) { return 0; }
+  __device__ static Chunk load(const Dense&, const uint4* row, int64_t, int64_t c, int) {
+    return {load_streaming(row + c), 0.0f, 0.0f};
   }
+  template <int M>
+  __device__ static void accumulate(const Chunk& ch, const float* x, int64_t ldx, int64_t c, float (&acc)[M]) {
+    const uint32_t words[4] = {ch.v.x, ch.v.y, ch.v.z, ch.v.w};
+    float w[8];
+#pragma unroll
+    for (int t = 0; t < 4; ++t) {
+      const uint16_t lo = static_cast<uint16_t>(words[t] & 0xffffu), hi = static_cast<uint16_t>(words[t] >> 16);
+      if constexpr (kDtype == kBF16) {
+        w[2 * t] = bf16_to_float(lo), w[2 * t + 1] = bf16_to_float(hi);
+      } else {
+        w[2 * t] = f16_to_float(lo), w[2 * t + 1] = f16_to_float(hi);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < M; ++i) acc[i] += dot8(x + i * ldx + c * 8, w);
+  }
+};
+
+__device__ __forceinline__ float load_scale(const void* p, int dt, int64_t i) {
+  if (dt == kBF16) return bf16_to_float(__ldg(static_cast<const uint16_t*>(p) + i));
+  if (dt == kF16) return f16_to_float(__ldg(static_cast<const uint16_t*>(p) + i));
+  return load_float(p, dt, i);
 }
 
-// One 16-byte chunk of a quantized row holds V = 128 / bits values of one group (the
-// launcher checks group_size % V == 0): sum_t (scale * q_t + bias) * x_t
+// 2^23 + q in a float's bits (q < 2^8 in the low byte): minus 2^23 it is q exactly, a
+// byte permute and a full-rate add where an int-to-float conversion runs at a quarter of
+// the rate (the quantized matvecs are bound by instructions, not bytes).
+__device__ __forceinline__ float byte_value(uint32_t w, int byte) {
+  return __uint_as_float(__byte_perm(w, 0x4B000000u, 0x7440u | static_cast<unsigned>(byte))) - 8388608.0f;
+}
+
+// MLX affine rows of kBits: a chunk holds V = 128 / kBits values of one group (the
+// launcher checks that group_size / V is a power of two), sum_t (scale * q_t + bias) * x_t
 // = scale * sum_t q_t x_t + bias * sum_t x_t.
-//
-// One launch serves every matrix of `targets` (a decode step's q / k / v or gate / up
-// projections over one x): block b works on the target whose first_block range holds it.
-template <int kBits, int M>
-__global__ void __launch_bounds__(kWarps * 32)
-    matvec_quant_kernel(const float* __restrict__ x, int64_t ldx, QuantTargets targets) {
-  constexpr int V = 128 / kBits, kPerWord = 32 / kBits;
-  constexpr uint32_t kMask = (1u << kBits) - 1u;
-  int t = 0;
-  while (t + 1 < targets.count && blockIdx.x >= targets.first_block[t + 1]) ++t;
-  const Quant& q = targets.q[t];
-  float* __restrict__ y = targets.y[t];
-  const int64_t ldy = targets.ldy[t];
-  const int lane = threadIdx.x % 32;
-  const int64_t j =
-      static_cast<int64_t>(blockIdx.x - targets.first_block[t]) * kWarps + threadIdx.x / 32;
-  if (j >= q.n) return;
-  const uint4* row = reinterpret_cast<const uint4*>(q.w + j * q.w_stride);
-  const int64_t chunks = q.k / V, s_row = j * q.s_stride;
-  float acc[M] = {};
-#pragma unroll 2
-  for (int64_t c = lane; c < chunks; c += 32) {
-    const uint4 v = __ldg(row + c);
-    const uint32_t words[4] = {v.x, v.y, v.z, v.w};
-    const int64_t g = c * V / q.group_size;
-    const float scale = load_float(q.scales, q.scale_dtype, s_row + g);
-    const float bias = load_float(q.biases, q.scale_dtype, s_row + g);
+template <int kBits>
+struct QuantFormat {
+  using Matrix = Quant;
+  static constexpr int kValues = 128 / kBits;
+  __device__ static int group_shift(const Quant& q) { return __ffs(q.group_size / kValues) - 1; }
+  __device__ static const uint4* row(const Quant& q, int64_t j) {
+    return reinterpret_cast<const uint4*>(q.w + j * q.w_stride);
+  }
+  __device__ static Chunk load(const Quant& q, const uint4* row, int64_t j, int64_t c, int shift) {
+    const int64_t s = j * q.s_stride + (c >> shift);
+    return {load_streaming(row + c), load_scale(q.scales, q.scale_dtype, s), load_scale(q.biases, q.scale_dtype, s)};
+  }
+  template <int M>
+  __device__ static void accumulate(const Chunk& ch, const float* x, int64_t ldx, int64_t c, float (&acc)[M]) {
+    const uint32_t words[4] = {ch.v.x, ch.v.y, ch.v.z, ch.v.w};
+    float q[kValues];
+#pragma unroll
+    for (int t = 0; t < 4; ++t) {
+      if constexpr (kBits == 8) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) q[4 * t + e] = byte_value(words[t], e);
+      } else {  // value 2e in the low nibble of byte e, 2e + 1 in the high one
+        const uint32_t lo = words[t] & 0x0F0F0F0Fu, hi = (words[t] >> 4) & 0x0F0F0F0Fu;
+#pragma unroll
+        for (int e = 0; e < 4; ++e) q[8 * t + 2 * e] = byte_value(lo, e), q[8 * t + 2 * e + 1] = byte_value(hi, e);
+      }
+    }
 #pragma unroll
     for (int i = 0; i < M; ++i) {
-      const float* xp = x + i * ldx + c * V;
+      const float4* xp = reinterpret_cast<const float4*>(x + i * ldx + c * kValues);
       float qx = 0.0f, sx = 0.0f;
 #pragma unroll
-      for (int t = 0; t < 4; ++t) {
-#pragma unroll
-        for (int h = 0; h < kPerWord; h += 4) {
-          const float4 a = *reinterpret_cast<const float4*>(xp + t * kPerWord + h);
-          const uint32_t wd = words[t] >> (h * kBits);
-          qx += a.x * static_cast<float>(wd & kMask) + a.y * static_cast<float>((wd >> kBits) & kMask) +
-                a.z * static_cast<float>((wd >> (2 * kBits)) & kMask) +
-                a.w * static_cast<float>((wd >> (3 * kBits)) & kMask);
-          sx += (a.x + a.y) + (a.z + a.w);
-        }
+      for (int v = 0; v < kValues / 4; ++v) {
+        const float4 a = __ldg(xp + v);
+        qx += a.x * q[4 * v] + a.y * q[4 * v + 1] + a.z * q[4 * v + 2] + a.w * q[4 * v + 3];
+        sx += (a.x + a.y) + (a.z + a.w);
       }
-      acc[i] += scale * qx + bias * sx;
+      acc[i] += ch.scale * qx + ch.bias * sx;
+    }
+  }
+};
+
+// L lanes per row of W, 32 / L rows per warp, kWarps warps per block; block b works on
+// the target whose first_block range holds it.
+template <class Format, int L, int M>
+__global__ void __launch_bounds__(kWarps * 32)
+    matvec_kernel(const float* __restrict__ x, int64_t ldx, MatvecTargets<typename Format::Matrix> targets) {
+  int t = 0;
+  while (t + 1 < targets.count && blockIdx.x >= targets.first_block[t + 1]) ++t;
+  const auto& w = targets.q[t];
+  constexpr int kRowsPerWarp = 32 / L;
+  const int lane = threadIdx.x % 32, sub = lane % L;
+  const int64_t j = static_cast<int64_t>(blockIdx.x - targets.first_block[t]) * (kWarps * kRowsPerWarp) +
+                    (threadIdx.x / 32) * kRowsPerWarp + lane / L;
+  if (j - lane / L >= w.n) return;  // the warp's first row is past the end: the whole warp
+  const int64_t jr = j < w.n ? j : w.n - 1;  // lanes past the end read a real row, store nothing
+  const uint4* row = Format::row(w, jr);
+  const int64_t chunks = w.k / Format::kValues;
+  const int shift = Format::group_shift(w);
+  float acc[M] = {};
+  for (int64_t c0 = sub; c0 < chunks; c0 += L * kUnroll) {
+    Chunk ch[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t c = c0 + u * L;
+      if (c < chunks) ch[u] = Format::load(w, row, jr, c, shift);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t c = c0 + u * L;
+      if (c < chunks) Format::template accumulate<M>(ch[u], x, ldx, c, acc);
     }
   }
 #pragma unroll
   for (int i = 0; i < M; ++i) {
-    const float s = warp_sum(acc[i]);
-    if (lane == 0) y[i * ldy + j] = s;
+#pragma unroll
+    for (int o = L / 2; o > 0; o >>= 1) acc[i] += __shfl_xor_sync(0xffffffffu, acc[i], o);
+  }
+  if (sub == 0 && j < w.n) {
+    float* y = targets.y[t];
+    const int64_t ldy = targets.ldy[t];
+#pragma unroll
+    for (int i = 0; i < M; ++i) y[i * ldy + j] = acc[i];
   }
 }
 
@@ -141,23 +193,45 @@ cudaError_t for_row_count(int64_t m, Launch&& launch) {
   return cudaGetLastError();
 }
 
-dim3 grid_for_rows(int64_t n) { return dim3(static_cast<unsigned>((n + kWarps - 1) / kWarps)); }
-
-template <int kDtype>
-cudaError_t launch_dense(int64_t m, const float* x, int64_t ldx, const uint16_t* w, int64_t n, int64_t k, int64_t ld,
-                         float* y, int64_t ldy, cudaStream_t s) {
-  return for_row_count(m, [&](auto rows) {
-    matvec_dense16_kernel<kDtype, decltype(rows)::value><<<grid_for_rows(n), kWarps * 32, 0, s>>>(x, ldx, w, n, k, ld,
-                                                                                                  y, ldy);
-  });
+// Lanes per row: a whole warp for rows of >= 32 * kUnroll chunks, else fewer so that
+// each lane keeps kUnroll chunks in flight (one x row only; more rows of x keep 32).
+// LMX_CUDA_MATVEC_LANES=8|16|32 forces the lanes of one-row launches (to measure what
+// the choice costs; cuda_matvec_bench).
+int lanes_per_row(int64_t chunks, int64_t m) {
+  static const int forced = [] {
+    const char* env = std::getenv("LMX_CUDA_MATVEC_LANES");
+    const int v = env ? std::atoi(env) : 0;
+    return v == 8 || v == 16 || v == 32 ? v : 0;
+  }();
+  if (m > 1) return 32;
+  if (forced) return forced;
+  if (chunks >= 32 * kUnroll) return 32;
+  return chunks >= 16 * kUnroll ? 16 : 8;
 }
 
-template <int kBits>
-cudaError_t launch_quant(
-    int64_t m, const float* x, int64_t ldx, const QuantTargets& t, cudaStream_t s) {
+// Fills first_block for `t` at L lanes per row and launches.
+template <class Format, class Matrix>
+cudaError_t launch_targets(
+    int64_t m, const float* x, int64_t ldx, MatvecTargets<Matrix>& t, cudaStream_t s) {
+  const int L = lanes_per_row(t.q[0].k / Format::kValues, m);
+  const int64_t rows_per_block = kWarps * (32 / L);
+  t.first_block[0] = 0;
+  for (int i = 0; i < t.count; ++i)
+    t.first_block[i + 1] = t.first_block[i] + static_cast<unsigned>((t.q[i].n + rows_per_block - 1) / rows_per_block);
+  const dim3 grid(t.first_block[t.count]);
   return for_row_count(m, [&](auto rows) {
-    matvec_quant_kernel<kBits, decltype(rows)::value>
-        <<<dim3(t.first_block[t.count]), kWarps * 32, 0, s>>>(x, ldx, t);
+    constexpr int M = decltype(rows)::value;
+    if constexpr (M == 1) {
+      if (L == 8) {
+        matvec_kernel<Format, 8, 1><<<grid, kWarps * 32, 0, s>>>(x, ldx, t);
+        return;
+      }
+      if (L == 16) {
+        matvec_kernel<Format, 16, 1><<<grid, kWarps * 32, 0, s>>>(x, ldx, t);
+        return;
+      }
+    }
+    matvec_kernel<Format, 32, M><<<grid, kWarps * 32, 0, s>>>(x, ldx, t);
   });
 }
 
@@ -165,11 +239,32 @@ cudaError_t launch_quant(
 
 bool launch_vector_matvec_dense(const float* x, int64_t ldx, const void* w, int w_dtype, int64_t n, int64_t k,
                                 int64_t ld, float* y, int64_t ldy, int64_t m, cudaStream_t stream, cudaError_t* err) {
-  if (m < 1 || m > kMaxVectorMatvecRows || (w_dtype != kBF16 && w_dtype != kF16)) return false;
-  if (k % 8 != 0 || ld % 8 != 0 || (m > 1 && ldx % 4 != 0) || !aligned16(w) || !aligned16(x)) return false;
-  const auto* w16 = static_cast<const uint16_t*>(w);
-  *err = w_dtype == kBF16 ? launch_dense<kBF16>(m, x, ldx, w16, n, k, ld, y, ldy, stream)
-                          : launch_dense<kF16>(m, x, ldx, w16, n, k, ld, y, ldy, stream);
+  const Dense d{static_cast<const uint16_t*>(w), w_dtype, n, k, ld};
+  return launch_vector_matvec_dense_targets(x, ldx, &d, &y, &ldy, 1, m, stream, err);
+}
+
+bool launch_vector_matvec_dense_targets(const float* x,
+                                        int64_t ldx,
+                                        const Dense* w,
+                                        float* const* y,
+                                        const int64_t* ldy,
+                                        int count,
+                                        int64_t m,
+                                        cudaStream_t stream,
+                                        cudaError_t* err) {
+  if (m < 1 || m > kMaxVectorMatvecRows || count < 1 || count > kMaxMatvecTargets) return false;
+  if ((m > 1 && ldx % 4 != 0) || !aligned16(x)) return false;
+  const int dtype = w[0].dtype;
+  if (dtype != kBF16 && dtype != kF16) return false;
+  DenseTargets t;
+  t.count = count;
+  for (int i = 0; i < count; ++i) {
+    const Dense& d = w[i];
+    if (d.dtype != dtype || d.k != w[0].k || d.k % 8 != 0 || d.ld % 8 != 0 || !aligned16(d.w) || d.n < 1) return false;
+    t.q[i] = d, t.y[i] = y[i], t.ldy[i] = ldy[i];
+  }
+  *err = dtype == kBF16 ? launch_targets<DenseFormat<kBF16>>(m, x, ldx, t, stream)
+                        : launch_targets<DenseFormat<kF16>>(m, x, ldx, t, stream);
   return true;
 }
 
@@ -195,17 +290,18 @@ bool launch_vector_matvec_quant_targets(const float* x,
   const int values = 128 / bits;  // per 16-byte chunk
   QuantTargets t;
   t.count = count;
-  t.first_block[0] = 0;
   for (int i = 0; i < count; ++i) {
     const Quant& w = q[i];
+    const int chunks_per_group = w.group_size / values;
     if (w.bits != bits || w.k != q[0].k || w.k % values != 0 || w.group_size % values != 0 ||
-        w.w_stride % 4 != 0 || !aligned16(w.w)) {
+        chunks_per_group < 1 || (chunks_per_group & (chunks_per_group - 1)) != 0 ||
+        w.w_stride % 4 != 0 || !aligned16(w.w) || w.n < 1) {
       return false;
     }
     t.q[i] = w, t.y[i] = y[i], t.ldy[i] = ldy[i];
-    t.first_block[i + 1] = t.first_block[i] + static_cast<unsigned>((w.n + kWarps - 1) / kWarps);
   }
-  *err = bits == 4 ? launch_quant<4>(m, x, ldx, t, stream) : launch_quant<8>(m, x, ldx, t, stream);
+  *err = bits == 4 ? launch_targets<QuantFormat<4>>(m, x, ldx, t, stream)
+                   : launch_targets<QuantFormat<8>>(m, x, ldx, t, stream);
   return true;
 }
 

@@ -18,12 +18,23 @@ constexpr int64_t kMaxVectorMatvecRows = 8;
 // y[i, j] = x[i, :] . W[j, :] for i < m; W [n, k] f16 or bf16 (w_dtype), row stride ld.
 bool launch_vector_matvec_dense(const float* x, int64_t ldx, const void* w, int w_dtype, int64_t n, int64_t k,
                                 int64_t ld, float* y, int64_t ldy, int64_t m, cudaStream_t stream, cudaError_t* err);
+// y[t] = x @ W[t]^T for the `count` (<= kMaxMatvecTargets) dense matrices w[t] over one
+// x, in one launch. All must have the same dtype and k (false otherwise, launching nothing).
+bool launch_vector_matvec_dense_targets(const float* x,
+                                        int64_t ldx,
+                                        const Dense* w,
+                                        float* const* y,
+                                        const int64_t* ldy,
+                                        int count,
+                                        int64_t m,
+                                        cudaStream_t stream,
+                                        cudaError_t* err);
 // The same with W MLX-quantized (affine, 4 or 8 bits).
 bool launch_vector_matvec_quant(const float* x, int64_t ldx, const Quant& q, float* y, int64_t ldy, int64_t m,
                                 cudaStream_t stream, cudaError_t* err);
-// y[t] = x @ W[t]^T for the `count` (<= kMaxMatvecTargets) matrices q[t] over one x, in
-// one launch: one launch instead of one per projection of a decode step. All must have
-// the same bits and k (false otherwise, launching nothing).
+// y[t] = x @ W[t]^T for the `count` (<= kMaxMatvecTargets) quantized matrices q[t] over
+// one x, in one launch: one launch instead of one per projection of a decode step. All
+// must have the same bits and k (false otherwise, launching nothing).
 bool launch_vector_matvec_quant_targets(const float* x,
                                         int64_t ldx,
                                         const Quant* q,

@@ -11,6 +11,14 @@ namespace {
 
 constexpr int kRowThreads = 256;
 
+// Threads per row of the norms: few rows (a decode step) get up to 1024 threads, so each
+// thread reads two or so values rather than looping over the row with one block on one SM.
+unsigned norm_threads(int64_t rows, int64_t dim) {
+  if (rows >= 128) return kRowThreads;
+  const int64_t pairs = (dim / 2 + 31) / 32 * 32;
+  return static_cast<unsigned>(pairs < 32 ? 32 : pairs > 1024 ? 1024 : pairs);
+}
+
 // Sum (or max) over the block; every thread gets the result.
 template <bool Max>
 __device__ float block_reduce(float v, float* shared) {
@@ -134,7 +142,7 @@ cudaError_t launch_softmax(const float* x, int64_t rows, int64_t dim, int64_t ld
 cudaError_t launch_rms_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,
                             Channel weight, bool add_unit_offset, float eps, cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
-  rms_norm_kernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(x, dim, ldx, out, ldo, weight,
+  rms_norm_kernel<<<static_cast<unsigned>(rows), norm_threads(rows, dim), 0, stream>>>(x, dim, ldx, out, ldo, weight,
                                                                            add_unit_offset, eps);
   return cudaGetLastError();
 }
@@ -142,7 +150,7 @@ cudaError_t launch_rms_norm(const float* x, int64_t rows, int64_t dim, int64_t l
 cudaError_t launch_layer_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,
                               Channel weight, Channel bias, float eps, cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
-  layer_norm_kernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(x, dim, ldx, out, ldo, weight, bias,
+  layer_norm_kernel<<<static_cast<unsigned>(rows), norm_threads(rows, dim), 0, stream>>>(x, dim, ldx, out, ldo, weight, bias,
                                                                              eps);
   return cudaGetLastError();
 }

@@ -162,30 +162,65 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   return out;
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  check_defined(x, "linear", "input");
-  check_defined(weight, "linear", "weight");
-  const Device device = common_device("linear", {x.device(), weight.device()});
-  if (weight.ndim() != 2) throw ShapeError("linear: weight must be 2-D, got " + shape_str(weight.shape()));
+namespace {
+
+// weight checked against x for `op`, with unit column stride.
+Tensor checked_dense_weight(const Tensor& x, const Tensor& weight, const char* op) {
+  check_defined(weight, op, "weight");
+  common_device(op, {x.device(), weight.device()});
+  if (weight.ndim() != 2) throw ShapeError(std::string(op) + ": weight must be 2-D, got " + shape_str(weight.shape()));
   if (!is_floating(weight.dtype())) {
-    throw InvalidArgument("linear: weight dtype " + std::string(dtype_name(weight.dtype())) +
+    throw InvalidArgument(std::string(op) + ": weight dtype " + std::string(dtype_name(weight.dtype())) +
                           " is not f32, f16 or bf16");
   }
   if (x.ndim() == 0 || x.dim(-1) != weight.dim(1)) {
-    throw ShapeError("linear: input " + shape_str(x.shape()) + " does not match weight " +
+    throw ShapeError(std::string(op) + ": input " + shape_str(x.shape()) + " does not match weight " +
                      shape_str(weight.shape()) + " (in features " + std::to_string(weight.dim(1)) + ")");
   }
-  Tensor w = weight.strides()[1] == 1 ? weight : weight.contiguous();
-  Tensor rows = as_f32_rows(x);
+  return weight.strides()[1] == 1 ? weight : weight.contiguous();
+}
+
+Tensor empty_output(const Tensor& x, int64_t n) {
   Shape oshape = x.shape();
-  oshape.back() = weight.dim(0);
-  Tensor out = Tensor::empty(oshape, Dtype::f32, device);
+  oshape.back() = n;
+  return Tensor::empty(oshape, Dtype::f32, x.device());
+}
+
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_defined(x, "linear", "input");
+  Tensor w = checked_dense_weight(x, weight, "linear");
+  Tensor rows = as_f32_rows(x);
+  Tensor out = empty_output(x, weight.dim(0));
   kernels::DenseWeightView view{w.raw_data(), w.dtype(), w.dim(0), w.dim(1), w.strides()[0]};
   if (out.numel() > 0) {
-    backend_for(device).matmul_nt(rows.data<float>(), rows.dim(1), view, out.data<float>(),
-                                  weight.dim(0), rows.dim(0));
+    backend_for(x.device()).matmul_nt(rows.data<float>(), rows.dim(1), view, out.data<float>(), weight.dim(0),
+                                      rows.dim(0));
   }
   return add_bias(out, bias, "linear");
+}
+
+std::vector<Tensor> linears(const Tensor& x, std::span<const Tensor* const> weights, std::span<const Tensor> biases) {
+  if (biases.size() != weights.size()) {
+    throw InvalidArgument("linears: " + std::to_string(weights.size()) + " weights but " +
+                          std::to_string(biases.size()) + " biases");
+  }
+  check_defined(x, "linears", "input");
+  std::vector<Tensor> ws, outs;
+  std::vector<DenseMatmulTarget> targets;
+  for (const Tensor* weight : weights) {
+    ws.push_back(checked_dense_weight(x, *weight, "linears"));
+    const Tensor& w = ws.back();
+    outs.push_back(empty_output(x, w.dim(0)));
+    targets.push_back({{w.raw_data(), w.dtype(), w.dim(0), w.dim(1), w.strides()[0]}, outs.back().data<float>(),
+                       w.dim(0)});
+  }
+  Tensor rows = as_f32_rows(x);
+  if (rows.numel() > 0 && !targets.empty())
+    backend_for(x.device()).matmul_nt_targets(rows.data<float>(), rows.dim(1), targets, rows.dim(0));
+  for (size_t i = 0; i < weights.size(); ++i) outs[i] = add_bias(outs[i], biases[i], "linears");
+  return outs;
 }
 
 Tensor quantized_linear(const Tensor& x, const QuantizedWeight& weight, const Tensor& bias) {

@@ -22,6 +22,10 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 // full-precision weight. Uses the backend's layout when weight.prepared is set.
 Tensor quantized_linear(const Tensor& x, const QuantizedWeight& weight, const Tensor& bias = Tensor());
 
+// linear(x, *weights[i], biases[i]) for each i (biases may be undefined), bit for bit, for
+// dense weights that read the same x: the backend may cover them in one launch.
+std::vector<Tensor> linears(const Tensor& x, std::span<const Tensor* const> weights, std::span<const Tensor> biases);
+
 // quantized_linear(x, *weights[i], biases[i]) for each i (biases may be undefined), bit
 // for bit, for weights that read the same x. With a few rows (decode, < 4) and packed
 // weights of one input layout, x is prepared once and all the weights' rows share one

@@ -29,11 +29,27 @@ const char* kind_name(Kind k) {
   return "reduce";
 }
 
-void check_input(const Tensor& x, const char* op) {
+void check_defined(const Tensor& x, const char* op) {
   if (!x.defined()) throw InvalidArgument(std::string(op) + ": undefined tensor argument");
+}
+
+void check_input(const Tensor& x, const char* op) {
+  check_defined(x, op);
   if (!x.device().is_cpu()) {
     throw Unsupported(std::string(op) + ": no kernel for device " + x.device().str());
   }
+}
+
+ReduceKernel kernel_of(Kind k) {
+  switch (k) {
+    case Kind::sum: return ReduceKernel::sum;
+    case Kind::mean: return ReduceKernel::mean;
+    case Kind::max: return ReduceKernel::max;
+    case Kind::min: return ReduceKernel::min;
+    case Kind::logsumexp: return ReduceKernel::logsumexp;
+    case Kind::argmax: return ReduceKernel::argmax;
+  }
+  return ReduceKernel::sum;
 }
 
 int normalize(const Tensor& x, int axis, const char* op) {
@@ -121,7 +137,11 @@ double reduce_row(Kind k, const void* base, Dtype dt, int64_t begin, int64_t n) 
 
 Tensor reduce(Kind k, const Tensor& x, int axis, bool keepdims) {
   const char* name = kind_name(k);
-  check_input(x, name);
+  check_defined(x, name);
+  if (!x.device().is_cpu() && !is_floating(x.dtype())) {
+    throw Unsupported(std::string(name) + ": no kernel for " + std::string(dtype_name(x.dtype())) + " on device " +
+                      x.device().str());
+  }
   axis = normalize(x, axis, name);
   const int64_t n = x.dim(axis);
   if (n == 0 && k != Kind::sum) {
@@ -134,6 +154,12 @@ Tensor reduce(Kind k, const Tensor& x, int axis, bool keepdims) {
     out_shape[axis] = 1;
   } else {
     out_shape.erase(out_shape.begin() + axis);
+  }
+  if (!x.device().is_cpu()) {
+    Tensor out = Tensor::empty(out_shape, result_dtype(k, x.dtype()), x.device());
+    if (out.numel() > 0)
+      backend_for(x.device()).reduce_rows(kernel_of(k), rows.raw_data(), x.dtype(), out.numel(), n, out.raw_data());
+    return out;
   }
   Tensor out = Tensor::empty(out_shape, result_dtype(k, x.dtype()));
   const int64_t nrows = out.numel();

@@ -106,6 +106,10 @@ TEST_F(CudaLinalg, QuantizedLinearEveryLayoutStoredAndPrepared) {
       Tensor x = random_tensor({3, 256}, 44);
       expect_matches(ops::quantized_linear(on_cuda(x), p, Tensor()), ops::quantized_linear(x, c, Tensor()), 1e-5,
                      1e-5);
+      // Past 8 rows: dequantized to f32 and cuBLAS SGEMM.
+      Tensor x67 = random_tensor({67, 256}, 45);
+      expect_matches(ops::quantized_linear(on_cuda(x67), p, Tensor()), ops::quantized_linear(x67, c, Tensor()), 1e-5,
+                     1e-5);
       expect_identical(p.dequantize(), c.dequantize());
       QuantizedWeight back = p.mlx_layout();
       expect_identical(back.w, c.w);
@@ -143,9 +147,11 @@ TEST_F(CudaLinalg, PreparedTargetsOfOneWidthShareOneLaunch) {
     SCOPED_TRACE("bits=" + std::to_string(bits));
     const int64_t rows[] = {40, 9, 72};
     const int group[] = {64, 32, 64};
+    // k = 256: 8 lanes per row; 4160: 16 (4-bit) or 32 (8-bit) lanes with a partial pass.
+    for (int64_t k : {256, 4160}) {
     std::vector<QuantizedWeight> cpu, gpu;
     for (int i = 0; i < 3; ++i) {
-      cpu.push_back(QuantizedWeight::quantize(random_tensor({rows[i], 256}, 80 + i), bits, group[i],
+      cpu.push_back(QuantizedWeight::quantize(random_tensor({rows[i], k}, 80 + i), bits, group[i],
                                               Dtype::bf16));
       QuantizedWeight g = cpu.back();
       g.w = on_cuda(g.w), g.scales = on_cuda(g.scales), g.biases = on_cuda(g.biases);
@@ -158,7 +164,8 @@ TEST_F(CudaLinalg, PreparedTargetsOfOneWidthShareOneLaunch) {
     biases[1] = random_tensor({rows[1]}, 84);
     gbiases[1] = on_cuda(biases[1]);
     for (int64_t m : {1, 3}) {
-      Tensor x = random_tensor({m, 256}, 85 + static_cast<uint32_t>(m));
+      SCOPED_TRACE("k=" + std::to_string(k) + " m=" + std::to_string(m));
+      Tensor x = random_tensor({m, k}, 85 + static_cast<uint32_t>(m));
       auto want = ops::quantized_linears(x, cw, biases);
       auto got = ops::quantized_linears(on_cuda(x), gw, gbiases);
       ASSERT_EQ(got.size(), 3u);
@@ -166,6 +173,42 @@ TEST_F(CudaLinalg, PreparedTargetsOfOneWidthShareOneLaunch) {
       // codes (q up to 255) the two terms can be far larger than |y| and cancel; measured on an H100: 1.7e-5
       // at |y| 0.35, 8-bit only (4-bit passed 1e-5).
       for (size_t i = 0; i < 3; ++i) expect_matches(got[i], want[i], 3e-5, 1e-4);
+    }
+    }
+  }
+}
+
+// Dense projections over one x go in one launch (ops::linears): f16 / bf16, row counts that
+// leave partial blocks, k giving 8, 16 and 32 lanes per row, 1 and 3 rows of x; f32 and
+// mixed dtypes fall back to one launch each.
+TEST_F(CudaLinalg, DenseTargetsShareOneLaunch) {
+  const int64_t rows[] = {40, 9, 72};
+  for (Dtype wd : {Dtype::f16, Dtype::bf16, Dtype::f32}) {
+    for (int64_t k : {256, 1032, 2056}) {
+      std::vector<Tensor> cpu, gpu;
+      for (int i = 0; i < 3; ++i) {
+        cpu.push_back(random_tensor({rows[i], k}, 90 + static_cast<uint32_t>(i), wd));
+        gpu.push_back(on_cuda(cpu.back()));
+      }
+      const Tensor* cw[] = {&cpu[0], &cpu[1], &cpu[2]};
+      const Tensor* gw[] = {&gpu[0], &gpu[1], &gpu[2]};
+      Tensor biases[3], gbiases[3];
+      biases[2] = random_tensor({rows[2]}, 94);
+      gbiases[2] = on_cuda(biases[2]);
+      for (int64_t m : {1, 3}) {
+        SCOPED_TRACE(std::string(dtype_name(wd)) + " k=" + std::to_string(k) + " m=" + std::to_string(m));
+        Tensor x = random_tensor({m, k}, 95 + static_cast<uint32_t>(m + k));
+        auto want = ops::linears(x, cw, biases);
+        auto got = ops::linears(on_cuda(x), gw, gbiases);
+        ASSERT_EQ(got.size(), 3u);
+        for (size_t i = 0; i < 3; ++i) {
+          // k up to 2056 products in another order: partial sums reach ~sqrt(k) and differ
+          // by a few f32 ulps of those (measured on an H100: 5.9e-5 at |y| 1.4, f16, k 2056).
+          expect_matches(got[i], want[i], 1e-5, 1e-4);
+          // linears is linear() for each weight on the CPU, bit for bit.
+          EXPECT_EQ(want[i].to_float_vector(), ops::linear(x, cpu[i], biases[i]).to_float_vector());
+        }
+      }
     }
   }
 }

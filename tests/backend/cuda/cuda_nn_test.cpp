@@ -6,12 +6,16 @@
 
 #include "cuda_test_util.h"
 #include "lmx/core/backend.h"
+#include "lmx/base/error.h"
 #include "lmx/core/ops/nn.h"
+#include "lmx/core/ops/reduce.h"
+#include "lmx/core/ops/ssm.h"
 #include "lmx/core/quantized_weight.h"
 
 namespace lmx {
 namespace {
 
+using testing::expect_identical;
 using testing::expect_matches;
 using testing::on_cuda;
 using testing::random_tensor;
@@ -114,6 +118,11 @@ TEST_F(CudaNn, AttentionMasksWindowsSoftcapSinksGqa) {
       {1, 8, 2, 5, 77, 256, false, 0, 0, 30.0f, true, false},   // softcap + mask
       {2, 4, 2, 9, 20, 64, true, 11, 4, 0.0f, true, true},      // everything at once
       {1, 2, 2, 6, 6, 32, false, 0, 0, 0.0f, true, true},       // rows with no visible key
+      // Prefill past one tile of 32 query rows and 32 keys (the tiled kernel).
+      {1, 4, 2, 70, 70, 64, true, 0, 0, 0.0f, false, false},
+      {2, 6, 2, 40, 100, 128, true, 60, 17, 0.0f, true, true},
+      {1, 2, 1, 33, 65, 96, false, 0, 0, 20.0f, false, true},
+      {1, 2, 2, 35, 35, 6, true, 0, 0, 0.0f, false, false},  // head_dim not a multiple of 4
   };
   uint32_t seed = 61;
   for (const AttentionCase& c : cases) {
@@ -148,9 +157,10 @@ TEST_F(CudaNn, AttentionMasksWindowsSoftcapSinksGqa) {
 }
 
 TEST_F(CudaNn, QuantizedAttention) {
-  const int64_t B = 2, Hq = 8, Hkv = 2, Lq = 3, L = 130, D = 64;
+  const int64_t B = 2, Hq = 8, Hkv = 2, L = 130, D = 64;
+  for (int64_t Lq : {1, 3, 40})
   for (int bits : {4, 8}) {
-    SCOPED_TRACE("bits=" + std::to_string(bits));
+    SCOPED_TRACE("bits=" + std::to_string(bits) + " Lq=" + std::to_string(Lq));
     auto quantized = [&](uint32_t seed) {
       QuantizedWeight w = QuantizedWeight::quantize(random_tensor({B * Hkv * L, D}, seed), bits, 32, Dtype::f32);
       return std::array<Tensor, 3>{w.w.reshape({B, Hkv, L, D * bits / 32}), w.scales.reshape({B, Hkv, L, D / 32}),
@@ -167,6 +177,63 @@ TEST_F(CudaNn, QuantizedAttention) {
     pd.sinks = on_cuda(p.sinks);
     expect_matches(ops::quantized_scaled_dot_product_attention(on_cuda(q), dkv, pd),
                    ops::quantized_scaled_dot_product_attention(q, kv, p), 1e-5, 2e-6);
+  }
+}
+
+
+// Row reductions along every axis, f32 and bf16, with a NaN row, a row of -inf and an
+// empty axis: sums in f64 like the CPU (so within an ulp), argmax the same indices.
+TEST_F(CudaNn, ReductionsAlongEveryAxis) {
+  std::vector<float> v = random_tensor({3, 5, 37}, 110).to_float_vector();
+  v[37 + 4] = std::numeric_limits<float>::quiet_NaN();           // row (0, 1) has a NaN
+  for (int i = 0; i < 37; ++i) v[static_cast<size_t>(2 * 37 + i)] = -kInf;  // row (0, 2) all -inf
+  v[5 * 37 + 3] = v[5 * 37 + 20] = 9.0f;                          // row (1, 0): a tie for the max
+  for (Dtype dt : {Dtype::f32, Dtype::bf16}) {
+    Tensor x = Tensor::from_vector<float>(v, {3, 5, 37}).to(dt), dx = on_cuda(x);
+    for (int axis : {0, 1, 2, -1}) {
+      SCOPED_TRACE(std::string(dtype_name(dt)) + " axis=" + std::to_string(axis));
+      expect_matches(ops::sum(dx, axis), ops::sum(x, axis), 1e-6, 1e-6);
+      expect_matches(ops::mean(dx, axis, true), ops::mean(x, axis, true), 1e-6, 1e-6);
+      expect_matches(ops::max(dx, axis), ops::max(x, axis), 0, 0);
+      expect_matches(ops::min(dx, axis), ops::min(x, axis), 0, 0);
+      expect_matches(ops::logsumexp(dx, axis), ops::logsumexp(x, axis), 1e-6, 1e-6);
+      expect_identical(ops::argmax(dx, axis), ops::argmax(x, axis));
+    }
+  }
+  Tensor empty = random_tensor({4, 0}, 111);
+  expect_matches(ops::sum(on_cuda(empty), 1), ops::sum(empty, 1), 0, 0);
+  EXPECT_THROW(ops::sum(on_cuda(Tensor::from_vector<int32_t>({1, 2}, {2})), 0), Unsupported);
+}
+
+// The selective scan (Mamba2 shape: heads in groups, per-head decay; Mamba: head_dim 1)
+// and the gated delta rule, from a random state, twice (the state carries over).
+TEST_F(CudaNn, RecurrentScansCarryTheirState) {
+  struct Case {
+    int64_t B, L, H, P, N, G;
+  };
+  for (const Case c : {Case{2, 7, 4, 16, 12, 2}, Case{1, 5, 33, 1, 16, 1}}) {
+    SCOPED_TRACE("heads=" + std::to_string(c.H));
+    Tensor x = random_tensor({c.B, c.L, c.H, c.P}, 120), dt = random_tensor({c.B, c.L, c.H}, 121, Dtype::f32, 0.0f, 1.0f);
+    Tensor a = random_tensor({c.H, c.N}, 122, Dtype::f32, -2.0f, -0.1f), d = random_tensor({c.H}, 123);
+    Tensor b = random_tensor({c.B, c.L, c.G, c.N}, 124), cc = random_tensor({c.B, c.L, c.G, c.N}, 125);
+    Tensor state = random_tensor({c.B, c.H, c.P, c.N}, 126), dstate = on_cuda(state);
+    for (int step = 0; step < 2; ++step) {
+      Tensor want = ops::ssm_scan(x, dt, a, b, cc, d, state);
+      Tensor got = ops::ssm_scan(on_cuda(x), on_cuda(dt), on_cuda(a), on_cuda(b), on_cuda(cc), on_cuda(d), dstate);
+      expect_matches(got, want, 1e-5, 1e-5);
+      expect_matches(dstate, state, 1e-5, 1e-5);
+    }
+  }
+  const int64_t B = 2, L = 6, Hk = 2, Hv = 4, K = 24, V = 40;
+  Tensor q = random_tensor({B, L, Hk, K}, 130, Dtype::f32, -0.3f, 0.3f), k = random_tensor({B, L, Hk, K}, 131, Dtype::f32, -0.3f, 0.3f);
+  Tensor v = random_tensor({B, L, Hv, V}, 132), g = random_tensor({B, L, Hv}, 133, Dtype::f32, -1.0f, 0.0f);
+  Tensor beta = random_tensor({B, L, Hv}, 134, Dtype::f32, 0.0f, 1.0f);
+  Tensor state = random_tensor({B, Hv, K, V}, 135), dstate = on_cuda(state);
+  for (int step = 0; step < 2; ++step) {
+    Tensor want = ops::gated_delta_scan(q, k, v, g, beta, state);
+    Tensor got = ops::gated_delta_scan(on_cuda(q), on_cuda(k), on_cuda(v), on_cuda(g), on_cuda(beta), dstate);
+    expect_matches(got, want, 1e-5, 1e-5);
+    expect_matches(dstate, state, 1e-5, 1e-5);
   }
 }
 

@@ -73,6 +73,23 @@ TEST(Linalg, LinearWithEveryWeightDtype) {
   EXPECT_THROW(ops::linear(x, random_tensor({17, 40}, 1), random_tensor({16}, 2)), ShapeError);
 }
 
+// linears: linear() for each weight over one x, bit for bit, with the same errors.
+TEST(Linalg, LinearsIsLinearForEachWeight) {
+  Tensor x = random_tensor({2, 40}, 130);
+  Tensor w1 = random_tensor({17, 40}, 131, Dtype::bf16), w2 = random_tensor({40, 5}, 132).transpose(0, 1);
+  Tensor b1 = random_tensor({17}, 133);
+  const Tensor* ws[] = {&w1, &w2};
+  const Tensor biases[] = {b1, Tensor()};
+  auto got = ops::linears(x, ws, biases);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].to_float_vector(), ops::linear(x, w1, b1).to_float_vector());
+  EXPECT_EQ(got[1].to_float_vector(), ops::linear(x, w2).to_float_vector());
+  Tensor bad = random_tensor({17, 41}, 1);
+  const Tensor* wbad[] = {&w1, &bad};
+  EXPECT_THROW(ops::linears(x, wbad, biases), ShapeError);
+  EXPECT_THROW(ops::linears(x, ws, std::span<const Tensor>(biases, 1)), InvalidArgument);
+}
+
 TEST(Linalg, QuantizedLinearMatchesDequantizedWeights) {
   Tensor x = random_tensor({3, 128}, 97);
   Tensor w = random_tensor({24, 128}, 98, Dtype::f32, -0.5f, 0.5f);
