@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lmx/base/json_nesting.h"
 #include "lmx/chat/json_value.h"
 #include "lmx/chat/renderer.h"
 #include "lmx/chat/template_error.h"
@@ -133,8 +134,10 @@ ChatTemplateSource select_chat_template(const std::filesystem::path& model_dir, 
   auto json_file = model_dir / "chat_template.json";
   if (std::filesystem::exists(json_file)) {
     nlohmann::ordered_json j;
+    const std::string text = read_file(json_file);
+    check_json_nesting(text, json_file.string());
     try {
-      j = nlohmann::ordered_json::parse(read_file(json_file));
+      j = nlohmann::ordered_json::parse(text);
     } catch (const nlohmann::json::exception& e) {
       throw FormatError(json_file.string() + ": " + e.what());
     }
@@ -144,8 +147,10 @@ ChatTemplateSource select_chat_template(const std::filesystem::path& model_dir, 
   if (!std::filesystem::exists(config_path))
     throw IoError(model_dir.string() + ": no chat_template.jinja, chat_template.json or tokenizer_config.json");
   nlohmann::ordered_json config;
+  const std::string text = read_file(config_path);
+  check_json_nesting(text, config_path.string());
   try {
-    config = nlohmann::ordered_json::parse(read_file(config_path));
+    config = nlohmann::ordered_json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(config_path.string() + ": " + e.what());
   }

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lmx/base/error.h"
+#include "lmx/base/json_nesting.h"
 #include "lmx/generate/prompt_cache.h"
 #include "lmx/io/safetensors.h"
 #include "lmx/nn/state_cache.h"
@@ -57,6 +58,7 @@ void ChatSession::restore(const std::filesystem::path& path) {
       throw InvalidArgument(file + ": the session was saved with another model (its config or weights differ from " +
                             container_->path().string() + ")");
     }
+    check_json_nesting(it->second, file + ": session metadata");
     try {
       session = nlohmann::ordered_json::parse(it->second);
     } catch (const nlohmann::json::exception& e) {

@@ -10,6 +10,7 @@
 #include "lmx/chat/chat_template.h"
 #include "lmx/chat/tool.h"
 #include "lmx/base/error.h"
+#include "lmx/base/json_nesting.h"
 #include "lmx/generate/generate.h"
 #include "lmx/io/hub.h"
 
@@ -17,10 +18,13 @@ namespace lmx::generate {
 namespace {
 
 nlohmann::ordered_json read_tokenizer_config(const std::filesystem::path& dir) {
-  std::ifstream in(dir / "tokenizer_config.json");
+  const auto path = dir / "tokenizer_config.json";
+  std::ifstream in(path, std::ios::binary);
   if (!in) return nlohmann::ordered_json::object();
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  check_json_nesting(text, path.string());
   try {
-    return nlohmann::ordered_json::parse(in);
+    return nlohmann::ordered_json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw FormatError((dir / "tokenizer_config.json").string() + ": " + e.what());
   }

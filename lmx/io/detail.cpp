@@ -11,6 +11,7 @@
 #include <random>
 
 #include "lmx/base/error.h"
+#include "lmx/base/json_nesting.h"
 
 namespace lmx::io::detail {
 
@@ -19,6 +20,7 @@ nlohmann::json read_json_file(const std::filesystem::path& path, const std::stri
   if (!in) throw IoError("cannot read '" + shown + "'");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) throw IoError("cannot read '" + shown + "'");
+  check_json_nesting(text, "'" + shown + "'");
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {

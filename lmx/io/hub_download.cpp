@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "lmx/base/error.h"
+#include "lmx/base/json_nesting.h"
 #include "lmx/io/detail.h"
 #include "lmx/io/hub_http.h"
 
@@ -291,6 +292,7 @@ HubListing hub_list_files(const HubOptions& options, const RepoId& repo) {
   if (status < 200 || status >= 300) throw_http(status, options, "listing the repo", shown);
 
   HubListing out;
+  check_json_nesting(body, "the hub's listing of '" + shown + "'");
   try {
     auto j = nlohmann::json::parse(body);
     out.sha = j.at("sha").get<std::string>();

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "lmx/base/error.h"
+#include "lmx/base/json_nesting.h"
 #include "lmx/server/api_error.h"
 
 namespace lmx::server {
@@ -83,6 +85,11 @@ const nlohmann::ordered_json* RequestFields::array(const char* name) const {
 
 nlohmann::ordered_json parse_body(const std::string& body) {
   nlohmann::ordered_json j;
+  try {
+    check_json_nesting(body, "the request body");
+  } catch (const FormatError& e) {
+    throw ApiError(400, e.what(), "", "invalid_json");
+  }
   try {
     j = nlohmann::ordered_json::parse(body);
   } catch (const nlohmann::json::parse_error& e) {

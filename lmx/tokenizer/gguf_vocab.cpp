@@ -201,11 +201,16 @@ class GgufReader {
     });
     return out;
   }
-  void skip(uint32_t type) {
+  // Arrays may hold arrays; the nesting is bounded so that the input cannot choose the
+  // recursion depth (100000 levels cost 1.2 MB of file and overflowed the stack).
+  static constexpr int kMaxArrayNesting = 16;
+  void skip(uint32_t type, int depth = 0) {
     if (type == 8) {
       str();
     } else if (type == 9) {
-      array_of(type, "array", [&](uint32_t et) { skip(et); });
+      if (depth >= kMaxArrayNesting)
+        fail("arrays nested deeper than " + std::to_string(kMaxArrayNesting) + " levels");
+      array_of(type, "array", [&](uint32_t et) { skip(et, depth + 1); });
     } else if (size_t n = scalar_size(type)) {
       take(n);
     } else {

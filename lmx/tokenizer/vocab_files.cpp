@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lmx/base/error.h"
+#include "lmx/base/json_nesting.h"
 #include "lmx/tokenizer/decoders.h"
 #include "lmx/tokenizer/models.h"
 #include "lmx/tokenizer/normalizers.h"
@@ -18,6 +19,7 @@ using detail::AddedToken;
 Tokenizer Tokenizer::from_vocab_merges(const std::filesystem::path& vocab_json,
                                        const std::filesystem::path& merges_txt) {
   std::string vocab_text = detail::read_file(vocab_json);
+  check_json_nesting(vocab_text, vocab_json.string());
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(vocab_text);

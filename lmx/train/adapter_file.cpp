@@ -1,10 +1,12 @@
 #include "lmx/train/adapter_file.h"
 
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "lmx/base/error.h"
+#include "lmx/base/json_nesting.h"
 #include "lmx/io/atomic_write.h"
 #include "lmx/io/safetensors.h"
 #include "lmx/io/safetensors_writer.h"
@@ -45,11 +47,14 @@ void save_adapters(const fs::path& dir, const LoraAdapters& adapters, const nloh
 }
 
 nlohmann::json read_json_file(const fs::path& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError("cannot read " + path.string());
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw IoError("cannot read " + path.string());
+  check_json_nesting(text, path.string());
   nlohmann::json out;
   try {
-    in >> out;
+    out = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(path.string() + ": not valid JSON (" + e.what() + ")");
   }

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "lmx/base/error.h"
+#include "lmx/base/json_nesting.h"
 #include "lmx/vision/processor_families.h"
 
 namespace lmx::vision {
@@ -55,6 +56,7 @@ std::vector<std::string> supported_image_processor_types() {
 
 std::unique_ptr<ImageProcessor> make_image_processor(std::string_view json_text,
                                                      const std::string& label) {
+  check_json_nesting(json_text, label);
   nlohmann::json doc = nlohmann::json::parse(json_text, nullptr, false);
   if (doc.is_discarded() || !doc.is_object()) throw FormatError(label + ": not a JSON object");
   // processor_config.json nests the image processor's keys.

@@ -235,6 +235,32 @@ TEST(ToolStream, BadInputIsRejectedWithItsRawText) {
   }
 }
 
+// Model output whose arguments nest 200000 deep (400 KB): nlohmann parsed it, and the
+// first copy of the arguments recursed once per level and overflowed the stack (SIGSEGV in
+// parse_tool_calls for all three formats below, i.e. in the server's stream). Now it is a
+// rejected call whose raw text is kept.
+TEST(ToolStream, DeeplyNestedArgumentsAreRejectedNotACrash) {
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  const std::vector<std::pair<ToolCallFormat, std::string>> cases = {
+      {ToolCallFormat::kJson, "<tool_call>{\"name\": \"f\", \"arguments\": {\"l\": " + deep + "}}</tool_call>"},
+      {ToolCallFormat::kJson, "{\"name\": \"f\", \"arguments\": {\"l\": " + deep + "}}"},
+      {ToolCallFormat::kMistral, "[TOOL_CALLS]f[ARGS]{\"l\": " + deep + "}"},
+      {ToolCallFormat::kLlama3, "<|python_tag|>{\"name\": \"f\", \"parameters\": {\"l\": " + deep + "}}"},
+  };
+  for (const auto& [format, text] : cases) {
+    SCOPED_TRACE(std::string(to_string(format)) + ": " + text.substr(0, 40));
+    try {
+      (void)parse_tool_calls(format, text);
+      ADD_FAILURE() << "parsed";
+    } catch (const ToolCallParseError& e) {
+      EXPECT_NE(std::string(e.what()).find("JSON nested deeper than 512 levels"), std::string::npos) << e.what();
+    }
+    auto events = testing::feed_chunked(format, text, {}, 9, 4096);
+    EXPECT_EQ(testing::concat_raw(events), text);
+    EXPECT_TRUE(testing::calls_of(events).empty());
+  }
+}
+
 TEST(ToolStream, HugeInputsFinishQuickly) {
   // 2 MB of text without markers, fed in small chunks; and a call that never ends.
   std::string text(2 << 20, 'a');

@@ -199,6 +199,53 @@ TEST(BadInput, InvalidUtf8IsReplacedOrRejected) {
   EXPECT_NO_THROW(tok.encode_strict("fine \xE6\xAD\xA3"));
 }
 
+// GGUF metadata as little-endian bytes: the header, then key/value records.
+std::string le(uint64_t v, int bytes) {
+  std::string out;
+  for (int i = 0; i < bytes; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
+  return out;
+}
+std::string gguf_str(const std::string& s) { return le(s.size(), 8) + s; }
+std::string gguf_header(uint64_t kv_count) { return "GGUF" + le(3, 4) + le(0, 8) + le(kv_count, 8); }
+
+// The GGUF cases of ../shared/reference/user-needs.md that a metadata-only reader meets:
+// each is a FormatError naming the file, never a crash or a huge allocation.
+TEST(BadInput, MalformedGgufMetadata) {
+  auto dir = std::filesystem::temp_directory_path() / "lmx_tokenizer_bad_gguf";
+  std::filesystem::create_directories(dir);
+  const uint64_t huge = uint64_t{1} << 63;
+  const std::string tokens_key = gguf_str("tokenizer.ggml.tokens");
+  // Arrays of arrays nested 100000 deep (12 bytes a level): the skipping of an unknown
+  // key recursed once per level and overflowed the stack (SIGSEGV) before the fix.
+  std::string nested = gguf_header(1) + gguf_str("general.deep") + le(9, 4);
+  for (int i = 0; i < 100000; ++i) nested += le(9, 4) + le(1, 8);
+  nested += le(4, 4) + le(0, 8);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"GGUF", "bad magic"},
+      {gguf_header(0), "no tokenizer.ggml.tokens"},
+      {gguf_header(huge), "implausible metadata count"},
+      {gguf_header(1) + le(huge, 8) + "k", "string length"},
+      {gguf_header(1) + tokens_key + le(9, 4) + le(8, 4) + le(huge, 8), "runs past the end"},
+      {gguf_header(1) + tokens_key + le(9, 4) + le(8, 4) + le(1, 8) + le(huge, 8), "string length"},
+      {gguf_header(1) + gguf_str("general.x") + le(99, 4) + le(0, 8), "unknown metadata type 99"},
+      {nested, "nested"},
+  };
+  int i = 0;
+  for (const auto& [bytes, expect] : cases) {
+    const auto path = dir / ("bad" + std::to_string(i++) + ".gguf");
+    std::ofstream(path, std::ios::binary) << bytes;
+    SCOPED_TRACE(expect);
+    try {
+      (void)Tokenizer::from_gguf(path);
+      ADD_FAILURE() << "loaded";
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(path.filename().string()), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(expect), std::string::npos) << e.what();
+    }
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(BadInput, MalformedSentencePieceAndTiktokenFiles) {
   auto dir = std::filesystem::temp_directory_path() / "lmx_tokenizer_bad_input";
   std::filesystem::create_directories(dir);

@@ -5,6 +5,9 @@
 #include <cmath>
 #include <initializer_list>
 
+#include "lmx/base/error.h"
+#include "lmx/base/json_nesting.h"
+
 namespace lmx::chat::detail {
 
 std::optional<size_t> EndMarkerScanner::end(std::string_view region) {
@@ -83,12 +86,26 @@ std::string_view leading_marker(std::string_view region, const std::vector<std::
 
 Json parse_json(std::string_view text, std::string_view what) {
   try {
+    check_json_nesting(text, what);
+  } catch (const FormatError& e) {
+    throw ToolCallParseError(e.what());
+  }
+  try {
     return Json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     std::string shown(text.substr(0, 200));
     throw ToolCallParseError(std::string(what) + " is not valid JSON (" + e.what() + "): " + shown +
                              (text.size() > 200 ? "..." : ""));
   }
+}
+
+Json try_parse_json(std::string_view text) {
+  try {
+    check_json_nesting(text, "");
+  } catch (const FormatError&) {
+    return Json(Json::value_t::discarded);
+  }
+  return Json::parse(text, nullptr, /*allow_exceptions=*/false);
 }
 
 Json arguments_object(const Json& arguments, std::string_view tool) {
@@ -185,7 +202,7 @@ void collect_types(const Json& schema, std::vector<std::string>& out, int depth)
 }
 
 std::optional<Json> try_json(std::string_view text) {
-  Json v = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  Json v = try_parse_json(text);
   if (v.is_discarded()) return std::nullopt;
   return v;
 }

@@ -53,8 +53,13 @@ std::string_view region_body(std::string_view region, std::string_view marker, c
 // The marker among `markers` that `region` starts with (the longest); throws if none.
 std::string_view leading_marker(std::string_view region, const std::vector<std::string>& markers);
 
-// JSON text -> value; throws ToolCallParseError naming `what` and nlohmann's reason.
+// JSON text -> value; throws ToolCallParseError naming `what` and nlohmann's reason, or
+// the nesting limit (check_json_nesting: model output nested 200000 deep parsed, and the
+// first copy of its arguments overflowed the stack).
 Json parse_json(std::string_view text, std::string_view what);
+// JSON text -> value, or a discarded value when the text is not JSON or nests deeper than
+// check_json_nesting allows. Never throws.
+Json try_parse_json(std::string_view text);
 // {"name", "arguments" | "parameters", "id"?} -> call; arguments given as JSON text are
 // decoded. Throws ToolCallParseError.
 ToolCall call_from_json(const Json& object);

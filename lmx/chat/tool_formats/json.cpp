@@ -40,7 +40,7 @@ bool has_call_keys(std::string_view text) {
 // Bare JSON is a call only with a name and arguments (ordinary JSON in an answer stays
 // text); JSON that looks like a call but does not parse is rejected.
 ToolCall bare_call(std::string_view region) {
-  Json j = Json::parse(region, nullptr, /*allow_exceptions=*/false);
+  Json j = try_parse_json(region);
   if (j.is_discarded()) {
     if (has_call_keys(region)) parse_json(region, "bare JSON tool call");  // throws with the reason
     throw NotAToolCall("JSON text without a tool call");
@@ -59,7 +59,7 @@ std::optional<Json> without_redundant_braces(std::string_view body) {
   JsonValueEnd value(1);
   std::optional<size_t> end = value.advance(body);
   if (!end || trim(body.substr(*end)) != "}}") return std::nullopt;
-  Json j = Json::parse(body.substr(1, *end - 1), nullptr, /*allow_exceptions=*/false);
+  Json j = try_parse_json(body.substr(1, *end - 1));
   if (j.is_discarded()) return std::nullopt;
   return j;
 }

@@ -1,9 +1,11 @@
 #include "lmx/models/embed/sentence_transformers_folder.h"
 
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "lmx/base/error.h"
+#include "lmx/base/json_nesting.h"
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/io/model_folder.h"
 #include "lmx/models/config_reader.h"
@@ -19,9 +21,11 @@ namespace {
 std::optional<nlohmann::json> read_json(const fs::path& file, bool array = false) {
   std::error_code ec;
   if (!fs::is_regular_file(file, ec)) return std::nullopt;
-  std::ifstream in(file);
+  std::ifstream in(file, std::ios::binary);
   if (!in) throw IoError("cannot read '" + file.string() + "'");
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  check_json_nesting(text, "'" + file.string() + "'");
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded()) throw FormatError("'" + file.string() + "' is not valid JSON");
   if (array ? !j.is_array() : !j.is_object()) {
     throw FormatError("'" + file.string() + "' is not a JSON " + (array ? "array" : "object"));
