@@ -7,6 +7,7 @@
 #include "lmx/core/backend.h"
 #include "lmx/io/model_folder.h"
 #include "lmx/models/embed/batching.h"
+#include "lmx/models/embed/embedder_folder.h"
 #include "lmx/models/embed/encoder.h"
 #include "lmx/models/embed/sentence_transformers_folder.h"
 #include "lmx/models/load.h"
@@ -61,17 +62,11 @@ Embedder Embedder::load(const fs::path& dir, const EmbedderOptions& options) {
   backend_for(options.device);  // an unavailable device fails before anything is read
   auto impl = std::make_unique<Impl>();
   impl->device = options.device;
-  impl->modules = read_sentence_transformer_modules(dir);
+  LoadedEncoder loaded = load_encoder(dir, options.device);
+  impl->modules = std::move(loaded.modules);
+  impl->encoder = std::move(loaded.encoder);
   const SentenceTransformerModules& m = impl->modules;
-  io::ModelFolder folder = io::ModelFolder::open(m.transformer_dir);
-  const std::string config_file = (m.transformer_dir / "config.json").string();
-  ConfigReader config(folder.text_config(), config_file);
-  impl->encoder = create_encoder(config);
   Encoder& enc = *impl->encoder;
-  WeightDict weights = read_weights(folder);
-  enc.sanitize(weights);
-  load_module_weights(enc, std::move(weights), folder.raw_config(), m.transformer_dir.string(), enc.model_type());
-  if (!options.device.is_cpu()) enc.to(options.device);
   prepare_module_for_inference(enc);
 
   impl->pooling = !options.pooling.empty() ? options.pooling
