@@ -127,6 +127,29 @@ TEST_F(EmbedCli, BadInputsGiveOneClearLine) {
   }
 }
 
+// Broken folders through the CLI: one line naming the file, no crash.
+TEST_F(EmbedCli, BrokenFoldersGiveOneClearLine) {
+  const fs::path missing = tmp_.path() / "missing", dense = tmp_.path() / "dense";
+  for (const fs::path& d : {missing, dense}) fs::copy(dir_, d, fs::copy_options::recursive);
+  fs::remove_all(missing / "1_Pooling");
+  test::write_st_modules(dense, 16, {"mean_tokens"}, {{{"in", 16}, {"out", 4}, {"bias", true},
+                                                       {"activation", "torch.nn.modules.linear.Identity"}}},
+                         true, 3);
+  test::write_json(dense / "2_Dense" / "config.json", {{"in_features", 16}, {"out_features", 8}, {"bias", true}});
+  const std::vector<std::pair<fs::path, std::string>> cases = {
+      {missing, "points at '1_Pooling', which is not a folder"},
+      {dense, "'linear.weight' is f32 [4, 16], expected float [8, 16]"}};
+  for (const auto& [dir, message] : cases) {
+    for (const std::string& cmd : std::vector<std::string>{"embed --text hello --model ",
+                                                          "convert -o " + (tmp_.path() / "o").string() + " -m "}) {
+      Result r = run(cmd + dir.string());
+      EXPECT_NE(r.status, 0) << cmd;
+      EXPECT_NE(r.out.find(message), std::string::npos) << cmd << "\n" << r.out;
+      EXPECT_EQ(r.out.find("internal error"), std::string::npos) << r.out;
+    }
+  }
+}
+
 // lmx convert -q on a sentence-transformers folder: the encoder's Linear and Embedding
 // layers quantized (here all but the 48-wide ones at group size 32), config.json records
 // it, the Pooling / Dense / Normalize modules and the tokenizer come along, and the result

@@ -72,20 +72,9 @@ Embedder Embedder::load(const fs::path& dir, const EmbedderOptions& options) {
   impl->pooling = !options.pooling.empty() ? options.pooling
                   : !m.pooling.empty()     ? m.pooling
                                            : std::vector<PoolingMode>{PoolingMode::mean};
-  if (m.pooling_dimension != 0 && m.pooling_dimension != enc.hidden_size()) {
-    throw FormatError("'" + (dir / "1_Pooling" / "config.json").string() + "': word_embedding_dimension " +
-                      std::to_string(m.pooling_dimension) + " does not match the model's hidden size " +
-                      std::to_string(enc.hidden_size()));
-  }
-  int64_t dim = enc.hidden_size() * static_cast<int64_t>(impl->pooling.size());
-  for (const DenseConfig& d : m.dense) {
-    if (d.in != dim) {
-      throw FormatError("'" + (d.dir / "config.json").string() + "': in_features " + std::to_string(d.in) +
-                        " does not match the " + std::to_string(dim) + " values that reach this Dense layer");
-    }
-    impl->dense.push_back(load_dense_layer(d));
-    dim = d.out;
-  }
+  impl->dense = load_dense_layers(m, enc.hidden_size(), static_cast<int64_t>(impl->pooling.size()));
+  const int64_t dim = impl->dense.empty() ? enc.hidden_size() * static_cast<int64_t>(impl->pooling.size())
+                                          : impl->dense.back()->config().out;
   impl->dimension = dim;
   impl->normalize = m.has_modules_json ? m.normalize : true;
 

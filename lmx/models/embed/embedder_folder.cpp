@@ -47,6 +47,26 @@ LoadedEncoder load_encoder(const fs::path& dir, Device device) {
   return out;
 }
 
+std::vector<std::unique_ptr<DenseLayer>> load_dense_layers(const SentenceTransformerModules& m, int64_t hidden,
+                                                           int64_t pooling_modes) {
+  if (m.pooling_dimension != 0 && m.pooling_dimension != hidden) {
+    throw FormatError("'" + (m.transformer_dir / "1_Pooling" / "config.json").string() +
+                      "': word_embedding_dimension " + std::to_string(m.pooling_dimension) +
+                      " does not match the model's hidden size " + std::to_string(hidden));
+  }
+  std::vector<std::unique_ptr<DenseLayer>> out;
+  int64_t dim = hidden * pooling_modes;
+  for (const DenseConfig& d : m.dense) {
+    if (d.in != dim) {
+      throw FormatError("'" + (d.dir / "config.json").string() + "': in_features " + std::to_string(d.in) +
+                        " does not match the " + std::to_string(dim) + " values that reach this Dense layer");
+    }
+    out.push_back(load_dense_layer(d));
+    dim = d.out;
+  }
+  return out;
+}
+
 bool is_embedder_folder(const fs::path& dir) {
   std::error_code ec;
   if (fs::is_regular_file(dir / "modules.json", ec)) return true;
@@ -71,6 +91,9 @@ bool is_embedder_folder(const fs::path& dir) {
 
 void save_embedder(LoadedEncoder& loaded, const fs::path& src, const fs::path& out, const SaveOptions& options) {
   const fs::path& tdir = loaded.modules.transformer_dir;
+  // A folder that would not load is not copied on: the modules are checked as Embedder::load does.
+  load_dense_layers(loaded.modules, loaded.encoder->hidden_size(),
+                    std::max<int64_t>(1, static_cast<int64_t>(loaded.modules.pooling.size())));
   const fs::path rel = fs::relative(tdir, src);
   const fs::path tout = rel.empty() || rel == "." ? out : out / rel;
   save_model(*loaded.encoder, tdir, tout, options);

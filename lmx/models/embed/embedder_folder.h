@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <vector>
 
 #include "lmx/models/embed/encoder.h"
 #include "lmx/models/embed/sentence_transformers_folder.h"
@@ -20,6 +21,13 @@ struct LoadedEncoder {
 // modules.json & co., then the Transformer module's config and weights, moved to `device`.
 // Errors name the file (see Embedder::load).
 LoadedEncoder load_encoder(const std::filesystem::path& dir, Device device = Device::cpu());
+
+// The Dense layers of `modules`, checked: the Pooling module's word_embedding_dimension
+// against `hidden`, each layer's in_features against what reaches it (`hidden` times
+// `pooling_modes`, then the previous out_features), the stored matrices against the
+// configs. FormatError naming the file.
+std::vector<std::unique_ptr<DenseLayer>> load_dense_layers(const SentenceTransformerModules& modules, int64_t hidden,
+                                                           int64_t pooling_modes);
 
 // Whether `dir` is an embedder for `lmx convert`: a sentence-transformers folder
 // (modules.json), or a plain folder whose model_type only an encoder has (bert, roberta,
