@@ -1,8 +1,10 @@
-// lmx convert: a model folder to an mlx-community-style folder (optionally quantized or
-// cast), or a llama2.c checkpoint to a Hugging Face llama folder.
+// lmx convert: a model folder (an LLM, or an embedder with its sentence-transformers
+// modules) to an mlx-community-style folder (optionally quantized or cast), or a llama2.c
+// checkpoint to a Hugging Face llama folder.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "cli_common.h"
 #include "commands.h"
@@ -10,6 +12,7 @@
 #include "lmx/io/atomic_write.h"
 #include "lmx/io/llama2c_import.h"
 #include "lmx/core/quantized_weight.h"
+#include "lmx/models/embed/embedder_folder.h"
 #include "lmx/models/load.h"
 #include "lmx/models/save.h"
 
@@ -49,7 +52,14 @@ void run_convert(const ConvertArgs& a) {
   auto src = resolve_model_arg(a.model);
   std::error_code ec;
   if (std::filesystem::equivalent(src, a.out, ec)) throw InvalidArgument("--out must differ from the source");
-  auto loaded = models::load_model(src, {.prepare = false});
+  // An embedder (sentence-transformers folder or encoder-only model) converts its
+  // Transformer module and keeps the other modules; anything else loads as an LLM.
+  const bool embedder = models::embed::is_embedder_folder(src);
+  std::optional<models::LoadedModel> llm;
+  models::embed::LoadedEncoder encoder;
+  if (embedder) encoder = models::embed::load_encoder(src);
+  else llm = models::load_model(src, {.prepare = false});
+  nn::Module& model = embedder ? static_cast<nn::Module&>(*encoder.encoder) : *llm->model;
   if (a.quantize) {
     models::QuantizeOptions q;
     q.mode = parse_quant_mode(a.q_mode, "--q-mode");
@@ -60,10 +70,11 @@ void run_convert(const ConvertArgs& a) {
     if (!q.recipe.empty() && q.mode != QuantMode::affine) {
       throw InvalidArgument("--quant-predicate supports --q-mode affine only");
     }
+    if (!q.recipe.empty() && embedder) throw InvalidArgument("--quant-predicate: the recipes are for LLMs, not embedders");
     // Scales keep the weights' dtype, as mlx does (after the optional cast).
     q.scale_dtype = opts.dtype.value_or(Dtype::f32);
     if (!opts.dtype) {
-      for (auto& p : loaded.model->parameters()) {
+      for (auto& p : model.parameters()) {
         if (p.tensor->defined() && is_floating(p.tensor->dtype())) {
           q.scale_dtype = p.tensor->dtype();
           break;
@@ -71,11 +82,12 @@ void run_convert(const ConvertArgs& a) {
       }
     }
     if (opts.dtype) {
-      for (auto& p : loaded.model->parameters())
+      for (auto& p : model.parameters())
         if (p.tensor->defined() && is_floating(p.tensor->dtype())) *p.tensor = p.tensor->to(*opts.dtype);
     }
     std::vector<models::UnquantizedModule> skipped;
-    const auto quantized = models::quantize_model(*loaded.model, q, &skipped, &opts.quantization_per_layer);
+    const auto quantized = models::quantize_module(model, embedder ? 0 : llm->model->num_layers(), q, &skipped,
+                                                   &opts.quantization_per_layer);
     if (quantized.empty()) {
       throw InvalidArgument("-q: no layer can be quantized with --q-group-size " + std::to_string(q.group_size) +
                             (skipped.empty() ? std::string() : " (" + skipped.front().path + ": " +
@@ -97,7 +109,8 @@ void run_convert(const ConvertArgs& a) {
     }
   }
   io::write_folder_atomic(a.out, a.force, [&](const std::filesystem::path& staging) {
-    models::save_model(*loaded.model, src, staging, opts);
+    if (embedder) models::embed::save_embedder(encoder, src, staging, opts);
+    else models::save_model(model, src, staging, opts);
   });
   std::printf("wrote %s\n", a.out.c_str());
 }

@@ -178,6 +178,11 @@ class Backend {
     (void)y, (void)rows, (void)n, (void)bias;
     no_kernel("add_bias");
   }
+  // out[i] = act(x[i]) (out may equal x).
+  virtual void activation(kernels::Activation act, const float* x, float* out, int64_t n) {
+    (void)act, (void)x, (void)out, (void)n;
+    no_kernel("activation");
+  }
   // out[i] = act(gate[i]) * up[i].
   virtual void activation_mul(kernels::Activation act, const float* gate, const float* up, float* out, int64_t n) {
     (void)act, (void)gate, (void)up, (void)out, (void)n;

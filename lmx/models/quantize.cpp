@@ -60,6 +60,12 @@ int recipe_bits(const std::string& recipe, const std::string& path, int64_t num_
 std::vector<std::string> quantize_model(LanguageModel& model, const QuantizeOptions& o,
                                         std::vector<UnquantizedModule>* skipped,
                                         std::map<std::string, LayerQuantization>* per_layer) {
+  return quantize_module(model, model.num_layers(), o, skipped, per_layer);
+}
+
+std::vector<std::string> quantize_module(nn::Module& model, int64_t num_layers, const QuantizeOptions& o,
+                                         std::vector<UnquantizedModule>* skipped,
+                                         std::map<std::string, LayerQuantization>* per_layer) {
   if (!o.recipe.empty()) {
     if (o.mode != QuantMode::affine) throw InvalidArgument("quantize: recipes support affine quantization only");
     recipe_bits(o.recipe, "", 1);  // an unknown recipe fails before anything changes
@@ -75,7 +81,7 @@ std::vector<std::string> quantize_model(LanguageModel& model, const QuantizeOpti
       if (skipped) skipped->push_back({path, why});
       return true;
     };
-    const int bits = o.recipe.empty() ? o.bits : recipe_bits(o.recipe, path, model.num_layers());
+    const int bits = o.recipe.empty() ? o.bits : recipe_bits(o.recipe, path, num_layers);
     if (auto* l = dynamic_cast<nn::Linear*>(&m)) {
       if (skip(why_unquantized(l->weight().quantized(), l->in_features(), o.group_size))) return;
       l->quantize(bits, o.group_size, o.scale_dtype, o.mode);
@@ -90,7 +96,7 @@ std::vector<std::string> quantize_model(LanguageModel& model, const QuantizeOpti
     done.push_back(path);
     if (per_layer && !o.recipe.empty()) (*per_layer)[path] = {bits, o.group_size, o.mode};
   });
-  model.prepare_for_inference();
+  prepare_module_for_inference(model);
   return done;
 }
 

@@ -54,4 +54,9 @@ std::vector<std::string> quantize_model(LanguageModel& model, const QuantizeOpti
                                         std::vector<UnquantizedModule>* skipped = nullptr,
                                         std::map<std::string, LayerQuantization>* per_layer = nullptr);
 
+// The same for any module tree (an embedder's encoder): `num_layers` feeds a recipe's choice.
+std::vector<std::string> quantize_module(nn::Module& module, int64_t num_layers, const QuantizeOptions& options,
+                                         std::vector<UnquantizedModule>* skipped = nullptr,
+                                         std::map<std::string, LayerQuantization>* per_layer = nullptr);
+
 }  // namespace lmx::models

@@ -24,7 +24,7 @@ bool is_tokenizer_file(const std::string& name) {
 // The MLX tensors of every quantized layer by parameter name. Prepared layers hold only
 // their packed copy (their parameter slots are empty), so these are unpacked from it,
 // bit for bit what was loaded or quantized.
-std::map<std::string, Tensor> quantized_tensors(LanguageModel& model) {
+std::map<std::string, Tensor> quantized_tensors(nn::Module& model) {
   std::map<std::string, Tensor> out;
   model.for_each_module([&](const std::string& path, nn::Module& m) {
     const nn::WeightMatrix* matrix = nullptr;
@@ -47,7 +47,7 @@ std::map<std::string, Tensor> quantized_tensors(LanguageModel& model) {
 
 }  // namespace
 
-void save_model(LanguageModel& model, const fs::path& source_dir, const fs::path& out_dir,
+void save_model(nn::Module& model, const fs::path& source_dir, const fs::path& out_dir,
                 const SaveOptions& options) {
   std::error_code ec;
   fs::create_directories(out_dir, ec);

@@ -21,7 +21,9 @@ struct SaveOptions {
   bool drop_quantization = false;               // remove the source's entry (a dequantized model)
 };
 
-void save_model(LanguageModel& model, const std::filesystem::path& source_dir, const std::filesystem::path& out_dir,
+// `model`: an LLM or any module tree (an embedder's encoder) whose parameter names are
+// the checkpoint's.
+void save_model(nn::Module& model, const std::filesystem::path& source_dir, const std::filesystem::path& out_dir,
                 const SaveOptions& options);
 
 }  // namespace lmx::models

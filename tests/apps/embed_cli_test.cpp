@@ -127,6 +127,75 @@ TEST_F(EmbedCli, BadInputsGiveOneClearLine) {
   }
 }
 
+// Broken folders through the CLI: one line naming the file, no crash.
+TEST_F(EmbedCli, BrokenFoldersGiveOneClearLine) {
+  const fs::path missing = tmp_.path() / "missing", dense = tmp_.path() / "dense";
+  for (const fs::path& d : {missing, dense}) fs::copy(dir_, d, fs::copy_options::recursive);
+  fs::remove_all(missing / "1_Pooling");
+  test::write_st_modules(dense, 16, {"mean_tokens"}, {{{"in", 16}, {"out", 4}, {"bias", true},
+                                                       {"activation", "torch.nn.modules.linear.Identity"}}},
+                         true, 3);
+  test::write_json(dense / "2_Dense" / "config.json", {{"in_features", 16}, {"out_features", 8}, {"bias", true}});
+  const std::vector<std::pair<fs::path, std::string>> cases = {
+      {missing, "points at '1_Pooling', which is not a folder"},
+      {dense, "'linear.weight' is f32 [4, 16], expected float [8, 16]"}};
+  for (const auto& [dir, message] : cases) {
+    for (const std::string& cmd : std::vector<std::string>{"embed --text hello --model ",
+                                                          "convert -o " + (tmp_.path() / "o").string() + " -m "}) {
+      Result r = run(cmd + dir.string());
+      EXPECT_NE(r.status, 0) << cmd;
+      EXPECT_NE(r.out.find(message), std::string::npos) << cmd << "\n" << r.out;
+      EXPECT_EQ(r.out.find("internal error"), std::string::npos) << r.out;
+    }
+  }
+}
+
+// lmx convert -q on a sentence-transformers folder: the encoder's Linear and Embedding
+// layers quantized (here all but the 48-wide ones at group size 32), config.json records
+// it, the Pooling / Dense / Normalize modules and the tokenizer come along, and the result
+// embeds close to the source. Exactness against an independent reference is
+// embed_parity_test's QuantizedEmbedConvert.
+TEST_F(EmbedCli, ConvertQuantizesAnEmbedderAndKeepsItsModules) {
+  const fs::path src = tmp_.path() / "wide", q = tmp_.path() / "q8";
+  test::write_random_encoder(src, test::tiny_bert_config({{"hidden_size", 32}, {"intermediate_size", 48}, {"vocab_size", 30522}}), 5, true);
+  test::write_st_modules(src, 32, {"mean_tokens"},
+                         {{{"in", 32}, {"out", 8}, {"bias", true}, {"activation", "torch.nn.modules.activation.Tanh"}}},
+                         true, 6);
+  fs::copy_file(dir_ / "tokenizer.json", src / "tokenizer.json");
+  Result r = run("convert -m " + src.string() + " -o " + q.string() + " -q --q-bits 8 --q-group-size 32");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("left 2 unquantized"), std::string::npos) << r.out;  // the two 48-wide down projections
+  for (const char* f : {"modules.json", "1_Pooling/config.json", "2_Dense/model.safetensors", "tokenizer.json"}) {
+    EXPECT_TRUE(fs::exists(q / f)) << f;
+  }
+  const auto cfg = nlohmann::json::parse(std::ifstream(q / "config.json"));
+  EXPECT_EQ(cfg["quantization"]["bits"], 8);
+  EXPECT_EQ(cfg["quantization"]["group_size"], 32);
+  auto weights = io::SafetensorsFile::open(q / "model.safetensors");
+  EXPECT_EQ(weights.at("embeddings.word_embeddings.weight").dtype, Dtype::u32);
+  EXPECT_EQ(weights.find("pooler.dense.weight"), nullptr);  // an embedder does not use BERT's pooler
+  const std::vector<std::string> texts = {"hello there", "quantized embedders"};
+  const Tensor a = embed::Embedder::load(src).embed(texts).values, b = embed::Embedder::load(q).embed(texts).values;
+  ASSERT_EQ(b.shape(), (std::vector<int64_t>{2, 8}));
+  const auto av = a.to_float_vector(), bv = b.to_float_vector();
+  for (size_t row = 0; row < 2; ++row) {
+    double dot = 0;
+    for (size_t i = 0; i < 8; ++i) dot += static_cast<double>(av[row * 8 + i]) * bv[row * 8 + i];
+    EXPECT_GT(dot, 0.999) << row;  // unit rows: the cosine
+  }
+}
+
+TEST_F(EmbedCli, ConvertRefusesCrossEncodersAndRecipes) {
+  const fs::path ce = tmp_.path() / "ce";
+  test::write_random_encoder(ce, test::tiny_bert_config({{"architectures", {"BertForSequenceClassification"}}}), 7);
+  Result r = run("convert -m " + ce.string() + " -o " + (tmp_.path() / "x").string() + " -q");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("cross-encoder) cannot be converted yet"), std::string::npos) << r.out;
+  r = run("convert -m " + dir_.string() + " -o " + (tmp_.path() / "y").string() + " -q --quant-predicate mixed_3_6");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("the recipes are for LLMs, not embedders"), std::string::npos) << r.out;
+}
+
 TEST_F(EmbedCli, RerankPrintsScoresBestFirst) {
   const fs::path ce = tmp_.path() / "ce";
   nlohmann::json cfg = test::tiny_bert_config({{"vocab_size", 30522}, {"num_labels", 1}});

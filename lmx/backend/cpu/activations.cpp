@@ -1,5 +1,6 @@
 #include "lmx/backend/cpu/activations.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "lmx/backend/cpu/activations_avx2.h"
@@ -47,30 +48,61 @@ float activation_scalar(Activation act, float x) {
   return x;
 }
 
+namespace {
+
+// Runs `vec(first, count)` (an AVX2 kernel over [first, first + count) that returns how
+// many it did, a multiple of 8) on chunks of whole 8-lane blocks, and `tail(first, count)`
+// on the last partial block, which runs the same kernel on a zero-padded copy: an
+// element's value never depends on where it lies in the array.
+template <typename Vec, typename Tail>
+void for_vector_blocks(int64_t n, ThreadPool& pool, Vec&& vec, Tail&& tail) {
+  split((n + 7) / 8, pool, [&](int64_t b, int64_t e) {
+    const int64_t first = b * 8, last = std::min(e * 8, n);
+    const int64_t done = first + vec(first, last - first);
+    if (done < last) tail(done, last - done);
+  });
+}
+
+}  // namespace
+
 void activation(Activation act, const float* x, float* out, int64_t n, ThreadPool& pool) {
 #ifdef LMX_CPU_X86
-  const bool avx2 = cpu_features().use_avx2();
+  if (cpu_features().use_avx2()) {
+    for_vector_blocks(
+        n, pool, [&](int64_t i, int64_t count) { return detail::activation_avx2(act, x + i, out + i, count); },
+        [&](int64_t i, int64_t count) {
+          float lanes[8] = {};
+          std::copy(x + i, x + i + count, lanes);
+          detail::activation_avx2(act, lanes, lanes, 8);
+          std::copy(lanes, lanes + count, out + i);
+        });
+    return;
+  }
 #endif
   split(n, pool, [&](int64_t b, int64_t e) {
-    int64_t i = b;
-#ifdef LMX_CPU_X86
-    if (avx2) i += detail::activation_avx2(act, x + b, out + b, e - b);
-#endif
-    for (; i < e; ++i) out[i] = activation_scalar(act, x[i]);
+    for (int64_t i = b; i < e; ++i) out[i] = activation_scalar(act, x[i]);
   });
 }
 
 void activation_mul(
     Activation act, const float* gate, const float* up, float* out, int64_t n, ThreadPool& pool) {
 #ifdef LMX_CPU_X86
-  const bool avx2 = cpu_features().use_avx2();
+  if (cpu_features().use_avx2()) {
+    for_vector_blocks(
+        n, pool,
+        [&](int64_t i, int64_t count) { return detail::activation_mul_avx2(act, gate + i, up + i, out + i, count); },
+        [&](int64_t i, int64_t count) {
+          float g[8] = {}, u[8] = {};
+          std::copy(gate + i, gate + i + count, g);
+          std::copy(up + i, up + i + count, u);
+          detail::activation_mul_avx2(act, g, u, g, 8);
+          std::copy(g, g + count, out + i);
+        });
+    return;
+  }
 #endif
   split(n, pool, [&](int64_t b, int64_t e) {
-    int64_t i = b;
-#ifdef LMX_CPU_X86
-    if (avx2) i += detail::activation_mul_avx2(act, gate + b, up + b, out + b, e - b);
-#endif
-    for (; i < e; ++i) out[i] = activation_scalar(act, gate[i]) * up[i];
+    for (int64_t i = b; i < e; ++i) out[i] = activation_scalar(act, gate[i]) * up[i];
   });
 }
 

@@ -12,7 +12,9 @@ namespace lmx::cpu {
 
 using kernels::Activation;
 
-// out[i] = act(x[i]) for i < n. out may equal x. Large arrays are split over `pool`.
+// out[i] = act(x[i]) for i < n. out may equal x. Large arrays are split over `pool`. Every
+// element goes through the same code wherever it lies (no scalar tail on the vector path),
+// so equal inputs give equal bits in arrays of any length.
 void activation(Activation act, const float* x, float* out, int64_t n, ThreadPool& pool);
 
 // out[i] = act(gate[i]) * up[i]: the gated-MLP product. out may equal gate or up.

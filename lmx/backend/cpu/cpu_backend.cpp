@@ -90,6 +90,9 @@ class CpuBackend final : public Backend {
                                           for (int64_t j = 0; j < n; ++j) y[r * n + j] += bias[j];
                                       });
   }
+  void activation(kernels::Activation act, const float* x, float* out, int64_t n) override {
+    cpu::activation(act, x, out, n, ThreadPool::global());
+  }
   void activation_mul(kernels::Activation act, const float* gate, const float* up, float* out,
                       int64_t n) override {
     cpu::activation_mul(act, gate, up, out, n, ThreadPool::global());

@@ -240,6 +240,12 @@ Tensor unary(UnaryOp op, const Tensor& x) {
         .unary(static_cast<kernels::UnaryKernel>(op), detail::elementwise_args<1>(out, {&x}, name));
     return out;
   }
+  // The exact (erf) GELU of BERT-family encoders: the backend's vector kernel instead of
+  // libm's scalar erf, which dominated their MLPs.
+  if (op == UnaryOp::gelu && x.dtype() == Dtype::f32 && x.is_contiguous()) {
+    backend_for(x.device()).activation(kernels::Activation::gelu, x.data<float>(), out.data<float>(), out.numel());
+    return out;
+  }
   if (int_op) {
     switch (op) {
       case UnaryOp::neg: unary_int_loop(x, out, [](int64_t v) { return -v; }); break;

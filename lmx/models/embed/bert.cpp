@@ -78,12 +78,12 @@ Tensor BertEncoder::position_ids(const TokenBatch& batch) const {
       }
     }
   }
-  return Tensor::from_vector(pos, {B, L});
+  return Tensor::from_vector(pos, {B, L}).to(batch.ids.device());
 }
 
 Tensor BertEncoder::forward(const TokenBatch& batch) const {
   const int64_t B = batch.ids.dim(0), L = batch.ids.dim(1);
-  Tensor types = batch.type_ids.defined() ? batch.type_ids : Tensor::zeros({B, L}, Dtype::i32);
+  Tensor types = batch.type_ids.defined() ? batch.type_ids : Tensor::zeros({B, L}, Dtype::i32, batch.ids.device());
   Tensor x = ops::add(word_->forward(batch.ids), position_->forward(position_ids(batch)));
   x = embed_norm_->forward(ops::add(x, token_type_->forward(types)));
   for (const auto& layer : layers_) x = layer->forward(x, batch.lengths);

@@ -39,7 +39,7 @@ class DistilBertEncoder : public Encoder {
 
   Tensor forward(const TokenBatch& batch) const override {
     const int64_t B = batch.ids.dim(0), L = batch.ids.dim(1);
-    Tensor positions = Tensor::arange(L, Dtype::i32).unsqueeze(0).expand({B, L}).contiguous();
+    Tensor positions = Tensor::arange(L, Dtype::i32).unsqueeze(0).expand({B, L}).contiguous().to(batch.ids.device());
     Tensor x = norm_->forward(ops::add(word_->forward(batch.ids), position_->forward(positions)));
       for (const auto& layer : layers_) x = layer->forward(x, batch.lengths);
     return x;

@@ -7,6 +7,7 @@
 #include "lmx/core/backend.h"
 #include "lmx/io/model_folder.h"
 #include "lmx/models/embed/batching.h"
+#include "lmx/models/embed/embedder_folder.h"
 #include "lmx/models/embed/encoder.h"
 #include "lmx/models/embed/sentence_transformers_folder.h"
 #include "lmx/models/load.h"
@@ -61,36 +62,19 @@ Embedder Embedder::load(const fs::path& dir, const EmbedderOptions& options) {
   backend_for(options.device);  // an unavailable device fails before anything is read
   auto impl = std::make_unique<Impl>();
   impl->device = options.device;
-  impl->modules = read_sentence_transformer_modules(dir);
+  LoadedEncoder loaded = load_encoder(dir, options.device);
+  impl->modules = std::move(loaded.modules);
+  impl->encoder = std::move(loaded.encoder);
   const SentenceTransformerModules& m = impl->modules;
-  io::ModelFolder folder = io::ModelFolder::open(m.transformer_dir);
-  const std::string config_file = (m.transformer_dir / "config.json").string();
-  ConfigReader config(folder.text_config(), config_file);
-  impl->encoder = create_encoder(config);
   Encoder& enc = *impl->encoder;
-  WeightDict weights = read_weights(folder);
-  enc.sanitize(weights);
-  load_module_weights(enc, std::move(weights), folder.raw_config(), m.transformer_dir.string(), enc.model_type());
-  if (!options.device.is_cpu()) enc.to(options.device);
   prepare_module_for_inference(enc);
 
   impl->pooling = !options.pooling.empty() ? options.pooling
                   : !m.pooling.empty()     ? m.pooling
                                            : std::vector<PoolingMode>{PoolingMode::mean};
-  if (m.pooling_dimension != 0 && m.pooling_dimension != enc.hidden_size()) {
-    throw FormatError("'" + (dir / "1_Pooling" / "config.json").string() + "': word_embedding_dimension " +
-                      std::to_string(m.pooling_dimension) + " does not match the model's hidden size " +
-                      std::to_string(enc.hidden_size()));
-  }
-  int64_t dim = enc.hidden_size() * static_cast<int64_t>(impl->pooling.size());
-  for (const DenseConfig& d : m.dense) {
-    if (d.in != dim) {
-      throw FormatError("'" + (d.dir / "config.json").string() + "': in_features " + std::to_string(d.in) +
-                        " does not match the " + std::to_string(dim) + " values that reach this Dense layer");
-    }
-    impl->dense.push_back(load_dense_layer(d));
-    dim = d.out;
-  }
+  impl->dense = load_dense_layers(m, enc.hidden_size(), static_cast<int64_t>(impl->pooling.size()));
+  const int64_t dim = impl->dense.empty() ? enc.hidden_size() * static_cast<int64_t>(impl->pooling.size())
+                                          : impl->dense.back()->config().out;
   impl->dimension = dim;
   impl->normalize = m.has_modules_json ? m.normalize : true;
 

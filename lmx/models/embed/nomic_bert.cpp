@@ -118,7 +118,7 @@ class NomicBertEncoder : public Encoder {
   Tensor forward(const TokenBatch& batch) const override {
     return forward_each_row_alone(batch, hidden_, [this](const TokenBatch& row) {
       const int64_t n = row.ids.dim(1);
-      Tensor types = row.type_ids.defined() ? row.type_ids : Tensor::zeros({1, n}, Dtype::i32);
+      Tensor types = row.type_ids.defined() ? row.type_ids : Tensor::zeros({1, n}, Dtype::i32, row.ids.device());
       Tensor x = embed_norm_->forward(ops::add(word_->forward(row.ids), token_type_->forward(types)));
       for (const auto& layer : layers_) x = layer->forward(x);
       return x;

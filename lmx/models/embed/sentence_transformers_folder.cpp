@@ -166,6 +166,7 @@ SentenceTransformerModules read_sentence_transformer_modules(const fs::path& dir
       throw FormatError(where + " (" + type + ") points at '" + path + "', which is not a folder in '" +
                         dir.string() + "'");
     }
+    if (kind != "Transformer" && !path.empty() && fs::is_directory(sub, ec)) m.module_dirs.emplace_back(path);
     int stage = 0;
     if (kind == "Transformer") {
       stage = transformer;

@@ -46,6 +46,9 @@ struct SentenceTransformerModules {
   bool include_prompt = true;
   int64_t pooling_dimension = 0;          // word_embedding_dimension (0: not given)
   std::vector<DenseConfig> dense;
+  // The other modules' folders that exist (Pooling, Dense, Normalize), relative to the
+  // folder, in modules.json's order.
+  std::vector<std::filesystem::path> module_dirs;
   bool normalize = false;
   std::map<std::string, std::string> prompts;
   std::string default_prompt_name;

@@ -24,16 +24,7 @@ fs::path fixture(const std::string& name) {
   return (env ? fs::path(env) : fs::path(LMX_SOURCE_DIR) / "tests/data/models") / name;
 }
 
-// max |a - b| / max(1, max |b|), as the parity tests measure it.
-double relative_error(const Tensor& got, const Tensor& want) {
-  auto g = got.to_float_vector(), w = want.to_float_vector();
-  EXPECT_EQ(g.size(), w.size());
-  double scale = 1.0, err = 0.0;
-  for (float v : w) scale = std::max(scale, static_cast<double>(std::fabs(v)));
-  for (size_t i = 0; i < std::min(g.size(), w.size()); ++i)
-    err = std::max(err, static_cast<double>(std::fabs(g[i] - w[i])));
-  return err / scale;
-}
+using testing::relative_error;
 
 class CudaModel : public testing::CudaTest, public ::testing::WithParamInterface<std::string> {};
 

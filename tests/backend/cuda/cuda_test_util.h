@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -38,6 +39,17 @@ inline void expect_matches(const Tensor& cuda, const Tensor& cpu, double rel = 1
       ASSERT_NEAR(got[i], want[i], abs + rel * std::fabs(want[i])) << "at " << i;
     }
   }
+}
+
+// max |a - b| / max(1, max |b|), as the parity tests measure it.
+inline double relative_error(const Tensor& got, const Tensor& want) {
+  auto g = got.to_float_vector(), w = want.to_float_vector();
+  EXPECT_EQ(g.size(), w.size());
+  double scale = 1.0, err = 0.0;
+  for (float v : w) scale = std::max(scale, static_cast<double>(std::fabs(v)));
+  for (size_t i = 0; i < std::min(g.size(), w.size()); ++i)
+    err = std::max(err, static_cast<double>(std::fabs(g[i] - w[i])));
+  return err / scale;
 }
 
 // Bit-for-bit equality (copies, conversions, integer ops).

@@ -5,15 +5,19 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <set>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "embed_test_util.h"
 #include "lmx/base/error.h"
+#include "lmx/core/ops/linalg.h"
 #include "lmx/io/safetensors.h"
 #include "lmx/models/embed/cross_encoder.h"
 #include "lmx/models/embed/embedder.h"
+#include "lmx/models/embed/embedder_folder.h"
 #include "lmx/models/embed/encoder.h"
 #include "lmx/tokenizer/tokenizer.h"
 
@@ -76,32 +80,121 @@ std::vector<float> real_rows(const Tensor& h, const std::vector<int64_t>& length
 
 class EmbedParity : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(EmbedParity, HiddenStatePooledAndNormalizedEmbeddings) {
-  const fs::path dir = fixture(GetParam());
-  if (!fs::exists(dir / "reference.safetensors")) GTEST_SKIP() << kNotGenerated << " (" << dir << ")";
-  Embedder e = Embedder::load(dir, test::ids_only());
-  const auto ref = io::SafetensorsFile::open(dir / "reference.safetensors");
+// The last hidden state, the pooled (and projected) rows and the embeddings of `e` against
+// a fixture's reference.safetensors.
+void expect_reference(const Embedder& e, const fs::path& reference, double tolerance = 1e-4) {
+  const auto ref = io::SafetensorsFile::open(reference);
   const Batch b = read_batch(ref);
   const Tensor hidden = e.last_hidden_state(b.batch);
   EXPECT_LE(relative_error(real_rows(hidden, b.batch.lengths), real_rows(read_tensor(ref, "last_hidden_state"), b.batch.lengths)),
-            1e-4);
+            tolerance);
   const Tensor pooled = e.pool_and_project(hidden, b.batch.lengths);
-  EXPECT_LE(relative_error(pooled.to_float_vector(), read_tensor(ref, "pooled").to_float_vector()), 1e-4);
+  EXPECT_LE(relative_error(pooled.to_float_vector(), read_tensor(ref, "pooled").to_float_vector()), tolerance);
   // The whole path through embed_tokens (sorting, batching, normalizing) where the fixture
   // has no token types to pass.
   const Tensor want = read_tensor(ref, "embeddings");
   if (!b.batch.type_ids.defined() || b.batch.type_ids.to(Dtype::i32).to_int_vector() == std::vector<int64_t>(b.batch.ids.numel(), 0)) {
-    EXPECT_LE(relative_error(e.embed_tokens(b.rows).values.to_float_vector(), want.to_float_vector()), 1e-4);
+    EXPECT_LE(relative_error(e.embed_tokens(b.rows).values.to_float_vector(), want.to_float_vector()), tolerance);
   } else {
     Tensor got = e.normalizes() ? l2_normalize_rows(pooled) : pooled;
-    EXPECT_LE(relative_error(got.to_float_vector(), want.to_float_vector()), 1e-4);
+    EXPECT_LE(relative_error(got.to_float_vector(), want.to_float_vector()), tolerance);
   }
+}
+
+// An MLX-quantized fixture (it has quantization.json) as the LLM parity tests check one:
+// with exact f32 activations in the quantized matmuls to 1e-4, with the default int16
+// activations (~1e-5 per layer) to 1e-3.
+void expect_quantized_or_plain_reference(const Embedder& e, const fs::path& dir) {
+  if (!fs::exists(dir / "quantization.json")) return expect_reference(e, dir / "reference.safetensors");
+  const ops::QuantActivations saved = ops::quant_activations();
+  ops::set_quant_activations(ops::QuantActivations::f32);
+  expect_reference(e, dir / "reference.safetensors", 1e-4);
+  ops::set_quant_activations(ops::QuantActivations::int16);
+  expect_reference(e, dir / "reference.safetensors", 1e-3);
+  ops::set_quant_activations(saved);
+}
+
+TEST_P(EmbedParity, HiddenStatePooledAndNormalizedEmbeddings) {
+  const fs::path dir = fixture(GetParam());
+  if (!fs::exists(dir / "reference.safetensors")) GTEST_SKIP() << kNotGenerated << " (" << dir << ")";
+  expect_quantized_or_plain_reference(Embedder::load(dir, test::ids_only()), dir);
+}
+
+// `lmx convert` without -q (load_encoder, then save_embedder) writes a folder that embeds
+// bit for bit as the source: every tensor under a name the loader reads back, the
+// quantized ones kept packed, the modules (Pooling, Dense, Normalize) copied.
+TEST_P(EmbedParity, ConvertedFolderEmbedsTheSame) {
+  const fs::path dir = fixture(GetParam());
+  if (!fs::exists(dir / "reference.safetensors")) GTEST_SKIP() << kNotGenerated << " (" << dir << ")";
+  test::TempDir tmp;
+  LoadedEncoder loaded = load_encoder(dir);
+  save_embedder(loaded, dir, tmp.path() / "out", {});
+  const Batch b = read_batch(io::SafetensorsFile::open(dir / "reference.safetensors"));
+  const Tensor want = Embedder::load(dir, test::ids_only()).embed_tokens(b.rows).values;
+  const Tensor got = Embedder::load(tmp.path() / "out", test::ids_only()).embed_tokens(b.rows).values;
+  EXPECT_EQ(got.to_float_vector(), want.to_float_vector());
 }
 
 INSTANTIATE_TEST_SUITE_P(Embed, EmbedParity,
                          ::testing::Values("bert", "bert_weighted", "bert_multi_pool", "bert_dense", "roberta",
                                            "xlm_roberta", "distilbert", "modernbert", "qwen3", "gemma3_embedding",
-                                           "nomic_bert"));
+                                           "nomic_bert",
+                                           // MLX-quantized folders (packed weights, scales, biases): the
+                                           // reference is transformers on the dequantized weights.
+                                           "bert_q4_g32", "bert_q8_g64_f16", "qwen3_q4_g32", "modernbert_q4_g32"));
+
+// What `lmx convert -q` does (quantize_module, then save_embedder) to a quantized fixture's
+// unquantized source/ gives the folder the fixture's MLX rule wrote: the same modules
+// quantized and left, the same packed words, scales and biases, and the reference's outputs.
+class QuantizedEmbedConvert : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(QuantizedEmbedConvert, SourceConvertsToTheFixture) {
+  const fs::path dir = fixture(GetParam());
+  if (!fs::exists(dir / "reference.safetensors")) GTEST_SKIP() << kNotGenerated << " (" << dir << ")";
+  const nlohmann::json q = nlohmann::json::parse(std::ifstream(dir / "quantization.json"));
+  QuantizeOptions o;
+  o.bits = q["bits"].get<int>();
+  o.group_size = q["group_size"].get<int>();
+  o.scale_dtype = q["dtype"] == "float16" ? Dtype::f16 : Dtype::f32;
+  LoadedEncoder loaded = load_encoder(dir / "source");
+  std::vector<UnquantizedModule> skipped;
+  std::set<std::string> done;
+  // lmx's decoder embedders name the base model "model." (the LLM's tree); HF's AutoModel does not.
+  const auto hf_name = [](std::string n) { return n.rfind("model.", 0) == 0 ? n.substr(6) : n; };
+  for (const std::string& p : quantize_module(*loaded.encoder, 0, o, &skipped)) done.insert(hf_name(p));
+  std::set<std::string> want;  // BERT's pooler is not an embedder's: lmx drops it
+  for (const auto& p : q["quantized"]) {
+    if (p.get<std::string>().rfind("pooler", 0) != 0) want.insert(p.get<std::string>());
+  }
+  EXPECT_EQ(done, want);
+  std::set<std::string> left, want_left(q["unquantized"].begin(), q["unquantized"].end());
+  for (const auto& s : skipped) left.insert(hf_name(s.path));
+  EXPECT_EQ(left, want_left);
+
+  test::TempDir tmp;
+  SaveOptions so;
+  so.quantization = o;
+  save_embedder(loaded, dir / "source", tmp.path() / "q", so);
+  const auto mine = io::SafetensorsFile::open(tmp.path() / "q" / "model.safetensors");
+  const auto theirs = io::SafetensorsFile::open(dir / "model.safetensors");
+  size_t compared = 0;
+  for (const io::TensorInfo& a : mine.tensors()) {
+    const std::string& name = a.name;
+    const io::TensorInfo& b = theirs.at(hf_name(name));
+    ASSERT_EQ(a.dtype, b.dtype) << name;
+    ASSERT_EQ(a.shape, b.shape) << name;
+    EXPECT_EQ(std::memcmp(a.data, b.data, a.nbytes), 0) << name;
+    ++compared;
+  }
+  EXPECT_GT(compared, 2 * want.size());
+  for (const char* f : {"modules.json", "1_Pooling/config.json", "sentence_bert_config.json"}) {
+    EXPECT_TRUE(fs::exists(tmp.path() / "q" / f)) << f;
+  }
+  expect_quantized_or_plain_reference(Embedder::load(tmp.path() / "q", test::ids_only()), dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Embed, QuantizedEmbedConvert,
+                         ::testing::Values("bert_q4_g32", "bert_q8_g64_f16", "qwen3_q4_g32", "modernbert_q4_g32"));
 
 class CrossEncoderParity : public ::testing::TestWithParam<std::string> {};
 
