@@ -52,6 +52,8 @@ struct CpuFeatures {
   bool use_avx512() const {
     return use_avx2() && avx512f && avx512bw && avx512dq && avx512vl && avx512_vnni;
   }
+  // bf16 dot products (vdpbf16ps) in the AVX-512 tier's bf16 GEMM (x rounded to bf16).
+  bool use_avx512_bf16() const { return use_avx512() && avx512_bf16; }
   // The NEON tier, and its int8 dot products.
   bool use_neon() const { return neon; }
   bool use_neon_dotprod() const { return neon && neon_dotprod; }

@@ -27,13 +27,19 @@ inline CpuFeatures without_neon_extensions(CpuFeatures f) {
 }
 
 // Every tier this machine can run, lowest first, as the features that select it. Where the
-// CPU has NEON extensions, the NEON tier comes twice: without them, then with them.
+// CPU has NEON extensions, the NEON tier comes twice: without them, then with them; the
+// AVX-512 tier likewise without and with AVX512_BF16 (the bf16 GEMM's vdpbf16ps path).
 inline std::vector<CpuFeatures> available_tiers() {
   std::vector<CpuFeatures> out;
   for (CpuTier t : kAllTiers) {
     CpuFeatures f;
     if (!tier_features(t, f)) continue;
     if (t == CpuTier::neon && f.neon_dotprod) out.push_back(without_neon_extensions(f));
+    if (t == CpuTier::avx512 && f.avx512_bf16) {
+      CpuFeatures plain = f;
+      plain.avx512_bf16 = false;
+      out.push_back(plain);
+    }
     out.push_back(f);
   }
   return out;
