@@ -71,6 +71,18 @@ inline __mmask16 half_mask(int nr, int h) {
   return static_cast<__mmask16>((1u << c) - 1u);
 }
 
+// C tile (mr x nr of 12 x 32) (+)= acc, through masks past nr.
+void store_tile(const float (&acc)[kMR][kNR], float* c, int64_t c_rs, int mr, int nr, bool read_c) {
+  const __mmask16 m[2] = {half_mask(nr, 0), half_mask(nr, 1)};
+  for (int ii = 0; ii < mr; ++ii)
+    for (int h = 0; h < 2; ++h) {
+      float* out = c + ii * c_rs + h * 16;
+      __m512 v = _mm512_load_ps(acc[ii] + 16 * h);
+      if (read_c) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m[h], out));
+      _mm512_mask_storeu_ps(out, m[h], v);
+    }
+}
+
 // C tile (mr x nr of 12 x 32) (+)= A slivers a0 (rows 0-5), a1 (6-11) times the B sliver
 // over kc inputs; C is overwritten when read_c is false.
 void micro_12x32(int64_t kc,
@@ -176,14 +188,7 @@ void micro_12x32(int64_t kc,
       : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
         "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18",
         "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27");
-  const __mmask16 m[2] = {half_mask(nr, 0), half_mask(nr, 1)};
-  for (int ii = 0; ii < mr; ++ii)
-    for (int h = 0; h < 2; ++h) {
-      float* out = c + ii * c_rs + h * 16;
-      __m512 v = _mm512_load_ps(acc[ii] + 16 * h);
-      if (read_c) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m[h], out));
-      _mm512_mask_storeu_ps(out, m[h], v);
-    }
+  store_tile(acc, c, c_rs, mr, nr, read_c);
 }
 
 // y[0:m, n0:n1] = x @ W^T on the calling thread.
@@ -325,14 +330,7 @@ void micro_dp_12x32(int64_t steps,
                     bool read_c) {
   alignas(64) float acc[kMR][kNR];
   LMX_VNNI_TILE_LOOP("vdpbf16ps");
-  const __mmask16 m[2] = {half_mask(nr, 0), half_mask(nr, 1)};
-  for (int ii = 0; ii < mr; ++ii)
-    for (int h = 0; h < 2; ++h) {
-      float* out = c + ii * c_rs + h * 16;
-      __m512 v = _mm512_load_ps(acc[ii] + 16 * h);
-      if (read_c) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m[h], out));
-      _mm512_mask_storeu_ps(out, m[h], v);
-    }
+  store_tile(acc, c, c_rs, mr, nr, read_c);
 }
 
 // y[0:m, n0:n1] = bf16(x) @ W^T on the calling thread, x already rounded (xb, kp steps a

@@ -28,7 +28,8 @@ inline CpuFeatures without_neon_extensions(CpuFeatures f) {
 
 // Every tier this machine can run, lowest first, as the features that select it. Where the
 // CPU has NEON extensions, the NEON tier comes twice: without them, then with them; the
-// AVX-512 tier likewise without and with AVX512_BF16 (the bf16 GEMM's vdpbf16ps path).
+// AVX-512 tier with AVX512_BF16 likewise: as by default, then with the opt-in bf16 dot
+// products (bf16_dot, LMX_BF16_DOT=1).
 inline std::vector<CpuFeatures> available_tiers() {
   std::vector<CpuFeatures> out;
   for (CpuTier t : kAllTiers) {
@@ -36,9 +37,9 @@ inline std::vector<CpuFeatures> available_tiers() {
     if (!tier_features(t, f)) continue;
     if (t == CpuTier::neon && f.neon_dotprod) out.push_back(without_neon_extensions(f));
     if (t == CpuTier::avx512 && f.avx512_bf16) {
-      CpuFeatures plain = f;
-      plain.avx512_bf16 = false;
-      out.push_back(plain);
+      f.bf16_dot = false;
+      out.push_back(f);
+      f.bf16_dot = true;
     }
     out.push_back(f);
   }

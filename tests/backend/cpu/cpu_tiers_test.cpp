@@ -170,12 +170,14 @@ TEST_P(CpuTierTest, DenseBf16GemmMatchesReference) {
       wf[i] = bf16_to_f32(wh[i]);
     }
     const DenseWeightView view{wh.data(), Dtype::bf16, sh.n, sh.k, ldw};
-    // With AVX512_BF16 the tier runs twice: the f32 FMA path (without it), then vdpbf16ps,
-    // whose reference is the same sums of x rounded to bf16 (the path's one difference).
+    // With AVX512_BF16 the tier runs twice: the f32 FMA path (the default), then the
+    // opt-in vdpbf16ps, whose reference is the same sums of x rounded to bf16 (the path's
+    // one difference).
     std::vector<CpuFeatures> paths{features_};
-    if (features_.use_avx512_bf16()) {
-      paths.insert(paths.begin(), features_);
-      paths.front().avx512_bf16 = false;
+    paths.front().bf16_dot = false;
+    if (features_.use_avx512() && features_.avx512_bf16) {
+      paths.push_back(paths.front());
+      paths.back().bf16_dot = true;
     }
     for (const CpuFeatures& path : paths) {
       std::vector<float> xr(x);
