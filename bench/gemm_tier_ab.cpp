@@ -39,9 +39,21 @@ int main(int argc, char** argv) {
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 2;
   const int64_t m = 512;
   ThreadPool pool(1);
-  std::vector<CpuTier> tiers;
-  for (CpuTier t : {CpuTier::avx2, CpuTier::avx_vnni, CpuTier::avx512})
-    if (detected_cpu_features().limited_to(t).tier() == t) tiers.push_back(t);
+  // Every x86 tier the CPU has; the AVX-512 tier also with the opt-in bf16 dot products
+  // ("avx512-bf16dot", LMX_BF16_DOT=1: the bf16 GEMM on vdpbf16ps) where the CPU has them.
+  struct Path {
+    std::string name;
+    CpuFeatures features;
+  };
+  std::vector<Path> tiers;
+  for (CpuTier t : {CpuTier::avx2, CpuTier::avx_vnni, CpuTier::avx512}) {
+    const CpuFeatures f = detected_cpu_features().limited_to(t);
+    if (f.tier() != t) continue;
+    tiers.push_back({cpu_tier_name(t), f});
+    CpuFeatures dot = f;
+    dot.bf16_dot = true;
+    if (dot.use_avx512_bf16() && !f.use_avx512_bf16()) tiers.push_back({"avx512-bf16dot", dot});
+  }
   const Shape shapes[] = {{"llama1b ffn_up", 8192, 2048}, {"qwen0.5b ffn_up", 4864, 896}};
   std::printf("one thread, m = %ld, thread CPU time per call; GOP/s = 2 m n k / time\n",
               static_cast<long>(m));
@@ -75,8 +87,10 @@ int main(int argc, char** argv) {
     kernels.push_back({"bf16", PackedQuantWeight{}, ActivationPrecision::f32});
     for (int r = 0; r < rounds; ++r)
       for (const Kernel& kn : kernels)
-        for (CpuTier t : tiers) {
-          set_cpu_features_for_testing(detected_cpu_features().limited_to(t));
+        for (const Path& t : tiers) {
+          // The bf16-dot variant differs from avx512 only in the bf16 GEMM.
+          if (t.name == "avx512-bf16dot" && !kn.packed.empty()) continue;
+          set_cpu_features_for_testing(t.features);
           auto call = [&] {
             if (kn.packed.empty()) {
               const DenseWeightView v{wh.data(), Dtype::bf16, s.n, s.k, s.k};
@@ -97,9 +111,9 @@ int main(int argc, char** argv) {
             sec = thread_seconds() - t0;
           } while (sec < 0.5);
           const double per = sec / calls;
-          std::printf("%-16s [%ldx%ld] %-14s %-9s %8.2f ms %7.1f GOP/s\n", s.name,
+          std::printf("%-16s [%ldx%ld] %-14s %-10s %8.2f ms %7.1f GOP/s\n", s.name,
                       static_cast<long>(s.n), static_cast<long>(s.k), kn.name.c_str(),
-                      cpu_tier_name(t), per * 1e3, 2.0 * m * s.n * s.k / per / 1e9);
+                      t.name.c_str(), per * 1e3, 2.0 * m * s.n * s.k / per / 1e9);
         }
   }
   return 0;

@@ -16,5 +16,18 @@ set(CMAKE_CXX_COMPILER ${_lmx_triple}-g++)
 set(CMAKE_LIBRARY_ARCHITECTURE ${_lmx_triple})
 set(ENV{PKG_CONFIG_LIBDIR} /usr/lib/${_lmx_triple}/pkgconfig:/usr/share/pkgconfig)
 
+# qemu's -L prefix decides which dynamic loader runs the tests, and it must be the one of
+# the libc that is loaded: with the arm64 multiarch libc6 installed (the -dev packages pull
+# it in), the binaries' libc.so.6 comes from /lib/aarch64-linux-gnu, so its own loader
+# (/lib/ld-linux-aarch64.so.1, prefix /) must run them. The cross package's loader under
+# /usr/aarch64-linux-gnu is another build of glibc (2.36-8cross1 against 2.36-9+deb12u14 on
+# Debian 12): paired with the multiarch libc, every program hung in its first
+# pthread_create (a plain std::thread too), which is what kept the thread-pool tests from
+# running under qemu. Without the multiarch libc the cross prefix is self-consistent.
+if(EXISTS /lib/ld-linux-aarch64.so.1)
+  set(_lmx_qemu_prefix /)
+else()
+  set(_lmx_qemu_prefix /usr/${_lmx_triple})
+endif()
 find_program(LMX_QEMU_AARCH64 qemu-aarch64 REQUIRED)
-set(CMAKE_CROSSCOMPILING_EMULATOR ${LMX_QEMU_AARCH64};-cpu;max;-L;/usr/${_lmx_triple})
+set(CMAKE_CROSSCOMPILING_EMULATOR ${LMX_QEMU_AARCH64};-cpu;max;-L;${_lmx_qemu_prefix})

@@ -72,7 +72,7 @@ const CpuFeatures& detected() {
   return f;
 }
 
-CpuFeatures from_env() {
+CpuFeatures tier_from_env() {
   CpuFeatures f = detected();
   const char* env = std::getenv("LMX_CPU");
   if (!env || !*env) return f;
@@ -81,6 +81,13 @@ CpuFeatures from_env() {
     if (std::strcmp(env, cpu_tier_name(t)) == 0) return f.limited_to(t);
   // A kernel library should not throw from a static initializer; say so once and go on.
   std::fprintf(stderr, "lmx: LMX_CPU='%s' ignored (scalar, avx2, avx_vnni, avx512 or neon)\n", env);
+  return f;
+}
+
+CpuFeatures from_env() {
+  CpuFeatures f = tier_from_env();
+  const char* dot = std::getenv("LMX_BF16_DOT");
+  f.bf16_dot = dot && std::strcmp(dot, "1") == 0;
   return f;
 }
 

@@ -1,21 +1,24 @@
-// AVX-512 GEMM (prefill: m >= 2 rows of x) for bf16 weights: y = x @ W^T with f32
-// activations and f32 accumulation, the numerics of the AVX2 GEMM and of the scalar
-// reference (bf16 -> f32 widening is exact). Not vdpbf16ps: that rounds x to bf16 too
-// (a relative error of up to 2^-9 per product, ~1e-3 on a layer output, against the ~1e-6
-// the parity tests allow); splitting x into two bf16 halves to stay exact costs two
-// vdpbf16ps per pair, the work of the FMAs (docs/performance.md, "AVX-512 tier").
+// AVX-512 GEMM (prefill: m >= 2 rows of x) for bf16 weights, two paths:
+// - With AVX512_BF16 (use_avx512_bf16): x rounded once per call to bf16 and vdpbf16ps on
+//   pairs of inputs, f32 sums (see "bf16 x bf16 dot products" below for the numerics: x's
+//   rounding, <= 2^-8 relative per product, is the one difference from the reference).
+// - Without: y = x @ W^T with f32 activations and f32 accumulation, the numerics of the AVX2
+//   GEMM and of the scalar reference (bf16 -> f32 widening is exact).
 //
-// BLIS-style as gemm_avx2.h: A packed into 6-row f32 slivers (two per tile), B into
-// 32-column bf16 slivers whose 32-bit lane i holds columns i (low half) and i + 16 (high),
-// so one 64-byte load and a shift / AND give both f32 vectors exactly; a 12 x 32 FMA tile
-// (24 zmm accumulators, x broadcast from memory by the FMA); partial tiles store through
-// masks.
+// BLIS-style as gemm_avx2.h, a 12 x 32 tile (24 zmm accumulators, x broadcast from memory
+// by the multiply-add), partial tiles stored through masks. FMA path: A packed into 6-row
+// f32 slivers (two per tile), B into 32-column bf16 slivers whose 32-bit lane i holds
+// columns i (low half) and i + 16 (high), so one 64-byte load and a shift / AND give both
+// f32 vectors exactly. Dot-product path: A and B slivers of bf16 pairs (32-bit steps), the
+// step loop of the VNNI GEMMs (tile_loop_avx512.h).
 #include <immintrin.h>
 
 #include <algorithm>
 
+#include "lmx/backend/cpu/cpu_features.h"
 #include "lmx/backend/cpu/gemm_avx2.h"
 #include "lmx/backend/cpu/matmul_kernels.h"
+#include "lmx/backend/cpu/tile_loop_avx512.h"
 // Last: everything below is compiled for AVX-512.
 #include "lmx/backend/cpu/avx512_target.h"
 
@@ -28,6 +31,7 @@ constexpr int kNR = 32;         // columns per tile and B sliver
 constexpr int64_t kKC = 2048;   // inputs per k block
 constexpr int64_t kMC = 24;     // rows per A block (a multiple of kMR)
 constexpr int64_t kNC = 1024;   // columns per B panel
+constexpr int kInt16Cols = 16;  // columns of a pair sliver (one zmm)
 
 // B sliver for W rows j0 .. j0 + nr (row stride ld), inputs [p0, p0 + kc): at k step p the
 // 32-bit lane i holds (W[j0 + i][p0 + p], W[j0 + i + 16][p0 + p]); rows >= nr are zero.
@@ -65,6 +69,18 @@ void pack_b(
 inline __mmask16 half_mask(int nr, int h) {
   const int c = std::clamp(nr - 16 * h, 0, 16);
   return static_cast<__mmask16>((1u << c) - 1u);
+}
+
+// C tile (mr x nr of 12 x 32) (+)= acc, through masks past nr.
+void store_tile(const float (&acc)[kMR][kNR], float* c, int64_t c_rs, int mr, int nr, bool read_c) {
+  const __mmask16 m[2] = {half_mask(nr, 0), half_mask(nr, 1)};
+  for (int ii = 0; ii < mr; ++ii)
+    for (int h = 0; h < 2; ++h) {
+      float* out = c + ii * c_rs + h * 16;
+      __m512 v = _mm512_load_ps(acc[ii] + 16 * h);
+      if (read_c) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m[h], out));
+      _mm512_mask_storeu_ps(out, m[h], v);
+    }
 }
 
 // C tile (mr x nr of 12 x 32) (+)= A slivers a0 (rows 0-5), a1 (6-11) times the B sliver
@@ -172,14 +188,7 @@ void micro_12x32(int64_t kc,
       : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
         "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18",
         "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27");
-  const __mmask16 m[2] = {half_mask(nr, 0), half_mask(nr, 1)};
-  for (int ii = 0; ii < mr; ++ii)
-    for (int h = 0; h < 2; ++h) {
-      float* out = c + ii * c_rs + h * 16;
-      __m512 v = _mm512_load_ps(acc[ii] + 16 * h);
-      if (read_c) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m[h], out));
-      _mm512_mask_storeu_ps(out, m[h], v);
-    }
+  store_tile(acc, c, c_rs, mr, nr, read_c);
 }
 
 // y[0:m, n0:n1] = x @ W^T on the calling thread.
@@ -225,6 +234,152 @@ void gemm_range(const float* x,
   }
 }
 
+// ---- bf16 x bf16 dot products (AVX512_BF16, vdpbf16ps) ---------------------------------
+// x rounded once per call to bf16 (round to nearest even, NaN kept quiet: f32_to_bf16 of
+// half.h), then each step multiplies a pair of inputs of 32 columns: the products of two
+// bf16 values are exact in f32 and are summed in f32, so the only difference from the f32
+// FMA path is the rounding of x, a relative error of at most 2^-8 per product (~1e-3 on a
+// layer output; the weights' own bf16 rounding is of the same size). vdpbf16ps flushes
+// subnormal inputs and results to zero (|x| < 1.2e-38). Twice the multiply-adds per
+// instruction of the FMA path, and no widening in the loop.
+
+constexpr int64_t kKCd = 2048;  // inputs per k block (even: a block starts on a pair)
+
+// xb[i * kp + s] = the bf16 pair (x[i][2s], x[i][2s + 1]) of row i, kp = ceil(k / 2), the
+// odd input of an odd k paired with zero.
+void round_rows_bf16(const float* x, int64_t ldx, int64_t k, int64_t i0, int64_t i1, uint32_t* xb) {
+  const int64_t kp = (k + 1) / 2;
+  const __m512i one = _mm512_set1_epi32(1), round = _mm512_set1_epi32(0x7fff);
+  const __m512i abs = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+  const __m512i quiet = _mm512_set1_epi32(0x40);
+  for (int64_t i = i0; i < i1; ++i) {
+    auto* out = reinterpret_cast<uint16_t*>(xb + i * kp);
+    out[2 * kp - 1] = 0;  // the pad of an odd k
+    for (int64_t p = 0; p < k; p += 16) {
+      const __mmask16 mk = static_cast<__mmask16>(k - p >= 16 ? 0xffff : (1u << (k - p)) - 1u);
+      const __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(mk, x + i * ldx + p));
+      const __m512i r = _mm512_srli_epi32(
+          _mm512_add_epi32(
+              u, _mm512_add_epi32(round, _mm512_and_si512(_mm512_srli_epi32(u, 16), one))),
+          16);
+      const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs), inf);
+      const __m512i h = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), quiet);
+      _mm256_mask_storeu_epi16(out + p, mk, _mm512_cvtepi32_epi16(h));
+    }
+  }
+}
+
+// A sliver: dst[s * 6 + ii] = xb[(i0 + ii) * kp + s0 + s] for ks steps; rows ii >= mr zero.
+void pack_a_pairs(
+    uint32_t* dst, const uint32_t* xb, int64_t kp, int64_t i0, int mr, int64_t s0, int64_t ks) {
+  for (int ii = 0; ii < kSR; ++ii) {
+    const uint32_t* row = xb + (i0 + ii) * kp + s0;
+    for (int64_t st = 0; st < ks; ++st) dst[st * kSR + ii] = ii < mr ? row[st] : 0u;
+  }
+}
+
+// B sliver of 16 columns j0 .. j0 + nr (rows of W, stride ld) over the steps [s0, s0 + ks):
+// dst[st * 16 + jj] = the pair (W[j0 + jj][2(s0 + st)], W[..][2(s0 + st) + 1]), the input
+// past an odd k and columns >= nr zero.
+void pack_b_pairs(uint32_t* dst,
+                  const uint16_t* w,
+                  int64_t ld,
+                  int64_t k,
+                  int64_t j0,
+                  int nr,
+                  int64_t s0,
+                  int64_t ks) {
+  const int64_t full = std::min(ks, k / 2 - s0);  // steps whose both inputs are < k
+  int64_t st = 0;
+  for (; st + 8 <= full; st += 8)
+    for (int half = 0; half < 2; ++half) {
+      __m256 r[8];
+      for (int i = 0; i < 8; ++i) {
+        const int jj = 8 * half + i;
+        r[i] = jj < nr ? _mm256_loadu_ps(
+                             reinterpret_cast<const float*>(w + (j0 + jj) * ld + 2 * (s0 + st)))
+                       : _mm256_setzero_ps();
+      }
+      avx2::transpose8(r);
+      for (int e = 0; e < 8; ++e)
+        _mm256_store_ps(reinterpret_cast<float*>(dst + (st + e) * kInt16Cols + 8 * half), r[e]);
+    }
+  for (; st < ks; ++st)
+    for (int jj = 0; jj < kInt16Cols; ++jj) {
+      uint32_t v = 0;
+      if (jj < nr) {
+        const int64_t p = 2 * (s0 + st);
+        const uint16_t* row = w + (j0 + jj) * ld;
+        v = row[p] | (p + 1 < k ? static_cast<uint32_t>(row[p + 1]) << 16 : 0u);
+      }
+      dst[st * kInt16Cols + jj] = v;
+    }
+}
+
+// C tile (mr x nr of 12 x 32) (+)= the A slivers a0, a1 times the B slivers b0, b1 over
+// `steps` pairs of inputs.
+void micro_dp_12x32(int64_t steps,
+                    const uint32_t* a0,
+                    const uint32_t* a1,
+                    const uint32_t* b0,
+                    const uint32_t* b1,
+                    float* c,
+                    int64_t c_rs,
+                    int mr,
+                    int nr,
+                    bool read_c) {
+  alignas(64) float acc[kMR][kNR];
+  LMX_VNNI_TILE_LOOP("vdpbf16ps");
+  store_tile(acc, c, c_rs, mr, nr, read_c);
+}
+
+// y[0:m, n0:n1] = bf16(x) @ W^T on the calling thread, x already rounded (xb, kp steps a
+// row). Blocking as gemm_range.
+void gemm_dp_range(const uint32_t* xb,
+                   int64_t kp,
+                   const uint16_t* w,
+                   int64_t ld,
+                   int64_t k,
+                   int64_t m,
+                   int64_t n0,
+                   int64_t n1,
+                   float* y,
+                   int64_t ldy) {
+  constexpr int64_t kKS = kKCd / 2;  // steps per k block
+  const int64_t ks_max = std::min(kKS, kp);
+  const int64_t slivers = (std::min(kNC, n1 - n0) + kNR - 1) / kNR * 2;
+  thread_local avx2::Scratch a_buf, b_buf;
+  auto* ap = a_buf.get_as<uint32_t>(static_cast<size_t>(kMC * ks_max));
+  auto* bp = b_buf.get_as<uint32_t>(static_cast<size_t>(slivers * kInt16Cols * ks_max));
+  for (int64_t jc = n0; jc < n1; jc += kNC) {
+    const int64_t nc = std::min(kNC, n1 - jc);
+    const int64_t nsl = (nc + kNR - 1) / kNR * 2;
+    for (int64_t s0 = 0; s0 < kp; s0 += kKS) {
+      const int64_t ks = std::min(kKS, kp - s0);
+      const int64_t sb = ks * kInt16Cols;  // a sliver's 32-bit words
+      for (int64_t sl = 0; sl < nsl; ++sl)
+        pack_b_pairs(bp + sl * sb, w, ld, k, jc + sl * kInt16Cols,
+                     static_cast<int>(std::clamp<int64_t>(nc - sl * kInt16Cols, 0, kInt16Cols)), s0,
+                     ks);
+      for (int64_t ic = 0; ic < m; ic += kMC) {
+        const int64_t mc = std::min(kMC, m - ic);
+        for (int64_t ir = 0; ir < (mc + kMR - 1) / kMR * kMR; ir += kSR)
+          pack_a_pairs(ap + ir * ks, xb, kp, ic + ir,
+                       static_cast<int>(std::clamp<int64_t>(mc - ir, 0, kSR)), s0, ks);
+        for (int64_t jr = 0; jr < nc; jr += kNR) {
+          const int nr = static_cast<int>(std::min<int64_t>(kNR, nc - jr));
+          const uint32_t* b0 = bp + jr / kInt16Cols * sb;
+          for (int64_t ir = 0; ir < mc; ir += kMR) {
+            const uint32_t* a0 = ap + ir * ks;
+            micro_dp_12x32(ks, a0, a0 + kSR * ks, b0, b0 + sb, y + (ic + ir) * ldy + jc + jr, ldy,
+                           static_cast<int>(std::min<int64_t>(kMR, mc - ir)), nr, s0 > 0);
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void matmul_nt_bf16_gemm_avx512(const float* x,
@@ -239,11 +394,28 @@ void matmul_nt_bf16_gemm_avx512(const float* x,
     for (int64_t i = 0; i < m; ++i) std::fill(y + i * ldy, y + i * ldy + w.n, 0.0f);
     return;
   }
-  run_on(pool, [&](int t, int nt) {
-    // Threads split n in whole 32-column tiles.
+  // Threads split n in whole 32-column tiles.
+  auto cols = [&](int t, int nt, int64_t& n0, int64_t& n1) {
     const int64_t tiles = (w.n + kNR - 1) / kNR;
-    const int64_t n0 = std::min(w.n, tiles * t / nt * kNR);
-    const int64_t n1 = std::min(w.n, tiles * (t + 1) / nt * kNR);
+    n0 = std::min(w.n, tiles * t / nt * kNR);
+    n1 = std::min(w.n, tiles * (t + 1) / nt * kNR);
+  };
+  if (cpu_features().use_avx512_bf16()) {
+    const int64_t kp = (w.k + 1) / 2;
+    thread_local avx2::Scratch x_buf;
+    uint32_t* xb = x_buf.get_as<uint32_t>(static_cast<size_t>(m * kp));
+    run_on(pool,
+           [&](int t, int nt) { round_rows_bf16(x, ldx, w.k, m * t / nt, m * (t + 1) / nt, xb); });
+    run_on(pool, [&](int t, int nt) {
+      int64_t n0, n1;
+      cols(t, nt, n0, n1);
+      if (n0 < n1) gemm_dp_range(xb, kp, wb, w.ld, w.k, m, n0, n1, y, ldy);
+    });
+    return;
+  }
+  run_on(pool, [&](int t, int nt) {
+    int64_t n0, n1;
+    cols(t, nt, n0, n1);
     if (n0 < n1) gemm_range(x, ldx, wb, w.ld, w.k, m, n0, n1, y, ldy);
   });
 }

@@ -80,7 +80,8 @@ bool packed_gemm_int_avx512(const float* x,
                             ActivationPrecision activations,
                             ThreadPool& pool);
 
-// Dense bf16 weights, m >= 2 rows of x (prefill): f32 FMA GEMM with the weights widened.
+// Dense bf16 weights, m >= 2 rows of x (prefill): vdpbf16ps on x rounded to bf16 where the
+// CPU has AVX512_BF16 (use_avx512_bf16()), else f32 FMA with the weights widened (exact).
 void matmul_nt_bf16_gemm_avx512(const float* x,
                                 int64_t ldx,
                                 const DenseWeightView& w,

@@ -27,13 +27,20 @@ inline CpuFeatures without_neon_extensions(CpuFeatures f) {
 }
 
 // Every tier this machine can run, lowest first, as the features that select it. Where the
-// CPU has NEON extensions, the NEON tier comes twice: without them, then with them.
+// CPU has NEON extensions, the NEON tier comes twice: without them, then with them; the
+// AVX-512 tier with AVX512_BF16 likewise: as by default, then with the opt-in bf16 dot
+// products (bf16_dot, LMX_BF16_DOT=1).
 inline std::vector<CpuFeatures> available_tiers() {
   std::vector<CpuFeatures> out;
   for (CpuTier t : kAllTiers) {
     CpuFeatures f;
     if (!tier_features(t, f)) continue;
     if (t == CpuTier::neon && f.neon_dotprod) out.push_back(without_neon_extensions(f));
+    if (t == CpuTier::avx512 && f.avx512_bf16) {
+      f.bf16_dot = false;
+      out.push_back(f);
+      f.bf16_dot = true;
+    }
     out.push_back(f);
   }
   return out;

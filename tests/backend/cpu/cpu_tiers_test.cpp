@@ -170,25 +170,39 @@ TEST_P(CpuTierTest, DenseBf16GemmMatchesReference) {
       wf[i] = bf16_to_f32(wh[i]);
     }
     const DenseWeightView view{wh.data(), Dtype::bf16, sh.n, sh.k, ldw};
-    std::vector<float> y(static_cast<size_t>(sh.m * ldy), 777.0f), ref(y);
-    {
-      ScopedCpuFeatures scope(features_);
-      matmul_nt(x.data(), ldx, view, y.data(), ldy, sh.m, &pool);
+    // With AVX512_BF16 the tier runs twice: the f32 FMA path (the default), then the
+    // opt-in vdpbf16ps, whose reference is the same sums of x rounded to bf16 (the path's
+    // one difference).
+    std::vector<CpuFeatures> paths{features_};
+    paths.front().bf16_dot = false;
+    if (features_.use_avx512() && features_.avx512_bf16) {
+      paths.push_back(paths.front());
+      paths.back().bf16_dot = true;
     }
-    matmul_nt_reference(x.data(), ldx, view, ref.data(), ldy, sh.m);
-    for (int64_t i = 0; i < sh.m; ++i) {
-      for (int64_t j = 0; j < sh.n; ++j) {
-        double mag = 0;
-        for (int64_t p = 0; p < sh.k; ++p)
-          mag +=
-              std::fabs(x[static_cast<size_t>(i * ldx + p)] * wf[static_cast<size_t>(j * ldw + p)]);
-        const size_t at = static_cast<size_t>(i * ldy + j);
-        ASSERT_NEAR(y[at], ref[at], 1e-6 * mag * (1.0 + sh.k / 256.0) + 1e-30)
-            << cpu_tier_name(GetParam()) << " m=" << sh.m << " n=" << sh.n << " k=" << sh.k
-            << " at " << i << "," << j;
+    for (const CpuFeatures& path : paths) {
+      std::vector<float> xr(x);
+      if (path.use_avx512_bf16())
+        for (float& v : xr) v = bf16_to_f32(f32_to_bf16(v));
+      std::vector<float> y(static_cast<size_t>(sh.m * ldy), 777.0f), ref(y);
+      {
+        ScopedCpuFeatures scope(path);
+        matmul_nt(x.data(), ldx, view, y.data(), ldy, sh.m, &pool);
       }
-      for (int64_t j = sh.n; j < ldy; ++j)
-        ASSERT_EQ(y[static_cast<size_t>(i * ldy + j)], 777.0f) << "wrote past n";
+      matmul_nt_reference(xr.data(), ldx, view, ref.data(), ldy, sh.m);
+      for (int64_t i = 0; i < sh.m; ++i) {
+        for (int64_t j = 0; j < sh.n; ++j) {
+          double mag = 0;
+          for (int64_t p = 0; p < sh.k; ++p)
+            mag += std::fabs(x[static_cast<size_t>(i * ldx + p)] *
+                             wf[static_cast<size_t>(j * ldw + p)]);
+          const size_t at = static_cast<size_t>(i * ldy + j);
+          ASSERT_NEAR(y[at], ref[at], 1e-6 * mag * (1.0 + sh.k / 256.0) + 1e-30)
+              << cpu_tier_name(GetParam()) << (path.use_avx512_bf16() ? " (vdpbf16ps)" : "")
+              << " m=" << sh.m << " n=" << sh.n << " k=" << sh.k << " at " << i << "," << j;
+        }
+        for (int64_t j = sh.n; j < ldy; ++j)
+          ASSERT_EQ(y[static_cast<size_t>(i * ldy + j)], 777.0f) << "wrote past n";
+      }
     }
   }
 }

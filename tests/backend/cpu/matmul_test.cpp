@@ -9,8 +9,8 @@
 #include <random>
 #include <vector>
 
-#include "lmx/backend/cpu/cpu_features.h"
 #include "cpu_tiers.h"
+#include "lmx/backend/cpu/cpu_features.h"
 #include "lmx/base/thread_pool.h"
 #include "lmx/core/half.h"
 
@@ -33,6 +33,16 @@ struct FeatureGuard {
 
 // scalar and every SIMD tier this machine supports (avx2, avx_vnni, avx512).
 std::vector<CpuFeatures> paths() { return testing::available_tiers(); }
+
+// The AVX-512 bf16 GEMM with AVX512_BF16 and the opt-in (m >= 2) rounds x to bf16: each
+// product then carries x's rounding, at most 2^-8 relative (8 significant bits, round to
+// nearest), on top of the f32 summation's error.
+bool rounds_x_to_bf16(const CpuFeatures& f, Dtype dt, int64_t m) {
+  return f.use_avx512_bf16() && dt == Dtype::bf16 && m >= 2;
+}
+double x_rounding_bound(const CpuFeatures& f, Dtype dt, int64_t m) {
+  return rounds_x_to_bf16(f, dt, m) ? 1.0 / 256.0 : 0.0;
+}
 
 // Weight storage of a dtype, with the f32 values it represents exactly.
 struct Weights {
@@ -85,7 +95,9 @@ TEST_P(MatmulNt, MatchesReferenceOnOddShapesAndStrides) {
           double mag = 0;
           for (int64_t p = 0; p < s.k; ++p) mag += std::fabs(x[i * ldx + p] * w.f[j * ldw + p]);
           const float got = y[i * ldy + j], want = ref[i * ldy + j];
-          ASSERT_NEAR(got, want, 1e-6 * mag * (1.0 + s.k / 256.0) + 1e-30)
+          ASSERT_NEAR(
+              got, want,
+              (x_rounding_bound(features, dt, s.m) + 1e-6 * (1.0 + s.k / 256.0)) * mag + 1e-30)
               << cpu_tier_name(features.tier()) << " m=" << s.m << " n=" << s.n << " k=" << s.k
               << " at " << i << "," << j;
         }
@@ -119,11 +131,58 @@ TEST(MatmulNtEveryM, OneToSeventeenAllDtypes) {
           for (int64_t j = 0; j < n; ++j) {
             double mag = 0;
             for (int64_t p = 0; p < k; ++p) mag += std::fabs(x[i * ldx + p] * w.f[j * ldw + p]);
-            ASSERT_NEAR(y[i * ldy + j], ref[i * ldy + j], 2e-6 * mag + 1e-30) << "m=" << m;
+            ASSERT_NEAR(y[i * ldy + j], ref[i * ldy + j],
+                        (x_rounding_bound(features, dt, m) + 2e-6) * mag + 1e-30)
+                << cpu_tier_name(features.tier()) << " m=" << m;
           }
       }
     }
   }
+}
+
+// The vdpbf16ps path (AVX-512 with AVX512_BF16 and LMX_BF16_DOT=1, bf16 weights, m >= 2):
+// the same as the reference with x first rounded to bf16 as f32_to_bf16 rounds (to nearest
+// even), up to the f32 summation's error; and visibly not the exact-x result, so the path
+// really runs.
+TEST(MatmulNtBf16Dot, RoundsXToBf16ThenSumsInF32) {
+  CpuFeatures f = detected_cpu_features();
+  f.bf16_dot = true;  // the opt-in (LMX_BF16_DOT=1)
+  if (!f.use_avx512_bf16()) GTEST_SKIP() << "this CPU lacks AVX-512 with AVX512_BF16";
+  FeatureGuard guard;
+  set_cpu_features_for_testing(f);
+  ThreadPool pool(2);
+  struct Shape {
+    int64_t m, n, k;
+  };
+  const Shape shapes[] = {{2, 17, 9},    {13, 33, 1},     {12, 32, 64},
+                          {25, 70, 301}, {7, 1037, 2050}, {30, 40, 4097}};
+  uint32_t seed = 4000;
+  int64_t differs = 0;
+  for (const Shape& s : shapes) {
+    const int64_t ldx = s.k + 3, ldw = s.k + 1, ldy = s.n + 5;
+    const auto x = random_vec(static_cast<size_t>(s.m * ldx), seed++);
+    const Weights w = make_weights(static_cast<size_t>(s.n * ldw), Dtype::bf16, seed++);
+    const DenseWeightView view{w.data(Dtype::bf16), Dtype::bf16, s.n, s.k, ldw};
+    std::vector<float> y(static_cast<size_t>(s.m * ldy), 777.0f);
+    matmul_nt(x.data(), ldx, view, y.data(), ldy, s.m, &pool);
+    for (int64_t i = 0; i < s.m; ++i) {
+      for (int64_t j = 0; j < s.n; ++j) {
+        double rounded = 0, exact = 0, mag = 0;
+        for (int64_t p = 0; p < s.k; ++p) {
+          const double xv = x[i * ldx + p], wv = w.f[j * ldw + p];
+          rounded += static_cast<double>(bf16_to_f32(f32_to_bf16(x[i * ldx + p]))) * wv;
+          exact += xv * wv;
+          mag += std::fabs(xv * wv);
+        }
+        const double tol = 1e-6 * mag * (1.0 + s.k / 256.0) + 1e-30;
+        ASSERT_NEAR(y[i * ldy + j], rounded, tol)
+            << "m=" << s.m << " n=" << s.n << " k=" << s.k << " at " << i << "," << j;
+        differs += std::fabs(y[i * ldy + j] - exact) > tol ? 1 : 0;
+      }
+      for (int64_t j = s.n; j < ldy; ++j) ASSERT_EQ(y[i * ldy + j], 777.0f) << "wrote past n";
+    }
+  }
+  EXPECT_GT(differs, 100) << "x does not look rounded to bf16";
 }
 
 TEST(GemmF32, StridedTransposedBatchedAlphaBeta) {
