@@ -101,7 +101,10 @@ std::vector<Outcome> run_completion(const Runner& runner,
     runner.metrics->request_duration.observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - admitted).count());
   }
-  if (!going) return out;
+  if (!going) {
+    if (runner.metrics) runner.metrics->count_cancelled();
+    return out;
+  }
   if (group->timed_out())
     throw ApiError(504, "the request ran past the server's timeout", "", "timeout", "server_error");
   if (const std::string error = group->error(); !error.empty())

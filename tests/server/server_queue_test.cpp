@@ -120,6 +120,10 @@ TEST(ServerQueue, ClientLeavingMidStreamCancelsItsGeneration) {
   // The abandoned stream stopped after a few tokens, far from its 400.
   EXPECT_LT(steps[0]->load(), kMaxTokens / 4) << "steps run for the abandoned stream";
   EXPECT_EQ(steps[1]->load(), 5);
+  // /metrics counts it as cancelled (the finished one is not).
+  const auto m = server.client()->Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_NE(m->body.find("\nlmx_requests_cancelled_total 1\n"), std::string::npos) << m->body;
 }
 
 TEST(ServerQueue, RequestsWithoutALimitStopAtTheServerDefault) {
