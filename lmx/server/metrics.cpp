@@ -110,6 +110,12 @@ std::string ServerMetrics::render(const generate::SchedulerStats& s, size_t admi
   metric(out, "lmx_prefill_tokens_total", "counter",
          "Prompt tokens run through prefill passes (not those taken from the prefix cache).",
          static_cast<double>(s.prefill_tokens));
+  metric(out, "lmx_admitted_kv_bytes", "gauge",
+         "KV-cache bytes of the sequences the wired-memory manager admitted (--memory-budget).",
+         static_cast<double>(s.admitted_kv_bytes));
+  metric(out, "lmx_admission_refusals_total", "counter",
+         "Times the sequence at the head of the queue did not fit the memory budget and waited.",
+         static_cast<double>(s.admission_refusals));
   const generate::PrefixCacheStats& pc = s.prefix_cache;
   metric(out, "lmx_prefix_cache_lookups_total", "counter",
          "Sequences that looked for a cached prompt prefix.",

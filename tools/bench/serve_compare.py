@@ -52,7 +52,7 @@ def run_streams(host, port, clients, prompt, max_tokens, extra, timeout):
         usage = last.get("usage")
         if usage and usage.get("completion_tokens") != max_tokens:
             errors.append("completion_tokens %r, not %d" % (usage.get("completion_tokens"), max_tokens))
-    prompt_tokens = sorted({(r[3].get("usage") or {}).get("prompt_tokens") for r in results})
+    prompt_tokens = sorted({(r[3].get("usage") or {}).get("prompt_tokens") for r in results} - {None})
     return {
         "tps": clients * max_tokens / wall,
         "wall": wall,
