@@ -45,9 +45,13 @@ struct BatchScheduler::Sequence {
   struct Admission {
     std::unique_ptr<WiredLimitGuard> guard;
     std::atomic<size_t>* admitted = nullptr;
-    ~Admission() {
+    // Ends the ticket (idempotent): finish() calls it before the sequence's last event,
+    // so whoever sees the end finds the memory already given back.
+    void release() {
       if (guard && admitted) admitted->fetch_sub(guard->ticket().size());
+      guard.reset();
     }
+    ~Admission() { release(); }
   } admission;
 };
 
@@ -416,6 +420,7 @@ void BatchScheduler::store_reply(size_t r) {
 }
 
 void BatchScheduler::finish(Sequence& s, StopReason reason, bool flush_detokenizer) {
+  s.admission.release();
   std::deque<GenerationEvent> events;
   if (s.text) s.text->end(flush_detokenizer, events);
   for (auto& e : events) s.group->push(s.index, std::move(e));

@@ -26,14 +26,20 @@ class NullBackend : public WiredBackend {
   std::optional<size_t> recommended_working_set() override { return std::nullopt; }
 };
 
-struct Run {
+WiredManagerConfig idle_config() {
+  WiredManagerConfig c;
+  c.baseline_override = 0;
+  return c;
+}
+
+struct Outcome {
   std::vector<int32_t> tokens;
   GenerationInfo info;
   std::string error;
 };
 
-Run drain(ScheduledGroup& g) {
-  Run r;
+Outcome drain(ScheduledGroup& g) {
+  Outcome r;
   while (auto e = g.next()) {
     if (e->event.kind == GenerationEvent::Kind::token) r.tokens.push_back(e->event.token.token);
     if (e->event.kind == GenerationEvent::Kind::info) r.info = e->event.info;
@@ -45,7 +51,7 @@ Run drain(ScheduledGroup& g) {
 TEST(BatchSchedulerAdmission, QueuesWhatTheBudgetCannotHoldAndReleasesEveryTicket) {
   auto loaded = models::load_model(testing::fixture("llama"));
   models::LanguageModel& model = *loaded.model;
-  WiredMemoryManager manager(std::make_shared<NullBackend>(), WiredManagerConfig{.baseline_override = 0});
+  WiredMemoryManager manager(std::make_shared<NullBackend>(), idle_config());
   // Tickets held at once, from the manager's own events.
   size_t held = 0, most_held = 0, started = 0, waits = 0;
   auto sub = manager.subscribe([&](const WiredEvent& e) {
@@ -79,7 +85,7 @@ TEST(BatchSchedulerAdmission, QueuesWhatTheBudgetCannotHoldAndReleasesEveryTicke
       groups.push_back(scheduler.submit({r}));
     }
     for (size_t i = 0; i < groups.size(); ++i) {
-      const Run run = drain(*groups[i]);
+      const Outcome run = drain(*groups[i]);
       EXPECT_EQ(run.error, "") << i;
       EXPECT_EQ(run.info.stop_reason, StopReason::length) << i;
       // The tokens of generating the prompt alone: waiting changed nothing.
@@ -105,7 +111,7 @@ TEST(BatchSchedulerAdmission, QueuesWhatTheBudgetCannotHoldAndReleasesEveryTicke
 TEST(BatchSchedulerAdmission, ASequenceThatCanNeverFitEndsWithOutOfMemory) {
   auto loaded = models::load_model(testing::fixture("llama"));
   models::LanguageModel& model = *loaded.model;
-  WiredMemoryManager manager(std::make_shared<NullBackend>(), WiredManagerConfig{.baseline_override = 0});
+  WiredMemoryManager manager(std::make_shared<NullBackend>(), idle_config());
   GenerateParameters params;
   params.temperature = 0;
   params.max_tokens = 4;
@@ -118,7 +124,7 @@ TEST(BatchSchedulerAdmission, ASequenceThatCanNeverFitEndsWithOutOfMemory) {
   r.prompt = {1, 2, 3};
   r.params = params;
   r.options.token_events = true;
-  const Run run = drain(*scheduler.submit({r}));
+  const Outcome run = drain(*scheduler.submit({r}));
   EXPECT_NE(run.error.find("wired memory"), std::string::npos) << run.error;
   EXPECT_EQ(run.info.stop_reason, StopReason::cancelled);
   EXPECT_TRUE(run.tokens.empty());
