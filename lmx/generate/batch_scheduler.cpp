@@ -5,6 +5,7 @@
 #include "lmx/base/error.h"
 #include "lmx/generate/batch_kv_cache.h"
 #include "lmx/generate/simple_kv_cache.h"
+#include "lmx/generate/wired_memory_estimate.h"
 #include "lmx/nn/state_cache.h"
 
 namespace lmx::generate {
@@ -38,6 +39,20 @@ struct BatchScheduler::Sequence {
   int32_t next_token = -1;
   int64_t generated = 0;
   Clock::time_point started, first_token;
+  // Wired-memory admission: the ticket's size, and the ticket while it is held (its end
+  // comes with the sequence's).
+  size_t kv_bytes = 0;
+  struct Admission {
+    std::unique_ptr<WiredLimitGuard> guard;
+    std::atomic<size_t>* admitted = nullptr;
+    // Ends the ticket (idempotent): finish() calls it before the sequence's last event,
+    // so whoever sees the end finds the memory already given back.
+    void release() {
+      if (guard && admitted) admitted->fetch_sub(guard->ticket().size());
+      guard.reset();
+    }
+    ~Admission() { release(); }
+  } admission;
 };
 
 // ---- ScheduledGroup
@@ -132,6 +147,8 @@ std::shared_ptr<ScheduledGroup> BatchScheduler::submit(std::vector<ScheduledRequ
     s->sampler = std::make_unique<TokenSampler>(s->params, r.prompt);
     if (tok_) s->text = std::make_unique<TextStream>(*tok_, s->options);
     s->prompt = std::move(r.prompt);
+    if (options_.admission_policy)
+      s->kv_bytes = estimate_memory(model_, static_cast<int64_t>(s->prompt.size()), s->params).kv_bytes;
     seqs.push_back(std::move(s));
   }
   {
@@ -154,6 +171,8 @@ SchedulerStats BatchScheduler::stats() const {
   s.step_rows = step_rows_.load();
   s.prefill_tokens = prefill_tokens_.load();
   if (prefix_cache_) s.prefix_cache = prefix_cache_->stats();
+  s.admitted_kv_bytes = admitted_kv_bytes_.load();
+  s.admission_refusals = admission_refusals_.load();
   return s;
 }
 
@@ -161,14 +180,19 @@ void BatchScheduler::work() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      cv_.wait(lock, [&] { return stopping_ || !waiting_.empty() || !prefilling_.empty() || !rows_.empty(); });
-      if (stopping_) return;
-      while (!waiting_.empty() && rows_.size() + prefilling_.size() < options_.max_concurrent) {
-        prefilling_.push_back(std::move(waiting_.front()));
-        waiting_.pop_front();
+      const auto ready = [&] {
+        return stopping_ || (!waiting_.empty() && !admission_blocked_) || !prefilling_.empty() || !rows_.empty();
+      };
+      if (admission_blocked_) {
+        cv_.wait_for(lock, kAdmissionRetry, ready);
+      } else {
+        cv_.wait(lock, ready);
       }
+      if (stopping_) return;
+      admit_waiting();
     }
     prefilling_count_.store(prefilling_.size());
+    if (prefilling_.empty() && rows_.empty()) continue;
     try {
       if (container_) {
         container_->perform([&](models::LanguageModel&, const tokenizer::Tokenizer&) { step(); });
@@ -178,6 +202,37 @@ void BatchScheduler::work() {
     } catch (const std::exception& e) {
       fail_all(e.what());  // the worker lives on for the next requests
     }
+  }
+}
+
+void BatchScheduler::admit_waiting() {
+  admission_blocked_ = false;
+  while (!waiting_.empty() && rows_.size() + prefilling_.size() < options_.max_concurrent) {
+    Sequence& s = *waiting_.front();
+    // A cancelled sequence needs no memory: step() ends it.
+    if (options_.admission_policy && !s.admission.guard && !s.group->cancelled()) {
+      try {
+        // A zero timeout: admitted now, or Cancelled (ask again later), or OutOfMemory.
+        s.admission.guard = std::make_unique<WiredLimitGuard>(
+            WiredTicket(s.kv_bytes, options_.admission_policy, TicketKind::active, options_.wired_manager),
+            std::stop_token{}, std::chrono::milliseconds(0));
+        s.admission.admitted = &admitted_kv_bytes_;
+        admitted_kv_bytes_.fetch_add(s.kv_bytes);
+      } catch (const Cancelled&) {
+        admission_blocked_ = true;
+        admission_refusals_.fetch_add(1);
+        return;
+      } catch (const OutOfMemory& e) {
+        auto failed = std::move(waiting_.front());
+        waiting_.pop_front();
+        failed->group->out_of_memory_.store(true);
+        failed->group->fail(e.what());
+        finish(*failed, StopReason::cancelled, false);
+        continue;
+      }
+    }
+    prefilling_.push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
   }
 }
 
@@ -365,6 +420,7 @@ void BatchScheduler::store_reply(size_t r) {
 }
 
 void BatchScheduler::finish(Sequence& s, StopReason reason, bool flush_detokenizer) {
+  s.admission.release();
   std::deque<GenerationEvent> events;
   if (s.text) s.text->end(flush_detokenizer, events);
   for (auto& e : events) s.group->push(s.index, std::move(e));

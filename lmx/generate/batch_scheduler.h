@@ -29,6 +29,7 @@
 
 #include "lmx/generate/model_container.h"
 #include "lmx/generate/prefix_kv_store.h"
+#include "lmx/generate/wired_memory.h"
 
 namespace lmx::generate {
 
@@ -37,6 +38,16 @@ struct SchedulerOptions {
   // The byte budget of the prefix cache shared by the sequences; 0: none.
   size_t prefix_cache_bytes = 0;
   size_t prefix_block_tokens = PrefixKVStore::kDefaultBlockTokens;
+  // Wired-memory admission (docs/wired-memory.md). With a policy, the sequence at the
+  // head of the queue starts its prefill only once `wired_manager` (null:
+  // WiredMemoryManager::shared()) admits an active ticket of its KV-cache bytes under it
+  // (estimate_memory for its prompt + max_tokens); until then it and those behind it wait
+  // (first come, first served), and the manager is asked again after a sequence ends or
+  // kAdmissionRetry. The ticket ends with the sequence. A sequence the manager could never
+  // admit (nothing else holds a ticket) ends at once with its OutOfMemory as the error.
+  // Null: no admission (max_concurrent alone bounds the work).
+  std::shared_ptr<const WiredPolicy> admission_policy;
+  WiredMemoryManager* wired_manager = nullptr;
 };
 
 // One sequence to generate. options: eos_ids, stop_strings, tool calls, token_events
@@ -58,6 +69,8 @@ struct SchedulerStats {
   // its first decode step, and tokens taken from the prefix cache are not run at all).
   uint64_t prefill_tokens = 0;
   PrefixCacheStats prefix_cache;  // zeros without a prefix cache
+  size_t admitted_kv_bytes = 0;     // KV bytes of the admitted sequences' tickets (admission only)
+  uint64_t admission_refusals = 0;  // times the queue's head was refused by the manager
 };
 
 // The events of a submitted group of sequences (n choices of one request), each tagged
@@ -79,6 +92,9 @@ class ScheduledGroup {
   bool timed_out() const { return timed_out_.load(); }
   // The error that ended it (a failed forward pass), or empty.
   std::string error() const;
+  // Whether that error is the wired-memory manager's OutOfMemory (a sequence that could
+  // never be admitted, SchedulerOptions::admission_policy).
+  bool out_of_memory() const { return out_of_memory_.load(); }
 
  private:
   friend class BatchScheduler;
@@ -92,6 +108,7 @@ class ScheduledGroup {
   size_t open_ = 0;  // sequences whose info is not yet queued
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> timed_out_{false};
+  std::atomic<bool> out_of_memory_{false};
   std::optional<std::chrono::steady_clock::time_point> deadline_;
 };
 
@@ -114,11 +131,17 @@ class BatchScheduler {
                                          std::optional<std::chrono::steady_clock::time_point> deadline = {});
   SchedulerStats stats() const;
   const SchedulerOptions& options() const { return options_; }
+  // How long a refused sequence waits before the manager is asked again when none of
+  // this scheduler's sequences ended meanwhile (another user's ticket may have).
+  static constexpr std::chrono::milliseconds kAdmissionRetry{20};
 
  private:
   struct Sequence;
   void start();
   void work();
+  // Moves waiting sequences to prefilling while rows are free and the wired-memory
+  // manager admits them (mutex_ held).
+  void admit_waiting();
   // One iteration on the worker: drop cancelled sequences, one prefill chunk, one decode step.
   void step();
   void prefill_chunk();
@@ -145,12 +168,15 @@ class BatchScheduler {
   std::condition_variable cv_;
   std::deque<std::unique_ptr<Sequence>> waiting_;  // guarded by mutex_
   bool stopping_ = false;                          // guarded by mutex_
+  bool admission_blocked_ = false;                 // guarded by mutex_: the head was refused
   // Worker-only state (counts mirrored into the atomics for stats()).
   std::deque<std::unique_ptr<Sequence>> prefilling_;
   std::vector<std::unique_ptr<Sequence>> rows_;  // row r of the batch cache
   nn::KVCacheList batch_cache_;
   std::atomic<size_t> prefilling_count_{0}, row_count_{0};
   std::atomic<uint64_t> steps_{0}, step_rows_{0}, prefill_tokens_{0};
+  std::atomic<uint64_t> admission_refusals_{0};
+  std::atomic<size_t> admitted_kv_bytes_{0};
   std::thread worker_;
 };
 

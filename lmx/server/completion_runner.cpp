@@ -1,5 +1,6 @@
 #include "lmx/server/completion_runner.h"
 
+#include "lmx/base/error.h"
 #include "lmx/server/api_error.h"
 
 namespace lmx::server {
@@ -101,11 +102,16 @@ std::vector<Outcome> run_completion(const Runner& runner,
     runner.metrics->request_duration.observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - admitted).count());
   }
-  if (!going) return out;
+  if (!going) {
+    if (runner.metrics) runner.metrics->count_cancelled();
+    return out;
+  }
   if (group->timed_out())
     throw ApiError(504, "the request ran past the server's timeout", "", "timeout", "server_error");
-  if (const std::string error = group->error(); !error.empty())
+  if (const std::string error = group->error(); !error.empty()) {
+    if (group->out_of_memory()) throw OutOfMemory(error);  // 400 insufficient_memory
     throw std::runtime_error("generation failed: " + error);
+  }
   for (Outcome& o : out) {
     if (o.info.stop_reason == generate::StopReason::length) {
       o.finish_reason = "length";

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "lmx/base/error.h"
+#include "lmx/generate/wired_memory_estimate.h"
 #include "lmx/server/api_error.h"
 #include "lmx/models/embed/embedder.h"
 #include "lmx/server/chat_prompt.h"
@@ -37,6 +38,19 @@ std::string next_id(const char* prefix) {
   std::snprintf(buf, sizeof buf, "%s%016llx", prefix,
                 static_cast<unsigned long long>(counter.fetch_add(1)));
   return buf;
+}
+
+generate::SchedulerOptions scheduler_options(generate::ModelContainer& model, const ServerOptions& options) {
+  generate::SchedulerOptions o;
+  o.max_concurrent = options.max_concurrent;
+  o.prefix_cache_bytes = options.prefix_cache_bytes;
+  if (options.memory_budget_bytes > 0) {
+    // The weights are the policy's base: the budget covers them and the running KV caches.
+    const size_t weights = generate::estimate_memory(model.model(), 1, {}).weight_bytes;
+    o.admission_policy =
+        std::make_shared<generate::BudgetPolicy>(weights, options.memory_budget_bytes, "lmx-serve");
+  }
+  return o;
 }
 
 Reply json_reply(const json& body) {
@@ -102,8 +116,7 @@ Endpoints::Endpoints(std::shared_ptr<generate::ModelContainer> model, const Serv
       embedder_(std::move(embedder)),
       options_(options),
       queue_(options.max_concurrent, options.max_queue),
-      scheduler_(std::make_shared<generate::BatchScheduler>(
-          model_, generate::SchedulerOptions{options.max_concurrent, options.prefix_cache_bytes})),
+      scheduler_(std::make_shared<generate::BatchScheduler>(model_, scheduler_options(*model_, options))),
       created_(unix_now()) {
   if (options.request_timeout_seconds > 0)
     timeout_ = std::chrono::duration_cast<std::chrono::steady_clock::duration>(

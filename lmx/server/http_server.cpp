@@ -9,6 +9,7 @@
 #include "lmx/server/api_error.h"
 #include "lmx/server/api_key.h"
 #include "lmx/server/endpoints.h"
+#include "lmx/server/web_assets.h"
 
 namespace lmx::server {
 
@@ -75,7 +76,9 @@ HttpServer::HttpServer(std::shared_ptr<generate::ModelContainer> model, ServerOp
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
   http.set_pre_routing_handler([&opts](const httplib::Request& req, httplib::Response& res) {
-    if (opts.api_key.empty() || req.path == "/health")
+    // The page itself holds no secret (it asks for the key and sends it with its calls).
+    const bool page = req.method == "GET" && find_web_asset(req.path);
+    if (opts.api_key.empty() || req.path == "/health" || page)
       return httplib::Server::HandlerResponse::Unhandled;
     if (api_key_matches(req.get_header_value("Authorization"), opts.api_key))
       return httplib::Server::HandlerResponse::Unhandled;
@@ -109,6 +112,19 @@ HttpServer::HttpServer(std::shared_ptr<generate::ModelContainer> model, ServerOp
   // Ids may hold slashes (org/name).
   http.Get(R"(/v1/models/(.+))", [&ep](const httplib::Request& req, httplib::Response& res) {
     answer(ep, "/v1/models/{id}", res, [&] { return ep.model(req.matches[1].str()); });
+  });
+  // The chat page (web_assets.h): a fixed table of compiled-in files.
+  http.Get(R"(/|/web/[A-Za-z0-9_.-]+)", [&ep](const httplib::Request& req, httplib::Response& res) {
+    const auto asset = find_web_asset(req.path);
+    if (!asset) {
+      answer(ep, "/web", res, []() -> Reply { throw ApiError(404, "no such page", "", "not_found"); });
+      return;
+    }
+    ep.count_request("/web", 200);
+    res.set_header("Content-Security-Policy", std::string(kWebContentSecurityPolicy));
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("Cache-Control", "no-cache");
+    res.set_content(std::string(asset->body), std::string(asset->content_type));
   });
   http.Get("/health", [&ep](const httplib::Request&, httplib::Response& res) {
     answer(ep, "/health", res, [&] { return ep.health(); });

@@ -70,6 +70,11 @@ void ServerMetrics::add_tokens(int64_t prompt, int64_t generated) {
   generated_tokens_ += static_cast<uint64_t>(generated);
 }
 
+void ServerMetrics::count_cancelled() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++cancelled_;
+}
+
 std::string ServerMetrics::render(const generate::SchedulerStats& s, size_t admitted_requests) const {
   std::string out;
   {
@@ -81,6 +86,9 @@ std::string ServerMetrics::render(const generate::SchedulerStats& s, size_t admi
     metric(out, "lmx_prompt_tokens_total", "counter", "Prompt tokens of finished generations.",
            static_cast<double>(prompt_tokens_));
     metric(out, "lmx_generated_tokens_total", "counter", "Tokens generated.", static_cast<double>(generated_tokens_));
+    metric(out, "lmx_requests_cancelled_total", "counter",
+           "Requests whose client left before their end (their generation stopped).",
+           static_cast<double>(cancelled_));
   }
   const MemoryStats memory = cpu_memory_stats();
   metric(out, "lmx_memory_active_bytes", "gauge",
@@ -102,6 +110,12 @@ std::string ServerMetrics::render(const generate::SchedulerStats& s, size_t admi
   metric(out, "lmx_prefill_tokens_total", "counter",
          "Prompt tokens run through prefill passes (not those taken from the prefix cache).",
          static_cast<double>(s.prefill_tokens));
+  metric(out, "lmx_admitted_kv_bytes", "gauge",
+         "KV-cache bytes of the sequences the wired-memory manager admitted (--memory-budget).",
+         static_cast<double>(s.admitted_kv_bytes));
+  metric(out, "lmx_admission_refusals_total", "counter",
+         "Times the sequence at the head of the queue did not fit the memory budget and waited.",
+         static_cast<double>(s.admission_refusals));
   const generate::PrefixCacheStats& pc = s.prefix_cache;
   metric(out, "lmx_prefix_cache_lookups_total", "counter",
          "Sequences that looked for a cached prompt prefix.",

@@ -36,6 +36,8 @@ class ServerMetrics {
   ServerMetrics();
   void count_request(const std::string& endpoint, int status);
   void add_tokens(int64_t prompt, int64_t generated);
+  // A request whose client left before its end (its rows were cancelled).
+  void count_cancelled();
   // The text of GET /metrics; `running_requests`: requests admitted (running or waiting).
   std::string render(const generate::SchedulerStats& scheduler, size_t admitted_requests) const;
 
@@ -46,7 +48,7 @@ class ServerMetrics {
  private:
   mutable std::mutex mutex_;
   std::map<std::pair<std::string, int>, uint64_t> requests_;
-  uint64_t prompt_tokens_ = 0, generated_tokens_ = 0;
+  uint64_t prompt_tokens_ = 0, generated_tokens_ = 0, cancelled_ = 0;
 };
 
 }  // namespace lmx::server

@@ -23,6 +23,13 @@ struct ServerOptions {
   // The byte budget of the prefix cache shared across requests (the keys and values of
   // prompt blocks already prefilled; docs/server.md); 0: none.
   size_t prefix_cache_bytes = size_t{1} << 30;
+  // > 0: wired-memory admission (docs/wired-memory.md). The model's weights plus the KV
+  // caches of the running sequences must fit this many bytes: a request whose KV bytes
+  // (its prompt + max_tokens) do not fit beside those running waits in the queue until
+  // enough of them end, and one that could never fit gets 400 insufficient_memory. The
+  // tickets go to the process-wide manager, which keeps that much memory wired (mlock on
+  // the CPU) while requests run.
+  size_t memory_budget_bytes = 0;
   // The token limit of a request that sets none: generation has no context bound of its
   // own, so a model that never writes EOS would otherwise hold the model forever.
   int64_t default_max_tokens = 4096;

@@ -3,7 +3,14 @@
 // Each request's reply is forced to the text of SCRIPT_FILE when that file is not
 // empty (as server_tools_test does); an empty file lets the model speak. Prints
 // "port N", serves until stdin closes. Exit 77: the shared test data is missing.
+// With DELAY_FILE (tools/web-chat-check), each decode step of a request sleeps the
+// milliseconds that file holds when the request starts (empty or 0: none), so a
+// browser can press stop while a reply is still streaming. LMX_API_KEY set: the server
+// asks for that key (as `lmx serve` does).
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <thread>
 #include <iostream>
 #include <iterator>
 
@@ -11,8 +18,8 @@
 
 int main(int argc, char** argv) {
   using namespace lmx::testing;
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: scripted_server SCRIPT_FILE\n");
+  if (argc != 2 && argc != 3) {
+    std::fprintf(stderr, "usage: scripted_server SCRIPT_FILE [DELAY_FILE]\n");
     return 2;
   }
   if (!have_stories()) {
@@ -20,9 +27,19 @@ int main(int argc, char** argv) {
     return 77;
   }
   const std::string script_file = argv[1];
+  const std::string delay_file = argc == 3 ? argv[2] : "";
   auto model = load_stories(tool_loop_fixture()["template"].get<std::string>());
   lmx::server::ServerOptions options;
+  if (const char* key = std::getenv("LMX_API_KEY")) options.api_key = key;
   options.customize_parameters = [&](lmx::generate::GenerateParameters& p) {
+    if (!delay_file.empty()) {
+      int delay_ms = 0;
+      std::ifstream(delay_file) >> delay_ms;
+      if (delay_ms > 0)
+        p.logits_processors.push_back([delay_ms](const std::vector<int32_t>&, std::vector<float>&) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+        });
+    }
     std::ifstream in(script_file);
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (text.empty()) return;

@@ -120,6 +120,10 @@ TEST(ServerQueue, ClientLeavingMidStreamCancelsItsGeneration) {
   // The abandoned stream stopped after a few tokens, far from its 400.
   EXPECT_LT(steps[0]->load(), kMaxTokens / 4) << "steps run for the abandoned stream";
   EXPECT_EQ(steps[1]->load(), 5);
+  // /metrics counts it as cancelled (the finished one is not).
+  const auto m = server.client()->Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_NE(m->body.find("\nlmx_requests_cancelled_total 1\n"), std::string::npos) << m->body;
 }
 
 TEST(ServerQueue, RequestsWithoutALimitStopAtTheServerDefault) {
@@ -143,6 +147,32 @@ TEST(ServerQueue, RequestsWithoutALimitStopAtTheServerDefault) {
   const auto own = server.post("/v1/chat/completions", chat(20));
   ASSERT_TRUE(own);
   EXPECT_EQ(json::parse(own->body)["usage"]["completion_tokens"], 20);
+}
+
+// --memory-budget: a request whose KV bytes fit beside the weights runs (and /metrics
+// shows nothing admitted once it ended); with a budget below the weights alone nothing
+// could ever fit: 400 insufficient_memory, and the server keeps answering.
+TEST(ServerQueue, MemoryBudgetAdmitsWhatFitsAndRefusesWhatNeverCan) {
+  LMX_REQUIRE_STORIES();
+  auto model = load_stories();
+  {
+    server::ServerOptions o;
+    o.memory_budget_bytes = size_t{64} << 20;  // stories260K: ~1 MB of weights, KBs of KV
+    TestServer server(model, o);
+    const auto ok = server.post("/v1/chat/completions", chat(5));
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(ok->status, 200) << ok->body;
+    const auto m = server.client()->Get("/metrics");
+    ASSERT_TRUE(m);
+    EXPECT_NE(m->body.find("\nlmx_admitted_kv_bytes 0\n"), std::string::npos) << m->body;
+  }
+  server::ServerOptions o;
+  o.memory_budget_bytes = 1000;
+  TestServer server(model, o);
+  const json e = expect_openai_error(server.post("/v1/chat/completions", chat(5)), 400);
+  EXPECT_EQ(e["code"], "insufficient_memory");
+  EXPECT_NE(e["message"].get<std::string>().find("wired memory"), std::string::npos) << e;
+  EXPECT_EQ(server.client()->Get("/health")->status, 200);
 }
 
 }  // namespace

@@ -41,10 +41,12 @@ def metrics(host, port):
     return out
 
 
-def stream_once(host, port, prompt, max_tokens, timeout):
-    """One streamed completion: (ttft, [inter-token gaps], error or None)."""
-    body = json.dumps({"prompt": prompt, "max_tokens": max_tokens, "temperature": 0.7,
-                       "stream": True})
+def stream_once(host, port, prompt, max_tokens, timeout, extra=None, last=None):
+    """One streamed completion: (ttft, [inter-token gaps], error or None). `extra`: more
+    body fields (they win over the defaults); `last` (a dict): gets the finish_reason and
+    the usage the stream reported (serve_compare.py counts tokens with them)."""
+    body = json.dumps(dict({"prompt": prompt, "max_tokens": max_tokens, "temperature": 0.7,
+                            "stream": True}, **(extra or {})))
     c = http.client.HTTPConnection(host, port, timeout=timeout)
     t0 = time.perf_counter()
     try:
@@ -52,7 +54,7 @@ def stream_once(host, port, prompt, max_tokens, timeout):
         r = c.getresponse()
         if r.status != 200:
             return None, [], "status %d: %s" % (r.status, r.read()[:200])
-        ttft, last, gaps, done, buf = None, None, [], False, b""
+        ttft, prev, gaps, done, buf = None, None, [], False, b""
         while True:
             chunk = r.read1(65536) if hasattr(r, "read1") else r.read(1)
             if not chunk:
@@ -67,13 +69,18 @@ def stream_once(host, port, prompt, max_tokens, timeout):
                 j = json.loads(payload)
                 if "error" in j:
                     return ttft, gaps, "error event: %s" % j["error"]
+                if last is not None:
+                    if j.get("usage"):
+                        last["usage"] = j["usage"]
+                    if j["choices"] and j["choices"][0].get("finish_reason"):
+                        last["finish_reason"] = j["choices"][0]["finish_reason"]
                 if j["choices"] and j["choices"][0]["text"]:
                     now = time.perf_counter()
                     if ttft is None:
                         ttft = now - t0
                     else:
-                        gaps.append(now - last)
-                    last = now
+                        gaps.append(now - prev)
+                    prev = now
         return ttft, gaps, None if done else "stream ended without [DONE]"
     except Exception as e:  # noqa: BLE001 (every failure counts as an error)
         return None, [], repr(e)

@@ -7,11 +7,11 @@
 //
 // Exit 0: all passed; 1: a check failed; 77: skipped (no node_modules, no shared data).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startScriptedServer } from '../../tests/server/start_scripted_server.mjs';
 
 let OpenAI;
 try {
@@ -26,23 +26,7 @@ const fx = JSON.parse(readFileSync(join(root, 'tests/data/chat/tool_loop.json'),
 const dir = mkdtempSync(join(tmpdir(), 'lmx-openai-'));
 const scriptFile = join(dir, 'script.txt');
 writeFileSync(scriptFile, '');
-const server = spawn(process.argv[2], [scriptFile], { stdio: ['pipe', 'pipe', 'inherit'] });
-
-// The server's port, within 60 s; an exit before that ends the check (77 passes on).
-const port = await new Promise((resolve) => {
-  let out = '';
-  const early = (code) => { clearTimeout(timer); process.exit(code === 77 ? 77 : 1); };
-  const timer = setTimeout(() => { console.error('no port within 60 s'); process.exit(1); }, 60000);
-  server.on('exit', early);
-  server.stdout.on('data', (d) => {
-    out += d;
-    const m = out.match(/port (\d+)/);
-    if (!m) return;
-    clearTimeout(timer);
-    server.off('exit', early);
-    resolve(Number(m[1]));
-  });
-});
+const { server, port } = await startScriptedServer(process.argv[2], [scriptFile]);
 
 const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'none', timeout: 60000, maxRetries: 0 });
 const model = 'stories260K';

@@ -6,12 +6,14 @@
 
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <type_traits>
 #include <vector>
 
 #include "lmx/backend/cpu/gemm_avx2.h"
 #include "lmx/backend/cpu/matmul_kernels.h"
+#include "lmx/backend/cpu/cpu_features.h"
 #include "lmx/backend/cpu/quant_avx2_shared.h"
 #include "lmx/base/thread_pool.h"
 
@@ -625,6 +627,8 @@ constexpr size_t kMaxSharedTargets = 8;  // weights in one region at most
 constexpr int64_t kMinChunkBytes = 512 << 10;
 constexpr int64_t kTailChunkBytes = 64 << 10;
 constexpr int kTailChunksPerThread = 2;
+constexpr int64_t kRowsChunkBytes = 128 << 10;
+constexpr int64_t kRowsChunksPerThread = 64;
 
 // The chunks of a region over `targets`, in the order threads take them
 // (ThreadPool::run_dynamic). Each target's head: up to 8 chunks per thread, but about
@@ -633,7 +637,15 @@ constexpr int kTailChunksPerThread = 2;
 // it), and a whole number per thread. Then, after every head, each target's tail of
 // kTailChunksPerThread small chunks per thread (~64 KiB), so threads that start or run at
 // different speeds finish within a small chunk of each other instead of a large one.
-void plan_chunks(std::span<const MatvecTarget> targets, int nt, std::vector<MatvecChunk>& out) {
+// With several x rows (run_matvec_rows) a chunk is read once from memory and then from
+// the core's L2 for the other rows, so the head chunks are smaller (min_chunk_bytes
+// kRowsChunkBytes, up to kRowsChunksPerThread per thread): a chunk must stay in L2
+// between its rows.
+void plan_chunks(std::span<const MatvecTarget> targets,
+                 int nt,
+                 std::vector<MatvecChunk>& out,
+                 int64_t min_chunk_bytes = kMinChunkBytes,
+                 int64_t max_per_thread = 8) {
   out.clear();
   int64_t tail_blocks[kMaxSharedTargets] = {0}, tail_chunk[kMaxSharedTargets] = {0};
   for (size_t i = 0; i < targets.size(); ++i) {
@@ -645,7 +657,7 @@ void plan_chunks(std::span<const MatvecTarget> targets, int nt, std::vector<Matv
       if (2 * tail_blocks[i] > t.blocks) tail_blocks[i] = 0;  // small: head chunks only
     }
     const int64_t head = t.blocks - tail_blocks[i];
-    const int64_t per_thread = std::clamp<int64_t>(head * bb / (nt * kMinChunkBytes), 1, 8);
+    const int64_t per_thread = std::clamp<int64_t>(head * bb / (nt * min_chunk_bytes), 1, max_per_thread);
     const int64_t chunk = (head + nt * per_thread - 1) / (nt * per_thread);
     for (int64_t b = 0; b < head; b += chunk)
       out.push_back({static_cast<int>(i), b, std::min(head, b + chunk)});
@@ -715,31 +727,55 @@ void matvec_chunk(
   }
 }
 
-// One parallel region over the chunks of `targets`, all with x prepared as xp.
-void run_matvec_region(std::span<const MatvecTarget> targets,
-                       const XPrep& xp,
-                       ActivationPrecision prec,
-                       int nt,
-                       ThreadPool& pool) {
+// One parallel region over the chunks of the weights in `targets` for `rows` rows of x:
+// targets[i * per_row + t] is weight t's target for row i (the same weights in every
+// row), prepared as xps[i]. Each chunk of weights runs for every row before the next:
+// with rows > 1 the rows after the first read it from L2 (batched decode), so the
+// weights are streamed from memory once per call, not once per row.
+void run_matvec_rows(std::span<const MatvecTarget> targets,
+                     size_t per_row,
+                     std::span<const XPrep> xps,
+                     ActivationPrecision prec,
+                     int nt,
+                     ThreadPool& pool) {
   thread_local std::vector<MatvecChunk> plan;
   std::vector<MatvecChunk>& chunks = plan;  // the caller's: workers have their own `plan`
-  plan_chunks(targets, nt, chunks);
+  if (xps.size() > 1) {
+    plan_chunks(targets.first(per_row), nt, chunks, kRowsChunkBytes, kRowsChunksPerThread);
+  } else {
+    plan_chunks(targets.first(per_row), nt, chunks);
+  }
   auto do_chunk = [&](int64_t c) {
     const MatvecChunk& ch = chunks[static_cast<size_t>(c)];
-    matvec_chunk(targets[static_cast<size_t>(ch.target)], xp, prec, ch.b0, ch.b1);
+    for (size_t i = 0; i < xps.size(); ++i)
+      matvec_chunk(targets[i * per_row + static_cast<size_t>(ch.target)], xps[i], prec, ch.b0, ch.b1);
   };
   run_dynamic_on(pool, static_cast<int64_t>(chunks.size()), do_chunk, nt);
 }
 
+// x rows prepared for w, each in its own workspace (kept per thread across calls).
+std::vector<XPrep> prepare_rows(const float* x, int64_t ldx, int64_t m, const PackedQuantWeight& w,
+                                ActivationPrecision prec) {
+  thread_local std::vector<std::unique_ptr<XWorkspace>> ws;
+  while (ws.size() < static_cast<size_t>(m)) ws.push_back(std::make_unique<XWorkspace>());
+  std::vector<XPrep> xps;
+  for (int64_t i = 0; i < m; ++i) xps.push_back(prepare_x(x + i * ldx, w, prec, *ws[static_cast<size_t>(i)]));
+  return xps;
+}
+
+// m rows of x over one weight (m = 1: the decode matvec).
 void packed_matvec(const float* x,
+                   int64_t ldx,
+                   int64_t m,
                    const PackedQuantWeight& w,
                    float* y,
+                   int64_t ldy,
                    ActivationPrecision prec,
                    ThreadPool& pool) {
-  thread_local XWorkspace ws;
-  const XPrep xp = prepare_x(x, w, prec, ws);
-  const MatvecTarget t = make_target(w, y, prec);
-  run_matvec_region({&t, 1}, xp, prec, matvec_threads(pool, t.blocks, w.n(), w.k()), pool);
+  const std::vector<XPrep> xps = prepare_rows(x, ldx, m, w, prec);
+  std::vector<MatvecTarget> ts;
+  for (int64_t i = 0; i < m; ++i) ts.push_back(make_target(w, y + i * ldy, prec));
+  run_matvec_rows(ts, 1, xps, prec, matvec_threads(pool, ts[0].blocks, w.n(), w.k()), pool);
 }
 
 // x prepared for the first weight serves every weight with the same input layout.
@@ -748,24 +784,26 @@ bool same_input_layout(const PackedQuantWeight& a, const PackedQuantWeight& b) {
          a.group_size() == b.group_size();
 }
 
-// Several weights over one x: one preparation, one region over the union of their chunks.
+// Several weights over m rows of x: one preparation per row, one region over the union
+// of their chunks.
 void packed_matvec_multi(const float* x,
+                         int64_t ldx,
+                         int64_t m,
                          std::span<const QuantMatmulTarget> targets,
-                         int64_t row,
                          ActivationPrecision asked,
                          ThreadPool& pool) {
   const PackedQuantWeight& w0 = *targets[0].w;
   const ActivationPrecision prec = effective_precision(w0, asked);
-  thread_local XWorkspace ws;
-  const XPrep xp = prepare_x(x, w0, prec, ws);
-  MatvecTarget ts[kMaxSharedTargets];
+  const std::vector<XPrep> xps = prepare_rows(x, ldx, m, w0, prec);
+  std::vector<MatvecTarget> ts;
   int64_t blocks = 0, n = 0;
-  for (size_t i = 0; i < targets.size(); ++i) {
-    ts[i] = make_target(*targets[i].w, targets[i].y + row * targets[i].ldy, prec);
-    blocks += ts[i].blocks;
-    n += targets[i].w->n();
+  for (int64_t row = 0; row < m; ++row)
+    for (const QuantMatmulTarget& t : targets) ts.push_back(make_target(*t.w, t.y + row * t.ldy, prec));
+  for (const QuantMatmulTarget& t : targets) {
+    blocks += (t.w->n() + R - 1) / R;
+    n += t.w->n();
   }
-  run_matvec_region({ts, targets.size()}, xp, prec, matvec_threads(pool, blocks, n, w0.k()), pool);
+  run_matvec_rows(ts, targets.size(), xps, prec, matvec_threads(pool, blocks, n, w0.k()), pool);
 }
 
 // 8 quantized values (as int32 lanes) of an MLX-layout row at input p.
@@ -893,6 +931,15 @@ void view_matmul_bits(const float* x,
   }
 }
 
+// From 4 rows on, the activation precision of the GEMM tier that ran such batches before
+// the row-looped matvec took them: int8 stays int8 only with AVX-512 (VNNI), else x is
+// rounded to int16, so a batch gets the precision it always had.
+ActivationPrecision rows_precision(int64_t m, ActivationPrecision asked) {
+  return m >= 4 && asked == ActivationPrecision::int8 && !cpu_features().use_avx512()
+             ? ActivationPrecision::int16
+             : asked;
+}
+
 }  // namespace
 
 void quantized_matmul_view_avx2(const float* x,
@@ -920,9 +967,8 @@ void quantized_matmul_packed_avx2(const float* x,
                                   int64_t m,
                                   const QuantMatmulOptions& options,
                                   ThreadPool& pool) {
-  if (m < 4) {
-    const ActivationPrecision prec = effective_precision(w, options.activations);
-    for (int64_t i = 0; i < m; ++i) packed_matvec(x + i * ldx, w, y + i * ldy, prec, pool);
+  if (m < kMinGemmRows) {
+    packed_matvec(x, ldx, m, w, y, ldy, effective_precision(w, rows_precision(m, options.activations)), pool);
     return;
   }
   packed_gemm_avx2(x, ldx, w, y, ldy, m, options.activations, pool);
@@ -934,18 +980,17 @@ void quantized_matmul_packed_multi_avx2(const float* x,
                                         int64_t m,
                                         const QuantMatmulOptions& options,
                                         ThreadPool& pool) {
-  bool shared = m < 4 && targets.size() <= kMaxSharedTargets;
+  const ActivationPrecision asked = rows_precision(m, options.activations);
+  bool shared = m < kMinGemmRows && targets.size() <= kMaxSharedTargets;
   for (const auto& t : targets)
     shared = shared && same_input_layout(*targets[0].w, *t.w) &&
-             effective_precision(*t.w, options.activations) ==
-                 effective_precision(*targets[0].w, options.activations);
+             effective_precision(*t.w, asked) == effective_precision(*targets[0].w, asked);
   if (!shared) {
     for (const auto& t : targets)
       cpu::quantized_matmul(x, ldx, *t.w, t.y, t.ldy, m, options, &pool);
     return;
   }
-  for (int64_t i = 0; i < m; ++i)
-    packed_matvec_multi(x + i * ldx, targets, i, options.activations, pool);
+  packed_matvec_multi(x, ldx, m, targets, asked, pool);
 }
 
 }  // namespace lmx::cpu::detail

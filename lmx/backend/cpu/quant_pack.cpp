@@ -407,7 +407,7 @@ void quantized_matmul(const float* x,
   if (m <= 0 || w.n() <= 0) return;
   ThreadPool& tp = pool ? *pool : ThreadPool::global();
 #ifdef LMX_CPU_X86
-  if (cpu_features().use_avx512() && m >= 4 &&
+  if (cpu_features().use_avx512() && m >= kMinGemmRows &&
       options.activations != ActivationPrecision::f32 &&
       detail::packed_gemm_int_avx512(x, ldx, w, y, ldy, m, options.activations, tp))
     return;

@@ -124,8 +124,22 @@ void unpack_quantized(const PackedQuantWeight& w,
 void dequantize_packed(
     const PackedQuantWeight& w, int64_t row_begin, int64_t row_end, float* out, int64_t ldo);
 
+// Rows of x from which the packed layout runs the GEMM (prefill) instead of the matvec.
+// The GEMM repacks the weights it reads into int16 panels on every call, which pays off
+// only over many rows; below this the matvec streams the weights once per call and runs
+// each chunk of them for every row from L2 (batched decode: continuous batching's
+// steps; short prompt chunks). kernel_report's "q4g64 batch" rows (Qwen ffn_up, 2
+// threads, loaded machine): GEMM 18.9 / 18.9 / 21.1 / 29.8 ms at m = 4 / 8 / 16 / 32,
+// the row-looped matvec 1.9 / 4.0 / 8.2 / 14.9 ms (about 17 ms of the GEMM's time is the
+// repacking, so it only wins well past 32 rows). docs/performance.md.
+#ifndef LMX_MIN_GEMM_ROWS
+#define LMX_MIN_GEMM_ROWS 64
+#endif
+inline constexpr int64_t kMinGemmRows = LMX_MIN_GEMM_ROWS;
+
 // Precision of the activations inside the packed kernels. The matvec (m < 4) has an int16 and
-// an int8 path for the shapes listed; the GEMM (m >= 4, prefill) rounds x to int16 for either
+// an int8 path for the shapes listed; from m = 4 on (the matvec over rows below
+// kMinGemmRows, the GEMM from there) x is rounded to int16 for either
 // reduced precision, any bits and group size, and multiplies integers (vpmaddwd: 16
 // multiply-adds per instruction where an FMA does 8).
 using kernels::ActivationPrecision;

@@ -319,8 +319,8 @@ struct MShape {
 };
 const MShape kShapes[] = {
     {1, 1, 1},  {7, 3, 1}, {33, -1, 1}, {6, 2, 2},   {13, -1, 5},
-    {9, 2, 17}, {5, 1, 4}, {20, 1, 3},  {19, 13, 30}};  // GEMM over two k blocks (group 128) and A
-                                                        // blocks
+    {9, 2, 17}, {5, 1, 4}, {20, 1, 3},  {19, 13, 30},  // rows of the matvec (m < kMinGemmRows)
+    {19, 13, 66}};  // the GEMM (m >= kMinGemmRows) over two k blocks (group 128)
 
 // x_levels: 0 for exact f32 activations, else the x rounding's 2 * max level (254 for
 // int8, 65534 for int16): each x is then off by at most amax / x_levels.
