@@ -15,5 +15,8 @@ namespace lmx::models {
 // Rewrites `weights` when config.json's top-level model_type is such a type; leaves them
 // alone otherwise.
 void keep_text_part(const nlohmann::json& config, WeightDict& weights);
+// Whether the folder is such a type's text part alone (mlx-lm's conversions drop the
+// vision weights): then it loads as its text model, not as the vision-language model.
+bool is_text_part_only(const nlohmann::json& config, const WeightDict& weights);
 
 }  // namespace lmx::models
