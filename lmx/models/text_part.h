@@ -1,5 +1,7 @@
 // The language model inside a vision-language checkpoint, for the types whose text part
-// lmx runs on its own (mistral3, as mlx-lm does): the checkpoint's names for that part
+// lmx runs on its own (mistral3, as mlx-lm does) when the model is loaded as a text model
+// (a folder without the vision weights, or create_model on its text config; a whole
+// folder loads as the vision-language model): the checkpoint's names for that part
 // become the text model's and the vision tower and projector are dropped. Names come in
 // the hub's layout (language_model.model.*, language_model.lm_head.*, vision_tower.*;
 // mlx-lm keeps it) or transformers 5's (model.language_model.*, lm_head.*,

@@ -70,6 +70,8 @@ class Gemma3 : public VisionLanguageModel {
     return out;
   }
 
+  bool image_calls_need_whole_prompt() const override { return true; }
+
   Tensor image_features(const ImageInputs& images) const override {
     Tensor x = tower_->last_hidden_state(images.pixel_values.to(Dtype::f32));  // [N, patches, d]
     const int64_t N = x.dim(0), d = x.dim(2);

@@ -38,6 +38,8 @@ class PaliGemma : public VisionLanguageModel {
     return std::vector<int64_t>(static_cast<size_t>(images.pixel_values.dim(0)), tower_->num_patches());
   }
 
+  bool image_calls_need_whole_prompt() const override { return true; }
+
   Tensor image_features(const ImageInputs& images) const override {
     Tensor x = projector_->linear.forward(tower_->last_hidden_state(images.pixel_values.to(Dtype::f32)));
     return x.reshape({x.dim(0) * x.dim(1), x.dim(2)});

@@ -56,6 +56,9 @@ class VisionLanguageModel : public LanguageModel {
   virtual std::vector<int32_t> image_prompt(const ImageInputs& images, size_t index,
                                             const tokenizer::Tokenizer& tok) const;
   const TransformerLM& text_model() const { return *text_; }
+  // Whether a call with images must hold the whole prompt over a fresh cache (image
+  // tokens in blocks that attend both ways: Gemma 3, PaliGemma's prefix).
+  virtual bool image_calls_need_whole_prompt() const { return false; }
 
  protected:
   VisionLanguageModel(std::string model_type, std::unique_ptr<TransformerLM> text, int64_t image_token);
