@@ -1,5 +1,5 @@
-// ChatSession with images (the llava fixture of tests/data/vision/models, a word-level
-// tokenizer and a chat template that writes <image> per image part): images stay in the
+// ChatSession with images (the llava fixture of tests/data/vision/models with a word-level
+// tokenizer and chat template: tests/vision/vlm_chat_folder.h): images stay in the
 // history, a later turn reuses the cache over the earlier image and feeds only the new
 // one, and its first token is the argmax of one uncached pass over the whole transcript
 // with every image.
@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 
@@ -15,6 +14,7 @@
 #include "lmx/generate/chat_session.h"
 #include "lmx/models/vlm/image_inputs.h"
 #include "lmx/vision/image_decode.h"
+#include "tests/vision/vlm_chat_folder.h"
 
 namespace lmx {
 namespace {
@@ -27,30 +27,7 @@ class ChatImages : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() / ("lmx-chat-images-" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-    for (const char* f : {"config.json", "model.safetensors", "preprocessor_config.json"}) {
-      fs::copy_file(fixture() / f, dir_ / f, fs::copy_options::overwrite_existing);
-    }
-    nlohmann::json vocab;
-    for (int i = 0; i < 250; ++i) vocab["t" + std::to_string(i)] = i;
-    vocab["<image>"] = 250;
-    const nlohmann::json tok = {
-        {"version", "1.0"},
-        {"added_tokens", {{{"id", 250}, {"content", "<image>"}, {"single_word", false}, {"lstrip", false},
-                           {"rstrip", false}, {"normalized", false}, {"special", true}}}},
-        {"normalizer", nullptr},
-        {"pre_tokenizer", {{"type", "WhitespaceSplit"}}},
-        {"post_processor", nullptr},
-        {"decoder", {{"type", "WordPiece"}, {"prefix", "##"}, {"cleanup", false}}},
-        {"model", {{"type", "WordLevel"}, {"vocab", vocab}, {"unk_token", "t0"}}}};
-    std::ofstream(dir_ / "tokenizer.json") << tok.dump();
-    const nlohmann::json config = {
-        {"eos_token", "t2"},
-        {"chat_template",
-         "t1 {% for m in messages %}{% if m['content'] is string %}{{ m['content'] }} {% else %}"
-         "{% for c in m['content'] %}{% if c['type'] == 'image' %}<image> {% else %}{{ c['text'] }} {% endif %}"
-         "{% endfor %}{% endif %}{% endfor %}t9"}};
-    std::ofstream(dir_ / "tokenizer_config.json") << config.dump();
+    testing::write_vlm_chat_folder(fixture(), dir_);
     container_ = generate::ModelContainer::load(dir_.string());
   }
   void TearDown() override { fs::remove_all(dir_); }
