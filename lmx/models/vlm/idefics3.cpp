@@ -114,9 +114,11 @@ class Idefics3 : public VisionLanguageModel {
       }
     }
     Tensor tiles = pv.ndim() == 5 ? pv.reshape({pv.dim(0) * pv.dim(1), pv.dim(2), pv.dim(3), pv.dim(4)}) : pv;
-    // Idefics3VisionEmbeddings buckets each patch's fractional coordinate h / n into the
-    // n x n position table: for whole tiles that is row h (checked with torch for the
-    // released n = 26 and 32, and every power of two), the tower's own positions.
+    // Idefics3VisionEmbeddings buckets each patch's fractional coordinate h * (1 / n) by
+    // float32 boundaries: for whole tiles that gives row h of the n x n table for the
+    // released n = 26 (Idefics3) and 32 (SmolVLM) and the fixtures' 4, checked with torch
+    // 2.11 and 1.13; rounding moves some rows by one for other n (19, 25, 29, ...), which
+    // lmx does not reproduce.
     Tensor x = tower_->last_hidden_state(tiles.to(Dtype::f32));  // [N, seq, d]
     // Pixel shuffle: scale^2 neighbouring patches side by side (Idefics3Connector.pixel_shuffle).
     const int64_t N = x.dim(0), seq = x.dim(1), d = x.dim(2), s = scale_;
