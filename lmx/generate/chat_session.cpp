@@ -201,9 +201,6 @@ ChatSession::Round ChatSession::generate_round(const std::function<bool(const Ge
     const bool new_images = std::any_of(prompt.image_spans.begin(), prompt.image_spans.end(),
                                         [&](const std::pair<size_t, size_t>& s) { return s.second > common; });
     if (dropped || (new_images && common > 0 && vlm->image_calls_need_whole_prompt())) common = 0;
-    for (size_t k = 0; k < prompt.image_spans.size(); ++k) {
-      if (prompt.image_spans[k].first >= common) fed.push_back(images_[k].image);
-    }
   }
   if (!cache_.empty() && common < ledger_.size()) {
     if (can_trim_cache(cache_)) {
@@ -220,6 +217,9 @@ ChatSession::Round ChatSession::generate_round(const std::function<bool(const Ge
   if (cache_.empty()) {
     cache_ = make_cache(container_->model(), parameters_);
     common = 0;
+  }
+  for (size_t k = 0; vlm && k < prompt.image_spans.size(); ++k) {  // after any restart above
+    if (prompt.image_spans[k].first >= common) fed.push_back(images_[k].image);
   }
   std::vector<int32_t> suffix(tokens.begin() + static_cast<std::ptrdiff_t>(common), tokens.end());
   const bool holds_state = std::any_of(cache_.begin(), cache_.end(), [](const std::unique_ptr<nn::KVCache>& c) {
