@@ -19,6 +19,7 @@
 #include "lmx/base/error.h"
 #include "lmx/generate/chat_session.h"
 #include "lmx/train/adapter_file.h"
+#include "lmx/vision/image_decode.h"
 
 namespace lmx::cli {
 namespace {
@@ -83,6 +84,19 @@ bool handle_command(const std::string& message, generate::ChatSession& session) 
   if (message == "/reset") {
     session.clear();
     std::fputs("(conversation cleared)\n", stdout);
+    return true;
+  }
+  if (auto path = command_argument(message, "/image")) {
+    if (path->empty()) {
+      std::fputs("usage: /image PATH (the image joins your next message)\n", stderr);
+      return true;
+    }
+    try {
+      session.add_image(vision::load_image(*path));
+      std::printf("(image %s joins your next message)\n", path->c_str());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "lmx chat: %s\n", e.what());
+    }
     return true;
   }
   for (const char* cmd : {"/save", "/load"}) {
@@ -152,7 +166,9 @@ void run_chat(const ChatArgs& a) {
   if (!a.resume.empty()) session.restore(a.resume);
   WiredLog wired_log(a.verbose);
   session.set_wired_ticket(make_wired_ticket(a.wired, container->model(), 0, p));
-  std::fprintf(stderr, "lmx chat: %s. /reset clears the conversation, /save FILE and /load FILE keep it, /quit exits.\n",
+  std::fprintf(stderr,
+               "lmx chat: %s. /reset clears the conversation, /save FILE and /load FILE keep it, /image PATH "
+               "adds an image to your next message (vision-language models), /quit exits.\n",
                a.model.c_str());
   std::signal(SIGINT, on_sigint);
   while (auto message = read_message()) {

@@ -68,8 +68,8 @@ std::vector<int32_t> prepare_images(const GenerateArgs& a, generate::ModelContai
   content.push_back({{"type", "text"}, {"text", input.prompt}});
   input.messages = std::make_shared<nlohmann::ordered_json>(
       nlohmann::ordered_json::array({{{"role", "user"}, {"content", content}}}));
-  std::vector<int32_t> ids = models::vlm::expand_image_prompt(*vlm, container.prepare(input),
-                                                              vlm->image_token_counts(inputs), container.tokenizer());
+  std::vector<int32_t> ids =
+      models::vlm::expand_image_prompt(*vlm, container.prepare(input), inputs, container.tokenizer());
   // The image tokens' positions and blocks are set up for the whole prompt in one step.
   p.prefill_step_size = std::max<int>(p.prefill_step_size, static_cast<int>(ids.size()));
   vlm->set_images(std::move(inputs));

@@ -7,6 +7,7 @@
 #include "lmx/base/json_nesting.h"
 #include "lmx/generate/prompt_cache.h"
 #include "lmx/io/safetensors.h"
+#include "lmx/models/vlm/image_inputs.h"
 #include "lmx/nn/state_cache.h"
 
 namespace lmx::generate {
@@ -37,6 +38,9 @@ void ChatSession::set_template_context(const nlohmann::ordered_json& context) {
 }
 
 void ChatSession::save(const std::filesystem::path& path) const {
+  if (!images_.empty() || !pending_images_.empty()) {
+    throw InvalidArgument("ChatSession: a conversation with images cannot be saved (the file keeps no pixels)");
+  }
   nlohmann::ordered_json session = {{"version", 1},
                                     {"instructions", instructions_},
                                     {"messages", *messages_},
@@ -113,13 +117,28 @@ void ChatSession::restore(const std::filesystem::path& path) {
   cache_ = std::move(cache);
   ledger_ = std::move(ledger);
   snapshot_.clear();
+  images_.clear();
+  pending_images_.clear();
 }
 
 void ChatSession::clear() {
   *messages_ = nlohmann::ordered_json::array();
+  images_.clear();
+  pending_images_.clear();
   cache_.clear();
   ledger_.clear();
   snapshot_.clear();
+}
+
+void ChatSession::add_image(vision::Image image) {
+  const auto* vlm = dynamic_cast<const models::vlm::VisionLanguageModel*>(&container_->model());
+  if (!vlm) throw InvalidArgument("ChatSession: " + container_->model().model_type() + " is not a vision-language model");
+  if (!container_->has_chat_template()) throw InvalidArgument("ChatSession: images need the model's chat template");
+  if (!image_processor_) image_processor_ = vision::load_image_processor(container_->folder().path());
+  ChatImage ci{std::move(image), 0, {}};
+  ci.hash = image_hash(ci.image);
+  ci.inputs = models::vlm::image_inputs(image_processor_->process({ci.image}));
+  pending_images_.push_back(std::move(ci));
 }
 
 void ChatSession::set_tools(std::shared_ptr<const chat::ToolRegistry> tools, int max_steps) {
@@ -142,6 +161,13 @@ ChatSession::Prompt ChatSession::transcript() const {
     const size_t open = text.rfind("<think>");
     out.in_reasoning = open != std::string::npos && text.find("</think>", open) == std::string::npos;
     out.tokens = container_->tokenizer().encode(text, false);
+    out.identity = out.tokens;
+    if (const auto* vlm = dynamic_cast<const models::vlm::VisionLanguageModel*>(&container_->model())) {
+      ExpandedPrompt e = expand_chat_images(*vlm, out.tokens, images_, container_->tokenizer());
+      out.tokens = std::move(e.tokens);
+      out.identity = std::move(e.identity);
+      out.image_spans = std::move(e.spans);
+    }
     return out;
   }
   // No template (a base model): the turns as plain text, one per line.
@@ -151,6 +177,7 @@ ChatSession::Prompt ChatSession::transcript() const {
     if (i + 1 < messages_->size()) text += "\n";
   }
   out.tokens = container_->tokenizer().encode(text, true);
+  out.identity = out.tokens;
   return out;
 }
 
@@ -159,8 +186,24 @@ ChatSession::Round ChatSession::generate_round(const std::function<bool(const Ge
   const std::vector<int32_t>& tokens = prompt.tokens;
   // Reuse the longest common prefix of the cached tokens; keep at least one token to feed.
   size_t common = 0;
-  while (common < ledger_.size() && common < tokens.size() && ledger_[common] == tokens[common]) ++common;
+  while (common < ledger_.size() && common < tokens.size() && ledger_[common] == prompt.identity[common]) ++common;
   if (common == tokens.size()) --common;
+  // Images: each one whose placeholders are not all cached is fed whole with this round.
+  // Starting over when a cached image is dropped (the model's image positions, e.g.
+  // Qwen2-VL's rope_deltas, count it) or when the model's image tokens must see the whole
+  // prompt in one call (Gemma 3's and PaliGemma's blocks).
+  auto* vlm = dynamic_cast<models::vlm::VisionLanguageModel*>(&container_->model());
+  std::vector<vision::Image> fed;
+  if (vlm) {
+    const bool dropped = std::any_of(ledger_.begin() + static_cast<std::ptrdiff_t>(std::min(common, ledger_.size())),
+                                     ledger_.end(), [](int32_t t) { return t < 0; });
+    for (const auto& [begin, end] : prompt.image_spans) {
+      if (end > common) common = std::min(common, begin);
+    }
+    const bool new_images = std::any_of(prompt.image_spans.begin(), prompt.image_spans.end(),
+                                        [&](const std::pair<size_t, size_t>& s) { return s.second > common; });
+    if (dropped || (new_images && common > 0 && vlm->image_calls_need_whole_prompt())) common = 0;
+  }
   if (!cache_.empty() && common < ledger_.size()) {
     if (can_trim_cache(cache_)) {
       trim_cache(cache_, static_cast<int64_t>(ledger_.size() - common));
@@ -176,6 +219,9 @@ ChatSession::Round ChatSession::generate_round(const std::function<bool(const Ge
   if (cache_.empty()) {
     cache_ = make_cache(container_->model(), parameters_);
     common = 0;
+  }
+  for (size_t k = 0; vlm && k < prompt.image_spans.size(); ++k) {  // after any restart above
+    if (prompt.image_spans[k].first >= common) fed.push_back(images_[k].image);
   }
   std::vector<int32_t> suffix(tokens.begin() + static_cast<std::ptrdiff_t>(common), tokens.end());
   const bool holds_state = std::any_of(cache_.begin(), cache_.end(), [](const std::unique_ptr<nn::KVCache>& c) {
@@ -198,6 +244,10 @@ ChatSession::Round ChatSession::generate_round(const std::function<bool(const Ge
     common = tokens.size() - 1;
     suffix.erase(suffix.begin(), suffix.end() - 1);
   }
+  GenerateParameters params = parameters_;
+  if (!fed.empty()) {  // the images' placeholders in one prefill step
+    params.prefill_step_size = std::max<int>(params.prefill_step_size, static_cast<int>(suffix.size()));
+  }
   GenerateOptions opts;
   opts.eos_ids = container_->eos_ids(extra_eos_);
   opts.stop_strings = stop_strings_;
@@ -214,7 +264,11 @@ ChatSession::Round ChatSession::generate_round(const std::function<bool(const Ge
   std::vector<int32_t> generated;
   try {
     container_->perform([&](models::LanguageModel& model, const tokenizer::Tokenizer& tok) {
-      Generation gen(model, tok, suffix, parameters_, opts, &cache_);
+      if (!fed.empty()) {
+        static_cast<models::vlm::VisionLanguageModel&>(model).set_images(
+            models::vlm::image_inputs(image_processor_->process(fed)));
+      }
+      Generation gen(model, tok, suffix, params, opts, &cache_);
       last_info_ = GenerationInfo{};
       last_info_.stop_reason = gen.run([&](const GenerationEvent& e) {
         switch (e.kind) {
@@ -234,6 +288,7 @@ ChatSession::Round ChatSession::generate_round(const std::function<bool(const Ge
     });
   } catch (...) {
     // The cache may hold part of this round: forget it rather than trust it.
+    if (vlm) vlm->set_images({});
     cache_.clear();
     ledger_.clear();
     snapshot_.clear();
@@ -242,7 +297,7 @@ ChatSession::Round ChatSession::generate_round(const std::function<bool(const Ge
   last_info_.cached_prompt_tokens = static_cast<int64_t>(common);
   // The cache holds the prompt and every generated token but the last sampled one; a
   // round cancelled during prefill holds only part of the prompt.
-  ledger_ = tokens;
+  ledger_ = prompt.identity;
   if (!generated.empty()) ledger_.insert(ledger_.end(), generated.begin(), generated.end() - 1);
   const auto held = static_cast<size_t>(cache_.empty() ? 0 : cache_[0]->offset());
   if (held < ledger_.size()) ledger_.resize(held);
@@ -251,8 +306,17 @@ ChatSession::Round ChatSession::generate_round(const std::function<bool(const Ge
 
 std::string ChatSession::stream_details(const std::string& text,
                                         const std::function<bool(const GenerationEvent&)>& on_event) {
-  const size_t before = messages_->size();
-  messages_->push_back({{"role", "user"}, {"content", text}});
+  const size_t before = messages_->size(), images_before = images_.size();
+  if (pending_images_.empty()) {
+    messages_->push_back({{"role", "user"}, {"content", text}});
+  } else {
+    nlohmann::ordered_json content = nlohmann::ordered_json::array();
+    for (size_t i = 0; i < pending_images_.size(); ++i) content.push_back({{"type", "image"}});
+    content.push_back({{"type", "text"}, {"text", text}});
+    messages_->push_back({{"role", "user"}, {"content", std::move(content)}});
+    for (ChatImage& ci : pending_images_) images_.push_back(std::move(ci));
+    pending_images_.clear();
+  }
   try {
     for (int step = 0;; ++step) {
       Round round = generate_round(on_event);
@@ -280,6 +344,7 @@ std::string ChatSession::stream_details(const std::string& text,
     }
   } catch (...) {
     messages_->erase(messages_->begin() + static_cast<std::ptrdiff_t>(before), messages_->end());
+    images_.resize(images_before);
     throw;
   }
 }

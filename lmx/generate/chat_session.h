@@ -2,6 +2,8 @@
 // and the KV cache; each turn renders the whole transcript, and only the part after
 // the longest common token prefix with the cached tokens (the ledger) is prefilled:
 // the cache is trimmed where the new prompt diverges, or rebuilt when it cannot trim.
+// With a vision-language model, images join user messages (add_image) and stay in the
+// history; the cached prefix ends before the first image that differs (content hash).
 #pragma once
 
 #include <filesystem>
@@ -13,8 +15,10 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "lmx/chat/tool.h"
+#include "lmx/generate/chat_images.h"
 #include "lmx/generate/generate.h"
 #include "lmx/generate/model_container.h"
+#include "lmx/vision/image_processor.h"
 
 namespace lmx::generate {
 
@@ -34,6 +38,10 @@ class ChatSession {
   std::string stream_details(const std::string& text, const std::function<bool(const GenerationEvent&)>& on_event);
   // Forgets the history and the cache; keeps the instructions.
   void clear();
+  // Vision-language models: an image for the next user message (an {"type": "image"}
+  // part before its text), run through the model folder's image processor.
+  // InvalidArgument for a text-only model or one without a chat template.
+  void add_image(vision::Image image);
 
   // Writes the session (instructions, history, template variables) and its KV cache with
   // the token ledger to one file: a prompt-cache safetensors file (mlx-lm's layout) whose
@@ -73,6 +81,8 @@ class ChatSession {
  private:
   struct Prompt {
     std::vector<int32_t> tokens;
+    std::vector<int32_t> identity;  // tokens, image placeholders by image (ChatImage)
+    std::vector<std::pair<size_t, size_t>> image_spans;
     bool in_reasoning = false;  // the template left a <think> block open
   };
   struct Round {
@@ -95,8 +105,11 @@ class ChatSession {
   std::shared_ptr<const chat::ToolRegistry> tools_;
   int max_tool_steps_ = 8;
   std::optional<WiredTicket> wired_ticket_;
+  std::vector<ChatImage> images_;          // the history's, in order
+  std::vector<ChatImage> pending_images_;  // for the next user message
+  std::unique_ptr<vision::ImageProcessor> image_processor_;
   nn::KVCacheList cache_;
-  std::vector<int32_t> ledger_;  // the tokens whose keys / values the cache holds
+  std::vector<int32_t> ledger_;  // identities of the tokens whose keys / values the cache holds
   // Caches that cannot be trimmed (recurrent state): a copy taken at the last turn
   // boundary (the prompt but its last token), and how many ledger tokens it holds.
   nn::KVCacheList snapshot_;

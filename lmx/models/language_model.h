@@ -27,6 +27,9 @@ struct ForwardOptions {
   // Vision-language models: replaces the (scaled) token embeddings [batch, seq, hidden]
   // before the first layer (image features go where the placeholders are).
   std::function<Tensor(Tensor)> edit_embeddings = {};
+  // Vision-language models: replaces the output [batch, seq, hidden] of layer i (Qwen3-VL's
+  // DeepStack adds image features of the vision tower's middle blocks there).
+  std::function<Tensor(size_t, Tensor)> edit_layer_output = {};
   // Passed to every attention layer (M-RoPE rotations, bidirectional image blocks);
   // models whose layers cannot take it refuse it.
   const nn::AttentionContext* attention = nullptr;

@@ -10,6 +10,7 @@
 #include "lmx/models/config_reader.h"
 #include "lmx/models/registry.h"
 #include "lmx/models/text_part.h"
+#include "lmx/models/vlm/vision_language_model.h"
 #include "lmx/nn/linear.h"
 #include "lmx/nn/mlp.h"
 
@@ -100,7 +101,8 @@ WeightDict read_weights(const io::ModelFolder& folder) {
 
 void load_weights(LanguageModel& model, WeightDict weights, const nlohmann::json& config,
                   const std::string& source) {
-  keep_text_part(config, weights);
+  // A vision-language model runs the whole checkpoint; a text model keeps its part.
+  if (!dynamic_cast<const vlm::VisionLanguageModel*>(&model)) keep_text_part(config, weights);
   model.sanitize(weights);
   load_module_weights(model, std::move(weights), config, source, model.model_type());
 }
@@ -174,8 +176,11 @@ LoadedModel load_model(const std::filesystem::path& dir, const LoadOptions& opti
   LoadedModel out{nullptr, io::ModelFolder::open(dir)};
   const std::string source = (dir / "config.json").string();
   ConfigReader config(out.folder.text_config(), source);
-  out.model = create_folder_model(ConfigReader(out.folder.raw_config(), source), config);
-  load_weights(*out.model, read_weights(out.folder), out.folder.raw_config(), dir.string());
+  WeightDict weights = read_weights(out.folder);
+  out.model = is_text_part_only(out.folder.raw_config(), weights)
+                  ? create_model(config)
+                  : create_folder_model(ConfigReader(out.folder.raw_config(), source), config);
+  load_weights(*out.model, std::move(weights), out.folder.raw_config(), dir.string());
   if (!options.device.is_cpu()) out.model->to(options.device);
   if (options.prepare) out.model->prepare_for_inference();
   return out;

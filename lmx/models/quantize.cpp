@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "lmx/base/error.h"
+#include "lmx/models/vlm/vision_language_model.h"
 #include "lmx/nn/linear.h"
 #include "lmx/nn/mlp.h"
 
@@ -75,12 +76,20 @@ std::vector<std::string> quantize_module(nn::Module& model, int64_t num_layers, 
                           " (" + supported_quantization_text(o.mode) + ")");
   }
   std::vector<std::string> done;
+  // Vision-language models: the language model only, as mlx-community's folders have it
+  // (vision towers and projectors are small and sensitive to rounding).
+  const bool text_only = dynamic_cast<const vlm::VisionLanguageModel*>(&model) != nullptr;
   model.for_each_module([&](const std::string& path, nn::Module& m) {
     auto skip = [&](const std::string& why) {
       if (why.empty()) return false;
       if (skipped) skipped->push_back({path, why});
       return true;
     };
+    const bool layer = dynamic_cast<nn::Linear*>(&m) || dynamic_cast<nn::Embedding*>(&m);
+    if (text_only && layer && !path.starts_with("language_model.")) {
+      skip("not part of the language model");
+      return;
+    }
     const int bits = o.recipe.empty() ? o.bits : recipe_bits(o.recipe, path, num_layers);
     if (auto* l = dynamic_cast<nn::Linear*>(&m)) {
       if (skip(why_unquantized(l->weight().quantized(), l->in_features(), o.group_size))) return;

@@ -2,6 +2,7 @@
 // Embedding and stacked-expert layer whose input dimension is a multiple of the group
 // size becomes MLX quantized (affine, mxfp4, mxfp8 or nvfp4), optionally with mlx-lm's
 // mixed-bits recipes (--quant-predicate mixed_2_6, mixed_3_4, mixed_3_6, mixed_4_6).
+// Of a vision-language model only the language model is quantized (mlx-community's layout).
 #pragma once
 
 #include <map>

@@ -1,5 +1,6 @@
 #include "lmx/models/registry.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "lmx/base/error.h"
@@ -68,6 +69,11 @@ const std::vector<std::pair<std::string, VlmBuilder>>& vlm_table() {
       {"qwen2_vl", vlm::qwen2_vl},
       {"qwen2_5_vl", vlm::qwen2_5_vl},
       {"gemma3", vlm::gemma3},
+      {"paligemma", vlm::paligemma},
+      {"idefics3", vlm::idefics3},
+      {"smolvlm", vlm::smolvlm},
+      {"mistral3", vlm::mistral3},
+      {"qwen3_vl", vlm::qwen3_vl},
   };
   return kTable;
 }
@@ -103,7 +109,9 @@ std::vector<std::string> supported_model_types() {
   std::vector<std::string> out;
   for (const auto& [name, build] : table()) out.push_back(name);
   for (const auto& [name, build] : model_table()) out.push_back(name);
-  for (const auto& [name, build] : vlm_table()) out.push_back(name);
+  for (const auto& [name, build] : vlm_table()) {
+    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);  // mistral3: both
+  }
   return out;
 }
 

@@ -23,24 +23,41 @@ std::string text_name(const std::string& name) {
   return name;
 }
 
+const TextPart* text_part(const nlohmann::json& config) {
+  auto type = config.find("model_type");
+  if (type == config.end() || !type->is_string()) return nullptr;
+  for (const TextPart& part : kTextParts) {
+    if (part.model_type == type->get<std::string>()) return &part;
+  }
+  return nullptr;
+}
+
+bool dropped(const TextPart& part, const std::string& name) {
+  for (std::string_view p : part.dropped) {
+    if (name.starts_with(p) || (name.starts_with("model.") && name.substr(6).starts_with(p))) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 void keep_text_part(const nlohmann::json& config, WeightDict& weights) {
-  auto type = config.find("model_type");
-  if (type == config.end() || !type->is_string()) return;
-  for (const TextPart& part : kTextParts) {
-    if (part.model_type != type->get<std::string>()) continue;
-    WeightDict text;
-    for (auto& [name, t] : weights) {
-      bool drop = false;
-      for (std::string_view p : part.dropped) {
-        drop = drop || name.starts_with(p) ||
-               (name.starts_with("model.") && name.substr(6).starts_with(p));
-      }
-      if (!drop) text[text_name(name)] = t;
-    }
-    weights = std::move(text);
+  const TextPart* part = text_part(config);
+  if (!part) return;
+  WeightDict text;
+  for (auto& [name, t] : weights) {
+    if (!dropped(*part, name)) text[text_name(name)] = t;
   }
+  weights = std::move(text);
+}
+
+bool is_text_part_only(const nlohmann::json& config, const WeightDict& weights) {
+  const TextPart* part = text_part(config);
+  if (!part) return false;
+  for (const auto& [name, t] : weights) {
+    if (dropped(*part, name)) return false;
+  }
+  return true;
 }
 
 }  // namespace lmx::models

@@ -1,5 +1,7 @@
 // The language model inside a vision-language checkpoint, for the types whose text part
-// lmx runs on its own (mistral3, as mlx-lm does): the checkpoint's names for that part
+// lmx runs on its own (mistral3, as mlx-lm does) when the model is loaded as a text model
+// (a folder without the vision weights, or create_model on its text config; a whole
+// folder loads as the vision-language model): the checkpoint's names for that part
 // become the text model's and the vision tower and projector are dropped. Names come in
 // the hub's layout (language_model.model.*, language_model.lm_head.*, vision_tower.*;
 // mlx-lm keeps it) or transformers 5's (model.language_model.*, lm_head.*,
@@ -15,5 +17,8 @@ namespace lmx::models {
 // Rewrites `weights` when config.json's top-level model_type is such a type; leaves them
 // alone otherwise.
 void keep_text_part(const nlohmann::json& config, WeightDict& weights);
+// Whether the folder is such a type's text part alone (mlx-lm's conversions drop the
+// vision weights): then it loads as its text model, not as the vision-language model.
+bool is_text_part_only(const nlohmann::json& config, const WeightDict& weights);
 
 }  // namespace lmx::models

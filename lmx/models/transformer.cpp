@@ -194,7 +194,8 @@ Tensor TransformerLM::forward(const Tensor& tokens, nn::KVCacheList* caches, con
   for (size_t i = 0; i < layers_.size(); ++i) {
     nn::KVCache* cache = caches ? (*caches)[i].get() : nullptr;
     h = layers_[i]->forward(h, cache, spec_, options.attention);
-    if (options.hidden_states) options.hidden_states->push_back(h);
+    if (options.hidden_states) options.hidden_states->push_back(h);  // before the edit, as HF reports it
+    if (options.edit_layer_output) h = options.edit_layer_output(i, h);
   }
   if (options.last_position_only && h.dim(1) > 1) h = h.slice(1, h.dim(1) - 1, h.dim(1));
   h = norm_->forward(h);

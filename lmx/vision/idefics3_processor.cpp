@@ -1,7 +1,8 @@
 // Idefics3 / SmolVLM: the long side resized to size.longest_edge (the short side even),
 // then to whole tiles of max_image_size, cut into tiles row by row, followed by the global
 // image (the whole resized to one tile); all padded to the largest, with
-// pixel_attention_mask marking real pixels. Shapes [1, frames, 3, h, w] and [1, frames, h, w].
+// pixel_attention_mask marking real pixels. Shapes [1, frames, 3, h, w] and [1, frames, h, w];
+// rows and cols [1, images] (what the prompt expansion needs).
 #include <cmath>
 #include <string>
 
@@ -73,12 +74,15 @@ class Idefics3Processor : public ImageProcessor {
 
   ProcessorOutput process(const std::vector<Image>& images) const override {
     std::vector<Image> frames;
+    ProcessorTensor tile_rows{.name = "rows"}, tile_cols{.name = "cols"};
     for (const Image& input : images) {
       Image image = input;
       if (do_resize_) {
         auto [h, w] = longest_edge_size(image.height, image.width, longest_edge_);
         image = resize(image, w, h, resample_);
       }
+      tile_rows.i64.push_back(0);
+      tile_cols.i64.push_back(0);
       if (!split_) {
         frames.push_back(resize(image, tile_, tile_, resample_));
         continue;
@@ -89,6 +93,8 @@ class Idefics3Processor : public ImageProcessor {
         const int rows = (image.height - tile_) / tile_ + 1, cols = (image.width - tile_) / tile_ + 1;
         for (int r = 0; r < rows; ++r)
           for (int c = 0; c < cols; ++c) frames.push_back(crop(image, c * tile_, r * tile_, tile_, tile_));
+        tile_rows.i64.back() = rows;
+        tile_cols.i64.back() = cols;
         frames.push_back(resize(image, tile_, tile_, resample_));
       } else {
         frames.push_back(image);
@@ -127,6 +133,10 @@ class Idefics3Processor : public ImageProcessor {
     ProcessorOutput out;
     out.tensors.push_back(std::move(pixels));
     if (pad_) out.tensors.push_back(std::move(mask));
+    // Each image's tile rows and columns (0, 0: not split), as return_row_col_info gives them.
+    tile_rows.shape = tile_cols.shape = {1, static_cast<int64_t>(images.size())};
+    out.tensors.push_back(std::move(tile_rows));
+    out.tensors.push_back(std::move(tile_cols));
     return out;
   }
 

@@ -34,6 +34,7 @@ const Family kFamilies[] = {
     {"Gemma3ImageProcessor", detail::make_gemma3_processor},
     {"Idefics3ImageProcessor", [](const detail::ConfigReader& c) { return detail::make_idefics3_processor(c, false); }},
     {"SmolVLMImageProcessor", [](const detail::ConfigReader& c) { return detail::make_idefics3_processor(c, true); }},
+    {"PixtralImageProcessor", detail::make_pixtral_processor},
 };
 
 std::string strip_suffix(std::string type) {
@@ -76,6 +77,18 @@ std::unique_ptr<ImageProcessor> make_image_processor(std::string_view json_text,
                     "' is not supported (supported: " + known + ")");
 }
 
+namespace {
+
+std::string read_text(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) throw IoError(file.string() + ": cannot read");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
 std::unique_ptr<ImageProcessor> load_image_processor(const std::filesystem::path& path) {
   std::filesystem::path file = path;
   if (std::filesystem::is_directory(path)) {
@@ -85,11 +98,20 @@ std::unique_ptr<ImageProcessor> load_image_processor(const std::filesystem::path
       throw IoError(path.string() + ": no preprocessor_config.json or processor_config.json");
     }
   }
-  std::ifstream in(file);
-  if (!in) throw IoError(file.string() + ": cannot read");
-  std::stringstream text;
-  text << in.rdbuf();
-  return make_image_processor(text.str(), file.string());
+  std::string text = read_text(file);
+  // The multimodal processor's spatial_merge_size (processor_config.json beside a
+  // preprocessor_config.json) changes the patches the image processor is asked for.
+  const std::filesystem::path outer = file.parent_path() / "processor_config.json";
+  if (file.filename() == "preprocessor_config.json" && std::filesystem::exists(outer)) {
+    nlohmann::json inner = nlohmann::json::parse(text, nullptr, false);
+    const nlohmann::json proc = nlohmann::json::parse(read_text(outer), nullptr, false);
+    if (inner.is_object() && proc.is_object() && proc.contains("spatial_merge_size") &&
+        !inner.contains("spatial_merge_size")) {
+      inner["spatial_merge_size"] = proc["spatial_merge_size"];
+      text = inner.dump();
+    }
+  }
+  return make_image_processor(text, file.string());
 }
 
 }  // namespace lmx::vision

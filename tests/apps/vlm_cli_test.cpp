@@ -14,6 +14,7 @@
 
 #include "cli_run.h"
 #include "lmx/io/safetensors.h"
+#include "tests/vision/vlm_chat_folder.h"
 
 namespace {
 
@@ -83,37 +84,9 @@ TEST_F(VlmCli, PixelValuesOfTheWrongShapeOrModelAreClearErrors) {
   EXPECT_NE(r.out.find("image_grid_thw"), std::string::npos) << r.out;
 }
 
-// A word-level tokenizer over the fixture's 256 ids ("t0" ... "t249", "<image>" = 250)
-// and a chat template that writes <image> for each image part.
-void write_tokenizer(const fs::path& dir) {
-  nlohmann::json vocab;
-  for (int i = 0; i < 250; ++i) vocab[std::string(1, 't').append(std::to_string(i))] = i;
-  vocab["<image>"] = 250;
-  const nlohmann::json tok = {
-      {"version", "1.0"},
-      {"added_tokens", {{{"id", 250}, {"content", "<image>"}, {"single_word", false}, {"lstrip", false},
-                         {"rstrip", false}, {"normalized", false}, {"special", true}}}},
-      {"normalizer", nullptr},
-      {"pre_tokenizer", {{"type", "WhitespaceSplit"}}},
-      {"post_processor", nullptr},
-      {"decoder", nullptr},
-      {"model", {{"type", "WordLevel"}, {"vocab", vocab}, {"unk_token", "t0"}}}};
-  std::ofstream(dir / "tokenizer.json") << tok.dump();
-  const nlohmann::json config = {
-      {"eos_token", "t2"},
-      {"chat_template",
-       "t1 {% for m in messages %}{% for c in m['content'] %}{% if c['type'] == 'image' %}<image> "
-       "{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endfor %} t9"}};
-  std::ofstream(dir / "tokenizer_config.json") << config.dump();
-}
-
 TEST_F(VlmCli, GenerateWithAnImageExpandsThePromptAndRunsTheImage) {
   const fs::path model = dir_ / "llava";
-  fs::create_directories(model);
-  for (const char* f : {"config.json", "model.safetensors", "preprocessor_config.json"}) {
-    fs::copy_file(fixture("llava") / f, model / f);
-  }
-  write_tokenizer(model);
+  lmx::testing::write_vlm_chat_folder(fixture("llava"), model);
   const std::string image = (fixture("llava") / "image0.png").string();
   // "t1 <image> t17 t33 t9": 5 tokens, the marker expanded to the 16 placeholders.
   auto r = lmx_run("generate --model " + model.string() + " --image " + image +

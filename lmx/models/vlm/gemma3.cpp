@@ -60,7 +60,8 @@ class Gemma3 : public VisionLanguageModel {
   int64_t prompt_image_marker() const override { return boi_; }
 
   // Gemma3Processor's "\n\n<start_of_image>" + placeholders + "<end_of_image>\n\n".
-  std::vector<int32_t> image_prompt(int64_t count, const tokenizer::Tokenizer& tok) const override {
+  std::vector<int32_t> image_prompt(const ImageInputs&, size_t, const tokenizer::Tokenizer& tok) const override {
+    const int64_t count = side_ * side_;
     std::vector<int32_t> out = tok.encode("\n\n", false);
     out.push_back(static_cast<int32_t>(boi_));
     out.insert(out.end(), static_cast<size_t>(count), static_cast<int32_t>(image_token_));
@@ -68,6 +69,8 @@ class Gemma3 : public VisionLanguageModel {
     for (int32_t id : tok.encode("\n\n", false)) out.push_back(id);
     return out;
   }
+
+  bool image_calls_need_whole_prompt() const override { return true; }
 
   Tensor image_features(const ImageInputs& images) const override {
     Tensor x = tower_->last_hidden_state(images.pixel_values.to(Dtype::f32));  // [N, patches, d]

@@ -5,41 +5,55 @@
 
 #include "lmx/base/error.h"
 #include "lmx/core/ops/elementwise.h"
+#include "lmx/core/ops/reduce.h"
 #include "lmx/nn/rope.h"
 
 namespace lmx::models::vlm {
 
-Qwen2VisionOptions read_qwen2_vision(const ConfigReader& v, bool qwen2_5) {
+Qwen2VisionOptions read_qwen2_vision(const ConfigReader& v, QwenVision kind) {
   Qwen2VisionOptions o;
-  o.qwen2_5 = qwen2_5;
+  o.kind = kind;
   o.depth = v.get_int("depth", 32);
   o.heads = v.get_int("num_heads", 16);
   o.patch = v.get_int("patch_size", 14);
   o.temporal_patch = v.get_int("temporal_patch_size", 2);
   o.merge = v.get_int("spatial_merge_size", 2);
   o.channels = v.get_int("in_channels", 3);
-  if (qwen2_5) {
-    o.embed_dim = v.get_int("hidden_size", 3584);
-    o.intermediate = v.get_int("intermediate_size", 3420);
-    o.out_hidden = v.get_int("out_hidden_size", 3584);
-    o.act = nn::parse_activation(v.get_string("hidden_act", "silu"));
-    o.window = v.get_int("window_size", 112);
-    o.full_attention_blocks = v.has("fullatt_block_indexes") ? v.get_ints("fullatt_block_indexes")
-                                                              : std::vector<int64_t>{7, 15, 23, 31};
-  } else {
+  if (kind == QwenVision::qwen2) {
     o.embed_dim = v.get_int("embed_dim", 1280);
     o.intermediate = o.embed_dim * v.get_int("mlp_ratio", 4);
     o.out_hidden = v.get_int("hidden_size", 3584);
     o.act = nn::parse_activation(v.get_string("hidden_act", "quick_gelu"));
+  } else {
+    const bool q3 = kind == QwenVision::qwen3;
+    o.embed_dim = v.get_int("hidden_size", q3 ? 1152 : 3584);
+    o.intermediate = v.get_int("intermediate_size", q3 ? 4304 : 3420);
+    o.out_hidden = v.get_int("out_hidden_size", 3584);
+    o.act = nn::parse_activation(v.get_string("hidden_act", q3 ? "gelu_pytorch_tanh" : "silu"));
+  }
+  if (kind == QwenVision::qwen2_5) {
+    o.window = v.get_int("window_size", 112);
+    o.full_attention_blocks = v.has("fullatt_block_indexes") ? v.get_ints("fullatt_block_indexes")
+                                                              : std::vector<int64_t>{7, 15, 23, 31};
+    if (o.window <= 0 || o.window % (o.merge * o.patch) != 0) {
+      v.fail("window_size", "must be a positive multiple of spatial_merge_size * patch_size");
+    }
+  }
+  if (kind == QwenVision::qwen3) {
+    o.positions = v.get_int("num_position_embeddings", 2304);
+    const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(o.positions))));
+    if (side < 1 || side * side != o.positions) v.fail("num_position_embeddings", "must be a square");
+    o.deepstack = v.has("deepstack_visual_indexes") ? v.get_ints("deepstack_visual_indexes")
+                                                    : std::vector<int64_t>{8, 16, 24};
+    for (int64_t b : o.deepstack) {
+      if (b < 0 || b >= o.depth) v.fail("deepstack_visual_indexes", "names a block past depth");
+    }
   }
   if (auto rope = v.object("rope_parameters")) o.theta = rope->get_positive("rope_theta", 10000.0);
   if (o.heads <= 0 || o.embed_dim % o.heads != 0 || (o.embed_dim / o.heads) % 4 != 0) {
     v.fail("num_heads", "must divide the vision width into heads of a multiple of 4 dims");
   }
   if (o.merge <= 0 || o.patch <= 0 || o.temporal_patch <= 0) v.fail("spatial_merge_size", "must be positive");
-  if (qwen2_5 && (o.window <= 0 || o.window % (o.merge * o.patch) != 0)) {
-    v.fail("window_size", "must be a positive multiple of spatial_merge_size * patch_size");
-  }
   return o;
 }
 
@@ -70,33 +84,55 @@ std::vector<GridThw> read_grids(const Tensor& grid_thw, const Tensor& pixel_valu
 
 Qwen2VisionTower::PatchEmbed::PatchEmbed(const Qwen2VisionOptions& o) {
   proj = std::make_unique<nn::PatchEmbedding>(o.channels, o.embed_dim,
-                                              std::vector<int64_t>{o.temporal_patch, o.patch, o.patch}, false);
+                                              std::vector<int64_t>{o.temporal_patch, o.patch, o.patch},
+                                              o.kind == QwenVision::qwen3);
   register_module("proj", *proj);
 }
 
-Qwen2VisionTower::Merger::Merger(const Qwen2VisionOptions& o) {
-  const int64_t width = o.embed_dim * o.merge * o.merge;
-  ln_q = std::make_unique<nn::Norm>(o.qwen2_5 ? nn::NormKind::rms : nn::NormKind::layer, o.embed_dim, 1e-6f);
+Qwen2VisionTower::Merger::Merger(const Qwen2VisionOptions& o, bool post_shuffle)
+    : width(o.embed_dim * o.merge * o.merge), post_shuffle(post_shuffle) {
+  const bool q3 = o.kind == QwenVision::qwen3;
+  ln_q = std::make_unique<nn::Norm>(o.kind == QwenVision::qwen2_5 ? nn::NormKind::rms : nn::NormKind::layer,
+                                    post_shuffle ? width : o.embed_dim, 1e-6f);
   fc1 = std::make_unique<nn::Linear>(width, width, true);
   fc2 = std::make_unique<nn::Linear>(width, o.out_hidden, true);
-  register_module("ln_q", *ln_q);
-  register_module("mlp.0", *fc1);
-  register_module("mlp.2", *fc2);
+  register_module(q3 ? "norm" : "ln_q", *ln_q);
+  register_module(q3 ? "linear_fc1" : "mlp.0", *fc1);
+  register_module(q3 ? "linear_fc2" : "mlp.2", *fc2);
+}
+
+Tensor Qwen2VisionTower::Merger::forward(const Tensor& x) const {
+  Tensor h = post_shuffle ? ln_q->forward(x.reshape({x.dim(0) * x.dim(1) / width, width}))
+                          : ln_q->forward(x).reshape({x.dim(0) * x.dim(1) / width, width});
+  return fc2->forward(ops::gelu(fc1->forward(h)));
 }
 
 Qwen2VisionTower::Qwen2VisionTower(const Qwen2VisionOptions& o) : o_(o) {
+  const bool q3 = o.kind == QwenVision::qwen3, q25 = o.kind == QwenVision::qwen2_5;
   patch_embed_ = std::make_unique<PatchEmbed>(o);
   register_module("patch_embed", *patch_embed_);
+  if (q3) {
+    pos_embed_ = std::make_unique<nn::Embedding>(o.positions, o.embed_dim);
+    register_module("pos_embed", *pos_embed_);
+  }
   nn::VisionBlockOptions bo{.hidden = o.embed_dim, .heads = o.heads, .intermediate = o.intermediate,
-                            .norm = o.qwen2_5 ? nn::NormKind::rms : nn::NormKind::layer, .norm_eps = 1e-6f,
-                            .act = o.act, .gated_mlp = o.qwen2_5, .norm1_name = "norm1", .norm2_name = "norm2",
+                            .norm = q25 ? nn::NormKind::rms : nn::NormKind::layer, .norm_eps = 1e-6f,
+                            .act = o.act, .gated_mlp = q25, .norm1_name = "norm1", .norm2_name = "norm2",
                             .attn_name = "attn", .fused_qkv = true};
+  if (q3) {
+    bo.fc1_name = "linear_fc1";
+    bo.fc2_name = "linear_fc2";
+  }
   for (int64_t i = 0; i < o.depth; ++i) {
     blocks_.push_back(std::make_unique<nn::VisionBlock>(bo));
     register_module("blocks." + std::to_string(i), *blocks_.back());
   }
-  merger_ = std::make_unique<Merger>(o);
+  merger_ = std::make_unique<Merger>(o, false);
   register_module("merger", *merger_);
+  for (size_t i = 0; i < o.deepstack.size(); ++i) {
+    deepstack_.push_back(std::make_unique<Merger>(o, true));
+    register_module("deepstack_merger_list." + std::to_string(i), *deepstack_.back());
+  }
 }
 
 void Qwen2VisionTower::contexts(const std::vector<GridThw>& grids, nn::AttentionContext& full,
@@ -133,24 +169,86 @@ void Qwen2VisionTower::contexts(const std::vector<GridThw>& grids, nn::Attention
   windowed.sin = full.sin;
 }
 
-Tensor Qwen2VisionTower::encode(const Tensor& pixel_values, const std::vector<GridThw>& grids) const {
+namespace {
+
+// torch.linspace(0, end, steps) in float32: from the start for the first half, from the
+// end for the rest.
+std::vector<float> linspace(float end, int64_t steps) {
+  std::vector<float> v(static_cast<size_t>(steps), 0.0f);
+  if (steps == 1) return v;
+  const float step = end / static_cast<float>(steps - 1);
+  for (int64_t i = 0; i < steps; ++i) {
+    v[static_cast<size_t>(i)] = i < steps / 2 ? step * static_cast<float>(i)
+                                              : end - step * static_cast<float>(steps - 1 - i);
+  }
+  return v;
+}
+
+}  // namespace
+
+Tensor Qwen2VisionTower::learned_positions(const std::vector<GridThw>& grids) const {
+  const auto n = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(o_.positions))));
+  const int64_t m = o_.merge;
+  std::vector<int32_t> idx;  // 4 corners per patch
+  std::vector<float> wts;
+  for (const GridThw& g : grids) {
+    const std::vector<float> hs = linspace(static_cast<float>(n - 1), g.h), ws = linspace(static_cast<float>(n - 1), g.w);
+    for (int64_t t = 0; t < g.t; ++t) {
+      for (int64_t hb = 0; hb < g.h / m; ++hb) {
+        for (int64_t wb = 0; wb < g.w / m; ++wb) {
+          for (int64_t p = 0; p < m * m; ++p) {
+            const float y = hs[static_cast<size_t>(hb * m + p / m)], x = ws[static_cast<size_t>(wb * m + p % m)];
+            const auto y0 = static_cast<int32_t>(y), x0 = static_cast<int32_t>(x);
+            const int32_t y1 = std::min<int32_t>(y0 + 1, static_cast<int32_t>(n - 1));
+            const int32_t x1 = std::min<int32_t>(x0 + 1, static_cast<int32_t>(n - 1));
+            const float dy = y - static_cast<float>(y0), dx = x - static_cast<float>(x0);
+            const auto row0 = static_cast<int32_t>(y0 * n), row1 = static_cast<int32_t>(y1 * n);
+            idx.insert(idx.end(), {row0 + x0, row0 + x1, row1 + x0, row1 + x1});
+            wts.insert(wts.end(), {(1 - dy) * (1 - dx), (1 - dy) * dx, dy * (1 - dx), dy * dx});
+          }
+        }
+      }
+    }
+  }
+  const auto patches = static_cast<int64_t>(idx.size() / 4);
+  Tensor rows = pos_embed_->forward(Tensor::from_vector(idx, {patches, 4}));  // [patches, 4, embed]
+  return ops::sum(ops::mul(rows, Tensor::from_vector(wts, {patches, 4, 1})), 1);
+}
+
+Tensor Qwen2VisionTower::run_blocks(const Tensor& pixel_values, const std::vector<GridThw>& grids,
+                                    std::vector<Tensor>* kept) const {
   nn::AttentionContext full, windowed;
   contexts(grids, full, windowed);
   Tensor x = patch_embed_->proj->forward_patches(pixel_values.to(Dtype::f32));  // [N, embed]
+  if (pos_embed_) x = ops::add(x, learned_positions(grids));
   x = x.reshape({1, x.dim(0), x.dim(1)});
   for (size_t i = 0; i < blocks_.size(); ++i) {
-    bool is_full = !o_.qwen2_5;
+    bool is_full = o_.kind != QwenVision::qwen2_5;
     for (int64_t b : o_.full_attention_blocks) is_full = is_full || b == static_cast<int64_t>(i);
     x = blocks_[i]->forward(x, is_full ? &full : &windowed);
+    if (kept) {
+      for (int64_t b : o_.deepstack) {
+        if (b == static_cast<int64_t>(i)) kept->push_back(x.select(0, 0));
+      }
+    }
   }
   return x.select(0, 0);
 }
 
-Tensor Qwen2VisionTower::forward(const Tensor& pixel_values, const std::vector<GridThw>& grids) const {
-  Tensor x = merger_->ln_q->forward(encode(pixel_values, grids));
-  const int64_t width = o_.embed_dim * o_.merge * o_.merge;
-  x = x.reshape({x.dim(0) / (o_.merge * o_.merge), width});
-  return merger_->fc2->forward(ops::gelu(merger_->fc1->forward(x)));
+Tensor Qwen2VisionTower::encode(const Tensor& pixel_values, const std::vector<GridThw>& grids) const {
+  return run_blocks(pixel_values, grids, nullptr);
+}
+
+std::vector<Tensor> Qwen2VisionTower::forward(const Tensor& pixel_values, const std::vector<GridThw>& grids) const {
+  std::vector<Tensor> kept;
+  std::vector<Tensor> out{merger_->forward(run_blocks(pixel_values, grids, &kept))};
+  // deepstack_visual_indexes in their listed order, each through its own merger.
+  for (size_t i = 0; i < o_.deepstack.size(); ++i) {
+    size_t slot = 0;  // kept holds the blocks in depth order
+    for (int64_t b : o_.deepstack) slot += b < o_.deepstack[i] ? 1 : 0;
+    out.push_back(deepstack_[i]->forward(kept.at(slot)));
+  }
+  return out;
 }
 
 }  // namespace lmx::models::vlm

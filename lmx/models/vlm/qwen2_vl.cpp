@@ -1,10 +1,12 @@
-// Qwen2-VL and Qwen2.5-VL: the Qwen2 vision transformer (lmx/models/vlm/qwen2_vision.h)
-// and a Qwen2 text model whose rotary takes three position ids per token (M-RoPE:
-// temporal, height, width over the sections of rope_parameters.mrope_section). Text
-// tokens have three equal ids; an image's tokens count from the position after the text
-// before it along its (t, h, w) grid of merged patches, and the text after it continues
-// from the largest id + 1, so positions run behind token indices by rope_deltas, kept
-// for the decoding steps that follow.
+// Qwen2-VL, Qwen2.5-VL and Qwen3-VL: the Qwen vision transformer (lmx/models/vlm/qwen2_vision.h)
+// and a Qwen2 (Qwen3-VL: Qwen3) text model whose rotary takes three position ids per token
+// (M-RoPE: temporal, height, width over the sections of rope_parameters.mrope_section;
+// Qwen3-VL interleaves them: frequency f takes height when f % 3 == 1, width when
+// f % 3 == 2, within their sections). Text tokens have three equal ids; an image's tokens
+// count from the position after the text before it along its (t, h, w) grid of merged
+// patches, and the text after it continues from the largest id + 1, so positions run
+// behind token indices by rope_deltas, kept for the decoding steps that follow. Qwen3-VL's
+// DeepStack features are added to the image tokens' outputs of the first text layers.
 #include <algorithm>
 #include <numeric>
 #include <string>
@@ -35,14 +37,20 @@ std::vector<int64_t> read_mrope_section(const ConfigReader& text, int64_t half) 
   return s;
 }
 
+const char* type_name(QwenVision kind) {
+  return kind == QwenVision::qwen2 ? "qwen2_vl" : kind == QwenVision::qwen2_5 ? "qwen2_5_vl" : "qwen3_vl";
+}
+
 class Qwen2VL : public VisionLanguageModel {
  public:
-  Qwen2VL(const ConfigReader& raw, const ConfigReader& text, bool qwen2_5)
-      : VisionLanguageModel(qwen2_5 ? "qwen2_5_vl" : "qwen2_vl", std::make_unique<TransformerLM>(llm::qwen2(text)),
-                            raw.get_int("image_token_id", 151655)) {
+  Qwen2VL(const ConfigReader& raw, const ConfigReader& text, QwenVision kind)
+      : VisionLanguageModel(type_name(kind),
+                            std::make_unique<TransformerLM>(kind == QwenVision::qwen3 ? llm::qwen3(text) : llm::qwen2(text)),
+                            raw.get_int("image_token_id", 151655)),
+        interleaved_(kind == QwenVision::qwen3) {
     auto vision = raw.object("vision_config");
     if (!vision) raw.fail("vision_config", "is missing");
-    tower_ = std::make_unique<Qwen2VisionTower>(read_qwen2_vision(*vision, qwen2_5));
+    tower_ = std::make_unique<Qwen2VisionTower>(read_qwen2_vision(*vision, kind));
     register_module("vision_tower", *tower_);
     const nn::RopeConfig& rope = text_->spec().ropes.at(0);
     if (rope.type != "default" || rope.dim != text_->spec().layers.at(0).attention.head_dim) {
@@ -60,7 +68,9 @@ class Qwen2VL : public VisionLanguageModel {
     return out;
   }
 
-  Tensor image_features(const ImageInputs& images) const override {
+  Tensor image_features(const ImageInputs& images) const override { return image_feature_stack(images).at(0); }
+
+  std::vector<Tensor> image_feature_stack(const ImageInputs& images) const override {
     return tower_->forward(images.pixel_values, read_grids(images.image_grid_thw, images.pixel_values, tower_->merge()));
   }
 
@@ -75,6 +85,7 @@ class Qwen2VL : public VisionLanguageModel {
   std::unique_ptr<Qwen2VisionTower> tower_;
   std::vector<int64_t> sections_;
   std::vector<float> inv_freq_;
+  bool interleaved_ = false;
   mutable int64_t rope_delta_ = 0;  // position id - token index after the last call
 };
 
@@ -125,13 +136,21 @@ bool Qwen2VL::attention_context(const Tensor& tokens, const nn::KVCacheList* cac
   const auto pos = positions(tokens, offset, images);
   const int64_t L = tokens.dim(1), half = static_cast<int64_t>(inv_freq_.size());
   std::vector<float> angles(static_cast<size_t>(L * half));
+  // The position axis of each frequency.
+  std::vector<size_t> axis(static_cast<size_t>(half), 0);
+  for (int64_t f = 0, s = 0, j = 0; f < half; ++f, ++j) {
+    if (interleaved_) {
+      const int64_t a = f % 3;
+      axis[static_cast<size_t>(f)] = a > 0 && f < 3 * sections_[static_cast<size_t>(a)] ? static_cast<size_t>(a) : 0;
+      continue;
+    }
+    for (; j >= sections_[static_cast<size_t>(s)]; j = 0) ++s;
+    axis[static_cast<size_t>(f)] = static_cast<size_t>(s);
+  }
   for (int64_t t = 0; t < L; ++t) {
-    int64_t f = 0;
-    for (size_t s = 0; s < sections_.size(); ++s) {
-      for (int64_t j = 0; j < sections_[s]; ++j, ++f) {
-        angles[static_cast<size_t>(t * half + f)] =
-            static_cast<float>(pos[s][static_cast<size_t>(t)]) * inv_freq_[static_cast<size_t>(f)];
-      }
+    for (int64_t f = 0; f < half; ++f) {
+      angles[static_cast<size_t>(t * half + f)] =
+          static_cast<float>(pos[axis[static_cast<size_t>(f)]][static_cast<size_t>(t)]) * inv_freq_[static_cast<size_t>(f)];
     }
   }
   std::tie(ctx.cos, ctx.sin) = nn::rotary_tables(angles, L);
@@ -141,11 +160,15 @@ bool Qwen2VL::attention_context(const Tensor& tokens, const nn::KVCacheList* cac
 }  // namespace
 
 std::unique_ptr<LanguageModel> qwen2_vl(const ConfigReader& raw, const ConfigReader& text) {
-  return std::make_unique<Qwen2VL>(raw, text, false);
+  return std::make_unique<Qwen2VL>(raw, text, QwenVision::qwen2);
 }
 
 std::unique_ptr<LanguageModel> qwen2_5_vl(const ConfigReader& raw, const ConfigReader& text) {
-  return std::make_unique<Qwen2VL>(raw, text, true);
+  return std::make_unique<Qwen2VL>(raw, text, QwenVision::qwen2_5);
+}
+
+std::unique_ptr<LanguageModel> qwen3_vl(const ConfigReader& raw, const ConfigReader& text) {
+  return std::make_unique<Qwen2VL>(raw, text, QwenVision::qwen3);
 }
 
 }  // namespace lmx::models::vlm

@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "lmx/base/error.h"
+#include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/index.h"
 #include "lmx/core/ops/shape.h"
 #include "lmx/models/registry.h"
@@ -18,15 +19,18 @@ bool take_prefix(std::string& name, std::string_view prefix) {
 }
 
 // One checkpoint name in lmx's layout: language_model.{model,lm_head}.*, vision_tower.*,
-// multi_modal_projector.*.
+// multi_modal_projector.* (Idefics3: vision_model.*, connector.*).
 std::string canonical_name(std::string n) {
   if (take_prefix(n, "model.language_model.")) {
     n = "language_model.model." + n;
   } else if (n.starts_with("lm_head.")) {
     n = "language_model." + n;
+  } else if (take_prefix(n, "model.text_model.")) {  // Idefics3 / SmolVLM
+    n = "language_model.model." + n;
   } else if (take_prefix(n, "model.")) {
     const bool vision = n.starts_with("vision_tower.") || n.starts_with("visual.") ||
-                        n.starts_with("multi_modal_projector.");
+                        n.starts_with("multi_modal_projector.") || n.starts_with("vision_model.") ||
+                        n.starts_with("connector.");
     if (!vision) n = "language_model.model." + n;  // Qwen2-VL's original layout
   }
   if (take_prefix(n, "visual.")) n = "vision_tower." + n;
@@ -56,12 +60,21 @@ std::unique_ptr<TransformerLM> make_text_model(const ConfigReader& text) {
   return std::unique_ptr<TransformerLM>(t);
 }
 
-std::vector<int32_t> VisionLanguageModel::image_prompt(int64_t count, const tokenizer::Tokenizer&) const {
+std::vector<int32_t> VisionLanguageModel::image_prompt(const ImageInputs& images, size_t index,
+                                                      const tokenizer::Tokenizer&) const {
+  const int64_t count = image_token_counts(images).at(index);
   return std::vector<int32_t>(static_cast<size_t>(count), static_cast<int32_t>(image_token_));
 }
 
 std::vector<int32_t> expand_image_prompt(const VisionLanguageModel& model, const std::vector<int32_t>& ids,
-                                         const std::vector<int64_t>& counts, const tokenizer::Tokenizer& tok) {
+                                         const ImageInputs& images, const tokenizer::Tokenizer& tok) {
+  const size_t count = images.empty() ? 0 : model.image_token_counts(images).size();
+  const size_t markers = static_cast<size_t>(std::count(ids.begin(), ids.end(), model.prompt_image_marker()));
+  if (markers != count) {
+    throw InvalidArgument(model.model_type() + ": the prompt holds " + std::to_string(markers) +
+                          " image markers (token " + std::to_string(model.prompt_image_marker()) + ") for " +
+                          std::to_string(count) + " images");
+  }
   std::vector<int32_t> out;
   size_t image = 0;
   for (int32_t id : ids) {
@@ -69,17 +82,16 @@ std::vector<int32_t> expand_image_prompt(const VisionLanguageModel& model, const
       out.push_back(id);
       continue;
     }
-    if (image == counts.size()) break;
-    const std::vector<int32_t> piece = model.image_prompt(counts[image++], tok);
+    const std::vector<int32_t> piece = model.image_prompt(images, image++, tok);
     out.insert(out.end(), piece.begin(), piece.end());
   }
-  const size_t markers = static_cast<size_t>(std::count(ids.begin(), ids.end(), model.prompt_image_marker()));
-  if (markers != counts.size()) {
-    throw InvalidArgument(model.model_type() + ": the prompt holds " + std::to_string(markers) +
-                          " image markers (token " + std::to_string(model.prompt_image_marker()) + ") for " +
-                          std::to_string(counts.size()) + " images");
-  }
   return out;
+}
+
+int32_t required_token(const tokenizer::Tokenizer& tok, const std::string& token, const std::string& model_type) {
+  const auto id = tok.token_to_id(token);
+  if (!id) throw InvalidArgument(model_type + ": the tokenizer has no '" + token + "' token, which image prompts need");
+  return *id;
 }
 
 int64_t cache_offset(const nn::KVCacheList* caches) {
@@ -100,7 +112,8 @@ void VisionLanguageModel::sanitize(WeightDict& weights) const {
     if (take_prefix(n, "language_model.")) {
       text[n] = t;
     } else {
-      const bool conv = n.ends_with("patch_embedding.weight") || n.ends_with("patch_embed.proj.weight");
+      const bool conv = n.ends_with("patch_embedding.weight") || n.ends_with("patch_embed.proj.weight") ||
+                        n.ends_with("patch_conv.weight");
       rest[n] = conv ? channels_first(t) : t;
     }
   }
@@ -137,7 +150,8 @@ Tensor VisionLanguageModel::forward(const Tensor& tokens, nn::KVCacheList* cache
   Tensor ids = tokens;
   if (!images.empty()) {
     if (tokens.dim(0) != 1) throw InvalidArgument(model_type_ + ": images need a batch of one sequence");
-    Tensor features = image_features(images);  // [N, hidden]
+    const std::vector<Tensor> stack = image_feature_stack(images);
+    const Tensor& features = stack.at(0);  // [N, hidden]
     int64_t placeholders = 0;
     for (const auto& run : placeholder_runs(tokens)) placeholders += run.second;
     if (placeholders != features.dim(0)) {
@@ -165,6 +179,25 @@ Tensor VisionLanguageModel::forward(const Tensor& tokens, nn::KVCacheList* cache
       Tensor merged = ops::take(all, Tensor::from_vector(rows, {L}), 0).reshape({1, L, H});
       return outer ? outer(merged) : merged;
     };
+    if (stack.size() > 1) {
+      // Row i of the additions: zero (row 0) or deep feature k (row 1 + k).
+      std::vector<int32_t> add_rows(static_cast<size_t>(L));
+      for (int64_t i = 0; i < L; ++i) {
+        const int32_t r = rows[static_cast<size_t>(i)];
+        add_rows[static_cast<size_t>(i)] = r >= L ? r - static_cast<int32_t>(L) + 1 : 0;
+      }
+      const Tensor index = Tensor::from_vector(add_rows, {L});
+      std::vector<Tensor> deep(stack.begin() + 1, stack.end());
+      auto outer_layer = options.edit_layer_output;
+      opt.edit_layer_output = [deep, index, L, outer_layer](size_t layer, Tensor h) {
+        if (layer < deep.size()) {
+          const int64_t H = h.dim(2);
+          Tensor table = ops::concat({Tensor::zeros({1, H}, h.dtype(), h.device()), deep[layer].to(h.dtype())}, 0);
+          h = ops::add(h, ops::take(table, index, 0).reshape({1, L, H}));
+        }
+        return outer_layer ? outer_layer(layer, h) : h;
+      };
+    }
   } else if (cache_offset(caches) == 0 && !placeholder_runs(tokens).empty()) {
     throw InvalidArgument(model_type_ + ": the tokens hold image placeholders (token " + std::to_string(image_token_) +
                           ") but no pixel_values were given");

@@ -16,8 +16,13 @@ namespace lmx::models::vlm {
 
 // A processor's outputs under transformers' names (lmx preprocess writes them).
 struct ImageInputs {
-  Tensor pixel_values;    // f32: [images, channels, H, W], or Qwen2-VL's [patches, values]
-  Tensor image_grid_thw;  // i64 [images, 3] (Qwen2-VL families)
+  // f32: [images, channels, H, W], Qwen2-VL's [patches, values], Idefics3's
+  // [1, tiles, channels, H, W]
+  Tensor pixel_values;
+  Tensor image_grid_thw;        // i64 [images, 3] (Qwen2-VL families)
+  Tensor image_sizes;           // i64 [images, 2]: (height, width) before padding (Pixtral)
+  Tensor pixel_attention_mask;  // i64 [1, tiles, H, W]: real pixels (Idefics3)
+  Tensor rows, cols;            // i64 [1, images]: tile rows / columns per image, 0 unsplit (Idefics3)
   bool empty() const { return !pixel_values.defined(); }
 };
 
@@ -40,13 +45,20 @@ class VisionLanguageModel : public LanguageModel {
   virtual std::vector<int64_t> image_token_counts(const ImageInputs& images) const = 0;
   // The projected features [placeholders, text hidden] that replace the placeholders.
   virtual Tensor image_features(const ImageInputs& images) const = 0;
+  // image_features, then features of the same shape added to the placeholders' rows of the
+  // outputs of text layers 0, 1, ... (Qwen3-VL's DeepStack). Default: image_features alone.
+  virtual std::vector<Tensor> image_feature_stack(const ImageInputs& images) const { return {image_features(images)}; }
   // The token a chat template writes once per image (LLaVA's <image>, Qwen2-VL's
   // <|image_pad|>, Gemma 3's <start_of_image>).
   virtual int64_t prompt_image_marker() const { return image_token_; }
-  // What the processor puts in place of one marker for an image of `count` placeholders
-  // (default: the placeholder `count` times).
-  virtual std::vector<int32_t> image_prompt(int64_t count, const tokenizer::Tokenizer& tok) const;
+  // What the processor puts in place of the marker of image `index` of `images` (default:
+  // the placeholder as many times as image_token_counts gives).
+  virtual std::vector<int32_t> image_prompt(const ImageInputs& images, size_t index,
+                                            const tokenizer::Tokenizer& tok) const;
   const TransformerLM& text_model() const { return *text_; }
+  // Whether a call with images must hold the whole prompt over a fresh cache (image
+  // tokens in blocks that attend both ways: Gemma 3, PaliGemma's prefix).
+  virtual bool image_calls_need_whole_prompt() const { return false; }
 
  protected:
   VisionLanguageModel(std::string model_type, std::unique_ptr<TransformerLM> text, int64_t image_token);
@@ -65,10 +77,13 @@ class VisionLanguageModel : public LanguageModel {
   ImageInputs pending_;
 };
 
-// A prompt's token ids with each image marker expanded (expand_image_prompt): the
-// prompt must hold one marker per image.
+// A prompt's token ids with the marker of each image of `images` expanded: the prompt
+// must hold one marker per image.
 std::vector<int32_t> expand_image_prompt(const VisionLanguageModel& model, const std::vector<int32_t>& ids,
-                                         const std::vector<int64_t>& counts, const tokenizer::Tokenizer& tok);
+                                         const ImageInputs& images, const tokenizer::Tokenizer& tok);
+// The id of a token the model's processor writes (Idefics3's <row_1_col_1>, Pixtral's
+// [IMG_BREAK]); lmx::InvalidArgument naming the model when the vocabulary lacks it.
+int32_t required_token(const tokenizer::Tokenizer& tok, const std::string& token, const std::string& model_type);
 
 // The text model a VLM's text config describes (a decoder of the registry).
 std::unique_ptr<TransformerLM> make_text_model(const ConfigReader& text);

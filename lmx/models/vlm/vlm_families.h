@@ -14,5 +14,10 @@ std::unique_ptr<LanguageModel> llava(const ConfigReader& raw, const ConfigReader
 std::unique_ptr<LanguageModel> qwen2_vl(const ConfigReader& raw, const ConfigReader& text);
 std::unique_ptr<LanguageModel> qwen2_5_vl(const ConfigReader& raw, const ConfigReader& text);
 std::unique_ptr<LanguageModel> gemma3(const ConfigReader& raw, const ConfigReader& text);
+std::unique_ptr<LanguageModel> paligemma(const ConfigReader& raw, const ConfigReader& text);
+std::unique_ptr<LanguageModel> idefics3(const ConfigReader& raw, const ConfigReader& text);
+std::unique_ptr<LanguageModel> smolvlm(const ConfigReader& raw, const ConfigReader& text);
+std::unique_ptr<LanguageModel> mistral3(const ConfigReader& raw, const ConfigReader& text);
+std::unique_ptr<LanguageModel> qwen3_vl(const ConfigReader& raw, const ConfigReader& text);
 
 }  // namespace lmx::models::vlm
