@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "cli_common.h"
 #include "commands.h"
@@ -89,7 +90,9 @@ void run_lora(const LoraArgs& a) {
   const train::FineTuneType type = train::parse_fine_tune_type(a.fine_tune_type);
   auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(), {.prepare = true});
   models::TransformerLM& model = transformer_of(*container);
-  train::DifferentiableTransformer dt(model);
+  // Built only to train or test: exporting needs no differentiable forward.
+  std::optional<train::DifferentiableTransformer> dt;
+  if (a.train || a.test) dt.emplace(model);
   const fs::path data(a.data);
   train::LoraAdapters adapters;
   if (a.train) {
@@ -144,7 +147,7 @@ void run_lora(const LoraArgs& a) {
     g_stop.store(false);
     o.stop_requested = [] { return g_stop.load(); };
     auto* previous = std::signal(SIGINT, on_interrupt);
-    const train::TrainResult result = train::train(dt, adapters, train_set, valid_set, o, [](const train::TrainReport& r) {
+    const train::TrainResult result = train::train(*dt, adapters, train_set, valid_set, o, [](const train::TrainReport& r) {
       switch (r.kind) {
         case train::TrainReport::Kind::validation:
           std::printf("Iter %lld: val loss %.3f\n", static_cast<long long>(r.iteration), r.loss);
@@ -178,7 +181,7 @@ void run_lora(const LoraArgs& a) {
     const auto test_set = read_split(data, "test", *container);
     warn_truncated(test_set, a.max_seq_length, "test");
     const double loss =
-        train::evaluate(dt, &adapters, test_set, a.batch_size, a.test_batches, a.max_seq_length, a.mask_prompt);
+        train::evaluate(*dt, &adapters, test_set, a.batch_size, a.test_batches, a.max_seq_length, a.mask_prompt);
     std::printf("Test loss %.3f, Test ppl %.3f.\n", loss, std::exp(loss));
   }
 }

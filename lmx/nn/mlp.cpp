@@ -16,9 +16,7 @@
 #include "lmx/core/ops/shape.h"
 
 namespace lmx::nn {
-namespace {
 
-// The fused kernel's activation, if it has one for `a`.
 std::optional<ops::GatedActivation> fused_gate(Activation a) {
   switch (a) {
     case Activation::silu: return ops::GatedActivation::silu;
@@ -27,6 +25,8 @@ std::optional<ops::GatedActivation> fused_gate(Activation a) {
     default: return std::nullopt;
   }
 }
+
+namespace {
 
 float scalar_of(const Tensor& t, float fallback) {
   return t.defined() ? t.to_float_vector().at(0) : fallback;
@@ -273,8 +273,15 @@ QuantizedWeight SwitchLinear::mlx_layout() const {
   return stack_experts(experts);
 }
 
+Tensor SwitchLinear::expert_weight(int64_t e) const {
+  if (quantized_) throw InvalidArgument("switch linear: expert_weight of a quantized layer");
+  return weight_.select(0, e);
+}
+
+Tensor SwitchLinear::expert_bias(int64_t e) const { return has_bias_ ? bias_.select(0, e) : Tensor(); }
+
 Tensor SwitchLinear::forward(const Tensor& x, int64_t expert) const {
-  const Tensor bias = has_bias_ ? bias_.select(0, expert) : Tensor();
+  const Tensor bias = expert_bias(expert);
   if (quantized_) return ops::quantized_linear(x, expert_quant(expert), bias);
   return ops::linear(x, weight_.select(0, expert), bias);
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,8 @@ enum class Activation { silu, gelu, gelu_tanh, relu2, quick_gelu, xielu };
 Activation parse_activation(const std::string& name);
 // act(x), element-wise (not xielu: that one has parameters, see Xielu).
 Tensor activate(Activation a, const Tensor& x);
+// The fused gated kernel's activation for `a`, if it has one (silu, gelu, gelu_tanh).
+std::optional<ops::GatedActivation> fused_gate(Activation a);
 // act(gate) * up (one fused pass for silu / gelu / gelu_tanh).
 Tensor gated_activate(Activation a, const Tensor& gate, const Tensor& up);
 
@@ -97,10 +100,14 @@ class SwitchLinear : public Module {
   const std::vector<std::shared_ptr<const PreparedWeight>>& prepared() const { return prepared_; }
   // The stacked MLX tensors (quantized layers only): held, or unpacked from the prepared copies.
   QuantizedWeight mlx_layout() const;
+  // Expert e's matrix: dense [out, in] (a view; dense layers only), or packed (quantized
+  // layers only), and its bias [out] (undefined without biases). Training reads these.
+  Tensor expert_weight(int64_t e) const;
+  QuantizedWeight expert_quant(int64_t e) const;
+  Tensor expert_bias(int64_t e) const;
 
  private:
   void register_all();
-  QuantizedWeight expert_quant(int64_t e) const;
   int64_t experts_, in_, out_;
   bool has_bias_;
   bool quantized_ = false;

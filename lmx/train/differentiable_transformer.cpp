@@ -5,10 +5,12 @@
 #include "lmx/base/error.h"
 #include "lmx/core/autograd/functions.h"
 #include "lmx/core/ops/elementwise.h"
+#include "lmx/nn/moe_routing.h"
 
 namespace lmx::train {
 
 using autograd::Var;
+using models::LayerSpec;
 
 namespace {
 
@@ -36,7 +38,6 @@ DifferentiableTransformer::DifferentiableTransformer(models::TransformerLM& mode
     : model_(model), linears_(linear_layers(model)) {
   const auto& spec = model.spec();
   require(spec.norm_kind == nn::NormKind::rms, spec, "LayerNorm");
-  require(spec.final_softcap == 0.0f, spec, "final logit soft-capping");
   require(!spec.parallel_residual, spec, "a parallel residual");
   require(spec.positions == 0, spec, "learned position embeddings");
   require(spec.norm_weight && !spec.norm_embeddings && !spec.lm_head_bias, spec, "this norm / head layout");
@@ -44,18 +45,33 @@ DifferentiableTransformer::DifferentiableTransformer(models::TransformerLM& mode
               spec.embed_name == "embed_tokens" && spec.final_norm_name == "norm" && spec.lm_head_name == "lm_head",
           spec, "these checkpoint names");
   for (const auto& ls : spec.layers) {
-    require(!ls.moe, spec, "a mixture-of-experts block");
+    require(!ls.mla, spec, "latent attention");
     require(!ls.attention.fused_qkv, spec, "a fused qkv projection");
-    require(ls.attention.window == 0, spec, "sliding-window attention");
-    require(ls.attention.softcap == 0.0f, spec, "attention soft-capping");
+    require(ls.attention.causal && !ls.attention.sinks && ls.attention.chunk == 0 && ls.attention.clip_qkv == 0.0f &&
+                !ls.attention.qk_l2_norm && ls.attention.temperature_scale == 0.0f && !ls.attention.output_gate,
+            spec, "this attention variant (sinks, chunks, clipping, L2 norms, temperature, output gate)");
     const auto qk = ls.attention.qk_norm;
     require(qk == nn::QkNorm::none || qk == nn::QkNorm::per_head || qk == nn::QkNorm::full, spec, "this q/k norm");
     require(!ls.attention.qk_norm_after_rope && !ls.attention.sub_norm && ls.attention.o_name == "o_proj", spec,
             "this attention layout");
-    require(ls.mlp.kind == nn::MlpKind::gated && ls.mlp.act == nn::Activation::silu, spec,
-            "an MLP other than SwiGLU");
-    require(ls.mlp.sub_norm_eps == 0.0f, spec, "an MLP sub-norm");
+    if (ls.moe) {
+      const nn::MoeOptions& m = ls.moe_options;
+      require(m.routing.scoring == nn::MoeScoring::softmax && m.routing.groups == 1 && m.correction_bias.empty(), spec,
+              "this expert routing (sigmoid scores, groups, a correction bias)");
+      require(m.shared_intermediate == 0 && !m.weight_inputs && m.expert_act == nn::ExpertActivation::gated &&
+                  nn::fused_gate(m.act).has_value(),
+              spec, "shared experts or this expert activation");
+    } else {
+      require(ls.mlp.kind == nn::MlpKind::gated && nn::fused_gate(ls.mlp.act).has_value(), spec,
+              "an MLP other than SwiGLU / GeGLU");
+      require(ls.mlp.sub_norm_eps == 0.0f, spec, "an MLP sub-norm");
+    }
   }
+  model.for_each_module([&](const std::string& path, nn::Module& m) {
+    if (auto* e = dynamic_cast<nn::SwitchLinear*>(&m)) switches_[path] = e;
+    if (auto* e = dynamic_cast<nn::Embedding*>(&m); e && path == "model.embed_tokens") embed_ = e;
+  });
+  if (!embed_) throw InternalError("training: no model.embed_tokens");
   for (auto& slot : model.parameters()) params_[slot.name] = slot.tensor;
   for (const auto& rc : spec.ropes) require(!rc.inverted, spec, "an inverted rotary embedding");
   for (const auto& rc : spec.ropes) ropes_.push_back(std::make_unique<nn::RotaryEmbedding>(rc));
@@ -131,24 +147,91 @@ Var DifferentiableTransformer::attention(int64_t layer, const Var& x, const Lora
     q = autograd::rope(q, p);
     k = autograd::rope(k, p);
   }
-  const float scale = o.scale != 0.0f ? o.scale : 1.0f / std::sqrt(static_cast<float>(o.head_dim));
-  Var out = autograd::scaled_dot_product_attention(q, k, v, scale, /*causal=*/true);  // [B, H, L, D]
+  ops::AttentionParams ap;
+  ap.scale = o.scale;  // 0: 1 / sqrt(head_dim)
+  ap.causal = true;
+  ap.window = o.window;
+  ap.softcap = o.softcap;
+  Var out = autograd::scaled_dot_product_attention(q, k, v, ap);  // [B, H, L, D]
   out = autograd::reshape(autograd::transpose(out, 1, 2), {B, L, o.heads * o.head_dim});
   return project(base + "o_proj", out, lora, rng);
+}
+
+Var DifferentiableTransformer::mlp(int64_t layer, const Var& x, const LoraAdapters* lora,
+                                   ops::RandomGenerator* rng) const {
+  const models::LayerSpec& ls = model_.spec().layers[static_cast<size_t>(layer)];
+  const std::string base = "model.layers." + std::to_string(layer) + "." + model_.spec().mlp_name + ".";
+  return project(base + "down_proj",
+                 autograd::gated_activation(*nn::fused_gate(ls.mlp.act), project(base + "gate_proj", x, lora, rng),
+                                            project(base + "up_proj", x, lora, rng)),
+                 lora, rng);
+}
+
+// One expert's projection of the rows routed to it (frozen, dense or packed).
+Var DifferentiableTransformer::expert_projection(const std::string& path, int64_t e, const Var& x) const {
+  auto it = switches_.find(path);
+  if (it == switches_.end()) throw InternalError("training: no experts '" + path + "'");
+  const nn::SwitchLinear& s = *it->second;
+  if (s.quantized()) return autograd::quantized_linear(x, s.expert_quant(e), s.expert_bias(e));
+  return autograd::linear(x, Var(s.expert_weight(e)), Var(s.expert_bias(e)));
+}
+
+// The sparse MoE block: the router's softmax picks top-k experts per token (the same
+// choice nn::route_tokens makes at inference); the gradient flows through the chosen
+// probabilities (renormalized when norm_topk_prob), through the experts' MLPs to their
+// inputs, and through the router to x.
+Var DifferentiableTransformer::experts(int64_t layer, const Var& x, const LoraAdapters* lora,
+                                       ops::RandomGenerator* rng) const {
+  const auto& spec = model_.spec();
+  const nn::MoeOptions& o = spec.layers[static_cast<size_t>(layer)].moe_options;
+  const std::string base = "model.layers." + std::to_string(layer) + "." + spec.mlp_name + ".";
+  const Shape shape = x.shape();
+  const int64_t H = shape.back(), E = o.experts, K = o.top_k;
+  Var rows = autograd::reshape(x, {-1, H});
+  const int64_t T = rows.shape()[0];
+  Var logits = project(base + o.router_name, rows, lora, rng);  // [T, E]
+  nn::MoeRouting routing = o.routing;
+  routing.top_k = K;
+  routing.norm_topk_prob = o.norm_topk_prob;
+  Tensor host_logits = logits.value().to(Device::cpu()).to(Dtype::f32).contiguous();
+  const nn::MoeRoute route = nn::route_tokens(routing, host_logits.data<float>(), T, E);
+  std::vector<float> chosen(static_cast<size_t>(T * E), 0.0f);
+  std::vector<std::vector<int64_t>> tokens_of(static_cast<size_t>(E));
+  for (int64_t i = 0; i < T * K; ++i) {
+    chosen[static_cast<size_t>(i / K * E + route.experts[i])] = 1.0f;
+    tokens_of[static_cast<size_t>(route.experts[i])].push_back(i / K);
+  }
+  const Device dev = x.value().device();
+  Var weights = autograd::mul(autograd::softmax(logits), Var(Tensor::from_vector(chosen, {T, E}).to(dev)));
+  if (o.norm_topk_prob) weights = autograd::div(weights, autograd::sum(weights, -1, true));
+  if (routing.routed_scaling != 1.0f) weights = autograd::mul(weights, routing.routed_scaling);
+  const std::string sw = base + o.experts_name + ".";
+  const auto act = *nn::fused_gate(o.act);
+  Var out;
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& toks = tokens_of[static_cast<size_t>(e)];
+    if (toks.empty()) continue;
+    const int64_t n = static_cast<int64_t>(toks.size());
+    Var xs = autograd::embedding(rows, Tensor::from_vector(toks, {n}).to(dev));  // the routed rows [n, H]
+    Var y = expert_projection(sw + "down_proj", e,
+                              autograd::gated_activation(act, expert_projection(sw + "gate_proj", e, xs),
+                                                         expert_projection(sw + "up_proj", e, xs)));
+    // Back to the token rows ([T, n] one-hot @ [n, H]), times each token's weight for e.
+    std::vector<float> scatter(static_cast<size_t>(T * n), 0.0f), pick(static_cast<size_t>(E), 0.0f);
+    for (int64_t j = 0; j < n; ++j) scatter[static_cast<size_t>(toks[static_cast<size_t>(j)] * n + j)] = 1.0f;
+    pick[static_cast<size_t>(e)] = 1.0f;
+    Var placed = autograd::matmul(Var(Tensor::from_vector(scatter, {T, n}).to(dev)), y);
+    Var w = autograd::matmul(weights, Var(Tensor::from_vector(pick, {E, 1}).to(dev)));  // [T, 1]
+    Var term = autograd::mul(placed, w);
+    out = out.defined() ? autograd::add(out, term) : term;
+  }
+  return autograd::reshape(out, shape);
 }
 
 Var DifferentiableTransformer::forward(const Tensor& tokens, const LoraAdapters* lora, ops::RandomGenerator* rng) const {
   if (tokens.ndim() != 2) throw ShapeError("training forward: tokens must be [batch, seq], got " + shape_str(tokens.shape()));
   const auto& spec = model_.spec();
-  auto find_embedding = [&]() -> const nn::Embedding& {
-    const nn::Embedding* e = nullptr;
-    model_.for_each_module([&](const std::string& path, nn::Module& m) {
-      if (path == "model.embed_tokens") e = dynamic_cast<const nn::Embedding*>(&m);
-    });
-    if (!e) throw InternalError("training: no model.embed_tokens");
-    return *e;
-  };
-  const nn::Embedding& embed = find_embedding();
+  const nn::Embedding& embed = *embed_;
   Var h(embed.forward(tokens));  // frozen: a constant [B, L, hidden]
   if (spec.embed_scale != 1.0f) h = autograd::mul(h, spec.embed_scale);
   const double rm = spec.residual_multiplier;
@@ -160,10 +243,8 @@ Var DifferentiableTransformer::forward(const Tensor& tokens, const LoraAdapters*
     if (rm != 1.0) a = autograd::mul(a, rm);
     Var r = autograd::add(h, a);
     Var f = spec.pre_ffn_norm.empty() ? r : norm(base + spec.pre_ffn_norm, r, lora);
-    const std::string mlp = base + spec.mlp_name + ".";
-    f = project(mlp + "down_proj",
-                autograd::silu_mul(project(mlp + "gate_proj", f, lora, rng), project(mlp + "up_proj", f, lora, rng)),
-                lora, rng);
+    const LayerSpec& ls = spec.layers[static_cast<size_t>(i)];
+    f = ls.moe ? experts(i, f, lora, rng) : mlp(i, f, lora, rng);
     if (!spec.post_ffn_norm.empty()) f = norm(base + spec.post_ffn_norm, f, lora);
     if (rm != 1.0) f = autograd::mul(f, rm);
     h = autograd::add(r, f);
@@ -171,6 +252,7 @@ Var DifferentiableTransformer::forward(const Tensor& tokens, const LoraAdapters*
   h = norm("model.norm", h, lora);
   Var logits = linears_.count("lm_head") ? project("lm_head", h, lora, rng) : apply_weight(embed.weight(), h, Tensor());
   if (spec.logits_divisor != 1.0f) logits = autograd::mul(logits, 1.0 / spec.logits_divisor);
+  if (spec.final_softcap > 0.0f) logits = autograd::softcap(logits, spec.final_softcap);
   return logits;
 }
 

@@ -1,10 +1,12 @@
 // The forward pass of a TransformerLM written with lmx/core/autograd, so gradients reach
 // LoRA adapters (and, through frozen layers, the activations below them). It reads the
 // model's own modules and weights (nothing is copied) and computes what
-// TransformerLM::forward computes without a cache. The llama family of the spec is
-// supported: RMS norms at any of the four places, separate q/k/v projections with optional
-// biases and q/k norms, RoPE, causal full attention, SwiGLU MLPs, tied or separate output
-// projection, embedding / residual / logit scales. Anything else throws Unsupported at
+// TransformerLM::forward computes without a cache. Supported: RMS norms at any of the
+// four places (Gemma's unit offset), separate q/k/v projections with optional biases and
+// q/k norms, RoPE, causal attention with sliding windows and logit soft-capping, SwiGLU
+// / GeGLU MLPs, sparse MoE blocks with softmax top-k routing (Mixtral, Qwen-MoE, OLMoE
+// style, no shared experts), tied or separate output projection, embedding / residual /
+// logit scales, final logit soft-capping. Anything else throws Unsupported at
 // construction, naming the feature.
 #pragma once
 
@@ -36,10 +38,16 @@ class DifferentiableTransformer {
   autograd::Var norm(const std::string& path, const autograd::Var& x, const LoraAdapters* lora) const;
   autograd::Var attention(int64_t layer, const autograd::Var& x, const LoraAdapters* lora,
                           ops::RandomGenerator* rng) const;
+  autograd::Var mlp(int64_t layer, const autograd::Var& x, const LoraAdapters* lora, ops::RandomGenerator* rng) const;
+  autograd::Var experts(int64_t layer, const autograd::Var& x, const LoraAdapters* lora,
+                        ops::RandomGenerator* rng) const;
+  autograd::Var expert_projection(const std::string& path, int64_t e, const autograd::Var& x) const;
 
   models::TransformerLM& model_;
   std::map<std::string, nn::Linear*> linears_;
   std::map<std::string, Tensor*> params_;
+  std::map<std::string, nn::SwitchLinear*> switches_;
+  const nn::Embedding* embed_ = nullptr;
   std::vector<std::unique_ptr<nn::RotaryEmbedding>> ropes_;
 };
 

@@ -11,7 +11,9 @@
 #include "lmx/core/autograd/grad_scope.h"
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/random.h"
+#include "lmx/io/atomic_write.h"
 #include "lmx/train/adapter_file.h"
+#include "lmx/train/loss_plot.h"
 
 namespace lmx::train {
 namespace {
@@ -60,7 +62,10 @@ TrainResult train(const DifferentiableTransformer& model, LoraAdapters& adapters
   if (o.iters <= 0) throw InvalidArgument("train: iters must be positive");
   if (o.grad_accumulation_steps <= 0) throw InvalidArgument("train: grad_accumulation_steps must be positive");
   const auto batches = length_sorted_batches(train_set, o.batch_size);
+  LossCurve curve;
   auto report = [&](const TrainReport& r) {
+    if (r.kind == TrainReport::Kind::train) curve.train.emplace_back(r.iteration, r.loss);
+    if (r.kind == TrainReport::Kind::validation) curve.validation.emplace_back(r.iteration, r.loss);
     if (on_report) on_report(r);
   };
   auto validate = [&]() {
@@ -71,6 +76,7 @@ TrainResult train(const DifferentiableTransformer& model, LoraAdapters& adapters
     nlohmann::json extra = o.config_extra;
     save_adapters(o.adapter_path, adapters, extra);
     if (it > 0) save_adapters(o.adapter_path, adapters, extra, checkpoint_name(it));
+    io::write_file_atomic(o.adapter_path / "loss_curve.svg", loss_curve_svg(curve));
     TrainReport r;
     r.kind = TrainReport::Kind::save;
     r.iteration = it;

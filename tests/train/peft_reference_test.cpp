@@ -2,12 +2,14 @@
 // (tools/fixtures/make_peft_fixtures.py, run on the GPU machine): PEFT's saved adapter
 // folders load as they are; the logits with the adapters attached and after fusing equal
 // PEFT's unmerged and merged logits; the loss and every gradient of one masked step, and
-// the losses of 20 torch.optim.AdamW steps, equal PEFT's.
+// the losses of 20 torch.optim.AdamW steps, equal PEFT's; and real PEFT loads the folders
+// lmx's --export-peft writes and gives lmx's logits.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 
 #include "lmx/core/autograd/functions.h"
 #include "lmx/core/autograd/grad_scope.h"
@@ -15,6 +17,7 @@
 #include "lmx/train/differentiable_transformer.h"
 #include "lmx/train/fuse.h"
 #include "lmx/train/optimizer.h"
+#include "lmx/train/peft_adapter.h"
 #include "tests/train/train_fixtures.h"
 
 namespace lmx {
@@ -31,6 +34,7 @@ fs::path case_dir(const std::string& name) { return fs::path(LMX_SOURCE_DIR) / "
 
 struct Case {
   std::string name, model;
+  size_t layers = 14;  // adapted Linear layers
 };
 
 struct Fixture {
@@ -98,7 +102,7 @@ TEST_P(PeftReference, LogitsMergedLogitsGradientsAndAdamWLosses) {
   Fixture f(GetParam());
   train::LoraAdapters a = train::load_adapters(case_dir(GetParam().name), f.model);
   EXPECT_EQ(a.config.type, GetParam().name.ends_with("dora") ? train::FineTuneType::dora : train::FineTuneType::lora);
-  EXPECT_EQ(a.layers.size(), 14u);
+  EXPECT_EQ(a.layers.size(), GetParam().layers);
   EXPECT_EQ(a.config.scale, 2.0f);  // lora_alpha 8 / r 4
 
   a.attach(f.model);
@@ -126,7 +130,10 @@ TEST_P(PeftReference, LogitsMergedLogitsGradientsAndAdamWLosses) {
 
 INSTANTIATE_TEST_SUITE_P(Adapters, PeftReference,
                          ::testing::Values(Case{"llama_lora", "llama"}, Case{"llama_dora", "llama"},
-                                           Case{"llama_tied_dora", "llama_tied"}),
+                                           Case{"llama_tied_dora", "llama_tied"}, Case{"qwen2_lora", "qwen2"},
+                                           Case{"qwen2_dora", "qwen2"}, Case{"gemma2_lora", "gemma2", 21},
+                                           Case{"gemma2_dora", "gemma2", 21}, Case{"qwen3_moe_lora", "qwen3_moe", 8},
+                                           Case{"qwen3_moe_dora", "qwen3_moe", 8}),
                          [](const auto& info) { return info.param.name; });
 
 TEST(PeftReference, FullFineTuningOfTheLastBlock) {
@@ -137,6 +144,38 @@ TEST(PeftReference, FullFineTuningOfTheLastBlock) {
   EXPECT_EQ(grads.size(), 9u);
   f.check_training(a, grads);
 }
+
+// export/<model>/ was written by `lmx lora --export-peft` from the random mlx-lm adapters
+// of export_mlx/<model>/ (tools/fixtures/make_export_adapters.py); PEFT loaded it with
+// PeftModel.from_pretrained on the GPU machine, checked that every tensor arrived
+// unchanged and saved its logits (make_peft_fixtures.py --export-dir).
+class PeftExport : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PeftExport, RealPeftLoadsTheExportedFolderAndGivesTheSameLogits) {
+  const std::string m = GetParam();
+  auto loaded = testing::load_tiny(m);
+  auto& model = testing::transformer(loaded);
+  // The committed folder is what lmx writes today for those mlx-lm adapters.
+  testing::TempDir tmp;
+  train::save_peft_adapters(tmp.path, train::load_adapters(case_dir("export_mlx/" + m), model),
+                            "tests/data/models/" + m);
+  auto written = io::SafetensorsFile::open(tmp.path / "adapter_model.safetensors");
+  auto committed = io::SafetensorsFile::open(case_dir("export/" + m) / "adapter_model.safetensors");
+  ASSERT_EQ(written.tensors().size(), committed.tensors().size());
+  for (const auto& info : committed.tensors()) {
+    const io::TensorInfo& w = written.at(info.name);
+    ASSERT_EQ(w.nbytes, info.nbytes) << info.name;
+    EXPECT_EQ(std::memcmp(w.data, info.data, info.nbytes), 0) << info.name;
+  }
+  auto ref = io::SafetensorsFile::open(case_dir("export/" + m) / "peft_logits.safetensors");
+  train::load_adapters(case_dir("export/" + m), model).attach(model);
+  const double err = rel_err(model.forward(reference(ref, "input_ids").to(Dtype::i32), nullptr, {}).to_float_vector(),
+                             reference(ref, "logits").to_float_vector());
+  EXPECT_LE(err, 1e-4);
+  std::printf("%s: PEFT's logits with lmx's exported adapters %.2e from lmx's\n", m.c_str(), err);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, PeftExport, ::testing::Values("llama", "qwen2", "gemma2", "qwen3_moe"));
 
 }  // namespace
 }  // namespace lmx

@@ -24,15 +24,18 @@
 
 namespace lmx::testing {
 
-inline std::filesystem::path tiny_llama_dir() {
-  return std::filesystem::path(LMX_SOURCE_DIR) / "tests/data/models/llama";
+// A tiny transformers fixture of tests/data/models (llama by default).
+inline std::filesystem::path tiny_model_dir(const std::string& name = "llama") {
+  return std::filesystem::path(LMX_SOURCE_DIR) / "tests/data/models" / name;
 }
+inline std::filesystem::path tiny_llama_dir() { return tiny_model_dir("llama"); }
 
-inline models::LoadedModel load_tiny_llama(bool prepare = true) {
+inline models::LoadedModel load_tiny(const std::string& name, bool prepare = true) {
   models::LoadOptions o;
   o.prepare = prepare;
-  return models::load_model(tiny_llama_dir(), o);
+  return models::load_model(tiny_model_dir(name), o);
 }
+inline models::LoadedModel load_tiny_llama(bool prepare = true) { return load_tiny("llama", prepare); }
 
 // A model folder of tests/data/models quantized in memory (then prepared), as a
 // quantized checkpoint would load.
@@ -56,8 +59,9 @@ inline Tensor reference(const io::SafetensorsFile& f, const std::string& name) {
   return Tensor::wrap(const_cast<std::byte*>(info.data), info.shape, info.dtype, f.owner()).clone();
 }
 
-inline Tensor fixture_tensor(const std::string& name) {
-  return reference(io::SafetensorsFile::open(tiny_llama_dir() / "reference.safetensors"), name);
+// Tensor `name` of a fixture's transformers reference (input_ids, logits, ...).
+inline Tensor fixture_tensor(const std::string& name, const std::string& model = "llama") {
+  return reference(io::SafetensorsFile::open(tiny_model_dir(model) / "reference.safetensors"), name);
 }
 
 // max |got - want| / max(1, max |want|) (logits).

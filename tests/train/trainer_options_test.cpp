@@ -2,6 +2,9 @@
 // the gradients of N batches into one update, a stop request ends training with the
 // adapters saved, and --resume-adapter-file restores them (or lists what does not fit).
 #include <gtest/gtest.h>
+
+#include <fstream>
+#include <iterator>
 #include <unistd.h>
 
 #include "lmx/base/error.h"
@@ -85,12 +88,19 @@ TEST(TrainerOptions, StopRequestSavesAndResumeRestores) {
   train::LoraAdapters a = dora(model);
   train::TrainOptions o = options(100, 1);
   o.adapter_path = tmp.path;
+  o.steps_per_report = 1;
   int polls = 0;
   o.stop_requested = [&] { return ++polls == 3; };
   const train::TrainResult r = train::train(dt, a, data, data, o);
   EXPECT_TRUE(r.stopped);
   EXPECT_EQ(r.iterations, 3);
   ASSERT_TRUE(fs::exists(tmp.path / "0000003_adapters.safetensors"));
+  {  // the loss curve beside them: the 3 training losses and the first validation loss
+    std::ifstream in(tmp.path / "loss_curve.svg");
+    const std::string svg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(svg.find("<polyline class=\"train\""), std::string::npos);
+    EXPECT_NE(svg.find("<polyline class=\"validation\""), std::string::npos);
+  }
 
   train::LoraAdapters resumed = dora(model);
   train::resume_adapters(tmp.path / "0000003_adapters.safetensors", resumed);

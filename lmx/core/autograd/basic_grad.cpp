@@ -47,6 +47,29 @@ Var mul(const Var& a, double s) {
                       [s](const Tensor& g, const std::vector<bool>&) { return std::vector<Tensor>{ops::mul(g, s)}; });
 }
 
+Var div(const Var& a, const Var& b) {
+  Tensor av = as_f32(a.value()), bv = as_f32(b.value());
+  return Var::from_op(ops::div(av, bv), {&a, &b}, [av, bv](const Tensor& g, const std::vector<bool>& needs) {
+    std::vector<Tensor> out(2);
+    Tensor ga = ops::div(g, bv);
+    if (needs[0]) out[0] = sum_to(ga, av.shape());
+    if (needs[1]) out[1] = sum_to(ops::neg(ops::mul(ga, ops::div(av, bv))), bv.shape());  // -g a / b^2
+    return out;
+  });
+}
+
+Var sum(const Var& a, int axis, bool keepdim) {
+  Shape sa = a.shape();
+  const int nd = static_cast<int>(sa.size());
+  const int ax = axis < 0 ? axis + nd : axis;
+  if (ax < 0 || ax >= nd) throw ShapeError("autograd sum: axis " + std::to_string(axis) + " of " + shape_str(sa));
+  return Var::from_op(ops::sum(as_f32(a.value()), ax, keepdim), {&a}, [sa, ax](const Tensor& g, const std::vector<bool>&) {
+    Shape kept = sa;
+    kept[static_cast<size_t>(ax)] = 1;
+    return std::vector<Tensor>{g.reshape(kept).expand(sa).contiguous()};
+  });
+}
+
 Var sum_all(const Var& a) {
   Shape sa = a.shape();
   Tensor total = ops::sum_all(as_f32(a.value()));

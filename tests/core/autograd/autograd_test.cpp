@@ -211,29 +211,34 @@ void check_rope(bool traditional) {
 TEST(Autograd, RopeHalves) { check_rope(false); }
 TEST(Autograd, RopeTraditional) { check_rope(true); }
 
-// out [B, Hq, L, D] in double, GQA head h reading kv head h / (Hq / Hkv).
+// out [B, Hq, L, D] in double, GQA head h reading kv head h / (Hq / Hkv); key j visible
+// to query i when !causal or j <= i, and i - j < window when window > 0; scores
+// soft-capped (cap * tanh(s / cap)) when cap > 0.
 std::vector<double> ref_attention(const Vecs& in, int64_t B, int64_t Hq, int64_t Hkv, int64_t L, int64_t D,
-                                  double scale, bool causal) {
+                                  double scale, bool causal, int64_t window = 0, double cap = 0) {
   std::vector<double> out(static_cast<size_t>(B * Hq * L * D));
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < Hq; ++h) {
       const int64_t kh = h / (Hq / Hkv);
       for (int64_t i = 0; i < L; ++i) {
-        std::vector<double> s(static_cast<size_t>(L));
+        std::vector<double> s(static_cast<size_t>(L), 0.0);
+        std::vector<bool> seen(static_cast<size_t>(L), false);
         double m = -1e300;
-        const int64_t last = causal ? i : L - 1;
-        for (int64_t j = 0; j <= last; ++j) {
+        for (int64_t j = 0; j < L; ++j) {
+          if ((causal && j > i) || (window > 0 && i - j >= window)) continue;
           double dot = 0;
           for (int64_t d = 0; d < D; ++d)
             dot += in[0][((b * Hq + h) * L + i) * D + d] * in[1][((b * Hkv + kh) * L + j) * D + d];
           s[j] = dot * scale;
+          if (cap > 0) s[j] = cap * std::tanh(s[j] / cap);
+          seen[j] = true;
           m = std::max(m, s[j]);
         }
         double z = 0;
-        for (int64_t j = 0; j <= last; ++j) z += (s[j] = std::exp(s[j] - m));
+        for (int64_t j = 0; j < L; ++j) z += seen[j] ? (s[j] = std::exp(s[j] - m)) : (s[j] = 0.0);
         for (int64_t d = 0; d < D; ++d) {
           double acc = 0;
-          for (int64_t j = 0; j <= last; ++j) acc += s[j] / z * in[2][((b * Hkv + kh) * L + j) * D + d];
+          for (int64_t j = 0; j < L; ++j) acc += s[j] / z * in[2][((b * Hkv + kh) * L + j) * D + d];
           out[((b * Hq + h) * L + i) * D + d] = acc;
         }
       }
@@ -241,26 +246,104 @@ std::vector<double> ref_attention(const Vecs& in, int64_t B, int64_t Hq, int64_t
   return out;
 }
 
-void check_attention(bool causal) {
+void check_attention(bool causal, int64_t window = 0, float cap = 0.0f) {
   autograd::GradScope scope;
-  const int64_t B = 2, Hq = 4, Hkv = 2, L = 5, D = 6;
+  const int64_t B = 2, Hq = 4, Hkv = 2, L = 7, D = 6;
   Var q = leaf({B, Hq, L, D}, 20), k = leaf({B, Hkv, L, D}, 21), v = leaf({B, Hkv, L, D}, 22);
-  Var y = autograd::scaled_dot_product_attention(q, k, v, 0.45f, causal);
-  expect_gradients_match(y, {q, k, v},
-                         [&](const Vecs& in) { return ref_attention(in, B, Hq, Hkv, L, D, 0.45, causal); });
+  ops::AttentionParams p;
+  p.scale = 0.45f;
+  p.causal = causal;
+  p.window = window;
+  p.softcap = cap;
+  Var y = autograd::scaled_dot_product_attention(q, k, v, p);
+  expect_gradients_match(
+      y, {q, k, v}, [&](const Vecs& in) { return ref_attention(in, B, Hq, Hkv, L, D, 0.45, causal, window, cap); });
 }
 TEST(Autograd, CausalAttentionWithGroupedKvHeads) { check_attention(true); }
 TEST(Autograd, FullAttentionWithGroupedKvHeads) { check_attention(false); }
+TEST(Autograd, SlidingWindowAttention) { check_attention(true, 3); }
+// A cap near the scores' size so tanh bends them (Gemma 2 uses 50 over larger scores).
+TEST(Autograd, SoftCappedSlidingWindowAttention) { check_attention(true, 4, 1.5f); }
 
-TEST(Autograd, SiluMul) {
+TEST(Autograd, AttentionRefusesWhatHasNoBackward) {
+  autograd::GradScope scope;
+  Var q = leaf({1, 2, 3, 4}, 20), k = leaf({1, 2, 3, 4}, 21), v = leaf({1, 2, 3, 4}, 22);
+  ops::AttentionParams p;
+  p.sinks = Tensor::zeros({2});
+  EXPECT_THROW(autograd::scaled_dot_product_attention(q, k, v, p), Unsupported);
+}
+
+double ref_act(ops::GatedActivation act, double x) {
+  switch (act) {
+    case ops::GatedActivation::silu: return x / (1 + std::exp(-x));
+    case ops::GatedActivation::gelu: return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
+    case ops::GatedActivation::gelu_tanh:
+      return 0.5 * x * (1 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+  }
+  return 0;
+}
+
+void check_gated(ops::GatedActivation act) {
   autograd::GradScope scope;
   Var gate = leaf({3, 7}, 23, -4.0f, 4.0f), up = leaf({3, 7}, 24);
-  Var y = autograd::silu_mul(gate, up);
-  expect_gradients_match(y, {gate, up}, [](const Vecs& in) {
+  Var y = autograd::gated_activation(act, gate, up);
+  expect_gradients_match(y, {gate, up}, [&](const Vecs& in) {
     std::vector<double> out;
-    for (size_t i = 0; i < in[0].size(); ++i) out.push_back(in[0][i] / (1 + std::exp(-in[0][i])) * in[1][i]);
+    for (size_t i = 0; i < in[0].size(); ++i) out.push_back(ref_act(act, in[0][i]) * in[1][i]);
     return out;
   });
+}
+TEST(Autograd, SiluGated) { check_gated(ops::GatedActivation::silu); }
+TEST(Autograd, GeluGated) { check_gated(ops::GatedActivation::gelu); }
+TEST(Autograd, GeluTanhGated) { check_gated(ops::GatedActivation::gelu_tanh); }
+
+TEST(Autograd, SoftmaxLastAxis) {
+  autograd::GradScope scope;
+  Var x = leaf({2, 3, 5}, 29, -3.0f, 3.0f);
+  Var y = autograd::softmax(x);
+  expect_gradients_match(y, {x}, [](const Vecs& in) {
+    std::vector<double> out(in[0].size());
+    for (size_t r = 0; r < 6; ++r) {
+      double z = 0;
+      for (size_t j = 0; j < 5; ++j) z += std::exp(in[0][r * 5 + j]);
+      for (size_t j = 0; j < 5; ++j) out[r * 5 + j] = std::exp(in[0][r * 5 + j]) / z;
+    }
+    return out;
+  });
+}
+
+TEST(Autograd, SoftCap) {
+  autograd::GradScope scope;
+  Var x = leaf({4, 6}, 30, -8.0f, 8.0f);
+  Var y = autograd::softcap(x, 3.0f);
+  expect_gradients_match(y, {x}, [](const Vecs& in) {
+    std::vector<double> out;
+    for (double v : in[0]) out.push_back(3.0 * std::tanh(v / 3.0));
+    return out;
+  });
+  EXPECT_THROW(autograd::softcap(x, 0.0f), InvalidArgument);
+}
+
+// Top-k routing weights as the MoE block computes them: the chosen softmax entries
+// divided by their sum (div and sum over an axis, with broadcasting).
+TEST(Autograd, DivBySumOverAxis) {
+  autograd::GradScope scope;
+  Var a = leaf({3, 4}, 31, 0.2f, 2.0f);
+  Var y = autograd::div(a, autograd::sum(a, -1, true));
+  Var b = leaf({4}, 32, 0.5f, 2.0f);
+  Var z = autograd::add(y, autograd::div(a, b));  // a second broadcast divisor
+  expect_gradients_match(z, {a, b}, [](const Vecs& in) {
+    std::vector<double> out;
+    for (int r = 0; r < 3; ++r) {
+      double s = 0;
+      for (int j = 0; j < 4; ++j) s += in[0][r * 4 + j];
+      for (int j = 0; j < 4; ++j) out.push_back(in[0][r * 4 + j] / s + in[0][r * 4 + j] / in[1][j]);
+    }
+    return out;
+  });
+  Var c = leaf({2, 3, 4}, 33);
+  EXPECT_EQ(autograd::sum(c, 1, false).shape(), (Shape{2, 4}));
+  EXPECT_THROW(autograd::sum(c, 3), ShapeError);
 }
 
 TEST(Autograd, CrossEntropyWithIgnoredPositions) {
