@@ -146,7 +146,9 @@ TEST_P(RecurrentParity, BatchGenerateRowsEqualSingleRuns) {
   }
   // recurrent_gemma's fixture continues every prompt with the same token (measured: 104
   // ten times for each row), so there the rows cannot show a mix-up; every other does.
-  if (GetParam() != "recurrent_gemma") EXPECT_NE(batch[0], batch[1]);
+  if (GetParam() != "recurrent_gemma") {
+    EXPECT_NE(batch[0], batch[1]);
+  }
 }
 
 TEST_P(RecurrentParity, PromptCacheFileContinuesLikeUninterrupted) {
