@@ -6,8 +6,41 @@
 #include "lmx/base/error.h"
 #include "lmx/generate/batch_kv_cache.h"
 #include "lmx/generate/sampler.h"
+#include "lmx/generate/token_iterator.h"
+#include "lmx/core/ops/shape.h"
 
 namespace lmx::generate {
+namespace {
+
+const models::ForwardOptions kLastLogitsOnly{nullptr, true};
+
+bool has_state_layers(const models::LanguageModel& model) {
+  for (int64_t i = 0; i < model.num_layers(); ++i)
+    if (model.make_layer_cache(i)) return true;
+  return false;
+}
+
+// Models with recurrent layers: left padding would enter their state, so each prompt runs
+// alone, as a single generation runs it (all but the last token prefilled in the same
+// chunks, then the last token), and the rows join one batch cache for the decode steps
+// (join_batch_row). Returns the last tokens' logits [B, 1, vocab].
+Tensor prefill_rows_alone(models::LanguageModel& model, const std::vector<std::vector<int32_t>>& prompts,
+                          const GenerateParameters& params, nn::KVCacheList& batch) {
+  GenerateParameters plain = params;
+  plain.kv_bits.reset();  // the batch cache keeps keys and values unquantized
+  std::vector<Tensor> last;
+  for (const auto& prompt : prompts) {
+    if (prompt.empty()) throw InvalidArgument("batch_generate: a prompt has no tokens");
+    nn::KVCacheList own = batch_row_caches(model);
+    extend_cache(model, own, std::vector<int32_t>(prompt.begin(), prompt.end() - 1), plain);
+    last.push_back(model.forward(Tensor::from_vector(std::vector<int32_t>{prompt.back()}, {1, 1}), &own,
+                                 kLastLogitsOnly).contiguous());
+    join_batch_row(batch, own);
+  }
+  return ops::concat(last, 0);
+}
+
+}  // namespace
 
 Tensor batch_forward(models::LanguageModel& model,
                      const std::vector<std::vector<int32_t>>& prompts,
@@ -33,11 +66,10 @@ Tensor batch_forward(models::LanguageModel& model,
   cache.clear();
   for (int64_t i = 0; i < model.num_layers(); ++i) {
     if (model.make_layer_cache(i)) {
-      // Left padding would enter a recurrent state; the batch scheduler prefills each
-      // sequence alone and batches only the decode steps.
-      throw Unsupported("batch_generate: " + model.model_type() +
-                        " has recurrent layers; left-padded batches are not supported for them (use the batch "
-                        "scheduler, which prefills each sequence separately)");
+      // Left padding would enter a recurrent state (batch_generate runs such prompts alone).
+      throw Unsupported("batch_forward: " + model.model_type() +
+                        " has recurrent layers, which a left-padded batch would corrupt; batch_generate and the "
+                        "batch scheduler prefill each sequence separately");
     }
     cache.push_back(std::make_unique<BatchKVCache>(pad));
   }
@@ -65,7 +97,8 @@ std::vector<std::vector<int32_t>> batch_generate(models::LanguageModel& model,
     }
   }
   nn::KVCacheList cache;
-  Tensor logits = batch_forward(model, prompts, &cache, options.pad_token);  // [B, L, V]
+  Tensor logits = has_state_layers(model) ? prefill_rows_alone(model, prompts, params, cache)  // [B, 1, V]
+                                          : batch_forward(model, prompts, &cache, options.pad_token);  // [B, L, V]
   const int64_t last = logits.dim(1) - 1;
   std::vector<std::vector<int32_t>> out(B);
   std::vector<bool> done(B, false);

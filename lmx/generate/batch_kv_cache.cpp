@@ -6,6 +6,7 @@
 #include "lmx/base/error.h"
 #include "lmx/generate/kv_buffer.h"
 #include "lmx/generate/simple_kv_cache.h"
+#include "lmx/nn/state_cache.h"
 
 namespace lmx::generate {
 
@@ -135,6 +136,47 @@ std::unique_ptr<nn::KVCache> BatchKVCache::copy() const {
     c->values_ = values_.clone();
   }
   return c;
+}
+
+nn::KVCacheList batch_row_caches(const models::LanguageModel& model) {
+  nn::KVCacheList caches;
+  for (int64_t i = 0; i < model.num_layers(); ++i) {
+    std::unique_ptr<nn::KVCache> own = model.make_layer_cache(i);
+    caches.push_back(own ? std::move(own) : std::make_unique<SimpleKVCache>());
+  }
+  return caches;
+}
+
+void join_batch_row(nn::KVCacheList& batch, const nn::KVCacheList& row) {
+  if (batch.empty()) {
+    for (const auto& c : row) {
+      if (dynamic_cast<const nn::StateCache*>(c.get())) {
+        batch.push_back(std::make_unique<nn::StateCache>(0));
+      } else {
+        batch.push_back(std::make_unique<BatchKVCache>(std::vector<int64_t>{}));
+      }
+    }
+  }
+  if (batch.size() != row.size()) {
+    throw InvalidArgument("batch cache: a row of " + std::to_string(row.size()) + " layer caches joins a batch of " +
+                          std::to_string(batch.size()));
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (auto* state = dynamic_cast<nn::StateCache*>(batch[i].get())) {
+      const auto* own = dynamic_cast<const nn::StateCache*>(row[i].get());
+      if (!own) throw InvalidArgument("batch cache: layer " + std::to_string(i) + " of the row is not a state cache");
+      state->append_rows(*own);
+      continue;
+    }
+    auto* keys = dynamic_cast<BatchKVCache*>(batch[i].get());
+    if (!keys) throw InvalidArgument("batch cache: layer " + std::to_string(i) + " is a " + batch[i]->class_name());
+    const std::vector<Tensor> kv = row[i]->state();
+    if (kv.empty()) {
+      keys->add_row({}, {});
+    } else {
+      keys->add_row(kv[0], kv[1]);
+    }
+  }
 }
 
 }  // namespace lmx::generate

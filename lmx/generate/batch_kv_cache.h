@@ -9,6 +9,7 @@
 // remaining row sees are dropped from the front.
 #pragma once
 
+#include "lmx/models/language_model.h"
 #include "lmx/nn/kv_cache.h"
 
 namespace lmx::generate {
@@ -42,5 +43,16 @@ class BatchKVCache : public nn::KVCache {
   int64_t offset_ = 0;
   Tensor keys_, values_;  // [B, H, capacity, D]
 };
+
+// The caches a sequence is prefilled into alone before it joins a batch: the model's own
+// (state caches) where it has them, else plain KV caches (windowed layers too: the batch
+// cache masks by window).
+nn::KVCacheList batch_row_caches(const models::LanguageModel& model);
+
+// Joins the caches of one sequence prefilled alone (its model's state caches and plain KV
+// caches, one per layer) to a batch's as its last row: state rows are appended, keys and
+// values left-padded to the batch's length (BatchKVCache::add_row). An empty batch list
+// first gets its caches (StateCache for state layers, BatchKVCache for the others).
+void join_batch_row(nn::KVCacheList& batch, const nn::KVCacheList& row);
 
 }  // namespace lmx::generate

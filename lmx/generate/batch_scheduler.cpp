@@ -271,11 +271,7 @@ void BatchScheduler::prefill_chunk() {
       s.started = Clock::now();
       // Plain caches on every layer (windowed ones too: the batch cache masks by window).
       // Recurrent layers keep their own state cache.
-      for (int64_t i = 0; i < model.num_layers(); ++i) {
-        std::unique_ptr<nn::KVCache> own = model.make_layer_cache(i);
-        if (!own) own = std::make_unique<SimpleKVCache>();
-        s.cache.push_back(std::move(own));
-      }
+      s.cache = batch_row_caches(model);
       s.reuse_prefix = prefix_cache_ && PrefixKVStore::reusable(model, s.cache);
       if (s.reuse_prefix) {
         s.cached = prefix_cache_->seed(std::span<const int32_t>(s.prompt.data(), static_cast<size_t>(n)), s.cache,
@@ -304,29 +300,8 @@ void BatchScheduler::prefill_chunk() {
       finish(*take_prefilling(0), StopReason::length, true);
       return;
     }
-    if (batch_cache_.empty()) {
-      for (int64_t i = 0; i < model.num_layers(); ++i) {
-        // Recurrent layers batch their state rows; attention layers their keys / values.
-        if (dynamic_cast<const nn::StateCache*>(s.cache[static_cast<size_t>(i)].get())) {
-          batch_cache_.push_back(std::make_unique<nn::StateCache>(0));
-        } else {
-          batch_cache_.push_back(std::make_unique<BatchKVCache>(std::vector<int64_t>{}));
-        }
-      }
-    }
-    for (size_t i = 0; i < batch_cache_.size(); ++i) {
-      if (auto* state = dynamic_cast<nn::StateCache*>(batch_cache_[i].get())) {
-        state->append_rows(dynamic_cast<const nn::StateCache&>(*s.cache[i]));
-        continue;
-      }
-      const std::vector<Tensor> kv = s.cache[i]->state();
-      auto& batch = static_cast<BatchKVCache&>(*batch_cache_[i]);
-      if (kv.empty()) {
-        batch.add_row({}, {});
-      } else {
-        batch.add_row(kv[0], kv[1]);
-      }
-    }
+    // Recurrent layers batch their state rows; attention layers their keys / values.
+    join_batch_row(batch_cache_, s.cache);
   } catch (const std::exception& e) {
     auto failed = take_prefilling(0);
     failed->group->fail(e.what());

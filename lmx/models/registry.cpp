@@ -5,6 +5,7 @@
 
 #include "lmx/base/error.h"
 #include "lmx/models/llm/common.h"
+#include "lmx/models/llm/gemma3n.h"
 #include "lmx/models/llm/moe_families.h"
 #include "lmx/models/recurrent/recurrent_models.h"
 #include "lmx/models/vlm/vlm_families.h"
@@ -56,6 +57,10 @@ const std::vector<std::pair<std::string, ModelBuilder>>& model_table() {
       {"falcon_h1", recurrent::falcon_h1},
       {"lfm2_moe", recurrent::lfm2_moe},
       {"recurrent_gemma", recurrent::recurrent_gemma},
+      // AltUp streams, per-layer inputs and KV sharing around Gemma 3 layers.
+      {"gemma3n_text", llm::gemma3n_text},
+      // The language model of a Gemma 3n folder (text_config; load.cpp keeps its weights).
+      {"gemma3n", llm::gemma3n_text},
   };
   return kTable;
 }

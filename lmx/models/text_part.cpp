@@ -9,11 +9,12 @@ namespace {
 
 struct TextPart {
   std::string_view model_type;
-  std::array<std::string_view, 2> dropped;  // prefixes of the parts lmx does not run
+  std::array<std::string_view, 4> dropped;  // prefixes of the parts lmx does not run ("" = none)
 };
 
-constexpr std::array<TextPart, 1> kTextParts = {{
-    {"mistral3", {"vision_tower.", "multi_modal_projector."}},
+constexpr std::array<TextPart, 2> kTextParts = {{
+    {"mistral3", {"vision_tower.", "multi_modal_projector.", "", ""}},
+    {"gemma3n", {"vision_tower.", "audio_tower.", "embed_vision.", "embed_audio."}},
 }};
 
 std::string text_name(const std::string& name) {
@@ -34,6 +35,7 @@ const TextPart* text_part(const nlohmann::json& config) {
 
 bool dropped(const TextPart& part, const std::string& name) {
   for (std::string_view p : part.dropped) {
+    if (p.empty()) continue;
     if (name.starts_with(p) || (name.starts_with("model.") && name.substr(6).starts_with(p))) return true;
   }
   return false;

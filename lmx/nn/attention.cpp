@@ -91,10 +91,12 @@ Tensor block_mask(const std::vector<int64_t>& blocks, bool causal, int64_t windo
 
 }  // namespace
 
-Tensor rope_at_cache_positions(const RotaryEmbedding& rope, const Tensor& x, const KVCache* cache) {
-  const int64_t offset = cache ? cache->offset() : 0;
-  const std::vector<int64_t> pad = cache ? cache->left_padding() : std::vector<int64_t>{};
+Tensor rope_at(const RotaryEmbedding& rope, const Tensor& x, int64_t offset, const std::vector<int64_t>& pad) {
   return pad.empty() ? rope.apply(x, offset) : rope_rows(rope, x, pad, offset);
+}
+
+Tensor rope_at_cache_positions(const RotaryEmbedding& rope, const Tensor& x, const KVCache* cache) {
+  return rope_at(rope, x, cache ? cache->offset() : 0, cache ? cache->left_padding() : std::vector<int64_t>{});
 }
 
 void set_mask(ops::AttentionParams& p, const KVCache& cache, int64_t q_len, int64_t offset_before,
@@ -120,7 +122,15 @@ Attention::Attention(const AttentionOptions& o) : o_(o) {
   if (o.qkv_per_head && (!o.fused_qkv || o.kv_heads != o.heads)) {
     throw FormatError("attention: a per-head fused qkv layout needs as many kv heads as heads");
   }
-  if (o.fused_qkv) {
+  if (o.kv_shared) {
+    if (o.fused_qkv || o.output_gate || o.qk_norm != QkNorm::per_head || o.sinks || o.chunk > 0 || o.clip_qkv > 0.0f ||
+        o.temperature_scale > 0.0f || o.qk_norm_after_rope || o.qk_l2_norm || o.sub_norm || !o.causal) {
+      throw Unsupported("attention: a layer reusing another layer's keys and values supports separate projections "
+                        "and per-head q norms only");
+    }
+    q_proj_ = std::make_unique<Linear>(o.hidden, q_dim, o.qkv_bias);
+    register_module("q_proj", *q_proj_);
+  } else if (o.fused_qkv) {
     qkv_proj_ = std::make_unique<Linear>(o.hidden, q_dim + 2 * kv_dim, o.qkv_bias);
     register_module(o.qkv_name, *qkv_proj_);
   } else {
@@ -145,10 +155,12 @@ Attention::Attention(const AttentionOptions& o) : o_(o) {
     const bool weight = o.qk_norm != QkNorm::weightless;
     q_norm_ = std::make_unique<Norm>(kind, full ? q_dim : o.head_dim, o.norm_eps, o.qk_norm_unit_offset, true,
                                      weight);
-    k_norm_ = std::make_unique<Norm>(kind, full ? kv_dim : o.head_dim, o.norm_eps, o.qk_norm_unit_offset, true,
-                                     weight);
     register_module(o.q_norm_name, *q_norm_);
-    register_module(o.k_norm_name, *k_norm_);
+    if (!o.kv_shared) {
+      k_norm_ = std::make_unique<Norm>(kind, full ? kv_dim : o.head_dim, o.norm_eps, o.qk_norm_unit_offset, true,
+                                       weight);
+      register_module(o.k_norm_name, *k_norm_);
+    }
   }
   if (o.sub_norm) {
     sub_norm_ = std::make_unique<RMSNorm>(q_dim, o.norm_eps);
@@ -161,7 +173,27 @@ Tensor Attention::norm_heads(const Tensor& x, bool query) const {
   return (query ? q_norm_ : k_norm_)->forward(x);
 }
 
-Tensor Attention::forward(const Tensor& x, KVCache* cache, const AttentionContext* ctx) const {
+Tensor Attention::forward_shared(const Tensor& x, const SharedKV& shared) const {
+  const int64_t B = x.dim(0), L = x.dim(1);
+  Tensor q = q_proj_->forward(x).reshape({B, L, o_.heads, o_.head_dim}).transpose(1, 2);
+  q = norm_heads(q, true);
+  if (o_.rope) q = rope_at(*o_.rope, q, shared.offset, shared.left_padding);
+  ops::AttentionParams p = shared.params;
+  p.scale = o_.scale != 0.0f ? o_.scale : 1.0f / std::sqrt(static_cast<float>(o_.head_dim));
+  p.softcap = o_.softcap;
+  Tensor out = shared.quantized ? ops::quantized_scaled_dot_product_attention(q, *shared.quantized, p)
+                                : ops::scaled_dot_product_attention(q, shared.k, shared.v, p);
+  return o_proj_->forward(out.transpose(1, 2).reshape({B, L, o_.heads * o_.head_dim}));
+}
+
+Tensor Attention::forward(const Tensor& x, KVCache* cache, const AttentionContext* ctx, SharedKV* shared) const {
+  if (o_.kv_shared) {
+    if (!shared || (!shared->k.defined() && !shared->quantized)) {
+      throw InternalError("attention: a kv_shared layer ran before the layer whose keys and values it reuses");
+    }
+    if (ctx) throw Unsupported("attention: a layer reusing another layer's keys and values takes no attention context");
+    return forward_shared(x, *shared);
+  }
   const int64_t B = x.dim(0), L = x.dim(1);
   const bool own_rotation = ctx && ctx->cos.defined();
   const bool blocks = ctx && !ctx->blocks.empty();
@@ -207,7 +239,9 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache, const AttentionContex
   // [B, L, H, D] viewed as [B, H, L, D] (strided; kernels take strides).
   q = q.reshape({B, L, o_.heads, o_.head_dim}).transpose(1, 2);
   k = k.reshape({B, L, o_.kv_heads, o_.head_dim}).transpose(1, 2);
-  v = v.reshape({B, L, o_.kv_heads, o_.head_dim}).transpose(1, 2);
+  v = v.reshape({B, L, o_.kv_heads, o_.head_dim});
+  if (o_.v_norm) v = ops::rms_norm(v, Tensor(), o_.norm_eps);
+  v = v.transpose(1, 2);
   const bool head_norms = o_.qk_norm != QkNorm::none && o_.qk_norm != QkNorm::full;
   if (head_norms && !o_.qk_norm_after_rope) {
     q = norm_heads(q, true);
@@ -247,6 +281,7 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache, const AttentionContex
     if (blocks) throw Unsupported("attention: token blocks over a quantized cache");
     nn::QuantizedKV kv = cache->update_and_fetch_quantized(k, v);
     set_mask(p, *cache, L, offset, q.device());
+    if (shared) *shared = SharedKV{{}, {}, kv, p, offset, cache->left_padding()};
     out = ops::quantized_scaled_dot_product_attention(q, kv, p);
   } else {
     if (cache) {
@@ -268,6 +303,7 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache, const AttentionContex
       p.window = 0;
       p.q_offset = 0;
     }
+    if (shared) *shared = SharedKV{k, v, std::nullopt, p, offset, cache ? cache->left_padding() : std::vector<int64_t>{}};
     out = ops::scaled_dot_product_attention(q, k, v, p);
   }
   out = out.transpose(1, 2).reshape({B, L, q_dim});

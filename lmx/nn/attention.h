@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "lmx/nn/kv_cache.h"
@@ -60,6 +61,21 @@ struct AttentionOptions {
   // Qwen3-Next: q_proj also yields a per-head output gate ([q_h, gate_h] for each head);
   // the attention output is multiplied by sigmoid(gate) before o_proj.
   bool output_gate = false;
+  // Gemma 3n: v normed over head_dim by an RMS norm without a learned scale (v_norm);
+  // kv_shared: no k / v projections of its own: the layer attends over the keys and values
+  // an earlier layer of the same kind handed over (SharedKV), with that layer's mask.
+  bool v_norm = false;
+  bool kv_shared = false;
+};
+
+// The keys and values one layer attended over in this call, handed to the later layers
+// that reuse them (Gemma 3n's KV sharing), with the mask settings and positions it used.
+struct SharedKV {
+  Tensor k, v;                         // [B, kv_heads, S, D] (dense caches)
+  std::optional<ops::QuantizedKV> quantized;  // a quantized cache's keys and values
+  ops::AttentionParams params;         // causal / q_offset / window / mask as used
+  int64_t offset = 0;                  // position of this call's first token
+  std::vector<int64_t> left_padding;   // of the producer's cache (empty: none)
 };
 
 // What one call brings beyond x and the cache, for models that place tokens themselves.
@@ -77,6 +93,8 @@ struct AttentionContext {
 // x [B, H, L, D] rotated at the positions of the tokens a cache is about to receive (its
 // offset, less each row's left padding); no cache: positions 0 ...
 Tensor rope_at_cache_positions(const RotaryEmbedding& rope, const Tensor& x, const KVCache* cache);
+// x [B, H, L, D] rotated at positions offset ... of each row, less its left padding (empty: none).
+Tensor rope_at(const RotaryEmbedding& rope, const Tensor& x, int64_t offset, const std::vector<int64_t>& pad);
 // The mask (or causal offset) in p for the keys the cache returned by its last update, for
 // q_len queries that start at absolute position offset_before; the mask moves to `device`.
 // The caches build masks on the host.
@@ -86,13 +104,18 @@ class Attention : public Module {
  public:
   explicit Attention(const AttentionOptions& o);
   // x [batch, seq, hidden] -> [batch, seq, hidden]; cache may be null (a fresh causal
-  // pass over the whole sequence); ctx may be null.
-  Tensor forward(const Tensor& x, KVCache* cache, const AttentionContext* ctx = nullptr) const;
+  // pass over the whole sequence); ctx may be null. shared: filled with the keys and
+  // values attended over (a layer whose later layers reuse them), or, for a kv_shared
+  // layer, what it attends over (then cache is unused).
+  Tensor forward(const Tensor& x, KVCache* cache, const AttentionContext* ctx = nullptr,
+                 SharedKV* shared = nullptr) const;
   const AttentionOptions& options() const { return o_; }
 
  private:
   // q / k [B, H, L, D] through their norms (per-head kinds).
   Tensor norm_heads(const Tensor& x, bool query) const;
+  // A kv_shared layer: queries of x over the keys and values of `shared`.
+  Tensor forward_shared(const Tensor& x, const SharedKV& shared) const;
 
   AttentionOptions o_;
   std::unique_ptr<Linear> q_proj_, k_proj_, v_proj_, qkv_proj_, o_proj_;

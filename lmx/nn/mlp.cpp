@@ -13,6 +13,7 @@
 #include "lmx/core/ops/index.h"
 #include "lmx/core/ops/linalg.h"
 #include "lmx/core/ops/nn.h"
+#include "lmx/core/ops/reduce.h"
 #include "lmx/core/ops/shape.h"
 
 namespace lmx::nn {
@@ -130,10 +131,37 @@ Mlp::Mlp(const MlpOptions& o) : o_(o) {
     xielu_ = std::make_unique<Xielu>();
     register_module("act_fn", *xielu_);
   }
+  if (o.activation_sparsity != 0.0f) {
+    if (o.kind != MlpKind::gated || !(o.activation_sparsity > 0.0f && o.activation_sparsity < 1.0f)) {
+      throw FormatError("mlp: activation sparsity " + std::to_string(o.activation_sparsity) +
+                        " needs a gated MLP and a fraction in (0, 1)");
+    }
+    sparsity_z_ = static_cast<float>(normal_quantile(o.activation_sparsity));
+  }
   if (o.sub_norm_eps > 0.0f) {
     sub_norm_ = std::make_unique<RMSNorm>(o.intermediate, o.sub_norm_eps);
     register_module("ffn_sub_norm", *sub_norm_);
   }
+}
+
+double normal_quantile(double p) {
+  if (!(p > 0.0 && p < 1.0)) throw InvalidArgument("normal_quantile: p must be in (0, 1)");
+  // Bisection on the CDF 0.5 * erfc(-x / sqrt(2)): monotone, exact to double rounding.
+  double lo = -40.0, hi = 40.0;
+  for (int i = 0; i < 200 && hi - lo > 0.0; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    if (mid == lo || mid == hi) break;
+    (0.5 * std::erfc(-mid / std::sqrt(2.0)) < p ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+// relu(gate - (mean + std * z)) per row (population std).
+Tensor Mlp::sparsified(const Tensor& gate) const {
+  const Tensor mean = ops::mean(gate, -1, true);
+  const Tensor std = ops::sqrt(ops::mean(ops::square(ops::sub(gate, mean)), -1, true));
+  const Tensor cutoff = ops::add(mean, ops::mul(std, static_cast<double>(sparsity_z_)));
+  return ops::clamp(ops::sub(gate, cutoff), 0.0, std::numeric_limits<double>::infinity());
 }
 
 Tensor Mlp::act(const Tensor& x) const { return xielu_ ? xielu_->forward(x) : activate(o_.act, x); }
@@ -167,7 +195,8 @@ Tensor Mlp::forward_rows(const Tensor& x) const {
     case MlpKind::gated: {
       const Linear* layers[2] = {gate_.get(), up_.get()};
       std::vector<Tensor> gu = forward_shared_input(x, layers);
-      Tensor g = gu[0];  // a fresh f32 buffer: the product is written into it
+      Tensor g = o_.activation_sparsity != 0.0f ? sparsified(gu[0]) : gu[0];
+      // g: a fresh f32 buffer: the product is written into it
       if (!fused_gate(o_.act) || sub_norm_) return down_->forward(gated(g, gu[1]));
       if (g.dtype() != Dtype::f32 || !g.is_contiguous()) g = g.to(Dtype::f32).contiguous();
       return down_->forward(ops::gated_activation_(*fused_gate(o_.act), g, gu[1]));

@@ -58,6 +58,10 @@ struct MlpOptions {
   // > 0: RMSNorm "ffn_sub_norm" over the intermediate activations before the down
   // projection (BitNet), with this epsilon.
   float sub_norm_eps = 0.0f;
+  // In (0, 1): Gemma 3n's activation sparsity on the gate of a gated MLP: gate ->
+  // relu(gate - (mean + std * z)) over each row, z the standard normal quantile of this
+  // fraction, so about that fraction of the gate is zero before the activation.
+  float activation_sparsity = 0.0f;
 };
 
 class Mlp : public Module {
@@ -73,13 +77,18 @@ class Mlp : public Module {
   Tensor forward_rows(const Tensor& x) const;
 
   Tensor act(const Tensor& x) const;
+  Tensor sparsified(const Tensor& gate) const;
   Tensor gated(const Tensor& gate, const Tensor& up) const;
 
   MlpOptions o_;
   std::unique_ptr<Linear> gate_, up_, down_, gate_up_, fc_, proj_;
   std::unique_ptr<Xielu> xielu_;
   std::unique_ptr<RMSNorm> sub_norm_;
+  float sparsity_z_ = 0.0f;  // the normal quantile of activation_sparsity
 };
+
+// The x with P(Z <= x) = p for a standard normal Z, p in (0, 1).
+double normal_quantile(double p);
 
 // Experts stored stacked: weight [experts, out, in] (or MLX-quantized per expert), and
 // optionally a bias [experts, out].

@@ -4,6 +4,7 @@
 // the reference logits, trim + re-prefill against a fresh prefill.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 
@@ -13,6 +14,8 @@
 #include "lmx/generate/quantized_kv_cache.h"
 #include "lmx/generate/rotating_kv_cache.h"
 #include "lmx/generate/simple_kv_cache.h"
+#include "lmx/core/ops/random.h"
+#include "lmx/models/registry.h"
 #include "test_models.h"
 
 namespace lmx {
@@ -91,7 +94,42 @@ INSTANTIATE_TEST_SUITE_P(Fixtures,
                          ::testing::Values("gemma2", "gemma3_text", "starcoder2"));
 INSTANTIATE_TEST_SUITE_P(DenseFixtures,
                          WindowedModels,
-                         ::testing::Values("cohere2", "olmo3", "exaone4", "ministral"));
+                         ::testing::Values("cohere2", "olmo3", "exaone4", "ministral", "gemma3n_text"));
+
+// Gemma 3n without a reference (the gemma3n_text fixture has one): random weights, 16
+// tokens past a window of 3, 6 layers of which the last 3 reuse the keys and values of
+// layers 1 (full attention) and 2 (sliding), 3 AltUp streams with the second active,
+// gate sparsity in two layers, a per-layer table smaller than the vocabulary. Only the
+// 3 layers that own keys get a cache, and cached decoding (rotating caches on the sliding
+// layers, token by token, in chunks, under max_kv_size) equals the full forward.
+TEST(Gemma3n, CachedDecodeWithSharedKeysEqualsFullForward) {
+  const nlohmann::json cfg = {
+      {"model_type", "gemma3n_text"}, {"vocab_size", 64}, {"hidden_size", 32}, {"num_hidden_layers", 6},
+      {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"head_dim", 8},
+      {"intermediate_size", {48, 48, 64, 48, 64, 48}}, {"sliding_window", 3},
+      {"layer_types", {"sliding_attention", "full_attention", "sliding_attention", "sliding_attention",
+                       "full_attention", "sliding_attention"}},
+      {"num_kv_shared_layers", 3}, {"activation_sparsity_pattern", {0.95, 0.9, 0.0, 0.0, 0.0, 0.0}},
+      {"vocab_size_per_layer_input", 48}, {"hidden_size_per_layer_input", 8}, {"laurel_rank", 4},
+      {"altup_num_inputs", 3}, {"altup_active_idx", 1}, {"final_logit_softcapping", 30.0}};
+  auto model = models::create_model(models::ConfigReader(cfg, "gemma3n/config.json"));
+  ops::RandomGenerator rng(3);
+  for (auto& p : model->parameters()) {
+    *p.tensor = p.shape.size() == 1 ? rng.uniform(p.shape, 0.5f, 1.5f) : rng.uniform(p.shape, -0.3f, 0.3f);
+  }
+  model->prepare_for_inference();
+  EXPECT_EQ(model->num_layers(), 3);
+  EXPECT_EQ(model->layer_windows(), (std::vector<int64_t>{3, 0, 3}));
+  std::vector<int32_t> v;
+  for (int i = 0; i < 2 * 16; ++i) v.push_back(static_cast<int32_t>(rng.next_u64() % 64));
+  const Tensor ids = Tensor::from_vector(v, {2, 16});
+  const testing::FixtureReference ref{ids, model->forward(ids, nullptr)};
+  expect_chunked_logits_match(*model, ref, {}, {1}, 1e-5, "token by token");
+  expect_chunked_logits_match(*model, ref, {}, {5, 1, 3}, 1e-5, "mixed chunks");
+  GenerateParameters p;
+  p.max_kv_size = 20;
+  expect_chunked_logits_match(*model, ref, p, {2, 7}, 1e-5, "max_kv_size 20");
+}
 
 class CachedModels : public ::testing::TestWithParam<std::string> {};
 

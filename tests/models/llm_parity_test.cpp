@@ -135,7 +135,9 @@ INSTANTIATE_TEST_SUITE_P(DenseArchitectures, LlmParity,
                                            "hunyuan_v1_dense", "bitnet", "ministral", "nanochat",
                                            // MiniCPM (a Llama reference with its scalings: see the
                                            // generator) and the text part of a Mistral3 folder.
-                                           "minicpm", "mistral3"));
+                                           "minicpm", "mistral3",
+                                           // AltUp, per-layer inputs, LAuReL, gate sparsity, KV sharing.
+                                           "gemma3n_text"));
 
 // GPT-2 checkpoints come as transformers saves them (transformer.*, Conv1D weights
 // [in, out]), as the hub's original (unprefixed, Conv1D) and as mlx-lm saves them
@@ -206,6 +208,36 @@ TEST(ModelLoading, Mistral3TextPartLoadsFromBothLayouts) {
   } catch (const FormatError& e) {
     EXPECT_NE(std::string(e.what()).find("vision_tower.patch_conv.weight"), std::string::npos) << e.what();
   }
+}
+
+// Gemma 3n as its hub folders hold it: a "gemma3n" config with the text model's under
+// text_config, the language model's weights under model.language_model.*, vision / audio
+// towers and their embedders beside it, and k / v weights still present for the layers
+// that reuse an earlier layer's keys (transformers ignores them): the text part loads and
+// gives the fixture's logits. Only the 2 layers that own keys and values take a cache.
+TEST(ModelLoading, Gemma3nFolderLoadsItsTextPart) {
+  auto folder = io::ModelFolder::open(fixture("gemma3n_text"));
+  const Reference ref = reference("gemma3n_text");
+  models::WeightDict hub;
+  for (auto& [key, t] : models::read_weights(folder)) {
+    ASSERT_TRUE(key.starts_with("model.")) << key;
+    hub["model.language_model." + key.substr(6)] = t;
+  }
+  for (const char* tower : {"vision_tower.timm_model.stem.weight", "audio_tower.conformer.0.weight",
+                            "embed_vision.embedding.weight", "embed_audio.embedding_projection.weight"}) {
+    hub["model." + std::string(tower)] = Tensor::zeros({2, 2});
+  }
+  for (int layer : {2, 3}) {  // the fixture's shared layers
+    const std::string p = "model.language_model.layers." + std::to_string(layer) + ".self_attn.";
+    hub[p + "k_proj.weight"] = Tensor::zeros({32, 64});
+    hub[p + "v_proj.weight"] = Tensor::zeros({32, 64});
+    hub[p + "k_norm.weight"] = Tensor::zeros({16});
+  }
+  const nlohmann::json raw = {{"model_type", "gemma3n"}, {"text_config", folder.text_config()}};
+  auto model = models::create_model(models::ConfigReader(folder.text_config(), "config.json"));
+  EXPECT_EQ(model->num_layers(), 2);
+  models::load_weights(*model, hub, raw, "gemma3n");
+  expect_parity(*model, ref, 1e-4, false);
 }
 
 class QuantizedParity : public ::testing::TestWithParam<std::string> {};

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Random-weight F16 GGUF of an HF config's shape, for llama-bench comparisons (issue 20's
+LFM2 and Qwen3-Next shapes): tensor names and shapes as llama.cpp loads them (its
+`src/models/<arch>.cpp`), values random (llama-bench feeds random token ids, so only the
+shapes and the work per token matter).
+
+Usage: PYTHONPATH=<llama.cpp>/gguf-py /usr/bin/python3 random_gguf.py CONFIG.json OUT.gguf VOCAB.gguf
+VOCAB.gguf: a llama.cpp test vocabulary (ggml-vocab-gpt-2.gguf), padded to the config's size.
+Numpy shapes are (out, in): ggml's {in, out} reversed."""
+import json
+import sys
+
+import gguf
+import numpy as np
+
+rng = np.random.default_rng(0)
+
+
+def field_list(reader, key):
+    f = reader.fields[key]
+    return [bytes(f.parts[i]) if f.types[-1] == gguf.GGUFValueType.STRING else int(f.parts[i][0]) for i in f.data]
+
+
+def vocabulary(w, vocab_file, size):
+    r = gguf.GGUFReader(vocab_file)
+    toks = field_list(r, "tokenizer.ggml.tokens")
+    types = field_list(r, "tokenizer.ggml.token_type")
+    assert len(toks) <= size
+    for i in range(len(toks), size):
+        toks.append(f"[PAD{i}]".encode())
+        types.append(int(gguf.TokenType.USER_DEFINED))
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(toks)
+    w.add_token_types(types)
+    w.add_token_merges(field_list(r, "tokenizer.ggml.merges"))
+    w.add_bos_token_id(0)
+    w.add_eos_token_id(0)
+
+
+class Tensors:
+    def __init__(self, w):
+        self.w = w
+
+    def mat(self, name, *shape, f32=False):  # f32: convolution weights (ggml's ssm_conv reads f32)
+        a = rng.standard_normal(shape, dtype=np.float32) * 0.02
+        self.w.add_tensor(name, a if f32 else a.astype(np.float16))
+
+    def vec(self, name, n, value=1.0):
+        self.w.add_tensor(name, np.full(n, value, dtype=np.float32))
+
+
+def common(w, cfg, eps_key):
+    w.add_context_length(4096)
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_block_count(cfg["num_hidden_layers"])
+    w.add_head_count(cfg["num_attention_heads"])
+    w.add_rope_freq_base(float(cfg["rope_theta"]))
+    w.add_layer_norm_rms_eps(float(cfg[eps_key]))
+    w.add_vocab_size(cfg["vocab_size"])
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+
+
+def lfm2(w, cfg, t):
+    H, L, V = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
+    nh, nkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    hd = H // nh
+    ff = cfg["block_ff_dim"]
+    if cfg.get("block_auto_adjust_ff_dim", True):
+        ff = int(2 * ff / 3)
+        ff = int(cfg.get("block_ffn_dim_multiplier", 1.0) * ff)
+        m = cfg.get("block_multiple_of", 256)
+        ff = m * ((ff + m - 1) // m)
+    kinds = cfg["layer_types"]
+    common(w, cfg, "norm_eps")
+    w.add_head_count_kv([nkv if k != "conv" else 0 for k in kinds])
+    w.add_feed_forward_length(ff)
+    w.add_shortconv_l_cache(cfg["conv_L_cache"])
+    w.add_rope_dimension_count(hd)
+    t.mat("token_embd.weight", V, H)
+    t.vec("token_embd_norm.weight", H)
+    for i, kind in enumerate(kinds):
+        p = f"blk.{i}."
+        t.vec(p + "attn_norm.weight", H)
+        t.vec(p + "ffn_norm.weight", H)
+        t.mat(p + "ffn_gate.weight", ff, H)
+        t.mat(p + "ffn_up.weight", ff, H)
+        t.mat(p + "ffn_down.weight", H, ff)
+        if kind == "conv":
+            t.mat(p + "shortconv.conv.weight", H, cfg["conv_L_cache"], f32=True)
+            t.mat(p + "shortconv.in_proj.weight", 3 * H, H)
+            t.mat(p + "shortconv.out_proj.weight", H, H)
+        else:
+            t.vec(p + "attn_q_norm.weight", hd)
+            t.vec(p + "attn_k_norm.weight", hd)
+            t.mat(p + "attn_q.weight", nh * hd, H)
+            t.mat(p + "attn_k.weight", nkv * hd, H)
+            t.mat(p + "attn_v.weight", nkv * hd, H)
+            t.mat(p + "attn_output.weight", H, nh * hd)
+
+
+def qwen3next(w, cfg, t):
+    H, L, V = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
+    nh, nkv, hd = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
+    E, k, fe, fs = cfg["num_experts"], cfg["num_experts_per_tok"], cfg["moe_intermediate_size"], \
+        cfg["shared_expert_intermediate_size"]
+    kh, vh, kd, vd = cfg["linear_num_key_heads"], cfg["linear_num_value_heads"], cfg["linear_key_head_dim"], \
+        cfg["linear_value_head_dim"]
+    assert kd == vd, "llama.cpp's qwen3next takes one head size (ssm_state_size) for keys and values"
+    conv = cfg["linear_conv_kernel_dim"]
+    interval = cfg.get("full_attention_interval", 4)
+    common(w, cfg, "rms_norm_eps")
+    w.add_head_count_kv(nkv)
+    w.add_key_length(hd)
+    w.add_value_length(hd)
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_expert_count(E)
+    w.add_expert_used_count(k)
+    w.add_expert_feed_forward_length(fe)
+    w.add_expert_shared_feed_forward_length(fs)
+    w.add_ssm_conv_kernel(conv)
+    w.add_ssm_state_size(kd)
+    w.add_ssm_group_count(kh)
+    w.add_ssm_time_step_rank(vh)
+    w.add_ssm_inner_size(vd * vh)
+    w.add_full_attention_interval(interval)
+    w.add_rope_dimension_count(int(hd * cfg.get("partial_rotary_factor", 0.25)))
+    key_dim, value_dim = kd * kh, vd * vh
+    t.mat("token_embd.weight", V, H)
+    t.vec("output_norm.weight", H)
+    t.mat("output.weight", V, H)
+    for i in range(L):
+        p = f"blk.{i}."
+        t.vec(p + "attn_norm.weight", H)
+        t.vec(p + "post_attention_norm.weight", H)
+        if (i + 1) % interval == 0:
+            t.mat(p + "attn_q.weight", nh * hd * 2, H)
+            t.mat(p + "attn_k.weight", nkv * hd, H)
+            t.mat(p + "attn_v.weight", nkv * hd, H)
+            t.mat(p + "attn_output.weight", H, nh * hd)
+            t.vec(p + "attn_q_norm.weight", hd)
+            t.vec(p + "attn_k_norm.weight", hd)
+        else:
+            t.mat(p + "attn_qkv.weight", 2 * key_dim + value_dim, H)
+            t.mat(p + "attn_gate.weight", value_dim, H)
+            t.mat(p + "ssm_conv1d.weight", 2 * key_dim + value_dim, conv, f32=True)
+            t.vec(p + "ssm_dt.bias", vh, 0.5)
+            t.vec(p + "ssm_a", vh, -1.0)
+            t.mat(p + "ssm_ba.weight", 2 * vh, H)
+            t.vec(p + "ssm_norm.weight", vd)
+            t.mat(p + "ssm_out.weight", H, value_dim)
+        t.mat(p + "ffn_gate_inp.weight", E, H)
+        t.mat(p + "ffn_gate_exps.weight", E, fe, H)
+        t.mat(p + "ffn_up_exps.weight", E, fe, H)
+        t.mat(p + "ffn_down_exps.weight", E, H, fe)
+        t.vec(p + "ffn_gate_inp_shexp.weight", H, 0.0)
+        t.mat(p + "ffn_gate_shexp.weight", fs, H)
+        t.mat(p + "ffn_up_shexp.weight", fs, H)
+        t.mat(p + "ffn_down_shexp.weight", H, fs)
+
+
+ARCHS = {"lfm2": ("lfm2", lfm2), "qwen3_next": ("qwen3next", qwen3next)}
+
+
+def main(cfg_path, out, vocab_file):
+    cfg = json.load(open(cfg_path))
+    arch, fill = ARCHS[cfg["model_type"]]
+    w = gguf.GGUFWriter(out, arch)
+    vocabulary(w, vocab_file, cfg["vocab_size"])
+    fill(w, cfg, Tensors(w))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
