@@ -46,7 +46,7 @@ struct SchedulerOptions {
   // kAdmissionRetry. The ticket ends with the sequence. A sequence the manager could never
   // admit (nothing else holds a ticket) ends at once with its OutOfMemory as the error.
   // Null: no admission (max_concurrent alone bounds the work).
-  std::shared_ptr<const WiredPolicy> admission_policy;
+  std::shared_ptr<const WiredPolicy> admission_policy{};
   WiredMemoryManager* wired_manager = nullptr;
 };
 
