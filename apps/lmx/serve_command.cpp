@@ -134,6 +134,18 @@ void add_serve_command(CLI::App& app) {
         return v.find('-') == std::string::npos ? std::string() : std::string("must be a byte count >= 0");
       })
       ->capture_default_str();
+  cmd->add_option("--max-images", a->server.max_images,
+                  "Vision-language models: image_url parts a chat request may hold")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-image-pixels", a->server.max_image_pixels,
+                  "Vision-language models: largest width x height of a request's image (checked before decoding)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--image-dir", a->server.image_dir,
+                  "Vision-language models: a directory whose image files requests may name by absolute path or "
+                  "file:// URL (default: none; only base64 data: URLs)")
+      ->check(CLI::ExistingDirectory);
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
   add_device_option(cmd, a->device);
   cmd->callback([a] { run_serve(*a); });

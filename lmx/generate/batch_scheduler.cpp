@@ -26,6 +26,10 @@ struct BatchScheduler::Sequence {
   std::shared_ptr<ScheduledGroup> group;
   size_t index = 0;
   std::vector<int32_t> prompt;
+  std::vector<int32_t> identity;      // the prefix cache's keys of the prompt's tokens
+  models::vlm::ImageInputs images;    // fed with the call that holds the placeholders
+  int64_t first_image = -1;           // the first placeholder's index (-1: no images)
+  int64_t position_shift = 0;         // VisionLanguageModel::position_shift after its last call
   GenerateParameters params;
   GenerateOptions options;
   std::unique_ptr<TokenSampler> sampler;
@@ -99,6 +103,7 @@ BatchScheduler::BatchScheduler(models::LanguageModel& model, const tokenizer::To
 
 void BatchScheduler::start() {
   if (options_.max_concurrent == 0) throw InvalidArgument("BatchScheduler: max_concurrent must be >= 1");
+  vlm_ = dynamic_cast<models::vlm::VisionLanguageModel*>(&model_);
   if (options_.prefix_cache_bytes > 0)
     prefix_cache_ = std::make_unique<PrefixKVStore>(options_.prefix_cache_bytes, options_.prefix_block_tokens);
   worker_ = std::thread([this] { work(); });
@@ -138,7 +143,20 @@ std::shared_ptr<ScheduledGroup> BatchScheduler::submit(std::vector<ScheduledRequ
     if (r.params.prefill_step_size <= 0) throw InvalidArgument("prefill_step_size must be positive");
     if (r.params.kv_bits || r.params.max_kv_size)
       throw InvalidArgument("BatchScheduler: kv_bits and max_kv_size are not supported in a batch (rows keep f32 keys)");
+    if (!r.identity.empty() && r.identity.size() != r.prompt.size())
+      throw InvalidArgument("BatchScheduler: the prompt has " + std::to_string(r.prompt.size()) + " tokens but " +
+                            std::to_string(r.identity.size()) + " identities");
     auto s = std::make_unique<Sequence>();
+    if (!r.images.empty()) {
+      if (!vlm_) throw InvalidArgument(model_.model_type() + " is not a vision-language model: it takes no images");
+      const auto image = static_cast<int32_t>(vlm_->image_token_id());
+      const auto first = std::find(r.prompt.begin(), r.prompt.end(), image);
+      if (first == r.prompt.end() || r.prompt.back() == image)
+        throw InvalidArgument("generate: a prompt with images must hold their placeholders before its last token");
+      s->first_image = first - r.prompt.begin();
+    }
+    s->identity = r.identity.empty() ? r.prompt : std::move(r.identity);
+    s->images = std::move(r.images);
     s->group = group;
     s->index = i;
     s->params = std::move(r.params);
@@ -273,20 +291,27 @@ void BatchScheduler::prefill_chunk() {
       // Recurrent layers keep their own state cache.
       s.cache = batch_row_caches(model);
       s.reuse_prefix = prefix_cache_ && PrefixKVStore::reusable(model, s.cache);
-      if (s.reuse_prefix) {
-        s.cached = prefix_cache_->seed(std::span<const int32_t>(s.prompt.data(), static_cast<size_t>(n)), s.cache,
-                                       s.lease);
+      const int64_t seedable = std::min(n, cacheable(s));
+      if (s.reuse_prefix && seedable > 0) {
+        s.cached = prefix_cache_->seed(std::span<const int32_t>(s.identity.data(), static_cast<size_t>(seedable)),
+                                       s.cache, s.lease);
         s.prefilled = s.cached;
       }
     }
     if (s.prefilled < n) {
-      // Balanced chunks of what is left, as the single-sequence token loop cuts them.
+      // Balanced chunks of what is left, as the single-sequence token loop cuts them; the
+      // placeholders of every image in one call.
       const int64_t todo = n - s.cached;
       const int64_t chunks = (todo + s.params.prefill_step_size - 1) / s.params.prefill_step_size;
       const int64_t chunk = (todo + chunks - 1) / chunks;
-      const int64_t len = std::min(chunk, n - s.prefilled);
+      const bool images = !s.images.empty() && s.prefilled + chunk > s.first_image;
+      const int64_t len = images ? n - s.prefilled : std::min(chunk, n - s.prefilled);
       std::vector<int32_t> ids(s.prompt.begin() + s.prefilled, s.prompt.begin() + s.prefilled + len);
+      if (vlm_) vlm_->set_position_shifts({s.position_shift});
+      if (images) vlm_->set_images(std::move(s.images));
+      s.images = {};
       model.forward(Tensor::from_vector(ids, {1, len}), &s.cache, kLastPositionOnly);
+      if (vlm_) s.position_shift = vlm_->position_shift();
       s.prefilled += len;
       prefill_tokens_.fetch_add(static_cast<uint64_t>(len));
     }
@@ -294,7 +319,9 @@ void BatchScheduler::prefill_chunk() {
     if (s.reuse_prefix) {
       std::vector<std::vector<Tensor>> layers;
       for (const auto& c : s.cache) layers.push_back(c->state());
-      prefix_cache_->store(std::span<const int32_t>(s.prompt.data(), static_cast<size_t>(n)), layers, s.lease);
+      const int64_t stored = std::min(n, cacheable(s));
+      if (stored > 0)
+        prefix_cache_->store(std::span<const int32_t>(s.identity.data(), static_cast<size_t>(stored)), layers, s.lease);
     }
     if (s.params.max_tokens && *s.params.max_tokens == 0) {
       finish(*take_prefilling(0), StopReason::length, true);
@@ -314,13 +341,23 @@ void BatchScheduler::prefill_chunk() {
   row_count_.store(rows_.size());
 }
 
+int64_t BatchScheduler::cacheable(const Sequence& s) const {
+  if (s.first_image < 0) return static_cast<int64_t>(s.identity.size());
+  return vlm_->image_calls_need_whole_prompt() ? 0 : s.first_image;
+}
+
 void BatchScheduler::decode() {
   models::LanguageModel& model = model_;
   const int64_t B = static_cast<int64_t>(rows_.size());
   std::vector<int32_t> ids;
-  for (const auto& s : rows_) ids.push_back(s->next_token);
+  std::vector<int64_t> shifts;
+  for (const auto& s : rows_) {
+    ids.push_back(s->next_token);
+    shifts.push_back(s->position_shift);
+  }
   Tensor logits;
   try {
+    if (vlm_) vlm_->set_position_shifts(std::move(shifts));
     logits = model.forward(Tensor::from_vector(ids, {B, 1}), &batch_cache_, kLastPositionOnly);  // [B, 1, vocab]
     if (!logits.device().is_cpu()) logits = logits.contiguous().to(Device::cpu());
     logits = logits.contiguous();
@@ -386,7 +423,8 @@ void BatchScheduler::store_reply(size_t r) {
   Sequence& s = *rows_[r];
   if (!s.reuse_prefix) return;
   // The row holds the prompt and every sampled token but the last (never fed back).
-  std::vector<int32_t> tokens = s.prompt;
+  if (s.first_image >= 0) return;  // its prompt's blocks up to the first image are stored already
+  std::vector<int32_t> tokens = s.identity;
   tokens.insert(tokens.end(), s.sampled.begin(), s.sampled.end() - (s.sampled.empty() ? 0 : 1));
   std::vector<std::vector<Tensor>> layers;
   for (const auto& c : batch_cache_)

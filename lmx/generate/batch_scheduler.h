@@ -11,6 +11,14 @@
 // prefilled starts from the longest run of whole blocks of its prompt that an earlier
 // (or running) sequence prefilled, and prefills only the rest (PrefixKVStore).
 //
+// Vision-language models: a sequence may carry its images (ScheduledRequest::images).
+// The call that feeds their placeholders holds the rest of the prompt at once; the
+// prefix cache gives and takes only the tokens before the first placeholder (none for
+// models whose image calls need the whole prompt, Gemma 3 / PaliGemma), keyed by the
+// prompt's identities (an image's placeholders by its hash, so that no image's keys can
+// ever stand for another's); each row keeps its own position shift (Qwen2-VL's M-RoPE)
+// through the batch's steps.
+//
 // One worker thread runs the model (holding ModelContainer::perform for one step at a
 // time); consumers pull each request's events from any thread.
 #pragma once
@@ -30,6 +38,7 @@
 #include "lmx/generate/model_container.h"
 #include "lmx/generate/prefix_kv_store.h"
 #include "lmx/generate/wired_memory.h"
+#include "lmx/models/vlm/vision_language_model.h"
 
 namespace lmx::generate {
 
@@ -56,6 +65,12 @@ struct ScheduledRequest {
   std::vector<int32_t> prompt;
   GenerateParameters params;
   GenerateOptions options;
+  // Vision-language models: the processor's outputs for every image whose placeholders
+  // the prompt holds (expanded), and per prompt token its identity: the token, or for an
+  // image placeholder a negative value from its image's hash (chat_images.h). Empty
+  // identity: the tokens.
+  models::vlm::ImageInputs images{};
+  std::vector<int32_t> identity{};
 };
 
 // What the scheduler tells about itself (for metrics).
@@ -146,6 +161,10 @@ class BatchScheduler {
   void step();
   void prefill_chunk();
   void decode();
+  // How many of a sequence's first tokens the prefix cache may give or take: all, or
+  // with images those before the first placeholder (none for models whose image calls
+  // need the whole prompt).
+  int64_t cacheable(const Sequence& s) const;
   // Adds row r's prompt and reply (what its cache row holds) to the prefix cache.
   void store_reply(size_t r);
   // Ends a sequence: queues its held text and its info.
@@ -160,6 +179,7 @@ class BatchScheduler {
 
   std::shared_ptr<ModelContainer> container_;  // null when running a bare model
   models::LanguageModel& model_;
+  models::vlm::VisionLanguageModel* vlm_ = nullptr;  // model_ when it is one
   const tokenizer::Tokenizer* tok_;
   SchedulerOptions options_;
   // Before the sequences: their leases release its blocks when they go.

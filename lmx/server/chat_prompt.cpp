@@ -7,9 +7,33 @@
 
 namespace lmx::server {
 
-Prompt chat_prompt(const generate::ModelContainer& model,
+namespace {
+
+const models::vlm::VisionLanguageModel* vision_model(generate::ModelContainer& model) {
+  return dynamic_cast<const models::vlm::VisionLanguageModel*>(&model.model());
+}
+
+// The tokens of text a client wrote must not hold the model's image tokens (images come
+// as image_url parts).
+void refuse_image_tokens(generate::ModelContainer& model, const std::vector<int32_t>& tokens,
+                         const std::string& param) {
+  const auto* vlm = vision_model(model);
+  if (!vlm) return;
+  for (const int32_t t : tokens) {
+    if (t == vlm->image_token_id() || t == vlm->prompt_image_marker())
+      throw ApiError(400,
+                     "'" + param + "' holds the model's image token " + std::to_string(t) +
+                         " (images go in /v1/chat/completions messages as image_url parts)",
+                     param, "invalid_image");
+  }
+}
+
+}  // namespace
+
+Prompt chat_prompt(generate::ModelContainer& model,
                    const nlohmann::ordered_json& messages,
-                   const nlohmann::ordered_json& tools) {
+                   const nlohmann::ordered_json& tools,
+                   RequestImages images) {
   Prompt out;
   if (!model.has_chat_template()) {
     std::string text;
@@ -18,6 +42,7 @@ Prompt chat_prompt(const generate::ModelContainer& model,
       text += messages[i]["content"].get<std::string>();
     }
     out.tokens = model.tokenizer().encode(text, true);
+    refuse_image_tokens(model, out.tokens, "messages");
     return out;
   }
   generate::UserInput input;
@@ -37,12 +62,28 @@ Prompt chat_prompt(const generate::ModelContainer& model,
   // The template writes the special tokens itself (as transformers' apply_chat_template).
   out.tokens = model.tokenizer().encode(text, false);
   out.templated = true;
+  if (const auto* vlm = vision_model(model)) {
+    generate::ExpandedPrompt e;
+    try {
+      e = generate::expand_chat_images(*vlm, out.tokens, images.images, model.tokenizer());
+    } catch (const InvalidArgument& error) {
+      // A message's text that holds the model's image marker token itself.
+      throw ApiError(400, std::string("the messages do not match their images: ") + error.what(), "messages",
+                     "invalid_image");
+    }
+    out.tokens = std::move(e.tokens);
+    if (!images.images.empty()) {
+      out.identity = std::move(e.identity);
+      out.images = std::move(images.inputs);
+    }
+  }
   return out;
 }
 
-Prompt completion_prompt(const generate::ModelContainer& model, const std::string& text) {
+Prompt completion_prompt(generate::ModelContainer& model, const std::string& text) {
   Prompt out;
   out.tokens = model.tokenizer().encode(text, true);
+  refuse_image_tokens(model, out.tokens, "prompt");
   return out;
 }
 

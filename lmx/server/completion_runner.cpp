@@ -14,6 +14,8 @@ std::vector<Outcome> run_completion(const Runner& runner,
   const bool logprobs = request.params.logprobs || request.params.top_logprobs > 0;
   generate::ScheduledRequest base;
   base.prompt = prompt.tokens;
+  base.images = prompt.images;
+  base.identity = prompt.identity;
   base.params = request.params;
   base.options.eos_ids = runner.model.eos_ids();
   base.options.stop_strings = request.stop;

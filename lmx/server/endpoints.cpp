@@ -8,6 +8,7 @@
 
 #include "lmx/base/error.h"
 #include "lmx/generate/wired_memory_estimate.h"
+#include "lmx/models/vlm/vision_language_model.h"
 #include "lmx/server/api_error.h"
 #include "lmx/models/embed/embedder.h"
 #include "lmx/server/chat_prompt.h"
@@ -118,6 +119,17 @@ Endpoints::Endpoints(std::shared_ptr<generate::ModelContainer> model, const Serv
       queue_(options.max_concurrent, options.max_queue),
       scheduler_(std::make_shared<generate::BatchScheduler>(model_, scheduler_options(*model_, options))),
       created_(unix_now()) {
+  if (!dynamic_cast<const models::vlm::VisionLanguageModel*>(&model_->model())) {
+    no_images_ = "the model '" + options_.model_id + "' takes no images (it is not a vision-language model)";
+  } else if (!model_->has_chat_template()) {
+    no_images_ = "the model '" + options_.model_id + "' has no chat template to place images with";
+  } else {
+    try {
+      image_processor_ = vision::load_image_processor(model_->folder().path());
+    } catch (const Error& e) {
+      no_images_ = "the model '" + options_.model_id + "' has no usable image processor: " + e.what();
+    }
+  }
   if (options.request_timeout_seconds > 0)
     timeout_ = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
         std::chrono::duration<double>(options.request_timeout_seconds));
@@ -143,6 +155,16 @@ void Endpoints::prepare_parameters(generate::GenerateParameters& params) const {
   if (options_.customize_parameters) options_.customize_parameters(params);
 }
 
+RequestImages Endpoints::request_images(const std::vector<ImagePart>& parts) const {
+  if (parts.empty()) return {};
+  if (!image_processor_) throw ApiError(400, "'" + parts[0].param + "': " + no_images_, parts[0].param, "images_not_supported");
+  ImageSourceLimits limits;
+  limits.max_images = options_.max_images;
+  limits.max_pixels = options_.max_image_pixels;
+  limits.image_dir = options_.image_dir;
+  return load_request_images(parts, *image_processor_, limits);
+}
+
 void Endpoints::check_model(const std::string& requested) const {
   if (!requested.empty() && requested != options_.model_id)
     throw ApiError(404,
@@ -158,7 +180,7 @@ Reply Endpoints::chat_completions(const std::string& body) {
   constrain_output(*model_, request);
   ToolUse tools{request.tool_choice != ToolChoice::kNone && !request.tool_specs.empty(),
                 request.tool_specs};
-  Prompt prompt = chat_prompt(*model_, request.messages, request.tools);
+  Prompt prompt = chat_prompt(*model_, request.messages, request.tools, request_images(request.images));
   ResponseMeta meta{next_id("chatcmpl-"), unix_now(), options_.model_id};
   auto place = admit();
   const tokenizer::Tokenizer* logprobs_tok = request.params.logprobs ? &model_->tokenizer() : nullptr;

@@ -15,6 +15,7 @@
 
 #include "lmx/generate/model_container.h"
 #include "lmx/server/completion_runner.h"
+#include "lmx/server/image_source.h"
 #include "lmx/server/metrics.h"
 #include "lmx/server/request_queue.h"
 #include "lmx/server/server_options.h"
@@ -64,6 +65,9 @@ class Endpoints {
   void check_model(const std::string& requested) const;
   // The server's default token limit, then options.customize_parameters.
   void prepare_parameters(generate::GenerateParameters& params) const;
+  // A chat request's images decoded and processed (image_source.h); a 400 naming the
+  // first part when the model takes no images.
+  RequestImages request_images(const std::vector<ImagePart>& parts) const;
 
   std::shared_ptr<generate::ModelContainer> model_;
   std::shared_ptr<const models::embed::Embedder> embedder_;
@@ -71,6 +75,9 @@ class Endpoints {
   ServerOptions options_;
   RequestQueue queue_;
   std::shared_ptr<generate::BatchScheduler> scheduler_;
+  // A vision-language model's image processor, or why there is none (text models too).
+  std::shared_ptr<const vision::ImageProcessor> image_processor_;
+  std::string no_images_;
   ServerMetrics metrics_;
   std::optional<std::chrono::steady_clock::duration> timeout_;
   int64_t created_;

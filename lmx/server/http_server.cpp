@@ -56,6 +56,7 @@ struct HttpServer::Impl {
   Endpoints endpoints;
   httplib::Server http;
   int port = -1;
+  int listen_fd = -1;  // the listening socket, once bind() made it
 };
 
 HttpServer::HttpServer(std::shared_ptr<generate::ModelContainer> model, ServerOptions options,
@@ -71,9 +72,11 @@ HttpServer::HttpServer(std::shared_ptr<generate::ModelContainer> model, ServerOp
   http.set_payload_max_length(opts.max_body_bytes);
   // cpp-httplib's default also sets SO_REUSEPORT, which lets a second server bind the same
   // port and silently share its connections: keep only SO_REUSEADDR (quick restarts).
-  http.set_socket_options([](socket_t sock) {
+  // Called for the listening socket only (before its bind): bind() raises its backlog.
+  http.set_socket_options([impl = impl_.get()](socket_t sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    impl->listen_fd = sock;
   });
   http.set_pre_routing_handler([&opts](const httplib::Request& req, httplib::Response& res) {
     // The page itself holds no secret (it asks for the key and sends it with its calls).
@@ -146,6 +149,13 @@ int HttpServer::bind() {
   if (impl_->port < 0)
     throw IoError("cannot listen on " + o.host + ":" + std::to_string(o.port) +
                   " (address in use or not local?)");
+  // cpp-httplib 0.11 listens with a backlog of 5 (compiled into Debian's library): when
+  // many clients connect at once while the accept thread waits for a core (a loaded
+  // machine), the kernel's accept queue overflows, handshakes are dropped and clients see
+  // their connections reset (tools/bench/serve_compare.py at 32 / 64 streams). Listening
+  // again on the bound socket raises the backlog to the system's limit.
+  if (impl_->listen_fd < 0 || ::listen(impl_->listen_fd, SOMAXCONN) != 0)
+    throw IoError("cannot raise the listen backlog on " + o.host + ":" + std::to_string(impl_->port));
   return impl_->port;
 }
 

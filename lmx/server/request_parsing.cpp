@@ -214,7 +214,7 @@ ChatRequest parse_chat_request(const std::string& body, size_t vocab_size) {
   const auto* messages = f.array("messages");
   if (!messages)
     throw ApiError(400, "'messages' is required", "messages", "missing_required_parameter");
-  r.messages = normalize_messages(*messages);
+  r.messages = normalize_messages(*messages, r.images);
   read_tools(f, r);
   check_tool_choice(r);
   read_choice_fields(f, r, ChoiceApi::chat);

@@ -14,6 +14,7 @@
 #include "lmx/chat/tool.h"
 #include "lmx/generate/constrained/constrained_decoding.h"
 #include "lmx/generate/generate_parameters.h"
+#include "lmx/server/chat_messages.h"
 
 namespace lmx::server {
 
@@ -35,6 +36,7 @@ enum class ToolChoice { kAuto, kNone, kRequired, kFunction };
 
 struct ChatRequest : SamplingRequest {
   nlohmann::ordered_json messages;  // validated, in the form chat templates expect
+  std::vector<ImagePart> images;    // the messages' image parts, in order (chat_messages.h)
   nlohmann::ordered_json tools;     // null or a non-empty array of {"type": "function", ...}
   std::vector<chat::ToolSpec> tool_specs;
   ToolChoice tool_choice = ToolChoice::kAuto;

@@ -20,6 +20,12 @@ struct ServerOptions {
   size_t max_concurrent = 8;                // sequences decoded together (continuous batching)
   size_t max_queue = 8;                     // requests waiting for a free row; more get 503
   size_t max_body_bytes = size_t{8} << 20;  // larger bodies get 413
+  // Vision-language models: image_url parts per chat request, pixels per image (checked
+  // before decoding), and the directory whose files requests may name (empty: none; only
+  // base64 data: URLs then). docs/server.md.
+  size_t max_images = 8;
+  int64_t max_image_pixels = int64_t{1} << 24;
+  std::string image_dir;
   // The byte budget of the prefix cache shared across requests (the keys and values of
   // prompt blocks already prefilled; docs/server.md); 0: none.
   size_t prefix_cache_bytes = size_t{1} << 30;

@@ -221,10 +221,15 @@ TEST_F(ServerChat, TextPartsAreJoinedLikeOneString) {
   const json a = json::parse(joined->body), b = json::parse(split->body);
   EXPECT_EQ(b["choices"][0]["message"]["content"], a["choices"][0]["message"]["content"]);
   EXPECT_EQ(b["usage"]["prompt_tokens"], a["usage"]["prompt_tokens"]);
-  // Parts other than text are refused, not dropped.
+  // Parts of other types are refused, not dropped; images, by a text model
+  // (server_images_test).
+  parts["messages"][0]["content"][1] = {{"type", "input_audio"}, {"input_audio", {{"data", "x"}}}};
+  json e = expect_openai_error(server_->post("/v1/chat/completions", parts), 400);
+  EXPECT_EQ(e["param"], "messages[0].content[1]");
   parts["messages"][0]["content"][1] = {{"type", "image_url"}, {"image_url", {{"url", "x"}}}};
-  const json e = expect_openai_error(server_->post("/v1/chat/completions", parts), 400);
-  EXPECT_EQ(e["param"], "messages[0].content");
+  e = expect_openai_error(server_->post("/v1/chat/completions", parts), 400);
+  EXPECT_EQ(e["param"], "messages[0].content[1].image_url.url");
+  EXPECT_EQ(e["code"], "images_not_supported");
 }
 
 }  // namespace

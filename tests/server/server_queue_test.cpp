@@ -5,6 +5,9 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include <fcntl.h>
+#include <poll.h>
+
 #include "test_server.h"
 
 namespace lmx::testing {
@@ -173,6 +176,66 @@ TEST(ServerQueue, MemoryBudgetAdmitsWhatFitsAndRefusesWhatNeverCan) {
   EXPECT_EQ(e["code"], "insufficient_memory");
   EXPECT_NE(e["message"].get<std::string>().find("wired memory"), std::string::npos) << e;
   EXPECT_EQ(server.client()->Get("/health")->status, 200);
+}
+
+}  // namespace
+}  // namespace lmx::testing
+
+namespace lmx::testing {
+namespace {
+
+// Many clients connecting at once while nothing accepts (the accept thread waiting for a
+// core on a loaded machine): the kernel must hold every handshake in the listen backlog
+// (cpp-httplib's own backlog of 5 dropped them, and clients saw their connections reset:
+// serve_compare.py at 32 streams), and each is answered once the server accepts again.
+TEST(ServerQueue, ConnectionsArrivingBeforeAcceptAllWaitInTheBacklog) {
+  using namespace std::chrono_literals;
+  LMX_REQUIRE_STORIES();
+  server::ServerOptions o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.model_id = "stories260K";
+  server::HttpServer server(load_stories(), o);
+  const int port = server.bind();  // listening, but nothing accepts yet
+  constexpr int kClients = 40;
+  std::vector<int> fds;
+  for (int i = 0; i < kClients; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);  // EINPROGRESS
+    fds.push_back(fd);
+  }
+  std::this_thread::sleep_for(300ms);
+  int established = 0;
+  for (int fd : fds) {
+    pollfd p{fd, POLLOUT, 0};
+    int err = -1;
+    socklen_t len = sizeof err;
+    if (::poll(&p, 1, 0) == 1 && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) ++established;
+  }
+  EXPECT_EQ(established, kClients) << "handshakes completed before the server accepted";
+  std::thread serving([&] { server.listen(); });
+  int answered = 0;
+  for (int fd : fds) {
+    const int flags = ::fcntl(fd, F_GETFL);
+    ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const std::string req = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    std::string got;
+    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
+      char buf[1024];
+      for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) got.append(buf, static_cast<size_t>(n));
+    }
+    if (got.rfind("HTTP/1.1 200", 0) == 0) ++answered;
+    ::close(fd);
+  }
+  EXPECT_EQ(answered, kClients);
+  server.stop();
+  serving.join();
 }
 
 }  // namespace

@@ -86,7 +86,7 @@ class Gemma3 : public VisionLanguageModel {
  protected:
   // Each run of placeholders is one image: a block its tokens see both ways.
   bool attention_context(const Tensor& tokens, const nn::KVCacheList*, const ImageInputs& images,
-                         nn::AttentionContext& ctx) const override {
+                         const std::vector<int64_t>&, nn::AttentionContext& ctx) const override {
     if (images.empty()) return false;
     ctx.blocks.assign(static_cast<size_t>(tokens.dim(1)), -1);
     int64_t block = 0;

@@ -48,7 +48,7 @@ class PaliGemma : public VisionLanguageModel {
  protected:
   // The call with the images is the prefix: one block seen both ways.
   bool attention_context(const Tensor& tokens, const nn::KVCacheList*, const ImageInputs& images,
-                         nn::AttentionContext& ctx) const override {
+                         const std::vector<int64_t>&, nn::AttentionContext& ctx) const override {
     if (images.empty()) return false;
     ctx.blocks.assign(static_cast<size_t>(tokens.dim(1)), 0);
     return true;

@@ -76,7 +76,8 @@ class Qwen2VL : public VisionLanguageModel {
 
  protected:
   bool attention_context(const Tensor& tokens, const nn::KVCacheList* caches, const ImageInputs& images,
-                         nn::AttentionContext& ctx) const override;
+                         const std::vector<int64_t>& shifts, nn::AttentionContext& ctx) const override;
+  int64_t position_shift() const override { return rope_delta_; }
 
  private:
   // The three position ids ([3][L]) of a call's tokens; updates rope_delta_.
@@ -128,13 +129,44 @@ std::vector<std::vector<int64_t>> Qwen2VL::positions(const Tensor& tokens, int64
 }
 
 bool Qwen2VL::attention_context(const Tensor& tokens, const nn::KVCacheList* caches, const ImageInputs& images,
-                                nn::AttentionContext& ctx) const {
+                                const std::vector<int64_t>& shifts, nn::AttentionContext& ctx) const {
   const int64_t offset = cache_offset(caches);
-  if (offset == 0) rope_delta_ = 0;
+  const int64_t B = tokens.dim(0), L = tokens.dim(1), half = static_cast<int64_t>(inv_freq_.size());
+  if (!shifts.empty()) {
+    if (static_cast<int64_t>(shifts.size()) != B) {
+      throw InvalidArgument(model_type_ + ": " + std::to_string(shifts.size()) + " position shifts for a batch of " +
+                            std::to_string(B));
+    }
+    rope_delta_ = shifts[0];
+    if (images.empty() && B > 1) {
+      // Text tokens of several rows: the three position ids are equal, row b's at its
+      // cache positions (less its left padding) plus its shift.
+      if (std::all_of(shifts.begin(), shifts.end(), [](int64_t v) { return v == 0; })) return false;
+      std::vector<int64_t> pad = caches && !caches->empty() && (*caches)[0] ? (*caches)[0]->left_padding()
+                                                                            : std::vector<int64_t>{};
+      pad.resize(static_cast<size_t>(B), 0);
+      std::vector<float> angles(static_cast<size_t>(B * L * half));
+      for (int64_t b = 0; b < B; ++b) {
+        for (int64_t t = 0; t < L; ++t) {
+          const auto p = static_cast<float>(offset - pad[static_cast<size_t>(b)] + shifts[static_cast<size_t>(b)] + t);
+          for (int64_t f = 0; f < half; ++f)
+            angles[static_cast<size_t>((b * L + t) * half + f)] = p * inv_freq_[static_cast<size_t>(f)];
+        }
+      }
+      auto [cos, sin] = nn::rotary_tables(angles, B * L);
+      ctx.cos = cos.reshape({B, 1, L, 2 * half});
+      ctx.sin = sin.reshape({B, 1, L, 2 * half});
+      return true;
+    }
+  } else if (offset == 0) {
+    rope_delta_ = 0;
+  }
   if (images.empty() && rope_delta_ == 0) return false;  // three equal ids: the plain rope
-  if (tokens.dim(0) != 1) throw InvalidArgument(model_type_ + ": image positions need a batch of one sequence");
-  const auto pos = positions(tokens, offset, images);
-  const int64_t L = tokens.dim(1), half = static_cast<int64_t>(inv_freq_.size());
+  if (B != 1) throw InvalidArgument(model_type_ + ": image positions need a batch of one sequence");
+  const int64_t pad = caches && !caches->empty() && (*caches)[0] && !(*caches)[0]->left_padding().empty()
+                          ? (*caches)[0]->left_padding()[0]
+                          : 0;
+  const auto pos = positions(tokens, offset - pad, images);
   std::vector<float> angles(static_cast<size_t>(L * half));
   // The position axis of each frequency.
   std::vector<size_t> axis(static_cast<size_t>(half), 0);

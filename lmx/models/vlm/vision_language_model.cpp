@@ -138,7 +138,7 @@ std::vector<std::pair<int64_t, int64_t>> VisionLanguageModel::placeholder_runs(c
 }
 
 bool VisionLanguageModel::attention_context(const Tensor&, const nn::KVCacheList*, const ImageInputs&,
-                                            nn::AttentionContext&) const {
+                                            const std::vector<int64_t>&, nn::AttentionContext&) const {
   return false;
 }
 
@@ -146,6 +146,8 @@ Tensor VisionLanguageModel::forward(const Tensor& tokens, nn::KVCacheList* cache
   if (tokens.ndim() != 2) throw ShapeError("forward: tokens must be [batch, seq], got " + shape_str(tokens.shape()));
   ImageInputs images = std::move(pending_);
   pending_ = {};
+  const std::vector<int64_t> shifts = std::move(pending_shifts_);
+  pending_shifts_.clear();
   ForwardOptions opt = options;
   Tensor ids = tokens;
   if (!images.empty()) {
@@ -203,7 +205,7 @@ Tensor VisionLanguageModel::forward(const Tensor& tokens, nn::KVCacheList* cache
                           ") but no pixel_values were given");
   }
   nn::AttentionContext ctx;
-  if (attention_context(tokens, caches, images, ctx)) opt.attention = &ctx;
+  if (attention_context(tokens, caches, images, shifts, ctx)) opt.attention = &ctx;
   return text_->forward(ids, caches, opt);
 }
 

@@ -31,6 +31,11 @@ class VisionLanguageModel : public LanguageModel {
   // The images of the next forward call, which must hold all of their placeholders
   // (a prompt with images is prefilled in one call). That call consumes them.
   void set_images(ImageInputs images) { pending_ = std::move(images); }
+  // For the next forward call (which consumes them), per batch row: how far the
+  // positions of its text tokens lie past their cache positions, as position_shift()
+  // reported after the row's last call. Unset: the model's record of its own last call
+  // (one sequence at a time). Only models whose positions shift (Qwen2-VL) read them.
+  void set_position_shifts(std::vector<int64_t> shifts) { pending_shifts_ = std::move(shifts); }
   Tensor forward(const Tensor& tokens, nn::KVCacheList* caches, const ForwardOptions& options) override;
   int64_t vocab_size() const override { return text_->vocab_size(); }
   int64_t num_layers() const override { return text_->num_layers(); }
@@ -59,14 +64,19 @@ class VisionLanguageModel : public LanguageModel {
   // Whether a call with images must hold the whole prompt over a fresh cache (image
   // tokens in blocks that attend both ways: Gemma 3, PaliGemma's prefix).
   virtual bool image_calls_need_whole_prompt() const { return false; }
+  // After a forward call on one sequence: how far the positions of its following text
+  // tokens lie past their cache positions (Qwen2-VL: rope_deltas; 0 for the others). A
+  // caller running several sequences keeps each one's and passes them back with
+  // set_position_shifts.
+  virtual int64_t position_shift() const { return 0; }
 
  protected:
   VisionLanguageModel(std::string model_type, std::unique_ptr<TransformerLM> text, int64_t image_token);
   // Fills ctx for this call's tokens [1 or batch, seq] (positions of image tokens,
   // bidirectional image blocks); false: plain causal attention at cache positions.
-  // `images` is empty on calls without images.
+  // `images` is empty on calls without images; `shifts`: set_position_shifts' (or empty).
   virtual bool attention_context(const Tensor& tokens, const nn::KVCacheList* caches, const ImageInputs& images,
-                                 nn::AttentionContext& ctx) const;
+                                 const std::vector<int64_t>& shifts, nn::AttentionContext& ctx) const;
   // Consecutive placeholder runs of a single-sequence call: (start, length).
   std::vector<std::pair<int64_t, int64_t>> placeholder_runs(const Tensor& tokens) const;
 
@@ -75,6 +85,7 @@ class VisionLanguageModel : public LanguageModel {
 
  private:
   ImageInputs pending_;
+  std::vector<int64_t> pending_shifts_;
 };
 
 // A prompt's token ids with the marker of each image of `images` expanded: the prompt
