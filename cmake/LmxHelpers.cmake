@@ -20,6 +20,13 @@ function(lmx_apply_common_options target)
                                              -fno-omit-frame-pointer)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
   endif()
+  if(LMX_TSAN)
+    target_link_options(${target} PRIVATE -fsanitize=thread)
+    if(NOT target MATCHES "^lmx_" OR target MATCHES "^lmx_(base|generate|server)$")
+      # -O1 and line tables: readable reports at a moderate compile cost.
+      target_compile_options(${target} PRIVATE -fsanitize=thread -O1 -g1)
+    endif()
+  endif()
 endfunction()
 
 # Which SIMD kernels this build carries: the x86 tiers (AVX2 / AVX-512) on x86-64, the NEON
@@ -75,6 +82,7 @@ function(lmx_add_test)
   target_link_libraries(${T_NAME} PRIVATE ${T_DEPS} GTest::gtest GTest::gtest_main)
   target_compile_definitions(${T_NAME} PRIVATE LMX_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
   lmx_apply_common_options(${T_NAME})
+  set_property(GLOBAL APPEND PROPERTY LMX_TEST_BINARIES ${T_NAME})
   gtest_discover_tests(${T_NAME}
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
     PROPERTIES LABELS "${T_LABELS}"
