@@ -52,6 +52,8 @@ const std::vector<std::pair<std::string, ModelBuilder>>& model_table() {
       {"nemotron_h", recurrent::nemotron_h},
       {"lfm2", recurrent::lfm2},
       {"qwen3_next", recurrent::qwen3_next},
+      {"qwen3_5_text", recurrent::qwen3_5},
+      {"qwen3_5_moe_text", recurrent::qwen3_5},
       {"jamba", recurrent::jamba},
       {"granitemoehybrid", recurrent::granitemoehybrid},
       {"falcon_h1", recurrent::falcon_h1},
