@@ -233,6 +233,12 @@ const std::map<std::string, nlohmann::json>& configs() {
                       {"linear_conv_kernel_dim", 4}, {"num_experts", 4}, {"num_experts_per_tok", 2},
                       {"moe_intermediate_size", 16}, {"shared_expert_intermediate_size", 16},
                       {"norm_topk_prob", true}}},
+      {"qwen3_5_text", {{"model_type", "qwen3_5_text"}, {"vocab_size", 64}, {"hidden_size", 32},
+                        {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
+                        {"head_dim", 8}, {"intermediate_size", 48}, {"partial_rotary_factor", 0.5},
+                        {"layer_types", {"linear_attention", "full_attention"}}, {"linear_num_key_heads", 2},
+                        {"linear_num_value_heads", 4}, {"linear_key_head_dim", 8}, {"linear_value_head_dim", 8},
+                        {"linear_conv_kernel_dim", 4}}},
       {"granitemoehybrid", {{"model_type", "granitemoehybrid"}, {"vocab_size", 64}, {"hidden_size", 32},
                             {"num_hidden_layers", 3}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
                             {"intermediate_size", 16}, {"layer_types", {"mamba", "attention", "mamba"}},
@@ -319,7 +325,7 @@ TEST_P(RecurrentCaches, ChunkingRoundTripsAndBatchRowsKeepTheLogits) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, RecurrentCaches,
-                         ::testing::Values("mamba", "mamba2", "nemotron_h", "lfm2", "qwen3_next", "jamba",
+                         ::testing::Values("mamba", "mamba2", "nemotron_h", "lfm2", "qwen3_next", "qwen3_5_text", "jamba",
                                            "granitemoehybrid", "granitemoehybrid_dense", "falcon_h1", "lfm2_moe",
                                            "recurrent_gemma"));
 

@@ -19,7 +19,7 @@ std::string qwen3_next_layer_type(const ConfigReader& c, int64_t layer) {
 }
 
 // Qwen3-Next, or with `split` Qwen3.5's text model (separate delta-net projections; a dense
-// MLP when the config has no experts).
+// MLP when the config has no experts; top-k routing weights always renormalized).
 std::unique_ptr<LanguageModel> qwen3_next_like(const ConfigReader& c, bool split) {
   const TransformerSpec base = split && !c.has("num_experts") ? llm::qwen3(c) : llm::qwen3_moe(c);
   HybridSpec s = hybrid_spec(base);
@@ -55,6 +55,7 @@ std::unique_ptr<LanguageModel> qwen3_next_like(const ConfigReader& c, bool split
     ls.moe = b.moe;
     ls.mlp = b.mlp;
     ls.moe_options = b.moe_options;
+    if (split) ls.moe_options.norm_topk_prob = true;  // Qwen3.5's router always renormalizes (no config key)
     if (b.moe) ls.shared_expert_intermediate = shared;
     const std::string& t = types[static_cast<size_t>(i)];
     if (t == "linear_attention") {
