@@ -52,6 +52,11 @@ const std::vector<std::pair<std::string, ModelBuilder>>& model_table() {
       {"nemotron_h", recurrent::nemotron_h},
       {"lfm2", recurrent::lfm2},
       {"qwen3_next", recurrent::qwen3_next},
+      {"qwen3_5_text", recurrent::qwen3_5},
+      {"qwen3_5_moe_text", recurrent::qwen3_5},
+      // The language model of a Qwen3.5 folder (text_config; load.cpp keeps its weights).
+      {"qwen3_5", recurrent::qwen3_5},
+      {"qwen3_5_moe", recurrent::qwen3_5},
       {"jamba", recurrent::jamba},
       {"granitemoehybrid", recurrent::granitemoehybrid},
       {"falcon_h1", recurrent::falcon_h1},
@@ -61,6 +66,9 @@ const std::vector<std::pair<std::string, ModelBuilder>>& model_table() {
       {"gemma3n_text", llm::gemma3n_text},
       // The language model of a Gemma 3n folder (text_config; load.cpp keeps its weights).
       {"gemma3n", llm::gemma3n_text},
+      // Gemma 3n's model with a per-layer scalar instead of AltUp / LAuReL.
+      {"gemma4_text", llm::gemma4_text},
+      {"gemma4", llm::gemma4_text},
   };
   return kTable;
 }

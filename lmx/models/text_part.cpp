@@ -12,9 +12,13 @@ struct TextPart {
   std::array<std::string_view, 4> dropped;  // prefixes of the parts lmx does not run ("" = none)
 };
 
-constexpr std::array<TextPart, 2> kTextParts = {{
+constexpr std::array<TextPart, 5> kTextParts = {{
     {"mistral3", {"vision_tower.", "multi_modal_projector.", "", ""}},
     {"gemma3n", {"vision_tower.", "audio_tower.", "embed_vision.", "embed_audio."}},
+    {"gemma4", {"vision_tower.", "audio_tower.", "embed_vision.", "embed_audio."}},
+    // Qwen3.5: the vision tower and the multi-token-prediction head.
+    {"qwen3_5", {"visual.", "mtp.", "", ""}},
+    {"qwen3_5_moe", {"visual.", "mtp.", "", ""}},
 }};
 
 std::string text_name(const std::string& name) {

@@ -90,7 +90,7 @@ RotaryEmbedding::RotaryEmbedding(RopeConfig c) : config_(std::move(c)) {
     throw FormatError("rope: rotary dimension " + std::to_string(config_.dim) + " must be even and positive");
   }
   if (t != "default" && t != "linear" && t != "dynamic" && t != "llama3" && t != "longrope" &&
-      t != "yarn") {
+      t != "yarn" && t != "proportional") {
     throw Unsupported("rope: scaling type '" + t + "' is not supported yet");
   }
   if (t == "longrope") {
@@ -105,6 +105,15 @@ RotaryEmbedding::RotaryEmbedding(RopeConfig c) : config_(std::move(c)) {
     for (auto& f : base_inv_freq_) f = f / static_cast<float>(config_.factor);
   } else if (t == "yarn") {
     apply_yarn(config_, base_inv_freq_);
+  } else if (t == "proportional") {
+    if (config_.proportion <= 0.0 || config_.proportion > 1.0) {
+      throw FormatError("rope: proportional partial_rotary_factor " + std::to_string(config_.proportion) +
+                        " must be in (0, 1]");
+    }
+    const auto turning = static_cast<size_t>(std::floor(config_.proportion * static_cast<double>(config_.dim) / 2.0));
+    for (size_t i = 0; i < base_inv_freq_.size(); ++i) {
+      base_inv_freq_[i] = i < turning ? base_inv_freq_[i] / static_cast<float>(config_.factor) : 0.0f;
+    }
   } else if (t == "llama3") {
     const double old_ctx = static_cast<double>(config_.original_max_position_embeddings);
     const double low_wavelen = old_ctx / config_.low_freq_factor;

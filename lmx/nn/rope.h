@@ -13,7 +13,7 @@
 namespace lmx::nn {
 
 struct RopeConfig {
-  std::string type = "default";  // default | linear | dynamic | llama3 | longrope | yarn
+  std::string type = "default";  // default | linear | dynamic | llama3 | longrope | yarn | proportional
   double theta = 10000.0;
   int64_t dim = 0;               // rotary dims (even, <= head_dim)
   bool traditional = false;      // interleaved pairs (GPT-J) instead of rotate_half
@@ -34,6 +34,9 @@ struct RopeConfig {
   double mscale = 0.0;          // 0: absent
   double mscale_all_dim = 0.0;  // 0: absent
   bool truncate = true;         // round the correction range to whole dimensions
+  // proportional (Gemma 4's global layers): dim is the whole head; the first
+  // int(proportion * dim / 2) pairs turn at 1 / theta^(2i / dim), the other pairs not at all.
+  double proportion = 1.0;
 };
 
 // YaRN's attention magnitude correction: 0.1 * mscale * ln(factor) + 1 (1 when factor <= 1).

@@ -43,7 +43,8 @@ TEST_P(BatchFixtures, LeftPaddedRowsMatchReferenceLogits) {
 INSTANTIATE_TEST_SUITE_P(
     Fixtures,
     BatchFixtures,
-    ::testing::Values("llama", "gemma2", "gemma3_text", "starcoder2", "qwen3", "phi3_short", "gemma3n_text"));
+    ::testing::Values("llama", "gemma2", "gemma3_text", "starcoder2", "qwen3", "phi3_short", "gemma3n_text",
+                      "gemma4_text"));
 
 TEST(BatchGenerate, EachRowEqualsGeneratingItAloneOnStories260K) {
   LMX_REQUIRE_STORIES();

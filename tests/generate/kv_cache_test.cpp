@@ -94,7 +94,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures,
                          ::testing::Values("gemma2", "gemma3_text", "starcoder2"));
 INSTANTIATE_TEST_SUITE_P(DenseFixtures,
                          WindowedModels,
-                         ::testing::Values("cohere2", "olmo3", "exaone4", "ministral", "gemma3n_text"));
+                         ::testing::Values("cohere2", "olmo3", "exaone4", "ministral", "gemma3n_text",
+                                           "gemma4_text"));
 
 // Gemma 3n without a reference (the gemma3n_text fixture has one): random weights, 16
 // tokens past a window of 3, 6 layers of which the last 3 reuse the keys and values of

@@ -137,7 +137,10 @@ INSTANTIATE_TEST_SUITE_P(DenseArchitectures, LlmParity,
                                            // generator) and the text part of a Mistral3 folder.
                                            "minicpm", "mistral3",
                                            // AltUp, per-layer inputs, LAuReL, gate sparsity, KV sharing.
-                                           "gemma3n_text"));
+                                           "gemma3n_text",
+                                           // Per-layer inputs, KV sharing, layer scalars, wider global
+                                           // heads with a proportional rope.
+                                           "gemma4_text"));
 
 // GPT-2 checkpoints come as transformers saves them (transformer.*, Conv1D weights
 // [in, out]), as the hub's original (unprefixed, Conv1D) and as mlx-lm saves them
@@ -210,14 +213,18 @@ TEST(ModelLoading, Mistral3TextPartLoadsFromBothLayouts) {
   }
 }
 
-// Gemma 3n as its hub folders hold it: a "gemma3n" config with the text model's under
-// text_config, the language model's weights under model.language_model.*, vision / audio
-// towers and their embedders beside it, and k / v weights still present for the layers
-// that reuse an earlier layer's keys (transformers ignores them): the text part loads and
-// gives the fixture's logits. Only the 2 layers that own keys and values take a cache.
-TEST(ModelLoading, Gemma3nFolderLoadsItsTextPart) {
-  auto folder = io::ModelFolder::open(fixture("gemma3n_text"));
-  const Reference ref = reference("gemma3n_text");
+// Gemma 3n and Gemma 4 as their hub folders hold them: a "gemma3n" / "gemma4" config with
+// the text model's under text_config, the language model's weights under
+// model.language_model.*, vision / audio towers and their embedders beside it, and k / v
+// weights still present for the layers that reuse an earlier layer's keys (transformers
+// ignores them): the text part loads and gives the fixture's logits. Only the 2 layers
+// that own keys and values take a cache.
+class GemmaFolder : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GemmaFolder, LoadsItsTextPart) {
+  const std::string text_type = GetParam() + "_text";
+  auto folder = io::ModelFolder::open(fixture(text_type));
+  const Reference ref = reference(text_type);
   models::WeightDict hub;
   for (auto& [key, t] : models::read_weights(folder)) {
     ASSERT_TRUE(key.starts_with("model.")) << key;
@@ -227,17 +234,44 @@ TEST(ModelLoading, Gemma3nFolderLoadsItsTextPart) {
                             "embed_vision.embedding.weight", "embed_audio.embedding_projection.weight"}) {
     hub["model." + std::string(tower)] = Tensor::zeros({2, 2});
   }
-  for (int layer : {2, 3}) {  // the fixture's shared layers
-    const std::string p = "model.language_model.layers." + std::to_string(layer) + ".self_attn.";
-    hub[p + "k_proj.weight"] = Tensor::zeros({32, 64});
-    hub[p + "v_proj.weight"] = Tensor::zeros({32, 64});
-    hub[p + "k_norm.weight"] = Tensor::zeros({16});
+  for (int layer : {2, 3}) {  // the fixtures' shared layers, shaped as the layers they share with
+    const std::string p = "model.language_model.layers.", a = ".self_attn.";
+    for (const char* w : {"k_proj.weight", "v_proj.weight", "k_norm.weight"}) {
+      const Tensor& like = hub.at(p + std::to_string(layer - 2) + a + w);
+      hub[p + std::to_string(layer) + a + w] = Tensor::zeros(like.shape());
+    }
   }
-  const nlohmann::json raw = {{"model_type", "gemma3n"}, {"text_config", folder.text_config()}};
+  const nlohmann::json raw = {{"model_type", GetParam()}, {"text_config", folder.text_config()}};
   auto model = models::create_model(models::ConfigReader(folder.text_config(), "config.json"));
   EXPECT_EQ(model->num_layers(), 2);
-  models::load_weights(*model, hub, raw, "gemma3n");
+  models::load_weights(*model, hub, raw, GetParam());
   expect_parity(*model, ref, 1e-4, false);
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, GemmaFolder, ::testing::Values("gemma3n", "gemma4"));
+
+// Qwen3.5 folders hold the text model's weights under model.language_model.*, the vision
+// tower under model.visual.* and a multi-token-prediction head under mtp.*: the text part
+// loads and gives the fixture's logits.
+TEST(ModelLoading, Qwen35FolderLoadsItsTextPart) {
+  for (const std::string type : {"qwen3_5", "qwen3_5_moe"}) {
+    SCOPED_TRACE(type);
+    auto folder = io::ModelFolder::open(fixture(type + "_text"));
+    models::WeightDict hub;
+    for (auto& [key, t] : models::read_weights(folder)) {
+      hub[key.starts_with("model.") ? "model.language_model." + key.substr(6) : key] = t;
+    }
+    hub["model.visual.patch_embed.proj.weight"] = Tensor::zeros({2, 2});
+    hub["mtp.fc.weight"] = Tensor::zeros({2, 2});
+    nlohmann::json text = folder.text_config();
+    text.erase("model_type");  // the hub's text_config may leave it out: the folder's type then says
+    const nlohmann::json raw = {{"model_type", type}, {"text_config", text}};
+    nlohmann::json merged = text;
+    merged["model_type"] = type;
+    auto model = models::create_model(models::ConfigReader(merged, "config.json"));
+    models::load_weights(*model, hub, raw, type);
+    expect_parity(*model, reference(type + "_text"), 1e-4, false);
+  }
 }
 
 class QuantizedParity : public ::testing::TestWithParam<std::string> {};

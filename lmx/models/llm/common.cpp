@@ -104,6 +104,7 @@ nn::RopeConfig read_rope(const ConfigReader& c, int64_t dim, const std::string& 
   r.mscale = params->get_non_negative("mscale", 0.0);
   r.mscale_all_dim = params->get_non_negative("mscale_all_dim", 0.0);
   r.truncate = params->get_bool("truncate", true);
+  if (r.type == "proportional") r.proportion = params->get_positive("partial_rotary_factor", 1.0);
   return r;
 }
 

@@ -1,13 +1,15 @@
-// gemma3n_text (the language model of Gemma 3n, also inside a "gemma3n" folder): Gemma 3
-// layers (sandwich norms, per-head q/k norms, local layers with their own rope, soft-capped
-// logits) with norms that scale by w, unscaled attention and RMS-normed values, plus
-// four shared blocks: AltUp streams around every layer (lmx/nn/altup.h), a LAuReL branch
-// beside attention (lmx/nn/laurel.h), the first layers' gate sparsity (MlpOptions::
-// activation_sparsity) and KV sharing (the last num_kv_shared_layers layers attend over
-// the keys and values of the last earlier layer of their kind: nn::SharedKV; they keep
-// no cache, so num_layers() counts the layers that do). Each layer also takes a per-layer
-// input: a slice of a second embedding table (embed_tokens_per_layer) added to a
-// projection of the embeddings, gated in after the layer.
+// The Gemma models with per-layer inputs (lmx/models/llm/gemma3n.h): gemma3n_text (also
+// inside a "gemma3n" folder) and, through the same model, gemma4_text (gemma4.cpp).
+// Gemma 3 layers (sandwich norms, per-head q/k norms, local layers with their own rope,
+// soft-capped logits) with norms that scale by w, unscaled attention and RMS-normed values,
+// plus shared blocks: AltUp streams around every layer (lmx/nn/altup.h) and a LAuReL branch
+// beside attention (lmx/nn/laurel.h) in Gemma 3n, the first layers' gate sparsity
+// (MlpOptions::activation_sparsity) and KV sharing (the last num_kv_shared_layers layers
+// attend over the keys and values of the last earlier layer of their kind: nn::SharedKV;
+// they keep no cache, so num_layers() counts the layers that do). Each layer also takes a
+// per-layer input: a slice of a second embedding table (embed_tokens_per_layer) added to a
+// projection of the embeddings, gated in after the layer (into the other AltUp streams, or
+// without AltUp into the residual).
 #include "lmx/models/llm/gemma3n.h"
 
 #include <cmath>
@@ -15,26 +17,14 @@
 #include "lmx/base/error.h"
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/models/llm/common.h"
-#include "lmx/nn/altup.h"
 #include "lmx/nn/laurel.h"
 
 namespace lmx::models::llm {
 namespace {
 
-struct Gemma3nSpec {
-  TransformerSpec base;  // embeddings, attention and MLP options per layer, ropes
-  std::vector<int> rope_of;           // per layer: index into base.ropes
-  std::vector<int64_t> kv_source;     // per layer: the layer whose keys it reuses (-1: its own)
-  int64_t cache_layers = 0;           // the layers before the shared ones
-  int64_t per_layer_vocab = 0, per_layer_dim = 0, laurel_rank = 0;
-  nn::AltUpOptions altup;
-  bool altup_correct_scale = true;
-  nn::Activation act = nn::Activation::gelu_tanh;
-};
-
-class Gemma3nLM : public LanguageModel {
+class PerLayerGemmaLM : public LanguageModel {
  public:
-  explicit Gemma3nLM(Gemma3nSpec spec);
+  explicit PerLayerGemmaLM(PerLayerGemmaSpec spec);
   Tensor forward(const Tensor& tokens, nn::KVCacheList* caches, const ForwardOptions& options) override;
   int64_t vocab_size() const override { return s_.base.vocab; }
   int64_t num_layers() const override { return s_.cache_layers; }
@@ -47,15 +37,16 @@ class Gemma3nLM : public LanguageModel {
 
  private:
   struct Layer : nn::Module {
-    Layer(const Gemma3nSpec& s, const LayerSpec& ls, const nn::RotaryEmbedding* rope);
+    Layer(const PerLayerGemmaSpec& s, const LayerSpec& ls, const nn::RotaryEmbedding* rope);
     std::vector<Tensor> forward(const std::vector<Tensor>& x, const Tensor& per_layer_input, nn::KVCache* cache,
-                                nn::SharedKV* shared, const Gemma3nSpec& s) const;
+                                nn::SharedKV* shared, const PerLayerGemmaSpec& s) const;
     std::unique_ptr<nn::RMSNorm> input_norm, post_attn_norm, pre_ffn_norm, post_ffn_norm, post_per_layer_norm;
     std::unique_ptr<nn::Attention> attn;
     std::unique_ptr<nn::Mlp> mlp;
     std::unique_ptr<nn::AltUp> altup;
     std::unique_ptr<nn::Laurel> laurel;
     std::unique_ptr<nn::Linear> per_layer_gate, per_layer_projection;
+    Tensor scalar;  // [1] (layer_scalar)
   };
   struct Body : nn::Module {
     using nn::Module::register_module;
@@ -63,7 +54,7 @@ class Gemma3nLM : public LanguageModel {
   // [B, L, layers, per_layer_dim]: the per-layer inputs of every layer for these tokens.
   Tensor per_layer_inputs(const Tensor& tokens, const Tensor& embeddings) const;
 
-  Gemma3nSpec s_;
+  PerLayerGemmaSpec s_;
   std::vector<std::unique_ptr<nn::RotaryEmbedding>> ropes_;
   std::unique_ptr<nn::Embedding> embed_, embed_per_layer_;
   std::unique_ptr<nn::Linear> per_layer_model_projection_;
@@ -74,7 +65,7 @@ class Gemma3nLM : public LanguageModel {
   Body body_;
 };
 
-Gemma3nLM::Layer::Layer(const Gemma3nSpec& s, const LayerSpec& ls, const nn::RotaryEmbedding* rope) {
+PerLayerGemmaLM::Layer::Layer(const PerLayerGemmaSpec& s, const LayerSpec& ls, const nn::RotaryEmbedding* rope) {
   const int64_t H = s.base.hidden;
   const float eps = s.base.norm_eps;
   auto norm = [&](const char* name, std::unique_ptr<nn::RMSNorm>& slot) {
@@ -91,37 +82,47 @@ Gemma3nLM::Layer::Layer(const Gemma3nSpec& s, const LayerSpec& ls, const nn::Rot
   norm("post_attention_layernorm", post_attn_norm);
   norm("pre_feedforward_layernorm", pre_ffn_norm);
   norm("post_feedforward_layernorm", post_ffn_norm);
-  altup = std::make_unique<nn::AltUp>(s.altup);
-  register_module("altup", *altup);
-  laurel = std::make_unique<nn::Laurel>(H, s.laurel_rank, eps);
-  register_module("laurel", *laurel);
+  if (s.altup.streams > 1) {
+    altup = std::make_unique<nn::AltUp>(s.altup);
+    register_module("altup", *altup);
+  }
+  if (s.laurel_rank > 0) {
+    laurel = std::make_unique<nn::Laurel>(H, s.laurel_rank, eps);
+    register_module("laurel", *laurel);
+  }
   per_layer_gate = std::make_unique<nn::Linear>(H, s.per_layer_dim, false);
   per_layer_projection = std::make_unique<nn::Linear>(s.per_layer_dim, H, false);
   register_module("per_layer_input_gate", *per_layer_gate);
   register_module("per_layer_projection", *per_layer_projection);
   norm("post_per_layer_input_norm", post_per_layer_norm);
+  if (s.layer_scalar) register_parameter("layer_scalar", scalar, {1});
 }
 
-std::vector<Tensor> Gemma3nLM::Layer::forward(const std::vector<Tensor>& x, const Tensor& per_layer_input,
+std::vector<Tensor> PerLayerGemmaLM::Layer::forward(const std::vector<Tensor>& x, const Tensor& per_layer_input,
                                               nn::KVCache* cache, nn::SharedKV* shared,
-                                              const Gemma3nSpec& s) const {
-  const size_t a = static_cast<size_t>(s.altup.active);
-  std::vector<Tensor> predictions = altup->predict(x);
+                                              const PerLayerGemmaSpec& s) const {
+  const size_t a = altup ? static_cast<size_t>(s.altup.active) : 0;
+  std::vector<Tensor> predictions = altup ? altup->predict(x) : x;
   const Tensor& active = predictions[a];
   const Tensor normed = input_norm->forward(active);
-  const Tensor laurel_out = laurel->forward(normed);
-  const Tensor attended = ops::add(active, post_attn_norm->forward(attn->forward(normed, cache, nullptr, shared)));
-  const Tensor h = ops::div(ops::add(attended, laurel_out), std::sqrt(2.0));
-  const Tensor out = ops::add(h, post_ffn_norm->forward(mlp->forward(pre_ffn_norm->forward(h))));
+  Tensor h = ops::add(active, post_attn_norm->forward(attn->forward(normed, cache, nullptr, shared)));
+  if (laurel) h = ops::div(ops::add(h, laurel->forward(normed)), std::sqrt(2.0));
+  Tensor out = ops::add(h, post_ffn_norm->forward(mlp->forward(pre_ffn_norm->forward(h))));
+  auto gated = [&](const Tensor& y) {
+    const Tensor g = ops::mul(nn::activate(s.act, per_layer_gate->forward(y)), per_layer_input);
+    return post_per_layer_norm->forward(per_layer_projection->forward(g));
+  };
+  if (!altup) {
+    out = ops::add(out, gated(out));
+    return {scalar.defined() ? ops::mul(out, scalar) : out};
+  }
   std::vector<Tensor> corrected = altup->correct(predictions, out);
-  Tensor first = s.altup_correct_scale ? altup->scale_output(corrected[a]) : corrected[a];
-  first = ops::mul(nn::activate(s.act, per_layer_gate->forward(first)), per_layer_input);
-  first = post_per_layer_norm->forward(per_layer_projection->forward(first));
+  const Tensor first = gated(s.altup_correct_scale ? altup->scale_output(corrected[a]) : corrected[a]);
   for (size_t j = 1; j < corrected.size(); ++j) corrected[j] = ops::add(corrected[j], first);
   return corrected;
 }
 
-Gemma3nLM::Gemma3nLM(Gemma3nSpec spec) : s_(std::move(spec)) {
+PerLayerGemmaLM::PerLayerGemmaLM(PerLayerGemmaSpec spec) : s_(std::move(spec)) {
   model_type_ = s_.base.model_type;
   const TransformerSpec& b = s_.base;
   const int64_t layers = static_cast<int64_t>(b.layers.size());
@@ -154,7 +155,7 @@ Gemma3nLM::Gemma3nLM(Gemma3nSpec spec) : s_(std::move(spec)) {
   }
 }
 
-void Gemma3nLM::sanitize(WeightDict& weights) const {
+void PerLayerGemmaLM::sanitize(WeightDict& weights) const {
   for (auto it = weights.begin(); it != weights.end();) {
     bool drop = it->first.find("rotary_emb.inv_freq") != std::string::npos;
     // Checkpoints may still hold the unused k / v weights of the layers that share them.
@@ -168,7 +169,7 @@ void Gemma3nLM::sanitize(WeightDict& weights) const {
   if (s_.base.tie_embeddings) weights.erase("lm_head.weight");
 }
 
-Tensor Gemma3nLM::per_layer_inputs(const Tensor& tokens, const Tensor& embeddings) const {
+Tensor PerLayerGemmaLM::per_layer_inputs(const Tensor& tokens, const Tensor& embeddings) const {
   const int64_t B = tokens.dim(0), L = tokens.dim(1), layers = static_cast<int64_t>(layers_.size());
   const int64_t P = s_.per_layer_dim;
   // Ids past the per-layer table (Gemma 3n's image / audio tokens) take row 0, as
@@ -184,7 +185,7 @@ Tensor Gemma3nLM::per_layer_inputs(const Tensor& tokens, const Tensor& embedding
   return ops::mul(ops::add(projected, own.reshape({B, L, layers, P})), 1.0 / std::sqrt(2.0));
 }
 
-Tensor Gemma3nLM::forward(const Tensor& tokens, nn::KVCacheList* caches, const ForwardOptions& options) {
+Tensor PerLayerGemmaLM::forward(const Tensor& tokens, nn::KVCacheList* caches, const ForwardOptions& options) {
   if (tokens.ndim() != 2) throw ShapeError("forward: tokens must be [batch, seq], got " + shape_str(tokens.shape()));
   if (caches && static_cast<int64_t>(caches->size()) != s_.cache_layers) {
     throw InvalidArgument("forward: " + std::to_string(caches->size()) + " caches for " +
@@ -194,8 +195,8 @@ Tensor Gemma3nLM::forward(const Tensor& tokens, nn::KVCacheList* caches, const F
   Tensor h = ops::mul(embed_->forward(tokens), std::sqrt(static_cast<double>(s_.base.hidden)));
   if (options.edit_embeddings) h = options.edit_embeddings(h);
   const Tensor per_layer = per_layer_inputs(tokens, h);
-  std::vector<Tensor> streams = nn::altup_expand(h, altup_projections_);
-  const size_t a = static_cast<size_t>(s_.altup.active);
+  std::vector<Tensor> streams = altup_projections_.empty() ? std::vector<Tensor>{h} : nn::altup_expand(h, altup_projections_);
+  const size_t a = s_.altup.streams > 1 ? static_cast<size_t>(s_.altup.active) : 0;
   if (options.hidden_states) options.hidden_states->push_back(streams[a]);
   std::vector<nn::SharedKV> shared(layers_.size());
   for (size_t i = 0; i < layers_.size(); ++i) {
@@ -209,7 +210,12 @@ Tensor Gemma3nLM::forward(const Tensor& tokens, nn::KVCacheList* caches, const F
   if (options.last_position_only && h.dim(1) > 1) {
     for (auto& st : streams) st = st.slice(1, st.dim(1) - 1, st.dim(1));
   }
-  h = norm_->forward(nn::altup_collapse(streams, altup_unembed_projections_));
+  if (streams.size() == 1) {
+    h = norm_->forward(streams[0]);
+    if (options.hidden_states) options.hidden_states->back() = h;  // HF reports Gemma 4's normed last state
+  } else {
+    h = norm_->forward(nn::altup_collapse(streams, altup_unembed_projections_));  // Gemma 3n's last: the active stream
+  }
   if (options.hidden_only) return h;
   Tensor logits = lm_head_ ? lm_head_->forward(h) : embed_->as_linear(h);
   const float cap = s_.base.final_softcap;
@@ -231,15 +237,9 @@ std::vector<double> per_layer_values(const ConfigReader& c, const std::string& k
 
 }  // namespace
 
-std::unique_ptr<LanguageModel> gemma3n_text(const ConfigReader& c) {
-  // intermediate_size may be per layer: the base reads the first, the layers their own.
-  nlohmann::json first = c.json();
-  if (first.contains("intermediate_size") && first["intermediate_size"].is_array() &&
-      !first["intermediate_size"].empty()) {
-    first["intermediate_size"] = first["intermediate_size"][0];
-  }
-  Gemma3nSpec s;
-  s.base = llama_like(ConfigReader(first, c.source()), "gemma3n_text");
+PerLayerGemmaSpec per_layer_gemma_spec(const ConfigReader& c, const std::string& model_type) {
+  PerLayerGemmaSpec s;
+  s.base = llama_like(c, model_type);
   TransformerSpec& b = s.base;
   const size_t layers = b.layers.size();
   b.tie_embeddings = c.get_bool("tie_word_embeddings", true);
@@ -247,16 +247,55 @@ std::unique_ptr<LanguageModel> gemma3n_text(const ConfigReader& c) {
   s.act = nn::parse_activation(c.get_string("hidden_activation", "gelu_pytorch_tanh"));
   s.per_layer_vocab = c.get_int("vocab_size_per_layer_input", b.vocab);
   s.per_layer_dim = c.get_int("hidden_size_per_layer_input", 256);
-  s.laurel_rank = c.get_int("laurel_rank", 64);
   if (s.per_layer_vocab <= 0) c.fail("vocab_size_per_layer_input", "must be positive");
   if (s.per_layer_dim <= 0) c.fail("hidden_size_per_layer_input", "must be positive");
-  s.altup = {b.hidden, c.get_int("altup_num_inputs", 4), c.get_int("altup_active_idx", 0), b.norm_eps};
-  s.altup_correct_scale = c.get_bool("altup_correct_scale", true);
-  const std::vector<double> widths = per_layer_values(c, "intermediate_size", layers, 0.0);
-  const std::vector<double> sparsity = per_layer_values(c, "activation_sparsity_pattern", layers, 0.0);
-  const auto types = read_layer_types(c, static_cast<int64_t>(layers), gemma3n_layer_type);
+  s.altup = {b.hidden, 1, 0, b.norm_eps};
+  s.types = read_layer_types(c, static_cast<int64_t>(layers), gemma3n_layer_type);
   const int64_t window = c.get_int("sliding_window", 512);
   if (window <= 0) c.fail("sliding_window", "must be positive");
+  const int64_t shared = c.get_int("num_kv_shared_layers", 0);
+  if (shared < 0 || shared >= static_cast<int64_t>(layers)) c.fail("num_kv_shared_layers", "must be in [0, layers)");
+  s.cache_layers = static_cast<int64_t>(layers) - shared;
+  for (size_t i = 0; i < layers; ++i) {
+    LayerSpec& ls = b.layers[i];
+    const bool sliding = s.types[i] == "sliding_attention";
+    if (!sliding && s.types[i] != "full_attention") c.fail("layer_types", "has unknown type '" + s.types[i] + "'");
+    s.rope_of.push_back(sliding ? 1 : 0);
+    ls.attention.scale = 1.0f;
+    ls.attention.qk_norm = nn::QkNorm::per_head;
+    ls.attention.v_norm = true;
+    ls.attention.window = sliding ? window : 0;
+    ls.mlp.act = s.act;
+    int64_t source = -1;  // the last earlier layer of the same kind before the shared ones
+    if (static_cast<int64_t>(i) >= s.cache_layers) {
+      for (int64_t j = s.cache_layers - 1; j >= 0 && source < 0; --j) source = s.types[static_cast<size_t>(j)] == s.types[i] ? j : -1;
+      if (source < 0) c.fail("num_kv_shared_layers", "leaves a shared " + s.types[i] + " layer with no earlier layer of its kind");
+      ls.attention.kv_shared = true;
+    }
+    s.kv_source.push_back(source);
+  }
+  return s;
+}
+
+std::unique_ptr<LanguageModel> per_layer_gemma(PerLayerGemmaSpec spec) { return std::make_unique<PerLayerGemmaLM>(std::move(spec)); }
+
+std::unique_ptr<LanguageModel> gemma3n_text(const ConfigReader& c) {
+  // intermediate_size may be per layer: the base reads the first, the layers their own.
+  nlohmann::json first = c.json();
+  if (first.contains("intermediate_size") && first["intermediate_size"].is_array() &&
+      !first["intermediate_size"].empty()) {
+    first["intermediate_size"] = first["intermediate_size"][0];
+  }
+  PerLayerGemmaSpec s = per_layer_gemma_spec(ConfigReader(first, c.source()), "gemma3n_text");
+  TransformerSpec& b = s.base;
+  const size_t layers = b.layers.size();
+  s.laurel_rank = c.get_int("laurel_rank", 64);
+  s.altup = {b.hidden, c.get_int("altup_num_inputs", 4), c.get_int("altup_active_idx", 0), b.norm_eps};
+  s.altup_correct_scale = c.get_bool("altup_correct_scale", true);
+  if (s.laurel_rank <= 0) c.fail("laurel_rank", "must be positive");
+  if (s.altup.streams < 2) c.fail("altup_num_inputs", "must be at least 2");
+  const std::vector<double> widths = per_layer_values(c, "intermediate_size", layers, 0.0);
+  const std::vector<double> sparsity = per_layer_values(c, "activation_sparsity_pattern", layers, 0.0);
   // Two ropes: [full attention, sliding attention] (v5 rope_parameters by layer type).
   const int64_t head_dim = b.layers[0].attention.head_dim;
   b.ropes = {read_rope(c, head_dim, "full_attention"), read_rope(c, head_dim, "sliding_attention")};
@@ -264,31 +303,13 @@ std::unique_ptr<LanguageModel> gemma3n_text(const ConfigReader& c) {
     b.ropes[0].theta = c.get_positive("rope_theta", 1000000.0);
     b.ropes[1].theta = c.get_positive("rope_local_base_freq", 10000.0);
   }
-  const int64_t shared = c.get_int("num_kv_shared_layers", 0);
-  if (shared < 0 || shared >= static_cast<int64_t>(layers)) c.fail("num_kv_shared_layers", "must be in [0, layers)");
-  s.cache_layers = static_cast<int64_t>(layers) - shared;
   for (size_t i = 0; i < layers; ++i) {
     LayerSpec& ls = b.layers[i];
-    const bool sliding = types[i] == "sliding_attention";
-    if (!sliding && types[i] != "full_attention") c.fail("layer_types", "has unknown type '" + types[i] + "'");
-    s.rope_of.push_back(sliding ? 1 : 0);
-    ls.attention.scale = 1.0f;
-    ls.attention.qk_norm = nn::QkNorm::per_head;
-    ls.attention.v_norm = true;
-    ls.attention.window = sliding ? window : 0;
-    ls.mlp.act = s.act;
     ls.mlp.intermediate = static_cast<int64_t>(widths[i]);
     if (ls.mlp.intermediate <= 0) c.fail("intermediate_size", "must be positive");
     ls.mlp.activation_sparsity = static_cast<float>(sparsity[i]);
-    int64_t source = -1;  // the last earlier layer of the same kind before the shared ones
-    if (static_cast<int64_t>(i) >= s.cache_layers) {
-      for (int64_t j = s.cache_layers - 1; j >= 0 && source < 0; --j) source = types[static_cast<size_t>(j)] == types[i] ? j : -1;
-      if (source < 0) c.fail("num_kv_shared_layers", "leaves a shared " + types[i] + " layer with no earlier layer of its kind");
-      ls.attention.kv_shared = true;
-    }
-    s.kv_source.push_back(source);
   }
-  return std::make_unique<Gemma3nLM>(std::move(s));
+  return per_layer_gemma(std::move(s));
 }
 
 }  // namespace lmx::models::llm

@@ -1,7 +1,8 @@
 // qwen3_next: Qwen3-MoE's blocks with three of every four attention layers replaced by
 // gated delta-net linear attention ("linear_attention"); the full attention layers gate
 // their output per head (q_proj yields the gate) and norm q / k by (1 + w); every norm
-// scales by (1 + w); the MoE adds a sigmoid-gated shared expert.
+// scales by (1 + w); the MoE adds a sigmoid-gated shared expert. qwen3_5_text /
+// qwen3_5_moe_text: the same with Qwen3.5's separate delta-net projections.
 #include "lmx/models/llm/common.h"
 #include "lmx/models/recurrent/hybrid_lm.h"
 #include "lmx/models/recurrent/recurrent_models.h"
@@ -17,11 +18,12 @@ std::string qwen3_next_layer_type(const ConfigReader& c, int64_t layer) {
   return (layer + 1) % interval == 0 ? "full_attention" : "linear_attention";
 }
 
-}  // namespace
-
-std::unique_ptr<LanguageModel> qwen3_next(const ConfigReader& c) {
-  const TransformerSpec base = llm::qwen3_moe(c);
+// Qwen3-Next, or with `split` Qwen3.5's text model (separate delta-net projections; a dense
+// MLP when the config has no experts; top-k routing weights always renormalized).
+std::unique_ptr<LanguageModel> qwen3_next_like(const ConfigReader& c, bool split) {
+  const TransformerSpec base = split && !c.has("num_experts") ? llm::qwen3(c) : llm::qwen3_moe(c);
   HybridSpec s = hybrid_spec(base);
+  s.model_type = c.get_string("model_type", base.model_type);
   s.norm_unit_offset = true;
   const int64_t head_dim = base.layers.at(0).attention.head_dim;
   if (auto rp = c.object("rope_parameters"); rp && rp->has("partial_rotary_factor")) {
@@ -39,6 +41,7 @@ std::unique_ptr<LanguageModel> qwen3_next(const ConfigReader& c) {
   gd.v_dim = c.require_int("linear_value_head_dim");
   gd.conv_kernel = c.get_int("linear_conv_kernel_dim", 4);
   gd.norm_eps = s.norm_eps;
+  gd.split_projections = split;
   if (gd.k_heads <= 0 || gd.v_heads <= 0 || gd.v_heads % gd.k_heads != 0) {
     c.fail("linear_num_value_heads", "must be a positive multiple of linear_num_key_heads");
   }
@@ -52,6 +55,7 @@ std::unique_ptr<LanguageModel> qwen3_next(const ConfigReader& c) {
     ls.moe = b.moe;
     ls.mlp = b.mlp;
     ls.moe_options = b.moe_options;
+    if (split) ls.moe_options.norm_topk_prob = true;  // Qwen3.5's router always renormalizes (no config key)
     if (b.moe) ls.shared_expert_intermediate = shared;
     const std::string& t = types[static_cast<size_t>(i)];
     if (t == "linear_attention") {
@@ -68,5 +72,10 @@ std::unique_ptr<LanguageModel> qwen3_next(const ConfigReader& c) {
   }
   return std::make_unique<HybridLM>(std::move(s));
 }
+
+}  // namespace
+
+std::unique_ptr<LanguageModel> qwen3_next(const ConfigReader& c) { return qwen3_next_like(c, false); }
+std::unique_ptr<LanguageModel> qwen3_5(const ConfigReader& c) { return qwen3_next_like(c, true); }
 
 }  // namespace lmx::models::recurrent

@@ -15,6 +15,7 @@ std::unique_ptr<LanguageModel> mamba2(const ConfigReader& c);
 std::unique_ptr<LanguageModel> nemotron_h(const ConfigReader& c);
 std::unique_ptr<LanguageModel> lfm2(const ConfigReader& c);
 std::unique_ptr<LanguageModel> qwen3_next(const ConfigReader& c);
+std::unique_ptr<LanguageModel> qwen3_5(const ConfigReader& c);  // qwen3_5_text, qwen3_5_moe_text
 std::unique_ptr<LanguageModel> jamba(const ConfigReader& c);
 std::unique_ptr<LanguageModel> granitemoehybrid(const ConfigReader& c);
 std::unique_ptr<LanguageModel> falcon_h1(const ConfigReader& c);
