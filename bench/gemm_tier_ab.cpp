@@ -2,7 +2,8 @@
 // timed in thread CPU time on one thread: on a shared machine, where wall-clock rates drift
 // 2-5x with the neighbours' builds, CPU time per call still compares tiers (a core's share
 // of a busy sibling thread moves it less than the scheduler does).
-// Usage: gemm_tier_ab [rounds]  (prints one line per shape, weight type and tier per round)
+// Usage: gemm_tier_ab [rounds [tier]]  (prints one line per shape, weight type and tier per
+// round; a tier name, e.g. avx512, runs that one only)
 #include <time.h>
 
 #include <cstdio>
@@ -37,6 +38,7 @@ struct Shape {
 
 int main(int argc, char** argv) {
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 2;
+  const std::string only = argc > 2 ? argv[2] : "";
   const int64_t m = 512;
   ThreadPool pool(1);
   // Every x86 tier the CPU has; the AVX-512 tier also with the opt-in bf16 dot products
@@ -90,6 +92,7 @@ int main(int argc, char** argv) {
         for (const Path& t : tiers) {
           // The bf16-dot variant differs from avx512 only in the bf16 GEMM.
           if (t.name == "avx512-bf16dot" && !kn.packed.empty()) continue;
+          if (!only.empty() && t.name != only) continue;
           set_cpu_features_for_testing(t.features);
           auto call = [&] {
             if (kn.packed.empty()) {
