@@ -192,7 +192,7 @@ void micro_12x32(int64_t kc,
 }
 
 // The FMA path's operands for gemm_range: a step is one input, A f32, B one 32-column
-// sliver of bf16 pairs (64 bytes a step).
+// sliver of bf16 values (pack_b_fma: 64 bytes a step).
 struct FmaPath {
   const float* x;
   int64_t ldx;
