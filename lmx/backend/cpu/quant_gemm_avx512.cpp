@@ -62,7 +62,9 @@ void micro_12x32(int64_t groups,
                  int mr,
                  int nr,
                  bool read_c) {
-  alignas(64) float tile[kMR][kNR] = {};
+  // The f32 sums of rows < mr; not zero-filled (a 1.5 KiB memset was 4% of this function's
+  // samples under perf): group 0 starts from zero instead of reading it.
+  alignas(64) float tile[kMR][kNR];
   for (int64_t g = 0; g < groups; ++g) {
     alignas(64) __m512i acc[kMR][2];
     int64_t steps = kInt8 ? GS / 4 : GS / 2;
@@ -81,8 +83,9 @@ void micro_12x32(int64_t groups,
       const __m512 xs = _mm512_set1_ps(xsum[ii * grs + g]);
       for (int h = 0; h < 2; ++h) {
         float* tr = tile[ii] + 16 * h;
-        const __m512 u = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[ii][h]), _mm512_mul_ps(s[h], d),
-                                         _mm512_load_ps(tr));
+        const __m512 prev = g == 0 ? _mm512_setzero_ps() : _mm512_load_ps(tr);
+        const __m512 u =
+            _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[ii][h]), _mm512_mul_ps(s[h], d), prev);
         _mm512_store_ps(tr, _mm512_fmadd_ps(bias[h], xs, u));
       }
     }
