@@ -2,15 +2,20 @@
 // timed in thread CPU time on one thread: on a shared machine, where wall-clock rates drift
 // 2-5x with the neighbours' builds, CPU time per call still compares tiers (a core's share
 // of a busy sibling thread moves it less than the scheduler does).
-// Usage: gemm_tier_ab [rounds]  (prints one line per shape, weight type and tier per round)
+// Usage: gemm_tier_ab [rounds [tier]]  (prints one line per shape, weight type and tier per
+// round; a tier name, e.g. avx512, runs that one only). Where the CPU has AVX512_VNNI, the
+// vpdpwssd / vpdpbusd loops are timed the same way first, and the integer-x rows print their
+// fraction of them (int16 x: vpdpwssd, int8 x on the AVX-512 tier: vpdpbusd).
 #include <time.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "bench/kernel_report.h"
 #include "lmx/backend/cpu/cpu_features.h"
 #include "lmx/backend/cpu/matmul.h"
 #include "lmx/backend/cpu/quantized.h"
@@ -37,6 +42,7 @@ struct Shape {
 
 int main(int argc, char** argv) {
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 2;
+  const std::string only = argc > 2 ? argv[2] : "";
   const int64_t m = 512;
   ThreadPool pool(1);
   // Every x86 tier the CPU has; the AVX-512 tier also with the opt-in bf16 dot products
@@ -53,6 +59,21 @@ int main(int argc, char** argv) {
     CpuFeatures dot = f;
     dot.bf16_dot = true;
     if (dot.use_avx512_bf16() && !f.use_avx512_bf16()) tiers.push_back({"avx512-bf16dot", dot});
+  }
+  // The VNNI peaks in thread CPU time: 12 chains x 12 instructions, 64 / 128 ops each.
+  double peak16 = 0, peak8 = 0;
+  if (detected_cpu_features().avx512_vnni) {
+    const int64_t iters = 20'000'000;
+    for (int rep = 0; rep < 3; ++rep)
+      for (bool bytes : {false, true}) {
+        const double t0 = thread_seconds();
+        lmx::bench::vnni_loop(iters, bytes);
+        const double gops = iters * 12.0 * (bytes ? 128 : 64) / (thread_seconds() - t0) / 1e9;
+        double& peak = bytes ? peak8 : peak16;
+        peak = std::max(peak, gops);
+      }
+    std::printf("VNNI peak (one thread, best of 3): vpdpwssd %.0f GOP/s, vpdpbusd %.0f GOP/s\n",
+                peak16, peak8);
   }
   const Shape shapes[] = {{"llama1b ffn_up", 8192, 2048}, {"qwen0.5b ffn_up", 4864, 896}};
   std::printf("one thread, m = %ld, thread CPU time per call; GOP/s = 2 m n k / time\n",
@@ -90,6 +111,7 @@ int main(int argc, char** argv) {
         for (const Path& t : tiers) {
           // The bf16-dot variant differs from avx512 only in the bf16 GEMM.
           if (t.name == "avx512-bf16dot" && !kn.packed.empty()) continue;
+          if (!only.empty() && t.name != only) continue;
           set_cpu_features_for_testing(t.features);
           auto call = [&] {
             if (kn.packed.empty()) {
@@ -111,9 +133,16 @@ int main(int argc, char** argv) {
             sec = thread_seconds() - t0;
           } while (sec < 0.5);
           const double per = sec / calls;
-          std::printf("%-16s [%ldx%ld] %-14s %-10s %8.2f ms %7.1f GOP/s\n", s.name,
+          const double gops = 2.0 * m * s.n * s.k / per / 1e9;
+          // The instruction the tier runs for this row (avx2 / avx_vnni: no VNNI peak).
+          const double peak = kn.packed.empty() || t.name != "avx512" ? 0
+                              : kn.prec == ActivationPrecision::int8 ? peak8
+                                                                    : peak16;
+          std::printf("%-16s [%ldx%ld] %-14s %-10s %8.2f ms %7.1f GOP/s", s.name,
                       static_cast<long>(s.n), static_cast<long>(s.k), kn.name.c_str(),
-                      t.name.c_str(), per * 1e3, 2.0 * m * s.n * s.k / per / 1e9);
+                      t.name.c_str(), per * 1e3, gops);
+          if (peak > 0) std::printf("  %4.1f%% of VNNI peak", 100 * gops / peak);
+          std::printf("\n");
         }
   }
   return 0;

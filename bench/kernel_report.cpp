@@ -151,26 +151,6 @@ __attribute__((target("avx512f"))) float fma_loop512(int64_t iters) {
   return t[0];
 }
 
-// VNNI throughput loops, 12 independent chains: vpdpwssd (32 int16 multiply-adds per
-// instruction, the int16-activation GEMM's) and vpdpbusd (64 u8 x s8).
-__attribute__((target("avx512f,avx512vnni"))) int vnni_loop(int64_t iters, bool bytes) {
-  __m512i acc[12];
-  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_epi32(i);
-  const __m512i a = _mm512_set1_epi32(0x01020304), b = _mm512_set1_epi32(0x00050006);
-  if (bytes) {
-    for (int64_t it = 0; it < iters; ++it)
-      for (int i = 0; i < 12; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], a, b);
-  } else {
-    for (int64_t it = 0; it < iters; ++it)
-      for (int i = 0; i < 12; ++i) acc[i] = _mm512_dpwssd_epi32(acc[i], a, b);
-  }
-  __m512i s = acc[0];
-  for (int i = 1; i < 12; ++i) s = _mm512_add_epi32(s, acc[i]);
-  alignas(64) int t[16];
-  _mm512_store_si512(t, s);
-  return t[0];
-}
-
 // Best of 5 runs of a 12-chain loop on every thread: ops counted per inner instruction.
 template <class Loop>
 double measure_loop_gops(ThreadPool& pool, int threads, double ops_per_instr, const Loop& loop) {
@@ -392,6 +372,26 @@ std::string shape_str(const Shape& s, int64_t m) {
 }
 
 }  // namespace
+
+// VNNI throughput loops, 12 independent chains: vpdpwssd (32 int16 multiply-adds per
+// instruction, the int16-activation GEMM's) and vpdpbusd (64 u8 x s8).
+__attribute__((target("avx512f,avx512vnni"))) int vnni_loop(int64_t iters, bool bytes) {
+  __m512i acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_epi32(i);
+  const __m512i a = _mm512_set1_epi32(0x01020304), b = _mm512_set1_epi32(0x00050006);
+  if (bytes) {
+    for (int64_t it = 0; it < iters; ++it)
+      for (int i = 0; i < 12; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], a, b);
+  } else {
+    for (int64_t it = 0; it < iters; ++it)
+      for (int i = 0; i < 12; ++i) acc[i] = _mm512_dpwssd_epi32(acc[i], a, b);
+  }
+  __m512i s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_epi32(s, acc[i]);
+  alignas(64) int t[16];
+  _mm512_store_si512(t, s);
+  return t[0];
+}
 
 int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
   const auto& feat = cpu::cpu_features();

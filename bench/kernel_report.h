@@ -3,6 +3,7 @@
 // GB/s or GFLOP/s and its fraction of the roofline measured in the same run.
 #pragma once
 
+#include <cstdint>
 #include <iosfwd>
 #include <string>
 
@@ -16,6 +17,10 @@ struct KernelReportOptions {
   std::string filter;           // only kernels whose name contains this
   bool tier_columns = true;     // also time every kernel on each lower SIMD tier the CPU has
 };
+
+// 12 independent chains of iters x 12 VNNI instructions (vpdpbusd when bytes, else
+// vpdpwssd): the integer peak the quantized GEMMs are measured against. AVX512_VNNI only.
+int vnni_loop(int64_t iters, bool bytes);
 
 // Prints the report; returns 0 on success, non-zero if the CPU lacks what it measures.
 int run_kernel_report(std::ostream& out, const KernelReportOptions& options);

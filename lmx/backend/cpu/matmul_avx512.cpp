@@ -35,7 +35,7 @@ constexpr int kInt16Cols = 16;  // columns of a pair sliver (one zmm)
 
 // B sliver for W rows j0 .. j0 + nr (row stride ld), inputs [p0, p0 + kc): at k step p the
 // 32-bit lane i holds (W[j0 + i][p0 + p], W[j0 + i + 16][p0 + p]); rows >= nr are zero.
-void pack_b(
+void pack_b_fma(
     uint16_t* dst, const uint16_t* w, int64_t ld, int64_t j0, int nr, int64_t p0, int64_t kc) {
   const uint16_t* rows[kNR];
   for (int jj = 0; jj < kNR; ++jj) rows[jj] = jj < nr ? w + (j0 + jj) * ld + p0 : nullptr;
@@ -191,48 +191,28 @@ void micro_12x32(int64_t kc,
   store_tile(acc, c, c_rs, mr, nr, read_c);
 }
 
-// y[0:m, n0:n1] = x @ W^T on the calling thread.
-void gemm_range(const float* x,
-                int64_t ldx,
-                const uint16_t* w,
-                int64_t ld,
-                int64_t k,
-                int64_t m,
-                int64_t n0,
-                int64_t n1,
-                float* y,
-                int64_t ldy) {
-  const int64_t kc_max = std::min(kKC, k);
-  const int64_t nc_max = std::min(kNC, (n1 - n0 + kNR - 1) / kNR * kNR);
-  thread_local avx2::Scratch a_buf, b_buf;
-  float* ap = a_buf.get(static_cast<size_t>(kMC * kc_max));
-  auto* bp = b_buf.get_as<uint16_t>(static_cast<size_t>(kc_max * nc_max));
-  for (int64_t jc = n0; jc < n1; jc += kNC) {
-    const int64_t nc = std::min(kNC, n1 - jc);
-    for (int64_t pc = 0; pc < k; pc += kKC) {
-      const int64_t kc = std::min(kKC, k - pc);
-      for (int64_t jr = 0; jr < nc; jr += kNR)
-        pack_b(bp + jr * kc, w, ld, jc + jr, static_cast<int>(std::min<int64_t>(kNR, nc - jr)), pc,
-               kc);
-      for (int64_t ic = 0; ic < m; ic += kMC) {
-        const int64_t mc = std::min(kMC, m - ic);
-        // 6-row slivers, a zero one where a tile's second half is past m.
-        for (int64_t ir = 0; ir < (mc + kMR - 1) / kMR * kMR; ir += kSR)
-          avx2::pack_a_strided(ap + ir * kc, x, ldx, 1, ic + ir,
-                               static_cast<int>(std::clamp<int64_t>(mc - ir, 0, kSR)), pc, kc);
-        for (int64_t jr = 0; jr < nc; jr += kNR) {
-          const int nr = static_cast<int>(std::min<int64_t>(kNR, nc - jr));
-          for (int64_t ir = 0; ir < mc; ir += kMR) {
-            const int mr = static_cast<int>(std::min<int64_t>(kMR, mc - ir));
-            const float* a0 = ap + ir * kc;
-            micro_12x32(kc, a0, a0 + kSR * kc, bp + jr * kc, y + (ic + ir) * ldy + jc + jr, ldy, mr,
-                        nr, pc > 0);
-          }
-        }
-      }
-    }
+// The FMA path's operands for gemm_range: a step is one input, A f32, B one 32-column
+// sliver of bf16 values (pack_b_fma: 64 bytes a step).
+struct FmaPath {
+  const float* x;
+  int64_t ldx;
+  const uint16_t* w;
+  int64_t ld, k;
+  static constexpr int64_t kStepsPerBlock = kKC;
+  static constexpr int64_t kTileStepBytes = kNR * 2;
+  int64_t steps() const { return k; }
+  void pack_a(void* dst, int64_t i0, int mr, int64_t s0, int64_t ks) const {
+    avx2::pack_a_strided(static_cast<float*>(dst), x, ldx, 1, i0, mr, s0, ks);
   }
-}
+  void pack_b(void* dst, int64_t j0, int nr, int64_t s0, int64_t ks) const {
+    pack_b_fma(static_cast<uint16_t*>(dst), w, ld, j0, nr, s0, ks);
+  }
+  static void micro(int64_t ks, const void* a0, const void* a1, const void* b, float* c,
+                    int64_t c_rs, int mr, int nr, bool read_c) {
+    micro_12x32(ks, static_cast<const float*>(a0), static_cast<const float*>(a1),
+                static_cast<const uint16_t*>(b), c, c_rs, mr, nr, read_c);
+  }
+};
 
 // ---- bf16 x bf16 dot products (AVX512_BF16, vdpbf16ps) ---------------------------------
 // x rounded once per call to bf16 (round to nearest even, NaN kept quiet: f32_to_bf16 of
@@ -333,46 +313,65 @@ void micro_dp_12x32(int64_t steps,
   store_tile(acc, c, c_rs, mr, nr, read_c);
 }
 
-// y[0:m, n0:n1] = bf16(x) @ W^T on the calling thread, x already rounded (xb, kp steps a
-// row). Blocking as gemm_range.
-void gemm_dp_range(const uint32_t* xb,
-                   int64_t kp,
-                   const uint16_t* w,
-                   int64_t ld,
-                   int64_t k,
-                   int64_t m,
-                   int64_t n0,
-                   int64_t n1,
-                   float* y,
-                   int64_t ldy) {
-  constexpr int64_t kKS = kKCd / 2;  // steps per k block
-  const int64_t ks_max = std::min(kKS, kp);
-  const int64_t slivers = (std::min(kNC, n1 - n0) + kNR - 1) / kNR * 2;
+// The dot-product path's operands: a step is a pair of inputs, A the rounded x (xb, kp
+// steps a row), B two 16-column slivers of pairs (the tile's 64 + 64 bytes a step).
+struct DotPath {
+  const uint32_t* xb;
+  int64_t kp;
+  const uint16_t* w;
+  int64_t ld, k;
+  static constexpr int64_t kStepsPerBlock = kKCd / 2;
+  static constexpr int64_t kTileStepBytes = kNR * 4;
+  int64_t steps() const { return kp; }
+  void pack_a(void* dst, int64_t i0, int mr, int64_t s0, int64_t ks) const {
+    pack_a_pairs(static_cast<uint32_t*>(dst), xb, kp, i0, mr, s0, ks);
+  }
+  void pack_b(void* dst, int64_t j0, int nr, int64_t s0, int64_t ks) const {
+    auto* d = static_cast<uint32_t*>(dst);
+    for (int h = 0; h < 2; ++h)
+      pack_b_pairs(d + h * ks * kInt16Cols, w, ld, k, j0 + h * kInt16Cols,
+                   std::clamp(nr - h * kInt16Cols, 0, kInt16Cols), s0, ks);
+  }
+  static void micro(int64_t ks, const void* a0, const void* a1, const void* b, float* c,
+                    int64_t c_rs, int mr, int nr, bool read_c) {
+    const auto* b0 = static_cast<const uint32_t*>(b);
+    micro_dp_12x32(ks, static_cast<const uint32_t*>(a0), static_cast<const uint32_t*>(a1), b0,
+                   b0 + ks * kInt16Cols, c, c_rs, mr, nr, read_c);
+  }
+};
+
+// y[0:m, n0:n1] = x @ W^T on the calling thread, for either path P. Steps (inputs or pairs)
+// in blocks of P::kStepsPerBlock; per block the B panel of up to kNC columns is packed in
+// 32-column tiles, then A in kMC-row blocks of 6-row slivers (4 bytes a row and step on both
+// paths), each run against every tile of the panel.
+template <class P>
+void gemm_range(const P& op, int64_t m, int64_t n0, int64_t n1, float* y, int64_t ldy) {
+  constexpr int64_t kKS = P::kStepsPerBlock;
+  const int64_t ks_max = std::min(kKS, op.steps());
+  const int64_t tiles_max = (std::min(kNC, n1 - n0) + kNR - 1) / kNR;
   thread_local avx2::Scratch a_buf, b_buf;
   auto* ap = a_buf.get_as<uint32_t>(static_cast<size_t>(kMC * ks_max));
-  auto* bp = b_buf.get_as<uint32_t>(static_cast<size_t>(slivers * kInt16Cols * ks_max));
+  auto* bp = b_buf.get_as<uint8_t>(static_cast<size_t>(tiles_max * ks_max * P::kTileStepBytes));
   for (int64_t jc = n0; jc < n1; jc += kNC) {
     const int64_t nc = std::min(kNC, n1 - jc);
-    const int64_t nsl = (nc + kNR - 1) / kNR * 2;
-    for (int64_t s0 = 0; s0 < kp; s0 += kKS) {
-      const int64_t ks = std::min(kKS, kp - s0);
-      const int64_t sb = ks * kInt16Cols;  // a sliver's 32-bit words
-      for (int64_t sl = 0; sl < nsl; ++sl)
-        pack_b_pairs(bp + sl * sb, w, ld, k, jc + sl * kInt16Cols,
-                     static_cast<int>(std::clamp<int64_t>(nc - sl * kInt16Cols, 0, kInt16Cols)), s0,
-                     ks);
+    for (int64_t s0 = 0; s0 < op.steps(); s0 += kKS) {
+      const int64_t ks = std::min(kKS, op.steps() - s0);
+      const int64_t tb = ks * P::kTileStepBytes;  // bytes of a packed tile
+      for (int64_t jr = 0; jr < nc; jr += kNR)
+        op.pack_b(bp + jr / kNR * tb, jc + jr, static_cast<int>(std::min<int64_t>(kNR, nc - jr)),
+                  s0, ks);
       for (int64_t ic = 0; ic < m; ic += kMC) {
         const int64_t mc = std::min(kMC, m - ic);
+        // 6-row slivers, a zero one where a tile's second half is past m.
         for (int64_t ir = 0; ir < (mc + kMR - 1) / kMR * kMR; ir += kSR)
-          pack_a_pairs(ap + ir * ks, xb, kp, ic + ir,
-                       static_cast<int>(std::clamp<int64_t>(mc - ir, 0, kSR)), s0, ks);
+          op.pack_a(ap + ir * ks, ic + ir, static_cast<int>(std::clamp<int64_t>(mc - ir, 0, kSR)),
+                    s0, ks);
         for (int64_t jr = 0; jr < nc; jr += kNR) {
           const int nr = static_cast<int>(std::min<int64_t>(kNR, nc - jr));
-          const uint32_t* b0 = bp + jr / kInt16Cols * sb;
           for (int64_t ir = 0; ir < mc; ir += kMR) {
             const uint32_t* a0 = ap + ir * ks;
-            micro_dp_12x32(ks, a0, a0 + kSR * ks, b0, b0 + sb, y + (ic + ir) * ldy + jc + jr, ldy,
-                           static_cast<int>(std::min<int64_t>(kMR, mc - ir)), nr, s0 > 0);
+            P::micro(ks, a0, a0 + kSR * ks, bp + jr / kNR * tb, y + (ic + ir) * ldy + jc + jr, ldy,
+                     static_cast<int>(std::min<int64_t>(kMR, mc - ir)), nr, s0 > 0);
           }
         }
       }
@@ -409,14 +408,14 @@ void matmul_nt_bf16_gemm_avx512(const float* x,
     run_on(pool, [&](int t, int nt) {
       int64_t n0, n1;
       cols(t, nt, n0, n1);
-      if (n0 < n1) gemm_dp_range(xb, kp, wb, w.ld, w.k, m, n0, n1, y, ldy);
+      if (n0 < n1) gemm_range(DotPath{xb, kp, wb, w.ld, w.k}, m, n0, n1, y, ldy);
     });
     return;
   }
   run_on(pool, [&](int t, int nt) {
     int64_t n0, n1;
     cols(t, nt, n0, n1);
-    if (n0 < n1) gemm_range(x, ldx, wb, w.ld, w.k, m, n0, n1, y, ldy);
+    if (n0 < n1) gemm_range(FmaPath{x, ldx, wb, w.ld, w.k}, m, n0, n1, y, ldy);
   });
 }
 

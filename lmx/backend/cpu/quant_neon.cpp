@@ -8,7 +8,11 @@
 //   (planes of 1, 2, 4 bits by shift and mask, 8-bit planes sign-extended).
 //   int8 activations (asked for, where the CPU has sdot; 8-bit weights and 4-bit weights in
 //   groups of 64 or more, the shapes of the AVX2 int8 matvec): x rounded per group to int8
-//   (scale amax / 127), dot(x, q) by sdot in int32, times the group's x scale.
+//   (scale amax / 127), dot(x, q) by sdot in int32, times the group's x scale. An 8-bit
+//   plane holds q - 128, so dot(x, q) = dx * sdot(xq, q - 128) + 128 * sum(x) with the exact
+//   f32 sum(x), as the AVX2 int8 matvec: x's rounding error then meets q - 128 (centred,
+//   |q - 128| <= 128) instead of q (0 .. 255), half the error of 128 * sum(xq) on random
+//   weights (tests/backend/cpu/neon_test.cpp derives the bound).
 #include <arm_neon.h>
 
 #include <algorithm>
@@ -31,7 +35,6 @@ struct XRows {
   std::vector<float> xsum;     // [m][groups] sum of x over each group
   std::vector<int8_t> xq;      // [m][kp] x rounded to int8, in the plane's byte order
   std::vector<float> dx;       // [m][groups] scale of xq
-  std::vector<int32_t> xqsum;  // [m][groups] sum of xq over each group
 };
 
 // Input j of a 4-bit unit (64 inputs) sits in byte b of a row's 32 bytes: low nibble of
@@ -65,7 +68,6 @@ void prepare_rows(const float* x,
   if (!int8) return;
   xr.xq.assign(static_cast<size_t>(m * xr.kp), 0);
   xr.dx.resize(xr.xsum.size());
-  xr.xqsum.resize(xr.xsum.size());
   int8_t tmp[128];
   for (int64_t i = 0; i < m; ++i)
     for (int64_t g = 0; g < xr.groups; ++g) {
@@ -73,14 +75,8 @@ void prepare_rows(const float* x,
       float amax = 0.0f;
       for (int64_t j = 0; j < gs; ++j) amax = std::max(amax, std::fabs(xg[j]));
       const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-      int32_t qsum = 0;
-      for (int64_t j = 0; j < gs; ++j) {
-        tmp[j] = static_cast<int8_t>(std::lrint(xg[j] * inv));
-        qsum += tmp[j];
-      }
-      const size_t at = static_cast<size_t>(i * xr.groups + g);
-      xr.dx[at] = amax / 127.0f;
-      xr.xqsum[at] = qsum;
+      for (int64_t j = 0; j < gs; ++j) tmp[j] = static_cast<int8_t>(std::lrint(xg[j] * inv));
+      xr.dx[static_cast<size_t>(i * xr.groups + g)] = amax / 127.0f;
       int8_t* dst = xr.xq.data() + i * xr.kp + g * gs;
       if (w.bits() == 4) {
         for (int64_t u = 0; u < gs / 64; ++u) order_for_nibbles(tmp + u * 64, dst + u * 64);
@@ -175,13 +171,14 @@ namespace lmx::cpu::detail {
 namespace {
 
 // sum over group g of x * q for the 4 rows of a block from int8 x: 8-bit planes (q - 128
-// as int8) take x's bytes in order and add 128 * sum(xq); 4-bit planes split each byte
+// as int8) take x's bytes in order and add 128 * sum(x) (xsum: the exact f32 sum of the
+// group); 4-bit planes split each byte
 // into its low and high nibble against x in the order of order_for_nibbles.
 void group_dot_int8(const PackedQuantWeight& w,
                     const uint8_t* block,
                     const int8_t* xq,
                     float dx,
-                    int32_t xqsum,
+                    float xsum,
                     int64_t g,
                     float dot[R]) {
   const int64_t j0 = g * w.group_size(), j1 = j0 + w.group_size();
@@ -211,8 +208,8 @@ void group_dot_int8(const PackedQuantWeight& w,
       }
     }
   }
-  const int32_t offset = w.q_offset() * xqsum;
-  for (int rr = 0; rr < R; ++rr) dot[rr] = dx * static_cast<float>(vaddvq_s32(acc[rr]) + offset);
+  const float offset = static_cast<float>(w.q_offset()) * xsum;
+  for (int rr = 0; rr < R; ++rr) dot[rr] = dx * static_cast<float>(vaddvq_s32(acc[rr])) + offset;
 }
 
 }  // namespace
@@ -238,7 +235,7 @@ void block_row(const PackedQuantWeight& w,
     const size_t at = static_cast<size_t>(i * xr.groups + g);
     float dot[R];
     if (int8)
-      group_dot_int8(w, block, xr.xq.data() + i * xr.kp, xr.dx[at], xr.xqsum[at], g, dot);
+      group_dot_int8(w, block, xr.xq.data() + i * xr.kp, xr.dx[at], xr.xsum[at], g, dot);
     else
       group_dot_f32(w, block, x, xr.xsum[at], g, dot);
     for (int rr = 0; rr < R; ++rr) {

@@ -83,7 +83,10 @@ void check_quantized_gemm(CpuTier tier, const CpuFeatures& features, ActivationP
   };
   const Shape shapes[] = {{4, 1, 64, 4, 64},     {5, 33, 128, 4, 32},    {7, 17, 192, 8, 64},
                           {13, 95, 896, 4, 64},  {29, 70, 1664, 8, 128}, {6, 32, 3200, 4, 64},
-                          {37, 129, 256, 3, 64}, {100, 47, 512, 8, 32},  {64, 1100, 128, 4, 128}};
+                          {37, 129, 256, 3, 64}, {100, 47, 512, 8, 32},  {64, 1100, 128, 4, 128},
+                          // m >= kMinGemmRows: the GEMM, 4-bit in groups of 32 and 64 (k = 352:
+                          // a half 64-input unit at the end), 8-bit in groups of 64
+                          {66, 45, 352, 4, 32},  {65, 37, 384, 4, 64},   {70, 19, 448, 8, 64}};
   // int8 x: vpdpbusd on AVX-512, sdot on NEON (NEON keeps f32 x for int16, inside any bound).
   const bool int8_x = features.use_avx512() || features.use_neon_dotprod();
   const double levels = prec == ActivationPrecision::int8 && int8_x ? 254 : 65534;
