@@ -40,6 +40,7 @@ class VisionLanguageModel : public LanguageModel {
   int64_t vocab_size() const override { return text_->vocab_size(); }
   int64_t num_layers() const override { return text_->num_layers(); }
   std::vector<int64_t> layer_windows() const override { return text_->layer_windows(); }
+  bool positions_depend_on_length() const override { return text_->positions_depend_on_length(); }
   // Checkpoint layouts to lmx's: transformers 5 (model.language_model.*, model.vision_tower.*,
   // lm_head), the hub's older ones (language_model.model.*, vision_tower.vision_model.*;
   // Qwen2-VL's model.* + visual.*) and mlx-vlm's all load.
