@@ -3,8 +3,10 @@
 #include <cmath>
 
 #include "lmx/base/error.h"
+#include "lmx/core/autograd/checkpoint.h"
 #include "lmx/core/autograd/functions.h"
 #include "lmx/core/ops/elementwise.h"
+#include "lmx/core/ops/random.h"
 #include "lmx/nn/moe_routing.h"
 
 namespace lmx::train {
@@ -34,8 +36,8 @@ Var trained_or(const LoraAdapters* lora, const std::string& name, const Tensor& 
 
 }  // namespace
 
-DifferentiableTransformer::DifferentiableTransformer(models::TransformerLM& model)
-    : model_(model), linears_(linear_layers(model)) {
+DifferentiableTransformer::DifferentiableTransformer(models::TransformerLM& model, bool grad_checkpoint)
+    : model_(model), grad_checkpoint_(grad_checkpoint), linears_(linear_layers(model)) {
   const auto& spec = model.spec();
   require(spec.norm_kind == nn::NormKind::rms, spec, "LayerNorm");
   require(!spec.parallel_residual, spec, "a parallel residual");
@@ -228,26 +230,75 @@ Var DifferentiableTransformer::experts(int64_t layer, const Var& x, const LoraAd
   return autograd::reshape(out, shape);
 }
 
+Var DifferentiableTransformer::block(int64_t i, const Var& h, const LoraAdapters* lora, ops::RandomGenerator* rng) const {
+  const auto& spec = model_.spec();
+  const double rm = spec.residual_multiplier;
+  const std::string base = "model.layers." + std::to_string(i) + ".";
+  Var a = spec.pre_attn_norm.empty() ? h : norm(base + spec.pre_attn_norm, h, lora);
+  a = attention(i, a, lora, rng);
+  if (!spec.post_attn_norm.empty()) a = norm(base + spec.post_attn_norm, a, lora);
+  if (rm != 1.0) a = autograd::mul(a, rm);
+  Var r = autograd::add(h, a);
+  Var f = spec.pre_ffn_norm.empty() ? r : norm(base + spec.pre_ffn_norm, r, lora);
+  const LayerSpec& ls = spec.layers[static_cast<size_t>(i)];
+  f = ls.moe ? experts(i, f, lora, rng) : mlp(i, f, lora, rng);
+  if (!spec.post_ffn_norm.empty()) f = norm(base + spec.post_ffn_norm, f, lora);
+  if (rm != 1.0) f = autograd::mul(f, rm);
+  return autograd::add(r, f);
+}
+
+// The checkpoint's inputs are h and the block's trainable leaves; its function rebuilds
+// an adapter set of this block over whatever Vars it is given (the originals in the
+// forward, fresh leaves in the backward's second run). Dropout: the first run draws
+// from `rng` as the plain forward does, the second replays a copy of its state before.
+Var DifferentiableTransformer::checkpointed_block(int64_t i, const Var& h, const LoraAdapters* lora,
+                                                  ops::RandomGenerator* rng) const {
+  const std::string prefix = "model.layers." + std::to_string(i) + ".";
+  auto mine = [&](const std::string& name) { return name.compare(0, prefix.size(), prefix) == 0; };
+  std::vector<Var> inputs{h};
+  // The layers (LoRA / DoRA: a, b and m if any) and weights (full) among the inputs after h.
+  std::vector<std::pair<std::string, bool>> layers;
+  std::vector<std::string> weights;
+  for (const auto& [name, p] : lora->layers) {
+    if (!mine(name)) continue;
+    inputs.insert(inputs.end(), {p.a, p.b});
+    if (p.m.defined()) inputs.push_back(p.m);
+    layers.emplace_back(name, p.m.defined());
+  }
+  for (const auto& [name, w] : lora->weights) {
+    if (!mine(name)) continue;
+    inputs.push_back(w);
+    weights.push_back(name);
+  }
+  auto replay = rng ? std::make_shared<ops::RandomGenerator>(*rng) : nullptr;
+  auto first = std::make_shared<bool>(true);
+  auto fn = [this, i, rng, replay, first, layers, weights, config = lora->config](const std::vector<Var>& in) {
+    LoraAdapters view;
+    view.config = config;
+    size_t k = 1;
+    for (const auto& [name, dora] : layers) {
+      LoraPair& p = view.layers[name];
+      p.a = in[k++];
+      p.b = in[k++];
+      if (dora) p.m = in[k++];
+    }
+    for (const std::string& name : weights) view.weights[name] = in[k++];
+    ops::RandomGenerator again = replay ? *replay : ops::RandomGenerator();
+    ops::RandomGenerator* r = !rng ? nullptr : *first ? rng : &again;
+    *first = false;
+    return block(i, in[0], &view, r);
+  };
+  return autograd::checkpoint(fn, inputs);
+}
+
 Var DifferentiableTransformer::forward(const Tensor& tokens, const LoraAdapters* lora, ops::RandomGenerator* rng) const {
   if (tokens.ndim() != 2) throw ShapeError("training forward: tokens must be [batch, seq], got " + shape_str(tokens.shape()));
   const auto& spec = model_.spec();
   const nn::Embedding& embed = *embed_;
   Var h(embed.forward(tokens));  // frozen: a constant [B, L, hidden]
   if (spec.embed_scale != 1.0f) h = autograd::mul(h, spec.embed_scale);
-  const double rm = spec.residual_multiplier;
   for (int64_t i = 0; i < static_cast<int64_t>(spec.layers.size()); ++i) {
-    const std::string base = "model.layers." + std::to_string(i) + ".";
-    Var a = spec.pre_attn_norm.empty() ? h : norm(base + spec.pre_attn_norm, h, lora);
-    a = attention(i, a, lora, rng);
-    if (!spec.post_attn_norm.empty()) a = norm(base + spec.post_attn_norm, a, lora);
-    if (rm != 1.0) a = autograd::mul(a, rm);
-    Var r = autograd::add(h, a);
-    Var f = spec.pre_ffn_norm.empty() ? r : norm(base + spec.pre_ffn_norm, r, lora);
-    const LayerSpec& ls = spec.layers[static_cast<size_t>(i)];
-    f = ls.moe ? experts(i, f, lora, rng) : mlp(i, f, lora, rng);
-    if (!spec.post_ffn_norm.empty()) f = norm(base + spec.post_ffn_norm, f, lora);
-    if (rm != 1.0) f = autograd::mul(f, rm);
-    h = autograd::add(r, f);
+    h = grad_checkpoint_ && lora ? checkpointed_block(i, h, lora, rng) : block(i, h, lora, rng);
   }
   h = norm("model.norm", h, lora);
   Var logits = linears_.count("lm_head") ? project("lm_head", h, lora, rng) : apply_weight(embed.weight(), h, Tensor());

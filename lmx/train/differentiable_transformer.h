@@ -26,13 +26,21 @@ namespace lmx::train {
 
 class DifferentiableTransformer {
  public:
-  explicit DifferentiableTransformer(models::TransformerLM& model);
+  // grad_checkpoint: keep only each block's input and recompute the block's forward in
+  // the backward (autograd::checkpoint): the same gradients, for about one more forward,
+  // with one block's activations alive at a time instead of all of them.
+  explicit DifferentiableTransformer(models::TransformerLM& model, bool grad_checkpoint = false);
   // tokens [batch, seq] -> logits [batch, seq, vocab]. Adapters (may be null) are applied
   // to their layers, or their full-fine-tuning weights replace the model's; dropout
   // draws from `rng` when given (training), none otherwise.
   autograd::Var forward(const Tensor& tokens, const LoraAdapters* lora, ops::RandomGenerator* rng) const;
 
  private:
+  // Block i: h -> h + attention(...) -> + mlp / experts (with the spec's norms and scales).
+  autograd::Var block(int64_t i, const autograd::Var& h, const LoraAdapters* lora, ops::RandomGenerator* rng) const;
+  // Block i under autograd::checkpoint, its adapters passed as the checkpoint's inputs.
+  autograd::Var checkpointed_block(int64_t i, const autograd::Var& h, const LoraAdapters* lora,
+                                   ops::RandomGenerator* rng) const;
   autograd::Var project(const std::string& path, const autograd::Var& x, const LoraAdapters* lora,
                         ops::RandomGenerator* rng) const;
   autograd::Var norm(const std::string& path, const autograd::Var& x, const LoraAdapters* lora) const;
@@ -44,6 +52,7 @@ class DifferentiableTransformer {
   autograd::Var expert_projection(const std::string& path, int64_t e, const autograd::Var& x) const;
 
   models::TransformerLM& model_;
+  bool grad_checkpoint_ = false;
   std::map<std::string, nn::Linear*> linears_;
   std::map<std::string, Tensor*> params_;
   std::map<std::string, nn::SwitchLinear*> switches_;

@@ -51,9 +51,16 @@ struct Fixture {
     autograd::Var logits = dt.forward(inputs, &a, nullptr);
     return autograd::cross_entropy(autograd::reshape(logits, {-1, logits.shape().back()}), targets, weights);
   }
-  // One step's loss and gradients, then 20 AdamW steps as torch.optim.AdamW takes them.
-  void check_training(train::LoraAdapters& a, const std::map<std::string, std::pair<autograd::Var*, bool>>& grads) {
-    train::DifferentiableTransformer dt(model);
+  // One step's loss and gradients, then 20 AdamW steps as torch.optim.AdamW takes them
+  // (with gradient checkpointing when asked); returns the gradients and the losses.
+  struct Trace {
+    std::map<std::string, std::vector<float>> grads;
+    std::vector<double> losses;
+  };
+  Trace check_training(train::LoraAdapters& a, const std::map<std::string, std::pair<autograd::Var*, bool>>& grads,
+                       bool grad_checkpoint = false) {
+    Trace trace;
+    train::DifferentiableTransformer dt(model, grad_checkpoint);
     {
       autograd::GradScope scope;
       autograd::Var l = loss(dt, a);
@@ -67,6 +74,7 @@ struct Fixture {
       const double err = rel_err(g.to_float_vector(), reference(ref, "grad." + key).to_float_vector());
       EXPECT_LE(err, 1e-4) << key;
       worst = std::max(worst, err);
+      trace.grads[key] = g.to_float_vector();
     }
     train::OptimizerOptions o;
     o.kind = train::OptimizerKind::adamw;
@@ -82,19 +90,41 @@ struct Fixture {
       const double d = std::fabs(l.value().item<double>() - want[i]) / std::fabs(want[i]);
       EXPECT_LE(d, 1e-3) << "step " << i;
       worst_loss = std::max(worst_loss, d);
+      trace.losses.push_back(l.value().item<double>());
       autograd::backward(l);
       opt.step(1e-3f);
       opt.zero_grad();
     }
-    std::printf("%zu gradients: largest relative error to PEFT %.2e; %zu AdamW losses %.4f -> %.4f, largest relative "
-                "difference %.2e\n",
-                grads.size(), worst, want.size(), want.front(), want.back(), worst_loss);
+    std::printf("%s%zu gradients: largest relative error to PEFT %.2e; %zu AdamW losses %.4f -> %.4f, largest "
+                "relative difference %.2e\n",
+                grad_checkpoint ? "checkpointed: " : "", grads.size(), worst, want.size(), want.front(), want.back(),
+                worst_loss);
+    return trace;
   }
   models::LoadedModel loaded;
   models::TransformerLM& model;
   io::SafetensorsFile ref;
   Tensor ids, inputs, targets, weights;
 };
+
+// The adapters' leaves by PEFT's gradient names (true: PEFT's [out, in] layout).
+std::map<std::string, std::pair<autograd::Var*, bool>> peft_gradients(train::LoraAdapters& a) {
+  std::map<std::string, std::pair<autograd::Var*, bool>> grads;
+  for (auto& [layer, pair] : a.layers) {
+    const std::string key = "base_model.model." + layer;
+    grads[key + ".lora_A.weight"] = {&pair.a, true};
+    grads[key + ".lora_B.weight"] = {&pair.b, true};
+    if (pair.m.defined()) grads[key + ".lora_magnitude_vector"] = {&pair.m, false};
+  }
+  return grads;
+}
+
+// Checkpointed and plain training traces are identical.
+void expect_same(const Fixture::Trace& plain, const Fixture::Trace& checkpointed) {
+  ASSERT_EQ(plain.grads.size(), checkpointed.grads.size());
+  for (const auto& [key, g] : plain.grads) EXPECT_EQ(g, checkpointed.grads.at(key)) << key;
+  EXPECT_EQ(plain.losses, checkpointed.losses);
+}
 
 class PeftReference : public ::testing::TestWithParam<Case> {};
 
@@ -118,14 +148,13 @@ TEST_P(PeftReference, LogitsMergedLogitsGradientsAndAdamWLosses) {
 
   Fixture fresh(GetParam());  // the unfused model for training
   train::LoraAdapters t = train::load_adapters(case_dir(GetParam().name), fresh.model);
-  std::map<std::string, std::pair<autograd::Var*, bool>> grads;
-  for (auto& [layer, pair] : t.layers) {
-    const std::string key = "base_model.model." + layer;
-    grads[key + ".lora_A.weight"] = {&pair.a, true};
-    grads[key + ".lora_B.weight"] = {&pair.b, true};
-    if (pair.m.defined()) grads[key + ".lora_magnitude_vector"] = {&pair.m, false};
-  }
-  fresh.check_training(t, grads);
+  const Fixture::Trace plain = fresh.check_training(t, peft_gradients(t));
+
+  // --grad-checkpoint: the same gradients and AdamW losses, bit for bit, as the plain
+  // path (which the lines above hold to PEFT's).
+  Fixture again(GetParam());
+  train::LoraAdapters c = train::load_adapters(case_dir(GetParam().name), again.model);
+  expect_same(plain, again.check_training(c, peft_gradients(c), /*grad_checkpoint=*/true));
 }
 
 INSTANTIATE_TEST_SUITE_P(Adapters, PeftReference,
@@ -142,7 +171,12 @@ TEST(PeftReference, FullFineTuningOfTheLastBlock) {
   std::map<std::string, std::pair<autograd::Var*, bool>> grads;
   for (auto& [name, w] : a.weights) grads[name] = {&w, false};
   EXPECT_EQ(grads.size(), 9u);
-  f.check_training(a, grads);
+  const Fixture::Trace plain = f.check_training(a, grads);
+  Fixture again(Case{"llama_full", "llama"});
+  train::LoraAdapters c = train::make_lora(again.model, testing::tuning(train::FineTuneType::full, 1), 0);
+  std::map<std::string, std::pair<autograd::Var*, bool>> cgrads;
+  for (auto& [name, w] : c.weights) cgrads[name] = {&w, false};
+  expect_same(plain, again.check_training(c, cgrads, /*grad_checkpoint=*/true));
 }
 
 // export/<model>/ was written by `lmx lora --export-peft` from the random mlx-lm adapters
