@@ -93,7 +93,7 @@ void run_lora(const LoraArgs& a) {
   models::TransformerLM& model = transformer_of(*container);
   // Built only to train or test: exporting needs no differentiable forward.
   std::optional<train::DifferentiableTransformer> dt;
-  if (a.train || a.test) dt.emplace(model, a.grad_checkpoint);
+  if (a.train || a.test) dt.emplace(model, train::DifferentiableTransformer::Options{.grad_checkpoint = a.grad_checkpoint});
   const fs::path data(a.data);
   train::LoraAdapters adapters;
   if (a.train) {

@@ -36,8 +36,8 @@ Var trained_or(const LoraAdapters* lora, const std::string& name, const Tensor& 
 
 }  // namespace
 
-DifferentiableTransformer::DifferentiableTransformer(models::TransformerLM& model, bool grad_checkpoint)
-    : model_(model), grad_checkpoint_(grad_checkpoint), linears_(linear_layers(model)) {
+DifferentiableTransformer::DifferentiableTransformer(models::TransformerLM& model, Options options)
+    : model_(model), options_(options), linears_(linear_layers(model)) {
   const auto& spec = model.spec();
   require(spec.norm_kind == nn::NormKind::rms, spec, "LayerNorm");
   require(!spec.parallel_residual, spec, "a parallel residual");
@@ -291,20 +291,74 @@ Var DifferentiableTransformer::checkpointed_block(int64_t i, const Var& h, const
   return autograd::checkpoint(fn, inputs);
 }
 
-Var DifferentiableTransformer::forward(const Tensor& tokens, const LoraAdapters* lora, ops::RandomGenerator* rng) const {
+Var DifferentiableTransformer::hidden(const Tensor& tokens, const LoraAdapters* lora, ops::RandomGenerator* rng) const {
   if (tokens.ndim() != 2) throw ShapeError("training forward: tokens must be [batch, seq], got " + shape_str(tokens.shape()));
   const auto& spec = model_.spec();
-  const nn::Embedding& embed = *embed_;
-  Var h(embed.forward(tokens));  // frozen: a constant [B, L, hidden]
+  Var h(embed_->forward(tokens));  // frozen: a constant [B, L, hidden]
   if (spec.embed_scale != 1.0f) h = autograd::mul(h, spec.embed_scale);
   for (int64_t i = 0; i < static_cast<int64_t>(spec.layers.size()); ++i) {
-    h = grad_checkpoint_ && lora ? checkpointed_block(i, h, lora, rng) : block(i, h, lora, rng);
+    h = options_.grad_checkpoint && lora ? checkpointed_block(i, h, lora, rng) : block(i, h, lora, rng);
   }
-  h = norm("model.norm", h, lora);
-  Var logits = linears_.count("lm_head") ? project("lm_head", h, lora, rng) : apply_weight(embed.weight(), h, Tensor());
+  return norm("model.norm", h, lora);
+}
+
+Var DifferentiableTransformer::head(const Var& h, const LoraAdapters* lora, ops::RandomGenerator* rng) const {
+  const auto& spec = model_.spec();
+  Var logits = linears_.count("lm_head") ? project("lm_head", h, lora, rng) : apply_weight(embed_->weight(), h, Tensor());
   if (spec.logits_divisor != 1.0f) logits = autograd::mul(logits, 1.0 / spec.logits_divisor);
   if (spec.final_softcap > 0.0f) logits = autograd::softcap(logits, spec.final_softcap);
   return logits;
+}
+
+Var DifferentiableTransformer::forward(const Tensor& tokens, const LoraAdapters* lora, ops::RandomGenerator* rng) const {
+  return head(hidden(tokens, lora, rng), lora, rng);
+}
+
+// Under grad_checkpoint: sum over chunks of rows of (chunk's weight / total weight) x the
+// chunk's mean loss, each chunk's head + cross-entropy checkpointed (its rows picked with
+// a differentiable gather). An adapted output head keeps the unchunked path.
+Var DifferentiableTransformer::loss(const Tensor& tokens, const Tensor& targets, const Tensor& weights,
+                                    const LoraAdapters* lora, ops::RandomGenerator* rng) const {
+  if (!options_.grad_checkpoint || !lora || lora->layers.count("lm_head") || lora->weights.count("lm_head.weight")) {
+    Var logits = forward(tokens, lora, rng);
+    return autograd::cross_entropy(autograd::reshape(logits, {-1, logits.shape().back()}), targets, weights);
+  }
+  Var h = hidden(tokens, lora, rng);
+  Var rows = autograd::reshape(h, {-1, h.shape().back()});
+  const int64_t N = rows.shape()[0];
+  if (targets.numel() != N || weights.numel() != N) {
+    throw ShapeError("training loss: " + std::to_string(N) + " positions, " + std::to_string(targets.numel()) +
+                     " targets, " + std::to_string(weights.numel()) + " weights");
+  }
+  const std::vector<float> w = weights.to_float_vector();
+  double total = 0;
+  for (float x : w) total += x;
+  if (!(total > 0.0)) throw InvalidArgument("cross_entropy: no position has a positive weight");
+  const int64_t V = model_.vocab_size();
+  const int64_t chunk = options_.loss_chunk_rows > 0 ? options_.loss_chunk_rows
+                                                     : std::max<int64_t>(1, (int64_t{64} << 20) / (V * 4));
+  const Tensor flat_targets = targets.reshape({N});
+  const Device dev = rows.value().device();
+  Var out;
+  for (int64_t s = 0; s < N; s += chunk) {
+    const int64_t e = std::min(N, s + chunk);
+    double part = 0;
+    for (int64_t j = s; j < e; ++j) part += w[static_cast<size_t>(j)];
+    if (!(part > 0.0)) continue;
+    std::vector<int64_t> ids(static_cast<size_t>(e - s));
+    for (int64_t j = s; j < e; ++j) ids[static_cast<size_t>(j - s)] = j;
+    Var piece = autograd::embedding(rows, Tensor::from_vector(ids, {e - s}).to(dev));
+    const Tensor t = flat_targets.slice(0, s, e).contiguous();
+    const Tensor wc = Tensor::from_vector(std::vector<float>(w.begin() + s, w.begin() + e), {e - s}).to(dev);
+    Var l = autograd::checkpoint(
+        [this, t, wc](const std::vector<Var>& in) {
+          return autograd::cross_entropy(head(in[0], nullptr, nullptr), t, wc);
+        },
+        {piece});
+    Var term = autograd::mul(l, part / total);
+    out = out.defined() ? autograd::add(out, term) : term;
+  }
+  return out;
 }
 
 }  // namespace lmx::train

@@ -91,7 +91,7 @@ TEST_P(Architecture, GradCheckpointWithDropoutGivesThePlainGradients) {
     for (int checkpointed = 0; checkpointed < 2; ++checkpointed) {
       train::LoraAdapters a = random_adapters(model, layers, 5);
       a.config.dropout = 0.3f;
-      train::DifferentiableTransformer dt(model, checkpointed == 1);
+      train::DifferentiableTransformer dt(model, {.grad_checkpoint = checkpointed == 1});
       ops::RandomGenerator rng(11);
       {
         autograd::GradScope scope;
