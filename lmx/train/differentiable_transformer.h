@@ -32,8 +32,8 @@ struct TrainingForwardOptions {
 class DifferentiableTransformer {
  public:
   // grad_checkpoint: keep only each block's input and recompute the block's forward in
-  // the backward (autograd::checkpoint): the same gradients bit for bit, for about one
-  // more forward, with one block's activations alive at a time instead of all of them.
+  // the backward (autograd::checkpoint): the blocks give the same gradients bit for bit,
+  // for about one more forward, with one block's activations alive at a time.
   // loss() then also takes the output head and cross-entropy in chunks of rows, each
   // chunk's logits recomputed in the backward, so no [tokens, vocab] buffer is alive.
   using Options = TrainingForwardOptions;
