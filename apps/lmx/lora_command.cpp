@@ -45,6 +45,7 @@ struct LoraArgs {
   int64_t max_seq_length = 2048;
   uint64_t seed = 0;
   bool mask_prompt = false;
+  bool grad_checkpoint = false;
   int64_t rank = 8;
   double scale = 20.0;
   double dropout = 0.0;
@@ -92,7 +93,7 @@ void run_lora(const LoraArgs& a) {
   models::TransformerLM& model = transformer_of(*container);
   // Built only to train or test: exporting needs no differentiable forward.
   std::optional<train::DifferentiableTransformer> dt;
-  if (a.train || a.test) dt.emplace(model);
+  if (a.train || a.test) dt.emplace(model, train::DifferentiableTransformer::Options{.grad_checkpoint = a.grad_checkpoint});
   const fs::path data(a.data);
   train::LoraAdapters adapters;
   if (a.train) {
@@ -143,7 +144,8 @@ void run_lora(const LoraArgs& a) {
                       {"iters", a.iters},         {"learning_rate", a.learning_rate},
                       {"max_seq_length", a.max_seq_length}, {"mask_prompt", a.mask_prompt}, {"seed", a.seed},
                       {"optimizer", a.optimizer}, {"lr_schedule", a.lr_schedule},
-                      {"grad_accumulation_steps", a.grad_accumulation_steps}};
+                      {"grad_accumulation_steps", a.grad_accumulation_steps},
+                      {"grad_checkpoint", a.grad_checkpoint}};
     g_stop.store(false);
     o.stop_requested = [] { return g_stop.load(); };
     auto* previous = std::signal(SIGINT, on_interrupt);
@@ -217,6 +219,9 @@ void add_lora_command(CLI::App& app) {
   cmd->add_option("--max-seq-length", a->max_seq_length, "Longer examples are truncated (default 2048)");
   cmd->add_option("--seed", a->seed, "Seed of the initialization, batch order and dropout (default 0)");
   cmd->add_flag("--mask-prompt", a->mask_prompt, "Leave the prompt tokens out of the loss");
+  cmd->add_flag("--grad-checkpoint", a->grad_checkpoint,
+                "Keep only each block's input and recompute the block in the backward (less memory, one more "
+                "forward)");
   cmd->add_option("--rank", a->rank, "LoRA rank (default 8)");
   cmd->add_option("--lora-scale", a->scale, "LoRA scale (default 20)");
   cmd->add_option("--lora-dropout", a->dropout, "Dropout on the adapters' input (default 0)");

@@ -3,8 +3,10 @@
 #include <cmath>
 
 #include "lmx/base/error.h"
+#include "lmx/core/autograd/checkpoint.h"
 #include "lmx/core/autograd/functions.h"
 #include "lmx/core/ops/elementwise.h"
+#include "lmx/core/ops/random.h"
 #include "lmx/nn/moe_routing.h"
 
 namespace lmx::train {
@@ -34,8 +36,8 @@ Var trained_or(const LoraAdapters* lora, const std::string& name, const Tensor& 
 
 }  // namespace
 
-DifferentiableTransformer::DifferentiableTransformer(models::TransformerLM& model)
-    : model_(model), linears_(linear_layers(model)) {
+DifferentiableTransformer::DifferentiableTransformer(models::TransformerLM& model, Options options)
+    : model_(model), options_(options), linears_(linear_layers(model)) {
   const auto& spec = model.spec();
   require(spec.norm_kind == nn::NormKind::rms, spec, "LayerNorm");
   require(!spec.parallel_residual, spec, "a parallel residual");
@@ -228,32 +230,135 @@ Var DifferentiableTransformer::experts(int64_t layer, const Var& x, const LoraAd
   return autograd::reshape(out, shape);
 }
 
-Var DifferentiableTransformer::forward(const Tensor& tokens, const LoraAdapters* lora, ops::RandomGenerator* rng) const {
+Var DifferentiableTransformer::block(int64_t i, const Var& h, const LoraAdapters* lora, ops::RandomGenerator* rng) const {
+  const auto& spec = model_.spec();
+  const double rm = spec.residual_multiplier;
+  const std::string base = "model.layers." + std::to_string(i) + ".";
+  Var a = spec.pre_attn_norm.empty() ? h : norm(base + spec.pre_attn_norm, h, lora);
+  a = attention(i, a, lora, rng);
+  if (!spec.post_attn_norm.empty()) a = norm(base + spec.post_attn_norm, a, lora);
+  if (rm != 1.0) a = autograd::mul(a, rm);
+  Var r = autograd::add(h, a);
+  Var f = spec.pre_ffn_norm.empty() ? r : norm(base + spec.pre_ffn_norm, r, lora);
+  const LayerSpec& ls = spec.layers[static_cast<size_t>(i)];
+  f = ls.moe ? experts(i, f, lora, rng) : mlp(i, f, lora, rng);
+  if (!spec.post_ffn_norm.empty()) f = norm(base + spec.post_ffn_norm, f, lora);
+  if (rm != 1.0) f = autograd::mul(f, rm);
+  return autograd::add(r, f);
+}
+
+// The checkpoint's inputs are h and the block's trainable leaves; its function rebuilds
+// an adapter set of this block over whatever Vars it is given (the originals in the
+// forward, fresh leaves in the backward's second run). Dropout: the first run draws
+// from `rng` as the plain forward does, the second replays a copy of its state before.
+Var DifferentiableTransformer::checkpointed_block(int64_t i, const Var& h, const LoraAdapters* lora,
+                                                  ops::RandomGenerator* rng) const {
+  const std::string prefix = "model.layers." + std::to_string(i) + ".";
+  auto mine = [&](const std::string& name) { return name.compare(0, prefix.size(), prefix) == 0; };
+  std::vector<Var> inputs{h};
+  // The layers (LoRA / DoRA: a, b and m if any) and weights (full) among the inputs after h.
+  std::vector<std::pair<std::string, bool>> layers;
+  std::vector<std::string> weights;
+  for (const auto& [name, p] : lora->layers) {
+    if (!mine(name)) continue;
+    inputs.insert(inputs.end(), {p.a, p.b});
+    if (p.m.defined()) inputs.push_back(p.m);
+    layers.emplace_back(name, p.m.defined());
+  }
+  for (const auto& [name, w] : lora->weights) {
+    if (!mine(name)) continue;
+    inputs.push_back(w);
+    weights.push_back(name);
+  }
+  auto replay = rng ? std::make_shared<ops::RandomGenerator>(*rng) : nullptr;
+  auto first = std::make_shared<bool>(true);
+  auto fn = [this, i, rng, replay, first, layers, weights, config = lora->config](const std::vector<Var>& in) {
+    LoraAdapters view;
+    view.config = config;
+    size_t k = 1;
+    for (const auto& [name, dora] : layers) {
+      LoraPair& p = view.layers[name];
+      p.a = in[k++];
+      p.b = in[k++];
+      if (dora) p.m = in[k++];
+    }
+    for (const std::string& name : weights) view.weights[name] = in[k++];
+    ops::RandomGenerator again = replay ? *replay : ops::RandomGenerator();
+    ops::RandomGenerator* r = !rng ? nullptr : *first ? rng : &again;
+    *first = false;
+    return block(i, in[0], &view, r);
+  };
+  return autograd::checkpoint(fn, inputs);
+}
+
+Var DifferentiableTransformer::hidden(const Tensor& tokens, const LoraAdapters* lora, ops::RandomGenerator* rng) const {
   if (tokens.ndim() != 2) throw ShapeError("training forward: tokens must be [batch, seq], got " + shape_str(tokens.shape()));
   const auto& spec = model_.spec();
-  const nn::Embedding& embed = *embed_;
-  Var h(embed.forward(tokens));  // frozen: a constant [B, L, hidden]
+  Var h(embed_->forward(tokens));  // frozen: a constant [B, L, hidden]
   if (spec.embed_scale != 1.0f) h = autograd::mul(h, spec.embed_scale);
-  const double rm = spec.residual_multiplier;
   for (int64_t i = 0; i < static_cast<int64_t>(spec.layers.size()); ++i) {
-    const std::string base = "model.layers." + std::to_string(i) + ".";
-    Var a = spec.pre_attn_norm.empty() ? h : norm(base + spec.pre_attn_norm, h, lora);
-    a = attention(i, a, lora, rng);
-    if (!spec.post_attn_norm.empty()) a = norm(base + spec.post_attn_norm, a, lora);
-    if (rm != 1.0) a = autograd::mul(a, rm);
-    Var r = autograd::add(h, a);
-    Var f = spec.pre_ffn_norm.empty() ? r : norm(base + spec.pre_ffn_norm, r, lora);
-    const LayerSpec& ls = spec.layers[static_cast<size_t>(i)];
-    f = ls.moe ? experts(i, f, lora, rng) : mlp(i, f, lora, rng);
-    if (!spec.post_ffn_norm.empty()) f = norm(base + spec.post_ffn_norm, f, lora);
-    if (rm != 1.0) f = autograd::mul(f, rm);
-    h = autograd::add(r, f);
+    h = options_.grad_checkpoint && lora ? checkpointed_block(i, h, lora, rng) : block(i, h, lora, rng);
   }
-  h = norm("model.norm", h, lora);
-  Var logits = linears_.count("lm_head") ? project("lm_head", h, lora, rng) : apply_weight(embed.weight(), h, Tensor());
+  return norm("model.norm", h, lora);
+}
+
+Var DifferentiableTransformer::head(const Var& h, const LoraAdapters* lora, ops::RandomGenerator* rng) const {
+  const auto& spec = model_.spec();
+  Var logits = linears_.count("lm_head") ? project("lm_head", h, lora, rng) : apply_weight(embed_->weight(), h, Tensor());
   if (spec.logits_divisor != 1.0f) logits = autograd::mul(logits, 1.0 / spec.logits_divisor);
   if (spec.final_softcap > 0.0f) logits = autograd::softcap(logits, spec.final_softcap);
   return logits;
+}
+
+Var DifferentiableTransformer::forward(const Tensor& tokens, const LoraAdapters* lora, ops::RandomGenerator* rng) const {
+  return head(hidden(tokens, lora, rng), lora, rng);
+}
+
+// Under grad_checkpoint: sum over chunks of rows of (chunk's weight / total weight) x the
+// chunk's mean loss, each chunk's head + cross-entropy checkpointed (its rows picked with
+// a differentiable gather). An adapted output head keeps the unchunked path.
+Var DifferentiableTransformer::loss(const Tensor& tokens, const Tensor& targets, const Tensor& weights,
+                                    const LoraAdapters* lora, ops::RandomGenerator* rng) const {
+  if (!options_.grad_checkpoint || !lora || lora->layers.count("lm_head") || lora->weights.count("lm_head.weight")) {
+    Var logits = forward(tokens, lora, rng);
+    return autograd::cross_entropy(autograd::reshape(logits, {-1, logits.shape().back()}), targets, weights);
+  }
+  Var h = hidden(tokens, lora, rng);
+  Var rows = autograd::reshape(h, {-1, h.shape().back()});
+  const int64_t N = rows.shape()[0];
+  if (targets.numel() != N || weights.numel() != N) {
+    throw ShapeError("training loss: " + std::to_string(N) + " positions, " + std::to_string(targets.numel()) +
+                     " targets, " + std::to_string(weights.numel()) + " weights");
+  }
+  const std::vector<float> w = weights.to_float_vector();
+  double total = 0;
+  for (float x : w) total += x;
+  if (!(total > 0.0)) throw InvalidArgument("cross_entropy: no position has a positive weight");
+  const int64_t V = model_.vocab_size();
+  const int64_t chunk = options_.loss_chunk_rows > 0 ? options_.loss_chunk_rows
+                                                     : std::max<int64_t>(1, (int64_t{64} << 20) / (V * 4));
+  const Tensor flat_targets = targets.reshape({N});
+  const Device dev = rows.value().device();
+  Var out;
+  for (int64_t s = 0; s < N; s += chunk) {
+    const int64_t e = std::min(N, s + chunk);
+    double part = 0;
+    for (int64_t j = s; j < e; ++j) part += w[static_cast<size_t>(j)];
+    if (!(part > 0.0)) continue;
+    std::vector<int64_t> ids(static_cast<size_t>(e - s));
+    for (int64_t j = s; j < e; ++j) ids[static_cast<size_t>(j - s)] = j;
+    Var piece = autograd::embedding(rows, Tensor::from_vector(ids, {e - s}).to(dev));
+    const Tensor t = flat_targets.slice(0, s, e).contiguous();
+    const Tensor wc = Tensor::from_vector(std::vector<float>(w.begin() + s, w.begin() + e), {e - s}).to(dev);
+    Var l = autograd::checkpoint(
+        [this, t, wc](const std::vector<Var>& in) {
+          return autograd::cross_entropy(head(in[0], nullptr, nullptr), t, wc);
+        },
+        {piece});
+    Var term = autograd::mul(l, part / total);
+    out = out.defined() ? autograd::add(out, term) : term;
+  }
+  return out;
 }
 
 }  // namespace lmx::train

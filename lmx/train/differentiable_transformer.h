@@ -24,15 +24,39 @@ class RandomGenerator;
 
 namespace lmx::train {
 
+struct TrainingForwardOptions {
+  bool grad_checkpoint = false;
+  int64_t loss_chunk_rows = 0;  // rows per chunk of loss(); 0: about 64 MiB of f32 logits
+};
+
 class DifferentiableTransformer {
  public:
-  explicit DifferentiableTransformer(models::TransformerLM& model);
+  // grad_checkpoint: keep only each block's input and recompute the block's forward in
+  // the backward (autograd::checkpoint): the blocks give the same gradients bit for bit,
+  // for about one more forward, with one block's activations alive at a time.
+  // loss() then also takes the output head and cross-entropy in chunks of rows, each
+  // chunk's logits recomputed in the backward, so no [tokens, vocab] buffer is alive.
+  using Options = TrainingForwardOptions;
+  explicit DifferentiableTransformer(models::TransformerLM& model, Options options = {});
   // tokens [batch, seq] -> logits [batch, seq, vocab]. Adapters (may be null) are applied
   // to their layers, or their full-fine-tuning weights replace the model's; dropout
   // draws from `rng` when given (training), none otherwise.
   autograd::Var forward(const Tensor& tokens, const LoraAdapters* lora, ops::RandomGenerator* rng) const;
+  // The masked cross-entropy of the logits of `tokens` [batch, seq] against `targets`
+  // [batch * seq] weighted by `weights` [batch * seq] (autograd::cross_entropy), chunked
+  // under grad_checkpoint (equal to the unchunked loss up to f32 rounding).
+  autograd::Var loss(const Tensor& tokens, const Tensor& targets, const Tensor& weights, const LoraAdapters* lora,
+                     ops::RandomGenerator* rng) const;
 
  private:
+  // The final hidden states (after the last norm) and the logits of those.
+  autograd::Var hidden(const Tensor& tokens, const LoraAdapters* lora, ops::RandomGenerator* rng) const;
+  autograd::Var head(const autograd::Var& h, const LoraAdapters* lora, ops::RandomGenerator* rng) const;
+  // Block i: h + attention(...) -> + mlp / experts (with the spec's norms and scales).
+  autograd::Var block(int64_t i, const autograd::Var& h, const LoraAdapters* lora, ops::RandomGenerator* rng) const;
+  // Block i under autograd::checkpoint, its adapters passed as the checkpoint's inputs.
+  autograd::Var checkpointed_block(int64_t i, const autograd::Var& h, const LoraAdapters* lora,
+                                   ops::RandomGenerator* rng) const;
   autograd::Var project(const std::string& path, const autograd::Var& x, const LoraAdapters* lora,
                         ops::RandomGenerator* rng) const;
   autograd::Var norm(const std::string& path, const autograd::Var& x, const LoraAdapters* lora) const;
@@ -44,6 +68,7 @@ class DifferentiableTransformer {
   autograd::Var expert_projection(const std::string& path, int64_t e, const autograd::Var& x) const;
 
   models::TransformerLM& model_;
+  Options options_;
   std::map<std::string, nn::Linear*> linears_;
   std::map<std::string, Tensor*> params_;
   std::map<std::string, nn::SwitchLinear*> switches_;

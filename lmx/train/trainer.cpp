@@ -20,9 +20,7 @@ namespace {
 
 autograd::Var batch_loss(const DifferentiableTransformer& model, const LoraAdapters* adapters, const Batch& batch,
                          ops::RandomGenerator* rng) {
-  autograd::Var logits = model.forward(batch.inputs, adapters, rng);  // [B, T, V]
-  const int64_t V = logits.shape().back();
-  return autograd::cross_entropy(autograd::reshape(logits, {-1, V}), batch.targets, batch.weights);
+  return model.loss(batch.inputs, batch.targets, batch.weights, adapters, rng);
 }
 
 TrainReport validation_report(int64_t it, double loss) {

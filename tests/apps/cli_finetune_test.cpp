@@ -51,8 +51,9 @@ int run_and_interrupt(const std::string& args, const fs::path& log) {
   return status;
 }
 
-TEST_F(Cli, DoraInterruptedResumedExportedToPeftAndFused) {
-  const fs::path work = fs::temp_directory_path() / ("lmx-cli-finetune-" + std::to_string(::getpid()));
+// A temp folder with data/train.jsonl (120 short stories) and data/valid.jsonl (16).
+fs::path story_data(const std::string& name) {
+  const fs::path work = fs::temp_directory_path() / ("lmx-cli-" + name + "-" + std::to_string(::getpid()));
   fs::create_directories(work / "data");
   const char* names[] = {"Lily", "Tom", "Sue", "Ben"};
   const char* things[] = {"ball", "kite", "cat", "dog", "box", "cake"};
@@ -63,6 +64,11 @@ TEST_F(Cli, DoraInterruptedResumedExportedToPeftAndFused) {
       f << "{\"text\": \"" << n << " had a " << t << ". " << n << " took the " << t << " to the park.\"}\n";
     }
   }
+  return work;
+}
+
+TEST_F(Cli, DoraInterruptedResumedExportedToPeftAndFused) {
+  const fs::path work = story_data("finetune");
   const std::string common = "lora --model " + dir_.string() + " --data " + (work / "data").string() +
                              " -t 1 --fine-tune-type dora --learning-rate 5e-4 --steps-per-eval 0 --val-batches 2";
   const int status = run_and_interrupt(
@@ -97,6 +103,23 @@ TEST_F(Cli, DoraInterruptedResumedExportedToPeftAndFused) {
   Result bad = lmx_run("lora --model " + dir_.string() + " --train --fine-tune-type qlora", "", true);
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.out.find("fine-tune type: unknown 'qlora' (lora, dora, full)"), std::string::npos) << bad.out;
+  fs::remove_all(work);
+}
+
+// --grad-checkpoint trains the same adapters (with dropout; stories260K's 512-token
+// vocabulary puts these batches' loss in one chunk, which is bit for bit the plain loss)
+// and says so in the config.
+TEST_F(Cli, GradCheckpointTrainsTheSameAdapters) {
+  const fs::path work = story_data("checkpoint");
+  const std::string common = "lora --model " + dir_.string() + " --data " + (work / "data").string() +
+                             " -t 1 --train --iters 6 --lora-dropout 0.1 --learning-rate 5e-4 --steps-per-eval 0 "
+                             "--val-batches 2 --steps-per-report 3 --adapter-path ";
+  Result plain = lmx_run(common + (work / "plain").string(), "", true);
+  Result checkpointed = lmx_run(common + (work / "ckpt").string() + " --grad-checkpoint", "", true);
+  ASSERT_EQ(plain.status, 0) << plain.out;
+  ASSERT_EQ(checkpointed.status, 0) << checkpointed.out;
+  EXPECT_EQ(read_all(work / "plain" / "adapters.safetensors"), read_all(work / "ckpt" / "adapters.safetensors"));
+  EXPECT_NE(read_all(work / "ckpt" / "adapter_config.json").find("\"grad_checkpoint\": true"), std::string::npos);
   fs::remove_all(work);
 }
 

@@ -73,6 +73,44 @@ TEST_P(Architecture, TrainingForwardEqualsInferenceWithAttachedAdapters) {
   EXPECT_LT(max_rel_diff(model.forward(ids, nullptr, {}).to_float_vector(), base.to_float_vector()), 1e-4);
 }
 
+// --grad-checkpoint recomputes each block in the backward; with dropout the second run
+// must replay the first run's draws. Adapters on the last block only (the blocks below
+// are checkpointed with nothing to train), then on all: the loss and every gradient bit
+// for bit as the plain path's, and the generator left where the plain path leaves it.
+TEST_P(Architecture, GradCheckpointWithDropoutGivesThePlainGradients) {
+  auto m = testing::load_tiny(GetParam());
+  auto& model = testing::transformer(m);
+  Tensor ids = testing::fixture_tensor("input_ids", GetParam());
+  Tensor inputs = ids.slice(1, 0, ids.dim(1) - 1).contiguous();
+  Tensor targets = ids.slice(1, 1, ids.dim(1)).contiguous().reshape({-1});
+  Tensor weights = Tensor::full({targets.numel()}, 1.0);
+  for (int64_t layers : {1, -1}) {
+    std::vector<std::vector<float>> grads[2];
+    double losses[2] = {0, 0};
+    uint64_t counters[2] = {0, 0};
+    for (int checkpointed = 0; checkpointed < 2; ++checkpointed) {
+      train::LoraAdapters a = random_adapters(model, layers, 5);
+      a.config.dropout = 0.3f;
+      train::DifferentiableTransformer dt(model, {.grad_checkpoint = checkpointed == 1});
+      ops::RandomGenerator rng(11);
+      {
+        autograd::GradScope scope;
+        autograd::Var logits = dt.forward(inputs, &a, &rng);
+        autograd::Var l =
+            autograd::cross_entropy(autograd::reshape(logits, {-1, logits.shape().back()}), targets, weights);
+        losses[checkpointed] = l.value().item<double>();
+        autograd::backward(l);
+      }
+      counters[checkpointed] = rng.counter();
+      for (auto* p : a.parameters()) grads[checkpointed].push_back(p->grad().to_float_vector());
+    }
+    EXPECT_EQ(losses[0], losses[1]) << layers;
+    EXPECT_EQ(counters[0], counters[1]) << layers;
+    ASSERT_EQ(grads[0].size(), grads[1].size());
+    for (size_t i = 0; i < grads[0].size(); ++i) EXPECT_EQ(grads[0][i], grads[1][i]) << layers << " " << i;
+  }
+}
+
 TEST(Lora, MakeLoraFollowsMlxInitAndLayerChoice) {
   auto m = testing::load_tiny_llama();
   auto& model = testing::transformer(m);

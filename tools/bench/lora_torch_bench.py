@@ -3,14 +3,14 @@
 step written in plain torch (Debian's python3-torch; no transformers, no peft).
 
     /usr/bin/python3 tools/bench/lora_torch_bench.py --config qwen2.5-0.5b.json \\
-        [--batch 4] [--seq 512] [--rank 8] [--layers 16] [--steps 2] [--threads 2]
+        [--batch 4] [--seq 512] [--rank 8] [--layers 16] [--steps 2] [--warmup 1] [--threads 2]
 
 A llama-family decoder (RMSNorm, GQA attention with RoPE, optional q/k/v biases as
 Qwen2, SwiGLU, tied or separate head) with random f32 weights (uniform +-0.02, frozen),
 rank-r LoRA (y = W x + scale * (x A) B, mlx-lm's layout and init, scale 20) on every
 Linear of the last N blocks, a batch of random tokens; each step: forward, mean
 cross-entropy, backward, torch.optim.AdamW. Prints each step's seconds, tokens/s of the
-timed steps (after one warm-up step) and the peak resident memory.
+timed steps (after --warmup untimed steps, default 1) and the peak resident memory.
 """
 import argparse
 import json
@@ -120,6 +120,7 @@ def main():
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--layers", type=int, default=16)
     ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -132,7 +133,7 @@ def main():
     ids = torch.randint(0, c["vocab_size"], (args.batch, args.seq + 1))
     inputs, targets = ids[:, :-1], ids[:, 1:].reshape(-1)
     timed = 0.0
-    for s in range(args.steps + 1):
+    for s in range(args.warmup + args.steps):
         t0 = time.perf_counter()
         logits = model(inputs)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets)
@@ -140,9 +141,9 @@ def main():
         opt.step()
         opt.zero_grad(set_to_none=True)
         dt = time.perf_counter() - t0
-        if s > 0:
+        if s >= args.warmup:
             timed += dt
-        print(f"step {s}{' (warm-up)' if s == 0 else ''}: loss {loss.item():.4f}, {dt:.2f} s", flush=True)
+        print(f"step {s}{' (warm-up)' if s < args.warmup else ''}: loss {loss.item():.4f}, {dt:.2f} s", flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1048576.0
     print(f"torch {torch.__version__} LoRA: {args.batch * args.seq} tokens/step, "
           f"{args.batch * args.seq * args.steps / timed:.1f} tokens/s over {args.steps} steps, "

@@ -7,6 +7,8 @@ thread_local int g_depth = 0;
 
 GradScope::GradScope() { ++g_depth; }
 GradScope::~GradScope() { --g_depth; }
+PauseRecording::PauseRecording() : saved_(g_depth) { g_depth = 0; }
+PauseRecording::~PauseRecording() { g_depth = saved_; }
 bool recording() { return g_depth > 0; }
 
 }  // namespace lmx::autograd

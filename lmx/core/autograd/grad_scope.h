@@ -15,6 +15,19 @@ class GradScope {
   GradScope& operator=(const GradScope&) = delete;
 };
 
+// Recording is off for this thread while it lives (inside a GradScope too); the previous
+// state comes back when it ends (gradient checkpointing's first forward).
+class PauseRecording {
+ public:
+  PauseRecording();
+  ~PauseRecording();
+  PauseRecording(const PauseRecording&) = delete;
+  PauseRecording& operator=(const PauseRecording&) = delete;
+
+ private:
+  int saved_;
+};
+
 // Whether this thread is inside a GradScope.
 bool recording();
 
