@@ -171,7 +171,9 @@ inline void pack_scales_avx512(float* dst, const PackedQuantWeight& w, int64_t j
   const int64_t size = dt == Dtype::f32 ? 4 : 2;
   for (int which = 0; which < 2; ++which) {
     const int64_t off = (which == 0 ? w.scales_offset() : w.biases_offset()) + g * R * size;
-    __m512 v = _mm512_setzero_ps();
+    // Gathered through memory: _mm512_insertf32x4 needs a constant lane (clang refuses a
+    // loop index that g++ folds only after unrolling).
+    alignas(64) float lanes[16] = {};
     for (int b = 0; b < 4 && 4 * b < nr; ++b) {
       const uint8_t* src = w.data() + ((j0 + 4 * b) >> 2) * w.block_bytes() + off;
       __m128 f;
@@ -182,10 +184,10 @@ inline void pack_scales_avx512(float* dst, const PackedQuantWeight& w, int64_t j
         f = dt == Dtype::f16 ? _mm_cvtph_ps(h)
                              : _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(h), 16));
       }
-      v = _mm512_insertf32x4(v, f, b);
+      _mm_store_ps(lanes + 4 * b, f);
     }
-    _mm512_store_ps(dst + 16 * which,
-                    _mm512_maskz_mov_ps(static_cast<__mmask16>((1u << nr) - 1u), v));
+    _mm512_store_ps(dst + 16 * which, _mm512_maskz_mov_ps(static_cast<__mmask16>((1u << nr) - 1u),
+                                                          _mm512_load_ps(lanes)));
   }
 }
 
