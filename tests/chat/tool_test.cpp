@@ -7,9 +7,9 @@
 #include "lmx/chat/tool_call_format.h"
 
 namespace lmx::chat {
-namespace {
-
-using nlohmann::ordered_json;
+// Outside the anonymous namespace: NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE defines both to_json
+// and from_json, and each type uses only one (clang's -Wunused-function, fatal under -Werror).
+namespace tool_test_types {
 
 struct WeatherIn {
   std::string city;
@@ -24,6 +24,14 @@ struct WeatherOut {
   std::vector<std::string> notes;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(WeatherOut, city, temperature, notes)
+
+}  // namespace tool_test_types
+
+namespace {
+
+using nlohmann::ordered_json;
+using tool_test_types::WeatherIn;
+using tool_test_types::WeatherOut;
 
 ToolSpec weather_spec() {
   return {"get_weather", "Weather for a city.",
