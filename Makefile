@@ -38,6 +38,7 @@ fetch-data:
 
 test: build fetch-data cuda-check
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+	$(san_smoke)
 
 # Configures $(1) for ASan + UBSan (clang, -O1, every report fatal) with the libFuzzer
 # targets (LMX_FUZZ=ON); further cmake arguments follow the call.
@@ -45,8 +46,8 @@ san_configure = CC=clang CXX=clang++ cmake -S . -B $(1) -G Ninja -DCMAKE_BUILD_T
 	  -DCMAKE_C_FLAGS_DEBUG="-O1 -g" -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
 	  -DLMX_FUZZ=ON -DLMX_BUILD_BENCH=OFF $(CMAKE_FLAGS)
 
-# Meant for `make test` (after the normal tests) once one whole run of it has passed here
-# (docs/hardening.md): the parsers' layers under ASan + UBSan:
+# Part of `make test` (after the normal tests; docs/hardening.md has its times): the parsers'
+# layers under ASan + UBSan:
 # the tests of base, io, tokenizer and chat (the thread pool, JSON nesting, safetensors,
 # the model folder, every tokenizer format and the bad-input tables, Jinja and the tool
 # parsers), then a smoke run of the libFuzzer targets of those parsers over their seeds
