@@ -31,8 +31,7 @@ Device device_arg(const std::string& text) {
 
 void add_device_option(CLI::App* cmd, std::string& device) {
   cmd->add_option("--device", device,
-                  "cpu (default); cuda or cuda:N in a -DLMX_CUDA=ON build, not yet verified on a GPU "
-                  "(docs/cli.md)");
+                  "cpu (default); cuda or cuda:N in a -DLMX_CUDA=ON build (docs/cli.md)");
 }
 
 void apply_threads(int threads) {

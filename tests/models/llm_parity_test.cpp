@@ -319,6 +319,29 @@ TEST(ModelLoading, UnknownArchitectureIsUnsupported) {
   EXPECT_THROW(models::create_model(models::ConfigReader(bad, "config.json")), FormatError);
 }
 
+// Issue 19: the gemma4 variants lmx does not run yet (keys shared as values, the MoE block,
+// bidirectional attention over every layer) are refused by name, not run as plain gemma4.
+TEST(ModelLoading, Gemma4VariantsNotSupportedAreRefusedByName) {
+  auto folder = io::ModelFolder::open(fixture("gemma4_text"));
+  const nlohmann::json good = folder.text_config();
+  EXPECT_NO_THROW(models::create_model(models::ConfigReader(good, "config.json")));
+  const std::vector<std::pair<nlohmann::json, std::string>> cases = {
+      {{{"attention_k_eq_v", true}}, "attention_k_eq_v"},
+      {{{"enable_moe_block", true}}, "enable_moe_block"},
+      {{{"use_bidirectional_attention", "all"}}, "use_bidirectional_attention"},
+  };
+  for (const auto& [patch, field] : cases) {
+    nlohmann::json cfg = good;
+    cfg.merge_patch(patch);
+    try {
+      models::create_model(models::ConfigReader(cfg, "config.json"));
+      ADD_FAILURE() << "expected Unsupported for " << field;
+    } catch (const Unsupported& e) {
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+    }
+  }
+}
+
 // Issue 22: values that make no sense are refused naming the field, not run silently.
 TEST(ModelLoading, NonsenseConfigValuesNameTheField) {
   auto folder = io::ModelFolder::open(fixture("llama"));
