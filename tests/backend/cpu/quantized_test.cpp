@@ -635,7 +635,7 @@ TEST(QuantizedMatmul, DecodeSplitOverThreadsGivesTheBitsOfOneThread) {
 // Speculative decoding's verify pass and batched decode: m = 2 .. 9 rows in one call
 // (the AVX-512 few-row kernel for int16 x up to 8 rows, the row-looped matvec otherwise)
 // give each row the bits of a one-row (decode) call, through one weight and through a
-// shared-input region. Odd n and k (k an odd number of groups), 4 and 8 bits, every group
+// shared-input region; with int16 x the AVX-512 kernel's rows are the AVX2 matvec's. Odd n and k (k an odd number of groups), 4 and 8 bits, every group
 // and scale dtype; n = 2051 is large enough for 2-3 threads to split it into chunks.
 TEST(QuantizedMatmul, FewRowsEqualOneRowCallsBitForBit) {
   FeatureGuard guard;
@@ -682,6 +682,16 @@ TEST(QuantizedMatmul, FewRowsEqualOneRowCallsBitForBit) {
                   << dtype_name(dt) << " m " << m << " precision " << static_cast<int>(prec) << " at " << j;
               ASSERT_EQ(std::bit_cast<uint32_t>(one[j]), std::bit_cast<uint32_t>(shared[j])) << "shared, at " << j;
               ASSERT_EQ(std::bit_cast<uint32_t>(one2[j]), std::bit_cast<uint32_t>(shared2[j])) << "shared 2, at " << j;
+            }
+            // int16 x: the AVX-512 kernel (one row or a few) gives the AVX2 matvec's bits.
+            if (features.use_avx512() && prec == ActivationPrecision::int16) {
+              set_cpu_features_for_testing(features.limited_to(CpuTier::avx2));
+              std::vector<float> avx2(one.size(), 555.0f);
+              for (int64_t i = 0; i < m; ++i)
+                quantized_matmul(x.data() + i * ldx, ldx, packed, avx2.data() + i * ldy, ldy, 1, opt, pool);
+              set_cpu_features_for_testing(features);
+              for (size_t j = 0; j < one.size(); ++j)
+                ASSERT_EQ(std::bit_cast<uint32_t>(one[j]), std::bit_cast<uint32_t>(avx2[j])) << "avx2 tier, at " << j;
             }
             if (m == 5 && !large)
               check_against_reference(qw, x, ldx, rows, ldy, m, 1e-6, "few rows",
