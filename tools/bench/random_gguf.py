@@ -160,6 +160,25 @@ def qwen3next(w, cfg, t):
         t.mat(p + "ffn_down_shexp.weight", H, fs)
 
 
+def moe_header(w, cfg, experts, used, expert_ff):
+    """Metadata of an attention + MoE model with full-size rotary heads."""
+    common(w, cfg, "rms_norm_eps")
+    hd = cfg["head_dim"]
+    w.add_head_count_kv(cfg["num_key_value_heads"])
+    w.add_key_length(hd)
+    w.add_value_length(hd)
+    w.add_rope_dimension_count(hd)
+    w.add_expert_count(experts)
+    w.add_expert_used_count(used)
+    w.add_expert_feed_forward_length(expert_ff)
+
+
+def untied_embeddings(t, V, H):
+    t.mat("token_embd.weight", V, H)
+    t.vec("output_norm.weight", H)
+    t.mat("output.weight", V, H)
+
+
 def llama4(w, cfg, t):
     H, L, V = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
     nh, nkv, hd = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
@@ -169,19 +188,10 @@ def llama4(w, cfg, t):
     # llama.cpp takes NoPE on every 4th layer and chunked attention on the others.
     assert cfg.get("no_rope_layer_interval", 4) == 4 and "no_rope_layers" not in cfg
     assert not cfg.get("tie_word_embeddings", False)
-    common(w, cfg, "rms_norm_eps")
-    w.add_head_count_kv(nkv)
-    w.add_key_length(hd)
-    w.add_value_length(hd)
-    w.add_rope_dimension_count(hd)
+    moe_header(w, cfg, E, k, fe)
     w.add_feed_forward_length(fd)
-    w.add_expert_count(E)
-    w.add_expert_used_count(k)
-    w.add_expert_feed_forward_length(fe)
     w.add_interleave_moe_layer_step(step)
-    t.mat("token_embd.weight", V, H)
-    t.vec("output_norm.weight", H)
-    t.mat("output.weight", V, H)
+    untied_embeddings(t, V, H)
     for i in range(L):
         p = f"blk.{i}."
         t.vec(p + "attn_norm.weight", H)
@@ -210,19 +220,10 @@ def gpt_oss(w, cfg, t):
     E, k, fe = cfg["num_local_experts"], cfg["num_experts_per_tok"], cfg["intermediate_size"]
     # llama.cpp alternates sliding-window (even) and full (odd) layers, as the default here.
     assert "layer_types" not in cfg and not cfg.get("tie_word_embeddings", False)
-    common(w, cfg, "rms_norm_eps")
-    w.add_head_count_kv(nkv)
-    w.add_key_length(hd)
-    w.add_value_length(hd)
-    w.add_rope_dimension_count(hd)
+    moe_header(w, cfg, E, k, fe)
     w.add_sliding_window(cfg["sliding_window"])
-    w.add_expert_count(E)
-    w.add_expert_used_count(k)
-    w.add_expert_feed_forward_length(fe)
     w.add_feed_forward_length(fe)
-    t.mat("token_embd.weight", V, H)
-    t.vec("output_norm.weight", H)
-    t.mat("output.weight", V, H)
+    untied_embeddings(t, V, H)
     for i in range(L):
         p = f"blk.{i}."
         t.vec(p + "attn_norm.weight", H)
