@@ -131,10 +131,7 @@ void dequantize_packed(
 // steps; short prompt chunks). kernel_report's "q4g64 batch" rows (Qwen ffn_up, 2
 // threads, loaded machine): GEMM 18.9 / 18.9 / 21.1 / 29.8 ms at m = 4 / 8 / 16 / 32,
 // the row-looped matvec 1.9 / 4.0 / 8.2 / 14.9 ms (about 17 ms of the GEMM's time is the
-// repacking, so it only wins well past 32 rows). docs/performance.md. With AVX-512 and
-// int16 x, 2 to 8 rows (speculative decoding's verify pass) run the few-row kernel
-// instead, which unpacks each weight once for all rows (quant_rows_avx512.cpp); every row
-// still gets the bits of a one-row call.
+// repacking, so it only wins well past 32 rows). docs/performance.md.
 #ifndef LMX_MIN_GEMM_ROWS
 #define LMX_MIN_GEMM_ROWS 64
 #endif
