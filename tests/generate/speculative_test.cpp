@@ -17,6 +17,7 @@
 #include "lmx/io/llama2c_import.h"
 #include "lmx/models/load.h"
 #include "lmx/models/config_reader.h"
+#include "lmx/models/quantize.h"
 #include "lmx/models/random_init.h"
 #include "lmx/models/registry.h"
 #include "test_models.h"
@@ -86,6 +87,34 @@ TEST(Speculative, GreedyEqualsPlainDecodingFor500TokensWithItselfAsDraft) {
     EXPECT_GT(s.drafted, 0);
     // Every round but the last yields n + 1 tokens.
     EXPECT_LE(s.rounds, 500 / (n + 1) + 2);
+  }
+}
+
+// MLX-quantized (4 and 8 bits): the verify pass's few-row matmuls (N + 1 = 4 and 8 rows)
+// give each row the bits of the draft's one-row decode steps, so the model accepts every
+// draft of its own and greedy output equals plain decoding.
+TEST(Speculative, QuantizedModelAcceptsItsOwnDraftsAndEqualsPlainDecoding) {
+  LMX_REQUIRE_STORIES();
+  GenerateParameters p;
+  p.temperature = 0;
+  p.max_tokens = 200;
+  for (int bits : {4, 8}) {
+    auto quantized = [&] {
+      auto m = fresh_stories();
+      models::QuantizeOptions q;
+      q.bits = bits;
+      q.group_size = 64;
+      EXPECT_FALSE(models::quantize_model(*m, q).empty());
+      return m;
+    };
+    const std::vector<int32_t> plain = run(*quantized(), p, {});
+    for (int n : {3, 7}) {
+      SpeculativeStats s;
+      auto m = quantized(), d = quantized();
+      EXPECT_EQ(run(*m, p, {d.get(), n}, &s), plain) << bits << " bits, " << n << " draft tokens";
+      EXPECT_EQ(s.accepted, s.drafted) << bits << " bits, " << n << " draft tokens";
+      EXPECT_GT(s.drafted, 0);
+    }
   }
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Random-weight F16 GGUF of an HF config's shape, for llama-bench comparisons (issue 20's
-LFM2 and Qwen3-Next shapes): tensor names and shapes as llama.cpp loads them (its
-`src/models/<arch>.cpp`), values random (llama-bench feeds random token ids, so only the
-shapes and the work per token matter).
+LFM2 and Qwen3-Next shapes, issue 19's Llama 4 and gpt-oss MoE
+shapes): tensor names and shapes as llama.cpp loads them (its `src/models/<arch>.cpp`),
+values random (llama-bench feeds random token ids, so only the shapes and the work per
+token matter).
 
 Usage: PYTHONPATH=<llama.cpp>/gguf-py /usr/bin/python3 random_gguf.py CONFIG.json OUT.gguf VOCAB.gguf
 VOCAB.gguf: a llama.cpp test vocabulary (ggml-vocab-gpt-2.gguf), padded to the config's size.
@@ -159,7 +160,90 @@ def qwen3next(w, cfg, t):
         t.mat(p + "ffn_down_shexp.weight", H, fs)
 
 
-ARCHS = {"lfm2": ("lfm2", lfm2), "qwen3_next": ("qwen3next", qwen3next)}
+def moe_header(w, cfg, experts, used, expert_ff):
+    """Metadata of an attention + MoE model with full-size rotary heads."""
+    common(w, cfg, "rms_norm_eps")
+    hd = cfg["head_dim"]
+    w.add_head_count_kv(cfg["num_key_value_heads"])
+    w.add_key_length(hd)
+    w.add_value_length(hd)
+    w.add_rope_dimension_count(hd)
+    w.add_expert_count(experts)
+    w.add_expert_used_count(used)
+    w.add_expert_feed_forward_length(expert_ff)
+
+
+def untied_embeddings(t, V, H):
+    t.mat("token_embd.weight", V, H)
+    t.vec("output_norm.weight", H)
+    t.mat("output.weight", V, H)
+
+
+def llama4(w, cfg, t):
+    H, L, V = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
+    nh, nkv, hd = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
+    E, k, fe, fd = cfg["num_local_experts"], cfg["num_experts_per_tok"], cfg["intermediate_size"], \
+        cfg["intermediate_size_mlp"]
+    step = cfg.get("interleave_moe_layer_step", 1)
+    # llama.cpp takes NoPE on every 4th layer and chunked attention on the others.
+    assert cfg.get("no_rope_layer_interval", 4) == 4 and "no_rope_layers" not in cfg
+    assert not cfg.get("tie_word_embeddings", False)
+    moe_header(w, cfg, E, k, fe)
+    w.add_feed_forward_length(fd)
+    w.add_interleave_moe_layer_step(step)
+    untied_embeddings(t, V, H)
+    for i in range(L):
+        p = f"blk.{i}."
+        t.vec(p + "attn_norm.weight", H)
+        t.vec(p + "ffn_norm.weight", H)
+        t.mat(p + "attn_q.weight", nh * hd, H)
+        t.mat(p + "attn_k.weight", nkv * hd, H)
+        t.mat(p + "attn_v.weight", nkv * hd, H)
+        t.mat(p + "attn_output.weight", H, nh * hd)
+        if (i + 1) % step == 0:
+            t.mat(p + "ffn_gate_inp.weight", E, H)
+            t.mat(p + "ffn_gate_exps.weight", E, fe, H)
+            t.mat(p + "ffn_up_exps.weight", E, fe, H)
+            t.mat(p + "ffn_down_exps.weight", E, H, fe)
+            t.mat(p + "ffn_gate_shexp.weight", fe, H)
+            t.mat(p + "ffn_up_shexp.weight", fe, H)
+            t.mat(p + "ffn_down_shexp.weight", H, fe)
+        else:
+            t.mat(p + "ffn_gate.weight", fd, H)
+            t.mat(p + "ffn_up.weight", fd, H)
+            t.mat(p + "ffn_down.weight", H, fd)
+
+
+def gpt_oss(w, cfg, t):
+    H, L, V = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
+    nh, nkv, hd = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
+    E, k, fe = cfg["num_local_experts"], cfg["num_experts_per_tok"], cfg["intermediate_size"]
+    # llama.cpp alternates sliding-window (even) and full (odd) layers, as the default here.
+    assert "layer_types" not in cfg and not cfg.get("tie_word_embeddings", False)
+    moe_header(w, cfg, E, k, fe)
+    w.add_sliding_window(cfg["sliding_window"])
+    w.add_feed_forward_length(fe)
+    untied_embeddings(t, V, H)
+    for i in range(L):
+        p = f"blk.{i}."
+        t.vec(p + "attn_norm.weight", H)
+        t.vec(p + "post_attention_norm.weight", H)
+        for name, rows in (("attn_q", nh * hd), ("attn_k", nkv * hd), ("attn_v", nkv * hd)):
+            t.mat(p + name + ".weight", rows, H)
+            t.vec(p + name + ".bias", rows, 0.0)
+        t.mat(p + "attn_output.weight", H, nh * hd)
+        t.vec(p + "attn_output.bias", H, 0.0)
+        t.vec(p + "attn_sinks.weight", nh, 0.0)
+        t.mat(p + "ffn_gate_inp.weight", E, H)
+        t.vec(p + "ffn_gate_inp.bias", E, 0.0)
+        for name, shape in (("ffn_gate_exps", (E, fe, H)), ("ffn_up_exps", (E, fe, H)), ("ffn_down_exps", (E, H, fe))):
+            t.mat(p + name + ".weight", *shape)
+            t.w.add_tensor(p + name + ".bias", np.zeros(shape[:2], dtype=np.float32))
+
+
+ARCHS = {"lfm2": ("lfm2", lfm2), "qwen3_next": ("qwen3next", qwen3next),
+         "llama4_text": ("llama4", llama4),
+         "gpt_oss": ("gpt-oss", gpt_oss)}
 
 
 def main(cfg_path, out, vocab_file):

@@ -15,6 +15,7 @@
 #include "lmx/backend/cpu/matmul_kernels.h"
 #include "lmx/backend/cpu/cpu_features.h"
 #include "lmx/backend/cpu/quant_avx2_shared.h"
+#include "lmx/backend/cpu/quant_matvec_int.h"
 #include "lmx/base/thread_pool.h"
 
 namespace lmx::cpu::detail {
@@ -31,32 +32,6 @@ inline void static_for(F&& f) {
   }
 }
 
-template <Dtype SD>
-constexpr int64_t ssize() {
-  return SD == Dtype::f32 ? 4 : 2;
-}
-
-// Four consecutive scale-dtype values as f32.
-template <Dtype SD>
-inline __m128 load4(const uint8_t* p) {
-  if constexpr (SD == Dtype::f32) {
-    return _mm_loadu_ps(reinterpret_cast<const float*>(p));
-  } else {
-    const __m128i h = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
-    if constexpr (SD == Dtype::f16) return _mm_cvtph_ps(h);
-    return _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(h), 16));
-  }
-}
-
-// Activations prepared once per call (per x row), shared read-only by all threads.
-struct XPrep {
-  const float* xs[2] = {nullptr, nullptr};  // [k_padded] x pre-scaled per plane/position
-  const float* xsum = nullptr;              // [groups] sum of x over each group
-  const int8_t* xq = nullptr;               // [k_padded] int8 x in the plane's byte order
-  const int16_t* xq16 = nullptr;            // [k_padded] int16 x in the plane's 16-bit lane order
-  const float* dx = nullptr;                // [groups] scale of xq
-};
-
 // acc[r] += scale[g, r] * (dot[0][r] + dot[1][r])
 template <Dtype SD>
 inline void flush(const uint8_t* scales, int64_t g, const __m256 dot[2][R], __m256 acc[R]) {
@@ -64,21 +39,6 @@ inline void flush(const uint8_t* scales, int64_t g, const __m256 dot[2][R], __m2
   _mm_store_ps(s, load4<SD>(scales + g * R * ssize<SD>()));
   for (int r = 0; r < R; ++r)
     acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(s[r]), _mm256_add_ps(dot[0][r], dot[1][r]), acc[r]);
-}
-
-// Bytes ahead of the current read position that the kernels prefetch: the hardware
-// prefetcher alone leaves a single core well below the DRAM bandwidth on this stream.
-#ifndef LMX_QUANT_PREFETCH_AHEAD
-#define LMX_QUANT_PREFETCH_AHEAD 6144
-#endif
-constexpr int64_t kPrefetchAhead = LMX_QUANT_PREFETCH_AHEAD;
-
-#ifndef LMX_QUANT_PREFETCH_HINT
-#define LMX_QUANT_PREFETCH_HINT _MM_HINT_T0
-#endif
-inline void prefetch2(const uint8_t* p, int64_t ahead = kPrefetchAhead) {
-  _mm_prefetch(reinterpret_cast<const char*>(p + ahead), LMX_QUANT_PREFETCH_HINT);
-  _mm_prefetch(reinterpret_cast<const char*>(p + ahead + 64), LMX_QUANT_PREFETCH_HINT);
 }
 
 // One bit plane of one 4-row block, f32 activations: acc[r] += sum_g s[g,r] * (q . xs).
@@ -166,53 +126,6 @@ void plane_f32(
 inline __m128 reduce_rows(const __m256 acc[R]) {
   const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
   return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
-}
-
-// Prefetch distance of the integer kernels: about 1.25 row blocks ahead, between 6 and
-// 18 KiB. Measured on Zen 3, 2 threads (kernel_report, then tg128 in interleaved A/B runs):
-// 8-bit k = 2048 (Llama's projections, lm_head; 8.5 KiB blocks) ~12% faster at 11-12 KiB
-// than at 6; 4-bit k = 4864 / 8192 (the ffn_down shapes, 10-17 KiB blocks) 15-18% faster at
-// 13-18 KiB; shorter blocks measured best at 6 KiB (12 KiB was slower for Qwen's k = 896),
-// and 8-bit k = 4864 / 8192 the same at 6 and 18 KiB. tg128 against 6 KiB everywhere:
-// Qwen q4 +3-7%, Qwen q8 +2-10%, Llama q4 +5%, Llama q8 +12%.
-inline int64_t prefetch_ahead(const PackedQuantWeight& w) {
-  const int64_t want = (w.block_bytes() + w.block_bytes() / 4 + 63) / 64 * 64;
-  return std::clamp<int64_t>(want, kPrefetchAhead, 3 * kPrefetchAhead);
-}
-
-// Where the integer kernels find a block's scales and biases (bytes from the block start;
-// their single plane starts the block).
-struct BlockLayout {
-  int64_t scales = 0, biases = 0;
-  int64_t ahead = kPrefetchAhead;  // prefetch distance (prefetch_ahead)
-};
-
-// End of one group in the integer kernels. The 4 rows' integer sums are first reduced to
-// one vector (lane r + 4h: row r, half h), so one convert and one FMA by s[g, r] * dx[g]
-// serve the 4 rows and a single f32 accumulator stays in a register. The bias term
-// (b[g, r] + q_offset * s[g, r]) * sum(x)_g accumulates on 4 lanes (one per row).
-template <int B, Dtype SD>
-inline void flush_int(const uint8_t* block,
-                      const BlockLayout& bl,
-                      const XPrep& xp,
-                      int64_t g,
-                      const __m256i iacc[R],
-                      __m256& acc,
-                      __m128& bacc) {
-  const __m128 s = load4<SD>(block + bl.scales + g * R * ssize<SD>());
-  __m128 b = load4<SD>(block + bl.biases + g * R * ssize<SD>());
-  if constexpr (B == 8) b = _mm_fmadd_ps(_mm_set1_ps(128.0f), s, b);  // q stored as q - 128
-  bacc = _mm_fmadd_ps(b, _mm_set1_ps(xp.xsum[g]), bacc);
-  const __m128 sd = _mm_mul_ps(s, _mm_set1_ps(xp.dx[g]));
-  const __m256i t =
-      _mm256_hadd_epi32(_mm256_hadd_epi32(iacc[0], iacc[1]), _mm256_hadd_epi32(iacc[2], iacc[3]));
-  acc = _mm256_fmadd_ps(_mm256_set_m128(sd, sd), _mm256_cvtepi32_ps(t), acc);
-}
-
-// The block's 4 outputs from the integer kernels' accumulators.
-inline void store_int(__m256 acc, __m128 bacc, float* y4) {
-  const __m128 rows = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  _mm_store_ps(y4, _mm_add_ps(rows, bacc));
 }
 
 // One group g of one 4-row block, int8 activations (4-bit plane with G >= 64, or 8-bit
@@ -745,8 +658,18 @@ void run_matvec_rows(std::span<const MatvecTarget> targets,
   } else {
     plan_chunks(targets.first(per_row), nt, chunks);
   }
+  // Up to kMaxFewRows rows with int16 x on AVX-512: all rows from one pass over the chunk.
+  const bool few = prec == ActivationPrecision::int16 &&
+                   few_rows_int16_supported(*targets[0].w, static_cast<int64_t>(xps.size()));
   auto do_chunk = [&](int64_t c) {
     const MatvecChunk& ch = chunks[static_cast<size_t>(c)];
+    if (few) {
+      float* y[kMaxFewRows];
+      for (size_t i = 0; i < xps.size(); ++i) y[i] = targets[i * per_row + static_cast<size_t>(ch.target)].y;
+      few_rows_int16_avx512(*targets[static_cast<size_t>(ch.target)].w, xps.data(), y,
+                            static_cast<int>(xps.size()), ch.b0, ch.b1);
+      return;
+    }
     for (size_t i = 0; i < xps.size(); ++i)
       matvec_chunk(targets[i * per_row + static_cast<size_t>(ch.target)], xps[i], prec, ch.b0, ch.b1);
   };

@@ -632,6 +632,78 @@ TEST(QuantizedMatmul, DecodeSplitOverThreadsGivesTheBitsOfOneThread) {
   }
 }
 
+// Speculative decoding's verify pass and batched decode: m = 2 .. 9 rows in one call
+// (the AVX-512 few-row kernel for int16 x up to 8 rows, the row-looped matvec otherwise)
+// give each row the bits of a one-row (decode) call, through one weight and through a
+// shared-input region; with int16 x the AVX-512 kernel's rows are the AVX2 matvec's. Odd n and k (k an odd number of groups), 4 and 8 bits, every group
+// and scale dtype; n = 2051 is large enough for 2-3 threads to split it into chunks.
+TEST(QuantizedMatmul, FewRowsEqualOneRowCallsBitForBit) {
+  FeatureGuard guard;
+  ThreadPool pool2(2), pool3(3);
+  uint32_t seed = 1700;
+  struct Case {
+    int bits, group;
+    int64_t n, kg;
+  };
+  const Case cases[] = {{4, 64, 37, 3},  {4, 128, 2051, 7}, {4, 32, 13, 5},  {8, 32, 2051, 7},
+                        {8, 64, 21, 3},  {8, 128, 9, 1},    {4, 64, 2051, 33}};
+  for (const auto& features : paths()) {
+    set_cpu_features_for_testing(features);
+    for (const Case& c : cases)
+      for (Dtype dt : kScaleDtypes)
+        for (ActivationPrecision prec :
+             {ActivationPrecision::f32, ActivationPrecision::int16, ActivationPrecision::int8}) {
+          // The large weights (threads, chunks) once per tier in bf16, not on the scalar tier.
+          const bool large = c.n > 1000;
+          if (large && (dt != Dtype::bf16 || !features.use_avx2())) continue;
+          const int64_t k = c.kg * c.group, ldx = k + 5, ldy = c.n + 3;
+          const QWeight qw(c.n, k, c.bits, c.group, dt, seed++);
+          const QWeight qw2(c.n / 2 + 1, k, c.bits, c.group, dt, seed++);
+          const PackedQuantWeight packed = pack_quantized(qw.view), packed2 = pack_quantized(qw2.view);
+          QuantMatmulOptions opt;
+          opt.activations = prec;
+          for (int64_t m = 2; m <= 9; m += large ? 3 : 1) {
+            // From 4 rows on, an int8 request without AVX-512 runs int16 (rows_precision).
+            if (prec == ActivationPrecision::int8 && m >= 4 && !features.use_avx512()) continue;
+            ThreadPool* pool = (seed & 1) ? &pool2 : &pool3;
+            const auto x = random_vec(static_cast<size_t>(m * ldx), seed++);
+            std::vector<float> one(static_cast<size_t>(m * ldy), 555.0f), rows(one), shared(one),
+                one2(static_cast<size_t>(m * ldy), 555.0f), shared2(one2);
+            for (int64_t i = 0; i < m; ++i) {
+              quantized_matmul(x.data() + i * ldx, ldx, packed, one.data() + i * ldy, ldy, 1, opt, pool);
+              quantized_matmul(x.data() + i * ldx, ldx, packed2, one2.data() + i * ldy, ldy, 1, opt, pool);
+            }
+            quantized_matmul(x.data(), ldx, packed, rows.data(), ldy, m, opt, pool);
+            const QuantMatmulTarget targets[2] = {{&packed, shared.data(), ldy}, {&packed2, shared2.data(), ldy}};
+            quantized_matmul(x.data(), ldx, targets, m, opt, pool);
+            for (size_t j = 0; j < one.size(); ++j) {
+              ASSERT_EQ(std::bit_cast<uint32_t>(one[j]), std::bit_cast<uint32_t>(rows[j]))
+                  << cpu_tier_name(features.tier()) << " bits " << c.bits << " group " << c.group << " dt "
+                  << dtype_name(dt) << " m " << m << " precision " << static_cast<int>(prec) << " at " << j;
+              ASSERT_EQ(std::bit_cast<uint32_t>(one[j]), std::bit_cast<uint32_t>(shared[j])) << "shared, at " << j;
+              ASSERT_EQ(std::bit_cast<uint32_t>(one2[j]), std::bit_cast<uint32_t>(shared2[j])) << "shared 2, at " << j;
+            }
+            // int16 x: the AVX-512 kernel (one row or a few) gives the AVX2 matvec's bits.
+            if (features.use_avx512() && prec == ActivationPrecision::int16) {
+              set_cpu_features_for_testing(features.limited_to(CpuTier::avx2));
+              std::vector<float> avx2(one.size(), 555.0f);
+              for (int64_t i = 0; i < m; ++i)
+                quantized_matmul(x.data() + i * ldx, ldx, packed, avx2.data() + i * ldy, ldy, 1, opt, pool);
+              set_cpu_features_for_testing(features);
+              for (size_t j = 0; j < one.size(); ++j)
+                ASSERT_EQ(std::bit_cast<uint32_t>(one[j]), std::bit_cast<uint32_t>(avx2[j])) << "avx2 tier, at " << j;
+            }
+            if (m == 5 && !large)
+              check_against_reference(qw, x, ldx, rows, ldy, m, 1e-6, "few rows",
+                                      !features.use_avx2()                      ? 0
+                                      : prec == ActivationPrecision::int16      ? 65534
+                                      : prec == ActivationPrecision::int8       ? 254
+                                                                                : 0);
+          }
+        }
+  }
+}
+
 TEST(QuantizedMatmul, EveryMFromOneToSeventeen) {
   FeatureGuard guard;
   ThreadPool pool(2);
