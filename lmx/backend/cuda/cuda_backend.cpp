@@ -282,12 +282,8 @@ class CudaBackend final : public Backend {
     if (m > kMatvecRows && w.dtype == Dtype::bf16 && w.k > 0 && w.ld < (int64_t{1} << 31) && m * w.k < (int64_t{1} << 31)) {
       const size_t bytes = static_cast<size_t>(m * w.k) * 2;
       void* xb = allocator_.allocate(bytes);
-      detail::Elementwise c;  // x [m, k] (row stride ldx) -> contiguous bf16
-      c.rank = 2, c.shape[0] = m, c.shape[1] = w.k, c.numel = m * w.k;
-      c.out.data = xb, c.out.dtype = detail::kBF16, c.out.strides[0] = w.k, c.out.strides[1] = 1;
-      c.in[0].data = const_cast<float*>(x), c.in[0].dtype = detail::kF32, c.in[0].strides[0] = ldx, c.in[0].strides[1] = 1;
       try {
-        launch("linear (x to bf16)", [&] { return detail::launch_copy(c, stream_); });
+        to_bf16(x, ldx, m, w.k, xb);
         launch("cublas bf16 gemm", [&] {
           cublas_->bf16_nt(xb, w.data, w.n, w.k, w.ld, y, ldy, m);
           return cudaSuccess;
@@ -331,7 +327,17 @@ class CudaBackend final : public Backend {
   }
   void quantized_matmul(const float* x, int64_t ldx, const kernels::QuantView& w, float* y, int64_t ldy,
                         int64_t m) override {
+    quantized_matmul_at(x, ldx, w, y, ldy, m, kernels::ActivationPrecision::f32);
+  }
+  // Past the matvec's rows a bf16 model's weights (bf16 scales) at reduced activation
+  // precision run the bf16 tensor-core GEMM of dense bf16 weights; f32 stays exact (SGEMM).
+  void quantized_matmul_at(const float* x, int64_t ldx, const kernels::QuantView& w, float* y, int64_t ldy,
+                           int64_t m, kernels::ActivationPrecision precision) {
     use_device();
+    if (m > kMatvecRows && precision != kernels::ActivationPrecision::f32 && w.scale_dtype == Dtype::bf16 &&
+        dequantized_bf16_gemm(x, ldx, w, y, ldy, m)) {
+      return;
+    }
     if (m > kMatvecRows && dequantized_sgemm(x, ldx, w, y, ldy, m)) return;
     launch(m <= kMatvecRows ? "quantized_linear (matvec)" : "quantized_linear", [&] {
       return detail::launch_quantized_matmul(x, ldx, launch_args(w), y, ldy, m, stream_);
@@ -340,7 +346,7 @@ class CudaBackend final : public Backend {
   // Every precision runs the f32 kernel (exact f32 activations). A decode step's
   // projections of one x go in one launch where the matvec kernel takes them together.
   void prepared_matmul(const float* x, int64_t ldx, std::span<const PreparedMatmulTarget> targets, int64_t m,
-                       kernels::ActivationPrecision) override {
+                       kernels::ActivationPrecision precision) override {
     if (targets.size() > 1 && targets.size() <= static_cast<size_t>(detail::kMaxMatvecTargets)) {
       detail::Quant q[detail::kMaxMatvecTargets];
       float* y[detail::kMaxMatvecTargets];
@@ -359,7 +365,8 @@ class CudaBackend final : public Backend {
       });
       if (fused) return;
     }
-    for (const PreparedMatmulTarget& t : targets) quantized_matmul(x, ldx, prepared_of(*t.w).view(), t.y, t.ldy, m);
+    for (const PreparedMatmulTarget& t : targets)
+      quantized_matmul_at(x, ldx, prepared_of(*t.w).view(), t.y, t.ldy, m, precision);
   }
 
   // Quantized weights ----------------------------------------------------------------
@@ -569,6 +576,53 @@ class CudaBackend final : public Backend {
     }
     allocator_.deallocate(scratch, bytes);  // stream-ordered: the GEMMs are queued before any reuse
     return queued;
+  }
+  // W dequantized to bf16 (scale * q + bias in f32, rounded once: what MLX computes in a
+  // bf16 model) kDequantChunk bytes of rows at a time, x rounded to bf16 once, and the bf16
+  // x bf16 -> f32 cuBLAS GEMM of dense bf16 weights (~3e-3 relative per input element, as
+  // there). False, launching nothing, where the shapes do not fit.
+  bool dequantized_bf16_gemm(const float* x, int64_t ldx, const kernels::QuantView& w, float* y, int64_t ldy,
+                             int64_t m) {
+    if (w.mode != QuantMode::affine || w.n <= 0 || w.k <= 0 || w.k >= (int64_t{1} << 30) ||
+        m * w.k >= (int64_t{1} << 31)) {
+      return false;
+    }
+    constexpr int64_t kDequantChunk = int64_t{64} << 20;
+    const int64_t rows = std::clamp<int64_t>(kDequantChunk / (w.k * 2), 1, std::min<int64_t>(w.n, 65535));
+    const size_t x_bytes = static_cast<size_t>(m * w.k) * 2, w_bytes = static_cast<size_t>(rows * w.k) * 2;
+    void* xb = allocator_.allocate(x_bytes);
+    void* scratch = nullptr;
+    try {
+      scratch = allocator_.allocate(w_bytes);
+      to_bf16(x, ldx, m, w.k, xb);
+      for (int64_t r0 = 0; r0 < w.n; r0 += rows) {
+        const int64_t r1 = std::min(w.n, r0 + rows);
+        launch("dequantize (prefill, bf16)", [&] {
+          cudaError_t e = cudaSuccess;
+          detail::launch_dequantize_bf16(launch_args(w), r0, r1, static_cast<uint16_t*>(scratch), w.k, stream_, &e);
+          return e;
+        });
+        launch("cublas bf16 gemm", [&] {
+          cublas_->bf16_nt(xb, scratch, r1 - r0, w.k, w.k, y + r0, ldy, m);
+          return cudaSuccess;
+        });
+      }
+    } catch (...) {
+      if (scratch) allocator_.deallocate(scratch, w_bytes);
+      allocator_.deallocate(xb, x_bytes);
+      throw;
+    }
+    allocator_.deallocate(scratch, w_bytes);  // stream-ordered: the GEMMs are queued before any reuse
+    allocator_.deallocate(xb, x_bytes);
+    return true;
+  }
+  // x [m, k] (row stride ldx) -> contiguous bf16 (round to nearest even).
+  void to_bf16(const float* x, int64_t ldx, int64_t m, int64_t k, void* out) {
+    detail::Elementwise c;
+    c.rank = 2, c.shape[0] = m, c.shape[1] = k, c.numel = m * k;
+    c.out.data = out, c.out.dtype = detail::kBF16, c.out.strides[0] = k, c.out.strides[1] = 1;
+    c.in[0].data = const_cast<float*>(x), c.in[0].dtype = detail::kF32, c.in[0].strides[0] = ldx, c.in[0].strides[1] = 1;
+    launch("linear (x to bf16)", [&] { return detail::launch_copy(c, stream_); });
   }
   bool sgemm(const kernels::GemmArgs& g) {
     bool queued = false;

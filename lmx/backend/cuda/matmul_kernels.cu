@@ -7,6 +7,7 @@
 #include <math_constants.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "lmx/backend/cuda/device_values.cuh"
 #include "lmx/backend/cuda/matmul_kernels.h"
@@ -206,26 +207,45 @@ cudaError_t launch_quantized_matmul(const float* x, int64_t ldx, const Quant& w,
 
 // Row r0 + blockIdx.y, columns over x: the same values as dequantize_kernel without its
 // 64-bit division per element (the prefill's dequantize-then-SGEMM path).
-__global__ void dequantize_rows_kernel(Quant q, int64_t r0, float* out, int64_t ldo) {
+// Out = float, or uint16_t for bf16 (the f32 value rounded to nearest even).
+template <class Out>
+__global__ void dequantize_rows_kernel(Quant q, int64_t r0, Out* out, int64_t ldo) {
   const int64_t j = r0 + blockIdx.y;
   const uint32_t* row = q.w + j * q.w_stride;
-  float* o = out + static_cast<int64_t>(blockIdx.y) * ldo;
+  Out* o = out + static_cast<int64_t>(blockIdx.y) * ldo;
   const int k = static_cast<int>(q.k);
   for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < k; p += gridDim.x * blockDim.x) {
     const int64_t s = j * q.s_stride + p / q.group_size;
-    o[p] = affine(load_float(q.scales, q.scale_dtype, s), mlx_q(row, q.bits, p), load_float(q.biases, q.scale_dtype, s));
+    const float v =
+        affine(load_float(q.scales, q.scale_dtype, s), mlx_q(row, q.bits, p), load_float(q.biases, q.scale_dtype, s));
+    if constexpr (std::is_same_v<Out, float>) {
+      o[p] = v;
+    } else {
+      o[p] = float_to_bf16(v);
+    }
   }
+}
+
+dim3 dequantize_rows_grid(const Quant& w, int64_t r0, int64_t r1) {
+  return {static_cast<unsigned>(std::min<int64_t>((w.k + 255) / 256, 64)), static_cast<unsigned>(r1 - r0)};
 }
 
 cudaError_t launch_dequantize(const Quant& w, int64_t r0, int64_t r1, float* out, int64_t ldo, cudaStream_t stream) {
   if (r1 <= r0 || w.k <= 0) return cudaSuccess;
   if (r1 - r0 <= 65535 && w.k < (int64_t{1} << 30)) {
-    const dim3 grid(static_cast<unsigned>(std::min<int64_t>((w.k + 255) / 256, 64)), static_cast<unsigned>(r1 - r0));
-    dequantize_rows_kernel<<<grid, 256, 0, stream>>>(w, r0, out, ldo);
+    dequantize_rows_kernel<<<dequantize_rows_grid(w, r0, r1), 256, 0, stream>>>(w, r0, out, ldo);
     return cudaGetLastError();
   }
   dequantize_kernel<<<grid_for((r1 - r0) * w.k, 256), 256, 0, stream>>>(w, r0, r1, out, ldo);
   return cudaGetLastError();
+}
+
+bool launch_dequantize_bf16(const Quant& w, int64_t r0, int64_t r1, uint16_t* out, int64_t ldo, cudaStream_t stream,
+                            cudaError_t* err) {
+  if (r1 <= r0 || r1 - r0 > 65535 || w.k <= 0 || w.k >= (int64_t{1} << 30)) return false;
+  dequantize_rows_kernel<<<dequantize_rows_grid(w, r0, r1), 256, 0, stream>>>(w, r0, out, ldo);
+  *err = cudaGetLastError();
+  return true;
 }
 
 cudaError_t launch_quantize_affine(const float* w, int64_t n, int64_t k, int bits, int group_size, uint32_t* out_w,

@@ -14,6 +14,7 @@
 
 #include "lmx/backend/cuda/device_values.cuh"
 #include "lmx/backend/cuda/matvec_kernels.h"
+#include "lmx/backend/cuda/quant_matvec_mma.h"
 
 namespace lmx::cuda::detail {
 namespace {
@@ -235,6 +236,16 @@ cudaError_t launch_targets(
   });
 }
 
+// One row of x runs the tensor-core kernel of quant_matvec_mma.cu unless
+// LMX_CUDA_QUANT_MMA=0 (to measure it against this file's kernel).
+bool mma_matvec_enabled() {
+  static const bool on = [] {
+    const char* env = std::getenv("LMX_CUDA_QUANT_MMA");
+    return !(env && env[0] == '0');
+  }();
+  return on;
+}
+
 }  // namespace
 
 bool launch_vector_matvec_dense(const float* x, int64_t ldx, const void* w, int w_dtype, int64_t n, int64_t k,
@@ -299,6 +310,10 @@ bool launch_vector_matvec_quant_targets(const float* x,
       return false;
     }
     t.q[i] = w, t.y[i] = y[i], t.ldy[i] = ldy[i];
+  }
+  if (m == 1 && mma_matvec_enabled() && quant_mma_matvec_fits(q, count)) {
+    *err = launch_quant_mma_matvec(x, t, stream);
+    return true;
   }
   *err = bits == 4 ? launch_targets<QuantFormat<4>>(m, x, ldx, t, stream)
                    : launch_targets<QuantFormat<8>>(m, x, ldx, t, stream);
