@@ -105,10 +105,6 @@ void QuantizedWeight::validate(const std::string& name) const {
   auto fail = [&](const std::string& what) {
     throw FormatError("quantized weight '" + name + "': " + what);
   };
-  if (mode != QuantMode::affine && !device().is_cpu()) {
-    throw Unsupported("quantized weight '" + name + "': " + quant_mode_name(mode) +
-                      " weights run on the CPU only for now, not on " + device().str());
-  }
   if (!w.defined() && prepared) {
     if (prepared->mode() != mode) {
       fail(std::string("prepared copy is ") + quant_mode_name(prepared->mode()) + ", the weight says " +

@@ -35,6 +35,8 @@ static_assert(static_cast<int>(Dtype::f32) == detail::kF32 && static_cast<int>(D
               static_cast<int>(Dtype::i64) == detail::kI64 && static_cast<int>(Dtype::u8) == detail::kU8 &&
               static_cast<int>(Dtype::u32) == detail::kU32 && static_cast<int>(Dtype::boolean) == detail::kBool);
 static_assert(kernels::kMaxRank == detail::kMaxRank);
+static_assert(static_cast<int>(QuantMode::mxfp4) == 1 && static_cast<int>(QuantMode::mxfp8) == 2 &&
+              static_cast<int>(QuantMode::nvfp4) == 3);
 
 void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw Error(std::string("cuda: ") + what + ": " + cudaGetErrorString(e));
@@ -88,9 +90,10 @@ class CudaAllocator final : public CachingAllocator {
 class CudaPreparedWeight final : public PreparedWeight {
  public:
   CudaPreparedWeight(Device device, const kernels::QuantView& w)
-      : PreparedWeight(device, w.n, w.k, w.bits, w.group_size, w.scale_dtype),
+      : PreparedWeight(device, w.n, w.k, w.bits, w.group_size, w.scale_dtype, w.mode),
         w_bytes_(static_cast<size_t>(w.n * (w.k * w.bits / 32)) * 4),
-        s_bytes_(static_cast<size_t>(w.n * (w.k / w.group_size)) * dtype_size(w.scale_dtype)) {
+        s_bytes_(static_cast<size_t>(w.n * (w.k / w.group_size)) * dtype_size(w.scale_dtype)),
+        b_bytes_(w.mode == QuantMode::affine ? s_bytes_ : 0) {
     void* p = nullptr;
     if (cudaMalloc(&p, bytes()) != cudaSuccess) {
       cudaGetLastError();
@@ -98,20 +101,20 @@ class CudaPreparedWeight final : public PreparedWeight {
     }
     data_.reset(p);
   }
-  size_t bytes() const override { return w_bytes_ + 2 * s_bytes_; }
+  size_t bytes() const override { return w_bytes_ + s_bytes_ + b_bytes_; }
   const void* host_data() const override { return nullptr; }
   uint32_t* w() const { return static_cast<uint32_t*>(data_.get()); }
   char* scales() const { return static_cast<char*>(data_.get()) + w_bytes_; }
   char* biases() const { return scales() + s_bytes_; }
   size_t w_bytes() const { return w_bytes_; }
   size_t s_bytes() const { return s_bytes_; }
-  kernels::QuantView view() const { return view_over(w(), scales(), biases()); }
+  kernels::QuantView view() const { return view_over(w(), scales(), b_bytes_ ? biases() : nullptr); }
 
  private:
   struct Free {
     void operator()(void* p) const { cudaFree(p); }
   };
-  size_t w_bytes_, s_bytes_;
+  size_t w_bytes_, s_bytes_, b_bytes_;  // b_bytes_: 0 for the floating-point modes (no biases)
   std::unique_ptr<void, Free> data_;
 };
 
@@ -137,7 +140,7 @@ detail::Elementwise launch_args(const kernels::ElementwiseArgs& a) {
 
 detail::Quant launch_args(const kernels::QuantView& w) {
   return {w.w, w.scales, w.biases, code(w.scale_dtype), w.n, w.k, w.bits, w.group_size, w.w_row_stride(),
-          w.s_row_stride()};
+          w.s_row_stride(), static_cast<int>(w.mode)};
 }
 
 detail::Channel launch_args(const kernels::ChannelVector& c) { return {c.data, code(c.dtype)}; }
@@ -384,9 +387,11 @@ class CudaBackend final : public Backend {
       check(cudaMemcpy2DAsync(p->scales(), s_cols * s_size, w.scales, s_pitch, s_cols * s_size, rows,
                               cudaMemcpyDeviceToDevice, stream_),
             "prepare quantized weight");
-      check(cudaMemcpy2DAsync(p->biases(), s_cols * s_size, w.biases, s_pitch, s_cols * s_size, rows,
-                              cudaMemcpyDeviceToDevice, stream_),
-            "prepare quantized weight");
+      if (w.mode == QuantMode::affine) {
+        check(cudaMemcpy2DAsync(p->biases(), s_cols * s_size, w.biases, s_pitch, s_cols * s_size, rows,
+                                cudaMemcpyDeviceToDevice, stream_),
+              "prepare quantized weight");
+      }
     }
     return p;
   }
@@ -395,7 +400,9 @@ class CudaBackend final : public Backend {
     const CudaPreparedWeight& p = prepared_of(w);
     check(cudaMemcpyAsync(out_w, p.w(), p.w_bytes(), cudaMemcpyDeviceToDevice, stream_), "unpack");
     check(cudaMemcpyAsync(out_scales, p.scales(), p.s_bytes(), cudaMemcpyDeviceToDevice, stream_), "unpack");
-    check(cudaMemcpyAsync(out_biases, p.biases(), p.s_bytes(), cudaMemcpyDeviceToDevice, stream_), "unpack");
+    if (p.mode() == QuantMode::affine) {
+      check(cudaMemcpyAsync(out_biases, p.biases(), p.s_bytes(), cudaMemcpyDeviceToDevice, stream_), "unpack");
+    }
   }
   void dequantize(const kernels::QuantView& w, int64_t r0, int64_t r1, float* out, int64_t ldo) override {
     use_device();

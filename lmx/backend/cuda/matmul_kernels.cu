@@ -35,14 +35,34 @@ struct DenseRowsB {  // B(p, j) = W[j, p]
   __device__ float operator()(int64_t, int64_t p, int64_t j) const { return load_float(w, dtype, j * ld + p); }
 };
 
+// MLX's floating-point modes (lmx/backend/cpu/quant_fp.h has the codes' definitions):
+// e2m1 and e4m3 elements, e8m0 (mxfp4 / mxfp8) or e4m3 (nvfp4) scales.
+__device__ __forceinline__ float e2m1_value(uint32_t code) {
+  const int e = (code >> 1) & 3, m = code & 1;
+  const float mag = e == 0 ? 0.5f * static_cast<float>(m) : ldexpf(1.0f + 0.5f * static_cast<float>(m), e - 1);
+  return (code & 8) ? -mag : mag;
+}
+__device__ __forceinline__ float e4m3_value(uint32_t code) {
+  const int e = (code >> 3) & 15, m = code & 7;
+  const float mag = e == 0 ? ldexpf(static_cast<float>(m), -9) : ldexpf(static_cast<float>(8 + m), e - 10);
+  return (code & 0x80) ? -mag : mag;
+}
+
+// dequant(W)[j, p]: scale * q + bias (affine, as the CPU: multiply, then add), or scale *
+// element (the floating-point modes; exact in f32).
+__device__ __forceinline__ float quant_value(const Quant& q, const uint32_t* row, int64_t j, int64_t p) {
+  const int64_t s = j * q.s_stride + p / q.group_size;
+  const uint32_t code = mlx_q(row, q.bits, p);
+  if (q.mode == 0) return affine(load_float(q.scales, q.scale_dtype, s), code, load_float(q.biases, q.scale_dtype, s));
+  const uint32_t sc = static_cast<const uint8_t*>(q.scales)[s];
+  const float scale = q.mode == 3 ? e4m3_value(sc) : ldexpf(1.0f, static_cast<int>(sc) - 127);
+  return scale * (q.bits == 8 ? e4m3_value(code) : e2m1_value(code));
+}
+
 struct QuantRowsB {  // B(p, j) = dequant(W)[j, p]
   static constexpr bool kAlongP = true;
   Quant q;
-  __device__ float operator()(int64_t, int64_t p, int64_t j) const {
-    const int64_t s = j * q.s_stride + p / q.group_size;
-    return affine(load_float(q.scales, q.scale_dtype, s), mlx_q(q.w + j * q.w_stride, q.bits, p),
-                  load_float(q.biases, q.scale_dtype, s));
-  }
+  __device__ float operator()(int64_t, int64_t p, int64_t j) const { return quant_value(q, q.w + j * q.w_stride, j, p); }
 };
 
 struct Out {
@@ -215,9 +235,7 @@ __global__ void dequantize_rows_kernel(Quant q, int64_t r0, Out* out, int64_t ld
   Out* o = out + static_cast<int64_t>(blockIdx.y) * ldo;
   const int k = static_cast<int>(q.k);
   for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < k; p += gridDim.x * blockDim.x) {
-    const int64_t s = j * q.s_stride + p / q.group_size;
-    const float v =
-        affine(load_float(q.scales, q.scale_dtype, s), mlx_q(row, q.bits, p), load_float(q.biases, q.scale_dtype, s));
+    const float v = quant_value(q, row, j, p);
     if constexpr (std::is_same_v<Out, float>) {
       o[p] = v;
     } else {

@@ -304,7 +304,7 @@ bool launch_vector_matvec_quant_targets(const float* x,
   for (int i = 0; i < count; ++i) {
     const Quant& w = q[i];
     const int chunks_per_group = w.group_size / values;
-    if (w.bits != bits || w.k != q[0].k || w.k % values != 0 || w.group_size % values != 0 ||
+    if (w.mode != 0 || w.bits != bits || w.k != q[0].k || w.k % values != 0 || w.group_size % values != 0 ||
         chunks_per_group < 1 || (chunks_per_group & (chunks_per_group - 1)) != 0 ||
         w.w_stride % 4 != 0 || !aligned16(w.w) || w.n < 1) {
       return false;

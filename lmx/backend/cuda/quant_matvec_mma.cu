@@ -325,7 +325,7 @@ bool quant_mma_matvec_fits(const Quant* q, int count) {
   const int64_t words = f.group_size * f.bits / 128;  // per lane per row per group
   for (int i = 0; i < count; ++i) {
     const Quant& w = q[i];
-    if (w.bits != f.bits || w.group_size != f.group_size || w.scale_dtype != f.scale_dtype || w.k != f.k ||
+    if (w.mode != 0 || w.bits != f.bits || w.group_size != f.group_size || w.scale_dtype != f.scale_dtype || w.k != f.k ||
         w.n < 1 || w.w_stride % words != 0 || !aligned(w.w, std::min<uintptr_t>(16, 4 * static_cast<uintptr_t>(words)))) {
       return false;
     }

@@ -112,5 +112,33 @@ TEST_F(CudaQuantMatvec, ManyTilesAndSharedInput) {
   }
 }
 
+// MLX's floating-point modes run on CUDA through the generic kernels (each code decoded
+// in the loop): dequantize bit for bit, and x @ W^T for decode and prefill row counts
+// within f32 rounding of the CPU's (scale * element is exact in f32 on both sides).
+TEST_F(CudaQuantMatvec, FloatingPointModes) {
+  for (QuantMode mode : {QuantMode::mxfp4, QuantMode::mxfp8, QuantMode::nvfp4}) {
+    SCOPED_TRACE(quant_mode_name(mode));
+    const auto [group, bits] = default_group_size_and_bits(mode);
+    const QuantizedWeight c = QuantizedWeight::quantize(random_tensor({77, 160}, 400, Dtype::f32, -3.0f, 3.0f), bits,
+                                                        group, Dtype::bf16, mode);
+    QuantizedWeight held = c;
+    held.w = on_cuda(c.w), held.scales = on_cuda(c.scales);
+    testing::expect_identical(held.dequantize(), c.dequantize());
+    QuantizedWeight p = held;
+    p.prepare();
+    ASSERT_FALSE(p.has_mlx_tensors());
+    testing::expect_identical(p.dequantize(), c.dequantize());
+    const QuantizedWeight back = p.mlx_layout();
+    testing::expect_identical(back.w, c.w);
+    testing::expect_identical(back.scales, c.scales);
+    for (int64_t m : {1, 3, 20}) {
+      SCOPED_TRACE("m=" + std::to_string(m));
+      const Tensor x = random_tensor({m, 160}, 401 + static_cast<uint32_t>(m));
+      testing::expect_matches(ops::quantized_linear(on_cuda(x), held), ops::quantized_linear(x, c), 1e-5, 1e-4);
+      testing::expect_matches(ops::quantized_linear(on_cuda(x), p), ops::quantized_linear(x, c), 1e-5, 1e-4);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace lmx
