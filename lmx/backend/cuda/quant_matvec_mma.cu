@@ -127,11 +127,96 @@ __global__ void __launch_bounds__(kThreads)
   constexpr int kWd = kGroup / L::kPerWord / 4;  // words per lane per row per group
   constexpr int kU = kWd >= 8 ? 2 : (kWd >= 4 ? 4 : 8);  // groups in flight per lane
   constexpr int kLanesPerGroup = kGroup / 8;              // prologue: 8 x values per thread
+  constexpr int kGroupWords = kGroup * kBits / 32;        // words of a row's group
   extern __shared__ __align__(16) unsigned char smem[];
   const int k = static_cast<int>(targets.q[0].k), ngroups = k / kGroup, stride = k + L::kPad;
   auto* xs = reinterpret_cast<unsigned short*>(smem);
   auto* gsum = reinterpret_cast<float*>(smem + align16(kParts * int64_t{stride} * 2));
   float* red = gsum + (ngroups + 3) / 4 * 4;
+
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  const int g = lane / 4, c = lane % 4;
+  const int tiles_per_iter = kWarps / split, part = warp % split;
+  const unsigned iters = (total_tiles + tiles_per_iter - 1) / tiles_per_iter;
+
+  // This warp's work in block iteration `it`: rows r0 + g and r0 + g + 8 (clamped to the
+  // last row: lanes past the end read a real row and store nothing), groups [gbeg, gend).
+  struct Work {
+    bool active;
+    int t, gbeg, gend;
+    int64_t r0, sa, sb;
+    const uint32_t *wa, *wb;
+  };
+  auto work_at = [&](unsigned it) {
+    Work wk{};
+    const unsigned tile = it * tiles_per_iter + warp / split;
+    wk.active = tile < total_tiles;
+    while (wk.t + 1 < targets.count && tile >= targets.first_block[wk.t + 1]) ++wk.t;
+    const Quant& w = targets.q[wk.t];
+    wk.r0 = static_cast<int64_t>(tile - targets.first_block[wk.t]) * kTileRows;
+    const int64_t ra = wk.r0 + g < w.n ? wk.r0 + g : w.n - 1, rb = wk.r0 + g + 8 < w.n ? wk.r0 + g + 8 : w.n - 1;
+    wk.wa = w.w + ra * w.w_stride + c * kWd, wk.wb = w.w + rb * w.w_stride + c * kWd;
+    wk.sa = ra * w.s_stride, wk.sb = rb * w.s_stride;
+    wk.gbeg = part * ngroups / split, wk.gend = (part + 1) * ngroups / split;
+    return wk;
+  };
+  // kU groups of both rows in registers.
+  struct Batch {
+    uint32_t va[kU][kWd], vb[kU][kWd];
+    typename S::Raw scale_a[kU], scale_b[kU], bias_a[kU], bias_b[kU];
+  };
+  auto load = [&](const Work& wk, int g0, Batch& b) {
+    const Quant& w = targets.q[wk.t];
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int G = g0 + u;
+      if (G < wk.gend) {
+        load_words<kWd>(wk.wa + G * kGroupWords, b.va[u]);
+        load_words<kWd>(wk.wb + G * kGroupWords, b.vb[u]);
+        b.scale_a[u] = S::load(w.scales, wk.sa + G), b.scale_b[u] = S::load(w.scales, wk.sb + G);
+        b.bias_a[u] = S::load(w.biases, wk.sa + G), b.bias_b[u] = S::load(w.biases, wk.sb + G);
+      }
+    }
+  };
+  // Lane g reads part g % 3 (columns 3..7 of B repeat 0..2: their results are dropped).
+  const unsigned short* xpart = xs + (g % 3) * stride + c * kWd * L::kPerWord;
+  auto compute = [&](const Work& wk, int g0, const Batch& b, float (&acc)[4], float (&bacc)[2]) {
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int G = g0 + u;
+      if (G < wk.gend) {
+        float d[4] = {}, dh[4] = {};
+        const unsigned short* xg = xpart + G * kGroup;
+#pragma unroll
+        for (int i = 0; i < kWd; ++i) {
+          const uint32_t wa = b.va[u][i], wb = b.vb[u][i];
+          if constexpr (kBits == 4) {
+            const uint4 bx = *reinterpret_cast<const uint4*>(xg + i * 8);
+            mma(d, nibble_pair(wa, 0), nibble_pair(wb, 0), nibble_pair(wa, 4), nibble_pair(wb, 4), bx.x, bx.y);
+            mma(d, nibble_pair(wa, 8), nibble_pair(wb, 8), nibble_pair(wa, 12), nibble_pair(wb, 12), bx.z, bx.w);
+          } else {
+            const uint2 bx = *reinterpret_cast<const uint2*>(xg + i * 4);
+            mma(d, nibble_pair(wa, 0), nibble_pair(wb, 0), nibble_pair(wa, 8), nibble_pair(wb, 8), bx.x, bx.y);
+            mma(dh, nibble_pair(wa, 4), nibble_pair(wb, 4), nibble_pair(wa, 12), nibble_pair(wb, 12), bx.x, bx.y);
+          }
+        }
+        if constexpr (kBits == 8) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) d[e] = fmaf(16.0f, dh[e], d[e]);
+        }
+        const float s_a = S::value(b.scale_a[u]), s_b = S::value(b.scale_b[u]), xsum = gsum[G];
+        acc[0] = fmaf(s_a, d[0], acc[0]), acc[1] = fmaf(s_a, d[1], acc[1]);
+        acc[2] = fmaf(s_b, d[2], acc[2]), acc[3] = fmaf(s_b, d[3], acc[3]);
+        bacc[0] = fmaf(S::value(b.bias_a[u]), xsum, bacc[0]);
+        bacc[1] = fmaf(S::value(b.bias_b[u]), xsum, bacc[1]);
+      }
+    }
+  };
+
+  // The first batch of W is requested before x is split, so its latency covers the split.
+  Batch batch;
+  const Work first = work_at(blockIdx.x);
+  if (first.active) load(first, first.gbeg, batch);
 
   // x's parts in fragment order, and each group's sum of x.
   for (int b0 = 0; b0 < k / 8; b0 += kThreads) {
@@ -170,69 +255,15 @@ __global__ void __launch_bounds__(kThreads)
   }
   __syncthreads();
 
-  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-  const int g = lane / 4, c = lane % 4;
-  const int tiles_per_iter = kWarps / split, part = warp % split;
-  // Lane g reads part g % 3 (columns 3..7 of B repeat 0..2: their results are dropped).
-  const unsigned short* xpart = xs + (g % 3) * stride + c * kWd * L::kPerWord;
-  const unsigned iters = (total_tiles + tiles_per_iter - 1) / tiles_per_iter;
   for (unsigned it = blockIdx.x; it < iters; it += gridDim.x) {
-    const unsigned tile = it * tiles_per_iter + warp / split;
-    const bool active = tile < total_tiles;
-    int t = 0;
-    while (t + 1 < targets.count && tile >= targets.first_block[t + 1]) ++t;
-    const Quant& w = targets.q[t];
-    const int64_t r0 = static_cast<int64_t>(tile - targets.first_block[t]) * kTileRows;
+    const bool is_first = it == blockIdx.x;
+    const Work wk = is_first ? first : work_at(it);
     float ya = 0.0f, yb = 0.0f;  // rows r0 + g and r0 + g + 8 (summed over the quad below)
-    if (active) {
-      const int64_t ra = r0 + g < w.n ? r0 + g : w.n - 1, rb = r0 + g + 8 < w.n ? r0 + g + 8 : w.n - 1;
-      const uint32_t* wa = w.w + ra * w.w_stride + c * kWd;
-      const uint32_t* wb = w.w + rb * w.w_stride + c * kWd;
-      const int64_t sa = ra * w.s_stride, sb = rb * w.s_stride;
-      const int gbeg = part * ngroups / split, gend = (part + 1) * ngroups / split;
+    if (wk.active) {
       float acc[4] = {}, bacc[2] = {};
-      for (int g0 = gbeg; g0 < gend; g0 += kU) {
-        uint32_t va[kU][kWd], vb[kU][kWd];
-        typename S::Raw scale_a[kU], scale_b[kU], bias_a[kU], bias_b[kU];
-#pragma unroll
-        for (int u = 0; u < kU; ++u) {
-          const int G = g0 + u;
-          if (G < gend) {
-            load_words<kWd>(wa + G * (kGroup * kBits / 32), va[u]);
-            load_words<kWd>(wb + G * (kGroup * kBits / 32), vb[u]);
-            scale_a[u] = S::load(w.scales, sa + G), scale_b[u] = S::load(w.scales, sb + G);
-            bias_a[u] = S::load(w.biases, sa + G), bias_b[u] = S::load(w.biases, sb + G);
-          }
-        }
-#pragma unroll
-        for (int u = 0; u < kU; ++u) {
-          const int G = g0 + u;
-          if (G < gend) {
-            float d[4] = {}, dh[4] = {};
-            const unsigned short* xg = xpart + G * kGroup;
-#pragma unroll
-            for (int i = 0; i < kWd; ++i) {
-              const uint32_t a = va[u][i], b = vb[u][i];
-              if constexpr (kBits == 4) {
-                const uint4 bx = *reinterpret_cast<const uint4*>(xg + i * 8);
-                mma(d, nibble_pair(a, 0), nibble_pair(b, 0), nibble_pair(a, 4), nibble_pair(b, 4), bx.x, bx.y);
-                mma(d, nibble_pair(a, 8), nibble_pair(b, 8), nibble_pair(a, 12), nibble_pair(b, 12), bx.z, bx.w);
-              } else {
-                const uint2 bx = *reinterpret_cast<const uint2*>(xg + i * 4);
-                mma(d, nibble_pair(a, 0), nibble_pair(b, 0), nibble_pair(a, 8), nibble_pair(b, 8), bx.x, bx.y);
-                mma(dh, nibble_pair(a, 4), nibble_pair(b, 4), nibble_pair(a, 12), nibble_pair(b, 12), bx.x, bx.y);
-              }
-            }
-            if constexpr (kBits == 8) {
-#pragma unroll
-              for (int e = 0; e < 4; ++e) d[e] = fmaf(16.0f, dh[e], d[e]);
-            }
-            const float s_a = S::value(scale_a[u]), s_b = S::value(scale_b[u]), xsum = gsum[G];
-            acc[0] = fmaf(s_a, d[0], acc[0]), acc[1] = fmaf(s_a, d[1], acc[1]);
-            acc[2] = fmaf(s_b, d[2], acc[2]), acc[3] = fmaf(s_b, d[3], acc[3]);
-            bacc[0] = fmaf(S::value(bias_a[u]), xsum, bacc[0]), bacc[1] = fmaf(S::value(bias_b[u]), xsum, bacc[1]);
-          }
-        }
+      for (int g0 = wk.gbeg; g0 < wk.gend; g0 += kU) {
+        if (!is_first || g0 != wk.gbeg) load(wk, g0, batch);
+        compute(wk, g0, batch, acc, bacc);
       }
       // Lane c holds columns 2c, 2c + 1: c = 0 the hi and mid parts, c = 1 the lo part.
       ya = c == 0 ? (acc[0] + acc[1]) + bacc[0] : (c == 1 ? acc[0] : 0.0f);
@@ -240,18 +271,20 @@ __global__ void __launch_bounds__(kThreads)
     }
     ya += __shfl_xor_sync(0xffffffffu, ya, 1), yb += __shfl_xor_sync(0xffffffffu, yb, 1);
     ya += __shfl_xor_sync(0xffffffffu, ya, 2), yb += __shfl_xor_sync(0xffffffffu, yb, 2);
-    if (split > 1) {  // the tile's k was split over `split` warps: sum their rows here
+    const int64_t n = targets.q[wk.t].n;
+    float* y = targets.y[wk.t];
+    if (split > 1) {  // the tile's groups were split over `split` warps: sum their rows here
       if (c == 0) red[warp * kTileRows + g] = ya, red[warp * kTileRows + g + 8] = yb;
       __syncthreads();
-      if (active && part == 0 && lane < kTileRows) {
+      if (wk.active && part == 0 && lane < kTileRows) {
         float sum = 0.0f;
         for (int p = 0; p < split; ++p) sum += red[(warp + p) * kTileRows + lane];
-        if (r0 + lane < w.n) targets.y[t][r0 + lane] = sum;
+        if (wk.r0 + lane < n) y[wk.r0 + lane] = sum;
       }
       __syncthreads();
-    } else if (active && c == 0) {
-      if (r0 + g < w.n) targets.y[t][r0 + g] = ya;
-      if (r0 + g + 8 < w.n) targets.y[t][r0 + g + 8] = yb;
+    } else if (wk.active && c == 0) {
+      if (wk.r0 + g < n) y[wk.r0 + g] = ya;
+      if (wk.r0 + g + 8 < n) y[wk.r0 + g + 8] = yb;
     }
   }
 #else
