@@ -9,6 +9,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -332,13 +333,16 @@ class CudaBackend final : public Backend {
                         int64_t m) override {
     quantized_matmul_at(x, ldx, w, y, ldy, m, kernels::ActivationPrecision::f32);
   }
-  // Past the matvec's rows a bf16 model's weights (bf16 scales) at reduced activation
-  // precision run the bf16 tensor-core GEMM of dense bf16 weights; f32 stays exact (SGEMM).
+  // Past the matvec's rows, with LMX_CUDA_QUANT_BF16_PREFILL=1 (off by default until it
+  // has run on a GPU; read at each call), a bf16 model's weights (bf16 scales) at reduced
+  // activation precision run the bf16 tensor-core GEMM of dense bf16 weights; otherwise,
+  // and always at f32, the exact SGEMM.
   void quantized_matmul_at(const float* x, int64_t ldx, const kernels::QuantView& w, float* y, int64_t ldy,
                            int64_t m, kernels::ActivationPrecision precision) {
     use_device();
-    if (m > kMatvecRows && precision != kernels::ActivationPrecision::f32 && w.scale_dtype == Dtype::bf16 &&
-        dequantized_bf16_gemm(x, ldx, w, y, ldy, m)) {
+    const char* bf16_prefill = std::getenv("LMX_CUDA_QUANT_BF16_PREFILL");
+    if (m > kMatvecRows && bf16_prefill && bf16_prefill[0] == '1' && precision != kernels::ActivationPrecision::f32 &&
+        w.scale_dtype == Dtype::bf16 && dequantized_bf16_gemm(x, ldx, w, y, ldy, m)) {
       return;
     }
     if (m > kMatvecRows && dequantized_sgemm(x, ldx, w, y, ldy, m)) return;

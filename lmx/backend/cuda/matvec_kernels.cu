@@ -236,14 +236,11 @@ cudaError_t launch_targets(
   });
 }
 
-// One row of x runs the tensor-core kernel of quant_matvec_mma.cu unless
-// LMX_CUDA_QUANT_MMA=0 (to measure it against this file's kernel).
+// One row of x runs the tensor-core kernel of quant_matvec_mma.cu where
+// LMX_CUDA_QUANT_MMA=1 (off by default until it has run on a GPU; read at each call).
 bool mma_matvec_enabled() {
-  static const bool on = [] {
-    const char* env = std::getenv("LMX_CUDA_QUANT_MMA");
-    return !(env && env[0] == '0');
-  }();
-  return on;
+  const char* env = std::getenv("LMX_CUDA_QUANT_MMA");
+  return env && env[0] == '1';
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,20 @@ namespace {
 
 using testing::on_cuda;
 using testing::random_tensor;
+
+// The paths under test are off by default (not yet run on a GPU when written): each test
+// turns its switch on for its own duration.
+class EnvSwitch {
+ public:
+  explicit EnvSwitch(const char* name) : name_(name) { setenv(name, "1", 1); }
+  ~EnvSwitch() { unsetenv(name_); }
+  EnvSwitch(const EnvSwitch&) = delete;
+  EnvSwitch& operator=(const EnvSwitch&) = delete;
+
+ private:
+  const char* name_;
+};
+
 using CudaQuantMatvec = testing::CudaTest;
 
 // sum_p (|scale * q_p| + |bias|) |x_p| per row of w (x one row).
@@ -65,6 +80,7 @@ QuantizedWeight prepared_on_cuda(const QuantizedWeight& c) {
 }
 
 TEST_F(CudaQuantMatvec, EveryGroupScaleDtypeAndSplit) {
+  const EnvSwitch on("LMX_CUDA_QUANT_MMA");
   for (int bits : {4, 8}) {
     for (int group : {32, 64, 128}) {
       for (Dtype sd : {Dtype::bf16, Dtype::f16, Dtype::f32}) {
@@ -88,6 +104,7 @@ TEST_F(CudaQuantMatvec, EveryGroupScaleDtypeAndSplit) {
 // More tiles than the grid has blocks (each block loops), and q / k / v-like targets of one
 // launch with partial tiles.
 TEST_F(CudaQuantMatvec, ManyTilesAndSharedInput) {
+  const EnvSwitch on("LMX_CUDA_QUANT_MMA");
   for (int bits : {4, 8}) {
     SCOPED_TRACE("bits=" + std::to_string(bits));
     const QuantizedWeight big = quantized(40007, 256, bits, 64, Dtype::bf16, 300 + bits);
@@ -116,6 +133,7 @@ TEST_F(CudaQuantMatvec, ManyTilesAndSharedInput) {
 // in the loop): dequantize bit for bit, and x @ W^T for decode and prefill row counts
 // within f32 rounding of the CPU's (scale * element is exact in f32 on both sides).
 TEST_F(CudaQuantMatvec, FloatingPointModes) {
+  const EnvSwitch on("LMX_CUDA_FP_QUANT");
   for (QuantMode mode : {QuantMode::mxfp4, QuantMode::mxfp8, QuantMode::nvfp4}) {
     SCOPED_TRACE(quant_mode_name(mode));
     const auto [group, bits] = default_group_size_and_bits(mode);
@@ -137,6 +155,26 @@ TEST_F(CudaQuantMatvec, FloatingPointModes) {
       testing::expect_matches(ops::quantized_linear(on_cuda(x), held), ops::quantized_linear(x, c), 1e-5, 1e-4);
       testing::expect_matches(ops::quantized_linear(on_cuda(x), p), ops::quantized_linear(x, c), 1e-5, 1e-4);
     }
+  }
+}
+
+// Past 8 rows with LMX_CUDA_QUANT_BF16_PREFILL=1, a bf16 model's weight (bf16 scales) at
+// the default reduced activation precision is dequantized to bf16 and x rounded to bf16
+// for the bf16 tensor-core GEMM, as dense bf16 weights past 8 rows: 2^-9 relative per
+// input element, outputs of ~3 move by up to ~2e-2 (the dense bf16 test's bound). At f32
+// activations it stays exact (dequantize to f32, SGEMM).
+TEST_F(CudaQuantMatvec, Bf16PrefillOfBf16Models) {
+  const EnvSwitch on("LMX_CUDA_QUANT_BF16_PREFILL");
+  for (int bits : {3, 4, 8}) {
+    SCOPED_TRACE("bits=" + std::to_string(bits));
+    const QuantizedWeight c = quantized(129, 256, bits, 64, Dtype::bf16, 500 + bits);
+    const QuantizedWeight p = prepared_on_cuda(c);
+    const Tensor x = random_tensor({67, 256}, 501);
+    testing::expect_matches(ops::quantized_linear(on_cuda(x), p), ops::quantized_linear(x, c), 1e-2, 5e-2);
+    const ops::QuantActivations before = ops::quant_activations();
+    ops::set_quant_activations(ops::QuantActivations::f32);
+    testing::expect_matches(ops::quantized_linear(on_cuda(x), p), ops::quantized_linear(x, c), 1e-5, 1e-5);
+    ops::set_quant_activations(before);
   }
 }
 
