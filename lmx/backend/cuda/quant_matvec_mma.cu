@@ -298,11 +298,17 @@ int device_value(cudaDeviceAttr attr) {
   return v;
 }
 
+// Shared memory a block may take: kMaxSmem, or less where the device allows less (sm_80).
+int64_t max_smem() {
+  return std::min<int64_t>(kMaxSmem, device_value(cudaDevAttrMaxSharedMemoryPerBlockOptin));
+}
+
 template <int kBits, int kGroup, int kScale>
 cudaError_t launch(const float* x, QuantTargets& t, cudaStream_t stream) {
   auto* kernel = quant_mma_matvec_kernel<kBits, kGroup, kScale>;
   const int64_t k = t.q[0].k, smem = smem_bytes(kBits, kGroup, k);
-  static const cudaError_t attr = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmem);
+  static const cudaError_t attr = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                       static_cast<int>(max_smem()));
   if (attr != cudaSuccess) return attr;
   t.first_block[0] = 0;
   for (int i = 0; i < t.count; ++i)
@@ -352,7 +358,7 @@ bool quant_mma_matvec_fits(const Quant* q, int count) {
   if ((f.bits != 4 && f.bits != 8) || (f.group_size != 32 && f.group_size != 64 && f.group_size != 128)) return false;
   if (f.scale_dtype != kBF16 && f.scale_dtype != kF16 && f.scale_dtype != kF32) return false;
   if (f.k <= 0 || f.k % f.group_size != 0 || f.k > (int64_t{1} << 30) ||
-      smem_bytes(f.bits, f.group_size, f.k) > kMaxSmem) {
+      smem_bytes(f.bits, f.group_size, f.k) > max_smem()) {
     return false;
   }
   const int64_t words = f.group_size * f.bits / 128;  // per lane per row per group
