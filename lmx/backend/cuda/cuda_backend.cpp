@@ -9,6 +9,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -35,6 +36,8 @@ static_assert(static_cast<int>(Dtype::f32) == detail::kF32 && static_cast<int>(D
               static_cast<int>(Dtype::i64) == detail::kI64 && static_cast<int>(Dtype::u8) == detail::kU8 &&
               static_cast<int>(Dtype::u32) == detail::kU32 && static_cast<int>(Dtype::boolean) == detail::kBool);
 static_assert(kernels::kMaxRank == detail::kMaxRank);
+static_assert(static_cast<int>(QuantMode::mxfp4) == 1 && static_cast<int>(QuantMode::mxfp8) == 2 &&
+              static_cast<int>(QuantMode::nvfp4) == 3);
 
 void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw Error(std::string("cuda: ") + what + ": " + cudaGetErrorString(e));
@@ -88,9 +91,10 @@ class CudaAllocator final : public CachingAllocator {
 class CudaPreparedWeight final : public PreparedWeight {
  public:
   CudaPreparedWeight(Device device, const kernels::QuantView& w)
-      : PreparedWeight(device, w.n, w.k, w.bits, w.group_size, w.scale_dtype),
+      : PreparedWeight(device, w.n, w.k, w.bits, w.group_size, w.scale_dtype, w.mode),
         w_bytes_(static_cast<size_t>(w.n * (w.k * w.bits / 32)) * 4),
-        s_bytes_(static_cast<size_t>(w.n * (w.k / w.group_size)) * dtype_size(w.scale_dtype)) {
+        s_bytes_(static_cast<size_t>(w.n * (w.k / w.group_size)) * dtype_size(w.scale_dtype)),
+        b_bytes_(w.mode == QuantMode::affine ? s_bytes_ : 0) {
     void* p = nullptr;
     if (cudaMalloc(&p, bytes()) != cudaSuccess) {
       cudaGetLastError();
@@ -98,20 +102,20 @@ class CudaPreparedWeight final : public PreparedWeight {
     }
     data_.reset(p);
   }
-  size_t bytes() const override { return w_bytes_ + 2 * s_bytes_; }
+  size_t bytes() const override { return w_bytes_ + s_bytes_ + b_bytes_; }
   const void* host_data() const override { return nullptr; }
   uint32_t* w() const { return static_cast<uint32_t*>(data_.get()); }
   char* scales() const { return static_cast<char*>(data_.get()) + w_bytes_; }
   char* biases() const { return scales() + s_bytes_; }
   size_t w_bytes() const { return w_bytes_; }
   size_t s_bytes() const { return s_bytes_; }
-  kernels::QuantView view() const { return view_over(w(), scales(), biases()); }
+  kernels::QuantView view() const { return view_over(w(), scales(), b_bytes_ ? biases() : nullptr); }
 
  private:
   struct Free {
     void operator()(void* p) const { cudaFree(p); }
   };
-  size_t w_bytes_, s_bytes_;
+  size_t w_bytes_, s_bytes_, b_bytes_;  // b_bytes_: 0 for the floating-point modes (no biases)
   std::unique_ptr<void, Free> data_;
 };
 
@@ -137,7 +141,7 @@ detail::Elementwise launch_args(const kernels::ElementwiseArgs& a) {
 
 detail::Quant launch_args(const kernels::QuantView& w) {
   return {w.w, w.scales, w.biases, code(w.scale_dtype), w.n, w.k, w.bits, w.group_size, w.w_row_stride(),
-          w.s_row_stride()};
+          w.s_row_stride(), static_cast<int>(w.mode)};
 }
 
 detail::Channel launch_args(const kernels::ChannelVector& c) { return {c.data, code(c.dtype)}; }
@@ -282,12 +286,8 @@ class CudaBackend final : public Backend {
     if (m > kMatvecRows && w.dtype == Dtype::bf16 && w.k > 0 && w.ld < (int64_t{1} << 31) && m * w.k < (int64_t{1} << 31)) {
       const size_t bytes = static_cast<size_t>(m * w.k) * 2;
       void* xb = allocator_.allocate(bytes);
-      detail::Elementwise c;  // x [m, k] (row stride ldx) -> contiguous bf16
-      c.rank = 2, c.shape[0] = m, c.shape[1] = w.k, c.numel = m * w.k;
-      c.out.data = xb, c.out.dtype = detail::kBF16, c.out.strides[0] = w.k, c.out.strides[1] = 1;
-      c.in[0].data = const_cast<float*>(x), c.in[0].dtype = detail::kF32, c.in[0].strides[0] = ldx, c.in[0].strides[1] = 1;
       try {
-        launch("linear (x to bf16)", [&] { return detail::launch_copy(c, stream_); });
+        to_bf16(x, ldx, m, w.k, xb);
         launch("cublas bf16 gemm", [&] {
           cublas_->bf16_nt(xb, w.data, w.n, w.k, w.ld, y, ldy, m);
           return cudaSuccess;
@@ -331,7 +331,20 @@ class CudaBackend final : public Backend {
   }
   void quantized_matmul(const float* x, int64_t ldx, const kernels::QuantView& w, float* y, int64_t ldy,
                         int64_t m) override {
+    quantized_matmul_at(x, ldx, w, y, ldy, m, kernels::ActivationPrecision::f32);
+  }
+  // Past the matvec's rows, with LMX_CUDA_QUANT_BF16_PREFILL=1 (off by default until it
+  // has run on a GPU; read at each call), a bf16 model's weights (bf16 scales) at reduced
+  // activation precision run the bf16 tensor-core GEMM of dense bf16 weights; otherwise,
+  // and always at f32, the exact SGEMM.
+  void quantized_matmul_at(const float* x, int64_t ldx, const kernels::QuantView& w, float* y, int64_t ldy,
+                           int64_t m, kernels::ActivationPrecision precision) {
     use_device();
+    const char* bf16_prefill = std::getenv("LMX_CUDA_QUANT_BF16_PREFILL");
+    if (m > kMatvecRows && bf16_prefill && bf16_prefill[0] == '1' && precision != kernels::ActivationPrecision::f32 &&
+        w.scale_dtype == Dtype::bf16 && dequantized_bf16_gemm(x, ldx, w, y, ldy, m)) {
+      return;
+    }
     if (m > kMatvecRows && dequantized_sgemm(x, ldx, w, y, ldy, m)) return;
     launch(m <= kMatvecRows ? "quantized_linear (matvec)" : "quantized_linear", [&] {
       return detail::launch_quantized_matmul(x, ldx, launch_args(w), y, ldy, m, stream_);
@@ -340,7 +353,7 @@ class CudaBackend final : public Backend {
   // Every precision runs the f32 kernel (exact f32 activations). A decode step's
   // projections of one x go in one launch where the matvec kernel takes them together.
   void prepared_matmul(const float* x, int64_t ldx, std::span<const PreparedMatmulTarget> targets, int64_t m,
-                       kernels::ActivationPrecision) override {
+                       kernels::ActivationPrecision precision) override {
     if (targets.size() > 1 && targets.size() <= static_cast<size_t>(detail::kMaxMatvecTargets)) {
       detail::Quant q[detail::kMaxMatvecTargets];
       float* y[detail::kMaxMatvecTargets];
@@ -359,7 +372,8 @@ class CudaBackend final : public Backend {
       });
       if (fused) return;
     }
-    for (const PreparedMatmulTarget& t : targets) quantized_matmul(x, ldx, prepared_of(*t.w).view(), t.y, t.ldy, m);
+    for (const PreparedMatmulTarget& t : targets)
+      quantized_matmul_at(x, ldx, prepared_of(*t.w).view(), t.y, t.ldy, m, precision);
   }
 
   // Quantized weights ----------------------------------------------------------------
@@ -377,9 +391,11 @@ class CudaBackend final : public Backend {
       check(cudaMemcpy2DAsync(p->scales(), s_cols * s_size, w.scales, s_pitch, s_cols * s_size, rows,
                               cudaMemcpyDeviceToDevice, stream_),
             "prepare quantized weight");
-      check(cudaMemcpy2DAsync(p->biases(), s_cols * s_size, w.biases, s_pitch, s_cols * s_size, rows,
-                              cudaMemcpyDeviceToDevice, stream_),
-            "prepare quantized weight");
+      if (w.mode == QuantMode::affine) {
+        check(cudaMemcpy2DAsync(p->biases(), s_cols * s_size, w.biases, s_pitch, s_cols * s_size, rows,
+                                cudaMemcpyDeviceToDevice, stream_),
+              "prepare quantized weight");
+      }
     }
     return p;
   }
@@ -388,7 +404,9 @@ class CudaBackend final : public Backend {
     const CudaPreparedWeight& p = prepared_of(w);
     check(cudaMemcpyAsync(out_w, p.w(), p.w_bytes(), cudaMemcpyDeviceToDevice, stream_), "unpack");
     check(cudaMemcpyAsync(out_scales, p.scales(), p.s_bytes(), cudaMemcpyDeviceToDevice, stream_), "unpack");
-    check(cudaMemcpyAsync(out_biases, p.biases(), p.s_bytes(), cudaMemcpyDeviceToDevice, stream_), "unpack");
+    if (p.mode() == QuantMode::affine) {
+      check(cudaMemcpyAsync(out_biases, p.biases(), p.s_bytes(), cudaMemcpyDeviceToDevice, stream_), "unpack");
+    }
   }
   void dequantize(const kernels::QuantView& w, int64_t r0, int64_t r1, float* out, int64_t ldo) override {
     use_device();
@@ -569,6 +587,53 @@ class CudaBackend final : public Backend {
     }
     allocator_.deallocate(scratch, bytes);  // stream-ordered: the GEMMs are queued before any reuse
     return queued;
+  }
+  // W dequantized to bf16 (scale * q + bias in f32, rounded once: what MLX computes in a
+  // bf16 model) kDequantChunk bytes of rows at a time, x rounded to bf16 once, and the bf16
+  // x bf16 -> f32 cuBLAS GEMM of dense bf16 weights (~3e-3 relative per input element, as
+  // there). False, launching nothing, where the shapes do not fit.
+  bool dequantized_bf16_gemm(const float* x, int64_t ldx, const kernels::QuantView& w, float* y, int64_t ldy,
+                             int64_t m) {
+    if (w.mode != QuantMode::affine || w.n <= 0 || w.k <= 0 || w.k >= (int64_t{1} << 30) ||
+        m * w.k >= (int64_t{1} << 31)) {
+      return false;
+    }
+    constexpr int64_t kDequantChunk = int64_t{64} << 20;
+    const int64_t rows = std::clamp<int64_t>(kDequantChunk / (w.k * 2), 1, std::min<int64_t>(w.n, 65535));
+    const size_t x_bytes = static_cast<size_t>(m * w.k) * 2, w_bytes = static_cast<size_t>(rows * w.k) * 2;
+    void* xb = allocator_.allocate(x_bytes);
+    void* scratch = nullptr;
+    try {
+      scratch = allocator_.allocate(w_bytes);
+      to_bf16(x, ldx, m, w.k, xb);
+      for (int64_t r0 = 0; r0 < w.n; r0 += rows) {
+        const int64_t r1 = std::min(w.n, r0 + rows);
+        launch("dequantize (prefill, bf16)", [&] {
+          cudaError_t e = cudaSuccess;
+          detail::launch_dequantize_bf16(launch_args(w), r0, r1, static_cast<uint16_t*>(scratch), w.k, stream_, &e);
+          return e;
+        });
+        launch("cublas bf16 gemm", [&] {
+          cublas_->bf16_nt(xb, scratch, r1 - r0, w.k, w.k, y + r0, ldy, m);
+          return cudaSuccess;
+        });
+      }
+    } catch (...) {
+      if (scratch) allocator_.deallocate(scratch, w_bytes);
+      allocator_.deallocate(xb, x_bytes);
+      throw;
+    }
+    allocator_.deallocate(scratch, w_bytes);  // stream-ordered: the GEMMs are queued before any reuse
+    allocator_.deallocate(xb, x_bytes);
+    return true;
+  }
+  // x [m, k] (row stride ldx) -> contiguous bf16 (round to nearest even).
+  void to_bf16(const float* x, int64_t ldx, int64_t m, int64_t k, void* out) {
+    detail::Elementwise c;
+    c.rank = 2, c.shape[0] = m, c.shape[1] = k, c.numel = m * k;
+    c.out.data = out, c.out.dtype = detail::kBF16, c.out.strides[0] = k, c.out.strides[1] = 1;
+    c.in[0].data = const_cast<float*>(x), c.in[0].dtype = detail::kF32, c.in[0].strides[0] = ldx, c.in[0].strides[1] = 1;
+    launch("linear (x to bf16)", [&] { return detail::launch_copy(c, stream_); });
   }
   bool sgemm(const kernels::GemmArgs& g) {
     bool queued = false;

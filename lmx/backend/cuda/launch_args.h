@@ -52,6 +52,7 @@ struct Quant {
   int64_t n = 0, k = 0;
   int bits = 4, group_size = 64;
   int64_t w_stride = 0, s_stride = 0;
+  int mode = 0;  // lmx::QuantMode's value: 0 affine; 1 mxfp4, 2 mxfp8, 3 nvfp4 (u8 scales, no biases)
 };
 
 // A dense f16 / bf16 matrix [n, k] with row stride ld (kernels::DenseWeightView).

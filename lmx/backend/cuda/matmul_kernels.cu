@@ -7,6 +7,7 @@
 #include <math_constants.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "lmx/backend/cuda/device_values.cuh"
 #include "lmx/backend/cuda/matmul_kernels.h"
@@ -34,14 +35,34 @@ struct DenseRowsB {  // B(p, j) = W[j, p]
   __device__ float operator()(int64_t, int64_t p, int64_t j) const { return load_float(w, dtype, j * ld + p); }
 };
 
+// MLX's floating-point modes (lmx/backend/cpu/quant_fp.h has the codes' definitions):
+// e2m1 and e4m3 elements, e8m0 (mxfp4 / mxfp8) or e4m3 (nvfp4) scales.
+__device__ __forceinline__ float e2m1_value(uint32_t code) {
+  const int e = (code >> 1) & 3, m = code & 1;
+  const float mag = e == 0 ? 0.5f * static_cast<float>(m) : ldexpf(1.0f + 0.5f * static_cast<float>(m), e - 1);
+  return (code & 8) ? -mag : mag;
+}
+__device__ __forceinline__ float e4m3_value(uint32_t code) {
+  const int e = (code >> 3) & 15, m = code & 7;
+  const float mag = e == 0 ? ldexpf(static_cast<float>(m), -9) : ldexpf(static_cast<float>(8 + m), e - 10);
+  return (code & 0x80) ? -mag : mag;
+}
+
+// dequant(W)[j, p]: scale * q + bias (affine, as the CPU: multiply, then add), or scale *
+// element (the floating-point modes; exact in f32).
+__device__ __forceinline__ float quant_value(const Quant& q, const uint32_t* row, int64_t j, int64_t p) {
+  const int64_t s = j * q.s_stride + p / q.group_size;
+  const uint32_t code = mlx_q(row, q.bits, p);
+  if (q.mode == 0) return affine(load_float(q.scales, q.scale_dtype, s), code, load_float(q.biases, q.scale_dtype, s));
+  const uint32_t sc = static_cast<const uint8_t*>(q.scales)[s];
+  const float scale = q.mode == 3 ? e4m3_value(sc) : ldexpf(1.0f, static_cast<int>(sc) - 127);
+  return scale * (q.bits == 8 ? e4m3_value(code) : e2m1_value(code));
+}
+
 struct QuantRowsB {  // B(p, j) = dequant(W)[j, p]
   static constexpr bool kAlongP = true;
   Quant q;
-  __device__ float operator()(int64_t, int64_t p, int64_t j) const {
-    const int64_t s = j * q.s_stride + p / q.group_size;
-    return affine(load_float(q.scales, q.scale_dtype, s), mlx_q(q.w + j * q.w_stride, q.bits, p),
-                  load_float(q.biases, q.scale_dtype, s));
-  }
+  __device__ float operator()(int64_t, int64_t p, int64_t j) const { return quant_value(q, q.w + j * q.w_stride, j, p); }
 };
 
 struct Out {
@@ -206,26 +227,43 @@ cudaError_t launch_quantized_matmul(const float* x, int64_t ldx, const Quant& w,
 
 // Row r0 + blockIdx.y, columns over x: the same values as dequantize_kernel without its
 // 64-bit division per element (the prefill's dequantize-then-SGEMM path).
-__global__ void dequantize_rows_kernel(Quant q, int64_t r0, float* out, int64_t ldo) {
+// Out = float, or uint16_t for bf16 (the f32 value rounded to nearest even).
+template <class Out>
+__global__ void dequantize_rows_kernel(Quant q, int64_t r0, Out* out, int64_t ldo) {
   const int64_t j = r0 + blockIdx.y;
   const uint32_t* row = q.w + j * q.w_stride;
-  float* o = out + static_cast<int64_t>(blockIdx.y) * ldo;
+  Out* o = out + static_cast<int64_t>(blockIdx.y) * ldo;
   const int k = static_cast<int>(q.k);
   for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < k; p += gridDim.x * blockDim.x) {
-    const int64_t s = j * q.s_stride + p / q.group_size;
-    o[p] = affine(load_float(q.scales, q.scale_dtype, s), mlx_q(row, q.bits, p), load_float(q.biases, q.scale_dtype, s));
+    const float v = quant_value(q, row, j, p);
+    if constexpr (std::is_same_v<Out, float>) {
+      o[p] = v;
+    } else {
+      o[p] = float_to_bf16(v);
+    }
   }
+}
+
+dim3 dequantize_rows_grid(const Quant& w, int64_t r0, int64_t r1) {
+  return {static_cast<unsigned>(std::min<int64_t>((w.k + 255) / 256, 64)), static_cast<unsigned>(r1 - r0)};
 }
 
 cudaError_t launch_dequantize(const Quant& w, int64_t r0, int64_t r1, float* out, int64_t ldo, cudaStream_t stream) {
   if (r1 <= r0 || w.k <= 0) return cudaSuccess;
   if (r1 - r0 <= 65535 && w.k < (int64_t{1} << 30)) {
-    const dim3 grid(static_cast<unsigned>(std::min<int64_t>((w.k + 255) / 256, 64)), static_cast<unsigned>(r1 - r0));
-    dequantize_rows_kernel<<<grid, 256, 0, stream>>>(w, r0, out, ldo);
+    dequantize_rows_kernel<<<dequantize_rows_grid(w, r0, r1), 256, 0, stream>>>(w, r0, out, ldo);
     return cudaGetLastError();
   }
   dequantize_kernel<<<grid_for((r1 - r0) * w.k, 256), 256, 0, stream>>>(w, r0, r1, out, ldo);
   return cudaGetLastError();
+}
+
+bool launch_dequantize_bf16(const Quant& w, int64_t r0, int64_t r1, uint16_t* out, int64_t ldo, cudaStream_t stream,
+                            cudaError_t* err) {
+  if (r1 <= r0 || r1 - r0 > 65535 || w.k <= 0 || w.k >= (int64_t{1} << 30)) return false;
+  dequantize_rows_kernel<<<dequantize_rows_grid(w, r0, r1), 256, 0, stream>>>(w, r0, out, ldo);
+  *err = cudaGetLastError();
+  return true;
 }
 
 cudaError_t launch_quantize_affine(const float* w, int64_t n, int64_t k, int bits, int group_size, uint32_t* out_w,

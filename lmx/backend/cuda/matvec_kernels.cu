@@ -14,6 +14,7 @@
 
 #include "lmx/backend/cuda/device_values.cuh"
 #include "lmx/backend/cuda/matvec_kernels.h"
+#include "lmx/backend/cuda/quant_matvec_mma.h"
 
 namespace lmx::cuda::detail {
 namespace {
@@ -235,6 +236,13 @@ cudaError_t launch_targets(
   });
 }
 
+// One row of x runs the tensor-core kernel of quant_matvec_mma.cu where
+// LMX_CUDA_QUANT_MMA=1 (off by default until it has run on a GPU; read at each call).
+bool mma_matvec_enabled() {
+  const char* env = std::getenv("LMX_CUDA_QUANT_MMA");
+  return env && env[0] == '1';
+}
+
 }  // namespace
 
 bool launch_vector_matvec_dense(const float* x, int64_t ldx, const void* w, int w_dtype, int64_t n, int64_t k,
@@ -293,12 +301,16 @@ bool launch_vector_matvec_quant_targets(const float* x,
   for (int i = 0; i < count; ++i) {
     const Quant& w = q[i];
     const int chunks_per_group = w.group_size / values;
-    if (w.bits != bits || w.k != q[0].k || w.k % values != 0 || w.group_size % values != 0 ||
+    if (w.mode != 0 || w.bits != bits || w.k != q[0].k || w.k % values != 0 || w.group_size % values != 0 ||
         chunks_per_group < 1 || (chunks_per_group & (chunks_per_group - 1)) != 0 ||
         w.w_stride % 4 != 0 || !aligned16(w.w) || w.n < 1) {
       return false;
     }
     t.q[i] = w, t.y[i] = y[i], t.ldy[i] = ldy[i];
+  }
+  if (m == 1 && mma_matvec_enabled() && quant_mma_matvec_fits(q, count)) {
+    *err = launch_quant_mma_matvec(x, t, stream);
+    return true;
   }
   *err = bits == 4 ? launch_targets<QuantFormat<4>>(m, x, ldx, t, stream)
                    : launch_targets<QuantFormat<8>>(m, x, ldx, t, stream);

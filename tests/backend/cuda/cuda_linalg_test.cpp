@@ -106,7 +106,8 @@ TEST_F(CudaLinalg, QuantizedLinearEveryLayoutStoredAndPrepared) {
       Tensor x = random_tensor({3, 256}, 44);
       expect_matches(ops::quantized_linear(on_cuda(x), p, Tensor()), ops::quantized_linear(x, c, Tensor()), 1e-5,
                      1e-5);
-      // Past 8 rows: dequantized to f32 and cuBLAS SGEMM.
+      // Past 8 rows: dequantized to f32 and cuBLAS SGEMM (the bf16 path behind
+      // LMX_CUDA_QUANT_BF16_PREFILL=1: cuda_quant_matvec_test.cpp).
       Tensor x67 = random_tensor({67, 256}, 45);
       expect_matches(ops::quantized_linear(on_cuda(x67), p, Tensor()), ops::quantized_linear(x67, c, Tensor()), 1e-5,
                      1e-5);
