@@ -24,6 +24,13 @@ class SimpleKVCache : public nn::KVCache {
   std::unique_ptr<nn::KVCache> copy() const override;
   // The same positions, affine-quantized (bits for keys, v_bits for values).
   std::unique_ptr<QuantizedKVCache> to_quantized(int group_size, int bits, int v_bits) const;
+  // Positions the buffers hold before they grow (0 before the first append), and the
+  // buffers' identity: what a captured decode step (decode_graph.h) baked in.
+  int64_t capacity() const { return keys_.defined() ? keys_.dim(2) : 0; }
+  const void* buffer_id() const { return keys_.defined() ? keys_.raw_data() : nullptr; }
+  Device device() const { return keys_.defined() ? keys_.device() : Device::cpu(); }
+  // Counts n positions written outside update_and_fetch (a replayed decode step).
+  void advance(int64_t n) { offset_ += n; }
 
  private:
   int64_t step_;

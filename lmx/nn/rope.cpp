@@ -9,6 +9,7 @@
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/nn.h"
 #include "lmx/core/ops/shape.h"
+#include "lmx/core/step_values.h"
 
 namespace lmx::nn {
 namespace {
@@ -205,6 +206,10 @@ Tensor freqs_on(std::vector<float> values, Device device) {
 }  // namespace
 
 Tensor RotaryEmbedding::apply(const Tensor& x, int64_t offset) const {
+  if ((config_.type == "dynamic" || config_.type == "longrope") && step_values(x.device())) {
+    // A replayed decode step would keep this length's frequencies (lmx/core/step_values.h).
+    throw Unsupported("rope: " + config_.type + " frequencies change with the length: not in a captured decode step");
+  }
   const int64_t seq_len = offset + x.dim(2);
   std::vector<float> freqs = inv_freq(seq_len);
   if (config_.inverted) {
