@@ -36,8 +36,14 @@ bool DecodeGraph::step(models::LanguageModel& model, nn::KVCacheList& cache, int
   const Device device = caches[0]->device();
   std::vector<const void*> buffers;
   for (SimpleKVCache* c : caches) buffers.push_back(c->buffer_id());
-  if (!values_.defined() || values_.device() != device) values_ = Tensor::zeros({2}, Dtype::i64, device);
-  values_.copy_(Tensor::from_vector(std::vector<int64_t>{token, position}, {2}));
+  GraphBackend* backend = graph_backend_for(device);
+  if (!backend) return false;
+  if (!values_.defined() || values_.device() != device) {
+    values_ = Tensor::zeros({2}, Dtype::i64, device);
+    host_values_ = backend->pinned_host(2 * sizeof(int64_t));
+  }
+  int64_t* host_values = static_cast<int64_t*>(host_values_.get());
+  host_values[0] = token, host_values[1] = position;  // read by the replay's first node
   if (!graph_ || buffers != buffers_) {
     graph_.reset();
     logits_ = Tensor();
@@ -48,23 +54,35 @@ bool DecodeGraph::step(models::LanguageModel& model, nn::KVCacheList& cache, int
     buffers_ = std::move(buffers);
   }
   graph_->replay();
+  backend_for(device).synchronize();  // the logits are in host_logits_
   ++replays_;
   for (SimpleKVCache* c : caches) c->advance(1);
-  Tensor last = logits_.select(1, -1).select(0, 0).contiguous().to(Device::cpu());
-  row.assign(last.data<float>(), last.data<float>() + last.numel());
+  const float* logits = static_cast<const float*>(host_logits_.get());
+  row.assign(logits, logits + vocab_);
   return true;
 }
 
 bool DecodeGraph::capture(models::LanguageModel& model, nn::KVCacheList& cache, int64_t position, int64_t capacity) {
   const Device device = values_.device();
   GraphBackend* backend = graph_backend_for(device);
-  if (!backend || !backend->begin_graph_capture()) return false;
+  if (!backend) return false;
+  vocab_ = model.vocab_size();
+  if (!host_logits_ || host_logits_bytes_ < static_cast<size_t>(vocab_) * sizeof(float)) {
+    host_logits_bytes_ = static_cast<size_t>(vocab_) * sizeof(float);
+    host_logits_ = backend->pinned_host(host_logits_bytes_);
+  }
+  if (!backend->begin_graph_capture()) return false;
   const StepValues values{device, values_.data<int64_t>() + 1, position, capacity};
   Tensor logits;
   bool ok = true;
   try {
+    backend->copy_async(values_.data<int64_t>(), host_values_.get(), 2 * sizeof(int64_t), CopyDirection::host_to_device);
     StepScope scope(values);
     logits = model.forward(values_.slice(0, 0, 1).reshape({1, 1}), &cache, kLastLogitsOnly);
+    Tensor last = logits.select(1, -1).select(0, 0).contiguous();
+    if (last.dtype() != Dtype::f32 || last.numel() != vocab_) throw Unsupported("decode graph: logits of another shape");
+    backend->copy_async(host_logits_.get(), last.data<float>(), host_logits_bytes_, CopyDirection::device_to_host);
+    logits = last;
   } catch (const std::exception&) {
     ok = false;
   }

@@ -42,6 +42,10 @@ class DecodeGraph {
   std::vector<const void*> buffers_;  // the KV buffers the graph was captured over
   std::unique_ptr<DeviceGraph> graph_;
   Tensor logits_;  // the graph's output (its memory is the graph's)
+  // Page-locked host memory the graph copies from (token id, position) and to (logits).
+  std::shared_ptr<void> host_values_, host_logits_;
+  int64_t vocab_ = 0;
+  size_t host_logits_bytes_ = 0;
   int64_t captures_ = 0, replays_ = 0;
 };
 

@@ -6,8 +6,8 @@
 
 namespace lmx::generate {
 
-std::pair<Tensor, Tensor> append_kv(Tensor& keys_buf, Tensor& values_buf, int64_t& offset, const Tensor& keys,
-                                    const Tensor& values, int64_t step) {
+void reserve_kv(Tensor& keys_buf, Tensor& values_buf, int64_t offset, const Tensor& keys, const Tensor& values,
+                int64_t step) {
   const int64_t n = keys.dim(2);
   const int64_t capacity = keys_buf.defined() ? keys_buf.dim(2) : 0;
   if (offset + n > capacity) {
@@ -21,6 +21,12 @@ std::pair<Tensor, Tensor> append_kv(Tensor& keys_buf, Tensor& values_buf, int64_
     keys_buf = k;
     values_buf = v;
   }
+}
+
+std::pair<Tensor, Tensor> append_kv(Tensor& keys_buf, Tensor& values_buf, int64_t& offset, const Tensor& keys,
+                                    const Tensor& values, int64_t step) {
+  const int64_t n = keys.dim(2);
+  reserve_kv(keys_buf, values_buf, offset, keys, values, step);
   if (const StepValues* sv = step_values(keys_buf.device())) {
     if (offset != sv->host_position) throw Unsupported("kv cache: a captured decode step appends at its position only");
     // A captured decode step: the graph's replays write at each token's own position.

@@ -2,19 +2,22 @@
 // (256 positions) so appending one token does not copy the history.
 #pragma once
 
+#include "lmx/nn/appendable_kv.h"
 #include "lmx/nn/kv_cache.h"
 
 namespace lmx::generate {
 
 class QuantizedKVCache;
 
-class SimpleKVCache : public nn::KVCache {
+class SimpleKVCache : public nn::KVCache, public nn::AppendableKV {
  public:
   explicit SimpleKVCache(int64_t step = 256) : step_(step) {}
   // From saved state: keys / values [batch, kv_heads, offset, head_dim].
   SimpleKVCache(const Tensor& keys, const Tensor& values, int64_t step = 256);
   int64_t offset() const override { return offset_; }
   std::pair<Tensor, Tensor> update_and_fetch(const Tensor& keys, const Tensor& values) override;
+  std::pair<Tensor, Tensor> reserve(const Tensor& keys, const Tensor& values) override;
+  std::pair<Tensor, Tensor> commit(int64_t n) override;
   bool is_trimmable() const override { return true; }
   int64_t trim(int64_t n) override;
   // The valid part of the buffers: [batch, kv_heads, offset, head_dim] each (or none).

@@ -24,6 +24,7 @@
 #include "lmx/backend/cuda/cuda_wired.h"
 #include "lmx/backend/cuda/decode_attention.h"
 #include "lmx/backend/cuda/elementwise_kernels.h"
+#include "lmx/backend/cuda/fused_kernels.h"
 #include "lmx/backend/cuda/matmul_kernels.h"
 #include "lmx/backend/cuda/matvec_kernels.h"
 #include "lmx/backend/cuda/nn_kernels.h"
@@ -597,6 +598,35 @@ class CudaBackend final : public Backend, public GraphBackend {
     copy4(a.src_strides, w.src_strides);
     copy4(a.dst_strides, w.dst_strides);
     launch("kv append (device position)", [&] { return detail::launch_write_at_position(w, stream_); });
+  }
+  void rope_append(const kernels::RopeAppendArgs& a) override {
+    use_device();
+    detail::RopeAppend r;
+    r.q_heads = a.q_heads, r.kv_heads = a.kv_heads, r.head_dim = a.head_dim, r.v_head_dim = a.v_head_dim;
+    r.rotary_dim = a.rotary_dim, r.traditional = a.traditional, r.inv_freq = a.inv_freq, r.mscale = a.mscale;
+    r.q = a.q, r.q_out = a.q_out, r.k = a.k, r.v = a.v, r.kbuf = a.kbuf, r.vbuf = a.vbuf;
+    copy4(a.q_strides, r.q_strides);
+    copy4(a.q_out_strides, r.q_out_strides);
+    copy4(a.k_strides, r.k_strides);
+    copy4(a.v_strides, r.v_strides);
+    copy4(a.kbuf_strides, r.kbuf_strides);
+    copy4(a.vbuf_strides, r.vbuf_strides);
+    r.position = a.position, r.device_position = a.device_position;
+    launch("rope + kv append (decode)", [&] { return detail::launch_rope_append(r, stream_); });
+  }
+  std::shared_ptr<void> pinned_host(size_t bytes) override {
+    use_device();
+    void* p = nullptr;
+    check(cudaMallocHost(&p, std::max<size_t>(bytes, 1)), "cudaMallocHost");
+    return std::shared_ptr<void>(p, [](void* q) { cudaFreeHost(q); });
+  }
+  void copy_async(void* dst, const void* src, size_t bytes, CopyDirection direction) override {
+    if (bytes == 0) return;
+    use_device();
+    const cudaMemcpyKind k = direction == CopyDirection::host_to_device   ? cudaMemcpyHostToDevice
+                             : direction == CopyDirection::device_to_host ? cudaMemcpyDeviceToHost
+                                                                          : cudaMemcpyDeviceToDevice;
+    check(cudaMemcpyAsync(dst, src, bytes, k, stream_), "cudaMemcpyAsync (pinned)");
   }
   bool begin_graph_capture() override {
     if (!graphs_enabled() || CallProfile::active()) return false;

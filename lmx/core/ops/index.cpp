@@ -6,8 +6,6 @@
 
 #include "lmx/core/backend.h"
 #include "lmx/core/detail/element_access.h"
-#include "lmx/core/device_graph.h"
-#include "lmx/core/ops/step_ops.h"
 #include "lmx/core/step_values.h"
 #include "lmx/base/error.h"
 
@@ -102,27 +100,6 @@ Tensor take(const Tensor& x, const Tensor& indices, int axis) {
   for (int d = axis + 1; d < nd; ++d) back.push_back(ni + d - 1);
   Tensor out = g.permute(back);
   return out.is_contiguous() ? out : out.contiguous();
-}
-
-void write_at_step_position(const Tensor& dst, const Tensor& src_in) {
-  const StepValues* step = dst.defined() ? step_values(dst.device()) : nullptr;
-  if (!step) throw InvalidArgument("write_at_step_position: no captured decode step on this tensor's device");
-  if (dst.ndim() != 4 || src_in.ndim() != 4 || dst.dtype() != Dtype::f32 || src_in.dim(0) != dst.dim(0) ||
-      src_in.dim(1) != dst.dim(1) || src_in.dim(3) != dst.dim(3) || step->host_position + src_in.dim(2) > dst.dim(2)) {
-    throw ShapeError("write_at_step_position: src " + shape_str(src_in.shape()) + " at position " +
-                     std::to_string(step->host_position) + " does not fit f32 dst " + shape_str(dst.shape()));
-  }
-  common_device("write_at_step_position", {dst.device(), src_in.device()});
-  Tensor src = src_in.dtype() == Dtype::f32 ? src_in : src_in.to(Dtype::f32);
-  kernels::PositionedWriteArgs a;
-  a.batch = src.dim(0), a.heads = src.dim(1), a.seq = src.dim(2), a.dim = src.dim(3);
-  a.src = src.data<float>();
-  a.dst = dst.data<float>();
-  for (int d = 0; d < 4; ++d) a.src_strides[d] = src.strides()[d], a.dst_strides[d] = dst.strides()[d];
-  a.position = step->position;
-  GraphBackend* graphs = graph_backend_for(dst.device());
-  if (!graphs) throw Unsupported("write_at_step_position: no device graphs on " + dst.device().str());
-  if (src.numel() > 0) graphs->write_at_position(a);
 }
 
 Tensor take_along_last_axis(const Tensor& x, const Tensor& indices) {

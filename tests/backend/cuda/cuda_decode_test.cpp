@@ -4,6 +4,7 @@
 // CUDA graphs (lmx/generate/decode_graph.h) against eager steps, logits bit for bit.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -168,6 +169,72 @@ TEST_F(CudaDecode, UncapturableStepFallsBackUntouched) {
   Tensor logits = model.forward(Tensor::from_vector(std::vector<int32_t>{4}, {1, 1}), &cache, {nullptr, true});
   EXPECT_EQ(cache[0]->offset(), 4);
   EXPECT_EQ(logits.dim(2), model.vocab_size());
+}
+
+TEST_F(CudaDecode, RopeAppendMatchesRopeAndCopy) {
+  // q [1, 12, 1, 72] and k / v [1, 4, 1, 72 / 40] as strided views of one projection row.
+  const int64_t hq = 12, hkv = 4, d = 72, dv = 40, cap = 37, pos = 29, rd = 48;
+  Tensor qkv = random_tensor({1, 1, hq * d + hkv * d + hkv * dv}, 901);
+  Tensor q = qkv.slice(2, 0, hq * d).reshape({1, 1, hq, d}).transpose(1, 2);
+  Tensor k = qkv.slice(2, hq * d, hq * d + hkv * d).reshape({1, 1, hkv, d}).transpose(1, 2);
+  Tensor v = qkv.slice(2, hq * d + hkv * d, hq * d + hkv * d + hkv * dv).reshape({1, 1, hkv, dv}).transpose(1, 2);
+  std::vector<float> freqs;
+  for (int i = 0; i < rd / 2; ++i) freqs.push_back(std::pow(10000.0f, -2.0f * static_cast<float>(i) / rd));
+  for (bool traditional : {false, true}) {
+    SCOPED_TRACE(traditional ? "traditional" : "halves");
+    ops::RopeParams p;
+    p.inv_freq = Tensor::from_vector(freqs, {rd / 2});
+    p.rotary_dim = rd;
+    p.traditional = traditional;
+    p.offset = pos;
+    p.mscale = 1.25f;
+    Tensor kbuf = random_tensor({1, hkv, cap, d}, 902), vbuf = random_tensor({1, hkv, cap, dv}, 903);
+    Tensor want_k = kbuf.clone(), want_v = vbuf.clone();
+    want_k.slice(2, pos, pos + 1).copy_(ops::rope(k, p));
+    want_v.slice(2, pos, pos + 1).copy_(v);
+    Tensor want_q = ops::rope(q, p);
+    ops::RopeParams pc = p;
+    pc.inv_freq = on_cuda(p.inv_freq);
+    Tensor kc = on_cuda(kbuf), vc = on_cuda(vbuf), qkvc = on_cuda(qkv);
+    Tensor qc = qkvc.slice(2, 0, hq * d).reshape({1, 1, hq, d}).transpose(1, 2);
+    Tensor kk = qkvc.slice(2, hq * d, hq * d + hkv * d).reshape({1, 1, hkv, d}).transpose(1, 2);
+    Tensor vv = qkvc.slice(2, hq * d + hkv * d, hq * d + hkv * d + hkv * dv).reshape({1, 1, hkv, dv}).transpose(1, 2);
+    Tensor got_q = ops::rope_append(qc, kk, vv, pc, kc, vc);
+    // The CUDA rope kernel's arithmetic: against CUDA's own rope bit for bit, the CPU's within rounding.
+    expect_identical(got_q, ops::rope(qc, pc).to(Device::cpu()));
+    expect_matches(got_q, want_q, 1e-5, 1e-6);
+    expect_matches(kc, want_k, 1e-5, 1e-6);
+    expect_identical(vc, want_v);
+  }
+}
+
+// Decode steps on CUDA (fused rope + append, decode attention; graphs where they apply)
+// give the CPU's logits.
+TEST_F(CudaDecode, DecodeStepsMatchCpu) {
+  const fs::path dir = fixture("llama");
+  if (!fs::exists(dir / "config.json")) GTEST_SKIP() << "no fixture at " << dir;
+  auto cpu = models::load_model(dir), gpu = models::load_model(dir);
+  for (auto& p : gpu.model->parameters()) {
+    if (p.tensor->defined()) *p.tensor = p.tensor->to(Device::cuda());
+  }
+  nn::KVCacheList cc = small_step_caches(cpu.model->num_layers()), gc = small_step_caches(gpu.model->num_layers());
+  const Tensor ids = Tensor::from_vector(std::vector<int32_t>{3, 1, 4, 1, 5, 9, 2, 6, 5}, {1, 9});
+  cpu.model->forward(ids, &cc, {nullptr, true});
+  gpu.model->forward(ids, &gc, {nullptr, true});
+  generate::DecodeGraph graph;
+  std::vector<float> row;
+  int32_t token = 7;
+  for (int step = 0; step < 12; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    Tensor want = cpu.model->forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &cc, {nullptr, true});
+    if (!graph.step(*gpu.model, gc, token, row)) {
+      Tensor g = gpu.model->forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &gc, {nullptr, true});
+      row = g.to_float_vector();
+    }
+    EXPECT_LE(testing::relative_error(Tensor::from_vector(row, want.shape()), want), 1e-4);
+    token = static_cast<int32_t>((token * 31 + 11) % gpu.model->vocab_size());
+  }
+  EXPECT_GT(graph.replays(), 0);
 }
 
 }  // namespace
