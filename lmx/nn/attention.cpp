@@ -94,14 +94,15 @@ Tensor block_mask(const std::vector<int64_t>& blocks, bool causal, int64_t windo
   return Tensor::from_vector(m, {L, L});
 }
 
-// LMX_FUSED_DECODE=0 keeps RoPE and the cache append as separate ops on every device
-// (to compare).
+// LMX_FUSED_DECODE=1 rotates q and k and appends k / v in one op on a device with fused
+// decode kernels (ops::rope_append); 0 or unset keeps the per-op path. Read at each use
+// (tests set it); the default is what a GPU run verified (docs/performance.md, session 12).
+constexpr bool kFusedDecodeByDefault = false;
+
 bool fused_decode_enabled() {
-  static const bool enabled = [] {
-    const char* env = std::getenv("LMX_FUSED_DECODE");
-    return !env || std::string(env) != "0";
-  }();
-  return enabled;
+  const char* env = std::getenv("LMX_FUSED_DECODE");
+  if (!env || !*env) return kFusedDecodeByDefault;
+  return std::string(env) != "0";
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,30 @@ using testing::expect_identical;
 using testing::expect_matches;
 using testing::on_cuda;
 using testing::random_tensor;
-using CudaDecode = testing::CudaTest;
+
+// The session-12 decode paths are switched by environment variables (off by default until
+// a GPU run verified them): these tests turn them on for their own duration.
+class CudaDecode : public testing::CudaTest {
+ protected:
+  void SetUp() override {
+    testing::CudaTest::SetUp();
+    for (const char* name : kSwitches) {
+      const char* v = std::getenv(name);
+      saved_.emplace_back(v ? std::optional<std::string>(v) : std::nullopt);
+      setenv(name, "1", 1);
+    }
+  }
+  void TearDown() override {
+    for (size_t i = 0; i < saved_.size(); ++i) {
+      if (saved_[i]) setenv(kSwitches[i], saved_[i]->c_str(), 1);
+      else unsetenv(kSwitches[i]);
+    }
+  }
+
+ private:
+  static constexpr const char* kSwitches[] = {"LMX_CUDA_GRAPHS", "LMX_CUDA_DECODE_ATTENTION", "LMX_FUSED_DECODE"};
+  std::vector<std::optional<std::string>> saved_;
+};
 
 struct Case {
   int64_t batch, hq, hkv, len, capacity, d, dv;
