@@ -32,6 +32,7 @@ void add_bench_command(CLI::App& app) {
   bench->add_option("-p,--prompt-tokens", m->prompt_tokens, "Prompt length (default 512)");
   bench->add_option("-g,--generation-tokens", m->generation_tokens, "Tokens to decode (default 128)");
   bench->add_option("-d,--depth", m->depth, "Decode after this many cached tokens (default 0, as llama-bench)");
+  bench->add_option("-b,--batch", m->batch, "Also decode this many sequences together: aggregate tokens/s (default 1)");
   bench->add_option("-n,--runs", m->runs, "Timed runs after one warm-up (default 3)");
   bench->add_option("-t,--threads", m->threads, "CPU threads");
   add_device_option(bench, m->device);

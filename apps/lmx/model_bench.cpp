@@ -15,6 +15,7 @@
 #include "lmx/core/quantized_weight.h"
 #include "lmx/core/ops/random.h"
 #include "lmx/core/ops/reduce.h"
+#include "lmx/generate/batch_kv_cache.h"
 #include "lmx/generate/token_iterator.h"
 #include "lmx/models/config_reader.h"
 #include "lmx/models/load.h"
@@ -143,14 +144,45 @@ void speculative_bench(models::LanguageModel& model, models::LanguageModel& draf
   std::printf("\n");
 }
 
+// B random prompts of ppN in one forward over batch caches, then tgN greedy
+// steps of B tokens each; the argmax runs on the model's device, only B ids come back.
+void batched_decode_bench(models::LanguageModel& model, const ModelBenchArgs& a, ops::RandomGenerator& rng) {
+  const int64_t vocab = model.vocab_size(), B = a.batch;
+  std::vector<double> tps;
+  for (int run = 0; run <= a.runs; ++run) {  // run 0 warms up
+    nn::KVCacheList cache;
+    for (int64_t i = 0; i < model.num_layers(); ++i)
+      cache.push_back(std::make_unique<generate::BatchKVCache>(std::vector<int64_t>(static_cast<size_t>(B), 0)));
+    const Tensor prompts = Tensor::from_vector(random_tokens(rng, B * a.prompt_tokens, vocab),
+                                               {B, a.prompt_tokens});
+    Tensor next = ops::argmax(model.forward(prompts, &cache, {nullptr, true}), -1);  // [B, 1]
+    std::vector<int32_t> tokens(static_cast<size_t>(B));
+    auto read_ids = [&](const Tensor& ids) {
+      const std::vector<int64_t> v = ids.to(Device::cpu()).to_int_vector();
+      for (int64_t b = 0; b < B; ++b) tokens[static_cast<size_t>(b)] = static_cast<int32_t>(v[static_cast<size_t>(b)]);
+    };
+    read_ids(next);
+    const auto t0 = Clock::now();
+    for (int i = 0; i < a.generation_tokens; ++i) {
+      Tensor step = model.forward(Tensor::from_vector(tokens, {B, 1}), &cache);  // [B, 1, vocab]
+      read_ids(ops::argmax(step, -1));
+    }
+    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (run > 0) tps.push_back(static_cast<double>(B * a.generation_tokens) / seconds);
+  }
+  const Stats s = stats(tps);
+  std::printf("tg%d x b%d: %.2f +- %.2f tokens/s aggregate (%.2f per sequence)\n", a.generation_tokens, a.batch, s.mean,
+              s.sd, s.mean / static_cast<double>(B));
+}
+
 }  // namespace
 
 void run_model_bench(const ModelBenchArgs& a) {
   apply_threads(a.threads);
   const Device device = device_arg(a.device);
   Backend& backend = backend_for(device);
-  if (a.prompt_tokens < 1 || a.generation_tokens < 1 || a.runs < 1 || a.depth < 0) {
-    throw InvalidArgument("bench: -p, -g and -n must be >= 1, -d >= 0");
+  if (a.prompt_tokens < 1 || a.generation_tokens < 1 || a.runs < 1 || a.depth < 0 || a.batch < 1) {
+    throw InvalidArgument("bench: -p, -g, -n and -b must be >= 1, -d >= 0");
   }
   const auto load_start = Clock::now();
   BenchModel main = bench_model(a.model, a.config, a, device);
@@ -164,6 +196,7 @@ void run_model_bench(const ModelBenchArgs& a) {
   Allocator& alloc = allocator_for(device);
   alloc.reset_peak();
   size_t kv_bytes = 0;
+  int64_t graph_captures = 0, graph_replays = 0;  // of the last run
   const int64_t vocab = model->vocab_size();
   generate::GenerateParameters p;
   p.prefill_step_size = std::max(std::max(a.prompt_tokens, a.depth), 512);
@@ -183,13 +216,22 @@ void run_model_bench(const ModelBenchArgs& a) {
     if (a.depth > 0) model->forward(Tensor::from_vector(random_tokens(rng, a.depth, vocab), {1, a.depth}), &cache,
                                     {nullptr, true});
     int32_t token = random_tokens(rng, 1, vocab)[0];
+    generate::DecodeGraph graph;  // the steps TokenIterator takes: replayed device graphs where they apply
+    std::vector<float> row;
     const auto t0 = Clock::now();
     for (int i = 0; i < a.generation_tokens; ++i) {
-      Tensor logits = model->forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &cache);
-      if (!logits.device().is_cpu()) logits = logits.contiguous().to(Device::cpu());  // the row the sampler reads
-      const float* l = logits.data<float>();
+      const float* l = nullptr;
+      Tensor logits;
+      if (graph.step(*model, cache, token, row)) {
+        l = row.data();
+      } else {
+        logits = model->forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &cache);
+        if (!logits.device().is_cpu()) logits = logits.contiguous().to(Device::cpu());  // the row the sampler reads
+        l = logits.data<float>();
+      }
       token = static_cast<int32_t>(ops::greedy_argmax({l, static_cast<size_t>(vocab)}));  // greedy, as Sampler at temperature 0
     }
+    graph_captures = graph.captures(), graph_replays = graph.replays();
     const double decode = std::chrono::duration<double>(Clock::now() - t0).count();
     // The caches' buffers (whole capacity, as wired memory pins them), on any device.
     kv_bytes = 0;
@@ -229,9 +271,14 @@ void run_model_bench(const ModelBenchArgs& a) {
   std::printf("pp%d: %.2f +- %.2f tokens/s\n", a.prompt_tokens, ps.mean, ps.sd);
   std::printf("tg%d%s: %.2f +- %.2f tokens/s\n", a.generation_tokens,
               a.depth > 0 ? (" @ d" + std::to_string(a.depth)).c_str() : "", ts.mean, ts.sd);
+  if (graph_replays > 0) {
+    std::printf("decode steps from device graphs: %lld of %d (%lld captures)\n", static_cast<long long>(graph_replays),
+                a.generation_tokens, static_cast<long long>(graph_captures));
+  }
   std::printf("peak memory: %s (weights %s + KV cache %s, peak / (weights + KV) = %.2f)\n", format_bytes(peak).c_str(),
               format_bytes(weights.total).c_str(), format_bytes(kv_bytes).c_str(),
               static_cast<double>(peak) / static_cast<double>(weights.total + kv_bytes));
+  if (a.batch > 1) batched_decode_bench(*model, a, rng);
   if (!a.draft_model.empty() || !a.draft_config.empty()) {
     BenchModel draft = bench_model(a.draft_model, a.draft_config, a, device);
     std::printf("draft: %s\n", draft.label.c_str());

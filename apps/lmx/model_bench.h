@@ -3,7 +3,9 @@
 // llama-bench: ppN runs an N-token prompt through an empty cache; tgN decodes N tokens
 // from an empty cache (or after `depth` cached tokens, llama-bench's -d). With a draft
 // model, also greedy speculative decoding: tokens/s, acceptance, the measured step costs
-// and the speed-up they predict at acceptance rates 0.5 / 0.7 / 0.9.
+// and the speed-up they predict at acceptance rates 0.5 / 0.7 / 0.9. With batch B > 1,
+// also B sequences decoded together after B prompts of ppN (greedy, one forward of
+// B tokens per step): aggregate tokens/s.
 #pragma once
 
 #include <optional>
@@ -27,6 +29,7 @@ struct ModelBenchArgs {
   int prompt_tokens = 512;
   int generation_tokens = 128;
   int depth = 0;  // decode starts after this many cached tokens (llama-bench's -d)
+  int batch = 1;  // > 1: also decode this many sequences together (mlx-lm's -b): aggregate tokens/s
   int runs = 3;
   int threads = 0;
   std::string device = "cpu";

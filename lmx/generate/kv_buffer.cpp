@@ -1,9 +1,13 @@
 #include "lmx/generate/kv_buffer.h"
 
+#include "lmx/base/error.h"
+#include "lmx/core/ops/step_ops.h"
+#include "lmx/core/step_values.h"
+
 namespace lmx::generate {
 
-std::pair<Tensor, Tensor> append_kv(Tensor& keys_buf, Tensor& values_buf, int64_t& offset, const Tensor& keys,
-                                    const Tensor& values, int64_t step) {
+void reserve_kv(Tensor& keys_buf, Tensor& values_buf, int64_t offset, const Tensor& keys, const Tensor& values,
+                int64_t step) {
   const int64_t n = keys.dim(2);
   const int64_t capacity = keys_buf.defined() ? keys_buf.dim(2) : 0;
   if (offset + n > capacity) {
@@ -17,8 +21,21 @@ std::pair<Tensor, Tensor> append_kv(Tensor& keys_buf, Tensor& values_buf, int64_
     keys_buf = k;
     values_buf = v;
   }
-  keys_buf.slice(2, offset, offset + n).copy_(keys);
-  values_buf.slice(2, offset, offset + n).copy_(values);
+}
+
+std::pair<Tensor, Tensor> append_kv(Tensor& keys_buf, Tensor& values_buf, int64_t& offset, const Tensor& keys,
+                                    const Tensor& values, int64_t step) {
+  const int64_t n = keys.dim(2);
+  reserve_kv(keys_buf, values_buf, offset, keys, values, step);
+  if (const StepValues* sv = step_values(keys_buf.device())) {
+    if (offset != sv->host_position) throw Unsupported("kv cache: a captured decode step appends at its position only");
+    // A captured decode step: the graph's replays write at each token's own position.
+    ops::write_at_step_position(keys_buf, keys);
+    ops::write_at_step_position(values_buf, values);
+  } else {
+    keys_buf.slice(2, offset, offset + n).copy_(keys);
+    values_buf.slice(2, offset, offset + n).copy_(values);
+  }
   offset += n;
   return {keys_buf.slice(2, 0, offset), values_buf.slice(2, 0, offset)};
 }

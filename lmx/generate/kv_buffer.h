@@ -13,5 +13,8 @@ namespace lmx::generate {
 // the valid views [batch, heads, offset, dim].
 std::pair<Tensor, Tensor> append_kv(Tensor& keys_buf, Tensor& values_buf, int64_t& offset, const Tensor& keys,
                                     const Tensor& values, int64_t step);
+// Grows the buffers (as append_kv does) so that keys' tokens fit at `offset`.
+void reserve_kv(Tensor& keys_buf, Tensor& values_buf, int64_t offset, const Tensor& keys, const Tensor& values,
+                int64_t step);
 
 }  // namespace lmx::generate

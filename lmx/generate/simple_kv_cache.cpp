@@ -23,14 +23,36 @@ SimpleKVCache::SimpleKVCache(const Tensor& keys, const Tensor& values, int64_t s
   offset_ = keys.dim(2);
 }
 
-std::pair<Tensor, Tensor> SimpleKVCache::update_and_fetch(const Tensor& keys, const Tensor& values) {
+namespace {
+
+void check_fits(const Tensor& cached, const Tensor& cached_values, const Tensor& keys, const Tensor& values) {
   check_kv(keys, values, "kv cache");
-  if (keys_.defined() && (keys_.dim(0) != keys.dim(0) || keys_.dim(1) != keys.dim(1) ||
-                          keys_.dim(3) != keys.dim(3) || values_.dim(3) != values.dim(3))) {
+  if (cached.defined() && (cached.dim(0) != keys.dim(0) || cached.dim(1) != keys.dim(1) ||
+                           cached.dim(3) != keys.dim(3) || cached_values.dim(3) != values.dim(3))) {
     throw ShapeError("kv cache: new keys " + shape_str(keys.shape()) + " do not match the cached " +
-                     shape_str(keys_.shape()));
+                     shape_str(cached.shape()));
   }
+}
+
+}  // namespace
+
+std::pair<Tensor, Tensor> SimpleKVCache::update_and_fetch(const Tensor& keys, const Tensor& values) {
+  check_fits(keys_, values_, keys, values);
   return append_kv(keys_, values_, offset_, keys, values, step_);
+}
+
+std::pair<Tensor, Tensor> SimpleKVCache::reserve(const Tensor& keys, const Tensor& values) {
+  check_fits(keys_, values_, keys, values);
+  reserve_kv(keys_, values_, offset_, keys, values, step_);
+  return {keys_, values_};
+}
+
+std::pair<Tensor, Tensor> SimpleKVCache::commit(int64_t n) {
+  if (!keys_.defined() || n < 0 || offset_ + n > keys_.dim(2)) {
+    throw InternalError("kv cache: commit of " + std::to_string(n) + " tokens past the reserved buffers");
+  }
+  offset_ += n;
+  return {keys_.slice(2, 0, offset_), values_.slice(2, 0, offset_)};
 }
 
 int64_t SimpleKVCache::trim(int64_t n) {

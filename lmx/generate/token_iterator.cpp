@@ -175,6 +175,10 @@ void TokenIterator::check_cancel() const {
 }
 
 int32_t TokenIterator::step(const std::vector<int32_t>& tokens) {
+  if (tokens.size() == 1 && decode_graph_.step(model_, *cache_, tokens[0], row_)) {
+    after_forward();
+    return sampler_.sample(row_);
+  }
   Tensor ids = Tensor::from_vector(tokens, {1, static_cast<int64_t>(tokens.size())});
   Tensor logits = model_.forward(ids, cache_, kLastLogitsOnly);  // [1, 1, vocab]: the last position
   after_forward();

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "lmx/core/residency.h"
+#include "lmx/generate/decode_graph.h"
 #include "lmx/generate/generate_parameters.h"
 #include "lmx/generate/speculative.h"
 #include "lmx/generate/token_sampler.h"
@@ -80,6 +81,9 @@ class TokenIterator {
   // Draft / acceptance counts and timings (all zero without a draft model).
   SpeculativeStats speculative_stats() const { return speculative_ ? speculative_->stats() : SpeculativeStats{}; }
   const GenerateParameters& params() const { return params_; }
+  // Decode steps captured as device graphs and replayed (0 and 0 on the CPU).
+  int64_t graph_captures() const { return decode_graph_.captures(); }
+  int64_t graph_replays() const { return decode_graph_.replays(); }
   nn::KVCacheList& cache() { return *cache_; }
   // Ends the wired ticket (when held) and unpins the regions; idempotent. The stream's
   // end calls it; so does the destructor.
@@ -110,6 +114,7 @@ class TokenIterator {
   std::unique_ptr<SpeculativeDecoder> speculative_;
   std::deque<int32_t> ready_;  // decided by the last speculative round, not yet returned
   std::vector<float> row_;        // the last position's logits, reused every step
+  DecodeGraph decode_graph_;      // batch-1 decode steps replayed on the device (CUDA graphs)
   int64_t generated_ = 0;
   int64_t cached_tokens_ = 0;
   double prompt_seconds_ = 0, generation_seconds_ = 0;

@@ -4,11 +4,16 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "lmx/base/error.h"
+#include "lmx/core/device_graph.h"
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/nn.h"
+#include "lmx/core/ops/step_ops.h"
+#include "lmx/nn/appendable_kv.h"
+#include "lmx/nn/rope_params.h"
 
 namespace lmx::nn {
 
@@ -87,6 +92,17 @@ Tensor block_mask(const std::vector<int64_t>& blocks, bool causal, int64_t windo
     }
   }
   return Tensor::from_vector(m, {L, L});
+}
+
+// LMX_FUSED_DECODE=1 rotates q and k and appends k / v in one op on a device with fused
+// decode kernels (ops::rope_append); 0 or unset keeps the per-op path. Read at each use
+// (tests set it); the default is what a GPU run verified (docs/performance.md, session 12).
+constexpr bool kFusedDecodeByDefault = false;
+
+bool fused_decode_enabled() {
+  const char* env = std::getenv("LMX_FUSED_DECODE");
+  if (!env || !*env) return kFusedDecodeByDefault;
+  return std::string(env) != "0";
 }
 
 }  // namespace
@@ -248,7 +264,18 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache, const AttentionContex
     k = norm_heads(k, false);
   }
   const int64_t offset = cache ? cache->offset() : 0;
-  if (own_rotation) {
+  // One token of batch 1 on a device with fused decode kernels, over the plain cache:
+  // RoPE of q and k and the cache append in one launch (the CPU keeps the per-op path).
+  nn::AppendableKV* appendable = nullptr;
+  if (L == 1 && B == 1 && cache && o_.rope && !own_rotation && !blocks && !(head_norms && o_.qk_norm_after_rope) &&
+      !o_.qk_l2_norm && o_.temperature_scale <= 0.0f && !q.device().is_cpu() && fused_decode_enabled() &&
+      graph_backend_for(q.device())) {
+    appendable = dynamic_cast<nn::AppendableKV*>(cache);
+  }
+  if (appendable) {
+    auto [kbuf, vbuf] = appendable->reserve(k, v);
+    q = ops::rope_append(q, k, v, rope_params(*o_.rope, offset, 1, q.device()), kbuf, vbuf);
+  } else if (own_rotation) {
     q = apply_rotary(q, ctx->cos, ctx->sin);
     k = apply_rotary(k, ctx->cos, ctx->sin);
   } else if (o_.rope) {
@@ -285,7 +312,7 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache, const AttentionContex
     out = ops::quantized_scaled_dot_product_attention(q, kv, p);
   } else {
     if (cache) {
-      auto kv = cache->update_and_fetch(k, v);
+      auto kv = appendable ? appendable->commit(L) : cache->update_and_fetch(k, v);
       k = kv.first;
       v = kv.second;
       set_mask(p, *cache, L, offset, q.device());

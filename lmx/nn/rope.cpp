@@ -1,4 +1,5 @@
 #include "lmx/nn/rope.h"
+#include "lmx/nn/rope_params.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,6 +10,7 @@
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/nn.h"
 #include "lmx/core/ops/shape.h"
+#include "lmx/core/step_values.h"
 
 namespace lmx::nn {
 namespace {
@@ -204,20 +206,28 @@ Tensor freqs_on(std::vector<float> values, Device device) {
 
 }  // namespace
 
-Tensor RotaryEmbedding::apply(const Tensor& x, int64_t offset) const {
-  const int64_t seq_len = offset + x.dim(2);
-  std::vector<float> freqs = inv_freq(seq_len);
-  if (config_.inverted) {
+ops::RopeParams rope_params(const RotaryEmbedding& rope, int64_t offset, int64_t seq, Device device) {
+  const RopeConfig& c = rope.config();
+  if ((c.type == "dynamic" || c.type == "longrope") && step_values(device)) {
+    // A replayed decode step would keep this length's frequencies (lmx/core/step_values.h).
+    throw Unsupported("rope: " + c.type + " frequencies change with the length: not in a captured decode step");
+  }
+  std::vector<float> freqs = rope.inv_freq(offset + seq);
+  if (c.inverted) {
     for (float& f : freqs) f = -f;  // cos is even, sin odd: the same rotation backwards
   }
   ops::RopeParams p;
   // The frequencies go where x is (ops never move tensors between devices themselves).
-  p.inv_freq = freqs_on(std::move(freqs), x.device());
-  p.rotary_dim = config_.dim;
-  p.traditional = config_.traditional;
+  p.inv_freq = freqs_on(std::move(freqs), device);
+  p.rotary_dim = c.dim;
+  p.traditional = c.traditional;
   p.offset = offset;
-  p.mscale = attention_scaling();
-  return ops::rope(x, p);
+  p.mscale = rope.attention_scaling();
+  return p;
+}
+
+Tensor RotaryEmbedding::apply(const Tensor& x, int64_t offset) const {
+  return ops::rope(x, rope_params(*this, offset, x.dim(2), x.device()));
 }
 
 }  // namespace lmx::nn

@@ -10,16 +10,21 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "lmx/backend/cuda/attention_kernels.h"
 #include "lmx/backend/cuda/call_profile.h"
 #include "lmx/backend/cuda/cublas_gemm.h"
 #include "lmx/backend/cuda/cuda_wired.h"
+#include "lmx/backend/cuda/decode_attention.h"
 #include "lmx/backend/cuda/elementwise_kernels.h"
+#include "lmx/backend/cuda/fused_kernels.h"
 #include "lmx/backend/cuda/matmul_kernels.h"
 #include "lmx/backend/cuda/matvec_kernels.h"
 #include "lmx/backend/cuda/nn_kernels.h"
@@ -27,6 +32,8 @@
 #include "lmx/base/error.h"
 #include "lmx/core/backend.h"
 #include "lmx/core/caching_allocator.h"
+#include "lmx/core/device_graph.h"
+#include "lmx/core/step_values.h"
 
 namespace lmx::cuda {
 namespace {
@@ -63,11 +70,76 @@ size_t total_device_memory(int index) {
 // cudaMalloc/cudaFree synchronize the device and cost far more than a decode step's
 // work. A block freed while kernels that use it are queued is safe to hand out again:
 // every kernel runs on the device's one stream, in order.
+//
+// While a graph is captured, the capturing thread's allocations come from the graph's
+// pool: blocks it frees go back to the pool (reused within the capture, in stream order)
+// and none of them serves anyone else while the graph lives, since a replay writes them
+// again. Dropping the pool returns its free blocks to the cache; blocks still held (the
+// step's output) return there when their tensor goes.
+struct GraphPool {
+  std::map<size_t, std::vector<void*>> free;
+  std::vector<void*> blocks;
+};
+
 class CudaAllocator final : public CachingAllocator {
  public:
   explicit CudaAllocator(int index) : CachingAllocator(total_device_memory(index) / 4), index_(index) {}
   ~CudaAllocator() override { release_all(); }
   Device device() const override { return Device::cuda(index_); }
+
+  void* allocate(size_t bytes) override {
+    if (pools_live_.load(std::memory_order_acquire) > 0) {
+      std::lock_guard<std::mutex> lock(pool_mutex_);
+      if (capture_ && std::this_thread::get_id() == capture_thread_) {
+        auto& list = capture_->free[round_size(std::max<size_t>(bytes, 1))];
+        if (!list.empty()) {
+          void* p = list.back();
+          list.pop_back();
+          return p;
+        }
+        void* p = CachingAllocator::allocate(bytes);
+        owner_[p] = capture_;
+        capture_->blocks.push_back(p);
+        return p;
+      }
+    }
+    return CachingAllocator::allocate(bytes);
+  }
+  void deallocate(void* ptr, size_t bytes) override {
+    if (ptr && pools_live_.load(std::memory_order_acquire) > 0) {
+      std::lock_guard<std::mutex> lock(pool_mutex_);
+      auto it = owner_.find(ptr);
+      if (it != owner_.end()) {
+        it->second->free[round_size(std::max<size_t>(bytes, 1))].push_back(ptr);
+        return;
+      }
+    }
+    CachingAllocator::deallocate(ptr, bytes);
+  }
+  // The capturing thread allocates from `pool` until end_capture().
+  void begin_capture(GraphPool* pool) {
+    std::lock_guard<std::mutex> lock(pool_mutex_);
+    capture_ = pool;
+    capture_thread_ = std::this_thread::get_id();
+    pools_live_.fetch_add(1, std::memory_order_acq_rel);
+  }
+  void end_capture() {
+    std::lock_guard<std::mutex> lock(pool_mutex_);
+    capture_ = nullptr;
+  }
+  void release_pool(GraphPool& pool) {
+    std::vector<std::pair<void*, size_t>> back;
+    {
+      std::lock_guard<std::mutex> lock(pool_mutex_);
+      for (auto& [size, list] : pool.free)
+        for (void* p : list) back.emplace_back(p, size);
+      for (void* p : pool.blocks) owner_.erase(p);
+      pool.free.clear();
+      pool.blocks.clear();
+      pools_live_.fetch_sub(1, std::memory_order_acq_rel);
+    }
+    for (auto& [p, size] : back) CachingAllocator::deallocate(p, size);
+  }
 
  private:
   size_t bucket_size(size_t bytes) const override { return round_size(bytes); }
@@ -84,6 +156,49 @@ class CudaAllocator final : public CachingAllocator {
   void system_free(void* p, size_t) override { cudaFree(p); }
 
   int index_;
+  std::atomic<int> pools_live_{0};
+  std::mutex pool_mutex_;
+  GraphPool* capture_ = nullptr;
+  std::thread::id capture_thread_;
+  std::unordered_map<void*, GraphPool*> owner_;
+};
+
+// The decode-step paths of session 12 and their switches (read at each use, so tests can
+// set them): LMX_CUDA_GRAPHS=1 replays batch-1 decode steps from CUDA graphs,
+// LMX_CUDA_DECODE_ATTENTION=1 runs one-query attention on decode_attention.cu (implied by
+// graphs: eager steps then give the bits of replayed ones); 0 turns either off. The
+// defaults are what a GPU run verified (docs/performance.md, session 12).
+constexpr bool kGraphsByDefault = false;
+
+bool env_switch(const char* name, bool fallback) {
+  const char* env = std::getenv(name);
+  if (!env || !*env) return fallback;
+  return std::string(env) != "0";
+}
+
+bool graphs_enabled() { return env_switch("LMX_CUDA_GRAPHS", kGraphsByDefault); }
+
+bool decode_attention_enabled() { return env_switch("LMX_CUDA_DECODE_ATTENTION", graphs_enabled()); }
+
+// A captured decode step and the memory it was captured with.
+class CudaGraph final : public DeviceGraph {
+ public:
+  CudaGraph(cudaGraphExec_t exec, cudaStream_t stream, CudaAllocator& allocator, std::unique_ptr<GraphPool> pool)
+      : exec_(exec), stream_(stream), allocator_(allocator), pool_(std::move(pool)) {}
+  ~CudaGraph() override {
+    cudaGraphExecDestroy(exec_);
+    allocator_.release_pool(*pool_);
+  }
+  void replay() override {
+    const cudaError_t e = profiled_launch(stream_, "decode step (graph replay)", [&] { return cudaGraphLaunch(exec_, stream_); });
+    check(e, "cudaGraphLaunch");
+  }
+
+ private:
+  cudaGraphExec_t exec_;
+  cudaStream_t stream_;
+  CudaAllocator& allocator_;
+  std::unique_ptr<GraphPool> pool_;
 };
 
 // The CUDA prepared layout: the MLX layout itself, copied into one device buffer with
@@ -170,7 +285,7 @@ int device_count() {
   return n;
 }
 
-class CudaBackend final : public Backend {
+class CudaBackend final : public Backend, public GraphBackend {
  public:
   explicit CudaBackend(int index) : index_(index), allocator_(index) {
     check(cudaSetDevice(index_), "cudaSetDevice");
@@ -178,6 +293,10 @@ class CudaBackend final : public Backend {
     cublas_ = std::make_unique<CublasGemm>(index_, stream_);
     cudaDeviceProp prop{};
     if (cudaGetDeviceProperties(&prop, index_) == cudaSuccess) name_ = prop.name;
+    void* counters = nullptr;  // made here: allocating them during a capture would be recorded
+    check(cudaMalloc(&counters, kDecodeCounters * sizeof(unsigned)), "cudaMalloc (attention counters)");
+    check(cudaMemset(counters, 0, kDecodeCounters * sizeof(unsigned)), "cudaMemset (attention counters)");
+    decode_counters_ = static_cast<unsigned*>(counters);
   }
   Device device() const override { return Device::cuda(index_); }
   std::string describe() const override { return device().str() + " " + name_; }
@@ -477,7 +596,82 @@ class CudaBackend final : public Backend {
     copy4(a.v_strides, l.v_strides);
     copy4(a.out_strides, l.out_strides);
     set_options(l, o);
+    // In a captured decode step (the ops front end checked the shapes) the position and
+    // the key count are read on the device.
+    const StepValues* step = a.q_len == 1 ? step_values(device()) : nullptr;
+    if (step || (decode_attention_enabled() && a.kv_len > 0)) {
+      if (run_decode_attention(l, step ? step->position : nullptr, step ? step->kv_capacity : a.kv_len)) return;
+      if (step) throw Unsupported(std::string(op) + ": a captured decode step over these shapes");
+    }
     run_attention(l, a.q_len == 1 ? "attention (one query)" : op);
+  }
+  void write_at_position(const kernels::PositionedWriteArgs& a) override {
+    use_device();
+    detail::PositionedWrite w;
+    w.batch = a.batch, w.heads = a.heads, w.seq = a.seq, w.dim = a.dim;
+    w.src = a.src, w.dst = a.dst, w.position = a.position;
+    copy4(a.src_strides, w.src_strides);
+    copy4(a.dst_strides, w.dst_strides);
+    launch("kv append (device position)", [&] { return detail::launch_write_at_position(w, stream_); });
+  }
+  void rope_append(const kernels::RopeAppendArgs& a) override {
+    use_device();
+    detail::RopeAppend r;
+    r.q_heads = a.q_heads, r.kv_heads = a.kv_heads, r.head_dim = a.head_dim, r.v_head_dim = a.v_head_dim;
+    r.rotary_dim = a.rotary_dim, r.traditional = a.traditional, r.inv_freq = a.inv_freq, r.mscale = a.mscale;
+    r.q = a.q, r.q_out = a.q_out, r.k = a.k, r.v = a.v, r.kbuf = a.kbuf, r.vbuf = a.vbuf;
+    copy4(a.q_strides, r.q_strides);
+    copy4(a.q_out_strides, r.q_out_strides);
+    copy4(a.k_strides, r.k_strides);
+    copy4(a.v_strides, r.v_strides);
+    copy4(a.kbuf_strides, r.kbuf_strides);
+    copy4(a.vbuf_strides, r.vbuf_strides);
+    r.position = a.position, r.device_position = a.device_position;
+    launch("rope + kv append (decode)", [&] { return detail::launch_rope_append(r, stream_); });
+  }
+  std::shared_ptr<void> pinned_host(size_t bytes) override {
+    use_device();
+    void* p = nullptr;
+    check(cudaMallocHost(&p, std::max<size_t>(bytes, 1)), "cudaMallocHost");
+    return std::shared_ptr<void>(p, [](void* q) { cudaFreeHost(q); });
+  }
+  void copy_async(void* dst, const void* src, size_t bytes, CopyDirection direction) override {
+    if (bytes == 0) return;
+    use_device();
+    const cudaMemcpyKind k = direction == CopyDirection::host_to_device   ? cudaMemcpyHostToDevice
+                             : direction == CopyDirection::device_to_host ? cudaMemcpyDeviceToHost
+                                                                          : cudaMemcpyDeviceToDevice;
+    check(cudaMemcpyAsync(dst, src, bytes, k, stream_), "cudaMemcpyAsync (pinned)");
+  }
+  bool begin_graph_capture() override {
+    if (!graphs_enabled() || CallProfile::active()) return false;
+    use_device();
+    capture_pool_ = std::make_unique<GraphPool>();
+    allocator_.begin_capture(capture_pool_.get());
+    if (cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed) != cudaSuccess) {
+      cudaGetLastError();
+      allocator_.end_capture();
+      allocator_.release_pool(*capture_pool_);
+      capture_pool_.reset();
+      return false;
+    }
+    return true;
+  }
+  std::unique_ptr<DeviceGraph> end_graph_capture(bool keep) override {
+    use_device();
+    cudaGraph_t graph = nullptr;
+    cudaError_t e = cudaStreamEndCapture(stream_, &graph);
+    allocator_.end_capture();
+    std::unique_ptr<GraphPool> pool = std::move(capture_pool_);
+    cudaGraphExec_t exec = nullptr;
+    if (e == cudaSuccess && graph && keep) e = cudaGraphInstantiate(&exec, graph, 0);
+    if (graph) cudaGraphDestroy(graph);
+    if (e != cudaSuccess || !keep || !exec) {
+      cudaGetLastError();  // a failed capture is not sticky: clear it
+      if (pool) allocator_.release_pool(*pool);
+      return nullptr;
+    }
+    return std::make_unique<CudaGraph>(exec, stream_, allocator_, std::move(pool));
   }
   void quantized_attention(const kernels::QuantizedAttentionArgs& a, const kernels::AttentionOptions& o) override {
     const char* op = "quantized_scaled_dot_product_attention";
@@ -544,6 +738,26 @@ class CudaBackend final : public Backend {
     return e;
   }
   void sync(const char* op) { check(wait_stream(op), op); }
+  // One query row on the decode kernel; false (nothing launched) where it does not apply.
+  bool run_decode_attention(const detail::Attention& l, const int64_t* device_position, int64_t keys) {
+    if (!detail::decode_attention_supported(l) || keys <= 0 || keys > 65535 * detail::kDecodeKeys ||
+        detail::decode_attention_counters(l) > kDecodeCounters) {
+      return false;
+    }
+    use_device();
+    const size_t bytes = static_cast<size_t>(detail::decode_attention_scratch_floats(l, keys)) * sizeof(float);
+    float* scratch = static_cast<float*>(allocator_.allocate(bytes));
+    try {
+      launch("attention (decode)", [&] {
+        return detail::launch_decode_attention(l, device_position, keys, scratch, decode_counters_, stream_);
+      });
+    } catch (...) {
+      allocator_.deallocate(scratch, bytes);
+      throw;
+    }
+    allocator_.deallocate(scratch, bytes);  // stream-ordered: the kernel is queued before any reuse
+    return true;
+  }
   void run_attention(const detail::Attention& l, const char* op) {
     use_device();
     const size_t bytes = static_cast<size_t>(detail::attention_scratch_floats(l)) * sizeof(float);
@@ -657,9 +871,15 @@ class CudaBackend final : public Backend {
   // Rows up to which the matvec kernels (each weight read once) beat a GEMM.
   static constexpr int64_t kMatvecRows = 8;
 
+  // Arrival counters of the decode attention's splits (zero between launches), made once
+  // so a captured step's address stays valid.
+  static constexpr int64_t kDecodeCounters = 1 << 16;
+
   int index_;
   CudaAllocator allocator_;
   cudaStream_t stream_ = nullptr;
+  unsigned* decode_counters_ = nullptr;
+  std::unique_ptr<GraphPool> capture_pool_;
   std::unique_ptr<CublasGemm> cublas_;
   std::string name_;
 };

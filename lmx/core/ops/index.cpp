@@ -6,6 +6,7 @@
 
 #include "lmx/core/backend.h"
 #include "lmx/core/detail/element_access.h"
+#include "lmx/core/step_values.h"
 #include "lmx/base/error.h"
 
 namespace lmx::ops {
@@ -31,6 +32,21 @@ Tensor take(const Tensor& x, const Tensor& indices, int axis) {
   }
   if (axis < 0) axis += nd;
   const int64_t n = x.dim(axis);
+  if (axis == 0 && indices.device() == x.device() && indices.dtype() == Dtype::i64 && indices.is_contiguous() &&
+      step_values(x.device())) {
+    // A captured decode step: the ids were checked before they went to the device.
+    Shape out_shape = indices.shape();
+    for (int d = 1; d < nd; ++d) out_shape.push_back(x.dim(d));
+    Tensor src = x.contiguous();
+    Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
+    const int64_t count = indices.numel(), row = n == 0 ? 0 : src.numel() / n;
+    if (count > 0 && row > 0) {
+      backend_for(x.device())
+          .gather_rows(src.raw_data(), row * static_cast<int64_t>(x.itemsize()), indices.data<int64_t>(), count,
+                       out.raw_data());
+    }
+    return out;
+  }
   std::vector<int64_t> idx = indices.to_int_vector();
   for (size_t i = 0; i < idx.size(); ++i) {
     if (idx[i] < 0 || idx[i] >= n) {

@@ -5,6 +5,7 @@
 
 #include "lmx/base/error.h"
 #include "lmx/core/backend.h"
+#include "lmx/core/step_values.h"
 #include "lmx/core/ops/elementwise.h"
 
 namespace lmx::ops {
@@ -191,6 +192,14 @@ Tensor rope(const Tensor& x_in, const RopeParams& p) {
   o.inv_freq = freqs.data<float>();
   o.offset = p.offset;
   o.mscale = p.mscale;
+  if (const StepValues* step = step_values(device)) {
+    // A captured decode step: the position is read on the device. Any other rope would
+    // bake this token's position into the graph.
+    if (o.batch != 1 || o.seq != 1 || p.offset != step->host_position) {
+      throw Unsupported("rope: a captured decode step rotates one token at the step's position only");
+    }
+    o.positions = step->position;
+  }
   backend_for(device).rope(x.data<float>(), out.data<float>(), o);
   return out;
 }
@@ -243,6 +252,14 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
   }
   AttentionExtras extras = attention_extras(p, op, B, Hq, Lq, Lkv, device);
   extras.options.scale = p.scale != 0.0f ? p.scale : 1.0f / std::sqrt(static_cast<float>(D));
+  if (const StepValues* step = step_values(device)) {
+    // A captured decode step: the key count is read on the device. Any other attention
+    // would bake this token's key count into the graph.
+    if (Lq != 1 || B != 1 || p.mask.defined() || p.q_offset != step->host_position || Lkv != p.q_offset + 1 ||
+        step->kv_capacity < Lkv) {
+      throw Unsupported(std::string(op) + ": a captured decode step attends one query over the cache only");
+    }
+  }  // the backend reads the position and the capacity from the step
   backend_for(device).attention(a, extras.options);
   return out;
 }
@@ -294,6 +311,7 @@ Tensor quantized_scaled_dot_product_attention(const Tensor& q_in, const Quantize
   rows(a.v, kv.v_w, kv.v_scales, kv.v_biases, kv.v_bits);
   AttentionExtras extras = attention_extras(p, op, B, Hq, Lq, Lkv, device);
   extras.options.scale = p.scale;
+  if (step_values(device)) throw Unsupported(std::string(op) + ": not in a captured decode step");
   backend_for(device).quantized_attention(a, extras.options);
   return out;
 }

@@ -1,0 +1,265 @@
+// Batch-1 decode on CUDA: the one-query attention kernel (decode_attention.cu) against
+// the CPU's attention on odd shapes, the same ops with the position read on the device
+// (lmx/core/step_values.h) against the host-position run, and decode steps replayed from
+// CUDA graphs (lmx/generate/decode_graph.h) against eager steps, logits bit for bit.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cuda_test_util.h"
+#include "lmx/core/ops/step_ops.h"
+#include "lmx/core/ops/nn.h"
+#include "lmx/core/step_values.h"
+#include "lmx/generate/decode_graph.h"
+#include "lmx/generate/simple_kv_cache.h"
+#include "lmx/models/load.h"
+
+namespace lmx {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::expect_identical;
+using testing::expect_matches;
+using testing::on_cuda;
+using testing::random_tensor;
+
+// The session-12 decode paths are switched by environment variables (off by default until
+// a GPU run verified them): these tests turn them on for their own duration.
+class CudaDecode : public testing::CudaTest {
+ protected:
+  void SetUp() override {
+    testing::CudaTest::SetUp();
+    for (const char* name : kSwitches) {
+      const char* v = std::getenv(name);
+      saved_.emplace_back(v ? std::optional<std::string>(v) : std::nullopt);
+      setenv(name, "1", 1);
+    }
+  }
+  void TearDown() override {
+    for (size_t i = 0; i < saved_.size(); ++i) {
+      if (saved_[i]) setenv(kSwitches[i], saved_[i]->c_str(), 1);
+      else unsetenv(kSwitches[i]);
+    }
+  }
+
+ private:
+  static constexpr const char* kSwitches[] = {"LMX_CUDA_GRAPHS", "LMX_CUDA_DECODE_ATTENTION", "LMX_FUSED_DECODE"};
+  std::vector<std::optional<std::string>> saved_;
+};
+
+struct Case {
+  int64_t batch, hq, hkv, len, capacity, d, dv;
+  bool causal;
+  int64_t window;
+  float softcap;
+  bool sinks;
+};
+
+TEST_F(CudaDecode, OneQueryAttentionMatchesCpu) {
+  const Case cases[] = {
+      {1, 32, 8, 640, 768, 64, 64, true, 0, 0.0f, false},    // the Llama-3.2-1B shape
+      {1, 14, 2, 77, 77, 64, 64, true, 0, 0.0f, false},      // Qwen2.5-0.5B's groups of 7
+      {2, 12, 4, 131, 160, 72, 40, true, 50, 0.0f, true},    // window, sinks, odd dims, batch 2
+      {1, 6, 6, 33, 40, 256, 256, true, 0, 30.0f, false},    // soft-cap, head_dim 256
+      {1, 16, 1, 1, 8, 8, 8, false, 0, 0.0f, false},         // one key, groups of 16
+      {1, 5, 5, 2049, 2100, 128, 128, true, 0, 0.0f, true},  // many splits
+  };
+  uint32_t seed = 700;
+  for (const Case& c : cases) {
+    SCOPED_TRACE("hq " + std::to_string(c.hq) + " hkv " + std::to_string(c.hkv) + " len " + std::to_string(c.len));
+    Tensor q = random_tensor({c.batch, c.hq, 1, c.d}, seed++);
+    // K / V as views of the first len positions of a cache buffer, as the KV cache hands them out.
+    Tensor kb = random_tensor({c.batch, c.hkv, c.capacity, c.d}, seed++);
+    Tensor vb = random_tensor({c.batch, c.hkv, c.capacity, c.dv}, seed++);
+    ops::AttentionParams p;
+    p.scale = 0.125f;
+    p.causal = c.causal;
+    p.q_offset = c.len - 1;
+    p.window = c.window;
+    p.softcap = c.softcap;
+    if (c.sinks) p.sinks = random_tensor({c.hq}, seed++);
+    Tensor want = ops::scaled_dot_product_attention(q, kb.slice(2, 0, c.len), vb.slice(2, 0, c.len), p);
+    Tensor kc = on_cuda(kb), vc = on_cuda(vb);
+    ops::AttentionParams pc = p;
+    if (c.sinks) pc.sinks = on_cuda(p.sinks);
+    Tensor got = ops::scaled_dot_product_attention(on_cuda(q), kc.slice(2, 0, c.len), vc.slice(2, 0, c.len), pc);
+    expect_matches(got, want, 1e-5, 2e-6);
+    if (c.batch != 1) continue;
+    // The same with the position on the device and the grid over the whole buffer: bit for bit.
+    Tensor pos = on_cuda(Tensor::from_vector(std::vector<int64_t>{c.len - 1}, {1}));
+    const StepValues step{Device::cuda(), pos.data<int64_t>(), c.len - 1, c.capacity};
+    Tensor stepped;
+    {
+      StepScope scope(step);
+      stepped = ops::scaled_dot_product_attention(on_cuda(q), kc.slice(2, 0, c.len), vc.slice(2, 0, c.len), pc);
+    }
+    expect_identical(stepped, got.to(Device::cpu()));
+  }
+}
+
+TEST_F(CudaDecode, WriteAtStepPositionWritesThere) {
+  Tensor buf = on_cuda(random_tensor({1, 3, 20, 9}, 801));
+  Tensor before = buf.to(Device::cpu());
+  Tensor src = random_tensor({1, 9, 3, 1}, 802).transpose(1, 3).transpose(1, 2);  // [1, 3, 1, 9], strided
+  Tensor pos = on_cuda(Tensor::from_vector(std::vector<int64_t>{13}, {1}));
+  const StepValues step{Device::cuda(), pos.data<int64_t>(), 13, 20};
+  {
+    StepScope scope(step);
+    ops::write_at_step_position(buf, on_cuda(src));
+  }
+  Tensor want = before.clone();
+  want.slice(2, 13, 14).copy_(src);
+  expect_identical(buf, want);
+  EXPECT_THROW(ops::write_at_step_position(buf, on_cuda(src)), InvalidArgument);  // outside a step
+}
+
+fs::path fixture(const std::string& name) {
+  const char* env = std::getenv("LMX_TEST_MODELS");
+  return (env ? fs::path(env) : fs::path(LMX_SOURCE_DIR) / "tests/data/models") / name;
+}
+
+nn::KVCacheList small_step_caches(int64_t layers) {
+  nn::KVCacheList c;
+  for (int64_t i = 0; i < layers; ++i) c.push_back(std::make_unique<generate::SimpleKVCache>(16));
+  return c;
+}
+
+// 40 greedy steps from a 10-token prompt over caches that grow every 16 positions: the
+// graph path recaptures at each capacity bucket and its logits equal the eager steps'.
+TEST_F(CudaDecode, GraphStepsEqualEagerStepsAcrossCapacityBuckets) {
+  const fs::path dir = fixture("llama");
+  if (!fs::exists(dir / "config.json")) GTEST_SKIP() << "no fixture at " << dir;
+  auto loaded = models::load_model(dir);
+  models::LanguageModel& model = *loaded.model;
+  for (auto& p : model.parameters()) {
+    if (p.tensor->defined()) *p.tensor = p.tensor->to(Device::cuda());
+  }
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 10; ++i) prompt.push_back(static_cast<int32_t>((i * 37 + 5) % model.vocab_size()));
+  nn::KVCacheList eager = small_step_caches(model.num_layers()), graphed = small_step_caches(model.num_layers());
+  const Tensor ids = Tensor::from_vector(std::vector<int32_t>(prompt.begin(), prompt.end() - 1), {1, 9});
+  model.forward(ids, &eager, {nullptr, true});
+  model.forward(ids, &graphed, {nullptr, true});
+  generate::DecodeGraph graph;
+  int32_t token = prompt.back();
+  std::vector<float> row;
+  int64_t from_graph = 0;
+  for (int step = 0; step < 40; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    Tensor e = model.forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &eager, {nullptr, true});
+    const std::vector<float> want = e.to_float_vector();
+    if (graph.step(model, graphed, token, row)) {
+      ++from_graph;
+      ASSERT_EQ(row.size(), want.size());
+      for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(row[i], want[i]) << "logit " << i;
+    } else {
+      Tensor g = model.forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &graphed, {nullptr, true});
+      ASSERT_EQ(g.to_float_vector(), want);
+    }
+    ASSERT_EQ(graphed[0]->offset(), eager[0]->offset());
+    size_t best = 0;
+    for (size_t i = 1; i < want.size(); ++i)
+      if (want[i] > want[best]) best = i;
+    token = static_cast<int32_t>(best);
+  }
+  EXPECT_FALSE(graph.disabled());
+  EXPECT_GE(graph.captures(), 3);  // positions 10..49 span the buckets of 16, 32 and 48
+  EXPECT_GE(from_graph, 35);
+  EXPECT_EQ(graph.replays(), from_graph);
+}
+
+// A model whose step waits for the host (MoE routing) cannot be captured: the graph
+// switches itself off and the caches are left as they were.
+TEST_F(CudaDecode, UncapturableStepFallsBackUntouched) {
+  const fs::path dir = fixture("mixtral");
+  if (!fs::exists(dir / "config.json")) GTEST_SKIP() << "no fixture at " << dir;
+  auto loaded = models::load_model(dir);
+  models::LanguageModel& model = *loaded.model;
+  for (auto& p : model.parameters()) {
+    if (p.tensor->defined()) *p.tensor = p.tensor->to(Device::cuda());
+  }
+  nn::KVCacheList cache = small_step_caches(model.num_layers());
+  model.forward(Tensor::from_vector(std::vector<int32_t>{1, 2, 3}, {1, 3}), &cache, {nullptr, true});
+  generate::DecodeGraph graph;
+  std::vector<float> row;
+  EXPECT_FALSE(graph.step(model, cache, 4, row));
+  EXPECT_TRUE(graph.disabled());
+  EXPECT_EQ(cache[0]->offset(), 3);
+  Tensor logits = model.forward(Tensor::from_vector(std::vector<int32_t>{4}, {1, 1}), &cache, {nullptr, true});
+  EXPECT_EQ(cache[0]->offset(), 4);
+  EXPECT_EQ(logits.dim(2), model.vocab_size());
+}
+
+TEST_F(CudaDecode, RopeAppendMatchesRopeAndCopy) {
+  // q [1, 12, 1, 72] and k / v [1, 4, 1, 72 / 40] as strided views of one projection row.
+  const int64_t hq = 12, hkv = 4, d = 72, dv = 40, cap = 37, pos = 29, rd = 48;
+  Tensor qkv = random_tensor({1, 1, hq * d + hkv * d + hkv * dv}, 901);
+  Tensor q = qkv.slice(2, 0, hq * d).reshape({1, 1, hq, d}).transpose(1, 2);
+  Tensor k = qkv.slice(2, hq * d, hq * d + hkv * d).reshape({1, 1, hkv, d}).transpose(1, 2);
+  Tensor v = qkv.slice(2, hq * d + hkv * d, hq * d + hkv * d + hkv * dv).reshape({1, 1, hkv, dv}).transpose(1, 2);
+  std::vector<float> freqs;
+  for (int i = 0; i < rd / 2; ++i) freqs.push_back(std::pow(10000.0f, -2.0f * static_cast<float>(i) / rd));
+  for (bool traditional : {false, true}) {
+    SCOPED_TRACE(traditional ? "traditional" : "halves");
+    ops::RopeParams p;
+    p.inv_freq = Tensor::from_vector(freqs, {rd / 2});
+    p.rotary_dim = rd;
+    p.traditional = traditional;
+    p.offset = pos;
+    p.mscale = 1.25f;
+    Tensor kbuf = random_tensor({1, hkv, cap, d}, 902), vbuf = random_tensor({1, hkv, cap, dv}, 903);
+    Tensor want_k = kbuf.clone(), want_v = vbuf.clone();
+    want_k.slice(2, pos, pos + 1).copy_(ops::rope(k, p));
+    want_v.slice(2, pos, pos + 1).copy_(v);
+    Tensor want_q = ops::rope(q, p);
+    ops::RopeParams pc = p;
+    pc.inv_freq = on_cuda(p.inv_freq);
+    Tensor kc = on_cuda(kbuf), vc = on_cuda(vbuf), qkvc = on_cuda(qkv);
+    Tensor qc = qkvc.slice(2, 0, hq * d).reshape({1, 1, hq, d}).transpose(1, 2);
+    Tensor kk = qkvc.slice(2, hq * d, hq * d + hkv * d).reshape({1, 1, hkv, d}).transpose(1, 2);
+    Tensor vv = qkvc.slice(2, hq * d + hkv * d, hq * d + hkv * d + hkv * dv).reshape({1, 1, hkv, dv}).transpose(1, 2);
+    Tensor got_q = ops::rope_append(qc, kk, vv, pc, kc, vc);
+    // The CUDA rope kernel's arithmetic: against CUDA's own rope bit for bit, the CPU's within rounding.
+    expect_identical(got_q, ops::rope(qc, pc).to(Device::cpu()));
+    expect_matches(got_q, want_q, 1e-5, 1e-6);
+    expect_matches(kc, want_k, 1e-5, 1e-6);
+    expect_identical(vc, want_v);
+  }
+}
+
+// Decode steps on CUDA (fused rope + append, decode attention; graphs where they apply)
+// give the CPU's logits.
+TEST_F(CudaDecode, DecodeStepsMatchCpu) {
+  const fs::path dir = fixture("llama");
+  if (!fs::exists(dir / "config.json")) GTEST_SKIP() << "no fixture at " << dir;
+  auto cpu = models::load_model(dir), gpu = models::load_model(dir);
+  for (auto& p : gpu.model->parameters()) {
+    if (p.tensor->defined()) *p.tensor = p.tensor->to(Device::cuda());
+  }
+  nn::KVCacheList cc = small_step_caches(cpu.model->num_layers()), gc = small_step_caches(gpu.model->num_layers());
+  const Tensor ids = Tensor::from_vector(std::vector<int32_t>{3, 1, 4, 1, 5, 9, 2, 6, 5}, {1, 9});
+  cpu.model->forward(ids, &cc, {nullptr, true});
+  gpu.model->forward(ids, &gc, {nullptr, true});
+  generate::DecodeGraph graph;
+  std::vector<float> row;
+  int32_t token = 7;
+  for (int step = 0; step < 12; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    Tensor want = cpu.model->forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &cc, {nullptr, true});
+    if (!graph.step(*gpu.model, gc, token, row)) {
+      Tensor g = gpu.model->forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &gc, {nullptr, true});
+      row = g.to_float_vector();
+    }
+    EXPECT_LE(testing::relative_error(Tensor::from_vector(row, want.shape()), want), 1e-4);
+    token = static_cast<int32_t>((token * 31 + 11) % gpu.model->vocab_size());
+  }
+  EXPECT_GT(graph.replays(), 0);
+}
+
+}  // namespace
+}  // namespace lmx
