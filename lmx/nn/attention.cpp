@@ -14,6 +14,16 @@ namespace lmx::nn {
 
 namespace {
 
+// A prompt on a GPU with dense bf16 / f16 projections: K and V go to the attention in
+// bf16, which runs it on the tensor cores with q rounded to bf16 too (as the GEMMs round x
+// for these weights). The CPU, f32 and quantized weights and decode steps keep f32 K / V.
+bool bf16_attention(const Tensor& q, const Linear& o_proj) {
+  constexpr int64_t kMinRows = 16;  // the CUDA tensor-core kernel's (flash_attention.h)
+  const Tensor& w = o_proj.weight().dense();
+  return !q.device().is_cpu() && q.dim(2) >= kMinRows && !o_proj.weight().quantized() && w.defined() &&
+         (w.dtype() == Dtype::bf16 || w.dtype() == Dtype::f16);
+}
+
 // x [B, H, L, D] rotated per row b at positions offset - pad[b] + s; left-padding
 // positions (negative) stay as they are (they are masked out as keys, and their
 // outputs are never read).
@@ -289,6 +299,10 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache, const AttentionContex
       k = kv.first;
       v = kv.second;
       set_mask(p, *cache, L, offset, q.device());
+    }
+    if (bf16_attention(q, *o_proj_)) {
+      k = k.to(Dtype::bf16);
+      v = v.to(Dtype::bf16);
     }
     if (o_.chunk > 0) {
       if (p.mask.defined()) throw Unsupported("attention: chunked attention over a cache that masks its own keys");

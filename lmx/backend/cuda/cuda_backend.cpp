@@ -19,6 +19,7 @@
 #include "lmx/backend/cuda/cublas_gemm.h"
 #include "lmx/backend/cuda/cuda_wired.h"
 #include "lmx/backend/cuda/elementwise_kernels.h"
+#include "lmx/backend/cuda/flash_attention.h"
 #include "lmx/backend/cuda/matmul_kernels.h"
 #include "lmx/backend/cuda/matvec_kernels.h"
 #include "lmx/backend/cuda/nn_kernels.h"
@@ -279,26 +280,8 @@ class CudaBackend final : public Backend {
       g.c = y, g.c_rs = ldy, g.c_cs = 1;
       if (sgemm(g)) return;
     }
-    if (m > kMatvecRows && w.dtype == Dtype::bf16 && w.k > 0 && w.ld < (int64_t{1} << 31) && m * w.k < (int64_t{1} << 31)) {
-      const size_t bytes = static_cast<size_t>(m * w.k) * 2;
-      void* xb = allocator_.allocate(bytes);
-      detail::Elementwise c;  // x [m, k] (row stride ldx) -> contiguous bf16
-      c.rank = 2, c.shape[0] = m, c.shape[1] = w.k, c.numel = m * w.k;
-      c.out.data = xb, c.out.dtype = detail::kBF16, c.out.strides[0] = w.k, c.out.strides[1] = 1;
-      c.in[0].data = const_cast<float*>(x), c.in[0].dtype = detail::kF32, c.in[0].strides[0] = ldx, c.in[0].strides[1] = 1;
-      try {
-        launch("linear (x to bf16)", [&] { return detail::launch_copy(c, stream_); });
-        launch("cublas bf16 gemm", [&] {
-          cublas_->bf16_nt(xb, w.data, w.n, w.k, w.ld, y, ldy, m);
-          return cudaSuccess;
-        });
-      } catch (...) {
-        allocator_.deallocate(xb, bytes);
-        throw;
-      }
-      allocator_.deallocate(xb, bytes);  // stream-ordered: the GEMM queued before any reuse
-      return;
-    }
+    const DenseMatmulTarget target{w, y, ldy};
+    if (bf16_gemms(x, ldx, {&target, 1}, m)) return;
     launch(m <= kMatvecRows ? "linear (matvec)" : "linear", [&] {
       return detail::launch_matmul_nt(x, ldx, w.data, code(w.dtype), w.n, w.k, w.ld, y, ldy, m,
                                       stream_);
@@ -327,6 +310,7 @@ class CudaBackend final : public Backend {
       });
       if (fused) return;
     }
+    if (bf16_gemms(x, ldx, targets, m)) return;
     for (const DenseMatmulTarget& t : targets) matmul_nt(x, ldx, t.w, t.y, t.ldy, m);
   }
   void quantized_matmul(const float* x, int64_t ldx, const kernels::QuantView& w, float* y, int64_t ldy,
@@ -528,6 +512,10 @@ class CudaBackend final : public Backend {
   void sync(const char* op) { check(wait_stream(op), op); }
   void run_attention(const detail::Attention& l, const char* op) {
     use_device();
+    if (detail::flash_attention_takes(l)) {
+      launch("flash_attention (prefill)", [&] { return detail::launch_flash_attention(l, stream_); });
+      return;
+    }
     const size_t bytes = static_cast<size_t>(detail::attention_scratch_floats(l)) * sizeof(float);
     float* scratch = bytes > 0 ? static_cast<float*>(allocator_.allocate(bytes)) : nullptr;
     try {
@@ -569,6 +557,38 @@ class CudaBackend final : public Backend {
     }
     allocator_.deallocate(scratch, bytes);  // stream-ordered: the GEMMs are queued before any reuse
     return queued;
+  }
+  // Past the matvec's rows, bf16 weights of one k: x rounded to bf16 once for all the
+  // targets (q / k / v, gate / up of a prefill), then one bf16 x bf16 -> f32 cuBLAS GEMM
+  // each. False, launching nothing, where a target does not fit.
+  bool bf16_gemms(const float* x, int64_t ldx, std::span<const DenseMatmulTarget> targets, int64_t m) {
+    if (m <= kMatvecRows || targets.empty()) return false;
+    const int64_t k = targets[0].w.k;
+    if (k <= 0 || m * k >= (int64_t{1} << 31)) return false;
+    for (const DenseMatmulTarget& t : targets) {
+      if (t.w.dtype != Dtype::bf16 || t.w.k != k || t.w.ld >= (int64_t{1} << 31)) return false;
+    }
+    use_device();
+    const size_t bytes = static_cast<size_t>(m * k) * 2;
+    void* xb = allocator_.allocate(bytes);
+    detail::Elementwise c;  // x [m, k] (row stride ldx) -> contiguous bf16
+    c.rank = 2, c.shape[0] = m, c.shape[1] = k, c.numel = m * k;
+    c.out.data = xb, c.out.dtype = detail::kBF16, c.out.strides[0] = k, c.out.strides[1] = 1;
+    c.in[0].data = const_cast<float*>(x), c.in[0].dtype = detail::kF32, c.in[0].strides[0] = ldx, c.in[0].strides[1] = 1;
+    try {
+      launch("linear (x to bf16)", [&] { return detail::launch_copy(c, stream_); });
+      for (const DenseMatmulTarget& t : targets) {
+        launch("cublas bf16 gemm", [&] {
+          cublas_->bf16_nt(xb, t.w.data, t.w.n, k, t.w.ld, t.y, t.ldy, m);
+          return cudaSuccess;
+        });
+      }
+    } catch (...) {
+      allocator_.deallocate(xb, bytes);
+      throw;
+    }
+    allocator_.deallocate(xb, bytes);  // stream-ordered: the GEMMs queued before any reuse
+    return true;
   }
   bool sgemm(const kernels::GemmArgs& g) {
     bool queued = false;
