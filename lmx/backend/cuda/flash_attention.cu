@@ -1,8 +1,8 @@
 // Flash attention for prefill on the tensor cores (mma.sync m16n8k16, bf16 in, f32
 // accumulate). A block of kWarps warps takes kRows = 16 * kWarps query rows of one
 // (batch, head); warp w owns rows 16w..16w+15. The block walks the keys its rows see
-// kKeys at a time: K and V of the tile are converted to bf16 into shared memory once for
-// all its rows; each warp computes its 16 x kKeys scores S = Q K^T, applies scale,
+// kKeys at a time: K and V of the tile are copied (cp.async, the next tile's queued
+// while this one is used) into shared memory once for all its rows; each warp computes its 16 x kKeys scores S = Q K^T, applies scale,
 // soft-cap, the visibility rules (causal, window, key count) and the additive mask, runs
 // the online softmax on its rows (a row lives in the 4 lanes of a quad), and adds P V
 // to its f32 output accumulator, with P rounded to bf16 straight from S's registers (the
@@ -36,6 +36,15 @@ constexpr int64_t kFlashMinRows = 16;
 constexpr int kMaxDim = 256;
 constexpr float kLog2e = 1.4426950408889634f;
 
+// LMX_CUDA_FLASH_ASYNC=0 fills the K / V tiles with plain loads (to measure cp.async).
+bool async_enabled() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("LMX_CUDA_FLASH_ASYNC");
+    return !env || std::string(env) != "0";
+  }();
+  return enabled;
+}
+
 bool flash_enabled() {
   static const bool enabled = [] {
     const char* env = std::getenv("LMX_CUDA_FLASH_ATTENTION");
@@ -67,6 +76,13 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const uint16_t*
                : "r"(shared_address(row)));
 }
 
+// 16 bytes global -> shared without a register round trip; `bytes` 0 writes zeros.
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, int bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(dst)), "l"(src), "r"(bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;\n" ::); }
+
 // c += A B for one 16x8 tile.
 __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
   asm volatile(
@@ -78,14 +94,32 @@ __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0
 
 // One strided operand [rows, dim] of a (batch, head): element (r, d) at
 // base + r * row_stride + d * dim_stride, of dtype; vec: dim_stride 1, dim % 4 == 0 and
-// 4-element groups aligned (16 bytes for f32, 8 for f16 / bf16).
+// 4-element groups aligned (16 bytes for f32, 8 for f16 / bf16); async (bf16 only):
+// dim % 8 == 0 and 8-element groups 16-byte aligned, for cp.async.
 struct Rows {
   const void* base;
   int dtype;
   int64_t row_stride, dim_stride;
   int dim;
-  bool vec;
+  bool vec, async;
 };
+
+// fill_tile's work queued as cp.async copies (bf16 rows, Rows::async).
+template <int kD, int kTileRows>
+__device__ __forceinline__ void fill_tile_async(uint16_t* tile, const Rows& src, int64_t row0, int64_t valid) {
+  constexpr int kChunks = kD / 8, kLd = kD + 8, kThreads = kWarps * 32;
+  constexpr int kSteps = (kTileRows * kChunks + kThreads - 1) / kThreads;
+#pragma unroll
+  for (int step = 0; step < kSteps; ++step) {
+    const int idx = static_cast<int>(threadIdx.x) + step * kThreads;
+    if (kTileRows * kChunks % kThreads != 0 && idx >= kTileRows * kChunks) break;
+    const int r = idx / kChunks, c = (idx % kChunks) * 8;
+    const int64_t row = row0 + r;
+    const bool in = row < valid && c < src.dim;
+    const uint16_t* from = static_cast<const uint16_t*>(src.base) + (in ? row * src.row_stride + c : 0);
+    cp_async16(tile + r * kLd + c, from, in ? 16 : 0);
+  }
+}
 
 // Rows [row0, row0 + kTileRows) of `src` into a [kTileRows][kD + 8] bf16 tile: rows at or
 // past `valid` and dims past src.dim are zeros.
@@ -133,8 +167,8 @@ __global__ void __launch_bounds__(kWarps * 32) flash_attention_kernel(FlashArgs 
   static_assert(kD % 16 == 0 && kKeys % 16 == 0, "tiles of whole mma steps");
   extern __shared__ uint4 shared4[];
   uint16_t* qs = reinterpret_cast<uint16_t*>(shared4);
-  uint16_t* ks = qs + kRows * kLd;
-  uint16_t* vs = ks + kKeys * kLd;
+  uint16_t* kbuf = qs + kRows * kLd;  // [2][kKeys][kLd]: K of this tile and the next
+  uint16_t* vbuf = kbuf + 2 * kKeys * kLd;
   const Attention& a = f.a;
 
   const int64_t tiles = (a.q_len + kRows - 1) / kRows;
@@ -171,13 +205,33 @@ __global__ void __launch_bounds__(kWarps * 32) flash_attention_kernel(FlashArgs 
   for (int n = 0; n < kD / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
   float m[2] = {-CUDART_INF_F, -CUDART_INF_F}, l[2] = {0.0f, 0.0f};
 
-  for (int64_t j0 = j_begin; j0 < j_end; j0 += kKeys) {
-    __syncthreads();  // the previous tile is read (and the q tile written, the first time)
-    fill_tile<kD, kKeys>(ks, k, j0, j_end);
-    fill_tile<kD, kKeys>(vs, v, j0, j_end);
-    __syncthreads();
+  // K / V tile n + 1 is queued (cp.async where the rows allow) before tile n is used.
+  auto fill = [&](int buf, int64_t j) {
+    uint16_t* kt = kbuf + buf * kKeys * kLd;
+    uint16_t* vt = vbuf + buf * kKeys * kLd;
+    if (k.async && v.async) {
+      fill_tile_async<kD, kKeys>(kt, k, j, j_end);
+      fill_tile_async<kD, kKeys>(vt, v, j, j_end);
+    } else {
+      fill_tile<kD, kKeys>(kt, k, j, j_end);
+      fill_tile<kD, kKeys>(vt, v, j, j_end);
+    }
+  };
+  if (j_begin < j_end) fill(0, j_begin);
+  cp_async_commit();
+  int buf = 0;
+  for (int64_t j0 = j_begin; j0 < j_end; j0 += kKeys, buf ^= 1) {
+    if (j0 + kKeys < j_end) fill(buf ^ 1, j0 + kKeys);  // its buffer was last read before the sync below
+    cp_async_commit();
+    cp_async_wait_one();  // this thread's copies of tile j0 have landed
+    __syncthreads();      // everyone's (and the q tile, the first time)
+    const uint16_t* ks = kbuf + buf * kKeys * kLd;
+    const uint16_t* vs = vbuf + buf * kKeys * kLd;
     // No row of the warp sees a key of the tile: nothing to add.
-    if (!warp_rows || (a.causal && j0 > pos0 + 15) || (a.window > 0 && j0 + kKeys - 1 <= pos0 - a.window)) continue;
+    if (!warp_rows || (a.causal && j0 > pos0 + 15) || (a.window > 0 && j0 + kKeys - 1 <= pos0 - a.window)) {
+      __syncthreads();
+      continue;
+    }
     // Every key of the tile visible to every row of the warp: no per-element test.
     const bool all_visible = warp_rows_full && j0 + kKeys <= a.kv_len && (!a.causal || j0 + kKeys - 1 <= pos0) &&
                              (a.window <= 0 || j0 > pos0 + 15 - a.window);
@@ -253,6 +307,7 @@ __global__ void __launch_bounds__(kWarps * 32) flash_attention_kernel(FlashArgs 
         mma(o[n + 1], pa, vb[2], vb[3]);
       }
     }
+    __syncthreads();  // tile j0's buffers are read: the next iteration refills them
   }
 
   const float sink = a.sinks ? a.sinks[h] : -CUDART_INF_F;
@@ -281,6 +336,12 @@ __global__ void __launch_bounds__(kWarps * 32) flash_attention_kernel(FlashArgs 
   }
 }
 
+// bf16 rows for cp.async: 8-element groups at 16-byte aligned addresses.
+bool async_ok(const void* p, const int64_t s[4], int64_t dim, int dtype) {
+  return dtype == kBF16 && s[3] == 1 && dim % 8 == 0 && s[0] % 8 == 0 && s[1] % 8 == 0 && s[2] % 8 == 0 &&
+         reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
 bool vec_ok(const void* p, const int64_t s[4], int64_t dim, int dtype) {
   const int64_t size = dtype == kF32 ? 4 : 2;
   return s[3] == 1 && dim % 4 == 0 && s[0] % 4 == 0 && s[1] % 4 == 0 && s[2] % 4 == 0 &&
@@ -289,7 +350,7 @@ bool vec_ok(const void* p, const int64_t s[4], int64_t dim, int dtype) {
 
 template <int kD, int kKeys>
 cudaError_t launch(const FlashArgs& f, cudaStream_t stream) {
-  const size_t bytes = static_cast<size_t>(kRows + 2 * kKeys) * (kD + 8) * sizeof(uint16_t);
+  const size_t bytes = static_cast<size_t>(kRows + 4 * kKeys) * (kD + 8) * sizeof(uint16_t);
   static const cudaError_t opt_in = cudaFuncSetAttribute(
       flash_attention_kernel<kD, kKeys>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
   if (opt_in != cudaSuccess) return opt_in;
@@ -310,11 +371,12 @@ cudaError_t launch_flash_attention(const Attention& a, cudaStream_t stream) {
   FlashArgs f;
   f.a = a;
   f.q = {a.q, kF32, a.q_strides[2], a.q_strides[3], static_cast<int>(a.head_dim),
-         vec_ok(a.q, a.q_strides, a.head_dim, kF32)};
+         vec_ok(a.q, a.q_strides, a.head_dim, kF32), false};
   f.k = {a.k, a.kv_dtype, a.k_strides[2], a.k_strides[3], static_cast<int>(a.head_dim),
-         vec_ok(a.k, a.k_strides, a.head_dim, a.kv_dtype)};
+         vec_ok(a.k, a.k_strides, a.head_dim, a.kv_dtype),
+         async_enabled() && async_ok(a.k, a.k_strides, a.head_dim, a.kv_dtype)};
   f.v = {a.v, a.kv_dtype, a.v_strides[2], a.v_strides[3], static_cast<int>(a.v_head_dim),
-         vec_ok(a.v, a.v_strides, a.v_head_dim, a.kv_dtype)};
+         vec_ok(a.v, a.v_strides, a.v_head_dim, a.kv_dtype), async_ok(a.v, a.v_strides, a.v_head_dim, a.kv_dtype)};
   const int64_t dims = std::max(a.head_dim, a.v_head_dim);
   if (dims <= 32) return launch<32, 64>(f, stream);
   if (dims <= 64) return launch<64, 64>(f, stream);
