@@ -571,12 +571,8 @@ class CudaBackend final : public Backend {
     use_device();
     const size_t bytes = static_cast<size_t>(m * k) * 2;
     void* xb = allocator_.allocate(bytes);
-    detail::Elementwise c;  // x [m, k] (row stride ldx) -> contiguous bf16
-    c.rank = 2, c.shape[0] = m, c.shape[1] = k, c.numel = m * k;
-    c.out.data = xb, c.out.dtype = detail::kBF16, c.out.strides[0] = k, c.out.strides[1] = 1;
-    c.in[0].data = const_cast<float*>(x), c.in[0].dtype = detail::kF32, c.in[0].strides[0] = ldx, c.in[0].strides[1] = 1;
     try {
-      launch("linear (x to bf16)", [&] { return detail::launch_copy(c, stream_); });
+      launch("linear (x to bf16)", [&] { return detail::launch_rows_to_bf16(x, ldx, m, k, xb, stream_); });
       for (const DenseMatmulTarget& t : targets) {
         launch("cublas bf16 gemm", [&] {
           cublas_->bf16_nt(xb, t.w.data, t.w.n, k, t.w.ld, t.y, t.ldy, m);

@@ -1,19 +1,24 @@
-// The tensor-core prefill attention (flash_attention.cu: bf16 K / V and 16 query rows or
-// more, q rounded to bf16 too) against the CPU's f32 attention on odd shapes, long and
-// short, with and without each option.
+// The prefill kernels against the CPU: the tensor-core attention (flash_attention.cu:
+// bf16 K / V and 16 query rows or more, q rounded to bf16 too) on odd shapes, long and
+// short, with and without each option; the bf16 GEMMs of projections sharing one x; the
+// element-wise fast paths (contiguous f32 binaries, 32-bit index arithmetic).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdio>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "cuda_test_util.h"
+#include "lmx/core/ops/elementwise.h"
+#include "lmx/core/ops/linalg.h"
 #include "lmx/core/ops/nn.h"
 
 namespace lmx {
 namespace {
 
+using testing::expect_identical;
 using testing::expect_matches;
 using testing::on_cuda;
 using testing::random_tensor;
@@ -100,6 +105,59 @@ TEST_F(CudaFlashAttention, F32KeysStayExact) {
   p.causal = true;
   expect_matches(ops::scaled_dot_product_attention(on_cuda(q), on_cuda(k), on_cuda(v), p),
                  ops::scaled_dot_product_attention(q, k, v, p), 1e-5, 2e-6);
+}
+
+}  // namespace
+}  // namespace lmx
+
+namespace lmx {
+namespace {
+
+using testing::expect_identical;
+using testing::expect_matches;
+using testing::on_cuda;
+using testing::random_tensor;
+using CudaPrefill = testing::CudaTest;
+
+// q / k / v of a prompt: x rounded to bf16 once (16-byte loads where k % 4 == 0, a scalar
+// tail otherwise) for three bf16 GEMMs. The CPU on the same rounded x sums the same exact
+// products in f32, so only the order of the sums differs.
+TEST_F(CudaPrefill, Bf16GemmsShareOneRoundedX) {
+  const int64_t rows[] = {72, 24, 40};
+  for (int64_t k : {1032, 1030}) {
+    for (int64_t m : {9, 67}) {
+      SCOPED_TRACE("k=" + std::to_string(k) + " m=" + std::to_string(m));
+      std::vector<Tensor> cpu, gpu;
+      for (int i = 0; i < 3; ++i) {
+        cpu.push_back(random_tensor({rows[i], k}, 960 + static_cast<uint32_t>(i), Dtype::bf16));
+        gpu.push_back(on_cuda(cpu.back()));
+      }
+      const Tensor* cw[] = {&cpu[0], &cpu[1], &cpu[2]};
+      const Tensor* gw[] = {&gpu[0], &gpu[1], &gpu[2]};
+      Tensor biases[3], gbiases[3];
+      biases[1] = random_tensor({rows[1]}, 964);
+      gbiases[1] = on_cuda(biases[1]);
+      Tensor x = random_tensor({m, k + 5}, 965).slice(1, 2, k + 2);  // rows with a stride past k
+      auto want = ops::linears(x.to(Dtype::bf16).to(Dtype::f32), cw, biases);
+      auto got = ops::linears(on_cuda(x), gw, gbiases);
+      ASSERT_EQ(got.size(), 3u);
+      for (size_t i = 0; i < 3; ++i) expect_matches(got[i], want[i], 1e-5, 1e-4);
+    }
+  }
+}
+
+// Residual adds (contiguous f32, no index arithmetic) and strided converting copies (32-bit
+// index arithmetic) give the CPU's bits.
+TEST_F(CudaPrefill, ElementwiseFastPathsAreExact) {
+  Tensor a = random_tensor({301, 67}, 970), b = random_tensor({301, 67}, 971);
+  for (ops::BinaryOp op : {ops::BinaryOp::add, ops::BinaryOp::sub, ops::BinaryOp::mul})
+    expect_identical(ops::binary(op, on_cuda(a), on_cuda(b)), ops::binary(op, a, b));
+  expect_matches(ops::div(on_cuda(a), on_cuda(b)), ops::div(a, b), 1e-7, 0);
+  Tensor view = random_tensor({3, 37, 5, 64}, 972).transpose(1, 2).slice(2, 1, 36);
+  for (Dtype d : {Dtype::bf16, Dtype::f16}) {
+    expect_identical(on_cuda(view).to(d), view.to(d));
+    expect_identical(on_cuda(view.to(d)).transpose(0, 3).to(Dtype::f32), view.to(d).transpose(0, 3).to(Dtype::f32));
+  }
 }
 
 }  // namespace
