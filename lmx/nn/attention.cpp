@@ -6,6 +6,7 @@
 #include <limits>
 #include <vector>
 
+#include "lmx/base/env_switch.h"
 #include "lmx/base/error.h"
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/nn.h"
@@ -21,7 +22,7 @@ bool bf16_attention(const Tensor& q, const Linear& o_proj) {
   constexpr int64_t kMinRows = 16;  // the CUDA tensor-core kernel's (flash_attention.h)
   const Tensor& w = o_proj.weight().dense();
   return !q.device().is_cpu() && q.dim(2) >= kMinRows && !o_proj.weight().quantized() && w.defined() &&
-         (w.dtype() == Dtype::bf16 || w.dtype() == Dtype::f16);
+         (w.dtype() == Dtype::bf16 || w.dtype() == Dtype::f16) && cuda_flash_attention();
 }
 
 // x [B, H, L, D] rotated per row b at positions offset - pad[b] + s; left-padding

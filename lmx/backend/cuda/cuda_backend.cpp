@@ -24,6 +24,7 @@
 #include "lmx/backend/cuda/matvec_kernels.h"
 #include "lmx/backend/cuda/nn_kernels.h"
 #include "lmx/backend/cuda/scan_kernels.h"
+#include "lmx/base/env_switch.h"
 #include "lmx/base/error.h"
 #include "lmx/core/backend.h"
 #include "lmx/core/caching_allocator.h"
@@ -572,7 +573,16 @@ class CudaBackend final : public Backend {
     const size_t bytes = static_cast<size_t>(m * k) * 2;
     void* xb = allocator_.allocate(bytes);
     try {
-      launch("linear (x to bf16)", [&] { return detail::launch_rows_to_bf16(x, ldx, m, k, xb, stream_); });
+      if (cuda_prefill_fused()) {
+        launch("linear (x to bf16)", [&] { return detail::launch_rows_to_bf16(x, ldx, m, k, xb, stream_); });
+      } else {
+        detail::Elementwise c;  // x [m, k] (row stride ldx) -> contiguous bf16
+        c.rank = 2, c.shape[0] = m, c.shape[1] = k, c.numel = m * k;
+        c.out.data = xb, c.out.dtype = detail::kBF16, c.out.strides[0] = k, c.out.strides[1] = 1;
+        c.in[0].data = const_cast<float*>(x), c.in[0].dtype = detail::kF32;
+        c.in[0].strides[0] = ldx, c.in[0].strides[1] = 1;
+        launch("linear (x to bf16)", [&] { return detail::launch_copy(c, stream_); });
+      }
       for (const DenseMatmulTarget& t : targets) {
         launch("cublas bf16 gemm", [&] {
           cublas_->bf16_nt(xb, t.w.data, t.w.n, k, t.w.ld, t.y, t.ldy, m);

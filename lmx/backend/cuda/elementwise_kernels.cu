@@ -6,6 +6,7 @@
 
 #include "lmx/backend/cuda/device_values.cuh"
 #include "lmx/backend/cuda/elementwise_kernels.h"
+#include "lmx/base/env_switch.h"
 
 namespace lmx::cuda::detail {
 namespace {
@@ -14,8 +15,9 @@ constexpr int kThreads = 256;
 
 enum Kind { kCopy, kUnary, kBinary, kCompare, kWhere };
 
-// Index: uint32_t where numel fits (a 32-bit division is a few times cheaper than a
-// 64-bit one, and there is one per dim per element), else int64_t.
+// Index: uint32_t where numel fits and lmx::cuda_fast_elementwise() is on (a 32-bit
+// division is a few times cheaper than a 64-bit one, and there is one per dim per
+// element), else int64_t.
 template <typename Index>
 __device__ __forceinline__ void offsets_of(const Elementwise& a, Index i, int inputs, int64_t* off) {
   for (int k = 0; k <= inputs; ++k) off[k] = 0;
@@ -110,6 +112,7 @@ __device__ __forceinline__ void copy_bits(void* dst, const void* src, int64_t d,
 template <int K, typename Index>
 __global__ void elementwise_kernel(Elementwise a, int op) {
   constexpr int inputs = K == kWhere ? 3 : (K == kBinary || K == kCompare) ? 2 : 1;
+  constexpr bool kFast = sizeof(Index) == 4;  // the fast path's float stores (the same values)
   const int od = a.out.dtype;
   const bool float_out = is_floating(od);
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < a.numel;
@@ -121,7 +124,7 @@ __global__ void elementwise_kernel(Elementwise a, int op) {
     if constexpr (K == kCopy) {
       if (x.dtype == od) {
         copy_bits(out, x.data, off[0], off[1], od);
-      } else if (float_out && is_floating(x.dtype)) {
+      } else if (kFast && float_out && is_floating(x.dtype)) {
         store_float(out, od, off[0], load_float(x.data, x.dtype, off[1]));
       } else if (!float_out && !is_floating(x.dtype)) {
         store_int(out, od, off[0], load_int(x.data, x.dtype, off[1]));
@@ -130,7 +133,8 @@ __global__ void elementwise_kernel(Elementwise a, int op) {
       }
     } else if constexpr (K == kUnary) {
       if (float_out) {
-        store_float(out, od, off[0], unary_float(op, load_float(x.data, x.dtype, off[1])));
+        const float r = unary_float(op, load_float(x.data, x.dtype, off[1]));
+        if (kFast) store_float(out, od, off[0], r); else store_double(out, od, off[0], r);
       } else {
         store_int(out, od, off[0], unary_int(op, load_int(x.data, x.dtype, off[1])));
       }
@@ -138,7 +142,7 @@ __global__ void elementwise_kernel(Elementwise a, int op) {
       const Operand& y = a.in[1];
       if (float_out) {
         const float r = binary_float(op, load_float(x.data, x.dtype, off[1]), load_float(y.data, y.dtype, off[2]));
-        store_float(out, od, off[0], r);
+        if (kFast) store_float(out, od, off[0], r); else store_double(out, od, off[0], r);
       } else {
         store_int(out, od, off[0], binary_int(op, load_int(x.data, x.dtype, off[1]), load_int(y.data, y.dtype, off[2])));
       }
@@ -172,11 +176,12 @@ bool contiguous_f32(const Elementwise& a, int inputs) {
 template <int K>
 cudaError_t launch(const Elementwise& a, int op, cudaStream_t stream) {
   if (a.numel <= 0) return cudaSuccess;
-  if (K == kBinary && op <= 3 && contiguous_f32(a, 2)) {
+  const bool fast = cuda_fast_elementwise();
+  if (fast && K == kBinary && op <= 3 && contiguous_f32(a, 2)) {
     binary_f32_kernel<<<grid_for(a.numel, kThreads), kThreads, 0, stream>>>(
         op, static_cast<const float*>(a.in[0].data), static_cast<const float*>(a.in[1].data),
         static_cast<float*>(a.out.data), a.numel);
-  } else if (a.numel <= int64_t{0xffffffff}) {
+  } else if (fast && a.numel <= int64_t{0xffffffff}) {
     elementwise_kernel<K, uint32_t><<<grid_for(a.numel, kThreads), kThreads, 0, stream>>>(a, op);
   } else {
     elementwise_kernel<K, int64_t><<<grid_for(a.numel, kThreads), kThreads, 0, stream>>>(a, op);

@@ -26,6 +26,7 @@
 
 #include "lmx/backend/cuda/device_values.cuh"
 #include "lmx/backend/cuda/flash_attention.h"
+#include "lmx/base/env_switch.h"
 
 namespace lmx::cuda::detail {
 namespace {
@@ -45,13 +46,6 @@ bool async_enabled() {
   return enabled;
 }
 
-bool flash_enabled() {
-  static const bool enabled = [] {
-    const char* env = std::getenv("LMX_CUDA_FLASH_ATTENTION");
-    return !env || std::string(env) != "0";
-  }();
-  return enabled;
-}
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (low half) = lo
@@ -364,7 +358,7 @@ cudaError_t launch(const FlashArgs& f, cudaStream_t stream) {
 
 bool flash_attention_takes(const Attention& a) {
   return !a.quantized && a.kv_dtype == kBF16 && a.q_len >= kFlashMinRows && a.head_dim <= kMaxDim &&
-         a.v_head_dim <= kMaxDim && (a.q_len + kRows - 1) / kRows <= 65535 && flash_enabled();
+         a.v_head_dim <= kMaxDim && (a.q_len + kRows - 1) / kRows <= 65535 && cuda_flash_attention();
 }
 
 cudaError_t launch_flash_attention(const Attention& a, cudaStream_t stream) {

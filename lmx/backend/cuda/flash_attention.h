@@ -11,7 +11,7 @@
 namespace lmx::cuda::detail {
 
 // Whether launch_flash_attention takes `a`: dense bf16 K / V, at least 16 query rows,
-// head_dim and v_head_dim up to 256, and not switched off by LMX_CUDA_FLASH_ATTENTION=0.
+// head_dim and v_head_dim up to 256, and switched on (lmx::cuda_flash_attention()).
 // Every option is covered (causal with q_offset, window, soft-cap, additive mask, sinks).
 bool flash_attention_takes(const Attention& a);
 

@@ -5,6 +5,7 @@
 
 #include "lmx/backend/cuda/device_values.cuh"
 #include "lmx/backend/cuda/nn_kernels.h"
+#include "lmx/base/env_switch.h"
 
 namespace lmx::cuda::detail {
 namespace {
@@ -101,7 +102,8 @@ __global__ void layer_norm_kernel(const float* x, int64_t dim, int64_t ldx, floa
 
 // Item t of [batch, heads, seq, head_dim - rotary_dim / 2]: the first rotary_dim / 2
 // items of a row are pairs, the rest copy one value each. Index: uint32_t where the items
-// fit (the divisions below cost a few times less than in 64 bits), else int64_t.
+// fit and lmx::cuda_fast_elementwise() is on (the divisions below cost a few times less
+// than in 64 bits; sincosf), else int64_t.
 template <typename Index>
 __global__ void rope_kernel(const float* x, float* out, Rope r) {
   const int64_t half = r.rotary_dim / 2;
@@ -129,7 +131,11 @@ __global__ void rope_kernel(const float* x, float* out, Rope r) {
                                     : r.offset + (r.batch_offsets ? r.batch_offsets[b] : 0) + s;
     const float angle = __fmul_rn(static_cast<float>(pos), r.inv_freq[j]);
     float sin_a, cos_a;
-    sincosf(angle, &sin_a, &cos_a);  // the values of sinf and cosf, in one call
+    if (sizeof(Index) == 4) {
+      sincosf(angle, &sin_a, &cos_a);  // the values of sinf and cosf, in one call
+    } else {
+      sin_a = sinf(angle), cos_a = cosf(angle);
+    }
     const float c = cos_a * r.mscale, sn = sin_a * r.mscale;
     const int64_t i0 = r.traditional ? 2 * j : j, i1 = r.traditional ? 2 * j + 1 : j + half;
     const float x0 = xr[i0 * xs], x1 = xr[i1 * xs];
@@ -166,7 +172,7 @@ cudaError_t launch_layer_norm(const float* x, int64_t rows, int64_t dim, int64_t
 cudaError_t launch_rope(const float* x, float* out, const Rope& r, cudaStream_t stream) {
   const int64_t total = r.batch * r.heads * r.seq * (r.head_dim - r.rotary_dim / 2);
   if (total <= 0) return cudaSuccess;
-  if (total <= int64_t{0xffffffff}) {
+  if (cuda_fast_elementwise() && total <= int64_t{0xffffffff}) {
     rope_kernel<uint32_t><<<grid_for(total, 256), 256, 0, stream>>>(x, out, r);
   } else {
     rope_kernel<int64_t><<<grid_for(total, 256), 256, 0, stream>>>(x, out, r);

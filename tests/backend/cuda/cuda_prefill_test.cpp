@@ -6,6 +6,9 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <iterator>
+#include <optional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -23,7 +26,34 @@ using testing::expect_matches;
 using testing::on_cuda;
 using testing::random_tensor;
 using testing::relative_error;
-using CudaFlashAttention = testing::CudaTest;
+// The prefill switches (lmx/base/env_switch.h, off by default) on for these tests, as
+// they were before.
+class PrefillSwitchesOn : public testing::CudaTest {
+ protected:
+  void SetUp() override {
+    testing::CudaTest::SetUp();
+    for (size_t i = 0; i < std::size(kNames); ++i) {
+      const char* v = std::getenv(kNames[i]);
+      saved_[i] = v ? std::optional<std::string>(v) : std::nullopt;
+      setenv(kNames[i], "1", 1);
+    }
+  }
+  void TearDown() override {
+    for (size_t i = 0; i < std::size(kNames); ++i) {
+      if (saved_[i]) {
+        setenv(kNames[i], saved_[i]->c_str(), 1);
+      } else {
+        unsetenv(kNames[i]);
+      }
+    }
+  }
+
+ private:
+  static constexpr const char* kNames[] = {"LMX_CUDA_FLASH_ATTENTION", "LMX_CUDA_PREFILL_FUSED",
+                                           "LMX_CUDA_FAST_ELEMENTWISE"};
+  std::optional<std::string> saved_[std::size(kNames)];
+};
+using CudaFlashAttention = PrefillSwitchesOn;
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
@@ -107,17 +137,7 @@ TEST_F(CudaFlashAttention, F32KeysStayExact) {
                  ops::scaled_dot_product_attention(q, k, v, p), 1e-5, 2e-6);
 }
 
-}  // namespace
-}  // namespace lmx
-
-namespace lmx {
-namespace {
-
-using testing::expect_identical;
-using testing::expect_matches;
-using testing::on_cuda;
-using testing::random_tensor;
-using CudaPrefill = testing::CudaTest;
+using CudaPrefill = PrefillSwitchesOn;
 
 // q / k / v of a prompt: x rounded to bf16 once (16-byte loads where k % 4 == 0, a scalar
 // tail otherwise) for three bf16 GEMMs. The CPU on the same rounded x sums the same exact
