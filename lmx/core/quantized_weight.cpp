@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "lmx/base/env_switch.h"
 #include "lmx/base/error.h"
 #include "lmx/core/backend.h"
 
@@ -107,8 +108,7 @@ void QuantizedWeight::validate(const std::string& name) const {
     throw FormatError("quantized weight '" + name + "': " + what);
   };
   // The CUDA kernels decode these modes too, but have not run on a GPU yet: opt in.
-  const char* fp_off_cpu = std::getenv("LMX_CUDA_FP_QUANT");
-  if (mode != QuantMode::affine && !device().is_cpu() && !(fp_off_cpu && fp_off_cpu[0] == '1')) {
+  if (mode != QuantMode::affine && !device().is_cpu() && !cuda_fp_quant()) {
     throw Unsupported("quantized weight '" + name + "': " + quant_mode_name(mode) +
                       " weights run on the CPU only for now, not on " + device().str() +
                       " (LMX_CUDA_FP_QUANT=1 runs them there: not yet verified on a GPU)");

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "lmx/base/env_switch.h"
 #include "lmx/base/error.h"
 #include "lmx/core/device_graph.h"
 #include "lmx/core/ops/elementwise.h"
@@ -18,6 +19,16 @@
 namespace lmx::nn {
 
 namespace {
+
+// A prompt on a GPU with dense bf16 / f16 projections: K and V go to the attention in
+// bf16, which runs it on the tensor cores with q rounded to bf16 too (as the GEMMs round x
+// for these weights). The CPU, f32 and quantized weights and decode steps keep f32 K / V.
+bool bf16_attention(const Tensor& q, const Linear& o_proj) {
+  constexpr int64_t kMinRows = 16;  // the CUDA tensor-core kernel's (flash_attention.h)
+  const Tensor& w = o_proj.weight().dense();
+  return !q.device().is_cpu() && q.dim(2) >= kMinRows && !o_proj.weight().quantized() && w.defined() &&
+         (w.dtype() == Dtype::bf16 || w.dtype() == Dtype::f16) && cuda_flash_attention();
+}
 
 // x [B, H, L, D] rotated per row b at positions offset - pad[b] + s; left-padding
 // positions (negative) stay as they are (they are masked out as keys, and their
@@ -92,17 +103,6 @@ Tensor block_mask(const std::vector<int64_t>& blocks, bool causal, int64_t windo
     }
   }
   return Tensor::from_vector(m, {L, L});
-}
-
-// LMX_FUSED_DECODE=1 rotates q and k and appends k / v in one op on a device with fused
-// decode kernels (ops::rope_append); 0 or unset keeps the per-op path. Read at each use
-// (tests set it); the default is what a GPU run verified (docs/performance.md, session 12).
-constexpr bool kFusedDecodeByDefault = false;
-
-bool fused_decode_enabled() {
-  const char* env = std::getenv("LMX_FUSED_DECODE");
-  if (!env || !*env) return kFusedDecodeByDefault;
-  return std::string(env) != "0";
 }
 
 }  // namespace
@@ -268,7 +268,7 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache, const AttentionContex
   // RoPE of q and k and the cache append in one launch (the CPU keeps the per-op path).
   nn::AppendableKV* appendable = nullptr;
   if (L == 1 && B == 1 && cache && o_.rope && !own_rotation && !blocks && !(head_norms && o_.qk_norm_after_rope) &&
-      !o_.qk_l2_norm && o_.temperature_scale <= 0.0f && !q.device().is_cpu() && fused_decode_enabled() &&
+      !o_.qk_l2_norm && o_.temperature_scale <= 0.0f && !q.device().is_cpu() && fused_decode() &&
       graph_backend_for(q.device())) {
     appendable = dynamic_cast<nn::AppendableKV*>(cache);
   }
@@ -316,6 +316,10 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache, const AttentionContex
       k = kv.first;
       v = kv.second;
       set_mask(p, *cache, L, offset, q.device());
+    }
+    if (bf16_attention(q, *o_proj_)) {
+      k = k.to(Dtype::bf16);
+      v = v.to(Dtype::bf16);
     }
     if (o_.chunk > 0) {
       if (p.mask.defined()) throw Unsupported("attention: chunked attention over a cache that masks its own keys");

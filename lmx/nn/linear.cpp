@@ -1,5 +1,6 @@
 #include "lmx/nn/linear.h"
 
+#include "lmx/base/env_switch.h"
 #include "lmx/base/error.h"
 #include "lmx/core/backend.h"
 #include "lmx/core/ops/elementwise.h"
@@ -130,7 +131,9 @@ void Linear::dequantize() {
 // region for Llama-3.2-1B bf16 measured 5% slower), CUDA in one launch.
 std::vector<Tensor> forward_shared_input(const Tensor& x, std::span<const Linear* const> layers) {
   const int64_t rows = x.ndim() == 0 || x.dim(-1) == 0 ? 0 : x.numel() / x.dim(-1);
-  bool quantized = rows > 0 && rows < 4, dense = quantized;
+  bool quantized = rows > 0 && rows < 4;
+  // Dense layers of a prefill share x off the CPU too (CUDA rounds it to bf16 once for all).
+  bool dense = rows > 0 && (rows < 4 || (!x.device().is_cpu() && cuda_prefill_fused()));
   for (const Linear* l : layers) {
     quantized = quantized && l->weight().quantized() && l->weight().quant().prepared && !l->lora();
     dense = dense && !l->weight().quantized() && !l->lora();

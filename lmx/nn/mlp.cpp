@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "lmx/core/backend.h"
+#include "lmx/base/env_switch.h"
 #include "lmx/base/error.h"
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/index.h"
@@ -177,7 +178,8 @@ Tensor Mlp::forward(const Tensor& x) const {
   const int64_t rows = width > 0 ? x.numel() / width : 0;
   const int64_t max_rows =
       std::max<int64_t>(64, (int64_t{8} << 20) / (4 * std::max<int64_t>(1, o_.intermediate)));
-  if (rows <= max_rows) return forward_rows(x);
+  // Chunks bound the CPU's intermediate buffers; a GPU runs the whole prompt in one GEMM.
+  if (rows <= max_rows || (!x.device().is_cpu() && cuda_prefill_fused())) return forward_rows(x);
   const int64_t chunks = (rows + max_rows - 1) / max_rows;
   const int64_t step = (rows + chunks - 1) / chunks;  // balanced chunks
   const Tensor flat = x.contiguous().reshape({rows, width});

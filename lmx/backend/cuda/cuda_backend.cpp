@@ -25,10 +25,12 @@
 #include "lmx/backend/cuda/decode_attention.h"
 #include "lmx/backend/cuda/elementwise_kernels.h"
 #include "lmx/backend/cuda/fused_kernels.h"
+#include "lmx/backend/cuda/flash_attention.h"
 #include "lmx/backend/cuda/matmul_kernels.h"
 #include "lmx/backend/cuda/matvec_kernels.h"
 #include "lmx/backend/cuda/nn_kernels.h"
 #include "lmx/backend/cuda/scan_kernels.h"
+#include "lmx/base/env_switch.h"
 #include "lmx/base/error.h"
 #include "lmx/core/backend.h"
 #include "lmx/core/caching_allocator.h"
@@ -162,23 +164,6 @@ class CudaAllocator final : public CachingAllocator {
   std::thread::id capture_thread_;
   std::unordered_map<void*, GraphPool*> owner_;
 };
-
-// The decode-step paths of session 12 and their switches (read at each use, so tests can
-// set them): LMX_CUDA_GRAPHS=1 replays batch-1 decode steps from CUDA graphs,
-// LMX_CUDA_DECODE_ATTENTION=1 runs one-query attention on decode_attention.cu (implied by
-// graphs: eager steps then give the bits of replayed ones); 0 turns either off. The
-// defaults are what a GPU run verified (docs/performance.md, session 12).
-constexpr bool kGraphsByDefault = false;
-
-bool env_switch(const char* name, bool fallback) {
-  const char* env = std::getenv(name);
-  if (!env || !*env) return fallback;
-  return std::string(env) != "0";
-}
-
-bool graphs_enabled() { return env_switch("LMX_CUDA_GRAPHS", kGraphsByDefault); }
-
-bool decode_attention_enabled() { return env_switch("LMX_CUDA_DECODE_ATTENTION", graphs_enabled()); }
 
 // A captured decode step and the memory it was captured with.
 class CudaGraph final : public DeviceGraph {
@@ -402,22 +387,8 @@ class CudaBackend final : public Backend, public GraphBackend {
       g.c = y, g.c_rs = ldy, g.c_cs = 1;
       if (sgemm(g)) return;
     }
-    if (m > kMatvecRows && w.dtype == Dtype::bf16 && w.k > 0 && w.ld < (int64_t{1} << 31) && m * w.k < (int64_t{1} << 31)) {
-      const size_t bytes = static_cast<size_t>(m * w.k) * 2;
-      void* xb = allocator_.allocate(bytes);
-      try {
-        to_bf16(x, ldx, m, w.k, xb);
-        launch("cublas bf16 gemm", [&] {
-          cublas_->bf16_nt(xb, w.data, w.n, w.k, w.ld, y, ldy, m);
-          return cudaSuccess;
-        });
-      } catch (...) {
-        allocator_.deallocate(xb, bytes);
-        throw;
-      }
-      allocator_.deallocate(xb, bytes);  // stream-ordered: the GEMM queued before any reuse
-      return;
-    }
+    const DenseMatmulTarget target{w, y, ldy};
+    if (bf16_gemms(x, ldx, {&target, 1}, m)) return;
     launch(m <= kMatvecRows ? "linear (matvec)" : "linear", [&] {
       return detail::launch_matmul_nt(x, ldx, w.data, code(w.dtype), w.n, w.k, w.ld, y, ldy, m,
                                       stream_);
@@ -446,6 +417,7 @@ class CudaBackend final : public Backend, public GraphBackend {
       });
       if (fused) return;
     }
+    if (bf16_gemms(x, ldx, targets, m)) return;
     for (const DenseMatmulTarget& t : targets) matmul_nt(x, ldx, t.w, t.y, t.ldy, m);
   }
   void quantized_matmul(const float* x, int64_t ldx, const kernels::QuantView& w, float* y, int64_t ldy,
@@ -459,8 +431,7 @@ class CudaBackend final : public Backend, public GraphBackend {
   void quantized_matmul_at(const float* x, int64_t ldx, const kernels::QuantView& w, float* y, int64_t ldy,
                            int64_t m, kernels::ActivationPrecision precision) {
     use_device();
-    const char* bf16_prefill = std::getenv("LMX_CUDA_QUANT_BF16_PREFILL");
-    if (m > kMatvecRows && bf16_prefill && bf16_prefill[0] == '1' && precision != kernels::ActivationPrecision::f32 &&
+    if (m > kMatvecRows && cuda_quant_bf16_prefill() && precision != kernels::ActivationPrecision::f32 &&
         w.scale_dtype == Dtype::bf16 && dequantized_bf16_gemm(x, ldx, w, y, ldy, m)) {
       return;
     }
@@ -599,7 +570,7 @@ class CudaBackend final : public Backend, public GraphBackend {
     // In a captured decode step (the ops front end checked the shapes) the position and
     // the key count are read on the device.
     const StepValues* step = a.q_len == 1 ? step_values(device()) : nullptr;
-    if (step || (decode_attention_enabled() && a.kv_len > 0)) {
+    if (step || (cuda_decode_attention() && a.kv_len > 0)) {
       if (run_decode_attention(l, step ? step->position : nullptr, step ? step->kv_capacity : a.kv_len)) return;
       if (step) throw Unsupported(std::string(op) + ": a captured decode step over these shapes");
     }
@@ -644,7 +615,7 @@ class CudaBackend final : public Backend, public GraphBackend {
     check(cudaMemcpyAsync(dst, src, bytes, k, stream_), "cudaMemcpyAsync (pinned)");
   }
   bool begin_graph_capture() override {
-    if (!graphs_enabled() || CallProfile::active()) return false;
+    if (!cuda_graphs() || CallProfile::active()) return false;
     use_device();
     capture_pool_ = std::make_unique<GraphPool>();
     allocator_.begin_capture(capture_pool_.get());
@@ -760,6 +731,10 @@ class CudaBackend final : public Backend, public GraphBackend {
   }
   void run_attention(const detail::Attention& l, const char* op) {
     use_device();
+    if (detail::flash_attention_takes(l)) {
+      launch("flash_attention (prefill)", [&] { return detail::launch_flash_attention(l, stream_); });
+      return;
+    }
     const size_t bytes = static_cast<size_t>(detail::attention_scratch_floats(l)) * sizeof(float);
     float* scratch = bytes > 0 ? static_cast<float*>(allocator_.allocate(bytes)) : nullptr;
     try {
@@ -841,8 +816,41 @@ class CudaBackend final : public Backend, public GraphBackend {
     allocator_.deallocate(xb, x_bytes);
     return true;
   }
-  // x [m, k] (row stride ldx) -> contiguous bf16 (round to nearest even).
+  // Past the matvec's rows, bf16 weights of one k: x rounded to bf16 once for all the
+  // targets (q / k / v, gate / up of a prefill), then one bf16 x bf16 -> f32 cuBLAS GEMM
+  // each. False, launching nothing, where a target does not fit.
+  bool bf16_gemms(const float* x, int64_t ldx, std::span<const DenseMatmulTarget> targets, int64_t m) {
+    if (m <= kMatvecRows || targets.empty()) return false;
+    const int64_t k = targets[0].w.k;
+    if (k <= 0 || m * k >= (int64_t{1} << 31)) return false;
+    for (const DenseMatmulTarget& t : targets) {
+      if (t.w.dtype != Dtype::bf16 || t.w.k != k || t.w.ld >= (int64_t{1} << 31)) return false;
+    }
+    use_device();
+    const size_t bytes = static_cast<size_t>(m * k) * 2;
+    void* xb = allocator_.allocate(bytes);
+    try {
+      to_bf16(x, ldx, m, k, xb);
+      for (const DenseMatmulTarget& t : targets) {
+        launch("cublas bf16 gemm", [&] {
+          cublas_->bf16_nt(xb, t.w.data, t.w.n, k, t.w.ld, t.y, t.ldy, m);
+          return cudaSuccess;
+        });
+      }
+    } catch (...) {
+      allocator_.deallocate(xb, bytes);
+      throw;
+    }
+    allocator_.deallocate(xb, bytes);  // stream-ordered: the GEMMs queued before any reuse
+    return true;
+  }
+  // x [m, k] (row stride ldx) -> contiguous bf16 (round to nearest even): one pass with
+  // 16-byte loads under LMX_CUDA_PREFILL_FUSED, else the strided copy kernel.
   void to_bf16(const float* x, int64_t ldx, int64_t m, int64_t k, void* out) {
+    if (cuda_prefill_fused()) {
+      launch("linear (x to bf16)", [&] { return detail::launch_rows_to_bf16(x, ldx, m, k, out, stream_); });
+      return;
+    }
     detail::Elementwise c;
     c.rank = 2, c.shape[0] = m, c.shape[1] = k, c.numel = m * k;
     c.out.data = out, c.out.dtype = detail::kBF16, c.out.strides[0] = k, c.out.strides[1] = 1;

@@ -2,8 +2,11 @@
 // decomposed over the (merged) shape into one offset per operand. Values follow the CPU
 // loops of lmx/core: f32 math for floating outputs, int64 for integer ones, double for
 // compares and conversions.
+#include <algorithm>
+
 #include "lmx/backend/cuda/device_values.cuh"
 #include "lmx/backend/cuda/elementwise_kernels.h"
+#include "lmx/base/env_switch.h"
 
 namespace lmx::cuda::detail {
 namespace {
@@ -12,13 +15,27 @@ constexpr int kThreads = 256;
 
 enum Kind { kCopy, kUnary, kBinary, kCompare, kWhere };
 
-__device__ __forceinline__ void offsets_of(const Elementwise& a, int64_t i, int inputs, int64_t* off) {
+// Index: uint32_t where numel fits and lmx::cuda_fast_elementwise() is on (a 32-bit
+// division is a few times cheaper than a 64-bit one, and there is one per dim per
+// element), else int64_t.
+template <typename Index>
+__device__ __forceinline__ void offsets_of(const Elementwise& a, Index i, int inputs, int64_t* off) {
   for (int k = 0; k <= inputs; ++k) off[k] = 0;
   for (int d = a.rank - 1; d >= 0; --d) {
-    const int64_t c = i % a.shape[d];
-    i /= a.shape[d];
+    const Index n = static_cast<Index>(a.shape[d]);
+    const int64_t c = static_cast<int64_t>(i % n);
+    i /= n;
     off[0] += c * a.out.strides[d];
     for (int k = 0; k < inputs; ++k) off[k + 1] += c * a.in[k].strides[d];
+  }
+}
+
+// A floating value stored as store_double stores it (the same rounding of the same f32).
+__device__ __forceinline__ void store_float(void* p, int dt, int64_t i, float v) {
+  switch (dt) {
+    case kF32: static_cast<float*>(p)[i] = v; return;
+    case kF16: static_cast<uint16_t*>(p)[i] = float_to_f16(v); return;
+    default: static_cast<uint16_t*>(p)[i] = float_to_bf16(v); return;
   }
 }
 
@@ -92,20 +109,23 @@ __device__ __forceinline__ void copy_bits(void* dst, const void* src, int64_t d,
   }
 }
 
-template <int K>
+template <int K, typename Index>
 __global__ void elementwise_kernel(Elementwise a, int op) {
   constexpr int inputs = K == kWhere ? 3 : (K == kBinary || K == kCompare) ? 2 : 1;
+  constexpr bool kFast = sizeof(Index) == 4;  // the fast path's float stores (the same values)
   const int od = a.out.dtype;
   const bool float_out = is_floating(od);
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < a.numel;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     int64_t off[4];
-    offsets_of(a, i, inputs, off);
+    offsets_of(a, static_cast<Index>(i), inputs, off);
     void* out = a.out.data;
     const Operand& x = a.in[0];
     if constexpr (K == kCopy) {
       if (x.dtype == od) {
         copy_bits(out, x.data, off[0], off[1], od);
+      } else if (kFast && float_out && is_floating(x.dtype)) {
+        store_float(out, od, off[0], load_float(x.data, x.dtype, off[1]));
       } else if (!float_out && !is_floating(x.dtype)) {
         store_int(out, od, off[0], load_int(x.data, x.dtype, off[1]));
       } else {
@@ -113,7 +133,8 @@ __global__ void elementwise_kernel(Elementwise a, int op) {
       }
     } else if constexpr (K == kUnary) {
       if (float_out) {
-        store_double(out, od, off[0], unary_float(op, load_float(x.data, x.dtype, off[1])));
+        const float r = unary_float(op, load_float(x.data, x.dtype, off[1]));
+        if (kFast) store_float(out, od, off[0], r); else store_double(out, od, off[0], r);
       } else {
         store_int(out, od, off[0], unary_int(op, load_int(x.data, x.dtype, off[1])));
       }
@@ -121,7 +142,7 @@ __global__ void elementwise_kernel(Elementwise a, int op) {
       const Operand& y = a.in[1];
       if (float_out) {
         const float r = binary_float(op, load_float(x.data, x.dtype, off[1]), load_float(y.data, y.dtype, off[2]));
-        store_double(out, od, off[0], r);
+        if (kFast) store_float(out, od, off[0], r); else store_double(out, od, off[0], r);
       } else {
         store_int(out, od, off[0], binary_int(op, load_int(x.data, x.dtype, off[1]), load_int(y.data, y.dtype, off[2])));
       }
@@ -142,10 +163,29 @@ __global__ void elementwise_kernel(Elementwise a, int op) {
   }
 }
 
+__global__ void binary_f32_kernel(int op, const float* a, const float* b, float* out, int64_t n);
+
+// Every operand f32 with the output's unit stride (a residual add): no index arithmetic.
+bool contiguous_f32(const Elementwise& a, int inputs) {
+  if (a.rank != 1 || a.out.dtype != kF32 || a.out.strides[0] != 1) return false;
+  for (int k = 0; k < inputs; ++k)
+    if (a.in[k].dtype != kF32 || a.in[k].strides[0] != 1) return false;
+  return true;
+}
+
 template <int K>
 cudaError_t launch(const Elementwise& a, int op, cudaStream_t stream) {
   if (a.numel <= 0) return cudaSuccess;
-  elementwise_kernel<K><<<grid_for(a.numel, kThreads), kThreads, 0, stream>>>(a, op);
+  const bool fast = cuda_fast_elementwise();
+  if (fast && K == kBinary && op <= 3 && contiguous_f32(a, 2)) {
+    binary_f32_kernel<<<grid_for(a.numel, kThreads), kThreads, 0, stream>>>(
+        op, static_cast<const float*>(a.in[0].data), static_cast<const float*>(a.in[1].data),
+        static_cast<float*>(a.out.data), a.numel);
+  } else if (fast && a.numel <= int64_t{0xffffffff}) {
+    elementwise_kernel<K, uint32_t><<<grid_for(a.numel, kThreads), kThreads, 0, stream>>>(a, op);
+  } else {
+    elementwise_kernel<K, int64_t><<<grid_for(a.numel, kThreads), kThreads, 0, stream>>>(a, op);
+  }
   return cudaGetLastError();
 }
 
@@ -185,6 +225,28 @@ __global__ void add_bias_kernel(float* y, int64_t rows, int64_t n, const float* 
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < rows * n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     y[i] += bias[i % n];
+}
+
+// Row r of x [rows, cols] (row stride ldx) to out [rows, cols] contiguous bf16, rounded as
+// float_to_bf16 rounds: blockIdx.y walks rows, threads 4 columns each (16-byte loads where
+// `vec`: cols and ldx multiples of 4, x 16-byte aligned; out 8-byte aligned then too).
+__global__ void rows_to_bf16_kernel(const float* x, int64_t ldx, int64_t rows, int64_t cols, uint16_t* out, bool vec) {
+  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+    const float* xr = x + r * ldx;
+    uint16_t* o = out + r * cols;
+    for (int64_t c = 4 * (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x); c < cols;
+         c += 4 * static_cast<int64_t>(gridDim.x) * blockDim.x) {
+      if (vec) {
+        const float4 v = *reinterpret_cast<const float4*>(xr + c);
+        uint2 p;
+        p.x = float_to_bf16(v.x) | static_cast<uint32_t>(float_to_bf16(v.y)) << 16;
+        p.y = float_to_bf16(v.z) | static_cast<uint32_t>(float_to_bf16(v.w)) << 16;
+        *reinterpret_cast<uint2*>(o + c) = p;
+      } else {
+        for (int64_t t = c; t < c + 4 && t < cols; ++t) o[t] = float_to_bf16(xr[t]);
+      }
+    }
+  }
 }
 
 // kernels::Activation, as cpu::activation_scalar computes it.
@@ -265,6 +327,18 @@ cudaError_t launch_gather_rows(const void* src, int64_t row_bytes, const int64_t
     gather_rows_kernel<<<grid_for(row_bytes * count, kThreads), kThreads, 0, stream>>>(
         static_cast<const uint8_t*>(src), row_bytes, ids, count, static_cast<uint8_t*>(out));
   }
+  return cudaGetLastError();
+}
+
+cudaError_t launch_rows_to_bf16(const float* x, int64_t ldx, int64_t rows, int64_t cols, void* out,
+                                cudaStream_t stream) {
+  if (rows <= 0 || cols <= 0) return cudaSuccess;
+  const bool vec = cols % 4 == 0 && ldx % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(out) % 8 == 0;
+  const int64_t chunks = (cols + 3) / 4;
+  const dim3 grid(static_cast<unsigned>(std::min<int64_t>((chunks + kThreads - 1) / kThreads, 1024)),
+                  static_cast<unsigned>(std::min<int64_t>(rows, 65535)));
+  rows_to_bf16_kernel<<<grid, kThreads, 0, stream>>>(x, ldx, rows, cols, static_cast<uint16_t*>(out), vec);
   return cudaGetLastError();
 }
 

@@ -21,6 +21,10 @@ cudaError_t launch_fill(void* data, int dtype, int64_t n, double value, cudaStre
 cudaError_t launch_gather_rows(const void* src, int64_t row_bytes, const int64_t* ids, int64_t count, void* out,
                                cudaStream_t stream);
 
+// x [rows, cols] f32 (row stride ldx) -> out [rows, cols] contiguous bf16, as launch_copy
+// rounds it (round to nearest even, NaN kept).
+cudaError_t launch_rows_to_bf16(const float* x, int64_t ldx, int64_t rows, int64_t cols, void* out,
+                                cudaStream_t stream);
 // Contiguous f32: op 0 add, 1 sub, 2 mul, 3 div.
 cudaError_t launch_binary_f32(int op, const float* a, const float* b, float* out, int64_t n, cudaStream_t stream);
 // y[r, :] += bias for r < rows (y [rows, n] contiguous).

@@ -6,6 +6,7 @@
 // quantized rows, so that each lane still has kUnroll chunks in flight), and one launch
 // serves up to kMaxMatvecTargets matrices over the same x (q / k / v, gate / up). The
 // generic kernels of matmul_kernels.cu serve every other layout.
+#include "lmx/base/env_switch.h"
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -236,12 +237,6 @@ cudaError_t launch_targets(
   });
 }
 
-// One row of x runs the tensor-core kernel of quant_matvec_mma.cu where
-// LMX_CUDA_QUANT_MMA=1 (off by default until it has run on a GPU; read at each call).
-bool mma_matvec_enabled() {
-  const char* env = std::getenv("LMX_CUDA_QUANT_MMA");
-  return env && env[0] == '1';
-}
 
 }  // namespace
 
@@ -308,7 +303,7 @@ bool launch_vector_matvec_quant_targets(const float* x,
     }
     t.q[i] = w, t.y[i] = y[i], t.ldy[i] = ldy[i];
   }
-  if (m == 1 && mma_matvec_enabled() && quant_mma_matvec_fits(q, count)) {
+  if (m == 1 && cuda_quant_mma() && quant_mma_matvec_fits(q, count)) {
     *err = launch_quant_mma_matvec(x, t, stream);
     return true;
   }

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "cuda_test_util.h"
+#include "lmx/base/env_switch.h"
 #include "lmx/core/backend.h"
 #include "lmx/base/error.h"
 #include "lmx/core/ops/nn.h"
@@ -150,8 +151,13 @@ TEST_F(CudaNn, AttentionMasksWindowsSoftcapSinksGqa) {
       Tensor v = vbuf.to(kv).slice(1, 1, c.kv_len + 1).transpose(1, 2);
       Tensor dk = on_cuda(kbuf.to(kv)).slice(1, 1, c.kv_len + 1).transpose(1, 2);
       Tensor dv = on_cuda(vbuf.to(kv)).slice(1, 1, c.kv_len + 1).transpose(1, 2);
-      expect_matches(ops::scaled_dot_product_attention(on_cuda(q), dk, dv, pd),
-                     ops::scaled_dot_product_attention(q, k, v, p), 1e-5, 2e-6);
+      Tensor got = ops::scaled_dot_product_attention(on_cuda(q), dk, dv, pd);
+      Tensor want = ops::scaled_dot_product_attention(q, k, v, p);
+      if (kv == Dtype::bf16 && c.q_len >= 16 && cuda_flash_attention()) {  // tensor cores: q in bf16 too
+        EXPECT_LE(testing::relative_error(got, want), 3e-2);
+      } else {
+        expect_matches(got, want, 1e-5, 2e-6);
+      }
     }
   }
 }

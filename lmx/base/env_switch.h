@@ -1,0 +1,43 @@
+// On / off switches read from the environment at each call (a getenv is cheap next to the
+// work each one gates, and tests can flip them): "0" is off, any other non-empty value
+// on, unset or empty keeps the default. Plain C++17 (the CUDA sources include it too).
+#pragma once
+
+#include <cstdlib>
+
+namespace lmx {
+
+inline bool env_switch(const char* name, bool fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  return !(v[0] == '0' && v[1] == '\0');
+}
+
+// The CUDA prefill paths of issue 16, session 12, each off by default until a GPU run has
+// verified it (docs/performance.md). Read by lmx/nn and lmx/backend/cuda alike.
+// Prompts of bf16 / f16-weight models: K / V in bf16 and the tensor-core attention.
+inline bool cuda_flash_attention() { return env_switch("LMX_CUDA_FLASH_ATTENTION", false); }
+// Prompts: projections of one x share one bf16 rounding of x (q / k / v, gate / up), the
+// MLP in one pass (no row chunks), 16-byte-load rounding of x for the GEMMs.
+inline bool cuda_prefill_fused() { return env_switch("LMX_CUDA_PREFILL_FUSED", false); }
+// Element-wise copies / binaries and RoPE with 32-bit index arithmetic, contiguous f32
+// binaries without any (the same values).
+inline bool cuda_fast_elementwise() { return env_switch("LMX_CUDA_FAST_ELEMENTWISE", false); }
+
+// The CUDA decode and quantized paths of session 12, off by default for the same reason.
+// Batch-1 decode steps replayed from CUDA graphs (lmx/generate/decode_graph.*).
+inline bool cuda_graphs() { return env_switch("LMX_CUDA_GRAPHS", false); }
+// One-query attention on decode_attention.cu; implied by graphs (eager steps then give the
+// bits of replayed ones).
+inline bool cuda_decode_attention() { return env_switch("LMX_CUDA_DECODE_ATTENTION", cuda_graphs()); }
+// q / k rotated and k / v appended in one op (ops::rope_append) on a device that has it.
+inline bool fused_decode() { return env_switch("LMX_FUSED_DECODE", false); }
+// One row of x against MLX affine 4 / 8-bit weights on the tensor-core matvec.
+inline bool cuda_quant_mma() { return env_switch("LMX_CUDA_QUANT_MMA", false); }
+// Quantized prefill (bf16 scales, reduced activation precision): W dequantized to bf16 and
+// the dense bf16 cuBLAS GEMM instead of f32 dequantize + SGEMM.
+inline bool cuda_quant_bf16_prefill() { return env_switch("LMX_CUDA_QUANT_BF16_PREFILL", false); }
+// mxfp4 / mxfp8 / nvfp4 weights on CUDA (generic kernels).
+inline bool cuda_fp_quant() { return env_switch("LMX_CUDA_FP_QUANT", false); }
+
+}  // namespace lmx
