@@ -226,6 +226,14 @@ class Backend {
     (void)x, (void)ldx, (void)targets, (void)m, (void)activations;
     no_kernel("quantized_linear (prepared)");
   }
+  // One row each: prepared_matmul(xs[i], 0, {targets[i]}, 1, activations) for every i, each
+  // weight over its own input (a decode token's chosen experts), so the backend can cover
+  // them in one launch. By default one prepared_matmul each.
+  virtual void prepared_matvec_each(std::span<const float* const> xs,
+                                    std::span<const PreparedMatmulTarget> targets,
+                                    kernels::ActivationPrecision activations) {
+    for (size_t i = 0; i < targets.size(); ++i) prepared_matmul(xs[i], 0, {&targets[i], 1}, 1, activations);
+  }
 
   // Quantized weights ---------------------------------------------------------------
   virtual std::shared_ptr<const PreparedWeight> prepare_quantized(const kernels::QuantView& w) {

@@ -1,5 +1,6 @@
 #include "lmx/nn/moe.h"
 
+#include <algorithm>
 #include <functional>
 #include <limits>
 #include <vector>
@@ -7,6 +8,7 @@
 #include "lmx/base/error.h"
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/index.h"
+#include "lmx/core/ops/linalg.h"
 #include "lmx/core/ops/shape.h"
 
 namespace lmx::nn {
@@ -47,6 +49,11 @@ Tensor combine_on_device(Tensor out, const std::vector<std::vector<int64_t>>& to
   return out;
 }
 
+// orow[d] += w * y[d] for d < n: both CPU paths add an expert's output row with this loop.
+void add_scaled(float* orow, const float* y, float w, int64_t n) {
+  for (int64_t d = 0; d < n; ++d) orow[d] += w * y[d];
+}
+
 }  // namespace
 
 SparseMoe::SparseMoe(const MoeOptions& o) : o_(o) {
@@ -80,17 +87,62 @@ SparseMoe::SparseMoe(const MoeOptions& o) : o_(o) {
   }
 }
 
+Tensor SparseMoe::activate_expert(Tensor g, Tensor u) const {
+  if (o_.expert_act == ExpertActivation::gated) return gated_activate(o_.act, g, u);
+  g = ops::clamp(g, -std::numeric_limits<double>::infinity(), o_.swiglu_limit);
+  u = ops::clamp(u, -o_.swiglu_limit, o_.swiglu_limit);
+  return ops::mul(ops::mul(g, ops::sigmoid(ops::mul(g, o_.swiglu_alpha))), ops::add(u, 1.0));
+}
+
 Tensor SparseMoe::expert(const Tensor& xs, int64_t e) const {
-  Tensor g = gate_proj_->forward(xs, e), u = up_proj_->forward(xs, e);
-  Tensor h;
-  if (o_.expert_act == ExpertActivation::gated) {
-    h = gated_activate(o_.act, g, u);
-  } else {
-    g = ops::clamp(g, -std::numeric_limits<double>::infinity(), o_.swiglu_limit);
-    u = ops::clamp(u, -o_.swiglu_limit, o_.swiglu_limit);
-    h = ops::mul(ops::mul(g, ops::sigmoid(ops::mul(g, o_.swiglu_alpha))), ops::add(u, 1.0));
+  return down_proj_->forward(activate_expert(gate_proj_->forward(xs, e), up_proj_->forward(xs, e)), e);
+}
+
+bool SparseMoe::experts_prepared() const {
+  for (const SwitchLinear* l : {gate_proj_.get(), up_proj_.get(), down_proj_.get()})
+    if (!l->quantized() || l->prepared().empty()) return false;
+  return true;
+}
+
+void SparseMoe::add_experts_one_token(const Tensor& rows, const MoeRoute& route, float* out) const {
+  // Expert order, as the many-token loop adds them.
+  std::vector<size_t> order(route.experts.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return route.experts[a] < route.experts[b]; });
+  const size_t K = order.size();
+  std::vector<Tensor> xs(K);
+  std::vector<QuantizedWeight> qs;
+  qs.reserve(3 * K);
+  std::vector<const Tensor*> in;
+  std::vector<const QuantizedWeight*> ws;
+  std::vector<Tensor> bs;
+  for (size_t k = 0; k < K; ++k) {
+    const int64_t e = route.experts[order[k]];
+    xs[k] = o_.weight_inputs ? ops::mul(rows, Tensor::from_vector(std::vector<float>{route.weights[order[k]]}, {1, 1}))
+                             : rows;
+    for (const SwitchLinear* l : {gate_proj_.get(), up_proj_.get()}) {
+      qs.push_back(l->expert_quant(e));
+      in.push_back(o_.weight_inputs ? &xs[k] : &rows);
+      ws.push_back(&qs.back());
+      bs.push_back(l->expert_bias(e));
+    }
   }
-  return down_proj_->forward(h, e);
+  const std::vector<Tensor> gu = ops::quantized_linears_each(in, ws, bs);
+  in.clear(), ws.clear(), bs.clear();
+  for (size_t k = 0; k < K; ++k) {
+    const int64_t e = route.experts[order[k]];
+    xs[k] = activate_expert(gu[2 * k], gu[2 * k + 1]);
+    qs.push_back(down_proj_->expert_quant(e));
+    in.push_back(&xs[k]);
+    ws.push_back(&qs.back());
+    bs.push_back(down_proj_->expert_bias(e));
+  }
+  const std::vector<Tensor> ys = ops::quantized_linears_each(in, ws, bs);
+  for (size_t k = 0; k < K; ++k) {
+    const Tensor y = ys[k].to(Dtype::f32).contiguous();
+    const float* yv = y.data<float>();
+    add_scaled(out, yv, o_.weight_inputs ? 1.0f : route.weights[order[k]], o_.hidden);
+  }
 }
 
 Tensor SparseMoe::forward(const Tensor& x) const {
@@ -120,6 +172,10 @@ Tensor SparseMoe::forward(const Tensor& x) const {
   };
   if (!device.is_cpu()) return combine_on_device(out, tokens_of, weights_of, K, o_.weight_inputs, expert_rows).reshape(shape);
   float* o = out.data<float>();
+  if (T == 1 && experts_prepared()) {
+    add_experts_one_token(rows, route, o);
+    return out.reshape(shape);
+  }
   for (int64_t e = 0; e < E; ++e) {
     const auto& toks = tokens_of[e];
     if (toks.empty()) continue;
@@ -127,9 +183,7 @@ Tensor SparseMoe::forward(const Tensor& x) const {
     Tensor y = expert_rows(e);
     const float* yv = y.data<float>();
     for (int64_t i = 0; i < n; ++i) {
-      float* orow = o + toks[i] * o_.hidden;
-      const float w = o_.weight_inputs ? 1.0f : weights_of[e][i];
-      for (int64_t d = 0; d < o_.hidden; ++d) orow[d] += w * yv[i * o_.hidden + d];
+      add_scaled(o + toks[i] * o_.hidden, yv + i * o_.hidden, o_.weight_inputs ? 1.0f : weights_of[e][i], o_.hidden);
     }
   }
   return out.reshape(shape);

@@ -56,6 +56,11 @@ class SparseMoe : public Module {
 
  private:
   Tensor expert(const Tensor& xs, int64_t e) const;
+  Tensor activate_expert(Tensor g, Tensor u) const;
+  bool experts_prepared() const;
+  // out [1, hidden] += the chosen experts of the one token of rows (decode), their
+  // projections as two batched calls (ops::quantized_linears_each), the bits of expert().
+  void add_experts_one_token(const Tensor& rows, const MoeRoute& route, float* out) const;
 
   MoeOptions o_;
   std::unique_ptr<Linear> gate_;  // router [experts, hidden]

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Random-weight F16 GGUF of an HF config's shape, for llama-bench comparisons (issue 20's
-LFM2 and Qwen3-Next shapes, issue 19's Llama 4 and gpt-oss MoE
+LFM2 and Qwen3-Next shapes, issue 19's Llama 4, gpt-oss and DeepSeek-V3 MoE
 shapes): tensor names and shapes as llama.cpp loads them (its `src/models/<arch>.cpp`),
 values random (llama-bench feeds random token ids, so only the shapes and the work per
 token matter).
@@ -241,9 +241,76 @@ def gpt_oss(w, cfg, t):
             t.w.add_tensor(p + name + ".bias", np.zeros(shape[:2], dtype=np.float32))
 
 
+def deepseek2(w, cfg, t):
+    """DeepSeek-V3 as llama.cpp's deepseek2 loads it: multi-head latent attention stored as
+    MQA over the compressed KV (key length kv_lora + rope, value length kv_lora, one KV
+    head) with kv_b_proj split per head into attn_k_b (transposed) and attn_v_b, dense
+    leading layers, then sigmoid-scored routed experts (with exp_probs_b, the correction
+    bias) in groups plus shared experts."""
+    H, L, V = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
+    nh, ql, kvl = cfg["num_attention_heads"], cfg.get("q_lora_rank"), cfg["kv_lora_rank"]
+    nope, rope, vd = cfg["qk_nope_head_dim"], cfg["qk_rope_head_dim"], cfg["v_head_dim"]
+    E, k, fe, ns = cfg["n_routed_experts"], cfg["num_experts_per_tok"], cfg["moe_intermediate_size"], \
+        cfg["n_shared_experts"]
+    dense, ff = cfg.get("first_k_dense_replace", 0), cfg["intermediate_size"]
+    assert cfg.get("moe_layer_freq", 1) == 1 and cfg.get("scoring_func", "sigmoid") == "sigmoid"
+    assert "rope_scaling" not in cfg and not cfg.get("tie_word_embeddings", False)
+    common(w, cfg, "rms_norm_eps")
+    w.add_head_count_kv(1)
+    w.add_key_length(kvl + rope)
+    w.add_value_length(kvl)
+    w.add_key_length_mla(nope + rope)
+    w.add_value_length_mla(vd)
+    w.add_rope_dimension_count(rope)
+    if ql:
+        w.add_q_lora_rank(ql)
+    w.add_kv_lora_rank(kvl)
+    w.add_leading_dense_block_count(dense)
+    w.add_feed_forward_length(ff)
+    w.add_expert_feed_forward_length(fe)
+    w.add_expert_count(E)
+    w.add_expert_used_count(k)
+    w.add_expert_shared_count(ns)
+    w.add_expert_group_count(cfg.get("n_group", 1))
+    w.add_expert_group_used_count(cfg.get("topk_group", 1))
+    w.add_expert_weights_scale(float(cfg.get("routed_scaling_factor", 1.0)))
+    w.add_expert_weights_norm(bool(cfg.get("norm_topk_prob", False)))
+    w.add_expert_gating_func(gguf.ExpertGatingFuncType.SIGMOID)
+    untied_embeddings(t, V, H)
+    for i in range(L):
+        p = f"blk.{i}."
+        t.vec(p + "attn_norm.weight", H)
+        t.vec(p + "ffn_norm.weight", H)
+        if ql:
+            t.mat(p + "attn_q_a.weight", ql, H)
+            t.vec(p + "attn_q_a_norm.weight", ql)
+            t.mat(p + "attn_q_b.weight", nh * (nope + rope), ql)
+        else:
+            t.mat(p + "attn_q.weight", nh * (nope + rope), H)
+        t.mat(p + "attn_kv_a_mqa.weight", kvl + rope, H)
+        t.vec(p + "attn_kv_a_norm.weight", kvl)
+        t.mat(p + "attn_k_b.weight", nh, kvl, nope)
+        t.mat(p + "attn_v_b.weight", nh, vd, kvl)
+        t.mat(p + "attn_output.weight", H, nh * vd)
+        if i < dense:
+            t.mat(p + "ffn_gate.weight", ff, H)
+            t.mat(p + "ffn_up.weight", ff, H)
+            t.mat(p + "ffn_down.weight", H, ff)
+            continue
+        t.mat(p + "ffn_gate_inp.weight", E, H)
+        t.vec(p + "exp_probs_b.bias", E, 0.0)
+        t.mat(p + "ffn_gate_exps.weight", E, fe, H)
+        t.mat(p + "ffn_up_exps.weight", E, fe, H)
+        t.mat(p + "ffn_down_exps.weight", E, H, fe)
+        t.mat(p + "ffn_gate_shexp.weight", fe * ns, H)
+        t.mat(p + "ffn_up_shexp.weight", fe * ns, H)
+        t.mat(p + "ffn_down_shexp.weight", H, fe * ns)
+
+
 ARCHS = {"lfm2": ("lfm2", lfm2), "qwen3_next": ("qwen3next", qwen3next),
          "llama4_text": ("llama4", llama4),
-         "gpt_oss": ("gpt-oss", gpt_oss)}
+         "gpt_oss": ("gpt-oss", gpt_oss),
+         "deepseek_v3": ("deepseek2", deepseek2)}
 
 
 def main(cfg_path, out, vocab_file):

@@ -132,6 +132,21 @@ class CpuBackend final : public Backend {
     for (const PreparedMatmulTarget& t : targets) cpu_targets.push_back({&packed_of(*t.w), t.y, t.ldy});
     cpu::quantized_matmul(x, ldx, cpu_targets, m, opts);
   }
+  void prepared_matvec_each(std::span<const float* const> xs, std::span<const PreparedMatmulTarget> targets,
+                            kernels::ActivationPrecision activations) override {
+    const bool any_fp = std::any_of(targets.begin(), targets.end(),
+                                    [](const PreparedMatmulTarget& t) { return t.w->mode() != QuantMode::affine; });
+    if (any_fp || targets.size() == 1) {
+      Backend::prepared_matvec_each(xs, targets, activations);
+      return;
+    }
+    QuantMatmulOptions opts;
+    opts.activations = activations;
+    std::vector<QuantMatmulTarget> cpu_targets;
+    cpu_targets.reserve(targets.size());
+    for (const PreparedMatmulTarget& t : targets) cpu_targets.push_back({&packed_of(*t.w), t.y, t.ldy});
+    cpu::quantized_matvec_each(xs, cpu_targets, opts);
+  }
 
   std::shared_ptr<const PreparedWeight> prepare_quantized(const kernels::QuantView& w) override {
     if (w.mode != QuantMode::affine) return std::make_shared<const CpuFpPreparedWeight>(w);

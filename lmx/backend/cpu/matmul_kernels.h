@@ -66,6 +66,10 @@ void quantized_matmul_packed_multi_avx2(const float* x,
                                         int64_t m,
                                         const QuantMatmulOptions& options,
                                         ThreadPool& pool);
+void quantized_matvec_each_avx2(std::span<const float* const> xs,
+                                std::span<const QuantMatmulTarget> targets,
+                                const QuantMatmulOptions& options,
+                                ThreadPool& pool);
 
 // AVX-512 tier (*_avx512.cpp; call only after cpu_features().use_avx512()).
 // Prefill (m >= 4) with integer activations: int16 (vpdpwssd) or int8 (vpdpbusd, as

@@ -536,7 +536,7 @@ struct MatvecChunk {
   int64_t b0 = 0, b1 = 0;
 };
 
-constexpr size_t kMaxSharedTargets = 8;  // weights in one region at most
+constexpr size_t kMaxSharedTargets = 16;  // weights in one region at most
 constexpr int64_t kMinChunkBytes = 512 << 10;
 constexpr int64_t kTailChunkBytes = 64 << 10;
 constexpr int kTailChunksPerThread = 2;
@@ -729,6 +729,41 @@ void packed_matvec_multi(const float* x,
   run_matvec_rows(ts, targets.size(), xps, prec, matvec_threads(pool, blocks, n, w0.k()), pool);
 }
 
+// One row of x per weight (its own input each), one region over the union of their
+// chunks. Each x is prepared for its weight as packed_matvec prepares it, or shared with
+// an earlier target of the same input pointer and layout (the same bytes).
+void packed_matvec_each(std::span<const float* const> xs,
+                        std::span<const QuantMatmulTarget> targets,
+                        ActivationPrecision prec,
+                        ThreadPool& pool) {
+  thread_local std::vector<std::unique_ptr<XWorkspace>> ws;
+  thread_local std::vector<MatvecChunk> plan;
+  std::vector<MatvecChunk>& chunks = plan;  // the caller's: workers have their own `plan`
+  while (ws.size() < targets.size()) ws.push_back(std::make_unique<XWorkspace>());
+  XPrep xps[kMaxSharedTargets];
+  MatvecTarget ts[kMaxSharedTargets];
+  int64_t blocks = 0, nk = 0;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const PackedQuantWeight& w = *targets[i].w;
+    size_t j = 0;
+    while (j < i && !(xs[j] == xs[i] && same_input_layout(*targets[j].w, w))) ++j;
+    xps[i] = j < i ? xps[j] : prepare_x(xs[i], w, prec, *ws[i]);
+    ts[i] = make_target(w, targets[i].y, prec);
+    blocks += ts[i].blocks;
+    nk += w.n() * w.k();
+  }
+  const std::span<const MatvecTarget> all(ts, targets.size());
+  const int nt = matvec_threads(pool, blocks, 1, nk);
+  plan_chunks(all, nt, chunks);
+  run_dynamic_on(
+      pool, static_cast<int64_t>(chunks.size()),
+      [&](int64_t c) {
+        const MatvecChunk& ch = chunks[static_cast<size_t>(c)];
+        matvec_chunk(ts[ch.target], xps[ch.target], prec, ch.b0, ch.b1);
+      },
+      nt);
+}
+
 // 8 quantized values (as int32 lanes) of an MLX-layout row at input p.
 template <int BITS>
 inline __m256i mlx_q8(const uint32_t* row, int64_t p) {
@@ -914,6 +949,23 @@ void quantized_matmul_packed_multi_avx2(const float* x,
     return;
   }
   packed_matvec_multi(x, ldx, m, targets, asked, pool);
+}
+
+void quantized_matvec_each_avx2(std::span<const float* const> xs,
+                                std::span<const QuantMatmulTarget> targets,
+                                const QuantMatmulOptions& options,
+                                ThreadPool& pool) {
+  if (targets.empty()) return;
+  const ActivationPrecision prec = effective_precision(*targets[0].w, rows_precision(1, options.activations));
+  bool shared = kMinGemmRows > 1 && targets.size() <= kMaxSharedTargets;
+  for (const auto& t : targets)
+    shared = shared && t.w->n() > 0 && effective_precision(*t.w, rows_precision(1, options.activations)) == prec;
+  if (!shared) {
+    for (size_t i = 0; i < targets.size(); ++i)
+      cpu::quantized_matmul(xs[i], 0, *targets[i].w, targets[i].y, 0, 1, options, &pool);
+    return;
+  }
+  packed_matvec_each(xs, targets, prec, pool);
 }
 
 }  // namespace lmx::cpu::detail

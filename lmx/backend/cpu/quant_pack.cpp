@@ -463,4 +463,20 @@ void quantized_matmul(const float* x,
   for (const auto& t : targets) quantized_matmul(x, ldx, *t.w, t.y, t.ldy, m, options, &tp);
 }
 
+void quantized_matvec_each(std::span<const float* const> xs,
+                           std::span<const QuantMatmulTarget> targets,
+                           const QuantMatmulOptions& options,
+                           ThreadPool* pool) {
+  if (xs.size() != targets.size()) throw InvalidArgument("quantized_matvec_each: inputs and targets differ in number");
+  ThreadPool& tp = pool ? *pool : ThreadPool::global();
+#ifdef LMX_CPU_X86
+  if (cpu_features().use_avx2()) {
+    detail::quantized_matvec_each_avx2(xs, targets, options, tp);
+    return;
+  }
+#endif
+  for (size_t i = 0; i < targets.size(); ++i)
+    quantized_matmul(xs[i], 0, *targets[i].w, targets[i].y, 0, 1, options, &tp);
+}
+
 }  // namespace lmx::cpu

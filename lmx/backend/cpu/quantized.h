@@ -172,12 +172,23 @@ struct QuantMatmulTarget {
 // share k, bits and group size (decode's q/k/v, gate/up), x is prepared once and the rows
 // of all the weights are split over the threads in one parallel region: one hand-off
 // instead of one per weight, and small weights (k/v) no longer run alone on the calling
-// thread. At most 8 targets share a region.
+// thread. At most 16 targets share a region.
 void quantized_matmul(const float* x,
                       int64_t ldx,
                       std::span<const QuantMatmulTarget> targets,
                       int64_t m,
                       const QuantMatmulOptions& options = {},
                       ThreadPool* pool = nullptr);
+
+// One row each: quantized_matmul(xs[i], 0, *targets[i].w, targets[i].y, 0, 1, options, pool)
+// for every i, bit for bit, each weight over its own input (a decode token's chosen
+// experts: their down projections). With AVX2 and weights of one activation precision,
+// each x is prepared once (inputs that are the same pointer and layout share it) and the
+// rows of all the weights are split over the threads in one parallel region. At most 16
+// targets share a region.
+void quantized_matvec_each(std::span<const float* const> xs,
+                           std::span<const QuantMatmulTarget> targets,
+                           const QuantMatmulOptions& options = {},
+                           ThreadPool* pool = nullptr);
 
 }  // namespace lmx::cpu

@@ -286,4 +286,45 @@ std::vector<Tensor> quantized_linears(const Tensor& x,
   return outs;
 }
 
+std::vector<Tensor> quantized_linears_each(std::span<const Tensor* const> xs,
+                                           std::span<const QuantizedWeight* const> weights,
+                                           std::span<const Tensor> biases) {
+  if (xs.size() != weights.size() || biases.size() != weights.size()) {
+    throw InvalidArgument("quantized_linears_each: " + std::to_string(xs.size()) + " inputs, " +
+                          std::to_string(weights.size()) + " weights and " + std::to_string(biases.size()) +
+                          " biases");
+  }
+  bool each = !weights.empty();
+  for (size_t i = 0; i < weights.size(); ++i) {
+    check_defined(*xs[i], "quantized_linears_each", "input");
+    const Tensor& x = *xs[i];
+    each = each && x.ndim() > 0 && x.numel() == x.dim(-1) && weights[i]->prepared &&
+           weights[i]->in_features() == x.dim(-1) && weights[i]->out_features() > 0 &&
+           weights[i]->device() == x.device() && x.device() == xs[0]->device();
+  }
+  std::vector<Tensor> outs;
+  outs.reserve(weights.size());
+  if (!each) {
+    for (size_t i = 0; i < weights.size(); ++i) outs.push_back(quantized_linear(*xs[i], *weights[i], biases[i]));
+    return outs;
+  }
+  std::vector<Tensor> rows;
+  std::vector<const float*> ptrs;
+  std::vector<PreparedMatmulTarget> targets;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    weights[i]->validate("quantized_linears_each");
+    size_t j = 0;
+    while (j < i && xs[j] != xs[i]) ++j;  // the same tensor: the same rows
+    rows.push_back(j < i ? rows[j] : as_f32_rows(*xs[i]));
+    ptrs.push_back(rows.back().data<float>());
+    Shape oshape = xs[i]->shape();
+    oshape.back() = weights[i]->out_features();
+    outs.push_back(Tensor::empty(oshape, Dtype::f32, xs[i]->device()));
+    targets.push_back({weights[i]->prepared.get(), outs.back().data<float>(), weights[i]->out_features()});
+  }
+  backend_for(xs[0]->device()).prepared_matvec_each(ptrs, targets, prepared_activations());
+  for (size_t i = 0; i < weights.size(); ++i) outs[i] = add_bias(outs[i], biases[i], "quantized_linears_each");
+  return outs;
+}
+
 }  // namespace lmx::ops

@@ -34,6 +34,14 @@ std::vector<Tensor> quantized_linears(const Tensor& x,
                                       std::span<const QuantizedWeight* const> weights,
                                       std::span<const Tensor> biases);
 
+// quantized_linear(*xs[i], *weights[i], biases[i]) for each i, bit for bit, each weight
+// over its own input. With one row each (a decode token's chosen experts) and prepared
+// weights on x's device, the backend may cover them in one launch (the CPU: one parallel
+// region instead of one per weight); inputs given as the same tensor are prepared once.
+std::vector<Tensor> quantized_linears_each(std::span<const Tensor* const> xs,
+                                           std::span<const QuantizedWeight* const> weights,
+                                           std::span<const Tensor> biases);
+
 // Precision of the activations inside quantized matmuls: f32 (exact), int16 (the default:
 // x rounded per group, ~1e-5 relative per layer) or int8 (~1e-3, like llama.cpp's Q8
 // activations; decode only: prefill GEMMs take int16 for either reduced precision). Set

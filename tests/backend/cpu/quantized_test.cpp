@@ -568,6 +568,66 @@ TEST(QuantizedMatmul, SharedInputTargetsEqualSeparateCallsBitForBit) {
   }
 }
 
+// Weights over their own inputs (a decode token's chosen experts: gate/up over one x,
+// down over each expert's activations) give exactly the bits of separate one-row calls:
+// inputs that are one pointer share a preparation, weights of other sizes (k, n) share
+// the region, mixed bits and more targets than a region takes run separately.
+TEST(QuantizedMatmul, OwnInputTargetsEqualSeparateCallsBitForBit) {
+  FeatureGuard guard;
+  ThreadPool pool2(2), pool3(3);
+  uint32_t seed = 1200;
+  struct Case {
+    int bits, group, odd_bits;  // odd_bits: the last weight's bits (mixed precision paths)
+  };
+  const Case cases[] = {{4, 64, 4}, {4, 32, 4}, {8, 64, 8}, {4, 128, 4}, {4, 64, 8}};
+  for (const auto& features : paths()) {
+    set_cpu_features_for_testing(features);
+    for (const Case& c : cases)
+      for (ActivationPrecision prec :
+           {ActivationPrecision::f32, ActivationPrecision::int16, ActivationPrecision::int8})
+        for (int count : {6, 18}) {
+          // x index of each target: 0 and 1 and 3 one input (gate / up of one x), the
+          // others their own; k 384 or 256 by input.
+          std::vector<std::vector<float>> xs;
+          for (int i = 0; i < 4; ++i) xs.push_back(random_vec(i == 1 ? 256 : 384, seed++));
+          std::vector<QWeight> qws;
+          std::vector<PackedQuantWeight> packed;
+          std::vector<const float*> in;
+          qws.reserve(static_cast<size_t>(count));
+          for (int t = 0; t < count; ++t) {
+            const int xi = t % 6 == 0 || t % 6 == 1 || t % 6 == 3 ? 0 : t % 6 == 2 ? 1 : t % 6 - 2;
+            const int64_t k = static_cast<int64_t>(xs[static_cast<size_t>(xi)].size());
+            const int64_t n = 33 + 97 * (t % 4) + t;  // odd, not whole 4-row blocks
+            qws.emplace_back(n, k, t == count - 1 ? c.odd_bits : c.bits, c.group, Dtype::bf16, seed++);
+            packed.push_back(pack_quantized(qws.back().view));
+            in.push_back(xs[static_cast<size_t>(xi)].data());
+          }
+          QuantMatmulOptions opt;
+          opt.activations = prec;
+          ThreadPool* pool = (seed & 1) ? &pool2 : &pool3;
+          std::vector<std::vector<float>> sep(packed.size()), each(packed.size());
+          std::vector<QuantMatmulTarget> targets;
+          for (size_t t = 0; t < packed.size(); ++t) {
+            sep[t].assign(static_cast<size_t>(packed[t].n()), 555.0f);
+            each[t].assign(static_cast<size_t>(packed[t].n()), 555.0f);
+            quantized_matmul(in[t], 0, packed[t], sep[t].data(), 0, 1, opt, pool);
+            targets.push_back({&packed[t], each[t].data(), 0});
+          }
+          quantized_matvec_each(in, targets, opt, pool);
+          for (size_t t = 0; t < packed.size(); ++t) {
+            if (t == 2) check_against_reference(qws[t], xs[1], 256, sep[t], packed[t].n(), 1, 1e-6, "own input",
+                                                !features.use_avx2() ? 0
+                                                : prec == ActivationPrecision::int16 ? 65534
+                                                : prec == ActivationPrecision::int8 ? 254 : 0);
+            for (size_t j = 0; j < sep[t].size(); ++j)
+              ASSERT_EQ(std::bit_cast<uint32_t>(sep[t][j]), std::bit_cast<uint32_t>(each[t][j]))
+                  << cpu_tier_name(features.tier()) << " target " << t << " of " << count << " element " << j
+                  << " bits " << c.bits << " group " << c.group << " precision " << static_cast<int>(prec);
+          }
+        }
+  }
+}
+
 // Decode matvecs large enough that workers take chunks (heads of >= 512 KiB, tails of
 // ~64 KiB, two streams per chunk): 1, 2 and 3 threads give the same bits, separate calls
 // and one shared region alike, and match the reference.
