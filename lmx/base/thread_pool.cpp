@@ -22,8 +22,8 @@ constexpr int kSpinIterations = 20000;
 // yield: the serial work between two regions of a decode step fits in it, and a yield there
 // hands the core to any runnable process, however low its priority (~20 us a yield on
 // average with nice-19 builds running, at times a whole slice). LFM2-1.2B 4-bit decode, 2
-// threads, load 9-10 of nice-19 compiles on 2 cores, same window: 23-26 tok/s yielding every 64 spins
-// from the start, 37-42 yielding after 8192 (2048: 25-33, no gain).
+// threads, load 9-10 of nice-19 compiles on 2 cores, same window: 23-26 tok/s yielding
+// every 64 spins from the start, 37-42 yielding after 8192 (2048: 25-33, no gain).
 constexpr int kSpinBeforeYield = 8192;
 
 // The spin-wait hint (pause / yield), so a spinning thread leaves its core's other
