@@ -18,6 +18,13 @@ thread_local bool t_inside_region = false;
 // Spin for roughly this long before sleeping on the atomic: long enough to catch the
 // next region of a decode step, short enough not to burn a core when idle.
 constexpr int kSpinIterations = 20000;
+// A worker spins this many iterations (~160 us of `pause` on Zen 3) before it starts to
+// yield: the serial work between two regions of a decode step fits in it, and a yield there
+// hands the core to any runnable process, however low its priority (~20 us a yield on
+// average with nice-19 builds running, at times a whole slice). LFM2-1.2B 4-bit decode, 2
+// threads, load 9-10 of nice-19 compiles on 2 cores, same window: 23-26 tok/s yielding
+// every 64 spins from the start, 37-42 yielding after 8192 (2048: 25-33, no gain).
+constexpr int kSpinBeforeYield = 8192;
 
 // The spin-wait hint (pause / yield), so a spinning thread leaves its core's other
 // hardware thread the pipeline.
@@ -81,7 +88,8 @@ void ThreadPool::worker_loop(int index) {
   for (;;) {
     uint64_t e = epoch_.load(std::memory_order_acquire);
     for (int spin = 0; e == seen && spin < kSpinIterations; ++spin) {
-      if (spin % 64 == 63) std::this_thread::yield();  // let other runnable threads in
+      // Past the usual gap, let other runnable threads in (an oversubscribed machine).
+      if (spin >= kSpinBeforeYield && spin % 64 == 63) std::this_thread::yield();
       cpu_relax();
       e = epoch_.load(std::memory_order_acquire);
     }

@@ -26,10 +26,13 @@ Tensor CausalConv1d::forward(const Tensor& x, Tensor& state) const {
                      shape_str(x.shape()) + " with kernel " + std::to_string(K));
   }
   Tensor padded = K > 1 ? ops::concat({state, xf}, 1) : xf;  // [B, K - 1 + L, C]
-  Tensor w = weight_.reshape({channels_, K});
+  // The taps as K contiguous f32 rows [K, C] (a few KiB, made per call): each product
+  // then runs the element-wise ops' contiguous f32 loop, not the per-element dtype-converting
+  // one a bf16 weight or the stride-K column of [C, K] sends it to.
+  Tensor w = weight_.reshape({channels_, K}).to(Dtype::f32).transpose(0, 1).contiguous();
   Tensor y;
   for (int64_t k = 0; k < K; ++k) {
-    Tensor term = ops::mul(padded.slice(1, k, k + L), w.select(1, k));
+    Tensor term = ops::mul(padded.slice(1, k, k + L), w.select(0, k));
     y = y.defined() ? ops::add(y, term) : term;
   }
   if (bias_.defined()) y = ops::add(y, bias_);
