@@ -20,6 +20,13 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
 
 const models::ForwardOptions kLastPositionOnly{nullptr, true};
 
+// The most prompt tokens of several sequences run in one prefill pass. Below the CPU's
+// packed GEMM threshold (kMinGemmRows, 64): the rows run the matvec kernels they run
+// alone (the same bits, so batched equals alone), and on the 2-core AVX-512 machine
+// of docs/performance.md a 210-row pass through the GEMM took 16 s where the few-row
+// matvec takes ~53 ms a row (Llama-3.2-1B shape, 4-bit).
+constexpr int64_t kPrefillGroupTokens = 63;
+
 }  // namespace
 
 struct BatchScheduler::Sequence {
@@ -188,6 +195,7 @@ SchedulerStats BatchScheduler::stats() const {
   s.steps = steps_.load();
   s.step_rows = step_rows_.load();
   s.prefill_tokens = prefill_tokens_.load();
+  s.prefill_passes = prefill_passes_.load();
   if (prefix_cache_) s.prefix_cache = prefix_cache_->stats();
   s.admitted_kv_bytes = admitted_kv_bytes_.load();
   s.admission_refusals = admission_refusals_.load();
@@ -337,11 +345,12 @@ void BatchScheduler::prefill_chunk() {
     if (s.cache.empty()) begin_prefill(s);
     const int64_t len = s.prefilled < static_cast<int64_t>(s.prompt.size()) - 1 ? chunk_length(s) : 0;
     // Others at the same point of a prompt whose next chunk has the same length run in
-    // the same forward pass, up to prefill_step_size tokens in all: one pass over the
+    // the same forward pass, up to kPrefillGroupTokens tokens in all: one pass over the
     // weights for all of them.
     if (len > 0 && batchable(s)) {
       int64_t tokens = len;
-      for (size_t i = 1; i < prefilling_.size() && tokens + len <= s.params.prefill_step_size; ++i) {
+      const int64_t budget = std::min<int64_t>(kPrefillGroupTokens, s.params.prefill_step_size);
+      for (size_t i = 1; i < prefilling_.size() && tokens + len <= budget; ++i) {
         Sequence& t = *prefilling_[i];
         if (waits_for_prefix(t, group)) continue;
         if (t.cache.empty()) begin_prefill(t);
@@ -381,6 +390,7 @@ void BatchScheduler::prefill_chunk() {
       }
       for (size_t i : group) prefilling_[i]->prefilled += len;
       prefill_tokens_.fetch_add(static_cast<uint64_t>(rows * len));
+      prefill_passes_.fetch_add(1);
     }
     // Those whose prompt is prefilled store it in the prefix cache and join the batch
     // (all at once: a join copies the batch's keys and values).

@@ -85,6 +85,7 @@ struct SchedulerStats {
   // Prompt tokens run through prefill passes (a sequence's last prompt token is run by
   // its first decode step, and tokens taken from the prefix cache are not run at all).
   uint64_t prefill_tokens = 0;
+  uint64_t prefill_passes = 0;  // forward passes of prefill (one may hold several sequences)
   PrefixCacheStats prefix_cache;  // zeros without a prefix cache
   size_t admitted_kv_bytes = 0;     // KV bytes of the admitted sequences' tickets (admission only)
   uint64_t admission_refusals = 0;  // times the queue's head was refused by the manager
@@ -163,7 +164,7 @@ class BatchScheduler {
   void step();
   // One prefill chunk of the first prefilling sequence, in one forward pass with the
   // others at the same point of their prompt whose next chunk has the same length (up to
-  // prefill_step_size tokens in all); those whose prompt is then prefilled join the batch.
+  // 63 tokens in all: kPrefillGroupTokens); those whose prompt is then prefilled join the batch.
   void prefill_chunk();
   // A sequence's caches before its first chunk, seeded from the prefix cache.
   void begin_prefill(Sequence& s);
@@ -210,7 +211,7 @@ class BatchScheduler {
   std::vector<std::unique_ptr<Sequence>> rows_;  // row r of the batch cache
   nn::KVCacheList batch_cache_;
   std::atomic<size_t> prefilling_count_{0}, row_count_{0};
-  std::atomic<uint64_t> steps_{0}, step_rows_{0}, prefill_tokens_{0};
+  std::atomic<uint64_t> steps_{0}, step_rows_{0}, prefill_tokens_{0}, prefill_passes_{0};
   std::atomic<uint64_t> admission_refusals_{0};
   std::atomic<size_t> admitted_kv_bytes_{0};
   std::thread worker_;
