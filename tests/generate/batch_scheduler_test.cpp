@@ -152,8 +152,9 @@ TEST_P(SchedulerFixtures, PromptsQueuedTogetherShareForwardPassesAndEqualGenerat
   // With the prefix cache: {0, 1, 2, 3}, then {4, 5, 6} from 0's block, then 7; without
   // (models whose caches it cannot seed): {0 .. 6}, then 7.
   const bool reused = got[4].info.cached_prompt_tokens == 4;
-  if (reused)
+  if (reused) {
     for (size_t i = 5; i < 7; ++i) EXPECT_EQ(got[i].info.cached_prompt_tokens, 4) << i;
+  }
   EXPECT_EQ(scheduler.stats().prefill_passes, reused ? 3u : 2u) << GetParam();
   EXPECT_EQ(scheduler.stats().rows, 0u);
 }
