@@ -50,47 +50,88 @@ int64_t BatchKVCache::trim(int64_t n) {
 
 namespace {
 
-// Fresh zeroed buffers of `rows` rows and `length` positions (rounded up to the step).
-Tensor zeroed_like(const Tensor& like, int64_t rows, int64_t length, int64_t step) {
+// Fresh buffers of `rows` rows and `length` positions (rounded up to the step), not
+// filled: the callers write every position below `length` of every row (the rest is
+// written by update_and_fetch before anything reads it).
+Tensor unfilled_like(const Tensor& like, int64_t rows, int64_t length, int64_t step) {
   const int64_t capacity = std::max<int64_t>(step, (length + step - 1) / step * step);
-  return Tensor::zeros({rows, like.dim(1), capacity, like.dim(3)}, Dtype::f32, like.device());
+  return Tensor::empty({rows, like.dim(1), capacity, like.dim(3)}, Dtype::f32, like.device());
+}
+
+void zero(Tensor region) {
+  if (region.numel() > 0) region.copy_(Tensor::zeros(region.shape(), region.dtype(), region.device()));
 }
 
 }  // namespace
 
-void BatchKVCache::add_row(const Tensor& keys, const Tensor& values) {
-  const int64_t n = keys.defined() ? keys.dim(2) : 0;
-  if (keys.defined()) {
+void BatchKVCache::add_row(const Tensor& keys, const Tensor& values) { add_rows({{keys, values}}); }
+
+void BatchKVCache::add_rows(const std::vector<std::pair<Tensor, Tensor>>& added) {
+  const Tensor* like_k = keys_.defined() ? &keys_ : nullptr;
+  const Tensor* like_v = values_.defined() ? &values_ : nullptr;
+  int64_t longest = 0;
+  for (const auto& [keys, values] : added) {
+    if (!keys.defined()) continue;
     check_kv(keys, values, "BatchKVCache::add_row");
     if (keys.dim(0) != 1) throw ShapeError("BatchKVCache::add_row: a row of batch " + std::to_string(keys.dim(0)));
-    if (keys_.defined() && (keys.dim(1) != keys_.dim(1) || keys.dim(3) != keys_.dim(3)))
+    if (like_k && (keys.dim(1) != like_k->dim(1) || keys.dim(3) != like_k->dim(3)))
       throw ShapeError("BatchKVCache::add_row: heads / head_dim differ from the batch's");
-  }
-  const int64_t B = rows();
-  const int64_t shift = std::max<int64_t>(0, n - offset_);  // the batch moves right by this
-  const int64_t length = offset_ + shift;
-  const Tensor& like = keys_.defined() ? keys_ : keys;
-  if (like.defined()) {
-    Tensor k = zeroed_like(like, B + 1, length, step_), v = zeroed_like(values_.defined() ? values_ : values, B + 1, length, step_);
-    if (B > 0 && keys_.defined() && offset_ > 0) {
-      k.slice(0, 0, B).slice(2, shift, length).copy_(keys_.slice(2, 0, offset_));
-      v.slice(0, 0, B).slice(2, shift, length).copy_(values_.slice(2, 0, offset_));
+    if (!like_k) {
+      like_k = &keys;
+      like_v = &values;
     }
-    if (n > 0) {
-      k.slice(0, B, B + 1).slice(2, length - n, length).copy_(keys);
-      v.slice(0, B, B + 1).slice(2, length - n, length).copy_(values);
+    longest = std::max(longest, keys.dim(2));
+  }
+  const int64_t B = rows(), A = static_cast<int64_t>(added.size());
+  const int64_t shift = std::max<int64_t>(0, longest - offset_);  // the batch moves right by this
+  const int64_t length = offset_ + shift;
+  if (like_k) {
+    // One new buffer for all the rows (a join is a copy of the whole batch).
+    Tensor k = unfilled_like(*like_k, B + A, length, step_), v = unfilled_like(*like_v, B + A, length, step_);
+    if (B > 0) {
+      const int64_t kept = keys_.defined() ? offset_ : 0;
+      zero(k.slice(0, 0, B).slice(2, 0, length - kept));
+      zero(v.slice(0, 0, B).slice(2, 0, length - kept));
+      if (kept > 0) {
+        k.slice(0, 0, B).slice(2, length - kept, length).copy_(keys_.slice(2, 0, kept));
+        v.slice(0, 0, B).slice(2, length - kept, length).copy_(values_.slice(2, 0, kept));
+      }
+    }
+    for (int64_t i = 0; i < A; ++i) {
+      const auto& [keys, values] = added[static_cast<size_t>(i)];
+      const int64_t n = keys.defined() ? keys.dim(2) : 0;
+      zero(k.slice(0, B + i, B + i + 1).slice(2, 0, length - n));
+      zero(v.slice(0, B + i, B + i + 1).slice(2, 0, length - n));
+      if (n > 0) {
+        k.slice(0, B + i, B + i + 1).slice(2, length - n, length).copy_(keys);
+        v.slice(0, B + i, B + i + 1).slice(2, length - n, length).copy_(values);
+      }
     }
     keys_ = k;
     values_ = v;
   }
   for (int64_t& p : pad_) p += shift;
-  pad_.push_back(length - n);
+  for (const auto& [keys, values] : added) pad_.push_back(length - (keys.defined() ? keys.dim(2) : 0));
   offset_ = length;
 }
 
-void BatchKVCache::remove_row(int64_t b) {
-  if (b < 0 || b >= rows()) throw InvalidArgument("BatchKVCache::remove_row: no row " + std::to_string(b));
-  pad_.erase(pad_.begin() + b);
+void BatchKVCache::remove_row(int64_t b) { remove_rows({b}); }
+
+void BatchKVCache::remove_rows(const std::vector<int64_t>& gone) {
+  const int64_t B = rows();
+  for (size_t i = 0; i < gone.size(); ++i) {
+    if (gone[i] < 0 || gone[i] >= B) throw InvalidArgument("BatchKVCache::remove_row: no row " + std::to_string(gone[i]));
+    if (i > 0 && gone[i] <= gone[i - 1]) throw InvalidArgument("BatchKVCache::remove_rows: rows not ascending");
+  }
+  std::vector<int64_t> pads;
+  for (int64_t b = 0, g = 0; b < B; ++b) {
+    if (g < static_cast<int64_t>(gone.size()) && gone[static_cast<size_t>(g)] == b) {
+      ++g;
+    } else {
+      pads.push_back(pad_[static_cast<size_t>(b)]);
+    }
+  }
+  pad_ = std::move(pads);
   if (pad_.empty()) {  // nothing left: the buffers go
     keys_ = {};
     values_ = {};
@@ -100,15 +141,23 @@ void BatchKVCache::remove_row(int64_t b) {
   const int64_t drop = std::min(*std::min_element(pad_.begin(), pad_.end()), offset_);
   const int64_t length = offset_ - drop;
   if (keys_.defined()) {
-    const int64_t B = rows() + 1;
-    Tensor k = zeroed_like(keys_, B - 1, length, step_), v = zeroed_like(values_, B - 1, length, step_);
-    auto move_rows = [&](int64_t from, int64_t to, int64_t dest) {
-      if (to <= from || length == 0) return;
-      k.slice(0, dest, dest + to - from).slice(2, 0, length).copy_(keys_.slice(0, from, to).slice(2, drop, offset_));
-      v.slice(0, dest, dest + to - from).slice(2, 0, length).copy_(values_.slice(0, from, to).slice(2, drop, offset_));
+    Tensor k = unfilled_like(keys_, rows(), length, step_), v = unfilled_like(values_, rows(), length, step_);
+    // The runs of kept rows between the removed ones, each in one copy.
+    int64_t dest = 0;
+    auto move_rows = [&](int64_t from, int64_t to) {
+      if (to <= from) return;
+      if (length > 0) {
+        k.slice(0, dest, dest + to - from).slice(2, 0, length).copy_(keys_.slice(0, from, to).slice(2, drop, offset_));
+        v.slice(0, dest, dest + to - from).slice(2, 0, length).copy_(values_.slice(0, from, to).slice(2, drop, offset_));
+      }
+      dest += to - from;
     };
-    move_rows(0, b, 0);
-    move_rows(b + 1, B, b);
+    int64_t from = 0;
+    for (int64_t g : gone) {
+      move_rows(from, g);
+      from = g + 1;
+    }
+    move_rows(from, B);
     keys_ = k;
     values_ = v;
   }
@@ -176,6 +225,30 @@ void join_batch_row(nn::KVCacheList& batch, const nn::KVCacheList& row) {
     } else {
       keys->add_row(kv[0], kv[1]);
     }
+  }
+}
+
+void join_batch_rows(nn::KVCacheList& batch, const std::vector<std::vector<std::vector<Tensor>>>& rows) {
+  if (rows.empty()) return;
+  const size_t layers = rows[0].size();
+  if (batch.empty())
+    for (size_t i = 0; i < layers; ++i) batch.push_back(std::make_unique<BatchKVCache>(std::vector<int64_t>{}));
+  for (const auto& row : rows)
+    if (row.size() != batch.size())
+      throw InvalidArgument("batch cache: a row of " + std::to_string(row.size()) + " layers joins a batch of " +
+                            std::to_string(batch.size()));
+  for (size_t i = 0; i < batch.size(); ++i) {
+    auto* keys = dynamic_cast<BatchKVCache*>(batch[i].get());
+    if (!keys) throw InvalidArgument("batch cache: layer " + std::to_string(i) + " is a " + batch[i]->class_name());
+    std::vector<std::pair<Tensor, Tensor>> added;
+    for (const auto& row : rows) {
+      if (row[i].empty()) {
+        added.emplace_back();
+      } else {
+        added.emplace_back(row[i].at(0), row[i].at(1));
+      }
+    }
+    keys->add_rows(added);
   }
 }
 

@@ -31,8 +31,12 @@ class BatchKVCache : public nn::KVCache {
   // Appends a row holding keys / values [1, kv_heads, n, head_dim] (undefined: n = 0)
   // at positions 0..n-1 of its sequence.
   void add_row(const Tensor& keys, const Tensor& values);
+  // Appends several rows as add_row does, copying the batch once.
+  void add_rows(const std::vector<std::pair<Tensor, Tensor>>& rows);
   // Removes row b (later rows move up by one).
   void remove_row(int64_t b);
+  // Removes the rows `gone` (ascending), copying the batch once.
+  void remove_rows(const std::vector<int64_t>& gone);
   // Row b's keys and values at positions 0.. of its sequence: views [1, kv_heads, n,
   // head_dim] (empty while the batch holds no keys).
   std::vector<Tensor> row_state(int64_t b) const;
@@ -54,5 +58,10 @@ nn::KVCacheList batch_row_caches(const models::LanguageModel& model);
 // values left-padded to the batch's length (BatchKVCache::add_row). An empty batch list
 // first gets its caches (StateCache for state layers, BatchKVCache for the others).
 void join_batch_row(nn::KVCacheList& batch, const nn::KVCacheList& row);
+
+// Joins several rows at once to a batch of attention layers only (one copy of the
+// batch): rows[r][i] is row r's keys and values of layer i ([1, kv_heads, n, head_dim]
+// each; empty: none). An empty batch list first gets its BatchKVCaches.
+void join_batch_rows(nn::KVCacheList& batch, const std::vector<std::vector<std::vector<Tensor>>>& rows);
 
 }  // namespace lmx::generate

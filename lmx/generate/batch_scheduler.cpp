@@ -20,6 +20,13 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
 
 const models::ForwardOptions kLastPositionOnly{nullptr, true};
 
+// The most prompt tokens of several sequences run in one prefill pass. Below the CPU's
+// packed GEMM threshold (kMinGemmRows, 64): the rows run the matvec kernels they run
+// alone (the same bits, so batched equals alone), and on the 2-core AVX-512 machine
+// of docs/performance.md a 210-row pass through the GEMM took 16 s where the few-row
+// matvec takes ~53 ms a row (Llama-3.2-1B shape, 4-bit).
+constexpr int64_t kPrefillGroupTokens = 63;
+
 }  // namespace
 
 struct BatchScheduler::Sequence {
@@ -188,6 +195,7 @@ SchedulerStats BatchScheduler::stats() const {
   s.steps = steps_.load();
   s.step_rows = step_rows_.load();
   s.prefill_tokens = prefill_tokens_.load();
+  s.prefill_passes = prefill_passes_.load();
   if (prefix_cache_) s.prefix_cache = prefix_cache_->stats();
   s.admitted_kv_bytes = admitted_kv_bytes_.load();
   s.admission_refusals = admission_refusals_.load();
@@ -280,64 +288,160 @@ void BatchScheduler::step() {
   if (!rows_.empty()) decode();
 }
 
+void BatchScheduler::begin_prefill(Sequence& s) {
+  s.started = Clock::now();
+  // Plain caches on every layer (windowed ones too: the batch cache masks by window).
+  // Recurrent layers keep their own state cache.
+  s.cache = batch_row_caches(model_);
+  s.reuse_prefix = prefix_cache_ && PrefixKVStore::reusable(model_, s.cache);
+  const int64_t n = static_cast<int64_t>(s.prompt.size()) - 1;
+  const int64_t seedable = std::min(n, cacheable(s));
+  if (s.reuse_prefix && seedable > 0) {
+    s.cached = prefix_cache_->seed(std::span<const int32_t>(s.identity.data(), static_cast<size_t>(seedable)),
+                                   s.cache, s.lease);
+    s.prefilled = s.cached;
+  }
+}
+
+int64_t BatchScheduler::chunk_length(const Sequence& s) const {
+  // Balanced chunks of what is left, as the single-sequence token loop cuts them; the
+  // placeholders of every image in one call.
+  const int64_t n = static_cast<int64_t>(s.prompt.size()) - 1;
+  const int64_t todo = n - s.cached;
+  const int64_t chunks = (todo + s.params.prefill_step_size - 1) / s.params.prefill_step_size;
+  const int64_t chunk = (todo + chunks - 1) / chunks;
+  const bool images = !s.images.empty() && s.prefilled + chunk > s.first_image;
+  return images ? n - s.prefilled : std::min(chunk, n - s.prefilled);
+}
+
+bool BatchScheduler::batchable(const Sequence& s) const {
+  if (vlm_ || s.cache.empty()) return false;
+  for (const auto& c : s.cache)
+    if (!dynamic_cast<const SimpleKVCache*>(c.get())) return false;  // state caches: alone
+  return true;
+}
+
+bool BatchScheduler::waits_for_prefix(const Sequence& t, const std::vector<size_t>& group) const {
+  if (!prefix_cache_ || !t.cache.empty()) return false;
+  const auto block = static_cast<int64_t>(options_.prefix_block_tokens);
+  if (std::min<int64_t>(static_cast<int64_t>(t.prompt.size()) - 1, cacheable(t)) < block) return false;
+  for (size_t i : group) {
+    const Sequence& s = *prefilling_[i];
+    // s stores its first block after this chunk, and t would seed it then instead of
+    // computing it now.
+    if (s.reuse_prefix && s.cached < block && s.prefilled + chunk_length(s) >= block &&
+        std::equal(t.identity.begin(), t.identity.begin() + block, s.identity.begin()))
+      return true;
+  }
+  return false;
+}
+
 void BatchScheduler::prefill_chunk() {
   models::LanguageModel& model = model_;
-  Sequence& s = *prefilling_.front();
-  const int64_t n = static_cast<int64_t>(s.prompt.size()) - 1;
+  std::vector<size_t> group{0};  // indices into prefilling_, ascending
+  nn::KVCacheList batch;         // the group's caches when it has several sequences
   try {
-    if (s.cache.empty()) {
-      s.started = Clock::now();
-      // Plain caches on every layer (windowed ones too: the batch cache masks by window).
-      // Recurrent layers keep their own state cache.
-      s.cache = batch_row_caches(model);
-      s.reuse_prefix = prefix_cache_ && PrefixKVStore::reusable(model, s.cache);
-      const int64_t seedable = std::min(n, cacheable(s));
-      if (s.reuse_prefix && seedable > 0) {
-        s.cached = prefix_cache_->seed(std::span<const int32_t>(s.identity.data(), static_cast<size_t>(seedable)),
-                                       s.cache, s.lease);
-        s.prefilled = s.cached;
+    Sequence& s = *prefilling_.front();
+    if (s.cache.empty()) begin_prefill(s);
+    const int64_t len = s.prefilled < static_cast<int64_t>(s.prompt.size()) - 1 ? chunk_length(s) : 0;
+    // Others at the same point of a prompt whose next chunk has the same length run in
+    // the same forward pass, up to kPrefillGroupTokens tokens in all: one pass over the
+    // weights for all of them.
+    if (len > 0 && batchable(s)) {
+      int64_t tokens = len;
+      const int64_t budget = std::min<int64_t>(kPrefillGroupTokens, s.params.prefill_step_size);
+      for (size_t i = 1; i < prefilling_.size() && tokens + len <= budget; ++i) {
+        Sequence& t = *prefilling_[i];
+        if (waits_for_prefix(t, group)) continue;
+        if (t.cache.empty()) begin_prefill(t);
+        if (!batchable(t) || t.prefilled != s.prefilled || t.prefilled >= static_cast<int64_t>(t.prompt.size()) - 1 ||
+            chunk_length(t) != len)
+          continue;
+        group.push_back(i);
+        tokens += len;
       }
     }
-    if (s.prefilled < n) {
-      // Balanced chunks of what is left, as the single-sequence token loop cuts them; the
-      // placeholders of every image in one call.
-      const int64_t todo = n - s.cached;
-      const int64_t chunks = (todo + s.params.prefill_step_size - 1) / s.params.prefill_step_size;
-      const int64_t chunk = (todo + chunks - 1) / chunks;
-      const bool images = !s.images.empty() && s.prefilled + chunk > s.first_image;
-      const int64_t len = images ? n - s.prefilled : std::min(chunk, n - s.prefilled);
-      std::vector<int32_t> ids(s.prompt.begin() + s.prefilled, s.prompt.begin() + s.prefilled + len);
-      if (vlm_) vlm_->set_position_shifts({s.position_shift});
-      if (images) vlm_->set_images(std::move(s.images));
-      s.images = {};
-      model.forward(Tensor::from_vector(ids, {1, len}), &s.cache, kLastPositionOnly);
-      if (vlm_) s.position_shift = vlm_->position_shift();
-      s.prefilled += len;
-      prefill_tokens_.fetch_add(static_cast<uint64_t>(len));
+    const auto rows = static_cast<int64_t>(group.size());
+    if (len > 0) {
+      std::vector<int32_t> ids;
+      for (size_t i : group) {
+        const Sequence& t = *prefilling_[i];
+        ids.insert(ids.end(), t.prompt.begin() + t.prefilled, t.prompt.begin() + t.prefilled + len);
+      }
+      if (rows == 1) {
+        if (vlm_) vlm_->set_position_shifts({s.position_shift});
+        if (!s.images.empty() && s.prefilled + len > s.first_image) {
+          vlm_->set_images(std::move(s.images));
+          s.images = {};
+        }
+        model.forward(Tensor::from_vector(ids, {1, len}), &s.cache, kLastPositionOnly);
+        if (vlm_) s.position_shift = vlm_->position_shift();
+      } else {
+        // One batch (no padding: every row is at the same position) seeded with what the
+        // rows hold (prefix-cache blocks).
+        std::vector<std::vector<std::vector<Tensor>>> held;
+        for (size_t i : group) {
+          std::vector<std::vector<Tensor>> layers;
+          for (const auto& c : prefilling_[i]->cache) layers.push_back(c->state());
+          held.push_back(std::move(layers));
+        }
+        join_batch_rows(batch, held);
+        model.forward(Tensor::from_vector(ids, {rows, len}), &batch, kLastPositionOnly);
+      }
+      for (size_t i : group) prefilling_[i]->prefilled += len;
+      prefill_tokens_.fetch_add(static_cast<uint64_t>(rows * len));
+      prefill_passes_.fetch_add(1);
     }
-    if (s.prefilled < n) return;
-    if (s.reuse_prefix) {
+    // Those whose prompt is prefilled store it in the prefix cache and join the batch
+    // (all at once: a join copies the batch's keys and values).
+    std::vector<std::vector<std::vector<Tensor>>> joining;
+    for (int64_t r = 0; r < rows; ++r) {
+      Sequence& t = *prefilling_[group[static_cast<size_t>(r)]];
       std::vector<std::vector<Tensor>> layers;
-      for (const auto& c : s.cache) layers.push_back(c->state());
-      const int64_t stored = std::min(n, cacheable(s));
-      if (stored > 0)
-        prefix_cache_->store(std::span<const int32_t>(s.identity.data(), static_cast<size_t>(stored)), layers, s.lease);
+      for (size_t l = 0; l < t.cache.size(); ++l)
+        layers.push_back(rows == 1 ? t.cache[l]->state() : static_cast<const BatchKVCache&>(*batch[l]).row_state(r));
+      const int64_t n = static_cast<int64_t>(t.prompt.size()) - 1;
+      if (t.prefilled < n) {  // more chunks: its own caches keep the keys and values
+        if (rows > 1) {
+          t.cache = batch_row_caches(model_);
+          for (size_t l = 0; l < layers.size(); ++l) t.cache[l]->update_and_fetch(layers[l][0], layers[l][1]);
+        }
+        continue;
+      }
+      if (t.reuse_prefix) {
+        const int64_t stored = std::min(n, cacheable(t));
+        if (stored > 0)
+          prefix_cache_->store(std::span<const int32_t>(t.identity.data(), static_cast<size_t>(stored)), layers, t.lease);
+      }
+      if (t.params.max_tokens && *t.params.max_tokens == 0) continue;
+      if (rows == 1) {
+        join_batch_row(batch_cache_, t.cache);  // state caches too
+      } else {
+        joining.push_back(std::move(layers));
+      }
     }
-    if (s.params.max_tokens && *s.params.max_tokens == 0) {
-      finish(*take_prefilling(0), StopReason::length, true);
-      return;
-    }
-    // Recurrent layers batch their state rows; attention layers their keys / values.
-    join_batch_row(batch_cache_, s.cache);
+    if (!joining.empty()) join_batch_rows(batch_cache_, joining);
   } catch (const std::exception& e) {
-    auto failed = take_prefilling(0);
-    failed->group->fail(e.what());
-    finish(*failed, StopReason::cancelled, false);
+    for (size_t i = group.size(); i-- > 0;) {
+      auto failed = take_prefilling(group[i]);
+      failed->group->fail(e.what());
+      finish(*failed, StopReason::cancelled, false);
+    }
     return;
   }
-  s.cache.clear();
-  s.next_token = s.prompt.back();
-  rows_.push_back(take_prefilling(0));
+  for (size_t j = 0, taken = 0; j < group.size(); ++j) {
+    const size_t i = group[j] - taken;
+    Sequence& t = *prefilling_[i];
+    if (t.prefilled < static_cast<int64_t>(t.prompt.size()) - 1) continue;
+    ++taken;
+    if (t.params.max_tokens && *t.params.max_tokens == 0) {
+      finish(*take_prefilling(i), StopReason::length, true);
+      continue;
+    }
+    t.cache.clear();
+    t.next_token = t.prompt.back();
+    rows_.push_back(take_prefilling(i));
+  }
   row_count_.store(rows_.size());
 }
 
@@ -412,11 +516,15 @@ void BatchScheduler::decode() {
       s.next_token = token;
     }
   }
-  for (size_t i = done.size(); i-- > 0;) {
-    if (done[i].reason != StopReason::cancelled) store_reply(done[i].row);
-    auto s = take_row(done[i].row);
-    finish(*s, done[i].reason, done[i].flush);
+  if (done.empty()) return;
+  // Out of the batch at once (each removal copies the batch's keys and values).
+  std::vector<size_t> gone;
+  for (const Ending& d : done) {
+    if (d.reason != StopReason::cancelled) store_reply(d.row);
+    gone.push_back(d.row);
   }
+  std::vector<std::unique_ptr<Sequence>> ended = take_rows(gone);
+  for (size_t i = 0; i < done.size(); ++i) finish(*ended[i], done[i].reason, done[i].flush);
 }
 
 void BatchScheduler::store_reply(size_t r) {
@@ -475,17 +583,23 @@ void BatchScheduler::fail_all(const std::string& error) {
 }
 
 std::unique_ptr<BatchScheduler::Sequence> BatchScheduler::take_row(size_t r) {
+  return std::move(take_rows({r}).front());
+}
+
+std::vector<std::unique_ptr<BatchScheduler::Sequence>> BatchScheduler::take_rows(const std::vector<size_t>& gone) {
+  const std::vector<int64_t> rows(gone.begin(), gone.end());
   for (auto& c : batch_cache_) {
     if (auto* state = dynamic_cast<nn::StateCache*>(c.get())) {
-      state->remove_row(static_cast<int64_t>(r));
+      for (size_t i = rows.size(); i-- > 0;) state->remove_row(rows[i]);
     } else {
-      static_cast<BatchKVCache&>(*c).remove_row(static_cast<int64_t>(r));
+      static_cast<BatchKVCache&>(*c).remove_rows(rows);
     }
   }
-  auto s = std::move(rows_[r]);
-  rows_.erase(rows_.begin() + static_cast<std::ptrdiff_t>(r));
+  std::vector<std::unique_ptr<Sequence>> out;
+  for (size_t r : gone) out.push_back(std::move(rows_[r]));
+  for (size_t i = gone.size(); i-- > 0;) rows_.erase(rows_.begin() + static_cast<std::ptrdiff_t>(gone[i]));
   row_count_.store(rows_.size());
-  return s;
+  return out;
 }
 
 std::unique_ptr<BatchScheduler::Sequence> BatchScheduler::take_prefilling(size_t i) {

@@ -1,8 +1,10 @@
 // Continuous batching: many generations share one forward pass per decode step. A
 // submitted request waits until a row is free (max_concurrent rows), has its prompt
-// prefilled alone in chunks of params.prefill_step_size (one chunk between two decode
-// steps, so a long prompt does not stall the running rows), then joins the batch
-// (BatchKVCache rows join and leave between steps). Each row keeps its own parameters
+// prefilled in chunks of params.prefill_step_size (one chunk between two decode steps,
+// so a long prompt does not stall the running rows; the chunks of sequences at the same
+// point of their prompts run in one forward pass, and a sequence that shares a prompt
+// prefix with one being prefilled waits one step to take it from the prefix cache), then
+// joins the batch (BatchKVCache rows join and leave between steps). Each row keeps its own parameters
 // (sampler, penalties, logit bias, logits_processors), stop strings, EOS and token limit,
 // and leaves when it ends, is cancelled or passes its deadline. At temperature 0 a row
 // yields the tokens of generating its prompt alone.
@@ -83,6 +85,7 @@ struct SchedulerStats {
   // Prompt tokens run through prefill passes (a sequence's last prompt token is run by
   // its first decode step, and tokens taken from the prefix cache are not run at all).
   uint64_t prefill_tokens = 0;
+  uint64_t prefill_passes = 0;  // forward passes of prefill (one may hold several sequences)
   PrefixCacheStats prefix_cache;  // zeros without a prefix cache
   size_t admitted_kv_bytes = 0;     // KV bytes of the admitted sequences' tickets (admission only)
   uint64_t admission_refusals = 0;  // times the queue's head was refused by the manager
@@ -159,7 +162,19 @@ class BatchScheduler {
   void admit_waiting();
   // One iteration on the worker: drop cancelled sequences, one prefill chunk, one decode step.
   void step();
+  // One prefill chunk of the first prefilling sequence, in one forward pass with the
+  // others at the same point of their prompt whose next chunk has the same length (up to
+  // 63 tokens in all: kPrefillGroupTokens); those whose prompt is then prefilled join the batch.
   void prefill_chunk();
+  // A sequence's caches before its first chunk, seeded from the prefix cache.
+  void begin_prefill(Sequence& s);
+  // The length of s's next prefill chunk.
+  int64_t chunk_length(const Sequence& s) const;
+  // Whether s's chunks may run batched with others' (plain KV caches, no images).
+  bool batchable(const Sequence& s) const;
+  // Whether fresh sequence t should wait for a sequence of `group` to store the prompt
+  // prefix they share in the prefix cache (then t seeds it instead of computing it).
+  bool waits_for_prefix(const Sequence& t, const std::vector<size_t>& group) const;
   void decode();
   // How many of a sequence's first tokens the prefix cache may give or take: all, or
   // with images those before the first placeholder (none for models whose image calls
@@ -172,6 +187,8 @@ class BatchScheduler {
   // Takes a sequence out of the batch (its cache row goes) or out of the prefill queue;
   // the counts stats() reads follow at once.
   std::unique_ptr<Sequence> take_row(size_t r);
+  // Takes rows `gone` (ascending) out of the batch at once, in that order.
+  std::vector<std::unique_ptr<Sequence>> take_rows(const std::vector<size_t>& gone);
   std::unique_ptr<Sequence> take_prefilling(size_t i);
   // Ends the batch's rows (and with fail_all the prefilling sequences too) with `error`.
   void fail_rows(const std::string& error);
@@ -194,7 +211,7 @@ class BatchScheduler {
   std::vector<std::unique_ptr<Sequence>> rows_;  // row r of the batch cache
   nn::KVCacheList batch_cache_;
   std::atomic<size_t> prefilling_count_{0}, row_count_{0};
-  std::atomic<uint64_t> steps_{0}, step_rows_{0}, prefill_tokens_{0};
+  std::atomic<uint64_t> steps_{0}, step_rows_{0}, prefill_tokens_{0}, prefill_passes_{0};
   std::atomic<uint64_t> admission_refusals_{0};
   std::atomic<size_t> admitted_kv_bytes_{0};
   std::thread worker_;

@@ -102,6 +102,63 @@ TEST_P(SchedulerFixtures, EachRowEqualsGeneratingItAlone) {
   EXPECT_EQ(scheduler.stats().rows, 0u);
 }
 
+// Prompts queued together: those at the same point with chunks of the same length are
+// prefilled in one forward pass, those sharing a prefix-cache block with one being
+// prefilled wait for it and take it from the cache, and a prompt of another length runs
+// alone; every row still yields the tokens of generating its prompt alone.
+TEST_P(SchedulerFixtures, PromptsQueuedTogetherShareForwardPassesAndEqualGeneratingAlone) {
+  auto loaded = models::load_model(testing::fixture(GetParam()));
+  models::LanguageModel& model = *loaded.model;
+  std::mt19937 rng(77);
+  std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(model.vocab_size()) - 1);
+  auto prompt = [&](size_t n) {
+    std::vector<int32_t> p(n);
+    for (auto& t : p) t = tok(rng);
+    return p;
+  };
+  // 0-3: 7 random tokens; 4-6: 7 tokens starting with 0's first block (4 tokens); 7: 11.
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 4; ++i) prompts.push_back(prompt(7));
+  for (int i = 0; i < 3; ++i) {
+    std::vector<int32_t> p = prompt(7);
+    std::copy(prompts[0].begin(), prompts[0].begin() + 4, p.begin());
+    prompts.push_back(p);
+  }
+  prompts.push_back(prompt(11));
+  GenerateParameters params;
+  params.temperature = 0;
+  params.max_tokens = 6;
+  generate::SchedulerOptions options;
+  options.max_concurrent = 8;
+  options.prefix_cache_bytes = size_t{1} << 24;
+  options.prefix_block_tokens = 4;
+  BatchScheduler scheduler(model, nullptr, options);
+  std::vector<ScheduledRequest> requests;
+  for (const auto& p : prompts) {
+    ScheduledRequest r{p, params, {}};
+    r.options.token_events = true;
+    requests.push_back(r);
+  }
+  const auto got = drain(*scheduler.submit(requests), prompts.size());  // queued at once
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    std::vector<int32_t> alone;
+    generate::TokenGeneration gen(model, prompts[i], params);
+    gen.run([&](const generate::TokenLogprob& l) {
+      alone.push_back(l.token);
+      return true;
+    });
+    EXPECT_EQ(got[i].tokens, alone) << GetParam() << " sequence " << i;
+  }
+  // With the prefix cache: {0, 1, 2, 3}, then {4, 5, 6} from 0's block, then 7; without
+  // (models whose caches it cannot seed): {0 .. 6}, then 7.
+  const bool reused = got[4].info.cached_prompt_tokens == 4;
+  if (reused) {
+    for (size_t i = 5; i < 7; ++i) EXPECT_EQ(got[i].info.cached_prompt_tokens, 4) << i;
+  }
+  EXPECT_EQ(scheduler.stats().prefill_passes, reused ? 3u : 2u) << GetParam();
+  EXPECT_EQ(scheduler.stats().rows, 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, SchedulerFixtures,
                          ::testing::Values("llama", "gemma2", "gemma3_text", "starcoder2", "qwen3", "mixtral"));
 

@@ -658,19 +658,28 @@ void run_matvec_rows(std::span<const MatvecTarget> targets,
   } else {
     plan_chunks(targets.first(per_row), nt, chunks);
   }
-  // Up to kMaxFewRows rows with int16 x on AVX-512: all rows from one pass over the chunk.
-  const bool few = prec == ActivationPrecision::int16 &&
-                   few_rows_int16_supported(*targets[0].w, static_cast<int64_t>(xps.size()));
+  // Rows with int16 x on AVX-512: groups of up to kMaxFewRows rows, each group from one
+  // pass over the chunk (the chunk from memory for the first group, from L2 for the
+  // others); rows split evenly so that no group is a single row (32 rows: 4 x 8, 23: 8, 8, 7).
+  const size_t m = xps.size();
+  const bool few = prec == ActivationPrecision::int16 && m >= 2 &&
+                   few_rows_int16_supported(*targets[0].w, std::min<int64_t>(static_cast<int64_t>(m), kMaxFewRows));
+  const size_t groups = (m + static_cast<size_t>(kMaxFewRows) - 1) / static_cast<size_t>(kMaxFewRows);
   auto do_chunk = [&](int64_t c) {
     const MatvecChunk& ch = chunks[static_cast<size_t>(c)];
     if (few) {
-      float* y[kMaxFewRows];
-      for (size_t i = 0; i < xps.size(); ++i) y[i] = targets[i * per_row + static_cast<size_t>(ch.target)].y;
-      few_rows_int16_avx512(*targets[static_cast<size_t>(ch.target)].w, xps.data(), y,
-                            static_cast<int>(xps.size()), ch.b0, ch.b1);
+      for (size_t g = 0, first = 0; g < groups; ++g) {
+        const size_t count = (m - first) / (groups - g);
+        float* y[kMaxFewRows];
+        for (size_t i = 0; i < count; ++i)
+          y[i] = targets[(first + i) * per_row + static_cast<size_t>(ch.target)].y;
+        few_rows_int16_avx512(*targets[static_cast<size_t>(ch.target)].w, xps.data() + first, y,
+                              static_cast<int>(count), ch.b0, ch.b1);
+        first += count;
+      }
       return;
     }
-    for (size_t i = 0; i < xps.size(); ++i)
+    for (size_t i = 0; i < m; ++i)
       matvec_chunk(targets[i * per_row + static_cast<size_t>(ch.target)], xps[i], prec, ch.b0, ch.b1);
   };
   run_dynamic_on(pool, static_cast<int64_t>(chunks.size()), do_chunk, nt);

@@ -692,8 +692,9 @@ TEST(QuantizedMatmul, DecodeSplitOverThreadsGivesTheBitsOfOneThread) {
   }
 }
 
-// Speculative decoding's verify pass and batched decode: m = 2 .. 9 rows in one call
-// (the AVX-512 few-row kernel for int16 x up to 8 rows, the row-looped matvec otherwise)
+// Speculative decoding's verify pass and batched decode: m = 2 .. 9, 11, 17, 23 and 32 rows
+// in one call (the AVX-512 few-row kernel for int16 x, in groups of up to 8 rows past 8;
+// the row-looped matvec otherwise)
 // give each row the bits of a one-row (decode) call, through one weight and through a
 // shared-input region; with int16 x the AVX-512 kernel's rows are the AVX2 matvec's. Odd n and k (k an odd number of groups), 4 and 8 bits, every group
 // and scale dtype; n = 2051 is large enough for 2-3 threads to split it into chunks.
@@ -722,7 +723,9 @@ TEST(QuantizedMatmul, FewRowsEqualOneRowCallsBitForBit) {
           const PackedQuantWeight packed = pack_quantized(qw.view), packed2 = pack_quantized(qw2.view);
           QuantMatmulOptions opt;
           opt.activations = prec;
-          for (int64_t m = 2; m <= 9; m += large ? 3 : 1) {
+          const std::vector<int64_t> ms = large ? std::vector<int64_t>{2, 5, 8, 11, 32}
+                                                : std::vector<int64_t>{2, 3, 4, 5, 6, 7, 8, 9, 17, 23};
+          for (int64_t m : ms) {
             // From 4 rows on, an int8 request without AVX-512 runs int16 (rows_precision).
             if (prec == ActivationPrecision::int8 && m >= 4 && !features.use_avx512()) continue;
             ThreadPool* pool = (seed & 1) ? &pool2 : &pool3;
