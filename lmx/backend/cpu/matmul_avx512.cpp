@@ -449,16 +449,27 @@ void matmul_nt_f32_gemm_avx512(const float* x,
     for (int64_t i = 0; i < m; ++i) std::fill(y + i * ldy, y + i * ldy + w.n, 0.0f);
     return;
   }
-  const F32Path op{x, ldx, static_cast<const float*>(w.data), w.ld, w.k};
+  const auto* wf = static_cast<const float*>(w.data);
   // One thread per 64K multiply-adds, the AVX2 GEMM's rule (gemm_nt_packed).
   const int64_t threads =
       std::min<int64_t>(pool.num_threads(), std::max<int64_t>(1, (m * w.n * w.k) >> 16));
+  // Every thread packs the A rows and the B columns it runs over: with more rows than
+  // columns (an encoder's batch of thousands of tokens against a few hundred outputs)
+  // threads split the rows in whole A blocks, so x is packed once instead of once a thread.
+  // Which thread computes an output changes none of its bits.
+  const bool by_rows = m > w.n;
   run_on(
       pool,
       [&](int t, int nt) {
+        if (by_rows) {
+          const int64_t blocks = (m + kMC - 1) / kMC;
+          const int64_t i0 = std::min(m, blocks * t / nt * kMC), i1 = std::min(m, blocks * (t + 1) / nt * kMC);
+          if (i0 < i1) gemm_range(F32Path{x + i0 * ldx, ldx, wf, w.ld, w.k}, i1 - i0, 0, w.n, y + i0 * ldy, ldy);
+          return;
+        }
         int64_t n0, n1;
         split_cols(w.n, t, nt, n0, n1);
-        if (n0 < n1) gemm_range(op, m, n0, n1, y, ldy);
+        if (n0 < n1) gemm_range(F32Path{x, ldx, wf, w.ld, w.k}, m, n0, n1, y, ldy);
       },
       static_cast<int>(threads));
 }

@@ -164,7 +164,7 @@ TEST_P(CpuTierTest, DenseF32GemmMatchesReferenceAndAvx2) {
   };
   const Shape shapes[] = {{2, 3, 5},      {4, 33, 67},   {7, 31, 129},   {13, 100, 300},
                           {25, 47, 513},  {64, 65, 2049}, {6, 1030, 96}, {30, 384, 1536},
-                          {100, 17, 4100}};
+                          {100, 17, 4100}, {203, 96, 384}};
   uint32_t seed = 300;
   CpuFeatures avx2_features;
   const bool simd = GetParam() != CpuTier::scalar && GetParam() != CpuTier::neon &&
