@@ -77,11 +77,18 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::worker_loop(int index) {
+  // A waiting worker that yields hands its core to whatever else is runnable, a nice-19
+  // build included, and may get it back only a time slice later, after the region it waits
+  // for has begun: only a pool with more threads than processors, where the thread this one
+  // waits for may need the core, yields while spinning (2 threads on 2 loaded cores: lmx
+  // embed 1.27 -> 1.58 cores busy, 0.83x the wall time).
+  const unsigned cores = std::thread::hardware_concurrency();
+  const bool oversubscribed = cores != 0 && static_cast<unsigned>(num_threads_) > cores;
   uint64_t seen = 0;
   for (;;) {
     uint64_t e = epoch_.load(std::memory_order_acquire);
     for (int spin = 0; e == seen && spin < kSpinIterations; ++spin) {
-      if (spin % 64 == 63) std::this_thread::yield();  // let other runnable threads in
+      if (oversubscribed && spin % 64 == 63) std::this_thread::yield();  // let the others in
       cpu_relax();
       e = epoch_.load(std::memory_order_acquire);
     }
