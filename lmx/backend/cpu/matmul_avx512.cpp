@@ -298,19 +298,24 @@ void pack_b_pairs(uint32_t* dst,
 }
 
 // C tile (mr x nr of 12 x 32) (+)= the A slivers a0, a1 times the B slivers b0, b1 over
-// `steps` pairs of inputs.
-void micro_dp_12x32(int64_t steps,
-                    const uint32_t* a0,
-                    const uint32_t* a1,
-                    const uint32_t* b0,
-                    const uint32_t* b1,
-                    float* c,
-                    int64_t c_rs,
-                    int mr,
-                    int nr,
-                    bool read_c) {
+// `steps` steps of 32 bits: pairs of bf16 inputs (vdpbf16ps) or f32 inputs (vfmadd231ps).
+template <bool kBf16Pairs>
+void micro_steps_12x32(int64_t steps,
+                       const void* a0,
+                       const void* a1,
+                       const void* b0,
+                       const void* b1,
+                       float* c,
+                       int64_t c_rs,
+                       int mr,
+                       int nr,
+                       bool read_c) {
   alignas(64) float acc[kMR][kNR];
-  LMX_VNNI_TILE_LOOP("vdpbf16ps");
+  if constexpr (kBf16Pairs) {
+    LMX_VNNI_TILE_LOOP("vdpbf16ps");
+  } else {
+    LMX_VNNI_TILE_LOOP("vfmadd231ps");
+  }
   store_tile(acc, c, c_rs, mr, nr, read_c);
 }
 
@@ -335,9 +340,8 @@ struct DotPath {
   }
   static void micro(int64_t ks, const void* a0, const void* a1, const void* b, float* c,
                     int64_t c_rs, int mr, int nr, bool read_c) {
-    const auto* b0 = static_cast<const uint32_t*>(b);
-    micro_dp_12x32(ks, static_cast<const uint32_t*>(a0), static_cast<const uint32_t*>(a1), b0,
-                   b0 + ks * kInt16Cols, c, c_rs, mr, nr, read_c);
+    micro_steps_12x32<true>(ks, a0, a1, b, static_cast<const uint32_t*>(b) + ks * kInt16Cols, c,
+                            c_rs, mr, nr, read_c);
   }
 };
 
@@ -348,20 +352,6 @@ struct DotPath {
 // GEMM's (avx2::F32Sliver::kc), so every output is the same chain of fused multiply-adds
 // in the same order, then added to the earlier blocks' sum: this tier and the AVX2 one
 // give the same bits.
-void micro_f32_12x32(int64_t steps,
-                     const float* a0,
-                     const float* a1,
-                     const float* b0,
-                     const float* b1,
-                     float* c,
-                     int64_t c_rs,
-                     int mr,
-                     int nr,
-                     bool read_c) {
-  alignas(64) float acc[kMR][kNR];
-  LMX_VNNI_TILE_LOOP("vfmadd231ps");
-  store_tile(acc, c, c_rs, mr, nr, read_c);
-}
 
 struct F32Path {
   const float* x;
@@ -384,9 +374,8 @@ struct F32Path {
   }
   static void micro(int64_t ks, const void* a0, const void* a1, const void* b, float* c,
                     int64_t c_rs, int mr, int nr, bool read_c) {
-    const auto* b0 = static_cast<const float*>(b);
-    micro_f32_12x32(ks, static_cast<const float*>(a0), static_cast<const float*>(a1), b0,
-                    b0 + ks * avx2::kNR, c, c_rs, mr, nr, read_c);
+    micro_steps_12x32<false>(ks, a0, a1, b, static_cast<const float*>(b) + ks * avx2::kNR, c,
+                             c_rs, mr, nr, read_c);
   }
 };
 
