@@ -91,7 +91,7 @@ struct EmbedArgs {
   std::string tokenizer;
   bool no_normalize = false;
   int64_t dimensions = 0;
-  int64_t batch_tokens = 8192;
+  int64_t batch_tokens = embed::EmbedOptions{}.max_batch_tokens;
   int threads = 0;
   std::string device = "cpu";
 };
@@ -216,7 +216,7 @@ void add_embed_commands(CLI::App& app) {
   cmd->add_option("--pooling", a->pooling, "Override pooling: cls|first|mean|max|mean_sqrt_len|weightedmean|last");
   cmd->add_flag("--no-normalize", a->no_normalize, "Do not L2-normalize the embeddings");
   cmd->add_option("--dimensions", a->dimensions, "Keep the first N values (Matryoshka), re-normalized");
-  cmd->add_option("--batch-tokens", a->batch_tokens, "Padded tokens per forward pass (default 8192)");
+  cmd->add_option("--batch-tokens", a->batch_tokens, "Padded tokens per forward pass (default 4096)");
   cmd->add_option("--tokenizer", a->tokenizer, "Folder with the tokenizer files (default: the model folder)");
   cmd->add_option("-t,--threads", a->threads, "CPU threads");
   cmd->add_option("--device", a->device, "cpu, cuda or cuda:N (default cpu)");

@@ -50,6 +50,10 @@ void matmul_nt(const float* x,
     detail::matmul_nt_bf16_gemm_avx512(x, ldx, w, y, ldy, m, tp);
     return;
   }
+  if (cpu_features().use_avx512() && m >= 2 && w.dtype == Dtype::f32) {
+    detail::matmul_nt_f32_gemm_avx512(x, ldx, w, y, ldy, m, tp);
+    return;
+  }
   if (cpu_features().use_avx2()) {
     detail::matmul_nt_avx2(x, ldx, w, y, ldy, m, tp);
     return;

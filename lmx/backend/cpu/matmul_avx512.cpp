@@ -1,4 +1,5 @@
-// AVX-512 GEMM (prefill: m >= 2 rows of x) for bf16 weights, two paths:
+// AVX-512 GEMM (prefill: m >= 2 rows of x) for f32 weights (F32Path below: the AVX2 GEMM's
+// sums, twice as wide) and for bf16 weights, two paths:
 // - With AVX512_BF16 (use_avx512_bf16): x rounded once per call to bf16 and vdpbf16ps on
 //   pairs of inputs, f32 sums (see "bf16 x bf16 dot products" below for the numerics: x's
 //   rounding, <= 2^-8 relative per product, is the one difference from the reference).
@@ -297,19 +298,24 @@ void pack_b_pairs(uint32_t* dst,
 }
 
 // C tile (mr x nr of 12 x 32) (+)= the A slivers a0, a1 times the B slivers b0, b1 over
-// `steps` pairs of inputs.
-void micro_dp_12x32(int64_t steps,
-                    const uint32_t* a0,
-                    const uint32_t* a1,
-                    const uint32_t* b0,
-                    const uint32_t* b1,
-                    float* c,
-                    int64_t c_rs,
-                    int mr,
-                    int nr,
-                    bool read_c) {
+// `steps` steps of 32 bits: pairs of bf16 inputs (vdpbf16ps) or f32 inputs (vfmadd231ps).
+template <bool kBf16Pairs>
+void micro_steps_12x32(int64_t steps,
+                       const void* a0,
+                       const void* a1,
+                       const void* b0,
+                       const void* b1,
+                       float* c,
+                       int64_t c_rs,
+                       int mr,
+                       int nr,
+                       bool read_c) {
   alignas(64) float acc[kMR][kNR];
-  LMX_VNNI_TILE_LOOP("vdpbf16ps");
+  if constexpr (kBf16Pairs) {
+    LMX_VNNI_TILE_LOOP("vdpbf16ps");
+  } else {
+    LMX_VNNI_TILE_LOOP("vfmadd231ps");
+  }
   store_tile(acc, c, c_rs, mr, nr, read_c);
 }
 
@@ -334,13 +340,46 @@ struct DotPath {
   }
   static void micro(int64_t ks, const void* a0, const void* a1, const void* b, float* c,
                     int64_t c_rs, int mr, int nr, bool read_c) {
-    const auto* b0 = static_cast<const uint32_t*>(b);
-    micro_dp_12x32(ks, static_cast<const uint32_t*>(a0), static_cast<const uint32_t*>(a1), b0,
-                   b0 + ks * kInt16Cols, c, c_rs, mr, nr, read_c);
+    micro_steps_12x32<true>(ks, a0, a1, b, static_cast<const uint32_t*>(b) + ks * kInt16Cols, c,
+                            c_rs, mr, nr, read_c);
   }
 };
 
-// y[0:m, n0:n1] = x @ W^T on the calling thread, for either path P. Steps (inputs or pairs)
+// ---- f32 weights (FMA) ------------------------------------------------------------------
+// A the 6-row f32 slivers of the FMA path, B two 16-column f32 slivers (avx2::pack_b_rows'
+// layout, 64 + 64 bytes a step), the step loop of tile_loop_avx512.h with vfmadd231ps:
+// twice the AVX2 6 x 16 kernel's columns per instruction. The k blocks are the AVX2
+// GEMM's (avx2::F32Sliver::kc), so every output is the same chain of fused multiply-adds
+// in the same order, then added to the earlier blocks' sum: this tier and the AVX2 one
+// give the same bits.
+
+struct F32Path {
+  const float* x;
+  int64_t ldx;
+  const float* w;
+  int64_t ld, k;
+  static constexpr int64_t kStepsPerBlock = avx2::F32Sliver::kc;
+  static constexpr int64_t kTileStepBytes = kNR * 4;
+  int64_t steps() const { return k; }
+  void pack_a(void* dst, int64_t i0, int mr, int64_t s0, int64_t ks) const {
+    avx2::pack_a_strided(static_cast<float*>(dst), x, ldx, 1, i0, mr, s0, ks);
+  }
+  void pack_b(void* dst, int64_t j0, int nr, int64_t s0, int64_t ks) const {
+    auto decode8 = [&](int64_t row, int64_t p) { return _mm256_loadu_ps(w + row * ld + p); };
+    auto scalar = [&](int64_t row, int64_t p) { return w[row * ld + p]; };
+    auto* d = static_cast<float*>(dst);
+    for (int h = 0; h < 2; ++h)
+      avx2::pack_b_rows(d + h * ks * avx2::kNR, j0 + h * avx2::kNR,
+                        std::clamp(nr - h * avx2::kNR, 0, avx2::kNR), s0, ks, decode8, scalar);
+  }
+  static void micro(int64_t ks, const void* a0, const void* a1, const void* b, float* c,
+                    int64_t c_rs, int mr, int nr, bool read_c) {
+    micro_steps_12x32<false>(ks, a0, a1, b, static_cast<const float*>(b) + ks * avx2::kNR, c,
+                             c_rs, mr, nr, read_c);
+  }
+};
+
+// y[0:m, n0:n1] = x @ W^T on the calling thread, for any path P. Steps (inputs or pairs)
 // in blocks of P::kStepsPerBlock; per block the B panel of up to kNC columns is packed in
 // 32-column tiles, then A in kMC-row blocks of 6-row slivers (4 bytes a row and step on both
 // paths), each run against every tile of the panel.
@@ -379,7 +418,50 @@ void gemm_range(const P& op, int64_t m, int64_t n0, int64_t n1, float* y, int64_
   }
 }
 
+// Threads split n in whole 32-column tiles.
+void split_cols(int64_t n, int t, int nt, int64_t& n0, int64_t& n1) {
+  const int64_t tiles = (n + kNR - 1) / kNR;
+  n0 = std::min(n, tiles * t / nt * kNR);
+  n1 = std::min(n, tiles * (t + 1) / nt * kNR);
+}
+
 }  // namespace
+
+void matmul_nt_f32_gemm_avx512(const float* x,
+                               int64_t ldx,
+                               const DenseWeightView& w,
+                               float* y,
+                               int64_t ldy,
+                               int64_t m,
+                               ThreadPool& pool) {
+  if (w.k == 0) {
+    for (int64_t i = 0; i < m; ++i) std::fill(y + i * ldy, y + i * ldy + w.n, 0.0f);
+    return;
+  }
+  const auto* wf = static_cast<const float*>(w.data);
+  // One thread per 64K multiply-adds, the AVX2 GEMM's rule (gemm_nt_packed).
+  const int64_t threads =
+      std::min<int64_t>(pool.num_threads(), std::max<int64_t>(1, (m * w.n * w.k) >> 16));
+  // Every thread packs the A rows and the B columns it runs over: with more rows than
+  // columns (an encoder's batch of thousands of tokens against a few hundred outputs)
+  // threads split the rows in whole A blocks, so x is packed once instead of once a thread.
+  // Which thread computes an output changes none of its bits.
+  const bool by_rows = m > w.n;
+  run_on(
+      pool,
+      [&](int t, int nt) {
+        if (by_rows) {
+          const int64_t blocks = (m + kMC - 1) / kMC;
+          const int64_t i0 = std::min(m, blocks * t / nt * kMC), i1 = std::min(m, blocks * (t + 1) / nt * kMC);
+          if (i0 < i1) gemm_range(F32Path{x + i0 * ldx, ldx, wf, w.ld, w.k}, i1 - i0, 0, w.n, y + i0 * ldy, ldy);
+          return;
+        }
+        int64_t n0, n1;
+        split_cols(w.n, t, nt, n0, n1);
+        if (n0 < n1) gemm_range(F32Path{x, ldx, wf, w.ld, w.k}, m, n0, n1, y, ldy);
+      },
+      static_cast<int>(threads));
+}
 
 void matmul_nt_bf16_gemm_avx512(const float* x,
                                 int64_t ldx,
@@ -393,12 +475,7 @@ void matmul_nt_bf16_gemm_avx512(const float* x,
     for (int64_t i = 0; i < m; ++i) std::fill(y + i * ldy, y + i * ldy + w.n, 0.0f);
     return;
   }
-  // Threads split n in whole 32-column tiles.
-  auto cols = [&](int t, int nt, int64_t& n0, int64_t& n1) {
-    const int64_t tiles = (w.n + kNR - 1) / kNR;
-    n0 = std::min(w.n, tiles * t / nt * kNR);
-    n1 = std::min(w.n, tiles * (t + 1) / nt * kNR);
-  };
+  auto cols = [&](int t, int nt, int64_t& n0, int64_t& n1) { split_cols(w.n, t, nt, n0, n1); };
   if (cpu_features().use_avx512_bf16()) {
     const int64_t kp = (w.k + 1) / 2;
     thread_local avx2::Scratch x_buf;

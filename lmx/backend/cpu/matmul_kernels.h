@@ -84,6 +84,15 @@ bool packed_gemm_int_avx512(const float* x,
                             ActivationPrecision activations,
                             ThreadPool& pool);
 
+// Dense f32 weights, m >= 2 rows of x (prefill): the AVX2 GEMM's fused multiply-adds in the
+// same order (the same bits) with a 12 x 32 tile of zmm accumulators.
+void matmul_nt_f32_gemm_avx512(const float* x,
+                               int64_t ldx,
+                               const DenseWeightView& w,
+                               float* y,
+                               int64_t ldy,
+                               int64_t m,
+                               ThreadPool& pool);
 // Dense bf16 weights, m >= 2 rows of x (prefill): vdpbf16ps on x rounded to bf16 where the
 // CPU has AVX512_BF16 (use_avx512_bf16()), else f32 FMA with the weights widened (exact).
 void matmul_nt_bf16_gemm_avx512(const float* x,

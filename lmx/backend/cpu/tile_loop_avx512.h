@@ -1,5 +1,5 @@
 // Internal: the 12 x 32 step loop of the AVX-512 dot-product GEMMs (quant_gemm_avx512.cpp:
-// vpdpwssd / vpdpbusd; matmul_avx512.cpp: vdpbf16ps), as an inline-assembly macro. The
+// vpdpwssd / vpdpbusd; matmul_avx512.cpp: vdpbf16ps, and vfmadd231ps on f32), as an inline-assembly macro. The
 // including function names its operands a0, a1 (A slivers: 6 rows of 32-bit steps each),
 // b0, b1 (B slivers: 16 columns, 64 bytes a step), steps (int64_t, > 0) and acc (12 x 2
 // zmm-sized, 64-byte aligned), where the 24 sums are stored at the end.
@@ -10,7 +10,7 @@
 #define LMX_DP(INSN, OFF, A, B, ACC) \
   INSN " " #OFF "(%[" #A "])%{1to16%}, %%zmm" #B ", %%zmm" #ACC "\n\t"
 // The 12 x 32 tile's step loop (INSN vpdpwssd: int16 pairs; vpdpbusd: u8 weights times s8
-// x quads; vdpbf16ps: bf16 pairs into f32), in assembly as in the AVX2 kernel (g++ 12 copied intrinsic
+// x quads; vdpbf16ps: bf16 pairs into f32; vfmadd231ps: f32 steps), in assembly as in the AVX2 kernel (g++ 12 copied intrinsic
 // accumulators between registers every iteration): zmm0-23 accumulate (row r, columns
 // 16h..16h+15 in zmm 2r + h), zmm24-25 hold the B vectors. 24 independent sums keep both
 // VNNI pipes busy through their latency; 2 B loads per 24 VNNI instructions keep the

@@ -46,8 +46,9 @@ struct EmbedOptions {
   std::optional<bool> normalize;
   // Matryoshka: keep the first N values of each embedding (re-normalized when normalizing).
   int64_t dimensions = 0;
-  // Padded tokens per forward pass (a longer input still runs, alone).
-  int64_t max_batch_tokens = 8192;
+  // Padded tokens per forward pass (a longer input still runs, alone). 4096 runs as fast as
+  // 8192 on the CPU (bge-base shape, 2 threads) with 0.64x the peak memory.
+  int64_t max_batch_tokens = 4096;
   // Called after each micro-batch with (inputs done, inputs in all).
   std::function<void(size_t, size_t)> progress;
 };

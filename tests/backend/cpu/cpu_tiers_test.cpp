@@ -154,6 +154,55 @@ TEST_P(CpuTierTest, QuantizedGemmInt8MatchesReference) {
   check_quantized_gemm(GetParam(), features_, ActivationPrecision::int8);
 }
 
+// Dense f32 weights (f32 models' prefill, the embedders) against the reference at f32
+// tolerance, and every SIMD tier bit for bit equal to the AVX2 GEMM (same k blocks, same
+// fused multiply-adds in the same order), k past one block (1024) included.
+TEST_P(CpuTierTest, DenseF32GemmMatchesReferenceAndAvx2) {
+  ThreadPool pool(2);
+  struct Shape {
+    int64_t m, n, k;
+  };
+  const Shape shapes[] = {{2, 3, 5},      {4, 33, 67},   {7, 31, 129},   {13, 100, 300},
+                          {25, 47, 513},  {64, 65, 2049}, {6, 1030, 96}, {30, 384, 1536},
+                          {100, 17, 4100}, {203, 96, 384}};
+  uint32_t seed = 300;
+  CpuFeatures avx2_features;
+  const bool simd = GetParam() != CpuTier::scalar && GetParam() != CpuTier::neon &&
+                    testing::tier_features(CpuTier::avx2, avx2_features);
+  for (const Shape& sh : shapes) {
+    const int64_t ldx = sh.k + 3, ldw = sh.k + 5, ldy = sh.n + 2;
+    const auto x = random_vec(static_cast<size_t>(sh.m * ldx), seed++);
+    const auto w = random_vec(static_cast<size_t>(sh.n * ldw), seed++);
+    const DenseWeightView view{w.data(), Dtype::f32, sh.n, sh.k, ldw};
+    std::vector<float> y(static_cast<size_t>(sh.m * ldy), 777.0f), ref(y), avx2(y);
+    {
+      ScopedCpuFeatures scope(features_);
+      matmul_nt(x.data(), ldx, view, y.data(), ldy, sh.m, &pool);
+    }
+    if (simd) {
+      ScopedCpuFeatures scope(avx2_features);
+      matmul_nt(x.data(), ldx, view, avx2.data(), ldy, sh.m, &pool);
+    }
+    matmul_nt_reference(x.data(), ldx, view, ref.data(), ldy, sh.m);
+    for (int64_t i = 0; i < sh.m; ++i) {
+      for (int64_t j = 0; j < sh.n; ++j) {
+        double mag = 0;
+        for (int64_t p = 0; p < sh.k; ++p)
+          mag += std::fabs(x[static_cast<size_t>(i * ldx + p)] * w[static_cast<size_t>(j * ldw + p)]);
+        const size_t at = static_cast<size_t>(i * ldy + j);
+        ASSERT_NEAR(y[at], ref[at], 1e-6 * mag * (1.0 + sh.k / 256.0) + 1e-30)
+            << cpu_tier_name(GetParam()) << " m=" << sh.m << " n=" << sh.n << " k=" << sh.k
+            << " at " << i << "," << j;
+        if (simd) {
+          ASSERT_EQ(y[at], avx2[at]) << "differs from avx2, m=" << sh.m << " k=" << sh.k;
+        }
+      }
+      for (int64_t j = sh.n; j < ldy; ++j)
+        ASSERT_EQ(y[static_cast<size_t>(i * ldy + j)], 777.0f) << "wrote past n";
+    }
+  }
+}
+
 // Dense bf16 weights (the bf16 models' prefill) against the reference at f32 tolerance.
 TEST_P(CpuTierTest, DenseBf16GemmMatchesReference) {
   ThreadPool pool(2);
