@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Random-weight F16 GGUF of an HF config's shape, for llama-bench comparisons (issue 20's
+"""Random-weight F16 GGUF of an HF config's shape, for llama-bench comparisons (issue 16's
+Llama-3.2-1B and Qwen2.5-0.5B shapes on the GPU, issue 20's
 LFM2 and Qwen3-Next shapes, issue 19's Llama 4, gpt-oss and DeepSeek-V3 MoE
 shapes): tensor names and shapes as llama.cpp loads them (its `src/models/<arch>.cpp`),
 values random (llama-bench feeds random token ids, so only the shapes and the work per
@@ -307,7 +308,40 @@ def deepseek2(w, cfg, t):
         t.mat(p + "ffn_down_shexp.weight", H, fe * ns)
 
 
-ARCHS = {"lfm2": ("lfm2", lfm2), "qwen3_next": ("qwen3next", qwen3next),
+def llama(w, cfg, t):
+    """Llama-3.2 / Qwen2.5 dense shapes (issue 16's GPU comparison); qwen2 adds q/k/v biases."""
+    H, L, V = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
+    nh, nkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    hd = cfg.get("head_dim", H // nh)
+    ff = cfg["intermediate_size"]
+    common(w, cfg, "rms_norm_eps")
+    w.add_head_count_kv(nkv)
+    w.add_feed_forward_length(ff)
+    w.add_rope_dimension_count(hd)
+    if cfg.get("tie_word_embeddings", False):
+        t.mat("token_embd.weight", V, H)
+        t.vec("output_norm.weight", H)
+    else:
+        untied_embeddings(t, V, H)
+    for i in range(L):
+        p = f"blk.{i}."
+        t.vec(p + "attn_norm.weight", H)
+        t.vec(p + "ffn_norm.weight", H)
+        t.mat(p + "attn_q.weight", nh * hd, H)
+        t.mat(p + "attn_k.weight", nkv * hd, H)
+        t.mat(p + "attn_v.weight", nkv * hd, H)
+        if cfg["model_type"] == "qwen2":
+            t.vec(p + "attn_q.bias", nh * hd, 0.0)
+            t.vec(p + "attn_k.bias", nkv * hd, 0.0)
+            t.vec(p + "attn_v.bias", nkv * hd, 0.0)
+        t.mat(p + "attn_output.weight", H, nh * hd)
+        t.mat(p + "ffn_gate.weight", ff, H)
+        t.mat(p + "ffn_up.weight", ff, H)
+        t.mat(p + "ffn_down.weight", H, ff)
+
+
+ARCHS = {"llama": ("llama", llama), "qwen2": ("qwen2", llama),
+         "lfm2": ("lfm2", lfm2), "qwen3_next": ("qwen3next", qwen3next),
          "llama4_text": ("llama4", llama4),
          "gpt_oss": ("gpt-oss", gpt_oss),
          "deepseek_v3": ("deepseek2", deepseek2)}
