@@ -292,7 +292,8 @@ TEST_P(QuantizedParity, MatchesReferenceOnDequantizedWeights) {
 INSTANTIATE_TEST_SUITE_P(Variants, QuantizedParity,
                          ::testing::Values("llama_q4_g32", "llama_q8_g64", "qwen3_q4_g64", "phimoe_q4_g32",
                                            "gpt_oss_q4_g32", "llama4_text_q4_g32", "deepseek_v3_q4_g32",
-                                           "granitemoehybrid_q4_g32", "lfm2_moe_q4_g32"));
+                                           "granitemoehybrid_q4_g32", "lfm2_moe_q4_g32", "lfm2_q4_g32",
+                                           "qwen3_next_q4_g32"));
 
 TEST(ModelLoading, StrictErrorListsEveryProblem) {
   auto folder = io::ModelFolder::open(fixture("llama"));
