@@ -13,31 +13,32 @@ inline bool env_switch(const char* name, bool fallback) {
   return !(v[0] == '0' && v[1] == '\0');
 }
 
-// The CUDA prefill paths of issue 16, session 12, each off by default until a GPU run has
-// verified it (docs/performance.md). Read by lmx/nn and lmx/backend/cuda alike.
+// The CUDA paths of issue 16, session 12: on by default since session 14's H100 run verified
+// them (docs/performance.md, "CUDA, session 14"); "0" brings back the earlier path, for
+// comparisons and as a way out. Read by lmx/nn and lmx/backend/cuda alike.
 // Prompts of bf16 / f16-weight models: K / V in bf16 and the tensor-core attention.
-inline bool cuda_flash_attention() { return env_switch("LMX_CUDA_FLASH_ATTENTION", false); }
+inline bool cuda_flash_attention() { return env_switch("LMX_CUDA_FLASH_ATTENTION", true); }
 // Prompts: projections of one x share one bf16 rounding of x (q / k / v, gate / up), the
 // MLP in one pass (no row chunks), 16-byte-load rounding of x for the GEMMs.
-inline bool cuda_prefill_fused() { return env_switch("LMX_CUDA_PREFILL_FUSED", false); }
+inline bool cuda_prefill_fused() { return env_switch("LMX_CUDA_PREFILL_FUSED", true); }
 // Element-wise copies / binaries and RoPE with 32-bit index arithmetic, contiguous f32
 // binaries without any (the same values).
-inline bool cuda_fast_elementwise() { return env_switch("LMX_CUDA_FAST_ELEMENTWISE", false); }
+inline bool cuda_fast_elementwise() { return env_switch("LMX_CUDA_FAST_ELEMENTWISE", true); }
 
-// The CUDA decode and quantized paths of session 12, off by default for the same reason.
+// The CUDA decode and quantized paths of session 12.
 // Batch-1 decode steps replayed from CUDA graphs (lmx/generate/decode_graph.*).
-inline bool cuda_graphs() { return env_switch("LMX_CUDA_GRAPHS", false); }
+inline bool cuda_graphs() { return env_switch("LMX_CUDA_GRAPHS", true); }
 // One-query attention on decode_attention.cu; implied by graphs (eager steps then give the
 // bits of replayed ones).
 inline bool cuda_decode_attention() { return env_switch("LMX_CUDA_DECODE_ATTENTION", cuda_graphs()); }
 // q / k rotated and k / v appended in one op (ops::rope_append) on a device that has it.
-inline bool fused_decode() { return env_switch("LMX_FUSED_DECODE", false); }
+inline bool fused_decode() { return env_switch("LMX_FUSED_DECODE", true); }
 // One row of x against MLX affine 4 / 8-bit weights on the tensor-core matvec.
-inline bool cuda_quant_mma() { return env_switch("LMX_CUDA_QUANT_MMA", false); }
+inline bool cuda_quant_mma() { return env_switch("LMX_CUDA_QUANT_MMA", true); }
 // Quantized prefill (bf16 scales, reduced activation precision): W dequantized to bf16 and
 // the dense bf16 cuBLAS GEMM instead of f32 dequantize + SGEMM.
-inline bool cuda_quant_bf16_prefill() { return env_switch("LMX_CUDA_QUANT_BF16_PREFILL", false); }
+inline bool cuda_quant_bf16_prefill() { return env_switch("LMX_CUDA_QUANT_BF16_PREFILL", true); }
 // mxfp4 / mxfp8 / nvfp4 weights on CUDA (generic kernels).
-inline bool cuda_fp_quant() { return env_switch("LMX_CUDA_FP_QUANT", false); }
+inline bool cuda_fp_quant() { return env_switch("LMX_CUDA_FP_QUANT", true); }
 
 }  // namespace lmx

@@ -63,6 +63,12 @@ class GraphBackend {
   // A KV cache append at the position of the captured step (replays repeat it per token).
   virtual void write_at_position(const kernels::PositionedWriteArgs& args) = 0;
   virtual void rope_append(const kernels::RopeAppendArgs& args) = 0;
+  // Rows ids[0..count) of dequant(W) into out (row stride ldo), the ids read on the device
+  // (the captured step's token: a quantized embedding table); the caller checked them.
+  virtual void dequantize_gather(const kernels::QuantView& w, const int64_t* ids, int64_t count, float* out,
+                                 int64_t ldo) = 0;
+  virtual void dequantize_prepared_gather(const PreparedWeight& w, const int64_t* ids, int64_t count, float* out,
+                                          int64_t ldo) = 0;
   // Records the work this thread queues on the device from begin to end, without running
   // it; memory allocated meanwhile stays the graph's (fixed addresses) until it is dropped.
   // begin: false when graphs are off (LMX_CUDA_GRAPHS=0, the CUDA profile on). end: null

@@ -6,6 +6,8 @@
 #include "lmx/base/env_switch.h"
 #include "lmx/base/error.h"
 #include "lmx/core/backend.h"
+#include "lmx/core/device_graph.h"
+#include "lmx/core/step_values.h"
 
 namespace lmx {
 namespace {
@@ -206,10 +208,24 @@ Tensor QuantizedWeight::dequantize() const {
 
 Tensor QuantizedWeight::dequantize_rows(const Tensor& row_ids) const {
   validate("dequantize_rows");
-  std::vector<int64_t> ids = row_ids.to_int_vector();
   Shape shape = row_ids.shape();
   shape.push_back(in_features());
   Tensor out = Tensor::empty(shape, Dtype::f32, device());
+  GraphBackend* graphs = step_values(device()) ? graph_backend_for(device()) : nullptr;
+  if (graphs && row_ids.device() == device() && row_ids.dtype() == Dtype::i64 && row_ids.is_contiguous()) {
+    // A captured decode step (as ops::take): the ids were checked before they went to the
+    // device, and reading them back would wait for it.
+    if (out.numel() > 0) {
+      GraphBackend& backend = *graphs;
+      if (has_mlx_tensors())
+        backend.dequantize_gather(view(), row_ids.data<int64_t>(), row_ids.numel(), out.data<float>(), in_features());
+      else
+        backend.dequantize_prepared_gather(*prepared, row_ids.data<int64_t>(), row_ids.numel(), out.data<float>(),
+                                           in_features());
+    }
+    return out;
+  }
+  std::vector<int64_t> ids = row_ids.to_int_vector();
   const int64_t n = out_features();
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= n) {

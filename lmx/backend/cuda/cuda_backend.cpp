@@ -506,6 +506,16 @@ class CudaBackend final : public Backend, public GraphBackend {
   void dequantize_prepared(const PreparedWeight& w, int64_t r0, int64_t r1, float* out, int64_t ldo) override {
     dequantize(prepared_of(w).view(), r0, r1, out, ldo);
   }
+  void dequantize_gather(const kernels::QuantView& w, const int64_t* ids, int64_t count, float* out,
+                         int64_t ldo) override {  // GraphBackend
+    use_device();
+    launch("dequantize (gather)",
+           [&] { return detail::launch_dequantize_gather(launch_args(w), ids, count, out, ldo, stream_); });
+  }
+  void dequantize_prepared_gather(const PreparedWeight& w, const int64_t* ids, int64_t count, float* out,
+                                  int64_t ldo) override {
+    dequantize_gather(prepared_of(w).view(), ids, count, out, ldo);
+  }
   void quantize_affine(const float* w, int64_t n, int64_t k, int bits, int group_size, uint32_t* out_w,
                        void* out_scales, void* out_biases, Dtype scale_dtype) override {
     use_device();

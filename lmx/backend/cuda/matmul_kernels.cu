@@ -228,9 +228,10 @@ cudaError_t launch_quantized_matmul(const float* x, int64_t ldx, const Quant& w,
 // Row r0 + blockIdx.y, columns over x: the same values as dequantize_kernel without its
 // 64-bit division per element (the prefill's dequantize-then-SGEMM path).
 // Out = float, or uint16_t for bf16 (the f32 value rounded to nearest even).
+// With ids, row ids[blockIdx.y] instead (read on the device: a captured decode step's token).
 template <class Out>
-__global__ void dequantize_rows_kernel(Quant q, int64_t r0, Out* out, int64_t ldo) {
-  const int64_t j = r0 + blockIdx.y;
+__global__ void dequantize_rows_kernel(Quant q, int64_t r0, Out* out, int64_t ldo, const int64_t* ids = nullptr) {
+  const int64_t j = ids ? ids[blockIdx.y] : r0 + blockIdx.y;
   const uint32_t* row = q.w + j * q.w_stride;
   Out* o = out + static_cast<int64_t>(blockIdx.y) * ldo;
   const int k = static_cast<int>(q.k);
@@ -255,6 +256,14 @@ cudaError_t launch_dequantize(const Quant& w, int64_t r0, int64_t r1, float* out
     return cudaGetLastError();
   }
   dequantize_kernel<<<grid_for((r1 - r0) * w.k, 256), 256, 0, stream>>>(w, r0, r1, out, ldo);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_dequantize_gather(const Quant& w, const int64_t* ids, int64_t count, float* out, int64_t ldo,
+                                     cudaStream_t stream) {
+  if (count <= 0 || w.k <= 0) return cudaSuccess;
+  if (count > 65535 || w.k >= (int64_t{1} << 30)) return cudaErrorInvalidValue;
+  dequantize_rows_kernel<<<dequantize_rows_grid(w, 0, count), 256, 0, stream>>>(w, 0, out, ldo, ids);
   return cudaGetLastError();
 }
 

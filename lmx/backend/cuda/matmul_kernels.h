@@ -21,6 +21,10 @@ cudaError_t launch_quantized_matmul(const float* x, int64_t ldx, const Quant& w,
                                     cudaStream_t stream);
 // Rows [r0, r1) of dequant(W) into out (row stride ldo): scale * q + bias in f32.
 cudaError_t launch_dequantize(const Quant& w, int64_t r0, int64_t r1, float* out, int64_t ldo, cudaStream_t stream);
+// Rows ids[0..count) of dequant(W) into out, the ids read on the device (checked by the caller);
+// at most 65535 rows.
+cudaError_t launch_dequantize_gather(const Quant& w, const int64_t* ids, int64_t count, float* out, int64_t ldo,
+                                     cudaStream_t stream);
 // The same rounded to bf16 (nearest even), for the bf16 tensor-core GEMM of a prefill;
 // false, launching nothing, past 65535 rows or 2^30 columns (*err: the launch's error).
 bool launch_dequantize_bf16(const Quant& w, int64_t r0, int64_t r1, uint16_t* out, int64_t ldo, cudaStream_t stream,

@@ -18,6 +18,7 @@
 #include "lmx/generate/decode_graph.h"
 #include "lmx/generate/simple_kv_cache.h"
 #include "lmx/models/load.h"
+#include "lmx/models/quantize.h"
 
 namespace lmx {
 namespace {
@@ -28,28 +29,11 @@ using testing::expect_matches;
 using testing::on_cuda;
 using testing::random_tensor;
 
-// The session-12 decode paths are switched by environment variables (off by default until
-// a GPU run verified them): these tests turn them on for their own duration.
-class CudaDecode : public testing::CudaTest {
+// The session-12 decode paths (lmx/base/env_switch.h) on for these tests whatever the
+// environment says.
+class CudaDecode : public testing::CudaSwitchedTest {
  protected:
-  void SetUp() override {
-    testing::CudaTest::SetUp();
-    for (const char* name : kSwitches) {
-      const char* v = std::getenv(name);
-      saved_.emplace_back(v ? std::optional<std::string>(v) : std::nullopt);
-      setenv(name, "1", 1);
-    }
-  }
-  void TearDown() override {
-    for (size_t i = 0; i < saved_.size(); ++i) {
-      if (saved_[i]) setenv(kSwitches[i], saved_[i]->c_str(), 1);
-      else unsetenv(kSwitches[i]);
-    }
-  }
-
- private:
-  static constexpr const char* kSwitches[] = {"LMX_CUDA_GRAPHS", "LMX_CUDA_DECODE_ATTENTION", "LMX_FUSED_DECODE"};
-  std::vector<std::optional<std::string>> saved_;
+  CudaDecode() : CudaSwitchedTest({"LMX_CUDA_GRAPHS", "LMX_CUDA_DECODE_ATTENTION", "LMX_FUSED_DECODE"}) {}
 };
 
 struct Case {
@@ -131,14 +115,7 @@ nn::KVCacheList small_step_caches(int64_t layers) {
 
 // 40 greedy steps from a 10-token prompt over caches that grow every 16 positions: the
 // graph path recaptures at each capacity bucket and its logits equal the eager steps'.
-TEST_F(CudaDecode, GraphStepsEqualEagerStepsAcrossCapacityBuckets) {
-  const fs::path dir = fixture("llama");
-  if (!fs::exists(dir / "config.json")) GTEST_SKIP() << "no fixture at " << dir;
-  auto loaded = models::load_model(dir);
-  models::LanguageModel& model = *loaded.model;
-  for (auto& p : model.parameters()) {
-    if (p.tensor->defined()) *p.tensor = p.tensor->to(Device::cuda());
-  }
+void expect_graph_steps_equal_eager_steps(models::LanguageModel& model) {
   std::vector<int32_t> prompt;
   for (int i = 0; i < 10; ++i) prompt.push_back(static_cast<int32_t>((i * 37 + 5) % model.vocab_size()));
   nn::KVCacheList eager = small_step_caches(model.num_layers()), graphed = small_step_caches(model.num_layers());
@@ -171,6 +148,34 @@ TEST_F(CudaDecode, GraphStepsEqualEagerStepsAcrossCapacityBuckets) {
   EXPECT_GE(graph.captures(), 3);  // positions 10..49 span the buckets of 16, 32 and 48
   EXPECT_GE(from_graph, 35);
   EXPECT_EQ(graph.replays(), from_graph);
+}
+
+void move_to_cuda(models::LanguageModel& model) {
+  for (auto& p : model.parameters()) {
+    if (p.tensor->defined()) *p.tensor = p.tensor->to(Device::cuda());
+  }
+}
+
+TEST_F(CudaDecode, GraphStepsEqualEagerStepsAcrossCapacityBuckets) {
+  const fs::path dir = fixture("llama");
+  if (!fs::exists(dir / "config.json")) GTEST_SKIP() << "no fixture at " << dir;
+  auto loaded = models::load_model(dir);
+  move_to_cuda(*loaded.model);
+  expect_graph_steps_equal_eager_steps(*loaded.model);
+}
+
+// A 4-bit model with a tied, quantized embedding table: the token's row is dequantized on
+// the device inside the graph (QuantizedWeight::dequantize_rows under a StepScope).
+TEST_F(CudaDecode, QuantizedGraphStepsEqualEagerSteps) {
+  const fs::path dir = fixture("llama_tied");
+  if (!fs::exists(dir / "config.json")) GTEST_SKIP() << "no fixture at " << dir;
+  auto loaded = models::load_model(dir);
+  move_to_cuda(*loaded.model);
+  models::QuantizeOptions q;
+  q.bits = 4;
+  q.group_size = 32;
+  models::quantize_model(*loaded.model, q);
+  expect_graph_steps_equal_eager_steps(*loaded.model);
 }
 
 // A model whose step waits for the host (MoE routing) cannot be captured: the graph

@@ -26,32 +26,11 @@ using testing::expect_matches;
 using testing::on_cuda;
 using testing::random_tensor;
 using testing::relative_error;
-// The prefill switches (lmx/base/env_switch.h, off by default) on for these tests, as
-// they were before.
-class PrefillSwitchesOn : public testing::CudaTest {
+// The prefill switches (lmx/base/env_switch.h) on for these tests whatever the environment says.
+class PrefillSwitchesOn : public testing::CudaSwitchedTest {
  protected:
-  void SetUp() override {
-    testing::CudaTest::SetUp();
-    for (size_t i = 0; i < std::size(kNames); ++i) {
-      const char* v = std::getenv(kNames[i]);
-      saved_[i] = v ? std::optional<std::string>(v) : std::nullopt;
-      setenv(kNames[i], "1", 1);
-    }
-  }
-  void TearDown() override {
-    for (size_t i = 0; i < std::size(kNames); ++i) {
-      if (saved_[i]) {
-        setenv(kNames[i], saved_[i]->c_str(), 1);
-      } else {
-        unsetenv(kNames[i]);
-      }
-    }
-  }
-
- private:
-  static constexpr const char* kNames[] = {"LMX_CUDA_FLASH_ATTENTION", "LMX_CUDA_PREFILL_FUSED",
-                                           "LMX_CUDA_FAST_ELEMENTWISE"};
-  std::optional<std::string> saved_[std::size(kNames)];
+  PrefillSwitchesOn()
+      : CudaSwitchedTest({"LMX_CUDA_FLASH_ATTENTION", "LMX_CUDA_PREFILL_FUSED", "LMX_CUDA_FAST_ELEMENTWISE"}) {}
 };
 using CudaFlashAttention = PrefillSwitchesOn;
 

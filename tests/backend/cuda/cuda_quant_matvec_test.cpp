@@ -25,19 +25,7 @@ namespace {
 using testing::on_cuda;
 using testing::random_tensor;
 
-// The paths under test are off by default (not yet run on a GPU when written): each test
-// turns its switch on for its own duration.
-class EnvSwitch {
- public:
-  explicit EnvSwitch(const char* name) : name_(name) { setenv(name, "1", 1); }
-  ~EnvSwitch() { unsetenv(name_); }
-  EnvSwitch(const EnvSwitch&) = delete;
-  EnvSwitch& operator=(const EnvSwitch&) = delete;
-
- private:
-  const char* name_;
-};
-
+// Each test sets its path's switch on for its own duration, whatever the environment says.
 using CudaQuantMatvec = testing::CudaTest;
 
 // sum_p (|scale * q_p| + |bias|) |x_p| per row of w (x one row).
@@ -80,7 +68,7 @@ QuantizedWeight prepared_on_cuda(const QuantizedWeight& c) {
 }
 
 TEST_F(CudaQuantMatvec, EveryGroupScaleDtypeAndSplit) {
-  const EnvSwitch on("LMX_CUDA_QUANT_MMA");
+  const testing::ScopedEnv on("LMX_CUDA_QUANT_MMA", "1");
   for (int bits : {4, 8}) {
     for (int group : {32, 64, 128}) {
       for (Dtype sd : {Dtype::bf16, Dtype::f16, Dtype::f32}) {
@@ -104,7 +92,7 @@ TEST_F(CudaQuantMatvec, EveryGroupScaleDtypeAndSplit) {
 // More tiles than the grid has blocks (each block loops), and q / k / v-like targets of one
 // launch with partial tiles.
 TEST_F(CudaQuantMatvec, ManyTilesAndSharedInput) {
-  const EnvSwitch on("LMX_CUDA_QUANT_MMA");
+  const testing::ScopedEnv on("LMX_CUDA_QUANT_MMA", "1");
   for (int bits : {4, 8}) {
     SCOPED_TRACE("bits=" + std::to_string(bits));
     const QuantizedWeight big = quantized(40007, 256, bits, 64, Dtype::bf16, 300 + bits);
@@ -133,7 +121,7 @@ TEST_F(CudaQuantMatvec, ManyTilesAndSharedInput) {
 // in the loop): dequantize bit for bit, and x @ W^T for decode and prefill row counts
 // within f32 rounding of the CPU's (scale * element is exact in f32 on both sides).
 TEST_F(CudaQuantMatvec, FloatingPointModes) {
-  const EnvSwitch on("LMX_CUDA_FP_QUANT");
+  const testing::ScopedEnv on("LMX_CUDA_FP_QUANT", "1");
   for (QuantMode mode : {QuantMode::mxfp4, QuantMode::mxfp8, QuantMode::nvfp4}) {
     SCOPED_TRACE(quant_mode_name(mode));
     const auto [group, bits] = default_group_size_and_bits(mode);
@@ -164,7 +152,7 @@ TEST_F(CudaQuantMatvec, FloatingPointModes) {
 // input element, outputs of ~3 move by up to ~2e-2 (the dense bf16 test's bound). At f32
 // activations it stays exact (dequantize to f32, SGEMM).
 TEST_F(CudaQuantMatvec, Bf16PrefillOfBf16Models) {
-  const EnvSwitch on("LMX_CUDA_QUANT_BF16_PREFILL");
+  const testing::ScopedEnv on("LMX_CUDA_QUANT_BF16_PREFILL", "1");
   for (int bits : {3, 4, 8}) {
     SCOPED_TRACE("bits=" + std::to_string(bits));
     const QuantizedWeight c = quantized(129, 256, bits, 64, Dtype::bf16, 500 + bits);

@@ -6,6 +6,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "lmx/backend/cuda/cuda_backend.h"
@@ -22,6 +26,40 @@ class CudaTest : public ::testing::Test {
 };
 
 inline Tensor on_cuda(const Tensor& t) { return t.to(Device::cuda()); }
+
+// An environment switch (lmx/base/env_switch.h) set for a scope, the old value restored after.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* v = std::getenv(name)) saved_ = v;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (saved_) setenv(name_, saved_->c_str(), 1);
+    else unsetenv(name_);
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> saved_;
+};
+
+// A CUDA test with some switches set for each test's duration.
+class CudaSwitchedTest : public CudaTest {
+ protected:
+  explicit CudaSwitchedTest(std::vector<const char*> on) : on_(std::move(on)) {}
+  void SetUp() override {
+    CudaTest::SetUp();
+    for (const char* name : on_) set_.push_back(std::make_unique<ScopedEnv>(name, "1"));
+  }
+  void TearDown() override { set_.clear(); }
+
+ private:
+  std::vector<const char*> on_;
+  std::vector<std::unique_ptr<ScopedEnv>> set_;
+};
 
 // A CUDA result against the CPU's: same shape and dtype, values within tolerance.
 inline void expect_matches(const Tensor& cuda, const Tensor& cpu, double rel = 1e-5, double abs = 1e-6) {
