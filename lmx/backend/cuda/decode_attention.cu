@@ -1,9 +1,11 @@
 // Decode attention (decode_attention.h): block (kv head, split, batch) of kThreads threads.
-// 1. the group's q rows to shared memory; 2. scores: 4 threads per key, each a quarter
-// of the dims, summed by two shuffles (scale, soft-cap, causal / window range); 3. per q
-// head (one warp each) the split's max and exp sums; 4. P V: a thread per value dim, each
-// value read once for the whole group; 5. the split's (max, sum, acc) to scratch, and the
-// last split of the kv head to arrive merges all the splits (in split order) with the sink.
+// 1. the group's q rows and the split's K and V tiles to shared memory, each thread with
+// all its loads in flight at once (a block's time is a few memory latencies, not one per
+// key or dim as when the loops read global memory); 2. scores: 4 threads per key, each a
+// quarter of the dims, summed by two shuffles (scale, soft-cap, causal / window range);
+// 3. per q head (one warp each) the split's max and exp sums; 4. P V: a thread per value
+// dim over the tile; 5. the split's (max, sum, acc) to scratch, and the last split of the
+// kv head to arrive merges all the splits with the sink, every head of the group at once.
 #include <math_constants.h>
 
 #include <algorithm>
@@ -15,8 +17,20 @@ namespace lmx::cuda::detail {
 namespace {
 
 constexpr int kThreads = 128;
+constexpr int kWarps = kThreads / 32;
 constexpr int kLanesPerKey = kThreads / static_cast<int>(kDecodeKeys);  // 4
 static_assert(kLanesPerKey * kDecodeKeys == kThreads, "threads cover the split's keys");
+constexpr int kLoadBatch = 16;    // tile loads in flight per thread
+
+// Row stride (floats) of a K / V tile in shared memory: the dims rounded up to 32, plus 4,
+// so that the score loop's 8 keys x 4 lanes of a warp fall in 32 different banks.
+__host__ __device__ inline int tile_stride(int64_t dims) { return static_cast<int>((dims + 31) / 32 * 32 + 4); }
+
+size_t shared_bytes(const Attention& a) {
+  const int64_t group = a.q_heads / a.kv_heads;
+  return static_cast<size_t>(group * a.head_dim + 2 * kDecodeKeys * tile_stride(std::max(a.head_dim, a.v_head_dim))) *
+         sizeof(float);
+}
 
 struct Range {
   int64_t kv_len, begin, end;  // keys visible to the query: [begin, end)
@@ -31,9 +45,40 @@ __device__ Range visible(const Attention& a, const int64_t* device_position) {
   return r;
 }
 
+// tile[jj * stride + d] = src[base + (j0 + jj) * key_stride + d * dim_stride] for keys in [lo, hi),
+// 0 for the split's other keys (their scores are -inf, and 0 * 0 adds nothing to P V).
+template <int DT>
+__device__ void load_tile(const void* src, int64_t base, int64_t key_stride, int64_t dim_stride, int64_t j0,
+                          int64_t lo, int64_t hi, int dims, int stride, float* tile) {
+  const int n = static_cast<int>(kDecodeKeys) * dims;
+  for (int i0 = threadIdx.x; i0 < n; i0 += kThreads * kLoadBatch) {
+    float v[kLoadBatch];
+#pragma unroll
+    for (int u = 0; u < kLoadBatch; ++u) {
+      const int i = i0 + u * kThreads, jj = i / dims, d = i - jj * dims;
+      const int64_t j = j0 + jj;
+      v[u] = i < n && j >= lo && j < hi ? load_float(src, DT, base + j * key_stride + d * dim_stride) : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < kLoadBatch; ++u) {
+      const int i = i0 + u * kThreads, jj = i / dims;
+      if (i < n) tile[jj * stride + (i - jj * dims)] = v[u];
+    }
+  }
+}
+
+template <int DT>
+__device__ void load_tiles(const Attention& a, int64_t b, int64_t kvh, int64_t j0, int64_t lo, int64_t hi, int stride,
+                           float* kt, float* vt) {
+  load_tile<DT>(a.k, b * a.k_strides[0] + kvh * a.k_strides[1], a.k_strides[2], a.k_strides[3], j0, lo, hi,
+                static_cast<int>(a.head_dim), stride, kt);
+  load_tile<DT>(a.v, b * a.v_strides[0] + kvh * a.v_strides[1], a.v_strides[2], a.v_strides[3], j0, lo, hi,
+                static_cast<int>(a.v_head_dim), stride, vt);
+}
+
 __global__ void __launch_bounds__(kThreads) decode_attention_kernel(Attention a, const int64_t* device_position,
                                                                     float* scratch, unsigned* counters) {
-  __shared__ float qs[kDecodeMaxGroup][kDecodeMaxHeadDim];
+  extern __shared__ float smem[];  // qs [group][D], kt and vt [kDecodeKeys][stride]
   __shared__ float ps[kDecodeMaxGroup][kDecodeKeys];
   __shared__ float ms[kDecodeMaxGroup], ls[kDecodeMaxGroup];
   __shared__ bool last;
@@ -42,6 +87,10 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(Attention a,
   const int group = static_cast<int>(a.q_heads / a.kv_heads);
   const int t = threadIdx.x, warp = t / 32, lane = t % 32;
   const int64_t D = a.head_dim, Dv = a.v_head_dim;
+  const int stride = tile_stride(D > Dv ? D : Dv);
+  float* qs = smem;
+  float* kt = qs + group * D;
+  float* vt = kt + kDecodeKeys * stride;
   const Range r = visible(a, device_position);
   const int64_t j0 = split * kDecodeKeys;
   const int64_t active = (r.kv_len + kDecodeKeys - 1) / kDecodeKeys;  // splits that hold keys
@@ -51,24 +100,29 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(Attention a,
   if (split < active) {
     for (int64_t i = t; i < group * D; i += kThreads) {
       const int64_t g = i / D, d = i % D, h = kvh * group + g;
-      qs[g][d] = a.q[b * a.q_strides[0] + h * a.q_strides[1] + d * a.q_strides[3]];
+      qs[i] = a.q[b * a.q_strides[0] + h * a.q_strides[1] + d * a.q_strides[3]];
+    }
+    const int64_t lo = j0 > r.begin ? j0 : r.begin, hi = j0 + kDecodeKeys < r.end ? j0 + kDecodeKeys : r.end;
+    switch (a.kv_dtype) {
+      case kF16: load_tiles<kF16>(a, b, kvh, j0, lo, hi, stride, kt, vt); break;
+      case kBF16: load_tiles<kBF16>(a, b, kvh, j0, lo, hi, stride, kt, vt); break;
+      default: load_tiles<kF32>(a, b, kvh, j0, lo, hi, stride, kt, vt); break;
     }
     __syncthreads();
     // Scores: key j0 + t / 4, dims t % 4, t % 4 + 4, ...
-    const int64_t j = j0 + t / kLanesPerKey;
+    const int jj = t / kLanesPerKey;
+    const int64_t j = j0 + jj;
     const int sub = t % kLanesPerKey;
     const bool in_range = j >= r.begin && j < r.end;
     float dot[kDecodeMaxGroup];
 #pragma unroll
     for (int g = 0; g < kDecodeMaxGroup; ++g) dot[g] = 0.0f;
-    if (in_range) {
-      const int64_t kbase = b * a.k_strides[0] + kvh * a.k_strides[1] + j * a.k_strides[2];
-      for (int64_t d = sub; d < D; d += kLanesPerKey) {
-        const float kv = load_float(a.k, a.kv_dtype, kbase + d * a.k_strides[3]);
+    const float* krow = kt + jj * stride;
+    for (int64_t d = sub; d < D; d += kLanesPerKey) {
+      const float kv = krow[d];
 #pragma unroll
-        for (int g = 0; g < kDecodeMaxGroup; ++g)
-          if (g < group) dot[g] += qs[g][d] * kv;
-      }
+      for (int g = 0; g < kDecodeMaxGroup; ++g)
+        if (g < group) dot[g] += qs[g * D + d] * kv;
     }
 #pragma unroll
     for (int g = 0; g < kDecodeMaxGroup; ++g) {
@@ -78,11 +132,11 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(Attention a,
       s += __shfl_xor_sync(0xffffffffu, s, 2);
       s *= a.scale;
       if (a.softcap > 0.0f) s = a.softcap * tanhf(s / a.softcap);
-      if (sub == 0) ps[g][t / kLanesPerKey] = in_range ? s : -CUDART_INF_F;
+      if (sub == 0) ps[g][jj] = in_range ? s : -CUDART_INF_F;
     }
     __syncthreads();
     // Per q head: the split's max and exp(s - max), one warp per head, a lane per key.
-    for (int g = warp; g < group; g += kThreads / 32) {
+    for (int g = warp; g < group; g += kWarps) {
       const float s = ps[g][lane];
       float m = s;
       for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
@@ -93,20 +147,17 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(Attention a,
       if (lane == 0) ms[g] = m, ls[g] = l;
     }
     __syncthreads();
-    // P V: a thread per value dim; each value read once for the group.
-    const int64_t keys = min(kDecodeKeys, r.kv_len - j0);
+    // P V: a thread per value dim over the tile (keys out of range have p = 0 and v = 0).
     for (int64_t d = t; d < Dv; d += kThreads) {
       float acc[kDecodeMaxGroup];
 #pragma unroll
       for (int g = 0; g < kDecodeMaxGroup; ++g) acc[g] = 0.0f;
-      const int64_t vbase = b * a.v_strides[0] + kvh * a.v_strides[1] + d * a.v_strides[3];
-      for (int64_t jj = 0; jj < keys; ++jj) {
-        const int64_t jk = j0 + jj;
-        if (jk < r.begin || jk >= r.end) continue;
-        const float v = load_float(a.v, a.kv_dtype, vbase + jk * a.v_strides[2]);
+#pragma unroll 8
+      for (int k = 0; k < static_cast<int>(kDecodeKeys); ++k) {
+        const float v = vt[k * stride + d];
 #pragma unroll
         for (int g = 0; g < kDecodeMaxGroup; ++g)
-          if (g < group) acc[g] += ps[g][jj] * v;
+          if (g < group) acc[g] += ps[g][k] * v;
       }
 #pragma unroll
       for (int g = 0; g < kDecodeMaxGroup; ++g)
@@ -124,27 +175,64 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(Attention a,
   __syncthreads();
   if (!last) return;
   __threadfence();
-  for (int g = 0; g < group; ++g) {
-    const int64_t h = kvh * group + g;
-    float mx = a.sinks ? a.sinks[h] : -CUDART_INF_F;
-    for (int64_t s = 0; s < active; ++s) mx = fmaxf(mx, __ldcg(part(h, s)));
-    float* out = a.out + b * a.out_strides[0] + h * a.out_strides[1];
-    if (mx == -CUDART_INF_F) {  // no visible key
-      for (int64_t d = t; d < Dv; d += kThreads) out[d * a.out_strides[3]] = 0.0f;
-      continue;
+  // Every head of the group at once, each step one round trip to memory at most: the
+  // splits' (max, sum) to shared memory (the tiles' space, free now), per-head max, weights
+  // exp(m - max) and total, then out = sum over splits of weight * acc / total. Past C
+  // splits (long contexts) in chunks, the output accumulating in place.
+  const int64_t C = (group * D + 2 * kDecodeKeys * stride) / (2 * group);  // splits per chunk
+  float* mm = smem;          // [group][C]: split max, then weight
+  float* ll = smem + group * C;  // [group][C]: split sum
+  if (t < group) ms[t] = a.sinks ? a.sinks[kvh * group + t] : -CUDART_INF_F, ls[t] = 0.0f;
+  auto load_chunk = [&](int64_t c0, int64_t cn) {
+    __syncthreads();  // mm / ll are free
+#pragma unroll 4
+    for (int64_t i = t; i < group * cn; i += kThreads) {
+      const int64_t g = i / cn, s = i - g * cn;
+      const float* p = part(kvh * group + g, c0 + s);
+      mm[g * C + s] = __ldcg(p), ll[g * C + s] = __ldcg(p + 1);
     }
-    float sum = a.sinks ? expf(a.sinks[h] - mx) : 0.0f;
-    for (int64_t s = 0; s < active; ++s) {
-      const float m = __ldcg(part(h, s));
-      if (m != -CUDART_INF_F) sum += __ldcg(part(h, s) + 1) * expf(m - mx);
+    __syncthreads();
+  };
+  for (int64_t c0 = 0; c0 < active; c0 += C) {
+    const int64_t cn = active - c0 < C ? active - c0 : C;
+    load_chunk(c0, cn);
+    for (int g = warp; g < group; g += kWarps) {
+      float m = -CUDART_INF_F;
+      for (int64_t s = lane; s < cn; s += 32) m = fmaxf(m, mm[g * C + s]);
+      for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+      if (lane == 0) ms[g] = fmaxf(ms[g], m);
     }
-    for (int64_t d = t; d < Dv; d += kThreads) {
-      float o = 0.0f;
-      for (int64_t s = 0; s < active; ++s) {
-        const float m = __ldcg(part(h, s));
-        if (m != -CUDART_INF_F) o += __ldcg(part(h, s) + 2 + d) * expf(m - mx);
+  }
+  const bool one_chunk = active <= C;
+  for (int64_t c0 = 0; c0 < active; c0 += C) {
+    const int64_t cn = active - c0 < C ? active - c0 : C;
+    if (one_chunk) __syncthreads();  // ms final
+    else load_chunk(c0, cn);
+    for (int g = warp; g < group; g += kWarps) {
+      float sum = 0.0f;
+      for (int64_t s = lane; s < cn; s += 32) {
+        const float m = mm[g * C + s];
+        const float w = m == -CUDART_INF_F ? 0.0f : expf(m - ms[g]);
+        sum += w * ll[g * C + s];
+        mm[g * C + s] = w;
       }
-      out[d * a.out_strides[3]] = o / sum;
+      for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      if (lane == 0) ls[g] += sum;
+    }
+    __syncthreads();
+    for (int64_t i = t; i < group * Dv; i += kThreads) {
+      const int64_t g = i / Dv, d = i - g * Dv, h = kvh * group + g;
+      float o = 0.0f;
+#pragma unroll 8
+      for (int64_t s = 0; s < cn; ++s) o += mm[g * C + s] * __ldcg(part(h, c0 + s) + 2 + d);
+      float* out = a.out + b * a.out_strides[0] + h * a.out_strides[1] + d * a.out_strides[3];
+      if (c0 > 0) o += *out;
+      if (c0 + cn < active) {
+        *out = o;
+        continue;
+      }
+      const float total = ls[g] + (a.sinks ? expf(a.sinks[h] - ms[g]) : 0.0f);
+      *out = ms[g] == -CUDART_INF_F ? 0.0f : o / total;  // no visible key: 0
     }
   }
   if (t == 0) counters[b * a.kv_heads + kvh] = 0;  // ready for the next launch
@@ -183,7 +271,15 @@ cudaError_t launch_decode_attention(const Attention& a, const int64_t* device_po
   const int64_t splits = (keys + kDecodeKeys - 1) / kDecodeKeys;
   if (splits <= 0 || splits > 65535) return cudaErrorInvalidValue;
   const dim3 grid(static_cast<unsigned>(a.kv_heads), static_cast<unsigned>(splits), static_cast<unsigned>(a.batch));
-  decode_attention_kernel<<<grid, kThreads, 0, stream>>>(a, device_position, scratch, counters);
+  const size_t bytes = shared_bytes(a);
+  if (bytes > 48 * 1024) {  // past it, dynamic shared memory needs an opt-in (per device: set each time)
+    if (cudaError_t e = cudaFuncSetAttribute(decode_attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             static_cast<int>(bytes));
+        e != cudaSuccess) {
+      return e;
+    }
+  }
+  decode_attention_kernel<<<grid, kThreads, bytes, stream>>>(a, device_position, scratch, counters);
   return cudaGetLastError();
 }
 
