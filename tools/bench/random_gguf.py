@@ -180,6 +180,20 @@ def untied_embeddings(t, V, H):
     t.mat("output.weight", V, H)
 
 
+def attention_block(t, p, H, nh, nkv, hd, biases=False):
+    """A layer's norms and q / k / v / o projections as llama.cpp names them."""
+    t.vec(p + "attn_norm.weight", H)
+    t.vec(p + "ffn_norm.weight", H)
+    t.mat(p + "attn_q.weight", nh * hd, H)
+    t.mat(p + "attn_k.weight", nkv * hd, H)
+    t.mat(p + "attn_v.weight", nkv * hd, H)
+    if biases:
+        t.vec(p + "attn_q.bias", nh * hd, 0.0)
+        t.vec(p + "attn_k.bias", nkv * hd, 0.0)
+        t.vec(p + "attn_v.bias", nkv * hd, 0.0)
+    t.mat(p + "attn_output.weight", H, nh * hd)
+
+
 def llama4(w, cfg, t):
     H, L, V = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
     nh, nkv, hd = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
@@ -195,12 +209,7 @@ def llama4(w, cfg, t):
     untied_embeddings(t, V, H)
     for i in range(L):
         p = f"blk.{i}."
-        t.vec(p + "attn_norm.weight", H)
-        t.vec(p + "ffn_norm.weight", H)
-        t.mat(p + "attn_q.weight", nh * hd, H)
-        t.mat(p + "attn_k.weight", nkv * hd, H)
-        t.mat(p + "attn_v.weight", nkv * hd, H)
-        t.mat(p + "attn_output.weight", H, nh * hd)
+        attention_block(t, p, H, nh, nkv, hd)
         if (i + 1) % step == 0:
             t.mat(p + "ffn_gate_inp.weight", E, H)
             t.mat(p + "ffn_gate_exps.weight", E, fe, H)
@@ -325,16 +334,7 @@ def llama(w, cfg, t):
         untied_embeddings(t, V, H)
     for i in range(L):
         p = f"blk.{i}."
-        t.vec(p + "attn_norm.weight", H)
-        t.vec(p + "ffn_norm.weight", H)
-        t.mat(p + "attn_q.weight", nh * hd, H)
-        t.mat(p + "attn_k.weight", nkv * hd, H)
-        t.mat(p + "attn_v.weight", nkv * hd, H)
-        if cfg["model_type"] == "qwen2":
-            t.vec(p + "attn_q.bias", nh * hd, 0.0)
-            t.vec(p + "attn_k.bias", nkv * hd, 0.0)
-            t.vec(p + "attn_v.bias", nkv * hd, 0.0)
-        t.mat(p + "attn_output.weight", H, nh * hd)
+        attention_block(t, p, H, nh, nkv, hd, biases=cfg["model_type"] == "qwen2")
         t.mat(p + "ffn_gate.weight", ff, H)
         t.mat(p + "ffn_up.weight", ff, H)
         t.mat(p + "ffn_down.weight", H, ff)
