@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Runs on the GPU device machine from the repository root (what tools/device/pack.sh packed
+# travels in .devdata): the CUDA tests, stories260K greedy CPU == CUDA, the matvec roofline,
+# `lmx bench` on the Llama-3.2-1B shape (bf16 / 8-bit / 4-bit; pp512 + tg128, pp2048, batch 32),
+# the transformers reference, and llama.cpp built for sm_90 in the background then llama-bench on
+# random GGUFs of the same shape. Logs go to /tmp/logs and come back as $OUT/logs.tgz (refreshed
+# after each step, so a run cut short still returns what it did). Steps: STEPS="tests bench hf llama"
+# (default all); extra `lmx bench` arguments: BENCH_ARGS.
+set -u
+R=$PWD; D=$R/.devdata; L=/tmp/logs; mkdir -p "$L"
+STEPS=${STEPS:-"tests bench hf llama"}
+T0=$(date +%s)
+el() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
+pack() { tar czf "$OUT/logs.tgz" -C /tmp logs 2>/dev/null; }
+has() { [[ " $STEPS " == *" $1 "* ]]; }
+nvidia-smi -L | tee "$L/gpu.txt"
+mkdir -p /tmp/b && tar xJf "$D/bin.tar.xz" -C /tmp/b && B=/tmp/b/bin
+export LD_LIBRARY_PATH=/tmp/b/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+for m in cublas cuda_runtime; do
+  d=$(python3 -c "import nvidia.$m,os;print(os.path.dirname(nvidia.$m.__file__))" 2>/dev/null) && export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$d/lib
+done
+ldd "$B/backend_cuda_test" | grep 'not found'
+ln -sfn "$D/shared" "$R/../shared"
+CFG=$R/../shared/data/configs/llama-3.2-1b.json
+export LMX_TEST_MODELS=$R/tests/data/models LMX_TEST_EMBED=$R/tests/data/embed
+if has hf; then  # first: its torch compile is slowed by the llama.cpp build
+  el transformers
+  timeout 150 python3 tools/bench/hf_cuda_bench.py "$CFG" --prefill 2048 --prompt 512 --gen 128 --runs 3 > "$L/hf.log" 2>&1
+  grep -E "^hf" "$L/hf.log"; pack
+fi
+if has llama; then
+  mkdir -p /tmp/ll && tar xJf "$D/llstage.tar.xz" -C /tmp/ll
+  ( nice -n 19 cmake -S /tmp/ll -B /tmp/llb -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+      -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DGGML_NATIVE=ON \
+      -DLLAMA_CURL=OFF > "$L/llcfg.log" 2>&1 &&
+    nice -n 19 cmake --build /tmp/llb -j 12 --target llama-bench llama-quantize > "$L/llbuild.log" 2>&1
+    echo "LLBUILD_RC=$?" >> "$L/llbuild.log" ) &
+fi
+if has tests; then
+  el "backend_cuda_test"
+  timeout 300 "$B/backend_cuda_test" > "$L/t_all.log" 2>&1; echo "rc=$?" >> "$L/t_all.log"
+  grep -E "^\[  (PASSED|FAILED) |FAILED  \]|rc=" "$L/t_all.log" | tail -20
+  for dev in cpu cuda; do
+    "$B/lmx" generate --device $dev --model "$D/stories" --prompt "Once upon a time" --max-tokens 300 --temp 0 \
+      > "$L/stories_$dev.txt" 2>&1
+  done
+  cmp "$L/stories_cpu.txt" "$L/stories_cuda.txt" && echo "stories260K greedy: CPU == CUDA"; pack
+fi
+if has bench; then
+  el "matvec roofline"; timeout 60 "$B/cuda_matvec_bench" 20 > "$L/mv.log" 2>&1; grep -E "copy|WHOLE" "$L/mv.log"
+  run() { local tag=$1; shift; el "$tag"; timeout 150 "$B/lmx" bench --device cuda --config "$CFG" "$@" ${BENCH_ARGS:-} \
+            > "$L/b_$tag.log" 2>&1; grep -E "^(pp|tg)|graphs" "$L/b_$tag.log"; pack; }
+  for t in bf16 q8 q4; do
+    case $t in bf16) A=(--dtype bf16);; q8) A=(-q --q-bits 8);; q4) A=(-q --q-bits 4);; esac
+    run "$t" "${A[@]}" -p 512 -g 128 -n 3
+    run "${t}_p2048" "${A[@]}" -p 2048 -g 4 -n 3
+  done
+  run bf16_b32 --dtype bf16 -p 512 -g 64 -n 1 -b 32
+  el "event profile"
+  LMX_CUDA_PROFILE=1 timeout 100 "$B/lmx" bench --device cuda --config "$CFG" --dtype bf16 -p 512 -g 64 -n 1 \
+    > "$L/prof_bf16.log" 2>&1; pack
+fi
+if has llama; then
+  el "waiting for llama.cpp"
+  for _ in $(seq 1 200); do grep -q LLBUILD_RC "$L/llbuild.log" 2>/dev/null && break; sleep 3; done
+  if [ -x /tmp/llb/bin/llama-bench ]; then
+    PYTHONPATH=/tmp/ll/gguf-py python3 tools/bench/random_gguf.py "$CFG" /tmp/l1b-f16.gguf \
+      "$R/../shared/data/tokenizers/llama.cpp-vocab-gguf/ggml-vocab-gpt-2.gguf" > "$L/gguf.log" 2>&1
+    for q in Q8_0 Q4_0; do /tmp/llb/bin/llama-quantize /tmp/l1b-f16.gguf "/tmp/l1b-$q.gguf" $q >> "$L/quant.log" 2>&1; done
+    el llama-bench
+    timeout 200 /tmp/llb/bin/llama-bench -m /tmp/l1b-f16.gguf,/tmp/l1b-Q8_0.gguf,/tmp/l1b-Q4_0.gguf -ngl 99 \
+      -p 512,2048 -n 128 -r 3 > "$L/llama_bench.log" 2>&1
+    grep -E "\|" "$L/llama_bench.log"
+  else
+    tail -5 "$L/llbuild.log"
+  fi
+fi
+el done; pack
