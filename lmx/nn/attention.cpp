@@ -42,6 +42,19 @@ Tensor rope_rows(const RotaryEmbedding& rope,
     throw ShapeError("attention: cache left padding has " + std::to_string(pad.size()) +
                      " rows for batch " + std::to_string(B));
   }
+  // Every row's call starting at a real position (a batched decode step, say) with
+  // frequencies that do not depend on the length: one rope over the batch, row b at
+  // offset - pad[b] + s, the same values as row by row in a single launch.
+  const std::string& type = rope.config().type;
+  const bool all_real = std::all_of(pad.begin(), pad.end(), [&](int64_t p) { return offset - p >= 0; });
+  if (all_real && type != "dynamic" && type != "longrope") {
+    ops::RopeParams p = rope_params(rope, offset, L, x.device());
+    p.offset = 0;
+    std::vector<int64_t> starts(pad.size());
+    for (size_t b = 0; b < pad.size(); ++b) starts[b] = offset - pad[b];
+    p.batch_offsets = Tensor::from_vector(starts, {B}).to(x.device());
+    return ops::rope(x, p);
+  }
   Tensor out = x.contiguous().clone();
   for (int64_t b = 0; b < B; ++b) {
     const int64_t start = offset - pad[static_cast<size_t>(b)];  // position of token 0 of this call

@@ -172,7 +172,10 @@ Tensor rope(const Tensor& x_in, const RopeParams& p) {
                      std::to_string(rd / 2) + " values");
   }
   if (p.offset < 0) throw InvalidArgument("rope: negative position offset " + std::to_string(p.offset));
-  const Device device = common_device("rope", {x_in.device(), p.inv_freq.device()});
+  const Device device =
+      p.batch_offsets.defined()
+          ? common_device("rope", {x_in.device(), p.inv_freq.device(), p.batch_offsets.device()})
+          : common_device("rope", {x_in.device(), p.inv_freq.device()});
   Tensor x = x_in.dtype() == Dtype::f32 ? x_in : x_in.to(Dtype::f32);
   if (x.strides()[3] != 1) x = x.contiguous();
   Tensor freqs = p.inv_freq.to(Dtype::f32).contiguous();
@@ -192,10 +195,19 @@ Tensor rope(const Tensor& x_in, const RopeParams& p) {
   o.inv_freq = freqs.data<float>();
   o.offset = p.offset;
   o.mscale = p.mscale;
+  Tensor batch_offsets;
+  if (p.batch_offsets.defined()) {
+    if (p.batch_offsets.dtype() != Dtype::i64 || p.batch_offsets.ndim() != 1 || p.batch_offsets.dim(0) != o.batch) {
+      throw ShapeError("rope: batch_offsets must be i64 [" + std::to_string(o.batch) + "], got " +
+                       std::string(dtype_name(p.batch_offsets.dtype())) + " " + shape_str(p.batch_offsets.shape()));
+    }
+    batch_offsets = p.batch_offsets.contiguous();
+    o.batch_offsets = batch_offsets.data<int64_t>();
+  }
   if (const StepValues* step = step_values(device)) {
     // A captured decode step: the position is read on the device. Any other rope would
     // bake this token's position into the graph.
-    if (o.batch != 1 || o.seq != 1 || p.offset != step->host_position) {
+    if (o.batch != 1 || o.seq != 1 || p.offset != step->host_position || o.batch_offsets) {
       throw Unsupported("rope: a captured decode step rotates one token at the step's position only");
     }
     o.positions = step->position;

@@ -21,8 +21,10 @@ struct RopeParams {
   bool traditional = false;  // interleaved pairs (2i, 2i+1) vs halves (HF rotate_half)
   int64_t offset = 0;        // position of the first token
   float mscale = 1.0f;       // multiplies cos / sin (yarn, longrope)
+  Tensor batch_offsets;      // optional i64 [batch]: row b's tokens at offset + batch_offsets[b] + s
 };
-// x [batch, heads, seq, head_dim] (any strides) rotated at positions offset + s.
+// x [batch, heads, seq, head_dim] (any strides) rotated at positions offset + s
+// (+ batch_offsets[b] where given; a position may then be negative).
 Tensor rope(const Tensor& x, const RopeParams& params);
 
 struct AttentionParams {
