@@ -16,22 +16,26 @@ Tensor bidirectional_attention(const Tensor& q, const Tensor& k, const Tensor& v
     throw ShapeError("encoder attention: width " + std::to_string(width) + " is not a multiple of " +
                      std::to_string(heads) + " heads");
   }
+  // [B, L, H * D] viewed as [B, H, L, D]
+  auto heads_of = [&](const Tensor& t) { return t.reshape({B, L, heads, width / heads}).transpose(1, 2); };
+  return bidirectional_attention_heads(heads_of(q), heads_of(k), heads_of(v), lengths);
+}
+
+Tensor bidirectional_attention_heads(const Tensor& q, const Tensor& k, const Tensor& v,
+                                     const std::vector<int64_t>& lengths) {
+  const int64_t B = q.dim(0), H = q.dim(1), L = q.dim(2), D = q.dim(3), width = H * D;
   if (static_cast<int64_t>(lengths.size()) != B) {
     throw ShapeError("encoder attention: " + std::to_string(lengths.size()) + " lengths for a batch of " +
                      std::to_string(B));
   }
-  const int64_t D = width / heads;
   ops::AttentionParams p;
   p.scale = 1.0f / std::sqrt(static_cast<float>(D));
   p.causal = false;
   Tensor out = Tensor::zeros({B, L, width}, Dtype::f32, q.device());
   for (int64_t b = 0; b < B; ++b) {
     const int64_t n = lengths[static_cast<size_t>(b)];
-    // [1, n, H * D] viewed as [1, H, n, D]
-    auto heads_of = [&](const Tensor& t) {
-      return t.slice(0, b, b + 1).slice(1, 0, n).reshape({1, n, heads, D}).transpose(1, 2);
-    };
-    Tensor o = ops::scaled_dot_product_attention(heads_of(q), heads_of(k), heads_of(v), p);  // [1, H, n, D]
+    auto row = [&](const Tensor& t) { return t.slice(0, b, b + 1).slice(2, 0, n); };  // [1, H, n, D]
+    Tensor o = ops::scaled_dot_product_attention(row(q), row(k), row(v), p);       // [1, H, n, D]
     out.slice(0, b, b + 1).slice(1, 0, n).copy_(o.transpose(1, 2).reshape({1, n, width}));
   }
   return out;

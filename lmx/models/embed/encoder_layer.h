@@ -20,6 +20,10 @@ namespace lmx::models::embed {
 // over the padded batch would sum the softmax over a different number of SIMD lanes).
 Tensor bidirectional_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
                                const std::vector<int64_t>& lengths);
+// The same over heads-first q, k, v [batch, heads, seq, head_dim] (strided views allowed:
+// rotary encoders rotate q and k in that layout) -> [batch, seq, heads * head_dim].
+Tensor bidirectional_attention_heads(const Tensor& q, const Tensor& k, const Tensor& v,
+                                     const std::vector<int64_t>& lengths);
 
 // layer(x) for x [rows, in], one row at a time: the CPU runs a single row through another
 // kernel (a matvec) than several (a GEMM), with another summation order, so heads over

@@ -8,9 +8,10 @@
 
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/models/embed/encoder.h"
+#include "lmx/models/embed/encoder_layer.h"
 #include "lmx/models/embed/encoders.h"
 #include "lmx/models/llm/common.h"
-#include "lmx/nn/attention.h"
+#include "lmx/nn/linear.h"
 #include "lmx/nn/mlp.h"
 #include "lmx/nn/norm.h"
 
@@ -23,32 +24,47 @@ int64_t int_key(const ConfigReader& c, const std::string& key, const std::string
 }
 
 struct NomicOptions {
-  nn::AttentionOptions attention;
+  int64_t hidden = 0, heads = 0;
+  const nn::RotaryEmbedding* rope = nullptr;
   nn::MlpOptions mlp;
   float norm_eps = 1e-12f;
 };
 
-// h = norm1(x + attn(x)); y = norm2(h + mlp(h)).
+// h = norm1(x + out_proj(attention(rotary(Wqkv x)))); y = norm2(h + mlp(h)), over a padded
+// batch: the projections and the MLP run on every token of the batch at once, attention on
+// each row's real tokens only (bidirectional_attention_heads), so a row's result does not
+// depend on the batch it is in.
 class NomicBertLayer : public nn::Module {
  public:
-  explicit NomicBertLayer(const NomicOptions& o) {
-    attn_ = std::make_unique<nn::Attention>(o.attention);
+  explicit NomicBertLayer(const NomicOptions& o) : o_(o) {
+    qkv_ = std::make_unique<nn::Linear>(o.hidden, 3 * o.hidden, false);  // [q | k | v]
+    out_ = std::make_unique<nn::Linear>(o.hidden, o.hidden, false);
     mlp_ = std::make_unique<nn::Mlp>(o.mlp);
-    norm1_ = std::make_unique<nn::LayerNorm>(o.attention.hidden, o.norm_eps);
-    norm2_ = std::make_unique<nn::LayerNorm>(o.attention.hidden, o.norm_eps);
-    register_module("attn", *attn_);
+    norm1_ = std::make_unique<nn::LayerNorm>(o.hidden, o.norm_eps);
+    norm2_ = std::make_unique<nn::LayerNorm>(o.hidden, o.norm_eps);
+    register_module("attn.Wqkv", *qkv_);
+    register_module("attn.out_proj", *out_);
     register_module("mlp", *mlp_);
     register_module("norm1", *norm1_);
     register_module("norm2", *norm2_);
   }
-  // x [1, seq, hidden] (one row, no padding) -> [1, seq, hidden].
-  Tensor forward(const Tensor& x) const {
-    Tensor h = norm1_->forward(ops::add(x, attn_->forward(x, nullptr)));
+  // x [batch, seq, hidden] (row b: lengths[b] real tokens) -> [batch, seq, hidden].
+  Tensor forward(const Tensor& x, const std::vector<int64_t>& lengths) const {
+    const int64_t B = x.dim(0), L = x.dim(1), H = o_.heads, D = o_.hidden / o_.heads;
+    Tensor qkv = qkv_->forward(x);  // [B, L, 3 * hidden]
+    // part i of [q | k | v] as [B, H, L, D] (strided)
+    auto part = [&](int64_t i) {
+      return qkv.slice(2, i * o_.hidden, (i + 1) * o_.hidden).reshape({B, L, H, D}).transpose(1, 2);
+    };
+    Tensor attn = bidirectional_attention_heads(o_.rope->apply(part(0), 0), o_.rope->apply(part(1), 0), part(2),
+                                                lengths);
+    Tensor h = norm1_->forward(ops::add(x, out_->forward(attn)));
     return norm2_->forward(ops::add(h, mlp_->forward(h)));
   }
 
  private:
-  std::unique_ptr<nn::Attention> attn_;
+  NomicOptions o_;
+  std::unique_ptr<nn::Linear> qkv_, out_;
   std::unique_ptr<nn::Mlp> mlp_;
   std::unique_ptr<nn::LayerNorm> norm1_, norm2_;
 };
@@ -70,6 +86,9 @@ class NomicBertEncoder : public Encoder {
     if (c.has("rotary_scaling_factor") && !c.json().at("rotary_scaling_factor").is_null()) {
       c.fail("rotary_scaling_factor", "dynamic NTK rotary scaling is not supported");
     }
+    if (c.has("rotary_emb_scale_base") && !c.json().at("rotary_emb_scale_base").is_null()) {
+      c.fail("rotary_emb_scale_base", "xPos rotary scaling is not supported");
+    }
     if (type_vocab_ < 1) c.fail("type_vocab_size", "must be at least 1");
     const int64_t heads = int_key(c, "num_attention_heads", "n_head");
     if (heads <= 0 || hidden_ % heads != 0) {
@@ -85,15 +104,9 @@ class NomicBertEncoder : public Encoder {
     NomicOptions o;
     o.norm_eps = static_cast<float>(c.has("layer_norm_eps") ? c.get_non_negative("layer_norm_eps", 1e-12)
                                                             : c.get_non_negative("layer_norm_epsilon", 1e-12));
-    nn::AttentionOptions& a = o.attention;
-    a.hidden = hidden_;
-    a.heads = a.kv_heads = heads;
-    a.head_dim = hidden_ / heads;
-    a.fused_qkv = true;  // [q | k | v]
-    a.qkv_name = "Wqkv";
-    a.o_name = "out_proj";
-    a.rope = rope_.get();
-    a.causal = false;
+    o.hidden = hidden_;
+    o.heads = heads;
+    o.rope = rope_.get();
     o.mlp.kind = nn::MlpKind::gated;  // fc2(fc11(x) * silu(fc12(x)))
     o.mlp.hidden = hidden_;
     o.mlp.intermediate = int_key(c, "intermediate_size", "n_inner");
@@ -116,13 +129,11 @@ class NomicBertEncoder : public Encoder {
   }
 
   Tensor forward(const TokenBatch& batch) const override {
-    return forward_each_row_alone(batch, hidden_, [this](const TokenBatch& row) {
-      const int64_t n = row.ids.dim(1);
-      Tensor types = row.type_ids.defined() ? row.type_ids : Tensor::zeros({1, n}, Dtype::i32, row.ids.device());
-      Tensor x = embed_norm_->forward(ops::add(word_->forward(row.ids), token_type_->forward(types)));
-      for (const auto& layer : layers_) x = layer->forward(x);
-      return x;
-    });
+    Tensor types = batch.type_ids.defined() ? batch.type_ids
+                                            : Tensor::zeros(batch.ids.shape(), Dtype::i32, batch.ids.device());
+    Tensor x = embed_norm_->forward(ops::add(word_->forward(batch.ids), token_type_->forward(types)));
+    for (const auto& layer : layers_) x = layer->forward(x, batch.lengths);
+    return x;
   }
   int64_t hidden_size() const override { return hidden_; }
   int64_t vocab_size() const override { return vocab_; }

@@ -323,6 +323,7 @@ TEST(EmbedderErrors, ConfigValuesOfTheNewEncodersAreNamed) {
       {"modernbert", {{"hidden_activation", "swish2"}}, "'swish2' is not supported"},
       {"nomic_bert", {{"prenorm", true}}, "prenorm"},
       {"nomic_bert", {{"rotary_emb_fraction", 0.5}}, "rotary_emb_fraction"},
+      {"nomic_bert", {{"rotary_emb_scale_base", 512}}, "rotary_emb_scale_base"},
       {"gemma3_text", {{"model_type", "qwen3"}}, "use_bidirectional_attention"},
   };
   for (const Case& c : cases) {
