@@ -22,7 +22,13 @@ std::pair<Tensor, Tensor> BatchKVCache::update_and_fetch(const Tensor& keys, con
     throw ShapeError("BatchKVCache: batch " + std::to_string(keys.dim(0)) + " but " +
                      std::to_string(pad_.size()) + " paddings");
   }
-  return append_kv(keys_, values_, offset_, keys, values, step_);
+  Tensor k = keys_.defined() ? used_keys() : Tensor(), v = values_.defined() ? used_values() : Tensor();
+  auto out = append_kv(k, v, offset_, keys, values, step_);
+  if (!keys_.defined() || k.dim(2) != keys_.dim(2)) {  // grown: new buffers of B rows
+    keys_ = k;
+    values_ = v;
+  }
+  return out;
 }
 
 Tensor BatchKVCache::make_mask(int64_t q_len, int64_t window) const {
@@ -50,12 +56,14 @@ int64_t BatchKVCache::trim(int64_t n) {
 
 namespace {
 
-// Fresh buffers of `rows` rows and `length` positions (rounded up to the step), not
-// filled: the callers write every position below `length` of every row (the rest is
-// written by update_and_fetch before anything reads it).
+// Fresh buffers of `rows` rows (rounded up to BatchKVCache::kRowStep) and `length`
+// positions (rounded up to the step), not filled: the callers write every position below
+// `length` of every row in use (the rest is written by update_and_fetch before anything
+// reads it; rows not in use are written when rows join).
 Tensor unfilled_like(const Tensor& like, int64_t rows, int64_t length, int64_t step) {
   const int64_t capacity = std::max<int64_t>(step, (length + step - 1) / step * step);
-  return Tensor::empty({rows, like.dim(1), capacity, like.dim(3)}, Dtype::f32, like.device());
+  const int64_t row_capacity = (rows + BatchKVCache::kRowStep - 1) / BatchKVCache::kRowStep * BatchKVCache::kRowStep;
+  return Tensor::empty({row_capacity, like.dim(1), capacity, like.dim(3)}, Dtype::f32, like.device());
 }
 
 void zero(Tensor region) {
@@ -86,15 +94,18 @@ void BatchKVCache::add_rows(const std::vector<std::pair<Tensor, Tensor>>& added)
   const int64_t shift = std::max<int64_t>(0, longest - offset_);  // the batch moves right by this
   const int64_t length = offset_ + shift;
   if (like_k) {
-    // One new buffer for all the rows (a join is a copy of the whole batch).
-    Tensor k = unfilled_like(*like_k, B + A, length, step_), v = unfilled_like(*like_v, B + A, length, step_);
-    if (B > 0) {
+    // Into the free rows of the buffers when the batch does not move and they fit; else one
+    // new buffer for all the rows (a copy of the whole batch).
+    const bool in_place = keys_.defined() && shift == 0 && B + A <= keys_.dim(0) && length <= keys_.dim(2);
+    Tensor k = in_place ? keys_ : unfilled_like(*like_k, B + A, length, step_);
+    Tensor v = in_place ? values_ : unfilled_like(*like_v, B + A, length, step_);
+    if (B > 0 && !in_place) {
       const int64_t kept = keys_.defined() ? offset_ : 0;
       zero(k.slice(0, 0, B).slice(2, 0, length - kept));
       zero(v.slice(0, 0, B).slice(2, 0, length - kept));
       if (kept > 0) {
-        k.slice(0, 0, B).slice(2, length - kept, length).copy_(keys_.slice(2, 0, kept));
-        v.slice(0, 0, B).slice(2, length - kept, length).copy_(values_.slice(2, 0, kept));
+        k.slice(0, 0, B).slice(2, length - kept, length).copy_(used_keys().slice(2, 0, kept));
+        v.slice(0, 0, B).slice(2, length - kept, length).copy_(used_values().slice(2, 0, kept));
       }
     }
     for (int64_t i = 0; i < A; ++i) {
@@ -138,7 +149,25 @@ void BatchKVCache::remove_rows(const std::vector<int64_t>& gone) {
     offset_ = 0;
     return;
   }
-  const int64_t drop = std::min(*std::min_element(pad_.begin(), pad_.end()), offset_);
+  const int64_t dead = std::min(*std::min_element(pad_.begin(), pad_.end()), offset_);
+  if (keys_.defined() && 2 * dead < offset_) {
+    // In place: each later row moves up into the first free row (rows are disjoint
+    // blocks of the buffers), the positions no row sees stay (masked).
+    int64_t dest = 0;
+    for (int64_t b = 0, g = 0; b < B; ++b) {
+      if (g < static_cast<int64_t>(gone.size()) && gone[static_cast<size_t>(g)] == b) {
+        ++g;
+        continue;
+      }
+      if (dest != b && offset_ > 0) {
+        keys_.slice(0, dest, dest + 1).slice(2, 0, offset_).copy_(keys_.slice(0, b, b + 1).slice(2, 0, offset_));
+        values_.slice(0, dest, dest + 1).slice(2, 0, offset_).copy_(values_.slice(0, b, b + 1).slice(2, 0, offset_));
+      }
+      ++dest;
+    }
+    return;
+  }
+  const int64_t drop = dead;
   const int64_t length = offset_ - drop;
   if (keys_.defined()) {
     Tensor k = unfilled_like(keys_, rows(), length, step_), v = unfilled_like(values_, rows(), length, step_);
@@ -174,15 +203,15 @@ std::vector<Tensor> BatchKVCache::row_state(int64_t b) const {
 
 std::vector<Tensor> BatchKVCache::state() const {
   if (!keys_.defined() || offset_ == 0) return {};
-  return {keys_.slice(2, 0, offset_), values_.slice(2, 0, offset_)};
+  return {used_keys().slice(2, 0, offset_), used_values().slice(2, 0, offset_)};
 }
 
 std::unique_ptr<nn::KVCache> BatchKVCache::copy() const {
   auto c = std::make_unique<BatchKVCache>(pad_, step_);
   c->offset_ = offset_;
   if (keys_.defined()) {
-    c->keys_ = keys_.clone();
-    c->values_ = values_.clone();
+    c->keys_ = used_keys().clone();
+    c->values_ = used_values().clone();
   }
   return c;
 }

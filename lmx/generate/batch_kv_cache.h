@@ -6,7 +6,11 @@
 // Rows may join and leave between steps (continuous batching): a sequence prefilled
 // alone joins as the last row, left-padded to the batch's length (or the batch is
 // padded to its length), and a row that leaves takes its keys with it; positions no
-// remaining row sees are dropped from the front.
+// remaining row sees are dropped from the front once they are half the batch's length
+// or more (until then they stay, masked). The buffers hold rows in steps of kRowStep:
+// rows join into free rows and leave by moving the later rows up, in place, without a
+// new buffer (each new one is memory the kernel clears page by page) as long as no row
+// is longer than the batch and no positions are dropped.
 #pragma once
 
 #include "lmx/models/language_model.h"
@@ -27,6 +31,7 @@ class BatchKVCache : public nn::KVCache {
   std::string class_name() const override { return "BatchKVCache"; }
   std::unique_ptr<nn::KVCache> copy() const override;
 
+  static constexpr int64_t kRowStep = 8;
   int64_t rows() const { return static_cast<int64_t>(pad_.size()); }
   // Appends a row holding keys / values [1, kv_heads, n, head_dim] (undefined: n = 0)
   // at positions 0..n-1 of its sequence.
@@ -42,10 +47,14 @@ class BatchKVCache : public nn::KVCache {
   std::vector<Tensor> row_state(int64_t b) const;
 
  private:
+  // The rows in use: views [B, H, capacity, D] of the buffers.
+  Tensor used_keys() const { return keys_.slice(0, 0, rows()); }
+  Tensor used_values() const { return values_.slice(0, 0, rows()); }
+
   std::vector<int64_t> pad_;
   int64_t step_;
   int64_t offset_ = 0;
-  Tensor keys_, values_;  // [B, H, capacity, D]
+  Tensor keys_, values_;  // [row capacity >= B, H, capacity, D]
 };
 
 // The caches a sequence is prefilled into alone before it joins a batch: the model's own

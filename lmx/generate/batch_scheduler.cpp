@@ -42,8 +42,8 @@ struct BatchScheduler::Sequence {
   std::unique_ptr<TokenSampler> sampler;
   std::unique_ptr<TextStream> text;
   nn::KVCacheList cache;  // the prefill's, until the sequence joins the batch
-  int64_t prefilled = 0;  // of the prompt's first size() - 1 tokens (the last one starts decoding)
-  int64_t cached = 0;     // of those, taken from the prefix cache
+  int64_t prefilled = 0;  // of the prompt's tokens (the pass of its last chunk gives the first token)
+  int64_t cached = 0;     // of those, taken from the prefix cache (never the last one)
   bool reuse_prefix = false;
   PrefixLease lease;  // the prefix-cache blocks it uses or stored, held while it lives
   std::vector<int32_t> sampled;  // the tokens it generated (with reuse_prefix only)
@@ -294,8 +294,8 @@ void BatchScheduler::begin_prefill(Sequence& s) {
   // Recurrent layers keep their own state cache.
   s.cache = batch_row_caches(model_);
   s.reuse_prefix = prefix_cache_ && PrefixKVStore::reusable(model_, s.cache);
-  const int64_t n = static_cast<int64_t>(s.prompt.size()) - 1;
-  const int64_t seedable = std::min(n, cacheable(s));
+  // The last prompt token is always run: its logits give the first token.
+  const int64_t seedable = std::min(static_cast<int64_t>(s.prompt.size()) - 1, cacheable(s));
   if (s.reuse_prefix && seedable > 0) {
     s.cached = prefix_cache_->seed(std::span<const int32_t>(s.identity.data(), static_cast<size_t>(seedable)),
                                    s.cache, s.lease);
@@ -306,7 +306,7 @@ void BatchScheduler::begin_prefill(Sequence& s) {
 int64_t BatchScheduler::chunk_length(const Sequence& s) const {
   // Balanced chunks of what is left, as the single-sequence token loop cuts them; the
   // placeholders of every image in one call.
-  const int64_t n = static_cast<int64_t>(s.prompt.size()) - 1;
+  const auto n = static_cast<int64_t>(s.prompt.size());
   const int64_t todo = n - s.cached;
   const int64_t chunks = (todo + s.params.prefill_step_size - 1) / s.params.prefill_step_size;
   const int64_t chunk = (todo + chunks - 1) / chunks;
@@ -324,7 +324,7 @@ bool BatchScheduler::batchable(const Sequence& s) const {
 bool BatchScheduler::waits_for_prefix(const Sequence& t, const std::vector<size_t>& group) const {
   if (!prefix_cache_ || !t.cache.empty()) return false;
   const auto block = static_cast<int64_t>(options_.prefix_block_tokens);
-  if (std::min<int64_t>(static_cast<int64_t>(t.prompt.size()) - 1, cacheable(t)) < block) return false;
+  if (std::min<int64_t>(static_cast<int64_t>(t.prompt.size()) - 1, cacheable(t)) < block) return false;  // as begin_prefill seeds
   for (size_t i : group) {
     const Sequence& s = *prefilling_[i];
     // s stores its first block after this chunk, and t would seed it then instead of
@@ -340,10 +340,13 @@ void BatchScheduler::prefill_chunk() {
   models::LanguageModel& model = model_;
   std::vector<size_t> group{0};  // indices into prefilling_, ascending
   nn::KVCacheList batch;         // the group's caches when it has several sequences
+  // Per member of the group once its prompt is prefilled: joins the batch, or ends with
+  // its first token (or at once with max_tokens 0).
+  std::vector<std::optional<Stop>> ends;
   try {
     Sequence& s = *prefilling_.front();
     if (s.cache.empty()) begin_prefill(s);
-    const int64_t len = s.prefilled < static_cast<int64_t>(s.prompt.size()) - 1 ? chunk_length(s) : 0;
+    const int64_t len = s.prefilled < static_cast<int64_t>(s.prompt.size()) ? chunk_length(s) : 0;
     // Others at the same point of a prompt whose next chunk has the same length run in
     // the same forward pass, up to kPrefillGroupTokens tokens in all: one pass over the
     // weights for all of them.
@@ -354,7 +357,7 @@ void BatchScheduler::prefill_chunk() {
         Sequence& t = *prefilling_[i];
         if (waits_for_prefix(t, group)) continue;
         if (t.cache.empty()) begin_prefill(t);
-        if (!batchable(t) || t.prefilled != s.prefilled || t.prefilled >= static_cast<int64_t>(t.prompt.size()) - 1 ||
+        if (!batchable(t) || t.prefilled != s.prefilled || t.prefilled >= static_cast<int64_t>(t.prompt.size()) ||
             chunk_length(t) != len)
           continue;
         group.push_back(i);
@@ -362,6 +365,7 @@ void BatchScheduler::prefill_chunk() {
       }
     }
     const auto rows = static_cast<int64_t>(group.size());
+    Tensor logits;  // [rows, 1, vocab]: each row's last position
     if (len > 0) {
       std::vector<int32_t> ids;
       for (size_t i : group) {
@@ -374,7 +378,7 @@ void BatchScheduler::prefill_chunk() {
           vlm_->set_images(std::move(s.images));
           s.images = {};
         }
-        model.forward(Tensor::from_vector(ids, {1, len}), &s.cache, kLastPositionOnly);
+        logits = model.forward(Tensor::from_vector(ids, {1, len}), &s.cache, kLastPositionOnly);
         if (vlm_) s.position_shift = vlm_->position_shift();
       } else {
         // One batch (no padding: every row is at the same position) seeded with what the
@@ -386,21 +390,23 @@ void BatchScheduler::prefill_chunk() {
           held.push_back(std::move(layers));
         }
         join_batch_rows(batch, held);
-        model.forward(Tensor::from_vector(ids, {rows, len}), &batch, kLastPositionOnly);
+        logits = model.forward(Tensor::from_vector(ids, {rows, len}), &batch, kLastPositionOnly);
       }
       for (size_t i : group) prefilling_[i]->prefilled += len;
       prefill_tokens_.fetch_add(static_cast<uint64_t>(rows * len));
       prefill_passes_.fetch_add(1);
     }
-    // Those whose prompt is prefilled store it in the prefix cache and join the batch
-    // (all at once: a join copies the batch's keys and values).
+    // Those whose prompt is prefilled store it in the prefix cache, take their first
+    // token from this pass's logits and join the batch (all at once: a join copies the
+    // batch's keys and values).
     std::vector<std::vector<std::vector<Tensor>>> joining;
+    ends.resize(group.size());
     for (int64_t r = 0; r < rows; ++r) {
       Sequence& t = *prefilling_[group[static_cast<size_t>(r)]];
       std::vector<std::vector<Tensor>> layers;
       for (size_t l = 0; l < t.cache.size(); ++l)
         layers.push_back(rows == 1 ? t.cache[l]->state() : static_cast<const BatchKVCache&>(*batch[l]).row_state(r));
-      const int64_t n = static_cast<int64_t>(t.prompt.size()) - 1;
+      const auto n = static_cast<int64_t>(t.prompt.size());
       if (t.prefilled < n) {  // more chunks: its own caches keep the keys and values
         if (rows > 1) {
           t.cache = batch_row_caches(model_);
@@ -413,7 +419,15 @@ void BatchScheduler::prefill_chunk() {
         if (stored > 0)
           prefix_cache_->store(std::span<const int32_t>(t.identity.data(), static_cast<size_t>(stored)), layers, t.lease);
       }
-      if (t.params.max_tokens && *t.params.max_tokens == 0) continue;
+      auto& end = ends[static_cast<size_t>(r)];
+      if (t.params.max_tokens && *t.params.max_tokens == 0) {
+        end = Stop{StopReason::length, true};
+        continue;
+      }
+      if (!logits.device().is_cpu()) logits = logits.contiguous().to(Device::cpu());
+      logits = logits.contiguous();
+      end = take_token(t, logits.data<float>() + r * logits.dim(2), logits.dim(2));
+      if (end) continue;
       if (rows == 1) {
         join_batch_row(batch_cache_, t.cache);  // state caches too
       } else {
@@ -432,14 +446,13 @@ void BatchScheduler::prefill_chunk() {
   for (size_t j = 0, taken = 0; j < group.size(); ++j) {
     const size_t i = group[j] - taken;
     Sequence& t = *prefilling_[i];
-    if (t.prefilled < static_cast<int64_t>(t.prompt.size()) - 1) continue;
+    if (t.prefilled < static_cast<int64_t>(t.prompt.size())) continue;
     ++taken;
-    if (t.params.max_tokens && *t.params.max_tokens == 0) {
-      finish(*take_prefilling(i), StopReason::length, true);
+    if (ends[j]) {
+      finish(*take_prefilling(i), ends[j]->reason, ends[j]->flush);
       continue;
     }
     t.cache.clear();
-    t.next_token = t.prompt.back();
     rows_.push_back(take_prefilling(i));
   }
   row_count_.store(rows_.size());
@@ -448,6 +461,33 @@ void BatchScheduler::prefill_chunk() {
 int64_t BatchScheduler::cacheable(const Sequence& s) const {
   if (s.first_image < 0) return static_cast<int64_t>(s.identity.size());
   return vlm_->image_calls_need_whole_prompt() ? 0 : s.first_image;
+}
+
+std::optional<BatchScheduler::Stop> BatchScheduler::take_token(Sequence& s, const float* logits, int64_t vocab) {
+  std::vector<float> row(logits, logits + vocab);
+  int32_t token = -1;
+  try {
+    token = s.sampler->sample(row);  // runs the request's logits processors
+  } catch (const std::exception& e) {
+    s.group->fail(e.what());  // this sequence ends; the others go on
+    return Stop{StopReason::cancelled, false};
+  }
+  if (++s.generated == 1) s.first_token = Clock::now();
+  if (s.reuse_prefix) s.sampled.push_back(token);
+  if (s.options.token_events) {
+    GenerationEvent t;
+    t.kind = GenerationEvent::Kind::token;
+    t.token = s.sampler->logprob(token);
+    s.group->push(s.index, std::move(t));
+  }
+  if (s.options.eos_ids.count(token)) return Stop{StopReason::stop, true};
+  std::deque<GenerationEvent> events;
+  const bool stopped = s.text && s.text->add(token, events);
+  for (auto& e : events) s.group->push(s.index, std::move(e));
+  if (stopped) return Stop{StopReason::stop, false};
+  if (s.params.max_tokens && s.generated >= *s.params.max_tokens) return Stop{StopReason::length, true};
+  s.next_token = token;
+  return std::nullopt;
 }
 
 void BatchScheduler::decode() {
@@ -472,59 +512,22 @@ void BatchScheduler::decode() {
   steps_.fetch_add(1);
   step_rows_.fetch_add(static_cast<uint64_t>(B));
   const int64_t vocab = logits.dim(2);
-  std::vector<float> row;
-  struct Ending {
-    size_t row;
-    StopReason reason;
-    bool flush;
-  };
-  std::vector<Ending> done;  // ended this step: they leave the batch, then their info goes out
-  std::deque<GenerationEvent> events;
-  for (int64_t r = 0; r < B; ++r) {
-    Sequence& s = *rows_[static_cast<size_t>(r)];
-    const float* p = logits.data<float>() + r * vocab;
-    row.assign(p, p + vocab);
-    int32_t token = -1;
-    try {
-      token = s.sampler->sample(row);  // runs the request's logits processors
-    } catch (const std::exception& e) {
-      s.group->fail(e.what());  // this row ends; the others go on
-      done.push_back({static_cast<size_t>(r), StopReason::cancelled, false});
-      continue;
-    }
-    if (++s.generated == 1) s.first_token = Clock::now();
-    if (s.reuse_prefix) s.sampled.push_back(token);
-    if (s.options.token_events) {
-      GenerationEvent t;
-      t.kind = GenerationEvent::Kind::token;
-      t.token = s.sampler->logprob(token);
-      s.group->push(s.index, std::move(t));
-    }
-    const size_t at = static_cast<size_t>(r);
-    if (s.options.eos_ids.count(token)) {
-      done.push_back({at, StopReason::stop, true});
-      continue;
-    }
-    const bool stopped = s.text && s.text->add(token, events);
-    for (auto& e : events) s.group->push(s.index, std::move(e));
-    events.clear();
-    if (stopped) {
-      done.push_back({at, StopReason::stop, false});
-    } else if (s.params.max_tokens && s.generated >= *s.params.max_tokens) {
-      done.push_back({at, StopReason::length, true});
-    } else {
-      s.next_token = token;
-    }
-  }
-  if (done.empty()) return;
-  // Out of the batch at once (each removal copies the batch's keys and values).
+  // Ended this step: they leave the batch, then their info goes out.
   std::vector<size_t> gone;
-  for (const Ending& d : done) {
-    if (d.reason != StopReason::cancelled) store_reply(d.row);
-    gone.push_back(d.row);
+  std::vector<Stop> stops;
+  for (int64_t r = 0; r < B; ++r) {
+    const auto at = static_cast<size_t>(r);
+    if (auto stop = take_token(*rows_[at], logits.data<float>() + r * vocab, vocab)) {
+      gone.push_back(at);
+      stops.push_back(*stop);
+    }
   }
+  if (gone.empty()) return;
+  // Out of the batch at once (each removal copies the batch's keys and values).
+  for (size_t i = 0; i < gone.size(); ++i)
+    if (stops[i].reason != StopReason::cancelled) store_reply(gone[i]);
   std::vector<std::unique_ptr<Sequence>> ended = take_rows(gone);
-  for (size_t i = 0; i < done.size(); ++i) finish(*ended[i], done[i].reason, done[i].flush);
+  for (size_t i = 0; i < gone.size(); ++i) finish(*ended[i], stops[i].reason, stops[i].flush);
 }
 
 void BatchScheduler::store_reply(size_t r) {

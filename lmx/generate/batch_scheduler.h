@@ -4,7 +4,8 @@
 // so a long prompt does not stall the running rows; the chunks of sequences at the same
 // point of their prompts run in one forward pass, and a sequence that shares a prompt
 // prefix with one being prefilled waits one step to take it from the prefix cache), then
-// joins the batch (BatchKVCache rows join and leave between steps). Each row keeps its own parameters
+// joins the batch with its first token sampled from the logits of its prompt's last
+// chunk (BatchKVCache rows join and leave between steps). Each row keeps its own parameters
 // (sampler, penalties, logit bias, logits_processors), stop strings, EOS and token limit,
 // and leaves when it ends, is cancelled or passes its deadline. At temperature 0 a row
 // yields the tokens of generating its prompt alone.
@@ -82,8 +83,8 @@ struct SchedulerStats {
   size_t rows = 0;         // sequences in the batch
   uint64_t steps = 0;      // decode steps run
   uint64_t step_rows = 0;  // sum of the batch size over those steps
-  // Prompt tokens run through prefill passes (a sequence's last prompt token is run by
-  // its first decode step, and tokens taken from the prefix cache are not run at all).
+  // Prompt tokens run through prefill passes (all but those taken from the prefix cache;
+  // the pass that runs a prompt's last token gives its first generated token).
   uint64_t prefill_tokens = 0;
   uint64_t prefill_passes = 0;  // forward passes of prefill (one may hold several sequences)
   PrefixCacheStats prefix_cache;  // zeros without a prefix cache
@@ -176,6 +177,15 @@ class BatchScheduler {
   // prefix they share in the prefix cache (then t seeds it instead of computing it).
   bool waits_for_prefix(const Sequence& t, const std::vector<size_t>& group) const;
   void decode();
+  // How a sequence ends with the token it just sampled.
+  struct Stop {
+    StopReason reason;
+    bool flush;  // flush the detokenizer's held text
+  };
+  // Samples s's next token from its logits row (vocab floats; the prefill's last position
+  // or a decode step's row), sends its events and says whether s ends with it (else it
+  // is s's next input).
+  std::optional<Stop> take_token(Sequence& s, const float* logits, int64_t vocab);
   // How many of a sequence's first tokens the prefix cache may give or take: all, or
   // with images those before the first placeholder (none for models whose image calls
   // need the whole prompt).

@@ -159,6 +159,63 @@ TEST_P(SchedulerFixtures, PromptsQueuedTogetherShareForwardPassesAndEqualGenerat
   EXPECT_EQ(scheduler.stats().rows, 0u);
 }
 
+// A model that counts the token positions of every forward pass it runs.
+class CountingModel : public models::LanguageModel {
+ public:
+  explicit CountingModel(models::LanguageModel& inner) : inner_(inner) { model_type_ = inner.model_type(); }
+  Tensor forward(const Tensor& tokens, nn::KVCacheList* caches, const models::ForwardOptions& options) override {
+    positions += tokens.dim(0) * tokens.dim(1);
+    ++passes;
+    return inner_.forward(tokens, caches, options);
+  }
+  int64_t vocab_size() const override { return inner_.vocab_size(); }
+  int64_t num_layers() const override { return inner_.num_layers(); }
+  std::vector<int64_t> layer_windows() const override { return inner_.layer_windows(); }
+  std::unique_ptr<nn::KVCache> make_layer_cache(int64_t layer) const override {
+    return inner_.make_layer_cache(layer);
+  }
+  bool positions_depend_on_length() const override { return inner_.positions_depend_on_length(); }
+  std::atomic<int64_t> positions{0}, passes{0};
+
+ private:
+  models::LanguageModel& inner_;
+};
+
+// A request's first token comes from the pass that prefills its prompt's last chunk:
+// the model runs each prompt token once and each generated token but the last once
+// (prompt + max_tokens - 1 positions in ceil(prompt / chunk) + max_tokens - 1 passes),
+// and the greedy tokens are those of generating the prompt alone (which prefills all
+// but the last prompt token and runs that one as its first decode step).
+TEST_P(SchedulerFixtures, FirstTokenComesFromThePrefillPass) {
+  auto loaded = models::load_model(testing::fixture(GetParam()));
+  CountingModel model(*loaded.model);
+  std::mt19937 rng(4321);
+  BatchScheduler scheduler(model, nullptr, {4});
+  for (int i = 0; i < 6; ++i) {
+    GenerateParameters params;
+    params.temperature = 0;
+    params.max_tokens = std::uniform_int_distribution<int>(1, 9)(rng);
+    params.prefill_step_size = std::uniform_int_distribution<int>(3, 16)(rng);
+    const std::vector<int32_t> prompt = random_prompt(rng, model.vocab_size(), 20);
+    std::vector<int32_t> alone;
+    generate::TokenGeneration gen(*loaded.model, prompt, params);
+    gen.run([&](const generate::TokenLogprob& l) {
+      alone.push_back(l.token);
+      return true;
+    });
+    ScheduledRequest r{prompt, params, {}};
+    r.options.token_events = true;
+    const int64_t positions = model.positions, passes = model.passes;
+    const auto got = drain(*scheduler.submit({r}), 1)[0];
+    EXPECT_EQ(got.tokens, alone) << GetParam() << " request " << i;
+    const auto n = static_cast<int64_t>(prompt.size()), k = *params.max_tokens;
+    const int64_t chunks = (n + params.prefill_step_size - 1) / params.prefill_step_size;
+    EXPECT_EQ(model.positions - positions, n + k - 1) << GetParam() << " request " << i;
+    EXPECT_EQ(model.passes - passes, chunks + k - 1) << GetParam() << " request " << i;
+  }
+  EXPECT_EQ(scheduler.stats().rows, 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, SchedulerFixtures,
                          ::testing::Values("llama", "gemma2", "gemma3_text", "starcoder2", "qwen3", "mixtral"));
 

@@ -177,7 +177,7 @@ void expect_cache_is_transparent(const Workload& without,
     EXPECT_EQ(b.info.cached_prompt_tokens, want) << what << " sequence " << i;
     EXPECT_EQ(b.info.prompt_tokens + b.info.cached_prompt_tokens,
               static_cast<int64_t>(prompts[i].size()));
-    all += prompts[i].size() - 1;
+    all += prompts[i].size();
     reused += static_cast<uint64_t>(want);
     hits += want > 0;
   }
@@ -411,7 +411,7 @@ TEST_P(PrefixCacheReplies, TheNextTurnReusesTheReply) {
         << GetParam();
     EXPECT_EQ(
         cached.scheduler.stats().prefill_tokens,
-        first.size() - 1 + next.size() - 1 - static_cast<size_t>(got.info.cached_prompt_tokens));
+        first.size() + next.size() - static_cast<size_t>(got.info.cached_prompt_tokens));
   }
 }
 

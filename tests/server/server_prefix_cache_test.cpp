@@ -96,7 +96,7 @@ TEST(ServerPrefixCache, SharedPrefixesAnswerAsWithoutTheCacheAndReportCachedToke
     const int64_t expected = expected_cached_tokens(prompts, i, kBlock);
     EXPECT_EQ(got.usage["prompt_tokens_details"]["cached_tokens"], expected)
         << "request " << i << (stream ? " (streamed)" : "");
-    all += prompt_tokens - 1;
+    all += prompt_tokens;
     reused += expected;
     hits += expected > 0;
   }

@@ -8,6 +8,9 @@ exactly G tokens; checked through finish_reason "length" and the usage when repo
 Aggregate tokens/s = C x G / (wall time from the first request sent to the last stream
 ended); TTFT: from sending a request to its first text chunk, p50 over the C requests;
 ITL: p50 of the gaps between text chunks. Each server is warmed up with one request.
+With --unique-prompts every request's prompt starts with its own number ("Story 17.")
+so no server finds any of it cached (llama-server keeps each slot's last prompt, lmx's
+prefix cache whole blocks of earlier ones): TTFT then includes the whole prompt's prefill.
 
   python3 tools/bench/serve_compare.py --server lmx=127.0.0.1:8080 \\
       --server llama=127.0.0.1:8081 --streams 1,8,32 --rounds 2 --max-tokens 64 \\
@@ -25,14 +28,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from serve_load import WORDS, percentile, stream_once  # noqa: E402
 
 
-def run_streams(host, port, clients, prompt, max_tokens, extra, timeout):
+def run_streams(host, port, clients, prompts, max_tokens, extra, timeout):
     results = [None] * clients
     start = threading.Barrier(clients + 1)
 
     def client(i):
         start.wait()
         last = {}
-        t, gaps, err = stream_once(host, port, prompt, max_tokens, timeout, extra, last)
+        t, gaps, err = stream_once(host, port, prompts[i], max_tokens, timeout, extra, last)
         results[i] = (t, gaps, err, last)
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
@@ -74,6 +77,8 @@ def main():
     ap.add_argument("--temperature", type=float, default=0.0)
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--json", help="also write the rows here")
+    ap.add_argument("--unique-prompts", action="store_true",
+                    help="start each request's prompt with its own number (no cached prefix anywhere)")
     a = ap.parse_args()
     servers = []
     for s in a.server:
@@ -88,12 +93,19 @@ def main():
         _, _, err = stream_once(host, port, prompt, 4, a.timeout, extra)
         if err:
             raise SystemExit("%s: warm-up failed: %s" % (name, err))
+    serial = iter(range(1, 1 << 30))
+
+    def prompts_for(clients):
+        if not a.unique_prompts:
+            return [prompt] * clients
+        return ["Story %d. %s" % (next(serial), prompt) for _ in range(clients)]
+
     rows = []
     print("round streams server tok/s wall_s ttft_p50_s itl_p50_s prompt_tokens errors", flush=True)
     for rnd in range(1, a.rounds + 1):
         for c in [int(x) for x in a.streams.split(",")]:
             for name, host, port in servers:
-                r = run_streams(host, port, c, prompt, a.max_tokens, extra, a.timeout)
+                r = run_streams(host, port, c, prompts_for(c), a.max_tokens, extra, a.timeout)
                 r.update(round=rnd, streams=c, server=name)
                 rows.append(r)
                 print("%d %d %s %.2f %.2f %.3f %.4f %s %d %s" % (

@@ -460,13 +460,7 @@ XPrep prepare_x(const float* x,
     std::memset(xq, 0, static_cast<size_t>(kp));
     alignas(32) int8_t tmp[128];
     for (int64_t g = 0; g < groups; ++g) {
-      const float* xg = x + g * gs;
-      float amax = 0.0f;
-      for (int64_t j = 0; j < gs; ++j) amax = std::max(amax, std::fabs(xg[j]));
-      const float d = amax / 127.0f;
-      const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-      dx[g] = d;
-      for (int64_t j = 0; j < gs; ++j) tmp[j] = static_cast<int8_t>(std::lrint(xg[j] * inv));
+      dx[g] = quantize_group_int8(x + g * gs, gs, tmp);
       int8_t* dst = xq + g * gs;
       if (w.bits() == 4) {
         // Byte order of the nibble planes: low nibbles then high nibbles of each 64-unit.
@@ -658,12 +652,13 @@ void run_matvec_rows(std::span<const MatvecTarget> targets,
   } else {
     plan_chunks(targets.first(per_row), nt, chunks);
   }
-  // Rows with int16 x on AVX-512: groups of up to kMaxFewRows rows, each group from one
-  // pass over the chunk (the chunk from memory for the first group, from L2 for the
-  // others); rows split evenly so that no group is a single row (32 rows: 4 x 8, 23: 8, 8, 7).
+  // Rows with int16 or int8 x on AVX-512 (few_rows_supported): groups of up to
+  // kMaxFewRows rows, each group from one pass over the chunk (the chunk from memory for
+  // the first group, from L2 for the others); rows split evenly so that no group is a
+  // single row (32 rows: 4 x 8, 23: 8, 8, 7).
   const size_t m = xps.size();
-  const bool few = prec == ActivationPrecision::int16 && m >= 2 &&
-                   few_rows_int16_supported(*targets[0].w, std::min<int64_t>(static_cast<int64_t>(m), kMaxFewRows));
+  const bool few = m >= 2 && few_rows_supported(*targets[0].w, prec,
+                                                std::min<int64_t>(static_cast<int64_t>(m), kMaxFewRows));
   const size_t groups = (m + static_cast<size_t>(kMaxFewRows) - 1) / static_cast<size_t>(kMaxFewRows);
   auto do_chunk = [&](int64_t c) {
     const MatvecChunk& ch = chunks[static_cast<size_t>(c)];
@@ -673,8 +668,8 @@ void run_matvec_rows(std::span<const MatvecTarget> targets,
         float* y[kMaxFewRows];
         for (size_t i = 0; i < count; ++i)
           y[i] = targets[(first + i) * per_row + static_cast<size_t>(ch.target)].y;
-        few_rows_int16_avx512(*targets[static_cast<size_t>(ch.target)].w, xps.data() + first, y,
-                              static_cast<int>(count), ch.b0, ch.b1);
+        few_rows_avx512(*targets[static_cast<size_t>(ch.target)].w, prec, xps.data() + first, y,
+                        static_cast<int>(count), ch.b0, ch.b1);
         first += count;
       }
       return;

@@ -87,31 +87,6 @@ void pack_group_scales(float* s, const PackedQuantWeight& w, int64_t j0, int nr,
   }
 }
 
-// Rounds gs inputs (gs a multiple of 32) to int8 with one scale d = amax / 127:
-// out[j] = round-to-nearest-even(x[j] / d). Returns d (0 for an all-zero group).
-float quantize_group_int8(const float* x, int64_t gs, int8_t* out) {
-  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-  __m256 mx = _mm256_setzero_ps();
-  for (int64_t j = 0; j < gs; j += 8)
-    mx = _mm256_max_ps(mx, _mm256_and_ps(_mm256_loadu_ps(x + j), abs_mask));
-  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
-  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-  const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
-  const __m256 inv = _mm256_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-  for (int64_t j = 0; j < gs; j += 32) {
-    __m256i v[4];
-    for (int t = 0; t < 4; ++t)
-      v[t] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * t), inv));
-    // packs work per 128-bit lane: 32-bit groups of 4 come out as a0 b0 c0 d0 a1 b1 c1 d1.
-    const __m256i bytes =
-        _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j),
-                        _mm256_permutevar8x32_epi32(bytes, order));
-  }
-  return amax / 127.0f;
-}
-
 }  // namespace
 
 namespace {

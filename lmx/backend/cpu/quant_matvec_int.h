@@ -103,16 +103,22 @@ inline void store_int(__m256 acc, __m128 bacc, float* y4) {
   _mm_store_ps(y4, _mm_add_ps(rows, bacc));
 }
 
-// Few rows of x (2 .. kMaxFewRows) at once over blocks [b0, b1) of w with int16
+// Few rows of x (2 .. kMaxFewRows) at once over blocks [b0, b1) of w with int16 or int8
 // activations (AVX-512 VNNI, quant_rows_avx512.cpp): each weight unit is read and unpacked
-// once and multiplied into every row. Row i is prepared as xps[i] and its outputs go to
-// y[i][0 .. n). Each row's integer group sums are exact and its f32 steps are flush_int's and
-// store_int's in the matvec's order, so every row equals a one-row (decode) call bit for bit.
+// once and multiplied into every row. Row i is prepared as xps[i] (for `prec`) and its
+// outputs go to y[i][0 .. n). Each row's integer group sums are exact and its f32 steps are
+// flush_int's and store_int's in the matvec's order, so every row equals a one-row (decode)
+// call of the same precision bit for bit.
 inline constexpr int kMaxFewRows = 8;
-// Whether the few-row kernel takes m rows of w: int16 activations, 4 bits with groups of
-// 64 / 128 or 8 bits, AVX-512 VNNI.
-bool few_rows_int16_supported(const PackedQuantWeight& w, int64_t m);
-void few_rows_int16_avx512(
-    const PackedQuantWeight& w, const XPrep* xps, float* const* y, int m, int64_t b0, int64_t b1);
+// Whether the few-row kernel takes m rows of w: AVX-512 VNNI; int16 activations with 4
+// bits in groups of 64 / 128 or 8 bits; int8 activations with 4 bits in groups of 64 / 128.
+bool few_rows_supported(const PackedQuantWeight& w, ActivationPrecision prec, int64_t m);
+void few_rows_avx512(const PackedQuantWeight& w,
+                     ActivationPrecision prec,
+                     const XPrep* xps,
+                     float* const* y,
+                     int m,
+                     int64_t b0,
+                     int64_t b1);
 
 }  // namespace lmx::cpu::detail

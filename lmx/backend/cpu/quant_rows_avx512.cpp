@@ -1,13 +1,15 @@
 // AVX-512 VNNI: a few rows of x (2 .. 8: speculative decoding's verify pass, batched decode
-// steps) over the packed layout with int16 activations. The matvec runs its decode kernel
-// once per row (each chunk of weights from memory once, then from L2), unpacking every
-// weight unit again for each row; here each unit is read and unpacked once and multiplied
-// into every row with 512-bit vpdpwssd (vpmaddwd + vpaddd in one; two weight rows or 32
-// inputs per instruction). A row's integer group sums are exact whatever the order of the
-// products, and its f32 steps are the matvec's own (flush_int, store_int,
-// quant_matvec_int.h) done lane for lane on two rows of x per zmm, with the scales and
-// biases loaded once for all rows, so each row's outputs are those of a one-row call bit
-// for bit.
+// steps) over the packed layout with int16 or int8 activations. The matvec runs its decode
+// kernel once per row (each chunk of weights from memory once, then from L2), unpacking
+// every weight unit again for each row; here each unit is read and unpacked once and
+// multiplied into every row with 512-bit vpdpwssd (int16 x: vpmaddwd + vpaddd in one; two
+// weight rows of 16 inputs per instruction) or vpdpbusd (int8 x, 4-bit weights: the
+// nibbles as unsigned bytes times x as signed bytes, two weight rows of 32 inputs per
+// instruction: half the instructions of int16 x). A row's integer group sums are exact
+// whatever the order of the products, and its f32 steps are the matvec's own (flush_int,
+// store_int, quant_matvec_int.h) done lane for lane on two rows of x per zmm, with the
+// scales and biases loaded once for all rows, so each row's outputs are those of a one-row
+// call of the same activation precision bit for bit.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -30,8 +32,8 @@ constexpr int R = kRows;
 
 // Unaligned loads: a block is 64-byte aligned only when its size is.
 inline __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
-// The 16 int16 activations at p in both 256-bit halves (one load).
-inline __m512i load_twice(const int16_t* p) {
+// The 32 bytes at p (16 int16 or 32 int8 activations) in both 256-bit halves (one load).
+inline __m512i load_twice(const void* p) {
   return _mm512_broadcast_i64x4(_mm256_load_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
@@ -39,11 +41,34 @@ inline __m512i load_twice(const int16_t* p) {
 // weight rows 0 (low 256 bits) and 1 (high), ab[i][1] against rows 2 and 3, each row's 8
 // lanes those of the matvec's accumulator (lane L: the products its lane L adds up; only
 // the sums over lanes 0-3 and 4-7 reach the f32 steps). Weight rows are adjacent 32-byte
-// pieces of a unit, so one zmm carries two rows.
-template <int B, int G, int M>
+// pieces of a unit, so one zmm carries two rows. I8: int8 x (4 bits only).
+template <int B, int G, int M, bool I8>
 __attribute__((always_inline)) inline void group_sums(const uint8_t* block, const BlockLayout& bl,
                                                       const XPrep* xps, int64_t g, __m512i ab[M][2]) {
-  if constexpr (B == 4) {
+  static_assert(!I8 || B == 4, "int8 x: 4-bit weights only");
+  if constexpr (I8) {
+    // A 64-input unit of a row: 32 bytes, byte b holds inputs 16 (b % 4) + b / 4 (low
+    // nibble) and 8 more (high), the order prepare_x gives xq: its first 32 bytes for the
+    // low nibbles, the next 32 for the high. Lane L sums bytes 4L .. 4L + 3 as the matvec's
+    // vpmaddubsw + vpmaddwd lane L does.
+    const __m512i low = _mm512_set1_epi8(0x0F);
+    for (int i = 0; i < M; ++i) ab[i][0] = ab[i][1] = _mm512_setzero_si512();
+    for (int uu = 0; uu < G / 64; ++uu) {
+      const int64_t u = g * (G / 64) + uu;
+      prefetch2(block + u * R * 32, bl.ahead);
+      const __m512i va = load512(block + u * R * 32), vb = load512(block + u * R * 32 + 64);
+      const __m512i a0 = _mm512_and_si512(va, low), b0 = _mm512_and_si512(vb, low);
+      const __m512i a1 = _mm512_and_si512(_mm512_srli_epi16(va, 4), low);
+      const __m512i b1 = _mm512_and_si512(_mm512_srli_epi16(vb, 4), low);
+      for (int i = 0; i < M; ++i) {
+        const int8_t* x = xps[i].xq + u * 64;
+        const __m512i xlo = load_twice(x), xhi = load_twice(x + 32);
+        __m512i a = _mm512_dpbusd_epi32(ab[i][0], a0, xlo), b = _mm512_dpbusd_epi32(ab[i][1], b0, xlo);
+        ab[i][0] = _mm512_dpbusd_epi32(a, a1, xhi);
+        ab[i][1] = _mm512_dpbusd_epi32(b, b1, xhi);
+      }
+    }
+  } else if constexpr (B == 4) {
     // A 64-input unit of a row: 16 lanes of 16 bits, nibble j of lane L is input
     // 32 * (L % 2) + 8j + L / 2, the order prepare_x gives xq16 (quant_avx2.cpp); x in both
     // halves.
@@ -113,7 +138,7 @@ inline __m512i row_sums(const __m512i ab_i[2], const __m512i ab_j[2]) {
   return _mm512_permutexvar_epi32(order, v);
 }
 
-template <int B, int G, Dtype SD, int M>
+template <int B, int G, Dtype SD, int M, bool I8>
 void few_rows(const PackedQuantWeight& w, const XPrep* xps, float* const* y, int64_t b0, int64_t b1) {
   constexpr int P = (M + 1) / 2;  // pairs of x rows (an odd M's last pair repeats its row)
   const BlockLayout bl{w.scales_offset(), w.biases_offset(), prefetch_ahead(w)};
@@ -132,7 +157,7 @@ void few_rows(const PackedQuantWeight& w, const XPrep* xps, float* const* y, int
     for (int i = 0; i < M; ++i) bacc[i] = _mm_setzero_ps();
     for (int64_t g = 0; g < groups; ++g) {
       __m512i ab[M][2];
-      group_sums<B, G, M>(block, bl, xps, g, ab);
+      group_sums<B, G, M, I8>(block, bl, xps, g, ab);
       // flush_int's operations, lane for lane, with the scales and biases loaded once.
       const __m128 s = load4<SD>(block + bl.scales + g * R * ssize<SD>());
       __m128 bias = load4<SD>(block + bl.biases + g * R * ssize<SD>());
@@ -157,38 +182,45 @@ void few_rows(const PackedQuantWeight& w, const XPrep* xps, float* const* y, int
 
 using FewRowsFn = void (*)(const PackedQuantWeight&, const XPrep*, float* const*, int64_t, int64_t);
 
-template <int B, int G, Dtype SD>
+template <int B, int G, Dtype SD, bool I8>
 FewRowsFn pick_m(int m) {
   switch (m) {
-    case 2: return &few_rows<B, G, SD, 2>;
-    case 3: return &few_rows<B, G, SD, 3>;
-    case 4: return &few_rows<B, G, SD, 4>;
-    case 5: return &few_rows<B, G, SD, 5>;
-    case 6: return &few_rows<B, G, SD, 6>;
-    case 7: return &few_rows<B, G, SD, 7>;
-    default: return &few_rows<B, G, SD, 8>;
+    case 2: return &few_rows<B, G, SD, 2, I8>;
+    case 3: return &few_rows<B, G, SD, 3, I8>;
+    case 4: return &few_rows<B, G, SD, 4, I8>;
+    case 5: return &few_rows<B, G, SD, 5, I8>;
+    case 6: return &few_rows<B, G, SD, 6, I8>;
+    case 7: return &few_rows<B, G, SD, 7, I8>;
+    default: return &few_rows<B, G, SD, 8, I8>;
   }
 }
 
 template <Dtype SD>
-FewRowsFn pick_bg(int bits, int group, int m) {
-  if (bits == 4) return group == 64 ? pick_m<4, 64, SD>(m) : pick_m<4, 128, SD>(m);
+FewRowsFn pick_bg(int bits, int group, bool int8, int m) {
+  if (int8) return group == 64 ? pick_m<4, 64, SD, true>(m) : pick_m<4, 128, SD, true>(m);
+  if (bits == 4) return group == 64 ? pick_m<4, 64, SD, false>(m) : pick_m<4, 128, SD, false>(m);
   switch (group) {
-    case 32: return pick_m<8, 32, SD>(m);
-    case 64: return pick_m<8, 64, SD>(m);
-    default: return pick_m<8, 128, SD>(m);
+    case 32: return pick_m<8, 32, SD, false>(m);
+    case 64: return pick_m<8, 64, SD, false>(m);
+    default: return pick_m<8, 128, SD, false>(m);
   }
 }
 
 }  // namespace
 
-void few_rows_int16_avx512(
-    const PackedQuantWeight& w, const XPrep* xps, float* const* y, int m, int64_t b0, int64_t b1) {
+void few_rows_avx512(const PackedQuantWeight& w,
+                     ActivationPrecision prec,
+                     const XPrep* xps,
+                     float* const* y,
+                     int m,
+                     int64_t b0,
+                     int64_t b1) {
+  const bool int8 = prec == ActivationPrecision::int8;
   FewRowsFn fn = nullptr;
   switch (w.scale_dtype()) {
-    case Dtype::f16: fn = pick_bg<Dtype::f16>(w.bits(), w.group_size(), m); break;
-    case Dtype::bf16: fn = pick_bg<Dtype::bf16>(w.bits(), w.group_size(), m); break;
-    default: fn = pick_bg<Dtype::f32>(w.bits(), w.group_size(), m); break;
+    case Dtype::f16: fn = pick_bg<Dtype::f16>(w.bits(), w.group_size(), int8, m); break;
+    case Dtype::bf16: fn = pick_bg<Dtype::bf16>(w.bits(), w.group_size(), int8, m); break;
+    default: fn = pick_bg<Dtype::f32>(w.bits(), w.group_size(), int8, m); break;
   }
   fn(w, xps, y, b0, b1);
 }
@@ -199,9 +231,12 @@ void few_rows_int16_avx512(
 
 namespace lmx::cpu::detail {
 
-bool few_rows_int16_supported(const PackedQuantWeight& w, int64_t m) {
-  return m >= 2 && m <= kMaxFewRows && cpu_features().use_avx512() &&
-         (w.bits() == 8 || (w.bits() == 4 && (w.group_size() == 64 || w.group_size() == 128)));
+bool few_rows_supported(const PackedQuantWeight& w, ActivationPrecision prec, int64_t m) {
+  const bool g64_128 = w.group_size() == 64 || w.group_size() == 128;
+  const bool shape = prec == ActivationPrecision::int16   ? w.bits() == 8 || (w.bits() == 4 && g64_128)
+                     : prec == ActivationPrecision::int8 ? w.bits() == 4 && g64_128
+                                                          : false;
+  return shape && m >= 2 && m <= kMaxFewRows && cpu_features().use_avx512();
 }
 
 }  // namespace lmx::cpu::detail

@@ -693,10 +693,10 @@ TEST(QuantizedMatmul, DecodeSplitOverThreadsGivesTheBitsOfOneThread) {
 }
 
 // Speculative decoding's verify pass and batched decode: m = 2 .. 9, 11, 17, 23 and 32 rows
-// in one call (the AVX-512 few-row kernel for int16 x, in groups of up to 8 rows past 8;
-// the row-looped matvec otherwise)
+// in one call (the AVX-512 few-row kernel for int16 x and for int8 x with 4 bits in groups
+// of 64 / 128, in groups of up to 8 rows past 8; the row-looped matvec otherwise)
 // give each row the bits of a one-row (decode) call, through one weight and through a
-// shared-input region; with int16 x the AVX-512 kernel's rows are the AVX2 matvec's. Odd n and k (k an odd number of groups), 4 and 8 bits, every group
+// shared-input region; with int16 / int8 x the AVX-512 kernel's rows are the AVX2 matvec's. Odd n and k (k an odd number of groups), 4 and 8 bits, every group
 // and scale dtype; n = 2051 is large enough for 2-3 threads to split it into chunks.
 TEST(QuantizedMatmul, FewRowsEqualOneRowCallsBitForBit) {
   FeatureGuard guard;
@@ -746,8 +746,8 @@ TEST(QuantizedMatmul, FewRowsEqualOneRowCallsBitForBit) {
               ASSERT_EQ(std::bit_cast<uint32_t>(one[j]), std::bit_cast<uint32_t>(shared[j])) << "shared, at " << j;
               ASSERT_EQ(std::bit_cast<uint32_t>(one2[j]), std::bit_cast<uint32_t>(shared2[j])) << "shared 2, at " << j;
             }
-            // int16 x: the AVX-512 kernel (one row or a few) gives the AVX2 matvec's bits.
-            if (features.use_avx512() && prec == ActivationPrecision::int16) {
+            // int16 / int8 x: the AVX-512 kernel (one row or a few) gives the AVX2 matvec's bits.
+            if (features.use_avx512() && prec != ActivationPrecision::f32) {
               set_cpu_features_for_testing(features.limited_to(CpuTier::avx2));
               std::vector<float> avx2(one.size(), 555.0f);
               for (int64_t i = 0; i < m; ++i)
