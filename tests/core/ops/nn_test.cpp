@@ -80,7 +80,7 @@ TEST(NnOps, RopeBothPairingsWithOffset) {
   for (int i = 0; i < 8; ++i) fr.push_back(std::pow(10000.0f, -2.0f * i / 16));
   Tensor inv = Tensor::from_vector(fr, {8});
   for (bool trad : {false, true}) {
-    ops::RopeParams p{inv, 0, trad, 7, 1.0f};
+    ops::RopeParams p{inv, 0, trad, 7, 1.0f, {}};
     expect_close(ops::rope(x, p).to_float_vector(), rope_composed(x, inv, 7, trad).to_float_vector(),
                  1e-5, 1e-5);
     // Strided input: [B, L, H, D] memory viewed as [B, H, L, D].
@@ -88,8 +88,8 @@ TEST(NnOps, RopeBothPairingsWithOffset) {
     expect_close(ops::rope(xs, p).to_float_vector(), rope_composed(x, inv, 7, trad).to_float_vector(),
                  1e-5, 1e-5);
   }
-  EXPECT_THROW(ops::rope(x, {Tensor::from_vector(fr, {8}), 5, false, 0, 1.0f}), InvalidArgument);
-  EXPECT_THROW(ops::rope(x, {Tensor::from_vector(fr, {8}), 8, false, 0, 1.0f}), ShapeError);
+  EXPECT_THROW(ops::rope(x, {Tensor::from_vector(fr, {8}), 5, false, 0, 1.0f, {}}), InvalidArgument);
+  EXPECT_THROW(ops::rope(x, {Tensor::from_vector(fr, {8}), 8, false, 0, 1.0f, {}}), ShapeError);
 }
 
 // Per-row positions (a batched decode step of left-padded rows): row b at offset +
@@ -102,19 +102,21 @@ TEST(NnOps, RopeBatchOffsetsRotateEachRowAtItsPosition) {
   Tensor inv = Tensor::from_vector(fr, {8});
   const std::vector<int64_t> offsets{0, 5, -2};
   for (bool trad : {false, true}) {
-    ops::RopeParams p{inv, 0, trad, 3, 1.0f};
+    ops::RopeParams p{inv, 0, trad, 3, 1.0f, {}};
     p.batch_offsets = Tensor::from_vector(offsets, {3});
     const Tensor got = ops::rope(x, p);
     for (int64_t b = 0; b < 3; ++b) {
       const Tensor row = x.slice(0, b, b + 1);
       const int64_t at = 3 + offsets[static_cast<size_t>(b)];
-      const Tensor alone = at >= 0 ? ops::rope(row, {inv, 0, trad, at, 1.0f}) : Tensor();
-      if (alone.defined()) EXPECT_EQ(got.slice(0, b, b + 1).to_float_vector(), alone.to_float_vector()) << b;
+      const Tensor alone = at >= 0 ? ops::rope(row, {inv, 0, trad, at, 1.0f, {}}) : Tensor();
+      if (alone.defined()) {
+        EXPECT_EQ(got.slice(0, b, b + 1).to_float_vector(), alone.to_float_vector()) << b;
+      }
       expect_close(got.slice(0, b, b + 1).to_float_vector(), rope_composed(row, inv, at, trad).to_float_vector(),
                    1e-5, 1e-5);
     }
   }
-  ops::RopeParams bad{inv, 0, false, 0, 1.0f};
+  ops::RopeParams bad{inv, 0, false, 0, 1.0f, {}};
   bad.batch_offsets = Tensor::from_vector(std::vector<int64_t>{1, 2}, {2});  // 2 rows for a batch of 3
   EXPECT_THROW(ops::rope(x, bad), ShapeError);
   bad.batch_offsets = Tensor::from_vector(std::vector<int32_t>{1, 2, 3}, {3});  // not i64
