@@ -65,17 +65,22 @@ inline float group_sum(const float* x, int64_t gs) {
   return avx2::hsum(s);
 }
 
-// Rounds gs inputs (gs a multiple of 16) to int16 with one scale d = amax / 32767:
-// out[j] = round-to-nearest-even(x[j] / d), |out[j]| <= 32767. Returns d (0 for an all-zero
-// group). out must be 32-byte aligned.
-inline float quantize_group_int16(const float* x, int64_t gs, int16_t* out) {
+// max |x[j]| over gs inputs (gs a multiple of 8): a quantization group's range.
+inline float group_amax(const float* x, int64_t gs) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   __m256 m = _mm256_setzero_ps();
   for (int64_t j = 0; j < gs; j += 8)
     m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + j), abs_mask));
   __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
   m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-  const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+  return _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+}
+
+// Rounds gs inputs (gs a multiple of 16) to int16 with one scale d = amax / 32767:
+// out[j] = round-to-nearest-even(x[j] / d), |out[j]| <= 32767. Returns d (0 for an all-zero
+// group). out must be 32-byte aligned.
+inline float quantize_group_int16(const float* x, int64_t gs, int16_t* out) {
+  const float amax = group_amax(x, gs);
   const __m256 inv = _mm256_set1_ps(amax > 0.0f ? 32767.0f / amax : 0.0f);
   for (int64_t j = 0; j < gs; j += 16) {
     const __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j), inv));
@@ -90,13 +95,7 @@ inline float quantize_group_int16(const float* x, int64_t gs, int16_t* out) {
 // out[j] = round-to-nearest-even(x[j] / d) (x[j] * (127 / amax) rounded as lrint rounds it),
 // in input order. Returns d (0 for an all-zero group).
 inline float quantize_group_int8(const float* x, int64_t gs, int8_t* out) {
-  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-  __m256 mx = _mm256_setzero_ps();
-  for (int64_t j = 0; j < gs; j += 8)
-    mx = _mm256_max_ps(mx, _mm256_and_ps(_mm256_loadu_ps(x + j), abs_mask));
-  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
-  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-  const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+  const float amax = group_amax(x, gs);
   const __m256 inv = _mm256_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (int64_t j = 0; j < gs; j += 32) {
