@@ -211,18 +211,21 @@ Tensor QuantizedWeight::dequantize_rows(const Tensor& row_ids) const {
   Shape shape = row_ids.shape();
   shape.push_back(in_features());
   Tensor out = Tensor::empty(shape, Dtype::f32, device());
-  GraphBackend* graphs = step_values(device()) ? graph_backend_for(device()) : nullptr;
-  if (graphs && row_ids.device() == device() && row_ids.dtype() == Dtype::i64 && row_ids.is_contiguous()) {
+  GraphBackend* graphs = graph_backend_for(device());
+  auto gather = [&](const Tensor& device_ids) {  // one launch for all the rows
+    if (out.numel() == 0) return;
+    if (has_mlx_tensors())
+      graphs->dequantize_gather(view(), device_ids.data<int64_t>(), device_ids.numel(), out.data<float>(),
+                                in_features());
+    else
+      graphs->dequantize_prepared_gather(*prepared, device_ids.data<int64_t>(), device_ids.numel(), out.data<float>(),
+                                         in_features());
+  };
+  if (graphs && step_values(device()) && row_ids.device() == device() && row_ids.dtype() == Dtype::i64 &&
+      row_ids.is_contiguous()) {
     // A captured decode step (as ops::take): the ids were checked before they went to the
     // device, and reading them back would wait for it.
-    if (out.numel() > 0) {
-      GraphBackend& backend = *graphs;
-      if (has_mlx_tensors())
-        backend.dequantize_gather(view(), row_ids.data<int64_t>(), row_ids.numel(), out.data<float>(), in_features());
-      else
-        backend.dequantize_prepared_gather(*prepared, row_ids.data<int64_t>(), row_ids.numel(), out.data<float>(),
-                                           in_features());
-    }
+    gather(row_ids);
     return out;
   }
   std::vector<int64_t> ids = row_ids.to_int_vector();
@@ -232,9 +235,13 @@ Tensor QuantizedWeight::dequantize_rows(const Tensor& row_ids) const {
       throw InvalidArgument("embedding: token id " + std::to_string(ids[i]) + " at position " +
                             std::to_string(i) + " is out of range [0, " + std::to_string(n) + ")");
     }
-    dequantize_into(*this, ids[i], ids[i] + 1,
-                    out.data<float>() + static_cast<int64_t>(i) * in_features());
   }
+  if (graphs && ids.size() > 1) {  // a prompt's rows on a device: the checked ids go there once
+    gather(Tensor::from_vector(ids, {static_cast<int64_t>(ids.size())}).to(device()));
+    return out;
+  }
+  for (size_t i = 0; i < ids.size(); ++i)
+    dequantize_into(*this, ids[i], ids[i] + 1, out.data<float>() + static_cast<int64_t>(i) * in_features());
   return out;
 }
 

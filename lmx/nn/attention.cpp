@@ -20,14 +20,17 @@ namespace lmx::nn {
 
 namespace {
 
-// A prompt on a GPU with dense bf16 / f16 projections: K and V go to the attention in
-// bf16, which runs it on the tensor cores with q rounded to bf16 too (as the GEMMs round x
-// for these weights). The CPU, f32 and quantized weights and decode steps keep f32 K / V.
+// A prompt on a GPU with bf16 / f16 projections (dense, or quantized with bf16 scales
+// while the quantized prefill GEMMs round x to bf16, LMX_CUDA_QUANT_BF16_PREFILL): K and V
+// go to the attention in bf16, which runs it on the tensor cores with q rounded to bf16
+// too (as the GEMMs round x for these weights). The CPU, f32 weights (f32 scales) and
+// decode steps keep f32 K / V.
 bool bf16_attention(const Tensor& q, const Linear& o_proj) {
   constexpr int64_t kMinRows = 16;  // the CUDA tensor-core kernel's (flash_attention.h)
-  const Tensor& w = o_proj.weight().dense();
-  return !q.device().is_cpu() && q.dim(2) >= kMinRows && !o_proj.weight().quantized() && w.defined() &&
-         (w.dtype() == Dtype::bf16 || w.dtype() == Dtype::f16) && cuda_flash_attention();
+  if (q.device().is_cpu() || q.dim(2) < kMinRows || !cuda_flash_attention()) return false;
+  const WeightMatrix& w = o_proj.weight();
+  if (w.quantized()) return w.quant().scale_dtype() == Dtype::bf16 && cuda_quant_bf16_prefill();
+  return w.dense().defined() && (w.dense().dtype() == Dtype::bf16 || w.dense().dtype() == Dtype::f16);
 }
 
 // x [B, H, L, D] rotated per row b at positions offset - pad[b] + s; left-padding

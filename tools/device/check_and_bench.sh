@@ -4,8 +4,9 @@
 # `lmx bench` on the Llama-3.2-1B shape (bf16 / 8-bit / 4-bit; pp512 + tg128, pp2048, batch 32),
 # the transformers reference, and llama.cpp built for sm_90 in the background then llama-bench on
 # random GGUFs of the same shape. Logs go to /tmp/logs and come back as $OUT/logs.tgz (refreshed
-# after each step, so a run cut short still returns what it did). Steps: STEPS="tests bench hf llama"
-# (default all); extra `lmx bench` arguments: BENCH_ARGS.
+# after each step, so a run cut short still returns what it did). Steps: STEPS="tests bench prof hf
+# llama" (default all but prof: event profiles of batch 32 and of 4-bit prefill); extra `lmx bench`
+# arguments: BENCH_ARGS.
 set -u
 R=$PWD; D=$R/.devdata; L=/tmp/logs; mkdir -p "$L"
 STEPS=${STEPS:-"tests bench hf llama"}
@@ -56,9 +57,19 @@ if has bench; then
     run "${t}_p2048" "${A[@]}" -p 2048 -g 4 -n 3
   done
   run bf16_b32 --dtype bf16 -p 512 -g 64 -n 1 -b 32
+  run q4_b32 -q --q-bits 4 -p 512 -g 64 -n 1 -b 32
   el "event profile"
   LMX_CUDA_PROFILE=1 timeout 100 "$B/lmx" bench --device cuda --config "$CFG" --dtype bf16 -p 512 -g 64 -n 1 \
     > "$L/prof_bf16.log" 2>&1; pack
+fi
+if has prof; then
+  prof() { local tag=$1; shift; el "profile $tag"; LMX_CUDA_PROFILE=1 timeout 120 "$B/lmx" bench --device cuda \
+             --config "$CFG" "$@" > "$L/prof_$tag.log" 2>&1; pack; }
+  for g in 1 33; do  # the difference is 32 decode steps of 32 rows
+    prof bf16_b32_g$g --dtype bf16 -p 512 -g $g -n 1 -b 32
+    prof q4_b32_g$g -q --q-bits 4 -p 512 -g $g -n 1 -b 32
+  done
+  prof q4_p2048 -q --q-bits 4 -p 2048 -g 1 -n 1
 fi
 if has llama; then
   el "waiting for llama.cpp"

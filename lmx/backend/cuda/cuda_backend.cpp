@@ -721,7 +721,9 @@ class CudaBackend final : public Backend, public GraphBackend {
   void sync(const char* op) { check(wait_stream(op), op); }
   // One query row on the decode kernel; false (nothing launched) where it does not apply.
   bool run_decode_attention(const detail::Attention& l, const int64_t* device_position, int64_t keys) {
-    if (!detail::decode_attention_supported(l) || keys <= 0 || keys > 65535 * detail::kDecodeKeys ||
+    // A captured step reads its key count on the device; a mask's length is the host's.
+    if (!detail::decode_attention_supported(l) || (device_position && l.mask) || keys <= 0 ||
+        keys > 65535 * detail::kDecodeKeys ||
         detail::decode_attention_counters(l) > kDecodeCounters) {
       return false;
     }

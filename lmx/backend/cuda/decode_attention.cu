@@ -2,7 +2,8 @@
 // 1. the group's q rows and the split's K and V tiles to shared memory, each thread with
 // all its loads in flight at once (a block's time is a few memory latencies, not one per
 // key or dim as when the loops read global memory); 2. scores: 4 threads per key, each a
-// quarter of the dims, summed by two shuffles (scale, soft-cap, causal / window range);
+// quarter of the dims, summed by two shuffles (scale, soft-cap, the additive mask as the
+// general kernel adds it, causal / window range);
 // 3. per q head (one warp each) the split's max and exp sums; 4. P V: a thread per value
 // dim over the tile; 5. the split's (max, sum, acc) to scratch, and the last split of the
 // kv head to arrive merges all the splits with the sink, every head of the group at once.
@@ -132,6 +133,8 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(Attention a,
       s += __shfl_xor_sync(0xffffffffu, s, 2);
       s *= a.scale;
       if (a.softcap > 0.0f) s = a.softcap * tanhf(s / a.softcap);
+      if (a.mask && in_range && sub == 0)  // a left-padded batch row's -inf before its first key
+        s += a.mask[b * a.mask_strides[0] + (kvh * group + g) * a.mask_strides[1] + j * a.mask_strides[3]];
       if (sub == 0) ps[g][jj] = in_range ? s : -CUDART_INF_F;
     }
     __syncthreads();
@@ -253,7 +256,7 @@ __global__ void write_at_position_kernel(PositionedWrite w) {
 }  // namespace
 
 bool decode_attention_supported(const Attention& a) {
-  return a.q_len == 1 && !a.quantized && !a.mask && a.kv_heads > 0 && a.q_heads % a.kv_heads == 0 &&
+  return a.q_len == 1 && !a.quantized && a.kv_heads > 0 && a.q_heads % a.kv_heads == 0 &&
          a.q_heads / a.kv_heads <= kDecodeMaxGroup && a.head_dim <= kDecodeMaxHeadDim && a.head_dim > 0 &&
          a.v_head_dim <= kDecodeMaxHeadDim && a.v_head_dim > 0 && a.batch > 0 && a.batch <= 65535 &&
          a.kv_heads <= 65535 && (a.kv_dtype == kF32 || a.kv_dtype == kF16 || a.kv_dtype == kBF16);

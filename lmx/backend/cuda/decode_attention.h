@@ -1,4 +1,5 @@
-// Decode attention: one query row per q head (q_len 1), dense K / V, no additive mask.
+// Decode attention: one query row per q head (q_len 1), dense K / V, an optional additive
+// mask (mask[b, h, 0, j] over the kv_len keys: a left-padded batch's rows).
 // One block per (batch, kv head, split of kDecodeKeys keys) reads its keys and values
 // once for all the q heads of the kv head's GQA group and writes their unnormalized
 // (max, sum, acc); the last block of a kv head to finish merges the splits with the sink.

@@ -1,9 +1,10 @@
 // Batch-1 decode on CUDA: the one-query attention kernel (decode_attention.cu) against
-// the CPU's attention on odd shapes, the same ops with the position read on the device
+// the CPU's attention on odd shapes (and batches with an additive mask), the same ops with the position read on the device
 // (lmx/core/step_values.h) against the host-position run, and decode steps replayed from
 // CUDA graphs (lmx/generate/decode_graph.h) against eager steps, logits bit for bit.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -42,7 +43,21 @@ struct Case {
   int64_t window;
   float softcap;
   bool sinks;
+  int mask = 0;  // 0 none; 1 [B, 1, 1, len] (a left-padded batch); 2 [B, Hq, 1, len] random
 };
+
+// An additive mask over `len` keys: kind 1 hides the first 3 + 7 b keys of row b (a
+// left-padded batch) and adds random values to the rest; kind 2 gives every head its own.
+Tensor decode_mask(const Case& c, uint32_t seed) {
+  const int64_t heads = c.mask == 2 ? c.hq : 1;
+  Tensor m = random_tensor({c.batch, heads, 1, c.len}, seed);
+  float* p = m.data<float>();
+  for (int64_t b = 0; b < c.batch; ++b)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t j = 0; j < std::min<int64_t>(3 + 7 * b, c.len - 1); ++j)
+        p[(b * heads + h) * c.len + j] = -INFINITY;
+  return m;
+}
 
 TEST_F(CudaDecode, OneQueryAttentionMatchesCpu) {
   const Case cases[] = {
@@ -52,6 +67,8 @@ TEST_F(CudaDecode, OneQueryAttentionMatchesCpu) {
       {1, 6, 6, 33, 40, 256, 256, true, 0, 30.0f, false},    // soft-cap, head_dim 256
       {1, 16, 1, 1, 8, 8, 8, false, 0, 0.0f, false},         // one key, groups of 16
       {1, 5, 5, 2049, 2100, 128, 128, true, 0, 0.0f, true},  // many splits
+      {32, 32, 8, 96, 128, 64, 64, true, 0, 0.0f, false, 1},  // a left-padded batch of 32 rows
+      {3, 14, 2, 77, 80, 64, 64, true, 0, 20.0f, true, 2},  // a mask per head, soft-cap, sinks
   };
   uint32_t seed = 700;
   for (const Case& c : cases) {
@@ -67,10 +84,12 @@ TEST_F(CudaDecode, OneQueryAttentionMatchesCpu) {
     p.window = c.window;
     p.softcap = c.softcap;
     if (c.sinks) p.sinks = random_tensor({c.hq}, seed++);
+    if (c.mask) p.mask = decode_mask(c, seed++);
     Tensor want = ops::scaled_dot_product_attention(q, kb.slice(2, 0, c.len), vb.slice(2, 0, c.len), p);
     Tensor kc = on_cuda(kb), vc = on_cuda(vb);
     ops::AttentionParams pc = p;
     if (c.sinks) pc.sinks = on_cuda(p.sinks);
+    if (c.mask) pc.mask = on_cuda(p.mask);
     Tensor got = ops::scaled_dot_product_attention(on_cuda(q), kc.slice(2, 0, c.len), vc.slice(2, 0, c.len), pc);
     expect_matches(got, want, 1e-5, 2e-6);
     if (c.batch != 1) continue;

@@ -118,8 +118,13 @@ TEST_F(CudaLinalg, QuantizedLinearEveryLayoutStoredAndPrepared) {
       expect_identical(back.w, c.w);
       expect_identical(back.scales, c.scales);
       expect_identical(back.biases, c.biases);
-      Tensor ids = Tensor::from_vector<int64_t>({128, 0, 7}, {3});
+      // Rows by id: several in one gather launch (MLX tensors or the prepared layout), one alone.
+      Tensor ids = Tensor::from_vector<int64_t>({128, 0, 7, 7}, {2, 2});
       expect_identical(p.dequantize_rows(ids), c.dequantize_rows(ids));
+      expect_identical(g.dequantize_rows(ids), c.dequantize_rows(ids));
+      Tensor one = Tensor::from_vector<int64_t>({5}, {1});
+      expect_identical(p.dequantize_rows(one), c.dequantize_rows(one));
+      EXPECT_THROW(p.dequantize_rows(Tensor::from_vector<int64_t>({3, 129}, {2})), InvalidArgument);
     }
   }
 }
