@@ -199,6 +199,13 @@ struct RmsNormOptions {
   ChannelVector weight;          // [dim]; absent: no per-channel scale
   bool add_unit_offset = false;  // scale by (1 + w), as Gemma stores its norm weights
   float eps = 1e-6f;
+  // A residual add fused in front (a transformer layer's x + h, then the next norm): when
+  // residual is set, sum[r, :] = x[r, :] + residual[r, :] (the f32 add of ops::add) is
+  // written and normed in place of x. sum must be set with it; rows of ld_* floats.
+  const float* residual = nullptr;
+  int64_t ld_residual = 0;
+  float* sum = nullptr;
+  int64_t ld_sum = 0;
 };
 
 struct LayerNormOptions {

@@ -54,24 +54,38 @@ TransformerLM::Layer::Layer(const TransformerSpec& spec, const LayerSpec& ls,
   }
 }
 
-Tensor TransformerLM::Layer::forward(const Tensor& x, nn::KVCache* cache, const TransformerSpec& spec,
-                                     const nn::AttentionContext* ctx) const {
-  Tensor h = pre_attn ? pre_attn->forward(x) : x;
+Tensor TransformerLM::Layer::forward(const Tensor& x_in, const Tensor& x_delta, nn::KVCache* cache,
+                                     const TransformerSpec& spec, const nn::AttentionContext* ctx,
+                                     Tensor* delta) const {
+  // Each residual add followed by a norm runs as one fused op (Norm::forward_sum); the
+  // sums are the same f32 values as ops::add's.
+  auto add_norm = [](const nn::Norm* norm, const Tensor& a, const Tensor& b, Tensor* sum) {
+    if (norm) return norm->forward_sum(a, b, sum);
+    *sum = ops::add(a, b);
+    return *sum;
+  };
+  Tensor x = x_in;
+  Tensor h = x_delta.defined() ? add_norm(pre_attn.get(), x_in, x_delta, &x) : pre_attn ? pre_attn->forward(x) : x;
   if (spec.parallel_residual) {
     Tensor m = pre_ffn ? pre_ffn->forward(x) : h;
     m = moe ? moe->forward(m) : mlp->forward(m);
-    return ops::add(ops::add(x, attn->forward(h, cache, ctx)), m);
+    Tensor out = ops::add(x, attn->forward(h, cache, ctx));
+    if (!delta) return ops::add(out, m);
+    *delta = m;
+    return out;
   }
   if (mla && ctx) throw Unsupported(spec.model_type + ": latent attention takes no attention context");
   h = mla ? mla->forward(h, cache) : attn->forward(h, cache, ctx);
   if (post_attn) h = post_attn->forward(h);
   if (spec.residual_multiplier != 1.0f) h = ops::mul(h, spec.residual_multiplier);
-  Tensor r = ops::add(x, h);
-  h = pre_ffn ? pre_ffn->forward(r) : r;
+  Tensor r;
+  h = add_norm(pre_ffn.get(), x, h, &r);
   h = moe ? moe->forward(h) : mlp->forward(h);
   if (post_ffn) h = post_ffn->forward(h);
   if (spec.residual_multiplier != 1.0f) h = ops::mul(h, spec.residual_multiplier);
-  return ops::add(r, h);
+  if (!delta) return ops::add(r, h);
+  *delta = h;
+  return r;
 }
 
 TransformerLM::Body::Body(TransformerLM& owner) {
@@ -191,14 +205,28 @@ Tensor TransformerLM::forward(const Tensor& tokens, nn::KVCacheList* caches, con
   if (spec_.norm_embeddings) h = norm_->forward(h);
   if (options.edit_embeddings) h = options.edit_embeddings(h);
   if (options.hidden_states) options.hidden_states->push_back(h);
+  // Unless a caller looks at each layer's output, a layer's last residual add is left to
+  // the next layer's first norm (or the final norm): one fused op instead of two.
+  const bool fuse = !options.hidden_states && !options.edit_layer_output;
+  Tensor delta;  // the residual stream is h + delta
   for (size_t i = 0; i < layers_.size(); ++i) {
     nn::KVCache* cache = caches ? (*caches)[i].get() : nullptr;
-    h = layers_[i]->forward(h, cache, spec_, options.attention);
+    const Tensor in_delta = std::move(delta);
+    delta = Tensor();
+    h = layers_[i]->forward(h, in_delta, cache, spec_, options.attention, fuse ? &delta : nullptr);
     if (options.hidden_states) options.hidden_states->push_back(h);  // before the edit, as HF reports it
     if (options.edit_layer_output) h = options.edit_layer_output(i, h);
   }
-  if (options.last_position_only && h.dim(1) > 1) h = h.slice(1, h.dim(1) - 1, h.dim(1));
-  h = norm_->forward(h);
+  if (options.last_position_only && h.dim(1) > 1) {
+    h = h.slice(1, h.dim(1) - 1, h.dim(1));
+    if (delta.defined()) delta = delta.slice(1, delta.dim(1) - 1, delta.dim(1));
+  }
+  if (delta.defined()) {
+    Tensor sum;
+    h = norm_->forward_sum(h, delta, &sum);
+  } else {
+    h = norm_->forward(h);
+  }
   if (options.hidden_states) options.hidden_states->back() = h;  // HF reports the normed last state
   if (options.hidden_only) return h;
   Tensor logits = lm_head_ ? lm_head_->forward(h) : embed_->as_linear(h);

@@ -93,8 +93,11 @@ class TransformerLM : public LanguageModel {
  private:
   struct Layer : nn::Module {
     Layer(const TransformerSpec& spec, const LayerSpec& ls, const nn::RotaryEmbedding* rope);
-    Tensor forward(const Tensor& x, nn::KVCache* cache, const TransformerSpec& spec,
-                   const nn::AttentionContext* ctx) const;
+    // The layer's input is x + x_delta (x_delta undefined: x). With `delta`, the last
+    // residual add is left to the next norm (fused with it): the output is the returned
+    // tensor + *delta; else the returned tensor.
+    Tensor forward(const Tensor& x, const Tensor& x_delta, nn::KVCache* cache, const TransformerSpec& spec,
+                   const nn::AttentionContext* ctx, Tensor* delta) const;
     std::unique_ptr<nn::Norm> pre_attn, post_attn, pre_ffn, post_ffn;
     std::unique_ptr<nn::Attention> attn;
     std::unique_ptr<nn::MultiLatentAttention> mla;

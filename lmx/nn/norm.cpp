@@ -13,6 +13,10 @@ RMSNorm::RMSNorm(int64_t dim, float eps, bool unit_offset, bool weight) : eps_(e
 
 Tensor RMSNorm::forward(const Tensor& x) const { return ops::rms_norm(x, weight_, eps_, unit_offset_); }
 
+Tensor RMSNorm::forward_sum(const Tensor& x, const Tensor& residual, Tensor* sum) const {
+  return ops::add_rms_norm(x, residual, weight_, eps_, unit_offset_, sum);
+}
+
 LayerNorm::LayerNorm(int64_t dim, float eps, bool bias) : eps_(eps) {
   register_parameter("weight", weight_, {dim});
   if (bias) register_parameter("bias", bias_, {dim});
@@ -29,6 +33,12 @@ Norm::Norm(NormKind kind, int64_t dim, float eps, bool unit_offset, bool bias, b
     ln_ = std::make_unique<LayerNorm>(dim, eps, bias);
     register_module("", *ln_);
   }
+}
+
+Tensor Norm::forward_sum(const Tensor& x, const Tensor& residual, Tensor* sum) const {
+  if (rms_) return rms_->forward_sum(x, residual, sum);
+  *sum = ops::add(x, residual);
+  return ln_->forward(*sum);
 }
 
 PerHeadLayerNorm::PerHeadLayerNorm(int64_t heads, int64_t dim, float eps, bool split)

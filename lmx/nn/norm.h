@@ -14,6 +14,8 @@ class RMSNorm : public Module {
   RMSNorm(int64_t dim, float eps, bool unit_offset = false, bool weight = true);
   Tensor forward(const Tensor& x) const;
   Tensor operator()(const Tensor& x) const { return forward(x); }
+  // forward(x + residual), with x + residual in *sum (one pass: ops::add_rms_norm).
+  Tensor forward_sum(const Tensor& x, const Tensor& residual, Tensor* sum) const;
 
  private:
   Tensor weight_;  // [dim]
@@ -41,6 +43,8 @@ class Norm : public Module {
   Norm(NormKind kind, int64_t dim, float eps, bool unit_offset = false, bool bias = true, bool weight = true);
   Tensor forward(const Tensor& x) const { return rms_ ? rms_->forward(x) : ln_->forward(x); }
   Tensor operator()(const Tensor& x) const { return forward(x); }
+  // forward(x + residual), with x + residual in *sum (fused for RMSNorm).
+  Tensor forward_sum(const Tensor& x, const Tensor& residual, Tensor* sum) const;
 
  private:
   std::unique_ptr<RMSNorm> rms_;

@@ -4,9 +4,9 @@
 # `lmx bench` on the Llama-3.2-1B shape (bf16 / 8-bit / 4-bit; pp512 + tg128, pp2048, batch 32),
 # the transformers reference, and llama.cpp built for sm_90 in the background then llama-bench on
 # random GGUFs of the same shape. Logs go to /tmp/logs and come back as $OUT/logs.tgz (refreshed
-# after each step, so a run cut short still returns what it did). Steps: STEPS="tests bench prof hf
-# llama" (default all but prof: event profiles of batch 32 and of 4-bit prefill); extra `lmx bench`
-# arguments: BENCH_ARGS.
+# after each step, so a run cut short still returns what it did). Steps: STEPS="tests bench prof ncu
+# hf llama" (default all but prof and ncu: event profiles of batch 32 and of 4-bit prefill, an ncu
+# report of the decode attention); extra `lmx bench` arguments: BENCH_ARGS.
 set -u
 R=$PWD; D=$R/.devdata; L=/tmp/logs; mkdir -p "$L"
 STEPS=${STEPS:-"tests bench hf llama"}
@@ -49,6 +49,7 @@ if has tests; then
 fi
 if has bench; then
   el "matvec roofline"; timeout 60 "$B/cuda_matvec_bench" 20 > "$L/mv.log" 2>&1; grep -E "copy|WHOLE" "$L/mv.log"
+  for k in 576 2048; do timeout 60 "$B/cuda_attention_bench" $k; done 2>&1 | tee "$L/attn.log"
   run() { local tag=$1; shift; el "$tag"; timeout 150 "$B/lmx" bench --device cuda --config "$CFG" "$@" ${BENCH_ARGS:-} \
             > "$L/b_$tag.log" 2>&1; grep -E "^(pp|tg)|graphs" "$L/b_$tag.log"; pack; }
   for t in bf16 q8 q4; do
@@ -71,6 +72,13 @@ if has prof; then
   done
   prof q4_p2048 -q --q-bits 4 -p 2048 -g 1 -n 1
 fi
+if has ncu; then  # one decode attention launch at batch 1 and at batch 32, every section
+  for b in 1 32; do  # -b 32 runs batch 1 first: 8 steps x 16 layers
+    el "ncu decode attention b$b"; skip=$(( b == 1 ? 40 : 200 ))
+    timeout 200 ncu --set full -k regex:decode_attention --launch-skip $skip --launch-count 1 "$B/lmx" bench \
+      --device cuda --config "$CFG" --dtype bf16 -p 512 -g 8 -n 1 -b $b > "$L/ncu_attn_b$b.log" 2>&1; pack
+  done
+fi
 if has llama; then
   el "waiting for llama.cpp"
   for _ in $(seq 1 200); do grep -q LLBUILD_RC "$L/llbuild.log" 2>/dev/null && break; sleep 3; done
@@ -86,4 +94,5 @@ if has llama; then
     tail -5 "$L/llbuild.log"
   fi
 fi
+if [ -n "${EXTRA:-}" ]; then el "extra: $EXTRA"; eval "$EXTRA" 2>&1 | tee "$L/extra.log"; fi  # $B, $CFG, $L set
 el done; pack

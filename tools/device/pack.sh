@@ -5,7 +5,7 @@
 # stories260K imported, and llama.cpp's source trimmed to what llama-bench / llama-quantize with
 # CUDA need (from node-llama-cpp 3.22.1's bundle, checked out at $LLAMA_SRC).
 #   cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DLMX_CUDA=ON
-#   cmake --build build-cuda --target backend_cuda_test lmx cuda_matvec_bench
+#   cmake --build build-cuda --target backend_cuda_test lmx cuda_matvec_bench cuda_attention_bench
 #   LLAMA_SRC=/work/llama/src tools/device/pack.sh
 # The call's working tree may hold 64 MiB: move tests/data/{vision,train,chat,tokenizer} and the
 # model fixtures the CUDA tests do not read out of the tree for the call (never commit meanwhile).
@@ -14,7 +14,8 @@ cd "$(dirname "$0")/../.."
 out=.devdata
 stage=$(mktemp -d)
 mkdir -p "$stage/bin" "$stage/lib" "$out"
-for f in build-cuda/tests/backend/cuda/backend_cuda_test build-cuda/apps/lmx/lmx build-cuda/bench/cuda_matvec_bench; do
+for f in build-cuda/tests/backend/cuda/backend_cuda_test build-cuda/apps/lmx/lmx build-cuda/bench/cuda_matvec_bench \
+    build-cuda/bench/cuda_attention_bench; do
   cp "$f" "$stage/bin/" && strip "$stage/bin/$(basename "$f")"
 done
 # Libraries outside glibc / libstdc++ / CUDA (the device image has those).

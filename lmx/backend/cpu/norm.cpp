@@ -5,6 +5,7 @@
 
 #include "lmx/backend/cpu/cpu_features.h"
 #include "lmx/backend/cpu/norm_avx2.h"
+#include "lmx/base/error.h"
 #include "lmx/core/half.h"
 
 namespace lmx::cpu {
@@ -84,17 +85,29 @@ void rms_norm(const float* x,
               const RmsNormOptions& options,
               ThreadPool& pool) {
   if (rows <= 0 || dim <= 0) return;
+  if (options.residual && !options.sum) throw InvalidArgument("rms_norm: a fused residual needs its sum's rows");
 #ifdef LMX_CPU_X86
   const bool avx2 = cpu_features().use_avx2();
 #endif
   pool.parallel_for(rows, row_grain(dim), [&](int64_t r0, int64_t r1) {
+    const float* src = x;
+    int64_t ld_src = ldx;
+    if (options.residual) {  // the rows' sums first, then the norm reads them
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* a = x + r * ldx;
+        const float* b = options.residual + r * options.ld_residual;
+        float* s = options.sum + r * options.ld_sum;
+        for (int64_t i = 0; i < dim; ++i) s[i] = a[i] + b[i];
+      }
+      src = options.sum, ld_src = options.ld_sum;
+    }
 #ifdef LMX_CPU_X86
     if (avx2) {
-      detail::rms_norm_rows_avx2(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo, options);
+      detail::rms_norm_rows_avx2(src + r0 * ld_src, r1 - r0, dim, ld_src, out + r0 * ldo, ldo, options);
       return;
     }
 #endif
-    rms_norm_rows_scalar(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo, options);
+    rms_norm_rows_scalar(src + r0 * ld_src, r1 - r0, dim, ld_src, out + r0 * ldo, ldo, options);
   });
 }
 

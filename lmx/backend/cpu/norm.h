@@ -15,7 +15,8 @@ using kernels::LayerNormOptions;
 
 
 
-// out[r, :] = x[r, :] * rsqrt(mean(x[r, :]^2) + eps) * w   (w: see RmsNormOptions)
+// out[r, :] = x[r, :] * rsqrt(mean(x[r, :]^2) + eps) * w   (w: see RmsNormOptions; with
+// options.residual, x[r, :] + residual[r, :] is written to options.sum and normed)
 // x: [rows, dim] with row stride ldx; out: [rows, dim] with row stride ldo. out may
 // be x itself (in place, ldo == ldx). The sum of squares is accumulated in f32 lanes
 // (AVX2) or double (scalar); parity with HF's f32 computation is ~1e-6 relative.

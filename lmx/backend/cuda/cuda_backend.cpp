@@ -534,9 +534,10 @@ class CudaBackend final : public Backend, public GraphBackend {
   void rms_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,
                 const kernels::RmsNormOptions& o) override {
     use_device();
-    launch("rms_norm", [&] {
+    const detail::FusedResidual fused{o.residual, o.ld_residual, o.sum, o.ld_sum};
+    launch(o.residual ? "add + rms_norm" : "rms_norm", [&] {
       return detail::launch_rms_norm(x, rows, dim, ldx, out, ldo, launch_args(o.weight),
-                                     o.add_unit_offset, o.eps, stream_);
+                                     o.add_unit_offset, o.eps, fused, stream_);
     });
   }
   void layer_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,

@@ -1,11 +1,13 @@
-// Decode attention (decode_attention.h): block (kv head, split, batch) of kThreads threads.
-// 1. the group's q rows and the split's K and V tiles to shared memory, each thread with
+// Decode attention (decode_attention.h): block (kv head, split, batch) of kThreads threads;
+// a split is decode_tiles_per_split tiles of kDecodeKeys keys, walked with a running
+// (online) softmax. Per tile: 1. the group's q rows and the tile's K and V to shared memory, each thread with
 // all its loads in flight at once (a block's time is a few memory latencies, not one per
 // key or dim as when the loops read global memory); 2. scores: 4 threads per key, each a
 // quarter of the dims, summed by two shuffles (scale, soft-cap, the additive mask as the
 // general kernel adds it, causal / window range);
-// 3. per q head (one warp each) the split's max and exp sums; 4. P V: a thread per value
-// dim over the tile; 5. the split's (max, sum, acc) to scratch, and the last split of the
+// 3. per q head (one warp each) the running max and exp sums; 4. P V: a thread per value
+// dim over the tile, added to its registers' running sums rescaled to the new max. Then
+// the split's (max, sum, acc) to scratch, and the last split of the
 // kv head to arrive merges all the splits with the sink, every head of the group at once.
 #include <math_constants.h>
 
@@ -22,6 +24,8 @@ constexpr int kWarps = kThreads / 32;
 constexpr int kLanesPerKey = kThreads / static_cast<int>(kDecodeKeys);  // 4
 static_assert(kLanesPerKey * kDecodeKeys == kThreads, "threads cover the split's keys");
 constexpr int kLoadBatch = 16;    // tile loads in flight per thread
+constexpr int kMergeLoads = 16;   // splits' partial outputs in flight per thread in the merge
+constexpr int kDimsPerThread = static_cast<int>((kDecodeMaxHeadDim + kThreads - 1) / kThreads);
 
 // Row stride (floats) of a K / V tile in shared memory: the dims rounded up to 32, plus 4,
 // so that the score loop's 8 keys x 4 lanes of a warp fall in 32 different banks.
@@ -77,11 +81,15 @@ __device__ void load_tiles(const Attention& a, int64_t b, int64_t kvh, int64_t j
                 static_cast<int>(a.v_head_dim), stride, vt);
 }
 
+// kG: the GQA group rounded up to a power of two; the per-thread arrays have kG entries
+// (registers, and so the blocks an SM holds, follow the model's group, not the largest).
+template <int kG>
 __global__ void __launch_bounds__(kThreads) decode_attention_kernel(Attention a, const int64_t* device_position,
-                                                                    float* scratch, unsigned* counters) {
+                                                                    int tiles_per_split, float* scratch,
+                                                                    unsigned* counters) {
   extern __shared__ float smem[];  // qs [group][D], kt and vt [kDecodeKeys][stride]
   __shared__ float ps[kDecodeMaxGroup][kDecodeKeys];
-  __shared__ float ms[kDecodeMaxGroup], ls[kDecodeMaxGroup];
+  __shared__ float ms[kDecodeMaxGroup], ls[kDecodeMaxGroup], cs[kDecodeMaxGroup];
   __shared__ bool last;
   const int64_t kvh = blockIdx.x, split = blockIdx.y, b = blockIdx.z;
   const int64_t splits = gridDim.y;
@@ -93,8 +101,8 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(Attention a,
   float* kt = qs + group * D;
   float* vt = kt + kDecodeKeys * stride;
   const Range r = visible(a, device_position);
-  const int64_t j0 = split * kDecodeKeys;
-  const int64_t active = (r.kv_len + kDecodeKeys - 1) / kDecodeKeys;  // splits that hold keys
+  const int64_t split_keys = kDecodeKeys * tiles_per_split;
+  const int64_t active = (r.kv_len + split_keys - 1) / split_keys;  // splits that hold keys
   const int64_t part_size = Dv + 2;
   auto part = [&](int64_t h, int64_t s) { return scratch + ((b * a.q_heads + h) * splits + s) * part_size; };
 
@@ -103,69 +111,100 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(Attention a,
       const int64_t g = i / D, d = i % D, h = kvh * group + g;
       qs[i] = a.q[b * a.q_strides[0] + h * a.q_strides[1] + d * a.q_strides[3]];
     }
-    const int64_t lo = j0 > r.begin ? j0 : r.begin, hi = j0 + kDecodeKeys < r.end ? j0 + kDecodeKeys : r.end;
-    switch (a.kv_dtype) {
-      case kF16: load_tiles<kF16>(a, b, kvh, j0, lo, hi, stride, kt, vt); break;
-      case kBF16: load_tiles<kBF16>(a, b, kvh, j0, lo, hi, stride, kt, vt); break;
-      default: load_tiles<kF32>(a, b, kvh, j0, lo, hi, stride, kt, vt); break;
-    }
-    __syncthreads();
-    // Scores: key j0 + t / 4, dims t % 4, t % 4 + 4, ...
-    const int jj = t / kLanesPerKey;
-    const int64_t j = j0 + jj;
-    const int sub = t % kLanesPerKey;
-    const bool in_range = j >= r.begin && j < r.end;
-    float dot[kDecodeMaxGroup];
+    if (t < group) ms[t] = -CUDART_INF_F, ls[t] = 0.0f;
+    // This thread's value dims t, t + kThreads, ...: the running P V of every q head.
+    float acc[kDimsPerThread][kG];
 #pragma unroll
-    for (int g = 0; g < kDecodeMaxGroup; ++g) dot[g] = 0.0f;
-    const float* krow = kt + jj * stride;
-    for (int64_t d = sub; d < D; d += kLanesPerKey) {
-      const float kv = krow[d];
+    for (int u = 0; u < kDimsPerThread; ++u)
 #pragma unroll
-      for (int g = 0; g < kDecodeMaxGroup; ++g)
-        if (g < group) dot[g] += qs[g * D + d] * kv;
-    }
+      for (int g = 0; g < kG; ++g) acc[u][g] = 0.0f;
+    for (int tile = 0; tile < tiles_per_split; ++tile) {  // the same branches for every thread
+      const int64_t j0 = split * split_keys + tile * kDecodeKeys;
+      if (j0 >= r.end) break;
+      if (j0 + kDecodeKeys <= r.begin) continue;
+      const int64_t lo = j0 > r.begin ? j0 : r.begin, hi = j0 + kDecodeKeys < r.end ? j0 + kDecodeKeys : r.end;
+      __syncthreads();  // the previous tile's K, V and ps are read
+      switch (a.kv_dtype) {
+        case kF16: load_tiles<kF16>(a, b, kvh, j0, lo, hi, stride, kt, vt); break;
+        case kBF16: load_tiles<kBF16>(a, b, kvh, j0, lo, hi, stride, kt, vt); break;
+        default: load_tiles<kF32>(a, b, kvh, j0, lo, hi, stride, kt, vt); break;
+      }
+      __syncthreads();
+      // Scores: key j0 + t / 4, dims t % 4, t % 4 + 4, ...
+      const int jj = t / kLanesPerKey;
+      const int64_t j = j0 + jj;
+      const int sub = t % kLanesPerKey;
+      const bool in_range = j >= r.begin && j < r.end;
+      float dot[kG];
 #pragma unroll
-    for (int g = 0; g < kDecodeMaxGroup; ++g) {
-      if (g >= group) break;
-      float s = dot[g];
-      s += __shfl_xor_sync(0xffffffffu, s, 1);
-      s += __shfl_xor_sync(0xffffffffu, s, 2);
-      s *= a.scale;
-      if (a.softcap > 0.0f) s = a.softcap * tanhf(s / a.softcap);
-      if (a.mask && in_range && sub == 0)  // a left-padded batch row's -inf before its first key
-        s += a.mask[b * a.mask_strides[0] + (kvh * group + g) * a.mask_strides[1] + j * a.mask_strides[3]];
-      if (sub == 0) ps[g][jj] = in_range ? s : -CUDART_INF_F;
-    }
-    __syncthreads();
-    // Per q head: the split's max and exp(s - max), one warp per head, a lane per key.
-    for (int g = warp; g < group; g += kWarps) {
-      const float s = ps[g][lane];
-      float m = s;
-      for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-      const float p = m == -CUDART_INF_F ? 0.0f : expf(s - m);
-      float l = p;
-      for (int o = 16; o > 0; o >>= 1) l += __shfl_xor_sync(0xffffffffu, l, o);
-      ps[g][lane] = p;
-      if (lane == 0) ms[g] = m, ls[g] = l;
-    }
-    __syncthreads();
-    // P V: a thread per value dim over the tile (keys out of range have p = 0 and v = 0).
-    for (int64_t d = t; d < Dv; d += kThreads) {
-      float acc[kDecodeMaxGroup];
+      for (int g = 0; g < kG; ++g) dot[g] = 0.0f;
+      const float* krow = kt + jj * stride;
+      for (int64_t d = sub; d < D; d += kLanesPerKey) {
+        const float kv = krow[d];
 #pragma unroll
-      for (int g = 0; g < kDecodeMaxGroup; ++g) acc[g] = 0.0f;
-#pragma unroll 8
-      for (int k = 0; k < static_cast<int>(kDecodeKeys); ++k) {
-        const float v = vt[k * stride + d];
-#pragma unroll
-        for (int g = 0; g < kDecodeMaxGroup; ++g)
-          if (g < group) acc[g] += ps[g][k] * v;
+        for (int g = 0; g < kG; ++g)
+          if (g < group) dot[g] += qs[g * D + d] * kv;
       }
 #pragma unroll
-      for (int g = 0; g < kDecodeMaxGroup; ++g)
-        if (g < group) part(kvh * group + g, split)[2 + d] = acc[g];
+      for (int g = 0; g < kG; ++g) {
+        if (g >= group) break;
+        float s = dot[g];
+        s += __shfl_xor_sync(0xffffffffu, s, 1);
+        s += __shfl_xor_sync(0xffffffffu, s, 2);
+        s *= a.scale;
+        if (a.softcap > 0.0f) s = a.softcap * tanhf(s / a.softcap);
+        if (a.mask && in_range && sub == 0)  // a left-padded batch row's -inf before its first key
+          s += a.mask[b * a.mask_strides[0] + (kvh * group + g) * a.mask_strides[1] + j * a.mask_strides[3]];
+        if (sub == 0) ps[g][jj] = in_range ? s : -CUDART_INF_F;
+      }
+      __syncthreads();
+      // Per q head (one warp each, a lane per key): the running max and sum, and the factor
+      // cs that rescales the P V so far to the new max.
+      for (int g = warp; g < group; g += kWarps) {
+        const float s = ps[g][lane];
+        float m = s;
+        for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+        const float m_old = ms[g], m_new = fmaxf(m_old, m);
+        const float p = m_new == -CUDART_INF_F ? 0.0f : expf(s - m_new);
+        float l = p;
+        for (int o = 16; o > 0; o >>= 1) l += __shfl_xor_sync(0xffffffffu, l, o);
+        ps[g][lane] = p;
+        __syncwarp();
+        if (lane == 0) {
+          const float c = m_old == -CUDART_INF_F ? 0.0f : expf(m_old - m_new);
+          cs[g] = c, ms[g] = m_new, ls[g] = ls[g] * c + l;
+        }
+      }
+      __syncthreads();
+      // P V over the tile (keys out of range have p = 0 and v = 0).
+#pragma unroll
+      for (int u = 0; u < kDimsPerThread; ++u) {
+        const int64_t d = t + u * kThreads;
+        if (d >= Dv) break;
+        float tile_acc[kG];
+#pragma unroll
+        for (int g = 0; g < kG; ++g) tile_acc[g] = 0.0f;
+#pragma unroll 8
+        for (int k = 0; k < static_cast<int>(kDecodeKeys); ++k) {
+          const float v = vt[k * stride + d];
+#pragma unroll
+          for (int g = 0; g < kG; ++g)
+            if (g < group) tile_acc[g] += ps[g][k] * v;
+        }
+#pragma unroll
+        for (int g = 0; g < kG; ++g)
+          if (g < group) acc[u][g] = acc[u][g] * cs[g] + tile_acc[g];
+      }
     }
+#pragma unroll
+    for (int u = 0; u < kDimsPerThread; ++u) {
+      const int64_t d = t + u * kThreads;
+      if (d >= Dv) break;
+#pragma unroll
+      for (int g = 0; g < kG; ++g)
+        if (g < group) part(kvh * group + g, split)[2 + d] = acc[u][g];
+    }
+    __syncthreads();  // ms / ls final
     if (t < group) part(kvh * group + t, split)[0] = ms[t], part(kvh * group + t, split)[1] = ls[t];
   }
   // The last split of this kv head to arrive merges.
@@ -223,19 +262,43 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(Attention a,
       if (lane == 0) ls[g] += sum;
     }
     __syncthreads();
-    for (int64_t i = t; i < group * Dv; i += kThreads) {
+    // out = sum over splits of weight * acc, two outputs a thread and kMergeLoads splits'
+    // accs in flight at once (one memory round trip per batch, not one per split).
+    auto finish = [&](int64_t i, float o) {
       const int64_t g = i / Dv, d = i - g * Dv, h = kvh * group + g;
-      float o = 0.0f;
-#pragma unroll 8
-      for (int64_t s = 0; s < cn; ++s) o += mm[g * C + s] * __ldcg(part(h, c0 + s) + 2 + d);
       float* out = a.out + b * a.out_strides[0] + h * a.out_strides[1] + d * a.out_strides[3];
       if (c0 > 0) o += *out;
       if (c0 + cn < active) {
         *out = o;
-        continue;
+        return;
       }
       const float total = ls[g] + (a.sinks ? expf(a.sinks[h] - ms[g]) : 0.0f);
       *out = ms[g] == -CUDART_INF_F ? 0.0f : o / total;  // no visible key: 0
+    };
+    for (int64_t i0 = t; i0 < group * Dv; i0 += 2 * kThreads) {
+      const int64_t i1 = i0 + kThreads;
+      const bool two = i1 < group * Dv;
+      const int64_t g0 = i0 / Dv, g1 = two ? i1 / Dv : g0;
+      const float* p0 = part(kvh * group + g0, c0) + 2 + (i0 - g0 * Dv);
+      const float* p1 = part(kvh * group + g1, c0) + 2 + (two ? i1 - g1 * Dv : 0);
+      float o0 = 0.0f, o1 = 0.0f;
+      for (int64_t s0 = 0; s0 < cn; s0 += kMergeLoads) {
+        float v0[kMergeLoads], v1[kMergeLoads];
+#pragma unroll
+        for (int u = 0; u < kMergeLoads; ++u) {
+          const bool in = s0 + u < cn;
+          v0[u] = in ? __ldcg(p0 + (s0 + u) * part_size) : 0.0f;
+          v1[u] = in && two ? __ldcg(p1 + (s0 + u) * part_size) : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < kMergeLoads; ++u) {
+          if (s0 + u >= cn) break;
+          o0 += mm[g0 * C + s0 + u] * v0[u];
+          o1 += mm[g1 * C + s0 + u] * v1[u];
+        }
+      }
+      finish(i0, o0);
+      if (two) finish(i1, o1);
     }
   }
   if (t == 0) counters[b * a.kv_heads + kvh] = 0;  // ready for the next launch
@@ -262,8 +325,15 @@ bool decode_attention_supported(const Attention& a) {
          a.kv_heads <= 65535 && (a.kv_dtype == kF32 || a.kv_dtype == kF16 || a.kv_dtype == kBF16);
 }
 
+int decode_tiles_per_split(const Attention& a) {
+  int tiles = 1;
+  while (tiles < kDecodeMaxTilesPerSplit && a.batch * a.kv_heads >= 32 * tiles) tiles *= 2;
+  return tiles;
+}
+
 int64_t decode_attention_scratch_floats(const Attention& a, int64_t keys) {
-  const int64_t splits = (keys + kDecodeKeys - 1) / kDecodeKeys;
+  const int64_t split_keys = kDecodeKeys * decode_tiles_per_split(a);
+  const int64_t splits = (keys + split_keys - 1) / split_keys;
   return a.batch * a.q_heads * splits * (a.v_head_dim + 2);
 }
 
@@ -271,18 +341,26 @@ int64_t decode_attention_counters(const Attention& a) { return a.batch * a.kv_he
 
 cudaError_t launch_decode_attention(const Attention& a, const int64_t* device_position, int64_t keys, float* scratch,
                                     unsigned* counters, cudaStream_t stream) {
-  const int64_t splits = (keys + kDecodeKeys - 1) / kDecodeKeys;
+  const int tiles = decode_tiles_per_split(a);
+  const int64_t split_keys = kDecodeKeys * tiles;
+  const int64_t splits = (keys + split_keys - 1) / split_keys;
   if (splits <= 0 || splits > 65535) return cudaErrorInvalidValue;
   const dim3 grid(static_cast<unsigned>(a.kv_heads), static_cast<unsigned>(splits), static_cast<unsigned>(a.batch));
   const size_t bytes = shared_bytes(a);
+  const int64_t group = a.q_heads / a.kv_heads;
+  auto kernel = group <= 1 ? decode_attention_kernel<1>
+                : group <= 2 ? decode_attention_kernel<2>
+                : group <= 4 ? decode_attention_kernel<4>
+                : group <= 8 ? decode_attention_kernel<8>
+                             : decode_attention_kernel<static_cast<int>(kDecodeMaxGroup)>;
   if (bytes > 48 * 1024) {  // past it, dynamic shared memory needs an opt-in (per device: set each time)
-    if (cudaError_t e = cudaFuncSetAttribute(decode_attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             static_cast<int>(bytes));
+    if (cudaError_t e =
+            cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
         e != cudaSuccess) {
       return e;
     }
   }
-  decode_attention_kernel<<<grid, kThreads, bytes, stream>>>(a, device_position, scratch, counters);
+  kernel<<<grid, kThreads, bytes, stream>>>(a, device_position, tiles, scratch, counters);
   return cudaGetLastError();
 }
 

@@ -65,11 +65,19 @@ __global__ void softmax_kernel(const float* x, int64_t dim, int64_t ldx, float* 
   }
 }
 
+// With a residual: sum = x + residual written (each thread reads back only its own items)
+// and normed in place of x.
 __global__ void rms_norm_kernel(const float* x, int64_t dim, int64_t ldx, float* out, int64_t ldo, Channel w,
-                                bool unit_offset, float eps) {
+                                bool unit_offset, float eps, FusedResidual fused) {
   __shared__ float shared[32];
   const float* xr = x + blockIdx.x * ldx;
   float* yr = out + blockIdx.x * ldo;
+  if (fused.residual) {
+    const float* rr = fused.residual + blockIdx.x * fused.ld_residual;
+    float* sr = fused.sum + blockIdx.x * fused.ld_sum;
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) sr[i] = xr[i] + rr[i];
+    xr = sr;
+  }
   float ss = 0.0f;
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
   ss = block_reduce<false>(ss, shared);
@@ -154,10 +162,12 @@ cudaError_t launch_softmax(const float* x, int64_t rows, int64_t dim, int64_t ld
 }
 
 cudaError_t launch_rms_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,
-                            Channel weight, bool add_unit_offset, float eps, cudaStream_t stream) {
+                            Channel weight, bool add_unit_offset, float eps, const FusedResidual& fused,
+                            cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
+  if (fused.residual && !fused.sum) return cudaErrorInvalidValue;
   rms_norm_kernel<<<static_cast<unsigned>(rows), norm_threads(rows, dim), 0, stream>>>(x, dim, ldx, out, ldo, weight,
-                                                                           add_unit_offset, eps);
+                                                                           add_unit_offset, eps, fused);
   return cudaGetLastError();
 }
 

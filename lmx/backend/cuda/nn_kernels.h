@@ -18,8 +18,16 @@ struct Channel {
 
 cudaError_t launch_softmax(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,
                            bool log, cudaStream_t stream);
+// kernels::RmsNormOptions' fused residual add: sum = x + residual, normed in place of x.
+struct FusedResidual {
+  const float* residual = nullptr;
+  int64_t ld_residual = 0;
+  float* sum = nullptr;
+  int64_t ld_sum = 0;
+};
 cudaError_t launch_rms_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,
-                            Channel weight, bool add_unit_offset, float eps, cudaStream_t stream);
+                            Channel weight, bool add_unit_offset, float eps, const FusedResidual& fused,
+                            cudaStream_t stream);
 cudaError_t launch_layer_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,
                               Channel weight, Channel bias, float eps, cudaStream_t stream);
 cudaError_t launch_rope(const float* x, float* out, const Rope& r, cudaStream_t stream);

@@ -134,6 +134,37 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps, bool add_unit_
   return out;
 }
 
+Tensor add_rms_norm(const Tensor& x, const Tensor& residual, const Tensor& weight, float eps, bool add_unit_offset,
+                    Tensor* sum) {
+  if (!sum) throw InvalidArgument("add_rms_norm: sum must not be null");
+  check(x, "add_rms_norm", "input");
+  check(residual, "add_rms_norm", "residual");
+  if (x.ndim() == 0 || x.shape() != residual.shape() || x.dtype() != Dtype::f32 || residual.dtype() != Dtype::f32) {
+    *sum = add(x, residual);
+    return rms_norm(*sum, weight, eps, add_unit_offset);
+  }
+  const Device device = common_device(
+      "add_rms_norm", {x.device(), residual.device(), weight.defined() ? weight.device() : x.device()});
+  Tensor rows = f32_rows(x), res = f32_rows(residual);
+  Tensor s = Tensor::empty(x.shape(), Dtype::f32, device);
+  Tensor out = Tensor::empty(x.shape(), Dtype::f32, device);
+  kernels::RmsNormOptions o;
+  Tensor wc = weight.defined() ? weight.contiguous() : weight;
+  o.weight = channel(wc, x.dim(-1), "add_rms_norm", "weight");
+  o.add_unit_offset = add_unit_offset;
+  o.eps = eps;
+  o.residual = res.data<float>();
+  o.ld_residual = res.dim(1);
+  o.sum = s.data<float>();
+  o.ld_sum = rows.dim(1);
+  if (out.numel() > 0) {
+    backend_for(device).rms_norm(rows.data<float>(), rows.dim(0), rows.dim(1), rows.dim(1), out.data<float>(),
+                                 rows.dim(1), o);
+  }
+  *sum = s;
+  return out;
+}
+
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {
   check(x, "layer_norm", "input");
   if (x.ndim() == 0) throw ShapeError("layer_norm: input must be at least 1-D");

@@ -12,6 +12,11 @@ Tensor log_softmax(const Tensor& x, int axis = -1);
 // x * rsqrt(mean(x^2) + eps) * weight over the last axis; weight [dim] optional.
 // add_unit_offset scales by (1 + weight) (Gemma's stored norm weights).
 Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps, bool add_unit_offset = false);
+// rms_norm(x + residual) with the sum x + residual (ops::add's f32 values, bit for bit)
+// in *sum: a transformer layer's residual add and the next norm in one pass where both
+// are f32 of one shape (else the two ops).
+Tensor add_rms_norm(const Tensor& x, const Tensor& residual, const Tensor& weight, float eps, bool add_unit_offset,
+                    Tensor* sum);
 // (x - mean) / sqrt(var + eps) * weight + bias over the last axis; both optional.
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
 

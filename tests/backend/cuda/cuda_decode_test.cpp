@@ -69,6 +69,8 @@ TEST_F(CudaDecode, OneQueryAttentionMatchesCpu) {
       {1, 5, 5, 2049, 2100, 128, 128, true, 0, 0.0f, true},  // many splits
       {32, 32, 8, 96, 128, 64, 64, true, 0, 0.0f, false, 1},  // a left-padded batch of 32 rows
       {3, 14, 2, 77, 80, 64, 64, true, 0, 20.0f, true, 2},  // a mask per head, soft-cap, sinks
+      {8, 16, 4, 1500, 1600, 64, 64, true, 700, 0.0f, false, 1},  // 2 tiles a split, 24 splits
+      {16, 8, 8, 1100, 1100, 128, 96, true, 300, 0.0f, true, 1},  // 8 tiles a split; splits before the window
   };
   uint32_t seed = 700;
   for (const Case& c : cases) {

@@ -8,6 +8,7 @@
 #include "lmx/base/env_switch.h"
 #include "lmx/core/backend.h"
 #include "lmx/base/error.h"
+#include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/nn.h"
 #include "lmx/core/ops/reduce.h"
 #include "lmx/core/ops/ssm.h"
@@ -49,6 +50,20 @@ TEST_F(CudaNn, RmsNormAndLayerNorm) {
                  1e-6);
   expect_matches(ops::layer_norm(on_cuda(x.to(Dtype::bf16)), Tensor(), Tensor(), 1e-5f),
                  ops::layer_norm(x.to(Dtype::bf16), Tensor(), Tensor(), 1e-5f), 1e-5, 1e-5);
+}
+
+// The fused residual add + RMSNorm (a decode step's layer joints): the CPU's values, and
+// bit for bit the CUDA add then rms_norm.
+TEST_F(CudaNn, AddRmsNormFusesTheResidualAdd) {
+  for (int64_t rows : {1, 3, 200}) {
+    Tensor x = random_tensor({rows, 2048}, 56), r = random_tensor({rows, 2048}, 57), w = random_tensor({2048}, 58);
+    Tensor sum_cpu, sum_gpu;
+    Tensor cpu = ops::add_rms_norm(x, r, w, 1e-5f, false, &sum_cpu);
+    Tensor gpu = ops::add_rms_norm(on_cuda(x), on_cuda(r), on_cuda(w), 1e-5f, false, &sum_gpu);
+    expect_identical(sum_gpu, sum_cpu);  // one f32 add, the same everywhere
+    expect_matches(gpu, cpu, 1e-5, 1e-6);
+    expect_identical(gpu, ops::rms_norm(ops::add(on_cuda(x), on_cuda(r)), on_cuda(w), 1e-5f).to(Device::cpu()));
+  }
 }
 
 TEST_F(CudaNn, RopeBothPairingsPartialRotaryStrided) {

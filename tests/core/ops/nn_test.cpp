@@ -53,6 +53,37 @@ TEST(NnOps, RmsNormAndLayerNorm) {
   EXPECT_THROW(ops::rms_norm(x, random_tensor({66}, 1), eps), ShapeError);
 }
 
+// The fused residual add + RMSNorm is the two ops, bit for bit (the sum and the normed
+// rows), on rows wider than a vector and odd, strided inputs and a broadcast fallback.
+TEST(NnOps, AddRmsNormEqualsAddThenRmsNormBitForBit) {
+  for (int64_t dim : {67, 2048}) {
+    Tensor x = random_tensor({3, 5, dim}, 104, Dtype::f32, -4, 4);
+    Tensor r = random_tensor({3, 5, dim}, 105, Dtype::f32, -4, 4);
+    Tensor w = random_tensor({dim}, 106, Dtype::bf16);
+    for (bool unit : {false, true}) {
+      Tensor sum;
+      Tensor got = ops::add_rms_norm(x, r, w, 1e-5f, unit, &sum);
+      Tensor want_sum = ops::add(x, r);
+      EXPECT_EQ(sum.to_float_vector(), want_sum.to_float_vector());
+      EXPECT_EQ(got.to_float_vector(), ops::rms_norm(want_sum, w, 1e-5f, unit).to_float_vector());
+      // Without a weight, and from a strided view of x.
+      Tensor xt = x.transpose(0, 1), rt = r.transpose(0, 1).contiguous();
+      got = ops::add_rms_norm(xt, rt, Tensor(), 1e-6f, false, &sum);
+      EXPECT_EQ(got.to_float_vector(), ops::rms_norm(ops::add(xt, rt), Tensor(), 1e-6f, false).to_float_vector());
+    }
+    // Shapes that broadcast take the two ops.
+    Tensor sum;
+    Tensor row = random_tensor({dim}, 107);
+    Tensor got = ops::add_rms_norm(x, row, w, 1e-5f, false, &sum);
+    EXPECT_EQ(sum.to_float_vector(), ops::add(x, row).to_float_vector());
+    EXPECT_EQ(got.to_float_vector(), ops::rms_norm(ops::add(x, row), w, 1e-5f).to_float_vector());
+  }
+  Tensor x = random_tensor({2, 8}, 108);
+  EXPECT_THROW(ops::add_rms_norm(x, x, Tensor(), 1e-5f, false, nullptr), InvalidArgument);
+  Tensor sum;
+  EXPECT_THROW(ops::add_rms_norm(x, x, random_tensor({7}, 1), 1e-5f, false, &sum), ShapeError);
+}
+
 // rotate_half formulation, written with slices and concat.
 Tensor rope_composed(const Tensor& x, const Tensor& inv_freq, int64_t offset, bool traditional) {
   const int64_t L = x.dim(2), D = x.dim(3);
