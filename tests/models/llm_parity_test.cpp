@@ -60,6 +60,9 @@ void expect_parity(models::LanguageModel& model, const Reference& ref, double to
     }
   }
   EXPECT_LE(relative_error(logits, ref.logits), tol);
+  // Without hidden states each layer's last residual add runs fused with the next norm
+  // (TransformerLM's ops::add_rms_norm): the same logits, bit for bit.
+  EXPECT_EQ(model.forward(ref.ids, nullptr, {}).to_float_vector(), logits.to_float_vector());
 }
 
 // Quantized models run int16 activations by default (prefill and decode: x rounded per group

@@ -245,6 +245,39 @@ __global__ void dequantize_rows_kernel(Quant q, int64_t r0, Out* out, int64_t ld
   }
 }
 
+// Affine 4 / 8-bit rows to bf16 a packed word per thread (8 or 4 values, one 16 / 8-byte
+// store), 32-bit indices and the group by a shift: dequantize_rows_kernel's values
+// (affine(), then float_to_bf16) without its per-element 64-bit division.
+template <int kBits>
+__global__ void dequantize_bf16_words_kernel(Quant q, int64_t r0, uint16_t* out, int64_t ldo) {
+  constexpr int kPer = 32 / kBits;
+  constexpr uint32_t kMask = (1u << kBits) - 1u;
+  const int64_t j = r0 + blockIdx.y;
+  const uint32_t* row = q.w + j * q.w_stride;
+  uint16_t* o = out + static_cast<int64_t>(blockIdx.y) * ldo;
+  const int words = static_cast<int>(q.k * kBits / 32);
+  const int group_shift = __ffs(q.group_size) - 1;
+  const int64_t s0 = j * q.s_stride;
+  for (int wd = blockIdx.x * blockDim.x + threadIdx.x; wd < words; wd += gridDim.x * blockDim.x) {
+    const uint32_t word = row[wd];
+    const int p0 = wd * kPer;
+    const int64_t s = s0 + (p0 >> group_shift);
+    const float scale = load_float(q.scales, q.scale_dtype, s), bias = load_float(q.biases, q.scale_dtype, s);
+    uint32_t packed[kPer / 2];
+#pragma unroll
+    for (int e = 0; e < kPer; e += 2) {
+      const uint32_t lo = float_to_bf16(affine(scale, (word >> (e * kBits)) & kMask, bias));
+      const uint32_t hi = float_to_bf16(affine(scale, (word >> ((e + 1) * kBits)) & kMask, bias));
+      packed[e / 2] = lo | (hi << 16);
+    }
+    if constexpr (kPer == 8) {
+      *reinterpret_cast<uint4*>(o + p0) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+    } else {
+      *reinterpret_cast<uint2*>(o + p0) = make_uint2(packed[0], packed[1]);
+    }
+  }
+}
+
 dim3 dequantize_rows_grid(const Quant& w, int64_t r0, int64_t r1) {
   return {static_cast<unsigned>(std::min<int64_t>((w.k + 255) / 256, 64)), static_cast<unsigned>(r1 - r0)};
 }
@@ -270,6 +303,18 @@ cudaError_t launch_dequantize_gather(const Quant& w, const int64_t* ids, int64_t
 bool launch_dequantize_bf16(const Quant& w, int64_t r0, int64_t r1, uint16_t* out, int64_t ldo, cudaStream_t stream,
                             cudaError_t* err) {
   if (r1 <= r0 || r1 - r0 > 65535 || w.k <= 0 || w.k >= (int64_t{1} << 30)) return false;
+  const bool pow2_group = w.group_size >= 8 && (w.group_size & (w.group_size - 1)) == 0;
+  if (w.mode == 0 && (w.bits == 4 || w.bits == 8) && pow2_group && w.k % w.group_size == 0 && ldo % 8 == 0 &&
+      reinterpret_cast<uintptr_t>(out) % 16 == 0) {
+    const int64_t words = w.k * w.bits / 32;
+    const dim3 grid(static_cast<unsigned>(std::min<int64_t>((words + 127) / 128, 64)), static_cast<unsigned>(r1 - r0));
+    if (w.bits == 4)
+      dequantize_bf16_words_kernel<4><<<grid, 128, 0, stream>>>(w, r0, out, ldo);
+    else
+      dequantize_bf16_words_kernel<8><<<grid, 128, 0, stream>>>(w, r0, out, ldo);
+    *err = cudaGetLastError();
+    return true;
+  }
   dequantize_rows_kernel<<<dequantize_rows_grid(w, r0, r1), 256, 0, stream>>>(w, r0, out, ldo);
   *err = cudaGetLastError();
   return true;
