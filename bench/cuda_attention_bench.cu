@@ -12,18 +12,14 @@
 #include <random>
 #include <vector>
 
+#include "cuda_check.h"
 #include "lmx/backend/cuda/decode_attention.h"
 
 namespace {
 
 using namespace lmx::cuda::detail;
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) {
-    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(e));
-    std::exit(1);
-  }
-}
+using lmx::bench::check;
 
 float* random_floats(size_t n, unsigned seed) {
   std::vector<float> h(n);

@@ -16,18 +16,14 @@
 #include <string>
 #include <vector>
 
+#include "cuda_check.h"
 #include "lmx/backend/cuda/matvec_kernels.h"
 
 namespace {
 
 using namespace lmx::cuda::detail;
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) {
-    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(e));
-    std::exit(1);
-  }
-}
+using lmx::bench::check;
 
 constexpr int64_t kHidden = 2048, kInter = 8192, kHeads = 32, kKvHeads = 8, kHeadDim = 64, kVocab = 128256,
                   kLayers = 16;

@@ -116,22 +116,43 @@ Tensor softmax_impl(const Tensor& x, int axis, bool log) {
 Tensor softmax(const Tensor& x, int axis) { return softmax_impl(x, axis, false); }
 Tensor log_softmax(const Tensor& x, int axis) { return softmax_impl(x, axis, true); }
 
-Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps, bool add_unit_offset) {
-  check(x, "rms_norm", "input");
-  if (x.ndim() == 0) throw ShapeError("rms_norm: input must be at least 1-D");
-  const Device device = common_device("rms_norm", {x.device(), weight.defined() ? weight.device() : x.device()});
+namespace {
+
+// The backend's rms_norm over x's rows; with a residual (same shape, f32), x + residual is
+// written to *sum and normed in its place.
+Tensor rms_norm_rows(const char* op, const Tensor& x, const Tensor* residual, const Tensor& weight, float eps,
+                     bool add_unit_offset, Tensor* sum) {
+  const Device device = common_device(op, {x.device(), residual ? residual->device() : x.device(),
+                                           weight.defined() ? weight.device() : x.device()});
   Tensor rows = f32_rows(x);
+  Tensor res = residual ? f32_rows(*residual) : Tensor();
+  Tensor s = residual ? Tensor::empty(x.shape(), Dtype::f32, device) : Tensor();
   Tensor out = Tensor::empty(x.shape(), Dtype::f32, device);
   kernels::RmsNormOptions o;
   Tensor wc = weight.defined() ? weight.contiguous() : weight;
-  o.weight = channel(wc, x.dim(-1), "rms_norm", "weight");
+  o.weight = channel(wc, x.dim(-1), op, "weight");
   o.add_unit_offset = add_unit_offset;
   o.eps = eps;
-  if (out.numel() > 0) {
-    backend_for(device).rms_norm(rows.data<float>(), rows.dim(0), rows.dim(1), rows.dim(1),
-                                 out.data<float>(), rows.dim(1), o);
+  if (residual) {
+    o.residual = res.data<float>();
+    o.ld_residual = res.dim(1);
+    o.sum = s.data<float>();
+    o.ld_sum = rows.dim(1);
   }
+  if (out.numel() > 0) {
+    backend_for(device).rms_norm(rows.data<float>(), rows.dim(0), rows.dim(1), rows.dim(1), out.data<float>(),
+                                 rows.dim(1), o);
+  }
+  if (sum) *sum = s;
   return out;
+}
+
+}  // namespace
+
+Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps, bool add_unit_offset) {
+  check(x, "rms_norm", "input");
+  if (x.ndim() == 0) throw ShapeError("rms_norm: input must be at least 1-D");
+  return rms_norm_rows("rms_norm", x, nullptr, weight, eps, add_unit_offset, nullptr);
 }
 
 Tensor add_rms_norm(const Tensor& x, const Tensor& residual, const Tensor& weight, float eps, bool add_unit_offset,
@@ -143,26 +164,7 @@ Tensor add_rms_norm(const Tensor& x, const Tensor& residual, const Tensor& weigh
     *sum = add(x, residual);
     return rms_norm(*sum, weight, eps, add_unit_offset);
   }
-  const Device device = common_device(
-      "add_rms_norm", {x.device(), residual.device(), weight.defined() ? weight.device() : x.device()});
-  Tensor rows = f32_rows(x), res = f32_rows(residual);
-  Tensor s = Tensor::empty(x.shape(), Dtype::f32, device);
-  Tensor out = Tensor::empty(x.shape(), Dtype::f32, device);
-  kernels::RmsNormOptions o;
-  Tensor wc = weight.defined() ? weight.contiguous() : weight;
-  o.weight = channel(wc, x.dim(-1), "add_rms_norm", "weight");
-  o.add_unit_offset = add_unit_offset;
-  o.eps = eps;
-  o.residual = res.data<float>();
-  o.ld_residual = res.dim(1);
-  o.sum = s.data<float>();
-  o.ld_sum = rows.dim(1);
-  if (out.numel() > 0) {
-    backend_for(device).rms_norm(rows.data<float>(), rows.dim(0), rows.dim(1), rows.dim(1), out.data<float>(),
-                                 rows.dim(1), o);
-  }
-  *sum = s;
-  return out;
+  return rms_norm_rows("add_rms_norm", x, &residual, weight, eps, add_unit_offset, sum);
 }
 
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {
