@@ -698,7 +698,8 @@ std::vector<XPrep> prepare_rows(const float* x, int64_t ldx, int64_t m, const Pa
   if (m < kParallelPrepRows || pool.num_threads() < 2) {
     prep(0, m);
   } else {
-    run_on(pool, [&](int t, int nt) { prep(m * t / nt, m * (t + 1) / nt); });
+    // Dynamic: a thread that has lost its core (a loaded machine) is not waited for.
+    run_dynamic_on(pool, m, [&](int64_t i) { prep(i, i + 1); });
   }
   return xps;
 }
