@@ -4,23 +4,21 @@
 // every weight unit again for each row; here each unit is read and unpacked once and
 // multiplied into every row with 512-bit vpdpwssd (int16 x: vpmaddwd + vpaddd in one; two
 // weight rows of 16 inputs per instruction) or vpdpbusd (int8 x, 4-bit weights: the
-// nibbles as unsigned bytes times x as signed bytes, 16 weight rows of 4 inputs per
-// instruction, few_rows_i8). A row's integer group sums are exact whatever the order of
-// the products, and its f32 steps are the matvec's own (flush_int, store_int,
-// quant_matvec_int.h) done lane for lane (int16: two rows of x per zmm; int8: 16 weight
-// rows per zmm), with the scales and biases loaded once for all rows, so each row's
-// outputs are those of a one-row call of the same activation precision bit for bit.
+// nibbles as unsigned bytes times x as signed bytes, two weight rows of 32 inputs per
+// instruction: half the instructions of int16 x). A row's integer group sums are exact
+// whatever the order of the products, and its f32 steps are the matvec's own (flush_int,
+// store_int, quant_matvec_int.h) done lane for lane on two rows of x per zmm, with the
+// scales and biases loaded once for all rows, so each row's outputs are those of a one-row
+// call of the same activation precision bit for bit.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 
 #include "lmx/backend/cpu/cpu_features.h"
 #include "lmx/backend/cpu/quant_matvec_int.h"
 // Last: everything below is compiled for AVX-512.
 #include "lmx/backend/cpu/avx512_target.h"
-#include "lmx/backend/cpu/quant_unit_avx512.h"
 #if !defined(__clang__)
 // g++ 12 also reports the unused _mm512_undefined_*() source of the broadcast, extract and
 // widening intrinsics as "used uninitialized" (GCC PR 105593; closed with the region).
@@ -43,11 +41,34 @@ inline __m512i load_twice(const void* p) {
 // weight rows 0 (low 256 bits) and 1 (high), ab[i][1] against rows 2 and 3, each row's 8
 // lanes those of the matvec's accumulator (lane L: the products its lane L adds up; only
 // the sums over lanes 0-3 and 4-7 reach the f32 steps). Weight rows are adjacent 32-byte
-// pieces of a unit, so one zmm carries two rows. int16 x.
-template <int B, int G, int M>
+// pieces of a unit, so one zmm carries two rows. I8: int8 x (4 bits only).
+template <int B, int G, int M, bool I8>
 __attribute__((always_inline)) inline void group_sums(const uint8_t* block, const BlockLayout& bl,
                                                       const XPrep* xps, int64_t g, __m512i ab[M][2]) {
-  if constexpr (B == 4) {
+  static_assert(!I8 || B == 4, "int8 x: 4-bit weights only");
+  if constexpr (I8) {
+    // A 64-input unit of a row: 32 bytes, byte b holds inputs 16 (b % 4) + b / 4 (low
+    // nibble) and 8 more (high), the order prepare_x gives xq: its first 32 bytes for the
+    // low nibbles, the next 32 for the high. Lane L sums bytes 4L .. 4L + 3 as the matvec's
+    // vpmaddubsw + vpmaddwd lane L does.
+    const __m512i low = _mm512_set1_epi8(0x0F);
+    for (int i = 0; i < M; ++i) ab[i][0] = ab[i][1] = _mm512_setzero_si512();
+    for (int uu = 0; uu < G / 64; ++uu) {
+      const int64_t u = g * (G / 64) + uu;
+      prefetch2(block + u * R * 32, bl.ahead);
+      const __m512i va = load512(block + u * R * 32), vb = load512(block + u * R * 32 + 64);
+      const __m512i a0 = _mm512_and_si512(va, low), b0 = _mm512_and_si512(vb, low);
+      const __m512i a1 = _mm512_and_si512(_mm512_srli_epi16(va, 4), low);
+      const __m512i b1 = _mm512_and_si512(_mm512_srli_epi16(vb, 4), low);
+      for (int i = 0; i < M; ++i) {
+        const int8_t* x = xps[i].xq + u * 64;
+        const __m512i xlo = load_twice(x), xhi = load_twice(x + 32);
+        __m512i a = _mm512_dpbusd_epi32(ab[i][0], a0, xlo), b = _mm512_dpbusd_epi32(ab[i][1], b0, xlo);
+        ab[i][0] = _mm512_dpbusd_epi32(a, a1, xhi);
+        ab[i][1] = _mm512_dpbusd_epi32(b, b1, xhi);
+      }
+    }
+  } else if constexpr (B == 4) {
     // A 64-input unit of a row: 16 lanes of 16 bits, nibble j of lane L is input
     // 32 * (L % 2) + 8j + L / 2, the order prepare_x gives xq16 (quant_avx2.cpp); x in both
     // halves.
@@ -117,7 +138,7 @@ inline __m512i row_sums(const __m512i ab_i[2], const __m512i ab_j[2]) {
   return _mm512_permutexvar_epi32(order, v);
 }
 
-template <int B, int G, Dtype SD, int M>
+template <int B, int G, Dtype SD, int M, bool I8>
 void few_rows(const PackedQuantWeight& w, const XPrep* xps, float* const* y, int64_t b0, int64_t b1) {
   constexpr int P = (M + 1) / 2;  // pairs of x rows (an odd M's last pair repeats its row)
   const BlockLayout bl{w.scales_offset(), w.biases_offset(), prefetch_ahead(w)};
@@ -136,7 +157,7 @@ void few_rows(const PackedQuantWeight& w, const XPrep* xps, float* const* y, int
     for (int i = 0; i < M; ++i) bacc[i] = _mm_setzero_ps();
     for (int64_t g = 0; g < groups; ++g) {
       __m512i ab[M][2];
-      group_sums<B, G, M>(block, bl, xps, g, ab);
+      group_sums<B, G, M, I8>(block, bl, xps, g, ab);
       // flush_int's operations, lane for lane, with the scales and biases loaded once.
       const __m128 s = load4<SD>(block + bl.scales + g * R * ssize<SD>());
       __m128 bias = load4<SD>(block + bl.biases + g * R * ssize<SD>());
@@ -159,101 +180,18 @@ void few_rows(const PackedQuantWeight& w, const XPrep* xps, float* const* y, int
   }
 }
 
-// int8 x, 4-bit weights: 16 weight rows (4 blocks) at a time, read as dword columns
-// (load_unit: z[l] = dword l of the 16 rows' 32-byte piece of a unit, the matvec's lane l),
-// so one vpdpbusd multiplies the nibbles of lane l of all 16 rows by one broadcast quad of
-// x (xq dword l for the low nibbles, 8 + l for the high: the inputs that byte order holds).
-// Lanes 0-3 add into a row's first integer sum, lanes 4-7 into its second: the matvec's
-// two half sums, exactly, with no horizontal reduction. Per group the f32 steps are
-// flush_int's on 16 lanes (one per weight row, each half its own accumulator) and at the
-// end store_int's ((half 0 + half 1) + bias term), so each row keeps the bits of a one-row
-// call. The transpose is paid once per unit for the M rows of x.
-template <int G, Dtype SD, int M>
-void few_rows_i8(const PackedQuantWeight& w, const XPrep* xps, float* const* y, int64_t b0, int64_t b1) {
-  const int64_t ahead = prefetch_ahead(w);
-  const int64_t groups = w.k() / G;
-  const int64_t tail = w.block_bytes() - w.scales_offset();
-  const __m512i low = _mm512_set1_epi8(0x0F);
-  for (int64_t blk = b0; blk < b1; blk += 4) {
-    const int64_t nb = std::min<int64_t>(4, b1 - blk);
-    const int64_t j0 = blk * R;
-    const int nr = static_cast<int>(std::min<int64_t>(nb * R, w.n() - j0));
-    const uint8_t* first = w.data() + blk * w.block_bytes();
-    // As the matvec, per block: the lines past its scales and biases that the unit reads'
-    // prefetches jump over.
-    for (int64_t b = 0; b < nb; ++b)
-      for (int64_t off = ahead - tail; off < ahead; off += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(first + b * w.block_bytes() + off), LMX_QUANT_PREFETCH_HINT);
-    // Per row of x: the f32 accumulators of the two halves and of the bias term, in memory
-    // (touched once per group; the registers go to the integer sums and the unit).
-    alignas(64) float acc[M][3][16] = {};
-    for (int64_t g = 0; g < groups; ++g) {
-      __m512i sums[M][2];
-      for (int i = 0; i < M; ++i) sums[i][0] = sums[i][1] = _mm512_setzero_si512();
-      for (int uu = 0; uu < G / 64; ++uu) {
-        const int64_t u = g * (G / 64) + uu;
-        for (int64_t b = 0; b < nb; ++b) prefetch2(first + b * w.block_bytes() + u * R * 32, ahead);
-        __m512i z[8];
-        load_unit(w, j0, nr, u, z);
-#pragma GCC unroll 8
-        for (int l = 0; l < 8; ++l) {
-          const __m512i lo = _mm512_and_si512(z[l], low);
-          const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(z[l], 4), low);
-#pragma GCC unroll 8
-          for (int i = 0; i < M; ++i) {
-            const int8_t* x = xps[i].xq + u * 64;
-            int32_t qlo, qhi;  // the quads, as one broadcast load each
-            std::memcpy(&qlo, x + 4 * l, 4);
-            std::memcpy(&qhi, x + 32 + 4 * l, 4);
-            __m512i& sum = sums[i][l / 4];
-            sum = _mm512_dpbusd_epi32(sum, lo, _mm512_set1_epi32(qlo));
-            sum = _mm512_dpbusd_epi32(sum, hi, _mm512_set1_epi32(qhi));
-          }
-        }
-      }
-      alignas(64) float sb[32];
-      pack_scales_avx512(sb, w, j0, nr, g);
-      const __m512 s = _mm512_load_ps(sb), bias = _mm512_load_ps(sb + 16);
-      for (int i = 0; i < M; ++i) {
-        const __m512 sd = _mm512_mul_ps(s, _mm512_set1_ps(xps[i].dx[g]));
-        for (int h = 0; h < 2; ++h)
-          _mm512_store_ps(acc[i][h], _mm512_fmadd_ps(sd, _mm512_cvtepi32_ps(sums[i][h]), _mm512_load_ps(acc[i][h])));
-        _mm512_store_ps(acc[i][2],
-                        _mm512_fmadd_ps(bias, _mm512_set1_ps(xps[i].xsum[g]), _mm512_load_ps(acc[i][2])));
-      }
-    }
-    const __mmask16 keep = static_cast<__mmask16>((1u << nr) - 1u);
-    for (int i = 0; i < M; ++i) {
-      const __m512 halves = _mm512_add_ps(_mm512_load_ps(acc[i][0]), _mm512_load_ps(acc[i][1]));
-      _mm512_mask_storeu_ps(y[i] + j0, keep, _mm512_add_ps(halves, _mm512_load_ps(acc[i][2])));
-    }
-  }
-}
-
 using FewRowsFn = void (*)(const PackedQuantWeight&, const XPrep*, float* const*, int64_t, int64_t);
 
 template <int B, int G, Dtype SD, bool I8>
 FewRowsFn pick_m(int m) {
-  if constexpr (I8) {
-    switch (m) {
-      case 2: return &few_rows_i8<G, SD, 2>;
-      case 3: return &few_rows_i8<G, SD, 3>;
-      case 4: return &few_rows_i8<G, SD, 4>;
-      case 5: return &few_rows_i8<G, SD, 5>;
-      case 6: return &few_rows_i8<G, SD, 6>;
-      case 7: return &few_rows_i8<G, SD, 7>;
-      default: return &few_rows_i8<G, SD, 8>;
-    }
-  } else {
-    switch (m) {
-      case 2: return &few_rows<B, G, SD, 2>;
-      case 3: return &few_rows<B, G, SD, 3>;
-      case 4: return &few_rows<B, G, SD, 4>;
-      case 5: return &few_rows<B, G, SD, 5>;
-      case 6: return &few_rows<B, G, SD, 6>;
-      case 7: return &few_rows<B, G, SD, 7>;
-      default: return &few_rows<B, G, SD, 8>;
-    }
+  switch (m) {
+    case 2: return &few_rows<B, G, SD, 2, I8>;
+    case 3: return &few_rows<B, G, SD, 3, I8>;
+    case 4: return &few_rows<B, G, SD, 4, I8>;
+    case 5: return &few_rows<B, G, SD, 5, I8>;
+    case 6: return &few_rows<B, G, SD, 6, I8>;
+    case 7: return &few_rows<B, G, SD, 7, I8>;
+    default: return &few_rows<B, G, SD, 8, I8>;
   }
 }
 
