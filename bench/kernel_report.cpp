@@ -550,14 +550,17 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
     const cpu::PackedQuantWeight packed = cpu::pack_quantized(qd.view);
     std::vector<float> xb(static_cast<size_t>(32 * s.k)), yb(static_cast<size_t>(32 * s.n));
     for (size_t i = 0; i < xb.size(); ++i) xb[i] = x[i % x.size()];
-    cpu::QuantMatmulOptions opt;
-    opt.activations = cpu::ActivationPrecision::int16;
-    for (int64_t rows : {1, 2, 4, 8, 16, 32}) {
-      const double flops = 2.0 * rows * s.n * s.k;
-      const Timing sec = time_call(
-          [&](int) { cpu::quantized_matmul(xb.data(), s.k, packed, yb.data(), s.n, rows, opt, &pool); },
-          o, fma_now, flops);
-      rep.row({name + " int16-x", shape_str(s, rows), sec, static_cast<double>(packed.bytes()), flops, true});
+    for (cpu::ActivationPrecision prec : {cpu::ActivationPrecision::int16, cpu::ActivationPrecision::int8}) {
+      cpu::QuantMatmulOptions opt;
+      opt.activations = prec;
+      const std::string suffix = prec == cpu::ActivationPrecision::int8 ? " int8-x" : " int16-x";
+      for (int64_t rows : {1, 2, 4, 8, 16, 32}) {
+        const double flops = 2.0 * rows * s.n * s.k;
+        const Timing sec = time_call(
+            [&](int) { cpu::quantized_matmul(xb.data(), s.k, packed, yb.data(), s.n, rows, opt, &pool); },
+            o, fma_now, flops);
+        rep.row({name + suffix, shape_str(s, rows), sec, static_cast<double>(packed.bytes()), flops, true});
+      }
     }
   }
 
@@ -576,14 +579,16 @@ int run_kernel_report(std::ostream& out, const KernelReportOptions& o) {
       // f32 activations (dequantized into the f32 GEMM) and the model default, int16 x
       // (integer GEMM); GFLOP/s counts the multiply-adds either way.
       for (cpu::ActivationPrecision prec :
-           {cpu::ActivationPrecision::f32, cpu::ActivationPrecision::int16}) {
+           {cpu::ActivationPrecision::f32, cpu::ActivationPrecision::int16, cpu::ActivationPrecision::int8}) {
         cpu::QuantMatmulOptions opt;
         opt.activations = prec;
         const Timing sec = time_call(
             [&](int) { cpu::quantized_matmul(x.data(), s.k, packed, y.data(), s.n, m, opt, &pool); },
             o, fma_now, flops);
-        rep.row({prec == cpu::ActivationPrecision::f32 ? name : name + " int16-x", shape_str(s, m),
-                 sec, static_cast<double>(packed.bytes()), flops, true});
+        const char* suffix = prec == cpu::ActivationPrecision::f32     ? ""
+                             : prec == cpu::ActivationPrecision::int16 ? " int16-x"
+                                                                       : " int8-x";
+        rep.row({name + suffix, shape_str(s, m), sec, static_cast<double>(packed.bytes()), flops, true});
       }
     }
     for (Dtype dt : {Dtype::bf16, Dtype::f32}) {

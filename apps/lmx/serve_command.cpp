@@ -11,6 +11,7 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "lmx/base/error.h"
+#include "lmx/core/ops/linalg.h"
 #include "lmx/generate/model_container.h"
 #include "lmx/models/embed/embedder.h"
 #include "lmx/server/http_server.h"
@@ -25,7 +26,36 @@ struct ServeArgs {
   server::ServerOptions server;
   int threads = 0;
   std::string device = "cpu";
+  std::string quant_activations;  // empty: LMX_QUANT_ACTIVATIONS if set, else int8
 };
+
+// The server's activation precision for quantized matmuls. int8 unless asked otherwise:
+// a server's batched decode steps are compute-bound, where int8 x does half the integer
+// work of int16 (docs/server.md, "Activation precision").
+void apply_quant_activations(const std::string& asked) {
+  std::string v = asked;
+  if (v.empty()) {
+    const char* env = std::getenv("LMX_QUANT_ACTIVATIONS");
+    v = env ? env : "int8";
+  }
+  if (v == "int8") {
+    ops::set_quant_activations(ops::QuantActivations::int8);
+  } else if (v == "int16") {
+    ops::set_quant_activations(ops::QuantActivations::int16);
+  } else if (v == "f32") {
+    ops::set_quant_activations(ops::QuantActivations::f32);
+  } else {
+    throw InvalidArgument("--quant-activations must be int8, int16 or f32, got '" + v + "'");
+  }
+}
+
+const char* quant_activations_name() {
+  switch (ops::quant_activations()) {
+    case ops::QuantActivations::int8: return "int8";
+    case ops::QuantActivations::int16: return "int16";
+    default: return "f32";
+  }
+}
 
 bool is_loopback(const std::string& host) {
   return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
@@ -51,6 +81,7 @@ void run_serve(ServeArgs a) {
     }
   }).detach();
   apply_threads(a.threads);
+  apply_quant_activations(a.quant_activations);
   const Device device = device_arg(a.device);
   if (a.server.port < 0 || a.server.port > 65535)
     throw InvalidArgument("--port must be in [0, 65535]");
@@ -82,9 +113,10 @@ void run_serve(ServeArgs a) {
                  a.server.host.c_str());
   std::fprintf(stderr,
                "lmx serve: %s on http://%s:%d (POST /v1/chat/completions, POST /v1/completions, "
-               "GET /v1/models, GET /health, GET /metrics%s; the chat page at /); Ctrl-C stops\n",
+               "GET /v1/models, GET /health, GET /metrics%s; the chat page at /); %s activations in "
+               "quantized matmuls; Ctrl-C stops\n",
                a.server.model_id.c_str(), a.server.host.c_str(), port,
-               embedder ? ", POST /v1/embeddings" : "");
+               embedder ? ", POST /v1/embeddings" : "", quant_activations_name());
   running = &http;
   http.listen();
   running = nullptr;
@@ -147,6 +179,11 @@ void add_serve_command(CLI::App& app) {
                   "file:// URL (default: none; only base64 data: URLs)")
       ->check(CLI::ExistingDirectory);
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--quant-activations", a->quant_activations,
+                  "Activation precision of quantized matmuls on the CPU: int8 (default: half the integer work of "
+                  "int16 in batched steps, as llama.cpp's Q8 activations), int16 (lmx generate's default) or f32; "
+                  "default LMX_QUANT_ACTIVATIONS when set")
+      ->check(CLI::IsMember({"int8", "int16", "f32"}));
   add_device_option(cmd, a->device);
   cmd->callback([a] { run_serve(*a); });
 }

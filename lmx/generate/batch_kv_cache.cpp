@@ -216,11 +216,11 @@ std::unique_ptr<nn::KVCache> BatchKVCache::copy() const {
   return c;
 }
 
-nn::KVCacheList batch_row_caches(const models::LanguageModel& model) {
+nn::KVCacheList batch_row_caches(const models::LanguageModel& model, int64_t step) {
   nn::KVCacheList caches;
   for (int64_t i = 0; i < model.num_layers(); ++i) {
     std::unique_ptr<nn::KVCache> own = model.make_layer_cache(i);
-    caches.push_back(own ? std::move(own) : std::make_unique<SimpleKVCache>());
+    caches.push_back(own ? std::move(own) : std::make_unique<SimpleKVCache>(step));
   }
   return caches;
 }
@@ -257,11 +257,12 @@ void join_batch_row(nn::KVCacheList& batch, const nn::KVCacheList& row) {
   }
 }
 
-void join_batch_rows(nn::KVCacheList& batch, const std::vector<std::vector<std::vector<Tensor>>>& rows) {
+void join_batch_rows(nn::KVCacheList& batch, const std::vector<std::vector<std::vector<Tensor>>>& rows,
+                     int64_t step) {
   if (rows.empty()) return;
   const size_t layers = rows[0].size();
   if (batch.empty())
-    for (size_t i = 0; i < layers; ++i) batch.push_back(std::make_unique<BatchKVCache>(std::vector<int64_t>{}));
+    for (size_t i = 0; i < layers; ++i) batch.push_back(std::make_unique<BatchKVCache>(std::vector<int64_t>{}, step));
   for (const auto& row : rows)
     if (row.size() != batch.size())
       throw InvalidArgument("batch cache: a row of " + std::to_string(row.size()) + " layers joins a batch of " +

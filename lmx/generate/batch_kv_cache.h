@@ -59,8 +59,8 @@ class BatchKVCache : public nn::KVCache {
 
 // The caches a sequence is prefilled into alone before it joins a batch: the model's own
 // (state caches) where it has them, else plain KV caches (windowed layers too: the batch
-// cache masks by window).
-nn::KVCacheList batch_row_caches(const models::LanguageModel& model);
+// cache masks by window) whose buffers grow in steps of `step` positions.
+nn::KVCacheList batch_row_caches(const models::LanguageModel& model, int64_t step = 256);
 
 // Joins the caches of one sequence prefilled alone (its model's state caches and plain KV
 // caches, one per layer) to a batch's as its last row: state rows are appended, keys and
@@ -70,7 +70,9 @@ void join_batch_row(nn::KVCacheList& batch, const nn::KVCacheList& row);
 
 // Joins several rows at once to a batch of attention layers only (one copy of the
 // batch): rows[r][i] is row r's keys and values of layer i ([1, kv_heads, n, head_dim]
-// each; empty: none). An empty batch list first gets its BatchKVCaches.
-void join_batch_rows(nn::KVCacheList& batch, const std::vector<std::vector<std::vector<Tensor>>>& rows);
+// each; empty: none). An empty batch list first gets its BatchKVCaches (buffers growing
+// in steps of `step` positions).
+void join_batch_rows(nn::KVCacheList& batch, const std::vector<std::vector<std::vector<Tensor>>>& rows,
+                     int64_t step = 256);
 
 }  // namespace lmx::generate

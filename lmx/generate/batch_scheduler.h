@@ -87,6 +87,10 @@ struct SchedulerStats {
   // the pass that runs a prompt's last token gives its first generated token).
   uint64_t prefill_tokens = 0;
   uint64_t prefill_passes = 0;  // forward passes of prefill (one may hold several sequences)
+  // Wall seconds the worker spent in prefill passes and in decode steps (each with its
+  // sampling and events): with the counts above, where a server's time goes.
+  double prefill_seconds = 0;
+  double decode_seconds = 0;
   PrefixCacheStats prefix_cache;  // zeros without a prefix cache
   size_t admitted_kv_bytes = 0;     // KV bytes of the admitted sequences' tickets (admission only)
   uint64_t admission_refusals = 0;  // times the queue's head was refused by the manager
@@ -219,9 +223,11 @@ class BatchScheduler {
   // Worker-only state (counts mirrored into the atomics for stats()).
   std::deque<std::unique_ptr<Sequence>> prefilling_;
   std::vector<std::unique_ptr<Sequence>> rows_;  // row r of the batch cache
+  std::vector<float> row_scratch_;               // take_token's copy of a logits row
   nn::KVCacheList batch_cache_;
   std::atomic<size_t> prefilling_count_{0}, row_count_{0};
   std::atomic<uint64_t> steps_{0}, step_rows_{0}, prefill_tokens_{0}, prefill_passes_{0};
+  std::atomic<uint64_t> prefill_ns_{0}, decode_ns_{0};
   std::atomic<uint64_t> admission_refusals_{0};
   std::atomic<size_t> admitted_kv_bytes_{0};
   std::thread worker_;

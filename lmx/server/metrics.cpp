@@ -110,6 +110,13 @@ std::string ServerMetrics::render(const generate::SchedulerStats& s, size_t admi
   metric(out, "lmx_prefill_tokens_total", "counter",
          "Prompt tokens run through prefill passes (not those taken from the prefix cache).",
          static_cast<double>(s.prefill_tokens));
+  metric(out, "lmx_prefill_passes_total", "counter",
+         "Forward passes of prefill (one may hold the chunks of several prompts).",
+         static_cast<double>(s.prefill_passes));
+  metric(out, "lmx_prefill_seconds_total", "counter",
+         "Wall seconds the scheduler spent in prefill passes.", s.prefill_seconds);
+  metric(out, "lmx_decode_seconds_total", "counter",
+         "Wall seconds the scheduler spent in decode steps (with their sampling).", s.decode_seconds);
   metric(out, "lmx_admitted_kv_bytes", "gauge",
          "KV-cache bytes of the sequences the wired-memory manager admitted (--memory-budget).",
          static_cast<double>(s.admitted_kv_bytes));

@@ -50,6 +50,11 @@ TEST(ServerMetrics, CountersFollowTheAnswersAndHistogramsAreCumulative) {
   // A request's first token comes from its prefill pass, every further one from a step.
   EXPECT_GE(m["lmx_decode_steps_total"], 6);  // the longest request (7 tokens) alone needs 6
   EXPECT_EQ(m["lmx_decode_step_rows_total"], generated - 4);  // one row-step per further token
+  // Every request's prompt took at least one prefill pass; the worker's time is split.
+  EXPECT_GE(m["lmx_prefill_passes_total"], 1);
+  EXPECT_LE(m["lmx_prefill_passes_total"], m["lmx_prefill_tokens_total"]);
+  EXPECT_GT(m["lmx_prefill_seconds_total"], 0);
+  EXPECT_GT(m["lmx_decode_seconds_total"], 0);
   // One first token per request; one interval per further token.
   EXPECT_EQ(m["lmx_time_to_first_token_seconds_count"], 4);
   EXPECT_EQ(m["lmx_inter_token_latency_seconds_count"], generated - 4);

@@ -707,7 +707,7 @@ TEST(QuantizedMatmul, FewRowsEqualOneRowCallsBitForBit) {
     int64_t n, kg;
   };
   const Case cases[] = {{4, 64, 37, 3},  {4, 128, 2051, 7}, {4, 32, 13, 5},  {8, 32, 2051, 7},
-                        {8, 64, 21, 3},  {8, 128, 9, 1},    {4, 64, 2051, 33}};
+                        {8, 64, 21, 3},  {8, 128, 9, 1},    {4, 64, 2051, 33}, {4, 64, 19, 1}};
   for (const auto& features : paths()) {
     set_cpu_features_for_testing(features);
     for (const Case& c : cases)
