@@ -93,7 +93,8 @@ void MultiLatentAttention::split_kv_b() const {
     // Rows [from, from + count) of every head of an MLX tensor [H * (nope + v), cols].
     auto rows = [&](const Tensor& t, int64_t head, int64_t from, int64_t count) {
       const Tensor per_head = t.reshape({H, nope + v, t.dim(1)});
-      const Tensor part = head < 0 ? per_head.slice(1, from, from + count) : per_head.select(0, head).slice(0, from, from + count);
+      const Tensor part = head < 0 ? per_head.slice(1, from, from + count)
+                                   : per_head.select(0, head).slice(0, from, from + count);
       return part.contiguous().reshape({-1, t.dim(1)});
     };
     auto part = [&](int64_t head, int64_t from, int64_t count) {

@@ -253,7 +253,9 @@ Tensor quantized_linear(const Tensor& x, const QuantizedWeight& weight, const Te
 Tensor quantized_bmm(const Tensor& x, const QuantizedWeight& w, int64_t heads) {
   check_defined(x, "quantized_bmm", "input");
   w.validate("quantized_bmm");
-  if (!w.has_mlx_tensors()) throw InvalidArgument("quantized_bmm: the weight must hold its MLX tensors (not prepared)");
+  if (!w.has_mlx_tensors()) {
+    throw InvalidArgument("quantized_bmm: the weight must hold its MLX tensors (not prepared)");
+  }
   const Device device = common_device("quantized_bmm", {x.device(), w.device()});
   if (x.ndim() < 3 || heads <= 0 || x.dim(-3) != heads || heads * x.dim(-1) != w.out_features()) {
     throw ShapeError("quantized_bmm: input " + shape_str(x.shape()) + " does not match " + std::to_string(heads) +
