@@ -235,6 +235,13 @@ class Backend {
     for (size_t i = 0; i < targets.size(); ++i) prepared_matmul(xs[i], 0, {&targets[i], 1}, 1, activations);
   }
 
+  // Each product's y = x @ dequant(w) from the MLX layout (kernels::QuantVecmat), so the
+  // backend can cover them in one launch.
+  virtual void quantized_vecmat(std::span<const kernels::QuantVecmat> products) {
+    (void)products;
+    no_kernel("quantized_bmm");
+  }
+
   // Quantized weights ---------------------------------------------------------------
   virtual std::shared_ptr<const PreparedWeight> prepare_quantized(const kernels::QuantView& w) {
     (void)w;

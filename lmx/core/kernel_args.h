@@ -70,6 +70,15 @@ struct QuantView {
   int64_t s_row_stride() const { return s_stride ? s_stride : k / group_size; }
 };
 
+// One product of a quantized vector-matrix product: y[0, w.k) = x[0, w.n) @ dequant(w), the
+// transpose of a linear layer's use of its weight (x runs over the rows). Multi-head latent
+// attention's absorbed queries: one per head.
+struct QuantVecmat {
+  const float* x = nullptr;
+  QuantView w;
+  float* y = nullptr;
+};
+
 // Precision of the activations inside the quantized matmul kernels. Shapes a reduced
 // precision does not support run the f32 path.
 enum class ActivationPrecision : uint8_t {

@@ -40,9 +40,12 @@ MultiLatentAttention::MultiLatentAttention(const MlaOptions& o) : o_(o) {
 Tensor MultiLatentAttention::forward(const Tensor& x, KVCache* cache) const {
   const int64_t B = x.dim(0), L = x.dim(1), H = o_.heads;
   const int64_t nope = o_.qk_nope_head_dim, rope = o_.qk_rope_head_dim, rank = o_.kv_lora_rank;
-  Tensor q = q_proj_ ? q_proj_->forward(x) : q_b_proj_->forward(q_a_norm_->forward(q_a_proj_->forward(x)));
+  // q_a_proj (or q_proj) and kv_a_proj read the same x: one parallel region on decode.
+  const Linear* first[2] = {q_proj_ ? q_proj_.get() : q_a_proj_.get(), kv_a_proj_.get()};
+  const std::vector<Tensor> xa = forward_shared_input(x, first);
+  Tensor q = q_proj_ ? xa[0] : q_b_proj_->forward(q_a_norm_->forward(xa[0]));
   q = q.reshape({B, L, H, nope + rope}).transpose(1, 2);  // [B, H, L, nope + rope]
-  const Tensor compressed = kv_a_proj_->forward(x);       // [B, L, rank + rope]
+  const Tensor& compressed = xa[1];                       // [B, L, rank + rope]
   Tensor latent = kv_a_norm_->forward(compressed.slice(2, 0, rank)).reshape({B, 1, L, rank});
   Tensor k_pe = compressed.slice(2, rank, rank + rope).reshape({B, 1, L, rope});
   Tensor q_pe = rope_at_cache_positions(*o_.rope, q.slice(3, nope, nope + rope), cache);
@@ -80,23 +83,69 @@ Tensor MultiLatentAttention::expanded(const Tensor& q, const Tensor& latent, con
   return ops::scaled_dot_product_attention(q, k, kv.slice(3, nope, nope + o_.v_head_dim), p);
 }
 
+void MultiLatentAttention::split_kv_b() const {
+  const int64_t H = o_.heads, nope = o_.qk_nope_head_dim, rank = o_.kv_lora_rank, v = o_.v_head_dim;
+  const WeightMatrix& w = kv_b_proj_->weight();
+  const QuantizedWeight& kq = w.quant();
+  // The bit widths the CPU reads straight from the MLX layout in ops::quantized_bmm.
+  if (w.quantized() && kq.mode == QuantMode::affine && (kq.bits == 4 || kq.bits == 8) && kq.device().is_cpu()) {
+    const QuantizedWeight m = kq.mlx_layout();
+    // Rows [from, from + count) of every head of an MLX tensor [H * (nope + v), cols].
+    auto rows = [&](const Tensor& t, int64_t head, int64_t from, int64_t count) {
+      const Tensor per_head = t.reshape({H, nope + v, t.dim(1)});
+      const Tensor part = head < 0 ? per_head.slice(1, from, from + count)
+                                   : per_head.select(0, head).slice(0, from, from + count);
+      return part.contiguous().reshape({-1, t.dim(1)});
+    };
+    auto part = [&](int64_t head, int64_t from, int64_t count) {
+      QuantizedWeight q;
+      q.bits = m.bits;
+      q.group_size = m.group_size;
+      q.mode = m.mode;
+      q.w = rows(m.w, head, from, count);
+      q.scales = rows(m.scales, head, from, count);
+      q.biases = rows(m.biases, head, from, count);
+      return q;
+    };
+    w_uk_q_ = part(-1, 0, nope);
+    for (int64_t h = 0; h < H; ++h) {
+      w_uv_q_.push_back(part(h, nope, v));
+      w_uv_q_.back().prepare();
+    }
+    return;
+  }
+  Tensor dense = (w.quantized() ? kq.mlx_layout().dequantize() : w.dense()).to(Dtype::f32);
+  dense = dense.reshape({H, nope + v, rank});
+  w_uk_ = dense.slice(1, 0, nope).contiguous();
+  w_uv_t_ = dense.slice(1, nope, nope + v).transpose(1, 2).contiguous();
+}
+
 Tensor MultiLatentAttention::absorbed(const Tensor& q, const Tensor& latent, const Tensor& k_pe,
                                       const ops::AttentionParams& p) const {
-  const int64_t H = o_.heads, nope = o_.qk_nope_head_dim, rank = o_.kv_lora_rank, v = o_.v_head_dim;
+  const int64_t H = o_.heads, nope = o_.qk_nope_head_dim;
   // Split once, at the first decoding step (weights are loaded and prepared by then).
-  std::call_once(absorb_once_, [&] {
-    const WeightMatrix& w = kv_b_proj_->weight();
-    Tensor dense = (w.quantized() ? w.quant().mlx_layout().dequantize() : w.dense()).to(Dtype::f32);
-    dense = dense.reshape({H, nope + v, rank});
-    w_uk_ = dense.slice(1, 0, nope).contiguous();
-    w_uv_t_ = dense.slice(1, nope, nope + v).transpose(1, 2).contiguous();
-  });
+  std::call_once(absorb_once_, [&] { split_kv_b(); });
   const int64_t rope = o_.qk_rope_head_dim;
+  const bool quantized = !w_uv_q_.empty();
   // Scores: q_nope . (W_uk latent) = (q_nope W_uk) . latent, plus the rotary part.
-  Tensor q_latent = ops::concat({ops::matmul(q.slice(3, 0, nope), w_uk_), q.slice(3, nope, nope + rope).contiguous()}, 3);
+  const Tensor q_nope = q.slice(3, 0, nope);
+  const Tensor q_absorbed = quantized ? ops::quantized_bmm(q_nope, w_uk_q_, H) : ops::matmul(q_nope, w_uk_);
+  Tensor q_latent = ops::concat({q_absorbed, q.slice(3, nope, nope + rope).contiguous()}, 3);
   Tensor k = ops::concat({latent.contiguous(), k_pe.contiguous()}, 3);  // one shared key head
   Tensor out = ops::scaled_dot_product_attention(q_latent, k, latent, p);  // [B, H, L, rank]
-  return ops::matmul(out, w_uv_t_);                                        // [B, H, L, v]
+  if (!quantized) return ops::matmul(out, w_uv_t_);                       // [B, H, L, v]
+  // Each head's value rows over its own output: one token's heads in one parallel region.
+  std::vector<Tensor> xs;
+  std::vector<const Tensor*> in;
+  std::vector<const QuantizedWeight*> ws;
+  for (int64_t h = 0; h < H; ++h) xs.push_back(out.select(1, h));  // [B, L, rank]
+  for (int64_t h = 0; h < H; ++h) {
+    in.push_back(&xs[static_cast<size_t>(h)]);
+    ws.push_back(&w_uv_q_[static_cast<size_t>(h)]);
+  }
+  std::vector<Tensor> ys = ops::quantized_linears_each(in, ws, std::vector<Tensor>(static_cast<size_t>(H)));
+  for (Tensor& y : ys) y = y.unsqueeze(1);
+  return ops::concat(ys, 1);  // [B, H, L, v]
 }
 
 }  // namespace lmx::nn

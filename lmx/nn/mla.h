@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "lmx/nn/kv_cache.h"
 #include "lmx/nn/linear.h"
@@ -44,10 +45,17 @@ class MultiLatentAttention : public Module {
   // keys [B, 1, T, rope] -> [B, H, L, v].
   Tensor expanded(const Tensor& q, const Tensor& latent, const Tensor& k_pe, const ops::AttentionParams& p) const;
   Tensor absorbed(const Tensor& q, const Tensor& latent, const Tensor& k_pe, const ops::AttentionParams& p) const;
+  void split_kv_b() const;
 
   MlaOptions o_;
+  // kv_b_proj split per head for the latent form, once, at the first decoding step. A 4- or
+  // 8-bit affine kv_b_proj on the CPU stays quantized: w_uk_q_ its key rows [H * nope, rank]
+  // (MLX tensors, read by ops::quantized_bmm) and w_uv_q_ each head's value rows [v, rank]
+  // (prepared); any other weight becomes dense f32 [H, nope, rank] and [H, rank, v].
   mutable std::once_flag absorb_once_;
-  mutable Tensor w_uk_, w_uv_t_;  // kv_b_proj per head: [H, nope, rank], [H, rank, v] (f32)
+  mutable Tensor w_uk_, w_uv_t_;
+  mutable QuantizedWeight w_uk_q_;
+  mutable std::vector<QuantizedWeight> w_uv_q_;
   std::unique_ptr<Linear> q_proj_, q_a_proj_, q_b_proj_, kv_a_proj_, kv_b_proj_, o_proj_;
   std::unique_ptr<RMSNorm> q_a_norm_, kv_a_norm_;
 };

@@ -192,6 +192,11 @@ Tensor Mlp::forward(const Tensor& x) const {
   return out.reshape(shape);
 }
 
+std::optional<Mlp::GatedLayers> Mlp::gated_layers() const {
+  if (o_.kind != MlpKind::gated || o_.activation_sparsity != 0.0f || sub_norm_ || xielu_) return std::nullopt;
+  return GatedLayers{gate_.get(), up_.get(), down_.get(), o_.act};
+}
+
 Tensor Mlp::forward_rows(const Tensor& x) const {
   switch (o_.kind) {
     case MlpKind::gated: {

@@ -73,6 +73,18 @@ class Mlp : public Module {
   // top of weights and KV cache.
   Tensor forward(const Tensor& x) const;
 
+  // A gated MLP whose output is exactly down(gated_activate(act, gate(x), up(x))) (no
+  // activation sparsity, sub-norm or xIELU) hands out its three layers, so a caller can run
+  // them inside its own batched calls (a MoE's shared expert with the routed ones); null
+  // otherwise.
+  struct GatedLayers {
+    const Linear* gate = nullptr;
+    const Linear* up = nullptr;
+    const Linear* down = nullptr;
+    Activation act = Activation::silu;
+  };
+  std::optional<GatedLayers> gated_layers() const;
+
  private:
   Tensor forward_rows(const Tensor& x) const;
 

@@ -104,7 +104,17 @@ bool SparseMoe::experts_prepared() const {
   return true;
 }
 
-void SparseMoe::add_experts_one_token(const Tensor& rows, const MoeRoute& route, float* out) const {
+std::optional<Mlp::GatedLayers> SparseMoe::shared_in_batches() const {
+  if (!shared_ || shared_gate_) return std::nullopt;
+  const std::optional<Mlp::GatedLayers> l = shared_->gated_layers();
+  if (!l) return std::nullopt;
+  for (const Linear* p : {l->gate, l->up, l->down})
+    if (!p->weight().quantized() || !p->weight().quant().prepared || p->lora()) return std::nullopt;
+  return l;
+}
+
+void SparseMoe::add_experts_one_token(const Tensor& rows, const MoeRoute& route, const Mlp::GatedLayers* shared,
+                                      float* out) const {
   // Expert order, as the many-token loop adds them.
   std::vector<size_t> order(route.experts.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -127,6 +137,15 @@ void SparseMoe::add_experts_one_token(const Tensor& rows, const MoeRoute& route,
       bs.push_back(l->expert_bias(e));
     }
   }
+  auto add_layer = [&](const Linear* l, const Tensor* x) {
+    in.push_back(x);
+    ws.push_back(&l->weight().quant());
+    bs.push_back(l->has_bias() ? l->bias() : Tensor());
+  };
+  if (shared) {
+    add_layer(shared->gate, &rows);
+    add_layer(shared->up, &rows);
+  }
   const std::vector<Tensor> gu = ops::quantized_linears_each(in, ws, bs);
   in.clear(), ws.clear(), bs.clear();
   for (size_t k = 0; k < K; ++k) {
@@ -137,7 +156,16 @@ void SparseMoe::add_experts_one_token(const Tensor& rows, const MoeRoute& route,
     ws.push_back(&qs.back());
     bs.push_back(down_proj_->expert_bias(e));
   }
+  Tensor shared_h;
+  if (shared) {
+    shared_h = gated_activate(shared->act, gu[2 * K], gu[2 * K + 1]);
+    add_layer(shared->down, &shared_h);
+  }
   const std::vector<Tensor> ys = ops::quantized_linears_each(in, ws, bs);
+  if (shared) {
+    const Tensor y = ys[K].to(Dtype::f32).contiguous();
+    std::copy(y.data<float>(), y.data<float>() + o_.hidden, out);
+  }
   for (size_t k = 0; k < K; ++k) {
     const Tensor y = ys[k].to(Dtype::f32).contiguous();
     const float* yv = y.data<float>();
@@ -161,7 +189,12 @@ Tensor SparseMoe::forward(const Tensor& x) const {
     tokens_of[route.experts[i]].push_back(i / K);
     weights_of[route.experts[i]].push_back(route.weights[i]);
   }
-  Tensor out = shared_ ? shared_->forward(rows).to(Dtype::f32).contiguous() : Tensor::zeros({T, o_.hidden}, Dtype::f32, device);
+  // One CPU decode token with prepared experts: the batched path (the shared expert inside
+  // it where it fits).
+  const bool one_token = device.is_cpu() && T == 1 && experts_prepared();
+  const std::optional<Mlp::GatedLayers> shared = one_token ? shared_in_batches() : std::nullopt;
+  Tensor out = shared_ && !shared ? shared_->forward(rows).to(Dtype::f32).contiguous()
+                                  : Tensor::zeros({T, o_.hidden}, Dtype::f32, device);
   if (shared_gate_) out = ops::mul(out, ops::sigmoid(shared_gate_->forward(rows))).contiguous();
   auto expert_rows = [&](int64_t e) {
     const auto& toks = tokens_of[e];
@@ -172,8 +205,8 @@ Tensor SparseMoe::forward(const Tensor& x) const {
   };
   if (!device.is_cpu()) return combine_on_device(out, tokens_of, weights_of, K, o_.weight_inputs, expert_rows).reshape(shape);
   float* o = out.data<float>();
-  if (T == 1 && experts_prepared()) {
-    add_experts_one_token(rows, route, o);
+  if (one_token) {
+    add_experts_one_token(rows, route, shared ? &*shared : nullptr, o);
     return out.reshape(shape);
   }
   for (int64_t e = 0; e < E; ++e) {

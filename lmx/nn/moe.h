@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "lmx/nn/mlp.h"
@@ -58,9 +59,15 @@ class SparseMoe : public Module {
   Tensor expert(const Tensor& xs, int64_t e) const;
   Tensor activate_expert(Tensor g, Tensor u) const;
   bool experts_prepared() const;
+  // The shared expert's layers when they can join the routed experts' batched calls
+  // (ungated, a plain gated MLP, prepared quantized weights, no adapters).
+  std::optional<Mlp::GatedLayers> shared_in_batches() const;
   // out [1, hidden] += the chosen experts of the one token of rows (decode), their
   // projections as two batched calls (ops::quantized_linears_each), the bits of expert().
-  void add_experts_one_token(const Tensor& rows, const MoeRoute& route, float* out) const;
+  // With `shared`, the shared expert's projections join those calls and out (zeros on entry)
+  // first takes its output, the bits of shared_->forward(rows).
+  void add_experts_one_token(const Tensor& rows, const MoeRoute& route, const Mlp::GatedLayers* shared,
+                             float* out) const;
 
   MoeOptions o_;
   std::unique_ptr<Linear> gate_;  // router [experts, hidden]

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <fstream>
 #include <random>
 #include <set>
 
@@ -15,6 +16,8 @@
 #include "lmx/generate/rotating_kv_cache.h"
 #include "lmx/generate/simple_kv_cache.h"
 #include "lmx/core/ops/random.h"
+#include "lmx/core/ops/linalg.h"
+#include "lmx/models/random_init.h"
 #include "lmx/models/registry.h"
 #include "test_models.h"
 
@@ -423,6 +426,49 @@ TEST_P(MoeFamilies, CachedDecodeEqualsFullForward) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, MoeFamilies,
                          ::testing::Values("qwen2_moe", "olmoe", "phimoe", "deepseek_v2", "deepseek_v3",
                                            "glm4_moe", "ernie4_5_moe", "gpt_oss", "dbrx", "llama4_text"));
+
+// The deepseek_v3 fixture's shape with ranks that 4-bit groups of 32 divide (its latent rank
+// of 16 does not), random weights, quantized: decoding takes the latent form from the
+// quantized kv_b_proj (ops::quantized_bmm for the queries, each head's value rows as a
+// quantized linear) and runs the shared expert inside the routed experts' batched calls.
+// Token by token it reproduces the model's own full-sequence forward (the expanded form,
+// every expert one by one), with exact (f32) and int16 activations.
+TEST(MoeFamilies, QuantizedLatentDecodeEqualsFullForward) {
+  nlohmann::json cfg = nlohmann::json::parse(std::ifstream(testing::fixture("deepseek_v3") / "config.json"));
+  cfg["q_lora_rank"] = 32;
+  cfg["kv_lora_rank"] = 64;
+  auto model = models::create_model(models::ConfigReader(cfg, "config.json"));
+  models::RandomInitOptions ro;
+  ro.dtype = Dtype::f32;
+  ro.seed = 11;
+  ro.quantization = models::QuantizeOptions{4, 32, Dtype::bf16};
+  models::randomize_model(*model, ro);
+  bool kv_b_quantized = false;
+  for (const auto& p : model->parameters()) kv_b_quantized |= p.name == "model.layers.1.self_attn.kv_b_proj.scales";
+  ASSERT_TRUE(kv_b_quantized);
+  std::mt19937 rng(3);
+  std::vector<int64_t> ids(14);
+  for (int64_t& id : ids) id = static_cast<int64_t>(rng() % 256);
+  const Tensor all = Tensor::from_vector(ids, {1, 14});
+  const ops::QuantActivations saved = ops::quant_activations();
+  for (auto [precision, tol] : {std::pair{ops::QuantActivations::f32, 1e-5}, {ops::QuantActivations::int16, 1e-3}}) {
+    ops::set_quant_activations(precision);
+    const Tensor full = model->forward(all, nullptr);
+    nn::KVCacheList cache = generate::make_cache(*model, {});
+    for (int64_t i = 0; i < 14; ++i) {
+      const auto got = model->forward(all.slice(1, i, i + 1).contiguous(), &cache).to_float_vector();
+      const auto want = full.select(1, i).to_float_vector();
+      double err = 0.0, scale = 0.0;
+      for (size_t j = 0; j < want.size(); ++j) {
+        err = std::max(err, static_cast<double>(std::fabs(got[j] - want[j])));
+        scale = std::max(scale, static_cast<double>(std::fabs(want[j])));
+      }
+      ASSERT_GT(scale, 0.0);
+      EXPECT_LE(err / scale, tol) << "position " << i << " activations " << static_cast<int>(precision);
+    }
+  }
+  ops::set_quant_activations(saved);
+}
 
 // DeepSeek's multi-head latent attention caches kv_lora_rank + qk_rope_head_dim floats
 // per token and layer (16 + 8 in the fixture), not heads * (k + v) head dims.

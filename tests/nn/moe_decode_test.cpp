@@ -1,9 +1,11 @@
 // A decode token through SparseMoe with prepared quantized experts takes the batched path
-// (the chosen experts' gate/up in one call, their down projections in another): its output
-// has the bits of the chosen experts run one at a time through SwitchLinear, weighted and
-// added in expert order, for each family's expert options.
+// (the chosen experts' gate/up in one call, their down projections in another, a shared
+// expert's inside them): its output has the bits of the shared expert's own forward plus the
+// chosen experts run one at a time through SwitchLinear, weighted and added in expert order,
+// for each family's expert options.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -13,6 +15,8 @@
 
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/linalg.h"
+#include "lmx/nn/linear.h"
+#include "lmx/nn/mlp.h"
 #include "lmx/nn/moe.h"
 
 namespace lmx::nn {
@@ -30,6 +34,7 @@ Tensor random_tensor(const Shape& shape, std::mt19937& rng, float scale) {
 struct Built {
   std::unique_ptr<SparseMoe> moe;
   const SwitchLinear* proj[3] = {nullptr, nullptr, nullptr};  // gate, up, down
+  const Mlp* shared = nullptr;
   Tensor router_w, router_b, correction;
 };
 
@@ -52,6 +57,13 @@ Built build(const MoeOptions& o, uint32_t seed) {
         s.prepare();
         b.proj[i] = &s;
       }
+    if (path == o.shared_name) b.shared = &dynamic_cast<Mlp&>(m);
+    for (const char* name : names)
+      if (o.shared_intermediate > 0 && path == o.shared_name + name) {
+        auto& l = dynamic_cast<Linear&>(m);
+        l.quantize(4, 64, Dtype::bf16);
+        l.prepare();
+      }
   });
   return b;
 }
@@ -65,6 +77,10 @@ std::vector<float> one_by_one(const Built& b, const MoeOptions& o, const Tensor&
   const MoeRoute route = route_tokens(r, logits.data<float>(), 1, o.experts,
                                       b.correction.defined() ? b.correction.data<float>() : nullptr);
   std::vector<float> out(static_cast<size_t>(o.hidden), 0.0f);
+  if (b.shared) {  // the shared expert's own forward first
+    const Tensor y = b.shared->forward(x).contiguous();
+    std::copy(y.data<float>(), y.data<float>() + o.hidden, out.begin());
+  }
   for (int64_t e = 0; e < o.experts; ++e)
     for (size_t k = 0; k < route.experts.size(); ++k) {
       if (route.experts[k] != e) continue;
@@ -104,7 +120,10 @@ TEST(SparseMoe, DecodeTokenEqualsExpertsRunOneByOneBitForBit) {
   oss.expert_act = ExpertActivation::clamped_swiglu;
   oss.norm_topk_prob = false;
   cases.push_back(oss);
-  MoeOptions ds = base(16, 8);  // DeepSeek-V3: sigmoid scores in groups, a correction bias; 16 targets
+  // DeepSeek-V3: sigmoid scores in groups, a correction bias, a shared expert inside the
+  // routed experts' calls (18 targets, then 9)
+  MoeOptions ds = base(16, 8);
+  ds.shared_intermediate = 64;
   ds.routing.scoring = MoeScoring::sigmoid;
   ds.routing.groups = 4;
   ds.routing.topk_groups = 2;
@@ -116,7 +135,7 @@ TEST(SparseMoe, DecodeTokenEqualsExpertsRunOneByOneBitForBit) {
   l4.weight_inputs = true;
   l4.norm_topk_prob = false;
   cases.push_back(l4);
-  MoeOptions wide = base(12, 10);  // more targets than one region takes: separate calls
+  MoeOptions wide = base(20, 17);  // more targets than one region takes (32): separate calls
   wide.act = Activation::gelu_tanh;
   cases.push_back(wide);
   uint32_t seed = 7;

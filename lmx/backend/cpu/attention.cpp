@@ -1,7 +1,7 @@
 #include "lmx/backend/cpu/attention.h"
 
 #include <algorithm>
-#include <atomic>
+#include <functional>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -169,33 +169,34 @@ void flash_attention(const AttentionArgs& a, const AttentionOptions& o, ThreadPo
                       static_cast<double>(a.q_len) * static_cast<double>(a.kv_len) *
                       static_cast<double>(a.head_dim + a.v_head_dim);
   const int max_threads = work < 65536.0 ? 1 : 0;
-  std::atomic<int64_t> next{0};
-  pool.run([&](int, int) {
+  // Tasks handed out as threads come (a late worker is not waited for: with one KV head a
+  // decode step has as many tasks as threads, and waiting for a worker that lost its core
+  // cost DeepSeek-V3's decode more than the attention itself on a loaded machine).
+  auto task = [&](int64_t t) {
     float* scratch = thread_scratch(scratch_floats);
-    for (int64_t t = next.fetch_add(1); t < tasks; t = next.fetch_add(1)) {
-      const int64_t item = t / splits, split = t % splits;
-      detail::AttentionBlock blk;
-      blk.batch = item / (a.kv_heads * blocks);
-      blk.kv_head = (item / blocks) % a.kv_heads;
-      blk.row0 = (item % blocks) * R;
-      blk.rows = std::min(R, rows - blk.row0);
-      blk.key_begin = a.kv_len * split / splits;
-      blk.key_end = a.kv_len * (split + 1) / splits;
-      float* m = splits > 1 ? parts.data() + t * R * (2 + dvp)
-                            : scratch + (scratch_floats - R * (2 + dvp));
-      float* l = m + R;
-      float* acc = l + R;
-      detail::attention_block_avx2(a, o, blk, scratch, m, l, acc);
-      if (splits == 1) {
-        for (int64_t r = 0; r < blk.rows; ++r) {
-          const float* sink;
-          float* out = out_row(blk.batch, blk.kv_head, blk.row0 + r, &sink);
-          finish_row(m + r, l + r, acc + r * dvp, 1, 0, 0, sink, a.v_head_dim, out,
-                     a.out_strides[3]);
-        }
+    const int64_t item = t / splits, split = t % splits;
+    detail::AttentionBlock blk;
+    blk.batch = item / (a.kv_heads * blocks);
+    blk.kv_head = (item / blocks) % a.kv_heads;
+    blk.row0 = (item % blocks) * R;
+    blk.rows = std::min(R, rows - blk.row0);
+    blk.key_begin = a.kv_len * split / splits;
+    blk.key_end = a.kv_len * (split + 1) / splits;
+    float* m = splits > 1 ? parts.data() + t * R * (2 + dvp)
+                          : scratch + (scratch_floats - R * (2 + dvp));
+    float* l = m + R;
+    float* acc = l + R;
+    detail::attention_block_avx2(a, o, blk, scratch, m, l, acc);
+    if (splits == 1) {
+      for (int64_t r = 0; r < blk.rows; ++r) {
+        const float* sink;
+        float* out = out_row(blk.batch, blk.kv_head, blk.row0 + r, &sink);
+        finish_row(m + r, l + r, acc + r * dvp, 1, 0, 0, sink, a.v_head_dim, out,
+                   a.out_strides[3]);
       }
     }
-  }, max_threads);
+  };
+  pool.run_dynamic(tasks, std::cref(task), max_threads);
   if (splits == 1) return;
   // Merge the key splits of each row.
   for (int64_t item = 0; item < items; ++item) {

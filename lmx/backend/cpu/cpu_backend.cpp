@@ -148,6 +148,10 @@ class CpuBackend final : public Backend {
     cpu::quantized_matvec_each(xs, cpu_targets, opts);
   }
 
+  void quantized_vecmat(std::span<const kernels::QuantVecmat> products) override {
+    cpu::quantized_vecmat(products);
+  }
+
   std::shared_ptr<const PreparedWeight> prepare_quantized(const kernels::QuantView& w) override {
     if (w.mode != QuantMode::affine) return std::make_shared<const CpuFpPreparedWeight>(w);
     return std::make_shared<const CpuPreparedWeight>(pack_quantized(w));

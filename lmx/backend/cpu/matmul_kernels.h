@@ -51,6 +51,9 @@ void quantized_matmul_view_avx2(const float* x,
                                 int64_t ldy,
                                 int64_t m,
                                 ThreadPool& pool);
+// y = x @ dequant(p.w) for a 4- or 8-bit affine weight (quant_vecmat_avx2.cpp); false
+// (nothing written) for other weights.
+bool quantized_vecmat_avx2(const QuantVecmat& p);
 void quantized_matmul_packed_avx2(const float* x,
                                   int64_t ldx,
                                   const PackedQuantWeight& w,

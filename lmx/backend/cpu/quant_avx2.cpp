@@ -530,7 +530,7 @@ struct MatvecChunk {
   int64_t b0 = 0, b1 = 0;
 };
 
-constexpr size_t kMaxSharedTargets = 16;  // weights in one region at most
+constexpr size_t kMaxSharedTargets = 32;  // weights in one region at most (DeepSeek: 8 experts x 2 + a shared one)
 constexpr int64_t kMinChunkBytes = 512 << 10;
 constexpr int64_t kTailChunkBytes = 64 << 10;
 constexpr int kTailChunksPerThread = 2;

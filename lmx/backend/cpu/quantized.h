@@ -58,6 +58,15 @@ void quantized_matmul(const float* x,
                       int64_t m,
                       ThreadPool* pool = nullptr);
 
+// The transposed use of a weight (quant_vecmat.cpp): each product's y[0, w.k) = x[0, w.n) @
+// dequant(w), any mode, all products in one parallel region. 4- and 8-bit affine weights
+// take y[j] = sum_r (x[r] * scale) * q + sum_r x[r] * bias per group (AVX2, or plain C++:
+// the reference's values up to f32 rounding); the rest dequantize a row at a time.
+using kernels::QuantVecmat;
+void quantized_vecmat(std::span<const QuantVecmat> products, ThreadPool* pool = nullptr);
+// Scalar reference: y[j] = sum over rows r, in order, of x[r] * w[r, j] in f32.
+void quantized_vecmat_reference(const QuantVecmat& p);
+
 // Scalar reference: per output, sum over k of x * (scale * q + bias) in f32.
 void quantized_matmul_reference(
     const float* x, int64_t ldx, const QuantView& w, float* y, int64_t ldy, int64_t m);
@@ -172,7 +181,7 @@ struct QuantMatmulTarget {
 // share k, bits and group size (decode's q/k/v, gate/up), x is prepared once and the rows
 // of all the weights are split over the threads in one parallel region: one hand-off
 // instead of one per weight, and small weights (k/v) no longer run alone on the calling
-// thread. At most 16 targets share a region.
+// thread. At most 32 targets share a region.
 void quantized_matmul(const float* x,
                       int64_t ldx,
                       std::span<const QuantMatmulTarget> targets,
@@ -184,7 +193,7 @@ void quantized_matmul(const float* x,
 // for every i, bit for bit, each weight over its own input (a decode token's chosen
 // experts: their down projections). With AVX2 and weights of one activation precision,
 // each x is prepared once (inputs that are the same pointer and layout share it) and the
-// rows of all the weights are split over the threads in one parallel region. At most 16
+// rows of all the weights are split over the threads in one parallel region. At most 32
 // targets share a region.
 void quantized_matvec_each(std::span<const float* const> xs,
                            std::span<const QuantMatmulTarget> targets,

@@ -250,6 +250,45 @@ Tensor quantized_linear(const Tensor& x, const QuantizedWeight& weight, const Te
   return add_bias(out, bias, "quantized_linear");
 }
 
+Tensor quantized_bmm(const Tensor& x, const QuantizedWeight& w, int64_t heads) {
+  check_defined(x, "quantized_bmm", "input");
+  w.validate("quantized_bmm");
+  if (!w.has_mlx_tensors()) {
+    throw InvalidArgument("quantized_bmm: the weight must hold its MLX tensors (not prepared)");
+  }
+  const Device device = common_device("quantized_bmm", {x.device(), w.device()});
+  if (x.ndim() < 3 || heads <= 0 || x.dim(-3) != heads || heads * x.dim(-1) != w.out_features()) {
+    throw ShapeError("quantized_bmm: input " + shape_str(x.shape()) + " does not match " + std::to_string(heads) +
+                     " heads of a quantized [" + std::to_string(w.out_features()) + ", " +
+                     std::to_string(w.in_features()) + "] weight");
+  }
+  const int64_t n = x.dim(-1), L = x.dim(-2), k = w.in_features();
+  const Tensor xs = as_f32_rows(x);  // [outer * H * L, n]
+  Shape oshape = x.shape();
+  oshape.back() = k;
+  Tensor out = Tensor::empty(oshape, Dtype::f32, device);
+  const int64_t rows = xs.dim(0);
+  if (rows == 0 || k == 0) return out;
+  const kernels::QuantView v = w.view();
+  const int64_t sbytes = v.s_row_stride() * static_cast<int64_t>(dtype_size(v.scale_dtype));
+  std::vector<kernels::QuantVecmat> products(static_cast<size_t>(rows));
+  for (int64_t i = 0; i < rows; ++i) {
+    const int64_t r0 = ((i / L) % heads) * n;  // the head's first row of w
+    kernels::QuantVecmat& p = products[static_cast<size_t>(i)];
+    p.x = xs.data<float>() + i * n;
+    p.y = out.data<float>() + i * k;
+    p.w = v;
+    p.w.n = n;
+    p.w.w_stride = v.w_row_stride();
+    p.w.s_stride = v.s_row_stride();
+    p.w.w = v.w + r0 * v.w_row_stride();
+    p.w.scales = static_cast<const uint8_t*>(v.scales) + r0 * sbytes;
+    if (v.biases) p.w.biases = static_cast<const uint8_t*>(v.biases) + r0 * sbytes;
+  }
+  backend_for(device).quantized_vecmat(products);
+  return out;
+}
+
 std::vector<Tensor> quantized_linears(const Tensor& x,
                                       std::span<const QuantizedWeight* const> weights,
                                       std::span<const Tensor> biases) {

@@ -22,6 +22,13 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 // full-precision weight. Uses the backend's layout when weight.prepared is set.
 Tensor quantized_linear(const Tensor& x, const QuantizedWeight& weight, const Tensor& bias = Tensor());
 
+// x [..., H, L, n] @ W [H, n, k] -> [..., H, L, k] (f32) with W given as the quantized
+// [H * n, k] matrix of its heads' blocks of rows (MLX tensors held, not prepared): the
+// transposed use of a quantized weight, x running over its rows. Equals
+// matmul(x, w.dequantize().reshape({H, n, k})) up to f32 rounding, without the f32 matrix
+// (multi-head latent attention's absorbed queries, x @ W_uk per head).
+Tensor quantized_bmm(const Tensor& x, const QuantizedWeight& w, int64_t heads);
+
 // linear(x, *weights[i], biases[i]) for each i (biases may be undefined), bit for bit, for
 // dense weights that read the same x: the backend may cover them in one launch.
 std::vector<Tensor> linears(const Tensor& x, std::span<const Tensor* const> weights, std::span<const Tensor> biases);

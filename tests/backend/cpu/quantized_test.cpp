@@ -767,6 +767,42 @@ TEST(QuantizedMatmul, FewRowsEqualOneRowCallsBitForBit) {
   }
 }
 
+// y = x @ dequant(W) (x over the rows) on every tier against a double-precision sum of the
+// independently dequantized weights, padded row strides included; several products in one
+// call (one region) give what each gives alone.
+TEST(QuantizedVecmat, EveryTierMatchesDequantizedRows) {
+  FeatureGuard guard;
+  ThreadPool pool(2);
+  uint32_t seed = 900;
+  for (const auto& features : paths()) {
+    set_cpu_features_for_testing(features);
+    for (int bits : kBits)
+      for (int group : kGroups)
+        for (Dtype dt : kScaleDtypes) {
+          const int64_t n = 37, k = 2 * group;
+          const QWeight qw(n, k, bits, group, dt, seed++);
+          const auto x = random_vec(static_cast<size_t>(n), seed++);
+          std::vector<float> y(static_cast<size_t>(k)), again(y.size());
+          const QuantVecmat products[2] = {{x.data(), qw.view, y.data()}, {x.data(), qw.view, again.data()}};
+          quantized_vecmat(products, &pool);
+          for (int64_t j = 0; j < k; ++j) {
+            double want = 0.0, mag = 0.0;
+            for (int64_t r = 0; r < n; ++r) {
+              want += static_cast<double>(x[static_cast<size_t>(r)]) * qw.deq(r, j);
+              mag += std::fabs(x[static_cast<size_t>(r)]) * qw.mag_term(r, j);
+            }
+            ASSERT_NEAR(y[static_cast<size_t>(j)], want, 5e-6 * mag + 1e-6)
+                << "bits " << bits << " group " << group << " column " << j << " avx2 " << features.use_avx2();
+          }
+          std::vector<float> alone(y.size());
+          const QuantVecmat one{x.data(), qw.view, alone.data()};
+          quantized_vecmat({&one, 1}, &pool);
+          EXPECT_EQ(alone, y);
+          EXPECT_EQ(again, y);
+        }
+  }
+}
+
 TEST(QuantizedMatmul, EveryMFromOneToSeventeen) {
   FeatureGuard guard;
   ThreadPool pool(2);

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "lmx/base/error.h"
+#include "lmx/core/quantized_weight.h"
 #include "../test_util.h"
 
 namespace lmx {
@@ -88,6 +90,43 @@ TEST(Linalg, LinearsIsLinearForEachWeight) {
   const Tensor* wbad[] = {&w1, &bad};
   EXPECT_THROW(ops::linears(x, wbad, biases), ShapeError);
   EXPECT_THROW(ops::linears(x, ws, std::span<const Tensor>(biases, 1)), InvalidArgument);
+}
+
+// x [B, H, L, n] @ (W [H * n, k] as H blocks of n rows): the products against the
+// dequantized weights in double precision, every affine bit width and group size and a
+// floating-point mode (mxfp4), on whatever tier this machine dispatches to.
+TEST(Linalg, QuantizedBmmMatchesDequantizedHeads) {
+  const int64_t B = 2, H = 3, L = 2, n = 40, k = 128;
+  const Tensor x = random_tensor({B, H, L, n}, 31);
+  const Tensor w = random_tensor({H * n, k}, 32, Dtype::f32, -0.5f, 0.5f);
+  auto check = [&](const QuantizedWeight& q, const std::string& what) {
+    const Tensor deq = q.dequantize();  // [H * n, k]
+    const Tensor got = ops::quantized_bmm(x, q, H);
+    ASSERT_EQ(got.shape(), (Shape{B, H, L, k})) << what;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t h = 0; h < H; ++h) {
+        const Tensor xr = x.select(0, b).select(0, h);          // [L, n]
+        const Tensor wh = deq.slice(0, h * n, (h + 1) * n);      // [n, k]
+        const auto want = naive_mm(xr, wh);
+        const auto gv = got.select(0, b).select(0, h).contiguous().to_float_vector();
+        testing::expect_close(gv, std::vector<float>(want.begin(), want.end()), 1e-5, 1e-5);
+      }
+  };
+  for (int bits : {2, 3, 4, 5, 6, 8})
+    for (int group : {32, 64, 128}) {
+      check(QuantizedWeight::quantize(w, bits, group, Dtype::bf16), "bits " + std::to_string(bits));
+    }
+  check(QuantizedWeight::quantize(w, 4, 64, Dtype::f32), "f32 scales");
+  check(QuantizedWeight::quantize(w, 4, 32, Dtype::bf16, QuantMode::mxfp4), "mxfp4");
+  // A transposed view of x reads the same values.
+  const QuantizedWeight q = QuantizedWeight::quantize(w, 4, 64, Dtype::bf16);
+  const Tensor xt = x.transpose(2, 3).contiguous().transpose(2, 3);
+  EXPECT_EQ(ops::quantized_bmm(xt, q, H).to_float_vector(), ops::quantized_bmm(x, q, H).to_float_vector());
+  EXPECT_THROW(ops::quantized_bmm(x, q, 2), ShapeError);  // 2 heads of 60 rows, x has 3 of 40
+  EXPECT_THROW(ops::quantized_bmm(random_tensor({H, L, n + 1}, 33), q, H), ShapeError);
+  QuantizedWeight prepared = q;
+  prepared.prepare();
+  EXPECT_THROW(ops::quantized_bmm(x, prepared, H), InvalidArgument);
 }
 
 TEST(Linalg, QuantizedLinearMatchesDequantizedWeights) {
