@@ -173,7 +173,9 @@ try {
   check(() => assert.equal(later.lmx_decode_steps_total, after.lmx_decode_steps_total));
 
   // The model's own words (stories260K, sampled, no token limit): text streams in; stop.
-  script('');
+  // 20 ms a step, so the reply is still streaming when the click comes (undelayed, the
+  // tiny model can finish its story before the browser's next poll).
+  script('', 20);
   await ask('Hello');
   await until('the model\'s text', async () => (await lastReply().textContent()).trim().length > 20);
   await page.click('#stop');
