@@ -51,8 +51,9 @@ std::vector<Tensor> quantized_linears_each(std::span<const Tensor* const> xs,
 
 // Precision of the activations inside quantized matmuls: f32 (exact), int16 (the default:
 // x rounded per group, ~1e-5 relative per layer) or int8 (~1e-3, like llama.cpp's Q8
-// activations; decode only: prefill GEMMs take int16 for either reduced precision). Set
-// from LMX_QUANT_ACTIVATIONS=f32|int16|int8 at start-up, or here.
+// activations; every CPU kernel on AVX-512, while the AVX2 tier's prefill GEMM rounds to
+// int16 for it; `lmx serve`'s default). Set from LMX_QUANT_ACTIVATIONS=f32|int16|int8 at
+// start-up, or here.
 enum class QuantActivations { f32, int16, int8 };
 void set_quant_activations(QuantActivations precision);
 QuantActivations quant_activations();
