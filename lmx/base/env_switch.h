@@ -38,6 +38,10 @@ inline bool cuda_quant_mma() { return env_switch("LMX_CUDA_QUANT_MMA", true); }
 // Quantized prefill (bf16 scales, reduced activation precision): W dequantized to bf16 and
 // the dense bf16 cuBLAS GEMM instead of f32 dequantize + SGEMM.
 inline bool cuda_quant_bf16_prefill() { return env_switch("LMX_CUDA_QUANT_BF16_PREFILL", true); }
+// The KV cache of a model with bf16 / f16 weights (or bf16 quantization scales) on a GPU
+// kept in bf16, as transformers' and llama.cpp's (f16) caches are: half the bytes each
+// decode step's attention reads. "0" keeps f32 K / V (session 16).
+inline bool cuda_kv_bf16() { return env_switch("LMX_CUDA_KV_BF16", true); }
 // mxfp4 / mxfp8 / nvfp4 weights on CUDA (generic kernels).
 inline bool cuda_fp_quant() { return env_switch("LMX_CUDA_FP_QUANT", true); }
 

@@ -26,7 +26,8 @@ struct PositionedWriteArgs {
   int64_t batch = 1, heads = 1, seq = 1, dim = 0;
   const float* src = nullptr;
   int64_t src_strides[4] = {0, 0, 0, 1};
-  float* dst = nullptr;
+  void* dst = nullptr;  // f32, or bf16 where bf16_dst
+  bool bf16_dst = false;
   int64_t dst_strides[4] = {0, 0, 0, 1};
   const int64_t* position = nullptr;
 };
@@ -34,7 +35,8 @@ struct PositionedWriteArgs {
 // One token of batch 1 at `position` (or *device_position when set): q rotated into
 // q_out, k rotated into kbuf[:, :, position], v copied into vbuf[:, :, position]: RoPE
 // of q and k (as the rope kernel computes it) and the KV cache append in one launch.
-// f32 throughout; element strides of [batch, heads, seq, dim].
+// f32 throughout but the buffers, which are f32 or bf16 (bf16_buffers: a bf16 KV cache);
+// element strides of [batch, heads, seq, dim].
 struct RopeAppendArgs {
   int64_t q_heads = 0, kv_heads = 0, head_dim = 0, v_head_dim = 0, rotary_dim = 0;
   bool traditional = false;
@@ -48,10 +50,11 @@ struct RopeAppendArgs {
   int64_t k_strides[4] = {0, 0, 0, 1};
   const float* v = nullptr;
   int64_t v_strides[4] = {0, 0, 0, 1};
-  float* kbuf = nullptr;
+  void* kbuf = nullptr;
   int64_t kbuf_strides[4] = {0, 0, 0, 1};
-  float* vbuf = nullptr;
+  void* vbuf = nullptr;
   int64_t vbuf_strides[4] = {0, 0, 0, 1};
+  bool bf16_buffers = false;
   int64_t position = 0;
   const int64_t* device_position = nullptr;
 };

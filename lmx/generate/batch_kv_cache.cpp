@@ -63,7 +63,7 @@ namespace {
 Tensor unfilled_like(const Tensor& like, int64_t rows, int64_t length, int64_t step) {
   const int64_t capacity = std::max<int64_t>(step, (length + step - 1) / step * step);
   const int64_t row_capacity = (rows + BatchKVCache::kRowStep - 1) / BatchKVCache::kRowStep * BatchKVCache::kRowStep;
-  return Tensor::empty({row_capacity, like.dim(1), capacity, like.dim(3)}, Dtype::f32, like.device());
+  return Tensor::empty({row_capacity, like.dim(1), capacity, like.dim(3)}, kv_storage_dtype(like), like.device());
 }
 
 void zero(Tensor region) {

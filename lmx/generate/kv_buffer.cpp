@@ -6,14 +6,19 @@
 
 namespace lmx::generate {
 
+Dtype kv_storage_dtype(const Tensor& keys) {
+  return keys.dtype() == Dtype::bf16 && !keys.device().is_cpu() ? Dtype::bf16 : Dtype::f32;
+}
+
 void reserve_kv(Tensor& keys_buf, Tensor& values_buf, int64_t offset, const Tensor& keys, const Tensor& values,
                 int64_t step) {
   const int64_t n = keys.dim(2);
   const int64_t capacity = keys_buf.defined() ? keys_buf.dim(2) : 0;
   if (offset + n > capacity) {
     const int64_t grown = (offset + n + step - 1) / step * step;
-    Tensor k = Tensor::zeros({keys.dim(0), keys.dim(1), grown, keys.dim(3)}, Dtype::f32, keys.device());
-    Tensor v = Tensor::zeros({values.dim(0), values.dim(1), grown, values.dim(3)}, Dtype::f32, values.device());
+    const Dtype dt = keys_buf.defined() ? keys_buf.dtype() : kv_storage_dtype(keys);
+    Tensor k = Tensor::zeros({keys.dim(0), keys.dim(1), grown, keys.dim(3)}, dt, keys.device());
+    Tensor v = Tensor::zeros({values.dim(0), values.dim(1), grown, values.dim(3)}, dt, values.device());
     if (offset > 0) {
       k.slice(2, 0, offset).copy_(keys_buf.slice(2, 0, offset));
       v.slice(2, 0, offset).copy_(values_buf.slice(2, 0, offset));

@@ -20,18 +20,28 @@ namespace lmx::nn {
 
 namespace {
 
-// A prompt on a GPU with bf16 / f16 projections (dense, or quantized with bf16 scales
-// while the quantized prefill GEMMs round x to bf16, LMX_CUDA_QUANT_BF16_PREFILL): K and V
-// go to the attention in bf16, which runs it on the tensor cores with q rounded to bf16
-// too (as the GEMMs round x for these weights). The CPU, f32 weights (f32 scales) and
-// decode steps keep f32 K / V.
-bool bf16_attention(const Tensor& q, const Linear& o_proj) {
-  constexpr int64_t kMinRows = 16;  // the CUDA tensor-core kernel's (flash_attention.h)
-  if (q.device().is_cpu() || q.dim(2) < kMinRows || !cuda_flash_attention()) return false;
+// Projections in bf16 / f16 on a GPU: dense, or quantized with bf16 scales.
+bool half_weights_on_gpu(const Tensor& q, const Linear& o_proj) {
+  if (q.device().is_cpu()) return false;
   const WeightMatrix& w = o_proj.weight();
-  if (w.quantized()) return w.quant().scale_dtype() == Dtype::bf16 && cuda_quant_bf16_prefill();
+  if (w.quantized()) return w.quant().scale_dtype() == Dtype::bf16;
   return w.dense().defined() && (w.dense().dtype() == Dtype::bf16 || w.dense().dtype() == Dtype::f16);
 }
+
+// A prompt on a GPU with bf16 / f16 projections (quantized ones while the quantized
+// prefill GEMMs round x to bf16, LMX_CUDA_QUANT_BF16_PREFILL): K and V go to the attention
+// in bf16, which runs it on the tensor cores with q rounded to bf16 too (as the GEMMs round
+// x for these weights). The CPU, f32 weights (f32 scales) and decode steps keep f32 q.
+bool bf16_attention(const Tensor& q, const Linear& o_proj) {
+  constexpr int64_t kMinRows = 16;  // the CUDA tensor-core kernel's (flash_attention.h)
+  if (q.dim(2) < kMinRows || !cuda_flash_attention() || !half_weights_on_gpu(q, o_proj)) return false;
+  return !o_proj.weight().quantized() || cuda_quant_bf16_prefill();
+}
+
+// The same models keep their KV cache in bf16 (LMX_CUDA_KV_BF16): K / V are rounded once,
+// as they enter the cache (the cache allocates its buffers in the dtype of the first keys,
+// lmx/generate/kv_buffer.h); the CPU and f32 models keep f32 caches.
+bool bf16_kv_cache(const Tensor& q, const Linear& o_proj) { return cuda_kv_bf16() && half_weights_on_gpu(q, o_proj); }
 
 // x [B, H, L, D] rotated per row b at positions offset - pad[b] + s; left-padding
 // positions (negative) stay as they are (they are masked out as keys, and their
@@ -328,6 +338,10 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache, const AttentionContex
     out = ops::quantized_scaled_dot_product_attention(q, kv, p);
   } else {
     if (cache) {
+      if (!appendable && bf16_kv_cache(q, *o_proj_)) {
+        k = k.to(Dtype::bf16);
+        v = v.to(Dtype::bf16);
+      }
       auto kv = appendable ? appendable->commit(L) : cache->update_and_fetch(k, v);
       k = kv.first;
       v = kv.second;

@@ -591,7 +591,7 @@ class CudaBackend final : public Backend, public GraphBackend {
     use_device();
     detail::PositionedWrite w;
     w.batch = a.batch, w.heads = a.heads, w.seq = a.seq, w.dim = a.dim;
-    w.src = a.src, w.dst = a.dst, w.position = a.position;
+    w.src = a.src, w.dst = a.dst, w.bf16_dst = a.bf16_dst, w.position = a.position;
     copy4(a.src_strides, w.src_strides);
     copy4(a.dst_strides, w.dst_strides);
     launch("kv append (device position)", [&] { return detail::launch_write_at_position(w, stream_); });
@@ -602,6 +602,7 @@ class CudaBackend final : public Backend, public GraphBackend {
     r.q_heads = a.q_heads, r.kv_heads = a.kv_heads, r.head_dim = a.head_dim, r.v_head_dim = a.v_head_dim;
     r.rotary_dim = a.rotary_dim, r.traditional = a.traditional, r.inv_freq = a.inv_freq, r.mscale = a.mscale;
     r.q = a.q, r.q_out = a.q_out, r.k = a.k, r.v = a.v, r.kbuf = a.kbuf, r.vbuf = a.vbuf;
+    r.bf16_buffers = a.bf16_buffers;
     copy4(a.q_strides, r.q_strides);
     copy4(a.q_out_strides, r.q_out_strides);
     copy4(a.k_strides, r.k_strides);

@@ -304,6 +304,7 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(Attention a,
   if (t == 0) counters[b * a.kv_heads + kvh] = 0;  // ready for the next launch
 }
 
+template <bool kBf16>
 __global__ void write_at_position_kernel(PositionedWrite w) {
   const int64_t total = w.batch * w.heads * w.seq * w.dim;
   const int64_t pos = *w.position;
@@ -311,8 +312,8 @@ __global__ void write_at_position_kernel(PositionedWrite w) {
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t d = i % w.dim, s = (i / w.dim) % w.seq, h = (i / w.dim / w.seq) % w.heads;
     const int64_t b = i / w.dim / w.seq / w.heads;
-    w.dst[b * w.dst_strides[0] + h * w.dst_strides[1] + (pos + s) * w.dst_strides[2] + d * w.dst_strides[3]] =
-        w.src[b * w.src_strides[0] + h * w.src_strides[1] + s * w.src_strides[2] + d * w.src_strides[3]];
+    store_kv<kBf16>(w.dst, b * w.dst_strides[0] + h * w.dst_strides[1] + (pos + s) * w.dst_strides[2] + d * w.dst_strides[3],
+                    w.src[b * w.src_strides[0] + h * w.src_strides[1] + s * w.src_strides[2] + d * w.src_strides[3]]);
   }
 }
 
@@ -368,7 +369,11 @@ cudaError_t launch_write_at_position(const PositionedWrite& w, cudaStream_t stre
   const int64_t total = w.batch * w.heads * w.seq * w.dim;
   if (total <= 0) return cudaSuccess;
   const int64_t blocks = std::min<int64_t>((total + 255) / 256, 4096);
-  write_at_position_kernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(w);
+  if (w.bf16_dst) {
+    write_at_position_kernel<true><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(w);
+  } else {
+    write_at_position_kernel<false><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(w);
+  }
   return cudaGetLastError();
 }
 

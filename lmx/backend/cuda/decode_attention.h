@@ -47,7 +47,8 @@ struct PositionedWrite {
   int64_t batch = 1, heads = 1, seq = 1, dim = 0;
   const float* src = nullptr;
   int64_t src_strides[4] = {};
-  float* dst = nullptr;
+  void* dst = nullptr;  // f32, or bf16 where bf16_dst
+  bool bf16_dst = false;
   int64_t dst_strides[4] = {};
   const int64_t* position = nullptr;
 };

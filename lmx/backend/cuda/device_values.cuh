@@ -17,6 +17,15 @@ __device__ __forceinline__ uint16_t float_to_bf16(float f) {
   u += 0x7fffu + ((u >> 16) & 1u);
   return static_cast<uint16_t>(u >> 16);
 }
+// A KV cache element: f32, or bf16 (rounded as the host's .to(bf16)).
+template <bool kBf16>
+__device__ __forceinline__ void store_kv(void* base, int64_t i, float v) {
+  if constexpr (kBf16) {
+    static_cast<uint16_t*>(base)[i] = float_to_bf16(v);
+  } else {
+    static_cast<float*>(base)[i] = v;
+  }
+}
 __device__ __forceinline__ float f16_to_float(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 __device__ __forceinline__ uint16_t float_to_f16(float f) { return __half_as_ushort(__float2half_rn(f)); }
 

@@ -25,10 +25,11 @@ struct RopeAppend {
   int64_t k_strides[4] = {};
   const float* v = nullptr;
   int64_t v_strides[4] = {};
-  float* kbuf = nullptr;
+  void* kbuf = nullptr;  // f32, or bf16 where bf16_buffers
   int64_t kbuf_strides[4] = {};
-  float* vbuf = nullptr;
+  void* vbuf = nullptr;
   int64_t vbuf_strides[4] = {};
+  bool bf16_buffers = false;
   int64_t position = 0;
   const int64_t* device_position = nullptr;
 };

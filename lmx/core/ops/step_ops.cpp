@@ -21,22 +21,26 @@ void strides_of(const Tensor& t, int64_t* out) {
   for (int d = 0; d < 4; ++d) out[d] = t.strides()[d];
 }
 
+// The KV cache buffers these ops write: f32, or bf16 (a bf16 cache on the GPU).
+bool kv_buffer_dtype(const Tensor& t) { return t.dtype() == Dtype::f32 || t.dtype() == Dtype::bf16; }
+
 }  // namespace
 
 void write_at_step_position(const Tensor& dst, const Tensor& src_in) {
   const StepValues* step = dst.defined() ? step_values(dst.device()) : nullptr;
   if (!step) throw InvalidArgument("write_at_step_position: no captured decode step on this tensor's device");
-  if (dst.ndim() != 4 || src_in.ndim() != 4 || dst.dtype() != Dtype::f32 || src_in.dim(0) != dst.dim(0) ||
+  if (dst.ndim() != 4 || src_in.ndim() != 4 || !kv_buffer_dtype(dst) || src_in.dim(0) != dst.dim(0) ||
       src_in.dim(1) != dst.dim(1) || src_in.dim(3) != dst.dim(3) || step->host_position + src_in.dim(2) > dst.dim(2)) {
     throw ShapeError("write_at_step_position: src " + shape_str(src_in.shape()) + " at position " +
-                     std::to_string(step->host_position) + " does not fit f32 dst " + shape_str(dst.shape()));
+                     std::to_string(step->host_position) + " does not fit f32 / bf16 dst " + shape_str(dst.shape()));
   }
   common_device("write_at_step_position", {dst.device(), src_in.device()});
   Tensor src = src_in.dtype() == Dtype::f32 ? src_in : src_in.to(Dtype::f32);
   kernels::PositionedWriteArgs a;
   a.batch = src.dim(0), a.heads = src.dim(1), a.seq = src.dim(2), a.dim = src.dim(3);
   a.src = src.data<float>();
-  a.dst = dst.data<float>();
+  a.dst = dst.raw_data();
+  a.bf16_dst = dst.dtype() == Dtype::bf16;
   strides_of(src, a.src_strides);
   strides_of(dst, a.dst_strides);
   a.position = step->position;
@@ -55,10 +59,10 @@ Tensor rope_append(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, c
       v_in.dim(2) != 1 || v_in.dim(1) != Hkv || k_in.dim(3) != D || kbuf.dim(1) != Hkv || kbuf.dim(3) != D ||
       vbuf.dim(1) != Hkv || vbuf.dim(3) != Dv || kbuf.dim(0) != 1 || vbuf.dim(0) != 1 ||
       p.offset >= kbuf.dim(2) || p.offset >= vbuf.dim(2) || p.offset < 0 || rd <= 0 || rd > D || rd % 2 != 0 ||
-      !p.inv_freq.defined() || p.inv_freq.numel() != rd / 2 || kbuf.dtype() != Dtype::f32 ||
-      vbuf.dtype() != Dtype::f32) {
+      !p.inv_freq.defined() || p.inv_freq.numel() != rd / 2 || !kv_buffer_dtype(kbuf) ||
+      vbuf.dtype() != kbuf.dtype()) {
     throw ShapeError(std::string(op) + ": one token of batch 1 at position " + std::to_string(p.offset) +
-                     " into f32 buffers: q " + shape_str(q_in.shape()) + ", k " + shape_str(k_in.shape()) + ", v " +
+                      " into f32 / bf16 buffers: q " + shape_str(q_in.shape()) + ", k " + shape_str(k_in.shape()) + ", v " +
                      shape_str(v_in.shape()) + ", buffers " + shape_str(kbuf.shape()));
   }
   const Device device =
@@ -75,7 +79,8 @@ Tensor rope_append(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, c
   a.inv_freq = freqs.data<float>();
   a.mscale = p.mscale;
   a.q = q.data<float>(), a.k = k.data<float>(), a.v = v.data<float>();
-  a.q_out = out.data<float>(), a.kbuf = kbuf.data<float>(), a.vbuf = vbuf.data<float>();
+  a.q_out = out.data<float>(), a.kbuf = kbuf.raw_data(), a.vbuf = vbuf.raw_data();
+  a.bf16_buffers = kbuf.dtype() == Dtype::bf16;
   strides_of(q, a.q_strides);
   strides_of(out, a.q_out_strides);
   strides_of(k, a.k_strides);

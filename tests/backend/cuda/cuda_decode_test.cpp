@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
@@ -121,6 +122,17 @@ TEST_F(CudaDecode, WriteAtStepPositionWritesThere) {
   want.slice(2, 13, 14).copy_(src);
   expect_identical(buf, want);
   EXPECT_THROW(ops::write_at_step_position(buf, on_cuda(src)), InvalidArgument);  // outside a step
+
+  // A bf16 cache: the row rounded as the host rounds f32 to bf16.
+  Tensor buf16 = on_cuda(random_tensor({1, 3, 20, 9}, 803).to(Dtype::bf16));
+  Tensor want16 = buf16.to(Device::cpu());
+  {
+    StepScope scope(step);
+    ops::write_at_step_position(buf16, on_cuda(src));
+  }
+  want16.slice(2, 13, 14).copy_(src);
+  EXPECT_EQ(buf16.dtype(), Dtype::bf16);
+  expect_identical(buf16, want16);
 }
 
 fs::path fixture(const std::string& name) {
@@ -255,6 +267,16 @@ TEST_F(CudaDecode, RopeAppendMatchesRopeAndCopy) {
     expect_matches(got_q, want_q, 1e-5, 1e-6);
     expect_matches(kc, want_k, 1e-5, 1e-6);
     expect_identical(vc, want_v);
+
+    // bf16 buffers (a bf16 KV cache): k rotated as in f32, then rounded as the host rounds.
+    Tensor kc16 = on_cuda(kbuf.to(Dtype::bf16)), vc16 = on_cuda(vbuf.to(Dtype::bf16));
+    Tensor want_k16 = kbuf.to(Dtype::bf16), want_v16 = vbuf.to(Dtype::bf16);
+    want_k16.slice(2, pos, pos + 1).copy_(ops::rope(kk, pc).to(Device::cpu()));
+    want_v16.slice(2, pos, pos + 1).copy_(v);
+    expect_identical(ops::rope_append(qc, kk, vv, pc, kc16, vc16), got_q.to(Device::cpu()));
+    expect_identical(kc16, want_k16);
+    expect_identical(vc16, want_v16);
+    EXPECT_THROW(ops::rope_append(qc, kk, vv, pc, kc16, vc), ShapeError);  // mixed buffer dtypes
   }
 }
 
@@ -285,6 +307,54 @@ TEST_F(CudaDecode, DecodeStepsMatchCpu) {
     token = static_cast<int32_t>((token * 31 + 11) % gpu.model->vocab_size());
   }
   EXPECT_GT(graph.replays(), 0);
+}
+
+void to_bf16(models::LanguageModel& model, Device device) {
+  for (auto& p : model.parameters()) {
+    if (p.tensor->defined() && p.tensor->dtype() == Dtype::f32) *p.tensor = p.tensor->to(Dtype::bf16).to(device);
+  }
+}
+
+// A bf16 model on the GPU keeps its KV cache in bf16 (LMX_CUDA_KV_BF16, on by default):
+// its decode steps stay within bf16 rounding of the CPU's (same bf16 weights, f32 cache),
+// and graph replays still equal eager steps bit for bit. With the switch off the cache is f32.
+TEST_F(CudaDecode, Bf16ModelKeepsABf16CacheWithinRoundingOfTheCpu) {
+  const fs::path dir = fixture("llama");
+  if (!fs::exists(dir / "config.json")) GTEST_SKIP() << "no fixture at " << dir;
+  auto cpu = models::load_model(dir), gpu = models::load_model(dir);
+  to_bf16(*cpu.model, Device::cpu());
+  to_bf16(*gpu.model, Device::cuda());
+  nn::KVCacheList cc = small_step_caches(cpu.model->num_layers()), gc = small_step_caches(gpu.model->num_layers());
+  const Tensor ids = Tensor::from_vector(std::vector<int32_t>{3, 1, 4, 1, 5, 9, 2, 6, 5}, {1, 9});
+  cpu.model->forward(ids, &cc, {nullptr, true});
+  gpu.model->forward(ids, &gc, {nullptr, true});
+  EXPECT_EQ(gc[0]->state()[0].dtype(), Dtype::bf16);
+  EXPECT_EQ(cc[0]->state()[0].dtype(), Dtype::f32);
+  generate::DecodeGraph graph;
+  std::vector<float> row;
+  int32_t token = 7;
+  double worst = 0.0;
+  for (int step = 0; step < 12; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    Tensor want = cpu.model->forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &cc, {nullptr, true});
+    if (!graph.step(*gpu.model, gc, token, row)) {
+      Tensor g = gpu.model->forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &gc, {nullptr, true});
+      row = g.to_float_vector();
+    }
+    worst = std::max(worst, testing::relative_error(Tensor::from_vector(row, want.shape()), want));
+    token = static_cast<int32_t>((token * 31 + 11) % gpu.model->vocab_size());
+  }
+  std::printf("bf16 model, bf16 GPU cache vs CPU f32 cache: worst logits relative error %.3g\n", worst);
+  EXPECT_LE(worst, 3e-2);  // the bf16 parity tests' bound
+  EXPECT_GT(graph.replays(), 0);
+  EXPECT_EQ(gc[0]->state()[0].dtype(), Dtype::bf16);
+  expect_graph_steps_equal_eager_steps(*gpu.model);
+
+  setenv("LMX_CUDA_KV_BF16", "0", 1);
+  nn::KVCacheList off = small_step_caches(gpu.model->num_layers());
+  gpu.model->forward(ids, &off, {nullptr, true});
+  unsetenv("LMX_CUDA_KV_BF16");
+  EXPECT_EQ(off[0]->state()[0].dtype(), Dtype::f32);
 }
 
 }  // namespace
