@@ -42,6 +42,10 @@ inline bool cuda_quant_bf16_prefill() { return env_switch("LMX_CUDA_QUANT_BF16_P
 // kept in bf16, as transformers' and llama.cpp's (f16) caches are: half the bytes each
 // decode step's attention reads. "0" keeps f32 K / V (session 16).
 inline bool cuda_kv_bf16() { return env_switch("LMX_CUDA_KV_BF16", true); }
+// 9..64 rows of x (a batched decode step) against MLX affine 4 / 8-bit weights with bf16
+// scales at reduced activation precision: the few-row tensor-core GEMM (quant_gemm_few.cu)
+// instead of dequantizing W to bf16 for cuBLAS every call (session 16).
+inline bool cuda_quant_few_rows() { return env_switch("LMX_CUDA_QUANT_FEW_ROWS", true); }
 // mxfp4 / mxfp8 / nvfp4 weights on CUDA (generic kernels).
 inline bool cuda_fp_quant() { return env_switch("LMX_CUDA_FP_QUANT", true); }
 

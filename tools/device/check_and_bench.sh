@@ -5,11 +5,13 @@
 # the transformers reference, and llama.cpp built for sm_90 in the background then llama-bench on
 # random GGUFs of the same shape. Logs go to /tmp/logs and come back as $OUT/logs.tgz (refreshed
 # after each step, so a run cut short still returns what it did). Steps: STEPS="tests bench prof ncu
-# hf llama" (default all but prof and ncu: event profiles of batch 32 and of 4-bit prefill, an ncu
-# report of the decode attention); extra `lmx bench` arguments: BENCH_ARGS.
+# hf llama serve" (default: tests bench hf llama; prof and ncu: event profiles of batch 32 and of 4-bit
+# prefill, an ncu report of the decode attention; serve: llama-server built for CUDA from
+# .devdata/llserver.tar.xz (pack.sh with LLAMA_SERVER=1) and tools/bench/serve_gpu_compare.sh,
+# its output in $OUT/serve); extra `lmx bench` arguments: BENCH_ARGS. STEPS="" runs none.
 set -u
 R=$PWD; D=$R/.devdata; L=/tmp/logs; mkdir -p "$L"
-STEPS=${STEPS:-"tests bench hf llama"}
+STEPS=${STEPS-"tests bench hf llama"}
 T0=$(date +%s)
 el() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
 pack() { tar czf "$OUT/logs.tgz" -C /tmp logs 2>/dev/null; }
@@ -36,6 +38,14 @@ if has llama; then
       -DLLAMA_CURL=OFF > "$L/llcfg.log" 2>&1 &&
     nice -n 19 cmake --build /tmp/llb -j 12 --target llama-bench llama-quantize > "$L/llbuild.log" 2>&1
     echo "LLBUILD_RC=$?" >> "$L/llbuild.log" ) &
+fi
+if has serve; then  # built while the GPU steps run
+  mkdir -p /tmp/lls && tar xJf "$D/llserver.tar.xz" -C /tmp/lls
+  ( nice -n 19 cmake -S /tmp/lls -B /tmp/llsb -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+      -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_APP=OFF -DGGML_NATIVE=ON \
+      -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF > "$L/llscfg.log" 2>&1 &&
+    nice -n 19 cmake --build /tmp/llsb -j 14 --target llama-server llama-quantize > "$L/llsbuild.log" 2>&1
+    echo "LLSBUILD_RC=$?" >> "$L/llsbuild.log" ) &
 fi
 if has tests; then
   el "backend_cuda_test"
@@ -93,6 +103,19 @@ if has llama; then
   else
     tail -5 "$L/llbuild.log"
   fi
+fi
+if has serve; then
+  el "waiting for llama-server"
+  for _ in $(seq 1 200); do grep -q LLSBUILD_RC "$L/llsbuild.log" 2>/dev/null && break; sleep 3; done
+  tail -2 "$L/llsbuild.log"
+  if [ -x /tmp/llsb/bin/llama-server ]; then
+    el "serve_gpu_compare"
+    env LMX="$B/lmx" LLAMA_SERVER=/tmp/llsb/bin/llama-server GGUF_PY=/tmp/lls/gguf-py \
+      VOCAB_GGUF=/tmp/lls/models/ggml-vocab-llama-bpe.gguf OUT="$OUT/serve" ${SERVE_ENV:-} \
+      timeout ${SERVE_TIMEOUT:-420} bash tools/bench/serve_gpu_compare.sh > "$L/serve.log" 2>&1
+    echo "serve rc=$?"; tail -30 "$OUT/serve/table.md" 2>/dev/null || tail -20 "$L/serve.log"
+  fi
+  pack
 fi
 if [ -n "${EXTRA:-}" ]; then el "extra: $EXTRA"; eval "$EXTRA" 2>&1 | tee "$L/extra.log"; fi  # $B, $CFG, $L set
 el done; pack

@@ -43,4 +43,17 @@ if [ -n "${LLAMA_SRC:-}" ]; then
   tar cJf "$out/llstage.tar.xz" -C "$ll" .
   rm -rf "$ll"
 fi
+# LLAMA_SERVER=1: a second stage with llama-server too (tools/server, its UI target, mtmd) and
+# Llama 3's vocabulary GGUF, for tools/bench/serve_gpu_compare.sh (issue 21's GPU comparison).
+if [ -n "${LLAMA_SRC:-}" ] && [ -n "${LLAMA_SERVER:-}" ]; then
+  ll=$(mktemp -d)
+  (cd "$LLAMA_SRC" && tar cf - --exclude=.git --exclude=node_modules CMakeLists.txt cmake common include src vendor \
+     gguf-py scripts/ui-assets.cmake ggml/CMakeLists.txt ggml/cmake ggml/include ggml/src/CMakeLists.txt \
+     ggml/src/ggml-cpu ggml/src/ggml-cuda ggml/src/*.c ggml/src/*.cpp ggml/src/*.h ggml/src/*.in tools/llama-bench \
+     tools/quantize tools/server tools/ui tools/mtmd models/ggml-vocab-llama-bpe.gguf LICENSE) | tar xf - -C "$ll"
+  printf 'find_package(Threads REQUIRED)\nllama_add_compile_flags()\nadd_subdirectory(llama-bench)\nadd_subdirectory(quantize)\nadd_subdirectory(ui)\nadd_subdirectory(server)\nadd_subdirectory(mtmd)\n' \
+    > "$ll/tools/CMakeLists.txt"
+  tar cJf "$out/llserver.tar.xz" -C "$ll" .
+  rm -rf "$ll"
+fi
 du -sh "$out"

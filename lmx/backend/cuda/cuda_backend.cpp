@@ -29,6 +29,7 @@
 #include "lmx/backend/cuda/matmul_kernels.h"
 #include "lmx/backend/cuda/matvec_kernels.h"
 #include "lmx/backend/cuda/nn_kernels.h"
+#include "lmx/backend/cuda/quant_gemm_few.h"
 #include "lmx/backend/cuda/scan_kernels.h"
 #include "lmx/base/env_switch.h"
 #include "lmx/base/error.h"
@@ -431,6 +432,10 @@ class CudaBackend final : public Backend, public GraphBackend {
   void quantized_matmul_at(const float* x, int64_t ldx, const kernels::QuantView& w, float* y, int64_t ldy,
                            int64_t m, kernels::ActivationPrecision precision) {
     use_device();
+    if (m > kMatvecRows && precision != kernels::ActivationPrecision::f32 && cuda_quant_few_rows() &&
+        quant_gemm_few(x, ldx, w, y, ldy, m)) {
+      return;
+    }
     if (m > kMatvecRows && cuda_quant_bf16_prefill() && precision != kernels::ActivationPrecision::f32 &&
         w.scale_dtype == Dtype::bf16 && dequantized_bf16_gemm(x, ldx, w, y, ldy, m)) {
       return;
@@ -795,6 +800,23 @@ class CudaBackend final : public Backend, public GraphBackend {
   // bf16 model) kDequantChunk bytes of rows at a time, x rounded to bf16 once, and the bf16
   // x bf16 -> f32 cuBLAS GEMM of dense bf16 weights (~3e-3 relative per input element, as
   // there). False, launching nothing, where the shapes do not fit.
+  // A batched decode step's rows (9..64) against 4 / 8-bit weights with bf16 scales: the
+  // few-row tensor-core GEMM. False, launching nothing, where it does not take W.
+  bool quant_gemm_few(const float* x, int64_t ldx, const kernels::QuantView& w, float* y, int64_t ldy, int64_t m) {
+    const detail::Quant q = launch_args(w);
+    if (!detail::quant_gemm_few_fits(q, m)) return false;
+    const size_t bytes = detail::quant_gemm_few_scratch_bytes(q, m);
+    void* scratch = allocator_.allocate(bytes);
+    try {
+      launch("quantized_linear (few rows)",
+             [&] { return detail::launch_quant_gemm_few(x, ldx, m, q, y, ldy, scratch, stream_); });
+    } catch (...) {
+      allocator_.deallocate(scratch, bytes);
+      throw;
+    }
+    allocator_.deallocate(scratch, bytes);  // stream-ordered, as dequantized_bf16_gemm's
+    return true;
+  }
   bool dequantized_bf16_gemm(const float* x, int64_t ldx, const kernels::QuantView& w, float* y, int64_t ldy,
                              int64_t m) {
     if (w.mode != QuantMode::affine || w.n <= 0 || w.k <= 0 || w.k >= (int64_t{1} << 30) ||

@@ -72,13 +72,82 @@ __device__ void load_tile(const void* src, int64_t base, int64_t key_stride, int
   }
 }
 
+// Eight consecutive elements at src[i] (16-byte aligned) as floats.
+template <int DT>
+__device__ __forceinline__ void load8(const void* src, int64_t i, float (&v)[8]) {
+  if constexpr (DT == kF32) {
+    const float4 x = __ldg(reinterpret_cast<const float4*>(static_cast<const float*>(src) + i));
+    const float4 y = __ldg(reinterpret_cast<const float4*>(static_cast<const float*>(src) + i) + 1);
+    v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w, v[4] = y.x, v[5] = y.y, v[6] = y.z, v[7] = y.w;
+  } else {
+    const uint4 w = __ldg(reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(src) + i));
+    const uint32_t words[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const uint16_t lo = static_cast<uint16_t>(words[e] & 0xffffu), hi = static_cast<uint16_t>(words[e] >> 16);
+      v[2 * e] = DT == kBF16 ? bf16_to_float(lo) : f16_to_float(lo);
+      v[2 * e + 1] = DT == kBF16 ? bf16_to_float(hi) : f16_to_float(hi);
+    }
+  }
+}
+
+// load_tile with 16-byte loads, 8 elements each: rows of contiguous dims (a multiple of 8)
+// whose starts are 16-byte aligned (the KV caches' buffers). Keys outside [lo, hi) are 0.
+template <int DT>
+__device__ void load_tile_vec(const void* src, int64_t base, int64_t key_stride, int64_t j0, int64_t lo, int64_t hi,
+                              int dims, int stride, float* tile) {
+  constexpr int kVecBatch = DT == kF32 ? 4 : 8;  // 8-element chunks in flight per thread
+  const int per_key = dims / 8, n = static_cast<int>(kDecodeKeys) * per_key;
+  for (int c0 = threadIdx.x; c0 < n; c0 += kThreads * kVecBatch) {
+    float v[kVecBatch][8];
+#pragma unroll
+    for (int u = 0; u < kVecBatch; ++u) {
+      const int c = c0 + u * kThreads, jj = c / per_key, d0 = (c - jj * per_key) * 8;
+      const int64_t j = j0 + jj;
+      if (c < n && j >= lo && j < hi) {
+        load8<DT>(src, base + j * key_stride + d0, v[u]);
+      } else {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) v[u][e] = 0.0f;
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kVecBatch; ++u) {
+      const int c = c0 + u * kThreads, jj = c / per_key, d0 = (c - jj * per_key) * 8;
+      if (c < n) {
+        float4* dst = reinterpret_cast<float4*>(tile + jj * stride + d0);
+        dst[0] = make_float4(v[u][0], v[u][1], v[u][2], v[u][3]);
+        dst[1] = make_float4(v[u][4], v[u][5], v[u][6], v[u][7]);
+      }
+    }
+  }
+}
+
+// Rows of `dims` contiguous elements from 16-byte aligned starts: the vector loads apply.
+template <int DT>
+__device__ bool vector_rows(const void* src, int64_t base, int64_t key_stride, int64_t dim_stride, int64_t dims) {
+  constexpr int64_t kPer16 = DT == kF32 ? 4 : 8;  // elements in 16 bytes
+  return dim_stride == 1 && dims % 8 == 0 && key_stride % kPer16 == 0 && base % kPer16 == 0 &&
+         (reinterpret_cast<uintptr_t>(src) & 15) == 0;
+}
+
+template <int DT>
+__device__ void load_rows(const void* src, int64_t base, int64_t key_stride, int64_t dim_stride, int64_t j0, int64_t lo,
+                          int64_t hi, int64_t dims, int stride, float* tile) {
+  if (vector_rows<DT>(src, base, key_stride, dim_stride, dims) && (reinterpret_cast<uintptr_t>(tile) & 15) == 0) {
+    load_tile_vec<DT>(src, base, key_stride, j0, lo, hi, static_cast<int>(dims), stride, tile);
+  } else {
+    load_tile<DT>(src, base, key_stride, dim_stride, j0, lo, hi, static_cast<int>(dims), stride, tile);
+  }
+}
+
 template <int DT>
 __device__ void load_tiles(const Attention& a, int64_t b, int64_t kvh, int64_t j0, int64_t lo, int64_t hi, int stride,
                            float* kt, float* vt) {
-  load_tile<DT>(a.k, b * a.k_strides[0] + kvh * a.k_strides[1], a.k_strides[2], a.k_strides[3], j0, lo, hi,
-                static_cast<int>(a.head_dim), stride, kt);
-  load_tile<DT>(a.v, b * a.v_strides[0] + kvh * a.v_strides[1], a.v_strides[2], a.v_strides[3], j0, lo, hi,
-                static_cast<int>(a.v_head_dim), stride, vt);
+  load_rows<DT>(a.k, b * a.k_strides[0] + kvh * a.k_strides[1], a.k_strides[2], a.k_strides[3], j0, lo, hi,
+                a.head_dim, stride, kt);
+  load_rows<DT>(a.v, b * a.v_strides[0] + kvh * a.v_strides[1], a.v_strides[2], a.v_strides[3], j0, lo, hi,
+                a.v_head_dim, stride, vt);
 }
 
 // kG: the GQA group rounded up to a power of two; the per-thread arrays have kG entries

@@ -72,6 +72,7 @@ TEST_F(CudaDecode, OneQueryAttentionMatchesCpu) {
       {3, 14, 2, 77, 80, 64, 64, true, 0, 20.0f, true, 2},  // a mask per head, soft-cap, sinks
       {8, 16, 4, 1500, 1600, 64, 64, true, 700, 0.0f, false, 1},  // 2 tiles a split, 24 splits
       {16, 8, 8, 1100, 1100, 128, 96, true, 300, 0.0f, true, 1},  // 8 tiles a split; splits before the window
+      {2, 4, 2, 45, 50, 20, 12, true, 0, 0.0f, false},  // dims not a multiple of 8: element loads
   };
   uint32_t seed = 700;
   for (const Case& c : cases) {
@@ -95,6 +96,15 @@ TEST_F(CudaDecode, OneQueryAttentionMatchesCpu) {
     if (c.mask) pc.mask = on_cuda(p.mask);
     Tensor got = ops::scaled_dot_product_attention(on_cuda(q), kc.slice(2, 0, c.len), vc.slice(2, 0, c.len), pc);
     expect_matches(got, want, 1e-5, 2e-6);
+    {
+      SCOPED_TRACE("bf16 K / V");  // a bf16 KV cache: the CPU on the same rounded values
+      Tensor kb16 = kb.to(Dtype::bf16), vb16 = vb.to(Dtype::bf16);
+      Tensor want16 = ops::scaled_dot_product_attention(q, kb16.to(Dtype::f32).slice(2, 0, c.len),
+                                                        vb16.to(Dtype::f32).slice(2, 0, c.len), p);
+      Tensor got16 = ops::scaled_dot_product_attention(on_cuda(q), on_cuda(kb16).slice(2, 0, c.len),
+                                                       on_cuda(vb16).slice(2, 0, c.len), pc);
+      expect_matches(got16, want16, 1e-5, 2e-6);
+    }
     if (c.batch != 1) continue;
     // The same with the position on the device and the grid over the whole buffer: bit for bit.
     Tensor pos = on_cuda(Tensor::from_vector(std::vector<int64_t>{c.len - 1}, {1}));

@@ -166,5 +166,42 @@ TEST_F(CudaQuantMatvec, Bf16PrefillOfBf16Models) {
   }
 }
 
+// A batched decode step's rows (9..64) over 4 / 8-bit weights with bf16 scales at reduced
+// activation precision: the few-row tensor-core GEMM equals the CPU's exact f32 path on x
+// rounded to bf16 (x's rounding is the kernel's design; its only other error is f32 sums,
+// held to the matvec's bound row by row), every group size, odd row counts and widths.
+TEST_F(CudaQuantMatvec, FewRowsEqualTheCpuOnBf16RoundedX) {
+  const testing::ScopedEnv on("LMX_CUDA_QUANT_FEW_ROWS", "1");
+  const ops::QuantActivations before = ops::quant_activations();
+  struct Shape {
+    int64_t n, k, m;
+  };
+  uint32_t seed = 900;
+  for (int bits : {4, 8}) {
+    for (int group : {32, 64, 128}) {
+      for (const Shape& sh : {Shape{45, group * 5, 9}, Shape{129, group * 3, 16}, Shape{200, group * 7, 17},
+                              Shape{33, group * 2, 32}, Shape{70, group * 4, 33}, Shape{16, group * 9, 64},
+                              Shape{1000, 2048, 32}}) {
+        SCOPED_TRACE("bits " + std::to_string(bits) + " group " + std::to_string(group) + " n " +
+                     std::to_string(sh.n) + " k " + std::to_string(sh.k) + " m " + std::to_string(sh.m));
+        const QuantizedWeight c = quantized(sh.n, sh.k, bits, group, Dtype::bf16, seed++);
+        const QuantizedWeight p = prepared_on_cuda(c);
+        const Tensor x = random_tensor({sh.m, sh.k}, seed++);
+        const Tensor xr = x.to(Dtype::bf16).to(Dtype::f32);
+        ops::set_quant_activations(ops::QuantActivations::f32);
+        const Tensor want = ops::quantized_linear(xr, c);
+        ops::set_quant_activations(ops::QuantActivations::int16);
+        const Tensor got = ops::quantized_linear(on_cuda(x), p);
+        ops::set_quant_activations(before);
+        ASSERT_EQ(got.shape(), want.shape());
+        for (int64_t r = 0; r < sh.m; ++r) {
+          SCOPED_TRACE("row " + std::to_string(r));
+          expect_within_bound(got.slice(0, r, r + 1), want.slice(0, r, r + 1), c, xr.slice(0, r, r + 1));
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace lmx
