@@ -50,6 +50,10 @@ struct SchedulerOptions {
   // The byte budget of the prefix cache shared by the sequences; 0: none.
   size_t prefix_cache_bytes = 0;
   size_t prefix_block_tokens = PrefixKVStore::kDefaultBlockTokens;
+  // Also reuse the start of a cached block (PrefixKVStore's partial_blocks): a repeated
+  // prompt then prefills its last token only. Off by default: what a sequence reuses
+  // then depends on which earlier replies were stored, i.e. on timing under concurrency.
+  bool prefix_partial_blocks = false;
   // Wired-memory admission (docs/wired-memory.md). With a policy, the sequence at the
   // head of the queue starts its prefill only once `wired_manager` (null:
   // WiredMemoryManager::shared()) admits an active ticket of its KV-cache bytes under it

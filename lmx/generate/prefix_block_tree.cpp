@@ -2,6 +2,8 @@
 
 #include "lmx/base/error.h"
 
+#include <iterator>
+
 namespace lmx::generate {
 
 PrefixBlockTree::PrefixBlockTree(size_t block_tokens) : block_tokens_(block_tokens) {
@@ -26,6 +28,36 @@ PrefixBlockTree::Node* PrefixBlockTree::child(Node* parent, std::span<const int3
   auto& children = children_of(parent);
   auto it = children.find(std::vector<int32_t>(block.begin(), block.end()));
   return it == children.end() ? nullptr : it->second.get();
+}
+
+std::pair<PrefixBlockTree::Node*, size_t> PrefixBlockTree::partial(Node* parent, std::span<const int32_t> tokens) {
+  LMX_ASSERT(tokens.size() < block_tokens_);
+  auto& children = children_of(parent);
+  if (tokens.empty() || children.empty()) return {nullptr, 0};
+  // In the children's (lexicographic) order, the block sharing the longest run with
+  // `tokens` is next to where `tokens` would go: the first at or after it, or the one before.
+  const std::vector<int32_t> key(tokens.begin(), tokens.end());
+  auto shared = [&](const std::vector<int32_t>& block) {
+    size_t k = 0;
+    while (k < key.size() && block[k] == key[k]) ++k;
+    return k;
+  };
+  Node* best = nullptr;
+  size_t best_run = 0;
+  const auto at = children.lower_bound(key);
+  for (auto it : {at, at == children.begin() ? children.end() : std::prev(at)}) {
+    if (it == children.end()) continue;
+    const size_t run = shared(it->first);
+    if (run > best_run) {
+      best = it->second.get();
+      best_run = run;
+    }
+  }
+  if (!best) return {nullptr, 0};
+  evictable_.erase({best->last_used, best});
+  best->last_used = ++clock_;
+  update_evictable(best);
+  return {best, best_run};
 }
 
 std::vector<PrefixBlockTree::Node*> PrefixBlockTree::match(std::span<const int32_t> tokens,

@@ -41,6 +41,10 @@ class PrefixBlockTree {
   std::vector<Node*> match(std::span<const int32_t> tokens, size_t max_blocks);
   // The child of `parent` (null: the root) holding `block`, or null.
   Node* child(Node* parent, std::span<const int32_t> block);
+  // The child of `parent` (null: the root) whose block starts with the longest run of
+  // `tokens` (fewer than block_tokens of them), and that run's length; {null, 0} when no
+  // child's block starts with tokens[0]. The child counts as used now.
+  std::pair<Node*, size_t> partial(Node* parent, std::span<const int32_t> tokens);
   // Adds a child holding `block` under `parent` (null: the root), which must not have one.
   Node* add(Node* parent, std::span<const int32_t> block, std::vector<Tensor> arrays, size_t bytes);
   void retain(Node* node);

@@ -8,8 +8,8 @@
 
 namespace lmx::generate {
 
-PrefixKVStore::PrefixKVStore(size_t budget_bytes, size_t block_tokens)
-    : budget_(budget_bytes), tree_(block_tokens) {}
+PrefixKVStore::PrefixKVStore(size_t budget_bytes, size_t block_tokens, bool partial_blocks)
+    : budget_(budget_bytes), tree_(block_tokens), partial_blocks_(partial_blocks) {}
 
 bool PrefixKVStore::reusable(const models::LanguageModel& model, const nn::KVCacheList& caches) {
   if (model.positions_depend_on_length()) return false;
@@ -24,11 +24,19 @@ bool PrefixKVStore::reusable(const models::LanguageModel& model, const nn::KVCac
 
 int64_t PrefixKVStore::seed(std::span<const int32_t> tokens,
                             nn::KVCacheList& caches,
-                            PrefixLease& lease) {
+                            PrefixLease& lease,
+                            int64_t step) {
   ++lookups_;
   const size_t bt = tree_.block_tokens();
   const std::vector<PrefixBlockTree::Node*> chain = tree_.match(tokens, tokens.size() / bt);
-  if (chain.empty()) return 0;
+  // The next block's shared start (fewer than bt tokens: a whole one would be on the chain).
+  std::pair<PrefixBlockTree::Node*, size_t> part{nullptr, 0};
+  if (partial_blocks_) {
+    const size_t whole = chain.size() * bt;
+    part = tree_.partial(chain.empty() ? nullptr : chain.back(),
+                         tokens.subspan(whole, std::min(bt - 1, tokens.size() - whole)));
+  }
+  if (chain.empty() && !part.first) return 0;
   for (auto* node : chain) lease.hold(tree_, node);
   for (size_t layer = 0; layer < caches.size(); ++layer) {
     std::vector<Tensor> keys, values;
@@ -36,9 +44,15 @@ int64_t PrefixKVStore::seed(std::span<const int32_t> tokens,
       keys.push_back(node->arrays[2 * layer]);
       values.push_back(node->arrays[2 * layer + 1]);
     }
-    caches[layer] = std::make_unique<SimpleKVCache>(ops::concat(keys, 2), ops::concat(values, 2));
+    if (part.first) {
+      const auto run = static_cast<int64_t>(part.second);
+      keys.push_back(part.first->arrays[2 * layer].slice(2, 0, run));
+      values.push_back(part.first->arrays[2 * layer + 1].slice(2, 0, run));
+    }
+    // The cache copies what it is given (the partly used block need not be held).
+    caches[layer] = std::make_unique<SimpleKVCache>(ops::concat(keys, 2), ops::concat(values, 2), step);
   }
-  const int64_t reused = static_cast<int64_t>(chain.size() * bt);
+  const int64_t reused = static_cast<int64_t>(chain.size() * bt + part.second);
   ++hits_;
   reused_tokens_ += static_cast<uint64_t>(reused);
   return reused;
