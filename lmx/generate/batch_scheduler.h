@@ -12,7 +12,8 @@
 //
 // With a prefix cache (SchedulerOptions::prefix_cache_bytes > 0) a sequence about to be
 // prefilled starts from the longest run of whole blocks of its prompt that an earlier
-// (or running) sequence prefilled, and prefills only the rest (PrefixKVStore).
+// (or running) sequence prefilled (with prefix_partial_blocks also the agreeing start of
+// the next cached block), and prefills only the rest (PrefixKVStore).
 //
 // Vision-language models: a sequence may carry its images (ScheduledRequest::images).
 // The call that feeds their placeholders holds the rest of the prompt at once; the
