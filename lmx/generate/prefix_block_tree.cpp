@@ -39,7 +39,7 @@ std::pair<PrefixBlockTree::Node*, size_t> PrefixBlockTree::partial(Node* parent,
   const std::vector<int32_t> key(tokens.begin(), tokens.end());
   auto shared = [&](const std::vector<int32_t>& block) {
     size_t k = 0;
-    while (k < key.size() && block[k] == key[k]) ++k;
+    while (k < key.size() && k < block.size() && block[k] == key[k]) ++k;
     return k;
   };
   Node* best = nullptr;
@@ -84,10 +84,17 @@ PrefixBlockTree::Node* PrefixBlockTree::add(Node* parent,
   if (block.size() != block_tokens_)
     throw InvalidArgument("PrefixBlockTree::add: a block of " + std::to_string(block.size()) +
                           " tokens, not " + std::to_string(block_tokens_));
-  auto& children = children_of(parent);
-  std::vector<int32_t> key(block.begin(), block.end());
-  if (children.count(key))
+  if (children_of(parent).count(std::vector<int32_t>(block.begin(), block.end())))
     throw InvalidArgument("PrefixBlockTree::add: the block is already there");
+  return insert(parent, block, std::move(arrays), bytes);
+}
+
+PrefixBlockTree::Node* PrefixBlockTree::insert(Node* parent,
+                                               std::span<const int32_t> tokens,
+                                               std::vector<Tensor> arrays,
+                                               size_t bytes) {
+  auto& children = children_of(parent);
+  std::vector<int32_t> key(tokens.begin(), tokens.end());
   auto node = std::make_unique<Node>();
   node->block = key;
   node->arrays = std::move(arrays);
@@ -101,6 +108,17 @@ PrefixBlockTree::Node* PrefixBlockTree::add(Node* parent,
   if (parent) update_evictable(parent);  // no longer a leaf
   update_evictable(raw);
   return raw;
+}
+
+PrefixBlockTree::Node* PrefixBlockTree::add_tail(Node* parent,
+                                                 std::span<const int32_t> tokens,
+                                                 std::vector<Tensor> arrays,
+                                                 size_t bytes) {
+  if (tokens.empty() || tokens.size() >= block_tokens_)
+    throw InvalidArgument("PrefixBlockTree::add_tail: a tail of " + std::to_string(tokens.size()) +
+                          " tokens, not 1 .. " + std::to_string(block_tokens_ - 1));
+  if (children_of(parent).count(std::vector<int32_t>(tokens.begin(), tokens.end()))) return nullptr;
+  return insert(parent, tokens, std::move(arrays), bytes);
 }
 
 void PrefixBlockTree::retain(Node* node) {

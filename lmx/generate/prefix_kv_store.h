@@ -2,9 +2,10 @@
 // prompts already prefilled, kept in a PrefixBlockTree of token blocks under a byte
 // budget. A sequence about to be prefilled takes the longest cached run of whole
 // blocks of its prompt (seed) and, with partial blocks on, the first positions of a
-// cached block after them that starts as its prompt goes on; it prefills only the rest,
-// then adds its own whole blocks (store); the blocks it uses stay referenced, so never
-// evicted, until its lease ends (a partly used block is copied, not held).
+// cached block (or partial tail: what a stored sequence held past its whole blocks)
+// after them that starts as its prompt goes on; it prefills only the rest, then adds its
+// own blocks (store); the blocks it uses stay referenced, so never evicted, until its
+// lease ends (a partly used block or tail is copied, not held).
 //
 // Reuse is exact (the cached keys are those a prefill of the same tokens computes, up
 // to the float rounding of another chunking) only for plain per-layer KV caches whose
@@ -58,8 +59,9 @@ class PrefixKVStore {
   // returns its length in tokens. `lease` holds its whole blocks. The caches grow in
   // steps of `step` positions (SimpleKVCache).
   int64_t seed(std::span<const int32_t> tokens, nn::KVCacheList& caches, PrefixLease& lease, int64_t step = 256);
-  // Adds the whole blocks of `tokens` that are not cached yet, evicting unreferenced
-  // blocks to stay within the budget (it stops at the first block that does not fit);
+  // Adds the whole blocks of `tokens` that are not cached yet (with partial blocks also
+  // the rest as a partial tail), evicting unreferenced blocks to stay within the budget
+  // (it stops at the first block that does not fit);
   // `lease`, from seed() (and earlier store() calls with a shorter `tokens`), comes to
   // hold the whole stored chain. `layers[i]`: layer i's keys and values of `tokens` at
   // positions 0, 1, ... ([1, kv_heads, >= tokens, head_dim], a cache's state()).

@@ -102,6 +102,29 @@ TEST(PrefixBlockTree, PartialFindsTheChildSharingTheLongestStart) {
   }
 }
 
+// Partial tails: found by partial() (as far as they reach), never by match(), evictable
+// leaves; a tail of a whole block's size or an empty one is refused, a repeated one not added.
+TEST(PrefixBlockTree, PartialTailsAreFoundByPartialOnly) {
+  PrefixBlockTree tree(4);
+  auto chain = add_chain(tree, {1, 2, 3, 4});
+  ASSERT_NE(tree.add_tail(chain[0], std::vector<int32_t>{5, 6}, {}, 3), nullptr);
+  EXPECT_EQ(tree.add_tail(chain[0], std::vector<int32_t>{5, 6}, {}, 3), nullptr);  // already there
+  EXPECT_THROW(tree.add_tail(chain[0], std::vector<int32_t>{5, 6, 7, 8}, {}, 3), InvalidArgument);
+  EXPECT_THROW(tree.add_tail(chain[0], std::vector<int32_t>{}, {}, 3), InvalidArgument);
+  EXPECT_EQ(tree.blocks(), 2u);
+  EXPECT_EQ(tree.bytes(), 13u);
+  EXPECT_EQ(tree.match(std::vector<int32_t>{1, 2, 3, 4, 5, 6, 7, 8}, 10).size(), 1u);
+  const auto [node, run] = tree.partial(chain[0], std::vector<int32_t>{5, 6, 7});
+  EXPECT_EQ(run, 2u);  // the tail holds 2 tokens
+  ASSERT_NE(node, nullptr);
+  EXPECT_EQ(node->block, (std::vector<int32_t>{5, 6}));
+  EXPECT_EQ(tree.partial(chain[0], std::vector<int32_t>{5}).second, 1u);
+  EXPECT_EQ(tree.partial(chain[0], std::vector<int32_t>{6}).second, 0u);
+  ASSERT_TRUE(tree.evict_one().has_value());  // the tail, the only leaf
+  EXPECT_EQ(tree.partial(chain[0], std::vector<int32_t>{5, 6, 7}).second, 0u);
+  EXPECT_EQ(tree.blocks(), 1u);
+}
+
 TEST(PrefixBlockTree, EvictsTheLeastRecentlyUsedLeafFirst) {
   PrefixBlockTree tree(2);
   add_chain(tree, {1, 1, 2, 2});                    // a -> b

@@ -420,11 +420,12 @@ INSTANTIATE_TEST_SUITE_P(Fixtures,
                          PrefixCacheReplies,
                          ::testing::Values("llama", "gemma2", "qwen3"));
 
-// With partial blocks a sequence also takes the start of the cached block after its
-// whole ones: a repeated prompt runs its last token only, and one that leaves an earlier
-// prompt inside a block reuses up to there; both answer as without the cache. What is
-// reusable from a finished sequence: its prompt and reply but the last token, in whole
-// blocks (stored), as far as the prompts agree, within the new prefill.
+// With partial blocks a sequence also takes the start of the cached block (or partial
+// tail) after its whole ones: a repeated prompt runs its last token only, and one that
+// leaves an earlier prompt inside a block reuses up to there; both answer as without the
+// cache. What is reusable from a finished sequence: its prompt and reply but the last
+// token (stored), as far as the prompts agree, within the new prefill; from one that
+// has only prefilled (a tiny max_tokens of 1 stores nothing more): its prompt.
 class PrefixCachePartial : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(PrefixCachePartial, ARepeatedPromptRunsItsLastTokenOnly) {
@@ -440,7 +441,7 @@ TEST_P(PrefixCachePartial, ARepeatedPromptRunsItsLastTokenOnly) {
     const SequenceRun b = cached.run(first, reply_tokens);
     ASSERT_EQ(b.tokens, a.tokens);
     EXPECT_EQ(b.info.cached_prompt_tokens, 0);
-    const auto stored = static_cast<int64_t>((first.size() + b.tokens.size() - 1) / kBlock * kBlock);
+    const auto stored = static_cast<int64_t>(first.size() + b.tokens.size() - 1);
     const auto repeat = static_cast<int64_t>(first.size()) - 1;
     const std::string what = GetParam() + " round " + std::to_string(round);
     // The same prompt again: everything but its last token (as far as stored).

@@ -1,9 +1,9 @@
 // The prefix cache through HTTP: requests sharing a system text, whole and streamed,
 // answer exactly what a server without the cache answers (text, log-probabilities to
 // float rounding); usage.prompt_tokens_details.cached_tokens is the longest common
-// prefix with the prompts served before (tokenized here) as far as their stored blocks
-// reach (the server reuses partial blocks); /metrics counts the hits, the reused tokens
-// and the prefill tokens actually run.
+// prefix with the prompts served before (tokenized here) as far as they stored (their
+// prompts and replies: the server keeps partial blocks); /metrics counts the hits, the
+// reused tokens and the prefill tokens actually run.
 #include <random>
 
 #include "../generate/cached_prefix.h"
@@ -95,7 +95,7 @@ TEST(ServerPrefixCache, SharedPrefixesAnswerAsWithoutTheCacheAndReportCachedToke
     const auto prompt_tokens = static_cast<int64_t>(prompts[i].size());
     EXPECT_EQ(got.usage["prompt_tokens"], prompt_tokens);
     EXPECT_EQ(want.usage["prompt_tokens_details"]["cached_tokens"], 0);
-    const int64_t expected = expected_cached_tokens_partial(prompts, i, kBlock, held);
+    const int64_t expected = expected_cached_tokens_partial(prompts, i, held);
     EXPECT_EQ(got.usage["prompt_tokens_details"]["cached_tokens"], expected)
         << "request " << i << (stream ? " (streamed)" : "");
     held.push_back(static_cast<size_t>(prompt_tokens + got.usage["completion_tokens"].get<int64_t>() - 1));
@@ -123,8 +123,8 @@ TEST(ServerPrefixCache, SharedPrefixesAnswerAsWithoutTheCacheAndReportCachedToke
 }
 
 // The same chat twice: the second reuses its whole prompt but the last token (which
-// must run to give the first logits; the first request's stored prompt and reply hold
-// it) and answers the same; streamed, the usage chunk says so too.
+// must run to give the first logits) and answers the same; streamed, the usage chunk
+// says so too.
 TEST(ServerPrefixCache, ARepeatedChatReusesItsPromptAndAnswersTheSame) {
   LMX_REQUIRE_STORIES();
   TestServer server(load_stories(), {});
@@ -146,8 +146,7 @@ TEST(ServerPrefixCache, ARepeatedChatReusesItsPromptAndAnswersTheSame) {
   ASSERT_GT(prompt_tokens, 2 * kBlock);
   EXPECT_EQ(a["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
   EXPECT_EQ(b["usage"]["prompt_tokens"], prompt_tokens);
-  const int64_t stored = (prompt_tokens + a["usage"]["completion_tokens"].get<int64_t>() - 1) / kBlock * kBlock;
-  const int64_t reused = std::min(prompt_tokens - 1, stored);
+  const int64_t reused = prompt_tokens - 1;
   EXPECT_EQ(b["usage"]["prompt_tokens_details"]["cached_tokens"], reused);
   body["stream"] = true;
   body["stream_options"] = {{"include_usage", true}};
