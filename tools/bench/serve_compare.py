@@ -82,9 +82,10 @@ def main():
     ap.add_argument("--unique-prompts", action="store_true",
                     help="start each request's prompt with its own number (no cached prefix anywhere)")
     ap.add_argument("--serial-start", type=int, default=1,
-                    help="the first prompt number of --unique-prompts: against servers that already ran "
-                         "--unique-prompts, start past the numbers they saw (lmx's prefix cache and "
-                         "llama-server's slots keep earlier prompts; 100-999 keep the token count of 1-9)")
+                    help="the first prompt number of --unique-prompts (each server of each row takes the "
+                         "next C numbers: a run uses rounds x sum(streams) x servers of them): against servers "
+                         "that already ran --unique-prompts, start past the numbers they saw (lmx's prefix "
+                         "cache and llama-server's slots keep earlier prompts; 100-999 keep the token count of 1-9)")
     a = ap.parse_args()
     servers = []
     for s in a.server:
