@@ -122,7 +122,8 @@ void BatchScheduler::start() {
   if (options_.max_concurrent == 0) throw InvalidArgument("BatchScheduler: max_concurrent must be >= 1");
   vlm_ = dynamic_cast<models::vlm::VisionLanguageModel*>(&model_);
   if (options_.prefix_cache_bytes > 0)
-    prefix_cache_ = std::make_unique<PrefixKVStore>(options_.prefix_cache_bytes, options_.prefix_block_tokens);
+    prefix_cache_ = std::make_unique<PrefixKVStore>(options_.prefix_cache_bytes, options_.prefix_block_tokens,
+                                                    options_.prefix_partial_blocks);
   worker_ = std::thread([this] { work(); });
 }
 
@@ -309,13 +310,14 @@ void BatchScheduler::begin_prefill(Sequence& s) {
   s.started = Clock::now();
   // Plain caches on every layer (windowed ones too: the batch cache masks by window).
   // Recurrent layers keep their own state cache.
-  s.cache = batch_row_caches(model_, prefill_cache_step(static_cast<int64_t>(s.prompt.size())));
+  const int64_t step = prefill_cache_step(static_cast<int64_t>(s.prompt.size()));
+  s.cache = batch_row_caches(model_, step);
   s.reuse_prefix = prefix_cache_ && PrefixKVStore::reusable(model_, s.cache);
   // The last prompt token is always run: its logits give the first token.
   const int64_t seedable = std::min(static_cast<int64_t>(s.prompt.size()) - 1, cacheable(s));
   if (s.reuse_prefix && seedable > 0) {
     s.cached = prefix_cache_->seed(std::span<const int32_t>(s.identity.data(), static_cast<size_t>(seedable)),
-                                   s.cache, s.lease);
+                                   s.cache, s.lease, step);
     s.prefilled = s.cached;
   }
 }

@@ -12,7 +12,8 @@
 //
 // With a prefix cache (SchedulerOptions::prefix_cache_bytes > 0) a sequence about to be
 // prefilled starts from the longest run of whole blocks of its prompt that an earlier
-// (or running) sequence prefilled, and prefills only the rest (PrefixKVStore).
+// (or running) sequence prefilled (with prefix_partial_blocks also the agreeing start of
+// the next cached block), and prefills only the rest (PrefixKVStore).
 //
 // Vision-language models: a sequence may carry its images (ScheduledRequest::images).
 // The call that feeds their placeholders holds the rest of the prompt at once; the
@@ -50,6 +51,10 @@ struct SchedulerOptions {
   // The byte budget of the prefix cache shared by the sequences; 0: none.
   size_t prefix_cache_bytes = 0;
   size_t prefix_block_tokens = PrefixKVStore::kDefaultBlockTokens;
+  // Also reuse the start of a cached block (PrefixKVStore's partial_blocks): a repeated
+  // prompt then prefills its last token only. Off by default: what a sequence reuses
+  // then depends on which earlier replies were stored, i.e. on timing under concurrency.
+  bool prefix_partial_blocks = false;
   // Wired-memory admission (docs/wired-memory.md). With a policy, the sequence at the
   // head of the queue starts its prefill only once `wired_manager` (null:
   // WiredMemoryManager::shared()) admits an active ticket of its KV-cache bytes under it

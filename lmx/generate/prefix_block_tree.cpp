@@ -2,6 +2,8 @@
 
 #include "lmx/base/error.h"
 
+#include <iterator>
+
 namespace lmx::generate {
 
 PrefixBlockTree::PrefixBlockTree(size_t block_tokens) : block_tokens_(block_tokens) {
@@ -28,6 +30,36 @@ PrefixBlockTree::Node* PrefixBlockTree::child(Node* parent, std::span<const int3
   return it == children.end() ? nullptr : it->second.get();
 }
 
+std::pair<PrefixBlockTree::Node*, size_t> PrefixBlockTree::partial(Node* parent, std::span<const int32_t> tokens) {
+  LMX_ASSERT(tokens.size() < block_tokens_);
+  auto& children = children_of(parent);
+  if (tokens.empty() || children.empty()) return {nullptr, 0};
+  // In the children's (lexicographic) order, the block sharing the longest run with
+  // `tokens` is next to where `tokens` would go: the first at or after it, or the one before.
+  const std::vector<int32_t> key(tokens.begin(), tokens.end());
+  auto shared = [&](const std::vector<int32_t>& block) {
+    size_t k = 0;
+    while (k < key.size() && k < block.size() && block[k] == key[k]) ++k;
+    return k;
+  };
+  Node* best = nullptr;
+  size_t best_run = 0;
+  const auto at = children.lower_bound(key);
+  for (auto it : {at, at == children.begin() ? children.end() : std::prev(at)}) {
+    if (it == children.end()) continue;
+    const size_t run = shared(it->first);
+    if (run > best_run) {
+      best = it->second.get();
+      best_run = run;
+    }
+  }
+  if (!best) return {nullptr, 0};
+  evictable_.erase({best->last_used, best});
+  best->last_used = ++clock_;
+  update_evictable(best);
+  return {best, best_run};
+}
+
 std::vector<PrefixBlockTree::Node*> PrefixBlockTree::match(std::span<const int32_t> tokens,
                                                            size_t max_blocks) {
   std::vector<Node*> chain;
@@ -52,10 +84,17 @@ PrefixBlockTree::Node* PrefixBlockTree::add(Node* parent,
   if (block.size() != block_tokens_)
     throw InvalidArgument("PrefixBlockTree::add: a block of " + std::to_string(block.size()) +
                           " tokens, not " + std::to_string(block_tokens_));
-  auto& children = children_of(parent);
-  std::vector<int32_t> key(block.begin(), block.end());
-  if (children.count(key))
+  if (children_of(parent).count(std::vector<int32_t>(block.begin(), block.end())))
     throw InvalidArgument("PrefixBlockTree::add: the block is already there");
+  return insert(parent, block, std::move(arrays), bytes);
+}
+
+PrefixBlockTree::Node* PrefixBlockTree::insert(Node* parent,
+                                               std::span<const int32_t> tokens,
+                                               std::vector<Tensor> arrays,
+                                               size_t bytes) {
+  auto& children = children_of(parent);
+  std::vector<int32_t> key(tokens.begin(), tokens.end());
   auto node = std::make_unique<Node>();
   node->block = key;
   node->arrays = std::move(arrays);
@@ -69,6 +108,17 @@ PrefixBlockTree::Node* PrefixBlockTree::add(Node* parent,
   if (parent) update_evictable(parent);  // no longer a leaf
   update_evictable(raw);
   return raw;
+}
+
+PrefixBlockTree::Node* PrefixBlockTree::add_tail(Node* parent,
+                                                 std::span<const int32_t> tokens,
+                                                 std::vector<Tensor> arrays,
+                                                 size_t bytes) {
+  if (tokens.empty() || tokens.size() >= block_tokens_)
+    throw InvalidArgument("PrefixBlockTree::add_tail: a tail of " + std::to_string(tokens.size()) +
+                          " tokens, not 1 .. " + std::to_string(block_tokens_ - 1));
+  if (children_of(parent).count(std::vector<int32_t>(tokens.begin(), tokens.end()))) return nullptr;
+  return insert(parent, tokens, std::move(arrays), bytes);
 }
 
 void PrefixBlockTree::retain(Node* node) {

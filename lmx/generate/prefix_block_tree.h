@@ -24,7 +24,7 @@ namespace lmx::generate {
 class PrefixBlockTree {
  public:
   struct Node {
-    std::vector<int32_t> block;  // this node's tokens (block_tokens of them)
+    std::vector<int32_t> block;  // this node's tokens (block_tokens of them; fewer: a partial tail)
     std::vector<Tensor> arrays;  // per layer: keys, values [1, kv_heads, block_tokens, head_dim]
     size_t bytes = 0;            // what `arrays` hold
     Node* parent = nullptr;      // null for the root's children
@@ -41,8 +41,16 @@ class PrefixBlockTree {
   std::vector<Node*> match(std::span<const int32_t> tokens, size_t max_blocks);
   // The child of `parent` (null: the root) holding `block`, or null.
   Node* child(Node* parent, std::span<const int32_t> block);
+  // The child of `parent` (null: the root) whose block (or partial tail) starts with the
+  // longest run of `tokens` (fewer than block_tokens of them), and that run's length;
+  // {null, 0} when no child starts with tokens[0]. The child counts as used now.
+  std::pair<Node*, size_t> partial(Node* parent, std::span<const int32_t> tokens);
   // Adds a child holding `block` under `parent` (null: the root), which must not have one.
   Node* add(Node* parent, std::span<const int32_t> block, std::vector<Tensor> arrays, size_t bytes);
+  // Adds a partial tail: a child holding fewer than block_tokens tokens (the end of a
+  // stored sequence), found only by partial() and never a parent; null when `parent`
+  // already has a child of exactly these tokens.
+  Node* add_tail(Node* parent, std::span<const int32_t> tokens, std::vector<Tensor> arrays, size_t bytes);
   void retain(Node* node);
   void release(Node* node);
   // Removes the least recently used leaf that no sequence references and returns its
@@ -56,6 +64,8 @@ class PrefixBlockTree {
   // Leaves with no references, by (last_used, node): the eviction order.
   using Evictable = std::set<std::pair<uint64_t, Node*>>;
   void update_evictable(Node* node);
+  // Adds a child of `parent` holding `tokens` (the callers check them).
+  Node* insert(Node* parent, std::span<const int32_t> tokens, std::vector<Tensor> arrays, size_t bytes);
   std::map<std::vector<int32_t>, std::unique_ptr<Node>>& children_of(Node* parent);
 
   size_t block_tokens_;

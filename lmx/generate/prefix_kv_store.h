@@ -1,8 +1,11 @@
 // The prefix cache the batch scheduler shares across requests: the keys and values of
 // prompts already prefilled, kept in a PrefixBlockTree of token blocks under a byte
 // budget. A sequence about to be prefilled takes the longest cached run of whole
-// blocks of its prompt (seed), prefills only the rest, then adds its own blocks
-// (store); the blocks it uses stay referenced, so never evicted, until its lease ends.
+// blocks of its prompt (seed) and, with partial blocks on, the first positions of a
+// cached block (or partial tail: what a stored sequence held past its whole blocks)
+// after them that starts as its prompt goes on; it prefills only the rest, then adds its
+// own blocks (store); the blocks it uses stay referenced, so never evicted, until its
+// lease ends (a partly used block or tail is copied, not held).
 //
 // Reuse is exact (the cached keys are those a prefill of the same tokens computes, up
 // to the float rounding of another chunking) only for plain per-layer KV caches whose
@@ -39,7 +42,12 @@ class PrefixKVStore {
   // keys and values).
   static constexpr size_t kDefaultBlockTokens = 16;
 
-  explicit PrefixKVStore(size_t budget_bytes, size_t block_tokens = kDefaultBlockTokens);
+  // partial_blocks: seed() also takes the start of a block (a repeated prompt then runs
+  // its last token only, not up to block_tokens of them: its first token comes after one
+  // decode-sized pass). What is reused then depends on what earlier sequences stored
+  // past their prompts (their replies' blocks), i.e. on timing when they run at once.
+  explicit PrefixKVStore(size_t budget_bytes, size_t block_tokens = kDefaultBlockTokens,
+                         bool partial_blocks = false);
   size_t block_tokens() const { return tree_.block_tokens(); }
   size_t budget_bytes() const { return budget_; }
 
@@ -47,10 +55,13 @@ class PrefixKVStore {
   // and stored.
   static bool reusable(const models::LanguageModel& model, const nn::KVCacheList& caches);
   // Replaces the empty caches by plain caches holding the longest cached run of whole
-  // blocks of `tokens`; returns its length in tokens. `lease` holds its blocks.
-  int64_t seed(std::span<const int32_t> tokens, nn::KVCacheList& caches, PrefixLease& lease);
-  // Adds the whole blocks of `tokens` that are not cached yet, evicting unreferenced
-  // blocks to stay within the budget (it stops at the first block that does not fit);
+  // blocks of `tokens` (and with partial blocks the shared start of the next block);
+  // returns its length in tokens. `lease` holds its whole blocks. The caches grow in
+  // steps of `step` positions (SimpleKVCache).
+  int64_t seed(std::span<const int32_t> tokens, nn::KVCacheList& caches, PrefixLease& lease, int64_t step = 256);
+  // Adds the whole blocks of `tokens` that are not cached yet (with partial blocks also
+  // the rest as a partial tail), evicting unreferenced blocks to stay within the budget
+  // (it stops at the first block that does not fit);
   // `lease`, from seed() (and earlier store() calls with a shorter `tokens`), comes to
   // hold the whole stored chain. `layers[i]`: layer i's keys and values of `tokens` at
   // positions 0, 1, ... ([1, kv_heads, >= tokens, head_dim], a cache's state()).
@@ -61,6 +72,7 @@ class PrefixKVStore {
  private:
   size_t budget_;
   PrefixBlockTree tree_;
+  bool partial_blocks_;
   std::atomic<uint64_t> lookups_{0}, hits_{0}, reused_tokens_{0}, evictions_{0};
   std::atomic<size_t> bytes_{0}, blocks_{0};  // the tree's, mirrored for stats()
 };

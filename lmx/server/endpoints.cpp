@@ -45,6 +45,7 @@ generate::SchedulerOptions scheduler_options(generate::ModelContainer& model, co
   generate::SchedulerOptions o;
   o.max_concurrent = options.max_concurrent;
   o.prefix_cache_bytes = options.prefix_cache_bytes;
+  o.prefix_partial_blocks = options.prefix_cache_partial_blocks;
   if (options.memory_budget_bytes > 0) {
     // The weights are the policy's base: the budget covers them and the running KV caches.
     const size_t weights = generate::estimate_memory(model.model(), 1, {}).weight_bytes;

@@ -29,6 +29,10 @@ struct ServerOptions {
   // The byte budget of the prefix cache shared across requests (the keys and values of
   // prompt blocks already prefilled; docs/server.md); 0: none.
   size_t prefix_cache_bytes = size_t{1} << 30;
+  // Also reuse the shared start of a cached block (SchedulerOptions::prefix_partial_blocks):
+  // a repeated prompt (the same chat resent, a retry) runs its last token only before its
+  // first token. What a request reuses then depends on which earlier replies were stored.
+  bool prefix_cache_partial_blocks = true;
   // > 0: wired-memory admission (docs/wired-memory.md). The model's weights plus the KV
   // caches of the running sequences must fit this many bytes: a request whose KV bytes
   // (its prompt + max_tokens) do not fit beside those running waits in the queue until

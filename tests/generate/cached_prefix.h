@@ -30,4 +30,24 @@ inline int64_t expected_cached_tokens(const std::vector<std::vector<int32_t>>& p
   return static_cast<int64_t>(best / block * block);
 }
 
+// The same with partial blocks (SchedulerOptions::prefix_partial_blocks, the server's
+// default), when every earlier sequence had finished before prompt i came: from sequence
+// j it reuses the common prefix with prompt j as far as j stored, i.e. its prompt and
+// reply but the last token (held[j] = prompt + generated - 1 tokens).
+inline int64_t expected_cached_tokens_partial(const std::vector<std::vector<int32_t>>& prompts,
+                                              size_t i,
+                                              const std::vector<size_t>& held) {
+  const auto& p = prompts[i];
+  size_t best = 0;
+  for (size_t j = 0; j < i; ++j) {
+    const auto& q = prompts[j];
+    size_t k = 0;
+    while (k < std::min(p.size(), q.size()) && p[k] == q[k]) ++k;
+    if (k == q.size() && q.size() < p.size())
+      ADD_FAILURE() << "prompt " << j << " is a prefix of prompt " << i;
+    best = std::max(best, std::min({k, p.size() - 1, held[j]}));
+  }
+  return static_cast<int64_t>(best);
+}
+
 }  // namespace lmx::testing

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <set>
 
@@ -57,6 +58,71 @@ TEST(PrefixBlockTree, MatchesTheLongestRunOfWholeBlocks) {
                InvalidArgument);  // already there
   EXPECT_THROW(tree.add(nullptr, std::vector<int32_t>{1, 2, 3}, {}, 1),
                InvalidArgument);  // not a block
+}
+
+// partial(): among a node's children, the block starting with the longest run of the
+// given tokens, against a scan of every child, on random trees of a small alphabet
+// (many shared starts).
+TEST(PrefixBlockTree, PartialFindsTheChildSharingTheLongestStart) {
+  std::mt19937 rng(3);
+  for (int round = 0; round < 50; ++round) {
+    PrefixBlockTree tree(5);
+    std::uniform_int_distribution<int32_t> tok(0, 2);
+    std::vector<int32_t> stem = {7, 7, 7, 7, 7};  // a parent block for half the queries
+    add_chain(tree, stem);
+    Node* parent = tree.child(nullptr, stem);
+    for (int i = 0; i < 12; ++i) {
+      std::vector<int32_t> block(5);
+      for (auto& t : block) t = tok(rng);
+      for (Node* at : {static_cast<Node*>(nullptr), parent})
+        if (!tree.child(at, block)) tree.add(at, block, {}, 1);
+    }
+    for (int q = 0; q < 20; ++q) {
+      std::vector<int32_t> query(std::uniform_int_distribution<size_t>(0, 4)(rng));
+      for (auto& t : query) t = tok(rng);
+      Node* at = q % 2 ? parent : nullptr;
+      // The same random blocks hang under the root and under the stem (the stem itself,
+      // of 7s, starts no query).
+      size_t want = 0;
+      for (const auto& [block, node] : parent->children) {
+        size_t k = 0;
+        while (k < query.size() && block[k] == query[k]) ++k;
+        want = std::max(want, k);
+      }
+      const auto [node, run] = tree.partial(at, query);
+      EXPECT_EQ(run, want) << "round " << round << " query " << q;
+      if (run > 0) {
+        ASSERT_NE(node, nullptr);
+        EXPECT_TRUE(std::equal(query.begin(), query.begin() + static_cast<std::ptrdiff_t>(run), node->block.begin()));
+        EXPECT_EQ(node->parent, at);
+      } else {
+        EXPECT_EQ(node, nullptr);
+      }
+    }
+  }
+}
+
+// Partial tails: found by partial() (as far as they reach), never by match(), evictable
+// leaves; a tail of a whole block's size or an empty one is refused, a repeated one not added.
+TEST(PrefixBlockTree, PartialTailsAreFoundByPartialOnly) {
+  PrefixBlockTree tree(4);
+  auto chain = add_chain(tree, {1, 2, 3, 4});
+  ASSERT_NE(tree.add_tail(chain[0], std::vector<int32_t>{5, 6}, {}, 3), nullptr);
+  EXPECT_EQ(tree.add_tail(chain[0], std::vector<int32_t>{5, 6}, {}, 3), nullptr);  // already there
+  EXPECT_THROW(tree.add_tail(chain[0], std::vector<int32_t>{5, 6, 7, 8}, {}, 3), InvalidArgument);
+  EXPECT_THROW(tree.add_tail(chain[0], std::vector<int32_t>{}, {}, 3), InvalidArgument);
+  EXPECT_EQ(tree.blocks(), 2u);
+  EXPECT_EQ(tree.bytes(), 13u);
+  EXPECT_EQ(tree.match(std::vector<int32_t>{1, 2, 3, 4, 5, 6, 7, 8}, 10).size(), 1u);
+  const auto [node, run] = tree.partial(chain[0], std::vector<int32_t>{5, 6, 7});
+  EXPECT_EQ(run, 2u);  // the tail holds 2 tokens
+  ASSERT_NE(node, nullptr);
+  EXPECT_EQ(node->block, (std::vector<int32_t>{5, 6}));
+  EXPECT_EQ(tree.partial(chain[0], std::vector<int32_t>{5}).second, 1u);
+  EXPECT_EQ(tree.partial(chain[0], std::vector<int32_t>{6}).second, 0u);
+  ASSERT_TRUE(tree.evict_one().has_value());  // the tail, the only leaf
+  EXPECT_EQ(tree.partial(chain[0], std::vector<int32_t>{5, 6, 7}).second, 0u);
+  EXPECT_EQ(tree.blocks(), 1u);
 }
 
 TEST(PrefixBlockTree, EvictsTheLeastRecentlyUsedLeafFirst) {

@@ -283,11 +283,12 @@ INSTANTIATE_TEST_SUITE_P(
 // One request at a time through a scheduler whose cache holds `budget` bytes.
 struct Serial {
   BatchScheduler scheduler;
-  Serial(models::LanguageModel& model, size_t budget)
-      : scheduler(model, nullptr, options(budget)) {}
-  static SchedulerOptions options(size_t budget) {
+  Serial(models::LanguageModel& model, size_t budget, bool partial_blocks = false)
+      : scheduler(model, nullptr, options(budget, partial_blocks)) {}
+  static SchedulerOptions options(size_t budget, bool partial_blocks) {
     SchedulerOptions o{2};
     o.prefix_cache_bytes = budget;
+    o.prefix_partial_blocks = partial_blocks;
     return o;
   }
   SequenceRun run(const std::vector<int32_t>& prompt, int max_tokens = 1) {
@@ -417,6 +418,54 @@ TEST_P(PrefixCacheReplies, TheNextTurnReusesTheReply) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures,
                          PrefixCacheReplies,
+                         ::testing::Values("llama", "gemma2", "qwen3"));
+
+// With partial blocks a sequence also takes the start of the cached block (or partial
+// tail) after its whole ones: a repeated prompt runs its last token only, and one that
+// leaves an earlier prompt inside a block reuses up to there; both answer as without the
+// cache. What is reusable from a finished sequence: its prompt and reply but the last
+// token (stored), as far as the prompts agree, within the new prefill; from one that
+// has only prefilled (a tiny max_tokens of 1 stores nothing more): its prompt.
+class PrefixCachePartial : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PrefixCachePartial, ARepeatedPromptRunsItsLastTokenOnly) {
+  auto loaded = models::load_model(testing::fixture(GetParam()));
+  models::LanguageModel& model = *loaded.model;
+  std::mt19937 rng(17);
+  for (int round = 0; round < 3; ++round) {
+    const auto first =
+        random_tokens(rng, model.vocab_size(), std::uniform_int_distribution<size_t>(18, 60)(rng));
+    const int reply_tokens = std::uniform_int_distribution<int>(1, 30)(rng);
+    Serial plain(model, 0), cached(model, kBigBudget, true);
+    const SequenceRun a = plain.run(first, reply_tokens);
+    const SequenceRun b = cached.run(first, reply_tokens);
+    ASSERT_EQ(b.tokens, a.tokens);
+    EXPECT_EQ(b.info.cached_prompt_tokens, 0);
+    const auto stored = static_cast<int64_t>(first.size() + b.tokens.size() - 1);
+    const auto repeat = static_cast<int64_t>(first.size()) - 1;
+    const std::string what = GetParam() + " round " + std::to_string(round);
+    // The same prompt again: everything but its last token (as far as stored).
+    const uint64_t before = cached.scheduler.stats().prefill_tokens;
+    const SequenceRun again = cached.run(first, reply_tokens);
+    expect_same_output(again, a, what + " repeat");
+    EXPECT_EQ(again.info.cached_prompt_tokens, std::min(repeat, stored)) << what;
+    EXPECT_EQ(cached.scheduler.stats().prefill_tokens - before, first.size() - std::min(repeat, stored)) << what;
+    // A prompt leaving `first` inside a block (not on a boundary).
+    size_t keep = std::uniform_int_distribution<size_t>(2, first.size() - 1)(rng);
+    if (keep % kBlock == 0) --keep;
+    auto other = std::vector<int32_t>(first.begin(), first.begin() + static_cast<std::ptrdiff_t>(keep));
+    auto tail = random_tokens(rng, model.vocab_size(), 6);
+    if (tail[0] == first[keep]) tail[0] = first[keep] == 3 ? 4 : 3;
+    other.insert(other.end(), tail.begin(), tail.end());
+    const SequenceRun want = plain.run(other, 8);
+    const SequenceRun got = cached.run(other, 8);
+    expect_same_output(got, want, what + " other");
+    EXPECT_EQ(got.info.cached_prompt_tokens, std::min(static_cast<int64_t>(keep), stored)) << what;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures,
+                         PrefixCachePartial,
                          ::testing::Values("llama", "gemma2", "qwen3"));
 
 }  // namespace

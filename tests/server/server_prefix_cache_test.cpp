@@ -1,8 +1,9 @@
 // The prefix cache through HTTP: requests sharing a system text, whole and streamed,
 // answer exactly what a server without the cache answers (text, log-probabilities to
-// float rounding); usage.prompt_tokens_details.cached_tokens is the whole blocks of the
-// longest common prefix with the prompts served before (tokenized here); /metrics
-// counts the hits, the reused tokens and the prefill tokens actually run.
+// float rounding); usage.prompt_tokens_details.cached_tokens is the longest common
+// prefix with the prompts served before (tokenized here) as far as they stored (their
+// prompts and replies: the server keeps partial blocks); /metrics counts the hits, the
+// reused tokens and the prefill tokens actually run.
 #include <random>
 
 #include "../generate/cached_prefix.h"
@@ -77,6 +78,7 @@ TEST(ServerPrefixCache, SharedPrefixesAnswerAsWithoutTheCacheAndReportCachedToke
   for (int i = 0; i < 12; ++i) texts.push_back(systems[i % 2] + random_words(rng, 1, 8));
   texts.push_back(texts[4]);  // an exact repeat
   std::vector<std::vector<int32_t>> prompts;
+  std::vector<size_t> held;  // per request: its prompt and reply but the last token
   int64_t all = 0, reused = 0, hits = 0;
   for (size_t i = 0; i < texts.size(); ++i) {
     prompts.push_back(model->tokenizer().encode(texts[i], true));
@@ -93,9 +95,10 @@ TEST(ServerPrefixCache, SharedPrefixesAnswerAsWithoutTheCacheAndReportCachedToke
     const auto prompt_tokens = static_cast<int64_t>(prompts[i].size());
     EXPECT_EQ(got.usage["prompt_tokens"], prompt_tokens);
     EXPECT_EQ(want.usage["prompt_tokens_details"]["cached_tokens"], 0);
-    const int64_t expected = expected_cached_tokens(prompts, i, kBlock);
+    const int64_t expected = expected_cached_tokens_partial(prompts, i, held);
     EXPECT_EQ(got.usage["prompt_tokens_details"]["cached_tokens"], expected)
         << "request " << i << (stream ? " (streamed)" : "");
+    held.push_back(static_cast<size_t>(prompt_tokens + got.usage["completion_tokens"].get<int64_t>() - 1));
     all += prompt_tokens;
     reused += expected;
     hits += expected > 0;
@@ -119,9 +122,9 @@ TEST(ServerPrefixCache, SharedPrefixesAnswerAsWithoutTheCacheAndReportCachedToke
   EXPECT_EQ(p.at("lmx_prefix_cache_bytes"), 0.0);
 }
 
-// The same chat twice: the second reuses every whole block of its prompt but the last
-// token (which must run to give the first logits) and answers the same; streamed, the
-// usage chunk says so too.
+// The same chat twice: the second reuses its whole prompt but the last token (which
+// must run to give the first logits) and answers the same; streamed, the usage chunk
+// says so too.
 TEST(ServerPrefixCache, ARepeatedChatReusesItsPromptAndAnswersTheSame) {
   LMX_REQUIRE_STORIES();
   TestServer server(load_stories(), {});
@@ -143,8 +146,8 @@ TEST(ServerPrefixCache, ARepeatedChatReusesItsPromptAndAnswersTheSame) {
   ASSERT_GT(prompt_tokens, 2 * kBlock);
   EXPECT_EQ(a["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
   EXPECT_EQ(b["usage"]["prompt_tokens"], prompt_tokens);
-  EXPECT_EQ(b["usage"]["prompt_tokens_details"]["cached_tokens"],
-            (prompt_tokens - 1) / kBlock * kBlock);
+  const int64_t reused = prompt_tokens - 1;
+  EXPECT_EQ(b["usage"]["prompt_tokens_details"]["cached_tokens"], reused);
   body["stream"] = true;
   body["stream_options"] = {{"include_usage", true}};
   const auto streamed = server.post("/v1/chat/completions", body);
@@ -152,7 +155,7 @@ TEST(ServerPrefixCache, ARepeatedChatReusesItsPromptAndAnswersTheSame) {
   const auto payloads = sse_payloads(streamed->body);
   ASSERT_GE(payloads.size(), 2u);
   const json usage = json::parse(payloads[payloads.size() - 2])["usage"];
-  EXPECT_EQ(usage["prompt_tokens_details"]["cached_tokens"], (prompt_tokens - 1) / kBlock * kBlock);
+  EXPECT_EQ(usage["prompt_tokens_details"]["cached_tokens"], reused);
   std::string text;
   for (const auto& p : payloads) {
     if (p == "[DONE]") break;

@@ -10,7 +10,9 @@ ended); TTFT: from sending a request to its first text chunk, p50 over the C req
 ITL: p50 of the gaps between text chunks. Each server is warmed up with one request.
 With --unique-prompts every request's prompt starts with its own number ("Story 17.")
 so no server finds any of it cached (llama-server keeps each slot's last prompt, lmx's
-prefix cache whole blocks of earlier ones): TTFT then includes the whole prompt's prefill.
+prefix cache earlier prompts and replies): TTFT then includes the whole prompt's prefill.
+The numbers start at --serial-start (1): a second run against the same servers must start
+past the first run's numbers, or its prompts are the first run's, cached.
 
   python3 tools/bench/serve_compare.py --server lmx=127.0.0.1:8080 \\
       --server llama=127.0.0.1:8081 --streams 1,8,32 --rounds 2 --max-tokens 64 \\
@@ -79,6 +81,11 @@ def main():
     ap.add_argument("--json", help="also write the rows here")
     ap.add_argument("--unique-prompts", action="store_true",
                     help="start each request's prompt with its own number (no cached prefix anywhere)")
+    ap.add_argument("--serial-start", type=int, default=1,
+                    help="the first prompt number of --unique-prompts (each server of each row takes the "
+                         "next C numbers: a run uses rounds x sum(streams) x servers of them): against servers "
+                         "that already ran --unique-prompts, start past the numbers they saw (lmx's prefix "
+                         "cache and llama-server's slots keep earlier prompts; 100-999 keep the token count of 1-9)")
     a = ap.parse_args()
     servers = []
     for s in a.server:
@@ -93,7 +100,7 @@ def main():
         _, _, err = stream_once(host, port, prompt, 4, a.timeout, extra)
         if err:
             raise SystemExit("%s: warm-up failed: %s" % (name, err))
-    serial = iter(range(1, 1 << 30))
+    serial = iter(range(a.serial_start, 1 << 30))
 
     def prompts_for(clients):
         if not a.unique_prompts:

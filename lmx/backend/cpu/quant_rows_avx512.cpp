@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "lmx/backend/cpu/cpu_features.h"
 #include "lmx/backend/cpu/quant_matvec_int.h"
@@ -138,11 +139,35 @@ inline __m512i row_sums(const __m512i ab_i[2], const __m512i ab_j[2]) {
   return _mm512_permutexvar_epi32(order, v);
 }
 
+// Per group, the x rows' f32 factors laid out as the f32 steps use them, so that each
+// is one load there (broadcasting them group by group was a third of those steps): dx of
+// rows 2p and 2p + 1 in lanes 0-7 and 8-15 of pair p's 16 floats, and each row's xsum in
+// 4 lanes (one per weight row) of quad q's 16 floats (rows 4q .. 4q + 3). Rows past M
+// repeat the last one.
+template <int M>
+const float* group_factors(const XPrep* xps, int64_t groups) {
+  constexpr int P = (M + 1) / 2, Q = (M + 3) / 4;
+  thread_local std::vector<float> buf;
+  buf.resize(static_cast<size_t>(groups * (P + Q) * 16));
+  float* f = buf.data();
+  for (int64_t g = 0; g < groups; ++g) {
+    float* dx = f + g * (P + Q) * 16;
+    for (int p = 0; p < P; ++p)
+      for (int l = 0; l < 16; ++l) dx[p * 16 + l] = xps[std::min(2 * p + l / 8, M - 1)].dx[g];
+    float* xs = dx + P * 16;
+    for (int q = 0; q < Q; ++q)
+      for (int l = 0; l < 16; ++l) xs[q * 16 + l] = xps[std::min(4 * q + l / 4, M - 1)].xsum[g];
+  }
+  return f;
+}
+
 template <int B, int G, Dtype SD, int M, bool I8>
 void few_rows(const PackedQuantWeight& w, const XPrep* xps, float* const* y, int64_t b0, int64_t b1) {
   constexpr int P = (M + 1) / 2;  // pairs of x rows (an odd M's last pair repeats its row)
+  constexpr int Q = (M + 3) / 4;  // quads of x rows (bias accumulators)
   const BlockLayout bl{w.scales_offset(), w.biases_offset(), prefetch_ahead(w)};
   const int64_t groups = w.k() / G;
+  const float* factors = group_factors<M>(xps, groups);
   // As the matvec: fetch the lines of this block's scales and biases that the plane
   // reads' prefetches jump over.
   const int64_t tail = w.block_bytes() - w.scales_offset();
@@ -150,31 +175,36 @@ void few_rows(const PackedQuantWeight& w, const XPrep* xps, float* const* y, int
     const uint8_t* block = w.data() + blk * w.block_bytes();
     for (int64_t off = bl.ahead - tail; off < bl.ahead; off += 64)
       _mm_prefetch(reinterpret_cast<const char*>(block + off), LMX_QUANT_PREFETCH_HINT);
-    // acc[p]: the matvec's f32 accumulator of x row 2p (low 256 bits) and 2p + 1 (high).
-    __m512 acc[P];
-    __m128 bacc[M];
+    // acc[p]: the matvec's f32 accumulator of x row 2p (low 256 bits) and 2p + 1 (high);
+    // bacc[q]: its bias accumulator of x rows 4q .. 4q + 3 (128 bits each).
+    __m512 acc[P], bacc[Q];
     for (int p = 0; p < P; ++p) acc[p] = _mm512_setzero_ps();
-    for (int i = 0; i < M; ++i) bacc[i] = _mm_setzero_ps();
+    for (int q = 0; q < Q; ++q) bacc[q] = _mm512_setzero_ps();
     for (int64_t g = 0; g < groups; ++g) {
       __m512i ab[M][2];
       group_sums<B, G, M, I8>(block, bl, xps, g, ab);
       // flush_int's operations, lane for lane, with the scales and biases loaded once.
+      const float* dx = factors + g * (P + Q) * 16;
+      const float* xsum = dx + P * 16;
       const __m128 s = load4<SD>(block + bl.scales + g * R * ssize<SD>());
       __m128 bias = load4<SD>(block + bl.biases + g * R * ssize<SD>());
       if constexpr (B == 8) bias = _mm_fmadd_ps(_mm_set1_ps(128.0f), s, bias);  // q stored as q - 128
-      for (int i = 0; i < M; ++i) bacc[i] = _mm_fmadd_ps(bias, _mm_set1_ps(xps[i].xsum[g]), bacc[i]);
+      const __m512 bias4 = _mm512_broadcast_f32x4(bias);
+      for (int q = 0; q < Q; ++q) bacc[q] = _mm512_fmadd_ps(bias4, _mm512_loadu_ps(xsum + q * 16), bacc[q]);
       const __m512 s4 = _mm512_broadcast_f32x4(s);
       for (int p = 0; p < P; ++p) {
         const int i = 2 * p, j = std::min(2 * p + 1, M - 1);
-        const __m512 dx = _mm512_insertf32x8(_mm512_set1_ps(xps[i].dx[g]), _mm256_set1_ps(xps[j].dx[g]), 1);
-        acc[p] = _mm512_fmadd_ps(_mm512_mul_ps(s4, dx), _mm512_cvtepi32_ps(row_sums(ab[i], ab[j])), acc[p]);
+        acc[p] = _mm512_fmadd_ps(_mm512_mul_ps(s4, _mm512_loadu_ps(dx + p * 16)),
+                                 _mm512_cvtepi32_ps(row_sums(ab[i], ab[j])), acc[p]);
       }
     }
+    alignas(64) float biases[Q * 16];
+    for (int q = 0; q < Q; ++q) _mm512_store_ps(biases + q * 16, bacc[q]);
     const int rows = static_cast<int>(std::min<int64_t>(R, w.n() - blk * R));
     for (int i = 0; i < M; ++i) {
       alignas(16) float out[R];
       const __m512 a = acc[i / 2];
-      store_int(i % 2 ? _mm512_extractf32x8_ps(a, 1) : _mm512_castps512_ps256(a), bacc[i], out);
+      store_int(i % 2 ? _mm512_extractf32x8_ps(a, 1) : _mm512_castps512_ps256(a), _mm_load_ps(biases + 4 * i), out);
       for (int r = 0; r < rows; ++r) y[i][blk * R + r] = out[r];
     }
   }
