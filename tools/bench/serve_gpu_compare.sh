@@ -19,7 +19,7 @@
 # Optional: TOKENIZER_DIR (a Llama 3 tokenizer folder to use instead of the one made from
 # the vocabulary GGUF), WORK (model files, default a temporary folder, removed at the end), PYTHON,
 # STREAMS (1,8,32), ROUNDS (2), MAX_TOKENS (32), LMX_PORT / LLAMA_PORT (18391 / 18392),
-# CONFIG (Llama-3.2-1B's config.json; default bench/configs/llama-3.2-1b.json), and for a
+# CONFIG (Llama-3.2-1B's config.json; default ../shared/data/configs/llama-3.2-1b.json), and for a
 # trial of the script itself on a CPU-only machine LMX_DEVICE=cpu LLAMA_NGL=0 (with a small CONFIG).
 set -u
 : "${LMX:?the lmx binary built with -DLMX_CUDA=ON}" "${LLAMA_SERVER:?llama-server built for CUDA}"
