@@ -9,6 +9,7 @@
 # prefill, an ncu report of the decode attention; serve: llama-server built for CUDA from
 # .devdata/llserver.tar.xz (pack.sh with LLAMA_SERVER=1) and tools/bench/serve_gpu_compare.sh,
 # its output in $OUT/serve); extra `lmx bench` arguments: BENCH_ARGS. STEPS="" runs none.
+# EXTRA_EARLY / EXTRA: commands run after the tests / at the end ($B bins, $CFG, $L logs).
 set -u
 R=$PWD; D=$R/.devdata; L=/tmp/logs; mkdir -p "$L"
 STEPS=${STEPS-"tests bench hf llama"}
@@ -57,6 +58,7 @@ if has tests; then
   done
   cmp "$L/stories_cpu.txt" "$L/stories_cuda.txt" && echo "stories260K greedy: CPU == CUDA"; pack
 fi
+if [ -n "${EXTRA_EARLY:-}" ]; then el "extra (early): $EXTRA_EARLY"; eval "$EXTRA_EARLY" 2>&1 | tee "$L/extra_early.log"; pack; fi
 if has bench; then
   el "matvec roofline"; timeout 60 "$B/cuda_matvec_bench" 20 > "$L/mv.log" 2>&1; grep -E "copy|WHOLE" "$L/mv.log"
   for k in 576 2048; do timeout 60 "$B/cuda_attention_bench" $k; done 2>&1 | tee "$L/attn.log"
