@@ -39,9 +39,11 @@ inline bool cuda_quant_mma() { return env_switch("LMX_CUDA_QUANT_MMA", true); }
 // the dense bf16 cuBLAS GEMM instead of f32 dequantize + SGEMM.
 inline bool cuda_quant_bf16_prefill() { return env_switch("LMX_CUDA_QUANT_BF16_PREFILL", true); }
 // The KV cache of a model with bf16 / f16 weights (or bf16 quantization scales) on a GPU
-// kept in bf16, as transformers' and llama.cpp's (f16) caches are: half the bytes each
-// decode step's attention reads. "0" keeps f32 K / V (session 16).
-inline bool cuda_kv_bf16() { return env_switch("LMX_CUDA_KV_BF16", true); }
+// kept in bf16, as transformers' and llama.cpp's (f16) caches are: half the cache's memory.
+// Off by default: measured slower on an H100 (session 16, docs/performance.md: `-b 32` bf16
+// 6,117 vs 6,681 tok/s; the decode attention reads bf16 tiles no faster than f32 ones and
+// each layer adds two conversions).
+inline bool cuda_kv_bf16() { return env_switch("LMX_CUDA_KV_BF16", false); }
 // 9..64 rows of x (a batched decode step) against MLX affine 4 / 8-bit weights with bf16
 // scales at reduced activation precision: the few-row tensor-core GEMM (quant_gemm_few.cu)
 // instead of dequantizing W to bf16 for cuBLAS every call (session 16).

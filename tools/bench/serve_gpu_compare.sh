@@ -57,9 +57,14 @@ step() {
   say "$name: $*"
   if ! timeout "$t" "$@" >> "$LOG" 2>&1; then say "FAILED: $name"; exit 1; fi
 }
+# GET http://127.0.0.1:PORT/PATH to stdout; fails on an error or a non-2xx status (python's
+# standard library: the GPU machine has no curl).
+http_get() {
+  "$PY" -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen("http://127.0.0.1:%s/%s" % (sys.argv[1], sys.argv[2]), timeout=5).read().decode("utf-8", "replace"))' "$1" "$2"
+}
 wait_health() {  # PORT PID SECONDS
   for _ in $(seq "$3"); do
-    curl -sf "127.0.0.1:$1/health" > /dev/null && return 0
+    http_get "$1" health > /dev/null 2>&1 && return 0
     kill -0 "$2" 2>/dev/null || return 1
     sleep 1
   done
@@ -132,7 +137,7 @@ say "same prompt"
 timeout 300 "$PY" "$HERE/serve_compare.py" "${SERVERS[@]}" "${COMMON[@]}" --json "$OUT/same.json" 2>&1 | tee -a "$LOG"
 say "unique prompts"
 timeout 300 "$PY" "$HERE/serve_compare.py" "${SERVERS[@]}" "${COMMON[@]}" --unique-prompts --json "$OUT/unique.json" 2>&1 | tee -a "$LOG"
-curl -sf "127.0.0.1:$LMX_PORT/metrics" > "$OUT/lmx_metrics.txt" 2>/dev/null
+http_get "$LMX_PORT" metrics > "$OUT/lmx_metrics.txt" 2>/dev/null
 nvidia-smi >> "$LOG" 2>&1
 
 # The table: per protocol, round and streams, each server's row and lmx / llama.

@@ -325,12 +325,13 @@ void to_bf16(models::LanguageModel& model, Device device) {
   }
 }
 
-// A bf16 model on the GPU keeps its KV cache in bf16 (LMX_CUDA_KV_BF16, on by default):
-// its decode steps stay within bf16 rounding of the CPU's (same bf16 weights, f32 cache),
-// and graph replays still equal eager steps bit for bit. With the switch off the cache is f32.
+// With LMX_CUDA_KV_BF16=1 a bf16 model on the GPU keeps its KV cache in bf16: its decode
+// steps stay within bf16 rounding of the CPU's (same bf16 weights, f32 cache), and graph
+// replays still equal eager steps bit for bit. By default (the switch off) the cache is f32.
 TEST_F(CudaDecode, Bf16ModelKeepsABf16CacheWithinRoundingOfTheCpu) {
   const fs::path dir = fixture("llama");
   if (!fs::exists(dir / "config.json")) GTEST_SKIP() << "no fixture at " << dir;
+  std::optional<testing::ScopedEnv> on(std::in_place, "LMX_CUDA_KV_BF16", "1");
   auto cpu = models::load_model(dir), gpu = models::load_model(dir);
   to_bf16(*cpu.model, Device::cpu());
   to_bf16(*gpu.model, Device::cuda());
@@ -360,10 +361,10 @@ TEST_F(CudaDecode, Bf16ModelKeepsABf16CacheWithinRoundingOfTheCpu) {
   EXPECT_EQ(gc[0]->state()[0].dtype(), Dtype::bf16);
   expect_graph_steps_equal_eager_steps(*gpu.model);
 
-  setenv("LMX_CUDA_KV_BF16", "0", 1);
+  on.reset();
+  const testing::ScopedEnv unset_default("LMX_CUDA_KV_BF16", "");  // empty: the default
   nn::KVCacheList off = small_step_caches(gpu.model->num_layers());
   gpu.model->forward(ids, &off, {nullptr, true});
-  unsetenv("LMX_CUDA_KV_BF16");
   EXPECT_EQ(off[0]->state()[0].dtype(), Dtype::f32);
 }
 
