@@ -166,12 +166,6 @@ __global__ void __launch_bounds__(kThreads)
 #endif
 }
 
-int device_value(cudaDeviceAttr attr) {
-  int dev = 0, v = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, attr, dev) != cudaSuccess) return 0;
-  return v;
-}
-
 template <int kBits, int kGroup, int kNT>
 cudaError_t launch_tiles(const uint16_t* xp, const float* gsum, int m, const Quant& w, float* y, int64_t ldy,
                          cudaStream_t stream) {

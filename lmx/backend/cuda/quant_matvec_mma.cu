@@ -224,12 +224,6 @@ __global__ void __launch_bounds__(kThreads)
 #endif
 }
 
-int device_value(cudaDeviceAttr attr) {
-  int dev = 0, v = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, attr, dev) != cudaSuccess) return 0;
-  return v;
-}
-
 // Shared memory a block may take: kMaxSmem, or less where the device allows less (sm_80).
 int64_t max_smem() {
   return std::min<int64_t>(kMaxSmem, device_value(cudaDevAttrMaxSharedMemoryPerBlockOptin));

@@ -6,10 +6,18 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_runtime.h>
 
 #include <cstdint>
 
 namespace lmx::cuda::detail::qmma {
+
+// An attribute of the current device, 0 where it cannot be read (host side).
+inline int device_value(cudaDeviceAttr attr) {
+  int dev = 0, v = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, attr, dev) != cudaSuccess) return 0;
+  return v;
+}
 
 enum ScaleKind { kScaleBF16, kScaleF16, kScaleF32 };
 

@@ -290,6 +290,25 @@ TEST_F(CudaDecode, RopeAppendMatchesRopeAndCopy) {
   }
 }
 
+// 12 decode steps of the same tokens on the CPU and on CUDA (graph replays where they
+// apply): the worst relative error of the logits (testing::relative_error).
+double worst_step_error(models::LanguageModel& cpu, nn::KVCacheList& cc, models::LanguageModel& gpu,
+                        nn::KVCacheList& gc, generate::DecodeGraph& graph) {
+  std::vector<float> row;
+  int32_t token = 7;
+  double worst = 0.0;
+  for (int step = 0; step < 12; ++step) {
+    Tensor want = cpu.forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &cc, {nullptr, true});
+    if (!graph.step(gpu, gc, token, row)) {
+      Tensor g = gpu.forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &gc, {nullptr, true});
+      row = g.to_float_vector();
+    }
+    worst = std::max(worst, testing::relative_error(Tensor::from_vector(row, want.shape()), want));
+    token = static_cast<int32_t>((token * 31 + 11) % gpu.vocab_size());
+  }
+  return worst;
+}
+
 // Decode steps on CUDA (fused rope + append, decode attention; graphs where they apply)
 // give the CPU's logits.
 TEST_F(CudaDecode, DecodeStepsMatchCpu) {
@@ -304,18 +323,7 @@ TEST_F(CudaDecode, DecodeStepsMatchCpu) {
   cpu.model->forward(ids, &cc, {nullptr, true});
   gpu.model->forward(ids, &gc, {nullptr, true});
   generate::DecodeGraph graph;
-  std::vector<float> row;
-  int32_t token = 7;
-  for (int step = 0; step < 12; ++step) {
-    SCOPED_TRACE("step " + std::to_string(step));
-    Tensor want = cpu.model->forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &cc, {nullptr, true});
-    if (!graph.step(*gpu.model, gc, token, row)) {
-      Tensor g = gpu.model->forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &gc, {nullptr, true});
-      row = g.to_float_vector();
-    }
-    EXPECT_LE(testing::relative_error(Tensor::from_vector(row, want.shape()), want), 1e-4);
-    token = static_cast<int32_t>((token * 31 + 11) % gpu.model->vocab_size());
-  }
+  EXPECT_LE(worst_step_error(*cpu.model, cc, *gpu.model, gc, graph), 1e-4);
   EXPECT_GT(graph.replays(), 0);
 }
 
@@ -342,19 +350,7 @@ TEST_F(CudaDecode, Bf16ModelKeepsABf16CacheWithinRoundingOfTheCpu) {
   EXPECT_EQ(gc[0]->state()[0].dtype(), Dtype::bf16);
   EXPECT_EQ(cc[0]->state()[0].dtype(), Dtype::f32);
   generate::DecodeGraph graph;
-  std::vector<float> row;
-  int32_t token = 7;
-  double worst = 0.0;
-  for (int step = 0; step < 12; ++step) {
-    SCOPED_TRACE("step " + std::to_string(step));
-    Tensor want = cpu.model->forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &cc, {nullptr, true});
-    if (!graph.step(*gpu.model, gc, token, row)) {
-      Tensor g = gpu.model->forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &gc, {nullptr, true});
-      row = g.to_float_vector();
-    }
-    worst = std::max(worst, testing::relative_error(Tensor::from_vector(row, want.shape()), want));
-    token = static_cast<int32_t>((token * 31 + 11) % gpu.model->vocab_size());
-  }
+  const double worst = worst_step_error(*cpu.model, cc, *gpu.model, gc, graph);
   std::printf("bf16 model, bf16 GPU cache vs CPU f32 cache: worst logits relative error %.3g\n", worst);
   EXPECT_LE(worst, 3e-2);  // the bf16 parity tests' bound
   EXPECT_GT(graph.replays(), 0);
