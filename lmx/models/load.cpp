@@ -9,6 +9,7 @@
 #include "lmx/io/mapped_file.h"
 #include "lmx/models/config_reader.h"
 #include "lmx/models/registry.h"
+#include "lmx/models/ternary_weights.h"
 #include "lmx/models/text_part.h"
 #include "lmx/models/vlm/vision_language_model.h"
 #include "lmx/nn/linear.h"
@@ -110,8 +111,22 @@ void load_weights(LanguageModel& model, WeightDict weights, const nlohmann::json
 void load_module_weights(nn::Module& model, WeightDict weights, const nlohmann::json& config,
                          const std::string& source, const std::string& architecture) {
   const QuantSettings q = read_quantization(config, source);
+  const TernarySettings ternary = read_ternary(config, source);
   std::vector<std::string> problems;
   model.for_each_module([&](const std::string& path, nn::Module& m) {
+    auto* linear = dynamic_cast<nn::Linear*>(&m);
+    auto packed = weights.find(path + ".weight");
+    if (ternary.present && linear &&
+        (weights.count(path + ".weight_scale") || (packed != weights.end() && packed->second.dtype() == Dtype::u8))) {
+      try {
+        const int group = repack_ternary(weights, path, linear->out_features(), linear->in_features(), ternary);
+        linear->quantize_for_load(2, group, QuantMode::affine);
+        linear->set_int8_activations(true);
+      } catch (const Error& err) {
+        problems.push_back(err.what());
+      }
+      return;
+    }
     if (!weights.count(path + ".scales")) return;
     ModuleQuant mq;
     try {
