@@ -91,4 +91,37 @@ int repack_ternary(WeightDict& weights, const std::string& path, int64_t out, in
   return group;
 }
 
+PackedTernary pack_ternary(const QuantizedWeight& q, const std::string& name) {
+  const auto fail = [&](const std::string& why) -> void {
+    throw InvalidArgument("'" + name + "' is not a ternary layer: " + why);
+  };
+  if (q.mode != QuantMode::affine || q.bits != 2) fail("not 2-bit affine");
+  const int64_t out = q.out_features(), in = q.in_features(), rows = (out + 3) / 4;
+  const std::vector<float> scales = q.scales.to(Device::cpu()).to_float_vector();
+  const std::vector<float> biases = q.biases.to(Device::cpu()).to_float_vector();
+  const float scale = scales.empty() ? 0.0f : scales[0];
+  for (size_t i = 0; i < scales.size(); ++i) {
+    if (scales[i] != scale || biases[i] != -scale) fail("scales and biases are not one s and -s");
+  }
+  Tensor packed = Tensor::zeros({rows, in}, Dtype::u8);
+  const Tensor words = q.w.to(Device::cpu()).contiguous();
+  const uint32_t* src = words.data<uint32_t>();
+  uint8_t* dst = packed.data<uint8_t>();
+  for (int64_t o = 0; o < out; ++o) {
+    const uint32_t* row = src + o * (in / 16);
+    uint8_t* bytes = dst + (o % rows) * in;
+    for (int64_t j = 0; j < in; ++j) {
+      const uint32_t code = (row[j / 16] >> (2 * (j % 16))) & 3u;
+      if (code == 3) fail("code 3");
+      bytes[j] |= static_cast<uint8_t>(code << (2 * (o / rows)));
+    }
+  }
+  return {packed, Tensor::full({1}, scale, Dtype::f32)};
+}
+
+void set_packed_ternary_config(nlohmann::ordered_json& config) {
+  config["quantization_config"]["linear_class"] = "autobitlinear";
+  config["quantization_config"]["quantization_mode"] = "offline";
+}
+
 }  // namespace lmx::models

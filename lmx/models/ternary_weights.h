@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "lmx/core/quantized_weight.h"
 #include "lmx/models/language_model.h"
 
 namespace lmx::models {
@@ -38,5 +39,17 @@ TernarySettings read_ternary(const nlohmann::json& config, const std::string& so
 // it is missing, of another dtype or shape, or holds the unused code 3.
 int repack_ternary(WeightDict& weights, const std::string& path, int64_t out, int64_t in,
                    const TernarySettings& t);
+
+// The inverse for saving (lmx convert): a repacked layer's MLX affine 2-bit tensors `q`
+// back to the packed u8 weight and a one-element f32 weight_scale that multiplies
+// (linear_class "autobitlinear", exact for either source class). InvalidArgument when q
+// is not one scale s and bias -s over codes 0, 1, 2.
+struct PackedTernary {
+  Tensor weight, weight_scale;
+};
+PackedTernary pack_ternary(const QuantizedWeight& q, const std::string& name);
+
+// A bitnet config as convert writes it beside pack_ternary's tensors.
+void set_packed_ternary_config(nlohmann::ordered_json& config);
 
 }  // namespace lmx::models

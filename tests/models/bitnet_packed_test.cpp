@@ -5,6 +5,8 @@
 // (tools/fixtures/make_bitnet_packed_fixtures.py).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -14,7 +16,9 @@
 #include "lmx/core/quantized_weight.h"
 #include "lmx/io/safetensors.h"
 #include "lmx/models/load.h"
+#include "lmx/models/quantize.h"
 #include "lmx/models/registry.h"
+#include "lmx/models/save.h"
 #include "lmx/models/ternary_weights.h"
 #include "lmx/models/transformer.h"
 #include "lmx/nn/linear.h"
@@ -202,6 +206,44 @@ TEST(BitnetPacked, VariantsNotRunAreRefusedByName) {
     cfg["quantization_config"].merge_patch(patch);
     EXPECT_NE(load_error(weights, cfg).find(field), std::string::npos) << field << ": " << load_error(weights, cfg);
   }
+}
+
+// lmx convert of a packed folder writes the ternary layers packed again (u8 + one f32
+// weight_scale, linear_class autobitlinear: exact for either source class): the same
+// logits bit for bit, as a cast (--dtype) or with the float layers quantized (-q) too.
+TEST(BitnetPacked, ConvertKeepsTheLayersPacked) {
+  const fs::path dir = fs::temp_directory_path() / ("lmx_bitnet_convert_" + std::to_string(::getpid()));
+  for (const std::string name : {"bitnet_packed", "bitnet_packed_auto"}) {
+    const Reference ref = reference(name);
+    auto src = models::load_model(fixture(name), {.prepare = false});
+    const Tensor want = src.model->forward(ref.ids, nullptr, {});
+    for (const bool quantize : {false, true}) {
+      fs::remove_all(dir);
+      models::SaveOptions opts;
+      if (quantize) {
+        models::QuantizeOptions q;
+        q.bits = 8;
+        const auto done = models::quantize_model(*src.model, q);
+        EXPECT_FALSE(done.empty());
+        for (const auto& path : done) EXPECT_EQ(path.find("_proj"), std::string::npos) << path;
+        opts.quantization = q;
+      }
+      models::save_model(*src.model, fixture(name), dir, opts);
+      const auto written = models::read_weights(io::ModelFolder::open(dir));
+      EXPECT_EQ(written.at("model.layers.0.mlp.up_proj.weight").dtype(), Dtype::u8);
+      EXPECT_EQ(written.at("model.layers.0.mlp.up_proj.weight_scale").shape(), Shape{1});
+      EXPECT_EQ(written.count("model.layers.0.mlp.up_proj.scales"), 0u);
+      auto back = models::load_model(dir, {.prepare = false});
+      EXPECT_EQ(back.folder.raw_config()["quantization_config"]["linear_class"], "autobitlinear");
+      const Tensor got = back.model->forward(ref.ids, nullptr, {});
+      if (quantize) {
+        EXPECT_LE(relative_error(got, ref.logits), 2e-2) << name;
+      } else {
+        EXPECT_EQ(got.to_float_vector(), want.to_float_vector()) << name;
+      }
+    }
+  }
+  fs::remove_all(dir);
 }
 
 }  // namespace
