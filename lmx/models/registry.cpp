@@ -38,6 +38,7 @@ const std::vector<std::pair<std::string, Builder>>& table() {
       // The language model of a vision-language folder whose text_config names no type of
       // its own (load.cpp keeps the text part of the weights: text_part.h).
       {"mistral3", llm::llama},
+      {"llama4", llm::llama4_text},
   };
   return kTable;
 }

@@ -277,6 +277,36 @@ TEST(ModelLoading, Qwen35FolderLoadsItsTextPart) {
   }
 }
 
+// Llama 4 folders (model_type "llama4", Llama4ForConditionalGeneration) hold the text model
+// under language_model.* (the hub's names, kept by mlx-community) or model.language_model.*
+// (transformers 5) beside vision_model.* and multi_modal_projector.*: the text part loads,
+// from the folder's config with or without text_config's own model_type.
+TEST(ModelLoading, Llama4FolderLoadsItsTextPart) {
+  auto folder = io::ModelFolder::open(fixture("llama4_text"));
+  for (const bool hub_names : {true, false}) {
+    models::WeightDict w;
+    for (auto& [key, t] : models::read_weights(folder)) {
+      if (hub_names) w["language_model." + key] = t;
+      else w[key.starts_with("model.") ? "model.language_model." + key.substr(6) : key] = t;
+    }
+    const std::string pre = hub_names ? "" : "model.";
+    w[pre + "vision_model.patch_embedding.linear.weight"] = Tensor::zeros({2, 2});
+    w[pre + "multi_modal_projector.linear_1.weight"] = Tensor::zeros({2, 2});
+    for (const bool typed : {true, false}) {
+      SCOPED_TRACE(std::string(hub_names ? "hub" : "v5") + (typed ? " typed" : " untyped"));
+      nlohmann::json text = folder.text_config();
+      if (!typed) text.erase("model_type");
+      const nlohmann::json raw = {{"model_type", "llama4"}, {"text_config", text}, {"vision_config", {{"hidden_size", 8}}}};
+      nlohmann::json merged = text;
+      if (!typed) merged["model_type"] = "llama4";
+      auto model = models::create_folder_model(models::ConfigReader(raw, "config.json"),
+                                               models::ConfigReader(merged, "config.json"));
+      models::load_weights(*model, w, raw, "llama4");
+      expect_parity(*model, reference("llama4_text"), 1e-4, false);
+    }
+  }
+}
+
 class QuantizedParity : public ::testing::TestWithParam<std::string> {};
 
 // lmx's own quantizer on the f32 folder vs transformers run on MLX-dequantized weights.
@@ -319,6 +349,19 @@ TEST(ModelLoading, StrictErrorListsEveryProblem) {
 TEST(ModelLoading, UnknownArchitectureIsUnsupported) {
   nlohmann::json cfg = {{"model_type", "not_a_model"}};
   EXPECT_THROW(models::create_model(models::ConfigReader(cfg, "config.json")), Unsupported);
+  // The message lists every supported type (issue 19), aliases and folder types included.
+  try {
+    models::create_model(models::ConfigReader(cfg, "config.json"));
+  } catch (const Unsupported& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("model_type 'not_a_model' is not supported (supported: llama, "), std::string::npos) << msg;
+    for (const auto& type : models::supported_model_types()) {
+      EXPECT_NE(msg.find(type), std::string::npos) << type;
+    }
+    for (const char* type : {"kimi_k2", "bitnet", "gpt_oss", "llama4", "gemma4", "qwen3_5_moe", "mistral3"}) {
+      EXPECT_NE(msg.find(type), std::string::npos) << type;
+    }
+  }
   nlohmann::json bad = {{"model_type", "llama"}, {"vocab_size", "many"}};
   EXPECT_THROW(models::create_model(models::ConfigReader(bad, "config.json")), FormatError);
 }
