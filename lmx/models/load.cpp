@@ -42,10 +42,16 @@ QuantSettings read_quantization(const nlohmann::json& config, const std::string&
            config["quantization_config"].contains("bits")) {
     j = &config["quantization_config"];
   }
+  // OpenAI's MXFP4 checkpoints (gpt-oss): the experts' _blocks / _scales are MLX's mxfp4
+  // (expert_weights.cpp), as mlx-lm reads quant_method "mxfp4".
+  const bool openai_mxfp4 = !j && config.contains("quantization_config") && config["quantization_config"].is_object() &&
+                            config["quantization_config"].value("quant_method", "") == "mxfp4";
+  if (openai_mxfp4) j = &config["quantization_config"];
   if (!j) return q;
   ConfigReader r(*j, source + ": quantization");
   q.present = true;
-  q.mode = parse_quant_mode(r.get_string("mode", "affine"), source + ": quantization.mode");
+  q.mode = openai_mxfp4 ? QuantMode::mxfp4
+                        : parse_quant_mode(r.get_string("mode", "affine"), source + ": quantization.mode");
   // A mode's defaults as mlx-lm's quantize_model fills them in.
   auto [group, bits] = default_group_size_and_bits(q.mode);
   q.bits = static_cast<int>(r.get_int("bits", bits));
