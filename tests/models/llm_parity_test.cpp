@@ -143,7 +143,10 @@ INSTANTIATE_TEST_SUITE_P(DenseArchitectures, LlmParity,
                                            "gemma3n_text",
                                            // Per-layer inputs, KV sharing, layer scalars, wider global
                                            // heads with a proportional rope.
-                                           "gemma4_text"));
+                                           "gemma4_text",
+                                           // 31B's layout: no per-layer inputs, full-attention values
+                                           // from the keys' projection, fewer global kv heads.
+                                           "gemma4_text_k_eq_v"));
 
 // GPT-2 checkpoints come as transformers saves them (transformer.*, Conv1D weights
 // [in, out]), as the hub's original (unprefixed, Conv1D) and as mlx-lm saves them
@@ -366,14 +369,13 @@ TEST(ModelLoading, UnknownArchitectureIsUnsupported) {
   EXPECT_THROW(models::create_model(models::ConfigReader(bad, "config.json")), FormatError);
 }
 
-// Issue 19: the gemma4 variants lmx does not run yet (keys shared as values, the MoE block,
-// bidirectional attention over every layer) are refused by name, not run as plain gemma4.
+// Issue 19: the gemma4 variants lmx does not run yet (the MoE block, bidirectional attention
+// over every layer) are refused by name, not run as plain gemma4.
 TEST(ModelLoading, Gemma4VariantsNotSupportedAreRefusedByName) {
   auto folder = io::ModelFolder::open(fixture("gemma4_text"));
   const nlohmann::json good = folder.text_config();
   EXPECT_NO_THROW(models::create_model(models::ConfigReader(good, "config.json")));
   const std::vector<std::pair<nlohmann::json, std::string>> cases = {
-      {{{"attention_k_eq_v", true}}, "attention_k_eq_v"},
       {{{"enable_moe_block", true}}, "enable_moe_block"},
       {{{"use_bidirectional_attention", "all"}}, "use_bidirectional_attention"},
   };
