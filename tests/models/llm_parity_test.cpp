@@ -146,7 +146,9 @@ INSTANTIATE_TEST_SUITE_P(DenseArchitectures, LlmParity,
                                            "gemma4_text",
                                            // 31B's layout: no per-layer inputs, full-attention values
                                            // from the keys' projection, fewer global kv heads.
-                                           "gemma4_text_k_eq_v"));
+                                           "gemma4_text_k_eq_v",
+                                           // 26B-A4B's: a MoE beside the MLP in every layer.
+                                           "gemma4_text_moe"));
 
 // GPT-2 checkpoints come as transformers saves them (transformer.*, Conv1D weights
 // [in, out]), as the hub's original (unprefixed, Conv1D) and as mlx-lm saves them
@@ -310,6 +312,31 @@ TEST(ModelLoading, Llama4FolderLoadsItsTextPart) {
   }
 }
 
+// Gemma 4's MoE block in mlx-lm's layout (experts.switch_glu.{gate,up,down}_proj.weight,
+// already split) gives transformers' logits too.
+TEST(ModelLoading, Gemma4MoeInMlxLayoutLoads) {
+  auto folder = io::ModelFolder::open(fixture("gemma4_text_moe"));
+  models::WeightDict w;
+  int split = 0;
+  for (auto& [key, t] : models::read_weights(folder)) {
+    if (key.ends_with(".experts.gate_up_proj")) {
+      const std::string base = key.substr(0, key.size() - std::string("gate_up_proj").size()) + "switch_glu.";
+      const int64_t inter = t.dim(1) / 2;
+      w[base + "gate_proj.weight"] = t.slice(1, 0, inter).contiguous();
+      w[base + "up_proj.weight"] = t.slice(1, inter, 2 * inter).contiguous();
+      ++split;
+    } else if (key.ends_with(".experts.down_proj")) {
+      w[key.substr(0, key.size() - std::string("down_proj").size()) + "switch_glu.down_proj.weight"] = t;
+    } else {
+      w[key] = t;
+    }
+  }
+  EXPECT_EQ(split, 4);
+  auto model = models::create_model(models::ConfigReader(folder.text_config(), "config.json"));
+  models::load_weights(*model, w, folder.raw_config(), "gemma4_text");
+  expect_parity(*model, reference("gemma4_text_moe"), 1e-4, false);
+}
+
 class QuantizedParity : public ::testing::TestWithParam<std::string> {};
 
 // lmx's own quantizer on the f32 folder vs transformers run on MLX-dequantized weights.
@@ -369,14 +396,13 @@ TEST(ModelLoading, UnknownArchitectureIsUnsupported) {
   EXPECT_THROW(models::create_model(models::ConfigReader(bad, "config.json")), FormatError);
 }
 
-// Issue 19: the gemma4 variants lmx does not run yet (the MoE block, bidirectional attention
-// over every layer) are refused by name, not run as plain gemma4.
+// Issue 19: the gemma4 variant lmx does not run yet (bidirectional attention over every
+// layer) is refused by name, not run as plain gemma4.
 TEST(ModelLoading, Gemma4VariantsNotSupportedAreRefusedByName) {
   auto folder = io::ModelFolder::open(fixture("gemma4_text"));
   const nlohmann::json good = folder.text_config();
   EXPECT_NO_THROW(models::create_model(models::ConfigReader(good, "config.json")));
   const std::vector<std::pair<nlohmann::json, std::string>> cases = {
-      {{{"enable_moe_block", true}}, "enable_moe_block"},
       {{{"use_bidirectional_attention", "all"}}, "use_bidirectional_attention"},
   };
   for (const auto& [patch, field] : cases) {

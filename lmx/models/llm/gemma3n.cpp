@@ -18,6 +18,7 @@
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/models/llm/common.h"
 #include "lmx/nn/laurel.h"
+#include "lmx/models/expert_weights.h"
 
 namespace lmx::models::llm {
 namespace {
@@ -47,6 +48,10 @@ class PerLayerGemmaLM : public LanguageModel {
     std::unique_ptr<nn::Laurel> laurel;
     std::unique_ptr<nn::Linear> per_layer_gate, per_layer_projection;
     Tensor scalar;  // [1] (layer_scalar)
+    // Gemma 4's MoE block: experts beside the MLP, each branch with its own norms.
+    std::unique_ptr<nn::SparseMoe> moe;
+    std::unique_ptr<nn::RMSNorm> post_ffn_norm_1, pre_ffn_norm_2, post_ffn_norm_2;
+    Tensor router_scale;  // [hidden]
   };
   struct Body : nn::Module {
     using nn::Module::register_module;
@@ -98,6 +103,14 @@ PerLayerGemmaLM::Layer::Layer(const PerLayerGemmaSpec& s, const LayerSpec& ls, c
     norm("post_per_layer_input_norm", post_per_layer_norm);
   }
   if (s.layer_scalar) register_parameter("layer_scalar", scalar, {1});
+  if (s.moe) {
+    moe = std::make_unique<nn::SparseMoe>(*s.moe);
+    register_module("", *moe);  // its router.* and experts.* sit at the layer's top level
+    register_parameter("router.scale", router_scale, {H});
+    norm("post_feedforward_layernorm_1", post_ffn_norm_1);
+    norm("pre_feedforward_layernorm_2", pre_ffn_norm_2);
+    norm("post_feedforward_layernorm_2", post_ffn_norm_2);
+  }
 }
 
 std::vector<Tensor> PerLayerGemmaLM::Layer::forward(const std::vector<Tensor>& x, const Tensor& per_layer_input,
@@ -109,7 +122,16 @@ std::vector<Tensor> PerLayerGemmaLM::Layer::forward(const std::vector<Tensor>& x
   const Tensor normed = input_norm->forward(active);
   Tensor h = ops::add(active, post_attn_norm->forward(attn->forward(normed, cache, nullptr, shared)));
   if (laurel) h = ops::div(ops::add(h, laurel->forward(normed)), std::sqrt(2.0));
-  Tensor out = ops::add(h, post_ffn_norm->forward(mlp->forward(pre_ffn_norm->forward(h))));
+  Tensor ffn = mlp->forward(pre_ffn_norm->forward(h));
+  if (moe) {
+    // The router reads the layer's input through a weightless RMS norm, times router.scale
+    // and hidden^-1/2; the experts read pre_feedforward_layernorm_2's.
+    const Tensor route = ops::mul(ops::rms_norm(h, router_scale, s.base.norm_eps),
+                                  1.0 / std::sqrt(static_cast<double>(s.base.hidden)));
+    ffn = ops::add(post_ffn_norm_1->forward(ffn),
+                   post_ffn_norm_2->forward(moe->forward(pre_ffn_norm_2->forward(h), route)));
+  }
+  Tensor out = ops::add(h, post_ffn_norm->forward(ffn));
   auto gated = [&](const Tensor& y) {
     const Tensor g = ops::mul(nn::activate(s.act, per_layer_gate->forward(y)), per_layer_input);
     return post_per_layer_norm->forward(per_layer_projection->forward(g));
@@ -171,6 +193,9 @@ void PerLayerGemmaLM::sanitize(WeightDict& weights) const {
     it = drop ? weights.erase(it) : std::next(it);
   }
   if (s_.base.tie_embeddings) weights.erase("lm_head.weight");
+  if (s_.moe) {
+    for (size_t i = 0; i < layers_.size(); ++i) stack_expert_weights(weights, "model.layers." + std::to_string(i), *s_.moe);
+  }
 }
 
 Tensor PerLayerGemmaLM::per_layer_inputs(const Tensor& tokens, const Tensor& embeddings) const {

@@ -4,8 +4,8 @@
 // stored "layer_scalar". The full-attention layers have their own head geometry
 // (per_layer_config since transformers 5.15, global_head_dim before) and a
 // "proportional" rope over the whole head. With attention_k_eq_v (31B, 26B-A4B) the
-// full-attention layers take their values from the keys' projection (no v_proj). The MoE
-// block (enable_moe_block, 26B-A4B) is not supported yet.
+// full-attention layers take their values from the keys' projection (no v_proj); with
+// enable_moe_block (26B-A4B) each layer adds a MoE beside its MLP (PerLayerGemmaSpec::moe).
 #include "lmx/base/error.h"
 #include "lmx/models/llm/common.h"
 #include "lmx/models/llm/gemma3n.h"
@@ -13,7 +13,6 @@
 namespace lmx::models::llm {
 
 std::unique_ptr<LanguageModel> gemma4_text(const ConfigReader& c) {
-  if (c.get_bool("enable_moe_block", false)) throw Unsupported(c.source() + ": gemma4 enable_moe_block is not supported yet");
   if (c.get_string("use_bidirectional_attention", "") == "all") {
     throw Unsupported(c.source() + ": gemma4 use_bidirectional_attention 'all' is not supported yet");
   }
@@ -57,6 +56,21 @@ std::unique_ptr<LanguageModel> gemma4_text(const ConfigReader& c) {
     b.ropes[0].proportion = 0.25;
     b.ropes[0].theta = 1000000.0;
     b.ropes[1].theta = 10000.0;
+  }
+  if (c.get_bool("enable_moe_block", false)) {  // 26B-A4B
+    nn::MoeOptions o;
+    o.hidden = b.hidden;
+    o.intermediate = c.require_int("moe_intermediate_size");
+    o.experts = c.require_int("num_experts");
+    o.top_k = c.require_int("top_k_experts");
+    o.norm_topk_prob = true;
+    o.act = s.act;
+    o.router_name = "router.proj";
+    o.expert_scale = "router.per_expert_scale";
+    // mlx-lm's names ("experts.switch_glu.*"); transformers' fused "experts.gate_up_proj"
+    // [E, 2I, H] (gate, then up) and "experts.down_proj" are split into them.
+    o.experts_name = "experts.switch_glu";
+    s.moe = o;
   }
   return per_layer_gemma(std::move(s));
 }
