@@ -98,7 +98,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures,
 INSTANTIATE_TEST_SUITE_P(DenseFixtures,
                          WindowedModels,
                          ::testing::Values("cohere2", "olmo3", "exaone4", "ministral", "gemma3n_text",
-                                           "gemma4_text"));
+                                           "gemma4_text", "gemma4_text_k_eq_v", "gemma4_text_moe"));
 
 // Gemma 3n without a reference (the gemma3n_text fixture has one): random weights, 16
 // tokens past a window of 3, 6 layers of which the last 3 reuse the keys and values of
