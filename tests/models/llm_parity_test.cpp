@@ -337,6 +337,20 @@ TEST(ModelLoading, Gemma4MoeInMlxLayoutLoads) {
   expect_parity(*model, reference("gemma4_text_moe"), 1e-4, false);
 }
 
+// mlx-lm's aliases run the model they name, on that model's fixture.
+TEST(ModelLoading, MlxLmAliasesRunTheirModel) {
+  for (const auto& [alias, source] : {std::pair{"kimi_k2", "deepseek_v3"}, {"joyai_llm_flash", "deepseek_v3"},
+                                      {"iquestcoder", "llama"}}) {
+    SCOPED_TRACE(alias);
+    auto folder = io::ModelFolder::open(fixture(source));
+    nlohmann::json cfg = folder.raw_config();
+    cfg["model_type"] = alias;
+    auto model = models::create_model(models::ConfigReader(cfg, "config.json"));
+    models::load_weights(*model, models::read_weights(folder), cfg, alias);
+    expect_parity(*model, reference(source), 1e-4, false);
+  }
+}
+
 class QuantizedParity : public ::testing::TestWithParam<std::string> {};
 
 // lmx's own quantizer on the f32 folder vs transformers run on MLX-dequantized weights.
