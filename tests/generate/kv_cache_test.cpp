@@ -148,6 +148,9 @@ TEST_P(CachedModels, IncrementalDecodeReproducesFullSequenceLogits) {
 }
 
 INSTANTIATE_TEST_SUITE_P(DenseFixtures, CachedModels, ::testing::Values("gpt2", "gpt_neox", "phi", "nanochat"));
+// Packed ternary BitNet: decode steps (one row: the shared-input 2-bit kernels, the
+// activation rounding once for q / k / v and gate / up) against transformers' BitLinear.
+INSTANTIATE_TEST_SUITE_P(PackedTernary, CachedModels, ::testing::Values("bitnet_packed", "bitnet_packed_auto"));
 
 TEST(MakeCache, MaxKvSizeGivesRotatingCachesWithKeep4) {
   auto loaded = models::load_model(testing::fixture("llama"));
