@@ -48,6 +48,60 @@ std::pair<Tensor, Tensor> split_gate_up(const Tensor& t, int64_t inter, bool int
   return {t.slice(1, 0, 2 * inter, 2).contiguous(), t.slice(1, 1, 2 * inter, 2).contiguous()};
 }
 
+// u8 bytes [..., n] read as little-endian u32 words [..., n / 4] (no copy when aligned).
+Tensor as_words(const Tensor& bytes) {
+  const Tensor b = bytes.is_contiguous() && bytes.offset() % 4 == 0 ? bytes : bytes.clone();
+  Shape shape = b.shape();
+  shape.back() /= 4;
+  Shape strides(shape.size(), 1);
+  for (int i = static_cast<int>(shape.size()) - 2; i >= 0; --i) strides[i] = strides[i + 1] * shape[i + 1];
+  return Tensor(b.storage(), shape, strides, b.offset() / 4, Dtype::u32);
+}
+
+// OpenAI's MXFP4 experts (gpt-oss: quantization_config quant_method "mxfp4"):
+// "<proj>_blocks" u8 [E, out, in / 32, 16] (two e2m1 codes a byte, the even element in the
+// low nibble) and "<proj>_scales" u8 [E, out, in / 32] (e8m0) are MLX's mxfp4 tensors once
+// the bytes of each row are read as u32 words [E, out, in / 8]; the fused gate_up rows
+// split as the float tensor's do.
+void split_mxfp4_blocks(WeightDict& weights, const std::string& src, const std::string& dst,
+                        const nn::MoeOptions& o) {
+  struct Proj {
+    const char* name;
+    int64_t out, in;
+  };
+  for (const Proj& p : {Proj{"gate_up_proj", 2 * o.intermediate, o.hidden}, Proj{"down_proj", o.hidden, o.intermediate}}) {
+    const std::string bkey = src + p.name + "_blocks", skey = src + p.name + "_scales";
+    auto bit = weights.find(bkey);
+    if (bit == weights.end()) continue;
+    auto sit = weights.find(skey);
+    if (sit == weights.end()) throw FormatError("missing '" + skey + "' beside '" + bkey + "'");
+    const Shape want_b{o.experts, p.out, p.in / 32, 16}, want_s{o.experts, p.out, p.in / 32};
+    if (p.in % 32 != 0 || bit->second.dtype() != Dtype::u8 || bit->second.shape() != want_b) {
+      throw FormatError("'" + bkey + "' is " + std::string(dtype_name(bit->second.dtype())) + " " +
+                        shape_str(bit->second.shape()) + ", expected u8 " + shape_str(want_b));
+    }
+    if (sit->second.dtype() != Dtype::u8 || sit->second.shape() != want_s) {
+      throw FormatError("'" + skey + "' is " + std::string(dtype_name(sit->second.dtype())) + " " +
+                        shape_str(sit->second.shape()) + ", expected u8 " + shape_str(want_s));
+    }
+    const Tensor w = as_words(bit->second.reshape({o.experts, p.out, p.in / 2}));
+    const Tensor scales = sit->second;
+    weights.erase(bit);
+    weights.erase(sit);
+    if (std::string(p.name) == "down_proj") {
+      weights[dst + "down_proj.weight"] = w;
+      weights[dst + "down_proj.scales"] = scales;
+      continue;
+    }
+    auto [gw, uw] = split_gate_up(w, o.intermediate, o.fused_interleaved);
+    auto [gs, us] = split_gate_up(scales, o.intermediate, o.fused_interleaved);
+    weights[dst + "gate_proj.weight"] = gw;
+    weights[dst + "gate_proj.scales"] = gs;
+    weights[dst + "up_proj.weight"] = uw;
+    weights[dst + "up_proj.scales"] = us;
+  }
+}
+
 void split_fused(WeightDict& weights, const std::string& base, const nn::MoeOptions& o) {
   const std::string src = base + ".experts.", dst = base + "." + o.experts_name + ".";
   auto take = [&](const std::string& key) {
@@ -56,6 +110,7 @@ void split_fused(WeightDict& weights, const std::string& base, const nn::MoeOpti
     weights.erase(it);
     return t;
   };
+  split_mxfp4_blocks(weights, src, dst, o);
   if (weights.count(src + "gate_up_proj")) {
     Tensor t = out_in(take(src + "gate_up_proj"), 2 * o.intermediate, o.hidden, o.fused_in_out, src + "gate_up_proj");
     auto [g, u] = split_gate_up(t, o.intermediate, o.fused_interleaved);

@@ -9,6 +9,7 @@
 #include "lmx/io/mapped_file.h"
 #include "lmx/models/config_reader.h"
 #include "lmx/models/registry.h"
+#include "lmx/models/ternary_weights.h"
 #include "lmx/models/text_part.h"
 #include "lmx/models/vlm/vision_language_model.h"
 #include "lmx/nn/linear.h"
@@ -41,10 +42,16 @@ QuantSettings read_quantization(const nlohmann::json& config, const std::string&
            config["quantization_config"].contains("bits")) {
     j = &config["quantization_config"];
   }
+  // OpenAI's MXFP4 checkpoints (gpt-oss): the experts' _blocks / _scales are MLX's mxfp4
+  // (expert_weights.cpp), as mlx-lm reads quant_method "mxfp4".
+  const bool openai_mxfp4 = !j && config.contains("quantization_config") && config["quantization_config"].is_object() &&
+                            config["quantization_config"].value("quant_method", "") == "mxfp4";
+  if (openai_mxfp4) j = &config["quantization_config"];
   if (!j) return q;
   ConfigReader r(*j, source + ": quantization");
   q.present = true;
-  q.mode = parse_quant_mode(r.get_string("mode", "affine"), source + ": quantization.mode");
+  q.mode = openai_mxfp4 ? QuantMode::mxfp4
+                        : parse_quant_mode(r.get_string("mode", "affine"), source + ": quantization.mode");
   // A mode's defaults as mlx-lm's quantize_model fills them in.
   auto [group, bits] = default_group_size_and_bits(q.mode);
   q.bits = static_cast<int>(r.get_int("bits", bits));
@@ -110,8 +117,22 @@ void load_weights(LanguageModel& model, WeightDict weights, const nlohmann::json
 void load_module_weights(nn::Module& model, WeightDict weights, const nlohmann::json& config,
                          const std::string& source, const std::string& architecture) {
   const QuantSettings q = read_quantization(config, source);
+  const TernarySettings ternary = read_ternary(config, source);
   std::vector<std::string> problems;
   model.for_each_module([&](const std::string& path, nn::Module& m) {
+    auto* linear = dynamic_cast<nn::Linear*>(&m);
+    auto packed = weights.find(path + ".weight");
+    if (ternary.present && linear &&
+        (weights.count(path + ".weight_scale") || (packed != weights.end() && packed->second.dtype() == Dtype::u8))) {
+      try {
+        const int group = repack_ternary(weights, path, linear->out_features(), linear->in_features(), ternary);
+        linear->quantize_for_load(2, group, QuantMode::affine);
+        linear->set_int8_activations(true);
+      } catch (const Error& err) {
+        problems.push_back(err.what());
+      }
+      return;
+    }
     if (!weights.count(path + ".scales")) return;
     ModuleQuant mq;
     try {

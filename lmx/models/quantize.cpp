@@ -92,6 +92,7 @@ std::vector<std::string> quantize_module(nn::Module& model, int64_t num_layers, 
     }
     const int bits = o.recipe.empty() ? o.bits : recipe_bits(o.recipe, path, num_layers);
     if (auto* l = dynamic_cast<nn::Linear*>(&m)) {
+      if (l->int8_activations() && skip("ternary (BitNet), kept packed")) return;
       if (skip(why_unquantized(l->weight().quantized(), l->in_features(), o.group_size))) return;
       l->quantize(bits, o.group_size, o.scale_dtype, o.mode);
     } else if (auto* e = dynamic_cast<nn::Embedding*>(&m)) {

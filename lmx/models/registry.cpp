@@ -24,7 +24,9 @@ const std::vector<std::pair<std::string, Builder>>& table() {
       {"starcoder2", llm::starcoder2}, {"olmo2", llm::olmo2},
       // Mixtures of experts (lmx/models/llm/moe_families.h).
       {"qwen2_moe", llm::qwen2_moe},   {"olmoe", llm::olmoe},       {"phimoe", llm::phimoe},
-      {"deepseek_v2", llm::deepseek_v2}, {"deepseek_v3", llm::deepseek_v3}, {"kimi_k2", llm::deepseek_v3},
+      {"deepseek_v2", llm::deepseek_v2}, {"deepseek_v3", llm::deepseek_v3},
+      // mlx-lm's aliases (MODEL_REMAPPING) of the attention families.
+      {"kimi_k2", llm::deepseek_v3},   {"joyai_llm_flash", llm::deepseek_v3}, {"iquestcoder", llm::llama},
       {"glm4_moe", llm::glm4_moe},     {"gpt_oss", llm::gpt_oss},   {"ernie4_5_moe", llm::ernie4_5_moe},
       {"llama4_text", llm::llama4_text}, {"dbrx", llm::dbrx},
       // Issue 19, dense attention families.
@@ -38,6 +40,7 @@ const std::vector<std::pair<std::string, Builder>>& table() {
       // The language model of a vision-language folder whose text_config names no type of
       // its own (load.cpp keeps the text part of the weights: text_part.h).
       {"mistral3", llm::llama},
+      {"llama4", llm::llama4_text},
   };
   return kTable;
 }

@@ -7,6 +7,7 @@
 #include "lmx/base/error.h"
 #include "lmx/io/atomic_write.h"
 #include "lmx/io/safetensors_writer.h"
+#include "lmx/models/ternary_weights.h"
 #include "lmx/nn/linear.h"
 #include "lmx/nn/mlp.h"
 
@@ -32,6 +33,15 @@ std::map<std::string, Tensor> quantized_tensors(nn::Module& model) {
     if (auto* e = dynamic_cast<nn::Embedding*>(&m)) matrix = &e->weight();
     auto* s = dynamic_cast<nn::SwitchLinear*>(&m);
     QuantizedWeight q;
+    if (auto* l = dynamic_cast<nn::Linear*>(&m); l && l->int8_activations() && matrix->quantized()) {
+      // BitNet's ternary layers go back to their packed form (ternary_weights.h).
+      const PackedTernary p = pack_ternary(matrix->quant().mlx_layout(), nn::join_path(path, "weight"));
+      out[nn::join_path(path, "weight")] = p.weight;
+      out[nn::join_path(path, "scales")] = Tensor();  // not saved
+      out[nn::join_path(path, "biases")] = Tensor();
+      out[nn::join_path(path, "weight_scale")] = p.weight_scale;
+      return;
+    }
     if (matrix && matrix->quantized())
       q = matrix->quant().mlx_layout();
     else if (s && s->quantized())
@@ -63,6 +73,11 @@ void save_model(nn::Module& model, const fs::path& source_dir, const fs::path& o
     if (!t.defined()) continue;
     if (options.dtype && is_floating(t.dtype())) t = t.to(*options.dtype);
     tensors.emplace_back(p.name, t.contiguous());
+    // A ternary layer's scale (one f32, kept at full precision) follows its packed weight.
+    if (p.name.ends_with(".weight")) {
+      auto s = quantized.find(p.name + "_scale");
+      if (s != quantized.end()) tensors.emplace_back(s->first, s->second);
+    }
   }
   std::vector<std::vector<size_t>> shards(1);
   size_t current = 0;
@@ -105,6 +120,9 @@ void save_model(nn::Module& model, const fs::path& source_dir, const fs::path& o
     if (!in) throw IoError("convert: cannot read " + (source_dir / "config.json").string());
     config = nlohmann::ordered_json::parse(in);
   }
+  const bool ternary = !options.drop_quantization && config.contains("quantization_config") &&
+                       config["quantization_config"].is_object() &&
+                       config["quantization_config"].value("quant_method", "") == "bitnet";
   if (options.drop_quantization) {
     config.erase("quantization");
     config.erase("quantization_config");
@@ -120,8 +138,9 @@ void save_model(nn::Module& model, const fs::path& source_dir, const fs::path& o
     nlohmann::ordered_json q = entry(o.group_size, o.bits, o.mode);
     for (const auto& [path, l] : options.quantization_per_layer) q[path] = entry(l.group_size, l.bits, l.mode);
     config["quantization"] = q;
-    config["quantization_config"] = q;
+    if (!ternary) config["quantization_config"] = q;  // a bitnet entry stays: it marks the ternary layers
   }
+  if (ternary) set_packed_ternary_config(config);
   if (options.dtype) {
     const char* name = *options.dtype == Dtype::bf16 ? "bfloat16" : *options.dtype == Dtype::f16 ? "float16" : "float32";
     config["torch_dtype"] = name;

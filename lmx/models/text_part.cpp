@@ -12,13 +12,15 @@ struct TextPart {
   std::array<std::string_view, 4> dropped;  // prefixes of the parts lmx does not run ("" = none)
 };
 
-constexpr std::array<TextPart, 5> kTextParts = {{
+constexpr std::array<TextPart, 6> kTextParts = {{
     {"mistral3", {"vision_tower.", "multi_modal_projector.", "", ""}},
     {"gemma3n", {"vision_tower.", "audio_tower.", "embed_vision.", "embed_audio."}},
     {"gemma4", {"vision_tower.", "audio_tower.", "embed_vision.", "embed_audio."}},
     // Qwen3.5: the vision tower and the multi-token-prediction head.
     {"qwen3_5", {"visual.", "mtp.", "", ""}},
     {"qwen3_5_moe", {"visual.", "mtp.", "", ""}},
+    // Llama 4 (Scout, Maverick): mlx-lm's "llama4" runs the text part the same way.
+    {"llama4", {"vision_model.", "multi_modal_projector.", "", ""}},
 }};
 
 std::string text_name(const std::string& name) {

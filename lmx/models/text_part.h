@@ -1,5 +1,5 @@
 // The language model inside a vision-language checkpoint, for the types whose text part
-// lmx runs on its own (mistral3 as mlx-lm does, gemma3n, gemma4, qwen3_5, qwen3_5_moe) when the model is loaded as a text model
+// lmx runs on its own (mistral3 and llama4 as mlx-lm does, gemma3n, gemma4, qwen3_5, qwen3_5_moe) when the model is loaded as a text model
 // (a folder without the vision weights, or create_model on its text config; a whole
 // folder loads as the vision-language model): the checkpoint's names for that part
 // become the text model's and the vision tower and projector are dropped. Names come in

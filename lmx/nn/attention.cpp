@@ -178,10 +178,15 @@ Attention::Attention(const AttentionOptions& o) : o_(o) {
   } else {
     q_proj_ = std::make_unique<Linear>(o.hidden, o.output_gate ? 2 * q_dim : q_dim, o.qkv_bias);
     k_proj_ = std::make_unique<Linear>(o.hidden, kv_dim, o.qkv_bias);
-    v_proj_ = std::make_unique<Linear>(o.hidden, kv_dim, o.qkv_bias);
     register_module("q_proj", *q_proj_);
     register_module("k_proj", *k_proj_);
-    register_module("v_proj", *v_proj_);
+    if (!o.values_from_keys) {
+      v_proj_ = std::make_unique<Linear>(o.hidden, kv_dim, o.qkv_bias);
+      register_module("v_proj", *v_proj_);
+    }
+  }
+  if (o.values_from_keys && (o.fused_qkv || o.kv_shared)) {
+    throw Unsupported("attention: values from the keys' projection need separate q / k projections");
   }
   o_proj_ = std::make_unique<Linear>(q_dim, o.hidden, o.o_bias);
   register_module(o.o_name, *o_proj_);
@@ -256,6 +261,11 @@ Tensor Attention::forward(const Tensor& x, KVCache* cache, const AttentionContex
     q = qkv.slice(2, 0, q_dim);
     k = qkv.slice(2, q_dim, q_dim + kv_dim);
     v = qkv.slice(2, q_dim + kv_dim, q_dim + 2 * kv_dim);
+  } else if (!v_proj_) {  // values_from_keys
+    const Linear* layers[2] = {q_proj_.get(), k_proj_.get()};
+    std::vector<Tensor> qk = forward_shared_input(x, layers);
+    q = qk[0];
+    k = v = qk[1];
   } else {
     const Linear* layers[3] = {q_proj_.get(), k_proj_.get(), v_proj_.get()};
     std::vector<Tensor> qkv = forward_shared_input(x, layers);

@@ -66,6 +66,9 @@ struct AttentionOptions {
   // an earlier layer of the same kind handed over (SharedKV), with that layer's mask.
   bool v_norm = false;
   bool kv_shared = false;
+  // Gemma 4's full-attention layers with attention_k_eq_v: no v_proj; the values are the
+  // keys' projection before the key norm and rotation (then v_norm).
+  bool values_from_keys = false;
 };
 
 // The keys and values one layer attended over in this call, handed to the later layers

@@ -1,11 +1,15 @@
 #include "lmx/nn/linear.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "lmx/base/env_switch.h"
 #include "lmx/base/error.h"
 #include "lmx/core/backend.h"
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/index.h"
 #include "lmx/core/ops/linalg.h"
+#include "lmx/core/ops/reduce.h"
 
 namespace lmx::nn {
 
@@ -92,7 +96,24 @@ Tensor lora_delta(const LoraWeights& lora, const Tensor& x) {
   return ops::mul(ops::matmul(ops::matmul(x, lora.a), lora.b), static_cast<double>(lora.scale));
 }
 
-Tensor Linear::forward(const Tensor& x) const {
+namespace {
+
+// BitLinear's per-row int8 rounding of its input (Linear::set_int8_activations) from
+// element-wise ops, so it runs on every backend. The scale is 127 / max|x| computed as a
+// division, as transformers does, and rounding is half to even (torch.round): adding and
+// subtracting 1.5 * 2^23 rounds an f32 of magnitude below 2^22 to an integer that way.
+Tensor int8_rounded(const Tensor& x) {
+  Tensor amax = ops::clamp(ops::max(ops::abs(x), -1, true), 1e-5, INFINITY);
+  Tensor scale = ops::div(Tensor::full({}, 127.0, Dtype::f32, x.device()), amax);
+  constexpr double kRound = 12582912.0;  // 1.5 * 2^23
+  Tensor q = ops::sub(ops::add(ops::mul(x, scale), kRound), kRound);
+  return ops::div(ops::clamp(q, -128.0, 127.0), scale);
+}
+
+}  // namespace
+
+Tensor Linear::forward(const Tensor& in) const {
+  const Tensor x = int8_activations_ ? int8_rounded(in) : in;
   if (!lora_) return w_.matmul_t(x, bias_);
   if (!lora_->magnitude_scale.defined()) return ops::add(w_.matmul_t(x, bias_), lora_delta(*lora_, x));
   Tensor y = ops::mul(ops::add(w_.matmul_t(x, Tensor()), lora_delta(*lora_, x)), lora_->magnitude_scale);
@@ -139,6 +160,14 @@ std::vector<Tensor> forward_shared_input(const Tensor& x, std::span<const Linear
     dense = dense && !l->weight().quantized() && !l->lora();
   }
   std::vector<Tensor> outs;
+  // BitNet layers round their input to 8 bits: once here when they all do and run together.
+  auto rounds = [](const Linear* l) { return l->int8_activations(); };
+  const bool int8 = std::any_of(layers.begin(), layers.end(), rounds);
+  if (int8 && (!std::all_of(layers.begin(), layers.end(), rounds) || !(dense || quantized))) {
+    for (const Linear* l : layers) outs.push_back(l->forward(x));
+    return outs;
+  }
+  const Tensor xin = int8 ? int8_rounded(x) : x;
   if (dense) {
     std::vector<const Tensor*> weights;
     std::vector<Tensor> biases;
@@ -146,7 +175,7 @@ std::vector<Tensor> forward_shared_input(const Tensor& x, std::span<const Linear
       weights.push_back(&l->weight().dense());
       biases.push_back(l->has_bias() ? l->bias() : Tensor());
     }
-    return ops::linears(x, weights, biases);
+    return ops::linears(xin, weights, biases);
   }
   if (!quantized) {
     for (const Linear* l : layers) outs.push_back(l->forward(x));
@@ -158,7 +187,7 @@ std::vector<Tensor> forward_shared_input(const Tensor& x, std::span<const Linear
     weights.push_back(&l->weight().quant());
     biases.push_back(l->has_bias() ? l->bias() : Tensor());
   }
-  return ops::quantized_linears(x, weights, biases);
+  return ops::quantized_linears(xin, weights, biases);
 }
 
 Embedding::Embedding(int64_t vocab, int64_t dim) : w_(vocab, dim) { register_all(); }

@@ -73,6 +73,12 @@ class Linear : public Module {
   void set_lora(std::shared_ptr<const LoraWeights> lora) { lora_ = std::move(lora); }
   const LoraWeights* lora() const { return lora_.get(); }
 
+  // BitNet's BitLinear: each input row x rounded to 8 bits before the product, as
+  // round(x * 127 / max|x|) (clamped to [-128, 127]) * max|x| / 127 with max|x| >= 1e-5
+  // (transformers' activation quantization, in f32 like it).
+  void set_int8_activations(bool on) { int8_activations_ = on; }
+  bool int8_activations() const { return int8_activations_; }
+
   void quantize_for_load(int bits, int group_size, QuantMode mode = QuantMode::affine);
   void quantize(int bits, int group_size, Dtype scale_dtype, QuantMode mode = QuantMode::affine);
   // Replaces the weight with dense values [out, in] (fusing adapters).
@@ -87,6 +93,7 @@ class Linear : public Module {
   void register_all();
   WeightMatrix w_;
   bool has_bias_;
+  bool int8_activations_ = false;
   Tensor bias_;
   std::shared_ptr<const LoraWeights> lora_;
 };

@@ -66,6 +66,7 @@ SparseMoe::SparseMoe(const MoeOptions& o) : o_(o) {
   gate_ = std::make_unique<Linear>(o.hidden, o.experts, o.router_bias);
   register_module(o.router_name, *gate_);
   if (!o.correction_bias.empty()) register_parameter(o.correction_bias, correction_, {o.experts}, false, true);
+  if (!o.expert_scale.empty()) register_parameter(o.expert_scale, expert_scale_, {o.experts});
   gate_proj_ = std::make_unique<SwitchLinear>(o.experts, o.hidden, o.intermediate, o.expert_bias);
   up_proj_ = std::make_unique<SwitchLinear>(o.experts, o.hidden, o.intermediate, o.expert_bias);
   down_proj_ = std::make_unique<SwitchLinear>(o.experts, o.intermediate, o.hidden, o.expert_bias);
@@ -173,16 +174,22 @@ void SparseMoe::add_experts_one_token(const Tensor& rows, const MoeRoute& route,
   }
 }
 
-Tensor SparseMoe::forward(const Tensor& x) const {
+Tensor SparseMoe::forward(const Tensor& x, const Tensor& route_x) const {
   const Shape shape = x.shape();
   const Device device = x.device();
   Tensor rows = (x.dtype() == Dtype::f32 ? x : x.to(Dtype::f32)).contiguous().reshape({-1, o_.hidden});
+  const Tensor route_rows = &route_x == &x ? rows : route_x.reshape({-1, o_.hidden});
   const int64_t T = rows.dim(0), E = o_.experts, K = o_.top_k;
+  if (route_rows.dim(0) != T) throw ShapeError("moe: " + std::to_string(route_rows.dim(0)) + " routed rows for " + std::to_string(T));
   // The routing reads the router's logits on the host: one copy per layer on a device.
-  Tensor logits = gate_->forward(rows).to(Dtype::f32).to(Device::cpu()).contiguous();  // [T, E]
+  Tensor logits = gate_->forward(route_rows).to(Dtype::f32).to(Device::cpu()).contiguous();  // [T, E]
   Tensor correction = correction_.defined() ? correction_.to(Dtype::f32).to(Device::cpu()).contiguous() : Tensor();
-  const MoeRoute route = route_tokens(o_.routing, logits.data<float>(), T, E,
-                                      correction.defined() ? correction.data<float>() : nullptr);
+  MoeRoute route = route_tokens(o_.routing, logits.data<float>(), T, E,
+                                correction.defined() ? correction.data<float>() : nullptr);
+  if (expert_scale_.defined()) {
+    const std::vector<float> scale = expert_scale_.to(Device::cpu()).to_float_vector();
+    for (size_t i = 0; i < route.weights.size(); ++i) route.weights[i] *= scale[static_cast<size_t>(route.experts[i])];
+  }
   std::vector<std::vector<int64_t>> tokens_of(static_cast<size_t>(E));
   std::vector<std::vector<float>> weights_of(static_cast<size_t>(E));
   for (int64_t i = 0; i < T * K; ++i) {

@@ -32,6 +32,9 @@ struct MoeOptions {
   // checkpoint), a path under this block:
   // DeepSeek-V3 "gate.e_score_correction_bias", ERNIE "moe_statics.e_score_correction_bias".
   std::string correction_bias;
+  // Per-expert multiplier of the final routing weights ("" = none), a path under this block:
+  // Gemma 4 "router.per_expert_scale".
+  std::string expert_scale;
   std::string experts_name = "switch_mlp";  // the stacked experts' module (gpt-oss: "experts")
   // Checkpoints with fused 3-D experts (transformers 5 "experts.gate_up_proj"): which
   // orientation to assume where the shapes cannot tell ([E, in, out]: Llama 4, gpt-oss)
@@ -52,7 +55,10 @@ struct MoeOptions {
 class SparseMoe : public Module {
  public:
   explicit SparseMoe(const MoeOptions& o);
-  Tensor forward(const Tensor& x) const;
+  Tensor forward(const Tensor& x) const { return forward(x, x); }
+  // Experts over x, routed by the router over `route` (Gemma 4 routes on the layer's input
+  // and feeds the experts its normed copy).
+  Tensor forward(const Tensor& x, const Tensor& route) const;
   const MoeOptions& options() const { return o_; }
 
  private:
@@ -72,6 +78,7 @@ class SparseMoe : public Module {
   MoeOptions o_;
   std::unique_ptr<Linear> gate_;  // router [experts, hidden]
   Tensor correction_;             // [experts]
+  Tensor expert_scale_;           // [experts]
   std::unique_ptr<SwitchLinear> gate_proj_, up_proj_, down_proj_;
   std::unique_ptr<Mlp> shared_;
   std::unique_ptr<Linear> shared_gate_;

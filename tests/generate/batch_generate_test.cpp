@@ -44,7 +44,7 @@ INSTANTIATE_TEST_SUITE_P(
     Fixtures,
     BatchFixtures,
     ::testing::Values("llama", "gemma2", "gemma3_text", "starcoder2", "qwen3", "phi3_short", "gemma3n_text",
-                      "gemma4_text"));
+                      "gemma4_text", "gemma4_text_moe", "bitnet_packed"));
 
 TEST(BatchGenerate, EachRowEqualsGeneratingItAloneOnStories260K) {
   LMX_REQUIRE_STORIES();

@@ -98,7 +98,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures,
 INSTANTIATE_TEST_SUITE_P(DenseFixtures,
                          WindowedModels,
                          ::testing::Values("cohere2", "olmo3", "exaone4", "ministral", "gemma3n_text",
-                                           "gemma4_text"));
+                                           "gemma4_text", "gemma4_text_k_eq_v", "gemma4_text_moe"));
 
 // Gemma 3n without a reference (the gemma3n_text fixture has one): random weights, 16
 // tokens past a window of 3, 6 layers of which the last 3 reuse the keys and values of
@@ -148,6 +148,9 @@ TEST_P(CachedModels, IncrementalDecodeReproducesFullSequenceLogits) {
 }
 
 INSTANTIATE_TEST_SUITE_P(DenseFixtures, CachedModels, ::testing::Values("gpt2", "gpt_neox", "phi", "nanochat"));
+// Packed ternary BitNet: decode steps (one row: the shared-input 2-bit kernels, the
+// activation rounding once for q / k / v and gate / up) against transformers' BitLinear.
+INSTANTIATE_TEST_SUITE_P(PackedTernary, CachedModels, ::testing::Values("bitnet_packed", "bitnet_packed_auto"));
 
 TEST(MakeCache, MaxKvSizeGivesRotatingCachesWithKeep4) {
   auto loaded = models::load_model(testing::fixture("llama"));

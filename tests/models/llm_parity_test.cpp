@@ -143,7 +143,12 @@ INSTANTIATE_TEST_SUITE_P(DenseArchitectures, LlmParity,
                                            "gemma3n_text",
                                            // Per-layer inputs, KV sharing, layer scalars, wider global
                                            // heads with a proportional rope.
-                                           "gemma4_text"));
+                                           "gemma4_text",
+                                           // 31B's layout: no per-layer inputs, full-attention values
+                                           // from the keys' projection, fewer global kv heads.
+                                           "gemma4_text_k_eq_v",
+                                           // 26B-A4B's: a MoE beside the MLP in every layer.
+                                           "gemma4_text_moe"));
 
 // GPT-2 checkpoints come as transformers saves them (transformer.*, Conv1D weights
 // [in, out]), as the hub's original (unprefixed, Conv1D) and as mlx-lm saves them
@@ -277,6 +282,75 @@ TEST(ModelLoading, Qwen35FolderLoadsItsTextPart) {
   }
 }
 
+// Llama 4 folders (model_type "llama4", Llama4ForConditionalGeneration) hold the text model
+// under language_model.* (the hub's names, kept by mlx-community) or model.language_model.*
+// (transformers 5) beside vision_model.* and multi_modal_projector.*: the text part loads,
+// from the folder's config with or without text_config's own model_type.
+TEST(ModelLoading, Llama4FolderLoadsItsTextPart) {
+  auto folder = io::ModelFolder::open(fixture("llama4_text"));
+  for (const bool hub_names : {true, false}) {
+    models::WeightDict w;
+    for (auto& [key, t] : models::read_weights(folder)) {
+      if (hub_names) w["language_model." + key] = t;
+      else w[key.starts_with("model.") ? "model.language_model." + key.substr(6) : key] = t;
+    }
+    const std::string pre = hub_names ? "" : "model.";
+    w[pre + "vision_model.patch_embedding.linear.weight"] = Tensor::zeros({2, 2});
+    w[pre + "multi_modal_projector.linear_1.weight"] = Tensor::zeros({2, 2});
+    for (const bool typed : {true, false}) {
+      SCOPED_TRACE(std::string(hub_names ? "hub" : "v5") + (typed ? " typed" : " untyped"));
+      nlohmann::json text = folder.text_config();
+      if (!typed) text.erase("model_type");
+      const nlohmann::json raw = {{"model_type", "llama4"}, {"text_config", text}, {"vision_config", {{"hidden_size", 8}}}};
+      nlohmann::json merged = text;
+      if (!typed) merged["model_type"] = "llama4";
+      auto model = models::create_folder_model(models::ConfigReader(raw, "config.json"),
+                                               models::ConfigReader(merged, "config.json"));
+      models::load_weights(*model, w, raw, "llama4");
+      expect_parity(*model, reference("llama4_text"), 1e-4, false);
+    }
+  }
+}
+
+// Gemma 4's MoE block in mlx-lm's layout (experts.switch_glu.{gate,up,down}_proj.weight,
+// already split) gives transformers' logits too.
+TEST(ModelLoading, Gemma4MoeInMlxLayoutLoads) {
+  auto folder = io::ModelFolder::open(fixture("gemma4_text_moe"));
+  models::WeightDict w;
+  int split = 0;
+  for (auto& [key, t] : models::read_weights(folder)) {
+    if (key.ends_with(".experts.gate_up_proj")) {
+      const std::string base = key.substr(0, key.size() - std::string("gate_up_proj").size()) + "switch_glu.";
+      const int64_t inter = t.dim(1) / 2;
+      w[base + "gate_proj.weight"] = t.slice(1, 0, inter).contiguous();
+      w[base + "up_proj.weight"] = t.slice(1, inter, 2 * inter).contiguous();
+      ++split;
+    } else if (key.ends_with(".experts.down_proj")) {
+      w[key.substr(0, key.size() - std::string("down_proj").size()) + "switch_glu.down_proj.weight"] = t;
+    } else {
+      w[key] = t;
+    }
+  }
+  EXPECT_EQ(split, 4);
+  auto model = models::create_model(models::ConfigReader(folder.text_config(), "config.json"));
+  models::load_weights(*model, w, folder.raw_config(), "gemma4_text");
+  expect_parity(*model, reference("gemma4_text_moe"), 1e-4, false);
+}
+
+// mlx-lm's aliases run the model they name, on that model's fixture.
+TEST(ModelLoading, MlxLmAliasesRunTheirModel) {
+  for (const auto& [alias, source] : {std::pair{"kimi_k2", "deepseek_v3"}, {"joyai_llm_flash", "deepseek_v3"},
+                                      {"iquestcoder", "llama"}}) {
+    SCOPED_TRACE(alias);
+    auto folder = io::ModelFolder::open(fixture(source));
+    nlohmann::json cfg = folder.raw_config();
+    cfg["model_type"] = alias;
+    auto model = models::create_model(models::ConfigReader(cfg, "config.json"));
+    models::load_weights(*model, models::read_weights(folder), cfg, alias);
+    expect_parity(*model, reference(source), 1e-4, false);
+  }
+}
+
 class QuantizedParity : public ::testing::TestWithParam<std::string> {};
 
 // lmx's own quantizer on the f32 folder vs transformers run on MLX-dequantized weights.
@@ -319,19 +393,30 @@ TEST(ModelLoading, StrictErrorListsEveryProblem) {
 TEST(ModelLoading, UnknownArchitectureIsUnsupported) {
   nlohmann::json cfg = {{"model_type", "not_a_model"}};
   EXPECT_THROW(models::create_model(models::ConfigReader(cfg, "config.json")), Unsupported);
+  // The message lists every supported type (issue 19), aliases and folder types included.
+  try {
+    models::create_model(models::ConfigReader(cfg, "config.json"));
+  } catch (const Unsupported& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("model_type 'not_a_model' is not supported (supported: llama, "), std::string::npos) << msg;
+    for (const auto& type : models::supported_model_types()) {
+      EXPECT_NE(msg.find(type), std::string::npos) << type;
+    }
+    for (const char* type : {"kimi_k2", "bitnet", "gpt_oss", "llama4", "gemma4", "qwen3_5_moe", "mistral3"}) {
+      EXPECT_NE(msg.find(type), std::string::npos) << type;
+    }
+  }
   nlohmann::json bad = {{"model_type", "llama"}, {"vocab_size", "many"}};
   EXPECT_THROW(models::create_model(models::ConfigReader(bad, "config.json")), FormatError);
 }
 
-// Issue 19: the gemma4 variants lmx does not run yet (keys shared as values, the MoE block,
-// bidirectional attention over every layer) are refused by name, not run as plain gemma4.
+// Issue 19: the gemma4 variant lmx does not run yet (bidirectional attention over every
+// layer) is refused by name, not run as plain gemma4.
 TEST(ModelLoading, Gemma4VariantsNotSupportedAreRefusedByName) {
   auto folder = io::ModelFolder::open(fixture("gemma4_text"));
   const nlohmann::json good = folder.text_config();
   EXPECT_NO_THROW(models::create_model(models::ConfigReader(good, "config.json")));
   const std::vector<std::pair<nlohmann::json, std::string>> cases = {
-      {{{"attention_k_eq_v", true}}, "attention_k_eq_v"},
-      {{{"enable_moe_block", true}}, "enable_moe_block"},
       {{{"use_bidirectional_attention", "all"}}, "use_bidirectional_attention"},
   };
   for (const auto& [patch, field] : cases) {

@@ -18,6 +18,7 @@
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/models/llm/common.h"
 #include "lmx/nn/laurel.h"
+#include "lmx/models/expert_weights.h"
 
 namespace lmx::models::llm {
 namespace {
@@ -47,6 +48,10 @@ class PerLayerGemmaLM : public LanguageModel {
     std::unique_ptr<nn::Laurel> laurel;
     std::unique_ptr<nn::Linear> per_layer_gate, per_layer_projection;
     Tensor scalar;  // [1] (layer_scalar)
+    // Gemma 4's MoE block: experts beside the MLP, each branch with its own norms.
+    std::unique_ptr<nn::SparseMoe> moe;
+    std::unique_ptr<nn::RMSNorm> post_ffn_norm_1, pre_ffn_norm_2, post_ffn_norm_2;
+    Tensor router_scale;  // [hidden]
   };
   struct Body : nn::Module {
     using nn::Module::register_module;
@@ -90,12 +95,22 @@ PerLayerGemmaLM::Layer::Layer(const PerLayerGemmaSpec& s, const LayerSpec& ls, c
     laurel = std::make_unique<nn::Laurel>(H, s.laurel_rank, eps);
     register_module("laurel", *laurel);
   }
-  per_layer_gate = std::make_unique<nn::Linear>(H, s.per_layer_dim, false);
-  per_layer_projection = std::make_unique<nn::Linear>(s.per_layer_dim, H, false);
-  register_module("per_layer_input_gate", *per_layer_gate);
-  register_module("per_layer_projection", *per_layer_projection);
-  norm("post_per_layer_input_norm", post_per_layer_norm);
+  if (s.per_layer_dim > 0) {  // Gemma 4 31B and 26B-A4B have no per-layer inputs
+    per_layer_gate = std::make_unique<nn::Linear>(H, s.per_layer_dim, false);
+    per_layer_projection = std::make_unique<nn::Linear>(s.per_layer_dim, H, false);
+    register_module("per_layer_input_gate", *per_layer_gate);
+    register_module("per_layer_projection", *per_layer_projection);
+    norm("post_per_layer_input_norm", post_per_layer_norm);
+  }
   if (s.layer_scalar) register_parameter("layer_scalar", scalar, {1});
+  if (s.moe) {
+    moe = std::make_unique<nn::SparseMoe>(*s.moe);
+    register_module("", *moe);  // its router.* and experts.* sit at the layer's top level
+    register_parameter("router.scale", router_scale, {H});
+    norm("post_feedforward_layernorm_1", post_ffn_norm_1);
+    norm("pre_feedforward_layernorm_2", pre_ffn_norm_2);
+    norm("post_feedforward_layernorm_2", post_ffn_norm_2);
+  }
 }
 
 std::vector<Tensor> PerLayerGemmaLM::Layer::forward(const std::vector<Tensor>& x, const Tensor& per_layer_input,
@@ -107,13 +122,22 @@ std::vector<Tensor> PerLayerGemmaLM::Layer::forward(const std::vector<Tensor>& x
   const Tensor normed = input_norm->forward(active);
   Tensor h = ops::add(active, post_attn_norm->forward(attn->forward(normed, cache, nullptr, shared)));
   if (laurel) h = ops::div(ops::add(h, laurel->forward(normed)), std::sqrt(2.0));
-  Tensor out = ops::add(h, post_ffn_norm->forward(mlp->forward(pre_ffn_norm->forward(h))));
+  Tensor ffn = mlp->forward(pre_ffn_norm->forward(h));
+  if (moe) {
+    // The router reads the layer's input through a weightless RMS norm, times router.scale
+    // and hidden^-1/2; the experts read pre_feedforward_layernorm_2's.
+    const Tensor route = ops::mul(ops::rms_norm(h, router_scale, s.base.norm_eps),
+                                  1.0 / std::sqrt(static_cast<double>(s.base.hidden)));
+    ffn = ops::add(post_ffn_norm_1->forward(ffn),
+                   post_ffn_norm_2->forward(moe->forward(pre_ffn_norm_2->forward(h), route)));
+  }
+  Tensor out = ops::add(h, post_ffn_norm->forward(ffn));
   auto gated = [&](const Tensor& y) {
     const Tensor g = ops::mul(nn::activate(s.act, per_layer_gate->forward(y)), per_layer_input);
     return post_per_layer_norm->forward(per_layer_projection->forward(g));
   };
   if (!altup) {
-    out = ops::add(out, gated(out));
+    if (per_layer_gate) out = ops::add(out, gated(out));
     return {scalar.defined() ? ops::mul(out, scalar) : out};
   }
   std::vector<Tensor> corrected = altup->correct(predictions, out);
@@ -128,13 +152,15 @@ PerLayerGemmaLM::PerLayerGemmaLM(PerLayerGemmaSpec spec) : s_(std::move(spec)) {
   const int64_t layers = static_cast<int64_t>(b.layers.size());
   for (const auto& rc : b.ropes) ropes_.push_back(std::make_unique<nn::RotaryEmbedding>(rc));
   embed_ = std::make_unique<nn::Embedding>(b.vocab, b.hidden);
-  embed_per_layer_ = std::make_unique<nn::Embedding>(s_.per_layer_vocab, layers * s_.per_layer_dim);
-  per_layer_model_projection_ = std::make_unique<nn::Linear>(b.hidden, layers * s_.per_layer_dim, false);
-  per_layer_projection_norm_ = std::make_unique<nn::RMSNorm>(s_.per_layer_dim, b.norm_eps);
   body_.register_module("embed_tokens", *embed_);
-  body_.register_module("embed_tokens_per_layer", *embed_per_layer_);
-  body_.register_module("per_layer_model_projection", *per_layer_model_projection_);
-  body_.register_module("per_layer_projection_norm", *per_layer_projection_norm_);
+  if (s_.per_layer_dim > 0) {
+    embed_per_layer_ = std::make_unique<nn::Embedding>(s_.per_layer_vocab, layers * s_.per_layer_dim);
+    per_layer_model_projection_ = std::make_unique<nn::Linear>(b.hidden, layers * s_.per_layer_dim, false);
+    per_layer_projection_norm_ = std::make_unique<nn::RMSNorm>(s_.per_layer_dim, b.norm_eps);
+    body_.register_module("embed_tokens_per_layer", *embed_per_layer_);
+    body_.register_module("per_layer_model_projection", *per_layer_model_projection_);
+    body_.register_module("per_layer_projection_norm", *per_layer_projection_norm_);
+  }
   for (int64_t i = 1; i < s_.altup.streams; ++i) {
     altup_projections_.push_back(std::make_unique<nn::Linear>(b.hidden, b.hidden, false));
     altup_unembed_projections_.push_back(std::make_unique<nn::Linear>(b.hidden, b.hidden, false));
@@ -167,6 +193,9 @@ void PerLayerGemmaLM::sanitize(WeightDict& weights) const {
     it = drop ? weights.erase(it) : std::next(it);
   }
   if (s_.base.tie_embeddings) weights.erase("lm_head.weight");
+  if (s_.moe) {
+    for (size_t i = 0; i < layers_.size(); ++i) stack_expert_weights(weights, "model.layers." + std::to_string(i), *s_.moe);
+  }
 }
 
 Tensor PerLayerGemmaLM::per_layer_inputs(const Tensor& tokens, const Tensor& embeddings) const {
@@ -194,7 +223,7 @@ Tensor PerLayerGemmaLM::forward(const Tensor& tokens, nn::KVCacheList* caches, c
   if (options.attention) throw Unsupported(model_type_ + ": takes no attention context");
   Tensor h = ops::mul(embed_->forward(tokens), std::sqrt(static_cast<double>(s_.base.hidden)));
   if (options.edit_embeddings) h = options.edit_embeddings(h);
-  const Tensor per_layer = per_layer_inputs(tokens, h);
+  const Tensor per_layer = s_.per_layer_dim > 0 ? per_layer_inputs(tokens, h) : Tensor();
   std::vector<Tensor> streams = altup_projections_.empty() ? std::vector<Tensor>{h} : nn::altup_expand(h, altup_projections_);
   const size_t a = s_.altup.streams > 1 ? static_cast<size_t>(s_.altup.active) : 0;
   if (options.hidden_states) options.hidden_states->push_back(streams[a]);
@@ -203,7 +232,7 @@ Tensor PerLayerGemmaLM::forward(const Tensor& tokens, nn::KVCacheList* caches, c
     const int64_t source = s_.kv_source[i];
     nn::KVCache* cache = caches && source < 0 ? (*caches)[i].get() : nullptr;
     nn::SharedKV* kv = &shared[source < 0 ? i : static_cast<size_t>(source)];
-    const Tensor input = per_layer.select(2, static_cast<int64_t>(i));
+    const Tensor input = per_layer.defined() ? per_layer.select(2, static_cast<int64_t>(i)) : Tensor();
     streams = layers_[i]->forward(streams, input, cache, kv, s_);
     if (options.hidden_states) options.hidden_states->push_back(streams[a]);
   }
@@ -247,8 +276,8 @@ PerLayerGemmaSpec per_layer_gemma_spec(const ConfigReader& c, const std::string&
   s.act = nn::parse_activation(c.get_string("hidden_activation", "gelu_pytorch_tanh"));
   s.per_layer_vocab = c.get_int("vocab_size_per_layer_input", b.vocab);
   s.per_layer_dim = c.get_int("hidden_size_per_layer_input", 256);
-  if (s.per_layer_vocab <= 0) c.fail("vocab_size_per_layer_input", "must be positive");
-  if (s.per_layer_dim <= 0) c.fail("hidden_size_per_layer_input", "must be positive");
+  if (s.per_layer_dim < 0) c.fail("hidden_size_per_layer_input", "must be >= 0 (0: no per-layer inputs)");
+  if (s.per_layer_dim > 0 && s.per_layer_vocab <= 0) c.fail("vocab_size_per_layer_input", "must be positive");
   s.altup = {b.hidden, 1, 0, b.norm_eps};
   s.types = read_layer_types(c, static_cast<int64_t>(layers), gemma3n_layer_type);
   const int64_t window = c.get_int("sliding_window", 512);
@@ -294,6 +323,7 @@ std::unique_ptr<LanguageModel> gemma3n_text(const ConfigReader& c) {
   s.altup_correct_scale = c.get_bool("altup_correct_scale", true);
   if (s.laurel_rank <= 0) c.fail("laurel_rank", "must be positive");
   if (s.altup.streams < 2) c.fail("altup_num_inputs", "must be at least 2");
+  if (s.per_layer_dim == 0) c.fail("hidden_size_per_layer_input", "must be positive for gemma3n");
   const std::vector<double> widths = per_layer_values(c, "intermediate_size", layers, 0.0);
   const std::vector<double> sparsity = per_layer_values(c, "activation_sparsity_pattern", layers, 0.0);
   // Two ropes: [full attention, sliding attention] (v5 rope_parameters by layer type).

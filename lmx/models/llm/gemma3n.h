@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "lmx/models/language_model.h"
 #include "lmx/models/transformer.h"
 #include "lmx/nn/altup.h"
+#include "lmx/nn/moe.h"
 
 namespace lmx::models::llm {
 
@@ -27,6 +29,9 @@ struct PerLayerGemmaSpec {
   nn::AltUpOptions altup;          // streams 1: no AltUp (the per-layer input joins the residual)
   bool altup_correct_scale = true;
   bool layer_scalar = false;       // Gemma 4: each layer's output times its "layer_scalar"
+  // Gemma 4 26B-A4B (enable_moe_block): beside the dense MLP each layer has a MoE
+  // ("router.*", "experts.*" at the layer's top level) routed on the layer's input.
+  std::optional<nn::MoeOptions> moe;
   nn::Activation act = nn::Activation::gelu_tanh;
 };
 

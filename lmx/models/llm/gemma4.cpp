@@ -3,8 +3,9 @@
 // per-layer input joins the residual and whose layers end by scaling their output by a
 // stored "layer_scalar". The full-attention layers have their own head geometry
 // (per_layer_config since transformers 5.15, global_head_dim before) and a
-// "proportional" rope over the whole head. Keys shared as values (attention_k_eq_v) and
-// the MoE block (enable_moe_block) are not supported yet.
+// "proportional" rope over the whole head. With attention_k_eq_v (31B, 26B-A4B) the
+// full-attention layers take their values from the keys' projection (no v_proj); with
+// enable_moe_block (26B-A4B) each layer adds a MoE beside its MLP (PerLayerGemmaSpec::moe).
 #include "lmx/base/error.h"
 #include "lmx/models/llm/common.h"
 #include "lmx/models/llm/gemma3n.h"
@@ -12,8 +13,6 @@
 namespace lmx::models::llm {
 
 std::unique_ptr<LanguageModel> gemma4_text(const ConfigReader& c) {
-  if (c.get_bool("attention_k_eq_v", false)) throw Unsupported(c.source() + ": gemma4 attention_k_eq_v is not supported yet");
-  if (c.get_bool("enable_moe_block", false)) throw Unsupported(c.source() + ": gemma4 enable_moe_block is not supported yet");
   if (c.get_string("use_bidirectional_attention", "") == "all") {
     throw Unsupported(c.source() + ": gemma4 use_bidirectional_attention 'all' is not supported yet");
   }
@@ -23,10 +22,13 @@ std::unique_ptr<LanguageModel> gemma4_text(const ConfigReader& c) {
   const auto per_layer = c.object("per_layer_config");
   const int64_t global_head_dim = c.get_int("global_head_dim", 512);
   const bool double_wide = c.get_bool("use_double_wide_mlp", false);
+  // 31B, 26B-A4B: the full-attention layers' values are their keys' projection.
+  const bool k_eq_v = c.get_bool("attention_k_eq_v", false);
   int64_t dims[2] = {0, 0};  // head dims of the [full, sliding] layers
   for (size_t i = 0; i < b.layers.size(); ++i) {
     nn::AttentionOptions& a = b.layers[i].attention;
     const bool full = s.types[i] == "full_attention";
+    a.values_from_keys = k_eq_v && full && !a.kv_shared;
     if (per_layer) {
       if (auto o = per_layer->object(std::to_string(i))) {
         a.head_dim = o->get_int("head_dim", a.head_dim);
@@ -54,6 +56,21 @@ std::unique_ptr<LanguageModel> gemma4_text(const ConfigReader& c) {
     b.ropes[0].proportion = 0.25;
     b.ropes[0].theta = 1000000.0;
     b.ropes[1].theta = 10000.0;
+  }
+  if (c.get_bool("enable_moe_block", false)) {  // 26B-A4B
+    nn::MoeOptions o;
+    o.hidden = b.hidden;
+    o.intermediate = c.require_int("moe_intermediate_size");
+    o.experts = c.require_int("num_experts");
+    o.top_k = c.require_int("top_k_experts");
+    o.norm_topk_prob = true;
+    o.act = s.act;
+    o.router_name = "router.proj";
+    o.expert_scale = "router.per_expert_scale";
+    // mlx-lm's names ("experts.switch_glu.*"); transformers' fused "experts.gate_up_proj"
+    // [E, 2I, H] (gate, then up) and "experts.down_proj" are split into them.
+    o.experts_name = "experts.switch_glu";
+    s.moe = o;
   }
   return per_layer_gemma(std::move(s));
 }
