@@ -660,6 +660,25 @@ void run_matvec_rows(std::span<const MatvecTarget> targets,
   const bool few = m >= 2 && few_rows_supported(*targets[0].w, prec,
                                                 std::min<int64_t>(static_cast<int64_t>(m), kMaxFewRows));
   const size_t groups = (m + static_cast<size_t>(kMaxFewRows) - 1) / static_cast<size_t>(kMaxFewRows);
+  // Each row group's f32 factors, laid out once here for every chunk (few_rows_factors;
+  // the targets share the rows' preparation, so their quantization groups).
+  thread_local std::vector<float> factor_buf;
+  std::vector<float>& factors = factor_buf;  // the caller's, as `plan`
+  std::vector<size_t> factor_at(groups + 1, 0);
+  if (few) {
+    const int64_t qgroups = targets[0].w->k() / targets[0].w->group_size();
+    for (size_t g = 0, first = 0; g < groups; ++g) {
+      const size_t count = (m - first) / (groups - g);
+      factor_at[g + 1] = factor_at[g] + few_rows_factors_size(static_cast<int>(count), qgroups);
+      first += count;
+    }
+    factors.resize(factor_at[groups]);
+    for (size_t g = 0, first = 0; g < groups; ++g) {
+      const size_t count = (m - first) / (groups - g);
+      few_rows_factors(xps.data() + first, static_cast<int>(count), qgroups, factors.data() + factor_at[g]);
+      first += count;
+    }
+  }
   auto do_chunk = [&](int64_t c) {
     const MatvecChunk& ch = chunks[static_cast<size_t>(c)];
     if (few) {
@@ -668,8 +687,8 @@ void run_matvec_rows(std::span<const MatvecTarget> targets,
         float* y[kMaxFewRows];
         for (size_t i = 0; i < count; ++i)
           y[i] = targets[(first + i) * per_row + static_cast<size_t>(ch.target)].y;
-        few_rows_avx512(*targets[static_cast<size_t>(ch.target)].w, prec, xps.data() + first, y,
-                        static_cast<int>(count), ch.b0, ch.b1);
+        few_rows_avx512(*targets[static_cast<size_t>(ch.target)].w, prec, xps.data() + first,
+                        factors.data() + factor_at[g], y, static_cast<int>(count), ch.b0, ch.b1);
         first += count;
       }
       return;

@@ -113,12 +113,22 @@ inline constexpr int kMaxFewRows = 8;
 // Whether the few-row kernel takes m rows of w: AVX-512 VNNI; int16 activations with 4
 // bits in groups of 64 / 128 or 8 bits; int8 activations with 4 bits in groups of 64 / 128.
 bool few_rows_supported(const PackedQuantWeight& w, ActivationPrecision prec, int64_t m);
+// `factors`: few_rows_factors(xps, m, groups of w) of these rows (made once per call of
+// the matmul, not per chunk of blocks).
 void few_rows_avx512(const PackedQuantWeight& w,
                      ActivationPrecision prec,
                      const XPrep* xps,
+                     const float* factors,
                      float* const* y,
                      int m,
                      int64_t b0,
                      int64_t b1);
+// The x rows' f32 factors per group laid out as the few-row kernel's f32 steps load them
+// (one load each): per group, for each pair p of rows (2p, 2p + 1) 16 floats (dx of row 2p
+// in lanes 0-7, of 2p + 1 in 8-15), then for each quad q of rows 16 floats (xsum of row 4q + r
+// in lanes 4r .. 4r + 3, one per weight row); rows past m repeat the last one. Writes
+// few_rows_factors_size(m, groups) floats.
+size_t few_rows_factors_size(int m, int64_t groups);
+void few_rows_factors(const XPrep* xps, int m, int64_t groups, float* out);
 
 }  // namespace lmx::cpu::detail

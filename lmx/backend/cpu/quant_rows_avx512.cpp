@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <vector>
 
 #include "lmx/backend/cpu/cpu_features.h"
 #include "lmx/backend/cpu/quant_matvec_int.h"
@@ -139,35 +138,15 @@ inline __m512i row_sums(const __m512i ab_i[2], const __m512i ab_j[2]) {
   return _mm512_permutexvar_epi32(order, v);
 }
 
-// Per group, the x rows' f32 factors laid out as the f32 steps use them, so that each
-// is one load there (broadcasting them group by group was a third of those steps): dx of
-// rows 2p and 2p + 1 in lanes 0-7 and 8-15 of pair p's 16 floats, and each row's xsum in
-// 4 lanes (one per weight row) of quad q's 16 floats (rows 4q .. 4q + 3). Rows past M
-// repeat the last one.
-template <int M>
-const float* group_factors(const XPrep* xps, int64_t groups) {
-  constexpr int P = (M + 1) / 2, Q = (M + 3) / 4;
-  thread_local std::vector<float> buf;
-  buf.resize(static_cast<size_t>(groups * (P + Q) * 16));
-  float* f = buf.data();
-  for (int64_t g = 0; g < groups; ++g) {
-    float* dx = f + g * (P + Q) * 16;
-    for (int p = 0; p < P; ++p)
-      for (int l = 0; l < 16; ++l) dx[p * 16 + l] = xps[std::min(2 * p + l / 8, M - 1)].dx[g];
-    float* xs = dx + P * 16;
-    for (int q = 0; q < Q; ++q)
-      for (int l = 0; l < 16; ++l) xs[q * 16 + l] = xps[std::min(4 * q + l / 4, M - 1)].xsum[g];
-  }
-  return f;
-}
-
+// factors: few_rows_factors's layout (each group's dx per pair of rows and xsum per quad:
+// one load each in the f32 steps; broadcasting them group by group was a third of them).
 template <int B, int G, Dtype SD, int M, bool I8>
-void few_rows(const PackedQuantWeight& w, const XPrep* xps, float* const* y, int64_t b0, int64_t b1) {
+void few_rows(const PackedQuantWeight& w, const XPrep* xps, const float* factors, float* const* y, int64_t b0,
+              int64_t b1) {
   constexpr int P = (M + 1) / 2;  // pairs of x rows (an odd M's last pair repeats its row)
   constexpr int Q = (M + 3) / 4;  // quads of x rows (bias accumulators)
   const BlockLayout bl{w.scales_offset(), w.biases_offset(), prefetch_ahead(w)};
   const int64_t groups = w.k() / G;
-  const float* factors = group_factors<M>(xps, groups);
   // As the matvec: fetch the lines of this block's scales and biases that the plane
   // reads' prefetches jump over.
   const int64_t tail = w.block_bytes() - w.scales_offset();
@@ -210,7 +189,7 @@ void few_rows(const PackedQuantWeight& w, const XPrep* xps, float* const* y, int
   }
 }
 
-using FewRowsFn = void (*)(const PackedQuantWeight&, const XPrep*, float* const*, int64_t, int64_t);
+using FewRowsFn = void (*)(const PackedQuantWeight&, const XPrep*, const float*, float* const*, int64_t, int64_t);
 
 template <int B, int G, Dtype SD, bool I8>
 FewRowsFn pick_m(int m) {
@@ -241,6 +220,7 @@ FewRowsFn pick_bg(int bits, int group, bool int8, int m) {
 void few_rows_avx512(const PackedQuantWeight& w,
                      ActivationPrecision prec,
                      const XPrep* xps,
+                     const float* factors,
                      float* const* y,
                      int m,
                      int64_t b0,
@@ -252,7 +232,7 @@ void few_rows_avx512(const PackedQuantWeight& w,
     case Dtype::bf16: fn = pick_bg<Dtype::bf16>(w.bits(), w.group_size(), int8, m); break;
     default: fn = pick_bg<Dtype::f32>(w.bits(), w.group_size(), int8, m); break;
   }
-  fn(w, xps, y, b0, b1);
+  fn(w, xps, factors, y, b0, b1);
 }
 
 }  // namespace lmx::cpu::detail
@@ -260,6 +240,22 @@ void few_rows_avx512(const PackedQuantWeight& w,
 #include "lmx/backend/cpu/avx512_target_end.h"
 
 namespace lmx::cpu::detail {
+
+size_t few_rows_factors_size(int m, int64_t groups) {
+  return static_cast<size_t>(groups * ((m + 1) / 2 + (m + 3) / 4) * 16);
+}
+
+void few_rows_factors(const XPrep* xps, int m, int64_t groups, float* out) {
+  const int P = (m + 1) / 2, Q = (m + 3) / 4;
+  for (int64_t g = 0; g < groups; ++g) {
+    float* dx = out + g * (P + Q) * 16;
+    for (int p = 0; p < P; ++p)
+      for (int l = 0; l < 16; ++l) dx[p * 16 + l] = xps[std::min(2 * p + l / 8, m - 1)].dx[g];
+    float* xs = dx + P * 16;
+    for (int q = 0; q < Q; ++q)
+      for (int l = 0; l < 16; ++l) xs[q * 16 + l] = xps[std::min(4 * q + l / 4, m - 1)].xsum[g];
+  }
+}
 
 bool few_rows_supported(const PackedQuantWeight& w, ActivationPrecision prec, int64_t m) {
   const bool g64_128 = w.group_size() == 64 || w.group_size() == 128;
