@@ -81,22 +81,27 @@ TEST_P(SchedulerFixtures, EachRowEqualsGeneratingItAlone) {
     alone.push_back(t);
   }
   BatchScheduler scheduler(model, nullptr, {3});
-  std::vector<std::shared_ptr<ScheduledGroup>> groups;
-  for (const Case& c : cases) {
+  auto request = [&](const Case& c) {
     ScheduledRequest r{c.prompt, c.params, {}};
     r.options.token_events = true;
-    groups.push_back(scheduler.submit({r}));
-    // The first three back to back, so the rows surely run together once (a fixture's step
-    // takes microseconds: spread-out submissions alone could each finish before the next).
-    const int pause = std::uniform_int_distribution<int>(0, 3000)(rng);
-    if (groups.size() >= 3) std::this_thread::sleep_for(std::chrono::microseconds(pause));
+    return r;
+  };
+  // The first three in one submission, so their rows surely run together (a fixture's
+  // step takes microseconds: on a loaded machine, even back-to-back submissions could
+  // each finish before the next arrives); the other seven spread over time.
+  std::vector<std::shared_ptr<ScheduledGroup>> groups;
+  groups.push_back(scheduler.submit({request(cases[0]), request(cases[1]), request(cases[2])}));
+  for (size_t i = 3; i < cases.size(); ++i) {
+    groups.push_back(scheduler.submit({request(cases[i])}));
+    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 3000)(rng)));
   }
+  std::vector<Collected> got = drain(*groups[0], 3);
+  for (size_t g = 1; g < groups.size(); ++g) got.push_back(drain(*groups[g], 1)[0]);
   for (size_t i = 0; i < cases.size(); ++i) {
-    const auto got = drain(*groups[i], 1);
-    EXPECT_EQ(got[0].tokens, alone[i]) << GetParam() << " sequence " << i << " (prompt of "
+    EXPECT_EQ(got[i].tokens, alone[i]) << GetParam() << " sequence " << i << " (prompt of "
                                        << cases[i].prompt.size() << ")";
-    EXPECT_EQ(got[0].info.stop_reason, generate::StopReason::length);
-    EXPECT_EQ(got[0].info.generated_tokens, *cases[i].params.max_tokens);
+    EXPECT_EQ(got[i].info.stop_reason, generate::StopReason::length);
+    EXPECT_EQ(got[i].info.generated_tokens, *cases[i].params.max_tokens);
   }
   EXPECT_GT(scheduler.stats().step_rows, scheduler.stats().steps) << "rows were never batched";
   EXPECT_EQ(scheduler.stats().rows, 0u);
