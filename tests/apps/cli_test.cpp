@@ -60,6 +60,19 @@ TEST_F(Cli, GreedySpeculativeGenerateEqualsLlama2c) {
   EXPECT_NE(err.out.find("draft tokens accepted (100.0%)"), std::string::npos) << err.out;
 }
 
+// `lmx bench --draft-model`: the speculative report (issue 19's benchmark). The model as its
+// own draft accepts every drafted token, so the acceptance it reports is exactly 1.
+TEST_F(Cli, BenchWithADraftModelReportsAcceptanceAndPredictedSpeedUp) {
+  ASSERT_EQ(convert_.status, 0) << convert_.out;
+  Result r = lmx_run("bench --model " + dir_.string() + " --draft-model " + dir_.string() +
+                     " --num-draft-tokens 3 -p 16 -g 24 -n 1 -t 1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("speculative (greedy, 3 draft tokens): "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("acceptance 1.000"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("verify of 4 tokens"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("predicted speed-up from these costs: at 0.5 x"), std::string::npos) << r.out;
+}
+
 TEST_F(Cli, TokenizeAndDetokenizeRoundTrip) {
   Result ids = lmx_run("tokenize --model " + dir_.string(), "Lily saw a big, red ball.");
   ASSERT_EQ(ids.status, 0);
