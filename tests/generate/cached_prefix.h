@@ -14,19 +14,22 @@
 
 namespace lmx::testing {
 
+// The tokens prompt i shares from the start with an earlier prompt j (the test's prompts
+// are built so that no earlier one is a whole prefix of a later one).
+inline size_t common_start(const std::vector<std::vector<int32_t>>& prompts, size_t i, size_t j) {
+  const auto &p = prompts[i], &q = prompts[j];
+  size_t k = 0;
+  while (k < std::min(p.size(), q.size()) && p[k] == q[k]) ++k;
+  if (k == q.size() && q.size() < p.size()) ADD_FAILURE() << "prompt " << j << " is a prefix of prompt " << i;
+  return k;
+}
+
 inline int64_t expected_cached_tokens(const std::vector<std::vector<int32_t>>& prompts,
                                       size_t i,
                                       size_t block) {
   const auto& p = prompts[i];
   size_t best = 0;
-  for (size_t j = 0; j < i; ++j) {
-    const auto& q = prompts[j];
-    size_t k = 0;
-    while (k < std::min(p.size(), q.size()) && p[k] == q[k]) ++k;
-    if (k == q.size() && q.size() < p.size())
-      ADD_FAILURE() << "prompt " << j << " is a prefix of prompt " << i;
-    best = std::max(best, std::min(k, p.size() - 1));
-  }
+  for (size_t j = 0; j < i; ++j) best = std::max(best, std::min(common_start(prompts, i, j), p.size() - 1));
   return static_cast<int64_t>(best / block * block);
 }
 
@@ -39,14 +42,7 @@ inline int64_t expected_cached_tokens_partial(const std::vector<std::vector<int3
                                               const std::vector<size_t>& held) {
   const auto& p = prompts[i];
   size_t best = 0;
-  for (size_t j = 0; j < i; ++j) {
-    const auto& q = prompts[j];
-    size_t k = 0;
-    while (k < std::min(p.size(), q.size()) && p[k] == q[k]) ++k;
-    if (k == q.size() && q.size() < p.size())
-      ADD_FAILURE() << "prompt " << j << " is a prefix of prompt " << i;
-    best = std::max(best, std::min({k, p.size() - 1, held[j]}));
-  }
+  for (size_t j = 0; j < i; ++j) best = std::max(best, std::min({common_start(prompts, i, j), p.size() - 1, held[j]}));
   return static_cast<int64_t>(best);
 }
 
