@@ -48,6 +48,9 @@ inline bool cuda_kv_bf16() { return env_switch("LMX_CUDA_KV_BF16", false); }
 // scales at reduced activation precision: the few-row tensor-core GEMM (quant_gemm_few.cu)
 // instead of dequantizing W to bf16 for cuBLAS every call (session 16).
 inline bool cuda_quant_few_rows() { return env_switch("LMX_CUDA_QUANT_FEW_ROWS", true); }
+// 9..64 rows of x against dense bf16 weights: the few-row tensor-core GEMM
+// (dense_gemm_few.cu) instead of cuBLAS (session 17).
+inline bool cuda_dense_few_rows() { return env_switch("LMX_CUDA_DENSE_FEW_ROWS", true); }
 // mxfp4 / mxfp8 / nvfp4 weights on CUDA (generic kernels).
 inline bool cuda_fp_quant() { return env_switch("LMX_CUDA_FP_QUANT", true); }
 
