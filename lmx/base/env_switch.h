@@ -51,6 +51,9 @@ inline bool cuda_quant_few_rows() { return env_switch("LMX_CUDA_QUANT_FEW_ROWS",
 // 9..64 rows of x against dense bf16 weights: the few-row tensor-core GEMM
 // (dense_gemm_few.cu) instead of cuBLAS (session 17).
 inline bool cuda_dense_few_rows() { return env_switch("LMX_CUDA_DENSE_FEW_ROWS", true); }
+// Decode-path kernels launched to overlap the previous kernel's end (programmatic dependent
+// launch, compute capability 9.0+; lmx/backend/cuda/dependent_launch.cuh).
+inline bool cuda_dependent_launch() { return env_switch("LMX_CUDA_PDL", true); }
 // mxfp4 / mxfp8 / nvfp4 weights on CUDA (generic kernels).
 inline bool cuda_fp_quant() { return env_switch("LMX_CUDA_FP_QUANT", true); }
 

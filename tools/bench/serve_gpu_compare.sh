@@ -20,7 +20,9 @@
 # the vocabulary GGUF), WORK (model files, default a temporary folder, removed at the end), PYTHON,
 # STREAMS (1,8,32), ROUNDS (2), MAX_TOKENS (32), LMX_PORT / LLAMA_PORT (18391 / 18392),
 # CONFIG (Llama-3.2-1B's config.json; default ../shared/data/configs/llama-3.2-1b.json), and for a
-# trial of the script itself on a CPU-only machine LMX_DEVICE=cpu LLAMA_NGL=0 (with a small CONFIG).
+# trial of the script itself on a CPU-only machine LMX_DEVICE=cpu LLAMA_NGL=0 (with a small CONFIG);
+# READY_FILE: made while llama-server is still being built, the script makes lmx's model first,
+# then waits (up to READY_WAIT seconds, 900) for this file before it uses llama.cpp's tools.
 set -u
 : "${LMX:?the lmx binary built with -DLMX_CUDA=ON}" "${LLAMA_SERVER:?llama-server built for CUDA}"
 : "${GGUF_PY:?the gguf-py folder of llama.cpp}" "${OUT:?output folder}"
@@ -75,7 +77,7 @@ say "machine: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format
 REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 say "lmx: $LMX (tree $REV)"
 say "llama-server: $LLAMA_SERVER"
-for f in "$LMX" "$LLAMA_SERVER" "$LLAMA_QUANTIZE" "${TOKENIZER_DIR:-$VOCAB_GGUF}" "$CONFIG"; do
+for f in "$LMX" "${TOKENIZER_DIR:-$VOCAB_GGUF}" "$CONFIG"; do
   [ -e "$f" ] || { say "missing: $f"; exit 1; }
 done
 
@@ -86,6 +88,13 @@ TOK=${TOKENIZER_DIR:-$WORK/tok}
 step 600 weights "$PY" "$HERE/random_llama_model.py" "$CONFIG" "$TOK" "$WORK/hf" --gguf "$WORK/f16.gguf"
 step 600 lmx-convert "$LMX" convert -m "$WORK/hf" -o "$WORK/q4" -q --q-bits 4 --q-group-size 64
 rm -rf "$WORK/hf"
+if [ -n "${READY_FILE:-}" ]; then
+  say "waiting for $READY_FILE"
+  for _ in $(seq "${READY_WAIT:-900}"); do [ -e "$READY_FILE" ] && break; sleep 1; done
+fi
+for f in "$LLAMA_SERVER" "$LLAMA_QUANTIZE"; do
+  [ -e "$f" ] || { say "missing: $f"; exit 1; }
+done
 step 600 llama-quantize "$LLAMA_QUANTIZE" "$WORK/f16.gguf" "$WORK/q4_0.gguf" Q4_0
 rm -f "$WORK/f16.gguf"
 du -sh "$WORK/q4" "$WORK/q4_0.gguf" >> "$LOG" 2>&1

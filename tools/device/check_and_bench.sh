@@ -47,6 +47,13 @@ if has serve; then  # built while the GPU steps run
       -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF > "$L/llscfg.log" 2>&1 &&
     nice -n 19 cmake --build /tmp/llsb -j 14 --target llama-server llama-quantize > "$L/llsbuild.log" 2>&1
     echo "LLSBUILD_RC=$?" >> "$L/llsbuild.log" ) &
+  # The comparison makes its models meanwhile, then waits for /tmp/serve_ready (the build done and
+  # the GPU steps below finished, so that nothing else runs while the servers are measured).
+  el "serve_gpu_compare (background)"
+  env LMX="$B/lmx" LLAMA_SERVER=/tmp/llsb/bin/llama-server GGUF_PY=/tmp/lls/gguf-py \
+    VOCAB_GGUF=/tmp/lls/models/ggml-vocab-llama-bpe.gguf OUT="$OUT/serve" READY_FILE=/tmp/serve_ready ${SERVE_ENV:-} \
+    timeout ${SERVE_TIMEOUT:-560} bash tools/bench/serve_gpu_compare.sh > "$L/serve.log" 2>&1 &
+  SERVE_PID=$!
 fi
 if has tests; then
   el "backend_cuda_test"
@@ -110,13 +117,10 @@ if has serve; then
   el "waiting for llama-server"
   for _ in $(seq 1 200); do grep -q LLSBUILD_RC "$L/llsbuild.log" 2>/dev/null && break; sleep 3; done
   tail -2 "$L/llsbuild.log"
-  if [ -x /tmp/llsb/bin/llama-server ]; then
-    el "serve_gpu_compare"
-    env LMX="$B/lmx" LLAMA_SERVER=/tmp/llsb/bin/llama-server GGUF_PY=/tmp/lls/gguf-py \
-      VOCAB_GGUF=/tmp/lls/models/ggml-vocab-llama-bpe.gguf OUT="$OUT/serve" ${SERVE_ENV:-} \
-      timeout ${SERVE_TIMEOUT:-420} bash tools/bench/serve_gpu_compare.sh > "$L/serve.log" 2>&1
-    echo "serve rc=$?"; tail -30 "$OUT/serve/table.md" 2>/dev/null || tail -20 "$L/serve.log"
-  fi
+  touch /tmp/serve_ready
+  el "serve_gpu_compare measuring"
+  wait "$SERVE_PID"; echo "serve rc=$?"
+  tail -30 "$OUT/serve/table.md" 2>/dev/null || tail -20 "$L/serve.log"
   pack
 fi
 if [ -n "${EXTRA:-}" ]; then el "extra: $EXTRA"; eval "$EXTRA" 2>&1 | tee "$L/extra.log"; fi  # $B, $CFG, $L set

@@ -14,6 +14,7 @@
 #include <algorithm>
 
 #include "lmx/backend/cuda/decode_attention.h"
+#include "lmx/backend/cuda/dependent_launch.cuh"
 #include "lmx/backend/cuda/device_values.cuh"
 
 namespace lmx::cuda::detail {
@@ -160,6 +161,7 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(Attention a,
   __shared__ float ps[kDecodeMaxGroup][kDecodeKeys];
   __shared__ float ms[kDecodeMaxGroup], ls[kDecodeMaxGroup], cs[kDecodeMaxGroup];
   __shared__ bool last;
+  await_inputs();
   const int64_t kvh = blockIdx.x, split = blockIdx.y, b = blockIdx.z;
   const int64_t splits = gridDim.y;
   const int group = static_cast<int>(a.q_heads / a.kv_heads);
@@ -375,6 +377,7 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(Attention a,
 
 template <bool kBf16>
 __global__ void write_at_position_kernel(PositionedWrite w) {
+  await_inputs();
   const int64_t total = w.batch * w.heads * w.seq * w.dim;
   const int64_t pos = *w.position;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
@@ -430,20 +433,15 @@ cudaError_t launch_decode_attention(const Attention& a, const int64_t* device_po
       return e;
     }
   }
-  kernel<<<grid, kThreads, bytes, stream>>>(a, device_position, tiles, scratch, counters);
-  return cudaGetLastError();
+  return launch_early(kernel, grid, kThreads, bytes, stream, a, device_position, tiles, scratch, counters);
 }
 
 cudaError_t launch_write_at_position(const PositionedWrite& w, cudaStream_t stream) {
   const int64_t total = w.batch * w.heads * w.seq * w.dim;
   if (total <= 0) return cudaSuccess;
   const int64_t blocks = std::min<int64_t>((total + 255) / 256, 4096);
-  if (w.bf16_dst) {
-    write_at_position_kernel<true><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(w);
-  } else {
-    write_at_position_kernel<false><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(w);
-  }
-  return cudaGetLastError();
+  return launch_early(w.bf16_dst ? write_at_position_kernel<true> : write_at_position_kernel<false>,
+                      static_cast<unsigned>(blocks), 256, 0, stream, w);
 }
 
 }  // namespace lmx::cuda::detail

@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "lmx/backend/cuda/dense_gemm_few.h"
+#include "lmx/backend/cuda/dependent_launch.cuh"
 #include "lmx/backend/cuda/quant_mma_fragments.cuh"
 
 namespace lmx::cuda::detail {
@@ -32,6 +33,7 @@ __global__ void __launch_bounds__(kThreads)
     dense_gemm_few_kernel(const uint16_t* __restrict__ xb, int m, const __grid_constant__ Dense w,
                           float* __restrict__ y, int64_t ldy, unsigned tiles, int split) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  await_inputs();
   constexpr int kWords = 4 * kU;      // words a lane reads of a row in one step
   constexpr int kStepWords = 16 * kU;  // words of a row in one step (32 kU values)
   __shared__ float red[kWarps][kTileRows][kNT * 8];
@@ -140,8 +142,8 @@ cudaError_t launch_tiles(const uint16_t* xb, int m, const Dense& w, float* y, in
   int split = 1;
   while (split < kWarps && int64_t{tiles} * split < slots * kWarps && steps >= 4 * split) split *= 2;
   const int64_t iters = (tiles + kWarps / split - 1) / (kWarps / split);
-  kernel<<<static_cast<unsigned>(std::min(iters, slots)), kThreads, 0, stream>>>(xb, m, w, y, ldy, tiles, split);
-  return cudaGetLastError();
+  return launch_early(kernel, static_cast<unsigned>(std::min(iters, slots)), kThreads, 0, stream, xb, m, w, y, ldy,
+                      tiles, split);
 }
 
 template <int kNT>

@@ -4,6 +4,7 @@
 // compares and conversions.
 #include <algorithm>
 
+#include "lmx/backend/cuda/dependent_launch.cuh"
 #include "lmx/backend/cuda/device_values.cuh"
 #include "lmx/backend/cuda/elementwise_kernels.h"
 #include "lmx/base/env_switch.h"
@@ -266,6 +267,7 @@ __device__ __forceinline__ float activation(int act, float x) {
 }
 
 __global__ void activation_mul_kernel(int act, const float* gate, const float* up, float* out, int64_t n) {
+  await_inputs();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     out[i] = activation(act, gate[i]) * up[i];
@@ -357,8 +359,7 @@ cudaError_t launch_add_bias(float* y, int64_t rows, int64_t n, const float* bias
 cudaError_t launch_activation_mul(int act, const float* gate, const float* up, float* out, int64_t n,
                                   cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
-  activation_mul_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(act, gate, up, out, n);
-  return cudaGetLastError();
+  return launch_early(activation_mul_kernel, grid_for(n, kThreads), kThreads, 0, stream, act, gate, up, out, n);
 }
 
 cudaError_t launch_argmax_f32(const float* x, int64_t n, int64_t* result, cudaStream_t stream) {

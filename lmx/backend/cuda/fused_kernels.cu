@@ -1,6 +1,7 @@
 // Fused kernels of the decode step (fused_kernels.h).
 #include "lmx/backend/cuda/fused_kernels.h"
 
+#include "lmx/backend/cuda/dependent_launch.cuh"
 #include "lmx/backend/cuda/device_values.cuh"
 
 #include <algorithm>
@@ -10,6 +11,7 @@ namespace {
 
 template <bool kBf16>
 __global__ void rope_append_kernel(RopeAppend r) {
+  await_inputs();
   const int64_t half = r.rotary_dim / 2, per_row = r.head_dim - half;
   const int64_t rotated = (r.q_heads + r.kv_heads) * per_row;
   const int64_t total = rotated + r.kv_heads * r.v_head_dim;
@@ -58,12 +60,8 @@ cudaError_t launch_rope_append(const RopeAppend& r, cudaStream_t stream) {
   const int64_t total = (r.q_heads + r.kv_heads) * (r.head_dim - r.rotary_dim / 2) + r.kv_heads * r.v_head_dim;
   if (total <= 0) return cudaSuccess;
   const int64_t blocks = std::min<int64_t>((total + 255) / 256, 1024);
-  if (r.bf16_buffers) {
-    rope_append_kernel<true><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(r);
-  } else {
-    rope_append_kernel<false><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(r);
-  }
-  return cudaGetLastError();
+  return launch_early(r.bf16_buffers ? rope_append_kernel<true> : rope_append_kernel<false>,
+                      static_cast<unsigned>(blocks), 256, 0, stream, r);
 }
 
 }  // namespace lmx::cuda::detail

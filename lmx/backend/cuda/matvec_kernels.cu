@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <type_traits>
 
+#include "lmx/backend/cuda/dependent_launch.cuh"
 #include "lmx/backend/cuda/device_values.cuh"
 #include "lmx/backend/cuda/matvec_kernels.h"
 #include "lmx/backend/cuda/quant_matvec_mma.h"
@@ -137,6 +138,7 @@ struct QuantFormat {
 template <class Format, int L, int M>
 __global__ void __launch_bounds__(kWarps * 32)
     matvec_kernel(const float* __restrict__ x, int64_t ldx, MatvecTargets<typename Format::Matrix> targets) {
+  await_inputs();
   int t = 0;
   while (t + 1 < targets.count && blockIdx.x >= targets.first_block[t + 1]) ++t;
   const auto& w = targets.q[t];
@@ -221,20 +223,17 @@ cudaError_t launch_targets(
   for (int i = 0; i < t.count; ++i)
     t.first_block[i + 1] = t.first_block[i] + static_cast<unsigned>((t.q[i].n + rows_per_block - 1) / rows_per_block);
   const dim3 grid(t.first_block[t.count]);
-  return for_row_count(m, [&](auto rows) {
+  cudaError_t launched = cudaSuccess;
+  const cudaError_t e = for_row_count(m, [&](auto rows) {
     constexpr int M = decltype(rows)::value;
+    auto* kernel = matvec_kernel<Format, 32, M>;
     if constexpr (M == 1) {
-      if (L == 8) {
-        matvec_kernel<Format, 8, 1><<<grid, kWarps * 32, 0, s>>>(x, ldx, t);
-        return;
-      }
-      if (L == 16) {
-        matvec_kernel<Format, 16, 1><<<grid, kWarps * 32, 0, s>>>(x, ldx, t);
-        return;
-      }
+      if (L == 8) kernel = matvec_kernel<Format, 8, 1>;
+      if (L == 16) kernel = matvec_kernel<Format, 16, 1>;
     }
-    matvec_kernel<Format, 32, M><<<grid, kWarps * 32, 0, s>>>(x, ldx, t);
+    launched = launch_early(kernel, grid, kWarps * 32, 0, s, x, ldx, t);
   });
+  return launched != cudaSuccess ? launched : e;
 }
 
 

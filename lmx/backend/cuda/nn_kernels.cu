@@ -3,6 +3,7 @@
 // softmax.h and rope.h document.
 #include <math_constants.h>
 
+#include "lmx/backend/cuda/dependent_launch.cuh"
 #include "lmx/backend/cuda/device_values.cuh"
 #include "lmx/backend/cuda/nn_kernels.h"
 #include "lmx/base/env_switch.h"
@@ -70,6 +71,7 @@ __global__ void softmax_kernel(const float* x, int64_t dim, int64_t ldx, float* 
 __global__ void rms_norm_kernel(const float* x, int64_t dim, int64_t ldx, float* out, int64_t ldo, Channel w,
                                 bool unit_offset, float eps, FusedResidual fused) {
   __shared__ float shared[32];
+  await_inputs();
   const float* xr = x + blockIdx.x * ldx;
   float* yr = out + blockIdx.x * ldo;
   if (fused.residual) {
@@ -166,9 +168,8 @@ cudaError_t launch_rms_norm(const float* x, int64_t rows, int64_t dim, int64_t l
                             cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
   if (fused.residual && !fused.sum) return cudaErrorInvalidValue;
-  rms_norm_kernel<<<static_cast<unsigned>(rows), norm_threads(rows, dim), 0, stream>>>(x, dim, ldx, out, ldo, weight,
-                                                                           add_unit_offset, eps, fused);
-  return cudaGetLastError();
+  return launch_early(rms_norm_kernel, static_cast<unsigned>(rows), norm_threads(rows, dim), 0, stream, x, dim, ldx,
+                      out, ldo, weight, add_unit_offset, eps, fused);
 }
 
 cudaError_t launch_layer_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,

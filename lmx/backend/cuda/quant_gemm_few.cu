@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "lmx/backend/cuda/quant_gemm_few.h"
+#include "lmx/backend/cuda/dependent_launch.cuh"
 #include "lmx/backend/cuda/quant_mma_fragments.cuh"
 
 namespace lmx::cuda::detail {
@@ -27,6 +28,7 @@ size_t xp_bytes(const Quant& w, int64_t m) { return static_cast<size_t>(m * w.k)
 template <int kBits, int kGroup>
 __global__ void round_x_kernel(const float* __restrict__ x, int64_t ldx, int m, int k, uint16_t* __restrict__ xp,
                                float* __restrict__ gsum) {
+  await_inputs();
   using L = Layout<kBits>;
   const int64_t blocks8 = static_cast<int64_t>(m) * (k / 8);
   const int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
@@ -57,6 +59,7 @@ __global__ void __launch_bounds__(kThreads)
                           const __grid_constant__ Quant w, float* __restrict__ y, int64_t ldy, unsigned tiles,
                           int split) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  await_inputs();
   using L = Layout<kBits>;
   using S = ScaleValue<kScaleBF16>;
   constexpr int kWd = kGroup / L::kPerWord / 4;       // words per lane per row per group
@@ -181,8 +184,8 @@ cudaError_t launch_tiles(const uint16_t* xp, const float* gsum, int m, const Qua
   int split = 1;
   while (split < kWarps && int64_t{tiles} * split < slots * kWarps && ngroups >= 4 * split) split *= 2;
   const int64_t iters = (tiles + kWarps / split - 1) / (kWarps / split);
-  kernel<<<static_cast<unsigned>(std::min(iters, slots)), kThreads, 0, stream>>>(xp, gsum, m, w, y, ldy, tiles, split);
-  return cudaGetLastError();
+  return launch_early(kernel, static_cast<unsigned>(std::min(iters, slots)), kThreads, 0, stream, xp, gsum, m, w, y,
+                      ldy, tiles, split);
 }
 
 template <int kBits, int kGroup>
@@ -192,8 +195,10 @@ cudaError_t launch_grouped(const float* x, int64_t ldx, int m, const Quant& w, f
   auto* gsum = reinterpret_cast<float*>(static_cast<unsigned char*>(scratch) + (xp_bytes(w, m) + 15) / 16 * 16);
   const int k = static_cast<int>(w.k);
   const int64_t threads = static_cast<int64_t>(m) * (k / 8);
-  round_x_kernel<kBits, kGroup><<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(x, ldx, m, k, xp, gsum);
-  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+  if (cudaError_t e = launch_early(round_x_kernel<kBits, kGroup>, static_cast<unsigned>((threads + 255) / 256), 256, 0,
+                                   stream, x, ldx, m, k, xp, gsum);
+      e != cudaSuccess)
+    return e;
   if (m <= 16) return launch_tiles<kBits, kGroup, 2>(xp, gsum, m, w, y, ldy, stream);
   if (m <= 32) return launch_tiles<kBits, kGroup, 4>(xp, gsum, m, w, y, ldy, stream);
   return launch_tiles<kBits, kGroup, 8>(xp, gsum, m, w, y, ldy, stream);

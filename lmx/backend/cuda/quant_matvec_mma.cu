@@ -19,6 +19,7 @@
 
 #include <algorithm>
 
+#include "lmx/backend/cuda/dependent_launch.cuh"
 #include "lmx/backend/cuda/quant_matvec_mma.h"
 #include "lmx/backend/cuda/quant_mma_fragments.cuh"
 
@@ -54,6 +55,7 @@ __global__ void __launch_bounds__(kThreads)
     quant_mma_matvec_kernel(const float* __restrict__ x, const __grid_constant__ QuantTargets targets,
                             unsigned total_tiles, int split) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  await_inputs();
   using L = Layout<kBits>;
   using S = ScaleValue<kScale>;
   constexpr int kWd = kGroup / L::kPerWord / 4;  // words per lane per row per group
@@ -251,8 +253,7 @@ cudaError_t launch(const float* x, QuantTargets& t, cudaStream_t stream) {
   while (split < kWarps && int64_t{tiles} * split < slots * kWarps && ngroups >= 4 * split) split *= 2;
   const int64_t iters = (tiles + kWarps / split - 1) / (kWarps / split);
   const dim3 grid(static_cast<unsigned>(std::min(iters, slots)));
-  kernel<<<grid, kThreads, static_cast<size_t>(smem), stream>>>(x, t, tiles, split);
-  return cudaGetLastError();
+  return launch_early(kernel, grid, kThreads, static_cast<size_t>(smem), stream, x, t, tiles, split);
 }
 
 template <int kBits, int kGroup>
