@@ -5,7 +5,8 @@
 # the transformers reference, and llama.cpp built for sm_90 in the background then llama-bench on
 # random GGUFs of the same shape. Logs go to /tmp/logs and come back as $OUT/logs.tgz (refreshed
 # after each step, so a run cut short still returns what it did). Steps: STEPS="tests bench prof ncu
-# hf llama serve" (default: tests bench hf llama; prof and ncu: event profiles of batch 32 and of 4-bit
+# hf llama serve qwen" (default: tests bench hf llama; qwen: the batch-1 / prefill rows and llama-bench
+# also on the Qwen2.5-0.5B shape; prof and ncu: event profiles of batch 32 and of 4-bit
 # prefill, an ncu report of the decode attention; serve: llama-server built for CUDA from
 # .devdata/llserver.tar.xz (pack.sh with LLAMA_SERVER=1) and tools/bench/serve_gpu_compare.sh,
 # its output in $OUT/serve); extra `lmx bench` arguments: BENCH_ARGS. STEPS="" runs none.
@@ -26,11 +27,17 @@ done
 ldd "$B/backend_cuda_test" | grep 'not found'
 ln -sfn "$D/shared" "$R/../shared"
 CFG=$R/../shared/data/configs/llama-3.2-1b.json
+# The shapes of the batch-1 and prefill rows: Llama-3.2-1B, and Qwen2.5-0.5B with the step `qwen`.
+SHAPES="llama:$CFG"
+has qwen && SHAPES="$SHAPES qwen:$R/../shared/data/configs/qwen2.5-0.5b.json"
 export LMX_TEST_MODELS=$R/tests/data/models LMX_TEST_EMBED=$R/tests/data/embed
 if has hf; then  # first: its torch compile is slowed by the llama.cpp build
   el transformers
-  timeout 150 python3 tools/bench/hf_cuda_bench.py "$CFG" --prefill 2048 --prompt 512 --gen 128 --runs 3 > "$L/hf.log" 2>&1
-  grep -E "^hf" "$L/hf.log"; pack
+  for shape in $SHAPES; do
+    timeout 150 python3 tools/bench/hf_cuda_bench.py "${shape#*:}" --prefill 2048 --prompt 512 --gen 128 --runs 3 \
+      > "$L/hf_${shape%%:*}.log" 2>&1
+    echo "${shape%%:*}: $(grep -E "^hf" "$L/hf_${shape%%:*}.log" | tr '\n' ' ')"; pack
+  done
 fi
 if has llama; then
   mkdir -p /tmp/ll && tar xJf "$D/llstage.tar.xz" -C /tmp/ll
@@ -69,13 +76,17 @@ if [ -n "${EXTRA_EARLY:-}" ]; then el "extra (early): $EXTRA_EARLY"; eval "$EXTR
 if has bench; then
   el "matvec roofline"; timeout 60 "$B/cuda_matvec_bench" 20 > "$L/mv.log" 2>&1; grep -E "copy|WHOLE" "$L/mv.log"
   for k in 576 2048; do timeout 60 "$B/cuda_attention_bench" $k; done 2>&1 | tee "$L/attn.log"
-  run() { local tag=$1; shift; el "$tag"; timeout 150 "$B/lmx" bench --device cuda --config "$CFG" "$@" ${BENCH_ARGS:-} \
-            > "$L/b_$tag.log" 2>&1; grep -E "^(pp|tg)|graphs" "$L/b_$tag.log"; pack; }
-  for t in bf16 q8 q4; do
-    case $t in bf16) A=(--dtype bf16);; q8) A=(-q --q-bits 8);; q4) A=(-q --q-bits 4);; esac
-    run "$t" "${A[@]}" -p 512 -g 128 -n 3
-    run "${t}_p2048" "${A[@]}" -p 2048 -g 4 -n 3
+  run() { local tag=$1; shift; el "$tag"; timeout 150 "$B/lmx" bench --device cuda --config "${SCFG:-$CFG}" "$@" \
+            ${BENCH_ARGS:-} > "$L/b_$tag.log" 2>&1; grep -E "^(pp|tg)|graphs" "$L/b_$tag.log"; pack; }
+  for shape in $SHAPES; do
+    name=${shape%%:*} SCFG=${shape#*:}
+    for t in bf16 q8 q4; do
+      case $t in bf16) A=(--dtype bf16);; q8) A=(-q --q-bits 8);; q4) A=(-q --q-bits 4);; esac
+      run "${name}_$t" "${A[@]}" -p 512 -g 128 -n 3
+      run "${name}_${t}_p2048" "${A[@]}" -p 2048 -g 4 -n 3
+    done
   done
+  SCFG=$CFG
   run bf16_b32 --dtype bf16 -p 512 -g 64 -n 1 -b 32
   run q4_b32 -q --q-bits 4 -p 512 -g 64 -n 1 -b 32
   el "event profile"
@@ -102,13 +113,16 @@ if has llama; then
   el "waiting for llama.cpp"
   for _ in $(seq 1 200); do grep -q LLBUILD_RC "$L/llbuild.log" 2>/dev/null && break; sleep 3; done
   if [ -x /tmp/llb/bin/llama-bench ]; then
-    PYTHONPATH=/tmp/ll/gguf-py python3 tools/bench/random_gguf.py "$CFG" /tmp/l1b-f16.gguf \
-      "$R/../shared/data/tokenizers/llama.cpp-vocab-gguf/ggml-vocab-gpt-2.gguf" > "$L/gguf.log" 2>&1
-    for q in Q8_0 Q4_0; do /tmp/llb/bin/llama-quantize /tmp/l1b-f16.gguf "/tmp/l1b-$q.gguf" $q >> "$L/quant.log" 2>&1; done
-    el llama-bench
-    timeout 200 /tmp/llb/bin/llama-bench -m /tmp/l1b-f16.gguf,/tmp/l1b-Q8_0.gguf,/tmp/l1b-Q4_0.gguf -ngl 99 \
-      -p 512,2048 -n 128 -r 3 > "$L/llama_bench.log" 2>&1
-    grep -E "\|" "$L/llama_bench.log"
+    for shape in $SHAPES; do
+      name=${shape%%:*} g=/tmp/$name
+      PYTHONPATH=/tmp/ll/gguf-py python3 tools/bench/random_gguf.py "${shape#*:}" $g-f16.gguf \
+        "$R/../shared/data/tokenizers/llama.cpp-vocab-gguf/ggml-vocab-gpt-2.gguf" > "$L/gguf_$name.log" 2>&1
+      for q in Q8_0 Q4_0; do /tmp/llb/bin/llama-quantize $g-f16.gguf "$g-$q.gguf" $q >> "$L/quant.log" 2>&1; done
+      el "llama-bench $name"
+      timeout 200 /tmp/llb/bin/llama-bench -m $g-f16.gguf,$g-Q8_0.gguf,$g-Q4_0.gguf -ngl 99 \
+        -p 512,2048 -n 128 -r 3 > "$L/llama_bench_$name.log" 2>&1
+      grep -E "\|" "$L/llama_bench_$name.log"
+    done
   else
     tail -5 "$L/llbuild.log"
   fi
