@@ -49,11 +49,12 @@ inline bool cuda_kv_bf16() { return env_switch("LMX_CUDA_KV_BF16", false); }
 // instead of dequantizing W to bf16 for cuBLAS every call (session 16).
 inline bool cuda_quant_few_rows() { return env_switch("LMX_CUDA_QUANT_FEW_ROWS", true); }
 // 9..64 rows of x against dense bf16 weights: the few-row tensor-core GEMM
-// (dense_gemm_few.cu) instead of cuBLAS (session 17).
-inline bool cuda_dense_few_rows() { return env_switch("LMX_CUDA_DENSE_FEW_ROWS", true); }
+// (dense_gemm_few.cu) instead of cuBLAS (session 17; off until it has run on a GPU).
+inline bool cuda_dense_few_rows() { return env_switch("LMX_CUDA_DENSE_FEW_ROWS", false); }
 // Decode-path kernels launched to overlap the previous kernel's end (programmatic dependent
-// launch, compute capability 9.0+; lmx/backend/cuda/dependent_launch.cuh).
-inline bool cuda_dependent_launch() { return env_switch("LMX_CUDA_PDL", true); }
+// launch, compute capability 9.0+; lmx/backend/cuda/dependent_launch.cuh). Off until it has
+// run on a GPU (session 17).
+inline bool cuda_dependent_launch() { return env_switch("LMX_CUDA_PDL", false); }
 // mxfp4 / mxfp8 / nvfp4 weights on CUDA (generic kernels).
 inline bool cuda_fp_quant() { return env_switch("LMX_CUDA_FP_QUANT", true); }
 

@@ -5,8 +5,8 @@
 // decode step's kernel chain saves is the launch and block scheduling between kernels
 // (a few microseconds of ~150 latency-bound kernels a token). Every kernel launched with
 // launch_early must call await_inputs() before its first global memory access; launched
-// the usual way, await_inputs() does nothing. LMX_CUDA_PDL=0 launches every kernel the
-// usual way.
+// the usual way, await_inputs() does nothing. LMX_CUDA_PDL=1 turns it on (off by default
+// until measured on a GPU).
 #pragma once
 
 #include <cuda_runtime.h>
