@@ -142,8 +142,9 @@ cudaError_t launch_tiles(const uint16_t* xb, int m, const Dense& w, float* y, in
   int split = 1;
   while (split < kWarps && int64_t{tiles} * split < slots * kWarps && steps >= 4 * split) split *= 2;
   const int64_t iters = (tiles + kWarps / split - 1) / (kWarps / split);
-  return launch_early(kernel, static_cast<unsigned>(std::min(iters, slots)), kThreads, 0, stream, xb, m, w, y, ldy,
-                      tiles, split);
+  // The usual launch: a grid of the blocks the device holds at once (dependent_launch.cuh).
+  kernel<<<static_cast<unsigned>(std::min(iters, slots)), kThreads, 0, stream>>>(xb, m, w, y, ldy, tiles, split);
+  return cudaGetLastError();
 }
 
 template <int kNT>

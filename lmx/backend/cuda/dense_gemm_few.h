@@ -1,8 +1,9 @@
 // Few-row GEMMs over dense bf16 weights on the tensor cores (dense_gemm_few.cu): y [m, n] =
 // x [m, k] W^T for 9..kDenseFewRowsMax rows of x already rounded to bf16 (the rows of a batched
 // decode step), f32 sums. A warp owns 16 rows of W and streams them past every row of x
-// once, as the quantized few-row GEMM does (quant_gemm_few.h); cuBLAS at these row counts
-// reads W at about a third of the copy bandwidth (session 16, docs/performance.md).
+// once, as the quantized few-row GEMM does (quant_gemm_few.h). Off by default
+// (LMX_CUDA_DENSE_FEW_ROWS=1): on an H100 it made `-b 32` bf16 decode slower than cuBLAS
+// (5,318-5,593 against 7,109-7,165 tok/s, session 17, docs/performance.md).
 #pragma once
 
 #include <cuda_runtime.h>

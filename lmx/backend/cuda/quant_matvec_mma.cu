@@ -253,7 +253,10 @@ cudaError_t launch(const float* x, QuantTargets& t, cudaStream_t stream) {
   while (split < kWarps && int64_t{tiles} * split < slots * kWarps && ngroups >= 4 * split) split *= 2;
   const int64_t iters = (tiles + kWarps / split - 1) / (kWarps / split);
   const dim3 grid(static_cast<unsigned>(std::min(iters, slots)));
-  return launch_early(kernel, grid, kThreads, static_cast<size_t>(smem), stream, x, t, tiles, split);
+  // Launched the usual way: the grid is sized to the blocks the device holds at once, and
+  // launched early some of them would wait for the previous kernel's SMs (measured slower).
+  kernel<<<grid, kThreads, static_cast<size_t>(smem), stream>>>(x, t, tiles, split);
+  return cudaGetLastError();
 }
 
 template <int kBits, int kGroup>
