@@ -1,0 +1,133 @@
+// Qwen2-VL's video processor (Qwen2-VL, Qwen2.5-VL): each video's sampled frames, padded
+// to whole temporal patches with copies of the last, resized by smart_resize (one size per
+// video, from its first frame), normalized and cut into patches (qwen_patches.h).
+#include <nlohmann/json.hpp>
+
+#include "lmx/base/error.h"
+#include "lmx/base/json_nesting.h"
+#include "lmx/vision/image_ops.h"
+#include "lmx/vision/processor_config.h"
+#include "lmx/vision/qwen_patches.h"
+#include "lmx/vision/resample.h"
+#include "lmx/vision/video_processor.h"
+
+namespace lmx::vision {
+namespace {
+
+class Qwen2VLVideoProcessor : public VideoProcessor {
+ public:
+  explicit Qwen2VLVideoProcessor(const detail::ConfigReader& c) : label_(c.label()) {
+    // Qwen2VLVideoProcessor's class defaults; min_pixels / max_pixels override size.
+    detail::SizeDict size =
+        c.size("size", {.shortest_edge = 128 * 28 * 28, .longest_edge = 28 * 28 * 768}, false);
+    min_pixels_ = c.integer64("min_pixels", size.shortest_edge);
+    max_pixels_ = c.integer64("max_pixels", size.longest_edge);
+    if (min_pixels_ <= 0 || max_pixels_ <= 0) c.fail("size", "needs 'shortest_edge' and 'longest_edge' (min / max pixels)");
+    do_resize_ = c.flag("do_resize", true);
+    resample_ = c.resample(Resample::kBicubic);
+    norm_ = c.normalization(detail::kClipMean, detail::kClipStd);
+    patch_ = c.integer("patch_size", 14);
+    temporal_ = c.integer("temporal_patch_size", 2);
+    merge_ = c.integer("merge_size", 2);
+    if (patch_ <= 0 || temporal_ <= 0 || merge_ <= 0) c.fail("patch_size", "and merge sizes must be positive");
+    min_frames_ = c.integer64("min_frames", 4);
+    max_frames_ = c.integer64("max_frames", 768);
+    do_sample_ = c.flag("do_sample_frames", false);
+    fps_ = c.number("fps", 0.0);
+  }
+
+  std::string_view type() const override { return "Qwen2VLVideoProcessor"; }
+  int temporal_patch_size() const override { return temporal_; }
+
+  std::vector<int64_t> frame_indices(const VideoInfo& info, const FrameSampling& sampling,
+                                     const std::string& source) const override {
+    FrameSampling s = sampling;
+    if (s.fps <= 0 && s.num_frames <= 0 && do_sample_) s.fps = fps_ > 0 ? fps_ : 2.0;
+    return qwen2_vl_frame_indices(info.frames, info.fps, s, temporal_, min_frames_, max_frames_, source);
+  }
+
+  ProcessorOutput process(const std::vector<Video>& videos) const override {
+    ProcessorTensor pixels{.name = "pixel_values_videos"};
+    ProcessorTensor grid{.name = "video_grid_thw"};
+    int64_t rows = 0;
+    for (const Video& video : videos) {
+      if (video.frames.empty()) throw InvalidArgument(video.source + ": no frames to process");
+      const Image& first = video.frames.front();
+      int h = first.height, w = first.width;
+      if (do_resize_) std::tie(h, w) = detail::qwen_smart_resize(first.height, first.width, patch_ * merge_,
+                                                                 min_pixels_, max_pixels_, video.source);
+      if (h % (patch_ * merge_) || w % (patch_ * merge_)) {
+        throw InvalidArgument(label_ + ": " + video.source + ": " + std::to_string(w) + "x" + std::to_string(h) +
+                              " frames are not made of whole merged patches (do_resize is off)");
+      }
+      std::vector<std::vector<float>> planes;
+      for (const Image& f : video.frames) {
+        if (f.width != first.width || f.height != first.height) {
+          throw InvalidArgument(video.source + ": frames of different sizes");
+        }
+        planes.push_back(to_normalized_planes(do_resize_ ? resize(f, w, h, resample_) : f, norm_));
+      }
+      std::vector<const std::vector<float>*> frames;
+      for (const auto& p : planes) frames.push_back(&p);
+      while (frames.size() % static_cast<size_t>(temporal_)) frames.push_back(&planes.back());
+      const std::vector<int64_t> thw = detail::append_qwen_patches(pixels, frames, h, w, temporal_, patch_, merge_);
+      rows += thw[0] * thw[1] * thw[2];
+      grid.i64.insert(grid.i64.end(), thw.begin(), thw.end());
+    }
+    pixels.shape = {rows, 3LL * temporal_ * patch_ * patch_};
+    grid.shape = {static_cast<int64_t>(videos.size()), 3};
+    ProcessorOutput out;
+    out.tensors.push_back(std::move(pixels));
+    out.tensors.push_back(std::move(grid));
+    return out;
+  }
+
+ private:
+  std::string label_;
+  int64_t min_pixels_ = 0, max_pixels_ = 0, min_frames_ = 4, max_frames_ = 768;
+  bool do_resize_ = true, do_sample_ = false;
+  double fps_ = 0;
+  Resample resample_ = Resample::kBicubic;
+  Normalization norm_;
+  int patch_ = 14, temporal_ = 2, merge_ = 2;
+};
+
+}  // namespace
+
+std::unique_ptr<VideoProcessor> make_video_processor(std::string_view json_text, const std::string& label) {
+  check_json_nesting(json_text, label);
+  const nlohmann::json doc = nlohmann::json::parse(json_text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) throw FormatError(label + ": not a JSON object");
+  std::string type;
+  for (const char* key : {"video_processor_type", "image_processor_type"}) {
+    if (auto it = doc.find(key); it != doc.end() && it->is_string()) {
+      type = it->get<std::string>();
+      break;
+    }
+  }
+  if (type.starts_with("Qwen2VL") || type.starts_with("Qwen2_5_VL")) {
+    return std::make_unique<Qwen2VLVideoProcessor>(detail::ConfigReader(doc, label));
+  }
+  throw Unsupported(label + ": no video processor for '" + (type.empty() ? "(no processor type)" : type) +
+                    "' (supported: Qwen2VLVideoProcessor)");
+}
+
+std::unique_ptr<VideoProcessor> load_video_processor(const std::filesystem::path& path) {
+  std::filesystem::path file = path;
+  if (std::filesystem::is_directory(path)) {
+    file = path / "video_preprocessor_config.json";
+    if (!std::filesystem::exists(file)) file = path / "preprocessor_config.json";
+    if (!std::filesystem::exists(file)) {
+      throw IoError(path.string() + ": no video_preprocessor_config.json or preprocessor_config.json");
+    }
+  }
+  return make_video_processor(detail::read_config_text(file), file.string());
+}
+
+Video load_sampled_video(const std::filesystem::path& path, const VideoProcessor& processor,
+                         const FrameSampling& sampling, const VideoLimits& limits) {
+  return load_video(
+      path, [&](const VideoInfo& info) { return processor.frame_indices(info, sampling, path.string()); }, limits);
+}
+
+}  // namespace lmx::vision
