@@ -38,6 +38,7 @@ class Qwen2VLVideoProcessor : public VideoProcessor {
 
   std::string_view type() const override { return "Qwen2VLVideoProcessor"; }
   int temporal_patch_size() const override { return temporal_; }
+  double config_fps() const override { return fps_; }
 
   std::vector<int64_t> frame_indices(const VideoInfo& info, const FrameSampling& sampling,
                                      const std::string& source) const override {
@@ -122,6 +123,12 @@ std::unique_ptr<VideoProcessor> load_video_processor(const std::filesystem::path
     }
   }
   return make_video_processor(detail::read_config_text(file), file.string());
+}
+
+std::vector<double> seconds_per_grid(const std::vector<Video>& videos, const VideoProcessor& processor,
+                                     const FrameSampling& sampling) {
+  const double fps = sampling.fps > 0 ? sampling.fps : processor.config_fps() > 0 ? processor.config_fps() : 2.0;
+  return std::vector<double>(videos.size(), processor.temporal_patch_size() / fps);
 }
 
 Video load_sampled_video(const std::filesystem::path& path, const VideoProcessor& processor,
