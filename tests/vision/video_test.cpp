@@ -6,7 +6,12 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+#include <cstring>
+
 #include "lmx/base/error.h"
+#include "lmx/io/safetensors.h"
+#include "lmx/vision/resample.h"
 #include "lmx/vision/video_decode.h"
 #include "lmx/vision/video_processor.h"
 #include "vision_test_util.h"
@@ -114,6 +119,131 @@ TEST(VideoSampling, Qwen2VLRules) {
   EXPECT_THROW(qwen2_vl_frame_indices(3, 5, {.num_frames = 6}, 2, 4, 768, "v"), InvalidArgument);
   EXPECT_THROW(qwen2_vl_frame_indices(1, 5, {.fps = 2}, 2, 4, 768, "v"), InvalidArgument);
   EXPECT_THROW(qwen2_vl_frame_indices(10, 5, {.fps = 2, .num_frames = 4}, 2, 4, 768, "v"), InvalidArgument);
+}
+
+}  // namespace
+}  // namespace lmx::vision
+
+namespace lmx::vision {
+namespace {
+
+using testing::vision_data;
+
+// tests/data/vision/video/reference: transformers 5.17's video processors on the frames
+// the ffmpeg CLI decoded (tools/fixtures/make_video_fixtures.py). lmx decodes the clips
+// itself here: the frames are equal (FramesEqualTheFfmpegCli).
+std::filesystem::path reference(const std::string& rel) { return vision_data("video/reference/" + rel); }
+
+std::vector<float> f32_of(const io::TensorInfo& t) {
+  std::vector<float> v(static_cast<size_t>(t.numel()));
+  std::memcpy(v.data(), t.data, t.nbytes);
+  return v;
+}
+
+std::vector<int64_t> i64_of(const io::TensorInfo& t) {
+  std::vector<int64_t> v(static_cast<size_t>(t.numel()));
+  std::memcpy(v.data(), t.data, t.nbytes);
+  return v;
+}
+
+FrameSampling sampling_of(const nlohmann::json& kwargs) {
+  FrameSampling s;
+  if (kwargs.value("do_sample_frames", false)) {
+    s.fps = kwargs.value("fps", 0.0);
+    s.num_frames = kwargs.value("num_frames", int64_t{0});
+  }
+  return s;
+}
+
+// Bytes of two frame stacks [frames, h, w, 3] that differ, and the largest difference.
+std::pair<size_t, int> u8_difference(const std::vector<Image>& got, const io::TensorInfo& want) {
+  size_t differing = 0;
+  int worst = 0;
+  size_t at = 0;
+  for (const Image& f : got) {
+    for (uint8_t b : f.rgb) {
+      const int d = std::abs(static_cast<int>(b) - static_cast<int>(reinterpret_cast<const uint8_t*>(want.data)[at++]));
+      differing += d != 0;
+      worst = std::max(worst, d);
+    }
+  }
+  return {differing, worst};
+}
+
+class VideoProcessorFixture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!video_support()) GTEST_SKIP() << "built without video support";
+    if (!std::filesystem::exists(reference("processors/cases.json"))) GTEST_SKIP() << "no video reference";
+  }
+};
+
+TEST_F(VideoProcessorFixture, SamplingResizeAndPatchesMatchTransformers) {
+  std::ifstream in(reference("processors/cases.json"));
+  const nlohmann::json cases = nlohmann::json::parse(in);
+  const nlohmann::json clips = nlohmann::json::parse(std::ifstream(vision_data("video/videos.json")));
+  int checked = 0;
+  for (auto it = cases.begin(); it != cases.end(); ++it) {
+    const nlohmann::json& c = it.value();
+    if (c["kind"] != "qwen2_vl") continue;  // Qwen3-VL's video processor is not in lmx yet
+    SCOPED_TRACE(it.key());
+    nlohmann::json config = c["config"];
+    config["video_processor_type"] = "Qwen2VLVideoProcessor";
+    auto proc = make_video_processor(config.dump(), it.key());
+    const FrameSampling sampling = sampling_of(c["kwargs"]);
+    const std::string file = clips[c["video"].get<std::string>()]["file"];
+    const Video video = load_sampled_video(vision_data("video/" + file), *proc, sampling);
+    auto want = io::SafetensorsFile::open(reference("processors/" + it.key() + ".safetensors"));
+    EXPECT_EQ(video.indices, i64_of(want.at("frame_indices")));
+    // The frames lmx resizes (Pillow's bicubic) against torchvision's (the processor's)
+    // and Pillow's own: Pillow's byte for byte.
+    const auto& grid = c["grid"][0];
+    const int h = grid[1].get<int>() * config.value("patch_size", 14), w = grid[2].get<int>() * config.value("patch_size", 14);
+    std::vector<Image> resized;
+    for (const Image& f : video.frames) resized.push_back(resize(f, w, h, Resample::kBicubic));
+    EXPECT_EQ(u8_difference(resized, want.at("pillow_resized")).first, 0u);
+    const auto [tv_differing, tv_worst] = u8_difference(resized, want.at("resized"));
+    std::printf("%s: %zu of %lld resized bytes differ from torchvision's, by %d at most\n", it.key().c_str(),
+                tv_differing, static_cast<long long>(want.at("resized").numel()), tv_worst);
+    const ProcessorOutput got = proc->process({video});
+    EXPECT_EQ(got.at("video_grid_thw").i64, i64_of(want.at("video_grid_thw")));
+    const std::vector<float> ref = f32_of(want.at("pixel_values_videos"));
+    const std::vector<float>& mine = got.at("pixel_values_videos").f32;
+    ASSERT_EQ(mine.size(), ref.size());
+    double worst = 0;
+    size_t bad = 0;
+    for (size_t i = 0; i < ref.size(); ++i) {
+      const double d = std::fabs(static_cast<double>(mine[i]) - ref[i]);
+      worst = std::max(worst, d);
+      bad += d > 1e-5 * std::max(1.0, std::fabs(static_cast<double>(ref[i])));
+    }
+    std::printf("%s: pixel_values_videos worst difference %.3g, %zu of %zu over 1e-5\n", it.key().c_str(), worst, bad,
+                ref.size());
+    if (tv_differing == 0) {
+      EXPECT_EQ(bad, 0u);
+    }
+    ++checked;
+  }
+  EXPECT_GE(checked, 4);
+}
+
+TEST_F(VideoProcessorFixture, FrameSamplingMatchesTransformersTable) {
+  const nlohmann::json rows = nlohmann::json::parse(std::ifstream(reference("sampling.json")));
+  int checked = 0;
+  for (const auto& r : rows) {
+    if (r["kind"] != "qwen2_vl") continue;
+    const FrameSampling s{.fps = r["fps"].is_null() ? 0.0 : r["fps"].get<double>(),
+                          .num_frames = r["num_frames"].is_null() ? 0 : r["num_frames"].get<int64_t>()};
+    SCOPED_TRACE(r.dump());
+    if (r.contains("indices")) {
+      EXPECT_EQ(qwen2_vl_frame_indices(r["total"], r["video_fps"], s, 2, 4, 768, "v"),
+                r["indices"].get<std::vector<int64_t>>());
+    } else {
+      EXPECT_THROW(qwen2_vl_frame_indices(r["total"], r["video_fps"], s, 2, 4, 768, "v"), InvalidArgument);
+    }
+    ++checked;
+  }
+  EXPECT_GE(checked, 10);
 }
 
 }  // namespace
