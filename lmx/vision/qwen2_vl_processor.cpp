@@ -25,6 +25,7 @@ class Qwen2VLProcessor : public ImageProcessor {
     do_resize_ = c.flag("do_resize", true);
     resample_ = c.resample(Resample::kBicubic);
     norm_ = c.normalization(kClipMean, kClipStd);
+    table_ = normalization_table(norm_);
     patch_ = c.integer("patch_size", 14);
     temporal_ = c.integer("temporal_patch_size", 2);
     merge_ = c.integer("merge_size", 2);
@@ -50,11 +51,9 @@ class Qwen2VLProcessor : public ImageProcessor {
                               std::to_string(resized.height) +
                               " image is not made of whole merged patches (do_resize is off)");
       }
-      const std::vector<float> planes = to_normalized_planes(resized, norm_);
       // One image: every frame of its temporal patch is the same.
-      const std::vector<const std::vector<float>*> frames(static_cast<size_t>(temporal_), &planes);
-      const std::vector<int64_t> thw =
-          append_qwen_patches(pixels, frames, resized.height, resized.width, temporal_, patch_, merge_);
+      const std::vector<const Image*> frames(static_cast<size_t>(temporal_), &resized);
+      const std::vector<int64_t> thw = append_qwen_patches(pixels, frames, table_, temporal_, patch_, merge_);
       rows += thw[1] * thw[2];
       grid.i64.insert(grid.i64.end(), thw.begin(), thw.end());
     }
@@ -72,6 +71,7 @@ class Qwen2VLProcessor : public ImageProcessor {
   bool do_resize_ = true;
   Resample resample_ = Resample::kBicubic;
   Normalization norm_;
+  NormalizationTable table_{};
   int patch_ = 14, temporal_ = 2, merge_ = 2;
 };
 

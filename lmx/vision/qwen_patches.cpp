@@ -28,28 +28,34 @@ std::pair<int, int> qwen_smart_resize(int height, int width, int factor, int64_t
   return {static_cast<int>(h), static_cast<int>(w)};
 }
 
-std::vector<int64_t> append_qwen_patches(ProcessorTensor& pixels, const std::vector<const std::vector<float>*>& frames,
-                                         int height, int width, int temporal, int patch, int merge) {
+std::vector<int64_t> append_qwen_patches(ProcessorTensor& pixels, const std::vector<const Image*>& frames,
+                                         const NormalizationTable& table, int temporal, int patch, int merge) {
+  const int height = frames.front()->height, width = frames.front()->width;
   const int gh = height / patch, gw = width / patch;
   const int64_t gt = static_cast<int64_t>(frames.size()) / temporal;
-  const size_t plane = static_cast<size_t>(height) * width;
-  const size_t start = pixels.f32.size();
-  pixels.f32.resize(start + static_cast<size_t>(gt) * gh * gw * 3 * temporal * patch * patch);
-  float* out = pixels.f32.data() + start;
+  // Appended row by row (no zero fill of the whole output first: it is tens of MB for a
+  // large image, and filling it cost more than the patching).
+  const size_t row_size = static_cast<size_t>(3) * temporal * patch * patch;
+  pixels.f32.reserve(pixels.f32.size() + static_cast<size_t>(gt) * gh * gw * row_size);
+  std::vector<float> row(row_size);
   for (int64_t g = 0; g < gt; ++g)
     for (int bh = 0; bh < gh / merge; ++bh)
       for (int bw = 0; bw < gw / merge; ++bw)
         for (int mh = 0; mh < merge; ++mh)
           for (int mw = 0; mw < merge; ++mw) {
             const int y0 = (bh * merge + mh) * patch, x0 = (bw * merge + mw) * patch;
-            for (int c = 0; c < 3; ++c)
+            float* out = row.data();
+            for (int c = 0; c < 3; ++c) {
+              const auto& lut = table[static_cast<size_t>(c)];
               for (int t = 0; t < temporal; ++t) {
-                const float* base = frames[static_cast<size_t>(g * temporal + t)]->data() + c * plane;
+                const Image& frame = *frames[static_cast<size_t>(g * temporal + t)];
                 for (int py = 0; py < patch; ++py) {
-                  const float* src = base + static_cast<size_t>(y0 + py) * width + x0;
-                  out = std::copy(src, src + patch, out);
+                  const uint8_t* src = frame.row(y0 + py) + 3 * x0 + c;
+                  for (int px = 0; px < patch; ++px) *out++ = lut[src[3 * px]];
                 }
               }
+            }
+            pixels.f32.insert(pixels.f32.end(), row.begin(), row.end());
           }
   return {gt, gh, gw};
 }

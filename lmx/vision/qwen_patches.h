@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "lmx/vision/image_ops.h"
 #include "lmx/vision/image_processor.h"
 
 namespace lmx::vision::detail {
@@ -17,9 +18,10 @@ namespace lmx::vision::detail {
 std::pair<int, int> qwen_smart_resize(int height, int width, int factor, int64_t min_pixels, int64_t max_pixels,
                                       const std::string& source);
 
-// Appends the patch rows of `frames` (normalized [3, h, w] planes, all of one size, a
-// multiple of temporal frames) to `pixels`; returns the grid (t, h / patch, w / patch).
-std::vector<int64_t> append_qwen_patches(ProcessorTensor& pixels, const std::vector<const std::vector<float>*>& frames,
-                                         int height, int width, int temporal, int patch, int merge);
+// Appends the patch rows of `frames` (all of one size, whole merged patches, a multiple of
+// temporal frames), normalized through `table`, to `pixels`; returns the grid
+// (t, h / patch, w / patch).
+std::vector<int64_t> append_qwen_patches(ProcessorTensor& pixels, const std::vector<const Image*>& frames,
+                                         const NormalizationTable& table, int temporal, int patch, int merge);
 
 }  // namespace lmx::vision::detail

@@ -26,6 +26,7 @@ class Qwen2VLVideoProcessor : public VideoProcessor {
     do_resize_ = c.flag("do_resize", true);
     resample_ = c.resample(Resample::kBicubic);
     norm_ = c.normalization(detail::kClipMean, detail::kClipStd);
+    table_ = normalization_table(norm_);
     patch_ = c.integer("patch_size", 14);
     temporal_ = c.integer("temporal_patch_size", 2);
     merge_ = c.integer("merge_size", 2);
@@ -61,17 +62,18 @@ class Qwen2VLVideoProcessor : public VideoProcessor {
         throw InvalidArgument(label_ + ": " + video.source + ": " + std::to_string(w) + "x" + std::to_string(h) +
                               " frames are not made of whole merged patches (do_resize is off)");
       }
-      std::vector<std::vector<float>> planes;
+      std::vector<Image> resized;
       for (const Image& f : video.frames) {
         if (f.width != first.width || f.height != first.height) {
           throw InvalidArgument(video.source + ": frames of different sizes");
         }
-        planes.push_back(to_normalized_planes(do_resize_ ? resize(f, w, h, resample_) : f, norm_));
+        resized.push_back(do_resize_ ? resize(f, w, h, resample_) : f);
       }
-      std::vector<const std::vector<float>*> frames;
-      for (const auto& p : planes) frames.push_back(&p);
-      while (frames.size() % static_cast<size_t>(temporal_)) frames.push_back(&planes.back());
-      const std::vector<int64_t> thw = detail::append_qwen_patches(pixels, frames, h, w, temporal_, patch_, merge_);
+      // Whole temporal patches: the last frame repeated.
+      std::vector<const Image*> frames;
+      for (const Image& f : resized) frames.push_back(&f);
+      while (frames.size() % static_cast<size_t>(temporal_)) frames.push_back(&resized.back());
+      const std::vector<int64_t> thw = detail::append_qwen_patches(pixels, frames, table_, temporal_, patch_, merge_);
       rows += thw[0] * thw[1] * thw[2];
       grid.i64.insert(grid.i64.end(), thw.begin(), thw.end());
     }
@@ -90,6 +92,7 @@ class Qwen2VLVideoProcessor : public VideoProcessor {
   double fps_ = 0;
   Resample resample_ = Resample::kBicubic;
   Normalization norm_;
+  NormalizationTable table_{};
   int patch_ = 14, temporal_ = 2, merge_ = 2;
 };
 
