@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "lmx/base/error.h"
+#include "lmx/vision/large_buffer.h"
 
 namespace lmx::vision::detail {
 
@@ -36,7 +37,7 @@ std::vector<int64_t> append_qwen_patches(ProcessorTensor& pixels, const std::vec
   // Appended row by row (no zero fill of the whole output first: it is tens of MB for a
   // large image, and filling it cost more than the patching).
   const size_t row_size = static_cast<size_t>(3) * temporal * patch * patch;
-  pixels.f32.reserve(pixels.f32.size() + static_cast<size_t>(gt) * gh * gw * row_size);
+  reserve_large(pixels.f32, pixels.f32.size() + static_cast<size_t>(gt) * gh * gw * row_size);
   std::vector<float> row(row_size);
   for (int64_t g = 0; g < gt; ++g)
     for (int bh = 0; bh < gh / merge; ++bh)
