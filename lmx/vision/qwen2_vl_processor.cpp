@@ -40,12 +40,13 @@ class Qwen2VLProcessor : public ImageProcessor {
     const int64_t row_size = 3LL * temporal_ * patch_ * patch_;
     int64_t rows = 0;
     for (const Image& image : images) {
-      Image resized = image;
+      Image scaled;  // the resized image (else the input itself)
       if (do_resize_) {
         auto [h, w] = qwen_smart_resize(image.height, image.width, patch_ * merge_, min_pixels_, max_pixels_,
                                         image.source);
-        resized = resize(image, w, h, resample_);
+        scaled = resize(image, w, h, resample_);
       }
+      const Image& resized = do_resize_ ? scaled : image;
       if (resized.height % (patch_ * merge_) || resized.width % (patch_ * merge_)) {
         throw InvalidArgument(label_ + ": a " + std::to_string(resized.width) + "x" +
                               std::to_string(resized.height) +
