@@ -35,7 +35,8 @@ img += rng.normal(0, 12, img.shape)
 Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB").save(sys.argv[1], quality=90)
 PY
 echo "machine: $(nproc) cores; load: $(uptime | sed 's/.*load average: //')"
-"$LMX" bench kernels --quick --filter none 2>/dev/null | head -1 || true
+isa=$("$LMX" bench kernels --quick --filter none 2>/dev/null | head -1 || true)
+echo "${isa:-cpu: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //') (lmx built without the kernel report)}"
 lmx_line=$("$LMX" preprocess --processor-config "$work/preprocessor_config.json" --image "$work/frame.jpg" --runs "$RUNS")
 echo "lmx: $lmx_line"
 "$PYTHON" -c "import transformers, PIL" 2>/dev/null || { echo "no transformers / Pillow for $PYTHON: lmx only"; exit 0; }
