@@ -1,6 +1,7 @@
 // Qwen2-VL's video processor (Qwen2-VL, Qwen2.5-VL): each video's sampled frames, padded
 // to whole temporal patches with copies of the last, resized by smart_resize (one size per
-// video, from its first frame), normalized and cut into patches (qwen_patches.h).
+// video, from its first frame) with torchvision's uint8 fixed point (transformers' video
+// processors resize with torchvision), normalized and cut into patches (qwen_patches.h).
 #include <nlohmann/json.hpp>
 
 #include "lmx/base/error.h"
@@ -67,7 +68,7 @@ class Qwen2VLVideoProcessor : public VideoProcessor {
         if (f.width != first.width || f.height != first.height) {
           throw InvalidArgument(video.source + ": frames of different sizes");
         }
-        resized.push_back(do_resize_ ? resize(f, w, h, resample_) : f);
+        resized.push_back(do_resize_ ? resize(f, w, h, resample_, FixedPoint::kTorchUint8) : f);
       }
       // Whole temporal patches: the last frame repeated.
       std::vector<const Image*> frames;

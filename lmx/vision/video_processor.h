@@ -1,8 +1,8 @@
 // Video processors: transformers' Qwen2-VL video processor (Qwen2-VL, Qwen2.5-VL), its frame
 // sampling, and the cut of the sampled frames into patches (pixel_values_videos,
-// video_grid_thw). The frames are resized with lmx's Pillow-exact resize: transformers'
-// video processors resize with torchvision instead (docs/vision.md: Video, the measured
-// difference).
+// video_grid_thw). transformers' video processors resize with torchvision (no Pillow
+// class): lmx resizes the frames with the same weights in torch's uint8 fixed point
+// (resample.h: FixedPoint::kTorchUint8); docs/vision.md, Video, says what was measured.
 #pragma once
 
 #include <filesystem>
