@@ -241,8 +241,11 @@ TEST_F(VideoProcessorFixture, FrameSamplingMatchesTransformersTable) {
     if (r.contains("indices")) {
       EXPECT_EQ(qwen2_vl_frame_indices(r["total"], r["video_fps"], s, 2, 4, 768, "v"),
                 r["indices"].get<std::vector<int64_t>>());
-    } else {
+    } else if (r["error"].get<std::string>().starts_with("ValueError") ||
+               r["error"].get<std::string>().starts_with("ZeroDivisionError")) {
       EXPECT_THROW(qwen2_vl_frame_indices(r["total"], r["video_fps"], s, 2, 4, 768, "v"), InvalidArgument);
+    } else {
+      continue;  // the call itself failed in the generator (logged there)
     }
     ++checked;
   }
