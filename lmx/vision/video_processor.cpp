@@ -40,7 +40,6 @@ class Qwen2VLVideoProcessor : public VideoProcessor {
 
   std::string_view type() const override { return "Qwen2VLVideoProcessor"; }
   int temporal_patch_size() const override { return temporal_; }
-  double config_fps() const override { return fps_; }
 
   std::vector<int64_t> frame_indices(const VideoInfo& info, const FrameSampling& sampling,
                                      const std::string& source) const override {
@@ -129,10 +128,16 @@ std::unique_ptr<VideoProcessor> load_video_processor(const std::filesystem::path
   return make_video_processor(detail::read_config_text(file), file.string());
 }
 
-std::vector<double> seconds_per_grid(const std::vector<Video>& videos, const VideoProcessor& processor,
-                                     const FrameSampling& sampling) {
-  const double fps = sampling.fps > 0 ? sampling.fps : processor.config_fps() > 0 ? processor.config_fps() : 2.0;
-  return std::vector<double>(videos.size(), processor.temporal_patch_size() / fps);
+std::vector<double> seconds_per_grid(const std::vector<Video>& videos, const VideoProcessor& processor) {
+  std::vector<double> out;
+  for (const Video& v : videos) {
+    // transformers' VideoMetadata.sampled_fps: kept / total x fps (24 without a rate).
+    const double fps = v.info.fps > 0 && v.info.frames > 0
+                           ? static_cast<double>(v.frames.size()) / static_cast<double>(v.info.frames) * v.info.fps
+                           : 24.0;
+    out.push_back(processor.temporal_patch_size() / fps);
+  }
+  return out;
 }
 
 Video load_sampled_video(const std::filesystem::path& path, const VideoProcessor& processor,

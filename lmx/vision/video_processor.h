@@ -44,8 +44,6 @@ class VideoProcessor {
   // video_grid_thw [videos, 3].
   virtual ProcessorOutput process(const std::vector<Video>& videos) const = 0;
   virtual int temporal_patch_size() const = 0;
-  // The config's fps (0 when it has none).
-  virtual double config_fps() const = 0;
 };
 
 // From a video_preprocessor_config.json (or a preprocessor_config.json's keys: a Qwen2-VL
@@ -54,10 +52,9 @@ std::unique_ptr<VideoProcessor> make_video_processor(std::string_view json_text,
 // A config file, or a model folder (video_preprocessor_config.json, else preprocessor_config.json).
 std::unique_ptr<VideoProcessor> load_video_processor(const std::filesystem::path& path);
 
-// Qwen2.5-VL's second_per_grid_ts of each video: temporal_patch_size / fps, where fps is
-// the sampling's (else the config's fps, else 2), as transformers' Qwen2_5_VLProcessor.
-std::vector<double> seconds_per_grid(const std::vector<Video>& videos, const VideoProcessor& processor,
-                                     const FrameSampling& sampling);
+// Qwen2.5-VL's second_per_grid_ts of each video: temporal_patch_size / the sampled frame
+// rate (kept frames / all frames x the video's fps), as transformers 5's Qwen2_5_VLProcessor.
+std::vector<double> seconds_per_grid(const std::vector<Video>& videos, const VideoProcessor& processor);
 
 // Decodes the frames `processor` samples from the file (load_video's errors).
 Video load_sampled_video(const std::filesystem::path& path, const VideoProcessor& processor,
