@@ -80,6 +80,7 @@ std::vector<int32_t> prepare_images(const GenerateArgs& a, generate::ModelContai
     for (const auto& path : a.videos) videos.push_back(vision::load_sampled_video(path, *processor, sampling));
     models::vlm::add_video_inputs(inputs, processor->process(videos),
                                   vision::seconds_per_grid(videos, *processor));
+    for (const auto& v : videos) inputs.video_timestamps.push_back(processor->timestamps(v));
   }
   nlohmann::ordered_json content = nlohmann::ordered_json::array();
   for (size_t i = 0; i < a.images.size(); ++i) content.push_back({{"type", "image"}});

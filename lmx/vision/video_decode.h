@@ -35,7 +35,8 @@ struct Video {
   std::string source;
 };
 
-// Which frame indices (increasing, within [0, info.frames)) to keep; empty function: all.
+// Which frame indices (non-decreasing, within [0, info.frames); a repeated index keeps the
+// frame again) to keep; empty function: all.
 using FrameSelector = std::function<std::vector<int64_t>(const VideoInfo&)>;
 
 // Errors name the file: lmx::IoError (cannot open), lmx::InvalidArgument (no video

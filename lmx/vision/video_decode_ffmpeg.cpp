@@ -108,8 +108,8 @@ Video load_video(const std::filesystem::path& path, const FrameSelector& select,
   }
   if (keep.empty()) throw InvalidArgument(name + ": no frames selected");
   for (size_t i = 0; i < keep.size(); ++i) {
-    if (keep[i] < 0 || keep[i] >= video.info.frames || (i > 0 && keep[i] <= keep[i - 1])) {
-      throw InvalidArgument(name + ": frame selection must be increasing indices below " +
+    if (keep[i] < 0 || keep[i] >= video.info.frames || (i > 0 && keep[i] < keep[i - 1])) {
+      throw InvalidArgument(name + ": frame selection must be non-decreasing indices below " +
                             std::to_string(video.info.frames));
     }
   }
@@ -165,9 +165,11 @@ Video load_video(const std::filesystem::path& path, const FrameSelector& select,
         uint8_t* dst[4] = {img.rgb.data(), nullptr, nullptr, nullptr};
         int stride[4] = {3 * frame->width, 0, 0, 0};
         sws_scale(sws.get(), frame->data, frame->linesize, 0, frame->height, dst, stride);
-        video.frames.push_back(std::move(img));
-        video.indices.push_back(index);
-        ++next;
+        // A frame selected more than once (a sampling that repeats it) is kept as often.
+        for (; next < keep.size() && keep[next] == index; ++next) {
+          video.frames.push_back(img);
+          video.indices.push_back(index);
+        }
       }
       ++index;
       av_frame_unref(frame.get());

@@ -4,6 +4,9 @@
 // processors resize with torchvision), normalized and cut into patches (qwen_patches.h).
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
+
 #include "lmx/base/error.h"
 #include "lmx/base/json_nesting.h"
 #include "lmx/vision/image_ops.h"
@@ -15,36 +18,46 @@
 namespace lmx::vision {
 namespace {
 
-class Qwen2VLVideoProcessor : public VideoProcessor {
+// Qwen2VLVideoProcessor and Qwen3VLVideoProcessor: the same steps; Qwen3-VL samples by
+// default (2 fps, linspace), counts the frames in its pixel budget, upscales frames
+// smaller than a merged patch first, and states timestamps.
+class QwenVideoProcessor : public VideoProcessor {
  public:
-  explicit Qwen2VLVideoProcessor(const detail::ConfigReader& c) : label_(c.label()) {
-    // Qwen2VLVideoProcessor's class defaults; min_pixels / max_pixels override size.
-    detail::SizeDict size =
-        c.size("size", {.shortest_edge = 128 * 28 * 28, .longest_edge = 28 * 28 * 768}, false);
+  QwenVideoProcessor(const detail::ConfigReader& c, bool qwen3) : label_(c.label()), qwen3_(qwen3) {
+    // The classes' defaults; min_pixels / max_pixels override size.
+    const int64_t unit = qwen3 ? 32 * 32 : 28 * 28;
+    detail::SizeDict size = c.size("size", {.shortest_edge = 128 * unit, .longest_edge = 768 * unit}, false);
     min_pixels_ = c.integer64("min_pixels", size.shortest_edge);
     max_pixels_ = c.integer64("max_pixels", size.longest_edge);
     if (min_pixels_ <= 0 || max_pixels_ <= 0) c.fail("size", "needs 'shortest_edge' and 'longest_edge' (min / max pixels)");
     do_resize_ = c.flag("do_resize", true);
     resample_ = c.resample(Resample::kBicubic);
-    norm_ = c.normalization(detail::kClipMean, detail::kClipStd);
+    norm_ = qwen3 ? c.normalization({0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}) : c.normalization(detail::kClipMean, detail::kClipStd);
     table_ = normalization_table(norm_);
-    patch_ = c.integer("patch_size", 14);
+    patch_ = c.integer("patch_size", qwen3 ? 16 : 14);
     temporal_ = c.integer("temporal_patch_size", 2);
     merge_ = c.integer("merge_size", 2);
     if (patch_ <= 0 || temporal_ <= 0 || merge_ <= 0) c.fail("patch_size", "and merge sizes must be positive");
     min_frames_ = c.integer64("min_frames", 4);
     max_frames_ = c.integer64("max_frames", 768);
-    do_sample_ = c.flag("do_sample_frames", false);
-    fps_ = c.number("fps", 0.0);
+    do_sample_ = c.flag("do_sample_frames", qwen3);
+    fps_ = c.number("fps", 2.0);
+    cap_per_frame_ = c.flag("cap_pixels_per_frame", false);
   }
 
-  std::string_view type() const override { return "Qwen2VLVideoProcessor"; }
+  std::string_view type() const override { return qwen3_ ? "Qwen3VLVideoProcessor" : "Qwen2VLVideoProcessor"; }
+
+  std::vector<double> timestamps(const Video& v) const override {
+    if (!qwen3_) return {};
+    return qwen3_vl_timestamps(v.indices, v.info.fps > 0 ? v.info.fps : 24.0, merge_);
+  }
   int temporal_patch_size() const override { return temporal_; }
 
   std::vector<int64_t> frame_indices(const VideoInfo& info, const FrameSampling& sampling,
                                      const std::string& source) const override {
     FrameSampling s = sampling;
-    if (s.fps <= 0 && s.num_frames <= 0 && do_sample_) s.fps = fps_ > 0 ? fps_ : 2.0;
+    if (s.fps <= 0 && s.num_frames <= 0 && do_sample_) s.fps = fps_;
+    if (qwen3_) return qwen3_vl_frame_indices(info.frames, info.fps, s, min_frames_, max_frames_, source);
     return qwen2_vl_frame_indices(info.frames, info.fps, s, temporal_, min_frames_, max_frames_, source);
   }
 
@@ -56,8 +69,7 @@ class Qwen2VLVideoProcessor : public VideoProcessor {
       if (video.frames.empty()) throw InvalidArgument(video.source + ": no frames to process");
       const Image& first = video.frames.front();
       int h = first.height, w = first.width;
-      if (do_resize_) std::tie(h, w) = detail::qwen_smart_resize(first.height, first.width, patch_ * merge_,
-                                                                 min_pixels_, max_pixels_, video.source);
+      if (do_resize_) std::tie(h, w) = target_size(video);
       if (h % (patch_ * merge_) || w % (patch_ * merge_)) {
         throw InvalidArgument(label_ + ": " + video.source + ": " + std::to_string(w) + "x" + std::to_string(h) +
                               " frames are not made of whole merged patches (do_resize is off)");
@@ -86,7 +98,50 @@ class Qwen2VLVideoProcessor : public VideoProcessor {
   }
 
  private:
+  // The frames' size: smart_resize (Qwen3-VL: the frames count in the budget).
+  std::pair<int, int> target_size(const Video& video) const {
+    const Image& first = video.frames.front();
+    const int factor = patch_ * merge_;
+    if (!qwen3_) return detail::qwen_smart_resize(first.height, first.width, factor, min_pixels_, max_pixels_, video.source);
+    const auto frames = static_cast<int64_t>(video.frames.size());
+    if (frames < temporal_) {
+      throw InvalidArgument(video.source + ": Qwen3-VL needs at least " + std::to_string(temporal_) + " frames, got " +
+                            std::to_string(frames));
+    }
+    int64_t max_pixels = max_pixels_;
+    if (cap_per_frame_) {
+      const int64_t per_frame = std::max(std::min<int64_t>(768LL * factor * factor, max_pixels_ / frames),
+                                         static_cast<int64_t>(static_cast<double>(min_pixels_) * 1.05));
+      max_pixels = per_frame * frames;
+    }
+    double height = first.height, width = first.width;
+    if (height < factor || width < factor) {
+      const double scale = std::max(factor / height, factor / width);
+      height = std::floor(height * scale);
+      width = std::floor(width * scale);
+    }
+    if (std::max(height, width) / std::min(height, width) > 200) {
+      throw InvalidArgument(video.source + ": Qwen3-VL takes frames with an aspect ratio up to 200");
+    }
+    auto round_to = [](double v, int f) { return static_cast<int64_t>(std::nearbyint(v / f)) * f; };
+    int64_t h = round_to(height, factor), w = round_to(width, factor);
+    const int64_t t = round_to(static_cast<double>(frames), temporal_);
+    const double volume = static_cast<double>(frames) * height * width;
+    if (t * h * w > max_pixels) {
+      const double beta = std::sqrt(volume / static_cast<double>(max_pixels));
+      h = std::max<int64_t>(factor, static_cast<int64_t>(std::floor(height / beta / factor)) * factor);
+      w = std::max<int64_t>(factor, static_cast<int64_t>(std::floor(width / beta / factor)) * factor);
+    } else if (t * h * w < min_pixels_) {
+      const double beta = std::sqrt(static_cast<double>(min_pixels_) / volume);
+      h = static_cast<int64_t>(std::ceil(height * beta / factor)) * factor;
+      w = static_cast<int64_t>(std::ceil(width * beta / factor)) * factor;
+    }
+    return {static_cast<int>(h), static_cast<int>(w)};
+  }
+
   std::string label_;
+  bool qwen3_ = false;
+  bool cap_per_frame_ = false;
   int64_t min_pixels_ = 0, max_pixels_ = 0, min_frames_ = 4, max_frames_ = 768;
   bool do_resize_ = true, do_sample_ = false;
   double fps_ = 0;
@@ -110,10 +165,11 @@ std::unique_ptr<VideoProcessor> make_video_processor(std::string_view json_text,
     }
   }
   if (type.starts_with("Qwen2VL") || type.starts_with("Qwen2_5_VL")) {
-    return std::make_unique<Qwen2VLVideoProcessor>(detail::ConfigReader(doc, label));
+    return std::make_unique<QwenVideoProcessor>(detail::ConfigReader(doc, label), false);
   }
+  if (type.starts_with("Qwen3VL")) return std::make_unique<QwenVideoProcessor>(detail::ConfigReader(doc, label), true);
   throw Unsupported(label + ": no video processor for '" + (type.empty() ? "(no processor type)" : type) +
-                    "' (supported: Qwen2VLVideoProcessor)");
+                    "' (supported: Qwen2VLVideoProcessor, Qwen3VLVideoProcessor)");
 }
 
 std::unique_ptr<VideoProcessor> load_video_processor(const std::filesystem::path& path) {

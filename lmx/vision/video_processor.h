@@ -33,6 +33,17 @@ std::vector<int64_t> qwen2_vl_frame_indices(int64_t total, double video_fps, con
                                             int frame_factor, int64_t min_frames, int64_t max_frames,
                                             const std::string& source);
 
+// Qwen3-VL's sample_frames: n = int(total / video_fps x fps) within [min_frames,
+// min(max_frames, total)] (or `num_frames` as given; neither: all frames within
+// [min_frames, max_frames]), then numpy's linspace(0, total - 1, n) rounded half to even
+// (a frame may repeat when n > total).
+std::vector<int64_t> qwen3_vl_frame_indices(int64_t total, double video_fps, const FrameSampling& sampling,
+                                            int64_t min_frames, int64_t max_frames, const std::string& source);
+
+// Qwen3-VL's timestamp (seconds) of each temporal patch: the indices padded with the last
+// to a multiple of `merge`, each group the mean of its first and last frame's time.
+std::vector<double> qwen3_vl_timestamps(const std::vector<int64_t>& indices, double video_fps, int merge);
+
 class VideoProcessor {
  public:
   virtual ~VideoProcessor() = default;
@@ -44,10 +55,13 @@ class VideoProcessor {
   // video_grid_thw [videos, 3].
   virtual ProcessorOutput process(const std::vector<Video>& videos) const = 0;
   virtual int temporal_patch_size() const = 0;
+  // Per video: the seconds of each temporal patch a prompt states (Qwen3-VL), else empty.
+  virtual std::vector<double> timestamps(const Video&) const { return {}; }
 };
 
-// From a video_preprocessor_config.json (or a preprocessor_config.json's keys: a Qwen2-VL
-// image processor implies its video processor). lmx::Unsupported for other families.
+// From a video_preprocessor_config.json (Qwen2VLVideoProcessor, Qwen3VLVideoProcessor) or a
+// preprocessor_config.json's keys (a Qwen2-VL image processor implies its video
+// processor). lmx::Unsupported for other families.
 std::unique_ptr<VideoProcessor> make_video_processor(std::string_view json_text, const std::string& label);
 // A config file, or a model folder (video_preprocessor_config.json, else preprocessor_config.json).
 std::unique_ptr<VideoProcessor> load_video_processor(const std::filesystem::path& path);

@@ -88,6 +88,10 @@ TEST_F(Video_, KeepsOnlySelectedFrames) {
   EXPECT_THROW(load_video(vision_data("video/clip_h264_64x36.mp4"),
                           [](const VideoInfo&) { return std::vector<int64_t>{3, 2}; }),
                InvalidArgument);
+  const Video twice = load_video(vision_data("video/clip_h264_64x36.mp4"),
+                                 [](const VideoInfo&) { return std::vector<int64_t>{0, 2, 2}; });
+  EXPECT_EQ(twice.indices, (std::vector<int64_t>{0, 2, 2}));
+  EXPECT_TRUE(testing::same_pixels(twice.frames[2], cli_frame("clip_h264_64x36", 64, 36, 2)));
   EXPECT_THROW(load_video(vision_data("video/clip_h264_64x36.mp4"),
                           [](const VideoInfo&) { return std::vector<int64_t>{10}; }),
                InvalidArgument);
@@ -119,6 +123,20 @@ TEST(VideoSampling, Qwen2VLRules) {
   EXPECT_THROW(qwen2_vl_frame_indices(3, 5, {.num_frames = 6}, 2, 4, 768, "v"), InvalidArgument);
   EXPECT_THROW(qwen2_vl_frame_indices(1, 5, {.fps = 2}, 2, 4, 768, "v"), InvalidArgument);
   EXPECT_THROW(qwen2_vl_frame_indices(10, 5, {.fps = 2, .num_frames = 4}, 2, 4, 768, "v"), InvalidArgument);
+}
+
+TEST(VideoSampling, Qwen3VLRulesAndTimestamps) {
+  // fps: int(10 / 5 x 2) = 4 -> linspace(0, 9, 4).
+  EXPECT_EQ(qwen3_vl_frame_indices(10, 5, {.fps = 2}, 4, 768, "v"), (std::vector<int64_t>{0, 3, 6, 9}));
+  // int(0.58) = 0 -> min_frames 4 -> linspace(0, 6, 4).
+  EXPECT_EQ(qwen3_vl_frame_indices(7, 24000.0 / 1001, {.fps = 2}, 4, 768, "v"), (std::vector<int64_t>{0, 2, 4, 6}));
+  // 0, 2.25, 4.5, 6.75, 9 rounded half to even.
+  EXPECT_EQ(qwen3_vl_frame_indices(10, 5, {.num_frames = 5}, 4, 768, "v"), (std::vector<int64_t>{0, 2, 4, 7, 9}));
+  // More frames than the video: linspace repeats some.
+  EXPECT_EQ(qwen3_vl_frame_indices(3, 5, {.num_frames = 4}, 4, 768, "v"), (std::vector<int64_t>{0, 1, 1, 2}));
+  // Pairs (0, 3) and (6, 9) at 5 fps: 0.3 s and 1.5 s; an odd count repeats the last.
+  EXPECT_EQ(qwen3_vl_timestamps({0, 3, 6, 9}, 5, 2), (std::vector<double>{0.3, 1.5}));
+  EXPECT_EQ(qwen3_vl_timestamps({0, 2, 4}, 2, 2), (std::vector<double>{0.5, 2.0}));
 }
 
 }  // namespace
@@ -185,10 +203,10 @@ TEST_F(VideoProcessorFixture, SamplingResizeAndPatchesMatchTransformers) {
   int checked = 0;
   for (auto it = cases.begin(); it != cases.end(); ++it) {
     const nlohmann::json& c = it.value();
-    if (c["kind"] != "qwen2_vl") continue;  // Qwen3-VL's video processor is not in lmx yet
     SCOPED_TRACE(it.key());
     nlohmann::json config = c["config"];
-    config["video_processor_type"] = "Qwen2VLVideoProcessor";
+    config["video_processor_type"] = c["kind"] == "qwen3_vl" ? "Qwen3VLVideoProcessor" : "Qwen2VLVideoProcessor";
+    config["do_sample_frames"] = c["kwargs"].value("do_sample_frames", false);
     auto proc = make_video_processor(config.dump(), it.key());
     const FrameSampling sampling = sampling_of(c["kwargs"]);
     const std::string file = clips[c["video"].get<std::string>()]["file"];
@@ -227,23 +245,26 @@ TEST_F(VideoProcessorFixture, SamplingResizeAndPatchesMatchTransformers) {
     EXPECT_EQ(bad, 0u);
     ++checked;
   }
-  EXPECT_GE(checked, 4);
+  EXPECT_GE(checked, 6);
 }
 
 TEST_F(VideoProcessorFixture, FrameSamplingMatchesTransformersTable) {
   const nlohmann::json rows = nlohmann::json::parse(std::ifstream(reference("sampling.json")));
   int checked = 0;
   for (const auto& r : rows) {
-    if (r["kind"] != "qwen2_vl") continue;
+    const bool qwen3 = r["kind"] == "qwen3_vl";
     const FrameSampling s{.fps = r["fps"].is_null() ? 0.0 : r["fps"].get<double>(),
                           .num_frames = r["num_frames"].is_null() ? 0 : r["num_frames"].get<int64_t>()};
     SCOPED_TRACE(r.dump());
+    auto indices = [&] {
+      return qwen3 ? qwen3_vl_frame_indices(r["total"], r["video_fps"], s, 4, 768, "v")
+                   : qwen2_vl_frame_indices(r["total"], r["video_fps"], s, 2, 4, 768, "v");
+    };
     if (r.contains("indices")) {
-      EXPECT_EQ(qwen2_vl_frame_indices(r["total"], r["video_fps"], s, 2, 4, 768, "v"),
-                r["indices"].get<std::vector<int64_t>>());
+      EXPECT_EQ(indices(), r["indices"].get<std::vector<int64_t>>());
     } else if (r["error"].get<std::string>().starts_with("ValueError") ||
                r["error"].get<std::string>().starts_with("ZeroDivisionError")) {
-      EXPECT_THROW(qwen2_vl_frame_indices(r["total"], r["video_fps"], s, 2, 4, 768, "v"), InvalidArgument);
+      EXPECT_THROW(indices(), InvalidArgument);
     } else {
       continue;  // the call itself failed in the generator (logged there)
     }

@@ -8,6 +8,7 @@
 // behind token indices by rope_deltas, kept for the decoding steps that follow. Qwen3-VL's
 // DeepStack features are added to the image tokens' outputs of the first text layers.
 #include <algorithm>
+#include <cstdio>
 #include <numeric>
 #include <string>
 
@@ -49,6 +50,8 @@ class Qwen2VL : public VisionLanguageModel {
                             raw.get_int("image_token_id", 151655)),
         interleaved_(kind == QwenVision::qwen3), kind_(kind) {
     video_token_ = raw.get_int("video_token_id", 151656);
+    vision_start_ = raw.get_int("vision_start_token_id", 151652);
+    vision_end_ = raw.get_int("vision_end_token_id", 151653);
     auto vision = raw.object("vision_config");
     if (!vision) raw.fail("vision_config", "is missing");
     if (kind == QwenVision::qwen2_5) tokens_per_second_ = static_cast<float>(vision->get_double("tokens_per_second", 4.0));
@@ -80,6 +83,36 @@ class Qwen2VL : public VisionLanguageModel {
     return out;
   }
 
+  // Qwen3-VL: before each frame group "<t seconds>" (its timestamp, one decimal), then the
+  // group's placeholders between <|vision_start|> and <|vision_end|>, as Qwen3VLProcessor.
+  std::vector<int32_t> video_prompt(const ImageInputs& inputs, size_t index,
+                                    const tokenizer::Tokenizer& tok) const override {
+    if (kind_ != QwenVision::qwen3) return VisionLanguageModel::video_prompt(inputs, index, tok);
+    const GridThw g =
+        read_grids(inputs.video_grid_thw, inputs.pixel_values_videos, tower_->merge()).at(index);
+    const int64_t per_group = g.h * g.w / (tower_->merge() * tower_->merge());
+    if (index >= inputs.video_timestamps.size() || static_cast<int64_t>(inputs.video_timestamps[index].size()) != g.t) {
+      throw InvalidArgument(model_type_ + ": video " + std::to_string(index) + " needs a timestamp per temporal patch (" +
+                            std::to_string(g.t) + ")");
+    }
+    std::vector<int32_t> out;
+    for (int64_t t = 0; t < g.t; ++t) {
+      char stamp[64];
+      std::snprintf(stamp, sizeof(stamp), "<%.1f seconds>", inputs.video_timestamps[index][static_cast<size_t>(t)]);
+      const std::vector<int32_t> text = tok.encode(stamp, false);
+      out.insert(out.end(), text.begin(), text.end());
+      out.push_back(static_cast<int32_t>(vision_start_));
+      out.insert(out.end(), static_cast<size_t>(per_group), static_cast<int32_t>(video_token_));
+      out.push_back(static_cast<int32_t>(vision_end_));
+    }
+    return out;
+  }
+
+  std::pair<int64_t, int64_t> video_marker_wrapping() const override {
+    if (kind_ != QwenVision::qwen3) return {-1, -1};
+    return {vision_start_, vision_end_};
+  }
+
   std::vector<Tensor> video_feature_stack(const ImageInputs& inputs) const override {
     return tower_->forward(inputs.pixel_values_videos,
                            read_grids(inputs.video_grid_thw, inputs.pixel_values_videos, tower_->merge()));
@@ -105,6 +138,7 @@ class Qwen2VL : public VisionLanguageModel {
   std::vector<float> inv_freq_;
   bool interleaved_ = false;
   QwenVision kind_;
+  int64_t vision_start_ = 0, vision_end_ = 0;
   float tokens_per_second_ = 0;     // Qwen2.5-VL: temporal position ids per second of video
   mutable int64_t rope_delta_ = 0;  // position id - token index after the last call
 };

@@ -90,14 +90,20 @@ std::vector<int32_t> expand_image_prompt(const VisionLanguageModel& model, const
                           " video markers (token " + std::to_string(video_marker) + ") for " + std::to_string(videos) +
                           " videos");
   }
+  const auto [wrap_start, wrap_end] = model.video_marker_wrapping();
   std::vector<int32_t> out;
   size_t image = 0, video = 0;
-  for (int32_t id : ids) {
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const int32_t id = ids[i];
     std::vector<int32_t> piece;
     if (id == model.prompt_image_marker()) {
       piece = model.image_prompt(images, image++, tok);
     } else if (video_marker >= 0 && id == video_marker) {
       piece = model.video_prompt(images, video++, tok);
+      if (wrap_start >= 0 && !out.empty() && out.back() == wrap_start && i + 1 < ids.size() && ids[i + 1] == wrap_end) {
+        out.pop_back();  // the prompt repeats the wrapping around each of its parts
+        ++i;
+      }
     } else {
       out.push_back(id);
       continue;

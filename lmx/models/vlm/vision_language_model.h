@@ -28,6 +28,8 @@ struct ImageInputs {
   Tensor pixel_values_videos;   // f32 [patches, values]
   Tensor video_grid_thw;        // i64 [videos, 3]
   std::vector<double> second_per_grid_ts;
+  // Qwen3-VL: per video, the seconds its prompt states before each temporal patch.
+  std::vector<std::vector<double>> video_timestamps;
   bool has_images() const { return pixel_values.defined(); }
   bool has_videos() const { return pixel_values_videos.defined(); }
   bool empty() const { return !has_images() && !has_videos(); }
@@ -78,6 +80,9 @@ class VisionLanguageModel : public LanguageModel {
   // `index` (default: the placeholder as many times as video_token_counts gives).
   virtual std::vector<int32_t> video_prompt(const ImageInputs& inputs, size_t index,
                                             const tokenizer::Tokenizer& tok) const;
+  // Tokens right before and after a video marker that video_prompt replaces too (Qwen3-VL:
+  // <|vision_start|>, <|vision_end|>, which its prompt repeats per frame group); -1: none.
+  virtual std::pair<int64_t, int64_t> video_marker_wrapping() const { return {-1, -1}; }
   const TransformerLM& text_model() const { return *text_; }
   // Whether a call with images must hold the whole prompt over a fresh cache (image
   // tokens in blocks that attend both ways: Gemma 3, PaliGemma's prefix).
