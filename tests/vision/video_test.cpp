@@ -110,6 +110,17 @@ TEST_F(Video_, BadInputNamesTheFile) {
   EXPECT_THROW(load_video(vision_data("video/clip_h264_64x36.mp4"), {}, small), InvalidArgument);
 }
 
+TEST(VideoWithoutSupport, SaysSoNamingTheFile) {
+  if (video_support()) GTEST_SKIP() << "built with video support";
+  try {
+    load_video(vision_data("video/clip_h264_64x36.mp4"));
+    ADD_FAILURE() << "no error";
+  } catch (const Unsupported& e) {
+    EXPECT_NE(std::string(e.what()).find("clip_h264_64x36.mp4: lmx was built without video support"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(VideoSampling, Qwen2VLRules) {
   // fps: 7 frames at 23.976 fps, 2 per second -> 0.58 -> at least min_frames 4.
   EXPECT_EQ(qwen2_vl_frame_indices(7, 24000.0 / 1001, {.fps = 2}, 2, 4, 768, "v"),
