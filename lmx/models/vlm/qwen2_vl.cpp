@@ -149,7 +149,7 @@ std::vector<std::vector<int64_t>> Qwen2VL::positions(const Tensor& tokens, int64
   // The visual blocks in prompt order: each a grid and the temporal position of frame group tt.
   struct Block {
     GridThw grid;
-    double seconds = 0;  // Qwen2.5-VL videos: seconds per temporal patch (0: t ids count 0, 1, ...)
+    double seconds = 0;  // Qwen2.5-VL videos: seconds per temporal patch (0: t ids step by 1)
     bool video = false;
   };
   std::vector<Block> image_blocks, video_blocks;
@@ -198,17 +198,17 @@ std::vector<std::vector<int64_t>> Qwen2VL::positions(const Tensor& tokens, int64
         throw InvalidArgument(model_type_ + ": " + what + " block " + std::to_string(used - 1) + " needs " +
                               std::to_string(n) + " consecutive placeholders, the prompt has " + std::to_string(end - i));
       }
-      // transformers: t ids = (arange(t) * second_per_grid_t * tokens_per_second).long() in float32.
-      auto t_id = [&](int64_t tt) {
-        if (b.seconds <= 0) return tt;
-        return static_cast<int64_t>(static_cast<float>(tt) * static_cast<float>(b.seconds) * tokens_per_second_);
-      };
+      // transformers 5: temporal ids step by tokens_per_second x int(second_per_grid_t)
+      // (Qwen2.5-VL videos; 1 otherwise), and the text after a block continues from its
+      // first position + max(merged height, merged width), whatever its length in time.
+      const int64_t interval =
+          b.seconds > 0 ? static_cast<int64_t>(tokens_per_second_) * static_cast<int64_t>(b.seconds) : 1;
       for (int64_t k = 0; k < n; ++i, ++k) {
-        pos[0][static_cast<size_t>(i)] = next + t_id(k / (gh * gw));
+        pos[0][static_cast<size_t>(i)] = next + k / (gh * gw) * interval;
         pos[1][static_cast<size_t>(i)] = next + k / gw % gh;
         pos[2][static_cast<size_t>(i)] = next + k % gw;
       }
-      next += std::max({t_id(g.t - 1) + 1, gh, gw});
+      next += std::max(gh, gw);
     }
   }
   for (; i < L; ++i, ++next) {
