@@ -13,6 +13,7 @@ pkgs=(cmake ninja-build g++ pkg-config ccache python3 python3-jsonschema
       nlohmann-json3-dev libpcre2-dev libutf8proc-dev libcurl4-openssl-dev
       libcpp-httplib-dev libstb-dev libcli11-dev libfmt-dev
       libpng-dev libjpeg62-turbo-dev libwebp-dev libgif-dev  # lmx/vision image decoding
+      libavformat-dev libavcodec-dev libswscale-dev libavutil-dev  # lmx/vision video (optional in CMake)
       libgtest-dev libgmock-dev libbenchmark-dev
       clang libclang-rt-14-dev llvm)  # make sanitize-test: ASan/UBSan/libFuzzer, llvm-symbolizer
 # The libraries lmx links, as arm64 packages (the header-only ones, nlohmann-json and

@@ -9,6 +9,7 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "model_bench.h"
+#include "vision_bench.h"
 #include "lmx/base/error.h"
 
 namespace lmx::cli {
@@ -37,10 +38,26 @@ void add_bench_command(CLI::App& app) {
   bench->add_option("-t,--threads", m->threads, "CPU threads");
   add_device_option(bench, m->device);
   bench->add_flag("--json", m->json, "Print one JSON object");
+  auto image = std::make_shared<std::string>();
+  bench->add_option("--image", *image,
+                    "With --model (a vision-language model): time image preprocessing, the vision encoder and "
+                    "the prefill of a prompt holding the image (medians)");
   auto* kernels = bench->add_subcommand("kernels", "Kernel report: GB/s and GFLOP/s next to the measured roofline");
-  bench->callback([bench, m] {
+  bench->callback([bench, m, image] {
     if (!bench->get_subcommands().empty()) return;  // `bench kernels` ran
     if (m->model.empty() == m->config.empty()) throw InvalidArgument("bench: give --model or --config");
+    if (!image->empty()) {
+      if (m->model.empty()) throw InvalidArgument("bench --image needs --model (a vision-language model folder)");
+      VisionBenchArgs v;
+      v.model = m->model;
+      v.image = *image;
+      if (bench->count("-p")) v.prompt_tokens = m->prompt_tokens;
+      v.runs = m->runs;
+      v.threads = m->threads;
+      v.json = m->json;
+      run_vision_bench(v);
+      return;
+    }
     run_model_bench(*m);
   });
 #ifdef LMX_HAVE_KERNEL_REPORT

@@ -19,6 +19,7 @@
 #include "lmx/models/load.h"
 #include "lmx/models/vlm/image_inputs.h"
 #include "lmx/vision/image_decode.h"
+#include "lmx/vision/video_processor.h"
 #include "lmx/train/adapter_file.h"
 #include "lmx/generate/prompt_cache.h"
 
@@ -30,6 +31,9 @@ struct GenerateArgs {
   std::string adapter_path;
   std::string prompt = "";
   std::vector<std::string> images;
+  std::vector<std::string> videos;
+  double video_fps = 0;      // --fps: frames sampled per second of video
+  int64_t video_frames = 0;  // --frames: frames sampled per video
   std::string system_prompt;
   GenerationArgs gen;
   bool ignore_chat_template = false;
@@ -50,21 +54,37 @@ void on_sigint(int) {
   if (g_generation) g_generation->cancel();
 }
 
-// --image: the images through the model's processor, one image part per image before
-// the prompt's text in the user message; returns the expanded prompt ids.
+// --image / --video: the images and videos through the model's processors, one image
+// part per image and one video part per video before the prompt's text in the user
+// message; returns the expanded prompt ids.
 std::vector<int32_t> prepare_images(const GenerateArgs& a, generate::ModelContainer& container,
                                     generate::UserInput& input, generate::GenerateParameters& p) {
+  const char* what = a.images.empty() ? "--video" : "--image";
   auto* vlm = dynamic_cast<models::vlm::VisionLanguageModel*>(&container.model());
-  if (!vlm) throw InvalidArgument("--image: " + container.model().model_type() + " is not a vision-language model");
+  if (!vlm) throw InvalidArgument(std::string(what) + ": " + container.model().model_type() + " is not a vision-language model");
   if (a.ignore_chat_template || !container.has_chat_template()) {
-    throw InvalidArgument("--image needs the model's chat template (it places the image markers)");
+    throw InvalidArgument(std::string(what) + " needs the model's chat template (it places the image and video markers)");
   }
-  std::vector<vision::Image> images;
-  for (const auto& path : a.images) images.push_back(vision::load_image(path));
-  auto processor = vision::load_image_processor(resolve_model_arg(a.model));
-  models::vlm::ImageInputs inputs = models::vlm::image_inputs(processor->process(images));
+  models::vlm::ImageInputs inputs;
+  if (!a.images.empty()) {
+    std::vector<vision::Image> images;
+    for (const auto& path : a.images) images.push_back(vision::load_image(path));
+    auto processor = vision::load_image_processor(resolve_model_arg(a.model));
+    inputs = models::vlm::image_inputs(processor->process(images));
+  }
+  if (!a.videos.empty()) {
+    if (vlm->video_token_id() < 0) throw InvalidArgument("--video: " + vlm->model_type() + " takes no videos");
+    auto processor = vision::load_video_processor(resolve_model_arg(a.model));
+    const vision::FrameSampling sampling{.fps = a.video_fps, .num_frames = a.video_frames};
+    std::vector<vision::Video> videos;
+    for (const auto& path : a.videos) videos.push_back(vision::load_sampled_video(path, *processor, sampling));
+    models::vlm::add_video_inputs(inputs, processor->process(videos),
+                                  vision::seconds_per_grid(videos, *processor));
+    for (const auto& v : videos) inputs.video_timestamps.push_back(processor->timestamps(v));
+  }
   nlohmann::ordered_json content = nlohmann::ordered_json::array();
-  for (size_t i = 0; i < images.size(); ++i) content.push_back({{"type", "image"}});
+  for (size_t i = 0; i < a.images.size(); ++i) content.push_back({{"type", "image"}});
+  for (size_t i = 0; i < a.videos.size(); ++i) content.push_back({{"type", "video"}});
   content.push_back({{"type", "text"}, {"text", input.prompt}});
   input.messages = std::make_shared<nlohmann::ordered_json>(
       nlohmann::ordered_json::array({{{"role", "user"}, {"content", content}}}));
@@ -100,9 +120,9 @@ void run_generate(const GenerateArgs& a) {
   if (!variables.is_null()) input.extra_context = std::make_shared<nlohmann::ordered_json>(std::move(variables));
   std::optional<generate::PromptCache> cached;
   std::vector<int32_t> ids;
-  if (!a.images.empty()) {
+  if (!a.images.empty() || !a.videos.empty()) {
     if (!a.prompt_cache_file.empty() || draft) {
-      throw InvalidArgument("--image takes neither --prompt-cache-file nor --draft-model yet");
+      throw InvalidArgument("--image and --video take neither --prompt-cache-file nor --draft-model yet");
     }
     ids = prepare_images(a, *container, input, p);
   } else if (!a.prompt_cache_file.empty()) {
@@ -184,6 +204,12 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--adapter-path", a->adapter_path, "LoRA / DoRA adapters (mlx-lm or PEFT folder) or full fine-tuning weights, applied without fusing");
   cmd->add_option("-p,--prompt", a->prompt, "Prompt text, or - to read it from stdin");
   cmd->add_option("--image", a->images, "An image for a vision-language model (file or data URL); repeatable");
+  cmd->add_option("--video", a->videos, "A video file for a Qwen2-VL-family model (FFmpeg decodes it); repeatable");
+  auto* fps = cmd->add_option("--fps", a->video_fps, "--video: sample this many frames per second of video")
+                  ->check(CLI::PositiveNumber);
+  cmd->add_option("--frames", a->video_frames, "--video: sample this many frames (whole temporal patches)")
+      ->check(CLI::PositiveNumber)
+      ->excludes(fps);
   cmd->add_option("--system-prompt", a->system_prompt, "System message (chat models)");
   add_sampling_options(cmd, a->gen);
   cmd->add_flag("--ignore-chat-template", a->ignore_chat_template, "Use the prompt as raw text");

@@ -14,6 +14,7 @@
 
 #include "lmx/base/error.h"
 #include "lmx/vision/decoders.h"
+#include "lmx/vision/large_buffer.h"
 
 namespace lmx::vision::detail {
 namespace {
@@ -89,6 +90,7 @@ bool run_libjpeg(JpegJob* job) {
   job->height = static_cast<int>(cinfo.output_height);
   job->components = cinfo.output_components;
   size_t stride = static_cast<size_t>(job->width) * job->components;
+  detail::reserve_large(job->pixels, stride * job->height);
   job->pixels.resize(stride * job->height);
   while (cinfo.output_scanline < cinfo.output_height) {
     JSAMPROW row = job->pixels.data() + stride * cinfo.output_scanline;
@@ -121,6 +123,13 @@ Decoded decode_jpeg(std::span<const uint8_t> bytes, const std::string& label,
     throw FormatError(label + ": cannot decode JPEG: " + job.err.message);
   }
   Decoded out;
+  if (job.components == 3 && !job.cmyk) {  // already RGB: the decoder's buffer is the image
+    out.image.width = job.width;
+    out.image.height = job.height;
+    out.image.rgb = std::move(job.pixels);
+    out.orientation = exif_orientation(job.exif);
+    return out;
+  }
   out.image = make_image(job.width, job.height);
   const size_t n = out.image.pixel_count();
   const uint8_t* src = job.pixels.data();

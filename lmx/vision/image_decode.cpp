@@ -6,6 +6,7 @@
 #include "lmx/base/base64.h"
 #include "lmx/base/error.h"
 #include "lmx/vision/decoders.h"
+#include "lmx/vision/large_buffer.h"
 
 namespace lmx::vision {
 
@@ -13,7 +14,9 @@ Image make_image(int width, int height) {
   Image image;
   image.width = width;
   image.height = height;
-  image.rgb.assign(static_cast<size_t>(width) * static_cast<size_t>(height) * 3, 0);
+  const size_t bytes = static_cast<size_t>(width) * static_cast<size_t>(height) * 3;
+  detail::reserve_large(image.rgb, bytes);
+  image.rgb.assign(bytes, 0);
   return image;
 }
 

@@ -53,20 +53,29 @@ Image pad_to_square(const Image& in, std::array<uint8_t, 3> background) {
   return out;
 }
 
-std::vector<float> to_normalized_planes(const Image& in, const Normalization& n) {
-  const size_t plane = in.pixel_count();
-  std::vector<float> out(3 * plane);
+NormalizationTable normalization_table(const Normalization& n) {
+  NormalizationTable t{};
   for (int c = 0; c < 3; ++c) {
     const float mean = static_cast<float>(n.mean[c]);
     const float std = static_cast<float>(n.std[c]);
-    float* dst = out.data() + c * plane;
-    for (size_t i = 0; i < plane; ++i) {
-      const uint8_t v = in.rgb[3 * i + c];
-      float f = n.do_rescale ? static_cast<float>(static_cast<double>(v) * n.rescale_factor)
-                             : static_cast<float>(v);
+    for (int v = 0; v < 256; ++v) {
+      float f = n.do_rescale ? static_cast<float>(static_cast<double>(v) * n.rescale_factor) : static_cast<float>(v);
       if (n.do_normalize) f = (f - mean) / std;
-      dst[i] = f;
+      t[static_cast<size_t>(c)][static_cast<size_t>(v)] = f;
     }
+  }
+  return t;
+}
+
+std::vector<float> to_normalized_planes(const Image& in, const Normalization& n) {
+  const NormalizationTable table = normalization_table(n);
+  const size_t plane = in.pixel_count();
+  std::vector<float> out(3 * plane);
+  for (int c = 0; c < 3; ++c) {
+    const auto& lut = table[static_cast<size_t>(c)];
+    float* dst = out.data() + c * plane;
+    const uint8_t* src = in.rgb.data() + c;
+    for (size_t i = 0; i < plane; ++i) dst[i] = lut[src[3 * i]];
   }
   return out;
 }

@@ -29,6 +29,11 @@ struct Normalization {
   std::array<double, 3> std{0.5, 0.5, 0.5};
 };
 
+// The normalized value of each byte value per channel ([channel][byte]): what the rescale
+// and normalize steps give, so a lookup equals computing them.
+using NormalizationTable = std::array<std::array<float, 256>, 3>;
+NormalizationTable normalization_table(const Normalization& n);
+
 // [3, height, width] float32: rescale, then normalize, as transformers does.
 std::vector<float> to_normalized_planes(const Image& image, const Normalization& n);
 

@@ -77,17 +77,6 @@ std::unique_ptr<ImageProcessor> make_image_processor(std::string_view json_text,
                     "' is not supported (supported: " + known + ")");
 }
 
-namespace {
-
-std::string read_text(const std::filesystem::path& file) {
-  std::ifstream in(file);
-  if (!in) throw IoError(file.string() + ": cannot read");
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-}  // namespace
 
 std::unique_ptr<ImageProcessor> load_image_processor(const std::filesystem::path& path) {
   std::filesystem::path file = path;
@@ -98,13 +87,13 @@ std::unique_ptr<ImageProcessor> load_image_processor(const std::filesystem::path
       throw IoError(path.string() + ": no preprocessor_config.json or processor_config.json");
     }
   }
-  std::string text = read_text(file);
+  std::string text = detail::read_config_text(file);
   // The multimodal processor's spatial_merge_size (processor_config.json beside a
   // preprocessor_config.json) changes the patches the image processor is asked for.
   const std::filesystem::path outer = file.parent_path() / "processor_config.json";
   if (file.filename() == "preprocessor_config.json" && std::filesystem::exists(outer)) {
     nlohmann::json inner = nlohmann::json::parse(text, nullptr, false);
-    const nlohmann::json proc = nlohmann::json::parse(read_text(outer), nullptr, false);
+    const nlohmann::json proc = nlohmann::json::parse(detail::read_config_text(outer), nullptr, false);
     if (inner.is_object() && proc.is_object() && proc.contains("spatial_merge_size") &&
         !inner.contains("spatial_merge_size")) {
       inner["spatial_merge_size"] = proc["spatial_merge_size"];

@@ -1,5 +1,8 @@
 #include "lmx/vision/processor_config.h"
 
+#include <fstream>
+#include <sstream>
+
 #include <cmath>
 
 #include "lmx/base/error.h"
@@ -135,6 +138,14 @@ std::pair<int, int> resize_target(int height, int width, const SizeDict& size,
   }
   if (size.height && size.width) return {size.height, size.width};
   throw FormatError(label + ": size must have 'height' and 'width', or 'shortest_edge'");
+}
+
+std::string read_config_text(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) throw IoError(file.string() + ": cannot read");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 }  // namespace lmx::vision::detail

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -49,6 +50,9 @@ inline constexpr std::array<double, 3> kHalf{0.5, 0.5, 0.5};
 
 // The output size of transformers' resize for a size dict (PilBackend.resize):
 // shortest + longest edge, shortest edge alone, else height x width.
+// A config file's text (lmx::IoError naming it when it cannot be read).
+std::string read_config_text(const std::filesystem::path& file);
+
 std::pair<int, int> resize_target(int height, int width, const SizeDict& size, const std::string& label);
 
 }  // namespace lmx::vision::detail

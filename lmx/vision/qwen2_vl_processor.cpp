@@ -1,12 +1,12 @@
 // Qwen2-VL / Qwen2.5-VL / Qwen3-VL images: smart_resize to multiples of patch x merge
 // within [min_pixels, max_pixels], then the frame repeated to temporal_patch_size and cut
-// into patches in transformers' order: rows (block row, block column, row in block,
-// column in block), columns (channel, frame, y in patch, x in patch).
+// into patches (lmx/vision/qwen_patches.h).
 #include <cmath>
 #include <string>
 
 #include "lmx/base/error.h"
 #include "lmx/vision/processor_families.h"
+#include "lmx/vision/qwen_patches.h"
 
 namespace lmx::vision::detail {
 namespace {
@@ -25,6 +25,7 @@ class Qwen2VLProcessor : public ImageProcessor {
     do_resize_ = c.flag("do_resize", true);
     resample_ = c.resample(Resample::kBicubic);
     norm_ = c.normalization(kClipMean, kClipStd);
+    table_ = normalization_table(norm_);
     patch_ = c.integer("patch_size", 14);
     temporal_ = c.integer("temporal_patch_size", 2);
     merge_ = c.integer("merge_size", 2);
@@ -33,65 +34,29 @@ class Qwen2VLProcessor : public ImageProcessor {
 
   std::string_view type() const override { return "Qwen2VLImageProcessor"; }
 
-  // transformers' smart_resize (Python's round: half to even).
-  std::pair<int, int> smart_resize(int height, int width, const std::string& source) const {
-    const int factor = patch_ * merge_;
-    if (static_cast<double>(std::max(height, width)) / std::min(height, width) > 200) {
-      throw InvalidArgument((source.empty() ? "image" : source) + ": Qwen2-VL takes images with an aspect ratio up to 200, got " +
-                            std::to_string(width) + "x" + std::to_string(height));
-    }
-    int64_t h = static_cast<int64_t>(std::nearbyint(static_cast<double>(height) / factor)) * factor;
-    int64_t w = static_cast<int64_t>(std::nearbyint(static_cast<double>(width) / factor)) * factor;
-    const double area = static_cast<double>(height) * width;
-    if (h * w > max_pixels_) {
-      const double beta = std::sqrt(area / static_cast<double>(max_pixels_));
-      h = std::max<int64_t>(factor, static_cast<int64_t>(std::floor(height / beta / factor)) * factor);
-      w = std::max<int64_t>(factor, static_cast<int64_t>(std::floor(width / beta / factor)) * factor);
-    } else if (h * w < min_pixels_) {
-      const double beta = std::sqrt(static_cast<double>(min_pixels_) / area);
-      h = static_cast<int64_t>(std::ceil(height * beta / factor)) * factor;
-      w = static_cast<int64_t>(std::ceil(width * beta / factor)) * factor;
-    }
-    return {static_cast<int>(h), static_cast<int>(w)};
-  }
-
   ProcessorOutput process(const std::vector<Image>& images) const override {
     ProcessorTensor pixels{.name = "pixel_values"};
     ProcessorTensor grid{.name = "image_grid_thw"};
     const int64_t row_size = 3LL * temporal_ * patch_ * patch_;
     int64_t rows = 0;
     for (const Image& image : images) {
-      Image resized = image;
+      Image scaled;  // the resized image (else the input itself)
       if (do_resize_) {
-        auto [h, w] = smart_resize(image.height, image.width, image.source);
-        resized = resize(image, w, h, resample_);
+        auto [h, w] = qwen_smart_resize(image.height, image.width, patch_ * merge_, min_pixels_, max_pixels_,
+                                        image.source);
+        scaled = resize(image, w, h, resample_);
       }
+      const Image& resized = do_resize_ ? scaled : image;
       if (resized.height % (patch_ * merge_) || resized.width % (patch_ * merge_)) {
         throw InvalidArgument(label_ + ": a " + std::to_string(resized.width) + "x" +
                               std::to_string(resized.height) +
                               " image is not made of whole merged patches (do_resize is off)");
       }
-      const std::vector<float> planes = to_normalized_planes(resized, norm_);
-      const int gh = resized.height / patch_, gw = resized.width / patch_;
-      const size_t plane = resized.pixel_count();
-      const size_t start = pixels.f32.size();
-      pixels.f32.resize(start + static_cast<size_t>(gh) * gw * row_size);
-      float* out = pixels.f32.data() + start;
-      for (int bh = 0; bh < gh / merge_; ++bh)
-        for (int bw = 0; bw < gw / merge_; ++bw)
-          for (int mh = 0; mh < merge_; ++mh)
-            for (int mw = 0; mw < merge_; ++mw) {
-              const int y0 = (bh * merge_ + mh) * patch_, x0 = (bw * merge_ + mw) * patch_;
-              for (int c = 0; c < 3; ++c)
-                for (int t = 0; t < temporal_; ++t)  // one image: every frame is the same
-                  for (int py = 0; py < patch_; ++py) {
-                    const float* src = planes.data() + c * plane +
-                                       static_cast<size_t>(y0 + py) * resized.width + x0;
-                    for (int px = 0; px < patch_; ++px) *out++ = src[px];
-                  }
-            }
-      rows += static_cast<int64_t>(gh) * gw;
-      grid.i64.insert(grid.i64.end(), {1, gh, gw});
+      // One image: every frame of its temporal patch is the same.
+      const std::vector<const Image*> frames(static_cast<size_t>(temporal_), &resized);
+      const std::vector<int64_t> thw = append_qwen_patches(pixels, frames, table_, temporal_, patch_, merge_);
+      rows += thw[1] * thw[2];
+      grid.i64.insert(grid.i64.end(), thw.begin(), thw.end());
     }
     pixels.shape = {rows, row_size};
     grid.shape = {static_cast<int64_t>(images.size()), 3};
@@ -107,6 +72,7 @@ class Qwen2VLProcessor : public ImageProcessor {
   bool do_resize_ = true;
   Resample resample_ = Resample::kBicubic;
   Normalization norm_;
+  NormalizationTable table_{};
   int patch_ = 14, temporal_ = 2, merge_ = 2;
 };
 

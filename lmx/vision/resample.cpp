@@ -57,14 +57,16 @@ Filter filter_for(Resample r) {
 
 // For each output position: the first input index, the count, and `ksize` fixed-point
 // weights. The weights are computed in double, normalized to sum 1, then rounded half
-// away from zero to kPrecisionBits.
+// away from zero to `bits` fractional bits: Pillow's 22, or (torch's uint8 kernel) the
+// most that keep the largest weight of the axis within int16.
 struct Coefficients {
   int ksize = 0;
+  int bits = kPrecisionBits;
   std::vector<int> first, count;
   std::vector<int32_t> weights;  // [out_size, ksize]
 };
 
-Coefficients precompute(int in_size, int out_size, const Filter& f) {
+Coefficients precompute(int in_size, int out_size, const Filter& f, FixedPoint fixed) {
   const double scale = static_cast<double>(in_size) / out_size;
   const double filterscale = scale < 1.0 ? 1.0 : scale;
   const double support = f.support * filterscale;
@@ -74,6 +76,7 @@ Coefficients precompute(int in_size, int out_size, const Filter& f) {
   c.count.resize(out_size);
   c.weights.assign(static_cast<size_t>(out_size) * c.ksize, 0);
   std::vector<double> w(c.ksize);
+  std::vector<double> normalized(static_cast<size_t>(out_size) * c.ksize, 0.0);
   for (int xx = 0; xx < out_size; ++xx) {
     const double center = (xx + 0.5) * scale;
     const double ss = 1.0 / filterscale;
@@ -87,20 +90,27 @@ Coefficients precompute(int in_size, int out_size, const Filter& f) {
       w[x] = f.fn((x + xmin - center + 0.5) * ss);
       total += w[x];
     }
-    int32_t* out = c.weights.data() + static_cast<size_t>(xx) * c.ksize;
-    for (int x = 0; x < xmax; ++x) {
-      double v = total != 0.0 ? w[x] / total : w[x];
-      v *= (1 << kPrecisionBits);
-      out[x] = static_cast<int32_t>(v < 0 ? v - 0.5 : v + 0.5);
-    }
+    double* out = normalized.data() + static_cast<size_t>(xx) * c.ksize;
+    for (int x = 0; x < xmax; ++x) out[x] = total != 0.0 ? w[x] / total : w[x];
     c.first[xx] = xmin;
     c.count[xx] = xmax;
+  }
+  if (fixed == FixedPoint::kTorchUint8) {
+    double w_max = normalized.empty() ? 0.0 : normalized[0];
+    for (double v : normalized) w_max = std::max(w_max, v);
+    for (c.bits = 0; c.bits < 22; ++c.bits) {
+      if (static_cast<int>(0.5 + w_max * (1 << (c.bits + 1))) >= (1 << 15)) break;
+    }
+  }
+  for (size_t i = 0; i < normalized.size(); ++i) {
+    const double v = normalized[i] * (1 << c.bits);
+    c.weights[i] = static_cast<int32_t>(v < 0 ? v - 0.5 : v + 0.5);
   }
   return c;
 }
 
-uint8_t clip8(int32_t acc) {
-  int32_t v = acc >> kPrecisionBits;  // arithmetic shift, as Pillow's table lookup
+uint8_t clip8(int32_t acc, int bits) {
+  int32_t v = acc >> bits;  // arithmetic shift, as Pillow's table lookup
   return static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
@@ -113,14 +123,14 @@ Image horizontal_pass(const Image& in, int row0, int rows, int out_width, const 
     for (int xx = 0; xx < out_width; ++xx) {
       const int32_t* k = c.weights.data() + static_cast<size_t>(xx) * c.ksize;
       const uint8_t* s = src + 3 * c.first[xx];
-      int32_t acc[3] = {1 << (kPrecisionBits - 1), 1 << (kPrecisionBits - 1),
-                        1 << (kPrecisionBits - 1)};
+      const int32_t half = c.bits > 0 ? 1 << (c.bits - 1) : 0;
+      int32_t acc[3] = {half, half, half};
       for (int x = 0; x < c.count[xx]; ++x) {
         acc[0] += s[3 * x] * k[x];
         acc[1] += s[3 * x + 1] * k[x];
         acc[2] += s[3 * x + 2] * k[x];
       }
-      for (int ch = 0; ch < 3; ++ch) dst[3 * xx + ch] = clip8(acc[ch]);
+      for (int ch = 0; ch < 3; ++ch) dst[3 * xx + ch] = clip8(acc[ch], c.bits);
     }
   }
   return out;
@@ -136,14 +146,14 @@ Image vertical_pass(const Image& in, int row_offset, int out_height, const Coeff
   for (int yy = 0; yy < out_height; ++yy) {
     const int32_t* k = c.weights.data() + static_cast<size_t>(yy) * c.ksize;
     const uint8_t* base = in.row(c.first[yy] - row_offset);
-    std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
+    std::fill(acc.begin(), acc.end(), c.bits > 0 ? 1 << (c.bits - 1) : 0);
     for (int y = 0; y < c.count[yy]; ++y) {
       const uint8_t* src = base + y * stride;
       const int32_t w = k[y];
       for (size_t i = 0; i < stride; ++i) acc[i] += src[i] * w;
     }
     uint8_t* dst = out.row(yy);
-    for (size_t i = 0; i < stride; ++i) dst[i] = clip8(acc[i]);
+    for (size_t i = 0; i < stride; ++i) dst[i] = clip8(acc[i], c.bits);
   }
   return out;
 }
@@ -180,7 +190,7 @@ Resample resample_from_pil(int code, std::string_view field) {
   return static_cast<Resample>(code);
 }
 
-Image resize(const Image& in, int width, int height, Resample filter) {
+Image resize(const Image& in, int width, int height, Resample filter, FixedPoint fixed) {
   if (width <= 0 || height <= 0 || in.width <= 0 || in.height <= 0) {
     throw InvalidArgument("resize: cannot resize " + std::to_string(in.width) + "x" +
                           std::to_string(in.height) + " to " + std::to_string(width) + "x" +
@@ -191,9 +201,9 @@ Image resize(const Image& in, int width, int height, Resample filter) {
   const Filter f = filter_for(filter);
   const bool need_h = width != in.width;
   const bool need_v = height != in.height;
-  Coefficients cv = precompute(in.height, height, f);
+  Coefficients cv = precompute(in.height, height, f, fixed);
   if (!need_h) return vertical_pass(in, 0, height, cv);
-  Coefficients ch = precompute(in.width, width, f);
+  Coefficients ch = precompute(in.width, width, f, fixed);
   // Only the rows the vertical pass reads go through the horizontal pass.
   const int first_row = need_v ? cv.first.front() : 0;
   const int last_row = need_v ? cv.first.back() + cv.count.back() : in.height;

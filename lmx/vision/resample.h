@@ -16,7 +16,13 @@ enum class Resample { kNearest = 0, kLanczos = 1, kBilinear = 2, kBicubic = 3, k
 // lmx::InvalidArgument naming `field` for a number outside 0..5.
 Resample resample_from_pil(int code, std::string_view field);
 
+// The weights' fixed point: Pillow's (22 fractional bits), or that of torch's uint8
+// antialiased kernel (the same weights, with the most fractional bits that keep the
+// axis' largest weight within int16: 14 when it is near 1), which torchvision's resize
+// runs for uint8 images and so transformers' video processors.
+enum class FixedPoint { kPillow, kTorchUint8 };
+
 // lmx::InvalidArgument for a size that is not positive.
-Image resize(const Image& image, int width, int height, Resample filter);
+Image resize(const Image& image, int width, int height, Resample filter, FixedPoint fixed = FixedPoint::kPillow);
 
 }  // namespace lmx::vision

@@ -116,4 +116,32 @@ TEST_F(VlmCli, GenerateWithAnImageExpandsThePromptAndRunsTheImage) {
   EXPECT_NE(refused.out.find("chat template"), std::string::npos) << refused.out;
 }
 
+// `lmx generate --video`: the clip decoded and sampled (4 of its 10 frames), one video part
+// through the chat template, its marker expanded to the video's placeholders (4 frames of
+// 28x56 px: 2 temporal patches of 2x4 patches, merged 2x2: 4 tokens). Parity of the
+// video path with transformers is in vlm_test (VlmVideo).
+TEST_F(VlmCli, GenerateWithAVideoExpandsThePromptAndRunsTheVideo) {
+  const fs::path model = dir_ / "qwen2_vl";
+  lmx::testing::write_vlm_chat_folder(fixture("qwen2_vl"), model);
+  const std::string video = (fs::path(LMX_SOURCE_DIR) / "tests/data/vision/video/clip_h264_64x36.mp4").string();
+  auto r = lmx_run("generate --model " + model.string() + " --video " + video +
+                       " --frames 4 --prompt 't17 t33' --max-tokens 2 --temp 0 -v",
+                   "", true);
+  if (r.status != 0 && r.out.find("without video support") != std::string::npos) GTEST_SKIP() << r.out;
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("Prompt: 8 tokens"), std::string::npos) << r.out;
+  // --fps and --frames exclude each other; a model without videos and a file without a
+  // video stream are refused, naming what is wrong.
+  EXPECT_NE(lmx_stderr("generate --model " + model.string() + " --video " + video + " --fps 2 --frames 4 --prompt t5").status, 0);
+  const fs::path llava = dir_ / "llava";
+  lmx::testing::write_vlm_chat_folder(fixture("llava"), llava);
+  auto no_video = lmx_stderr("generate --model " + llava.string() + " --video " + video + " --prompt t5");
+  EXPECT_NE(no_video.status, 0);
+  EXPECT_NE(no_video.out.find("takes no videos"), std::string::npos) << no_video.out;
+  const std::string wav = (fs::path(LMX_SOURCE_DIR) / "tests/data/vision/video/no_video.wav").string();
+  auto audio = lmx_stderr("generate --model " + model.string() + " --video " + wav + " --prompt t5");
+  EXPECT_NE(audio.status, 0);
+  EXPECT_NE(audio.out.find("no_video.wav: has no video stream"), std::string::npos) << audio.out;
+}
+
 }  // namespace

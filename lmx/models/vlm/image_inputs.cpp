@@ -9,10 +9,19 @@ namespace {
 // The integer processor outputs a model may take, by transformers' names.
 std::vector<std::pair<std::string, Tensor*>> integer_inputs(ImageInputs& in) {
   return {{"image_grid_thw", &in.image_grid_thw}, {"image_sizes", &in.image_sizes},
-          {"pixel_attention_mask", &in.pixel_attention_mask}, {"rows", &in.rows}, {"cols", &in.cols}};
+          {"pixel_attention_mask", &in.pixel_attention_mask}, {"rows", &in.rows}, {"cols", &in.cols},
+          {"video_grid_thw", &in.video_grid_thw}};
 }
 
 }  // namespace
+
+void add_video_inputs(ImageInputs& in, const vision::ProcessorOutput& out, const std::vector<double>& second_per_grid_ts) {
+  const vision::ProcessorTensor& pv = out.at("pixel_values_videos");
+  const vision::ProcessorTensor& grid = out.at("video_grid_thw");
+  in.pixel_values_videos = Tensor::from_vector(pv.f32, pv.shape);
+  in.video_grid_thw = Tensor::from_vector(grid.i64, grid.shape);
+  in.second_per_grid_ts = second_per_grid_ts;
+}
 
 ImageInputs image_inputs(const vision::ProcessorOutput& out) {
   ImageInputs in;
@@ -34,11 +43,19 @@ ImageInputs read_image_inputs(const std::filesystem::path& file) {
     return t.clone();
   };
   ImageInputs in;
-  const io::TensorInfo& pv = st.at("pixel_values");
-  if (!is_floating(pv.dtype)) {
-    throw FormatError(file.string() + ": pixel_values must be floating point, got " + std::string(dtype_name(pv.dtype)));
+  auto floats = [&](const char* name) {
+    const io::TensorInfo* t = st.find(name);
+    if (t && !is_floating(t->dtype)) {
+      throw FormatError(file.string() + ": " + name + " must be floating point, got " + std::string(dtype_name(t->dtype)));
+    }
+    return t ? read(*t).to(Dtype::f32) : Tensor();
+  };
+  in.pixel_values = floats("pixel_values");
+  in.pixel_values_videos = floats("pixel_values_videos");
+  if (in.empty()) throw FormatError(file.string() + ": holds neither pixel_values nor pixel_values_videos");
+  if (Tensor s = floats("second_per_grid_ts"); s.defined()) {
+    for (float x : s.to_float_vector()) in.second_per_grid_ts.push_back(x);
   }
-  in.pixel_values = read(pv).to(Dtype::f32);
   for (auto [name, slot] : integer_inputs(in)) {
     if (const io::TensorInfo* t = st.find(name)) {
       if (is_floating(t->dtype)) throw FormatError(file.string() + ": " + name + " must be integers");

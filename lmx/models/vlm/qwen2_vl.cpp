@@ -8,6 +8,7 @@
 // behind token indices by rope_deltas, kept for the decoding steps that follow. Qwen3-VL's
 // DeepStack features are added to the image tokens' outputs of the first text layers.
 #include <algorithm>
+#include <cstdio>
 #include <numeric>
 #include <string>
 
@@ -47,9 +48,13 @@ class Qwen2VL : public VisionLanguageModel {
       : VisionLanguageModel(type_name(kind),
                             std::make_unique<TransformerLM>(kind == QwenVision::qwen3 ? llm::qwen3(text) : llm::qwen2(text)),
                             raw.get_int("image_token_id", 151655)),
-        interleaved_(kind == QwenVision::qwen3) {
+        interleaved_(kind == QwenVision::qwen3), kind_(kind) {
+    video_token_ = raw.get_int("video_token_id", 151656);
+    vision_start_ = raw.get_int("vision_start_token_id", 151652);
+    vision_end_ = raw.get_int("vision_end_token_id", 151653);
     auto vision = raw.object("vision_config");
     if (!vision) raw.fail("vision_config", "is missing");
+    if (kind == QwenVision::qwen2_5) tokens_per_second_ = static_cast<float>(vision->get_double("tokens_per_second", 4.0));
     tower_ = std::make_unique<Qwen2VisionTower>(read_qwen2_vision(*vision, kind));
     register_module("vision_tower", *tower_);
     const nn::RopeConfig& rope = text_->spec().ropes.at(0);
@@ -62,10 +67,55 @@ class Qwen2VL : public VisionLanguageModel {
 
   std::vector<int64_t> image_token_counts(const ImageInputs& images) const override {
     std::vector<int64_t> out;
+    if (!images.has_images()) return out;
     for (const GridThw& g : read_grids(images.image_grid_thw, images.pixel_values, tower_->merge())) {
       out.push_back(g.t * g.h * g.w / (tower_->merge() * tower_->merge()));
     }
     return out;
+  }
+
+  std::vector<int64_t> video_token_counts(const ImageInputs& inputs) const override {
+    std::vector<int64_t> out;
+    if (!inputs.has_videos()) return out;
+    for (const GridThw& g : read_grids(inputs.video_grid_thw, inputs.pixel_values_videos, tower_->merge())) {
+      out.push_back(g.t * g.h * g.w / (tower_->merge() * tower_->merge()));
+    }
+    return out;
+  }
+
+  // Qwen3-VL: before each frame group "<t seconds>" (its timestamp, one decimal), then the
+  // group's placeholders between <|vision_start|> and <|vision_end|>, as Qwen3VLProcessor.
+  std::vector<int32_t> video_prompt(const ImageInputs& inputs, size_t index,
+                                    const tokenizer::Tokenizer& tok) const override {
+    if (kind_ != QwenVision::qwen3) return VisionLanguageModel::video_prompt(inputs, index, tok);
+    const GridThw g =
+        read_grids(inputs.video_grid_thw, inputs.pixel_values_videos, tower_->merge()).at(index);
+    const int64_t per_group = g.h * g.w / (tower_->merge() * tower_->merge());
+    if (index >= inputs.video_timestamps.size() || static_cast<int64_t>(inputs.video_timestamps[index].size()) != g.t) {
+      throw InvalidArgument(model_type_ + ": video " + std::to_string(index) + " needs a timestamp per temporal patch (" +
+                            std::to_string(g.t) + ")");
+    }
+    std::vector<int32_t> out;
+    for (int64_t t = 0; t < g.t; ++t) {
+      char stamp[64];
+      std::snprintf(stamp, sizeof(stamp), "<%.1f seconds>", inputs.video_timestamps[index][static_cast<size_t>(t)]);
+      const std::vector<int32_t> text = tok.encode(stamp, false);
+      out.insert(out.end(), text.begin(), text.end());
+      out.push_back(static_cast<int32_t>(vision_start_));
+      out.insert(out.end(), static_cast<size_t>(per_group), static_cast<int32_t>(video_token_));
+      out.push_back(static_cast<int32_t>(vision_end_));
+    }
+    return out;
+  }
+
+  std::pair<int64_t, int64_t> video_marker_wrapping() const override {
+    if (kind_ != QwenVision::qwen3) return {-1, -1};
+    return {vision_start_, vision_end_};
+  }
+
+  std::vector<Tensor> video_feature_stack(const ImageInputs& inputs) const override {
+    return tower_->forward(inputs.pixel_values_videos,
+                           read_grids(inputs.video_grid_thw, inputs.pixel_values_videos, tower_->merge()));
   }
 
   Tensor image_features(const ImageInputs& images) const override { return image_feature_stack(images).at(0); }
@@ -87,34 +137,74 @@ class Qwen2VL : public VisionLanguageModel {
   std::vector<int64_t> sections_;
   std::vector<float> inv_freq_;
   bool interleaved_ = false;
+  QwenVision kind_;
+  int64_t vision_start_ = 0, vision_end_ = 0;
+  float tokens_per_second_ = 0;     // Qwen2.5-VL: temporal position ids per second of video
   mutable int64_t rope_delta_ = 0;  // position id - token index after the last call
 };
 
 std::vector<std::vector<int64_t>> Qwen2VL::positions(const Tensor& tokens, int64_t offset,
                                                      const ImageInputs& images) const {
   const int64_t L = tokens.dim(1), m = tower_->merge();
-  std::vector<GridThw> grids;
-  if (!images.empty()) grids = read_grids(images.image_grid_thw, images.pixel_values, m);
+  // The visual blocks in prompt order: each a grid and the temporal position of frame group tt.
+  struct Block {
+    GridThw grid;
+    double seconds = 0;  // Qwen2.5-VL videos: seconds per temporal patch (0: t ids step by 1)
+    bool video = false;
+  };
+  std::vector<Block> image_blocks, video_blocks;
+  if (images.has_images()) {
+    for (const GridThw& g : read_grids(images.image_grid_thw, images.pixel_values, m)) image_blocks.push_back({g});
+  }
+  if (images.has_videos()) {
+    const auto grids = read_grids(images.video_grid_thw, images.pixel_values_videos, m);
+    if (kind_ == QwenVision::qwen2_5 && images.second_per_grid_ts.size() != grids.size()) {
+      throw InvalidArgument(model_type_ + ": second_per_grid_ts has " + std::to_string(images.second_per_grid_ts.size()) +
+                            " values for " + std::to_string(grids.size()) + " videos");
+    }
+    for (size_t v = 0; v < grids.size(); ++v) {
+      if (kind_ == QwenVision::qwen3) {
+        // Qwen3-VL: each frame group is its own block (timestamps text between them).
+        for (int64_t t = 0; t < grids[v].t; ++t) video_blocks.push_back({{1, grids[v].h, grids[v].w}, 0, true});
+      } else {
+        video_blocks.push_back({grids[v], kind_ == QwenVision::qwen2_5 ? images.second_per_grid_ts[v] : 0, true});
+      }
+    }
+  }
+  std::vector<std::pair<int64_t, int64_t>> runs = placeholder_runs(tokens);
+  for (const auto& r : placeholder_runs(tokens, video_token_)) runs.push_back(r);
+  std::sort(runs.begin(), runs.end());
+  const std::vector<float> ids = tokens.to(Dtype::f32).to_float_vector();
   std::vector<std::vector<int64_t>> pos(3, std::vector<int64_t>(static_cast<size_t>(L)));
   int64_t next = offset + rope_delta_, i = 0;
-  size_t image = 0;
-  for (const auto& [start, length] : placeholder_runs(tokens)) {
+  size_t image = 0, video = 0;
+  for (const auto& [start, length] : runs) {
     for (; i < start; ++i, ++next) {
       for (auto& p : pos) p[static_cast<size_t>(i)] = next;
     }
-    // A run may hold several images back to back: each takes its grid's token count.
+    const bool is_video = ids[static_cast<size_t>(start)] == static_cast<float>(video_token_);
+    std::vector<Block>& blocks = is_video ? video_blocks : image_blocks;
+    size_t& used = is_video ? video : image;
+    const char* what = is_video ? "video" : "image";
+    // A run may hold several blocks back to back: each takes its grid's token count.
     for (int64_t end = start + length; i < end;) {
-      if (image >= grids.size()) {
-        throw InvalidArgument(model_type_ + ": more image placeholders than image_grid_thw rows");
+      if (used >= blocks.size()) {
+        throw InvalidArgument(model_type_ + ": more " + what + " placeholders than " + what + "_grid_thw rows");
       }
-      const GridThw g = grids[image++];
+      const Block b = blocks[used++];
+      const GridThw g = b.grid;
       const int64_t gh = g.h / m, gw = g.w / m, n = g.t * gh * gw;
       if (i + n > end) {
-        throw InvalidArgument(model_type_ + ": image " + std::to_string(image - 1) + " needs " + std::to_string(n) +
-                              " consecutive placeholders, the prompt has " + std::to_string(end - i));
+        throw InvalidArgument(model_type_ + ": " + what + " block " + std::to_string(used - 1) + " needs " +
+                              std::to_string(n) + " consecutive placeholders, the prompt has " + std::to_string(end - i));
       }
+      // transformers 5: temporal ids step by tokens_per_second x int(second_per_grid_t)
+      // (Qwen2.5-VL videos; 1 otherwise), and the text after a block continues from its
+      // first position + max(merged height, merged width), whatever its length in time.
+      const int64_t interval =
+          b.seconds > 0 ? static_cast<int64_t>(tokens_per_second_) * static_cast<int64_t>(b.seconds) : 1;
       for (int64_t k = 0; k < n; ++i, ++k) {
-        pos[0][static_cast<size_t>(i)] = next + k / (gh * gw);
+        pos[0][static_cast<size_t>(i)] = next + k / (gh * gw) * interval;
         pos[1][static_cast<size_t>(i)] = next + k / gw % gh;
         pos[2][static_cast<size_t>(i)] = next + k % gw;
       }

@@ -66,23 +66,48 @@ std::vector<int32_t> VisionLanguageModel::image_prompt(const ImageInputs& images
   return std::vector<int32_t>(static_cast<size_t>(count), static_cast<int32_t>(image_token_));
 }
 
+std::vector<int32_t> VisionLanguageModel::video_prompt(const ImageInputs& inputs, size_t index,
+                                                      const tokenizer::Tokenizer&) const {
+  const int64_t count = video_token_counts(inputs).at(index);
+  return std::vector<int32_t>(static_cast<size_t>(count), static_cast<int32_t>(video_token_));
+}
+
 std::vector<int32_t> expand_image_prompt(const VisionLanguageModel& model, const std::vector<int32_t>& ids,
                                          const ImageInputs& images, const tokenizer::Tokenizer& tok) {
-  const size_t count = images.empty() ? 0 : model.image_token_counts(images).size();
+  const size_t count = images.has_images() ? model.image_token_counts(images).size() : 0;
   const size_t markers = static_cast<size_t>(std::count(ids.begin(), ids.end(), model.prompt_image_marker()));
   if (markers != count) {
     throw InvalidArgument(model.model_type() + ": the prompt holds " + std::to_string(markers) +
                           " image markers (token " + std::to_string(model.prompt_image_marker()) + ") for " +
                           std::to_string(count) + " images");
   }
+  const int64_t video_marker = model.video_token_id();
+  const size_t videos = images.has_videos() ? model.video_token_counts(images).size() : 0;
+  const size_t video_markers =
+      video_marker < 0 ? 0 : static_cast<size_t>(std::count(ids.begin(), ids.end(), static_cast<int32_t>(video_marker)));
+  if (video_markers != videos) {
+    throw InvalidArgument(model.model_type() + ": the prompt holds " + std::to_string(video_markers) +
+                          " video markers (token " + std::to_string(video_marker) + ") for " + std::to_string(videos) +
+                          " videos");
+  }
+  const auto [wrap_start, wrap_end] = model.video_marker_wrapping();
   std::vector<int32_t> out;
-  size_t image = 0;
-  for (int32_t id : ids) {
-    if (id != model.prompt_image_marker()) {
+  size_t image = 0, video = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const int32_t id = ids[i];
+    std::vector<int32_t> piece;
+    if (id == model.prompt_image_marker()) {
+      piece = model.image_prompt(images, image++, tok);
+    } else if (video_marker >= 0 && id == video_marker) {
+      piece = model.video_prompt(images, video++, tok);
+      if (wrap_start >= 0 && !out.empty() && out.back() == wrap_start && i + 1 < ids.size() && ids[i + 1] == wrap_end) {
+        out.pop_back();  // the prompt repeats the wrapping around each of its parts
+        ++i;
+      }
+    } else {
       out.push_back(id);
       continue;
     }
-    const std::vector<int32_t> piece = model.image_prompt(images, image++, tok);
     out.insert(out.end(), piece.begin(), piece.end());
   }
   return out;
@@ -122,10 +147,19 @@ void VisionLanguageModel::sanitize(WeightDict& weights) const {
   weights = std::move(rest);
 }
 
-std::vector<std::pair<int64_t, int64_t>> VisionLanguageModel::placeholder_runs(const Tensor& tokens) const {
+std::vector<int64_t> VisionLanguageModel::video_token_counts(const ImageInputs&) const {
+  throw Unsupported(model_type_ + " takes no videos");
+}
+
+std::vector<Tensor> VisionLanguageModel::video_feature_stack(const ImageInputs&) const {
+  throw Unsupported(model_type_ + " takes no videos");
+}
+
+std::vector<std::pair<int64_t, int64_t>> VisionLanguageModel::placeholder_runs(const Tensor& tokens,
+                                                                               int64_t token) const {
   const std::vector<float> ids = tokens.to(Dtype::f32).to_float_vector();
   std::vector<std::pair<int64_t, int64_t>> runs;
-  const auto id = static_cast<float>(image_token_);
+  const auto id = static_cast<float>(token < 0 ? image_token_ : token);
   for (int64_t i = 0; i < static_cast<int64_t>(ids.size()); ++i) {
     if (ids[static_cast<size_t>(i)] != id) continue;
     if (!runs.empty() && runs.back().first + runs.back().second == i) {
@@ -152,26 +186,49 @@ Tensor VisionLanguageModel::forward(const Tensor& tokens, nn::KVCacheList* cache
   Tensor ids = tokens;
   if (!images.empty()) {
     if (tokens.dim(0) != 1) throw InvalidArgument(model_type_ + ": images need a batch of one sequence");
-    const std::vector<Tensor> stack = image_feature_stack(images);
-    const Tensor& features = stack.at(0);  // [N, hidden]
-    int64_t placeholders = 0;
-    for (const auto& run : placeholder_runs(tokens)) placeholders += run.second;
-    if (placeholders != features.dim(0)) {
-      throw InvalidArgument(model_type_ + ": the tokens hold " + std::to_string(placeholders) +
-                            " image placeholders (token " + std::to_string(image_token_) +
-                            ") but pixel_values gives " + std::to_string(features.dim(0)) + " image features");
-    }
-    // Row i of the merged embeddings: text row i, or image feature k (row L + k).
+    if (images.has_videos() && video_token_ < 0) throw Unsupported(model_type_ + " takes no videos");
+    // Image features fill the image placeholders in order, video features the video ones.
+    std::vector<Tensor> stack, vstack;
+    if (images.has_images()) stack = image_feature_stack(images);
+    if (images.has_videos()) vstack = video_feature_stack(images);
     const int64_t L = tokens.dim(1);
     const std::vector<float> v = tokens.to(Dtype::f32).to_float_vector();
+    const int64_t n_image = stack.empty() ? 0 : stack[0].dim(0), n_video = vstack.empty() ? 0 : vstack[0].dim(0);
+    int64_t count_image = 0, count_video = 0;
+    for (float id : v) {
+      count_image += id == static_cast<float>(image_token_);
+      count_video += video_token_ >= 0 && id == static_cast<float>(video_token_);
+    }
+    if (count_image != n_image) {
+      throw InvalidArgument(model_type_ + ": the tokens hold " + std::to_string(count_image) +
+                            " image placeholders (token " + std::to_string(image_token_) +
+                            ") but pixel_values gives " + std::to_string(n_image) + " image features");
+    }
+    if (count_video != n_video) {
+      throw InvalidArgument(model_type_ + ": the tokens hold " + std::to_string(count_video) +
+                            " video placeholders (token " + std::to_string(video_token_) +
+                            ") but pixel_values_videos gives " + std::to_string(n_video) + " video features");
+    }
+    // One table of features: the images', then the videos' (and so for DeepStack layers).
+    std::vector<Tensor> all_stack;
+    for (size_t i = 0; i < std::max(stack.size(), vstack.size()); ++i) {
+      std::vector<Tensor> parts;
+      if (i < stack.size()) parts.push_back(stack[i]);
+      if (i < vstack.size()) parts.push_back(vstack[i]);
+      all_stack.push_back(parts.size() == 1 ? parts[0] : ops::concat(parts, 0));
+    }
+    const Tensor& features = all_stack.at(0);  // [N, hidden]
+    // Row i of the merged embeddings: text row i, or feature k (row L + k).
     std::vector<int32_t> rows(static_cast<size_t>(L));
     std::vector<int32_t> safe_ids(static_cast<size_t>(L));
-    int64_t k = 0;
+    int64_t ki = 0, kv = n_image;
     for (int64_t i = 0; i < L; ++i) {
-      const bool image = v[static_cast<size_t>(i)] == static_cast<float>(image_token_);
-      rows[static_cast<size_t>(i)] = static_cast<int32_t>(image ? L + k++ : i);
+      const float id = v[static_cast<size_t>(i)];
+      const bool image = id == static_cast<float>(image_token_);
+      const bool video = video_token_ >= 0 && id == static_cast<float>(video_token_);
+      rows[static_cast<size_t>(i)] = static_cast<int32_t>(image ? L + ki++ : video ? L + kv++ : i);
       // Placeholder ids may lie past the vocabulary (Gemma 3): their rows are replaced anyway.
-      safe_ids[static_cast<size_t>(i)] = image ? 0 : static_cast<int32_t>(v[static_cast<size_t>(i)]);
+      safe_ids[static_cast<size_t>(i)] = image || video ? 0 : static_cast<int32_t>(id);
     }
     ids = Tensor::from_vector(safe_ids, {1, L});
     auto outer = options.edit_embeddings;
@@ -181,7 +238,10 @@ Tensor VisionLanguageModel::forward(const Tensor& tokens, nn::KVCacheList* cache
       Tensor merged = ops::take(all, Tensor::from_vector(rows, {L}), 0).reshape({1, L, H});
       return outer ? outer(merged) : merged;
     };
-    if (stack.size() > 1) {
+    if (all_stack.size() > 1) {
+      if (!stack.empty() && !vstack.empty() && stack.size() != vstack.size()) {
+        throw InternalError(model_type_ + ": image and video DeepStack depths differ");
+      }
       // Row i of the additions: zero (row 0) or deep feature k (row 1 + k).
       std::vector<int32_t> add_rows(static_cast<size_t>(L));
       for (int64_t i = 0; i < L; ++i) {
@@ -189,7 +249,7 @@ Tensor VisionLanguageModel::forward(const Tensor& tokens, nn::KVCacheList* cache
         add_rows[static_cast<size_t>(i)] = r >= L ? r - static_cast<int32_t>(L) + 1 : 0;
       }
       const Tensor index = Tensor::from_vector(add_rows, {L});
-      std::vector<Tensor> deep(stack.begin() + 1, stack.end());
+      std::vector<Tensor> deep(all_stack.begin() + 1, all_stack.end());
       auto outer_layer = options.edit_layer_output;
       opt.edit_layer_output = [deep, index, L, outer_layer](size_t layer, Tensor h) {
         if (layer < deep.size()) {
@@ -203,6 +263,9 @@ Tensor VisionLanguageModel::forward(const Tensor& tokens, nn::KVCacheList* cache
   } else if (cache_offset(caches) == 0 && !placeholder_runs(tokens).empty()) {
     throw InvalidArgument(model_type_ + ": the tokens hold image placeholders (token " + std::to_string(image_token_) +
                           ") but no pixel_values were given");
+  } else if (cache_offset(caches) == 0 && video_token_ >= 0 && !placeholder_runs(tokens, video_token_).empty()) {
+    throw InvalidArgument(model_type_ + ": the tokens hold video placeholders (token " + std::to_string(video_token_) +
+                          ") but no pixel_values_videos were given");
   }
   nn::AttentionContext ctx;
   if (attention_context(tokens, caches, images, shifts, ctx)) opt.attention = &ctx;

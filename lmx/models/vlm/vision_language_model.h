@@ -23,7 +23,16 @@ struct ImageInputs {
   Tensor image_sizes;           // i64 [images, 2]: (height, width) before padding (Pixtral)
   Tensor pixel_attention_mask;  // i64 [1, tiles, H, W]: real pixels (Idefics3)
   Tensor rows, cols;            // i64 [1, images]: tile rows / columns per image, 0 unsplit (Idefics3)
-  bool empty() const { return !pixel_values.defined(); }
+  // Videos (Qwen2-VL families): the video processor's patches and grids, and Qwen2.5-VL's
+  // seconds per temporal patch of each video (the processor's second_per_grid_ts).
+  Tensor pixel_values_videos;   // f32 [patches, values]
+  Tensor video_grid_thw;        // i64 [videos, 3]
+  std::vector<double> second_per_grid_ts;
+  // Qwen3-VL: per video, the seconds its prompt states before each temporal patch.
+  std::vector<std::vector<double>> video_timestamps;
+  bool has_images() const { return pixel_values.defined(); }
+  bool has_videos() const { return pixel_values_videos.defined(); }
+  bool empty() const { return !has_images() && !has_videos(); }
 };
 
 class VisionLanguageModel : public LanguageModel {
@@ -47,6 +56,12 @@ class VisionLanguageModel : public LanguageModel {
   void sanitize(WeightDict& weights) const override;
 
   int64_t image_token_id() const { return image_token_; }
+  // The placeholder of video features (-1: the model takes no videos).
+  int64_t video_token_id() const { return video_token_; }
+  // Per video of `inputs`: its placeholder count (Qwen2-VL families).
+  virtual std::vector<int64_t> video_token_counts(const ImageInputs& inputs) const;
+  // The projected features of the videos, then their DeepStack additions (as image_feature_stack).
+  virtual std::vector<Tensor> video_feature_stack(const ImageInputs& inputs) const;
   // How many placeholder tokens each image of `images` takes in the prompt.
   virtual std::vector<int64_t> image_token_counts(const ImageInputs& images) const = 0;
   // The projected features [placeholders, text hidden] that replace the placeholders.
@@ -61,6 +76,13 @@ class VisionLanguageModel : public LanguageModel {
   // the placeholder as many times as image_token_counts gives).
   virtual std::vector<int32_t> image_prompt(const ImageInputs& images, size_t index,
                                             const tokenizer::Tokenizer& tok) const;
+  // What the processor puts in place of the video marker (the placeholder itself) of video
+  // `index` (default: the placeholder as many times as video_token_counts gives).
+  virtual std::vector<int32_t> video_prompt(const ImageInputs& inputs, size_t index,
+                                            const tokenizer::Tokenizer& tok) const;
+  // Tokens right before and after a video marker that video_prompt replaces too (Qwen3-VL:
+  // <|vision_start|>, <|vision_end|>, which its prompt repeats per frame group); -1: none.
+  virtual std::pair<int64_t, int64_t> video_marker_wrapping() const { return {-1, -1}; }
   const TransformerLM& text_model() const { return *text_; }
   // Whether a call with images must hold the whole prompt over a fresh cache (image
   // tokens in blocks that attend both ways: Gemma 3, PaliGemma's prefix).
@@ -78,19 +100,21 @@ class VisionLanguageModel : public LanguageModel {
   // `images` is empty on calls without images; `shifts`: set_position_shifts' (or empty).
   virtual bool attention_context(const Tensor& tokens, const nn::KVCacheList* caches, const ImageInputs& images,
                                  const std::vector<int64_t>& shifts, nn::AttentionContext& ctx) const;
-  // Consecutive placeholder runs of a single-sequence call: (start, length).
-  std::vector<std::pair<int64_t, int64_t>> placeholder_runs(const Tensor& tokens) const;
+  // Consecutive runs of `token` (default: the image placeholder) in a single-sequence
+  // call: (start, length).
+  std::vector<std::pair<int64_t, int64_t>> placeholder_runs(const Tensor& tokens, int64_t token = -1) const;
 
   std::unique_ptr<TransformerLM> text_;
   int64_t image_token_;
+  int64_t video_token_ = -1;
 
  private:
   ImageInputs pending_;
   std::vector<int64_t> pending_shifts_;
 };
 
-// A prompt's token ids with the marker of each image of `images` expanded: the prompt
-// must hold one marker per image.
+// A prompt's token ids with the marker of each image (and video) of `images` expanded: the
+// prompt must hold one marker per image and one video placeholder per video.
 std::vector<int32_t> expand_image_prompt(const VisionLanguageModel& model, const std::vector<int32_t>& ids,
                                          const ImageInputs& images, const tokenizer::Tokenizer& tok);
 // The id of a token the model's processor writes (Idefics3's <row_1_col_1>, Pixtral's

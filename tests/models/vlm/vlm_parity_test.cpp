@@ -11,6 +11,7 @@
 #include <map>
 
 #include "../parity_util.h"
+#include "growing_cache.h"
 #include "lmx/base/error.h"
 #include "lmx/core/ops/shape.h"
 #include "lmx/core/ops/linalg.h"
@@ -32,6 +33,7 @@ using models::vlm::ImageInputs;
 using models::vlm::VisionLanguageModel;
 using testing::read_tensor;
 using testing::relative_error;
+using testing::growing_caches;
 
 fs::path folder(const std::string& family) {
   return fs::path(LMX_SOURCE_DIR) / "tests/data/vision/models" / family;
@@ -52,29 +54,6 @@ Fixture open_fixture(const std::string& family) {
   f.ids = read_tensor(f.ref, "input_ids");
   f.images = models::vlm::read_image_inputs(folder(family) / "reference.safetensors");
   return f;
-}
-
-// Keys and values appended along the sequence (what generation's simple cache does).
-class GrowingCache : public nn::KVCache {
- public:
-  int64_t offset() const override { return k_.defined() ? k_.dim(2) : 0; }
-  std::pair<Tensor, Tensor> update_and_fetch(const Tensor& k, const Tensor& v) override {
-    k_ = k_.defined() ? ops::concat({k_, k}, 2) : k.contiguous();
-    v_ = v_.defined() ? ops::concat({v_, v}, 2) : v.contiguous();
-    return {k_, v_};
-  }
-  std::vector<Tensor> state() const override { return {k_, v_}; }
-  std::string class_name() const override { return "GrowingCache"; }
-  std::unique_ptr<nn::KVCache> copy() const override { return std::make_unique<GrowingCache>(*this); }
-
- private:
-  Tensor k_, v_;
-};
-
-nn::KVCacheList growing_caches(const VisionLanguageModel& vlm) {
-  nn::KVCacheList caches;
-  for (int64_t i = 0; i < vlm.num_layers(); ++i) caches.push_back(std::make_unique<GrowingCache>());
-  return caches;
 }
 
 // The model's logits over ids in calls that end at `ends` (the first carries the images)
