@@ -48,6 +48,11 @@ inline bool cuda_kv_bf16() { return env_switch("LMX_CUDA_KV_BF16", false); }
 // scales at reduced activation precision: the few-row tensor-core GEMM (quant_gemm_few.cu)
 // instead of dequantizing W to bf16 for cuBLAS every call (session 16).
 inline bool cuda_quant_few_rows() { return env_switch("LMX_CUDA_QUANT_FEW_ROWS", true); }
+// The same kernel for 2..8 rows (a small batch's decode step; one row keeps the exact
+// tensor-core matvec) instead of the CUDA-core multi-row matvec, which took ~165 us a launch
+// at 8 rows in a served 4-bit decode step on an H100 (session 17's profile). Off until it has
+// run on a GPU.
+inline bool cuda_quant_few_rows_small() { return env_switch("LMX_CUDA_QUANT_FEW_ROWS_SMALL", false); }
 // 9..64 rows of x against dense bf16 weights: the few-row tensor-core GEMM
 // (dense_gemm_few.cu) instead of cuBLAS. Off: measured slower on an H100 (session 17: `-b 32`
 // bf16 5,318-5,593 tok/s against cuBLAS's 7,109-7,165).

@@ -433,7 +433,10 @@ class CudaBackend final : public Backend, public GraphBackend {
   void quantized_matmul_at(const float* x, int64_t ldx, const kernels::QuantView& w, float* y, int64_t ldy,
                            int64_t m, kernels::ActivationPrecision precision) {
     use_device();
-    if (m > kMatvecRows && precision != kernels::ActivationPrecision::f32 && cuda_quant_few_rows() &&
+    // 2..8 rows too where LMX_CUDA_QUANT_FEW_ROWS_SMALL is on (off by default): a served
+    // batch's decode step (the CUDA-core matvec took ~165 us a launch at 8 rows, session 17).
+    const int64_t few_from = cuda_quant_few_rows_small() ? 2 : kMatvecRows + 1;
+    if (m >= few_from && precision != kernels::ActivationPrecision::f32 && cuda_quant_few_rows() &&
         quant_gemm_few(x, ldx, w, y, ldy, m)) {
       return;
     }
@@ -446,11 +449,15 @@ class CudaBackend final : public Backend, public GraphBackend {
       return detail::launch_quantized_matmul(x, ldx, launch_args(w), y, ldy, m, stream_);
     });
   }
-  // Every precision runs the f32 kernel (exact f32 activations). A decode step's
-  // projections of one x go in one launch where the matvec kernel takes them together.
+  // One row (and every row at f32 precision): the matvec kernels, a decode step's
+  // projections of one x in one launch where they take them together; 2..64 rows at
+  // reduced precision: the few-row GEMM (quantized_matmul_at).
   void prepared_matmul(const float* x, int64_t ldx, std::span<const PreparedMatmulTarget> targets, int64_t m,
                        kernels::ActivationPrecision precision) override {
-    if (targets.size() > 1 && targets.size() <= static_cast<size_t>(detail::kMaxMatvecTargets)) {
+    // 2..8 rows at reduced precision go to the few-row GEMM one target at a time (below).
+    const bool few_rows = m >= 2 && precision != kernels::ActivationPrecision::f32 && cuda_quant_few_rows() &&
+                          cuda_quant_few_rows_small();
+    if (!few_rows && targets.size() > 1 && targets.size() <= static_cast<size_t>(detail::kMaxMatvecTargets)) {
       detail::Quant q[detail::kMaxMatvecTargets];
       float* y[detail::kMaxMatvecTargets];
       int64_t ldy[detail::kMaxMatvecTargets];

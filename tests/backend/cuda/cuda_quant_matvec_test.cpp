@@ -171,7 +171,7 @@ TEST_F(CudaQuantMatvec, Bf16PrefillOfBf16Models) {
 // rounded to bf16 (x's rounding is the kernel's design; its only other error is f32 sums,
 // held to the matvec's bound row by row), every group size, odd row counts and widths.
 TEST_F(CudaQuantMatvec, FewRowsEqualTheCpuOnBf16RoundedX) {
-  const testing::ScopedEnv on("LMX_CUDA_QUANT_FEW_ROWS", "1");
+  const testing::ScopedEnv on("LMX_CUDA_QUANT_FEW_ROWS", "1"), small("LMX_CUDA_QUANT_FEW_ROWS_SMALL", "1");
   const ops::QuantActivations before = ops::quant_activations();
   struct Shape {
     int64_t n, k, m;
@@ -179,7 +179,8 @@ TEST_F(CudaQuantMatvec, FewRowsEqualTheCpuOnBf16RoundedX) {
   uint32_t seed = 900;
   for (int bits : {4, 8}) {
     for (int group : {32, 64, 128}) {
-      for (const Shape& sh : {Shape{45, group * 5, 9}, Shape{129, group * 3, 16}, Shape{200, group * 7, 17},
+      for (const Shape& sh : {Shape{37, group * 3, 2}, Shape{64, group * 4, 5}, Shape{129, group * 2, 8},
+                              Shape{45, group * 5, 9}, Shape{129, group * 3, 16}, Shape{200, group * 7, 17},
                               Shape{33, group * 2, 32}, Shape{70, group * 4, 33}, Shape{16, group * 9, 64},
                               Shape{1000, 2048, 32}}) {
         SCOPED_TRACE("bits " + std::to_string(bits) + " group " + std::to_string(group) + " n " +
