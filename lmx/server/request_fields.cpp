@@ -92,7 +92,7 @@ nlohmann::ordered_json parse_body(const std::string& body) {
   }
   try {
     j = nlohmann::ordered_json::parse(body);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number that overflows
     // nlohmann's message locates the error (byte offset, what was expected).
     throw ApiError(400, std::string("the request body is not valid JSON: ") + e.what(), "",
                    "invalid_json");

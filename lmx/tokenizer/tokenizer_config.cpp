@@ -15,7 +15,7 @@ Json parse(std::string_view text, const std::string& source) {
     Json j = Json::parse(text.begin(), text.end());
     if (!j.is_object()) throw FormatError(source + ": expected a JSON object");
     return j;
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, and out_of_range for a number that overflows
     throw FormatError(source + ": malformed JSON: " + e.what());
   }
 }

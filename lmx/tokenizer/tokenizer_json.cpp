@@ -553,7 +553,7 @@ std::shared_ptr<TokenizerImpl> load_tokenizer_json(std::string_view text,
   Json doc;
   try {
     doc = Json::parse(reduced);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, and out_of_range for a number that overflows
     throw FormatError(source + ": malformed JSON: " + e.what());
   }
   Reader r(source);

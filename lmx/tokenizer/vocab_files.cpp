@@ -23,7 +23,7 @@ Tokenizer Tokenizer::from_vocab_merges(const std::filesystem::path& vocab_json,
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(vocab_text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number that overflows
     throw FormatError(vocab_json.string() + ": malformed JSON: " + e.what());
   }
   if (!j.is_object())

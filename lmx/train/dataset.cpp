@@ -73,7 +73,7 @@ std::vector<Example> load_jsonl(const std::filesystem::path& file, const generat
     Json rec;
     try {
       rec = Json::parse(line);
-    } catch (const Json::parse_error& e) {
+    } catch (const Json::exception& e) {  // parse_error, and out_of_range for a number that overflows
       throw FormatError(where + ": not valid JSON (" + e.what() + ")");
     }
     out.push_back(from_record(rec, model, where));

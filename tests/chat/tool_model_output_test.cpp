@@ -188,6 +188,9 @@ TEST(ToolModelOutput, JsonWithoutWrapper) {
   // JSON that claims to be a call but is broken is rejected, not shown.
   expect_rejected(ToolCallFormat::kJson, "{\"name\": \"get_weather\", \"arguments\": {\"city\": }}",
                   "not valid JSON");
+  // A number past a double's range (nlohmann's out_of_range) is rejected the same way.
+  expect_rejected(ToolCallFormat::kJson, "{\"name\": \"get_weather\", \"arguments\": {\"days\": 1e999999}}",
+                  "not valid JSON");
   // Redundant braces some Qwen templates leave around a call.
   expect_calls(
       {ToolCallFormat::kJson,

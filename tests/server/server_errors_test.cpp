@@ -58,6 +58,7 @@ TEST_F(ServerErrors, EachBadRequestGetsItsStatusAndField) {
   const std::vector<BadRequest> cases = {
       {"/v1/chat/completions", "{not json", 400, nullptr, "invalid_json"},
       {"/v1/chat/completions", "[1, 2]", 400, nullptr, "invalid_json"},
+      {"/v1/chat/completions", R"({"messages": [], "max_tokens": 1e999999})", 400, nullptr, "invalid_json"},
       {"/v1/chat/completions", "", 400, nullptr, "invalid_json"},
       // Invalid UTF-8 (a lone lead byte) inside a string.
       {"/v1/chat/completions",

@@ -46,6 +46,14 @@ TEST(BadInput, MalformedJson) {
     EXPECT_NE(msg.find("cut.json"), std::string::npos) << msg;
   }
   EXPECT_THROW(Tokenizer::from_json_text("[1, 2]", "", "x.json"), FormatError);
+  // A number whose exponent overflows a double is nlohmann's out_of_range, not a parse_error
+  // (fuzzing found it escaping as a foreign exception; tests/fuzz/regressions/tokenizer_json).
+  for (const char* overflow : {R"({"v": 0.1223e000779721eo}x)", R"({"model": {"type": "BPE"}, "v": 1e999999})"}) {
+    const std::string m = error_of([&] { Tokenizer::from_json_text(overflow, "", "overflow.json"); });
+    EXPECT_NE(m.find("overflow.json"), std::string::npos) << m;
+    // The same through tokenizer_config.json's reader (error_of lets a foreign exception through).
+    EXPECT_NE(error_of([&] { Tokenizer::from_json_text(tiny_json(), overflow, "t"); }), "(no error)");
+  }
   EXPECT_THROW(Tokenizer::from_json_text("{\"model\": 3}", "", "x.json"), FormatError);
   auto msg = error_of([&] { Tokenizer::from_json_text(tiny_json(), "{\"bos_token\": [1]}", "t"); });
   EXPECT_NE(msg.find("bos_token"), std::string::npos) << msg;

@@ -256,6 +256,7 @@ TEST(Stories260KDataset, BadFilesNameTheLine) {
     }
   };
   expect_format_error("{\"text\": \"a b c\"}\n{\"text\": \"a b\"\n", "bad.jsonl:2: not valid JSON");
+  expect_format_error("{\"text\": \"a\", \"w\": 1e999999}\n", "bad.jsonl:1: not valid JSON");  // overflow
   expect_format_error("{\"text\": \"a\"}\n\n{\"foo\": 1}\n", "bad.jsonl:3: a record needs");
   expect_format_error("{\"text\": 5}\n", "bad.jsonl:1: \"text\" must be a string");
   expect_format_error("{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\n", "need a model with a chat template");

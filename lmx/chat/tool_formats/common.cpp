@@ -92,7 +92,7 @@ Json parse_json(std::string_view text, std::string_view what) {
   }
   try {
     return Json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number that overflows
     std::string shown(text.substr(0, 200));
     throw ToolCallParseError(std::string(what) + " is not valid JSON (" + e.what() + "): " + shown +
                              (text.size() > 200 ? "..." : ""));
