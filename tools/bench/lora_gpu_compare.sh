@@ -1,0 +1,76 @@
+#!/bin/bash
+# LoRA training on the GPU: `lmx lora --device cuda` against PyTorch + PEFT on the same
+# random-weight bf16 model (a config's shape, Qwen2.5-0.5B by default), rank 8 on every
+# Linear of the last 16 blocks, batch 4 x 512 tokens, fp32 adapters and AdamW state on
+# both sides. Prints a table of training tokens/s (steady steps, after warm-up) and peak
+# GPU memory (lmx: its CUDA allocator's peak; torch: max_memory_allocated). Each step is
+# bounded by a timeout; the whole run takes well under 3 minutes on one H100.
+#
+#   tools/bench/lora_gpu_compare.sh [LMX] [OUT]
+#     LMX     the lmx binary (default build-cuda/apps/lmx/lmx)
+#     OUT     where logs go (default a temp folder)
+#   CONFIG=...json   the model's config (default ../shared/data/configs/qwen2.5-0.5b.json)
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+LMX=${1:-$ROOT/build-cuda/apps/lmx/lmx}
+OUT=${2:-$(mktemp -d)}
+CONFIG=${CONFIG:-$ROOT/../shared/data/configs/qwen2.5-0.5b.json}
+PY=${PYTHON:-python3}
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$OUT"
+
+echo "== model: random bf16 weights of $(basename "$CONFIG")"
+timeout 90 "$PY" "$ROOT/tools/bench/lora_gpu_peft.py" make "$CONFIG" "$WORK/model" \
+  --tokenizer-dir "$ROOT/tests/data/embed/qwen3_reranker" 2>&1 | tail -3
+[ -f "$WORK/model/config.json" ] || { echo "model not made"; exit 1; }
+
+# 16 train and 4 valid records of ~800 words (> 512 tokens each: every batch is 4 x 512).
+"$PY" - "$WORK/data" "$WORK/model/tokenizer.json" <<'EOF'
+import json, os, random, sys
+os.makedirs(sys.argv[1], exist_ok=True)
+vocab = [w for w in json.load(open(sys.argv[2]))["model"]["vocab"] if w.isalpha()]
+rng = random.Random(0)
+for split, n in (("train", 16), ("valid", 4)):
+    with open(os.path.join(sys.argv[1], split + ".jsonl"), "w") as f:
+        for _ in range(n):
+            f.write(json.dumps({"text": " ".join(rng.choice(vocab) for _ in range(800))}) + "\n")
+EOF
+
+echo "== lmx lora --device cuda"
+# --max-seq-length 513: inputs of 512 tokens (tokens[:-1]), as the torch side's.
+timeout 120 "$LMX" lora --device cuda --model "$WORK/model" --train --data "$WORK/data" --batch-size 4 \
+  --max-seq-length 513 --num-layers 16 --rank 8 --iters 6 --steps-per-report 3 --steps-per-eval 0 \
+  --val-batches 1 --save-every 0 --adapter-path "$WORK/adapters" --learning-rate 1e-5 --optimizer adamw \
+  > "$OUT/lmx_lora.log" 2>&1
+echo "lmx rc=$?"
+tail -6 "$OUT/lmx_lora.log"
+
+echo "== PyTorch + PEFT"
+timeout 120 "$PY" "$ROOT/tools/bench/lora_gpu_peft.py" bench "$WORK/model" --batch 4 --seq 512 --rank 8 \
+  --layers 16 --steps 3 --warmup 2 > "$OUT/peft.log" 2>&1
+echo "peft rc=$?"
+tail -3 "$OUT/peft.log"
+
+"$PY" - "$OUT/lmx_lora.log" "$OUT/peft.log" <<'EOF'
+import re, sys
+lmx = open(sys.argv[1]).read()
+peft = open(sys.argv[2]).read()
+rows = []
+it = re.findall(r"Iter (\d+): train loss ([\d.]+).*?tokens/s ([\d.]+).*?peak memory (.+)", lmx)
+if it:
+    n, loss, tps, peak = it[-1]
+    rows.append(("lmx lora --device cuda", tps, peak.strip(), f"iterations {int(n) - 2}-{n}"))
+else:
+    rows.append(("lmx lora --device cuda", "failed", "-", "see lmx_lora.log"))
+m = re.search(r"RESULT peft tokens_per_s ([\d.]+) peak_gib ([\d.]+) .*?torch (\S+) transformers (\S+) peft (\S+) device (.+)", peft)
+if m:
+    rows.append((f"torch {m.group(3)} + peft {m.group(5)}", m.group(1), m.group(2) + " GiB", m.group(6)))
+else:
+    rows.append(("torch + peft", "failed", "-", "see peft.log"))
+print()
+print("| trainer | tokens/s | peak GPU memory | note |")
+print("|---|---|---|---|")
+for r in rows:
+    print("| " + " | ".join(r) + " |")
+EOF
