@@ -28,12 +28,17 @@ def make(args):
         raw = json.load(f)
     raw.pop("architectures", None)
     raw.pop("torch_dtype", None)
-    config = AutoConfig.for_model(raw.pop("model_type"), **raw)
+    model_type = raw.pop("model_type")
+    try:
+        config = AutoConfig.for_model(model_type, **raw)
+    except AttributeError:  # a transformers without for_model
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+        config = CONFIG_MAPPING[model_type](**raw)
     torch.manual_seed(0)
     with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
         model = AutoModelForCausalLM.from_config(config).to(torch.bfloat16)
     os.makedirs(args.out, exist_ok=True)
-    model.save_pretrained(args.out, safe_serialization=True)
+    model.save_pretrained(args.out)  # safetensors
     if args.tokenizer_dir:
         for name in ("tokenizer.json", "tokenizer_config.json"):
             src = os.path.join(args.tokenizer_dir, name)
