@@ -21,7 +21,7 @@ trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$OUT"
 
 echo "== model: random bf16 weights of $(basename "$CONFIG")"
-timeout 90 "$PY" "$ROOT/tools/bench/lora_gpu_peft.py" make "$CONFIG" "$WORK/model" \
+timeout 60 "$PY" "$ROOT/tools/bench/lora_gpu_peft.py" make "$CONFIG" "$WORK/model" \
   --tokenizer-dir "$ROOT/tests/data/embed/qwen3_reranker" 2>&1 | tail -3
 [ -f "$WORK/model/config.json" ] || { echo "model not made"; exit 1; }
 
@@ -37,32 +37,37 @@ for split, n in (("train", 16), ("valid", 4)):
             f.write(json.dumps({"text": " ".join(rng.choice(vocab) for _ in range(800))}) + "\n")
 EOF
 
-echo "== lmx lora --device cuda"
-# --max-seq-length 513: inputs of 512 tokens (tokens[:-1]), as the torch side's.
-timeout 120 "$LMX" lora --device cuda --model "$WORK/model" --train --data "$WORK/data" --batch-size 4 \
-  --max-seq-length 513 --num-layers 16 --rank 8 --iters 6 --steps-per-report 3 --steps-per-eval 0 \
-  --val-batches 1 --save-every 0 --adapter-path "$WORK/adapters" --learning-rate 1e-5 --optimizer adamw \
-  > "$OUT/lmx_lora.log" 2>&1
-echo "lmx rc=$?"
-tail -6 "$OUT/lmx_lora.log"
+# --max-seq-length 513: inputs of 512 tokens (tokens[:-1]), as the torch side's. Twice: as
+# shipped, and with the base's input gradients as bf16 GEMMs (LMX_TRAIN_BF16_BACKWARD=1).
+for variant in default bf16_backward; do
+  echo "== lmx lora --device cuda ($variant)"
+  LMX_TRAIN_BF16_BACKWARD=$([ $variant = bf16_backward ] && echo 1 || echo 0) \
+  timeout 75 "$LMX" lora --device cuda --model "$WORK/model" --train --data "$WORK/data" --batch-size 4 \
+    --max-seq-length 513 --num-layers 16 --rank 8 --iters 6 --steps-per-report 3 --steps-per-eval 0 \
+    --val-batches 1 --save-every 0 --adapter-path "$WORK/adapters" --learning-rate 1e-5 --optimizer adamw \
+    > "$OUT/lmx_lora_$variant.log" 2>&1
+  echo "lmx rc=$?"
+  tail -6 "$OUT/lmx_lora_$variant.log"
+done
 
 echo "== PyTorch + PEFT"
-timeout 120 "$PY" "$ROOT/tools/bench/lora_gpu_peft.py" bench "$WORK/model" --batch 4 --seq 512 --rank 8 \
+timeout 90 "$PY" "$ROOT/tools/bench/lora_gpu_peft.py" bench "$WORK/model" --batch 4 --seq 512 --rank 8 \
   --layers 16 --steps 3 --warmup 2 > "$OUT/peft.log" 2>&1
 echo "peft rc=$?"
 tail -3 "$OUT/peft.log"
 
-"$PY" - "$OUT/lmx_lora.log" "$OUT/peft.log" <<'EOF'
+"$PY" - "$OUT/lmx_lora_default.log" "$OUT/lmx_lora_bf16_backward.log" "$OUT/peft.log" <<'EOF'
 import re, sys
-lmx = open(sys.argv[1]).read()
-peft = open(sys.argv[2]).read()
 rows = []
-it = re.findall(r"Iter (\d+): train loss ([\d.]+).*?tokens/s ([\d.]+).*?peak memory (.+)", lmx)
-if it:
-    n, loss, tps, peak = it[-1]
-    rows.append(("lmx lora --device cuda", tps, peak.strip(), f"iterations {int(n) - 2}-{n}"))
-else:
-    rows.append(("lmx lora --device cuda", "failed", "-", "see lmx_lora.log"))
+for path, name in ((sys.argv[1], "lmx lora --device cuda"),
+                   (sys.argv[2], "lmx lora --device cuda, LMX_TRAIN_BF16_BACKWARD=1")):
+    it = re.findall(r"Iter (\d+): train loss ([\d.]+).*?tokens/s ([\d.]+).*?peak memory (.+)", open(path).read())
+    if it:
+        n, loss, tps, peak = it[-1]
+        rows.append((name, tps, peak.strip(), f"iterations {int(n) - 2}-{n}, train loss {loss}"))
+    else:
+        rows.append((name, "failed", "-", "see " + path))
+peft = open(sys.argv[3]).read()
 m = re.search(r"RESULT peft tokens_per_s ([\d.]+) peak_gib ([\d.]+) .*?torch (\S+) transformers (\S+) peft (\S+) device (.+)", peft)
 if m:
     rows.append((f"torch {m.group(3)} + peft {m.group(5)}", m.group(1), m.group(2) + " GiB", m.group(6)))

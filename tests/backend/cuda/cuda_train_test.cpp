@@ -222,6 +222,11 @@ TEST_P(CudaTrain, Bf16BaseWithinTheCpuBf16Bound) {
   const Trace gpu = train_case(c, Device::cuda(), Base::bf16);
   expect_close(c.name + " bf16 base, CUDA vs CPU", gpu, cpu, bf16);
   expect_close(c.name + " bf16 base, CUDA vs PEFT f32", gpu, peft_trace(c, cpu), bf16);
+  // The switch that runs the base's input gradients as bf16 GEMMs too (g rounded to bf16).
+  testing::ScopedEnv half("LMX_TRAIN_BF16_BACKWARD", "1");
+  const Trace half_gpu = train_case(c, Device::cuda(), Base::bf16);
+  expect_close(c.name + " bf16 base, bf16 backward GEMMs, CUDA vs CPU", half_gpu, cpu, bf16);
+  expect_close(c.name + " bf16 base, bf16 backward GEMMs, CUDA vs PEFT f32", half_gpu, peft_trace(c, cpu), bf16);
 }
 
 INSTANTIATE_TEST_SUITE_P(Peft, CudaTrain,
