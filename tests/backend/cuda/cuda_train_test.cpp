@@ -9,6 +9,8 @@
 // binary runs from another checkout.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +28,7 @@
 #include "lmx/io/safetensors.h"
 #include "lmx/models/load.h"
 #include "lmx/models/quantize.h"
+#include "lmx/models/save.h"
 #include "lmx/models/transformer.h"
 #include "lmx/train/adapter_file.h"
 #include "lmx/train/differentiable_transformer.h"
@@ -61,20 +64,36 @@ double rel_err(const std::vector<float>& got, const std::vector<float>& want) {
 enum class Base { f32, bf16, q4 };
 const char* base_name(Base b) { return b == Base::f32 ? "f32" : b == Base::bf16 ? "bf16" : "4-bit"; }
 
+// The tiny model quantized to 4 bits (group 32) on the host and written as a quantized
+// checkpoint (once per process), so both devices load the same packed weights the way a
+// QLoRA run does. (quantize_model prepares the weights for the host's kernels: a model
+// quantized in memory cannot then be moved with Module::to.)
+fs::path quantized_folder(const std::string& model) {
+  const fs::path src = data_root() / "models" / model;
+  const fs::path dir = fs::temp_directory_path() / ("lmx-cuda-train-q4-" + model + "-" + std::to_string(::getpid()));
+  if (!fs::exists(dir / "config.json")) {
+    models::LoadedModel m = models::load_model(src, {.prepare = false});
+    models::QuantizeOptions q;
+    q.bits = 4;
+    q.group_size = 32;
+    models::quantize_model(*m.model, q);
+    models::SaveOptions so;
+    so.quantization = q;
+    fs::create_directories(dir);
+    models::save_model(*m.model, src, dir, so);
+  }
+  return dir;
+}
+
 // The tiny model on `device`: its float weights as stored (f32), rounded to bf16, or
-// quantized to 4 bits (group 32) on the host, then moved and prepared.
+// quantized to 4 bits (quantized_folder).
 models::LoadedModel load_on(const std::string& model, Device device, Base base) {
+  if (base == Base::q4) return models::load_model(quantized_folder(model), {.device = device});
   models::LoadedModel m = models::load_model(data_root() / "models" / model, {.prepare = false});
   if (base == Base::bf16) {
     for (auto& slot : m.model->parameters()) {
       if (slot.tensor->defined() && is_floating(slot.tensor->dtype())) *slot.tensor = slot.tensor->to(Dtype::bf16);
     }
-  }
-  if (base == Base::q4) {
-    models::QuantizeOptions q;
-    q.bits = 4;
-    q.group_size = 32;
-    models::quantize_model(*m.model, q);
   }
   if (!device.is_cpu()) m.model->to(device);
   m.model->prepare_for_inference();
@@ -241,11 +260,12 @@ using CudaTraining = testing::CudaTest;
 
 // QLoRA: the same 4-bit weights (quantized on the host) on both devices; the CUDA
 // backward multiplies by the dequantized matrix as the CPU's does.
-// DISABLED: on an H100 (session 17, device request h18-1) this test crashed the process
-// (SIGSEGV, nothing printed after its RUN line) in its first case; the same code with the
-// CPU in place of CUDA passes. Suspect: a model quantized in memory on the host and then
-// moved with Module::to (quantized checkpoints loaded straight onto CUDA are what the
-// inference tests cover). Run it with --gtest_also_run_disabled_tests once that is found.
+// DISABLED: on an H100 (session 17, device request h18-1) its first version crashed the
+// process (SIGSEGV): it quantized the model in memory on the host, which also prepares
+// the weights for the host's kernels, then moved the model with Module::to, so CUDA
+// activations met host-prepared weights. It now loads a quantized checkpoint on each
+// device (quantized_folder); passes with the CPU in place of CUDA, not yet run on a GPU:
+// run it with --gtest_also_run_disabled_tests, then drop the prefix.
 TEST_F(CudaTraining, DISABLED_QLora4BitEqualsTheCpu) {
   ExactQuantActivations exact;
   for (const Case& c : {Case{"llama_lora", "llama"}, Case{"llama_dora", "llama"}, Case{"qwen2_lora", "qwen2"}}) {
