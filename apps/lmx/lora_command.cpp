@@ -56,6 +56,7 @@ struct LoraArgs {
   int64_t warmup = 0;
   double grad_clip = 0.0;
   int threads = 0;
+  std::string device = "cpu";
 };
 
 models::TransformerLM& transformer_of(generate::ModelContainer& c) {
@@ -89,7 +90,11 @@ void run_lora(const LoraArgs& a) {
   apply_threads(a.threads);
   if (!a.train && !a.test && a.export_peft.empty()) throw InvalidArgument("lora: give --train, --test, --export-peft or a mix");
   const train::FineTuneType type = train::parse_fine_tune_type(a.fine_tune_type);
-  auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(), {.prepare = true});
+  // On a GPU the frozen weights, the adapters, their gradients and the optimizer state all
+  // live in its memory; only batches' token ids and the loss value cross.
+  const Device device = device_arg(a.device);
+  auto container =
+      generate::ModelContainer::load(resolve_model_arg(a.model).string(), {.prepare = true, .device = device});
   models::TransformerLM& model = transformer_of(*container);
   // Built only to train or test: exporting needs no differentiable forward.
   std::optional<train::DifferentiableTransformer> dt;
@@ -233,6 +238,7 @@ void add_lora_command(CLI::App& app) {
   cmd->add_option("--warmup", a->warmup, "Linear warmup steps (default 0)");
   cmd->add_option("--grad-clip", a->grad_clip, "Clip the gradient's global norm (default 0: off)");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
+  add_device_option(cmd, a->device);
   cmd->callback([a] { run_lora(*a); });
 }
 

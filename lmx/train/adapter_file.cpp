@@ -107,6 +107,7 @@ LoraAdapters adapters_from_tensors(const std::string& file, const LoraConfig& co
     out.layers.emplace(layer, LoraPair{autograd::Var(t.a, true), autograd::Var(t.b, true),
                                        dora ? autograd::Var(t.m, true) : autograd::Var()});
   }
+  out.to(model_device(model));
   return out;
 }
 
@@ -163,6 +164,7 @@ LoraAdapters read_full_weights(const io::SafetensorsFile& file, const LoraConfig
     for (const auto& p : problems) msg += "\n  " + p;
     throw FormatError(msg);
   }
+  out.to(model_device(model));
   return out;
 }
 
@@ -218,7 +220,7 @@ void resume_adapters(const fs::path& path, LoraAdapters& adapters) {
     for (const auto& p : problems) msg += "\n  " + p;
     throw FormatError(msg);
   }
-  for (auto& [var, value] : values) var->set_value(value);
+  for (auto& [var, value] : values) var->set_value(value.to(var->value().device()));
 }
 
 void attach_adapters(models::LanguageModel& model, const fs::path& dir) {

@@ -96,6 +96,21 @@ void LoraAdapters::detach(models::TransformerLM& model) {
   for (auto& [name, l] : linear_layers(model)) l->set_lora(nullptr);
 }
 
+void LoraAdapters::to(Device device) {
+  for (auto& [name, v] : named_parameters()) {
+    if (v->value().device() != device) v->set_value(v->value().to(device));
+  }
+}
+
+Device model_device(models::TransformerLM& model) {
+  for (const auto& [path, l] : linear_layers(model)) {
+    const nn::WeightMatrix& w = l->weight();
+    if (w.quantized()) return w.quant().device();
+    if (w.dense().defined()) return w.dense().device();
+  }
+  return Device::cpu();
+}
+
 LoraAdapters make_lora(models::TransformerLM& model, const LoraConfig& config, uint64_t seed) {
   if (config.rank <= 0) throw InvalidArgument("lora: rank must be positive, got " + std::to_string(config.rank));
   if (config.dropout < 0.0f || config.dropout >= 1.0f) {
@@ -124,6 +139,7 @@ LoraAdapters make_lora(models::TransformerLM& model, const LoraConfig& config, u
       }
       out.weights.emplace(slot.name, autograd::Var(slot.tensor->to(Dtype::f32).clone(), true));
     }
+    out.to(model_device(model));
     return out;
   }
   ops::RandomGenerator rng(seed);
@@ -154,6 +170,7 @@ LoraAdapters make_lora(models::TransformerLM& model, const LoraConfig& config, u
   for (const auto& k : config.keys) {
     if (!used_keys.count(k)) throw InvalidArgument("lora: key '" + k + "' matches no Linear layer of the blocks");
   }
+  out.to(model_device(model));
   return out;
 }
 

@@ -59,9 +59,17 @@ struct LoraAdapters {
   // the model's parameters (in their dtypes).
   void attach(models::TransformerLM& model) const;
   static void detach(models::TransformerLM& model);
+  // Moves every trainable leaf's value to `device` (call it before training: a gradient
+  // already accumulated stays where it is).
+  void to(Device device);
 };
 
-// New adapters for `model` (mlx-lm's initialization, drawn from `seed`). Throws
+// The device of the model's weights (that of its Linear layers), where its adapters,
+// their gradients and the optimizer state live.
+Device model_device(models::TransformerLM& model);
+
+// New adapters for `model` (mlx-lm's initialization, drawn from `seed` on the host, so
+// every device starts from the same values), on the model's device. Throws
 // InvalidArgument naming a key that matches no Linear of the blocks; Unsupported for
 // full fine-tuning of a quantized layer.
 LoraAdapters make_lora(models::TransformerLM& model, const LoraConfig& config, uint64_t seed);

@@ -94,7 +94,10 @@ TrainResult train(const DifferentiableTransformer& model, LoraAdapters& adapters
   double window_loss = 0.0;
   int64_t window_steps = 0, window_tokens = 0, trained_tokens = 0;
   auto window_start = std::chrono::steady_clock::now();
-  allocator_for(Device::cpu()).reset_peak();
+  // Peak memory is that of the device the adapters (and so the model) live on.
+  const auto params0 = adapters.parameters();
+  const Device device = params0.empty() ? Device::cpu() : params0.front()->value().device();
+  allocator_for(device).reset_peak();
   for (int64_t it = 1; it <= o.iters; ++it) {
     if (next == order.size()) {  // a new epoch: the batches in a fresh order
       order.resize(batches.size());
@@ -144,7 +147,7 @@ TrainResult train(const DifferentiableTransformer& model, LoraAdapters& adapters
       r.iterations_per_second = static_cast<double>(window_steps) / secs;
       r.tokens_per_second = static_cast<double>(window_tokens) / secs;
       r.trained_tokens = trained_tokens;
-      r.peak_memory = cpu_memory_stats().peak_bytes;
+      r.peak_memory = allocator_for(device).stats().peak_bytes;
       report(r);
       window_loss = 0.0;
       window_steps = window_tokens = 0;

@@ -1,6 +1,7 @@
 // Backward of the arithmetic, shape, matmul and embedding functions.
 #include <string>
 
+#include "lmx/base/env_switch.h"
 #include "lmx/base/error.h"
 #include "lmx/core/autograd/functions.h"
 #include "lmx/core/ops/elementwise.h"
@@ -18,6 +19,17 @@ Tensor mT(const Tensor& t) { return t.transpose(-2, -1); }
 
 // [..., n] as [rows, n].
 Tensor rows_of(const Tensor& t) { return t.reshape({-1, t.dim(-1)}); }
+
+// dx = g @ W of a Linear. A bf16 W off the CPU with LMX_TRAIN_BF16_BACKWARD=1 (off by
+// default until it has run on a GPU) takes the forward's bf16 GEMM (g rounded to bf16 once,
+// as torch's bf16 autograd does; cuBLAS bf16 x bf16 -> f32 on CUDA) over a bf16 copy of W^T;
+// otherwise W goes to f32 and the f32 GEMM.
+Tensor linear_input_grad(const Tensor& g, const Tensor& w) {
+  if (w.dtype() == Dtype::bf16 && !w.device().is_cpu() && env_switch("LMX_TRAIN_BF16_BACKWARD", false)) {
+    return ops::linear(g, w.transpose(0, 1));
+  }
+  return ops::matmul(g, w);  // [..., out] @ [out, in]
+}
 
 }  // namespace
 
@@ -118,7 +130,7 @@ Var linear(const Var& x, const Var& weight, const Var& bias) {
   return Var::from_op(ops::linear(xv, wv, bias.value()), {&x, &weight, &bias},
                       [xv, wv, sb](const Tensor& g, const std::vector<bool>& needs) {
                         std::vector<Tensor> out(3);
-                        if (needs[0]) out[0] = ops::matmul(g, wv);  // [..., out] @ [out, in]
+                        if (needs[0]) out[0] = linear_input_grad(g, wv);
                         if (needs[1]) out[1] = ops::matmul(mT(rows_of(g)), rows_of(as_f32(xv)));
                         if (needs[2]) out[2] = ops::sum(rows_of(g), 0);
                         return out;

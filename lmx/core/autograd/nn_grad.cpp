@@ -21,6 +21,9 @@ namespace {
 Tensor as_f32(const Tensor& t) { return t.dtype() == Dtype::f32 ? t : t.to(Dtype::f32); }
 Tensor mT(const Tensor& t) { return t.transpose(-2, -1); }
 
+// 1 - t on t's device (-t + 1 rounds as 1 - t does).
+Tensor one_minus(const Tensor& t) { return ops::add(ops::neg(t), 1.0); }
+
 // 0 where key j is visible to query i, -inf elsewhere: [L, S], or undefined when every
 // key is visible. As the attention kernels: causal hides j > i, a window hides
 // i - j >= window.
@@ -48,7 +51,7 @@ Tensor activation_derivative(ops::GatedActivation act, const Tensor& x) {
   switch (act) {
     case ops::GatedActivation::silu: {  // s (1 + x (1 - s))
       Tensor s = ops::sigmoid(x);
-      return ops::mul(s, ops::add(ops::mul(x, ops::sub(Tensor::full({}, 1.0), s)), 1.0));
+      return ops::mul(s, ops::add(ops::mul(x, one_minus(s)), 1.0));
     }
     case ops::GatedActivation::gelu: {  // Phi(x) + x phi(x)
       Tensor cdf = ops::mul(ops::add(ops::erf(ops::mul(x, M_SQRT1_2)), 1.0), 0.5);
@@ -59,7 +62,7 @@ Tensor activation_derivative(ops::GatedActivation act, const Tensor& x) {
       const double c = std::sqrt(2.0 / M_PI), k = 0.044715;
       Tensor x2 = ops::square(x);
       Tensor t = ops::tanh(ops::mul(ops::mul(x, ops::add(ops::mul(x2, k), 1.0)), c));
-      Tensor dt = ops::mul(ops::sub(Tensor::full({}, 1.0), ops::square(t)), ops::mul(ops::add(ops::mul(x2, 3 * k), 1.0), c));
+      Tensor dt = ops::mul(one_minus(ops::square(t)), ops::mul(ops::add(ops::mul(x2, 3 * k), 1.0), c));
       return ops::mul(ops::add(ops::add(t, 1.0), ops::mul(x, dt)), 0.5);
     }
   }
@@ -131,7 +134,7 @@ Var scaled_dot_product_attention(const Var& q, const Var& k, const Var& v, const
     Tensor P = ops::softmax(scores, -1);
     Tensor dP = ops::matmul(dO, mT(vr));
     Tensor dS = ops::mul(P, ops::sub(dP, ops::sum(ops::mul(dP, P), -1, true)));
-    if (t.defined()) dS = ops::mul(dS, ops::sub(Tensor::full({}, 1.0), ops::square(t)));
+    if (t.defined()) dS = ops::mul(dS, one_minus(ops::square(t)));
     std::vector<Tensor> g(3);
     auto fold_groups = [&](const Tensor& x) {  // [B, Hq, S, D] -> [B, Hkv, S, D]
       return ops::sum(x.contiguous().reshape({B, Hkv, G, S, x.dim(-1)}), 2);
@@ -166,7 +169,7 @@ Var softcap(const Var& x, float cap) {
   if (!(cap > 0.0f)) throw InvalidArgument("softcap: the cap must be positive, got " + std::to_string(cap));
   Tensor t = ops::tanh(ops::div(as_f32(x.value()), static_cast<double>(cap)));
   return Var::from_op(ops::mul(t, static_cast<double>(cap)), {&x}, [t](const Tensor& g, const std::vector<bool>&) {
-    return std::vector<Tensor>{ops::mul(g, ops::sub(Tensor::full({}, 1.0), ops::square(t)))};
+    return std::vector<Tensor>{ops::mul(g, one_minus(ops::square(t)))};
   });
 }
 
@@ -190,15 +193,29 @@ Var cross_entropy(const Var& logits, const Tensor& targets, const Tensor& weight
     throw ShapeError("cross_entropy: " + std::to_string(N) + " rows of logits, " + std::to_string(targets.numel()) +
                      " targets, " + std::to_string(weights.numel()) + " weights");
   }
+  const Device dev = lv.device();
   Tensor t = targets.reshape({N, 1}).to(Dtype::i64);
   Tensor w = as_f32(weights).reshape({N});
   const double total = ops::sum_all(w).item<double>();
   if (!(total > 0.0)) throw InvalidArgument("cross_entropy: no position has a positive weight");
-  Tensor nll = ops::sub(ops::logsumexp(lv, -1), ops::take_along_last_axis(lv, t).reshape({N}));  // [N]
+  w = w.to(dev);
+  // logits[r, t[r]] as a gather of single elements at r * V + t[r] (the ids checked on the
+  // host, where the targets are; the logits stay on their device).
+  std::vector<int64_t> at = t.to_int_vector();
+  for (int64_t r = 0; r < N; ++r) {
+    const int64_t id = at[static_cast<size_t>(r)];
+    if (id < 0 || id >= V) {
+      throw InvalidArgument("cross_entropy: target " + std::to_string(id) + " at position " + std::to_string(r) +
+                            " is out of range [0, " + std::to_string(V) + ")");
+    }
+    at[static_cast<size_t>(r)] = r * V + id;
+  }
+  Tensor picked = ops::take(lv.reshape({N * V}), Tensor::from_vector(at, {N}), 0);
+  Tensor nll = ops::sub(ops::logsumexp(lv, -1), picked);  // [N]
   Tensor loss = ops::div(ops::sum_all(ops::mul(nll, w)), total);
   return Var::from_op(loss, {&logits}, [lv, t, w, total, V](const Tensor& g, const std::vector<bool>&) {
     Tensor range = Tensor::arange(V, Dtype::i64).reshape({1, V}).to(lv.device());
-    Tensor onehot = ops::compare(ops::CompareOp::eq, t.to(lv.device()), range).to(Dtype::f32);
+    Tensor onehot = ops::compare(ops::CompareOp::eq, t.to(lv.device()), range).to(Dtype::f32);  // [N, V]
     Tensor coef = ops::mul(ops::div(w, total).reshape({-1, 1}), g);  // [N, 1]
     return std::vector<Tensor>{ops::mul(ops::sub(ops::softmax(lv, -1), onehot), coef)};
   });
