@@ -92,7 +92,10 @@ void run_vision_bench(const VisionBenchArgs& a) {
     prefill_tps.push_back(static_cast<double>(ids.size()) / (prefill / 1000.0));
   }
   std::string shape_text;
-  for (int64_t d : shape) shape_text += (shape_text.empty() ? "" : "x") + std::to_string(d);
+  for (int64_t d : shape) {
+    if (!shape_text.empty()) shape_text += 'x';
+    shape_text += std::to_string(d);
+  }
   if (a.json) {
     nlohmann::json j = {{"model", a.model}, {"image", a.image}, {"device", backend.describe()},
                         {"threads", ThreadPool::global().num_threads()}, {"runs", a.runs},

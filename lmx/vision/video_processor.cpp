@@ -25,7 +25,7 @@ class QwenVideoProcessor : public VideoProcessor {
  public:
   QwenVideoProcessor(const detail::ConfigReader& c, bool qwen3) : label_(c.label()), qwen3_(qwen3) {
     // The classes' defaults; min_pixels / max_pixels override size.
-    const int64_t unit = qwen3 ? 32 * 32 : 28 * 28;
+    const int unit = qwen3 ? 32 * 32 : 28 * 28;  // size fields are int
     detail::SizeDict size = c.size("size", {.shortest_edge = 128 * unit, .longest_edge = 768 * unit}, false);
     min_pixels_ = c.integer64("min_pixels", size.shortest_edge);
     max_pixels_ = c.integer64("max_pixels", size.longest_edge);

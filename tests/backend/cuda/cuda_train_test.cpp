@@ -62,7 +62,6 @@ double rel_err(const std::vector<float>& got, const std::vector<float>& want) {
 }
 
 enum class Base { f32, bf16, q4 };
-const char* base_name(Base b) { return b == Base::f32 ? "f32" : b == Base::bf16 ? "bf16" : "4-bit"; }
 
 // The tiny model quantized to 4 bits (group 32) on the host and written as a quantized
 // checkpoint (once per process), so both devices load the same packed weights the way a
