@@ -53,10 +53,6 @@ inline bool cuda_quant_few_rows() { return env_switch("LMX_CUDA_QUANT_FEW_ROWS",
 // at 8 rows in a served 4-bit decode step on an H100 (session 17's profile). Off until it has
 // run on a GPU.
 inline bool cuda_quant_few_rows_small() { return env_switch("LMX_CUDA_QUANT_FEW_ROWS_SMALL", false); }
-// 9..64 rows of x against dense bf16 weights: the few-row tensor-core GEMM
-// (dense_gemm_few.cu) instead of cuBLAS. Off: measured slower on an H100 (session 17: `-b 32`
-// bf16 5,318-5,593 tok/s against cuBLAS's 7,109-7,165).
-inline bool cuda_dense_few_rows() { return env_switch("LMX_CUDA_DENSE_FEW_ROWS", false); }
 // Decode-path kernels launched to overlap the previous kernel's end (programmatic dependent
 // launch, compute capability 9.0+; lmx/backend/cuda/dependent_launch.cuh). Measured on an H100
 // (session 17): batch-1 decode bf16 +2-3%, 4-bit / 8-bit +1-2%.

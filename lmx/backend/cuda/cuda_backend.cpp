@@ -21,7 +21,6 @@
 #include "lmx/backend/cuda/attention_kernels.h"
 #include "lmx/backend/cuda/call_profile.h"
 #include "lmx/backend/cuda/cublas_gemm.h"
-#include "lmx/backend/cuda/dense_gemm_few.h"
 #include "lmx/backend/cuda/cuda_wired.h"
 #include "lmx/backend/cuda/decode_attention.h"
 #include "lmx/backend/cuda/elementwise_kernels.h"
@@ -861,8 +860,9 @@ class CudaBackend final : public Backend, public GraphBackend {
     return true;
   }
   // Past the matvec's rows, bf16 weights of one k: x rounded to bf16 once for all the
-  // targets (q / k / v, gate / up of a prefill), then one bf16 x bf16 -> f32 GEMM each: the
-  // few-row tensor-core kernel up to 64 rows (a batched decode step), cuBLAS past them. False, launching nothing, where a target does not fit.
+  // targets (q / k / v, gate / up of a prefill), then one bf16 x bf16 -> f32 cuBLAS GEMM
+  // each (a few-row tensor-core kernel for 9..64 rows was measured slower at batch 32 and
+  // removed: docs/performance.md, "CUDA, session 17"). False, launching nothing, where a target does not fit.
   bool bf16_gemms(const float* x, int64_t ldx, std::span<const DenseMatmulTarget> targets, int64_t m) {
     if (m <= kMatvecRows || targets.empty()) return false;
     const int64_t k = targets[0].w.k;
@@ -876,13 +876,6 @@ class CudaBackend final : public Backend, public GraphBackend {
     try {
       to_bf16(x, ldx, m, k, xb);
       for (const DenseMatmulTarget& t : targets) {
-        const detail::Dense d{static_cast<const uint16_t*>(t.w.data), detail::kBF16, t.w.n, k, t.w.ld};
-        if (cuda_dense_few_rows() && detail::dense_gemm_few_fits(d, m)) {
-          launch("linear (few rows, bf16)", [&] {
-            return detail::launch_dense_gemm_few(static_cast<const uint16_t*>(xb), m, d, t.y, t.ldy, stream_);
-          });
-          continue;
-        }
         launch("cublas bf16 gemm", [&] {
           cublas_->bf16_nt(xb, t.w.data, t.w.n, k, t.w.ld, t.y, t.ldy, m);
           return cudaSuccess;
