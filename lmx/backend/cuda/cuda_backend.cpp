@@ -448,9 +448,9 @@ class CudaBackend final : public Backend, public GraphBackend {
       return detail::launch_quantized_matmul(x, ldx, launch_args(w), y, ldy, m, stream_);
     });
   }
-  // One row (and every row at f32 precision): the matvec kernels, a decode step's
-  // projections of one x in one launch where they take them together; 2..64 rows at
-  // reduced precision: the few-row GEMM (quantized_matmul_at).
+  // The matvec kernels up to 8 rows (every row count at f32 precision), a decode step's
+  // projections of one x in one launch where they take them together; 9..64 rows at
+  // reduced precision (2..64 with LMX_CUDA_QUANT_FEW_ROWS_SMALL): the few-row GEMM.
   void prepared_matmul(const float* x, int64_t ldx, std::span<const PreparedMatmulTarget> targets, int64_t m,
                        kernels::ActivationPrecision precision) override {
     // 2..8 rows at reduced precision go to the few-row GEMM one target at a time (below).
@@ -862,7 +862,8 @@ class CudaBackend final : public Backend, public GraphBackend {
   // Past the matvec's rows, bf16 weights of one k: x rounded to bf16 once for all the
   // targets (q / k / v, gate / up of a prefill), then one bf16 x bf16 -> f32 cuBLAS GEMM
   // each (a few-row tensor-core kernel for 9..64 rows was measured slower at batch 32 and
-  // removed: docs/performance.md, "CUDA, session 17"). False, launching nothing, where a target does not fit.
+  // removed: docs/performance.md, "CUDA, session 17"). False, launching nothing, where a
+  // target does not fit.
   bool bf16_gemms(const float* x, int64_t ldx, std::span<const DenseMatmulTarget> targets, int64_t m) {
     if (m <= kMatvecRows || targets.empty()) return false;
     const int64_t k = targets[0].w.k;
