@@ -66,20 +66,20 @@ class Qwen2VL : public VisionLanguageModel {
   }
 
   std::vector<int64_t> image_token_counts(const ImageInputs& images) const override {
-    std::vector<int64_t> out;
-    if (!images.has_images()) return out;
-    for (const GridThw& g : read_grids(images.image_grid_thw, images.pixel_values, tower_->merge())) {
-      out.push_back(g.t * g.h * g.w / (tower_->merge() * tower_->merge()));
-    }
-    return out;
+    return images.has_images() ? merged_token_counts(images.image_grid_thw, images.pixel_values)
+                               : std::vector<int64_t>{};
   }
 
   std::vector<int64_t> video_token_counts(const ImageInputs& inputs) const override {
+    return inputs.has_videos() ? merged_token_counts(inputs.video_grid_thw, inputs.pixel_values_videos)
+                               : std::vector<int64_t>{};
+  }
+
+  // Placeholders per image or video: its (t, h, w) patches after the merge.
+  std::vector<int64_t> merged_token_counts(const Tensor& grid_thw, const Tensor& pixels) const {
     std::vector<int64_t> out;
-    if (!inputs.has_videos()) return out;
-    for (const GridThw& g : read_grids(inputs.video_grid_thw, inputs.pixel_values_videos, tower_->merge())) {
-      out.push_back(g.t * g.h * g.w / (tower_->merge() * tower_->merge()));
-    }
+    const int64_t merge = tower_->merge();
+    for (const GridThw& g : read_grids(grid_thw, pixels, merge)) out.push_back(g.t * g.h * g.w / (merge * merge));
     return out;
   }
 
