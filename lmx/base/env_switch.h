@@ -57,6 +57,10 @@ inline bool cuda_quant_few_rows_small() { return env_switch("LMX_CUDA_QUANT_FEW_
 // launch, compute capability 9.0+; lmx/backend/cuda/dependent_launch.cuh). Measured on an H100
 // (session 17): batch-1 decode bf16 +2-3%, 4-bit / 8-bit +1-2%.
 inline bool cuda_dependent_launch() { return env_switch("LMX_CUDA_PDL", true); }
+// Greedy rows whose logits live on a device (temperature 0, no penalties, bias, logprobs or
+// logits processors): the argmax runs there and only the chosen ids come back to the host,
+// not [rows, vocab] f32 logits (lmx/generate/device_greedy.h).
+inline bool device_greedy() { return env_switch("LMX_DEVICE_GREEDY", true); }
 // mxfp4 / mxfp8 / nvfp4 weights on CUDA (generic kernels).
 inline bool cuda_fp_quant() { return env_switch("LMX_CUDA_FP_QUANT", true); }
 

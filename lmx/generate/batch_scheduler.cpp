@@ -4,6 +4,7 @@
 
 #include "lmx/base/error.h"
 #include "lmx/generate/batch_kv_cache.h"
+#include "lmx/generate/device_greedy.h"
 #include "lmx/generate/simple_kv_cache.h"
 #include "lmx/generate/wired_memory_estimate.h"
 #include "lmx/nn/state_cache.h"
@@ -420,6 +421,9 @@ void BatchScheduler::prefill_chunk() {
     // batch's keys and values).
     std::vector<std::vector<std::vector<Tensor>>> joining;
     ends.resize(group.size());
+    std::vector<const Sequence*> members;
+    for (size_t i : group) members.push_back(prefilling_[i].get());
+    const std::vector<int32_t> chosen = greedy_on_device(logits, members);
     for (int64_t r = 0; r < rows; ++r) {
       Sequence& t = *prefilling_[group[static_cast<size_t>(r)]];
       std::vector<std::vector<Tensor>> layers;
@@ -443,9 +447,13 @@ void BatchScheduler::prefill_chunk() {
         end = Stop{StopReason::length, true};
         continue;
       }
-      if (!logits.device().is_cpu()) logits = logits.contiguous().to(Device::cpu());
-      logits = logits.contiguous();
-      end = take_token(t, logits.data<float>() + r * logits.dim(2), logits.dim(2));
+      if (!chosen.empty()) {
+        end = take_token(t, nullptr, 0, chosen[static_cast<size_t>(r)]);
+      } else {
+        if (!logits.device().is_cpu()) logits = logits.contiguous().to(Device::cpu());
+        logits = logits.contiguous();
+        end = take_token(t, logits.data<float>() + r * logits.dim(2), logits.dim(2));
+      }
       if (end) continue;
       if (rows == 1) {
         join_batch_row(batch_cache_, t.cache);  // state caches too
@@ -482,17 +490,30 @@ int64_t BatchScheduler::cacheable(const Sequence& s) const {
   return vlm_->image_calls_need_whole_prompt() ? 0 : s.first_image;
 }
 
-std::optional<BatchScheduler::Stop> BatchScheduler::take_token(Sequence& s, const float* logits, int64_t vocab) {
+std::vector<int32_t> BatchScheduler::greedy_on_device(const Tensor& logits,
+                                                      const std::vector<const Sequence*>& seqs) const {
+  if (!use_device_greedy(logits.device())) return {};
+  for (const Sequence* s : seqs)
+    if (!s->sampler->plain_greedy()) return {};
+  return device_argmax_rows(logits);
+}
+
+std::optional<BatchScheduler::Stop> BatchScheduler::take_token(Sequence& s, const float* logits, int64_t vocab,
+                                                               int32_t chosen) {
   // A buffer kept across calls: a fresh 128K-float vector per token was a fresh mmap whose
   // pages the kernel cleared, token after token.
-  std::vector<float>& row = row_scratch_;
-  row.assign(logits, logits + vocab);
-  int32_t token = -1;
-  try {
-    token = s.sampler->sample(row);  // runs the request's logits processors
-  } catch (const std::exception& e) {
-    s.group->fail(e.what());  // this sequence ends; the others go on
-    return Stop{StopReason::cancelled, false};
+  int32_t token = chosen;
+  if (logits) {
+    std::vector<float>& row = row_scratch_;
+    row.assign(logits, logits + vocab);
+    try {
+      token = s.sampler->sample(row);  // runs the request's logits processors
+    } catch (const std::exception& e) {
+      s.group->fail(e.what());  // this sequence ends; the others go on
+      return Stop{StopReason::cancelled, false};
+    }
+  } else {
+    s.sampler->record(token);
   }
   if (++s.generated == 1) s.first_token = Clock::now();
   if (s.reuse_prefix) s.sampled.push_back(token);
@@ -522,11 +543,15 @@ void BatchScheduler::decode() {
     shifts.push_back(s->position_shift);
   }
   Tensor logits;
+  std::vector<int32_t> chosen;  // the device's argmax of each row, when all sample greedily
   try {
     if (vlm_) vlm_->set_position_shifts(std::move(shifts));
     logits = model.forward(Tensor::from_vector(ids, {B, 1}), &batch_cache_, kLastPositionOnly);  // [B, 1, vocab]
-    if (!logits.device().is_cpu()) logits = logits.contiguous().to(Device::cpu());
-    logits = logits.contiguous();
+    std::vector<const Sequence*> seqs;
+    for (const auto& s : rows_) seqs.push_back(s.get());
+    chosen = greedy_on_device(logits, seqs);
+    if (chosen.empty() && !logits.device().is_cpu()) logits = logits.contiguous().to(Device::cpu());
+    if (chosen.empty()) logits = logits.contiguous();
   } catch (const std::exception& e) {
     fail_rows(e.what());  // the batch cannot go on
     return;
@@ -539,7 +564,9 @@ void BatchScheduler::decode() {
   std::vector<Stop> stops;
   for (int64_t r = 0; r < B; ++r) {
     const auto at = static_cast<size_t>(r);
-    if (auto stop = take_token(*rows_[at], logits.data<float>() + r * vocab, vocab)) {
+    auto stop = chosen.empty() ? take_token(*rows_[at], logits.data<float>() + r * vocab, vocab)
+                               : take_token(*rows_[at], nullptr, 0, chosen[at]);
+    if (stop) {
       gone.push_back(at);
       stops.push_back(*stop);
     }

@@ -193,8 +193,12 @@ class BatchScheduler {
   };
   // Samples s's next token from its logits row (vocab floats; the prefill's last position
   // or a decode step's row), sends its events and says whether s ends with it (else it
-  // is s's next input).
-  std::optional<Stop> take_token(Sequence& s, const float* logits, int64_t vocab);
+  // is s's next input). With logits null, the token is `chosen`: the device's argmax for
+  // a plain-greedy sampler (lmx/generate/device_greedy.h).
+  std::optional<Stop> take_token(Sequence& s, const float* logits, int64_t vocab, int32_t chosen = -1);
+  // The argmax of every row of logits [rows, 1, vocab], taken on their device, when they are
+  // on one and every sequence in `seqs` samples greedily; else empty (the host samples).
+  std::vector<int32_t> greedy_on_device(const Tensor& logits, const std::vector<const Sequence*>& seqs) const;
   // How many of a sequence's first tokens the prefix cache may give or take: all, or
   // with images those before the first placeholder (none for models whose image calls
   // need the whole prompt).

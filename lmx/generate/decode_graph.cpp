@@ -1,6 +1,7 @@
 #include "lmx/generate/decode_graph.h"
 
 #include "lmx/base/error.h"
+#include "lmx/core/ops/reduce.h"
 #include "lmx/core/step_values.h"
 #include "lmx/generate/simple_kv_cache.h"
 
@@ -27,7 +28,8 @@ std::vector<SimpleKVCache*> simple_caches(nn::KVCacheList& cache) {
 
 }  // namespace
 
-bool DecodeGraph::step(models::LanguageModel& model, nn::KVCacheList& cache, int32_t token, std::vector<float>& row) {
+bool DecodeGraph::step(models::LanguageModel& model, nn::KVCacheList& cache, int32_t token, std::vector<float>& row,
+                       int32_t* chosen) {
   if (disabled_) return false;
   std::vector<SimpleKVCache*> caches = simple_caches(cache);
   if (caches.empty()) return false;
@@ -44,7 +46,8 @@ bool DecodeGraph::step(models::LanguageModel& model, nn::KVCacheList& cache, int
   }
   int64_t* host_values = static_cast<int64_t*>(host_values_.get());
   host_values[0] = token, host_values[1] = position;  // read by the replay's first node
-  if (!graph_ || buffers != buffers_) {
+  if (!graph_ || buffers != buffers_ || greedy_ != (chosen != nullptr)) {
+    greedy_ = chosen != nullptr;
     graph_.reset();
     logits_ = Tensor();
     if (!capture(model, cache, position, capacity)) {
@@ -57,6 +60,10 @@ bool DecodeGraph::step(models::LanguageModel& model, nn::KVCacheList& cache, int
   backend_for(device).synchronize();  // the logits are in host_logits_
   ++replays_;
   for (SimpleKVCache* c : caches) c->advance(1);
+  if (greedy_) {
+    *chosen = *static_cast<const int32_t*>(host_logits_.get());
+    return true;
+  }
   const float* logits = static_cast<const float*>(host_logits_.get());
   row.assign(logits, logits + vocab_);
   return true;
@@ -81,8 +88,14 @@ bool DecodeGraph::capture(models::LanguageModel& model, nn::KVCacheList& cache, 
     logits = model.forward(values_.slice(0, 0, 1).reshape({1, 1}), &cache, kLastLogitsOnly);
     Tensor last = logits.select(1, -1).select(0, 0).contiguous();
     if (last.dtype() != Dtype::f32 || last.numel() != vocab_) throw Unsupported("decode graph: logits of another shape");
-    backend->copy_async(host_logits_.get(), last.data<float>(), host_logits_bytes_, CopyDirection::device_to_host);
-    logits = last;
+    if (greedy_) {
+      Tensor id = ops::argmax(last, 0);  // i32 scalar
+      backend->copy_async(host_logits_.get(), id.data<int32_t>(), sizeof(int32_t), CopyDirection::device_to_host);
+      logits = id;
+    } else {
+      backend->copy_async(host_logits_.get(), last.data<float>(), host_logits_bytes_, CopyDirection::device_to_host);
+      logits = last;
+    }
   } catch (const std::exception&) {
     ok = false;
   }

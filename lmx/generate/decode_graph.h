@@ -27,9 +27,11 @@ namespace lmx::generate {
 class DecodeGraph {
  public:
   // One decode step of `token` at the caches' offset: advances every cache by one and
-  // writes the last position's logits to `row`. False (nothing ran, caches unchanged):
-  // the caller steps eagerly.
-  bool step(models::LanguageModel& model, nn::KVCacheList& cache, int32_t token, std::vector<float>& row);
+  // writes the last position's logits to `row`, or, given `chosen`, only their argmax to
+  // *chosen (the graph ends in the argmax on the device: lmx/generate/device_greedy.h). False
+  // (nothing ran, caches unchanged): the caller steps eagerly.
+  bool step(models::LanguageModel& model, nn::KVCacheList& cache, int32_t token, std::vector<float>& row,
+            int32_t* chosen = nullptr);
   int64_t captures() const { return captures_; }
   int64_t replays() const { return replays_; }
   bool disabled() const { return disabled_; }
@@ -38,6 +40,7 @@ class DecodeGraph {
   bool capture(models::LanguageModel& model, nn::KVCacheList& cache, int64_t position, int64_t capacity);
 
   bool disabled_ = false;
+  bool greedy_ = false;  // the graph ends in the argmax and copies back one id
   Tensor values_;  // i64 [2] on the device: token id, position
   std::vector<const void*> buffers_;  // the KV buffers the graph was captured over
   std::unique_ptr<DeviceGraph> graph_;

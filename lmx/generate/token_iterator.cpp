@@ -3,7 +3,9 @@
 #include <chrono>
 #include <limits>
 
+#include "lmx/base/env_switch.h"
 #include "lmx/base/error.h"
+#include "lmx/generate/device_greedy.h"
 #include "lmx/generate/quantized_kv_cache.h"
 #include "lmx/generate/rotating_kv_cache.h"
 #include "lmx/generate/simple_kv_cache.h"
@@ -175,14 +177,26 @@ void TokenIterator::check_cancel() const {
 }
 
 int32_t TokenIterator::step(const std::vector<int32_t>& tokens) {
-  if (tokens.size() == 1 && decode_graph_.step(model_, *cache_, tokens[0], row_)) {
+  const bool greedy = sampler_.plain_greedy();  // the argmax may run where the logits are
+  int32_t chosen = -1;
+  const bool on_device_greedy = greedy && device_greedy();  // graphs run only on devices
+  if (tokens.size() == 1 && decode_graph_.step(model_, *cache_, tokens[0], row_, on_device_greedy ? &chosen : nullptr)) {
     after_forward();
+    if (on_device_greedy) {
+      sampler_.record(chosen);
+      return chosen;
+    }
     return sampler_.sample(row_);
   }
   Tensor ids = Tensor::from_vector(tokens, {1, static_cast<int64_t>(tokens.size())});
   Tensor logits = model_.forward(ids, cache_, kLastLogitsOnly);  // [1, 1, vocab]: the last position
   after_forward();
   Tensor last = logits.select(1, -1).select(0, 0);
+  if (greedy && use_device_greedy(last.device())) {
+    chosen = device_argmax_rows(last)[0];
+    sampler_.record(chosen);
+    return chosen;
+  }
   if (!last.device().is_cpu()) last = last.contiguous().to(Device::cpu());  // only the row comes back
   row_.assign(last.data<float>(), last.data<float>() + last.numel());
   return sampler_.sample(row_);

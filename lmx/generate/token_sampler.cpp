@@ -33,6 +33,14 @@ std::vector<double> TokenSampler::probabilities(std::vector<float>& logits, cons
   return sampler_.probabilities(logits);
 }
 
+bool TokenSampler::plain_greedy() const {
+  const auto neutral = [](const std::optional<float>& v, float none) { return !v || *v == none; };
+  return params_.temperature == 0.0f && params_.logit_bias.empty() && !params_.logprobs &&
+         params_.top_logprobs <= 0 && params_.logits_processors.empty() &&
+         neutral(params_.repetition_penalty, 1.0f) && neutral(params_.presence_penalty, 0.0f) &&
+         neutral(params_.frequency_penalty, 0.0f);
+}
+
 void TokenSampler::record(int32_t token) {
   processor_.observe(token);
   if (!params_.logits_processors.empty()) history_.push_back(token);

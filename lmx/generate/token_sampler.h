@@ -29,6 +29,10 @@ class TokenSampler {
   // parameters ask for logprobs; else only the token.
   TokenLogprob logprob(int32_t token) const;
   const GenerateParameters& params() const { return params_; }
+  // True when sample() is the plain argmax of the logits as given: temperature 0 and no
+  // logit bias, penalty, logprobs or logits processor. The argmax may then run where the
+  // logits are (lmx/generate/device_greedy.h), the token going to record().
+  bool plain_greedy() const;
 
   // Speculative decoding. The distribution sample() would draw the next token from if the
   // tokens recorded so far were followed by `pending` (drafted, not yet accepted), as

@@ -157,18 +157,22 @@ nn::KVCacheList small_step_caches(int64_t layers) {
 }
 
 // 40 greedy steps from a 10-token prompt over caches that grow every 16 positions: the
-// graph path recaptures at each capacity bucket and its logits equal the eager steps'.
+// graph path recaptures at each capacity bucket and its logits equal the eager steps'; a
+// second graph in greedy mode (the argmax on the device, one id back) picks the host's
+// argmax of the eager logits at every step.
 void expect_graph_steps_equal_eager_steps(models::LanguageModel& model) {
   std::vector<int32_t> prompt;
   for (int i = 0; i < 10; ++i) prompt.push_back(static_cast<int32_t>((i * 37 + 5) % model.vocab_size()));
   nn::KVCacheList eager = small_step_caches(model.num_layers()), graphed = small_step_caches(model.num_layers());
+  nn::KVCacheList greedy = small_step_caches(model.num_layers());
   const Tensor ids = Tensor::from_vector(std::vector<int32_t>(prompt.begin(), prompt.end() - 1), {1, 9});
   model.forward(ids, &eager, {nullptr, true});
   model.forward(ids, &graphed, {nullptr, true});
-  generate::DecodeGraph graph;
+  model.forward(ids, &greedy, {nullptr, true});
+  generate::DecodeGraph graph, greedy_graph;
   int32_t token = prompt.back();
-  std::vector<float> row;
-  int64_t from_graph = 0;
+  std::vector<float> row, unused;
+  int64_t from_graph = 0, from_greedy_graph = 0;
   for (int step = 0; step < 40; ++step) {
     SCOPED_TRACE("step " + std::to_string(step));
     Tensor e = model.forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &eager, {nullptr, true});
@@ -185,12 +189,23 @@ void expect_graph_steps_equal_eager_steps(models::LanguageModel& model) {
     size_t best = 0;
     for (size_t i = 1; i < want.size(); ++i)
       if (want[i] > want[best]) best = i;
+    int32_t chosen = -1;
+    if (greedy_graph.step(model, greedy, token, unused, &chosen)) {
+      ++from_greedy_graph;
+      ASSERT_EQ(chosen, static_cast<int32_t>(best));
+      ASSERT_TRUE(unused.empty());  // only the id came back
+    } else {
+      model.forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &greedy, {nullptr, true});
+    }
+    ASSERT_EQ(greedy[0]->offset(), eager[0]->offset());
     token = static_cast<int32_t>(best);
   }
   EXPECT_FALSE(graph.disabled());
   EXPECT_GE(graph.captures(), 3);  // positions 10..49 span the buckets of 16, 32 and 48
   EXPECT_GE(from_graph, 35);
   EXPECT_EQ(graph.replays(), from_graph);
+  EXPECT_FALSE(greedy_graph.disabled());
+  EXPECT_GE(from_greedy_graph, 35);
 }
 
 void move_to_cuda(models::LanguageModel& model) {
