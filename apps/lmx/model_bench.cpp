@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "cli_common.h"
+#include "lmx/base/env_switch.h"
 #include "lmx/base/error.h"
 #include "lmx/base/thread_pool.h"
 #include "lmx/core/allocator.h"
@@ -218,14 +219,25 @@ void run_model_bench(const ModelBenchArgs& a) {
     int32_t token = random_tokens(rng, 1, vocab)[0];
     generate::DecodeGraph graph;  // the steps TokenIterator takes: replayed device graphs where they apply
     std::vector<float> row;
+    // As TokenIterator's greedy steps: on a device the argmax runs there (lmx/generate/device_greedy.h).
+    const bool greedy_on_device = !device.is_cpu() && device_greedy();
     const auto t0 = Clock::now();
     for (int i = 0; i < a.generation_tokens; ++i) {
       const float* l = nullptr;
       Tensor logits;
-      if (graph.step(*model, cache, token, row)) {
+      int32_t chosen = -1;
+      if (graph.step(*model, cache, token, row, greedy_on_device ? &chosen : nullptr)) {
+        if (chosen >= 0) {
+          token = chosen;
+          continue;
+        }
         l = row.data();
       } else {
         logits = model->forward(Tensor::from_vector(std::vector<int32_t>{token}, {1, 1}), &cache);
+        if (greedy_on_device) {
+          token = ops::argmax(logits.reshape({vocab}), 0).to(Device::cpu()).data<int32_t>()[0];
+          continue;
+        }
         if (!logits.device().is_cpu()) logits = logits.contiguous().to(Device::cpu());  // the row the sampler reads
         l = logits.data<float>();
       }

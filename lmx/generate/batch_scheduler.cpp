@@ -421,9 +421,15 @@ void BatchScheduler::prefill_chunk() {
     // batch's keys and values).
     std::vector<std::vector<std::vector<Tensor>>> joining;
     ends.resize(group.size());
-    std::vector<const Sequence*> members;
-    for (size_t i : group) members.push_back(prefilling_[i].get());
-    const std::vector<int32_t> chosen = greedy_on_device(logits, members);
+    std::vector<TokenSampler*> samplers;  // of the rows that take a token now (else null)
+    for (size_t i : group) {
+      const Sequence& t = *prefilling_[i];
+      const bool takes = t.prefilled >= static_cast<int64_t>(t.prompt.size()) &&
+                         !(t.params.max_tokens && *t.params.max_tokens == 0);
+      samplers.push_back(takes ? t.sampler.get() : nullptr);
+    }
+    const std::vector<int32_t> chosen = pick_greedy_on_device(logits, samplers, row_scratch_);
+    Tensor host;
     for (int64_t r = 0; r < rows; ++r) {
       Sequence& t = *prefilling_[group[static_cast<size_t>(r)]];
       std::vector<std::vector<Tensor>> layers;
@@ -447,13 +453,8 @@ void BatchScheduler::prefill_chunk() {
         end = Stop{StopReason::length, true};
         continue;
       }
-      if (!chosen.empty()) {
-        end = take_token(t, nullptr, 0, chosen[static_cast<size_t>(r)]);
-      } else {
-        if (!logits.device().is_cpu()) logits = logits.contiguous().to(Device::cpu());
-        logits = logits.contiguous();
-        end = take_token(t, logits.data<float>() + r * logits.dim(2), logits.dim(2));
-      }
+      end = take_token(t, host_row(logits, r, chosen, host), logits.dim(2),
+                       chosen.empty() ? -1 : chosen[static_cast<size_t>(r)]);
       if (end) continue;
       if (rows == 1) {
         join_batch_row(batch_cache_, t.cache);  // state caches too
@@ -490,12 +491,15 @@ int64_t BatchScheduler::cacheable(const Sequence& s) const {
   return vlm_->image_calls_need_whole_prompt() ? 0 : s.first_image;
 }
 
-std::vector<int32_t> BatchScheduler::greedy_on_device(const Tensor& logits,
-                                                      const std::vector<const Sequence*>& seqs) const {
-  if (!use_device_greedy(logits.device())) return {};
-  for (const Sequence* s : seqs)
-    if (!s->sampler->plain_greedy()) return {};
-  return device_argmax_rows(logits);
+const float* BatchScheduler::host_row(const Tensor& logits, int64_t r, const std::vector<int32_t>& chosen,
+                                      Tensor& host) const {
+  if (!chosen.empty() && chosen[static_cast<size_t>(r)] >= 0) return nullptr;
+  if (chosen.empty()) {  // every row: one copy
+    if (!host.defined()) host = logits.contiguous().to(Device::cpu());
+    return host.data<float>() + r * logits.dim(-1);
+  }
+  host = logits.select(0, r).contiguous().to(Device::cpu());  // the one row the device left undecided
+  return host.data<float>();
 }
 
 std::optional<BatchScheduler::Stop> BatchScheduler::take_token(Sequence& s, const float* logits, int64_t vocab,
@@ -512,8 +516,6 @@ std::optional<BatchScheduler::Stop> BatchScheduler::take_token(Sequence& s, cons
       s.group->fail(e.what());  // this sequence ends; the others go on
       return Stop{StopReason::cancelled, false};
     }
-  } else {
-    s.sampler->record(token);
   }
   if (++s.generated == 1) s.first_token = Clock::now();
   if (s.reuse_prefix) s.sampled.push_back(token);
@@ -547,11 +549,9 @@ void BatchScheduler::decode() {
   try {
     if (vlm_) vlm_->set_position_shifts(std::move(shifts));
     logits = model.forward(Tensor::from_vector(ids, {B, 1}), &batch_cache_, kLastPositionOnly);  // [B, 1, vocab]
-    std::vector<const Sequence*> seqs;
-    for (const auto& s : rows_) seqs.push_back(s.get());
-    chosen = greedy_on_device(logits, seqs);
-    if (chosen.empty() && !logits.device().is_cpu()) logits = logits.contiguous().to(Device::cpu());
-    if (chosen.empty()) logits = logits.contiguous();
+    std::vector<TokenSampler*> samplers;
+    for (const auto& s : rows_) samplers.push_back(s->sampler.get());
+    chosen = pick_greedy_on_device(logits, samplers, row_scratch_);
   } catch (const std::exception& e) {
     fail_rows(e.what());  // the batch cannot go on
     return;
@@ -562,11 +562,10 @@ void BatchScheduler::decode() {
   // Ended this step: they leave the batch, then their info goes out.
   std::vector<size_t> gone;
   std::vector<Stop> stops;
+  Tensor host;
   for (int64_t r = 0; r < B; ++r) {
     const auto at = static_cast<size_t>(r);
-    auto stop = chosen.empty() ? take_token(*rows_[at], logits.data<float>() + r * vocab, vocab)
-                               : take_token(*rows_[at], nullptr, 0, chosen[at]);
-    if (stop) {
+    if (auto stop = take_token(*rows_[at], host_row(logits, r, chosen, host), vocab, chosen.empty() ? -1 : chosen[at])) {
       gone.push_back(at);
       stops.push_back(*stop);
     }

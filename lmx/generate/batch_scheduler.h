@@ -193,12 +193,13 @@ class BatchScheduler {
   };
   // Samples s's next token from its logits row (vocab floats; the prefill's last position
   // or a decode step's row), sends its events and says whether s ends with it (else it
-  // is s's next input). With logits null, the token is `chosen`: the device's argmax for
-  // a plain-greedy sampler (lmx/generate/device_greedy.h).
+  // is s's next input). With logits null, the token is `chosen`, picked and recorded by
+  // s's sampler already (lmx/generate/device_greedy.h).
   std::optional<Stop> take_token(Sequence& s, const float* logits, int64_t vocab, int32_t chosen = -1);
-  // The argmax of every row of logits [rows, 1, vocab], taken on their device, when they are
-  // on one and every sequence in `seqs` samples greedily; else empty (the host samples).
-  std::vector<int32_t> greedy_on_device(const Tensor& logits, const std::vector<const Sequence*>& seqs) const;
+  // Row r of logits [rows, 1, vocab] for take_token: null when the row's token was picked on
+  // the device (chosen[r] >= 0), else the row on the host (all rows come back at once when
+  // nothing was picked on the device, only row r otherwise; `host` keeps them).
+  const float* host_row(const Tensor& logits, int64_t r, const std::vector<int32_t>& chosen, Tensor& host) const;
   // How many of a sequence's first tokens the prefix cache may give or take: all, or
   // with images those before the first placeholder (none for models whose image calls
   // need the whole prompt).

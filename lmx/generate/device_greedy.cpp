@@ -1,16 +1,63 @@
 #include "lmx/generate/device_greedy.h"
 
+#include <optional>
+
 #include "lmx/base/env_switch.h"
+#include "lmx/core/ops/index.h"
 #include "lmx/core/ops/reduce.h"
 
 namespace lmx::generate {
 
-bool use_device_greedy(const Device& device) { return !device.is_cpu() && device_greedy(); }
-
-std::vector<int32_t> device_argmax_rows(const Tensor& logits) {
-  const int64_t vocab = logits.dim(-1);
-  Tensor ids = ops::argmax(logits.reshape({-1, vocab}), -1).contiguous().to(Device::cpu());  // i32 [rows]
-  return std::vector<int32_t>(ids.data<int32_t>(), ids.data<int32_t>() + ids.numel());
+std::vector<int32_t> pick_greedy_on_device(const Tensor& logits,
+                                           std::span<TokenSampler* const> samplers,
+                                           std::vector<float>& scratch) {
+  if (logits.device().is_cpu() || !device_greedy() || samplers.empty()) return {};
+  const int64_t vocab = logits.dim(-1), rows = static_cast<int64_t>(samplers.size());
+  std::vector<std::vector<int32_t>> touched;
+  bool any_touched = false, any_row = false;
+  for (TokenSampler* s : samplers) {
+    std::optional<std::vector<int32_t>> ids =
+        s ? s->greedy_touched_ids(vocab) : std::vector<int32_t>{};
+    if (!ids) return {};
+    any_touched = any_touched || !ids->empty();
+    any_row = any_row || s;
+    touched.push_back(std::move(*ids));
+  }
+  if (!any_row) return {};
+  const Tensor flat = logits.contiguous().reshape({rows, vocab});
+  const Tensor best_ids = ops::argmax(flat, -1).to(Device::cpu());  // i32 [rows]
+  const int32_t* best = best_ids.data<int32_t>();
+  std::vector<int32_t> out(best, best + rows);
+  if (!any_touched) {
+    for (int64_t r = 0; r < rows; ++r) {
+      TokenSampler* s = samplers[static_cast<size_t>(r)];
+      if (s)
+        s->record(out[static_cast<size_t>(r)]);
+      else
+        out[static_cast<size_t>(r)] = -1;
+    }
+    return out;
+  }
+  // Each row's maximum and its touched values, gathered from the flat logits in one call.
+  std::vector<int64_t> at;
+  for (int64_t r = 0; r < rows; ++r) {
+    at.push_back(r * vocab + best[r]);
+    for (int32_t id : touched[static_cast<size_t>(r)]) at.push_back(r * vocab + id);
+  }
+  const Tensor values = ops::take(flat.reshape({rows * vocab}),
+                                  Tensor::from_vector(at, {static_cast<int64_t>(at.size())}), 0)
+                            .to(Device::cpu());
+  const float* v = values.data<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const std::vector<int32_t>& ids = touched[static_cast<size_t>(r)];
+    TokenSampler* s = samplers[static_cast<size_t>(r)];
+    out[static_cast<size_t>(r)] =
+        s ? s->pick_greedy(best[r], v[0], ids, std::span<const float>(v + 1, ids.size()), scratch,
+                           vocab)
+          : -1;
+    v += 1 + ids.size();
+  }
+  return out;
 }
 
 }  // namespace lmx::generate

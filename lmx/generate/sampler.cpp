@@ -39,6 +39,18 @@ void LogitProcessor::observe(int32_t token) {
   while (recent_.size() > keep) recent_.pop_front();
 }
 
+std::vector<int32_t> LogitProcessor::touched_ids() const {
+  std::vector<int32_t> ids;
+  for (const auto& [id, bias] : p_.logit_bias) ids.push_back(id);
+  const bool penalties = (p_.repetition_penalty && *p_.repetition_penalty != 1.0f) ||
+                         (p_.presence_penalty && *p_.presence_penalty != 0.0f) ||
+                         (p_.frequency_penalty && *p_.frequency_penalty != 0.0f);
+  if (penalties) ids.insert(ids.end(), recent_.begin(), recent_.end());  // every window's tokens
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
 void LogitProcessor::process(std::vector<float>& logits) const {
   const int64_t vocab = static_cast<int64_t>(logits.size());
   for (const auto& [id, bias] : p_.logit_bias) {

@@ -22,6 +22,9 @@ class LogitProcessor {
   void observe(int32_t token);
   // Applies bias and penalties to logits [vocab] in place.
   void process(std::vector<float>& logits) const;
+  // The ids whose logits process() reads or changes (the bias ids, the penalties' windows),
+  // sorted and unique; empty when it changes nothing.
+  std::vector<int32_t> touched_ids() const;
 
  private:
   GenerateParameters p_;

@@ -177,25 +177,24 @@ void TokenIterator::check_cancel() const {
 }
 
 int32_t TokenIterator::step(const std::vector<int32_t>& tokens) {
-  const bool greedy = sampler_.plain_greedy();  // the argmax may run where the logits are
+  // A greedy sampler with nothing to change picks on the device: the graph ends in the argmax.
+  const auto touched = device_greedy() ? sampler_.greedy_touched_ids(model_.vocab_size()) : std::nullopt;
   int32_t chosen = -1;
-  const bool on_device_greedy = greedy && device_greedy();  // graphs run only on devices
-  if (tokens.size() == 1 && decode_graph_.step(model_, *cache_, tokens[0], row_, on_device_greedy ? &chosen : nullptr)) {
+  if (tokens.size() == 1 &&
+      decode_graph_.step(model_, *cache_, tokens[0], row_, touched && touched->empty() ? &chosen : nullptr)) {
     after_forward();
-    if (on_device_greedy) {
-      sampler_.record(chosen);
-      return chosen;
-    }
-    return sampler_.sample(row_);
+    if (chosen < 0) return sampler_.sample(row_);
+    sampler_.record(chosen);
+    return chosen;
   }
   Tensor ids = Tensor::from_vector(tokens, {1, static_cast<int64_t>(tokens.size())});
   Tensor logits = model_.forward(ids, cache_, kLastLogitsOnly);  // [1, 1, vocab]: the last position
   after_forward();
   Tensor last = logits.select(1, -1).select(0, 0);
-  if (greedy && use_device_greedy(last.device())) {
-    chosen = device_argmax_rows(last)[0];
-    sampler_.record(chosen);
-    return chosen;
+  if (touched) {
+    TokenSampler* one[] = {&sampler_};
+    const std::vector<int32_t> picked = pick_greedy_on_device(last, one, row_);  // empty on the CPU
+    if (!picked.empty() && picked[0] >= 0) return picked[0];  // else undecided: the row comes back
   }
   if (!last.device().is_cpu()) last = last.contiguous().to(Device::cpu());  // only the row comes back
   row_.assign(last.data<float>(), last.data<float>() + last.numel());

@@ -1,5 +1,7 @@
 #include "lmx/generate/token_sampler.h"
 
+#include <algorithm>
+
 namespace lmx::generate {
 
 TokenSampler::TokenSampler(const GenerateParameters& params, const std::vector<int32_t>& prompt)
@@ -33,12 +35,40 @@ std::vector<double> TokenSampler::probabilities(std::vector<float>& logits, cons
   return sampler_.probabilities(logits);
 }
 
-bool TokenSampler::plain_greedy() const {
-  const auto neutral = [](const std::optional<float>& v, float none) { return !v || *v == none; };
-  return params_.temperature == 0.0f && params_.logit_bias.empty() && !params_.logprobs &&
-         params_.top_logprobs <= 0 && params_.logits_processors.empty() &&
-         neutral(params_.repetition_penalty, 1.0f) && neutral(params_.presence_penalty, 0.0f) &&
-         neutral(params_.frequency_penalty, 0.0f);
+std::optional<std::vector<int32_t>> TokenSampler::greedy_touched_ids(int64_t vocab) const {
+  if (params_.temperature != 0.0f || params_.logprobs || params_.top_logprobs > 0 || !params_.logits_processors.empty())
+    return std::nullopt;
+  for (const auto& [id, bias] : params_.logit_bias)
+    if (id < 0 || id >= vocab) return std::nullopt;  // sample() names it
+  std::vector<int32_t> ids = processor_.touched_ids();
+  std::erase_if(ids, [&](int32_t id) { return id < 0 || id >= vocab; });  // the penalties skip them
+  return ids;
+}
+
+int32_t TokenSampler::pick_greedy(int32_t best, float best_value, std::span<const int32_t> ids,
+                                  std::span<const float> values, std::vector<float>& scratch, int64_t vocab) {
+  int32_t token = best;
+  if (!ids.empty()) {
+    // The processors on a row that holds only the touched ids' values (they read no other).
+    scratch.resize(static_cast<size_t>(vocab));
+    for (size_t i = 0; i < ids.size(); ++i) scratch[static_cast<size_t>(ids[i])] = values[i];
+    processor_.process(scratch);
+    // Every untouched logit is at most best_value, and below it before `best` (its first
+    // maximum): the processed maximum is `best` unless a touched id beats it, or `best` is
+    // touched and was lowered (then an untouched id may win: unknown here).
+    float top = best_value;
+    for (int32_t id : ids) {
+      if (id != best) continue;
+      top = scratch[static_cast<size_t>(best)];
+      if (top < best_value) return -1;
+    }
+    for (int32_t id : ids) {  // ids ascend: a tie keeps the lower id, as the host's argmax
+      const float v = scratch[static_cast<size_t>(id)];
+      if (v > top || (v == top && id < token)) top = v, token = id;
+    }
+  }
+  record(token);
+  return token;
 }
 
 void TokenSampler::record(int32_t token) {

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <span>
 #include <vector>
 
 #include <utility>
@@ -29,10 +31,17 @@ class TokenSampler {
   // parameters ask for logprobs; else only the token.
   TokenLogprob logprob(int32_t token) const;
   const GenerateParameters& params() const { return params_; }
-  // True when sample() is the plain argmax of the logits as given: temperature 0 and no
-  // logit bias, penalty, logprobs or logits processor. The argmax may then run where the
-  // logits are (lmx/generate/device_greedy.h), the token going to record().
-  bool plain_greedy() const;
+  // Greedy picks decided from a few logits (lmx/generate/device_greedy.h). When sample() is
+  // the argmax of the processed logits (temperature 0, no logprobs, no logits processor,
+  // every bias id inside the vocabulary): the ids whose logits the bias and penalties change
+  // (sorted; empty: the plain argmax); else nullopt.
+  std::optional<std::vector<int32_t>> greedy_touched_ids(int64_t vocab) const;
+  // The token sample() would pick, given the unprocessed logits' first maximum `best` (its
+  // value best_value) and their values at greedy_touched_ids(); -1 when these do not decide
+  // it (best's own logit was lowered: the caller samples the whole row). Records the token
+  // it returns. `scratch`: a buffer it sizes to vocab floats (writing only the touched ids).
+  int32_t pick_greedy(int32_t best, float best_value, std::span<const int32_t> ids, std::span<const float> values,
+                      std::vector<float>& scratch, int64_t vocab);
 
   // Speculative decoding. The distribution sample() would draw the next token from if the
   // tokens recorded so far were followed by `pending` (drafted, not yet accepted), as

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "lmx/base/error.h"
+#include "lmx/generate/token_sampler.h"
 
 namespace lmx::generate {
 namespace {
@@ -161,6 +162,79 @@ TEST(Sampler, InvalidParametersAreRejected) {
   p = {};
   p.top_p = 0;
   EXPECT_THROW(Sampler{p}, InvalidArgument);
+}
+
+// Greedy picks decided from a few logits (TokenSampler::pick_greedy, what the device path
+// brings back: the raw logits' first maximum, its value, the values at the touched ids) equal
+// sample() on the whole row, step after step, with logit bias (bans of the maximum included)
+// and penalties over the history; logits drawn from a few levels, so ties are common. A
+// pick of -1 happens only when the maximum's own logit was lowered.
+TEST(TokenSampler, GreedyPicksFromTouchedLogitsEqualSamplingTheRow) {
+  std::mt19937 rng(2024);
+  int undecided = 0, decided = 0, biased_wins = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    const int64_t vocab = 50 + trial;
+    std::uniform_int_distribution<int32_t> any(0, static_cast<int32_t>(vocab) - 1);
+    GenerateParameters p;
+    p.temperature = 0;
+    if (trial % 2) p.repetition_penalty = 1.3f;
+    if (trial % 3 == 0) p.presence_penalty = 0.7f;
+    if (trial % 4 == 1) p.frequency_penalty = 0.4f;
+    p.repetition_context_size = 6;
+    for (int b = 0; b < trial % 5; ++b) p.logit_bias[any(rng)] = (b % 2 ? 3.0f : -100.0f);
+    std::vector<int32_t> prompt;
+    for (int i = 0; i < 8; ++i) prompt.push_back(any(rng));
+    TokenSampler host(p, prompt), device(p, prompt);
+    std::vector<float> scratch;
+    for (int step = 0; step < 12; ++step) {
+      std::vector<float> logits(static_cast<size_t>(vocab));
+      std::uniform_int_distribution<int> level(0, 7);
+      for (float& x : logits) x = static_cast<float>(level(rng)) * 0.5f - 1.0f;  // ties
+      const int32_t best = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      std::vector<float> row = logits;
+      const int32_t want = host.sample(row);
+      const std::optional<std::vector<int32_t>> ids = device.greedy_touched_ids(vocab);
+      ASSERT_TRUE(ids.has_value());
+      ASSERT_TRUE(std::is_sorted(ids->begin(), ids->end()));
+      std::vector<float> values;
+      for (int32_t id : *ids) values.push_back(logits[static_cast<size_t>(id)]);
+      const int32_t got = device.pick_greedy(best, logits[static_cast<size_t>(best)], *ids, values, scratch, vocab);
+      if (got < 0) {
+        ++undecided;
+        ASSERT_TRUE(std::binary_search(ids->begin(), ids->end(), best)) << "trial " << trial << " step " << step;
+        std::vector<float> again = logits;
+        ASSERT_EQ(device.sample(again), want) << "trial " << trial << " step " << step;
+      } else {
+        ++decided;
+        ASSERT_EQ(got, want) << "trial " << trial << " step " << step;
+        biased_wins += got != best;
+      }
+    }
+  }
+  EXPECT_GT(undecided, 0);  // the ban / penalty on the leader happened
+  EXPECT_GT(biased_wins, 0);  // and picks other than the raw maximum came from the touched ids
+  EXPECT_GT(decided, undecided);
+}
+
+// Sampling that needs the whole row is never decided from a few values.
+TEST(TokenSampler, GreedyTouchedIdsOnlyForPlainGreedySampling) {
+  GenerateParameters p;
+  p.temperature = 0;
+  EXPECT_EQ(TokenSampler(p, {}).greedy_touched_ids(10), std::vector<int32_t>{});
+  p.logit_bias[12] = 1.0f;  // outside a 10-token vocabulary: sample() names the error
+  EXPECT_FALSE(TokenSampler(p, {}).greedy_touched_ids(10).has_value());
+  p.logit_bias.clear();
+  p.logprobs = true;
+  EXPECT_FALSE(TokenSampler(p, {}).greedy_touched_ids(10).has_value());
+  p.logprobs = false;
+  p.temperature = 0.7f;
+  EXPECT_FALSE(TokenSampler(p, {}).greedy_touched_ids(10).has_value());
+  p.temperature = 0;
+  p.logits_processors.push_back([](const std::vector<int32_t>&, std::vector<float>&) {});
+  EXPECT_FALSE(TokenSampler(p, {}).greedy_touched_ids(10).has_value());
+  p.logits_processors.clear();
+  p.repetition_penalty = 1.1f;
+  EXPECT_EQ(TokenSampler(p, {4, 2, 4, 11}).greedy_touched_ids(10), (std::vector<int32_t>{2, 4}));
 }
 
 }  // namespace
