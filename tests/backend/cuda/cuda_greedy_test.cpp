@@ -1,7 +1,8 @@
 // Greedy sampling on the device (lmx/generate/device_greedy.h): with the argmax taken where
 // the logits are, the single-sequence loop (graph replays and eager steps) and the batch
 // scheduler (prefill and decode steps, several rows) yield the tokens of the host's argmax
-// (LMX_DEVICE_GREEDY=0), and a row that asks for logprobs keeps the host path beside them.
+// (LMX_DEVICE_GREEDY=0), with logit bias and penalties too, and a row that asks for logprobs
+// keeps the host path beside them.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -92,6 +93,24 @@ TEST_F(CudaGreedy, DeviceArgmaxGivesTheHostsTokens) {
   }
   EXPECT_EQ(scheduled(model, prompts, all_greedy), host_batch);
   EXPECT_EQ(host_batch, host);
+  // Bias and penalties: picked from the rows' maxima and touched values; row 0 bans the token
+  // greedy picked first (the device's maximum lowered: that row comes back whole).
+  std::vector<GenerateParameters> processed(4, greedy);
+  processed[0].logit_bias[host[0][0]] = -100.0f;
+  processed[1].repetition_penalty = 1.5f;
+  processed[2].presence_penalty = 1.0f;
+  processed[2].logit_bias[host[2][3]] = 2.0f;
+  processed[3].frequency_penalty = 0.5f;
+  std::vector<std::vector<int32_t>> host_processed, host_processed_batch;
+  {
+    const testing::ScopedEnv off("LMX_DEVICE_GREEDY", "0");
+    for (size_t r = 0; r < prompts.size(); ++r) host_processed.push_back(alone(model, prompts[r], processed[r]));
+    host_processed_batch = scheduled(model, prompts, processed);
+  }
+  EXPECT_NE(host_processed[0], host[0]);  // the ban changed something
+  for (size_t r = 0; r < prompts.size(); ++r)
+    EXPECT_EQ(alone(model, prompts[r], processed[r]), host_processed[r]) << "single sequence, row " << r;
+  EXPECT_EQ(scheduled(model, prompts, processed), host_processed_batch);
   // One row wants logprobs: the step's logits come to the host for every row.
   std::vector<GenerateParameters> mixed(4, greedy);
   mixed[2].logprobs = true;
