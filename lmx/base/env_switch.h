@@ -50,9 +50,10 @@ inline bool cuda_kv_bf16() { return env_switch("LMX_CUDA_KV_BF16", false); }
 inline bool cuda_quant_few_rows() { return env_switch("LMX_CUDA_QUANT_FEW_ROWS", true); }
 // The same kernel for 2..8 rows (a small batch's decode step; one row keeps the exact
 // tensor-core matvec) instead of the CUDA-core multi-row matvec, which took ~165 us a launch
-// at 8 rows in a served 4-bit decode step on an H100 (session 17's profile). Off until it has
-// run on a GPU.
-inline bool cuda_quant_few_rows_small() { return env_switch("LMX_CUDA_QUANT_FEW_ROWS_SMALL", false); }
+// at 8 rows in a served 4-bit decode step on an H100 (session 17's profile). On since session
+// 18's H100 run: `lmx bench -b 2 / 4 / 8` 4-bit 409 / 478 / 548 -> 852 / 1,646 / 3,129 tok/s,
+// 8-bit -b 8 922 -> 2,815 (docs/performance.md, "CUDA, session 18").
+inline bool cuda_quant_few_rows_small() { return env_switch("LMX_CUDA_QUANT_FEW_ROWS_SMALL", true); }
 // Decode-path kernels launched to overlap the previous kernel's end (programmatic dependent
 // launch, compute capability 9.0+; lmx/backend/cuda/dependent_launch.cuh). Measured on an H100
 // (session 17): batch-1 decode bf16 +2-3%, 4-bit / 8-bit +1-2%.

@@ -425,15 +425,15 @@ class CudaBackend final : public Backend, public GraphBackend {
                         int64_t m) override {
     quantized_matmul_at(x, ldx, w, y, ldy, m, kernels::ActivationPrecision::f32);
   }
-  // Past the matvec's rows, with LMX_CUDA_QUANT_BF16_PREFILL=1 (off by default until it
-  // has run on a GPU; read at each call), a bf16 model's weights (bf16 scales) at reduced
+  // Past the matvec's rows, with LMX_CUDA_QUANT_BF16_PREFILL on (the default since session
+  // 14; read at each call), a bf16 model's weights (bf16 scales) at reduced
   // activation precision run the bf16 tensor-core GEMM of dense bf16 weights; otherwise,
   // and always at f32, the exact SGEMM.
   void quantized_matmul_at(const float* x, int64_t ldx, const kernels::QuantView& w, float* y, int64_t ldy,
                            int64_t m, kernels::ActivationPrecision precision) {
     use_device();
-    // 2..8 rows too where LMX_CUDA_QUANT_FEW_ROWS_SMALL is on (off by default): a served
-    // batch's decode step (the CUDA-core matvec took ~165 us a launch at 8 rows, session 17).
+    // 2..8 rows too where LMX_CUDA_QUANT_FEW_ROWS_SMALL is on (the default since session 18): a
+    // served batch's decode step (the CUDA-core matvec took ~165 us a launch at 8 rows, session 17).
     const int64_t few_from = cuda_quant_few_rows_small() ? 2 : kMatvecRows + 1;
     if (m >= few_from && precision != kernels::ActivationPrecision::f32 && cuda_quant_few_rows() &&
         quant_gemm_few(x, ldx, w, y, ldy, m)) {
