@@ -21,12 +21,16 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
 
 const models::ForwardOptions kLastPositionOnly{nullptr, true};
 
-// The most prompt tokens of several sequences run in one prefill pass. Below the CPU's
-// packed GEMM threshold (kMinGemmRows, 64): the rows run the matvec kernels they run
-// alone (the same bits, so batched equals alone), and on the 2-core AVX-512 machine
+// The most prompt tokens of several sequences run in one prefill pass on the CPU. Below
+// the CPU's packed GEMM threshold (kMinGemmRows, 64): the rows run the matvec kernels they
+// run alone (the same bits, so batched equals alone), and on the 2-core AVX-512 machine
 // of docs/performance.md a 210-row pass through the GEMM took 16 s where the few-row
 // matvec takes ~53 ms a row (Llama-3.2-1B shape, 4-bit).
 constexpr int64_t kPrefillGroupTokens = 63;
+// On a GPU a pass of many rows costs little more than one of a few (32 unique prompts of
+// ~30 tokens took 16 passes at the CPU's budget: 0.23 s to the last first token, session
+// 18): up to this many tokens, padding included, as llama-server's default micro-batch.
+constexpr int64_t kDevicePrefillGroupTokens = 512;
 
 // Positions a prefill cache is allocated for: what the prompt needs, rounded up to this
 // (its keys move into the batch's cache once the prompt is prefilled). The default step
@@ -122,6 +126,11 @@ BatchScheduler::BatchScheduler(models::LanguageModel& model, const tokenizer::To
 void BatchScheduler::start() {
   if (options_.max_concurrent == 0) throw InvalidArgument("BatchScheduler: max_concurrent must be >= 1");
   vlm_ = dynamic_cast<models::vlm::VisionLanguageModel*>(&model_);
+  for (auto& p : model_.parameters()) {
+    if (!p.tensor->defined()) continue;
+    prefill_group_tokens_ = p.tensor->device().is_cpu() ? kPrefillGroupTokens : kDevicePrefillGroupTokens;
+    break;
+  }
   if (options_.prefix_cache_bytes > 0)
     prefix_cache_ = std::make_unique<PrefixKVStore>(options_.prefix_cache_bytes, options_.prefix_block_tokens,
                                                     options_.prefix_partial_blocks);
@@ -366,31 +375,42 @@ void BatchScheduler::prefill_chunk() {
   try {
     Sequence& s = *prefilling_.front();
     if (s.cache.empty()) begin_prefill(s);
-    const int64_t len = s.prefilled < static_cast<int64_t>(s.prompt.size()) ? chunk_length(s) : 0;
+    int64_t len = s.prefilled < static_cast<int64_t>(s.prompt.size()) ? chunk_length(s) : 0;
+    std::vector<int64_t> lens{len};  // each member's chunk
     // Others at the same point of a prompt whose next chunk has the same length run in
-    // the same forward pass, up to kPrefillGroupTokens tokens in all: one pass over the
-    // weights for all of them.
+    // the same forward pass, up to prefill_group_tokens_ tokens in all: one pass over the
+    // weights for all of them. At the start of their prompts (nothing cached) chunks of
+    // other lengths join too, left-padded to the longest (the batch cache masks the
+    // padding and gives each row its own positions), with at most as many padding tokens
+    // as real ones.
     if (len > 0 && batchable(s)) {
       int64_t tokens = len;
-      const int64_t budget = std::min<int64_t>(kPrefillGroupTokens, s.params.prefill_step_size);
-      for (size_t i = 1; i < prefilling_.size() && tokens + len <= budget; ++i) {
+      const int64_t budget = std::min<int64_t>(prefill_group_tokens_, s.params.prefill_step_size);
+      for (size_t i = 1; i < prefilling_.size() && tokens < budget; ++i) {
         Sequence& t = *prefilling_[i];
         if (waits_for_prefix(t, group)) continue;
         if (t.cache.empty()) begin_prefill(t);
-        if (!batchable(t) || t.prefilled != s.prefilled || t.prefilled >= static_cast<int64_t>(t.prompt.size()) ||
-            chunk_length(t) != len)
-          continue;
+        if (!batchable(t) || t.prefilled != s.prefilled || t.prefilled >= static_cast<int64_t>(t.prompt.size())) continue;
+        const int64_t lt = chunk_length(t), width = std::max(len, lt);
+        const auto padded = static_cast<int64_t>(group.size() + 1) * width;
+        if ((lt != len || width != len) && s.prefilled != 0) continue;
+        if (padded > budget || padded > 2 * (tokens + lt)) continue;
         group.push_back(i);
-        tokens += len;
+        lens.push_back(lt);
+        tokens += lt;
+        len = width;  // the pass's length from here on
       }
     }
     const auto rows = static_cast<int64_t>(group.size());
     Tensor logits;  // [rows, 1, vocab]: each row's last position
     if (len > 0) {
       std::vector<int32_t> ids;
-      for (size_t i : group) {
-        const Sequence& t = *prefilling_[i];
-        ids.insert(ids.end(), t.prompt.begin() + t.prefilled, t.prompt.begin() + t.prefilled + len);
+      std::vector<int64_t> pads;
+      for (size_t j = 0; j < group.size(); ++j) {
+        const Sequence& t = *prefilling_[group[j]];
+        pads.push_back(len - lens[j]);
+        ids.insert(ids.end(), static_cast<size_t>(pads.back()), 0);  // masked
+        ids.insert(ids.end(), t.prompt.begin() + t.prefilled, t.prompt.begin() + t.prefilled + lens[j]);
       }
       if (rows == 1) {
         if (vlm_) vlm_->set_position_shifts({s.position_shift});
@@ -401,19 +421,29 @@ void BatchScheduler::prefill_chunk() {
         logits = model.forward(Tensor::from_vector(ids, {1, len}), &s.cache, kLastPositionOnly);
         if (vlm_) s.position_shift = vlm_->position_shift();
       } else {
-        // One batch (no padding: every row is at the same position) seeded with what the
-        // rows hold (prefix-cache blocks).
-        std::vector<std::vector<std::vector<Tensor>>> held;
-        for (size_t i : group) {
-          std::vector<std::vector<Tensor>> layers;
-          for (const auto& c : prefilling_[i]->cache) layers.push_back(c->state());
-          held.push_back(std::move(layers));
+        if (s.prefilled == 0) {
+          // Fresh rows, left-padded to the longest chunk.
+          for (size_t l = 0; l < s.cache.size(); ++l)
+            batch.push_back(std::make_unique<BatchKVCache>(pads, prefill_cache_step(len)));
+        } else {
+          // One batch (every row is at the same position, no padding) seeded with what the
+          // rows hold (prefix-cache blocks).
+          std::vector<std::vector<std::vector<Tensor>>> held;
+          for (size_t i : group) {
+            std::vector<std::vector<Tensor>> layers;
+            for (const auto& c : prefilling_[i]->cache) layers.push_back(c->state());
+            held.push_back(std::move(layers));
+          }
+          join_batch_rows(batch, held, prefill_cache_step(s.prefilled + len));
         }
-        join_batch_rows(batch, held, prefill_cache_step(s.prefilled + len));
         logits = model.forward(Tensor::from_vector(ids, {rows, len}), &batch, kLastPositionOnly);
       }
-      for (size_t i : group) prefilling_[i]->prefilled += len;
-      prefill_tokens_.fetch_add(static_cast<uint64_t>(rows * len));
+      int64_t real = 0;
+      for (size_t j = 0; j < group.size(); ++j) {
+        prefilling_[group[j]]->prefilled += lens[j];
+        real += lens[j];
+      }
+      prefill_tokens_.fetch_add(static_cast<uint64_t>(real));
       prefill_passes_.fetch_add(1);
     }
     // Those whose prompt is prefilled store it in the prefix cache, take their first

@@ -173,8 +173,9 @@ class BatchScheduler {
   // One iteration on the worker: drop cancelled sequences, one prefill chunk, one decode step.
   void step();
   // One prefill chunk of the first prefilling sequence, in one forward pass with the
-  // others at the same point of their prompt whose next chunk has the same length (up to
-  // 63 tokens in all: kPrefillGroupTokens); those whose prompt is then prefilled join the batch.
+  // others at the same point of their prompt whose next chunk has the same length, or at
+  // the start of theirs (left-padded), up to prefill_group_tokens_ tokens in all; those
+  // whose prompt is then prefilled join the batch.
   void prefill_chunk();
   // A sequence's caches before its first chunk, seeded from the prefix cache.
   void begin_prefill(Sequence& s);
@@ -225,6 +226,7 @@ class BatchScheduler {
   SchedulerOptions options_;
   // Before the sequences: their leases release its blocks when they go.
   std::unique_ptr<PrefixKVStore> prefix_cache_;
+  int64_t prefill_group_tokens_ = 63;  // a prefill pass's budget (more on a GPU, set in start())
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<std::unique_ptr<Sequence>> waiting_;  // guarded by mutex_
