@@ -62,6 +62,10 @@ inline bool cuda_dependent_launch() { return env_switch("LMX_CUDA_PDL", true); }
 // logits processors): the argmax runs there and only the chosen ids come back to the host,
 // not [rows, vocab] f32 logits (lmx/generate/device_greedy.h).
 inline bool device_greedy() { return env_switch("LMX_DEVICE_GREEDY", true); }
+// Host-to-device copies of up to 256 KiB staged through page-locked memory and queued without
+// waiting for the device (lmx/backend/cuda/host_staging.h); off: each such copy waits for the
+// stream. Off until it has run on a GPU.
+inline bool cuda_staged_copies() { return env_switch("LMX_CUDA_STAGED_COPIES", false); }
 // mxfp4 / mxfp8 / nvfp4 weights on CUDA (generic kernels).
 inline bool cuda_fp_quant() { return env_switch("LMX_CUDA_FP_QUANT", true); }
 

@@ -25,6 +25,7 @@
 #include "lmx/backend/cuda/decode_attention.h"
 #include "lmx/backend/cuda/elementwise_kernels.h"
 #include "lmx/backend/cuda/fused_kernels.h"
+#include "lmx/backend/cuda/host_staging.h"
 #include "lmx/backend/cuda/flash_attention.h"
 #include "lmx/backend/cuda/matmul_kernels.h"
 #include "lmx/backend/cuda/matvec_kernels.h"
@@ -300,6 +301,12 @@ class CudaBackend final : public Backend, public GraphBackend {
                    : direction == CopyDirection::device_to_host ? "device to host"
                                                                 : "device to device",
                    bytes);
+    }
+    // Small uploads go through page-locked slots, queued (not during a capture: a graph would
+    // read the slot at replay).
+    if (direction == CopyDirection::host_to_device && !capture_pool_ && cuda_staged_copies() &&
+        staging_.copy(dst, src, bytes, stream_)) {
+      return;
     }
     check(cudaMemcpyAsync(dst, src, bytes, k, stream_), "cudaMemcpyAsync");
     // The host side of a copy may be read or freed as soon as we return.
@@ -933,6 +940,7 @@ class CudaBackend final : public Backend, public GraphBackend {
   cudaStream_t stream_ = nullptr;
   unsigned* decode_counters_ = nullptr;
   std::unique_ptr<GraphPool> capture_pool_;
+  HostStaging staging_;  // after stream_: gone before it
   std::unique_ptr<CublasGemm> cublas_;
   std::string name_;
 };
