@@ -40,7 +40,8 @@ constexpr int64_t kRowPrefetchAhead = 1024;
 // blocks_int in quant_avx2.cpp), while four rows read side by side made four streams of
 // a few lines each that the hardware prefetcher never trained on (73% -> 90-95% of the
 // read bandwidth on Qwen's ffn_up and lm_head for one stream). x stays in L1 either way.
-// Longer rows: four rows per pass share each x load, two accumulators per row.
+// Longer rows: four rows per pass share each x load, two accumulators per row, each row's
+// lines prefetched 1 KiB ahead.
 template <Dtype D>
 void matvec_rows(const float* x, const DenseWeightView& w, float* y, int64_t j0, int64_t j1) {
   const int64_t k = w.k, k16 = k / 16 * 16;
@@ -102,7 +103,7 @@ void matvec_rows(const float* x, const DenseWeightView& w, float* y, int64_t j0,
            a3 = _mm256_setzero_ps();
     __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps(),
            b3 = _mm256_setzero_ps();
-    for (int64_t p = 0; p < k16; p += 16) {
+    auto step16 = [&](int64_t p) {
       const __m256 x0 = _mm256_loadu_ps(x + p), x1 = _mm256_loadu_ps(x + p + 8);
       a0 = _mm256_fmadd_ps(load8<D>(r0, p), x0, a0);
       a1 = _mm256_fmadd_ps(load8<D>(r1, p), x0, a1);
@@ -112,7 +113,20 @@ void matvec_rows(const float* x, const DenseWeightView& w, float* y, int64_t j0,
       b1 = _mm256_fmadd_ps(load8<D>(r1, p + 8), x1, b1);
       b2 = _mm256_fmadd_ps(load8<D>(r2, p + 8), x1, b2);
       b3 = _mm256_fmadd_ps(load8<D>(r3, p + 8), x1, b3);
+    };
+    // Each 64-byte line of the four rows prefetched kRowPrefetchAhead bytes ahead: the same
+    // multiply-adds in the same order (the same bits) as before it (session 18, AMD EPYC
+    // Zen 5: 47-64% -> 62-86% of a read measured just before, on Llama's and Qwen's
+    // ffn_down in bf16; docs/performance.md).
+    const int64_t line = 64 / static_cast<int64_t>(es);  // inputs per cache line
+    int64_t p = 0;
+    for (; p + line <= k16; p += line) {
+      for (const void* r : {r0, r1, r2, r3})
+        _mm_prefetch(static_cast<const char*>(r) + p * static_cast<int64_t>(es) + kRowPrefetchAhead,
+                     _MM_HINT_T0);
+      for (int64_t q = p; q < p + line; q += 16) step16(q);
     }
+    for (; p < k16; p += 16) step16(p);
     float s[4] = {hsum(_mm256_add_ps(a0, b0)), hsum(_mm256_add_ps(a1, b1)),
                   hsum(_mm256_add_ps(a2, b2)), hsum(_mm256_add_ps(a3, b3))};
     const void* rows[4] = {r0, r1, r2, r3};

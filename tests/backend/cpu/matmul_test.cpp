@@ -78,7 +78,10 @@ TEST_P(MatmulNt, MatchesReferenceOnOddShapesAndStrides) {
   const Shape shapes[] = {{1, 1, 1},       {1, 5, 7},        {1, 33, 67},    {1, 131, 300},
                           {2, 17, 9},      {3, 31, 65},      {5, 64, 256},   {7, 19, 513},
                           {17, 40, 33},    {16, 47, 260},    {1, 257, 2048}, {512, 35, 70},
-                          {100, 150, 600}, {13, 1037, 1100}, {9, 23, 4200}};
+                          {100, 150, 600}, {13, 1037, 1100}, {9, 23, 4200},
+                          // Decode on rows over 4 KiB in 16-bit (the long-row matvec with its
+                          // prefetched lines, a partial line and a tail of 4 inputs).
+                          {1, 41, 2100}};
   uint32_t seed = 1;
   for (const auto& features : paths()) {
     set_cpu_features_for_testing(features);
