@@ -61,26 +61,30 @@ LMX_AVX2 __m256i combine(__m256i lo, __m256i hi, int bits) {
   return _mm256_sra_epi32(sum, _mm_cvtsi32_si128(bits));
 }
 
-// Two output pixels at a time, one a 128-bit lane: a 16-byte load at each pixel's first
-// tap, shuffled into 16-bit pairs (R0 R1 G0 G1 B0 B1 0 0) and (R2 R3 G2 G3 B2 B3 0 0).
+// Two output pixels at a time, one a 128-bit lane: a 16-byte load at each pixel's taps
+// (five pixels), shuffled into 16-bit pairs (R0 R1 G0 G1 B0 B1 0 0), (R2 R3 ...) and
+// (R4 0 G4 0 B4 0 0 0).
 LMX_AVX2 void horizontal_avx2(const uint8_t* src, uint8_t* dst, const Coefficients& c, const HorizontalPlan& p) {
-  const __m256i shuf_a = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,  //
-                                          0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1);
-  const __m256i shuf_b = _mm256_setr_epi8(6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1,  //
-                                          6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
+  const __m256i shuf[3] = {
+      _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,  //
+                       0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1),
+      _mm256_setr_epi8(6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1,  //
+                       6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1),
+      _mm256_setr_epi8(12, -1, -1, -1, 13, -1, -1, -1, 14, -1, -1, -1, -1, -1, -1, -1,  //
+                       12, -1, -1, -1, 13, -1, -1, -1, 14, -1, -1, -1, -1, -1, -1, -1)};
   const auto* w = reinterpret_cast<const __m256i*>(p.weights.data());
   for (int xx = 0; xx < p.vector_end; xx += 2) {
     const uint8_t* s0 = src + 3 * static_cast<size_t>(c.first[xx]);
     const uint8_t* s1 = src + 3 * static_cast<size_t>(c.first[xx + 1]);
     __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
-    for (int g = 0; g < p.groups; ++g, w += 4) {
-      const __m256i px = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(s1 + 12 * g),
-                                             reinterpret_cast<const __m128i*>(s0 + 12 * g));
-      const __m256i a = _mm256_shuffle_epi8(px, shuf_a), b = _mm256_shuffle_epi8(px, shuf_b);
-      lo = _mm256_add_epi32(lo, _mm256_add_epi32(_mm256_madd_epi16(a, _mm256_loadu_si256(w)),
-                                                 _mm256_madd_epi16(b, _mm256_loadu_si256(w + 1))));
-      hi = _mm256_add_epi32(hi, _mm256_add_epi32(_mm256_madd_epi16(a, _mm256_loadu_si256(w + 2)),
-                                                 _mm256_madd_epi16(b, _mm256_loadu_si256(w + 3))));
+    for (int g = 0; g < p.groups; ++g, w += 6) {
+      const __m256i px = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(s1 + 15 * g),
+                                             reinterpret_cast<const __m128i*>(s0 + 15 * g));
+      for (int j = 0; j < 3; ++j) {
+        const __m256i pairs = _mm256_shuffle_epi8(px, shuf[j]);
+        lo = _mm256_add_epi32(lo, _mm256_madd_epi16(pairs, _mm256_loadu_si256(w + j)));
+        hi = _mm256_add_epi32(hi, _mm256_madd_epi16(pairs, _mm256_loadu_si256(w + 3 + j)));
+      }
     }
     const __m256i v = combine(lo, hi, c.bits);
     const __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(v, v), v);  // lane: R G B 0 ...
@@ -146,24 +150,25 @@ HorizontalPlan plan_horizontal(const Coefficients& c, int in_width) {
   HorizontalPlan p;
   const int out_width = static_cast<int>(c.first.size());
   if (!have_vector_kernels() || out_width < 2) return p;
-  p.groups = (c.ksize + 3) / 4;
-  // A pixel's last load (16 bytes at its group's first tap) must stay within the input row.
+  p.groups = (c.ksize + 4) / 5;
+  // A pixel's last load (16 bytes at its last group's first tap) must stay within the input row.
   int end = 0;
-  while (end < out_width - 1 && 3 * (c.first[end] + 4 * (p.groups - 1)) + 16 <= 3 * in_width) ++end;
+  while (end < out_width - 1 && 3 * (c.first[end] + 5 * (p.groups - 1)) + 16 <= 3 * in_width) ++end;
   p.vector_end = end & ~1;
-  p.weights.assign(static_cast<size_t>(p.vector_end / 2) * p.groups * 4 * 16, 0);
+  // [pixel pair][group][lo A, B, C, hi A, B, C][lane: the pair's pixel][4 x (weight, weight)]
+  p.weights.assign(static_cast<size_t>(p.vector_end / 2) * p.groups * 6 * 16, 0);
   for (int xx = 0; xx < p.vector_end; ++xx) {
     const int32_t* k = c.weights.data() + static_cast<size_t>(xx) * c.ksize;
+    const auto tap = [&](int t) { return t < c.ksize ? k[t] : 0; };
     for (int g = 0; g < p.groups; ++g) {
-      int16_t* base = p.weights.data() + ((static_cast<size_t>(xx / 2) * p.groups + g) * 4) * 16 + 8 * (xx % 2);
-      for (int half = 0; half < 2; ++half) {  // taps (4g, 4g+1), then (4g+2, 4g+3)
-        const int t0 = 4 * g + 2 * half, t1 = t0 + 1;
-        const int32_t k0 = t0 < c.ksize ? k[t0] : 0, k1 = t1 < c.ksize ? k[t1] : 0;
+      int16_t* base = p.weights.data() + ((static_cast<size_t>(xx / 2) * p.groups + g) * 6) * 16 + 8 * (xx % 2);
+      for (int j = 0; j < 3; ++j) {  // taps (5g, 5g+1), (5g+2, 5g+3), (5g+4, none)
+        const int32_t k0 = tap(5 * g + 2 * j), k1 = j < 2 ? tap(5 * g + 2 * j + 1) : 0;
         for (int e = 0; e < 4; ++e) {
-          base[half * 16 + 2 * e] = weight_lo(k0);
-          base[half * 16 + 2 * e + 1] = weight_lo(k1);
-          base[(2 + half) * 16 + 2 * e] = weight_hi(k0);
-          base[(2 + half) * 16 + 2 * e + 1] = weight_hi(k1);
+          base[j * 16 + 2 * e] = weight_lo(k0);
+          base[j * 16 + 2 * e + 1] = weight_lo(k1);
+          base[(3 + j) * 16 + 2 * e] = weight_hi(k0);
+          base[(3 + j) * 16 + 2 * e + 1] = weight_hi(k1);
         }
       }
     }

@@ -21,9 +21,9 @@ struct Coefficients {
 };
 
 // The horizontal pass's weights in the vectorized kernel's layout (empty where that
-// kernel does not run): pixels in pairs, taps in groups of four.
+// kernel does not run): pixels in pairs, taps in groups of five.
 struct HorizontalPlan {
-  int groups = 0;      // ceil(ksize / 4)
+  int groups = 0;      // ceil(ksize / 5)
   int vector_end = 0;  // output pixels [0, vector_end) run vectorized (an even count)
   std::vector<int16_t> weights;
 };
