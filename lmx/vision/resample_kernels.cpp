@@ -137,14 +137,20 @@ LMX_AVX2 void vertical_avx2(const uint8_t* base, size_t stride, const Coefficien
 
 }  // namespace
 
+namespace {
+bool vector_kernels_on = true;
+}  // namespace
+
 bool have_vector_kernels() {
 #ifdef LMX_VISION_AVX2
   static const bool avx2 = __builtin_cpu_supports("avx2");
-  return avx2;
+  return avx2 && vector_kernels_on;
 #else
   return false;
 #endif
 }
+
+void enable_vector_kernels(bool on) { vector_kernels_on = on; }
 
 HorizontalPlan plan_horizontal(const Coefficients& c, int in_width) {
   HorizontalPlan p;

@@ -28,8 +28,11 @@ struct HorizontalPlan {
   std::vector<int16_t> weights;
 };
 
-// True when this CPU runs the vectorized kernels.
+// True when this CPU runs the vectorized kernels (and they are not turned off).
 bool have_vector_kernels();
+// For tests: false runs the scalar kernels only (the default, true, runs the vectorized
+// ones where the CPU has them). Not thread-safe against running resizes.
+void enable_vector_kernels(bool on);
 
 HorizontalPlan plan_horizontal(const Coefficients& c, int in_width);
 
