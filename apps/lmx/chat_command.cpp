@@ -86,14 +86,21 @@ bool handle_command(const std::string& message, generate::ChatSession& session) 
     std::fputs("(conversation cleared)\n", stdout);
     return true;
   }
-  if (auto path = command_argument(message, "/image")) {
+  for (const char* cmd : {"/image", "/video"}) {
+    auto path = command_argument(message, cmd);
+    if (!path) continue;
+    const bool video = std::string(cmd) == "/video";
     if (path->empty()) {
-      std::fputs("usage: /image PATH (the image joins your next message)\n", stderr);
+      std::fprintf(stderr, "usage: %s PATH (the %s joins your next message)\n", cmd, video ? "video" : "image");
       return true;
     }
     try {
-      session.add_image(vision::load_image(*path));
-      std::printf("(image %s joins your next message)\n", path->c_str());
+      if (video) {
+        session.add_video(*path);
+      } else {
+        session.add_image(vision::load_image(*path));
+      }
+      std::printf("(%s %s joins your next message)\n", video ? "video" : "image", path->c_str());
     } catch (const std::exception& e) {
       std::fprintf(stderr, "lmx chat: %s\n", e.what());
     }
@@ -168,7 +175,8 @@ void run_chat(const ChatArgs& a) {
   session.set_wired_ticket(make_wired_ticket(a.wired, container->model(), 0, p));
   std::fprintf(stderr,
                "lmx chat: %s. /reset clears the conversation, /save FILE and /load FILE keep it, /image PATH "
-               "adds an image to your next message (vision-language models), /quit exits.\n",
+               "adds an image to your next message (vision-language models), /video PATH a video (Qwen2-VL "
+               "families), /quit exits.\n",
                a.model.c_str());
   std::signal(SIGINT, on_sigint);
   while (auto message = read_message()) {

@@ -39,7 +39,7 @@ void ChatSession::set_template_context(const nlohmann::ordered_json& context) {
 
 void ChatSession::save(const std::filesystem::path& path) const {
   if (!images_.empty() || !pending_images_.empty()) {
-    throw InvalidArgument("ChatSession: a conversation with images cannot be saved (the file keeps no pixels)");
+    throw InvalidArgument("ChatSession: a conversation with images or videos cannot be saved (the file keeps no pixels)");
   }
   nlohmann::ordered_json session = {{"version", 1},
                                     {"instructions", instructions_},
@@ -135,10 +135,28 @@ void ChatSession::add_image(vision::Image image) {
   if (!vlm) throw InvalidArgument("ChatSession: " + container_->model().model_type() + " is not a vision-language model");
   if (!container_->has_chat_template()) throw InvalidArgument("ChatSession: images need the model's chat template");
   if (!image_processor_) image_processor_ = vision::load_image_processor(container_->folder().path());
-  ChatImage ci{std::move(image), 0, {}};
+  ChatImage ci{std::move(image), 0, {}, std::nullopt};
   ci.hash = image_hash(ci.image);
   ci.inputs = models::vlm::image_inputs(image_processor_->process({ci.image}));
   pending_images_.push_back(std::move(ci));
+}
+
+void ChatSession::add_video(const std::filesystem::path& path, const vision::FrameSampling& sampling) {
+  const auto* vlm = dynamic_cast<const models::vlm::VisionLanguageModel*>(&container_->model());
+  if (!vlm) throw InvalidArgument("ChatSession: " + container_->model().model_type() + " is not a vision-language model");
+  if (vlm->video_token_id() < 0) throw InvalidArgument("ChatSession: " + vlm->model_type() + " takes no videos");
+  if (!container_->has_chat_template()) throw InvalidArgument("ChatSession: videos need the model's chat template");
+  if (!video_processor_) video_processor_ = vision::load_video_processor(container_->folder().path());
+  ChatImage ci;
+  ci.video = vision::load_sampled_video(path, *video_processor_, sampling);
+  ci.hash = video_hash(*ci.video);
+  add_videos(ci.inputs, {*ci.video});
+  pending_images_.push_back(std::move(ci));
+}
+
+void ChatSession::add_videos(models::vlm::ImageInputs& in, const std::vector<vision::Video>& videos) const {
+  models::vlm::add_video_inputs(in, video_processor_->process(videos), vision::seconds_per_grid(videos, *video_processor_));
+  for (const auto& v : videos) in.video_timestamps.push_back(video_processor_->timestamps(v));
 }
 
 void ChatSession::set_tools(std::shared_ptr<const chat::ToolRegistry> tools, int max_steps) {
@@ -167,6 +185,7 @@ ChatSession::Prompt ChatSession::transcript() const {
       out.tokens = std::move(e.tokens);
       out.identity = std::move(e.identity);
       out.image_spans = std::move(e.spans);
+      out.image_items = std::move(e.items);
     }
     return out;
   }
@@ -194,6 +213,7 @@ ChatSession::Round ChatSession::generate_round(const std::function<bool(const Ge
   // prompt in one call (Gemma 3's and PaliGemma's blocks).
   auto* vlm = dynamic_cast<models::vlm::VisionLanguageModel*>(&container_->model());
   std::vector<vision::Image> fed;
+  std::vector<vision::Video> fed_videos;
   if (vlm) {
     const bool dropped = std::any_of(ledger_.begin() + static_cast<std::ptrdiff_t>(std::min(common, ledger_.size())),
                                      ledger_.end(), [](int32_t t) { return t < 0; });
@@ -221,7 +241,13 @@ ChatSession::Round ChatSession::generate_round(const std::function<bool(const Ge
     common = 0;
   }
   for (size_t k = 0; vlm && k < prompt.image_spans.size(); ++k) {  // after any restart above
-    if (prompt.image_spans[k].first >= common) fed.push_back(images_[k].image);
+    if (prompt.image_spans[k].first < common) continue;
+    const ChatImage& item = images_[prompt.image_items[k]];
+    if (item.is_video()) {
+      fed_videos.push_back(*item.video);
+    } else {
+      fed.push_back(item.image);
+    }
   }
   std::vector<int32_t> suffix(tokens.begin() + static_cast<std::ptrdiff_t>(common), tokens.end());
   const bool holds_state = std::any_of(cache_.begin(), cache_.end(), [](const std::unique_ptr<nn::KVCache>& c) {
@@ -245,7 +271,7 @@ ChatSession::Round ChatSession::generate_round(const std::function<bool(const Ge
     suffix.erase(suffix.begin(), suffix.end() - 1);
   }
   GenerateParameters params = parameters_;
-  if (!fed.empty()) {  // the images' placeholders in one prefill step
+  if (!fed.empty() || !fed_videos.empty()) {  // the images' (videos') placeholders in one prefill step
     params.prefill_step_size = std::max<int>(params.prefill_step_size, static_cast<int>(suffix.size()));
   }
   GenerateOptions opts;
@@ -264,9 +290,11 @@ ChatSession::Round ChatSession::generate_round(const std::function<bool(const Ge
   std::vector<int32_t> generated;
   try {
     container_->perform([&](models::LanguageModel& model, const tokenizer::Tokenizer& tok) {
-      if (!fed.empty()) {
-        static_cast<models::vlm::VisionLanguageModel&>(model).set_images(
-            models::vlm::image_inputs(image_processor_->process(fed)));
+      if (!fed.empty() || !fed_videos.empty()) {
+        models::vlm::ImageInputs inputs =
+            fed.empty() ? models::vlm::ImageInputs{} : models::vlm::image_inputs(image_processor_->process(fed));
+        if (!fed_videos.empty()) add_videos(inputs, fed_videos);
+        static_cast<models::vlm::VisionLanguageModel&>(model).set_images(std::move(inputs));
       }
       Generation gen(model, tok, suffix, params, opts, &cache_);
       last_info_ = GenerationInfo{};
@@ -311,7 +339,7 @@ std::string ChatSession::stream_details(const std::string& text,
     messages_->push_back({{"role", "user"}, {"content", text}});
   } else {
     nlohmann::ordered_json content = nlohmann::ordered_json::array();
-    for (size_t i = 0; i < pending_images_.size(); ++i) content.push_back({{"type", "image"}});
+    for (const ChatImage& ci : pending_images_) content.push_back({{"type", ci.is_video() ? "video" : "image"}});
     content.push_back({{"type", "text"}, {"text", text}});
     messages_->push_back({{"role", "user"}, {"content", std::move(content)}});
     for (ChatImage& ci : pending_images_) images_.push_back(std::move(ci));

@@ -2,8 +2,9 @@
 // and the KV cache; each turn renders the whole transcript, and only the part after
 // the longest common token prefix with the cached tokens (the ledger) is prefilled:
 // the cache is trimmed where the new prompt diverges, or rebuilt when it cannot trim.
-// With a vision-language model, images join user messages (add_image) and stay in the
-// history; the cached prefix ends before the first image that differs (content hash).
+// With a vision-language model, images and videos join user messages (add_image,
+// add_video) and stay in the history; the cached prefix ends before the first image or
+// video that differs (content hash).
 #pragma once
 
 #include <filesystem>
@@ -19,6 +20,7 @@
 #include "lmx/generate/generate.h"
 #include "lmx/generate/model_container.h"
 #include "lmx/vision/image_processor.h"
+#include "lmx/vision/video_processor.h"
 
 namespace lmx::generate {
 
@@ -42,6 +44,10 @@ class ChatSession {
   // part before its text), run through the model folder's image processor.
   // InvalidArgument for a text-only model or one without a chat template.
   void add_image(vision::Image image);
+  // A video for the next user message (a {"type": "video"} part), its frames sampled and
+  // run through the model folder's video processor (Qwen2-VL families); load_video's
+  // errors, InvalidArgument for a model that takes no videos.
+  void add_video(const std::filesystem::path& path, const vision::FrameSampling& sampling = {});
 
   // Writes the session (instructions, history, template variables) and its KV cache with
   // the token ledger to one file: a prompt-cache safetensors file (mlx-lm's layout) whose
@@ -79,10 +85,14 @@ class ChatSession {
   GenerateParameters& parameters() { return parameters_; }
 
  private:
+  // The video processor's outputs for `videos` (with their seconds per temporal patch and
+  // timestamps) added to `in`.
+  void add_videos(models::vlm::ImageInputs& in, const std::vector<vision::Video>& videos) const;
   struct Prompt {
     std::vector<int32_t> tokens;
     std::vector<int32_t> identity;  // tokens, image placeholders by image (ChatImage)
-    std::vector<std::pair<size_t, size_t>> image_spans;
+    std::vector<std::pair<size_t, size_t>> image_spans;  // images' and videos' expansions
+    std::vector<size_t> image_items;                      // their entries of images_
     bool in_reasoning = false;  // the template left a <think> block open
   };
   struct Round {
@@ -105,9 +115,10 @@ class ChatSession {
   std::shared_ptr<const chat::ToolRegistry> tools_;
   int max_tool_steps_ = 8;
   std::optional<WiredTicket> wired_ticket_;
-  std::vector<ChatImage> images_;          // the history's, in order
+  std::vector<ChatImage> images_;          // the history's images and videos, in order
   std::vector<ChatImage> pending_images_;  // for the next user message
   std::unique_ptr<vision::ImageProcessor> image_processor_;
+  std::unique_ptr<vision::VideoProcessor> video_processor_;
   nn::KVCacheList cache_;
   std::vector<int32_t> ledger_;  // identities of the tokens whose keys / values the cache holds
   // Caches that cannot be trimmed (recurrent state): a copy taken at the last turn

@@ -11,14 +11,18 @@
 #include <vector>
 
 #include "lmx/vision/image.h"
+#include "lmx/vision/large_buffer.h"
 
 namespace lmx::vision {
+
+// Float outputs (tens of MB for a large image): huge pages, no zero fill on resize().
+using FloatValues = std::vector<float, detail::HugePageAllocator<float>>;
 
 // One output array: float32 (`f32`) or int64 (`i64`) values, row-major.
 struct ProcessorTensor {
   std::string name{};
   std::vector<int64_t> shape{};
-  std::vector<float> f32{};
+  FloatValues f32{};
   std::vector<int64_t> i64{};
   bool is_f32() const { return i64.empty() && !f32.empty(); }
 };

@@ -3,6 +3,8 @@
 // into patches (lmx/vision/qwen_patches.h).
 #include <cmath>
 #include <string>
+#include <tuple>
+#include <utility>
 
 #include "lmx/base/error.h"
 #include "lmx/vision/processor_families.h"
@@ -40,21 +42,16 @@ class Qwen2VLProcessor : public ImageProcessor {
     const int64_t row_size = 3LL * temporal_ * patch_ * patch_;
     int64_t rows = 0;
     for (const Image& image : images) {
-      Image scaled;  // the resized image (else the input itself)
+      auto [h, w] = std::pair{image.height, image.width};
       if (do_resize_) {
-        auto [h, w] = qwen_smart_resize(image.height, image.width, patch_ * merge_, min_pixels_, max_pixels_,
-                                        image.source);
-        scaled = resize(image, w, h, resample_);
+        std::tie(h, w) = qwen_smart_resize(image.height, image.width, patch_ * merge_, min_pixels_, max_pixels_,
+                                           image.source);
       }
-      const Image& resized = do_resize_ ? scaled : image;
-      if (resized.height % (patch_ * merge_) || resized.width % (patch_ * merge_)) {
-        throw InvalidArgument(label_ + ": a " + std::to_string(resized.width) + "x" +
-                              std::to_string(resized.height) +
+      if (h % (patch_ * merge_) || w % (patch_ * merge_)) {
+        throw InvalidArgument(label_ + ": a " + std::to_string(w) + "x" + std::to_string(h) +
                               " image is not made of whole merged patches (do_resize is off)");
       }
-      // One image: every frame of its temporal patch is the same.
-      const std::vector<const Image*> frames(static_cast<size_t>(temporal_), &resized);
-      const std::vector<int64_t> thw = append_qwen_patches(pixels, frames, table_, temporal_, patch_, merge_);
+      const std::vector<int64_t> thw = append_qwen_image(pixels, image, w, h, resample_, table_, temporal_, patch_, merge_);
       rows += thw[1] * thw[2];
       grid.i64.insert(grid.i64.end(), thw.begin(), thw.end());
     }

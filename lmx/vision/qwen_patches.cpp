@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "lmx/base/error.h"
-#include "lmx/vision/large_buffer.h"
 
 namespace lmx::vision::detail {
 
@@ -29,36 +28,84 @@ std::pair<int, int> qwen_smart_resize(int height, int width, int factor, int64_t
   return {static_cast<int>(h), static_cast<int>(w)};
 }
 
+namespace {
+
+// The patch rows of one row of merged blocks, written at `out`: bands[t] has frame t's
+// merge * patch rows (`width` pixels each). A frame equal to the one before (an image
+// repeated to the temporal patch size) is copied, not looked up again. Returns the end.
+float* write_block_row(float* out, const std::vector<const uint8_t*>& bands, int width, const NormalizationTable& table,
+                       int patch, int merge) {
+  const size_t temporal = bands.size(), plane = static_cast<size_t>(patch) * patch;
+  const size_t stride = static_cast<size_t>(width) * 3;
+  for (int bw = 0; bw < width / (patch * merge); ++bw)
+    for (int mh = 0; mh < merge; ++mh)
+      for (int mw = 0; mw < merge; ++mw, out += 3 * temporal * plane) {
+        const size_t y0 = static_cast<size_t>(mh) * patch, x0 = static_cast<size_t>(bw * merge + mw) * patch;
+        // Channel c of frame t at out[(c * temporal + t) * plane]: the three channels of a
+        // pixel are read together.
+        for (size_t t = 0; t < temporal; ++t) {
+          float* dst[3] = {out + t * plane, out + (temporal + t) * plane, out + (2 * temporal + t) * plane};
+          if (t > 0 && bands[t] == bands[t - 1]) {
+            for (float* d : dst) std::copy(d - plane, d, d);
+            continue;
+          }
+          for (int py = 0; py < patch; ++py) {
+            const uint8_t* src = bands[t] + (y0 + py) * stride + 3 * x0;
+            for (int px = 0; px < patch; ++px, src += 3) {
+              *dst[0]++ = table[0][src[0]];
+              *dst[1]++ = table[1][src[1]];
+              *dst[2]++ = table[2][src[2]];
+            }
+          }
+        }
+      }
+  return out;
+}
+
+// Room for `rows` more patch rows at the end of `pixels` (uninitialized: every value is
+// written once); returns where they start.
+float* grow_rows(ProcessorTensor& pixels, int64_t rows, size_t row_size) {
+  const size_t old = pixels.f32.size();
+  pixels.f32.resize(old + static_cast<size_t>(rows) * row_size);
+  return pixels.f32.data() + old;
+}
+
+}  // namespace
+
 std::vector<int64_t> append_qwen_patches(ProcessorTensor& pixels, const std::vector<const Image*>& frames,
                                          const NormalizationTable& table, int temporal, int patch, int merge) {
   const int height = frames.front()->height, width = frames.front()->width;
   const int gh = height / patch, gw = width / patch;
   const int64_t gt = static_cast<int64_t>(frames.size()) / temporal;
-  // Appended row by row (no zero fill of the whole output first: it is tens of MB for a
-  // large image, and filling it cost more than the patching).
-  const size_t row_size = static_cast<size_t>(3) * temporal * patch * patch;
-  reserve_large(pixels.f32, pixels.f32.size() + static_cast<size_t>(gt) * gh * gw * row_size);
-  std::vector<float> row(row_size);
+  float* out = grow_rows(pixels, gt * gh * gw, static_cast<size_t>(3) * temporal * patch * patch);
+  std::vector<const uint8_t*> bands(static_cast<size_t>(temporal));
   for (int64_t g = 0; g < gt; ++g)
-    for (int bh = 0; bh < gh / merge; ++bh)
-      for (int bw = 0; bw < gw / merge; ++bw)
-        for (int mh = 0; mh < merge; ++mh)
-          for (int mw = 0; mw < merge; ++mw) {
-            const int y0 = (bh * merge + mh) * patch, x0 = (bw * merge + mw) * patch;
-            float* out = row.data();
-            for (int c = 0; c < 3; ++c) {
-              const auto& lut = table[static_cast<size_t>(c)];
-              for (int t = 0; t < temporal; ++t) {
-                const Image& frame = *frames[static_cast<size_t>(g * temporal + t)];
-                for (int py = 0; py < patch; ++py) {
-                  const uint8_t* src = frame.row(y0 + py) + 3 * x0 + c;
-                  for (int px = 0; px < patch; ++px) *out++ = lut[src[3 * px]];
-                }
-              }
-            }
-            pixels.f32.insert(pixels.f32.end(), row.begin(), row.end());
-          }
+    for (int bh = 0; bh < gh / merge; ++bh) {
+      for (int t = 0; t < temporal; ++t) bands[t] = frames[static_cast<size_t>(g * temporal + t)]->row(bh * merge * patch);
+      out = write_block_row(out, bands, width, table, patch, merge);
+    }
   return {gt, gh, gw};
+}
+
+std::vector<int64_t> append_qwen_image(ProcessorTensor& pixels, const Image& image, int width, int height,
+                                       Resample filter, const NormalizationTable& table, int temporal, int patch,
+                                       int merge) {
+  const bool resized = width != image.width || height != image.height;
+  if (!resized || filter == Resample::kNearest) {
+    const Image scaled = resized ? resize(image, width, height, filter) : Image{};
+    return append_qwen_patches(pixels, std::vector<const Image*>(static_cast<size_t>(temporal), resized ? &scaled : &image),
+                               table, temporal, patch, merge);
+  }
+  const int gh = height / patch, gw = width / patch, band_rows = patch * merge;
+  float* out = grow_rows(pixels, static_cast<int64_t>(gh) * gw, static_cast<size_t>(3) * temporal * patch * patch);
+  RowResizer resizer(image, width, height, filter);
+  std::vector<uint8_t> band(static_cast<size_t>(band_rows) * width * 3);
+  const std::vector<const uint8_t*> bands(static_cast<size_t>(temporal), band.data());
+  for (int bh = 0; bh < gh / merge; ++bh) {
+    resizer.rows(bh * band_rows, band_rows, band.data());
+    out = write_block_row(out, bands, width, table, patch, merge);
+  }
+  return {1, gh, gw};
 }
 
 }  // namespace lmx::vision::detail

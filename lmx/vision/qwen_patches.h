@@ -10,6 +10,7 @@
 
 #include "lmx/vision/image_ops.h"
 #include "lmx/vision/image_processor.h"
+#include "lmx/vision/resample.h"
 
 namespace lmx::vision::detail {
 
@@ -23,5 +24,12 @@ std::pair<int, int> qwen_smart_resize(int height, int width, int factor, int64_t
 // (t, h / patch, w / patch).
 std::vector<int64_t> append_qwen_patches(ProcessorTensor& pixels, const std::vector<const Image*>& frames,
                                          const NormalizationTable& table, int temporal, int patch, int merge);
+
+// One image (repeated to `temporal` frames), resized to width x height (whole merged
+// patches) band by band as it is cut: the same rows as resize() then append_qwen_patches(),
+// without the resized image in memory.
+std::vector<int64_t> append_qwen_image(ProcessorTensor& pixels, const Image& image, int width, int height,
+                                       Resample filter, const NormalizationTable& table, int temporal, int patch,
+                                       int merge);
 
 }  // namespace lmx::vision::detail

@@ -6,9 +6,12 @@
 #include <vector>
 
 #include "lmx/base/error.h"
+#include "lmx/vision/resample_kernels.h"
 
 namespace lmx::vision {
 namespace {
+
+using detail::Coefficients;
 
 constexpr int kPrecisionBits = 32 - 8 - 2;  // Pillow's fixed point for 8-bit images
 
@@ -55,22 +58,12 @@ Filter filter_for(Resample r) {
   throw InvalidArgument("resize: nearest has no convolution filter");
 }
 
-// For each output position: the first input index, the count, and `ksize` fixed-point
-// weights. The weights are computed in double, normalized to sum 1, then rounded half
-// away from zero to `bits` fractional bits: Pillow's 22, or (torch's uint8 kernel) the
-// most that keep the largest weight of the axis within int16.
-struct Coefficients {
-  int ksize = 0;
-  int bits = kPrecisionBits;
-  std::vector<int> first, count;
-  std::vector<int32_t> weights;  // [out_size, ksize]
-};
-
 Coefficients precompute(int in_size, int out_size, const Filter& f, FixedPoint fixed) {
   const double scale = static_cast<double>(in_size) / out_size;
   const double filterscale = scale < 1.0 ? 1.0 : scale;
   const double support = f.support * filterscale;
   Coefficients c;
+  c.bits = kPrecisionBits;
   c.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
   c.first.resize(out_size);
   c.count.resize(out_size);
@@ -107,55 +100,6 @@ Coefficients precompute(int in_size, int out_size, const Filter& f, FixedPoint f
     c.weights[i] = static_cast<int32_t>(v < 0 ? v - 0.5 : v + 0.5);
   }
   return c;
-}
-
-uint8_t clip8(int32_t acc, int bits) {
-  int32_t v = acc >> bits;  // arithmetic shift, as Pillow's table lookup
-  return static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
-}
-
-// Rows [row0, row0 + rows) of `in`, resampled along x.
-Image horizontal_pass(const Image& in, int row0, int rows, int out_width, const Coefficients& c) {
-  Image out = make_image(out_width, rows);
-  for (int y = 0; y < rows; ++y) {
-    const uint8_t* src = in.row(row0 + y);
-    uint8_t* dst = out.row(y);
-    for (int xx = 0; xx < out_width; ++xx) {
-      const int32_t* k = c.weights.data() + static_cast<size_t>(xx) * c.ksize;
-      const uint8_t* s = src + 3 * c.first[xx];
-      const int32_t half = c.bits > 0 ? 1 << (c.bits - 1) : 0;
-      int32_t acc[3] = {half, half, half};
-      for (int x = 0; x < c.count[xx]; ++x) {
-        acc[0] += s[3 * x] * k[x];
-        acc[1] += s[3 * x + 1] * k[x];
-        acc[2] += s[3 * x + 2] * k[x];
-      }
-      for (int ch = 0; ch < 3; ++ch) dst[3 * xx + ch] = clip8(acc[ch], c.bits);
-    }
-  }
-  return out;
-}
-
-// `first` indices are relative to row `row_offset` of `in`.
-Image vertical_pass(const Image& in, int row_offset, int out_height, const Coefficients& c) {
-  Image out = make_image(in.width, out_height);
-  const size_t stride = static_cast<size_t>(in.width) * 3;
-  // Row by row over the taps, so the inner loop runs along memory (integer sums: the
-  // order does not change the result).
-  std::vector<int32_t> acc(stride);
-  for (int yy = 0; yy < out_height; ++yy) {
-    const int32_t* k = c.weights.data() + static_cast<size_t>(yy) * c.ksize;
-    const uint8_t* base = in.row(c.first[yy] - row_offset);
-    std::fill(acc.begin(), acc.end(), c.bits > 0 ? 1 << (c.bits - 1) : 0);
-    for (int y = 0; y < c.count[yy]; ++y) {
-      const uint8_t* src = base + y * stride;
-      const int32_t w = k[y];
-      for (size_t i = 0; i < stride; ++i) acc[i] += src[i] * w;
-    }
-    uint8_t* dst = out.row(yy);
-    for (size_t i = 0; i < stride; ++i) dst[i] = clip8(acc[i], c.bits);
-  }
-  return out;
 }
 
 // Pillow's NEAREST goes through its affine transform: source coordinates are accumulated
@@ -198,18 +142,77 @@ Image resize(const Image& in, int width, int height, Resample filter, FixedPoint
   }
   if (width == in.width && height == in.height) return in;
   if (filter == Resample::kNearest) return nearest(in, width, height);
+  Image out = make_image(width, height);
+  RowResizer(in, width, height, filter, fixed).rows(0, height, out.rgb.data());
+  return out;
+}
+
+struct RowResizer::Plan {
+  const Image& in;
+  int width, height;
+  bool need_h, need_v;
+  Coefficients ch{}, cv{};
+  detail::HorizontalPlan hplan{};
+  std::vector<uint8_t> held{};  // input rows [held_begin, held_end), resampled along x
+  int held_begin = 0, held_end = 0;
+
+  size_t out_stride() const { return static_cast<size_t>(width) * 3; }
+  void horizontal(int row, uint8_t* dst) const { detail::horizontal_row(in.row(row), dst, width, ch, hplan); }
+  // Holds rows [begin, end) (bands only move down: rows still needed are kept).
+  void hold(int begin, int end) {
+    const size_t stride = out_stride();
+    if (begin < held_begin || begin >= held_end) {
+      held_begin = held_end = begin;
+    } else if (begin > held_begin) {
+      std::copy(held.begin() + static_cast<ptrdiff_t>((begin - held_begin) * stride),
+                held.begin() + static_cast<ptrdiff_t>((held_end - held_begin) * stride), held.begin());
+      held_begin = begin;
+    }
+    if (held.size() < static_cast<size_t>(end - begin) * stride) held.resize(static_cast<size_t>(end - begin) * stride);
+    for (int r = held_end; r < end; ++r) horizontal(r, held.data() + static_cast<size_t>(r - held_begin) * stride);
+    held_end = std::max(held_end, end);
+  }
+};
+
+RowResizer::RowResizer(const Image& in, int width, int height, Resample filter, FixedPoint fixed) {
+  if (width <= 0 || height <= 0 || in.width <= 0 || in.height <= 0) {
+    throw InvalidArgument("resize: cannot resize " + std::to_string(in.width) + "x" +
+                          std::to_string(in.height) + " to " + std::to_string(width) + "x" +
+                          std::to_string(height));
+  }
   const Filter f = filter_for(filter);
-  const bool need_h = width != in.width;
-  const bool need_v = height != in.height;
-  Coefficients cv = precompute(in.height, height, f, fixed);
-  if (!need_h) return vertical_pass(in, 0, height, cv);
-  Coefficients ch = precompute(in.width, width, f, fixed);
-  // Only the rows the vertical pass reads go through the horizontal pass.
-  const int first_row = need_v ? cv.first.front() : 0;
-  const int last_row = need_v ? cv.first.back() + cv.count.back() : in.height;
-  Image tmp = horizontal_pass(in, first_row, last_row - first_row, width, ch);
-  if (!need_v) return tmp;
-  return vertical_pass(tmp, first_row, height, cv);
+  plan_ = std::unique_ptr<Plan>(new Plan{.in = in, .width = width, .height = height,
+                                         .need_h = width != in.width, .need_v = height != in.height});
+  if (plan_->need_h) {
+    plan_->ch = precompute(in.width, width, f, fixed);
+    plan_->hplan = detail::plan_horizontal(plan_->ch, in.width);
+  }
+  if (plan_->need_v) plan_->cv = precompute(in.height, height, f, fixed);
+}
+
+RowResizer::~RowResizer() = default;
+
+void RowResizer::rows(int y0, int count, uint8_t* dst) {
+  Plan& p = *plan_;
+  if (y0 < 0 || count < 0 || y0 + count > p.height) throw InvalidArgument("resize: rows out of the image");
+  const size_t stride = p.out_stride();
+  for (int y = 0; y < count && !p.need_v; ++y) {
+    uint8_t* out = dst + static_cast<size_t>(y) * stride;
+    if (p.need_h) {
+      p.horizontal(y0 + y, out);
+    } else {
+      std::copy(p.in.row(y0 + y), p.in.row(y0 + y) + stride, out);
+    }
+  }
+  if (!p.need_v || count == 0) return;
+  const int end = p.cv.first[y0 + count - 1] + p.cv.count[y0 + count - 1];
+  if (p.need_h) p.hold(p.cv.first[y0], end);
+  for (int y = 0; y < count; ++y) {
+    const int yy = y0 + y;
+    const uint8_t* base = p.need_h ? p.held.data() + static_cast<size_t>(p.cv.first[yy] - p.held_begin) * stride
+                                   : p.in.row(p.cv.first[yy]);
+    detail::vertical_row(base, stride, p.cv, yy, stride, dst + static_cast<size_t>(y) * stride);
+  }
 }
 
 }  // namespace lmx::vision

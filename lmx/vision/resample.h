@@ -4,6 +4,8 @@
 // horizontal pass first. docs/vision.md says how it was checked.
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <string_view>
 
 #include "lmx/vision/image.h"
@@ -24,5 +26,24 @@ enum class FixedPoint { kPillow, kTorchUint8 };
 
 // lmx::InvalidArgument for a size that is not positive.
 Image resize(const Image& image, int width, int height, Resample filter, FixedPoint fixed = FixedPoint::kPillow);
+
+// The same resize, a band of rows at a time (what a processor that consumes a few rows at
+// a time uses: no full-size image, and only the input rows a band needs are resampled
+// along x). Not for kNearest. `image` must outlive it.
+class RowResizer {
+ public:
+  // lmx::InvalidArgument for a size that is not positive or for kNearest.
+  RowResizer(const Image& image, int width, int height, Resample filter, FixedPoint fixed = FixedPoint::kPillow);
+  ~RowResizer();
+  RowResizer(const RowResizer&) = delete;
+  RowResizer& operator=(const RowResizer&) = delete;
+  // Output rows [y0, y0 + count) into `dst` (count * width * 3 bytes). Bands are fastest
+  // taken top to bottom.
+  void rows(int y0, int count, uint8_t* dst);
+
+ private:
+  struct Plan;
+  std::unique_ptr<Plan> plan_;
+};
 
 }  // namespace lmx::vision

@@ -116,6 +116,55 @@ TEST_F(VlmCli, GenerateWithAnImageExpandsThePromptAndRunsTheImage) {
   EXPECT_NE(refused.out.find("chat template"), std::string::npos) << refused.out;
 }
 
+// `lmx chat` with `/video PATH`: the video joins the next message as a video part and the
+// reply is the one `lmx generate --video` gives for the same prompt (greedy); a second turn
+// keeps the video in the history.
+TEST_F(VlmCli, ChatVideoRepliesAsGenerateWithTheVideo) {
+  const fs::path model = dir_ / "qwen2_vl";
+  lmx::testing::write_vlm_chat_folder(fixture("qwen2_vl"), model);
+  const std::string video = (fs::path(LMX_SOURCE_DIR) / "tests/data/vision/video/clip_h264_64x36.mp4").string();
+  const std::string opts = " --max-tokens 4 --temp 0 --top-logprobs 3 --logprobs-file ";
+  auto gen = lmx_run("generate --model " + model.string() + " --video " + video + " --prompt 't17 t33'" + opts +
+                     (dir_ / "gen.jsonl").string());
+  if (gen.status != 0 && gen.out.find("without video support") != std::string::npos) GTEST_SKIP() << gen.out;
+  ASSERT_EQ(gen.status, 0) << gen.out;
+  auto chat = lmx_run("chat --model " + model.string() + opts + (dir_ / "chat.jsonl").string(),
+                      "/video " + video + "\nt17 t33\n");
+  ASSERT_EQ(chat.status, 0) << chat.out;
+  const std::string joined = "(video " + video + " joins your next message)\n";
+  const size_t at = chat.out.find(joined);
+  ASSERT_NE(at, std::string::npos) << chat.out;
+  std::string reply = chat.out.substr(at + joined.size());
+  reply = reply.substr(0, reply.find('\n'));
+  if (reply.rfind(">> ", 0) == 0) reply.erase(0, 3);  // the chat's prompt
+  std::string want = gen.out.substr(0, gen.out.find('\n'));
+  EXPECT_FALSE(want.empty()) << gen.out;
+  EXPECT_EQ(reply, want) << "chat: " << chat.out << "\ngenerate: " << gen.out;
+  // Each token's top log-probabilities too (the same prompt, positions and video features).
+  auto slurp = [](const fs::path& p) {
+    std::ifstream in(p);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  const std::string gen_lp = slurp(dir_ / "gen.jsonl"), chat_lp = slurp(dir_ / "chat.jsonl");
+  EXPECT_FALSE(gen_lp.empty());
+  EXPECT_EQ(chat_lp, gen_lp);
+  ASSERT_EQ(lmx_run("generate --model " + model.string() + " --prompt 't17 t33'" + opts + (dir_ / "text.jsonl").string())
+                .status,
+            0);
+  EXPECT_NE(slurp(dir_ / "text.jsonl"), gen_lp) << "the video changes nothing: the comparison above shows nothing";
+  // A later turn keeps the video in the history (the chat template renders it again).
+  auto two = lmx_run("chat --model " + model.string() + " --max-tokens 2 --temp 0 -v", "/video " + video + "\nt17 t33\nt40\n", true);
+  ASSERT_EQ(two.status, 0) << two.out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(two.out, m, std::regex("\\((\\d+) cached\\)[^\\n]*\\n[^]*\\((\\d+) cached\\)"))) << two.out;
+  EXPECT_GT(std::stoi(m[2].str()), 8) << two.out;  // the second turn reuses the cache over the video
+  // Without a path, or a file that cannot be read: said, and the chat goes on.
+  auto bad = lmx_run("chat --model " + model.string() + " --max-tokens 1 --temp 0", "/video\n/video /nonexistent.mp4\nt5\n", true);
+  ASSERT_EQ(bad.status, 0) << bad.out;
+  EXPECT_NE(bad.out.find("usage: /video PATH"), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find("nonexistent.mp4"), std::string::npos) << bad.out;
+}
+
 // `lmx generate --video`: the clip decoded and sampled (4 of its 10 frames), one video part
 // through the chat template, its marker expanded to the video's placeholders (4 frames of
 // 28x56 px: 2 temporal patches of 2x4 patches, merged 2x2: 4 tokens). Parity of the

@@ -242,7 +242,7 @@ TEST_F(VideoProcessorFixture, SamplingResizeAndPatchesMatchTransformers) {
     const ProcessorOutput got = proc->process({video});
     EXPECT_EQ(got.at("video_grid_thw").i64, i64_of(want.at("video_grid_thw")));
     const std::vector<float> ref = f32_of(want.at("pixel_values_videos"));
-    const std::vector<float>& mine = got.at("pixel_values_videos").f32;
+    const auto& mine = got.at("pixel_values_videos").f32;
     ASSERT_EQ(mine.size(), ref.size());
     double worst = 0;
     size_t bad = 0;

@@ -6,6 +6,12 @@
 namespace lmx::models::vlm {
 namespace {
 
+Tensor float_tensor(const vision::ProcessorTensor& t) {
+  Tensor out = Tensor::empty(t.shape, Dtype::f32);
+  out.copy_from_host(t.f32.data(), t.f32.size() * sizeof(float));
+  return out;
+}
+
 // The integer processor outputs a model may take, by transformers' names.
 std::vector<std::pair<std::string, Tensor*>> integer_inputs(ImageInputs& in) {
   return {{"image_grid_thw", &in.image_grid_thw}, {"image_sizes", &in.image_sizes},
@@ -18,7 +24,7 @@ std::vector<std::pair<std::string, Tensor*>> integer_inputs(ImageInputs& in) {
 void add_video_inputs(ImageInputs& in, const vision::ProcessorOutput& out, const std::vector<double>& second_per_grid_ts) {
   const vision::ProcessorTensor& pv = out.at("pixel_values_videos");
   const vision::ProcessorTensor& grid = out.at("video_grid_thw");
-  in.pixel_values_videos = Tensor::from_vector(pv.f32, pv.shape);
+  in.pixel_values_videos = float_tensor(pv);
   in.video_grid_thw = Tensor::from_vector(grid.i64, grid.shape);
   in.second_per_grid_ts = second_per_grid_ts;
 }
@@ -26,7 +32,7 @@ void add_video_inputs(ImageInputs& in, const vision::ProcessorOutput& out, const
 ImageInputs image_inputs(const vision::ProcessorOutput& out) {
   ImageInputs in;
   const vision::ProcessorTensor& pv = out.at("pixel_values");
-  in.pixel_values = Tensor::from_vector(pv.f32, pv.shape);
+  in.pixel_values = float_tensor(pv);
   for (const auto& t : out.tensors) {
     if (t.is_f32()) continue;
     for (auto [name, slot] : integer_inputs(in)) {
