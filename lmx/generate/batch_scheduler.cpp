@@ -356,9 +356,10 @@ bool BatchScheduler::waits_for_prefix(const Sequence& t, const std::vector<size_
   if (std::min<int64_t>(static_cast<int64_t>(t.prompt.size()) - 1, cacheable(t)) < block) return false;  // as begin_prefill seeds
   for (size_t i : group) {
     const Sequence& s = *prefilling_[i];
-    // s stores its first block after this chunk, and t would seed it then instead of
-    // computing it now.
-    if (s.reuse_prefix && s.cached < block && s.prefilled + chunk_length(s) >= block &&
+    // s stores that first block after this chunk or a later one, and t would seed it then
+    // instead of computing it now (beginning t now would seed nothing: it could not reuse
+    // the block later).
+    if (s.reuse_prefix && s.cached < block && static_cast<int64_t>(s.identity.size()) >= block &&
         std::equal(t.identity.begin(), t.identity.begin() + block, s.identity.begin()))
       return true;
   }
