@@ -73,7 +73,12 @@ void SafetensorsWriter::write(const std::filesystem::path& path) const {
                        {"data_offsets", {offset, offset + e->nbytes}}};
     offset += e->nbytes;
   }
-  std::string text = header.dump();
+  std::string text;
+  try {
+    text = header.dump();
+  } catch (const nlohmann::json::type_error& e) {  // a metadata or tensor name that is not UTF-8
+    throw InvalidArgument(path.string() + ": a safetensors header string is not valid UTF-8 (" + e.what() + ")");
+  }
   // Pad with spaces (valid JSON whitespace) so the data section starts 8-byte aligned.
   text.append((8 - text.size() % 8) % 8, ' ');
 

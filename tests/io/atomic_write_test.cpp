@@ -110,5 +110,20 @@ TEST(AtomicWrite, FolderIsCreatedOrSwappedWhole) {
   EXPECT_EQ(read(dir / "file"), "f");
 }
 
+// A header string that is not UTF-8 (metadata from the caller) is an InvalidArgument naming
+// the file, and nothing is written (session_fuzz found nlohmann's type_error escaping).
+TEST(AtomicWrite, NonUtf8MetadataIsRefusedBeforeWriting) {
+  TempDir dir;
+  SafetensorsWriter w;
+  w.set_metadata("note", std::string("caf\xe9 \x8d"));
+  try {
+    w.write(dir / "out.safetensors");
+    FAIL() << "no error";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("out.safetensors"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir / "out.safetensors"));
+}
+
 }  // namespace
 }  // namespace lmx::io
