@@ -73,12 +73,20 @@ void ChatSession::restore(const std::filesystem::path& path) {
   nlohmann::ordered_json messages, context;
   std::string instructions;
   try {
-    if (session.at("version").get<int>() != 1)
+    // Compared as JSON values: a float far past int's range never reaches a conversion.
+    if (session.at("version") != 1)
       throw FormatError(file + ": session version " + session.at("version").dump() + " is not supported");
     instructions = session.at("instructions").get<std::string>();
     messages = session.at("messages");
     context = session.at("template_context");
-    ledger = session.at("ledger").get<std::vector<int32_t>>();
+    if (!session.at("ledger").is_array()) throw FormatError(file + ": session ledger is not an array");
+    for (const auto& id : session.at("ledger")) {
+      const bool fits = (id.is_number_unsigned() && id.get<uint64_t>() <= static_cast<uint64_t>(INT32_MAX)) ||
+                        (id.is_number_integer() && !id.is_number_unsigned() && id.get<int64_t>() >= INT32_MIN &&
+                         id.get<int64_t>() <= INT32_MAX);
+      if (!fits) throw FormatError(file + ": session ledger entry " + id.dump() + " is not a token id");
+      ledger.push_back(static_cast<int32_t>(id.get<int64_t>()));
+    }
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(file + ": session metadata: " + e.what());
   }
