@@ -27,35 +27,27 @@ std::vector<int32_t> pick_greedy_on_device(const Tensor& logits,
   const Tensor flat = logits.contiguous().reshape({rows, vocab});
   const Tensor best_ids = ops::argmax(flat, -1).to(Device::cpu());  // i32 [rows]
   const int32_t* best = best_ids.data<int32_t>();
-  std::vector<int32_t> out(best, best + rows);
-  if (!any_touched) {
+  std::vector<int32_t> out(static_cast<size_t>(rows), -1);
+  // With bias or penalties: each row's maximum and its touched values, gathered in one call.
+  Tensor values;
+  if (any_touched) {
+    std::vector<int64_t> at;
     for (int64_t r = 0; r < rows; ++r) {
-      TokenSampler* s = samplers[static_cast<size_t>(r)];
-      if (s)
-        s->record(out[static_cast<size_t>(r)]);
-      else
-        out[static_cast<size_t>(r)] = -1;
+      at.push_back(r * vocab + best[r]);
+      for (int32_t id : touched[static_cast<size_t>(r)]) at.push_back(r * vocab + id);
     }
-    return out;
+    values = ops::take(flat.reshape({rows * vocab}), Tensor::from_vector(at, {static_cast<int64_t>(at.size())}), 0)
+                 .to(Device::cpu());
   }
-  // Each row's maximum and its touched values, gathered from the flat logits in one call.
-  std::vector<int64_t> at;
-  for (int64_t r = 0; r < rows; ++r) {
-    at.push_back(r * vocab + best[r]);
-    for (int32_t id : touched[static_cast<size_t>(r)]) at.push_back(r * vocab + id);
-  }
-  const Tensor values = ops::take(flat.reshape({rows * vocab}),
-                                  Tensor::from_vector(at, {static_cast<int64_t>(at.size())}), 0)
-                            .to(Device::cpu());
-  const float* v = values.data<float>();
+  const float* v = any_touched ? values.data<float>() : nullptr;
   for (int64_t r = 0; r < rows; ++r) {
     const std::vector<int32_t>& ids = touched[static_cast<size_t>(r)];
-    TokenSampler* s = samplers[static_cast<size_t>(r)];
-    out[static_cast<size_t>(r)] =
-        s ? s->pick_greedy(best[r], v[0], ids, std::span<const float>(v + 1, ids.size()), scratch,
-                           vocab)
-          : -1;
-    v += 1 + ids.size();
+    if (TokenSampler* s = samplers[static_cast<size_t>(r)]) {
+      out[static_cast<size_t>(r)] = s->pick_greedy(best[r], v ? v[0] : 0.0f, ids,
+                                                   std::span<const float>(v ? v + 1 : nullptr, v ? ids.size() : 0),
+                                                   scratch, vocab);
+    }
+    if (v) v += 1 + ids.size();
   }
   return out;
 }
