@@ -433,9 +433,9 @@ class CudaBackend final : public Backend, public GraphBackend {
     quantized_matmul_at(x, ldx, w, y, ldy, m, kernels::ActivationPrecision::f32);
   }
   // Past the matvec's rows, with LMX_CUDA_QUANT_BF16_PREFILL on (the default since session
-  // 14; read at each call), a bf16 model's weights (bf16 scales) at reduced
+  // 14; read at each call), a bf16 or f16 model's weights (bf16 / f16 scales) at reduced
   // activation precision run the bf16 tensor-core GEMM of dense bf16 weights; otherwise,
-  // and always at f32, the exact SGEMM.
+  // and always at f32 (and f32 scales), the exact SGEMM.
   void quantized_matmul_at(const float* x, int64_t ldx, const kernels::QuantView& w, float* y, int64_t ldy,
                            int64_t m, kernels::ActivationPrecision precision) {
     use_device();
@@ -447,7 +447,7 @@ class CudaBackend final : public Backend, public GraphBackend {
       return;
     }
     if (m > kMatvecRows && cuda_quant_bf16_prefill() && precision != kernels::ActivationPrecision::f32 &&
-        w.scale_dtype == Dtype::bf16 && dequantized_bf16_gemm(x, ldx, w, y, ldy, m)) {
+        (w.scale_dtype == Dtype::bf16 || w.scale_dtype == Dtype::f16) && dequantized_bf16_gemm(x, ldx, w, y, ldy, m)) {
       return;
     }
     if (m > kMatvecRows && dequantized_sgemm(x, ldx, w, y, ldy, m)) return;

@@ -53,7 +53,7 @@ __global__ void round_x_kernel(const float* __restrict__ x, int64_t ldx, int m, 
   if (b % (kGroup / 8) == 0) gsum[r * (k / kGroup) + b / (kGroup / 8)] = s;
 }
 
-template <int kBits, int kGroup, int kNT>
+template <int kBits, int kGroup, int kNT, int kScale>
 __global__ void __launch_bounds__(kThreads)
     quant_gemm_few_kernel(const uint16_t* __restrict__ xp, const float* __restrict__ gsum, int m,
                           const __grid_constant__ Quant w, float* __restrict__ y, int64_t ldy, unsigned tiles,
@@ -61,7 +61,7 @@ __global__ void __launch_bounds__(kThreads)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   await_inputs();
   using L = Layout<kBits>;
-  using S = ScaleValue<kScaleBF16>;
+  using S = ScaleValue<kScale>;
   constexpr int kWd = kGroup / L::kPerWord / 4;       // words per lane per row per group
   constexpr int kGroupWords = kGroup * kBits / 32;  // words of a row's group
   __shared__ float red[kWarps][kTileRows][kNT * 8];
@@ -169,10 +169,10 @@ __global__ void __launch_bounds__(kThreads)
 #endif
 }
 
-template <int kBits, int kGroup, int kNT>
+template <int kBits, int kGroup, int kNT, int kScale>
 cudaError_t launch_tiles(const uint16_t* xp, const float* gsum, int m, const Quant& w, float* y, int64_t ldy,
                          cudaStream_t stream) {
-  auto* kernel = quant_gemm_few_kernel<kBits, kGroup, kNT>;
+  auto* kernel = quant_gemm_few_kernel<kBits, kGroup, kNT, kScale>;
   const unsigned tiles = static_cast<unsigned>((w.n + kTileRows - 1) / kTileRows);
   int per_sm = 0;
   if (cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0); e != cudaSuccess)
@@ -189,6 +189,14 @@ cudaError_t launch_tiles(const uint16_t* xp, const float* gsum, int m, const Qua
   return cudaGetLastError();
 }
 
+template <int kBits, int kGroup, int kScale>
+cudaError_t launch_scaled(const uint16_t* xp, const float* gsum, int m, const Quant& w, float* y, int64_t ldy,
+                          cudaStream_t stream) {
+  if (m <= 16) return launch_tiles<kBits, kGroup, 2, kScale>(xp, gsum, m, w, y, ldy, stream);
+  if (m <= 32) return launch_tiles<kBits, kGroup, 4, kScale>(xp, gsum, m, w, y, ldy, stream);
+  return launch_tiles<kBits, kGroup, 8, kScale>(xp, gsum, m, w, y, ldy, stream);
+}
+
 template <int kBits, int kGroup>
 cudaError_t launch_grouped(const float* x, int64_t ldx, int m, const Quant& w, float* y, int64_t ldy, void* scratch,
                            cudaStream_t stream) {
@@ -200,9 +208,8 @@ cudaError_t launch_grouped(const float* x, int64_t ldx, int m, const Quant& w, f
                                    stream, x, ldx, m, k, xp, gsum);
       e != cudaSuccess)
     return e;
-  if (m <= 16) return launch_tiles<kBits, kGroup, 2>(xp, gsum, m, w, y, ldy, stream);
-  if (m <= 32) return launch_tiles<kBits, kGroup, 4>(xp, gsum, m, w, y, ldy, stream);
-  return launch_tiles<kBits, kGroup, 8>(xp, gsum, m, w, y, ldy, stream);
+  return w.scale_dtype == kBF16 ? launch_scaled<kBits, kGroup, kScaleBF16>(xp, gsum, m, w, y, ldy, stream)
+                                : launch_scaled<kBits, kGroup, kScaleF16>(xp, gsum, m, w, y, ldy, stream);
 }
 
 template <int kBits>
@@ -221,7 +228,7 @@ bool quant_gemm_few_fits(const Quant& w, int64_t m) {
   static const bool tensor_cores = device_value(cudaDevAttrComputeCapabilityMajor) >= 8;
   if (!tensor_cores || m < 2 || m > kFewRowsMax || w.mode != 0 || (w.bits != 4 && w.bits != 8)) return false;
   if (w.group_size != 32 && w.group_size != 64 && w.group_size != 128) return false;
-  if (w.scale_dtype != kBF16 || w.n < 1 || w.k <= 0 || w.k % w.group_size != 0 || w.k > (int64_t{1} << 24)) return false;
+  if ((w.scale_dtype != kBF16 && w.scale_dtype != kF16) || w.n < 1 || w.k <= 0 || w.k % w.group_size != 0 || w.k > (int64_t{1} << 24)) return false;
   const int64_t words = w.group_size * w.bits / 128;  // per lane per row per group: the loads' alignment
   return w.w_stride % words == 0 && (reinterpret_cast<uintptr_t>(w.w) & (std::min<uintptr_t>(16, 4 * words) - 1)) == 0;
 }

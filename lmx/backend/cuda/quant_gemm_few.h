@@ -1,5 +1,6 @@
 // Few-row GEMMs over MLX affine 4 / 8-bit weights on the tensor cores (quant_gemm_few.cu):
-// y [m, n] = x [m, k] W^T for 9..kFewRowsMax rows of x, the rows of a batched decode step.
+// y [m, n] = x [m, k] W^T for 2..kFewRowsMax rows of x, the rows of a batched decode step,
+// W with bf16 or f16 scales (bf16 and f16 models).
 // x is rounded to bf16 once (as the quantized prefill GEMMs round it); W's codes are exact
 // in bf16 and every product sums in f32, so the only roundings are x's and the sums':
 // y[r, j] = sum_G scale[j, G] * (sum_{p in G} q[j, p] x[r, p]) + bias[j, G] * (sum_{p in G} x[r, p]).

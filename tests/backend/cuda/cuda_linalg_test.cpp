@@ -86,8 +86,9 @@ TEST_F(CudaLinalg, QuantizeMatchesCpuBitForBit) {
 
 TEST_F(CudaLinalg, QuantizedLinearEveryLayoutStoredAndPrepared) {
   // The exact f32 paths: bf16-scale weights past 8 rows would otherwise take the bf16 GEMM
-  // (LMX_CUDA_QUANT_BF16_PREFILL, tested in cuda_quant_matvec_test.cpp).
-  const testing::ScopedEnv exact("LMX_CUDA_QUANT_BF16_PREFILL", "0");
+  // (LMX_CUDA_QUANT_BF16_PREFILL), and 2..8 rows the few-row GEMM on bf16-rounded x
+  // (LMX_CUDA_QUANT_FEW_ROWS_SMALL); both tested in cuda_quant_matvec_test.cpp.
+  const testing::ScopedEnv exact("LMX_CUDA_QUANT_BF16_PREFILL", "0"), matvec("LMX_CUDA_QUANT_FEW_ROWS_SMALL", "0");
   for (int bits : {2, 3, 4, 5, 6, 8}) {
     for (int group : {32, 64, 128}) {
       SCOPED_TRACE("bits=" + std::to_string(bits) + " group=" + std::to_string(group));
@@ -130,6 +131,7 @@ TEST_F(CudaLinalg, QuantizedLinearEveryLayoutStoredAndPrepared) {
 }
 
 TEST_F(CudaLinalg, PreparedTargetsShareOneInput) {
+  const testing::ScopedEnv matvec("LMX_CUDA_QUANT_FEW_ROWS_SMALL", "0");  // 2 rows, f16 scales: the exact matvec
   QuantizedWeight q1 = QuantizedWeight::quantize(random_tensor({64, 128}, 45), 4, 64, Dtype::f16);
   QuantizedWeight q2 = QuantizedWeight::quantize(random_tensor({96, 128}, 46), 8, 32, Dtype::f32);
   QuantizedWeight g1 = q1, g2 = q2;
@@ -151,6 +153,9 @@ TEST_F(CudaLinalg, PreparedTargetsShareOneInput) {
 // Projections of one bit width over one x go in one launch (a decode step's q / k / v):
 // row counts that leave partial blocks, group sizes that differ, 1 and 3 rows of x.
 TEST_F(CudaLinalg, PreparedTargetsOfOneWidthShareOneLaunch) {
+  // The shared-x matvec launch at 1 and 3 rows (at 2..8 rows the few-row GEMM, on bf16-rounded x, would take
+  // them one at a time: cuda_quant_matvec_test.cpp).
+  const testing::ScopedEnv matvec("LMX_CUDA_QUANT_FEW_ROWS_SMALL", "0");
   for (int bits : {4, 8}) {
     SCOPED_TRACE("bits=" + std::to_string(bits));
     const int64_t rows[] = {40, 9, 72};

@@ -146,16 +146,17 @@ TEST_F(CudaQuantMatvec, FloatingPointModes) {
   }
 }
 
-// Past 8 rows with LMX_CUDA_QUANT_BF16_PREFILL=1, a bf16 model's weight (bf16 scales) at
+// Past 8 rows with LMX_CUDA_QUANT_BF16_PREFILL=1, a bf16 / f16 model's weight (bf16 / f16 scales) at
 // the default reduced activation precision is dequantized to bf16 and x rounded to bf16
 // for the bf16 tensor-core GEMM, as dense bf16 weights past 8 rows: 2^-9 relative per
 // input element, outputs of ~3 move by up to ~2e-2 (the dense bf16 test's bound). At f32
 // activations it stays exact (dequantize to f32, SGEMM).
 TEST_F(CudaQuantMatvec, Bf16PrefillOfBf16Models) {
   const testing::ScopedEnv on("LMX_CUDA_QUANT_BF16_PREFILL", "1");
+  for (Dtype scales : {Dtype::bf16, Dtype::f16})
   for (int bits : {3, 4, 8}) {
-    SCOPED_TRACE("bits=" + std::to_string(bits));
-    const QuantizedWeight c = quantized(129, 256, bits, 64, Dtype::bf16, 500 + bits);
+    SCOPED_TRACE(std::string(dtype_name(scales)) + " scales, bits=" + std::to_string(bits));
+    const QuantizedWeight c = quantized(129, 256, bits, 64, scales, 500 + bits);
     const QuantizedWeight p = prepared_on_cuda(c);
     const Tensor x = random_tensor({67, 256}, 501);
     testing::expect_matches(ops::quantized_linear(on_cuda(x), p), ops::quantized_linear(x, c), 1e-2, 5e-2);
@@ -166,10 +167,11 @@ TEST_F(CudaQuantMatvec, Bf16PrefillOfBf16Models) {
   }
 }
 
-// A batched decode step's rows (9..64) over 4 / 8-bit weights with bf16 scales at reduced
-// activation precision: the few-row tensor-core GEMM equals the CPU's exact f32 path on x
-// rounded to bf16 (x's rounding is the kernel's design; its only other error is f32 sums,
-// held to the matvec's bound row by row), every group size, odd row counts and widths.
+// A batched decode step's rows (2..64) over 4 / 8-bit weights with bf16 or f16 scales (bf16
+// and f16 models) at reduced activation precision: the few-row tensor-core GEMM equals the
+// CPU's exact f32 path on x rounded to bf16 (x's rounding is the kernel's design; its only
+// other error is f32 sums, held to the matvec's bound row by row), every group size, odd row
+// counts and widths.
 TEST_F(CudaQuantMatvec, FewRowsEqualTheCpuOnBf16RoundedX) {
   const testing::ScopedEnv on("LMX_CUDA_QUANT_FEW_ROWS", "1"), small("LMX_CUDA_QUANT_FEW_ROWS_SMALL", "1");
   const ops::QuantActivations before = ops::quant_activations();
@@ -177,15 +179,17 @@ TEST_F(CudaQuantMatvec, FewRowsEqualTheCpuOnBf16RoundedX) {
     int64_t n, k, m;
   };
   uint32_t seed = 900;
+  for (Dtype scales : {Dtype::bf16, Dtype::f16}) {
   for (int bits : {4, 8}) {
     for (int group : {32, 64, 128}) {
       for (const Shape& sh : {Shape{37, group * 3, 2}, Shape{64, group * 4, 5}, Shape{129, group * 2, 8},
                               Shape{45, group * 5, 9}, Shape{129, group * 3, 16}, Shape{200, group * 7, 17},
                               Shape{33, group * 2, 32}, Shape{70, group * 4, 33}, Shape{16, group * 9, 64},
                               Shape{1000, 2048, 32}}) {
-        SCOPED_TRACE("bits " + std::to_string(bits) + " group " + std::to_string(group) + " n " +
+        SCOPED_TRACE(std::string(dtype_name(scales)) + " scales, bits " + std::to_string(bits) + " group " +
+                     std::to_string(group) + " n " +
                      std::to_string(sh.n) + " k " + std::to_string(sh.k) + " m " + std::to_string(sh.m));
-        const QuantizedWeight c = quantized(sh.n, sh.k, bits, group, Dtype::bf16, seed++);
+        const QuantizedWeight c = quantized(sh.n, sh.k, bits, group, scales, seed++);
         const QuantizedWeight p = prepared_on_cuda(c);
         const Tensor x = random_tensor({sh.m, sh.k}, seed++);
         const Tensor xr = x.to(Dtype::bf16).to(Dtype::f32);
@@ -201,6 +205,7 @@ TEST_F(CudaQuantMatvec, FewRowsEqualTheCpuOnBf16RoundedX) {
         }
       }
     }
+  }
   }
 }
 
