@@ -55,7 +55,7 @@ san_configure = CC=clang CXX=clang++ cmake -S . -B $(1) -G Ninja -DCMAKE_BUILD_T
 # steps of the whole sanitizer build's 499 (docs/hardening.md gives the times).
 SAN_SMOKE_BUILD ?= build-asan-smoke
 SAN_SMOKE_LAYERS ?= base;io;tokenizer;chat
-SAN_SMOKE_FUZZ ?= safetensors;tokenizer_json;tokenizer_config;sentencepiece;tiktoken;gguf_vocab;jinja;tool_calls
+SAN_SMOKE_FUZZ ?= safetensors;tokenizer_json;tokenizer_config;sentencepiece;tiktoken;gguf_vocab;jinja;tool_calls;image;image_processor
 define san_smoke
 @$(call san_configure,$(SAN_SMOKE_BUILD)) "-DLMX_TEST_LAYERS=$(SAN_SMOKE_LAYERS)" "-DLMX_FUZZ_TARGETS=$(SAN_SMOKE_FUZZ)" >/dev/null
 @cmake --build $(SAN_SMOKE_BUILD) -j $(JOBS) --target lmx_tests

@@ -6,7 +6,8 @@
 Seeds come from ../shared/data (real tokenizers, configs, chat templates), cut down to a
 few hundred vocabulary entries so that one execution stays fast, plus small hand-made
 inputs written here (tool-call texts, request bodies, safetensors and prompt-cache files).
-Nothing is downloaded; nothing from ../shared/data is committed.
+The image targets' seeds are this repository's own test images and processor cases
+(tests/data/vision). Nothing is downloaded; nothing from ../shared/data is committed.
 """
 import json
 import pathlib
@@ -34,6 +35,8 @@ def main():
         "tool_calls": tool_call_seeds(),
         "request_body": request_body_seeds(),
         "session": session_seeds(),
+        "image": image_seeds(),
+        "image_processor": image_processor_seeds(),
     }
     for target, items in seeds.items():
         d = out / target
@@ -318,6 +321,21 @@ def session_seeds():
                                              "messages": turn[:n], "template_context": ctx,
                                              "ledger": list(range(1, 1 + 4 * n))}))
             for n, ctx in ((0, None), (2, {"enable_thinking": False}), (3, None))]
+
+
+VISION = pathlib.Path("tests/data/vision")
+
+
+def image_seeds():
+    """The decoder tests' images (every format and colour mode, EXIF, the damaged ones)."""
+    files = sorted(p for p in (VISION / "decode").rglob("*") if p.is_file() and not p.name.endswith(".expected.png"))
+    return [(p.relative_to(VISION / "decode").as_posix().replace("/", "_"), p.read_bytes()) for p in files]
+
+
+def image_processor_seeds():
+    """Each processor case's config, as preprocessor_config.json text."""
+    cases = json.loads((VISION / "processors" / "cases.json").read_text())["cases"]
+    return [(case["name"] + ".json", json.dumps(case["config"])) for case in cases]
 
 
 if __name__ == "__main__":
