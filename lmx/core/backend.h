@@ -341,6 +341,12 @@ class Backend {
     no_kernel("gated_delta_scan");
   }
 
+  // Optimizers ---------------------------------------------------------------------
+  virtual void adam_step(const kernels::AdamStepArgs& args) {
+    (void)args;
+    no_kernel("adam_step");
+  }
+
  protected:
   [[noreturn]] void no_kernel(const char* op) const {
     throw Unsupported(std::string(op) + ": no kernel for device " + device().str() + " in this build");

@@ -128,6 +128,23 @@ enum class ArithmeticKernel : uint8_t { add, sub, mul, div, maximum, minimum, po
 // Compares in double; the output is bool (u8 0 / 1).
 enum class CompareKernel : uint8_t { eq, ne, lt, le, gt, ge };
 
+// One Adam / AdamW step over n contiguous f32 values, each operation rounded to f32 in
+// this order (so that it equals the same step composed of element-wise ops bit for bit):
+//   m = m * beta1 + g * one_minus_beta1;   v = v * beta2 + (g * g) * one_minus_beta2
+//   w_out = w * decay - ((m / m_divisor) / (sqrt(v / v_divisor) + eps)) * lr
+// m and v are updated in place; w_out may equal w. divisor 1 (no bias correction) and
+// decay 1 (no weight decay) leave the values as they are.
+struct AdamStepArgs {
+  const float* w = nullptr;
+  const float* g = nullptr;
+  float* m = nullptr;
+  float* v = nullptr;
+  float* w_out = nullptr;
+  int64_t n = 0;
+  float beta1 = 0, one_minus_beta1 = 0, beta2 = 0, one_minus_beta2 = 0;
+  float m_divisor = 1, v_divisor = 1, decay = 1, eps = 0, lr = 0;
+};
+
 struct AttentionArgs {
   int64_t batch = 1;
   // q_heads is a multiple of kv_heads (GQA): q head h reads kv head

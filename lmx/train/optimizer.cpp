@@ -6,6 +6,7 @@
 
 #include "lmx/base/error.h"
 #include "lmx/core/ops/elementwise.h"
+#include "lmx/core/ops/optimizer.h"
 #include "lmx/core/ops/reduce.h"
 
 namespace lmx::train {
@@ -54,6 +55,19 @@ void Optimizer::step(float lr) {
       continue;
     }
     const double b1 = o_.beta1, b2 = o_.beta2;
+    if (w.dtype() == Dtype::f32 && g.dtype() == Dtype::f32) {  // one op, the same values as the steps below
+      if (!m_[i].defined()) m_[i] = Tensor::zeros(w.shape(), Dtype::f32, w.device());
+      if (!v_[i].defined()) v_[i] = Tensor::zeros(w.shape(), Dtype::f32, w.device());
+      ops::AdamStepScalars s;
+      s.beta1 = b1, s.beta2 = b2, s.eps = o_.eps, s.lr = a;
+      if (o_.bias_correction) {
+        s.m_divisor = 1.0 - std::pow(b1, static_cast<double>(t_));
+        s.v_divisor = 1.0 - std::pow(b2, static_cast<double>(t_));
+      }
+      if (o_.kind == OptimizerKind::adamw && o_.weight_decay != 0.0f) s.decay = 1.0 - a * o_.weight_decay;
+      p.set_value(ops::adam_step(w, g, m_[i], v_[i], s));
+      continue;
+    }
     Tensor m = m_[i].defined() ? m_[i] : Tensor::zeros(w.shape(), Dtype::f32, w.device());
     Tensor v = v_[i].defined() ? v_[i] : Tensor::zeros(w.shape(), Dtype::f32, w.device());
     m_[i] = ops::add(ops::mul(m, b1), ops::mul(g, 1.0 - b1));

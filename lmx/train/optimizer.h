@@ -1,7 +1,8 @@
 // Optimizers over autograd leaves, as MLX's (mlx.optimizers) define them: SGD (with
 // momentum), Adam and AdamW (no bias correction unless asked, MLX's default), Adafactor
-// (factored second moments for matrices), plus gradient clipping by global norm. The update is composed of lmx::ops, so it runs where
-// the parameters live.
+// (factored second moments for matrices), plus gradient clipping by global norm. The update is made of
+// lmx::ops, so it runs where the parameters live; Adam / AdamW on f32 parameters is one op
+// (ops::adam_step), others a composition of element-wise ops.
 #pragma once
 
 #include <memory>

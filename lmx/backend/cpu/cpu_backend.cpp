@@ -12,6 +12,7 @@
 #include "lmx/backend/cpu/cpu_features.h"
 #include "lmx/backend/cpu/matmul.h"
 #include "lmx/backend/cpu/norm.h"
+#include "lmx/backend/cpu/optimizer_step.h"
 #include "lmx/backend/cpu/quant_fp.h"
 #include "lmx/backend/cpu/quantized.h"
 #include "lmx/backend/cpu/rope.h"
@@ -214,6 +215,7 @@ class CpuBackend final : public Backend {
   void gated_delta_scan(const kernels::GatedDeltaArgs& args) override {
     cpu::gated_delta_scan(args, ThreadPool::global());
   }
+  void adam_step(const kernels::AdamStepArgs& args) override { cpu::adam_step(args); }
 
  private:
   // Rows [r0, r1) split over the pool, at least 16 rows per range.

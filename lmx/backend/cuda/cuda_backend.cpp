@@ -31,6 +31,7 @@
 #include "lmx/backend/cuda/matvec_kernels.h"
 #include "lmx/backend/cuda/nn_kernels.h"
 #include "lmx/backend/cuda/quant_gemm_few.h"
+#include "lmx/backend/cuda/optimizer_kernels.h"
 #include "lmx/backend/cuda/scan_kernels.h"
 #include "lmx/base/env_switch.h"
 #include "lmx/base/error.h"
@@ -712,6 +713,13 @@ class CudaBackend final : public Backend, public GraphBackend {
     const detail::GatedDelta l{a.batch, a.seq, a.k_heads, a.v_heads, a.k_dim, a.v_dim, a.q, a.k, a.v,
                                a.g,     a.beta, a.state,  a.out};
     launch("gated_delta_scan", [&] { return detail::launch_gated_delta_scan(l, stream_); });
+  }
+  void adam_step(const kernels::AdamStepArgs& a) override {
+    use_device();
+    const detail::AdamStep l{a.w,         a.g,         a.m,     a.v,   a.w_out, a.n,
+                             a.beta1,     a.one_minus_beta1,    a.beta2,     a.one_minus_beta2,
+                             a.m_divisor, a.v_divisor, a.decay, a.eps, a.lr};
+    launch("adam_step", [&] { return detail::launch_adam_step(l, stream_); });
   }
 
   std::optional<size_t> recommended_working_set(size_t reserve_bytes) override {
