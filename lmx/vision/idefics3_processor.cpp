@@ -13,6 +13,9 @@ namespace lmx::vision::detail {
 namespace {
 
 constexpr int kMaxImageSize = 4096;  // transformers' MAX_IMAGE_SIZE for Idefics3
+// Tiles of one image: transformers sets none (a 4096-pixel image at max_image_size 364 is 12 x 12);
+// ours keeps a tiny max_image_size from cutting millions of them.
+constexpr int64_t kMaxTiles = 4096;
 
 class Idefics3Processor : public ImageProcessor {
  public:
@@ -91,6 +94,12 @@ class Idefics3Processor : public ImageProcessor {
       image = resize(image, w, h, resample_);
       if (image.height > tile_ || image.width > tile_) {
         const int rows = (image.height - tile_) / tile_ + 1, cols = (image.width - tile_) / tile_ + 1;
+        if (int64_t{rows} * cols > kMaxTiles) {
+          throw InvalidArgument(label_ + ": max_image_size's longest_edge " + std::to_string(tile_) + " cuts a " +
+                                std::to_string(image.width) + "x" + std::to_string(image.height) + " image into " +
+                                std::to_string(rows) + " x " + std::to_string(cols) + " tiles, past the limit of " +
+                                std::to_string(kMaxTiles));
+        }
         for (int r = 0; r < rows; ++r)
           for (int c = 0; c < cols; ++c) frames.push_back(crop(image, c * tile_, r * tile_, tile_, tile_));
         tile_rows.i64.back() = rows;

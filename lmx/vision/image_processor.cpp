@@ -37,6 +37,26 @@ const Family kFamilies[] = {
     {"PixtralImageProcessor", detail::make_pixtral_processor},
 };
 
+// A family's processor whose errors name the config they came from: the limits below the
+// processors (resize's pixel limit) do not know it.
+class Labeled final : public ImageProcessor {
+ public:
+  Labeled(std::unique_ptr<ImageProcessor> inner, std::string label) : inner_(std::move(inner)), label_(std::move(label)) {}
+  std::string_view type() const override { return inner_->type(); }
+  ProcessorOutput process(const std::vector<Image>& images) const override {
+    try {
+      return inner_->process(images);
+    } catch (const InvalidArgument& e) {
+      if (std::string_view(e.what()).starts_with(label_)) throw;
+      throw InvalidArgument(label_ + ": " + e.what());
+    }
+  }
+
+ private:
+  std::unique_ptr<ImageProcessor> inner_;
+  std::string label_;
+};
+
 std::string strip_suffix(std::string type) {
   for (const char* suffix : {"Fast", "Pil"}) {
     const std::string s = suffix;
@@ -69,7 +89,7 @@ std::unique_ptr<ImageProcessor> make_image_processor(std::string_view json_text,
   }
   const std::string type = strip_suffix(it->get<std::string>());
   for (const auto& f : kFamilies) {
-    if (type == f.type) return f.make(detail::ConfigReader(config, label));
+    if (type == f.type) return std::make_unique<Labeled>(f.make(detail::ConfigReader(config, label)), label);
   }
   std::string known;
   for (const auto& f : kFamilies) known += std::string(known.empty() ? "" : ", ") + f.type;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <string>
 
 #include "lmx/base/error.h"
 
@@ -24,6 +26,11 @@ std::pair<int, int> qwen_smart_resize(int height, int width, int factor, int64_t
     const double beta = std::sqrt(static_cast<double>(min_pixels) / area);
     h = static_cast<int64_t>(std::ceil(height * beta / factor)) * factor;
     w = static_cast<int64_t>(std::ceil(width * beta / factor)) * factor;
+  }
+  if (h * w > max_resize_pixels() || h > std::numeric_limits<int>::max() || w > std::numeric_limits<int>::max()) {
+    throw InvalidArgument("min_pixels " + std::to_string(min_pixels) + " / max_pixels " + std::to_string(max_pixels) +
+                          " ask for a " + std::to_string(w) + "x" + std::to_string(h) + " image, past the limit of " +
+                          std::to_string(max_resize_pixels()) + " pixels");
   }
   return {static_cast<int>(h), static_cast<int>(w)};
 }
@@ -97,8 +104,8 @@ std::vector<int64_t> append_qwen_image(ProcessorTensor& pixels, const Image& ima
                                table, temporal, patch, merge);
   }
   const int gh = height / patch, gw = width / patch, band_rows = patch * merge;
+  RowResizer resizer(image, width, height, filter);  // first: it checks the target against the limits
   float* out = grow_rows(pixels, static_cast<int64_t>(gh) * gw, static_cast<size_t>(3) * temporal * patch * patch);
-  RowResizer resizer(image, width, height, filter);
   std::vector<uint8_t> band(static_cast<size_t>(band_rows) * width * 3);
   const std::vector<const uint8_t*> bands(static_cast<size_t>(temporal), band.data());
   for (int bh = 0; bh < gh / merge; ++bh) {

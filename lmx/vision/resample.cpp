@@ -1,6 +1,7 @@
 #include "lmx/vision/resample.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -134,12 +135,30 @@ Resample resample_from_pil(int code, std::string_view field) {
   return static_cast<Resample>(code);
 }
 
-Image resize(const Image& in, int width, int height, Resample filter, FixedPoint fixed) {
+namespace {
+
+std::atomic<int64_t> g_max_resize_pixels{2 * 89'478'485LL};
+
+void check_target(const Image& in, int width, int height) {
   if (width <= 0 || height <= 0 || in.width <= 0 || in.height <= 0) {
-    throw InvalidArgument("resize: cannot resize " + std::to_string(in.width) + "x" +
-                          std::to_string(in.height) + " to " + std::to_string(width) + "x" +
-                          std::to_string(height));
+    throw InvalidArgument("resize: cannot resize " + std::to_string(in.width) + "x" + std::to_string(in.height) +
+                          " to " + std::to_string(width) + "x" + std::to_string(height));
   }
+  const int64_t pixels = int64_t{width} * height, limit = max_resize_pixels();
+  if (pixels > limit) {
+    throw InvalidArgument("resize: a " + std::to_string(width) + "x" + std::to_string(height) + " target (" +
+                          std::to_string(pixels) + " pixels) is past the limit of " + std::to_string(limit) +
+                          " pixels: the processor's size settings ask for more than a vision model takes");
+  }
+}
+
+}  // namespace
+
+int64_t max_resize_pixels() { return g_max_resize_pixels.load(std::memory_order_relaxed); }
+void set_max_resize_pixels(int64_t pixels) { g_max_resize_pixels.store(pixels, std::memory_order_relaxed); }
+
+Image resize(const Image& in, int width, int height, Resample filter, FixedPoint fixed) {
+  check_target(in, width, height);
   if (width == in.width && height == in.height) return in;
   if (filter == Resample::kNearest) return nearest(in, width, height);
   Image out = make_image(width, height);
@@ -175,11 +194,7 @@ struct RowResizer::Plan {
 };
 
 RowResizer::RowResizer(const Image& in, int width, int height, Resample filter, FixedPoint fixed) {
-  if (width <= 0 || height <= 0 || in.width <= 0 || in.height <= 0) {
-    throw InvalidArgument("resize: cannot resize " + std::to_string(in.width) + "x" +
-                          std::to_string(in.height) + " to " + std::to_string(width) + "x" +
-                          std::to_string(height));
-  }
+  check_target(in, width, height);
   const Filter f = filter_for(filter);
   plan_ = std::unique_ptr<Plan>(new Plan{.in = in, .width = width, .height = height,
                                          .need_h = width != in.width, .need_v = height != in.height});

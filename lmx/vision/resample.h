@@ -24,7 +24,14 @@ Resample resample_from_pil(int code, std::string_view field);
 // runs for uint8 images and so transformers' video processors.
 enum class FixedPoint { kPillow, kTorchUint8 };
 
-// lmx::InvalidArgument for a size that is not positive.
+// The most pixels a resize may produce (its target's width x height): twice Pillow's
+// MAX_IMAGE_PIXELS, the decoders' limit too. A processor config whose sizes ask for more
+// gets an lmx::InvalidArgument naming the target, not gigabytes of allocation.
+// set_max_resize_pixels lowers it (the fuzz targets do); it applies to resizes started after.
+int64_t max_resize_pixels();
+void set_max_resize_pixels(int64_t pixels);
+
+// lmx::InvalidArgument for a size that is not positive or past max_resize_pixels().
 Image resize(const Image& image, int width, int height, Resample filter, FixedPoint fixed = FixedPoint::kPillow);
 
 // The same resize, a band of rows at a time (what a processor that consumes a few rows at
@@ -32,7 +39,7 @@ Image resize(const Image& image, int width, int height, Resample filter, FixedPo
 // along x). Not for kNearest. `image` must outlive it.
 class RowResizer {
  public:
-  // lmx::InvalidArgument for a size that is not positive or for kNearest.
+  // lmx::InvalidArgument for a size that is not positive or past max_resize_pixels(), or for kNearest.
   RowResizer(const Image& image, int width, int height, Resample filter, FixedPoint fixed = FixedPoint::kPillow);
   ~RowResizer();
   RowResizer(const RowResizer&) = delete;

@@ -7,6 +7,7 @@
 
 #include "lmx/vision/image.h"
 #include "lmx/vision/image_processor.h"
+#include "lmx/vision/resample.h"
 #include "tests/fuzz/fuzz_target.h"
 
 namespace {
@@ -22,6 +23,10 @@ lmx::vision::Image pattern(int width, int height) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::vector<lmx::vision::Image> images = {pattern(29, 41), pattern(97, 13)};
+  // 2 megapixels at most a resize (the default is ~179): a config may still ask for up to
+  // the limit, and that must stay within libFuzzer's time and memory limits under ASan.
+  static const bool limited = (lmx::vision::set_max_resize_pixels(int64_t{1} << 21), true);
+  (void)limited;
   return lmx::fuzz::guarded([&] {
     auto processor = lmx::vision::make_image_processor(lmx::fuzz::as_text(data, size), "preprocessor_config.json");
     for (const lmx::vision::Image& image : images) {

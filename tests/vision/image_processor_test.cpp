@@ -13,6 +13,7 @@
 #include "lmx/base/error.h"
 #include "lmx/io/safetensors.h"
 #include "lmx/vision/image_decode.h"
+#include "lmx/vision/resample.h"
 #include "tests/vision/vision_test_util.h"
 
 namespace lmx::vision {
@@ -111,6 +112,43 @@ TEST(ImageProcessor, ExtremeAspectRatioNamesTheImage) {
   } catch (const InvalidArgument& e) {
     EXPECT_NE(std::string(e.what()).find("wide_100000x4.png"), std::string::npos) << e.what();
   }
+}
+
+// Sizes no vision model takes (found by the image_processor fuzz target: these ended in
+// std::bad_alloc): a clear InvalidArgument naming the config before gigabytes are allocated.
+TEST(ImageProcessor, SizesPastTheLimitsAreRefusedNamingTheConfig) {
+  Image small = make_image(29, 41);
+  for (uint8_t& v : small.rgb) v = static_cast<uint8_t>(&v - small.rgb.data());
+  auto expect_refused = [&](const std::string& json, const std::string& part) {
+    auto p = make_image_processor(json, "cfg.json");
+    try {
+      p->process({small});
+      ADD_FAILURE() << "processed: " << json;
+    } catch (const InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find("cfg.json"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    }
+  };
+  expect_refused(R"({"image_processor_type": "SiglipImageProcessor", "size": {"height": 90000, "width": 90000}})",
+                 "past the limit of 178956970 pixels");
+  expect_refused(R"({"image_processor_type": "SmolVLMImageProcessor", "size": {"longest_edge": 100000},
+                     "max_image_size": {"longest_edge": 100000}})",
+                 "past the limit");
+  expect_refused(R"({"image_processor_type": "Qwen2VLImageProcessor", "min_pixels": 40000000000,
+                     "max_pixels": 80000000000})",
+                 "past the limit");
+  expect_refused(R"({"image_processor_type": "Idefics3ImageProcessor", "size": {"longest_edge": 4096},
+                     "max_image_size": {"longest_edge": 16}})",
+                 "tiles, past the limit of 4096");
+  // The limit is settable (the fuzz targets lower it) and applies to the next resize.
+  const int64_t before = max_resize_pixels();
+  set_max_resize_pixels(1000);
+  expect_refused(R"({"image_processor_type": "SiglipImageProcessor", "size": {"height": 32, "width": 32}})",
+                 "1024 pixels) is past the limit of 1000");
+  set_max_resize_pixels(before);
+  auto fine = make_image_processor(R"({"image_processor_type": "SiglipImageProcessor", "size": {"height": 32, "width": 32}})",
+                                   "cfg.json");
+  EXPECT_EQ(fine->process({small}).at("pixel_values").shape, (std::vector<int64_t>{1, 3, 32, 32}));
 }
 
 }  // namespace
