@@ -36,9 +36,10 @@ double median(std::vector<double> v) {
 void run_vision_bench(const VisionBenchArgs& a) {
   apply_threads(a.threads);
   if (a.runs < 1 || a.prompt_tokens < 0) throw InvalidArgument("bench --image: -n must be >= 1, -p >= 0");
-  Backend& backend = backend_for(Device::cpu());
+  const Device device = device_arg(a.device);
+  Backend& backend = backend_for(device);
   const auto folder = resolve_model_arg(a.model);
-  models::LoadedModel loaded = models::load_model(folder);
+  models::LoadedModel loaded = models::load_model(folder, models::LoadOptions{.device = device});
   auto* vlm = dynamic_cast<models::vlm::VisionLanguageModel*>(loaded.model.get());
   if (!vlm) throw InvalidArgument("bench --image: " + loaded.model->model_type() + " is not a vision-language model");
   auto processor = vision::load_image_processor(folder);
