@@ -68,7 +68,8 @@ def load_model(out):
     for kwargs in (dict(dtype=torch.bfloat16, device_map="cuda"), dict(torch_dtype=torch.bfloat16, device_map="cuda"),
                    dict(torch_dtype=torch.bfloat16)):
         try:
-            return cls.from_pretrained(out, attn_implementation="sdpa", **kwargs).to("cuda")
+            model = cls.from_pretrained(out, attn_implementation="sdpa", **kwargs)
+            return model if next(model.parameters()).is_cuda else model.to("cuda")
         except (TypeError, ValueError, ImportError) as e:
             print("from_pretrained(%s) failed: %r" % (sorted(kwargs), e), file=sys.stderr)
     raise SystemExit("could not load " + out)
