@@ -1,7 +1,9 @@
-// Qwen2-VL on the GPU against the CPU and against transformers: the committed tiny fixture
-// (tests/data/vision/models/qwen2_vl, two images, made by tools/fixtures/make_vlm_fixtures.py)
-// loaded on both devices; the projected image features and the logits of the whole prompt,
-// f32 and bf16 weights, and greedy decoding after the image prompt.
+// The Qwen2-VL families on the GPU against the CPU and against transformers: the committed
+// tiny fixtures (tests/data/vision/models/qwen2_vl: two images; qwen2_5_vl: one image over
+// two attention windows; qwen3_vl: two images, learned positions, DeepStack; made by
+// tools/fixtures/make_vlm_fixtures.py) loaded on both devices; the projected image features
+// and the logits of the whole prompt, f32 and bf16 weights, and greedy decoding after the
+// image prompt.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -58,12 +60,12 @@ Loaded load(const fs::path& dir, Device device, Dtype dtype) {
   return l;
 }
 
-class CudaQwen2VL : public testing::CudaTest {
+class CudaQwen2VL : public testing::CudaTest, public ::testing::WithParamInterface<std::string> {
  protected:
   void SetUp() override {
     testing::CudaTest::SetUp();
     if (IsSkipped()) return;
-    dir_ = fixture("qwen2_vl");
+    dir_ = fixture(GetParam());
     if (!fs::exists(dir_ / "reference.safetensors")) GTEST_SKIP() << "no fixture at " << dir_;
     ref_.emplace(io::SafetensorsFile::open(dir_ / "reference.safetensors"));
     ids_ = read(*ref_, "input_ids");
@@ -85,7 +87,7 @@ class CudaQwen2VL : public testing::CudaTest {
 
 // f32 weights: the GPU's features and logits equal the CPU's and transformers' within 1e-4
 // (max |diff| / max(1, max |want|)), and the GPU's outputs stay on the GPU.
-TEST_F(CudaQwen2VL, F32FeaturesAndLogitsMatchCpuAndTransformers) {
+TEST_P(CudaQwen2VL, F32FeaturesAndLogitsMatchCpuAndTransformers) {
   Loaded cpu = load(dir_, Device::cpu(), Dtype::f32), gpu = load(dir_, Device::cuda(), Dtype::f32);
   ASSERT_NE(gpu.vlm, nullptr);
   EXPECT_TRUE(gpu.vlm->image_features(images_).device().is_cuda());
@@ -93,8 +95,8 @@ TEST_F(CudaQwen2VL, F32FeaturesAndLogitsMatchCpuAndTransformers) {
   const auto [gf, gl] = run(*gpu.vlm);
   const double ef = relative_error(gf, cf), el = relative_error(gl, cl);
   const double rf = relative_error(gf, read(*ref_, "image_features")), rl = relative_error(gl, read(*ref_, "logits"));
-  std::printf("qwen2_vl f32 GPU vs CPU: features %.3g logits %.3g; vs transformers: features %.3g logits %.3g\n", ef,
-              el, rf, rl);
+  std::printf("%s f32 GPU vs CPU: features %.3g logits %.3g; vs transformers: features %.3g logits %.3g\n",
+              GetParam().c_str(), ef, el, rf, rl);
   EXPECT_LE(ef, 1e-4);
   EXPECT_LE(el, 1e-4);
   EXPECT_LE(rf, 1e-4);
@@ -104,14 +106,14 @@ TEST_F(CudaQwen2VL, F32FeaturesAndLogitsMatchCpuAndTransformers) {
 // bf16 weights: the GPU rounds GEMM inputs and attention's K / V (and q) to bf16 where the
 // CPU keeps f32 activations, so the bound is the bf16 parity tests' 3e-2 for logits, 5e-2
 // for the features (the tower's output before the text model's final norm).
-TEST_F(CudaQwen2VL, Bf16FeaturesAndLogitsStayWithinBf16RoundingOfTheCpu) {
+TEST_P(CudaQwen2VL, Bf16FeaturesAndLogitsStayWithinBf16RoundingOfTheCpu) {
   Loaded cpu = load(dir_, Device::cpu(), Dtype::bf16), gpu = load(dir_, Device::cuda(), Dtype::bf16);
   const auto [cf, cl] = run(*cpu.vlm);
   const auto [gf, gl] = run(*gpu.vlm);
   const double ef = relative_error(gf, cf), el = relative_error(gl, cl);
   const double rl = relative_error(gl, read(*ref_, "logits"));
-  std::printf("qwen2_vl bf16 GPU vs bf16 CPU: features %.3g logits %.3g; GPU vs transformers f32 logits %.3g\n", ef,
-              el, rl);
+  std::printf("%s bf16 GPU vs bf16 CPU: features %.3g logits %.3g; GPU vs transformers f32 logits %.3g\n",
+              GetParam().c_str(), ef, el, rl);
   EXPECT_LE(ef, 5e-2);
   EXPECT_LE(el, 3e-2);
   EXPECT_LE(rl, 3e-2);
@@ -119,7 +121,7 @@ TEST_F(CudaQwen2VL, Bf16FeaturesAndLogitsStayWithinBf16RoundingOfTheCpu) {
 
 // Prefill of the image prompt into a cache, then 8 greedy steps on each device (the M-RoPE
 // positions continue after the image): the same tokens, logits within 1e-4 at every step.
-TEST_F(CudaQwen2VL, GreedyDecodingAfterTheImageEqualsTheCpu) {
+TEST_P(CudaQwen2VL, GreedyDecodingAfterTheImageEqualsTheCpu) {
   Loaded cpu = load(dir_, Device::cpu(), Dtype::f32), gpu = load(dir_, Device::cuda(), Dtype::f32);
   auto caches = [](const VisionLanguageModel& m) {
     nn::KVCacheList c;
@@ -154,11 +156,11 @@ TEST_F(CudaQwen2VL, GreedyDecodingAfterTheImageEqualsTheCpu) {
 }
 
 // A weight left on the host of a GPU model is an error naming both devices, not a copy.
-TEST_F(CudaQwen2VL, AWeightOnAnotherDeviceIsAnError) {
+TEST_P(CudaQwen2VL, AWeightOnAnotherDeviceIsAnError) {
   Loaded gpu = load(dir_, Device::cuda(), Dtype::f32);
   int moved = 0;
   for (auto& p : gpu.loaded.model->parameters()) {
-    if (p.name != "vision_tower.merger.mlp.0.weight") continue;
+    if (p.name != "vision_tower.merger.mlp.0.weight" && p.name != "vision_tower.merger.linear_fc1.weight") continue;
     *p.tensor = p.tensor->to(Device::cpu());
     ++moved;
   }
@@ -172,6 +174,8 @@ TEST_F(CudaQwen2VL, AWeightOnAnotherDeviceIsAnError) {
     EXPECT_NE(what.find("cuda"), std::string::npos) << what;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Families, CudaQwen2VL, ::testing::Values("qwen2_vl", "qwen2_5_vl", "qwen3_vl"));
 
 }  // namespace
 }  // namespace lmx
