@@ -54,6 +54,7 @@ void add_bench_command(CLI::App& app) {
       if (bench->count("-p")) v.prompt_tokens = m->prompt_tokens;
       v.runs = m->runs;
       v.threads = m->threads;
+      v.device = m->device;
       v.json = m->json;
       run_vision_bench(v);
       return;

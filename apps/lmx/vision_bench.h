@@ -1,7 +1,9 @@
 // `lmx bench --image PATH --model M`: a vision-language model's image path, median of runs:
 // image preprocessing (decode, then the folder's image processor), the vision encoder
 // (tower and projector), and the prefill of a prompt holding the image (tokens/s, the
-// encoder included, as a generation's first step runs it).
+// encoder included, as a generation's first step runs it). --device cuda runs the tower,
+// the projector and the text model on the GPU; every timing ends with the device
+// synchronised.
 #pragma once
 
 #include <string>
@@ -14,6 +16,7 @@ struct VisionBenchArgs {
   int prompt_tokens = 64;  // text tokens around the image's placeholders
   int runs = 3;
   int threads = 0;
+  std::string device = "cpu";
   bool json = false;
 };
 

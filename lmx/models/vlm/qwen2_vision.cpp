@@ -135,7 +135,9 @@ Qwen2VisionTower::Qwen2VisionTower(const Qwen2VisionOptions& o) : o_(o) {
   }
 }
 
-void Qwen2VisionTower::contexts(const std::vector<GridThw>& grids, nn::AttentionContext& full,
+Device Qwen2VisionTower::device() const { return merger_->fc1->bias().device(); }
+
+void Qwen2VisionTower::contexts(const std::vector<GridThw>& grids, Device device, nn::AttentionContext& full,
                                 nn::AttentionContext& windowed) const {
   const int64_t head_dim = o_.embed_dim / o_.heads, spatial = head_dim / 2, m = o_.merge;
   std::vector<float> inv(static_cast<size_t>(spatial / 2));
@@ -165,6 +167,10 @@ void Qwen2VisionTower::contexts(const std::vector<GridThw>& grids, nn::Attention
   }
   const int64_t n = static_cast<int64_t>(full.blocks.size());
   std::tie(full.cos, full.sin) = nn::rotary_tables(angles, n);
+  full.cos = full.cos.to(device);
+  full.sin = full.sin.to(device);
+  // One frame: the mask of its block would hide nothing (and cost an [n, n] mask per layer).
+  if (frame == 1) full.blocks.clear();
   windowed.cos = full.cos;
   windowed.sin = full.sin;
 }
@@ -212,14 +218,16 @@ Tensor Qwen2VisionTower::learned_positions(const std::vector<GridThw>& grids) co
   }
   const auto patches = static_cast<int64_t>(idx.size() / 4);
   Tensor rows = pos_embed_->forward(Tensor::from_vector(idx, {patches, 4}));  // [patches, 4, embed]
-  return ops::sum(ops::mul(rows, Tensor::from_vector(wts, {patches, 4, 1})), 1);
+  return ops::sum(ops::mul(rows, Tensor::from_vector(wts, {patches, 4, 1}).to(rows.device())), 1);
 }
 
 Tensor Qwen2VisionTower::run_blocks(const Tensor& pixel_values, const std::vector<GridThw>& grids,
                                     std::vector<Tensor>* kept) const {
+  const Device device = this->device();
   nn::AttentionContext full, windowed;
-  contexts(grids, full, windowed);
-  Tensor x = patch_embed_->proj->forward_patches(pixel_values.to(Dtype::f32));  // [N, embed]
+  contexts(grids, device, full, windowed);
+  // The host's pixel values move to the weights' device here, the one copy of the call.
+  Tensor x = patch_embed_->proj->forward_patches(pixel_values.to(Dtype::f32).to(device));  // [N, embed]
   if (pos_embed_) x = ops::add(x, learned_positions(grids));
   x = x.reshape({1, x.dim(0), x.dim(1)});
   for (size_t i = 0; i < blocks_.size(); ++i) {

@@ -46,12 +46,16 @@ class Qwen2VisionTower : public nn::Module {
  public:
   explicit Qwen2VisionTower(const Qwen2VisionOptions& o);
   // pixel_values [patches, channels * temporal_patch * patch^2] in the processor's order
-  // -> the blocks' output [patches, embed_dim] (transformers' last_hidden_state).
+  // -> the blocks' output [patches, embed_dim] (transformers' last_hidden_state), on the
+  // tower's device: pixel_values (from the host's processor) and the tables made on the
+  // host (rotation, blocks) are moved there explicitly, once per call.
   Tensor encode(const Tensor& pixel_values, const std::vector<GridThw>& grids) const;
   // encode() through the merger: [patches / merge^2, out_hidden]; then Qwen3-VL's DeepStack
   // features (the outputs of its deepstack blocks through their mergers), same shape.
   std::vector<Tensor> forward(const Tensor& pixel_values, const std::vector<GridThw>& grids) const;
   int64_t merge() const { return o_.merge; }
+  // Where the weights live (Module::to moved them all together).
+  Device device() const;
 
  private:
   struct PatchEmbed : nn::Module {
@@ -67,8 +71,10 @@ class Qwen2VisionTower : public nn::Module {
     int64_t width = 0;
     bool post_shuffle = false;
   };
-  // The rotation of every patch and the blocks of full and windowed attention.
-  void contexts(const std::vector<GridThw>& grids, nn::AttentionContext& full, nn::AttentionContext& windowed) const;
+  // The rotation of every patch (on `device`) and the blocks of full and windowed attention;
+  // no blocks for full attention over a single frame (every patch sees every patch).
+  void contexts(const std::vector<GridThw>& grids, Device device, nn::AttentionContext& full,
+                nn::AttentionContext& windowed) const;
   // Qwen3-VL: the learned positions resampled to each grid, in the patches' order.
   Tensor learned_positions(const std::vector<GridThw>& grids) const;
   // encode(), keeping the outputs of the DeepStack blocks.

@@ -244,8 +244,8 @@ bool Qwen2VL::attention_context(const Tensor& tokens, const nn::KVCacheList* cac
         }
       }
       auto [cos, sin] = nn::rotary_tables(angles, B * L);
-      ctx.cos = cos.reshape({B, 1, L, 2 * half});
-      ctx.sin = sin.reshape({B, 1, L, 2 * half});
+      ctx.cos = cos.reshape({B, 1, L, 2 * half}).to(tower_->device());
+      ctx.sin = sin.reshape({B, 1, L, 2 * half}).to(tower_->device());
       return true;
     }
   } else if (offset == 0) {
@@ -276,6 +276,9 @@ bool Qwen2VL::attention_context(const Tensor& tokens, const nn::KVCacheList* cac
     }
   }
   std::tie(ctx.cos, ctx.sin) = nn::rotary_tables(angles, L);
+  // The tables are made on the host; the text model's layers run where the weights are.
+  ctx.cos = ctx.cos.to(tower_->device());
+  ctx.sin = ctx.sin.to(tower_->device());
   return true;
 }
 
