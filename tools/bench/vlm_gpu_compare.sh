@@ -8,7 +8,8 @@
 #   LMX=build-cuda/apps/lmx/lmx tools/bench/vlm_gpu_compare.sh WORK_DIR OUT_DIR
 # Four timed processes in turn: transformers, lmx, transformers, lmx; then one lmx run under
 # LMX_CUDA_PROFILE (per-op launch counts and device time; not a timing). Writes hf_1.json,
-# lmx_1.json, hf_2.json, lmx_2.json, lmx_staged.json, lmx_profile.txt and summary.txt to OUT_DIR.
+# lmx_1.json, hf_2.json, lmx_2.json, lmx_profile.txt and summary.txt to OUT_DIR. PAIRS=1: the first
+# transformers / lmx pair only.
 set -u
 W=${1:?work dir}
 O=${2:?out dir}
@@ -22,13 +23,12 @@ timeout 180 python3 tools/bench/qwen2vl_hf_cuda_bench.py make "$W" --runs "$RUNS
 echo "transformers (make) rc=$?"; tail -3 "$O/hf_1.err"
 ls -la "$W/model" 2>&1 | head -20
 bench "$RUNS" > "$O/lmx_1.json" 2> "$O/lmx_1.err"; echo "lmx rc=$?"; tail -3 "$O/lmx_1.err"
-timeout 120 python3 tools/bench/qwen2vl_hf_cuda_bench.py time "$W" --runs "$RUNS" > "$O/hf_2.json" 2> "$O/hf_2.err"
-echo "transformers (load) rc=$?"; tail -3 "$O/hf_2.err"
-bench "$RUNS" > "$O/lmx_2.json" 2> "$O/lmx_2.err"; echo "lmx rc=$?"; tail -3 "$O/lmx_2.err"
-# Not part of the pairs: lmx with small host-to-device copies staged (LMX_CUDA_STAGED_COPIES=1,
-# off by default: the M-RoPE tables and the token ids then do not wait for the vision tower's
-# queued work), and one run under the profile.
-LMX_CUDA_STAGED_COPIES=1 bench "$RUNS" > "$O/lmx_staged.json" 2> "$O/lmx_staged.err"; echo "lmx staged rc=$?"
+if [ "${PAIRS:-2}" -ge 2 ]; then  # PAIRS=1: the first pair only (a short device call)
+  timeout 120 python3 tools/bench/qwen2vl_hf_cuda_bench.py time "$W" --runs "$RUNS" > "$O/hf_2.json" 2> "$O/hf_2.err"
+  echo "transformers (load) rc=$?"; tail -3 "$O/hf_2.err"
+  bench "$RUNS" > "$O/lmx_2.json" 2> "$O/lmx_2.err"; echo "lmx rc=$?"; tail -3 "$O/lmx_2.err"
+fi
+# Not part of the pairs: one run under the profile.
 LMX_CUDA_PROFILE=1 bench 2 > /dev/null 2> "$O/lmx_profile.txt"; echo "lmx profile rc=$?"
 python3 - "$O" <<'PY' | tee "$O/summary.txt"
 import json, os, sys
@@ -40,6 +40,8 @@ def load(name):
         print(name, "unreadable:", repr(e))
         return None
 for i in (1, 2):
+    if not os.path.exists(os.path.join(o, "hf_%d.json" % i)):
+        continue
     hf, lm = load("hf_%d.json" % i), load("lmx_%d.json" % i)
     if hf:
         print("pair %d transformers: encoder %.2f ms, first token %.2f ms (%d tokens, %s, %s attn, transformers %s, %s)"
@@ -51,7 +53,4 @@ for i in (1, 2):
     if hf and lm:
         print("pair %d speed-up lmx / transformers: encoder %.2fx, encoder + prefill %.2fx"
               % (i, hf["encoder_ms"] / lm["vision_encoder_ms"], hf["first_token_ms"] / lm["prefill_ms"]))
-st = load("lmx_staged.json")
-if st:
-    print("lmx, LMX_CUDA_STAGED_COPIES=1: encoder %.2f ms, first token %.2f ms" % (st["vision_encoder_ms"], st["prefill_ms"]))
 PY
