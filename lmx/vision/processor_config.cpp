@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include <cmath>
+#include <cstdint>
 
 #include "lmx/base/error.h"
 
@@ -31,9 +32,16 @@ bool ConfigReader::flag(const char* key, bool fallback) const {
 int64_t ConfigReader::integer64(const char* key, int64_t fallback) const {
   const auto* v = find(key);
   if (!v) return fallback;
+  // int64's range: 2^63 is exact in a double, so every whole double below it converts.
+  constexpr double kInt64End = 9223372036854775808.0;
+  if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+    fail(key, "is out of range: " + v->dump());
+  }
   if (v->is_number_integer()) return v->get<int64_t>();
   if (v->is_number_float() && std::floor(v->get<double>()) == v->get<double>()) {
-    return static_cast<int64_t>(v->get<double>());
+    const double d = v->get<double>();
+    if (d >= kInt64End || d < -kInt64End) fail(key, "is out of range: " + v->dump());
+    return static_cast<int64_t>(d);
   }
   fail(key, "must be an integer");
 }
@@ -107,6 +115,19 @@ SizeDict ConfigReader::size(const char* key, SizeDict fallback, bool int_is_squa
   return s;
 }
 
+namespace {
+
+// A computed side of a resize target, refused when it passes int (a side that long is past
+// any resize's pixel limit anyway).
+int side(double v, const std::string& label) {
+  if (!(v < 2147483648.0)) {
+    throw InvalidArgument(label + ": size asks for a side of " + std::to_string(v) + " pixels, past the resize limit");
+  }
+  return static_cast<int>(v);
+}
+
+}  // namespace
+
 std::pair<int, int> resize_target(int height, int width, const SizeDict& size,
                                   const std::string& label) {
   if (size.shortest_edge && size.longest_edge) {
@@ -125,15 +146,15 @@ std::pair<int, int> resize_target(int height, int width, const SizeDict& size,
       return {height, width};
     }
     const double base = use_raw ? raw : target;
-    if (width < height) return {static_cast<int>(base * height / width), target};
-    return {target, static_cast<int>(base * width / height)};
+    if (width < height) return {side(base * height / width, label), target};
+    return {target, side(base * width / height, label)};
   }
   if (size.shortest_edge) {
     // get_resize_output_image_size(default_to_square=False): the short side to the size,
     // the long side scaled and truncated.
     const int s = size.shortest_edge;
     const int short_side = std::min(height, width), long_side = std::max(height, width);
-    const int new_long = static_cast<int>(static_cast<double>(s) * long_side / short_side);
+    const int new_long = side(static_cast<double>(s) * long_side / short_side, label);
     return width <= height ? std::pair{new_long, s} : std::pair{s, new_long};
   }
   if (size.height && size.width) return {size.height, size.width};

@@ -97,6 +97,11 @@ TEST(ImageProcessor, ConfigErrorsNameTheField) {
   expect_error(R"({"image_processor_type": "SiglipImageProcessor", "resample": 9})", "resample");
   expect_error(R"({"image_processor_type": "CLIPImageProcessor", "do_resize": 1})", "do_resize");
   expect_error("not json", "JSON");
+  // Whole numbers past int64 (the image_processor fuzz target: a float past int64 reached a cast).
+  expect_error(R"({"image_processor_type": "SmolVLMImageProcessor", "max_image_size": {"longest_edge": 1.7e77}})",
+               "longest_edge");
+  expect_error(R"({"image_processor_type": "SiglipImageProcessor", "size": {"height": 18446744073709551615}})",
+               "height");
   // processor_config.json nests the keys; unknown keys are ignored.
   auto p = make_image_processor(
       R"({"image_processor": {"image_processor_type": "SiglipImageProcessorFast", "zzz": 1}})", "pc.json");
@@ -137,6 +142,15 @@ TEST(ImageProcessor, SizesPastTheLimitsAreRefusedNamingTheConfig) {
   expect_refused(R"({"image_processor_type": "Qwen2VLImageProcessor", "min_pixels": 40000000000,
                      "max_pixels": 80000000000})",
                  "past the limit");
+  // A shortest edge that scales the long side past int (a 97x13 image: 7.5x).
+  try {
+    make_image_processor(R"({"image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 1073741824}})",
+                         "cfg.json")
+        ->process({make_image(97, 13)});
+    ADD_FAILURE() << "processed";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("cfg.json: size asks for a side of"), std::string::npos) << e.what();
+  }
   expect_refused(R"({"image_processor_type": "Idefics3ImageProcessor", "size": {"longest_edge": 4096},
                      "max_image_size": {"longest_edge": 16}})",
                  "tiles, past the limit of 4096");
