@@ -144,16 +144,21 @@ def main():
     def encoder():
         return features(pixel_values=pv.to("cuda"), image_grid_thw=grid_gpu)
 
-    kwargs = dict(use_cache=False, logits_to_keep=1)
+    # transformers 5 computes M-RoPE from mm_token_type_ids (1 = image token), which its
+    # processor returns beside input_ids.
+    kwargs = dict(use_cache=False, logits_to_keep=1,
+                  mm_token_type_ids=(ids == TOKENS["image_token_id"]).to(torch.long))
 
     @torch.inference_mode()
     def first_token():
         return model(input_ids=ids, pixel_values=pv.to("cuda"), image_grid_thw=grid_gpu, **kwargs).logits
 
-    try:
-        first_token()
-    except TypeError:
-        kwargs.pop("logits_to_keep")
+    for optional in ("mm_token_type_ids", "logits_to_keep"):  # older transformers lack them
+        try:
+            first_token()
+            break
+        except TypeError:
+            kwargs.pop(optional)
     enc = timed(encoder, a.runs)
     ft = timed(first_token, a.runs)
     logits = first_token()
