@@ -1,6 +1,8 @@
 // The plain pipeline of transformers' PilBackend: (LLaVA: pad to square) -> resize ->
 // centre crop -> rescale -> normalize, one [3, h, w] image each; pixel_values stacks them.
 // CLIP resizes the shortest edge and crops; SigLIP resizes to a fixed size.
+#include <array>
+#include <cmath>
 #include <string>
 
 #include "lmx/base/error.h"
@@ -33,7 +35,14 @@ class PlainProcessor : public ImageProcessor {
       if (o_.pad_to_square) {
         // transformers: tuple(int(x * 255) for x in image_mean)
         std::array<uint8_t, 3> bg;
-        for (int c = 0; c < 3; ++c) bg[c] = static_cast<uint8_t>(static_cast<int>(o_.norm.mean[c] * 255));
+        for (int c = 0; c < 3; ++c) {
+          const double v = o_.norm.mean[c] * 255;
+          if (!(std::fabs(v) < 2147483648.0)) {
+            throw InvalidArgument(label_ + ": field 'image_mean' " + std::to_string(o_.norm.mean[c]) +
+                                  " gives no padding colour (do_pad)");
+          }
+          bg[c] = static_cast<uint8_t>(static_cast<int>(v));
+        }
         image = vision::pad_to_square(image, bg);
       }
       if (o_.do_resize) {

@@ -142,6 +142,10 @@ TEST(ImageProcessor, SizesPastTheLimitsAreRefusedNamingTheConfig) {
   expect_refused(R"({"image_processor_type": "Qwen2VLImageProcessor", "min_pixels": 40000000000,
                      "max_pixels": 80000000000})",
                  "past the limit");
+  // A padding colour from a mean past int (the fuzz target's second UB finding).
+  expect_refused(R"({"image_processor_type": "LlavaImageProcessor", "do_pad": true,
+                     "image_mean": [0.48, 26130258, 0.27]})",
+                 "image_mean");
   // A shortest edge that scales the long side past int (a 97x13 image: 7.5x).
   try {
     make_image_processor(R"({"image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 1073741824}})",
