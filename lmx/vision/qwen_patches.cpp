@@ -27,7 +27,8 @@ std::pair<int, int> qwen_smart_resize(int height, int width, int factor, int64_t
     h = static_cast<int64_t>(std::ceil(height * beta / factor)) * factor;
     w = static_cast<int64_t>(std::ceil(width * beta / factor)) * factor;
   }
-  if (h * w > max_resize_pixels() || h > std::numeric_limits<int>::max() || w > std::numeric_limits<int>::max()) {
+  // The sides first: their product could pass int64 before it is compared.
+  if (h > std::numeric_limits<int>::max() || w > std::numeric_limits<int>::max() || h * w > max_resize_pixels()) {
     throw InvalidArgument("min_pixels " + std::to_string(min_pixels) + " / max_pixels " + std::to_string(max_pixels) +
                           " ask for a " + std::to_string(w) + "x" + std::to_string(h) + " image, past the limit of " +
                           std::to_string(max_resize_pixels()) + " pixels");
