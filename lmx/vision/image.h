@@ -8,6 +8,10 @@
 
 namespace lmx::vision {
 
+// The most pixels an image may have, decoded or resized: Pillow raises its
+// DecompressionBombError at twice its MAX_IMAGE_PIXELS (89,478,485), and so do we.
+inline constexpr int64_t kMaxImagePixels = 2 * 89'478'485LL;
+
 struct Image {
   int width = 0;
   int height = 0;

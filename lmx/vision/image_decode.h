@@ -16,7 +16,7 @@ namespace lmx::vision {
 struct DecodeLimits {
   // Refused before any pixel is decoded: Pillow raises its DecompressionBombError at
   // twice its MAX_IMAGE_PIXELS (89,478,485), and so do we.
-  int64_t max_pixels = 2 * 89'478'485LL;
+  int64_t max_pixels = kMaxImagePixels;
   // Encoded input larger than this is refused before it is read.
   int64_t max_bytes = 512LL << 20;
 };

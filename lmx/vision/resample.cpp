@@ -137,7 +137,7 @@ Resample resample_from_pil(int code, std::string_view field) {
 
 namespace {
 
-std::atomic<int64_t> g_max_resize_pixels{2 * 89'478'485LL};
+std::atomic<int64_t> g_max_resize_pixels{kMaxImagePixels};
 
 void check_target(const Image& in, int width, int height) {
   if (width <= 0 || height <= 0 || in.width <= 0 || in.height <= 0) {

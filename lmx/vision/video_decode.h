@@ -22,7 +22,7 @@ struct VideoInfo {
 
 struct VideoLimits {
   // A frame over this many pixels is refused from the header (DecodeLimits' value).
-  int64_t max_pixels = 2 * 89'478'485LL;
+  int64_t max_pixels = kMaxImagePixels;
   // Frames kept (after sampling) and their total bytes: refused before decoding.
   int64_t max_frames = 4096;
   int64_t max_bytes = 4LL << 30;
