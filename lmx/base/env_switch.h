@@ -67,6 +67,10 @@ inline bool device_greedy() { return env_switch("LMX_DEVICE_GREEDY", true); }
 // stream. On since session 19's H100 run: backend_cuda_test the same with it on and off, a served
 // 4-bit decode (`serve_gpu_profile.sh`) 1 stream 497 -> 570 tok/s, 8 streams 532 -> 545, 32 2,073 -> 2,096.
 inline bool cuda_staged_copies() { return env_switch("LMX_CUDA_STAGED_COPIES", true); }
+// f32 GEMMs with one side of at most 16 (low-rank adapters' products in training) on
+// thin_gemm.cu instead of cuBLAS SGEMM / the own tiled kernel, whose few tiles leave most of
+// the GPU idle for such shapes. Off until measured (session 20).
+inline bool cuda_thin_gemm() { return env_switch("LMX_CUDA_THIN_GEMM", false); }
 // mxfp4 / mxfp8 / nvfp4 weights on CUDA (generic kernels).
 inline bool cuda_fp_quant() { return env_switch("LMX_CUDA_FP_QUANT", true); }
 

@@ -33,6 +33,7 @@
 #include "lmx/backend/cuda/quant_gemm_few.h"
 #include "lmx/backend/cuda/optimizer_kernels.h"
 #include "lmx/backend/cuda/scan_kernels.h"
+#include "lmx/backend/cuda/thin_gemm.h"
 #include "lmx/base/env_switch.h"
 #include "lmx/base/error.h"
 #include "lmx/core/backend.h"
@@ -151,14 +152,23 @@ class CudaAllocator final : public CachingAllocator {
   void* system_allocate(size_t size) override {
     check(cudaSetDevice(index_), "cudaSetDevice");
     void* p = nullptr;
-    if (CallProfile* profile = CallProfile::active()) profile->note_malloc(size);
-    if (cudaMalloc(&p, size) != cudaSuccess) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const cudaError_t e = cudaMalloc(&p, size);
+    if (CallProfile* profile = CallProfile::active()) profile->note_malloc(size, seconds_since(t0));
+    if (e != cudaSuccess) {
       cudaGetLastError();  // clear the sticky error; the caller reports OutOfMemory
       return nullptr;
     }
     return p;
   }
-  void system_free(void* p, size_t) override { cudaFree(p); }
+  void system_free(void* p, size_t size) override {
+    const auto t0 = std::chrono::steady_clock::now();
+    cudaFree(p);
+    if (CallProfile* profile = CallProfile::active()) profile->note_free(size, seconds_since(t0));
+  }
+  static double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
 
   int index_;
   std::atomic<int> pools_live_{0};
@@ -280,7 +290,7 @@ class CudaBackend final : public Backend, public GraphBackend {
     check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     cublas_ = std::make_unique<CublasGemm>(index_, stream_);
     cudaDeviceProp prop{};
-    if (cudaGetDeviceProperties(&prop, index_) == cudaSuccess) name_ = prop.name;
+    if (cudaGetDeviceProperties(&prop, index_) == cudaSuccess) name_ = prop.name, sm_count_ = prop.multiProcessorCount;
     void* counters = nullptr;  // made here: allocating them during a capture would be recorded
     check(cudaMalloc(&counters, kDecodeCounters * sizeof(unsigned)), "cudaMalloc (attention counters)");
     check(cudaMemset(counters, 0, kDecodeCounters * sizeof(unsigned)), "cudaMemset (attention counters)");
@@ -378,10 +388,12 @@ class CudaBackend final : public Backend, public GraphBackend {
   // Linear algebra -------------------------------------------------------------------
   void gemm_f32(const kernels::GemmArgs& g) override {
     use_device();
-    if (g.m > kMatvecRows && sgemm(g)) return;
     const detail::Gemm l{g.m,    g.n,    g.k,    g.alpha, g.beta, g.a,     g.a_rs,  g.a_cs, g.b,
                          g.b_rs, g.b_cs, g.c,    g.c_rs,  g.c_cs, g.batch, g.a_bs,  g.b_bs, g.c_bs};
-    launch("matmul", [&] { return detail::launch_gemm_f32(l, stream_); });
+    if (cuda_thin_gemm() && thin_gemm(l)) return;
+    if (g.m > kMatvecRows && sgemm(g)) return;
+    launch_shaped("matmul", {{"m", g.m}, {"n", g.n}, {"k", g.k}, {"batch", g.batch}},
+                  [&] { return detail::launch_gemm_f32(l, stream_); });
   }
   // Past the matvec's rows: SGEMM for f32 W, bf16 x bf16 -> f32 cuBLAS for bf16 W (x
   // rounded to bf16 once); f16 W stays on the own kernel (f16 x could overflow).
@@ -698,7 +710,7 @@ class CudaBackend final : public Backend, public GraphBackend {
 
   void reduce_rows(ReduceKernel kind, const void* x, Dtype dtype, int64_t rows, int64_t n, void* out) override {
     use_device();
-    launch("reduce", [&] {
+    launch_shaped("reduce", {{"kind", static_cast<int64_t>(kind)}, {"rows", rows}, {"n", n}}, [&] {
       return detail::launch_reduce_rows(static_cast<int>(kind), x, code(dtype), rows, n, out, stream_);
     });
   }
@@ -737,6 +749,13 @@ class CudaBackend final : public Backend, public GraphBackend {
   template <class F>
   void launch(const char* op, F&& f) {
     check(profiled_launch(stream_, op, f), op);
+  }
+  // launch(), in a row of its own per shape under LMX_CUDA_PROFILE=shapes.
+  template <class F>
+  void launch_shaped(const char* op, std::initializer_list<std::pair<const char*, int64_t>> sizes, F&& f) {
+    CallProfile* p = CallProfile::active();
+    if (!p || !p->by_shape()) return launch(op, f);
+    check(profiled_launch(stream_, CallProfile::shaped(op, sizes), f), op);
   }
   // Waits for the stream; the wait is the profile's "sync" row.
   cudaError_t wait_stream(const char* op) {
@@ -779,7 +798,8 @@ class CudaBackend final : public Backend, public GraphBackend {
     const size_t bytes = static_cast<size_t>(detail::attention_scratch_floats(l)) * sizeof(float);
     float* scratch = bytes > 0 ? static_cast<float*>(allocator_.allocate(bytes)) : nullptr;
     try {
-      launch(op, [&] { return detail::launch_attention(l, scratch, stream_); });
+      launch_shaped(op, {{"batch", l.batch}, {"q_heads", l.q_heads}, {"q_len", l.q_len}, {"kv_len", l.kv_len}, {"d", l.head_dim}},
+                    [&] { return detail::launch_attention(l, scratch, stream_); });
     } catch (...) {
       allocator_.deallocate(scratch, bytes);
       throw;
@@ -892,7 +912,7 @@ class CudaBackend final : public Backend, public GraphBackend {
     try {
       to_bf16(x, ldx, m, k, xb);
       for (const DenseMatmulTarget& t : targets) {
-        launch("cublas bf16 gemm", [&] {
+        launch_shaped("cublas bf16 gemm", {{"m", m}, {"n", t.w.n}, {"k", k}}, [&] {
           cublas_->bf16_nt(xb, t.w.data, t.w.n, k, t.w.ld, t.y, t.ldy, m);
           return cudaSuccess;
         });
@@ -917,9 +937,28 @@ class CudaBackend final : public Backend, public GraphBackend {
     c.in[0].data = const_cast<float*>(x), c.in[0].dtype = detail::kF32, c.in[0].strides[0] = ldx, c.in[0].strides[1] = 1;
     launch("linear (x to bf16)", [&] { return detail::launch_copy(c, stream_); });
   }
+  // One thin side (a low-rank adapter's products) past the sizes where the other kernels
+  // do well: thin_gemm.cu. False, launching nothing, where it does not apply.
+  bool thin_gemm(const detail::Gemm& g) {
+    if (std::max(g.m, g.n) < 256 || g.k < 64) return false;
+    const int64_t floats = detail::thin_gemm_scratch_floats(g, sm_count_);
+    if (floats < 0) return false;
+    const size_t bytes = static_cast<size_t>(floats) * sizeof(float);
+    float* scratch = floats > 0 ? static_cast<float*>(allocator_.allocate(bytes)) : nullptr;
+    try {
+      launch_shaped("thin gemm", {{"m", g.m}, {"n", g.n}, {"k", g.k}, {"batch", g.batch}, {"a_cs", g.a_cs}, {"b_cs", g.b_cs}},
+                    [&] { return detail::launch_thin_gemm(g, sm_count_, scratch, stream_); });
+    } catch (...) {
+      if (scratch) allocator_.deallocate(scratch, bytes);
+      throw;
+    }
+    if (scratch) allocator_.deallocate(scratch, bytes);  // stream-ordered: the kernels are queued before any reuse
+    return true;
+  }
   bool sgemm(const kernels::GemmArgs& g) {
     bool queued = false;
-    launch("cublas sgemm", [&] {
+    launch_shaped("cublas sgemm",
+                  {{"m", g.m}, {"n", g.n}, {"k", g.k}, {"batch", g.batch}, {"a_cs", g.a_cs}, {"b_cs", g.b_cs}}, [&] {
       queued = cublas_->sgemm(g);
       return cudaSuccess;
     });
@@ -951,6 +990,7 @@ class CudaBackend final : public Backend, public GraphBackend {
   HostStaging staging_;  // after stream_: gone before it
   std::unique_ptr<CublasGemm> cublas_;
   std::string name_;
+  int sm_count_ = 1;
 };
 
 }  // namespace lmx::cuda

@@ -34,6 +34,37 @@ TEST_F(CudaLinalg, MatmulBatchedBroadcastTransposed) {
   expect_matches(ops::matmul(on_cuda(small), on_cuda(w)), ops::matmul(small, w), 1e-5, 1e-5);
 }
 
+// The thin-side GEMM (thin_gemm.cu, LMX_CUDA_THIN_GEMM) on the products of a rank-r adapter
+// in training: x @ A, g @ B^T (B^T a transposed view), the gradients x^T @ d and d^T @ g
+// (transposed views of the wide operand), a side of 13 (the 16-wide tile, partly used),
+// k short of one split and split many ways, a batch; against the CPU.
+TEST_F(CudaLinalg, ThinGemmEveryLayoutEqualsTheCpu) {
+  testing::ScopedEnv on("LMX_CUDA_THIN_GEMM", "1");
+  struct Case {
+    Tensor a;  // stored; transposed (a view) on both devices when ta
+    bool ta;
+    Tensor b;
+    bool tb;
+  };
+  const Tensor x = random_tensor({1000, 700}, 41), g = random_tensor({1000, 300}, 42);
+  const std::vector<Case> cases = {
+      {x, false, random_tensor({700, 8}, 43), false},                     // x @ A: row-major wide A, n = 8
+      {g, false, random_tensor({13, 300}, 44), true},                     // g @ B^T, n = 13
+      {x, true, random_tensor({1000, 8}, 45), false},                     // x^T @ d: column-major wide A
+      {random_tensor({1000, 4}, 46), true, g, false},                     // d^T @ g: m = 4, g row-major
+      {random_tensor({5, 300}, 47), false, random_tensor({700, 300}, 48), true},  // m = 5, B^T's rows
+      {random_tensor({3, 600, 70}, 49), false, random_tensor({3, 70, 16}, 50), false},  // a batch, short k
+      {random_tensor({2, 300, 5000}, 51), false, random_tensor({5000, 2}, 52), false},  // k split many ways
+  };
+  auto view = [](const Tensor& t, bool transposed) { return transposed ? t.transpose(-2, -1) : t; };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE("case " + std::to_string(i));
+    const Case& c = cases[i];
+    expect_matches(ops::matmul(view(on_cuda(c.a), c.ta), view(on_cuda(c.b), c.tb)),
+                   ops::matmul(view(c.a, c.ta), view(c.b, c.tb)), 1e-5, 1e-5);
+  }
+}
+
 TEST_F(CudaLinalg, LinearDenseWeightsEveryDtypeAndRowCount) {
   for (Dtype wd : {Dtype::f32, Dtype::f16, Dtype::bf16}) {
     Tensor w = random_tensor({129, 67}, 37, wd), bias = random_tensor({129}, 38, wd);
