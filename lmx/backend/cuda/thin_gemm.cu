@@ -63,12 +63,15 @@ __global__ void __launch_bounds__(kThreads) thin_gemm_kernel(Thin t, float* part
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   constexpr int kRows = kRowMajor ? kRowsPerWarp : 1;
   int64_t rows[kRows];
+#pragma unroll
   for (int r = 0; r < kRows; ++r) {
     rows[r] = kRowMajor ? (static_cast<int64_t>(blockIdx.x) * kWarps + warp) * kRowsPerWarp + r
                         : static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   }
   float acc[kRows][NT];
+#pragma unroll
   for (int r = 0; r < kRows; ++r)
+#pragma unroll
     for (int j = 0; j < NT; ++j) acc[r][j] = 0.0f;
 
   for (int64_t k0 = k_begin; k0 < k_end; k0 += kTile) {
@@ -80,6 +83,7 @@ __global__ void __launch_bounds__(kThreads) thin_gemm_kernel(Thin t, float* part
     }
     __syncthreads();
     if constexpr (kRowMajor) {
+#pragma unroll
       for (int r = 0; r < kRows; ++r) {
         if (rows[r] >= t.m) continue;
         const float* a = A + rows[r] * t.a_rs + k0;
@@ -107,16 +111,20 @@ __global__ void __launch_bounds__(kThreads) thin_gemm_kernel(Thin t, float* part
     __syncthreads();
   }
   if constexpr (kRowMajor) {
+#pragma unroll
     for (int r = 0; r < kRows; ++r)
 #pragma unroll
       for (int j = 0; j < NT; ++j)
         for (int o = 16; o > 0; o /= 2) acc[r][j] += __shfl_xor_sync(0xffffffffu, acc[r][j], o);
     if (lane != 0) return;
   }
+#pragma unroll
   for (int r = 0; r < kRows; ++r) {
     const int64_t row = rows[r];
     if (row >= t.m) continue;
-    for (int j = 0; j < NT && j < t.n; ++j) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+      if (j >= t.n) break;
       if (t.splits > 1) {
         partial[((batch * t.splits + blockIdx.y) * t.m + row) * t.n + j] = acc[r][j];
       } else {
