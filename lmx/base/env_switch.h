@@ -71,6 +71,9 @@ inline bool cuda_staged_copies() { return env_switch("LMX_CUDA_STAGED_COPIES", t
 // thin_gemm.cu instead of cuBLAS SGEMM / the own tiled kernel, whose few tiles leave most of
 // the GPU idle for such shapes. Off until measured (session 20).
 inline bool cuda_thin_gemm() { return env_switch("LMX_CUDA_THIN_GEMM", false); }
+// Row reductions of at most 32 values a thread per row in the CPU's order (scan_kernels.cu)
+// instead of a 256-thread block per row (training's sums over grouped query heads).
+inline bool cuda_short_row_reduce() { return env_switch("LMX_CUDA_SHORT_ROW_REDUCE", true); }
 // mxfp4 / mxfp8 / nvfp4 weights on CUDA (generic kernels).
 inline bool cuda_fp_quant() { return env_switch("LMX_CUDA_FP_QUANT", true); }
 

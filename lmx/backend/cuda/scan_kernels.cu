@@ -5,6 +5,7 @@
 #include <math_constants.h>
 
 #include "lmx/backend/cuda/device_values.cuh"
+#include "lmx/base/env_switch.h"
 #include "lmx/backend/cuda/scan_kernels.h"
 
 namespace lmx::cuda::detail {
@@ -95,6 +96,52 @@ __global__ void reduce_rows_kernel(int kind, const void* x, int dtype, int64_t n
   }
 }
 
+// Rows of at most kShortRow values, a thread each, in the CPU's order (reduce_row of
+// lmx/core/ops/reduce.cpp, the same values): a block per row left all but a few of its
+// threads idle (a sum over grouped heads: 262,144 rows of 7).
+constexpr int64_t kShortRow = 32;
+
+__global__ void reduce_short_rows_kernel(int kind, const void* x, int dtype, int64_t rows, int64_t n, void* out) {
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (r >= rows) return;
+  const int64_t base = r * n;
+  if (kind == kArgmax) {
+    int64_t best = 0;
+    double m = load_double(x, dtype, base);
+    for (int64_t i = 1; i < n && !isnan(m); ++i) {
+      const double v = load_double(x, dtype, base + i);
+      if (v > m || isnan(v)) m = v, best = i;
+    }
+    static_cast<int32_t*>(out)[r] = static_cast<int32_t>(best);
+    return;
+  }
+  double result = 0.0;
+  if (kind == kSum || kind == kMean) {
+    for (int64_t i = 0; i < n; ++i) result += load_double(x, dtype, base + i);
+    if (kind == kMean) result /= static_cast<double>(n);
+  } else if (kind == kMax || kind == kMin) {
+    result = load_double(x, dtype, base);
+    for (int64_t i = 1; i < n && !isnan(result); ++i) {
+      const double v = load_double(x, dtype, base + i);
+      if (isnan(v) || (kind == kMax ? v > result : v < result)) result = v;
+    }
+  } else {  // logsumexp: the maximum as std::max takes it (a NaN after the first value passed over)
+    double m = -CUDART_INF;
+    for (int64_t i = 0; i < n; ++i) {
+      const double v = load_double(x, dtype, base + i);
+      m = m < v ? v : m;
+    }
+    if (isinf(m)) {
+      result = m;
+    } else {
+      double sum = 0.0;
+      for (int64_t i = 0; i < n; ++i) sum += exp(load_double(x, dtype, base + i) - m);
+      result = m + log(sum);
+    }
+  }
+  store_double(out, dtype, r, result);
+}
+
 // The CPU's dot (lmx/backend/cpu/ssm_scan.cpp): eight partial sums over the first
 // n & ~7 terms, combined pairwise, then the tail in order.
 __device__ float dot_like_cpu(const float* a, const float* b, int64_t n) {
@@ -160,6 +207,11 @@ cudaError_t launch_reduce_rows(int kind, const void* x, int dtype, int64_t rows,
                                cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
   if (rows > 0x7fffffff) return cudaErrorInvalidValue;
+  if (n > 0 && n <= kShortRow && cuda_short_row_reduce()) {
+    reduce_short_rows_kernel<<<static_cast<unsigned>((rows + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
+        kind, x, dtype, rows, n, out);
+    return cudaGetLastError();
+  }
   reduce_rows_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(kind, x, dtype, n, out);
   return cudaGetLastError();
 }

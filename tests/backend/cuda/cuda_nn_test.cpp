@@ -203,7 +203,9 @@ TEST_F(CudaNn, QuantizedAttention) {
 
 
 // Row reductions along every axis, f32 and bf16, with a NaN row, a row of -inf and an
-// empty axis: sums in f64 like the CPU (so within an ulp), argmax the same indices.
+// empty axis: sums in f64 like the CPU (so within an ulp), argmax the same indices. Axes 0
+// and 1 (rows of 3 and 5) take the short-row kernel (a thread per row), axis 2 (37) the
+// block per row.
 TEST_F(CudaNn, ReductionsAlongEveryAxis) {
   std::vector<float> v = random_tensor({3, 5, 37}, 110).to_float_vector();
   v[37 + 4] = std::numeric_limits<float>::quiet_NaN();           // row (0, 1) has a NaN
