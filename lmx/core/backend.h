@@ -341,6 +341,12 @@ class Backend {
     no_kernel("gated_delta_scan");
   }
 
+  // Losses -------------------------------------------------------------------------
+  virtual void cross_entropy_grad(const kernels::CrossEntropyGradArgs& args) {
+    (void)args;
+    no_kernel("cross_entropy_grad");
+  }
+
   // Optimizers ---------------------------------------------------------------------
   virtual void adam_step(const kernels::AdamStepArgs& args) {
     (void)args;

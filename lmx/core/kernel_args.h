@@ -145,6 +145,19 @@ struct AdamStepArgs {
   float m_divisor = 1, v_divisor = 1, decay = 1, eps = 0, lr = 0;
 };
 
+// The gradient of the mean-weighted cross-entropy with respect to the logits, one pass:
+//   out[r, v] = (exp(logits[r, v] - lse[r]) - (v == targets[r])) * coef[r]
+// for logits [rows, vocab] (contiguous), lse the rows' logsumexp, coef each row's weight x
+// the upstream gradient. A target outside [0, vocab) matches no column (callers check them).
+struct CrossEntropyGradArgs {
+  const float* logits = nullptr;
+  const float* lse = nullptr;
+  const int64_t* targets = nullptr;
+  const float* coef = nullptr;
+  float* out = nullptr;
+  int64_t rows = 0, vocab = 0;
+};
+
 struct AttentionArgs {
   int64_t batch = 1;
   // q_heads is a multiple of kv_heads (GQA): q head h reads kv head

@@ -9,7 +9,7 @@
 #   tools/bench/lora_gpu_compare.sh [LMX] [OUT]
 #     LMX     the lmx binary (default build-cuda/apps/lmx/lmx)
 #     OUT     where logs go (default a temp folder)
-#   LMX_VARIANTS="default bf16_backward" (the lmx runs), SKIP_PEFT=1 (no torch run)
+#   LMX_VARIANTS="default f32_backward" (the lmx runs), SKIP_PEFT=1 (no torch run)
 #   CONFIG=...json   the model's config (default ../shared/data/configs/qwen2.5-0.5b.json)
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -57,10 +57,11 @@ for split, n in (("train", 16), ("valid", 4)):
 EOF
 
 # --max-seq-length 513: inputs of 512 tokens (tokens[:-1]), as the torch side's. Twice: as
-# shipped, and with the base's input gradients as bf16 GEMMs (LMX_TRAIN_BF16_BACKWARD=1).
-for variant in ${LMX_VARIANTS:-default bf16_backward}; do
+# shipped (the base's input gradients as bf16 GEMMs), and with them as f32 GEMMs
+# (LMX_TRAIN_BF16_BACKWARD=0, the default before session 20).
+for variant in ${LMX_VARIANTS:-default f32_backward}; do
   echo "== lmx lora --device cuda ($variant)"
-  LMX_TRAIN_BF16_BACKWARD=$([ $variant = bf16_backward ] && echo 1 || echo 0) \
+  LMX_TRAIN_BF16_BACKWARD=$([ $variant = f32_backward ] && echo 0 || echo 1) \
   timeout ${LMX_TIMEOUT:-75} "$LMX" lora --device cuda --model "$WORK/model" --train --data "$WORK/data" --batch-size 4 \
     --max-seq-length 513 --num-layers 16 --rank 8 --iters 6 --steps-per-report 3 --steps-per-eval 0 \
     --val-batches 1 --save-every 0 --adapter-path "$WORK/adapters" --learning-rate 1e-5 --optimizer adamw \
@@ -75,11 +76,11 @@ echo "== PyTorch + PEFT"
 echo "peft rc=$?"
 tail -3 "$OUT/peft.log"
 
-"$PY" - "$OUT/lmx_lora_default.log" "$OUT/lmx_lora_bf16_backward.log" "$OUT/peft.log" <<'EOF'
+"$PY" - "$OUT/lmx_lora_default.log" "$OUT/lmx_lora_f32_backward.log" "$OUT/peft.log" <<'EOF'
 import os, re, sys
 rows = []
 for path, name in ((sys.argv[1], "lmx lora --device cuda"),
-                   (sys.argv[2], "lmx lora --device cuda, LMX_TRAIN_BF16_BACKWARD=1")):
+                   (sys.argv[2], "lmx lora --device cuda, LMX_TRAIN_BF16_BACKWARD=0")):
     text = open(path).read() if os.path.exists(path) else ""
     it = re.findall(r"Iter (\d+): train loss ([\d.]+).*?tokens/s ([\d.]+).*?peak memory (.+)", text)
     if it:

@@ -216,6 +216,9 @@ class CpuBackend final : public Backend {
     cpu::gated_delta_scan(args, ThreadPool::global());
   }
   void adam_step(const kernels::AdamStepArgs& args) override { cpu::adam_step(args); }
+  void cross_entropy_grad(const kernels::CrossEntropyGradArgs& args) override {
+    cpu::cross_entropy_grad(args, ThreadPool::global());
+  }
 
  private:
   // Rows [r0, r1) split over the pool, at least 16 rows per range.

@@ -90,4 +90,18 @@ void log_softmax(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* 
   run_rows(kLogSoftmaxAvx2, log_softmax_rows_scalar, x, rows, dim, ldx, out, ldo, pool);
 }
 
+void cross_entropy_grad(const kernels::CrossEntropyGradArgs& a, ThreadPool& pool) {
+  if (a.rows <= 0 || a.vocab <= 0) return;
+  pool.parallel_for(a.rows, row_grain(a.vocab), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* x = a.logits + r * a.vocab;
+      float* y = a.out + r * a.vocab;
+      const float lse = a.lse[r], coef = a.coef[r];
+      for (int64_t v = 0; v < a.vocab; ++v) y[v] = std::exp(x[v] - lse) * coef;
+      const int64_t t = a.targets[r];
+      if (t >= 0 && t < a.vocab) y[t] = (std::exp(x[t] - lse) - 1.0f) * coef;
+    }
+  });
+}
+
 }  // namespace lmx::cpu

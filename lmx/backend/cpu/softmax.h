@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "lmx/base/thread_pool.h"
+#include "lmx/core/kernel_args.h"
 
 namespace lmx::cpu {
 
@@ -27,5 +28,8 @@ void log_softmax(const float* x,
                  float* out,
                  int64_t ldo,
                  ThreadPool& pool);
+
+// The cross-entropy's gradient over the logits (kernels::CrossEntropyGradArgs), row-parallel.
+void cross_entropy_grad(const kernels::CrossEntropyGradArgs& args, ThreadPool& pool);
 
 }  // namespace lmx::cpu

@@ -708,6 +708,12 @@ class CudaBackend final : public Backend, public GraphBackend {
     run_attention(l, a.q_len == 1 ? "attention (one query)" : op);
   }
 
+  void cross_entropy_grad(const kernels::CrossEntropyGradArgs& a) override {
+    use_device();
+    launch_shaped("cross_entropy_grad", {{"rows", a.rows}, {"vocab", a.vocab}}, [&] {
+      return detail::launch_cross_entropy_grad(a.logits, a.lse, a.targets, a.coef, a.out, a.rows, a.vocab, stream_);
+    });
+  }
   void reduce_rows(ReduceKernel kind, const void* x, Dtype dtype, int64_t rows, int64_t n, void* out) override {
     use_device();
     launch_shaped("reduce", {{"kind", static_cast<int64_t>(kind)}, {"rows", rows}, {"n", n}}, [&] {

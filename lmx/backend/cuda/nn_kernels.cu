@@ -3,6 +3,8 @@
 // softmax.h and rope.h document.
 #include <math_constants.h>
 
+#include <algorithm>
+
 #include "lmx/backend/cuda/dependent_launch.cuh"
 #include "lmx/backend/cuda/device_values.cuh"
 #include "lmx/backend/cuda/nn_kernels.h"
@@ -154,6 +156,26 @@ __global__ void rope_kernel(const float* x, float* out, Rope r) {
   }
 }
 
+// Row blockIdx.x, columns in chunks of kCeChunk per blockIdx.y step: one read of the logits,
+// one write of the gradient.
+constexpr int kCeThreads = 256, kCeChunk = 4 * kCeThreads;
+__global__ void cross_entropy_grad_kernel(const float* logits, const float* lse, const int64_t* targets,
+                                          const float* coef, float* out, int64_t vocab) {
+  const int64_t r = blockIdx.x;
+  const float* x = logits + r * vocab;
+  float* y = out + r * vocab;
+  const float m = lse[r], c = coef[r];
+  const int64_t t = targets[r];
+  for (int64_t v0 = static_cast<int64_t>(blockIdx.y) * kCeChunk; v0 < vocab;
+       v0 += static_cast<int64_t>(gridDim.y) * kCeChunk) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int64_t v = v0 + threadIdx.x + i * kCeThreads;
+      if (v < vocab) y[v] = (expf(x[v] - m) - (v == t ? 1.0f : 0.0f)) * c;
+    }
+  }
+}
+
 }  // namespace
 
 cudaError_t launch_softmax(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,
@@ -188,6 +210,16 @@ cudaError_t launch_rope(const float* x, float* out, const Rope& r, cudaStream_t 
   } else {
     rope_kernel<int64_t><<<grid_for(total, 256), 256, 0, stream>>>(x, out, r);
   }
+  return cudaGetLastError();
+}
+
+cudaError_t launch_cross_entropy_grad(const float* logits, const float* lse, const int64_t* targets, const float* coef,
+                                      float* out, int64_t rows, int64_t vocab, cudaStream_t stream) {
+  if (rows <= 0 || vocab <= 0) return cudaSuccess;
+  if (rows > 0x7fffffff) return cudaErrorInvalidValue;
+  const dim3 grid(static_cast<unsigned>(rows),
+                  static_cast<unsigned>(std::min<int64_t>((vocab + kCeChunk - 1) / kCeChunk, 65535)));
+  cross_entropy_grad_kernel<<<grid, kCeThreads, 0, stream>>>(logits, lse, targets, coef, out, vocab);
   return cudaGetLastError();
 }
 

@@ -31,5 +31,8 @@ cudaError_t launch_rms_norm(const float* x, int64_t rows, int64_t dim, int64_t l
 cudaError_t launch_layer_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,
                               Channel weight, Channel bias, float eps, cudaStream_t stream);
 cudaError_t launch_rope(const float* x, float* out, const Rope& r, cudaStream_t stream);
+// out[r, v] = (exp(logits[r, v] - lse[r]) - (v == targets[r])) * coef[r] (kernels::CrossEntropyGradArgs).
+cudaError_t launch_cross_entropy_grad(const float* logits, const float* lse, const int64_t* targets, const float* coef,
+                                      float* out, int64_t rows, int64_t vocab, cudaStream_t stream);
 
 }  // namespace lmx::cuda::detail

@@ -20,12 +20,13 @@ Tensor mT(const Tensor& t) { return t.transpose(-2, -1); }
 // [..., n] as [rows, n].
 Tensor rows_of(const Tensor& t) { return t.reshape({-1, t.dim(-1)}); }
 
-// dx = g @ W of a Linear. A bf16 W off the CPU with LMX_TRAIN_BF16_BACKWARD=1 (off by
-// default until it has run on a GPU) takes the forward's bf16 GEMM (g rounded to bf16 once,
-// as torch's bf16 autograd does; cuBLAS bf16 x bf16 -> f32 on CUDA) over a bf16 copy of W^T;
-// otherwise W goes to f32 and the f32 GEMM.
+// dx = g @ W of a Linear. A bf16 W off the CPU takes the forward's bf16 GEMM (g rounded to
+// bf16 once, as torch's bf16 autograd does; cuBLAS bf16 x bf16 -> f32 on CUDA) over a bf16
+// copy of W^T: on by default since session 20 (its H100 runs kept the bf16 bounds of PEFT's
+// f32 run; the f32 GEMMs were a fifth of a LoRA step); LMX_TRAIN_BF16_BACKWARD=0 converts W
+// to f32 for the f32 GEMM instead.
 Tensor linear_input_grad(const Tensor& g, const Tensor& w) {
-  if (w.dtype() == Dtype::bf16 && !w.device().is_cpu() && env_switch("LMX_TRAIN_BF16_BACKWARD", false)) {
+  if (w.dtype() == Dtype::bf16 && !w.device().is_cpu() && env_switch("LMX_TRAIN_BF16_BACKWARD", true)) {
     return ops::linear(g, w.transpose(0, 1));
   }
   return ops::matmul(g, w);  // [..., out] @ [out, in]

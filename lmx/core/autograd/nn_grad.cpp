@@ -211,13 +211,13 @@ Var cross_entropy(const Var& logits, const Tensor& targets, const Tensor& weight
     at[static_cast<size_t>(r)] = r * V + id;
   }
   Tensor picked = ops::take(lv.reshape({N * V}), Tensor::from_vector(at, {N}), 0);
-  Tensor nll = ops::sub(ops::logsumexp(lv, -1), picked);  // [N]
+  Tensor lse = ops::logsumexp(lv, -1);  // [N]
+  Tensor nll = ops::sub(lse, picked);
   Tensor loss = ops::div(ops::sum_all(ops::mul(nll, w)), total);
-  return Var::from_op(loss, {&logits}, [lv, t, w, total, V](const Tensor& g, const std::vector<bool>&) {
-    Tensor range = Tensor::arange(V, Dtype::i64).reshape({1, V}).to(lv.device());
-    Tensor onehot = ops::compare(ops::CompareOp::eq, t.to(lv.device()), range).to(Dtype::f32);  // [N, V]
-    Tensor coef = ops::mul(ops::div(w, total).reshape({-1, 1}), g);  // [N, 1]
-    return std::vector<Tensor>{ops::mul(ops::sub(ops::softmax(lv, -1), onehot), coef)};
+  return Var::from_op(loss, {&logits}, [lv, lse, t, w, total](const Tensor& g, const std::vector<bool>&) {
+    // (softmax - onehot(t)) * w / total * g in one pass over the logits.
+    Tensor coef = ops::mul(ops::div(w, total), g);  // [N]
+    return std::vector<Tensor>{ops::cross_entropy_grad(lv, lse, t.reshape({-1}).to(lv.device()), coef)};
   });
 }
 

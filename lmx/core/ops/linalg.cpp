@@ -145,13 +145,17 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   g.a = af.data<float>();
   g.a_rs = af.strides()[af.ndim() - 2];
   g.a_cs = af.strides()[af.ndim() - 1];
+  // A batch of A against one B, A's rows at one stride throughout (x [B, L, in] @ W):
+  // one GEMM of nb * m rows (a batch of GEMMs sent cuBLAS down a slow path at k = 8).
+  const bool fold = nb > 1 && bbs == 0 && abs == m * g.a_rs;
   g.b = bf.data<float>();
   g.b_rs = bf.strides()[bf.ndim() - 2];
   g.b_cs = bf.strides()[bf.ndim() - 1];
   g.c = out.data<float>();
   g.c_rs = n;
   g.c_cs = 1;
-  g.batch = nb;
+  g.batch = fold ? 1 : nb;
+  if (fold) g.m = m * nb;
   g.a_bs = abs;
   g.b_bs = bbs;
   g.c_bs = m * n;

@@ -116,6 +116,32 @@ Tensor softmax_impl(const Tensor& x, int axis, bool log) {
 Tensor softmax(const Tensor& x, int axis) { return softmax_impl(x, axis, false); }
 Tensor log_softmax(const Tensor& x, int axis) { return softmax_impl(x, axis, true); }
 
+Tensor cross_entropy_grad(const Tensor& logits, const Tensor& lse, const Tensor& targets, const Tensor& coef) {
+  const char* op = "cross_entropy_grad";
+  check(logits, op, "logits");
+  check(lse, op, "lse");
+  check(coef, op, "coef");
+  if (!targets.defined() || targets.dtype() != Dtype::i64) throw InvalidArgument("cross_entropy_grad: targets must be i64");
+  if (logits.ndim() != 2) throw ShapeError("cross_entropy_grad: logits must be [N, vocab], got " + shape_str(logits.shape()));
+  const int64_t n = logits.dim(0);
+  for (const Tensor* t : {&lse, &targets, &coef}) {
+    if (t->numel() != n) {
+      throw ShapeError("cross_entropy_grad: " + std::to_string(t->numel()) + " values for " + std::to_string(n) +
+                       " rows of logits");
+    }
+  }
+  const Device device = common_device(op, {logits.device(), lse.device(), targets.device(), coef.device()});
+  Tensor l = f32_rows(logits), s = f32_rows(lse.reshape({n, 1})), c = f32_rows(coef.reshape({n, 1}));
+  Tensor t = targets.contiguous();
+  Tensor out = Tensor::empty(logits.shape(), Dtype::f32, device);
+  if (out.numel() == 0) return out;
+  kernels::CrossEntropyGradArgs a;
+  a.logits = l.data<float>(), a.lse = s.data<float>(), a.targets = t.data<int64_t>(), a.coef = c.data<float>();
+  a.out = out.data<float>(), a.rows = n, a.vocab = logits.dim(1);
+  backend_for(device).cross_entropy_grad(a);
+  return out;
+}
+
 namespace {
 
 // The backend's rms_norm over x's rows; with a residual (same shape, f32), x + residual is

@@ -8,6 +8,10 @@ namespace lmx::ops {
 
 Tensor softmax(const Tensor& x, int axis = -1);
 Tensor log_softmax(const Tensor& x, int axis = -1);
+// d(cross-entropy)/d(logits) in one pass: (softmax(logits) - onehot(targets)) * coef[:, None]
+// from the rows' logsumexp lse (kernels::CrossEntropyGradArgs). logits f32 [N, V], lse and
+// coef f32 [N], targets i64 [N], all on one device.
+Tensor cross_entropy_grad(const Tensor& logits, const Tensor& lse, const Tensor& targets, const Tensor& coef);
 
 // x * rsqrt(mean(x^2) + eps) * weight over the last axis; weight [dim] optional.
 // add_unit_offset scales by (1 + weight) (Gemma's stored norm weights).

@@ -202,6 +202,16 @@ TEST_F(CudaNn, QuantizedAttention) {
 }
 
 
+// The cross-entropy's gradient over a vocabulary wider than one block's chunk, one target
+// past the vocabulary (no column matches).
+TEST_F(CudaNn, CrossEntropyGradEqualsTheCpu) {
+  const int64_t n = 6, v = 3001;
+  Tensor x = random_tensor({n, v}, 120), coef = random_tensor({n}, 121);
+  Tensor lse = ops::logsumexp(x, -1), t = Tensor::from_vector<int64_t>({0, 3000, 17, 1024, 1023, 3001}, {n});
+  expect_matches(ops::cross_entropy_grad(on_cuda(x), on_cuda(lse), on_cuda(t), on_cuda(coef)),
+                 ops::cross_entropy_grad(x, lse, t, coef), 1e-5, 1e-7);
+}
+
 // Row reductions along every axis, f32 and bf16, with a NaN row, a row of -inf and an
 // empty axis: sums in f64 like the CPU (so within an ulp), argmax the same indices. Axes 0
 // and 1 (rows of 3 and 5) take the short-row kernel (a thread per row), axis 2 (37) the

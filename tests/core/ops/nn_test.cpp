@@ -35,6 +35,24 @@ TEST(NnOps, SoftmaxAndLogSoftmax) {
   expect_close(mid.to_float_vector(), want.contiguous().to_float_vector(), 1e-5, 1e-7);
 }
 
+// (softmax - onehot(targets)) * coef, composed; a target past the vocabulary matches no column.
+TEST(NnOps, CrossEntropyGradEqualsSoftmaxMinusOnehotTimesCoef) {
+  const int64_t n = 5, v = 301;
+  Tensor x = random_tensor({n, v}, 104, Dtype::f32, -6, 6);
+  Tensor coef = random_tensor({n}, 105);
+  const std::vector<int64_t> t{7, 0, 300, 150, 301};
+  Tensor got = ops::cross_entropy_grad(x, ops::logsumexp(x, -1), Tensor::from_vector(t, {n}), coef);
+  std::vector<float> onehot(static_cast<size_t>(n * v), 0.0f);
+  for (int64_t r = 0; r < n; ++r)
+    if (t[static_cast<size_t>(r)] < v) onehot[static_cast<size_t>(r * v + t[static_cast<size_t>(r)])] = 1.0f;
+  Tensor want = ops::mul(ops::sub(softmax_composed(x), Tensor::from_vector(onehot, {n, v})), coef.reshape({n, 1}));
+  expect_close(got.to_float_vector(), want.to_float_vector(), 1e-5, 1e-7);
+  EXPECT_THROW(ops::cross_entropy_grad(x, ops::logsumexp(x, -1), Tensor::from_vector(t, {n}).to(Dtype::i32), coef),
+               InvalidArgument);
+  EXPECT_THROW(ops::cross_entropy_grad(x, ops::logsumexp(x, -1), Tensor::from_vector(t, {n}), coef.slice(0, 0, 4)),
+               ShapeError);
+}
+
 TEST(NnOps, RmsNormAndLayerNorm) {
   Tensor x = random_tensor({5, 67}, 101);
   Tensor w = random_tensor({67}, 102, Dtype::bf16);
