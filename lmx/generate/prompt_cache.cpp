@@ -9,6 +9,7 @@
 #include "lmx/generate/rotating_kv_cache.h"
 #include "lmx/generate/simple_kv_cache.h"
 #include "lmx/io/safetensors.h"
+#include "lmx/io/safetensors_tensor.h"
 #include "lmx/io/safetensors_writer.h"
 #include "lmx/nn/state_cache.h"
 
@@ -119,7 +120,7 @@ PromptCache load_prompt_cache(const std::filesystem::path& path,
     const std::vector<int64_t> p = parse_path(info.name);
     if (p.size() < 2 || p.size() > 3)
       throw FormatError(file + ": tensor '" + info.name + "' is not named i.j");
-    Tensor t = Tensor::wrap(const_cast<std::byte*>(info.data), info.shape, info.dtype, f.owner());
+    Tensor t = io::tensor_of(info, f.owner());
     arrays[p[0]][std::vector<int64_t>(p.begin() + 1, p.end())] = t;
   }
   const int64_t n = static_cast<int64_t>(classes.size());

@@ -7,6 +7,7 @@
 #include "lmx/base/error.h"
 #include "lmx/core/backend.h"
 #include "lmx/io/mapped_file.h"
+#include "lmx/io/safetensors_tensor.h"
 #include "lmx/models/config_reader.h"
 #include "lmx/models/registry.h"
 #include "lmx/models/ternary_weights.h"
@@ -98,10 +99,7 @@ WeightDict read_weights(const io::ModelFolder& folder) {
     std::shared_ptr<const void> owner =
         mapping ? io::MappedFile::range_owner(mapping, info.file_offset, info.nbytes)
                 : ref.file->owner();
-    Tensor t =
-        Tensor::wrap(const_cast<std::byte*>(info.data), info.shape, info.dtype, std::move(owner));
-    if (!info.aligned) t = t.clone();  // kernels need naturally aligned elements
-    out.emplace(name, std::move(t));
+    out.emplace(name, io::tensor_of(info, std::move(owner)));
   }
   return out;
 }

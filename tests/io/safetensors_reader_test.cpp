@@ -10,6 +10,7 @@
 
 #include "lmx/base/error.h"
 #include "lmx/io/mapped_file.h"
+#include "lmx/io/safetensors_tensor.h"
 #include "lmx/io/safetensors.h"
 #include "tests/io/io_test_util.h"
 
@@ -175,6 +176,29 @@ TEST(SafetensorsReader, FlagsUnalignedData) {
       std::span<const std::byte>(reinterpret_cast<const std::byte*>(buf.data()), bytes.size()),
       "mem");
   EXPECT_TRUE(g.at("a").aligned);
+}
+
+// io::tensor_of copies a tensor whose bytes sit at a misaligned address (the prompt_cache
+// fuzz target read such an i32 through its type: UBSan's misaligned load) and wraps an
+// aligned one without a copy; the values are the file's either way.
+TEST(SafetensorsReader, TensorOfCopiesMisalignedDataAndWrapsAligned) {
+  const int32_t values[3] = {7, -123456, 2147483647};
+  std::string data(reinterpret_cast<const char*>(values), sizeof values);
+  for (const std::string& pad : {std::string(), std::string(" ")}) {
+    std::string header = R"({"a":{"dtype":"I32","shape":[3],"data_offsets":[0,12]}})" + pad;
+    while ((header.size() + 8) % 4 != (pad.empty() ? 0 : 1)) header += ' ';
+    const std::string bytes = safetensors_bytes(header, data);
+    std::vector<uint64_t> buf((bytes.size() + 7) / 8);
+    std::memcpy(buf.data(), bytes.data(), bytes.size());
+    auto f = SafetensorsFile::parse(
+        std::span<const std::byte>(reinterpret_cast<const std::byte*>(buf.data()), bytes.size()), "mem");
+    const TensorInfo& info = f.at("a");
+    EXPECT_EQ(info.aligned, pad.empty());
+    Tensor t = tensor_of(info, f.owner());
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(t.raw_data()) % 4, 0u);
+    EXPECT_EQ(t.raw_data() == info.data, info.aligned) << "a copy exactly when misaligned";
+    EXPECT_EQ(t.to_int_vector(), (std::vector<int64_t>{7, -123456, 2147483647}));
+  }
 }
 
 struct BadCase {

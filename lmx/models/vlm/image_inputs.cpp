@@ -2,6 +2,7 @@
 
 #include "lmx/base/error.h"
 #include "lmx/io/safetensors.h"
+#include "lmx/io/safetensors_tensor.h"
 
 namespace lmx::models::vlm {
 namespace {
@@ -45,8 +46,7 @@ ImageInputs image_inputs(const vision::ProcessorOutput& out) {
 ImageInputs read_image_inputs(const std::filesystem::path& file) {
   auto st = io::SafetensorsFile::open(file);
   auto read = [&](const io::TensorInfo& info) {
-    Tensor t = Tensor::wrap(const_cast<std::byte*>(info.data), info.shape, info.dtype, st.owner());
-    return t.clone();
+    return io::tensor_of(info, st.owner()).clone();
   };
   ImageInputs in;
   auto floats = [&](const char* name) {
