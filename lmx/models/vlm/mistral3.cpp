@@ -66,14 +66,7 @@ class Mistral3 : public VisionLanguageModel {
   std::vector<int32_t> image_prompt(const ImageInputs& images, size_t index,
                                     const tokenizer::Tokenizer& tok) const override {
     const auto [rows, cols] = grids(images).at(index);
-    const int32_t brk = required_token(tok, "[IMG_BREAK]", model_type_);
-    const int32_t end = required_token(tok, "[IMG_END]", model_type_);
-    std::vector<int32_t> out;
-    for (int64_t r = 0; r < rows; ++r) {
-      out.insert(out.end(), static_cast<size_t>(cols), static_cast<int32_t>(image_token_));
-      out.push_back(r + 1 == rows ? end : brk);
-    }
-    return out;
+    return pixtral_image_prompt(rows, cols, static_cast<int32_t>(image_token_), tok, model_type_);
   }
 
   Tensor image_features(const ImageInputs& images) const override {

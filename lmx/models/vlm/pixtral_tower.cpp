@@ -5,6 +5,7 @@
 
 #include "lmx/base/error.h"
 #include "lmx/core/ops/shape.h"
+#include "lmx/models/vlm/vision_language_model.h"
 #include "lmx/nn/rope.h"
 
 namespace lmx::models::vlm {
@@ -114,6 +115,18 @@ std::vector<Tensor> PixtralTower::hidden_states(const Tensor& pixel_values,
   std::vector<Tensor> out{x};
   for (int64_t l = 0; l < up_to; ++l) out.push_back(transformer_->layers[static_cast<size_t>(l)]->forward(out.back(), &ctx));
   for (Tensor& t : out) t = t.select(0, 0);
+  return out;
+}
+
+std::vector<int32_t> pixtral_image_prompt(int64_t rows, int64_t cols, int32_t image_token,
+                                          const tokenizer::Tokenizer& tok, const std::string& model_type) {
+  const int32_t brk = required_token(tok, "[IMG_BREAK]", model_type);
+  const int32_t end = required_token(tok, "[IMG_END]", model_type);
+  std::vector<int32_t> out;
+  for (int64_t r = 0; r < rows; ++r) {
+    out.insert(out.end(), static_cast<size_t>(cols), image_token);
+    out.push_back(r + 1 == rows ? end : brk);
+  }
   return out;
 }
 

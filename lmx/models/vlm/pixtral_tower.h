@@ -8,10 +8,12 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "lmx/models/config_reader.h"
+#include "lmx/tokenizer/tokenizer.h"
 #include "lmx/nn/norm.h"
 #include "lmx/nn/patch_embed.h"
 #include "lmx/nn/vision_block.h"
@@ -52,5 +54,10 @@ class PixtralTower : public nn::Module {
 // against pixel_values [images, channels, H, W] and the patch.
 std::vector<std::pair<int64_t, int64_t>> read_image_sizes(const Tensor& image_sizes, const Tensor& pixel_values,
                                                           int64_t patch);
+
+// An image's prompt as PixtralProcessor writes it (Mistral 3, LLaVA with a Pixtral tower):
+// `rows` rows of `cols` image tokens, each row closed by [IMG_BREAK], the last by [IMG_END].
+std::vector<int32_t> pixtral_image_prompt(int64_t rows, int64_t cols, int32_t image_token,
+                                          const tokenizer::Tokenizer& tok, const std::string& model_type);
 
 }  // namespace lmx::models::vlm
