@@ -90,6 +90,7 @@ const std::vector<std::pair<std::string, VlmBuilder>>& vlm_table() {
       {"smolvlm", vlm::smolvlm},
       {"mistral3", vlm::mistral3},
       {"qwen3_vl", vlm::qwen3_vl},
+      {"qwen3_vl_moe", vlm::qwen3_vl_moe},
   };
   return kTable;
 }

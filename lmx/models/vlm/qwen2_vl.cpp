@@ -38,15 +38,22 @@ std::vector<int64_t> read_mrope_section(const ConfigReader& text, int64_t half) 
   return s;
 }
 
-const char* type_name(QwenVision kind) {
+const char* type_name(QwenVision kind, bool moe) {
+  if (moe) return "qwen3_vl_moe";
   return kind == QwenVision::qwen2 ? "qwen2_vl" : kind == QwenVision::qwen2_5 ? "qwen2_5_vl" : "qwen3_vl";
+}
+
+// The text model: Qwen2 for Qwen2(.5)-VL, Qwen3 for Qwen3-VL, Qwen3-MoE for Qwen3-VL-MoE
+// (its experts fused as gate_up_proj / down_proj, split by the MoE loader).
+TransformerSpec text_spec(const ConfigReader& text, QwenVision kind, bool moe) {
+  if (moe) return llm::qwen3_moe(text);
+  return kind == QwenVision::qwen3 ? llm::qwen3(text) : llm::qwen2(text);
 }
 
 class Qwen2VL : public VisionLanguageModel {
  public:
-  Qwen2VL(const ConfigReader& raw, const ConfigReader& text, QwenVision kind)
-      : VisionLanguageModel(type_name(kind),
-                            std::make_unique<TransformerLM>(kind == QwenVision::qwen3 ? llm::qwen3(text) : llm::qwen2(text)),
+  Qwen2VL(const ConfigReader& raw, const ConfigReader& text, QwenVision kind, bool moe = false)
+      : VisionLanguageModel(type_name(kind, moe), std::make_unique<TransformerLM>(text_spec(text, kind, moe)),
                             raw.get_int("image_token_id", 151655)),
         interleaved_(kind == QwenVision::qwen3), kind_(kind) {
     video_token_ = raw.get_int("video_token_id", 151656);
@@ -294,6 +301,10 @@ std::unique_ptr<LanguageModel> qwen2_5_vl(const ConfigReader& raw, const ConfigR
 
 std::unique_ptr<LanguageModel> qwen3_vl(const ConfigReader& raw, const ConfigReader& text) {
   return std::make_unique<Qwen2VL>(raw, text, QwenVision::qwen3);
+}
+
+std::unique_ptr<LanguageModel> qwen3_vl_moe(const ConfigReader& raw, const ConfigReader& text) {
+  return std::make_unique<Qwen2VL>(raw, text, QwenVision::qwen3, true);
 }
 
 }  // namespace lmx::models::vlm

@@ -19,5 +19,6 @@ std::unique_ptr<LanguageModel> idefics3(const ConfigReader& raw, const ConfigRea
 std::unique_ptr<LanguageModel> smolvlm(const ConfigReader& raw, const ConfigReader& text);
 std::unique_ptr<LanguageModel> mistral3(const ConfigReader& raw, const ConfigReader& text);
 std::unique_ptr<LanguageModel> qwen3_vl(const ConfigReader& raw, const ConfigReader& text);
+std::unique_ptr<LanguageModel> qwen3_vl_moe(const ConfigReader& raw, const ConfigReader& text);
 
 }  // namespace lmx::models::vlm
