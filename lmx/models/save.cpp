@@ -7,6 +7,7 @@
 #include "lmx/base/error.h"
 #include "lmx/io/atomic_write.h"
 #include "lmx/io/safetensors_writer.h"
+#include "lmx/models/load.h"
 #include "lmx/models/ternary_weights.h"
 #include "lmx/nn/linear.h"
 #include "lmx/nn/mlp.h"
@@ -154,6 +155,15 @@ void save_model(nn::Module& model, const fs::path& source_dir, const fs::path& o
       if (ec) throw IoError("convert: cannot copy " + entry.path().string() + ": " + ec.message());
     }
   }
+}
+
+void save_quantized_copy(const fs::path& source_dir, const fs::path& out_dir, const QuantizeOptions& q) {
+  LoadedModel m = load_model(source_dir, {.prepare = false});
+  quantize_model(*m.model, q);
+  SaveOptions so;
+  so.quantization = q;
+  fs::create_directories(out_dir);
+  save_model(*m.model, source_dir, out_dir, so);
 }
 
 }  // namespace lmx::models

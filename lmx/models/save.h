@@ -26,4 +26,10 @@ struct SaveOptions {
 void save_model(nn::Module& model, const std::filesystem::path& source_dir, const std::filesystem::path& out_dir,
                 const SaveOptions& options);
 
+// The model folder `source_dir` loaded (unprepared), quantized with `q` as a whole and
+// written to `out_dir` with its quantization recorded: the 4-bit copies tests train and
+// split.
+void save_quantized_copy(const std::filesystem::path& source_dir, const std::filesystem::path& out_dir,
+                         const QuantizeOptions& q);
+
 }  // namespace lmx::models

@@ -5,6 +5,7 @@
 #include <regex>
 
 #include "lmx/base/error.h"
+#include "lmx/core/communicator.h"
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/shape.h"
 #include "lmx/models/expert_weights.h"
@@ -56,7 +57,7 @@ TransformerLM::Layer::Layer(const TransformerSpec& spec, const LayerSpec& ls,
 
 Tensor TransformerLM::Layer::forward(const Tensor& x_in, const Tensor& x_delta, nn::KVCache* cache,
                                      const TransformerSpec& spec, const nn::AttentionContext* ctx,
-                                     Tensor* delta) const {
+                                     Tensor* delta, Communicator* comm) const {
   // Each residual add followed by a norm runs as one fused op (Norm::forward_sum); the
   // sums are the same f32 values as ops::add's.
   auto add_norm = [](const nn::Norm* norm, const Tensor& a, const Tensor& b, Tensor* sum) {
@@ -64,23 +65,24 @@ Tensor TransformerLM::Layer::forward(const Tensor& x_in, const Tensor& x_delta, 
     *sum = ops::add(a, b);
     return *sum;
   };
+  auto reduce = [comm](const Tensor& t) { return comm ? comm->all_reduce_sum(t) : t; };
   Tensor x = x_in;
   Tensor h = x_delta.defined() ? add_norm(pre_attn.get(), x_in, x_delta, &x) : pre_attn ? pre_attn->forward(x) : x;
   if (spec.parallel_residual) {
     Tensor m = pre_ffn ? pre_ffn->forward(x) : h;
-    m = moe ? moe->forward(m) : mlp->forward(m);
-    Tensor out = ops::add(x, attn->forward(h, cache, ctx));
+    m = reduce(moe ? moe->forward(m) : mlp->forward(m));
+    Tensor out = ops::add(x, reduce(attn->forward(h, cache, ctx)));
     if (!delta) return ops::add(out, m);
     *delta = m;
     return out;
   }
   if (mla && ctx) throw Unsupported(spec.model_type + ": latent attention takes no attention context");
-  h = mla ? mla->forward(h, cache) : attn->forward(h, cache, ctx);
+  h = reduce(mla ? mla->forward(h, cache) : attn->forward(h, cache, ctx));
   if (post_attn) h = post_attn->forward(h);
   if (spec.residual_multiplier != 1.0f) h = ops::mul(h, spec.residual_multiplier);
   Tensor r;
   h = add_norm(pre_ffn.get(), x, h, &r);
-  h = moe ? moe->forward(h) : mlp->forward(h);
+  h = reduce(moe ? moe->forward(h) : mlp->forward(h));
   if (post_ffn) h = post_ffn->forward(h);
   if (spec.residual_multiplier != 1.0f) h = ops::mul(h, spec.residual_multiplier);
   if (!delta) return ops::add(r, h);
@@ -124,6 +126,37 @@ TransformerLM::TransformerLM(TransformerSpec spec) : spec_(std::move(spec)) {
     lm_head_ = std::make_unique<nn::Linear>(spec_.hidden, spec_.vocab, spec_.lm_head_bias);
     register_module(spec_.lm_head_name, *lm_head_);
   }
+}
+
+void TransformerLM::set_communicator(Communicator* comm) {
+  if (comm && (comm->world() != spec_.shard.world || comm->rank() != spec_.shard.rank)) {
+    throw InvalidArgument(spec_.model_type + ": a shard for rank " + std::to_string(spec_.shard.rank) + " of " +
+                          std::to_string(spec_.shard.world) + " given the communicator of rank " +
+                          std::to_string(comm->rank()) + " of " + std::to_string(comm->world()));
+  }
+  comm_ = comm;
+}
+
+Tensor TransformerLM::embed_tokens(const Tensor& tokens) const {
+  if (!comm_ || !spec_.shard.vocab_parallel) return embed_->forward(tokens);
+  const int64_t begin = spec_.shard.vocab_begin, n = spec_.vocab;
+  std::vector<int64_t> ids = tokens.to_int_vector();
+  std::vector<float> mine(ids.size());
+  std::vector<int32_t> local(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= spec_.shard.full_vocab) {
+      throw InvalidArgument("embedding: token id " + std::to_string(ids[i]) + " at position " + std::to_string(i) +
+                            " is out of range [0, " + std::to_string(spec_.shard.full_vocab) + ")");
+    }
+    const bool here = ids[i] >= begin && ids[i] < begin + n;
+    mine[i] = here ? 1.0f : 0.0f;
+    local[i] = here ? static_cast<int32_t>(ids[i] - begin) : 0;
+  }
+  Shape mask_shape = tokens.shape();
+  mask_shape.push_back(1);
+  Tensor rows = embed_->forward(Tensor::from_vector(local, tokens.shape()));
+  Tensor h = ops::mul(rows, Tensor::from_vector(mine, mask_shape).to(rows.device()));
+  return comm_->all_reduce_sum(h);
 }
 
 bool TransformerLM::positions_depend_on_length() const {
@@ -199,7 +232,11 @@ Tensor TransformerLM::forward(const Tensor& tokens, nn::KVCacheList* caches, con
     throw InvalidArgument("forward: " + std::to_string(caches->size()) + " caches for " +
                           std::to_string(layers_.size()) + " layers");
   }
-  Tensor h = embed_->forward(tokens);  // [B, L, hidden] f32
+  if (spec_.shard.world > 1 && !comm_) {
+    throw InvalidArgument(spec_.model_type + ": rank " + std::to_string(spec_.shard.rank) + " of a tensor-parallel "
+                          "group has no communicator");
+  }
+  Tensor h = embed_tokens(tokens);  // [B, L, hidden] f32
   if (spec_.embed_scale != 1.0f) h = ops::mul(h, spec_.embed_scale);
   if (positions_) h = ops::add(h, position_embeddings(tokens, caches));
   if (spec_.norm_embeddings) h = norm_->forward(h);
@@ -213,7 +250,7 @@ Tensor TransformerLM::forward(const Tensor& tokens, nn::KVCacheList* caches, con
     nn::KVCache* cache = caches ? (*caches)[i].get() : nullptr;
     const Tensor in_delta = std::move(delta);
     delta = Tensor();
-    h = layers_[i]->forward(h, in_delta, cache, spec_, options.attention, fuse ? &delta : nullptr);
+    h = layers_[i]->forward(h, in_delta, cache, spec_, options.attention, fuse ? &delta : nullptr, comm_);
     if (options.hidden_states) options.hidden_states->push_back(h);  // before the edit, as HF reports it
     if (options.edit_layer_output) h = options.edit_layer_output(i, h);
   }
@@ -230,6 +267,7 @@ Tensor TransformerLM::forward(const Tensor& tokens, nn::KVCacheList* caches, con
   if (options.hidden_states) options.hidden_states->back() = h;  // HF reports the normed last state
   if (options.hidden_only) return h;
   Tensor logits = lm_head_ ? lm_head_->forward(h) : embed_->as_linear(h);
+  if (comm_ && spec_.shard.vocab_parallel) logits = comm_->all_gather_last(logits);
   if (spec_.logits_divisor != 1.0f) logits = ops::div(logits, spec_.logits_divisor);
   if (spec_.final_softcap > 0.0f) {
     logits = ops::mul(ops::tanh(ops::div(logits, spec_.final_softcap)), spec_.final_softcap);

@@ -20,6 +20,10 @@
 #include "lmx/nn/norm.h"
 #include "lmx/nn/rope.h"
 
+namespace lmx {
+class Communicator;
+}
+
 namespace lmx::models {
 
 struct LayerSpec {
@@ -77,18 +81,30 @@ struct TransformerSpec {
   void (*sanitize)(WeightDict& weights, const TransformerSpec& spec) = nullptr;
   std::vector<nn::RopeConfig> ropes;
   std::vector<LayerSpec> layers;
+  // Tensor parallelism (lmx/models/tensor_parallel.h): this spec is rank `rank` of `world`;
+  // with vocab_parallel, its embedding and head hold rows [vocab_begin, vocab_begin + vocab)
+  // of full_vocab.
+  struct Shard {
+    int rank = 0;
+    int world = 1;
+    bool vocab_parallel = false;
+    int64_t vocab_begin = 0;
+    int64_t full_vocab = 0;
+  } shard;
 };
 
 class TransformerLM : public LanguageModel {
  public:
   explicit TransformerLM(TransformerSpec spec);
   Tensor forward(const Tensor& tokens, nn::KVCacheList* caches, const ForwardOptions& options) override;
-  int64_t vocab_size() const override { return spec_.vocab; }
+  int64_t vocab_size() const override { return spec_.shard.vocab_parallel ? spec_.shard.full_vocab : spec_.vocab; }
   int64_t num_layers() const override { return static_cast<int64_t>(layers_.size()); }
   std::vector<int64_t> layer_windows() const override;
   void sanitize(WeightDict& weights) const override;
   bool positions_depend_on_length() const override;
   const TransformerSpec& spec() const { return spec_; }
+  // A shard (spec().shard.world > 1) runs its collectives through `comm` (not owned).
+  void set_communicator(Communicator* comm);
 
  private:
   struct Layer : nn::Module {
@@ -96,8 +112,9 @@ class TransformerLM : public LanguageModel {
     // The layer's input is x + x_delta (x_delta undefined: x). With `delta`, the last
     // residual add is left to the next norm (fused with it): the output is the returned
     // tensor + *delta; else the returned tensor.
+    // comm: a shard's group, whose partial sums the attention and MLP outputs are (null: whole).
     Tensor forward(const Tensor& x, const Tensor& x_delta, nn::KVCache* cache, const TransformerSpec& spec,
-                   const nn::AttentionContext* ctx, Tensor* delta) const;
+                   const nn::AttentionContext* ctx, Tensor* delta, Communicator* comm) const;
     std::unique_ptr<nn::Norm> pre_attn, post_attn, pre_ffn, post_ffn;
     std::unique_ptr<nn::Attention> attn;
     std::unique_ptr<nn::MultiLatentAttention> mla;
@@ -111,6 +128,11 @@ class TransformerLM : public LanguageModel {
   TransformerSpec spec_;
   std::vector<std::unique_ptr<nn::RotaryEmbedding>> ropes_;
   Tensor position_embeddings(const Tensor& tokens, const nn::KVCacheList* caches) const;
+  // The token embeddings; a vocabulary-parallel shard looks up its own rows (zero for the
+  // other ranks' tokens) and adds the ranks' results.
+  Tensor embed_tokens(const Tensor& tokens) const;
+
+  Communicator* comm_ = nullptr;
 
   std::unique_ptr<nn::Embedding> embed_, positions_;
   std::vector<std::unique_ptr<Layer>> layers_;

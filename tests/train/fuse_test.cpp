@@ -86,16 +86,7 @@ TEST(Stories260KFuse, FusedModelGeneratesTheTokensOfBasePlusAdapters) {
 TEST(Stories260KFuse, QLoraTrainsAFourBitCopyAndDequantizedFuseKeepsItsLogits) {
   LMX_REQUIRE_STORIES();
   Work w;
-  {
-    auto loaded = models::load_model(w.dir / "model", {.prepare = false});
-    models::QuantizeOptions q;
-    q.bits = 4;
-    q.group_size = 32;
-    models::quantize_model(*loaded.model, q);
-    models::SaveOptions o;
-    o.quantization = q;
-    models::save_model(*loaded.model, w.dir / "model", w.dir / "q4", o);
-  }
+  models::save_quantized_copy(w.dir / "model", w.dir / "q4", {.bits = 4, .group_size = 32});
   auto c = generate::ModelContainer::load((w.dir / "q4").string());
   auto& model = lm(*c);
   int quantized = 0;

@@ -88,17 +88,7 @@ enum class Base { f32, bf16, q4 };
 fs::path quantized_folder(const std::string& model) {
   const fs::path src = data_root() / "models" / model;
   const fs::path dir = fs::temp_directory_path() / ("lmx-cuda-train-q4-" + model + "-" + std::to_string(::getpid()));
-  if (!fs::exists(dir / "config.json")) {
-    models::LoadedModel m = models::load_model(src, {.prepare = false});
-    models::QuantizeOptions q;
-    q.bits = 4;
-    q.group_size = 32;
-    models::quantize_model(*m.model, q);
-    models::SaveOptions so;
-    so.quantization = q;
-    fs::create_directories(dir);
-    models::save_model(*m.model, src, dir, so);
-  }
+  if (!fs::exists(dir / "config.json")) models::save_quantized_copy(src, dir, {.bits = 4, .group_size = 32});
   return dir;
 }
 

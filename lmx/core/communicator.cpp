@@ -1,0 +1,118 @@
+#include "lmx/core/communicator.h"
+
+#include <functional>
+
+#include "lmx/base/error.h"
+#include "lmx/core/ops/shape.h"
+
+namespace lmx {
+
+class ThreadGroup::Rank : public Communicator {
+ public:
+  Rank(ThreadGroup& group, int rank) : group_(group), rank_(rank) {}
+  int rank() const override { return rank_; }
+  int world() const override { return group_.world_; }
+
+  Tensor all_reduce_sum(const Tensor& t) override {
+    const std::vector<Tensor> all = group_.exchange(rank_, t, "all_reduce_sum");
+    Tensor out = Tensor::empty(t.shape(), Dtype::f32);
+    float* o = out.data<float>();
+    const int64_t n = t.numel();
+    const float* first = all[0].data<float>();
+    for (int64_t i = 0; i < n; ++i) o[i] = first[i];
+    for (size_t r = 1; r < all.size(); ++r) {
+      const float* p = all[r].data<float>();
+      for (int64_t i = 0; i < n; ++i) o[i] += p[i];
+    }
+    return out;
+  }
+
+  Tensor all_gather_last(const Tensor& t) override {
+    const std::vector<Tensor> all = group_.exchange(rank_, t, "all_gather_last");
+    return ops::concat(all, static_cast<int>(t.ndim()) - 1);
+  }
+
+  void abort(const std::string& reason) override {
+    group_.fail("rank " + std::to_string(rank_) + " of " + std::to_string(group_.world_) + " failed: " + reason);
+  }
+
+ private:
+  ThreadGroup& group_;
+  const int rank_;
+};
+
+ThreadGroup::ThreadGroup(int world, std::chrono::milliseconds timeout) : world_(world), timeout_(timeout) {
+  if (world < 1) throw InvalidArgument("tensor parallel: a group needs at least one rank, got " + std::to_string(world));
+  for (int r = 0; r < world; ++r) ranks_.push_back(std::make_unique<Rank>(*this, r));
+  slots_.resize(static_cast<size_t>(world));
+}
+
+ThreadGroup::~ThreadGroup() = default;
+
+Communicator& ThreadGroup::communicator(int rank) {
+  if (rank < 0 || rank >= world_) {
+    throw InvalidArgument("tensor parallel: rank " + std::to_string(rank) + " is outside [0, " +
+                          std::to_string(world_) + ")");
+  }
+  return *ranks_[static_cast<size_t>(rank)];
+}
+
+void ThreadGroup::fail(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (failure_.empty()) failure_ = reason;
+  cv_.notify_all();
+}
+
+void ThreadGroup::wait_for(std::unique_lock<std::mutex>& lock, const std::function<bool()>& done, int rank,
+                           const char* what) {
+  const bool ok = cv_.wait_for(lock, timeout_, [&] { return done() || !failure_.empty(); });
+  if (!failure_.empty()) throw Error(std::string("tensor parallel ") + what + ": " + failure_);
+  if (!ok) {
+    failure_ = "rank " + std::to_string(rank) + " waited " + std::to_string(timeout_.count()) +
+               " ms in " + what + " for the other ranks";
+    cv_.notify_all();
+    throw Error("tensor parallel " + std::string(what) + ": " + failure_);
+  }
+}
+
+std::vector<Tensor> ThreadGroup::exchange(int rank, const Tensor& t, const char* what) {
+  if (!t.device().is_cpu() || t.dtype() != Dtype::f32) {
+    throw InvalidArgument(std::string("tensor parallel ") + what + ": the thread group takes f32 tensors on the CPU, got " +
+                          std::string(dtype_name(t.dtype())) + " on " + t.device().str());
+  }
+  Tensor mine = t.contiguous();
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (!failure_.empty()) throw Error(std::string("tensor parallel ") + what + ": " + failure_);
+  const uint64_t gen = generation_;
+  slots_[static_cast<size_t>(rank)] = mine;
+  if (++arrived_ == world_) {
+    departed_ = 0;
+    ++generation_;
+    cv_.notify_all();
+  } else {
+    wait_for(lock, [&] { return generation_ != gen; }, rank, what);
+  }
+  std::vector<Tensor> all = slots_;
+  for (const Tensor& s : all) {
+    if (s.shape() != mine.shape()) {
+      failure_ = std::string(what) + " got tensors of shapes " + shape_str(all[0].shape()) + " and " +
+                 shape_str(s.shape()) + " from the ranks";
+      cv_.notify_all();
+      throw Error(std::string("tensor parallel ") + what + ": " + failure_);
+    }
+  }
+  // The slots are cleared, and the next collective may start, once every rank has taken
+  // its copy of them.
+  const uint64_t released = released_;
+  if (++departed_ == world_) {
+    arrived_ = 0;
+    ++released_;
+    for (Tensor& s : slots_) s = Tensor();
+    cv_.notify_all();
+  } else {
+    wait_for(lock, [&] { return released_ != released; }, rank, what);
+  }
+  return all;
+}
+
+}  // namespace lmx
