@@ -296,6 +296,7 @@ class CudaBackend final : public Backend, public GraphBackend {
     check(cudaMemset(counters, 0, kDecodeCounters * sizeof(unsigned)), "cudaMemset (attention counters)");
     decode_counters_ = static_cast<unsigned*>(counters);
   }
+  cudaStream_t stream() const { return stream_; }
   Device device() const override { return Device::cuda(index_); }
   std::string describe() const override { return device().str() + " " + name_; }
   Allocator& allocator() override { return allocator_; }
@@ -1029,3 +1030,11 @@ Backend& cuda_backend(int index) {
 }
 
 }  // namespace lmx::detail
+
+namespace lmx::cuda {
+
+void* device_stream(int index) {
+  return static_cast<CudaBackend&>(::lmx::detail::cuda_backend(index)).stream();
+}
+
+}  // namespace lmx::cuda

@@ -9,5 +9,7 @@ namespace lmx::cuda {
 
 // Number of visible CUDA devices (0 when there is no driver or device).
 int device_count();
+// The stream device `index`'s work is queued on (a cudaStream_t), its backend made if needed.
+void* device_stream(int index);
 
 }  // namespace lmx::cuda
