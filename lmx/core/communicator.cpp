@@ -1,11 +1,34 @@
 #include "lmx/core/communicator.h"
 
+#include <exception>
 #include <functional>
+#include <thread>
 
 #include "lmx/base/error.h"
 #include "lmx/core/ops/shape.h"
 
 namespace lmx {
+
+std::vector<Tensor> run_on_ranks(const std::vector<Communicator*>& comms, const std::function<Tensor(int)>& fn) {
+  const size_t world = comms.size();
+  std::vector<Tensor> out(world);
+  std::vector<std::exception_ptr> errors(world);
+  std::vector<std::thread> threads;
+  for (size_t r = 0; r < world; ++r) {
+    threads.emplace_back([&, r] {
+      try {
+        out[r] = fn(static_cast<int>(r));
+      } catch (const std::exception& e) {
+        errors[r] = std::current_exception();
+        comms[r]->abort(e.what());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  return out;
+}
 
 class ThreadGroup::Rank : public Communicator {
  public:

@@ -38,6 +38,12 @@ class Communicator {
   virtual void abort(const std::string& reason) = 0;
 };
 
+// fn(rank) for every communicator of a group, each on a thread of its own (the ranks'
+// collectives need them to run at once); returns each rank's result. A rank that throws
+// aborts the group (the others' collectives then fail too) and, once every thread is done,
+// the lowest rank's error is rethrown.
+std::vector<Tensor> run_on_ranks(const std::vector<Communicator*>& comms, const std::function<Tensor(int)>& fn);
+
 // `world` ranks as threads of one process, each using communicator(rank) from its own
 // thread. Tensors must be on the CPU.
 class ThreadGroup {

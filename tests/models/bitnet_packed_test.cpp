@@ -32,7 +32,7 @@ namespace fs = std::filesystem;
 using testing::read_tensor;
 using testing::relative_error;
 
-fs::path fixture(const std::string& name) { return fs::path(LMX_SOURCE_DIR) / "tests/data/models" / name; }
+using testing::model_fixture;
 
 // A ternary value for (row, col), every one of -1, 0, 1 used.
 int ternary_at(int64_t o, int64_t j) { return static_cast<int>((o * 7 + j * 3 + (o * j) % 5) % 3) - 1; }
@@ -107,7 +107,7 @@ struct Reference {
 };
 
 Reference reference(const std::string& name) {
-  Reference r{io::SafetensorsFile::open(fixture(name) / "reference.safetensors"), {}, {}, {}};
+  Reference r{io::SafetensorsFile::open(model_fixture(name) / "reference.safetensors"), {}, {}, {}};
   r.ids = read_tensor(r.file, "input_ids");
   r.logits = read_tensor(r.file, "logits");
   r.logits_float = read_tensor(r.file, "logits_float");
@@ -121,7 +121,7 @@ class BitnetPackedParity : public ::testing::TestWithParam<std::string> {};
 // kernels, 1e-3 with int16 ones (the default); transformers without its activation
 // rounding is far off (the rounding is not optional).
 TEST_P(BitnetPackedParity, LogitsMatchTransformers) {
-  auto loaded = models::load_model(fixture(GetParam()));
+  auto loaded = models::load_model(model_fixture(GetParam()));
   const Reference ref = reference(GetParam());
   int ternary = 0;
   loaded.model->for_each_module([&](const std::string&, nn::Module& m) {
@@ -168,7 +168,7 @@ std::string load_error(const models::WeightDict& weights, const nlohmann::json& 
 }
 
 TEST(BitnetPacked, BadPackedTensorsAreNamed) {
-  auto folder = io::ModelFolder::open(fixture("bitnet_packed"));
+  auto folder = io::ModelFolder::open(model_fixture("bitnet_packed"));
   const nlohmann::json& config = folder.raw_config();
   const auto good = models::read_weights(folder);
   EXPECT_EQ(load_error(good, config), "");
@@ -198,7 +198,7 @@ TEST(BitnetPacked, BadPackedTensorsAreNamed) {
 }
 
 TEST(BitnetPacked, VariantsNotRunAreRefusedByName) {
-  auto folder = io::ModelFolder::open(fixture("bitnet_packed"));
+  auto folder = io::ModelFolder::open(model_fixture("bitnet_packed"));
   const auto weights = models::read_weights(folder);
   const std::vector<std::pair<nlohmann::json, std::string>> cases = {
       {{{"linear_class", "autobitlinear"}, {"quantization_mode", "online"}}, "'online'"},
@@ -219,7 +219,7 @@ TEST(BitnetPacked, ConvertKeepsTheLayersPacked) {
   const fs::path dir = fs::temp_directory_path() / ("lmx_bitnet_convert_" + std::to_string(::getpid()));
   for (const std::string name : {"bitnet_packed", "bitnet_packed_auto"}) {
     const Reference ref = reference(name);
-    auto src = models::load_model(fixture(name), {.prepare = false});
+    auto src = models::load_model(model_fixture(name), {.prepare = false});
     for (const bool quantize : {false, true}) {
       fs::remove_all(dir);
       models::SaveOptions opts;
@@ -231,7 +231,7 @@ TEST(BitnetPacked, ConvertKeepsTheLayersPacked) {
         for (const auto& path : done) EXPECT_EQ(path.find("_proj"), std::string::npos) << path;
         opts.quantization = q;
       }
-      models::save_model(*src.model, fixture(name), dir, opts);
+      models::save_model(*src.model, model_fixture(name), dir, opts);
       src.model->prepare_for_inference();
       const Tensor want = src.model->forward(ref.ids, nullptr, {});
       const auto written = models::read_weights(io::ModelFolder::open(dir));

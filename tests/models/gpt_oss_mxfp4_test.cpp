@@ -26,7 +26,7 @@ namespace fs = std::filesystem;
 using testing::read_tensor;
 using testing::relative_error;
 
-fs::path fixture(const std::string& name) { return fs::path(LMX_SOURCE_DIR) / "tests/data/models" / name; }
+using testing::model_fixture;
 
 // The u32 words of t as bytes (little-endian), shaped `shape`.
 Tensor bytes_of(const Tensor& words, const Shape& shape) {
@@ -43,7 +43,7 @@ struct Layouts {
 
 // The float gpt_oss fixture's experts quantized to mxfp4 by lmx, in both layouts.
 Layouts both_layouts() {
-  auto folder = io::ModelFolder::open(fixture("gpt_oss"));
+  auto folder = io::ModelFolder::open(model_fixture("gpt_oss"));
   Layouts l;
   for (auto& [key, t] : models::read_weights(folder)) {
     const bool gate_up = key.ends_with("experts.gate_up_proj"), down = key.ends_with("experts.down_proj");
@@ -99,7 +99,7 @@ Layouts both_layouts() {
 }
 
 nlohmann::json config_with(const nlohmann::json& quant_key_and_value) {
-  nlohmann::json c = io::ModelFolder::open(fixture("gpt_oss")).raw_config();
+  nlohmann::json c = io::ModelFolder::open(model_fixture("gpt_oss")).raw_config();
   c.merge_patch(quant_key_and_value);
   return c;
 }
@@ -121,7 +121,7 @@ TEST(GptOssMxfp4, OpenAiLayoutEqualsMlxLayoutBitForBit) {
   const Layouts l = both_layouts();
   auto openai = load(l.openai, config_with(kOpenAi));
   auto mlx = load(l.mlx, config_with(kMlx));
-  const auto ref = io::SafetensorsFile::open(fixture("gpt_oss") / "reference.safetensors");
+  const auto ref = io::SafetensorsFile::open(model_fixture("gpt_oss") / "reference.safetensors");
   const Tensor ids = read_tensor(ref, "input_ids");
   const Tensor a = openai->forward(ids, nullptr, {}), b = mlx->forward(ids, nullptr, {});
   EXPECT_EQ(a.to_float_vector(), b.to_float_vector());
@@ -162,8 +162,8 @@ TEST(GptOssMxfp4, BadBlocksAreNamed) {
 // likely one is transformers running the dequantized experts in bf16 (the default dtype of
 // its MXFP4 dequantization), which would give errors of this size.
 TEST(GptOssMxfp4, LogitsMatchTransformers) {
-  auto loaded = models::load_model(fixture("gpt_oss_mxfp4"));
-  const auto ref = io::SafetensorsFile::open(fixture("gpt_oss_mxfp4") / "reference.safetensors");
+  auto loaded = models::load_model(model_fixture("gpt_oss_mxfp4"));
+  const auto ref = io::SafetensorsFile::open(model_fixture("gpt_oss_mxfp4") / "reference.safetensors");
   const ops::QuantActivations saved = ops::quant_activations();
   const double tol = 2e-3;
   for (const auto mode : {ops::QuantActivations::f32, ops::QuantActivations::int16}) {

@@ -28,7 +28,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path fixture(const std::string& name) { return fs::path(LMX_SOURCE_DIR) / "tests/data/models" / name; }
+using testing::model_fixture;
 
 using testing::read_tensor;
 using testing::relative_error;
@@ -39,7 +39,7 @@ struct Reference {
 };
 
 Reference reference(const std::string& name) {
-  Reference r{io::SafetensorsFile::open(fixture(name) / "reference.safetensors"), {}, {}};
+  Reference r{io::SafetensorsFile::open(model_fixture(name) / "reference.safetensors"), {}, {}};
   r.ids = read_tensor(r.file, "input_ids");
   r.logits = read_tensor(r.file, "logits");
   return r;
@@ -80,7 +80,7 @@ void expect_quantized_parity(models::LanguageModel& model, const Reference& ref)
 class LlmParity : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(LlmParity, Fp32LogitsMatchTransformers) {
-  auto loaded = models::load_model(fixture(GetParam()));
+  auto loaded = models::load_model(model_fixture(GetParam()));
   expect_parity(*loaded.model, reference(GetParam()), 1e-4, true);
 }
 
@@ -108,7 +108,7 @@ void expect_bf16_parity_with_routing(models::LanguageModel& model, const Referen
 }
 
 TEST_P(LlmParity, Bf16WeightsStayClose) {
-  auto loaded = models::load_model(fixture(GetParam()));
+  auto loaded = models::load_model(model_fixture(GetParam()));
   for (auto& p : loaded.model->parameters()) {
     if (p.tensor->defined() && is_floating(p.tensor->dtype())) *p.tensor = p.tensor->to(Dtype::bf16);
   }
@@ -154,7 +154,7 @@ INSTANTIATE_TEST_SUITE_P(DenseArchitectures, LlmParity,
 // [in, out]), as the hub's original (unprefixed, Conv1D) and as mlx-lm saves them
 // (model.*, already [out, in]): all three must give transformers' logits.
 TEST(ModelLoading, Gpt2CheckpointLayoutsAllLoad) {
-  auto folder = io::ModelFolder::open(fixture("gpt2"));
+  auto folder = io::ModelFolder::open(model_fixture("gpt2"));
   const Reference ref = reference("gpt2");
   const std::string prefix = "transformer.";
   for (const bool mlx : {false, true}) {
@@ -190,7 +190,7 @@ TEST(ModelLoading, Gpt2CheckpointLayoutsAllLoad) {
 // in-memory names (model.language_model.*, lm_head.*, model.vision_tower.*) load the same.
 // A folder of another top-level type keeps loading strictly: the vision weights are unused.
 TEST(ModelLoading, Mistral3TextPartLoadsFromBothLayouts) {
-  auto folder = io::ModelFolder::open(fixture("mistral3"));
+  auto folder = io::ModelFolder::open(model_fixture("mistral3"));
   const Reference ref = reference("mistral3");
   models::WeightDict v5;
   int vision = 0;
@@ -231,7 +231,7 @@ class GemmaFolder : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GemmaFolder, LoadsItsTextPart) {
   const std::string text_type = GetParam() + "_text";
-  auto folder = io::ModelFolder::open(fixture(text_type));
+  auto folder = io::ModelFolder::open(model_fixture(text_type));
   const Reference ref = reference(text_type);
   models::WeightDict hub;
   for (auto& [key, t] : models::read_weights(folder)) {
@@ -264,7 +264,7 @@ INSTANTIATE_TEST_SUITE_P(Types, GemmaFolder, ::testing::Values("gemma3n", "gemma
 TEST(ModelLoading, Qwen35FolderLoadsItsTextPart) {
   for (const std::string type : {"qwen3_5", "qwen3_5_moe"}) {
     SCOPED_TRACE(type);
-    auto folder = io::ModelFolder::open(fixture(type + "_text"));
+    auto folder = io::ModelFolder::open(model_fixture(type + "_text"));
     models::WeightDict hub;
     for (auto& [key, t] : models::read_weights(folder)) {
       hub[key.starts_with("model.") ? "model.language_model." + key.substr(6) : key] = t;
@@ -287,7 +287,7 @@ TEST(ModelLoading, Qwen35FolderLoadsItsTextPart) {
 // (transformers 5) beside vision_model.* and multi_modal_projector.*: the text part loads,
 // from the folder's config with or without text_config's own model_type.
 TEST(ModelLoading, Llama4FolderLoadsItsTextPart) {
-  auto folder = io::ModelFolder::open(fixture("llama4_text"));
+  auto folder = io::ModelFolder::open(model_fixture("llama4_text"));
   for (const bool hub_names : {true, false}) {
     models::WeightDict w;
     for (auto& [key, t] : models::read_weights(folder)) {
@@ -315,7 +315,7 @@ TEST(ModelLoading, Llama4FolderLoadsItsTextPart) {
 // Gemma 4's MoE block in mlx-lm's layout (experts.switch_glu.{gate,up,down}_proj.weight,
 // already split) gives transformers' logits too.
 TEST(ModelLoading, Gemma4MoeInMlxLayoutLoads) {
-  auto folder = io::ModelFolder::open(fixture("gemma4_text_moe"));
+  auto folder = io::ModelFolder::open(model_fixture("gemma4_text_moe"));
   models::WeightDict w;
   int split = 0;
   for (auto& [key, t] : models::read_weights(folder)) {
@@ -342,7 +342,7 @@ TEST(ModelLoading, MlxLmAliasesRunTheirModel) {
   for (const auto& [alias, source] : {std::pair{"kimi_k2", "deepseek_v3"}, {"joyai_llm_flash", "deepseek_v3"},
                                       {"iquestcoder", "llama"}}) {
     SCOPED_TRACE(alias);
-    auto folder = io::ModelFolder::open(fixture(source));
+    auto folder = io::ModelFolder::open(model_fixture(source));
     nlohmann::json cfg = folder.raw_config();
     cfg["model_type"] = alias;
     auto model = models::create_model(models::ConfigReader(cfg, "config.json"));
@@ -356,8 +356,8 @@ class QuantizedParity : public ::testing::TestWithParam<std::string> {};
 // lmx's own quantizer on the f32 folder vs transformers run on MLX-dequantized weights.
 TEST_P(QuantizedParity, MatchesReferenceOnDequantizedWeights) {
   nlohmann::json q;
-  std::ifstream(fixture(GetParam()) / "quantization.json") >> q;
-  auto loaded = models::load_model(fixture(q["source"].get<std::string>()));
+  std::ifstream(model_fixture(GetParam()) / "quantization.json") >> q;
+  auto loaded = models::load_model(model_fixture(q["source"].get<std::string>()));
   models::QuantizeOptions o;
   o.bits = q["bits"].get<int>();
   o.group_size = q["group_size"].get<int>();
@@ -373,7 +373,7 @@ INSTANTIATE_TEST_SUITE_P(Variants, QuantizedParity,
                                            "qwen3_next_q4_g32"));
 
 TEST(ModelLoading, StrictErrorListsEveryProblem) {
-  auto folder = io::ModelFolder::open(fixture("llama"));
+  auto folder = io::ModelFolder::open(model_fixture("llama"));
   auto model = models::create_model(models::ConfigReader(folder.text_config(), "config.json"));
   auto weights = models::read_weights(folder);
   weights.erase("model.norm.weight");
@@ -413,7 +413,7 @@ TEST(ModelLoading, UnknownArchitectureIsUnsupported) {
 // Issue 19: the gemma4 variant lmx does not run yet (bidirectional attention over every
 // layer) is refused by name, not run as plain gemma4.
 TEST(ModelLoading, Gemma4VariantsNotSupportedAreRefusedByName) {
-  auto folder = io::ModelFolder::open(fixture("gemma4_text"));
+  auto folder = io::ModelFolder::open(model_fixture("gemma4_text"));
   const nlohmann::json good = folder.text_config();
   EXPECT_NO_THROW(models::create_model(models::ConfigReader(good, "config.json")));
   const std::vector<std::pair<nlohmann::json, std::string>> cases = {
@@ -433,7 +433,7 @@ TEST(ModelLoading, Gemma4VariantsNotSupportedAreRefusedByName) {
 
 // Issue 22: values that make no sense are refused naming the field, not run silently.
 TEST(ModelLoading, NonsenseConfigValuesNameTheField) {
-  auto folder = io::ModelFolder::open(fixture("llama"));
+  auto folder = io::ModelFolder::open(model_fixture("llama"));
   const nlohmann::json good = folder.text_config();
   EXPECT_NO_THROW(models::create_model(models::ConfigReader(good, "config.json")));
   struct Case {
@@ -479,7 +479,7 @@ TEST(ModelLoading, NonsenseConfigValuesNameTheField) {
 // [E, 2 * I, H] (gate rows, then up rows) and [E, H, I], the same stored [E, in, out],
 // and mlx-lm's stacked switch_mlp tensors (the fixture itself has per-expert tensors).
 TEST(ModelLoading, FusedAndStackedExpertLayoutsLoad) {
-  auto folder = io::ModelFolder::open(fixture("qwen3_moe"));
+  auto folder = io::ModelFolder::open(model_fixture("qwen3_moe"));
   const auto ref = reference("qwen3_moe");
   for (const std::string layout : {"fused", "fused_in_out", "stacked"}) {
     auto weights = models::read_weights(folder);
@@ -514,7 +514,7 @@ TEST(ModelLoading, FusedAndStackedExpertLayoutsLoad) {
 // mlx-lm splits DeepSeek's kv_b_proj per head into embed_q / unembed_out: that layout loads
 // into the same model.
 TEST(ModelLoading, LatentProjectionsInMlxLayoutLoad) {
-  auto folder = io::ModelFolder::open(fixture("deepseek_v3"));
+  auto folder = io::ModelFolder::open(model_fixture("deepseek_v3"));
   auto weights = models::read_weights(folder);
   const int64_t H = 4, rank = 16, nope = 16, v = 16;
   for (int l = 0; l < 3; ++l) {
@@ -588,7 +588,7 @@ TEST(ModelLoading, NonsenseMoeSettingsNameTheField) {
       {"llama4_text", {{"no_rope_layers", {1, 0}}}, "no_rope_layers"},
   };
   for (const auto& c : cases) {
-    auto folder = io::ModelFolder::open(fixture(c.fixture));
+    auto folder = io::ModelFolder::open(model_fixture(c.fixture));
     nlohmann::json cfg = folder.text_config();
     cfg.merge_patch(c.patch);
     try {
@@ -619,12 +619,12 @@ models::QuantizeOptions quantize_q4_g32(models::LanguageModel& model) {
 // lmx convert's library path: quantize, save in the mlx-community layout, load the
 // saved folder back (MLX quantization config + .scales/.biases), same logits.
 TEST(Convert, QuantizedFolderRoundTripKeepsParity) {
-  auto loaded = models::load_model(fixture("llama"));
+  auto loaded = models::load_model(model_fixture("llama"));
   const models::QuantizeOptions q = quantize_q4_g32(*loaded.model);
   models::SaveOptions opts;
   opts.quantization = q;
   const fs::path out = fs::temp_directory_path() / ("lmx-convert-" + std::to_string(::getpid()));
-  models::save_model(*loaded.model, fixture("llama"), out, opts);
+  models::save_model(*loaded.model, model_fixture("llama"), out, opts);
   auto reloaded = models::load_model(out);
   fs::remove_all(out);
   expect_quantized_parity(*reloaded.model, reference("llama_q4_g32"));
@@ -640,12 +640,12 @@ std::string file_bytes(const fs::path& p) {
 // stacked MoE experts included, and so is one saved from an unprepared load.
 TEST(Convert, SavingPackedWeightsReproducesTheFolderExactly) {
   for (const std::string name : {"llama", "mixtral"}) {
-    auto loaded = models::load_model(fixture(name));
+    auto loaded = models::load_model(model_fixture(name));
     const models::QuantizeOptions q = quantize_q4_g32(*loaded.model);
     models::SaveOptions opts;
     opts.quantization = q;
     const fs::path base = fs::temp_directory_path() / ("lmx-resave-" + std::to_string(::getpid()));
-    models::save_model(*loaded.model, fixture(name), base / "a", opts);
+    models::save_model(*loaded.model, model_fixture(name), base / "a", opts);
     auto packed = models::load_model(base / "a");
     models::save_model(*packed.model, base / "a", base / "b", opts);
     auto unprepared = models::load_model(base / "a", {.prepare = false});
@@ -663,7 +663,7 @@ TEST(Convert, SavingPackedWeightsReproducesTheFolderExactly) {
 // Prepared quantized layers hold only packed copies: weight_bytes counts those, outside
 // the allocator's statistics like the mapped dense tensors.
 TEST(ModelLoading, WeightBytesCountPackedCopies) {
-  auto loaded = models::load_model(fixture("mixtral"));
+  auto loaded = models::load_model(model_fixture("mixtral"));
   const models::WeightBytes dense = models::weight_bytes(*loaded.model);
   size_t params = 0;
   for (auto& p : loaded.model->parameters()) params += p.tensor->defined() ? p.tensor->nbytes() : 0;
@@ -676,11 +676,11 @@ TEST(ModelLoading, WeightBytesCountPackedCopies) {
 }
 
 TEST(Convert, Bf16FolderRoundTrip) {
-  auto loaded = models::load_model(fixture("qwen2"));
+  auto loaded = models::load_model(model_fixture("qwen2"));
   models::SaveOptions opts;
   opts.dtype = Dtype::bf16;
   const fs::path out = fs::temp_directory_path() / ("lmx-convert-bf16-" + std::to_string(::getpid()));
-  models::save_model(*loaded.model, fixture("qwen2"), out, opts);
+  models::save_model(*loaded.model, model_fixture("qwen2"), out, opts);
   auto reloaded = models::load_model(out);
   fs::remove_all(out);
   for (auto& p : reloaded.model->parameters()) EXPECT_EQ(p.tensor->dtype(), Dtype::bf16) << p.name;

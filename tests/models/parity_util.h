@@ -2,6 +2,7 @@
 // tools/fixtures/make_*_fixtures.py).
 #pragma once
 
+#include <filesystem>
 #include <string>
 
 #include "lmx/core/tensor.h"
@@ -13,5 +14,9 @@ namespace lmx::testing {
 Tensor read_tensor(const io::SafetensorsFile& f, const std::string& name);
 // max |got - want| / max(1, max |want|)
 double relative_error(const Tensor& got, const Tensor& want);
+// The folder of a model fixture of tests/data/models.
+inline std::filesystem::path model_fixture(const std::string& name) {
+  return std::filesystem::path(LMX_SOURCE_DIR) / "tests/data/models" / name;
+}
 
 }  // namespace lmx::testing

@@ -33,34 +33,17 @@ namespace fs = std::filesystem;
 using testing::read_tensor;
 using testing::relative_error;
 
-fs::path fixture(const std::string& name) { return fs::path(LMX_SOURCE_DIR) / "tests/data/models" / name; }
-
-// fn(rank) on one thread per rank; the first rank's error (after the others were told
-// through abort) is rethrown here.
-std::vector<Tensor> on_ranks(ThreadGroup& group, const std::function<Tensor(int)>& fn) {
-  const int world = group.world();
-  std::vector<Tensor> out(static_cast<size_t>(world));
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(world));
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r) {
-    threads.emplace_back([&, r] {
-      try {
-        out[static_cast<size_t>(r)] = fn(r);
-      } catch (const std::exception& e) {
-        errors[static_cast<size_t>(r)] = std::current_exception();
-        group.communicator(r).abort(e.what());
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
-  return out;
-}
+using testing::model_fixture;
 
 struct Sharded {
   explicit Sharded(const fs::path& dir, int world) : group(world) {
     for (int r = 0; r < world; ++r) ranks.push_back(models::load_model_shard(dir, group.communicator(r)));
+  }
+  // rank r's model's result, each rank on its own thread.
+  std::vector<Tensor> run(const std::function<Tensor(models::LanguageModel&)>& fn) {
+    std::vector<Communicator*> comms;
+    for (int r = 0; r < group.world(); ++r) comms.push_back(&group.communicator(r));
+    return run_on_ranks(comms, [&](int r) { return fn(*ranks[static_cast<size_t>(r)].model); });
   }
   ThreadGroup group;
   std::vector<models::LoadedModel> ranks;
@@ -77,16 +60,13 @@ void expect_ranks_equal_whole(const fs::path& dir, int world, double tol, const 
   const int64_t L = ids.dim(1);
   const Tensor want = whole.model->forward(ids, nullptr, {});
   Sharded sh(dir, world);
-  const std::vector<Tensor> got = on_ranks(sh.group, [&](int r) {
-    return sh.ranks[static_cast<size_t>(r)].model->forward(ids, nullptr, {});
-  });
+  const std::vector<Tensor> got = sh.run([&](models::LanguageModel& m) { return m.forward(ids, nullptr, {}); });
   for (int r = 0; r < world; ++r) {
     ASSERT_EQ(got[static_cast<size_t>(r)].shape(), want.shape()) << "rank " << r;
     EXPECT_LE(relative_error(got[static_cast<size_t>(r)], want), tol) << dir.filename() << " rank " << r << " of " << world;
   }
   // Prefill, then one decoding step through each rank's caches.
-  const std::vector<Tensor> step = on_ranks(sh.group, [&](int r) {
-    models::LanguageModel& m = *sh.ranks[static_cast<size_t>(r)].model;
+  const std::vector<Tensor> step = sh.run([&](models::LanguageModel& m) {
     nn::KVCacheList caches;
     for (int64_t l = 0; l < m.num_layers(); ++l) caches.push_back(std::make_unique<testing::GrowingCache>());
     m.forward(ids.slice(1, 0, L - 1).contiguous(), &caches, {});
@@ -106,7 +86,7 @@ class TensorParallel : public ::testing::TestWithParam<std::string> {};
 TEST_P(TensorParallel, RanksGiveTheWholeModelsLogits) {
   for (int world : {2, 4}) {
     SCOPED_TRACE(world);
-    expect_ranks_equal_whole(fixture(GetParam()), world, 2e-5, input_ids(fixture(GetParam())));
+    expect_ranks_equal_whole(model_fixture(GetParam()), world, 2e-5, input_ids(model_fixture(GetParam())));
   }
 }
 
@@ -125,8 +105,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, TensorParallel,
 // which is refused by name.
 TEST(TensorParallelQuantized, FourBitShardsGiveTheQuantizedWholeModelsLogits) {
   const fs::path dir = fs::temp_directory_path() / ("lmx-tp-q4-" + std::to_string(::getpid()));
-  models::save_quantized_copy(fixture("llama"), dir, {.bits = 4, .group_size = 32});
-  expect_ranks_equal_whole(dir, 2, 2e-5, input_ids(fixture("llama")));
+  models::save_quantized_copy(model_fixture("llama"), dir, {.bits = 4, .group_size = 32});
+  expect_ranks_equal_whole(dir, 2, 2e-5, input_ids(model_fixture("llama")));
   ThreadGroup four(4);
   try {
     models::load_model_shard(dir, four.communicator(0));
@@ -141,7 +121,7 @@ TEST(TensorParallelQuantized, FourBitShardsGiveTheQuantizedWholeModelsLogits) {
 TEST(TensorParallelRefusals, WhatIsNotSplitIsNamed) {
   ThreadGroup group(2);
   try {
-    models::load_model_shard(fixture("mixtral"), group.communicator(0));
+    models::load_model_shard(model_fixture("mixtral"), group.communicator(0));
     FAIL() << "a mixture of experts was split";
   } catch (const Unsupported& e) {
     EXPECT_NE(std::string(e.what()).find("mixture-of-experts"), std::string::npos) << e.what();
@@ -149,25 +129,25 @@ TEST(TensorParallelRefusals, WhatIsNotSplitIsNamed) {
   // 4 heads over 3 ranks.
   ThreadGroup three(3);
   try {
-    models::load_model_shard(fixture("llama"), three.communicator(1));
+    models::load_model_shard(model_fixture("llama"), three.communicator(1));
     FAIL() << "4 heads were split over 3 ranks";
   } catch (const InvalidArgument& e) {
     EXPECT_NE(std::string(e.what()).find("attention heads (4) is not divisible by 3"), std::string::npos) << e.what();
   }
   // A shard without its group, and a shard given another rank's communicator.
-  models::LoadedModel r0 = models::load_model_shard(fixture("llama"), group.communicator(0));
+  models::LoadedModel r0 = models::load_model_shard(model_fixture("llama"), group.communicator(0));
   auto* tlm = dynamic_cast<models::TransformerLM*>(r0.model.get());
   ASSERT_NE(tlm, nullptr);
   EXPECT_THROW(tlm->set_communicator(&group.communicator(1)), InvalidArgument);
   tlm->set_communicator(nullptr);
-  EXPECT_THROW(r0.model->forward(input_ids(fixture("llama")), nullptr, {}), InvalidArgument);
+  EXPECT_THROW(r0.model->forward(input_ids(model_fixture("llama")), nullptr, {}), InvalidArgument);
 }
 
 // A rank that fails mid-forward (here: a token id past the vocabulary on rank 1 only)
 // stops the other rank with that error instead of leaving it waiting in a collective.
 TEST(TensorParallelFailure, AFailingRankStopsTheOthers) {
-  Sharded sh(fixture("llama"), 2);
-  const Tensor ids = input_ids(fixture("llama"));
+  Sharded sh(model_fixture("llama"), 2);
+  const Tensor ids = input_ids(model_fixture("llama"));
   const Tensor bad = Tensor::from_vector(std::vector<int32_t>{1, 2, 100000}, {1, 3});
   std::vector<std::string> seen(2);
   std::vector<std::thread> threads;

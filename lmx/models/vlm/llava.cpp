@@ -48,10 +48,7 @@ class Llava : public VisionLanguageModel {
                                                                      : nlohmann::json(-2);
     for (const auto& l : layer.is_array() ? layer : nlohmann::json::array({layer})) {
       if (!l.is_number_integer()) raw.fail("vision_feature_layer", "must be an integer or a list of integers");
-      int64_t i = l.get<int64_t>();
-      if (i < 0) i += tower_->num_layers() + 1;
-      if (i < 0 || i > tower_->num_layers()) raw.fail("vision_feature_layer", "is out of the tower's range");
-      feature_layers_.push_back(i);
+      feature_layers_.push_back(feature_layer_index(raw, l.get<int64_t>(), tower_->num_layers()));
     }
     const std::string strategy = raw.get_string("vision_feature_select_strategy", "default");
     if (strategy != "default" && strategy != "full") raw.fail("vision_feature_select_strategy", "must be default or full");
@@ -103,13 +100,8 @@ class Llava : public VisionLanguageModel {
   // Pixtral-12B's layout: one feature layer, every patch kept ("full").
   void init_pixtral(const ConfigReader& raw, const ConfigReader& vision) {
     pixtral_ = std::make_unique<PixtralTower>(read_pixtral(vision));
-    const auto& layer = raw.json().contains("vision_feature_layer") ? raw.json()["vision_feature_layer"]
-                                                                     : nlohmann::json(-1);
-    if (!layer.is_number_integer()) raw.fail("vision_feature_layer", "must be one integer with a Pixtral tower");
-    int64_t i = layer.get<int64_t>();
-    if (i < 0) i += pixtral_->num_layers() + 1;
-    if (i < 0 || i > pixtral_->num_layers()) raw.fail("vision_feature_layer", "is out of the tower's range");
-    feature_layers_.push_back(i);
+    const int64_t layer = raw.get_int("vision_feature_layer", -1);
+    feature_layers_.push_back(feature_layer_index(raw, layer, pixtral_->num_layers()));
     if (raw.get_string("vision_feature_select_strategy", "full") != "full") {
       raw.fail("vision_feature_select_strategy", "must be full with a Pixtral tower (every patch is an image token)");
     }

@@ -45,10 +45,7 @@ class Mistral3 : public VisionLanguageModel {
     tower_ = std::make_unique<PixtralTower>(read_pixtral(*vision));
     merge_ = raw.get_int("spatial_merge_size", 2);
     if (merge_ <= 0) raw.fail("spatial_merge_size", "must be positive");
-    int64_t layer = raw.get_int("vision_feature_layer", -1);
-    if (layer < 0) layer += tower_->num_layers() + 1;
-    if (layer < 0 || layer > tower_->num_layers()) raw.fail("vision_feature_layer", "is out of the tower's range");
-    feature_layer_ = layer;
+    feature_layer_ = feature_layer_index(raw, raw.get_int("vision_feature_layer", -1), tower_->num_layers());
     projector_ = std::make_unique<Projector>(
         tower_->options().hidden, text_->spec().hidden, 1, merge_, raw.get_bool("multimodal_projector_bias", false),
         static_cast<float>(text.get_non_negative("rms_norm_eps", 1e-5)),

@@ -113,6 +113,12 @@ std::vector<int32_t> expand_image_prompt(const VisionLanguageModel& model, const
   return out;
 }
 
+int64_t feature_layer_index(const ConfigReader& raw, int64_t value, int64_t layers) {
+  const int64_t i = value < 0 ? value + layers + 1 : value;
+  if (i < 0 || i > layers) raw.fail("vision_feature_layer", "is out of the tower's range");
+  return i;
+}
+
 int32_t required_token(const tokenizer::Tokenizer& tok, const std::string& token, const std::string& model_type) {
   const auto id = tok.token_to_id(token);
   if (!id) throw InvalidArgument(model_type + ": the tokenizer has no '" + token + "' token, which image prompts need");

@@ -121,6 +121,11 @@ std::vector<int32_t> expand_image_prompt(const VisionLanguageModel& model, const
 // [IMG_BREAK]); lmx::InvalidArgument naming the model when the vocabulary lacks it.
 int32_t required_token(const tokenizer::Tokenizer& tok, const std::string& token, const std::string& model_type);
 
+// A vision_feature_layer value as the index of a hidden state of a tower of `layers` blocks
+// (0: the embeddings; negative: counted from the last, -1 = the last block's output); one
+// outside the tower fails naming the field of `raw`.
+int64_t feature_layer_index(const ConfigReader& raw, int64_t value, int64_t layers);
+
 // The text model a VLM's text config describes (a decoder of the registry).
 std::unique_ptr<TransformerLM> make_text_model(const ConfigReader& text);
 // Number of tokens of the cache's first layer (0 without caches).

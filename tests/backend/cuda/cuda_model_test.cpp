@@ -19,17 +19,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path fixture(const std::string& name) {
-  const char* env = std::getenv("LMX_TEST_MODELS");
-  return (env ? fs::path(env) : fs::path(LMX_SOURCE_DIR) / "tests/data/models") / name;
-}
-
 using testing::relative_error;
 
 class CudaModel : public testing::CudaTest, public ::testing::WithParamInterface<std::string> {};
 
 TEST_P(CudaModel, LogitsMatchCpu) {
-  const fs::path dir = fixture(GetParam());
+  const fs::path dir = testing::model_fixture(GetParam());
   if (!fs::exists(dir / "reference.safetensors")) GTEST_SKIP() << "no fixture at " << dir;
   auto ref = io::SafetensorsFile::open(dir / "reference.safetensors");
   const io::TensorInfo& info = ref.at("input_ids");

@@ -4,10 +4,8 @@
 // whole model on the CPU. Fewer than two GPUs: those tests say so and are skipped.
 #include <gtest/gtest.h>
 
-#include <exception>
 #include <filesystem>
 #include <functional>
-#include <thread>
 #include <vector>
 
 #include "cuda_test_util.h"
@@ -42,27 +40,6 @@ TEST_F(NcclGroupTest, OneRankReturnsItsOwnTensors) {
   EXPECT_THROW(cuda::NcclGroup({cuda::device_count()}), InvalidArgument);
 }
 
-// fn(rank) on one thread per rank (the first error rethrown after the others were told).
-std::vector<Tensor> on_ranks(Communicator* const* comms, int world, const std::function<Tensor(int)>& fn) {
-  std::vector<Tensor> out(static_cast<size_t>(world));
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(world));
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r) {
-    threads.emplace_back([&, r] {
-      try {
-        out[static_cast<size_t>(r)] = fn(r).to(Device::cpu());
-      } catch (const std::exception& e) {
-        errors[static_cast<size_t>(r)] = std::current_exception();
-        comms[r]->abort(e.what());
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
-  return out;
-}
-
 class NcclGroupMultiGpu : public testing::CudaTest {
  protected:
   void SetUp() override {
@@ -80,8 +57,8 @@ TEST_F(NcclGroupMultiGpu, CollectivesEqualTheHostsSumsAndOrder) {
   for (int r = 0; r < world(); ++r) comms.push_back(&group.communicator(r));
   std::vector<Tensor> xs;
   for (int r = 0; r < world(); ++r) xs.push_back(random_tensor({4, 6}, 100 + r));
-  const std::vector<Tensor> sums = on_ranks(comms.data(), world(), [&](int r) {
-    return comms[r]->all_reduce_sum(xs[r].to(Device::cuda(r)));
+  const std::vector<Tensor> sums = run_on_ranks(comms, [&](int r) {
+    return comms[r]->all_reduce_sum(xs[r].to(Device::cuda(r))).to(Device::cpu());
   });
   std::vector<float> want(24, 0.0f);
   for (const Tensor& x : xs) {
@@ -92,16 +69,11 @@ TEST_F(NcclGroupMultiGpu, CollectivesEqualTheHostsSumsAndOrder) {
     const auto v = s.to_float_vector();
     for (size_t i = 0; i < v.size(); ++i) EXPECT_NEAR(v[i], want[i], 1e-5f);
   }
-  const std::vector<Tensor> gathered = on_ranks(comms.data(), world(), [&](int r) {
-    return comms[r]->all_gather_last(xs[r].to(Device::cuda(r)));
+  const std::vector<Tensor> gathered = run_on_ranks(comms, [&](int r) {
+    return comms[r]->all_gather_last(xs[r].to(Device::cuda(r))).to(Device::cpu());
   });
   const Tensor joined = ops::concat(xs, 1);
   for (const Tensor& g : gathered) EXPECT_EQ(g.to_float_vector(), joined.to_float_vector());
-}
-
-fs::path fixture(const std::string& name) {
-  const char* env = std::getenv("LMX_TEST_MODELS");
-  return (env ? fs::path(env) : fs::path(LMX_SOURCE_DIR) / "tests/data/models") / name;
 }
 
 // A fixture split across the GPUs, one rank each, gives the whole model's CPU logits.
@@ -111,7 +83,7 @@ TEST_F(NcclGroupMultiGpu, ShardsOnTheGpusGiveTheWholeModelsLogits) {
   for (int d = 0; d < w; ++d) devices.push_back(d);
   for (const char* name : {"llama", "qwen2", "gemma2"}) {
     SCOPED_TRACE(name);
-    const fs::path dir = fixture(name);
+    const fs::path dir = testing::model_fixture(name);
     if (!fs::exists(dir / "reference.safetensors")) GTEST_SKIP() << "no fixture at " << dir;
     models::LoadedModel whole = models::load_model(dir);
     auto ref = io::SafetensorsFile::open(dir / "reference.safetensors");
@@ -126,8 +98,8 @@ TEST_F(NcclGroupMultiGpu, ShardsOnTheGpusGiveTheWholeModelsLogits) {
       comms.push_back(&group.communicator(r));
       ranks.push_back(models::load_model_shard(dir, group.communicator(r), {.device = Device::cuda(r)}));
     }
-    const std::vector<Tensor> got = on_ranks(comms.data(), w, [&](int r) {
-      return ranks[static_cast<size_t>(r)].model->forward(input, nullptr, {});
+    const std::vector<Tensor> got = run_on_ranks(comms, [&](int r) {
+      return ranks[static_cast<size_t>(r)].model->forward(input, nullptr, {}).to(Device::cpu());
     });
     for (const Tensor& g : got) EXPECT_LE(testing::relative_error(g, want), 1e-4);
   }

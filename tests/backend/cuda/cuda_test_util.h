@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +27,13 @@ class CudaTest : public ::testing::Test {
 };
 
 inline Tensor on_cuda(const Tensor& t) { return t.to(Device::cuda()); }
+
+// A model fixture of tests/data/models, read from $LMX_TEST_MODELS when set (the device
+// machine has no source tree).
+inline std::filesystem::path model_fixture(const std::string& name) {
+  const char* env = std::getenv("LMX_TEST_MODELS");
+  return (env ? std::filesystem::path(env) : std::filesystem::path(LMX_SOURCE_DIR) / "tests/data/models") / name;
+}
 
 // An environment switch (lmx/base/env_switch.h) set for a scope, the old value restored after.
 class ScopedEnv {
