@@ -154,6 +154,7 @@ TEST_P(VlmParity, ProcessorAndPromptExpansionGiveTheFixtureInputs) {
       {"llava", {1, 17, 33, 9, 250, 40, 41, 120, 7, 99}},
       {"qwen2_vl", {1, 30, 31, 252, 250, 253, 60, 61, 252, 250, 253, 61, 62, 90, 91, 92}},
       {"qwen3_vl", {1, 30, 31, 252, 250, 253, 60, 61, 252, 250, 253, 61, 62, 90, 91, 92}},
+      {"qwen3_vl_moe", {1, 30, 31, 252, 250, 253, 60, 61, 252, 250, 253, 61, 62, 90, 91, 92}},
       {"qwen2_5_vl", {1, 30, 31, 252, 250, 253, 60, 61, 90, 91, 92}},
       {"gemma3", {2, 20, 21, 108, 250, 108, 22, 108, 250, 108, 23, 24, 25}},
       {"paligemma", {250, 1, 40, 41, 42, 108, 60, 61, 62, 63}},
@@ -195,7 +196,8 @@ TEST_P(VlmParity, Bf16WeightsStayClose) {
 
 INSTANTIATE_TEST_SUITE_P(Families, VlmParity,
                          ::testing::Values("llava", "qwen2_vl", "qwen2_5_vl", "gemma3", "paligemma", "idefics3",
-                                           "smolvlm", "mistral3", "qwen3_vl"));
+                                           "smolvlm", "mistral3", "qwen3_vl", "llava_pixtral",
+                                           "qwen3_vl_moe"));
 
 // MLX-quantized vision-language folders (mlx-community's layout: the language model
 // quantized, the vision tower and projector in float): lmx's quantizer on the fp32
