@@ -37,6 +37,7 @@ void add_bench_command(CLI::App& app) {
   bench->add_option("-n,--runs", m->runs, "Timed runs after one warm-up (default 3)");
   bench->add_option("-t,--threads", m->threads, "CPU threads");
   add_device_option(bench, m->device);
+  add_tensor_parallel_option(bench, m->tensor_parallel);
   bench->add_flag("--json", m->json, "Print one JSON object");
   auto image = std::make_shared<std::string>();
   bench->add_option("--image", *image,

@@ -37,6 +37,7 @@ struct ChatArgs {
   std::string resume;
   int threads = 0;
   std::string device = "cpu";
+  int tensor_parallel = 1;
   bool verbose = false;
   WiredArgs wired;
 };
@@ -156,7 +157,11 @@ void run_chat(const ChatArgs& a) {
   const generate::GenerateParameters p = to_parameters(a.gen);
   const nlohmann::ordered_json variables = chat_template_variables(a.gen);
   std::vector<std::string> stops = stop_strings(a.gen);
-  auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(), models::LoadOptions{.device = device});
+  if (a.tensor_parallel > 1 && !a.adapter_path.empty()) {
+    throw InvalidArgument("--adapter-path with --tensor-parallel: adapters on a split model are not supported yet");
+  }
+  auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(),
+                                                  {.device = device, .tensor_parallel = a.tensor_parallel});
   if (!a.adapter_path.empty()) train::attach_adapters(container->model(), a.adapter_path);
   check_against_model(a.gen, *container, 0);
   std::optional<LogprobsOutput> logprobs;
@@ -216,6 +221,7 @@ void add_chat_command(CLI::App& app) {
   cmd->add_option("--resume", a->resume, "Continue a conversation saved with /save");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
   add_device_option(cmd, a->device);
+  add_tensor_parallel_option(cmd, a->tensor_parallel);
   cmd->add_flag("-v,--verbose", a->verbose, "Print token counts, speed and peak memory after each reply");
   cmd->callback([a] { run_chat(*a); });
 }

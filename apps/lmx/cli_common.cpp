@@ -34,6 +34,12 @@ void add_device_option(CLI::App* cmd, std::string& device) {
                   "cpu (default); cuda or cuda:N in a -DLMX_CUDA=ON build (docs/cli.md)");
 }
 
+void add_tensor_parallel_option(CLI::App* cmd, int& ranks) {
+  cmd->add_option("--tensor-parallel", ranks,
+                  "Split the model's heads, MLP and vocabulary over N ranks (threads of this process on the CPU; "
+                  "decoder transformers without experts; docs/tensor_parallel.md; default 1)");
+}
+
 void apply_threads(int threads) {
   if (threads < 0) throw InvalidArgument("--threads must be >= 0");
   if (threads > 0) ThreadPool::set_global_threads(threads);

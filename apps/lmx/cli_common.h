@@ -25,6 +25,8 @@ std::filesystem::path resolve_model_arg(const std::string& spec);
 Device device_arg(const std::string& text);
 // --device on `cmd`, into `device` (checked later by device_arg()).
 void add_device_option(CLI::App* cmd, std::string& device);
+// --tensor-parallel on `cmd`, into `ranks` (checked when the model loads).
+void add_tensor_parallel_option(CLI::App* cmd, int& ranks);
 // Applies --threads (0 = LMX_NUM_THREADS or the core count).
 void apply_threads(int threads);
 // "1,2,3" -> ids; throws InvalidArgument naming the bad entry.

@@ -39,6 +39,7 @@ struct GenerateArgs {
   bool ignore_chat_template = false;
   int threads = 0;
   std::string device = "cpu";
+  int tensor_parallel = 1;
   bool verbose = false;
   std::string prompt_cache_file;
   std::string draft_model;  // speculative decoding
@@ -105,7 +106,11 @@ void run_generate(const GenerateArgs& a) {
   opts.stop_strings = stop_strings(a.gen);
   std::string prompt = a.prompt;
   if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-  auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(), models::LoadOptions{.device = device});
+  if (a.tensor_parallel > 1 && !a.adapter_path.empty()) {
+    throw InvalidArgument("--adapter-path with --tensor-parallel: adapters on a split model are not supported yet");
+  }
+  auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(),
+                                                  {.device = device, .tensor_parallel = a.tensor_parallel});
   if (!a.adapter_path.empty()) train::attach_adapters(container->model(), a.adapter_path);
   std::optional<models::LoadedModel> draft;
   if (!a.draft_model.empty()) {
@@ -223,6 +228,7 @@ void add_generate_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
   add_device_option(cmd, a->device);
+  add_tensor_parallel_option(cmd, a->tensor_parallel);
   cmd->add_flag("-v,--verbose", a->verbose, "Print the prompt and speed / memory statistics");
   cmd->callback([a] { run_generate(*a); });
 

@@ -56,14 +56,17 @@ struct BenchModel {
   std::string label;
 };
 
-BenchModel bench_model(const std::string& folder, const std::string& config, const ModelBenchArgs& a, Device device) {
+// tensor_parallel: the main model's ranks (a draft loads whole).
+BenchModel bench_model(const std::string& folder, const std::string& config, const ModelBenchArgs& a, Device device,
+                       int tensor_parallel = 1) {
   BenchModel b;
   if (config.empty()) {
-    b.loaded.emplace(models::load_model(resolve_model_arg(folder), models::LoadOptions{.device = device}));
+    b.loaded.emplace(models::load_model(resolve_model_arg(folder), {.device = device, .tensor_parallel = tensor_parallel}));
     b.model = b.loaded->model.get();
     b.label = folder;
     return b;
   }
+  if (tensor_parallel > 1) throw InvalidArgument("bench: --tensor-parallel needs --model (a folder to split)");
   std::ifstream in(config);
   if (!in) throw IoError("bench: cannot read " + config);
   nlohmann::json cfg;
@@ -186,7 +189,7 @@ void run_model_bench(const ModelBenchArgs& a) {
     throw InvalidArgument("bench: -p, -g, -n and -b must be >= 1, -d >= 0");
   }
   const auto load_start = Clock::now();
-  BenchModel main = bench_model(a.model, a.config, a, device);
+  BenchModel main = bench_model(a.model, a.config, a, device, a.tensor_parallel);
   models::LanguageModel* model = main.model;
   const std::string& label = main.label;
   const double load_seconds = std::chrono::duration<double>(Clock::now() - load_start).count();

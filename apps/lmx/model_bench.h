@@ -33,6 +33,7 @@ struct ModelBenchArgs {
   int runs = 3;
   int threads = 0;
   std::string device = "cpu";
+  int tensor_parallel = 1;
   bool json = false;
 };
 

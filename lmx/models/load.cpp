@@ -1,5 +1,6 @@
 #include "lmx/models/load.h"
 
+#include <string>
 #include <tuple>
 
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 #include "lmx/io/safetensors_tensor.h"
 #include "lmx/models/config_reader.h"
 #include "lmx/models/registry.h"
+#include "lmx/models/tensor_parallel_model.h"
 #include "lmx/models/ternary_weights.h"
 #include "lmx/models/text_part.h"
 #include "lmx/models/vlm/vision_language_model.h"
@@ -192,6 +194,10 @@ WeightBytes weight_bytes(LanguageModel& model) {
 
 LoadedModel load_model(const std::filesystem::path& dir, const LoadOptions& options) {
   backend_for(options.device);  // an unavailable device fails before any file is read
+  if (options.tensor_parallel < 1) {
+    throw InvalidArgument("tensor parallel: " + std::to_string(options.tensor_parallel) + " ranks (1 or more)");
+  }
+  if (options.tensor_parallel > 1) return {TensorParallelLM::load(dir, options), io::ModelFolder::open(dir)};
   LoadedModel out{nullptr, io::ModelFolder::open(dir)};
   const std::string source = (dir / "config.json").string();
   ConfigReader config(out.folder.text_config(), source);

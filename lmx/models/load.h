@@ -22,6 +22,9 @@ struct LoadOptions {
   // they are prepared. backend_for(device) is asked first, so a build or machine without
   // it fails before anything is read.
   Device device = Device::cpu();
+  // Ranks to split a decoder over (tensor parallelism, models::TensorParallelLM; threads of
+  // this process on the CPU): 1 loads it whole.
+  int tensor_parallel = 1;
 };
 
 LoadedModel load_model(const std::filesystem::path& dir, const LoadOptions& options = {});

@@ -63,6 +63,9 @@ class KVCache {
   // that go with them, as mlx-lm names them (class_name) and orders them.
   virtual std::vector<Tensor> state() const = 0;
   virtual std::vector<std::string> meta_state() const { return {}; }
+  // Whether state() is what a prompt-cache file holds (false: only the buffers, e.g. for
+  // the wired-memory accounting).
+  virtual bool saves_to_prompt_cache() const { return true; }
   virtual std::string class_name() const = 0;
   // A deep copy (buffers cloned).
   virtual std::unique_ptr<KVCache> copy() const = 0;

@@ -60,6 +60,43 @@ TEST_F(Cli, GreedySpeculativeGenerateEqualsLlama2c) {
   EXPECT_NE(err.out.find("draft tokens accepted (100.0%)"), std::string::npos) << err.out;
 }
 
+// `--tensor-parallel N` (issue 24): the model's heads, MLP and vocabulary split over N ranks
+// (threads on the CPU) generate llama2.c's greedy text, as the whole model does; with a
+// rotating KV cache (each rank gets its own of generation's kind) and in a two-turn chat
+// (the caches kept across turns) the same text as the whole model. Sizes the ranks do not
+// divide are refused by name, and so is saving the split caches.
+TEST_F(Cli, TensorParallelGenerateEqualsTheWholeModel) {
+  ASSERT_EQ(convert_.status, 0) << convert_.out;
+  nlohmann::json expected;
+  std::ifstream(lmx::testing::shared_data("models/stories260K/expected_outputs.json")) >> expected;
+  for (const char* ranks : {"2", "4"}) {
+    Result r = lmx_run("generate --model " + dir_.string() + " --tensor-parallel " + ranks +
+                       " --prompt '' --max-tokens 256 --temp 0");
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_EQ(r.out, expected["greedy"]["stdout"].get<std::string>()) << ranks << " ranks";
+  }
+  const std::string gen = " --prompt 'Once upon a time' --max-tokens 120 --temp 0 --max-kv-size 48";
+  Result whole = lmx_run("generate --model " + dir_.string() + gen);
+  Result split = lmx_run("generate --model " + dir_.string() + " --tensor-parallel 2" + gen);
+  ASSERT_EQ(whole.status, 0) << whole.out;
+  ASSERT_EQ(split.status, 0) << split.out;
+  EXPECT_EQ(split.out, whole.out);
+  const std::string turns = "Tell me a story\nAnd then?\n/quit\n";
+  Result chat_whole = lmx_run("chat --model " + dir_.string() + " --temp 0 --max-tokens 20", turns);
+  Result chat_split = lmx_run("chat --model " + dir_.string() + " --temp 0 --max-tokens 20 --tensor-parallel 2", turns);
+  ASSERT_EQ(chat_split.status, 0) << chat_split.out;
+  EXPECT_EQ(chat_split.out, chat_whole.out);
+  Result save = lmx_run("chat --model " + dir_.string() + " --temp 0 --max-tokens 4 --tensor-parallel 2",
+                        "hi\n/save " + (dir_ / "tp.session").string() + "\n/quit\n", true);
+  EXPECT_NE(save.out.find("TensorParallelCache cannot be saved"), std::string::npos) << save.out;
+  Result odd = lmx_run("generate --model " + dir_.string() + " --tensor-parallel 3 --prompt hi --max-tokens 4", "", true);
+  EXPECT_NE(odd.status, 0);
+  EXPECT_NE(odd.out.find("tensor parallel"), std::string::npos) << odd.out;
+  Result random = lmx_run("bench --config " + (dir_ / "config.json").string() + " --tensor-parallel 2 -p 4 -g 4", "", true);
+  EXPECT_NE(random.status, 0);
+  EXPECT_NE(random.out.find("--tensor-parallel needs --model"), std::string::npos) << random.out;
+}
+
 // `lmx bench --draft-model`: the speculative report (issue 19's benchmark). The model as its
 // own draft accepts every drafted token, so the acceptance it reports is exactly 1.
 TEST_F(Cli, BenchWithADraftModelReportsAcceptanceAndPredictedSpeedUp) {
