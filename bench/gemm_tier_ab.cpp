@@ -45,15 +45,17 @@ int main(int argc, char** argv) {
   const std::string only = argc > 2 ? argv[2] : "";
   const int64_t m = 512;
   ThreadPool pool(1);
-  // Every x86 tier the CPU has; the AVX-512 tier also with the opt-in bf16 dot products
-  // ("avx512-bf16dot", LMX_BF16_DOT=1: the bf16 GEMM on vdpbf16ps) where the CPU has them.
+  // Every x86 tier the CPU has, its bf16 GEMM on f32 x (LMX_BF16_DOT=0); the AVX-512 tier
+  // also with the bf16 dot products ("avx512-bf16dot": vdpbf16ps, the default) where the
+  // CPU has them.
   struct Path {
     std::string name;
     CpuFeatures features;
   };
   std::vector<Path> tiers;
   for (CpuTier t : {CpuTier::avx2, CpuTier::avx_vnni, CpuTier::avx512}) {
-    const CpuFeatures f = detected_cpu_features().limited_to(t);
+    CpuFeatures f = detected_cpu_features().limited_to(t);
+    f.bf16_dot = false;
     if (f.tier() != t) continue;
     tiers.push_back({cpu_tier_name(t), f});
     CpuFeatures dot = f;

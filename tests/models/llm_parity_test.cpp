@@ -21,6 +21,7 @@
 #include "lmx/models/save.h"
 #include "lmx/models/transformer.h"
 #include "lmx/nn/linear.h"
+#include "../backend/cpu/cpu_tiers.h"
 #include "parity_util.h"
 
 namespace lmx {
@@ -85,8 +86,8 @@ TEST_P(LlmParity, Fp32LogitsMatchTransformers) {
 }
 
 // Mixture-of-experts models: bf16 rounding can tip a near-tie in the routing to another
-// expert for a token; at most one of the 24 positions may then differ more (< 0.1).
-void expect_bf16_parity_with_routing(models::LanguageModel& model, const Reference& ref) {
+// expert for a token; at most one of the 24 positions may then differ more (< flipped).
+void expect_bf16_parity_with_routing(models::LanguageModel& model, const Reference& ref, double flipped) {
   Tensor logits = model.forward(ref.ids, nullptr, {});
   ASSERT_EQ(logits.shape(), ref.logits.shape());
   const int64_t B = ref.logits.dim(0), L = ref.logits.dim(1);
@@ -100,7 +101,7 @@ void expect_bf16_parity_with_routing(models::LanguageModel& model, const Referen
       double err = 0.0;
       for (size_t j = 0; j < got.size(); ++j) err = std::max(err, static_cast<double>(std::fabs(got[j] - want[j])));
       err /= scale;
-      EXPECT_LE(err, 0.1) << "row " << b << " position " << i;
+      EXPECT_LE(err, flipped) << "row " << b << " position " << i;
       beyond += err > 3e-2 ? 1 : 0;
     }
   }
@@ -116,7 +117,19 @@ TEST_P(LlmParity, Bf16WeightsStayClose) {
   const bool moe = t && std::any_of(t->spec().layers.begin(), t->spec().layers.end(),
                                     [](const models::LayerSpec& l) { return l.moe; });
   if (moe) {
-    expect_bf16_parity_with_routing(*loaded.model, reference(GetParam()));
+    // With x kept in f32 (LMX_BF16_DOT=0) only the weights' rounding moves the routing: a
+    // flipped position stays within 0.1. With x rounded to bf16 for vdpbf16ps too (AMD's
+    // default), as transformers' bf16 matmuls compute, the near-ties that the weights'
+    // rounding left on the reference's side tip (mixtral and deepseek_v3: one position at
+    // 0.17 / 0.24 of the largest logit, docs/performance.md, session 23): one may reach 0.3.
+    {
+      cpu::testing::ExactBf16Matmuls exact;
+      SCOPED_TRACE("x in f32 (LMX_BF16_DOT=0)");
+      expect_bf16_parity_with_routing(*loaded.model, reference(GetParam()), 0.1);
+    }
+    cpu::testing::ScopedBf16Dot dot(true);
+    SCOPED_TRACE("x rounded to bf16 where the CPU has AVX512_BF16 (LMX_BF16_DOT=1)");
+    expect_bf16_parity_with_routing(*loaded.model, reference(GetParam()), 0.3);
   } else {
     expect_parity(*loaded.model, reference(GetParam()), 3e-2, false);
   }

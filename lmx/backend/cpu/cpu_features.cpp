@@ -49,6 +49,9 @@ CpuFeatures detect() {
   eax = 0;
   __asm__ volatile("cpuid" : "+a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx));
   max_leaf = eax;
+  // The vendor string of leaf 0 is EBX, EDX, ECX: "Auth" "enti" "cAMD".
+  f.amd = ebx == 0x68747541u && edx == 0x69746e65u && ecx == 0x444d4163u;
+  f.bf16_dot = f.amd;  // vdpbf16ps where it is the faster bf16 GEMM (cpu_features.h)
   if (max_leaf >= 7) {
     eax = 7;
     ecx = 1;
@@ -86,8 +89,12 @@ CpuFeatures tier_from_env() {
 
 CpuFeatures from_env() {
   CpuFeatures f = tier_from_env();
+  // LMX_BF16_DOT=1 / 0 overrides detection's choice (bf16_dot).
   const char* dot = std::getenv("LMX_BF16_DOT");
-  f.bf16_dot = dot && std::strcmp(dot, "1") == 0;
+  if (dot && (std::strcmp(dot, "0") == 0 || std::strcmp(dot, "1") == 0))
+    f.bf16_dot = *dot == '1';
+  else if (dot && *dot)
+    std::fprintf(stderr, "lmx: LMX_BF16_DOT='%s' ignored (0 or 1)\n", dot);
   return f;
 }
 
@@ -140,7 +147,8 @@ const char* active_cpu_tier_description() {
   const CpuFeatures& f = cpu_features();
   switch (f.tier()) {
     case CpuTier::avx512:
-      return f.avx512_bf16 ? "avx512 (AVX-512 VNNI, BF16)" : "avx512 (AVX-512 VNNI)";
+      if (!f.avx512_bf16) return "avx512 (AVX-512 VNNI)";
+      return f.bf16_dot ? "avx512 (AVX-512 VNNI, BF16 dot products)" : "avx512 (AVX-512 VNNI, BF16)";
     case CpuTier::avx_vnni:
       return "avx_vnni (AVX2, FMA, F16C, AVX-VNNI)";
     case CpuTier::avx2:

@@ -39,10 +39,13 @@ struct CpuFeatures {
   bool avx512vl = false;
   bool avx512_vnni = false;
   bool avx512_bf16 = false;
-  // Opt-in, not a CPU feature: LMX_BF16_DOT=1 lets the AVX-512 bf16 GEMM round x to bf16
-  // for vdpbf16ps (use_avx512_bf16). Off by default: x's rounding tips the expert routing
-  // of MoE models past their bf16 parity bound (docs/performance.md, session 10).
+  // A choice, not a CPU feature: the AVX-512 bf16 GEMM rounds x to bf16 for vdpbf16ps
+  // (use_avx512_bf16), as PyTorch, MLX and lmx's CUDA backend compute a bf16 model's
+  // matmuls. Detection turns it on where vdpbf16ps outruns the f32 FMA path: AMD's cores
+  // (a Zen 5 EPYC: 1.6-1.9x), not Intel's (Emerald Rapids: 0.53-0.60x). LMX_BF16_DOT=1 / 0
+  // forces it. docs/performance.md ("Session 23: vdpbf16ps by default on AMD") has the numbers.
   bool bf16_dot = false;
+  bool amd = false;  // CPUID vendor "AuthenticAMD"
   bool neon = false;          // AT_HWCAP asimd
   bool neon_dotprod = false;  // AT_HWCAP asimddp: sdot / udot
   bool neon_i8mm = false;     // AT_HWCAP2 i8mm: smmla (no kernel uses it yet)
@@ -57,7 +60,7 @@ struct CpuFeatures {
     return use_avx2() && avx512f && avx512bw && avx512dq && avx512vl && avx512_vnni;
   }
   // bf16 dot products (vdpbf16ps) in the AVX-512 tier's bf16 GEMM (x rounded to bf16):
-  // the CPU has AVX512_BF16 and LMX_BF16_DOT=1 asked for it.
+  // the CPU has AVX512_BF16 and bf16_dot chose them.
   bool use_avx512_bf16() const { return use_avx512() && avx512_bf16 && bf16_dot; }
   // The NEON tier, and its int8 dot products.
   bool use_neon() const { return neon; }

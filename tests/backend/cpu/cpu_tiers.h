@@ -28,8 +28,8 @@ inline CpuFeatures without_neon_extensions(CpuFeatures f) {
 
 // Every tier this machine can run, lowest first, as the features that select it. Where the
 // CPU has NEON extensions, the NEON tier comes twice: without them, then with them; the
-// AVX-512 tier with AVX512_BF16 likewise: as by default, then with the opt-in bf16 dot
-// products (bf16_dot, LMX_BF16_DOT=1).
+// AVX-512 tier with AVX512_BF16 likewise: first with x kept in f32 (bf16_dot off, the
+// default on Intel), then with the bf16 dot products (the default on AMD).
 inline std::vector<CpuFeatures> available_tiers() {
   std::vector<CpuFeatures> out;
   for (CpuTier t : kAllTiers) {
@@ -78,6 +78,24 @@ class ScopedCpuFeatures {
 
  private:
   CpuFeatures saved_;
+};
+
+// The AVX-512 bf16 GEMM with x rounded to bf16 for vdpbf16ps (on: LMX_BF16_DOT=1, AMD's
+// default) or kept in f32 (off: LMX_BF16_DOT=0, Intel's) for the lifetime of the object;
+// without AVX512_BF16 both are the f32 path.
+inline CpuFeatures with_bf16_dot(CpuFeatures f, bool on) {
+  f.bf16_dot = on;
+  return f;
+}
+class ScopedBf16Dot : public ScopedCpuFeatures {
+ public:
+  explicit ScopedBf16Dot(bool on) : ScopedCpuFeatures(with_bf16_dot(cpu_features(), on)) {}
+};
+// x in f32: for tests of something else than x's bf16 rounding (finite differences, bounds
+// of the weights' rounding alone, CPU references of other devices).
+class ExactBf16Matmuls : public ScopedBf16Dot {
+ public:
+  ExactBf16Matmuls() : ScopedBf16Dot(false) {}
 };
 
 }  // namespace lmx::cpu::testing

@@ -222,9 +222,9 @@ TEST_P(CpuTierTest, DenseBf16GemmMatchesReference) {
       wf[i] = bf16_to_f32(wh[i]);
     }
     const DenseWeightView view{wh.data(), Dtype::bf16, sh.n, sh.k, ldw};
-    // With AVX512_BF16 the tier runs twice: the f32 FMA path (the default), then the
-    // opt-in vdpbf16ps, whose reference is the same sums of x rounded to bf16 (the path's
-    // one difference).
+    // With AVX512_BF16 the tier runs twice: the exact f32 FMA path (LMX_BF16_DOT=0; Intel's
+    // default), then vdpbf16ps (AMD's default), whose reference is the same sums of x
+    // rounded to bf16 (the path's one difference).
     std::vector<CpuFeatures> paths{features_};
     paths.front().bf16_dot = false;
     if (features_.use_avx512() && features_.avx512_bf16) {

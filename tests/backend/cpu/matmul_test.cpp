@@ -34,7 +34,7 @@ struct FeatureGuard {
 // scalar and every SIMD tier this machine supports (avx2, avx_vnni, avx512).
 std::vector<CpuFeatures> paths() { return testing::available_tiers(); }
 
-// The AVX-512 bf16 GEMM with AVX512_BF16 and the opt-in (m >= 2) rounds x to bf16: each
+// The AVX-512 bf16 GEMM with AVX512_BF16 and bf16_dot (AMD's default; m >= 2) rounds x: each
 // product then carries x's rounding, at most 2^-8 relative (8 significant bits, round to
 // nearest), on top of the f32 summation's error.
 bool rounds_x_to_bf16(const CpuFeatures& f, Dtype dt, int64_t m) {
@@ -143,13 +143,13 @@ TEST(MatmulNtEveryM, OneToSeventeenAllDtypes) {
   }
 }
 
-// The vdpbf16ps path (AVX-512 with AVX512_BF16 and LMX_BF16_DOT=1, bf16 weights, m >= 2):
+// The vdpbf16ps path (AVX-512 with AVX512_BF16 and bf16_dot, AMD's default; bf16 weights, m >= 2):
 // the same as the reference with x first rounded to bf16 as f32_to_bf16 rounds (to nearest
 // even), up to the f32 summation's error; and visibly not the exact-x result, so the path
 // really runs.
 TEST(MatmulNtBf16Dot, RoundsXToBf16ThenSumsInF32) {
   CpuFeatures f = detected_cpu_features();
-  f.bf16_dot = true;  // the opt-in (LMX_BF16_DOT=1)
+  f.bf16_dot = true;  // as LMX_BF16_DOT=1 (AMD's default)
   if (!f.use_avx512_bf16()) GTEST_SKIP() << "this CPU lacks AVX-512 with AVX512_BF16";
   FeatureGuard guard;
   set_cpu_features_for_testing(f);

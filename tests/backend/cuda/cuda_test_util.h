@@ -14,8 +14,10 @@
 #include <vector>
 
 #include "lmx/backend/cuda/cuda_backend.h"
+#include "lmx/core/ops/linalg.h"
 #include "lmx/core/tensor.h"
 #include "../../core/test_util.h"
+#include "../cpu/cpu_tiers.h"
 
 namespace lmx::testing {
 
@@ -25,6 +27,16 @@ class CudaTest : public ::testing::Test {
     if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
   }
 };
+
+// The CPU results these tests compare with are the exact ones: bf16 matmuls on f32 x
+// (LMX_BF16_DOT=0), not x rounded to bf16 (AMD's default with AVX512_BF16), so that
+// a GPU path computing on f32 x (the matvecs) is held to f32 rounding and one rounding x
+// (the bf16 GEMMs) to its own bound, whatever the host CPU. Set for the whole binary.
+class ExactCpuBf16Matmuls : public ::testing::Environment {
+ public:
+  void SetUp() override { cpu::set_cpu_features_for_testing(cpu::testing::with_bf16_dot(cpu::cpu_features(), false)); }
+};
+inline const bool kExactCpuBf16Matmuls = (::testing::AddGlobalTestEnvironment(new ExactCpuBf16Matmuls), true);
 
 inline Tensor on_cuda(const Tensor& t) { return t.to(Device::cuda()); }
 
@@ -52,6 +64,16 @@ class ScopedEnv {
  private:
   const char* name_;
   std::optional<std::string> saved_;
+};
+
+// Exact f32 activations in the quantized matmuls of both devices while alive: the CPU's
+// default rounds x to int16 (LMX_QUANT_ACTIVATIONS), the GPU's few-row and prefill GEMMs
+// round it to bf16 (LMX_CUDA_QUANT_FEW_ROWS_SMALL, LMX_CUDA_QUANT_BF16_PREFILL).
+struct ExactQuantActivations {
+  ops::QuantActivations saved = ops::quant_activations();
+  ScopedEnv few_rows{"LMX_CUDA_QUANT_FEW_ROWS_SMALL", "0"}, prefill{"LMX_CUDA_QUANT_BF16_PREFILL", "0"};
+  ExactQuantActivations() { ops::set_quant_activations(ops::QuantActivations::f32); }
+  ~ExactQuantActivations() { ops::set_quant_activations(saved); }
 };
 
 // A CUDA test with some switches set for each test's duration.
