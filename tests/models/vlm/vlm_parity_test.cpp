@@ -152,6 +152,7 @@ TEST_P(VlmParity, ProcessorAndPromptExpansionGiveTheFixtureInputs) {
   // a tokenizer.json in their fixture store the prompt as prompt_ids.
   const std::map<std::string, std::vector<int32_t>> prompts = {
       {"llava", {1, 17, 33, 9, 250, 40, 41, 120, 7, 99}},
+      {"llava_qwen2", {1, 17, 33, 9, 250, 40, 41, 120, 7, 99}},
       {"qwen2_vl", {1, 30, 31, 252, 250, 253, 60, 61, 252, 250, 253, 61, 62, 90, 91, 92}},
       {"qwen3_vl", {1, 30, 31, 252, 250, 253, 60, 61, 252, 250, 253, 61, 62, 90, 91, 92}},
       {"qwen3_vl_moe", {1, 30, 31, 252, 250, 253, 60, 61, 252, 250, 253, 61, 62, 90, 91, 92}},
@@ -197,7 +198,7 @@ TEST_P(VlmParity, Bf16WeightsStayClose) {
 INSTANTIATE_TEST_SUITE_P(Families, VlmParity,
                          ::testing::Values("llava", "qwen2_vl", "qwen2_5_vl", "gemma3", "paligemma", "idefics3",
                                            "smolvlm", "mistral3", "qwen3_vl", "llava_pixtral",
-                                           "qwen3_vl_moe"));
+                                           "qwen3_vl_moe", "llava_qwen2"));
 
 // MLX-quantized vision-language folders (mlx-community's layout: the language model
 // quantized, the vision tower and projector in float): lmx's quantizer on the fp32
