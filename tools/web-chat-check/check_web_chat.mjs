@@ -123,7 +123,9 @@ try {
   // Markdown, and HTML in the reply shown as text.
   const markdown = '# Title\n\nSome **bold** and `x < y` here.\n\n- one\n- two\n\n' +
                    '<script>window.__xss = 1</script>\n<img src=x onerror="window.__xss = 2">';
-  script(markdown);
+  // 20 ms a step, as the others: undelayed, the reply could end between two of ask()'s 50 ms
+  // polls, which then never saw 'streaming' (a fresh-clone `make test` failed so, session 23).
+  script(markdown, 20);
   await ask('Format something');
   await idle();
   const reply = lastReply();
