@@ -22,9 +22,10 @@ std::unique_ptr<TensorParallelLM> TensorParallelLM::load(const std::filesystem::
   LoadOptions rank_options = options;
   rank_options.tensor_parallel = 1;
   for (int r = 0; r < world; ++r) {
-    model->ranks_.push_back(load_model_shard(dir, model->group_->communicator(r), rank_options).model);
+    model->comms_.push_back(&model->group_->communicator(r));
+    model->ranks_.push_back(load_model_shard(dir, *model->comms_.back(), rank_options).model);
+    model->register_module("rank" + std::to_string(r), *model->ranks_.back());
   }
-  for (int r = 0; r < world; ++r) model->register_module("rank" + std::to_string(r), *model->ranks_[static_cast<size_t>(r)]);
   model->model_type_ = model->ranks_.front()->model_type();
   return model;
 }
@@ -86,9 +87,7 @@ Tensor TensorParallelLM::forward(const Tensor& tokens, nn::KVCacheList* caches, 
   }
   std::optional<RankCacheLists> lists;
   if (caches) lists.emplace(*caches, world());
-  std::vector<Communicator*> comms;
-  for (int r = 0; r < world(); ++r) comms.push_back(&group_->communicator(r));
-  const std::vector<Tensor> out = run_on_ranks(comms, [&](int r) {
+  const std::vector<Tensor> out = run_on_ranks(comms_, [&](int r) {
     ForwardOptions o = options;
     if (r != 0) o.hidden_states = nullptr;  // every rank's are the same: rank 0 writes them
     return ranks_[static_cast<size_t>(r)]->forward(tokens, lists ? lists->of(r) : nullptr, o);

@@ -34,11 +34,11 @@ class TensorParallelLM : public LanguageModel {
   std::vector<int64_t> layer_windows() const override { return ranks_.front()->layer_windows(); }
   bool positions_depend_on_length() const override { return ranks_.front()->positions_depend_on_length(); }
   int world() const { return static_cast<int>(ranks_.size()); }
-  LanguageModel& rank(int r) { return *ranks_.at(static_cast<size_t>(r)); }
 
  private:
   TensorParallelLM() = default;
   std::unique_ptr<ThreadGroup> group_;
+  std::vector<Communicator*> comms_;  // group_'s, rank order (run_on_ranks takes them)
   std::vector<std::unique_ptr<LanguageModel>> ranks_;
 };
 

@@ -49,9 +49,9 @@ CpuFeatures detect() {
   eax = 0;
   __asm__ volatile("cpuid" : "+a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx));
   max_leaf = eax;
-  // The vendor string of leaf 0 is EBX, EDX, ECX: "Auth" "enti" "cAMD".
-  f.amd = ebx == 0x68747541u && edx == 0x69746e65u && ecx == 0x444d4163u;
-  f.bf16_dot = f.amd;  // vdpbf16ps where it is the faster bf16 GEMM (cpu_features.h)
+  // vdpbf16ps where it is the faster bf16 GEMM (cpu_features.h): on AMD, whose vendor
+  // string in leaf 0 is EBX, EDX, ECX = "Auth" "enti" "cAMD".
+  f.bf16_dot = ebx == 0x68747541u && edx == 0x69746e65u && ecx == 0x444d4163u;
   if (max_leaf >= 7) {
     eax = 7;
     ecx = 1;

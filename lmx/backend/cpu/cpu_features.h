@@ -45,7 +45,6 @@ struct CpuFeatures {
   // (a Zen 5 EPYC: 1.6-1.9x), not Intel's (Emerald Rapids: 0.53-0.60x). LMX_BF16_DOT=1 / 0
   // forces it. docs/performance.md ("Session 23: vdpbf16ps by default on AMD") has the numbers.
   bool bf16_dot = false;
-  bool amd = false;  // CPUID vendor "AuthenticAMD"
   bool neon = false;          // AT_HWCAP asimd
   bool neon_dotprod = false;  // AT_HWCAP asimddp: sdot / udot
   bool neon_i8mm = false;     // AT_HWCAP2 i8mm: smmla (no kernel uses it yet)
