@@ -37,7 +37,9 @@ void add_device_option(CLI::App* cmd, std::string& device) {
 void add_tensor_parallel_option(CLI::App* cmd, int& ranks) {
   cmd->add_option("--tensor-parallel", ranks,
                   "Split the model's heads, MLP and vocabulary over N ranks (threads of this process on the CPU; "
-                  "decoder transformers without experts; docs/tensor_parallel.md; default 1)");
+                  "with --device cuda[:K], GPUs K..K+N-1 with NCCL, not yet run on GPUs; decoder transformers "
+                  "without experts; "
+                  "docs/tensor_parallel.md; default 1)");
 }
 
 void apply_threads(int threads) {

@@ -11,6 +11,11 @@ Backend& backend_for(Device device) {
                     " is not available in this build of lmx (build with -DLMX_CUDA=ON)");
 }
 
+std::unique_ptr<DeviceCollectives> Backend::make_collectives(const std::vector<int>& devices) {
+  (void)devices;
+  throw Unsupported("tensor parallel: no group of ranks on " + device().str() + " devices in this build");
+}
+
 bool built_with_cuda() {
 #ifdef LMX_HAS_CUDA
   return true;

@@ -15,6 +15,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "lmx/base/error.h"
 #include "lmx/core/allocator.h"
@@ -22,6 +23,23 @@
 #include "lmx/core/kernel_args.h"
 
 namespace lmx {
+
+// Collectives among the ranks of one group, rank r on device(r): f32 buffers on that device,
+// the operations queued on its stream (no host wait). A failed rank calls abort(): every rank
+// inside a collective, or entering one later, gets an Error quoting the reason.
+class DeviceCollectives {
+ public:
+  virtual ~DeviceCollectives() = default;
+  virtual int world() const = 0;
+  virtual Device device(int rank) const = 0;
+  // out[i] = the ranks' in[i] summed (n values each).
+  virtual void all_reduce_sum(int rank, const float* in, float* out, size_t n) = 0;
+  // out [world, n] rank-major: every rank's n values.
+  virtual void all_gather(int rank, const float* in, float* out, size_t n) = 0;
+  virtual void abort(const std::string& reason) = 0;
+  // Throws the group's failure, if there is one (before each collective).
+  virtual void throw_if_failed(const char* what) = 0;
+};
 
 // A quantized weight in a backend's own layout, made once when the weight is prepared
 // for the device it lives on (the CPU repacks rows for its kernels). It records the
@@ -346,6 +364,12 @@ class Backend {
     (void)args;
     no_kernel("cross_entropy_grad");
   }
+
+  // Tensor parallelism -------------------------------------------------------------
+  // Collectives among ranks on `devices` (indices of this backend's device type), one rank
+  // each: NCCL on CUDA. lmx::DeviceGroup (lmx/core/communicator.h) makes communicators of
+  // them. Throws Unsupported where the backend has none (the CPU's ranks use a ThreadGroup).
+  virtual std::unique_ptr<DeviceCollectives> make_collectives(const std::vector<int>& devices);
 
   // Optimizers ---------------------------------------------------------------------
   virtual void adam_step(const kernels::AdamStepArgs& args) {

@@ -8,6 +8,16 @@
 #include "lmx/core/ops/shape.h"
 
 namespace lmx {
+namespace {
+
+void check_rank(int rank, int world) {
+  if (rank < 0 || rank >= world) {
+    throw InvalidArgument("tensor parallel: rank " + std::to_string(rank) + " is outside [0, " +
+                          std::to_string(world) + ")");
+  }
+}
+
+}  // namespace
 
 std::vector<Tensor> run_on_ranks(const std::vector<Communicator*>& comms, const std::function<Tensor(int)>& fn) {
   const size_t world = comms.size();
@@ -28,6 +38,72 @@ std::vector<Tensor> run_on_ranks(const std::vector<Communicator*>& comms, const 
   for (const auto& e : errors)
     if (e) std::rethrow_exception(e);
   return out;
+}
+
+class DeviceGroup::Rank : public Communicator {
+ public:
+  Rank(DeviceCollectives& c, int rank) : c_(c), rank_(rank) {}
+  int rank() const override { return rank_; }
+  int world() const override { return c_.world(); }
+
+  Tensor all_reduce_sum(const Tensor& t) override {
+    const Tensor in = checked(t, "all_reduce_sum");
+    Tensor out = Tensor::empty(in.shape(), Dtype::f32, in.device());
+    if (in.numel() > 0) c_.all_reduce_sum(rank_, in.data<float>(), out.data<float>(), static_cast<size_t>(in.numel()));
+    return out;
+  }
+
+  Tensor all_gather_last(const Tensor& t) override {
+    const Tensor in = checked(t, "all_gather_last");
+    const int64_t w = world(), c = in.ndim() > 0 ? in.dim(-1) : 1, rows = c > 0 ? in.numel() / c : 0;
+    Tensor buf = Tensor::empty({w, rows, c}, Dtype::f32, in.device());  // rank-major
+    if (in.numel() > 0) c_.all_gather(rank_, in.data<float>(), buf.data<float>(), static_cast<size_t>(in.numel()));
+    Shape shape = in.shape();
+    if (shape.empty()) shape.push_back(1);
+    shape.back() = w * c;
+    return buf.transpose(0, 1).contiguous().reshape(shape);  // [rows, w, c]
+  }
+
+  void abort(const std::string& reason) override {
+    c_.abort("rank " + std::to_string(rank_) + " of " + std::to_string(world()) + " failed: " + reason);
+  }
+
+ private:
+  Tensor checked(const Tensor& t, const char* what) const {
+    c_.throw_if_failed(what);
+    const Device d = c_.device(rank_);
+    if (t.dtype() != Dtype::f32 || t.device() != d) {
+      throw InvalidArgument(std::string("tensor parallel ") + what + ": rank " + std::to_string(rank_) +
+                            " takes f32 tensors on " + d.str() + ", got " + std::string(dtype_name(t.dtype())) +
+                            " on " + t.device().str());
+    }
+    return t.contiguous();
+  }
+
+  DeviceCollectives& c_;
+  const int rank_;
+};
+
+DeviceGroup::DeviceGroup(const std::vector<Device>& devices) {
+  if (devices.empty()) throw InvalidArgument("tensor parallel: a device group needs at least one device");
+  std::vector<int> indices;
+  for (const Device& d : devices) {
+    if (d.type != devices.front().type) {
+      throw InvalidArgument("tensor parallel: a device group of " + devices.front().str() + " and " + d.str() +
+                            " (one device type)");
+    }
+    indices.push_back(d.index);
+  }
+  collectives_ = backend_for(devices.front()).make_collectives(indices);
+  for (int r = 0; r < static_cast<int>(devices.size()); ++r) ranks_.push_back(std::make_unique<Rank>(*collectives_, r));
+}
+
+// The ranks refer to the collectives: they go first.
+DeviceGroup::~DeviceGroup() { ranks_.clear(); }
+
+Communicator& DeviceGroup::communicator(int rank) {
+  check_rank(rank, world());
+  return *ranks_[static_cast<size_t>(rank)];
 }
 
 class ThreadGroup::Rank : public Communicator {
@@ -73,10 +149,7 @@ ThreadGroup::ThreadGroup(int world, std::chrono::milliseconds timeout) : world_(
 ThreadGroup::~ThreadGroup() = default;
 
 Communicator& ThreadGroup::communicator(int rank) {
-  if (rank < 0 || rank >= world_) {
-    throw InvalidArgument("tensor parallel: rank " + std::to_string(rank) + " is outside [0, " +
-                          std::to_string(world_) + ")");
-  }
+  check_rank(rank, world_);
   return *ranks_[static_cast<size_t>(rank)];
 }
 

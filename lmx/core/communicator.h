@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "lmx/core/backend.h"
 #include "lmx/core/tensor.h"
 
 namespace lmx {
@@ -38,23 +39,51 @@ class Communicator {
   virtual void abort(const std::string& reason) = 0;
 };
 
+// The ranks of one group, each with its communicator: ThreadGroup below, and the NCCL group
+// a GPU backend makes (Backend::make_communicator_group).
+class CommunicatorGroup {
+ public:
+  virtual ~CommunicatorGroup() = default;
+  virtual int world() const = 0;
+  virtual Communicator& communicator(int rank) = 0;
+};
+
 // fn(rank) for every communicator of a group, each on a thread of its own (the ranks'
 // collectives need them to run at once); returns each rank's result. A rank that throws
 // aborts the group (the others' collectives then fail too) and, once every thread is done,
 // the lowest rank's error is rethrown.
 std::vector<Tensor> run_on_ranks(const std::vector<Communicator*>& comms, const std::function<Tensor(int)>& fn);
 
+// Ranks on devices of one backend (one GPU a rank), with the backend's collectives
+// (Backend::make_collectives: NCCL on CUDA). Each rank's tensors are f32 on its device.
+class DeviceGroup : public CommunicatorGroup {
+ public:
+  // `devices`: distinct devices of one type, rank r on devices[r].
+  explicit DeviceGroup(const std::vector<Device>& devices);
+  ~DeviceGroup() override;
+  DeviceGroup(const DeviceGroup&) = delete;
+  DeviceGroup& operator=(const DeviceGroup&) = delete;
+
+  int world() const override { return static_cast<int>(ranks_.size()); }
+  Communicator& communicator(int rank) override;
+
+ private:
+  class Rank;
+  std::unique_ptr<DeviceCollectives> collectives_;
+  std::vector<std::unique_ptr<Rank>> ranks_;
+};
+
 // `world` ranks as threads of one process, each using communicator(rank) from its own
 // thread. Tensors must be on the CPU.
-class ThreadGroup {
+class ThreadGroup : public CommunicatorGroup {
  public:
   explicit ThreadGroup(int world, std::chrono::milliseconds timeout = std::chrono::minutes(10));
-  ~ThreadGroup();
+  ~ThreadGroup() override;
   ThreadGroup(const ThreadGroup&) = delete;
   ThreadGroup& operator=(const ThreadGroup&) = delete;
 
-  int world() const { return world_; }
-  Communicator& communicator(int rank);
+  int world() const override { return world_; }
+  Communicator& communicator(int rank) override;
 
  private:
   class Rank;

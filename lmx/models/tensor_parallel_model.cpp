@@ -11,18 +11,23 @@ namespace lmx::models {
 
 std::unique_ptr<TensorParallelLM> TensorParallelLM::load(const std::filesystem::path& dir, const LoadOptions& options) {
   const int world = options.tensor_parallel;
-  if (world < 2) throw InvalidArgument("tensor parallel: " + std::to_string(world) + " ranks (2 or more)");
-  if (!options.device.is_cpu()) {
-    throw Unsupported("tensor parallel on " + options.device.str() +
-                      ": the GPUs' NCCL group is not wired into model loading yet; the ranks run on the CPU "
-                      "(docs/tensor_parallel.md)");
-  }
+  if (world < 1) throw InvalidArgument("tensor parallel: " + std::to_string(world) + " ranks (1 or more)");
   std::unique_ptr<TensorParallelLM> model(new TensorParallelLM());
-  model->group_ = std::make_unique<ThreadGroup>(world);
+  // Rank r on the CPU (threads of a ThreadGroup), or on the device options.device + r (an
+  // NCCL group on CUDA: `--device cuda:1 --tensor-parallel 2` takes cuda:1 and cuda:2).
+  std::vector<Device> devices;
+  for (int r = 0; r < world; ++r) devices.push_back(options.device.is_cpu() ? options.device
+                                                    : Device{options.device.type, options.device.index + r});
+  if (options.device.is_cpu()) {
+    model->group_ = std::make_unique<ThreadGroup>(world);
+  } else {
+    model->group_ = std::make_unique<DeviceGroup>(devices);
+  }
   LoadOptions rank_options = options;
   rank_options.tensor_parallel = 1;
   for (int r = 0; r < world; ++r) {
     model->comms_.push_back(&model->group_->communicator(r));
+    rank_options.device = devices[static_cast<size_t>(r)];
     model->ranks_.push_back(load_model_shard(dir, *model->comms_.back(), rank_options).model);
     model->register_module("rank" + std::to_string(r), *model->ranks_.back());
   }

@@ -6,8 +6,9 @@
 //
 // The caches generation makes (one per layer, of the kind it chose: simple, rotating,
 // quantized) become rank 0's on the first forward; the other ranks get empty copies of
-// them (TensorParallelCache holds all of a layer's). The ranks are threads of this process
-// with a ThreadGroup on the CPU; on CUDA the NCCL group is not wired in yet (refused).
+// them (TensorParallelCache holds all of a layer's). The ranks are threads of this process:
+// on the CPU with a ThreadGroup, on GPUs one device a rank with the backend's collectives
+// (DeviceGroup: NCCL on CUDA).
 #pragma once
 
 #include <filesystem>
@@ -23,8 +24,9 @@ namespace lmx::models {
 
 class TensorParallelLM : public LanguageModel {
  public:
-  // The folder as options.tensor_parallel ranks (load_model_shard each). Unsupported for
-  // what is not split yet (named), for CUDA devices, and for fewer than 2 ranks.
+  // The folder as options.tensor_parallel ranks (load_model_shard each): on the CPU, or on
+  // options.device and the next devices of its type. Unsupported for what is not split yet
+  // (named); one rank is a group too (the wiring, on a machine with one GPU).
   static std::unique_ptr<TensorParallelLM> load(const std::filesystem::path& dir, const LoadOptions& options);
   ~TensorParallelLM() override;
 
@@ -37,7 +39,7 @@ class TensorParallelLM : public LanguageModel {
 
  private:
   TensorParallelLM() = default;
-  std::unique_ptr<ThreadGroup> group_;
+  std::unique_ptr<CommunicatorGroup> group_;
   std::vector<Communicator*> comms_;  // group_'s, rank order (run_on_ranks takes them)
   std::vector<std::unique_ptr<LanguageModel>> ranks_;
 };

@@ -134,6 +134,15 @@ TEST(TensorParallelRefusals, WhatIsNotSplitIsNamed) {
   } catch (const InvalidArgument& e) {
     EXPECT_NE(std::string(e.what()).find("attention heads (4) is not divisible by 3"), std::string::npos) << e.what();
   }
+  // GPU ranks in a build without CUDA: the build is named.
+  if (!built_with_cuda()) {
+    try {
+      models::load_model(model_fixture("llama"), {.device = Device::cuda(), .tensor_parallel = 2});
+      FAIL() << "GPU ranks in a build without CUDA";
+    } catch (const Unsupported& e) {
+      EXPECT_NE(std::string(e.what()).find("not available in this build"), std::string::npos) << e.what();
+    }
+  }
   // A shard without its group, and a shard given another rank's communicator.
   models::LoadedModel r0 = models::load_model_shard(model_fixture("llama"), group.communicator(0));
   auto* tlm = dynamic_cast<models::TransformerLM*>(r0.model.get());

@@ -29,6 +29,7 @@
 #include "lmx/backend/cuda/flash_attention.h"
 #include "lmx/backend/cuda/matmul_kernels.h"
 #include "lmx/backend/cuda/matvec_kernels.h"
+#include "lmx/backend/cuda/nccl_group.h"
 #include "lmx/backend/cuda/nn_kernels.h"
 #include "lmx/backend/cuda/quant_gemm_few.h"
 #include "lmx/backend/cuda/optimizer_kernels.h"
@@ -739,6 +740,15 @@ class CudaBackend final : public Backend, public GraphBackend {
                              a.beta1,     a.one_minus_beta1,    a.beta2,     a.one_minus_beta2,
                              a.m_divisor, a.v_divisor, a.decay, a.eps, a.lr};
     launch("adam_step", [&] { return detail::launch_adam_step(l, stream_); });
+  }
+
+  std::unique_ptr<DeviceCollectives> make_collectives(const std::vector<int>& devices) override {
+#ifdef LMX_HAS_NCCL
+    return make_nccl_collectives(devices);
+#else
+    (void)devices;
+    throw Unsupported("tensor parallel on GPUs: this build of lmx has no NCCL (nccl.h was not found at build time)");
+#endif
   }
 
   std::optional<size_t> recommended_working_set(size_t reserve_bytes) override {

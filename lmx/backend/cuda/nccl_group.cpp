@@ -6,6 +6,7 @@
 
 #include <mutex>
 #include <set>
+#include <string>
 
 #include "lmx/backend/cuda/cuda_backend.h"
 #include "lmx/base/error.h"
@@ -52,114 +53,71 @@ void check(ncclResult_t r, const std::string& what) {
   if (r != ncclSuccess) throw Error("tensor parallel: " + what + ": " + nccl().error_string(r));
 }
 
-}  // namespace
-
-struct NcclGroup::Shared {
-  std::vector<ncclComm_t> comms;
-  std::mutex mutex;
-  std::string failure;  // non-empty: aborted
-  bool aborted = false;
-
-  void fail(const std::string& reason) {
-    std::lock_guard<std::mutex> lock(mutex);
-    if (failure.empty()) failure = reason;
-    if (!aborted) {
-      aborted = true;
-      for (ncclComm_t c : comms) nccl().abort(c);  // unblocks the ranks inside a collective
-    }
-  }
-  void throw_if_failed(const char* what) {
-    std::lock_guard<std::mutex> lock(mutex);
-    if (!failure.empty()) throw Error(std::string("tensor parallel ") + what + ": " + failure);
-  }
-};
-
-class NcclGroup::Rank : public Communicator {
+class NcclCollectives : public DeviceCollectives {
  public:
-  Rank(std::shared_ptr<Shared> shared, int rank, int device) : shared_(std::move(shared)), rank_(rank), device_(device) {}
-  int rank() const override { return rank_; }
-  int world() const override { return static_cast<int>(shared_->comms.size()); }
-
-  Tensor all_reduce_sum(const Tensor& t) override {
-    const Tensor in = checked(t, "all_reduce_sum");
-    Tensor out = Tensor::empty(in.shape(), Dtype::f32, in.device());
-    if (in.numel() > 0) {
-      check(nccl().all_reduce(in.data<float>(), out.data<float>(), static_cast<size_t>(in.numel()), ncclFloat, ncclSum,
-                              comm(), stream()),
-            "ncclAllReduce");
+  explicit NcclCollectives(const std::vector<int>& devices) : devices_(devices) {
+    if (devices.empty()) throw InvalidArgument("tensor parallel: an NCCL group needs at least one GPU");
+    const int n = device_count();
+    std::set<int> seen;
+    for (int d : devices) {
+      if (d < 0 || d >= n) {
+        throw InvalidArgument("tensor parallel: cuda:" + std::to_string(d) + " does not exist (" + std::to_string(n) +
+                              " CUDA devices visible)");
+      }
+      if (!seen.insert(d).second) {
+        throw InvalidArgument("tensor parallel: cuda:" + std::to_string(d) + " is named twice (one rank per GPU)");
+      }
     }
-    return out;
+    for (int d : devices) device_stream(d);  // each device's backend (and stream) made first
+    comms_.resize(devices.size());
+    check(nccl().init_all(comms_.data(), static_cast<int>(devices.size()), devices.data()), "ncclCommInitAll");
+  }
+  ~NcclCollectives() override {
+    if (!aborted_) {
+      for (ncclComm_t c : comms_) nccl().destroy(c);
+    }
   }
 
-  Tensor all_gather_last(const Tensor& t) override {
-    const Tensor in = checked(t, "all_gather_last");
-    const int64_t w = world(), c = in.ndim() > 0 ? in.dim(-1) : 1, rows = c > 0 ? in.numel() / c : 0;
-    Tensor buf = Tensor::empty({w, rows, c}, Dtype::f32, in.device());  // rank-major
-    if (in.numel() > 0) {
-      check(nccl().all_gather(in.data<float>(), buf.data<float>(), static_cast<size_t>(in.numel()), ncclFloat, comm(),
-                              stream()),
-            "ncclAllGather");
-    }
-    Shape shape = in.shape();
-    if (shape.empty()) shape.push_back(1);
-    shape.back() = w * c;
-    return buf.transpose(0, 1).contiguous().reshape(shape);  // [rows, w, c]
+  int world() const override { return static_cast<int>(comms_.size()); }
+  Device device(int rank) const override { return Device::cuda(devices_.at(static_cast<size_t>(rank))); }
+
+  void all_reduce_sum(int rank, const float* in, float* out, size_t n) override {
+    check(nccl().all_reduce(in, out, n, ncclFloat, ncclSum, comm(rank), stream(rank)), "ncclAllReduce");
+  }
+  void all_gather(int rank, const float* in, float* out, size_t n) override {
+    check(nccl().all_gather(in, out, n, ncclFloat, comm(rank), stream(rank)), "ncclAllGather");
   }
 
   void abort(const std::string& reason) override {
-    shared_->fail("rank " + std::to_string(rank_) + " of " + std::to_string(world()) + " failed: " + reason);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (failure_.empty()) failure_ = reason;
+    if (!aborted_) {
+      aborted_ = true;
+      for (ncclComm_t c : comms_) nccl().abort(c);  // unblocks the ranks inside a collective
+    }
+  }
+  void throw_if_failed(const char* what) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!failure_.empty()) throw Error(std::string("tensor parallel ") + what + ": " + failure_);
   }
 
  private:
-  Tensor checked(const Tensor& t, const char* what) const {
-    shared_->throw_if_failed(what);
-    if (t.dtype() != Dtype::f32 || t.device() != Device::cuda(device_)) {
-      throw InvalidArgument(std::string("tensor parallel ") + what + ": rank " + std::to_string(rank_) +
-                            " takes f32 tensors on cuda:" + std::to_string(device_) + ", got " +
-                            std::string(dtype_name(t.dtype())) + " on " + t.device().str());
-    }
-    return t.contiguous();
+  ncclComm_t comm(int rank) const { return comms_.at(static_cast<size_t>(rank)); }
+  cudaStream_t stream(int rank) const {
+    return static_cast<cudaStream_t>(device_stream(devices_.at(static_cast<size_t>(rank))));
   }
-  ncclComm_t comm() const { return shared_->comms[static_cast<size_t>(rank_)]; }
-  cudaStream_t stream() const { return static_cast<cudaStream_t>(device_stream(device_)); }
 
-  std::shared_ptr<Shared> shared_;
-  const int rank_, device_;
+  const std::vector<int> devices_;
+  std::vector<ncclComm_t> comms_;
+  std::mutex mutex_;
+  std::string failure_;  // non-empty: aborted
+  bool aborted_ = false;
 };
 
-NcclGroup::NcclGroup(const std::vector<int>& devices) : shared_(std::make_shared<Shared>()) {
-  if (devices.empty()) throw InvalidArgument("tensor parallel: an NCCL group needs at least one GPU");
-  const int n = device_count();
-  std::set<int> seen;
-  for (int d : devices) {
-    if (d < 0 || d >= n) {
-      throw InvalidArgument("tensor parallel: cuda:" + std::to_string(d) + " does not exist (" + std::to_string(n) +
-                            " CUDA devices visible)");
-    }
-    if (!seen.insert(d).second) {
-      throw InvalidArgument("tensor parallel: cuda:" + std::to_string(d) + " is named twice (one rank per GPU)");
-    }
-  }
-  for (int d : devices) device_stream(d);  // each device's backend (and stream) made first
-  shared_->comms.resize(devices.size());
-  check(nccl().init_all(shared_->comms.data(), static_cast<int>(devices.size()), devices.data()), "ncclCommInitAll");
-  for (size_t r = 0; r < devices.size(); ++r) {
-    ranks_.push_back(std::make_unique<Rank>(shared_, static_cast<int>(r), devices[r]));
-  }
-}
+}  // namespace
 
-NcclGroup::~NcclGroup() {
-  if (!shared_->aborted) {
-    for (ncclComm_t c : shared_->comms) nccl().destroy(c);
-  }
-}
-
-Communicator& NcclGroup::communicator(int rank) {
-  if (rank < 0 || rank >= world()) {
-    throw InvalidArgument("tensor parallel: rank " + std::to_string(rank) + " is outside [0, " +
-                          std::to_string(world()) + ")");
-  }
-  return *ranks_[static_cast<size_t>(rank)];
+std::unique_ptr<DeviceCollectives> make_nccl_collectives(const std::vector<int>& devices) {
+  return std::make_unique<NcclCollectives>(devices);
 }
 
 }  // namespace lmx::cuda

@@ -92,6 +92,59 @@ __global__ void rms_norm_kernel(const float* x, int64_t dim, int64_t ldx, float*
   }
 }
 
+// rms_norm_kernel for rows of at most kItems values a thread (a decode step's rows): x, the
+// residual and the norm's weights with all of a thread's loads in flight at once and kept
+// in registers, where the loops above make three dependent passes over memory. The same
+// sums in the same order, so the same bits. (The weights are read after the wait too: a
+// training step may have just written them.)
+template <int kItems>
+__global__ void rms_norm_regs_kernel(const float* x, int64_t dim, int64_t ldx, float* out, int64_t ldo, Channel w,
+                                     bool unit_offset, float eps, FusedResidual fused) {
+  __shared__ float shared[32];
+  float wv[kItems], v[kItems];
+  await_inputs();
+#pragma unroll
+  for (int k = 0; k < kItems; ++k) {
+    const int64_t i = threadIdx.x + int64_t{k} * blockDim.x;
+    wv[k] = i < dim && w.data ? channel(w, i) + (unit_offset ? 1.0f : 0.0f) : 1.0f;
+  }
+  const float* xr = x + blockIdx.x * ldx;
+  const float* rr = fused.residual ? fused.residual + blockIdx.x * fused.ld_residual : nullptr;
+#pragma unroll
+  for (int k = 0; k < kItems; ++k) {
+    const int64_t i = threadIdx.x + int64_t{k} * blockDim.x;
+    v[k] = i < dim ? xr[i] : 0.0f;
+  }
+  if (rr) {
+    float r[kItems];
+#pragma unroll
+    for (int k = 0; k < kItems; ++k) {
+      const int64_t i = threadIdx.x + int64_t{k} * blockDim.x;
+      r[k] = i < dim ? rr[i] : 0.0f;
+    }
+    float* sr = fused.sum + blockIdx.x * fused.ld_sum;
+#pragma unroll
+    for (int k = 0; k < kItems; ++k) {
+      const int64_t i = threadIdx.x + int64_t{k} * blockDim.x;
+      v[k] = v[k] + r[k];
+      if (i < dim) sr[i] = v[k];
+    }
+  }
+  float ss = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kItems; ++k) {
+    if (threadIdx.x + int64_t{k} * blockDim.x < dim) ss += v[k] * v[k];
+  }
+  ss = block_reduce<false>(ss, shared);
+  const float inv = 1.0f / sqrtf(ss / static_cast<float>(dim) + eps);
+  float* yr = out + blockIdx.x * ldo;
+#pragma unroll
+  for (int k = 0; k < kItems; ++k) {
+    const int64_t i = threadIdx.x + int64_t{k} * blockDim.x;
+    if (i < dim) yr[i] = v[k] * inv * wv[k];
+  }
+}
+
 __global__ void layer_norm_kernel(const float* x, int64_t dim, int64_t ldx, float* out, int64_t ldo, Channel w,
                                   Channel b, float eps) {
   __shared__ float shared[32];
@@ -190,8 +243,14 @@ cudaError_t launch_rms_norm(const float* x, int64_t rows, int64_t dim, int64_t l
                             cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
   if (fused.residual && !fused.sum) return cudaErrorInvalidValue;
-  return launch_early(rms_norm_kernel, static_cast<unsigned>(rows), norm_threads(rows, dim), 0, stream, x, dim, ldx,
-                      out, ldo, weight, add_unit_offset, eps, fused);
+  const unsigned threads = norm_threads(rows, dim);
+  const int64_t items = (dim + threads - 1) / threads;
+  auto kernel = !cuda_norm_in_registers() || items > 8 ? rms_norm_kernel
+                : items <= 2                          ? rms_norm_regs_kernel<2>
+                : items <= 4                          ? rms_norm_regs_kernel<4>
+                                                      : rms_norm_regs_kernel<8>;
+  return launch_early(kernel, static_cast<unsigned>(rows), threads, 0, stream, x, dim, ldx, out, ldo, weight,
+                      add_unit_offset, eps, fused);
 }
 
 cudaError_t launch_layer_norm(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo,

@@ -66,6 +66,32 @@ TEST_F(CudaNn, AddRmsNormFusesTheResidualAdd) {
   }
 }
 
+// RMSNorm rows held in registers (2, 3, 8 values a thread; 9000 values keep the looping
+// kernel) equal the looping kernel bit for bit, with and without the fused residual, with
+// bf16 and unit-offset weights, against the CPU too.
+TEST_F(CudaNn, RmsNormInRegistersEqualsTheLoopingKernel) {
+  for (int64_t dim : {2048, 3001, 8192, 9000}) {
+    for (int64_t rows : {1, 5}) {
+      SCOPED_TRACE("dim=" + std::to_string(dim) + " rows=" + std::to_string(rows));
+      Tensor x = random_tensor({rows, dim}, 60), r = random_tensor({rows, dim}, 61);
+      Tensor w = random_tensor({dim}, 62, rows == 1 ? Dtype::f32 : Dtype::bf16);
+      const bool unit = rows == 5;
+      Tensor sum_regs, sum_loop, regs, plain_regs;
+      {
+        testing::ScopedEnv in_registers("LMX_CUDA_NORM_REGISTERS", "1");
+        regs = ops::add_rms_norm(on_cuda(x), on_cuda(r), on_cuda(w), 1e-5f, unit, &sum_regs);
+        plain_regs = ops::rms_norm(on_cuda(x), on_cuda(w), 1e-5f, unit);
+      }
+      testing::ScopedEnv loop("LMX_CUDA_NORM_REGISTERS", "0");
+      Tensor looped = ops::add_rms_norm(on_cuda(x), on_cuda(r), on_cuda(w), 1e-5f, unit, &sum_loop);
+      expect_identical(regs, looped.to(Device::cpu()));
+      expect_identical(sum_regs, sum_loop.to(Device::cpu()));
+      expect_identical(plain_regs, ops::rms_norm(on_cuda(x), on_cuda(w), 1e-5f, unit).to(Device::cpu()));
+      expect_matches(plain_regs, ops::rms_norm(x, w, 1e-5f, unit), 1e-5, 1e-6);
+    }
+  }
+}
+
 TEST_F(CudaNn, RopeBothPairingsPartialRotaryStrided) {
   // [batch, seq, heads, head_dim] projections viewed as [batch, heads, seq, head_dim].
   Tensor x = random_tensor({2, 9, 3, 80}, 56).transpose(1, 2);
@@ -236,6 +262,37 @@ TEST_F(CudaNn, ReductionsAlongEveryAxis) {
   Tensor empty = random_tensor({4, 0}, 111);
   expect_matches(ops::sum(on_cuda(empty), 1), ops::sum(empty, 1), 0, 0);
   EXPECT_THROW(ops::sum(on_cuda(Tensor::from_vector<int32_t>({1, 2}, {2})), 0), Unsupported);
+}
+
+// The argmax of long f32 rows (the long-row kernel: a decode step's logits) against the
+// CPU's: random rows of an odd length, a tie for the maximum across the block's threads
+// and loads (the first index wins), a NaN after the maximum (the first NaN wins), a row of
+// -inf (index 0), the maximum in the last value; and the general kernel's answer with the
+// switch off.
+TEST_F(CudaNn, ArgmaxOfLongRowsEqualsTheCpu) {
+  const int64_t rows = 6, n = 128257;
+  std::vector<float> v = random_tensor({rows, n}, 130).to_float_vector();
+  auto at = [&](int64_t r, int64_t i) -> float& { return v[static_cast<size_t>(r * n + i)]; };
+  at(1, 70001) = at(1, 5) = at(1, 9000) = 7.0f;  // a tie: index 5
+  at(2, 100) = 8.0f;
+  at(2, 4000) = at(2, 127000) = std::numeric_limits<float>::quiet_NaN();  // the first NaN: 4000
+  for (int64_t i = 0; i < n; ++i) at(3, i) = -kInf;
+  at(4, n - 1) = 9.0f;
+  at(5, 1025) = at(5, 1024 * 8 + 1025) = 6.5f;  // a tie between two loads of one thread: 1025
+  Tensor x = Tensor::from_vector<float>(v, {rows, n}), dx = on_cuda(x);
+  Tensor want = ops::argmax(x, -1);
+  {
+    testing::ScopedEnv on("LMX_CUDA_LONG_ROW_ARGMAX", "1");
+    expect_identical(ops::argmax(dx, -1), want);
+  }
+  const int32_t* ids = want.data<int32_t>();
+  EXPECT_EQ(ids[1], 5);
+  EXPECT_EQ(ids[2], 4000);
+  EXPECT_EQ(ids[3], 0);
+  EXPECT_EQ(ids[4], n - 1);
+  EXPECT_EQ(ids[5], 1025);
+  testing::ScopedEnv general("LMX_CUDA_LONG_ROW_ARGMAX", "0");
+  expect_identical(ops::argmax(dx, -1), want);
 }
 
 // The selective scan (Mamba2 shape: heads in groups, per-head decay; Mamba: head_dim 1)

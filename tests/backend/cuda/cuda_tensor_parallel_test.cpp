@@ -1,7 +1,9 @@
-// The NCCL communicator (lmx/backend/cuda/nccl_group.h): one rank on the first GPU (any
-// machine with a GPU), and, where several GPUs are visible, every GPU a rank: the
-// collectives against the CPU's sums, and a fixture split across the GPUs against the
-// whole model on the CPU. Fewer than two GPUs: those tests say so and are skipped.
+// GPU ranks with NCCL (lmx::DeviceGroup over lmx/backend/cuda/nccl_group.h): one rank on
+// the first GPU (any machine with a GPU), a split model of one rank on it generating the
+// whole model's tokens, and, where several GPUs are visible, every GPU a rank: the
+// collectives against the CPU's sums, a fixture split across the GPUs against the whole
+// model on the CPU, and greedy tokens of the split model (TensorParallelLM) equal to one
+// GPU's. Fewer than two GPUs: those tests say so and are skipped.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -9,12 +11,15 @@
 #include <vector>
 
 #include "cuda_test_util.h"
-#include "lmx/backend/cuda/nccl_group.h"
+#include "lmx/backend/cuda/cuda_backend.h"
 #include "lmx/base/error.h"
+#include "lmx/core/communicator.h"
 #include "lmx/core/ops/shape.h"
+#include "lmx/generate/generate.h"
 #include "lmx/io/safetensors.h"
 #include "lmx/models/load.h"
 #include "lmx/models/tensor_parallel.h"
+#include "lmx/models/tensor_parallel_model.h"
 
 namespace lmx {
 namespace {
@@ -26,8 +31,33 @@ class NcclGroupTest : public testing::CudaTest {};
 
 std::vector<float> host(const Tensor& t) { return t.to(Device::cpu()).to_float_vector(); }
 
+std::vector<Device> gpus(int n) {
+  std::vector<Device> d;
+  for (int i = 0; i < n; ++i) d.push_back(Device::cuda(i));
+  return d;
+}
+
+// Greedy tokens of `model` after the fixture's prompt ids.
+std::vector<int32_t> greedy(models::LanguageModel& model, const std::vector<int32_t>& prompt, int n) {
+  generate::GenerateParameters p;
+  p.temperature = 0;
+  p.max_tokens = n;
+  auto gen = generate::generate_tokens(model, prompt, p);
+  std::vector<int32_t> out;
+  while (auto t = gen.next()) out.push_back(t->token);
+  return out;
+}
+
+std::vector<int32_t> prompt_of(const fs::path& dir) {
+  auto ref = io::SafetensorsFile::open(dir / "reference.safetensors");
+  const io::TensorInfo& info = ref.at("input_ids");
+  const Tensor ids = Tensor::wrap(const_cast<std::byte*>(info.data), info.shape, info.dtype, ref.owner()).to(Dtype::i32);
+  const int32_t* p = ids.data<int32_t>();
+  return std::vector<int32_t>(p, p + ids.numel());
+}
+
 TEST_F(NcclGroupTest, OneRankReturnsItsOwnTensors) {
-  cuda::NcclGroup group({0});
+  DeviceGroup group({Device::cuda(0)});
   Communicator& c = group.communicator(0);
   EXPECT_EQ(c.world(), 1);
   const Tensor x = random_tensor({3, 5, 7}, 11);
@@ -36,8 +66,24 @@ TEST_F(NcclGroupTest, OneRankReturnsItsOwnTensors) {
   EXPECT_EQ(g.shape(), x.shape());
   EXPECT_EQ(host(g), x.to_float_vector());
   EXPECT_THROW(c.all_reduce_sum(x), InvalidArgument);  // on the host
-  EXPECT_THROW(cuda::NcclGroup({0, 0}), InvalidArgument);
-  EXPECT_THROW(cuda::NcclGroup({cuda::device_count()}), InvalidArgument);
+  EXPECT_THROW(DeviceGroup({Device::cuda(0), Device::cuda(0)}), InvalidArgument);
+  EXPECT_THROW(DeviceGroup({Device::cuda(cuda::device_count())}), InvalidArgument);
+  EXPECT_THROW(DeviceGroup({Device::cpu()}), Unsupported);  // the CPU's ranks are a ThreadGroup
+}
+
+// A split model of one GPU rank (the NCCL group made at load, its communicator in every
+// layer, generation's caches wrapped per rank) generates the whole model's greedy tokens on
+// that GPU: the wiring that several GPUs use, on any machine with one.
+TEST_F(NcclGroupTest, OneRankSplitModelGeneratesTheWholeModelsTokens) {
+  for (const char* name : {"llama", "qwen2"}) {
+    SCOPED_TRACE(name);
+    const fs::path dir = testing::model_fixture(name);
+    if (!fs::exists(dir / "reference.safetensors")) GTEST_SKIP() << "no fixture at " << dir;
+    const std::vector<int32_t> prompt = prompt_of(dir);
+    models::LoadedModel whole = models::load_model(dir, {.device = Device::cuda()});
+    auto split = models::TensorParallelLM::load(dir, {.device = Device::cuda(), .tensor_parallel = 1});
+    EXPECT_EQ(greedy(*split, prompt, 24), greedy(*whole.model, prompt, 24));
+  }
 }
 
 class NcclGroupMultiGpu : public testing::CudaTest {
@@ -50,9 +96,7 @@ class NcclGroupMultiGpu : public testing::CudaTest {
 };
 
 TEST_F(NcclGroupMultiGpu, CollectivesEqualTheHostsSumsAndOrder) {
-  std::vector<int> devices;
-  for (int d = 0; d < world(); ++d) devices.push_back(d);
-  cuda::NcclGroup group(devices);
+  DeviceGroup group(gpus(world()));
   std::vector<Communicator*> comms;
   for (int r = 0; r < world(); ++r) comms.push_back(&group.communicator(r));
   std::vector<Tensor> xs;
@@ -79,8 +123,6 @@ TEST_F(NcclGroupMultiGpu, CollectivesEqualTheHostsSumsAndOrder) {
 // A fixture split across the GPUs, one rank each, gives the whole model's CPU logits.
 TEST_F(NcclGroupMultiGpu, ShardsOnTheGpusGiveTheWholeModelsLogits) {
   const int w = world() >= 4 ? 4 : 2;
-  std::vector<int> devices;
-  for (int d = 0; d < w; ++d) devices.push_back(d);
   for (const char* name : {"llama", "qwen2", "gemma2"}) {
     SCOPED_TRACE(name);
     const fs::path dir = testing::model_fixture(name);
@@ -91,7 +133,7 @@ TEST_F(NcclGroupMultiGpu, ShardsOnTheGpusGiveTheWholeModelsLogits) {
     const Tensor input =
         Tensor::wrap(const_cast<std::byte*>(info.data), info.shape, info.dtype, ref.owner()).to(Dtype::i32);
     const Tensor want = whole.model->forward(input, nullptr, {});
-    cuda::NcclGroup group(devices);
+    DeviceGroup group(gpus(w));
     std::vector<Communicator*> comms;
     std::vector<models::LoadedModel> ranks;
     for (int r = 0; r < w; ++r) {
@@ -102,6 +144,24 @@ TEST_F(NcclGroupMultiGpu, ShardsOnTheGpusGiveTheWholeModelsLogits) {
       return ranks[static_cast<size_t>(r)].model->forward(input, nullptr, {}).to(Device::cpu());
     });
     for (const Tensor& g : got) EXPECT_LE(testing::relative_error(g, want), 1e-4);
+  }
+}
+
+// The split model over 2 (and 4) GPUs generates one GPU's greedy tokens.
+TEST_F(NcclGroupMultiGpu, SplitModelGeneratesOneGpusTokens) {
+  for (const char* name : {"llama", "qwen2", "gemma2"}) {
+    SCOPED_TRACE(name);
+    const fs::path dir = testing::model_fixture(name);
+    if (!fs::exists(dir / "reference.safetensors")) GTEST_SKIP() << "no fixture at " << dir;
+    const std::vector<int32_t> prompt = prompt_of(dir);
+    models::LoadedModel whole = models::load_model(dir, {.device = Device::cuda()});
+    const std::vector<int32_t> want = greedy(*whole.model, prompt, 24);
+    for (int w : {2, 4}) {
+      if (w > world()) break;
+      SCOPED_TRACE(w);
+      models::LoadedModel split = models::load_model(dir, {.device = Device::cuda(), .tensor_parallel = w});
+      EXPECT_EQ(greedy(*split.model, prompt, 24), want);
+    }
   }
 }
 
