@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "lmx/backend/cpu/activations_avx2.h"
+#include "lmx/backend/cpu/activations_avx512.h"
 #include "lmx/backend/cpu/cpu_features.h"
 
 namespace lmx::cpu {
@@ -48,34 +49,22 @@ float activation_scalar(Activation act, float x) {
   return x;
 }
 
+#ifdef LMX_CPU_X86
 namespace {
-
-// Runs `vec(first, count)` (an AVX2 kernel over [first, first + count) that returns how
-// many it did, a multiple of 8) on chunks of whole 8-lane blocks, and `tail(first, count)`
-// on the last partial block, which runs the same kernel on a zero-padded copy: an
-// element's value never depends on where it lies in the array.
-template <typename Vec, typename Tail>
-void for_vector_blocks(int64_t n, ThreadPool& pool, Vec&& vec, Tail&& tail) {
-  split((n + 7) / 8, pool, [&](int64_t b, int64_t e) {
-    const int64_t first = b * 8, last = std::min(e * 8, n);
-    const int64_t done = first + vec(first, last - first);
-    if (done < last) tail(done, last - done);
-  });
+// The vector kernels of this CPU's tier (after use_avx2()): AVX-512 or AVX2.
+const detail::ActivationKernels kActivationsAvx512 = {detail::activation_avx512,
+                                                      detail::activation_mul_avx512};
+const detail::ActivationKernels& vector_kernels() {
+  return cpu_features().use_avx512() ? kActivationsAvx512 : detail::kActivationsAvx2;
 }
-
 }  // namespace
+#endif
 
 void activation(Activation act, const float* x, float* out, int64_t n, ThreadPool& pool) {
 #ifdef LMX_CPU_X86
   if (cpu_features().use_avx2()) {
-    for_vector_blocks(
-        n, pool, [&](int64_t i, int64_t count) { return detail::activation_avx2(act, x + i, out + i, count); },
-        [&](int64_t i, int64_t count) {
-          float lanes[8] = {};
-          std::copy(x + i, x + i + count, lanes);
-          detail::activation_avx2(act, lanes, lanes, 8);
-          std::copy(lanes, lanes + count, out + i);
-        });
+    const auto fn = vector_kernels().act;
+    split(n, pool, [&](int64_t b, int64_t e) { fn(act, x + b, nullptr, out + b, e - b); });
     return;
   }
 #endif
@@ -88,16 +77,8 @@ void activation_mul(
     Activation act, const float* gate, const float* up, float* out, int64_t n, ThreadPool& pool) {
 #ifdef LMX_CPU_X86
   if (cpu_features().use_avx2()) {
-    for_vector_blocks(
-        n, pool,
-        [&](int64_t i, int64_t count) { return detail::activation_mul_avx2(act, gate + i, up + i, out + i, count); },
-        [&](int64_t i, int64_t count) {
-          float g[8] = {}, u[8] = {};
-          std::copy(gate + i, gate + i + count, g);
-          std::copy(up + i, up + i + count, u);
-          detail::activation_mul_avx2(act, g, u, g, 8);
-          std::copy(g, g + count, out + i);
-        });
+    const auto fn = vector_kernels().act_mul;
+    split(n, pool, [&](int64_t b, int64_t e) { fn(act, gate + b, up + b, out + b, e - b); });
     return;
   }
 #endif

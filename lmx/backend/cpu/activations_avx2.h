@@ -1,4 +1,6 @@
-// AVX2 entry points of activations.cpp (defined in activations_avx2.cpp).
+// Vector-tier kernels of activations.cpp: the table type both tiers fill, and the AVX2
+// table (defined in activations_avx2.cpp; activations_avx512.h has the AVX-512 one). Each
+// does all n elements, the last partial lane set through masks.
 #pragma once
 
 #include <cstdint>
@@ -7,9 +9,14 @@
 
 namespace lmx::cpu::detail {
 
-// Processes the largest multiple of 8 of n and returns how many elements it did.
-int64_t activation_avx2(Activation act, const float* x, float* out, int64_t n);
-int64_t activation_mul_avx2(
-    Activation act, const float* gate, const float* up, float* out, int64_t n);
+struct ActivationKernels {
+  // out[i] = act(x[i]) for i < n.
+  void (*act)(Activation act, const float* x, const float* unused, float* out, int64_t n);
+  // out[i] = act(gate[i]) * up[i].
+  void (*act_mul)(Activation act, const float* gate, const float* up, float* out, int64_t n);
+};
+
+// The width-generic kernels of activations_rows.h on 8 lanes.
+extern const ActivationKernels kActivationsAvx2;
 
 }  // namespace lmx::cpu::detail

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "lmx/backend/cpu/attention_avx2.h"
+#include "lmx/backend/cpu/attention_avx512.h"
 #include "lmx/backend/cpu/cpu_features.h"
 #include "lmx/base/error.h"
 #include "lmx/core/half.h"
@@ -94,7 +95,7 @@ void reference_heads(const AttentionArgs& a,
   }
 }
 
-#ifdef LMX_CPU_X86  // the flash path runs the AVX2 block kernel
+#ifdef LMX_CPU_X86  // the flash path runs the AVX2 or AVX-512 block kernel
 // Combines online-softmax partials (m, l, o of one row from `parts` key splits,
 // `stride` floats apart) with the row's sink and writes the normalized row.
 void finish_row(const float* m,
@@ -143,7 +144,7 @@ void flash_attention(const AttentionArgs& a, const AttentionOptions& o, ThreadPo
   const int64_t rows = a.q_len * group;  // per (batch, kv head)
   const int64_t blocks = (rows + R - 1) / R;
   const int64_t items = a.batch * a.kv_heads * blocks;
-  const int64_t dvp = detail::round_up8(a.v_head_dim);
+  const int64_t dvp = detail::attention_row_floats(a.v_head_dim);
   const int64_t nthreads = pool.num_threads();
   // Decode with fewer (head, block) items than threads: split the keys too and merge.
   int64_t splits = 1;
@@ -156,6 +157,8 @@ void flash_attention(const AttentionArgs& a, const AttentionOptions& o, ThreadPo
   std::vector<float> parts;
   if (splits > 1) parts.resize(static_cast<size_t>(tasks * R * (2 + dvp)));
   const int64_t scratch_floats = detail::attention_scratch_floats(a) + R * (2 + dvp);
+  const detail::AttentionBlockFn block_fn =
+      cpu_features().use_avx512() ? detail::attention_block_avx512 : detail::kAttentionBlockAvx2;
 
   auto out_row = [&](int64_t b, int64_t kvh, int64_t row, const float** sink) {
     const int64_t i = row / group, h = kvh * group + row % group;
@@ -186,7 +189,7 @@ void flash_attention(const AttentionArgs& a, const AttentionOptions& o, ThreadPo
                           : scratch + (scratch_floats - R * (2 + dvp));
     float* l = m + R;
     float* acc = l + R;
-    detail::attention_block_avx2(a, o, blk, scratch, m, l, acc);
+    block_fn(a, o, blk, scratch, m, l, acc);
     if (splits == 1) {
       for (int64_t r = 0; r < blk.rows; ++r) {
         const float* sink;

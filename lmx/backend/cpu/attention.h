@@ -19,7 +19,7 @@ using kernels::AttentionOptions;
 // Scores: s_ij = scale * <q_i, k_j>; softcap; + mask_ij; invisible keys (causal /
 // window) get -inf. A query row that sees no key (everything masked, or -inf in the
 // mask everywhere) yields zeros, not NaN (with sinks: zeros too, since the sink has
-// no value). With AVX2: a flash-attention kernel (online softmax over key tiles,
+// no value). With AVX2 or AVX-512: a flash-attention kernel (online softmax over key tiles,
 // GQA heads sharing each k/v load, decode split over key blocks when there are fewer
 // heads than threads). Without: the naive reference (materialized scores).
 void scaled_dot_product_attention(const AttentionArgs& args,

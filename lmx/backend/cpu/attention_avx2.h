@@ -1,4 +1,5 @@
-// AVX2 flash-attention block of attention.cpp (defined in attention_avx2.cpp).
+// AVX2 flash-attention block of attention.cpp (defined in attention_avx2.cpp), and the
+// layout it shares with the AVX-512 block (attention_avx512.h).
 #pragma once
 
 #include <cstdint>
@@ -12,15 +13,21 @@ namespace lmx::cpu::detail {
 inline constexpr int64_t kAttentionBlockRows = 4;
 inline constexpr int64_t kAttentionTileKeys = 64;
 
-// `static`: this header is shared by AVX2 and scalar files, so no inline function
-// here may have one linker-visible copy.
-static constexpr int64_t round_up8(int64_t n) { return (n + 7) & ~int64_t{7}; }
+// The widest tier's lanes (AVX-512: 16 f32): scratch and partial rows are padded to them.
+inline constexpr int64_t kAttentionMaxLanes = 16;
 
-// Floats of per-thread scratch the block kernel needs.
+// `static`: this header is shared by AVX2, AVX-512 and scalar files, so no inline function
+// here may have one linker-visible copy.
+// Floats of a padded row of n elements (a whole number of lane sets on every tier).
+static constexpr int64_t attention_row_floats(int64_t n) {
+  return (n + kAttentionMaxLanes - 1) / kAttentionMaxLanes * kAttentionMaxLanes;
+}
+
+// Floats of per-thread scratch the block kernels need.
 static constexpr int64_t attention_scratch_floats(const AttentionArgs& a) {
-  return kAttentionBlockRows * round_up8(a.head_dim) +
-         kAttentionTileKeys * (round_up8(a.head_dim) + round_up8(a.v_head_dim)) +
-         (kAttentionTileKeys + 8) * kAttentionBlockRows;
+  return kAttentionBlockRows * attention_row_floats(a.head_dim) +
+         kAttentionTileKeys * (attention_row_floats(a.head_dim) + attention_row_floats(a.v_head_dim)) +
+         (kAttentionTileKeys + kAttentionMaxLanes) * kAttentionBlockRows;
 }
 
 struct AttentionBlock {
@@ -35,13 +42,16 @@ struct AttentionBlock {
 // Online-softmax partial result of a block over its key range, before any sink and
 // normalization: for each row r < block.rows, running max m[r] (-inf when
 // the row saw no visible key), sum l[r] = sum_j e^(s_j - m), and
-// o[r * round_up8(v_head_dim) + d] = sum_j e^(s_j - m) v_j[d].
-void attention_block_avx2(const AttentionArgs& args,
-                          const AttentionOptions& options,
-                          const AttentionBlock& block,
-                          float* scratch,
-                          float* m,
-                          float* l,
-                          float* o);
+// o[r * attention_row_floats(v_head_dim) + d] = sum_j e^(s_j - m) v_j[d].
+using AttentionBlockFn = void (*)(const AttentionArgs& args,
+                                  const AttentionOptions& options,
+                                  const AttentionBlock& block,
+                                  float* scratch,
+                                  float* m,
+                                  float* l,
+                                  float* o);
+
+// The width-generic block of attention_block.h on 8 lanes.
+extern const AttentionBlockFn kAttentionBlockAvx2;
 
 }  // namespace lmx::cpu::detail

@@ -5,6 +5,7 @@
 
 #include "lmx/backend/cpu/cpu_features.h"
 #include "lmx/backend/cpu/norm_avx2.h"
+#include "lmx/backend/cpu/norm_avx512.h"
 #include "lmx/base/error.h"
 #include "lmx/core/half.h"
 
@@ -74,6 +75,15 @@ void layer_norm_rows_scalar(const float* x,
   }
 }
 
+// The vector row kernels of this CPU's tier (AVX-512 or AVX2), or null: the scalar rows.
+const detail::NormRowKernels* vector_rows() {
+#ifdef LMX_CPU_X86
+  if (cpu_features().use_avx512()) return &detail::kNormRowsAvx512;
+  if (cpu_features().use_avx2()) return &detail::kNormRowsAvx2;
+#endif
+  return nullptr;
+}
+
 }  // namespace
 
 void rms_norm(const float* x,
@@ -86,9 +96,8 @@ void rms_norm(const float* x,
               ThreadPool& pool) {
   if (rows <= 0 || dim <= 0) return;
   if (options.residual && !options.sum) throw InvalidArgument("rms_norm: a fused residual needs its sum's rows");
-#ifdef LMX_CPU_X86
-  const bool avx2 = cpu_features().use_avx2();
-#endif
+  const detail::NormRowKernels* vec = vector_rows();
+  const auto rows_fn = vec ? vec->rms : rms_norm_rows_scalar;
   pool.parallel_for(rows, row_grain(dim), [&](int64_t r0, int64_t r1) {
     const float* src = x;
     int64_t ld_src = ldx;
@@ -101,13 +110,7 @@ void rms_norm(const float* x,
       }
       src = options.sum, ld_src = options.ld_sum;
     }
-#ifdef LMX_CPU_X86
-    if (avx2) {
-      detail::rms_norm_rows_avx2(src + r0 * ld_src, r1 - r0, dim, ld_src, out + r0 * ldo, ldo, options);
-      return;
-    }
-#endif
-    rms_norm_rows_scalar(src + r0 * ld_src, r1 - r0, dim, ld_src, out + r0 * ldo, ldo, options);
+    rows_fn(src + r0 * ld_src, r1 - r0, dim, ld_src, out + r0 * ldo, ldo, options);
   });
 }
 
@@ -120,17 +123,10 @@ void layer_norm(const float* x,
                 const LayerNormOptions& options,
                 ThreadPool& pool) {
   if (rows <= 0 || dim <= 0) return;
-#ifdef LMX_CPU_X86
-  const bool avx2 = cpu_features().use_avx2();
-#endif
+  const detail::NormRowKernels* vec = vector_rows();
+  const auto rows_fn = vec ? vec->layer : layer_norm_rows_scalar;
   pool.parallel_for(rows, row_grain(dim), [&](int64_t r0, int64_t r1) {
-#ifdef LMX_CPU_X86
-    if (avx2) {
-      detail::layer_norm_rows_avx2(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo, options);
-      return;
-    }
-#endif
-    layer_norm_rows_scalar(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo, options);
+    rows_fn(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo, options);
   });
 }
 

@@ -19,7 +19,7 @@ using kernels::LayerNormOptions;
 // options.residual, x[r, :] + residual[r, :] is written to options.sum and normed)
 // x: [rows, dim] with row stride ldx; out: [rows, dim] with row stride ldo. out may
 // be x itself (in place, ldo == ldx). The sum of squares is accumulated in f32 lanes
-// (AVX2) or double (scalar); parity with HF's f32 computation is ~1e-6 relative.
+// (AVX2, AVX-512) or double (scalar); parity with HF's f32 computation is ~1e-6 relative.
 void rms_norm(const float* x,
               int64_t rows,
               int64_t dim,

@@ -1,4 +1,5 @@
-// AVX2 entry points of norm.cpp (defined in norm_avx2.cpp): whole rows, one thread.
+// Vector-tier row kernels of norm.cpp: the table type both tiers fill, and the AVX2 table
+// (defined in norm_avx2.cpp; norm_avx512.h has the AVX-512 one).
 #pragma once
 
 #include <cstdint>
@@ -7,19 +8,25 @@
 
 namespace lmx::cpu::detail {
 
-void rms_norm_rows_avx2(const float* x,
-                        int64_t rows,
-                        int64_t dim,
-                        int64_t ldx,
-                        float* out,
-                        int64_t ldo,
-                        const RmsNormOptions& options);
-void layer_norm_rows_avx2(const float* x,
-                          int64_t rows,
-                          int64_t dim,
-                          int64_t ldx,
-                          float* out,
-                          int64_t ldo,
-                          const LayerNormOptions& options);
+// Whole rows, one thread (x: rows of ldx floats, out: rows of ldo floats).
+struct NormRowKernels {
+  void (*rms)(const float* x,
+              int64_t rows,
+              int64_t dim,
+              int64_t ldx,
+              float* out,
+              int64_t ldo,
+              const RmsNormOptions& options);
+  void (*layer)(const float* x,
+                int64_t rows,
+                int64_t dim,
+                int64_t ldx,
+                float* out,
+                int64_t ldo,
+                const LayerNormOptions& options);
+};
+
+// The width-generic rows of norm_rows.h on 8 lanes.
+extern const NormRowKernels kNormRowsAvx2;
 
 }  // namespace lmx::cpu::detail

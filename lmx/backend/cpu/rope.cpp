@@ -6,6 +6,7 @@
 
 #include "lmx/backend/cpu/cpu_features.h"
 #include "lmx/backend/cpu/rope_avx2.h"
+#include "lmx/backend/cpu/rope_avx512.h"
 
 namespace lmx::cpu {
 
@@ -38,8 +39,15 @@ void rope(const float* x, float* out, const RopeOptions& o, ThreadPool& pool) {
   const int64_t positions = o.batch * o.seq;
   if (positions <= 0 || o.heads <= 0 || o.head_dim <= 0) return;
   const int64_t half = o.rotary_dim / 2;
+  // The vector heads need unit element strides; the scalar one takes any.
+  detail::RopeHeadFn head_fn = nullptr;
 #ifdef LMX_CPU_X86
-  const bool avx2 = cpu_features().use_avx2() && o.x_strides[3] == 1 && o.out_strides[3] == 1;
+  if (o.x_strides[3] == 1 && o.out_strides[3] == 1) {
+    if (cpu_features().use_avx512())
+      head_fn = detail::kRopeHeadAvx512;
+    else if (cpu_features().use_avx2())
+      head_fn = detail::kRopeHeadAvx2;
+  }
 #endif
   // One work item = one (batch, position): its cos/sin table serves every head.
   const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(o.heads * o.head_dim, 1));
@@ -60,12 +68,10 @@ void rope(const float* x, float* out, const RopeOptions& o, ThreadPool& pool) {
       for (int64_t h = 0; h < o.heads; ++h) {
         const float* xh = x + b * o.x_strides[0] + h * o.x_strides[1] + t * o.x_strides[2];
         float* oh = out + b * o.out_strides[0] + h * o.out_strides[1] + t * o.out_strides[2];
-#ifdef LMX_CPU_X86
-        if (avx2) {
-          detail::rope_head_avx2(xh, oh, o.head_dim, half, o.traditional, c, s);
+        if (head_fn) {
+          head_fn(xh, oh, o.head_dim, half, o.traditional, c, s);
           continue;
         }
-#endif
         rope_head_scalar(xh, o.x_strides[3], oh, o.out_strides[3], o.head_dim, half,
                          o.traditional, c, s);
       }

@@ -6,6 +6,7 @@
 
 #include "lmx/backend/cpu/cpu_features.h"
 #include "lmx/backend/cpu/softmax_avx2.h"
+#include "lmx/backend/cpu/softmax_avx512.h"
 
 namespace lmx::cpu {
 
@@ -58,23 +59,21 @@ void log_softmax_rows_scalar(
 
 namespace {
 
-using RowsFn = void (*)(const float*, int64_t, int64_t, int64_t, float*, int64_t);
+using RowsFn = detail::SoftmaxRowsFn;
 
-// The AVX2 row kernels, or none where this build has no x86 kernels.
+// The vector row kernels of this CPU's tier (AVX-512 or AVX2), or null: the scalar rows.
+const detail::SoftmaxRowKernels* vector_rows() {
 #ifdef LMX_CPU_X86
-constexpr RowsFn kSoftmaxAvx2 = detail::softmax_rows_avx2;
-constexpr RowsFn kLogSoftmaxAvx2 = detail::log_softmax_rows_avx2;
-#else
-constexpr RowsFn kSoftmaxAvx2 = nullptr;
-constexpr RowsFn kLogSoftmaxAvx2 = nullptr;
+  if (cpu_features().use_avx512()) return &detail::kSoftmaxRowsAvx512;
+  if (cpu_features().use_avx2()) return &detail::kSoftmaxRowsAvx2;
 #endif
+  return nullptr;
+}
 
-// Splits rows over the pool and runs the AVX2 or the scalar row kernel on each range.
-void run_rows(RowsFn avx2_fn, RowsFn scalar_fn, const float* x, int64_t rows, int64_t dim, int64_t ldx,
-              float* out, int64_t ldo, ThreadPool& pool) {
+// Splits rows over the pool and runs fn on each range.
+void run_rows(RowsFn fn, const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out,
+              int64_t ldo, ThreadPool& pool) {
   if (rows <= 0 || dim <= 0) return;
-  RowsFn fn = scalar_fn;
-  if (avx2_fn && cpu_features().use_avx2()) fn = avx2_fn;
   pool.parallel_for(rows, row_grain(dim), [&](int64_t r0, int64_t r1) {
     fn(x + r0 * ldx, r1 - r0, dim, ldx, out + r0 * ldo, ldo);
   });
@@ -83,11 +82,13 @@ void run_rows(RowsFn avx2_fn, RowsFn scalar_fn, const float* x, int64_t rows, in
 }  // namespace
 
 void softmax(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo, ThreadPool& pool) {
-  run_rows(kSoftmaxAvx2, softmax_rows_scalar, x, rows, dim, ldx, out, ldo, pool);
+  const detail::SoftmaxRowKernels* vec = vector_rows();
+  run_rows(vec ? vec->softmax : softmax_rows_scalar, x, rows, dim, ldx, out, ldo, pool);
 }
 
 void log_softmax(const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo, ThreadPool& pool) {
-  run_rows(kLogSoftmaxAvx2, log_softmax_rows_scalar, x, rows, dim, ldx, out, ldo, pool);
+  const detail::SoftmaxRowKernels* vec = vector_rows();
+  run_rows(vec ? vec->log_softmax : log_softmax_rows_scalar, x, rows, dim, ldx, out, ldo, pool);
 }
 
 void cross_entropy_grad(const kernels::CrossEntropyGradArgs& a, ThreadPool& pool) {

@@ -1,13 +1,19 @@
-// AVX2 entry points of softmax.cpp (defined in softmax_avx2.cpp): whole rows, one thread.
+// Vector-tier row kernels of softmax.cpp: the table type both tiers fill, and the AVX2
+// table (defined in softmax_avx2.cpp; softmax_avx512.h has the AVX-512 one).
 #pragma once
 
 #include <cstdint>
 
 namespace lmx::cpu::detail {
 
-void softmax_rows_avx2(
-    const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo);
-void log_softmax_rows_avx2(
-    const float* x, int64_t rows, int64_t dim, int64_t ldx, float* out, int64_t ldo);
+// Whole rows, one thread (x: rows of ldx floats, out: rows of ldo floats).
+using SoftmaxRowsFn = void (*)(const float*, int64_t, int64_t, int64_t, float*, int64_t);
+struct SoftmaxRowKernels {
+  SoftmaxRowsFn softmax;
+  SoftmaxRowsFn log_softmax;
+};
+
+// The width-generic rows of softmax_rows.h on 8 lanes.
+extern const SoftmaxRowKernels kSoftmaxRowsAvx2;
 
 }  // namespace lmx::cpu::detail

@@ -62,9 +62,12 @@ const char* name(Activation a) {
 // The vector exp is the base of softmax and attention: within 2 ulp of the correctly
 // rounded e^x over every input with a normal result, checked on a dense sweep.
 TEST(VecMath, ExpWithinTwoUlpOverNormalRange) {
-  if (!cpu_features().use_avx2()) GTEST_SKIP() << "no AVX2";
+  if (available_paths().size() < 2) GTEST_SKIP() << "no vector tier (needs AVX2)";
   ThreadPool pool(1);
-  ScopedCpuPath path(true);
+  for (CpuTier tier : available_paths()) {
+  if (tier == CpuTier::scalar) continue;
+  SCOPED_TRACE(path_name(tier));
+  ScopedCpuPath path(tier);
   const int64_t n = 1 << 21;
   std::vector<float> x(n), y(n);
   const float lo = -87.33f, hi = 88.72f;
@@ -88,18 +91,19 @@ TEST(VecMath, ExpWithinTwoUlpOverNormalRange) {
     ASSERT_LE(ulp_distance(y[i], static_cast<float>(std::exp(static_cast<double>(x[i])))), 1)
         << x[i];
   }
+  }
 }
 
 TEST(VecMath, ExpEdgeValues) {
-  for (bool avx2 : available_paths()) {
-    ScopedCpuPath path(avx2);
+  for (CpuTier tier : available_paths()) {
+    ScopedCpuPath path(tier);
     ThreadPool pool(1);
     const float inf = std::numeric_limits<float>::infinity();
     std::vector<float> x = {-inf, -1000.0f,      -104.0f, -100.0f, -90.0f, 88.8f, 89.0f, 1000.0f,
                             inf,  std::nanf(""), 0.0f,    -0.0f,   1.0f,   -1.0f, 88.7f, -87.3f};
     std::vector<float> y(x.size());
     activation(Activation::exp, x.data(), y.data(), static_cast<int64_t>(x.size()), pool);
-    EXPECT_EQ(y[0], 0.0f) << path_name(avx2);
+    EXPECT_EQ(y[0], 0.0f) << path_name(tier);
     EXPECT_EQ(y[1], 0.0f);
     for (int i = 2; i <= 4; ++i) {  // subnormal results: absolute error of a few subnormal ulps
       EXPECT_NEAR(y[i], std::exp(static_cast<double>(x[i])), 1e-44) << x[i];
@@ -124,8 +128,8 @@ TEST(Activations, MatchDoubleReference) {
   for (float range : {1.0f, 8.0f, 30.0f}) {
     const auto x = random_vector(4099, 7, -range, range);
     for (Activation act : acts) {
-      for (bool avx2 : available_paths()) {
-        ScopedCpuPath path(avx2);
+      for (CpuTier tier : available_paths()) {
+        ScopedCpuPath path(tier);
         std::vector<float> y(x.size());
         activation(act, x.data(), y.data(), static_cast<int64_t>(x.size()), pool);
         double worst = 0.0;
@@ -142,10 +146,10 @@ TEST(Activations, MatchDoubleReference) {
               (act == Activation::gelu || act == Activation::gelu_tanh) ? 2e-5 : 4e-6;
           if (std::abs(y[i] - ref) > 1e-35) worst = std::max(worst, err);
           ASSERT_TRUE(err <= tol || std::abs(y[i] - ref) <= 1e-35)
-              << name(act) << " " << path_name(avx2) << " x=" << x[i] << " got " << y[i] << " want "
+              << name(act) << " " << path_name(tier) << " x=" << x[i] << " got " << y[i] << " want "
               << ref;
         }
-        RecordProperty(std::string(name(act)) + "_" + path_name(avx2) + "_range" +
+        RecordProperty(std::string(name(act)) + "_" + path_name(tier) + "_range" +
                            std::to_string(static_cast<int>(range)),
                        std::to_string(worst * 1e6) + "e-6");
       }
@@ -158,8 +162,8 @@ TEST(Activations, MulVariantsEqualActivationTimesUp) {
   // Large enough to be split over the pool.
   const auto g = random_vector(40003, 11, -6.0f, 6.0f);
   const auto u = random_vector(40003, 12, -2.0f, 2.0f);
-  for (bool avx2 : available_paths()) {
-    ScopedCpuPath path(avx2);
+  for (CpuTier tier : available_paths()) {
+    ScopedCpuPath path(tier);
     for (Activation act : {Activation::silu, Activation::gelu, Activation::gelu_tanh}) {
       std::vector<float> a(g.size()), prod(g.size());
       activation(act, g.data(), a.data(), static_cast<int64_t>(g.size()), pool);
@@ -171,7 +175,7 @@ TEST(Activations, MulVariantsEqualActivationTimesUp) {
     gelu_mul(g.data(), u.data(), ge.data(), static_cast<int64_t>(g.size()), false, pool);
     gelu_mul(g.data(), u.data(), gt.data(), static_cast<int64_t>(g.size()), true, pool);
     for (size_t i = 0; i < g.size(); i += 97) {
-      EXPECT_NEAR(s[i], reference(Activation::silu, g[i]) * u[i], 1e-5) << path_name(avx2);
+      EXPECT_NEAR(s[i], reference(Activation::silu, g[i]) * u[i], 1e-5) << path_name(tier);
       EXPECT_NEAR(ge[i], reference(Activation::gelu, g[i]) * u[i], 1e-5);
       EXPECT_NEAR(gt[i], reference(Activation::gelu_tanh, g[i]) * u[i], 1e-5);
     }
@@ -182,22 +186,32 @@ TEST(Activations, MulVariantsEqualActivationTimesUp) {
   }
 }
 
-TEST(Activations, AvxMatchesScalarOnOddLengths) {
-  if (!cpu_features().use_avx2()) GTEST_SKIP() << "no AVX2";
+// Every vector tier against the scalar path, within 2e-6 relative (the vector tiers share
+// one exp/erfc/tanh, vec_math.h: their values are also equal to each other bit for bit).
+TEST(Activations, VectorTiersMatchScalarOnOddLengths) {
+  if (available_paths().size() < 2) GTEST_SKIP() << "no vector tier (needs AVX2)";
   ThreadPool pool(1);
-  for (int64_t n : {1, 3, 7, 8, 9, 15, 17, 33}) {
+  for (int64_t n : {1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1003}) {
     const auto x = random_vector(static_cast<size_t>(n), static_cast<uint32_t>(n), -5.0f, 5.0f);
-    for (Activation act : {Activation::silu, Activation::gelu, Activation::tanh}) {
-      std::vector<float> a(n), b(n);
-      {
-        ScopedCpuPath p(false);
-        activation(act, x.data(), a.data(), n, pool);
+    for (Activation act : {Activation::silu, Activation::gelu, Activation::gelu_tanh,
+                           Activation::exp, Activation::tanh, Activation::sigmoid,
+                           Activation::softplus}) {
+      std::vector<std::vector<float>> outs;
+      for (CpuTier tier : available_paths()) {
+        ScopedCpuPath p(tier);
+        std::vector<float> y(n), ym(n);
+        activation(act, x.data(), y.data(), n, pool);
+        activation_mul(act, x.data(), x.data(), ym.data(), n, pool);
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(ym[i], y[i] * x[i]) << path_name(tier);
+        outs.push_back(y);
       }
-      {
-        ScopedCpuPath p(true);
-        activation(act, x.data(), b.data(), n, pool);
+      for (size_t t = 1; t < outs.size(); ++t) {
+        for (int64_t i = 0; i < n; ++i) {
+          EXPECT_NEAR(outs[0][i], outs[t][i], 2e-6 * (std::abs(outs[0][i]) + 1e-3))
+              << name(act) << " " << path_name(available_paths()[t]) << " n " << n;
+          EXPECT_EQ(outs[t][i], outs[1][i]) << name(act) << " " << path_name(available_paths()[t]);
+        }
       }
-      for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(a[i], b[i], 2e-6 * (std::abs(a[i]) + 1e-3)) << n;
     }
   }
 }

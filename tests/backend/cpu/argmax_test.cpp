@@ -26,8 +26,8 @@ int64_t reference(const std::vector<float>& x) {
 
 // std::max_element is the reference: the first maximum, NaNs passed over unless first.
 TEST(Argmax, PicksWhatMaxElementPicks) {
-  for (bool avx2 : available_paths()) {
-    ScopedCpuPath path(avx2);
+  for (CpuTier tier : available_paths()) {
+    ScopedCpuPath path(tier);
     uint32_t seed = 5;
     for (int64_t n : {1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1001, 151936}) {
       const auto base = random_vector(static_cast<size_t>(n), seed++, -30.0f, 30.0f);
@@ -61,7 +61,7 @@ TEST(Argmax, PicksWhatMaxElementPicks) {
       cases.push_back(zeros);
       for (size_t c = 0; c < cases.size(); ++c)
         ASSERT_EQ(argmax(cases[c].data(), n), reference(cases[c]))
-            << path_name(avx2) << " n=" << n << " case " << c;
+            << path_name(tier) << " n=" << n << " case " << c;
     }
   }
 }

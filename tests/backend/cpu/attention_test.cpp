@@ -162,18 +162,21 @@ void check(Problem& p, const std::string& what, int threads = 2, uint32_t seed =
     attention_reference(p.args, p.opt);
     compare(out, "reference");
   }
-  for (bool avx2 : available_paths()) {
-    ScopedCpuPath path(avx2);
+  for (CpuTier tier : available_paths()) {
+    ScopedCpuPath path(tier);
     std::vector<float> out(p.out_size(), 123.0f);
     p.args.out = out.data();
     scaled_dot_product_attention(p.args, p.opt, pool);
-    compare(out, path_name(avx2));
+    compare(out, path_name(tier));
   }
 }
 
 TEST(Attention, GqaRatiosAndHeadDims) {
   for (auto [hq, hkv] : {std::pair{4, 4}, {4, 2}, {8, 2}}) {
-    for (auto [d, dv] : {std::pair{64, 64}, {20, 20}, {36, 12}, {128, 128}}) {
+    // 72, 24/40: rows of whole 8-lane sets but not 16-lane ones (gathered on AVX-512);
+    // 96: 6 sets of 16 (the p v chunks of 4 + 2 registers).
+    for (auto [d, dv] : {std::pair{64, 64}, {20, 20}, {36, 12}, {128, 128}, {72, 72}, {24, 40},
+                         {96, 96}, {80, 48}}) {
       for (int64_t lq : {1, 3}) {
         Problem p;
         p.batch = 2;
@@ -265,8 +268,8 @@ TEST(Attention, AdditiveMaskWithFullyMaskedRow) {
     check(p, broadcast ? "mask [Lq, Lkv]" : "mask [B, H, Lq, Lkv]");
     // The fully masked row is exactly zero on every path, never NaN.
     ThreadPool pool(2);
-    for (bool avx2 : available_paths()) {
-      ScopedCpuPath path(avx2);
+    for (CpuTier tier : available_paths()) {
+      ScopedCpuPath path(tier);
       std::vector<float> out(p.out_size(), 123.0f);
       p.args.out = out.data();
       scaled_dot_product_attention(p.args, p.opt, pool);

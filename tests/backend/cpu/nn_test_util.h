@@ -1,4 +1,4 @@
-// Helpers shared by the NN kernel tests: random data, both CPU paths, tolerances.
+// Helpers shared by the NN kernel tests: random data, the CPU tiers, tolerances.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "cpu_tiers.h"
 #include "lmx/backend/cpu/cpu_features.h"
 #include "lmx/core/half.h"
 
@@ -29,29 +30,35 @@ inline std::vector<float> random_vector(size_t n,
   return v;
 }
 
-// Runs the kernels under test on one code path for the lifetime of the object.
-class ScopedCpuPath {
+// Runs the kernels under test on one tier (scalar, avx2 or avx512) for the lifetime of
+// the object.
+class ScopedCpuPath : public ScopedCpuFeatures {
  public:
-  explicit ScopedCpuPath(bool avx2) : saved_(cpu_features()) {
-    CpuFeatures f = saved_;
-    if (!avx2) f.avx2 = f.fma = f.f16c = false;
-    set_cpu_features_for_testing(f);
-  }
-  ~ScopedCpuPath() { set_cpu_features_for_testing(saved_); }
-  ScopedCpuPath(const ScopedCpuPath&) = delete;
-  ScopedCpuPath& operator=(const ScopedCpuPath&) = delete;
+  explicit ScopedCpuPath(CpuTier tier) : ScopedCpuFeatures(features_of(tier)) {}
 
  private:
-  CpuFeatures saved_;
+  static CpuFeatures features_of(CpuTier tier) {
+    CpuFeatures f;
+    EXPECT_TRUE(tier_features(tier, f)) << "this CPU lacks the " << cpu_tier_name(tier) << " tier";
+    return f;
+  }
 };
 
-// The paths this machine can run: scalar always, AVX2 where present.
-inline std::vector<bool> available_paths() {
-  std::vector<bool> paths = {false};
-  if (cpu_features().use_avx2()) paths.push_back(true);
+// The NN kernels' tiers: scalar, avx2, avx512 (avx_vnni and bf16 dot products change no NN
+// kernel).
+inline const CpuTier kNnTiers[] = {CpuTier::scalar, CpuTier::avx2, CpuTier::avx512};
+
+// The tiers of kNnTiers this machine can run, lowest first (scalar always). Tests that
+// must show a missing tier as skipped use NnTierTest (nn_tiers_test.cpp).
+inline std::vector<CpuTier> available_paths() {
+  std::vector<CpuTier> paths;
+  for (CpuTier t : kNnTiers) {
+    CpuFeatures f;
+    if (tier_features(t, f)) paths.push_back(t);
+  }
   return paths;
 }
-inline const char* path_name(bool avx2) { return avx2 ? "avx2" : "scalar"; }
+inline const char* path_name(CpuTier tier) { return cpu_tier_name(tier); }
 
 // Distance in units in the last place between two finite floats of the same sign.
 inline int64_t ulp_distance(float a, float b) {

@@ -51,8 +51,8 @@ TEST(RmsNorm, MatchesDoubleReferenceOnStridedRows) {
         opt.eps = 1e-5f;
         if (variant < 2) opt.weight = w.view(dt);
         opt.add_unit_offset = variant == 1;
-        for (bool avx2 : available_paths()) {
-          ScopedCpuPath path(avx2);
+        for (CpuTier tier : available_paths()) {
+          ScopedCpuPath path(tier);
           std::vector<float> out(static_cast<size_t>(rows * ldo), -7.0f);
           rms_norm(x.data(), rows, dim, ldx, out.data(), ldo, opt, pool);
           for (int64_t r = 0; r < rows; ++r) {
@@ -63,7 +63,7 @@ TEST(RmsNorm, MatchesDoubleReferenceOnStridedRows) {
               double scale = variant == 2 ? 1.0 : w.f32[i] + (variant == 1 ? 1.0 : 0.0);
               const double ref = x[r * ldx + i] * inv * scale;
               ASSERT_NEAR(out[r * ldo + i], ref, 2e-6 * std::abs(ref) + 1e-7)
-                  << path_name(avx2) << " dim " << dim << " dtype " << dtype_name(dt) << " variant "
+                  << path_name(tier) << " dim " << dim << " dtype " << dtype_name(dt) << " variant "
                   << variant;
             }
             for (int64_t i = dim; i < ldo; ++i)
@@ -83,17 +83,19 @@ TEST(RmsNorm, InPlaceAndManyRowsAcrossThreads) {
   RmsNormOptions opt;
   opt.weight = w.view(Dtype::bf16);
   std::vector<std::vector<float>> results;
-  for (bool avx2 : available_paths()) {
-    ScopedCpuPath path(avx2);
+  for (CpuTier tier : available_paths()) {
+    ScopedCpuPath path(tier);
     std::vector<float> out(x.size()), inplace = x;
     rms_norm(x.data(), rows, dim, dim, out.data(), dim, opt, pool);
     rms_norm(inplace.data(), rows, dim, dim, inplace.data(), dim, opt, pool);
-    EXPECT_EQ(out, inplace) << path_name(avx2);
+    EXPECT_EQ(out, inplace) << path_name(tier);
     results.push_back(out);
   }
-  if (results.size() == 2) {
+  // Every vector tier against the scalar reference (results[0]).
+  for (size_t t = 1; t < results.size(); ++t) {
     for (size_t i = 0; i < x.size(); ++i) {
-      ASSERT_NEAR(results[0][i], results[1][i], 2e-6 * std::abs(results[0][i]) + 1e-7) << i;
+      ASSERT_NEAR(results[0][i], results[t][i], 2e-6 * std::abs(results[0][i]) + 1e-7)
+          << path_name(available_paths()[t]) << " " << i;
     }
   }
 }
@@ -111,8 +113,8 @@ TEST(LayerNorm, MatchesDoubleReferenceOnStridedRows) {
         LayerNormOptions opt;
         if (variant & 1) opt.weight = w.view(dt);
         if (variant & 2) opt.bias = b.view(dt);
-        for (bool avx2 : available_paths()) {
-          ScopedCpuPath path(avx2);
+        for (CpuTier tier : available_paths()) {
+          ScopedCpuPath path(tier);
           std::vector<float> out(static_cast<size_t>(rows * ldo));
           layer_norm(x.data(), rows, dim, ldx, out.data(), ldo, opt, pool);
           for (int64_t r = 0; r < rows; ++r) {
@@ -130,7 +132,7 @@ TEST(LayerNorm, MatchesDoubleReferenceOnStridedRows) {
               // Relative to the normalized scale (values ~1): centred inputs lose a few
               // bits of the mean's rounding.
               ASSERT_NEAR(out[r * ldo + i], ref, 2e-5 * (std::abs(ref) + 1.0))
-                  << path_name(avx2) << " dim " << dim << " dtype " << dtype_name(dt) << " variant "
+                  << path_name(tier) << " dim " << dim << " dtype " << dtype_name(dt) << " variant "
                   << variant;
             }
           }

@@ -96,8 +96,8 @@ TEST(Rope, MatchesHfFormulaForEveryLayout) {
     o.offset = c.offset;
     o.batch_offsets = c.batch_offsets ? boff.data() : nullptr;
     o.mscale = c.mscale;
-    for (bool avx2 : available_paths()) {
-      ScopedCpuPath path(avx2);
+    for (CpuTier tier : available_paths()) {
+      ScopedCpuPath path(tier);
       std::vector<float> out(static_cast<size_t>(n));
       rope(x.data(), out.data(), o, pool);
       // In place on the strided layout gives the same values.
@@ -115,7 +115,7 @@ TEST(Rope, MatchesHfFormulaForEveryLayout) {
             for (int64_t d = 0; d < c.head_dim; ++d) {
               const float got = out[b * os[0] + h * os[1] + s * os[2] + d];
               ASSERT_NEAR(got, ref[d], 1e-6 * (std::abs(ref[d]) + 1.0))
-                  << path_name(avx2) << " case hd=" << c.head_dim << " trad=" << c.traditional
+                  << path_name(tier) << " case hd=" << c.head_dim << " trad=" << c.traditional
                   << " b" << b << " h" << h << " s" << s << " d" << d;
               ASSERT_EQ(inplace[xoff + d], got);
             }
@@ -146,8 +146,8 @@ TEST(Rope, ExplicitPositionsPerToken) {
   o.inv_freq = inv_freq.data();
   o.offset = 1000;  // ignored when positions are given
   o.positions = positions.data();
-  for (bool avx2 : available_paths()) {
-    ScopedCpuPath path(avx2);
+  for (CpuTier tier : available_paths()) {
+    ScopedCpuPath path(tier);
     std::vector<float> out(x.size());
     rope(x.data(), out.data(), o, pool);
     for (int64_t b = 0; b < batch; ++b) {
@@ -157,7 +157,7 @@ TEST(Rope, ExplicitPositionsPerToken) {
           const auto ref = reference_head(x.data() + off, 1, head_dim, head_dim, false, inv_freq,
                                           positions[b * seq + t], 1.0f);
           for (int64_t d = 0; d < head_dim; ++d) {
-            ASSERT_NEAR(out[off + d], ref[d], 1e-6 * (std::abs(ref[d]) + 1.0)) << path_name(avx2);
+            ASSERT_NEAR(out[off + d], ref[d], 1e-6 * (std::abs(ref[d]) + 1.0)) << path_name(tier);
           }
         }
       }
@@ -182,8 +182,8 @@ TEST(Rope, NonUnitInnerStrideUsesScalarPathCorrectly) {
   o.rotary_dim = head_dim;
   o.inv_freq = inv_freq.data();
   o.offset = 3;
-  for (bool avx2 : available_paths()) {
-    ScopedCpuPath path(avx2);
+  for (CpuTier tier : available_paths()) {
+    ScopedCpuPath path(tier);
     std::vector<float> out(static_cast<size_t>(heads * seq * head_dim));
     rope(x.data(), out.data(), o, pool);
     for (int64_t h = 0; h < heads; ++h) {

@@ -28,8 +28,8 @@ TEST(Softmax, MatchesDoubleReference) {
                              -magnitude, magnitude);
       // Row 1: a few -inf entries (masked logits), never all of them.
       for (int64_t i = 1; i < dim; i += 3) x[1 * ldx + i] = -kInf;
-      for (bool avx2 : available_paths()) {
-        ScopedCpuPath path(avx2);
+      for (CpuTier tier : available_paths()) {
+        ScopedCpuPath path(tier);
         std::vector<float> sm(static_cast<size_t>(rows * ldo)), lsm(sm.size());
         softmax(x.data(), rows, dim, ldx, sm.data(), ldo, pool);
         log_softmax(x.data(), rows, dim, ldx, lsm.data(), ldo, pool);
@@ -46,12 +46,12 @@ TEST(Softmax, MatchesDoubleReference) {
             const float got = sm[r * ldo + i];
             total += got;
             ASSERT_NEAR(got, p, 4e-6 * p + 1e-30)
-                << path_name(avx2) << " dim " << dim << " mag " << magnitude;
+                << path_name(tier) << " dim " << dim << " mag " << magnitude;
             if (std::isinf(xr[i])) {
               ASSERT_EQ(lsm[r * ldo + i], -kInf);
             } else {
               ASSERT_NEAR(lsm[r * ldo + i], lp, 1e-6 * (std::abs(lp) + 1.0))
-                  << path_name(avx2) << " dim " << dim;
+                  << path_name(tier) << " dim " << dim;
             }
           }
           EXPECT_NEAR(total, 1.0, 1e-5);
@@ -63,12 +63,12 @@ TEST(Softmax, MatchesDoubleReference) {
 
 TEST(Softmax, FullyMaskedRowGivesZerosAndInPlaceWorks) {
   ThreadPool pool(1);
-  for (bool avx2 : available_paths()) {
-    ScopedCpuPath path(avx2);
+  for (CpuTier tier : available_paths()) {
+    ScopedCpuPath path(tier);
     std::vector<float> x(19, -kInf), y(19, 5.0f), ly(19, 5.0f);
     softmax(x.data(), 1, 19, 19, y.data(), 19, pool);
     log_softmax(x.data(), 1, 19, 19, ly.data(), 19, pool);
-    for (float v : y) EXPECT_EQ(v, 0.0f) << path_name(avx2);
+    for (float v : y) EXPECT_EQ(v, 0.0f) << path_name(tier);
     for (float v : ly) EXPECT_EQ(v, -kInf);
 
     auto a = random_vector(4 * 37, 3, -4, 4);
@@ -79,21 +79,21 @@ TEST(Softmax, FullyMaskedRowGivesZerosAndInPlaceWorks) {
   }
 }
 
-TEST(Softmax, AvxMatchesScalar) {
-  if (!cpu_features().use_avx2()) GTEST_SKIP() << "no AVX2";
+TEST(Softmax, VectorTiersMatchScalar) {
+  if (available_paths().size() < 2) GTEST_SKIP() << "no vector tier (needs AVX2)";
   ThreadPool pool(2);
   const int64_t rows = 33, dim = 129;
   const auto x = random_vector(static_cast<size_t>(rows * dim), 21, -10, 10);
   std::vector<float> a(x.size()), b(x.size());
   {
-    ScopedCpuPath p(false);
+    ScopedCpuPath p(CpuTier::scalar);
     softmax(x.data(), rows, dim, dim, a.data(), dim, pool);
   }
-  {
-    ScopedCpuPath p(true);
+  for (CpuTier tier : available_paths()) {
+    ScopedCpuPath p(tier);
     softmax(x.data(), rows, dim, dim, b.data(), dim, pool);
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(a[i], b[i], 4e-6 * a[i]) << path_name(tier) << i;
   }
-  for (size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(a[i], b[i], 4e-6 * a[i]) << i;
 }
 
 }  // namespace
