@@ -37,7 +37,7 @@ echo "--tensor-parallel 2 on one GPU: rc=$? $(tail -1 "$OUT/logs/tp2.txt")"
 pack
 bench() { local tag=$1; shift; env $E timeout 60 $L bench --device cuda --config "$CFG" "$@" -p 512 -g 128 -n 3 \
             > "$OUT/logs/b_$tag.log" 2>&1; echo "$tag: $(grep -E '^tg' "$OUT/logs/b_$tag.log")"; }
-for round in 1 2; do
+for round in $(seq 1 "${ROUNDS:-2}"); do
   for t in bf16 q4 q8; do
     case $t in bf16) A=(--dtype bf16);; q4) A=(-q --q-bits 4);; q8) A=(-q --q-bits 8);; esac
     if [ $t = bf16 ]; then SETS="off LMX_CUDA_LONG_ROW_ARGMAX=1 LMX_CUDA_NORM_REGISTERS=1 LMX_CUDA_MATVEC_PREFETCH=1 on"
