@@ -10,6 +10,7 @@
 #   lmx only), stories/ (stories260K converted), llama-3.2-1b.json (../shared/data/configs).
 # The working tree travels too: keep tests/data/models/{llama,llama_tied,mixtral,qwen2,gemma2}
 # and move the rest of tests/data out for the call (64 MiB in all). Results: $OUT/logs.tgz.
+# Shorter calls: ROUNDS=1 (bench rounds), TYPES="bf16 q4", NCU=0 (no ncu table).
 set -u
 export LMX_TEST_DATA=$PWD/tests/data LMX_TEST_MODELS=$PWD/tests/data/models LMX_TEST_EMBED=$PWD/tests/data/embed
 NCCL_DIR=$(python3 -c "import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], 'lib'))" 2>/dev/null)
@@ -38,7 +39,7 @@ pack
 bench() { local tag=$1; shift; env $E timeout 60 $L bench --device cuda --config "$CFG" "$@" -p 512 -g 128 -n 3 \
             > "$OUT/logs/b_$tag.log" 2>&1; echo "$tag: $(grep -E '^tg' "$OUT/logs/b_$tag.log")"; }
 for round in $(seq 1 "${ROUNDS:-2}"); do
-  for t in bf16 q4 q8; do
+  for t in ${TYPES:-bf16 q4 q8}; do
     case $t in bf16) A=(--dtype bf16);; q4) A=(-q --q-bits 4);; q8) A=(-q --q-bits 8);; esac
     if [ $t = bf16 ]; then SETS="off LMX_CUDA_LONG_ROW_ARGMAX=1 LMX_CUDA_NORM_REGISTERS=1 LMX_CUDA_MATVEC_PREFETCH=1 on"
     else SETS="off LMX_CUDA_LONG_ROW_ARGMAX=1 LMX_CUDA_QUANT_MMA_EARLY=1 on"; fi
@@ -49,7 +50,7 @@ for round in $(seq 1 "${ROUNDS:-2}"); do
   done
   pack
 done
-for t in bf16 q4; do  # every kernel of replayed decode steps (the last steps of 12), cold caches
+[ "${NCU:-1}" = 1 ] && for t in bf16 q4; do  # every kernel of replayed decode steps (the last steps of 12), cold caches
   case $t in bf16) A=(--dtype bf16);; q4) A=(-q --q-bits 4);; esac
   env $ON timeout 200 ncu --graph-profiling node --clock-control none --metrics gpu__time_duration.sum --csv \
     --launch-count 4000 $L bench --device cuda --config "$CFG" "${A[@]}" -p 512 -g 12 -n 1 \
