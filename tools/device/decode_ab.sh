@@ -10,7 +10,8 @@
 #   lmx only), stories/ (stories260K converted), llama-3.2-1b.json (../shared/data/configs).
 # The working tree travels too: keep tests/data/models/{llama,llama_tied,mixtral,qwen2,gemma2}
 # and move the rest of tests/data out for the call (64 MiB in all). Results: $OUT/logs.tgz.
-# Shorter calls: ROUNDS=1 (bench rounds), TYPES="bf16 q4", NCU=0 (no ncu table).
+# Shorter calls: ROUNDS=1 (bench rounds), TYPES="bf16 q4", NCU=0 (no ncu table), QUICK=1 (all
+# paths off against all on, no single switches).
 set -u
 export LMX_TEST_DATA=$PWD/tests/data LMX_TEST_MODELS=$PWD/tests/data/models LMX_TEST_EMBED=$PWD/tests/data/embed
 NCCL_DIR=$(python3 -c "import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], 'lib'))" 2>/dev/null)
@@ -43,6 +44,7 @@ for round in $(seq 1 "${ROUNDS:-2}"); do
     case $t in bf16) A=(--dtype bf16);; q4) A=(-q --q-bits 4);; q8) A=(-q --q-bits 8);; esac
     if [ $t = bf16 ]; then SETS="off LMX_CUDA_LONG_ROW_ARGMAX=1 LMX_CUDA_NORM_REGISTERS=1 LMX_CUDA_MATVEC_PREFETCH=1 on"
     else SETS="off LMX_CUDA_LONG_ROW_ARGMAX=1 LMX_CUDA_QUANT_MMA_EARLY=1 on"; fi
+    [ "${QUICK:-0}" = 1 ] && SETS="off on"
     for sw in $SETS; do
       case $sw in off) E="";; on) E="$ON LMX_CUDA_QUANT_MMA_EARLY=1";; *) E="$sw";; esac
       bench "r${round}_${t}_${sw}" "${A[@]}"

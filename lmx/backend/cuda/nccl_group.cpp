@@ -82,9 +82,11 @@ class NcclCollectives : public DeviceCollectives {
   Device device(int rank) const override { return Device::cuda(devices_.at(static_cast<size_t>(rank))); }
 
   void all_reduce_sum(int rank, const float* in, float* out, size_t n) override {
+    use_device(rank);
     check(nccl().all_reduce(in, out, n, ncclFloat, ncclSum, comm(rank), stream(rank)), "ncclAllReduce");
   }
   void all_gather(int rank, const float* in, float* out, size_t n) override {
+    use_device(rank);
     check(nccl().all_gather(in, out, n, ncclFloat, comm(rank), stream(rank)), "ncclAllGather");
   }
 
@@ -102,6 +104,11 @@ class NcclCollectives : public DeviceCollectives {
   }
 
  private:
+  // The calling rank's thread on its GPU (the thread may have run another device's work).
+  void use_device(int rank) const {
+    const int d = devices_.at(static_cast<size_t>(rank));
+    if (cudaSetDevice(d) != cudaSuccess) throw Error("tensor parallel: cudaSetDevice(" + std::to_string(d) + ") failed");
+  }
   ncclComm_t comm(int rank) const { return comms_.at(static_cast<size_t>(rank)); }
   cudaStream_t stream(int rank) const {
     return static_cast<cudaStream_t>(device_stream(devices_.at(static_cast<size_t>(rank))));
