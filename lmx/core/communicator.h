@@ -39,8 +39,7 @@ class Communicator {
   virtual void abort(const std::string& reason) = 0;
 };
 
-// The ranks of one group, each with its communicator: ThreadGroup below, and the NCCL group
-// a GPU backend makes (Backend::make_communicator_group).
+// The ranks of one group, each with its communicator: ThreadGroup and DeviceGroup below.
 class CommunicatorGroup {
  public:
   virtual ~CommunicatorGroup() = default;
