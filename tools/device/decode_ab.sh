@@ -11,7 +11,7 @@
 # The working tree travels too: keep tests/data/models/{llama,llama_tied,mixtral,qwen2,gemma2}
 # and move the rest of tests/data out for the call (64 MiB in all). Results: $OUT/logs.tgz.
 # Shorter calls: ROUNDS=1 (bench rounds), TYPES="bf16 q4", NCU=0 (no ncu table), QUICK=1 (all
-# paths off against all on, no single switches).
+# paths off against all on, no single switches), TEST_FILTER / ON_FILTER (the two test runs).
 set -u
 export LMX_TEST_DATA=$PWD/tests/data LMX_TEST_MODELS=$PWD/tests/data/models LMX_TEST_EMBED=$PWD/tests/data/embed
 NCCL_DIR=$(python3 -c "import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], 'lib'))" 2>/dev/null)
@@ -23,9 +23,10 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 ON="LMX_CUDA_LONG_ROW_ARGMAX=1 LMX_CUDA_NORM_REGISTERS=1 LMX_CUDA_MATVEC_PREFETCH=1"
 ( export LD_LIBRARY_PATH=$PWD/.devdata/lib:$NCCL_DIR:${LD_LIBRARY_PATH:-}
   summary() { grep -E '^\[  (PASSED|FAILED) |FAILED  \]|SKIPPED \]' "$1" | head -8 | tr '\n' ' '; }
-  timeout 150 $T --gtest_filter='CudaNn.*:CudaDecode.*:CudaGreedy.*:CudaLinalg.*:Nccl*' > "$OUT/logs/t_default.log" 2>&1
+  timeout 150 $T --gtest_filter="${TEST_FILTER:-CudaNn.*:CudaDecode.*:CudaGreedy.*:CudaLinalg.*:Nccl*}" \
+    > "$OUT/logs/t_default.log" 2>&1
   echo "tests (defaults) rc=$? $(summary "$OUT/logs/t_default.log")"
-  env $ON LMX_CUDA_QUANT_MMA_EARLY=1 timeout 150 $T --gtest_filter='CudaDecode.*:CudaGreedy.*:CudaLinalg.*:CudaModel*' \
+  env $ON LMX_CUDA_QUANT_MMA_EARLY=1 timeout 150 $T --gtest_filter="${ON_FILTER:-CudaDecode.*:CudaGreedy.*:CudaLinalg.*:CudaModel*}" \
     > "$OUT/logs/t_on.log" 2>&1
   echo "tests (session 24 paths on) rc=$? $(summary "$OUT/logs/t_on.log")" )
 for s in "" "$ON"; do
