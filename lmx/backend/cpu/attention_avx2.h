@@ -43,13 +43,14 @@ struct AttentionBlock {
 // normalization: for each row r < block.rows, running max m[r] (-inf when
 // the row saw no visible key), sum l[r] = sum_j e^(s_j - m), and
 // o[r * attention_row_floats(v_head_dim) + d] = sum_j e^(s_j - m) v_j[d].
-using AttentionBlockFn = void (*)(const AttentionArgs& args,
-                                  const AttentionOptions& options,
-                                  const AttentionBlock& block,
-                                  float* scratch,
-                                  float* m,
-                                  float* l,
-                                  float* o);
+using AttentionBlockSignature = void(const AttentionArgs& args,
+                                     const AttentionOptions& options,
+                                     const AttentionBlock& block,
+                                     float* scratch,
+                                     float* m,
+                                     float* l,
+                                     float* o);
+using AttentionBlockFn = AttentionBlockSignature*;
 
 // The width-generic block of attention_block.h on 8 lanes.
 extern const AttentionBlockFn kAttentionBlockAvx2;

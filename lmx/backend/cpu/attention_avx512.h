@@ -9,12 +9,6 @@ namespace lmx::cpu::detail {
 
 // An AttentionBlockFn. A function declared here rather than a table entry: g++ 12 gives
 // template instances reached only through a pointer variable no AVX-512 target.
-void attention_block_avx512(const AttentionArgs& args,
-                            const AttentionOptions& options,
-                            const AttentionBlock& block,
-                            float* scratch,
-                            float* m,
-                            float* l,
-                            float* o);
+AttentionBlockSignature attention_block_avx512;
 
 }  // namespace lmx::cpu::detail

@@ -14,8 +14,10 @@ namespace {
 enum Kind { kSum = 0, kMean, kMax, kMin, kLogSumExp, kArgmax };
 constexpr int kThreads = 256;
 
-// (value, index) of a row's argmax: the first NaN, else the first maximum.
-__device__ bool argmax_better(double va, int64_t ia, double vb, int64_t ib) {
+// (value, index) of a row's argmax: the first NaN, else the first maximum (double or float
+// values: the same order for f32 inputs).
+template <class T>
+__device__ __forceinline__ bool argmax_better(T va, int64_t ia, T vb, int64_t ib) {
   const bool na = isnan(va), nb = isnan(vb);
   if (na != nb) return na;
   if (!na && va != vb) return va > vb;
@@ -105,11 +107,13 @@ constexpr int kArgmaxThreads = 1024;
 constexpr int kArgmaxLoads = 8;
 constexpr int64_t kLongArgmaxRow = 4096;
 
-__device__ __forceinline__ bool argmax_better_f(float va, int64_t ia, float vb, int64_t ib) {
-  const bool na = isnan(va), nb = isnan(vb);
-  if (na != nb) return na;
-  if (!na && va != vb) return va > vb;
-  return ia < ib;
+// The warp's best (value, index) in lane 0 (index n: no candidate).
+__device__ __forceinline__ void warp_argmax(float& best, int64_t& at, int64_t n) {
+  for (int off = 16; off > 0; off >>= 1) {
+    const float ov = __shfl_down_sync(0xffffffffu, best, off);
+    const int64_t oi = __shfl_down_sync(0xffffffffu, at, off);
+    if (oi != n && (at == n || argmax_better(ov, oi, best, at))) best = ov, at = oi;
+  }
 }
 
 __global__ void __launch_bounds__(kArgmaxThreads) argmax_long_rows_kernel(const float* __restrict__ x, int64_t n,
@@ -129,25 +133,17 @@ __global__ void __launch_bounds__(kArgmaxThreads) argmax_long_rows_kernel(const 
 #pragma unroll
     for (int u = 0; u < kArgmaxLoads; ++u) {
       const int64_t i = i0 + int64_t{u} * kArgmaxThreads;
-      if (i < n && (at == n || argmax_better_f(v[u], i, best, at))) best = v[u], at = i;
+      if (i < n && (at == n || argmax_better(v[u], i, best, at))) best = v[u], at = i;
     }
   }
-  for (int off = 16; off > 0; off >>= 1) {
-    const float ov = __shfl_down_sync(0xffffffffu, best, off);
-    const int64_t oi = __shfl_down_sync(0xffffffffu, at, off);
-    if (oi != n && (at == n || argmax_better_f(ov, oi, best, at))) best = ov, at = oi;
-  }
+  warp_argmax(best, at, n);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   if (lane == 0) sv[warp] = best, si[warp] = at;
   __syncthreads();
   if (warp != 0) return;
   best = lane < kArgmaxThreads / 32 ? sv[lane] : 0.0f;
   at = lane < kArgmaxThreads / 32 ? si[lane] : n;
-  for (int off = 16; off > 0; off >>= 1) {
-    const float ov = __shfl_down_sync(0xffffffffu, best, off);
-    const int64_t oi = __shfl_down_sync(0xffffffffu, at, off);
-    if (oi != n && (at == n || argmax_better_f(ov, oi, best, at))) best = ov, at = oi;
-  }
+  warp_argmax(best, at, n);
   if (lane == 0) out[blockIdx.x] = static_cast<int32_t>(at == n ? 0 : at);
 }
 

@@ -48,10 +48,15 @@ std::vector<int32_t> greedy(models::LanguageModel& model, const std::vector<int3
   return out;
 }
 
-std::vector<int32_t> prompt_of(const fs::path& dir) {
+// The fixture's prompt (reference.safetensors' input_ids, i32 on the CPU).
+Tensor input_ids(const fs::path& dir) {
   auto ref = io::SafetensorsFile::open(dir / "reference.safetensors");
   const io::TensorInfo& info = ref.at("input_ids");
-  const Tensor ids = Tensor::wrap(const_cast<std::byte*>(info.data), info.shape, info.dtype, ref.owner()).to(Dtype::i32);
+  return Tensor::wrap(const_cast<std::byte*>(info.data), info.shape, info.dtype, ref.owner()).to(Dtype::i32);
+}
+
+std::vector<int32_t> prompt_of(const fs::path& dir) {
+  const Tensor ids = input_ids(dir);
   const int32_t* p = ids.data<int32_t>();
   return std::vector<int32_t>(p, p + ids.numel());
 }
@@ -128,10 +133,7 @@ TEST_F(NcclGroupMultiGpu, ShardsOnTheGpusGiveTheWholeModelsLogits) {
     const fs::path dir = testing::model_fixture(name);
     if (!fs::exists(dir / "reference.safetensors")) GTEST_SKIP() << "no fixture at " << dir;
     models::LoadedModel whole = models::load_model(dir);
-    auto ref = io::SafetensorsFile::open(dir / "reference.safetensors");
-    const io::TensorInfo& info = ref.at("input_ids");
-    const Tensor input =
-        Tensor::wrap(const_cast<std::byte*>(info.data), info.shape, info.dtype, ref.owner()).to(Dtype::i32);
+    const Tensor input = input_ids(dir);
     const Tensor want = whole.model->forward(input, nullptr, {});
     DeviceGroup group(gpus(w));
     std::vector<Communicator*> comms;
