@@ -39,6 +39,7 @@ fetch-data:
 test: build fetch-data cuda-check
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
 	$(san_full)
+	$(arm_job)
 
 # Configures $(1) for ASan + UBSan (clang, -O1, every report fatal) with the libFuzzer
 # targets (LMX_FUZZ=ON); further cmake arguments follow the call.
@@ -91,27 +92,27 @@ cuda-check: setup
 	  $(CUDA_BUILD)/tests/backend/cuda/backend_cuda_test; \
 	else echo "cuda-check: no nvcc on this machine; the CUDA backend was not compiled"; fi
 
-# Not yet part of `make test`: qemu-user 7.2 on these machines hangs when a guest program
-# starts a thread, so every threaded test hangs (docs/hardening.md, "aarch64 under
-# qemu-user"); it joins `test` once a qemu that runs threads is found.
-# The aarch64 job: a cross build with Debian's g++-aarch64-linux-gnu in build-arm
-# (cmake/aarch64-linux-gnu.cmake) and ctest under qemu-aarch64 -cpu max (the NEON tier with
-# dotprod / i8mm / bf16). Correctness only: no timing from an emulator means anything.
-# ARM_TEST_LAYERS: the layers whose tests run under qemu (the numeric ones: base, core,
-# backend, nn, model parity); ARM_EXCLUDE: single tests left out there. docs/hardening.md
-# gives the reasons and the time.
+# Part of `make test` since session 25 (after the x86 suites): the aarch64 job, a cross build
+# with Debian's g++-aarch64-linux-gnu in build-arm (cmake/aarch64-linux-gnu.cmake) and ctest
+# under qemu-aarch64 -cpu max (the NEON tier with dotprod / i8mm / bf16). Correctness only:
+# no timing from an emulator means anything. ARM_TEST_LAYERS: the layers whose tests run
+# under qemu (the numeric ones: base, core, backend, nn, model parity); ARM_EXCLUDE: single
+# tests left out there. docs/hardening.md gives the reasons and the time.
 # Where the cross toolchain cannot be installed: one line, nothing else.
 ARM_BUILD ?= build-arm
 ARM_TEST_LAYERS ?= base;core;backend/cpu;nn;models
 ARM_EXCLUDE ?= ^$$
+define arm_job
+@if bash tools/setup.sh --arm64; then \
+  cmake -S . -B $(ARM_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DLMX_TEST_LAYERS="$(ARM_TEST_LAYERS)" \
+    $(CMAKE_FLAGS) >/dev/null && \
+  cmake --build $(ARM_BUILD) -j $(JOBS) && \
+  (cd $(ARM_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900 -E "$(ARM_EXCLUDE)"); \
+else echo "arm-test: the aarch64 cross toolchain (g++-aarch64-linux-gnu, qemu-user, arm64 -dev packages) could not be installed; the ARM job was skipped"; fi
+endef
 arm-test: setup fetch-data
-	@if bash tools/setup.sh --arm64; then \
-	  cmake -S . -B $(ARM_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
-	    -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DLMX_TEST_LAYERS="$(ARM_TEST_LAYERS)" \
-	    $(CMAKE_FLAGS) >/dev/null && \
-	  cmake --build $(ARM_BUILD) -j $(JOBS) && \
-	  (cd $(ARM_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900 -E "$(ARM_EXCLUDE)"); \
-	else echo "arm-test: the aarch64 cross toolchain (g++-aarch64-linux-gnu, qemu-user, arm64 -dev packages) could not be installed; the ARM job was skipped"; fi
+	$(arm_job)
 
 bench: build
 	@$(BUILD)/apps/lmx/lmx bench kernels

@@ -14,6 +14,14 @@ endfunction()
 
 function(lmx_apply_common_options target)
   target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:${LMX_WARNINGS}>)
+  # GCC fuses a * b + c into one FMA wherever the target has one, which on aarch64 is
+  # everywhere: scalar code then rounds differently from the same arithmetic done op by op
+  # (the fused Adam step against the composed one, bit for bit). x86-64's baseline has no FMA,
+  # so there the written roundings hold outside the AVX2 / AVX-512 sources; -ffp-contract=off
+  # gives aarch64 the same (the NEON kernels' FMAs are explicit intrinsics, unaffected).
+  if(LMX_SIMD_ARCH STREQUAL "arm64")
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:C,CXX>:-ffp-contract=off>)
+  endif()
   if(LMX_SANITIZE)
     # Every finding fails: UBSan reports abort instead of printing and going on.
     target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-sanitize-recover=all

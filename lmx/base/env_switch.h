@@ -75,22 +75,15 @@ inline bool cuda_thin_gemm() { return env_switch("LMX_CUDA_THIN_GEMM", true); }
 // Row reductions of at most 32 values a thread per row in the CPU's order (scan_kernels.cu)
 // instead of a 256-thread block per row (training's sums over grouped query heads).
 inline bool cuda_short_row_reduce() { return env_switch("LMX_CUDA_SHORT_ROW_REDUCE", true); }
-// Session 24's decode paths (docs/performance.md, "CUDA, session 24"): written, compiled and
-// tested against the paths they replace, but not yet run on a GPU (no device machine could be
-// started that session), so off until a GPU run checks and measures them; "1" turns one on.
 // The argmax of f32 rows of 4096 values or more (a decode step's logits on the device) in a
 // 1024-thread block with eight loads in flight per thread (scan_kernels.cu), instead of the
-// general row reduction's 256 threads and a dependent double compare per value.
-inline bool cuda_long_row_argmax() { return env_switch("LMX_CUDA_LONG_ROW_ARGMAX", false); }
+// general row reduction's 256 threads and a dependent double compare per value. On since
+// session 25's H100 run (85 -> 30 us a step; batch-1 decode with the next switch, two rounds:
+// bf16 662 / 658 -> 675 / 683, 4-bit 824 / 823 -> 848 / 854, 8-bit 686 / 693 -> 711 / 713 tok/s).
+inline bool cuda_long_row_argmax() { return env_switch("LMX_CUDA_LONG_ROW_ARGMAX", true); }
 // RMSNorm rows of at most 8 values a thread held in registers, all loads in flight at once
-// (nn_kernels.cu; the same bits as the looping kernel).
-inline bool cuda_norm_in_registers() { return env_switch("LMX_CUDA_NORM_REGISTERS", false); }
-// The decode matvecs ask L2 for their first weight chunks before waiting for the previous
-// kernel (matvec_kernels.cu: a prefetch, no data read early).
-inline bool cuda_matvec_prefetch() { return env_switch("LMX_CUDA_MATVEC_PREFETCH", false); }
-// The tensor-core quantized matvec launched early (programmatic dependent launch), its
-// first weights prefetched into L2 before the wait (quant_matvec_mma.cu).
-inline bool cuda_quant_mma_early() { return env_switch("LMX_CUDA_QUANT_MMA_EARLY", false); }
+// (nn_kernels.cu; the same bits as the looping kernel). On since session 25 (above).
+inline bool cuda_norm_in_registers() { return env_switch("LMX_CUDA_NORM_REGISTERS", true); }
 // mxfp4 / mxfp8 / nvfp4 weights on CUDA (generic kernels).
 inline bool cuda_fp_quant() { return env_switch("LMX_CUDA_FP_QUANT", true); }
 

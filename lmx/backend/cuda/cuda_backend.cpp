@@ -718,9 +718,17 @@ class CudaBackend final : public Backend, public GraphBackend {
   }
   void reduce_rows(ReduceKernel kind, const void* x, Dtype dtype, int64_t rows, int64_t n, void* out) override {
     use_device();
-    launch_shaped("reduce", {{"kind", static_cast<int64_t>(kind)}, {"rows", rows}, {"n", n}}, [&] {
-      return detail::launch_reduce_rows(static_cast<int>(kind), x, code(dtype), rows, n, out, stream_);
-    });
+    const size_t bytes = detail::reduce_rows_scratch(static_cast<int>(kind), code(dtype), rows, n);
+    void* scratch = bytes ? allocator_.allocate(bytes) : nullptr;
+    try {
+      launch_shaped("reduce", {{"kind", static_cast<int64_t>(kind)}, {"rows", rows}, {"n", n}}, [&] {
+        return detail::launch_reduce_rows(static_cast<int>(kind), x, code(dtype), rows, n, out, scratch, stream_);
+      });
+    } catch (...) {
+      if (scratch) allocator_.deallocate(scratch, bytes);
+      throw;
+    }
+    if (scratch) allocator_.deallocate(scratch, bytes);  // stream-ordered: the kernels are queued before any reuse
   }
   void ssm_scan(const kernels::SsmScanArgs& a) override {
     use_device();

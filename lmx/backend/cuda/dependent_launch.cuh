@@ -4,12 +4,14 @@
 // await_inputs() until the previous kernel has finished and its writes are visible. What a
 // decode step's kernel chain saves is the launch and block scheduling between kernels
 // (a few microseconds of ~150 latency-bound kernels a token). Every kernel launched with
-// launch_early must call await_inputs() before its first global memory access (prefetch_l2
-// aside); launched the usual way, await_inputs() does nothing. LMX_CUDA_PDL=0 launches every
-// kernel the usual way. Kernels whose grid is sized to the blocks the device holds at
+// launch_early must call await_inputs() before its first global memory access; launched
+// the usual way, await_inputs() does nothing. LMX_CUDA_PDL=0 launches every kernel the
+// usual way. Kernels whose grid is sized to the blocks the device holds at
 // once (the tensor-core matvec and few-row GEMMs) keep the usual launch: launched early,
 // some of their blocks wait for the previous kernel's SMs (4-bit decode 825 -> 785-805
-// tok/s on an H100, session 17; LMX_CUDA_QUANT_MMA_EARLY=1 tries it again with prefetches).
+// tok/s on an H100, session 17; again in session 25 with each block's first weights asked
+// of L2 before the wait: 822 -> 776, 8-bit 685 -> 661). The dense matvec's blocks
+// prefetching their first weights that way before await_inputs() lost too (bf16 656 -> 603).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -26,12 +28,6 @@ __device__ __forceinline__ void await_inputs() {
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
-
-// Asks L2 for the line at p, no data returned: the one global memory access a kernel may
-// make before await_inputs() (L2 is where every SM's writes meet, and the real load after the
-// wait reads the bytes as they are then). Decode kernels prefetch their weights with it
-// while the previous kernel ends.
-__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
 // Whether launches may overlap the previous kernel's end: the switch, and a device of
 // compute capability 9.0 or later (read once per process: one device type per machine).

@@ -137,8 +137,8 @@ struct QuantFormat {
 // the target whose first_block range holds it.
 template <class Format, int L, int M>
 __global__ void __launch_bounds__(kWarps * 32)
-    matvec_kernel(const float* __restrict__ x, int64_t ldx, MatvecTargets<typename Format::Matrix> targets,
-                  bool prefetch) {
+    matvec_kernel(const float* __restrict__ x, int64_t ldx, MatvecTargets<typename Format::Matrix> targets) {
+  await_inputs();
   int t = 0;
   while (t + 1 < targets.count && blockIdx.x >= targets.first_block[t + 1]) ++t;
   const auto& w = targets.q[t];
@@ -146,21 +146,10 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int lane = threadIdx.x % 32, sub = lane % L;
   const int64_t j = static_cast<int64_t>(blockIdx.x - targets.first_block[t]) * (kWarps * kRowsPerWarp) +
                     (threadIdx.x / 32) * kRowsPerWarp + lane / L;
-  const bool warp_has_rows = j - lane / L < w.n;  // else the warp's first row is past the end
+  if (j - lane / L >= w.n) return;  // the warp's first row is past the end: the whole warp
   const int64_t jr = j < w.n ? j : w.n - 1;  // lanes past the end read a real row, store nothing
   const uint4* row = Format::row(w, jr);
   const int64_t chunks = w.k / Format::kValues;
-  // The first chunks' lines on their way to L2 while the previous kernel (the norm or
-  // attention that makes x) still ends: a launched-early block starts with its weights near.
-  if (prefetch && warp_has_rows) {
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int64_t c = sub + u * L;
-      if (c < chunks) prefetch_l2(row + c);
-    }
-  }
-  await_inputs();
-  if (!warp_has_rows) return;
   const int shift = Format::group_shift(w);
   float acc[M] = {};
   for (int64_t c0 = sub; c0 < chunks; c0 += L * kUnroll) {
@@ -242,7 +231,7 @@ cudaError_t launch_targets(
       if (L == 8) kernel = matvec_kernel<Format, 8, 1>;
       if (L == 16) kernel = matvec_kernel<Format, 16, 1>;
     }
-    launched = launch_early(kernel, grid, kWarps * 32, 0, s, x, ldx, t, cuda_matvec_prefetch());
+    launched = launch_early(kernel, grid, kWarps * 32, 0, s, x, ldx, t);
   });
   return launched != cudaSuccess ? launched : e;
 }

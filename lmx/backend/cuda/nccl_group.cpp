@@ -61,7 +61,7 @@ class NcclCollectives : public DeviceCollectives {
     std::set<int> seen;
     for (int d : devices) {
       if (d < 0 || d >= n) {
-        throw InvalidArgument("tensor parallel: cuda:" + std::to_string(d) + " does not exist (" + std::to_string(n) +
+        throw Unsupported("tensor parallel: cuda:" + std::to_string(d) + " does not exist (" + std::to_string(n) +
                               " CUDA devices visible)");
       }
       if (!seen.insert(d).second) {

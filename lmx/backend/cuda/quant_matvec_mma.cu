@@ -53,8 +53,9 @@ int64_t smem_bytes(int bits, int group, int64_t k) {
 template <int kBits, int kGroup, int kScale>
 __global__ void __launch_bounds__(kThreads)
     quant_mma_matvec_kernel(const float* __restrict__ x, const __grid_constant__ QuantTargets targets,
-                            unsigned total_tiles, int split, bool prefetch) {
+                            unsigned total_tiles, int split) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  await_inputs();
   using L = Layout<kBits>;
   using S = ScaleValue<kScale>;
   constexpr int kWd = kGroup / L::kPerWord / 4;  // words per lane per row per group
@@ -146,18 +147,9 @@ __global__ void __launch_bounds__(kThreads)
     }
   };
 
-  // The first batch of W is requested before x is split, so its latency covers the split;
-  // launched early, its lines are first asked of L2 while the previous kernel ends.
+  // The first batch of W is requested before x is split, so its latency covers the split.
   Batch batch;
   const Work first = work_at(blockIdx.x);
-  if (prefetch && first.active) {
-#pragma unroll
-    for (int u = 0; u < kU; ++u) {
-      const int G = first.gbeg + u;
-      if (G < first.gend) prefetch_l2(first.wa + G * kGroupWords), prefetch_l2(first.wb + G * kGroupWords);
-    }
-  }
-  await_inputs();
   if (first.active) load(first, first.gbeg, batch);
 
   // x's parts in fragment order, and each group's sum of x.
@@ -261,14 +253,9 @@ cudaError_t launch(const float* x, QuantTargets& t, cudaStream_t stream) {
   while (split < kWarps && int64_t{tiles} * split < slots * kWarps && ngroups >= 4 * split) split *= 2;
   const int64_t iters = (tiles + kWarps / split - 1) / (kWarps / split);
   const dim3 grid(static_cast<unsigned>(std::min(iters, slots)));
-  // Launched the usual way by default: the grid is sized to the blocks the device holds at
-  // once, and launched early some of them wait for the previous kernel's SMs (measured
-  // slower in session 17, without the prefetch). LMX_CUDA_QUANT_MMA_EARLY=1: launched early,
-  // each block prefetching its first weights into L2 before the wait.
-  if (cuda_quant_mma_early()) {
-    return launch_early(kernel, grid, kThreads, static_cast<size_t>(smem), stream, x, t, tiles, split, true);
-  }
-  kernel<<<grid, kThreads, static_cast<size_t>(smem), stream>>>(x, t, tiles, split, false);
+  // Launched the usual way: the grid is sized to the blocks the device holds at once, and
+  // launched early some of them would wait for the previous kernel's SMs (measured slower).
+  kernel<<<grid, kThreads, static_cast<size_t>(smem), stream>>>(x, t, tiles, split);
   return cudaGetLastError();
 }
 

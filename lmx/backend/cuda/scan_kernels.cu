@@ -98,14 +98,22 @@ __global__ void reduce_rows_kernel(int kind, const void* x, int dtype, int64_t n
   }
 }
 
-// The argmax of long f32 rows (a decode step's logits: one row of 128K at batch 1): a
-// block of kArgmaxThreads per row, kArgmaxLoads independent loads per thread in flight and
-// float compares (exact for f32 values, the same order as argmax_better), where the
-// general kernel above took ~85 us a row of 128K on an H100 (one double compare after
-// each dependent load).
-constexpr int kArgmaxThreads = 1024;
+// The argmax of long f32 rows (a decode step's logits: one row of 128K at batch 1) in two
+// launches: blocks of kArgmaxThreads over slices of kArgmaxSlice values of a row, each thread
+// with kArgmaxLoads independent loads in flight and float compares (exact for f32 values, the
+// same order as argmax_better), write their slice's best (value, index) to scratch; then a
+// warp per row picks among its slices. The general kernel above took ~85 us a row of 128K on
+// an H100 (one double compare after each dependent load), one block of 1024 threads a row
+// with eight loads each ~30 us (session 25: one SM reads the whole row).
+constexpr int kArgmaxThreads = 256;
 constexpr int kArgmaxLoads = 8;
+constexpr int64_t kArgmaxSlice = int64_t{kArgmaxThreads} * kArgmaxLoads;
 constexpr int64_t kLongArgmaxRow = 4096;
+
+struct ArgmaxPart {
+  float value;
+  int64_t index;  // n: no candidate
+};
 
 // The warp's best (value, index) in lane 0 (index n: no candidate).
 __device__ __forceinline__ void warp_argmax(float& best, int64_t& at, int64_t n) {
@@ -116,25 +124,25 @@ __device__ __forceinline__ void warp_argmax(float& best, int64_t& at, int64_t n)
   }
 }
 
-__global__ void __launch_bounds__(kArgmaxThreads) argmax_long_rows_kernel(const float* __restrict__ x, int64_t n,
-                                                                         int32_t* out) {
+// Block (slice, row): the slice's best to parts[row * gridDim.x + slice].
+__global__ void __launch_bounds__(kArgmaxThreads) argmax_slices_kernel(const float* __restrict__ x, int64_t n,
+                                                                      ArgmaxPart* parts) {
   __shared__ float sv[kArgmaxThreads / 32];
   __shared__ int64_t si[kArgmaxThreads / 32];
-  const float* row = x + static_cast<int64_t>(blockIdx.x) * n;
+  const float* row = x + static_cast<int64_t>(blockIdx.y) * n;
+  const int64_t i0 = static_cast<int64_t>(blockIdx.x) * kArgmaxSlice + threadIdx.x;
+  float v[kArgmaxLoads];
+#pragma unroll
+  for (int u = 0; u < kArgmaxLoads; ++u) {
+    const int64_t i = i0 + int64_t{u} * kArgmaxThreads;
+    v[u] = i < n ? __ldg(row + i) : 0.0f;
+  }
   float best = 0.0f;
-  int64_t at = n;  // none yet
-  for (int64_t i0 = threadIdx.x; i0 < n; i0 += int64_t{kArgmaxThreads} * kArgmaxLoads) {
-    float v[kArgmaxLoads];
+  int64_t at = n;
 #pragma unroll
-    for (int u = 0; u < kArgmaxLoads; ++u) {
-      const int64_t i = i0 + int64_t{u} * kArgmaxThreads;
-      v[u] = i < n ? __ldg(row + i) : 0.0f;
-    }
-#pragma unroll
-    for (int u = 0; u < kArgmaxLoads; ++u) {
-      const int64_t i = i0 + int64_t{u} * kArgmaxThreads;
-      if (i < n && (at == n || argmax_better(v[u], i, best, at))) best = v[u], at = i;
-    }
+  for (int u = 0; u < kArgmaxLoads; ++u) {
+    const int64_t i = i0 + int64_t{u} * kArgmaxThreads;
+    if (i < n && (at == n || argmax_better(v[u], i, best, at))) best = v[u], at = i;
   }
   warp_argmax(best, at, n);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -144,7 +152,20 @@ __global__ void __launch_bounds__(kArgmaxThreads) argmax_long_rows_kernel(const 
   best = lane < kArgmaxThreads / 32 ? sv[lane] : 0.0f;
   at = lane < kArgmaxThreads / 32 ? si[lane] : n;
   warp_argmax(best, at, n);
-  if (lane == 0) out[blockIdx.x] = static_cast<int32_t>(at == n ? 0 : at);
+  if (lane == 0) parts[static_cast<int64_t>(blockIdx.y) * gridDim.x + blockIdx.x] = {best, at};
+}
+
+// A warp per row: the best of the row's slices.
+__global__ void argmax_pick_kernel(const ArgmaxPart* __restrict__ parts, int64_t slices, int64_t n, int32_t* out) {
+  const ArgmaxPart* p = parts + static_cast<int64_t>(blockIdx.x) * slices;
+  float best = 0.0f;
+  int64_t at = n;
+  for (int64_t s = threadIdx.x; s < slices; s += 32) {
+    const ArgmaxPart q = p[s];
+    if (q.index != n && (at == n || argmax_better(q.value, q.index, best, at))) best = q.value, at = q.index;
+  }
+  warp_argmax(best, at, n);
+  if (threadIdx.x == 0) out[blockIdx.x] = static_cast<int32_t>(at == n ? 0 : at);
 }
 
 // Rows of at most kShortRow values, a thread each, in the CPU's order (reduce_row of
@@ -254,7 +275,12 @@ __global__ void gated_delta_kernel(GatedDelta a) {
 
 }  // namespace
 
-cudaError_t launch_reduce_rows(int kind, const void* x, int dtype, int64_t rows, int64_t n, void* out,
+size_t reduce_rows_scratch(int kind, int dtype, int64_t rows, int64_t n) {
+  if (kind != kArgmax || dtype != kF32 || n < kLongArgmaxRow || rows > 65535 || !cuda_long_row_argmax()) return 0;
+  return static_cast<size_t>(rows * ((n + kArgmaxSlice - 1) / kArgmaxSlice)) * sizeof(ArgmaxPart);
+}
+
+cudaError_t launch_reduce_rows(int kind, const void* x, int dtype, int64_t rows, int64_t n, void* out, void* scratch,
                                cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
   if (rows > 0x7fffffff) return cudaErrorInvalidValue;
@@ -263,9 +289,14 @@ cudaError_t launch_reduce_rows(int kind, const void* x, int dtype, int64_t rows,
         kind, x, dtype, rows, n, out);
     return cudaGetLastError();
   }
-  if (kind == kArgmax && dtype == kF32 && n >= kLongArgmaxRow && cuda_long_row_argmax()) {
-    argmax_long_rows_kernel<<<static_cast<unsigned>(rows), kArgmaxThreads, 0, stream>>>(
-        static_cast<const float*>(x), n, static_cast<int32_t*>(out));
+  if (const size_t bytes = reduce_rows_scratch(kind, dtype, rows, n); bytes > 0) {
+    if (!scratch) return cudaErrorInvalidValue;
+    const int64_t slices = (n + kArgmaxSlice - 1) / kArgmaxSlice;
+    auto* parts = static_cast<ArgmaxPart*>(scratch);
+    argmax_slices_kernel<<<dim3(static_cast<unsigned>(slices), static_cast<unsigned>(rows)), kArgmaxThreads, 0,
+                           stream>>>(static_cast<const float*>(x), n, parts);
+    if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+    argmax_pick_kernel<<<static_cast<unsigned>(rows), 32, 0, stream>>>(parts, slices, n, static_cast<int32_t*>(out));
     return cudaGetLastError();
   }
   reduce_rows_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(kind, x, dtype, n, out);

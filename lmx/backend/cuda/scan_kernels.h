@@ -5,13 +5,17 @@
 
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace lmx::cuda::detail {
 
 // kind: lmx::ReduceKernel's values (sum, mean, max, min, logsumexp, argmax); x [rows, n]
-// contiguous of dtype (DtypeCode), out of the same dtype (i32 for argmax).
-cudaError_t launch_reduce_rows(int kind, const void* x, int dtype, int64_t rows, int64_t n, void* out,
+// contiguous of dtype (DtypeCode), out of the same dtype (i32 for argmax). scratch: device
+// memory of reduce_rows_scratch() bytes where that is not 0 (the argmax of long f32 rows,
+// over slices of a row), else unused.
+size_t reduce_rows_scratch(int kind, int dtype, int64_t rows, int64_t n);
+cudaError_t launch_reduce_rows(int kind, const void* x, int dtype, int64_t rows, int64_t n, void* out, void* scratch,
                                cudaStream_t stream);
 
 // kernels::SsmScanArgs.

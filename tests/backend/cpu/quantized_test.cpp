@@ -317,6 +317,16 @@ struct QWeight {
 struct MShape {
   int64_t n, kg, m;  // k = kg * group (kg < 0: k = 896)
 };
+// x's rounding in a one-row product (check_against_reference's x_levels): AVX2 / AVX-512 round
+// x to int16 or int8 as asked; NEON with sdot rounds it to int8 for an int8 request on the sdot
+// kernel's shapes (8-bit, 4-bit with groups >= 64) and keeps f32 otherwise.
+double matvec_x_levels(const CpuFeatures& features, ActivationPrecision prec, int bits, int group) {
+  if (features.use_neon_dotprod() && prec == ActivationPrecision::int8 && (bits == 8 || (bits == 4 && group >= 64)))
+    return 254;
+  if (!features.use_avx2()) return 0;
+  return prec == ActivationPrecision::int16 ? 65534 : prec == ActivationPrecision::int8 ? 254 : 0;
+}
+
 const MShape kShapes[] = {
     {1, 1, 1},  {7, 3, 1}, {33, -1, 1}, {6, 2, 2},   {13, -1, 5},
     {9, 2, 17}, {5, 1, 4}, {20, 1, 3},  {19, 13, 30},  // rows of the matvec (m < kMinGemmRows)
@@ -615,10 +625,9 @@ TEST(QuantizedMatmul, OwnInputTargetsEqualSeparateCallsBitForBit) {
           }
           quantized_matvec_each(in, targets, opt, pool);
           for (size_t t = 0; t < packed.size(); ++t) {
-            if (t == 2) check_against_reference(qws[t], xs[1], 256, sep[t], packed[t].n(), 1, 1e-6, "own input",
-                                                !features.use_avx2() ? 0
-                                                : prec == ActivationPrecision::int16 ? 65534
-                                                : prec == ActivationPrecision::int8 ? 254 : 0);
+            if (t == 2)
+              check_against_reference(qws[t], xs[1], 256, sep[t], packed[t].n(), 1, 1e-6, "own input",
+                                      matvec_x_levels(features, prec, c.bits, c.group));
             for (size_t j = 0; j < sep[t].size(); ++j)
               ASSERT_EQ(std::bit_cast<uint32_t>(sep[t][j]), std::bit_cast<uint32_t>(each[t][j]))
                   << cpu_tier_name(features.tier()) << " target " << t << " of " << count << " element " << j
@@ -668,16 +677,8 @@ TEST(QuantizedMatmul, DecodeSplitOverThreadsGivesTheBitsOfOneThread) {
           for (int i = 0; i < 3; ++i) {
             if (pool == &pool1) {
               first[i] = sep[i];
-              // Reduced x on AVX2 / AVX-512, and an int8 request on NEON with sdot (these
-              // shapes, 4-bit g64 and 8-bit, are the sdot kernel's).
-              const double levels =
-                  features.use_neon_dotprod() && prec == ActivationPrecision::int8 ? 254
-                  : !features.use_avx2()                                            ? 0
-                  : prec == ActivationPrecision::int16                              ? 65534
-                  : prec == ActivationPrecision::int8                               ? 254
-                                                                                    : 0;
               check_against_reference(qws[static_cast<size_t>(i)], x, ldx, sep[i], rows[i], 1, 1e-6,
-                                      "decode split", levels);
+                                      "decode split", matvec_x_levels(features, prec, bits, 64));
             }
             for (size_t j = 0; j < first[i].size(); ++j) {
               ASSERT_EQ(std::bit_cast<uint32_t>(first[i][j]), std::bit_cast<uint32_t>(sep[i][j]))

@@ -264,21 +264,21 @@ TEST_F(CudaNn, ReductionsAlongEveryAxis) {
   EXPECT_THROW(ops::sum(on_cuda(Tensor::from_vector<int32_t>({1, 2}, {2})), 0), Unsupported);
 }
 
-// The argmax of long f32 rows (the long-row kernel: a decode step's logits) against the
-// CPU's: random rows of an odd length, a tie for the maximum across the block's threads
-// and loads (the first index wins), a NaN after the maximum (the first NaN wins), a row of
-// -inf (index 0), the maximum in the last value; and the general kernel's answer with the
-// switch off.
+// The argmax of long f32 rows (the long-row kernels: a decode step's logits) against the
+// CPU's: random rows of an odd length, ties for the maximum across slices (blocks), across
+// one block's threads and across one thread's loads (the first index wins), a NaN after the
+// maximum (the first NaN wins), a row of -inf (index 0), the maximum in the last value; and
+// the general kernel's answer with the switch off.
 TEST_F(CudaNn, ArgmaxOfLongRowsEqualsTheCpu) {
   const int64_t rows = 6, n = 128257;
   std::vector<float> v = random_tensor({rows, n}, 130).to_float_vector();
   auto at = [&](int64_t r, int64_t i) -> float& { return v[static_cast<size_t>(r * n + i)]; };
-  at(1, 70001) = at(1, 5) = at(1, 9000) = 7.0f;  // a tie: index 5
+  at(1, 70001) = at(1, 6) = at(1, 5) = at(1, 9000) = 7.0f;  // a tie across slices and threads: index 5
   at(2, 100) = 8.0f;
   at(2, 4000) = at(2, 127000) = std::numeric_limits<float>::quiet_NaN();  // the first NaN: 4000
   for (int64_t i = 0; i < n; ++i) at(3, i) = -kInf;
   at(4, n - 1) = 9.0f;
-  at(5, 1025) = at(5, 1024 * 8 + 1025) = 6.5f;  // a tie between two loads of one thread: 1025
+  at(5, 1025) = at(5, 1025 + 256) = at(5, 1025 + 1024 * 8) = 6.5f;  // one thread's loads (256 threads a block): 1025
   Tensor x = Tensor::from_vector<float>(v, {rows, n}), dx = on_cuda(x);
   Tensor want = ops::argmax(x, -1);
   {
