@@ -36,10 +36,9 @@ void add_device_option(CLI::App* cmd, std::string& device) {
 
 void add_tensor_parallel_option(CLI::App* cmd, int& ranks) {
   cmd->add_option("--tensor-parallel", ranks,
-                  "Split the model's heads, MLP and vocabulary over N ranks (threads of this process on the CPU; "
-                  "with --device cuda[:K], GPUs K..K+N-1 with NCCL, not yet run on GPUs; decoder transformers "
-                  "without experts; "
-                  "docs/tensor_parallel.md; default 1)");
+                  "Split the model's heads, MLP or experts and vocabulary over N ranks (threads of this process on "
+                  "the CPU; with --device cuda[:K], GPUs K..K+N-1 with NCCL, run on one GPU only so far; decoder "
+                  "transformers; docs/tensor_parallel.md; default 1)");
 }
 
 void apply_threads(int threads) {

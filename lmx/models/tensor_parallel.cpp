@@ -198,6 +198,29 @@ void shard_mlp(Slicer& s, const std::string& path, const nn::MlpOptions& o, int 
   }
 }
 
+// A mixture of experts split by experts (expert parallelism): each rank holds experts
+// [rank * E / world, (rank + 1) * E / world) of every stacked expert tensor (weight, scales,
+// biases, bias: [experts, ...]) and adds only the chosen ones among them; the router (and a
+// correction bias or per-expert scale) stays whole on every rank, so every rank routes alike.
+// Shared experts split as a dense MLP, their gate (a [1, hidden] projection) whole.
+void shard_moe(Slicer& s, const WeightDict& weights, WeightDict& out, const std::string& path,
+               const nn::MoeOptions& o, int rank, int world) {
+  const int64_t local = o.experts / world;
+  for (const char* proj : {".gate_proj", ".up_proj", ".down_proj"}) {
+    const std::string base = path + "." + o.experts_name + proj;
+    const std::vector<std::string> names = matrix_names(weights, base);
+    if (names.empty()) throw FormatError("tensor parallel: no stacked experts " + base + ".weight");
+    for (const std::string& n : names) out[n] = part(weights.at(n), 0, rank * local, (rank + 1) * local);
+    if (weights.count(base + ".bias")) out[base + ".bias"] = part(weights.at(base + ".bias"), 0, rank * local, (rank + 1) * local);
+  }
+  if (o.shared_intermediate > 0) {
+    nn::MlpOptions m;
+    m.kind = nn::MlpKind::gated;
+    m.intermediate = o.shared_intermediate;
+    shard_mlp(s, path + "." + o.shared_name, m, rank, world);
+  }
+}
+
 }  // namespace
 
 TransformerSpec shard_spec(const TransformerSpec& full, int rank, int world) {
@@ -213,13 +236,22 @@ TransformerSpec shard_spec(const TransformerSpec& full, int rank, int world) {
     s.shard.vocab_begin = rank * s.vocab;
   }
   for (LayerSpec& ls : s.layers) {
-    if (ls.moe) throw Unsupported("tensor parallel: " + full.model_type + "'s mixture-of-experts layers are not split yet");
     if (ls.mla) throw Unsupported("tensor parallel: " + full.model_type + "'s latent attention is not split yet");
     check_attention(ls.attention, full.model_type);
-    check_mlp(ls.mlp, full.model_type);
     const KvSplit kv = kv_split(ls.attention, rank, world, full.model_type);
     ls.attention.heads /= world;
     ls.attention.kv_heads = kv.local;
+    if (ls.moe) {
+      nn::MoeOptions& o = ls.moe_options;
+      if (o.local_experts != 0) throw InvalidArgument("tensor parallel: " + full.model_type + "'s experts are already split");
+      need_divisible(o.experts, world, "expert count", full.model_type);
+      o.local_experts = o.experts / world;
+      o.expert_begin = rank * o.local_experts;
+      need_divisible(o.shared_intermediate, world, "shared experts' intermediate size", full.model_type);
+      o.shared_intermediate /= world;
+      continue;
+    }
+    check_mlp(ls.mlp, full.model_type);
     need_divisible(ls.mlp.intermediate, world, "intermediate size", full.model_type);
     ls.mlp.intermediate /= world;
   }
@@ -236,7 +268,11 @@ WeightDict shard_weights(const TransformerLM& full, const WeightDict& weights, i
     const LayerSpec& ls = spec.layers[l];
     const std::string layer = spec.body_name + "." + spec.layers_name + "." + std::to_string(l) + ".";
     shard_attention(s, layer + spec.attn_name, ls.attention, rank, world, model);
-    shard_mlp(s, layer + spec.mlp_name, ls.mlp, rank, world);
+    if (ls.moe) {
+      shard_moe(s, weights, out, layer + spec.mlp_name, ls.moe_options, rank, world);
+    } else {
+      shard_mlp(s, layer + spec.mlp_name, ls.mlp, rank, world);
+    }
   }
   if (vocab_splits(spec, world)) {
     const int64_t v = spec.vocab / world;

@@ -21,7 +21,7 @@
 namespace lmx::models {
 
 // Rank `rank` of `world`'s spec. Unsupported names the first part that is not split yet
-// (mixtures of experts, latent attention, norms over a whole projection, ...), and
+// (latent attention, norms over a whole projection, ...), and
 // InvalidArgument a size the ranks do not divide.
 TransformerSpec shard_spec(const TransformerSpec& full, int rank, int world);
 

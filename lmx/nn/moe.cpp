@@ -18,13 +18,15 @@ namespace {
 // rows of tokens_of[e]) into out [T, hidden]:
 // out[t] += w * y for each of token t's experts in expert order, as the CPU loop adds
 // them, without a scatter kernel: the weighted expert outputs are stacked, and the k-th
-// contribution of every token is gathered and added in one op, k = 0 .. top_k - 1.
+// contribution of every token is gathered and added in one op, k = 0 .. top_k - 1 (a token
+// with fewer than top_k of the experts held here, under expert parallelism, gathers a row of
+// zeros for the rest).
 Tensor combine_on_device(Tensor out, const std::vector<std::vector<int64_t>>& tokens_of,
                          const std::vector<std::vector<float>>& weights_of, int64_t K, bool weight_inputs,
                          const std::function<Tensor(int64_t)>& expert_rows) {
   const int64_t T = out.dim(0), E = static_cast<int64_t>(tokens_of.size());
   std::vector<Tensor> ys;
-  std::vector<int64_t> slot(static_cast<size_t>(T * K)), seen(static_cast<size_t>(T), 0);
+  std::vector<int64_t> slot(static_cast<size_t>(T * K), -1), seen(static_cast<size_t>(T), 0);
   int64_t base = 0;
   for (int64_t e = 0; e < E; ++e) {
     const auto& toks = tokens_of[e];
@@ -40,10 +42,15 @@ Tensor combine_on_device(Tensor out, const std::vector<std::vector<int64_t>>& to
     base += n;
   }
   if (ys.empty()) return out;
+  const bool partial = std::find(slot.begin(), slot.end(), -1) != slot.end();
+  if (partial) ys.push_back(Tensor::zeros({1, out.dim(1)}, ys[0].dtype(), out.device()));
   Tensor all = ys.size() == 1 ? ys[0] : ops::concat(ys, 0);
   std::vector<int64_t> ids(static_cast<size_t>(T));
   for (int64_t k = 0; k < K; ++k) {
-    for (int64_t t = 0; t < T; ++t) ids[static_cast<size_t>(t)] = slot[static_cast<size_t>(t * K + k)];
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t at = slot[static_cast<size_t>(t * K + k)];
+      ids[static_cast<size_t>(t)] = at >= 0 ? at : base;  // base: the zero row
+    }
     out = ops::add(out, ops::take(all, Tensor::from_vector(ids, {T}), 0));
   }
   return out;
@@ -61,15 +68,22 @@ SparseMoe::SparseMoe(const MoeOptions& o) : o_(o) {
     throw FormatError("moe: top_k " + std::to_string(o.top_k) + " must be in [1, experts = " +
                       std::to_string(o.experts) + "]");
   }
+  if (o.local_experts < 0 || o.expert_begin < 0 || o.expert_begin + o.local_experts > o.experts ||
+      (o.local_experts == 0 && o.expert_begin != 0)) {
+    throw InvalidArgument("moe: experts [" + std::to_string(o.expert_begin) + ", " +
+                          std::to_string(o.expert_begin + o.local_experts) + ") of " + std::to_string(o.experts));
+  }
+  if (o_.local_experts == 0) o_.local_experts = o.experts;
   o_.routing.top_k = o.top_k;
   o_.routing.norm_topk_prob = o.norm_topk_prob;
+  const int64_t held = o_.local_experts;
   gate_ = std::make_unique<Linear>(o.hidden, o.experts, o.router_bias);
   register_module(o.router_name, *gate_);
   if (!o.correction_bias.empty()) register_parameter(o.correction_bias, correction_, {o.experts}, false, true);
   if (!o.expert_scale.empty()) register_parameter(o.expert_scale, expert_scale_, {o.experts});
-  gate_proj_ = std::make_unique<SwitchLinear>(o.experts, o.hidden, o.intermediate, o.expert_bias);
-  up_proj_ = std::make_unique<SwitchLinear>(o.experts, o.hidden, o.intermediate, o.expert_bias);
-  down_proj_ = std::make_unique<SwitchLinear>(o.experts, o.intermediate, o.hidden, o.expert_bias);
+  gate_proj_ = std::make_unique<SwitchLinear>(held, o.hidden, o.intermediate, o.expert_bias);
+  up_proj_ = std::make_unique<SwitchLinear>(held, o.hidden, o.intermediate, o.expert_bias);
+  down_proj_ = std::make_unique<SwitchLinear>(held, o.intermediate, o.hidden, o.expert_bias);
   register_module(o.experts_name + ".gate_proj", *gate_proj_);
   register_module(o.experts_name + ".up_proj", *up_proj_);
   register_module(o.experts_name + ".down_proj", *down_proj_);
@@ -93,6 +107,11 @@ Tensor SparseMoe::activate_expert(Tensor g, Tensor u) const {
   g = ops::clamp(g, -std::numeric_limits<double>::infinity(), o_.swiglu_limit);
   u = ops::clamp(u, -o_.swiglu_limit, o_.swiglu_limit);
   return ops::mul(ops::mul(g, ops::sigmoid(ops::mul(g, o_.swiglu_alpha))), ops::add(u, 1.0));
+}
+
+int64_t SparseMoe::local_expert(int64_t e) const {
+  const int64_t i = e - o_.expert_begin;
+  return i >= 0 && i < o_.local_experts ? i : -1;
 }
 
 Tensor SparseMoe::expert(const Tensor& xs, int64_t e) const {
@@ -121,6 +140,7 @@ void SparseMoe::add_experts_one_token(const Tensor& rows, const MoeRoute& route,
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return route.experts[a] < route.experts[b]; });
   const size_t K = order.size();
+  if (K == 0 && !shared) return;  // none of the token's experts is held here (expert parallelism)
   std::vector<Tensor> xs(K);
   std::vector<QuantizedWeight> qs;
   qs.reserve(3 * K);
@@ -190,10 +210,28 @@ Tensor SparseMoe::forward(const Tensor& x, const Tensor& route_x) const {
     const std::vector<float> scale = expert_scale_.to(Device::cpu()).to_float_vector();
     for (size_t i = 0; i < route.weights.size(); ++i) route.weights[i] *= scale[static_cast<size_t>(route.experts[i])];
   }
-  std::vector<std::vector<int64_t>> tokens_of(static_cast<size_t>(E));
-  std::vector<std::vector<float>> weights_of(static_cast<size_t>(E));
-  for (int64_t i = 0; i < T * K; ++i) {
-    tokens_of[route.experts[i]].push_back(i / K);
+  // The chosen experts this layer holds (every one unless the experts are split over
+  // ranks), by local index, each with its token.
+  const int64_t held = o_.local_experts;
+  std::vector<int64_t> token_of(route.experts.size());
+  for (size_t i = 0; i < token_of.size(); ++i) token_of[i] = static_cast<int64_t>(i) / K;
+  if (held != E) {
+    MoeRoute mine;
+    std::vector<int64_t> mine_tokens;
+    for (size_t i = 0; i < route.experts.size(); ++i) {
+      if (const int64_t e = local_expert(route.experts[i]); e >= 0) {
+        mine.experts.push_back(e);
+        mine.weights.push_back(route.weights[i]);
+        mine_tokens.push_back(token_of[i]);
+      }
+    }
+    route = std::move(mine);
+    token_of = std::move(mine_tokens);
+  }
+  std::vector<std::vector<int64_t>> tokens_of(static_cast<size_t>(held));
+  std::vector<std::vector<float>> weights_of(static_cast<size_t>(held));
+  for (size_t i = 0; i < route.experts.size(); ++i) {
+    tokens_of[route.experts[i]].push_back(token_of[i]);
     weights_of[route.experts[i]].push_back(route.weights[i]);
   }
   // One CPU decode token with prepared experts: the batched path (the shared expert inside
@@ -216,7 +254,7 @@ Tensor SparseMoe::forward(const Tensor& x, const Tensor& route_x) const {
     add_experts_one_token(rows, route, shared ? &*shared : nullptr, o);
     return out.reshape(shape);
   }
-  for (int64_t e = 0; e < E; ++e) {
+  for (int64_t e = 0; e < held; ++e) {
     const auto& toks = tokens_of[e];
     if (toks.empty()) continue;
     const int64_t n = static_cast<int64_t>(toks.size());

@@ -50,6 +50,11 @@ struct MoeOptions {
   int64_t shared_intermediate = 0;
   std::string shared_name = "shared_experts";
   bool shared_gate = false;  // Qwen2-MoE: scaled by sigmoid("shared_expert_gate"(x))
+  // Expert parallelism (lmx/models/tensor_parallel.h): this layer holds `local_experts` of the
+  // `experts` (0 = all), from `expert_begin` on; the router still scores every expert, and
+  // only the chosen experts held here add to the output (the ranks' outputs are then summed).
+  int64_t expert_begin = 0;
+  int64_t local_experts = 0;
 };
 
 class SparseMoe : public Module {
@@ -74,6 +79,9 @@ class SparseMoe : public Module {
   // first takes its output, the bits of shared_->forward(rows).
   void add_experts_one_token(const Tensor& rows, const MoeRoute& route, const Mlp::GatedLayers* shared,
                              float* out) const;
+
+  // Of the global expert e: its index among this layer's experts, or -1 where another rank holds it.
+  int64_t local_expert(int64_t e) const;
 
   MoeOptions o_;
   std::unique_ptr<Linear> gate_;  // router [experts, hidden]
