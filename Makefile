@@ -96,11 +96,12 @@ cuda-check: setup
 # with Debian's g++-aarch64-linux-gnu in build-arm (cmake/aarch64-linux-gnu.cmake) and ctest
 # under qemu-aarch64 -cpu max (the NEON tier with dotprod / i8mm / bf16). Correctness only:
 # no timing from an emulator means anything. ARM_TEST_LAYERS: the layers whose tests run
-# under qemu (the numeric ones: base, core, backend, nn, model parity); ARM_EXCLUDE: single
-# tests left out there. docs/hardening.md gives the reasons and the time.
+# under qemu (every layer but apps, whose tests start the aarch64 lmx binary as a child
+# process, and the CUDA backend); ARM_EXCLUDE: single tests left out there (none).
+# docs/hardening.md gives the reasons and the time.
 # Where the cross toolchain cannot be installed: one line, nothing else.
 ARM_BUILD ?= build-arm
-ARM_TEST_LAYERS ?= base;core;backend/cpu;nn;models
+ARM_TEST_LAYERS ?= base;core;backend/cpu;io;tokenizer;chat;vision;nn;models;generate;train;server
 ARM_EXCLUDE ?= ^$$
 define arm_job
 @if bash tools/setup.sh --arm64; then \
