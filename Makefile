@@ -98,12 +98,14 @@ cuda-check: setup
 # no timing from an emulator means anything. ARM_TEST_LAYERS: the layers whose tests run
 # under qemu (every layer but apps, whose tests start the aarch64 lmx binary as a child
 # process, and the CUDA backend); ARM_EXCLUDE: single tests left out there (the two server
-# tests that start the aarch64 scripted_server as a child process for node / chromium).
+# tests that start the aarch64 scripted_server as a child process for node / chromium, and
+# the end-to-end training, tool-loop and speculative runs that take 20-180 s each under qemu:
+# their kernels and steps are each tested on their own in the same layers; CI read 3,493 s).
 # docs/hardening.md gives the reasons and the time.
 # Where the cross toolchain cannot be installed: one line, nothing else.
 ARM_BUILD ?= build-arm
 ARM_TEST_LAYERS ?= base;core;backend/cpu;io;tokenizer;chat;vision;nn;models;generate;train;server
-ARM_EXCLUDE ?= ^Server\.(OpenAINpmClient|WebChatPage)$$
+ARM_EXCLUDE ?= ^(Server\.(OpenAINpmClient|WebChatPage)|Stories260K(Lora|Fuse)\..*|ToolLoop\.(NewFormatsRunThroughTheSession|StepLimitUndeclaredToolsAndFailingCalls)|Speculative\..*)$$
 define arm_job
 @if bash tools/setup.sh --arm64; then \
   cmake -S . -B $(ARM_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
