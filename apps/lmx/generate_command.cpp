@@ -240,12 +240,14 @@ void add_generate_command(CLI::App& app) {
   add_cache_options(cache, c->gen);
   cache->add_option("-t,--threads", c->threads, "CPU threads");
   add_device_option(cache, c->device);
+  add_tensor_parallel_option(cache, c->tensor_parallel);
   cache->callback([c] {
     apply_threads(c->threads);
     const Device device = device_arg(c->device);
     std::string prompt = c->prompt;
     if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-    auto container = generate::ModelContainer::load(resolve_model_arg(c->model).string(), models::LoadOptions{.device = device});
+    auto container = generate::ModelContainer::load(resolve_model_arg(c->model).string(),
+                                                    {.device = device, .tensor_parallel = c->tensor_parallel});
     std::vector<int32_t> ids = container->tokenizer().encode(prompt, true);
     auto kv = container->perform([&](models::LanguageModel& model, const tokenizer::Tokenizer&) {
       return generate::prefill_cache(model, ids, to_parameters(c->gen), show_prefill_progress);

@@ -22,6 +22,7 @@
 #include "lmx/models/load.h"
 #include "lmx/models/random_init.h"
 #include "lmx/models/registry.h"
+#include "lmx/models/tensor_parallel_model.h"
 
 namespace lmx::cli {
 namespace {
@@ -66,7 +67,6 @@ BenchModel bench_model(const std::string& folder, const std::string& config, con
     b.label = folder;
     return b;
   }
-  if (tensor_parallel > 1) throw InvalidArgument("bench: --tensor-parallel needs --model (a folder to split)");
   std::ifstream in(config);
   if (!in) throw IoError("bench: cannot read " + config);
   nlohmann::json cfg;
@@ -75,7 +75,7 @@ BenchModel bench_model(const std::string& folder, const std::string& config, con
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(config + ": " + e.what());
   }
-  b.owned = models::create_model(models::ConfigReader(cfg, config));
+  const models::ConfigReader reader(cfg, config);
   models::RandomInitOptions ro;
   ro.device = device;
   auto d = parse_dtype(a.dtype);
@@ -93,9 +93,15 @@ BenchModel bench_model(const std::string& folder, const std::string& config, con
     q_label = std::string(" ") + (q.mode == QuantMode::affine ? "q" : quant_mode_name(q.mode)) +
               std::to_string(q.bits) + "/g" + std::to_string(q.group_size);
   }
-  models::randomize_model(*b.owned, ro);
+  if (tensor_parallel > 1) {  // each rank's shard random on its own (TensorParallelLM::random)
+    b.owned = models::TensorParallelLM::random(reader, tensor_parallel, ro);
+  } else {
+    b.owned = models::create_model(reader);
+    models::randomize_model(*b.owned, ro);
+  }
   b.model = b.owned.get();
-  b.label = config + (a.quantize ? q_label : " " + a.dtype) + " (random weights)";
+  b.label = config + (a.quantize ? q_label : " " + a.dtype) + " (random weights" +
+            (tensor_parallel > 1 ? ", " + std::to_string(tensor_parallel) + " ranks)" : ")");
   return b;
 }
 
@@ -251,7 +257,7 @@ void run_model_bench(const ModelBenchArgs& a) {
     // The caches' buffers (whole capacity, as wired memory pins them), on any device.
     kv_bytes = 0;
     for (const auto& c : cache)
-      for (const Tensor& t : c->state())
+      for (const Tensor& t : c->buffers())
         if (t.defined() && t.storage().use_count() >= 2) kv_bytes += t.storage()->nbytes();
     if (run == 0) continue;
     pp.push_back(a.prompt_tokens / prefill);

@@ -26,6 +26,7 @@ struct ServeArgs {
   server::ServerOptions server;
   int threads = 0;
   std::string device = "cpu";
+  int tensor_parallel = 1;
   std::string quant_activations;  // empty: LMX_QUANT_ACTIVATIONS if set, else int8
 };
 
@@ -95,6 +96,7 @@ void run_serve(ServeArgs a) {
 
   models::LoadOptions load_options;
   load_options.device = device;
+  load_options.tensor_parallel = a.tensor_parallel;
   auto container =
       generate::ModelContainer::load(resolve_model_arg(a.model).string(), load_options);
   a.server.model_id = a.model_id.empty() ? a.model : a.model_id;
@@ -185,6 +187,7 @@ void add_serve_command(CLI::App& app) {
                   "default LMX_QUANT_ACTIVATIONS when set")
       ->check(CLI::IsMember({"int8", "int16", "f32"}));
   add_device_option(cmd, a->device);
+  add_tensor_parallel_option(cmd, a->tensor_parallel);
   cmd->callback([a] { run_serve(*a); });
 }
 

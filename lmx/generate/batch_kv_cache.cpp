@@ -206,12 +206,14 @@ std::vector<Tensor> BatchKVCache::state() const {
   return {used_keys().slice(2, 0, offset_), used_values().slice(2, 0, offset_)};
 }
 
-std::unique_ptr<nn::KVCache> BatchKVCache::copy() const {
+std::unique_ptr<nn::KVCache> BatchKVCache::copy() const { return heads(0, keys_.defined() ? keys_.dim(1) : 0); }
+
+std::unique_ptr<nn::KVCache> BatchKVCache::heads(int64_t begin, int64_t count) const {
   auto c = std::make_unique<BatchKVCache>(pad_, step_);
   c->offset_ = offset_;
   if (keys_.defined()) {
-    c->keys_ = used_keys().clone();
-    c->values_ = used_values().clone();
+    c->keys_ = nn::clone_heads(used_keys(), begin, count);
+    c->values_ = nn::clone_heads(used_values(), begin, count);
   }
   return c;
 }
@@ -246,13 +248,12 @@ void join_batch_row(nn::KVCacheList& batch, const nn::KVCacheList& row) {
       state->append_rows(*own);
       continue;
     }
-    auto* keys = dynamic_cast<BatchKVCache*>(batch[i].get());
-    if (!keys) throw InvalidArgument("batch cache: layer " + std::to_string(i) + " is a " + batch[i]->class_name());
+    // A BatchKVCache, or a split model's (tensor_parallel_model.h) of one on every rank.
     const std::vector<Tensor> kv = row[i]->state();
     if (kv.empty()) {
-      keys->add_row({}, {});
+      batch[i]->add_rows(std::vector<std::pair<Tensor, Tensor>>(1));
     } else {
-      keys->add_row(kv[0], kv[1]);
+      batch[i]->add_rows({{kv[0], kv[1]}});
     }
   }
 }
@@ -268,8 +269,6 @@ void join_batch_rows(nn::KVCacheList& batch, const std::vector<std::vector<std::
       throw InvalidArgument("batch cache: a row of " + std::to_string(row.size()) + " layers joins a batch of " +
                             std::to_string(batch.size()));
   for (size_t i = 0; i < batch.size(); ++i) {
-    auto* keys = dynamic_cast<BatchKVCache*>(batch[i].get());
-    if (!keys) throw InvalidArgument("batch cache: layer " + std::to_string(i) + " is a " + batch[i]->class_name());
     std::vector<std::pair<Tensor, Tensor>> added;
     for (const auto& row : rows) {
       if (row[i].empty()) {
@@ -278,7 +277,7 @@ void join_batch_rows(nn::KVCacheList& batch, const std::vector<std::vector<std::
         added.emplace_back(row[i].at(0), row[i].at(1));
       }
     }
-    keys->add_rows(added);
+    batch[i]->add_rows(added);
   }
 }
 

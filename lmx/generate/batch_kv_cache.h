@@ -30,6 +30,7 @@ class BatchKVCache : public nn::KVCache {
   std::vector<Tensor> state() const override;
   std::string class_name() const override { return "BatchKVCache"; }
   std::unique_ptr<nn::KVCache> copy() const override;
+  std::unique_ptr<nn::KVCache> heads(int64_t begin, int64_t count) const override;
 
   static constexpr int64_t kRowStep = 8;
   int64_t rows() const { return static_cast<int64_t>(pad_.size()); }
@@ -37,14 +38,14 @@ class BatchKVCache : public nn::KVCache {
   // at positions 0..n-1 of its sequence.
   void add_row(const Tensor& keys, const Tensor& values);
   // Appends several rows as add_row does, copying the batch once.
-  void add_rows(const std::vector<std::pair<Tensor, Tensor>>& rows);
+  void add_rows(const std::vector<std::pair<Tensor, Tensor>>& rows) override;
   // Removes row b (later rows move up by one).
   void remove_row(int64_t b);
   // Removes the rows `gone` (ascending), copying the batch once.
-  void remove_rows(const std::vector<int64_t>& gone);
+  void remove_rows(const std::vector<int64_t>& gone) override;
   // Row b's keys and values at positions 0.. of its sequence: views [1, kv_heads, n,
   // head_dim] (empty while the batch holds no keys).
-  std::vector<Tensor> row_state(int64_t b) const;
+  std::vector<Tensor> row_state(int64_t b) const override;
 
  private:
   // The rows in use: views [B, H, capacity, D] of the buffers.

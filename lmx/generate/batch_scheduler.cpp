@@ -465,7 +465,7 @@ void BatchScheduler::prefill_chunk() {
       Sequence& t = *prefilling_[group[static_cast<size_t>(r)]];
       std::vector<std::vector<Tensor>> layers;
       for (size_t l = 0; l < t.cache.size(); ++l)
-        layers.push_back(rows == 1 ? t.cache[l]->state() : static_cast<const BatchKVCache&>(*batch[l]).row_state(r));
+        layers.push_back(rows == 1 ? t.cache[l]->state() : batch[l]->row_state(r));
       const auto n = static_cast<int64_t>(t.prompt.size());
       if (t.prefilled < n) {  // more chunks: its own caches keep the keys and values
         if (rows > 1) {
@@ -617,8 +617,7 @@ void BatchScheduler::store_reply(size_t r) {
   std::vector<int32_t> tokens = s.identity;
   tokens.insert(tokens.end(), s.sampled.begin(), s.sampled.end() - (s.sampled.empty() ? 0 : 1));
   std::vector<std::vector<Tensor>> layers;
-  for (const auto& c : batch_cache_)
-    layers.push_back(static_cast<const BatchKVCache&>(*c).row_state(static_cast<int64_t>(r)));
+  for (const auto& c : batch_cache_) layers.push_back(c->row_state(static_cast<int64_t>(r)));
   prefix_cache_->store(tokens, layers, s.lease);
 }
 
@@ -674,7 +673,7 @@ std::vector<std::unique_ptr<BatchScheduler::Sequence>> BatchScheduler::take_rows
     if (auto* state = dynamic_cast<nn::StateCache*>(c.get())) {
       for (size_t i = rows.size(); i-- > 0;) state->remove_row(rows[i]);
     } else {
-      static_cast<BatchKVCache&>(*c).remove_rows(rows);
+      c->remove_rows(rows);  // a BatchKVCache, or a split model's of one on every rank
     }
   }
   std::vector<std::unique_ptr<Sequence>> out;

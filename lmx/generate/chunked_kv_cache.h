@@ -29,6 +29,7 @@ class ChunkedKVCache : public nn::KVCache {
   }
   std::string class_name() const override { return "ChunkedKVCache"; }
   std::unique_ptr<nn::KVCache> copy() const override;
+  std::unique_ptr<nn::KVCache> heads(int64_t begin, int64_t count) const override;
 
  private:
   int64_t chunk_, step_;

@@ -53,11 +53,7 @@ void save_prompt_cache(const std::filesystem::path& path,
   std::vector<Tensor> keep_alive;
   for (size_t i = 0; i < cache.size(); ++i) {
     const nn::KVCache& c = *cache[i];
-    if (!c.saves_to_prompt_cache()) {
-      throw Unsupported("prompt cache: layer " + std::to_string(i) + "'s " + c.class_name() +
-                        " cannot be saved (a tensor-parallel model's caches: each rank holds its own heads)");
-    }
-    const std::vector<Tensor> st = c.state();
+    const std::vector<Tensor> st = c.state();  // a split model's: its heads joined (the whole model's)
     const bool nested = c.is_quantized() && st.size() == 6;
     for (size_t j = 0; j < st.size(); ++j) {
       Tensor t = st[j].contiguous();

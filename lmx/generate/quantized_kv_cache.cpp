@@ -178,16 +178,18 @@ std::vector<std::string> QuantizedKVCache::meta_state() const {
 }
 
 std::unique_ptr<nn::KVCache> QuantizedKVCache::copy() const {
+  return heads(0, buf_.k_w.defined() ? buf_.k_w.dim(1) : 0);
+}
+
+std::unique_ptr<nn::KVCache> QuantizedKVCache::heads(int64_t begin, int64_t count) const {
   auto c = std::make_unique<QuantizedKVCache>(group_, bits_, v_bits_, step_);
   c->offset_ = offset_;
-  if (buf_.k_w.defined()) {
-    c->buf_.k_w = buf_.k_w.clone();
-    c->buf_.k_scales = buf_.k_scales.clone();
-    c->buf_.k_biases = buf_.k_biases.clone();
-    c->buf_.v_w = buf_.v_w.clone();
-    c->buf_.v_scales = buf_.v_scales.clone();
-    c->buf_.v_biases = buf_.v_biases.clone();
-  }
+  c->buf_.k_w = nn::clone_heads(buf_.k_w, begin, count);
+  c->buf_.k_scales = nn::clone_heads(buf_.k_scales, begin, count);
+  c->buf_.k_biases = nn::clone_heads(buf_.k_biases, begin, count);
+  c->buf_.v_w = nn::clone_heads(buf_.v_w, begin, count);
+  c->buf_.v_scales = nn::clone_heads(buf_.v_scales, begin, count);
+  c->buf_.v_biases = nn::clone_heads(buf_.v_biases, begin, count);
   return c;
 }
 

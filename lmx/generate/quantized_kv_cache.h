@@ -32,6 +32,7 @@ class QuantizedKVCache : public nn::KVCache {
   std::vector<std::string> meta_state() const override;
   std::string class_name() const override { return "QuantizedKVCache"; }
   std::unique_ptr<nn::KVCache> copy() const override;
+  std::unique_ptr<nn::KVCache> heads(int64_t begin, int64_t count) const override;
 
   int bits() const { return bits_; }
   int v_bits() const { return v_bits_; }

@@ -194,15 +194,15 @@ std::vector<Tensor> RotatingKVCache::state() const {
   return {keys_, values_};
 }
 
-std::unique_ptr<nn::KVCache> RotatingKVCache::copy() const {
+std::unique_ptr<nn::KVCache> RotatingKVCache::copy() const { return heads(0, keys_.defined() ? keys_.dim(1) : 0); }
+
+std::unique_ptr<nn::KVCache> RotatingKVCache::heads(int64_t begin, int64_t count) const {
   auto c = std::make_unique<RotatingKVCache>(max_size_, keep_, step_);
   c->offset_ = offset_;
   c->idx_ = idx_;
   c->returned_ = returned_;
-  if (keys_.defined()) {
-    c->keys_ = keys_.clone();
-    c->values_ = values_.clone();
-  }
+  c->keys_ = nn::clone_heads(keys_, begin, count);
+  c->values_ = nn::clone_heads(values_, begin, count);
   return c;
 }
 

@@ -35,6 +35,7 @@ class RotatingKVCache : public nn::KVCache {
   std::vector<std::string> meta_state() const override;
   std::string class_name() const override { return "RotatingKVCache"; }
   std::unique_ptr<nn::KVCache> copy() const override;
+  std::unique_ptr<nn::KVCache> heads(int64_t begin, int64_t count) const override;
 
   int64_t max_size() const { return max_size_; }
   int64_t keep() const { return keep_; }

@@ -66,13 +66,13 @@ std::vector<Tensor> SimpleKVCache::state() const {
   return {keys_.slice(2, 0, offset_), values_.slice(2, 0, offset_)};
 }
 
-std::unique_ptr<nn::KVCache> SimpleKVCache::copy() const {
+std::unique_ptr<nn::KVCache> SimpleKVCache::copy() const { return heads(0, keys_.defined() ? keys_.dim(1) : 0); }
+
+std::unique_ptr<nn::KVCache> SimpleKVCache::heads(int64_t begin, int64_t count) const {
   auto c = std::make_unique<SimpleKVCache>(step_);
   c->offset_ = offset_;
-  if (keys_.defined()) {
-    c->keys_ = keys_.clone();
-    c->values_ = values_.clone();
-  }
+  c->keys_ = nn::clone_heads(keys_, begin, count);
+  c->values_ = nn::clone_heads(values_, begin, count);
   return c;
 }
 

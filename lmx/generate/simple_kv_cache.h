@@ -25,6 +25,7 @@ class SimpleKVCache : public nn::KVCache, public nn::AppendableKV {
   std::vector<std::string> meta_state() const override { return {""}; }
   std::string class_name() const override { return "KVCache"; }
   std::unique_ptr<nn::KVCache> copy() const override;
+  std::unique_ptr<nn::KVCache> heads(int64_t begin, int64_t count) const override;
   // The same positions, affine-quantized (bits for keys, v_bits for values).
   std::unique_ptr<QuantizedKVCache> to_quantized(int group_size, int bits, int v_bits) const;
   // Positions the buffers hold before they grow (0 before the first append), and the

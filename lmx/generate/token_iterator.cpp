@@ -11,6 +11,7 @@
 #include "lmx/generate/simple_kv_cache.h"
 #include "lmx/generate/wired_memory_backend.h"
 #include "lmx/generate/wired_memory_estimate.h"
+#include "lmx/models/tensor_parallel_cache.h"
 
 namespace lmx::generate {
 
@@ -50,14 +51,25 @@ nn::KVCacheList make_cache(const models::LanguageModel& model, const GeneratePar
   return caches;
 }
 
+namespace {
+
+// A plain cache past quantized_kv_start becomes quantized; a split model's, on every rank.
+void maybe_quantize(std::unique_ptr<nn::KVCache>& c, const GenerateParameters& params) {
+  if (auto* split = dynamic_cast<models::TensorParallelCache*>(c.get())) {
+    for (auto& rank : split->ranks()) maybe_quantize(rank, params);
+    return;
+  }
+  auto* simple = dynamic_cast<SimpleKVCache*>(c.get());
+  if (simple && simple->offset() >= params.quantized_kv_start) {
+    c = simple->to_quantized(params.kv_group_size, *params.kv_bits, params.kv_value_bits.value_or(0));
+  }
+}
+
+}  // namespace
+
 void maybe_quantize_kv_cache(nn::KVCacheList& cache, const GenerateParameters& params) {
   if (!params.kv_bits) return;
-  for (auto& c : cache) {
-    auto* simple = dynamic_cast<SimpleKVCache*>(c.get());
-    if (simple && simple->offset() >= params.quantized_kv_start) {
-      c = simple->to_quantized(params.kv_group_size, *params.kv_bits, params.kv_value_bits.value_or(0));
-    }
-  }
+  for (auto& c : cache) maybe_quantize(c, params);
 }
 
 bool can_trim_cache(const nn::KVCacheList& cache) {

@@ -55,7 +55,7 @@ std::vector<residency::Region> weight_regions(nn::Module& model, size_t* mapped_
 std::vector<residency::Region> kv_regions(const nn::KVCacheList& caches) {
   std::vector<residency::Region> regions;
   for (const auto& c : caches) {
-    for (const Tensor& t : c->state()) {
+    for (const Tensor& t : c->buffers()) {
       // Views of the cache's own buffers share their storage with the cache; a state
       // built on the fly (use count 1) is a temporary and not worth pinning.
       if (!t.defined() || !t.device().is_cpu() || t.storage().use_count() < 2) continue;

@@ -241,6 +241,7 @@ TransformerSpec shard_spec(const TransformerSpec& full, int rank, int world) {
     const KvSplit kv = kv_split(ls.attention, rank, world, full.model_type);
     ls.attention.heads /= world;
     ls.attention.kv_heads = kv.local;
+    ls.kv_head_begin = kv.first;
     if (ls.moe) {
       nn::MoeOptions& o = ls.moe_options;
       if (o.local_experts != 0) throw InvalidArgument("tensor parallel: " + full.model_type + "'s experts are already split");

@@ -5,34 +5,68 @@
 #include <utility>
 
 #include "lmx/base/error.h"
+#include "lmx/models/registry.h"
 #include "lmx/models/tensor_parallel.h"
+#include "lmx/models/transformer.h"
 
 namespace lmx::models {
 
-std::unique_ptr<TensorParallelLM> TensorParallelLM::load(const std::filesystem::path& dir, const LoadOptions& options) {
-  const int world = options.tensor_parallel;
+std::unique_ptr<TensorParallelLM> TensorParallelLM::assemble(
+    int world, Device device, const std::function<std::unique_ptr<LanguageModel>(Communicator&, Device)>& make_rank) {
   if (world < 1) throw InvalidArgument("tensor parallel: " + std::to_string(world) + " ranks (1 or more)");
   std::unique_ptr<TensorParallelLM> model(new TensorParallelLM());
-  // Rank r on the CPU (threads of a ThreadGroup), or on the device options.device + r (an
-  // NCCL group on CUDA: `--device cuda:1 --tensor-parallel 2` takes cuda:1 and cuda:2).
+  // Rank r on the CPU (threads of a ThreadGroup), or on the device `device` + r (an NCCL
+  // group on CUDA: `--device cuda:1 --tensor-parallel 2` takes cuda:1 and cuda:2).
   std::vector<Device> devices;
-  for (int r = 0; r < world; ++r) devices.push_back(options.device.is_cpu() ? options.device
-                                                    : Device{options.device.type, options.device.index + r});
-  if (options.device.is_cpu()) {
+  for (int r = 0; r < world; ++r) devices.push_back(device.is_cpu() ? device : Device{device.type, device.index + r});
+  if (device.is_cpu()) {
     model->group_ = std::make_unique<ThreadGroup>(world);
   } else {
     model->group_ = std::make_unique<DeviceGroup>(devices);
   }
-  LoadOptions rank_options = options;
-  rank_options.tensor_parallel = 1;
   for (int r = 0; r < world; ++r) {
     model->comms_.push_back(&model->group_->communicator(r));
-    rank_options.device = devices[static_cast<size_t>(r)];
-    model->ranks_.push_back(load_model_shard(dir, *model->comms_.back(), rank_options).model);
+    model->ranks_.push_back(make_rank(*model->comms_.back(), devices[static_cast<size_t>(r)]));
     model->register_module("rank" + std::to_string(r), *model->ranks_.back());
   }
   model->model_type_ = model->ranks_.front()->model_type();
+  // Where each layer's kv heads went (the shards' specs say): how the caches split and join.
+  for (size_t l = 0; l < static_cast<size_t>(model->num_layers()); ++l) {
+    std::vector<RankHeads> heads;
+    for (const auto& rank : model->ranks_) {
+      const LayerSpec& ls = static_cast<const TransformerLM&>(*rank).spec().layers.at(l);
+      heads.push_back({ls.kv_head_begin, ls.attention.kv_heads});
+    }
+    model->layer_heads_.push_back(std::move(heads));
+  }
   return model;
+}
+
+std::unique_ptr<TensorParallelLM> TensorParallelLM::load(const std::filesystem::path& dir, const LoadOptions& options) {
+  LoadOptions rank_options = options;
+  rank_options.tensor_parallel = 1;
+  return assemble(options.tensor_parallel, options.device, [&](Communicator& comm, Device device) {
+    rank_options.device = device;
+    return load_model_shard(dir, comm, rank_options).model;
+  });
+}
+
+std::unique_ptr<TensorParallelLM> TensorParallelLM::random(const ConfigReader& config, int world,
+                                                           const RandomInitOptions& options) {
+  std::unique_ptr<LanguageModel> whole = create_model(config);  // no weights: the names and sizes
+  auto* full = dynamic_cast<TransformerLM*>(whole.get());
+  if (!full) {
+    throw Unsupported("tensor parallel: " + whole->model_type() + " is not a decoder transformer; only those are split");
+  }
+  return assemble(world, options.device, [&](Communicator& comm, Device device) {
+    auto shard = std::make_unique<TransformerLM>(shard_spec(full->spec(), comm.rank(), comm.world()));
+    shard->set_communicator(&comm);
+    RandomInitOptions o = options;
+    o.device = device;
+    o.seed = options.seed + static_cast<uint64_t>(comm.rank());
+    randomize_model(*shard, o);
+    return std::unique_ptr<LanguageModel>(std::move(shard));
+  });
 }
 
 // The shards hold pointers to the group's communicators: they go first.
@@ -41,22 +75,20 @@ TensorParallelLM::~TensorParallelLM() { ranks_.clear(); }
 namespace {
 
 // Each rank's per-layer caches, moved out of the layers' TensorParallelCaches for one
-// forward and back in afterwards (also when a rank throws).
+// forward and back in afterwards (also when a rank throws). A cache in the whole model's
+// layout (fresh, or holding positions) is split by heads first.
 class RankCacheLists {
  public:
-  RankCacheLists(nn::KVCacheList& caches, int world) : caches_(caches), lists_(static_cast<size_t>(world)) {
-    for (auto& c : caches_) {
-      if (!dynamic_cast<TensorParallelCache*>(c.get())) {
-        if (!c || c->offset() != 0) {
-          throw Unsupported("tensor parallel: a cache that already holds positions (a prompt cache from a file?) "
-                            "cannot be split over the ranks; start from fresh caches");
-        }
-        // A fresh cache of generation's kind: rank 0's, with empty copies for the others.
-        std::vector<std::unique_ptr<nn::KVCache>> ranks;
-        for (int r = 1; r < world; ++r) ranks.push_back(c->copy());
-        ranks.insert(ranks.begin(), std::move(c));
-        c = std::make_unique<TensorParallelCache>(std::move(ranks));
-      }
+  RankCacheLists(nn::KVCacheList& caches, const TensorParallelLM& model)
+      : caches_(caches), lists_(static_cast<size_t>(model.world())) {
+    if (static_cast<int64_t>(caches_.size()) != model.num_layers()) {
+      throw InvalidArgument("tensor parallel: " + std::to_string(caches_.size()) + " caches for " +
+                            std::to_string(model.num_layers()) + " layers");
+    }
+    for (size_t i = 0; i < caches_.size(); ++i) {
+      auto& c = caches_[i];
+      if (!c) throw InvalidArgument("tensor parallel: layer " + std::to_string(i) + " has no cache");
+      if (!dynamic_cast<TensorParallelCache*>(c.get())) c = std::make_unique<TensorParallelCache>(*c, model.layer_heads(i));
       if (static_cast<TensorParallelCache&>(*c).ranks().size() != lists_.size()) {
         throw InvalidArgument("tensor parallel: a cache of another rank count");
       }
@@ -91,46 +123,13 @@ Tensor TensorParallelLM::forward(const Tensor& tokens, nn::KVCacheList* caches, 
     throw Unsupported("tensor parallel: embedding / layer edits and attention contexts (vision-language models)");
   }
   std::optional<RankCacheLists> lists;
-  if (caches) lists.emplace(*caches, world());
+  if (caches) lists.emplace(*caches, *this);
   const std::vector<Tensor> out = run_on_ranks(comms_, [&](int r) {
     ForwardOptions o = options;
     if (r != 0) o.hidden_states = nullptr;  // every rank's are the same: rank 0 writes them
     return ranks_[static_cast<size_t>(r)]->forward(tokens, lists ? lists->of(r) : nullptr, o);
   });
   return out.front();
-}
-
-std::pair<Tensor, Tensor> TensorParallelCache::update_and_fetch(const Tensor& keys, const Tensor& values) {
-  (void)keys;
-  (void)values;
-  throw Unsupported("TensorParallelCache: each rank's attention uses its own cache");
-}
-
-bool TensorParallelCache::is_trimmable() const {
-  for (const auto& c : ranks_) {
-    if (!c->is_trimmable()) return false;
-  }
-  return true;
-}
-
-int64_t TensorParallelCache::trim(int64_t n) {
-  int64_t dropped = 0;
-  for (auto& c : ranks_) dropped = c->trim(n);
-  return dropped;
-}
-
-std::vector<Tensor> TensorParallelCache::state() const {
-  std::vector<Tensor> out;
-  for (const auto& c : ranks_) {
-    for (Tensor& t : c->state()) out.push_back(std::move(t));
-  }
-  return out;
-}
-
-std::unique_ptr<nn::KVCache> TensorParallelCache::copy() const {
-  std::vector<std::unique_ptr<nn::KVCache>> ranks;
-  for (const auto& c : ranks_) ranks.push_back(c->copy());
-  return std::make_unique<TensorParallelCache>(std::move(ranks));
 }
 
 }  // namespace lmx::models

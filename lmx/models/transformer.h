@@ -28,6 +28,9 @@ namespace lmx::models {
 
 struct LayerSpec {
   nn::AttentionOptions attention;  // rope pointer filled in by the model
+  // A shard's kv heads (attention.kv_heads of them) start at this head of the whole
+  // model's (tensor_parallel.h); its caches hold those heads.
+  int64_t kv_head_begin = 0;
   int rope_index = 0;              // which of TransformerSpec::ropes (-1: no rope)
   bool moe = false;
   nn::MlpOptions mlp;

@@ -63,13 +63,48 @@ class KVCache {
   // that go with them, as mlx-lm names them (class_name) and orders them.
   virtual std::vector<Tensor> state() const = 0;
   virtual std::vector<std::string> meta_state() const { return {}; }
-  // Whether state() is what a prompt-cache file holds (false: only the buffers, e.g. for
-  // the wired-memory accounting).
-  virtual bool saves_to_prompt_cache() const { return true; }
+  // The tensors that hold the cache's memory (views of its buffers), for the wired-memory
+  // accounting: state(), unless a cache builds its state on the fly.
+  virtual std::vector<Tensor> buffers() const { return state(); }
   virtual std::string class_name() const = 0;
   // A deep copy (buffers cloned).
   virtual std::unique_ptr<KVCache> copy() const = 0;
+  // A deep copy of kv heads [begin, begin + count) only (axis 1 of every buffer): a rank's
+  // share of the whole model's cache under tensor parallelism.
+  virtual std::unique_ptr<KVCache> heads(int64_t begin, int64_t count) const {
+    (void)begin;
+    (void)count;
+    throw Unsupported("kv cache: " + class_name() + " cannot be split by heads");
+  }
+
+  // The rows of a batch that rows join and leave between steps (continuous batching,
+  // BatchKVCache). add_rows appends rows of keys / values [1, kv_heads, n, head_dim] (an
+  // undefined pair: a row with no positions yet); remove_rows drops rows `gone`
+  // (ascending); row_state(b) is row b's keys and values from its first position.
+  virtual void add_rows(const std::vector<std::pair<Tensor, Tensor>>& rows) {
+    (void)rows;
+    throw Unsupported("kv cache: " + class_name() + " has no batch rows");
+  }
+  virtual void remove_rows(const std::vector<int64_t>& gone) {
+    (void)gone;
+    throw Unsupported("kv cache: " + class_name() + " has no batch rows");
+  }
+  virtual std::vector<Tensor> row_state(int64_t b) const {
+    (void)b;
+    throw Unsupported("kv cache: " + class_name() + " has no batch rows");
+  }
 };
+
+// A clone of heads [begin, begin + count) of a cache buffer [batch, heads, ...] (undefined
+// stays undefined): what heads() copies.
+inline Tensor clone_heads(const Tensor& buffer, int64_t begin, int64_t count) {
+  if (!buffer.defined()) return {};
+  if (begin < 0 || count < 0 || begin + count > buffer.dim(1)) {
+    throw InvalidArgument("kv cache: heads [" + std::to_string(begin) + ", " + std::to_string(begin + count) +
+                          ") of a cache of " + std::to_string(buffer.dim(1)) + " heads");
+  }
+  return buffer.slice(1, begin, begin + count).clone();
+}
 
 using KVCacheList = std::vector<std::unique_ptr<KVCache>>;
 

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -63,8 +64,10 @@ TEST_F(Cli, GreedySpeculativeGenerateEqualsLlama2c) {
 // `--tensor-parallel N` (issue 24): the model's heads, MLP and vocabulary split over N ranks
 // (threads on the CPU) generate llama2.c's greedy text, as the whole model does; with a
 // rotating KV cache (each rank gets its own of generation's kind) and in a two-turn chat
-// (the caches kept across turns) the same text as the whole model. Sizes the ranks do not
-// divide are refused by name, and so is saving the split caches.
+// (the caches kept across turns) the same text as the whole model. Prompt-cache files and
+// saved chats hold the whole model's layout: one made by the split model continues in the
+// whole model and the other way round, as the whole model's own file does. Sizes the ranks
+// do not divide are refused by name; `bench --config` runs random weights split over ranks.
 TEST_F(Cli, TensorParallelGenerateEqualsTheWholeModel) {
   ASSERT_EQ(convert_.status, 0) << convert_.out;
   nlohmann::json expected;
@@ -86,15 +89,48 @@ TEST_F(Cli, TensorParallelGenerateEqualsTheWholeModel) {
   Result chat_split = lmx_run("chat --model " + dir_.string() + " --temp 0 --max-tokens 20 --tensor-parallel 2", turns);
   ASSERT_EQ(chat_split.status, 0) << chat_split.out;
   EXPECT_EQ(chat_split.out, chat_whole.out);
-  Result save = lmx_run("chat --model " + dir_.string() + " --temp 0 --max-tokens 4 --tensor-parallel 2",
-                        "hi\n/save " + (dir_ / "tp.session").string() + "\n/quit\n", true);
-  EXPECT_NE(save.out.find("TensorParallelCache cannot be saved"), std::string::npos) << save.out;
+  // Saved chats: the split model's, resumed whole, against the whole model's own.
+  for (const char* ranks : {"1", "2"}) {
+    Result save = lmx_run("chat --model " + dir_.string() + " --temp 0 --max-tokens 12 --tensor-parallel " + ranks,
+                          "Tell me a story\n/save " + (dir_ / (std::string("tp") + ranks + ".session")).string() +
+                              "\n/quit\n");
+    ASSERT_EQ(save.status, 0) << save.out;
+  }
+  const std::string resume = " --temp 0 --max-tokens 20 --resume ";
+  Result resumed_whole = lmx_run("chat --model " + dir_.string() + resume + (dir_ / "tp1.session").string(), "And then?\n/quit\n");
+  Result resumed_split = lmx_run("chat --model " + dir_.string() + resume + (dir_ / "tp2.session").string(), "And then?\n/quit\n");
+  ASSERT_EQ(resumed_whole.status, 0) << resumed_whole.out;
+  EXPECT_EQ(resumed_split.out, resumed_whole.out);
+  Result resumed_into_split = lmx_run("chat --model " + dir_.string() + " --tensor-parallel 2" + resume +
+                                      (dir_ / "tp1.session").string(), "And then?\n/quit\n");
+  EXPECT_EQ(resumed_into_split.out, resumed_whole.out);
+  // Prompt-cache files (lmx cache-prompt) made whole and split, continued whole and split.
+  std::map<std::string, std::string> continued;  // "<made by> -> <continued by>" -> text
+  for (const char* made : {"1", "2"}) {
+    const std::string file = (dir_ / (std::string("prompt") + made + ".safetensors")).string();
+    Result cached = lmx_run("cache-prompt --model " + dir_.string() + " --tensor-parallel " + made +
+                            " --prompt 'Once upon a time, there was a little girl' --prompt-cache-file " + file);
+    ASSERT_EQ(cached.status, 0) << cached.out;
+    for (const char* by : {"1", "2"}) {
+      Result r = lmx_run("generate --model " + dir_.string() + " --tensor-parallel " + by + " --prompt-cache-file " +
+                         file + " --prompt ' named Lily' --max-tokens 60 --temp 0");
+      ASSERT_EQ(r.status, 0) << r.out;
+      continued[std::string(made) + " -> " + by] = r.out;
+    }
+  }
+  for (const auto& [how, text] : continued) EXPECT_EQ(text, continued["1 -> 1"]) << how;
   Result odd = lmx_run("generate --model " + dir_.string() + " --tensor-parallel 3 --prompt hi --max-tokens 4", "", true);
   EXPECT_NE(odd.status, 0);
   EXPECT_NE(odd.out.find("tensor parallel"), std::string::npos) << odd.out;
-  Result random = lmx_run("bench --config " + (dir_ / "config.json").string() + " --tensor-parallel 2 -p 4 -g 4", "", true);
-  EXPECT_NE(random.status, 0);
-  EXPECT_NE(random.out.find("--tensor-parallel needs --model"), std::string::npos) << random.out;
+  Result random = lmx_run("bench --config " + (dir_ / "config.json").string() + " --tensor-parallel 2 -p 4 -g 4 -n 1 -b 2");
+  ASSERT_EQ(random.status, 0) << random.out;
+  EXPECT_NE(random.out.find("random weights, 2 ranks"), std::string::npos) << random.out;
+  EXPECT_NE(random.out.find("tokens/s"), std::string::npos) << random.out;
+  EXPECT_NE(random.out.find("tg4 x b2: "), std::string::npos) << random.out;  // batch caches split too
+  Result random_odd = lmx_run("bench --config " + (dir_ / "config.json").string() + " --tensor-parallel 3 -p 4 -g 4 -n 1",
+                              "", true);
+  EXPECT_NE(random_odd.status, 0);
+  EXPECT_NE(random_odd.out.find("not divisible by 3 ranks"), std::string::npos) << random_odd.out;
 }
 
 // `lmx bench --draft-model`: the speculative report (issue 19's benchmark). The model as its

@@ -35,18 +35,20 @@ using json = nlohmann::ordered_json;
 
 inline bool have_stories() { return fs::exists(shared_data("models/stories260K/stories260K.bin")); }
 
-// stories260K, plain (no chat template) or with a template of ../shared/data/chat-templates.
+// stories260K, plain (no chat template) or with a template of ../shared/data/chat-templates;
+// `options` as the server's (tensor_parallel: split over ranks).
 inline std::shared_ptr<generate::ModelContainer> load_stories(
-    const std::string& chat_template = "") {
+    const std::string& chat_template = "", const models::LoadOptions& options = {}) {
   const fs::path src = shared_data("models/stories260K");
   const fs::path dir = fs::temp_directory_path() / ("lmx-server-" + std::to_string(::getpid()) +
-                                                    (chat_template.empty() ? "" : "-templated"));
+                                                    (chat_template.empty() ? "" : "-templated") + "-" +
+                                                    std::to_string(options.tensor_parallel));
   io::import_llama2c(src / "stories260K.bin", src / "tok512.bin", dir);
   if (!chat_template.empty()) {
     std::ifstream in(shared_data("chat-templates/" + chat_template));
     std::ofstream(dir / "chat_template.jinja") << in.rdbuf();
   }
-  auto container = generate::ModelContainer::load(dir.string());
+  auto container = generate::ModelContainer::load(dir.string(), options);
   fs::remove_all(dir);
   return container;
 }
