@@ -1,5 +1,6 @@
 #include "lmx/models/tensor_parallel.h"
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -89,10 +90,15 @@ std::vector<std::string> matrix_names(const WeightDict& weights, const std::stri
   return names;
 }
 
+// Slices the weights by the rules below and records each split layer in `plan` (when
+// given); `plan_only` records without slicing (no weights needed: shard_plan).
 class Slicer {
  public:
-  Slicer(const WeightDict& in, WeightDict& out, int rank, int world, std::string model)
-      : in_(in), out_(out), rank_(rank), world_(world), model_(std::move(model)) {}
+  Slicer(const WeightDict& in, WeightDict& out, int rank, int world, std::string model,
+         std::map<std::string, LayerSplit>* plan = nullptr, bool plan_only = false)
+      : in_(in), out_(out), rank_(rank), world_(world), model_(std::move(model)), plan_(plan), plan_only_(plan_only) {}
+
+  bool plan_only() const { return plan_only_; }
 
   const Tensor& get(const std::string& name) const {
     auto it = in_.find(name);
@@ -102,6 +108,8 @@ class Slicer {
 
   // Output features (rows) of a layer: `ranges` in units of output features, and its bias.
   void column(const std::string& path, const std::vector<std::pair<int64_t, int64_t>>& ranges) {
+    if (plan_) (*plan_)[path] = {false, ranges};
+    if (plan_only_) return;
     const std::vector<std::string> names = matrix_names(in_, path);
     if (names.empty()) throw FormatError("tensor parallel: " + model_ + " has no weight " + path + ".weight");
     for (const std::string& n : names) out_[n] = rows(in_.at(n), ranges);
@@ -112,6 +120,8 @@ class Slicer {
   // quantization groups: the packed words and the scales must both divide); its bias on
   // rank 0 only, so that the ranks' sum adds it once.
   void row(const std::string& path) {
+    if (plan_) (*plan_)[path] = {true, {}};
+    if (plan_only_) return;
     const std::vector<std::string> names = matrix_names(in_, path);
     if (names.empty()) throw FormatError("tensor parallel: " + model_ + " has no weight " + path + ".weight");
     for (const std::string& n : names) {
@@ -131,12 +141,13 @@ class Slicer {
   }
 
   void vector(const std::string& name, int64_t begin, int64_t end) {
-    if (in_.count(name)) out_[name] = part(in_.at(name), 0, begin, end);
+    if (!plan_only_ && in_.count(name)) out_[name] = part(in_.at(name), 0, begin, end);
   }
 
   // Per-head norm scales: one [heads, D] tensor, or one "norms.<h>.weight" per head
   // (renumbered from 0 on each rank).
   void heads(const std::string& path, int64_t total, int64_t begin, int64_t count, bool split) {
+    if (plan_only_) return;
     if (!split) {
       vector(path + ".weight", begin, begin + count);
       return;
@@ -150,6 +161,8 @@ class Slicer {
   WeightDict& out_;
   const int rank_, world_;
   const std::string model_;
+  std::map<std::string, LayerSplit>* plan_;
+  const bool plan_only_;
 };
 
 void shard_attention(Slicer& s, const std::string& path, const nn::AttentionOptions& o, int rank, int world,
@@ -207,6 +220,7 @@ void shard_moe(Slicer& s, const WeightDict& weights, WeightDict& out, const std:
                const nn::MoeOptions& o, int rank, int world) {
   const int64_t local = o.experts / world;
   for (const char* proj : {".gate_proj", ".up_proj", ".down_proj"}) {
+    if (s.plan_only()) break;  // stacked experts are no Linear layers
     const std::string base = path + "." + o.experts_name + proj;
     const std::vector<std::string> names = matrix_names(weights, base);
     if (names.empty()) throw FormatError("tensor parallel: no stacked experts " + base + ".weight");
@@ -259,12 +273,12 @@ TransformerSpec shard_spec(const TransformerSpec& full, int rank, int world) {
   return s;
 }
 
-WeightDict shard_weights(const TransformerLM& full, const WeightDict& weights, int rank, int world) {
-  check_group(rank, world);
+namespace {
+
+// The one walk over the layers that both the weights and the plan follow.
+void shard_into(const TransformerLM& full, const WeightDict& weights, WeightDict& out, Slicer& s, int rank, int world) {
   const TransformerSpec& spec = full.spec();
   const std::string& model = spec.model_type;
-  WeightDict out = weights;  // what no rule below splits stays whole (norms, positions)
-  Slicer s(weights, out, rank, world, model);
   for (size_t l = 0; l < spec.layers.size(); ++l) {
     const LayerSpec& ls = spec.layers[l];
     const std::string layer = spec.body_name + "." + spec.layers_name + "." + std::to_string(l) + ".";
@@ -281,7 +295,26 @@ WeightDict shard_weights(const TransformerLM& full, const WeightDict& weights, i
     for (const std::string& n : matrix_names(weights, embed)) out[n] = rows(weights.at(n), {{rank * v, (rank + 1) * v}});
     if (!spec.tie_embeddings) s.column(spec.lm_head_name, {{rank * v, (rank + 1) * v}});
   }
+}
+
+}  // namespace
+
+WeightDict shard_weights(const TransformerLM& full, const WeightDict& weights, int rank, int world) {
+  check_group(rank, world);
+  WeightDict out = weights;  // what no rule splits stays whole (norms, positions)
+  Slicer s(weights, out, rank, world, full.spec().model_type);
+  shard_into(full, weights, out, s, rank, world);
   return out;
+}
+
+std::map<std::string, LayerSplit> shard_plan(const TransformerLM& full, int rank, int world) {
+  check_group(rank, world);
+  std::map<std::string, LayerSplit> plan;
+  const WeightDict none;
+  WeightDict unused;
+  Slicer s(none, unused, rank, world, full.spec().model_type, &plan, true);
+  shard_into(full, none, unused, s, rank, world);
+  return plan;
 }
 
 LoadedModel load_model_shard(const std::filesystem::path& dir, Communicator& comm, const LoadOptions& options) {

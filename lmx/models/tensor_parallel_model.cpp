@@ -45,9 +45,21 @@ std::unique_ptr<TensorParallelLM> TensorParallelLM::assemble(
 std::unique_ptr<TensorParallelLM> TensorParallelLM::load(const std::filesystem::path& dir, const LoadOptions& options) {
   LoadOptions rank_options = options;
   rank_options.tensor_parallel = 1;
-  return assemble(options.tensor_parallel, options.device, [&](Communicator& comm, Device device) {
+  auto model = assemble(options.tensor_parallel, options.device, [&](Communicator& comm, Device device) {
     rank_options.device = device;
     return load_model_shard(dir, comm, rank_options).model;
+  });
+  const io::ModelFolder folder = io::ModelFolder::open(dir);
+  std::unique_ptr<LanguageModel> whole =
+      create_model(ConfigReader(folder.text_config(), (dir / "config.json").string()));
+  model->whole_.reset(static_cast<TransformerLM*>(whole.release()));  // a TransformerLM: its ranks loaded
+  return model;
+}
+
+void TensorParallelLM::on_ranks(const std::function<void(int, TransformerLM&, Communicator&)>& fn) {
+  run_on_ranks(comms_, [&](int r) {
+    fn(r, static_cast<TransformerLM&>(*ranks_[static_cast<size_t>(r)]), *comms_[static_cast<size_t>(r)]);
+    return Tensor();
   });
 }
 

@@ -24,6 +24,7 @@
 #include "lmx/models/load.h"
 #include "lmx/models/random_init.h"
 #include "lmx/models/tensor_parallel_cache.h"
+#include "lmx/models/transformer.h"
 
 namespace lmx::models {
 
@@ -49,6 +50,13 @@ class TensorParallelLM : public LanguageModel {
   int world() const { return static_cast<int>(ranks_.size()); }
   // Layer i's kv heads on each rank.
   const std::vector<RankHeads>& layer_heads(size_t i) const { return layer_heads_.at(i); }
+  // The whole model of the folder, built without weights (names and sizes): what adapters
+  // are checked against before they are sliced (lmx/train/split_adapters.h, with
+  // shard_plan). Null for random() (its ranks are no split of one model).
+  TransformerLM* whole() { return whole_.get(); }
+  // fn(rank, its shard, its communicator) on every rank, each on a thread of its own, so
+  // that a collective inside fn has every rank; the lowest failing rank's error is rethrown.
+  void on_ranks(const std::function<void(int, TransformerLM&, Communicator&)>& fn);
 
  private:
   TensorParallelLM() = default;
@@ -57,6 +65,7 @@ class TensorParallelLM : public LanguageModel {
   static std::unique_ptr<TensorParallelLM> assemble(
       int world, Device device, const std::function<std::unique_ptr<LanguageModel>(Communicator&, Device)>& make_rank);
 
+  std::unique_ptr<TransformerLM> whole_;
   std::unique_ptr<CommunicatorGroup> group_;
   std::vector<Communicator*> comms_;  // group_'s, rank order (run_on_ranks takes them)
   std::vector<std::unique_ptr<LanguageModel>> ranks_;
