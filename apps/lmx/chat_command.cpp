@@ -157,9 +157,6 @@ void run_chat(const ChatArgs& a) {
   const generate::GenerateParameters p = to_parameters(a.gen);
   const nlohmann::ordered_json variables = chat_template_variables(a.gen);
   std::vector<std::string> stops = stop_strings(a.gen);
-  if (a.tensor_parallel > 1 && !a.adapter_path.empty()) {
-    throw InvalidArgument("--adapter-path with --tensor-parallel: adapters on a split model are not supported yet");
-  }
   auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(),
                                                   {.device = device, .tensor_parallel = a.tensor_parallel});
   if (!a.adapter_path.empty()) train::attach_adapters(container->model(), a.adapter_path);
@@ -213,7 +210,9 @@ void add_chat_command(CLI::App& app) {
   auto a = std::make_shared<ChatArgs>();
   auto* cmd = app.add_subcommand("chat", "Interactive chat (multi-turn, KV cache reused between turns)");
   cmd->add_option("-m,--model", a->model, "Model folder or Hugging Face repo id")->required();
-  cmd->add_option("--adapter-path", a->adapter_path, "LoRA / DoRA adapters (mlx-lm or PEFT folder) or full fine-tuning weights, applied without fusing");
+  cmd->add_option("--adapter-path", a->adapter_path,
+                  "LoRA / DoRA adapters (mlx-lm or PEFT folder; also with --tensor-parallel) or full fine-tuning "
+                  "weights, applied without fusing");
   cmd->add_option("--system-prompt", a->system_prompt, "Instructions (system message)");
   add_sampling_options(cmd, a->gen);
   add_cache_options(cmd, a->gen);

@@ -11,6 +11,7 @@
 #include "lmx/io/safetensors.h"
 #include "lmx/io/safetensors_writer.h"
 #include "lmx/train/peft_adapter.h"
+#include "lmx/train/split_adapters.h"
 
 namespace lmx::train {
 
@@ -224,6 +225,10 @@ void resume_adapters(const fs::path& path, LoraAdapters& adapters) {
 }
 
 void attach_adapters(models::LanguageModel& model, const fs::path& dir) {
+  if (auto* split = dynamic_cast<models::TensorParallelLM*>(&model)) {
+    attach_split_adapters(*split, dir);
+    return;
+  }
   auto* t = dynamic_cast<models::TransformerLM*>(&model);
   if (!t) throw Unsupported("adapters: model type '" + model.model_type() + "' takes no adapters yet");
   load_adapters(dir, *t).attach(*t);

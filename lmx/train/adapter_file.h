@@ -41,8 +41,8 @@ LoraAdapters load_adapters(const std::filesystem::path& dir, models::Transformer
 void resume_adapters(const std::filesystem::path& file, LoraAdapters& adapters);
 
 // load_adapters, then attaches them to the model (applied at inference without fusing:
-// `lmx generate/chat --adapter-path`). Unsupported for a model that is not a
-// TransformerLM.
+// `lmx generate/chat --adapter-path`); a split model (TensorParallelLM) gets each rank's
+// share (split_adapters.h). Unsupported for a model that is neither.
 void attach_adapters(models::LanguageModel& model, const std::filesystem::path& dir);
 
 // Shared by the readers: the adapter tensors of each layer (f32; m only for DoRA) become

@@ -40,11 +40,15 @@ Tensor dense_f32(const nn::WeightMatrix& weight) {
   return weight.dense().to(Dtype::f32);
 }
 
-Tensor dora_row_norms(const nn::WeightMatrix& weight, const Tensor& a, const Tensor& b, float scale) {
+Tensor dora_squared_row_norms(const nn::WeightMatrix& weight, const Tensor& a, const Tensor& b, float scale) {
   Tensor w = dense_f32(weight);
   Tensor adapted = ops::add(w, ops::mul(ops::matmul(a.to(w.device()), b.to(w.device())).transpose(0, 1),
                                         static_cast<double>(scale)));
-  return ops::sqrt(ops::sum(ops::square(adapted), 1));
+  return ops::sum(ops::square(adapted), 1);
+}
+
+Tensor dora_row_norms(const nn::WeightMatrix& weight, const Tensor& a, const Tensor& b, float scale) {
+  return ops::sqrt(dora_squared_row_norms(weight, a, b, scale));
 }
 
 std::vector<std::pair<std::string, autograd::Var*>> LoraAdapters::named_parameters() {
@@ -64,7 +68,7 @@ std::vector<autograd::Var*> LoraAdapters::parameters() {
   return out;
 }
 
-void LoraAdapters::attach(models::TransformerLM& model) const {
+void LoraAdapters::attach(models::TransformerLM& model, const SumSquares& sum_squares) const {
   if (!weights.empty()) {
     std::map<std::string, Tensor*> slots;
     for (auto& slot : model.parameters()) slots[slot.name] = slot.tensor;
@@ -86,7 +90,9 @@ void LoraAdapters::attach(models::TransformerLM& model) const {
     w->b = pair.b.value().to(device);
     w->scale = config.scale;
     if (pair.m.defined()) {
-      w->magnitude_scale = ops::div(pair.m.value().to(device), dora_row_norms(base, w->a, w->b, w->scale));
+      Tensor squares = dora_squared_row_norms(base, w->a, w->b, w->scale);
+      if (sum_squares) squares = sum_squares(name, squares);
+      w->magnitude_scale = ops::div(pair.m.value().to(device), ops::sqrt(squares));
     }
     it->second->set_lora(std::move(w));
   }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -56,8 +57,11 @@ struct LoraAdapters {
   std::vector<std::pair<std::string, autograd::Var*>> named_parameters();
   // LoRA / DoRA: attaches the current values to the model's Linear layers (inference
   // without fusing; DoRA's norm is computed here, once). Full: copies the weights into
-  // the model's parameters (in their dtypes).
-  void attach(models::TransformerLM& model) const;
+  // the model's parameters (in their dtypes). `sum_squares(layer, squares)`, when given,
+  // turns a layer's squared DoRA row norms over the inputs it holds into those over every
+  // input (a split model's row-parallel layer: the ranks' sum, lmx/train/split_adapters.h).
+  using SumSquares = std::function<Tensor(const std::string& layer, const Tensor& squares)>;
+  void attach(models::TransformerLM& model, const SumSquares& sum_squares = {}) const;
   static void detach(models::TransformerLM& model);
   // Moves every trainable leaf's value to `device` (call it before training: a gradient
   // already accumulated stays where it is).
@@ -78,8 +82,9 @@ LoraAdapters make_lora(models::TransformerLM& model, const LoraConfig& config, u
 std::map<std::string, nn::Linear*> linear_layers(models::TransformerLM& model);
 
 // DoRA's denominator: the row norms ||W + scale * (a @ b)^T|| (f32 [out]) of a Linear's
-// weight, dequantized when packed.
+// weight, dequantized when packed; and their squares (what the ranks of a split layer add).
 Tensor dora_row_norms(const nn::WeightMatrix& weight, const Tensor& a, const Tensor& b, float scale);
+Tensor dora_squared_row_norms(const nn::WeightMatrix& weight, const Tensor& a, const Tensor& b, float scale);
 // The dense weight as f32 [out, in] (dequantized when packed).
 Tensor dense_f32(const nn::WeightMatrix& weight);
 

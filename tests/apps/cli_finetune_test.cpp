@@ -1,7 +1,8 @@
 // lmx lora beyond LoRA on stories260K: DoRA training stopped by Ctrl-C saves its adapters,
 // --resume-adapter-file continues from them, --export-peft writes a PEFT folder that
 // generate and fuse take and that gives the text of the mlx-lm files; an unknown
-// --fine-tune-type is named.
+// --fine-tune-type is named; adapters on a split model (--tensor-parallel) give the whole
+// model's text.
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -120,6 +121,43 @@ TEST_F(Cli, GradCheckpointTrainsTheSameAdapters) {
   ASSERT_EQ(checkpointed.status, 0) << checkpointed.out;
   EXPECT_EQ(read_all(work / "plain" / "adapters.safetensors"), read_all(work / "ckpt" / "adapters.safetensors"));
   EXPECT_NE(read_all(work / "ckpt" / "adapter_config.json").find("\"grad_checkpoint\": true"), std::string::npos);
+  fs::remove_all(work);
+}
+
+// Adapters on a split model: LoRA and DoRA trained by lmx lora on every Linear of every
+// block (q / k / v, o_proj, gate / up, down_proj), mlx-lm's files and PEFT's, applied to
+// stories260K split over 2 and 4 ranks give the greedy text of the whole model with the
+// same adapters (generate), and of its two-turn chat (chat at 2 ranks).
+TEST_F(Cli, AdaptersOnASplitModelGiveTheWholeModelsText) {
+  const fs::path work = story_data("split-adapters");
+  for (const char* type : {"lora", "dora"}) {
+    SCOPED_TRACE(type);
+    const fs::path adapters = work / type, peft = work / (std::string(type) + "-peft");
+    Result train = lmx_run("lora --model " + dir_.string() + " --data " + (work / "data").string() +
+                               " -t 1 --train --iters 30 --num-layers -1 --learning-rate 1e-3 --steps-per-eval 0 "
+                               "--val-batches 2 --steps-per-report 30 --save-every 0 --fine-tune-type " + type +
+                               " --adapter-path " + adapters.string() + " --export-peft " + peft.string(),
+                           "", true);
+    ASSERT_EQ(train.status, 0) << train.out;
+    const std::string gen = "generate --model " + dir_.string() + " --prompt \"Ben had a\" --temp 0 --max-tokens 40";
+    const Result base = lmx_run(gen);
+    for (const fs::path& a : {adapters, peft}) {
+      const Result whole = lmx_run(gen + " --adapter-path " + a.string());
+      ASSERT_EQ(whole.status, 0) << whole.out;
+      EXPECT_NE(whole.out, base.out);  // the adapters matter
+      for (const char* ranks : {"2", "4"}) {
+        const Result split = lmx_run(gen + " --tensor-parallel " + ranks + " --adapter-path " + a.string());
+        ASSERT_EQ(split.status, 0) << split.out;
+        EXPECT_EQ(split.out, whole.out) << a.filename() << " at " << ranks << " ranks";
+      }
+    }
+    const std::string chat =
+        "chat --model " + dir_.string() + " --temp 0 --max-tokens 20 --adapter-path " + adapters.string();
+    const std::string turns = "Tell me a story\nAnd then?\n/quit\n";
+    const Result chat_whole = lmx_run(chat, turns), chat_split = lmx_run(chat + " --tensor-parallel 2", turns);
+    ASSERT_EQ(chat_split.status, 0) << chat_split.out;
+    EXPECT_EQ(chat_split.out, chat_whole.out);
+  }
   fs::remove_all(work);
 }
 
