@@ -4,10 +4,12 @@
 #include <dlfcn.h>
 #include <nccl.h>
 
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 
+#include "lmx/backend/cuda/collective_watchdog.h"
 #include "lmx/backend/cuda/cuda_backend.h"
 #include "lmx/base/error.h"
 
@@ -71,8 +73,11 @@ class NcclCollectives : public DeviceCollectives {
     for (int d : devices) device_stream(d);  // each device's backend (and stream) made first
     comms_.resize(devices.size());
     check(nccl().init_all(comms_.data(), static_cast<int>(devices.size()), devices.data()), "ncclCommInitAll");
+    watchdog_ = std::make_unique<CollectiveWatchdog>(CollectiveWatchdog::configured_timeout(),
+                                                     [this](const std::string& reason) { abort(reason); });
   }
   ~NcclCollectives() override {
+    watchdog_.reset();  // its thread may call abort(): stopped first
     if (!aborted_) {
       for (ncclComm_t c : comms_) nccl().destroy(c);
     }
@@ -84,10 +89,12 @@ class NcclCollectives : public DeviceCollectives {
   void all_reduce_sum(int rank, const float* in, float* out, size_t n) override {
     use_device(rank);
     check(nccl().all_reduce(in, out, n, ncclFloat, ncclSum, comm(rank), stream(rank)), "ncclAllReduce");
+    watch(rank, "ncclAllReduce");
   }
   void all_gather(int rank, const float* in, float* out, size_t n) override {
     use_device(rank);
     check(nccl().all_gather(in, out, n, ncclFloat, comm(rank), stream(rank)), "ncclAllGather");
+    watch(rank, "ncclAllGather");
   }
 
   void abort(const std::string& reason) override {
@@ -109,6 +116,10 @@ class NcclCollectives : public DeviceCollectives {
     const int d = devices_.at(static_cast<size_t>(rank));
     if (cudaSetDevice(d) != cudaSuccess) throw Error("tensor parallel: cudaSetDevice(" + std::to_string(d) + ") failed");
   }
+  void watch(int rank, const char* op) {
+    watchdog_->queued(devices_.at(static_cast<size_t>(rank)), stream(rank),
+                      "rank " + std::to_string(rank) + "'s " + op);
+  }
   ncclComm_t comm(int rank) const { return comms_.at(static_cast<size_t>(rank)); }
   cudaStream_t stream(int rank) const {
     return static_cast<cudaStream_t>(device_stream(devices_.at(static_cast<size_t>(rank))));
@@ -119,6 +130,7 @@ class NcclCollectives : public DeviceCollectives {
   std::mutex mutex_;
   std::string failure_;  // non-empty: aborted
   bool aborted_ = false;
+  std::unique_ptr<CollectiveWatchdog> watchdog_;  // the collectives' timeout
 };
 
 }  // namespace

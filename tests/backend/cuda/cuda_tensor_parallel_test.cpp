@@ -6,11 +6,17 @@
 // GPU's. Fewer than two GPUs: those tests say so and are skipped.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "cuda_test_util.h"
+#include "lmx/backend/cuda/collective_watchdog.h"
 #include "lmx/backend/cuda/cuda_backend.h"
 #include "lmx/base/error.h"
 #include "lmx/core/communicator.h"
@@ -75,6 +81,69 @@ TEST_F(NcclGroupTest, OneRankReturnsItsOwnTensors) {
   // A device past the machine's: the backend's own refusal, as for any op on it.
   EXPECT_THROW(DeviceGroup({Device::cuda(cuda::device_count())}), Unsupported);
   EXPECT_THROW(DeviceGroup({Device::cpu()}), Unsupported);  // the CPU's ranks are a ThreadGroup
+}
+
+// A host function queued on a stream holds the stream's later work until open (30 s at most):
+// a collective that does not finish, on one GPU.
+struct StreamGate {
+  std::atomic<bool> open{false};
+  static void CUDART_CB hold(void* self) {
+    auto* gate = static_cast<StreamGate*>(self);
+    for (int i = 0; i < 30000 && !gate->open.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+};
+
+cudaStream_t first_stream() { return static_cast<cudaStream_t>(cuda::device_stream(0)); }
+
+TEST_F(NcclGroupTest, WatchdogNamesTheCollectiveStuckPastTheTimeoutOnce) {
+  std::mutex m;
+  std::vector<std::string> fired;
+  {
+    cuda::CollectiveWatchdog dog(std::chrono::milliseconds(200), [&](const std::string& reason) {
+      std::lock_guard<std::mutex> lock(m);
+      fired.push_back(reason);
+    });
+    dog.queued(0, first_stream(), "rank 0's quick op");  // nothing ahead of it: finishes in time
+    ASSERT_EQ(cudaStreamSynchronize(first_stream()), cudaSuccess);
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    {
+      std::lock_guard<std::mutex> lock(m);
+      EXPECT_TRUE(fired.empty());
+    }
+    StreamGate gate;
+    ASSERT_EQ(cudaLaunchHostFunc(first_stream(), StreamGate::hold, &gate), cudaSuccess);
+    dog.queued(0, first_stream(), "rank 0's ncclAllReduce");
+    dog.queued(0, first_stream(), "rank 0's ncclAllGather");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    gate.open = true;
+    ASSERT_EQ(cudaStreamSynchronize(first_stream()), cudaSuccess);
+  }
+  ASSERT_EQ(fired.size(), 1u);  // the first late collective, once
+  EXPECT_NE(fired[0].find("rank 0's ncclAllReduce has not finished on cuda:0"), std::string::npos) << fired[0];
+  EXPECT_NE(fired[0].find("timeout 0.2"), std::string::npos) << fired[0];
+}
+
+// The group's timeout: a collective held on its GPU past LMX_TP_TIMEOUT_SECONDS aborts the
+// NCCL group, and the rank's next collective throws the reason (not a hang).
+TEST_F(NcclGroupTest, ACollectiveStuckPastTheTimeoutAbortsTheGroup) {
+  testing::ScopedEnv timeout("LMX_TP_TIMEOUT_SECONDS", "0.3");
+  DeviceGroup group({Device::cuda(0)});
+  Communicator& c = group.communicator(0);
+  const Tensor x = random_tensor({64}, 5).to(Device::cuda());
+  EXPECT_EQ(host(c.all_reduce_sum(x)), x.to(Device::cpu()).to_float_vector());  // in time
+  StreamGate gate;
+  ASSERT_EQ(cudaLaunchHostFunc(first_stream(), StreamGate::hold, &gate), cudaSuccess);
+  c.all_reduce_sum(x);  // queued behind the gate
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  gate.open = true;
+  cudaStreamSynchronize(first_stream());  // the aborted collective may leave an error
+  cudaGetLastError();
+  try {
+    c.all_reduce_sum(x);
+    ADD_FAILURE() << "a collective after the timeout ran";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("rank 0's ncclAllReduce has not finished"), std::string::npos) << e.what();
+  }
 }
 
 // A split model of one GPU rank (the NCCL group made at load, its communicator in every
