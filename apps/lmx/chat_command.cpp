@@ -18,7 +18,6 @@
 #include "commands.h"
 #include "lmx/base/error.h"
 #include "lmx/generate/chat_session.h"
-#include "lmx/train/adapter_file.h"
 #include "lmx/vision/image_decode.h"
 
 namespace lmx::cli {
@@ -157,9 +156,8 @@ void run_chat(const ChatArgs& a) {
   const generate::GenerateParameters p = to_parameters(a.gen);
   const nlohmann::ordered_json variables = chat_template_variables(a.gen);
   std::vector<std::string> stops = stop_strings(a.gen);
-  auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(),
-                                                  {.device = device, .tensor_parallel = a.tensor_parallel});
-  if (!a.adapter_path.empty()) train::attach_adapters(container->model(), a.adapter_path);
+  auto container =
+      load_model_with_adapters(a.model, {.device = device, .tensor_parallel = a.tensor_parallel}, a.adapter_path);
   check_against_model(a.gen, *container, 0);
   std::optional<LogprobsOutput> logprobs;
   if (a.gen.top_logprobs) logprobs.emplace(a.gen.logprobs_file, container->tokenizer());
@@ -210,9 +208,7 @@ void add_chat_command(CLI::App& app) {
   auto a = std::make_shared<ChatArgs>();
   auto* cmd = app.add_subcommand("chat", "Interactive chat (multi-turn, KV cache reused between turns)");
   cmd->add_option("-m,--model", a->model, "Model folder or Hugging Face repo id")->required();
-  cmd->add_option("--adapter-path", a->adapter_path,
-                  "LoRA / DoRA adapters (mlx-lm or PEFT folder; also with --tensor-parallel) or full fine-tuning "
-                  "weights, applied without fusing");
+  add_adapter_path_option(cmd, a->adapter_path);
   cmd->add_option("--system-prompt", a->system_prompt, "Instructions (system message)");
   add_sampling_options(cmd, a->gen);
   add_cache_options(cmd, a->gen);

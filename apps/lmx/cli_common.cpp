@@ -9,8 +9,10 @@
 #include "lmx/base/error.h"
 #include "lmx/base/thread_pool.h"
 #include "lmx/core/backend.h"
+#include "lmx/generate/model_container.h"
 #include "lmx/io/hub.h"
 #include "lmx/tokenizer/tokenizer.h"
+#include "lmx/train/adapter_file.h"
 
 namespace lmx::cli {
 
@@ -39,6 +41,21 @@ void add_tensor_parallel_option(CLI::App* cmd, int& ranks) {
                   "Split the model's heads, MLP or experts and vocabulary over N ranks (threads of this process on "
                   "the CPU; with --device cuda[:K], GPUs K..K+N-1 with NCCL, run on one GPU only so far; decoder "
                   "transformers; docs/tensor_parallel.md; default 1)");
+}
+
+void add_adapter_path_option(CLI::App* cmd, std::string& dir) {
+  cmd->add_option("--adapter-path", dir,
+                  "LoRA / DoRA adapters (mlx-lm or PEFT folder; also with --tensor-parallel) or full fine-tuning "
+                  "weights, applied without fusing");
+}
+
+std::shared_ptr<generate::ModelContainer> load_model_with_adapters(const std::string& model,
+                                                                   const models::LoadOptions& options,
+                                                                   const std::string& adapter_dir) {
+  if (!adapter_dir.empty()) train::check_adapter_folder(adapter_dir);
+  auto container = generate::ModelContainer::load(resolve_model_arg(model).string(), options);
+  if (!adapter_dir.empty()) train::attach_adapters(container->model(), adapter_dir);
+  return container;
 }
 
 void apply_threads(int threads) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +16,12 @@ class App;
 namespace lmx::tokenizer {
 class Tokenizer;
 }
+namespace lmx::generate {
+class ModelContainer;
+}
+namespace lmx::models {
+struct LoadOptions;
+}
 
 namespace lmx::cli {
 
@@ -27,6 +34,15 @@ Device device_arg(const std::string& text);
 void add_device_option(CLI::App* cmd, std::string& device);
 // --tensor-parallel on `cmd`, into `ranks` (checked when the model loads).
 void add_tensor_parallel_option(CLI::App* cmd, int& ranks);
+// --adapter-path on `cmd`, into `dir` (generate, chat and serve).
+void add_adapter_path_option(CLI::App* cmd, std::string& dir);
+// The model of --model loaded with `options`, then, when `adapter_dir` is not empty, its
+// adapters attached without fusing (train::attach_adapters; a split model gets each rank's
+// share): the one load step of generate, chat and serve. A missing adapter folder fails
+// before the model loads, adapters that do not fit it right after (naming file and tensor).
+std::shared_ptr<generate::ModelContainer> load_model_with_adapters(const std::string& model,
+                                                                   const models::LoadOptions& options,
+                                                                   const std::string& adapter_dir);
 // Applies --threads (0 = LMX_NUM_THREADS or the core count).
 void apply_threads(int threads);
 // "1,2,3" -> ids; throws InvalidArgument naming the bad entry.

@@ -20,7 +20,6 @@
 #include "lmx/models/vlm/image_inputs.h"
 #include "lmx/vision/image_decode.h"
 #include "lmx/vision/video_processor.h"
-#include "lmx/train/adapter_file.h"
 #include "lmx/generate/prompt_cache.h"
 
 namespace lmx::cli {
@@ -106,9 +105,8 @@ void run_generate(const GenerateArgs& a) {
   opts.stop_strings = stop_strings(a.gen);
   std::string prompt = a.prompt;
   if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-  auto container = generate::ModelContainer::load(resolve_model_arg(a.model).string(),
-                                                  {.device = device, .tensor_parallel = a.tensor_parallel});
-  if (!a.adapter_path.empty()) train::attach_adapters(container->model(), a.adapter_path);
+  auto container =
+      load_model_with_adapters(a.model, {.device = device, .tensor_parallel = a.tensor_parallel}, a.adapter_path);
   std::optional<models::LoadedModel> draft;
   if (!a.draft_model.empty()) {
     draft.emplace(models::load_model(resolve_model_arg(a.draft_model), models::LoadOptions{.device = device}));
@@ -203,9 +201,7 @@ void add_generate_command(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   auto* cmd = app.add_subcommand("generate", "Generate text from a prompt");
   cmd->add_option("-m,--model", a->model, "Model folder or Hugging Face repo id")->required();
-  cmd->add_option("--adapter-path", a->adapter_path,
-                  "LoRA / DoRA adapters (mlx-lm or PEFT folder; also with --tensor-parallel) or full fine-tuning "
-                  "weights, applied without fusing");
+  add_adapter_path_option(cmd, a->adapter_path);
   cmd->add_option("-p,--prompt", a->prompt, "Prompt text, or - to read it from stdin");
   cmd->add_option("--image", a->images, "An image for a vision-language model (file or data URL); repeatable");
   cmd->add_option("--video", a->videos, "A video file for a Qwen2-VL-family model (FFmpeg decodes it); repeatable");

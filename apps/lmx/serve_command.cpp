@@ -21,6 +21,7 @@ namespace {
 
 struct ServeArgs {
   std::string model;
+  std::string adapter_path;
   std::string model_id;
   std::string embedding_model;
   server::ServerOptions server;
@@ -97,8 +98,7 @@ void run_serve(ServeArgs a) {
   models::LoadOptions load_options;
   load_options.device = device;
   load_options.tensor_parallel = a.tensor_parallel;
-  auto container =
-      generate::ModelContainer::load(resolve_model_arg(a.model).string(), load_options);
+  auto container = load_model_with_adapters(a.model, load_options, a.adapter_path);
   a.server.model_id = a.model_id.empty() ? a.model : a.model_id;
   std::shared_ptr<const models::embed::Embedder> embedder;
   if (!a.embedding_model.empty()) {
@@ -114,10 +114,11 @@ void run_serve(ServeArgs a) {
     std::fprintf(stderr, "lmx serve: warning: listening on %s without --api-key\n",
                  a.server.host.c_str());
   std::fprintf(stderr,
-               "lmx serve: %s on http://%s:%d (POST /v1/chat/completions, POST /v1/completions, "
+               "lmx serve: %s%s%s on http://%s:%d (POST /v1/chat/completions, POST /v1/completions, "
                "GET /v1/models, GET /health, GET /metrics%s; the chat page at /); %s activations in "
                "quantized matmuls; Ctrl-C stops\n",
-               a.server.model_id.c_str(), a.server.host.c_str(), port,
+               a.server.model_id.c_str(), a.adapter_path.empty() ? "" : " with the adapters of ",
+               a.adapter_path.c_str(), a.server.host.c_str(), port,
                embedder ? ", POST /v1/embeddings" : "", quant_activations_name());
   running = &http;
   http.listen();
@@ -131,6 +132,7 @@ void add_serve_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "serve", "OpenAI-compatible HTTP server (chat/completions, completions, models)");
   cmd->add_option("-m,--model", a->model, "Model folder or Hugging Face repo id")->required();
+  add_adapter_path_option(cmd, a->adapter_path);
   cmd->add_option("--embedding-model", a->embedding_model,
                   "Sentence-transformers folder (or repo id) that answers POST /v1/embeddings");
   cmd->add_option("--model-id", a->model_id,

@@ -171,7 +171,13 @@ LoraAdapters read_full_weights(const io::SafetensorsFile& file, const LoraConfig
 
 }  // namespace
 
+void check_adapter_folder(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw IoError("adapters: no folder " + dir.string());
+}
+
 LoraAdapters load_adapters(const fs::path& dir, models::TransformerLM& model, const std::string& weights_name) {
+  check_adapter_folder(dir);
   if (is_peft_adapter(dir)) return load_peft_adapters(dir, model);
   const LoraConfig config = read_mlx_config(dir / "adapter_config.json");
   io::SafetensorsFile file = io::SafetensorsFile::open(dir / weights_name);

@@ -27,6 +27,10 @@ namespace lmx::train {
 void save_adapters(const std::filesystem::path& dir, const LoraAdapters& adapters, const nlohmann::json& extra,
                    const std::string& weights_name = "adapters.safetensors");
 
+// IoError "adapters: no folder <dir>" unless `dir` is a directory: the first check of
+// load_adapters, also made before a model loads so that a mistyped path fails at once.
+void check_adapter_folder(const std::filesystem::path& dir);
+
 // Reads the adapters in `dir` for `model` (mlx-lm's files, or PEFT's when the folder holds
 // adapter_model.safetensors instead): FormatError naming the file and listing every
 // problem at once (an unknown layer, a missing lora_a / lora_b / m, a shape that does not
