@@ -26,13 +26,6 @@ namespace fs = std::filesystem;
 using Cli = Stories260KCli;
 using Result = CliResult;
 
-std::string read_all(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 // Starts `lmx ARGS` with stdout and stderr into `log`; sends SIGINT once `log` shows a
 // training step; returns the exit status.
 int run_and_interrupt(const std::string& args, const fs::path& log) {
@@ -50,22 +43,6 @@ int run_and_interrupt(const std::string& args, const fs::path& log) {
   int status = 0;
   ::waitpid(pid, &status, 0);
   return status;
-}
-
-// A temp folder with data/train.jsonl (120 short stories) and data/valid.jsonl (16).
-fs::path story_data(const std::string& name) {
-  const fs::path work = fs::temp_directory_path() / ("lmx-cli-" + name + "-" + std::to_string(::getpid()));
-  fs::create_directories(work / "data");
-  const char* names[] = {"Lily", "Tom", "Sue", "Ben"};
-  const char* things[] = {"ball", "kite", "cat", "dog", "box", "cake"};
-  for (const auto& [split, first, count] : {std::tuple{"train", 0, 120}, {"valid", 500, 16}}) {
-    std::ofstream f(work / "data" / (std::string(split) + ".jsonl"));
-    for (int i = first; i < first + count; ++i) {
-      const std::string n = names[i % 4], t = things[(i / 4) % 6];
-      f << "{\"text\": \"" << n << " had a " << t << ". " << n << " took the " << t << " to the park.\"}\n";
-    }
-  }
-  return work;
 }
 
 TEST_F(Cli, DoraInterruptedResumedExportedToPeftAndFused) {

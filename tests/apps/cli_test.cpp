@@ -35,6 +35,7 @@ namespace fs = std::filesystem;
 
 using Result = lmx::testing::CliResult;
 using lmx::testing::lmx_run;
+using lmx::testing::ServeProcess;
 using Cli = lmx::testing::Stories260KCli;
 
 TEST_F(Cli, ConvertThenGenerateGreedyEqualsLlama2c) {
@@ -493,9 +494,6 @@ TEST(CliErrors, DeviceIsCheckedBeforeLoading) {
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
 }
 
-// lmx serve as a user starts it: on 127.0.0.1, a free port (--port 0) announced on
-// stderr, answers a chat completion equal to `lmx generate`, refuses a wrong key, and
-// exits 0 on SIGTERM.
 // A negative budget would wrap to an unbounded size_t: refused, naming the option.
 TEST_F(Cli, ServeRefusesANegativePrefixCacheBudget) {
   ASSERT_EQ(convert_.status, 0) << convert_.out;
@@ -504,29 +502,16 @@ TEST_F(Cli, ServeRefusesANegativePrefixCacheBudget) {
   EXPECT_NE(r.out.find("--prefix-cache-bytes: must be a byte count >= 0"), std::string::npos) << r.out;
 }
 
+// lmx serve as a user starts it: on 127.0.0.1, a free port (--port 0) announced on
+// stderr, answers a chat completion equal to `lmx generate`, refuses a wrong key, and
+// exits 0 on SIGTERM.
 TEST_F(Cli, ServeAnswersOnLoopbackAndStopsOnSigterm) {
   ASSERT_EQ(convert_.status, 0) << convert_.out;
   const Result generated = lmx_run("generate --model " + dir_.string() + " --prompt 'Once upon' --max-tokens 20 --temp 0");
   ASSERT_EQ(generated.status, 0);
-  const fs::path log = dir_ / "serve.log";
-  const pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    const std::string model = dir_.string(), err = log.string();
-    std::freopen(err.c_str(), "w", stderr);
-    execl(LMX_CLI, LMX_CLI, "serve", "-m", model.c_str(), "--port", "0", "--api-key", "k-123", "-t", "1",
-          "--prefix-cache-bytes", "65536", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  // The announced port, within 30 s.
-  int port = 0;
-  for (int i = 0; i < 300 && port == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    std::ifstream in(log);
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const size_t at = text.find("http://127.0.0.1:");
-    if (at != std::string::npos) port = std::atoi(text.c_str() + at + 17);
-  }
+  ServeProcess serve({"-m", dir_.string(), "--api-key", "k-123", "-t", "1", "--prefix-cache-bytes", "65536"},
+                     dir_ / "serve.log");
+  const int port = serve.port();
   if (port > 0) {
     httplib::Client client("127.0.0.1", port);
     client.set_read_timeout(30);
@@ -542,16 +527,9 @@ TEST_F(Cli, ServeAnswersOnLoopbackAndStopsOnSigterm) {
     EXPECT_EQ(nlohmann::json::parse(res->body)["choices"][0]["message"]["content"].get<std::string>() + "\n",
               generated.out);
   }
-  kill(pid, SIGTERM);
-  int status = -1;
-  for (int i = 0; i < 200 && waitpid(pid, &status, WNOHANG) == 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  if (!WIFEXITED(status)) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    ADD_FAILURE() << "lmx serve did not stop on SIGTERM";
-  }
+  const int status = serve.stop();
   ASSERT_GT(port, 0) << "lmx serve announced no port";
+  ASSERT_TRUE(WIFEXITED(status)) << "lmx serve did not stop on SIGTERM";
   EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
