@@ -100,6 +100,7 @@ void run_serve(ServeArgs a) {
   load_options.tensor_parallel = a.tensor_parallel;
   auto container = load_model_with_adapters(a.model, load_options, a.adapter_path);
   a.server.model_id = a.model_id.empty() ? a.model : a.model_id;
+  a.server.adapter_path = a.adapter_path;
   std::shared_ptr<const models::embed::Embedder> embedder;
   if (!a.embedding_model.empty()) {
     models::embed::EmbedderOptions embed_options;

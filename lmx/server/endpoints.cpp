@@ -174,9 +174,21 @@ void Endpoints::check_model(const std::string& requested) const {
                    "model", "model_not_found");
 }
 
+void Endpoints::check_model(const SamplingRequest& request) const {
+  check_model(request.model);
+  if (request.adapters && *request.adapters != options_.adapter_path) {
+    throw ApiError(400,
+                   "per-request adapters are not supported: this server serves " +
+                       (options_.adapter_path.empty() ? std::string("no adapters")
+                                                      : "the adapters of '" + options_.adapter_path + "'") +
+                       " (lmx serve --adapter-path)",
+                   "adapters");
+  }
+}
+
 Reply Endpoints::chat_completions(const std::string& body) {
   ChatRequest request = parse_chat_request(body, model_->tokenizer().vocab_size());
-  check_model(request.model);
+  check_model(request);
   prepare_parameters(request.params);
   constrain_output(*model_, request);
   ToolUse tools{request.tool_choice != ToolChoice::kNone && !request.tool_specs.empty(),
@@ -227,7 +239,7 @@ Reply Endpoints::chat_completions(const std::string& body) {
 
 Reply Endpoints::completions(const std::string& body) {
   CompletionRequest request = parse_completion_request(body, model_->tokenizer().vocab_size());
-  check_model(request.model);
+  check_model(request);
   prepare_parameters(request.params);
   constrain_output(*model_, request);
   Prompt prompt = completion_prompt(*model_, request.prompt);

@@ -26,6 +26,8 @@ class Embedder;
 
 namespace lmx::server {
 
+struct SamplingRequest;
+
 struct Reply {
   int status = 200;
   std::string content_type = "application/json";
@@ -63,6 +65,8 @@ class Endpoints {
   std::shared_ptr<RequestQueue::Place> admit();
   Runner runner();
   void check_model(const std::string& requested) const;
+  // The model named, and adapters named only if they are the server's own (400 otherwise).
+  void check_model(const SamplingRequest& request) const;
   // The server's default token limit, then options.customize_parameters.
   void prepare_parameters(generate::GenerateParameters& params) const;
   // A chat request's images decoded and processed (image_source.h); a 400 naming the

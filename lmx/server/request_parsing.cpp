@@ -98,6 +98,7 @@ SamplingRequest read_sampling(const RequestFields& f,
                               std::initializer_list<const char*> max_tokens_names) {
   SamplingRequest r;
   r.model = f.string("model").value_or("");
+  r.adapters = f.string("adapters");
   auto& p = r.params;
   for (const char* name : max_tokens_names) {
     if (auto n = f.integer(name, 1, kMaxInt)) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -21,6 +22,8 @@ namespace lmx::server {
 // What both endpoints share.
 struct SamplingRequest {
   std::string model;  // "" when the client did not name one
+  // mlx-lm's per-request adapters: only the server's own are taken (Endpoints::check_model).
+  std::optional<std::string> adapters;
   generate::GenerateParameters params;
   std::vector<std::string> stop;
   bool stream = false;

@@ -14,6 +14,7 @@ struct ServerOptions {
   std::string host = "127.0.0.1";           // loopback unless asked otherwise
   int port = 8080;                          // 0: any free port (HttpServer::bind() says which)
   std::string model_id;                     // the name /v1/models lists and requests may give
+  std::string adapter_path;                 // the adapters attached at start-up (--adapter-path); "" none
   std::string embedding_model_id;           // the name of the embedding model (--embedding-model)
   size_t max_embedding_inputs = 2048;       // inputs per /v1/embeddings request (OpenAI's limit)
   std::string api_key;                      // empty: no authentication

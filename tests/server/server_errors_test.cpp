@@ -75,6 +75,9 @@ TEST_F(ServerErrors, EachBadRequestGetsItsStatusAndField) {
       {"/v1/chat/completions", R"({"messages": [{"role": "user"}]})", 400, "messages[0].content",
        nullptr},
       {"/v1/chat/completions", with(R"("max_tokens": -1)"), 400, "max_tokens", nullptr},
+      // mlx-lm's per-request adapters: this server serves none.
+      {"/v1/chat/completions", with(R"("adapters": "other/adapters")"), 400, "adapters", nullptr},
+      {"/v1/chat/completions", with(R"("adapters": 3)"), 400, "adapters", nullptr},
       {"/v1/chat/completions", with(R"("max_tokens": 0)"), 400, "max_tokens", nullptr},
       {"/v1/chat/completions", with(R"("max_tokens": "10")"), 400, "max_tokens", nullptr},
       {"/v1/chat/completions", with(R"("max_tokens": 1e30)"), 400, "max_tokens", nullptr},
