@@ -37,7 +37,17 @@ void CollectiveWatchdog::queued(int device, cudaStream_t stream, std::string wha
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   if (cudaStreamIsCapturing(stream, &capture) != cudaSuccess || capture != cudaStreamCaptureStatusNone) return;
   cudaEvent_t event = nullptr;
-  if (cudaEventCreateWithFlags(&event, cudaEventDisableTiming) != cudaSuccess) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (size_t i = 0; i < spare_.size(); ++i) {
+      if (spare_[i].first == device) {
+        event = spare_[i].second;
+        spare_.erase(spare_.begin() + static_cast<std::ptrdiff_t>(i));
+        break;
+      }
+    }
+  }
+  if (!event && cudaEventCreateWithFlags(&event, cudaEventDisableTiming) != cudaSuccess) {
     cudaGetLastError();
     return;  // untracked: the collective itself is queued already
   }
@@ -57,6 +67,8 @@ void CollectiveWatchdog::queued(int device, cudaStream_t stream, std::string wha
 void CollectiveWatchdog::drop_all() {
   for (const Pending& p : pending_) cudaEventDestroy(p.event);
   pending_.clear();
+  for (const auto& [device, event] : spare_) cudaEventDestroy(event);
+  spare_.clear();
 }
 
 void CollectiveWatchdog::run() {
@@ -80,8 +92,12 @@ void CollectiveWatchdog::run() {
         ++i;
         continue;
       }
-      if (state != cudaSuccess) cudaGetLastError();  // the stream's error reaches its rank
-      cudaEventDestroy(p.event);
+      if (state == cudaSuccess) {
+        spare_.emplace_back(p.device, p.event);  // recorded again by a later collective
+      } else {
+        cudaGetLastError();  // the stream's error reaches its rank
+        cudaEventDestroy(p.event);
+      }
       pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(i));
     }
     if (!late.empty()) {

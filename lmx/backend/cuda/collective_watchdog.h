@@ -2,7 +2,8 @@
 // rank's stream an event is recorded behind it, and a thread checks the events; a collective
 // not finished on its GPU `timeout` after it was queued calls on_timeout (the group's abort:
 // ncclCommAbort releases every rank blocked inside NCCL, and each rank's next collective
-// throws the reason). NCCL itself waits forever for a rank that never arrives. Steps being
+// throws the reason). Finished events are kept for reuse (two collectives a layer a step:
+// no event made per collective). NCCL itself waits forever for a rank that never arrives. Steps being
 // captured into a CUDA graph are not tracked (events of a capture are graph nodes).
 #pragma once
 
@@ -14,6 +15,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace lmx::cuda {
@@ -40,13 +42,14 @@ class CollectiveWatchdog {
     std::string what;
   };
   void run();
-  void drop_all();  // with mutex_ held
+  void drop_all();  // pending and spare events destroyed, with mutex_ held
 
   const std::chrono::milliseconds timeout_;
   const std::function<void(const std::string&)> on_timeout_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::vector<Pending> pending_;
+  std::vector<std::pair<int, cudaEvent_t>> spare_;  // finished events by device, for reuse
   bool stop_ = false;
   bool fired_ = false;
   std::thread thread_;
