@@ -1,12 +1,14 @@
 // lmx lora: LoRA / DoRA / full fine-tuning (mlx-lm's `lora --train` / `--test`) on a
 // folder of train.jsonl / valid.jsonl / test.jsonl, adapters written in mlx-lm's files;
-// --export-peft writes adapters as a PEFT folder.
+// --export-peft writes adapters as a PEFT folder. With --tensor-parallel N, full fine-tuning
+// of the model split over N ranks (lmx/train/split_training.h), the whole model's file saved.
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <optional>
 
 #include "cli_common.h"
@@ -15,6 +17,7 @@
 #include "lmx/generate/model_container.h"
 #include "lmx/train/adapter_file.h"
 #include "lmx/train/peft_adapter.h"
+#include "lmx/train/split_training.h"
 #include "lmx/train/trainer.h"
 
 namespace lmx::cli {
@@ -57,6 +60,7 @@ struct LoraArgs {
   double grad_clip = 0.0;
   int threads = 0;
   std::string device = "cpu";
+  int tensor_parallel = 1;
 };
 
 models::TransformerLM& transformer_of(generate::ModelContainer& c) {
@@ -86,6 +90,118 @@ void on_interrupt(int) {
   std::signal(SIGINT, SIG_DFL);
 }
 
+train::LoraConfig lora_config(const LoraArgs& a, train::FineTuneType type, int64_t model_layers) {
+  train::LoraConfig lc;
+  lc.type = type;
+  lc.rank = a.rank;
+  lc.scale = static_cast<float>(a.scale);
+  lc.dropout = static_cast<float>(a.dropout);
+  lc.num_layers = a.num_layers < 0 ? -1 : std::min(a.num_layers, model_layers);
+  lc.keys = a.keys;
+  return lc;
+}
+
+train::TrainOptions train_options(const LoraArgs& a) {
+  train::TrainOptions o;
+  o.batch_size = a.batch_size;
+  o.iters = a.iters;
+  o.steps_per_report = a.steps_per_report;
+  o.steps_per_eval = a.steps_per_eval;
+  o.val_batches = a.val_batches;
+  o.save_every = a.save_every;
+  o.grad_accumulation_steps = a.grad_accumulation_steps;
+  o.max_seq_length = a.max_seq_length;
+  o.mask_prompt = a.mask_prompt;
+  o.grad_clip = a.grad_clip;
+  o.seed = a.seed;
+  o.schedule.kind = train::parse_schedule(a.lr_schedule);
+  o.schedule.peak = static_cast<float>(a.learning_rate);
+  o.schedule.warmup = a.warmup;
+  o.schedule.total = std::max<int64_t>(1, a.iters / std::max<int64_t>(1, a.grad_accumulation_steps));  // updates
+  o.optimizer.kind = train::parse_optimizer(a.optimizer);
+  // mlx's Adafactor has no weight decay unless asked.
+  o.optimizer.weight_decay =
+      o.optimizer.kind == train::OptimizerKind::adafactor && !a.weight_decay_given ? 0.0f : static_cast<float>(a.weight_decay);
+  o.adapter_path = a.adapter_path;
+  o.config_extra = {{"model", a.model},         {"data", a.data},          {"batch_size", a.batch_size},
+                    {"iters", a.iters},         {"learning_rate", a.learning_rate},
+                    {"max_seq_length", a.max_seq_length}, {"mask_prompt", a.mask_prompt}, {"seed", a.seed},
+                    {"optimizer", a.optimizer}, {"lr_schedule", a.lr_schedule},
+                    {"grad_accumulation_steps", a.grad_accumulation_steps},
+                    {"grad_checkpoint", a.grad_checkpoint}};
+  return o;
+}
+
+void print_report(const train::TrainReport& r) {
+  switch (r.kind) {
+    case train::TrainReport::Kind::validation:
+      std::printf("Iter %lld: val loss %.3f\n", static_cast<long long>(r.iteration), r.loss);
+      break;
+    case train::TrainReport::Kind::train:
+      std::printf("Iter %lld: train loss %.3f, learning rate %.3e, it/s %.3f, tokens/s %.1f, trained tokens %lld, "
+                  "peak memory %s\n",
+                  static_cast<long long>(r.iteration), r.loss, r.learning_rate, r.iterations_per_second,
+                  r.tokens_per_second, static_cast<long long>(r.trained_tokens), format_bytes(r.peak_memory).c_str());
+      break;
+    case train::TrainReport::Kind::save:
+      std::printf("Iter %lld: saved adapters to %s\n", static_cast<long long>(r.iteration), r.saved.c_str());
+      break;
+  }
+  std::fflush(stdout);
+}
+
+// Reads train / valid, says what is trained, runs `run` (the trainer, whole or split) with
+// Ctrl-C asking it to stop; false when it was stopped.
+bool run_training(const LoraArgs& a, const generate::ModelContainer& c, int64_t trainable, size_t tensors,
+                  int64_t num_layers,
+                  const std::function<train::TrainResult(const std::vector<train::Example>&,
+                                                         const std::vector<train::Example>&, const train::TrainOptions&)>&
+                      run) {
+  const fs::path data(a.data);
+  const auto train_set = read_split(data, "train", c);
+  const auto valid_set = read_split(data, "valid", c);
+  warn_truncated(train_set, a.max_seq_length, "train");
+  warn_truncated(valid_set, a.max_seq_length, "valid");
+  std::printf("Training %lld %s parameters in %zu tensors of the last %lld blocks; %zu train, %zu valid examples\n",
+              static_cast<long long>(trainable), a.fine_tune_type.c_str(), tensors, static_cast<long long>(num_layers),
+              train_set.size(), valid_set.size());
+  train::TrainOptions o = train_options(a);
+  g_stop.store(false);
+  o.stop_requested = [] { return g_stop.load(); };
+  auto* previous = std::signal(SIGINT, on_interrupt);
+  const train::TrainResult result = run(train_set, valid_set, o);
+  std::signal(SIGINT, previous == SIG_ERR ? SIG_DFL : previous);
+  if (result.stopped) {
+    std::printf("Interrupted at iteration %lld: adapters saved in %s\n", static_cast<long long>(result.iterations),
+                a.adapter_path.c_str());
+  }
+  return !result.stopped;
+}
+
+void report_test_loss(double loss) { std::printf("Test loss %.3f, Test ppl %.3f.\n", loss, std::exp(loss)); }
+
+// --tensor-parallel N: full fine-tuning of the split model, each rank on a thread of its own.
+void run_split_lora(const LoraArgs& a, train::FineTuneType type, generate::ModelContainer& c,
+                    models::TensorParallelLM& model) {
+  auto refuse = [](const std::string& what) {
+    throw Unsupported("lora --tensor-parallel: " + what + " is not supported on a split model yet");
+  };
+  if (!a.resume_adapter_file.empty()) refuse("--resume-adapter-file");
+  if (!a.export_peft.empty()) refuse("--export-peft (LoRA / DoRA adapters)");
+  if (!a.train) refuse("--test without --train (saved full fine-tuning weights)");
+  train::SplitFineTune tune(model, lora_config(a, type, model.num_layers()));
+  const train::TrainingForwardOptions forward{.grad_checkpoint = a.grad_checkpoint};
+  const bool finished =
+      run_training(a, c, tune.parameter_count(), tune.rank(0).weights.size(), tune.rank(0).config.num_layers,
+                   [&](const auto& train_set, const auto& valid_set, const train::TrainOptions& o) {
+                     return tune.train(train_set, valid_set, o, forward, print_report);
+                   });
+  if (!finished || !a.test) return;
+  const auto test_set = read_split(fs::path(a.data), "test", c);
+  warn_truncated(test_set, a.max_seq_length, "test");
+  report_test_loss(tune.evaluate(test_set, a.batch_size, a.test_batches, a.max_seq_length, a.mask_prompt));
+}
+
 void run_lora(const LoraArgs& a) {
   apply_threads(a.threads);
   if (!a.train && !a.test && a.export_peft.empty()) throw InvalidArgument("lora: give --train, --test, --export-peft or a mix");
@@ -93,90 +209,31 @@ void run_lora(const LoraArgs& a) {
   // On a GPU the frozen weights, the adapters, their gradients and the optimizer state all
   // live in its memory; only batches' token ids and the loss value cross.
   const Device device = device_arg(a.device);
-  auto container =
-      generate::ModelContainer::load(resolve_model_arg(a.model).string(), {.prepare = true, .device = device});
+  auto container = generate::ModelContainer::load(
+      resolve_model_arg(a.model).string(), {.prepare = true, .device = device, .tensor_parallel = a.tensor_parallel});
+  if (auto* split = dynamic_cast<models::TensorParallelLM*>(&container->model())) {
+    run_split_lora(a, type, *container, *split);
+    return;
+  }
   models::TransformerLM& model = transformer_of(*container);
   // Built only to train or test: exporting needs no differentiable forward.
   std::optional<train::DifferentiableTransformer> dt;
   if (a.train || a.test) dt.emplace(model, train::DifferentiableTransformer::Options{.grad_checkpoint = a.grad_checkpoint});
-  const fs::path data(a.data);
   train::LoraAdapters adapters;
   if (a.train) {
-    const auto train_set = read_split(data, "train", *container);
-    const auto valid_set = read_split(data, "valid", *container);
-    warn_truncated(train_set, a.max_seq_length, "train");
-    warn_truncated(valid_set, a.max_seq_length, "valid");
-    train::LoraConfig lc;
-    lc.type = type;
-    lc.rank = a.rank;
-    lc.scale = static_cast<float>(a.scale);
-    lc.dropout = static_cast<float>(a.dropout);
-    lc.num_layers = std::min(a.num_layers, model.num_layers());
-    if (a.num_layers < 0) lc.num_layers = -1;
-    lc.keys = a.keys;
-    adapters = train::make_lora(model, lc, a.seed);
+    adapters = train::make_lora(model, lora_config(a, type, model.num_layers()), a.seed);
     if (!a.resume_adapter_file.empty()) {
       train::resume_adapters(a.resume_adapter_file, adapters);
       std::printf("Resuming from %s\n", a.resume_adapter_file.c_str());
     }
     int64_t trainable = 0;
     for (auto* p : adapters.parameters()) trainable += p->value().numel();
-    std::printf("Training %lld %s parameters in %zu tensors of the last %lld blocks; %zu train, %zu valid examples\n",
-                static_cast<long long>(trainable), a.fine_tune_type.c_str(), adapters.parameters().size(),
-                static_cast<long long>(adapters.config.num_layers), train_set.size(), valid_set.size());
-    train::TrainOptions o;
-    o.batch_size = a.batch_size;
-    o.iters = a.iters;
-    o.steps_per_report = a.steps_per_report;
-    o.steps_per_eval = a.steps_per_eval;
-    o.val_batches = a.val_batches;
-    o.save_every = a.save_every;
-    o.grad_accumulation_steps = a.grad_accumulation_steps;
-    o.max_seq_length = a.max_seq_length;
-    o.mask_prompt = a.mask_prompt;
-    o.grad_clip = a.grad_clip;
-    o.seed = a.seed;
-    o.schedule.kind = train::parse_schedule(a.lr_schedule);
-    o.schedule.peak = static_cast<float>(a.learning_rate);
-    o.schedule.warmup = a.warmup;
-    o.schedule.total = std::max<int64_t>(1, a.iters / std::max<int64_t>(1, a.grad_accumulation_steps));  // updates
-    o.optimizer.kind = train::parse_optimizer(a.optimizer);
-    // mlx's Adafactor has no weight decay unless asked.
-    o.optimizer.weight_decay =
-        o.optimizer.kind == train::OptimizerKind::adafactor && !a.weight_decay_given ? 0.0f : static_cast<float>(a.weight_decay);
-    o.adapter_path = a.adapter_path;
-    o.config_extra = {{"model", a.model},         {"data", a.data},          {"batch_size", a.batch_size},
-                      {"iters", a.iters},         {"learning_rate", a.learning_rate},
-                      {"max_seq_length", a.max_seq_length}, {"mask_prompt", a.mask_prompt}, {"seed", a.seed},
-                      {"optimizer", a.optimizer}, {"lr_schedule", a.lr_schedule},
-                      {"grad_accumulation_steps", a.grad_accumulation_steps},
-                      {"grad_checkpoint", a.grad_checkpoint}};
-    g_stop.store(false);
-    o.stop_requested = [] { return g_stop.load(); };
-    auto* previous = std::signal(SIGINT, on_interrupt);
-    const train::TrainResult result = train::train(*dt, adapters, train_set, valid_set, o, [](const train::TrainReport& r) {
-      switch (r.kind) {
-        case train::TrainReport::Kind::validation:
-          std::printf("Iter %lld: val loss %.3f\n", static_cast<long long>(r.iteration), r.loss);
-          break;
-        case train::TrainReport::Kind::train:
-          std::printf("Iter %lld: train loss %.3f, learning rate %.3e, it/s %.3f, tokens/s %.1f, trained tokens %lld, "
-                      "peak memory %s\n",
-                      static_cast<long long>(r.iteration), r.loss, r.learning_rate, r.iterations_per_second,
-                      r.tokens_per_second, static_cast<long long>(r.trained_tokens), format_bytes(r.peak_memory).c_str());
-          break;
-        case train::TrainReport::Kind::save:
-          std::printf("Iter %lld: saved adapters to %s\n", static_cast<long long>(r.iteration), r.saved.c_str());
-          break;
-      }
-      std::fflush(stdout);
-    });
-    std::signal(SIGINT, previous == SIG_ERR ? SIG_DFL : previous);
-    if (result.stopped) {
-      std::printf("Interrupted at iteration %lld: adapters saved in %s\n", static_cast<long long>(result.iterations),
-                  a.adapter_path.c_str());
-      return;
-    }
+    const bool finished =
+        run_training(a, *container, trainable, adapters.parameters().size(), adapters.config.num_layers,
+                     [&](const auto& train_set, const auto& valid_set, const train::TrainOptions& o) {
+                       return train::train(*dt, adapters, train_set, valid_set, o, print_report);
+                     });
+    if (!finished) return;
   } else {
     adapters = train::load_adapters(a.adapter_path, model);
   }
@@ -185,11 +242,10 @@ void run_lora(const LoraArgs& a) {
     std::printf("wrote PEFT adapters (%zu layers) to %s\n", adapters.layers.size(), a.export_peft.c_str());
   }
   if (a.test) {
-    const auto test_set = read_split(data, "test", *container);
+    const auto test_set = read_split(fs::path(a.data), "test", *container);
     warn_truncated(test_set, a.max_seq_length, "test");
-    const double loss =
-        train::evaluate(*dt, &adapters, test_set, a.batch_size, a.test_batches, a.max_seq_length, a.mask_prompt);
-    std::printf("Test loss %.3f, Test ppl %.3f.\n", loss, std::exp(loss));
+    report_test_loss(
+        train::evaluate(*dt, &adapters, test_set, a.batch_size, a.test_batches, a.max_seq_length, a.mask_prompt));
   }
 }
 
@@ -239,6 +295,7 @@ void add_lora_command(CLI::App& app) {
   cmd->add_option("--grad-clip", a->grad_clip, "Clip the gradient's global norm (default 0: off)");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
   add_device_option(cmd, a->device);
+  add_tensor_parallel_option(cmd, a->tensor_parallel);
   cmd->callback([a] { run_lora(*a); });
 }
 

@@ -5,9 +5,11 @@
 #include "lmx/base/error.h"
 #include "lmx/core/autograd/checkpoint.h"
 #include "lmx/core/autograd/functions.h"
+#include "lmx/core/communicator.h"
 #include "lmx/core/ops/elementwise.h"
 #include "lmx/core/ops/random.h"
 #include "lmx/nn/moe_routing.h"
+#include "lmx/train/rank_autograd.h"
 
 namespace lmx::train {
 
@@ -36,9 +38,14 @@ Var trained_or(const LoraAdapters* lora, const std::string& name, const Tensor& 
 
 }  // namespace
 
-DifferentiableTransformer::DifferentiableTransformer(models::TransformerLM& model, Options options)
-    : model_(model), options_(options), linears_(linear_layers(model)) {
+DifferentiableTransformer::DifferentiableTransformer(models::TransformerLM& model, Options options, Communicator* comm)
+    : model_(model), options_(options), comm_(comm), linears_(linear_layers(model)) {
   const auto& spec = model.spec();
+  if ((spec.shard.world > 1 && !comm) ||
+      (comm && (comm->world() != spec.shard.world || comm->rank() != spec.shard.rank))) {
+    throw InvalidArgument("training " + spec.model_type + ": rank " + std::to_string(spec.shard.rank) + " of " +
+                          std::to_string(spec.shard.world) + " needs its group's communicator");
+  }
   require(spec.norm_kind == nn::NormKind::rms, spec, "LayerNorm");
   require(!spec.parallel_residual, spec, "a parallel residual");
   require(spec.positions == 0, spec, "learned position embeddings");
@@ -110,13 +117,14 @@ Var DifferentiableTransformer::norm(const std::string& path, const Var& x, const
   return autograd::rms_norm(x, trained_or(lora, path + ".weight", *it->second), spec.norm_eps, spec.norm_unit_offset);
 }
 
-Var DifferentiableTransformer::attention(int64_t layer, const Var& x, const LoraAdapters* lora,
+Var DifferentiableTransformer::attention(int64_t layer, const Var& x_in, const LoraAdapters* lora,
                                          ops::RandomGenerator* rng) const {
   const auto& ls = model_.spec().layers[static_cast<size_t>(layer)];
   const nn::AttentionOptions& o = ls.attention;
   const std::string base = "model.layers." + std::to_string(layer) + ".self_attn.";
-  const int64_t B = x.shape()[0], L = x.shape()[1];
-  Var q = project(base + "q_proj", x, lora, rng);  // [B, L, H * D]
+  const int64_t B = x_in.shape()[0], L = x_in.shape()[1];
+  const Var x = split_input(x_in);
+  Var q = project(base + "q_proj", x, lora, rng);  // [B, L, H * D]  (a split model: this rank's heads)
   Var k = project(base + "k_proj", x, lora, rng);
   Var v = project(base + "v_proj", x, lora, rng);
   auto qk_norm = [&](const char* name, const Var& t) {
@@ -156,17 +164,50 @@ Var DifferentiableTransformer::attention(int64_t layer, const Var& x, const Lora
   ap.softcap = o.softcap;
   Var out = autograd::scaled_dot_product_attention(q, k, v, ap);  // [B, H, L, D]
   out = autograd::reshape(autograd::transpose(out, 1, 2), {B, L, o.heads * o.head_dim});
-  return project(base + "o_proj", out, lora, rng);
+  return split_output(project(base + "o_proj", out, lora, rng));
 }
 
-Var DifferentiableTransformer::mlp(int64_t layer, const Var& x, const LoraAdapters* lora,
+Var DifferentiableTransformer::mlp(int64_t layer, const Var& x_in, const LoraAdapters* lora,
                                    ops::RandomGenerator* rng) const {
   const models::LayerSpec& ls = model_.spec().layers[static_cast<size_t>(layer)];
   const std::string base = "model.layers." + std::to_string(layer) + "." + model_.spec().mlp_name + ".";
-  return project(base + "down_proj",
-                 autograd::gated_activation(*nn::fused_gate(ls.mlp.act), project(base + "gate_proj", x, lora, rng),
-                                            project(base + "up_proj", x, lora, rng)),
-                 lora, rng);
+  const Var x = split_input(x_in);
+  return split_output(project(
+      base + "down_proj",
+      autograd::gated_activation(*nn::fused_gate(ls.mlp.act), project(base + "gate_proj", x, lora, rng),
+                                 project(base + "up_proj", x, lora, rng)),
+      lora, rng));
+}
+
+Var DifferentiableTransformer::split_input(const Var& x) const {
+  return comm_ ? gradient_summed_over_ranks(x, *comm_) : x;
+}
+
+Var DifferentiableTransformer::split_output(const Var& x) const { return comm_ ? sum_over_ranks(x, *comm_) : x; }
+
+// A vocabulary-parallel shard's rows hold tokens [vocab_begin, vocab_begin + vocab): each
+// rank looks up its own (zero for the others') and the ranks add them, as
+// TransformerLM::forward does; the embeddings are frozen (a constant).
+Var DifferentiableTransformer::embeddings(const Tensor& tokens) const {
+  const auto& shard = model_.spec().shard;
+  if (!comm_ || !shard.vocab_parallel) return Var(embed_->forward(tokens));
+  const std::vector<int64_t> ids = tokens.to_int_vector();
+  std::vector<int32_t> local(ids.size());
+  std::vector<float> here(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= shard.full_vocab) {
+      throw InvalidArgument("embedding: token id " + std::to_string(ids[i]) + " is out of range [0, " +
+                            std::to_string(shard.full_vocab) + ")");
+    }
+    const bool mine = ids[i] >= shard.vocab_begin && ids[i] < shard.vocab_begin + model_.spec().vocab;
+    here[i] = mine ? 1.0f : 0.0f;
+    local[i] = mine ? static_cast<int32_t>(ids[i] - shard.vocab_begin) : 0;
+  }
+  Shape mask = tokens.shape();
+  mask.push_back(1);
+  const Tensor rows = embed_->forward(Tensor::from_vector(local, tokens.shape()));
+  const Tensor h = ops::mul(rows.to(Dtype::f32), Tensor::from_vector(here, mask).to(rows.device()));
+  return Var(comm_->all_reduce_sum(h.contiguous()));
 }
 
 // One expert's projection of the rows routed to it (frozen, dense or packed).
@@ -189,7 +230,10 @@ Var DifferentiableTransformer::experts(int64_t layer, const Var& x, const LoraAd
   const std::string base = "model.layers." + std::to_string(layer) + "." + spec.mlp_name + ".";
   const Shape shape = x.shape();
   const int64_t H = shape.back(), E = o.experts, K = o.top_k;
-  Var rows = autograd::reshape(x, {-1, H});
+  // A split model's rank holds experts [first, first + held) (expert parallelism) and adds
+  // the chosen ones among them; the router is whole, so every rank routes alike.
+  const int64_t first = o.expert_begin, held = o.local_experts > 0 ? o.local_experts : E;
+  Var rows = autograd::reshape(split_input(x), {-1, H});
   const int64_t T = rows.shape()[0];
   Var logits = project(base + o.router_name, rows, lora, rng);  // [T, E]
   nn::MoeRouting routing = o.routing;
@@ -210,14 +254,14 @@ Var DifferentiableTransformer::experts(int64_t layer, const Var& x, const LoraAd
   const std::string sw = base + o.experts_name + ".";
   const auto act = *nn::fused_gate(o.act);
   Var out;
-  for (int64_t e = 0; e < E; ++e) {
+  for (int64_t e = first; e < first + held; ++e) {
     const auto& toks = tokens_of[static_cast<size_t>(e)];
     if (toks.empty()) continue;
-    const int64_t n = static_cast<int64_t>(toks.size());
+    const int64_t n = static_cast<int64_t>(toks.size()), s = e - first;  // s: the rank's stacked index
     Var xs = autograd::embedding(rows, Tensor::from_vector(toks, {n}).to(dev));  // the routed rows [n, H]
-    Var y = expert_projection(sw + "down_proj", e,
-                              autograd::gated_activation(act, expert_projection(sw + "gate_proj", e, xs),
-                                                         expert_projection(sw + "up_proj", e, xs)));
+    Var y = expert_projection(sw + "down_proj", s,
+                              autograd::gated_activation(act, expert_projection(sw + "gate_proj", s, xs),
+                                                         expert_projection(sw + "up_proj", s, xs)));
     // Back to the token rows ([T, n] one-hot @ [n, H]), times each token's weight for e.
     std::vector<float> scatter(static_cast<size_t>(T * n), 0.0f), pick(static_cast<size_t>(E), 0.0f);
     for (int64_t j = 0; j < n; ++j) scatter[static_cast<size_t>(toks[static_cast<size_t>(j)] * n + j)] = 1.0f;
@@ -227,7 +271,10 @@ Var DifferentiableTransformer::experts(int64_t layer, const Var& x, const LoraAd
     Var term = autograd::mul(placed, w);
     out = out.defined() ? autograd::add(out, term) : term;
   }
-  return autograd::reshape(out, shape);
+  // No token chose this rank's experts: zeros that still depend on the routing weights, so
+  // that the gradient of the input reaches this rank's collective as it does the others'.
+  if (!out.defined()) out = autograd::matmul(weights, Var(Tensor::zeros({E, H}, Dtype::f32, dev)));
+  return split_output(autograd::reshape(out, shape));
 }
 
 Var DifferentiableTransformer::block(int64_t i, const Var& h, const LoraAdapters* lora, ops::RandomGenerator* rng) const {
@@ -294,7 +341,7 @@ Var DifferentiableTransformer::checkpointed_block(int64_t i, const Var& h, const
 Var DifferentiableTransformer::hidden(const Tensor& tokens, const LoraAdapters* lora, ops::RandomGenerator* rng) const {
   if (tokens.ndim() != 2) throw ShapeError("training forward: tokens must be [batch, seq], got " + shape_str(tokens.shape()));
   const auto& spec = model_.spec();
-  Var h(embed_->forward(tokens));  // frozen: a constant [B, L, hidden]
+  Var h = embeddings(tokens);  // frozen: a constant [B, L, hidden]
   if (spec.embed_scale != 1.0f) h = autograd::mul(h, spec.embed_scale);
   for (int64_t i = 0; i < static_cast<int64_t>(spec.layers.size()); ++i) {
     h = options_.grad_checkpoint && lora ? checkpointed_block(i, h, lora, rng) : block(i, h, lora, rng);
@@ -304,7 +351,11 @@ Var DifferentiableTransformer::hidden(const Tensor& tokens, const LoraAdapters* 
 
 Var DifferentiableTransformer::head(const Var& h, const LoraAdapters* lora, ops::RandomGenerator* rng) const {
   const auto& spec = model_.spec();
-  Var logits = linears_.count("lm_head") ? project("lm_head", h, lora, rng) : apply_weight(embed_->weight(), h, Tensor());
+  // A vocabulary-parallel head: this rank's columns of the logits, then every rank's joined.
+  const bool split = comm_ && spec.shard.vocab_parallel;
+  const Var x = split ? split_input(h) : h;
+  Var logits = linears_.count("lm_head") ? project("lm_head", x, lora, rng) : apply_weight(embed_->weight(), x, Tensor());
+  if (split) logits = gather_last_over_ranks(logits, *comm_);
   if (spec.logits_divisor != 1.0f) logits = autograd::mul(logits, 1.0 / spec.logits_divisor);
   if (spec.final_softcap > 0.0f) logits = autograd::softcap(logits, spec.final_softcap);
   return logits;

@@ -121,10 +121,15 @@ void Optimizer::adafactor_step(size_t i, autograd::Var& p, const Tensor& g, doub
   p.set_value(ops::sub(nw, update));
 }
 
-double clip_grad_norm(const std::vector<autograd::Var*>& params, double max_norm) {
+double clip_grad_norm(const std::vector<autograd::Var*>& params, double max_norm,
+                      const std::function<double()>& squared_norm) {
   double sq = 0.0;
-  for (auto* p : params) {
-    if (p->grad().defined()) sq += ops::sum_all(ops::square(p->grad())).item<double>();
+  if (squared_norm) {
+    sq = squared_norm();
+  } else {
+    for (auto* p : params) {
+      if (p->grad().defined()) sq += ops::sum_all(ops::square(p->grad())).item<double>();
+    }
   }
   const double norm = std::sqrt(sq);
   if (max_norm > 0.0 && norm > max_norm) {

@@ -5,6 +5,7 @@
 // (ops::adam_step), others a composition of element-wise ops.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,7 +55,9 @@ class Optimizer {
 };
 
 // Scales every gradient by min(1, max_norm / total norm); returns the norm before clipping.
-double clip_grad_norm(const std::vector<autograd::Var*>& params, double max_norm);
+// `squared_norm`, when given, is the total's square (a split model's: over every rank's).
+double clip_grad_norm(const std::vector<autograd::Var*>& params, double max_norm,
+                      const std::function<double()>& squared_norm = nullptr);
 
 // Learning rate at a step: linear warmup from 0 over `warmup` steps, then constant, linear
 // decay or cosine decay to `final_lr` at `total` steps.

@@ -56,7 +56,8 @@ double evaluate(const DifferentiableTransformer& model, const LoraAdapters* adap
 
 TrainResult train(const DifferentiableTransformer& model, LoraAdapters& adapters, const std::vector<Example>& train_set,
                   const std::vector<Example>& valid_set, const TrainOptions& o,
-                  const std::function<void(const TrainReport&)>& on_report) {
+                  const std::function<void(const TrainReport&)>& on_report, const RankHooks* ranks) {
+  const bool main = !ranks || ranks->main;
   if (o.iters <= 0) throw InvalidArgument("train: iters must be positive");
   if (o.grad_accumulation_steps <= 0) throw InvalidArgument("train: grad_accumulation_steps must be positive");
   const auto batches = length_sorted_batches(train_set, o.batch_size);
@@ -64,7 +65,7 @@ TrainResult train(const DifferentiableTransformer& model, LoraAdapters& adapters
   auto report = [&](const TrainReport& r) {
     if (r.kind == TrainReport::Kind::train) curve.train.emplace_back(r.iteration, r.loss);
     if (r.kind == TrainReport::Kind::validation) curve.validation.emplace_back(r.iteration, r.loss);
-    if (on_report) on_report(r);
+    if (on_report && main) on_report(r);
   };
   auto validate = [&]() {
     return evaluate(model, &adapters, valid_set, o.batch_size, o.val_batches, o.max_seq_length, o.mask_prompt);
@@ -72,8 +73,16 @@ TrainResult train(const DifferentiableTransformer& model, LoraAdapters& adapters
   auto save = [&](int64_t it) {
     if (o.adapter_path.empty()) return;
     nlohmann::json extra = o.config_extra;
-    save_adapters(o.adapter_path, adapters, extra);
-    if (it > 0) save_adapters(o.adapter_path, adapters, extra, checkpoint_name(it));
+    auto write = [&](const std::string& name) {
+      if (ranks) {
+        ranks->save(o.adapter_path, extra, name);
+      } else {
+        save_adapters(o.adapter_path, adapters, extra, name);
+      }
+    };
+    write("adapters.safetensors");
+    if (it > 0) write(checkpoint_name(it));
+    if (!main) return;
     io::write_file_atomic(o.adapter_path / "loss_curve.svg", loss_curve_svg(curve));
     TrainReport r;
     r.kind = TrainReport::Kind::save;
@@ -127,7 +136,8 @@ TrainResult train(const DifferentiableTransformer& model, LoraAdapters& adapters
           if (p->grad().defined()) p->set_grad(ops::div(p->grad(), static_cast<double>(o.grad_accumulation_steps)));
         }
       }
-      if (o.grad_clip > 0.0) clip_grad_norm(params, o.grad_clip);
+      if (ranks) ranks->sync_gradients();
+      if (o.grad_clip > 0.0) clip_grad_norm(params, o.grad_clip, ranks ? ranks->squared_grad_norm : nullptr);
       opt.step(lr);
       opt.zero_grad();
     }
@@ -157,7 +167,7 @@ TrainResult train(const DifferentiableTransformer& model, LoraAdapters& adapters
       report(validation_report(it, validate()));
     }
     if (o.save_every > 0 && it % o.save_every == 0 && it != o.iters) save(it);
-    if (o.stop_requested && o.stop_requested()) {
+    if (o.stop_requested && (ranks ? ranks->any(main && o.stop_requested()) : o.stop_requested())) {
       result.stopped = true;
       break;
     }

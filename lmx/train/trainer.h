@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <vector>
 
 #include "lmx/train/dataset.h"
@@ -51,6 +52,24 @@ struct TrainReport {
   std::filesystem::path saved;  // the adapters file written (save)
 };
 
+// What train() does as one rank of a split model (split_training.h): every rank runs
+// train() on a thread of its own with the same options and data, and makes these calls at
+// the same points (each is a collective of the ranks).
+struct RankHooks {
+  // After a step's gradients are in (before clipping): each trainable leaf's gradient
+  // made the whole model's.
+  std::function<void()> sync_gradients;
+  // The whole model's squared gradient norm (--grad-clip).
+  std::function<double()> squared_grad_norm;
+  // Whether any rank's flag is set (rank 0's stop request, for every rank).
+  std::function<bool(bool)> any;
+  // Writes the whole model's adapters (rank 0 joins every rank's) as save_adapters does.
+  std::function<void(const std::filesystem::path& dir, const nlohmann::json& extra, const std::string& weights_name)>
+      save;
+  // This rank reports (on_report), polls stop_requested and writes the loss curve: rank 0.
+  bool main = true;
+};
+
 struct TrainResult {
   double initial_validation_loss = 0.0;
   double final_validation_loss = 0.0;
@@ -62,8 +81,9 @@ struct TrainResult {
 double evaluate(const DifferentiableTransformer& model, const LoraAdapters* adapters, const std::vector<Example>& data,
                 int64_t batch_size, int64_t num_batches, int64_t max_seq_length, bool mask_prompt);
 
+// `ranks`: this is one rank of a split model (null: a whole model).
 TrainResult train(const DifferentiableTransformer& model, LoraAdapters& adapters, const std::vector<Example>& train_set,
                   const std::vector<Example>& valid_set, const TrainOptions& options,
-                  const std::function<void(const TrainReport&)>& on_report = {});
+                  const std::function<void(const TrainReport&)>& on_report = {}, const RankHooks* ranks = nullptr);
 
 }  // namespace lmx::train

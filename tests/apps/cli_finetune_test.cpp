@@ -2,7 +2,7 @@
 // --resume-adapter-file continues from them, --export-peft writes a PEFT folder that
 // generate and fuse take and that gives the text of the mlx-lm files; an unknown
 // --fine-tune-type is named; adapters on a split model (--tensor-parallel) give the whole
-// model's text.
+// model's text; full fine-tuning of a split model saves the whole model's weights.
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -135,6 +135,47 @@ TEST_F(Cli, AdaptersOnASplitModelGiveTheWholeModelsText) {
     ASSERT_EQ(chat_split.status, 0) << chat_split.out;
     EXPECT_EQ(chat_split.out, chat_whole.out);
   }
+  fs::remove_all(work);
+}
+
+// Full fine-tuning of stories260K split over 2 ranks (--fine-tune-type full --tensor-parallel
+// 2) writes the file whole-model training writes: the same config and tensors (names and
+// shapes: the same file size), values equal up to float rounding, so its test loss and the
+// greedy text of the whole model with it are those of the whole-trained weights (SGD, whose
+// update keeps the split's float rounding that small; Adam's magnifies it where gradients are
+// near zero: lmx/train's split_training_test bounds both). LoRA on a split model is refused.
+TEST_F(Cli, FullFineTuningOfASplitModelSavesTheWholeModelsWeights) {
+  const fs::path work = story_data("split-full");
+  fs::copy_file(work / "data" / "valid.jsonl", work / "data" / "test.jsonl");
+  const std::string lora = "lora --model " + dir_.string() + " --data " + (work / "data").string() +
+                           " -t 1 --train --test --iters 12 --num-layers -1 --fine-tune-type full --optimizer sgd "
+                           "--learning-rate 0.05 "
+                           "--steps-per-eval 0 --val-batches 2 --test-batches 2 --steps-per-report 12 --save-every 0";
+  const Result whole = lmx_run(lora + " --adapter-path " + (work / "whole").string(), "", true);
+  const Result split = lmx_run(lora + " --tensor-parallel 2 --adapter-path " + (work / "split").string(), "", true);
+  ASSERT_EQ(whole.status, 0) << whole.out;
+  ASSERT_EQ(split.status, 0) << split.out;
+  auto test_line = [](const std::string& out) {
+    const size_t at = out.find("Test loss");
+    return at == std::string::npos ? "no test loss in: " + out : out.substr(at);
+  };
+  EXPECT_EQ(test_line(split.out), test_line(whole.out));
+  EXPECT_EQ(read_all(work / "split" / "adapter_config.json"), read_all(work / "whole" / "adapter_config.json"));
+  EXPECT_EQ(fs::file_size(work / "split" / "adapters.safetensors"),
+            fs::file_size(work / "whole" / "adapters.safetensors"));
+  const std::string gen = "generate --model " + dir_.string() + " --prompt \"Ben had a\" --temp 0 --max-tokens 40";
+  const Result base = lmx_run(gen), tuned = lmx_run(gen + " --adapter-path " + (work / "whole").string());
+  ASSERT_EQ(tuned.status, 0) << tuned.out;
+  EXPECT_NE(tuned.out, base.out);  // the training matters
+  EXPECT_EQ(lmx_run(gen + " --adapter-path " + (work / "split").string()).out, tuned.out);
+
+  const Result refused = lmx_run("lora --model " + dir_.string() + " --data " + (work / "data").string() +
+                                     " --train --iters 1 --tensor-parallel 2 --adapter-path " +
+                                     (work / "lora").string(),
+                                 "", true);
+  EXPECT_NE(refused.status, 0);
+  EXPECT_NE(refused.out.find("training lora adapters on a split model is not supported yet"), std::string::npos)
+      << refused.out;
   fs::remove_all(work);
 }
 
