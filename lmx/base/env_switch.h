@@ -83,6 +83,10 @@ inline bool cuda_short_row_reduce() { return env_switch("LMX_CUDA_SHORT_ROW_REDU
 inline bool cuda_long_row_argmax() { return env_switch("LMX_CUDA_LONG_ROW_ARGMAX", true); }
 // RMSNorm rows of at most 8 values a thread held in registers, all loads in flight at once
 // (nn_kernels.cu; the same bits as the looping kernel). On since session 25 (above).
+// The norm before a decode step's linears (with its residual add) and the gated activation
+// before the down projection run inside the linears' matvec (kernels::InputPrologue), not
+// as launches of their own.
+inline bool cuda_fused_input() { return env_switch("LMX_CUDA_FUSED_INPUT", false); }
 inline bool cuda_norm_in_registers() { return env_switch("LMX_CUDA_NORM_REGISTERS", true); }
 // mxfp4 / mxfp8 / nvfp4 weights on CUDA (generic kernels).
 inline bool cuda_fp_quant() { return env_switch("LMX_CUDA_FP_QUANT", true); }

@@ -253,6 +253,17 @@ class Backend {
     for (size_t i = 0; i < targets.size(); ++i) prepared_matmul(xs[i], 0, {&targets[i], 1}, 1, activations);
   }
 
+  // y_t = x @ W_t^T for each target over one row x that `in` makes inside the linears' first
+  // pass (kernels::InputPrologue: the norm or gated activation before a decode step's
+  // linears, without a launch of its own). Dense or prepared targets, not both. False,
+  // having done nothing, where the backend has no such kernel for them (the caller then
+  // makes x first and runs the linears as usual).
+  virtual bool linears_with_prologue(const kernels::InputPrologue& in, std::span<const DenseMatmulTarget> dense,
+                                     std::span<const PreparedMatmulTarget> prepared) {
+    (void)in, (void)dense, (void)prepared;
+    return false;
+  }
+
   // Each product's y = x @ dequant(w) from the MLX layout (kernels::QuantVecmat), so the
   // backend can cover them in one launch.
   virtual void quantized_vecmat(std::span<const kernels::QuantVecmat> products) {

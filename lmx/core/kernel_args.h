@@ -291,6 +291,20 @@ enum class Activation {
   softplus,  // log(1 + e^x), computed stably for all x (no threshold switch)
 };
 
+// What a one-row linear makes its x from inside its own first pass
+// (Backend::linears_with_prologue), so that the op before it needs no launch of its own (a
+// decode step's norms and gated activations): gated: x = act(x) * up; rms_norm: x = the
+// norm RmsNormOptions describes of x (its residual add fused: x + residual, written to sum).
+struct InputPrologue {
+  enum class Kind : uint8_t { gated, rms_norm };
+  Kind kind = Kind::gated;
+  const float* x = nullptr;  // [k] contiguous f32: the gate, or the norm's input
+  int64_t k = 0;
+  const float* up = nullptr;  // gated: [k]
+  Activation act = Activation::silu;
+  RmsNormOptions norm;  // rms_norm (ld_residual, ld_sum unused: one row)
+};
+
 // Selective state-space scan (Mamba, Mamba2), one recurrence per (batch row, head) over
 // a state S [head_dim, state_dim]; with g = h / (heads / groups):
 //   S[p][n] = exp(dt[t][h] * a[h][n]) * S[p][n] + dt[t][h] * x[t][h][p] * b[t][g][n]

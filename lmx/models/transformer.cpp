@@ -58,17 +58,21 @@ TransformerLM::Layer::Layer(const TransformerSpec& spec, const LayerSpec& ls,
 Tensor TransformerLM::Layer::forward(const Tensor& x_in, const Tensor& x_delta, nn::KVCache* cache,
                                      const TransformerSpec& spec, const nn::AttentionContext* ctx,
                                      Tensor* delta, Communicator* comm) const {
-  // Each residual add followed by a norm runs as one fused op (Norm::forward_sum); the
-  // sums are the same f32 values as ops::add's.
-  auto add_norm = [](const nn::Norm* norm, const Tensor& a, const Tensor& b, Tensor* sum) {
-    if (norm) return norm->forward_sum(a, b, sum);
+  // The norm in front of attention and the MLP, with the residual add before it (one fused
+  // op: Norm::forward_sum, the same f32 sums as ops::add's), not yet run: a decode row's
+  // runs inside the first projections where the backend can (ops::LinearInput); *sum is
+  // written when the input is read.
+  auto deferred_norm = [](const nn::Norm* norm, const Tensor& a, const Tensor& b, Tensor* sum) -> ops::LinearInput {
+    if (norm) return norm->deferred(a, b, sum);
+    if (!b.defined()) return a;
     *sum = ops::add(a, b);
     return *sum;
   };
   auto reduce = [comm](const Tensor& t) { return comm ? comm->all_reduce_sum(t) : t; };
   Tensor x = x_in;
-  Tensor h = x_delta.defined() ? add_norm(pre_attn.get(), x_in, x_delta, &x) : pre_attn ? pre_attn->forward(x) : x;
+  const ops::LinearInput attn_in = deferred_norm(pre_attn.get(), x_in, x_delta, &x);
   if (spec.parallel_residual) {
+    const Tensor& h = attn_in.value();
     Tensor m = pre_ffn ? pre_ffn->forward(x) : h;
     m = reduce(moe ? moe->forward(m) : mlp->forward(m));
     Tensor out = ops::add(x, reduce(attn->forward(h, cache, ctx)));
@@ -77,12 +81,12 @@ Tensor TransformerLM::Layer::forward(const Tensor& x_in, const Tensor& x_delta, 
     return out;
   }
   if (mla && ctx) throw Unsupported(spec.model_type + ": latent attention takes no attention context");
-  h = reduce(mla ? mla->forward(h, cache) : attn->forward(h, cache, ctx));
+  Tensor h = reduce(mla ? mla->forward(attn_in.value(), cache) : attn->forward(attn_in, cache, ctx));
   if (post_attn) h = post_attn->forward(h);
   if (spec.residual_multiplier != 1.0f) h = ops::mul(h, spec.residual_multiplier);
   Tensor r;
-  h = add_norm(pre_ffn.get(), x, h, &r);
-  h = reduce(moe ? moe->forward(h) : mlp->forward(h));
+  const ops::LinearInput mlp_in = deferred_norm(pre_ffn.get(), x, h, &r);
+  h = reduce(moe ? moe->forward(mlp_in.value()) : mlp->forward(mlp_in));
   if (post_ffn) h = post_ffn->forward(h);
   if (spec.residual_multiplier != 1.0f) h = ops::mul(h, spec.residual_multiplier);
   if (!delta) return ops::add(r, h);
@@ -140,22 +144,25 @@ void TransformerLM::set_communicator(Communicator* comm) {
 Tensor TransformerLM::embed_tokens(const Tensor& tokens) const {
   if (!comm_ || !spec_.shard.vocab_parallel) return embed_->forward(tokens);
   const int64_t begin = spec_.shard.vocab_begin, n = spec_.vocab;
-  std::vector<int64_t> ids = tokens.to_int_vector();
-  std::vector<float> mine(ids.size());
-  std::vector<int32_t> local(ids.size());
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (ids[i] < 0 || ids[i] >= spec_.shard.full_vocab) {
-      throw InvalidArgument("embedding: token id " + std::to_string(ids[i]) + " at position " + std::to_string(i) +
-                            " is out of range [0, " + std::to_string(spec_.shard.full_vocab) + ")");
+  // Ids on the host are checked here. Ids already on the device (a decode step captured as a
+  // device graph: lmx/core/step_values.h) were checked before they went there and are not
+  // read back (that would wait for the device): the rows and the mask are tensor ops.
+  if (tokens.device().is_cpu()) {
+    const std::vector<int64_t> ids = tokens.to_int_vector();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (ids[i] < 0 || ids[i] >= spec_.shard.full_vocab) {
+        throw InvalidArgument("embedding: token id " + std::to_string(ids[i]) + " at position " + std::to_string(i) +
+                              " is out of range [0, " + std::to_string(spec_.shard.full_vocab) + ")");
+      }
     }
-    const bool here = ids[i] >= begin && ids[i] < begin + n;
-    mine[i] = here ? 1.0f : 0.0f;
-    local[i] = here ? static_cast<int32_t>(ids[i] - begin) : 0;
   }
+  const Tensor local = ops::sub(tokens.to(Dtype::i64), static_cast<double>(begin));
+  const Tensor row = ops::clamp(local, 0.0, static_cast<double>(n - 1));  // another rank's token: masked below
   Shape mask_shape = tokens.shape();
   mask_shape.push_back(1);
-  Tensor rows = embed_->forward(Tensor::from_vector(local, tokens.shape()));
-  Tensor h = ops::mul(rows, Tensor::from_vector(mine, mask_shape).to(rows.device()));
+  const Tensor mine = ops::equal(row, local).to(Dtype::f32).reshape(mask_shape);  // 1 where the row is this rank's
+  Tensor rows = embed_->forward(row);
+  Tensor h = ops::mul(rows, mine.to(rows.device()));
   return comm_->all_reduce_sum(h);
 }
 

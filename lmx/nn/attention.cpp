@@ -233,15 +233,17 @@ Tensor Attention::forward_shared(const Tensor& x, const SharedKV& shared) const 
   return o_proj_->forward(out.transpose(1, 2).reshape({B, L, o_.heads * o_.head_dim}));
 }
 
-Tensor Attention::forward(const Tensor& x, KVCache* cache, const AttentionContext* ctx, SharedKV* shared) const {
+Tensor Attention::forward(const ops::LinearInput& x, KVCache* cache, const AttentionContext* ctx,
+                          SharedKV* shared) const {
   if (o_.kv_shared) {
     if (!shared || (!shared->k.defined() && !shared->quantized)) {
       throw InternalError("attention: a kv_shared layer ran before the layer whose keys and values it reuses");
     }
     if (ctx) throw Unsupported("attention: a layer reusing another layer's keys and values takes no attention context");
-    return forward_shared(x, *shared);
+    return forward_shared(x.value(), *shared);
   }
-  const int64_t B = x.dim(0), L = x.dim(1);
+  if (x.shape().size() < 2) throw ShapeError("attention: input " + shape_str(x.shape()) + " is not [batch, seq, hidden]");
+  const int64_t B = x.shape()[0], L = x.shape()[1];
   const bool own_rotation = ctx && ctx->cos.defined();
   const bool blocks = ctx && !ctx->blocks.empty();
   if (blocks && (static_cast<int64_t>(ctx->blocks.size()) != L || (cache && cache->offset() != 0))) {

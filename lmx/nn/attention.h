@@ -109,8 +109,9 @@ class Attention : public Module {
   // x [batch, seq, hidden] -> [batch, seq, hidden]; cache may be null (a fresh causal
   // pass over the whole sequence); ctx may be null. shared: filled with the keys and
   // values attended over (a layer whose later layers reuse them), or, for a kv_shared
-  // layer, what it attends over (then cache is unused).
-  Tensor forward(const Tensor& x, KVCache* cache, const AttentionContext* ctx = nullptr,
+  // layer, what it attends over (then cache is unused). x may be a norm not yet run
+  // (ops::LinearInput): a decode row's runs inside the q / k / v projections where it can.
+  Tensor forward(const ops::LinearInput& x, KVCache* cache, const AttentionContext* ctx = nullptr,
                  SharedKV* shared = nullptr) const;
   const AttentionOptions& options() const { return o_; }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "lmx/base/env_switch.h"
 #include "lmx/base/error.h"
@@ -150,7 +151,41 @@ void Linear::dequantize() {
 
 // Dense weights of a decode step go to ops::linears: the CPU runs them one by one (one
 // region for Llama-3.2-1B bf16 measured 5% slower), CUDA in one launch.
-std::vector<Tensor> forward_shared_input(const Tensor& x, std::span<const Linear* const> layers) {
+namespace {
+
+// The layers over an input whose step runs inside them (ops::linears_with_prologue); nullopt
+// where they or the backend cannot.
+std::optional<std::vector<Tensor>> linears_with_prologue(const ops::LinearInput& in,
+                                                         std::span<const Linear* const> layers) {
+  std::vector<const Tensor*> dense;
+  std::vector<const QuantizedWeight*> quantized;
+  std::vector<Tensor> biases;
+  for (const Linear* l : layers) {
+    if (l->lora() || l->int8_activations()) return std::nullopt;
+    if (l->weight().quantized()) {
+      quantized.push_back(&l->weight().quant());
+    } else {
+      dense.push_back(&l->weight().dense());
+    }
+    biases.push_back(l->has_bias() ? l->bias() : Tensor());
+  }
+  if (!dense.empty() && !quantized.empty()) return std::nullopt;
+  return ops::linears_with_prologue(in, dense, quantized, biases);
+}
+
+}  // namespace
+
+Tensor Linear::forward(const ops::LinearInput& in) const {
+  if (!in.deferred()) return forward(in.value());
+  const Linear* self[1] = {this};
+  return forward_shared_input(in, self).front();
+}
+
+std::vector<Tensor> forward_shared_input(const ops::LinearInput& in, std::span<const Linear* const> layers) {
+  if (in.deferred()) {
+    if (auto outs = linears_with_prologue(in, layers)) return std::move(*outs);
+  }
+  const Tensor& x = in.value();
   const int64_t rows = x.ndim() == 0 || x.dim(-1) == 0 ? 0 : x.numel() / x.dim(-1);
   bool quantized = rows > 0 && rows < 4;
   // Dense layers of a prefill share x off the CPU too (CUDA rounds it to bf16 once for all).

@@ -8,6 +8,7 @@
 
 #include <memory>
 
+#include "lmx/core/ops/linear_input.h"
 #include "lmx/core/quantized_weight.h"
 #include "lmx/nn/lora.h"
 #include "lmx/nn/module.h"
@@ -67,6 +68,8 @@ class Linear : public Module {
   bool has_bias() const { return has_bias_; }
   // base(x), plus the adapter's delta when one is attached.
   Tensor forward(const Tensor& x) const;
+  // x may be a step not yet run (a norm, a gated activation): see forward_shared_input.
+  Tensor forward(const ops::LinearInput& x) const;
   Tensor operator()(const Tensor& x) const { return forward(x); }
 
   // Attaches (or with null removes) a low-rank adapter applied on top of the frozen weight.
@@ -101,8 +104,11 @@ class Linear : public Module {
 // layers[i]->forward(x) for each layer, bit for bit, for layers that read the same x
 // (q/k/v, gate/up). On decode (< 4 rows) with prepared quantized weights, one parallel region
 // covers all of them (ops::quantized_linears); otherwise the layers run one by one. (Dense
-// weights run one by one: one region for Llama-3.2-1B bf16 measured 5% slower.)
-std::vector<Tensor> forward_shared_input(const Tensor& x, std::span<const Linear* const> layers);
+// weights run one by one: one region for Llama-3.2-1B bf16 measured 5% slower.) Where x is
+// a step not yet run (ops::LinearInput: a norm, a gated activation) and the layers are plain
+// (no LoRA, no 8-bit activations; all dense or all prepared quantized), the step runs inside
+// them where the backend can (ops::linears_with_prologue: a decode row on the GPU).
+std::vector<Tensor> forward_shared_input(const ops::LinearInput& x, std::span<const Linear* const> layers);
 
 class Embedding : public Module {
  public:

@@ -173,13 +173,14 @@ Tensor Mlp::gated(const Tensor& gate, const Tensor& up) const {
   return sub_norm_ ? sub_norm_->forward(h) : h;
 }
 
-Tensor Mlp::forward(const Tensor& x) const {
-  const int64_t width = x.dim(-1);
-  const int64_t rows = width > 0 ? x.numel() / width : 0;
+Tensor Mlp::forward(const ops::LinearInput& in) const {
+  const int64_t width = in.shape().empty() ? 0 : in.shape().back();
+  const int64_t rows = width > 0 ? shape_numel(in.shape()) / width : 0;
   const int64_t max_rows =
       std::max<int64_t>(64, (int64_t{8} << 20) / (4 * std::max<int64_t>(1, o_.intermediate)));
   // Chunks bound the CPU's intermediate buffers; a GPU runs the whole prompt in one GEMM.
-  if (rows <= max_rows || (!x.device().is_cpu() && cuda_prefill_fused())) return forward_rows(x);
+  if (rows <= max_rows || (!in.device().is_cpu() && cuda_prefill_fused())) return forward_rows(in);
+  const Tensor& x = in.value();
   const int64_t chunks = (rows + max_rows - 1) / max_rows;
   const int64_t step = (rows + chunks - 1) / chunks;  // balanced chunks
   const Tensor flat = x.contiguous().reshape({rows, width});
@@ -197,7 +198,7 @@ std::optional<Mlp::GatedLayers> Mlp::gated_layers() const {
   return GatedLayers{gate_.get(), up_.get(), down_.get(), o_.act};
 }
 
-Tensor Mlp::forward_rows(const Tensor& x) const {
+Tensor Mlp::forward_rows(const ops::LinearInput& x) const {
   switch (o_.kind) {
     case MlpKind::gated: {
       const Linear* layers[2] = {gate_.get(), up_.get()};
@@ -206,7 +207,8 @@ Tensor Mlp::forward_rows(const Tensor& x) const {
       // g: a fresh f32 buffer: the product is written into it
       if (!fused_gate(o_.act) || sub_norm_) return down_->forward(gated(g, gu[1]));
       if (g.dtype() != Dtype::f32 || !g.is_contiguous()) g = g.to(Dtype::f32).contiguous();
-      return down_->forward(ops::gated_activation_(*fused_gate(o_.act), g, gu[1]));
+      // The product runs inside the down projection where the backend can (a decode row).
+      return down_->forward(ops::LinearInput::gated(*fused_gate(o_.act), g, gu[1], true));
     }
     case MlpKind::fused_gated: {
       Tensor gu = gate_up_->forward(x);
@@ -214,10 +216,10 @@ Tensor Mlp::forward_rows(const Tensor& x) const {
       return down_->forward(gated(gu.slice(-1, 0, n), gu.slice(-1, n, 2 * n)));
     }
     case MlpKind::plain:
-      Tensor h = act(fc_->forward(x));
+      Tensor h = act(fc_->forward(x.value()));
       return proj_->forward(sub_norm_ ? sub_norm_->forward(h) : h);
   }
-  return x;
+  return x.value();
 }
 
 SwitchLinear::SwitchLinear(int64_t experts, int64_t in, int64_t out, bool bias)

@@ -71,7 +71,9 @@ class Mlp : public Module {
   // under about 8 MiB each, and the gated product is written into the gate buffer: the
   // [rows, intermediate] buffers would otherwise dominate the memory a prefill needs on
   // top of weights and KV cache.
-  Tensor forward(const Tensor& x) const;
+  // x may be a norm not yet run (ops::LinearInput): a decode row's runs inside the first
+  // projections where the backend can.
+  Tensor forward(const ops::LinearInput& x) const;
 
   // A gated MLP whose output is exactly down(gated_activate(act, gate(x), up(x))) (no
   // activation sparsity, sub-norm or xIELU) hands out its three layers, so a caller can run
@@ -86,7 +88,7 @@ class Mlp : public Module {
   std::optional<GatedLayers> gated_layers() const;
 
  private:
-  Tensor forward_rows(const Tensor& x) const;
+  Tensor forward_rows(const ops::LinearInput& x) const;
 
   Tensor act(const Tensor& x) const;
   Tensor sparsified(const Tensor& gate) const;

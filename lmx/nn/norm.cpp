@@ -17,6 +17,10 @@ Tensor RMSNorm::forward_sum(const Tensor& x, const Tensor& residual, Tensor* sum
   return ops::add_rms_norm(x, residual, weight_, eps_, unit_offset_, sum);
 }
 
+ops::LinearInput RMSNorm::deferred(const Tensor& x, const Tensor& residual, Tensor* sum) const {
+  return ops::LinearInput::rms_normed(x, residual, weight_, eps_, unit_offset_, sum);
+}
+
 LayerNorm::LayerNorm(int64_t dim, float eps, bool bias) : eps_(eps) {
   register_parameter("weight", weight_, {dim});
   if (bias) register_parameter("bias", bias_, {dim});
@@ -39,6 +43,11 @@ Tensor Norm::forward_sum(const Tensor& x, const Tensor& residual, Tensor* sum) c
   if (rms_) return rms_->forward_sum(x, residual, sum);
   *sum = ops::add(x, residual);
   return ln_->forward(*sum);
+}
+
+ops::LinearInput Norm::deferred(const Tensor& x, const Tensor& residual, Tensor* sum) const {
+  if (rms_) return rms_->deferred(x, residual, sum);
+  return residual.defined() ? forward_sum(x, residual, sum) : forward(x);
 }
 
 PerHeadLayerNorm::PerHeadLayerNorm(int64_t heads, int64_t dim, float eps, bool split)

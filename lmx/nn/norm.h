@@ -3,6 +3,7 @@
 
 #include <vector>
 
+#include "lmx/core/ops/linear_input.h"
 #include "lmx/nn/module.h"
 
 namespace lmx::nn {
@@ -16,6 +17,9 @@ class RMSNorm : public Module {
   Tensor operator()(const Tensor& x) const { return forward(x); }
   // forward(x + residual), with x + residual in *sum (one pass: ops::add_rms_norm).
   Tensor forward_sum(const Tensor& x, const Tensor& residual, Tensor* sum) const;
+  // forward(x) or forward_sum(x, residual, sum) (residual defined) not yet run: the
+  // linears that read it may run it inside their first pass (ops::LinearInput).
+  ops::LinearInput deferred(const Tensor& x, const Tensor& residual, Tensor* sum) const;
 
  private:
   Tensor weight_;  // [dim]
@@ -45,6 +49,8 @@ class Norm : public Module {
   Tensor operator()(const Tensor& x) const { return forward(x); }
   // forward(x + residual), with x + residual in *sum (fused for RMSNorm).
   Tensor forward_sum(const Tensor& x, const Tensor& residual, Tensor* sum) const;
+  // The same not yet run where it is an RMSNorm (RMSNorm::deferred); run now otherwise.
+  ops::LinearInput deferred(const Tensor& x, const Tensor& residual, Tensor* sum) const;
 
  private:
   std::unique_ptr<RMSNorm> rms_;

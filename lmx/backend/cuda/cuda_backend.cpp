@@ -500,6 +500,48 @@ class CudaBackend final : public Backend, public GraphBackend {
       quantized_matmul_at(x, ldx, prepared_of(*t.w).view(), t.y, t.ldy, m, precision);
   }
 
+  // A decode row's linears with the norm or gated activation before them made inside the
+  // matvec (LMX_CUDA_FUSED_INPUT): the dense and quantized matvec kernels of one launch.
+  bool linears_with_prologue(const kernels::InputPrologue& in, std::span<const DenseMatmulTarget> dense,
+                             std::span<const PreparedMatmulTarget> prepared) override {
+    const size_t count = dense.size() + prepared.size();
+    if (!cuda_fused_input() || count < 1 || count > static_cast<size_t>(detail::kMaxMatvecTargets) ||
+        (!dense.empty() && !prepared.empty())) {
+      return false;
+    }
+    detail::XPrologue p;
+    if (in.kind == kernels::InputPrologue::Kind::gated) {
+      p.kind = 1, p.act = static_cast<int>(in.act), p.up = in.up;
+    } else {
+      p.kind = 2, p.w = in.norm.weight.data, p.w_dtype = code(in.norm.weight.dtype);
+      p.unit_offset = in.norm.add_unit_offset, p.eps = in.norm.eps;
+      p.residual = in.norm.residual, p.sum = in.norm.sum;
+    }
+    float* y[detail::kMaxMatvecTargets];
+    int64_t ldy[detail::kMaxMatvecTargets];
+    detail::Dense w[detail::kMaxMatvecTargets];
+    detail::Quant q[detail::kMaxMatvecTargets];
+    for (size_t i = 0; i < dense.size(); ++i) {
+      const kernels::DenseWeightView& v = dense[i].w;
+      w[i] = {static_cast<const uint16_t*>(v.data), code(v.dtype), v.n, v.k, v.ld};
+      y[i] = dense[i].y, ldy[i] = dense[i].ldy;
+    }
+    for (size_t i = 0; i < prepared.size(); ++i) {
+      q[i] = launch_args(prepared_of(*prepared[i].w).view());
+      y[i] = prepared[i].y, ldy[i] = prepared[i].ldy;
+    }
+    use_device();
+    bool done = false;
+    launch("linear (matvec, fused input)", [&] {
+      cudaError_t e = cudaSuccess;
+      const int n = static_cast<int>(count);
+      done = dense.empty() ? detail::launch_vector_matvec_quant_targets(in.x, in.k, q, y, ldy, n, 1, stream_, &e, &p)
+                           : detail::launch_vector_matvec_dense_targets(in.x, in.k, w, y, ldy, n, 1, stream_, &e, &p);
+      return e;
+    });
+    return done;
+  }
+
   // Quantized weights ----------------------------------------------------------------
   std::shared_ptr<const PreparedWeight> prepare_quantized(const kernels::QuantView& w) override {
     use_device();

@@ -4,6 +4,7 @@
 // compares and conversions.
 #include <algorithm>
 
+#include "lmx/backend/cuda/activation.cuh"
 #include "lmx/backend/cuda/dependent_launch.cuh"
 #include "lmx/backend/cuda/device_values.cuh"
 #include "lmx/backend/cuda/elementwise_kernels.h"
@@ -247,22 +248,6 @@ __global__ void rows_to_bf16_kernel(const float* x, int64_t ldx, int64_t rows, i
         for (int64_t t = c; t < c + 4 && t < cols; ++t) o[t] = float_to_bf16(xr[t]);
       }
     }
-  }
-}
-
-// kernels::Activation, as cpu::activation_scalar computes it.
-__device__ __forceinline__ float activation(int act, float x) {
-  switch (act) {
-    case 0: return x / (1.0f + expf(-x));
-    case 1: return 0.5f * x * erfcf(-x * 0.707106781186547524f);
-    case 2: {
-      const float u = 0.797884560802865356f * (x + 0.044715f * x * x * x);
-      return x / (1.0f + expf(-2.0f * u));
-    }
-    case 3: return expf(x);
-    case 4: return tanhf(x);
-    case 5: return 1.0f / (1.0f + expf(-x));
-    default: return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x)));
   }
 }
 

@@ -74,6 +74,21 @@ struct MatvecTargets {
   int count = 0;
 };
 using QuantTargets = MatvecTargets<Quant>;
+// How a one-row decode matvec makes its x (kernels::InputPrologue): kind 0 x as given; 1
+// act(x) * up (kernels::Activation's value); 2 x * rsqrt(mean(x^2) + eps) * w (w + 1 where
+// unit_offset; 1 where w is null) of x + residual where residual is set, that sum written
+// to sum (by the first block).
+struct XPrologue {
+  int kind = 0;
+  int act = 0;
+  const float* up = nullptr;
+  const void* w = nullptr;
+  int w_dtype = kF32;
+  bool unit_offset = false;
+  float eps = 0.0f;
+  const float* residual = nullptr;
+  float* sum = nullptr;
+};
 using DenseTargets = MatvecTargets<Dense>;
 
 // kernels::RopeOptions.

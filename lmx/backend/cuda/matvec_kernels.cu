@@ -10,6 +10,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <type_traits>
 
@@ -17,6 +18,8 @@
 #include "lmx/backend/cuda/device_values.cuh"
 #include "lmx/backend/cuda/matvec_kernels.h"
 #include "lmx/backend/cuda/quant_matvec_mma.h"
+#include "lmx/backend/cuda/quant_mma_fragments.cuh"
+#include "lmx/backend/cuda/x_prologue.cuh"
 
 namespace lmx::cuda::detail {
 namespace {
@@ -33,9 +36,21 @@ __device__ __forceinline__ uint4 load_streaming(const uint4* p) {
   return r;
 }
 
+// 4 x values from global memory through the read-only path, or from shared memory (kShared:
+// x made by the input prologue).
+template <bool kShared>
+__device__ __forceinline__ float4 load_x4(const float* p) {
+  if constexpr (kShared) {
+    return *reinterpret_cast<const float4*>(p);
+  } else {
+    return __ldg(reinterpret_cast<const float4*>(p));
+  }
+}
+
 // Sum over 8 consecutive x values starting at xp (16-byte aligned) times w.
+template <bool kShared>
 __device__ __forceinline__ float dot8(const float* xp, const float (&w)[8]) {
-  const float4 a = __ldg(reinterpret_cast<const float4*>(xp)), b = __ldg(reinterpret_cast<const float4*>(xp + 4));
+  const float4 a = load_x4<kShared>(xp), b = load_x4<kShared>(xp + 4);
   return a.x * w[0] + a.y * w[1] + a.z * w[2] + a.w * w[3] + b.x * w[4] + b.y * w[5] + b.z * w[6] + b.w * w[7];
 }
 
@@ -57,7 +72,7 @@ struct DenseFormat {
   __device__ static Chunk load(const Dense&, const uint4* row, int64_t, int64_t c, int) {
     return {load_streaming(row + c), 0.0f, 0.0f};
   }
-  template <int M>
+  template <int M, bool kShared>
   __device__ static void accumulate(const Chunk& ch, const float* x, int64_t ldx, int64_t c, float (&acc)[M]) {
     const uint32_t words[4] = {ch.v.x, ch.v.y, ch.v.z, ch.v.w};
     float w[8];
@@ -71,7 +86,7 @@ struct DenseFormat {
       }
     }
 #pragma unroll
-    for (int i = 0; i < M; ++i) acc[i] += dot8(x + i * ldx + c * 8, w);
+    for (int i = 0; i < M; ++i) acc[i] += dot8<kShared>(x + i * ldx + c * 8, w);
   }
 };
 
@@ -103,7 +118,7 @@ struct QuantFormat {
     const int64_t s = j * q.s_stride + (c >> shift);
     return {load_streaming(row + c), load_scale(q.scales, q.scale_dtype, s), load_scale(q.biases, q.scale_dtype, s)};
   }
-  template <int M>
+  template <int M, bool kShared>
   __device__ static void accumulate(const Chunk& ch, const float* x, int64_t ldx, int64_t c, float (&acc)[M]) {
     const uint32_t words[4] = {ch.v.x, ch.v.y, ch.v.z, ch.v.w};
     float q[kValues];
@@ -120,11 +135,11 @@ struct QuantFormat {
     }
 #pragma unroll
     for (int i = 0; i < M; ++i) {
-      const float4* xp = reinterpret_cast<const float4*>(x + i * ldx + c * kValues);
+      const float* xp = x + i * ldx + c * kValues;
       float qx = 0.0f, sx = 0.0f;
 #pragma unroll
       for (int v = 0; v < kValues / 4; ++v) {
-        const float4 a = __ldg(xp + v);
+        const float4 a = load_x4<kShared>(xp + 4 * v);
         qx += a.x * q[4 * v] + a.y * q[4 * v + 1] + a.z * q[4 * v + 2] + a.w * q[4 * v + 3];
         sx += (a.x + a.y) + (a.z + a.w);
       }
@@ -133,18 +148,16 @@ struct QuantFormat {
   }
 };
 
-// L lanes per row of W, 32 / L rows per warp, kWarps warps per block; block b works on
-// the target whose first_block range holds it.
-template <class Format, int L, int M>
-__global__ void __launch_bounds__(kWarps * 32)
-    matvec_kernel(const float* __restrict__ x, int64_t ldx, MatvecTargets<typename Format::Matrix> targets) {
-  await_inputs();
+// Block b's rows of matvec_kernel (x in shared memory where kShared).
+template <class Format, int L, int M, bool kShared>
+__device__ __forceinline__ void matvec_block(const float* __restrict__ x, int64_t ldx,
+                                             const MatvecTargets<typename Format::Matrix>& targets, unsigned b) {
   int t = 0;
-  while (t + 1 < targets.count && blockIdx.x >= targets.first_block[t + 1]) ++t;
+  while (t + 1 < targets.count && b >= targets.first_block[t + 1]) ++t;
   const auto& w = targets.q[t];
   constexpr int kRowsPerWarp = 32 / L;
   const int lane = threadIdx.x % 32, sub = lane % L;
-  const int64_t j = static_cast<int64_t>(blockIdx.x - targets.first_block[t]) * (kWarps * kRowsPerWarp) +
+  const int64_t j = static_cast<int64_t>(b - targets.first_block[t]) * (kWarps * kRowsPerWarp) +
                     (threadIdx.x / 32) * kRowsPerWarp + lane / L;
   if (j - lane / L >= w.n) return;  // the warp's first row is past the end: the whole warp
   const int64_t jr = j < w.n ? j : w.n - 1;  // lanes past the end read a real row, store nothing
@@ -162,7 +175,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t c = c0 + u * L;
-      if (c < chunks) Format::template accumulate<M>(ch[u], x, ldx, c, acc);
+      if (c < chunks) Format::template accumulate<M, kShared>(ch[u], x, ldx, c, acc);
     }
   }
 #pragma unroll
@@ -176,6 +189,26 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
     for (int i = 0; i < M; ++i) y[i * ldy + j] = acc[i];
   }
+}
+
+// L lanes per row of W, 32 / L rows per warp, kWarps warps per block; block b works on
+// the target whose first_block range holds it. kPro (one row of x): each block first makes
+// x through the input prologue `pro` into shared memory, then takes blocks b = blockIdx.x,
+// blockIdx.x + gridDim.x, ... (fewer blocks than rows need, so fewer prologues).
+template <class Format, int L, int M, bool kPro>
+__global__ void __launch_bounds__(kWarps * 32)
+    matvec_kernel(const float* __restrict__ x, int64_t ldx, MatvecTargets<typename Format::Matrix> targets,
+                  XPrologue pro) {
+  await_inputs();
+  const float* xv = x;
+  if constexpr (kPro) {
+    extern __shared__ __align__(16) float xs[];
+    __shared__ float red[32];
+    prologue_to_shared(x, targets.q[0].k, pro, xs, red);
+    xv = xs;
+  }
+  const unsigned blocks = kPro ? targets.first_block[targets.count] : gridDim.x;
+  for (unsigned b = blockIdx.x; b < blocks; b += gridDim.x) matvec_block<Format, L, M, kPro>(xv, ldx, targets, b);
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
@@ -213,27 +246,65 @@ int lanes_per_row(int64_t chunks, int64_t m) {
   return chunks >= 16 * kUnroll ? 16 : 8;
 }
 
-// Fills first_block for `t` at L lanes per row and launches.
+// Shared memory of x made by the input prologue: up to this many floats.
+constexpr int64_t kMaxPrologueX = 48 * 1024;
+
+// One row through the input prologue `pro` (m == 1, the launcher checked k): grid of at
+// most LMX_CUDA_PROLOGUE_BLOCKS blocks an SM (default 4), each making x once.
+template <class Format, int L, class Matrix>
+cudaError_t launch_prologue(const float* x, MatvecTargets<Matrix>& t, const XPrologue& pro, cudaStream_t s) {
+  static const int per_sm = [] {
+    const char* env = std::getenv("LMX_CUDA_PROLOGUE_BLOCKS");
+    const int v = env ? std::atoi(env) : 0;
+    return v > 0 ? v : 4;
+  }();
+  auto* kernel = matvec_kernel<Format, L, 1, true>;
+  static const cudaError_t attr = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                       static_cast<int>(kMaxPrologueX * 4));
+  if (attr != cudaSuccess) return attr;
+  const unsigned blocks = t.first_block[t.count];
+  const int64_t cap = int64_t{per_sm} * std::max(qmma::device_value(cudaDevAttrMultiProcessorCount), 1);
+  const dim3 grid(static_cast<unsigned>(std::min<int64_t>(blocks, cap)));
+  return launch_early(kernel, grid, kWarps * 32, static_cast<size_t>(t.q[0].k) * 4, s, x, int64_t{0}, t, pro);
+}
+
+// Fills first_block for `t` at L lanes per row and launches (through the input prologue
+// where pro is set: m == 1).
 template <class Format, class Matrix>
 cudaError_t launch_targets(
-    int64_t m, const float* x, int64_t ldx, MatvecTargets<Matrix>& t, cudaStream_t s) {
+    int64_t m, const float* x, int64_t ldx, MatvecTargets<Matrix>& t, const XPrologue* pro, cudaStream_t s) {
   const int L = lanes_per_row(t.q[0].k / Format::kValues, m);
   const int64_t rows_per_block = kWarps * (32 / L);
   t.first_block[0] = 0;
   for (int i = 0; i < t.count; ++i)
     t.first_block[i + 1] = t.first_block[i] + static_cast<unsigned>((t.q[i].n + rows_per_block - 1) / rows_per_block);
+  if (pro) {
+    return L == 8    ? launch_prologue<Format, 8>(x, t, *pro, s)
+           : L == 16 ? launch_prologue<Format, 16>(x, t, *pro, s)
+                     : launch_prologue<Format, 32>(x, t, *pro, s);
+  }
   const dim3 grid(t.first_block[t.count]);
   cudaError_t launched = cudaSuccess;
+  const XPrologue none{};
   const cudaError_t e = for_row_count(m, [&](auto rows) {
     constexpr int M = decltype(rows)::value;
-    auto* kernel = matvec_kernel<Format, 32, M>;
+    auto* kernel = matvec_kernel<Format, 32, M, false>;
     if constexpr (M == 1) {
-      if (L == 8) kernel = matvec_kernel<Format, 8, 1>;
-      if (L == 16) kernel = matvec_kernel<Format, 16, 1>;
+      if (L == 8) kernel = matvec_kernel<Format, 8, 1, false>;
+      if (L == 16) kernel = matvec_kernel<Format, 16, 1, false>;
     }
-    launched = launch_early(kernel, grid, kWarps * 32, 0, s, x, ldx, t);
+    launched = launch_early(kernel, grid, kWarps * 32, 0, s, x, ldx, t, none);
   });
   return launched != cudaSuccess ? launched : e;
+}
+
+// Whether an input prologue fits x of k values at m rows (x, up, residual and sum 16-byte
+// aligned; k a multiple of 8 within the shared memory the kernels take).
+bool prologue_fits(const XPrologue* pro, const float* x, int64_t k, int64_t m) {
+  if (!pro) return true;
+  return m == 1 && k % 8 == 0 && k <= kMaxPrologueX && aligned16(x) && aligned16(pro->up) &&
+         aligned16(pro->residual) && aligned16(pro->sum) && (pro->kind != 1 || pro->up) &&
+         (!pro->residual || pro->sum);
 }
 
 
@@ -253,9 +324,10 @@ bool launch_vector_matvec_dense_targets(const float* x,
                                         int count,
                                         int64_t m,
                                         cudaStream_t stream,
-                                        cudaError_t* err) {
+                                        cudaError_t* err,
+                                        const XPrologue* pro) {
   if (m < 1 || m > kMaxVectorMatvecRows || count < 1 || count > kMaxMatvecTargets) return false;
-  if ((m > 1 && ldx % 4 != 0) || !aligned16(x)) return false;
+  if ((m > 1 && ldx % 4 != 0) || !aligned16(x) || !prologue_fits(pro, x, w[0].k, m)) return false;
   const int dtype = w[0].dtype;
   if (dtype != kBF16 && dtype != kF16) return false;
   DenseTargets t;
@@ -265,8 +337,8 @@ bool launch_vector_matvec_dense_targets(const float* x,
     if (d.dtype != dtype || d.k != w[0].k || d.k % 8 != 0 || d.ld % 8 != 0 || !aligned16(d.w) || d.n < 1) return false;
     t.q[i] = d, t.y[i] = y[i], t.ldy[i] = ldy[i];
   }
-  *err = dtype == kBF16 ? launch_targets<DenseFormat<kBF16>>(m, x, ldx, t, stream)
-                        : launch_targets<DenseFormat<kF16>>(m, x, ldx, t, stream);
+  *err = dtype == kBF16 ? launch_targets<DenseFormat<kBF16>>(m, x, ldx, t, pro, stream)
+                        : launch_targets<DenseFormat<kF16>>(m, x, ldx, t, pro, stream);
   return true;
 }
 
@@ -283,10 +355,11 @@ bool launch_vector_matvec_quant_targets(const float* x,
                                         int count,
                                         int64_t m,
                                         cudaStream_t stream,
-                                        cudaError_t* err) {
+                                        cudaError_t* err,
+                                        const XPrologue* pro) {
   if (m < 1 || m > kMaxVectorMatvecRows || count < 1 || count > kMaxMatvecTargets) return false;
   if (m > 1 && ldx % 4 != 0) return false;
-  if (!aligned16(x)) return false;
+  if (!aligned16(x) || !prologue_fits(pro, x, q[0].k, m)) return false;
   const int bits = q[0].bits;
   if (bits != 4 && bits != 8) return false;
   const int values = 128 / bits;  // per 16-byte chunk
@@ -303,11 +376,11 @@ bool launch_vector_matvec_quant_targets(const float* x,
     t.q[i] = w, t.y[i] = y[i], t.ldy[i] = ldy[i];
   }
   if (m == 1 && cuda_quant_mma() && quant_mma_matvec_fits(q, count)) {
-    *err = launch_quant_mma_matvec(x, t, stream);
+    *err = launch_quant_mma_matvec(x, t, stream, pro);
     return true;
   }
-  *err = bits == 4 ? launch_targets<QuantFormat<4>>(m, x, ldx, t, stream)
-                   : launch_targets<QuantFormat<8>>(m, x, ldx, t, stream);
+  *err = bits == 4 ? launch_targets<QuantFormat<4>>(m, x, ldx, t, pro, stream)
+                   : launch_targets<QuantFormat<8>>(m, x, ldx, t, pro, stream);
   return true;
 }
 

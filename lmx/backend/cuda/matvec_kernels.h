@@ -20,6 +20,8 @@ bool launch_vector_matvec_dense(const float* x, int64_t ldx, const void* w, int 
                                 int64_t ld, float* y, int64_t ldy, int64_t m, cudaStream_t stream, cudaError_t* err);
 // y[t] = x @ W[t]^T for the `count` (<= kMaxMatvecTargets) dense matrices w[t] over one
 // x, in one launch. All must have the same dtype and k (false otherwise, launching nothing).
+// pro: x made from x by the input prologue inside the launch (one row; false where it does
+// not fit: k % 8, alignment, shared memory).
 bool launch_vector_matvec_dense_targets(const float* x,
                                         int64_t ldx,
                                         const Dense* w,
@@ -28,13 +30,14 @@ bool launch_vector_matvec_dense_targets(const float* x,
                                         int count,
                                         int64_t m,
                                         cudaStream_t stream,
-                                        cudaError_t* err);
+                                        cudaError_t* err,
+                                        const XPrologue* pro = nullptr);
 // The same with W MLX-quantized (affine, 4 or 8 bits).
 bool launch_vector_matvec_quant(const float* x, int64_t ldx, const Quant& q, float* y, int64_t ldy, int64_t m,
                                 cudaStream_t stream, cudaError_t* err);
 // y[t] = x @ W[t]^T for the `count` (<= kMaxMatvecTargets) quantized matrices q[t] over
 // one x, in one launch: one launch instead of one per projection of a decode step. All
-// must have the same bits and k (false otherwise, launching nothing).
+// must have the same bits and k (false otherwise, launching nothing). pro: as above.
 bool launch_vector_matvec_quant_targets(const float* x,
                                         int64_t ldx,
                                         const Quant* q,
@@ -43,6 +46,7 @@ bool launch_vector_matvec_quant_targets(const float* x,
                                         int count,
                                         int64_t m,
                                         cudaStream_t stream,
-                                        cudaError_t* err);
+                                        cudaError_t* err,
+                                        const XPrologue* pro = nullptr);
 
 }  // namespace lmx::cuda::detail

@@ -22,6 +22,7 @@
 #include "lmx/backend/cuda/dependent_launch.cuh"
 #include "lmx/backend/cuda/quant_matvec_mma.h"
 #include "lmx/backend/cuda/quant_mma_fragments.cuh"
+#include "lmx/backend/cuda/x_prologue.cuh"
 
 namespace lmx::cuda::detail {
 namespace {
@@ -53,7 +54,7 @@ int64_t smem_bytes(int bits, int group, int64_t k) {
 template <int kBits, int kGroup, int kScale>
 __global__ void __launch_bounds__(kThreads)
     quant_mma_matvec_kernel(const float* __restrict__ x, const __grid_constant__ QuantTargets targets,
-                            unsigned total_tiles, int split) {
+                            unsigned total_tiles, int split, const __grid_constant__ XPrologue pro) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   await_inputs();
   using L = Layout<kBits>;
@@ -152,15 +153,12 @@ __global__ void __launch_bounds__(kThreads)
   const Work first = work_at(blockIdx.x);
   if (first.active) load(first, first.gbeg, batch);
 
-  // x's parts in fragment order, and each group's sum of x.
+  // x's parts in fragment order (x made through the input prologue), and each group's sum of x.
+  const float scale = pro.kind == 2 ? prologue_norm_scale(x, k, pro, red) : 1.0f;
   for (int b0 = 0; b0 < k / 8; b0 += kThreads) {
     const int b = b0 + static_cast<int>(threadIdx.x);
     float v[8] = {};
-    if (b < k / 8) {
-      const float4 lo = __ldg(reinterpret_cast<const float4*>(x) + 2 * b);
-      const float4 hi = __ldg(reinterpret_cast<const float4*>(x) + 2 * b + 1);
-      v[0] = lo.x, v[1] = lo.y, v[2] = lo.z, v[3] = lo.w, v[4] = hi.x, v[5] = hi.y, v[6] = hi.z, v[7] = hi.w;
-    }
+    if (b < k / 8) prologue_values(x, 8 * int64_t{b}, pro, scale, v);
     float s = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
 #pragma unroll
     for (int o = 1; o < kLanesPerGroup; o <<= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
@@ -232,7 +230,7 @@ int64_t max_smem() {
 }
 
 template <int kBits, int kGroup, int kScale>
-cudaError_t launch(const float* x, QuantTargets& t, cudaStream_t stream) {
+cudaError_t launch(const float* x, QuantTargets& t, cudaStream_t stream, const XPrologue* pro) {
   auto* kernel = quant_mma_matvec_kernel<kBits, kGroup, kScale>;
   const int64_t k = t.q[0].k, smem = smem_bytes(kBits, kGroup, k);
   static const cudaError_t attr = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -255,25 +253,26 @@ cudaError_t launch(const float* x, QuantTargets& t, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(std::min(iters, slots)));
   // Launched the usual way: the grid is sized to the blocks the device holds at once, and
   // launched early some of them would wait for the previous kernel's SMs (measured slower).
-  kernel<<<grid, kThreads, static_cast<size_t>(smem), stream>>>(x, t, tiles, split);
+  const XPrologue none{};
+  kernel<<<grid, kThreads, static_cast<size_t>(smem), stream>>>(x, t, tiles, split, pro ? *pro : none);
   return cudaGetLastError();
 }
 
 template <int kBits, int kGroup>
-cudaError_t launch_scaled(const float* x, QuantTargets& t, cudaStream_t stream) {
+cudaError_t launch_scaled(const float* x, QuantTargets& t, cudaStream_t stream, const XPrologue* pro) {
   switch (t.q[0].scale_dtype) {
-    case kBF16: return launch<kBits, kGroup, kScaleBF16>(x, t, stream);
-    case kF16: return launch<kBits, kGroup, kScaleF16>(x, t, stream);
-    default: return launch<kBits, kGroup, kScaleF32>(x, t, stream);
+    case kBF16: return launch<kBits, kGroup, kScaleBF16>(x, t, stream, pro);
+    case kF16: return launch<kBits, kGroup, kScaleF16>(x, t, stream, pro);
+    default: return launch<kBits, kGroup, kScaleF32>(x, t, stream, pro);
   }
 }
 
 template <int kBits>
-cudaError_t launch_grouped(const float* x, QuantTargets& t, cudaStream_t stream) {
+cudaError_t launch_grouped(const float* x, QuantTargets& t, cudaStream_t stream, const XPrologue* pro) {
   switch (t.q[0].group_size) {
-    case 32: return launch_scaled<kBits, 32>(x, t, stream);
-    case 64: return launch_scaled<kBits, 64>(x, t, stream);
-    default: return launch_scaled<kBits, 128>(x, t, stream);
+    case 32: return launch_scaled<kBits, 32>(x, t, stream, pro);
+    case 64: return launch_scaled<kBits, 64>(x, t, stream, pro);
+    default: return launch_scaled<kBits, 128>(x, t, stream, pro);
   }
 }
 
@@ -302,8 +301,8 @@ bool quant_mma_matvec_fits(const Quant* q, int count) {
   return true;
 }
 
-cudaError_t launch_quant_mma_matvec(const float* x, QuantTargets& t, cudaStream_t stream) {
-  return t.q[0].bits == 4 ? launch_grouped<4>(x, t, stream) : launch_grouped<8>(x, t, stream);
+cudaError_t launch_quant_mma_matvec(const float* x, QuantTargets& t, cudaStream_t stream, const XPrologue* pro) {
+  return t.q[0].bits == 4 ? launch_grouped<4>(x, t, stream, pro) : launch_grouped<8>(x, t, stream, pro);
 }
 
 }  // namespace lmx::cuda::detail

@@ -13,6 +13,8 @@ namespace lmx::cuda::detail {
 // rows aligned for its loads; a device with tensor cores).
 bool quant_mma_matvec_fits(const Quant* q, int count);
 // x: k f32 values, 16-byte aligned; fills t.first_block. Call only where it fits.
-cudaError_t launch_quant_mma_matvec(const float* x, QuantTargets& t, cudaStream_t stream);
+// pro: x made through the input prologue as the block splits it (null: x as given).
+cudaError_t launch_quant_mma_matvec(const float* x, QuantTargets& t, cudaStream_t stream,
+                                    const XPrologue* pro = nullptr);
 
 }  // namespace lmx::cuda::detail

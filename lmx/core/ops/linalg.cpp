@@ -1,4 +1,5 @@
 #include "lmx/core/ops/linalg.h"
+#include "lmx/core/ops/linear_input.h"
 
 #include <algorithm>
 #include <atomic>
@@ -367,6 +368,75 @@ std::vector<Tensor> quantized_linears_each(std::span<const Tensor* const> xs,
   }
   backend_for(xs[0]->device()).prepared_matvec_each(ptrs, targets, prepared_activations());
   for (size_t i = 0; i < weights.size(); ++i) outs[i] = add_bias(outs[i], biases[i], "quantized_linears_each");
+  return outs;
+}
+
+}  // namespace lmx::ops
+
+namespace lmx::ops {
+
+std::optional<std::vector<Tensor>> linears_with_prologue(const LinearInput& in,
+                                                         std::span<const Tensor* const> dense,
+                                                         std::span<const QuantizedWeight* const> quantized,
+                                                         std::span<const Tensor> biases) {
+  const Tensor& x = in.x_;
+  if (!in.deferred() || in.value_.defined() || dense.empty() == quantized.empty() ||
+      biases.size() != dense.size() + quantized.size() || !x.defined() || x.device().is_cpu() || x.ndim() == 0) {
+    return std::nullopt;
+  }
+  const int64_t k = x.dim(-1);
+  auto plain = [&](const Tensor& t) {
+    return t.dtype() == Dtype::f32 && t.is_contiguous() && t.shape() == x.shape() && t.device() == x.device();
+  };
+  if (k == 0 || x.numel() != k || !plain(x) || (in.other_.defined() && !plain(in.other_))) return std::nullopt;
+  kernels::InputPrologue p;
+  p.x = x.data<float>();
+  p.k = k;
+  Tensor sum;
+  if (in.kind_ == LinearInput::Kind::gated) {
+    if (!in.other_.defined()) return std::nullopt;
+    p.kind = kernels::InputPrologue::Kind::gated;
+    p.up = in.other_.data<float>();
+    p.act = kernel_activation(in.act_);
+  } else {
+    const Tensor& w = in.weight_;
+    if (w.defined() && (w.ndim() != 1 || w.dim(0) != k || !w.is_contiguous() || w.device() != x.device() ||
+                        !is_floating(w.dtype()))) {
+      return std::nullopt;
+    }
+    p.kind = kernels::InputPrologue::Kind::rms_norm;
+    if (w.defined()) p.norm.weight = {w.raw_data(), w.dtype()};
+    p.norm.add_unit_offset = in.unit_offset_;
+    p.norm.eps = in.eps_;
+    if (in.other_.defined()) {
+      sum = Tensor::empty(x.shape(), Dtype::f32, x.device());
+      p.norm.residual = in.other_.data<float>();
+      p.norm.sum = sum.data<float>();
+    }
+  }
+  std::vector<Tensor> outs, ws;
+  std::vector<DenseMatmulTarget> dense_targets;
+  std::vector<PreparedMatmulTarget> prepared_targets;
+  for (const Tensor* weight : dense) {
+    if (!weight->defined() || weight->device() != x.device() || weight->ndim() != 2 || weight->dim(1) != k ||
+        weight->strides()[1] != 1 || weight->dim(0) == 0) {
+      return std::nullopt;
+    }
+    const Tensor& w = *weight;
+    outs.push_back(empty_output(x, w.dim(0)));
+    dense_targets.push_back({{w.raw_data(), w.dtype(), w.dim(0), w.dim(1), w.strides()[0]}, outs.back().data<float>(),
+                             w.dim(0)});
+  }
+  for (const QuantizedWeight* w : quantized) {
+    if (!w->prepared || w->in_features() != k || w->out_features() == 0 || w->device() != x.device()) {
+      return std::nullopt;
+    }
+    outs.push_back(empty_output(x, w->out_features()));
+    prepared_targets.push_back({w->prepared.get(), outs.back().data<float>(), w->out_features()});
+  }
+  if (!backend_for(x.device()).linears_with_prologue(p, dense_targets, prepared_targets)) return std::nullopt;
+  if (in.sum_ && sum.defined()) *in.sum_ = sum;
+  for (size_t i = 0; i < outs.size(); ++i) outs[i] = add_bias(outs[i], biases[i], "linears");
   return outs;
 }
 

@@ -7,6 +7,7 @@
 #include "lmx/core/backend.h"
 #include "lmx/core/step_values.h"
 #include "lmx/core/ops/elementwise.h"
+#include "lmx/core/ops/linear_input.h"
 
 namespace lmx::ops {
 namespace {
@@ -387,13 +388,13 @@ Tensor quantized_scaled_dot_product_attention(const Tensor& q_in, const Quantize
   return out;
 }
 
-namespace {
-
 kernels::Activation kernel_activation(GatedActivation act) {
   return act == GatedActivation::silu   ? kernels::Activation::silu
          : act == GatedActivation::gelu ? kernels::Activation::gelu
                                         : kernels::Activation::gelu_tanh;
 }
+
+namespace {
 
 void check_gated(const Tensor& gate, const Tensor& up, const char* op) {
   check(gate, op, "gate");
