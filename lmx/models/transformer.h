@@ -108,6 +108,10 @@ class TransformerLM : public LanguageModel {
   const TransformerSpec& spec() const { return spec_; }
   // A shard (spec().shard.world > 1) runs its collectives through `comm` (not owned).
   void set_communicator(Communicator* comm);
+  Communicator* communicator() const { return comm_; }
+  // The token embeddings; a vocabulary-parallel shard looks up its own rows (zero for the
+  // other ranks' tokens) and adds the ranks' results.
+  Tensor embed_tokens(const Tensor& tokens) const;
 
  private:
   struct Layer : nn::Module {
@@ -131,9 +135,6 @@ class TransformerLM : public LanguageModel {
   TransformerSpec spec_;
   std::vector<std::unique_ptr<nn::RotaryEmbedding>> ropes_;
   Tensor position_embeddings(const Tensor& tokens, const nn::KVCacheList* caches) const;
-  // The token embeddings; a vocabulary-parallel shard looks up its own rows (zero for the
-  // other ranks' tokens) and adds the ranks' results.
-  Tensor embed_tokens(const Tensor& tokens) const;
 
   Communicator* comm_ = nullptr;
 

@@ -38,13 +38,12 @@ Var trained_or(const LoraAdapters* lora, const std::string& name, const Tensor& 
 
 }  // namespace
 
-DifferentiableTransformer::DifferentiableTransformer(models::TransformerLM& model, Options options, Communicator* comm)
-    : model_(model), options_(options), comm_(comm), linears_(linear_layers(model)) {
+DifferentiableTransformer::DifferentiableTransformer(models::TransformerLM& model, Options options)
+    : model_(model), options_(options), comm_(model.communicator()), linears_(linear_layers(model)) {
   const auto& spec = model.spec();
-  if ((spec.shard.world > 1 && !comm) ||
-      (comm && (comm->world() != spec.shard.world || comm->rank() != spec.shard.rank))) {
+  if (spec.shard.world > 1 && !comm_) {
     throw InvalidArgument("training " + spec.model_type + ": rank " + std::to_string(spec.shard.rank) + " of " +
-                          std::to_string(spec.shard.world) + " needs its group's communicator");
+                          std::to_string(spec.shard.world) + " has no communicator");
   }
   require(spec.norm_kind == nn::NormKind::rms, spec, "LayerNorm");
   require(!spec.parallel_residual, spec, "a parallel residual");
@@ -185,31 +184,6 @@ Var DifferentiableTransformer::split_input(const Var& x) const {
 
 Var DifferentiableTransformer::split_output(const Var& x) const { return comm_ ? sum_over_ranks(x, *comm_) : x; }
 
-// A vocabulary-parallel shard's rows hold tokens [vocab_begin, vocab_begin + vocab): each
-// rank looks up its own (zero for the others') and the ranks add them, as
-// TransformerLM::forward does; the embeddings are frozen (a constant).
-Var DifferentiableTransformer::embeddings(const Tensor& tokens) const {
-  const auto& shard = model_.spec().shard;
-  if (!comm_ || !shard.vocab_parallel) return Var(embed_->forward(tokens));
-  const std::vector<int64_t> ids = tokens.to_int_vector();
-  std::vector<int32_t> local(ids.size());
-  std::vector<float> here(ids.size());
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (ids[i] < 0 || ids[i] >= shard.full_vocab) {
-      throw InvalidArgument("embedding: token id " + std::to_string(ids[i]) + " is out of range [0, " +
-                            std::to_string(shard.full_vocab) + ")");
-    }
-    const bool mine = ids[i] >= shard.vocab_begin && ids[i] < shard.vocab_begin + model_.spec().vocab;
-    here[i] = mine ? 1.0f : 0.0f;
-    local[i] = mine ? static_cast<int32_t>(ids[i] - shard.vocab_begin) : 0;
-  }
-  Shape mask = tokens.shape();
-  mask.push_back(1);
-  const Tensor rows = embed_->forward(Tensor::from_vector(local, tokens.shape()));
-  const Tensor h = ops::mul(rows.to(Dtype::f32), Tensor::from_vector(here, mask).to(rows.device()));
-  return Var(comm_->all_reduce_sum(h.contiguous()));
-}
-
 // One expert's projection of the rows routed to it (frozen, dense or packed).
 Var DifferentiableTransformer::expert_projection(const std::string& path, int64_t e, const Var& x) const {
   auto it = switches_.find(path);
@@ -341,7 +315,7 @@ Var DifferentiableTransformer::checkpointed_block(int64_t i, const Var& h, const
 Var DifferentiableTransformer::hidden(const Tensor& tokens, const LoraAdapters* lora, ops::RandomGenerator* rng) const {
   if (tokens.ndim() != 2) throw ShapeError("training forward: tokens must be [batch, seq], got " + shape_str(tokens.shape()));
   const auto& spec = model_.spec();
-  Var h = embeddings(tokens);  // frozen: a constant [B, L, hidden]
+  Var h(model_.embed_tokens(tokens));  // frozen: a constant [B, L, hidden] (a split model's: summed)
   if (spec.embed_scale != 1.0f) h = autograd::mul(h, spec.embed_scale);
   for (int64_t i = 0; i < static_cast<int64_t>(spec.layers.size()); ++i) {
     h = options_.grad_checkpoint && lora ? checkpointed_block(i, h, lora, rng) : block(i, h, lora, rng);

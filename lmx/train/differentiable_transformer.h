@@ -9,8 +9,8 @@
 // logit scales, final logit soft-capping. Anything else throws Unsupported at
 // construction, naming the feature.
 //
-// On one rank of a split model (a shard of models/tensor_parallel.h, with its
-// Communicator) it computes that rank's part as TransformerLM::forward does, the
+// On one rank of a split model (a shard of models/tensor_parallel.h, through the shard's
+// communicator) it computes that rank's part as TransformerLM::forward does, the
 // collectives made differentiable (rank_autograd.h): the attention and MLP inputs' gradients
 // added over the ranks, their outputs summed, a vocabulary-parallel embedding summed
 // (frozen) and its head's logits gathered; a mixture of experts runs the rank's experts.
@@ -24,9 +24,6 @@
 #include "lmx/models/transformer.h"
 #include "lmx/train/lora.h"
 
-namespace lmx {
-class Communicator;
-}
 namespace lmx::ops {
 class RandomGenerator;
 }
@@ -46,8 +43,7 @@ class DifferentiableTransformer {
   // loss() then also takes the output head and cross-entropy in chunks of rows, each
   // chunk's logits recomputed in the backward, so no [tokens, vocab] buffer is alive.
   using Options = TrainingForwardOptions;
-  // `comm`: the model is rank comm->rank() of a split model (required then, null otherwise).
-  explicit DifferentiableTransformer(models::TransformerLM& model, Options options = {}, Communicator* comm = nullptr);
+  explicit DifferentiableTransformer(models::TransformerLM& model, Options options = {});
   // tokens [batch, seq] -> logits [batch, seq, vocab]. Adapters (may be null) are applied
   // to their layers, or their full-fine-tuning weights replace the model's; dropout
   // draws from `rng` when given (training), none otherwise.
@@ -80,11 +76,10 @@ class DifferentiableTransformer {
   // whose gradient the ranks add, and its output, the ranks' partial sums added.
   autograd::Var split_input(const autograd::Var& x) const;
   autograd::Var split_output(const autograd::Var& x) const;
-  autograd::Var embeddings(const Tensor& tokens) const;
 
   models::TransformerLM& model_;
   Options options_;
-  Communicator* comm_ = nullptr;
+  Communicator* comm_ = nullptr;  // the shard's (null: a whole model)
   std::map<std::string, nn::Linear*> linears_;
   std::map<std::string, Tensor*> params_;
   std::map<std::string, nn::SwitchLinear*> switches_;

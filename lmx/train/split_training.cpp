@@ -249,7 +249,7 @@ TrainResult SplitFineTune::train(const std::vector<Example>& train_set, const st
   std::vector<TrainResult> results(ranks_.size());
   model_.on_ranks([&](int r, models::TransformerLM& shard, Communicator& comm) {
     const size_t i = static_cast<size_t>(r);
-    DifferentiableTransformer dt(shard, forward, &comm);
+    DifferentiableTransformer dt(shard, forward);
     LoraAdapters& mine = ranks_[i];
     const auto& shares = shares_[i];
     const Device device = model_device(shard);
@@ -272,8 +272,8 @@ TrainResult SplitFineTune::train(const std::vector<Example>& train_set, const st
 double SplitFineTune::evaluate(const std::vector<Example>& data, int64_t batch_size, int64_t num_batches,
                                int64_t max_seq_length, bool mask_prompt) {
   std::vector<double> losses(ranks_.size());
-  model_.on_ranks([&](int r, models::TransformerLM& shard, Communicator& comm) {
-    DifferentiableTransformer dt(shard, {}, &comm);
+  model_.on_ranks([&](int r, models::TransformerLM& shard, Communicator&) {
+    DifferentiableTransformer dt(shard, {});
     losses[static_cast<size_t>(r)] = train::evaluate(dt, &ranks_[static_cast<size_t>(r)], data, batch_size,
                                                      num_batches, max_seq_length, mask_prompt);
   });
