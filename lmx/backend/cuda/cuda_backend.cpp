@@ -260,6 +260,34 @@ detail::Quant launch_args(const kernels::QuantView& w) {
 
 detail::Channel launch_args(const kernels::ChannelVector& c) { return {c.data, code(c.dtype)}; }
 
+// The targets of one matvec launch (at most detail::kMaxMatvecTargets): their matrices,
+// outputs and output strides.
+template <class Matrix>
+struct TargetArgs {
+  Matrix w[detail::kMaxMatvecTargets];
+  float* y[detail::kMaxMatvecTargets];
+  int64_t ldy[detail::kMaxMatvecTargets];
+};
+
+TargetArgs<detail::Dense> launch_args(std::span<const DenseMatmulTarget> targets) {
+  TargetArgs<detail::Dense> a;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const kernels::DenseWeightView& v = targets[i].w;
+    a.w[i] = {static_cast<const uint16_t*>(v.data), code(v.dtype), v.n, v.k, v.ld};
+    a.y[i] = targets[i].y, a.ldy[i] = targets[i].ldy;
+  }
+  return a;
+}
+
+TargetArgs<detail::Quant> launch_args(std::span<const PreparedMatmulTarget> targets) {
+  TargetArgs<detail::Quant> a;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    a.w[i] = launch_args(prepared_of(*targets[i].w).view());
+    a.y[i] = targets[i].y, a.ldy[i] = targets[i].ldy;
+  }
+  return a;
+}
+
 void copy4(const int64_t* from, int64_t* to) { std::copy(from, from + 4, to); }
 
 void set_options(detail::Attention& l, const kernels::AttentionOptions& o) {
@@ -422,20 +450,13 @@ class CudaBackend final : public Backend, public GraphBackend {
   void matmul_nt_targets(const float* x, int64_t ldx, std::span<const DenseMatmulTarget> targets,
                          int64_t m) override {
     if (targets.size() > 1 && targets.size() <= static_cast<size_t>(detail::kMaxMatvecTargets)) {
-      detail::Dense w[detail::kMaxMatvecTargets];
-      float* y[detail::kMaxMatvecTargets];
-      int64_t ldy[detail::kMaxMatvecTargets];
-      for (size_t i = 0; i < targets.size(); ++i) {
-        const kernels::DenseWeightView& v = targets[i].w;
-        w[i] = {static_cast<const uint16_t*>(v.data), code(v.dtype), v.n, v.k, v.ld};
-        y[i] = targets[i].y, ldy[i] = targets[i].ldy;
-      }
+      const TargetArgs<detail::Dense> a = launch_args(targets);
       use_device();
       bool fused = false;
       launch("linear (matvec, shared x)", [&] {
         cudaError_t e = cudaSuccess;
-        fused = detail::launch_vector_matvec_dense_targets(x, ldx, w, y, ldy, static_cast<int>(targets.size()), m,
-                                                           stream_, &e);
+        fused = detail::launch_vector_matvec_dense_targets(x, ldx, a.w, a.y, a.ldy, static_cast<int>(targets.size()),
+                                                           m, stream_, &e);
         return e;
       });
       if (fused) return;
@@ -479,19 +500,13 @@ class CudaBackend final : public Backend, public GraphBackend {
     const bool few_rows = m >= 2 && precision != kernels::ActivationPrecision::f32 && cuda_quant_few_rows() &&
                           cuda_quant_few_rows_small();
     if (!few_rows && targets.size() > 1 && targets.size() <= static_cast<size_t>(detail::kMaxMatvecTargets)) {
-      detail::Quant q[detail::kMaxMatvecTargets];
-      float* y[detail::kMaxMatvecTargets];
-      int64_t ldy[detail::kMaxMatvecTargets];
-      for (size_t i = 0; i < targets.size(); ++i) {
-        q[i] = launch_args(prepared_of(*targets[i].w).view());
-        y[i] = targets[i].y, ldy[i] = targets[i].ldy;
-      }
+      const TargetArgs<detail::Quant> a = launch_args(targets);
       use_device();
       bool fused = false;
       launch("quantized_linear (matvec, shared x)", [&] {
         cudaError_t e = cudaSuccess;
         fused = detail::launch_vector_matvec_quant_targets(
-            x, ldx, q, y, ldy, static_cast<int>(targets.size()), m, stream_, &e);
+            x, ldx, a.w, a.y, a.ldy, static_cast<int>(targets.size()), m, stream_, &e);
         return e;
       });
       if (fused) return;
@@ -517,26 +532,18 @@ class CudaBackend final : public Backend, public GraphBackend {
       p.unit_offset = in.norm.add_unit_offset, p.eps = in.norm.eps;
       p.residual = in.norm.residual, p.sum = in.norm.sum;
     }
-    float* y[detail::kMaxMatvecTargets];
-    int64_t ldy[detail::kMaxMatvecTargets];
-    detail::Dense w[detail::kMaxMatvecTargets];
-    detail::Quant q[detail::kMaxMatvecTargets];
-    for (size_t i = 0; i < dense.size(); ++i) {
-      const kernels::DenseWeightView& v = dense[i].w;
-      w[i] = {static_cast<const uint16_t*>(v.data), code(v.dtype), v.n, v.k, v.ld};
-      y[i] = dense[i].y, ldy[i] = dense[i].ldy;
-    }
-    for (size_t i = 0; i < prepared.size(); ++i) {
-      q[i] = launch_args(prepared_of(*prepared[i].w).view());
-      y[i] = prepared[i].y, ldy[i] = prepared[i].ldy;
-    }
     use_device();
     bool done = false;
     launch("linear (matvec, fused input)", [&] {
       cudaError_t e = cudaSuccess;
       const int n = static_cast<int>(count);
-      done = dense.empty() ? detail::launch_vector_matvec_quant_targets(in.x, in.k, q, y, ldy, n, 1, stream_, &e, &p)
-                           : detail::launch_vector_matvec_dense_targets(in.x, in.k, w, y, ldy, n, 1, stream_, &e, &p);
+      if (dense.empty()) {
+        const TargetArgs<detail::Quant> a = launch_args(prepared);
+        done = detail::launch_vector_matvec_quant_targets(in.x, in.k, a.w, a.y, a.ldy, n, 1, stream_, &e, &p);
+      } else {
+        const TargetArgs<detail::Dense> a = launch_args(dense);
+        done = detail::launch_vector_matvec_dense_targets(in.x, in.k, a.w, a.y, a.ldy, n, 1, stream_, &e, &p);
+      }
       return e;
     });
     return done;
