@@ -1,7 +1,8 @@
 // lmx lora: LoRA / DoRA / full fine-tuning (mlx-lm's `lora --train` / `--test`) on a
 // folder of train.jsonl / valid.jsonl / test.jsonl, adapters written in mlx-lm's files;
-// --export-peft writes adapters as a PEFT folder. With --tensor-parallel N, full fine-tuning
-// of the model split over N ranks (lmx/train/split_training.h), the whole model's file saved.
+// --export-peft writes adapters as a PEFT folder. With --tensor-parallel N, the model split
+// over N ranks (lmx/train/split_training.h) is trained and tested, the whole model's files
+// saved.
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <cmath>
@@ -17,6 +18,7 @@
 #include "lmx/generate/model_container.h"
 #include "lmx/train/adapter_file.h"
 #include "lmx/train/peft_adapter.h"
+#include "lmx/train/split_adapters.h"
 #include "lmx/train/split_training.h"
 #include "lmx/train/trainer.h"
 
@@ -178,28 +180,51 @@ bool run_training(const LoraArgs& a, const generate::ModelContainer& c, int64_t 
   return !result.stopped;
 }
 
-void report_test_loss(double loss) { std::printf("Test loss %.3f, Test ppl %.3f.\n", loss, std::exp(loss)); }
+// --export-peft: the adapters (trained, or of --adapter-path) as a PEFT folder.
+void export_peft(const LoraArgs& a, const train::LoraAdapters& adapters) {
+  train::save_peft_adapters(a.export_peft, adapters, a.model);
+  std::printf("wrote PEFT adapters (%zu layers) to %s\n", adapters.layers.size(), a.export_peft.c_str());
+}
 
-// --tensor-parallel N: full fine-tuning of the split model, each rank on a thread of its own.
-void run_split_lora(const LoraArgs& a, train::FineTuneType type, generate::ModelContainer& c,
-                    models::TensorParallelLM& model) {
-  auto refuse = [](const std::string& what) {
-    throw Unsupported("lora --tensor-parallel: " + what + " is not supported on a split model yet");
-  };
-  if (!a.resume_adapter_file.empty()) refuse("--resume-adapter-file");
-  if (!a.export_peft.empty()) refuse("--export-peft (LoRA / DoRA adapters)");
-  if (!a.train) refuse("--test without --train (saved full fine-tuning weights)");
-  train::SplitFineTune tune(model, lora_config(a, type, model.num_layers()));
-  const train::TrainingForwardOptions forward{.grad_checkpoint = a.grad_checkpoint};
-  const bool finished =
-      run_training(a, c, tune.parameter_count(), tune.rank(0).weights.size(), tune.rank(0).config.num_layers,
-                   [&](const auto& train_set, const auto& valid_set, const train::TrainOptions& o) {
-                     return tune.train(train_set, valid_set, o, forward, print_report);
-                   });
-  if (!finished || !a.test) return;
+// --test: the loss on test.jsonl by `evaluate` (the whole model's or the split one's).
+void report_test_loss(const LoraArgs& a, const generate::ModelContainer& c,
+                      const std::function<double(const std::vector<train::Example>&)>& evaluate) {
   const auto test_set = read_split(fs::path(a.data), "test", c);
   warn_truncated(test_set, a.max_seq_length, "test");
-  report_test_loss(tune.evaluate(test_set, a.batch_size, a.test_batches, a.max_seq_length, a.mask_prompt));
+  const double loss = evaluate(test_set);
+  std::printf("Test loss %.3f, Test ppl %.3f.\n", loss, std::exp(loss));
+}
+
+void report_resumed(const LoraArgs& a) { std::printf("Resuming from %s\n", a.resume_adapter_file.c_str()); }
+
+// --tensor-parallel N: fine-tuning (LoRA, DoRA or full) of the split model, each rank on a
+// thread of its own; the whole model's adapters saved, tested and exported.
+void run_split_lora(const LoraArgs& a, train::FineTuneType type, generate::ModelContainer& c,
+                    models::TensorParallelLM& model) {
+  std::optional<train::SplitFineTune> tune;
+  if (a.train) {
+    tune.emplace(model, lora_config(a, type, model.num_layers()), a.seed);
+    if (!a.resume_adapter_file.empty()) {
+      tune->resume(a.resume_adapter_file);
+      report_resumed(a);
+    }
+    const train::TrainingForwardOptions forward{.grad_checkpoint = a.grad_checkpoint};
+    const bool finished = run_training(a, c, tune->parameter_count(), tune->rank(0).parameters().size(),
+                                       tune->rank(0).config.num_layers,
+                                       [&](const auto& train_set, const auto& valid_set, const train::TrainOptions& o) {
+                                         return tune->train(train_set, valid_set, o, forward, print_report);
+                                       });
+    if (!finished) return;
+  } else if (a.test) {
+    tune.emplace(train::SplitFineTune::saved(model, a.adapter_path));
+  }
+  if (!a.export_peft.empty()) {
+    export_peft(a, tune ? tune->whole() : train::load_whole_adapters(model, a.adapter_path));
+  }
+  if (!a.test) return;
+  report_test_loss(a, c, [&](const std::vector<train::Example>& test_set) {
+    return tune->evaluate(test_set, a.batch_size, a.test_batches, a.max_seq_length, a.mask_prompt);
+  });
 }
 
 void run_lora(const LoraArgs& a) {
@@ -224,7 +249,7 @@ void run_lora(const LoraArgs& a) {
     adapters = train::make_lora(model, lora_config(a, type, model.num_layers()), a.seed);
     if (!a.resume_adapter_file.empty()) {
       train::resume_adapters(a.resume_adapter_file, adapters);
-      std::printf("Resuming from %s\n", a.resume_adapter_file.c_str());
+      report_resumed(a);
     }
     int64_t trainable = 0;
     for (auto* p : adapters.parameters()) trainable += p->value().numel();
@@ -237,16 +262,11 @@ void run_lora(const LoraArgs& a) {
   } else {
     adapters = train::load_adapters(a.adapter_path, model);
   }
-  if (!a.export_peft.empty()) {
-    train::save_peft_adapters(a.export_peft, adapters, a.model);
-    std::printf("wrote PEFT adapters (%zu layers) to %s\n", adapters.layers.size(), a.export_peft.c_str());
-  }
-  if (a.test) {
-    const auto test_set = read_split(fs::path(a.data), "test", *container);
-    warn_truncated(test_set, a.max_seq_length, "test");
-    report_test_loss(
-        train::evaluate(*dt, &adapters, test_set, a.batch_size, a.test_batches, a.max_seq_length, a.mask_prompt));
-  }
+  if (!a.export_peft.empty()) export_peft(a, adapters);
+  if (!a.test) return;
+  report_test_loss(a, *container, [&](const std::vector<train::Example>& test_set) {
+    return train::evaluate(*dt, &adapters, test_set, a.batch_size, a.test_batches, a.max_seq_length, a.mask_prompt);
+  });
 }
 
 }  // namespace

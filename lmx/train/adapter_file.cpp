@@ -114,31 +114,6 @@ LoraAdapters adapters_from_tensors(const std::string& file, const LoraConfig& co
 
 namespace {
 
-LoraConfig read_mlx_config(const fs::path& config_path) {
-  const nlohmann::json config = read_json_file(config_path);
-  LoraConfig out;
-  try {
-    const std::string type = config.value("fine_tune_type", "lora");
-    try {
-      out.type = parse_fine_tune_type(type);
-    } catch (const InvalidArgument&) {
-      throw Unsupported(config_path.string() + ": fine_tune_type '" + type + "' is not supported (lora, dora, full)");
-    }
-    out.num_layers = config.value("num_layers", int64_t{16});
-    const nlohmann::json lp = config.value("lora_parameters", nlohmann::json::object());
-    out.rank = lp.value("rank", int64_t{8});
-    out.scale = lp.value("scale", 20.0f);
-    out.dropout = lp.value("dropout", 0.0f);
-    if (lp.contains("keys") && lp["keys"].is_array()) out.keys = lp["keys"].get<std::vector<std::string>>();
-  } catch (const nlohmann::json::exception& e) {
-    throw FormatError(config_path.string() + ": " + e.what());
-  }
-  if (out.rank <= 0 && out.type != FineTuneType::full) {
-    throw FormatError(config_path.string() + ": lora_parameters.rank must be positive, got " + std::to_string(out.rank));
-  }
-  return out;
-}
-
 // Full fine-tuning's file: parameters of the model by name, each of its shape.
 LoraAdapters read_full_weights(const io::SafetensorsFile& file, const LoraConfig& config, models::TransformerLM& model) {
   std::map<std::string, Shape> shapes;
@@ -171,6 +146,32 @@ LoraAdapters read_full_weights(const io::SafetensorsFile& file, const LoraConfig
 
 }  // namespace
 
+LoraConfig read_adapter_config(const fs::path& dir) {
+  const fs::path config_path = dir / "adapter_config.json";
+  const nlohmann::json config = read_json_file(config_path);
+  LoraConfig out;
+  try {
+    const std::string type = config.value("fine_tune_type", "lora");
+    try {
+      out.type = parse_fine_tune_type(type);
+    } catch (const InvalidArgument&) {
+      throw Unsupported(config_path.string() + ": fine_tune_type '" + type + "' is not supported (lora, dora, full)");
+    }
+    out.num_layers = config.value("num_layers", int64_t{16});
+    const nlohmann::json lp = config.value("lora_parameters", nlohmann::json::object());
+    out.rank = lp.value("rank", int64_t{8});
+    out.scale = lp.value("scale", 20.0f);
+    out.dropout = lp.value("dropout", 0.0f);
+    if (lp.contains("keys") && lp["keys"].is_array()) out.keys = lp["keys"].get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(config_path.string() + ": " + e.what());
+  }
+  if (out.rank <= 0 && out.type != FineTuneType::full) {
+    throw FormatError(config_path.string() + ": lora_parameters.rank must be positive, got " + std::to_string(out.rank));
+  }
+  return out;
+}
+
 void check_adapter_folder(const fs::path& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw IoError("adapters: no folder " + dir.string());
@@ -179,7 +180,7 @@ void check_adapter_folder(const fs::path& dir) {
 LoraAdapters load_adapters(const fs::path& dir, models::TransformerLM& model, const std::string& weights_name) {
   check_adapter_folder(dir);
   if (is_peft_adapter(dir)) return load_peft_adapters(dir, model);
-  const LoraConfig config = read_mlx_config(dir / "adapter_config.json");
+  const LoraConfig config = read_adapter_config(dir);
   io::SafetensorsFile file = io::SafetensorsFile::open(dir / weights_name);
   if (config.type == FineTuneType::full) return read_full_weights(file, config, model);
   std::vector<std::string> problems;

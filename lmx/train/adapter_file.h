@@ -27,6 +27,10 @@ namespace lmx::train {
 void save_adapters(const std::filesystem::path& dir, const LoraAdapters& adapters, const nlohmann::json& extra,
                    const std::string& weights_name = "adapters.safetensors");
 
+// The LoraConfig of an mlx-lm adapter folder's adapter_config.json (FormatError naming the
+// file; Unsupported for a fine-tune type lmx does not have).
+LoraConfig read_adapter_config(const std::filesystem::path& dir);
+
 // IoError "adapters: no folder <dir>" unless `dir` is a directory: the first check of
 // load_adapters, also made before a model loads so that a mistyped path fails at once.
 void check_adapter_folder(const std::filesystem::path& dir);

@@ -86,7 +86,7 @@ DifferentiableTransformer::DifferentiableTransformer(models::TransformerLM& mode
 }
 
 Var DifferentiableTransformer::project(const std::string& path, const Var& x, const LoraAdapters* lora,
-                                       ops::RandomGenerator* rng) const {
+                                       ops::RandomGenerator* rng, bool row_parallel) const {
   auto it = linears_.find(path);
   if (it == linears_.end()) throw InternalError("training: no Linear '" + path + "'");
   const nn::Linear& l = *it->second;
@@ -98,12 +98,17 @@ Var DifferentiableTransformer::project(const std::string& path, const Var& x, co
   if (!lora || ad == lora->layers.end()) return apply_weight(l.weight(), x, l.bias());
   const LoraPair& p = ad->second;
   const double scale = lora->config.scale;
-  Var xin = rng ? autograd::dropout(x, lora->config.dropout, *rng) : x;
+  const bool rank_inputs = row_parallel && comm_;  // x: this rank's columns of the input
+  const float dropout = lora->config.dropout;
+  Var xin = !rng ? x : rank_inputs ? rank_dropout(x, dropout, *rng) : autograd::dropout(x, dropout, *rng);
   Var delta = autograd::mul(autograd::matmul(autograd::matmul(xin, p.a), p.b), scale);
   if (!p.m.defined()) return autograd::add(apply_weight(l.weight(), x, l.bias()), delta);
   // DoRA: m / ||W + scale (a b)^T||_row rescales base + delta before the bias; the norm is
-  // a constant of this step.
-  Tensor inv_norms = ops::pow(dora_row_norms(l.weight(), p.a.value(), p.b.value(), lora->config.scale), -1.0);
+  // a constant of this step (on a row-parallel rank: over every rank's columns, the ranks'
+  // squares added, so that each rank's part of the sum is rescaled as the whole).
+  Tensor squares = dora_squared_row_norms(l.weight(), p.a.value(), p.b.value(), lora->config.scale);
+  if (rank_inputs) squares = comm_->all_reduce_sum(squares);
+  Tensor inv_norms = ops::pow(ops::sqrt(squares), -1.0);
   Var y = autograd::mul(autograd::add(apply_weight(l.weight(), x, Tensor()), delta),
                         autograd::mul(p.m, Var(inv_norms)));
   return l.has_bias() ? autograd::add(y, Var(l.bias())) : y;
@@ -163,7 +168,7 @@ Var DifferentiableTransformer::attention(int64_t layer, const Var& x_in, const L
   ap.softcap = o.softcap;
   Var out = autograd::scaled_dot_product_attention(q, k, v, ap);  // [B, H, L, D]
   out = autograd::reshape(autograd::transpose(out, 1, 2), {B, L, o.heads * o.head_dim});
-  return split_output(project(base + "o_proj", out, lora, rng));
+  return split_output(project(base + "o_proj", out, lora, rng, true));
 }
 
 Var DifferentiableTransformer::mlp(int64_t layer, const Var& x_in, const LoraAdapters* lora,
@@ -175,7 +180,19 @@ Var DifferentiableTransformer::mlp(int64_t layer, const Var& x_in, const LoraAda
       base + "down_proj",
       autograd::gated_activation(*nn::fused_gate(ls.mlp.act), project(base + "gate_proj", x, lora, rng),
                                  project(base + "up_proj", x, lora, rng)),
-      lora, rng));
+      lora, rng, true));
+}
+
+Var DifferentiableTransformer::rank_dropout(const Var& x, float p, ops::RandomGenerator& rng) const {
+  if (p == 0.0f) return x;
+  // The whole input's mask drawn as autograd::dropout draws it (a mask of ones), this
+  // rank's columns kept.
+  Shape whole = x.shape();
+  const int64_t n = whole.back(), rank = model_.spec().shard.rank;
+  whole.back() = n * model_.spec().shard.world;
+  const Tensor keep = autograd::dropout(Var(Tensor::full(whole, 1.0)), p, rng).value();
+  const Tensor mine = keep.slice(keep.ndim() - 1, rank * n, (rank + 1) * n).contiguous();
+  return autograd::mul(x, Var(mine.to(x.value().device())));
 }
 
 Var DifferentiableTransformer::split_input(const Var& x) const {

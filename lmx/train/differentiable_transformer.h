@@ -14,6 +14,8 @@
 // collectives made differentiable (rank_autograd.h): the attention and MLP inputs' gradients
 // added over the ranks, their outputs summed, a vocabulary-parallel embedding summed
 // (frozen) and its head's logits gathered; a mixture of experts runs the rank's experts.
+// A rank's LoRA / DoRA adapters are its share (weight_shares.h): a row-parallel layer's
+// DoRA norms add the ranks' squared norms (one all-reduce per layer and forward).
 #pragma once
 
 #include <map>
@@ -63,8 +65,12 @@ class DifferentiableTransformer {
   // Block i under autograd::checkpoint, its adapters passed as the checkpoint's inputs.
   autograd::Var checkpointed_block(int64_t i, const autograd::Var& h, const LoraAdapters* lora,
                                    ops::RandomGenerator* rng) const;
+  // `row_parallel`: on a split model, a projection of the rank's share of the inputs whose
+  // output the ranks add (o_proj, down_proj): its DoRA norms span every rank's inputs (the
+  // ranks' squared norms added) and its dropout mask is the rank's columns of the whole
+  // input's (so that the ranks draw what the whole model does).
   autograd::Var project(const std::string& path, const autograd::Var& x, const LoraAdapters* lora,
-                        ops::RandomGenerator* rng) const;
+                        ops::RandomGenerator* rng, bool row_parallel = false) const;
   autograd::Var norm(const std::string& path, const autograd::Var& x, const LoraAdapters* lora) const;
   autograd::Var attention(int64_t layer, const autograd::Var& x, const LoraAdapters* lora,
                           ops::RandomGenerator* rng) const;
@@ -76,6 +82,8 @@ class DifferentiableTransformer {
   // whose gradient the ranks add, and its output, the ranks' partial sums added.
   autograd::Var split_input(const autograd::Var& x) const;
   autograd::Var split_output(const autograd::Var& x) const;
+  // Dropout of a row-parallel projection's input (the rank's columns of the whole input).
+  autograd::Var rank_dropout(const autograd::Var& x, float p, ops::RandomGenerator& rng) const;
 
   models::TransformerLM& model_;
   Options options_;

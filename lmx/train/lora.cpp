@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <set>
+#include <utility>
 
 #include "lmx/base/error.h"
 #include "lmx/core/ops/elementwise.h"
@@ -40,6 +41,8 @@ Tensor dense_f32(const nn::WeightMatrix& weight) {
   return weight.dense().to(Dtype::f32);
 }
 
+Tensor squared_row_norms(const nn::WeightMatrix& weight) { return ops::sum(ops::square(dense_f32(weight)), 1); }
+
 Tensor dora_squared_row_norms(const nn::WeightMatrix& weight, const Tensor& a, const Tensor& b, float scale) {
   Tensor w = dense_f32(weight);
   Tensor adapted = ops::add(w, ops::mul(ops::matmul(a.to(w.device()), b.to(w.device())).transpose(0, 1),
@@ -51,14 +54,35 @@ Tensor dora_row_norms(const nn::WeightMatrix& weight, const Tensor& a, const Ten
   return ops::sqrt(dora_squared_row_norms(weight, a, b, scale));
 }
 
-std::vector<std::pair<std::string, autograd::Var*>> LoraAdapters::named_parameters() {
-  std::vector<std::pair<std::string, autograd::Var*>> out;
-  for (auto& [name, pair] : layers) {
+std::vector<std::pair<std::string, const autograd::Var*>> LoraAdapters::named_parameters() const {
+  std::vector<std::pair<std::string, const autograd::Var*>> out;
+  for (const auto& [name, pair] : layers) {
     out.emplace_back(name + ".lora_a", &pair.a);
     out.emplace_back(name + ".lora_b", &pair.b);
     if (pair.m.defined()) out.emplace_back(name + ".m", &pair.m);
   }
-  for (auto& [name, w] : weights) out.emplace_back(name, &w);
+  for (const auto& [name, w] : weights) out.emplace_back(name, &w);
+  return out;
+}
+
+std::vector<std::pair<std::string, autograd::Var*>> LoraAdapters::named_parameters() {
+  std::vector<std::pair<std::string, autograd::Var*>> out;
+  for (const auto& [name, var] : std::as_const(*this).named_parameters()) {
+    out.emplace_back(name, const_cast<autograd::Var*>(var));
+  }
+  return out;
+}
+
+LoraAdapters LoraAdapters::with_values(const std::function<Tensor(const std::string& name)>& value,
+                                       bool trainable) const {
+  auto leaf = [&](const std::string& name) { return autograd::Var(value(name), trainable); };
+  LoraAdapters out;
+  out.config = config;
+  for (const auto& [name, pair] : layers) {
+    out.layers.emplace(name, LoraPair{leaf(name + ".lora_a"), leaf(name + ".lora_b"),
+                                      pair.m.defined() ? leaf(name + ".m") : autograd::Var()});
+  }
+  for (const auto& [name, w] : weights) out.weights.emplace(name, leaf(name));
   return out;
 }
 
@@ -167,8 +191,7 @@ LoraAdapters make_lora(models::TransformerLM& model, const LoraConfig& config, u
       LoraPair pair{autograd::Var(rng.uniform({in, config.rank}, -bound, bound), true),
                     autograd::Var(Tensor::zeros({config.rank, outf}), true), autograd::Var()};
       if (config.type == FineTuneType::dora) {
-        const Tensor w = dense_f32(linear->weight());
-        pair.m = autograd::Var(ops::sqrt(ops::sum(ops::square(w), 1)).to(Device::cpu()), true);
+        pair.m = autograd::Var(ops::sqrt(squared_row_norms(linear->weight())).to(Device::cpu()), true);
       }
       out.layers.emplace(path, std::move(pair));
     }

@@ -55,6 +55,10 @@ struct LoraAdapters {
   // The same with their names as saved ("<layer>.lora_a" / ".lora_b" / ".m", or the
   // parameter names).
   std::vector<std::pair<std::string, autograd::Var*>> named_parameters();
+  std::vector<std::pair<std::string, const autograd::Var*>> named_parameters() const;
+  // Adapters of the same layers (or weights) and config, each tensor's value `value(name)`
+  // (by the saved names), trainable leaves or constants.
+  LoraAdapters with_values(const std::function<Tensor(const std::string& name)>& value, bool trainable) const;
   // LoRA / DoRA: attaches the current values to the model's Linear layers (inference
   // without fusing; DoRA's norm is computed here, once). Full: copies the weights into
   // the model's parameters (in their dtypes). `sum_squares(layer, squares)`, when given,
@@ -81,6 +85,9 @@ LoraAdapters make_lora(models::TransformerLM& model, const LoraConfig& config, u
 // The Linear layers of the model by full path.
 std::map<std::string, nn::Linear*> linear_layers(models::TransformerLM& model);
 
+// The squared row norms (f32 [out]) of a Linear's weight, dequantized when packed: DoRA's
+// initial magnitude is their square root.
+Tensor squared_row_norms(const nn::WeightMatrix& weight);
 // DoRA's denominator: the row norms ||W + scale * (a @ b)^T|| (f32 [out]) of a Linear's
 // weight, dequantized when packed; and their squares (what the ranks of a split layer add).
 Tensor dora_row_norms(const nn::WeightMatrix& weight, const Tensor& a, const Tensor& b, float scale);

@@ -63,13 +63,26 @@ LoraAdapters shard_adapters(const LoraAdapters& whole, const std::map<std::strin
   return out;
 }
 
-void attach_split_adapters(models::TensorParallelLM& model, const std::filesystem::path& dir) {
+LoraAdapters load_whole_adapters(models::TensorParallelLM& model, const std::filesystem::path& dir) {
   models::TransformerLM* whole = model.whole();
   if (!whole) throw Unsupported("tensor parallel: a split model of random weights takes no adapters");
   // The whole model here holds no weights, which full fine-tuning's are checked against.
   const std::filesystem::path config = dir / "adapter_config.json";
   if (std::filesystem::exists(config) && read_json_file(config).value("fine_tune_type", "") == "full") refuse_full();
-  const LoraAdapters adapters = load_adapters(dir, *whole);
+  return load_adapters(dir, *whole);
+}
+
+LoraAdapters::SumSquares sum_squares_over_ranks(const std::map<std::string, models::LayerSplit>& plan,
+                                                Communicator& comm) {
+  return [&plan, &comm](const std::string& layer, const Tensor& squares) {
+    auto it = plan.find(layer);
+    return it != plan.end() && it->second.row ? comm.all_reduce_sum(squares) : squares;
+  };
+}
+
+void attach_split_adapters(models::TensorParallelLM& model, const std::filesystem::path& dir) {
+  const LoraAdapters adapters = load_whole_adapters(model, dir);
+  models::TransformerLM* whole = model.whole();
   const int world = model.world();
   std::vector<std::map<std::string, models::LayerSplit>> plans;
   std::vector<LoraAdapters> shares;
@@ -79,11 +92,7 @@ void attach_split_adapters(models::TensorParallelLM& model, const std::filesyste
   }
   // Every rank attaches its layers in the same (name) order, so their all-reduces pair up.
   model.on_ranks([&](int r, models::TransformerLM& shard, Communicator& comm) {
-    const auto& plan = plans[static_cast<size_t>(r)];
-    shares[static_cast<size_t>(r)].attach(shard, [&](const std::string& layer, const Tensor& squares) {
-      auto it = plan.find(layer);
-      return it != plan.end() && it->second.row ? comm.all_reduce_sum(squares) : squares;
-    });
+    shares[static_cast<size_t>(r)].attach(shard, sum_squares_over_ranks(plans[static_cast<size_t>(r)], comm));
   });
 }
 

@@ -29,8 +29,19 @@ namespace lmx::train {
 LoraAdapters shard_adapters(const LoraAdapters& whole, const std::map<std::string, models::LayerSplit>& plan, int rank,
                             int world);
 
-// load_adapters against model.whole() (every check the whole model's: unknown layers,
-// shapes), then every rank's share attached to its shard on the rank's own thread.
+// The whole model's LoRA / DoRA adapters in `dir`: load_adapters against model.whole()
+// (every check the whole model's: unknown layers, shapes). Unsupported for full
+// fine-tuning's weights and a split model of random weights.
+LoraAdapters load_whole_adapters(models::TensorParallelLM& model, const std::filesystem::path& dir);
+
+// load_whole_adapters, then every rank's share attached to its shard on the rank's own thread.
 void attach_split_adapters(models::TensorParallelLM& model, const std::filesystem::path& dir);
+
+// A rank's DoRA squared row norms over every input of the layer from those over its own
+// inputs: a row-parallel layer's (by the rank's `plan`) summed over the ranks (a
+// collective: every rank calls it for the same layers in the same order), the others as
+// they are.
+LoraAdapters::SumSquares sum_squares_over_ranks(const std::map<std::string, models::LayerSplit>& plan,
+                                                Communicator& comm);
 
 }  // namespace lmx::train

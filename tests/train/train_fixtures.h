@@ -92,12 +92,16 @@ inline train::LoraConfig tuning(train::FineTuneType type, int64_t num_layers, in
   return c;
 }
 
-// A fresh folder under the temp dir named after the process and test, removed at the end.
+// A fresh folder under the temp dir named after the process and test (and `suffix`, for
+// another one in the same test), removed at the end.
 struct TempDir {
-  std::filesystem::path path =
-      std::filesystem::temp_directory_path() / ("lmx-train-" + std::to_string(::getpid()) + "-" +
-                                                ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  TempDir() { std::filesystem::create_directories(path); }
+  std::filesystem::path path;
+  explicit TempDir(const std::string& suffix = "")
+      : path(std::filesystem::temp_directory_path() /
+             ("lmx-train-" + std::to_string(::getpid()) + "-" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->name() + suffix)) {
+    std::filesystem::create_directories(path);
+  }
   ~TempDir() { std::filesystem::remove_all(path); }
   std::filesystem::path write(const std::string& name, const std::string& content) const {
     std::ofstream(path / name) << content;
