@@ -40,12 +40,7 @@ if has hf; then  # first: its torch compile is slowed by the llama.cpp build
   done
 fi
 if has llama; then
-  mkdir -p /tmp/ll && tar xJf "$D/llstage.tar.xz" -C /tmp/ll
-  ( nice -n 19 cmake -S /tmp/ll -B /tmp/llb -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-      -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DGGML_NATIVE=ON \
-      -DLLAMA_CURL=OFF > "$L/llcfg.log" 2>&1 &&
-    nice -n 19 cmake --build /tmp/llb -j 12 --target llama-bench llama-quantize > "$L/llbuild.log" 2>&1
-    echo "LLBUILD_RC=$?" >> "$L/llbuild.log" ) &
+  bash tools/device/build_llama_bench.sh "$D" "$L" 12 &
 fi
 if has serve; then  # built while the GPU steps run
   mkdir -p /tmp/lls && tar xJf "$D/llserver.tar.xz" -C /tmp/lls

@@ -37,12 +37,7 @@ CFG=$R/tools/device/configs/llama-3.1-8b.json
 export LMX_TEST_MODELS=$R/tests/data/models LMX_TEST_DATA=$R/tests/data
 ranks() { local r=1; while [ $r -le "$GPUS" ] && [ $r -le 4 ]; do echo $r; r=$((r * 2)); done; }
 if has llama; then  # built in the background while the GPU steps run
-  mkdir -p /tmp/ll && tar xJf "$D/llstage.tar.xz" -C /tmp/ll
-  ( nice -n 19 cmake -S /tmp/ll -B /tmp/llb -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-      -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DGGML_NATIVE=ON \
-      -DLLAMA_CURL=OFF > "$L/llcfg.log" 2>&1 &&
-    nice -n 19 cmake --build /tmp/llb -j 24 --target llama-bench llama-quantize > "$L/llbuild.log" 2>&1
-    echo "LLBUILD_RC=$?" >> "$L/llbuild.log" ) &
+  bash tools/device/build_llama_bench.sh "$D" "$L" 24 &
 fi
 summary() { grep -E '^\[  (PASSED|FAILED) |FAILED  \]|SKIPPED \]' "$1" | head -20; }
 if has tests; then
